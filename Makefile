@@ -1,0 +1,36 @@
+# captioner: build, test, benchmark. `make help` lists the targets.
+GO        ?= go
+BIN       ?= bin
+# Link the CUDA build against the toolkit's stub libcuda when no driver is installed;
+# at run time the real driver's libcuda.so.1 is used.
+CUDA_STUBS ?= /usr/lib/x86_64-linux-gnu/stubs
+export CAPTIONER_ASSETS ?= $(abspath ../shared)
+
+.PHONY: help build build-cuda test test-go test-purego test-cuda-build bench fuzz vet
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
+
+build: ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
+	$(GO) build -o $(BIN)/captioner ./cmd/captioner
+
+build-cuda: ## the CUDA binary bin/captioner-cuda
+	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda -o $(BIN)/captioner-cuda ./cmd/captioner
+
+test: vet test-go test-purego test-cuda-build ## everything CI runs
+
+vet:
+	$(GO) vet ./...
+
+test-go: ## unit, integration and golden tests
+	$(GO) test -count=1 ./...
+
+test-purego: ## the pure-Go fallback (no cgo, gonum GEMM) builds and passes the kernel suite
+	CGO_ENABLED=0 $(GO) build ./...
+	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/...
+
+test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked against the stub libcuda
+	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) vet -tags cuda ./...
+
+bench: ## benchmarks that print figures
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./gpu/...

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+)
+
+func init() {
+	rootCmd.AddCommand(&cobra.Command{
+		Use:   "config",
+		Short: "Print the effective configuration (defaults, file, environment, flags) as YAML",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := loadConfig(cmd); err != nil {
+				return err
+			}
+			out, err := yaml.Marshal(settings.AllSettings())
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	})
+}

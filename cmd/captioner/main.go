@@ -1,0 +1,60 @@
+// Command captioner captions images: a MobileNetV2 encoder and an LSTM decoder,
+// served over HTTP with dynamic batching, trained on Flickr8k, on CPU or CUDA.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/captioner/captioner/config"
+)
+
+var rootCmd = &cobra.Command{
+	Use:           "captioner",
+	Short:         "Image captioning: MobileNetV2 encoder + LSTM decoder, on CPU or CUDA",
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+// settings holds the viper instance that flags are bound to; loadConfig reads it.
+var settings = viper.New()
+
+func init() {
+	pf := rootCmd.PersistentFlags()
+	pf.String("config", os.Getenv("CAPTIONER_CONFIG"), "YAML configuration file (env CAPTIONER_CONFIG)")
+	pf.String("device", "auto", "where kernels run: auto, cpu or cuda")
+	pf.String("assets", "", "assets folder laid out like shared/ (env CAPTIONER_ASSETS; empty: download cache)")
+	pf.String("model", config.DefaultModel, "caption model folder")
+	pf.Int("threads", 0, "CPU threads for kernels (0: every core)")
+	for _, k := range []string{"device", "assets", "model", "threads"} {
+		bindFlag(pf, k, k)
+	}
+}
+
+// bindFlag makes flag name override configuration key key, but only when the user
+// sets it, so that files and environment variables keep their say otherwise.
+func bindFlag(fs *pflag.FlagSet, name, key string) {
+	if err := settings.BindPFlag(key, fs.Lookup(name)); err != nil {
+		panic("captioner: binding flag " + name + ": " + err.Error())
+	}
+}
+
+// loadConfig returns the effective configuration for the running command.
+func loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	file, err := cmd.Flags().GetString("config")
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(settings, file)
+}
+
+func main() {
+	if err := rootCmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "captioner:", err)
+		os.Exit(1)
+	}
+}

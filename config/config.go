@@ -1,0 +1,178 @@
+// Package config loads captioner's configuration: defaults, then a YAML file
+// (configs/*.yaml or --config), then CAPTIONER_* environment variables, then flags.
+// Unknown keys and bad values fail at startup with a message naming the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// Config is the whole effective configuration. Each area lives in its own file
+// with its defaults and its checks.
+type Config struct {
+	// Device selects where kernels run: auto (a GPU when one and the CUDA build are
+	// present, else the CPU), cpu, or cuda.
+	Device string `mapstructure:"device"`
+	// Threads caps CPU kernel threads; 0 uses every core.
+	Threads int `mapstructure:"threads"`
+	// Assets is a folder laid out like the project's shared assets
+	// (models/mobilenet_v2/..., data/flickr8k/...). Empty: the download cache.
+	Assets string `mapstructure:"assets"`
+	// Model is the caption model folder used by caption, eval and serve.
+	Model string `mapstructure:"model"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `mapstructure:"log_level"`
+
+	Image  Image  `mapstructure:"image"`
+	Decode Decode `mapstructure:"decode"`
+	Train  Train  `mapstructure:"train"`
+	Server Server `mapstructure:"server"`
+}
+
+// EnvPrefix prefixes every environment variable: CAPTIONER_SERVER_ADDR sets server.addr.
+const EnvPrefix = "CAPTIONER"
+
+// DefaultModel is the shipped model, relative to the repository root.
+const DefaultModel = "models/flickr8k-merge-lstm"
+
+func setDefaults(v *viper.Viper) {
+	v.SetDefault("device", "auto")
+	v.SetDefault("threads", 0)
+	v.SetDefault("assets", "")
+	v.SetDefault("model", DefaultModel)
+	v.SetDefault("log_level", "info")
+	imageDefaults(v)
+	decodeDefaults(v)
+	trainDefaults(v)
+	serverDefaults(v)
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if err := oneOf("device", c.Device, "auto", "cpu", "cuda"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Threads < 0 {
+		errs = append(errs, fmt.Errorf("threads: %d is negative; use 0 for every core or a positive count", c.Threads))
+	}
+	if err := oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.Image.validate()...)
+	errs = append(errs, c.Decode.validate()...)
+	errs = append(errs, c.Train.validate()...)
+	errs = append(errs, c.Server.validate()...)
+	return errors.Join(errs...)
+}
+
+// Load builds the configuration from v, which already holds any bound flags.
+// file is an explicit YAML path ("" means none). Environment variables override
+// the file; flags bound to v override both.
+func Load(v *viper.Viper, file string) (*Config, error) {
+	setDefaults(v)
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config: reading %s: %w", file, err)
+		}
+		if err := checkKnownKeys(v, file); err != nil {
+			return nil, err
+		}
+	}
+	var c Config
+	// Environment variables only reach Unmarshal for keys viper knows, which every
+	// key does through its default.
+	dec := func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	}
+	if err := v.Unmarshal(&c, dec); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if c.Assets == "" {
+		c.Assets = os.Getenv("CAPTIONER_ASSETS")
+	}
+	return &c, nil
+}
+
+// checkKnownKeys rejects keys in the file that no field declares, naming them and
+// the keys that exist, because a misspelt key would otherwise be silently ignored.
+func checkKnownKeys(v *viper.Viper, file string) error {
+	known := map[string]bool{}
+	for _, k := range Keys() {
+		known[k] = true
+	}
+	var unknown []string
+	for _, k := range v.AllKeys() {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	return fmt.Errorf("config: %s: unknown key(s) %s; known keys are: %s",
+		filepath.Base(file), strings.Join(unknown, ", "), strings.Join(Keys(), ", "))
+}
+
+// Keys lists every configuration key, dotted, in declaration order.
+func Keys() []string {
+	var keys []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name := prefix + f.Tag.Get("mapstructure")
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				walk(f.Type, name+".")
+				continue
+			}
+			keys = append(keys, name)
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	return keys
+}
+
+func oneOf(key, val string, allowed ...string) error {
+	for _, a := range allowed {
+		if val == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %q is not one of %s", key, val, strings.Join(allowed, ", "))
+}
+
+func positive(key string, val int) error {
+	if val <= 0 {
+		return fmt.Errorf("%s: %d must be positive", key, val)
+	}
+	return nil
+}
+
+func positiveDuration(key string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%s: %s must be a positive duration such as 250ms or 30s", key, d)
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+// Package gpu is captioner's device layer: device memory and the kernels that the
+// encoder, the decoder and the trainer run, on the CPU or on an NVIDIA GPU.
+//
+// Conventions (see doc.go for the full legend):
+//   - All arrays are float32, row-major. A matrix with leading dimension ld stores
+//     element {i, j} at a[i*ld+j].
+//   - Kernels take outputs first, then inputs, then sizes (llm.c style).
+//   - Backward kernels ADD into gradient buffers (callers zero them once per step),
+//     except where a comment says "writes".
+//   - Integer inputs (token ids, targets) are host slices: they are small, and the
+//     CUDA backend uploads them to scratch memory itself.
+//   - Results that the caller needs on the host (argmax, top-k, norms) come back as
+//     host values; every such call synchronises.
+//
+// Kernels may run asynchronously on a device; Download and the host-returning
+// kernels synchronise. A Device is not safe for concurrent use: one goroutine (the
+// batcher, or the trainer) owns it.
+package gpu
+
+// Buf is a float32 array in a device's memory. Views made by Slice share memory
+// with their parent and must not outlive it.
+type Buf interface {
+	// Len is the number of float32 elements.
+	Len() int
+	// Slice returns the view of elements [off, off+n).
+	Slice(off, n int) Buf
+}
+
+// Act is an activation fused into a kernel.
+type Act int
+
+const (
+	ActNone    Act = iota // identity
+	ActReLU               // max(x, 0)
+	ActReLU6              // min(max(x, 0), 6)
+	ActTanh               // tanh(x)
+	ActSigmoid            // 1 / (1 + exp(-x))
+)
+
+// ConvParams describes a 2-D convolution in NHWC layout.
+//
+//	in     is (N, H, W, C)
+//	weight is (OC, KH, KW, C) for Conv2D (TFLite's OHWI layout) and
+//	          (KH, KW, C)     for DepthwiseConv2D (OC == C, multiplier 1)
+//	bias   is (OC)
+//	out    is (N, OH, OW, OC)
+//
+// Padding is explicit: input row oh*StrideH - PadTop + kh is read for output row oh
+// (rows outside [0, H) read as zero); the same for columns. TFLite's SAME padding for
+// stride 2 puts the extra row at the bottom (PadTop = total/2), unlike PyTorch.
+type ConvParams struct {
+	N, H, W, C       int // input
+	OC, KH, KW       int // output channels and kernel size
+	StrideH, StrideW int
+	PadTop, PadLeft  int
+	OH, OW           int // output spatial size
+}
+
+// Device is one compute device. Methods panic on programmer errors (mismatched
+// sizes, a Buf from another device) with a "gpu: " message; runtime failures
+// (out of memory, a lost GPU) surface from Sync and Download as errors.
+type Device interface {
+	// Name says which device and library this is, e.g. "cpu (OpenBLAS, 2 threads)".
+	Name() string
+	// Alloc returns a zeroed buffer of n elements.
+	Alloc(n int) Buf
+	// Free releases a buffer returned by Alloc (not a Slice view).
+	Free(b Buf)
+	// Upload copies host memory into dst; len(src) must equal dst.Len().
+	Upload(dst Buf, src []float32)
+	// Download copies src into host memory; len(dst) must equal src.Len(). It synchronises.
+	Download(dst []float32, src Buf) error
+	// Copy copies src into dst on the device; lengths must match.
+	Copy(dst, src Buf)
+	// Zero sets every element of b to 0.
+	Zero(b Buf)
+	// Sync waits for queued work and reports any asynchronous failure.
+	Sync() error
+	// Close releases the device; buffers must not be used afterwards.
+	Close() error
+
+	// Gemm computes C = alpha * op(A) * op(B) + beta * C with op(X) = X or X^T.
+	// op(A) is (m, k), op(B) is (k, n), C is (m, n); lda, ldb, ldc are the row
+	// strides of A, B, C as stored (A is (k, m) in memory when transA).
+	Gemm(transA, transB bool, m, n, k int, alpha float32, a Buf, lda int, b Buf, ldb int, beta float32, c Buf, ldc int)
+	// GemmStridedBatched runs batch Gemms; matrix i starts at i*strideA in a,
+	// i*strideB in b and i*strideC in c.
+	GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a Buf, lda, strideA int, b Buf, ldb, strideB int, beta float32, c Buf, ldc, strideC int, batch int)
+
+	// Conv2D writes out = act(conv(in, weight) + bias). See ConvParams for layouts.
+	// A 1x1 stride-1 unpadded convolution is one Gemm.
+	Conv2D(out, in, weight, bias Buf, p ConvParams, act Act)
+	// DepthwiseConv2D writes out = act(depthwise(in, weight) + bias), channel multiplier 1.
+	DepthwiseConv2D(out, in, weight, bias Buf, p ConvParams, act Act)
+	// GlobalAvgPool writes out (n, c) = mean over hw positions of in (n, hw, c).
+	GlobalAvgPool(out, in Buf, n, hw, c int)
+
+	// BiasAct writes out (rows, cols) = act(x + bias), bias (cols) broadcast over rows.
+	// bias may be nil (no bias). out may be x.
+	BiasAct(out, x, bias Buf, rows, cols int, act Act)
+	// BiasActBackward writes dx = dout * act'(.) where y = act(...) is the forward
+	// output (activations' derivatives are computed from y), and adds the column sums
+	// of dx into dbias (rows, cols) -> (cols) when dbias is not nil. dx may be dout.
+	// ActReLU6 is not differentiable here (the encoder is not trained): it panics.
+	BiasActBackward(dx, dbias, dout, y Buf, rows, cols int, act Act)
+	// Add writes out = a + b elementwise; out may alias a or b.
+	Add(out, a, b Buf)
+	// Mul writes out = a * b elementwise; out may alias a or b.
+	Mul(out, a, b Buf)
+	// Axpy adds alpha * x into y.
+	Axpy(y, x Buf, alpha float32)
+	// Scale multiplies x by alpha in place.
+	Scale(x Buf, alpha float32)
+	// SumSquares returns the sum of x[i]^2 (accumulated in float64); it synchronises.
+	SumSquares(x Buf) (float64, error)
+
+	// LSTMCellForward applies the LSTM cell nonlinearity for one time step.
+	//   gates (B, 4H): preactivations x*Wx + h*Wh + b, blocks in order i, f, g, o
+	//   cPrev (B, H):  previous cell state
+	// It writes c (B, H), h (B, H), and act (B, 4H) = sigmoid(i), sigmoid(f), tanh(g),
+	// sigmoid(o), which the backward pass needs:
+	//   c = f*cPrev + i*g;  h = o*tanh(c)
+	LSTMCellForward(h, c, act, gates, cPrev Buf, batch, hidden int)
+	// LSTMCellBackward is the backward of LSTMCellForward for one time step.
+	//   dh (B, H): gradient into h (from the output and from the next step)
+	//   dc (B, H): gradient into c from the next step (zero at the last step)
+	// It writes dgates (B, 4H) (gradients of the preactivations) and dcPrev (B, H).
+	// dcPrev may alias dc.
+	LSTMCellBackward(dgates, dcPrev, dh, dc, act, c, cPrev Buf, batch, hidden int)
+
+	// Softmax writes out (rows, cols) = softmax of each row of x; out may be x.
+	Softmax(out, x Buf, rows, cols int)
+	// LogSoftmax writes out (rows, cols) = log-softmax of each row of x; out may be x.
+	LogSoftmax(out, x Buf, rows, cols int)
+	// CrossEntropy computes, for each row r with targets[r] >= 0,
+	//   loss[r] = -log softmax(logits[r])[targets[r]]
+	// and writes dlogits[r] = (softmax(logits[r]) - onehot(targets[r])) * gradScale.
+	// Rows with a negative target (padding) get loss 0 and zero gradient. dlogits
+	// may be nil (evaluation only) or alias logits.
+	CrossEntropy(loss, dlogits, logits Buf, targets []int32, rows, cols int, gradScale float32)
+
+	// EmbeddingForward writes out (len(ids), dim) = rows ids of table (vocab, dim).
+	EmbeddingForward(out, table Buf, ids []int32, dim int)
+	// EmbeddingBackward adds row i of dout into row ids[i] of dtable (scatter-add).
+	EmbeddingBackward(dtable, dout Buf, ids []int32, dim int)
+
+	// Dropout writes mask[i] = 0 with probability p, else 1/(1-p), and out = x * mask.
+	// The draw is DropoutUniform(seed, i) < p, identical on every backend.
+	// Backward is Mul(dx, dout, mask). out may be x.
+	Dropout(out, mask, x Buf, p float32, seed uint64)
+
+	// AdamW updates param in place from grad with moment buffers m and v (all the
+	// same length), step counting from 1 (bias correction):
+	//   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2
+	//   param -= lr * (mhat / (sqrt(vhat) + eps) + weightDecay * param)
+	// weightDecay 0 is plain Adam.
+	AdamW(param, grad, m, v Buf, lr, beta1, beta2, eps, weightDecay float32, step int)
+
+	// Argmax writes out[r] = the index of the largest element of row r of x (rows, cols);
+	// ties go to the lowest index. It synchronises.
+	Argmax(out []int32, x Buf, rows, cols int) error
+	// TopK writes the k largest elements of each row of x (rows, cols) in descending
+	// order: idx and val are (rows, k); ties go to the lowest index. It synchronises.
+	TopK(idx []int32, val []float32, x Buf, rows, cols, k int) error
+}
+
+// DropoutUniform is the uniform number in [0, 1) that Dropout draws for element i
+// under seed: the top 24 bits of splitmix64(seed + i*golden), so every backend and
+// every test can reproduce a mask exactly.
+func DropoutUniform(seed uint64, i int) float32 {
+	z := seed + uint64(i+1)*0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	z ^= z >> 31
+	return float32(z>>40) * (1.0 / (1 << 24))
+}
