@@ -1,0 +1,140 @@
+package assets
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+
+// server serves files by URL path over a real loopback listener.
+func server(t *testing.T, files map[string][]byte) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func withKnown(t *testing.T, files []File) {
+	old := Known
+	Known = files
+	t.Cleanup(func() { Known = old })
+}
+
+func TestPathDownloadsIntoCacheAndVerifies(t *testing.T) {
+	good := []byte("weights")
+	srv := server(t, map[string][]byte{"/w.tflite": good, "/bad": []byte("tampered")})
+	withKnown(t, []File{
+		{"models/w.tflite", srv.URL + "/w.tflite", sum(good)},
+		{"models/bad.tflite", srv.URL + "/bad", sum(good)},
+		{"models/gone.tflite", srv.URL + "/missing", sum(good)},
+	})
+	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: httpGet}
+
+	p, err := s.Path("models/w.tflite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); !bytes.Equal(b, good) {
+		t.Fatalf("downloaded %q", b)
+	}
+	_, err = s.Path("models/bad.tflite")
+	if err == nil || !strings.Contains(err.Error(), "want "+sum(good)) {
+		t.Fatalf("checksum mismatch not reported: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "models/bad.tflite")); !os.IsNotExist(err) {
+		t.Fatalf("a file with the wrong checksum was kept: %v", err)
+	}
+	if _, err := s.Path("models/gone.tflite"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("HTTP error not reported: %v", err)
+	}
+	if err := s.Verify(false); err != nil {
+		t.Fatalf("verify after download: %v", err)
+	}
+	if err := s.Verify(true); err == nil || !strings.Contains(err.Error(), "models/gone.tflite is missing") {
+		t.Fatalf("verify(requireAll) = %v", err)
+	}
+}
+
+func TestUserFolderIsNeverDownloadedInto(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Managed {
+		t.Fatal("a configured folder must not be managed")
+	}
+	s.Fetch = func(string) (io.ReadCloser, error) { t.Fatal("fetched into a user folder"); return nil, nil }
+	_, err = s.Path(EncoderTFLite)
+	want := "assets: " + EncoderTFLite + " not found in " + dir + "; run `captioner setup`"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v, want prefix %q", err, want)
+	}
+	if _, err := Open(filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing folder: %v", err)
+	}
+}
+
+func TestFetchArchiveExtractsAndChecks(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range map[string]string{
+		"Flicker8k_Dataset/1.jpg":      "jpeg",
+		"__MACOSX/Flicker8k_Dataset/x": "junk",
+		"Flickr_8k.trainImages.txt":    "1.jpg\n",
+	} {
+		w, _ := zw.Create(name)
+		w.Write([]byte(body))
+	}
+	zw.Close()
+	srv := server(t, map[string][]byte{"/a.zip": buf.Bytes()})
+	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: httpGet}
+	a := Archive{URL: srv.URL + "/a.zip", Extract: Flickr8k[0].Extract}
+	if err := s.FetchArchive(a); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Dir, Flickr8kDir, "images/1.jpg")); err != nil || string(b) != "jpeg" {
+		t.Fatalf("image not extracted: %q %v", b, err)
+	}
+	a = Archive{URL: srv.URL + "/a.zip", Extract: Flickr8k[1].Extract,
+		Checks: map[string]string{Flickr8kDir + "/Flickr_8k.trainImages.txt": sum([]byte("other\n"))}}
+	if err := s.FetchArchive(a); err == nil || !strings.Contains(err.Error(), "is not the published dataset") {
+		t.Fatalf("checksum of an extracted file not enforced: %v", err)
+	}
+}
+
+// The pinned checksums are those of the real files (CI points CAPTIONER_ASSETS at them).
+func TestPinnedChecksumsMatchTheSharedAssets(t *testing.T) {
+	dir := os.Getenv("CAPTIONER_ASSETS")
+	if dir == "" {
+		t.Skip("CAPTIONER_ASSETS is not set: no assets folder to verify against")
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(true); err != nil {
+		t.Fatal(err)
+	}
+	for rel, want := range Flickr8k[1].Checks {
+		if got, err := fileSHA256(filepath.Join(dir, rel)); err != nil || got != want {
+			t.Errorf("%s: SHA-256 %s (%v), pinned %s", rel, got, err, want)
+		}
+	}
+}
