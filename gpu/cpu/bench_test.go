@@ -1,0 +1,170 @@
+package cpu
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// Benchmarks report GFLOP/s (a multiply-add counts 2) at the shapes MobileNetV2
+// and the decoder run. Run with: go test -run '^$' -bench . -benchtime 20x ./gpu/cpu
+
+// The machine is shared, so besides wall-clock GFLOP/s the benchmarks report
+// GFLOP/s per busy core: flops over the CPU time the process used (all threads,
+// including BLAS threads spinning), which other processes barely disturb.
+
+// timer marks the start of the timed loop.
+type timer struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func start(b *testing.B) timer {
+	b.ResetTimer()
+	return timer{time.Now(), cpuTime()}
+}
+
+func (t timer) report(b *testing.B, flops float64) {
+	total := flops * float64(b.N) / 1e9
+	b.ReportMetric(total/time.Since(t.wall).Seconds(), "GFLOP/s")
+	b.ReportMetric(total/(cpuTime()-t.cpu).Seconds(), "GFLOP/s/core")
+}
+
+func filled(d *Device, n int) gpu.Buf {
+	x := d.Alloc(n)
+	s := d.f(x)
+	for i := range s {
+		s[i] = float32(i%17)*0.1 - 0.8
+	}
+	return x
+}
+
+// gemmShapes are square sizes, then the 1x1 convolutions of MobileNetV2 at batch 1
+// as (m, n, k) = (H*W, OC, C) with B transposed, then the LSTM input GEMM.
+var gemmShapes = []struct {
+	name    string
+	m, n, k int
+	transB  bool
+}{
+	{"256", 256, 256, 256, false},
+	{"512", 512, 512, 512, false},
+	{"1024", 1024, 1024, 1024, false},
+	{"56x56x144to24", 56 * 56, 24, 144, true},
+	{"28x28x192to32", 28 * 28, 32, 192, true},
+	{"7x7x960to320", 7 * 7, 320, 960, true},
+	{"lstm_b1_512to2048", 1, 2048, 512, false},
+	{"lstm_b32_512to2048", 32, 2048, 512, false},
+}
+
+func BenchmarkGemm(b *testing.B) {
+	d := New(0)
+	defer d.Close()
+	for _, s := range gemmShapes {
+		b.Run(s.name, func(b *testing.B) {
+			x, w, c := filled(d, s.m*s.k), filled(d, s.k*s.n), d.Alloc(s.m*s.n)
+			ldb := s.n
+			if s.transB {
+				ldb = s.k
+			}
+			t := start(b)
+			for range b.N {
+				d.Gemm(false, s.transB, s.m, s.n, s.k, 1, x, s.k, w, ldb, 0, c, s.n)
+			}
+			t.report(b, 2*float64(s.m*s.n*s.k))
+		})
+	}
+}
+
+var convShapes = []struct {
+	name string
+	p    gpu.ConvParams
+}{
+	{"1x1_56x56x144to24", gpu.ConvParams{N: 1, H: 56, W: 56, C: 144, OC: 24, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 56, OW: 56}},
+	{"1x1_28x28x192to32", gpu.ConvParams{N: 1, H: 28, W: 28, C: 192, OC: 32, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 28, OW: 28}},
+	{"1x1_7x7x960to320", gpu.ConvParams{N: 1, H: 7, W: 7, C: 960, OC: 320, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 7, OW: 7}},
+	{"3x3s2_224x224x3to32", gpu.ConvParams{N: 1, H: 224, W: 224, C: 3, OC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, OH: 112, OW: 112}},
+	{"3x3s2_224x224x3to32_batch8", gpu.ConvParams{N: 8, H: 224, W: 224, C: 3, OC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, OH: 112, OW: 112}},
+}
+
+func BenchmarkConv2D(b *testing.B) {
+	d := New(0)
+	defer d.Close()
+	for _, s := range convShapes {
+		b.Run(s.name, func(b *testing.B) {
+			p := s.p
+			in, w, bias := filled(d, p.N*p.H*p.W*p.C), filled(d, p.OC*p.KH*p.KW*p.C), filled(d, p.OC)
+			out := d.Alloc(p.N * p.OH * p.OW * p.OC)
+			t := start(b)
+			for range b.N {
+				d.Conv2D(out, in, w, bias, p, gpu.ActReLU6)
+			}
+			t.report(b, 2*float64(p.N*p.OH*p.OW*p.OC*p.KH*p.KW*p.C))
+		})
+	}
+}
+
+var depthwiseShapes = []struct {
+	name string
+	p    gpu.ConvParams
+}{
+	{"112x112x32s1", gpu.ConvParams{N: 1, H: 112, W: 112, C: 32, OC: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 112, OW: 112}},
+	{"112x112x96s2", gpu.ConvParams{N: 1, H: 112, W: 112, C: 96, OC: 96, KH: 3, KW: 3, StrideH: 2, StrideW: 2, OH: 56, OW: 56}},
+	{"56x56x144s1", gpu.ConvParams{N: 1, H: 56, W: 56, C: 144, OC: 144, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 56, OW: 56}},
+	{"14x14x576s1", gpu.ConvParams{N: 1, H: 14, W: 14, C: 576, OC: 576, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 14, OW: 14}},
+}
+
+func BenchmarkDepthwiseConv2D(b *testing.B) {
+	d := New(0)
+	defer d.Close()
+	for _, s := range depthwiseShapes {
+		b.Run(s.name, func(b *testing.B) {
+			p := s.p
+			in, w, bias := filled(d, p.N*p.H*p.W*p.C), filled(d, p.KH*p.KW*p.C), filled(d, p.C)
+			out := d.Alloc(p.N * p.OH * p.OW * p.C)
+			t := start(b)
+			for range b.N {
+				d.DepthwiseConv2D(out, in, w, bias, p, gpu.ActReLU6)
+			}
+			t.report(b, 2*float64(p.N*p.OH*p.OW*p.C*p.KH*p.KW))
+		})
+	}
+}
+
+// BenchmarkLSTMStep is one decoder time step: gates = x*Wx + h*Wh + bias, then
+// the cell, for input and hidden 512.
+func BenchmarkLSTMStep(b *testing.B) {
+	d := New(0)
+	defer d.Close()
+	const I, H = 512, 512
+	for _, B := range []int{1, 32} {
+		b.Run(name(B), func(b *testing.B) {
+			x, h, wx, wh, bias := filled(d, B*I), filled(d, B*H), filled(d, I*4*H), filled(d, H*4*H), filled(d, 4*H)
+			gates, act, c, cPrev, hOut := d.Alloc(B*4*H), d.Alloc(B*4*H), d.Alloc(B*H), filled(d, B*H), d.Alloc(B*H)
+			t := start(b)
+			for range b.N {
+				d.Gemm(false, false, B, 4*H, I, 1, x, I, wx, 4*H, 0, gates, 4*H)
+				d.Gemm(false, false, B, 4*H, H, 1, h, H, wh, 4*H, 1, gates, 4*H)
+				d.BiasAct(gates, gates, bias, B, 4*H, gpu.ActNone)
+				d.LSTMCellForward(hOut, c, act, gates, cPrev, B, H)
+			}
+			t.report(b, 2*float64(B*(I+H)*4*H))
+		})
+	}
+}
+
+func name(batch int) string {
+	if batch == 1 {
+		return "batch1"
+	}
+	return "batch32"
+}

@@ -1,0 +1,166 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// colLimit bounds the im2col scratch (floats): 1 MiB keeps a chunk's columns and
+// its output in L2 while the GEMM still gets thousands of rows.
+const colLimit = 1 << 18
+
+// grain is the number of elements below which a loop runs serially: about 10 us
+// of work, more than it costs to wake a worker.
+const grain = 1 << 14
+
+// convCheck validates p and the buffers of a convolution whose weight holds wlen
+// elements, returning out, in, weight, bias (bias may be nil).
+func (d *Device) convCheck(op string, out, in, weight, bias gpu.Buf, p *gpu.ConvParams, wlen int) (o, x, w, b []float32) {
+	if p.N < 1 || p.H < 1 || p.W < 1 || p.C < 1 || p.OC < 1 || p.KH < 1 || p.KW < 1 ||
+		p.StrideH < 1 || p.StrideW < 1 || p.PadTop < 0 || p.PadLeft < 0 || p.OH < 1 || p.OW < 1 {
+		panic(fmt.Sprintf("gpu/cpu: %s with invalid parameters %+v: sizes and strides must be >= 1, paddings >= 0", op, *p))
+	}
+	x = d.need(in, p.N*p.H*p.W*p.C, op+" in (N, H, W, C)")
+	w = d.need(weight, wlen, op+" weight")
+	if bias != nil {
+		b = d.need(bias, p.OC, op+" bias (OC)")
+	}
+	o = d.need(out, p.N*p.OH*p.OW*p.OC, op+" out (N, OH, OW, OC)")
+	return o, x, w, b
+}
+
+// Conv2D writes out = act(conv(in, weight) + bias): a GEMM over im2col columns.
+func (d *Device) Conv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu.Act) {
+	K := p.KH * p.KW * p.C
+	o, x, w, b := d.convCheck("Conv2D", out, in, weight, bias, &p, p.OC*K)
+	rows := p.N * p.OH * p.OW
+	if p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadTop == 0 && p.PadLeft == 0 && p.OH == p.H && p.OW == p.W {
+		// out (N*H*W, OC) = in (N*H*W, C) * weight^T (C, OC)
+		d.gemm(false, true, rows, p.OC, K, 1, x, K, w, K, 0, o, p.OC, func(lo, hi int) {
+			biasActRows(o[lo*p.OC:hi*p.OC], o[lo*p.OC:hi*p.OC], b, hi-lo, p.OC, act)
+		})
+		return
+	}
+	if p.C <= directMaxC {
+		// Few input channels (the RGB image): im2col would copy runs of 3 floats
+		// and feed the GEMM a k of 27, so convolve directly.
+		if len(d.wt) < K*p.OC {
+			d.wt = make([]float32, K*p.OC)
+		}
+		wt := d.wt[:K*p.OC]
+		for oc := 0; oc < p.OC; oc++ { // weight (OC, K) -> wt (K, OC)
+			for i, v := range w[oc*K : (oc+1)*K] {
+				wt[i*p.OC+oc] = v
+			}
+		}
+		d.imageRows(&p, K*p.OC, func(n, oh0, oh1 int) {
+			convRows(o[n*p.OH*p.OW*p.OC:], x[n*p.H*p.W*p.C:], wt, b, &p, oh0, oh1, act)
+		})
+		return
+	}
+	chunk := max(1, colLimit/K)
+	if len(d.col) < min(chunk, rows)*K {
+		d.col = make([]float32, min(chunk, rows)*K)
+	}
+	for r0 := 0; r0 < rows; r0 += chunk {
+		n := min(chunk, rows-r0)
+		col := d.col[:n*K]
+		d.parallel(n, max(1, grain/K), func(lo, hi int) { im2col(col, x, &p, r0, lo, hi) })
+		// out rows [r0, r0+n) (n, OC) = col (n, K) * weight^T (K, OC)
+		oc := o[r0*p.OC : (r0+n)*p.OC]
+		d.gemm(false, true, n, p.OC, K, 1, col, K, w, K, 0, oc, p.OC, func(lo, hi int) {
+			biasActRows(oc[lo*p.OC:hi*p.OC], oc[lo*p.OC:hi*p.OC], b, hi-lo, p.OC, act)
+		})
+	}
+}
+
+// directMaxC is the largest input channel count Conv2D convolves directly.
+const directMaxC = 4
+
+// imageRows runs fn(n, oh0, oh1) over every output row of every image, in
+// parallel over rows that cost work multiply-adds per output pixel each; the
+// flat range of a thread is split at image boundaries.
+func (d *Device) imageRows(p *gpu.ConvParams, work int, fn func(n, oh0, oh1 int)) {
+	d.parallel(p.N*p.OH, max(1, grain/(p.OW*work)), func(lo, hi int) {
+		for r := lo; r < hi; {
+			n, oh := r/p.OH, r%p.OH
+			end := min(hi-n*p.OH, p.OH)
+			fn(n, oh, end)
+			r = n*p.OH + end
+		}
+	})
+}
+
+// im2col fills rows [lo, hi) of col (rows, KH*KW*C) for output positions r0+lo..
+// r0+hi (flattened over N, OH, OW): row r holds the receptive field of its output
+// pixel in (kh, kw, c) order, matching the OHWI weight, zeros where it overhangs.
+func im2col(col, in []float32, p *gpu.ConvParams, r0, lo, hi int) {
+	K := p.KH * p.KW * p.C
+	for r := lo; r < hi; r++ {
+		g := r0 + r
+		n, rem := g/(p.OH*p.OW), g%(p.OH*p.OW)
+		oh, ow := rem/p.OW, rem%p.OW
+		dst := col[r*K : (r+1)*K]
+		img := in[n*p.H*p.W*p.C : (n+1)*p.H*p.W*p.C]
+		for kh := 0; kh < p.KH; kh++ {
+			ih := oh*p.StrideH - p.PadTop + kh
+			seg := dst[kh*p.KW*p.C : (kh+1)*p.KW*p.C]
+			if ih < 0 || ih >= p.H {
+				clear(seg)
+				continue
+			}
+			for kw := 0; kw < p.KW; kw++ {
+				iw := ow*p.StrideW - p.PadLeft + kw
+				px := seg[kw*p.C : (kw+1)*p.C]
+				if iw < 0 || iw >= p.W {
+					clear(px)
+					continue
+				}
+				copy(px, img[(ih*p.W+iw)*p.C:(ih*p.W+iw+1)*p.C])
+			}
+		}
+	}
+}
+
+// DepthwiseConv2D writes out = act(depthwise(in, weight) + bias), parallel over
+// output rows of all images.
+func (d *Device) DepthwiseConv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu.Act) {
+	if p.OC != p.C {
+		panic(fmt.Sprintf("gpu/cpu: DepthwiseConv2D with OC=%d != C=%d (only channel multiplier 1 is supported)", p.OC, p.C))
+	}
+	o, x, w, b := d.convCheck("DepthwiseConv2D", out, in, weight, bias, &p, p.KH*p.KW*p.C)
+	if len(d.zeros) < p.W*p.C {
+		d.zeros = make([]float32, p.W*p.C)
+	}
+	zeros := d.zeros
+	inImg, outImg := p.H*p.W*p.C, p.OH*p.OW*p.C
+	d.imageRows(&p, p.C*p.KH*p.KW, func(n, oh0, oh1 int) {
+		dwRows(o[n*outImg:(n+1)*outImg], x[n*inImg:(n+1)*inImg], w, b, zeros, &p, oh0, oh1, act)
+	})
+}
+
+// GlobalAvgPool writes out (n, c) = mean over hw of in (n, hw, c).
+func (d *Device) GlobalAvgPool(out, in gpu.Buf, n, hw, c int) {
+	if hw < 1 {
+		panic(fmt.Sprintf("gpu/cpu: GlobalAvgPool over hw=%d positions; it needs at least 1", hw))
+	}
+	x := d.need(in, n*hw*c, "GlobalAvgPool in (n, hw, c)")
+	o := d.need(out, n*c, "GlobalAvgPool out (n, c)")
+	scale := 1 / float32(hw)
+	d.parallel(n, max(1, grain/(hw*c)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			or := o[i*c : (i+1)*c]
+			clear(or)
+			for p := 0; p < hw; p++ {
+				xr := x[(i*hw+p)*c : (i*hw+p+1)*c]
+				for j, v := range xr {
+					or[j] += v
+				}
+			}
+			for j := range or {
+				or[j] *= scale
+			}
+		}
+	})
+}

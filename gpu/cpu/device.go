@@ -1,0 +1,186 @@
+// Package cpu is the CPU backend of the gpu device layer: GEMM through OpenBLAS
+// (cgo) or gonum (pure Go, CGO_ENABLED=0), every other kernel as goroutine-parallel
+// loops, with the hot loops in C when cgo is available. See ../README.md.
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+func init() {
+	gpu.Register("cpu", func() (gpu.Device, error) { return New(0), nil })
+}
+
+// Device is a CPU device. Buffers are Go []float32 slices; kernels run
+// synchronously on the calling goroutine plus a pool of threads-1 workers.
+type Device struct {
+	threads int
+	work    chan task      // chunks for the worker goroutines
+	wg      sync.WaitGroup // chunks of the current parallel loop still running
+	closed  bool
+
+	// Scratch reused across calls so that kernels do not allocate.
+	col   []float32 // im2col matrix of Conv2D
+	wt    []float32 // transposed weight of a direct Conv2D
+	zeros []float32 // a row of zeros standing in for padding rows in DepthwiseConv2D
+}
+
+// task is one chunk [lo, hi) of a parallel loop.
+type task struct {
+	fn     func(lo, hi int)
+	lo, hi int
+}
+
+// New returns a CPU device running on threads threads (goroutines for our loops,
+// BLAS threads for GEMM); threads <= 0 means runtime.GOMAXPROCS(0).
+func New(threads int) *Device {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	d := &Device{threads: threads, work: make(chan task, threads)}
+	for i := 1; i < threads; i++ {
+		go d.worker()
+	}
+	return d
+}
+
+func (d *Device) worker() {
+	for t := range d.work {
+		t.fn(t.lo, t.hi)
+		d.wg.Done()
+	}
+}
+
+// Threads is the number of threads the device computes with.
+func (d *Device) Threads() int { return d.threads }
+
+// Name says which BLAS runs GEMM and on how many threads.
+func (d *Device) Name() string {
+	return fmt.Sprintf("cpu (%s, %d threads)", blasName, d.threads)
+}
+
+// parallel runs fn over [0, n) split into at most d.threads chunks of at least
+// grain items each; below 2*grain it runs serially on the caller, because waking
+// workers costs microseconds. Calls must not nest.
+func (d *Device) parallel(n, grain int, fn func(lo, hi int)) {
+	chunks := d.threads
+	if grain < 1 {
+		grain = 1
+	}
+	if n/grain < chunks {
+		chunks = n / grain
+	}
+	if chunks <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	d.wg.Add(chunks - 1)
+	for i := 1; i < chunks; i++ {
+		d.work <- task{fn, i * n / chunks, (i + 1) * n / chunks}
+	}
+	fn(0, n/chunks)
+	d.wg.Wait()
+}
+
+// Buf is a CPU buffer: a float32 slice. Views share the parent's memory.
+type Buf struct {
+	d    *Device
+	data []float32
+	view bool
+}
+
+// Len is the number of elements.
+func (b *Buf) Len() int { return len(b.data) }
+
+// Slice returns the view of elements [off, off+n).
+func (b *Buf) Slice(off, n int) gpu.Buf {
+	if off < 0 || n < 0 || off+n > len(b.data) {
+		panic(fmt.Sprintf("gpu/cpu: Slice(%d, %d) of a buffer of %d elements", off, n, len(b.data)))
+	}
+	return &Buf{d: b.d, data: b.data[off : off+n : off+n], view: true}
+}
+
+// f returns the memory of b, checking that it belongs to d. A nil Buf gives nil.
+func (d *Device) f(b gpu.Buf) []float32 {
+	if b == nil {
+		return nil
+	}
+	cb, ok := b.(*Buf)
+	if !ok || cb == nil {
+		panic(fmt.Sprintf("gpu/cpu: buffer of type %T is not from a CPU device", b))
+	}
+	if cb.d != d {
+		panic("gpu/cpu: buffer belongs to another CPU device")
+	}
+	return cb.data
+}
+
+// need returns the memory of b, panicking unless it has exactly n elements.
+func (d *Device) need(b gpu.Buf, n int, what string) []float32 {
+	if b == nil {
+		panic("gpu/cpu: " + what + " is nil")
+	}
+	s := d.f(b)
+	if len(s) != n {
+		panic(fmt.Sprintf("gpu/cpu: %s has %d elements, want %d", what, len(s), n))
+	}
+	return s
+}
+
+// Alloc returns a zeroed buffer of n elements.
+func (d *Device) Alloc(n int) gpu.Buf {
+	if n < 0 {
+		panic(fmt.Sprintf("gpu/cpu: Alloc(%d)", n))
+	}
+	return &Buf{d: d, data: make([]float32, n)}
+}
+
+// Free drops the buffer's memory; later use of it panics with an index error.
+func (d *Device) Free(b gpu.Buf) {
+	d.f(b)
+	cb := b.(*Buf)
+	if cb.view {
+		panic("gpu/cpu: Free of a Slice view; free the buffer Alloc returned")
+	}
+	cb.data = nil
+}
+
+// Upload copies src into dst.
+func (d *Device) Upload(dst gpu.Buf, src []float32) {
+	copy(d.need(dst, len(src), "Upload dst"), src)
+}
+
+// Download copies src into dst.
+func (d *Device) Download(dst []float32, src gpu.Buf) error {
+	copy(dst, d.need(src, len(dst), "Download src"))
+	return nil
+}
+
+// Copy copies src into dst.
+func (d *Device) Copy(dst, src gpu.Buf) {
+	s := d.f(src)
+	copy(d.need(dst, len(s), "Copy dst"), s)
+}
+
+// Zero sets every element of b to 0.
+func (d *Device) Zero(b gpu.Buf) {
+	clear(d.f(b))
+}
+
+// Sync returns nil: CPU kernels finish before they return.
+func (d *Device) Sync() error { return nil }
+
+// Close stops the worker goroutines. Closing twice is harmless.
+func (d *Device) Close() error {
+	if !d.closed {
+		d.closed = true
+		close(d.work)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// BiasAct writes out (rows, cols) = act(x + bias); bias may be nil, out may be x.
+func (d *Device) BiasAct(out, x, bias gpu.Buf, rows, cols int, act gpu.Act) {
+	xs := d.need(x, rows*cols, "BiasAct x (rows, cols)")
+	var b []float32
+	if bias != nil {
+		b = d.need(bias, cols, "BiasAct bias (cols)")
+	}
+	d.biasAct(d.need(out, rows*cols, "BiasAct out (rows, cols)"), xs, b, rows, cols, act)
+}
+
+// biasAct is BiasAct on checked slices, parallel over rows.
+func (d *Device) biasAct(out, x, bias []float32, rows, cols int, act gpu.Act) {
+	if act < gpu.ActNone || act > gpu.ActSigmoid {
+		panic(fmt.Sprintf("gpu/cpu: unknown activation %d", act))
+	}
+	if bias == nil && act == gpu.ActNone {
+		copy(out, x)
+		return
+	}
+	d.parallel(rows, max(1, grain/max(cols, 1)), func(lo, hi int) {
+		biasActRows(out[lo*cols:hi*cols], x[lo*cols:hi*cols], bias, hi-lo, cols, act)
+	})
+}
+
+// BiasActBackward writes dx = dout * act'(y) and adds the column sums of dx into
+// dbias when it is not nil. dx may be dout.
+func (d *Device) BiasActBackward(dx, dbias, dout, y gpu.Buf, rows, cols int, act gpu.Act) {
+	n := rows * cols
+	g := d.need(dout, n, "BiasActBackward dout (rows, cols)")
+	ys := d.need(y, n, "BiasActBackward y (rows, cols)")
+	dxs := d.need(dx, n, "BiasActBackward dx (rows, cols)")
+	var db []float32
+	if dbias != nil {
+		db = d.need(dbias, cols, "BiasActBackward dbias (cols)")
+	}
+	d.parallel(n, grain, func(lo, hi int) {
+		g, ys, dxs := g[lo:hi], ys[lo:hi], dxs[lo:hi]
+		switch act {
+		case gpu.ActNone:
+			copy(dxs, g)
+		case gpu.ActReLU:
+			for i, v := range ys {
+				if v > 0 {
+					dxs[i] = g[i]
+				} else {
+					dxs[i] = 0
+				}
+			}
+		case gpu.ActTanh:
+			for i, v := range ys {
+				dxs[i] = g[i] * (1 - v*v)
+			}
+		case gpu.ActSigmoid:
+			for i, v := range ys {
+				dxs[i] = g[i] * v * (1 - v)
+			}
+		default:
+			panic(fmt.Sprintf("gpu/cpu: BiasActBackward has no derivative for activation %d (ReLU6 layers are inference-only)", act))
+		}
+	})
+	if db == nil {
+		return
+	}
+	// Column sums in float64, parallel over column ranges so no two workers share a sum.
+	d.parallel(cols, max(1, grain/max(rows, 1)), func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			var s float64
+			for r := 0; r < rows; r++ {
+				s += float64(dxs[r*cols+j])
+			}
+			db[j] += float32(s)
+		}
+	})
+}
+
+// binary checks that out, a, b have one length and returns their memory.
+func (d *Device) binary(op string, out, a, b gpu.Buf) (o, x, y []float32) {
+	x = d.f(a)
+	return d.need(out, len(x), op+" out"), x, d.need(b, len(x), op+" b")
+}
+
+// Add writes out = a + b; out may alias a or b.
+func (d *Device) Add(out, a, b gpu.Buf) {
+	o, x, y := d.binary("Add", out, a, b)
+	d.parallel(len(o), grain, func(lo, hi int) {
+		o, x, y := o[lo:hi], x[lo:hi], y[lo:hi]
+		for i := range o {
+			o[i] = x[i] + y[i]
+		}
+	})
+}
+
+// Mul writes out = a * b; out may alias a or b.
+func (d *Device) Mul(out, a, b gpu.Buf) {
+	o, x, y := d.binary("Mul", out, a, b)
+	d.parallel(len(o), grain, func(lo, hi int) {
+		o, x, y := o[lo:hi], x[lo:hi], y[lo:hi]
+		for i := range o {
+			o[i] = x[i] * y[i]
+		}
+	})
+}
+
+// Axpy adds alpha * x into y.
+func (d *Device) Axpy(y, x gpu.Buf, alpha float32) {
+	xs := d.f(x)
+	ys := d.need(y, len(xs), "Axpy y")
+	d.parallel(len(xs), grain, func(lo, hi int) {
+		xs, ys := xs[lo:hi], ys[lo:hi]
+		for i, v := range xs {
+			ys[i] += alpha * v
+		}
+	})
+}
+
+// Scale multiplies x by alpha in place.
+func (d *Device) Scale(x gpu.Buf, alpha float32) {
+	xs := d.f(x)
+	d.parallel(len(xs), grain, func(lo, hi int) {
+		xs := xs[lo:hi]
+		for i := range xs {
+			xs[i] *= alpha
+		}
+	})
+}
+
+// SumSquares returns the sum of x[i]^2 accumulated in float64.
+func (d *Device) SumSquares(x gpu.Buf) (float64, error) {
+	xs := d.f(x)
+	var (
+		mu  sync.Mutex
+		sum float64
+	)
+	d.parallel(len(xs), grain, func(lo, hi int) {
+		var s float64
+		for _, v := range xs[lo:hi] {
+			s += float64(v) * float64(v)
+		}
+		mu.Lock()
+		sum += s
+		mu.Unlock()
+	})
+	return sum, nil
+}
+
+// Dropout writes mask[i] = 0 if DropoutUniform(seed, i) < p else 1/(1-p), and
+// out = x * mask; out may be x.
+func (d *Device) Dropout(out, mask, x gpu.Buf, p float32, seed uint64) {
+	if !(p >= 0 && p < 1) {
+		panic(fmt.Sprintf("gpu/cpu: Dropout probability %v is outside [0, 1)", p))
+	}
+	xs := d.f(x)
+	ms := d.need(mask, len(xs), "Dropout mask")
+	os := d.need(out, len(xs), "Dropout out")
+	keep := 1 / (1 - p)
+	d.parallel(len(xs), grain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			m := keep
+			if gpu.DropoutUniform(seed, i) < p {
+				m = 0
+			}
+			ms[i] = m
+			os[i] = xs[i] * m
+		}
+	})
+}
+
+// AdamW updates param from grad with moments m and v; step counts from 1.
+func (d *Device) AdamW(param, grad, m, v gpu.Buf, lr, beta1, beta2, eps, weightDecay float32, step int) {
+	if step < 1 {
+		panic(fmt.Sprintf("gpu/cpu: AdamW step %d; steps count from 1", step))
+	}
+	ps := d.f(param)
+	n := len(ps)
+	gs := d.need(grad, n, "AdamW grad")
+	ms := d.need(m, n, "AdamW m")
+	vs := d.need(v, n, "AdamW v")
+	// Bias corrections: mhat = m/bc1, vhat = v/bc2.
+	bc1 := float32(1 - math.Pow(float64(beta1), float64(step)))
+	bc2 := float32(1 - math.Pow(float64(beta2), float64(step)))
+	d.parallel(n, grain/4, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g := gs[i]
+			mi := beta1*ms[i] + (1-beta1)*g
+			vi := beta2*vs[i] + (1-beta2)*g*g
+			ms[i], vs[i] = mi, vi
+			mhat, vhat := mi/bc1, vi/bc2
+			ps[i] -= lr * (mhat/(float32(math.Sqrt(float64(vhat)))+eps) + weightDecay*ps[i])
+		}
+	})
+}

@@ -1,0 +1,132 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// Gemm computes C = alpha * op(A) * op(B) + beta * C (row-major; see gpu.Device).
+func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a gpu.Buf, lda int, b gpu.Buf, ldb int, beta float32, c gpu.Buf, ldc int) {
+	d.GemmStridedBatched(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1)
+}
+
+// GemmStridedBatched runs batch Gemms at strides strideA, strideB, strideC: in
+// parallel over the batch when it can keep every thread busy, else one after the
+// other, each parallel inside.
+func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a gpu.Buf, lda, strideA int, b gpu.Buf, ldb, strideB int, beta float32, c gpu.Buf, ldc, strideC int, batch int) {
+	if m < 0 || n < 0 || k < 0 || batch < 0 {
+		panic(fmt.Sprintf("gpu/cpu: Gemm with negative size m=%d n=%d k=%d batch=%d", m, n, k, batch))
+	}
+	ar, ac := m, k // A as stored
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	as := matrices(d.f(a), ar, ac, lda, strideA, batch, "A")
+	bs := matrices(d.f(b), br, bc, ldb, strideB, batch, "B")
+	cs := matrices(d.f(c), m, n, ldc, strideC, batch, "C")
+	if m == 0 || n == 0 || batch == 0 {
+		return
+	}
+	one := func(i int, serial bool) {
+		ai, bi, ci := as[i*strideA:], bs[i*strideB:], cs[i*strideC:]
+		switch {
+		case k == 0: // no products: C = beta*C, which BLAS leaves to conventions
+			for r := 0; r < m; r++ {
+				row := ci[r*ldc : r*ldc+n]
+				for j := range row {
+					if beta == 0 {
+						row[j] = 0
+					} else {
+						row[j] *= beta
+					}
+				}
+			}
+		case serial:
+			blasSgemm(transA, transB, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc)
+		default:
+			d.gemm(transA, transB, m, n, k, alpha, ai, lda, bi, ldb, beta, ci, ldc, nil)
+		}
+	}
+	if batch >= d.threads && d.threads > 1 {
+		d.parallel(batch, max(1, gemmGrain/(m*n*max(k, 1))), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				one(i, true)
+			}
+		})
+		return
+	}
+	for i := 0; i < batch; i++ {
+		one(i, false)
+	}
+}
+
+// gemmGrain is the smallest GEMM piece (multiply-adds) worth a thread: about 10 us.
+const gemmGrain = 1 << 18
+
+// gemm computes C = alpha * op(A) * op(B) + beta * C on the device's threads,
+// giving each a block of rows of C (or of columns, when C has too few rows), and
+// calls epilogue(lo, hi) on rows [lo, hi) of C once they are final, so that
+// Conv2D applies bias and activation while the rows are still in cache. Sizes
+// are checked by the caller and non-zero.
+//
+// The BLAS itself runs single-threaded: one pool of threads for every kernel
+// means no BLAS threads spinning while our loops run, and small GEMMs (a decoder
+// step) stay on one thread instead of paying for a wake-up.
+func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, epilogue func(lo, hi int)) {
+	// Splitting rows makes every thread read all of B (k, n), splitting columns all
+	// of A (m, k): split the side that does not duplicate the larger one.
+	rowGrain := max(1, gemmGrain/(n*k))
+	if m >= n && m >= 2*rowGrain || n < 32 {
+		d.parallel(m, rowGrain, func(lo, hi int) {
+			ao := lo * lda // rows lo.. of op(A)
+			if transA {
+				ao = lo
+			}
+			blasSgemm(transA, transB, hi-lo, n, k, alpha, a[ao:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+			if epilogue != nil {
+				epilogue(lo, hi)
+			}
+		})
+		return
+	}
+	d.parallel(n, max(16, gemmGrain/(m*k)), func(lo, hi int) {
+		bo := lo // columns lo.. of op(B)
+		if transB {
+			bo = lo * ldb
+		}
+		blasSgemm(transA, transB, m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
+	})
+	if epilogue != nil {
+		epilogue(0, m)
+	}
+}
+
+// matrices checks that s holds batch (rows, cols) matrices with row stride ld,
+// stride apart, and returns s.
+func matrices(s []float32, rows, cols, ld, stride, batch int, what string) []float32 {
+	if s == nil && rows*cols > 0 {
+		panic("gpu/cpu: Gemm matrix " + what + " is nil")
+	}
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("gpu/cpu: Gemm ld%s=%d is less than the %d columns of %s as stored", what, ld, cols, what))
+	}
+	if rows == 0 || cols == 0 || batch == 0 {
+		return s
+	}
+	need := (rows-1)*ld + cols
+	if batch > 1 {
+		if stride < need {
+			panic(fmt.Sprintf("gpu/cpu: Gemm stride%s=%d is less than the %d elements of one matrix %s", what, stride, need, what))
+		}
+		need += (batch - 1) * stride
+	}
+	if len(s) < need {
+		panic(fmt.Sprintf("gpu/cpu: Gemm matrix %s has %d elements, needs %d for %d (%d, %d) matrices with ld %d", what, len(s), need, batch, rows, cols, ld))
+	}
+	return s
+}

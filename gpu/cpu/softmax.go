@@ -1,0 +1,164 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// rowMax is the largest element of x (at least one element).
+func rowMax(x []float32) float32 {
+	m := x[0]
+	for _, v := range x[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// logSumExp is log(sum(exp(x - m))) + m for m = max(x), summed in float64 so a
+// large vocabulary stays accurate.
+func logSumExp(x []float32) float64 {
+	m := float64(rowMax(x))
+	var s float64
+	for _, v := range x {
+		s += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(s)
+}
+
+// rowsCheck returns out and x as (rows, cols) matrices, cols >= 1.
+func (d *Device) rowsCheck(op string, out, x gpu.Buf, rows, cols int) (o, xs []float32) {
+	if cols < 1 {
+		panic(fmt.Sprintf("gpu/cpu: %s over rows of %d columns; it needs at least 1", op, cols))
+	}
+	xs = d.need(x, rows*cols, op+" x (rows, cols)")
+	return d.need(out, rows*cols, op+" out (rows, cols)"), xs
+}
+
+// Softmax writes out = softmax of each row of x; out may be x.
+func (d *Device) Softmax(out, x gpu.Buf, rows, cols int) {
+	d.softmax("Softmax", out, x, rows, cols, false)
+}
+
+// LogSoftmax writes out = log-softmax of each row of x; out may be x.
+func (d *Device) LogSoftmax(out, x gpu.Buf, rows, cols int) {
+	d.softmax("LogSoftmax", out, x, rows, cols, true)
+}
+
+// softmax writes the softmax, or with log its logarithm, of each row of x.
+func (d *Device) softmax(op string, out, x gpu.Buf, rows, cols int, log bool) {
+	o, xs := d.rowsCheck(op, out, x, rows, cols)
+	d.parallel(rows, max(1, grain/(4*cols)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, or := xs[r*cols:(r+1)*cols], o[r*cols:(r+1)*cols]
+			lse := logSumExp(xr)
+			for j, v := range xr {
+				if log {
+					or[j] = float32(float64(v) - lse)
+				} else {
+					or[j] = float32(math.Exp(float64(v) - lse))
+				}
+			}
+		}
+	})
+}
+
+// CrossEntropy writes loss[r] = -log softmax(logits[r])[targets[r]] and, when
+// dlogits is not nil, dlogits[r] = (softmax(logits[r]) - onehot) * gradScale;
+// rows with a negative target get zeros. dlogits may alias logits.
+func (d *Device) CrossEntropy(loss, dlogits, logits gpu.Buf, targets []int32, rows, cols int, gradScale float32) {
+	if len(targets) != rows {
+		panic(fmt.Sprintf("gpu/cpu: CrossEntropy has %d targets for %d rows", len(targets), rows))
+	}
+	for r, t := range targets {
+		if int(t) >= cols {
+			panic(fmt.Sprintf("gpu/cpu: CrossEntropy target %d of row %d is outside the %d classes", t, r, cols))
+		}
+	}
+	_, xs := d.rowsCheck("CrossEntropy", logits, logits, rows, cols)
+	ls := d.need(loss, rows, "CrossEntropy loss (rows)")
+	var dl []float32
+	if dlogits != nil {
+		dl = d.need(dlogits, rows*cols, "CrossEntropy dlogits (rows, cols)")
+	}
+	d.parallel(rows, max(1, grain/(4*cols)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := xs[r*cols : (r+1)*cols]
+			t := int(targets[r])
+			if t < 0 {
+				ls[r] = 0
+				if dl != nil {
+					clear(dl[r*cols : (r+1)*cols])
+				}
+				continue
+			}
+			lse := logSumExp(xr)
+			ls[r] = float32(lse - float64(xr[t]))
+			if dl == nil {
+				continue
+			}
+			dr := dl[r*cols : (r+1)*cols]
+			for j, v := range xr {
+				dr[j] = float32(math.Exp(float64(v)-lse)) * gradScale
+			}
+			dr[t] -= gradScale
+		}
+	})
+}
+
+// Argmax writes out[r] = the index of the largest element of row r; ties go to
+// the lowest index.
+func (d *Device) Argmax(out []int32, x gpu.Buf, rows, cols int) error {
+	if len(out) != rows {
+		panic(fmt.Sprintf("gpu/cpu: Argmax out has %d elements for %d rows", len(out), rows))
+	}
+	_, xs := d.rowsCheck("Argmax", x, x, rows, cols)
+	for r := range out {
+		xr := xs[r*cols : (r+1)*cols]
+		best := 0
+		for j, v := range xr {
+			if v > xr[best] {
+				best = j
+			}
+		}
+		out[r] = int32(best)
+	}
+	return nil
+}
+
+// TopK writes the k largest elements of each row in descending order into idx and
+// val (rows, k); ties go to the lowest index. Insertion into the sorted top-k list
+// costs O(cols) per row for the small k of beam search.
+func (d *Device) TopK(idx []int32, val []float32, x gpu.Buf, rows, cols, k int) error {
+	if k < 1 || k > cols {
+		panic(fmt.Sprintf("gpu/cpu: TopK k=%d outside [1, %d columns]", k, cols))
+	}
+	if len(idx) != rows*k || len(val) != rows*k {
+		panic(fmt.Sprintf("gpu/cpu: TopK idx has %d and val %d elements, want rows*k = %d", len(idx), len(val), rows*k))
+	}
+	_, xs := d.rowsCheck("TopK", x, x, rows, cols)
+	for r := 0; r < rows; r++ {
+		xr := xs[r*cols : (r+1)*cols]
+		ir, vr := idx[r*k:(r+1)*k], val[r*k:(r+1)*k]
+		n := 0 // entries filled so far
+		for j, v := range xr {
+			if n == k && !(v > vr[k-1]) {
+				continue
+			}
+			// Insert after every element >= v so that equal values keep index order.
+			p := min(n, k-1)
+			for p > 0 && vr[p-1] < v {
+				ir[p], vr[p] = ir[p-1], vr[p-1]
+				p--
+			}
+			ir[p], vr[p] = int32(j), v
+			if n < k {
+				n++
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package gputest
+
+import (
+	"math"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+func testMemory(t *testing.T, dev gpu.Device) {
+	a := dev.Alloc(11)
+	defer dev.Free(a)
+	got := make([]float32, 11)
+	if err := dev.Download(got, a); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v != 0 {
+			t.Fatalf("Alloc: element %d is %v, want 0", i, v)
+		}
+	}
+	src := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	dev.Upload(a, src)
+	// A view of a view writes through to the parent.
+	v := a.Slice(2, 7).Slice(1, 3) // elements 3..5
+	if v.Len() != 3 {
+		t.Fatalf("Slice(2, 7).Slice(1, 3).Len() = %d, want 3", v.Len())
+	}
+	dev.Upload(v, []float32{-1, -2, -3})
+	b := dev.Alloc(11)
+	defer dev.Free(b)
+	dev.Copy(b, a)
+	dev.Zero(a.Slice(9, 2))
+	want := [][]float32{
+		{1, 2, 3, -1, -2, -3, 7, 8, 9, 0, 0},
+		{1, 2, 3, -1, -2, -3, 7, 8, 9, 10, 11},
+	}
+	for i, buf := range []gpu.Buf{a, b} {
+		if err := dev.Download(got, buf); err != nil {
+			t.Fatal(err)
+		}
+		for j := range got {
+			if got[j] != want[i][j] {
+				t.Fatalf("buffer %d = %v, want %v", i, got, want[i])
+			}
+		}
+	}
+	if err := dev.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+}
+
+// testPanics checks that size mismatches are caught instead of corrupting memory.
+func testPanics(t *testing.T, dev gpu.Device) {
+	a, b := dev.Alloc(6), dev.Alloc(7)
+	defer dev.Free(a)
+	defer dev.Free(b)
+	mustPanic(t, "Upload of 7 into 6", func() { dev.Upload(a, make([]float32, 7)) })
+	mustPanic(t, "Copy of 7 into 6", func() { dev.Copy(a, b) })
+	mustPanic(t, "Add of 6 and 7", func() { dev.Add(a, a, b) })
+	mustPanic(t, "Slice past the end", func() { a.Slice(4, 3) })
+	mustPanic(t, "Gemm with lda < k", func() { dev.Gemm(false, false, 2, 2, 3, 1, a, 2, a, 2, 0, a, 2) })
+	mustPanic(t, "Gemm with too small A", func() { dev.Gemm(false, false, 3, 1, 3, 1, a, 3, b, 1, 0, b, 1) })
+	mustPanic(t, "BiasAct with a short bias", func() { dev.BiasAct(a, a, b.Slice(0, 2), 2, 3, gpu.ActNone) })
+	mustPanic(t, "BiasActBackward of ReLU6", func() { dev.BiasActBackward(a, nil, a, a, 2, 3, gpu.ActReLU6) })
+	mustPanic(t, "Conv2D with a short weight", func() {
+		dev.Conv2D(a, a, b.Slice(0, 1), a.Slice(0, 2), gpu.ConvParams{N: 1, H: 1, W: 3, C: 2, OC: 2, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: 3}, gpu.ActNone)
+	})
+	mustPanic(t, "EmbeddingForward with an id past the vocabulary", func() { dev.EmbeddingForward(a.Slice(0, 2), a, []int32{3}, 2) })
+	mustPanic(t, "CrossEntropy with a target past the classes", func() { dev.CrossEntropy(a.Slice(0, 2), nil, a, []int32{0, 3}, 2, 3, 1) })
+}
+
+type gemmSize struct{ m, n, k int }
+
+// gemmSizes covers 1, odd sizes, non-multiples of 8 and 16, and sizes large
+// enough for blocked and parallel paths.
+var gemmSizes = []gemmSize{
+	{1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {3, 5, 1}, {3, 5, 7}, {17, 33, 9}, {16, 16, 16},
+	{64, 64, 64}, {65, 31, 129}, {130, 67, 257}, {1, 300, 200}, {200, 150, 100},
+}
+
+func testGemm(t *testing.T, dev gpu.Device) {
+	for i, s := range gemmSizes {
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				for _, ab := range [][2]float32{{1, 0}, {-0.5, 0.75}} {
+					pad := 3 * (i % 2) // row strides larger than the matrix on every other size
+					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_alpha%v_beta%v_pad%d", s.m, s.n, s.k, ta, tb, ab[0], ab[1], pad), func(t *testing.T) {
+						checkGemm(t, dev, ta, tb, s, ab[0], ab[1], pad, 1)
+					})
+				}
+			}
+		}
+	}
+}
+
+func testGemmStridedBatched(t *testing.T, dev gpu.Device) {
+	for _, s := range []gemmSize{{1, 1, 1}, {3, 5, 7}, {17, 9, 33}} {
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				for _, batch := range []int{1, 3} {
+					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_batch%d", s.m, s.n, s.k, ta, tb, batch), func(t *testing.T) {
+						checkGemm(t, dev, ta, tb, s, 1.5, 0.5, 2, batch)
+					})
+				}
+			}
+		}
+	}
+}
+
+// checkGemm runs a (strided batched, when batch > 1) Gemm against refGemm. Matrices
+// have row strides cols+pad and sit 5 elements apart in the batch.
+func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, beta float32, pad, batch int) {
+	h := newHarness(t, dev, uint64(s.m*10007+s.n*101+s.k))
+	ar, ac := s.m, s.k
+	if ta {
+		ar, ac = ac, ar
+	}
+	br, bc := s.k, s.n
+	if tb {
+		br, bc = bc, br
+	}
+	lda, ldb, ldc := ac+pad, bc+pad, s.n+pad
+	sa, sb, sc := ar*lda+5, br*ldb+5, s.m*ldc+5
+	a := h.uniform(batch*sa, -1, 1)
+	b := h.uniform(batch*sb, -1, 1)
+	c := h.uniform(batch*sc, -1, 1)
+	if beta == 0 { // C must not be read: NaN in it would spread.
+		for i := 0; i < batch; i++ {
+			for r := 0; r < s.m; r++ {
+				for j := 0; j < s.n; j++ {
+					c[i*sc+r*ldc+j] = float32(math.NaN())
+				}
+			}
+		}
+	}
+	var want, mag []float64
+	for i := 0; i < batch; i++ {
+		w, m := refGemm(ta, tb, s.m, s.n, s.k, float64(alpha), a[i*sa:], lda, b[i*sb:], ldb, float64(beta), c[i*sc:(i+1)*sc], ldc)
+		want, mag = append(want, w...), append(mag, m...)
+	}
+	cb := h.buf(c)
+	if batch == 1 {
+		dev.Gemm(ta, tb, s.m, s.n, s.k, alpha, h.in(a), lda, h.in(b), ldb, beta, cb, ldc)
+	} else {
+		dev.GemmStridedBatched(ta, tb, s.m, s.n, s.k, alpha, h.in(a), lda, sa, h.in(b), ldb, sb, beta, cb, ldc, sc, batch)
+	}
+	near(t, "C", h.get(cb), want, tolerance(mag, 0, 1e-6*math.Sqrt(float64(s.k))+2e-7))
+}
+
+// convCases cover 1x1 (the single-GEMM path) and general kernels, TFLite SAME
+// padding at stride 2 with PadTop 0 (even input) and 1 (odd input), PyTorch-style
+// symmetric padding, VALID, rectangular kernels and strides, and an output larger
+// than one im2col chunk.
+var convCases = []gpu.ConvParams{
+	{N: 2, H: 5, W: 7, C: 3, OC: 4, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 5, OW: 7},
+	{N: 1, H: 9, W: 9, C: 17, OC: 33, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 9, OW: 9},
+	{N: 3, H: 14, W: 14, C: 40, OC: 24, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 14, OW: 14},
+	{N: 1, H: 1, W: 1, C: 1, OC: 1, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: 1},
+	{N: 1, H: 7, W: 7, C: 5, OC: 3, KH: 1, KW: 1, StrideH: 2, StrideW: 2, OH: 4, OW: 4},
+	{N: 2, H: 6, W: 5, C: 3, OC: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 6, OW: 5},
+	{N: 1, H: 8, W: 8, C: 3, OC: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 4, OW: 4},
+	{N: 2, H: 9, W: 9, C: 4, OC: 7, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, OH: 5, OW: 5},
+	{N: 1, H: 5, W: 6, C: 2, OC: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, OH: 3, OW: 4},
+	{N: 1, H: 7, W: 9, C: 5, OC: 6, KH: 5, KW: 3, StrideH: 1, StrideW: 2, PadTop: 2, PadLeft: 1, OH: 7, OW: 5},
+	{N: 1, H: 32, W: 32, C: 3, OC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 16, OW: 16},
+	{N: 2, H: 70, W: 70, C: 3, OC: 4, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 70, OW: 70},
+}
+
+func testConv2D(t *testing.T, dev gpu.Device) {
+	for i, p := range convCases {
+		act := allActs[i%len(allActs)]
+		t.Run(name("%dx%dx%dx%d_oc%d_k%dx%d_s%dx%d_pad%d,%d_%s", p.N, p.H, p.W, p.C, p.OC, p.KH, p.KW, p.StrideH, p.StrideW, p.PadTop, p.PadLeft, actName(act)), func(t *testing.T) {
+			checkConv(t, dev, p, act, false)
+		})
+	}
+}
+
+// depthwiseCases: C of 1, odd, and multiples of 8 and 16, stride 1 and 2 with
+// TFLite SAME padding (PadTop 0 for even input), images narrower than the
+// kernel, and sizes large enough for parallel rows.
+var depthwiseCases = []gpu.ConvParams{
+	{N: 1, H: 5, W: 5, C: 1, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 5, OW: 5},
+	{N: 2, H: 6, W: 7, C: 7, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 6, OW: 7},
+	{N: 1, H: 8, W: 8, C: 16, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 4, OW: 4},
+	{N: 1, H: 9, W: 11, C: 17, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, OH: 5, OW: 6},
+	{N: 1, H: 8, W: 8, C: 33, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, OH: 4, OW: 4},
+	{N: 1, H: 1, W: 1, C: 24, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 1, OW: 1},
+	{N: 1, H: 2, W: 1, C: 8, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 1, OW: 1},
+	{N: 1, H: 5, W: 6, C: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, OH: 3, OW: 4},
+	{N: 2, H: 7, W: 7, C: 9, KH: 5, KW: 5, StrideH: 1, StrideW: 1, PadTop: 2, PadLeft: 2, OH: 7, OW: 7},
+	{N: 1, H: 6, W: 9, C: 5, KH: 1, KW: 3, StrideH: 1, StrideW: 2, PadTop: 0, PadLeft: 1, OH: 6, OW: 5},
+	{N: 3, H: 28, W: 28, C: 40, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 28, OW: 28},
+	{N: 1, H: 30, W: 30, C: 96, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 15, OW: 15},
+	{N: 2, H: 29, W: 29, C: 24, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, OH: 15, OW: 15},
+}
+
+func testDepthwiseConv2D(t *testing.T, dev gpu.Device) {
+	for i, p := range depthwiseCases {
+		p.OC = p.C
+		act := allActs[i%len(allActs)]
+		t.Run(name("%dx%dx%dx%d_k%dx%d_s%dx%d_pad%d,%d_%s", p.N, p.H, p.W, p.C, p.KH, p.KW, p.StrideH, p.StrideW, p.PadTop, p.PadLeft, actName(act)), func(t *testing.T) {
+			checkConv(t, dev, p, act, true)
+		})
+	}
+}
+
+func checkConv(t *testing.T, dev gpu.Device, p gpu.ConvParams, act gpu.Act, depthwise bool) {
+	h := newHarness(t, dev, uint64(p.H*1000+p.C*10+p.KH))
+	in := h.uniform(p.N*p.H*p.W*p.C, -2, 2)
+	wlen := p.OC * p.KH * p.KW * p.C
+	if depthwise {
+		wlen = p.KH * p.KW * p.C
+	}
+	w := h.uniform(wlen, -1, 1)
+	bias := h.uniform(p.OC, -1, 1)
+	want, mag := refConv(p, in, w, bias, act, depthwise)
+	out := h.out(len(want))
+	if depthwise {
+		dev.DepthwiseConv2D(out, h.in(in), h.in(w), h.in(bias), p, act)
+	} else {
+		dev.Conv2D(out, h.in(in), h.in(w), h.in(bias), p, act)
+	}
+	k := float64(p.KH * p.KW * p.C)
+	near(t, "out", h.get(out), want, tolerance(mag, 1e-6, 1e-6*math.Sqrt(k)+2e-7))
+}

@@ -1,0 +1,235 @@
+// Package imgproc decodes untrusted image files and turns them into encoder input:
+// RGB, squashed to size x size, NHWC float32 in [-1, 1].
+//
+// Decode accepts JPEG, PNG, GIF (first frame), BMP and WebP, detected by their
+// magic bytes, never by a file name. It reads only the header before deciding
+// whether the image is small enough to decode, so a decompression bomb costs a
+// few bytes of work. Its errors are typed for callers that map them to HTTP
+// status codes:
+//
+//	errors.Is(err, ErrEmpty)          no bytes at all                        400
+//	errors.Is(err, ErrUnsupported)    not an image, or a format or variant
+//	                                  this package cannot decode             415
+//	errors.As(err, new(*TooLargeError)) header announces more pixels than
+//	                                  the limit                              413
+//	errors.As(err, new(*CorruptError)) a supported format whose data is
+//	                                  damaged or truncated                   400
+//
+// Any other error comes from the reader itself (I/O) and is returned wrapped.
+package imgproc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"os"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/webp"
+)
+
+// ErrEmpty is returned for zero bytes of input.
+var ErrEmpty = errors.New("imgproc: empty input: the file or request body has no bytes; send a JPEG, PNG, GIF, BMP or WebP image")
+
+// ErrUnsupported is matched (errors.Is) by every error about input this package
+// cannot decode although it may be valid: an unknown format, a non-image file, or
+// an unsupported variant of a known format (e.g. arithmetic-coded JPEG).
+var ErrUnsupported = errors.New("imgproc: unsupported image format")
+
+// UnsupportedError says which format or variant was seen and what is accepted.
+type UnsupportedError struct {
+	// What names the input that was recognised or sniffed, e.g. "TIFF image",
+	// "text", "jpeg: unsupported JPEG feature: ...".
+	What string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("imgproc: unsupported image format: %s; accepted formats are JPEG, PNG, GIF, BMP and WebP", e.What)
+}
+
+// Is makes errors.Is(err, ErrUnsupported) true.
+func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupported }
+
+// TooLargeError is returned when the header announces more than Max pixels.
+// Nothing beyond the header has been decoded when it is returned.
+type TooLargeError struct {
+	Width, Height int
+	Max           int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("imgproc: image is %dx%d = %d pixels, more than the limit of %d; send a smaller image or raise image.max_pixels",
+		e.Width, e.Height, int64(e.Width)*int64(e.Height), e.Max)
+}
+
+// CorruptError is returned when the data is in a supported format but cannot be
+// decoded: truncated, damaged, or with an impossible header.
+type CorruptError struct {
+	Format string // "jpeg", "png", "gif", "bmp" or "webp"
+	Err    error  // the decoder's error
+}
+
+func (e *CorruptError) Error() string {
+	if errors.Is(e.Err, io.ErrUnexpectedEOF) || errors.Is(e.Err, io.EOF) {
+		return fmt.Sprintf("imgproc: %s data ends early (truncated file?): %v", e.Format, e.Err)
+	}
+	return fmt.Sprintf("imgproc: corrupt %s image: %v", e.Format, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// codec is one accepted format. The decoders are called directly rather than
+// through image.Decode so that formats registered by other packages in the same
+// binary (TIFF, say) do not silently widen what we accept.
+type codec struct {
+	name   string
+	config func(io.Reader) (image.Config, error)
+	decode func(io.Reader) (image.Image, error)
+}
+
+var (
+	codecJPEG = codec{"jpeg", jpeg.DecodeConfig, jpeg.Decode}
+	codecPNG  = codec{"png", png.DecodeConfig, png.Decode}
+	codecGIF  = codec{"gif", gif.DecodeConfig, gif.Decode}
+	codecBMP  = codec{"bmp", bmp.DecodeConfig, bmp.Decode}
+	codecWebP = codec{"webp", webp.DecodeConfig, webp.Decode}
+)
+
+// sniff picks the codec from the magic bytes. It returns an *UnsupportedError
+// naming what the data looks like when no codec fits.
+func sniff(b []byte) (codec, error) {
+	switch {
+	case bytes.HasPrefix(b, []byte{0xff, 0xd8}):
+		return codecJPEG, nil
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		return codecPNG, nil
+	case bytes.HasPrefix(b, []byte("GIF87a")), bytes.HasPrefix(b, []byte("GIF89a")):
+		return codecGIF, nil
+	case bytes.HasPrefix(b, []byte("BM")):
+		return codecBMP, nil
+	case len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
+		return codecWebP, nil
+	}
+	return codec{}, &UnsupportedError{What: describe(b)}
+}
+
+// describe names common non-accepted inputs so the error tells the user what
+// they actually sent.
+func describe(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
+		return "TIFF image"
+	case len(b) >= 12 && string(b[4:8]) == "ftyp":
+		brand := string(b[8:12])
+		switch brand {
+		case "heic", "heix", "mif1", "msf1", "hevc":
+			return "HEIC/HEIF image (convert it to JPEG)"
+		case "avif", "avis":
+			return "AVIF image (convert it to JPEG)"
+		}
+		return fmt.Sprintf("ISO media file (brand %q)", brand)
+	case bytes.HasPrefix(b, []byte("%PDF")):
+		return "PDF document"
+	case bytes.HasPrefix(b, []byte{0, 0, 1, 0}):
+		return "ICO icon"
+	}
+	if looksLikeText(b) {
+		return "text, not an image"
+	}
+	n := min(len(b), 8)
+	return fmt.Sprintf("unrecognised data starting % x", b[:n])
+}
+
+// looksLikeText reports whether the first bytes are printable ASCII or UTF-8
+// continuation/lead bytes with whitespace, as HTML, SVG, JSON or an error page are.
+func looksLikeText(b []byte) bool {
+	n := min(len(b), 512)
+	for _, c := range b[:n] {
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+		if c == 0x7f {
+			return false
+		}
+	}
+	return n > 0
+}
+
+// Decode reads a whole image from r and returns it upright (EXIF orientation
+// applied for JPEG). maxPixels bounds width*height as announced by the header;
+// it must be positive.
+func Decode(r io.Reader, maxPixels int) (image.Image, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("imgproc: reading image: %w", err)
+	}
+	return DecodeBytes(b, maxPixels)
+}
+
+// DecodeFile decodes the image at path; see Decode. Errors name the file.
+func DecodeFile(path string, maxPixels int) (image.Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err // *fs.PathError already names the file
+	}
+	img, err := DecodeBytes(b, maxPixels)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// DecodeBytes decodes an image held in memory; see Decode.
+func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
+	if maxPixels <= 0 {
+		panic(fmt.Sprintf("imgproc: maxPixels must be positive, got %d", maxPixels))
+	}
+	if len(b) == 0 {
+		return nil, ErrEmpty
+	}
+	c, err := sniff(b)
+	if err != nil {
+		return nil, err
+	}
+	// The decoders are third-party code fed untrusted bytes: a panic in one of them
+	// must cost this request, not the server or a 1000-image batch.
+	defer func() {
+		if p := recover(); p != nil {
+			img, err = nil, &CorruptError{Format: c.name, Err: fmt.Errorf("decoder panicked: %v", p)}
+		}
+	}()
+	cfg, err := c.config(bytes.NewReader(b))
+	if err != nil {
+		return nil, classify(c.name, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, &CorruptError{Format: c.name, Err: fmt.Errorf("header announces %dx%d pixels", cfg.Width, cfg.Height)}
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
+		return nil, &TooLargeError{Width: cfg.Width, Height: cfg.Height, Max: maxPixels}
+	}
+	img, err = c.decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, classify(c.name, err)
+	}
+	if c.name == "jpeg" {
+		img = Orient(img, jpegOrientation(b))
+	}
+	return img, nil
+}
+
+// classify turns a decoder's error into ErrUnsupported (a valid file using a
+// feature the decoder lacks) or *CorruptError (everything else).
+func classify(format string, err error) error {
+	var ju jpeg.UnsupportedError
+	var pu png.UnsupportedError
+	if errors.As(err, &ju) || errors.As(err, &pu) || errors.Is(err, bmp.ErrUnsupported) {
+		return &UnsupportedError{What: err.Error()}
+	}
+	return &CorruptError{Format: format, Err: err}
+}

@@ -1,0 +1,396 @@
+package imgproc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/color/palette"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/bmp"
+)
+
+const testMax = 50_000_000
+
+// assets returns the shared assets folder or skips the test.
+func assets(t testing.TB) string {
+	dir := os.Getenv("CAPTIONER_ASSETS")
+	if dir == "" {
+		t.Skip("CAPTIONER_ASSETS is not set: point it at the shared assets folder (data/, samples/) to run this test")
+	}
+	return dir
+}
+
+// blockColors are the six colours of the test pattern, far apart so they survive
+// JPEG and lossy WebP.
+var blockColors = map[byte]color.RGBA{
+	'A': {230, 30, 30, 255},
+	'B': {30, 200, 30, 255},
+	'C': {30, 30, 230, 255},
+	'D': {230, 230, 30, 255},
+	'E': {200, 30, 200, 255},
+	'F': {30, 200, 200, 255},
+}
+
+const block = 16 // pixels per block side
+
+// blocksImage draws one 16x16 block per letter: rows[i][j] is block (j, i).
+func blocksImage(rows ...string) *image.RGBA {
+	m := image.NewRGBA(image.Rect(0, 0, block*len(rows[0]), block*len(rows)))
+	for y := 0; y < m.Rect.Dy(); y++ {
+		for x := 0; x < m.Rect.Dx(); x++ {
+			m.SetRGBA(x, y, blockColors[rows[y/block][x/block]])
+		}
+	}
+	return m
+}
+
+// checkBlocks asserts that the centre of every block of img has the colour of
+// the letter in rows, within tol per channel (lossy codecs).
+func checkBlocks(t *testing.T, img image.Image, tol int, rows ...string) {
+	t.Helper()
+	want := image.Rect(0, 0, block*len(rows[0]), block*len(rows))
+	if img.Bounds() != want {
+		t.Fatalf("bounds %v, want %v", img.Bounds(), want)
+	}
+	for i, row := range rows {
+		for j := range row {
+			x, y := j*block+block/2, i*block+block/2
+			r, g, b, _ := img.At(x, y).RGBA()
+			w := blockColors[row[j]]
+			if absDiff(int(r>>8), int(w.R)) > tol || absDiff(int(g>>8), int(w.G)) > tol || absDiff(int(b>>8), int(w.B)) > tol {
+				t.Errorf("block (%d,%d) centre is (%d,%d,%d), want %c = (%d,%d,%d)", j, i, r>>8, g>>8, b>>8, row[j], w.R, w.G, w.B)
+			}
+		}
+	}
+}
+
+func absDiff(a, b int) int {
+	if a < b {
+		return b - a
+	}
+	return a - b
+}
+
+// encode runs one of the standard encoders into memory.
+func encode(t testing.TB, img image.Image, enc func(io.Writer, image.Image) error) []byte {
+	var buf bytes.Buffer
+	if err := enc(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func encodeJPEG(t testing.TB, img image.Image) []byte {
+	return encode(t, img, func(w io.Writer, m image.Image) error { return jpeg.Encode(w, m, &jpeg.Options{Quality: 95}) })
+}
+
+func encodePNG(t testing.TB, img image.Image) []byte { return encode(t, img, png.Encode) }
+
+func encodeBMP(t testing.TB, img image.Image) []byte { return encode(t, img, bmp.Encode) }
+
+// encodeGIF quantizes to the Plan 9 palette.
+func encodeGIF(t testing.TB, img image.Image) []byte {
+	return encode(t, img, func(w io.Writer, m image.Image) error { return gif.Encode(w, m, nil) })
+}
+
+func readFile(t testing.TB, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeFormats(t *testing.T) {
+	src := blocksImage("ABC", "DEF")
+	for _, tc := range []struct {
+		name string
+		data []byte
+		tol  int
+	}{
+		{"png", encodePNG(t, src), 0},
+		{"bmp", encodeBMP(t, src), 0},
+		{"jpeg", encodeJPEG(t, src), 12},
+		// The GIF encoder quantizes to the Plan 9 palette.
+		{"gif", encodeGIF(t, src), 40},
+		{"webp lossless", readFile(t, "testdata/blocks.lossless.webp"), 0},
+		{"webp lossy", readFile(t, "testdata/blocks.lossy.webp"), 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img, err := Decode(bytes.NewReader(tc.data), testMax)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkBlocks(t, img, tc.tol, "ABC", "DEF")
+		})
+	}
+}
+
+func TestDecodeWebPAlpha(t *testing.T) {
+	img, err := DecodeFile("testdata/blocks-alpha.lossy.webp", testMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, a := img.At(8, 8).RGBA(); a != 0 {
+		t.Errorf("transparent block has alpha %d, want 0", a)
+	}
+	if _, _, _, a := img.At(24, 8).RGBA(); a != 0xffff {
+		t.Errorf("opaque block has alpha %d, want 0xffff", a)
+	}
+	// Composited onto white, the transparent block is 1.0 in every channel.
+	out := make([]float32, 48*48*3)
+	ToTensor(out, img, 48) // squashes 48x32 to 48x48: block A covers rows 0..23, columns 0..15
+	for c := 0; c < 3; c++ {
+		if v := out[(10*48+5)*3+c]; v != 1 {
+			t.Errorf("transparent pixel channel %d = %v, want 1 (white)", c, v)
+		}
+	}
+}
+
+func TestDecodeSamples(t *testing.T) {
+	dir := assets(t)
+	for _, tc := range []struct {
+		path string
+		w, h int
+	}{
+		{"samples/cat_720p.jpg", 1280, 720},
+		{"samples/grace_hopper.bmp", 512, 600},
+		{"samples/flickr8k_fullres/1000268201_693b08cb0e.jpg", 375, 500},
+		{"samples/flickr8k_fullres/1022975728_75515238d8.jpg", 500, 281},
+		{"data/flickr8k/images/1000268201_693b08cb0e.jpg", 224, 224},
+	} {
+		img, err := DecodeFile(filepath.Join(dir, tc.path), testMax)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := img.Bounds(); got != image.Rect(0, 0, tc.w, tc.h) {
+			t.Errorf("%s: bounds %v, want %dx%d", tc.path, got, tc.w, tc.h)
+		}
+	}
+	// Grace Hopper's uniform is dark navy and her face is light: check that BMP
+	// rows come out top-down (BMP stores them bottom-up).
+	img, err := DecodeFile(filepath.Join(dir, "samples/grace_hopper.bmp"), testMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := luma(img, image.Rect(150, 50, 350, 250))     // face and cap
+	bottom := luma(img, image.Rect(100, 450, 400, 600)) // uniform
+	if top <= bottom {
+		t.Errorf("mean luma top %.0f <= bottom %.0f: the BMP appears upside down", top, bottom)
+	}
+}
+
+func luma(img image.Image, r image.Rectangle) float64 {
+	var s float64
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb, _ := img.At(x, y).RGBA()
+			s += 0.299*float64(cr>>8) + 0.587*float64(cg>>8) + 0.114*float64(cb>>8)
+		}
+	}
+	return s / float64(r.Dx()*r.Dy())
+}
+
+// pngHeader returns a PNG signature and an IHDR chunk announcing w x h RGB
+// pixels, and nothing else: all a decompression bomb needs to show.
+func pngHeader(w, h uint32) []byte {
+	ihdr := make([]byte, 4+13)
+	copy(ihdr, "IHDR")
+	binary.BigEndian.PutUint32(ihdr[4:], w)
+	binary.BigEndian.PutUint32(ihdr[8:], h)
+	ihdr[12] = 8 // bit depth
+	ihdr[13] = 2 // colour type RGB
+	b := []byte("\x89PNG\r\n\x1a\n")
+	b = binary.BigEndian.AppendUint32(b, 13)
+	b = append(b, ihdr...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
+}
+
+// jpegHeader returns SOI, a JFIF APP0 (without it image/jpeg reads on for an
+// Adobe segment) and a baseline SOF0 announcing w x h, 3 components.
+func jpegHeader(w, h uint16) []byte {
+	b := append([]byte{0xff, 0xd8}, jfifSegment...)
+	b = append(b, 0xff, 0xc0, 0, 17, 8)
+	b = binary.BigEndian.AppendUint16(b, h)
+	b = binary.BigEndian.AppendUint16(b, w)
+	b = append(b, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0)
+	return b
+}
+
+// gifHeader returns a GIF89a header whose logical screen is w x h.
+func gifHeader(w, h uint16) []byte {
+	b := []byte("GIF89a")
+	b = binary.LittleEndian.AppendUint16(b, w)
+	b = binary.LittleEndian.AppendUint16(b, h)
+	return append(b, 0, 0, 0)
+}
+
+func TestDecodeBombs(t *testing.T) {
+	bigBMP := encodeBMP(t, image.NewRGBA(image.Rect(0, 0, 4, 4)))
+	binary.LittleEndian.PutUint32(bigBMP[18:], 60000) // width in BITMAPINFOHEADER
+	binary.LittleEndian.PutUint32(bigBMP[22:], 60000) // height
+	for _, tc := range []struct {
+		name string
+		data []byte
+		w, h int
+	}{
+		{"png", pngHeader(100000, 100000), 100000, 100000},
+		{"jpeg", jpegHeader(65500, 65500), 65500, 65500},
+		{"gif", gifHeader(65535, 65535), 65535, 65535},
+		{"bmp", bigBMP, 60000, 60000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := DecodeBytes(tc.data, testMax)
+			runtime.ReadMemStats(&after)
+			var tl *TooLargeError
+			if !errors.As(err, &tl) {
+				t.Fatalf("err = %v, want *TooLargeError", err)
+			}
+			if tl.Width != tc.w || tl.Height != tc.h || tl.Max != testMax {
+				t.Errorf("TooLargeError %+v, want %dx%d max %d", *tl, tc.w, tc.h, testMax)
+			}
+			if !strings.Contains(err.Error(), "image.max_pixels") {
+				t.Errorf("message %q does not say which setting to raise", err)
+			}
+			// Decoding would need gigabytes; rejecting from the header needs almost nothing.
+			if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+				t.Errorf("rejecting the bomb allocated %d bytes", n)
+			}
+		})
+	}
+	// Just under the limit is accepted by the check (and then fails as a
+	// truncated file, since only the header is there).
+	_, err := DecodeBytes(pngHeader(100, 100), 100*100)
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		t.Errorf("100x100 with limit 10000: err = %v, want *CorruptError (truncated)", err)
+	}
+	_, err = DecodeBytes(pngHeader(101, 100), 100*100)
+	if !errors.As(err, new(*TooLargeError)) {
+		t.Errorf("101x100 with limit 10000: err = %v, want *TooLargeError", err)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	jpg := encodeJPEG(t, blocksImage("ABC", "DEF"))
+	pngData := encodePNG(t, blocksImage("ABC", "DEF"))
+	gifData := encodeGIF(t, blocksImage("ABC", "DEF"))
+	webpData := readFile(t, "testdata/blocks.lossy.webp")
+	badCRC := bytes.Clone(pngData)
+	badCRC[30] ^= 0xff // inside IHDR's CRC
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		kind    string // "empty", "unsupported", "corrupt"
+		message string // part of the message
+	}{
+		{"empty", nil, "empty", "empty input"},
+		{"text", []byte("hello, this is not an image\n"), "unsupported", "text, not an image"},
+		{"html", []byte("<!DOCTYPE html><html><body>404</body></html>"), "unsupported", "text, not an image"},
+		{"tiff", []byte("II*\x00\x08\x00\x00\x00\x00\x00"), "unsupported", "TIFF image"},
+		{"heic", append([]byte("\x00\x00\x00\x18ftypheic"), make([]byte, 20)...), "unsupported", "HEIC"},
+		{"binary junk", []byte{0x00, 0x13, 0x37, 0xfe, 0x01}, "unsupported", "unrecognised data starting 00 13 37 fe 01"},
+		{"jpeg truncated", jpg[:len(jpg)/2], "corrupt", "truncated"},
+		{"jpeg magic only", []byte{0xff, 0xd8}, "corrupt", "jpeg"},
+		{"png truncated", pngData[:len(pngData)-30], "corrupt", "png"},
+		{"png bad crc", badCRC, "corrupt", "corrupt png image"},
+		{"gif truncated", gifData[:len(gifData)/2], "corrupt", "gif"},
+		{"webp truncated", webpData[:len(webpData)-40], "corrupt", "webp"},
+		{"png zero width", pngHeader(0, 10), "corrupt", "png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img, err := Decode(bytes.NewReader(tc.data), testMax)
+			if err == nil {
+				t.Fatalf("decoded a %v image, want an error", img.Bounds())
+			}
+			if img != nil {
+				t.Errorf("returned an image with the error %v", err)
+			}
+			kind := errorKind(err)
+			if kind != tc.kind {
+				t.Errorf("err %q is %s, want %s", err, kind, tc.kind)
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("err %q does not contain %q", err, tc.message)
+			}
+		})
+	}
+}
+
+// errorKind names the documented class of a Decode error, or "untyped".
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, ErrEmpty):
+		return "empty"
+	case errors.Is(err, ErrUnsupported):
+		return "unsupported"
+	case errors.As(err, new(*TooLargeError)):
+		return "too large"
+	case errors.As(err, new(*CorruptError)):
+		return "corrupt"
+	}
+	return "untyped"
+}
+
+func TestDecodeUnsupportedVariant(t *testing.T) {
+	// An RLE-compressed BMP (compression 1) is a valid file the decoder lacks.
+	b := encodeBMP(t, image.NewPaletted(image.Rect(0, 0, 4, 4), palette.Plan9))
+	binary.LittleEndian.PutUint32(b[30:], 1)
+	_, err := DecodeBytes(b, testMax)
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("err = %v, want ErrUnsupported", err)
+	}
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !strings.Contains(ue.What, "bmp") {
+		t.Errorf("err = %#v, want an *UnsupportedError naming bmp", err)
+	}
+}
+
+func TestDecodeFileErrors(t *testing.T) {
+	_, err := DecodeFile("testdata/no-such-file.jpg", testMax)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "no-such-file.jpg") {
+		t.Errorf("missing file: err = %v, want a not-exist error naming the file", err)
+	}
+	path := filepath.Join(t.TempDir(), "notes.jpg")
+	if err := os.WriteFile(path, []byte("just text"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = DecodeFile(path, testMax)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "notes.jpg") {
+		t.Errorf("text file: err = %v, want ErrUnsupported naming the file", err)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+func TestDecodeReaderError(t *testing.T) {
+	_, err := Decode(failingReader{}, testMax)
+	if !errors.Is(err, io.ErrClosedPipe) || errorKind(err) != "untyped" {
+		t.Errorf("err = %v, want the reader's error, not an image error", err)
+	}
+}
+
+func TestDecodeBadMaxPixelsPanics(t *testing.T) {
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(p.(string), "maxPixels") {
+			t.Errorf("panic %v, want one about maxPixels", p)
+		}
+	}()
+	DecodeBytes([]byte{1}, 0)
+}

@@ -1,0 +1,157 @@
+package imgproc
+
+import (
+	"encoding/binary"
+	"image"
+	"testing"
+)
+
+// exifSegment builds an APP1 "Exif" segment whose IFD0 holds a Make tag (which
+// the parser must skip) and then Orientation = o, in the given byte order.
+// byteOrder is what binary.LittleEndian and binary.BigEndian both are.
+type byteOrder interface {
+	binary.ByteOrder
+	binary.AppendByteOrder
+}
+
+func exifSegment(bo byteOrder, o uint16) []byte {
+	t := []byte("II")
+	if bo == byteOrder(binary.BigEndian) {
+		t = []byte("MM")
+	}
+	t = bo.AppendUint16(t, 42)
+	t = bo.AppendUint32(t, 8) // IFD0 right after the header
+	t = bo.AppendUint16(t, 2) // two entries
+	// Make (0x010F), ASCII (2), 4 bytes "Foo\0" stored inline.
+	t = bo.AppendUint16(t, 0x010f)
+	t = bo.AppendUint16(t, 2)
+	t = bo.AppendUint32(t, 4)
+	t = append(t, "Foo\x00"...)
+	// Orientation (0x0112), SHORT (3), count 1, value left-justified in 4 bytes.
+	t = bo.AppendUint16(t, 0x0112)
+	t = bo.AppendUint16(t, 3)
+	t = bo.AppendUint32(t, 1)
+	t = bo.AppendUint16(t, o)
+	t = append(t, 0, 0)
+	t = bo.AppendUint32(t, 0) // no next IFD
+	seg := []byte{0xff, 0xe1}
+	seg = binary.BigEndian.AppendUint16(seg, uint16(2+6+len(t)))
+	seg = append(seg, "Exif\x00\x00"...)
+	return append(seg, t...)
+}
+
+// jfifSegment is the APP0 segment most cameras and editors write before APP1.
+var jfifSegment = []byte{0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0}
+
+// withSegments inserts segments right after a JPEG's SOI marker.
+func withSegments(jpg []byte, segs ...[]byte) []byte {
+	out := append([]byte{}, jpg[:2]...)
+	for _, s := range segs {
+		out = append(out, s...)
+	}
+	return append(out, jpg[2:]...)
+}
+
+// TestDecodeOrientation stores the visual pattern
+//
+//	A B C
+//	D E F
+//
+// the way a camera would for each EXIF orientation (the stored grids below are
+// written out by hand from the EXIF 2.3 table: "0th row" and "0th column" say
+// which visual side the first stored row and column are), and checks that
+// Decode shows the visual pattern again.
+func TestDecodeOrientation(t *testing.T) {
+	stored := map[uint16][]string{
+		1: {"ABC", "DEF"},     // row 0 top, column 0 left
+		2: {"CBA", "FED"},     // row 0 top, column 0 right
+		3: {"FED", "CBA"},     // row 0 bottom, column 0 right
+		4: {"DEF", "ABC"},     // row 0 bottom, column 0 left
+		5: {"AD", "BE", "CF"}, // row 0 left, column 0 top
+		6: {"CF", "BE", "AD"}, // row 0 right, column 0 top
+		7: {"FC", "EB", "DA"}, // row 0 right, column 0 bottom
+		8: {"DA", "EB", "FC"}, // row 0 left, column 0 bottom
+	}
+	for o := uint16(1); o <= 8; o++ {
+		jpg := encodeJPEG(t, blocksImage(stored[o]...))
+		for _, bo := range []byteOrder{binary.LittleEndian, binary.BigEndian} {
+			for _, withJFIF := range []bool{false, true} {
+				data := withSegments(jpg, exifSegment(bo, o))
+				if withJFIF {
+					data = withSegments(jpg, jfifSegment, exifSegment(bo, o))
+				}
+				if got := jpegOrientation(data); got != int(o) {
+					t.Errorf("orientation %d (%v, JFIF %v): parsed %d", o, bo, withJFIF, got)
+				}
+				img, err := DecodeBytes(data, testMax)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkBlocks(t, img, 12, "ABC", "DEF")
+			}
+		}
+	}
+}
+
+func TestJPEGOrientationMalformed(t *testing.T) {
+	jpg := encodeJPEG(t, blocksImage("AB"))
+	good := exifSegment(binary.BigEndian, 6)
+	// Offsets into good: segment header 4, "Exif\0\0" 6, TIFF header 8, count 2,
+	// Make entry 12, Orientation entry 12 (tag, type, count, value).
+	orient := 4 + 6 + 8 + 2 + 12
+	mutate := func(f func(s []byte) []byte) []byte {
+		return withSegments(jpg, f(append([]byte{}, good...)))
+	}
+	for i, tc := range []struct {
+		name string
+		data []byte
+		want int
+	}{
+		{"valid", mutate(func(s []byte) []byte { return s }), 6},
+		{"no exif", jpg, 1},
+		{"value 0", mutate(func(s []byte) []byte { s[orient+8], s[orient+9] = 0, 0; return s }), 1},
+		{"value 9", mutate(func(s []byte) []byte { s[orient+9] = 9; return s }), 1},
+		{"type LONG", mutate(func(s []byte) []byte { s[orient+3] = 4; return s }), 1},
+		{"count 2", mutate(func(s []byte) []byte { s[orient+7] = 2; return s }), 1},
+		{"bad byte order", mutate(func(s []byte) []byte { s[10], s[11] = 'X', 'X'; return s }), 1},
+		{"not 42", mutate(func(s []byte) []byte { s[13] = 43; return s }), 1},
+		{"IFD offset past end", mutate(func(s []byte) []byte { s[17] = 200; return s }), 1},
+		{"Make entry only", mutate(func(s []byte) []byte { s[19] = 1; return s }), 1},
+		{"fill bytes before marker", withSegments(jpg, []byte{0xff, 0xff}, good), 6},
+		{"segment length past end", mutate(func(s []byte) []byte { s[2] = 0xff; return s })[:len(good)+2], 1},
+		{"segment length 1", mutate(func(s []byte) []byte { s[2], s[3] = 0, 1; return s }), 1},
+		{"only SOI", []byte{0xff, 0xd8}, 1},
+		{"not a jpeg", []byte("GIF89a"), 1},
+	} {
+		if got := jpegOrientation(tc.data); got != tc.want {
+			t.Errorf("%s: orientation %d, want %d", tc.name, got, tc.want)
+		}
+		// A broken EXIF block never makes the photo undecodable (the last cases
+		// are broken JPEGs, not just broken EXIF).
+		if i < 11 {
+			if _, err := DecodeBytes(tc.data, testMax); err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+		}
+	}
+}
+
+func TestOrientKeepsOtherTypes(t *testing.T) {
+	// Orient must work from any image type and any bounds origin.
+	src := blocksImage("ABC", "DEF")
+	sub := src.SubImage(image.Rect(16, 0, 48, 32)) // "BC", "EF", origin (16, 0)
+	checkBlocks(t, Orient(sub, 6), 0, "EB", "FC")
+	gray := image.NewGray(image.Rect(0, 0, 3, 2))
+	gray.Pix = []uint8{1, 2, 3, 4, 5, 6}
+	got := Orient(gray, 8).(*image.RGBA)
+	// Rotated 90° counter-clockwise: columns become rows, right column on top.
+	want := []uint8{3, 6, 2, 5, 1, 4}
+	for i, v := range want {
+		if got.Pix[4*i] != v {
+			t.Fatalf("Orient(gray, 8) = %v, want grey levels %v", got.Pix, want)
+		}
+	}
+	if Orient(gray, 1) != image.Image(gray) || Orient(gray, 0) != image.Image(gray) {
+		t.Errorf("orientation 1 and invalid values must return the image unchanged")
+	}
+}

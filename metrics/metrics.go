@@ -1,0 +1,64 @@
+// Package metrics scores generated captions against reference captions with
+// corpus BLEU-1..4 and CIDEr-D, computed as the coco-caption toolkit
+// (github.com/tylin/coco-caption, pycocoevalcap bleu_scorer.py and
+// cider_scorer.py) computes them, on captions that are already tokenised.
+//
+// The numbers depend on tokenisation: coco-caption runs the PTB tokenizer,
+// which keeps "a" and numbers, while text.Clean (the seed notebook's cleaning)
+// drops them. Report which references were used beside any score.
+package metrics
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Scores are corpus-level scores of one set of captions.
+type Scores struct {
+	BLEU   [4]float64 // BLEU-1..BLEU-4
+	CIDErD float64
+}
+
+func (s Scores) String() string {
+	return fmt.Sprintf("BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f",
+		s.BLEU[0], s.BLEU[1], s.BLEU[2], s.BLEU[3], s.CIDErD)
+}
+
+// Evaluate computes BLEU and CIDEr-D: cands[i] is the generated caption for
+// image i and refs[i] its reference captions, all as tokens.
+func Evaluate(cands [][]string, refs [][][]string) Scores {
+	cider, _ := CIDErD(cands, refs)
+	return Scores{BLEU: BLEU(cands, refs), CIDErD: cider}
+}
+
+// maxN is the longest n-gram both metrics use.
+const maxN = 4
+
+// ngrams counts the n-grams of tokens for n = 1..maxN (coco-caption's precook):
+// counts[n-1][gram] with the tokens of a gram joined by a space.
+func ngrams(tokens []string) [maxN]map[string]int {
+	var counts [maxN]map[string]int
+	for n := 1; n <= maxN; n++ {
+		counts[n-1] = map[string]int{}
+		for i := 0; i+n <= len(tokens); i++ {
+			counts[n-1][strings.Join(tokens[i:i+n], " ")]++
+		}
+	}
+	return counts
+}
+
+// checkCorpus panics on inputs no caller should build: mismatched lengths, an
+// empty corpus, or an image without references.
+func checkCorpus(cands [][]string, refs [][][]string) {
+	if len(cands) != len(refs) {
+		panic(fmt.Sprintf("metrics: %d candidate captions for %d reference sets", len(cands), len(refs)))
+	}
+	if len(cands) == 0 {
+		panic("metrics: empty corpus")
+	}
+	for i, r := range refs {
+		if len(r) == 0 {
+			panic(fmt.Sprintf("metrics: image %d has no reference captions", i))
+		}
+	}
+}

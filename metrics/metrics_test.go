@@ -1,0 +1,177 @@
+package metrics
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func toks(s string) []string { return strings.Fields(s) }
+
+func refsOf(sets ...[]string) [][][]string {
+	out := make([][][]string, len(sets))
+	for i, set := range sets {
+		for _, r := range set {
+			out[i] = append(out[i], toks(r))
+		}
+	}
+	return out
+}
+
+func near(got, want, tol float64) bool { return math.Abs(got-want) <= tol }
+
+func TestBLEUSingleImage(t *testing.T) {
+	// cand "the cat sat on the mat" (6 tokens);
+	// refs "the cat is on the mat" (6), "there is a cat on the mat" (7).
+	// 1-grams: the x2 (ref1 has 2) cat on mat match, sat does not: 5/6.
+	// 2-grams: the cat, on the, the mat match; cat sat, sat on do not: 3/5.
+	// 3-grams: on the mat matches; the cat sat, cat sat on, sat on the do not: 1/4.
+	// 4-grams: none of 3 match: (0 + 1e-15)/(3 + 1e-9).
+	// Closest reference length 6 = candidate length: no brevity penalty.
+	cands := [][]string{toks("the cat sat on the mat")}
+	refs := refsOf([]string{"the cat is on the mat", "there is a cat on the mat"})
+	got := BLEU(cands, refs)
+	p4 := 1e-15 / (3 + 1e-9)
+	want := [4]float64{
+		5.0 / 6,                            // 0.8333
+		math.Sqrt(5.0 / 6 * 3 / 5),         // sqrt(0.5) = 0.7071
+		math.Cbrt(5.0 / 6 * 3 / 5 * 1 / 4), // cbrt(0.125) = 0.5
+		math.Pow(0.125*p4, 0.25),           // (4.17e-17)^(1/4) = 8.03e-5
+	}
+	for k := range want {
+		if !near(got[k], want[k], 1e-9) {
+			t.Errorf("BLEU-%d = %.10g, want %.10g", k+1, got[k], want[k])
+		}
+	}
+}
+
+func TestBLEUCorpusBrevity(t *testing.T) {
+	// Image A: cand "a b c" (3); refs of length 4 and 2 are equally close: the
+	// shorter, 2, counts. All 1-, 2-, 3-grams of "a b c" are in "a b c d": 3/3,
+	// 2/2, 1/1; no 4-grams (guess max(0, 3-4+1) = 0).
+	// Image B: cand "x y" (2), ref length 5: 2/2, 1/1, 0/0, 0/0.
+	// Corpus: matches = guesses = [5 3 1 0]; C = 3+2 = 5, R = 2+5 = 7.
+	// p1 = p2 = p3 = 1, p4 = 1e-15/1e-9 = 1e-6; BP = exp(1 - 7/5) = exp(-0.4) = 0.67032.
+	// (Taking the longer tied reference would give R = 9 and BP = exp(-0.8) = 0.4493.)
+	cands := [][]string{toks("a b c"), toks("x y")}
+	refs := refsOf([]string{"a b c d", "a b"}, []string{"x y z w v"})
+	got := BLEU(cands, refs)
+	bp := math.Exp(-0.4)
+	want := [4]float64{bp, bp, bp, math.Pow(1e-6, 0.25) * bp} // 0.67032 x3, 0.021197
+	for k := range want {
+		if !near(got[k], want[k], 1e-9) {
+			t.Errorf("BLEU-%d = %.10g, want %.10g", k+1, got[k], want[k])
+		}
+	}
+}
+
+func TestBLEUEdgeCases(t *testing.T) {
+	// A candidate equal to a reference scores 1 (up to coco's 1e-9 smoothing).
+	perfect := BLEU([][]string{toks("a dog runs on the grass")}, refsOf([]string{"a cat sleeps", "a dog runs on the grass"}))
+	for k, b := range perfect {
+		if !near(b, 1, 1e-9) {
+			t.Errorf("perfect match BLEU-%d = %.12g, want 1", k+1, b)
+		}
+	}
+	// An empty candidate scores 0: the brevity penalty is exp(1 - R/1e-15) = 0.
+	empty := BLEU([][]string{nil}, refsOf([]string{"a dog runs"}))
+	if empty != [4]float64{} {
+		t.Errorf("empty candidate BLEU = %v, want all 0", empty)
+	}
+	// Clipping: "the the the the" against "the cat": 1 of 4 unigrams counts.
+	clip := BLEU([][]string{toks("the the the the")}, refsOf([]string{"the cat on the mat here"}))
+	// Matches: the x2 (ref has 2) of 4 -> 0.5; C = 4 < R = 6: BP = exp(1 - 6/4) = exp(-0.5).
+	if want := 0.5 * math.Exp(-0.5); !near(clip[0], want, 1e-9) {
+		t.Errorf("clipped BLEU-1 = %.10g, want %.10g", clip[0], want)
+	}
+}
+
+func TestCIDErD(t *testing.T) {
+	// Two images, so log N = log 2 =: L. Reference n-grams by image:
+	//   image 1 refs "a b c", "a b d": a b c d, "a b" "b c" "b d", "a b c" "a b d"
+	//   image 2 ref  "a e":            a e, "a e"
+	// df(a) = 2, so a's weight is L - log 2 = 0; every other n-gram, seen or
+	// unseen (df 0 -> max(1, 0) = 1), weighs tf * L.
+	//
+	// Image 1, cand "a b b": 1-grams a:0 b:2L (norm 2L); 2-grams "a b":L "b b":L
+	// (norm sqrt2 L); 3-gram "a b b":L (norm L); no 4-grams; bigram length 2.
+	//   vs "a b c" (1-grams a:0 b:L c:L, norm sqrt2 L; 2-grams "a b":L "b c":L,
+	//   norm sqrt2 L; 3-gram "a b c"; length 2, so no penalty):
+	//     n=1: min(2L, L)*L / (2L * sqrt2 L) = 1/(2 sqrt2)   (clipping: 2L -> L)
+	//     n=2: min(L, L)*L / (sqrt2 L * sqrt2 L) = 1/2;  n=3: 0;  n=4: 0
+	//   vs "a b d": the same by symmetry.
+	//   score = 10 * (2/(2 sqrt2) + 2/2) / 4 / 2 refs = 10 (1/sqrt2 + 1)/8 = 2.1338835
+	// Image 2, cand "a e" = its reference: n=1 and n=2 give 1, n=3 and n=4 have
+	// no n-grams and give 0: score = 10 * 2/4 = 5.
+	cands := [][]string{toks("a b b"), toks("a e")}
+	refs := refsOf([]string{"a b c", "a b d"}, []string{"a e"})
+	mean, per := CIDErD(cands, refs)
+	want1 := 10 * (1/math.Sqrt2 + 1) / 8
+	if !near(per[0], want1, 1e-12) || !near(per[1], 5, 1e-12) || !near(mean, (want1+5)/2, 1e-12) {
+		t.Errorf("CIDEr-D = %.10g %v, want %.10g [%.10g 5]", mean, per, (want1+5)/2, want1)
+	}
+
+	// Length penalty: image 2's candidate "a e f" has 2 bigrams, the reference 1:
+	// delta 1, penalty exp(-1/72) = 0.98621. 1-grams a:0 e:L f:L (norm sqrt2 L)
+	// vs a:0 e:L (norm L): L^2/(sqrt2 L^2) = 1/sqrt2; 2-grams "a e":L "e f":L
+	// vs "a e":L: 1/sqrt2 as well; 3-gram "a e f" unmatched.
+	// score = 10 * 2/sqrt2 * exp(-1/72) / 4 = 3.4867671
+	cands[1] = toks("a e f")
+	_, per = CIDErD(cands, refs)
+	if want := 10 * math.Sqrt2 * math.Exp(-1.0/72) / 4; !near(per[1], want, 1e-12) {
+		t.Errorf("penalised CIDEr-D = %.10g, want %.10g", per[1], want)
+	}
+	if !near(per[0], want1, 1e-12) {
+		t.Errorf("image 1 changed to %.10g when only image 2's candidate changed", per[0])
+	}
+}
+
+func TestCIDErDEdgeCases(t *testing.T) {
+	refs := refsOf([]string{"a dog runs on the grass", "a dog is running"}, []string{"a cat sleeps on a sofa"})
+	// An empty candidate scores 0.
+	_, per := CIDErD([][]string{nil, toks("a cat sleeps on a sofa")}, refs)
+	if per[0] != 0 || per[1] <= 0 {
+		t.Errorf("empty candidate: %v, want 0 and a positive score", per)
+	}
+	// With one image every n-gram has df = N = 1: all weights log 1 - log 1 = 0.
+	if mean, _ := CIDErD([][]string{toks("a dog runs")}, refsOf([]string{"a dog runs"})); mean != 0 {
+		t.Errorf("single-image corpus CIDEr-D = %v, want 0 (coco-caption behaviour)", mean)
+	}
+	// Matching every reference beats matching one, which beats matching none.
+	good, _ := CIDErD([][]string{toks("a dog runs on the grass"), toks("a cat sleeps on a sofa")}, refs)
+	bad, _ := CIDErD([][]string{toks("a car drives fast"), toks("a cat sleeps on a sofa")}, refs)
+	if !(good > bad) {
+		t.Errorf("CIDEr-D good %v <= bad %v", good, bad)
+	}
+}
+
+func TestEvaluateAndPanics(t *testing.T) {
+	cands := [][]string{toks("the cat sat on the mat")}
+	refs := refsOf([]string{"the cat is on the mat", "there is a cat on the mat"})
+	s := Evaluate(cands, refs)
+	if s.BLEU != BLEU(cands, refs) || s.CIDErD != 0 { // one image: CIDEr-D 0
+		t.Errorf("Evaluate = %+v", s)
+	}
+	if got := s.String(); !strings.HasPrefix(got, "BLEU-1 0.8333  BLEU-2 0.7071  BLEU-3 0.5000  BLEU-4 0.0001  CIDEr-D 0.0000") {
+		t.Errorf("String() = %q", got)
+	}
+	for _, tc := range []struct {
+		name  string
+		cands [][]string
+		refs  [][][]string
+		msg   string
+	}{
+		{"lengths", cands, nil, "1 candidate captions for 0 reference sets"},
+		{"empty", nil, nil, "empty corpus"},
+		{"no refs", [][]string{nil, nil}, [][][]string{{{"a"}}, {}}, "image 1 has no reference captions"},
+	} {
+		func() {
+			defer func() {
+				if p, _ := recover().(string); !strings.Contains(p, tc.msg) {
+					t.Errorf("%s: panic %q, want %q", tc.name, p, tc.msg)
+				}
+			}()
+			BLEU(tc.cands, tc.refs)
+		}()
+	}
+}

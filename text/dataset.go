@@ -1,0 +1,408 @@
+package text
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Split names. Every loader uses these, whatever its file calls them.
+const (
+	SplitTrain = "train"
+	SplitDev   = "dev" // Karpathy's "val"
+	SplitTest  = "test"
+)
+
+// Image is one photo with its captions.
+type Image struct {
+	Name     string     // file name, e.g. "1000268201_693b08cb0e.jpg"; unique within a dataset
+	Path     string     // where the photo is: see the loaders for what it is relative to
+	Raw      []string   // the captions as written
+	Captions [][]string // Clean(Raw[i])
+}
+
+// Dataset is a captioning dataset split into train, dev and (if present) test.
+type Dataset struct {
+	Name     string             // "flickr8k", or the "dataset" field of a Karpathy JSON file
+	Splits   map[string][]Image // SplitTrain, SplitDev, SplitTest -> images in file order
+	Warnings []string           // data quirks that were skipped, with counts
+}
+
+// Split returns the images of a split, or an error naming the splits there are.
+func (d *Dataset) Split(name string) ([]Image, error) {
+	if imgs, ok := d.Splits[name]; ok {
+		return imgs, nil
+	}
+	var have []string
+	for s := range d.Splits {
+		have = append(have, s)
+	}
+	sort.Strings(have)
+	return nil, fmt.Errorf("dataset %s has no %q split; it has: %s", d.Name, name, strings.Join(have, ", "))
+}
+
+// Captions lists the cleaned captions of images, for BuildVocab.
+func Captions(images []Image) [][]string {
+	var out [][]string
+	for _, img := range images {
+		out = append(out, img.Captions...)
+	}
+	return out
+}
+
+// Flickr8k file names, as in the original Flickr8k_text.zip.
+const (
+	Flickr8kTokens = "Flickr8k.token.txt"
+	Flickr8kTrain  = "Flickr_8k.trainImages.txt"
+	Flickr8kDev    = "Flickr_8k.devImages.txt"
+	Flickr8kTest   = "Flickr_8k.testImages.txt"
+)
+
+// flickr8kImageDirs are where the photos may be below the dataset folder: ours,
+// and the folder name inside the original Flickr8k_Dataset.zip (sic).
+var flickr8kImageDirs = []string{"images", "Flicker8k_Dataset", "Flickr8k_Dataset"}
+
+// LoadFlickr8k reads a Flickr8k folder: Flickr8k.token.txt (lines
+// "NAME.jpg#N<TAB>caption"), the split lists Flickr_8k.trainImages.txt and
+// Flickr_8k.devImages.txt, and Flickr_8k.testImages.txt if present. Image.Path
+// is dir/images/NAME (or the original zip's Flicker8k_Dataset folder if that is
+// the one present); the photos themselves are not opened.
+//
+// Token lines naming something that is not a .jpg file are skipped with a
+// warning: the original file has five lines naming "2258277193_586949ec62.jpg.1",
+// a photo that does not exist. Any other malformed line is an error naming the
+// file and line.
+func LoadFlickr8k(dir string) (*Dataset, error) {
+	d := &Dataset{Name: "flickr8k", Splits: map[string][]Image{}}
+	imgs, order, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
+	if err != nil {
+		return nil, err
+	}
+	imageDir := filepath.Join(dir, flickr8kImageDirs[0])
+	for _, sub := range flickr8kImageDirs {
+		if st, err := os.Stat(filepath.Join(dir, sub)); err == nil && st.IsDir() {
+			imageDir = filepath.Join(dir, sub)
+			break
+		}
+	}
+	inSplit := map[string]string{} // image name -> "file:line" of its split entry
+	for _, s := range []struct {
+		split, file string
+		optional    bool
+	}{
+		{SplitTrain, Flickr8kTrain, false},
+		{SplitDev, Flickr8kDev, false},
+		{SplitTest, Flickr8kTest, true},
+	} {
+		path := filepath.Join(dir, s.file)
+		names, err := readSplitList(path, imgs, inSplit)
+		if s.optional && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		split := make([]Image, len(names))
+		for i, n := range names {
+			split[i] = *imgs[n]
+			split[i].Path = filepath.Join(imageDir, n)
+		}
+		d.Splits[s.split] = split
+	}
+	if n := len(order) - len(inSplit); n > 0 {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: %d captioned images are in no split list and were left out", Flickr8kTokens, n))
+	}
+	return d, nil
+}
+
+// readFlickr8kTokens parses the token file into images by name, in order of
+// first appearance, with captions ordered by their #N.
+func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("flickr8k: %w (the folder must hold %s from Flickr8k_text.zip)", err, Flickr8kTokens)
+	}
+	defer f.Close()
+	imgs := map[string]*Image{}
+	var order []string
+	seen := map[string]int{} // "NAME#N" -> line
+	nums := map[string][]int{}
+	skipped := map[string]int{}
+	err = eachLine(f, path, func(line string, n int) error {
+		if line == "" {
+			return nil
+		}
+		key, caption, ok := strings.Cut(line, "\t")
+		if !ok {
+			return fmt.Errorf("no tab: want NAME.jpg#N<TAB>caption")
+		}
+		name, num, ok := strings.Cut(key, "#")
+		if !ok || name == "" {
+			return fmt.Errorf("%q has no #N caption number: want NAME.jpg#N<TAB>caption", key)
+		}
+		i, err := strconv.Atoi(num)
+		if err != nil || i < 0 {
+			return fmt.Errorf("caption number %q in %q is not a non-negative integer", num, key)
+		}
+		if !strings.HasSuffix(strings.ToLower(name), ".jpg") {
+			skipped[name]++
+			return nil
+		}
+		if prev, dup := seen[key]; dup {
+			return fmt.Errorf("%s appears again (first on line %d)", key, prev)
+		}
+		seen[key] = n
+		caption = strings.TrimSpace(caption)
+		if caption == "" {
+			return fmt.Errorf("%s has an empty caption", key)
+		}
+		img := imgs[name]
+		if img == nil {
+			img = &Image{Name: name}
+			imgs[name] = img
+			order = append(order, name)
+		}
+		// Keep captions sorted by #N, whatever the line order.
+		at := sort.SearchInts(nums[name], i)
+		nums[name] = insert(nums[name], at, i)
+		img.Raw = insert(img.Raw, at, caption)
+		img.Captions = insert(img.Captions, at, Clean(caption))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(imgs) == 0 {
+		return nil, nil, fmt.Errorf("%s: no captions", path)
+	}
+	var names []string
+	total := 0
+	for name, c := range skipped {
+		names = append(names, name)
+		total += c
+	}
+	if total > 0 {
+		sort.Strings(names)
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: skipped %d lines naming %s, which is not a .jpg file (a known quirk of the original Flickr8k file)",
+			Flickr8kTokens, total, strings.Join(names, ", ")))
+	}
+	return imgs, order, nil
+}
+
+func insert[T any](s []T, i int, v T) []T {
+	s = append(s, v)
+	copy(s[i+1:], s[i:])
+	s[i] = v
+	return s
+}
+
+// readSplitList reads one image name per line and checks each against the
+// captioned images and the other splits (inSplit, updated).
+func readSplitList(path string, imgs map[string]*Image, inSplit map[string]string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("flickr8k: %w (the folder must hold the split lists from Flickr8k_text.zip)", err)
+	}
+	defer f.Close()
+	var names []string
+	err = eachLine(f, path, func(line string, n int) error {
+		name := strings.TrimSpace(line)
+		if name == "" {
+			return nil
+		}
+		if prev, dup := inSplit[name]; dup {
+			return fmt.Errorf("%s is already listed at %s", name, prev)
+		}
+		if imgs[name] == nil {
+			return fmt.Errorf("%s has no captions in %s", name, Flickr8kTokens)
+		}
+		inSplit[name] = fmt.Sprintf("%s:%d", filepath.Base(path), n)
+		names = append(names, name)
+		return nil
+	})
+	if err == nil && len(names) == 0 {
+		err = fmt.Errorf("%s: no image names", path)
+	}
+	return names, err
+}
+
+// eachLine calls f for every line of r without its line ending (LF or CRLF)
+// and, on the first line, without a UTF-8 byte order mark. An error from f is
+// returned as "path:line: error".
+func eachLine(r io.Reader, path string, f func(line string, n int) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff")
+		}
+		if err := f(line, n); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// karpathyImage is one entry of "images" in Karpathy's dataset_*.json.
+type karpathyImage struct {
+	Filepath  string `json:"filepath"` // COCO only: "train2014" or "val2014"
+	Filename  string `json:"filename"`
+	Split     string `json:"split"` // train, restval, val or test
+	Sentences []struct {
+		Raw string `json:"raw"` // the file's "tokens" are not used: see LoadKarpathyJSON
+	} `json:"sentences"`
+}
+
+// karpathySplits maps Karpathy's split names onto ours: "restval" is the part of
+// COCO's val2014 that the Karpathy split gives to training.
+var karpathySplits = map[string]string{
+	"train":   SplitTrain,
+	"restval": SplitTrain,
+	"val":     SplitDev,
+	"test":    SplitTest,
+}
+
+// LoadKarpathyJSON reads a dataset in Karpathy's format (dataset_flickr8k.json,
+// dataset_flickr30k.json, dataset_coco.json):
+//
+//	{"dataset": "coco", "images": [{"filepath": "val2014", "filename": "...jpg",
+//	  "split": "restval", "sentences": [{"raw": "A man ...", "tokens": [...]}, ...]}, ...]}
+//
+// Splits: train and restval -> SplitTrain, val -> SplitDev, test -> SplitTest.
+// Image.Path is imageDir/filepath/filename (relative when imageDir is "").
+// Captions are Clean(raw), not the file's tokens, so every dataset gets the same
+// cleaning as the seed notebook. Errors name the file and the line.
+func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("karpathy json: %w", err)
+	}
+	// fail names the line of the first byte at or after offset that is not
+	// whitespace or a comma: the decoder's offsets point just past the previous token.
+	fail := func(offset int64, format string, args ...any) error {
+		offset = min(offset, int64(len(data)))
+		for offset < int64(len(data)) && bytes.IndexByte([]byte(" \t\r\n,"), data[offset]) >= 0 {
+			offset++
+		}
+		line := 1 + bytes.Count(data[:offset], []byte("\n"))
+		return fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	jsonErr := func(err error) error {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return fail(se.Offset, "invalid JSON: %v", err)
+		case errors.As(err, &te):
+			// The offset counts from the start of the value, which the decoder has
+			// just consumed: name the line where it ends.
+			return fail(dec.InputOffset(), "wrong type: %v", err)
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return fail(int64(len(data)), "the JSON ends early (truncated file?)")
+		}
+		return fail(dec.InputOffset(), "%v", err)
+	}
+	d := &Dataset{Splits: map[string][]Image{}}
+	if tok, err := dec.Token(); err != nil {
+		return nil, jsonErr(err)
+	} else if tok != json.Delim('{') {
+		return nil, fail(0, "want a JSON object with \"images\" and \"dataset\"")
+	}
+	seenImages := false
+	names := map[string]int{} // file name -> index in images
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, jsonErr(err)
+		}
+		switch tok {
+		case "dataset":
+			if err := dec.Decode(&d.Name); err != nil {
+				return nil, jsonErr(err)
+			}
+		case "images":
+			seenImages = true
+			if tok, err := dec.Token(); err != nil {
+				return nil, jsonErr(err)
+			} else if tok != json.Delim('[') {
+				return nil, fail(dec.InputOffset(), "\"images\" must be an array")
+			}
+			for i := 0; dec.More(); i++ {
+				start := dec.InputOffset()
+				var ki karpathyImage
+				if err := dec.Decode(&ki); err != nil {
+					// A type error's offset counts from the start of this value.
+					var te *json.UnmarshalTypeError
+					if errors.As(err, &te) {
+						return nil, fail(start+te.Offset, "images[%d]: wrong type: %v", i, err)
+					}
+					return nil, jsonErr(err)
+				}
+				img, split, err := ki.image(imageDir)
+				if err != nil {
+					return nil, fail(start, "images[%d]: %v", i, err)
+				}
+				if prev, dup := names[img.Name]; dup {
+					return nil, fail(start, "images[%d]: %s is also images[%d]", i, img.Name, prev)
+				}
+				names[img.Name] = i
+				d.Splits[split] = append(d.Splits[split], img)
+			}
+			if _, err := dec.Token(); err != nil { // ]
+				return nil, jsonErr(err)
+			}
+		default:
+			var skip json.RawMessage // other keys are allowed and ignored
+			if err := dec.Decode(&skip); err != nil {
+				return nil, jsonErr(err)
+			}
+		}
+	}
+	if !seenImages {
+		return nil, fail(0, "no \"images\" array: not a Karpathy-style dataset file")
+	}
+	if len(names) == 0 {
+		return nil, fail(0, "\"images\" is empty")
+	}
+	if d.Name == "" {
+		d.Name = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "dataset_"), ".json")
+	}
+	return d, nil
+}
+
+func (ki *karpathyImage) image(imageDir string) (Image, string, error) {
+	if ki.Filename == "" {
+		return Image{}, "", fmt.Errorf("no \"filename\"")
+	}
+	split, ok := karpathySplits[ki.Split]
+	if !ok {
+		return Image{}, "", fmt.Errorf("%s: split %q is not one of train, restval, val, test", ki.Filename, ki.Split)
+	}
+	if len(ki.Sentences) == 0 {
+		return Image{}, "", fmt.Errorf("%s has no sentences", ki.Filename)
+	}
+	img := Image{Name: ki.Filename, Path: filepath.Join(imageDir, ki.Filepath, ki.Filename)}
+	for j, s := range ki.Sentences {
+		raw := strings.TrimSpace(s.Raw)
+		if raw == "" {
+			return Image{}, "", fmt.Errorf("%s: sentences[%d] has an empty \"raw\"", ki.Filename, j)
+		}
+		img.Raw = append(img.Raw, raw)
+		img.Captions = append(img.Captions, Clean(raw))
+	}
+	return img, split, nil
+}

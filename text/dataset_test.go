@@ -1,0 +1,245 @@
+package text
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestLoadFlickr8kFixture(t *testing.T) {
+	d, err := LoadFlickr8k("testdata/flickr8k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "flickr8k" || len(d.Splits) != 2 {
+		t.Fatalf("name %q, splits %v", d.Name, d.Splits)
+	}
+	train, err := d.Split(SplitTrain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(train) != 2 || train[0].Name != "1000_aaaa.jpg" || train[1].Name != "3000_cccc.jpg" {
+		t.Fatalf("train = %+v", train)
+	}
+	if want := filepath.Join("testdata/flickr8k/images", "1000_aaaa.jpg"); train[0].Path != want {
+		t.Errorf("path %q, want %q", train[0].Path, want)
+	}
+	want := [][]string{
+		{"dog", "runs", "on", "the", "grass"},
+		{"brown", "dog", "is", "running", "through", "field"},
+		{"two", "dogs", "play", "in", "the", "park", "near", "trees"},
+	}
+	if !reflect.DeepEqual(train[0].Captions, want) {
+		t.Errorf("captions %q, want %q", train[0].Captions, want)
+	}
+	if train[0].Raw[2] != "Two dogs play in the park, near 3 trees ." {
+		t.Errorf("raw %q", train[0].Raw[2])
+	}
+	dev, _ := d.Split(SplitDev)
+	// Lines #1 then #0 in the file: captions come out in #N order.
+	if len(dev) != 1 || dev[0].Raw[0] != "A man in a T-shirt rides his bicycle ." ||
+		!reflect.DeepEqual(dev[0].Captions[1], []string{"mans", "bike", "leans", "against", "wall"}) {
+		t.Errorf("dev = %+v", dev)
+	}
+	if _, err := d.Split(SplitTest); err == nil || !strings.Contains(err.Error(), `no "test" split; it has: dev, train`) {
+		t.Errorf("missing test split: %v", err)
+	}
+	wantWarnings := []string{
+		"Flickr8k.token.txt: skipped 2 lines naming 2258277193_586949ec62.jpg.1, which is not a .jpg file (a known quirk of the original Flickr8k file)",
+		"Flickr8k.token.txt: 1 captioned images are in no split list and were left out",
+	}
+	if !reflect.DeepEqual(d.Warnings, wantWarnings) {
+		t.Errorf("warnings %q, want %q", d.Warnings, wantWarnings)
+	}
+	if got := len(Captions(train)); got != 5 {
+		t.Errorf("Captions(train) has %d captions, want 5", got)
+	}
+}
+
+// writeFlickr8k writes a Flickr8k folder from the fixture with one file replaced
+// (content "" with remove deletes it).
+func writeFlickr8k(t *testing.T, file, content string, remove bool) string {
+	dir := t.TempDir()
+	for _, f := range []string{Flickr8kTokens, Flickr8kTrain, Flickr8kDev} {
+		b, err := os.ReadFile(filepath.Join("testdata/flickr8k", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == file {
+			if remove {
+				continue
+			}
+			b = []byte(content)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestLoadFlickr8kErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, content string
+		remove              bool
+		want                string
+	}{
+		{"no tab", Flickr8kTokens, "1000_aaaa.jpg#0\tA dog .\n1000_aaaa.jpg#1 A dog .\n", false,
+			"Flickr8k.token.txt:2: no tab: want NAME.jpg#N<TAB>caption"},
+		{"no number", Flickr8kTokens, "1000_aaaa.jpg\tA dog .\n", false,
+			`Flickr8k.token.txt:1: "1000_aaaa.jpg" has no #N caption number`},
+		{"bad number", Flickr8kTokens, "\n\n1000_aaaa.jpg#x\tA dog .\n", false,
+			`Flickr8k.token.txt:3: caption number "x" in "1000_aaaa.jpg#x" is not a non-negative integer`},
+		{"duplicate", Flickr8kTokens, "1000_aaaa.jpg#0\tA dog .\r\n1000_aaaa.jpg#0\tA cat .\r\n", false,
+			"Flickr8k.token.txt:2: 1000_aaaa.jpg#0 appears again (first on line 1)"},
+		{"empty caption", Flickr8kTokens, "1000_aaaa.jpg#0\t  \n", false,
+			"Flickr8k.token.txt:1: 1000_aaaa.jpg#0 has an empty caption"},
+		{"no captions", Flickr8kTokens, "\n", false, "Flickr8k.token.txt: no captions"},
+		{"missing tokens", Flickr8kTokens, "", true, "Flickr8k.token.txt: no such file or directory (the folder must hold Flickr8k.token.txt"},
+		{"uncaptioned", Flickr8kTrain, "1000_aaaa.jpg\n9999_zzzz.jpg\n", false,
+			"Flickr_8k.trainImages.txt:2: 9999_zzzz.jpg has no captions in Flickr8k.token.txt"},
+		{"twice", Flickr8kDev, "\n2000_bbbb.jpg\n3000_cccc.jpg\n", false,
+			"Flickr_8k.devImages.txt:3: 3000_cccc.jpg is already listed at Flickr_8k.trainImages.txt:2"},
+		{"empty split", Flickr8kDev, "\n", false, "Flickr_8k.devImages.txt: no image names"},
+		{"missing dev", Flickr8kDev, "", true, "Flickr_8k.devImages.txt: no such file or directory"},
+	} {
+		_, err := LoadFlickr8k(writeFlickr8k(t, tc.file, tc.content, tc.remove))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	// A test split list, if present, is read like the others; a BOM is ignored.
+	dir := writeFlickr8k(t, "", "", false)
+	if err := os.WriteFile(filepath.Join(dir, Flickr8kTest), []byte("\ufeff4000_dddd.jpg\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := LoadFlickr8k(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test, _ := d.Split(SplitTest); len(test) != 1 || test[0].Name != "4000_dddd.jpg" || len(d.Warnings) != 1 {
+		t.Errorf("test split %+v, warnings %q", test, d.Warnings)
+	}
+}
+
+// TestLoadFlickr8kReal loads the real dataset from the shared assets.
+func TestLoadFlickr8kReal(t *testing.T) {
+	assets := os.Getenv("CAPTIONER_ASSETS")
+	if assets == "" {
+		t.Skip("CAPTIONER_ASSETS is not set: point it at the shared assets folder (data/flickr8k/...) to run this test")
+	}
+	d, err := LoadFlickr8k(filepath.Join(assets, "data/flickr8k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, _ := d.Split(SplitTrain)
+	dev, _ := d.Split(SplitDev)
+	if len(train) != 6000 || len(dev) != 1000 || len(d.Splits) != 2 {
+		t.Fatalf("train %d, dev %d, splits %d; want 6000, 1000, 2", len(train), len(dev), len(d.Splits))
+	}
+	for _, img := range append(train, dev...) {
+		if len(img.Captions) != 5 || len(img.Raw) != 5 {
+			t.Fatalf("%s has %d captions, want 5", img.Name, len(img.Captions))
+		}
+	}
+	// 35,460 lines = 7,091 images x 5 + 5 lines naming 2258277193_586949ec62.jpg.1;
+	// 91 captioned images are in neither list.
+	want := []string{
+		"Flickr8k.token.txt: skipped 5 lines naming 2258277193_586949ec62.jpg.1, which is not a .jpg file (a known quirk of the original Flickr8k file)",
+		"Flickr8k.token.txt: 91 captioned images are in no split list and were left out",
+	}
+	if !reflect.DeepEqual(d.Warnings, want) {
+		t.Errorf("warnings %q, want %q", d.Warnings, want)
+	}
+	if _, err := os.Stat(train[0].Path); err != nil {
+		t.Errorf("first train image: %v", err)
+	}
+	if train[0].Name != "2513260012_03d33305cf.jpg" {
+		t.Errorf("first train image %s, want the split file's first line", train[0].Name)
+	}
+	v := BuildVocab(Captions(train), DefaultMinCount)
+	t.Logf("train: %d captions, vocabulary with min count %d: %d ids (%q ... %q)",
+		len(Captions(train)), DefaultMinCount, v.Size(), words(v)[4:9], v.Word(v.Size()-1))
+	if v.Size() < 2000 || v.Size() > 3500 || v.Word(4) != "in" && v.Word(4) != "the" {
+		t.Errorf("vocabulary of %d ids starting %q", v.Size(), words(v)[:8])
+	}
+}
+
+func TestLoadKarpathyJSON(t *testing.T) {
+	d, err := LoadKarpathyJSON("testdata/dataset_small.json", "/data/coco")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "coco" {
+		t.Errorf("name %q", d.Name)
+	}
+	train, _ := d.Split(SplitTrain)
+	dev, _ := d.Split(SplitDev)
+	test, _ := d.Split(SplitTest)
+	if len(train) != 2 || len(dev) != 1 || len(test) != 1 {
+		t.Fatalf("splits: train %d dev %d test %d, want 2 1 1 (restval is train)", len(train), len(dev), len(test))
+	}
+	if train[1].Name != "b.jpg" || train[1].Path != "/data/coco/val2014/b.jpg" {
+		t.Errorf("restval image %+v", train[1])
+	}
+	// Cleaned from "raw" like the notebook, not the file's tokens (which keep "a").
+	if want := [][]string{{"dog", "runs"}, {"two", "dogs", "balls"}}; !reflect.DeepEqual(train[0].Captions, want) {
+		t.Errorf("captions %q, want %q", train[0].Captions, want)
+	}
+	if train[0].Raw[1] != "Two dogs, 2 balls!" {
+		t.Errorf("raw %q", train[0].Raw[1])
+	}
+	// Without an image folder the path stays relative; the name falls back to the file name.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dataset_flickr30k.json")
+	os.WriteFile(path, []byte(`{"images": [{"filename": "x.jpg", "split": "val", "sentences": [{"raw": "A dog ."}]}]}`), 0o644)
+	d, err = LoadKarpathyJSON(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dev, _ := d.Split(SplitDev); d.Name != "flickr30k" || dev[0].Path != "x.jpg" {
+		t.Errorf("name %q, dev %+v", d.Name, dev)
+	}
+}
+
+func TestLoadKarpathyJSONErrors(t *testing.T) {
+	valid, err := os.ReadFile("testdata/dataset_small.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, old, new, want string
+	}{
+		{"syntax", `"imgid": 1, "split"`, `"imgid": 1 "split"`, ":6: invalid JSON"},
+		{"type", `"filename": "c.jpg"`, `"filename": 3`, ":8: images[2]: wrong type"},
+		{"split", `"split": "test"`, `"split": "holdout"`, `:10: images[3]: d.jpg: split "holdout" is not one of train, restval, val, test`},
+		{"filename", `"filename": "b.jpg", `, ``, `:6: images[1]: no "filename"`},
+		{"duplicate", `"filename": "c.jpg"`, `"filename": "a.jpg"`, ":8: images[2]: a.jpg is also images[0]"},
+		{"no sentences", `[{"tokens": ["a", "man"], "raw": "A man on a bike", "imgid": 2, "sentid": 3}]`, `[]`, ":8: images[2]: c.jpg has no sentences"},
+		{"empty raw", `"raw": "The sea at night ."`, `"raw": " "`, `:10: images[3]: d.jpg: sentences[0] has an empty "raw"`},
+		{"truncated", string(valid), string(valid[:300]), "the JSON ends early (truncated file?)"},
+		{"dataset type", `"dataset": "coco"`, `"dataset": 5`, `:14: wrong type: json: cannot unmarshal number`},
+		{"no images", `"images"`, `"pictures"`, `:1: no "images" array`},
+		{"images not array", string(valid), `{"images": {}}`, `"images" must be an array`},
+		{"empty images", string(valid), `{"images": []}`, `"images" is empty`},
+		{"not object", string(valid), `[1, 2]`, `:1: want a JSON object`},
+	} {
+		data := strings.Replace(string(valid), tc.old, tc.new, 1)
+		if data == string(valid) {
+			t.Fatalf("%s: replacement did not apply", tc.name)
+		}
+		path := filepath.Join(t.TempDir(), "dataset_coco.json")
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadKarpathyJSON(path, "")
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err %v, want one naming %s and containing %q", tc.name, err, path, tc.want)
+		}
+	}
+	if _, err := LoadKarpathyJSON(filepath.Join(t.TempDir(), "missing.json"), ""); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("missing file: %v", err)
+	}
+}
