@@ -1,35 +1,132 @@
 package config
 
 import (
+	"fmt"
+	"net"
 	"time"
 
 	"github.com/spf13/viper"
 )
 
 // Server configures captioner serve. The server owns this file: add fields with
-// a one-line reason each.
+// a one-line reason each. Defaults suit 2 CPU cores; configs/gpu.yaml has
+// GPU-sized batches.
 type Server struct {
-	// Addr is the listen address, HOST:PORT.
+	// Addr is the listen address, HOST:PORT; loopback by default so a fresh install
+	// is not exposed to the network.
 	Addr string `mapstructure:"addr"`
-	// MaxBatch is the largest batch the scheduler forms.
+	// MaxBatch is the largest batch the scheduler forms; on 2 cores the encoder's
+	// images/s stop growing past ~8 while latency keeps growing.
 	MaxBatch int `mapstructure:"max_batch"`
-	// MaxQueueDelay is how long the oldest queued request may wait for a batch to fill.
+	// MaxQueueDelay is how long the oldest queued request may wait for a batch to
+	// fill, timed from its arrival; small next to one encoder pass (~30 ms on CPU).
 	MaxQueueDelay time.Duration `mapstructure:"max_queue_delay"`
+	// QueueSize bounds the images waiting for a batch; one more gets 429 at once,
+	// so memory (600 KB per queued image) and waiting time stay bounded.
+	QueueSize int `mapstructure:"queue_size"`
+	// RequestTimeout is a request's deadline unless it asks for another (timeout_ms).
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	// MaxRequestTimeout caps the deadline a request may ask for.
+	MaxRequestTimeout time.Duration `mapstructure:"max_request_timeout"`
+	// MaxBodyBytes limits a request body (all images together); more gets 413.
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// MaxImages limits images in one request, so one client cannot fill the queue alone.
+	MaxImages int `mapstructure:"max_images"`
+	// MaxBeam caps the beam width a request may ask for: decode time grows with it.
+	MaxBeam int `mapstructure:"max_beam"`
+	// ReadHeaderTimeout bounds reading request headers (slowloris).
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds handling plus writing a response; the /live stream is exempt.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// ShutdownGrace is how long SIGTERM waits for accepted requests to finish.
+	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
+	// AdminToken, when set, is the bearer token POST /admin/reload requires;
+	// when empty the endpoint answers loopback clients only.
+	AdminToken string `mapstructure:"admin_token"`
+	// LiveBuffer is how many captions a /live viewer may fall behind before it is
+	// disconnected (its browser reconnects), so a slow viewer never slows captioning.
+	LiveBuffer int `mapstructure:"live_buffer"`
+	// LiveMaxViewers bounds concurrent /live streams (each holds a connection and a buffer).
+	LiveMaxViewers int `mapstructure:"live_max_viewers"`
+	// ThumbSize is the longest side in pixels of the JPEG thumbnails sent to /live.
+	ThumbSize int `mapstructure:"thumb_size"`
 }
 
 func serverDefaults(v *viper.Viper) {
 	v.SetDefault("server.addr", "127.0.0.1:8080")
-	v.SetDefault("server.max_batch", 16)
+	v.SetDefault("server.max_batch", 8)
 	v.SetDefault("server.max_queue_delay", "10ms")
+	v.SetDefault("server.queue_size", 64)
+	v.SetDefault("server.request_timeout", "30s")
+	v.SetDefault("server.max_request_timeout", "2m")
+	v.SetDefault("server.max_body_bytes", 32<<20)
+	v.SetDefault("server.max_images", 16)
+	v.SetDefault("server.max_beam", 8)
+	v.SetDefault("server.read_header_timeout", "5s")
+	v.SetDefault("server.read_timeout", "1m")
+	v.SetDefault("server.write_timeout", "3m")
+	v.SetDefault("server.idle_timeout", "2m")
+	v.SetDefault("server.shutdown_grace", "30s")
+	v.SetDefault("server.admin_token", "")
+	v.SetDefault("server.live_buffer", 32)
+	v.SetDefault("server.live_max_viewers", 256)
+	v.SetDefault("server.thumb_size", 128)
 }
 
 func (c Server) validate() []error {
 	var errs []error
-	if err := positive("server.max_batch", c.MaxBatch); err != nil {
-		errs = append(errs, err)
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("server.addr: %q is not HOST:PORT (e.g. 127.0.0.1:8080, or :8080 for every interface): %v", c.Addr, err))
 	}
-	if err := positiveDuration("server.max_queue_delay", c.MaxQueueDelay); err != nil {
-		errs = append(errs, err)
+	for _, p := range []struct {
+		key string
+		val int
+	}{
+		{"server.max_batch", c.MaxBatch},
+		{"server.queue_size", c.QueueSize},
+		{"server.max_images", c.MaxImages},
+		{"server.live_buffer", c.LiveBuffer},
+		{"server.live_max_viewers", c.LiveMaxViewers},
+	} {
+		if err := positive(p.key, p.val); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.MaxBeam < 1 || c.MaxBeam > 32 {
+		errs = append(errs, fmt.Errorf("server.max_beam: %d is outside 1..32", c.MaxBeam))
+	}
+	if c.ThumbSize < 16 || c.ThumbSize > 512 {
+		errs = append(errs, fmt.Errorf("server.thumb_size: %d is outside 16..512 pixels", c.ThumbSize))
+	}
+	if c.MaxBodyBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("server.max_body_bytes: %d is below 1024; images need room (e.g. 33554432 for 32 MiB)", c.MaxBodyBytes))
+	}
+	for _, d := range []struct {
+		key string
+		val time.Duration
+	}{
+		{"server.max_queue_delay", c.MaxQueueDelay},
+		{"server.request_timeout", c.RequestTimeout},
+		{"server.max_request_timeout", c.MaxRequestTimeout},
+		{"server.read_header_timeout", c.ReadHeaderTimeout},
+		{"server.read_timeout", c.ReadTimeout},
+		{"server.write_timeout", c.WriteTimeout},
+		{"server.idle_timeout", c.IdleTimeout},
+		{"server.shutdown_grace", c.ShutdownGrace},
+	} {
+		if err := positiveDuration(d.key, d.val); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.MaxRequestTimeout < c.RequestTimeout {
+		errs = append(errs, fmt.Errorf("server.max_request_timeout: %s is below server.request_timeout %s; raise it or lower the default", c.MaxRequestTimeout, c.RequestTimeout))
+	}
+	if c.WriteTimeout < c.MaxRequestTimeout {
+		errs = append(errs, fmt.Errorf("server.write_timeout: %s is below server.max_request_timeout %s, so a slow request would be cut off before its deadline; raise it", c.WriteTimeout, c.MaxRequestTimeout))
 	}
 	return errs
 }

@@ -1,18 +1,113 @@
 package config
 
-import "github.com/spf13/viper"
+import (
+	"fmt"
+
+	"github.com/spf13/viper"
+)
 
 // Train holds the training hyperparameters (captioner train). The trainer owns
 // this file: add fields with a one-line reason each.
 type Train struct {
 	// Seed makes a run reproducible: the same seed gives the same run.
 	Seed int64 `mapstructure:"seed"`
+	// Dataset is the caption file format: flickr8k (token file + split lists) or
+	// karpathy (dataset_*.json, for Flickr30k and COCO).
+	Dataset string `mapstructure:"dataset"`
+	// Data is the dataset folder (flickr8k) or JSON file (karpathy); empty means
+	// <assets>/data/flickr8k.
+	Data string `mapstructure:"data"`
+	// Features is the folder of cached image features from `captioner extract`;
+	// empty means <out>/features.
+	Features string `mapstructure:"features"`
+	// Out is where checkpoints, curves and the selected model are written.
+	Out string `mapstructure:"out"`
+	// Resume continues from <out>/checkpoint.safetensors instead of starting over.
+	Resume bool `mapstructure:"resume"`
+	// Epochs caps the number of passes over the training captions.
+	Epochs int `mapstructure:"epochs"`
+	// BatchSize is the number of captions per optimiser step.
+	BatchSize int `mapstructure:"batch_size"`
+	// LR is Adam's learning rate.
+	LR float64 `mapstructure:"lr"`
+	// LRDecay multiplies the learning rate after every epoch (1 keeps it constant).
+	LRDecay float64 `mapstructure:"lr_decay"`
+	// WeightDecay is AdamW's decoupled weight decay (0 is plain Adam).
+	WeightDecay float64 `mapstructure:"weight_decay"`
+	// Clip caps the global gradient norm (0 disables clipping).
+	Clip float64 `mapstructure:"clip"`
+	// Patience stops training after this many epochs without a better dev BLEU-4.
+	Patience int `mapstructure:"patience"`
+	// MinCount is the vocabulary threshold: words seen fewer times become <unk>.
+	MinCount int `mapstructure:"min_count"`
+	// MaxLen truncates training captions to this many words (long outliers
+	// would otherwise set a batch's length).
+	MaxLen int `mapstructure:"max_len"`
+	// Embed, Hidden and Mid are the decoder's layer sizes.
+	Embed  int `mapstructure:"embed"`
+	Hidden int `mapstructure:"hidden"`
+	Mid    int `mapstructure:"mid"`
+	// Dropout is the drop probability on image features and embeddings.
+	Dropout float64 `mapstructure:"dropout"`
+	// EvalBeam is the beam width of the per-epoch dev BLEU (1: greedy, fastest).
+	EvalBeam int `mapstructure:"eval_beam"`
 }
 
 func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.seed", 1)
+	v.SetDefault("train.dataset", "flickr8k")
+	v.SetDefault("train.data", "")
+	v.SetDefault("train.features", "")
+	v.SetDefault("train.out", "runs/flickr8k")
+	v.SetDefault("train.resume", false)
+	v.SetDefault("train.epochs", 30)
+	v.SetDefault("train.batch_size", 64)
+	v.SetDefault("train.lr", 1e-3)
+	v.SetDefault("train.lr_decay", 0.95)
+	v.SetDefault("train.weight_decay", 0)
+	v.SetDefault("train.clip", 5)
+	v.SetDefault("train.patience", 4)
+	v.SetDefault("train.min_count", 5)
+	v.SetDefault("train.max_len", 30)
+	v.SetDefault("train.embed", 256)
+	v.SetDefault("train.hidden", 256)
+	v.SetDefault("train.mid", 256)
+	v.SetDefault("train.dropout", 0.5)
+	v.SetDefault("train.eval_beam", 1)
 }
 
 func (c Train) validate() []error {
-	return nil
+	var errs []error
+	if err := oneOf("train.dataset", c.Dataset, "flickr8k", "karpathy"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Out == "" {
+		errs = append(errs, fmt.Errorf("train.out: empty; name a folder for checkpoints and the trained model"))
+	}
+	for _, p := range []struct {
+		key string
+		v   int
+	}{{"train.epochs", c.Epochs}, {"train.batch_size", c.BatchSize}, {"train.patience", c.Patience},
+		{"train.min_count", c.MinCount}, {"train.max_len", c.MaxLen}, {"train.embed", c.Embed},
+		{"train.hidden", c.Hidden}, {"train.mid", c.Mid}, {"train.eval_beam", c.EvalBeam}} {
+		if err := positive(p.key, p.v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.LR <= 0 || c.LR > 1 {
+		errs = append(errs, fmt.Errorf("train.lr: %g is outside (0, 1]; Adam usually wants 1e-4..3e-3", c.LR))
+	}
+	if c.LRDecay <= 0 || c.LRDecay > 1 {
+		errs = append(errs, fmt.Errorf("train.lr_decay: %g is outside (0, 1]; 1 keeps the rate constant", c.LRDecay))
+	}
+	if c.WeightDecay < 0 {
+		errs = append(errs, fmt.Errorf("train.weight_decay: %g is negative", c.WeightDecay))
+	}
+	if c.Clip < 0 {
+		errs = append(errs, fmt.Errorf("train.clip: %g is negative; use 0 to disable clipping", c.Clip))
+	}
+	if c.Dropout < 0 || c.Dropout >= 1 {
+		errs = append(errs, fmt.Errorf("train.dropout: %g is outside [0, 1)", c.Dropout))
+	}
+	return errs
 }

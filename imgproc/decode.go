@@ -15,7 +15,7 @@
 //	errors.As(err, new(*CorruptError)) a supported format whose data is
 //	                                  damaged or truncated                   400
 //
-// Any other error comes from the reader itself (I/O) and is returned wrapped.
+// Any other error comes from the reader or the file system and is returned wrapped.
 package imgproc
 
 import (
@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -161,8 +162,10 @@ func looksLikeText(b []byte) bool {
 }
 
 // Decode reads a whole image from r and returns it upright (EXIF orientation
-// applied for JPEG). maxPixels bounds width*height as announced by the header;
-// it must be positive.
+// applied for JPEG; a GIF's first frame placed on its logical screen).
+// maxPixels bounds width*height as announced by the header; it must be
+// positive. Decode reads all of r: bound untrusted streams first
+// (http.MaxBytesReader).
 func Decode(r io.Reader, maxPixels int) (image.Image, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -217,10 +220,26 @@ func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
 	if err != nil {
 		return nil, classify(c.name, err)
 	}
-	if c.name == "jpeg" {
+	switch c.name {
+	case "jpeg":
 		img = Orient(img, jpegOrientation(b))
+	case "gif":
+		img = onScreen(img, cfg)
 	}
 	return img, nil
+}
+
+// onScreen places a GIF's first frame on its logical screen. A frame may cover
+// only part of the screen, at an offset; the rest is transparent (white once
+// converted), as browsers show it.
+func onScreen(frame image.Image, cfg image.Config) image.Image {
+	screen := image.Rect(0, 0, cfg.Width, cfg.Height)
+	if frame.Bounds() == screen {
+		return frame
+	}
+	canvas := image.NewNRGBA(screen)
+	draw.Draw(canvas, frame.Bounds(), frame, frame.Bounds().Min, draw.Src)
+	return canvas
 }
 
 // classify turns a decoder's error into ErrUnsupported (a valid file using a

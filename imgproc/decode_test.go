@@ -138,6 +138,31 @@ func TestDecodeFormats(t *testing.T) {
 	}
 }
 
+func TestDecodeGIFFrameOffset(t *testing.T) {
+	// The first frame covers (5,5)-(15,15) of a 20x20 logical screen.
+	pal := color.Palette{color.RGBA{200, 30, 30, 255}}
+	frame := image.NewPaletted(image.Rect(5, 5, 15, 15), pal)
+	var buf bytes.Buffer
+	err := gif.EncodeAll(&buf, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: pal, Width: 20, Height: 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := DecodeBytes(buf.Bytes(), testMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Bounds() != image.Rect(0, 0, 20, 20) {
+		t.Fatalf("bounds %v, want the 20x20 screen", img.Bounds())
+	}
+	if _, _, _, a := img.At(2, 2).RGBA(); a != 0 {
+		t.Errorf("outside the frame alpha = %d, want transparent", a)
+	}
+	if r, g, b, _ := img.At(10, 10).RGBA(); r>>8 != 200 || g>>8 != 30 || b>>8 != 30 {
+		t.Errorf("inside the frame (%d,%d,%d), want (200,30,30)", r>>8, g>>8, b>>8)
+	}
+}
+
 func TestDecodeWebPAlpha(t *testing.T) {
 	img, err := DecodeFile("testdata/blocks-alpha.lossy.webp", testMax)
 	if err != nil {

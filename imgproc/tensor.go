@@ -9,7 +9,7 @@ import (
 
 // ToTensor writes img into dst[:size*size*3] as a (size, size, 3) NHWC float32
 // tensor: RGB, squashed to size x size (no crop, the aspect ratio is not kept,
-// exactly as the Flickr8k training photos were made), scaled to [-1, 1] by
+// as the Flickr8k training photos were made), scaled to [-1, 1] by
 // x/127.5 - 1. dst must hold at least size*size*3 values.
 //
 // Every image type becomes RGB: gray is replicated, CMYK and paletted images are
@@ -20,7 +20,7 @@ import (
 // Resampling is separable and antialiased: a triangle (bilinear) filter whose
 // support widens with the scale factor when shrinking, so every source pixel
 // contributes (area-like averaging, the same scheme as Pillow's BILINEAR resize,
-// which is how the dataset's 224x224 photos were made: see
+// and of the filters tried the closest to the dataset's 224x224 photos: see
 // TestToTensorMatchesTrainingPhotos); when enlarging it is plain bilinear
 // interpolation. Weights are non-negative and sum to 1, so the output is in
 // [-1, 1] (clamped against rounding) and is never NaN.

@@ -37,23 +37,28 @@ func (d *Device) Conv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu
 	rows := p.N * p.OH * p.OW
 	if p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadTop == 0 && p.PadLeft == 0 && p.OH == p.H && p.OW == p.W {
 		// out (N*H*W, OC) = in (N*H*W, C) * weight^T (C, OC)
-		d.gemm(false, true, rows, p.OC, K, 1, x, K, w, K, 0, o, p.OC, func(lo, hi int) {
-			biasActRows(o[lo*p.OC:hi*p.OC], o[lo*p.OC:hi*p.OC], b, hi-lo, p.OC, act)
+		if rows < pointwiseMinRows {
+			d.gemm(false, true, rows, p.OC, K, 1, x, K, w, K, 0, o, p.OC, func(lo, hi int) {
+				biasActRows(o[lo*p.OC:hi*p.OC], o[lo*p.OC:hi*p.OC], b, hi-lo, p.OC, act)
+			})
+			return
+		}
+		// Many rows: our register-blocked kernel on the weight transposed once per
+		// call. Unlike sgemm it packs nothing, never zeroes C, and writes each
+		// output once with bias and activation applied.
+		wt := d.transposed(w, p.OC, K)
+		if b == nil {
+			b = d.zeroRow(p.OC)
+		}
+		d.parallel(rows, max(6, gemmGrain/(K*p.OC)), func(lo, hi int) {
+			pwRows(o[lo*p.OC:hi*p.OC], x[lo*K:hi*K], wt, b, hi-lo, K, p.OC, act)
 		})
 		return
 	}
 	if p.C <= directMaxC {
 		// Few input channels (the RGB image): im2col would copy runs of 3 floats
 		// and feed the GEMM a k of 27, so convolve directly.
-		if len(d.wt) < K*p.OC {
-			d.wt = make([]float32, K*p.OC)
-		}
-		wt := d.wt[:K*p.OC]
-		for oc := 0; oc < p.OC; oc++ { // weight (OC, K) -> wt (K, OC)
-			for i, v := range w[oc*K : (oc+1)*K] {
-				wt[i*p.OC+oc] = v
-			}
-		}
+		wt := d.transposed(w, p.OC, K)
 		d.imageRows(&p, K*p.OC, func(n, oh0, oh1 int) {
 			convRows(o[n*p.OH*p.OW*p.OC:], x[n*p.H*p.W*p.C:], wt, b, &p, oh0, oh1, act)
 		})
@@ -77,6 +82,29 @@ func (d *Device) Conv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu
 
 // directMaxC is the largest input channel count Conv2D convolves directly.
 const directMaxC = 4
+
+// pointwiseMinRows is the fewest output pixels for which a 1x1 Conv2D takes the
+// pointwise kernel: below it (the 7x7 and 14x14 layers at batch 1) transposing
+// the weight costs more than OpenBLAS's packing.
+const pointwiseMinRows = 512
+
+// transposed returns the (OC, K) weight w as (K, OC), in scratch.
+func (d *Device) transposed(w []float32, oc, k int) []float32 {
+	if len(d.wt) < oc*k {
+		d.wt = make([]float32, oc*k)
+	}
+	wt := d.wt[:oc*k]
+	transpose(wt, w, oc, k)
+	return wt
+}
+
+// zeroRow returns n zeros, in scratch.
+func (d *Device) zeroRow(n int) []float32 {
+	if len(d.zeros) < n {
+		d.zeros = make([]float32, n)
+	}
+	return d.zeros[:n]
+}
 
 // imageRows runs fn(n, oh0, oh1) over every output row of every image, in
 // parallel over rows that cost work multiply-adds per output pixel each; the
@@ -130,10 +158,7 @@ func (d *Device) DepthwiseConv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams
 		panic(fmt.Sprintf("gpu/cpu: DepthwiseConv2D with OC=%d != C=%d (only channel multiplier 1 is supported)", p.OC, p.C))
 	}
 	o, x, w, b := d.convCheck("DepthwiseConv2D", out, in, weight, bias, &p, p.KH*p.KW*p.C)
-	if len(d.zeros) < p.W*p.C {
-		d.zeros = make([]float32, p.W*p.C)
-	}
-	zeros := d.zeros
+	zeros := d.zeroRow(p.W * p.C)
 	inImg, outImg := p.H*p.W*p.C, p.OH*p.OW*p.C
 	d.imageRows(&p, p.C*p.KH*p.KW, func(n, oh0, oh1 int) {
 		dwRows(o[n*outImg:(n+1)*outImg], x[n*inImg:(n+1)*inImg], w, b, zeros, &p, oh0, oh1, act)

@@ -25,8 +25,8 @@ type Device struct {
 
 	// Scratch reused across calls so that kernels do not allocate.
 	col   []float32 // im2col matrix of Conv2D
-	wt    []float32 // transposed weight of a direct Conv2D
-	zeros []float32 // a row of zeros standing in for padding rows in DepthwiseConv2D
+	wt    []float32 // transposed weight of a direct or pointwise Conv2D
+	zeros []float32 // zeros: padding rows of DepthwiseConv2D, a missing bias
 }
 
 // task is one chunk [lo, hi) of a parallel loop.

@@ -1,7 +1,9 @@
 //go:build cgo
 
 #include <math.h>
+#include <stddef.h>
 #include "kernels.h"
+
 
 // One clone per x86-64 level, picked at load time (ifunc), so the library runs on
 // any x86-64 yet uses AVX-512 (v4) or AVX2+FMA (v3) where the CPU has them. The
@@ -35,6 +37,13 @@ INLINE void act_row(float *restrict y, long n, int act) {
 		for (long i = 0; i < n; i++) y[i] = 1 / (1 + expf(-y[i]));
 		break;
 	}
+}
+
+// clamp_range returns the bounds of the clamp that implements act (none, ReLU, ReLU6)
+// or, for tanh and sigmoid, an identity clamp: those go through act_row after.
+INLINE void clamp_range(int act, float *cmin, float *cmax) {
+	*cmin = act == ACT_RELU || act == ACT_RELU6 ? 0 : -INFINITY;
+	*cmax = act == ACT_RELU6 ? 6 : INFINITY;
 }
 
 CLONES void cap_bias_act(float *out, const float *x, const float *bias, long rows, long cols, int act) {
@@ -72,10 +81,14 @@ INLINE void dw_col(float *restrict o, const float *in, const float *w, const flo
 // dereferencing a vf* an unaligned load.
 typedef float vf __attribute__((vector_size(64), aligned(4)));
 typedef int vi __attribute__((vector_size(64), aligned(4)));
+typedef float vh __attribute__((vector_size(32), aligned(4))); // 8 floats
+typedef int vhi __attribute__((vector_size(32), aligned(4)));
 #define VW 16
-// vclamp returns min(max(x, lo), hi) without branches.
-#define vclamp(x, lo, hi) ({ vf _x = (x); vi _m = _x < (lo); _x = (vf)(((vi)_x & ~_m) | ((vi)(lo) & _m)); \
-	_m = _x > (hi); (vf)(((vi)_x & ~_m) | ((vi)(hi) & _m)); })
+// vclamp returns min(max(x, lo), hi) without branches (vf or, with its int type, vh).
+#define vclampT(x, lo, hi, I) ({ __typeof__(x) _cx = (x); I _cm = _cx < (lo); \
+	_cx = (__typeof__(x))(((I)_cx & ~_cm) | ((I)(lo) & _cm)); _cm = _cx > (hi); \
+	(__typeof__(x))(((I)_cx & ~_cm) | ((I)(hi) & _cm)); })
+#define vclamp(x, lo, hi) vclampT(x, lo, hi, vi)
 
 // dw3x3_row computes n interior output pixels of a 3x3 depthwise convolution,
 // clamped to [lo, hi]: pixel i (C) of o reads columns i*step.. of the input rows
@@ -128,9 +141,8 @@ CLONES void cap_dw_rows(float *out, const float *in, const float *w, const float
 	const float *b = bias ? bias : zeros;
 	// ReLU and ReLU6 are a clamp fused into the interior; other activations and
 	// the border columns go through act_row, to which a clamped value is a fixed point.
-	float cmin = -INFINITY, cmax = INFINITY;
-	if (act == ACT_RELU || act == ACT_RELU6) cmin = 0;
-	if (act == ACT_RELU6) cmax = 6;
+	float cmin, cmax;
+	clamp_range(act, &cmin, &cmax);
 	for (int oh = oh0; oh < oh1; oh++) {
 		float *orow = out + (long)oh * OW * C;
 		int ih0 = oh * sh - pt;
@@ -156,20 +168,48 @@ CLONES void cap_dw_rows(float *out, const float *in, const float *w, const float
 CLONES void cap_conv_rows(float *out, const float *in, const float *wt, const float *bias,
 		int H, int W, int C, int OC, int KH, int KW, int sh, int sw, int pt, int pl,
 		int OW, int oh0, int oh1, int act) {
-	float cmin = -INFINITY, cmax = INFINITY;
-	if (act == ACT_RELU || act == ACT_RELU6) cmin = 0;
-	if (act == ACT_RELU6) cmax = 6;
+	float cmin, cmax;
+	clamp_range(act, &cmin, &cmax);
 	vf vlo = {0}, vhi = {0};
 	vlo += cmin;
 	vhi += cmax;
 	for (int oh = oh0; oh < oh1; oh++) {
 		int ih0 = oh * sh - pt;
 		int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = H - ih0 < KH ? H - ih0 : KH; // taps inside the image
-		for (int ow = 0; ow < OW; ow++) {
+		for (int ow = 0; ow < OW;) {
 			int iw0 = ow * sw - pl;
-			int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = W - iw0 < KW ? W - iw0 : KW;
 			float *o = out + ((long)oh * OW + ow) * OC;
 			long oc = 0;
+			if (OC % VW == 0 && iw0 >= 0 && ow + 4 <= OW && iw0 + 3 * sw + KW <= W) {
+				// Four pixels whose taps are all inside the row: four independent
+				// accumulators hide the FMA latency and share each weight load.
+				long px = (long)sw * C;
+				for (; oc + VW <= OC; oc += VW) {
+					vf a0 = {0};
+					if (bias) a0 = *(vf *)(bias + oc);
+					vf a1 = a0, a2 = a0, a3 = a0;
+					for (int kh = kh0; kh < kh1; kh++) {
+						for (int kw = 0; kw < KW; kw++) {
+							const float *x = in + ((long)(ih0 + kh) * W + iw0 + kw) * C;
+							const float *wk = wt + (long)((kh * KW + kw) * C) * OC + oc;
+							for (int c = 0; c < C; c++) {
+								vf wv = *(vf *)(wk + (long)c * OC);
+								a0 += x[c] * wv;
+								a1 += x[px + c] * wv;
+								a2 += x[2 * px + c] * wv;
+								a3 += x[3 * px + c] * wv;
+							}
+						}
+					}
+					*(vf *)(o + oc) = vclamp(a0, vlo, vhi);
+					*(vf *)(o + OC + oc) = vclamp(a1, vlo, vhi);
+					*(vf *)(o + 2 * OC + oc) = vclamp(a2, vlo, vhi);
+					*(vf *)(o + 3 * OC + oc) = vclamp(a3, vlo, vhi);
+				}
+				ow += 4;
+				continue;
+			}
+			int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = W - iw0 < KW ? W - iw0 : KW;
 			// 16 output channels at a time in one register; each input value is
 			// broadcast against a row of the transposed weight.
 			for (; oc + VW <= OC; oc += VW) {
@@ -196,7 +236,254 @@ CLONES void cap_conv_rows(float *out, const float *in, const float *wt, const fl
 				acc = acc > cmin ? acc : cmin;
 				o[oc] = acc < cmax ? acc : cmax;
 			}
+			ow++;
 		}
 		if (act == ACT_TANH || act == ACT_SIGMOID) act_row(out + (long)oh * OW * OC, (long)OW * OC, act);
+	}
+}
+
+// pw_rows_R computes R (<= 6) rows of a pointwise convolution: for each block of 32,
+// 16 or 8 output channels the R x block accumulators stay in registers for the
+// whole K loop, each weight row is loaded once for the R rows, and the input is
+// read in place (no packing). Bias and clamp are applied on the way out, so out is
+// written exactly once.
+INLINE void pw_rows_R(float *restrict o, const float *restrict x, const float *restrict wt,
+		const float *restrict b, long K, long N, int R, float cmin, float cmax) {
+	vf lo = {0}, hi = {0};
+	lo += cmin;
+	hi += cmax;
+	vh hlo = {0}, hhi = {0};
+	hlo += cmin;
+	hhi += cmax;
+	long n = 0;
+	for (; n + 32 <= N; n += 32) {
+		vf a0[6], a1[6];
+		for (int i = 0; i < R; i++) a0[i] = *(vf *)(b + n), a1[i] = *(vf *)(b + n + 16);
+		for (long k = 0; k < K; k++) {
+			vf w0 = *(vf *)(wt + k * N + n), w1 = *(vf *)(wt + k * N + n + 16);
+			for (int i = 0; i < R; i++) {
+				float xv = x[i * K + k];
+				a0[i] += xv * w0;
+				a1[i] += xv * w1;
+			}
+		}
+		for (int i = 0; i < R; i++) {
+			*(vf *)(o + i * N + n) = vclamp(a0[i], lo, hi);
+			*(vf *)(o + i * N + n + 16) = vclamp(a1[i], lo, hi);
+		}
+	}
+	for (; n + 16 <= N; n += 16) {
+		vf a0[6];
+		for (int i = 0; i < R; i++) a0[i] = *(vf *)(b + n);
+		for (long k = 0; k < K; k++) {
+			vf w0 = *(vf *)(wt + k * N + n);
+			for (int i = 0; i < R; i++) a0[i] += x[i * K + k] * w0;
+		}
+		for (int i = 0; i < R; i++) *(vf *)(o + i * N + n) = vclamp(a0[i], lo, hi);
+	}
+	for (; n + 8 <= N; n += 8) {
+		vh a0[6];
+		for (int i = 0; i < R; i++) a0[i] = *(vh *)(b + n);
+		for (long k = 0; k < K; k++) {
+			vh w0 = *(vh *)(wt + k * N + n);
+			for (int i = 0; i < R; i++) a0[i] += x[i * K + k] * w0;
+		}
+		for (int i = 0; i < R; i++) *(vh *)(o + i * N + n) = vclampT(a0[i], hlo, hhi, vhi);
+	}
+	for (; n < N; n++) { // the last N % 8 channels
+		for (int i = 0; i < R; i++) {
+			float acc = b[n];
+			for (long k = 0; k < K; k++) acc += x[i * K + k] * wt[k * N + n];
+			acc = acc > cmin ? acc : cmin;
+			o[i * N + n] = acc < cmax ? acc : cmax;
+		}
+	}
+}
+
+CLONES void cap_pw_rows(float *out, const float *x, const float *wt, const float *bias, long rows, long K, long N, int act) {
+	float cmin, cmax;
+	clamp_range(act, &cmin, &cmax);
+	long r = 0;
+	for (; r + 6 <= rows; r += 6) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, 6, cmin, cmax);
+	for (; r < rows; r++) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, 1, cmin, cmax);
+	if (act == ACT_TANH || act == ACT_SIGMOID) act_row(out, rows * N, act);
+}
+
+void cap_transpose(float *dst, const float *src, long rows, long cols) {
+	enum { T = 16 }; // tiles, so both sides are read and written in cache lines
+	for (long r0 = 0; r0 < rows; r0 += T) {
+		for (long c0 = 0; c0 < cols; c0 += T) {
+			long r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+			for (long r = r0; r < r1; r++)
+				for (long c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
+		}
+	}
+}
+
+typedef int vi16 __attribute__((vector_size(64)));
+
+// vexp is exp of 16 floats, Cephes's expf: x = n*ln2 + r, a degree-6 polynomial
+// in r, 2^n built in the exponent bits; relative error about 2e-7. A macro, since
+// vector-typed parameters draw ABI notes from GCC. Inputs below -87
+// give exp(-87) ~ 1.6e-38 instead of 0 and above 88 saturate.
+#define vexp(xin) ({ \
+	vf _ex = (xin), _elo = {0}, _ehi = {0}; \
+	_elo += -87.0f; \
+	_ehi += 88.0f; \
+	_ex = vclamp(_ex, _elo, _ehi); \
+	vf _efx = _ex * 1.44269504088896341f + 0.5f; \
+	vi16 _n = __builtin_convertvector(_efx, vi16); /* truncates toward zero */ \
+	vf _fn = __builtin_convertvector(_n, vf); \
+	_n -= (vi16)(_fn > _efx) & 1; /* floor */ \
+	_fn = __builtin_convertvector(_n, vf); \
+	_ex = _ex - _fn * 0.693359375f - _fn * -2.12194440e-4f; \
+	vf _p = 1.9875691500e-4f + 0 * _ex; \
+	_p = _p * _ex + 1.3981999507e-3f; \
+	_p = _p * _ex + 8.3334519073e-3f; \
+	_p = _p * _ex + 4.1665795894e-2f; \
+	_p = _p * _ex + 1.6e-1f; \
+	_p = _p * _ex + 5.0000001201e-1f; \
+	_p = _p * _ex * _ex + _ex + 1.0f; \
+	_p * (vf)((_n + 127) << 23); })
+
+// row_max is the largest element of x (n >= 1).
+INLINE float row_max(const float *x, long n) {
+	float m = x[0];
+	long j = 0;
+	if (n >= VW) {
+		vf vm = *(vf *)x;
+		for (j = VW; j + VW <= n; j += VW) {
+			vf v = *(vf *)(x + j);
+			vi g = v > vm;
+			vm = (vf)(((vi)vm & ~g) | ((vi)v & g));
+		}
+		for (int i = 0; i < VW; i++) m = vm[i] > m ? vm[i] : m;
+	}
+	for (; j < n; j++) m = x[j] > m ? x[j] : m;
+	return m;
+}
+
+// sum_exp returns the sum of exp(x[j] - m), in double across four vector
+// accumulators, and stores the exps into e when e is not NULL (e may be x).
+INLINE double sum_exp(float *e, const float *x, long n, float m) {
+	vf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+	long j = 0;
+	for (; j + 4 * VW <= n; j += 4 * VW) {
+		vf e0 = vexp(*(vf *)(x + j) - m), e1 = vexp(*(vf *)(x + j + VW) - m);
+		vf e2 = vexp(*(vf *)(x + j + 2 * VW) - m), e3 = vexp(*(vf *)(x + j + 3 * VW) - m);
+		s0 += e0, s1 += e1, s2 += e2, s3 += e3;
+		if (e) {
+			*(vf *)(e + j) = e0, *(vf *)(e + j + VW) = e1;
+			*(vf *)(e + j + 2 * VW) = e2, *(vf *)(e + j + 3 * VW) = e3;
+		}
+	}
+	for (; j + VW <= n; j += VW) {
+		vf e0 = vexp(*(vf *)(x + j) - m);
+		s0 += e0;
+		if (e) *(vf *)(e + j) = e0;
+	}
+	double s = 0;
+	for (int i = 0; i < VW; i++) s += (double)s0[i] + (double)s1[i] + (double)s2[i] + (double)s3[i];
+	for (; j < n; j++) {
+		float v = expf(x[j] - m);
+		s += v;
+		if (e) e[j] = v;
+	}
+	return s;
+}
+
+CLONES void cap_softmax_rows(float *out, const float *x, long rows, long cols, int logp) {
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * cols;
+		float *o = out + r * cols;
+		float m = row_max(xr, cols);
+		if (logp) {
+			float lse = m + (float)log(sum_exp(NULL, xr, cols, m));
+			for (long j = 0; j < cols; j++) o[j] = xr[j] - lse;
+		} else {
+			float inv = (float)(1 / sum_exp(o, xr, cols, m));
+			for (long j = 0; j < cols; j++) o[j] *= inv;
+		}
+	}
+}
+
+CLONES void cap_cross_entropy_rows(float *loss, float *dl, const float *x, const int *t, long rows, long cols, float scale) {
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * cols;
+		float *d = dl ? dl + r * cols : NULL;
+		if (t[r] < 0) {
+			loss[r] = 0;
+			if (d)
+				for (long j = 0; j < cols; j++) d[j] = 0;
+			continue;
+		}
+		float m = row_max(xr, cols), xt = xr[t[r]];
+		double s = sum_exp(d, xr, cols, m); // d may be xr: xt was read first
+		loss[r] = (float)(log(s) + m - xt);
+		if (d) {
+			float k = (float)(scale / s);
+			for (long j = 0; j < cols; j++) d[j] *= k;
+			d[t[r]] -= scale;
+		}
+	}
+}
+
+// vsigmoid and vtanh of 16 floats through vexp; tanh(x) = 2*sigmoid(2x) - 1 is
+// within 1e-7 absolute of tanhf.
+#define vsigmoid(x) (1.0f / (1.0f + vexp(-(x))))
+#define vtanh(x) (2.0f / (1.0f + vexp(-2.0f * (x))) - 1.0f)
+
+static inline float sigmoidf(float x) { return 1 / (1 + expf(-x)); }
+
+CLONES void cap_lstm_forward(float *h, float *c, float *act, const float *gates, const float *cPrev, long B, long H) {
+	for (long b = 0; b < B; b++) {
+		const float *g = gates + b * 4 * H, *cp = cPrev + b * H;
+		float *a = act + b * 4 * H, *cb = c + b * H, *hb = h + b * H;
+		long j = 0;
+		for (; j + VW <= H; j += VW) {
+			vf i = vsigmoid(*(vf *)(g + j)), f = vsigmoid(*(vf *)(g + H + j));
+			vf gg = vtanh(*(vf *)(g + 2 * H + j)), o = vsigmoid(*(vf *)(g + 3 * H + j));
+			*(vf *)(a + j) = i, *(vf *)(a + H + j) = f, *(vf *)(a + 2 * H + j) = gg, *(vf *)(a + 3 * H + j) = o;
+			vf cv = f * *(vf *)(cp + j) + i * gg;
+			*(vf *)(cb + j) = cv;
+			*(vf *)(hb + j) = o * vtanh(cv);
+		}
+		for (; j < H; j++) {
+			float i = sigmoidf(g[j]), f = sigmoidf(g[H + j]), gg = tanhf(g[2 * H + j]), o = sigmoidf(g[3 * H + j]);
+			a[j] = i, a[H + j] = f, a[2 * H + j] = gg, a[3 * H + j] = o;
+			float cv = f * cp[j] + i * gg;
+			cb[j] = cv;
+			hb[j] = o * tanhf(cv);
+		}
+	}
+}
+
+CLONES void cap_lstm_backward(float *dgates, float *dcPrev, const float *dh, const float *dc, const float *act,
+		const float *c, const float *cPrev, long B, long H) {
+	for (long b = 0; b < B; b++) {
+		const float *a = act + b * 4 * H, *cb = c + b * H, *cp = cPrev + b * H, *dhb = dh + b * H, *dcb = dc + b * H;
+		float *dg = dgates + b * 4 * H, *dcp = dcPrev + b * H;
+		long j = 0;
+		for (; j + VW <= H; j += VW) {
+			vf i = *(vf *)(a + j), f = *(vf *)(a + H + j), g = *(vf *)(a + 2 * H + j), o = *(vf *)(a + 3 * H + j);
+			vf tc = vtanh(*(vf *)(cb + j)), dhv = *(vf *)(dhb + j);
+			// total gradient into c: from the next step and through h = o*tanh(c)
+			vf dct = *(vf *)(dcb + j) + dhv * o * (1.0f - tc * tc);
+			*(vf *)(dg + j) = dct * g * i * (1.0f - i);
+			*(vf *)(dg + H + j) = dct * *(vf *)(cp + j) * f * (1.0f - f);
+			*(vf *)(dg + 2 * H + j) = dct * i * (1.0f - g * g);
+			*(vf *)(dg + 3 * H + j) = dhv * tc * o * (1.0f - o);
+			*(vf *)(dcp + j) = dct * f;
+		}
+		for (; j < H; j++) {
+			float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+			float tc = tanhf(cb[j]);
+			float dct = dcb[j] + dhb[j] * o * (1 - tc * tc);
+			dg[j] = dct * g * i * (1 - i);
+			dg[H + j] = dct * cp[j] * f * (1 - f);
+			dg[2 * H + j] = dct * i * (1 - g * g);
+			dg[3 * H + j] = dhb[j] * tc * o * (1 - o);
+			dcp[j] = dct * f;
+		}
 	}
 }

@@ -18,3 +18,29 @@ void cap_dw_rows(float *out, const float *in, const float *w, const float *bias,
 void cap_conv_rows(float *out, const float *in, const float *wt, const float *bias,
 	int H, int W, int C, int OC, int KH, int KW, int sh, int sw, int pt, int pl,
 	int OW, int oh0, int oh1, int act);
+
+// cap_pw_rows writes out (rows, N) = act(x (rows, K) * wt (K, N) + bias (N)): the
+// pointwise (1x1) convolution with the weight transposed. bias must not be NULL.
+void cap_pw_rows(float *out, const float *x, const float *wt, const float *bias, long rows, long K, long N, int act);
+
+// cap_transpose writes dst (cols, rows) = src (rows, cols)^T.
+void cap_transpose(float *dst, const float *src, long rows, long cols);
+
+// cap_softmax_rows writes out (rows, cols) = softmax, or with logp log-softmax, of
+// each row of x; out may be x.
+void cap_softmax_rows(float *out, const float *x, long rows, long cols, int logp);
+
+// cap_cross_entropy_rows writes loss[r] = -log softmax(x[r])[t[r]] and, when dl is
+// not NULL, dl[r] = (softmax(x[r]) - onehot(t[r])) * scale; rows with t[r] < 0 get
+// zeros. dl may be x.
+void cap_cross_entropy_rows(float *loss, float *dl, const float *x, const int *t, long rows, long cols, float scale);
+
+// cap_lstm_forward is one LSTM cell step for rows [0, B): gates (B, 4H) in blocks
+// i, f, g, o; writes act (B, 4H) = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o),
+// c = f*cPrev + i*g and h = o*tanh(c) (B, H).
+void cap_lstm_forward(float *h, float *c, float *act, const float *gates, const float *cPrev, long B, long H);
+
+// cap_lstm_backward writes dgates (B, 4H) and dcPrev (B, H) of one step from dh,
+// dc (B, H) and the forward's act, c, cPrev. dcPrev may be dc.
+void cap_lstm_backward(float *dgates, float *dcPrev, const float *dh, const float *dc, const float *act,
+	const float *c, const float *cPrev, long B, long H);

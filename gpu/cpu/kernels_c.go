@@ -9,7 +9,11 @@ package cpu
 */
 import "C"
 
-import "github.com/captioner/captioner/gpu"
+import (
+	"unsafe"
+
+	"github.com/captioner/captioner/gpu"
+)
 
 // ptr is the address of s[0], or NULL for an empty slice.
 func ptr(s []float32) *C.float {
@@ -38,4 +42,42 @@ func convRows(out, in, wt, bias []float32, p *gpu.ConvParams, oh0, oh1 int, act 
 	C.cap_conv_rows(ptr(out), ptr(in), ptr(wt), ptr(bias),
 		C.int(p.H), C.int(p.W), C.int(p.C), C.int(p.OC), C.int(p.KH), C.int(p.KW), C.int(p.StrideH), C.int(p.StrideW),
 		C.int(p.PadTop), C.int(p.PadLeft), C.int(p.OW), C.int(oh0), C.int(oh1), C.int(act))
+}
+
+// pwRows writes out (rows, N) = act(x (rows, K) * wt (K, N) + bias (N)); bias is
+// not nil.
+func pwRows(out, x, wt, bias []float32, rows, K, N int, act gpu.Act) {
+	C.cap_pw_rows(ptr(out), ptr(x), ptr(wt), ptr(bias), C.long(rows), C.long(K), C.long(N), C.int(act))
+}
+
+// transpose writes dst (cols, rows) = src (rows, cols)^T.
+func transpose(dst, src []float32, rows, cols int) {
+	C.cap_transpose(ptr(dst), ptr(src), C.long(rows), C.long(cols))
+}
+
+// softmaxRows writes out (rows, cols) = softmax, or with log log-softmax, of each
+// row of x; out may be x.
+func softmaxRows(out, x []float32, rows, cols int, log bool) {
+	logp := 0
+	if log {
+		logp = 1
+	}
+	C.cap_softmax_rows(ptr(out), ptr(x), C.long(rows), C.long(cols), C.int(logp))
+}
+
+// crossEntropyRows writes loss[r] = -log softmax(x[r])[t[r]] and, when dl is not
+// nil, dl[r] = (softmax(x[r]) - onehot(t[r])) * scale; rows with t[r] < 0 get
+// zeros. dl may be x.
+func crossEntropyRows(loss, dl, x []float32, t []int32, rows, cols int, scale float32) {
+	C.cap_cross_entropy_rows(ptr(loss), ptr(dl), ptr(x), (*C.int)(unsafe.Pointer(&t[0])), C.long(rows), C.long(cols), C.float(scale))
+}
+
+// lstmForward is one LSTM cell step for batch rows (see cap_lstm_forward).
+func lstmForward(hs, cs, a, g, cp []float32, batch, H int) {
+	C.cap_lstm_forward(ptr(hs), ptr(cs), ptr(a), ptr(g), ptr(cp), C.long(batch), C.long(H))
+}
+
+// lstmBackward writes dgates and dcPrev of one step (see cap_lstm_backward).
+func lstmBackward(dg, dcp, dhs, dcs, a, cs, cp []float32, batch, H int) {
+	C.cap_lstm_backward(ptr(dg), ptr(dcp), ptr(dhs), ptr(dcs), ptr(a), ptr(cs), ptr(cp), C.long(batch), C.long(H))
 }

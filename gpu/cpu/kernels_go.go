@@ -116,3 +116,120 @@ func convRows(out, in, wt, bias []float32, p *gpu.ConvParams, oh0, oh1 int, act 
 		actRow(orow, act)
 	}
 }
+
+// pwRows writes out (rows, N) = act(x (rows, K) * wt (K, N) + bias (N)); bias is
+// not nil.
+func pwRows(out, x, wt, bias []float32, rows, K, N int, act gpu.Act) {
+	blasSgemm(false, false, rows, N, K, 1, x, K, wt, N, 0, out, N)
+	biasActRows(out, out, bias, rows, N, act)
+}
+
+// transpose writes dst (cols, rows) = src (rows, cols)^T.
+func transpose(dst, src []float32, rows, cols int) {
+	for r := 0; r < rows; r++ {
+		for c, v := range src[r*cols : (r+1)*cols] {
+			dst[c*rows+r] = v
+		}
+	}
+}
+
+// rowMax is the largest element of x (at least one element).
+func rowMax(x []float32) float32 {
+	m := x[0]
+	for _, v := range x[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// logSumExp is log(sum(exp(x - m))) + m for m = max(x), summed in float64 so a
+// large vocabulary stays accurate.
+func logSumExp(x []float32) float64 {
+	m := float64(rowMax(x))
+	var s float64
+	for _, v := range x {
+		s += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(s)
+}
+
+// softmaxRows writes out (rows, cols) = softmax, or with log log-softmax, of each
+// row of x; out may be x.
+func softmaxRows(out, x []float32, rows, cols int, log bool) {
+	for r := 0; r < rows; r++ {
+		xr, or := x[r*cols:(r+1)*cols], out[r*cols:(r+1)*cols]
+		lse := logSumExp(xr)
+		for j, v := range xr {
+			if log {
+				or[j] = float32(float64(v) - lse)
+			} else {
+				or[j] = float32(math.Exp(float64(v) - lse))
+			}
+		}
+	}
+}
+
+// crossEntropyRows writes loss[r] = -log softmax(x[r])[t[r]] and, when dl is not
+// nil, dl[r] = (softmax(x[r]) - onehot(t[r])) * scale; rows with t[r] < 0 get
+// zeros. dl may be x.
+func crossEntropyRows(loss, dl, x []float32, t []int32, rows, cols int, scale float32) {
+	for r := 0; r < rows; r++ {
+		xr := x[r*cols : (r+1)*cols]
+		if t[r] < 0 {
+			loss[r] = 0
+			if dl != nil {
+				clear(dl[r*cols : (r+1)*cols])
+			}
+			continue
+		}
+		lse := logSumExp(xr)
+		loss[r] = float32(lse - float64(xr[t[r]]))
+		if dl == nil {
+			continue
+		}
+		dr := dl[r*cols : (r+1)*cols]
+		for j, v := range xr {
+			dr[j] = float32(math.Exp(float64(v)-lse)) * scale
+		}
+		dr[t[r]] -= scale
+	}
+}
+
+func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+func tanh(x float32) float32    { return float32(math.Tanh(float64(x))) }
+
+// lstmForward is one LSTM cell step for batch rows: act = sigmoid(i), sigmoid(f),
+// tanh(g), sigmoid(o) of gates (B, 4H); c = f*cPrev + i*g; h = o*tanh(c).
+func lstmForward(hs, cs, a, g, cp []float32, batch, H int) {
+	for b := 0; b < batch; b++ {
+		gr, ar := g[b*4*H:(b+1)*4*H], a[b*4*H:(b+1)*4*H]
+		for j := 0; j < H; j++ {
+			i, f, gg, o := sigmoid(gr[j]), sigmoid(gr[H+j]), tanh(gr[2*H+j]), sigmoid(gr[3*H+j])
+			ar[j], ar[H+j], ar[2*H+j], ar[3*H+j] = i, f, gg, o
+			cv := f*cp[b*H+j] + i*gg
+			cs[b*H+j] = cv
+			hs[b*H+j] = o * tanh(cv)
+		}
+	}
+}
+
+// lstmBackward writes dgates (B, 4H) and dcPrev (B, H) of one step; dcPrev may be dc.
+func lstmBackward(dg, dcp, dhs, dcs, a, cs, cp []float32, batch, H int) {
+	for b := 0; b < batch; b++ {
+		ar, dr := a[b*4*H:(b+1)*4*H], dg[b*4*H:(b+1)*4*H]
+		for j := 0; j < H; j++ {
+			k := b*H + j
+			i, f, g, o := ar[j], ar[H+j], ar[2*H+j], ar[3*H+j]
+			tc := tanh(cs[k])
+			// Total gradient into c: from the next step and through h = o*tanh(c).
+			dct := dcs[k] + dhs[k]*o*(1-tc*tc)
+			dr[j] = dct * g * i * (1 - i)
+			dr[H+j] = dct * cp[k] * f * (1 - f)
+			dr[2*H+j] = dct * i * (1 - g*g)
+			dr[3*H+j] = dhs[k] * tc * o * (1 - o)
+			dcp[k] = dct * f
+		}
+	}
+}

@@ -1,13 +1,6 @@
 package cpu
 
-import (
-	"math"
-
-	"github.com/captioner/captioner/gpu"
-)
-
-func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
-func tanh(x float32) float32    { return float32(math.Tanh(float64(x))) }
+import "github.com/captioner/captioner/gpu"
 
 // LSTMCellForward: act = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o) of gates
 // (B, 4H); c = f*cPrev + i*g; h = o*tanh(c).
@@ -19,16 +12,7 @@ func (d *Device) LSTMCellForward(h, c, act, gates, cPrev gpu.Buf, batch, hidden 
 	cs := d.need(c, batch*H, "LSTMCellForward c (B, H)")
 	hs := d.need(h, batch*H, "LSTMCellForward h (B, H)")
 	d.parallel(batch, max(1, grain/(8*H)), func(lo, hi int) {
-		for b := lo; b < hi; b++ {
-			gr, ar := g[b*4*H:(b+1)*4*H], a[b*4*H:(b+1)*4*H]
-			for j := 0; j < H; j++ {
-				i, f, gg, o := sigmoid(gr[j]), sigmoid(gr[H+j]), tanh(gr[2*H+j]), sigmoid(gr[3*H+j])
-				ar[j], ar[H+j], ar[2*H+j], ar[3*H+j] = i, f, gg, o
-				cv := f*cp[b*H+j] + i*gg
-				cs[b*H+j] = cv
-				hs[b*H+j] = o * tanh(cv)
-			}
-		}
+		lstmForward(hs[lo*H:hi*H], cs[lo*H:hi*H], a[lo*4*H:hi*4*H], g[lo*4*H:hi*4*H], cp[lo*H:hi*H], hi-lo, H)
 	})
 }
 
@@ -44,20 +28,6 @@ func (d *Device) LSTMCellBackward(dgates, dcPrev, dh, dc, act, c, cPrev gpu.Buf,
 	cs := d.need(c, batch*H, "LSTMCellBackward c (B, H)")
 	cp := d.need(cPrev, batch*H, "LSTMCellBackward cPrev (B, H)")
 	d.parallel(batch, max(1, grain/(8*H)), func(lo, hi int) {
-		for b := lo; b < hi; b++ {
-			ar, dr := a[b*4*H:(b+1)*4*H], dg[b*4*H:(b+1)*4*H]
-			for j := 0; j < H; j++ {
-				k := b*H + j
-				i, f, g, o := ar[j], ar[H+j], ar[2*H+j], ar[3*H+j]
-				tc := tanh(cs[k])
-				// Total gradient into c: from the next step and through h = o*tanh(c).
-				dct := dcs[k] + dhs[k]*o*(1-tc*tc)
-				dr[j] = dct * g * i * (1 - i)
-				dr[H+j] = dct * cp[k] * f * (1 - f)
-				dr[2*H+j] = dct * i * (1 - g*g)
-				dr[3*H+j] = dhs[k] * tc * o * (1 - o)
-				dcp[k] = dct * f
-			}
-		}
+		lstmBackward(dg[lo*4*H:hi*4*H], dcp[lo*H:hi*H], dhs[lo*H:hi*H], dcs[lo*H:hi*H], a[lo*4*H:hi*4*H], cs[lo*H:hi*H], cp[lo*H:hi*H], hi-lo, H)
 	})
 }

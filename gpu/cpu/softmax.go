@@ -2,32 +2,9 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/captioner/captioner/gpu"
 )
-
-// rowMax is the largest element of x (at least one element).
-func rowMax(x []float32) float32 {
-	m := x[0]
-	for _, v := range x[1:] {
-		if v > m {
-			m = v
-		}
-	}
-	return m
-}
-
-// logSumExp is log(sum(exp(x - m))) + m for m = max(x), summed in float64 so a
-// large vocabulary stays accurate.
-func logSumExp(x []float32) float64 {
-	m := float64(rowMax(x))
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - m)
-	}
-	return m + math.Log(s)
-}
 
 // rowsCheck returns out and x as (rows, cols) matrices, cols >= 1.
 func (d *Device) rowsCheck(op string, out, x gpu.Buf, rows, cols int) (o, xs []float32) {
@@ -52,17 +29,7 @@ func (d *Device) LogSoftmax(out, x gpu.Buf, rows, cols int) {
 func (d *Device) softmax(op string, out, x gpu.Buf, rows, cols int, log bool) {
 	o, xs := d.rowsCheck(op, out, x, rows, cols)
 	d.parallel(rows, max(1, grain/(4*cols)), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr, or := xs[r*cols:(r+1)*cols], o[r*cols:(r+1)*cols]
-			lse := logSumExp(xr)
-			for j, v := range xr {
-				if log {
-					or[j] = float32(float64(v) - lse)
-				} else {
-					or[j] = float32(math.Exp(float64(v) - lse))
-				}
-			}
-		}
+		softmaxRows(o[lo*cols:hi*cols], xs[lo*cols:hi*cols], hi-lo, cols, log)
 	})
 }
 
@@ -85,27 +52,11 @@ func (d *Device) CrossEntropy(loss, dlogits, logits gpu.Buf, targets []int32, ro
 		dl = d.need(dlogits, rows*cols, "CrossEntropy dlogits (rows, cols)")
 	}
 	d.parallel(rows, max(1, grain/(4*cols)), func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := xs[r*cols : (r+1)*cols]
-			t := int(targets[r])
-			if t < 0 {
-				ls[r] = 0
-				if dl != nil {
-					clear(dl[r*cols : (r+1)*cols])
-				}
-				continue
-			}
-			lse := logSumExp(xr)
-			ls[r] = float32(lse - float64(xr[t]))
-			if dl == nil {
-				continue
-			}
-			dr := dl[r*cols : (r+1)*cols]
-			for j, v := range xr {
-				dr[j] = float32(math.Exp(float64(v)-lse)) * gradScale
-			}
-			dr[t] -= gradScale
+		var dr []float32
+		if dl != nil {
+			dr = dl[lo*cols : hi*cols]
 		}
+		crossEntropyRows(ls[lo:hi], dr, xs[lo*cols:hi*cols], targets[lo:hi], hi-lo, cols, gradScale)
 	})
 }
 

@@ -76,7 +76,7 @@ type gemmSize struct{ m, n, k int }
 // enough for blocked and parallel paths.
 var gemmSizes = []gemmSize{
 	{1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {3, 5, 1}, {3, 5, 7}, {17, 33, 9}, {16, 16, 16},
-	{64, 64, 64}, {65, 31, 129}, {130, 67, 257}, {1, 300, 200}, {200, 150, 100},
+	{64, 64, 64}, {65, 31, 129}, {130, 67, 257}, {1, 300, 200}, {200, 150, 100}, {24, 600, 80},
 }
 
 func testGemm(t *testing.T, dev gpu.Device) {
@@ -150,12 +150,14 @@ func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, bet
 
 // convCases cover 1x1 (the single-GEMM path) and general kernels, TFLite SAME
 // padding at stride 2 with PadTop 0 (even input) and 1 (odd input), PyTorch-style
-// symmetric padding, VALID, rectangular kernels and strides, and an output larger
-// than one im2col chunk.
+// symmetric padding, VALID, rectangular kernels and strides, few and many input
+// channels, and outputs of over 9,000 pixels (more than a 1 MiB im2col buffer).
 var convCases = []gpu.ConvParams{
 	{N: 2, H: 5, W: 7, C: 3, OC: 4, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 5, OW: 7},
 	{N: 1, H: 9, W: 9, C: 17, OC: 33, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 9, OW: 9},
+	{N: 1, H: 23, W: 25, C: 17, OC: 61, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 23, OW: 25},
 	{N: 3, H: 14, W: 14, C: 40, OC: 24, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 14, OW: 14},
+	{N: 2, H: 20, W: 20, C: 96, OC: 32, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 20, OW: 20},
 	{N: 1, H: 1, W: 1, C: 1, OC: 1, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: 1},
 	{N: 1, H: 7, W: 7, C: 5, OC: 3, KH: 1, KW: 1, StrideH: 2, StrideW: 2, OH: 4, OW: 4},
 	{N: 2, H: 6, W: 5, C: 3, OC: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 6, OW: 5},
@@ -163,8 +165,10 @@ var convCases = []gpu.ConvParams{
 	{N: 2, H: 9, W: 9, C: 4, OC: 7, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 1, PadLeft: 1, OH: 5, OW: 5},
 	{N: 1, H: 5, W: 6, C: 2, OC: 3, KH: 3, KW: 3, StrideH: 1, StrideW: 1, OH: 3, OW: 4},
 	{N: 1, H: 7, W: 9, C: 5, OC: 6, KH: 5, KW: 3, StrideH: 1, StrideW: 2, PadTop: 2, PadLeft: 1, OH: 7, OW: 5},
+	{N: 1, H: 12, W: 11, C: 3, OC: 20, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 12, OW: 11},
 	{N: 1, H: 32, W: 32, C: 3, OC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 16, OW: 16},
 	{N: 2, H: 70, W: 70, C: 3, OC: 4, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 70, OW: 70},
+	{N: 1, H: 64, W: 64, C: 8, OC: 4, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 64, OW: 64},
 }
 
 func testConv2D(t *testing.T, dev gpu.Device) {

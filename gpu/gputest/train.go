@@ -30,7 +30,7 @@ func testLSTMCellForward(t *testing.T, dev gpu.Device) {
 // dc = wc. Each perturbation changes one h and one c, and the others cancel
 // exactly in the difference.
 func testLSTMCellBackward(t *testing.T, dev gpu.Device) {
-	for _, s := range [][2]int{{1, 1}, {2, 3}, {3, 5}} {
+	for _, s := range [][2]int{{1, 1}, {2, 3}, {3, 5}, {2, 20}} {
 		for _, alias := range []bool{false, true} {
 			B, H := s[0], s[1]
 			t.Run(name("B%d_H%d_alias%v", B, H, alias), func(t *testing.T) {

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+)
+
+// shippedModel is the default model folder, relative to this package.
+var shippedModel = filepath.Join("..", "..", filepath.FromSlash(config.DefaultModel))
+
+// run executes the CLI in-process and returns stdout.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&bytes.Buffer{})
+	rootCmd.SetArgs(args)
+	err := rootCmd.Execute()
+	return out.String(), err
+}
+
+func TestCaptionJSONWithShippedModel(t *testing.T) {
+	assets := os.Getenv("CAPTIONER_ASSETS")
+	if assets == "" {
+		t.Skip("CAPTIONER_ASSETS is not set: captioning needs the encoder weights")
+	}
+	photos := []string{
+		filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg"), // a dog on grass
+		filepath.Join(assets, "samples", "grace_hopper.bmp"),
+	}
+	out, err := run(t, append([]string{"caption", "--json", "--device", "cpu", "--assets", assets, "--model", shippedModel}, photos...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []captionRecord
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		t.Fatalf("caption --json printed no JSON array: %v\n%s", err, out)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records for 2 images", len(recs))
+	}
+	for i, r := range recs {
+		if r.Image != photos[i] || r.Caption == "" || r.Score >= 0 {
+			t.Errorf("record %d: %+v", i, r)
+		}
+	}
+	if !strings.Contains(recs[0].Caption, "dog") {
+		t.Errorf("the dog photo got %q: the shipped model does not see the dog", recs[0].Caption)
+	}
+	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "no-such-photo.jpg")
+	if err == nil || !strings.Contains(err.Error(), "no-such-photo.jpg") {
+		t.Errorf("missing photo: got %v, want an error naming the file", err)
+	}
+}
+
+func TestDescribePrintsShapesAndParameterCount(t *testing.T) {
+	out, err := run(t, "describe", "--model", shippedModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := decoder.ReadConfig(filepath.Join(shippedModel, decoder.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"digraph merge_lstm", "(B, T, 256)", "Embedding 2532x256", "LSTM 256"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe output lacks %q:\n%s", want, out)
+		}
+	}
+	if want := "2217956 parameters"; c.NumParams() != 2217956 || !strings.Contains(out, want) {
+		t.Errorf("describe: want %q (config says %d)", want, c.NumParams())
+	}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/captioner/captioner/assets"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/imgproc"
+)
+
+func init() {
+	cmd := &cobra.Command{
+		Use:   "classify [--top N] [--json] IMAGE...",
+		Short: "Print the ImageNet top-N labels and probabilities of images (the encoder's own classifier)",
+		Long: `classify runs the encoder (MobileNetV2) with its ImageNet classifier: 1001 classes,
+index 0 = background. With --json it prints one JSON array:
+[{"image": PATH, "labels": [{"label": "...", "index": N, "prob": P}, ...]}, ...]
+
+An image that cannot be read is reported on stderr and the others are still
+classified; the exit status is then 1.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: runClassify,
+	}
+	cmd.Flags().Int("top", 5, "labels per image")
+	cmd.Flags().Bool("json", false, "print JSON instead of text")
+	rootCmd.AddCommand(cmd)
+}
+
+// classLabel is one line of classify's output.
+type classLabel struct {
+	Label string  `json:"label"`
+	Index int     `json:"index"`
+	Prob  float32 `json:"prob"`
+}
+
+type classResult struct {
+	Image  string       `json:"image"`
+	Labels []classLabel `json:"labels"`
+}
+
+func runClassify(cmd *cobra.Command, paths []string) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	top, _ := cmd.Flags().GetInt("top")
+	asJSON, _ := cmd.Flags().GetBool("json")
+	batch := min(cfg.Decode.BatchSize, len(paths))
+	enc, dev, err := loadEncoder(cfg, batch)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	defer enc.Close()
+	classes := enc.Config().Classes
+	if top < 1 || top > classes {
+		return fmt.Errorf("--top %d: want 1..%d", top, classes)
+	}
+	store, err := assets.Open(cfg.Assets)
+	if err != nil {
+		return err
+	}
+	labelsPath, err := store.Path(assets.ImageNetLabels)
+	if err != nil {
+		return err
+	}
+	labels, err := encoder.LoadLabels(labelsPath, classes)
+	if err != nil {
+		return err
+	}
+
+	var results []classResult
+	var failed []error
+	tensors := make([]float32, batch*enc.ImageLen())
+	idx := make([]int32, batch*top)
+	val := make([]float32, batch*top)
+	for lo := 0; lo < len(paths); lo += batch {
+		var names []string
+		for _, p := range paths[lo:min(lo+batch, len(paths))] {
+			img, err := imgproc.DecodeFile(p, cfg.Image.MaxPixels)
+			if err != nil {
+				failed = append(failed, err) // imgproc names the file
+				continue
+			}
+			n := len(names)
+			imgproc.ToTensor(tensors[n*enc.ImageLen():(n+1)*enc.ImageLen()], img, enc.Config().Input)
+			names = append(names, p)
+		}
+		n := len(names)
+		if n == 0 {
+			continue
+		}
+		enc.Encode(tensors[:n*enc.ImageLen()], n)
+		if err := dev.TopK(idx[:n*top], val[:n*top], enc.Classify(), n, classes, top); err != nil {
+			return err
+		}
+		for i, name := range names {
+			r := classResult{Image: name}
+			for j := 0; j < top; j++ {
+				k := int(idx[i*top+j])
+				r.Labels = append(r.Labels, classLabel{Label: labels[k], Index: k, Prob: val[i*top+j]})
+			}
+			results = append(results, r)
+		}
+	}
+	if err := printClassify(cmd.OutOrStdout(), results, asJSON); err != nil {
+		return err
+	}
+	for _, e := range failed {
+		fmt.Fprintln(cmd.ErrOrStderr(), "classify:", e)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d images could not be read", len(failed), len(paths))
+	}
+	return nil
+}
+
+func printClassify(w io.Writer, results []classResult, asJSON bool) error {
+	if asJSON {
+		if results == nil {
+			results = []classResult{} // [] rather than null
+		}
+		b, err := json.MarshalIndent(results, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	var errs []error
+	for _, r := range results {
+		_, err := fmt.Fprintln(w, r.Image)
+		errs = append(errs, err)
+		for _, l := range r.Labels {
+			_, err := fmt.Fprintf(w, "  %6.4f  %s (%d)\n", l.Prob, l.Label, l.Index)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

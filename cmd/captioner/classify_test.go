@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/features"
+)
+
+func sharedAssets(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("CAPTIONER_ASSETS")
+	if dir == "" {
+		t.Skip("CAPTIONER_ASSETS is not set: no encoder weights or photos")
+	}
+	t.Setenv("CAPTIONER_CACHE", t.TempDir()) // import into a fresh weights cache
+	return dir
+}
+
+func TestClassifySamplePhotos(t *testing.T) {
+	assets := sharedAssets(t)
+	grace := filepath.Join(assets, "samples", "grace_hopper.bmp")
+	cat := filepath.Join(assets, "samples", "cat_720p.jpg")
+	out, err := run(t, "classify", "--json", "--top", "3", "--device", "cpu", "--assets", assets, grace, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res []classResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("classify --json printed no JSON array: %v\n%s", err, out)
+	}
+	if len(res) != 2 || res[0].Image != grace || len(res[0].Labels) != 3 {
+		t.Fatalf("results %+v", res)
+	}
+	if l := res[0].Labels[0]; l.Label != "military uniform" || l.Index != 653 || l.Prob < 0.5 {
+		t.Errorf("grace_hopper.bmp: top-1 %+v, want military uniform (653)", l)
+	}
+	if l := res[1].Labels[0]; !strings.Contains(l.Label, "cat") || l.Index < 282 || l.Index > 286 {
+		t.Errorf("cat_720p.jpg: top-1 %+v, want a cat class (282-286)", l)
+	}
+
+	// Text output; an unreadable file is reported and the others still classified.
+	bad := filepath.Join(t.TempDir(), "notes.jpg")
+	os.WriteFile(bad, []byte("not a photo"), 0o644)
+	out, err = run(t, "classify", "--json=false", "--top", "1", "--device", "cpu", "--assets", assets, bad, grace)
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 images could not be read") {
+		t.Errorf("bad file: err = %v", err)
+	}
+	if !strings.Contains(out, grace+"\n") || !strings.Contains(out, "military uniform (653)") {
+		t.Errorf("text output:\n%s", out)
+	}
+}
+
+func TestExtractIsResumableAndKeyedByContent(t *testing.T) {
+	assets := sharedAssets(t)
+	imgs, root := t.TempDir(), t.TempDir()
+	src := filepath.Join(assets, "data", "flickr8k", "images")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries[:3] {
+		b, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		os.WriteFile(filepath.Join(imgs, e.Name()), b, 0o644)
+		names = append(names, e.Name())
+	}
+	args := []string{"extract", "--device", "cpu", "--assets", assets, "--images", imgs, "--out", root, "--batch", "2", "--split", "all", "--grid=false"}
+	out, err := run(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "3 images (3 computed") {
+		t.Errorf("first run: %s", out)
+	}
+	// Replace one image's content: only it is recomputed.
+	b, _ := os.ReadFile(filepath.Join(src, entries[5].Name()))
+	os.WriteFile(filepath.Join(imgs, names[1]), b, 0o644)
+	if out, err = run(t, args...); err != nil || !strings.Contains(out, "3 images (1 computed") {
+		t.Errorf("second run: %v\n%s", err, out)
+	}
+	dirs, _ := os.ReadDir(root)
+	if len(dirs) != 1 || !strings.HasPrefix(dirs[0].Name(), "mobilenet_v2-") {
+		t.Fatalf("store folders %v", dirs)
+	}
+	st, err := features.Open(filepath.Join(root, dirs[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.Len() != 4 || len(st.Names()) != 3 {
+		t.Errorf("%d records, names %v; want 4 records (one replaced image) and 3 names", st.Len(), st.Names())
+	}
+	feats, err := st.LoadPooled(names)
+	if err != nil || len(feats) != 3*1280 {
+		t.Fatalf("LoadPooled: %d values, %v", len(feats), err)
+	}
+	var sum float32
+	for _, v := range feats {
+		if v < 0 || v > 6 {
+			t.Fatalf("pooled feature %g outside ReLU6's [0, 6]", v)
+		}
+		sum += v
+	}
+	if sum == 0 {
+		t.Error("all-zero features")
+	}
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/captioner/captioner/decoder"
+)
+
+func init() {
+	cmd := &cobra.Command{
+		Use:   "describe",
+		Short: "Print the caption decoder's architecture as Graphviz DOT (and render PNG/SVG with dot)",
+		Long: `Prints the decoder of the model folder (--model) as a Graphviz digraph with layer
+shapes and parameter counts, the counterpart of the seed notebook's model.png.
+With --png or --svg it also renders the picture through Graphviz's dot program
+(Debian package graphviz).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
+			if err != nil {
+				return fmt.Errorf("%w; point --model at a trained model folder", err)
+			}
+			dot := mc.DOT()
+			if _, err := cmd.OutOrStdout().Write([]byte(dot)); err != nil {
+				return err
+			}
+			for _, f := range []string{"png", "svg"} {
+				path, _ := cmd.Flags().GetString(f)
+				if path == "" {
+					continue
+				}
+				if err := renderDOT(dot, f, path); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", path)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().String("png", "", "also render the graph to this PNG file (needs Graphviz dot)")
+	cmd.Flags().String("svg", "", "also render the graph to this SVG file (needs Graphviz dot)")
+	rootCmd.AddCommand(cmd)
+}
+
+// renderDOT runs `dot -T<format>` on src and writes the result to path.
+func renderDOT(src, format, path string) error {
+	bin, err := exec.LookPath("dot")
+	if err != nil {
+		return fmt.Errorf("rendering %s needs Graphviz's dot program, which is not installed (Debian: apt-get install graphviz); the DOT text above renders anywhere", format)
+	}
+	var out, stderr bytes.Buffer
+	c := exec.Command(bin, "-T"+format)
+	c.Stdin, c.Stdout, c.Stderr = strings.NewReader(src), &out, &stderr
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("dot -T%s failed: %v: %s", format, err, stderr.String())
+	}
+	return os.WriteFile(path, out.Bytes(), 0o644)
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/captioner/captioner/assets"
+	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/progress"
+)
+
+func init() {
+	cmd := &cobra.Command{
+		Use:   "extract",
+		Short: "Compute encoder features for a dataset split into the feature cache (resumable)",
+		Long: `extract runs the encoder over a dataset's images and stores, per image, the pooled
+1280-d feature vector (and with --grid the 7x7x1280 grid, as float16) in a feature
+store: <out>/<encoder ID>/, documented in package features. Records are keyed by the
+SHA-256 of each image file and the store by the encoder's ID, so changed images are
+recomputed and features of other weights are never reused.
+
+Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
+		Args: cobra.NoArgs,
+		RunE: runExtract,
+	}
+	f := cmd.Flags()
+	f.String("split", "all", "which Flickr8k images: all (every image in the images folder), train or dev")
+	f.String("images", "", "images folder (default: the assets folder's data/flickr8k/images)")
+	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k)")
+	f.Bool("grid", false, "also store the 7x7x1280 grid (float16, 125 KB per image)")
+	f.Int("batch", 0, "images per device batch (default: decode.batch_size)")
+	rootCmd.AddCommand(cmd)
+}
+
+func runExtract(cmd *cobra.Command, _ []string) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	fl := cmd.Flags()
+	split, _ := fl.GetString("split")
+	imagesDir, _ := fl.GetString("images")
+	root, _ := fl.GetString("out")
+	withGrid, _ := fl.GetBool("grid")
+	batch, _ := fl.GetInt("batch")
+	if batch <= 0 {
+		batch = cfg.Decode.BatchSize
+	}
+	dir, names, err := datasetImages(cfg.Assets, split, imagesDir)
+	if err != nil {
+		return err
+	}
+	if root == "" {
+		if root, err = features.DefaultRoot(); err != nil {
+			return err
+		}
+	}
+	enc, dev, err := loadEncoder(cfg, batch)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	defer enc.Close()
+	c := enc.Config()
+	man := features.Manifest{Encoder: c.ID(), Dim: enc.FeatureDim()}
+	if withGrid {
+		g := c.GridSize()
+		man.Grid = []int{g, g, c.Head}
+	}
+	store, err := features.Create(features.Dir(root, c.ID()), man)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stderr := cmd.ErrOrStderr()
+	bar := progress.New(stderr, "extract", len(names), "img")
+	batches := make(chan *extractBatch, 1) // one batch prepared while the device runs another
+	go prepareBatches(ctx, batches, dir, names, batch, enc.ImageLen(), cfg.Image.MaxPixels, store)
+
+	pooled := make([]float32, batch*enc.FeatureDim())
+	var grid []float32
+	if withGrid {
+		grid = make([]float32, batch*enc.GridLen())
+	}
+	var done, computed, failed int
+	start := time.Now()
+	for b := range batches {
+		for _, e := range b.errs {
+			fmt.Fprintf(stderr, "\nextract: skipping %v\n", e)
+		}
+		failed += len(b.errs)
+		if n := b.n; n > 0 {
+			enc.Encode(b.tensors[:n*enc.ImageLen()], n)
+			if err := dev.Download(pooled[:n*enc.FeatureDim()], enc.Pooled()); err != nil {
+				return err
+			}
+			if withGrid {
+				if err := dev.Download(grid[:n*enc.GridLen()], enc.Grid()); err != nil {
+					return err
+				}
+			}
+			for i, k := range b.slots {
+				it := &b.items[k]
+				it.Pooled = pooled[i*enc.FeatureDim() : (i+1)*enc.FeatureDim()]
+				if withGrid {
+					it.Grid = grid[i*enc.GridLen() : (i+1)*enc.GridLen()]
+				}
+			}
+			computed += n
+		}
+		if err := store.Add(b.items); err != nil {
+			return err
+		}
+		done += b.total
+		bar.SetStatus("%d computed, %d cached, %d failed", computed, done-computed-failed, failed)
+		bar.Add(b.total)
+	}
+	bar.Finish()
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted after %d of %d images; run the same command again to resume", done, len(names))
+	}
+	rate := float64(computed) / time.Since(start).Seconds()
+	fmt.Fprintf(cmd.OutOrStdout(), "features: %s\n%d images (%d computed at %.1f img/s on %s, %d already cached), %d records\n",
+		store.Path(), len(names)-failed, computed, rate, dev.Name(), len(names)-failed-computed, store.Len())
+	if failed > 0 {
+		return fmt.Errorf("%d images could not be read (listed above); the others are stored", failed)
+	}
+	return nil
+}
+
+// extractBatch is one group of consecutive images: every readable image gets an
+// item (name and content hash); those not yet in the store also get a slot in
+// tensors, (n, S, S, 3), and item slots[i] receives image i's features.
+type extractBatch struct {
+	items   []features.Item
+	tensors []float32
+	slots   []int
+	n       int
+	total   int // images of this group, failed ones included
+	errs    []error
+}
+
+// prepareBatches reads, hashes, decodes and preprocesses the images of names in
+// groups of size, in parallel, and sends them on out (closing it at the end or
+// when ctx ends). Images whose content the store already has are not decoded.
+func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, names []string, size, imageLen, maxPixels int, store *features.Store) {
+	defer close(out)
+	workers := runtime.GOMAXPROCS(0)
+	for lo := 0; lo < len(names); lo += size {
+		group := names[lo:min(lo+size, len(names))]
+		b := &extractBatch{total: len(group), tensors: make([]float32, len(group)*imageLen)}
+		items := make([]features.Item, len(group))
+		errs := make([]error, len(group))
+		need := make([]bool, len(group))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					items[i], need[i], errs[i] = prepareImage(b.tensors[i*imageLen:(i+1)*imageLen], dir, group[i], maxPixels, store)
+				}
+			}()
+		}
+		for i := range group {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		// Compact: the images to compute come first in tensors, in order.
+		for i := range group {
+			if errs[i] != nil {
+				b.errs = append(b.errs, errs[i])
+				continue
+			}
+			b.items = append(b.items, items[i])
+			if need[i] {
+				if b.n != i {
+					copy(b.tensors[b.n*imageLen:(b.n+1)*imageLen], b.tensors[i*imageLen:(i+1)*imageLen])
+				}
+				b.slots = append(b.slots, len(b.items)-1)
+				b.n++
+			}
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// prepareImage hashes one image file and, unless the store has its content,
+// decodes it into dst.
+func prepareImage(dst []float32, dir, name string, maxPixels int, store *features.Store) (features.Item, bool, error) {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return features.Item{}, false, err
+	}
+	sum := sha256.Sum256(data)
+	it := features.Item{Name: name, Hash: hex.EncodeToString(sum[:])}
+	if store.Has(it.Hash) {
+		return it, false, nil
+	}
+	img, err := imgproc.DecodeBytes(data, maxPixels)
+	if err != nil {
+		return it, false, fmt.Errorf("%s: %w", name, err)
+	}
+	imgproc.ToTensor(dst, img, 224)
+	return it, true, nil
+}
+
+// datasetImages returns the images folder and the image names of a Flickr8k split.
+func datasetImages(assetsDir, split, imagesDir string) (string, []string, error) {
+	store, err := assets.Open(assetsDir)
+	if err != nil {
+		return "", nil, err
+	}
+	if imagesDir == "" {
+		imagesDir = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), "images")
+	}
+	var names []string
+	switch split {
+	case "all":
+		entries, err := os.ReadDir(imagesDir)
+		if err != nil {
+			return "", nil, fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
+		}
+		for _, e := range entries {
+			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				names = append(names, e.Name())
+			}
+		}
+		sort.Strings(names)
+	case "train", "dev":
+		list := map[string]string{"train": "Flickr_8k.trainImages.txt", "dev": "Flickr_8k.devImages.txt"}[split]
+		b, err := os.ReadFile(filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), list))
+		if err != nil {
+			return "", nil, fmt.Errorf("split list: %w (run `captioner setup --dataset`)", err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				names = append(names, l)
+			}
+		}
+	default:
+		return "", nil, fmt.Errorf("--split %q: want all, train or dev", split)
+	}
+	if len(names) == 0 {
+		return "", nil, fmt.Errorf("no images for split %s in %s", split, imagesDir)
+	}
+	return imagesDir, names, nil
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/server"
+)
+
+func init() {
+	cmd := &cobra.Command{
+		Use:   "serve [--addr HOST:PORT]",
+		Short: "Serve the captioning API, the upload page (/) and the live page (/live)",
+		Long: `Listens on --addr (server.addr), loads and warms up the model in --model, then
+captions images sent to POST /v1/captions in dynamic batches. /healthz answers at
+once, /readyz once the model is warm. The API is described at /openapi.json.
+
+Signals: SIGTERM or SIGINT stop accepting connections and finish every accepted
+request within server.shutdown_grace; SIGHUP reloads the model (as POST
+/admin/reload does) and keeps the old one if the new one fails to load.
+Logs are JSON lines on stderr with a request_id per request.`,
+		Args: cobra.NoArgs,
+		RunE: runServe,
+	}
+	cmd.Flags().String("addr", "127.0.0.1:8080", "listen address HOST:PORT (server.addr; :8080 for every interface)")
+	bindOnRun(cmd, map[string]string{"addr": "server.addr"})
+	rootCmd.AddCommand(cmd)
+}
+
+func runServe(cmd *cobra.Command, _ []string) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("log_level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+
+	// Signals are caught before anything else so that a SIGTERM during the model
+	// load is a clean shutdown, not a killed process.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (server.addr): %w", cfg.Server.Addr, err)
+	}
+	s := server.New(cfg, pipelineLoader(cfg), log)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	started := make(chan error, 1)
+	go func() { started <- s.Start(context.Background()) }()
+
+	for {
+		select {
+		case err := <-started:
+			if err != nil {
+				shutdown(s, cfg, log)
+				return fmt.Errorf("loading the model %s: %w", cfg.Model, err)
+			}
+		case err := <-served:
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				go func() {
+					// Reload logs its own outcome; the old model keeps serving on failure.
+					if _, err := s.Reload(context.Background()); errors.Is(err, server.ErrReloadRunning) {
+						log.Warn("SIGHUP ignored", "err", err)
+					}
+				}()
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Server.ShutdownGrace)
+			err := shutdown(s, cfg, log)
+			if serr := <-served; serr != nil {
+				return serr
+			}
+			return err
+		}
+	}
+}
+
+// pipelineLoader loads the configured encoder and caption model; every reload
+// reads the model folder again, so new weights copied there are picked up.
+func pipelineLoader(cfg *config.Config) server.Loader {
+	return func(context.Context) (server.Model, error) { return pipeline.Load(cfg) }
+}
+
+func shutdown(s *server.Server, cfg *config.Config, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownGrace)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shutdown: grace period of %s (server.shutdown_grace) over with requests unfinished: %w", cfg.Server.ShutdownGrace, err)
+	}
+	log.Info("shutdown complete")
+	return nil
+}

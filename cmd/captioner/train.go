@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/captioner/captioner/assets"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/metrics"
+	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/text"
+	"github.com/captioner/captioner/train"
+)
+
+func init() {
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Train the caption decoder on cached image features (resumable)",
+		Long: `Trains the merge-LSTM decoder on a dataset's train split with teacher forcing,
+evaluating dev-split loss and BLEU after every epoch. Features come from
+` + "`captioner extract`" + ` (run it first). Everything goes to --out:
+  checkpoint.safetensors  resumable state (atomic, checksummed) after every epoch
+  model/                  the epoch with the best dev BLEU-4 so far: decoder weights,
+                          config.json, vocab.json — a model folder for --model
+  curves.csv, curves.png  loss and BLEU per epoch
+Stops after train.epochs, or after train.patience epochs without a better dev
+BLEU-4. After a crash or kill, run the same command with --resume.`,
+		Args: cobra.NoArgs,
+		RunE: runTrain,
+	}
+	f := cmd.Flags()
+	f.String("out", "", "output folder: checkpoint, curves, model/ (default train.out)")
+	f.String("data", "", "dataset folder (flickr8k) or JSON file (karpathy); default <assets>/data/flickr8k")
+	f.String("dataset", "", "dataset format: flickr8k or karpathy (default train.dataset)")
+	f.String("features", "", "feature cache root of captioner extract (default: extract's)")
+	f.Bool("resume", false, "continue from <out>/checkpoint.safetensors")
+	f.Int("epochs", 30, "maximum epochs")
+	f.Int("batch-size", 64, "captions per step")
+	f.Float64("lr", 1e-3, "Adam learning rate")
+	f.Int("hidden", 256, "LSTM and image-branch size")
+	f.Int64("seed", 1, "random seed: the same seed gives the same run")
+	bindOnRun(cmd, map[string]string{"out": "train.out", "data": "train.data", "dataset": "train.dataset",
+		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
+		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
+	rootCmd.AddCommand(cmd)
+}
+
+func runTrain(cmd *cobra.Command, _ []string) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	tc := cfg.Train
+	log := cmd.ErrOrStderr()
+	ds, err := loadDataset(cfg.Assets, tc.Dataset, tc.Data)
+	if err != nil {
+		return err
+	}
+	trainImgs, err := ds.Split(text.SplitTrain)
+	if err != nil {
+		return err
+	}
+	devImgs, err := ds.Split(text.SplitDev)
+	if err != nil {
+		return err
+	}
+	vocab := text.BuildVocab(text.Captions(trainImgs), tc.MinCount)
+	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (min count %d)\n",
+		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), tc.MinCount)
+
+	store, err := openFeatures(cfg.Assets, tc.Features)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	trn, err := split(store, trainImgs, vocab)
+	if err != nil {
+		return err
+	}
+	dv, err := split(store, devImgs, vocab)
+	if err != nil {
+		return err
+	}
+	modelDir := train.ModelDir(tc.Out)
+	if err := os.MkdirAll(modelDir, 0o755); err != nil {
+		return err
+	}
+	if err := vocab.Save(filepath.Join(modelDir, pipeline.VocabFile)); err != nil {
+		return err
+	}
+	dev, err := pipeline.OpenDevice(cfg)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	fmt.Fprintf(log, "training on %s, writing to %s\n", dev.Name(), tc.Out)
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := train.Options{
+		Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU,
+		Decode: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: cfg.Decode.MaxLen, Alpha: cfg.Decode.Alpha},
+	}
+	res, err := train.Run(ctx, dev, o, trn, dv)
+	if err != nil {
+		return err
+	}
+	b := res.Best
+	fmt.Fprintf(cmd.OutOrStdout(), "stopped by %s after %d epochs (%.0fs); best epoch %d: dev BLEU-1..4 %.4f %.4f %.4f %.4f, dev loss %.4f; model in %s\n",
+		res.StoppedBy, len(res.History), res.Seconds, b.Epoch, b.BLEU[0], b.BLEU[1], b.BLEU[2], b.BLEU[3], b.DevLoss, res.ModelDir)
+	return nil
+}
+
+// loadDataset reads the configured caption dataset.
+func loadDataset(assetsDir, format, path string) (*text.Dataset, error) {
+	if format == "karpathy" {
+		if path == "" {
+			return nil, fmt.Errorf("train.dataset karpathy needs train.data (--data) naming the dataset_*.json file")
+		}
+		return text.LoadKarpathyJSON(path, "")
+	}
+	if path == "" {
+		store, err := assets.Open(assetsDir)
+		if err != nil {
+			return nil, err
+		}
+		path = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir))
+	}
+	return text.LoadFlickr8k(path)
+}
+
+// openFeatures opens the default encoder's feature store under root (extract's
+// default root when empty).
+func openFeatures(assetsDir, root string) (*features.Store, error) {
+	w, err := encoder.LoadDefault(assetsDir)
+	if err != nil {
+		return nil, err
+	}
+	if root == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no cache folder (%v); pass --features", err)
+		}
+		root = filepath.Join(cache, "captioner", "features", "flickr8k")
+	}
+	s, err := features.Open(features.Dir(root, w.Config.ID()))
+	if err != nil {
+		return nil, fmt.Errorf("%w; run `captioner extract` first", err)
+	}
+	return s, nil
+}
+
+// split turns dataset images into training examples with their features.
+func split(store *features.Store, imgs []text.Image, vocab *text.Vocab) (*train.Split, error) {
+	names := make([]string, len(imgs))
+	s := &train.Split{}
+	for i, im := range imgs {
+		names[i] = im.Name
+		s.Refs = append(s.Refs, im.Captions)
+		for _, c := range im.Captions {
+			ids := vocab.Encode(c)
+			words := make([]int32, len(ids))
+			for j, id := range ids {
+				words[j] = int32(id)
+			}
+			s.Examples = append(s.Examples, train.Example{Image: i, Words: words})
+		}
+	}
+	var err error
+	s.Feats, err = store.LoadPooled(names)
+	return s, err
+}

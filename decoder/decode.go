@@ -1,0 +1,303 @@
+package decoder
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// DecodeOptions control caption generation.
+type DecodeOptions struct {
+	Start, End int32   // the <start> and <end> token ids
+	MaxLen     int     // decoding steps: a caption has at most MaxLen words and is cut there
+	Beam       int     // beam width K; 1 is greedy decoding
+	Alpha      float64 // length normalisation: score = log-prob / len^Alpha
+	NBest      int     // hypotheses returned per image (<= Beam; 0 means 1)
+	// NoEarlyStop decodes exactly MaxLen tokens, treating <end> as an ordinary
+	// word, so benchmarks do a fixed amount of work like the PyTorch reference.
+	NoEarlyStop bool
+}
+
+// Hypothesis is one generated caption.
+type Hypothesis struct {
+	Tokens  []int32 // words, without <start> and <end>
+	LogProb float64 // sum of the log-probabilities of the generated tokens, <end> included
+	Score   float64 // LogProb / len^Alpha, len counting <end> when it was generated
+}
+
+// workspace holds decoding buffers for up to rows rows (B images × K beams).
+type workspace struct {
+	rows              int
+	flat              gpu.Buf
+	img, imgRep       gpu.Buf // (B, H), (R, H)
+	gates, act        gpu.Buf // (R, 4H)
+	h, c, h2, c2, sum gpu.Buf // (R, H)
+	mid               gpu.Buf // (R, M)
+	logp              gpu.Buf // (R, V)
+}
+
+func (w *workspace) free(dev gpu.Device) {
+	if w != nil {
+		dev.Free(w.flat)
+	}
+}
+
+// workspaceFor returns buffers for R rows, growing them when needed.
+func (m *Model) workspaceFor(R int) *workspace {
+	if m.ws != nil && m.ws.rows >= R {
+		return m.ws
+	}
+	m.ws.free(m.dev)
+	c := m.Cfg
+	H := c.Hidden
+	w := &workspace{rows: R}
+	w.flat = carve(m.dev, []view{{&w.img, R * H}, {&w.imgRep, R * H}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
+		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.sum, R * H},
+		{&w.mid, R * c.Mid}, {&w.logp, R * c.Vocab}})
+	m.ws = w
+	return w
+}
+
+// step runs one decoding step for R rows: gates = proj[toks] + hPrev·Whᵀ (the
+// recurrent term skipped at the first step, whose state is zero), the LSTM cell
+// into (h, c), the merge with imgRows and the head, and writes log-probabilities
+// (R, V) into w.logp.
+func (m *Model) step(w *workspace, toks []int32, first bool, hPrev, cPrev, h, c, imgRows gpu.Buf, R int) {
+	dev, H := m.dev, m.Cfg.Hidden
+	gates := w.gates.Slice(0, R*4*H)
+	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
+	if !first {
+		dev.Gemm(false, true, R, 4*H, H, 1, hPrev, H, m.P.Wh, H, 1, gates, 4*H)
+	}
+	dev.LSTMCellForward(h, c, w.act.Slice(0, R*4*H), gates, cPrev, R, H)
+	sum := w.sum.Slice(0, R*H)
+	dev.Add(sum, h, imgRows)
+	logp := w.logp.Slice(0, R*m.Cfg.Vocab)
+	m.head(logp, w.mid.Slice(0, R*m.Cfg.Mid), sum, R)
+	dev.LogSoftmax(logp, logp, R, m.Cfg.Vocab)
+}
+
+func (o DecodeOptions) check(c Config) error {
+	if o.MaxLen < 1 {
+		return fmt.Errorf("decoder: max length %d must be at least 1", o.MaxLen)
+	}
+	if o.Beam < 1 || o.Beam > c.Vocab/2 {
+		return fmt.Errorf("decoder: beam width %d is outside 1..%d", o.Beam, c.Vocab/2)
+	}
+	if o.NBest > o.Beam {
+		return fmt.Errorf("decoder: %d alternatives asked for with beam width %d; use a beam at least as wide", o.NBest, o.Beam)
+	}
+	for _, id := range []int32{o.Start, o.End} {
+		if id < 0 || int(id) >= c.Vocab {
+			return fmt.Errorf("decoder: special token id %d is outside the vocabulary (0..%d)", id, c.Vocab-1)
+		}
+	}
+	return nil
+}
+
+// Generate captions B images: feats is (B, F) on the device. It returns, per
+// image, up to NBest hypotheses, best first: greedy decoding when Beam is 1,
+// else beam search with the B×K beams run as one device batch.
+func (m *Model) Generate(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
+	if err := o.check(m.Cfg); err != nil {
+		return nil, err
+	}
+	if feats.Len() != B*m.Cfg.FeatDim {
+		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features", feats.Len(), B, m.Cfg.FeatDim)
+	}
+	m.prepare()
+	if o.Beam == 1 {
+		return m.greedy(ctx, feats, B, o)
+	}
+	return m.beam(ctx, feats, B, o)
+}
+
+func (o DecodeOptions) score(logProb float64, n int) float64 {
+	return logProb / math.Pow(float64(n), o.Alpha)
+}
+
+func (m *Model) greedy(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
+	dev, H := m.dev, m.Cfg.Hidden
+	w := m.workspaceFor(B)
+	img := w.img.Slice(0, B*H)
+	m.imageBranch(img, feats, B)
+	h, c, h2, c2 := w.h.Slice(0, B*H), w.c.Slice(0, B*H), w.h2.Slice(0, B*H), w.c2.Slice(0, B*H)
+	dev.Zero(c)
+
+	hyps := make([]Hypothesis, B)
+	lens := make([]int, B)
+	done := make([]bool, B)
+	toks := make([]int32, B)
+	for b := range toks {
+		toks[b] = o.Start
+	}
+	idx, val := make([]int32, B), make([]float32, B)
+	for t := 0; t < o.MaxLen; t++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m.step(w, toks, t == 0, h, c, h2, c2, img, B)
+		h, c, h2, c2 = h2, c2, h, c
+		if err := dev.TopK(idx, val, w.logp.Slice(0, B*m.Cfg.Vocab), B, m.Cfg.Vocab, 1); err != nil {
+			return nil, err
+		}
+		live := 0
+		for b := range hyps {
+			if done[b] {
+				continue
+			}
+			hyps[b].LogProb += float64(val[b])
+			lens[b]++
+			if idx[b] == o.End && !o.NoEarlyStop {
+				done[b] = true
+				continue
+			}
+			hyps[b].Tokens = append(hyps[b].Tokens, idx[b])
+			live++
+		}
+		if live == 0 {
+			break
+		}
+		copy(toks, idx)
+	}
+	out := make([][]Hypothesis, B)
+	for b := range hyps {
+		hyps[b].Score = o.score(hyps[b].LogProb, lens[b])
+		out[b] = []Hypothesis{hyps[b]}
+	}
+	return out, nil
+}
+
+// beamRow is one live beam on the host.
+type beamRow struct {
+	tokens  []int32
+	logProb float64
+}
+
+type candidate struct {
+	src     int // row whose state the candidate extends
+	tok     int32
+	logProb float64
+}
+
+func (m *Model) beam(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
+	dev, H, V, K := m.dev, m.Cfg.Hidden, m.Cfg.Vocab, o.Beam
+	R := B * K
+	w := m.workspaceFor(R)
+	img := w.img.Slice(0, B*H)
+	m.imageBranch(img, feats, B)
+	// imgRep (R, H): row b*K+k is image b's branch output, gathered like embeddings.
+	rowImage := make([]int32, R)
+	for r := range rowImage {
+		rowImage[r] = int32(r / K)
+	}
+	imgRep := w.imgRep.Slice(0, R*H)
+	dev.EmbeddingForward(imgRep, img, rowImage, H)
+	h, c, h2, c2 := w.h.Slice(0, R*H), w.c.Slice(0, R*H), w.h2.Slice(0, R*H), w.c2.Slice(0, R*H)
+	dev.Zero(c)
+
+	// Every image starts with one live beam (row b*K); the other K-1 rows are
+	// dead (-Inf) until the first step fills them with distinct continuations.
+	rows := make([]beamRow, R)
+	for r := range rows {
+		if r%K != 0 {
+			rows[r].logProb = math.Inf(-1)
+		}
+	}
+	toks := make([]int32, R)
+	for r := range toks {
+		toks[r] = o.Start
+	}
+	finished := make([][]Hypothesis, B)
+	done := make([]bool, B)
+	kk := min(2*K, V) // per-row candidates: enough for K live beams after K finish
+	idx, val := make([]int32, R*kk), make([]float32, R*kk)
+	src := make([]int32, R)
+	next := make([]beamRow, R)
+	cands := make([]candidate, 0, K*kk)
+	for t := 0; t < o.MaxLen; t++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m.step(w, toks, t == 0, h, c, h2, c2, imgRep, R)
+		if err := dev.TopK(idx, val, w.logp.Slice(0, R*V), R, V, kk); err != nil {
+			return nil, err
+		}
+		live := 0
+		for b := 0; b < B; b++ {
+			if done[b] {
+				for k := 0; k < K; k++ { // keep the rows in place; their output is ignored
+					r := b*K + k
+					src[r], next[r] = int32(r), rows[r]
+				}
+				continue
+			}
+			cands = cands[:0]
+			for k := 0; k < K; k++ {
+				r := b*K + k
+				if math.IsInf(rows[r].logProb, -1) {
+					continue
+				}
+				for j := 0; j < kk; j++ {
+					cands = append(cands, candidate{src: r, tok: idx[r*kk+j], logProb: rows[r].logProb + float64(val[r*kk+j])})
+				}
+			}
+			sort.SliceStable(cands, func(i, j int) bool { return cands[i].logProb > cands[j].logProb })
+			n := 0
+			for rank, cd := range cands {
+				if cd.tok == o.End && !o.NoEarlyStop {
+					// A finished caption counts only if it ranks among the K best,
+					// so a poor <end> never displaces a better live beam.
+					if rank < K {
+						toks := append([]int32(nil), rows[cd.src].tokens...)
+						finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1)})
+					}
+					continue
+				}
+				r := b*K + n
+				src[r] = int32(cd.src)
+				next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb}
+				toks[r] = cd.tok
+				n++
+				if n == K {
+					break
+				}
+			}
+			for ; n < K; n++ { // too few continuations: the remaining rows stay dead
+				r := b*K + n
+				src[r], toks[r] = int32(r), o.End
+				next[r] = beamRow{logProb: math.Inf(-1)}
+			}
+			if len(finished[b]) >= K {
+				done[b] = true
+			} else {
+				live++
+			}
+		}
+		rows, next = next, rows
+		// The new rows continue from their source rows' state.
+		dev.EmbeddingForward(h, h2, src, H)
+		dev.EmbeddingForward(c, c2, src, H)
+		if live == 0 {
+			break
+		}
+	}
+	out := make([][]Hypothesis, B)
+	for b := 0; b < B; b++ {
+		if !done[b] { // ran out of length: the live beams are candidates too
+			for k := 0; k < K; k++ {
+				r := rows[b*K+k]
+				if !math.IsInf(r.logProb, -1) {
+					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens))})
+				}
+			}
+		}
+		hs := finished[b]
+		sort.SliceStable(hs, func(i, j int) bool { return hs[i].Score > hs[j].Score })
+		out[b] = hs[:min(len(hs), max(o.NBest, 1))]
+	}
+	return out, nil
+}

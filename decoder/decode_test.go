@@ -1,0 +1,257 @@
+package decoder
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// refDecoder is a naive float64 decoder over host parameters: one image, one
+// hypothesis at a time, for checking the device's batched greedy and beam search.
+type refDecoder struct {
+	c Config
+	p map[string][]float64
+}
+
+type refState struct{ h, c []float64 }
+
+func newRefDecoder(c Config, flat []float32) *refDecoder {
+	r := &refDecoder{c: c, p: map[string][]float64{}}
+	for _, t := range c.Tensors() {
+		r.p[t.Name] = toF64(flat[t.Off : t.Off+t.Len])
+	}
+	return r
+}
+
+func (r *refDecoder) dense(w, b string, x []float64, out int) []float64 {
+	y := make([]float64, out)
+	for o := range y {
+		s := 0.0
+		if b != "" {
+			s = r.p[b][o]
+		}
+		for i, v := range x {
+			s += r.p[w][o*len(x)+i] * v
+		}
+		y[o] = s
+	}
+	return y
+}
+
+func (r *refDecoder) image(feat []float32) []float64 {
+	v := r.dense("img.weight", "img.bias", toF64(feat), r.c.Hidden)
+	for i := range v {
+		v[i] = math.Max(v[i], 0)
+	}
+	return v
+}
+
+// step feeds token tok and returns the next state and log-probabilities (V).
+func (r *refDecoder) step(img []float64, s refState, tok int32) (refState, []float64) {
+	H, E := r.c.Hidden, r.c.Embed
+	e := r.p["embed.weight"][int(tok)*E : int(tok+1)*E]
+	g := r.dense("lstm.weight_ih", "lstm.bias", e, 4*H)
+	gh := r.dense("lstm.weight_hh", "", s.h, 4*H)
+	n := refState{h: make([]float64, H), c: make([]float64, H)}
+	for j := 0; j < H; j++ {
+		i, f := sigmoid(g[j]+gh[j]), sigmoid(g[H+j]+gh[H+j])
+		gg, o := math.Tanh(g[2*H+j]+gh[2*H+j]), sigmoid(g[3*H+j]+gh[3*H+j])
+		n.c[j] = f*s.c[j] + i*gg
+		n.h[j] = o * math.Tanh(n.c[j])
+	}
+	sum := make([]float64, H)
+	for j := range sum {
+		sum[j] = n.h[j] + img[j]
+	}
+	mid := r.dense("dec.weight", "dec.bias", sum, r.c.Mid)
+	for j := range mid {
+		mid[j] = math.Max(mid[j], 0)
+	}
+	lg := r.dense("out.weight", "out.bias", mid, r.c.Vocab)
+	mx := slices.Max(lg)
+	z := 0.0
+	for _, v := range lg {
+		z += math.Exp(v - mx)
+	}
+	for j := range lg {
+		lg[j] -= mx + math.Log(z)
+	}
+	return n, lg
+}
+
+// beam is textbook beam search for one image: expand every live beam by every
+// word, keep the K best; a beam ending in <end> among the K best is finished.
+func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
+	img := r.image(feat)
+	type beamT struct {
+		s    refState
+		toks []int32
+		lp   float64
+	}
+	H := r.c.Hidden
+	live := []beamT{{s: refState{h: make([]float64, H), c: make([]float64, H)}}}
+	var done []Hypothesis
+	for t := 0; t < o.MaxLen && len(done) < o.Beam; t++ {
+		type cand struct {
+			from int
+			tok  int32
+			lp   float64
+			s    refState
+		}
+		var cs []cand
+		for bi, b := range live {
+			prev := o.Start
+			if len(b.toks) > 0 {
+				prev = b.toks[len(b.toks)-1]
+			}
+			ns, lp := r.step(img, b.s, prev)
+			for w, v := range lp {
+				cs = append(cs, cand{bi, int32(w), b.lp + v, ns})
+			}
+		}
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].lp > cs[j].lp })
+		var next []beamT
+		for rank, cd := range cs {
+			toks := append(slices.Clone(live[cd.from].toks), cd.tok)
+			if cd.tok == o.End {
+				if rank < o.Beam {
+					done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks))})
+				}
+				continue
+			}
+			next = append(next, beamT{cd.s, toks, cd.lp})
+			if len(next) == o.Beam {
+				break
+			}
+		}
+		live = next
+	}
+	if len(done) < o.Beam {
+		for _, b := range live {
+			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks))})
+		}
+	}
+	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
+	return done
+}
+
+// peakedModel has weights large enough that captions end at different lengths.
+func peakedModel(t *testing.T) (*Model, []float32, []float32) {
+	dev := openCPU(t)
+	c := tinyConfig()
+	m, err := New(dev, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	rng := rand.New(rand.NewPCG(12, 34))
+	host := make([]float32, c.NumParams())
+	for i := range host {
+		host[i] = float32(rng.NormFloat64() * 0.9)
+	}
+	if err := m.SetFlat(host); err != nil {
+		t.Fatal(err)
+	}
+	const B = 5
+	feats := make([]float32, B*c.FeatDim)
+	for i := range feats {
+		feats[i] = float32(rng.NormFloat64())
+	}
+	return m, host, feats
+}
+
+func generate(t *testing.T, m *Model, feats []float32, o DecodeOptions) [][]Hypothesis {
+	t.Helper()
+	dev := m.Device()
+	B := len(feats) / m.Cfg.FeatDim
+	buf := dev.Alloc(len(feats))
+	defer dev.Free(buf)
+	dev.Upload(buf, feats)
+	hyps, err := m.Generate(context.Background(), buf, B, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hyps
+}
+
+func sameHyp(a, b Hypothesis) bool {
+	return slices.Equal(a.Tokens, b.Tokens) && math.Abs(a.LogProb-b.LogProb) < 1e-4 && math.Abs(a.Score-b.Score) < 1e-4
+}
+
+func TestBeamSearchMatchesNaiveReference(t *testing.T) {
+	m, host, feats := peakedModel(t)
+	ref := newRefDecoder(m.Cfg, host)
+	F := m.Cfg.FeatDim
+	lengths := map[int]bool{}
+	for _, k := range []int{1, 2, 3, 4} {
+		for _, alpha := range []float64{0, 0.7} {
+			o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: alpha, NBest: k}
+			got := generate(t, m, feats, o)
+			for b := range got {
+				want := ref.beam(feats[b*F:(b+1)*F], o)
+				if len(got[b]) != min(len(want), k) {
+					t.Fatalf("K=%d alpha=%g image %d: %d hypotheses, reference %d", k, alpha, b, len(got[b]), len(want))
+				}
+				for i := range got[b] {
+					if !sameHyp(got[b][i], want[i]) {
+						t.Errorf("K=%d alpha=%g image %d hypothesis %d: got %v, reference %v", k, alpha, b, i, got[b][i], want[i])
+					}
+					lengths[len(got[b][i].Tokens)] = true
+				}
+			}
+		}
+	}
+	if len(lengths) < 3 {
+		t.Errorf("hypotheses had only lengths %v; the test model should end captions at different steps", lengths)
+	}
+}
+
+func TestGreedyIsBeamOneAndBatchIndependent(t *testing.T) {
+	m, host, feats := peakedModel(t)
+	ref := newRefDecoder(m.Cfg, host)
+	F := m.Cfg.FeatDim
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: 1, Alpha: 0.5}
+	all := generate(t, m, feats, o)
+	for b := range all {
+		one := generate(t, m, feats[b*F:(b+1)*F], o)
+		want := ref.beam(feats[b*F:(b+1)*F], o)[0]
+		if !sameHyp(all[b][0], one[0][0]) || !sameHyp(all[b][0], want) {
+			t.Errorf("image %d: batched %v, alone %v, reference greedy %v", b, all[b][0], one[0][0], want)
+		}
+	}
+}
+
+func TestNoEarlyStopDecodesMaxLen(t *testing.T) {
+	m, _, feats := peakedModel(t)
+	for _, k := range []int{1, 3} {
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 9, Beam: k, NoEarlyStop: true}
+		for b, h := range generate(t, m, feats, o) {
+			if len(h[0].Tokens) != 9 {
+				t.Errorf("K=%d image %d: %d tokens, want 9", k, b, len(h[0].Tokens))
+			}
+		}
+	}
+}
+
+func TestDecodeOptionErrors(t *testing.T) {
+	m, _, feats := peakedModel(t)
+	buf := m.Device().Alloc(len(feats))
+	defer m.Device().Free(buf)
+	for _, tc := range []struct {
+		o    DecodeOptions
+		want string
+	}{
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 0, Beam: 1}, "decoder: max length 0 must be at least 1"},
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 5}, "decoder: beam width 5 is outside 1..4"},
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2, NBest: 3}, "decoder: 3 alternatives asked for with beam width 2; use a beam at least as wide"},
+		{DecodeOptions{Start: 1, End: 9, MaxLen: 5, Beam: 1}, "decoder: special token id 9 is outside the vocabulary (0..8)"},
+	} {
+		_, err := m.Generate(context.Background(), buf, 5, tc.o)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%+v: got error %v, want %q", tc.o, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package decoder
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/safetensors"
+)
+
+// File names inside a model folder.
+const (
+	WeightsFile = "decoder.safetensors"
+	ConfigFile  = "config.json"
+)
+
+// SafeTensors converts flat host parameters (NumParams, Tensors order) into named
+// safetensors tensors with prefix before each name ("" for the weights file; the
+// trainer's checkpoint also stores Adam's moments as "adam.m." and "adam.v.").
+func (c Config) SafeTensors(prefix string, flat []float32) []safetensors.Tensor {
+	var out []safetensors.Tensor
+	for _, t := range c.Tensors() {
+		out = append(out, safetensors.FromFloat32(prefix+t.Name, t.Shape, flat[t.Off:t.Off+t.Len]))
+	}
+	return out
+}
+
+// FlatFrom reads every parameter tensor under prefix from f, checking shapes
+// against the config, into one flat host slice (NumParams).
+func (c Config) FlatFrom(f *safetensors.File, prefix string) ([]float32, error) {
+	flat := make([]float32, c.NumParams())
+	for _, t := range c.Tensors() {
+		v, err := f.Float32(prefix+t.Name, t.Shape...)
+		if err != nil {
+			return nil, fmt.Errorf("decoder: %w; the weights do not match config.json (was it trained with other sizes?)", err)
+		}
+		copy(flat[t.Off:], v)
+	}
+	return flat, nil
+}
+
+// WriteConfig writes c as indented JSON to path.
+func (c Config) WriteConfig(path string) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, append(b, '\n'))
+}
+
+// ReadConfig reads and validates a config.json.
+func ReadConfig(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("decoder: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("decoder: %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return c, nil
+}
+
+// Save writes the weights (WeightsFile) and the config (ConfigFile) into dir.
+func (m *Model) Save(dir string) error {
+	flat, err := m.FlatHost()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("decoder: %w", err)
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), m.Cfg.SafeTensors("", flat), map[string]string{"format": "captioner-merge-lstm"}); err != nil {
+		return err
+	}
+	return m.Cfg.WriteConfig(filepath.Join(dir, ConfigFile))
+}
+
+// Load reads a model saved by Save onto dev.
+func Load(dev gpu.Device, dir string) (*Model, error) {
+	cfg, err := ReadConfig(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	f, err := safetensors.ReadFile(filepath.Join(dir, WeightsFile))
+	if err != nil {
+		return nil, err
+	}
+	flat, err := cfg.FlatFrom(f, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w (model %s)", err, dir)
+	}
+	m, err := alloc(dev, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return m, m.SetFlat(flat)
+}
+
+// WriteFileAtomic writes b to path through a temporary file and a rename, so readers
+// and a process killed mid-write never leave a half-written file.
+func WriteFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("decoder: %w", err)
+	}
+	// CreateTemp makes the file private (0600); model files are meant to be shared.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("decoder: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("decoder: writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("decoder: writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("decoder: %w", err)
+	}
+	return nil
+}

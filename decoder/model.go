@@ -1,0 +1,119 @@
+package decoder
+
+import (
+	"fmt"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// Model is the decoder's parameters on a device, plus the inference caches.
+// It is not safe for concurrent use: one goroutine owns the device.
+type Model struct {
+	Cfg  Config
+	dev  gpu.Device
+	flat gpu.Buf // (NumParams) every parameter, in Tensors order
+	P    Params  // named views into flat
+
+	// proj (V, 4H) = Embed·Wxᵀ + LB: each word's LSTM input preactivation, so a
+	// decoding step gathers one row instead of running the input Gemm. It is
+	// rebuilt lazily after the parameters change.
+	proj      gpu.Buf
+	projStale bool
+	ws        *workspace // decoding buffers, grown on demand
+}
+
+// New returns a model with freshly initialised parameters (seeded, so the same
+// seed gives the same weights on every backend).
+func New(dev gpu.Device, cfg Config, seed uint64) (*Model, error) {
+	m, err := alloc(dev, cfg)
+	if err != nil {
+		return nil, err
+	}
+	dev.Upload(m.flat, initParams(cfg, seed))
+	return m, nil
+}
+
+// alloc makes a model with zero parameters.
+func alloc(dev gpu.Device, cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Cfg: cfg, dev: dev, flat: dev.Alloc(cfg.NumParams()), projStale: true}
+	m.P = views(cfg, m.flat)
+	return m, nil
+}
+
+// Device is the device the model lives on.
+func (m *Model) Device() gpu.Device { return m.dev }
+
+// Flat is the flat parameter buffer (NumParams).
+func (m *Model) Flat() gpu.Buf { return m.flat }
+
+// SetFlat uploads host parameters in Tensors order (len NumParams).
+func (m *Model) SetFlat(host []float32) error {
+	if len(host) != m.Cfg.NumParams() {
+		return fmt.Errorf("decoder: %d parameters given, the config needs %d", len(host), m.Cfg.NumParams())
+	}
+	m.dev.Upload(m.flat, host)
+	m.projStale = true
+	return nil
+}
+
+// FlatHost downloads the parameters (NumParams) in Tensors order.
+func (m *Model) FlatHost() ([]float32, error) {
+	host := make([]float32, m.Cfg.NumParams())
+	return host, m.dev.Download(host, m.flat)
+}
+
+// Close frees the model's device memory.
+func (m *Model) Close() {
+	m.dev.Free(m.flat)
+	if m.proj != nil {
+		m.dev.Free(m.proj)
+	}
+	m.ws.free(m.dev)
+	m.flat, m.proj, m.ws = nil, nil, nil
+}
+
+// linear writes out (n, o) = in (n, i) · w (o, i)ᵀ + bias (o), then act.
+func linear(dev gpu.Device, out, in, w, bias gpu.Buf, n, i, o int, act gpu.Act) {
+	dev.Gemm(false, true, n, o, i, 1, in, i, w, i, 0, out, o)
+	dev.BiasAct(out, out, bias, n, o, act)
+}
+
+// linearBackward is linear's backward given dout (n, o), which it overwrites with
+// the gradient of the preactivation: dbias += column sums, dw += doutᵀ·in, and,
+// when din is not nil, din = dout·w (writes).
+func linearBackward(dev gpu.Device, din, dw, dbias, dout, out, in, w gpu.Buf, n, i, o int, act gpu.Act) {
+	dev.BiasActBackward(dout, dbias, dout, out, n, o, act)
+	dev.Gemm(true, false, o, i, n, 1, dout, o, in, i, 1, dw, i)
+	if din != nil {
+		dev.Gemm(false, false, n, i, o, 1, dout, o, w, i, 0, din, i)
+	}
+}
+
+// imageBranch writes img (B, H) = relu(x (B, F) · ImgWᵀ + ImgB).
+func (m *Model) imageBranch(img, x gpu.Buf, B int) {
+	linear(m.dev, img, x, m.P.ImgW, m.P.ImgB, B, m.Cfg.FeatDim, m.Cfg.Hidden, gpu.ActReLU)
+}
+
+// head runs the layers after the merge for R rows: mid (R, M) = relu(sum (R, H)
+// · DecWᵀ + DecB), logits (R, V) = mid · OutWᵀ + OutB.
+func (m *Model) head(logits, mid, sum gpu.Buf, R int) {
+	c := m.Cfg
+	linear(m.dev, mid, sum, m.P.DecW, m.P.DecB, R, c.Hidden, c.Mid, gpu.ActReLU)
+	linear(m.dev, logits, mid, m.P.OutW, m.P.OutB, R, c.Mid, c.Vocab, gpu.ActNone)
+}
+
+// prepare rebuilds proj when the parameters changed since the last build.
+func (m *Model) prepare() {
+	if !m.projStale {
+		return
+	}
+	c := m.Cfg
+	if m.proj == nil {
+		m.proj = m.dev.Alloc(c.Vocab * 4 * c.Hidden)
+	}
+	linear(m.dev, m.proj, m.P.Embed, m.P.Wx, m.P.LB, c.Vocab, c.Embed, 4*c.Hidden, gpu.ActNone)
+	m.projStale = false
+}

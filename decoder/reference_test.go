@@ -1,0 +1,270 @@
+package decoder
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
+)
+
+// This file holds an independent, naive float64 implementation of the merge
+// model: caption by caption, step by step, plain loops over (out, in) weights,
+// with none of the device code's time-major layout, fused Gemms or caches.
+
+// tinyConfig is small enough for finite differences over every parameter, with
+// every size distinct so a transposed or swapped dimension cannot go unnoticed.
+func tinyConfig() Config {
+	return Config{FeatDim: 6, Embed: 5, Hidden: 4, Mid: 3, Vocab: 9, Dropout: 0.5}
+}
+
+// tinyBatch is 3 captions over 5 steps, time-major; caption 1 ends after 3
+// targets and caption 2 after 4, so padding (-1 targets) is exercised.
+type batch struct {
+	B, T         int
+	feats        []float32 // (B, F)
+	ids, targets []int32   // (T*B)
+}
+
+func tinyBatch(c Config, seed uint64) batch {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	B, T := 3, 5
+	lens := []int{5, 3, 4}
+	bt := batch{B: B, T: T, feats: make([]float32, B*c.FeatDim), ids: make([]int32, T*B), targets: make([]int32, T*B)}
+	for i := range bt.feats {
+		bt.feats[i] = float32(rng.Float64()*2 - 0.5)
+	}
+	for b := 0; b < B; b++ {
+		prev := int32(1) // <start>
+		for t := 0; t < T; t++ {
+			bt.ids[t*B+b] = prev
+			if t < lens[b] {
+				prev = int32(2 + rng.IntN(c.Vocab-2))
+				bt.targets[t*B+b] = prev
+			} else {
+				bt.ids[t*B+b] = 0 // <pad>
+				bt.targets[t*B+b] = -1
+			}
+		}
+	}
+	return bt
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// refLoss is the mean cross-entropy of the batch under flat parameters (Tensors
+// order), with the device's dropout masks when drop is set, and the logits
+// (T*B, V) time-major.
+func refLoss(c Config, flat []float64, bt batch, drop bool, seed uint64) (float64, []float64) {
+	F, E, H, M, V, B, T := c.FeatDim, c.Embed, c.Hidden, c.Mid, c.Vocab, bt.B, bt.T
+	p := map[string][]float64{}
+	for _, t := range c.Tensors() {
+		p[t.Name] = flat[t.Off : t.Off+t.Len]
+	}
+	keep := func(seed uint64, i int) float64 {
+		if !drop {
+			return 1
+		}
+		if gpu.DropoutUniform(seed, i) < c.Dropout {
+			return 0
+		}
+		return float64(float32(1 / (1 - c.Dropout)))
+	}
+	// dense returns w (out, in) · x + b.
+	dense := func(w, bias, x []float64, out int) []float64 {
+		in := len(x)
+		y := make([]float64, out)
+		for o := 0; o < out; o++ {
+			s := bias[o]
+			for i := 0; i < in; i++ {
+				s += w[o*in+i] * x[i]
+			}
+			y[o] = s
+		}
+		return y
+	}
+	relu := func(v []float64) []float64 {
+		for i := range v {
+			v[i] = math.Max(v[i], 0)
+		}
+		return v
+	}
+	zeroBias := func(n int) []float64 { return make([]float64, n) }
+
+	logits := make([]float64, T*B*V)
+	var total float64
+	ntok := 0
+	for b := 0; b < B; b++ {
+		x := make([]float64, F)
+		for f := range x {
+			x[f] = float64(bt.feats[b*F+f]) * keep(seed, b*F+f)
+		}
+		img := relu(dense(p["img.weight"], p["img.bias"], x, H))
+		h, cell := make([]float64, H), make([]float64, H)
+		for t := 0; t < T; t++ {
+			row := t*B + b
+			id := int(bt.ids[row])
+			e := make([]float64, E)
+			for j := range e {
+				e[j] = p["embed.weight"][id*E+j] * keep(seed^0xD1B54A32D192ED03, row*E+j)
+			}
+			g := dense(p["lstm.weight_ih"], p["lstm.bias"], e, 4*H)
+			gh := dense(p["lstm.weight_hh"], zeroBias(4*H), h, 4*H)
+			for j := 0; j < H; j++ {
+				i := sigmoid(g[j] + gh[j])
+				f := sigmoid(g[H+j] + gh[H+j])
+				gg := math.Tanh(g[2*H+j] + gh[2*H+j])
+				o := sigmoid(g[3*H+j] + gh[3*H+j])
+				cell[j] = f*cell[j] + i*gg
+				h[j] = o * math.Tanh(cell[j])
+			}
+			merged := make([]float64, H)
+			for j := range merged {
+				merged[j] = h[j] + img[j]
+			}
+			mid := relu(dense(p["dec.weight"], p["dec.bias"], merged, M))
+			lg := dense(p["out.weight"], p["out.bias"], mid, V)
+			copy(logits[row*V:], lg)
+			if tg := bt.targets[row]; tg >= 0 {
+				mx := lg[0]
+				for _, v := range lg {
+					mx = math.Max(mx, v)
+				}
+				var z float64
+				for _, v := range lg {
+					z += math.Exp(v - mx)
+				}
+				total += -(lg[tg] - mx - math.Log(z))
+				ntok++
+			}
+		}
+	}
+	return total / float64(ntok), logits
+}
+
+func openCPU(t testing.TB) gpu.Device {
+	t.Helper()
+	dev := cpu.New(2)
+	t.Cleanup(func() { dev.Close() })
+	return dev
+}
+
+func toF64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// runDevice runs Forward (and Backward when train) on the device and returns the
+// loss, the logits (or their gradient after a train Forward) and the gradients.
+func runDevice(t *testing.T, dev gpu.Device, m *Model, bt batch, train bool, seed uint64) (float64, []float32, []float32) {
+	t.Helper()
+	ts := m.NewTrainState(bt.B, bt.T)
+	defer ts.Close()
+	feats := dev.Alloc(len(bt.feats))
+	defer dev.Free(feats)
+	dev.Upload(feats, bt.feats)
+	ts.ZeroGrad()
+	loss, _, err := ts.Forward(feats, bt.ids, bt.targets, bt.B, bt.T, train, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := make([]float32, bt.T*bt.B*m.Cfg.Vocab)
+	if err := dev.Download(logits, ts.a.logits.Slice(0, len(logits))); err != nil {
+		t.Fatal(err)
+	}
+	grads := make([]float32, m.Cfg.NumParams())
+	if train {
+		ts.Backward()
+		if err := dev.Download(grads, ts.Grads()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return loss, logits, grads
+}
+
+func TestForwardMatchesNaiveReference(t *testing.T) {
+	dev := openCPU(t)
+	c := tinyConfig()
+	m, err := New(dev, c, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	bt := tinyBatch(c, 3)
+	flat, err := m.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, train := range []bool{false, true} {
+		// After a training Forward the logits buffer holds their gradient, so
+		// logits are compared without dropout only.
+		loss, logits, _ := runDevice(t, dev, m, bt, train, 11)
+		want, wantLogits := refLoss(c, toF64(flat), bt, train, 11)
+		t.Logf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
+		if math.Abs(loss-want) > 1e-5 {
+			t.Errorf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
+		}
+		if !train {
+			maxDiff := 0.0
+			for i := range logits {
+				maxDiff = math.Max(maxDiff, math.Abs(float64(logits[i])-wantLogits[i]))
+			}
+			t.Logf("logits max |diff| %.2e", maxDiff)
+			if maxDiff > 1e-5 {
+				t.Errorf("logits differ from the reference by up to %.2e", maxDiff)
+			}
+		}
+	}
+}
+
+// TestGradientsMatchFiniteDifferences checks every parameter's gradient against
+// central differences of the float64 reference loss, with dropout on (the
+// masks are reproducible from the seed) and padded captions in the batch.
+func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	dev := openCPU(t)
+	c := tinyConfig()
+	m, err := New(dev, c, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// Larger random weights than the initialiser's, so every path carries signal.
+	rng := rand.New(rand.NewPCG(9, 9))
+	host := make([]float32, c.NumParams())
+	for i := range host {
+		host[i] = float32(rng.NormFloat64() * 0.5)
+	}
+	if err := m.SetFlat(host); err != nil {
+		t.Fatal(err)
+	}
+	bt := tinyBatch(c, 4)
+	const seed = 21
+	_, _, grads := runDevice(t, dev, m, bt, true, seed)
+	flat := toF64(host)
+	const eps = 1e-5
+	for _, tn := range c.Tensors() {
+		maxDiff, maxG := 0.0, 0.0
+		for i := tn.Off; i < tn.Off+tn.Len; i++ {
+			orig := flat[i]
+			flat[i] = orig + eps
+			lp, _ := refLoss(c, flat, bt, true, seed)
+			flat[i] = orig - eps
+			lm, _ := refLoss(c, flat, bt, true, seed)
+			flat[i] = orig
+			fd := (lp - lm) / (2 * eps)
+			d := math.Abs(fd - float64(grads[i]))
+			if d > 2e-5+1e-3*math.Abs(fd) {
+				t.Errorf("%s[%d]: gradient %.7g, finite difference %.7g", tn.Name, i-tn.Off, grads[i], fd)
+			}
+			maxDiff, maxG = math.Max(maxDiff, d), math.Max(maxG, math.Abs(fd))
+		}
+		t.Logf("%-15s max |grad - fd| %.2e (max |fd| %.3g)", tn.Name, maxDiff, maxG)
+		if maxG == 0 && tn.Name != "embed.weight" {
+			t.Errorf("%s: every gradient is zero; the check is vacuous", tn.Name)
+		}
+	}
+}

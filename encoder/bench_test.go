@@ -1,0 +1,134 @@
+package encoder
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// macs counts the multiply-accumulates of one image up to the pooled features
+// (torchvision quotes 0.30 G for MobileNetV2 including the classifier).
+func macs(c *Config) (pointwise, depthwise, stem int) {
+	s := ceilDiv(c.Input, 2)
+	stem = s * s * c.Stem * 27
+	for _, b := range c.Blocks {
+		o := ceilDiv(s, b.Stride)
+		if b.Expand {
+			pointwise += s * s * b.In * b.Hidden
+		}
+		depthwise += o * o * b.Hidden * 9
+		pointwise += o * o * b.Hidden * b.Out
+		s = o
+	}
+	pointwise += s * s * c.Blocks[len(c.Blocks)-1].Out * c.Head
+	return pointwise, depthwise, stem
+}
+
+func randomImages(n int) []float32 {
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := make([]float32, n*224*224*3)
+	for i := range x {
+		x[i] = rng.Float32()*2 - 1
+	}
+	return x
+}
+
+// BenchmarkEncode measures images/s and GFLOP/s (2 x MACs) of Encode on the CPU
+// device with 2 threads, the setting of the PyTorch reference
+// (shared/bench/torch_captioner.py encoder --threads 2 --batch 1,8,32).
+func BenchmarkEncode(b *testing.B) {
+	for _, batch := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			e, _ := newEncoder(b, quantModel, batch)
+			pw, dw, st := macs(&e.cfg)
+			flops := 2 * float64(pw+dw+st) * float64(batch)
+			x := randomImages(batch)
+			e.Encode(x, batch) // warm up: first-touch of buffers, BLAS init
+			best := time.Duration(math.MaxInt64)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				e.Encode(x, batch)
+				if err := e.dev.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				best = min(best, time.Since(t0))
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(float64(batch)/sec, "img/s")
+			b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+			// The fastest repetition, like the PyTorch script's images_per_s_best: on a
+			// shared machine the mean mostly measures the neighbours.
+			b.ReportMetric(float64(batch)/best.Seconds(), "img/s-best")
+		})
+	}
+}
+
+// BenchmarkEncodeLayers splits one batch's time by kind of layer, to show what
+// bounds the encoder: pointwise (1x1 GEMM) convolutions, depthwise convolutions,
+// the stem (im2col + GEMM), and the rest (upload, residual adds, pooling).
+func BenchmarkEncodeLayers(b *testing.B) {
+	for _, batch := range []int{1, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			e, _ := newEncoder(b, quantModel, batch)
+			td := &timingDevice{Device: e.dev, times: map[string]time.Duration{}}
+			e.dev = td
+			x := randomImages(batch)
+			e.Encode(x, batch)
+			clear(td.times)
+			pw, dw, st := macs(&e.cfg)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.Encode(x, batch)
+			}
+			n := float64(b.N)
+			for kind, flop := range map[string]int{"pointwise": pw, "depthwise": dw, "stem": st, "other": 0} {
+				sec := td.times[kind].Seconds() / n
+				b.ReportMetric(sec*1e3, kind+"-ms")
+				if flop > 0 {
+					b.ReportMetric(2*float64(flop*batch)/sec/1e9, kind+"-GFLOP/s")
+				}
+			}
+		})
+	}
+}
+
+// timingDevice adds the time of each kernel the encoder calls to times[kind],
+// synchronising after each.
+type timingDevice struct {
+	gpu.Device
+	times map[string]time.Duration
+}
+
+func (d *timingDevice) timed(kind string, f func()) {
+	t0 := time.Now()
+	f()
+	d.Device.Sync()
+	d.times[kind] += time.Since(t0)
+}
+
+func (d *timingDevice) Conv2D(out, in, w, bias gpu.Buf, p gpu.ConvParams, act gpu.Act) {
+	kind := "pointwise"
+	if p.KH > 1 {
+		kind = "stem"
+	}
+	d.timed(kind, func() { d.Device.Conv2D(out, in, w, bias, p, act) })
+}
+
+func (d *timingDevice) DepthwiseConv2D(out, in, w, bias gpu.Buf, p gpu.ConvParams, act gpu.Act) {
+	d.timed("depthwise", func() { d.Device.DepthwiseConv2D(out, in, w, bias, p, act) })
+}
+
+func (d *timingDevice) Upload(dst gpu.Buf, src []float32) {
+	d.timed("other", func() { d.Device.Upload(dst, src) })
+}
+
+func (d *timingDevice) Add(out, a, b gpu.Buf) { d.timed("other", func() { d.Device.Add(out, a, b) }) }
+
+func (d *timingDevice) GlobalAvgPool(out, in gpu.Buf, n, hw, c int) {
+	d.timed("other", func() { d.Device.GlobalAvgPool(out, in, n, hw, c) })
+}

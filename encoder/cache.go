@@ -1,0 +1,92 @@
+package encoder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/captioner/captioner/assets"
+)
+
+// CacheDir is where imported weights are kept: $XDG_CACHE_HOME/captioner/models
+// (~/.cache/captioner/models), or CAPTIONER_CACHE/models when that is set.
+func CacheDir() (string, error) {
+	if d := os.Getenv("CAPTIONER_CACHE"); d != "" {
+		return filepath.Join(d, "models"), nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("encoder: no cache folder (%v); set CAPTIONER_CACHE", err)
+	}
+	return filepath.Join(d, "captioner", "models"), nil
+}
+
+// CachePath is the imported-weights file for a TFLite file with SHA-256 sha:
+// the key is the file's content (and the import format), never its name.
+func CachePath(cacheDir, sha string) string {
+	return filepath.Join(cacheDir, fmt.Sprintf("mobilenet_v2-%s-%s.safetensors", sha[:16], formatTag))
+}
+
+// formatTag versions CachePath with Format: a new import layout re-imports.
+const formatTag = "f1"
+
+// Cached returns the weights of the TFLite file at path, importing it into
+// cacheDir on first use and loading the imported file afterwards.
+func Cached(path, cacheDir string) (w *Weights, imported bool, err error) {
+	sha, err := fileSHA256(path)
+	if err != nil {
+		return nil, false, err
+	}
+	out := CachePath(cacheDir, sha)
+	w, err = LoadWeights(out)
+	if err == nil && w.Config.SourceSHA == sha {
+		return w, false, nil
+	}
+	// Absent, damaged or made from other bytes: (re-)import rather than trust it.
+	if w, err = ImportFile(path); err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, false, fmt.Errorf("encoder: %w", err)
+	}
+	if err := w.Save(out); err != nil {
+		return nil, false, err
+	}
+	return w, true, nil
+}
+
+// LoadDefault returns the weights of the default encoder: the uint8 MobileNetV2
+// TFLite file of the assets folder (assetsDir, else CAPTIONER_ASSETS, else the
+// download cache), imported on first use into CacheDir.
+func LoadDefault(assetsDir string) (*Weights, error) {
+	store, err := assets.Open(assetsDir)
+	if err != nil {
+		return nil, err
+	}
+	path, err := store.Path(assets.EncoderTFLite)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	w, _, err := Cached(path, dir)
+	return w, err
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("encoder: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("encoder: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

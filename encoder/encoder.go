@@ -1,0 +1,276 @@
+// Package encoder is captioner's image encoder: MobileNetV2 (ImageNet-pretrained,
+// imported from a TFLite file and dequantized to float32) running on a gpu.Device.
+// It turns (B, 224, 224, 3) images in [-1, 1] into the (B, 7, 7, 1280) feature
+// grid, the pooled (B, 1280) features and, for classify, ImageNet probabilities.
+//
+// Dimension legend: B batch, H W spatial, C channels, E hidden (expanded)
+// channels, K classes, F head features (1280).
+package encoder
+
+import (
+	"fmt"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// Encoder runs MobileNetV2 on a device. Activation buffers are allocated once for
+// MaxBatch images, so Encode allocates nothing. Like its Device, an Encoder is
+// not safe for concurrent use.
+type Encoder struct {
+	dev      gpu.Device
+	cfg      Config
+	maxBatch int
+	params   []gpu.Buf // every weight buffer, for Close
+
+	stem, head, classifier layer
+	blocks                 []blockParams
+
+	// The network runs in two parts (see chunkFloats): the stem and blocks
+	// [0, split) image chunk by image chunk, earlyChunk images at a time, in the
+	// small buffers ex, ey; then blocks [split, end) on the whole batch in x, y,
+	// each block in chunks of chunks[i] images.
+	split, earlyChunk int
+	chunks            []int
+
+	// Activations:
+	in     gpu.Buf // (B, S, S, 3) input images
+	ex, ey gpu.Buf // early block inputs and outputs, ping-pong, for earlyChunk images
+	x, y   gpu.Buf // late block inputs and outputs, ping-pong: (B, H, W, C) at most
+	e      gpu.Buf // expanded (chunk, H, W, E)
+	d      gpu.Buf // depthwise output (chunk, H/stride, W/stride, E)
+	grid   gpu.Buf // (B, G, G, F)
+	pooled gpu.Buf // (B, F)
+	probs  gpu.Buf // (B, K)
+	n      int     // images in the last Encode
+}
+
+// chunkFloats bounds a block's expanded activation per chunk of images: 1M
+// floats (4 MB) keep the expand/depthwise/project chain of a chunk in the
+// last-level cache, where a whole batch at 112x112x96 (1.2M floats per image)
+// would stream every intermediate through DRAM. The early, high-resolution part
+// of the network (block inputs larger than lateArea positions) goes further and
+// runs depth-first, one chunk of images through the stem and all its blocks, so
+// that its block inputs and outputs stay in cache too; the late part, where a
+// single image gives GEMMs of only 196 or 49 rows, runs on the whole batch.
+const (
+	chunkFloats = 1 << 20
+	lateArea    = 16 * 16
+)
+
+// layer is the weight (OC, KH, KW, C) or (KH, KW, C) and bias (OC) of a convolution.
+type layer struct{ w, b gpu.Buf }
+
+// blockParams are the layers of one block; expand is unset when the block has none.
+type blockParams struct{ expand, dw, project layer }
+
+// New uploads w to dev and allocates activations for up to maxBatch images.
+func New(dev gpu.Device, w *Weights, maxBatch int) (*Encoder, error) {
+	if maxBatch <= 0 {
+		return nil, fmt.Errorf("encoder: max batch %d must be positive", maxBatch)
+	}
+	c := w.Config
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch}
+	bufs := map[string]gpu.Buf{}
+	for _, p := range c.Params() {
+		v, ok := w.Tensors[p.Name]
+		if !ok || len(v) != numel(p.Shape) {
+			e.Close()
+			return nil, fmt.Errorf("encoder: weight %s: have %d values, want shape %v", p.Name, len(v), p.Shape)
+		}
+		b := dev.Alloc(len(v))
+		dev.Upload(b, v)
+		bufs[p.Name] = b
+		e.params = append(e.params, b)
+	}
+	get := func(name string) layer { return layer{bufs[name+".weight"], bufs[name+".bias"]} }
+	e.stem, e.head, e.classifier = get("stem"), get("head"), get("classifier")
+	for i, b := range c.Blocks {
+		pre := fmt.Sprintf("blocks.%d.", i)
+		bp := blockParams{dw: get(pre + "dw"), project: get(pre + "project")}
+		if b.Expand {
+			bp.expand = get(pre + "expand")
+		}
+		e.blocks = append(e.blocks, bp)
+	}
+	s := ceilDiv(c.Input, 2)
+	e.split = len(c.Blocks)
+	maxEarly := 1 // floats per image of the largest early expanded activation
+	for i, b := range c.Blocks {
+		if s*s <= lateArea {
+			e.split = i
+			break
+		}
+		maxEarly = max(maxEarly, s*s*b.Hidden)
+		s = ceilDiv(s, b.Stride)
+	}
+	e.earlyChunk = min(maxBatch, max(1, chunkFloats/maxEarly))
+	s = ceilDiv(c.Input, 2)
+	maxEX, maxXY, maxE, maxD := s*s*c.Stem, 0, 0, 0
+	e.chunks = make([]int, len(c.Blocks))
+	for i, b := range c.Blocks {
+		o := ceilDiv(s, b.Stride)
+		k := e.earlyChunk
+		if i >= e.split {
+			k = min(maxBatch, max(1, chunkFloats/(s*s*b.Hidden)))
+			maxXY = max(maxXY, s*s*b.In, o*o*b.Out)
+		} else {
+			maxEX = max(maxEX, o*o*b.Out)
+		}
+		e.chunks[i] = k
+		maxE = max(maxE, k*s*s*b.Hidden)
+		maxD = max(maxD, k*o*o*b.Hidden)
+		s = o
+	}
+	maxXY = max(maxXY, s*s*c.Blocks[len(c.Blocks)-1].Out)
+	B := maxBatch
+	e.in = dev.Alloc(B * c.Input * c.Input * 3)
+	e.ex, e.ey = dev.Alloc(e.earlyChunk*maxEX), dev.Alloc(e.earlyChunk*maxEX)
+	e.x, e.y = dev.Alloc(B*maxXY), dev.Alloc(B*maxXY)
+	e.e, e.d = dev.Alloc(max(maxE, 1)), dev.Alloc(max(maxD, 1))
+	e.grid = dev.Alloc(B * s * s * c.Head)
+	e.pooled = dev.Alloc(B * c.Head)
+	e.probs = dev.Alloc(B * c.Classes)
+	return e, nil
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Config returns the architecture.
+func (e *Encoder) Config() Config { return e.cfg }
+
+// MaxBatch is the largest batch Encode accepts.
+func (e *Encoder) MaxBatch() int { return e.maxBatch }
+
+// ImageLen is the number of floats of one input image: S*S*3.
+func (e *Encoder) ImageLen() int { return e.cfg.Input * e.cfg.Input * 3 }
+
+// FeatureDim is the length of a pooled feature vector (1280).
+func (e *Encoder) FeatureDim() int { return e.cfg.Head }
+
+// GridLen is the length of one image's feature grid: G*G*F (7*7*1280).
+func (e *Encoder) GridLen() int { g := e.cfg.GridSize(); return g * g * e.cfg.Head }
+
+// Encode runs the network up to the pooled features on n images, (n, S, S, 3)
+// NHWC in [-1, 1] as imgproc.ToTensor writes them, flattened into images. The
+// results stay on the device: Grid and Pooled return views of them.
+func (e *Encoder) Encode(images []float32, n int) {
+	if n <= 0 || n > e.maxBatch || len(images) != n*e.ImageLen() {
+		panic(fmt.Sprintf("encoder: Encode of %d images (%d floats); want 1..%d images of %d floats", n, len(images), e.maxBatch, e.ImageLen()))
+	}
+	in := e.in.Slice(0, len(images))
+	e.dev.Upload(in, images)
+	e.Forward(in, n)
+}
+
+// Forward is Encode for images already on the device: in is (n, S, S, 3).
+func (e *Encoder) Forward(in gpu.Buf, n int) {
+	c, dev := &e.cfg, e.dev
+	e.n = n
+	il := e.ImageLen()
+	var s int
+	for lo := 0; lo < n; lo += e.earlyChunk {
+		k := min(e.earlyChunk, n-lo)
+		p := conv(k, c.Input, 3, c.Stem, 3, 2)
+		dev.Conv2D(act(e.ex, p), in.Slice(lo*il, k*il), e.stem.w, e.stem.b, p, gpu.ActReLU6)
+		var out gpu.Buf
+		out, s = e.runBlocks(0, e.split, e.ex, e.ey, k, p.OH)
+		// The early part's output (k, s, s, C) joins the batch at image lo.
+		m := s * s * c.Stem
+		if e.split > 0 {
+			m = s * s * c.Blocks[e.split-1].Out
+		}
+		dev.Copy(e.x.Slice(lo*m, k*m), out.Slice(0, k*m))
+	}
+	x, s := e.runBlocks(e.split, len(c.Blocks), e.x, e.y, n, s)
+	p := conv(n, s, c.Blocks[len(c.Blocks)-1].Out, c.Head, 1, 1)
+	grid := act(e.grid, p)
+	dev.Conv2D(grid, x.Slice(0, n*s*s*p.C), e.head.w, e.head.b, p, gpu.ActReLU6)
+	dev.GlobalAvgPool(e.Pooled(), grid, n, s*s, c.Head)
+}
+
+// runBlocks runs blocks [from, to) on n images of side s held in x, using y as
+// the other ping-pong buffer; it returns the buffer holding the output and its side.
+func (e *Encoder) runBlocks(from, to int, x, y gpu.Buf, n, s int) (gpu.Buf, int) {
+	for i := from; i < to; i++ {
+		b := e.cfg.Blocks[i]
+		o := ceilDiv(s, b.Stride)
+		for lo := 0; lo < n; lo += e.chunks[i] {
+			k := min(e.chunks[i], n-lo)
+			// Images [lo, lo+k): NHWC slices of a batch are contiguous.
+			e.block(&e.blocks[i], b, y.Slice(lo*o*o*b.Out, k*o*o*b.Out), x.Slice(lo*s*s*b.In, k*s*s*b.In), k, s)
+		}
+		x, y = y, x
+		s = o
+	}
+	return x, s
+}
+
+// act returns the view of buf that holds the output of the convolution p.
+func act(buf gpu.Buf, p gpu.ConvParams) gpu.Buf { return buf.Slice(0, p.N*p.OH*p.OW*p.OC) }
+
+// block runs one inverted residual block: out = project(dw(expand(x))) (+ x),
+// x is (n, s, s, In), out is (n, s/stride, s/stride, Out).
+func (e *Encoder) block(w *blockParams, b Block, out, x gpu.Buf, n, s int) {
+	dev := e.dev
+	h := x
+	if b.Expand {
+		p := conv(n, s, b.In, b.Hidden, 1, 1)
+		h = act(e.e, p)
+		dev.Conv2D(h, x, w.expand.w, w.expand.b, p, gpu.ActReLU6)
+	}
+	p := conv(n, s, b.Hidden, b.Hidden, 3, b.Stride)
+	d := act(e.d, p)
+	dev.DepthwiseConv2D(d, h, w.dw.w, w.dw.b, p, gpu.ActReLU6)
+	p = conv(n, p.OH, b.Hidden, b.Out, 1, 1)
+	dev.Conv2D(out, d, w.project.w, w.project.b, p, gpu.ActNone)
+	if b.Residual {
+		dev.Add(out, out, x)
+	}
+}
+
+// conv returns the parameters of a k x k convolution with the given stride on
+// (n, s, s, cin) input, padded the TFLite SAME way: the output is ceil(s/stride)
+// and the total padding max((o-1)*stride+k-s, 0) is split with the smaller half
+// on top/left (so stride 2 on an even size pads only bottom/right).
+func conv(n, s, cin, cout, k, stride int) gpu.ConvParams {
+	o := ceilDiv(s, stride)
+	pad := max((o-1)*stride+k-s, 0) / 2
+	return gpu.ConvParams{N: n, H: s, W: s, C: cin, OC: cout, KH: k, KW: k,
+		StrideH: stride, StrideW: stride, PadTop: pad, PadLeft: pad, OH: o, OW: o}
+}
+
+// Grid returns the (n, G, G, F) feature grid of the last Encode.
+func (e *Encoder) Grid() gpu.Buf { return e.grid.Slice(0, e.n*e.GridLen()) }
+
+// Pooled returns the (n, F) pooled features of the last Encode.
+func (e *Encoder) Pooled() gpu.Buf { return e.pooled.Slice(0, e.n*e.cfg.Head) }
+
+// Classify runs the classifier on the pooled features of the last Encode and
+// returns the (n, K) probabilities (softmax of the logits) on the device.
+func (e *Encoder) Classify() gpu.Buf {
+	c := &e.cfg
+	probs := e.probs.Slice(0, e.n*c.Classes)
+	// A 1x1 convolution on (n, 1, 1, F) is the dense layer, bias included.
+	e.dev.Conv2D(probs, e.Pooled(), e.classifier.w, e.classifier.b, conv(e.n, 1, c.Head, c.Classes, 1, 1), gpu.ActNone)
+	e.dev.Softmax(probs, probs, e.n, c.Classes)
+	return probs
+}
+
+// Close frees the device memory.
+func (e *Encoder) Close() {
+	for _, b := range append(e.params, e.in, e.ex, e.ey, e.x, e.y, e.e, e.d, e.grid, e.pooled, e.probs) {
+		if b != nil {
+			e.dev.Free(b)
+		}
+	}
+	e.params = nil
+}

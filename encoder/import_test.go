@@ -1,0 +1,126 @@
+package encoder
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/tflite"
+)
+
+func readModel(t *testing.T, name string) *tflite.Model {
+	t.Helper()
+	m, err := tflite.ReadFile(modelFile(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestImportBothFiles checks the architecture read from both TFLite files
+// against MobileNetV2 1.0's published table (t, c, n, s).
+func TestImportBothFiles(t *testing.T) {
+	var want []Block
+	in := 32
+	for _, r := range [][4]int{{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2}, {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}} {
+		for i := 0; i < r[2]; i++ {
+			s := 1
+			if i == 0 {
+				s = r[3]
+			}
+			want = append(want, Block{In: in, Hidden: in * r[0], Out: r[1], Stride: s, Expand: r[0] != 1, Residual: s == 1 && in == r[1]})
+			in = r[1]
+		}
+	}
+	for _, name := range []string{quantModel, ptqModel} {
+		w, err := ImportFile(modelFile(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := w.Config
+		if c.Input != 224 || c.Stem != 32 || c.Head != 1280 || c.Classes != 1001 || !slices.Equal(c.Blocks, want) || c.GridSize() != 7 {
+			t.Errorf("%s: config %+v", name, c)
+		}
+		for _, p := range c.Params() {
+			if len(w.Tensors[p.Name]) != numel(p.Shape) {
+				t.Errorf("%s: %s has %d values, want shape %v", name, p.Name, len(w.Tensors[p.Name]), p.Shape)
+			}
+		}
+	}
+}
+
+// TestImportRejects edits the parsed uint8 model in memory and checks that each
+// deviation from MobileNetV2 fails with a message naming the operator.
+func TestImportRejects(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(g *tflite.Subgraph)
+		want string
+	}{
+		{"stem stride", func(g *tflite.Subgraph) { g.Operators[0].Options.(*tflite.Conv2DOptions).StrideH = 1 },
+			"operator 0 (CONV_2D): stride 1x2, expected 2x2"},
+		{"valid depthwise", func(g *tflite.Subgraph) {
+			g.Operators[1].Options.(*tflite.DepthwiseConv2DOptions).Padding = tflite.Valid
+		},
+			"operator 1 (DEPTHWISE_CONV_2D): padding VALID"},
+		{"activation", func(g *tflite.Subgraph) { g.Operators[2].Options.(*tflite.Conv2DOptions).Activation = tflite.ActRelu },
+			"operator 2 (CONV_2D): fused activation RELU, expected NONE"},
+		{"unsupported op", func(g *tflite.Subgraph) { g.Operators[62].Op = 17 },
+			"operator 62 (MAX_POOL_2D): expected global average pooling"},
+		{"rewired residual", func(g *tflite.Subgraph) { g.Operators[9].Inputs[1] = g.Operators[3].Inputs[0] },
+			"operator 9 (ADD): a residual ADD must add"},
+		{"dilation", func(g *tflite.Subgraph) { g.Operators[4].Options.(*tflite.DepthwiseConv2DOptions).DilationH = 2 },
+			"operator 4 (DEPTHWISE_CONV_2D): dilation 2x1"},
+		{"weight shape", func(g *tflite.Subgraph) { g.Tensors[g.Operators[3].Inputs[1]].Shape = []int{96, 1, 1, 15} },
+			"operator 3 (CONV_2D): weight shape [96 1 1 15], expected (OC, 1, 1, 16)"},
+		{"extra op", func(g *tflite.Subgraph) {
+			g.Operators = append(g.Operators, tflite.Operator{Index: 66, Op: tflite.OpAdd, Inputs: []int{173, 173}, Outputs: []int{173}})
+		}, "operator 66 (ADD): unexpected operator after the softmax"},
+		{"truncated graph", func(g *tflite.Subgraph) { g.Operators = g.Operators[:63] }, "at the end of the graph: expected the classifier"},
+	}
+	for _, c := range cases {
+		m := readModel(t, quantModel)
+		c.edit(&m.Subgraphs[0])
+		_, err := Import(m)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v\nwant it to contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestWeightsSaveLoadAndCache(t *testing.T) {
+	src := modelFile(t, quantModel)
+	dir := t.TempDir()
+	w, imported, err := Cached(src, dir)
+	if err != nil || !imported {
+		t.Fatalf("first Cached: imported %v, %v", imported, err)
+	}
+	w2, imported, err := Cached(src, dir)
+	if err != nil || imported {
+		t.Fatalf("second Cached: imported %v (want the cached file), %v", imported, err)
+	}
+	if !slices.Equal(w2.Config.Blocks, w.Config.Blocks) || w2.Config.ID() != w.Config.ID() {
+		t.Fatalf("config changed through the cache: %+v", w2.Config)
+	}
+	for name, v := range w.Tensors {
+		if !slices.Equal(w2.Tensors[name], v) {
+			t.Fatalf("%s changed through the cache", name)
+		}
+	}
+	// A damaged cache file is re-imported, not trusted.
+	path := CachePath(dir, w.Config.SourceSHA)
+	if err := os.WriteFile(path, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, imported, err := Cached(src, dir); err != nil || !imported {
+		t.Fatalf("after damage: imported %v, %v", imported, err)
+	}
+	// A file with a tensor of the wrong shape fails naming the tensor.
+	w.Tensors["head.bias"] = w.Tensors["head.bias"][:10]
+	bad := filepath.Join(dir, "bad.safetensors")
+	if err := w.Save(bad); err == nil || !strings.Contains(err.Error(), "head.bias") {
+		t.Fatalf("saving a short tensor: %v", err)
+	}
+}

@@ -1,0 +1,183 @@
+package features
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestFloat16RoundTripsEveryValue(t *testing.T) {
+	for h := 0; h < 1<<16; h++ {
+		f := f16to32(uint16(h))
+		if f != f { // NaN: any NaN back is fine
+			if g := f32to16(f); g&0x7c00 != 0x7c00 || g&0x3ff == 0 {
+				t.Fatalf("NaN %#04x -> %#04x", h, g)
+			}
+			continue
+		}
+		if g := f32to16(f); g != uint16(h) {
+			t.Fatalf("%#04x -> %g -> %#04x", h, f, g)
+		}
+	}
+}
+
+func TestFloat16Rounding(t *testing.T) {
+	cases := []struct {
+		in   float32
+		want float32
+	}{
+		{1 + 1.0/2048, 1},                   // halfway between 1 and 1+2^-10: to even (1)
+		{1 + 3.0/2048, 1 + 2.0/1024},        // halfway, odd below: up
+		{1 + 1.0/2048 + 1e-6, 1 + 1.0/1024}, // above halfway: up
+		{65504, 65504},                      // largest finite
+		{65520, float32(math.Inf(1))},       // rounds past the largest: infinity
+		{-3.14159, -3.140625},
+		{5.9604645e-8, 5.9604645e-8}, // smallest subnormal
+		{2.9802322e-8, 0},            // half of it: ties to even (0)
+		{1e-9, 0},
+	}
+	for _, c := range cases {
+		if got := f16to32(f32to16(c.in)); got != c.want {
+			t.Errorf("%g -> %g, want %g", c.in, got, c.want)
+		}
+	}
+}
+
+func hash(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+func item(name, content string, dim, grid int) Item {
+	it := Item{Name: name, Hash: hash(content), Pooled: make([]float32, dim), Grid: make([]float32, grid)}
+	for i := range it.Pooled {
+		it.Pooled[i] = float32(len(content)) + float32(i)/10
+	}
+	for i := range it.Grid {
+		it.Grid[i] = float32(i%600) / 100 // in [0, 6) like ReLU6 outputs
+	}
+	return it
+}
+
+func TestStoreAddReopenResume(t *testing.T) {
+	dir := Dir(t.TempDir(), "enc-1")
+	m := Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{2, 2, 3}}
+	s, err := Create(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := item("a.jpg", "AAAA", 4, 12), item("b.jpg", "BB", 4, 12)
+	dup := item("copy-of-a.jpg", "AAAA", 4, 12)
+	if err := s.Add([]Item{a, b, dup}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 2 || !slices.Equal(s.Names(), []string{"a.jpg", "b.jpg", "copy-of-a.jpg"}) {
+		t.Fatalf("len %d names %v; identical content must share a record", s.Len(), s.Names())
+	}
+	s.Close()
+
+	// Simulate an interruption in the next batch: data written, index line cut short.
+	c := item("c.jpg", "CCC", 4, 12)
+	f, _ := os.OpenFile(filepath.Join(dir, pooledFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write(make([]byte, 16))
+	f.Close()
+	f, _ = os.OpenFile(filepath.Join(dir, indexFile), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("2\t" + c.Hash[:10])
+	f.Close()
+
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Len() != 2 {
+		t.Fatalf("reader sees %d records, want 2 (the partial one ignored)", r.Len())
+	}
+	got, err := r.LoadPooled([]string{"b.jpg", "copy-of-a.jpg"})
+	if err != nil || !slices.Equal(got, append(slices.Clone(b.Pooled), a.Pooled...)) {
+		t.Fatalf("LoadPooled = %v, %v", got, err)
+	}
+	g := make([]float32, 12)
+	if err := r.Grid(g, "b.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range g {
+		if math.Abs(float64(g[i]-b.Grid[i])) > 0.003 {
+			t.Fatalf("grid[%d] = %g, want %g within float16 precision", i, g[i], b.Grid[i])
+		}
+	}
+	if _, err := r.LoadPooled([]string{"a.jpg", "nope.jpg"}); err == nil || !strings.Contains(err.Error(), "1 of 2 images have no features") {
+		t.Errorf("missing name: %v", err)
+	}
+	r.Close()
+
+	// Resume: Create cuts the leftovers, then the batch is redone.
+	s, err = Create(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Has(c.Hash) || !s.Has(a.Hash) {
+		t.Fatal("resume: wrong records")
+	}
+	// b.jpg changed on disk: a new record, and the name now maps to it.
+	b2 := item("b.jpg", "B2B2B2B2B", 4, 12)
+	if err := s.Add([]Item{c, b2}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Len() != 4 {
+		t.Fatalf("%d records, want 4", r.Len())
+	}
+	for _, it := range []Item{a, c, b2} {
+		p, err := r.Pooled(it.Name)
+		if err != nil || !slices.Equal(p, it.Pooled) {
+			t.Errorf("%s: pooled %v, %v; want %v", it.Name, p, err, it.Pooled)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(dir, pooledFile)); st.Size() != 4*4*4 {
+		t.Errorf("pooled.f32 is %d bytes, want %d (no leftover from the interruption)", st.Size(), 4*4*4)
+	}
+}
+
+func TestStoreRefusesOtherEncoder(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Create(dir, Manifest{Encoder: "enc-2", Dim: 4}); err == nil || !strings.Contains(err.Error(), "holds features of encoder enc-1") {
+		t.Errorf("other encoder: %v", err)
+	}
+	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{1, 1, 4}}); err == nil {
+		t.Error("a store without grids accepted a request for grids")
+	}
+	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "run `captioner extract`") {
+		t.Errorf("empty folder: %v", err)
+	}
+}
+
+func TestStoreRejectsDamagedIndex(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Create(dir, Manifest{Encoder: "e", Dim: 2})
+	s.Add([]Item{item("a.jpg", "A", 2, 0)})
+	s.Close()
+	os.WriteFile(filepath.Join(dir, indexFile), []byte("5\t"+hash("A")+"\ta.jpg\n"), 0o644)
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "record 5") {
+		t.Errorf("record out of order: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, indexFile), []byte("0\tzz\ta.jpg\n"), 0o644)
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "malformed") {
+		t.Errorf("bad hash: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, indexFile), []byte("0\t"+hash("A")+"\ta.jpg\n1\t"+hash("B")+"\tb.jpg\n"), 0o644)
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("index beyond data: %v", err)
+	}
+}

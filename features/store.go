@@ -1,0 +1,445 @@
+package features
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Format names the on-disk layout described in the package documentation.
+const Format = "captioner-features/1"
+
+// Manifest describes a store.
+type Manifest struct {
+	Format  string `json:"format"`
+	Encoder string `json:"encoder"` // encoder.Config.ID of the encoder that made the features
+	Dim     int    `json:"dim"`     // pooled feature length (1280)
+	Grid    []int  `json:"grid"`    // grid shape (7, 7, 1280), or nil when grids are not kept
+}
+
+func (m Manifest) gridLen() int {
+	if len(m.Grid) == 0 {
+		return 0
+	}
+	n := 1
+	for _, d := range m.Grid {
+		n *= d
+	}
+	return n
+}
+
+// Item is one image's features, for Add.
+type Item struct {
+	Name   string    // file name in the dataset, e.g. 1000268201_693b08cb0e.jpg
+	Hash   string    // hex SHA-256 of the image file's bytes
+	Pooled []float32 // (Dim)
+	Grid   []float32 // (G, G, F); ignored when the store keeps no grids
+}
+
+// Store is a feature store. Its reading methods may be called concurrently;
+// Add and Close may not run concurrently with anything else.
+type Store struct {
+	dir     string
+	man     Manifest
+	gridLen int
+	pooled  []float32 // (records, Dim), every record in memory
+	hashes  []string  // record -> content hash
+	byHash  map[string]int
+	byName  map[string]int
+	names   []string // in index order, each once
+	grid    *os.File // nil without grids
+
+	// Open for writing (Create) only:
+	pooledW, indexW *os.File
+}
+
+// DefaultRoot is where captioner extract puts feature stores unless told
+// otherwise: $XDG_CACHE_HOME/captioner/features/flickr8k (~/.cache/...).
+func DefaultRoot() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("features: no cache folder (%v); pass the feature root explicitly", err)
+	}
+	return filepath.Join(cache, "captioner", "features", "flickr8k"), nil
+}
+
+// Dir is the store folder of encoder ID encoderID under root.
+func Dir(root, encoderID string) string { return filepath.Join(root, encoderID) }
+
+const (
+	manifestFile = "manifest.json"
+	pooledFile   = "pooled.f32"
+	gridFile     = "grid.f16"
+	indexFile    = "index.tsv"
+)
+
+// Open opens the store in dir for reading. Records past the last complete index
+// line (an interrupted extract) are ignored.
+func Open(dir string) (*Store, error) {
+	s, err := load(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Create opens the store in dir for adding records, creating it when absent.
+// An existing store must have manifest m (the same encoder and grid setting);
+// data left by an interrupted run past its last complete index line is cut off.
+func Create(dir string, m Manifest) (*Store, error) {
+	m.Format = Format
+	if m.Dim <= 0 || m.Encoder == "" {
+		return nil, fmt.Errorf("features: manifest needs an encoder ID and a positive dim, got %+v", m)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("features: %w", err)
+		}
+		mb, _ := json.MarshalIndent(m, "", " ")
+		if err := os.WriteFile(filepath.Join(dir, manifestFile), append(mb, '\n'), 0o644); err != nil {
+			return nil, fmt.Errorf("features: %w", err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("features: %w", err)
+	default:
+		var have Manifest
+		if err := json.Unmarshal(b, &have); err != nil {
+			return nil, fmt.Errorf("features: %s/%s: %w", dir, manifestFile, err)
+		}
+		if have.Encoder != m.Encoder || have.Dim != m.Dim || !slices.Equal(have.Grid, m.Grid) {
+			return nil, fmt.Errorf("features: %s holds features of encoder %s (dim %d, grid %v), not %s (dim %d, grid %v); use another folder or delete it",
+				dir, have.Encoder, have.Dim, have.Grid, m.Encoder, m.Dim, m.Grid)
+		}
+	}
+	return load(dir, true)
+}
+
+func load(dir string, write bool) (*Store, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("features: %w (run `captioner extract` to make the store)", err)
+	}
+	s := &Store{dir: dir, byHash: map[string]int{}, byName: map[string]int{}}
+	if err := json.Unmarshal(b, &s.man); err != nil {
+		return nil, fmt.Errorf("features: %s: %w", filepath.Join(dir, manifestFile), err)
+	}
+	if s.man.Format != Format || s.man.Dim <= 0 {
+		return nil, fmt.Errorf("features: %s: format %q dim %d; want format %q (re-run captioner extract into a new folder)", dir, s.man.Format, s.man.Dim, Format)
+	}
+	s.gridLen = s.man.gridLen()
+	indexBytes, err := readOrEmpty(filepath.Join(dir, indexFile))
+	if err != nil {
+		return nil, err
+	}
+	// A partial last line is an interrupted write: not part of the store.
+	complete := bytes.LastIndexByte(indexBytes, '\n') + 1
+	if err := s.parseIndex(indexBytes[:complete]); err != nil {
+		return nil, err
+	}
+	n := len(s.hashes)
+	raw, err := readOrEmpty(filepath.Join(dir, pooledFile))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < n*s.man.Dim*4 {
+		return nil, fmt.Errorf("features: %s has %d bytes, but its index lists %d records of %d bytes; the store is damaged: delete %s and re-run captioner extract",
+			pooledFile, len(raw), n, s.man.Dim*4, dir)
+	}
+	s.pooled = make([]float32, n*s.man.Dim)
+	for i := range s.pooled {
+		s.pooled[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	if write {
+		if err := s.openWriters(complete, int64(n)); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if s.gridLen > 0 {
+		flag := os.O_RDONLY
+		if write {
+			flag = os.O_RDWR | os.O_CREATE
+		}
+		if s.grid, err = os.OpenFile(filepath.Join(dir, gridFile), flag, 0o644); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("features: %w", err)
+		}
+		st, err := s.grid.Stat()
+		if err == nil && st.Size() < int64(n*s.gridLen*2) {
+			err = fmt.Errorf("%s has %d bytes for %d records; the store is damaged: delete %s and re-run captioner extract", gridFile, st.Size(), n, dir)
+		}
+		if err == nil && write {
+			err = s.grid.Truncate(int64(n * s.gridLen * 2))
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("features: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func readOrEmpty(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
+	return b, nil
+}
+
+// parseIndex reads complete "<record>\t<hash>\t<name>" lines. A line names either
+// the next new record or an existing one with the same hash.
+func (s *Store) parseIndex(b []byte) error {
+	for ln, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.SplitN(line, "\t", 3)
+		var rec int
+		var err error
+		if len(f) == 3 {
+			rec, err = strconv.Atoi(f[0])
+		}
+		switch {
+		case len(f) != 3 || err != nil || !isHash(f[1]) || f[2] == "":
+			return fmt.Errorf("features: %s line %d is malformed: %q; delete %s and re-run captioner extract", indexFile, ln+1, line, s.dir)
+		case rec == len(s.hashes) && !s.has(f[1]):
+			s.hashes = append(s.hashes, f[1])
+			s.byHash[f[1]] = rec
+		case rec < len(s.hashes) && s.hashes[rec] == f[1]:
+		default:
+			return fmt.Errorf("features: %s line %d: record %d with hash %s does not follow the records before it; delete %s and re-run captioner extract", indexFile, ln+1, rec, f[1], s.dir)
+		}
+		if _, seen := s.byName[f[2]]; !seen {
+			s.names = append(s.names, f[2])
+		}
+		s.byName[f[2]] = rec
+	}
+	return nil
+}
+
+func (s *Store) has(hash string) bool { _, ok := s.byHash[hash]; return ok }
+
+func isHash(h string) bool {
+	b, err := hex.DecodeString(h)
+	return err == nil && len(b) == 32
+}
+
+// openWriters opens pooled.f32 and index.tsv for appending, cutting both back to
+// the indexed records first.
+func (s *Store) openWriters(indexLen int, records int64) error {
+	var err error
+	if s.indexW, err = os.OpenFile(filepath.Join(s.dir, indexFile), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return fmt.Errorf("features: %w", err)
+	}
+	if s.pooledW, err = os.OpenFile(filepath.Join(s.dir, pooledFile), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return fmt.Errorf("features: %w", err)
+	}
+	for _, t := range []struct {
+		f   *os.File
+		len int64
+	}{{s.indexW, int64(indexLen)}, {s.pooledW, records * int64(s.man.Dim) * 4}} {
+		if err := t.f.Truncate(t.len); err != nil {
+			return fmt.Errorf("features: %w", err)
+		}
+		if _, err := t.f.Seek(t.len, 0); err != nil {
+			return fmt.Errorf("features: %w", err)
+		}
+	}
+	return nil
+}
+
+// Manifest describes the store.
+func (s *Store) Manifest() Manifest { return s.man }
+
+// Path is the store's folder.
+func (s *Store) Path() string { return s.dir }
+
+// Len is the number of records (distinct image contents).
+func (s *Store) Len() int { return len(s.hashes) }
+
+// Names lists every image name in the store, in the order first added.
+func (s *Store) Names() []string { return slices.Clone(s.names) }
+
+// Has reports whether the store holds features for content hash hash.
+func (s *Store) Has(hash string) bool { return s.has(hash) }
+
+// Hash returns the content hash recorded for an image name.
+func (s *Store) Hash(name string) (string, bool) {
+	r, ok := s.byName[name]
+	if !ok {
+		return "", false
+	}
+	return s.hashes[r], true
+}
+
+func (s *Store) record(name string) (int, error) {
+	r, ok := s.byName[name]
+	if !ok {
+		return 0, fmt.Errorf("features: no features for %s in %s; run captioner extract", name, s.dir)
+	}
+	return r, nil
+}
+
+// Pooled returns the (Dim) pooled features of image name. The slice aliases the
+// store's memory: do not modify it.
+func (s *Store) Pooled(name string) ([]float32, error) {
+	r, err := s.record(name)
+	if err != nil {
+		return nil, err
+	}
+	return s.pooled[r*s.man.Dim : (r+1)*s.man.Dim : (r+1)*s.man.Dim], nil
+}
+
+// LoadPooled returns the pooled features of names, (len(names), Dim) in one flat
+// slice, for training. It fails listing the missing names, if any.
+func (s *Store) LoadPooled(names []string) ([]float32, error) {
+	d := s.man.Dim
+	out := make([]float32, len(names)*d)
+	var missing []string
+	for i, n := range names {
+		r, ok := s.byName[n]
+		if !ok {
+			missing = append(missing, n)
+			continue
+		}
+		copy(out[i*d:(i+1)*d], s.pooled[r*d:(r+1)*d])
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("features: %d of %d images have no features in %s (first: %s); run captioner extract",
+			len(missing), len(names), s.dir, strings.Join(missing[:min(3, len(missing))], ", "))
+	}
+	return out, nil
+}
+
+// Grid writes the grid of image name into dst (len G*G*F), converted to float32.
+func (s *Store) Grid(dst []float32, name string) error {
+	if s.gridLen == 0 {
+		return fmt.Errorf("features: %s keeps no grids; re-run captioner extract --grid into a new folder", s.dir)
+	}
+	if len(dst) != s.gridLen {
+		panic(fmt.Sprintf("features: Grid dst has %d values, want %d", len(dst), s.gridLen))
+	}
+	r, err := s.record(name)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 2*s.gridLen)
+	if _, err := s.grid.ReadAt(buf, int64(r)*int64(len(buf))); err != nil {
+		return fmt.Errorf("features: reading the grid of %s: %w", name, err)
+	}
+	for i := range dst {
+		dst[i] = f16to32(binary.LittleEndian.Uint16(buf[2*i:]))
+	}
+	return nil
+}
+
+// Add appends items: a new record for each content hash the store lacks, and an
+// index line for each name not yet mapped to its hash. Data is synced before
+// the index, so an interruption never indexes missing data.
+func (s *Store) Add(items []Item) error {
+	if s.indexW == nil {
+		panic("features: Add on a store opened with Open; use Create")
+	}
+	var pooled, grid, index []byte
+	next := len(s.hashes)
+	newRec := map[string]int{}
+	for _, it := range items {
+		if !isHash(it.Hash) || it.Name == "" || strings.ContainsAny(it.Name, "\t\n") {
+			return fmt.Errorf("features: bad item name %q or hash %q", it.Name, it.Hash)
+		}
+		r, ok := s.byHash[it.Hash]
+		if !ok {
+			r, ok = newRec[it.Hash]
+		}
+		if !ok {
+			if len(it.Pooled) != s.man.Dim || (s.gridLen > 0 && len(it.Grid) != s.gridLen) {
+				return fmt.Errorf("features: %s: %d pooled and %d grid values, want %d and %d", it.Name, len(it.Pooled), len(it.Grid), s.man.Dim, s.gridLen)
+			}
+			r = next
+			next++
+			newRec[it.Hash] = r
+			for _, v := range it.Pooled {
+				pooled = binary.LittleEndian.AppendUint32(pooled, math.Float32bits(v))
+			}
+			if s.gridLen > 0 {
+				for _, v := range it.Grid {
+					grid = binary.LittleEndian.AppendUint16(grid, f32to16(v))
+				}
+			}
+		}
+		if cur, seen := s.byName[it.Name]; seen && cur == r {
+			continue
+		}
+		index = fmt.Appendf(index, "%d\t%s\t%s\n", r, it.Hash, it.Name)
+		if _, seen := s.byName[it.Name]; !seen {
+			s.names = append(s.names, it.Name)
+		}
+		s.byName[it.Name] = r
+	}
+	if len(pooled) > 0 {
+		if err := writeSync(s.pooledW, pooled); err != nil {
+			return err
+		}
+		if s.gridLen > 0 {
+			if _, err := s.grid.WriteAt(grid, int64(len(s.hashes))*int64(2*s.gridLen)); err != nil {
+				return fmt.Errorf("features: %w", err)
+			}
+			if err := s.grid.Sync(); err != nil {
+				return fmt.Errorf("features: %w", err)
+			}
+		}
+	}
+	if err := writeSync(s.indexW, index); err != nil {
+		return err
+	}
+	// Only now are the new records part of the store.
+	for _, it := range items {
+		if r, ok := newRec[it.Hash]; ok && r == len(s.hashes) {
+			s.hashes = append(s.hashes, it.Hash)
+			s.byHash[it.Hash] = r
+			s.pooled = append(s.pooled, it.Pooled...)
+		}
+	}
+	return nil
+}
+
+func writeSync(f *os.File, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("features: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("features: %w", err)
+	}
+	return nil
+}
+
+// Close closes the store's files.
+func (s *Store) Close() error {
+	var errs []error
+	for _, f := range []*os.File{s.grid, s.pooledW, s.indexW} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	s.grid, s.pooledW, s.indexW = nil, nil, nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,218 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"unsafe"
+
+	"gonum.org/v1/gonum/blas"
+	"gorgonia.org/cu"
+	cublas "gorgonia.org/cu/blas"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/kernels"
+)
+
+func init() {
+	gpu.Register("cuda", func() (gpu.Device, error) { return Open(0) })
+}
+
+// Open returns GPU number ordinal as a gpu.Device.
+func Open(ordinal int) (gpu.Device, error) {
+	sigs, err := kernels.Signatures()
+	if err != nil {
+		return nil, err
+	}
+	drv, err := newDriver(ordinal, sigs)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := kernels.New(drv, sigs)
+	if err != nil {
+		drv.Close()
+		return nil, err
+	}
+	return dev, nil
+}
+
+// driver implements kernels.Driver with the CUDA driver API. Every call runs on
+// the OS thread that holds the context (cu.Ctx.Do). All work goes to the legacy
+// default stream, which is also the stream cu/blas's cuBLAS handle uses, so
+// kernels, copies and GEMMs run in the order they were issued.
+type driver struct {
+	ctx    *cu.Ctx
+	mod    cu.Module
+	fns    []cu.Function // by signature index
+	blas   *cublas.Standard
+	name   string
+	err    error              // first failure
+	params [24]unsafe.Pointer // launch parameter pointers, reused
+}
+
+func newDriver(ordinal int, sigs []kernels.Signature) (d *driver, err error) {
+	n, err := cu.NumDevices()
+	if err != nil {
+		return nil, fmt.Errorf("gpu: counting CUDA devices: %w", err)
+	}
+	if ordinal < 0 || ordinal >= n {
+		return nil, fmt.Errorf("gpu: no CUDA device %d (found %d)", ordinal, n)
+	}
+	dev := cu.Device(ordinal)
+	name, err := dev.Name()
+	if err != nil {
+		return nil, fmt.Errorf("gpu: CUDA device %d: %w", ordinal, err)
+	}
+	major, minor, err := dev.ComputeCapability()
+	if err != nil {
+		return nil, fmt.Errorf("gpu: CUDA device %d (%s): %w", ordinal, name, err)
+	}
+	if major < 7 {
+		return nil, fmt.Errorf("gpu: %s has compute capability %d.%d; captioner's kernels need 7.0 (Volta) or newer: use device: cpu", name, major, minor)
+	}
+	mem, err := dev.TotalMem()
+	if err != nil {
+		return nil, fmt.Errorf("gpu: CUDA device %d (%s): %w", ordinal, name, err)
+	}
+	d = &driver{name: fmt.Sprintf("cuda (%s, sm_%d%d, %.1f GB)", name, major, minor, float64(mem)/1e9)}
+	// cu.NewContext and cublas.New panic on failure; the latter on the
+	// context's own goroutine, so it needs its own recover.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("gpu: creating a CUDA context on %s: %v", name, r)
+		}
+	}()
+	d.ctx = cu.NewContext(dev, cu.SchedAuto)
+	err = d.ctx.Do(func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("gpu: creating a cuBLAS handle on %s: %v", name, r)
+			}
+		}()
+		mod, err := cu.LoadData(kernels.PTX)
+		if err != nil {
+			return fmt.Errorf("gpu: loading the kernels' PTX (compute_70, PTX ISA 7.8) on %s: %w; the NVIDIA driver must support CUDA 11.8 (R520 or newer)", name, err)
+		}
+		d.mod = mod
+		for _, s := range sigs {
+			fn, err := mod.Function(s.Name)
+			if err != nil {
+				return fmt.Errorf("gpu: kernel %s is not in the PTX module: %w; run `make ptx`", s.Name, err)
+			}
+			d.fns = append(d.fns, fn)
+		}
+		d.blas = cublas.New(cublas.WithContext(d.ctx))
+		return nil
+	})
+	if err != nil {
+		d.ctx.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *driver) Name() string { return d.name }
+
+// do runs f on the context's thread unless an earlier call failed, and
+// remembers the first failure.
+func (d *driver) do(f func() error) {
+	if d.err != nil {
+		return
+	}
+	if err := d.ctx.Do(f); err != nil {
+		d.err = fmt.Errorf("gpu: %s: %w", d.name, err)
+	}
+}
+
+func (d *driver) Alloc(bytes int) (kernels.Ptr, error) {
+	var p cu.DevicePtr
+	err := d.ctx.Do(func() error {
+		var err error
+		if p, err = cu.MemAlloc(int64(bytes)); err != nil {
+			return err
+		}
+		return cu.MemsetD8(p, 0, int64(bytes))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return kernels.Ptr(p), nil
+}
+
+func (d *driver) Free(p kernels.Ptr) {
+	d.do(func() error { return cu.MemFree(cu.DevicePtr(p)) })
+}
+
+func (d *driver) HtoD(dst kernels.Ptr, src unsafe.Pointer, bytes int) {
+	d.do(func() error { return cu.MemcpyHtoD(cu.DevicePtr(dst), src, int64(bytes)) })
+}
+
+func (d *driver) DtoH(dst unsafe.Pointer, src kernels.Ptr, bytes int) error {
+	d.do(func() error { return cu.MemcpyDtoH(dst, cu.DevicePtr(src), int64(bytes)) })
+	return d.err
+}
+
+func (d *driver) DtoD(dst, src kernels.Ptr, bytes int) {
+	d.do(func() error { return cu.MemcpyDtoD(cu.DevicePtr(dst), cu.DevicePtr(src), int64(bytes)) })
+}
+
+func (d *driver) Zero(dst kernels.Ptr, bytes int) {
+	d.do(func() error { return cu.MemsetD32(cu.DevicePtr(dst), 0, int64(bytes/4)) })
+}
+
+func (d *driver) Launch(k, gridX, gridY, blockX int, args []uint64) {
+	// cu copies 8 bytes from each parameter pointer; the driver reads as many
+	// bytes as the kernel's parameter has (the low ones: little-endian).
+	params := d.params[:len(args)]
+	for i := range args {
+		params[i] = unsafe.Pointer(&args[i])
+	}
+	fn := d.fns[k]
+	d.do(func() error { return fn.Launch(gridX, gridY, 1, blockX, 1, 1, 0, cu.NoStream, params) })
+}
+
+// devSlice presents a device address as the []float32 that cu/blas wants: it
+// passes &s[0] to cuBLAS as the matrix address and never touches s in Go.
+func devSlice(p kernels.Ptr) []float32 {
+	return unsafe.Slice(*(**float32)(unsafe.Pointer(&p)), 1)
+}
+
+func trans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// Sgemm computes the row-major product with column-major cuBLAS by the usual
+// swap: row-major C (m, n) is column-major C^T, and C^T = op(B)^T * op(A)^T, where
+// op(B)^T is what cuBLAS sees when handed B's memory with B's own transpose flag.
+func (d *driver) Sgemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Ptr, lda int, b kernels.Ptr, ldb int, beta float32, c kernels.Ptr, ldc int) {
+	if k == 0 {
+		// cuBLAS does not read A and B when k == 0, but cu/blas needs addresses;
+		// empty buffers have none.
+		a, b = c, c
+	}
+	d.do(func() error {
+		d.blas.Sgemm(trans(transB), trans(transA), n, m, k, alpha, devSlice(b), ldb, devSlice(a), lda, beta, devSlice(c), ldc)
+		return d.blas.Err()
+	})
+}
+
+func (d *driver) Sync() error {
+	d.do(cu.Synchronize)
+	return d.err
+}
+
+func (d *driver) Close() error {
+	err := d.ctx.Do(func() error {
+		if err := d.blas.Close(); err != nil {
+			return err
+		}
+		return d.mod.Unload()
+	})
+	if cerr := d.ctx.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

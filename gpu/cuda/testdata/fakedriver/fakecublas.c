@@ -1,0 +1,40 @@
+// fakecublas.c builds a stand-in for libcublas.so.11 with the one routine the
+// CUDA backend calls, SGEMM, computed by definition on column-major matrices
+// (device memory is host memory under fakecuda.c), with cuBLAS's argument checks.
+#include <cublas_v2.h>
+
+static int handle; // the one handle's identity
+
+cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
+	*h = (cublasHandle_t)&handle;
+	return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
+	return h == (cublasHandle_t)&handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+static int max1(int a) { return a > 1 ? a : 1; }
+
+// C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C, column-major: element
+// (i, j) of a matrix with leading dimension ld is at [i + j*ld].
+cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                              const float *alpha, const float *A, int lda, const float *B, int ldb,
+                              const float *beta, float *C, int ldc) {
+	if (h != (cublasHandle_t)&handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+	if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T) || m < 0 || n < 0 ||
+	    k < 0 || lda < max1(ta == CUBLAS_OP_N ? m : k) || ldb < max1(tb == CUBLAS_OP_N ? k : n) || ldc < max1(m))
+		return CUBLAS_STATUS_INVALID_VALUE;
+	for (int j = 0; j < n; j++) {
+		for (int i = 0; i < m; i++) {
+			float s = 0.0f;
+			for (int p = 0; p < k; p++) {
+				float a = ta == CUBLAS_OP_N ? A[i + p * lda] : A[p + i * lda];
+				float b = tb == CUBLAS_OP_N ? B[p + j * ldb] : B[j + p * ldb];
+				s += a * b;
+			}
+			C[i + j * ldc] = *alpha * s + (*beta == 0.0f ? 0.0f : *beta * C[i + j * ldc]);
+		}
+	}
+	return CUBLAS_STATUS_SUCCESS;
+}

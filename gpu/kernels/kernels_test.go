@@ -1,0 +1,108 @@
+package kernels
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// TestPTXMatchesSources checks that the committed PTX has exactly the kernels
+// declared in the .cu sources, each with parameters of the sizes Device passes.
+// Without a GPU, this is what ties the emulator-tested launches to the GPU's
+// module: a kernel whose parameters changed without `make ptx` fails here.
+func TestPTXMatchesSources(t *testing.T) {
+	sigs, err := Signatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entryRe := regexp.MustCompile(`(?s)\.visible \.entry (\w+)\((.*?)\)`)
+	paramRe := regexp.MustCompile(`\.param \.(\w+) `)
+	ptx := map[string]string{}
+	for _, m := range entryRe.FindAllStringSubmatch(PTX, -1) {
+		var kinds []string
+		for _, p := range paramRe.FindAllStringSubmatch(m[2], -1) {
+			kinds = append(kinds, p[1])
+		}
+		ptx[m[1]] = strings.Join(kinds, " ")
+	}
+	ptxType := map[Kind]string{Pointer: "u64", Uint64: "u64", Int: "u32", Float: "f32"}
+	for _, s := range sigs {
+		var want []string
+		for _, p := range s.Params {
+			want = append(want, ptxType[p.Kind])
+		}
+		got, ok := ptx[s.Name]
+		if !ok {
+			t.Errorf("kernel %s is not in kernels.ptx: run `make ptx`", s.Name)
+			continue
+		}
+		if got != strings.Join(want, " ") {
+			t.Errorf("kernel %s: PTX parameters %q, sources declare %q: run `make ptx`", s.Name, got, strings.Join(want, " "))
+		}
+		delete(ptx, s.Name)
+	}
+	for name := range ptx {
+		t.Errorf("kernels.ptx has kernel %s, which the sources no longer declare: run `make ptx`", name)
+	}
+	if len(sigs) < 20 {
+		t.Errorf("parsed only %d kernels from the sources", len(sigs))
+	}
+}
+
+// TestConstantsMatchCommon checks the constants shared by Go and common.cuh.
+func TestConstantsMatchCommon(t *testing.T) {
+	src, err := Source("common.cuh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{
+		"BLOCK":       Block,
+		"ACT_NONE":    int(gpu.ActNone),
+		"ACT_RELU":    int(gpu.ActReLU),
+		"ACT_RELU6":   int(gpu.ActReLU6),
+		"ACT_TANH":    int(gpu.ActTanh),
+		"ACT_SIGMOID": int(gpu.ActSigmoid),
+	}
+	for name, v := range want {
+		m := regexp.MustCompile(`(?m)^#define ` + name + ` (\d+)$`).FindStringSubmatch(src)
+		if m == nil {
+			t.Errorf("common.cuh does not #define %s", name)
+			continue
+		}
+		if got, _ := strconv.Atoi(m[1]); got != v {
+			t.Errorf("common.cuh defines %s as %d, Go uses %d", name, got, v)
+		}
+	}
+	if Block&(Block-1) != 0 {
+		t.Errorf("Block %d is not a power of two", Block)
+	}
+}
+
+// TestSignatures checks the parse of a few declarations by hand.
+func TestSignatures(t *testing.T) {
+	sigs, err := Signatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range sigs {
+		var ps []string
+		for _, p := range s.Params {
+			ps = append(ps, fmt.Sprintf("%s %s %c", p.Type, p.Name, p.Kind))
+		}
+		got[s.Name] = fmt.Sprintf("%v: %s", s.Cooperative, strings.Join(ps, ", "))
+	}
+	for name, want := range map[string]string{
+		"dropout":     "false: float * out p, float * mask p, const float * x p, int n i, float p f, float keep f, unsigned long long seed u",
+		"sum_squares": "true: double * partial p, const float * x p, int n i",
+		"topk":        "true: int * idx p, float * val p, const float * x p, int rows i, int cols i, int k i",
+	} {
+		if got[name] != want {
+			t.Errorf("%s parsed as\n%q, want\n%q", name, got[name], want)
+		}
+	}
+}

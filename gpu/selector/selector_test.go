@@ -1,0 +1,215 @@
+package selector
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// helperEnv makes the test binary act as a captioner binary that finds a GPU
+// (see TestMain and TestHandover).
+const helperEnv = "SELECTOR_TEST_HANDOVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		h := system
+		h.probe = func() (int, error) { return 1, nil } // no GPU here: pretend one answered
+		_, err := open("auto", 1, slog.New(slog.NewTextHandler(os.Stderr, nil)), h)
+		os.Stderr.WriteString("open returned: " + err.Error() + "\n")
+		os.Exit(3)
+	}
+	os.Exit(m.Run())
+}
+
+func TestProbeMissingLibrary(t *testing.T) {
+	_, err := probe("libcaptioner-no-such-lib.so.1")
+	if err == nil || !strings.Contains(err.Error(), "libcaptioner-no-such-lib.so.1") {
+		t.Fatalf("probe of a missing library: error %v, want one naming the library", err)
+	}
+}
+
+func TestProbeLibraryWithoutCUDA(t *testing.T) {
+	_, err := probe("libm.so.6")
+	if err == nil || !strings.Contains(err.Error(), "libm.so.6: ") || !strings.Contains(err.Error(), "cuInit") {
+		t.Fatalf("probe of libm: error %v, want one saying libm.so.6 has no cuInit", err)
+	}
+}
+
+func TestProbeThisMachine(t *testing.T) {
+	n, err := Probe()
+	if err == nil {
+		if n < 1 {
+			t.Fatalf("Probe found %d GPUs without an error", n)
+		}
+		t.Logf("Probe found %d GPU(s)", n)
+		return
+	}
+	if n != 0 || !strings.HasPrefix(err.Error(), "libcuda.so.1: ") {
+		t.Fatalf("Probe = %d, %v; want 0 and an error about libcuda.so.1", n, err)
+	}
+	t.Logf("Probe: %v", err)
+}
+
+// fakeHost is the real machine with a probe that says what the test wants and
+// the running binary placed at exe.
+func fakeHost(gpus int, probeErr error, exe string, env ...string) host {
+	h := system
+	h.probe = func() (int, error) { return gpus, probeErr }
+	h.executable = func() (string, error) { return exe, nil }
+	h.environ = func() []string { return env }
+	return h
+}
+
+func logger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// openCPU opens through h, expects the CPU device, and returns the log.
+func openCPU(t *testing.T, want string, h host) string {
+	t.Helper()
+	var log bytes.Buffer
+	dev, err := open(want, 2, logger(&log), h)
+	if err != nil {
+		t.Fatalf("open(%q): %v", want, err)
+	}
+	defer dev.Close()
+	if !strings.HasPrefix(dev.Name(), "cpu (") || !strings.HasSuffix(dev.Name(), ", 2 threads)") {
+		t.Fatalf("open(%q) gave %q, want the CPU device with 2 threads", want, dev.Name())
+	}
+	if !strings.Contains(log.String(), `msg="device: `+dev.Name()) {
+		t.Fatalf("log %q does not name the device %q", log.String(), dev.Name())
+	}
+	return log.String()
+}
+
+func TestOpenCPU(t *testing.T) {
+	log := openCPU(t, "cpu", fakeHost(1, nil, "/nonexistent/captioner"))
+	if !strings.Contains(log, "why=requested") {
+		t.Fatalf("log %q", log)
+	}
+}
+
+func TestOpenAutoWithoutGPU(t *testing.T) {
+	_, noLib := probe("libcaptioner-no-such-lib.so.1")
+	log := openCPU(t, "auto", fakeHost(0, noLib, "/nonexistent/captioner"))
+	if !strings.Contains(log, `why="no GPU found (libcaptioner-no-such-lib.so.1`) {
+		t.Fatalf("log %q does not say why: no GPU", log)
+	}
+}
+
+func TestOpenAutoThisMachine(t *testing.T) {
+	if n, err := Probe(); err == nil {
+		t.Skipf("this machine has %d GPU(s): auto may hand over", n)
+	}
+	var log bytes.Buffer
+	dev, err := Open("auto", 1, logger(&log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if !strings.HasPrefix(dev.Name(), "cpu (") || !strings.Contains(log.String(), "no GPU found (libcuda.so.1") {
+		t.Fatalf("Open(auto) on a machine without GPU: %s, log %q", dev.Name(), log.String())
+	}
+}
+
+func TestOpenCUDAWithoutGPU(t *testing.T) {
+	_, noLib := probe("libcaptioner-no-such-lib.so.1")
+	_, err := open("cuda", 1, logger(io.Discard), fakeHost(0, noLib, "/nonexistent/captioner"))
+	if err == nil || !strings.HasPrefix(err.Error(), "device cuda: no GPU found: libcaptioner-no-such-lib.so.1") {
+		t.Fatalf("open(cuda) without GPU: %v", err)
+	}
+}
+
+func TestGPUWithoutCUDABinary(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "captioner")
+	want := "captioner-cuda binary not found next to " + exe + ": build it with `make build-cuda`"
+	log := openCPU(t, "auto", fakeHost(1, nil, exe))
+	if !strings.Contains(log, "1 GPU(s) found, but "+want) {
+		t.Fatalf("log %q", log)
+	}
+	_, err := open("cuda", 1, logger(io.Discard), fakeHost(1, nil, exe))
+	if err == nil || err.Error() != "device cuda: 1 GPU(s) found, but "+want {
+		t.Fatalf("open(cuda): %v", err)
+	}
+
+	// A captioner-cuda that cannot be executed is no better.
+	if err := os.WriteFile(filepath.Join(dir, CUDABinary), []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = open("cuda", 1, logger(io.Discard), fakeHost(1, nil, exe))
+	if err == nil || !strings.HasSuffix(err.Error(), filepath.Join(dir, CUDABinary)+" is not an executable file") {
+		t.Fatalf("open(cuda) with a non-executable %s: %v", CUDABinary, err)
+	}
+}
+
+func TestHandedOverWithoutCUDABackend(t *testing.T) {
+	h := fakeHost(1, nil, "/nonexistent/captioner-cuda", HandoverEnv+"=1")
+	log := openCPU(t, "auto", h)
+	if !strings.Contains(log, "has no CUDA backend") {
+		t.Fatalf("log %q", log)
+	}
+	_, err := open("cuda", 1, logger(io.Discard), h)
+	if err == nil || !strings.Contains(err.Error(), "has no CUDA backend: rebuild it with `make build-cuda`") {
+		t.Fatalf("open(cuda) after a hand-over: %v", err)
+	}
+}
+
+func TestUnknownDevice(t *testing.T) {
+	_, err := open("tpu", 1, logger(io.Discard), fakeHost(1, nil, "/nonexistent/captioner"))
+	if err == nil || err.Error() != `device "tpu": want auto, cpu or cuda` {
+		t.Fatalf("open(tpu): %v", err)
+	}
+}
+
+// TestHandover runs a copy of this test binary as "captioner" next to a fake
+// "captioner-cuda" script; told that a GPU answered, it must exec the script with
+// its own arguments and environment plus the hand-over marker.
+func TestHandover(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "captioner")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\necho \"argv0=$0 args=$* marker=$" + HandoverEnv + " kept=$SELECTOR_TEST_KEPT\"\n"
+	if err := os.WriteFile(filepath.Join(dir, CUDABinary), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "caption", "--device", "auto", "photo.jpg")
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "SELECTOR_TEST_KEPT=yes")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\nstderr: %s", exe, err, stderr.String())
+	}
+	want := "argv0=" + filepath.Join(dir, CUDABinary) + " args=caption --device auto photo.jpg marker=1 kept=yes\n"
+	if string(out) != want {
+		t.Fatalf("the hand-over ran %q, want %q; stderr: %s", out, want, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `msg="device: handing over to the CUDA build" gpus=1 binary=`+filepath.Join(dir, CUDABinary)) {
+		t.Fatalf("no hand-over log line in %q", stderr.String())
+	}
+}
+
+// The default binary must not link the CUDA backend (its init exits without a GPU).
+func TestNoCUDABackendLinked(t *testing.T) {
+	for _, b := range gpu.Backends() {
+		if b == "cuda" {
+			t.Fatal("the cuda backend is linked into a binary built without the cuda tag")
+		}
+	}
+}

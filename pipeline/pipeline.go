@@ -1,0 +1,352 @@
+// Package pipeline glues the image encoder to the caption decoder: preprocessed
+// images in, captions out, in device batches. It is what caption, eval and the
+// server's batcher call.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/text"
+)
+
+// Files in a model folder besides the decoder's own.
+const (
+	VocabFile  = "vocab.json"
+	ScoresFile = "scores.json" // dev-split scores written by captioner eval
+)
+
+// Options choose how one call decodes. Zero fields take the configuration's
+// decode defaults.
+type Options struct {
+	Beam         int // beam width; 1 is greedy
+	MaxLen       int // maximum words per caption
+	Alternatives int // n-best captions returned per image (<= Beam)
+}
+
+// Alternative is one candidate caption.
+type Alternative struct {
+	Caption string  `json:"caption"`
+	Score   float64 `json:"score"` // length-normalised log-probability
+}
+
+// Result is one image's caption.
+type Result struct {
+	Caption      string        `json:"caption"`
+	Score        float64       `json:"score"`
+	Alternatives []Alternative `json:"alternatives,omitempty"`
+}
+
+// Timings of the last call.
+type Timings struct {
+	Encode, Decode time.Duration
+}
+
+// Info describes the loaded model for /v1/models and logs.
+type Info struct {
+	Model   string             `json:"model"`   // folder name
+	Version string             `json:"version"` // first 12 hex digits of the decoder weights' SHA-256
+	Encoder string             `json:"encoder"` // encoder ID (weights hash + code version)
+	Device  string             `json:"device"`
+	Vocab   int                `json:"vocab"`
+	Scores  map[string]float64 `json:"scores,omitempty"` // from scores.json when present
+}
+
+// Pipeline is a loaded encoder + decoder on one device. It is not safe for
+// concurrent use: one goroutine (the batcher, or a command) calls it.
+type Pipeline struct {
+	cfg      *config.Config
+	dev      gpu.Device
+	enc      *encoder.Encoder
+	dec      *decoder.Model
+	vocab    *text.Vocab
+	info     Info
+	maxBatch int
+	feats    gpu.Buf // (maxBatch, F) host features uploaded by Decode
+	last     Timings
+	ownDev   bool // Load opened dev, so Close closes it
+}
+
+// OpenDevice opens the configured device: the CPU with cfg.Threads threads,
+// CUDA, or for "auto" CUDA when this binary has it and the CPU otherwise.
+func OpenDevice(cfg *config.Config) (gpu.Device, error) {
+	name := cfg.Device
+	if name == "auto" {
+		name = "cpu"
+		if slices.Contains(gpu.Backends(), "cuda") {
+			name = "cuda"
+		}
+	}
+	if name == "cpu" {
+		return cpu.New(cfg.Threads), nil
+	}
+	return gpu.Open(name)
+}
+
+// Load opens cfg.Device and loads the encoder (from cfg.Assets) and the caption
+// model in cfg.Model.
+func Load(cfg *config.Config) (*Pipeline, error) {
+	dev, err := OpenDevice(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := LoadOn(dev, cfg)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	p.ownDev = true
+	return p, nil
+}
+
+// LoadOn is Load on a device the caller opened; Close does not close it.
+func LoadOn(dev gpu.Device, cfg *config.Config) (*Pipeline, error) {
+	vocab, dec, err := LoadModel(dev, cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		dec.Close()
+		return nil, err
+	}
+	if w.Config.Head != dec.Cfg.FeatDim {
+		dec.Close()
+		return nil, fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", w.Config.Head, cfg.Model, dec.Cfg.FeatDim)
+	}
+	p := &Pipeline{cfg: cfg, dev: dev, dec: dec, vocab: vocab, maxBatch: cfg.Decode.BatchSize}
+	if p.enc, err = encoder.New(dev, w, p.maxBatch); err != nil {
+		dec.Close()
+		return nil, err
+	}
+	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.FeatDim)
+	wc := w.Config
+	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(), Vocab: vocab.Size()}
+	if p.info.Version, err = fileHash(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if p.info.Scores, err = ReadScores(cfg.Model); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// LoadModel reads a model folder's vocabulary and decoder onto dev, checking
+// that they agree.
+func LoadModel(dev gpu.Device, dir string) (*text.Vocab, *decoder.Model, error) {
+	vocab, err := text.LoadVocab(filepath.Join(dir, VocabFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: model %s: %w", dir, err)
+	}
+	dec, err := decoder.Load(dev, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dec.Cfg.Vocab != vocab.Size() {
+		dec.Close()
+		return nil, nil, fmt.Errorf("pipeline: model %s: the vocabulary has %d words but the decoder was built for %d; the folder mixes two models", dir, vocab.Size(), dec.Cfg.Vocab)
+	}
+	return vocab, dec, nil
+}
+
+// ReadScores reads a model folder's scores.json; a missing file is no scores.
+func ReadScores(dir string) (map[string]float64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ScoresFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	var s map[string]float64
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("pipeline: %s: %w", filepath.Join(dir, ScoresFile), err)
+	}
+	return s, nil
+}
+
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("pipeline: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("pipeline: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+// Info describes the loaded model.
+func (p *Pipeline) Info() Info { return p.info }
+
+// LastTimings are the encode and decode times of the last call.
+func (p *Pipeline) LastTimings() Timings { return p.last }
+
+// Device is the device the pipeline runs on.
+func (p *Pipeline) Device() gpu.Device { return p.dev }
+
+// Close frees the models and, when Load opened it, the device.
+func (p *Pipeline) Close() error {
+	if p.enc != nil {
+		p.enc.Close()
+	}
+	if p.feats != nil {
+		p.dev.Free(p.feats)
+	}
+	p.dec.Close()
+	if p.ownDev {
+		return p.dev.Close()
+	}
+	return nil
+}
+
+// decodeOptions fills defaults from the configuration and checks the request.
+func (p *Pipeline) decodeOptions(o Options) decoder.DecodeOptions {
+	d := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
+		NBest: o.Alternatives, Alpha: p.cfg.Decode.Alpha}
+	if d.Beam == 0 {
+		d.Beam = p.cfg.Decode.Beam
+	}
+	if d.MaxLen == 0 {
+		d.MaxLen = p.cfg.Decode.MaxLen
+	}
+	return d
+}
+
+// CaptionImages captions images, each imgproc.ToTensor output (224*224*3 NHWC),
+// in device batches of at most decode.batch_size.
+func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Options) ([]Result, error) {
+	d := p.decodeOptions(o)
+	n := p.enc.ImageLen()
+	var t Timings
+	out := make([]Result, 0, len(tensors))
+	flat := make([]float32, 0, min(len(tensors), p.maxBatch)*n)
+	for lo := 0; lo < len(tensors); lo += p.maxBatch {
+		batch := tensors[lo:min(lo+p.maxBatch, len(tensors))]
+		flat = flat[:0]
+		for i, x := range batch {
+			if len(x) != n {
+				return nil, fmt.Errorf("pipeline: image %d has %d values, want %d (224x224x3 from imgproc.ToTensor)", lo+i, len(x), n)
+			}
+			flat = append(flat, x...)
+		}
+		start := time.Now()
+		p.enc.Encode(flat, len(batch))
+		if err := p.dev.Sync(); err != nil {
+			return nil, err
+		}
+		mid := time.Now()
+		res, err := p.generate(ctx, p.enc.Pooled(), len(batch), d)
+		if err != nil {
+			return nil, err
+		}
+		t.Encode += mid.Sub(start)
+		t.Decode += time.Since(mid)
+		out = append(out, res...)
+	}
+	p.last = t
+	return out, nil
+}
+
+// Encode returns the pooled features (FeatDim each) of preprocessed images.
+func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
+	start := time.Now()
+	F := p.dec.Cfg.FeatDim
+	out := make([][]float32, 0, len(tensors))
+	for lo := 0; lo < len(tensors); lo += p.maxBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		batch := tensors[lo:min(lo+p.maxBatch, len(tensors))]
+		var flat []float32
+		for i, x := range batch {
+			if len(x) != p.enc.ImageLen() {
+				return nil, fmt.Errorf("pipeline: image %d has %d values, want %d (224x224x3 from imgproc.ToTensor)", lo+i, len(x), p.enc.ImageLen())
+			}
+			flat = append(flat, x...)
+		}
+		p.enc.Encode(flat, len(batch))
+		host := make([]float32, len(batch)*F)
+		if err := p.dev.Download(host, p.enc.Pooled()); err != nil {
+			return nil, err
+		}
+		for i := range batch {
+			out = append(out, host[i*F:(i+1)*F:(i+1)*F])
+		}
+	}
+	p.last = Timings{Encode: time.Since(start)}
+	return out, nil
+}
+
+// Decode captions images from their pooled features (as Encode returns them).
+func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]Result, error) {
+	start := time.Now()
+	d := p.decodeOptions(o)
+	F := p.dec.Cfg.FeatDim
+	out := make([]Result, 0, len(feats))
+	for lo := 0; lo < len(feats); lo += p.maxBatch {
+		batch := feats[lo:min(lo+p.maxBatch, len(feats))]
+		flat := make([]float32, 0, len(batch)*F)
+		for i, f := range batch {
+			if len(f) != F {
+				return nil, fmt.Errorf("pipeline: feature vector %d has %d values, want %d", lo+i, len(f), F)
+			}
+			flat = append(flat, f...)
+		}
+		buf := p.feats.Slice(0, len(flat))
+		p.dev.Upload(buf, flat)
+		res, err := p.generate(ctx, buf, len(batch), d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	p.last = Timings{Decode: time.Since(start)}
+	return out, nil
+}
+
+// generate decodes n images whose features are on the device.
+func (p *Pipeline) generate(ctx context.Context, feats gpu.Buf, n int, d decoder.DecodeOptions) ([]Result, error) {
+	hyps, err := p.dec.Generate(ctx, feats, n, d)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, n)
+	for i, hs := range hyps {
+		out[i] = Result{Caption: p.Sentence(hs[0].Tokens), Score: hs[0].Score}
+		if d.NBest > 1 {
+			for _, h := range hs {
+				out[i].Alternatives = append(out[i].Alternatives, Alternative{Caption: p.Sentence(h.Tokens), Score: h.Score})
+			}
+		}
+	}
+	return out, nil
+}
+
+// Sentence joins token ids into words.
+func (p *Pipeline) Sentence(ids []int32) string {
+	words := make([]string, len(ids))
+	for i, id := range ids {
+		words[i] = p.vocab.Word(int(id))
+	}
+	return strings.Join(words, " ")
+}

@@ -1,0 +1,161 @@
+package pipeline
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/text"
+)
+
+// testModel writes a model folder with a small vocabulary and a decoder whose
+// weights are random (seeded), so captions are arbitrary but deterministic.
+func testModel(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	caps := [][]string{{"a", "dog", "runs"}, {"a", "cat", "sits"}, {"two", "dogs", "play"}, {"a", "man", "rides", "a", "bike"}}
+	vocab := text.BuildVocab(caps, 1)
+	if err := vocab.Save(filepath.Join(dir, VocabFile)); err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	m, err := decoder.New(dev, decoder.Config{FeatDim: 1280, Embed: 16, Hidden: 16, Mid: 16, Vocab: vocab.Size(), Dropout: 0.5}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// Larger weights than the initialiser's make the captions depend on the image.
+	host, _ := m.FlatHost()
+	rng := rand.New(rand.NewPCG(4, 4))
+	for i := range host {
+		host[i] = float32(rng.NormFloat64() * 0.3)
+	}
+	m.SetFlat(host)
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func testConfig(t *testing.T, model string, batch int) *config.Config {
+	assets := os.Getenv("CAPTIONER_ASSETS")
+	if assets == "" {
+		t.Skip("CAPTIONER_ASSETS is not set: the pipeline needs the encoder weights (set it to the shared assets folder)")
+	}
+	return &config.Config{Device: "cpu", Threads: 2, Assets: assets, Model: model,
+		Decode: config.Decode{Beam: 3, MaxLen: 8, BatchSize: batch, Alpha: 0.7}, Image: config.Image{MaxPixels: 50_000_000}}
+}
+
+func photos(t *testing.T, assets string, n int) [][]float32 {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(assets, "samples", "flickr8k_fullres", "*.jpg"))
+	if len(paths) < n {
+		t.Fatalf("want %d sample photos in %s/samples/flickr8k_fullres, found %d", n, assets, len(paths))
+	}
+	out := make([][]float32, n)
+	for i := range out {
+		img, err := imgproc.DecodeFile(paths[i], 50_000_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = make([]float32, 224*224*3)
+		imgproc.ToTensor(out[i], img, 224)
+	}
+	return out
+}
+
+func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
+	model := testModel(t)
+	cfg := testConfig(t, model, 2) // 5 images -> device batches of 2, 2, 1
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	imgs := photos(t, cfg.Assets, 5)
+	ctx := context.Background()
+	opts := Options{Beam: 3, Alternatives: 3}
+	got, err := p.CaptionImages(ctx, imgs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d results for 5 images", len(got))
+	}
+	if tm := p.LastTimings(); tm.Encode <= 0 || tm.Decode <= 0 {
+		t.Errorf("timings %+v: want both positive", tm)
+	}
+	feats, err := p.Encode(ctx, imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaFeats, err := p.Decode(ctx, feats, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for i, r := range got {
+		one, err := p.CaptionImages(ctx, imgs[i:i+1], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Caption != one[0].Caption || r.Caption != viaFeats[i].Caption {
+			t.Errorf("image %d: batched %q, alone %q, via Encode+Decode %q", i, r.Caption, one[0].Caption, viaFeats[i].Caption)
+		}
+		if len(r.Alternatives) != 3 || r.Alternatives[0].Caption != r.Caption || r.Alternatives[0].Score != r.Score {
+			t.Errorf("image %d: alternatives %+v should be 3, best first (= %q)", i, r.Alternatives, r.Caption)
+		}
+		if n := len(strings.Fields(r.Caption)); n > cfg.Decode.MaxLen {
+			t.Errorf("image %d: %d words, max_len %d", i, n, cfg.Decode.MaxLen)
+		}
+		distinct[r.Caption] = true
+	}
+	if len(distinct) < 2 {
+		t.Errorf("every photo got the same caption %v: the image does not reach the decoder", distinct)
+	}
+	info := p.Info()
+	if info.Vocab != 15 || len(info.Version) != 12 || !strings.HasPrefix(info.Encoder, "mobilenet_v2-") {
+		t.Errorf("info %+v", info)
+	}
+}
+
+func TestPipelineErrors(t *testing.T) {
+	model := testModel(t)
+	cfg := testConfig(t, model, 4)
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.CaptionImages(context.Background(), [][]float32{make([]float32, 10)}, Options{})
+	if want := "pipeline: image 0 has 10 values, want 150528 (224x224x3 from imgproc.ToTensor)"; err == nil || err.Error() != want {
+		t.Errorf("short tensor: got %v, want %q", err, want)
+	}
+	_, err = p.Decode(context.Background(), [][]float32{make([]float32, 1280)}, Options{Beam: 2, Alternatives: 3})
+	if want := "decoder: 3 alternatives asked for with beam width 2; use a beam at least as wide"; err == nil || err.Error() != want {
+		t.Errorf("alternatives > beam: got %v, want %q", err, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.Decode(ctx, [][]float32{make([]float32, 1280)}, Options{}); err != context.Canceled {
+		t.Errorf("cancelled context: got %v", err)
+	}
+	// A folder whose vocabulary does not match the decoder is refused by name.
+	bad := t.TempDir()
+	os.Link(filepath.Join(model, decoder.WeightsFile), filepath.Join(bad, decoder.WeightsFile))
+	os.Link(filepath.Join(model, decoder.ConfigFile), filepath.Join(bad, decoder.ConfigFile))
+	text.BuildVocab([][]string{{"x", "y"}}, 1).Save(filepath.Join(bad, VocabFile))
+	cfg2 := *cfg
+	cfg2.Model = bad
+	if _, err := Load(&cfg2); err == nil || !strings.Contains(err.Error(), "the vocabulary has 6 words but the decoder was built for 15") {
+		t.Errorf("mismatched vocabulary: got %v", err)
+	}
+}

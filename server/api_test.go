@@ -1,0 +1,295 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/captioner/captioner/config"
+)
+
+func firstCaption(t *testing.T, r response) map[string]any {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, want 200; body %s", r.status, r.body)
+	}
+	caps, _ := r.json["captions"].([]any)
+	if len(caps) == 0 {
+		t.Fatalf("no captions in %s", r.body)
+	}
+	return caps[0].(map[string]any)
+}
+
+func TestCaptionMultipartAndRawBody(t *testing.T) {
+	cat := photo(t, catPhoto)
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+
+	body, ct := multipartBody(t, part{"image", "cat.jpg", cat})
+	c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", ct, body))
+	if c["filename"] != "cat.jpg" || c["width"] != 1280.0 || c["height"] != 720.0 || c["index"] != 0.0 {
+		t.Errorf("filename %v size %vx%v index %v, want cat.jpg 1280x720 0", c["filename"], c["width"], c["height"], c["index"])
+	}
+	text, _ := c["caption"].(string)
+	if text == "" {
+		t.Fatalf("empty caption: %v", c)
+	}
+	alts := c["alternatives"].([]any)
+	if len(alts) != 3 { // default beam 3, alternatives default to the beam width
+		t.Errorf("%d alternatives, want 3", len(alts))
+	}
+	if best := alts[0].(map[string]any); best["caption"] != text || best["score"] != c["score"] {
+		t.Errorf("best alternative %v, want the caption %q with score %v", best, text, c["score"])
+	}
+	tm := c["timings_ms"].(map[string]any)
+	for _, k := range []string{"preprocess", "queue", "encode", "decode", "total"} {
+		if v, ok := tm[k].(float64); !ok || v < 0 {
+			t.Errorf("timings_ms.%s = %v", k, tm[k])
+		}
+	}
+	if tm["total"].(float64) < tm["encode"].(float64)+tm["decode"].(float64) {
+		t.Errorf("total %v is less than encode + decode: %v", tm["total"], tm)
+	}
+
+	raw := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", "image/jpeg", bytes.NewReader(cat)))
+	if raw["caption"] != text || raw["filename"] != "" {
+		t.Errorf("raw body: caption %q filename %q, want %q and no file name", raw["caption"], raw["filename"], text)
+	}
+}
+
+func TestCaptionSeveralImagesWithOptions(t *testing.T) {
+	names := []string{"1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg", "1002674143_1b742ab4b8.jpg"}
+	var parts []part
+	for _, n := range names {
+		parts = append(parts, part{"image", n, photo(t, "samples/flickr8k_fullres/"+n)})
+	}
+	parts = append(parts, part{field: "alternatives", data: []byte("2")})
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+	body, ct := multipartBody(t, parts...)
+	r := do(t, "POST", ts.url+"/v1/captions?beam=2&max_len=12", ct, body)
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	caps := r.json["captions"].([]any)
+	if len(caps) != len(names) {
+		t.Fatalf("%d captions for %d images", len(caps), len(names))
+	}
+	for i, ci := range caps {
+		c := ci.(map[string]any)
+		if c["filename"] != names[i] || c["index"] != float64(i) {
+			t.Errorf("caption %d is for %v (index %v), want %s", i, c["filename"], c["index"], names[i])
+		}
+		if n := len(c["alternatives"].([]any)); n != 2 {
+			t.Errorf("caption %d: %d alternatives, want 2", i, n)
+		}
+		if words := strings.Fields(c["caption"].(string)); len(words) == 0 || len(words) > 12 {
+			t.Errorf("caption %d %q: %d words, want 1..12", i, c["caption"], len(words))
+		}
+	}
+}
+
+// pngHeader is a valid PNG signature and IHDR chunk announcing w x h pixels.
+func pngHeader(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
+	binary.Write(&b, binary.BigEndian, uint32(len(ihdr)))
+	chunk := append([]byte("IHDR"), ihdr...)
+	b.Write(chunk)
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	return b.Bytes()
+}
+
+func TestCaptionErrors(t *testing.T) {
+	cat := photo(t, catPhoto)
+	ts := startServer(t, testConfig(t, func(c *config.Config) {
+		c.Server.MaxBodyBytes = 1 << 20
+		c.Server.MaxImages = 2
+		c.Image.MaxPixels = 2_000_000
+	}), captionLoader(t))
+	one := func(data []byte) func() (string, []byte) {
+		return func() (string, []byte) {
+			body, ct := multipartBody(t, part{"image", "x", data})
+			return ct, readAll(body)
+		}
+	}
+	raw := func(ct string, data []byte) func() (string, []byte) {
+		return func() (string, []byte) { return ct, data }
+	}
+	for _, tc := range []struct {
+		name   string
+		query  string
+		body   func() (string, []byte)
+		status int
+		msg    string
+	}{
+		{"empty image", "", one(nil), 400, "empty input"},
+		{"truncated jpeg", "", one(cat[:5000]), 400, "corrupt jpeg image: invalid JPEG format: short Huffman data"},
+		{"text file", "", one([]byte("hello, this is not a photo\n")), 415, "text, not an image"},
+		{"tiff", "", one([]byte("II*\x00\x08\x00\x00\x00")), 415, "TIFF image"},
+		{"pixel bomb", "", one(pngHeader(50000, 50000)), 413, "50000x50000 = 2500000000 pixels, more than the limit of 2000000"},
+		{"body limit", "", one(bytes.Repeat(cat, 20)), 413, "larger than the limit of 1048576 bytes"},
+		{"too many images", "", func() (string, []byte) {
+			body, ct := multipartBody(t, part{"image", "a", cat}, part{"image", "b", cat}, part{"image", "c", cat})
+			return ct, readAll(body)
+		}, 413, "3 images in one request, the limit is 2"},
+		{"second image bad", "", func() (string, []byte) {
+			body, ct := multipartBody(t, part{"image", "good.jpg", cat}, part{"image", "bad.jpg", cat[:3000]})
+			return ct, readAll(body)
+		}, 400, `image 2 ("bad.jpg"): corrupt jpeg image`},
+		{"no image field", "", func() (string, []byte) {
+			body, ct := multipartBody(t, part{field: "beam", data: []byte("2")})
+			return ct, readAll(body)
+		}, 400, `no image in the request: send the file in multipart field "image"`},
+		{"unknown field", "", func() (string, []byte) {
+			body, ct := multipartBody(t, part{"photo", "a.jpg", cat})
+			return ct, readAll(body)
+		}, 400, `unknown form field "photo"`},
+		{"json body", "", raw("application/json", []byte(`{"image":"..."}`)), 415, `Content-Type "application/json" is not accepted`},
+		{"raw text body", "", raw("image/jpeg", []byte("GIF8")), 415, "text, not an image"},
+		{"beam zero", "?beam=0", raw("image/jpeg", cat), 400, "beam=0 is outside 1..8"},
+		{"beam not a number", "?beam=three", raw("image/jpeg", cat), 400, `beam="three" is not a whole number`},
+		{"too many alternatives", "?beam=2&alternatives=3", raw("image/jpeg", cat), 400, "alternatives=3 is more than beam=2"},
+		{"timeout over cap", "?timeout_ms=999999", raw("image/jpeg", cat), 400, "timeout_ms=999999 is outside 1..120000"},
+		{"max_len over", "?max_len=101", raw("image/jpeg", cat), 400, "max_len=101 is outside 1..100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ct, body := tc.body()
+			do(t, "POST", ts.url+"/v1/captions"+tc.query, ct, bytes.NewReader(body)).wantError(t, tc.status, tc.msg)
+		})
+	}
+	do(t, "GET", ts.url+"/v1/captions", "", nil).wantError(t, 405, "GET is not allowed on /v1/captions")
+	do(t, "GET", ts.url+"/v2/nothing", "", nil).wantError(t, 404, "no route GET /v2/nothing")
+}
+
+func TestNotReadyAnswers503(t *testing.T) {
+	release := make(chan struct{})
+	m := newStepModel("m")
+	m.entered = nil
+	s := New(testConfig(t, nil), func(ctx context.Context) (Model, error) {
+		<-release
+		return m, nil
+	}, discardLog())
+	h := s.Handler()
+	get := func(method, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader("x")))
+		return w
+	}
+	started := make(chan error)
+	go func() { started <- s.Start(context.Background()) }()
+	for _, p := range []struct{ method, path string }{{"GET", "/readyz"}, {"GET", "/v1/models"}, {"POST", "/v1/captions"}} {
+		if w := get(p.method, p.path); w.Code != 503 || !strings.Contains(w.Body.String(), "loading") {
+			t.Errorf("%s %s while loading: %d %s, want 503 saying the model is loading", p.method, p.path, w.Code, w.Body)
+		}
+	}
+	if w := get("GET", "/healthz"); w.Code != 200 {
+		t.Errorf("/healthz while loading: %d, want 200", w.Code)
+	}
+	close(release)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if w := get("GET", "/readyz"); w.Code != 200 || !strings.Contains(w.Body.String(), `"version":"v-m"`) {
+		t.Errorf("/readyz when loaded: %d %s", w.Code, w.Body)
+	}
+	s.Shutdown(context.Background())
+}
+
+// blockedServer is a server whose model holds each batch until the test releases it.
+func blockedServer(t *testing.T, edit func(*config.Config)) (*testServer, *stepModel) {
+	m := newStepModel("blocked")
+	ts := startServer(t, testConfig(t, edit), modelLoader(m))
+	// Warm-up has run (two batches); from now on every batch waits for release.
+	for range 2 {
+		<-m.entered
+	}
+	m.release = make(chan struct{})
+	t.Cleanup(func() { close(m.release) })
+	return ts, m
+}
+
+func tinyPNG(t testing.TB) []byte {
+	t.Helper()
+	return photoPNG(4, 3)
+}
+
+// waitFor polls cond until it holds; the queue's internal state has no channel to wait on.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestQueueFullAnswers429(t *testing.T) {
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1; c.Server.QueueSize = 1 })
+	img := tinyPNG(t)
+	results := make(chan response, 2)
+	post := func() { results <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img)) }
+	go post()
+	<-m.entered // request 1 is on the model
+	go post()
+	b := ts.batcher.Load()
+	waitFor(t, "request 2 to be queued", func() bool { return b.Depth() == 1 })
+	r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img))
+	r.wantError(t, 429, "the server is at capacity (1 images queued)")
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After %q, want a positive number of seconds", r.header.Get("Retry-After"))
+	}
+	m.release <- struct{}{}
+	<-m.entered
+	m.release <- struct{}{}
+	for range 2 {
+		if r := <-results; r.status != 200 {
+			t.Errorf("accepted request: %d %s", r.status, r.body)
+		}
+	}
+}
+
+func TestDeadlineAnswers504AndIsNotComputed(t *testing.T) {
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1 })
+	img := tinyPNG(t)
+	first := make(chan response, 1)
+	go func() { first <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img)) }()
+	<-m.entered
+	// The second request waits behind the blocked batch past its 50ms deadline.
+	do(t, "POST", ts.url+"/v1/captions?timeout_ms=50", "image/png", bytes.NewReader(img)).
+		wantError(t, 504, "no caption within the request's deadline of 50ms")
+	m.release <- struct{}{}
+	if r := <-first; r.status != 200 {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	// The scheduler skips the expired image without computing it.
+	waitFor(t, "the expired image to be dropped", func() bool {
+		return strings.Contains(string(do(t, "GET", ts.url+"/metrics", "", nil).body), `captioner_images_dropped_total{reason="deadline"} 1`)
+	})
+	select {
+	case got := <-m.entered:
+		t.Fatalf("the model computed %v after the first request, want nothing", got)
+	default:
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

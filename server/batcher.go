@@ -1,0 +1,333 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The batcher follows ollama's scheduler (server/sched.go): each job carries its
+// own context and a buffered reply channel, admission is a non-blocking send on a
+// bounded channel, and one goroutine owns the model (and so the device, which is
+// not safe for concurrent use), forms batches and skips jobs whose context ended.
+
+// ErrQueueFull is returned by Submit when the bounded queue has no room.
+var ErrQueueFull = errors.New("server: the caption queue is full")
+
+// ErrStopped is returned for jobs submitted to, or still queued in, a stopped batcher.
+var ErrStopped = errors.New("server: the caption queue has stopped (the server is shutting down)")
+
+// job is one image waiting for its caption.
+type job struct {
+	ctx     context.Context
+	arrived time.Time
+	input   []float32 // (224*224*3) NHWC tensor from imgproc.ToTensor
+	opts    Options
+	reply   chan reply // capacity 1: the scheduler never blocks on a reply
+}
+
+type reply struct {
+	res Captioned
+	err error
+}
+
+// BatcherConfig sizes the queue and the batches.
+type BatcherConfig struct {
+	MaxBatch  int           // largest batch given to the model
+	MaxDelay  time.Duration // longest the oldest queued job waits for a batch to fill
+	QueueSize int           // jobs that may wait; one more is refused with ErrQueueFull
+}
+
+// Batcher queues images and captions them in batches on one model.
+type Batcher struct {
+	cfg   BatcherConfig
+	queue chan *job
+
+	model  atomic.Pointer[modelBox] // read by the scheduler; swapped between batches
+	swapCh chan swapReq
+
+	// now and after are the clock; tests replace them to control batch timing.
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
+
+	// observe, when set, is told about every computed batch (metrics, tests).
+	observe func(BatchStats)
+
+	// batchTime is the last batch's duration in nanoseconds, for Retry-After.
+	batchTime atomic.Int64
+
+	stopped  chan struct{} // closed when Run returns
+	stopOnce sync.Once
+}
+
+// modelBox lets the atomic pointer hold an interface value.
+type modelBox struct{ m Model }
+
+type swapReq struct {
+	m    Model
+	done chan Model // receives the model that was replaced
+}
+
+// BatchStats describes one computed batch.
+type BatchStats struct {
+	Size      int             // jobs computed
+	Expired   int             // jobs skipped because their deadline had passed
+	Cancelled int             // jobs skipped because their client had gone
+	Groups    int             // distinct Options among the computed jobs (Decode calls)
+	Waits     []time.Duration // queue wait of each computed job, arrival to batch start
+	Encode    time.Duration
+	Decode    time.Duration
+	Err       error
+}
+
+// NewBatcher returns a batcher for m; call Run to start it.
+func NewBatcher(cfg BatcherConfig, m Model) *Batcher {
+	if cfg.MaxBatch <= 0 || cfg.QueueSize <= 0 || cfg.MaxDelay <= 0 {
+		panic(fmt.Sprintf("server: bad batcher config %+v: MaxBatch, QueueSize and MaxDelay must be positive", cfg))
+	}
+	b := &Batcher{
+		cfg:     cfg,
+		queue:   make(chan *job, cfg.QueueSize),
+		swapCh:  make(chan swapReq),
+		now:     time.Now,
+		after:   time.After,
+		stopped: make(chan struct{}),
+	}
+	b.model.Store(&modelBox{m})
+	return b
+}
+
+// Model returns the model that the next batch will use.
+func (b *Batcher) Model() Model { return b.model.Load().m }
+
+// Depth is the number of jobs waiting in the queue.
+func (b *Batcher) Depth() int { return len(b.queue) }
+
+// RetryAfter estimates how long until the queue has room: the time to compute
+// the batches ahead, at least one second (the Retry-After header's resolution).
+func (b *Batcher) RetryAfter() time.Duration {
+	batches := (b.Depth() + b.cfg.MaxBatch - 1) / b.cfg.MaxBatch
+	d := time.Duration(batches) * time.Duration(b.batchTime.Load())
+	return max(d.Round(time.Second), time.Second)
+}
+
+// Submit queues one image and returns the channel its reply arrives on. It never
+// blocks: a full queue returns ErrQueueFull at once. When ctx ends before the job
+// reaches a batch, the job is skipped without being computed.
+func (b *Batcher) Submit(ctx context.Context, input []float32, opts Options) (<-chan reply, error) {
+	select {
+	case <-b.stopped:
+		return nil, ErrStopped
+	default:
+	}
+	j := &job{ctx: ctx, arrived: b.now(), input: input, opts: opts, reply: make(chan reply, 1)}
+	select {
+	case b.queue <- j:
+		return j.reply, nil
+	default:
+		return nil, ErrQueueFull
+	}
+}
+
+// Wait returns the reply from ch, or the reason it will not come: ctx ended
+// (context.DeadlineExceeded or context.Canceled) or the batcher stopped.
+func (b *Batcher) Wait(ctx context.Context, ch <-chan reply) (Captioned, error) {
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		return Captioned{}, ctx.Err()
+	case <-b.stopped:
+		// A reply sent just before the stop still counts.
+		select {
+		case r := <-ch:
+			return r.res, r.err
+		default:
+			return Captioned{}, ErrStopped
+		}
+	}
+}
+
+// Swap makes m the model for the next batch and returns the one it replaces,
+// once no batch uses that one any more (the caller closes it). It blocks until
+// the scheduler is between batches, or returns ErrStopped.
+func (b *Batcher) Swap(m Model) (Model, error) {
+	req := swapReq{m: m, done: make(chan Model, 1)}
+	select {
+	case b.swapCh <- req:
+		return <-req.done, nil
+	case <-b.stopped:
+		return nil, ErrStopped
+	}
+}
+
+// Stopped is closed once Run has returned.
+func (b *Batcher) Stopped() <-chan struct{} { return b.stopped }
+
+// Run is the scheduler loop. It returns when ctx ends, answering every job still
+// queued with ErrStopped. The caller stops admission (the HTTP server) first and
+// cancels ctx once everything accepted has been answered, or the grace period is over.
+func (b *Batcher) Run(ctx context.Context) {
+	defer b.stop()
+	batch := make([]*job, 0, b.cfg.MaxBatch)
+	for {
+		// Stopping wins over queued work: a select between ready cases is random.
+		if ctx.Err() != nil {
+			return
+		}
+		var first *job
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-b.swapCh:
+			req.done <- b.model.Swap(&modelBox{req.m}).m
+			continue
+		case first = <-b.queue:
+		}
+		batch = append(batch[:0], first)
+		// The oldest job's deadline for a batch is timed from its arrival, so time
+		// it spent queued behind the previous batch counts.
+		timer := b.after(first.arrived.Add(b.cfg.MaxDelay).Sub(b.now()))
+	fill:
+		for len(batch) < b.cfg.MaxBatch {
+			// Take what is already queued before looking at the timer: under load the
+			// timer has long fired, and a select between two ready cases picks at
+			// random, which would cut batches short.
+			select {
+			case j := <-b.queue:
+				batch = append(batch, j)
+				continue
+			default:
+			}
+			select {
+			case j := <-b.queue:
+				batch = append(batch, j)
+			case <-timer:
+				break fill
+			case <-ctx.Done():
+				b.fail(batch, ErrStopped)
+				return
+			}
+		}
+		b.compute(batch)
+		clear(batch) // drop references to the inputs (600 KB each) while idle
+	}
+}
+
+// stop closes the stopped channel and answers every job still queued.
+func (b *Batcher) stop() {
+	b.stopOnce.Do(func() { close(b.stopped) })
+	b.Drain()
+}
+
+// Drain answers every queued job with ErrStopped at once. Shutdown calls it when
+// the grace period is over, so queued requests get their answer without waiting
+// for the batch on the device.
+func (b *Batcher) Drain() {
+	for {
+		select {
+		case j := <-b.queue:
+			j.reply <- reply{err: ErrStopped}
+		default:
+			return
+		}
+	}
+}
+
+func (b *Batcher) fail(jobs []*job, err error) {
+	for _, j := range jobs {
+		j.reply <- reply{err: err}
+	}
+}
+
+// compute captions the jobs whose context is still live: one Encode for all of
+// them, then one Decode per distinct Options.
+func (b *Batcher) compute(batch []*job) {
+	start := b.now()
+	st := BatchStats{}
+	live := batch[:0]
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.reply <- reply{err: err}
+			if errors.Is(err, context.DeadlineExceeded) {
+				st.Expired++
+			} else {
+				st.Cancelled++
+			}
+			continue
+		}
+		live = append(live, j)
+	}
+	st.Size = len(live)
+	if len(live) == 0 {
+		b.report(st)
+		return
+	}
+	m := b.model.Load().m
+	inputs := make([][]float32, len(live))
+	for i, j := range live {
+		inputs[i] = j.input
+		st.Waits = append(st.Waits, start.Sub(j.arrived))
+	}
+	// The batch runs to completion once started: its members' contexts are checked
+	// above, and one cancelled client must not waste the others' work.
+	ctx := context.Background()
+	feats, err := m.Encode(ctx, inputs)
+	st.Encode = b.now().Sub(start)
+	if err != nil {
+		st.Err = fmt.Errorf("encoding a batch of %d images: %w", len(live), err)
+		b.fail(live, st.Err)
+		b.report(st)
+		return
+	}
+	decodeStart := b.now()
+	groups := map[Options][]int{}
+	var order []Options // first-seen order, so runs are reproducible
+	for i, j := range live {
+		if _, ok := groups[j.opts]; !ok {
+			order = append(order, j.opts)
+		}
+		groups[j.opts] = append(groups[j.opts], i)
+	}
+	st.Groups = len(order)
+	results := make([]Result, len(live))
+	errs := make([]error, len(live))
+	for _, o := range order {
+		idx := groups[o]
+		f := make([][]float32, len(idx))
+		for k, i := range idx {
+			f[k] = feats[i]
+		}
+		res, err := m.Decode(ctx, f, o)
+		if err == nil && len(res) != len(idx) {
+			err = fmt.Errorf("model returned %d captions for %d images", len(res), len(idx))
+		}
+		for k, i := range idx {
+			if err != nil {
+				errs[i] = fmt.Errorf("decoding a batch of %d images: %w", len(idx), err)
+				st.Err = errs[i]
+				continue
+			}
+			results[i] = res[k]
+		}
+	}
+	st.Decode = b.now().Sub(decodeStart)
+	info := m.Info()
+	for i, j := range live {
+		j.reply <- reply{err: errs[i], res: Captioned{
+			Result: results[i], Model: info.Model, Version: info.Version,
+			QueueWait: st.Waits[i], Encode: st.Encode, Decode: st.Decode, BatchSize: len(live),
+		}}
+	}
+	b.batchTime.Store(int64(b.now().Sub(start)))
+	b.report(st)
+}
+
+func (b *Batcher) report(st BatchStats) {
+	if b.observe != nil {
+		b.observe(st)
+	}
+}

@@ -1,0 +1,406 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stepModel is the queue tests' test double: it reports each batch it is given
+// on entered (when set) and, when release is set, waits for a value on it before
+// answering, so a test decides exactly when a batch finishes. The caption names
+// the input, so a test can check every reply went to the job that asked.
+type stepModel struct {
+	name      string
+	entered   chan []int // ids of each encoded batch, in order
+	release   chan struct{}
+	mu        sync.Mutex
+	decodes   []Options
+	closed    bool
+	encodeErr error
+}
+
+func newStepModel(name string) *stepModel {
+	return &stepModel{name: name, entered: make(chan []int, 64)}
+}
+
+func (m *stepModel) Encode(_ context.Context, t [][]float32) ([][]float32, error) {
+	ids := make([]int, len(t))
+	feats := make([][]float32, len(t))
+	for i, x := range t {
+		ids[i] = int(x[0])
+		feats[i] = []float32{x[0]}
+	}
+	if m.entered != nil {
+		m.entered <- ids
+	}
+	if m.release != nil {
+		<-m.release
+	}
+	return feats, m.encodeErr
+}
+
+func (m *stepModel) Decode(_ context.Context, f [][]float32, o Options) ([]Result, error) {
+	m.mu.Lock()
+	m.decodes = append(m.decodes, o)
+	m.mu.Unlock()
+	out := make([]Result, len(f))
+	for i, x := range f {
+		c := fmt.Sprintf("image %d beam %d", int(x[0]), o.Beam)
+		out[i] = Result{Caption: c, Score: -1}
+		for k := range max(o.Alternatives, 1) {
+			out[i].Alternatives = append(out[i].Alternatives, Alternative{Caption: fmt.Sprintf("%s alt %d", c, k), Score: -1 - float64(k)})
+		}
+		out[i].Alternatives[0].Caption = c
+	}
+	return out, nil
+}
+
+func (m *stepModel) Info() Info {
+	return Info{Model: m.name, Version: "v-" + m.name, Encoder: "test", Device: "test", Vocab: 3}
+}
+
+func (m *stepModel) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	return nil
+}
+
+// manualClock drives the batcher's clock: now is set by the test, and every
+// timer the scheduler asks for is reported on timers with the duration requested.
+type manualClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	timers chan manualTimer
+}
+
+type manualTimer struct {
+	d    time.Duration
+	fire chan time.Time
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), timers: make(chan manualTimer, 64)}
+}
+
+func (c *manualClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *manualClock) after(d time.Duration) <-chan time.Time {
+	t := manualTimer{d: d, fire: make(chan time.Time, 1)}
+	c.timers <- t
+	return t.fire
+}
+
+// startBatcher runs a batcher on m with a manual clock until the test ends.
+func startBatcher(t *testing.T, cfg BatcherConfig, m Model) (*Batcher, *manualClock) {
+	t.Helper()
+	b := NewBatcher(cfg, m)
+	clk := newManualClock()
+	b.now, b.after = clk.now, clk.after
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		<-b.Stopped()
+	})
+	go b.Run(ctx)
+	return b, clk
+}
+
+func submit(t *testing.T, b *Batcher, ctx context.Context, id int, o Options) <-chan reply {
+	t.Helper()
+	ch, err := b.Submit(ctx, []float32{float32(id)}, o)
+	if err != nil {
+		t.Fatalf("Submit(%d): %v", id, err)
+	}
+	return ch
+}
+
+func wantCaption(t *testing.T, ch <-chan reply, want string) Captioned {
+	t.Helper()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("reply error %v, want caption %q", r.err, want)
+	}
+	if r.res.Caption != want {
+		t.Fatalf("caption %q, want %q", r.res.Caption, want)
+	}
+	return r.res
+}
+
+func equalIDs(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+var greedy = Options{Beam: 1, MaxLen: 10, Alternatives: 1}
+
+func TestBatchFormsAtMaxBatch(t *testing.T) {
+	m := newStepModel("m")
+	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 16}, m)
+	var replies []<-chan reply
+	for id := range 4 {
+		replies = append(replies, submit(t, b, context.Background(), id, greedy))
+	}
+	// The timer is never fired: only reaching MaxBatch can start this batch.
+	if got := <-m.entered; !equalIDs(got, []int{0, 1, 2, 3}) {
+		t.Fatalf("batch %v, want [0 1 2 3]", got)
+	}
+	if tm := <-clk.timers; tm.d != time.Hour {
+		t.Errorf("timer %v, want the full MaxDelay for a job that just arrived", tm.d)
+	}
+	for id, ch := range replies {
+		r := wantCaption(t, ch, fmt.Sprintf("image %d beam 1", id))
+		if r.BatchSize != 4 || r.Model != "m" || r.Version != "v-m" {
+			t.Errorf("reply %d: batch size %d model %q version %q, want 4, m, v-m", id, r.BatchSize, r.Model, r.Version)
+		}
+	}
+}
+
+func TestBatchDelayIsTimedFromArrival(t *testing.T) {
+	m := newStepModel("m")
+	m.release = make(chan struct{})
+	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 8, MaxDelay: 10 * time.Millisecond, QueueSize: 16}, m)
+
+	// Job 0 starts a batch alone when its timer fires; the model then holds it.
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	first := <-clk.timers
+	if first.d != 10*time.Millisecond {
+		t.Fatalf("first timer %v, want 10ms", first.d)
+	}
+	first.fire <- time.Time{}
+	<-m.entered
+
+	// Job 1 arrives while the model is busy and waits 7ms behind it, so once the
+	// model is free only 3ms of its delay remain.
+	r1 := submit(t, b, context.Background(), 1, greedy)
+	clk.advance(7 * time.Millisecond)
+	m.release <- struct{}{}
+	wantCaption(t, r0, "image 0 beam 1")
+	second := <-clk.timers
+	if second.d != 3*time.Millisecond {
+		t.Fatalf("timer for a job that waited 7ms: %v, want 3ms", second.d)
+	}
+	second.fire <- time.Time{}
+	if got := <-m.entered; !equalIDs(got, []int{1}) {
+		t.Fatalf("batch %v, want [1]", got)
+	}
+	m.release <- struct{}{}
+	if r := wantCaption(t, r1, "image 1 beam 1"); r.QueueWait != 7*time.Millisecond {
+		t.Errorf("queue wait %v, want 7ms (arrival to batch start)", r.QueueWait)
+	}
+}
+
+func TestBacklogFormsFullBatchesWithoutWaiting(t *testing.T) {
+	m := newStepModel("m")
+	m.release = make(chan struct{})
+	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 3, MaxDelay: 10 * time.Millisecond, QueueSize: 16}, m)
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	(<-clk.timers).fire <- time.Time{}
+	<-m.entered
+	// Seven jobs queue behind the busy model; their delay has long passed when it
+	// frees up, and the timers fire at once, yet batches still fill from the backlog.
+	var rs []<-chan reply
+	for id := 1; id <= 7; id++ {
+		rs = append(rs, submit(t, b, context.Background(), id, greedy))
+	}
+	clk.advance(time.Second)
+	m.release <- struct{}{}
+	wantCaption(t, r0, "image 0 beam 1")
+	for _, want := range [][]int{{1, 2, 3}, {4, 5, 6}} {
+		tm := <-clk.timers
+		tm.fire <- time.Time{} // already due: it must not cut the batch short
+		if got := <-m.entered; !equalIDs(got, want) {
+			t.Fatalf("batch %v, want %v", got, want)
+		}
+		m.release <- struct{}{}
+	}
+	(<-clk.timers).fire <- time.Time{}
+	if got := <-m.entered; !equalIDs(got, []int{7}) {
+		t.Fatalf("last batch %v, want [7]", got)
+	}
+	m.release <- struct{}{}
+	for i, ch := range rs {
+		wantCaption(t, ch, fmt.Sprintf("image %d beam 1", i+1))
+	}
+}
+
+func TestEndedJobsAreDroppedNotComputed(t *testing.T) {
+	m := newStepModel("m")
+	m.release = make(chan struct{})
+	statsCh := make(chan BatchStats, 8)
+	b := NewBatcher(BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 16}, m)
+	b.observe = func(s BatchStats) { statsCh <- s }
+	ctx, stop := context.WithCancel(context.Background())
+	defer func() { stop(); <-b.Stopped() }()
+	go b.Run(ctx)
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	rA := submit(t, b, context.Background(), 1, greedy)
+	rB := submit(t, b, cancelled, 2, greedy)
+	rC := submit(t, b, expired, 3, greedy)
+	cancel() // client 2 goes away while queued
+	rD := submit(t, b, context.Background(), 4, greedy)
+
+	if got := <-m.entered; !equalIDs(got, []int{1, 4}) {
+		t.Fatalf("model computed %v, want only the live jobs [1 4]", got)
+	}
+	m.release <- struct{}{}
+	wantCaption(t, rA, "image 1 beam 1")
+	wantCaption(t, rD, "image 4 beam 1")
+	if r := <-rB; !errors.Is(r.err, context.Canceled) {
+		t.Errorf("cancelled job: %v, want context.Canceled", r.err)
+	}
+	if r := <-rC; !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Errorf("expired job: %v, want context.DeadlineExceeded", r.err)
+	}
+	if st := <-statsCh; st.Size != 2 || st.Expired != 1 || st.Cancelled != 1 {
+		t.Errorf("stats %+v, want size 2, 1 expired, 1 cancelled", st)
+	}
+}
+
+func TestFullQueueRefusesAtOnce(t *testing.T) {
+	m := newStepModel("m")
+	m.release = make(chan struct{})
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 1, MaxDelay: time.Hour, QueueSize: 2}, m)
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	<-m.entered // job 0 is on the model, the queue is empty
+	r1 := submit(t, b, context.Background(), 1, greedy)
+	r2 := submit(t, b, context.Background(), 2, greedy)
+	if _, err := b.Submit(context.Background(), []float32{3}, greedy); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("third queued job: %v, want ErrQueueFull", err)
+	}
+	if d := b.Depth(); d != 2 {
+		t.Errorf("depth %d, want 2", d)
+	}
+	m.release <- struct{}{}
+	wantCaption(t, r0, "image 0 beam 1")
+	for id, ch := range []<-chan reply{r1, r2} {
+		<-m.entered
+		m.release <- struct{}{}
+		wantCaption(t, ch, fmt.Sprintf("image %d beam 1", id+1))
+	}
+}
+
+func TestMixedOptionsEncodeOnceDecodePerGroup(t *testing.T) {
+	m := newStepModel("m")
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 3, MaxDelay: time.Hour, QueueSize: 8}, m)
+	beam3 := Options{Beam: 3, MaxLen: 10, Alternatives: 3}
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	r1 := submit(t, b, context.Background(), 1, beam3)
+	r2 := submit(t, b, context.Background(), 2, greedy)
+	if got := <-m.entered; !equalIDs(got, []int{0, 1, 2}) {
+		t.Fatalf("encoded %v, want one batch [0 1 2]", got)
+	}
+	wantCaption(t, r0, "image 0 beam 1")
+	wantCaption(t, r1, "image 1 beam 3")
+	wantCaption(t, r2, "image 2 beam 1")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.decodes) != 2 || m.decodes[0] != greedy || m.decodes[1] != beam3 {
+		t.Errorf("decode calls %v, want [greedy, beam3]", m.decodes)
+	}
+}
+
+func TestModelErrorReachesEveryJob(t *testing.T) {
+	m := newStepModel("m")
+	m.encodeErr = errors.New("device lost")
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 2, MaxDelay: time.Hour, QueueSize: 8}, m)
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	r1 := submit(t, b, context.Background(), 1, greedy)
+	<-m.entered
+	for _, ch := range []<-chan reply{r0, r1} {
+		if r := <-ch; r.err == nil || r.err.Error() != "encoding a batch of 2 images: device lost" {
+			t.Errorf("reply error %v, want the encode failure", r.err)
+		}
+	}
+}
+
+func TestSwapBetweenBatches(t *testing.T) {
+	old, next := newStepModel("old"), newStepModel("new")
+	old.release = make(chan struct{})
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 1, MaxDelay: time.Hour, QueueSize: 8}, old)
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	<-old.entered
+	swapped := make(chan Model)
+	go func() {
+		m, err := b.Swap(next)
+		if err != nil {
+			t.Errorf("Swap: %v", err)
+		}
+		swapped <- m
+	}()
+	// The swap waits for the running batch, which still uses the old model.
+	old.release <- struct{}{}
+	if r := wantCaption(t, r0, "image 0 beam 1"); r.Model != "old" {
+		t.Errorf("running batch answered by %q, want old", r.Model)
+	}
+	if m := <-swapped; m != Model(old) {
+		t.Errorf("Swap returned %v, want the old model", m)
+	}
+	r1 := submit(t, b, context.Background(), 1, greedy)
+	<-next.entered
+	if r := wantCaption(t, r1, "image 1 beam 1"); r.Model != "new" || r.Version != "v-new" {
+		t.Errorf("after swap answered by %q %q, want new v-new", r.Model, r.Version)
+	}
+}
+
+func TestStopAnswersQueuedJobs(t *testing.T) {
+	m := newStepModel("m")
+	m.release = make(chan struct{})
+	b := NewBatcher(BatcherConfig{MaxBatch: 1, MaxDelay: time.Hour, QueueSize: 8}, m)
+	ctx, stop := context.WithCancel(context.Background())
+	go b.Run(ctx)
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	<-m.entered
+	r1 := submit(t, b, context.Background(), 1, greedy)
+	stop()
+	m.release <- struct{}{} // the running batch completes; the queued job is not started
+	wantCaption(t, r0, "image 0 beam 1")
+	<-b.Stopped()
+	if r := <-r1; !errors.Is(r.err, ErrStopped) {
+		t.Errorf("queued job after stop: %v, want ErrStopped", r.err)
+	}
+	if _, err := b.Submit(context.Background(), []float32{2}, greedy); !errors.Is(err, ErrStopped) {
+		t.Errorf("Submit after stop: %v, want ErrStopped", err)
+	}
+	if _, err := b.Swap(newStepModel("x")); !errors.Is(err, ErrStopped) {
+		t.Errorf("Swap after stop: %v, want ErrStopped", err)
+	}
+}
+
+func TestWaitReturnsOnDeadline(t *testing.T) {
+	m := newStepModel("m")
+	m.release = make(chan struct{})
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 1, MaxDelay: time.Hour, QueueSize: 8}, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := submit(t, b, ctx, 0, greedy)
+	<-m.entered
+	cancel()
+	if _, err := b.Wait(ctx, ch); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait: %v, want context.Canceled", err)
+	}
+	m.release <- struct{}{}
+}

@@ -1,0 +1,356 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/captioner/captioner/imgproc"
+)
+
+// ImageSize is the encoder's input side; TensorLen is one (ImageSize, ImageSize, 3) tensor.
+const (
+	ImageSize = 224
+	TensorLen = ImageSize * ImageSize * 3
+)
+
+// httpError is an error with the status it answers.
+type httpError struct {
+	status     int
+	msg        string
+	retryAfter time.Duration // sent as Retry-After when positive (429)
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// upload is one image of a request as it moves through the handler.
+type upload struct {
+	name   string // multipart file name, "" for a raw body
+	data   []byte
+	width  int
+	height int
+	tensor []float32
+	thumb  string // data URL
+	prep   time.Duration
+	reply  <-chan reply
+}
+
+// request is a parsed POST /v1/captions.
+type request struct {
+	opts    Options
+	timeout time.Duration
+	images  []*upload
+}
+
+// optionFields are the options a request may set as query or form fields.
+var optionFields = []string{"beam", "max_len", "alternatives", "timeout_ms"}
+
+func (s *Server) postCaptions(c *gin.Context) {
+	b := s.readyBatcher(c)
+	if b == nil {
+		return
+	}
+	t0 := time.Now()
+	req, err := s.parseRequest(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), req.timeout)
+	defer cancel() // also drops queued images of a request that fails half-way
+	if err := s.prepare(req.images); err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, u := range req.images {
+		u.reply, err = b.Submit(ctx, u.tensor, req.opts)
+		if err != nil {
+			s.fail(c, s.submitError(b, err))
+			return
+		}
+		u.tensor = nil
+	}
+	s.metrics.queueDepth.Set(float64(b.Depth()))
+	out := make([]gin.H, len(req.images))
+	for i, u := range req.images {
+		r, err := b.Wait(ctx, u.reply)
+		if err != nil {
+			s.fail(c, s.waitError(c, req, err))
+			return
+		}
+		out[i] = captionJSON(i, u, r, time.Since(t0))
+		s.live.publish(liveEvent(u, r))
+	}
+	c.JSON(http.StatusOK, gin.H{"captions": out})
+}
+
+func captionJSON(i int, u *upload, r Captioned, total time.Duration) gin.H {
+	alts := make([]gin.H, len(r.Alternatives))
+	for k, a := range r.Alternatives {
+		alts[k] = gin.H{"caption": a.Caption, "score": a.Score}
+	}
+	return gin.H{
+		"index": i, "filename": u.name, "width": u.width, "height": u.height,
+		"caption": r.Caption, "score": r.Score, "alternatives": alts,
+		"model":      gin.H{"name": r.Model, "version": r.Version},
+		"batch_size": r.BatchSize,
+		"timings_ms": gin.H{
+			"preprocess": ms(u.prep), "queue": ms(r.QueueWait),
+			"encode": ms(r.Encode), "decode": ms(r.Decode), "total": ms(total),
+		},
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// fail answers err: an *httpError with its status, anything else as a 500.
+func (s *Server) fail(c *gin.Context, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		if he.status == statusClientGone {
+			c.Abort()
+			return
+		}
+		if he.retryAfter > 0 {
+			c.Header("Retry-After", strconv.Itoa(int(he.retryAfter/time.Second)))
+		}
+		apiError(c, he.status, he.msg)
+		return
+	}
+	reqLog(c).Error("caption", "err", err)
+	apiError(c, http.StatusInternalServerError, "captioning failed: "+err.Error())
+}
+
+func (s *Server) submitError(b *Batcher, err error) error {
+	switch {
+	case errors.Is(err, ErrQueueFull):
+		s.metrics.rejected.Inc()
+		return &httpError{status: http.StatusTooManyRequests, retryAfter: b.RetryAfter(), msg: fmt.Sprintf(
+			"the server is at capacity (%d images queued); retry after the number of seconds in the Retry-After header", s.cfg.QueueSize)}
+	case errors.Is(err, ErrStopped):
+		return errorf(http.StatusServiceUnavailable, "the server is shutting down; retry on another instance or in a moment")
+	}
+	return err
+}
+
+func (s *Server) waitError(c *gin.Context, req *request, err error) error {
+	switch {
+	case c.Request.Context().Err() != nil:
+		return &httpError{status: statusClientGone}
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(http.StatusGatewayTimeout,
+			"no caption within the request's deadline of %s: the server is busy; retry later, send fewer images, or allow more time with timeout_ms (at most %d)",
+			req.timeout, s.cfg.MaxRequestTimeout.Milliseconds())
+	case errors.Is(err, ErrStopped):
+		return errorf(http.StatusServiceUnavailable, "the server shut down before this image was captioned; retry")
+	}
+	return err
+}
+
+// parseRequest reads the images and options of a request, multipart or raw.
+func (s *Server) parseRequest(c *gin.Context) (*request, error) {
+	r := c.Request
+	r.Body = http.MaxBytesReader(c.Writer, r.Body, s.cfg.MaxBodyBytes)
+	fields := map[string]string{}
+	for _, k := range optionFields {
+		if v, ok := c.GetQuery(k); ok {
+			fields[k] = v
+		}
+	}
+	req := &request{}
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "multipart/form-data":
+		if err := s.readMultipart(r, fields, req); err != nil {
+			return nil, err
+		}
+	case ct == "" || strings.HasPrefix(mt, "image/") || mt == "application/octet-stream":
+		data, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, s.bodyError(err)
+		}
+		req.images = append(req.images, &upload{data: data})
+	default:
+		return nil, errorf(http.StatusUnsupportedMediaType,
+			"Content-Type %q is not accepted: send multipart/form-data with the image in field \"image\", or the raw image bytes with Content-Type image/jpeg (or image/png, ...)", ct)
+	}
+	if len(req.images) == 0 {
+		return nil, errorf(http.StatusBadRequest, "no image in the request: send the file in multipart field \"image\" (repeat the field for several images)")
+	}
+	if len(req.images) > s.cfg.MaxImages {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "%d images in one request, the limit is %d (server.max_images): split them over several requests", len(req.images), s.cfg.MaxImages)
+	}
+	var err error
+	req.opts, req.timeout, err = s.parseOptions(fields)
+	return req, err
+}
+
+// maxFieldBytes bounds a non-file form field (an option value).
+const maxFieldBytes = 64
+
+func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *request) error {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return errorf(http.StatusBadRequest, "malformed multipart body: %v", err)
+	}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return s.bodyError(err)
+		}
+		name := p.FormName()
+		switch {
+		case name == "image":
+			data, err := io.ReadAll(p)
+			if err != nil {
+				return s.bodyError(err)
+			}
+			req.images = append(req.images, &upload{name: p.FileName(), data: data})
+		case isOption(name):
+			v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
+			if err != nil {
+				return s.bodyError(err)
+			}
+			if len(v) > maxFieldBytes {
+				return errorf(http.StatusBadRequest, "form field %q is longer than %d bytes", name, maxFieldBytes)
+			}
+			fields[name] = string(v)
+		default:
+			return errorf(http.StatusBadRequest, "unknown form field %q: the fields are image (the file, repeatable), %s", name, strings.Join(optionFields, ", "))
+		}
+	}
+}
+
+func isOption(name string) bool {
+	for _, f := range optionFields {
+		if name == f {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (server.max_body_bytes): send smaller images or fewer per request", s.cfg.MaxBodyBytes)
+	}
+	return errorf(http.StatusBadRequest, "reading the request body: %v", err)
+}
+
+// parseOptions validates the options against the server's caps; absent ones
+// take the configured defaults.
+func (s *Server) parseOptions(f map[string]string) (Options, time.Duration, error) {
+	o := s.defaultOptions()
+	o.Alternatives = 0 // defaults to the beam width chosen below
+	timeoutMs := int(s.cfg.RequestTimeout.Milliseconds())
+	for _, p := range []struct {
+		key    string
+		dst    *int
+		lo, hi int
+	}{
+		{"beam", &o.Beam, 1, s.cfg.MaxBeam},
+		{"max_len", &o.MaxLen, 1, 100},
+		{"alternatives", &o.Alternatives, 1, s.cfg.MaxBeam},
+		{"timeout_ms", &timeoutMs, 1, int(s.cfg.MaxRequestTimeout.Milliseconds())},
+	} {
+		v, ok := f[p.key]
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return o, 0, errorf(http.StatusBadRequest, "%s=%q is not a whole number", p.key, v)
+		}
+		if n < p.lo || n > p.hi {
+			return o, 0, errorf(http.StatusBadRequest, "%s=%d is outside %d..%d", p.key, n, p.lo, p.hi)
+		}
+		*p.dst = n
+	}
+	if o.Alternatives == 0 {
+		o.Alternatives = o.Beam
+	}
+	if o.Alternatives > o.Beam {
+		return o, 0, errorf(http.StatusBadRequest, "alternatives=%d is more than beam=%d: beam search keeps only beam candidates; raise beam or ask for fewer alternatives", o.Alternatives, o.Beam)
+	}
+	return o, time.Duration(timeoutMs) * time.Millisecond, nil
+}
+
+// prepare decodes, preprocesses and thumbnails every image, in parallel, in the
+// handler (never in the batcher, which must keep the device busy). The first
+// failing image decides the answer.
+func (s *Server) prepare(images []*upload) error {
+	errs := make([]error, len(images))
+	var wg sync.WaitGroup
+	for i, u := range images {
+		wg.Go(func() { errs[i] = s.prepareOne(u) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) && len(images) > 1 {
+				he.msg = fmt.Sprintf("image %d%s: %s", i+1, nameSuffix(images[i].name), he.msg)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func nameSuffix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%q)", name)
+}
+
+func (s *Server) prepareOne(u *upload) error {
+	t0 := time.Now()
+	img, err := imgproc.DecodeBytes(u.data, s.pixels)
+	u.data = nil
+	if err != nil {
+		return imageError(err)
+	}
+	b := img.Bounds()
+	u.width, u.height = b.Dx(), b.Dy()
+	u.tensor = make([]float32, TensorLen)
+	imgproc.ToTensor(u.tensor, img, ImageSize)
+	u.thumb = thumbnail(img, s.cfg.ThumbSize)
+	u.prep = time.Since(t0)
+	return nil
+}
+
+// imageError maps imgproc's typed errors to statuses; its messages already say
+// what was wrong and what is accepted.
+func imageError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "imgproc: ")
+	var tooLarge *imgproc.TooLargeError
+	var corrupt *imgproc.CorruptError
+	switch {
+	case errors.Is(err, imgproc.ErrEmpty), errors.As(err, &corrupt):
+		return errorf(http.StatusBadRequest, "%s", msg)
+	case errors.Is(err, imgproc.ErrUnsupported):
+		return errorf(http.StatusUnsupportedMediaType, "%s", msg)
+	case errors.As(err, &tooLarge):
+		return errorf(http.StatusRequestEntityTooLarge, "%s", msg)
+	}
+	return err
+}

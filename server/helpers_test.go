@@ -1,0 +1,59 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/pipeline"
+)
+
+// photoPNG is a w x h PNG with a colour gradient, for tests that need a valid
+// image but not a photo.
+func photoPNG(w, h int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{uint8(255 * x / max(1, w-1)), uint8(255 * y / max(1, h-1)), 128, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// captionLoader loads the real pipeline (MobileNetV2 + the shipped caption model
+// on the CPU) for the HTTP tests, once per test binary: loading is the slow part,
+// and every server of a test gets the same weights anyway.
+func captionLoader(t testing.TB) Loader {
+	t.Helper()
+	cfg := pipelineConfig(t)
+	return func(context.Context) (Model, error) { return pipeline.Load(cfg) }
+}
+
+// pipelineConfig is the configuration the real pipeline runs with in tests.
+func pipelineConfig(t testing.TB) *config.Config {
+	t.Helper()
+	assets := os.Getenv("CAPTIONER_ASSETS")
+	if assets == "" {
+		t.Skip("CAPTIONER_ASSETS is not set; point it at the shared assets folder (../shared): the HTTP tests run the real encoder and decoder")
+	}
+	return testConfig(t, func(c *config.Config) {
+		c.Device = "cpu"
+		c.Threads = 2
+		c.Assets = assets
+		c.Model = filepath.Join("..", config.DefaultModel)
+	})
+}

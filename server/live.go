@@ -1,0 +1,193 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// hub fans captions out to /live viewers. Publishing never blocks: each viewer
+// has a bounded buffer, and a viewer whose buffer is full is disconnected (its
+// browser's EventSource reconnects and catches up from the recent history), so a
+// slow viewer costs itself and never the captioning.
+type hub struct {
+	buf, maxViewers int
+	metrics         *metrics
+
+	mu      sync.Mutex
+	viewers map[*viewer]struct{}
+	recent  []frame // the last recentLen events, oldest first, for new viewers
+	nextID  uint64
+	closed  bool
+}
+
+// recentLen is how many past captions a viewer sees when it connects.
+const recentLen = 12
+
+type frame struct {
+	id   uint64
+	data []byte
+}
+
+type viewer struct {
+	events chan []byte   // SSE frames, capacity buf
+	kicked chan struct{} // closed when the hub drops the viewer
+}
+
+func newHub(buf, maxViewers int, m *metrics) *hub {
+	return &hub{buf: buf, maxViewers: maxViewers, metrics: m, viewers: map[*viewer]struct{}{}}
+}
+
+// errHubClosed and errTooManyViewers are the reasons join refuses.
+var (
+	errHubClosed      = errorf(http.StatusServiceUnavailable, "the server is shutting down")
+	errTooManyViewers = errorf(http.StatusServiceUnavailable, "too many live viewers (server.live_max_viewers); retry later")
+)
+
+// join registers a viewer and returns it with the recent frames after event
+// lastID (the browser's Last-Event-ID when it reconnects) to send first.
+func (h *hub) join(lastID uint64) (*viewer, [][]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, nil, errHubClosed
+	}
+	if len(h.viewers) >= h.maxViewers {
+		return nil, nil, errTooManyViewers
+	}
+	v := &viewer{events: make(chan []byte, h.buf), kicked: make(chan struct{})}
+	h.viewers[v] = struct{}{}
+	h.metrics.liveViewers.Set(float64(len(h.viewers)))
+	var missed [][]byte
+	for _, f := range h.recent {
+		if f.id > lastID {
+			missed = append(missed, f.data)
+		}
+	}
+	return v, missed, nil
+}
+
+func (h *hub) leave(v *viewer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.drop(v)
+}
+
+// drop removes v; h.mu is held.
+func (h *hub) drop(v *viewer) {
+	if _, ok := h.viewers[v]; ok {
+		delete(h.viewers, v)
+		close(v.kicked)
+		h.metrics.liveViewers.Set(float64(len(h.viewers)))
+	}
+}
+
+// publish sends one caption event to every viewer without blocking.
+func (h *hub) publish(ev any) {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		panic("server: live event does not marshal: " + err.Error())
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.nextID++
+	data := fmt.Appendf(nil, "id: %d\nevent: caption\ndata: %s\n\n", h.nextID, body)
+	if len(h.recent) == recentLen {
+		h.recent = append(h.recent[:0], h.recent[1:]...)
+	}
+	h.recent = append(h.recent, frame{h.nextID, data})
+	for v := range h.viewers {
+		select {
+		case v.events <- data:
+		default:
+			h.metrics.liveKicked.Inc()
+			h.drop(v)
+		}
+	}
+}
+
+// close disconnects every viewer and refuses new ones (server shutdown).
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for v := range h.viewers {
+		h.drop(v)
+	}
+}
+
+// liveEvent is what /live shows for one caption.
+func liveEvent(u *upload, r Captioned) gin.H {
+	alts := make([]gin.H, len(r.Alternatives))
+	for k, a := range r.Alternatives {
+		alts[k] = gin.H{"caption": a.Caption, "score": a.Score}
+	}
+	return gin.H{
+		"caption": r.Caption, "score": r.Score, "alternatives": alts, "thumbnail": u.thumb,
+		"filename": u.name, "model": gin.H{"name": r.Model, "version": r.Version},
+		"time": time.Now().UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// liveKeepAlive is how often an idle stream sends a comment, so proxies and
+// browsers keep it open and a vanished client is noticed.
+const liveKeepAlive = 15 * time.Second
+
+// liveWriteTimeout bounds one write to a viewer; a viewer that cannot take a
+// frame in this time is gone or hopeless.
+const liveWriteTimeout = 10 * time.Second
+
+// getLive streams captions as Server-Sent Events (event "caption", JSON data).
+func (s *Server) getLive(c *gin.Context) {
+	// A reconnecting EventSource sends the id of the last event it saw.
+	lastID, _ := strconv.ParseUint(c.GetHeader("Last-Event-ID"), 10, 64)
+	v, recent, err := s.live.join(lastID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer s.live.leave(v)
+	w := c.Writer
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx would otherwise buffer the stream
+	w.WriteHeader(http.StatusOK)
+	send := func(frames ...[]byte) bool {
+		// The server's WriteTimeout would end the stream; each write gets its own deadline instead.
+		rc.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
+		for _, f := range frames {
+			if _, err := w.Write(f); err != nil {
+				return false
+			}
+		}
+		return rc.Flush() == nil
+	}
+	if !send(append([][]byte{[]byte("retry: 2000\n: connected\n\n")}, recent...)...) {
+		return
+	}
+	tick := time.NewTicker(liveKeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case f := <-v.events:
+			if !send(f) {
+				return
+			}
+		case <-tick.C:
+			if !send([]byte(": keep-alive\n\n")) {
+				return
+			}
+		case <-v.kicked:
+			return
+		case <-c.Request.Context().Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,32 @@
+package server
+
+import (
+	"context"
+	"time"
+)
+
+// Model is what the batcher runs: *pipeline.Pipeline in production, a test double
+// in the queue tests. Only the batcher's goroutine calls Encode and Decode.
+type Model interface {
+	// Encode turns (224*224*3) NHWC tensors into pooled image features, one per tensor.
+	Encode(ctx context.Context, tensors [][]float32) ([][]float32, error)
+	// Decode captions features with one set of options.
+	Decode(ctx context.Context, feats [][]float32, opts Options) ([]Result, error)
+	// Info describes the model for /v1/models and for each caption.
+	Info() Info
+	// Close releases the model's device memory.
+	Close() error
+}
+
+// Loader loads (and does not yet warm) the configured model; serve calls it at
+// start and on every reload.
+type Loader func(ctx context.Context) (Model, error)
+
+// Captioned is one image's answer: the model's result plus who made it and when.
+type Captioned struct {
+	Result
+	Model, Version string
+	QueueWait      time.Duration // arrival in the queue to the start of its batch
+	Encode, Decode time.Duration // of the whole batch the image was in
+	BatchSize      int
+}

@@ -1,0 +1,256 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/config"
+)
+
+// spec is the part of an OpenAPI 3 document the tests check.
+type spec struct {
+	OpenAPI    string                          `json:"openapi"`
+	Paths      map[string]map[string]operation `json:"paths"`
+	Components struct {
+		Schemas   map[string]*schema `json:"schemas"`
+		Responses map[string]struct {
+			Content map[string]struct {
+				Schema *schema `json:"schema"`
+			} `json:"content"`
+		} `json:"responses"`
+	} `json:"components"`
+}
+
+type operation struct {
+	Responses map[string]struct {
+		Ref     string `json:"$ref"`
+		Content map[string]struct {
+			Schema *schema `json:"schema"`
+		} `json:"content"`
+	} `json:"responses"`
+}
+
+type schema struct {
+	Ref        string             `json:"$ref"`
+	Type       string             `json:"type"`
+	Properties map[string]*schema `json:"properties"`
+	Required   []string           `json:"required"`
+	Items      *schema            `json:"items"`
+	Enum       []any              `json:"enum"`
+	// AdditionalProperties is false (closed object), a schema (a map), or absent.
+	AdditionalProperties json.RawMessage `json:"additionalProperties"`
+}
+
+func loadSpec(t *testing.T) *spec {
+	t.Helper()
+	var sp spec
+	dec := json.NewDecoder(bytes.NewReader(openAPISpec))
+	if err := dec.Decode(&sp); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if !strings.HasPrefix(sp.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q, want 3.x", sp.OpenAPI)
+	}
+	return &sp
+}
+
+// ginToOpenAPI turns /static/*file and /x/:id into /static/{file} and /x/{id}.
+var ginParam = regexp.MustCompile(`[:*]([A-Za-z_]+)`)
+
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	sp := loadSpec(t)
+	s := New(testConfig(t, nil), captionLoader(t), discardLog())
+	routes := map[string]bool{}
+	for _, r := range s.router.Routes() {
+		path := ginParam.ReplaceAllString(r.Path, "{$1}")
+		key := strings.ToLower(r.Method) + " " + path
+		routes[key] = true
+		if _, ok := sp.Paths[path][strings.ToLower(r.Method)]; !ok {
+			t.Errorf("route %s %s is not in openapi.json", r.Method, path)
+		}
+	}
+	for path, ops := range sp.Paths {
+		for method := range ops {
+			if !routes[method+" "+path] {
+				t.Errorf("openapi.json documents %s %s, which the router does not have", strings.ToUpper(method), path)
+			}
+		}
+	}
+}
+
+func (sp *spec) resolve(t *testing.T, s *schema) *schema {
+	for s != nil && s.Ref != "" {
+		name := strings.TrimPrefix(s.Ref, "#/components/schemas/")
+		s = sp.Components.Schemas[name]
+		if s == nil {
+			t.Fatalf("dangling $ref %s", name)
+		}
+	}
+	return s
+}
+
+// validate checks v against s: types, required fields, and no undocumented fields
+// in closed objects. It returns the problems found, each with its JSON path.
+func (sp *spec) validate(t *testing.T, s *schema, v any, path string) []string {
+	s = sp.resolve(t, s)
+	var errs []string
+	bad := func(format string, args ...any) { errs = append(errs, path+": "+fmt.Sprintf(format, args...)) }
+	switch s.Type {
+	case "object":
+		obj, ok := v.(map[string]any)
+		if !ok {
+			bad("%T, want an object", v)
+			return errs
+		}
+		for _, r := range s.Required {
+			if _, ok := obj[r]; !ok {
+				bad("missing required field %q", r)
+			}
+		}
+		closed := string(s.AdditionalProperties) == "false"
+		var extra *schema
+		if len(s.AdditionalProperties) > 0 && !closed {
+			extra = &schema{}
+			json.Unmarshal(s.AdditionalProperties, extra)
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			switch p, ok := s.Properties[k]; {
+			case ok:
+				errs = append(errs, sp.validate(t, p, obj[k], path+"."+k)...)
+			case extra != nil:
+				errs = append(errs, sp.validate(t, extra, obj[k], path+"."+k)...)
+			case closed:
+				bad("field %q is not documented", k)
+			}
+		}
+	case "array":
+		arr, ok := v.([]any)
+		if !ok {
+			bad("%T, want an array", v)
+			return errs
+		}
+		for i, e := range arr {
+			errs = append(errs, sp.validate(t, s.Items, e, path+"["+strconv.Itoa(i)+"]")...)
+		}
+	case "string":
+		if _, ok := v.(string); !ok {
+			bad("%T, want a string", v)
+		}
+	case "number":
+		if _, ok := v.(float64); !ok {
+			bad("%T, want a number", v)
+		}
+	case "integer":
+		if f, ok := v.(float64); !ok || f != float64(int64(f)) {
+			bad("%v, want an integer", v)
+		}
+	}
+	if len(s.Enum) > 0 {
+		found := false
+		for _, e := range s.Enum {
+			found = found || e == v
+		}
+		if !found {
+			bad("%v is not one of %v", v, s.Enum)
+		}
+	}
+	return errs
+}
+
+// responseSchema is the documented JSON schema of path/method/status.
+func (sp *spec) responseSchema(t *testing.T, path, method string, status int) *schema {
+	t.Helper()
+	op, ok := sp.Paths[path][method]
+	if !ok {
+		t.Fatalf("%s %s is not documented", method, path)
+	}
+	r, ok := op.Responses[strconv.Itoa(status)]
+	if !ok {
+		t.Fatalf("%s %s: status %d is not documented", method, path, status)
+	}
+	content := r.Content
+	if r.Ref != "" {
+		content = sp.Components.Responses[strings.TrimPrefix(r.Ref, "#/components/responses/")].Content
+	}
+	c, ok := content["application/json"]
+	if !ok {
+		t.Fatalf("%s %s %d has no application/json schema", method, path, status)
+	}
+	return c.Schema
+}
+
+func TestResponsesMatchOpenAPI(t *testing.T) {
+	sp := loadSpec(t)
+	ts := startServer(t, testConfig(t, func(c *config.Config) { c.Server.MaxImages = 2 }), captionLoader(t))
+	img := photoPNG(64, 48)
+	two, ct2 := multipartBody(t, part{"image", "a.png", img}, part{"image", "b.png", img})
+	three, ct3 := multipartBody(t, part{"image", "a", img}, part{"image", "b", img}, part{"image", "c", img})
+	for _, tc := range []struct {
+		method, path, ct string
+		body             []byte
+		status           int
+	}{
+		{"get", "/healthz", "", nil, 200},
+		{"get", "/readyz", "", nil, 200},
+		{"get", "/v1/models", "", nil, 200},
+		{"post", "/v1/captions", "image/png", img, 200},
+		{"post", "/v1/captions", ct2, readAll(two), 200},
+		{"post", "/v1/captions", ct3, readAll(three), 413},
+		{"post", "/v1/captions", "image/png", []byte("not a png"), 415},
+		{"post", "/v1/captions", "image/png", img[:40], 400},
+		{"post", "/admin/reload", "", nil, 200},
+	} {
+		r := do(t, strings.ToUpper(tc.method), ts.url+tc.path, tc.ct, bytes.NewReader(tc.body))
+		if r.status != tc.status {
+			t.Errorf("%s %s: status %d, want %d: %s", tc.method, tc.path, r.status, tc.status, r.body)
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(r.body, &v); err != nil {
+			t.Errorf("%s %s: %v", tc.method, tc.path, err)
+			continue
+		}
+		for _, e := range sp.validate(t, sp.responseSchema(t, tc.path, tc.method, tc.status), v, "$") {
+			t.Errorf("%s %s %d: %s", tc.method, tc.path, tc.status, e)
+		}
+	}
+	if r := do(t, "GET", ts.url+"/openapi.json", "", nil); r.status != 200 || !bytes.Equal(r.body, openAPISpec) {
+		t.Errorf("/openapi.json: %d, %d bytes, want the embedded document", r.status, len(r.body))
+	}
+}
+
+// TestValidatorCatchesDrift makes sure the schema check above can fail.
+func TestValidatorCatchesDrift(t *testing.T) {
+	sp := loadSpec(t)
+	s := sp.responseSchema(t, "/v1/models", "get", http.StatusOK)
+	var v any
+	json.Unmarshal([]byte(`{"models":[{"name":"m","version":"1","encoder":"e","device":"d","vocab_size":1.5,"scores":{"bleu4":"x"},"extra":1}]}`), &v)
+	got := strings.Join(sp.validate(t, s, v, "$"), "\n")
+	for _, want := range []string{
+		"$.models[0].vocab_size: 1.5, want an integer",
+		"$.models[0].scores.bleu4: string, want a number",
+		`$.models[0]: field "extra" is not documented`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("validator output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func readAll(r interface{ Read([]byte) (int, error) }) []byte {
+	var b bytes.Buffer
+	b.ReadFrom(r)
+	return b.Bytes()
+}

@@ -1,0 +1,435 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"image/jpeg"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/captioner/captioner/config"
+)
+
+func TestMetricsAfterCaptions(t *testing.T) {
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+	img := photoPNG(32, 32)
+	for range 3 {
+		if r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img)); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	}
+	do(t, "POST", ts.url+"/v1/captions", "text/plain", strings.NewReader("x"))
+	m := string(do(t, "GET", ts.url+"/metrics", "", nil).body)
+	for _, want := range []string{
+		`captioner_http_requests_total{method="POST",route="/v1/captions",status="200"} 3`,
+		`captioner_http_requests_total{method="POST",route="/v1/captions",status="415"} 1`,
+		`captioner_http_request_duration_seconds_count{route="/v1/captions"} 4`,
+		`captioner_images_captioned_total 3`,
+		`captioner_batch_size_count 3`, // one image per request, answered before the next
+		`captioner_batch_size_bucket{le="1"} 3`,
+		`captioner_queue_wait_seconds_count 3`,
+		`captioner_model_info{device="test",model="double",version="v-double"} 1`,
+		`captioner_images_per_second 0.3`,
+		"captioner_queue_depth ",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// sequenceLoader hands out the given models in order; an error entry fails that load.
+type sequenceLoader struct {
+	mu    sync.Mutex
+	items []any // Model or error
+}
+
+func (l *sequenceLoader) load(context.Context) (Model, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := l.items[0]
+	l.items = l.items[1:]
+	if err, ok := next.(error); ok {
+		return nil, err
+	}
+	return next.(Model), nil
+}
+
+func TestReloadSwapsOrKeepsTheOldModel(t *testing.T) {
+	v1, v2, v3 := newStepModel("one"), newStepModel("two"), newStepModel("three")
+	for _, m := range []*stepModel{v1, v2, v3} {
+		m.entered = nil
+	}
+	v3.encodeErr = errors.New("weights are NaN")
+	l := &sequenceLoader{items: []any{v1, v2, errors.New("model folder models/x: no such file"), v3}}
+	ts := startServer(t, testConfig(t, nil), l.load)
+	version := func() string {
+		c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(8, 8))))
+		return c["model"].(map[string]any)["version"].(string)
+	}
+	if v := version(); v != "v-one" {
+		t.Fatalf("first model %q", v)
+	}
+	r := do(t, "POST", ts.url+"/admin/reload", "", nil)
+	if r.status != 200 || r.json["version"] != "v-two" {
+		t.Fatalf("reload: %d %s", r.status, r.body)
+	}
+	if v := version(); v != "v-two" {
+		t.Errorf("after reload captions come from %q, want v-two", v)
+	}
+	v1.mu.Lock()
+	if !v1.closed {
+		t.Errorf("the replaced model was not closed")
+	}
+	v1.mu.Unlock()
+	// A load that fails and a model that fails its warm-up both leave v2 serving.
+	do(t, "POST", ts.url+"/admin/reload", "", nil).wantError(t, 500,
+		"reload failed, still serving two version v-two: model folder models/x: no such file")
+	do(t, "POST", ts.url+"/admin/reload", "", nil).wantError(t, 500,
+		"reload failed, still serving two version v-two: warm-up encode of 1 images: weights are NaN")
+	v3.mu.Lock()
+	if !v3.closed {
+		t.Errorf("the model that failed its warm-up was not closed")
+	}
+	v3.mu.Unlock()
+	if v := version(); v != "v-two" {
+		t.Errorf("after failed reloads captions come from %q, want v-two", v)
+	}
+	m := string(do(t, "GET", ts.url+"/metrics", "", nil).body)
+	for _, want := range []string{`captioner_model_reloads_total{result="ok"} 1`, `captioner_model_reloads_total{result="failed"} 2`,
+		`captioner_model_info{device="test",model="two",version="v-two"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestAdminNeedsLoopbackOrToken(t *testing.T) {
+	reload := func(cfg *config.Config, remote, auth string) *httptest.ResponseRecorder {
+		m := newStepModel("m")
+		m.entered = nil
+		s := New(cfg, modelLoader(m), discardLog())
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer s.Shutdown(context.Background())
+		req := httptest.NewRequest("POST", "/admin/reload", nil)
+		req.RemoteAddr = remote
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		return w
+	}
+	open := testConfig(t, nil)
+	tok := testConfig(t, func(c *config.Config) { c.Server.AdminToken = "s3cret" })
+	for _, tc := range []struct {
+		name         string
+		cfg          *config.Config
+		remote, auth string
+		status       int
+		msg          string
+	}{
+		{"loopback v4", open, "127.0.0.1:5000", "", 200, `"version":"v-m"`},
+		{"loopback v6", open, "[::1]:5000", "", 200, `"version":"v-m"`},
+		{"remote", open, "10.1.2.3:5000", "", 403, "admin endpoints answer only localhost unless server.admin_token is set"},
+		{"token missing", tok, "127.0.0.1:5000", "", 401, "Authorization: Bearer"},
+		{"token wrong", tok, "10.1.2.3:5000", "Bearer guess", 401, "Authorization: Bearer"},
+		{"token right", tok, "10.1.2.3:5000", "Bearer s3cret", 200, `"version":"v-m"`},
+	} {
+		w := reload(tc.cfg, tc.remote, tc.auth)
+		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.msg) {
+			t.Errorf("%s: %d %s, want %d containing %q", tc.name, w.Code, w.Body, tc.status, tc.msg)
+		}
+	}
+}
+
+// sseReader reads Server-Sent Events frames.
+type sseReader struct{ r *bufio.Reader }
+
+// next returns the next frame's fields (comments under ":").
+func (s sseReader) next(t *testing.T) map[string]string {
+	t.Helper()
+	f := map[string]string{}
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the event stream: %v", err)
+		}
+		line = strings.TrimRight(line, "\n")
+		if line == "" {
+			return f
+		}
+		k, v, _ := strings.Cut(line, ":")
+		f[k] += strings.TrimPrefix(v, " ")
+	}
+}
+
+func openLive(t *testing.T, url, lastID string) (sseReader, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/v1/live", nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("/v1/live: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	r := sseReader{bufio.NewReader(resp.Body)}
+	if f := r.next(t); f[""] != "connected" || f["retry"] != "2000" {
+		t.Fatalf("first frame %v, want the connected comment and retry", f)
+	}
+	return r, func() { cancel(); resp.Body.Close() }
+}
+
+func TestLiveStreamsEveryCaptionToEveryViewer(t *testing.T) {
+	ts := startServer(t, testConfig(t, func(c *config.Config) { c.Server.ThumbSize = 64 }), captionLoader(t))
+	a, closeA := openLive(t, ts.url, "")
+	defer closeA()
+	b, closeB := openLive(t, ts.url, "")
+	defer closeB()
+	body, ct := multipartBody(t, part{"image", "wide.png", photoPNG(200, 100)})
+	c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", ct, body))
+	for _, v := range []sseReader{a, b} {
+		f := v.next(t)
+		if f["event"] != "caption" || f["id"] != "1" {
+			t.Fatalf("frame %v, want caption event 1", f)
+		}
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(f["data"]), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev["caption"] != c["caption"] || ev["filename"] != "wide.png" {
+			t.Errorf("live caption %v %v, want %v wide.png", ev["caption"], ev["filename"], c["caption"])
+		}
+		thumb, ok := strings.CutPrefix(ev["thumbnail"].(string), "data:image/jpeg;base64,")
+		if !ok {
+			t.Fatalf("thumbnail is not a JPEG data URL: %.40s", ev["thumbnail"])
+		}
+		raw, err := base64.StdEncoding.DecodeString(thumb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(raw))
+		if err != nil || cfg.Width != 64 || cfg.Height != 32 {
+			t.Errorf("thumbnail %dx%d (%v), want 64x32", cfg.Width, cfg.Height, err)
+		}
+	}
+	// A viewer reconnecting after event 1 is not sent it again; a new one is.
+	do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(10, 10)))
+	again, closeAgain := openLive(t, ts.url, "1")
+	defer closeAgain()
+	if f := again.next(t); f["id"] != "2" {
+		t.Errorf("reconnect after 1 replays %v, want event 2 first", f)
+	}
+	fresh, closeFresh := openLive(t, ts.url, "")
+	defer closeFresh()
+	if f := fresh.next(t); f["id"] != "1" {
+		t.Errorf("new viewer's first replay %v, want event 1", f)
+	}
+}
+
+func TestSlowViewerIsDroppedNotWaitedFor(t *testing.T) {
+	m := newMetrics(nil)
+	h := newHub(2, 10, m)
+	slow, _, err := h.join(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, _, _ := h.join(0)
+	for i := range 5 {
+		h.publish(map[string]int{"n": i}) // returns at once even though slow never reads
+		<-fast.events
+	}
+	select {
+	case <-slow.kicked:
+	default:
+		t.Fatal("the viewer that fell 3 events behind a buffer of 2 is still connected")
+	}
+	select {
+	case <-fast.kicked:
+		t.Fatal("the viewer that kept up was disconnected")
+	default:
+	}
+	if _, _, err := h.join(0); err != nil {
+		t.Errorf("join after the drop: %v", err)
+	}
+	for range 8 {
+		h.join(0)
+	}
+	if _, _, err := h.join(0); !errors.Is(err, errTooManyViewers) {
+		t.Errorf("11th viewer with a limit of 10: %v, want errTooManyViewers", err)
+	}
+}
+
+func TestGracefulShutdownFinishesAcceptedRequests(t *testing.T) {
+	m := newStepModel("m")
+	s := New(testConfig(t, func(c *config.Config) { c.Server.MaxBatch = 1 }), modelLoader(m), discardLog())
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-m.entered
+	<-m.entered // warm-up
+	m.release = make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+
+	// Two requests are accepted: one on the model, one queued behind it.
+	results := make(chan response, 2)
+	post := func() { results <- do(t, "POST", url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(5, 5))) }
+	go post()
+	<-m.entered
+	go post()
+	waitFor(t, "the second request to queue", func() bool { return s.batcher.Load().Depth() == 1 })
+
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	waitFor(t, "the listener to close", func() bool {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	m.release <- struct{}{}
+	<-m.entered
+	m.release <- struct{}{}
+	for range 2 {
+		if r := <-results; r.status != 200 {
+			t.Errorf("accepted request after SIGTERM: %d %s, want 200", r.status, r.body)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if !m.closed {
+		t.Error("Shutdown did not close the model")
+	}
+}
+
+func TestShutdownGraceOverAnswersQueued503(t *testing.T) {
+	m := newStepModel("m")
+	s := New(testConfig(t, func(c *config.Config) { c.Server.MaxBatch = 1 }), modelLoader(m), discardLog())
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-m.entered
+	<-m.entered
+	m.release = make(chan struct{})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	url := "http://" + ln.Addr().String()
+	go s.Serve(ln)
+	running, queued := make(chan response, 1), make(chan response, 1)
+	go func() { running <- do(t, "POST", url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(5, 5))) }()
+	<-m.entered
+	go func() { queued <- do(t, "POST", url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(6, 6))) }()
+	waitFor(t, "the second request to queue", func() bool { return s.batcher.Load().Depth() == 1 })
+
+	grace, over := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(grace) }()
+	over() // the grace period ends with the batch still on the device
+	queued2 := <-queued
+	queued2.wantError(t, 503, "the server shut down before this image was captioned; retry")
+	m.release <- struct{}{} // the batch on the device still completes and is answered
+	if r := <-running; r.status != 200 {
+		t.Errorf("running request: %d %s, want 200", r.status, r.body)
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown: %v, want context.Canceled", err)
+	}
+}
+
+func TestOverloadOnly200And429ThenBaseline(t *testing.T) {
+	m := newStepModel("m")
+	m.entered = nil
+	cfg := testConfig(t, func(c *config.Config) { c.Server.MaxBatch = 2; c.Server.QueueSize = 4; c.Server.MaxQueueDelay = time.Hour })
+	s := New(cfg, modelLoader(m), discardLog())
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	url := "http://" + ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	img := photoPNG(16, 16)
+	post := func(client *http.Client) int {
+		resp, err := client.Post(url+"/v1/captions", "image/png", bytes.NewReader(img))
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	// A first full batch (two requests: MaxQueueDelay is an hour) warms the
+	// connection pool and the handler paths.
+	warm := make(chan int, 2)
+	for range 2 {
+		go func() { warm <- post(client) }()
+	}
+	if a, b := <-warm, <-warm; a != 200 || b != 200 {
+		t.Fatalf("warm-up statuses %d %d", a, b)
+	}
+	client.CloseIdleConnections()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	baseline := runtime.NumGoroutine()
+
+	// The model holds the first batch (2 images); the queue takes 4 more; every other
+	// request of the burst must get 429 at once, and only after they all have does
+	// the model let go.
+	m.release = make(chan struct{})
+	const clients = 64
+	codes := make(chan int, clients)
+	for range clients {
+		go func() { codes <- post(client) }()
+	}
+	counts := map[int]int{}
+	for range clients - 6 {
+		counts[<-codes]++
+	}
+	close(m.release)
+	for range 6 {
+		counts[<-codes]++
+	}
+	if counts[200] != 6 || counts[429] != clients-6 || len(counts) != 2 {
+		t.Errorf("statuses %v, want 6x200 and %dx429 and nothing else", counts, clients-6)
+	}
+	client.CloseIdleConnections()
+	waitFor(t, "goroutines to return to the baseline", func() bool { return runtime.NumGoroutine() <= baseline })
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grow := int64(after.HeapAlloc) - int64(before.HeapAlloc); grow > 4<<20 {
+		t.Errorf("heap grew by %d KB after the burst, want under 4 MB (64 requests hold 38 MB of tensors)", grow>>10)
+	}
+	s.Shutdown(context.Background())
+	<-served
+}

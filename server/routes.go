@@ -1,0 +1,201 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/captioner/captioner/server/web"
+)
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+func (s *Server) routes() *gin.Engine {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.requestLog, s.recover)
+	r.NoRoute(func(c *gin.Context) {
+		apiError(c, http.StatusNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path+"; the API is described at GET /openapi.json")
+	})
+	r.NoMethod(func(c *gin.Context) {
+		apiError(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path+"; see GET /openapi.json for the methods it takes")
+	})
+
+	r.GET("/", s.page("index.html"))
+	r.GET("/live", s.page("live.html"))
+	r.GET("/static/*file", gin.WrapH(http.StripPrefix("/static/", http.FileServerFS(web.Static))))
+
+	r.POST("/v1/captions", s.postCaptions)
+	r.GET("/v1/models", s.getModels)
+	r.GET("/v1/live", s.getLive)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.getReady)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPISpec) })
+	r.POST("/admin/reload", s.adminOnly, s.postReload)
+	return r
+}
+
+func (s *Server) page(name string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		b, err := web.Static.ReadFile(name)
+		if err != nil {
+			panic("server: embedded page missing: " + name) // a build defect, not a request error
+		}
+		c.Data(http.StatusOK, "text/html; charset=utf-8", b)
+	}
+}
+
+// apiError answers {"error": msg}. Messages say what went wrong and what to do.
+func apiError(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": msg})
+}
+
+// requestIDPattern accepts ids a proxy may have set; anything else is replaced so
+// that logs cannot be forged through the header.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestLog gives each request an id (X-Request-Id, kept from the client when
+// sane), logs it when it ends, and counts it in the metrics by route and status.
+func (s *Server) requestLog(c *gin.Context) {
+	start := time.Now()
+	id := c.GetHeader("X-Request-Id")
+	if !requestIDPattern.MatchString(id) {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Header("X-Request-Id", id)
+	log := s.log.With("request_id", id)
+	c.Set(logKey, log)
+	c.Next()
+
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	if c.IsAborted() && !c.Writer.Written() {
+		status = statusClientGone
+	}
+	d := time.Since(start)
+	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+	s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case route == "/healthz" || route == "/readyz" || route == "/metrics":
+		level = slog.LevelDebug // probes and scrapes would drown everything else
+	}
+	log.Log(c.Request.Context(), level, "request", "method", c.Request.Method, "route", route,
+		"status", status, "duration", d.Round(time.Microsecond), "bytes", c.Writer.Size(),
+		"remote", c.ClientIP())
+}
+
+// statusClientGone is nginx's 499: the client closed the connection before the
+// answer; nothing is written, but logs and metrics record it.
+const statusClientGone = 499
+
+const logKey = "log"
+
+func reqLog(c *gin.Context) *slog.Logger { return c.MustGet(logKey).(*slog.Logger) }
+
+// recover turns a handler panic into a 500 with the request id, so one bad
+// request costs only itself.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			reqLog(c).Error("panic", "panic", p)
+			apiError(c, http.StatusInternalServerError, "internal error; please report it with request id "+c.Writer.Header().Get("X-Request-Id"))
+		}
+	}()
+	c.Next()
+}
+
+// adminOnly admits requests bearing the configured token or, when no token is
+// configured, requests from the loopback interface only. The peer address is
+// used, never X-Forwarded-For, which a client can set.
+func (s *Server) adminOnly(c *gin.Context) {
+	if tok := s.cfg.AdminToken; tok != "" {
+		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+			apiError(c, http.StatusUnauthorized, "admin endpoints need the header Authorization: Bearer <server.admin_token>")
+			return
+		}
+		return
+	}
+	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		apiError(c, http.StatusForbidden, "admin endpoints answer only localhost unless server.admin_token is set; call from the server's machine or configure a token")
+		return
+	}
+}
+
+func (s *Server) postReload(c *gin.Context) {
+	info, err := s.Reload(c.Request.Context())
+	switch {
+	case errors.Is(err, ErrReloadRunning):
+		apiError(c, http.StatusConflict, err.Error())
+	case err != nil:
+		apiError(c, http.StatusInternalServerError, err.Error())
+	default:
+		c.JSON(http.StatusOK, modelJSON(info))
+	}
+}
+
+func (s *Server) getReady(c *gin.Context) {
+	b := s.batcher.Load()
+	if b == nil {
+		apiError(c, http.StatusServiceUnavailable, "not ready: the model is loading and warming up; retry in a few seconds")
+		return
+	}
+	select {
+	case <-b.Stopped():
+		apiError(c, http.StatusServiceUnavailable, "not ready: the server is shutting down")
+		return
+	default:
+	}
+	info := b.Model().Info()
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "model": info.Model, "version": info.Version})
+}
+
+func (s *Server) getModels(c *gin.Context) {
+	b := s.readyBatcher(c)
+	if b == nil {
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"models": []gin.H{modelJSON(b.Model().Info())}})
+}
+
+func modelJSON(i Info) gin.H {
+	scores := i.Scores
+	if scores == nil {
+		scores = map[string]float64{}
+	}
+	return gin.H{"name": i.Model, "version": i.Version, "encoder": i.Encoder, "device": i.Device,
+		"vocab_size": i.Vocab, "scores": scores}
+}
+
+// readyBatcher returns the batcher, or answers 503 and returns nil.
+func (s *Server) readyBatcher(c *gin.Context) *Batcher {
+	b := s.batcher.Load()
+	if b == nil {
+		apiError(c, http.StatusServiceUnavailable, "the model is still loading; retry in a few seconds (GET /readyz answers 200 once it is ready)")
+	}
+	return b
+}

@@ -1,0 +1,225 @@
+// Package server is captioner's HTTP API: a Gin router in front of a dynamic
+// batching queue that captions images on one model, plus the upload page, the
+// live page, Prometheus metrics, graceful shutdown and hot reload.
+// The API is documented in openapi.json, served at /openapi.json.
+package server
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/captioner/captioner/config"
+)
+
+//go:embed openapi.json
+var openAPISpec []byte
+
+// Server is one captioning server. Create it with New, then Start loads the model
+// and Serve answers requests on a listener.
+type Server struct {
+	cfg     config.Server
+	decode  config.Decode
+	pixels  int // image.max_pixels
+	log     *slog.Logger
+	load    Loader
+	metrics *metrics
+	live    *hub
+	router  *gin.Engine
+	httpSrv *http.Server
+
+	batcher atomic.Pointer[Batcher] // nil until Start has a warm model
+	stopRun context.CancelFunc      // stops the batcher
+	started chan struct{}           // closed when Start has finished, either way
+
+	reloadMu sync.Mutex // one reload at a time
+}
+
+// New builds a server for cfg whose model comes from load. Nothing is loaded and
+// nothing listens until Start and Serve.
+func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
+	s := &Server{
+		cfg:     cfg.Server,
+		decode:  cfg.Decode,
+		pixels:  cfg.Image.MaxPixels,
+		log:     log,
+		load:    load,
+		started: make(chan struct{}),
+	}
+	s.metrics = newMetrics(s)
+	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, s.metrics)
+	s.router = s.routes()
+	s.httpSrv = &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// Live streams never end by themselves: Shutdown would wait for them until the
+	// grace period is over. Ending them lets browsers reconnect elsewhere at once.
+	s.httpSrv.RegisterOnShutdown(s.live.close)
+	return s
+}
+
+// Handler is the server's router, for tests and for embedding in another server.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Start loads and warms the model, then starts the batcher; /readyz answers 200
+// from then on. It returns the load error, after which the server keeps
+// answering 503 on the caption routes.
+func (s *Server) Start(ctx context.Context) error {
+	defer close(s.started)
+	t0 := time.Now()
+	m, err := s.loadWarm(ctx)
+	if err != nil {
+		return err
+	}
+	b := NewBatcher(BatcherConfig{
+		MaxBatch:  s.cfg.MaxBatch,
+		MaxDelay:  s.cfg.MaxQueueDelay,
+		QueueSize: s.cfg.QueueSize,
+	}, m)
+	b.observe = s.metrics.observeBatch
+	runCtx, stop := context.WithCancel(context.Background())
+	s.stopRun = stop
+	go b.Run(runCtx)
+	s.batcher.Store(b)
+	s.metrics.setModel(m.Info())
+	info := m.Info()
+	s.log.Info("model ready", "model", info.Model, "version", info.Version, "device", info.Device,
+		"load_and_warmup", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// loadWarm loads a model and runs it once at batch size 1 and at the largest
+// batch size, so the first requests do not pay for allocation and page faults,
+// and a model that cannot run is refused before it serves.
+func (s *Server) loadWarm(ctx context.Context) (Model, error) {
+	m, err := s.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := warm(ctx, m, s.cfg.MaxBatch, s.defaultOptions()); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
+	blank := make([]float32, TensorLen)
+	for _, n := range []int{1, maxBatch} {
+		in := make([][]float32, n)
+		for i := range in {
+			in[i] = blank
+		}
+		f, err := m.Encode(ctx, in)
+		if err != nil {
+			return fmt.Errorf("warm-up encode of %d images: %w", n, err)
+		}
+		if _, err := m.Decode(ctx, f, o); err != nil {
+			return fmt.Errorf("warm-up decode of %d images: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.log.Info("listening", "addr", ln.Addr().String())
+	if err := s.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, lets every accepted request finish
+// (their images stay queued and are captioned) until ctx ends, then stops the
+// batcher and releases the model. Requests still waiting when ctx ends get 503.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.httpSrv.Shutdown(ctx)
+	if err != nil {
+		s.log.Warn("grace period over with requests still running; they get 503", "err", err)
+	}
+	<-s.started
+	if b := s.batcher.Load(); b != nil {
+		s.stopRun()
+		if err != nil {
+			b.Drain()
+		}
+		<-b.Stopped() // after the batch on the device, if any, has finished
+		if cerr := b.Model().Close(); cerr != nil {
+			s.log.Warn("closing the model", "err", cerr)
+		}
+	}
+	if err != nil {
+		// Every handler now has its answer (the batch on the device finished, the
+		// queue was drained): give them a moment to write it, then cut what is left.
+		ctx, cancel := context.WithTimeout(context.Background(), answerGrace)
+		defer cancel()
+		if s.httpSrv.Shutdown(ctx) != nil {
+			s.httpSrv.Close()
+		}
+	}
+	return err
+}
+
+// answerGrace is how long handlers get to write answers they already have once
+// the grace period is over.
+const answerGrace = 2 * time.Second
+
+// ErrReloadRunning is returned by Reload while another reload is running.
+var ErrReloadRunning = errors.New("a model reload is already running; wait for it to finish")
+
+// Reload loads and warms the model again (the configured folder, now holding
+// new weights, say) while the old one keeps serving, then swaps them between
+// batches. On failure the old model keeps serving and the error says why.
+func (s *Server) Reload(ctx context.Context) (Info, error) {
+	if !s.reloadMu.TryLock() {
+		return Info{}, ErrReloadRunning
+	}
+	defer s.reloadMu.Unlock()
+	b := s.batcher.Load()
+	if b == nil {
+		return Info{}, errors.New("the server has no model yet (still starting, or its first load failed); see the logs")
+	}
+	cur := b.Model().Info()
+	t0 := time.Now()
+	m, err := s.loadWarm(ctx)
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("failed").Inc()
+		err = fmt.Errorf("reload failed, still serving %s version %s: %w", cur.Model, cur.Version, err)
+		s.log.Error("reload", "err", err)
+		return cur, err
+	}
+	old, err := b.Swap(m)
+	if err != nil {
+		m.Close()
+		return cur, fmt.Errorf("reload: %w", err)
+	}
+	if err := old.Close(); err != nil {
+		s.log.Warn("closing the replaced model", "err", err)
+	}
+	info := m.Info()
+	s.metrics.setModel(info)
+	s.metrics.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("model reloaded", "from", cur.Version, "to", info.Version, "model", info.Model,
+		"took", time.Since(t0).Round(time.Millisecond))
+	return info, nil
+}
+
+func (s *Server) defaultOptions() Options {
+	beam := min(s.decode.Beam, s.cfg.MaxBeam)
+	return Options{Beam: beam, MaxLen: s.decode.MaxLen, Alternatives: beam}
+}

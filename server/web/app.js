@@ -1,0 +1,87 @@
+// The upload page: choose, drop or paste photos, preview them, POST them to
+// /v1/captions in one request and show each caption, its alternatives and timings.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const drop = $("drop"), fileInput = $("file"), results = $("results"), errorBox = $("error"), status = $("status");
+
+fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
+  if (j && j.models.length) {
+    const m = j.models[0];
+    $("model").textContent = `${m.name} ${m.version} · ${m.device}`;
+  }
+}).catch(() => {});
+
+drop.addEventListener("click", () => fileInput.click());
+drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") fileInput.click(); });
+fileInput.addEventListener("change", () => send([...fileInput.files]));
+for (const ev of ["dragenter", "dragover"]) {
+  drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); });
+}
+for (const ev of ["dragleave", "drop"]) {
+  drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); });
+}
+drop.addEventListener("drop", (e) => send([...e.dataTransfer.files]));
+document.addEventListener("paste", (e) => {
+  const files = [...e.clipboardData.items].filter((i) => i.kind === "file").map((i) => i.getAsFile());
+  if (files.length) send(files);
+});
+
+function showError(msg) {
+  errorBox.textContent = msg;
+  errorBox.hidden = false;
+}
+
+async function send(files) {
+  files = files.filter((f) => f);
+  if (!files.length) return;
+  errorBox.hidden = true;
+  results.replaceChildren();
+  const previews = files.map((f) => URL.createObjectURL(f));
+  const form = new FormData();
+  for (const f of files) form.append("image", f, f.name || "pasted.png");
+  for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
+  status.className = "status wait";
+  status.textContent = `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`;
+  const t0 = performance.now();
+  try {
+    const resp = await fetch("/v1/captions", { method: "POST", body: form });
+    const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+    if (!resp.ok) {
+      const retry = resp.headers.get("Retry-After");
+      showError(body.error + (retry ? ` (retry in ${retry} s)` : ""));
+      status.textContent = "";
+      return;
+    }
+    body.captions.forEach((c, i) => results.append(card(c, previews[i])));
+    status.className = "status ok";
+    status.textContent = `done in ${Math.round(performance.now() - t0)} ms`;
+  } catch (e) {
+    showError(`the server did not answer: ${e.message}`);
+    status.textContent = "";
+  }
+}
+
+function el(tag, props = {}, ...kids) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...kids);
+  return e;
+}
+
+function card(c, preview) {
+  const alts = el("ol", { className: "alts" },
+    ...c.alternatives.map((a) => el("li", {}, a.caption + " ", el("span", { className: "score" }, a.score.toFixed(3)))));
+  const t = c.timings_ms;
+  const rows = [["preprocess", t.preprocess], ["queue wait", t.queue], ["encode (batch)", t.encode],
+    ["decode (batch)", t.decode], ["total", t.total]];
+  const timings = el("table", { className: "timings" },
+    ...rows.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", { className: "v" }, `${v.toFixed(1)} ms`))));
+  return el("section", { className: "card result" },
+    el("img", { src: preview, alt: c.filename || "uploaded photo" }),
+    el("div", {},
+      el("p", { className: "caption" }, c.caption),
+      el("div", { className: "muted" }, "Alternatives (length-normalised log-probability)"),
+      alts,
+      timings,
+      el("div", { className: "muted" },
+        `${c.width}×${c.height} · batch of ${c.batch_size} · ${c.model.name} ${c.model.version}`)));
+}

@@ -1,0 +1,38 @@
+// The live page: every caption the server makes arrives over Server-Sent Events
+// (/v1/live) with a thumbnail. EventSource reconnects by itself and sends the last
+// event id, so the server replays only what was missed.
+"use strict";
+const feed = document.getElementById("feed"), status = document.getElementById("status");
+const empty = document.getElementById("empty");
+const maxItems = 100;
+const seen = new Set();
+
+function connect() {
+  const es = new EventSource("/v1/live");
+  es.onopen = () => { status.className = "status ok"; status.textContent = "live"; };
+  es.onerror = () => { status.className = "status wait"; status.textContent = "reconnecting…"; };
+  es.addEventListener("caption", (e) => {
+    if (seen.has(e.lastEventId)) return;
+    seen.add(e.lastEventId);
+    show(JSON.parse(e.data));
+  });
+}
+
+function show(ev) {
+  const img = Object.assign(document.createElement("img"), { src: ev.thumbnail, alt: "" });
+  const text = Object.assign(document.createElement("div"), { className: "text", textContent: ev.caption });
+  const when = new Date(ev.time).toLocaleTimeString();
+  const meta = Object.assign(document.createElement("div"), {
+    className: "meta",
+    textContent: `${when} · ${ev.filename || "upload"} · ${ev.model.name} ${ev.model.version}`,
+  });
+  const body = document.createElement("div");
+  body.append(text, meta);
+  const li = document.createElement("li");
+  li.append(img, body);
+  feed.prepend(li);
+  empty.hidden = true;
+  while (feed.children.length > maxItems) feed.lastChild.remove();
+}
+
+connect();

@@ -1,0 +1,274 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/safetensors"
+	"github.com/captioner/captioner/text"
+)
+
+// synthVocab is a vocabulary of w0..wN plus the special tokens at 0..3.
+type synthVocab struct{ n int }
+
+func (v synthVocab) Size() int { return v.n + 4 }
+func (v synthVocab) Word(id int) string {
+	if id < 4 {
+		return [...]string{"<pad>", "<start>", "<end>", "<unk>"}[id]
+	}
+	return fmt.Sprintf("w%d", id-4)
+}
+
+// synthSplit makes images of 6 classes whose features are a noisy class code;
+// each class has its own 3..6-word caption, each image 2 captions (the second
+// one word shorter), so a model that reads the image can reach BLEU 1.
+func synthSplit(images int, seed uint64, v synthVocab) *Split {
+	const F, classes = 12, 6
+	rng := rand.New(rand.NewPCG(seed, 3))
+	proto := rand.New(rand.NewPCG(99, 99)) // the same class captions in every split
+	caps := make([][]int32, classes)
+	for c := range caps {
+		for range 3 + c%4 {
+			caps[c] = append(caps[c], int32(4+proto.IntN(v.n)))
+		}
+	}
+	s := &Split{Feats: make([]float32, images*F)}
+	for i := 0; i < images; i++ {
+		c := i % classes
+		for f := 0; f < F; f++ {
+			s.Feats[i*F+f] = float32(rng.NormFloat64() * 0.3)
+		}
+		s.Feats[i*F+c] += 2
+		var refs [][]string
+		for _, words := range [][]int32{caps[c], caps[c][:len(caps[c])-1]} {
+			s.Examples = append(s.Examples, Example{Image: i, Words: words})
+			var ws []string
+			for _, id := range words {
+				ws = append(ws, v.Word(int(id)))
+			}
+			refs = append(refs, ws)
+		}
+		s.Refs = append(s.Refs, refs)
+	}
+	return s
+}
+
+// exactMatch stands in for BLEU on the synthetic task: the fraction of
+// hypotheses equal to one of their references, in all four slots.
+func exactMatch(hyps [][]string, refs [][][]string) [4]float64 {
+	n := 0
+	for i, h := range hyps {
+		for _, r := range refs[i] {
+			if slices.Equal(h, r) {
+				n++
+				break
+			}
+		}
+	}
+	f := float64(n) / float64(len(hyps))
+	return [4]float64{f, f, f, f}
+}
+
+func synthOptions(out string, epochs int) Options {
+	v := synthVocab{n: 14}
+	return Options{
+		Train: config.Train{Seed: 5, Out: out, Epochs: epochs, BatchSize: 16, LR: 0.01, LRDecay: 0.9,
+			Clip: 5, Patience: 100, MaxLen: 10, Embed: 16, Hidden: 16, Mid: 16, Dropout: 0.1, EvalBeam: 1},
+		Vocab:  v,
+		Decode: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: 10, Beam: 1, Alpha: 0},
+		BLEU:   exactMatch,
+	}
+}
+
+func TestTrainingLearnsSyntheticCaptions(t *testing.T) {
+	dev := cpu.New(2)
+	defer dev.Close()
+	out := t.TempDir()
+	o := synthOptions(out, 12)
+	var log bytes.Buffer
+	o.Log = &log
+	v := o.Vocab.(synthVocab)
+	res, err := Run(context.Background(), dev, o, synthSplit(120, 1, v), synthSplit(30, 2, v))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	first, last := res.History[0], res.History[len(res.History)-1]
+	t.Logf("epoch 1: train loss %.3f dev loss %.3f match %.2f; epoch %d: train %.3f dev %.3f match %.2f",
+		first.TrainLoss, first.DevLoss, first.BLEU[3], last.Epoch, last.TrainLoss, last.DevLoss, last.BLEU[3])
+	if last.DevLoss > first.DevLoss/3 {
+		t.Errorf("dev loss fell only from %.3f to %.3f", first.DevLoss, last.DevLoss)
+	}
+	// The shorter reference is a prefix of the longer one, so greedy decoding
+	// matches one of them exactly once the model has learnt the classes.
+	if res.Best.BLEU[3] < 0.9 {
+		t.Errorf("best dev exact-match %.2f, want >= 0.9", res.Best.BLEU[3])
+	}
+	for _, f := range []string{CheckpointFile, CurvesCSV, CurvesPNG, "model/" + decoder.WeightsFile, "model/" + decoder.ConfigFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("missing output: %v", err)
+		}
+	}
+	// The plot is a real PNG with the BLEU-4 line drawn in its colour.
+	f, err := os.Open(filepath.Join(out, CurvesPNG))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			if r, g, bl, _ := img.At(x, y).RGBA(); r>>8 == 214 && g>>8 == 39 && bl>>8 == 40 {
+				red++
+			}
+		}
+	}
+	if b.Dx() != 900 || b.Dy() != 700 || red < 100 {
+		t.Errorf("curves.png is %dx%d with %d BLEU-4 pixels; want 900x700 with a drawn line", b.Dx(), b.Dy(), red)
+	}
+	csv, _ := os.ReadFile(filepath.Join(out, CurvesCSV))
+	if n := strings.Count(string(csv), "\n"); n != len(res.History)+1 {
+		t.Errorf("curves.csv has %d lines for %d epochs", n, len(res.History))
+	}
+	// A second run without --resume must refuse to overwrite the checkpoint.
+	if _, err := Run(context.Background(), dev, o, synthSplit(12, 1, v), synthSplit(6, 2, v)); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Errorf("rerun into the same folder: got %v, want an error telling to pass --resume", err)
+	}
+}
+
+func TestCorruptCheckpointIsRejected(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	out := t.TempDir()
+	o := synthOptions(out, 1)
+	o.Log = &bytes.Buffer{}
+	v := o.Vocab.(synthVocab)
+	if _, err := Run(context.Background(), dev, o, synthSplit(24, 1, v), synthSplit(6, 2, v)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(out, CheckpointFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-3] ^= 0x40 // flip one bit of the last parameter
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.Resume = true
+	_, err = Run(context.Background(), dev, o, synthSplit(24, 1, v), synthSplit(6, 2, v))
+	if err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("resume from a corrupted checkpoint: got %v, want a corrupt-checkpoint error", err)
+	}
+}
+
+// TestHelperTrain is the child process of TestResumeAfterKill.
+func TestHelperTrain(t *testing.T) {
+	out := os.Getenv("CAPTIONER_TRAIN_HELPER_OUT")
+	if out == "" {
+		t.Skip("run by TestResumeAfterKill only")
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(out, 6)
+	o.Log = os.Stderr
+	o.Resume = os.Getenv("CAPTIONER_TRAIN_HELPER_RESUME") == "1"
+	v := o.Vocab.(synthVocab)
+	if _, err := Run(context.Background(), dev, o, synthSplit(400, 1, v), synthSplit(30, 2, v)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkpointEpoch(t *testing.T, path string) (int, []float32) {
+	st, params, _, _, err := loadCheckpoint(path)
+	if err != nil {
+		return 0, nil
+	}
+	return st.Epoch, params
+}
+
+// TestResumeAfterKill trains in a child process, kills it with SIGKILL after
+// its second checkpoint, resumes in another child, and checks that the final
+// parameters equal those of an uninterrupted run with the same seed, bit for bit.
+func TestResumeAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns training processes")
+	}
+	run := func(out string, resume bool) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperTrain$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "CAPTIONER_TRAIN_HELPER_OUT="+out)
+		if resume {
+			cmd.Env = append(cmd.Env, "CAPTIONER_TRAIN_HELPER_RESUME=1")
+		}
+		return cmd
+	}
+	full, killed := t.TempDir(), t.TempDir()
+	if b, err := run(full, false).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, b)
+	}
+	_, want := checkpointEpoch(t, filepath.Join(full, CheckpointFile))
+
+	child := run(killed, false)
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if ep, _ := checkpointEpoch(t, filepath.Join(killed, CheckpointFile)); ep >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			child.Process.Kill()
+			t.Fatal("the child wrote no second checkpoint within 2 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	ep, _ := checkpointEpoch(t, filepath.Join(killed, CheckpointFile))
+	if ep >= 6 {
+		t.Fatalf("the child finished before it was killed (epoch %d); the test did not interrupt anything", ep)
+	}
+	t.Logf("killed after epoch %d checkpoint", ep)
+	if b, err := run(killed, true).CombinedOutput(); err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, b)
+	} else if !strings.Contains(string(b), "resuming after epoch") {
+		t.Fatalf("the second run did not resume:\n%s", b)
+	}
+	gotEpoch, got := checkpointEpoch(t, filepath.Join(killed, CheckpointFile))
+	if gotEpoch != 6 || !slices.Equal(got, want) {
+		diff := 0
+		for i := range got {
+			if got[i] != want[i] {
+				diff++
+			}
+		}
+		t.Fatalf("resumed run ended at epoch %d with %d of %d parameters different from the uninterrupted run", gotEpoch, diff, len(want))
+	}
+	// Both runs selected the same model too.
+	a, _ := safetensors.ReadFile(filepath.Join(full, "model", decoder.WeightsFile))
+	b, _ := safetensors.ReadFile(filepath.Join(killed, "model", decoder.WeightsFile))
+	if a == nil || b == nil || checksum(a.Tensors) != checksum(b.Tensors) {
+		t.Error("the selected models differ between the resumed and the uninterrupted run")
+	}
+}
