@@ -6,7 +6,7 @@ BIN       ?= bin
 CUDA_STUBS ?= /usr/lib/x86_64-linux-gnu/stubs
 export CAPTIONER_ASSETS ?= $(abspath ../shared)
 
-.PHONY: help build build-cuda test test-go test-purego test-cuda-build bench fuzz vet
+.PHONY: help build build-cuda test test-go test-purego test-cuda-build bench fuzz vet images image-local
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -34,3 +34,10 @@ test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked 
 
 bench: ## benchmarks that print figures
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./gpu/...
+
+images: ## container images captioner:cpu and captioner:cuda (needs a Docker engine; see docs/deploy.md)
+	docker build -f docker/Dockerfile -t captioner:cpu .
+	docker build -f docker/Dockerfile.cuda -t captioner:cuda .
+
+image-local: ## the CPU image with buildah from a debootstrap base, no Docker engine (root, ~20 min)
+	docker/build-local.sh $(BIN)/captioner-cpu.tar

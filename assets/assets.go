@@ -65,7 +65,7 @@ type Store struct {
 }
 
 // Open returns the assets folder: configured if not empty, else CAPTIONER_ASSETS,
-// else the cache folder ($XDG_CACHE_HOME/captioner/assets or ~/.cache/captioner/assets).
+// else the assets folder under CacheDir.
 func Open(configured string) (*Store, error) {
 	dir := configured
 	if dir == "" {
@@ -81,11 +81,25 @@ func Open(configured string) (*Store, error) {
 		}
 		return &Store{Dir: abs, Fetch: httpGet}, nil
 	}
-	cache, err := os.UserCacheDir()
+	cache, err := CacheDir()
 	if err != nil {
-		return nil, fmt.Errorf("assets: no assets folder configured and no cache folder (%v); set CAPTIONER_ASSETS", err)
+		return nil, err
 	}
-	return &Store{Dir: filepath.Join(cache, "captioner", "assets"), Managed: true, Fetch: httpGet}, nil
+	return &Store{Dir: filepath.Join(cache, "assets"), Managed: true, Fetch: httpGet}, nil
+}
+
+// CacheDir is captioner's cache root, holding downloaded assets, imported encoder
+// weights and extracted features: CAPTIONER_CACHE when set (containers set it to a
+// folder baked into the image), else $XDG_CACHE_HOME/captioner (~/.cache/captioner).
+func CacheDir() (string, error) {
+	if d := os.Getenv("CAPTIONER_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache folder (%v); set CAPTIONER_CACHE to a writable folder", err)
+	}
+	return filepath.Join(d, "captioner"), nil
 }
 
 // Path returns the absolute path of rel (a path relative to the folder), downloading

@@ -213,9 +213,9 @@ var variants = []struct {
 const gpuResource corev1.ResourceName = "nvidia.com/gpu"
 
 // podConfig returns the configuration the server runs with in container c of m: the
-// file CAPTIONER_CONFIG names, from the ConfigMap mounted there or else from the image,
-// under the image's environment overridden by the container's.
-func podConfig(t *testing.T, m *manifests, c *corev1.Container, img *image) *config.Config {
+// file CAPTIONER_CONFIG names, from the ConfigMap mounted there (named by configMap) or
+// else from the image, under the image's environment overridden by the container's.
+func podConfig(t *testing.T, m *manifests, c *corev1.Container, img *image) (cfg *config.Config, configMap string) {
 	t.Helper()
 	env := map[string]string{}
 	for _, e := range c.Env {
@@ -259,9 +259,9 @@ func podConfig(t *testing.T, m *manifests, c *corev1.Container, img *image) *con
 		for k, v := range env {
 			merged[k] = v
 		}
-		return runConfig(t, "ConfigMap "+cm.Name, []byte(data), merged)
+		return runConfig(t, "ConfigMap "+cm.Name, []byte(data), merged), cm.Name
 	}
-	return imageConfig(t, c.Image, img, env)
+	return imageConfig(t, c.Image, img, env), ""
 }
 
 // containerPort resolves a probe's or Service's port (a number or a port name) in c.
@@ -320,8 +320,13 @@ func TestKubernetes(t *testing.T) {
 			}
 			c := &pod.Containers[0]
 			img := readImage(t, c.Image)
-			cfg := podConfig(t, m, c, img)
+			cfg, used := podConfig(t, m, c, img)
 			port := mustPort(t, v.dir, cfg)
+			for name := range m.configMaps {
+				if name != used {
+					t.Errorf("ConfigMap %s is not mounted where %s points: the server never reads it", name, configEnv)
+				}
+			}
 
 			// Ports and probes agree with where the server listens.
 			if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return int(p.ContainerPort) == port }) {
@@ -428,7 +433,7 @@ func TestKubernetes(t *testing.T) {
 func TestGPUConfigMapIsGPUConfig(t *testing.T) {
 	m := renderManifests(t, filepath.Join(repo, "deploy/k8s/base"))
 	c := &m.deployment.Spec.Template.Spec.Containers[0]
-	got := podConfig(t, m, c, readImage(t, c.Image))
+	got, _ := podConfig(t, m, c, readImage(t, c.Image))
 	data, err := os.ReadFile(filepath.Join(repo, "configs/gpu.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -98,7 +98,7 @@ func TestArmNNReference(t *testing.T) {
 			for i, r := range ref.Results {
 				x := images[i*e.ImageLen() : (i+1)*e.ImageLen()]
 				if sum := sha256.Sum256(pixels(x)); hex.EncodeToString(sum[:]) != r.InputSHA256 {
-					t.Fatalf("%s: our preprocessing now gives another input than the reference used; regenerate with -update", r.Image)
+					t.Fatalf("%s: our preprocessing now gives another input than the reference used; regenerate with -update (and bump encoder.Version: cached features are stale too)", r.Image)
 				}
 				p := probs[i*classes : (i+1)*classes]
 				ours := topK(p, len(r.Labels))

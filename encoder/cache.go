@@ -11,17 +11,14 @@ import (
 	"github.com/captioner/captioner/assets"
 )
 
-// CacheDir is where imported weights are kept: $XDG_CACHE_HOME/captioner/models
-// (~/.cache/captioner/models), or CAPTIONER_CACHE/models when that is set.
+// CacheDir is where imported weights are kept: the models folder under
+// assets.CacheDir.
 func CacheDir() (string, error) {
-	if d := os.Getenv("CAPTIONER_CACHE"); d != "" {
-		return filepath.Join(d, "models"), nil
-	}
-	d, err := os.UserCacheDir()
+	d, err := assets.CacheDir()
 	if err != nil {
-		return "", fmt.Errorf("encoder: no cache folder (%v); set CAPTIONER_CACHE", err)
+		return "", fmt.Errorf("encoder: %w", err)
 	}
-	return filepath.Join(d, "captioner", "models"), nil
+	return filepath.Join(d, "models"), nil
 }
 
 // CachePath is the imported-weights file for a TFLite file with SHA-256 sha:

@@ -14,7 +14,7 @@ import (
 )
 
 // Encoder runs MobileNetV2 on a device. Activation buffers are allocated once for
-// MaxBatch images, so Encode allocates nothing. Like its Device, an Encoder is
+// MaxBatch images, so Encode allocates no activation memory. Like its Device, an Encoder is
 // not safe for concurrent use.
 type Encoder struct {
 	dev      gpu.Device

@@ -117,3 +117,26 @@ func TestForwardMatchesNaiveInterpreter(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchMatchesSingleImages checks that a batch large enough to be split into
+// chunks (early part per image, late blocks in chunks of 9 at 14x14x576) gives
+// each image the features it gets alone.
+func TestBatchMatchesSingleImages(t *testing.T) {
+	const n = 11
+	e, _ := newEncoder(t, quantModel, n)
+	rng := rand.New(rand.NewPCG(3, 3))
+	images := make([]float32, n*e.ImageLen())
+	for i := range images {
+		images[i] = rng.Float32()*2 - 1
+	}
+	_, batch, _ := encodeAll(t, e, images, n)
+	for i := 0; i < n; i++ {
+		_, one, _ := encodeAll(t, e, images[i*e.ImageLen():(i+1)*e.ImageLen()], 1)
+		if d := maxDiff(batch[i*1280:(i+1)*1280], one); d > 1e-5 {
+			t.Errorf("image %d: batched pooled features differ from single-image ones by %.2g", i, d)
+		}
+	}
+	if e.chunks[len(e.chunks)-4] >= n {
+		t.Errorf("late chunks %v: the test no longer splits the batch", e.chunks)
+	}
+}

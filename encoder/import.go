@@ -122,7 +122,7 @@ var end = &tflite.Operator{Index: -1, Op: -1}
 func (k *walker) next() *tflite.Operator {
 	for k.i < len(k.g.Operators) {
 		op := &k.g.Operators[k.i]
-		if (op.Op != tflite.OpQuantize && op.Op != tflite.OpDequantize) || len(op.Inputs) != 1 || op.Inputs[0] != k.cur {
+		if (op.Op != tflite.OpQuantize && op.Op != tflite.OpDequantize) || len(op.Inputs) != 1 || len(op.Outputs) != 1 || op.Inputs[0] != k.cur {
 			return op
 		}
 		k.cur = op.Outputs[0]

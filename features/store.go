@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/captioner/captioner/assets"
 )
 
 // Format names the on-disk layout described in the package documentation.
@@ -64,13 +66,13 @@ type Store struct {
 }
 
 // DefaultRoot is where captioner extract puts feature stores unless told
-// otherwise: $XDG_CACHE_HOME/captioner/features/flickr8k (~/.cache/...).
+// otherwise: features/flickr8k under assets.CacheDir.
 func DefaultRoot() (string, error) {
-	cache, err := os.UserCacheDir()
+	cache, err := assets.CacheDir()
 	if err != nil {
-		return "", fmt.Errorf("features: no cache folder (%v); pass the feature root explicitly", err)
+		return "", fmt.Errorf("features: %w; or pass the feature root explicitly", err)
 	}
-	return filepath.Join(cache, "captioner", "features", "flickr8k"), nil
+	return filepath.Join(cache, "features", "flickr8k"), nil
 }
 
 // Dir is the store folder of encoder ID encoderID under root.

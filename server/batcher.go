@@ -38,7 +38,7 @@ type reply struct {
 type BatcherConfig struct {
 	MaxBatch  int           // largest batch given to the model
 	MaxDelay  time.Duration // longest the oldest queued job waits for a batch to fill
-	QueueSize int           // jobs that may wait; one more is refused with ErrQueueFull
+	QueueSize int           // images that may be prepared or wait; one more is refused with ErrQueueFull
 }
 
 // Batcher queues images and captions them in batches on one model.
@@ -55,6 +55,9 @@ type Batcher struct {
 
 	// observe, when set, is told about every computed batch (metrics, tests).
 	observe func(BatchStats)
+
+	// places counts reserved places: images being prepared plus images queued.
+	places atomic.Int64
 
 	// batchTime is the last batch's duration in nanoseconds, for Retry-After.
 	batchTime atomic.Int64
@@ -106,17 +109,45 @@ func (b *Batcher) Model() Model { return b.model.Load().m }
 // Depth is the number of jobs waiting in the queue.
 func (b *Batcher) Depth() int { return len(b.queue) }
 
+// Reserved is the number of places taken: images being prepared or queued.
+func (b *Batcher) Reserved() int { return int(b.places.Load()) }
+
 // RetryAfter estimates how long until the queue has room: the time to compute
 // the batches ahead, at least one second (the Retry-After header's resolution).
 func (b *Batcher) RetryAfter() time.Duration {
-	batches := (b.Depth() + b.cfg.MaxBatch - 1) / b.cfg.MaxBatch
+	batches := (b.Reserved() + b.cfg.MaxBatch - 1) / b.cfg.MaxBatch
 	d := time.Duration(batches) * time.Duration(b.batchTime.Load())
 	return max(d.Round(time.Second), time.Second)
 }
 
-// Submit queues one image and returns the channel its reply arrives on. It never
-// blocks: a full queue returns ErrQueueFull at once. When ctx ends before the job
-// reaches a batch, the job is skipped without being computed.
+// Reserve holds n places in the queue for images a handler is about to prepare,
+// or returns ErrQueueFull at once. Holding the place before decoding means a
+// full server refuses a request before spending CPU and memory on its images.
+// Places are given back by Submit (the image takes it) or Release.
+func (b *Batcher) Reserve(n int) error {
+	select {
+	case <-b.stopped:
+		return ErrStopped
+	default:
+	}
+	for {
+		p := b.places.Load()
+		if p+int64(n) > int64(b.cfg.QueueSize) {
+			return ErrQueueFull
+		}
+		if b.places.CompareAndSwap(p, p+int64(n)) {
+			return nil
+		}
+	}
+}
+
+// Release gives back n reserved places that will not be submitted.
+func (b *Batcher) Release(n int) { b.places.Add(-int64(n)) }
+
+// Submit queues one image into a place held with Reserve and returns the
+// channel its reply arrives on. When ctx ends before the job reaches a batch,
+// the job is skipped without being computed. After ErrStopped the place is
+// still the caller's to Release.
 func (b *Batcher) Submit(ctx context.Context, input []float32, opts Options) (<-chan reply, error) {
 	select {
 	case <-b.stopped:
@@ -128,8 +159,14 @@ func (b *Batcher) Submit(ctx context.Context, input []float32, opts Options) (<-
 	case b.queue <- j:
 		return j.reply, nil
 	default:
-		return nil, ErrQueueFull
+		panic("server: Submit without a place reserved: the queue is fuller than its reservations")
 	}
+}
+
+// take is the scheduler receiving j: its place in the queue is free again.
+func (b *Batcher) take(j *job) *job {
+	b.places.Add(-1)
+	return j
 }
 
 // Wait returns the reply from ch, or the reason it will not come: ctx ended
@@ -185,7 +222,8 @@ func (b *Batcher) Run(ctx context.Context) {
 		case req := <-b.swapCh:
 			req.done <- b.model.Swap(&modelBox{req.m}).m
 			continue
-		case first = <-b.queue:
+		case j := <-b.queue:
+			first = b.take(j)
 		}
 		batch = append(batch[:0], first)
 		// The oldest job's deadline for a batch is timed from its arrival, so time
@@ -198,13 +236,13 @@ func (b *Batcher) Run(ctx context.Context) {
 			// random, which would cut batches short.
 			select {
 			case j := <-b.queue:
-				batch = append(batch, j)
+				batch = append(batch, b.take(j))
 				continue
 			default:
 			}
 			select {
 			case j := <-b.queue:
-				batch = append(batch, j)
+				batch = append(batch, b.take(j))
 			case <-timer:
 				break fill
 			case <-ctx.Done():
@@ -230,7 +268,7 @@ func (b *Batcher) Drain() {
 	for {
 		select {
 		case j := <-b.queue:
-			j.reply <- reply{err: ErrStopped}
+			b.take(j).reply <- reply{err: ErrStopped}
 		default:
 			return
 		}

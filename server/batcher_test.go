@@ -122,6 +122,9 @@ func startBatcher(t *testing.T, cfg BatcherConfig, m Model) (*Batcher, *manualCl
 
 func submit(t *testing.T, b *Batcher, ctx context.Context, id int, o Options) <-chan reply {
 	t.Helper()
+	if err := b.Reserve(1); err != nil {
+		t.Fatalf("Reserve for %d: %v", id, err)
+	}
 	ch, err := b.Submit(ctx, []float32{float32(id)}, o)
 	if err != nil {
 		t.Fatalf("Submit(%d): %v", id, err)
@@ -289,18 +292,26 @@ func TestFullQueueRefusesAtOnce(t *testing.T) {
 	<-m.entered // job 0 is on the model, the queue is empty
 	r1 := submit(t, b, context.Background(), 1, greedy)
 	r2 := submit(t, b, context.Background(), 2, greedy)
-	if _, err := b.Submit(context.Background(), []float32{3}, greedy); !errors.Is(err, ErrQueueFull) {
+	if err := b.Reserve(1); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("third queued job: %v, want ErrQueueFull", err)
 	}
-	if d := b.Depth(); d != 2 {
-		t.Errorf("depth %d, want 2", d)
+	if d, r := b.Depth(), b.Reserved(); d != 2 || r != 2 {
+		t.Errorf("depth %d reserved %d, want 2 and 2", d, r)
 	}
 	m.release <- struct{}{}
 	wantCaption(t, r0, "image 0 beam 1")
-	for id, ch := range []<-chan reply{r1, r2} {
-		<-m.entered
-		m.release <- struct{}{}
-		wantCaption(t, ch, fmt.Sprintf("image %d beam 1", id+1))
+	<-m.entered // job 1 left the queue: its place is free again
+	if err := b.Reserve(1); err != nil {
+		t.Errorf("Reserve with a place free: %v", err)
+	}
+	b.Release(1)
+	m.release <- struct{}{}
+	wantCaption(t, r1, "image 1 beam 1")
+	<-m.entered
+	m.release <- struct{}{}
+	wantCaption(t, r2, "image 2 beam 1")
+	if r := b.Reserved(); r != 0 {
+		t.Errorf("%d places still reserved after every job was answered", r)
 	}
 }
 
@@ -382,6 +393,9 @@ func TestStopAnswersQueuedJobs(t *testing.T) {
 	<-b.Stopped()
 	if r := <-r1; !errors.Is(r.err, ErrStopped) {
 		t.Errorf("queued job after stop: %v, want ErrStopped", r.err)
+	}
+	if err := b.Reserve(1); !errors.Is(err, ErrStopped) {
+		t.Errorf("Reserve after stop: %v, want ErrStopped", err)
 	}
 	if _, err := b.Submit(context.Background(), []float32{2}, greedy); !errors.Is(err, ErrStopped) {
 		t.Errorf("Submit after stop: %v, want ErrStopped", err)

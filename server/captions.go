@@ -64,10 +64,25 @@ func (s *Server) postCaptions(c *gin.Context) {
 		return
 	}
 	t0 := time.Now()
+	// A place in the queue is held before the body is read, so a full server
+	// answers 429 without spending anything on the request.
+	if err := b.Reserve(1); err != nil {
+		s.fail(c, s.submitError(b, err))
+		return
+	}
+	held := 1
+	defer func() { b.Release(held) }() // places not taken by a submitted image
 	req, err := s.parseRequest(c)
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	if more := len(req.images) - held; more > 0 {
+		if err := b.Reserve(more); err != nil {
+			s.fail(c, s.submitError(b, err))
+			return
+		}
+		held += more
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), req.timeout)
 	defer cancel() // also drops queued images of a request that fails half-way
@@ -81,9 +96,9 @@ func (s *Server) postCaptions(c *gin.Context) {
 			s.fail(c, s.submitError(b, err))
 			return
 		}
+		held--
 		u.tensor = nil
 	}
-	s.metrics.queueDepth.Set(float64(b.Depth()))
 	out := make([]gin.H, len(req.images))
 	for i, u := range req.images {
 		r, err := b.Wait(ctx, u.reply)

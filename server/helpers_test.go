@@ -3,13 +3,13 @@ package server
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/captioner/captioner/config"

@@ -13,21 +13,22 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests    *prometheus.CounterVec   // route, method, status
-	latency     *prometheus.HistogramVec // route
-	queueDepth  prometheus.Gauge
-	queueWait   prometheus.Histogram
-	batchSize   prometheus.Histogram
-	encode      prometheus.Histogram
-	decode      prometheus.Histogram
-	images      prometheus.Counter
-	dropped     *prometheus.CounterVec // reason
-	rejected    prometheus.Counter
-	batchErrors prometheus.Counter
-	model       *prometheus.GaugeVec // model, version, device
-	reloads     *prometheus.CounterVec
-	liveViewers prometheus.Gauge
-	liveKicked  prometheus.Counter
+	requests      *prometheus.CounterVec   // route, method, status
+	latency       *prometheus.HistogramVec // route
+	queueDepth    prometheus.GaugeFunc
+	queueReserved prometheus.GaugeFunc
+	queueWait     prometheus.Histogram
+	batchSize     prometheus.Histogram
+	encode        prometheus.Histogram
+	decode        prometheus.Histogram
+	images        prometheus.Counter
+	dropped       *prometheus.CounterVec // reason
+	rejected      prometheus.Counter
+	batchErrors   prometheus.Counter
+	model         *prometheus.GaugeVec // model, version, device
+	reloads       *prometheus.CounterVec
+	liveViewers   prometheus.Gauge
+	liveKicked    prometheus.Counter
 
 	rate imageRate
 }
@@ -45,9 +46,12 @@ func newMetrics(s *Server) *metrics {
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "captioner_http_request_duration_seconds", Help: "HTTP request latency by route.", Buckets: durations,
 	}, []string{"route"})
-	m.queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "captioner_queue_depth", Help: "Images waiting for a batch, as of the last admission or batch.",
-	})
+	m.queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "captioner_queue_depth", Help: "Images waiting for a batch.",
+	}, func() float64 { return float64(s.depth(func(b *Batcher) int { return b.Depth() })) })
+	m.queueReserved = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "captioner_queue_places_taken", Help: "Images admitted and not yet in a batch (being prepared or queued); at server.queue_size new requests get 429.",
+	}, func() float64 { return float64(s.depth(func(b *Batcher) int { return b.Reserved() })) })
 	m.queueWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "captioner_queue_wait_seconds", Help: "Time from an image's arrival in the queue to the start of its batch.", Buckets: durations,
 	})
@@ -84,7 +88,7 @@ func newMetrics(s *Server) *metrics {
 	m.liveKicked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "captioner_live_viewers_dropped_total", Help: "Live viewers disconnected because they fell behind.",
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.queueDepth, m.queueWait, m.batchSize,
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.queueDepth, m.queueReserved, m.queueWait, m.batchSize,
 		m.encode, m.decode, m.images, m.dropped, m.rejected, m.batchErrors, m.model, m.reloads,
 		m.liveViewers, m.liveKicked} {
 		f(c)

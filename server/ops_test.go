@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/jpeg"
 	"net"
 	"net/http"
@@ -29,8 +30,10 @@ func TestMetricsAfterCaptions(t *testing.T) {
 		}
 	}
 	do(t, "POST", ts.url+"/v1/captions", "text/plain", strings.NewReader("x"))
+	info := do(t, "GET", ts.url+"/v1/models", "", nil).json["models"].([]any)[0].(map[string]any)
 	m := string(do(t, "GET", ts.url+"/metrics", "", nil).body)
 	for _, want := range []string{
+		fmt.Sprintf(`captioner_model_info{device=%q,model=%q,version=%q} 1`, info["device"], info["name"], info["version"]),
 		`captioner_http_requests_total{method="POST",route="/v1/captions",status="200"} 3`,
 		`captioner_http_requests_total{method="POST",route="/v1/captions",status="415"} 1`,
 		`captioner_http_request_duration_seconds_count{route="/v1/captions"} 4`,
@@ -38,7 +41,6 @@ func TestMetricsAfterCaptions(t *testing.T) {
 		`captioner_batch_size_count 3`, // one image per request, answered before the next
 		`captioner_batch_size_bucket{le="1"} 3`,
 		`captioner_queue_wait_seconds_count 3`,
-		`captioner_model_info{device="test",model="double",version="v-double"} 1`,
 		`captioner_images_per_second 0.3`,
 		"captioner_queue_depth ",
 		"go_goroutines ",
@@ -367,7 +369,11 @@ func TestShutdownGraceOverAnswersQueued503(t *testing.T) {
 func TestOverloadOnly200And429ThenBaseline(t *testing.T) {
 	m := newStepModel("m")
 	m.entered = nil
-	cfg := testConfig(t, func(c *config.Config) { c.Server.MaxBatch = 2; c.Server.QueueSize = 4; c.Server.MaxQueueDelay = time.Hour })
+	cfg := testConfig(t, func(c *config.Config) {
+		c.Server.MaxBatch = 2
+		c.Server.QueueSize = 4
+		c.Server.MaxQueueDelay = time.Hour
+	})
 	s := New(cfg, modelLoader(m), discardLog())
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)

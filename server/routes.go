@@ -100,7 +100,7 @@ func (s *Server) requestLog(c *gin.Context) {
 		level = slog.LevelDebug // probes and scrapes would drown everything else
 	}
 	log.Log(c.Request.Context(), level, "request", "method", c.Request.Method, "route", route,
-		"status", status, "duration", d.Round(time.Microsecond), "bytes", c.Writer.Size(),
+		"status", status, "duration_ms", ms(d), "bytes", c.Writer.Size(),
 		"remote", c.ClientIP())
 }
 

@@ -98,7 +98,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.metrics.setModel(m.Info())
 	info := m.Info()
 	s.log.Info("model ready", "model", info.Model, "version", info.Version, "device", info.Device,
-		"load_and_warmup", time.Since(t0).Round(time.Millisecond))
+		"load_and_warmup_ms", ms(time.Since(t0)))
 	return nil
 }
 
@@ -215,8 +215,16 @@ func (s *Server) Reload(ctx context.Context) (Info, error) {
 	s.metrics.setModel(info)
 	s.metrics.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("model reloaded", "from", cur.Version, "to", info.Version, "model", info.Model,
-		"took", time.Since(t0).Round(time.Millisecond))
+		"took_ms", ms(time.Since(t0)))
 	return info, nil
+}
+
+// depth reads a queue measure, 0 before the batcher exists.
+func (s *Server) depth(f func(*Batcher) int) int {
+	if b := s.batcher.Load(); b != nil {
+		return f(b)
+	}
+	return 0
 }
 
 func (s *Server) defaultOptions() Options {

@@ -109,3 +109,48 @@ func TestExtractIsResumableAndKeyedByContent(t *testing.T) {
 		t.Error("all-zero features")
 	}
 }
+
+func TestExtractGridAveragesToPooled(t *testing.T) {
+	assets := sharedAssets(t)
+	root := t.TempDir()
+	photo := filepath.Join(assets, "samples", "flickr8k_fullres")
+	entries, err := os.ReadDir(photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := t.TempDir()
+	name := entries[0].Name()
+	b, _ := os.ReadFile(filepath.Join(photo, name))
+	os.WriteFile(filepath.Join(imgs, name), b, 0o644)
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--images", imgs, "--out", root, "--batch", "1", "--split", "all", "--grid"); err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := os.ReadDir(root)
+	st, err := features.Open(filepath.Join(root, dirs[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if g := st.Manifest().Grid; len(g) != 3 || g[0] != 7 || g[2] != 1280 {
+		t.Fatalf("manifest grid %v", g)
+	}
+	grid := make([]float32, 7*7*1280)
+	if err := st.Grid(grid, name); err != nil {
+		t.Fatal(err)
+	}
+	pooled, err := st.Pooled(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pooled vector is the mean of the grid over its 49 positions; the grid is
+	// stored as float16, so the means agree to float16 precision.
+	for c := 0; c < 1280; c++ {
+		var s float32
+		for p := 0; p < 49; p++ {
+			s += grid[p*1280+c]
+		}
+		if d := s/49 - pooled[c]; d > 2e-3 || d < -2e-3 {
+			t.Fatalf("channel %d: grid mean %g, pooled %g", c, s/49, pooled[c])
+		}
+	}
+}

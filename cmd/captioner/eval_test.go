@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,7 @@ import (
 )
 
 // TestEvalFromFeaturesMatchesFromImages builds a 10-photo Flickr8k-format
-// dataset (the full-resolution samples as the dev split), extracts its features,
+// dataset (the full-resolution samples, nine as the dev split), extracts its features,
 // and checks that eval from the feature cache and eval through the encoder give
 // the same captions, and that the printed BLEU is the metrics package's BLEU of
 // the written captions against the references.
@@ -39,8 +40,11 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 		refs = append(refs, [][]string{{"dog", "runs", "on", "the", "grass"}, {"two", "people", "are", "sitting", "outside"}})
 	}
 	os.WriteFile(filepath.Join(data, "Flickr8k.token.txt"), []byte(tokens.String()), 0o644)
-	os.WriteFile(filepath.Join(data, "Flickr_8k.devImages.txt"), []byte(names.String()), 0o644)
-	os.WriteFile(filepath.Join(data, "Flickr_8k.trainImages.txt"), nil, 0o644)
+	// The loader wants a non-empty train list: the first photo is in train, the rest in dev.
+	first := filepath.Base(photos[0])
+	os.WriteFile(filepath.Join(data, "Flickr_8k.trainImages.txt"), []byte(first+"\n"), 0o644)
+	os.WriteFile(filepath.Join(data, "Flickr_8k.devImages.txt"), []byte(strings.TrimPrefix(names.String(), first+"\n")), 0o644)
+	refs = refs[1:]
 
 	feats := t.TempDir()
 	common := []string{"--device", "cpu", "--assets", assets, "--model", shippedModel}
@@ -64,12 +68,14 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 	}
 	outF, fromFeats := captions(false)
 	_, fromImgs := captions(true)
-	if len(fromFeats) != 10 || len(fromImgs) != 10 {
-		t.Fatalf("%d and %d captions for 10 images", len(fromFeats), len(fromImgs))
+	if len(fromFeats) != 9 || len(fromImgs) != 9 {
+		t.Fatalf("%d and %d captions for 9 dev images", len(fromFeats), len(fromImgs))
 	}
-	hyps := make([][]string, 10)
+	hyps := make([][]string, 9)
 	for i := range fromFeats {
-		if fromFeats[i] != fromImgs[i] {
+		// Scores may differ in the last float32 bits: the encoder batches differently.
+		a, b := fromFeats[i], fromImgs[i]
+		if a.Image != b.Image || a.Caption != b.Caption || math.Abs(a.Score-b.Score) > 1e-5 {
 			t.Errorf("image %d: from features %+v, from images %+v", i, fromFeats[i], fromImgs[i])
 		}
 		hyps[i] = strings.Fields(fromFeats[i].Caption)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -109,6 +111,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		Decode: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: cfg.Decode.MaxLen, Alpha: cfg.Decode.Alpha},
 	}
 	res, err := train.Run(ctx, dev, o, trn, dv)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted: the last finished epoch's checkpoint is in %s; run the same command with --resume to continue", tc.Out)
+	}
 	if err != nil {
 		return err
 	}
@@ -144,11 +149,9 @@ func openFeatures(assetsDir, root string) (*features.Store, error) {
 		return nil, err
 	}
 	if root == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return nil, fmt.Errorf("no cache folder (%v); pass --features", err)
+		if root, err = features.DefaultRoot(); err != nil {
+			return nil, err
 		}
-		root = filepath.Join(cache, "captioner", "features", "flickr8k")
 	}
 	s, err := features.Open(features.Dir(root, w.Config.ID()))
 	if err != nil {

@@ -85,10 +85,13 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
-var convShapes = []struct {
+// convShape is a named convolution benchmark.
+type convShape struct {
 	name string
 	p    gpu.ConvParams
-}{
+}
+
+var convShapes = []convShape{
 	{"1x1_56x56x144to24", gpu.ConvParams{N: 1, H: 56, W: 56, C: 144, OC: 24, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 56, OW: 56}},
 	{"1x1_28x28x192to32", gpu.ConvParams{N: 1, H: 28, W: 28, C: 192, OC: 32, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 28, OW: 28}},
 	{"1x1_7x7x960to320", gpu.ConvParams{N: 1, H: 7, W: 7, C: 960, OC: 320, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 7, OW: 7}},
@@ -96,46 +99,38 @@ var convShapes = []struct {
 	{"3x3s2_224x224x3to32_batch8", gpu.ConvParams{N: 8, H: 224, W: 224, C: 3, OC: 32, KH: 3, KW: 3, StrideH: 2, StrideW: 2, OH: 112, OW: 112}},
 }
 
-func BenchmarkConv2D(b *testing.B) {
-	d := New(0)
-	defer d.Close()
-	for _, s := range convShapes {
-		b.Run(s.name, func(b *testing.B) {
-			p := s.p
-			in, w, bias := filled(d, p.N*p.H*p.W*p.C), filled(d, p.OC*p.KH*p.KW*p.C), filled(d, p.OC)
-			out := d.Alloc(p.N * p.OH * p.OW * p.OC)
-			t := start(b)
-			for range b.N {
-				d.Conv2D(out, in, w, bias, p, gpu.ActReLU6)
-			}
-			t.report(b, 2*float64(p.N*p.OH*p.OW*p.OC*p.KH*p.KW*p.C))
-		})
-	}
-}
+func BenchmarkConv2D(b *testing.B) { benchConv(b, convShapes, false) }
 
-var depthwiseShapes = []struct {
-	name string
-	p    gpu.ConvParams
-}{
+var depthwiseShapes = []convShape{
 	{"112x112x32s1", gpu.ConvParams{N: 1, H: 112, W: 112, C: 32, OC: 32, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 112, OW: 112}},
 	{"112x112x96s2", gpu.ConvParams{N: 1, H: 112, W: 112, C: 96, OC: 96, KH: 3, KW: 3, StrideH: 2, StrideW: 2, OH: 56, OW: 56}},
 	{"56x56x144s1", gpu.ConvParams{N: 1, H: 56, W: 56, C: 144, OC: 144, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 56, OW: 56}},
 	{"14x14x576s1", gpu.ConvParams{N: 1, H: 14, W: 14, C: 576, OC: 576, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 14, OW: 14}},
 }
 
-func BenchmarkDepthwiseConv2D(b *testing.B) {
+func BenchmarkDepthwiseConv2D(b *testing.B) { benchConv(b, depthwiseShapes, true) }
+
+func benchConv(b *testing.B, shapes []convShape, depthwise bool) {
 	d := New(0)
 	defer d.Close()
-	for _, s := range depthwiseShapes {
+	for _, s := range shapes {
 		b.Run(s.name, func(b *testing.B) {
 			p := s.p
-			in, w, bias := filled(d, p.N*p.H*p.W*p.C), filled(d, p.KH*p.KW*p.C), filled(d, p.C)
-			out := d.Alloc(p.N * p.OH * p.OW * p.C)
+			wlen, macs := p.OC*p.KH*p.KW*p.C, p.N*p.OH*p.OW*p.OC*p.KH*p.KW*p.C
+			if depthwise {
+				wlen, macs = p.KH*p.KW*p.C, p.N*p.OH*p.OW*p.C*p.KH*p.KW
+			}
+			in, w, bias := filled(d, p.N*p.H*p.W*p.C), filled(d, wlen), filled(d, p.OC)
+			out := d.Alloc(p.N * p.OH * p.OW * p.OC)
 			t := start(b)
 			for range b.N {
-				d.DepthwiseConv2D(out, in, w, bias, p, gpu.ActReLU6)
+				if depthwise {
+					d.DepthwiseConv2D(out, in, w, bias, p, gpu.ActReLU6)
+				} else {
+					d.Conv2D(out, in, w, bias, p, gpu.ActReLU6)
+				}
 			}
-			t.report(b, 2*float64(p.N*p.OH*p.OW*p.C*p.KH*p.KW))
+			t.report(b, 2*float64(macs))
 		})
 	}
 }
@@ -167,4 +162,23 @@ func name(batch int) string {
 		return "batch1"
 	}
 	return "batch32"
+}
+
+// BenchmarkCrossEntropy is the decoder's loss over a batch of 32 captions of 20
+// words and a vocabulary of 2,600 (forward and gradient), in logits per second.
+func BenchmarkCrossEntropy(b *testing.B) {
+	d := New(0)
+	defer d.Close()
+	const rows, cols = 32 * 20, 2600
+	logits, loss, dl := filled(d, rows*cols), d.Alloc(rows), d.Alloc(rows*cols)
+	targets := make([]int32, rows)
+	for i := range targets {
+		targets[i] = int32(i * 7 % cols)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		d.CrossEntropy(loss, dl, logits, targets, rows, cols, 1)
+	}
+	b.ReportMetric(float64(rows*cols*b.N)/time.Since(start).Seconds()/1e6, "Mlogits/s")
 }

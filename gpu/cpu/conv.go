@@ -37,7 +37,7 @@ func (d *Device) Conv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu
 	rows := p.N * p.OH * p.OW
 	if p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadTop == 0 && p.PadLeft == 0 && p.OH == p.H && p.OW == p.W {
 		// out (N*H*W, OC) = in (N*H*W, C) * weight^T (C, OC)
-		if rows < pointwiseMinRows {
+		if rows < pointwiseMinRows || K > pointwiseMaxC || K*p.OC > pointwiseMaxWeights {
 			d.gemm(false, true, rows, p.OC, K, 1, x, K, w, K, 0, o, p.OC, func(lo, hi int) {
 				biasActRows(o[lo*p.OC:hi*p.OC], o[lo*p.OC:hi*p.OC], b, hi-lo, p.OC, act)
 			})
@@ -83,10 +83,18 @@ func (d *Device) Conv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu
 // directMaxC is the largest input channel count Conv2D convolves directly.
 const directMaxC = 4
 
-// pointwiseMinRows is the fewest output pixels for which a 1x1 Conv2D takes the
-// pointwise kernel: below it (the 7x7 and 14x14 layers at batch 1) transposing
-// the weight costs more than OpenBLAS's packing.
-const pointwiseMinRows = 512
+// A 1x1 Conv2D takes the pointwise kernel for at least pointwiseMinRows output
+// pixels (below, as for the 7x7 and 14x14 layers at batch 1, transposing the
+// weight costs more than OpenBLAS's packing), at most pointwiseMaxC input
+// channels and a weight of at most pointwiseMaxWeights elements: there the kernel
+// beat OpenBLAS (e.g. 784x192->32 90 vs 60 GFLOP/s, 12544x32->16 53 vs 34, one
+// core); for long reductions and large weights OpenBLAS's blocking wins
+// (1568x320->1280 78 vs 48).
+const (
+	pointwiseMinRows    = 512
+	pointwiseMaxC       = 192
+	pointwiseMaxWeights = 1 << 16
+)
 
 // transposed returns the (OC, K) weight w as (K, OC), in scratch.
 func (d *Device) transposed(w []float32, oc, k int) []float32 {

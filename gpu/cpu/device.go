@@ -27,6 +27,7 @@ type Device struct {
 	col   []float32 // im2col matrix of Conv2D
 	wt    []float32 // transposed weight of a direct or pointwise Conv2D
 	zeros []float32 // zeros: padding rows of DepthwiseConv2D, a missing bias
+	acc   []float64 // column sums of BiasActBackward
 }
 
 // task is one chunk [lo, hi) of a parallel loop.

@@ -71,14 +71,22 @@ func (d *Device) BiasActBackward(dx, dbias, dout, y gpu.Buf, rows, cols int, act
 	if db == nil {
 		return
 	}
-	// Column sums in float64, parallel over column ranges so no two workers share a sum.
+	// Column sums in float64, parallel over column ranges so no two workers share a
+	// sum; each worker walks its range of every row, contiguously.
+	if len(d.acc) < cols {
+		d.acc = make([]float64, cols)
+	}
+	acc := d.acc[:cols]
 	d.parallel(cols, max(1, grain/max(rows, 1)), func(lo, hi int) {
-		for j := lo; j < hi; j++ {
-			var s float64
-			for r := 0; r < rows; r++ {
-				s += float64(dxs[r*cols+j])
+		a := acc[lo:hi]
+		clear(a)
+		for r := 0; r < rows; r++ {
+			for j, v := range dxs[r*cols+lo : r*cols+hi] {
+				a[j] += float64(v)
 			}
-			db[j] += float32(s)
+		}
+		for j, v := range a {
+			db[lo+j] += float32(v)
 		}
 	})
 }

@@ -248,15 +248,15 @@ CLONES void cap_conv_rows(float *out, const float *in, const float *wt, const fl
 // read in place (no packing). Bias and clamp are applied on the way out, so out is
 // written exactly once.
 INLINE void pw_rows_R(float *restrict o, const float *restrict x, const float *restrict wt,
-		const float *restrict b, long K, long N, int R, float cmin, float cmax) {
+		const float *restrict b, long K, long N, long n0, long n1, int R, float cmin, float cmax) {
 	vf lo = {0}, hi = {0};
 	lo += cmin;
 	hi += cmax;
 	vh hlo = {0}, hhi = {0};
 	hlo += cmin;
 	hhi += cmax;
-	long n = 0;
-	for (; n + 32 <= N; n += 32) {
+	long n = n0;
+	for (; n + 32 <= n1; n += 32) {
 		vf a0[6], a1[6];
 		for (int i = 0; i < R; i++) a0[i] = *(vf *)(b + n), a1[i] = *(vf *)(b + n + 16);
 		for (long k = 0; k < K; k++) {
@@ -272,7 +272,7 @@ INLINE void pw_rows_R(float *restrict o, const float *restrict x, const float *r
 			*(vf *)(o + i * N + n + 16) = vclamp(a1[i], lo, hi);
 		}
 	}
-	for (; n + 16 <= N; n += 16) {
+	for (; n + 16 <= n1; n += 16) {
 		vf a0[6];
 		for (int i = 0; i < R; i++) a0[i] = *(vf *)(b + n);
 		for (long k = 0; k < K; k++) {
@@ -281,7 +281,7 @@ INLINE void pw_rows_R(float *restrict o, const float *restrict x, const float *r
 		}
 		for (int i = 0; i < R; i++) *(vf *)(o + i * N + n) = vclamp(a0[i], lo, hi);
 	}
-	for (; n + 8 <= N; n += 8) {
+	for (; n + 8 <= n1; n += 8) {
 		vh a0[6];
 		for (int i = 0; i < R; i++) a0[i] = *(vh *)(b + n);
 		for (long k = 0; k < K; k++) {
@@ -290,7 +290,7 @@ INLINE void pw_rows_R(float *restrict o, const float *restrict x, const float *r
 		}
 		for (int i = 0; i < R; i++) *(vh *)(o + i * N + n) = vclampT(a0[i], hlo, hhi, vhi);
 	}
-	for (; n < N; n++) { // the last N % 8 channels
+	for (; n < n1; n++) { // the last N % 8 channels
 		for (int i = 0; i < R; i++) {
 			float acc = b[n];
 			for (long k = 0; k < K; k++) acc += x[i * K + k] * wt[k * N + n];
@@ -303,9 +303,17 @@ INLINE void pw_rows_R(float *restrict o, const float *restrict x, const float *r
 CLONES void cap_pw_rows(float *out, const float *x, const float *wt, const float *bias, long rows, long K, long N, int act) {
 	float cmin, cmax;
 	clamp_range(act, &cmin, &cmax);
-	long r = 0;
-	for (; r + 6 <= rows; r += 6) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, 6, cmin, cmax);
-	for (; r < rows; r++) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, 1, cmin, cmax);
+	// Columns in blocks whose (K, nb) slice of wt (at most 256 KiB) stays in L2 while
+	// all rows pass over it; a multiple of 32 so only the last block has tails.
+	// (Conv2D sends weights of at most 64K elements here, so this is one block, but
+	// the kernel stays right for any size.)
+	long nb = 65536 / K / 32 * 32;
+	if (nb < 32) nb = 32;
+	for (long n0 = 0; n0 < N; n0 += nb + 32) {
+		long n1 = n0 + nb < N ? n0 + nb : N, r = 0;
+		for (; r + 6 <= rows; r += 6) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, n0, n1, 6, cmin, cmax);
+		for (; r < rows; r++) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, n0, n1, 1, cmin, cmax);
+	}
 	if (act == ACT_TANH || act == ACT_SIGMOID) act_row(out, rows * N, act);
 }
 
@@ -341,7 +349,7 @@ typedef int vi16 __attribute__((vector_size(64)));
 	_p = _p * _ex + 1.3981999507e-3f; \
 	_p = _p * _ex + 8.3334519073e-3f; \
 	_p = _p * _ex + 4.1665795894e-2f; \
-	_p = _p * _ex + 1.6e-1f; \
+	_p = _p * _ex + 1.6666665459e-1f; \
 	_p = _p * _ex + 5.0000001201e-1f; \
 	_p = _p * _ex * _ex + _ex + 1.0f; \
 	_p * (vf)((_n + 127) << 23); })

@@ -28,10 +28,21 @@ func biasActRows(out, x, bias []float32, rows, cols int, act gpu.Act) {
 // one output pixel at a time with the channel loop innermost.
 func dwRows(out, in, w, bias, _ []float32, p *gpu.ConvParams, oh0, oh1 int, act gpu.Act) {
 	C := p.C
+	convPixels(out, in, bias, p, p.C, oh0, oh1, act, func(o, x []float32, tap int) {
+		for c, wv := range w[tap*C : (tap+1)*C] {
+			o[c] += x[c] * wv
+		}
+	})
+}
+
+// convPixels computes output rows [oh0, oh1) of one image (OH, OW, oc): it sets
+// each output pixel o (oc) to bias (or 0), calls tap(o, x, kh*KW+kw) for each tap
+// whose input pixel x (C) is inside the image, then applies act.
+func convPixels(out, in, bias []float32, p *gpu.ConvParams, oc, oh0, oh1 int, act gpu.Act, tap func(o, x []float32, tap int)) {
 	for oh := oh0; oh < oh1; oh++ {
-		orow := out[oh*p.OW*C : (oh+1)*p.OW*C]
+		orow := out[oh*p.OW*oc : (oh+1)*p.OW*oc]
 		for ow := 0; ow < p.OW; ow++ {
-			o := orow[ow*C : (ow+1)*C]
+			o := orow[ow*oc : (ow+1)*oc]
 			if bias != nil {
 				copy(o, bias)
 			} else {
@@ -47,11 +58,7 @@ func dwRows(out, in, w, bias, _ []float32, p *gpu.ConvParams, oh0, oh1 int, act 
 					if iw < 0 || iw >= p.W {
 						continue
 					}
-					x := in[(ih*p.W+iw)*C : (ih*p.W+iw+1)*C]
-					wk := w[(kh*p.KW+kw)*C : (kh*p.KW+kw+1)*C]
-					for c := range o {
-						o[c] += x[c] * wk[c]
-					}
+					tap(o, in[(ih*p.W+iw)*p.C:(ih*p.W+iw+1)*p.C], kh*p.KW+kw)
 				}
 			}
 		}
@@ -85,36 +92,13 @@ func actRow(y []float32, act gpu.Act) {
 // in (H, W, C), wt (KH*KW*C, OC), out (OH, OW, OC), output channels innermost.
 func convRows(out, in, wt, bias []float32, p *gpu.ConvParams, oh0, oh1 int, act gpu.Act) {
 	OC := p.OC
-	for oh := oh0; oh < oh1; oh++ {
-		orow := out[oh*p.OW*OC : (oh+1)*p.OW*OC]
-		for ow := 0; ow < p.OW; ow++ {
-			o := orow[ow*OC : (ow+1)*OC]
-			if bias != nil {
-				copy(o, bias)
-			} else {
-				clear(o)
-			}
-			for kh := 0; kh < p.KH; kh++ {
-				ih := oh*p.StrideH - p.PadTop + kh
-				if ih < 0 || ih >= p.H {
-					continue
-				}
-				for kw := 0; kw < p.KW; kw++ {
-					iw := ow*p.StrideW - p.PadLeft + kw
-					if iw < 0 || iw >= p.W {
-						continue
-					}
-					for c, x := range in[(ih*p.W+iw)*p.C : (ih*p.W+iw+1)*p.C] {
-						wk := wt[((kh*p.KW+kw)*p.C+c)*OC : ((kh*p.KW+kw)*p.C+c+1)*OC]
-						for j, w := range wk {
-							o[j] += x * w
-						}
-					}
-				}
+	convPixels(out, in, bias, p, OC, oh0, oh1, act, func(o, x []float32, tap int) {
+		for c, xv := range x {
+			for j, wv := range wt[(tap*p.C+c)*OC : (tap*p.C+c+1)*OC] {
+				o[j] += xv * wv
 			}
 		}
-		actRow(orow, act)
-	}
+	})
 }
 
 // pwRows writes out (rows, N) = act(x (rows, K) * wt (K, N) + bias (N)); bias is

@@ -158,6 +158,8 @@ var convCases = []gpu.ConvParams{
 	{N: 1, H: 23, W: 25, C: 17, OC: 61, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 23, OW: 25},
 	{N: 3, H: 14, W: 14, C: 40, OC: 24, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 14, OW: 14},
 	{N: 2, H: 20, W: 20, C: 96, OC: 32, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 20, OW: 20},
+	{N: 2, H: 16, W: 16, C: 300, OC: 260, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 16, OW: 16},
+	{N: 1, H: 24, W: 24, C: 160, OC: 400, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 24, OW: 24},
 	{N: 1, H: 1, W: 1, C: 1, OC: 1, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: 1},
 	{N: 1, H: 7, W: 7, C: 5, OC: 3, KH: 1, KW: 1, StrideH: 2, StrideW: 2, OH: 4, OW: 4},
 	{N: 2, H: 6, W: 5, C: 3, OC: 5, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 6, OW: 5},

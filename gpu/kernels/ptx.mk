@@ -1,5 +1,6 @@
 # ptx.mk: build and check the committed PTX of the CUDA kernels. Included by the
-# top-level Makefile; paths are relative to the repository root.
+# top-level Makefile (after its first target, which stays the default); paths are
+# relative to the repository root.
 #
 #   make ptx        regenerate gpu/kernels/kernels.ptx from gpu/kernels/*.cu
 #   make ptx-check  regenerate into a temporary folder, fail if it differs from the
@@ -22,12 +23,12 @@ PTX_FLAGS := -arch=$(PTX_ARCH) --ptx -std=c++14
 
 .PHONY: ptx ptx-check
 
-ptx: $(PTX_DIR)/kernels.ptx
+ptx: $(PTX_DIR)/kernels.ptx ## regenerate gpu/kernels/kernels.ptx from the .cu sources (needs nvcc)
 
 $(PTX_DIR)/kernels.ptx: $(PTX_SRC)
 	$(NVCC) $(PTX_FLAGS) -o $@ $(PTX_DIR)/kernels.cu
 
-ptx-check:
+ptx-check: ## the committed PTX matches the .cu sources and assembles for sm_70..sm_90 (needs nvcc)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(NVCC) $(PTX_FLAGS) -o "$$tmp/kernels.ptx" $(PTX_DIR)/kernels.cu && \
 	if ! diff -u $(PTX_DIR)/kernels.ptx "$$tmp/kernels.ptx" > "$$tmp/diff"; then \

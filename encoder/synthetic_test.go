@@ -1,0 +1,288 @@
+package encoder
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	flatbuffers "github.com/google/flatbuffers/go"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/tflite"
+)
+
+// smallConfig is a MobileNetV2-shaped network small enough for an emulated
+// GPU, with odd spatial sizes (29 -> 15 -> 8 -> 4) so that SAME padding with
+// stride 2 pads on both sides, which the 224x224 model never does.
+var smallConfig = Config{Input: 29, Stem: 8, Head: 24, Classes: 10, Blocks: []Block{
+	{In: 8, Hidden: 8, Out: 4, Stride: 1},
+	{In: 4, Hidden: 12, Out: 6, Stride: 2, Expand: true},
+	{In: 6, Hidden: 18, Out: 6, Stride: 1, Expand: true, Residual: true},
+	{In: 6, Hidden: 18, Out: 10, Stride: 2, Expand: true},
+}}
+
+// tfliteWriter builds a float32 TFLite flatbuffer (schema version 3).
+type tfliteWriter struct {
+	b       *flatbuffers.Builder
+	buffers []flatbuffers.UOffsetT
+	tensors []flatbuffers.UOffsetT
+	ops     []flatbuffers.UOffsetT
+	codes   []tflite.Op
+}
+
+func (w *tfliteWriter) ints(v []int) flatbuffers.UOffsetT {
+	w.b.StartVector(4, len(v), 4)
+	for i := len(v) - 1; i >= 0; i-- {
+		w.b.PrependInt32(int32(v[i]))
+	}
+	return w.b.EndVector(len(v))
+}
+
+func (w *tfliteWriter) offsets(v []flatbuffers.UOffsetT) flatbuffers.UOffsetT {
+	w.b.StartVector(4, len(v), 4)
+	for i := len(v) - 1; i >= 0; i-- {
+		w.b.PrependUOffsetT(v[i])
+	}
+	return w.b.EndVector(len(v))
+}
+
+// tensor adds a tensor (with constant data when data is not nil) and returns its index.
+func (w *tfliteWriter) tensor(name string, typ tflite.TensorType, shape []int, data []byte) int {
+	buf := 0
+	if data != nil {
+		d := w.b.CreateByteVector(data)
+		w.b.StartObject(1)
+		w.b.PrependUOffsetTSlot(0, d, 0)
+		w.buffers = append(w.buffers, w.b.EndObject())
+		buf = len(w.buffers) - 1
+	}
+	n, s := w.b.CreateString(name), w.ints(shape)
+	w.b.StartObject(5)
+	w.b.PrependUOffsetTSlot(0, s, 0)
+	w.b.PrependInt8Slot(1, int8(typ), 0)
+	w.b.PrependUint32Slot(2, uint32(buf), 0)
+	w.b.PrependUOffsetTSlot(3, n, 0)
+	w.tensors = append(w.tensors, w.b.EndObject())
+	return len(w.tensors) - 1
+}
+
+func (w *tfliteWriter) floats(name string, shape []int, v []float32) int {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return w.tensor(name, tflite.Float32, shape, b)
+}
+
+// op adds an operator; options builds its options table (type code optType) or is nil.
+func (w *tfliteWriter) op(code tflite.Op, in, out []int, optType byte, options func() flatbuffers.UOffsetT) {
+	ci := slices.Index(w.codes, code)
+	if ci < 0 {
+		w.codes = append(w.codes, code)
+		ci = len(w.codes) - 1
+	}
+	var opt flatbuffers.UOffsetT
+	if options != nil {
+		opt = options()
+	}
+	iv, ov := w.ints(in), w.ints(out)
+	w.b.StartObject(5)
+	w.b.PrependUint32Slot(0, uint32(ci), 0)
+	w.b.PrependUOffsetTSlot(1, iv, 0)
+	w.b.PrependUOffsetTSlot(2, ov, 0)
+	if options != nil {
+		w.b.PrependByteSlot(3, optType, 0)
+		w.b.PrependUOffsetTSlot(4, opt, 0)
+	}
+	w.ops = append(w.ops, w.b.EndObject())
+}
+
+// convOptions writes Conv2DOptions (depthwise false) or DepthwiseConv2DOptions.
+func (w *tfliteWriter) convOptions(depthwise bool, stride int, act tflite.Activation) func() flatbuffers.UOffsetT {
+	return func() flatbuffers.UOffsetT {
+		if depthwise {
+			w.b.StartObject(7)
+			w.b.PrependInt32Slot(3, 1, 0) // depth_multiplier
+			w.b.PrependInt8Slot(4, int8(act), 0)
+		} else {
+			w.b.StartObject(6)
+			w.b.PrependInt8Slot(3, int8(act), 0)
+		}
+		w.b.PrependInt8Slot(0, int8(tflite.Same), 0)
+		w.b.PrependInt32Slot(1, int32(stride), 0)
+		w.b.PrependInt32Slot(2, int32(stride), 0)
+		return w.b.EndObject()
+	}
+}
+
+func (w *tfliteWriter) finish(input, output int) []byte {
+	b := w.b
+	var codes []flatbuffers.UOffsetT
+	for _, c := range w.codes {
+		b.StartObject(4)
+		b.PrependInt8Slot(0, int8(c), 0)
+		b.PrependInt32Slot(2, 1, 1)
+		b.PrependInt32Slot(3, int32(c), 0)
+		codes = append(codes, b.EndObject())
+	}
+	tv, ov, iv, outv := w.offsets(w.tensors), w.offsets(w.ops), w.ints([]int{input}), w.ints([]int{output})
+	b.StartObject(5)
+	b.PrependUOffsetTSlot(0, tv, 0)
+	b.PrependUOffsetTSlot(1, iv, 0)
+	b.PrependUOffsetTSlot(2, outv, 0)
+	b.PrependUOffsetTSlot(3, ov, 0)
+	sg := b.EndObject()
+	cv, sv, bv := w.offsets(codes), w.offsets([]flatbuffers.UOffsetT{sg}), w.offsets(w.buffers)
+	b.StartObject(5)
+	b.PrependUint32Slot(0, 3, 0)
+	b.PrependUOffsetTSlot(1, cv, 0)
+	b.PrependUOffsetTSlot(2, sv, 0)
+	b.PrependUOffsetTSlot(4, bv, 0)
+	b.FinishWithFileIdentifier(b.EndObject(), []byte("TFL3"))
+	return b.FinishedBytes()
+}
+
+// syntheticTFLite writes c with random float32 weights as a TFLite model shaped
+// like the converter's MobileNetV2 output (AVERAGE_POOL_2D, a 1x1 CONV_2D classifier,
+// RESHAPE, SOFTMAX).
+func syntheticTFLite(c Config, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	randn := func(n, fanIn int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * math.Sqrt(2/float64(fanIn)))
+		}
+		return v
+	}
+	w := &tfliteWriter{b: flatbuffers.NewBuilder(1 << 16)}
+	w.b.StartObject(1) // buffer 0: the empty sentinel that activations point to
+	w.buffers = append(w.buffers, w.b.EndObject())
+
+	s := c.Input
+	x := w.tensor("input", tflite.Float32, []int{1, s, s, 3}, nil)
+	conv := func(name string, in, cin, cout, k, stride int, depthwise bool, act tflite.Activation) int {
+		o := ceilDiv(s, stride)
+		wshape := []int{cout, k, k, cin}
+		code := tflite.OpConv2D
+		var optType byte = 1
+		if depthwise {
+			wshape, code, optType = []int{1, k, k, cin}, tflite.OpDepthwiseConv2D, 2
+		}
+		wt := w.floats(name+"/weights", wshape, randn(numel(wshape), k*k*max(1, cin*btoi(!depthwise))))
+		bt := w.floats(name+"/bias", []int{cout}, randn(cout, 8))
+		out := w.tensor(name, tflite.Float32, []int{1, o, o, cout}, nil)
+		w.op(code, []int{in, wt, bt}, []int{out}, optType, w.convOptions(depthwise, stride, act))
+		s = o
+		return out
+	}
+	x = conv("stem", x, 3, c.Stem, 3, 2, false, tflite.ActRelu6)
+	for _, b := range c.Blocks {
+		in := x
+		if b.Expand {
+			x = conv("expand", x, b.In, b.Hidden, 1, 1, false, tflite.ActRelu6)
+		}
+		x = conv("dw", x, b.Hidden, b.Hidden, 3, b.Stride, true, tflite.ActRelu6)
+		x = conv("project", x, b.Hidden, b.Out, 1, 1, false, tflite.ActNone)
+		if b.Residual {
+			sum := w.tensor("add", tflite.Float32, []int{1, s, s, b.Out}, nil)
+			w.op(tflite.OpAdd, []int{in, x}, []int{sum}, 0, nil)
+			x = sum
+		}
+	}
+	x = conv("head", x, c.Blocks[len(c.Blocks)-1].Out, c.Head, 1, 1, false, tflite.ActRelu6)
+	pooled := w.tensor("pool", tflite.Float32, []int{1, 1, 1, c.Head}, nil)
+	w.op(tflite.OpAveragePool2D, []int{x}, []int{pooled}, 5, func() flatbuffers.UOffsetT {
+		w.b.StartObject(6)
+		w.b.PrependInt8Slot(0, int8(tflite.Valid), 0)
+		w.b.PrependInt32Slot(1, 1, 0)
+		w.b.PrependInt32Slot(2, 1, 0)
+		w.b.PrependInt32Slot(3, int32(s), 0)
+		w.b.PrependInt32Slot(4, int32(s), 0)
+		return w.b.EndObject()
+	})
+	s = 1
+	logits := conv("classifier", pooled, c.Head, c.Classes, 1, 1, false, tflite.ActNone)
+	shape := w.tensor("shape", tflite.Int32, []int{2}, []byte{1, 0, 0, 0, byte(c.Classes), 0, 0, 0})
+	flat := w.tensor("logits", tflite.Float32, []int{1, c.Classes}, nil)
+	w.op(tflite.OpReshape, []int{logits, shape}, []int{flat}, 0, nil)
+	probs := w.tensor("probs", tflite.Float32, []int{1, c.Classes}, nil)
+	w.op(tflite.OpSoftmax, []int{flat}, []int{probs}, 9, func() flatbuffers.UOffsetT {
+		w.b.StartObject(1)
+		w.b.PrependFloat32Slot(0, 1, 0)
+		return w.b.EndObject()
+	})
+	return w.finish(0, probs)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// encodeAll runs e on images (n of them) and returns the grid, pooled features
+// and probabilities.
+func encodeAll(t *testing.T, e *Encoder, images []float32, n int) (grid, pooled, probs []float32) {
+	t.Helper()
+	e.Encode(images, n)
+	p := e.Classify()
+	grid = make([]float32, n*e.GridLen())
+	pooled = make([]float32, n*e.FeatureDim())
+	probs = make([]float32, n*e.Config().Classes)
+	for _, c := range []struct {
+		dst []float32
+		src gpu.Buf
+	}{{grid, e.Grid()}, {pooled, e.Pooled()}, {probs, p}} {
+		if err := e.dev.Download(c.dst, c.src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return grid, pooled, probs
+}
+
+// TestSyntheticFloatModel writes a small float32 TFLite model, imports it (the
+// architecture must come back exactly) and compares the encoder on the CPU with
+// the naive interpreter, on a batch larger than one chunk.
+func TestSyntheticFloatModel(t *testing.T) {
+	m, err := tflite.Parse(syntheticTFLite(smallConfig, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Import(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.Config.Blocks, smallConfig.Blocks) || w.Config.Head != 24 || w.Config.Classes != 10 || w.Config.GridSize() != 4 {
+		t.Fatalf("imported config %+v", w.Config)
+	}
+	dev := cpu.New(2)
+	defer dev.Close()
+	e, err := New(dev, w, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	n := 5
+	rng := rand.New(rand.NewPCG(5, 5))
+	images := make([]float32, n*e.ImageLen())
+	for i := range images {
+		images[i] = rng.Float32()*2 - 1
+	}
+	grid, pooled, probs := encodeAll(t, e, images, n)
+	for i := 0; i < n; i++ {
+		ref, err := refRun(m, images[i*e.ImageLen():(i+1)*e.ImageLen()])
+		if err != nil {
+			t.Fatal(err)
+		}
+		gd := maxDiff(grid[i*e.GridLen():(i+1)*e.GridLen()], ref.grid)
+		pd := maxDiff(pooled[i*24:(i+1)*24], ref.pooled)
+		qd := maxDiff(probs[i*10:(i+1)*10], ref.probs)
+		if gd > 1e-5 || pd > 1e-5 || qd > 1e-6 {
+			t.Errorf("image %d: max diff grid %.2g, pooled %.2g, probs %.2g", i, gd, pd, qd)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+//go:build cgo && !cuda
+
+package selector
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/gpu/cuda/fakedriver"
+)
+
+// These tests use gpu/cuda's stand-in driver (package gpu/cuda/fakedriver, see
+// gpu/README.md): a libcuda.so.1 whose cuInit succeeds and which runs kernels in
+// the host emulator, so the probe's success path and a complete hand-over into a
+// real CUDA build run on machines without a GPU.
+
+// fakeDriver builds the stand-in libcuda.so.1 and libcublas.so.11 into a
+// temporary folder and returns it, or skips without the CUDA toolkit.
+func fakeDriver(t *testing.T) string {
+	t.Helper()
+	if err := fakedriver.Toolkit(); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	if err := fakedriver.Build(dir, ".."); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestProbeFakeDriver(t *testing.T) {
+	lib := filepath.Join(fakeDriver(t), "libcuda.so.1")
+	if n, err := probe(lib); n != 1 || err != nil {
+		t.Fatalf("probe of a driver with one device = %d, %v", n, err)
+	}
+}
+
+// TestHandoverToCUDABuild runs the whole hand-over with real binaries: a copy of
+// this test binary as captioner, the cuda-tagged build of it as captioner-cuda,
+// and the stand-in driver on LD_LIBRARY_PATH. captioner must find the "GPU" with
+// the real probe and exec captioner-cuda, which must start (cu's init succeeds)
+// and open the CUDA backend on it.
+func TestHandoverToCUDABuild(t *testing.T) {
+	dir := fakeDriver(t)
+	build := exec.Command("go", "test", "-tags", "cuda", "-c", "-o", filepath.Join(dir, CUDABinary), ".")
+	build.Env = append(os.Environ(), "CGO_LDFLAGS="+os.Getenv("CGO_LDFLAGS")+" -L"+fakedriver.Stubs)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the CUDA test binary: %v\n%s", err, out)
+	}
+	exe := copySelf(t, dir)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), helperEnv+"=real", "LD_LIBRARY_PATH="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\nstderr: %s", exe, err, stderr.String())
+	}
+	if want := "opened cuda (cudaemu fake GPU, sm_70, 1.1 GB)\n"; string(out) != want {
+		t.Fatalf("the hand-over printed %q, want %q; stderr: %s", out, want, stderr.String())
+	}
+	for _, want := range []string{
+		`msg="device: handing over to the CUDA build" gpus=1 binary=` + filepath.Join(dir, CUDABinary),
+		`msg="device: cuda (cudaemu fake GPU, sm_70, 1.1 GB)" why="handed over by the default binary, which found a GPU"`,
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The end-to-end test drives Debian's headless Chromium through chromedriver's
+// WebDriver HTTP API: no npm, no browser download.
+const (
+	chromiumPath     = "/usr/bin/chromium"
+	chromedriverPath = "/usr/bin/chromedriver"
+)
+
+// webdriver is one chromedriver session.
+type webdriver struct {
+	t    *testing.T
+	base string // http://127.0.0.1:PORT/session/ID
+}
+
+func (w *webdriver) call(method, path string, body any) json.RawMessage {
+	w.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, w.base+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatalf("webdriver %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Value json.RawMessage `json:"value"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(raw, &out)
+	if resp.StatusCode != 200 {
+		w.t.Fatalf("webdriver %s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	return out.Value
+}
+
+func (w *webdriver) navigate(url string) { w.call("POST", "/url", map[string]string{"url": url}) }
+
+func (w *webdriver) find(css string) string {
+	var el map[string]string
+	json.Unmarshal(w.call("POST", "/element", map[string]string{"using": "css selector", "value": css}), &el)
+	for _, id := range el {
+		return id
+	}
+	w.t.Fatalf("no element %s", css)
+	return ""
+}
+
+// await runs script in the page; the script calls done(value) when the page has
+// reached the state the test waits for (it is event-driven: no polling here).
+func (w *webdriver) await(script string, args ...any) string {
+	w.t.Helper()
+	if args == nil {
+		args = []any{}
+	}
+	var s string
+	if err := json.Unmarshal(w.call("POST", "/execute/async", map[string]any{"script": script, "args": args}), &s); err != nil {
+		w.t.Fatalf("script result: %v", err)
+	}
+	return s
+}
+
+// screenshot saves the page as a PNG in $CAPTIONER_SCREENSHOTS, when set, so a
+// person can look at the pages.
+func (w *webdriver) screenshot(name string) {
+	dir := os.Getenv("CAPTIONER_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var b64 string
+	json.Unmarshal(w.call("GET", "/screenshot", nil), &b64)
+	png, _ := base64.StdEncoding.DecodeString(b64)
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		w.t.Error(err)
+	}
+}
+
+// startChromium starts chromedriver and a headless Chromium session, both ended
+// with the test.
+func startChromium(t *testing.T) *webdriver {
+	for _, p := range []string{chromiumPath, chromedriverPath} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("%s is missing (apt-get install chromium chromium-driver): skipping the browser test", p)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(chromedriverPath, fmt.Sprintf("--port=%d", port))
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	// chromedriver says when it listens.
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && !strings.Contains(sc.Text(), "started successfully") {
+	}
+	go io.Copy(io.Discard, stdout)
+
+	caps := map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
+		"browserName": "chrome",
+		"goog:chromeOptions": map[string]any{
+			"binary": chromiumPath,
+			"args": []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+				"--disable-background-networking", "--disable-component-update", "--disable-sync",
+				"--disable-dev-shm-usage", "--window-size=1100,900", "--user-data-dir=" + t.TempDir()},
+		},
+	}}}
+	root := &webdriver{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	var sess struct {
+		SessionID string `json:"sessionId"`
+	}
+	json.Unmarshal(root.call("POST", "/session", caps), &sess)
+	w := &webdriver{t: t, base: root.base + "/session/" + sess.SessionID}
+	t.Cleanup(func() { w.call("DELETE", "", nil) })
+	w.call("POST", "/timeouts", map[string]int{"script": 120_000})
+	return w
+}
+
+func TestBrowserUploadAndLive(t *testing.T) {
+	photoPath := filepath.Join(os.Getenv("CAPTIONER_ASSETS"), "samples", "flickr8k_fullres", "1000268201_693b08cb0e.jpg")
+	photo(t, "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg") // skips without the assets
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+	w := startChromium(t)
+
+	// Tab 1 watches /live, connected before the upload.
+	w.navigate(ts.url + "/live")
+	live := w.await(`const done = arguments[arguments.length - 1];
+		const s = document.getElementById("status");
+		const check = () => { if (s.textContent === "live") { done("live"); return true; } };
+		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
+	if live != "live" {
+		t.Fatalf("live page status %q", live)
+	}
+	liveTab := strings.Trim(string(w.call("GET", "/window", nil)), `"`)
+
+	// Tab 2 uploads a photo on / through the file picker.
+	var tab struct {
+		Handle string `json:"handle"`
+	}
+	json.Unmarshal(w.call("POST", "/window/new", map[string]string{"type": "tab"}), &tab)
+	w.call("POST", "/window", map[string]string{"handle": tab.Handle})
+	w.navigate(ts.url + "/")
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": photoPath})
+	caption := w.await(`const done = arguments[arguments.length - 1];
+		const check = () => {
+			const c = document.querySelector("#results .caption"), e = document.getElementById("error");
+			if (c) { done(c.textContent); return true; }
+			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
+	if caption == "" || strings.HasPrefix(caption, "ERROR") {
+		t.Fatalf("upload page shows %q", caption)
+	}
+	alts := w.await(`arguments[0](document.querySelectorAll("#results .alts li").length + " " +
+		document.querySelector("#results table.timings").textContent)`)
+	if !strings.HasPrefix(alts, "3 ") || !strings.Contains(alts, "encode (batch)") {
+		t.Errorf("upload page alternatives/timings: %q, want 3 alternatives and the timings table", alts)
+	}
+	w.screenshot("upload.png")
+
+	// Back on tab 1 the same caption has arrived, with its thumbnail.
+	w.call("POST", "/window", map[string]string{"handle": liveTab})
+	got := w.await(`const done = arguments[arguments.length - 1], want = arguments[0];
+		const feed = document.getElementById("feed");
+		const check = () => {
+			for (const li of feed.children) {
+				if (li.querySelector(".text").textContent === want) {
+					// Answer once its arrival animation is over, for the screenshot.
+					Promise.all(li.getAnimations().map((a) => a.finished))
+						.then(() => done(li.querySelector("img").src.slice(0, 23) + "|" + want));
+					return true;
+				}
+			}
+		};
+		if (!check()) new MutationObserver(check).observe(feed, {childList: true});`, caption)
+	if got != "data:image/jpeg;base64,|"+caption {
+		t.Errorf("live page shows %q, want the thumbnail data URL and %q", got, caption)
+	}
+	w.screenshot("live.png")
+	t.Logf("caption %q seen on / and on /live", caption)
+}

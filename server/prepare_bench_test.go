@@ -1,0 +1,33 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/captioner/captioner/imgproc"
+)
+
+// BenchmarkPrepare times the handler-side work per uploaded photo (a 500x375
+// Flickr8k JPEG): decoding, the encoder tensor and the live thumbnail.
+func BenchmarkPrepare(b *testing.B) {
+	data := photo(b, "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg")
+	img, err := imgproc.DecodeBytes(data, 1<<30)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			imgproc.DecodeBytes(data, 1<<30)
+		}
+	})
+	b.Run("tensor", func(b *testing.B) {
+		dst := make([]float32, TensorLen)
+		for b.Loop() {
+			imgproc.ToTensor(dst, img, ImageSize)
+		}
+	})
+	b.Run("thumbnail", func(b *testing.B) {
+		for b.Loop() {
+			thumbnail(img, 128)
+		}
+	})
+}
