@@ -6,10 +6,12 @@ BIN       ?= bin
 CUDA_STUBS ?= /usr/lib/x86_64-linux-gnu/stubs
 export CAPTIONER_ASSETS ?= $(abspath ../shared)
 
-.PHONY: help build build-cuda test test-go test-purego test-cuda-build bench fuzz vet images image-local
+.PHONY: help build build-cuda test test-go test-purego test-cuda-build bench fuzz-short vet images image-local
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
+
+include gpu/kernels/ptx.mk
 
 build: ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
 	$(GO) build -o $(BIN)/captioner ./cmd/captioner
@@ -17,7 +19,7 @@ build: ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a 
 build-cuda: ## the CUDA binary bin/captioner-cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda -o $(BIN)/captioner-cuda ./cmd/captioner
 
-test: vet test-go test-purego test-cuda-build ## everything CI runs
+test: vet test-go test-purego test-cuda-build ptx-check fuzz-short ## everything CI runs
 
 vet:
 	$(GO) vet ./...
@@ -30,7 +32,14 @@ test-purego: ## the pure-Go fallback (no cgo, gonum GEMM) builds and passes the 
 	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/...
 
 test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked against the stub libcuda
-	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) vet -tags cuda ./...
+	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda ./...
+	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) vet -tags cuda ./gpu/... ./cmd/...
+	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) test -tags cuda -c -o /dev/null ./gpu/cuda
+	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) test -tags cuda -c -o /dev/null ./gpu/selector
+
+FUZZTIME ?= 15s
+fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (seed corpora in testdata/fuzz)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./imgproc
 
 bench: ## benchmarks that print figures
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./gpu/...

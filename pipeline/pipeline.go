@@ -11,9 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +21,7 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
-	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/gpu/selector"
 	"github.com/captioner/captioner/text"
 )
 
@@ -82,20 +82,11 @@ type Pipeline struct {
 	ownDev   bool // Load opened dev, so Close closes it
 }
 
-// OpenDevice opens the configured device: the CPU with cfg.Threads threads,
-// CUDA, or for "auto" CUDA when this binary has it and the CPU otherwise.
+// OpenDevice opens the configured device through gpu/selector: the CPU with
+// cfg.Threads threads, or CUDA, where "auto" hands over to the captioner-cuda
+// binary when a GPU and that binary are present.
 func OpenDevice(cfg *config.Config) (gpu.Device, error) {
-	name := cfg.Device
-	if name == "auto" {
-		name = "cpu"
-		if slices.Contains(gpu.Backends(), "cuda") {
-			name = "cuda"
-		}
-	}
-	if name == "cpu" {
-		return cpu.New(cfg.Threads), nil
-	}
-	return gpu.Open(name)
+	return selector.Open(cfg.Device, cfg.Threads, slog.Default())
 }
 
 // Load opens cfg.Device and loads the encoder (from cfg.Assets) and the caption

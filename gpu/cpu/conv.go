@@ -30,7 +30,9 @@ func (d *Device) convCheck(op string, out, in, weight, bias gpu.Buf, p *gpu.Conv
 	return o, x, w, b
 }
 
-// Conv2D writes out = act(conv(in, weight) + bias): a GEMM over im2col columns.
+// Conv2D writes out = act(conv(in, weight) + bias): 1x1 stride-1 layers as one
+// GEMM or the pointwise kernel, layers with few input channels directly, the
+// rest as GEMMs over im2col columns; bias and act are fused in every path.
 func (d *Device) Conv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu.Act) {
 	K := p.KH * p.KW * p.C
 	o, x, w, b := d.convCheck("Conv2D", out, in, weight, bias, &p, p.OC*K)

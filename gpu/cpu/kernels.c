@@ -309,7 +309,7 @@ CLONES void cap_pw_rows(float *out, const float *x, const float *wt, const float
 	// the kernel stays right for any size.)
 	long nb = 65536 / K / 32 * 32;
 	if (nb < 32) nb = 32;
-	for (long n0 = 0; n0 < N; n0 += nb + 32) {
+	for (long n0 = 0; n0 < N; n0 += nb) {
 		long n1 = n0 + nb < N ? n0 + nb : N, r = 0;
 		for (; r + 6 <= rows; r += 6) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, n0, n1, 6, cmin, cmax);
 		for (; r < rows; r++) pw_rows_R(out + r * N, x + r * K, wt, bias, K, N, n0, n1, 1, cmin, cmax);
