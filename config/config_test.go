@@ -1,0 +1,123 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+func load(t *testing.T, file string) (*Config, error) {
+	t.Helper()
+	return Load(viper.New(), file)
+}
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// configs/default.yaml documents every key; it must say exactly what the code does.
+func TestShippedDefaultFileEqualsBuiltInDefaults(t *testing.T) {
+	builtIn, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := load(t, "../configs/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(builtIn, fromFile) {
+		t.Fatalf("configs/default.yaml drifted from the defaults:\nfile:     %+v\nbuilt-in: %+v\n(regenerate it with `captioner config`)", fromFile, builtIn)
+	}
+	v := viper.New()
+	v.SetConfigFile("../configs/default.yaml")
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(v.AllKeys()), len(Keys()); got != want {
+		t.Fatalf("configs/default.yaml sets %d keys, the configuration has %d", got, want)
+	}
+}
+
+func TestEveryShippedConfigLoads(t *testing.T) {
+	files, _ := filepath.Glob("../configs/*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("expected default.yaml and gpu.yaml, found %v", files)
+	}
+	for _, f := range files {
+		if _, err := load(t, f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestUnknownKeyNamesTheKey(t *testing.T) {
+	_, err := load(t, writeYAML(t, "server:\n  adr: 0.0.0.0:80\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "config: c.yaml: unknown key(s) server.adr; known keys are: device, threads,") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"device: gpu\n", `config: device: "gpu" is not one of auto, cpu, cuda`},
+		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count"},
+		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy)"},
+		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s"},
+	} {
+		_, err := load(t, writeYAML(t, tc.yaml))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	if _, err := load(t, writeYAML(t, "server:\n  max_queue_delay: soon\n")); err == nil || !strings.Contains(err.Error(), "max_queue_delay") {
+		t.Errorf("an unparsable duration must name its key: %v", err)
+	}
+}
+
+func TestPrecedenceFileThenEnvThenFlag(t *testing.T) {
+	file := writeYAML(t, "server:\n  max_batch: 4\n  max_queue_delay: 20ms\ndevice: cpu\n")
+	t.Setenv("CAPTIONER_SERVER_MAX_BATCH", "6")
+	v := viper.New()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("device", "auto", "")
+	if err := v.BindPFlag("device", fs.Lookup("device")); err != nil {
+		t.Fatal(err)
+	}
+	// An unset flag leaves the file's value.
+	c, err := Load(v, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Device != "cpu" || c.Server.MaxBatch != 6 || c.Server.MaxQueueDelay != 20*time.Millisecond {
+		t.Fatalf("device %q max_batch %d delay %s: want cpu (file), 6 (env over file), 20ms (file)", c.Device, c.Server.MaxBatch, c.Server.MaxQueueDelay)
+	}
+	if err := fs.Parse([]string{"--device", "cuda"}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := viper.New()
+	if err := v2.BindPFlag("device", fs.Lookup("device")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(v2, file); err != nil || c.Device != "cuda" {
+		t.Fatalf("a set flag must win over the file: %q %v", c.Device, err)
+	}
+}
+
+func TestAssetsFallsBackToEnvironment(t *testing.T) {
+	t.Setenv("CAPTIONER_ASSETS", "/some/where")
+	c, err := load(t, "")
+	if err != nil || c.Assets != "/some/where" {
+		t.Fatalf("assets %q, %v", c.Assets, err)
+	}
+}
