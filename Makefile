@@ -4,9 +4,14 @@ BIN       ?= bin
 # Link the CUDA build against the toolkit's stub libcuda when no driver is installed;
 # at run time the real driver's libcuda.so.1 is used.
 CUDA_STUBS ?= /usr/lib/x86_64-linux-gnu/stubs
+# Beside a checkout that has the shared assets folder next to it (as in CI), use it;
+# elsewhere the binary downloads the public files into its cache (`captioner setup`).
+ifneq ($(wildcard ../shared/models/mobilenet_v2),)
 export CAPTIONER_ASSETS ?= $(abspath ../shared)
+endif
+IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help build build-cuda test test-go test-purego test-cuda-build bench fuzz-short vet images image-local
+.PHONY: help build caption build-cuda test test-go test-purego test-cuda-build bench fuzz-short vet images image-local
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -15,6 +20,9 @@ include gpu/kernels/ptx.mk
 
 build: ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
 	$(GO) build -o $(BIN)/captioner ./cmd/captioner
+
+caption: build ## caption IMAGES (default: the sample photos) with the shipped model
+	$(BIN)/captioner caption $(IMAGES)
 
 build-cuda: ## the CUDA binary bin/captioner-cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda -o $(BIN)/captioner-cuda ./cmd/captioner
