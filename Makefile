@@ -11,10 +11,10 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help build caption build-cuda test test-go test-purego test-cuda-build bench fuzz-short vet images image-local
+.PHONY: help build caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
 
 include gpu/kernels/ptx.mk
 
@@ -45,12 +45,22 @@ test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked 
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) test -tags cuda -c -o /dev/null ./gpu/cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) test -tags cuda -c -o /dev/null ./gpu/selector
 
-FUZZTIME ?= 15s
+FUZZTIME ?= 10s
 fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./imgproc
+	$(GO) test -run '^$$' -fuzz '^FuzzRawUpload$$' -fuzztime $(FUZZTIME) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzMultipartUpload$$' -fuzztime $(FUZZTIME) ./server
 
-bench: ## benchmarks that print figures
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./gpu/...
+TORCH_REF = /usr/bin/python3 $(CAPTIONER_ASSETS)/bench/torch_captioner.py
+bench: ## kernel, encoder and decoder benchmarks, then the PyTorch reference in the same run
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./gpu/cpu ./encoder ./decoder ./server
+	@if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then \
+		$(TORCH_REF) encoder --threads 2 --batch 1,8,32 && \
+		$(TORCH_REF) decoder --threads 2 --hidden 256 --vocab 2600 --tokens 12; \
+	else echo "bench: no PyTorch reference figures (apt-get install python3-torch python3-torchvision python3-pil python3-numpy)"; fi
+
+bench-server: ## captioner serve vs the Flask reference server under cmd/loadgen, same run
+	scripts/bench-server.sh
 
 images: ## container images captioner:cpu and captioner:cuda (needs a Docker engine; see docs/deploy.md)
 	docker build -f docker/Dockerfile -t captioner:cpu .

@@ -49,6 +49,9 @@ type Train struct {
 	Mid    int `mapstructure:"mid"`
 	// Dropout is the drop probability on image features and embeddings.
 	Dropout float64 `mapstructure:"dropout"`
+	// EMA is the decay of the weight average that evaluation and the saved model
+	// use (0 disables it and uses the raw weights).
+	EMA float64 `mapstructure:"ema"`
 	// EvalBeam is the beam width of the per-epoch dev BLEU (1: greedy, fastest).
 	EvalBeam int `mapstructure:"eval_beam"`
 }
@@ -63,7 +66,7 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.epochs", 30)
 	v.SetDefault("train.batch_size", 64)
 	v.SetDefault("train.lr", 1e-3)
-	v.SetDefault("train.lr_decay", 0.95)
+	v.SetDefault("train.lr_decay", 0.9)
 	v.SetDefault("train.weight_decay", 0)
 	v.SetDefault("train.clip", 5)
 	v.SetDefault("train.patience", 4)
@@ -73,7 +76,8 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.hidden", 256)
 	v.SetDefault("train.mid", 256)
 	v.SetDefault("train.dropout", 0.5)
-	v.SetDefault("train.eval_beam", 1)
+	v.SetDefault("train.eval_beam", 3)
+	v.SetDefault("train.ema", 0.999)
 }
 
 func (c Train) validate() []error {
@@ -105,6 +109,9 @@ func (c Train) validate() []error {
 	}
 	if c.Clip < 0 {
 		errs = append(errs, fmt.Errorf("train.clip: %g is negative; use 0 to disable clipping", c.Clip))
+	}
+	if c.EMA < 0 || c.EMA >= 1 {
+		errs = append(errs, fmt.Errorf("train.ema: %g is outside [0, 1) (0 disables the weight average; 0.999 averages over ~1000 steps)", c.EMA))
 	}
 	if c.Dropout < 0 || c.Dropout >= 1 {
 		errs = append(errs, fmt.Errorf("train.dropout: %g is outside [0, 1)", c.Dropout))

@@ -59,6 +59,13 @@ func (m *Model) SetFlat(host []float32) error {
 	return nil
 }
 
+// CopyFrom copies parameters (NumParams, Tensors order) from a device buffer,
+// such as a weight average kept by the trainer.
+func (m *Model) CopyFrom(src gpu.Buf) {
+	m.dev.Copy(m.flat, src)
+	m.projStale = true
+}
+
 // FlatHost downloads the parameters (NumParams) in Tensors order.
 func (m *Model) FlatHost() ([]float32, error) {
 	host := make([]float32, m.Cfg.NumParams())

@@ -218,9 +218,29 @@ func blockedServer(t *testing.T, edit func(*config.Config)) (*testServer, *stepM
 	return ts, m
 }
 
-func tinyPNG(t testing.TB) []byte {
-	t.Helper()
-	return photoPNG(4, 3)
+// occupy sends two requests to a blocked server whose batches hold one image,
+// and returns once the first is on the model and the second is queued; their
+// answers arrive on the channel.
+func occupy(t *testing.T, ts *testServer, m *stepModel) chan response {
+	results := make(chan response, 2)
+	post := func() { results <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))) }
+	go post()
+	<-m.entered
+	go post()
+	waitFor(t, "the second request to queue", func() bool { return ts.batcher.Load().Depth() == 1 })
+	return results
+}
+
+// finish lets occupy's two batches through and checks both were answered 200.
+func finish(t *testing.T, m *stepModel, results chan response) {
+	m.release <- struct{}{}
+	<-m.entered
+	m.release <- struct{}{}
+	for range 2 {
+		if r := <-results; r.status != 200 {
+			t.Errorf("accepted request: %d %s, want 200", r.status, r.body)
+		}
+	}
 }
 
 // waitFor polls cond until it holds; the queue's internal state has no channel to wait on.
@@ -237,32 +257,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestQueueFullAnswers429(t *testing.T) {
 	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1; c.Server.QueueSize = 1 })
-	img := tinyPNG(t)
-	results := make(chan response, 2)
-	post := func() { results <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img)) }
-	go post()
-	<-m.entered // request 1 is on the model
-	go post()
-	b := ts.batcher.Load()
-	waitFor(t, "request 2 to be queued", func() bool { return b.Depth() == 1 })
-	r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img))
-	r.wantError(t, 429, "the server is at capacity (1 images queued)")
+	results := occupy(t, ts, m)
+	r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3)))
+	r.wantError(t, 429, "the server is at capacity (its queue of 1 images is full)")
 	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
 		t.Errorf("Retry-After %q, want a positive number of seconds", r.header.Get("Retry-After"))
 	}
-	m.release <- struct{}{}
-	<-m.entered
-	m.release <- struct{}{}
-	for range 2 {
-		if r := <-results; r.status != 200 {
-			t.Errorf("accepted request: %d %s", r.status, r.body)
-		}
-	}
+	finish(t, m, results)
 }
 
 func TestDeadlineAnswers504AndIsNotComputed(t *testing.T) {
 	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1 })
-	img := tinyPNG(t)
+	img := photoPNG(4, 3)
 	first := make(chan response, 1)
 	go func() { first <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img)) }()
 	<-m.entered

@@ -418,3 +418,35 @@ func TestWaitReturnsOnDeadline(t *testing.T) {
 	}
 	m.release <- struct{}{}
 }
+
+// BenchmarkBatcherOverhead is the queue's own cost per image (admission,
+// batching, reply) with an instant model, at 64 concurrent submitters.
+func BenchmarkBatcherOverhead(b *testing.B) {
+	m := newStepModel("bench")
+	m.entered = nil
+	bt := NewBatcher(BatcherConfig{MaxBatch: 16, MaxDelay: 100 * time.Microsecond, QueueSize: 1024}, m)
+	ctx, stop := context.WithCancel(context.Background())
+	defer func() { stop(); <-bt.Stopped() }()
+	go bt.Run(ctx)
+	input := []float32{1}
+	b.SetParallelism(32) // 64 goroutines on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := bt.Reserve(1); err != nil {
+				b.Error(err)
+				return
+			}
+			ch, err := bt.Submit(context.Background(), input, greedy)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := bt.Wait(context.Background(), ch); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}

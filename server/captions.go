@@ -112,14 +112,19 @@ func (s *Server) postCaptions(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"captions": out})
 }
 
-func captionJSON(i int, u *upload, r Captioned, total time.Duration) gin.H {
+// alternativesJSON is the n-best list as the API and the live page show it.
+func alternativesJSON(r Captioned) []gin.H {
 	alts := make([]gin.H, len(r.Alternatives))
 	for k, a := range r.Alternatives {
 		alts[k] = gin.H{"caption": a.Caption, "score": a.Score}
 	}
+	return alts
+}
+
+func captionJSON(i int, u *upload, r Captioned, total time.Duration) gin.H {
 	return gin.H{
 		"index": i, "filename": u.name, "width": u.width, "height": u.height,
-		"caption": r.Caption, "score": r.Score, "alternatives": alts,
+		"caption": r.Caption, "score": r.Score, "alternatives": alternativesJSON(r),
 		"model":      gin.H{"name": r.Model, "version": r.Version},
 		"batch_size": r.BatchSize,
 		"timings_ms": gin.H{
@@ -154,7 +159,7 @@ func (s *Server) submitError(b *Batcher, err error) error {
 	case errors.Is(err, ErrQueueFull):
 		s.metrics.rejected.Inc()
 		return &httpError{status: http.StatusTooManyRequests, retryAfter: b.RetryAfter(), msg: fmt.Sprintf(
-			"the server is at capacity (%d images queued); retry after the number of seconds in the Retry-After header", s.cfg.QueueSize)}
+			"the server is at capacity (its queue of %d images is full); retry after the number of seconds in the Retry-After header", s.cfg.QueueSize)}
 	case errors.Is(err, ErrStopped):
 		return errorf(http.StatusServiceUnavailable, "the server is shutting down; retry on another instance or in a moment")
 	}

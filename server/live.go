@@ -123,12 +123,8 @@ func (h *hub) close() {
 
 // liveEvent is what /live shows for one caption.
 func liveEvent(u *upload, r Captioned) gin.H {
-	alts := make([]gin.H, len(r.Alternatives))
-	for k, a := range r.Alternatives {
-		alts[k] = gin.H{"caption": a.Caption, "score": a.Score}
-	}
 	return gin.H{
-		"caption": r.Caption, "score": r.Score, "alternatives": alts, "thumbnail": u.thumb,
+		"caption": r.Caption, "score": r.Score, "alternatives": alternativesJSON(r), "thumbnail": u.thumb,
 		"filename": u.name, "model": gin.H{"name": r.Model, "version": r.Version},
 		"time": time.Now().UTC().Format(time.RFC3339Nano),
 	}

@@ -33,8 +33,8 @@ type metrics struct {
 	rate imageRate
 }
 
-// BatchSizeBuckets are the batch-size histogram's upper bounds; cmd/loadgen reads them back.
-var BatchSizeBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128}
+// batchSizeBuckets are the batch-size histogram's upper bounds (powers of two up to a GPU batch).
+var batchSizeBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128}
 
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
@@ -56,7 +56,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "captioner_queue_wait_seconds", Help: "Time from an image's arrival in the queue to the start of its batch.", Buckets: durations,
 	})
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "captioner_batch_size", Help: "Images per computed batch.", Buckets: BatchSizeBuckets,
+		Name: "captioner_batch_size", Help: "Images per computed batch.", Buckets: batchSizeBuckets,
 	})
 	m.encode = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "captioner_encode_seconds", Help: "Encoder time per batch.", Buckets: durations,

@@ -281,82 +281,42 @@ func TestSlowViewerIsDroppedNotWaitedFor(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesAcceptedRequests(t *testing.T) {
-	m := newStepModel("m")
-	s := New(testConfig(t, func(c *config.Config) { c.Server.MaxBatch = 1 }), modelLoader(m), discardLog())
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	<-m.entered
-	<-m.entered // warm-up
-	m.release = make(chan struct{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-
-	// Two requests are accepted: one on the model, one queued behind it.
-	results := make(chan response, 2)
-	post := func() { results <- do(t, "POST", url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(5, 5))) }
-	go post()
-	<-m.entered
-	go post()
-	waitFor(t, "the second request to queue", func() bool { return s.batcher.Load().Depth() == 1 })
-
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1 })
+	results := occupy(t, ts, m) // two accepted requests: one on the model, one queued
 	done := make(chan error, 1)
-	go func() { done <- s.Shutdown(context.Background()) }()
+	go func() { done <- ts.Shutdown(context.Background()) }()
+	addr := strings.TrimPrefix(ts.url, "http://")
 	waitFor(t, "the listener to close", func() bool {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
 		}
 		return err != nil
 	})
-	m.release <- struct{}{}
-	<-m.entered
-	m.release <- struct{}{}
-	for range 2 {
-		if r := <-results; r.status != 200 {
-			t.Errorf("accepted request after SIGTERM: %d %s, want 200", r.status, r.body)
-		}
-	}
+	finish(t, m, results)
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if err := <-served; err != nil {
-		t.Errorf("Serve: %v", err)
-	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !m.closed {
 		t.Error("Shutdown did not close the model")
 	}
 }
 
 func TestShutdownGraceOverAnswersQueued503(t *testing.T) {
-	m := newStepModel("m")
-	s := New(testConfig(t, func(c *config.Config) { c.Server.MaxBatch = 1 }), modelLoader(m), discardLog())
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	<-m.entered
-	<-m.entered
-	m.release = make(chan struct{})
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	url := "http://" + ln.Addr().String()
-	go s.Serve(ln)
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1 })
 	running, queued := make(chan response, 1), make(chan response, 1)
-	go func() { running <- do(t, "POST", url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(5, 5))) }()
+	go func() { running <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(5, 5))) }()
 	<-m.entered
-	go func() { queued <- do(t, "POST", url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(6, 6))) }()
-	waitFor(t, "the second request to queue", func() bool { return s.batcher.Load().Depth() == 1 })
+	go func() { queued <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(6, 6))) }()
+	waitFor(t, "the second request to queue", func() bool { return ts.batcher.Load().Depth() == 1 })
 
 	grace, over := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Shutdown(grace) }()
+	go func() { done <- ts.Shutdown(grace) }()
 	over() // the grace period ends with the batch still on the device
-	queued2 := <-queued
-	queued2.wantError(t, 503, "the server shut down before this image was captioned; retry")
+	(<-queued).wantError(t, 503, "the server shut down before this image was captioned; retry")
 	m.release <- struct{}{} // the batch on the device still completes and is answered
 	if r := <-running; r.status != 200 {
 		t.Errorf("running request: %d %s, want 200", r.status, r.body)
@@ -408,13 +368,18 @@ func TestOverloadOnly200And429ThenBaseline(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	baseline := runtime.NumGoroutine()
 
-	// The model holds the first batch (2 images); the queue takes 4 more; every other
-	// request of the burst must get 429 at once, and only after they all have does
-	// the model let go.
+	// The model holds a first batch of 2 images; then a burst of 62 requests
+	// arrives: 4 take the queue's places, the other 58 must get 429 at once, and
+	// only after they all have does the model let go.
 	m.release = make(chan struct{})
+	m.entered = make(chan []int, 8)
 	const clients = 64
 	codes := make(chan int, clients)
-	for range clients {
+	for range 2 {
+		go func() { codes <- post(client) }()
+	}
+	<-m.entered
+	for range clients - 2 {
 		go func() { codes <- post(client) }()
 	}
 	counts := map[int]int{}

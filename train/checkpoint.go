@@ -39,13 +39,25 @@ func checksum(ts []safetensors.Tensor) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// saveCheckpoint writes parameters, Adam moments and state atomically, with a
-// SHA-256 of the tensors in the metadata.
-func saveCheckpoint(path string, st *state, params, m1, m2 []float32) error {
+// Tensor groups in a checkpoint, by name prefix: the parameters, Adam's moments,
+// and the weight average when train.ema is on.
+const (
+	groupParams = ""
+	groupAdamM  = "adam.m."
+	groupAdamV  = "adam.v."
+	groupEMA    = "ema."
+)
+
+// saveCheckpoint writes the state and the flat tensor groups (prefix -> values)
+// atomically, with a SHA-256 of the tensors in the metadata.
+func saveCheckpoint(path string, st *state, groups map[string][]float32) error {
 	c := st.Config
-	ts := c.SafeTensors("", params)
-	ts = append(ts, c.SafeTensors("adam.m.", m1)...)
-	ts = append(ts, c.SafeTensors("adam.v.", m2)...)
+	var ts []safetensors.Tensor
+	for _, prefix := range []string{groupParams, groupAdamM, groupAdamV, groupEMA} {
+		if flat, ok := groups[prefix]; ok {
+			ts = append(ts, c.SafeTensors(prefix, flat)...)
+		}
+	}
 	js, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -56,27 +68,31 @@ func saveCheckpoint(path string, st *state, params, m1, m2 []float32) error {
 // errNoCheckpoint says there is nothing to resume from.
 var errNoCheckpoint = errors.New("no checkpoint")
 
-// loadCheckpoint reads and verifies a checkpoint.
-func loadCheckpoint(path string) (*state, []float32, []float32, []float32, error) {
+// loadCheckpoint reads and verifies a checkpoint. Every group but the EMA is
+// required; a checkpoint made without EMA has no groupEMA entry.
+func loadCheckpoint(path string) (*state, map[string][]float32, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil, nil, errNoCheckpoint
+		return nil, nil, errNoCheckpoint
 	}
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("train: checkpoint %s is unreadable (%w); delete it to start over", path, err)
+		return nil, nil, fmt.Errorf("train: checkpoint %s is unreadable (%w); delete it to start over", path, err)
 	}
 	if sum := checksum(f.Tensors); sum != f.Metadata["sha256"] {
-		return nil, nil, nil, nil, fmt.Errorf("train: checkpoint %s is corrupt: its data hashes to %.12s…, the file records %.12s…; delete it to start over", path, sum, f.Metadata["sha256"])
+		return nil, nil, fmt.Errorf("train: checkpoint %s is corrupt: its data hashes to %.12s…, the file records %.12s…; delete it to start over", path, sum, f.Metadata["sha256"])
 	}
 	var st state
 	if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("train: checkpoint %s: bad state: %w", path, err)
+		return nil, nil, fmt.Errorf("train: checkpoint %s: bad state: %w", path, err)
 	}
-	var flats [3][]float32
-	for i, prefix := range []string{"", "adam.m.", "adam.v."} {
-		if flats[i], err = st.Config.FlatFrom(f, prefix); err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("train: checkpoint %s: %w", path, err)
+	groups := map[string][]float32{}
+	for _, prefix := range []string{groupParams, groupAdamM, groupAdamV, groupEMA} {
+		if _, ok := f.Tensor(prefix + st.Config.Tensors()[0].Name); !ok && prefix == groupEMA {
+			continue
+		}
+		if groups[prefix], err = st.Config.FlatFrom(f, prefix); err != nil {
+			return nil, nil, fmt.Errorf("train: checkpoint %s: %w", path, err)
 		}
 	}
-	return &st, flats[0], flats[1], flats[2], nil
+	return &st, groups, nil
 }

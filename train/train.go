@@ -121,8 +121,18 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	defer m.Close()
 	ts := m.NewTrainState(o.BatchSize, o.MaxLen+1)
 	defer ts.Close()
+	// ema (NumParams) is the exponential moving average of the parameters, which
+	// evaluation and the saved model use when train.ema is on: it smooths the
+	// step-to-step noise of the weights, which single epochs' models carry.
+	var ema, backup gpu.Buf
+	if o.EMA > 0 {
+		ema, backup = dev.Alloc(cfg.NumParams()), dev.Alloc(cfg.NumParams())
+		defer dev.Free(ema)
+		defer dev.Free(backup)
+		dev.Copy(ema, m.Flat())
+	}
 	if o.Resume {
-		saved, params, m1, m2, err := loadCheckpoint(ckpt)
+		saved, groups, err := loadCheckpoint(ckpt)
 		switch {
 		case errors.Is(err, errNoCheckpoint):
 			fmt.Fprintf(o.Log, "no checkpoint in %s: starting a new run\n", o.Out)
@@ -132,11 +142,19 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			return nil, fmt.Errorf("train: checkpoint %s was made with %+v seed %d, this run asks for %+v seed %d; use the same settings or another --out", ckpt, saved.Config, saved.Seed, cfg, o.Seed)
 		default:
 			st = saved
-			if err := m.SetFlat(params); err != nil {
+			if err := m.SetFlat(groups[groupParams]); err != nil {
 				return nil, err
 			}
-			if err := ts.SetMoments(m1, m2, st.Step); err != nil {
+			if err := ts.SetMoments(groups[groupAdamM], groups[groupAdamV], st.Step); err != nil {
 				return nil, err
+			}
+			if ema != nil {
+				if avg, ok := groups[groupEMA]; ok {
+					dev.Upload(ema, avg)
+				} else {
+					dev.Copy(ema, m.Flat())
+					fmt.Fprintf(o.Log, "the checkpoint has no weight average: starting one from its parameters\n")
+				}
 			}
 			fmt.Fprintf(o.Log, "resuming after epoch %d (step %d, best dev BLEU-4 %.4f at epoch %d)\n", st.Epoch, st.Step, st.BestBLEU4, st.BestEpoch)
 		}
@@ -169,7 +187,7 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		bar := progress.New(o.Log, fmt.Sprintf("epoch %d/%d", epoch, o.Epochs), ntokens, "tok")
 		var lossSum float64
 		var lossTok int
-		ema := math.NaN()
+		smooth := math.NaN() // loss shown on the bar, smoothed over ~50 steps
 		for _, idx := range epochOrder(trainEx, o.BatchSize, o.Seed, epoch) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -187,13 +205,22 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 				return nil, err
 			}
 			ts.Update(adam)
+			if ema != nil { // ema = d*ema + (1-d)*params
+				// The decay ramps up over the first steps (TensorFlow's
+				// ExponentialMovingAverage with num_updates), so the average is not
+				// dominated by the random initial weights for thousands of steps.
+				n := float64(ts.Steps())
+				d := float32(min(o.EMA, (1+n)/(10+n)))
+				dev.Scale(ema, d)
+				dev.Axpy(ema, m.Flat(), 1-d)
+			}
 			lossSum += loss * float64(n)
 			lossTok += n
-			if math.IsNaN(ema) {
-				ema = loss
+			if math.IsNaN(smooth) {
+				smooth = loss
 			}
-			ema = 0.98*ema + 0.02*loss
-			bar.SetStatus("loss %.3f", ema)
+			smooth = 0.98*smooth + 0.02*loss
+			bar.SetStatus("loss %.3f", smooth)
 			bar.Add(n)
 		}
 		tokRate := bar.Rate()
@@ -202,6 +229,10 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			return nil, fmt.Errorf("train: loss diverged (%v) in epoch %d; lower train.lr or train.clip", lossSum, epoch)
 		}
 
+		if ema != nil { // evaluate and save the averaged weights
+			dev.Copy(backup, m.Flat())
+			m.CopyFrom(ema)
+		}
 		devLoss, err := evalLoss(ctx, ts, devFeats, batchFeats, devEx, featDim, o)
 		if err != nil {
 			return nil, err
@@ -226,20 +257,28 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			st.Stopped = true
 			mark = fmt.Sprintf(" (no better dev BLEU-4 for %d epochs: stopping)", o.Patience)
 		}
+		if ema != nil {
+			m.CopyFrom(backup)
+		}
 		fmt.Fprintf(o.Log, "epoch %d: train loss %.4f, dev loss %.4f, dev BLEU-1..4 %.4f %.4f %.4f %.4f, %.0f tok/s, %.0fs%s\n",
 			epoch, stats.TrainLoss, devLoss, bleu[0], bleu[1], bleu[2], bleu[3], tokRate, stats.Seconds, mark)
 		if err := writeCurves(o.Out, st.History); err != nil {
 			return nil, err
 		}
-		params, err := m.FlatHost()
-		if err != nil {
+		groups := map[string][]float32{}
+		if groups[groupParams], err = m.FlatHost(); err != nil {
 			return nil, err
 		}
-		m1, m2, _, err := ts.Moments()
-		if err != nil {
+		if groups[groupAdamM], groups[groupAdamV], _, err = ts.Moments(); err != nil {
 			return nil, err
 		}
-		if err := saveCheckpoint(ckpt, st, params, m1, m2); err != nil {
+		if ema != nil {
+			groups[groupEMA] = make([]float32, cfg.NumParams())
+			if err := dev.Download(groups[groupEMA], ema); err != nil {
+				return nil, err
+			}
+		}
+		if err := saveCheckpoint(ckpt, st, groups); err != nil {
 			return nil, err
 		}
 	}

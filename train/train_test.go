@@ -87,7 +87,7 @@ func synthOptions(out string, epochs int) Options {
 	v := synthVocab{n: 14}
 	return Options{
 		Train: config.Train{Seed: 5, Out: out, Epochs: epochs, BatchSize: 16, LR: 0.01, LRDecay: 0.9,
-			Clip: 5, Patience: 100, MaxLen: 10, Embed: 16, Hidden: 16, Mid: 16, Dropout: 0.1, EvalBeam: 1},
+			Clip: 5, Patience: 100, MaxLen: 10, EMA: 0.9, Embed: 16, Hidden: 16, Mid: 16, Dropout: 0.1, EvalBeam: 1},
 		Vocab:  v,
 		Decode: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: 10, Beam: 1, Alpha: 0},
 		BLEU:   exactMatch,
@@ -198,11 +198,11 @@ func TestHelperTrain(t *testing.T) {
 }
 
 func checkpointEpoch(t *testing.T, path string) (int, []float32) {
-	st, params, _, _, err := loadCheckpoint(path)
+	st, groups, err := loadCheckpoint(path)
 	if err != nil {
 		return 0, nil
 	}
-	return st.Epoch, params
+	return st.Epoch, groups[groupParams]
 }
 
 // TestResumeAfterKill trains in a child process, kills it with SIGKILL after
@@ -265,7 +265,7 @@ func TestResumeAfterKill(t *testing.T) {
 		}
 		t.Fatalf("resumed run ended at epoch %d with %d of %d parameters different from the uninterrupted run", gotEpoch, diff, len(want))
 	}
-	// Both runs selected the same model too.
+	// The weight average (EMA) was restored too, so both runs selected the same model.
 	a, _ := safetensors.ReadFile(filepath.Join(full, "model", decoder.WeightsFile))
 	b, _ := safetensors.ReadFile(filepath.Join(killed, "model", decoder.WeightsFile))
 	if a == nil || b == nil || checksum(a.Tensors) != checksum(b.Tensors) {

@@ -47,6 +47,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("log_level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log) // the device and model packages log through the default logger
 
 	// Signals are caught before anything else so that a SIGTERM during the model
 	// load is a clean shutdown, not a killed process.

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeHelperProcess is `captioner serve` run as a child process by the
+// tests below (the os/exec tests' pattern): it does nothing in a normal run.
+func TestServeHelperProcess(t *testing.T) {
+	args := os.Getenv("CAPTIONER_SERVE_HELPER_ARGS")
+	if args == "" {
+		t.Skip("runs only as the child process of TestServeSignals")
+	}
+	rootCmd.SetArgs(strings.Fields(args))
+	if err := rootCmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "captioner:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// serveProcess is a `captioner serve` child whose JSON log lines arrive on logs.
+type serveProcess struct {
+	cmd  *exec.Cmd
+	logs chan map[string]any
+	addr string
+}
+
+func startServe(t *testing.T, args string, env ...string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$")
+	cmd.Env = append(os.Environ(), append(env, "CAPTIONER_SERVE_HELPER_ARGS="+args)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProcess{cmd: cmd, logs: make(chan map[string]any, 1024)}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.logs <- m
+			} else {
+				p.logs <- map[string]any{"msg": "non-JSON output", "line": sc.Text()}
+			}
+		}
+		close(p.logs)
+	}()
+	return p
+}
+
+// waitLog returns the next log line whose msg is msg, failing on the process
+// ending first.
+func (p *serveProcess) waitLog(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	for m := range p.logs {
+		if m["msg"] == msg {
+			return m
+		}
+		if m["msg"] == "non-JSON output" {
+			t.Errorf("serve wrote a line that is not a JSON log record: %v", m["line"])
+		}
+		if m["level"] == "ERROR" {
+			t.Logf("serve: %v", m)
+		}
+	}
+	t.Fatalf("serve ended before logging %q", msg)
+	return nil
+}
+
+func photoBody(t *testing.T, assets string, n int) (*bytes.Buffer, string) {
+	paths, _ := filepath.Glob(filepath.Join(assets, "samples", "flickr8k_fullres", "*.jpg"))
+	if len(paths) < n {
+		t.Fatalf("want %d photos in %s/samples/flickr8k_fullres", n, assets)
+	}
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	for _, p := range paths[:n] {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw, _ := w.CreateFormFile("image", filepath.Base(p))
+		fw.Write(b)
+	}
+	w.Close()
+	return &body, w.FormDataContentType()
+}
+
+func TestServeSignals(t *testing.T) {
+	assets := sharedAssets(t)
+	model, _ := filepath.Abs(filepath.Join("..", "..", "models", "flickr8k-merge-lstm"))
+	p := startServe(t, "serve --addr 127.0.0.1:0 --device cpu --threads 2 --model "+model,
+		"CAPTIONER_ASSETS="+assets, "CAPTIONER_SERVER_SHUTDOWN_GRACE=2m", "CAPTIONER_SERVER_MAX_BATCH=4")
+	p.addr = p.waitLog(t, "listening")["addr"].(string)
+	ready := p.waitLog(t, "model ready")
+	url := "http://" + p.addr
+
+	// SIGHUP reloads the model from its folder; the same weights keep their version.
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	if m := p.waitLog(t, "model reloaded"); m["to"] != ready["version"] {
+		t.Errorf("reload logged %v, want version %v", m, ready["version"])
+	}
+
+	// A request with 8 photos is accepted; SIGTERM arrives while it is queued.
+	body, ct := photoBody(t, assets, 8)
+	answer := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Post(url+"/v1/captions", ct, body)
+		if err != nil {
+			t.Errorf("the accepted request failed: %v", err)
+		}
+		answer <- resp
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for !metricAbove(url, "captioner_queue_places_taken", 0) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the queue")
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog(t, "shutting down")
+	// New connections are refused from now on, the accepted request is answered in full.
+	for {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+	}
+	resp := <-answer
+	if resp == nil {
+		t.FailNow()
+	}
+	var out struct {
+		Captions []struct{ Caption string } `json:"captions"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(out.Captions) != 8 {
+		t.Fatalf("accepted request after SIGTERM: %d with %d captions, want 200 with 8", resp.StatusCode, len(out.Captions))
+	}
+	for i, c := range out.Captions {
+		if c.Caption == "" {
+			t.Errorf("caption %d is empty", i)
+		}
+	}
+	p.waitLog(t, "shutdown complete")
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("serve exited with %v after SIGTERM, want status 0", err)
+	}
+}
+
+// metricAbove reports whether the unlabelled series name on url's /metrics exceeds v.
+func metricAbove(url, name string, v float64) bool {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		var got float64
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			if _, err := fmt.Sscan(rest, &got); err == nil && got > v {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/server"
+)
+
+// echoModel captions instantly: these tests check the load generator's
+// bookkeeping, not the model.
+type echoModel struct{}
+
+func (echoModel) Encode(_ context.Context, t [][]float32) ([][]float32, error) {
+	f := make([][]float32, len(t))
+	for i := range f {
+		f[i] = []float32{0}
+	}
+	return f, nil
+}
+
+func (echoModel) Decode(_ context.Context, f [][]float32, o server.Options) ([]server.Result, error) {
+	out := make([]server.Result, len(f))
+	for i := range out {
+		out[i] = server.Result{Caption: "a photo", Alternatives: []server.Alternative{{Caption: "a photo"}}}
+	}
+	return out, nil
+}
+
+func (echoModel) Info() server.Info { return server.Info{Model: "echo", Version: "1", Device: "none"} }
+func (echoModel) Close() error      { return nil }
+
+func startCaptioner(t *testing.T) target {
+	cfg, err := config.Load(viper.New(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.QueueSize = 8
+	s := server.New(cfg, func(context.Context) (server.Model, error) { return echoModel{}, nil },
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	var tg targets
+	if err := tg.Set("captioner=http://" + ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	return tg[0]
+}
+
+func testPhotos() []photo {
+	var b bytes.Buffer
+	png.Encode(&b, image.NewGray(image.Rect(0, 0, 16, 16)))
+	return []photo{{"a.png", b.Bytes()}}
+}
+
+func TestLevelCountsRequestsAndBatches(t *testing.T) {
+	tg := startCaptioner(t)
+	client := &http.Client{}
+	r := runLevel(client, tg, testPhotos(), 4, time.Minute, 40)
+	if r.Requests != 40 || r.Errors != 0 || r.Throughput <= 0 {
+		t.Fatalf("level %+v, want 40 requests, no errors, a throughput", r)
+	}
+	if !(r.P50 <= r.P95 && r.P95 <= r.P99 && r.P50 > 0) {
+		t.Errorf("percentiles p50 %v p95 %v p99 %v are not ordered", r.P50, r.P95, r.P99)
+	}
+	images := 0
+	for k, n := range r.Batches {
+		// Each batch holds at most le images; at least 40 images over all batches
+		// means the histogram delta was read (and de-cumulated) correctly.
+		images += n * int(leOf(k))
+	}
+	if images < 40 {
+		t.Errorf("batch sizes %v hold fewer than the 40 images sent", r.Batches)
+	}
+}
+
+func TestOverloadCheckPasses(t *testing.T) {
+	tg := startCaptioner(t)
+	o := runOverload(&http.Client{}, tg, testPhotos(), 32, time.Second, 10*time.Second)
+	if o.Verdict != "ok" {
+		t.Fatalf("overload verdict %q (%+v)", o.Verdict, o)
+	}
+	if o.Statuses[200] == 0 {
+		t.Errorf("no request succeeded under overload: %v", o.Statuses)
+	}
+}
+
+func TestTargetsAreLoopbackOnly(t *testing.T) {
+	var tg targets
+	if err := tg.Set("x=http://10.1.2.3:8080"); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("non-loopback target: %v", err)
+	}
+	if err := tg.Set("flask=http://127.0.0.1:5000"); err != nil || tg[0].path != "/caption" || tg[0].captioner {
+		t.Errorf("flask target %+v, %v", tg, err)
+	}
+}
