@@ -11,15 +11,24 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help build caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
+.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
 
 include gpu/kernels/ptx.mk
 
-build: ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
+deps-build:
+	scripts/install-deps.sh build
+
+deps-test:
+	scripts/install-deps.sh test
+
+build: deps-build ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
 	$(GO) build -o $(BIN)/captioner ./cmd/captioner
+
+setup: build ## download and verify the public assets (encoder weights; add ARGS=--dataset for Flickr8k)
+	$(BIN)/captioner setup $(ARGS)
 
 caption: build ## caption IMAGES (default: the sample photos) with the shipped model
 	$(BIN)/captioner caption $(IMAGES)
@@ -27,7 +36,7 @@ caption: build ## caption IMAGES (default: the sample photos) with the shipped m
 build-cuda: ## the CUDA binary bin/captioner-cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda -o $(BIN)/captioner-cuda ./cmd/captioner
 
-test: vet test-go test-purego test-cuda-build ptx-check fuzz-short ## everything CI runs
+test: deps-test vet test-go test-purego test-cuda-build ptx-check fuzz-short ## everything CI runs
 
 vet:
 	$(GO) vet ./...

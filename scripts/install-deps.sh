@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, when they are missing.
+#   scripts/install-deps.sh build   OpenBLAS (the CPU kernels link it through cgo)
+#   scripts/install-deps.sh test    + the CUDA 11.8 toolkit (contrib non-free) to compile the
+#                                   cuda-tagged packages and check the PTX, Chromium and its
+#                                   driver for the page tests, graphviz for `describe`
+set -euo pipefail
+packages=(libopenblas-dev pkg-config)
+if [ "${1:-build}" = test ]; then
+	packages+=(nvidia-cuda-dev nvidia-cuda-toolkit chromium chromium-driver graphviz)
+fi
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+echo "installing ${missing[*]}"
+src=/etc/apt/sources.list.d/debian.sources
+if [ -f "$src" ] && ! grep -q "non-free" "$src"; then
+	# nvidia-cuda-* live in Debian's contrib and non-free components.
+	sed -i 's/^Components: main$/Components: main contrib non-free/' "$src"
+fi
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
