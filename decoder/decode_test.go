@@ -142,19 +142,8 @@ func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
 func peakedModel(t *testing.T) (*Model, []float32, []float32) {
 	dev := openCPU(t)
 	c := tinyConfig()
-	m, err := New(dev, c, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
+	m, host := randomModel(t, dev, c, 12, 0.9)
 	rng := rand.New(rand.NewPCG(12, 34))
-	host := make([]float32, c.NumParams())
-	for i := range host {
-		host[i] = float32(rng.NormFloat64() * 0.9)
-	}
-	if err := m.SetFlat(host); err != nil {
-		t.Fatal(err)
-	}
 	const B = 5
 	feats := make([]float32, B*c.FeatDim)
 	for i := range feats {

@@ -3,7 +3,6 @@ package decoder
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -23,19 +22,7 @@ import (
 func TestGradientsMatchGorgonia(t *testing.T) {
 	dev := openCPU(t)
 	c := Config{FeatDim: 7, Embed: 5, Hidden: 6, Mid: 4, Vocab: 11, Dropout: 0.5}
-	m, err := New(dev, c, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	rng := rand.New(rand.NewPCG(2, 2))
-	host := make([]float32, c.NumParams())
-	for i := range host {
-		host[i] = float32(rng.NormFloat64() * 0.4)
-	}
-	if err := m.SetFlat(host); err != nil {
-		t.Fatal(err)
-	}
+	m, host := randomModel(t, dev, c, 2, 0.4)
 	bt := tinyBatch(c, 8)
 	const seed = 77
 	loss, _, grads := runDevice(t, dev, m, bt, true, seed)

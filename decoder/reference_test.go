@@ -143,6 +143,26 @@ func refLoss(c Config, flat []float64, bt batch, drop bool, seed uint64) (float6
 	return total / float64(ntok), logits
 }
 
+// randomModel is a model with N(0, scale²) weights drawn from seed: larger than
+// the initialiser's, so every path carries signal. It returns the weights too.
+func randomModel(t testing.TB, dev gpu.Device, c Config, seed uint64, scale float64) (*Model, []float32) {
+	t.Helper()
+	m, err := New(dev, c, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	host := make([]float32, c.NumParams())
+	for i := range host {
+		host[i] = float32(rng.NormFloat64() * scale)
+	}
+	if err := m.SetFlat(host); err != nil {
+		t.Fatal(err)
+	}
+	return m, host
+}
+
 func openCPU(t testing.TB) gpu.Device {
 	t.Helper()
 	dev := cpu.New(2)
@@ -227,20 +247,7 @@ func TestForwardMatchesNaiveReference(t *testing.T) {
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	dev := openCPU(t)
 	c := tinyConfig()
-	m, err := New(dev, c, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	// Larger random weights than the initialiser's, so every path carries signal.
-	rng := rand.New(rand.NewPCG(9, 9))
-	host := make([]float32, c.NumParams())
-	for i := range host {
-		host[i] = float32(rng.NormFloat64() * 0.5)
-	}
-	if err := m.SetFlat(host); err != nil {
-		t.Fatal(err)
-	}
+	m, host := randomModel(t, dev, c, 9, 0.5)
 	bt := tinyBatch(c, 4)
 	const seed = 21
 	_, _, grads := runDevice(t, dev, m, bt, true, seed)

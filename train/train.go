@@ -142,6 +142,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			return nil, fmt.Errorf("train: checkpoint %s was made with %+v seed %d, this run asks for %+v seed %d; use the same settings or another --out", ckpt, saved.Config, saved.Seed, cfg, o.Seed)
 		default:
 			st = saved
+			// Early stopping is judged against this run's patience, so resuming
+			// with a larger train.patience continues a run that stopped.
+			st.Stopped = st.BadEpochs >= o.Patience
 			if err := m.SetFlat(groups[groupParams]); err != nil {
 				return nil, err
 			}

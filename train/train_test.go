@@ -272,3 +272,33 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Error("the selected models differ between the resumed and the uninterrupted run")
 	}
 }
+
+// TestResumeWithLargerPatienceContinues: early stopping is judged against the
+// resumed run's patience, so a run stopped with patience 1 continues when
+// resumed with a larger one.
+func TestResumeWithLargerPatienceContinues(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	out := t.TempDir()
+	o := synthOptions(out, 10)
+	o.Log = &bytes.Buffer{}
+	o.Patience = 1
+	v := o.Vocab.(synthVocab)
+	trn, dv := synthSplit(60, 1, v), synthSplit(12, 2, v)
+	res, err := Run(context.Background(), dev, o, trn, dv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StoppedBy != "patience" || len(res.History) >= 10 {
+		t.Fatalf("patience 1 did not stop the run early: %s after %d epochs", res.StoppedBy, len(res.History))
+	}
+	stopped := len(res.History)
+	o.Resume, o.Patience = true, 100
+	res, err = Run(context.Background(), dev, o, trn, dv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.History) != 10 || res.StoppedBy != "epochs" {
+		t.Errorf("resumed with patience 100 after stopping at epoch %d: %s after %d epochs, want all 10", stopped, res.StoppedBy, len(res.History))
+	}
+}

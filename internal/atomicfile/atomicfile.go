@@ -1,0 +1,29 @@
+// Package atomicfile writes files so that readers, and a process killed mid-write,
+// never see half of one: the bytes go to a temporary file in the same folder, which
+// is synced and then renamed over the destination.
+package atomicfile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+)
+
+// WriteFile writes b to path atomically with mode 0644 (os.CreateTemp would leave
+// 0600, but models, vocabularies and curves are meant to be shared and served).
+func WriteFile(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	err = errors.Join(err, tmp.Chmod(0o644), tmp.Sync(), tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
