@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/safetensors"
 )
 
@@ -48,7 +49,7 @@ func (c Config) WriteConfig(path string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'))
 }
 
 // ReadConfig reads and validates a config.json.
@@ -103,33 +104,4 @@ func Load(dev gpu.Device, dir string) (*Model, error) {
 		return nil, err
 	}
 	return m, m.SetFlat(flat)
-}
-
-// WriteFileAtomic writes b to path through a temporary file and a rename, so readers
-// and a process killed mid-write never leave a half-written file.
-func WriteFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("decoder: %w", err)
-	}
-	// CreateTemp makes the file private (0600); model files are meant to be shared.
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("decoder: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("decoder: writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("decoder: writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("decoder: %w", err)
-	}
-	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/internal/atomicfile"
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
@@ -35,7 +35,7 @@ func writeCurves(out string, hist []EpochStats) error {
 			f(h.BLEU[0]), f(h.BLEU[1]), f(h.BLEU[2]), f(h.BLEU[3]), f(h.TokensPerSec), f(h.Seconds)})
 	}
 	w.Flush()
-	if err := decoder.WriteFileAtomic(filepath.Join(out, CurvesCSV), buf.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(out, CurvesCSV), buf.Bytes()); err != nil {
 		return err
 	}
 	epochs := make([]float64, len(hist))
@@ -56,7 +56,7 @@ func writeCurves(out string, hist []EpochStats) error {
 	if err := png.Encode(&buf, img); err != nil {
 		return err
 	}
-	return decoder.WriteFileAtomic(filepath.Join(out, CurvesPNG), buf.Bytes())
+	return atomicfile.WriteFile(filepath.Join(out, CurvesPNG), buf.Bytes())
 }
 
 var palette = []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255}}

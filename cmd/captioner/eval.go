@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
@@ -84,7 +85,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if err := decoder.WriteFileAtomic(capPath, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(capPath, append(b, '\n')); err != nil {
 		return err
 	}
 	if !saveScores {
@@ -95,7 +96,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	return decoder.WriteFileAtomic(filepath.Join(cfg.Model, pipeline.ScoresFile), append(b, '\n'))
+	return atomicfile.WriteFile(filepath.Join(cfg.Model, pipeline.ScoresFile), append(b, '\n'))
 }
 
 // evalFromFeatures decodes cached features of imgs with the model alone.
