@@ -171,7 +171,7 @@ func (s *Store) Verify(requireAll bool) error {
 	var errs []error
 	for _, f := range Known {
 		p := filepath.Join(s.Dir, filepath.FromSlash(f.Path))
-		sum, err := fileSHA256(p)
+		sum, err := FileSHA256(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if requireAll {
@@ -186,7 +186,9 @@ func (s *Store) Verify(requireAll bool) error {
 	return errors.Join(errs...)
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of a file's contents: how assets are pinned, imported
+// weights are keyed and model versions are named.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

@@ -133,7 +133,7 @@ func TestPinnedChecksumsMatchTheSharedAssets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for rel, want := range Flickr8k[1].Checks {
-		if got, err := fileSHA256(filepath.Join(dir, rel)); err != nil || got != want {
+		if got, err := FileSHA256(filepath.Join(dir, rel)); err != nil || got != want {
 			t.Errorf("%s: SHA-256 %s (%v), pinned %s", rel, got, err, want)
 		}
 	}

@@ -97,7 +97,7 @@ func (s *Store) FetchArchive(a Archive) error {
 		}
 	}
 	for rel, want := range a.Checks {
-		sum, err := fileSHA256(filepath.Join(s.Dir, filepath.FromSlash(rel)))
+		sum, err := FileSHA256(filepath.Join(s.Dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return fmt.Errorf("assets: %s did not contain %s: %w", a.URL, rel, err)
 		}

@@ -1,10 +1,7 @@
 package encoder
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -33,7 +30,7 @@ const formatTag = "f1"
 // Cached returns the weights of the TFLite file at path, importing it into
 // cacheDir on first use and loading the imported file afterwards.
 func Cached(path, cacheDir string) (w *Weights, imported bool, err error) {
-	sha, err := fileSHA256(path)
+	sha, err := assets.FileSHA256(path)
 	if err != nil {
 		return nil, false, err
 	}
@@ -73,17 +70,4 @@ func LoadDefault(assetsDir string) (*Weights, error) {
 	}
 	w, _, err := Cached(path, dir)
 	return w, err
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("encoder: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("encoder: %w", err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

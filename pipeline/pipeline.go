@@ -5,18 +5,16 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
@@ -128,7 +126,7 @@ func LoadOn(dev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.FeatDim)
 	wc := w.Config
 	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(), Vocab: vocab.Size()}
-	if p.info.Version, err = fileHash(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
+	if p.info.Version, err = modelVersion(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -171,19 +169,6 @@ func ReadScores(dir string) (map[string]float64, error) {
 		return nil, fmt.Errorf("pipeline: %s: %w", filepath.Join(dir, ScoresFile), err)
 	}
 	return s, nil
-}
-
-func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("pipeline: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("pipeline: %w", err)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // Info describes the loaded model.
@@ -340,4 +325,14 @@ func (p *Pipeline) Sentence(ids []int32) string {
 		words[i] = p.vocab.Word(int(id))
 	}
 	return strings.Join(words, " ")
+}
+
+// modelVersion names a model by its weights: the first 12 hex digits of their
+// SHA-256, so a hot reload of different weights visibly changes the version.
+func modelVersion(weights string) (string, error) {
+	sum, err := assets.FileSHA256(weights)
+	if err != nil {
+		return "", fmt.Errorf("pipeline: %w", err)
+	}
+	return sum[:12], nil
 }
