@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
@@ -121,10 +123,7 @@ func TestFetchArchiveExtractsAndChecks(t *testing.T) {
 
 // The pinned checksums are those of the real files (CI points CAPTIONER_ASSETS at them).
 func TestPinnedChecksumsMatchTheSharedAssets(t *testing.T) {
-	dir := os.Getenv("CAPTIONER_ASSETS")
-	if dir == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: no assets folder to verify against")
-	}
+	dir := testassets.Dir(t, "the pinned checksums are verified against its files")
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)

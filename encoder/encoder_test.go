@@ -3,12 +3,12 @@ package encoder
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/tflite"
 )
 
@@ -16,10 +16,7 @@ import (
 // without one (CI sets CAPTIONER_ASSETS).
 func assetsDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("CAPTIONER_ASSETS")
-	if dir == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: no MobileNetV2 weights or sample photos")
-	}
+	dir := testassets.Dir(t, "the test needs the MobileNetV2 weights and sample photos")
 	return dir
 }
 

@@ -19,16 +19,15 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
+
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 const testMax = 50_000_000
 
 // assets returns the shared assets folder or skips the test.
 func assets(t testing.TB) string {
-	dir := os.Getenv("CAPTIONER_ASSETS")
-	if dir == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: point it at the shared assets folder (data/, samples/) to run this test")
-	}
+	dir := testassets.Dir(t, "the test decodes its data/ and samples/ photos")
 	return dir
 }
 

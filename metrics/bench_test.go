@@ -1,10 +1,10 @@
 package metrics
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/text"
 )
 
@@ -12,10 +12,7 @@ import (
 // image against the other four (cleaned as the notebook does): the speed of an
 // eval pass over the dev split, and a reference for what people achieve.
 func BenchmarkEvaluateFlickr8kDev(b *testing.B) {
-	assets := os.Getenv("CAPTIONER_ASSETS")
-	if assets == "" {
-		b.Skip("CAPTIONER_ASSETS is not set: point it at the shared assets folder to run this benchmark")
-	}
+	assets := testassets.Dir(b, "the benchmark scores the Flickr8k dev captions")
 	d, err := text.LoadFlickr8k(filepath.Join(assets, "data/flickr8k"))
 	if err != nil {
 		b.Fatal(err)

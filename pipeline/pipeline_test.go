@@ -12,6 +12,7 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/text"
 )
 
@@ -46,10 +47,7 @@ func testModel(t *testing.T) string {
 }
 
 func testConfig(t *testing.T, model string, batch int) *config.Config {
-	assets := os.Getenv("CAPTIONER_ASSETS")
-	if assets == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: the pipeline needs the encoder weights (set it to the shared assets folder)")
-	}
+	assets := testassets.Dir(t, "the pipeline needs the encoder weights")
 	return &config.Config{Device: "cpu", Threads: 2, Assets: assets, Model: model,
 		Decode: config.Decode{Beam: 3, MaxLen: 8, BatchSize: batch, Alpha: 0.7}, Image: config.Image{MaxPixels: 50_000_000}}
 }

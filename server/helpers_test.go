@@ -8,11 +8,11 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/pipeline"
 )
 
@@ -46,10 +46,7 @@ func captionLoader(t testing.TB) Loader {
 // pipelineConfig is the configuration the real pipeline runs with in tests.
 func pipelineConfig(t testing.TB) *config.Config {
 	t.Helper()
-	assets := os.Getenv("CAPTIONER_ASSETS")
-	if assets == "" {
-		t.Skip("CAPTIONER_ASSETS is not set; point it at the shared assets folder (../shared): the HTTP tests run the real encoder and decoder")
-	}
+	assets := testassets.Dir(t, "the HTTP tests run the real encoder and decoder")
 	return testConfig(t, func(c *config.Config) {
 		c.Device = "cpu"
 		c.Threads = 2

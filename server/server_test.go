@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 // testConfig is the default configuration with edits.
@@ -78,10 +79,7 @@ func modelLoader(m Model) Loader {
 // photo reads a sample photo from the shared assets (CAPTIONER_ASSETS).
 func photo(t testing.TB, rel string) []byte {
 	t.Helper()
-	dir := os.Getenv("CAPTIONER_ASSETS")
-	if dir == "" {
-		t.Skip("CAPTIONER_ASSETS is not set; point it at the shared assets folder (../shared) to run tests on real photos")
-	}
+	dir := testassets.Dir(t, "these tests use real photos")
 	b, err := os.ReadFile(filepath.Join(dir, rel))
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 func TestLoadFlickr8kFixture(t *testing.T) {
@@ -126,10 +128,7 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 
 // TestLoadFlickr8kReal loads the real dataset from the shared assets.
 func TestLoadFlickr8kReal(t *testing.T) {
-	assets := os.Getenv("CAPTIONER_ASSETS")
-	if assets == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: point it at the shared assets folder (data/flickr8k/...) to run this test")
-	}
+	assets := testassets.Dir(t, "the test reads its Flickr8k caption and split files")
 	d, err := LoadFlickr8k(filepath.Join(assets, "data/flickr8k"))
 	if err != nil {
 		t.Fatal(err)

@@ -6,16 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 // modelPath returns a file of the shared assets folder, skipping when the tests
 // run without one (CI sets CAPTIONER_ASSETS).
 func modelPath(t *testing.T, name string) string {
 	t.Helper()
-	dir := os.Getenv("CAPTIONER_ASSETS")
-	if dir == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: no TFLite files to read")
-	}
+	dir := testassets.Dir(t, "the test reads its TFLite files")
 	return filepath.Join(dir, "models/mobilenet_v2", name)
 }
 

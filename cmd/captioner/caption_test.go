@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 // shippedModel is the default model folder, relative to this package.
@@ -27,10 +27,7 @@ func run(t *testing.T, args ...string) (string, error) {
 }
 
 func TestCaptionJSONWithShippedModel(t *testing.T) {
-	assets := os.Getenv("CAPTIONER_ASSETS")
-	if assets == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: captioning needs the encoder weights")
-	}
+	assets := testassets.Dir(t, "captioning needs the encoder weights")
 	photos := []string{
 		filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg"), // a dog on grass
 		filepath.Join(assets, "samples", "grace_hopper.bmp"),

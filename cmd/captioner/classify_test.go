@@ -8,14 +8,12 @@ import (
 	"testing"
 
 	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 func sharedAssets(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("CAPTIONER_ASSETS")
-	if dir == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: no encoder weights or photos")
-	}
+	dir := testassets.Dir(t, "classify needs the encoder weights and photos")
 	t.Setenv("CAPTIONER_CACHE", t.TempDir()) // import into a fresh weights cache
 	return dir
 }

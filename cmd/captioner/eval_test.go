@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/metrics"
 )
 
@@ -18,10 +19,7 @@ import (
 // the same captions, and that the printed BLEU is the metrics package's BLEU of
 // the written captions against the references.
 func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
-	assets := os.Getenv("CAPTIONER_ASSETS")
-	if assets == "" {
-		t.Skip("CAPTIONER_ASSETS is not set: eval needs the encoder weights")
-	}
+	assets := testassets.Dir(t, "eval needs the encoder weights")
 	data := t.TempDir()
 	photos, _ := filepath.Glob(filepath.Join(assets, "samples", "flickr8k_fullres", "*.jpg"))
 	if len(photos) != 10 {
