@@ -44,9 +44,9 @@ vet:
 test-go: ## unit, integration and golden tests
 	$(GO) test -count=1 ./...
 
-test-purego: ## the pure-Go fallback (no cgo, gonum GEMM) builds and passes the kernel suite
+test-purego: ## the pure-Go fallback (no cgo: gonum GEMM, image/jpeg) builds and passes the kernel and image suites
 	CGO_ENABLED=0 $(GO) build ./...
-	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/...
+	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/... ./imgproc
 
 test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked against the stub libcuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda ./...
@@ -57,6 +57,7 @@ test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked 
 FUZZTIME ?= 10s
 fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./imgproc
+	$(GO) test -run '^$$' -fuzz '^FuzzScaledDecode$$' -fuzztime $(FUZZTIME) ./imgproc
 	$(GO) test -run '^$$' -fuzz '^FuzzRawUpload$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzMultipartUpload$$' -fuzztime $(FUZZTIME) ./server
 

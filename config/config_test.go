@@ -74,6 +74,9 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count"},
 		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy)"},
 		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s"},
+		{"train:\n  objective: bleu\n", `config: train.objective: "bleu" is not one of xe, cider`},
+		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-merge-lstm)"},
+		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others"},
 	} {
 		_, err := load(t, writeYAML(t, tc.yaml))
 		if err == nil || err.Error() != tc.want {

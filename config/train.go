@@ -54,6 +54,18 @@ type Train struct {
 	EMA float64 `mapstructure:"ema"`
 	// EvalBeam is the beam width of the per-epoch dev BLEU (1: greedy, fastest).
 	EvalBeam int `mapstructure:"eval_beam"`
+	// Objective is what a step optimises: xe (cross-entropy of the reference
+	// captions, teacher forcing) or cider (self-critical sequence training: sample
+	// captions, reward them by CIDEr-D against the image's references, and make
+	// the above-average ones more likely). cider fine-tunes a model trained with
+	// xe: name it in Init.
+	Objective string `mapstructure:"objective"`
+	// Init is a model folder whose weights (and vocabulary) the run starts from;
+	// empty starts from random weights.
+	Init string `mapstructure:"init"`
+	// Samples is the number of captions sampled per image with the cider
+	// objective; each is judged against the mean reward of the others.
+	Samples int `mapstructure:"samples"`
 }
 
 func trainDefaults(v *viper.Viper) {
@@ -78,12 +90,24 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.dropout", 0.5)
 	v.SetDefault("train.eval_beam", 3)
 	v.SetDefault("train.ema", 0.999)
+	v.SetDefault("train.objective", "xe")
+	v.SetDefault("train.init", "")
+	v.SetDefault("train.samples", 5)
 }
 
 func (c Train) validate() []error {
 	var errs []error
 	if err := oneOf("train.dataset", c.Dataset, "flickr8k", "karpathy"); err != nil {
 		errs = append(errs, err)
+	}
+	if err := oneOf("train.objective", c.Objective, "xe", "cider"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Objective == "cider" && c.Init == "" {
+		errs = append(errs, fmt.Errorf("train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-merge-lstm)"))
+	}
+	if c.Samples < 2 || c.Samples > c.BatchSize {
+		errs = append(errs, fmt.Errorf("train.samples: %d is outside 2..train.batch_size (%d); each sample's baseline is the mean of the others", c.Samples, c.BatchSize))
 	}
 	if c.Out == "" {
 		errs = append(errs, fmt.Errorf("train.out: empty; name a folder for checkpoints and the trained model"))

@@ -183,19 +183,26 @@ type candidate struct {
 	logProb float64
 }
 
+// repeatedImageBranch runs the image branch for B images and returns it K times
+// over as imgRep (B*K, H): row b*K+k is image b's, gathered like embeddings.
+func (m *Model) repeatedImageBranch(w *workspace, feats gpu.Buf, B, K int) gpu.Buf {
+	H := m.Cfg.Hidden
+	img := w.img.Slice(0, B*H)
+	m.imageBranch(img, feats, B)
+	rowImage := make([]int32, B*K)
+	for r := range rowImage {
+		rowImage[r] = int32(r / K)
+	}
+	imgRep := w.imgRep.Slice(0, B*K*H)
+	m.dev.EmbeddingForward(imgRep, img, rowImage, H)
+	return imgRep
+}
+
 func (m *Model) beam(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
 	dev, H, V, K := m.dev, m.Cfg.Hidden, m.Cfg.Vocab, o.Beam
 	R := B * K
 	w := m.workspaceFor(R)
-	img := w.img.Slice(0, B*H)
-	m.imageBranch(img, feats, B)
-	// imgRep (R, H): row b*K+k is image b's branch output, gathered like embeddings.
-	rowImage := make([]int32, R)
-	for r := range rowImage {
-		rowImage[r] = int32(r / K)
-	}
-	imgRep := w.imgRep.Slice(0, R*H)
-	dev.EmbeddingForward(imgRep, img, rowImage, H)
+	imgRep := m.repeatedImageBranch(w, feats, B, K)
 	h, c, h2, c2 := w.h.Slice(0, R*H), w.c.Slice(0, R*H), w.h2.Slice(0, R*H), w.c2.Slice(0, R*H)
 	dev.Zero(c)
 

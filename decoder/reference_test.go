@@ -25,6 +25,9 @@ type batch struct {
 	B, T         int
 	feats        []float32 // (B, F)
 	ids, targets []int32   // (T*B)
+	// weights, when set, weigh each caption's share of the mean loss (the
+	// objective of TrainState.ReweightCaptions); nil weighs all by 1.
+	weights []float32
 }
 
 func tinyBatch(c Config, seed uint64) batch {
@@ -135,7 +138,11 @@ func refLoss(c Config, flat []float64, bt batch, drop bool, seed uint64) (float6
 				for _, v := range lg {
 					z += math.Exp(v - mx)
 				}
-				total += -(lg[tg] - mx - math.Log(z))
+				wb := 1.0
+				if bt.weights != nil {
+					wb = float64(bt.weights[b])
+				}
+				total += -(lg[tg] - mx - math.Log(z)) * wb
 				ntok++
 			}
 		}
@@ -198,6 +205,9 @@ func runDevice(t *testing.T, dev gpu.Device, m *Model, bt batch, train bool, see
 	}
 	grads := make([]float32, m.Cfg.NumParams())
 	if train {
+		if bt.weights != nil {
+			ts.ReweightCaptions(bt.weights)
+		}
 		ts.Backward()
 		if err := dev.Download(grads, ts.Grads()); err != nil {
 			t.Fatal(err)
@@ -245,10 +255,17 @@ func TestForwardMatchesNaiveReference(t *testing.T) {
 // central differences of the float64 reference loss, with dropout on (the
 // masks are reproducible from the seed) and padded captions in the batch.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	t.Run("mean loss", func(t *testing.T) { checkGradients(t, nil) })
+	// Self-critical weights: negative, zero and larger than one.
+	t.Run("reweighted captions", func(t *testing.T) { checkGradients(t, []float32{-1.5, 0, 2.25}) })
+}
+
+func checkGradients(t *testing.T, weights []float32) {
 	dev := openCPU(t)
 	c := tinyConfig()
 	m, host := randomModel(t, dev, c, 9, 0.5)
 	bt := tinyBatch(c, 4)
+	bt.weights = weights
 	const seed = 21
 	_, _, grads := runDevice(t, dev, m, bt, true, seed)
 	flat := toF64(host)

@@ -26,6 +26,10 @@ type TrainState struct {
 	x     gpu.Buf // (B, F) the image features after dropout
 	train bool
 	step  int // Adam steps taken
+
+	// Buffers of ReweightCaptions, allocated on its first use.
+	weightFlat        gpu.Buf
+	ones, rowW, rowWV gpu.Buf // (V) ones, (maxT*maxB) row weights, (maxT*maxB, V) their broadcast
 }
 
 // acts are views into actFlat, each sized for (maxT, maxB); a batch uses prefixes.
@@ -65,8 +69,10 @@ func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 
 // Close frees the training buffers.
 func (ts *TrainState) Close() {
-	for _, b := range []gpu.Buf{ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat} {
-		ts.m.dev.Free(b)
+	for _, b := range []gpu.Buf{ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat, ts.weightFlat} {
+		if b != nil {
+			ts.m.dev.Free(b)
+		}
 	}
 }
 
@@ -158,6 +164,41 @@ func (ts *TrainState) Forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 		total += float64(l)
 	}
 	return total / float64(ntok), ntok, nil
+}
+
+// ReweightCaptions scales the loss gradient that the last Forward kept (train
+// set) caption by caption: afterwards Backward differentiates
+// Σ_b w[b]·(caption b's tokens' share of the mean loss) instead of the mean loss.
+// Self-critical training passes each sampled caption's advantage here.
+func (ts *TrainState) ReweightCaptions(w []float32) {
+	if !ts.train {
+		panic("decoder: ReweightCaptions after an evaluation Forward (train=false)")
+	}
+	B, T, dev, V := ts.B, ts.T, ts.m.dev, ts.m.Cfg.Vocab
+	if len(w) != B {
+		panic(fmt.Sprintf("decoder: %d caption weights for a batch of %d captions", len(w), B))
+	}
+	if ts.weightFlat == nil {
+		n := ts.maxB * ts.maxT
+		ts.weightFlat = carve(dev, []view{{&ts.ones, V}, {&ts.rowW, n}, {&ts.rowWV, n * V}})
+		ones := make([]float32, V)
+		for i := range ones {
+			ones[i] = 1
+		}
+		dev.Upload(ts.ones, ones)
+	}
+	N := T * B
+	host := make([]float32, N)
+	for t := 0; t < T; t++ {
+		copy(host[t*B:(t+1)*B], w) // time-major: row t*B+b is caption b's
+	}
+	rowW, rowWV := ts.rowW.Slice(0, N), ts.rowWV.Slice(0, N*V)
+	dev.Upload(rowW, host)
+	// The device has no row-scaling kernel: the broadcast (N, V) = rowW (N, 1) ·
+	// ones (1, V) is a rank-1 Gemm, then an elementwise product scales the rows.
+	dev.Gemm(false, false, N, V, 1, 1, rowW, 1, ts.ones, V, 0, rowWV, V)
+	dlogits := ts.a.logits.Slice(0, N*V)
+	dev.Mul(dlogits, dlogits, rowWV)
 }
 
 // Backward adds the gradients of the last Forward's mean loss into the gradient

@@ -176,49 +176,71 @@ func Decode(r io.Reader, maxPixels int) (image.Image, error) {
 
 // DecodeFile decodes the image at path; see Decode. Errors name the file.
 func DecodeFile(path string, maxPixels int) (image.Image, error) {
+	img, _, err := decodeFile(path, maxPixels, fullSize)
+	return img, err
+}
+
+// decodeFile reads path and decodes it with decodeBytes, naming the file in errors.
+func decodeFile(path string, maxPixels, minSide int) (image.Image, image.Point, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err // *fs.PathError already names the file
+		return nil, image.Point{}, err // *fs.PathError already names the file
 	}
-	img, err := DecodeBytes(b, maxPixels)
+	img, size, err := decodeBytes(b, maxPixels, minSide)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, image.Point{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return img, nil
+	return img, size, nil
 }
 
 // DecodeBytes decodes an image held in memory; see Decode.
-func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
+func DecodeBytes(b []byte, maxPixels int) (image.Image, error) {
+	img, _, err := decodeBytes(b, maxPixels, fullSize)
+	return img, err
+}
+
+// fullSize as decodeBytes' minSide asks for every pixel of the file.
+const fullSize = 0
+
+// decodeBytes is DecodeBytes and, for minSide > 0, DecodeBytesAtLeast: it also
+// returns the upright size of the full-resolution image.
+func decodeBytes(b []byte, maxPixels, minSide int) (img image.Image, size image.Point, err error) {
 	if maxPixels <= 0 {
 		panic(fmt.Sprintf("imgproc: maxPixels must be positive, got %d", maxPixels))
 	}
 	if len(b) == 0 {
-		return nil, ErrEmpty
+		return nil, image.Point{}, ErrEmpty
 	}
 	c, err := sniff(b)
 	if err != nil {
-		return nil, err
+		return nil, image.Point{}, err
 	}
 	// The decoders are third-party code fed untrusted bytes: a panic in one of them
 	// must cost this request, not the server or a 1000-image batch.
 	defer func() {
 		if p := recover(); p != nil {
-			img, err = nil, &CorruptError{Format: c.name, Err: fmt.Errorf("decoder panicked: %v", p)}
+			img, size, err = nil, image.Point{}, &CorruptError{Format: c.name, Err: fmt.Errorf("decoder panicked: %v", p)}
 		}
 	}()
+	if c.name == "jpeg" && minSide != fullSize {
+		img, size, err := decodeJPEGScaled(b, maxPixels, minSide)
+		if !errors.Is(err, errUseGoDecoder) {
+			return img, size, err
+		}
+	}
 	cfg, err := c.config(bytes.NewReader(b))
 	if err != nil {
-		return nil, classify(c.name, err)
+		return nil, image.Point{}, classify(c.name, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, &CorruptError{Format: c.name, Err: fmt.Errorf("header announces %dx%d pixels", cfg.Width, cfg.Height)}
+		return nil, image.Point{}, &CorruptError{Format: c.name, Err: fmt.Errorf("header announces %dx%d pixels", cfg.Width, cfg.Height)}
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return nil, &TooLargeError{Width: cfg.Width, Height: cfg.Height, Max: maxPixels}
+	if err := checkPixels(cfg.Width, cfg.Height, maxPixels); err != nil {
+		return nil, image.Point{}, err
 	}
 	img, err = c.decode(bytes.NewReader(b))
 	if err != nil {
-		return nil, classify(c.name, err)
+		return nil, image.Point{}, classify(c.name, err)
 	}
 	switch c.name {
 	case "jpeg":
@@ -226,7 +248,16 @@ func DecodeBytes(b []byte, maxPixels int) (img image.Image, err error) {
 	case "gif":
 		img = onScreen(img, cfg)
 	}
-	return img, nil
+	return img, img.Bounds().Size(), nil
+}
+
+// checkPixels is the decompression-bomb check, made on the header's size before
+// any pixel is decoded.
+func checkPixels(width, height, maxPixels int) error {
+	if int64(width)*int64(height) > int64(maxPixels) {
+		return &TooLargeError{Width: width, Height: height, Max: maxPixels}
+	}
+	return nil
 }
 
 // onScreen places a GIF's first frame on its logical screen. A frame may cover

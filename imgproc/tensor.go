@@ -37,8 +37,14 @@ func ToTensor(dst []float32, img image.Image, size int) {
 	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	if m, ok := img.(*image.YCbCr); ok && b.Min.X >= 0 && b.Min.Y >= 0 {
-		s.ycbcr(dst, m, size)
+	switch m := img.(type) {
+	case *image.YCbCr:
+		if b.Min.X >= 0 && b.Min.Y >= 0 {
+			s.ycbcr(dst, m, size)
+			return
+		}
+	case *image.RGBA:
+		s.rgba(dst, m, size)
 		return
 	}
 	s.rgb(dst, img, size)
@@ -66,17 +72,16 @@ func grow(buf *[]float32, n int) []float32 {
 	return *buf
 }
 
-// rgb is the path for every image type but YCbCr: read each source row as RGB,
-// resample it horizontally, then resample the columns.
+// rgb is the path for every image type but YCbCr and RGBA: read each source row
+// as RGB, resample it horizontally, then resample the columns.
 func (s *scratch) rgb(dst []float32, img image.Image, size int) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	xw := s.xw.get(w, size, 0, 0)
 	yw := s.yw.get(h, size, 0, 0)
+	s.growRGB(h, size)
 	for c := range 3 {
 		grow(&s.row[c], w)
-		grow(&s.tmp[c], h*size)
-		grow(&s.out[c], size*size)
 	}
 	read := newRowReader(img)
 	for y := 0; y < h; y++ {
@@ -85,6 +90,62 @@ func (s *scratch) rgb(dst []float32, img image.Image, size int) {
 			hpass(s.tmp[c][y*size:(y+1)*size], s.row[c], xw)
 		}
 	}
+	s.vpassRGB(dst, yw, size)
+}
+
+// rgba is the path of libjpeg-turbo's output (DecodeBytesAtLeast), of Orient's
+// and of BMP's: it filters each row straight from the interleaved bytes, all
+// four channels per tap, instead of first spreading the row into float planes.
+// Compositing onto white is linear, so it is done after filtering:
+// sum w*(c + 255 - a) = sum w*c + sum w*(255 - a).
+func (s *scratch) rgba(dst []float32, m *image.RGBA, size int) {
+	b := m.Rect
+	w, h := b.Dx(), b.Dy()
+	xw := s.xw.get(w, size, 0, 0)
+	yw := s.yw.get(h, size, 0, 0)
+	s.growRGB(h, size)
+	for y := 0; y < h; y++ {
+		o := m.PixOffset(b.Min.X, b.Min.Y+y)
+		hpassRGBA(s.tmp[0][y*size:(y+1)*size], s.tmp[1][y*size:(y+1)*size], s.tmp[2][y*size:(y+1)*size],
+			m.Pix[o:o+4*w], xw)
+	}
+	s.vpassRGB(dst, yw, size)
+}
+
+// hpassRGBA is hpass over one row of premultiplied RGBA bytes, writing the
+// channels composited onto white into r, g and bl (size each).
+func hpassRGBA(r, g, bl []float32, row []uint8, f *filterWeights) {
+	g, bl = g[:len(r)], bl[:len(r)]
+	for i := range r {
+		ws := f.weights(i)
+		px := row[4*f.start[i] : 4*(f.start[i]+len(ws))]
+		var ar, ag, ab, bg float32
+		for k, wt := range ws {
+			p := px[4*k : 4*k+4 : 4*k+4]
+			ar += wt * float32(p[0])
+			ag += wt * float32(p[1])
+			ab += wt * float32(p[2])
+			// White showing through. Summed per tap rather than as 255 - sum w*a
+			// so that opaque pixels add exactly 0: the result is then bit for bit
+			// the one of filtering the composited row, which the committed
+			// encoder references (encoder/testdata/armnn_*.json) depend on.
+			bg += wt * float32(255-p[3])
+		}
+		r[i], g[i], bl[i] = ar+bg, ag+bg, ab+bg
+	}
+}
+
+// growRGB sizes the R, G, B planes for h source rows.
+func (s *scratch) growRGB(h, size int) {
+	for c := range 3 {
+		grow(&s.tmp[c], h*size)
+		grow(&s.out[c], size*size)
+	}
+}
+
+// vpassRGB resamples the columns of the horizontally resampled R, G, B planes
+// in s.tmp and writes the interleaved tensor.
+func (s *scratch) vpassRGB(dst []float32, yw *filterWeights, size int) {
 	for c := range 3 {
 		vpass(s.out[c], s.tmp[c], yw, size)
 	}
@@ -284,19 +345,6 @@ func newRowReader(img image.Image) func(dst [3][]float32, y int) {
 	b := img.Bounds()
 	w := b.Dx()
 	switch m := img.(type) {
-	case *image.RGBA:
-		return func(dst [3][]float32, y int) {
-			p := m.Pix[m.PixOffset(b.Min.X, y):][:4*w]
-			r, g, bl := dst[0][:w], dst[1][:w], dst[2][:w]
-			for x := range r {
-				px := p[4*x : 4*x+4]
-				// Premultiplied: over white adds (255 - a) to each channel.
-				bg := 255 - float32(px[3])
-				r[x] = float32(px[0]) + bg
-				g[x] = float32(px[1]) + bg
-				bl[x] = float32(px[2]) + bg
-			}
-		}
 	case *image.NRGBA:
 		return func(dst [3][]float32, y int) {
 			p := m.Pix[m.PixOffset(b.Min.X, y):][:4*w]

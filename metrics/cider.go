@@ -22,8 +22,29 @@ const sigma = 6.0
 // single image every weight is 0 (log 1 = 0) and so is the score.
 func CIDErD(cands [][]string, refs [][][]string) (float64, []float64) {
 	checkCorpus(cands, refs)
-	df := map[string]int{}
-	refVecs := make([][]tfidf, len(refs))
+	c := NewCIDErDScorer(refs)
+	scores := make([]float64, len(cands))
+	var total float64
+	for i, cand := range cands {
+		scores[i] = c.Score(i, cand)
+		total += scores[i]
+	}
+	return total / float64(len(cands)), scores
+}
+
+// CIDErDScorer scores captions of a fixed corpus of images, one at a time: the
+// document frequencies and reference vectors are computed once. Self-critical
+// training uses it as the reward of sampled captions, with the training split's
+// references as the corpus (as coco-caption's CIDEr-D with df from the corpus).
+type CIDErDScorer struct {
+	df      map[string]int
+	logN    float64
+	refVecs [][]tfidf
+}
+
+// NewCIDErDScorer prepares CIDEr-D against refs (per image, its references).
+func NewCIDErDScorer(refs [][][]string) *CIDErDScorer {
+	s := &CIDErDScorer{df: map[string]int{}, logN: math.Log(float64(len(refs))), refVecs: make([][]tfidf, len(refs))}
 	for _, rs := range refs {
 		seen := map[string]bool{}
 		for _, r := range rs {
@@ -31,46 +52,44 @@ func CIDErD(cands [][]string, refs [][][]string) (float64, []float64) {
 				for g := range counts {
 					if !seen[g] {
 						seen[g] = true
-						df[g]++
+						s.df[g]++
 					}
 				}
 			}
 		}
 	}
-	logN := math.Log(float64(len(cands)))
 	for i, rs := range refs {
 		for _, r := range rs {
-			refVecs[i] = append(refVecs[i], newTFIDF(r, df, logN))
+			s.refVecs[i] = append(s.refVecs[i], newTFIDF(r, s.df, s.logN))
 		}
 	}
-	scores := make([]float64, len(cands))
-	var total float64
-	for i, cand := range cands {
-		c := newTFIDF(cand, df, logN)
-		var sum [maxN]float64
-		for _, r := range refVecs[i] {
-			delta := float64(c.length - r.length)
-			penalty := math.Exp(-delta * delta / (2 * sigma * sigma))
-			for n := range maxN {
-				var dot float64
-				for g, cw := range c.w[n] {
-					rw := r.w[n][g]
-					dot += min(cw, rw) * rw
-				}
-				if c.norm[n] != 0 && r.norm[n] != 0 {
-					dot /= c.norm[n] * r.norm[n]
-				}
-				sum[n] += dot * penalty
+	return s
+}
+
+// Score is CIDEr-D of cand against the references of image i.
+func (s *CIDErDScorer) Score(i int, cand []string) float64 {
+	c := newTFIDF(cand, s.df, s.logN)
+	var sum [maxN]float64
+	for _, r := range s.refVecs[i] {
+		delta := float64(c.length - r.length)
+		penalty := math.Exp(-delta * delta / (2 * sigma * sigma))
+		for n := range maxN {
+			var dot float64
+			for g, cw := range c.w[n] {
+				rw := r.w[n][g]
+				dot += min(cw, rw) * rw
 			}
+			if c.norm[n] != 0 && r.norm[n] != 0 {
+				dot /= c.norm[n] * r.norm[n]
+			}
+			sum[n] += dot * penalty
 		}
-		var mean float64
-		for _, s := range sum {
-			mean += s
-		}
-		scores[i] = 10 * mean / maxN / float64(len(refVecs[i]))
-		total += scores[i]
 	}
-	return total / float64(len(cands)), scores
+	var mean float64
+	for _, v := range sum {
+		mean += v
+	}
+	return 10 * mean / maxN / float64(len(s.refVecs[i]))
 }
 
 // tfidf is one caption's n-gram weights per order, their norms, and its length

@@ -175,3 +175,17 @@ func TestEvaluateAndPanics(t *testing.T) {
 		}()
 	}
 }
+
+func TestCIDErDScorerMatchesCorpusScores(t *testing.T) {
+	// The scorer keeps the corpus's document frequencies: scoring one image's
+	// caption alone gives the same number as the whole-corpus call.
+	refs := refsOf([]string{"a dog runs on the grass", "a dog is running"}, []string{"a cat sleeps on a sofa"}, []string{"two men ride bikes"})
+	cands := [][]string{toks("a dog runs"), toks("a cat on a sofa"), toks("men ride bikes on the grass")}
+	_, per := CIDErD(cands, refs)
+	s := NewCIDErDScorer(refs)
+	for i := len(cands) - 1; i >= 0; i-- {
+		if got := s.Score(i, cands[i]); got != per[i] || got <= 0 {
+			t.Errorf("Score(%d) = %v, corpus CIDEr-D gave %v (want equal and positive)", i, got, per[i])
+		}
+	}
+}

@@ -74,13 +74,6 @@ func (b *Bar) Finish() {
 	b.draw(true)
 }
 
-// Rate is items per second since the bar started.
-func (b *Bar) Rate() float64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.rate()
-}
-
 func (b *Bar) rate() float64 {
 	el := b.now().Sub(b.start).Seconds()
 	if el <= 0 {

@@ -344,13 +344,14 @@ func nameSuffix(name string) string {
 
 func (s *Server) prepareOne(u *upload) error {
 	t0 := time.Now()
-	img, err := imgproc.DecodeBytes(u.data, s.pixels)
+	// The tensor and the thumbnail are both much smaller than a large photo: a
+	// JPEG may decode at a DCT scale.
+	img, full, err := imgproc.DecodeBytesAtLeast(u.data, s.pixels, imgproc.MinDecodeSide(ImageSize))
 	u.data = nil
 	if err != nil {
 		return imageError(err)
 	}
-	b := img.Bounds()
-	u.width, u.height = b.Dx(), b.Dy()
+	u.width, u.height = full.X, full.Y
 	u.tensor = make([]float32, TensorLen)
 	imgproc.ToTensor(u.tensor, img, ImageSize)
 	u.thumb = thumbnail(img, s.cfg.ThumbSize)

@@ -19,8 +19,9 @@ const CheckpointFile = "checkpoint.safetensors"
 type state struct {
 	Config     decoder.Config `json:"config"`
 	Seed       int64          `json:"seed"`
-	Epoch      int            `json:"epoch"` // epochs completed
-	Step       int            `json:"step"`  // optimiser steps taken
+	Objective  string         `json:"objective,omitempty"` // empty in checkpoints from before objectives: xe
+	Epoch      int            `json:"epoch"`               // epochs completed
+	Step       int            `json:"step"`                // optimiser steps taken
 	BestEpoch  int            `json:"best_epoch"`
 	BestBLEU4  float64        `json:"best_bleu4"`
 	BadEpochs  int            `json:"bad_epochs"` // epochs since the best

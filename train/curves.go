@@ -28,11 +28,15 @@ const (
 func writeCurves(out string, hist []EpochStats) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	w.Write([]string{"epoch", "lr", "train_loss", "dev_loss", "bleu1", "bleu2", "bleu3", "bleu4", "tokens_per_s", "seconds"})
+	w.Write([]string{"epoch", "lr", "train_loss", "dev_loss", "bleu1", "bleu2", "bleu3", "bleu4", "tokens_per_s", "seconds", "train_reward"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 	for _, h := range hist {
+		reward := "" // cross-entropy epochs sample nothing
+		if h.TrainReward != 0 {
+			reward = f(h.TrainReward)
+		}
 		w.Write([]string{strconv.Itoa(h.Epoch), f(h.LR), f(h.TrainLoss), f(h.DevLoss),
-			f(h.BLEU[0]), f(h.BLEU[1]), f(h.BLEU[2]), f(h.BLEU[3]), f(h.TokensPerSec), f(h.Seconds)})
+			f(h.BLEU[0]), f(h.BLEU[1]), f(h.BLEU[2]), f(h.BLEU[3]), f(h.TokensPerSec), f(h.Seconds), reward})
 	}
 	w.Flush()
 	if err := atomicfile.WriteFile(filepath.Join(out, CurvesCSV), buf.Bytes()); err != nil {

@@ -61,7 +61,10 @@ type EpochStats struct {
 	DevLoss      float64    `json:"dev_loss"`
 	BLEU         [4]float64 `json:"bleu"`
 	TokensPerSec float64    `json:"tokens_per_s"`
-	Seconds      float64    `json:"seconds"`
+	// TrainReward is the mean CIDEr-D of the captions sampled for training
+	// (objective cider only).
+	TrainReward float64 `json:"train_reward,omitempty"`
+	Seconds     float64 `json:"seconds"`
 }
 
 // Result summarises a finished run.
@@ -76,10 +79,25 @@ type Result struct {
 // ModelDir is where the selected (best dev BLEU-4) model is written inside out.
 func ModelDir(out string) string { return filepath.Join(out, "model") }
 
-// ModelConfig is the decoder configuration the options ask for.
+// ModelConfig is the decoder configuration the options ask for. Self-critical
+// training runs without dropout: its gradient pass must score the captions with
+// the same network that sampled them.
 func (o Options) ModelConfig(featDim int) decoder.Config {
-	return decoder.Config{FeatDim: featDim, Embed: o.Embed, Hidden: o.Hidden, Mid: o.Mid,
+	c := decoder.Config{FeatDim: featDim, Embed: o.Embed, Hidden: o.Hidden, Mid: o.Mid,
 		Vocab: o.Vocab.Size(), Dropout: float32(o.Dropout)}
+	if o.Objective == "cider" {
+		c.Dropout = 0
+	}
+	return c
+}
+
+// objectiveName is a train.objective value with the empty one (options built in
+// code, checkpoints from before objectives existed) meaning the default, xe.
+func objectiveName(s string) string {
+	if s == "" {
+		return "xe"
+	}
+	return s
 }
 
 // dropoutSeed gives every optimiser step its own dropout masks, determined by
@@ -113,13 +131,22 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	}
 	ckpt := filepath.Join(o.Out, CheckpointFile)
 
-	st := &state{Config: cfg, Seed: o.Seed}
+	st := &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective)}
 	m, err := decoder.New(dev, cfg, uint64(o.Seed))
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	ts := m.NewTrainState(o.BatchSize, o.MaxLen+1)
+	if o.Init != "" { // a resumed run overwrites these with the checkpoint's
+		flat, err := checkInit(dev, o.Init, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.SetFlat(flat); err != nil {
+			return nil, err
+		}
+	}
+	ts := m.NewTrainState(o.BatchSize, max(o.MaxLen, o.Decode.MaxLen)+1)
 	defer ts.Close()
 	// ema (NumParams) is the exponential moving average of the parameters, which
 	// evaluation and the saved model use when train.ema is on: it smooths the
@@ -138,8 +165,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			fmt.Fprintf(o.Log, "no checkpoint in %s: starting a new run\n", o.Out)
 		case err != nil:
 			return nil, err
-		case !reflect.DeepEqual(saved.Config, cfg) || saved.Seed != o.Seed:
-			return nil, fmt.Errorf("train: checkpoint %s was made with %+v seed %d, this run asks for %+v seed %d; use the same settings or another --out", ckpt, saved.Config, saved.Seed, cfg, o.Seed)
+		case !reflect.DeepEqual(saved.Config, cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective):
+			return nil, fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s, this run asks for %+v seed %d objective %s; use the same settings or another --out",
+				ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), cfg, o.Seed, objectiveName(o.Objective))
 		default:
 			st = saved
 			// Early stopping is judged against this run's patience, so resuming
@@ -174,9 +202,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	dev.Upload(devFeats, dv.Feats)
 	batchFeats := dev.Alloc(o.BatchSize * featDim)
 	defer dev.Free(batchFeats)
-	ntokens := 0
-	for _, e := range trainEx {
-		ntokens += len(e.Words) + 1
+	var obj objective = &teacherForcing{ex: trainEx, feats: trainFeats, batchFeats: batchFeats, featDim: featDim, o: o}
+	if o.Objective == "cider" {
+		obj = newSelfCritical(trn, trainFeats, batchFeats, featDim, o)
 	}
 
 	for !st.Stopped && st.Epoch < o.Epochs {
@@ -187,19 +215,16 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		epoch := st.Epoch + 1
 		lr := o.LR * math.Pow(o.LRDecay, float64(st.Epoch))
 		adam := decoder.Adam{LR: float32(lr), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: float32(o.WeightDecay)}
-		bar := progress.New(o.Log, fmt.Sprintf("epoch %d/%d", epoch, o.Epochs), ntokens, "tok")
-		var lossSum float64
-		var lossTok int
-		smooth := math.NaN() // loss shown on the bar, smoothed over ~50 steps
-		for _, idx := range epochOrder(trainEx, o.BatchSize, o.Seed, epoch) {
+		bar := progress.New(o.Log, fmt.Sprintf("epoch %d/%d", epoch, o.Epochs), obj.units(), obj.unit())
+		var lossSum, rewardSum float64
+		var lossTok, captions int
+		smooth := math.NaN() // loss (or reward) shown on the bar, smoothed over ~50 steps
+		for _, idx := range obj.batches(epoch) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			bt := makeBatch(trainEx, idx, text.StartID, text.EndID, text.PadID)
-			feats := batchFeats.Slice(0, bt.B*featDim)
-			dev.EmbeddingForward(feats, trainFeats, bt.Images, featDim)
 			ts.ZeroGrad()
-			loss, n, err := ts.Forward(feats, bt.IDs, bt.Targets, bt.B, bt.T, true, dropoutSeed(o.Seed, ts.Steps()))
+			step, err := obj.forward(ctx, ts, idx)
 			if err != nil {
 				return nil, err
 			}
@@ -217,16 +242,24 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 				dev.Scale(ema, d)
 				dev.Axpy(ema, m.Flat(), 1-d)
 			}
-			lossSum += loss * float64(n)
-			lossTok += n
-			if math.IsNaN(smooth) {
-				smooth = loss
+			lossSum += step.loss * float64(step.tokens)
+			lossTok += step.tokens
+			rewardSum += step.reward
+			captions += step.units
+			shown, name := step.loss, "loss"
+			if o.Objective == "cider" {
+				shown, name = step.reward/float64(step.units), "CIDEr-D"
 			}
-			smooth = 0.98*smooth + 0.02*loss
-			bar.SetStatus("loss %.3f", smooth)
-			bar.Add(n)
+			if math.IsNaN(smooth) {
+				smooth = shown
+			}
+			smooth = 0.98*smooth + 0.02*shown
+			bar.SetStatus("%s %.3f", name, smooth)
+			bar.Add(step.units)
 		}
-		tokRate := bar.Rate()
+		// Tokens per second of training alone (the dev evaluation below excluded);
+		// self-critical steps include the sampling and scoring.
+		tokRate := float64(lossTok) / time.Since(start).Seconds()
 		bar.Finish()
 		if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
 			return nil, fmt.Errorf("train: loss diverged (%v) in epoch %d; lower train.lr or train.clip", lossSum, epoch)
@@ -247,6 +280,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		st.Epoch, st.Step = epoch, ts.Steps()
 		stats := EpochStats{Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(lossTok), DevLoss: devLoss, BLEU: bleu,
 			TokensPerSec: tokRate, Seconds: time.Since(start).Seconds()}
+		if o.Objective == "cider" {
+			stats.TrainReward = rewardSum / float64(captions)
+		}
 		st.History = append(st.History, stats)
 		st.TrainedFor += stats.Seconds
 		mark := ""
@@ -263,8 +299,12 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		if ema != nil {
 			m.CopyFrom(backup)
 		}
-		fmt.Fprintf(o.Log, "epoch %d: train loss %.4f, dev loss %.4f, dev BLEU-1..4 %.4f %.4f %.4f %.4f, %.0f tok/s, %.0fs%s\n",
-			epoch, stats.TrainLoss, devLoss, bleu[0], bleu[1], bleu[2], bleu[3], tokRate, stats.Seconds, mark)
+		reward := ""
+		if o.Objective == "cider" {
+			reward = fmt.Sprintf(", train CIDEr-D of samples %.4f", stats.TrainReward)
+		}
+		fmt.Fprintf(o.Log, "epoch %d: train loss %.4f%s, dev loss %.4f, dev BLEU-1..4 %.4f %.4f %.4f %.4f, %.0f tok/s, %.0fs%s\n",
+			epoch, stats.TrainLoss, reward, devLoss, bleu[0], bleu[1], bleu[2], bleu[3], stats.TokensPerSec, stats.Seconds, mark)
 		if err := writeCurves(o.Out, st.History); err != nil {
 			return nil, err
 		}

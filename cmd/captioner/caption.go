@@ -87,7 +87,7 @@ func imageTensors(paths []string, maxPixels int) ([][]float32, error) {
 	const size = 224
 	tensors := make([][]float32, len(paths))
 	for i, path := range paths {
-		img, err := imgproc.DecodeFile(path, maxPixels)
+		img, _, err := imgproc.DecodeFileAtLeast(path, maxPixels, imgproc.MinDecodeSide(size))
 		if err != nil {
 			return nil, err // names the file
 		}

@@ -220,7 +220,8 @@ func prepareImage(dst []float32, dir, name string, maxPixels int, store *feature
 	if store.Has(it.Hash) {
 		return it, false, nil
 	}
-	img, err := imgproc.DecodeBytes(data, maxPixels)
+	// The same decoding as caption and serve, so cached features are theirs.
+	img, _, err := imgproc.DecodeBytesAtLeast(data, maxPixels, imgproc.MinDecodeSide(224))
 	if err != nil {
 		return it, false, fmt.Errorf("%s: %w", name, err)
 	}

@@ -33,7 +33,14 @@ evaluating dev-split loss and BLEU after every epoch. Features come from
                           config.json, vocab.json — a model folder for --model
   curves.csv, curves.png  loss and BLEU per epoch
 Stops after train.epochs, or after train.patience epochs without a better dev
-BLEU-4. After a crash or kill, run the same command with --resume.`,
+BLEU-4. After a crash or kill, run the same command with --resume.
+
+--objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
+with self-critical sequence training: it samples train.samples captions per
+image, rewards each by CIDEr-D against the image's references, and makes the
+better-than-average ones more likely. It typically follows cross-entropy
+training with a lower rate, e.g.
+  captioner train --init models/flickr8k-merge-lstm --objective cider --lr 5e-5 --out runs/scst`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,
 	}
@@ -48,7 +55,9 @@ BLEU-4. After a crash or kill, run the same command with --resume.`,
 	f.Float64("lr", 1e-3, "Adam learning rate")
 	f.Int("hidden", 256, "LSTM and image-branch size")
 	f.Int64("seed", 1, "random seed: the same seed gives the same run")
-	bindOnRun(cmd, map[string]string{"out": "train.out", "data": "train.data", "dataset": "train.dataset",
+	f.String("init", "", "model folder to start from (weights and vocabulary)")
+	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
+	bindOnRun(cmd, map[string]string{"init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
 		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
 		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
 	rootCmd.AddCommand(cmd)
@@ -74,8 +83,15 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	vocab := text.BuildVocab(text.Captions(trainImgs), tc.MinCount)
-	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (min count %d)\n",
-		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), tc.MinCount)
+	vocabFrom := fmt.Sprintf("min count %d", tc.MinCount)
+	if tc.Init != "" { // the initial weights' word ids must keep their meaning
+		if vocab, err = text.LoadVocab(filepath.Join(tc.Init, pipeline.VocabFile)); err != nil {
+			return fmt.Errorf("train.init: %w", err)
+		}
+		vocabFrom = "from " + tc.Init
+	}
+	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (%s)\n",
+		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), vocabFrom)
 
 	store, err := openFeatures(cfg.Assets, tc.Features)
 	if err != nil {

@@ -89,6 +89,7 @@ func main() {
 	warmup := flag.Int("warmup", 4, "requests sent before each target's first level, not measured")
 	overload := flag.Int("overload", 256, "clients for the captioner overload check (0: skip)")
 	overloadFor := flag.Duration("overload-duration", 8*time.Second, "how long the overload check runs")
+	startWait := flag.Duration("start-wait", time.Minute, "how long to wait for each target to start answering before the warm-up")
 	settle := flag.Duration("settle", 5*time.Second, "how long the server may take to return to its baseline after the overload")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	flag.Parse()
@@ -114,6 +115,9 @@ func main() {
 		Overload *overloadResult `json:"overload,omitempty"`
 	}
 	for _, tg := range tgs {
+		if err := waitAnswering(client, tg, *startWait); err != nil {
+			fatal(err)
+		}
 		for i := range *warmup {
 			if _, err := send(client, tg, imgs[i%len(imgs)]); err != nil {
 				fatal(fmt.Errorf("%s: warm-up request: %w", tg.name, err))
@@ -187,6 +191,23 @@ func loadPhotos(dir string) ([]photo, error) {
 }
 
 // send posts one photo and returns the HTTP status.
+// waitAnswering polls the target until its HTTP listener answers (any status), so the
+// servers a benchmark script has just started get the time they need to load models.
+func waitAnswering(client *http.Client, tg target, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := client.Get(tg.base + "/")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no answer from %s after %s (is the server running? see its log): %w", tg.name, tg.base, limit, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func send(client *http.Client, tg target, p photo) (int, error) {
 	var body bytes.Buffer
 	w := multipart.NewWriter(&body)

@@ -1,0 +1,90 @@
+package decoder
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// Sampled is one caption drawn from the model.
+type Sampled struct {
+	Tokens []int32 // words, without <start> and <end>
+	Ended  bool    // <end> was drawn; false when the caption was cut at the maximum length
+}
+
+// Sample draws K captions for each of B images (feats (B, F) on the device) from
+// the model's own distribution, word by word at temperature 1, with rng as the
+// only source of randomness. out[b*K+k] is image b's k-th caption. Self-critical
+// training scores such samples and makes the better ones more likely.
+func (m *Model) Sample(ctx context.Context, feats gpu.Buf, B, K int, o DecodeOptions, rng *rand.Rand) ([]Sampled, error) {
+	if err := o.check(m.Cfg); err != nil {
+		return nil, err
+	}
+	if feats.Len() != B*m.Cfg.FeatDim || K < 1 {
+		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features, %d samples each", feats.Len(), B, m.Cfg.FeatDim, K)
+	}
+	m.prepare()
+	dev, H, V, R := m.dev, m.Cfg.Hidden, m.Cfg.Vocab, B*K
+	w := m.workspaceFor(R)
+	imgRep := m.repeatedImageBranch(w, feats, B, K)
+	h, c, h2, c2 := w.h.Slice(0, R*H), w.c.Slice(0, R*H), w.h2.Slice(0, R*H), w.c2.Slice(0, R*H)
+	dev.Zero(c)
+
+	out := make([]Sampled, R)
+	toks := make([]int32, R)
+	for r := range toks {
+		toks[r] = o.Start
+	}
+	logp := make([]float32, R*V)
+	for t := 0; t < o.MaxLen; t++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m.step(w, toks, t == 0, h, c, h2, c2, imgRep, R)
+		h, c, h2, c2 = h2, c2, h, c
+		if err := dev.Download(logp, w.logp.Slice(0, R*V)); err != nil {
+			return nil, err
+		}
+		live := 0
+		for r := range out {
+			if out[r].Ended {
+				continue // finished rows keep decoding (one batch) but are not read
+			}
+			tok := draw(logp[r*V:(r+1)*V], rng.Float64())
+			if tok == o.End {
+				out[r].Ended = true
+				continue
+			}
+			out[r].Tokens = append(out[r].Tokens, tok)
+			toks[r] = tok
+			live++
+		}
+		if live == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// draw returns the index where the cumulative probability exp(logp) first
+// exceeds u in [0, 1); rounding that leaves u beyond the total picks the last
+// word with non-zero probability.
+func draw(logp []float32, u float64) int32 {
+	var cum float64
+	last := int32(0)
+	for i, lp := range logp {
+		p := math.Exp(float64(lp))
+		if p == 0 {
+			continue
+		}
+		cum += p
+		last = int32(i)
+		if u < cum {
+			return last
+		}
+	}
+	return last
+}

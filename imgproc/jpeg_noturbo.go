@@ -1,0 +1,14 @@
+//go:build !cgo
+
+package imgproc
+
+import "image"
+
+// decodeJPEGScaled: without cgo there is no libjpeg-turbo, and image/jpeg, which
+// cannot scale while decoding, handles every JPEG at full size.
+func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Point, error) {
+	return nil, image.Point{}, errUseGoDecoder
+}
+
+// turboJPEG says this build decodes JPEGs with libjpeg-turbo where it can.
+const turboJPEG = false

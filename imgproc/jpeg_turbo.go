@@ -1,0 +1,110 @@
+//go:build cgo
+
+package imgproc
+
+/*
+#cgo LDFLAGS: -lturbojpeg
+#include <turbojpeg.h>
+*/
+import "C"
+
+import (
+	"image"
+	"io"
+	"sync"
+	"unsafe"
+)
+
+// decodeJPEGScaled decodes a JPEG with libjpeg-turbo straight into RGBA at the
+// smallest DCT scale that keeps both sides at least minSide (see
+// DecodeBytesAtLeast), then applies the EXIF orientation. It returns
+// errUseGoDecoder for what it leaves to image/jpeg.
+//
+// One TurboJPEG handle per call: creating and destroying one takes 0.3 µs
+// against milliseconds for a decode, and a handle that is never pooled cannot
+// leak.
+func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Point, error) {
+	tj := C.tjInitDecompress()
+	if tj == nil {
+		return nil, image.Point{}, errUseGoDecoder // out of memory in C: let Go try
+	}
+	defer C.tjDestroy(tj)
+	// cgo pointer rules: b holds no Go pointers and C keeps it only during each call.
+	src, srcLen := (*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b))
+	var cw, ch, subsamp, colorspace C.int
+	if C.tjDecompressHeader3(tj, src, srcLen, &cw, &ch, &subsamp, &colorspace) != 0 {
+		// A broken header: image/jpeg reads it again and names the problem as today.
+		return nil, image.Point{}, errUseGoDecoder
+	}
+	if colorspace == C.TJCS_CMYK || colorspace == C.TJCS_YCCK {
+		return nil, image.Point{}, errUseGoDecoder // libjpeg has no CMYK -> RGB conversion
+	}
+	width, height := int(cw), int(ch)
+	if err := checkPixels(width, height, maxPixels); err != nil {
+		return nil, image.Point{}, err
+	}
+	f := smallestScale(turboScales(), width, height, minSide)
+	dst := image.NewRGBA(image.Rect(0, 0, f.scaled(width), f.scaled(height)))
+	// TJPF_RGBA fills the alpha byte with 255: the result is an opaque image.RGBA
+	// with no conversion pass. TurboJPEG picks the largest scale whose output fits
+	// the size it is given, which is f or one giving the same size: it writes
+	// exactly dst.
+	if C.tjDecompress2(tj, src, srcLen, (*C.uchar)(unsafe.Pointer(&dst.Pix[0])),
+		C.int(dst.Rect.Dx()), C.int(dst.Stride), C.int(dst.Rect.Dy()), C.TJPF_RGBA, C.TJFLAG_STOPONWARNING) != 0 {
+		return nil, image.Point{}, turboFailure(C.GoString(C.tjGetErrorStr2(tj)))
+	}
+	o := jpegOrientation(b)
+	full := image.Pt(width, height)
+	if o >= 5 { // transposing orientations swap the sides
+		full = image.Pt(height, width)
+	}
+	return Orient(dst, o), full, nil
+}
+
+// jpegEOF is libjpeg's warning for data that ends before the image does
+// (JWRN_JPEG_EOF), which TJFLAG_STOPONWARNING turns into an error.
+const jpegEOF = "Premature end of JPEG file"
+
+// turboFailure classifies a failed libjpeg-turbo decode. A truncated file is
+// corrupt for image/jpeg too, and libjpeg's message says so well. Any other
+// failure goes to image/jpeg: libjpeg stops on warnings (extraneous bytes before
+// a marker, say) that image/jpeg tolerates, and a file accepted today must stay
+// accepted.
+func turboFailure(msg string) error {
+	if msg == jpegEOF {
+		return &CorruptError{Format: "jpeg", Err: &libjpegError{msg: msg}}
+	}
+	return errUseGoDecoder
+}
+
+// libjpegError is a message from libjpeg-turbo.
+type libjpegError struct{ msg string }
+
+func (e *libjpegError) Error() string { return "jpeg: " + e.msg }
+
+// Unwrap makes a truncated file match io.ErrUnexpectedEOF, so that CorruptError
+// calls it truncated.
+func (e *libjpegError) Unwrap() error {
+	if e.msg == jpegEOF {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+// turboScales lists the DCT scaling factors of the linked libjpeg-turbo
+// (M/8 for M = 1..16 in 2.x; the list is static in the library).
+var turboScales = sync.OnceValue(func() []scaleFactor {
+	var n C.int
+	p := C.tjGetScalingFactors(&n)
+	if p == nil {
+		return nil // smallestScale then decodes at full size
+	}
+	var out []scaleFactor
+	for _, f := range unsafe.Slice(p, int(n)) {
+		out = append(out, scaleFactor{int(f.num), int(f.denom)})
+	}
+	return out
+})
+
+// turboJPEG says this build decodes JPEGs with libjpeg-turbo where it can.
+const turboJPEG = true

@@ -1,0 +1,175 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/metrics"
+	"github.com/captioner/captioner/text"
+)
+
+// objective is what an optimisation step minimises. forward runs one step's
+// forward pass over a batch and leaves in ts the gradient that Backward then
+// propagates.
+type objective interface {
+	// batches lists one epoch's batches (indices into what the objective
+	// iterates over); the order depends only on (seed, epoch).
+	batches(epoch int) [][]int
+	forward(ctx context.Context, ts *decoder.TrainState, idx []int) (stepStats, error)
+	// unit names what the progress bar counts, and units how many one epoch has.
+	unit() string
+	units() int
+}
+
+// stepStats is what one forward pass measured.
+type stepStats struct {
+	loss   float64 // mean cross-entropy per target token
+	tokens int     // target tokens
+	reward float64 // summed reward of the sampled captions (self-critical only)
+	units  int     // progress made, in unit()s
+}
+
+// batchFeatures gathers the feature rows of a batch into the front of buf.
+func batchFeatures(dev gpu.Device, buf, all gpu.Buf, rows []int32, featDim int) gpu.Buf {
+	out := buf.Slice(0, len(rows)*featDim)
+	dev.EmbeddingForward(out, all, rows, featDim)
+	return out
+}
+
+// teacherForcing is cross-entropy of the reference captions (objective xe).
+type teacherForcing struct {
+	ex                []Example
+	feats, batchFeats gpu.Buf
+	featDim           int
+	o                 Options
+}
+
+func (x *teacherForcing) batches(epoch int) [][]int {
+	return epochOrder(x.ex, x.o.BatchSize, x.o.Seed, epoch)
+}
+
+func (x *teacherForcing) unit() string { return "tok" }
+
+func (x *teacherForcing) units() int {
+	n := 0
+	for _, e := range x.ex {
+		n += len(e.Words) + 1
+	}
+	return n
+}
+
+func (x *teacherForcing) forward(_ context.Context, ts *decoder.TrainState, idx []int) (stepStats, error) {
+	bt := makeBatch(x.ex, idx, text.StartID, text.EndID, text.PadID)
+	feats := batchFeatures(ts.Model().Device(), x.batchFeats, x.feats, bt.Images, x.featDim)
+	loss, n, err := ts.Forward(feats, bt.IDs, bt.Targets, bt.B, bt.T, true, dropoutSeed(x.o.Seed, ts.Steps()))
+	return stepStats{loss: loss, tokens: n, units: n}, err
+}
+
+// selfCritical is self-critical sequence training (Rennie et al. 2017, with the
+// mean reward of an image's other samples as each sample's baseline, Luo 2020):
+// sample o.Samples captions per image, reward each by CIDEr-D against the
+// image's references, and weigh each caption's log-likelihood gradient by its
+// reward minus the baseline, so better-than-usual captions become more likely.
+type selfCritical struct {
+	images            []Example // one per training image, Words unused
+	scorer            *metrics.CIDErDScorer
+	feats, batchFeats gpu.Buf
+	featDim           int
+	o                 Options
+}
+
+func newSelfCritical(trn *Split, feats, batchFeats gpu.Buf, featDim int, o Options) *selfCritical {
+	images := make([]Example, trn.Images())
+	for i := range images {
+		images[i].Image = i
+	}
+	return &selfCritical{images: images, scorer: metrics.NewCIDErDScorer(trn.Refs),
+		feats: feats, batchFeats: batchFeats, featDim: featDim, o: o}
+}
+
+// batches holds batch_size captions each: batch_size/samples images.
+func (s *selfCritical) batches(epoch int) [][]int {
+	return epochOrder(s.images, s.o.BatchSize/s.o.Samples, s.o.Seed, epoch)
+}
+
+func (s *selfCritical) unit() string { return "cap" }
+func (s *selfCritical) units() int   { return len(s.images) * s.o.Samples }
+
+func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx []int) (stepStats, error) {
+	m, K := ts.Model(), s.o.Samples
+	dev := m.Device()
+	B, R := len(idx), len(idx)*K
+	imgRows := make([]int32, B)
+	for b, i := range idx {
+		imgRows[b] = int32(i)
+	}
+	d := s.o.Decode
+	d.Beam = 1
+	// Each step's draws come from (seed, step) alone, so a resumed run repeats them.
+	rng := rand.New(rand.NewPCG(uint64(s.o.Seed), uint64(ts.Steps())))
+	samples, err := m.Sample(ctx, batchFeatures(dev, s.batchFeats, s.feats, imgRows, s.featDim), B, K, d, rng)
+	if err != nil {
+		return stepStats{}, err
+	}
+
+	rewards := make([]float64, R)
+	ex := make([]Example, R)
+	order := make([]int, R)
+	st := stepStats{units: R}
+	for r, smp := range samples {
+		img := idx[r/K]
+		words := make([]string, len(smp.Tokens))
+		for j, id := range smp.Tokens {
+			words[j] = s.o.Vocab.Word(int(id))
+		}
+		rewards[r] = s.scorer.Score(img, words)
+		st.reward += rewards[r]
+		ex[r], order[r] = Example{Image: img, Words: smp.Tokens}, r
+	}
+	bt := makeBatch(ex, order, text.StartID, text.EndID, text.PadID)
+	for r, smp := range samples {
+		if !smp.Ended { // cut at the maximum length: no <end> was drawn, so none is a target
+			bt.Targets[len(smp.Tokens)*R+r] = -1
+		}
+	}
+	feats := batchFeatures(dev, s.batchFeats, s.feats, bt.Images, s.featDim)
+	if st.loss, st.tokens, err = ts.Forward(feats, bt.IDs, bt.Targets, R, bt.T, true, 0); err != nil {
+		return st, err
+	}
+	// Forward's gradient is that of the mean loss over st.tokens tokens; weight
+	// caption r by advantage·tokens/R to get the gradient of
+	// -(1/R) Σ_r advantage_r · log p(caption r).
+	weights := make([]float32, R)
+	for b := 0; b < B; b++ {
+		var sum float64
+		for k := 0; k < K; k++ {
+			sum += rewards[b*K+k]
+		}
+		for k := 0; k < K; k++ {
+			r := b*K + k
+			baseline := (sum - rewards[r]) / float64(K-1)
+			weights[r] = float32((rewards[r] - baseline) * float64(st.tokens) / float64(R))
+		}
+	}
+	ts.ReweightCaptions(weights)
+	return st, nil
+}
+
+// checkInit loads the model folder a run starts from and checks that it has the
+// architecture the run asks for (dropout aside: it is a training setting).
+func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, error) {
+	init, err := decoder.Load(dev, dir)
+	if err != nil {
+		return nil, fmt.Errorf("train.init: %w", err)
+	}
+	defer init.Close()
+	got := init.Cfg
+	got.Dropout = want.Dropout
+	if got != want {
+		return nil, fmt.Errorf("train.init: %s has the architecture %+v, this run asks for %+v; set the train sizes to the model's (or train from scratch without train.init)", dir, init.Cfg, want)
+	}
+	return init.FlatHost()
+}
