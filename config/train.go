@@ -47,7 +47,9 @@ type Train struct {
 	Embed  int `mapstructure:"embed"`
 	Hidden int `mapstructure:"hidden"`
 	Mid    int `mapstructure:"mid"`
-	// Dropout is the drop probability on image features and embeddings.
+	// Dropout is the drop probability on image features and embeddings (on image
+	// features only with the cider objective, one mask per step for sampling and
+	// scoring).
 	Dropout float64 `mapstructure:"dropout"`
 	// EMA is the decay of the weight average that evaluation and the saved model
 	// use (0 disables it and uses the raw weights).

@@ -73,21 +73,32 @@ func (x *teacherForcing) forward(_ context.Context, ts *decoder.TrainState, idx 
 // sample o.Samples captions per image, reward each by CIDEr-D against the
 // image's references, and weigh each caption's log-likelihood gradient by its
 // reward minus the baseline, so better-than-usual captions become more likely.
+//
+// Dropout (train.dropout) applies to the image features only, with one mask
+// for both the sampling and the gradient pass, so that the captions are scored
+// by the network that drew them; the decoder itself runs without dropout.
 type selfCritical struct {
 	images            []Example // one per training image, Words unused
 	scorer            *metrics.CIDErDScorer
 	feats, batchFeats gpu.Buf
+	imgFeats, mask    gpu.Buf // (images per step, F) a step's image features after dropout, the mask
 	featDim           int
 	o                 Options
 }
 
-func newSelfCritical(trn *Split, feats, batchFeats gpu.Buf, featDim int, o Options) *selfCritical {
+func newSelfCritical(dev gpu.Device, trn *Split, feats, batchFeats gpu.Buf, featDim int, o Options) *selfCritical {
 	images := make([]Example, trn.Images())
 	for i := range images {
 		images[i].Image = i
 	}
+	n := o.BatchSize / o.Samples * featDim
 	return &selfCritical{images: images, scorer: metrics.NewCIDErDScorer(trn.Refs),
-		feats: feats, batchFeats: batchFeats, featDim: featDim, o: o}
+		feats: feats, batchFeats: batchFeats, imgFeats: dev.Alloc(n), mask: dev.Alloc(n), featDim: featDim, o: o}
+}
+
+func (s *selfCritical) close(dev gpu.Device) {
+	dev.Free(s.imgFeats)
+	dev.Free(s.mask)
 }
 
 // batches holds batch_size captions each: batch_size/samples images.
@@ -110,7 +121,11 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 	d.Beam = 1
 	// Each step's draws come from (seed, step) alone, so a resumed run repeats them.
 	rng := rand.New(rand.NewPCG(uint64(s.o.Seed), uint64(ts.Steps())))
-	samples, err := m.Sample(ctx, batchFeatures(dev, s.batchFeats, s.feats, imgRows, s.featDim), B, K, d, rng)
+	imgFeats := batchFeatures(dev, s.imgFeats, s.feats, imgRows, s.featDim)
+	if s.o.Dropout > 0 {
+		dev.Dropout(imgFeats, s.mask.Slice(0, B*s.featDim), imgFeats, float32(s.o.Dropout), dropoutSeed(s.o.Seed, ts.Steps()))
+	}
+	samples, err := m.Sample(ctx, imgFeats, B, K, d, rng)
 	if err != nil {
 		return stepStats{}, err
 	}
@@ -127,7 +142,8 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 		}
 		rewards[r] = s.scorer.Score(img, words)
 		st.reward += rewards[r]
-		ex[r], order[r] = Example{Image: img, Words: smp.Tokens}, r
+		// Image is the row of imgFeats: the batch's own, dropped-out features.
+		ex[r], order[r] = Example{Image: r / K, Words: smp.Tokens}, r
 	}
 	bt := makeBatch(ex, order, text.StartID, text.EndID, text.PadID)
 	for r, smp := range samples {
@@ -135,7 +151,7 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 			bt.Targets[len(smp.Tokens)*R+r] = -1
 		}
 	}
-	feats := batchFeatures(dev, s.batchFeats, s.feats, bt.Images, s.featDim)
+	feats := batchFeatures(dev, s.batchFeats, imgFeats, bt.Images, s.featDim)
 	if st.loss, st.tokens, err = ts.Forward(feats, bt.IDs, bt.Targets, R, bt.T, true, 0); err != nil {
 		return st, err
 	}

@@ -80,8 +80,8 @@ type Result struct {
 func ModelDir(out string) string { return filepath.Join(out, "model") }
 
 // ModelConfig is the decoder configuration the options ask for. Self-critical
-// training runs without dropout: its gradient pass must score the captions with
-// the same network that sampled them.
+// training runs the decoder without dropout (its gradient pass must score the
+// captions with the network that sampled them); it drops image features itself.
 func (o Options) ModelConfig(featDim int) decoder.Config {
 	c := decoder.Config{FeatDim: featDim, Embed: o.Embed, Hidden: o.Hidden, Mid: o.Mid,
 		Vocab: o.Vocab.Size(), Dropout: float32(o.Dropout)}
@@ -204,7 +204,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	defer dev.Free(batchFeats)
 	var obj objective = &teacherForcing{ex: trainEx, feats: trainFeats, batchFeats: batchFeats, featDim: featDim, o: o}
 	if o.Objective == "cider" {
-		obj = newSelfCritical(trn, trainFeats, batchFeats, featDim, o)
+		sc := newSelfCritical(dev, trn, trainFeats, batchFeats, featDim, o)
+		defer sc.close(dev)
+		obj = sc
 	}
 
 	for !st.Stopped && st.Epoch < o.Epochs {

@@ -66,12 +66,14 @@ func TestDescribePrintsShapesAndParameterCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"digraph merge_lstm", "(B, T, 256)", "Embedding 2532x256", "LSTM 256"} {
+	for _, want := range []string{"digraph merge_lstm", "(B, T, 256)", "Embedding 2532x256", "LSTM 512"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("describe output lacks %q:\n%s", want, out)
 		}
 	}
-	if want := "2217956 parameters"; c.NumParams() != 2217956 || !strings.Contains(out, want) {
+	// By hand: image 1280x512+512, embedding 2532x256, LSTM 4x512x(256+512)+2048,
+	// dense 512x256+256, output 256x2532+2532.
+	if want := "3661028 parameters"; c.NumParams() != 3661028 || !strings.Contains(out, want) {
 		t.Errorf("describe: want %q (config says %d)", want, c.NumParams())
 	}
 }

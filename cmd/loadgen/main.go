@@ -60,6 +60,9 @@ func (t *targets) Set(v string) error {
 	if name == "flask" || strings.HasSuffix(u.Path, "/caption") {
 		tg.captioner, tg.path = false, "/caption"
 	}
+	if u.RawQuery != "" { // request options, e.g. captioner=http://127.0.0.1:8080?beam=1
+		tg.path += "?" + u.RawQuery
+	}
 	*t = append(*t, tg)
 	return nil
 }

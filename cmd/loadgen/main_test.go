@@ -112,4 +112,7 @@ func TestTargetsAreLoopbackOnly(t *testing.T) {
 	if err := tg.Set("flask=http://127.0.0.1:5000"); err != nil || tg[0].path != "/caption" || tg[0].captioner {
 		t.Errorf("flask target %+v, %v", tg, err)
 	}
+	if err := tg.Set("captioner=http://127.0.0.1:8080?beam=1"); err != nil || tg[1].path != "/v1/captions?beam=1" || !tg[1].captioner {
+		t.Errorf("captioner target with options %+v, %v", tg, err)
+	}
 }
