@@ -16,6 +16,11 @@
 //	                                  damaged or truncated                   400
 //
 // Any other error comes from the reader or the file system and is returned wrapped.
+//
+// With cgo, JPEGs are decoded (DecodeBytesAtLeast, at a DCT scale for large
+// photos) and encoded (EncodeJPEG, for thumbnails) by libjpeg-turbo, and the
+// resize of decoded RGBA runs in C; without cgo the same calls use image/jpeg and
+// the Go filter.
 package imgproc
 
 import (

@@ -10,5 +10,8 @@ func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Poin
 	return nil, image.Point{}, errUseGoDecoder
 }
 
+// turboEncodeJPEG: without cgo image/jpeg encodes every JPEG.
+func turboEncodeJPEG(*image.RGBA, int) []byte { return nil }
+
 // turboJPEG says this build decodes JPEGs with libjpeg-turbo where it can.
 const turboJPEG = false

@@ -106,5 +106,28 @@ var turboScales = sync.OnceValue(func() []scaleFactor {
 	return out
 })
 
+// turboEncodeJPEG compresses m (see EncodeJPEG), or returns nil for image/jpeg
+// to do it. libjpeg-turbo allocates the output, sized by the compressed data.
+func turboEncodeJPEG(m *image.RGBA, quality int) []byte {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	if w <= 0 || h <= 0 {
+		return nil // image/jpeg decides what an empty image encodes to
+	}
+	tj := C.tjInitCompress()
+	if tj == nil {
+		return nil
+	}
+	defer C.tjDestroy(tj)
+	var out *C.uchar
+	var size C.ulong
+	defer func() { C.tjFree(out) }() // allocated even on some failures; NULL is fine
+	// TJPF_RGBX reads the alpha byte and ignores it, as image/jpeg does.
+	if C.tjCompress2(tj, (*C.uchar)(unsafe.Pointer(&m.Pix[m.PixOffset(m.Rect.Min.X, m.Rect.Min.Y)])),
+		C.int(w), C.int(m.Stride), C.int(h), C.TJPF_RGBX, &out, &size, C.TJSAMP_420, C.int(quality), 0) != 0 {
+		return nil
+	}
+	return C.GoBytes(unsafe.Pointer(out), C.int(size))
+}
+
 // turboJPEG says this build decodes JPEGs with libjpeg-turbo where it can.
 const turboJPEG = true

@@ -117,3 +117,14 @@ func TestTurboWarningGoesToImageJPEG(t *testing.T) {
 	}
 	checkBlocks(t, img, 12, "ABC", "DEF")
 }
+
+// TestTurboEncodes: EncodeJPEG goes through libjpeg-turbo in this build, except
+// for what it hands to image/jpeg.
+func TestTurboEncodes(t *testing.T) {
+	if b := turboEncodeJPEG(blocksImage("AB"), 80); len(b) < 2 || b[0] != 0xff || b[1] != 0xd8 {
+		t.Errorf("turboEncodeJPEG gave %d bytes, want a JPEG", len(b))
+	}
+	if b := turboEncodeJPEG(image.NewRGBA(image.Rect(0, 0, 0, 5)), 80); b != nil {
+		t.Errorf("empty image: %d bytes, want nil (left to image/jpeg)", len(b))
+	}
+}

@@ -44,7 +44,7 @@ func ToTensor(dst []float32, img image.Image, size int) {
 			return
 		}
 	case *image.RGBA:
-		s.rgba(dst, m, size)
+		s.rgbaFast(dst, m, size) // s.rgba, in C where cgo is available
 		return
 	}
 	s.rgb(dst, img, size)
@@ -277,6 +277,10 @@ type filterWeights struct {
 	start []int
 	off   []int // off[i]..off[i+1] indexes w; len(off) = out+1
 	w     []float32
+	// The same taps at a fixed count per output, made by fixed on first use.
+	fstart []int
+	fw     []float32
+	ftaps  int
 }
 
 func (f *filterWeights) weights(i int) []float32 { return f.w[f.off[i]:f.off[i+1]] }
@@ -293,7 +297,7 @@ func (f *filterWeights) get(in, out, origin, shift int) *filterWeights {
 		return f
 	}
 	f.key = key
-	f.start, f.off, f.w = f.start[:0], f.off[:0], f.w[:0]
+	f.start, f.off, f.w, f.ftaps = f.start[:0], f.off[:0], f.w[:0], 0
 	scale := float64(in) / float64(out)
 	// Shrinking stretches the triangle to cover scale input samples on each side.
 	support := max(scale, 1)
@@ -334,6 +338,31 @@ func (f *filterWeights) get(in, out, origin, shift int) *filterWeights {
 	}
 	f.off = append(f.off, len(f.w))
 	return f
+}
+
+// fixed returns f's taps laid out taps per output, for loops with a fixed trip
+// count (resize.c): output i is sum_k w[i*taps+k] * input[start[i]+k]. Each
+// window is the output's own, widened with zero weights on the right, or moved
+// left where that would pass the end of the in samples. Adding 0*x to a sum of
+// non-negative terms leaves it bit for bit unchanged, even before the first
+// real tap (0 + 0 = 0), so the sums are those of the variable-length taps.
+func (f *filterWeights) fixed(in int) (start []int, w []float32, taps int) {
+	if f.ftaps > 0 {
+		return f.fstart, f.fw, f.ftaps
+	}
+	out := len(f.start)
+	for i := range out {
+		taps = max(taps, f.off[i+1]-f.off[i])
+	}
+	f.fstart = f.fstart[:0]
+	clear(grow(&f.fw, out*taps))
+	for i := range out {
+		s := min(f.start[i], in-taps)
+		f.fstart = append(f.fstart, s)
+		copy(f.fw[i*taps+f.start[i]-s:], f.weights(i))
+	}
+	f.ftaps = taps
+	return f.fstart, f.fw, taps
 }
 
 // newRowReader returns a function that writes row y of img as RGB values in
