@@ -23,4 +23,5 @@ else
 	echo "bench-server: python3-torch or python3-flask missing (apt-get install python3-torch python3-torchvision python3-pil python3-numpy python3-flask): measuring captioner alone" >&2
 	flask=()
 fi
-bin/loadgen -target captioner=http://127.0.0.1:$cap_port "${flask[@]}" "$@"
+# captioner twice: its default (beam 3) and greedy decoding, the reference's work.
+bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 "${flask[@]}" "$@"
