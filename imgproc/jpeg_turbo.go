@@ -4,7 +4,21 @@ package imgproc
 
 /*
 #cgo LDFLAGS: -lturbojpeg
+#include <stdio.h>
 #include <turbojpeg.h>
+
+// decompress_rgba decodes into RGBA and, on failure, copies the error message
+// into msg within the same call: libjpeg-turbo keeps decoding errors in a
+// thread-local buffer, and a goroutine may resume on another thread between two
+// cgo calls, where that buffer holds another decode's message.
+static int decompress_rgba(tjhandle h, const unsigned char *src, unsigned long n,
+		unsigned char *dst, int w, int pitch, int ht, char *msg, int msgLen) {
+	if (tjDecompress2(h, src, n, dst, w, pitch, ht, TJPF_RGBA, TJFLAG_STOPONWARNING) == 0) {
+		return 0;
+	}
+	snprintf(msg, msgLen, "%s", tjGetErrorStr2(h));
+	return -1;
+}
 */
 import "C"
 
@@ -49,9 +63,10 @@ func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Poin
 	// with no conversion pass. TurboJPEG picks the largest scale whose output fits
 	// the size it is given, which is f or one giving the same size: it writes
 	// exactly dst.
-	if C.tjDecompress2(tj, src, srcLen, (*C.uchar)(unsafe.Pointer(&dst.Pix[0])),
-		C.int(dst.Rect.Dx()), C.int(dst.Stride), C.int(dst.Rect.Dy()), C.TJPF_RGBA, C.TJFLAG_STOPONWARNING) != 0 {
-		return nil, image.Point{}, turboFailure(C.GoString(C.tjGetErrorStr2(tj)))
+	var msg [200]C.char // libjpeg's JMSG_LENGTH_MAX
+	if C.decompress_rgba(tj, src, srcLen, (*C.uchar)(unsafe.Pointer(&dst.Pix[0])),
+		C.int(dst.Rect.Dx()), C.int(dst.Stride), C.int(dst.Rect.Dy()), &msg[0], C.int(len(msg))) != 0 {
+		return nil, image.Point{}, turboFailure(C.GoString(&msg[0]))
 	}
 	o := jpegOrientation(b)
 	full := image.Pt(width, height)

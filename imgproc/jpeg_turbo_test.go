@@ -4,10 +4,13 @@ package imgproc
 
 import (
 	"errors"
+	"fmt"
 	"image"
 	"image/draw"
 	"io"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -98,6 +101,49 @@ func TestTurboTruncated(t *testing.T) {
 	want := "imgproc: jpeg data ends early (truncated file?): jpeg: Premature end of JPEG file"
 	if err.Error() != want {
 		t.Errorf("message %q, want %q", err, want)
+	}
+}
+
+// TestTurboErrorsUnderConcurrency decodes truncated files and files with a
+// tolerated warning from many goroutines at once: each failure must carry its
+// own decode's message. libjpeg-turbo keeps messages in a thread-local buffer,
+// and goroutines move between threads between cgo calls, so reading the message
+// in a second call mixed them up (a truncated upload was then sometimes
+// reported with image/jpeg's words).
+func TestTurboErrorsUnderConcurrency(t *testing.T) {
+	jpg := encodeJPEG(t, blocksImage("ABC", "DEF"))
+	truncated := jpg[:len(jpg)-20]
+	n := 4 + (int(jpg[4])<<8 | int(jpg[5]))
+	junk := append(append(append([]byte{}, jpg[:n]...), 0x00, 0x01, 0x02), jpg[n:]...)
+	want := "imgproc: jpeg data ends early (truncated file?): jpeg: Premature end of JPEG file"
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*200)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				if (g+i)%2 == 0 {
+					if _, _, err := DecodeBytesAtLeast(junk, testMax, 8); err != nil {
+						errs <- fmt.Errorf("junk before a marker: %w", err)
+					}
+					continue
+				}
+				if _, _, err := DecodeBytesAtLeast(truncated, testMax, 8); err == nil || err.Error() != want {
+					errs <- fmt.Errorf("truncated: %v", err)
+				}
+				runtime.Gosched()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	bad := 0
+	for err := range errs {
+		if bad++; bad <= 3 {
+			t.Error(err)
+		}
+	}
+	if bad > 3 {
+		t.Errorf("... %d wrong results in all", bad)
 	}
 }
 
