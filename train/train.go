@@ -307,7 +307,7 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		}
 		fmt.Fprintf(o.Log, "epoch %d: train loss %.4f%s, dev loss %.4f, dev BLEU-1..4 %.4f %.4f %.4f %.4f, %.0f tok/s, %.0fs%s\n",
 			epoch, stats.TrainLoss, reward, devLoss, bleu[0], bleu[1], bleu[2], bleu[3], stats.TokensPerSec, stats.Seconds, mark)
-		if err := writeCurves(o.Out, st.History); err != nil {
+		if err := writeCurves(o.Out, st.History, objectiveName(o.Objective)); err != nil {
 			return nil, err
 		}
 		groups := map[string][]float32{}

@@ -18,37 +18,58 @@ import (
 // and checks that eval from the feature cache and eval through the encoder give
 // the same captions, and that the printed BLEU is the metrics package's BLEU of
 // the written captions against the references.
-func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
-	assets := testassets.Dir(t, "eval needs the encoder weights")
-	data := t.TempDir()
+// sampleDataset writes a Flickr8k-format dataset of the 10 full-resolution sample
+// photos, each with the same two captions: the first nTrain photos form the train
+// split, the rest the dev split. It extracts their features into a cache folder
+// and returns the assets folder, the dataset folder, the feature folder and the
+// dev split's cleaned references.
+func sampleDataset(t *testing.T, nTrain int) (assets, data, feats string, devRefs [][][]string) {
+	t.Helper()
+	assets = testassets.Dir(t, "the sample dataset needs the encoder weights")
+	data = t.TempDir()
 	photos, _ := filepath.Glob(filepath.Join(assets, "samples", "flickr8k_fullres", "*.jpg"))
 	if len(photos) != 10 {
 		t.Fatalf("want the 10 sample photos, found %d", len(photos))
 	}
 	os.Mkdir(filepath.Join(data, "images"), 0o755)
-	var tokens, names strings.Builder
-	refs := [][][]string{}
-	for _, p := range photos {
+	var tokens, trainNames, devNames strings.Builder
+	for i, p := range photos {
 		name := filepath.Base(p)
 		if err := os.Symlink(p, filepath.Join(data, "images", name)); err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&tokens, "%s#0\tA dog runs on the grass .\n%s#1\tTwo people are sitting outside .\n", name, name)
-		fmt.Fprintln(&names, name)
-		refs = append(refs, [][]string{{"dog", "runs", "on", "the", "grass"}, {"two", "people", "are", "sitting", "outside"}})
+		// Two kinds of captions, so that n-grams tell images apart (CIDEr-D weighs
+		// an n-gram found in every image's references by 0).
+		caps := [2]string{"A dog runs on the grass .", "Two people are sitting outside ."}
+		refs := [][]string{{"dog", "runs", "on", "the", "grass"}, {"two", "people", "are", "sitting", "outside"}}
+		if i%2 == 1 {
+			caps[1] = "A child plays in the snow ."
+			refs[1] = []string{"child", "plays", "in", "the", "snow"}
+		}
+		fmt.Fprintf(&tokens, "%s#0\t%s\n%s#1\t%s\n", name, caps[0], name, caps[1])
+		if i < nTrain {
+			fmt.Fprintln(&trainNames, name)
+			continue
+		}
+		fmt.Fprintln(&devNames, name)
+		devRefs = append(devRefs, refs)
 	}
 	os.WriteFile(filepath.Join(data, "Flickr8k.token.txt"), []byte(tokens.String()), 0o644)
-	// The loader wants a non-empty train list: the first photo is in train, the rest in dev.
-	first := filepath.Base(photos[0])
-	os.WriteFile(filepath.Join(data, "Flickr_8k.trainImages.txt"), []byte(first+"\n"), 0o644)
-	os.WriteFile(filepath.Join(data, "Flickr_8k.devImages.txt"), []byte(strings.TrimPrefix(names.String(), first+"\n")), 0o644)
-	refs = refs[1:]
+	os.WriteFile(filepath.Join(data, "Flickr_8k.trainImages.txt"), []byte(trainNames.String()), 0o644)
+	os.WriteFile(filepath.Join(data, "Flickr_8k.devImages.txt"), []byte(devNames.String()), 0o644)
 
-	feats := t.TempDir()
-	common := []string{"--device", "cpu", "--assets", assets, "--model", shippedModel}
-	if _, err := run(t, append([]string{"extract", "--split", "all", "--images", filepath.Join(data, "images"), "--out", feats}, common...)...); err != nil {
+	feats = t.TempDir()
+	if _, err := run(t, "extract", "--split", "all", "--images", filepath.Join(data, "images"), "--out", feats,
+		"--device", "cpu", "--assets", assets, "--model", shippedModel); err != nil {
 		t.Fatal(err)
 	}
+	return assets, data, feats, devRefs
+}
+
+func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
+	// The loader wants a non-empty train list: the first photo is in train, the rest in dev.
+	assets, data, feats, refs := sampleDataset(t, 1)
+	common := []string{"--device", "cpu", "--assets", assets, "--model", shippedModel}
 	captions := func(fromImages bool) (string, []captionRecord) {
 		path := filepath.Join(t.TempDir(), "captions.json")
 		args := append([]string{"eval", "--beam", "3", "--data", data, "--features", feats, "--captions", path,

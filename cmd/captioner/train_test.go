@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/train"
+)
+
+// TestTrainThenSelfCritical runs the train command twice on the sample dataset:
+// cross-entropy from scratch, then the cider objective starting from that model,
+// which must keep its vocabulary (word ids) rather than build a new one.
+func TestTrainThenSelfCritical(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 7)
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "1")
+	common := []string{"--device", "cpu", "--assets", assets, "--data", data, "--features", feats,
+		"--epochs", "2", "--batch-size", "10", "--hidden", "16", "--seed", "4"}
+	xe := t.TempDir()
+	if out, err := run(t, append([]string{"train", "--out", xe}, common...)...); err != nil || !strings.Contains(out, "stopped by epochs after 2 epochs") {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	first := train.ModelDir(xe)
+
+	// The init's vocabulary (4 special tokens + 14 words) wins even when this
+	// run's settings would build another (min count 50: the special tokens alone).
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "50")
+	var log bytes.Buffer
+	rootCmd.SetErr(&log)
+	sc := t.TempDir()
+	args := append([]string{"train", "--out", sc, "--init", first, "--objective", "cider", "--lr", "1e-3"}, common...)
+	rootCmd.SetOut(&bytes.Buffer{})
+	rootCmd.SetArgs(args)
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatalf("train --objective cider: %v\n%s", err, log.String())
+	}
+	if want := "vocabulary 18 words (from " + first + ")"; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log.String())
+	}
+	for _, f := range []string{pipeline.VocabFile, decoder.WeightsFile} {
+		if _, err := os.Stat(filepath.Join(train.ModelDir(sc), f)); err != nil {
+			t.Errorf("self-critical run wrote no %s: %v", f, err)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(first, pipeline.VocabFile))
+	b, _ := os.ReadFile(filepath.Join(train.ModelDir(sc), pipeline.VocabFile))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("the fine-tuned model's vocabulary differs from its init's")
+	}
+	csv, _ := os.ReadFile(filepath.Join(sc, train.CurvesCSV))
+	if lines := strings.Split(strings.TrimSpace(string(csv)), "\n"); len(lines) != 3 || strings.HasSuffix(lines[1], ",") {
+		t.Errorf("curves.csv: want a header and 2 epochs with their sample reward:\n%s", csv)
+	}
+
+	// A missing init folder is named.
+	_, err := run(t, append([]string{"train", "--out", t.TempDir(), "--init", filepath.Join(sc, "nope"), "--objective", "cider"}, common...)...)
+	if err == nil || !strings.Contains(err.Error(), "train.init") || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("missing init: got %v, want an error naming train.init and the folder", err)
+	}
+}
