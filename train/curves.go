@@ -23,16 +23,17 @@ const (
 	CurvesPNG = "curves.png"
 )
 
-// writeCurves writes the history of a run with the given objective as CSV and as
-// a two-panel PNG plot (losses; dev BLEU-1..4), each atomically.
-func writeCurves(out string, hist []EpochStats, objective string) error {
+// writeCurves writes the history as CSV and as a two-panel PNG plot (losses; dev
+// BLEU-1..4), each atomically; the CSV's train_reward column is filled for runs
+// that sampled captions (the cider objective) and empty otherwise.
+func writeCurves(out string, hist []EpochStats, sampled bool) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	w.Write([]string{"epoch", "lr", "train_loss", "dev_loss", "bleu1", "bleu2", "bleu3", "bleu4", "tokens_per_s", "seconds", "train_reward"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 	for _, h := range hist {
 		reward := "" // cross-entropy epochs sample nothing
-		if objective == "cider" {
+		if sampled {
 			reward = f(h.TrainReward)
 		}
 		w.Write([]string{strconv.Itoa(h.Epoch), f(h.LR), f(h.TrainLoss), f(h.DevLoss),

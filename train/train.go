@@ -203,7 +203,10 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	batchFeats := dev.Alloc(o.BatchSize * featDim)
 	defer dev.Free(batchFeats)
 	var obj objective = &teacherForcing{ex: trainEx, feats: trainFeats, batchFeats: batchFeats, featDim: featDim, o: o}
-	if o.Objective == "cider" {
+	// sampled: the objective rewards sampled captions, whose mean reward the
+	// progress bar, the log and the curves report.
+	sampled := o.Objective == "cider"
+	if sampled {
 		sc := newSelfCritical(dev, trn, trainFeats, batchFeats, featDim, o)
 		defer sc.close(dev)
 		obj = sc
@@ -249,7 +252,7 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			rewardSum += step.reward
 			captions += step.units
 			shown, name := step.loss, "loss"
-			if o.Objective == "cider" {
+			if sampled {
 				shown, name = step.reward/float64(step.units), "CIDEr-D"
 			}
 			if math.IsNaN(smooth) {
@@ -282,7 +285,7 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		st.Epoch, st.Step = epoch, ts.Steps()
 		stats := EpochStats{Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(lossTok), DevLoss: devLoss, BLEU: bleu,
 			TokensPerSec: tokRate, Seconds: time.Since(start).Seconds()}
-		if o.Objective == "cider" {
+		if sampled {
 			stats.TrainReward = rewardSum / float64(captions)
 		}
 		st.History = append(st.History, stats)
@@ -302,12 +305,12 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			m.CopyFrom(backup)
 		}
 		reward := ""
-		if o.Objective == "cider" {
+		if sampled {
 			reward = fmt.Sprintf(", train CIDEr-D of samples %.4f", stats.TrainReward)
 		}
 		fmt.Fprintf(o.Log, "epoch %d: train loss %.4f%s, dev loss %.4f, dev BLEU-1..4 %.4f %.4f %.4f %.4f, %.0f tok/s, %.0fs%s\n",
 			epoch, stats.TrainLoss, reward, devLoss, bleu[0], bleu[1], bleu[2], bleu[3], stats.TokensPerSec, stats.Seconds, mark)
-		if err := writeCurves(o.Out, st.History, objectiveName(o.Objective)); err != nil {
+		if err := writeCurves(o.Out, st.History, sampled); err != nil {
 			return nil, err
 		}
 		groups := map[string][]float32{}
