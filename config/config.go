@@ -25,6 +25,11 @@ type Config struct {
 	Device string `mapstructure:"device"`
 	// Threads caps CPU kernel threads; 0 uses every core.
 	Threads int `mapstructure:"threads"`
+	// Precision is what the image encoder computes in when captioning (caption,
+	// eval, serve): auto (bfloat16 where the CPU has AMX or AVX512-BF16, else
+	// float32), float32 or bfloat16. Feature extraction for training always uses
+	// float32, so cached features do not depend on the machine.
+	Precision string `mapstructure:"precision"`
 	// Assets is a folder laid out like the project's shared assets
 	// (models/mobilenet_v2/..., data/flickr8k/...). Empty: the download cache.
 	Assets string `mapstructure:"assets"`
@@ -48,6 +53,7 @@ const DefaultModel = "models/flickr8k-merge-lstm"
 func setDefaults(v *viper.Viper) {
 	v.SetDefault("device", "auto")
 	v.SetDefault("threads", 0)
+	v.SetDefault("precision", "auto")
 	v.SetDefault("assets", "")
 	v.SetDefault("model", DefaultModel)
 	v.SetDefault("log_level", "info")
@@ -60,6 +66,9 @@ func setDefaults(v *viper.Viper) {
 func (c *Config) validate() error {
 	var errs []error
 	if err := oneOf("device", c.Device, "auto", "cpu", "cuda"); err != nil {
+		errs = append(errs, err)
+	}
+	if err := oneOf("precision", c.Precision, "auto", "float32", "bfloat16"); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Threads < 0 {

@@ -89,7 +89,9 @@ func TestArmNNReference(t *testing.T) {
 			if e.Config().SourceSHA != ref.ModelSHA256 {
 				t.Fatalf("%s was made from a model with SHA-256 %s, this one is %s; regenerate with -update", refFile, ref.ModelSHA256, e.Config().SourceSHA)
 			}
-			e.Encode(images, len(armnnPhotos))
+			if err := e.Encode(images, len(armnnPhotos)); err != nil {
+				t.Fatal(err)
+			}
 			classes := e.Config().Classes
 			probs := make([]float32, len(armnnPhotos)*classes)
 			if err := e.dev.Download(probs, e.Classify()); err != nil {

@@ -40,7 +40,7 @@ func TestCUDAKernelsMatchCPU(t *testing.T) {
 	}
 	var outs [2][3][]float32
 	for i, dev := range []gpu.Device{cpuDev, emu} {
-		e, err := New(dev, w, n)
+		e, err := New(dev, w, n, "float32")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/internal/testassets"
@@ -42,6 +43,12 @@ func photo(t testing.TB, name string) []float32 {
 
 func newEncoder(t testing.TB, model string, maxBatch int) (*Encoder, *tflite.Model) {
 	t.Helper()
+	return newEncoderIn(t, model, maxBatch, gpu.Float32)
+}
+
+// newEncoderIn is newEncoder computing in precision p.
+func newEncoderIn(t testing.TB, model string, maxBatch int, p gpu.Precision) (*Encoder, *tflite.Model) {
+	t.Helper()
 	path := modelFile(t, model)
 	w, err := ImportFile(path)
 	if err != nil {
@@ -52,7 +59,7 @@ func newEncoder(t testing.TB, model string, maxBatch int) (*Encoder, *tflite.Mod
 		t.Fatal(err)
 	}
 	dev := cpu.New(2)
-	e, err := New(dev, w, maxBatch)
+	e, err := New(dev, w, maxBatch, string(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +91,9 @@ func TestForwardMatchesNaiveInterpreter(t *testing.T) {
 		t.Run(model, func(t *testing.T) {
 			e, m := newEncoder(t, model, 2)
 			images := append(photo(t, "grace_hopper.bmp"), noise...)
-			e.Encode(images, 2)
+			if err := e.Encode(images, 2); err != nil {
+				t.Fatal(err)
+			}
 			probs := e.Classify()
 			grid := make([]float32, 2*e.GridLen())
 			pooled := make([]float32, 2*e.FeatureDim())

@@ -228,7 +228,9 @@ func btoi(b bool) int {
 // and probabilities.
 func encodeAll(t *testing.T, e *Encoder, images []float32, n int) (grid, pooled, probs []float32) {
 	t.Helper()
-	e.Encode(images, n)
+	if err := e.Encode(images, n); err != nil {
+		t.Fatal(err)
+	}
 	p := e.Classify()
 	grid = make([]float32, n*e.GridLen())
 	pooled = make([]float32, n*e.FeatureDim())
@@ -261,7 +263,7 @@ func TestSyntheticFloatModel(t *testing.T) {
 	}
 	dev := cpu.New(2)
 	defer dev.Close()
-	e, err := New(dev, w, 5)
+	e, err := New(dev, w, 5, "float32")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,3 +174,52 @@ func DropoutUniform(seed uint64, i int) float32 {
 	z ^= z >> 31
 	return float32(z>>40) * (1.0 / (1 << 24))
 }
+
+// Precision is the number format a planned convolution chain computes in.
+type Precision string
+
+const (
+	Float32  Precision = "float32"
+	BFloat16 Precision = "bfloat16" // activations and weights; accumulation stays float32
+)
+
+// ConvLayer is one layer of a chain planned by a ConvPlanner: a Conv2D (or a
+// DepthwiseConv2D) with sizes P for one image (P.N is ignored), host weights in
+// ConvParams' layouts, and act fused. When Residual >= 0 the output of layer
+// Residual, an earlier layer of the same shape, is added after act. Layer 0 reads
+// the chain's input; every other layer reads the previous layer's output.
+type ConvLayer struct {
+	Depthwise    bool
+	P            ConvParams
+	Weight, Bias []float32
+	Act          Act
+	Residual     int
+}
+
+// ConvPlanner is an optional Device capability: a whole chain of convolutions
+// planned once and run as one call, so that activations stay in the device's own
+// layout and precision between layers (the CPU device plans with oneDNN).
+type ConvPlanner interface {
+	// PlanConvChain prepares layers for batches of up to maxBatch images in precision p.
+	PlanConvChain(layers []ConvLayer, maxBatch int, p Precision) (ConvChain, error)
+	// NativeBFloat16 reports whether this device computes bfloat16 in hardware,
+	// where a BFloat16 chain is faster than a Float32 one.
+	NativeBFloat16() bool
+}
+
+// ConvChain is a planned chain of convolutions.
+type ConvChain interface {
+	// Run writes out (n, OH, OW, OC) of the last layer from in (n, H, W, C) of the
+	// first, both float32 NHWC; the first run at each n prepares that batch size.
+	Run(out, in Buf, n int) error
+	// Describe names the library and the kernels chosen, for logs.
+	Describe() string
+	Close()
+}
+
+// NativeBFloat16 reports whether dev plans convolution chains and computes
+// bfloat16 in hardware: where precision auto picks bfloat16.
+func NativeBFloat16(dev Device) bool {
+	p, ok := dev.(ConvPlanner)
+	return ok && p.NativeBFloat16()
+}

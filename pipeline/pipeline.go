@@ -57,12 +57,14 @@ type Timings struct {
 
 // Info describes the loaded model for /v1/models and logs.
 type Info struct {
-	Model   string             `json:"model"`   // folder name
-	Version string             `json:"version"` // first 12 hex digits of the decoder weights' SHA-256
-	Encoder string             `json:"encoder"` // encoder ID (weights hash + code version)
-	Device  string             `json:"device"`
-	Vocab   int                `json:"vocab"`
-	Scores  map[string]float64 `json:"scores,omitempty"` // from scores.json when present
+	Model   string `json:"model"`   // folder name
+	Version string `json:"version"` // first 12 hex digits of the decoder weights' SHA-256
+	Encoder string `json:"encoder"` // encoder ID (weights hash + code version)
+	Device  string `json:"device"`
+	// Precision is what the encoder computes in: float32, or bfloat16 (see config.Config.Precision).
+	Precision string             `json:"precision"`
+	Vocab     int                `json:"vocab"`
+	Scores    map[string]float64 `json:"scores,omitempty"` // from scores.json when present
 }
 
 // Pipeline is a loaded encoder + decoder on one device. It is not safe for
@@ -119,13 +121,14 @@ func LoadOn(dev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", w.Config.Head, cfg.Model, dec.Cfg.FeatDim)
 	}
 	p := &Pipeline{cfg: cfg, dev: dev, dec: dec, vocab: vocab, maxBatch: cfg.Decode.BatchSize}
-	if p.enc, err = encoder.New(dev, w, p.maxBatch); err != nil {
+	if p.enc, err = encoder.New(dev, w, p.maxBatch, cfg.Precision); err != nil {
 		dec.Close()
 		return nil, err
 	}
 	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.FeatDim)
 	wc := w.Config
-	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(), Vocab: vocab.Size()}
+	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(),
+		Precision: string(p.enc.Precision()), Vocab: vocab.Size()}
 	if p.info.Version, err = modelVersion(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
 		p.Close()
 		return nil, err
@@ -226,7 +229,9 @@ func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Opt
 			flat = append(flat, x...)
 		}
 		start := time.Now()
-		p.enc.Encode(flat, len(batch))
+		if err := p.enc.Encode(flat, len(batch)); err != nil {
+			return nil, err
+		}
 		if err := p.dev.Sync(); err != nil {
 			return nil, err
 		}
@@ -260,7 +265,9 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 			}
 			flat = append(flat, x...)
 		}
-		p.enc.Encode(flat, len(batch))
+		if err := p.enc.Encode(flat, len(batch)); err != nil {
+			return nil, err
+		}
 		host := make([]float32, len(batch)*F)
 		if err := p.dev.Download(host, p.enc.Pooled()); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/internal/testassets"
@@ -48,7 +49,7 @@ func testModel(t *testing.T) string {
 
 func testConfig(t *testing.T, model string, batch int) *config.Config {
 	assets := testassets.Dir(t, "the pipeline needs the encoder weights")
-	return &config.Config{Device: "cpu", Threads: 2, Assets: assets, Model: model,
+	return &config.Config{Device: "cpu", Threads: 2, Precision: "auto", Assets: assets, Model: model,
 		Decode: config.Decode{Beam: 3, MaxLen: 8, BatchSize: batch, Alpha: 0.7}, Image: config.Image{MaxPixels: 50_000_000}}
 }
 
@@ -122,6 +123,9 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	info := p.Info()
 	if info.Vocab != 15 || len(info.Version) != 12 || !strings.HasPrefix(info.Encoder, "mobilenet_v2-") {
 		t.Errorf("info %+v", info)
+	}
+	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.NativeBFloat16(cpu.New(1))]; info.Precision != want {
+		t.Errorf("precision auto gave %s on this CPU, want %s", info.Precision, want)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,6 +210,11 @@ func (b *Batcher) Stopped() <-chan struct{} { return b.stopped }
 // cancels ctx once everything accepted has been answered, or the grace period is over.
 func (b *Batcher) Run(ctx context.Context) {
 	defer b.stop()
+	// The encoder's oneDNN chain parallelises with OpenMP, which keeps a thread
+	// pool per calling OS thread: computing from one thread keeps one pool, where
+	// a goroutine that wandered between threads would leave idle pools spinning.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	batch := make([]*job, 0, b.cfg.MaxBatch)
 	for {
 		// Stopping wins over queued work: a select between ready cases is random.

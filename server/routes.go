@@ -188,7 +188,7 @@ func modelJSON(i Info) gin.H {
 		scores = map[string]float64{}
 	}
 	return gin.H{"name": i.Model, "version": i.Version, "encoder": i.Encoder, "device": i.Device,
-		"vocab_size": i.Vocab, "scores": scores}
+		"precision": i.Precision, "vocab_size": i.Vocab, "scores": scores}
 }
 
 // readyBatcher returns the batcher, or answers 503 and returns nil.

@@ -95,7 +95,9 @@ func runClassify(cmd *cobra.Command, paths []string) error {
 		if n == 0 {
 			continue
 		}
-		enc.Encode(tensors[:n*enc.ImageLen()], n)
+		if err := enc.Encode(tensors[:n*enc.ImageLen()], n); err != nil {
+			return err
+		}
 		if err := dev.TopK(idx[:n*top], val[:n*top], enc.Classify(), n, classes, top); err != nil {
 			return err
 		}

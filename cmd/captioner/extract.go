@@ -107,7 +107,9 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 		}
 		failed += len(b.errs)
 		if n := b.n; n > 0 {
-			enc.Encode(b.tensors[:n*enc.ImageLen()], n)
+			if err := enc.Encode(b.tensors[:n*enc.ImageLen()], n); err != nil {
+				return err
+			}
 			if err := dev.Download(pooled[:n*enc.FeatureDim()], enc.Pooled()); err != nil {
 				return err
 			}

@@ -30,7 +30,8 @@ func init() {
 	pf.String("assets", "", "assets folder laid out like shared/ (env CAPTIONER_ASSETS; empty: download cache)")
 	pf.String("model", config.DefaultModel, "caption model folder")
 	pf.Int("threads", 0, "CPU threads for kernels (0: every core)")
-	for _, k := range []string{"device", "assets", "model", "threads"} {
+	pf.String("precision", "auto", "image encoder precision when captioning: auto, float32 or bfloat16")
+	for _, k := range []string{"device", "assets", "model", "threads", "precision"} {
 		bindFlag(pf, k, k)
 	}
 }

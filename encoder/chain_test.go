@@ -1,0 +1,141 @@
+//go:build cgo
+
+package encoder
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
+)
+
+// chainImages returns the two reference photos and a noise image.
+func chainImages(t *testing.T) []float32 {
+	images := append(photo(t, "grace_hopper.bmp"), photo(t, "cat_720p.jpg")...)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 224 * 224 * 3 {
+		images = append(images, rng.Float32()*2-1)
+	}
+	return images
+}
+
+// TestFloat32ChainMatchesKernels runs the network as one oneDNN chain in float32
+// and compares its feature grid with the per-layer kernels' on the same images:
+// equal up to summation order, so every layout, padding, stride and residual of
+// chainLayers and convnet.c is right. It runs a batch of 3 and then a batch of 1,
+// which the chain plans separately.
+func TestFloat32ChainMatchesKernels(t *testing.T) {
+	e, _ := newEncoder(t, quantModel, 3)
+	w, err := ImportFile(modelFile(t, quantModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := e.dev.(gpu.ConvPlanner).PlanConvChain(chainLayers(w), 3, gpu.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	images := chainImages(t)
+	want, _, _ := encodeAll(t, e, images, 3)
+	for _, n := range []int{3, 1} {
+		in := e.dev.Alloc(n * e.ImageLen())
+		out := e.dev.Alloc(n * e.GridLen())
+		e.dev.Upload(in, images[:n*e.ImageLen()])
+		if err := chain.Run(out, in, n); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, n*e.GridLen())
+		if err := e.dev.Download(got, out); err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(got, want[:n*e.GridLen()]); d > 5e-5 {
+			t.Errorf("batch %d: float32 chain grid differs from the per-layer kernels by %.2g", n, d)
+		}
+	}
+	t.Log(chain.Describe())
+}
+
+// TestBFloat16Encoder checks what bfloat16 costs in accuracy on the reference
+// photos and a noise image: the pooled features (what the caption model reads)
+// stay within 6% of float32's (measured: 2.9-4.2%; the shipped caption model's dev
+// BLEU-4 is the same, 0.1578), and the photos' ImageNet top-1 class and its
+// probability hold.
+func TestBFloat16Encoder(t *testing.T) {
+	if !gpu.NativeBFloat16(cpu.New(1)) {
+		t.Skip("this CPU has neither AMX nor AVX512-BF16; oneDNN would not run bfloat16 here")
+	}
+	ref, _ := newEncoder(t, quantModel, 3)
+	e, _ := newEncoderIn(t, quantModel, 3, gpu.BFloat16)
+	if e.Precision() != gpu.BFloat16 {
+		t.Fatalf("precision %s, want bfloat16", e.Precision())
+	}
+	images := chainImages(t)
+	_, pooledRef, probsRef := encodeAll(t, ref, images, 3)
+	_, pooled, probs := encodeAll(t, e, images, 3)
+	for i := range 3 {
+		a, b := pooled[i*1280:(i+1)*1280], pooledRef[i*1280:(i+1)*1280]
+		d := relL2(a, b)
+		p, q := probs[i*1001:(i+1)*1001], probsRef[i*1001:(i+1)*1001]
+		top, topRef := topK(p, 1)[0], topK(q, 1)[0]
+		t.Logf("image %d: pooled relative L2 %.3g; top-1 %d p=%.3f (float32: %d p=%.3f)", i, d, top, p[top], topRef, q[topRef])
+		if d > 0.06 {
+			t.Errorf("image %d: bfloat16 pooled features are %.3g from float32's (relative L2), want <= 0.06", i, d)
+		}
+		if i < 2 && (top != topRef || math.Abs(float64(p[top]-q[topRef])) > 0.03) {
+			t.Errorf("image %d: bfloat16 top-1 %d p=%.3f, float32 %d p=%.3f", i, top, p[top], topRef, q[topRef])
+		}
+	}
+	if d := e.Describe(); !strings.Contains(d, "oneDNN") || !strings.Contains(d, "bfloat16") {
+		t.Errorf("Describe() = %q, want it to name bfloat16", d)
+	}
+}
+
+// relL2 is |a-b| / |b|.
+func relL2(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i] - b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	return math.Sqrt(num / den)
+}
+
+// TestChainErrors checks the messages of a bad precision, a weight of the wrong
+// size, a residual from the adjacent layer and a batch above the planned one.
+func TestChainErrors(t *testing.T) {
+	w, err := ImportFile(modelFile(t, quantModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	if _, err := New(dev, w, 1, "fp16"); err == nil || err.Error() != `encoder: precision "fp16": want auto, float32 or bfloat16` {
+		t.Errorf("precision fp16: %v", err)
+	}
+	layers := chainLayers(w)
+	bad := slices.Clone(layers)
+	bad[1].Weight = bad[1].Weight[1:]
+	if _, err := dev.PlanConvChain(bad, 1, gpu.Float32); err == nil || err.Error() != "gpu/cpu: chain layer 1: weight 287 and bias 32 values, want 288 and 32" {
+		t.Errorf("short weight: %v", err)
+	}
+	bad = slices.Clone(layers[:3])
+	bad[2].Residual = 1
+	if _, err := dev.PlanConvChain(bad, 1, gpu.Float32); err == nil || err.Error() != "gpu/cpu: planning 3 convolutions in float32: layer 2 adds layer 1's output, which is not an earlier, same-shaped, non-adjacent layer's (or layer 2 is the last)" {
+		t.Errorf("adjacent residual: %v", err)
+	}
+	chain, err := dev.PlanConvChain(layers, 1, gpu.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	p := layers[0].P
+	in, out := dev.Alloc(2*p.H*p.W*p.C), dev.Alloc(2*7*7*1280)
+	if err := chain.Run(out, in, 2); err == nil || err.Error() != "gpu/cpu: batch of 2 images; this chain takes 1 to 1" {
+		t.Errorf("batch of 2: %v", err)
+	}
+}

@@ -1,0 +1,379 @@
+// A chain of convolutions run by oneDNN (see convnet.h). Why oneDNN: on CPUs with
+// AMX or AVX512-BF16 its bf16 convolutions run the 1x1 layers 3-4x faster than
+// float32 GEMM, and keeping every activation in bf16 between layers avoids a
+// float32 <-> bf16 conversion per layer, which costs more than the convolution
+// itself on the early, wide layers (measured in gpu/README.md).
+//
+// Activations are NHWC throughout (oneDNN's brgemm convolutions take NHWC
+// natively), in three ping-pong buffers shared by all layers: a residual layer
+// adds into its source's buffer in place (a "sum" post-op), so the source stays
+// live until then and every other layer picks a buffer that is neither its
+// input nor a pending residual source. Weights are reordered once into the
+// format each primitive asks for, and shared by every batch size that asks for
+// the same format.
+#include "convnet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+enum { NBUF = 3, MAXW = 4 };
+
+// A weight in one oneDNN format.
+typedef struct {
+	dnnl_memory_desc_t md;
+	dnnl_memory_t mem;
+} weight_fmt;
+
+typedef struct {
+	cap_conv_layer spec; // weight and bias pointers are not kept
+	dnnl_memory_desc_t plain_md; // the caller's weight layout, f32
+	float *plain;                // a copy of the caller's weight
+	dnnl_memory_t bias;          // f32 (OC)
+	weight_fmt fmts[MAXW];
+	int nfmts;
+	int buf; // ping-pong buffer of the output, -1 for the last layer (the caller's)
+} layer;
+
+// The primitives of one batch size.
+typedef struct {
+	dnnl_primitive_desc_t *pds;
+	dnnl_primitive_t *prims;
+	dnnl_memory_t *src, *dst, *wei; // per layer; wei is borrowed from the layer
+	dnnl_primitive_t to_act;        // f32 input -> activation type (bf16 only)
+	dnnl_memory_t in_f32, in_act;
+} plan;
+
+struct cap_convnet {
+	dnnl_engine_t eng;
+	dnnl_stream_t strm;
+	dnnl_data_type_t act;
+	layer *layers;
+	int nlayers, max_batch;
+	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16)
+	plan *plans;          // [max_batch + 1], built on first use
+};
+
+#define TRY(call)                                                                             \
+	do {                                                                                      \
+		dnnl_status_t st_ = (call);                                                           \
+		if (st_ != dnnl_success) {                                                            \
+			snprintf(err, errlen, "oneDNN %s failed: %s (%s:%d)", #call, status_name(st_), __FILE__, __LINE__); \
+			goto fail;                                                                        \
+		}                                                                                     \
+	} while (0)
+
+static const char *status_name(dnnl_status_t s) {
+	switch (s) {
+	case dnnl_out_of_memory: return "out of memory";
+	case dnnl_invalid_arguments: return "invalid arguments";
+	case dnnl_unimplemented: return "unimplemented (no kernel for these shapes and types on this CPU)";
+	case dnnl_runtime_error: return "runtime error";
+	default: return "error";
+	}
+}
+
+static dnnl_status_t act_md(dnnl_memory_desc_t *md, int n, int c, int h, int w, dnnl_data_type_t dt) {
+	dnnl_dims_t d = {n, c, h, w};
+	return dnnl_memory_desc_init_by_tag(md, 4, d, dt, dnnl_nhwc);
+}
+
+// weight_dims writes the logical oneDNN weight dims of l: (OC, C, KH, KW), or
+// (G, 1, 1, KH, KW) for a depthwise layer, and returns their count.
+static int weight_dims(const cap_conv_layer *l, dnnl_dims_t d) {
+	if (l->depthwise) {
+		d[0] = l->c, d[1] = 1, d[2] = 1, d[3] = l->kh, d[4] = l->kw;
+		return 5;
+	}
+	d[0] = l->oc, d[1] = l->c, d[2] = l->kh, d[3] = l->kw;
+	return 4;
+}
+
+static size_t act_bytes(const cap_conv_layer *l, int out, dnnl_data_type_t dt) {
+	size_t e = out ? (size_t)l->oh * l->ow * l->oc : (size_t)l->h * l->w * l->c;
+	return e * (dt == dnnl_bf16 ? 2 : 4);
+}
+
+// reorder_once copies src into dst (converting format and type) and waits.
+static dnnl_status_t reorder_once(cap_convnet *net, dnnl_memory_t src, dnnl_memory_t dst) {
+	const dnnl_memory_desc_t *smd, *dmd;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_primitive_t p = NULL;
+	dnnl_status_t s;
+	if ((s = dnnl_memory_get_memory_desc(src, &smd)) != dnnl_success) return s;
+	if ((s = dnnl_memory_get_memory_desc(dst, &dmd)) != dnnl_success) return s;
+	if ((s = dnnl_reorder_primitive_desc_create(&pd, smd, net->eng, dmd, net->eng, NULL)) != dnnl_success) return s;
+	if ((s = dnnl_primitive_create(&p, pd)) == dnnl_success) {
+		dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+		if ((s = dnnl_primitive_execute(p, net->strm, 2, a)) == dnnl_success) s = dnnl_stream_wait(net->strm);
+		dnnl_primitive_destroy(p);
+	}
+	dnnl_primitive_desc_destroy(pd);
+	return s;
+}
+
+// weight_in returns l's weight in format md, reordering it the first time.
+static dnnl_memory_t weight_in(cap_convnet *net, layer *l, const dnnl_memory_desc_t *md, char *err, int errlen) {
+	dnnl_memory_t plain = NULL, m = NULL;
+	for (int i = 0; i < l->nfmts; i++)
+		if (dnnl_memory_desc_equal(&l->fmts[i].md, md)) return l->fmts[i].mem;
+	if (l->nfmts == MAXW) {
+		snprintf(err, errlen, "oneDNN asked for more than %d weight formats of one layer", MAXW);
+		return NULL;
+	}
+	TRY(dnnl_memory_create(&plain, &l->plain_md, net->eng, l->plain));
+	TRY(dnnl_memory_create(&m, md, net->eng, DNNL_MEMORY_ALLOCATE));
+	TRY(reorder_once(net, plain, m));
+	dnnl_memory_destroy(plain);
+	l->fmts[l->nfmts].md = *md;
+	l->fmts[l->nfmts].mem = m;
+	l->nfmts++;
+	return m;
+fail:
+	if (plain) dnnl_memory_destroy(plain);
+	if (m) dnnl_memory_destroy(m);
+	return NULL;
+}
+
+static void plan_destroy(cap_convnet *net, plan *p) {
+	if (!p->prims) return;
+	for (int i = 0; i < net->nlayers; i++) {
+		if (p->prims[i]) dnnl_primitive_destroy(p->prims[i]);
+		if (p->pds[i]) dnnl_primitive_desc_destroy(p->pds[i]);
+		if (p->src[i]) dnnl_memory_destroy(p->src[i]);
+		if (p->dst[i]) dnnl_memory_destroy(p->dst[i]);
+	}
+	if (p->to_act) dnnl_primitive_destroy(p->to_act);
+	if (p->in_f32) dnnl_memory_destroy(p->in_f32);
+	if (p->in_act) dnnl_memory_destroy(p->in_act);
+	free(p->pds), free(p->prims), free(p->src), free(p->dst), free(p->wei);
+	memset(p, 0, sizeof *p);
+}
+
+// plan_build creates the primitives for batches of n images.
+static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
+	plan *p = &net->plans[n];
+	int L = net->nlayers;
+	dnnl_primitive_attr_t attr = NULL;
+	dnnl_post_ops_t po = NULL;
+	dnnl_primitive_desc_t rpd = NULL;
+	p->pds = calloc(L, sizeof *p->pds);
+	p->prims = calloc(L, sizeof *p->prims);
+	p->src = calloc(L, sizeof *p->src);
+	p->dst = calloc(L, sizeof *p->dst);
+	p->wei = calloc(L, sizeof *p->wei);
+	if (!p->pds || !p->prims || !p->src || !p->dst || !p->wei) {
+		snprintf(err, errlen, "out of memory planning a batch of %d", n);
+		goto fail;
+	}
+	const cap_conv_layer *first = &net->layers[0].spec;
+	dnnl_memory_desc_t in_md;
+	TRY(act_md(&in_md, n, first->c, first->h, first->w, dnnl_f32));
+	TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
+	if (net->act != dnnl_f32) {
+		dnnl_memory_desc_t md;
+		TRY(act_md(&md, n, first->c, first->h, first->w, net->act));
+		TRY(dnnl_memory_create(&p->in_act, &md, net->eng, net->bufs[NBUF]));
+		TRY(dnnl_reorder_primitive_desc_create(&rpd, &in_md, net->eng, &md, net->eng, NULL));
+		TRY(dnnl_primitive_create(&p->to_act, rpd));
+		dnnl_primitive_desc_destroy(rpd);
+		rpd = NULL;
+	}
+	for (int i = 0; i < L; i++) {
+		layer *l = &net->layers[i];
+		const cap_conv_layer *s = &l->spec;
+		int last = i == L - 1;
+		dnnl_data_type_t out_dt = last ? dnnl_f32 : net->act;
+		dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md;
+		dnnl_dims_t wd, strides = {s->stride_h, s->stride_w}, pad_l = {s->pad_top, s->pad_left};
+		dnnl_dims_t pad_r = {(s->oh - 1) * s->stride_h + s->kh - s->h - s->pad_top,
+			(s->ow - 1) * s->stride_w + s->kw - s->w - s->pad_left};
+		dnnl_dims_t bd = {s->oc};
+		TRY(act_md(&src_md, n, s->c, s->h, s->w, net->act));
+		TRY(act_md(&dst_md, n, s->oc, s->oh, s->ow, out_dt));
+		TRY(dnnl_memory_desc_init_by_tag(&wei_md, weight_dims(s, wd), wd, net->act, dnnl_format_tag_any));
+		TRY(dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_a));
+		dnnl_convolution_desc_t cd;
+		TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+			&src_md, &wei_md, &bias_md, &dst_md, strides, pad_l, pad_r));
+		TRY(dnnl_primitive_attr_create(&attr));
+		TRY(dnnl_post_ops_create(&po));
+		if (s->act == 1) TRY(dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_relu, 0.f, 0.f));
+		if (s->act == 2) TRY(dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip, 0.f, 6.f));
+		if (s->residual >= 0) TRY(dnnl_post_ops_append_sum(po, 1.f));
+		TRY(dnnl_primitive_attr_set_post_ops(attr, po));
+		TRY(dnnl_primitive_desc_create(&p->pds[i], &cd, attr, net->eng, NULL));
+		dnnl_post_ops_destroy(po);
+		dnnl_primitive_attr_destroy(attr);
+		po = NULL, attr = NULL;
+		const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(p->pds[i], dnnl_query_weights_md, 0);
+		if (!(p->wei[i] = weight_in(net, l, want, err, errlen))) goto fail;
+		void *src = i == 0 ? (net->act == dnnl_f32 ? DNNL_MEMORY_NONE : net->bufs[NBUF])
+		                   : net->bufs[net->layers[i - 1].buf];
+		TRY(dnnl_memory_create(&p->src[i], &src_md, net->eng, src));
+		TRY(dnnl_memory_create(&p->dst[i], &dst_md, net->eng, last ? DNNL_MEMORY_NONE : net->bufs[l->buf]));
+		TRY(dnnl_primitive_create(&p->prims[i], p->pds[i]));
+	}
+	return 0;
+fail:
+	if (po) dnnl_post_ops_destroy(po);
+	if (attr) dnnl_primitive_attr_destroy(attr);
+	if (rpd) dnnl_primitive_desc_destroy(rpd);
+	plan_destroy(net, p);
+	return -1;
+}
+
+// assign_buffers gives every layer but the last an output buffer (see the file
+// comment) and returns the largest activation in bytes, or -1 if three buffers
+// do not suffice or a residual source is not an earlier layer of the same shape.
+static long assign_buffers(cap_convnet *net, char *err, int errlen) {
+	int L = net->nlayers;
+	long most = 0;
+	for (int i = 0; i < L; i++) {
+		layer *l = &net->layers[i];
+		int r = l->spec.residual;
+		most = (long)act_bytes(&l->spec, 1, net->act) > most ? (long)act_bytes(&l->spec, 1, net->act) : most;
+		if (r >= 0) {
+			const cap_conv_layer *src = &net->layers[r].spec;
+			if (r >= i - 1 || i == L - 1 || src->oh != l->spec.oh || src->ow != l->spec.ow || src->oc != l->spec.oc) {
+				snprintf(err, errlen, "layer %d adds layer %d's output, which is not an earlier, same-shaped, "
+					"non-adjacent layer's (or layer %d is the last)", i, r, i);
+				return -1;
+			}
+			l->buf = net->layers[r].buf;
+			continue;
+		}
+		if (i == L - 1) {
+			l->buf = -1;
+			continue;
+		}
+		int busy[NBUF] = {0};
+		if (i > 0) busy[net->layers[i - 1].buf] = 1;
+		for (int j = i + 1; j < L; j++) { // sources still to be added into
+			int s = net->layers[j].spec.residual;
+			if (s >= 0 && s < i) busy[net->layers[s].buf] = 1;
+		}
+		l->buf = -1;
+		for (int b = 0; b < NBUF && l->buf < 0; b++)
+			if (!busy[b]) l->buf = b;
+		if (l->buf < 0) {
+			snprintf(err, errlen, "layer %d: no free activation buffer (%d are in use)", i, NBUF);
+			return -1;
+		}
+	}
+	return most;
+}
+
+cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
+		char *err, int errlen) {
+	cap_convnet *net = calloc(1, sizeof *net);
+	if (!net || nlayers <= 0 || max_batch <= 0) {
+		snprintf(err, errlen, net ? "a chain needs layers and a positive batch" : "out of memory");
+		free(net);
+		return NULL;
+	}
+	net->act = bf16 ? dnnl_bf16 : dnnl_f32;
+	net->nlayers = nlayers;
+	net->max_batch = max_batch;
+	TRY(dnnl_engine_create(&net->eng, dnnl_cpu, 0));
+	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
+	net->layers = calloc(nlayers, sizeof *net->layers);
+	net->plans = calloc(max_batch + 1, sizeof *net->plans);
+	if (!net->layers || !net->plans) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < nlayers; i++) {
+		layer *l = &net->layers[i];
+		l->spec = layers[i];
+		l->spec.weight = l->spec.bias = NULL;
+		const cap_conv_layer *s = &layers[i];
+		size_t wn = (size_t)s->kh * s->kw * s->c * (s->depthwise ? 1 : s->oc);
+		if (s->depthwise && s->oc != s->c) {
+			snprintf(err, errlen, "layer %d: depthwise with %d inputs and %d outputs", i, s->c, s->oc);
+			goto fail;
+		}
+		if (!(l->plain = malloc(wn * sizeof(float)))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		memcpy(l->plain, s->weight, wn * sizeof(float));
+		dnnl_dims_t wd, bd = {s->oc};
+		// Our layouts: OHWI for a convolution, (KH, KW, C) = hwigo with i = o = 1 for a depthwise one.
+		TRY(dnnl_memory_desc_init_by_tag(&l->plain_md, weight_dims(s, wd), wd, dnnl_f32,
+			s->depthwise ? dnnl_hwigo : dnnl_ohwi));
+		dnnl_memory_desc_t bmd;
+		TRY(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a));
+		TRY(dnnl_memory_create(&l->bias, &bmd, net->eng, DNNL_MEMORY_ALLOCATE));
+		void *bp;
+		TRY(dnnl_memory_get_data_handle(l->bias, &bp));
+		memcpy(bp, s->bias, (size_t)s->oc * sizeof(float));
+	}
+	long most = assign_buffers(net, err, errlen);
+	if (most < 0) goto fail;
+	size_t in = act_bytes(&layers[0], 0, net->act);
+	for (int b = 0; b <= NBUF; b++) {
+		size_t bytes = (b == NBUF ? in : (size_t)most) * max_batch;
+		if (!(net->bufs[b] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+			snprintf(err, errlen, "out of memory for activations (%zu bytes)", bytes);
+			goto fail;
+		}
+	}
+	return net;
+fail:
+	cap_convnet_destroy(net);
+	return NULL;
+}
+
+int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen) {
+	if (n <= 0 || n > net->max_batch) {
+		snprintf(err, errlen, "batch of %d images; this chain takes 1 to %d", n, net->max_batch);
+		return -1;
+	}
+	plan *p = &net->plans[n];
+	if (!p->prims && plan_build(net, n, err, errlen) != 0) return -1;
+	TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)in));
+	if (p->to_act) {
+		dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}};
+		TRY(dnnl_primitive_execute(p->to_act, net->strm, 2, a));
+	} else {
+		TRY(dnnl_memory_set_data_handle(p->src[0], (void *)in));
+	}
+	TRY(dnnl_memory_set_data_handle(p->dst[net->nlayers - 1], out));
+	for (int i = 0; i < net->nlayers; i++) {
+		dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, p->src[i]}, {DNNL_ARG_WEIGHTS, p->wei[i]},
+			{DNNL_ARG_BIAS, net->layers[i].bias}, {DNNL_ARG_DST, p->dst[i]}};
+		TRY(dnnl_primitive_execute(p->prims[i], net->strm, 4, a));
+	}
+	TRY(dnnl_stream_wait(net->strm));
+	return 0;
+fail:
+	return -1;
+}
+
+void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len) {
+	const char *s = NULL;
+	buf[0] = 0;
+	if (n < 1 || n > net->max_batch || i < 0 || i >= net->nlayers || !net->plans[n].pds) return;
+	if (dnnl_primitive_desc_query(net->plans[n].pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
+		snprintf(buf, len, "%s", s);
+}
+
+void cap_convnet_destroy(cap_convnet *net) {
+	if (!net) return;
+	if (net->plans)
+		for (int n = 0; n <= net->max_batch; n++) plan_destroy(net, &net->plans[n]);
+	if (net->layers)
+		for (int i = 0; i < net->nlayers; i++) {
+			layer *l = &net->layers[i];
+			for (int f = 0; f < l->nfmts; f++) dnnl_memory_destroy(l->fmts[f].mem);
+			if (l->bias) dnnl_memory_destroy(l->bias);
+			free(l->plain);
+		}
+	for (int b = 0; b <= NBUF; b++) free(net->bufs[b]);
+	if (net->strm) dnnl_stream_destroy(net->strm);
+	if (net->eng) dnnl_engine_destroy(net->eng);
+	free(net->layers), free(net->plans), free(net);
+}

@@ -1,0 +1,34 @@
+// A chain of convolutions planned once and run by oneDNN (convnet.c, built with
+// cgo; see convnet_dnnl.go). Activation codes are gpu.Act's values.
+
+// cap_conv_layer is one convolution of the chain. Its input is the previous
+// layer's output (layer 0 reads the network input); when residual >= 0, the
+// output of layer residual is added to its result. Sizes are those of
+// gpu.ConvParams for one image; weight is (OC, KH, KW, C), or (KH, KW, C) for a
+// depthwise layer; bias is (OC).
+typedef struct {
+	int depthwise;
+	int h, w, c, oc, kh, kw, stride_h, stride_w, pad_top, pad_left, oh, ow;
+	int act;
+	int residual;
+	const float *weight, *bias;
+} cap_conv_layer;
+
+typedef struct cap_convnet cap_convnet;
+
+// cap_convnet_create copies the layers' weights into oneDNN's formats for
+// activations of type bf16 (nonzero) or f32 and returns the plan, or NULL with a
+// message in err (errlen bytes). Batches up to max_batch images can be run.
+cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
+	char *err, int errlen);
+
+// cap_convnet_run runs n images: in is (n, H, W, C) float32 NHWC of the first
+// layer, out is (n, OH, OW, OC) float32 NHWC of the last. The first run at each n
+// builds that batch size's primitives. It returns 0, or -1 with a message in err.
+int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen);
+
+// cap_convnet_impl writes the oneDNN implementation of layer i at batch n (after a
+// run at n) into buf, for logs and benchmarks.
+void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len);
+
+void cap_convnet_destroy(cap_convnet *net);

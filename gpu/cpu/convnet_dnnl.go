@@ -1,0 +1,130 @@
+//go:build cgo
+
+package cpu
+
+/*
+#cgo CFLAGS: -O2 -std=gnu11
+#cgo LDFLAGS: -ldnnl
+#include <stdlib.h>
+#include <oneapi/dnnl/dnnl.h>
+#include "convnet.h"
+
+// cap_native_bf16 is nonzero when oneDNN runs bf16 on this CPU's own
+// instructions (AVX512-BF16 or AMX) rather than emulating it.
+static int cap_native_bf16(void) {
+	unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+	return (isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"unsafe"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// errLen is the size of the buffer the C side writes its error messages into.
+const errLen = 512
+
+// NativeBFloat16 reports whether oneDNN computes bfloat16 in hardware here.
+func (d *Device) NativeBFloat16() bool { return C.cap_native_bf16() != 0 }
+
+// convChain is a chain of convolutions planned by oneDNN (convnet.c).
+type convChain struct {
+	dev       *Device
+	net       *C.cap_convnet
+	layers    []gpu.ConvLayer
+	precision gpu.Precision
+	largest   int // the largest batch run so far, whose kernels Describe names
+}
+
+// PlanConvChain copies the layers' weights into oneDNN's formats. oneDNN
+// parallelises with its own OpenMP threads (OMP_NUM_THREADS, default every core),
+// not the device's goroutines.
+func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Precision) (gpu.ConvChain, error) {
+	if p != gpu.Float32 && p != gpu.BFloat16 {
+		return nil, fmt.Errorf("gpu/cpu: precision %q: want %s or %s", p, gpu.Float32, gpu.BFloat16)
+	}
+	// The layer table and the weights it points to are in C memory: cgo forbids
+	// passing Go memory that holds Go pointers.
+	specs := (*[1 << 20]C.cap_conv_layer)(C.calloc(C.size_t(len(layers)), C.sizeof_cap_conv_layer))[:len(layers):len(layers)]
+	defer C.free(unsafe.Pointer(&specs[0]))
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	for i, l := range layers {
+		q := l.P
+		oc := q.OC
+		want := q.KH * q.KW * q.C * oc
+		if l.Depthwise {
+			want = q.KH * q.KW * q.C
+		}
+		if len(l.Weight) != want || len(l.Bias) != oc {
+			return nil, fmt.Errorf("gpu/cpu: chain layer %d: weight %d and bias %d values, want %d and %d", i, len(l.Weight), len(l.Bias), want, oc)
+		}
+		pinner.Pin(&l.Weight[0])
+		pinner.Pin(&l.Bias[0])
+		specs[i] = C.cap_conv_layer{
+			depthwise: cBool(l.Depthwise),
+			h:         C.int(q.H), w: C.int(q.W), c: C.int(q.C), oc: C.int(oc), kh: C.int(q.KH), kw: C.int(q.KW),
+			stride_h: C.int(q.StrideH), stride_w: C.int(q.StrideW), pad_top: C.int(q.PadTop), pad_left: C.int(q.PadLeft),
+			oh: C.int(q.OH), ow: C.int(q.OW), act: C.int(l.Act), residual: C.int(l.Residual),
+			weight: ptr(l.Weight), bias: ptr(l.Bias),
+		}
+	}
+	var msg [errLen]C.char
+	net := C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), C.int(maxBatch), &msg[0], errLen)
+	if net == nil {
+		return nil, fmt.Errorf("gpu/cpu: planning %d convolutions in %s: %s", len(layers), p, C.GoString(&msg[0]))
+	}
+	return &convChain{dev: d, net: net, layers: layers, precision: p}, nil
+}
+
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Run implements gpu.ConvChain.
+func (c *convChain) Run(out, in gpu.Buf, n int) error {
+	first, last := c.layers[0].P, c.layers[len(c.layers)-1].P
+	o := c.dev.need(out, n*last.OH*last.OW*last.OC, "chain output")
+	x := c.dev.need(in, n*first.H*first.W*first.C, "chain input")
+	var msg [errLen]C.char
+	if C.cap_convnet_run(c.net, C.int(n), ptr(o), ptr(x), &msg[0], errLen) != 0 {
+		return errors.New("gpu/cpu: " + C.GoString(&msg[0]))
+	}
+	c.largest = max(c.largest, n)
+	return nil
+}
+
+// Describe names oneDNN, the precision and the distinct kernels of the largest
+// batch run so far (none before the first run).
+func (c *convChain) Describe() string {
+	v := C.dnnl_version()
+	seen := map[string]bool{}
+	var impls []string
+	var buf [128]C.char
+	for i := range c.layers {
+		C.cap_convnet_impl(c.net, C.int(c.largest), C.int(i), &buf[0], C.int(len(buf)))
+		if s := C.GoString(&buf[0]); s != "" && !seen[s] {
+			seen[s] = true
+			impls = append(impls, s)
+		}
+	}
+	return fmt.Sprintf("oneDNN %d.%d.%d %s [%s]", v.major, v.minor, v.patch, c.precision, strings.Join(impls, " "))
+}
+
+// Close frees the plan.
+func (c *convChain) Close() {
+	if c.net != nil {
+		C.cap_convnet_destroy(c.net)
+		c.net = nil
+	}
+}
