@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 	"time"
 
@@ -58,8 +57,6 @@ func BenchmarkEncode(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
 				encode() // warm up: first-touch of buffers, BLAS init, planning
 				best := time.Duration(math.MaxInt64)
 				b.ResetTimer()

@@ -19,6 +19,7 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/gpu/selector"
 	"github.com/captioner/captioner/text"
 )
@@ -67,11 +68,13 @@ type Info struct {
 	Scores    map[string]float64 `json:"scores,omitempty"` // from scores.json when present
 }
 
-// Pipeline is a loaded encoder + decoder on one device. It is not safe for
-// concurrent use: one goroutine (the batcher, or a command) calls it.
+// Pipeline is a loaded encoder + decoder. It is not safe for concurrent use: one
+// goroutine (the batcher, or a command) calls it, except that when Overlaps, one
+// goroutine may call Encode while another calls Decode.
 type Pipeline struct {
 	cfg      *config.Config
-	dev      gpu.Device
+	dev      gpu.Device // the decoder's
+	encDev   gpu.Device // the encoder's: dev, or a device of its own (see Load)
 	enc      *encoder.Encoder
 	dec      *decoder.Model
 	vocab    *text.Vocab
@@ -79,7 +82,6 @@ type Pipeline struct {
 	maxBatch int
 	feats    gpu.Buf // (maxBatch, F) host features uploaded by Decode
 	last     Timings
-	ownDev   bool // Load opened dev, so Close closes it
 }
 
 // OpenDevice opens the configured device through gpu/selector: the CPU with
@@ -90,23 +92,32 @@ func OpenDevice(cfg *config.Config) (gpu.Device, error) {
 }
 
 // Load opens cfg.Device and loads the encoder (from cfg.Assets) and the caption
-// model in cfg.Model.
+// model in cfg.Model. On the CPU the encoder gets a device of its own (a second
+// cpu.Device costs a worker goroutine and some scratch), so that Encode and
+// Decode may run at the same time (Overlaps); on a GPU the two share one device,
+// where a second context would cost memory for little gain.
 func Load(cfg *config.Config) (*Pipeline, error) {
 	dev, err := OpenDevice(cfg)
 	if err != nil {
 		return nil, err
 	}
-	p, err := LoadOn(dev, cfg)
+	encDev := dev
+	if _, onCPU := dev.(*cpu.Device); onCPU {
+		encDev = cpu.New(cfg.Threads)
+	}
+	p, err := load(dev, encDev, cfg)
 	if err != nil {
+		if encDev != dev {
+			encDev.Close()
+		}
 		dev.Close()
 		return nil, err
 	}
-	p.ownDev = true
 	return p, nil
 }
 
-// LoadOn is Load on a device the caller opened; Close does not close it.
-func LoadOn(dev gpu.Device, cfg *config.Config) (*Pipeline, error) {
+// load builds the pipeline: the decoder on dev, the encoder on encDev.
+func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 	vocab, dec, err := LoadModel(dev, cfg.Model)
 	if err != nil {
 		return nil, err
@@ -120,8 +131,8 @@ func LoadOn(dev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 		dec.Close()
 		return nil, fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", w.Config.Head, cfg.Model, dec.Cfg.FeatDim)
 	}
-	p := &Pipeline{cfg: cfg, dev: dev, dec: dec, vocab: vocab, maxBatch: cfg.Decode.BatchSize}
-	if p.enc, err = encoder.New(dev, w, p.maxBatch, cfg.Precision); err != nil {
+	p := &Pipeline{cfg: cfg, dev: dev, encDev: encDev, dec: dec, vocab: vocab, maxBatch: cfg.Decode.BatchSize}
+	if p.enc, err = encoder.New(encDev, w, p.maxBatch, cfg.Precision); err != nil {
 		dec.Close()
 		return nil, err
 	}
@@ -177,13 +188,17 @@ func ReadScores(dir string) (map[string]float64, error) {
 // Info describes the loaded model.
 func (p *Pipeline) Info() Info { return p.info }
 
-// LastTimings are the encode and decode times of the last call.
+// LastTimings are the encode and decode times of the last CaptionImages.
 func (p *Pipeline) LastTimings() Timings { return p.last }
 
-// Device is the device the pipeline runs on.
+// Device is the device the decoder runs on.
 func (p *Pipeline) Device() gpu.Device { return p.dev }
 
-// Close frees the models and, when Load opened it, the device.
+// Overlaps reports whether Encode and Decode may run at the same time, from two
+// goroutines: true when the encoder has a device of its own.
+func (p *Pipeline) Overlaps() bool { return p.encDev != p.dev }
+
+// Close frees the models and the devices.
 func (p *Pipeline) Close() error {
 	if p.enc != nil {
 		p.enc.Close()
@@ -192,10 +207,10 @@ func (p *Pipeline) Close() error {
 		p.dev.Free(p.feats)
 	}
 	p.dec.Close()
-	if p.ownDev {
-		return p.dev.Close()
+	if p.Overlaps() {
+		p.encDev.Close()
 	}
-	return nil
+	return p.dev.Close()
 }
 
 // decodeOptions fills defaults from the configuration and checks the request.
@@ -214,43 +229,22 @@ func (p *Pipeline) decodeOptions(o Options) decoder.DecodeOptions {
 // CaptionImages captions images, each imgproc.ToTensor output (224*224*3 NHWC),
 // in device batches of at most decode.batch_size.
 func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Options) ([]Result, error) {
-	d := p.decodeOptions(o)
-	n := p.enc.ImageLen()
-	var t Timings
-	out := make([]Result, 0, len(tensors))
-	flat := make([]float32, 0, min(len(tensors), p.maxBatch)*n)
-	for lo := 0; lo < len(tensors); lo += p.maxBatch {
-		batch := tensors[lo:min(lo+p.maxBatch, len(tensors))]
-		flat = flat[:0]
-		for i, x := range batch {
-			if len(x) != n {
-				return nil, fmt.Errorf("pipeline: image %d has %d values, want %d (224x224x3 from imgproc.ToTensor)", lo+i, len(x), n)
-			}
-			flat = append(flat, x...)
-		}
-		start := time.Now()
-		if err := p.enc.Encode(flat, len(batch)); err != nil {
-			return nil, err
-		}
-		if err := p.dev.Sync(); err != nil {
-			return nil, err
-		}
-		mid := time.Now()
-		res, err := p.generate(ctx, p.enc.Pooled(), len(batch), d)
-		if err != nil {
-			return nil, err
-		}
-		t.Encode += mid.Sub(start)
-		t.Decode += time.Since(mid)
-		out = append(out, res...)
+	start := time.Now()
+	feats, err := p.Encode(ctx, tensors)
+	if err != nil {
+		return nil, err
 	}
-	p.last = t
-	return out, nil
+	mid := time.Now()
+	res, err := p.Decode(ctx, feats, o)
+	if err != nil {
+		return nil, err
+	}
+	p.last = Timings{Encode: mid.Sub(start), Decode: time.Since(mid)}
+	return res, nil
 }
 
 // Encode returns the pooled features (FeatDim each) of preprocessed images.
 func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
-	start := time.Now()
 	F := p.dec.Cfg.FeatDim
 	out := make([][]float32, 0, len(tensors))
 	for lo := 0; lo < len(tensors); lo += p.maxBatch {
@@ -269,20 +263,18 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 			return nil, err
 		}
 		host := make([]float32, len(batch)*F)
-		if err := p.dev.Download(host, p.enc.Pooled()); err != nil {
+		if err := p.encDev.Download(host, p.enc.Pooled()); err != nil {
 			return nil, err
 		}
 		for i := range batch {
 			out = append(out, host[i*F:(i+1)*F:(i+1)*F])
 		}
 	}
-	p.last = Timings{Encode: time.Since(start)}
 	return out, nil
 }
 
 // Decode captions images from their pooled features (as Encode returns them).
 func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]Result, error) {
-	start := time.Now()
 	d := p.decodeOptions(o)
 	F := p.dec.Cfg.FeatDim
 	out := make([]Result, 0, len(feats))
@@ -303,7 +295,6 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 		}
 		out = append(out, res...)
 	}
-	p.last = Timings{Decode: time.Since(start)}
 	return out, nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/captioner/captioner/config"
@@ -53,6 +55,17 @@ func testConfig(t *testing.T, model string, batch int) *config.Config {
 		Decode: config.Decode{Beam: 3, MaxLen: 8, BatchSize: batch, Alpha: 0.7}, Image: config.Image{MaxPixels: 50_000_000}}
 }
 
+// loadTest loads the test model for device batches of batch images, closed when the test ends.
+func loadTest(t *testing.T, batch int) (*Pipeline, *config.Config) {
+	cfg := testConfig(t, testModel(t), batch)
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, cfg
+}
+
 func photos(t *testing.T, assets string, n int) [][]float32 {
 	t.Helper()
 	paths, _ := filepath.Glob(filepath.Join(assets, "samples", "flickr8k_fullres", "*.jpg"))
@@ -72,13 +85,7 @@ func photos(t *testing.T, assets string, n int) [][]float32 {
 }
 
 func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
-	model := testModel(t)
-	cfg := testConfig(t, model, 2) // 5 images -> device batches of 2, 2, 1
-	p, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, cfg := loadTest(t, 2) // 5 images -> device batches of 2, 2, 1
 	imgs := photos(t, cfg.Assets, 5)
 	ctx := context.Background()
 	opts := Options{Beam: 3, Alternatives: 3}
@@ -129,15 +136,48 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	}
 }
 
-func TestPipelineErrors(t *testing.T) {
-	model := testModel(t)
-	cfg := testConfig(t, model, 4)
-	p, err := Load(cfg)
+// TestEncodeOverlapsDecode runs Encode and Decode at the same time from two
+// goroutines, as the server's two-stage batcher does on the CPU, many rounds, and
+// checks every result equals the one computed alone: the encoder's device shares
+// nothing with the decoder's.
+func TestEncodeOverlapsDecode(t *testing.T) {
+	p, cfg := loadTest(t, 4)
+	if !p.Overlaps() {
+		t.Fatal("a CPU pipeline should give the encoder a device of its own")
+	}
+	ctx := context.Background()
+	imgs := photos(t, cfg.Assets, 4)
+	opts := Options{Beam: 2, MaxLen: 8, Alternatives: 1}
+	wantFeats, err := p.Encode(ctx, imgs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	_, err = p.CaptionImages(context.Background(), [][]float32{make([]float32, 10)}, Options{})
+	wantCaps, err := p.Decode(ctx, wantFeats, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 6 {
+		var wg sync.WaitGroup
+		var feats [][]float32
+		var caps []Result
+		var encErr, decErr error
+		wg.Go(func() { feats, encErr = p.Encode(ctx, imgs) })
+		wg.Go(func() { caps, decErr = p.Decode(ctx, wantFeats, opts) })
+		wg.Wait()
+		if encErr != nil || decErr != nil {
+			t.Fatalf("round %d: %v, %v", round, encErr, decErr)
+		}
+		for i := range imgs {
+			if !slices.Equal(feats[i], wantFeats[i]) || caps[i].Caption != wantCaps[i].Caption || caps[i].Score != wantCaps[i].Score {
+				t.Fatalf("round %d, image %d: overlapped results differ from sequential ones", round, i)
+			}
+		}
+	}
+}
+
+func TestPipelineErrors(t *testing.T) {
+	p, cfg := loadTest(t, 4)
+	_, err := p.CaptionImages(context.Background(), [][]float32{make([]float32, 10)}, Options{})
 	if want := "pipeline: image 0 has 10 values, want 150528 (224x224x3 from imgproc.ToTensor)"; err == nil || err.Error() != want {
 		t.Errorf("short tensor: got %v, want %q", err, want)
 	}
@@ -152,8 +192,8 @@ func TestPipelineErrors(t *testing.T) {
 	}
 	// A folder whose vocabulary does not match the decoder is refused by name.
 	bad := t.TempDir()
-	os.Link(filepath.Join(model, decoder.WeightsFile), filepath.Join(bad, decoder.WeightsFile))
-	os.Link(filepath.Join(model, decoder.ConfigFile), filepath.Join(bad, decoder.ConfigFile))
+	os.Link(filepath.Join(cfg.Model, decoder.WeightsFile), filepath.Join(bad, decoder.WeightsFile))
+	os.Link(filepath.Join(cfg.Model, decoder.ConfigFile), filepath.Join(bad, decoder.ConfigFile))
 	text.BuildVocab([][]string{{"x", "y"}}, 1).Save(filepath.Join(bad, VocabFile))
 	cfg2 := *cfg
 	cfg2.Model = bad

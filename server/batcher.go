@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,8 @@ import (
 // own context and a buffered reply channel, admission is a non-blocking send on a
 // bounded channel, and one goroutine owns the model (and so the device, which is
 // not safe for concurrent use), forms batches and skips jobs whose context ended.
+// A model whose encoder and decoder have devices of their own (Overlapper) runs
+// as a two-stage pipeline: batch k+1 encodes while batch k decodes.
 
 // ErrQueueFull is returned by Submit when the bounded queue has no room.
 var ErrQueueFull = errors.New("server: the caption queue is full")
@@ -210,11 +211,22 @@ func (b *Batcher) Stopped() <-chan struct{} { return b.stopped }
 // cancels ctx once everything accepted has been answered, or the grace period is over.
 func (b *Batcher) Run(ctx context.Context) {
 	defer b.stop()
-	// The encoder's oneDNN chain parallelises with OpenMP, which keeps a thread
-	// pool per calling OS thread: computing from one thread keeps one pool, where
-	// a goroutine that wandered between threads would leave idle pools spinning.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	// A model that overlaps (see Overlapper) decodes each batch on a second
+	// goroutine while this one encodes the next; the channel is unbuffered, so the
+	// encoder runs at most one batch ahead. Every batch handed over is finished
+	// before a model swap and before Run returns (the model is closed after).
+	decodes := make(chan encoded)
+	var inflight sync.WaitGroup
+	go func() {
+		for e := range decodes {
+			b.decode(e)
+			inflight.Done()
+		}
+	}()
+	defer func() {
+		close(decodes)
+		inflight.Wait()
+	}()
 	batch := make([]*job, 0, b.cfg.MaxBatch)
 	for {
 		// Stopping wins over queued work: a select between ready cases is random.
@@ -226,6 +238,7 @@ func (b *Batcher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case req := <-b.swapCh:
+			inflight.Wait()
 			req.done <- b.model.Swap(&modelBox{req.m}).m
 			continue
 		case j := <-b.queue:
@@ -256,7 +269,14 @@ func (b *Batcher) Run(ctx context.Context) {
 				return
 			}
 		}
-		b.compute(batch)
+		if e, ok := b.encode(batch); ok {
+			if o, can := e.m.(Overlapper); can && o.Overlaps() {
+				inflight.Add(1)
+				decodes <- e
+			} else {
+				b.decode(e)
+			}
+		}
 		clear(batch) // drop references to the inputs (600 KB each) while idle
 	}
 }
@@ -287,65 +307,78 @@ func (b *Batcher) fail(jobs []*job, err error) {
 	}
 }
 
-// compute captions the jobs whose context is still live: one Encode for all of
-// them, then one Decode per distinct Options.
-func (b *Batcher) compute(batch []*job) {
-	start := b.now()
-	st := BatchStats{}
-	live := batch[:0]
+// encoded is a batch between the two stages: encoded, waiting for its decode.
+type encoded struct {
+	m     Model
+	live  []*job
+	feats [][]float32
+	st    BatchStats
+	start time.Time
+}
+
+// encode runs one Encode on the jobs of batch whose context is still live. It
+// returns false when nothing is left to decode: every job was skipped, or the
+// encoder failed (those jobs are answered and the batch reported).
+func (b *Batcher) encode(batch []*job) (encoded, bool) {
+	e := encoded{m: b.model.Load().m, start: b.now()}
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			j.reply <- reply{err: err}
 			if errors.Is(err, context.DeadlineExceeded) {
-				st.Expired++
+				e.st.Expired++
 			} else {
-				st.Cancelled++
+				e.st.Cancelled++
 			}
 			continue
 		}
-		live = append(live, j)
+		e.live = append(e.live, j)
 	}
-	st.Size = len(live)
-	if len(live) == 0 {
-		b.report(st)
-		return
+	e.st.Size = len(e.live)
+	if len(e.live) == 0 {
+		b.report(e.st)
+		return e, false
 	}
-	m := b.model.Load().m
-	inputs := make([][]float32, len(live))
-	for i, j := range live {
+	inputs := make([][]float32, len(e.live))
+	for i, j := range e.live {
 		inputs[i] = j.input
-		st.Waits = append(st.Waits, start.Sub(j.arrived))
+		e.st.Waits = append(e.st.Waits, e.start.Sub(j.arrived))
 	}
 	// The batch runs to completion once started: its members' contexts are checked
 	// above, and one cancelled client must not waste the others' work.
-	ctx := context.Background()
-	feats, err := m.Encode(ctx, inputs)
-	st.Encode = b.now().Sub(start)
+	feats, err := e.m.Encode(context.Background(), inputs)
+	e.st.Encode = b.now().Sub(e.start)
 	if err != nil {
-		st.Err = fmt.Errorf("encoding a batch of %d images: %w", len(live), err)
-		b.fail(live, st.Err)
-		b.report(st)
-		return
+		e.st.Err = fmt.Errorf("encoding a batch of %d images: %w", len(e.live), err)
+		b.fail(e.live, e.st.Err)
+		b.report(e.st)
+		return e, false
 	}
+	e.feats = feats
+	return e, true
+}
+
+// decode runs one Decode per distinct Options of an encoded batch and answers its jobs.
+func (b *Batcher) decode(e encoded) {
 	decodeStart := b.now()
 	groups := map[Options][]int{}
 	var order []Options // first-seen order, so runs are reproducible
-	for i, j := range live {
+	for i, j := range e.live {
 		if _, ok := groups[j.opts]; !ok {
 			order = append(order, j.opts)
 		}
 		groups[j.opts] = append(groups[j.opts], i)
 	}
+	st := e.st
 	st.Groups = len(order)
-	results := make([]Result, len(live))
-	errs := make([]error, len(live))
+	results := make([]Result, len(e.live))
+	errs := make([]error, len(e.live))
 	for _, o := range order {
 		idx := groups[o]
 		f := make([][]float32, len(idx))
 		for k, i := range idx {
-			f[k] = feats[i]
+			f[k] = e.feats[i]
 		}
-		res, err := m.Decode(ctx, f, o)
+		res, err := e.m.Decode(context.Background(), f, o)
 		if err == nil && len(res) != len(idx) {
 			err = fmt.Errorf("model returned %d captions for %d images", len(res), len(idx))
 		}
@@ -359,14 +392,14 @@ func (b *Batcher) compute(batch []*job) {
 		}
 	}
 	st.Decode = b.now().Sub(decodeStart)
-	info := m.Info()
-	for i, j := range live {
+	info := e.m.Info()
+	for i, j := range e.live {
 		j.reply <- reply{err: errs[i], res: Captioned{
 			Result: results[i], Model: info.Model, Version: info.Version,
-			QueueWait: st.Waits[i], Encode: st.Encode, Decode: st.Decode, BatchSize: len(live),
+			QueueWait: st.Waits[i], Encode: st.Encode, Decode: st.Decode, BatchSize: len(e.live),
 		}}
 	}
-	b.batchTime.Store(int64(b.now().Sub(start)))
+	b.batchTime.Store(int64(b.now().Sub(e.start)))
 	b.report(st)
 }
 

@@ -12,12 +12,17 @@ import (
 // stepModel is the queue tests' test double: it reports each batch it is given
 // on entered (when set) and, when release is set, waits for a value on it before
 // answering, so a test decides exactly when a batch finishes. The caption names
-// the input, so a test can check every reply went to the job that asked.
+// the input, so a test can check every reply went to the job that asked. With
+// overlaps set it is an Overlapper, and Decode too can be held (decodeEntered,
+// decodeRelease).
 type stepModel struct {
-	name      string
-	entered   chan []int // ids of each encoded batch, in order
-	release   chan struct{}
-	mu        sync.Mutex
+	name          string
+	entered       chan []int // ids of each encoded batch, in order
+	release       chan struct{}
+	overlaps      bool
+	decodeEntered chan []int
+	decodeRelease chan struct{}
+	mu            sync.Mutex
 	decodes   []Options
 	closed    bool
 	encodeErr error
@@ -43,10 +48,20 @@ func (m *stepModel) Encode(_ context.Context, t [][]float32) ([][]float32, error
 	return feats, m.encodeErr
 }
 
+func (m *stepModel) Overlaps() bool { return m.overlaps }
+
 func (m *stepModel) Decode(_ context.Context, f [][]float32, o Options) ([]Result, error) {
 	m.mu.Lock()
 	m.decodes = append(m.decodes, o)
 	m.mu.Unlock()
+	if m.decodeEntered != nil {
+		ids := make([]int, len(f))
+		for i, x := range f {
+			ids[i] = int(x[0])
+		}
+		m.decodeEntered <- ids
+		<-m.decodeRelease
+	}
 	out := make([]Result, len(f))
 	for i, x := range f {
 		c := fmt.Sprintf("image %d beam %d", int(x[0]), o.Beam)
@@ -376,6 +391,72 @@ func TestSwapBetweenBatches(t *testing.T) {
 	if r := wantCaption(t, r1, "image 1 beam 1"); r.Model != "new" || r.Version != "v-new" {
 		t.Errorf("after swap answered by %q %q, want new v-new", r.Model, r.Version)
 	}
+}
+
+// receive returns the next value of ch, failing the test after 10 s.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10 s", what)
+		panic("unreachable")
+	}
+}
+
+// TestOverlappingModelEncodesWhileDecoding checks the two-stage pipeline: with an
+// Overlapper, batch 1 is encoded while batch 0 is still decoding; a swap waits
+// for every batch handed to the decoder, and so does Run before it returns.
+func TestOverlappingModelEncodesWhileDecoding(t *testing.T) {
+	m := newStepModel("m")
+	m.overlaps = true
+	m.decodeEntered, m.decodeRelease = make(chan []int, 4), make(chan struct{})
+	b := NewBatcher(BatcherConfig{MaxBatch: 1, MaxDelay: time.Hour, QueueSize: 8}, m)
+	ctx, stop := context.WithCancel(context.Background())
+	go b.Run(ctx)
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	receive(t, m.entered, "encode of batch 0")
+	receive(t, m.decodeEntered, "decode of batch 0")
+	r1 := submit(t, b, context.Background(), 1, greedy)
+	if got := receive(t, m.entered, "encode of batch 1 while batch 0 decodes"); !equalIDs(got, []int{1}) {
+		t.Fatalf("second encoded batch %v, want [1]", got)
+	}
+	swapped := make(chan Model, 1)
+	go func() {
+		old, err := b.Swap(newStepModel("next"))
+		if err != nil {
+			t.Errorf("Swap: %v", err)
+		}
+		swapped <- old
+	}()
+	m.decodeRelease <- struct{}{}
+	wantCaption(t, r0, "image 0 beam 1")
+	receive(t, m.decodeEntered, "decode of batch 1")
+	select {
+	case <-swapped:
+		t.Fatal("the swap returned the old model while it was still decoding batch 1")
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.decodeRelease <- struct{}{}
+	wantCaption(t, r1, "image 1 beam 1")
+	if old := receive(t, swapped, "swap"); old != Model(m) {
+		t.Errorf("Swap returned %v, want the old model", old)
+	}
+
+	// Stopping while a batch decodes: Run returns only once it has been answered.
+	b.Swap(m)
+	r2 := submit(t, b, context.Background(), 2, greedy)
+	receive(t, m.decodeEntered, "decode of batch 2")
+	stop()
+	select {
+	case <-b.Stopped():
+		t.Fatal("Run returned while batch 2 was still decoding")
+	case <-time.After(50 * time.Millisecond):
+	}
+	m.decodeRelease <- struct{}{}
+	wantCaption(t, r2, "image 2 beam 1")
+	receive(t, b.Stopped(), "stop")
 }
 
 func TestStopAnswersQueuedJobs(t *testing.T) {

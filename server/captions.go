@@ -343,6 +343,8 @@ func nameSuffix(name string) string {
 }
 
 func (s *Server) prepareOne(u *upload) error {
+	s.prepSlots <- struct{}{}
+	defer func() { <-s.prepSlots }()
 	t0 := time.Now()
 	// The tensor and the thumbnail are both much smaller than a large photo: a
 	// JPEG may decode at a DCT scale.

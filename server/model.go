@@ -6,7 +6,8 @@ import (
 )
 
 // Model is what the batcher runs: *pipeline.Pipeline in production, a test double
-// in the queue tests. Only the batcher's goroutine calls Encode and Decode.
+// in the queue tests. One goroutine calls Encode and one calls Decode; they are the
+// same goroutine, so the two never overlap, unless the model is an Overlapper.
 type Model interface {
 	// Encode turns (224*224*3) NHWC tensors into pooled image features, one per tensor.
 	Encode(ctx context.Context, tensors [][]float32) ([][]float32, error)
@@ -16,6 +17,13 @@ type Model interface {
 	Info() Info
 	// Close releases the model's device memory.
 	Close() error
+}
+
+// Overlapper is implemented by models whose Encode and Decode may run at the same
+// time (each still from one goroutine): the pipeline on the CPU, where the encoder
+// and the decoder have devices of their own.
+type Overlapper interface {
+	Overlaps() bool
 }
 
 // Loader loads (and does not yet warm) the configured model; serve calls it at

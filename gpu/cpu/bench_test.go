@@ -50,7 +50,10 @@ func filled(d *Device, n int) gpu.Buf {
 }
 
 // gemmShapes are square sizes, then the 1x1 convolutions of MobileNetV2 at batch 1
-// as (m, n, k) = (H*W, OC, C) with B transposed, then the LSTM input GEMM.
+// as (m, n, k) = (H*W, OC, C) with B transposed, then the LSTM input GEMM, then
+// decoder steps as the decoder runs them, A B^T against a weight: the recurrent
+// GEMM (H 512 -> 4H) and the vocabulary projection (512 -> 2600) at beam x batch
+// rows (gemmNT from 2 to smallRows rows, BLAS otherwise).
 var gemmShapes = []struct {
 	name    string
 	m, n, k int
@@ -64,6 +67,13 @@ var gemmShapes = []struct {
 	{"7x7x960to320", 7 * 7, 320, 960, true},
 	{"lstm_b1_512to2048", 1, 2048, 512, false},
 	{"lstm_b32_512to2048", 32, 2048, 512, false},
+	{"step_r1_512to2048", 1, 2048, 512, true},
+	{"step_r3_512to2048", 3, 2048, 512, true},
+	{"step_r8_512to2600", 8, 2600, 512, true},
+	{"step_r16_512to2600", 16, 2600, 512, true},
+	{"step_r24_512to2600", 24, 2600, 512, true},
+	{"step_r32_512to2600", 32, 2600, 512, true},
+	{"step_r48_512to2600", 48, 2600, 512, true},
 }
 
 func BenchmarkGemm(b *testing.B) {

@@ -23,8 +23,9 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 	char *err, int errlen);
 
 // cap_convnet_run runs n images: in is (n, H, W, C) float32 NHWC of the first
-// layer, out is (n, OH, OW, OC) float32 NHWC of the last. The first run at each n
-// builds that batch size's primitives. It returns 0, or -1 with a message in err.
+// layer, out is (n, OH, OW, OC) float32 NHWC of the last, computed on the calling
+// thread alone. The first run at each n builds that batch size's primitives. It
+// returns 0, or -1 with a message in err. Runs of one chain must not overlap.
 int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen);
 
 // cap_convnet_impl writes the oneDNN implementation of layer i at batch n (after a

@@ -4,7 +4,7 @@ package cpu
 
 /*
 #cgo CFLAGS: -O2 -std=gnu11
-#cgo LDFLAGS: -ldnnl
+#cgo LDFLAGS: -ldnnl -lgomp
 #include <stdlib.h>
 #include <oneapi/dnnl/dnnl.h>
 #include "convnet.h"
@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/captioner/captioner/gpu"
@@ -34,18 +35,19 @@ const errLen = 512
 // NativeBFloat16 reports whether oneDNN computes bfloat16 in hardware here.
 func (d *Device) NativeBFloat16() bool { return C.cap_native_bf16() != 0 }
 
-// convChain is a chain of convolutions planned by oneDNN (convnet.c).
+// convChain is a chain of convolutions planned by oneDNN (convnet.c): one copy
+// per device thread, each computing its share of a batch's images on its own
+// thread, so that no thread waits for another inside a layer (see convnet.c).
 type convChain struct {
 	dev       *Device
-	net       *C.cap_convnet
+	parts     []*C.cap_convnet
 	layers    []gpu.ConvLayer
 	precision gpu.Precision
-	largest   int // the largest batch run so far, whose kernels Describe names
+	largest   int // the largest share run so far by parts[0], whose kernels Describe names
 }
 
-// PlanConvChain copies the layers' weights into oneDNN's formats. oneDNN
-// parallelises with its own OpenMP threads (OMP_NUM_THREADS, default every core),
-// not the device's goroutines.
+// PlanConvChain copies the layers' weights into oneDNN's formats, once per
+// device thread; each copy takes up to ceil(maxBatch / threads) images.
 func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Precision) (gpu.ConvChain, error) {
 	if p != gpu.Float32 && p != gpu.BFloat16 {
 		return nil, fmt.Errorf("gpu/cpu: precision %q: want %s or %s", p, gpu.Float32, gpu.BFloat16)
@@ -76,12 +78,18 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 			weight: ptr(l.Weight), bias: ptr(l.Bias),
 		}
 	}
-	var msg [errLen]C.char
-	net := C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), C.int(maxBatch), &msg[0], errLen)
-	if net == nil {
-		return nil, fmt.Errorf("gpu/cpu: planning %d convolutions in %s: %s", len(layers), p, C.GoString(&msg[0]))
+	c := &convChain{dev: d, layers: layers, precision: p}
+	share := (maxBatch + d.threads - 1) / d.threads
+	for range min(d.threads, maxBatch) {
+		var msg [errLen]C.char
+		net := C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), C.int(share), &msg[0], errLen)
+		if net == nil {
+			c.Close()
+			return nil, fmt.Errorf("gpu/cpu: planning %d convolutions in %s: %s", len(layers), p, C.GoString(&msg[0]))
+		}
+		c.parts = append(c.parts, net)
 	}
-	return &convChain{dev: d, net: net, layers: layers, precision: p}, nil
+	return c, nil
 }
 
 func cBool(b bool) C.int {
@@ -91,16 +99,32 @@ func cBool(b bool) C.int {
 	return 0
 }
 
-// Run implements gpu.ConvChain.
+// Run implements gpu.ConvChain: the n images are split evenly over the parts,
+// which run at the same time, part 0 on the calling goroutine.
 func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	first, last := c.layers[0].P, c.layers[len(c.layers)-1].P
-	o := c.dev.need(out, n*last.OH*last.OW*last.OC, "chain output")
-	x := c.dev.need(in, n*first.H*first.W*first.C, "chain input")
-	var msg [errLen]C.char
-	if C.cap_convnet_run(c.net, C.int(n), ptr(o), ptr(x), &msg[0], errLen) != 0 {
-		return errors.New("gpu/cpu: " + C.GoString(&msg[0]))
+	inLen, outLen := first.H*first.W*first.C, last.OH*last.OW*last.OC
+	o := c.dev.need(out, n*outLen, "chain output")
+	x := c.dev.need(in, n*inLen, "chain input")
+	k := min(len(c.parts), n)
+	errs := make([]error, k)
+	run := func(i int) {
+		lo, hi := i*n/k, (i+1)*n/k
+		var msg [errLen]C.char
+		if C.cap_convnet_run(c.parts[i], C.int(hi-lo), ptr(o[lo*outLen:hi*outLen]), ptr(x[lo*inLen:hi*inLen]), &msg[0], errLen) != 0 {
+			errs[i] = errors.New("gpu/cpu: " + C.GoString(&msg[0]))
+		}
 	}
-	c.largest = max(c.largest, n)
+	var wg sync.WaitGroup
+	for i := 1; i < k; i++ {
+		wg.Go(func() { run(i) })
+	}
+	run(0)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	c.largest = max(c.largest, n/k)
 	return nil
 }
 
@@ -112,19 +136,19 @@ func (c *convChain) Describe() string {
 	var impls []string
 	var buf [128]C.char
 	for i := range c.layers {
-		C.cap_convnet_impl(c.net, C.int(c.largest), C.int(i), &buf[0], C.int(len(buf)))
+		C.cap_convnet_impl(c.parts[0], C.int(c.largest), C.int(i), &buf[0], C.int(len(buf)))
 		if s := C.GoString(&buf[0]); s != "" && !seen[s] {
 			seen[s] = true
 			impls = append(impls, s)
 		}
 	}
-	return fmt.Sprintf("oneDNN %d.%d.%d %s [%s]", v.major, v.minor, v.patch, c.precision, strings.Join(impls, " "))
+	return fmt.Sprintf("oneDNN %d.%d.%d %s, %d threads [%s]", v.major, v.minor, v.patch, c.precision, len(c.parts), strings.Join(impls, " "))
 }
 
-// Close frees the plan.
+// Close frees the plans.
 func (c *convChain) Close() {
-	if c.net != nil {
-		C.cap_convnet_destroy(c.net)
-		c.net = nil
+	for _, net := range c.parts {
+		C.cap_convnet_destroy(net)
 	}
+	c.parts = nil
 }

@@ -65,6 +65,13 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 	}
 }
 
+// A B^T with 2 to smallRows rows of A goes to our gemmNT kernel rather than
+// BLAS: there BLAS's copy of the whole of B into its packed layout costs more
+// than the product (decoder steps: beam x batch rows times a 2048- or 2600-row
+// weight). Measured per core (BenchmarkGemm/step_*): 3 rows 13.6 vs 5.0 GFLOP/s,
+// 8 rows 23-26 vs 12, 16 rows a tie, 32 rows 27 vs 30-32; one row is sgemv's.
+const smallRows = 16
+
 // gemmGrain is the smallest GEMM piece (multiply-adds) worth a thread: about 10 us.
 const gemmGrain = 1 << 18
 
@@ -98,6 +105,10 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 		bo := lo // columns lo.. of op(B)
 		if transB {
 			bo = lo * ldb
+		}
+		if !transA && transB && m >= 2 && m <= smallRows {
+			gemmNT(m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
+			return
 		}
 		blasSgemm(transA, transB, m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
 	})

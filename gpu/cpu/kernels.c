@@ -495,3 +495,49 @@ CLONES void cap_lstm_backward(float *dgates, float *dcPrev, const float *dh, con
 		}
 	}
 }
+
+// tile_nt computes the MR x NR block of C = alpha * A B^T + beta * C whose top-left
+// element is c, for A rows a (lda apart) and B rows b (ldb apart), k long. MR and
+// NR are constants at every call, so the 16 accumulators stay in registers: per 16
+// values of k, MR + NR loads feed MR * NR fused multiply-adds.
+INLINE void tile_nt(int MR, int NR, long k, float alpha, const float *a, long lda,
+		const float *b, long ldb, float beta, float *c, long ldc) {
+	vf acc[4][4] = {{{0}}};
+	long p = 0;
+	for (; p + VW <= k; p += VW) {
+		vf bv[4];
+		for (int jj = 0; jj < NR; jj++) bv[jj] = *(vf *)(b + jj * ldb + p);
+		for (int ii = 0; ii < MR; ii++) {
+			vf av = *(vf *)(a + ii * lda + p);
+			for (int jj = 0; jj < NR; jj++) acc[ii][jj] += av * bv[jj];
+		}
+	}
+	for (int ii = 0; ii < MR; ii++) {
+		for (int jj = 0; jj < NR; jj++) {
+			float s = 0;
+			for (int l = 0; l < VW; l++) s += acc[ii][jj][l];
+			for (long q = p; q < k; q++) s += a[ii * lda + q] * b[jj * ldb + q];
+			float *o = c + ii * ldc + jj;
+			*o = beta == 0 ? alpha * s : alpha * s + beta * *o; // beta 0: C is not read
+		}
+	}
+}
+
+CLONES void cap_gemm_nt(long m, long n, long k, float alpha, const float *a, long lda,
+		const float *b, long ldb, float beta, float *c, long ldc) {
+	// Four rows of B (a weight: the large operand) at a time, read from memory once
+	// and kept in L1 while every row of the small A passes over them.
+	long j = 0;
+	for (; j + 4 <= n; j += 4) {
+		long i = 0;
+		for (; i + 4 <= m; i += 4)
+			tile_nt(4, 4, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
+		for (; i < m; i++) tile_nt(1, 4, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
+	}
+	for (; j < n; j++) {
+		long i = 0;
+		for (; i + 4 <= m; i += 4)
+			tile_nt(4, 1, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
+		for (; i < m; i++) tile_nt(1, 1, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
+	}
+}

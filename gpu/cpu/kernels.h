@@ -44,3 +44,10 @@ void cap_lstm_forward(float *h, float *c, float *act, const float *gates, const 
 // dc (B, H) and the forward's act, c, cPrev. dcPrev may be dc.
 void cap_lstm_backward(float *dgates, float *dcPrev, const float *dh, const float *dc, const float *act,
 	const float *c, const float *cPrev, long B, long H);
+
+// cap_gemm_nt computes C (m, n) = alpha * A B^T + beta * C for row-major A (m, k)
+// and B (n, k): the GEMM of a layer applied to a few rows (a decoder step), where
+// BLAS would copy (pack) all of the weight B on every call. With beta 0, C is
+// only written.
+void cap_gemm_nt(long m, long n, long k, float alpha, const float *a, long lda,
+	const float *b, long ldb, float beta, float *c, long ldc);

@@ -81,3 +81,8 @@ func lstmForward(hs, cs, a, g, cp []float32, batch, H int) {
 func lstmBackward(dg, dcp, dhs, dcs, a, cs, cp []float32, batch, H int) {
 	C.cap_lstm_backward(ptr(dg), ptr(dcp), ptr(dhs), ptr(dcs), ptr(a), ptr(cs), ptr(cp), C.long(batch), C.long(H))
 }
+
+// gemmNT computes c (m, n) = alpha * a b^T + beta * c, a (m, k) and b (n, k) row-major.
+func gemmNT(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	C.cap_gemm_nt(C.long(m), C.long(n), C.long(k), C.float(alpha), ptr(a), C.long(lda), ptr(b), C.long(ldb), C.float(beta), ptr(c), C.long(ldc))
+}
