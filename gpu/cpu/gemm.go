@@ -68,9 +68,12 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 // A B^T with 2 to smallRows rows of A goes to our gemmNT kernel rather than
 // BLAS: there BLAS's copy of the whole of B into its packed layout costs more
 // than the product (decoder steps: beam x batch rows times a 2048- or 2600-row
-// weight). Measured per core (BenchmarkGemm/step_*): 3 rows 13.6 vs 5.0 GFLOP/s,
-// 8 rows 23-26 vs 12, 16 rows a tie, 32 rows 27 vs 30-32; one row is sgemv's.
-const smallRows = 16
+// weight). Measured per core (BenchmarkGemm/step_*): 3 rows 10-14 vs 5 GFLOP/s,
+// 8 rows 24-31 vs 12, 16 and 24 rows a tie alone, but in the server (beam 3 x
+// batch 8 = 24 rows) gemmNT saves 1 CPU-ms per request: BLAS's packing also
+// evicts the caches the other stages use. At 32 rows BLAS is ahead (greedy
+// captions at batch 32: 1108-1399/s against 825-868). One row is sgemv's.
+const smallRows = 24
 
 // gemmGrain is the smallest GEMM piece (multiply-adds) worth a thread: about 10 us.
 const gemmGrain = 1 << 18

@@ -496,26 +496,58 @@ CLONES void cap_lstm_backward(float *dgates, float *dcPrev, const float *dh, con
 	}
 }
 
+// sum16 writes to sum[q] the sum of the 16 lanes of acc[q]: a
+// tree of shuffles and adds (30 shuffles, 15 adds) instead of 240 scalar adds,
+// which cost more than the dot products themselves at k = 512.
+INLINE void sum16(float *sum, vf acc[16]) {
+	const vi lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+	const vi hi8 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+	const vi lo4 = {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+	const vi hi4 = {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+	const vi lo2 = {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29};
+	const vi hi2 = {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31};
+	const vi ev = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+	const vi od = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+	vf u[8], v[4], w[2];
+	// u[k]: 8 partial sums of acc[2k], then 8 of acc[2k+1]; v[m]: 4 each of
+	// acc[4m..4m+3]; w[n]: 2 each of acc[8n..8n+7]; then one each, in order.
+	for (int k = 0; k < 8; k++)
+		u[k] = __builtin_shuffle(acc[2 * k], acc[2 * k + 1], lo8) + __builtin_shuffle(acc[2 * k], acc[2 * k + 1], hi8);
+	for (int m = 0; m < 4; m++)
+		v[m] = __builtin_shuffle(u[2 * m], u[2 * m + 1], lo4) + __builtin_shuffle(u[2 * m], u[2 * m + 1], hi4);
+	for (int n = 0; n < 2; n++)
+		w[n] = __builtin_shuffle(v[2 * n], v[2 * n + 1], lo2) + __builtin_shuffle(v[2 * n], v[2 * n + 1], hi2);
+	*(vf *)sum = __builtin_shuffle(w[0], w[1], ev) + __builtin_shuffle(w[0], w[1], od);
+}
+
 // tile_nt computes the MR x NR block of C = alpha * A B^T + beta * C whose top-left
 // element is c, for A rows a (lda apart) and B rows b (ldb apart), k long. MR and
 // NR are constants at every call, so the 16 accumulators stay in registers: per 16
 // values of k, MR + NR loads feed MR * NR fused multiply-adds.
 INLINE void tile_nt(int MR, int NR, long k, float alpha, const float *a, long lda,
 		const float *b, long ldb, float beta, float *c, long ldc) {
-	vf acc[4][4] = {{{0}}};
+	vf acc[16] = {{0}}; // acc[ii*4 + jj]
 	long p = 0;
 	for (; p + VW <= k; p += VW) {
 		vf bv[4];
 		for (int jj = 0; jj < NR; jj++) bv[jj] = *(vf *)(b + jj * ldb + p);
 		for (int ii = 0; ii < MR; ii++) {
 			vf av = *(vf *)(a + ii * lda + p);
-			for (int jj = 0; jj < NR; jj++) acc[ii][jj] += av * bv[jj];
+			for (int jj = 0; jj < NR; jj++) acc[ii * 4 + jj] += av * bv[jj];
+		}
+	}
+	float sum[16];
+	if (MR == 4 && NR == 4) {
+		sum16(sum, acc);
+	} else {
+		for (int q = 0; q < 16; q++) {
+			sum[q] = 0;
+			for (int l = 0; l < VW; l++) sum[q] += acc[q][l];
 		}
 	}
 	for (int ii = 0; ii < MR; ii++) {
 		for (int jj = 0; jj < NR; jj++) {
-			float s = 0;
-			for (int l = 0; l < VW; l++) s += acc[ii][jj][l];
+			float s = sum[ii * 4 + jj];
 			for (long q = p; q < k; q++) s += a[ii * lda + q] * b[jj * ldb + q];
 			float *o = c + ii * ldc + jj;
 			*o = beta == 0 ? alpha * s : alpha * s + beta * *o; // beta 0: C is not read
