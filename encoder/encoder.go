@@ -223,6 +223,22 @@ func (e *Encoder) Encode(images []float32, n int) error {
 	return e.Forward(in, n)
 }
 
+// EncodeEach is Encode for images held apart, each (S, S, 3): each is uploaded
+// into its place in the batch, without first being copied into one host array.
+func (e *Encoder) EncodeEach(images [][]float32) error {
+	n, l := len(images), e.ImageLen()
+	if n == 0 || n > e.maxBatch {
+		panic(fmt.Sprintf("encoder: EncodeEach of %d images; want 1..%d", n, e.maxBatch))
+	}
+	for i, x := range images {
+		if len(x) != l {
+			panic(fmt.Sprintf("encoder: EncodeEach: image %d has %d floats, want %d", i, len(x), l))
+		}
+		e.dev.Upload(e.in.Slice(i*l, l), x)
+	}
+	return e.Forward(e.in.Slice(0, n*l), n)
+}
+
 // Forward is Encode for images already on the device: in is (n, S, S, 3).
 func (e *Encoder) Forward(in gpu.Buf, n int) error {
 	e.n = n

@@ -252,14 +252,12 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 			return nil, err
 		}
 		batch := tensors[lo:min(lo+p.maxBatch, len(tensors))]
-		var flat []float32
 		for i, x := range batch {
 			if len(x) != p.enc.ImageLen() {
 				return nil, fmt.Errorf("pipeline: image %d has %d values, want %d (224x224x3 from imgproc.ToTensor)", lo+i, len(x), p.enc.ImageLen())
 			}
-			flat = append(flat, x...)
 		}
-		if err := p.enc.Encode(flat, len(batch)); err != nil {
+		if err := p.enc.EncodeEach(batch); err != nil {
 			return nil, err
 		}
 		host := make([]float32, len(batch)*F)
