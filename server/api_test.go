@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -305,4 +306,33 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestPreparationIsBoundedByCores checks that an upload waits for a preparation
+// slot: decoding runs in C, outside Go's scheduler, so without the bound every
+// concurrent upload would take a core from the encoder and decoder.
+func TestPreparationIsBoundedByCores(t *testing.T) {
+	ts := startServer(t, testConfig(t, nil), modelLoader(newStepModel("m")))
+	if cap(ts.prepSlots) != runtime.GOMAXPROCS(0) {
+		t.Fatalf("%d preparation slots, want GOMAXPROCS = %d", cap(ts.prepSlots), runtime.GOMAXPROCS(0))
+	}
+	for range cap(ts.prepSlots) {
+		ts.prepSlots <- struct{}{} // every slot taken
+	}
+	done := make(chan response, 1)
+	go func() { done <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))) }()
+	select {
+	case r := <-done:
+		t.Fatalf("answered %d while every preparation slot was taken", r.status)
+	case <-time.After(300 * time.Millisecond):
+	}
+	<-ts.prepSlots
+	select {
+	case r := <-done:
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d once a slot was free; body %s", r.status, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer 10 s after a slot was freed")
+	}
 }
