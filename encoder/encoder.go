@@ -72,7 +72,9 @@ type blockParams struct{ expand, dw, project layer }
 // and float32 elsewhere.
 const PrecisionAuto = "auto"
 
-// New uploads w to dev and allocates activations for up to maxBatch images.
+// New uploads w to dev and allocates activations for up to maxBatch images (with
+// a planned chain, only the classifier's weights and the input and output buffers:
+// the chain holds the rest).
 //
 // precision is float32, bfloat16 or auto. Float32 runs the device's per-layer
 // kernels: the reference path, which extract uses so that cached features do not
@@ -87,6 +89,11 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 	c := w.Config
 	if err := c.validate(); err != nil {
 		return nil, err
+	}
+	for _, p := range c.Params() {
+		if v, ok := w.Tensors[p.Name]; !ok || len(v) != numel(p.Shape) {
+			return nil, fmt.Errorf("encoder: weight %s: have %d values, want shape %v", p.Name, len(v), p.Shape)
+		}
 	}
 	planner, canPlan := dev.(gpu.ConvPlanner)
 	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch, precision: gpu.Float32}
@@ -111,25 +118,41 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 		}
 		e.chain = chain
 	}
-	bufs := map[string]gpu.Buf{}
-	for _, p := range c.Params() {
-		v, ok := w.Tensors[p.Name]
-		if !ok || len(v) != numel(p.Shape) {
-			e.Close()
-			return nil, fmt.Errorf("encoder: weight %s: have %d values, want shape %v", p.Name, len(v), p.Shape)
-		}
-		b := dev.Alloc(len(v))
-		dev.Upload(b, v)
-		bufs[p.Name] = b
-		e.params = append(e.params, b)
+	B, g := maxBatch, c.GridSize()
+	e.classifier = e.upload(w, "classifier")
+	e.in = dev.Alloc(B * c.Input * c.Input * 3)
+	e.grid = dev.Alloc(B * g * g * c.Head)
+	e.pooled = dev.Alloc(B * c.Head)
+	e.probs = dev.Alloc(B * c.Classes)
+	if e.chain == nil {
+		e.prepareLayers(w)
 	}
-	get := func(name string) layer { return layer{bufs[name+".weight"], bufs[name+".bias"]} }
-	e.stem, e.head, e.classifier = get("stem"), get("head"), get("classifier")
+	return e, nil
+}
+
+// upload copies the weight and bias of layer name to the device.
+func (e *Encoder) upload(w *Weights, name string) layer {
+	return layer{e.uploadTensor(w.Tensors[name+".weight"]), e.uploadTensor(w.Tensors[name+".bias"])}
+}
+
+func (e *Encoder) uploadTensor(v []float32) gpu.Buf {
+	b := e.dev.Alloc(len(v))
+	e.dev.Upload(b, v)
+	e.params = append(e.params, b)
+	return b
+}
+
+// prepareLayers uploads the weights the per-layer kernels read (a planned chain
+// holds its own) and allocates their activations: the early chunk and late
+// chunk sizes, and the ping-pong buffers they need.
+func (e *Encoder) prepareLayers(w *Weights) {
+	c, dev := &e.cfg, e.dev
+	e.stem, e.head = e.upload(w, "stem"), e.upload(w, "head")
 	for i, b := range c.Blocks {
 		pre := fmt.Sprintf("blocks.%d.", i)
-		bp := blockParams{dw: get(pre + "dw"), project: get(pre + "project")}
+		bp := blockParams{dw: e.upload(w, pre+"dw"), project: e.upload(w, pre+"project")}
 		if b.Expand {
-			bp.expand = get(pre + "expand")
+			bp.expand = e.upload(w, pre+"expand")
 		}
 		e.blocks = append(e.blocks, bp)
 	}
@@ -144,7 +167,7 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 		maxEarly = max(maxEarly, s*s*b.Hidden)
 		s = ceilDiv(s, b.Stride)
 	}
-	e.earlyChunk = min(maxBatch, max(1, chunkFloats/maxEarly))
+	e.earlyChunk = min(e.maxBatch, max(1, chunkFloats/maxEarly))
 	s = ceilDiv(c.Input, 2)
 	maxEX, maxXY, maxE, maxD := s*s*c.Stem, 0, 0, 0
 	e.chunks = make([]int, len(c.Blocks))
@@ -152,7 +175,7 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 		o := ceilDiv(s, b.Stride)
 		k := e.earlyChunk
 		if i >= e.split {
-			k = min(maxBatch, max(1, chunkFloats/(s*s*b.Hidden)))
+			k = min(e.maxBatch, max(1, chunkFloats/(s*s*b.Hidden)))
 			maxXY = max(maxXY, s*s*b.In, o*o*b.Out)
 		} else {
 			maxEX = max(maxEX, o*o*b.Out)
@@ -163,15 +186,9 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 		s = o
 	}
 	maxXY = max(maxXY, s*s*c.Blocks[len(c.Blocks)-1].Out)
-	B := maxBatch
-	e.in = dev.Alloc(B * c.Input * c.Input * 3)
 	e.ex, e.ey = dev.Alloc(e.earlyChunk*maxEX), dev.Alloc(e.earlyChunk*maxEX)
-	e.x, e.y = dev.Alloc(B*maxXY), dev.Alloc(B*maxXY)
+	e.x, e.y = dev.Alloc(e.maxBatch*maxXY), dev.Alloc(e.maxBatch*maxXY)
 	e.e, e.d = dev.Alloc(max(maxE, 1)), dev.Alloc(max(maxD, 1))
-	e.grid = dev.Alloc(B * s * s * c.Head)
-	e.pooled = dev.Alloc(B * c.Head)
-	e.probs = dev.Alloc(B * c.Classes)
-	return e, nil
 }
 
 func numel(shape []int) int {
