@@ -39,10 +39,12 @@ type Server struct {
 	httpSrv *http.Server
 
 	// prepSlots bounds the images being decoded and preprocessed at once to
-	// GOMAXPROCS. The decoding runs in C (libjpeg-turbo), which Go's scheduler
-	// does not bound: with 16 uploads in flight, 16 decoding threads took the
-	// cores from the encoder's and decoder's threads and the batcher starved
-	// (encoder 17.8 ms per image in the server against 6.5 alone, measured).
+	// GOMAXPROCS. The decoding runs in C (libjpeg-turbo), and a goroutine in a C
+	// call gives up its P, so Go's scheduler does not bound it: 16 uploads in
+	// flight could be 16 threads competing with the encoder's and decoder's. (On
+	// its own this bound made no throughput difference we could measure on 2
+	// cores; what fixed the encoder's slowdown in the server, 17.8 ms per image
+	// against 6.5 alone, was running its oneDNN copies without OpenMP barriers.)
 	prepSlots chan struct{}
 
 	batcher atomic.Pointer[Batcher] // nil until Start has a warm model

@@ -61,7 +61,7 @@ struct cap_convnet {
 	dnnl_data_type_t act;
 	layer *layers;
 	int nlayers, max_batch;
-	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16)
+	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16 only)
 	plan *plans;          // [max_batch + 1], built on first use
 };
 
@@ -177,12 +177,11 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		snprintf(err, errlen, "out of memory planning a batch of %d", n);
 		goto fail;
 	}
-	const cap_conv_layer *first = &net->layers[0].spec;
-	dnnl_memory_desc_t in_md;
-	TRY(act_md(&in_md, n, first->c, first->h, first->w, dnnl_f32));
-	TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
-	if (net->act != dnnl_f32) {
-		dnnl_memory_desc_t md;
+	if (net->act != dnnl_f32) { // the f32 input is converted first; an f32 chain reads it directly
+		const cap_conv_layer *first = &net->layers[0].spec;
+		dnnl_memory_desc_t in_md, md;
+		TRY(act_md(&in_md, n, first->c, first->h, first->w, dnnl_f32));
+		TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
 		TRY(act_md(&md, n, first->c, first->h, first->w, net->act));
 		TRY(dnnl_memory_create(&p->in_act, &md, net->eng, net->bufs[NBUF]));
 		TRY(dnnl_reorder_primitive_desc_create(&rpd, &in_md, net->eng, &md, net->eng, NULL));
@@ -323,7 +322,7 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 	long most = assign_buffers(net, err, errlen);
 	if (most < 0) goto fail;
 	size_t in = act_bytes(&layers[0], 0, net->act);
-	for (int b = 0; b <= NBUF; b++) {
+	for (int b = 0; b < NBUF + (net->act != dnnl_f32); b++) {
 		size_t bytes = (b == NBUF ? in : (size_t)most) * max_batch;
 		if (!(net->bufs[b] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
 			snprintf(err, errlen, "out of memory for activations (%zu bytes)", bytes);
@@ -344,8 +343,8 @@ int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *
 	omp_set_num_threads(1); // this thread's own setting: other threads' runs are unaffected
 	plan *p = &net->plans[n];
 	if (!p->prims && plan_build(net, n, err, errlen) != 0) return -1;
-	TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)in));
 	if (p->to_act) {
+		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)in));
 		dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}};
 		TRY(dnnl_primitive_execute(p->to_act, net->strm, 2, a));
 	} else {

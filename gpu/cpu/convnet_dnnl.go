@@ -54,8 +54,8 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 	}
 	// The layer table and the weights it points to are in C memory: cgo forbids
 	// passing Go memory that holds Go pointers.
-	specs := (*[1 << 20]C.cap_conv_layer)(C.calloc(C.size_t(len(layers)), C.sizeof_cap_conv_layer))[:len(layers):len(layers)]
-	defer C.free(unsafe.Pointer(&specs[0]))
+	specs := unsafe.Slice((*C.cap_conv_layer)(C.calloc(C.size_t(max(len(layers), 1)), C.sizeof_cap_conv_layer)), len(layers))
+	defer C.free(unsafe.Pointer(unsafe.SliceData(specs)))
 	var pinner runtime.Pinner
 	defer pinner.Unpin()
 	for i, l := range layers {

@@ -218,20 +218,8 @@ func lstmBackward(dg, dcp, dhs, dcs, a, cs, cp []float32, batch, H int) {
 	}
 }
 
-// gemmNT computes c (m, n) = alpha * a b^T + beta * c, a (m, k) and b (n, k) row-major.
+// gemmNT computes c (m, n) = alpha * a b^T + beta * c, a (m, k) and b (n, k)
+// row-major. Without cgo there is no packing cost to avoid: gonum's Sgemm does it.
 func gemmNT(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	for i := range m {
-		for j := range n {
-			var s float32
-			for p := range k {
-				s += a[i*lda+p] * b[j*ldb+p]
-			}
-			o := &c[i*ldc+j]
-			if beta == 0 {
-				*o = alpha * s
-			} else {
-				*o = alpha*s + beta**o
-			}
-		}
-	}
+	blasSgemm(false, true, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
