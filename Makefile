@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
+.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy bench bench-server fuzz-short vet fmt-check images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -36,10 +36,14 @@ caption: build ## caption IMAGES (default: the sample photos) with the shipped m
 build-cuda: ## the CUDA binary bin/captioner-cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda -o $(BIN)/captioner-cuda ./cmd/captioner
 
-test: deps-test vet test-go test-purego test-cuda-build ptx-check fuzz-short ## everything CI runs
+test: deps-test fmt-check vet test-go test-purego test-cuda-build test-deploy ptx-check fuzz-short ## everything CI runs
 
-vet:
+fmt-check: ## fail, listing them, if any Go files are not gofmt'd
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "not gofmt'd (run gofmt -w):"; echo "$$files"; exit 1; fi
+
+vet: ## go vet, the product and the deployment checks' module
 	$(GO) vet ./...
+	cd deploy/check && $(GO) vet ./...
 
 test-go: ## unit, integration and golden tests
 	$(GO) test -count=1 ./...
@@ -53,6 +57,9 @@ test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked 
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) vet -tags cuda ./gpu/... ./cmd/...
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) test -tags cuda -c -o /dev/null ./gpu/cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) test -tags cuda -c -o /dev/null ./gpu/selector
+
+test-deploy: ## the container images, Compose file and Kubernetes manifests against the configuration (own module: deploy/check)
+	cd deploy/check && $(GO) test -count=1 ./...
 
 FUZZTIME ?= 10s
 fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (seed corpora in testdata/fuzz)

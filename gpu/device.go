@@ -1,7 +1,7 @@
 // Package gpu is captioner's device layer: device memory and the kernels that the
 // encoder, the decoder and the trainer run, on the CPU or on an NVIDIA GPU.
 //
-// Conventions (see doc.go for the full legend):
+// Conventions (see README.md for the full legend):
 //   - All arrays are float32, row-major. A matrix with leading dimension ld stores
 //     element {i, j} at a[i*ld+j].
 //   - Kernels take outputs first, then inputs, then sizes (llm.c style).
