@@ -1,4 +1,4 @@
-package deploytest
+package check
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ import (
 )
 
 // repo is the repository root, relative to this package.
-const repo = ".."
+const repo = "../.."
 
 // Variables of captioner's that are not configuration keys: the configuration file (the
 // --config flag's default), and the folder of imported encoder weights (encoder.CacheDir;

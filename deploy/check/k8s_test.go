@@ -1,4 +1,4 @@
-package deploytest
+package check
 
 import (
 	"bufio"
