@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/safetensors"
@@ -30,8 +32,33 @@ type state struct {
 	TrainedFor float64        `json:"trained_seconds"` // wall time over all runs
 }
 
-// checksum hashes the tensors' names, shapes and data in file order.
-func checksum(ts []safetensors.Tensor) string {
+// checksumKey is the metadata entry that holds the SHA-256 of everything else in
+// a checkpoint.
+const checksumKey = "sha256"
+
+// checksum hashes everything a checkpoint holds but its checksum: every tensor's
+// name, dtype, shape and data in file order, then every other metadata entry (the
+// training state) in key order. Names, values and lengths are quoted or counted,
+// so no byte can pass from one field into the next unnoticed.
+func checksum(ts []safetensors.Tensor, meta map[string]string) string {
+	h := sha256.New()
+	for _, t := range ts {
+		fmt.Fprintf(h, "%q %s %v %d\n", t.Name, t.DType, t.Shape, len(t.Data))
+		h.Write(t.Data)
+	}
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		if k != checksumKey {
+			fmt.Fprintf(h, "%q=%q\n", k, meta[k])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// tensorChecksum is the checksum of checkpoints written before it covered the
+// training state: tensor names, shapes and data alone. Such a checkpoint still
+// resumes (its state unchecked, as when it was written); a newer one cannot pass
+// it, since its recorded hash covers more.
+func tensorChecksum(ts []safetensors.Tensor) string {
 	h := sha256.New()
 	for _, t := range ts {
 		fmt.Fprintf(h, "%s%v", t.Name, t.Shape)
@@ -50,7 +77,7 @@ const (
 )
 
 // saveCheckpoint writes the state and the flat tensor groups (prefix -> values)
-// atomically, with a SHA-256 of the tensors in the metadata.
+// atomically, with a SHA-256 of both in the metadata.
 func saveCheckpoint(path string, st *state, groups map[string][]float32) error {
 	c := st.Config
 	var ts []safetensors.Tensor
@@ -63,7 +90,9 @@ func saveCheckpoint(path string, st *state, groups map[string][]float32) error {
 	if err != nil {
 		return err
 	}
-	return safetensors.WriteFile(path, ts, map[string]string{"state": string(js), "sha256": checksum(ts)})
+	meta := map[string]string{"state": string(js)}
+	meta[checksumKey] = checksum(ts, meta)
+	return safetensors.WriteFile(path, ts, meta)
 }
 
 // errNoCheckpoint says there is nothing to resume from.
@@ -79,8 +108,9 @@ func loadCheckpoint(path string) (*state, map[string][]float32, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: checkpoint %s is unreadable (%w); delete it to start over", path, err)
 	}
-	if sum := checksum(f.Tensors); sum != f.Metadata["sha256"] {
-		return nil, nil, fmt.Errorf("train: checkpoint %s is corrupt: its data hashes to %.12s…, the file records %.12s…; delete it to start over", path, sum, f.Metadata["sha256"])
+	recorded := f.Metadata[checksumKey]
+	if sum := checksum(f.Tensors, f.Metadata); sum != recorded && tensorChecksum(f.Tensors) != recorded {
+		return nil, nil, fmt.Errorf("train: checkpoint %s is corrupt: its data hashes to %.12s…, the file records %.12s…; delete it to start over", path, sum, recorded)
 	}
 	var st state
 	if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {
