@@ -3,29 +3,31 @@ package train
 import (
 	"bytes"
 	"encoding/csv"
-	"image"
+	"fmt"
 	"image/color"
-	"image/draw"
-	"image/png"
 	"math"
 	"path/filepath"
 	"strconv"
 
 	"github.com/captioner/captioner/internal/atomicfile"
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // Curve files inside the output folder.
 const (
 	CurvesCSV = "curves.csv"
 	CurvesPNG = "curves.png"
+	CurvesSVG = "curves.svg"
 )
 
-// writeCurves writes the history as CSV and as a two-panel PNG plot (losses; dev
-// BLEU-1..4), each atomically; the CSV's train_reward column is filled for runs
-// that sampled captions (the cider objective) and empty otherwise.
+// writeCurves writes the history as CSV and as a two-panel chart (losses; dev
+// BLEU-1..4) in PNG and SVG, each atomically; the CSV's train_reward column is
+// filled for runs that sampled captions (the cider objective) and empty otherwise.
 func writeCurves(out string, hist []EpochStats, sampled bool) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
@@ -43,126 +45,155 @@ func writeCurves(out string, hist []EpochStats, sampled bool) error {
 	if err := atomicfile.WriteFile(filepath.Join(out, CurvesCSV), buf.Bytes()); err != nil {
 		return err
 	}
-	epochs := make([]float64, len(hist))
-	series := make([][]float64, 6)
-	for i, h := range hist {
-		epochs[i] = float64(h.Epoch)
-		series[0] = append(series[0], h.TrainLoss)
-		series[1] = append(series[1], h.DevLoss)
-		for k := 0; k < 4; k++ {
-			series[2+k] = append(series[2+k], h.BLEU[k])
-		}
-	}
-	img := image.NewRGBA(image.Rect(0, 0, 900, 700))
-	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	plotPanel(img, image.Rect(0, 0, 900, 350), "cross-entropy loss per token", epochs, series[:2], []string{"train", "dev"})
-	plotPanel(img, image.Rect(0, 350, 900, 700), "dev BLEU", epochs, series[2:], []string{"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4"})
-	buf.Reset()
-	if err := png.Encode(&buf, img); err != nil {
+	charts, err := curvesCharts(hist)
+	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(out, CurvesPNG), buf.Bytes())
+	// 900x700 pixels at 96 dpi, and an SVG of the same size (675x525 pt).
+	width, height := vg.Length(900)*vg.Inch/96, vg.Length(700)*vg.Inch/96
+	for _, c := range []struct {
+		canvas vg.CanvasWriterTo
+		file   string
+	}{
+		{vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(96))}, CurvesPNG},
+		{vgsvg.New(width, height), CurvesSVG},
+	} {
+		drawCharts(c.canvas, charts)
+		buf.Reset()
+		if _, err := c.canvas.WriteTo(&buf); err != nil {
+			return fmt.Errorf("train: %s: %w", c.file, err)
+		}
+		if err := atomicfile.WriteFile(filepath.Join(out, c.file), buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
+// chart is one panel of the curves with its legend, which is drawn beside the
+// plot rather than over the lines.
+type chart struct {
+	plot   *plot.Plot
+	legend plot.Legend
+}
+
+// palette: matplotlib's first four colours, one per series in order.
 var palette = []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255}}
 
-// plotPanel draws one line chart with axes, ticks, a title and a legend in r.
-func plotPanel(img *image.RGBA, r image.Rectangle, title string, xs []float64, ys [][]float64, names []string) {
-	black := color.RGBA{0, 0, 0, 255}
-	grey := color.RGBA{220, 220, 220, 255}
-	plot := image.Rect(r.Min.X+70, r.Min.Y+30, r.Max.X-130, r.Max.Y-40)
-	label(img, r.Min.X+70, r.Min.Y+20, title, black)
-	if len(xs) == 0 {
-		return
-	}
-	xmin, xmax := xs[0], xs[len(xs)-1]
-	if xmax == xmin {
-		xmin, xmax = xmin-1, xmax+1
-	}
-	ymin, ymax := math.Inf(1), math.Inf(-1)
-	for _, s := range ys {
-		for _, v := range s {
-			ymin, ymax = math.Min(ymin, v), math.Max(ymax, v)
+// curvesCharts makes the two panels: the cross-entropy losses and dev BLEU-1..4
+// against the epoch.
+func curvesCharts(hist []EpochStats) ([]chart, error) {
+	loss := make([][]float64, 2)
+	bleu := make([][]float64, 4)
+	epochs := make([]float64, len(hist))
+	for i, h := range hist {
+		epochs[i] = float64(h.Epoch)
+		loss[0] = append(loss[0], h.TrainLoss)
+		loss[1] = append(loss[1], h.DevLoss)
+		for k := range bleu {
+			bleu[k] = append(bleu[k], h.BLEU[k])
 		}
 	}
-	pad := (ymax - ymin) * 0.08
-	if pad == 0 {
-		pad = math.Max(math.Abs(ymax)*0.1, 0.01)
+	lc, err := lineChart("cross-entropy loss per token", "loss", epochs, loss, []string{"train", "dev"})
+	if err != nil {
+		return nil, err
 	}
-	ymin, ymax = ymin-pad, ymax+pad
-	px := func(x float64) int { return plot.Min.X + int((x-xmin)/(xmax-xmin)*float64(plot.Dx())) }
-	py := func(y float64) int { return plot.Max.Y - int((y-ymin)/(ymax-ymin)*float64(plot.Dy())) }
-	// Grid and y ticks: 5 intervals.
-	for i := 0; i <= 5; i++ {
-		y := ymin + (ymax-ymin)*float64(i)/5
-		yy := py(y)
-		line(img, plot.Min.X, yy, plot.Max.X, yy, grey)
-		label(img, r.Min.X+5, yy+4, strconv.FormatFloat(y, 'f', 3, 64), black)
+	bc, err := lineChart("dev BLEU", "BLEU", epochs, bleu, []string{"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4"})
+	if err != nil {
+		return nil, err
 	}
-	// x ticks at integer epochs, at most ~10 labels.
-	step := max(1, int(math.Ceil((xmax-xmin)/10)))
-	for e := int(math.Ceil(xmin)); float64(e) <= xmax; e += step {
-		xx := px(float64(e))
-		line(img, xx, plot.Max.Y, xx, plot.Max.Y+5, black)
-		label(img, xx-4, plot.Max.Y+18, strconv.Itoa(e), black)
-	}
-	label(img, plot.Min.X+plot.Dx()/2-15, plot.Max.Y+34, "epoch", black)
-	line(img, plot.Min.X, plot.Min.Y, plot.Min.X, plot.Max.Y, black)
-	line(img, plot.Min.X, plot.Max.Y, plot.Max.X, plot.Max.Y, black)
-	for k, s := range ys {
+	return []chart{lc, bc}, nil
+}
+
+// lineChart plots series (one per name, each a value per epoch) as lines with
+// points, with whole-epoch ticks on x and nice values on y.
+func lineChart(title, ylabel string, epochs []float64, series [][]float64, names []string) (chart, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = ylabel
+	p.X.Tick.Marker = plot.TickerFunc(epochTicks)
+	p.Y.Tick.Marker = plot.TickerFunc(valueTicks)
+	p.Add(plotter.NewGrid())
+	c := chart{plot: p, legend: plot.NewLegend()}
+	c.legend.Top, c.legend.Left = true, true
+	for k, ys := range series {
+		xys := make(plotter.XYs, len(ys))
+		for i := range ys {
+			xys[i] = plotter.XY{X: epochs[i], Y: ys[i]}
+		}
+		l, pts, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return chart{}, fmt.Errorf("train: curve %s: %w", names[k], err)
+		}
 		col := palette[k%len(palette)]
-		for i := range s {
-			x, y := px(xs[i]), py(s[i])
-			fillRect(img, x-2, y-2, x+2, y+2, col)
-			if i > 0 {
-				line(img, px(xs[i-1]), py(s[i-1]), x, y, col)
+		l.Color, l.Width = col, vg.Points(1.5)
+		pts.Color, pts.Shape = col, draw.CircleGlyph{}
+		p.Add(l, pts)
+		c.legend.Add(names[k], l, pts)
+	}
+	return c, nil
+}
+
+// legendWidth is the strip right of each plot that holds its legend.
+const legendWidth = 72 // points
+
+// drawCharts stacks the charts on the canvas, plots aligned, legends at their right.
+func drawCharts(canvas vg.CanvasSizer, charts []chart) {
+	dc := draw.New(canvas)
+	dc.SetColor(color.White) // the SVG canvas starts transparent
+	dc.Fill(dc.Rectangle.Path())
+	rows := make([][]*plot.Plot, len(charts))
+	for i, c := range charts {
+		rows[i] = []*plot.Plot{c.plot}
+	}
+	tiles := draw.Tiles{Rows: len(charts), Cols: 1, PadTop: 8, PadBottom: 4, PadLeft: 4, PadRight: 4, PadY: 12}
+	cells := plot.Align(rows, tiles, draw.Crop(dc, 0, -legendWidth, 0, 0))
+	for i, c := range charts {
+		cell := cells[i][0]
+		c.plot.Draw(cell)
+		strip := cell
+		strip.Min.X, strip.Max.X = cell.Max.X+8, dc.Max.X
+		strip.Max.Y -= c.plot.Title.TextStyle.Rectangle(c.plot.Title.Text).Max.Y + c.plot.Title.Padding
+		c.legend.Draw(strip)
+	}
+}
+
+// valueTicks and epochTicks label at most maxTicks multiples of a step of 1, 2, 2.5 or 5
+// times a power of ten (epochs: whole steps only). Our own rather than plot's
+// DefaultTicks, which for a value axis over [4.221, 4.668] labels 4.25, 4.45, 4.65
+// and for epochs 1..150 labels 20, 80, 140 (TestTicksAreNice).
+func valueTicks(min, max float64) []plot.Tick { return niceTicks(min, max, false) }
+
+func epochTicks(min, max float64) []plot.Tick { return niceTicks(min, max, true) }
+
+// maxTicks is the most labels an axis gets: six fit a 250-pixel panel.
+const maxTicks = 6
+
+// niceTicks labels the multiples in [from, to] of the smallest nice step that
+// gives at most maxTicks of them, each with as many decimals as the step has.
+func niceTicks(from, to float64, whole bool) []plot.Tick {
+	p := math.Floor(math.Log10((to - from) / maxTicks))
+	for ; ; p++ {
+		for _, q := range []float64{1, 2, 2.5, 5} {
+			step := q * math.Pow(10, p)
+			if whole && (step < 1 || step != math.Trunc(step)) {
+				continue
 			}
-		}
-		ly := plot.Min.Y + 10 + 18*k
-		fillRect(img, plot.Max.X+15, ly-6, plot.Max.X+35, ly-2, col)
-		label(img, plot.Max.X+42, ly, names[k], black)
-	}
-}
-
-func label(img *image.RGBA, x, y int, s string, c color.Color) {
-	d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
-}
-
-func fillRect(img *image.RGBA, x0, y0, x1, y1 int, c color.Color) {
-	draw.Draw(img, image.Rect(x0, y0, x1+1, y1+1), image.NewUniform(c), image.Point{}, draw.Src)
-}
-
-// line draws a 2-pixel-wide segment (Bresenham).
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := 1, 1
-	if x0 > x1 {
-		sx = -1
-	}
-	if y0 > y1 {
-		sy = -1
-	}
-	e := dx + dy
-	for {
-		img.SetRGBA(x0, y0, c)
-		img.SetRGBA(x0, y0+1, c)
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		if e2 := 2 * e; e2 >= dy {
-			e += dy
-			x0 += sx
-		} else {
-			e += dx
-			y0 += sy
+			lo, hi := int(math.Ceil(from/step-1e-9)), int(math.Floor(to/step+1e-9))
+			if hi-lo+1 > maxTicks {
+				continue
+			}
+			decimals := max(0, int(-p))
+			if q == 2.5 {
+				decimals = max(0, int(1-p))
+			}
+			var ticks []plot.Tick
+			for k := lo; k <= hi; k++ {
+				v := float64(k) * step
+				ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
+			}
+			return ticks
 		}
 	}
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

@@ -2,7 +2,7 @@
 // teacher-forced mini-batches with Adam(W), gradient clipping and dropout, a dev
 // evaluation (loss and BLEU) after every epoch, early stopping on dev BLEU-4,
 // atomic checksummed checkpoints that a killed run resumes from, and loss/BLEU
-// curves as CSV and PNG.
+// curves as CSV, PNG and SVG.
 package train
 
 import (

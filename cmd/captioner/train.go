@@ -31,7 +31,8 @@ evaluating dev-split loss and BLEU after every epoch. Features come from
   checkpoint.safetensors  resumable state (atomic, checksummed) after every epoch
   model/                  the epoch with the best dev BLEU-4 so far: decoder weights,
                           config.json, vocab.json — a model folder for --model
-  curves.csv, curves.png  loss and BLEU per epoch
+  curves.csv              loss and BLEU per epoch
+  curves.png, curves.svg  the same as charts
 Stops after train.epochs, or after train.patience epochs without a better dev
 BLEU-4. After a crash or kill, run the same command with --resume.
 
