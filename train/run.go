@@ -1,0 +1,350 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/progress"
+)
+
+// Run trains on trn, evaluates on dev after every epoch, and writes the
+// checkpoint, the curves and the selected model under o.Out.
+func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Result, error) {
+	r, err := newRun(dev, o, trn, dv)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	if err := r.resume(); err != nil {
+		return nil, err
+	}
+	for !r.st.Stopped && r.st.Epoch < o.Epochs {
+		start := time.Now()
+		stats, err := r.epoch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if stats.DevLoss, stats.BLEU, err = r.evaluate(ctx); err != nil {
+			return nil, err
+		}
+		stats.Seconds = time.Since(start).Seconds()
+		note, err := r.selectModel(stats)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.report(stats, note); err != nil {
+			return nil, err
+		}
+		if err := r.checkpoint(); err != nil {
+			return nil, err
+		}
+	}
+	return r.result(), nil
+}
+
+// run is one training run: the model, its optimiser state and weight average, the
+// splits on the device, and the host state that checkpoints save. Run takes it
+// through its steps, one method each.
+type run struct {
+	o       Options
+	dev     gpu.Device
+	cfg     decoder.Config
+	featDim int
+	ckpt    string // the checkpoint file
+	st      *state
+	m       *decoder.Model
+	ts      *decoder.TrainState
+	avg     *average // nil unless train.ema is on
+	obj     objective
+	sc      *selfCritical // obj when it is self-critical (objective cider), else nil
+	// sampled: the objective rewards sampled captions, whose mean reward the
+	// progress bar, the log and the curves report.
+	sampled                          bool
+	dv                               *Split
+	devEx                            []Example // dv's examples, cut at train.max_len
+	trainFeats, devFeats, batchFeats gpu.Buf   // (train images, F), (dev images, F), (batch, F)
+}
+
+// newRun checks the splits, makes the model (from train.init when set) and its
+// training state, and uploads the features.
+func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
+	if trn.Images() == 0 || dv.Images() == 0 || len(trn.Examples) == 0 || len(dv.Examples) == 0 {
+		return nil, fmt.Errorf("train: empty split (%d train images, %d dev images); check the dataset and feature paths", trn.Images(), dv.Images())
+	}
+	featDim := len(trn.Feats) / trn.Images()
+	if featDim*trn.Images() != len(trn.Feats) || featDim*dv.Images() != len(dv.Feats) {
+		return nil, fmt.Errorf("train: feature matrices (%d and %d values) do not divide into %d and %d images", len(trn.Feats), len(dv.Feats), trn.Images(), dv.Images())
+	}
+	cfg := o.ModelConfig(featDim)
+	if err := os.MkdirAll(ModelDir(o.Out), 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	r := &run{o: o, dev: dev, cfg: cfg, featDim: featDim, ckpt: filepath.Join(o.Out, CheckpointFile),
+		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective)},
+		sampled: o.Objective == "cider", dv: dv, devEx: truncate(dv.Examples, o.MaxLen)}
+	ok := false
+	defer func() {
+		if !ok {
+			r.close()
+		}
+	}()
+	var err error
+	if r.m, err = decoder.New(dev, cfg, uint64(o.Seed)); err != nil {
+		return nil, err
+	}
+	if o.Init != "" { // a resumed run overwrites these with the checkpoint's
+		flat, err := checkInit(dev, o.Init, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.m.SetFlat(flat); err != nil {
+			return nil, err
+		}
+	}
+	r.ts = r.m.NewTrainState(o.BatchSize, max(o.MaxLen, o.Decode.MaxLen)+1)
+	if o.EMA > 0 {
+		r.avg = newAverage(dev, o.EMA, r.m.Flat())
+	}
+	r.trainFeats, r.devFeats = dev.Alloc(len(trn.Feats)), dev.Alloc(len(dv.Feats))
+	dev.Upload(r.trainFeats, trn.Feats)
+	dev.Upload(r.devFeats, dv.Feats)
+	r.batchFeats = dev.Alloc(o.BatchSize * featDim)
+	if r.sampled {
+		r.sc = newSelfCritical(dev, trn, r.trainFeats, r.batchFeats, featDim, o)
+		r.obj = r.sc
+	} else {
+		r.obj = &teacherForcing{ex: truncate(trn.Examples, o.MaxLen), feats: r.trainFeats, batchFeats: r.batchFeats, featDim: featDim, o: o}
+	}
+	ok = true
+	return r, nil
+}
+
+// close frees what newRun made, however far it got.
+func (r *run) close() {
+	if r.sc != nil {
+		r.sc.close(r.dev)
+	}
+	for _, b := range []gpu.Buf{r.batchFeats, r.devFeats, r.trainFeats} {
+		if b != nil {
+			r.dev.Free(b)
+		}
+	}
+	if r.avg != nil {
+		r.avg.close()
+	}
+	if r.ts != nil {
+		r.ts.Close()
+	}
+	if r.m != nil {
+		r.m.Close()
+	}
+}
+
+// resume continues the checkpoint in o.Out when o.Resume is set: the host state,
+// the parameters, Adam's moments and step count and the weight average come back
+// as saved, so the run goes on as if it had never stopped. Without o.Resume it
+// refuses to overwrite a checkpoint.
+func (r *run) resume() error {
+	o := r.o
+	if !o.Resume {
+		if _, err := os.Stat(r.ckpt); err == nil {
+			return fmt.Errorf("train: %s already holds a checkpoint; pass --resume to continue it, or choose another --out", o.Out)
+		}
+		return nil
+	}
+	saved, groups, err := loadCheckpoint(r.ckpt)
+	switch {
+	case errors.Is(err, errNoCheckpoint):
+		fmt.Fprintf(o.Log, "no checkpoint in %s: starting a new run\n", o.Out)
+		return nil
+	case err != nil:
+		return err
+	case !reflect.DeepEqual(saved.Config, r.cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective):
+		return fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s, this run asks for %+v seed %d objective %s; use the same settings or another --out",
+			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), r.cfg, o.Seed, objectiveName(o.Objective))
+	}
+	// Early stopping is judged against this run's patience, so resuming with a
+	// larger train.patience continues a run that stopped.
+	saved.Stopped = saved.BadEpochs >= o.Patience
+	if err := r.m.SetFlat(groups[groupParams]); err != nil {
+		return err
+	}
+	if err := r.ts.SetMoments(groups[groupAdamM], groups[groupAdamV], saved.Step); err != nil {
+		return err
+	}
+	if r.avg != nil {
+		if avg, ok := groups[groupEMA]; ok {
+			r.avg.set(avg)
+		} else {
+			r.avg.restart(r.m.Flat())
+			fmt.Fprintf(o.Log, "the checkpoint has no weight average: starting one from its parameters\n")
+		}
+	}
+	r.st = saved
+	fmt.Fprintf(o.Log, "resuming after epoch %d (step %d, best dev BLEU-4 %.4f at epoch %d)\n", saved.Epoch, saved.Step, saved.BestBLEU4, saved.BestEpoch)
+	return nil
+}
+
+// epoch trains the epoch after the state's last one and returns its training
+// figures: learning rate, loss, speed and (objective cider) reward.
+func (r *run) epoch(ctx context.Context) (EpochStats, error) {
+	if err := ctx.Err(); err != nil {
+		return EpochStats{}, err
+	}
+	o, ts := r.o, r.ts
+	start := time.Now()
+	epoch := r.st.Epoch + 1
+	lr := o.LR * math.Pow(o.LRDecay, float64(r.st.Epoch))
+	adam := decoder.Adam{LR: float32(lr), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: float32(o.WeightDecay)}
+	bar := progress.New(o.Log, fmt.Sprintf("epoch %d/%d", epoch, o.Epochs), r.obj.units(), r.obj.unit())
+	var lossSum, rewardSum float64
+	var lossTok, captions int
+	smooth := math.NaN() // loss (or reward) shown on the bar, smoothed over ~50 steps
+	for _, idx := range r.obj.batches(epoch) {
+		if err := ctx.Err(); err != nil {
+			return EpochStats{}, err
+		}
+		ts.ZeroGrad()
+		step, err := r.obj.forward(ctx, ts, idx)
+		if err != nil {
+			return EpochStats{}, err
+		}
+		ts.Backward()
+		if _, err := ts.ClipGradNorm(o.Clip); err != nil {
+			return EpochStats{}, err
+		}
+		ts.Update(adam)
+		if r.avg != nil {
+			r.avg.update(r.m.Flat(), ts.Steps())
+		}
+		lossSum += step.loss * float64(step.tokens)
+		lossTok += step.tokens
+		rewardSum += step.reward
+		captions += step.units
+		shown, name := step.loss, "loss"
+		if r.sampled {
+			shown, name = step.reward/float64(step.units), "CIDEr-D"
+		}
+		if math.IsNaN(smooth) {
+			smooth = shown
+		}
+		smooth = 0.98*smooth + 0.02*shown
+		bar.SetStatus("%s %.3f", name, smooth)
+		bar.Add(step.units)
+	}
+	// Tokens per second of training alone (the dev evaluation excluded);
+	// self-critical steps include the sampling and scoring.
+	tokRate := float64(lossTok) / time.Since(start).Seconds()
+	bar.Finish()
+	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
+		return EpochStats{}, fmt.Errorf("train: loss diverged (%v) in epoch %d; lower train.lr or train.clip", lossSum, epoch)
+	}
+	stats := EpochStats{Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(lossTok), TokensPerSec: tokRate}
+	if r.sampled {
+		stats.TrainReward = rewardSum / float64(captions)
+	}
+	return stats, nil
+}
+
+// evaluate scores the weights the run would keep (the average when train.ema is
+// on) on dev: the mean loss per token and BLEU-1..4 of train.eval_beam decoding.
+// The trained parameters are back in place when it returns.
+func (r *run) evaluate(ctx context.Context) (devLoss float64, bleu [4]float64, err error) {
+	if r.avg != nil {
+		r.avg.swapIn(r.m)
+		defer r.avg.swapOut(r.m)
+	}
+	if devLoss, err = evalLoss(ctx, r.ts, r.devFeats, r.batchFeats, r.devEx, r.featDim, r.o); err != nil {
+		return 0, bleu, err
+	}
+	bleu, err = evalBLEU(ctx, r.m, r.devFeats, r.dv, r.o)
+	return devLoss, bleu, err
+}
+
+// selectModel records an evaluated epoch in the state (state.record) and, when
+// it is the best so far, saves the weights that evaluate scored as the model. It
+// returns the note for the epoch's log line.
+func (r *run) selectModel(stats EpochStats) (string, error) {
+	if !r.st.record(stats, r.o.Patience) {
+		if r.st.Stopped {
+			return fmt.Sprintf(" (no better dev BLEU-4 for %d epochs: stopping)", r.o.Patience), nil
+		}
+		return "", nil
+	}
+	if r.avg != nil {
+		r.avg.swapIn(r.m)
+		defer r.avg.swapOut(r.m)
+	}
+	if err := r.m.Save(ModelDir(r.o.Out)); err != nil {
+		return "", err
+	}
+	return " (best, saved)", nil
+}
+
+// record appends an epoch to the history and judges it: the first epoch, and
+// one whose dev BLEU-4 beats the best so far, becomes the best and clears the
+// count of epochs without progress; patience such epochs in a row stop the run.
+// It reports whether the epoch is the new best.
+func (st *state) record(stats EpochStats, patience int) bool {
+	st.Epoch = stats.Epoch
+	st.History = append(st.History, stats)
+	st.TrainedFor += stats.Seconds
+	if stats.BLEU[3] > st.BestBLEU4 || st.BestEpoch == 0 {
+		st.BestBLEU4, st.BestEpoch, st.BadEpochs = stats.BLEU[3], stats.Epoch, 0
+		return true
+	}
+	st.BadEpochs++
+	st.Stopped = st.BadEpochs >= patience
+	return false
+}
+
+// report writes the epoch's log line and the curves so far.
+func (r *run) report(stats EpochStats, note string) error {
+	reward := ""
+	if r.sampled {
+		reward = fmt.Sprintf(", train CIDEr-D of samples %.4f", stats.TrainReward)
+	}
+	b := stats.BLEU
+	fmt.Fprintf(r.o.Log, "epoch %d: train loss %.4f%s, dev loss %.4f, dev BLEU-1..4 %.4f %.4f %.4f %.4f, %.0f tok/s, %.0fs%s\n",
+		stats.Epoch, stats.TrainLoss, reward, stats.DevLoss, b[0], b[1], b[2], b[3], stats.TokensPerSec, stats.Seconds, note)
+	return writeCurves(r.o.Out, r.st.History, r.sampled)
+}
+
+// checkpoint saves the state, the parameters, Adam's moments and step count, and
+// the weight average: everything resume needs to continue from here exactly.
+func (r *run) checkpoint() error {
+	groups := map[string][]float32{}
+	var err error
+	if groups[groupParams], err = r.m.FlatHost(); err != nil {
+		return err
+	}
+	if groups[groupAdamM], groups[groupAdamV], r.st.Step, err = r.ts.Moments(); err != nil {
+		return err
+	}
+	if r.avg != nil {
+		if groups[groupEMA], err = r.avg.host(); err != nil {
+			return err
+		}
+	}
+	return saveCheckpoint(r.ckpt, r.st, groups)
+}
+
+// result summarises the run from its state.
+func (r *run) result() *Result {
+	res := &Result{History: r.st.History, Seconds: r.st.TrainedFor, ModelDir: ModelDir(r.o.Out), StoppedBy: "epochs"}
+	if r.st.Stopped {
+		res.StoppedBy = "patience"
+	}
+	if r.st.BestEpoch > 0 {
+		res.Best = r.st.History[r.st.BestEpoch-1]
+	}
+	return res
+}
