@@ -1,0 +1,351 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
+)
+
+// newTestRun makes a run on the small synthetic task, closed with the test.
+func newTestRun(t *testing.T, dev gpu.Device, o Options) *run {
+	t.Helper()
+	if o.Log == nil {
+		o.Log = &bytes.Buffer{}
+	}
+	v := o.Vocab.(synthVocab)
+	r, err := newRun(dev, o, synthSplit(48, 1, v), synthSplit(12, 2, v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.close)
+	return r
+}
+
+// host downloads a device buffer.
+func host(t *testing.T, dev gpu.Device, b gpu.Buf) []float32 {
+	t.Helper()
+	h := make([]float32, b.Len())
+	if err := dev.Download(h, b); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// trainEpoch takes r through one full epoch's steps, as Run does.
+func trainEpoch(t *testing.T, r *run) EpochStats {
+	t.Helper()
+	stats, err := r.epoch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.DevLoss, stats.BLEU, err = r.evaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.selectModel(stats); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	return stats
+}
+
+func TestAverageUpdateAndSwap(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	params := dev.Alloc(3)
+	defer dev.Free(params)
+	dev.Upload(params, []float32{1, 1, 1})
+	a := newAverage(dev, 0.9, params)
+	defer a.close()
+	dev.Upload(params, []float32{3, 3, 3})
+	// Step 0: d = min(0.9, 1/10) = 0.1, so avg = 0.1*1 + 0.9*3 = 2.8.
+	a.update(params, 0)
+	// Step 1000: d = min(0.9, 1001/1010) = 0.9, so avg = 0.9*2.8 + 0.1*3 = 2.82.
+	a.update(params, 1000)
+	got, err := a.host()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range got {
+		if d := v - 2.82; d > 1e-6 || d < -1e-6 {
+			t.Fatalf("average %v, want 2.82 each", got)
+		}
+	}
+
+	m, err := decoder.New(dev, decoder.Config{FeatDim: 4, Embed: 3, Hidden: 2, Mid: 2, Vocab: 6}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	trained := host(t, dev, m.Flat())
+	avg := newAverage(dev, 0.9, m.Flat())
+	defer avg.close()
+	want := make([]float32, len(trained))
+	for i := range want {
+		want[i] = float32(i)
+	}
+	avg.set(want)
+	avg.swapIn(m)
+	if got := host(t, dev, m.Flat()); !slices.Equal(got, want) {
+		t.Error("swapIn did not put the average into the model")
+	}
+	avg.swapOut(m)
+	if got := host(t, dev, m.Flat()); !slices.Equal(got, trained) {
+		t.Error("swapOut did not give the model its trained parameters back")
+	}
+}
+
+// TestSelectKeepsTheBest walks state.record through a run's dev BLEU-4 scores.
+func TestSelectKeepsTheBest(t *testing.T) {
+	st := &state{}
+	for i, c := range []struct {
+		bleu4     float64
+		best      bool
+		bestBLEU4 float64
+		bestEpoch int
+		bad       int
+		stopped   bool
+	}{
+		{0, true, 0, 1, 0, false},         // the first epoch is the best whatever it scores
+		{0.3, true, 0.3, 2, 0, false},     // better
+		{0.2, false, 0.3, 2, 1, false},    // worse: refused
+		{0.3, false, 0.3, 2, 2, false},    // equal: refused
+		{0.35, true, 0.35, 5, 0, false},   // better again: the count starts over
+		{0.1, false, 0.35, 5, 1, false},   // worse
+		{0.349, false, 0.35, 5, 2, false}, // worse
+		{0.2, false, 0.35, 5, 3, true},    // patience 3 reached
+	} {
+		epoch := i + 1
+		best := st.record(EpochStats{Epoch: epoch, BLEU: [4]float64{0.9, 0.8, 0.7, c.bleu4}, Seconds: 2}, 3)
+		if best != c.best || st.BestBLEU4 != c.bestBLEU4 || st.BestEpoch != c.bestEpoch || st.BadEpochs != c.bad || st.Stopped != c.stopped || st.Epoch != epoch {
+			t.Errorf("epoch %d with BLEU-4 %g: best %v, state best %g at epoch %d, %d bad, stopped %v, epoch %d; want best %v, %g at %d, %d bad, stopped %v",
+				epoch, c.bleu4, best, st.BestBLEU4, st.BestEpoch, st.BadEpochs, st.Stopped, st.Epoch, c.best, c.bestBLEU4, c.bestEpoch, c.bad, c.stopped)
+		}
+	}
+	if len(st.History) != 8 || st.TrainedFor != 16 {
+		t.Errorf("history of %d epochs, %g s; want 8 and 16", len(st.History), st.TrainedFor)
+	}
+}
+
+// TestSelectModelSavesTheAverage: a best epoch writes the weights evaluate scored
+// (the average), a worse one leaves the saved model alone, and the trained
+// parameters stay in place.
+func TestSelectModelSavesTheAverage(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	r := newTestRun(t, dev, synthOptions(t.TempDir(), 3))
+	if _, err := r.epoch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	trained := host(t, dev, r.m.Flat())
+	avg, err := r.avg.host()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(avg, trained) {
+		t.Fatal("after an epoch the average equals the parameters; the test would prove nothing")
+	}
+	saved := func() []float32 {
+		m, err := decoder.Load(dev, ModelDir(r.o.Out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		flat, err := m.FlatHost()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return flat
+	}
+	note, err := r.selectModel(EpochStats{Epoch: 1, BLEU: [4]float64{0, 0, 0, 0.5}})
+	if err != nil || note != " (best, saved)" {
+		t.Fatalf("best epoch: note %q, %v", note, err)
+	}
+	if !slices.Equal(saved(), avg) {
+		t.Error("the saved model is not the weight average")
+	}
+	if !slices.Equal(host(t, dev, r.m.Flat()), trained) {
+		t.Error("selection left the average in the model")
+	}
+	r.avg.set(trained)
+	note, err = r.selectModel(EpochStats{Epoch: 2, BLEU: [4]float64{0, 0, 0, 0.4}})
+	if err != nil || note != "" {
+		t.Fatalf("worse epoch: note %q, %v", note, err)
+	}
+	if !slices.Equal(saved(), avg) {
+		t.Error("a worse epoch overwrote the saved model")
+	}
+	r.o.Patience = 2
+	if note, _ := r.selectModel(EpochStats{Epoch: 3, BLEU: [4]float64{0, 0, 0, 0.4}}); note != " (no better dev BLEU-4 for 2 epochs: stopping)" {
+		t.Errorf("second worse epoch with patience 2: note %q", note)
+	}
+}
+
+// TestEpochTrains: an epoch takes one optimiser step per batch at the decayed
+// learning rate, and the next one fits the data better.
+func TestEpochTrains(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	r := newTestRun(t, dev, synthOptions(t.TempDir(), 3))
+	first := trainEpoch(t, r)
+	if steps := len(r.obj.batches(1)); r.ts.Steps() != steps || r.st.Step != steps {
+		t.Errorf("after epoch 1: %d optimiser steps (state %d), want one per batch: %d", r.ts.Steps(), r.st.Step, steps)
+	}
+	second := trainEpoch(t, r)
+	if first.Epoch != 1 || second.Epoch != 2 || first.LR != r.o.LR || second.LR != r.o.LR*r.o.LRDecay {
+		t.Errorf("epochs %d, %d at learning rates %g, %g; want 1, 2 at 0.01, 0.009", first.Epoch, second.Epoch, first.LR, second.LR)
+	}
+	if !(second.TrainLoss < first.TrainLoss) || !(second.DevLoss < first.DevLoss) || first.TokensPerSec <= 0 {
+		t.Errorf("losses: train %.4f -> %.4f, dev %.4f -> %.4f (%.0f tok/s); want both to fall", first.TrainLoss, second.TrainLoss, first.DevLoss, second.DevLoss, first.TokensPerSec)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.epoch(ctx); err != context.Canceled {
+		t.Errorf("epoch with a cancelled context: %v", err)
+	}
+}
+
+// TestEvaluateScoresTheAverage: evaluate scores the weight average, exactly as a
+// model holding those weights without an average scores, and leaves the trained
+// parameters in place.
+func TestEvaluateScoresTheAverage(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	r := newTestRun(t, dev, synthOptions(t.TempDir(), 3))
+	trainEpoch(t, r)
+	trained := host(t, dev, r.m.Flat())
+	avg, err := r.avg.host()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, bleu, err := r.evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(host(t, dev, r.m.Flat()), trained) {
+		t.Error("evaluate left the average in the model")
+	}
+
+	o := synthOptions(t.TempDir(), 3)
+	o.EMA = 0
+	plain := newTestRun(t, dev, o)
+	if err := plain.m.SetFlat(avg); err != nil {
+		t.Fatal(err)
+	}
+	wantLoss, wantBLEU, err := plain.evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loss != wantLoss || bleu != wantBLEU {
+		t.Errorf("evaluate: dev loss %v BLEU %v; the average's own: %v %v", loss, bleu, wantLoss, wantBLEU)
+	}
+	if err := plain.m.SetFlat(trained); err != nil {
+		t.Fatal(err)
+	}
+	if trainedLoss, _, err := plain.evaluate(context.Background()); err != nil || trainedLoss == loss {
+		t.Errorf("the trained parameters score %v (%v), the same as the average: the test cannot tell them apart", trainedLoss, err)
+	}
+}
+
+// TestResumeRestoresTheRun: a new run resumed from a checkpoint has the state,
+// parameters, Adam's moments and step count and weight average of the run that
+// wrote it, exactly.
+func TestResumeRestoresTheRun(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(t.TempDir(), 3)
+	a := newTestRun(t, dev, o)
+	if err := a.resume(); err != nil {
+		t.Fatal(err)
+	}
+	trainEpoch(t, a)
+	trainEpoch(t, a)
+
+	o.Resume = true
+	var log bytes.Buffer
+	o.Log = &log
+	b := newTestRun(t, dev, o)
+	if err := b.resume(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(b.st, a.st) {
+		t.Errorf("state after resume %+v, the run saved %+v", b.st, a.st)
+	}
+	if !slices.Equal(host(t, dev, b.m.Flat()), host(t, dev, a.m.Flat())) {
+		t.Error("parameters differ after resume")
+	}
+	am1, am2, as, _ := a.ts.Moments()
+	bm1, bm2, bs, _ := b.ts.Moments()
+	if !slices.Equal(am1, bm1) || !slices.Equal(am2, bm2) || as != bs || bs != a.ts.Steps() {
+		t.Errorf("Adam state differs after resume (step %d, saved %d)", bs, as)
+	}
+	aa, _ := a.avg.host()
+	ba, _ := b.avg.host()
+	if !slices.Equal(aa, ba) {
+		t.Error("weight average differs after resume")
+	}
+	if want := fmt.Sprintf("resuming after epoch 2 (step %d, best dev BLEU-4 %.4f at epoch %d)\n", a.ts.Steps(), a.st.BestBLEU4, a.st.BestEpoch); log.String() != want {
+		t.Errorf("log %q, want %q", log.String(), want)
+	}
+	// The next epoch of the resumed run is the one the first run would train.
+	if sa, sb := trainEpoch(t, a), trainEpoch(t, b); sa.TrainLoss != sb.TrainLoss || sa.DevLoss != sb.DevLoss || sb.Epoch != 3 {
+		t.Errorf("epoch 3: original train loss %v dev %v, resumed %v %v (epoch %d)", sa.TrainLoss, sa.DevLoss, sb.TrainLoss, sb.DevLoss, sb.Epoch)
+	}
+
+	// Other settings, or no --resume, are refused.
+	o.Seed = 6
+	c := newTestRun(t, dev, o)
+	if err := c.resume(); err == nil || !strings.HasPrefix(err.Error(), "train: checkpoint "+filepath.Join(o.Out, CheckpointFile)+" was made with ") ||
+		!strings.HasSuffix(err.Error(), " seed 6 objective xe; use the same settings or another --out") {
+		t.Errorf("resume with another seed: %v", err)
+	}
+	o.Seed, o.Resume = 5, false
+	d := newTestRun(t, dev, o)
+	if err := d.resume(); err == nil || err.Error() != "train: "+o.Out+" already holds a checkpoint; pass --resume to continue it, or choose another --out" {
+		t.Errorf("a new run into a folder with a checkpoint: %v", err)
+	}
+	// --resume where there is nothing to resume starts afresh.
+	o.Out, o.Resume = t.TempDir(), true
+	log.Reset()
+	e := newTestRun(t, dev, o)
+	if err := e.resume(); err != nil || log.String() != "no checkpoint in "+o.Out+": starting a new run\n" || e.st.Epoch != 0 {
+		t.Errorf("resume without a checkpoint: %v, log %q", err, log.String())
+	}
+}
+
+// TestCheckpointStepSavesTheRun: the checkpoint step writes what the run holds.
+func TestCheckpointStepSavesTheRun(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	r := newTestRun(t, dev, synthOptions(t.TempDir(), 3))
+	trainEpoch(t, r)
+	st, groups, err := loadCheckpoint(r.ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, m2, step, _ := r.ts.Moments()
+	avg, _ := r.avg.host()
+	if !reflect.DeepEqual(st, r.st) || st.Step != step || st.Epoch != 1 || len(st.History) != 1 {
+		t.Errorf("checkpoint state %+v, the run's %+v", st, r.st)
+	}
+	for name, want := range map[string][]float32{"parameters": host(t, dev, r.m.Flat()), "Adam m": m1, "Adam v": m2, "average": avg} {
+		got := groups[map[string]string{"parameters": groupParams, "Adam m": groupAdamM, "Adam v": groupAdamV, "average": groupEMA}[name]]
+		if !slices.Equal(got, want) {
+			t.Errorf("checkpoint %s differ from the run's", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(r.o.Out, CurvesCSV)); err == nil {
+		t.Error("the checkpoint step wrote the curves; that is report's job")
+	}
+}
