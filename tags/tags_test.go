@@ -183,3 +183,19 @@ func abs(x float32) float32 {
 	}
 	return x
 }
+
+func TestMentionRate(t *testing.T) {
+	cat := Tag{Noun: "cat", Prob: 0.9}
+	photos := []Captioned{
+		{Caption: "a cat on a bed", Tags: []Tag{cat}},                                          // eligible, mentioned
+		{Caption: "young boy is sitting on bed", Tags: []Tag{cat}},                             // eligible, not mentioned
+		{Caption: "a kitten", Tags: []Tag{{Noun: "cat", Prob: 0.6}}},                           // at the threshold: eligible
+		{Caption: "a dog", Tags: []Tag{{Noun: "dog", Prob: 0.59}}},                             // below: not eligible
+		{Caption: "a man", Tags: nil},                                                          // no tag: not eligible
+		{Caption: "a cup", Tags: []Tag{{Noun: "coffee", Prob: 0.7}, {Noun: "cup", Prob: 0.2}}}, // only the top tag counts
+	}
+	m, e := MentionRate(photos, 0.6)
+	if m != 2 || e != 4 {
+		t.Errorf("MentionRate = %d of %d, want 2 of 4", m, e)
+	}
+}

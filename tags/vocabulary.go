@@ -41,7 +41,7 @@ var vocabulary = [][]string{
 	{"rabbit", "bunny"},
 	{"hare"},
 	{"hamster"},
-	{"porcupine"},
+	{"porcupine", "hedgehog"}, // ImageNet's class is "porcupine, hedgehog"
 	{"squirrel"},
 	{"marmot"},
 	{"beaver"},
