@@ -233,7 +233,7 @@ var vocabulary = [][]string{
 	{"glass"},
 	{"bowl"},
 	{"plate"},
-	{"pot", "pan"},
+	{"pot", "pan", "teapot", "wok", "saucepan"},
 	{"spoon"},
 	{"knife", "knives"},
 	{"bag", "backpack"},
