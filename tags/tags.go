@@ -1,9 +1,10 @@
 // Package tags turns the encoder's ImageNet probabilities into caption-level
-// nouns ("Egyptian cat" -> "cat", "espresso" -> "coffee") and judges whether
-// a caption names them.
+// nouns ("Egyptian cat" -> "cat", "espresso" -> "coffee": Select) and judges
+// whether a caption names them (Mentions, MentionRate).
 //
-// The class-to-noun map (imagenet_nouns.tsv) is generated from WordNet by
-// internal/gen; see its doc comment for how a noun is chosen.
+// The class-to-noun map (imagenet_nouns.tsv) is generated from WordNet 3.0 by
+// internal/gen, which says how a noun is chosen; internal/mentionrate
+// measures the mention rate on a photo set such as testdata/ood.
 package tags
 
 import (
