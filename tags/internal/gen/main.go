@@ -24,10 +24,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/captioner/captioner/assets"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/tags"
 )
 
@@ -210,12 +212,12 @@ func main() {
 
 func run(wordnet, labelsPath, out string) error {
 	wnids := readWNIDs(wnidList)
-	labels, err := readLines(labelsPath)
+	if len(wnids)+1 != tags.NumClasses {
+		return fmt.Errorf("wnids.txt has %d ids; want %d (the classifier's classes but background)", len(wnids), tags.NumClasses-1)
+	}
+	labels, err := encoder.LoadLabels(labelsPath, tags.NumClasses)
 	if err != nil {
 		return fmt.Errorf("%w (set CAPTIONER_ASSETS or --labels)", err)
-	}
-	if len(labels) != len(wnids)+1 {
-		return fmt.Errorf("%s has %d labels; want %d (background + one per WordNet id)", labelsPath, len(labels), len(wnids)+1)
 	}
 	synsets, err := readSynsets(filepath.Join(wordnet, "data.noun"))
 	if err != nil {
@@ -236,7 +238,7 @@ func run(wordnet, labelsPath, out string) error {
 		}
 		label := labels[i+1]
 		name := strings.TrimSpace(strings.Split(label, ",")[0])
-		if !contains(s.lemmas, strings.ToLower(name)) {
+		if !slices.Contains(s.lemmas, strings.ToLower(name)) {
 			return fmt.Errorf("class %d: %s has lemmas %v, not the label's %q: wnids.txt is out of step with the labels", i+1, id, s.lemmas, name)
 		}
 		noun, via := choose(id, name, synsets)
@@ -353,21 +355,4 @@ func readWNIDs(text string) []string {
 		}
 	}
 	return ids
-}
-
-func readLines(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), "\n"), nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
