@@ -5,11 +5,12 @@
 #                                   libjpeg-turbo's TurboJPEG (imgproc decodes JPEGs with it)
 #   scripts/install-deps.sh test    + the CUDA 11.8 toolkit (contrib non-free) to compile the
 #                                   cuda-tagged packages and check the PTX, Chromium and its
-#                                   driver for the page tests, graphviz for `describe`
+#                                   driver for the page tests, graphviz for `describe`, WordNet
+#                                   (tags/ checks its generated noun map against it)
 set -euo pipefail
 packages=(libopenblas-dev libdnnl-dev libturbojpeg0-dev pkg-config)
 if [ "${1:-build}" = test ]; then
-	packages+=(nvidia-cuda-dev nvidia-cuda-toolkit chromium chromium-driver graphviz)
+	packages+=(nvidia-cuda-dev nvidia-cuda-toolkit chromium chromium-driver graphviz wordnet-base)
 fi
 missing=()
 for p in "${packages[@]}"; do

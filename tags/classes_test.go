@@ -1,0 +1,118 @@
+package tags
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestEveryClassHasANoun(t *testing.T) {
+	cs := Classes()
+	if len(cs) != NumClasses {
+		t.Fatalf("%d classes, want %d", len(cs), NumClasses)
+	}
+	if c := cs[0]; c.Label != "background" || c.Noun != "" || c.WNID != "" {
+		t.Errorf("class 0 = %+v, want background with no noun", c)
+	}
+	wnid := regexp.MustCompile(`^n[0-9]{8}$`)
+	for _, c := range cs[1:] {
+		if !wnid.MatchString(c.WNID) || c.Noun == "" || c.Label == "" {
+			t.Errorf("class %d = %+v: want a WordNet id, a noun and a label", c.Index, c)
+		}
+		if c.Noun != strings.ToLower(c.Noun) || strings.TrimSpace(c.Noun) != c.Noun {
+			t.Errorf("class %d (%s): noun %q is not lower case and trimmed", c.Index, c.Label, c.Noun)
+		}
+		if c.Index > 1 && c.WNID <= cs[c.Index-1].WNID {
+			t.Errorf("class %d: %s follows %s; ILSVRC classes are in WordNet id order", c.Index, c.WNID, cs[c.Index-1].WNID)
+		}
+		if !Mentions("a photo of "+c.Noun, c.Noun) {
+			t.Errorf("class %d: Mentions does not find %q in a caption naming it", c.Index, c.Noun)
+		}
+	}
+}
+
+// The map's labels are the encoder's: same lines, same order.
+func TestLabelsMatchTheEncoderAsset(t *testing.T) {
+	dir := os.Getenv("CAPTIONER_ASSETS")
+	if dir == "" {
+		t.Skip("CAPTIONER_ASSETS is not set")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "models/mobilenet_v2/imagenet_labels.txt"))
+	if err != nil {
+		t.Skip(err)
+	}
+	labels := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(labels) != NumClasses {
+		t.Fatalf("the asset has %d labels, want %d", len(labels), NumClasses)
+	}
+	for _, c := range Classes() {
+		if c.Label != labels[c.Index] {
+			t.Errorf("class %d: label %q, the asset says %q", c.Index, c.Label, labels[c.Index])
+		}
+	}
+}
+
+func TestSpotChecks(t *testing.T) {
+	cs := Classes()
+	for _, tc := range []struct {
+		index       int
+		wnid, label string
+		noun        string
+	}{
+		{286, "n02124075", "Egyptian cat", "cat"},
+		{282, "n02123045", "tabby, tabby cat", "cat"},
+		{968, "n07920052", "espresso", "coffee"},
+		{340, "n02389026", "sorrel", "horse"},
+		{672, "n03792782", "mountain bike, all-terrain bike, off-roader", "bike"},
+		{135, "n02012849", "crane", "bird"},  // the bird
+		{518, "n03126707", "crane", "crane"}, // the machine
+		{1, "n01440764", "tench, Tinca tinca", "fish"},
+		{49, "n01695060", "Komodo dragon, Komodo lizard, dragon lizard, giant lizard, Varanus komodoensis", "lizard"},
+		{290, "n02128757", "snow leopard, ounce, Panthera uncia", "leopard"},
+		{984, "n10565667", "scuba diver", "person"},
+		{555, "n03344393", "fireboat", "boat"},
+		{934, "n07697313", "cheeseburger", "burger"},
+	} {
+		c := cs[tc.index]
+		if c.WNID != tc.wnid || c.Label != tc.label || c.Noun != tc.noun {
+			t.Errorf("class %d = %+v, want %s %q -> %q", tc.index, c, tc.wnid, tc.label, tc.noun)
+		}
+	}
+}
+
+// ImageNet's 118 dog breeds are classes 152 (Chihuahua) to 269 (Mexican
+// hairless); all are "dog", and so are the three wild dogs after them.
+func TestDogBreedsAreDogs(t *testing.T) {
+	cs := Classes()
+	if cs[152].Label != "Chihuahua" || !strings.HasPrefix(cs[269].Label, "Mexican hairless") {
+		t.Fatalf("classes 152 and 269 are %q and %q, want Chihuahua and Mexican hairless", cs[152].Label, cs[269].Label)
+	}
+	dogs := 0
+	for _, c := range cs {
+		breed := c.Index >= 152 && c.Index <= 269
+		wild := c.Index >= 274 && c.Index <= 276 // dingo, dhole, African hunting dog
+		if (breed || wild) != (c.Noun == "dog") {
+			t.Errorf("class %d (%s) has noun %q", c.Index, c.Label, c.Noun)
+		}
+		if breed {
+			dogs++
+		}
+	}
+	if dogs != 118 {
+		t.Errorf("%d breeds, want 118", dogs)
+	}
+}
+
+func TestParseClassesErrors(t *testing.T) {
+	for _, tc := range []struct{ tsv, want string }{
+		{"0\t-\t-\t-\tbackground\n2\tn1\tx\tvia\tl\n", `line 2 is class "2", want 1`},
+		{"0\t-\t-\tbackground\n", "line 1 has 4 fields, want 5"},
+		{"# header\n0\t-\t-\t-\tbackground\n", "1 classes, want 1001"},
+	} {
+		if _, err := parseClasses(tc.tsv); err == nil || err.Error() != tc.want {
+			t.Errorf("parseClasses(%q) = %v, want %q", tc.tsv, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,3 @@
+package tags
+
+//go:generate go run ./internal/gen

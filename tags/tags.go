@@ -1,0 +1,64 @@
+// Package tags turns the encoder's ImageNet probabilities into caption-level
+// nouns ("Egyptian cat" -> "cat", "espresso" -> "coffee": Select) and judges
+// whether a caption names them (Mentions, MentionRate).
+//
+// The class-to-noun map (imagenet_nouns.tsv) is generated from WordNet 3.0 by
+// internal/gen, which says how a noun is chosen; internal/mentionrate
+// measures the mention rate on a photo set such as testdata/ood.
+package tags
+
+import (
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// Nouns returns the nouns of the vocabulary, sorted. The class map may also
+// use nouns outside it (a class's own name where no vocabulary word fits).
+func Nouns() []string {
+	var ns []string
+	for n := range forms() {
+		ns = append(ns, n)
+	}
+	slices.Sort(ns)
+	return ns
+}
+
+// Forms returns the words and phrases a caption may use to name noun: the
+// noun, its synonyms and their plurals, sorted. A noun outside the vocabulary
+// has itself and its regular plural.
+func Forms(noun string) []string {
+	if fs, ok := forms()[noun]; ok {
+		return slices.Clone(fs)
+	}
+	fs := []string{noun, plural(noun)}
+	slices.Sort(fs)
+	return fs
+}
+
+// NounOf returns the vocabulary noun that word (or phrase) names, if any.
+func NounOf(word string) (string, bool) {
+	n, ok := words()[strings.ToLower(word)]
+	return n, ok
+}
+
+// Mentions reports whether caption names noun or one of its Forms as whole
+// words: "two kittens play" mentions "cat"; "a catalogue" does not. Case and
+// punctuation are ignored on both sides ("go-kart" matches "go kart").
+func Mentions(caption, noun string) bool {
+	text := " " + normalize(caption) + " "
+	for _, f := range Forms(noun) {
+		if strings.Contains(text, " "+normalize(f)+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// normalize lower-cases s and turns every run of non-letters and non-digits
+// into one space.
+func normalize(s string) string {
+	return strings.Join(strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	}), " ")
+}
