@@ -73,6 +73,8 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"device: gpu\n", `config: device: "gpu" is not one of auto, cpu, cuda`},
 		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count"},
 		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy)"},
+		{"image:\n  max_decoded_bytes: 0\n", "config: image.max_decoded_bytes: 0 must be positive"},
+		{"image:\n  max_request_decoded_bytes: 1000\n", "config: image.max_request_decoded_bytes: 1000 is less than image.max_decoded_bytes (268435456): a request could not hold one image at the limit"},
 		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s"},
 		{"train:\n  objective: bleu\n", `config: train.objective: "bleu" is not one of xe, cider`},
 		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-merge-lstm)"},
