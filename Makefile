@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
+.PHONY: help deps-build deps-test build install setup caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -26,6 +26,18 @@ deps-test:
 
 build: deps-build ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
 	$(GO) build -o $(BIN)/captioner ./cmd/captioner
+
+# make install puts the binary in $(PREFIX)/bin and the shipped model in
+# $(PREFIX)/share/captioner/models, where the binary looks for it (internal/locate);
+# DESTDIR stages the tree for a package.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+MODEL   := models/flickr8k-merge-lstm
+install: build ## install bin/captioner (and bin/captioner-cuda if built) and the shipped model under $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/captioner/$(MODEL)
+	install -m 755 $(BIN)/captioner $(DESTDIR)$(PREFIX)/bin/captioner
+	if [ -f $(BIN)/captioner-cuda ]; then install -m 755 $(BIN)/captioner-cuda $(DESTDIR)$(PREFIX)/bin/captioner-cuda; fi
+	install -m 644 $(MODEL)/* $(DESTDIR)$(PREFIX)/share/captioner/$(MODEL)/
 
 setup: build ## download and verify the public assets (encoder weights; add ARGS=--dataset for Flickr8k)
 	$(BIN)/captioner setup $(ARGS)

@@ -146,7 +146,7 @@ func (s *Store) download(f File) error {
 	h := sha256.New()
 	if err := s.get(f.URL, f.Path, io.MultiWriter(tmp, h)); err != nil {
 		tmp.Close()
-		return fmt.Errorf("assets: downloading %s: %w (check the network, or download it by hand into %s)", f.URL, err, dst)
+		return fmt.Errorf("assets: downloading %s: %w (check the network, pass --assets with a folder that has the file, or download it by hand into %s)", f.URL, err, dst)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("assets: %w", err)

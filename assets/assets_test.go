@@ -162,7 +162,7 @@ func TestStalledDownloadFails(t *testing.T) {
 	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: newHTTPGet(50 * time.Millisecond), Log: &log}
 	_, err := s.Path("models/w.tflite")
 	dst := filepath.Join(s.Dir, "models", "w.tflite")
-	want := "assets: downloading " + srv.URL + "/w: the connection stalled: no data for 50ms (check the network, or download it by hand into " + dst + ")"
+	want := "assets: downloading " + srv.URL + "/w: the connection stalled: no data for 50ms (check the network, pass --assets with a folder that has the file, or download it by hand into " + dst + ")"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
