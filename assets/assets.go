@@ -60,7 +60,8 @@ type Store struct {
 	Managed bool
 	// Fetch downloads a URL; the default uses net/http.
 	Fetch func(url string) (io.ReadCloser, error)
-	// Log receives one line per download; nil discards.
+	// Log receives each download's progress bar; nil discards. Open sets it to
+	// stderr for the cache folder.
 	Log io.Writer
 }
 
@@ -85,7 +86,8 @@ func Open(configured string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{Dir: filepath.Join(cache, "assets"), Managed: true, Fetch: httpGet}, nil
+	// A download on first use (caption, classify, serve) shows its progress too.
+	return &Store{Dir: filepath.Join(cache, "assets"), Managed: true, Fetch: httpGet, Log: os.Stderr}, nil
 }
 
 // CacheDir is captioner's cache root, holding downloaded assets, imported encoder
