@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build install setup caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
+.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build bench bench-server fuzz-short vet images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -33,6 +33,7 @@ build: deps-build ## the CPU binary bin/captioner (hands over to bin/captioner-c
 PREFIX  ?= /usr/local
 DESTDIR ?=
 MODEL   := models/flickr8k-merge-lstm
+.PHONY: install
 install: build ## install bin/captioner (and bin/captioner-cuda if built) and the shipped model under $(DESTDIR)$(PREFIX)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/captioner/$(MODEL)
 	install -m 755 $(BIN)/captioner $(DESTDIR)$(PREFIX)/bin/captioner
