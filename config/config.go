@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -98,7 +99,9 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 	v.AutomaticEnv()
 	if file != "" {
 		v.SetConfigFile(file)
-		if err := v.ReadInConfig(); err != nil {
+		if err := v.ReadInConfig(); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("config: %s does not exist; pass --config (or set CAPTIONER_CONFIG) with a YAML file such as configs/default.yaml, or neither for the defaults", file)
+		} else if err != nil {
 			return nil, fmt.Errorf("config: reading %s: %w", file, err)
 		}
 		if err := checkKnownKeys(v, file); err != nil {

@@ -126,3 +126,31 @@ func TestAssetsFallsBackToEnvironment(t *testing.T) {
 		t.Fatalf("assets %q, %v", c.Assets, err)
 	}
 }
+
+func TestMissingFileNamesTheFlag(t *testing.T) {
+	_, err := load(t, "nowhere.yaml")
+	want := "config: nowhere.yaml does not exist; pass --config (or set CAPTIONER_CONFIG) with a YAML file such as configs/default.yaml, or neither for the defaults"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
+// The shipped model is found from the repository root; elsewhere (where no
+// install holds it) ModelDir's error names --model.
+func TestModelDir(t *testing.T) {
+	t.Chdir("..")
+	c, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, err := c.ModelDir(); err != nil || dir != DefaultModel {
+		t.Errorf("from the repository root: %q, %v; want %q", dir, err, DefaultModel)
+	}
+	t.Chdir(t.TempDir())
+	c = &Config{Model: "runs/none"}
+	_, err = c.ModelDir()
+	want := "model folder runs/none not found; pass --model with the folder of a trained model, or install the shipped one with `make install`"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}
