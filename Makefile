@@ -27,6 +27,19 @@ deps-test:
 build: deps-build ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
 	$(GO) build -o $(BIN)/captioner ./cmd/captioner
 
+# make install puts the binary in $(PREFIX)/bin and the shipped model in
+# $(PREFIX)/share/captioner/models, where the binary looks for it (internal/locate);
+# DESTDIR stages the tree for a package.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+MODEL   := models/flickr8k-merge-lstm
+.PHONY: install
+install: build ## install bin/captioner (and bin/captioner-cuda if built) and the shipped model under $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/captioner/$(MODEL)
+	install -m 755 $(BIN)/captioner $(DESTDIR)$(PREFIX)/bin/captioner
+	if [ -f $(BIN)/captioner-cuda ]; then install -m 755 $(BIN)/captioner-cuda $(DESTDIR)$(PREFIX)/bin/captioner-cuda; fi
+	install -m 644 $(MODEL)/* $(DESTDIR)$(PREFIX)/share/captioner/$(MODEL)/
+
 setup: build ## download and verify the public assets (encoder weights; add ARGS=--dataset for Flickr8k)
 	$(BIN)/captioner setup $(ARGS)
 
@@ -65,6 +78,7 @@ FUZZTIME ?= 10s
 fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./imgproc
 	$(GO) test -run '^$$' -fuzz '^FuzzScaledDecode$$' -fuzztime $(FUZZTIME) ./imgproc
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHeader$$' -fuzztime $(FUZZTIME) ./imgproc
 	$(GO) test -run '^$$' -fuzz '^FuzzRawUpload$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzMultipartUpload$$' -fuzztime $(FUZZTIME) ./server
 

@@ -60,7 +60,8 @@ type Store struct {
 	Managed bool
 	// Fetch downloads a URL; the default uses net/http.
 	Fetch func(url string) (io.ReadCloser, error)
-	// Log receives one line per download; nil discards.
+	// Log receives each download's progress bar; nil discards. Open sets it to
+	// stderr for the cache folder.
 	Log io.Writer
 }
 
@@ -77,7 +78,7 @@ func Open(configured string) (*Store, error) {
 			return nil, err
 		}
 		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("assets: folder %s does not exist; point CAPTIONER_ASSETS (or the assets key) at a folder laid out like shared/, or unset it to download into the cache", abs)
+			return nil, fmt.Errorf("assets: folder %s does not exist; pass --assets (or set CAPTIONER_ASSETS) with a folder laid out like shared/, or set neither and run `captioner setup` to download into the cache", abs)
 		}
 		return &Store{Dir: abs, Fetch: httpGet}, nil
 	}
@@ -85,7 +86,8 @@ func Open(configured string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{Dir: filepath.Join(cache, "assets"), Managed: true, Fetch: httpGet}, nil
+	// A download on first use (caption, classify, serve) shows its progress too.
+	return &Store{Dir: filepath.Join(cache, "assets"), Managed: true, Fetch: httpGet, Log: os.Stderr}, nil
 }
 
 // CacheDir is captioner's cache root, holding downloaded assets, imported encoder
@@ -113,7 +115,7 @@ func (s *Store) Path(rel string) (string, error) {
 	}
 	f, known := lookup(rel)
 	if !s.Managed || !known {
-		return "", fmt.Errorf("assets: %s not found in %s; run `captioner setup` to download the public files, or point CAPTIONER_ASSETS at a folder that has them", rel, s.Dir)
+		return "", fmt.Errorf("assets: %s not found in %s; run `captioner setup` to download the public files, or pass --assets (or set CAPTIONER_ASSETS) with a folder that has them", rel, s.Dir)
 	}
 	if err := s.download(f); err != nil {
 		return "", err
@@ -138,23 +140,15 @@ func (s *Store) download(f File) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("assets: %w", err)
 	}
-	if s.Log != nil {
-		fmt.Fprintf(s.Log, "assets: downloading %s from %s\n", f.Path, f.URL)
-	}
-	body, err := s.Fetch(f.URL)
-	if err != nil {
-		return fmt.Errorf("assets: downloading %s: %w (check the network, or download it by hand into %s)", f.URL, err, dst)
-	}
-	defer body.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
 	if err != nil {
 		return fmt.Errorf("assets: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
+	if err := s.get(f.URL, f.Path, io.MultiWriter(tmp, h)); err != nil {
 		tmp.Close()
-		return fmt.Errorf("assets: downloading %s: %w", f.URL, err)
+		return fmt.Errorf("assets: downloading %s: %w (check the network, pass --assets with a folder that has the file, or download it by hand into %s)", f.URL, err, dst)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("assets: %w", err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/captioner/captioner/internal/testassets"
 )
@@ -84,12 +86,14 @@ func TestUserFolderIsNeverDownloadedInto(t *testing.T) {
 	}
 	s.Fetch = func(string) (io.ReadCloser, error) { t.Fatal("fetched into a user folder"); return nil, nil }
 	_, err = s.Path(EncoderTFLite)
-	want := "assets: " + EncoderTFLite + " not found in " + dir + "; run `captioner setup`"
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Fatalf("got %v, want prefix %q", err, want)
+	want := "assets: " + EncoderTFLite + " not found in " + dir + "; run `captioner setup` to download the public files, or pass --assets (or set CAPTIONER_ASSETS) with a folder that has them"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
 	}
-	if _, err := Open(filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Fatalf("missing folder: %v", err)
+	_, err = Open(filepath.Join(dir, "nope"))
+	want = "assets: folder " + filepath.Join(dir, "nope") + " does not exist; pass --assets (or set CAPTIONER_ASSETS) with a folder laid out like shared/, or set neither and run `captioner setup` to download into the cache"
+	if err == nil || err.Error() != want {
+		t.Fatalf("missing folder: got %v, want %q", err, want)
 	}
 }
 
@@ -135,5 +139,53 @@ func TestPinnedChecksumsMatchTheSharedAssets(t *testing.T) {
 		if got, err := FileSHA256(filepath.Join(dir, rel)); err != nil || got != want {
 			t.Errorf("%s: SHA-256 %s (%v), pinned %s", rel, got, err, want)
 		}
+	}
+}
+
+// A download that stops sending fails after the stall timeout, however long
+// the whole download may take, and keeps nothing.
+func TestStalledDownloadFails(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "4096")
+		w.Write(make([]byte, 1024))
+		w.(http.Flusher).Flush()
+		select { // stall until the client gives up or the test ends
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	withKnown(t, []File{{"models/w.tflite", srv.URL + "/w", sum([]byte("w"))}})
+	var log strings.Builder
+	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: newHTTPGet(50 * time.Millisecond), Log: &log}
+	_, err := s.Path("models/w.tflite")
+	dst := filepath.Join(s.Dir, "models", "w.tflite")
+	want := "assets: downloading " + srv.URL + "/w: the connection stalled: no data for 50ms (check the network, pass --assets with a folder that has the file, or download it by hand into " + dst + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	if !errors.Is(err, errStalled) {
+		t.Errorf("%v does not match errStalled", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(dst)); len(entries) != 0 {
+		t.Errorf("a stalled download left %v", entries)
+	}
+	// The bar was drawn for the 1 KiB received out of 4 (not a terminal: one plain line at the end).
+	if !strings.HasPrefix(log.String(), "models/w.tflite  25% |######                  | 1/4 [") {
+		t.Errorf("progress %q", log.String())
+	}
+}
+
+// A server that never answers fails the same way, while waiting for headers.
+func TestSilentServerFails(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	_, err := newHTTPGet(50 * time.Millisecond)(srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
+		t.Fatalf("got %v, want a response header timeout", err)
 	}
 }

@@ -60,24 +60,14 @@ func (s *Store) FetchArchive(a Archive) error {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return fmt.Errorf("assets: %w", err)
 	}
-	if s.Log != nil {
-		fmt.Fprintf(s.Log, "assets: downloading %s\n", a.URL)
-	}
-	body, err := s.Fetch(a.URL)
-	if err != nil {
-		return fmt.Errorf("assets: downloading %s: %w", a.URL, err)
-	}
 	tmp, err := os.CreateTemp(s.Dir, ".archive-*.zip")
 	if err != nil {
-		body.Close()
 		return fmt.Errorf("assets: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	_, err = io.Copy(tmp, body)
-	body.Close()
-	if err != nil {
-		return fmt.Errorf("assets: downloading %s: %w", a.URL, err)
+	if err := s.get(a.URL, path.Base(a.URL), tmp); err != nil {
+		return fmt.Errorf("assets: downloading %s: %w (check the network)", a.URL, err)
 	}
 	st, err := tmp.Stat()
 	if err != nil {

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+
+	"github.com/captioner/captioner/internal/locate"
 )
 
 // Config is the whole effective configuration. Each area lives in its own file
@@ -31,7 +34,9 @@ type Config struct {
 	// float32, so cached features do not depend on the machine.
 	Precision string `mapstructure:"precision"`
 	// Assets is a folder laid out like the project's shared assets
-	// (models/mobilenet_v2/..., data/flickr8k/...). Empty: the download cache.
+	// (models/mobilenet_v2/..., data/flickr8k/...). Empty: CAPTIONER_ASSETS, else
+	// a shared folder beside the working directory or the repository
+	// (locate.Shared), else the download cache.
 	Assets string `mapstructure:"assets"`
 	// Model is the caption model folder used by caption, eval and serve.
 	Model string `mapstructure:"model"`
@@ -94,7 +99,9 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 	v.AutomaticEnv()
 	if file != "" {
 		v.SetConfigFile(file)
-		if err := v.ReadInConfig(); err != nil {
+		if err := v.ReadInConfig(); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("config: %s does not exist; pass --config (or set CAPTIONER_CONFIG) with a YAML file such as configs/default.yaml, or neither for the defaults", file)
+		} else if err != nil {
 			return nil, fmt.Errorf("config: reading %s: %w", file, err)
 		}
 		if err := checkKnownKeys(v, file); err != nil {
@@ -120,7 +127,22 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 	if c.Assets == "" {
 		c.Assets = os.Getenv("CAPTIONER_ASSETS")
 	}
+	if c.Assets == "" {
+		c.Assets, _ = locate.Shared()
+	}
+	// The commands that need the model say so with ModelDir's error; the others
+	// (setup, train) run without one.
+	if dir, err := c.ModelDir(); err == nil {
+		c.Model = dir
+	}
 	return &c, nil
+}
+
+// ModelDir returns the caption model folder, looking for the shipped model
+// beside the binary and in the install prefix when it is not under the
+// working directory (locate.Model), or an error naming --model.
+func (c *Config) ModelDir() (string, error) {
+	return locate.Model(c.Model, DefaultModel)
 }
 
 // checkKnownKeys rejects keys in the file that no field declares, naming them and

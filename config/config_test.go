@@ -73,6 +73,8 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"device: gpu\n", `config: device: "gpu" is not one of auto, cpu, cuda`},
 		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count"},
 		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy)"},
+		{"image:\n  max_decoded_bytes: 0\n", "config: image.max_decoded_bytes: 0 must be positive"},
+		{"image:\n  max_request_decoded_bytes: 1000\n", "config: image.max_request_decoded_bytes: 1000 is less than image.max_decoded_bytes (268435456): a request could not hold one image at the limit"},
 		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s"},
 		{"train:\n  objective: bleu\n", `config: train.objective: "bleu" is not one of xe, cider`},
 		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-merge-lstm)"},
@@ -122,5 +124,33 @@ func TestAssetsFallsBackToEnvironment(t *testing.T) {
 	c, err := load(t, "")
 	if err != nil || c.Assets != "/some/where" {
 		t.Fatalf("assets %q, %v", c.Assets, err)
+	}
+}
+
+func TestMissingFileNamesTheFlag(t *testing.T) {
+	_, err := load(t, "nowhere.yaml")
+	want := "config: nowhere.yaml does not exist; pass --config (or set CAPTIONER_CONFIG) with a YAML file such as configs/default.yaml, or neither for the defaults"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
+// The shipped model is found from the repository root; elsewhere (where no
+// install holds it) ModelDir's error names --model.
+func TestModelDir(t *testing.T) {
+	t.Chdir("..")
+	c, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, err := c.ModelDir(); err != nil || dir != DefaultModel {
+		t.Errorf("from the repository root: %q, %v; want %q", dir, err, DefaultModel)
+	}
+	t.Chdir(t.TempDir())
+	c = &Config{Model: "runs/none"}
+	_, err = c.ModelDir()
+	want := "model folder runs/none not found; pass --model with the folder of a trained model, or install the shipped one with `make install`"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
 	}
 }

@@ -32,7 +32,7 @@ func modelFile(t testing.TB, name string) string {
 
 // photo returns a sample photo preprocessed by imgproc: (224, 224, 3) in [-1, 1].
 func photo(t testing.TB, name string) []float32 {
-	img, err := imgproc.DecodeFile(filepath.Join(assetsDir(t), "samples", name), 50_000_000)
+	img, err := imgproc.DecodeFile(filepath.Join(assetsDir(t), "samples", name), imgproc.Limits{MaxPixels: 50_000_000, MaxBytes: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,16 +2,16 @@
 // RGB, squashed to size x size, NHWC float32 in [-1, 1].
 //
 // Decode accepts JPEG, PNG, GIF (first frame), BMP and WebP, detected by their
-// magic bytes, never by a file name. It reads only the header before deciding
-// whether the image is small enough to decode, so a decompression bomb costs a
-// few bytes of work. Its errors are typed for callers that map them to HTTP
-// status codes:
+// magic bytes, never by a file name. It reads only the header (and a JPEG's
+// markers) before deciding whether the image is cheap enough to decode (Limits:
+// pixels, decoded bytes, JPEG scans), so a decompression bomb costs a few bytes
+// of work. Its errors are typed for callers that map them to HTTP status codes:
 //
 //	errors.Is(err, ErrEmpty)          no bytes at all                        400
 //	errors.Is(err, ErrUnsupported)    not an image, or a format or variant
 //	                                  this package cannot decode             415
-//	errors.As(err, new(*TooLargeError)) header announces more pixels than
-//	                                  the limit                              413
+//	errors.As(err, new(*TooLargeError)) header announces more pixels, decoded
+//	                                  bytes or JPEG scans than the limits    413
 //	errors.As(err, new(*CorruptError)) a supported format whose data is
 //	                                  damaged or truncated                   400
 //
@@ -61,17 +61,38 @@ func (e *UnsupportedError) Error() string {
 // Is makes errors.Is(err, ErrUnsupported) true.
 func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupported }
 
-// TooLargeError is returned when the header announces more than Max pixels.
-// Nothing beyond the header has been decoded when it is returned.
+// TooLargeError is returned when the header announces an image that would cost
+// more to decode than the limits allow: more than Max pixels, more than
+// MaxBytes of decoded pixels, or (JPEG) more than MaxScans scans or scans over
+// more than MaxScanSamples samples in all. Exactly one of Max, MaxBytes,
+// MaxScans and MaxScanSamples is set. Nothing beyond the header and the JPEG
+// markers has been decoded when it is returned.
 type TooLargeError struct {
-	Width, Height int
-	Max           int
+	Width, Height               int
+	Max                         int   // pixel limit exceeded
+	Bytes, MaxBytes             int64 // decoded-size limit exceeded
+	Scans, MaxScans             int   // scan limit exceeded (Scans is also set with MaxScanSamples)
+	ScanSamples, MaxScanSamples int64 // scan work limit exceeded
 }
 
 func (e *TooLargeError) Error() string {
+	switch {
+	case e.MaxScanSamples > 0:
+		return fmt.Sprintf("imgproc: progressive JPEG of %dx%d has %d scans over %d samples in all, more than the limit of %d (%d passes over image.max_pixels); re-save it as a baseline JPEG",
+			e.Width, e.Height, e.Scans, e.ScanSamples, e.MaxScanSamples, MaxScanPasses)
+	case e.MaxScans > 0:
+		return fmt.Sprintf("imgproc: progressive JPEG has %d scans, more than the limit of %d (each scan is a pass over the whole image); re-save it as a baseline JPEG",
+			e.Scans, e.MaxScans)
+	case e.MaxBytes > 0:
+		return fmt.Sprintf("imgproc: %dx%d image decodes to %d MiB, more than the limit of %d MiB; send a smaller or 8-bit image or raise image.max_decoded_bytes",
+			e.Width, e.Height, mib(e.Bytes), mib(e.MaxBytes))
+	}
 	return fmt.Sprintf("imgproc: image is %dx%d = %d pixels, more than the limit of %d; send a smaller image or raise image.max_pixels",
 		e.Width, e.Height, int64(e.Width)*int64(e.Height), e.Max)
 }
+
+// mib rounds n bytes up to whole MiB, so that a refused size never reads as the limit.
+func mib(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
 
 // CorruptError is returned when the data is in a supported format but cannot be
 // decoded: truncated, damaged, or with an impossible header.
@@ -168,30 +189,29 @@ func looksLikeText(b []byte) bool {
 
 // Decode reads a whole image from r and returns it upright (EXIF orientation
 // applied for JPEG; a GIF's first frame placed on its logical screen).
-// maxPixels bounds width*height as announced by the header; it must be
-// positive. Decode reads all of r: bound untrusted streams first
-// (http.MaxBytesReader).
-func Decode(r io.Reader, maxPixels int) (image.Image, error) {
+// lim bounds its cost as announced by the header. Decode reads all of r: bound
+// untrusted streams first (http.MaxBytesReader).
+func Decode(r io.Reader, lim Limits) (image.Image, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("imgproc: reading image: %w", err)
 	}
-	return DecodeBytes(b, maxPixels)
+	return DecodeBytes(b, lim)
 }
 
 // DecodeFile decodes the image at path; see Decode. Errors name the file.
-func DecodeFile(path string, maxPixels int) (image.Image, error) {
-	img, _, err := decodeFile(path, maxPixels, fullSize)
+func DecodeFile(path string, lim Limits) (image.Image, error) {
+	img, _, err := decodeFile(path, lim, fullSize)
 	return img, err
 }
 
 // decodeFile reads path and decodes it with decodeBytes, naming the file in errors.
-func decodeFile(path string, maxPixels, minSide int) (image.Image, image.Point, error) {
+func decodeFile(path string, lim Limits, minSide int) (image.Image, image.Point, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, image.Point{}, err // *fs.PathError already names the file
 	}
-	img, size, err := decodeBytes(b, maxPixels, minSide)
+	img, size, err := decodeBytes(b, lim, minSide)
 	if err != nil {
 		return nil, image.Point{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -199,8 +219,8 @@ func decodeFile(path string, maxPixels, minSide int) (image.Image, image.Point, 
 }
 
 // DecodeBytes decodes an image held in memory; see Decode.
-func DecodeBytes(b []byte, maxPixels int) (image.Image, error) {
-	img, _, err := decodeBytes(b, maxPixels, fullSize)
+func DecodeBytes(b []byte, lim Limits) (image.Image, error) {
+	img, _, err := decodeBytes(b, lim, fullSize)
 	return img, err
 }
 
@@ -209,10 +229,8 @@ const fullSize = 0
 
 // decodeBytes is DecodeBytes and, for minSide > 0, DecodeBytesAtLeast: it also
 // returns the upright size of the full-resolution image.
-func decodeBytes(b []byte, maxPixels, minSide int) (img image.Image, size image.Point, err error) {
-	if maxPixels <= 0 {
-		panic(fmt.Sprintf("imgproc: maxPixels must be positive, got %d", maxPixels))
-	}
+func decodeBytes(b []byte, lim Limits, minSide int) (img image.Image, size image.Point, err error) {
+	lim.mustBeValid()
 	if len(b) == 0 {
 		return nil, image.Point{}, ErrEmpty
 	}
@@ -227,21 +245,25 @@ func decodeBytes(b []byte, maxPixels, minSide int) (img image.Image, size image.
 			img, size, err = nil, image.Point{}, &CorruptError{Format: c.name, Err: fmt.Errorf("decoder panicked: %v", p)}
 		}
 	}()
-	if c.name == "jpeg" && minSide != fullSize {
-		img, size, err := decodeJPEGScaled(b, maxPixels, minSide)
-		if !errors.Is(err, errUseGoDecoder) {
-			return img, size, err
-		}
-	}
-	cfg, err := c.config(bytes.NewReader(b))
+	h, err := readHeader(c, b)
 	if err != nil {
-		return nil, image.Point{}, classify(c.name, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, image.Point{}, &CorruptError{Format: c.name, Err: fmt.Errorf("header announces %dx%d pixels", cfg.Width, cfg.Height)}
-	}
-	if err := checkPixels(cfg.Width, cfg.Height, maxPixels); err != nil {
 		return nil, image.Point{}, err
+	}
+	if err := lim.check(h, h.Cost(minSide)); err != nil {
+		return nil, image.Point{}, err
+	}
+	if c.name == "jpeg" && minSide != fullSize {
+		img, err := decodeJPEGScaled(b, h, minSide)
+		switch {
+		case err == nil:
+			return img, h.size(), nil
+		case !errors.Is(err, errUseGoDecoder):
+			return nil, image.Point{}, err
+		}
+		// image/jpeg decodes at full size, which may cost more.
+		if err := lim.check(h, h.Bytes); err != nil {
+			return nil, image.Point{}, err
+		}
 	}
 	img, err = c.decode(bytes.NewReader(b))
 	if err != nil {
@@ -249,27 +271,18 @@ func decodeBytes(b []byte, maxPixels, minSide int) (img image.Image, size image.
 	}
 	switch c.name {
 	case "jpeg":
-		img = Orient(img, jpegOrientation(b))
+		img = Orient(img, h.orientation)
 	case "gif":
-		img = onScreen(img, cfg)
+		img = onScreen(img, h.Width, h.Height)
 	}
 	return img, img.Bounds().Size(), nil
-}
-
-// checkPixels is the decompression-bomb check, made on the header's size before
-// any pixel is decoded.
-func checkPixels(width, height, maxPixels int) error {
-	if int64(width)*int64(height) > int64(maxPixels) {
-		return &TooLargeError{Width: width, Height: height, Max: maxPixels}
-	}
-	return nil
 }
 
 // onScreen places a GIF's first frame on its logical screen. A frame may cover
 // only part of the screen, at an offset; the rest is transparent (white once
 // converted), as browsers show it.
-func onScreen(frame image.Image, cfg image.Config) image.Image {
-	screen := image.Rect(0, 0, cfg.Width, cfg.Height)
+func onScreen(frame image.Image, width, height int) image.Image {
+	screen := image.Rect(0, 0, width, height)
 	if frame.Bounds() == screen {
 		return frame
 	}

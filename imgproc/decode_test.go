@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -23,7 +24,8 @@ import (
 	"github.com/captioner/captioner/internal/testassets"
 )
 
-const testMax = 50_000_000
+// testLimits is as generous as the decoders' tests need: any real photo passes.
+var testLimits = Limits{MaxPixels: 50_000_000, MaxBytes: 1 << 30}
 
 // assets returns the shared assets folder or skips the test.
 func assets(t testing.TB) string {
@@ -128,7 +130,7 @@ func TestDecodeFormats(t *testing.T) {
 		{"webp lossy", readFile(t, "testdata/blocks.lossy.webp"), 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			img, err := Decode(bytes.NewReader(tc.data), testMax)
+			img, err := Decode(bytes.NewReader(tc.data), testLimits)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,7 +149,7 @@ func TestDecodeGIFFrameOffset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := DecodeBytes(buf.Bytes(), testMax)
+	img, err := DecodeBytes(buf.Bytes(), testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +165,7 @@ func TestDecodeGIFFrameOffset(t *testing.T) {
 }
 
 func TestDecodeWebPAlpha(t *testing.T) {
-	img, err := DecodeFile("testdata/blocks-alpha.lossy.webp", testMax)
+	img, err := DecodeFile("testdata/blocks-alpha.lossy.webp", testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +197,7 @@ func TestDecodeSamples(t *testing.T) {
 		{"samples/flickr8k_fullres/1022975728_75515238d8.jpg", 500, 281},
 		{"data/flickr8k/images/1000268201_693b08cb0e.jpg", 224, 224},
 	} {
-		img, err := DecodeFile(filepath.Join(dir, tc.path), testMax)
+		img, err := DecodeFile(filepath.Join(dir, tc.path), testLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +207,7 @@ func TestDecodeSamples(t *testing.T) {
 	}
 	// Grace Hopper's uniform is dark navy and her face is light: check that BMP
 	// rows come out top-down (BMP stores them bottom-up).
-	img, err := DecodeFile(filepath.Join(dir, "samples/grace_hopper.bmp"), testMax)
+	img, err := DecodeFile(filepath.Join(dir, "samples/grace_hopper.bmp"), testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,14 +280,14 @@ func TestDecodeBombs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			_, err := DecodeBytes(tc.data, testMax)
+			_, err := DecodeBytes(tc.data, testLimits)
 			runtime.ReadMemStats(&after)
 			var tl *TooLargeError
 			if !errors.As(err, &tl) {
 				t.Fatalf("err = %v, want *TooLargeError", err)
 			}
-			if tl.Width != tc.w || tl.Height != tc.h || tl.Max != testMax {
-				t.Errorf("TooLargeError %+v, want %dx%d max %d", *tl, tc.w, tc.h, testMax)
+			if want := (TooLargeError{Width: tc.w, Height: tc.h, Max: testLimits.MaxPixels}); *tl != want {
+				t.Errorf("TooLargeError %+v, want %+v", *tl, want)
 			}
 			if !strings.Contains(err.Error(), "image.max_pixels") {
 				t.Errorf("message %q does not say which setting to raise", err)
@@ -298,12 +300,12 @@ func TestDecodeBombs(t *testing.T) {
 	}
 	// Just under the limit is accepted by the check (and then fails as a
 	// truncated file, since only the header is there).
-	_, err := DecodeBytes(pngHeader(100, 100), 100*100)
+	_, err := DecodeBytes(pngHeader(100, 100), Limits{MaxPixels: 100 * 100, MaxBytes: 1 << 20})
 	var ce *CorruptError
 	if !errors.As(err, &ce) {
 		t.Errorf("100x100 with limit 10000: err = %v, want *CorruptError (truncated)", err)
 	}
-	_, err = DecodeBytes(pngHeader(101, 100), 100*100)
+	_, err = DecodeBytes(pngHeader(101, 100), Limits{MaxPixels: 100 * 100, MaxBytes: 1 << 20})
 	if !errors.As(err, new(*TooLargeError)) {
 		t.Errorf("101x100 with limit 10000: err = %v, want *TooLargeError", err)
 	}
@@ -337,7 +339,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"png zero width", pngHeader(0, 10), "corrupt", "png"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			img, err := Decode(bytes.NewReader(tc.data), testMax)
+			img, err := Decode(bytes.NewReader(tc.data), testLimits)
 			if err == nil {
 				t.Fatalf("decoded a %v image, want an error", img.Bounds())
 			}
@@ -374,7 +376,7 @@ func TestDecodeUnsupportedVariant(t *testing.T) {
 	// An RLE-compressed BMP (compression 1) is a valid file the decoder lacks.
 	b := encodeBMP(t, image.NewPaletted(image.Rect(0, 0, 4, 4), palette.Plan9))
 	binary.LittleEndian.PutUint32(b[30:], 1)
-	_, err := DecodeBytes(b, testMax)
+	_, err := DecodeBytes(b, testLimits)
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("err = %v, want ErrUnsupported", err)
 	}
@@ -385,7 +387,7 @@ func TestDecodeUnsupportedVariant(t *testing.T) {
 }
 
 func TestDecodeFileErrors(t *testing.T) {
-	_, err := DecodeFile("testdata/no-such-file.jpg", testMax)
+	_, err := DecodeFile("testdata/no-such-file.jpg", testLimits)
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "no-such-file.jpg") {
 		t.Errorf("missing file: err = %v, want a not-exist error naming the file", err)
 	}
@@ -393,7 +395,7 @@ func TestDecodeFileErrors(t *testing.T) {
 	if err := os.WriteFile(path, []byte("just text"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = DecodeFile(path, testMax)
+	_, err = DecodeFile(path, testLimits)
 	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "notes.jpg") {
 		t.Errorf("text file: err = %v, want ErrUnsupported naming the file", err)
 	}
@@ -404,17 +406,22 @@ type failingReader struct{}
 func (failingReader) Read([]byte) (int, error) { return 0, io.ErrClosedPipe }
 
 func TestDecodeReaderError(t *testing.T) {
-	_, err := Decode(failingReader{}, testMax)
+	_, err := Decode(failingReader{}, testLimits)
 	if !errors.Is(err, io.ErrClosedPipe) || errorKind(err) != "untyped" {
 		t.Errorf("err = %v, want the reader's error, not an image error", err)
 	}
 }
 
-func TestDecodeBadMaxPixelsPanics(t *testing.T) {
-	defer func() {
-		if p := recover(); p == nil || !strings.Contains(p.(string), "maxPixels") {
-			t.Errorf("panic %v, want one about maxPixels", p)
-		}
-	}()
-	DecodeBytes([]byte{1}, 0)
+func TestDecodeBadLimitsPanic(t *testing.T) {
+	for _, lim := range []Limits{{}, {MaxPixels: 1}, {MaxBytes: 1}} {
+		func() {
+			defer func() {
+				want := fmt.Sprintf("imgproc: limits must be positive, got %+v", lim)
+				if p := recover(); p != want {
+					t.Errorf("panic %v, want %q", p, want)
+				}
+			}()
+			DecodeBytes([]byte{1}, lim)
+		}()
+	}
 }

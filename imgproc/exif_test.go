@@ -83,7 +83,7 @@ func TestDecodeOrientation(t *testing.T) {
 				if got := jpegOrientation(data); got != int(o) {
 					t.Errorf("orientation %d (%v, JFIF %v): parsed %d", o, bo, withJFIF, got)
 				}
-				img, err := DecodeBytes(data, testMax)
+				img, err := DecodeBytes(data, testLimits)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -129,7 +129,7 @@ func TestJPEGOrientationMalformed(t *testing.T) {
 		// A broken EXIF block never makes the photo undecodable (the last cases
 		// are broken JPEGs, not just broken EXIF).
 		if i < 11 {
-			if _, err := DecodeBytes(tc.data, testMax); err != nil {
+			if _, err := DecodeBytes(tc.data, testLimits); err != nil {
 				t.Errorf("%s: %v", tc.name, err)
 			}
 		}

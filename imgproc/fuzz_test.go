@@ -3,6 +3,7 @@ package imgproc
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -31,6 +32,8 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 		"webp-alpha":     readFile(t, "testdata/blocks-alpha.lossy.webp"),
 		"png-bomb":       pngHeader(100000, 100000),
 		"gif-bomb":       gifHeader(65535, 65535),
+		"jpeg-scans":     progressiveJPEG(24, 16, 12),
+		"png-16bit":      zeroPNG(6, 4, 16, 2),
 		"text":           []byte("not an image\n"),
 	}
 }
@@ -70,7 +73,7 @@ func TestFuzzSeeds(t *testing.T) {
 //
 //	go test ./imgproc -run XXX -fuzz FuzzDecode -fuzztime 60s
 func FuzzDecode(f *testing.F) {
-	const limit = 1 << 20
+	limit := Limits{MaxPixels: 1 << 20, MaxBytes: 64 << 20}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := DecodeBytes(data, limit)
 		if err != nil {
@@ -83,7 +86,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		b := img.Bounds()
-		if b.Empty() || b.Dx()*b.Dy() > limit {
+		if b.Empty() || b.Dx()*b.Dy() > limit.MaxPixels {
 			t.Fatalf("decoded %v, outside 1..%d pixels", b, limit)
 		}
 		out := make([]float32, 5*5*3)
@@ -92,6 +95,42 @@ func FuzzDecode(f *testing.F) {
 			if math.IsNaN(float64(v)) || v < -1 || v > 1 {
 				t.Fatalf("tensor element %d = %v", i, v)
 			}
+		}
+	})
+}
+
+// FuzzReadHeader: ReadHeader's errors are typed, and its figures are what
+// DecodeBytes checks: under limits that equal an image's header (Limits at its
+// pixels and Header.Bytes) the image is never refused as too large unless its
+// scans are, and one byte less is always refused before decoding.
+//
+//	go test ./imgproc -run XXX -fuzz FuzzReadHeader -fuzztime 60s
+func FuzzReadHeader(f *testing.F) {
+	for _, seed := range fuzzSeeds(f) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := ReadHeader(data)
+		if err != nil {
+			if kind := errorKind(err); kind == "untyped" || kind == "too large" {
+				t.Fatalf("ReadHeader: %s error %T: %v", kind, err, err)
+			}
+			return
+		}
+		px := int64(h.Width) * int64(h.Height)
+		if h.Width <= 0 || h.Height <= 0 || h.Bytes <= 0 {
+			t.Fatalf("header %+v", h)
+		}
+		if px > 1<<20 || h.Scans > MaxScans || h.jpeg.scanSamples > MaxScanPasses*px {
+			return // too costly to decode in a fuzz run
+		}
+		exact := Limits{MaxPixels: int(px), MaxBytes: h.Bytes}
+		if _, err := DecodeBytes(data, exact); errors.As(err, new(*TooLargeError)) {
+			t.Fatalf("refused at its own header's limits %+v: %v", exact, err)
+		}
+		exact.MaxBytes--
+		if _, err := DecodeBytes(data, exact); !errors.As(err, new(*TooLargeError)) {
+			t.Fatalf("one byte under its cost %d: err = %v, want *TooLargeError", h.Bytes, err)
 		}
 	})
 }

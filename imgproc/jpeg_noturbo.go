@@ -6,9 +6,12 @@ import "image"
 
 // decodeJPEGScaled: without cgo there is no libjpeg-turbo, and image/jpeg, which
 // cannot scale while decoding, handles every JPEG at full size.
-func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Point, error) {
-	return nil, image.Point{}, errUseGoDecoder
+func decodeJPEGScaled([]byte, Header, int) (image.Image, error) {
+	return nil, errUseGoDecoder
 }
+
+// turboScales: without libjpeg-turbo there are no DCT scales.
+func turboScales() []scaleFactor { return nil }
 
 // turboEncodeJPEG: without cgo image/jpeg encodes every JPEG.
 func turboEncodeJPEG(*image.RGBA, int) []byte { return nil }

@@ -13,7 +13,7 @@ package imgproc
 // cgo calls, where that buffer holds another decode's message.
 static int decompress_rgba(tjhandle h, const unsigned char *src, unsigned long n,
 		unsigned char *dst, int w, int pitch, int ht, char *msg, int msgLen) {
-	if (tjDecompress2(h, src, n, dst, w, pitch, ht, TJPF_RGBA, TJFLAG_STOPONWARNING) == 0) {
+	if (tjDecompress2(h, src, n, dst, w, pitch, ht, TJPF_RGBA, TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) == 0) {
 		return 0;
 	}
 	snprintf(msg, msgLen, "%s", tjGetErrorStr2(h));
@@ -23,6 +23,7 @@ static int decompress_rgba(tjhandle h, const unsigned char *src, unsigned long n
 import "C"
 
 import (
+	"fmt"
 	"image"
 	"io"
 	"sync"
@@ -31,31 +32,32 @@ import (
 
 // decodeJPEGScaled decodes a JPEG with libjpeg-turbo straight into RGBA at the
 // smallest DCT scale that keeps both sides at least minSide (see
-// DecodeBytesAtLeast), then applies the EXIF orientation. It returns
-// errUseGoDecoder for what it leaves to image/jpeg.
+// DecodeBytesAtLeast), then applies the EXIF orientation. h is the file's
+// header, already checked against the limits. It returns errUseGoDecoder for
+// what it leaves to image/jpeg.
 //
 // One TurboJPEG handle per call: creating and destroying one takes 0.3 µs
 // against milliseconds for a decode, and a handle that is never pooled cannot
 // leak.
-func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Point, error) {
+func decodeJPEGScaled(b []byte, h Header, minSide int) (image.Image, error) {
 	tj := C.tjInitDecompress()
 	if tj == nil {
-		return nil, image.Point{}, errUseGoDecoder // out of memory in C: let Go try
+		return nil, errUseGoDecoder // out of memory in C: let Go try
 	}
 	defer C.tjDestroy(tj)
 	// cgo pointer rules: b holds no Go pointers and C keeps it only during each call.
 	src, srcLen := (*C.uchar)(unsafe.Pointer(&b[0])), C.ulong(len(b))
 	var cw, ch, subsamp, colorspace C.int
 	if C.tjDecompressHeader3(tj, src, srcLen, &cw, &ch, &subsamp, &colorspace) != 0 {
-		// A broken header: image/jpeg reads it again and names the problem as today.
-		return nil, image.Point{}, errUseGoDecoder
+		// A broken header: image/jpeg reads it again and names the problem.
+		return nil, errUseGoDecoder
 	}
 	if colorspace == C.TJCS_CMYK || colorspace == C.TJCS_YCCK {
-		return nil, image.Point{}, errUseGoDecoder // libjpeg has no CMYK -> RGB conversion
+		return nil, errUseGoDecoder // libjpeg has no CMYK -> RGB conversion
 	}
 	width, height := int(cw), int(ch)
-	if err := checkPixels(width, height, maxPixels); err != nil {
-		return nil, image.Point{}, err
+	if width != h.Width || height != h.Height {
+		return nil, errUseGoDecoder // not the frame the limits were checked on
 	}
 	f := smallestScale(turboScales(), width, height, minSide)
 	dst := image.NewRGBA(image.Rect(0, 0, f.scaled(width), f.scaled(height)))
@@ -66,28 +68,30 @@ func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Poin
 	var msg [200]C.char // libjpeg's JMSG_LENGTH_MAX
 	if C.decompress_rgba(tj, src, srcLen, (*C.uchar)(unsafe.Pointer(&dst.Pix[0])),
 		C.int(dst.Rect.Dx()), C.int(dst.Stride), C.int(dst.Rect.Dy()), &msg[0], C.int(len(msg))) != 0 {
-		return nil, image.Point{}, turboFailure(C.GoString(&msg[0]))
+		return nil, turboFailure(C.GoString(&msg[0]), h)
 	}
-	o := jpegOrientation(b)
-	full := image.Pt(width, height)
-	if o >= 5 { // transposing orientations swap the sides
-		full = image.Pt(height, width)
-	}
-	return Orient(dst, o), full, nil
+	return Orient(dst, h.orientation), nil
 }
 
 // jpegEOF is libjpeg's warning for data that ends before the image does
 // (JWRN_JPEG_EOF), which TJFLAG_STOPONWARNING turns into an error.
 const jpegEOF = "Premature end of JPEG file"
 
+// jpegScanLimit is TurboJPEG's error under TJFLAG_LIMITSCANS.
+var jpegScanLimit = fmt.Sprintf("Progressive JPEG image has more than %d scans", MaxScans)
+
 // turboFailure classifies a failed libjpeg-turbo decode. A truncated file is
 // corrupt for image/jpeg too, and libjpeg's message says so well. Any other
 // failure goes to image/jpeg: libjpeg stops on warnings (extraneous bytes before
 // a marker, say) that image/jpeg tolerates, and a file accepted today must stay
-// accepted.
-func turboFailure(msg string) error {
-	if msg == jpegEOF {
+// accepted. Too many scans is final: image/jpeg would spend the same time on
+// them. readJPEGLayout counts the same scans first, so this is a second guard.
+func turboFailure(msg string, h Header) error {
+	switch msg {
+	case jpegEOF:
 		return &CorruptError{Format: "jpeg", Err: &libjpegError{msg: msg}}
+	case jpegScanLimit:
+		return &TooLargeError{Width: h.Width, Height: h.Height, Scans: MaxScans + 1, MaxScans: MaxScans}
 	}
 	return errUseGoDecoder
 }

@@ -80,7 +80,7 @@ func TestTurboScale(t *testing.T) {
 		}
 	}
 	// And the decoder agrees: a 447x447 JPEG decodes at 1/2 to 224x224.
-	img, size, err := DecodeBytesAtLeast(encodeJPEG(t, image.NewGray(image.Rect(0, 0, 447, 447))), testMax, 224)
+	img, size, err := DecodeBytesAtLeast(encodeJPEG(t, image.NewGray(image.Rect(0, 0, 447, 447))), testLimits, 224)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestTurboTruncated(t *testing.T) {
 	jpg := encodeJPEG(t, blocksImage("ABC", "DEF"))
 	// Cut inside the scan data. (A cut inside the header goes to image/jpeg,
 	// as every header libjpeg rejects does, and is called truncated there.)
-	_, _, err := DecodeBytesAtLeast(jpg[:len(jpg)-20], testMax, 8)
+	_, _, err := DecodeBytesAtLeast(jpg[:len(jpg)-20], testLimits, 8)
 	var ce *CorruptError
 	if !errors.As(err, &ce) || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err = %v, want a *CorruptError matching io.ErrUnexpectedEOF", err)
@@ -122,12 +122,12 @@ func TestTurboErrorsUnderConcurrency(t *testing.T) {
 		wg.Go(func() {
 			for i := range 200 {
 				if (g+i)%2 == 0 {
-					if _, _, err := DecodeBytesAtLeast(junk, testMax, 8); err != nil {
+					if _, _, err := DecodeBytesAtLeast(junk, testLimits, 8); err != nil {
 						errs <- fmt.Errorf("junk before a marker: %w", err)
 					}
 					continue
 				}
-				if _, _, err := DecodeBytesAtLeast(truncated, testMax, 8); err == nil || err.Error() != want {
+				if _, _, err := DecodeBytesAtLeast(truncated, testLimits, 8); err == nil || err.Error() != want {
 					errs <- fmt.Errorf("truncated: %v", err)
 				}
 				runtime.Gosched()
@@ -154,7 +154,7 @@ func TestTurboWarningGoesToImageJPEG(t *testing.T) {
 	// Junk after the first segment (SOI, then a marker and a 2-byte length).
 	n := 4 + (int(jpg[4])<<8 | int(jpg[5]))
 	junk := append(append(append([]byte{}, jpg[:n]...), 0x00, 0x01, 0x02), jpg[n:]...)
-	img, _, err := DecodeBytesAtLeast(junk, testMax, 8)
+	img, _, err := DecodeBytesAtLeast(junk, testLimits, 8)
 	if err != nil {
 		t.Fatalf("junk before a marker: %v", err)
 	}
@@ -172,5 +172,27 @@ func TestTurboEncodes(t *testing.T) {
 	}
 	if b := turboEncodeJPEG(image.NewRGBA(image.Rect(0, 0, 0, 5)), 80); b != nil {
 		t.Errorf("empty image: %d bytes, want nil (left to image/jpeg)", len(b))
+	}
+}
+
+// libjpeg-turbo's own scan limit (TJFLAG_LIMITSCANS) holds when the marker walk
+// is bypassed; at the limit it decodes the file itself.
+func TestTurboLimitsScans(t *testing.T) {
+	over := progressiveJPEG(64, 48, MaxScans+1)
+	h, err := ReadHeader(over)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = decodeJPEGScaled(over, h, 8)
+	want := TooLargeError{Width: 64, Height: 48, Scans: MaxScans + 1, MaxScans: MaxScans}
+	if tl := new(TooLargeError); !errors.As(err, &tl) || *tl != want {
+		t.Errorf("err = %v, want %+v", err, want)
+	}
+	at := progressiveJPEG(64, 48, MaxScans)
+	if h, err = ReadHeader(at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeJPEGScaled(at, h, 8); err != nil {
+		t.Errorf("%d scans: %v, want libjpeg-turbo to decode it", MaxScans, err)
 	}
 }

@@ -19,7 +19,7 @@ import (
 func TestRGBAFastMatchesGo(t *testing.T) {
 	imgs := map[string]*image.RGBA{}
 	for _, path := range append(fullresPhotos(t)[:3], filepath.Join(assets(t), "samples/grace_hopper.bmp")) {
-		img, _, err := DecodeFileAtLeast(path, testMax, 1<<20) // libjpeg-turbo at full scale: *image.RGBA
+		img, _, err := DecodeFileAtLeast(path, testLimits, 1<<20) // libjpeg-turbo at full scale: *image.RGBA
 		if err != nil {
 			t.Fatal(err)
 		}

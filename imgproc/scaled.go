@@ -22,15 +22,15 @@ import (
 // Flickr8k sample photos the 224x224 tensor moves by 3.4 grey levels on
 // average (TestDecodeAtLeastTensorCloseToFull) and the encoder's features by
 // about 11% (relative L2).
-func DecodeBytesAtLeast(b []byte, maxPixels, minSide int) (img image.Image, full image.Point, err error) {
+func DecodeBytesAtLeast(b []byte, lim Limits, minSide int) (img image.Image, full image.Point, err error) {
 	checkMinSide(minSide)
-	return decodeBytes(b, maxPixels, minSide)
+	return decodeBytes(b, lim, minSide)
 }
 
 // DecodeFileAtLeast is DecodeBytesAtLeast for the image at path; errors name the file.
-func DecodeFileAtLeast(path string, maxPixels, minSide int) (img image.Image, full image.Point, err error) {
+func DecodeFileAtLeast(path string, lim Limits, minSide int) (img image.Image, full image.Point, err error) {
 	checkMinSide(minSide)
-	return decodeFile(path, maxPixels, minSide)
+	return decodeFile(path, lim, minSide)
 }
 
 // MinDecodeSide is the minSide to pass for an image that becomes a size x size

@@ -36,11 +36,11 @@ func tensorMAD(a, b []float32) float64 {
 // DecodeBytesAtLeast(minSide), which also gives the full size.
 func decodeBothWays(t testing.TB, path string, minSide int) (full, scaled image.Image, size image.Point) {
 	data := readFile(t, path)
-	full, err := DecodeBytes(data, testMax)
+	full, err := DecodeBytes(data, testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	scaled, size, err = DecodeBytesAtLeast(data, testMax, minSide)
+	scaled, size, err = DecodeBytesAtLeast(data, testLimits, minSide)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestDecodeAtLeastOrientation(t *testing.T) {
 	stored := map[uint16][]string{3: {"FED", "CBA"}, 6: {"CF", "BE", "AD"}, 8: {"DA", "EB", "FC"}}
 	for o, rows := range stored {
 		data := withSegments(encodeJPEG(t, blocksImage(rows...)), exifSegment(binary.BigEndian, o))
-		img, size, err := DecodeBytesAtLeast(data, testMax, 1<<20)
+		img, size, err := DecodeBytesAtLeast(data, testLimits, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestDecodeAtLeastOrientation(t *testing.T) {
 		}
 		checkBlocks(t, img, 12, "ABC", "DEF")
 		// At minSide 16 the short side 32 allows 1/2: 24x16 upright.
-		img, size, err = DecodeBytesAtLeast(data, testMax, 16)
+		img, size, err = DecodeBytesAtLeast(data, testLimits, 16)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +148,7 @@ func TestDecodeAtLeastGray(t *testing.T) {
 	draw.Draw(gray, gray.Rect, src, image.Point{}, draw.Src)
 	data := encodeJPEG(t, gray)
 	for _, minSide := range []int{1 << 20, 8} { // full size; 1/4, 12x8
-		img, _, err := DecodeBytesAtLeast(data, testMax, minSide)
+		img, _, err := DecodeBytesAtLeast(data, testLimits, minSide)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +167,7 @@ func TestDecodeAtLeastGray(t *testing.T) {
 
 func TestDecodeAtLeastCMYK(t *testing.T) {
 	for _, name := range []string{"testdata/blocks.cmyk.jpg", "testdata/blocks.ycck.jpg"} {
-		img, size, err := DecodeFileAtLeast(name, testMax, 8)
+		img, size, err := DecodeFileAtLeast(name, testLimits, 8)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,15 +193,15 @@ func TestDecodeAtLeastErrors(t *testing.T) {
 		{"jpeg bomb", jpegHeader(65500, 65500), "too large", "image.max_pixels"},
 		{"png bomb", pngHeader(100000, 100000), "too large", "image.max_pixels"},
 	} {
-		img, _, err := DecodeBytesAtLeast(tc.data, testMax, 224)
+		img, _, err := DecodeBytesAtLeast(tc.data, testLimits, 224)
 		if img != nil || errorKind(err) != tc.kind || !strings.Contains(fmt.Sprint(err), tc.message) {
 			t.Errorf("%s: image %v, err %v; want a %s error containing %q", tc.name, img != nil, err, tc.kind, tc.message)
 		}
 	}
-	if _, err := DecodeBytes(jpg[:len(jpg)/2], testMax); !errors.As(err, new(*CorruptError)) {
+	if _, err := DecodeBytes(jpg[:len(jpg)/2], testLimits); !errors.As(err, new(*CorruptError)) {
 		t.Errorf("truncated JPEG through DecodeBytes: %v", err)
 	}
-	_, _, err := DecodeFileAtLeast("testdata/no-such-file.jpg", testMax, 224)
+	_, _, err := DecodeFileAtLeast("testdata/no-such-file.jpg", testLimits, 224)
 	if !strings.Contains(fmt.Sprint(err), "no-such-file.jpg") {
 		t.Errorf("missing file: err = %v, want it named", err)
 	}
@@ -210,7 +210,7 @@ func TestDecodeAtLeastErrors(t *testing.T) {
 			t.Errorf("panic %v, want one about minSide", p)
 		}
 	}()
-	DecodeBytesAtLeast(jpg, testMax, 0)
+	DecodeBytesAtLeast(jpg, testLimits, 0)
 }
 
 // BenchmarkPhotoToTensor is the server's per-photo work on the 10 Flickr8k
@@ -230,7 +230,7 @@ func BenchmarkPhotoToTensor(b *testing.B) {
 		name   string
 		decode func([]byte) (image.Image, error)
 	}{
-		{"go", func(p []byte) (image.Image, error) { return DecodeBytes(p, testMax) }},
+		{"go", func(p []byte) (image.Image, error) { return DecodeBytes(p, testLimits) }},
 		{"turbo-full", func(p []byte) (image.Image, error) { return decodeAtLeast(p, 1<<20) }},
 		{"turbo-224", func(p []byte) (image.Image, error) { return decodeAtLeast(p, 224) }},
 	} {
@@ -260,7 +260,7 @@ func BenchmarkPhotoToTensor(b *testing.B) {
 }
 
 func decodeAtLeast(data []byte, minSide int) (image.Image, error) {
-	img, _, err := DecodeBytesAtLeast(data, testMax, minSide)
+	img, _, err := DecodeBytesAtLeast(data, testLimits, minSide)
 	return img, err
 }
 
@@ -275,7 +275,7 @@ func FuzzScaledDecode(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Add(readFile(f, "testdata/blocks.ycck.jpg"))
-	const limit = 1 << 20
+	limit := Limits{MaxPixels: 1 << 20, MaxBytes: 64 << 20}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, full, err := DecodeBytesAtLeast(data, limit, 8)
 		if err != nil {
@@ -291,7 +291,7 @@ func FuzzScaledDecode(f *testing.F) {
 			return
 		}
 		b := img.Bounds()
-		if b.Empty() || b.Dx() > full.X || b.Dy() > full.Y || full.X*full.Y > limit {
+		if b.Empty() || b.Dx() > full.X || b.Dy() > full.Y || full.X*full.Y > limit.MaxPixels {
 			t.Fatalf("decoded %v of a %v image, limit %d pixels", b, full, limit)
 		}
 		out := make([]float32, 5*5*3)

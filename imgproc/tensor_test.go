@@ -106,7 +106,7 @@ func TestToTensorFastPaths(t *testing.T) {
 func TestToTensorYCbCrPhoto(t *testing.T) {
 	dir := assets(t)
 	for _, name := range []string{"samples/cat_720p.jpg", "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg"} {
-		img, err := DecodeFile(filepath.Join(dir, name), testMax)
+		img, err := DecodeFile(filepath.Join(dir, name), testLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,11 +319,11 @@ func TestToTensorMatchesTrainingPhotos(t *testing.T) {
 	theirs := make([]float32, 224*224*3)
 	var total float64
 	for _, f := range files {
-		full, err := DecodeFile(f, testMax)
+		full, err := DecodeFile(f, testLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
-		small, err := DecodeFile(filepath.Join(dir, "data/flickr8k/images", filepath.Base(f)), testMax)
+		small, err := DecodeFile(filepath.Join(dir, "data/flickr8k/images", filepath.Base(f)), testLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,13 +401,13 @@ func BenchmarkDecodeToTensor(b *testing.B) {
 		{"grace_hopper_bmp_512x600", "samples/grace_hopper.bmp"},
 	} {
 		data := readFile(b, filepath.Join(dir, tc.path))
-		img, err := DecodeBytes(data, testMax)
+		img, err := DecodeBytes(data, testLimits)
 		if err != nil {
 			b.Fatal(err)
 		}
 		dst := make([]float32, 224*224*3)
 		decode := func() image.Image {
-			img, err := Decode(bytes.NewReader(data), testMax)
+			img, err := Decode(bytes.NewReader(data), testLimits)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -421,7 +421,7 @@ func BenchmarkDecodeToTensor(b *testing.B) {
 
 // BenchmarkOrient measures the cost of an EXIF-rotated 720p photo.
 func BenchmarkOrient(b *testing.B) {
-	img, err := DecodeFile(filepath.Join(assets(b), "samples/cat_720p.jpg"), testMax)
+	img, err := DecodeFile(filepath.Join(assets(b), "samples/cat_720p.jpg"), testLimits)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func photos(t *testing.T, assets string, n int) [][]float32 {
 	}
 	out := make([][]float32, n)
 	for i := range out {
-		img, err := imgproc.DecodeFile(paths[i], 50_000_000)
+		img, err := imgproc.DecodeFile(paths[i], imgproc.Limits{MaxPixels: 50_000_000, MaxBytes: 1 << 30})
 		if err != nil {
 			t.Fatal(err)
 		}

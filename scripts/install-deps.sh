@@ -23,8 +23,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing ${missing[*]}"
 src=/etc/apt/sources.list.d/debian.sources
-if [ -f "$src" ] && ! grep -q "non-free" "$src"; then
-	# nvidia-cuda-* live in Debian's contrib and non-free components.
+# nvidia-cuda-* live in Debian's contrib and non-free components; the apt sources
+# change only when one of them is missing (the test set), never for a build.
+if [[ " ${missing[*]} " == *" nvidia-cuda-"* ]] && [ -f "$src" ] && ! grep -q "non-free" "$src"; then
 	sed -i 's/^Components: main$/Components: main contrib non-free/' "$src"
 fi
 apt-get update -q

@@ -130,7 +130,7 @@ func TestCaptionErrors(t *testing.T) {
 	// A damaged photo's message is imgproc's, which names the problem in the words
 	// of the JPEG decoder of this build (libjpeg-turbo with cgo, image/jpeg without).
 	imgprocMessage := func(data []byte) string {
-		_, _, err := imgproc.DecodeBytesAtLeast(data, 1<<30, imgproc.MinDecodeSide(ImageSize))
+		_, _, err := imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(ImageSize))
 		return strings.TrimPrefix(err.Error(), "imgproc: ")
 	}
 	for _, tc := range []struct {

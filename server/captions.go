@@ -348,7 +348,7 @@ func (s *Server) prepareOne(u *upload) error {
 	t0 := time.Now()
 	// The tensor and the thumbnail are both much smaller than a large photo: a
 	// JPEG may decode at a DCT scale.
-	img, full, err := imgproc.DecodeBytesAtLeast(u.data, s.pixels, imgproc.MinDecodeSide(ImageSize))
+	img, full, err := imgproc.DecodeBytesAtLeast(u.data, s.limits, imgproc.MinDecodeSide(ImageSize))
 	u.data = nil
 	if err != nil {
 		return imageError(err)

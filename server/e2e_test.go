@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/captioner/captioner/internal/testassets"
 )
 
 // The end-to-end test drives Debian's headless Chromium through chromedriver's
@@ -146,8 +148,7 @@ func startChromium(t *testing.T) *webdriver {
 }
 
 func TestBrowserUploadAndLive(t *testing.T) {
-	photoPath := filepath.Join(os.Getenv("CAPTIONER_ASSETS"), "samples", "flickr8k_fullres", "1000268201_693b08cb0e.jpg")
-	photo(t, "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg") // skips without the assets
+	photoPath := filepath.Join(testassets.Dir(t, "the browser uploads a real photo"), "samples", "flickr8k_fullres", "1000268201_693b08cb0e.jpg")
 	ts := startServer(t, testConfig(t, nil), captionLoader(t))
 	w := startChromium(t)
 

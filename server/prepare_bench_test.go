@@ -10,13 +10,13 @@ import (
 // Flickr8k JPEG): decoding, the encoder tensor and the live thumbnail.
 func BenchmarkPrepare(b *testing.B) {
 	data := photo(b, "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg")
-	img, _, err := imgproc.DecodeBytesAtLeast(data, 1<<30, imgproc.MinDecodeSide(ImageSize))
+	img, _, err := imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(ImageSize))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("decode", func(b *testing.B) {
 		for b.Loop() {
-			imgproc.DecodeBytesAtLeast(data, 1<<30, imgproc.MinDecodeSide(ImageSize))
+			imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(ImageSize))
 		}
 	})
 	b.Run("tensor", func(b *testing.B) {

@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/imgproc"
 )
 
 //go:embed openapi.json
@@ -30,7 +31,7 @@ var openAPISpec []byte
 type Server struct {
 	cfg     config.Server
 	decode  config.Decode
-	pixels  int // image.max_pixels
+	limits  imgproc.Limits // image.max_pixels, image.max_decoded_bytes
 	log     *slog.Logger
 	load    Loader
 	metrics *metrics
@@ -60,7 +61,7 @@ func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 	s := &Server{
 		cfg:       cfg.Server,
 		decode:    cfg.Decode,
-		pixels:    cfg.Image.MaxPixels,
+		limits:    imgproc.Limits{MaxPixels: cfg.Image.MaxPixels, MaxBytes: cfg.Image.MaxDecodedBytes},
 		log:       log,
 		load:      load,
 		started:   make(chan struct{}),

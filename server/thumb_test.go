@@ -80,7 +80,7 @@ func absDiff(a, b int) int { return max(a-b, b-a) }
 // them over the footprint, so it aliases less. Measured mean differences in
 // grey levels: sampleRGBA 6.6, ApproxBiLinear 10.8 (nearest neighbour 14.4).
 func TestSampleRGBAPhoto(t *testing.T) {
-	img, _, err := imgproc.DecodeBytesAtLeast(photo(t, "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg"), 1<<30, imgproc.MinDecodeSide(ImageSize))
+	img, _, err := imgproc.DecodeBytesAtLeast(photo(t, "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg"), imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(ImageSize))
 	if err != nil {
 		t.Fatal(err)
 	}

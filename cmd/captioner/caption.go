@@ -54,7 +54,7 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 	out := cmd.OutOrStdout()
 	for lo := 0; lo < len(paths); lo += cfg.Decode.BatchSize {
 		chunk := paths[lo:min(lo+cfg.Decode.BatchSize, len(paths))]
-		tensors, err := imageTensors(chunk, cfg.Image.MaxPixels)
+		tensors, err := imageTensors(chunk, imageLimits(cfg.Image))
 		if err != nil {
 			return err
 		}
@@ -83,11 +83,11 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 }
 
 // imageTensors decodes image files into encoder inputs (224x224x3 NHWC in [-1, 1]).
-func imageTensors(paths []string, maxPixels int) ([][]float32, error) {
+func imageTensors(paths []string, lim imgproc.Limits) ([][]float32, error) {
 	const size = 224
 	tensors := make([][]float32, len(paths))
 	for i, path := range paths {
-		img, _, err := imgproc.DecodeFileAtLeast(path, maxPixels, imgproc.MinDecodeSide(size))
+		img, _, err := imgproc.DecodeFileAtLeast(path, lim, imgproc.MinDecodeSide(size))
 		if err != nil {
 			return nil, err // names the file
 		}

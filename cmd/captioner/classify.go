@@ -82,7 +82,7 @@ func runClassify(cmd *cobra.Command, paths []string) error {
 	for lo := 0; lo < len(paths); lo += batch {
 		var names []string
 		for _, p := range paths[lo:min(lo+batch, len(paths))] {
-			img, _, err := imgproc.DecodeFileAtLeast(p, cfg.Image.MaxPixels, imgproc.MinDecodeSide(enc.Config().Input))
+			img, _, err := imgproc.DecodeFileAtLeast(p, imageLimits(cfg.Image), imgproc.MinDecodeSide(enc.Config().Input))
 			if err != nil {
 				failed = append(failed, err) // imgproc names the file
 				continue

@@ -27,7 +27,11 @@ With --png or --svg it also renders the picture through Graphviz's dot program
 			if err != nil {
 				return err
 			}
-			mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
+			dir, err := cfg.ModelDir()
+			if err != nil {
+				return err
+			}
+			mc, err := decoder.ReadConfig(filepath.Join(dir, decoder.ConfigFile))
 			if err != nil {
 				return fmt.Errorf("%w; point --model at a trained model folder", err)
 			}

@@ -156,7 +156,7 @@ func evalFromImages(cmd *cobra.Command, imgs []text.Image) ([]string, []float64,
 		for i, im := range chunk {
 			paths[i] = im.Path
 		}
-		tensors, err := imageTensors(paths, cfg.Image.MaxPixels)
+		tensors, err := imageTensors(paths, imageLimits(cfg.Image))
 		if err != nil {
 			return nil, nil, err
 		}

@@ -92,7 +92,7 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	stderr := cmd.ErrOrStderr()
 	bar := progress.New(stderr, "extract", len(names), "img")
 	batches := make(chan *extractBatch, 1) // one batch prepared while the device runs another
-	go prepareBatches(ctx, batches, dir, names, batch, enc.ImageLen(), cfg.Image.MaxPixels, store)
+	go prepareBatches(ctx, batches, dir, names, batch, enc.ImageLen(), imageLimits(cfg.Image), store)
 
 	pooled := make([]float32, batch*enc.FeatureDim())
 	var grid []float32
@@ -162,7 +162,7 @@ type extractBatch struct {
 // prepareBatches reads, hashes, decodes and preprocesses the images of names in
 // groups of size, in parallel, and sends them on out (closing it at the end or
 // when ctx ends). Images whose content the store already has are not decoded.
-func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, names []string, size, imageLen, maxPixels int, store *features.Store) {
+func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, names []string, size, imageLen int, lim imgproc.Limits, store *features.Store) {
 	defer close(out)
 	workers := runtime.GOMAXPROCS(0)
 	for lo := 0; lo < len(names); lo += size {
@@ -178,7 +178,7 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, n
 			go func() {
 				defer wg.Done()
 				for i := range next {
-					items[i], need[i], errs[i] = prepareImage(b.tensors[i*imageLen:(i+1)*imageLen], dir, group[i], maxPixels, store)
+					items[i], need[i], errs[i] = prepareImage(b.tensors[i*imageLen:(i+1)*imageLen], dir, group[i], lim, store)
 				}
 			}()
 		}
@@ -212,7 +212,7 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, n
 
 // prepareImage hashes one image file and, unless the store has its content,
 // decodes it into dst.
-func prepareImage(dst []float32, dir, name string, maxPixels int, store *features.Store) (features.Item, bool, error) {
+func prepareImage(dst []float32, dir, name string, lim imgproc.Limits, store *features.Store) (features.Item, bool, error) {
 	data, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		return features.Item{}, false, err
@@ -223,7 +223,7 @@ func prepareImage(dst []float32, dir, name string, maxPixels int, store *feature
 		return it, false, nil
 	}
 	// The same decoding as caption and serve, so cached features are theirs.
-	img, _, err := imgproc.DecodeBytesAtLeast(data, maxPixels, imgproc.MinDecodeSide(224))
+	img, _, err := imgproc.DecodeBytesAtLeast(data, lim, imgproc.MinDecodeSide(224))
 	if err != nil {
 		return it, false, fmt.Errorf("%s: %w", name, err)
 	}

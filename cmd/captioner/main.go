@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/internal/locate"
 )
 
 var rootCmd = &cobra.Command{
@@ -27,8 +28,8 @@ func init() {
 	pf := rootCmd.PersistentFlags()
 	pf.String("config", os.Getenv("CAPTIONER_CONFIG"), "YAML configuration file (env CAPTIONER_CONFIG)")
 	pf.String("device", "auto", "where kernels run: auto, cpu or cuda")
-	pf.String("assets", "", "assets folder laid out like shared/ (env CAPTIONER_ASSETS; empty: download cache)")
-	pf.String("model", config.DefaultModel, "caption model folder")
+	pf.String("assets", "", "assets folder laid out like shared/ (env CAPTIONER_ASSETS; empty: a shared/ beside the working directory or the repository, else the download cache)")
+	pf.String("model", config.DefaultModel, "caption model folder (the shipped one is also found beside the binary and in "+locate.SharePrefix+")")
 	pf.Int("threads", 0, "CPU threads for kernels (0: every core)")
 	pf.String("precision", "auto", "image encoder precision when captioning: auto, float32 or bfloat16")
 	for _, k := range []string{"device", "assets", "model", "threads", "precision"} {

@@ -1,0 +1,9 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/captioner/captioner/internal/testassets"
+)
+
+func TestMain(m *testing.M) { testassets.Main(m) }

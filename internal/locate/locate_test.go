@@ -1,0 +1,86 @@
+package locate
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func mkdirs(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const shipped = "models/flickr8k-merge-lstm"
+
+func TestModelSearchOrder(t *testing.T) {
+	root := t.TempDir()
+	wd, exe, share := filepath.Join(root, "wd"), filepath.Join(root, "prefix", "bin"), filepath.Join(root, "usr-share")
+	mkdirs(t, wd, exe)
+	t.Chdir(wd)
+	steps := []struct{ name, dir, want string }{
+		{"install prefix", filepath.Join(share, shipped), filepath.Join(share, shipped)},
+		{"checkout holding bin/", filepath.Join(root, "prefix", shipped), filepath.Join(exe, "..", shipped)},
+		{"beside the binary's prefix", filepath.Join(root, "prefix", "share", "captioner", shipped), filepath.Join(exe, "..", "share", "captioner", shipped)},
+		{"working directory", filepath.Join(wd, shipped), shipped},
+	}
+	// Each step adds a folder that must win over those added before it.
+	for _, s := range steps {
+		mkdirs(t, s.dir)
+		got, err := model(shipped, shipped, exe, share)
+		if err != nil || got != s.want {
+			t.Errorf("%s: got %q, %v; want %q", s.name, got, err, s.want)
+		}
+	}
+}
+
+func TestModelNotFoundNamesTheFlag(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	_, err := model(shipped, shipped, "/opt/c/bin", "/usr/local/share/captioner")
+	want := "model folder models/flickr8k-merge-lstm not found (looked in models/flickr8k-merge-lstm, /opt/c/share/captioner/models/flickr8k-merge-lstm, /opt/c/models/flickr8k-merge-lstm, /usr/local/share/captioner/models/flickr8k-merge-lstm); pass --model with the folder of a trained model, or install the shipped one with `make install`"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	// A folder the user named is only looked for where it says.
+	_, err = model("runs/mine", shipped, "/opt/c/bin", "/usr/local/share/captioner")
+	want = "model folder runs/mine not found; pass --model with the folder of a trained model, or install the shipped one with `make install`"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
+func TestSharedSearchOrder(t *testing.T) {
+	root := t.TempDir()
+	repo := filepath.Join(root, "repo")
+	pkg := filepath.Join(repo, "imgproc")
+	exe := filepath.Join(root, "elsewhere", "checkout", "bin")
+	mkdirs(t, pkg, exe)
+	if err := os.WriteFile(filepath.Join(repo, "go.mod"), []byte("module x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := shared(pkg, exe); ok {
+		t.Fatal("found a shared folder where there is none")
+	}
+	steps := []struct{ name, dir, wd string }{
+		{"beside the binary's checkout", filepath.Join(root, "elsewhere", "shared"), pkg},
+		{"beside the module of the working directory", filepath.Join(root, "shared"), pkg},
+		{"beside the working directory", filepath.Join(pkg, "..", "shared"), pkg},
+		{"under the working directory", filepath.Join(pkg, "shared"), pkg},
+	}
+	for _, s := range steps {
+		// A folder without models/mobilenet_v2 is not the assets folder.
+		mkdirs(t, s.dir)
+		if got, _ := shared(s.wd, exe); got == filepath.Clean(s.dir) {
+			t.Errorf("%s: %s has no %s yet it was chosen", s.name, s.dir, encoderDir)
+		}
+		mkdirs(t, filepath.Join(s.dir, encoderDir))
+		if got, ok := shared(s.wd, exe); !ok || got != filepath.Clean(s.dir) {
+			t.Errorf("%s: got %q, %v; want %q", s.name, got, ok, filepath.Clean(s.dir))
+		}
+	}
+}
