@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/captioner/captioner/config"
-	"github.com/captioner/captioner/imgproc"
 )
 
 func firstCaption(t *testing.T, r response) map[string]any {
@@ -113,11 +112,12 @@ func pngHeader(w, h uint32) []byte {
 
 func TestCaptionErrors(t *testing.T) {
 	cat := photo(t, catPhoto)
-	ts := startServer(t, testConfig(t, func(c *config.Config) {
-		c.Server.MaxBodyBytes = 1 << 20
-		c.Server.MaxImages = 2
-		c.Image.MaxPixels = 2_000_000
-	}), captionLoader(t))
+	// One configuration for the server and its pipeline, as serve has.
+	cfg := pipelineConfig(t)
+	cfg.Server.MaxBodyBytes = 1 << 20
+	cfg.Server.MaxImages = 2
+	cfg.Image.MaxPixels = 2_000_000
+	ts := startServer(t, cfg, pipelineLoader(cfg))
 	one := func(data []byte) func() (string, []byte) {
 		return func() (string, []byte) {
 			body, ct := multipartBody(t, part{"image", "x", data})
@@ -130,7 +130,7 @@ func TestCaptionErrors(t *testing.T) {
 	// A damaged photo's message is imgproc's, which names the problem in the words
 	// of the JPEG decoder of this build (libjpeg-turbo with cgo, image/jpeg without).
 	imgprocMessage := func(data []byte) string {
-		_, _, err := imgproc.DecodeBytesAtLeast(data, 1<<30, imgproc.MinDecodeSide(ImageSize))
+		_, err := testPreprocessor(1 << 30).Bytes(data)
 		return strings.TrimPrefix(err.Error(), "imgproc: ")
 	}
 	for _, tc := range []struct {

@@ -26,7 +26,7 @@ var ErrStopped = errors.New("server: the caption queue has stopped (the server i
 type job struct {
 	ctx     context.Context
 	arrived time.Time
-	input   []float32 // (224*224*3) NHWC tensor from imgproc.ToTensor
+	input   []float32 // the Model's Preprocessor tensor
 	opts    Options
 	reply   chan reply // capacity 1: the scheduler never blocks on a reply
 }
