@@ -234,8 +234,9 @@ func occupy(t *testing.T, ts *testServer, m *stepModel) chan response {
 	post := func() { results <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))) }
 	go post()
 	<-m.entered
+	<-ts.queued // the first request's image, queued before it reached the model
 	go post()
-	waitFor(t, "the second request to queue", func() bool { return ts.batcher.Load().Depth() == 1 })
+	<-ts.queued
 	return results
 }
 
@@ -251,7 +252,7 @@ func finish(t *testing.T, m *stepModel, results chan response) {
 	}
 }
 
-// waitFor polls cond until it holds; the queue's internal state has no channel to wait on.
+// waitFor polls cond until it holds, for what sends no event: goroutines exiting.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -288,9 +289,15 @@ func TestDeadlineAnswers504AndIsNotComputed(t *testing.T) {
 		t.Fatalf("first request: %d %s", r.status, r.body)
 	}
 	// The scheduler skips the expired image without computing it.
-	waitFor(t, "the expired image to be dropped", func() bool {
-		return strings.Contains(string(do(t, "GET", ts.url+"/metrics", "", nil).body), `captioner_images_dropped_total{reason="deadline"} 1`)
-	})
+	if st := <-ts.batches; st.Size != 1 {
+		t.Fatalf("first batch %+v, want the first request's image", st)
+	}
+	if st := <-ts.batches; st.Size != 0 || st.Expired != 1 {
+		t.Fatalf("second batch %+v, want the expired image skipped, nothing computed", st)
+	}
+	if m := string(do(t, "GET", ts.url+"/metrics", "", nil).body); !strings.Contains(m, `captioner_images_dropped_total{reason="deadline"} 1`) {
+		t.Errorf("metrics lack the dropped image:\n%s", grepLines(m, "dropped"))
+	}
 	select {
 	case got := <-m.entered:
 		t.Fatalf("the model computed %v after the first request, want nothing", got)

@@ -50,6 +50,12 @@ type Server struct {
 	started chan struct{}           // closed when Start has finished, either way
 
 	reloadMu sync.Mutex // one reload at a time
+
+	// Tests set these before Start to wait on the queue's events instead of
+	// polling its state: an image has been queued; a batch has been computed
+	// or skipped.
+	onQueued func()
+	onBatch  func(BatchStats)
 }
 
 // New builds a server for cfg whose model comes from load. Nothing is loaded and
@@ -99,6 +105,13 @@ func (s *Server) Start(ctx context.Context) error {
 		QueueSize: s.cfg.QueueSize,
 	}, m)
 	b.observe = s.metrics.observeBatch
+	if s.onBatch != nil {
+		b.observe = func(st BatchStats) {
+			s.metrics.observeBatch(st)
+			s.onBatch(st)
+		}
+	}
+	b.queued = s.onQueued
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stopRun = stop
 	go b.Run(runCtx)
