@@ -242,6 +242,9 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 }
 
 // Decode captions images from their pooled features (as Encode returns them).
+// o is completed by the configuration's Decoding, whose beam may be up to
+// config.MaxBeam: the server's narrower limit applies before, when it parses
+// a request.
 func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]Result, error) {
 	d, err := p.decoding.DecodeOptions(o)
 	if err != nil {
