@@ -19,6 +19,14 @@ type Decode struct {
 	Alpha float64 `mapstructure:"alpha"`
 }
 
+// Limits of the decode settings and of what a request may ask for (pipeline
+// checks requests against them): beam search's work grows with the beam width
+// and the caption length, and captions of the shipped models are far shorter.
+const (
+	MaxBeam       = 32  // widest beam: decode.beam and server.max_beam
+	MaxCaptionLen = 100 // longest caption in words: decode.max_len and requests' max_len
+)
+
 func decodeDefaults(v *viper.Viper) {
 	v.SetDefault("decode.beam", 3)
 	v.SetDefault("decode.max_len", 20)
@@ -28,11 +36,11 @@ func decodeDefaults(v *viper.Viper) {
 
 func (c Decode) validate() []error {
 	var errs []error
-	if c.Beam < 1 || c.Beam > 32 {
-		errs = append(errs, fmt.Errorf("decode.beam: %d is outside 1..32 (1 is greedy)", c.Beam))
+	if c.Beam < 1 || c.Beam > MaxBeam {
+		errs = append(errs, fmt.Errorf("decode.beam: %d is outside 1..%d (1 is greedy)", c.Beam, MaxBeam))
 	}
-	if c.MaxLen < 1 || c.MaxLen > 100 {
-		errs = append(errs, fmt.Errorf("decode.max_len: %d is outside 1..100", c.MaxLen))
+	if c.MaxLen < 1 || c.MaxLen > MaxCaptionLen {
+		errs = append(errs, fmt.Errorf("decode.max_len: %d is outside 1..%d", c.MaxLen, MaxCaptionLen))
 	}
 	if err := positive("decode.batch_size", c.BatchSize); err != nil {
 		errs = append(errs, err)

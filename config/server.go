@@ -96,8 +96,8 @@ func (c Server) validate() []error {
 			errs = append(errs, err)
 		}
 	}
-	if c.MaxBeam < 1 || c.MaxBeam > 32 {
-		errs = append(errs, fmt.Errorf("server.max_beam: %d is outside 1..32", c.MaxBeam))
+	if c.MaxBeam < 1 || c.MaxBeam > MaxBeam {
+		errs = append(errs, fmt.Errorf("server.max_beam: %d is outside 1..%d", c.MaxBeam, MaxBeam))
 	}
 	if c.ThumbSize < 16 || c.ThumbSize > 512 {
 		errs = append(errs, fmt.Errorf("server.thumb_size: %d is outside 16..512 pixels", c.ThumbSize))

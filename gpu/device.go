@@ -207,6 +207,17 @@ type ConvPlanner interface {
 	NativeBFloat16() bool
 }
 
+// Forker is an optional Device capability: a second device on the same hardware
+// that shares nothing with the first, cheap enough that two stages of a model
+// (the image encoder and the caption decoder) can each own one and run at the
+// same time from two goroutines. The CPU device offers it: a second one costs a
+// worker pool and scratch memory. A GPU backend does not, because a second
+// context would cost device memory for little gain.
+type Forker interface {
+	// Fork opens the second device; the caller closes it.
+	Fork() (Device, error)
+}
+
 // ConvChain is a planned chain of convolutions.
 type ConvChain interface {
 	// Run writes out (n, OH, OW, OC) of the last layer from in (n, H, W, C) of the

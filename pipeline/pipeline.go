@@ -1,6 +1,8 @@
-// Package pipeline glues the image encoder to the caption decoder: preprocessed
-// images in, captions out, in device batches. It is what caption, eval and the
-// server's batcher call.
+// Package pipeline is the one way from an image to a sentence: it preprocesses
+// image bytes or files for the encoder (Preprocessor), resolves decode options
+// against the configuration (Decoding), and runs the encoder and the caption
+// decoder in device batches (Pipeline, CaptionFeatures). The server, the
+// commands and the trainer's evaluation all go through it.
 package pipeline
 
 import (
@@ -11,16 +13,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
-	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/gpu/selector"
+	"github.com/captioner/captioner/internal/locate"
 	"github.com/captioner/captioner/text"
 )
 
@@ -29,14 +29,6 @@ const (
 	VocabFile  = "vocab.json"
 	ScoresFile = "scores.json" // dev-split scores written by captioner eval
 )
-
-// Options choose how one call decodes. Zero fields take the configuration's
-// decode defaults.
-type Options struct {
-	Beam         int // beam width; 1 is greedy
-	MaxLen       int // maximum words per caption
-	Alternatives int // n-best captions returned per image (<= Beam)
-}
 
 // Alternative is one candidate caption.
 type Alternative struct {
@@ -49,11 +41,6 @@ type Result struct {
 	Caption      string        `json:"caption"`
 	Score        float64       `json:"score"`
 	Alternatives []Alternative `json:"alternatives,omitempty"`
-}
-
-// Timings of the last call.
-type Timings struct {
-	Encode, Decode time.Duration
 }
 
 // Info describes the loaded model for /v1/models and logs.
@@ -72,7 +59,6 @@ type Info struct {
 // goroutine (the batcher, or a command) calls it, except that when Overlaps, one
 // goroutine may call Encode while another calls Decode.
 type Pipeline struct {
-	cfg      *config.Config
 	dev      gpu.Device // the decoder's
 	encDev   gpu.Device // the encoder's: dev, or a device of its own (see Load)
 	enc      *encoder.Encoder
@@ -81,7 +67,8 @@ type Pipeline struct {
 	info     Info
 	maxBatch int
 	feats    gpu.Buf // (maxBatch, F) host features uploaded by Decode
-	last     Timings
+	decoding Decoding
+	pre      Preprocessor
 }
 
 // OpenDevice opens the configured device through gpu/selector: the CPU with
@@ -92,18 +79,20 @@ func OpenDevice(cfg *config.Config) (gpu.Device, error) {
 }
 
 // Load opens cfg.Device and loads the encoder (from cfg.Assets) and the caption
-// model in cfg.Model. On the CPU the encoder gets a device of its own (a second
-// cpu.Device costs a worker goroutine and some scratch), so that Encode and
-// Decode may run at the same time (Overlaps); on a GPU the two share one device,
-// where a second context would cost memory for little gain.
+// model in cfg.Model. Where the device can fork (gpu.Forker: the CPU), the
+// encoder gets a device of its own, so that Encode and Decode may run at the
+// same time (Overlaps); elsewhere the two share one device.
 func Load(cfg *config.Config) (*Pipeline, error) {
 	dev, err := OpenDevice(cfg)
 	if err != nil {
 		return nil, err
 	}
 	encDev := dev
-	if _, onCPU := dev.(*cpu.Device); onCPU {
-		encDev = cpu.New(cfg.Threads)
+	if f, ok := dev.(gpu.Forker); ok {
+		if encDev, err = f.Fork(); err != nil {
+			dev.Close()
+			return nil, err
+		}
 	}
 	p, err := load(dev, encDev, cfg)
 	if err != nil {
@@ -131,7 +120,8 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 		dec.Close()
 		return nil, fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", w.Config.Head, cfg.Model, dec.Cfg.FeatDim)
 	}
-	p := &Pipeline{cfg: cfg, dev: dev, encDev: encDev, dec: dec, vocab: vocab, maxBatch: cfg.Decode.BatchSize}
+	p := &Pipeline{dev: dev, encDev: encDev, dec: dec, vocab: vocab, maxBatch: cfg.Decode.BatchSize,
+		decoding: NewDecoding(cfg.Decode, config.MaxBeam), pre: NewPreprocessor(w.Config, cfg.Image)}
 	if p.enc, err = encoder.New(encDev, w, p.maxBatch, cfg.Precision); err != nil {
 		dec.Close()
 		return nil, err
@@ -152,8 +142,13 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 }
 
 // LoadModel reads a model folder's vocabulary and decoder onto dev, checking
-// that they agree.
+// that they agree. A missing folder is named with where it was looked for and
+// the flag that fixes it.
 func LoadModel(dev gpu.Device, dir string) (*text.Vocab, *decoder.Model, error) {
+	dir, err := locate.Model(dir, config.DefaultModel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pipeline: %w", err)
+	}
 	vocab, err := text.LoadVocab(filepath.Join(dir, VocabFile))
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: model %s: %w", dir, err)
@@ -188,8 +183,8 @@ func ReadScores(dir string) (map[string]float64, error) {
 // Info describes the loaded model.
 func (p *Pipeline) Info() Info { return p.info }
 
-// LastTimings are the encode and decode times of the last CaptionImages.
-func (p *Pipeline) LastTimings() Timings { return p.last }
+// Preprocessor prepares images for this pipeline's encoder.
+func (p *Pipeline) Preprocessor() Preprocessor { return p.pre }
 
 // Device is the device the decoder runs on.
 func (p *Pipeline) Device() gpu.Device { return p.dev }
@@ -213,34 +208,14 @@ func (p *Pipeline) Close() error {
 	return p.dev.Close()
 }
 
-// decodeOptions fills defaults from the configuration and checks the request.
-func (p *Pipeline) decodeOptions(o Options) decoder.DecodeOptions {
-	d := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
-		NBest: o.Alternatives, Alpha: p.cfg.Decode.Alpha}
-	if d.Beam == 0 {
-		d.Beam = p.cfg.Decode.Beam
-	}
-	if d.MaxLen == 0 {
-		d.MaxLen = p.cfg.Decode.MaxLen
-	}
-	return d
-}
-
-// CaptionImages captions images, each imgproc.ToTensor output (224*224*3 NHWC),
-// in device batches of at most decode.batch_size.
+// CaptionImages captions images, each a Preprocessor tensor, in device batches
+// of at most decode.batch_size.
 func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Options) ([]Result, error) {
-	start := time.Now()
 	feats, err := p.Encode(ctx, tensors)
 	if err != nil {
 		return nil, err
 	}
-	mid := time.Now()
-	res, err := p.Decode(ctx, feats, o)
-	if err != nil {
-		return nil, err
-	}
-	p.last = Timings{Encode: mid.Sub(start), Decode: time.Since(mid)}
-	return res, nil
+	return p.Decode(ctx, feats, o)
 }
 
 // Encode returns the pooled features (FeatDim each) of preprocessed images.
@@ -254,7 +229,8 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 		batch := tensors[lo:min(lo+p.maxBatch, len(tensors))]
 		for i, x := range batch {
 			if len(x) != p.enc.ImageLen() {
-				return nil, fmt.Errorf("pipeline: image %d has %d values, want %d (224x224x3 from imgproc.ToTensor)", lo+i, len(x), p.enc.ImageLen())
+				in := p.enc.Config().Input
+				return nil, fmt.Errorf("pipeline: image %d has %d values, want %d (%dx%dx3 from Preprocessor)", lo+i, len(x), p.enc.ImageLen(), in, in)
 			}
 		}
 		if err := p.enc.EncodeEach(batch); err != nil {
@@ -272,8 +248,14 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 }
 
 // Decode captions images from their pooled features (as Encode returns them).
+// o is completed by the configuration's Decoding, whose beam may be up to
+// config.MaxBeam: the server's narrower limit applies before, when it parses
+// a request.
 func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]Result, error) {
-	d := p.decodeOptions(o)
+	d, err := p.decoding.DecodeOptions(o)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
 	F := p.dec.Cfg.FeatDim
 	out := make([]Result, 0, len(feats))
 	for lo := 0; lo < len(feats); lo += p.maxBatch {
@@ -287,40 +269,13 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 		}
 		buf := p.feats.Slice(0, len(flat))
 		p.dev.Upload(buf, flat)
-		res, err := p.generate(ctx, buf, len(batch), d)
+		res, err := generate(ctx, p.dec, buf, len(batch), d, p.vocab)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, res...)
 	}
 	return out, nil
-}
-
-// generate decodes n images whose features are on the device.
-func (p *Pipeline) generate(ctx context.Context, feats gpu.Buf, n int, d decoder.DecodeOptions) ([]Result, error) {
-	hyps, err := p.dec.Generate(ctx, feats, n, d)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, n)
-	for i, hs := range hyps {
-		out[i] = Result{Caption: p.Sentence(hs[0].Tokens), Score: hs[0].Score}
-		if d.NBest > 1 {
-			for _, h := range hs {
-				out[i].Alternatives = append(out[i].Alternatives, Alternative{Caption: p.Sentence(h.Tokens), Score: h.Score})
-			}
-		}
-	}
-	return out, nil
-}
-
-// Sentence joins token ids into words.
-func (p *Pipeline) Sentence(ids []int32) string {
-	words := make([]string, len(ids))
-	for i, id := range ids {
-		words[i] = p.vocab.Word(int(id))
-	}
-	return strings.Join(words, " ")
 }
 
 // modelVersion names a model by its weights: the first 12 hex digits of their

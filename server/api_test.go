@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/captioner/captioner/config"
-	"github.com/captioner/captioner/imgproc"
 )
 
 func firstCaption(t *testing.T, r response) map[string]any {
@@ -113,11 +112,12 @@ func pngHeader(w, h uint32) []byte {
 
 func TestCaptionErrors(t *testing.T) {
 	cat := photo(t, catPhoto)
-	ts := startServer(t, testConfig(t, func(c *config.Config) {
-		c.Server.MaxBodyBytes = 1 << 20
-		c.Server.MaxImages = 2
-		c.Image.MaxPixels = 2_000_000
-	}), captionLoader(t))
+	// One configuration for the server and its pipeline, as serve has.
+	cfg := pipelineConfig(t)
+	cfg.Server.MaxBodyBytes = 1 << 20
+	cfg.Server.MaxImages = 2
+	cfg.Image.MaxPixels = 2_000_000
+	ts := startServer(t, cfg, pipelineLoader(cfg))
 	one := func(data []byte) func() (string, []byte) {
 		return func() (string, []byte) {
 			body, ct := multipartBody(t, part{"image", "x", data})
@@ -130,7 +130,7 @@ func TestCaptionErrors(t *testing.T) {
 	// A damaged photo's message is imgproc's, which names the problem in the words
 	// of the JPEG decoder of this build (libjpeg-turbo with cgo, image/jpeg without).
 	imgprocMessage := func(data []byte) string {
-		_, _, err := imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(ImageSize))
+		_, err := testPreprocessor(1 << 30).Bytes(data)
 		return strings.TrimPrefix(err.Error(), "imgproc: ")
 	}
 	for _, tc := range []struct {
@@ -234,8 +234,9 @@ func occupy(t *testing.T, ts *testServer, m *stepModel) chan response {
 	post := func() { results <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))) }
 	go post()
 	<-m.entered
+	<-ts.queued // the first request's image, queued before it reached the model
 	go post()
-	waitFor(t, "the second request to queue", func() bool { return ts.batcher.Load().Depth() == 1 })
+	<-ts.queued
 	return results
 }
 
@@ -251,7 +252,7 @@ func finish(t *testing.T, m *stepModel, results chan response) {
 	}
 }
 
-// waitFor polls cond until it holds; the queue's internal state has no channel to wait on.
+// waitFor polls cond until it holds, for what sends no event: goroutines exiting.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -288,9 +289,15 @@ func TestDeadlineAnswers504AndIsNotComputed(t *testing.T) {
 		t.Fatalf("first request: %d %s", r.status, r.body)
 	}
 	// The scheduler skips the expired image without computing it.
-	waitFor(t, "the expired image to be dropped", func() bool {
-		return strings.Contains(string(do(t, "GET", ts.url+"/metrics", "", nil).body), `captioner_images_dropped_total{reason="deadline"} 1`)
-	})
+	if st := <-ts.batches; st.Size != 1 {
+		t.Fatalf("first batch %+v, want the first request's image", st)
+	}
+	if st := <-ts.batches; st.Size != 0 || st.Expired != 1 {
+		t.Fatalf("second batch %+v, want the expired image skipped, nothing computed", st)
+	}
+	if m := string(do(t, "GET", ts.url+"/metrics", "", nil).body); !strings.Contains(m, `captioner_images_dropped_total{reason="deadline"} 1`) {
+		t.Errorf("metrics lack the dropped image:\n%s", grepLines(m, "dropped"))
+	}
 	select {
 	case got := <-m.entered:
 		t.Fatalf("the model computed %v after the first request, want nothing", got)

@@ -26,7 +26,7 @@ var ErrStopped = errors.New("server: the caption queue has stopped (the server i
 type job struct {
 	ctx     context.Context
 	arrived time.Time
-	input   []float32 // (224*224*3) NHWC tensor from imgproc.ToTensor
+	input   []float32 // the Model's Preprocessor tensor
 	opts    Options
 	reply   chan reply // capacity 1: the scheduler never blocks on a reply
 }
@@ -57,6 +57,8 @@ type Batcher struct {
 
 	// observe, when set, is told about every computed batch (metrics, tests).
 	observe func(BatchStats)
+	// queued, when set, is told each time Submit has queued an image (tests).
+	queued func()
 
 	// places counts reserved places: images being prepared plus images queued.
 	places atomic.Int64
@@ -159,6 +161,9 @@ func (b *Batcher) Submit(ctx context.Context, input []float32, opts Options) (<-
 	j := &job{ctx: ctx, arrived: b.now(), input: input, opts: opts, reply: make(chan reply, 1)}
 	select {
 	case b.queue <- j:
+		if b.queued != nil {
+			b.queued()
+		}
 		return j.reply, nil
 	default:
 		panic("server: Submit without a place reserved: the queue is fuller than its reservations")

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/captioner/captioner/pipeline"
 )
 
 // stepModel is the queue tests' test double: it reports each batch it is given
@@ -26,11 +28,14 @@ type stepModel struct {
 	decodes       []Options
 	closed        bool
 	encodeErr     error
+	pre           pipeline.Preprocessor
 }
 
 func newStepModel(name string) *stepModel {
-	return &stepModel{name: name, entered: make(chan []int, 64)}
+	return &stepModel{name: name, entered: make(chan []int, 64), pre: testPreprocessor(50_000_000)}
 }
+
+func (m *stepModel) Preprocessor() pipeline.Preprocessor { return m.pre }
 
 func (m *stepModel) Encode(_ context.Context, t [][]float32) ([][]float32, error) {
 	ids := make([]int, len(t))

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"mime"
 	"net/http"
@@ -15,12 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/captioner/captioner/imgproc"
-)
-
-// ImageSize is the encoder's input side; TensorLen is one (ImageSize, ImageSize, 3) tensor.
-const (
-	ImageSize = 224
-	TensorLen = ImageSize * ImageSize * 3
+	"github.com/captioner/captioner/pipeline"
 )
 
 // httpError is an error with the status it answers.
@@ -86,7 +84,7 @@ func (s *Server) postCaptions(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), req.timeout)
 	defer cancel() // also drops queued images of a request that fails half-way
-	if err := s.prepare(req.images); err != nil {
+	if err := s.prepare(b.Model().Preprocessor(), req.images); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -275,40 +273,18 @@ func (s *Server) bodyError(err error) error {
 	return errorf(http.StatusBadRequest, "reading the request body: %v", err)
 }
 
-// parseOptions validates the options against the server's caps; absent ones
-// take the configured defaults.
+// parseOptions reads the request's decode options (the pipeline's Decoding
+// checks them against server.max_beam and fills the defaults) and its timeout.
 func (s *Server) parseOptions(f map[string]string) (Options, time.Duration, error) {
-	o := s.defaultOptions()
-	o.Alternatives = 0 // defaults to the beam width chosen below
+	o, err := s.decoding.ParseOptions(f)
+	if err != nil {
+		return o, 0, errorf(http.StatusBadRequest, "%s", err)
+	}
 	timeoutMs := int(s.cfg.RequestTimeout.Milliseconds())
-	for _, p := range []struct {
-		key    string
-		dst    *int
-		lo, hi int
-	}{
-		{"beam", &o.Beam, 1, s.cfg.MaxBeam},
-		{"max_len", &o.MaxLen, 1, 100},
-		{"alternatives", &o.Alternatives, 1, s.cfg.MaxBeam},
-		{"timeout_ms", &timeoutMs, 1, int(s.cfg.MaxRequestTimeout.Milliseconds())},
-	} {
-		v, ok := f[p.key]
-		if !ok {
-			continue
+	if v, ok := f["timeout_ms"]; ok {
+		if timeoutMs, err = pipeline.ParseField("timeout_ms", v, 1, int(s.cfg.MaxRequestTimeout.Milliseconds())); err != nil {
+			return o, 0, errorf(http.StatusBadRequest, "%s", err)
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil {
-			return o, 0, errorf(http.StatusBadRequest, "%s=%q is not a whole number", p.key, v)
-		}
-		if n < p.lo || n > p.hi {
-			return o, 0, errorf(http.StatusBadRequest, "%s=%d is outside %d..%d", p.key, n, p.lo, p.hi)
-		}
-		*p.dst = n
-	}
-	if o.Alternatives == 0 {
-		o.Alternatives = o.Beam
-	}
-	if o.Alternatives > o.Beam {
-		return o, 0, errorf(http.StatusBadRequest, "alternatives=%d is more than beam=%d: beam search keeps only beam candidates; raise beam or ask for fewer alternatives", o.Alternatives, o.Beam)
 	}
 	return o, time.Duration(timeoutMs) * time.Millisecond, nil
 }
@@ -316,11 +292,11 @@ func (s *Server) parseOptions(f map[string]string) (Options, time.Duration, erro
 // prepare decodes, preprocesses and thumbnails every image, in parallel, in the
 // handler (never in the batcher, which must keep the device busy). The first
 // failing image decides the answer.
-func (s *Server) prepare(images []*upload) error {
+func (s *Server) prepare(pre pipeline.Preprocessor, images []*upload) error {
 	errs := make([]error, len(images))
 	var wg sync.WaitGroup
 	for i, u := range images {
-		wg.Go(func() { errs[i] = s.prepareOne(u) })
+		wg.Go(func() { errs[i] = s.prepareOne(pre, u) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -342,23 +318,35 @@ func nameSuffix(name string) string {
 	return fmt.Sprintf(" (%q)", name)
 }
 
-func (s *Server) prepareOne(u *upload) error {
+func (s *Server) prepareOne(pre pipeline.Preprocessor, u *upload) error {
 	s.prepSlots <- struct{}{}
 	defer func() { <-s.prepSlots }()
 	t0 := time.Now()
-	// The tensor and the thumbnail are both much smaller than a large photo: a
-	// JPEG may decode at a DCT scale.
-	img, full, err := imgproc.DecodeBytesAtLeast(u.data, s.limits, imgproc.MinDecodeSide(ImageSize))
+	im, err := pre.Bytes(u.data)
 	u.data = nil
 	if err != nil {
 		return imageError(err)
 	}
-	u.width, u.height = full.X, full.Y
-	u.tensor = make([]float32, TensorLen)
-	imgproc.ToTensor(u.tensor, img, ImageSize)
-	u.thumb = thumbnail(img, s.cfg.ThumbSize)
+	u.width, u.height = im.Size.X, im.Size.Y
+	u.tensor = im.Tensor
+	// The thumbnail comes from the picture as decoded for the tensor, which for
+	// a large JPEG is a DCT-scaled one: much smaller than the photo.
+	u.thumb = thumbnail(im.Decoded, s.cfg.ThumbSize)
 	u.prep = time.Since(t0)
 	return nil
+}
+
+// thumbnail returns img as a small JPEG data URL, longest side side pixels, for
+// the live page: a few KB per caption, no file storage, no extra request.
+func thumbnail(img image.Image, side int) string {
+	var buf bytes.Buffer
+	buf.WriteString("data:image/jpeg;base64,")
+	enc := base64.NewEncoder(base64.StdEncoding, &buf)
+	if err := imgproc.EncodeJPEG(enc, imgproc.Thumbnail(img, side), 80); err != nil {
+		panic("server: jpeg encoding into memory failed: " + err.Error()) // cannot fail on a bytes.Buffer
+	}
+	enc.Close()
+	return buf.String()
 }
 
 // imageError maps imgproc's typed errors to statuses; its messages already say

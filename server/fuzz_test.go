@@ -24,10 +24,10 @@ const fuzzBoundary = "fuzzboundary"
 func fuzzServer(f *testing.F) http.Handler {
 	m := newStepModel("fuzz")
 	m.entered = nil
+	m.pre = testPreprocessor(1 << 20) // keeps a valid huge header from costing seconds
 	cfg := testConfig(f, func(c *config.Config) {
 		c.Server.MaxBatch = 1 // a batch starts as soon as an image arrives
 		c.Server.MaxBodyBytes = 1 << 20
-		c.Image.MaxPixels = 1 << 20 // keeps a valid huge header from costing seconds
 	})
 	s := New(cfg, modelLoader(m), discardLog())
 	if err := s.Start(context.Background()); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/pipeline"
 )
@@ -32,6 +33,15 @@ func photoPNG(w, h int) []byte {
 	return b.Bytes()
 }
 
+// testEncoder is the input of the shipped encoder (MobileNetV2, 224x224), which
+// the test double shares so that it takes the real pipeline's tensors.
+var testEncoder = encoder.Config{Input: 224}
+
+// testPreprocessor prepares images for testEncoder, refusing more than maxPixels.
+func testPreprocessor(maxPixels int) pipeline.Preprocessor {
+	return pipeline.NewPreprocessor(testEncoder, config.Image{MaxPixels: maxPixels, MaxDecodedBytes: 1 << 40})
+}
+
 func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // captionLoader loads the real pipeline (MobileNetV2 + the shipped caption model
@@ -39,7 +49,11 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 // and every server of a test gets the same weights anyway.
 func captionLoader(t testing.TB) Loader {
 	t.Helper()
-	cfg := pipelineConfig(t)
+	return pipelineLoader(pipelineConfig(t))
+}
+
+// pipelineLoader loads the real pipeline configured by cfg.
+func pipelineLoader(cfg *config.Config) Loader {
 	return func(context.Context) (Model, error) { return pipeline.Load(cfg) }
 }
 

@@ -3,13 +3,17 @@ package server
 import (
 	"context"
 	"time"
+
+	"github.com/captioner/captioner/pipeline"
 )
 
 // Model is what the batcher runs: *pipeline.Pipeline in production, a test double
 // in the queue tests. One goroutine calls Encode and one calls Decode; they are the
 // same goroutine, so the two never overlap, unless the model is an Overlapper.
 type Model interface {
-	// Encode turns (224*224*3) NHWC tensors into pooled image features, one per tensor.
+	// Preprocessor turns uploaded images into the tensors Encode takes.
+	Preprocessor() pipeline.Preprocessor
+	// Encode turns preprocessed tensors into pooled image features, one per tensor.
 	Encode(ctx context.Context, tensors [][]float32) ([][]float32, error)
 	// Decode captions features with one set of options.
 	Decode(ctx context.Context, feats [][]float32, opts Options) ([]Result, error)

@@ -283,16 +283,17 @@ func TestSlowViewerIsDroppedNotWaitedFor(t *testing.T) {
 func TestGracefulShutdownFinishesAcceptedRequests(t *testing.T) {
 	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1 })
 	results := occupy(t, ts, m) // two accepted requests: one on the model, one queued
+	// net/http runs the shutdown hooks once it has closed the listeners.
+	closed := make(chan struct{})
+	var once sync.Once
+	ts.httpSrv.RegisterOnShutdown(func() { once.Do(func() { close(closed) }) }) // the cleanup shuts down again
 	done := make(chan error, 1)
 	go func() { done <- ts.Shutdown(context.Background()) }()
-	addr := strings.TrimPrefix(ts.url, "http://")
-	waitFor(t, "the listener to close", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err != nil
-	})
+	<-closed
+	if c, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://")); err == nil {
+		c.Close()
+		t.Error("the listener still accepts connections during the shutdown")
+	}
 	finish(t, m, results)
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
@@ -309,8 +310,9 @@ func TestShutdownGraceOverAnswersQueued503(t *testing.T) {
 	running, queued := make(chan response, 1), make(chan response, 1)
 	go func() { running <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(5, 5))) }()
 	<-m.entered
+	<-ts.queued // the running request's image
 	go func() { queued <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(6, 6))) }()
-	waitFor(t, "the second request to queue", func() bool { return ts.batcher.Load().Depth() == 1 })
+	<-ts.queued
 
 	grace, over := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -10,19 +10,20 @@ import (
 // Flickr8k JPEG): decoding, the encoder tensor and the live thumbnail.
 func BenchmarkPrepare(b *testing.B) {
 	data := photo(b, "samples/flickr8k_fullres/1000268201_693b08cb0e.jpg")
-	img, _, err := imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(ImageSize))
+	side := testEncoder.Input
+	img, _, err := imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(side))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("decode", func(b *testing.B) {
 		for b.Loop() {
-			imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(ImageSize))
+			imgproc.DecodeBytesAtLeast(data, imgproc.Limits{MaxPixels: 1 << 30, MaxBytes: 1 << 40}, imgproc.MinDecodeSide(side))
 		}
 	})
 	b.Run("tensor", func(b *testing.B) {
-		dst := make([]float32, TensorLen)
+		dst := make([]float32, side*side*3)
 		for b.Loop() {
-			imgproc.ToTensor(dst, img, ImageSize)
+			imgproc.ToTensor(dst, img, side)
 		}
 	})
 	b.Run("thumbnail", func(b *testing.B) {

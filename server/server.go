@@ -20,7 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/captioner/captioner/config"
-	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/pipeline"
 )
 
 //go:embed openapi.json
@@ -29,23 +29,20 @@ var openAPISpec []byte
 // Server is one captioning server. Create it with New, then Start loads the model
 // and Serve answers requests on a listener.
 type Server struct {
-	cfg     config.Server
-	decode  config.Decode
-	limits  imgproc.Limits // image.max_pixels, image.max_decoded_bytes
-	log     *slog.Logger
-	load    Loader
-	metrics *metrics
-	live    *hub
-	router  *gin.Engine
-	httpSrv *http.Server
+	cfg      config.Server
+	decoding pipeline.Decoding // request options against decode.* and server.max_beam
+	log      *slog.Logger
+	load     Loader
+	metrics  *metrics
+	live     *hub
+	router   *gin.Engine
+	httpSrv  *http.Server
 
 	// prepSlots bounds the images being decoded and preprocessed at once to
 	// GOMAXPROCS. The decoding runs in C (libjpeg-turbo), and a goroutine in a C
-	// call gives up its P, so Go's scheduler does not bound it: 16 uploads in
-	// flight could be 16 threads competing with the encoder's and decoder's. (On
-	// its own this bound made no throughput difference we could measure on 2
-	// cores; what fixed the encoder's slowdown in the server, 17.8 ms per image
-	// against 6.5 alone, was running its oneDNN copies without OpenMP barriers.)
+	// call gives up its P, so Go's scheduler does not bound it: without the
+	// bound, every upload in flight would be a thread competing with the
+	// encoder's and the decoder's for the cores, however many arrive at once.
 	prepSlots chan struct{}
 
 	batcher atomic.Pointer[Batcher] // nil until Start has a warm model
@@ -53,6 +50,12 @@ type Server struct {
 	started chan struct{}           // closed when Start has finished, either way
 
 	reloadMu sync.Mutex // one reload at a time
+
+	// Tests set these before Start to wait on the queue's events instead of
+	// polling its state: an image has been queued; a batch has been computed
+	// or skipped.
+	onQueued func()
+	onBatch  func(BatchStats)
 }
 
 // New builds a server for cfg whose model comes from load. Nothing is loaded and
@@ -60,8 +63,7 @@ type Server struct {
 func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 	s := &Server{
 		cfg:       cfg.Server,
-		decode:    cfg.Decode,
-		limits:    imgproc.Limits{MaxPixels: cfg.Image.MaxPixels, MaxBytes: cfg.Image.MaxDecodedBytes},
+		decoding:  pipeline.NewDecoding(cfg.Decode, cfg.Server.MaxBeam),
 		log:       log,
 		load:      load,
 		started:   make(chan struct{}),
@@ -103,6 +105,13 @@ func (s *Server) Start(ctx context.Context) error {
 		QueueSize: s.cfg.QueueSize,
 	}, m)
 	b.observe = s.metrics.observeBatch
+	if s.onBatch != nil {
+		b.observe = func(st BatchStats) {
+			s.metrics.observeBatch(st)
+			s.onBatch(st)
+		}
+	}
+	b.queued = s.onQueued
 	runCtx, stop := context.WithCancel(context.Background())
 	s.stopRun = stop
 	go b.Run(runCtx)
@@ -122,7 +131,12 @@ func (s *Server) loadWarm(ctx context.Context) (Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := warm(ctx, m, s.cfg.MaxBatch, s.defaultOptions()); err != nil {
+	// The options of a request that sets none.
+	o, err := s.decoding.Complete(Options{})
+	if err == nil {
+		err = warm(ctx, m, s.cfg.MaxBatch, o)
+	}
+	if err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -130,7 +144,7 @@ func (s *Server) loadWarm(ctx context.Context) (Model, error) {
 }
 
 func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
-	blank := make([]float32, TensorLen)
+	blank := make([]float32, m.Preprocessor().TensorLen())
 	for _, n := range []int{1, maxBatch} {
 		in := make([][]float32, n)
 		for i := range in {
@@ -237,9 +251,4 @@ func (s *Server) depth(f func(*Batcher) int) int {
 		return f(b)
 	}
 	return 0
-}
-
-func (s *Server) defaultOptions() Options {
-	beam := min(s.decode.Beam, s.cfg.MaxBeam)
-	return Options{Beam: beam, MaxLen: s.decode.MaxLen, Alternatives: beam}
 }

@@ -42,6 +42,10 @@ type testServer struct {
 	*Server
 	url  string
 	logs *lockedWriter
+	// queued receives a value each time an image enters the queue, batches the
+	// stats of each batch the scheduler has finished (computed or skipped).
+	queued  chan struct{}
+	batches chan BatchStats
 }
 
 // startServer starts a server for cfg and load on 127.0.0.1, waits for its model
@@ -50,6 +54,21 @@ func startServer(t testing.TB, cfg *config.Config, load Loader) *testServer {
 	t.Helper()
 	logs := &lockedWriter{w: &bytes.Buffer{}}
 	s := New(cfg, load, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	// Buffered beyond any test's traffic; the hooks never block the server (a
+	// test that reads the events reads them long before the buffer fills).
+	queued, batches := make(chan struct{}, 1024), make(chan BatchStats, 1024)
+	s.onQueued = func() {
+		select {
+		case queued <- struct{}{}:
+		default:
+		}
+	}
+	s.onBatch = func(st BatchStats) {
+		select {
+		case batches <- st:
+		default:
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +88,7 @@ func startServer(t testing.TB, cfg *config.Config, load Loader) *testServer {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &testServer{Server: s, url: "http://" + ln.Addr().String(), logs: logs}
+	return &testServer{Server: s, url: "http://" + ln.Addr().String(), logs: logs, queued: queued, batches: batches}
 }
 
 func modelLoader(m Model) Loader {

@@ -156,6 +156,20 @@ func (v *Vocab) Encode(tokens []string) []int {
 	return ids
 }
 
+// Words maps the token ids of a generated caption (decoder.Hypothesis.Tokens,
+// without <start> and <end>) to its words; it panics on an id outside the
+// vocabulary, as Word does.
+func (v *Vocab) Words(ids []int32) []string {
+	words := make([]string, len(ids))
+	for i, id := range ids {
+		words[i] = v.Word(int(id))
+	}
+	return words
+}
+
+// Sentence is the caption of the token ids ids: their words joined by spaces.
+func (v *Vocab) Sentence(ids []int32) string { return strings.Join(v.Words(ids), " ") }
+
 // Decode maps ids back to words for display: it skips <pad> and <start> and
 // stops at the first <end>; <unk> stays visible as "<unk>".
 func (v *Vocab) Decode(ids []int) []string {

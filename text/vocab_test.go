@@ -167,3 +167,25 @@ func TestVocabWriteJSONStable(t *testing.T) {
 		t.Error("two writes of the same vocabulary differ")
 	}
 }
+
+// TestSentence maps generated token ids to words and joins them; an empty
+// caption (the decoder ended at once) is the empty sentence.
+func TestSentence(t *testing.T) {
+	v := BuildVocab(vocabCaptions, 2) // <pad> <start> <end> <unk> dog on grass runs
+	ids := []int32{4, 7, 5, 6, UnkID}
+	if got, want := v.Words(ids), []string{"dog", "runs", "on", "grass", "<unk>"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Words(%v) = %q, want %q", ids, got, want)
+	}
+	if got, want := v.Sentence(ids), "dog runs on grass <unk>"; got != want {
+		t.Errorf("Sentence(%v) = %q, want %q", ids, got, want)
+	}
+	if got := v.Sentence(nil); got != "" {
+		t.Errorf("Sentence(nil) = %q, want \"\"", got)
+	}
+	defer func() {
+		if r := recover(); r == nil || r != "text: word id 8 outside the vocabulary 0..7" {
+			t.Errorf("Sentence of an id past the vocabulary: panic %v, want the range message", r)
+		}
+	}()
+	v.Sentence([]int32{8})
+}

@@ -136,11 +136,7 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 	st := stepStats{units: R}
 	for r, smp := range samples {
 		img := idx[r/K]
-		words := make([]string, len(smp.Tokens))
-		for j, id := range smp.Tokens {
-			words[j] = s.o.Vocab.Word(int(id))
-		}
-		rewards[r] = s.scorer.Score(img, words)
+		rewards[r] = s.scorer.Score(img, s.o.Vocab.Words(smp.Tokens))
 		st.reward += rewards[r]
 		// Image is the row of imgFeats: the batch's own, dropped-out features.
 		ex[r], order[r] = Example{Image: r / K, Words: smp.Tokens}, r

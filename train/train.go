@@ -9,10 +9,12 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
 )
 
@@ -30,7 +32,9 @@ func (s *Split) Images() int { return len(s.Refs) }
 // tokens have text's fixed ids.
 type Vocab interface {
 	Size() int
-	Word(id int) string
+	// Words are the words of generated token ids (the sampled captions' rewards).
+	Words(ids []int32) []string
+	pipeline.Vocab // Sentence, for the dev evaluation's captions
 }
 
 // Options configure a run.
@@ -130,39 +134,16 @@ func evalLoss(ctx context.Context, ts *decoder.TrainState, feats, batchFeats gpu
 	return sum / float64(ntok), nil
 }
 
-// evalBatch is how many dev images are decoded at once.
-const evalBatch = 100
-
-// Captions decodes every image of a (N, F) feature buffer in batches and returns
-// the best hypothesis of each as words.
-func Captions(ctx context.Context, m *decoder.Model, feats gpu.Buf, n int, o decoder.DecodeOptions, v Vocab) ([][]string, []float64, error) {
-	F := m.Cfg.FeatDim
-	words := make([][]string, 0, n)
-	scores := make([]float64, 0, n)
-	for lo := 0; lo < n; lo += evalBatch {
-		b := min(evalBatch, n-lo)
-		hyps, err := m.Generate(ctx, feats.Slice(lo*F, b*F), b, o)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, h := range hyps {
-			ws := make([]string, len(h[0].Tokens))
-			for i, id := range h[0].Tokens {
-				ws[i] = v.Word(int(id))
-			}
-			words = append(words, ws)
-			scores = append(scores, h[0].Score)
-		}
-	}
-	return words, scores, nil
-}
-
 func evalBLEU(ctx context.Context, m *decoder.Model, feats gpu.Buf, dv *Split, o Options) ([4]float64, error) {
 	d := o.Decode
 	d.Beam = o.EvalBeam
-	hyps, _, err := Captions(ctx, m, feats, dv.Images(), d, o.Vocab)
+	res, err := pipeline.CaptionFeatures(ctx, m, feats, dv.Images(), d, o.Vocab)
 	if err != nil {
 		return [4]float64{}, err
+	}
+	hyps := make([][]string, len(res))
+	for i, r := range res {
+		hyps[i] = strings.Fields(r.Caption)
 	}
 	return o.BLEU(hyps, dv.Refs), nil
 }

@@ -32,6 +32,16 @@ func (v synthVocab) Word(id int) string {
 	return fmt.Sprintf("w%d", id-4)
 }
 
+func (v synthVocab) Words(ids []int32) []string {
+	ws := make([]string, len(ids))
+	for i, id := range ids {
+		ws[i] = v.Word(int(id))
+	}
+	return ws
+}
+
+func (v synthVocab) Sentence(ids []int32) string { return strings.Join(v.Words(ids), " ") }
+
 // synthSplit makes images of 6 classes whose features are a noisy class code;
 // each class has its own 3..6-word caption, each image 2 captions (the second
 // one word shorter), so a model that reads the image can reach BLEU 1.

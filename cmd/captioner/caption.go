@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/pipeline"
 )
 
@@ -54,7 +53,7 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 	out := cmd.OutOrStdout()
 	for lo := 0; lo < len(paths); lo += cfg.Decode.BatchSize {
 		chunk := paths[lo:min(lo+cfg.Decode.BatchSize, len(paths))]
-		tensors, err := imageTensors(chunk, imageLimits(cfg.Image))
+		tensors, err := p.Preprocessor().Files(chunk)
 		if err != nil {
 			return err
 		}
@@ -80,21 +79,6 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(records)
-}
-
-// imageTensors decodes image files into encoder inputs (224x224x3 NHWC in [-1, 1]).
-func imageTensors(paths []string, lim imgproc.Limits) ([][]float32, error) {
-	const size = 224
-	tensors := make([][]float32, len(paths))
-	for i, path := range paths {
-		img, _, err := imgproc.DecodeFileAtLeast(path, lim, imgproc.MinDecodeSide(size))
-		if err != nil {
-			return nil, err // names the file
-		}
-		tensors[i] = make([]float32, size*size*3)
-		imgproc.ToTensor(tensors[i], img, size)
-	}
-	return tensors, nil
 }
 
 // bindOnRun binds cmd's flags to configuration keys when cmd runs rather than at

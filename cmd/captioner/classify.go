@@ -10,7 +10,7 @@ import (
 
 	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/encoder"
-	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/pipeline"
 )
 
 func init() {
@@ -74,6 +74,7 @@ func runClassify(cmd *cobra.Command, paths []string) error {
 		return err
 	}
 
+	pre := pipeline.NewPreprocessor(enc.Config(), cfg.Image)
 	var results []classResult
 	var failed []error
 	tensors := make([]float32, batch*enc.ImageLen())
@@ -82,13 +83,13 @@ func runClassify(cmd *cobra.Command, paths []string) error {
 	for lo := 0; lo < len(paths); lo += batch {
 		var names []string
 		for _, p := range paths[lo:min(lo+batch, len(paths))] {
-			img, _, err := imgproc.DecodeFileAtLeast(p, imageLimits(cfg.Image), imgproc.MinDecodeSide(enc.Config().Input))
+			im, err := pre.File(p)
 			if err != nil {
-				failed = append(failed, err) // imgproc names the file
+				failed = append(failed, err) // it names the file
 				continue
 			}
 			n := len(names)
-			imgproc.ToTensor(tensors[n*enc.ImageLen():(n+1)*enc.ImageLen()], img, enc.Config().Input)
+			copy(tensors[n*enc.ImageLen():(n+1)*enc.ImageLen()], im.Tensor)
 			names = append(names, p)
 		}
 		n := len(names)

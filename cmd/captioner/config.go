@@ -3,9 +3,6 @@ package main
 import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/captioner/captioner/config"
-	"github.com/captioner/captioner/imgproc"
 )
 
 func init() {
@@ -25,9 +22,4 @@ func init() {
 			return err
 		},
 	})
-}
-
-// imageLimits are the decoder's limits from the image section.
-func imageLimits(c config.Image) imgproc.Limits {
-	return imgproc.Limits{MaxPixels: c.MaxPixels, MaxBytes: c.MaxDecodedBytes}
 }

@@ -8,12 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
-	"github.com/captioner/captioner/train"
 )
 
 func init() {
@@ -128,14 +127,18 @@ func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]string, []float6
 	feats := dev.Alloc(len(host))
 	defer dev.Free(feats)
 	dev.Upload(feats, host)
-	o := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: cfg.Decode.MaxLen, Beam: cfg.Decode.Beam, Alpha: cfg.Decode.Alpha}
-	words, scores, err := train.Captions(cmd.Context(), m, feats, len(imgs), o, vocab)
+	o, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).DecodeOptions(pipeline.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
-	caps := make([]string, len(words))
-	for i, w := range words {
-		caps[i] = strings.Join(w, " ")
+	res, err := pipeline.CaptionFeatures(cmd.Context(), m, feats, len(imgs), o, vocab)
+	if err != nil {
+		return nil, nil, err
+	}
+	caps := make([]string, len(res))
+	scores := make([]float64, len(res))
+	for i, r := range res {
+		caps[i], scores[i] = r.Caption, r.Score
 	}
 	return caps, scores, nil
 }
@@ -156,7 +159,7 @@ func evalFromImages(cmd *cobra.Command, imgs []text.Image) ([]string, []float64,
 		for i, im := range chunk {
 			paths[i] = im.Path
 		}
-		tensors, err := imageTensors(paths, imageLimits(cfg.Image))
+		tensors, err := p.Preprocessor().Files(paths)
 		if err != nil {
 			return nil, nil, err
 		}

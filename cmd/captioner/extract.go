@@ -19,7 +19,7 @@ import (
 
 	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/features"
-	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/progress"
 )
 
@@ -92,7 +92,7 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	stderr := cmd.ErrOrStderr()
 	bar := progress.New(stderr, "extract", len(names), "img")
 	batches := make(chan *extractBatch, 1) // one batch prepared while the device runs another
-	go prepareBatches(ctx, batches, dir, names, batch, enc.ImageLen(), imageLimits(cfg.Image), store)
+	go prepareBatches(ctx, batches, dir, names, batch, pipeline.NewPreprocessor(c, cfg.Image), store)
 
 	pooled := make([]float32, batch*enc.FeatureDim())
 	var grid []float32
@@ -162,9 +162,10 @@ type extractBatch struct {
 // prepareBatches reads, hashes, decodes and preprocesses the images of names in
 // groups of size, in parallel, and sends them on out (closing it at the end or
 // when ctx ends). Images whose content the store already has are not decoded.
-func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, names []string, size, imageLen int, lim imgproc.Limits, store *features.Store) {
+func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, names []string, size int, pre pipeline.Preprocessor, store *features.Store) {
 	defer close(out)
 	workers := runtime.GOMAXPROCS(0)
+	imageLen := pre.TensorLen()
 	for lo := 0; lo < len(names); lo += size {
 		group := names[lo:min(lo+size, len(names))]
 		b := &extractBatch{total: len(group), tensors: make([]float32, len(group)*imageLen)}
@@ -178,7 +179,7 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, n
 			go func() {
 				defer wg.Done()
 				for i := range next {
-					items[i], need[i], errs[i] = prepareImage(b.tensors[i*imageLen:(i+1)*imageLen], dir, group[i], lim, store)
+					items[i], need[i], errs[i] = prepareImage(b.tensors[i*imageLen:(i+1)*imageLen], dir, group[i], pre, store)
 				}
 			}()
 		}
@@ -212,7 +213,7 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, n
 
 // prepareImage hashes one image file and, unless the store has its content,
 // decodes it into dst.
-func prepareImage(dst []float32, dir, name string, lim imgproc.Limits, store *features.Store) (features.Item, bool, error) {
+func prepareImage(dst []float32, dir, name string, pre pipeline.Preprocessor, store *features.Store) (features.Item, bool, error) {
 	data, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		return features.Item{}, false, err
@@ -222,12 +223,12 @@ func prepareImage(dst []float32, dir, name string, lim imgproc.Limits, store *fe
 	if store.Has(it.Hash) {
 		return it, false, nil
 	}
-	// The same decoding as caption and serve, so cached features are theirs.
-	img, _, err := imgproc.DecodeBytesAtLeast(data, lim, imgproc.MinDecodeSide(224))
+	// The same preprocessing as caption and serve, so cached features are theirs.
+	im, err := pre.Bytes(data)
 	if err != nil {
 		return it, false, fmt.Errorf("%s: %w", name, err)
 	}
-	imgproc.ToTensor(dst, img, 224)
+	copy(dst, im.Tensor)
 	return it, true, nil
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/assets"
-	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/metrics"
@@ -123,10 +123,13 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := train.Options{
-		Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU,
-		Decode: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: cfg.Decode.MaxLen, Alpha: cfg.Decode.Alpha},
+	// The dev evaluation decodes at train.eval_beam, best caption only (the
+	// self-critical objective samples with the same options at beam 1).
+	d, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).DecodeOptions(pipeline.Options{Beam: tc.EvalBeam, Alternatives: 1})
+	if err != nil {
+		return fmt.Errorf("train.eval_beam: %w", err)
 	}
+	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU, Decode: d}
 	res, err := train.Run(ctx, dev, o, trn, dv)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the last finished epoch's checkpoint is in %s; run the same command with --resume to continue", tc.Out)

@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/server"
 )
 
@@ -37,6 +39,12 @@ func (echoModel) Decode(_ context.Context, f [][]float32, o server.Options) ([]s
 		out[i] = server.Result{Caption: "a photo", Alternatives: []server.Alternative{{Caption: "a photo"}}}
 	}
 	return out, nil
+}
+
+// Preprocessor makes 8x8 tensors: the model ignores them, and the server sizes
+// its tensors by the model's encoder.
+func (echoModel) Preprocessor() pipeline.Preprocessor {
+	return pipeline.NewPreprocessor(encoder.Config{Input: 8}, config.Image{MaxPixels: 50_000_000})
 }
 
 func (echoModel) Info() server.Info { return server.Info{Model: "echo", Version: "1", Device: "none"} }

@@ -49,6 +49,10 @@ func New(threads int) *Device {
 	return d
 }
 
+// Fork opens a CPU device with as many threads as d and scratch of its own
+// (gpu.Forker), so that two goroutines may compute at the same time.
+func (d *Device) Fork() (gpu.Device, error) { return New(d.threads), nil }
+
 func (d *Device) worker() {
 	for t := range d.work {
 		t.fn(t.lo, t.hi)

@@ -1,42 +1,29 @@
-package server
+package imgproc
 
 import (
-	"bytes"
-	"encoding/base64"
 	"image"
 
 	"golang.org/x/image/draw"
-
-	"github.com/captioner/captioner/imgproc"
 )
 
-// thumbnail returns img as a small JPEG data URL, longest side side pixels, for
-// the live page: a few KB per caption, no file storage, no extra request.
-// Transparent pixels show as white, as the encoder sees them (imgproc.ToTensor).
-func thumbnail(img image.Image, side int) string {
+// Thumbnail returns img scaled so that its longest side is side pixels, keeping
+// the aspect ratio, composited onto white as the encoder sees transparent
+// pixels (ToTensor). It is made for small previews (the server's live page):
+// each output pixel reads 4 source pixels, a little aliasing for a fraction of
+// an antialiased filter's cost, which reads every source pixel and costs more
+// than decoding the JPEG.
+func Thumbnail(img image.Image, side int) *image.RGBA {
 	dst := thumbBounds(img.Bounds(), side)
-	var out *image.RGBA
 	if m, ok := img.(*image.RGBA); ok {
-		out = sampleRGBA(m, dst)
-	} else {
-		out = image.NewRGBA(dst)
-		draw.Draw(out, dst, image.White, image.Point{}, draw.Src)
-		// ApproxBiLinear reads 4 source pixels per output pixel: a little aliasing
-		// at thumbnail size, for a tenth of the antialiased filter's cost, which
-		// reads every source pixel and cost more than decoding the JPEG.
-		draw.ApproxBiLinear.Scale(out, dst, img, img.Bounds(), draw.Over, nil)
+		return sampleRGBA(m, dst)
 	}
-	var buf bytes.Buffer
-	buf.WriteString("data:image/jpeg;base64,")
-	enc := base64.NewEncoder(base64.StdEncoding, &buf)
-	if err := imgproc.EncodeJPEG(enc, out, 80); err != nil {
-		panic("server: jpeg encoding into memory failed: " + err.Error()) // cannot fail on a bytes.Buffer
-	}
-	enc.Close()
-	return buf.String()
+	out := image.NewRGBA(dst)
+	draw.Draw(out, dst, image.White, image.Point{}, draw.Src)
+	draw.ApproxBiLinear.Scale(out, dst, img, img.Bounds(), draw.Over, nil)
+	return out
 }
 
-// sampleRGBA is thumbnail's path for libjpeg-turbo's output (imgproc.DecodeBytesAtLeast),
+// sampleRGBA is Thumbnail's path for libjpeg-turbo's output (DecodeBytesAtLeast),
 // the server's usual image: each pixel of the dst-sized result is the mean of
 // the 4 source pixels at a quarter and three quarters of its footprint across
 // and down, composited onto white. Like ApproxBiLinear it reads 4 pixels per

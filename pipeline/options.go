@@ -1,0 +1,125 @@
+package pipeline
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/text"
+)
+
+// Options choose how one call decodes. Zero fields take the defaults (see
+// Decoding.Complete).
+type Options struct {
+	Beam         int // beam width; 1 is greedy
+	MaxLen       int // maximum words per caption
+	Alternatives int // n-best captions returned per image (<= Beam)
+}
+
+// Decoding turns the configured decode settings plus a request's Options into
+// the decoder's options. It is the one place for the defaults and for the
+// limits a request must stay within: the server, the commands and Pipeline all
+// go through it.
+type Decoding struct {
+	cfg     config.Decode
+	maxBeam int
+}
+
+// NewDecoding returns the decoding of cfg for requests whose beam width may be
+// at most maxBeam (server.max_beam for the server, config.MaxBeam for the
+// commands, whose beam is the configuration's own).
+func NewDecoding(cfg config.Decode, maxBeam int) Decoding {
+	return Decoding{cfg: cfg, maxBeam: maxBeam}
+}
+
+// Complete fills o's zero fields and checks the others: the beam width defaults
+// to decode.beam, capped at the maximum beam, and may be 1..maximum; max_len
+// defaults to decode.max_len and may be 1..config.MaxCaptionLen; alternatives
+// default to the beam width and may be 1..beam. Complete options that decode
+// alike are equal, so the server's batcher groups requests by them. The errors
+// name the request's fields (beam=9 is outside 1..8) and say what to change.
+func (d Decoding) Complete(o Options) (Options, error) {
+	for _, f := range d.fields(&o) {
+		if *f.val == 0 {
+			*f.val = f.def
+		} else if err := f.check(*f.val); err != nil {
+			return o, err
+		}
+	}
+	if o.Alternatives == 0 {
+		o.Alternatives = o.Beam
+	}
+	if o.Alternatives > o.Beam {
+		return o, fmt.Errorf("alternatives=%d is more than beam=%d: beam search keeps only beam candidates; raise beam or ask for fewer alternatives", o.Alternatives, o.Beam)
+	}
+	return o, nil
+}
+
+// ParseOptions reads a request's options from text fields keyed by their API
+// names (beam, max_len, alternatives; other keys are ignored) and completes
+// them. A field that is present must hold a number within its limits, so
+// beam=0 is refused where an absent beam takes the default.
+func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
+	var o Options
+	for _, f := range d.fields(&o) {
+		v, ok := fields[f.key]
+		if !ok {
+			continue
+		}
+		n, err := ParseField(f.key, v, f.lo, f.hi)
+		if err != nil {
+			return o, err
+		}
+		*f.val = n
+	}
+	return d.Complete(o)
+}
+
+// ParseField reads the whole number in a request field key=v and checks that
+// it lies in lo..hi; the errors name the field as the request wrote it.
+func ParseField(key, v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a whole number", key, v)
+	}
+	return n, checkRange(key, n, lo, hi)
+}
+
+func checkRange(key string, n, lo, hi int) error {
+	if n < lo || n > hi {
+		return fmt.Errorf("%s=%d is outside %d..%d", key, n, lo, hi)
+	}
+	return nil
+}
+
+// field is one request option: its API name, where it goes, its default (0:
+// filled in later) and its limits.
+type field struct {
+	key    string
+	val    *int
+	def    int
+	lo, hi int
+}
+
+func (f field) check(n int) error { return checkRange(f.key, n, f.lo, f.hi) }
+
+// fields lists o's fields in the order their errors are reported.
+func (d Decoding) fields(o *Options) []field {
+	return []field{
+		{"beam", &o.Beam, min(d.cfg.Beam, d.maxBeam), 1, d.maxBeam},
+		{"max_len", &o.MaxLen, d.cfg.MaxLen, 1, config.MaxCaptionLen},
+		{"alternatives", &o.Alternatives, 0, 1, d.maxBeam},
+	}
+}
+
+// DecodeOptions is the decoder's form of o, completed as Complete does.
+func (d Decoding) DecodeOptions(o Options) (decoder.DecodeOptions, error) {
+	o, err := d.Complete(o)
+	if err != nil {
+		return decoder.DecodeOptions{}, err
+	}
+	return decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
+		NBest: o.Alternatives, Alpha: d.cfg.Alpha}, nil
+}

@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"testing"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/text"
+)
+
+// decodeConfig is the default decode section but for a beam wider than the
+// server's cap, so the cap on the default shows.
+var decodeConfig = config.Decode{Beam: 5, MaxLen: 20, BatchSize: 32, Alpha: 0.7}
+
+func TestDecodingDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		maxBeam int
+		in      Options
+		want    Options
+	}{
+		{"commands: the configuration's beam", config.MaxBeam, Options{}, Options{Beam: 5, MaxLen: 20, Alternatives: 5}},
+		{"server: the default beam capped at max_beam", 4, Options{}, Options{Beam: 4, MaxLen: 20, Alternatives: 4}},
+		{"alternatives follow the asked beam", 8, Options{Beam: 2}, Options{Beam: 2, MaxLen: 20, Alternatives: 2}},
+		{"set fields are kept", 8, Options{Beam: 8, MaxLen: 100, Alternatives: 1}, Options{Beam: 8, MaxLen: 100, Alternatives: 1}},
+	} {
+		d := NewDecoding(decodeConfig, tc.maxBeam)
+		got, err := d.Complete(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Complete(%+v) = %+v, %v; want %+v", tc.name, tc.in, got, err, tc.want)
+		}
+		// Completing twice changes nothing: the server completes, Pipeline.Decode again.
+		if again, err := d.Complete(got); err != nil || again != got {
+			t.Errorf("%s: completing %+v again gave %+v, %v", tc.name, got, again, err)
+		}
+		dec, err := d.DecodeOptions(tc.in)
+		want := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: tc.want.Beam, MaxLen: tc.want.MaxLen,
+			NBest: tc.want.Alternatives, Alpha: 0.7}
+		if err != nil || dec != want {
+			t.Errorf("%s: DecodeOptions(%+v) = %+v, %v; want %+v", tc.name, tc.in, dec, err, want)
+		}
+	}
+}
+
+func TestDecodingLimits(t *testing.T) {
+	d := NewDecoding(decodeConfig, 8)
+	for _, tc := range []struct {
+		in   Options
+		want string
+	}{
+		{Options{Beam: 9}, "beam=9 is outside 1..8"},
+		{Options{Beam: -1}, "beam=-1 is outside 1..8"},
+		{Options{MaxLen: 101}, "max_len=101 is outside 1..100"},
+		{Options{Alternatives: 9, Beam: 8}, "alternatives=9 is outside 1..8"},
+		{Options{Beam: 2, Alternatives: 3}, "alternatives=3 is more than beam=2: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"},
+		{Options{Alternatives: 6}, "alternatives=6 is more than beam=5: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"},
+	} {
+		if _, err := d.Complete(tc.in); err == nil || err.Error() != tc.want {
+			t.Errorf("Complete(%+v): %v, want %q", tc.in, err, tc.want)
+		}
+		if _, err := d.DecodeOptions(tc.in); err == nil || err.Error() != tc.want {
+			t.Errorf("DecodeOptions(%+v): %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	d := NewDecoding(decodeConfig, 8)
+	got, err := d.ParseOptions(map[string]string{"beam": " 3 ", "max_len": "7", "timeout_ms": "not ours"})
+	if want := (Options{Beam: 3, MaxLen: 7, Alternatives: 3}); err != nil || got != want {
+		t.Errorf("beam 3, max_len 7: %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := d.ParseOptions(nil); err != nil || got != (Options{Beam: 5, MaxLen: 20, Alternatives: 5}) {
+		t.Errorf("no fields: %+v, %v; want the defaults", got, err)
+	}
+	for _, tc := range []struct {
+		fields map[string]string
+		want   string
+	}{
+		// Zero is a value a request wrote, not "use the default".
+		{map[string]string{"beam": "0"}, "beam=0 is outside 1..8"},
+		{map[string]string{"alternatives": "0"}, "alternatives=0 is outside 1..8"},
+		{map[string]string{"beam": "three"}, `beam="three" is not a whole number`},
+		{map[string]string{"max_len": "2.5"}, `max_len="2.5" is not a whole number`},
+		{map[string]string{"max_len": "101"}, "max_len=101 is outside 1..100"},
+		// Fields are checked in the order beam, max_len, alternatives.
+		{map[string]string{"alternatives": "x", "beam": "99"}, "beam=99 is outside 1..8"},
+		{map[string]string{"beam": "2", "alternatives": "3"}, "alternatives=3 is more than beam=2: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"},
+	} {
+		if _, err := d.ParseOptions(tc.fields); err == nil || err.Error() != tc.want {
+			t.Errorf("ParseOptions(%v): %v, want %q", tc.fields, err, tc.want)
+		}
+	}
+}
