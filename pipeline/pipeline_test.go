@@ -52,7 +52,7 @@ func testModel(t *testing.T) string {
 func testConfig(t *testing.T, model string, batch int) *config.Config {
 	assets := testassets.Dir(t, "the pipeline needs the encoder weights")
 	return &config.Config{Device: "cpu", Threads: 2, Precision: "auto", Assets: assets, Model: model,
-		Decode: config.Decode{Beam: 3, MaxLen: 8, BatchSize: batch, Alpha: 0.7}, Image: config.Image{MaxPixels: 50_000_000}}
+		Decode: config.Decode{Beam: 3, MaxLen: 8, BatchSize: batch, Alpha: 0.7}, Image: config.Image{MaxPixels: 50_000_000, MaxDecodedBytes: 1 << 30}}
 }
 
 // loadTest loads the test model for device batches of batch images, closed when the test ends.

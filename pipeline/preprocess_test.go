@@ -42,7 +42,7 @@ func TestPreprocessorFollowsEncoderConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, side := range []int{224, 96, 33} {
-		pre := NewPreprocessor(encoder.Config{Input: side}, config.Image{MaxPixels: 1 << 20})
+		pre := NewPreprocessor(encoder.Config{Input: side}, config.Image{MaxPixels: 1 << 20, MaxDecodedBytes: 1 << 30})
 		if pre.TensorLen() != side*side*3 {
 			t.Errorf("input %d: TensorLen %d, want %d", side, pre.TensorLen(), side*side*3)
 		}
@@ -66,7 +66,7 @@ func TestPreprocessorFollowsEncoderConfig(t *testing.T) {
 }
 
 func TestPreprocessorErrors(t *testing.T) {
-	pre := NewPreprocessor(encoder.Config{Input: 224}, config.Image{MaxPixels: 10_000})
+	pre := NewPreprocessor(encoder.Config{Input: 224}, config.Image{MaxPixels: 10_000, MaxDecodedBytes: 1 << 30})
 	var tooLarge *imgproc.TooLargeError
 	if _, err := pre.Bytes(gradientPNG(t, 200, 100)); !errors.As(err, &tooLarge) {
 		t.Errorf("20000 pixels with a limit of 10000: %v, want *imgproc.TooLargeError", err)

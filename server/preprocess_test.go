@@ -29,7 +29,7 @@ func (m sizedModel) Encode(ctx context.Context, t [][]float32) ([][]float32, err
 func TestTensorsFollowTheModelsEncoder(t *testing.T) {
 	m := newStepModel("small")
 	m.entered = nil
-	m.pre = pipeline.NewPreprocessor(encoder.Config{Input: 16}, config.Image{MaxPixels: 1 << 20})
+	m.pre = pipeline.NewPreprocessor(encoder.Config{Input: 16}, config.Image{MaxPixels: 1 << 20, MaxDecodedBytes: 1 << 30})
 	sm := sizedModel{m, make(chan int, 64)}
 	cfg := testConfig(t, nil)
 	ts := startServer(t, cfg, modelLoader(sm))

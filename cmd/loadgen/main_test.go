@@ -44,7 +44,7 @@ func (echoModel) Decode(_ context.Context, f [][]float32, o server.Options) ([]s
 // Preprocessor makes 8x8 tensors: the model ignores them, and the server sizes
 // its tensors by the model's encoder.
 func (echoModel) Preprocessor() pipeline.Preprocessor {
-	return pipeline.NewPreprocessor(encoder.Config{Input: 8}, config.Image{MaxPixels: 50_000_000})
+	return pipeline.NewPreprocessor(encoder.Config{Input: 8}, config.Image{MaxPixels: 50_000_000, MaxDecodedBytes: 1 << 30})
 }
 
 func (echoModel) Info() server.Info { return server.Info{Model: "echo", Version: "1", Device: "none"} }
