@@ -23,9 +23,9 @@ type stepModel struct {
 	decodeEntered chan []int
 	decodeRelease chan struct{}
 	mu            sync.Mutex
-	decodes   []Options
-	closed    bool
-	encodeErr error
+	decodes       []Options
+	closed        bool
+	encodeErr     error
 }
 
 func newStepModel(name string) *stepModel {

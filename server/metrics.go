@@ -29,6 +29,8 @@ type metrics struct {
 	reloads       *prometheus.CounterVec
 	liveViewers   prometheus.Gauge
 	liveKicked    prometheus.Counter
+	connsOpen     prometheus.Gauge
+	connsRefused  prometheus.Counter
 
 	rate imageRate
 }
@@ -88,9 +90,15 @@ func newMetrics(s *Server) *metrics {
 	m.liveKicked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "captioner_live_viewers_dropped_total", Help: "Live viewers disconnected because they fell behind.",
 	})
+	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "captioner_connections_open", Help: "Open client connections; at server.max_connections new ones get 503.",
+	})
+	m.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "captioner_connections_refused_total", Help: "Connections answered 503 and closed because server.max_connections were open.",
+	})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.queueDepth, m.queueReserved, m.queueWait, m.batchSize,
 		m.encode, m.decode, m.images, m.dropped, m.rejected, m.batchErrors, m.model, m.reloads,
-		m.liveViewers, m.liveKicked} {
+		m.liveViewers, m.liveKicked, m.connsOpen, m.connsRefused} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

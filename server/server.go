@@ -35,8 +35,12 @@ type Server struct {
 	load    Loader
 	metrics *metrics
 	live    *hub
-	router  *gin.Engine
-	httpSrv *http.Server
+	// liveMode is server.live resolved (off, public or token); loopback is
+	// whether server.addr is loopback-only, which decides what needs a token.
+	liveMode string
+	loopback bool
+	router   *gin.Engine
+	httpSrv  *http.Server
 
 	// prepSlots bounds the images being decoded and preprocessed at once to
 	// GOMAXPROCS. The decoding runs in C (libjpeg-turbo), and a goroutine in a C
@@ -61,13 +65,15 @@ func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 		cfg:       cfg.Server,
 		decode:    cfg.Decode,
 		pixels:    cfg.Image.MaxPixels,
+		liveMode:  cfg.Server.LiveMode(),
+		loopback:  cfg.Server.Loopback(),
 		log:       log,
 		load:      load,
 		started:   make(chan struct{}),
 		prepSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	s.metrics = newMetrics(s)
-	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, s.metrics)
+	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, cfg.Server.LiveMaxPerClient, s.metrics)
 	s.router = s.routes()
 	s.httpSrv = &http.Server{
 		Handler:           s.router,
@@ -148,8 +154,8 @@ func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
 
 // Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.log.Info("listening", "addr", ln.Addr().String())
-	if err := s.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	s.log.Info("listening", "addr", ln.Addr().String(), "live", s.liveMode, "max_connections", s.cfg.MaxConnections)
+	if err := s.httpSrv.Serve(newConnLimiter(ln, s.cfg.MaxConnections, s.metrics)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
