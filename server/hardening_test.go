@@ -161,7 +161,7 @@ func TestLogsRecordOnlyTrustedForwardedFor(t *testing.T) {
 		trusted []string
 		want    string
 	}{
-		{nil, `"remote":"127.0.0.1"`}, // the default
+		{nil, `"remote":"127.0.0.1"`},                    // the default
 		{[]string{"10.0.0.0/8"}, `"remote":"127.0.0.1"`}, // the peer is not among them
 		{[]string{"127.0.0.1"}, `"remote":"203.0.113.7"`},
 	} {
