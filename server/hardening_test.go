@@ -338,7 +338,7 @@ func TestLiveBroadcastsBoundedFilename(t *testing.T) {
 	ts := stepServer(t, nil)
 	live, closeLive := openLive(t, ts.url, "")
 	defer closeLive()
-	name := strings.Repeat("n", 100_000) + ".png"
+	name := strings.Repeat("n", 9<<20) + ".png" // the probe: a 9 MB file name
 	body, ct := multipartBody(t, part{"image", name, photoPNG(8, 8)})
 	if r := do(t, "POST", ts.url+"/v1/captions", ct, body); r.status != 200 {
 		t.Fatalf("%d %s", r.status, r.body)
