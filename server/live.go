@@ -1,12 +1,10 @@
 package server
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -160,11 +158,11 @@ func (s *Server) liveGate(c *gin.Context) {
 	switch s.liveMode {
 	case "public":
 	case "token":
-		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		got, ok := bearer(c)
 		if !ok {
 			got = c.Query("token")
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.LiveToken)) != 1 {
+		if !sameToken(got, s.cfg.LiveToken) {
 			apiError(c, http.StatusUnauthorized, "the live stream needs the viewer token (server.live is token): open /live?token=<server.live_token>, or send Authorization: Bearer <server.live_token>")
 		}
 	default:

@@ -171,8 +171,7 @@ func (s *Server) adminOnly(c *gin.Context) {
 		}
 	}
 	if tok := s.cfg.AdminToken; tok != "" {
-		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+		if got, _ := bearer(c); !sameToken(got, tok) {
 			apiError(c, http.StatusUnauthorized, "admin endpoints need the header Authorization: Bearer <server.admin_token>")
 			return
 		}
@@ -187,6 +186,16 @@ func (s *Server) adminOnly(c *gin.Context) {
 		apiError(c, http.StatusForbidden, "admin endpoints answer only localhost unless server.admin_token is set; call from the server's machine or configure a token")
 		return
 	}
+}
+
+// bearer is the token of an Authorization: Bearer header.
+func bearer(c *gin.Context) (string, bool) {
+	return strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+}
+
+// sameToken compares a presented token with the configured one in constant time.
+func sameToken(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 func (s *Server) postReload(c *gin.Context) {
