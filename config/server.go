@@ -52,8 +52,9 @@ type Server struct {
 	// X-Real-IP name the client in logs and per-client limits; empty trusts none,
 	// so a client cannot choose the address it is recorded under.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
-	// MaxConnections caps open client connections; more are answered 503 and
-	// closed, so idle keep-alives cannot exhaust file descriptors and memory.
+	// MaxConnections caps open client connections, so they cannot exhaust file
+	// descriptors and memory: at the cap a new one replaces the longest-idle
+	// keep-alive, or is answered 503 when every connection is in a request.
 	MaxConnections int `mapstructure:"max_connections"`
 	// Live is who may watch /live, which shows every upload's thumbnail, filename
 	// and caption: off, public, token (viewers present server.live_token), or auto

@@ -250,70 +250,104 @@ func rawGet(t *testing.T, conn net.Conn, r *bufio.Reader, path string) (*http.Re
 	return resp, strings.TrimSpace(string(b))
 }
 
+// idleConns is how many connections are between requests.
+func (l *connLimiter) idleConns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.idle)
+}
+
+// rawConn is a client connection read with its own buffer.
+type rawConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, url string) rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return rawConn{c, bufio.NewReader(c)}
+}
+
+func (c rawConn) get(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	return rawGet(t, c.Conn, c.r, path)
+}
+
+// wantClosed checks that the server has closed c.
+func (c rawConn) wantClosed(t *testing.T, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // keeps a broken limiter from hanging the test
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Errorf("%s: %v, want EOF", what, err)
+	}
+}
+
 func TestConnectionLimit(t *testing.T) {
-	ts := stepServer(t, func(c *config.Config) { c.Server.MaxConnections = 2 })
-	addr := strings.TrimPrefix(ts.url, "http://")
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c, bufio.NewReader(c)
-	}
-	// Two clients hold keep-alive connections: the cap is reached.
-	c1, r1 := dial()
-	c2, r2 := dial()
-	for _, c := range []struct {
-		conn net.Conn
-		r    *bufio.Reader
-	}{{c1, r1}, {c2, r2}} {
-		if resp, body := rawGet(t, c.conn, c.r, "/healthz"); resp.StatusCode != 200 {
-			t.Fatalf("within the cap: %d %s", resp.StatusCode, body)
+	ts, m := blockedServer(t, func(c *config.Config) {
+		c.Server.MaxConnections = 2
+		c.Server.MaxBatch = 1
+	})
+	ok := func(c rawConn, what string) {
+		t.Helper()
+		if resp, body := c.get(t, "/healthz"); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s, want 200", what, resp.StatusCode, body)
 		}
 	}
-	// A third is answered at once, and closed.
-	c3, r3 := dial()
-	resp, body := rawGet(t, c3, r3, "/healthz")
-	if resp.StatusCode != 503 || body != strings.TrimSpace(refusalBody) || resp.Header.Get("Retry-After") != "1" || !resp.Close {
+	// Two idle keep-alives fill the cap; a third connection takes the place of
+	// the one idle longest.
+	c1, c2 := dialRaw(t, ts.url), dialRaw(t, ts.url)
+	ok(c1, "first connection")
+	waitFor(t, "the first connection to be idle", func() bool { return ts.conns.idleConns() == 1 })
+	ok(c2, "second connection")
+	waitFor(t, "both connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
+	c3 := dialRaw(t, ts.url)
+	ok(c3, "third connection, at the cap with two idle")
+	c1.wantClosed(t, "the connection idle longest")
+	ok(c2, "the other idle connection")
+
+	// With both places in requests, one more connection is answered 503 and closed.
+	waitFor(t, "both connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
+	results := occupy(t, ts, m) // two new connections, in requests, in place of c2 and c3
+	c2.wantClosed(t, "idle connection replaced by a request")
+	c3.wantClosed(t, "idle connection replaced by a request")
+	c4 := dialRaw(t, ts.url)
+	resp, body := c4.get(t, "/healthz")
+	if resp.StatusCode != 503 || body != strings.TrimSpace(refusalBody) || resp.Header.Get("Retry-After") != "1" || !resp.Close ||
+		resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("over the cap: %d Retry-After %q close %v %s, want 503, 1, close and %s", resp.StatusCode,
 			resp.Header.Get("Retry-After"), resp.Close, body, refusalBody)
 	}
-	c3.SetReadDeadline(time.Now().Add(time.Minute)) // keeps a broken limiter from hanging the test
-	if _, err := r3.ReadByte(); err != io.EOF {
-		t.Errorf("the refused connection: %v, want EOF", err)
-	}
-	// The connections within the cap still work; one closing makes room.
-	if resp, _ := rawGet(t, c1, r1, "/healthz"); resp.StatusCode != 200 {
-		t.Errorf("kept-alive connection after a refusal: %d", resp.StatusCode)
-	}
-	c2.Close()
-	waitFor(t, "the server to notice the closed connection", func() bool { return gaugeValue(ts.metrics.connsOpen) == 1 })
-	c4, r4 := dial()
-	if resp, body := rawGet(t, c4, r4, "/healthz"); resp.StatusCode != 200 {
-		t.Errorf("after a connection closed: %d %s, want 200", resp.StatusCode, body)
-	}
-	if n := gaugeValue(ts.metrics.connsRefused); n != 1 {
-		t.Errorf("captioner_connections_refused_total %g, want 1", n)
+	c4.wantClosed(t, "the refused connection")
+	finish(t, m, results)
+	waitFor(t, "the finished requests' connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
+	ok(dialRaw(t, ts.url), "after the requests finished")
+	for _, c := range []struct {
+		name string
+		m    prometheus.Metric
+		want float64
+	}{
+		{"captioner_connections_refused_total", ts.metrics.connsRefused, 1},
+		{"captioner_connections_idle_closed_total", ts.metrics.connsIdleClosed, 4},
+		{"captioner_connections_open", ts.metrics.connsOpen, 2},
+	} {
+		if got := gaugeValue(c.m); got != c.want {
+			t.Errorf("%s %g, want %g", c.name, got, c.want)
+		}
 	}
 }
 
 func TestIdleKeepAliveIsClosed(t *testing.T) {
 	ts := stepServer(t, func(c *config.Config) { c.Server.IdleTimeout = 20 * time.Millisecond })
-	c, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	if resp, _ := rawGet(t, c, r, "/healthz"); resp.StatusCode != 200 || resp.Close {
+	c := dialRaw(t, ts.url)
+	if resp, _ := c.get(t, "/healthz"); resp.StatusCode != 200 || resp.Close {
 		t.Fatalf("%d close %v, want a kept-alive 200", resp.StatusCode, resp.Close)
 	}
-	// The deadline only keeps a broken server from hanging the test.
-	c.SetReadDeadline(time.Now().Add(time.Minute))
-	if _, err := r.ReadByte(); err != io.EOF {
-		t.Errorf("idle connection: %v, want EOF (closed by server.idle_timeout)", err)
-	}
+	c.wantClosed(t, "idle connection (server.idle_timeout)")
 	waitFor(t, "the idle connection's slot to return", func() bool { return gaugeValue(ts.metrics.connsOpen) == 0 })
 }
 

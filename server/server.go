@@ -41,6 +41,7 @@ type Server struct {
 	loopback bool
 	router   *gin.Engine
 	httpSrv  *http.Server
+	conns    *connLimiter // server.max_connections
 
 	// prepSlots bounds the images being decoded and preprocessed at once to
 	// GOMAXPROCS. The decoding runs in C (libjpeg-turbo), and a goroutine in a C
@@ -75,7 +76,9 @@ func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 	s.metrics = newMetrics(s)
 	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, cfg.Server.LiveMaxPerClient, s.metrics)
 	s.router = s.routes()
+	s.conns = newConnLimiter(cfg.Server.MaxConnections, s.metrics)
 	s.httpSrv = &http.Server{
+		ConnState:         s.conns.connState,
 		Handler:           s.router,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -155,7 +158,7 @@ func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
 // Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.log.Info("listening", "addr", ln.Addr().String(), "live", s.liveMode, "max_connections", s.cfg.MaxConnections)
-	if err := s.httpSrv.Serve(newConnLimiter(ln, s.cfg.MaxConnections, s.metrics)); !errors.Is(err, http.ErrServerClosed) {
+	if err := s.httpSrv.Serve(s.conns.listen(ln)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
