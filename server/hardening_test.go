@@ -385,3 +385,20 @@ func TestLiveBroadcastsBoundedFilename(t *testing.T) {
 		t.Errorf("live filename of %d bytes, want the first 255 of %d", len(ev["filename"].(string)), len(name))
 	}
 }
+
+func TestStartupLogSaysWhoMayAdminister(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*config.Config)
+		want string
+	}{
+		{nil, "localhost"},
+		{func(c *config.Config) { c.Server.AdminToken = "s3cret" }, "bearer token"},
+		{func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Server.AdminToken = "s3cret" }, "bearer token"},
+		{func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" }, "nobody (server.admin_token is unset and server.addr is not loopback)"},
+	} {
+		s := New(testConfig(t, tc.edit), nil, discardLog())
+		if got := s.adminAccess(); got != tc.want {
+			t.Errorf("admin access %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -157,11 +157,23 @@ func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
 
 // Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.log.Info("listening", "addr", ln.Addr().String(), "live", s.liveMode, "max_connections", s.cfg.MaxConnections)
+	s.log.Info("listening", "addr", ln.Addr().String(), "live", s.liveMode, "admin", s.adminAccess(),
+		"max_connections", s.cfg.MaxConnections)
 	if err := s.httpSrv.Serve(s.conns.listen(ln)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// adminAccess says who may call the admin endpoints, for the start-up log.
+func (s *Server) adminAccess() string {
+	switch {
+	case s.cfg.AdminToken != "":
+		return "bearer token"
+	case s.loopback:
+		return "localhost"
+	}
+	return "nobody (server.admin_token is unset and server.addr is not loopback)"
 }
 
 // Shutdown stops accepting connections, lets every accepted request finish
