@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy bench bench-server fuzz-short vet fmt-check images image-local
+.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy bench bench-server soak-reload fuzz-short vet fmt-check images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -92,6 +92,9 @@ bench: ## kernel, encoder and decoder benchmarks, then the PyTorch reference in 
 
 bench-server: ## captioner serve vs the Flask reference server under cmd/loadgen, same run
 	scripts/bench-server.sh
+
+soak-reload: ## 100 model reloads under the real model: resident memory must stay within 20% (minutes, not in CI)
+	CAPTIONER_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^TestReloadsKeepRSSFlat$$' -v ./server
 
 images: ## container images captioner:cpu and captioner:cuda (needs a Docker engine; see docs/deploy.md)
 	docker build -f docker/Dockerfile -t captioner:cpu .

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -45,8 +46,25 @@ type Server struct {
 	// ShutdownGrace is how long SIGTERM waits for accepted requests to finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	// AdminToken, when set, is the bearer token POST /admin/reload requires;
-	// when empty the endpoint answers loopback clients only.
+	// when empty the endpoint answers loopback clients of a loopback server only.
 	AdminToken string `mapstructure:"admin_token"`
+	// TrustedProxies lists the proxies (IPs or CIDRs) whose X-Forwarded-For and
+	// X-Real-IP name the client in logs and per-client limits; empty trusts none,
+	// so a client cannot choose the address it is recorded under.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// MaxConnections caps open client connections, so they cannot exhaust file
+	// descriptors and memory: at the cap a new one replaces the longest-idle
+	// keep-alive, or is answered 503 when every connection is in a request.
+	MaxConnections int `mapstructure:"max_connections"`
+	// Live is who may watch /live, which shows every upload's thumbnail, filename
+	// and caption: off, public, token (viewers present server.live_token), or auto
+	// (public when server.addr is loopback, else off).
+	Live string `mapstructure:"live"`
+	// LiveToken is the token /live viewers present when server.live is token.
+	LiveToken string `mapstructure:"live_token"`
+	// LiveMaxPerClient caps the /live streams one client address may hold, so one
+	// client cannot take every viewer slot.
+	LiveMaxPerClient int `mapstructure:"live_max_per_client"`
 	// LiveBuffer is how many captions a /live viewer may fall behind before it is
 	// disconnected (its browser reconnects), so a slow viewer never slows captioning.
 	LiveBuffer int `mapstructure:"live_buffer"`
@@ -72,6 +90,11 @@ func serverDefaults(v *viper.Viper) {
 	v.SetDefault("server.idle_timeout", "2m")
 	v.SetDefault("server.shutdown_grace", "30s")
 	v.SetDefault("server.admin_token", "")
+	v.SetDefault("server.trusted_proxies", []string{})
+	v.SetDefault("server.max_connections", 1024)
+	v.SetDefault("server.live", "auto")
+	v.SetDefault("server.live_token", "")
+	v.SetDefault("server.live_max_per_client", 4)
 	v.SetDefault("server.live_buffer", 32)
 	v.SetDefault("server.live_max_viewers", 256)
 	v.SetDefault("server.thumb_size", 128)
@@ -91,9 +114,20 @@ func (c Server) validate() []error {
 		{"server.max_images", c.MaxImages},
 		{"server.live_buffer", c.LiveBuffer},
 		{"server.live_max_viewers", c.LiveMaxViewers},
+		{"server.live_max_per_client", c.LiveMaxPerClient},
+		{"server.max_connections", c.MaxConnections},
 	} {
 		if err := positive(p.key, p.val); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if c.LiveMaxViewers >= c.MaxConnections {
+		errs = append(errs, fmt.Errorf("server.live_max_viewers: %d is not below server.max_connections %d, so live streams could hold every connection; lower it or raise server.max_connections", c.LiveMaxViewers, c.MaxConnections))
+	}
+	errs = append(errs, c.validateLive()...)
+	for _, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			errs = append(errs, fmt.Errorf("server.trusted_proxies: %q is neither an IP address nor a CIDR range (e.g. 10.0.0.1 or 10.0.0.0/8)", p))
 		}
 	}
 	if c.MaxBeam < 1 || c.MaxBeam > MaxBeam {
@@ -129,4 +163,42 @@ func (c Server) validate() []error {
 		errs = append(errs, fmt.Errorf("server.write_timeout: %s is below server.max_request_timeout %s, so a slow request would be cut off before its deadline; raise it", c.WriteTimeout, c.MaxRequestTimeout))
 	}
 	return errs
+}
+
+func (c Server) validateLive() []error {
+	if err := oneOf("server.live", c.Live, "auto", "off", "public", "token"); err != nil {
+		return []error{err}
+	}
+	switch {
+	case c.Live == "token" && c.LiveToken == "":
+		return []error{errors.New("server.live: token needs server.live_token: set it to a long random string (e.g. openssl rand -hex 16)")}
+	case c.Live != "token" && c.LiveToken != "":
+		return []error{fmt.Errorf("server.live_token is set but server.live is %s, so the token protects nothing; set server.live: token", c.Live)}
+	}
+	return nil
+}
+
+// Loopback reports whether Addr listens on the loopback interface only
+// (127.0.0.0/8, ::1 or localhost), unreachable from other machines.
+func (c Server) Loopback() bool {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// LiveMode is Live with auto resolved: public on a loopback server, else off.
+func (c Server) LiveMode() string {
+	if c.Live != "auto" {
+		return c.Live
+	}
+	if c.Loopback() {
+		return "public"
+	}
+	return "off"
 }

@@ -31,6 +31,12 @@ func TestServerValidation(t *testing.T) {
 		{"server:\n  shutdown_grace: 0s\n", "server.shutdown_grace: 0s must be a positive duration"},
 		{"server:\n  request_timeout: 5m\n", "server.max_request_timeout: 2m0s is below server.request_timeout 5m0s"},
 		{"server:\n  max_request_timeout: 10m\n", "server.write_timeout: 3m0s is below server.max_request_timeout 10m0s"},
+		{"server:\n  live: on\n", `server.live: "on" is not one of auto, off, public, token`},
+		{"server:\n  live: token\n", "server.live: token needs server.live_token: set it to a long random string (e.g. openssl rand -hex 16)"},
+		{"server:\n  live_token: abc\n", "server.live_token is set but server.live is auto, so the token protects nothing; set server.live: token"},
+		{"server:\n  live_max_per_client: 0\n", "server.live_max_per_client: 0 must be positive"},
+		{"server:\n  max_connections: 256\n", "server.live_max_viewers: 256 is not below server.max_connections 256, so live streams could hold every connection; lower it or raise server.max_connections"},
+		{"server:\n  trusted_proxies: [10.0.0.1, 10.0.0.0/8, proxy.local]\n", `server.trusted_proxies: "proxy.local" is neither an IP address nor a CIDR range (e.g. 10.0.0.1 or 10.0.0.0/8)`},
 	} {
 		file := filepath.Join(t.TempDir(), "c.yaml")
 		if err := os.WriteFile(file, []byte(tc.yaml), 0o644); err != nil {
@@ -50,5 +56,41 @@ func TestGPUConfigLoads(t *testing.T) {
 	}
 	if c.Device != "cuda" || c.Server.MaxBatch != 64 || c.Server.QueueSize != 512 {
 		t.Errorf("gpu.yaml: device %s max_batch %d queue_size %d", c.Device, c.Server.MaxBatch, c.Server.QueueSize)
+	}
+}
+
+func TestLoopbackAndLiveMode(t *testing.T) {
+	for _, tc := range []struct {
+		addr, live string
+		loopback   bool
+		mode       string
+	}{
+		{"127.0.0.1:8080", "auto", true, "public"},
+		{"127.1.2.3:8080", "auto", true, "public"},
+		{"[::1]:8080", "auto", true, "public"},
+		{"localhost:8080", "auto", true, "public"},
+		{":8080", "auto", false, "off"},
+		{"0.0.0.0:8080", "auto", false, "off"},
+		{"[::]:8080", "auto", false, "off"},
+		{"192.168.1.5:8080", "auto", false, "off"},
+		{"0.0.0.0:8080", "public", false, "public"},
+		{"127.0.0.1:8080", "off", true, "off"},
+		{"0.0.0.0:8080", "token", false, "token"},
+	} {
+		c := Server{Addr: tc.addr, Live: tc.live}
+		if c.Loopback() != tc.loopback || c.LiveMode() != tc.mode {
+			t.Errorf("addr %s live %s: loopback %v mode %s, want %v %s", tc.addr, tc.live, c.Loopback(), c.LiveMode(), tc.loopback, tc.mode)
+		}
+	}
+}
+
+func TestTrustedProxiesFromEnvironment(t *testing.T) {
+	t.Setenv("CAPTIONER_SERVER_TRUSTED_PROXIES", "10.0.0.1,192.168.0.0/16")
+	c, err := Load(viper.New(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Server.TrustedProxies, " "); got != "10.0.0.1 192.168.0.0/16" {
+		t.Errorf("trusted proxies %q", got)
 	}
 }

@@ -240,7 +240,7 @@ func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *r
 			if err != nil {
 				return s.bodyError(err)
 			}
-			req.images = append(req.images, &upload{name: p.FileName(), data: data})
+			req.images = append(req.images, &upload{name: boundedFilename(p.FileName()), data: data})
 		case isOption(name):
 			v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
 			if err != nil {

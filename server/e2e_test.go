@@ -97,6 +97,21 @@ func (w *webdriver) screenshot(name string) {
 	}
 }
 
+// checkConsole fails the test on anything the pages logged at SEVERE level, such
+// as a Content-Security-Policy violation or a script error.
+func (w *webdriver) checkConsole() {
+	w.t.Helper()
+	var entries []struct {
+		Level, Message string
+	}
+	json.Unmarshal(w.call("POST", "/se/log", map[string]string{"type": "browser"}), &entries)
+	for _, e := range entries {
+		if e.Level == "SEVERE" {
+			w.t.Errorf("browser console: %s", e.Message)
+		}
+	}
+}
+
 // startChromium starts chromedriver and a headless Chromium session, both ended
 // with the test.
 func startChromium(t *testing.T) *webdriver {
@@ -128,7 +143,8 @@ func startChromium(t *testing.T) *webdriver {
 	go io.Copy(io.Discard, stdout)
 
 	caps := map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
-		"browserName": "chrome",
+		"browserName":       "chrome",
+		"goog:loggingPrefs": map[string]string{"browser": "ALL"},
 		"goog:chromeOptions": map[string]any{
 			"binary": chromiumPath,
 			"args": []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -154,10 +170,7 @@ func TestBrowserUploadAndLive(t *testing.T) {
 
 	// Tab 1 watches /live, connected before the upload.
 	w.navigate(ts.url + "/live")
-	live := w.await(`const done = arguments[arguments.length - 1];
-		const s = document.getElementById("status");
-		const check = () => { if (s.textContent === "live") { done("live"); return true; } };
-		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
+	live := w.await(awaitLiveStatus)
 	if live != "live" {
 		t.Fatalf("live page status %q", live)
 	}
@@ -207,5 +220,23 @@ func TestBrowserUploadAndLive(t *testing.T) {
 		t.Errorf("live page shows %q, want the thumbnail data URL and %q", got, caption)
 	}
 	w.screenshot("live.png")
+	w.checkConsole()
 	t.Logf("caption %q seen on / and on /live", caption)
+}
+
+// awaitLiveStatus waits for the live page's status to read "live".
+const awaitLiveStatus = `const done = arguments[arguments.length - 1];
+	const s = document.getElementById("status");
+	const check = () => { if (s.textContent === "live") { done("live"); return true; } };
+	if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`
+
+// With server.live: token, /live?token= passes the token on to the stream.
+func TestBrowserLiveWithToken(t *testing.T) {
+	ts := stepServer(t, liveToken)
+	w := startChromium(t)
+	w.navigate(ts.url + "/live?token=v13w")
+	if got := w.await(awaitLiveStatus); got != "live" {
+		t.Fatalf("live page status %q", got)
+	}
+	w.checkConsole()
 }

@@ -16,14 +16,15 @@ import (
 // browser's EventSource reconnects and catches up from the recent history), so a
 // slow viewer costs itself and never the captioning.
 type hub struct {
-	buf, maxViewers int
-	metrics         *metrics
+	buf, maxViewers, maxPerClient int
+	metrics                       *metrics
 
-	mu      sync.Mutex
-	viewers map[*viewer]struct{}
-	recent  []frame // the last recentLen events, oldest first, for new viewers
-	nextID  uint64
-	closed  bool
+	mu        sync.Mutex
+	viewers   map[*viewer]struct{}
+	perClient map[string]int // open streams by client address
+	recent    []frame        // the last recentLen events, oldest first, for new viewers
+	nextID    uint64
+	closed    bool
 }
 
 // recentLen is how many past captions a viewer sees when it connects.
@@ -35,33 +36,41 @@ type frame struct {
 }
 
 type viewer struct {
+	client string
 	events chan []byte   // SSE frames, capacity buf
 	kicked chan struct{} // closed when the hub drops the viewer
 }
 
-func newHub(buf, maxViewers int, m *metrics) *hub {
-	return &hub{buf: buf, maxViewers: maxViewers, metrics: m, viewers: map[*viewer]struct{}{}}
+func newHub(buf, maxViewers, maxPerClient int, m *metrics) *hub {
+	return &hub{buf: buf, maxViewers: maxViewers, maxPerClient: maxPerClient, metrics: m,
+		viewers: map[*viewer]struct{}{}, perClient: map[string]int{}}
 }
 
-// errHubClosed and errTooManyViewers are the reasons join refuses.
+// errHubClosed, errTooManyViewers and errClientViewers are the reasons join refuses.
 var (
 	errHubClosed      = errorf(http.StatusServiceUnavailable, "the server is shutting down")
 	errTooManyViewers = errorf(http.StatusServiceUnavailable, "too many live viewers (server.live_max_viewers); retry later")
+	errClientViewers  = errorf(http.StatusTooManyRequests, "this address already has as many live streams open as one client may (server.live_max_per_client); close one first")
 )
 
-// join registers a viewer and returns it with the recent frames after event
-// lastID (the browser's Last-Event-ID when it reconnects) to send first.
-func (h *hub) join(lastID uint64) (*viewer, [][]byte, error) {
+// join registers a viewer from client (its address) and returns it with the
+// recent frames after event lastID (the browser's Last-Event-ID when it
+// reconnects) to send first.
+func (h *hub) join(client string, lastID uint64) (*viewer, [][]byte, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, nil, errHubClosed
 	}
+	if h.perClient[client] >= h.maxPerClient {
+		return nil, nil, errClientViewers
+	}
 	if len(h.viewers) >= h.maxViewers {
 		return nil, nil, errTooManyViewers
 	}
-	v := &viewer{events: make(chan []byte, h.buf), kicked: make(chan struct{})}
+	v := &viewer{client: client, events: make(chan []byte, h.buf), kicked: make(chan struct{})}
 	h.viewers[v] = struct{}{}
+	h.perClient[client]++
 	h.metrics.liveViewers.Set(float64(len(h.viewers)))
 	var missed [][]byte
 	for _, f := range h.recent {
@@ -82,6 +91,9 @@ func (h *hub) leave(v *viewer) {
 func (h *hub) drop(v *viewer) {
 	if _, ok := h.viewers[v]; ok {
 		delete(h.viewers, v)
+		if h.perClient[v.client]--; h.perClient[v.client] == 0 {
+			delete(h.perClient, v.client)
+		}
 		close(v.kicked)
 		h.metrics.liveViewers.Set(float64(len(h.viewers)))
 	}
@@ -138,11 +150,31 @@ const liveKeepAlive = 15 * time.Second
 // frame in this time is gone or hopeless.
 const liveWriteTimeout = 10 * time.Second
 
+// liveGate admits to the live page and stream only whom server.live allows.
+// Browsers' EventSource cannot send headers, so the token may come as ?token=
+// (the live page passes its own on); pages send no Referer, and logs record the
+// route without the query.
+func (s *Server) liveGate(c *gin.Context) {
+	switch s.liveMode {
+	case "public":
+	case "token":
+		got, ok := bearer(c)
+		if !ok {
+			got = c.Query("token")
+		}
+		if !sameToken(got, s.cfg.LiveToken) {
+			apiError(c, http.StatusUnauthorized, "the live stream needs the viewer token (server.live is token): open /live?token=<server.live_token>, or send Authorization: Bearer <server.live_token>")
+		}
+	default:
+		apiError(c, http.StatusForbidden, "the live stream is off on this server (server.live is off, the default when server.addr is not loopback): set server.live to public or token to turn it on")
+	}
+}
+
 // getLive streams captions as Server-Sent Events (event "caption", JSON data).
 func (s *Server) getLive(c *gin.Context) {
 	// A reconnecting EventSource sends the id of the last event it saw.
 	lastID, _ := strconv.ParseUint(c.GetHeader("Last-Event-ID"), 10, 64)
-	v, recent, err := s.live.join(lastID)
+	v, recent, err := s.live.join(c.ClientIP(), lastID)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -13,22 +13,25 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests      *prometheus.CounterVec   // route, method, status
-	latency       *prometheus.HistogramVec // route
-	queueDepth    prometheus.GaugeFunc
-	queueReserved prometheus.GaugeFunc
-	queueWait     prometheus.Histogram
-	batchSize     prometheus.Histogram
-	encode        prometheus.Histogram
-	decode        prometheus.Histogram
-	images        prometheus.Counter
-	dropped       *prometheus.CounterVec // reason
-	rejected      prometheus.Counter
-	batchErrors   prometheus.Counter
-	model         *prometheus.GaugeVec // model, version, device
-	reloads       *prometheus.CounterVec
-	liveViewers   prometheus.Gauge
-	liveKicked    prometheus.Counter
+	requests        *prometheus.CounterVec   // route, method, status
+	latency         *prometheus.HistogramVec // route
+	queueDepth      prometheus.GaugeFunc
+	queueReserved   prometheus.GaugeFunc
+	queueWait       prometheus.Histogram
+	batchSize       prometheus.Histogram
+	encode          prometheus.Histogram
+	decode          prometheus.Histogram
+	images          prometheus.Counter
+	dropped         *prometheus.CounterVec // reason
+	rejected        prometheus.Counter
+	batchErrors     prometheus.Counter
+	model           *prometheus.GaugeVec // model, version, device
+	reloads         *prometheus.CounterVec
+	liveViewers     prometheus.Gauge
+	liveKicked      prometheus.Counter
+	connsOpen       prometheus.Gauge
+	connsRefused    prometheus.Counter
+	connsIdleClosed prometheus.Counter
 
 	rate imageRate
 }
@@ -88,9 +91,18 @@ func newMetrics(s *Server) *metrics {
 	m.liveKicked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "captioner_live_viewers_dropped_total", Help: "Live viewers disconnected because they fell behind.",
 	})
+	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "captioner_connections_open", Help: "Open client connections; at server.max_connections new ones get 503.",
+	})
+	m.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "captioner_connections_refused_total", Help: "Connections answered 503 and closed because server.max_connections were open, all in requests.",
+	})
+	m.connsIdleClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "captioner_connections_idle_closed_total", Help: "Idle keep-alive connections closed to make room for a new one at server.max_connections.",
+	})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.queueDepth, m.queueReserved, m.queueWait, m.batchSize,
 		m.encode, m.decode, m.images, m.dropped, m.rejected, m.batchErrors, m.model, m.reloads,
-		m.liveViewers, m.liveKicked} {
+		m.liveViewers, m.liveKicked, m.connsOpen, m.connsRefused, m.connsIdleClosed} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

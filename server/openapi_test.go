@@ -211,6 +211,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"post", "/v1/captions", "image/png", []byte("not a png"), 415},
 		{"post", "/v1/captions", "image/png", img[:40], 400},
 		{"post", "/admin/reload", "", nil, 200},
+		{"post", "/admin/reload", "text/plain", []byte("reload"), 415},
 	} {
 		r := do(t, strings.ToUpper(tc.method), ts.url+tc.path, tc.ct, bytes.NewReader(tc.body))
 		if r.status != tc.status {

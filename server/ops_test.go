@@ -118,7 +118,7 @@ func TestReloadSwapsOrKeepsTheOldModel(t *testing.T) {
 }
 
 func TestAdminNeedsLoopbackOrToken(t *testing.T) {
-	reload := func(cfg *config.Config, remote, auth string) *httptest.ResponseRecorder {
+	reload := func(cfg *config.Config, remote string, header map[string]string) *httptest.ResponseRecorder {
 		m := newStepModel("m")
 		m.entered = nil
 		s := New(cfg, modelLoader(m), discardLog())
@@ -128,8 +128,8 @@ func TestAdminNeedsLoopbackOrToken(t *testing.T) {
 		defer s.Shutdown(context.Background())
 		req := httptest.NewRequest("POST", "/admin/reload", nil)
 		req.RemoteAddr = remote
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
+		for k, v := range header {
+			req.Header.Set(k, v)
 		}
 		w := httptest.NewRecorder()
 		s.Handler().ServeHTTP(w, req)
@@ -137,23 +137,53 @@ func TestAdminNeedsLoopbackOrToken(t *testing.T) {
 	}
 	open := testConfig(t, nil)
 	tok := testConfig(t, func(c *config.Config) { c.Server.AdminToken = "s3cret" })
+	public := testConfig(t, func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" })
+	publicTok := testConfig(t, func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Server.AdminToken = "s3cret" })
+	const (
+		ok         = `"version":"v-m"`
+		needBearer = `{"error":"admin endpoints need the header Authorization: Bearer \u003cserver.admin_token\u003e"}`
+		origin     = `{"error":"admin endpoints refuse requests with an Origin header, which browsers send from web pages: call them from curl or a script"}`
+	)
+	form := func(ct string) string {
+		return `{"error":"admin endpoints refuse Content-Type \"` + ct + `\", which a web page's form can send: send no body"}`
+	}
+	bearer := map[string]string{"Authorization": "Bearer s3cret"}
 	for _, tc := range []struct {
-		name         string
-		cfg          *config.Config
-		remote, auth string
-		status       int
-		msg          string
+		name   string
+		cfg    *config.Config
+		remote string
+		header map[string]string
+		status int
+		body   string // exact, or contained for ok
 	}{
-		{"loopback v4", open, "127.0.0.1:5000", "", 200, `"version":"v-m"`},
-		{"loopback v6", open, "[::1]:5000", "", 200, `"version":"v-m"`},
-		{"remote", open, "10.1.2.3:5000", "", 403, "admin endpoints answer only localhost unless server.admin_token is set"},
-		{"token missing", tok, "127.0.0.1:5000", "", 401, "Authorization: Bearer"},
-		{"token wrong", tok, "10.1.2.3:5000", "Bearer guess", 401, "Authorization: Bearer"},
-		{"token right", tok, "10.1.2.3:5000", "Bearer s3cret", 200, `"version":"v-m"`},
+		{"loopback v4", open, "127.0.0.1:5000", nil, 200, ok},
+		{"loopback v6", open, "[::1]:5000", nil, 200, ok},
+		{"remote", open, "10.1.2.3:5000", nil, 403, `{"error":"admin endpoints answer only localhost unless server.admin_token is set; call from the server's machine or configure a token"}`},
+		{"forwarded for loopback", open, "10.1.2.3:5000", map[string]string{"X-Forwarded-For": "127.0.0.1"}, 403, "admin endpoints answer only localhost"},
+		{"token missing", tok, "127.0.0.1:5000", nil, 401, needBearer},
+		{"token wrong", tok, "10.1.2.3:5000", map[string]string{"Authorization": "Bearer guess"}, 401, needBearer},
+		{"token right", tok, "10.1.2.3:5000", bearer, 200, ok},
+		// Listening beyond loopback, a loopback peer (a proxy or sidecar on the
+		// same host) is no proof of anything.
+		{"public, loopback peer", public, "127.0.0.6:5000", nil, 403, `{"error":"admin endpoints need server.admin_token when server.addr (0.0.0.0:8080) is not loopback: set it and send Authorization: Bearer \u003cserver.admin_token\u003e"}`},
+		{"public, token right", publicTok, "127.0.0.6:5000", bearer, 200, ok},
+		{"public, token missing", publicTok, "127.0.0.1:5000", nil, 401, needBearer},
+		// What a cross-site page can send is refused, token or not.
+		{"origin", open, "127.0.0.1:5000", map[string]string{"Origin": "http://evil.example"}, 403, origin},
+		{"origin with token", tok, "127.0.0.1:5000", map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer s3cret"}, 403, origin},
+		{"urlencoded form", open, "127.0.0.1:5000", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, form("application/x-www-form-urlencoded")},
+		{"multipart form", tok, "127.0.0.1:5000", map[string]string{"Content-Type": "multipart/form-data; boundary=x", "Authorization": "Bearer s3cret"}, 415, form(`multipart/form-data; boundary=x`)},
+		{"text/plain", open, "127.0.0.1:5000", map[string]string{"Content-Type": "Text/Plain;charset=UTF-8"}, 415, form("Text/Plain;charset=UTF-8")},
+		{"json is fine", open, "127.0.0.1:5000", map[string]string{"Content-Type": "application/json"}, 200, ok},
 	} {
-		w := reload(tc.cfg, tc.remote, tc.auth)
-		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.msg) {
-			t.Errorf("%s: %d %s, want %d containing %q", tc.name, w.Code, w.Body, tc.status, tc.msg)
+		w := reload(tc.cfg, tc.remote, tc.header)
+		body := strings.TrimSpace(w.Body.String())
+		match := body == tc.body
+		if tc.body == ok || !strings.HasPrefix(tc.body, "{") {
+			match = strings.Contains(body, tc.body)
+		}
+		if w.Code != tc.status || !match {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, w.Code, body, tc.status, tc.body)
 		}
 	}
 }
@@ -249,12 +279,12 @@ func TestLiveStreamsEveryCaptionToEveryViewer(t *testing.T) {
 
 func TestSlowViewerIsDroppedNotWaitedFor(t *testing.T) {
 	m := newMetrics(nil)
-	h := newHub(2, 10, m)
-	slow, _, err := h.join(0)
+	h := newHub(2, 10, 10, m)
+	slow, _, err := h.join("a", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, _, _ := h.join(0)
+	fast, _, _ := h.join("a", 0)
 	for i := range 5 {
 		h.publish(map[string]int{"n": i}) // returns at once even though slow never reads
 		<-fast.events
@@ -269,13 +299,13 @@ func TestSlowViewerIsDroppedNotWaitedFor(t *testing.T) {
 		t.Fatal("the viewer that kept up was disconnected")
 	default:
 	}
-	if _, _, err := h.join(0); err != nil {
+	if _, _, err := h.join("a", 0); err != nil {
 		t.Errorf("join after the drop: %v", err)
 	}
-	for range 8 {
-		h.join(0)
+	for i := range 8 {
+		h.join(fmt.Sprint("client", i), 0)
 	}
-	if _, _, err := h.join(0); !errors.Is(err, errTooManyViewers) {
+	if _, _, err := h.join("b", 0); !errors.Is(err, errTooManyViewers) {
 		t.Errorf("11th viewer with a limit of 10: %v, want errTooManyViewers", err)
 	}
 }

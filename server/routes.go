@@ -24,7 +24,12 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func (s *Server) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.requestLog, s.recover)
+	// Only the configured proxies may name the client (X-Forwarded-For), in logs
+	// and per-client limits; config has checked the list.
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		panic("server: server.trusted_proxies passed validation but gin refuses it: " + err.Error())
+	}
+	r.Use(s.requestLog, noSniff, s.recover)
 	r.NoRoute(func(c *gin.Context) {
 		apiError(c, http.StatusNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path+"; the API is described at GET /openapi.json")
 	})
@@ -33,12 +38,12 @@ func (s *Server) routes() *gin.Engine {
 	})
 
 	r.GET("/", s.page("index.html"))
-	r.GET("/live", s.page("live.html"))
+	r.GET("/live", s.liveGate, s.page("live.html"))
 	r.GET("/static/*file", gin.WrapH(http.StripPrefix("/static/", http.FileServerFS(web.Static))))
 
 	r.POST("/v1/captions", s.postCaptions)
 	r.GET("/v1/models", s.getModels)
-	r.GET("/v1/live", s.getLive)
+	r.GET("/v1/live", s.liveGate, s.getLive)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.getReady)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
@@ -47,15 +52,29 @@ func (s *Server) routes() *gin.Engine {
 	return r
 }
 
+// pagePolicy is the pages' Content-Security-Policy: their scripts, styles and
+// connections are the server's own files and API, images also the previews
+// (blob:) and thumbnails (data:) they make, and no other site may frame them.
+const pagePolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 func (s *Server) page(name string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		b, err := web.Static.ReadFile(name)
 		if err != nil {
 			panic("server: embedded page missing: " + name) // a build defect, not a request error
 		}
+		h := c.Writer.Header()
+		h.Set("Content-Security-Policy", pagePolicy)
+		h.Set("X-Frame-Options", "DENY")        // frame-ancestors for browsers without CSP 2
+		h.Set("Referrer-Policy", "no-referrer") // /live?token= stays out of other sites' logs
 		c.Data(http.StatusOK, "text/html; charset=utf-8", b)
 	}
 }
+
+// noSniff keeps browsers from reading any answer (an uploaded image echoed in
+// an error, JSON) as another type, such as HTML.
+func noSniff(c *gin.Context) { c.Header("X-Content-Type-Options", "nosniff") }
 
 // apiError answers {"error": msg}. Messages say what went wrong and what to do.
 func apiError(c *gin.Context, status int, msg string) {
@@ -94,6 +113,8 @@ func (s *Server) requestLog(c *gin.Context) {
 	s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
 	level := slog.LevelInfo
 	switch {
+	case route == "/readyz" && status == http.StatusServiceUnavailable:
+		// Not ready is expected while the model warms up and while shutting down.
 	case status >= 500:
 		level = slog.LevelError
 	case route == "/healthz" || route == "/readyz" || route == "/metrics":
@@ -127,16 +148,37 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
+// formTypes are the Content-Types a cross-site HTML form (or a fetch without a
+// preflight) can send.
+var formTypes = []string{"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+
 // adminOnly admits requests bearing the configured token or, when no token is
-// configured, requests from the loopback interface only. The peer address is
-// used, never X-Forwarded-For, which a client can set.
+// configured and the server listens on loopback only, requests from loopback.
+// Anything a browser could send from another site is refused first: a request
+// with an Origin header or a form Content-Type. The peer address is used,
+// never X-Forwarded-For, which a client can set.
 func (s *Server) adminOnly(c *gin.Context) {
+	if c.GetHeader("Origin") != "" {
+		apiError(c, http.StatusForbidden, "admin endpoints refuse requests with an Origin header, which browsers send from web pages: call them from curl or a script")
+		return
+	}
+	ct := c.GetHeader("Content-Type")
+	mt, _, _ := strings.Cut(ct, ";")
+	for _, f := range formTypes {
+		if strings.EqualFold(strings.TrimSpace(mt), f) {
+			apiError(c, http.StatusUnsupportedMediaType, "admin endpoints refuse Content-Type "+strconv.Quote(ct)+", which a web page's form can send: send no body")
+			return
+		}
+	}
 	if tok := s.cfg.AdminToken; tok != "" {
-		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+		if got, _ := bearer(c); !sameToken(got, tok) {
 			apiError(c, http.StatusUnauthorized, "admin endpoints need the header Authorization: Bearer <server.admin_token>")
 			return
 		}
+		return
+	}
+	if !s.loopback {
+		apiError(c, http.StatusForbidden, "admin endpoints need server.admin_token when server.addr ("+s.cfg.Addr+") is not loopback: set it and send Authorization: Bearer <server.admin_token>")
 		return
 	}
 	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
@@ -144,6 +186,16 @@ func (s *Server) adminOnly(c *gin.Context) {
 		apiError(c, http.StatusForbidden, "admin endpoints answer only localhost unless server.admin_token is set; call from the server's machine or configure a token")
 		return
 	}
+}
+
+// bearer is the token of an Authorization: Bearer header.
+func bearer(c *gin.Context) (string, bool) {
+	return strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+}
+
+// sameToken compares a presented token with the configured one in constant time.
+func sameToken(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 func (s *Server) postReload(c *gin.Context) {

@@ -35,8 +35,13 @@ type Server struct {
 	load     Loader
 	metrics  *metrics
 	live     *hub
+	// liveMode is server.live resolved (off, public or token); loopback is
+	// whether server.addr is loopback-only, which decides what needs a token.
+	liveMode string
+	loopback bool
 	router   *gin.Engine
 	httpSrv  *http.Server
+	conns    *connLimiter // server.max_connections
 
 	// prepSlots bounds the images being decoded and preprocessed at once to
 	// GOMAXPROCS. The decoding runs in C (libjpeg-turbo), and a goroutine in a C
@@ -64,15 +69,19 @@ func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 	s := &Server{
 		cfg:       cfg.Server,
 		decoding:  pipeline.NewDecoding(cfg.Decode, cfg.Server.MaxBeam),
+		liveMode:  cfg.Server.LiveMode(),
+		loopback:  cfg.Server.Loopback(),
 		log:       log,
 		load:      load,
 		started:   make(chan struct{}),
 		prepSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	s.metrics = newMetrics(s)
-	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, s.metrics)
+	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, cfg.Server.LiveMaxPerClient, s.metrics)
 	s.router = s.routes()
+	s.conns = newConnLimiter(cfg.Server.MaxConnections, s.metrics)
 	s.httpSrv = &http.Server{
+		ConnState:         s.conns.connState,
 		Handler:           s.router,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -163,11 +172,23 @@ func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
 
 // Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.log.Info("listening", "addr", ln.Addr().String())
-	if err := s.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	s.log.Info("listening", "addr", ln.Addr().String(), "live", s.liveMode, "admin", s.adminAccess(),
+		"max_connections", s.cfg.MaxConnections)
+	if err := s.httpSrv.Serve(s.conns.listen(ln)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// adminAccess says who may call the admin endpoints, for the start-up log.
+func (s *Server) adminAccess() string {
+	switch {
+	case s.cfg.AdminToken != "":
+		return "bearer token"
+	case s.loopback:
+		return "localhost"
+	}
+	return "nobody (server.admin_token is unset and server.addr is not loopback)"
 }
 
 // Shutdown stops accepting connections, lets every accepted request finish

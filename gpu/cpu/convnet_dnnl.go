@@ -6,6 +6,7 @@ package cpu
 #cgo CFLAGS: -O2 -std=gnu11
 #cgo LDFLAGS: -ldnnl -lgomp
 #include <stdlib.h>
+#include <malloc.h>
 #include <oneapi/dnnl/dnnl.h>
 #include "convnet.h"
 
@@ -145,10 +146,15 @@ func (c *convChain) Describe() string {
 	return fmt.Sprintf("oneDNN %d.%d.%d %s, %d threads [%s]", v.major, v.minor, v.patch, c.precision, len(c.parts), strings.Join(impls, " "))
 }
 
-// Close frees the plans.
+// Close frees the plans and hands the freed memory back to the system.
 func (c *convChain) Close() {
 	for _, net := range c.parts {
 		C.cap_convnet_destroy(net)
 	}
 	c.parts = nil
+	// The plans' weights and activations were allocated by oneDNN from whichever
+	// threads planned and ran them, so they lie in several glibc malloc arenas,
+	// which keep freed memory for reuse: without a trim a server's RSS more than
+	// doubled over 100 model reloads (169 MB to 362 MB) while nothing leaked.
+	C.malloc_trim(0)
 }

@@ -1,6 +1,8 @@
 // The live page: every caption the server makes arrives over Server-Sent Events
 // (/v1/live) with a thumbnail. EventSource reconnects by itself and sends the last
-// event id, so the server replays only what was missed.
+// event id, so the server replays only what was missed. When the server asks
+// viewers for a token (server.live: token), the page is opened as /live?token=...
+// and passes the token on (EventSource cannot send an Authorization header).
 "use strict";
 const feed = document.getElementById("feed"), status = document.getElementById("status");
 const empty = document.getElementById("empty");
@@ -8,7 +10,8 @@ const maxItems = 100;
 const seen = new Set();
 
 function connect() {
-  const es = new EventSource("/v1/live");
+  const token = new URLSearchParams(location.search).get("token");
+  const es = new EventSource(token ? "/v1/live?token=" + encodeURIComponent(token) : "/v1/live");
   es.onopen = () => { status.className = "status ok"; status.textContent = "live"; };
   es.onerror = () => { status.className = "status wait"; status.textContent = "reconnecting…"; };
   es.addEventListener("caption", (e) => {

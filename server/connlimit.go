@@ -1,0 +1,161 @@
+package server
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// connLimiter caps the connections the server keeps open (server.max_connections).
+// At the cap, a new connection takes the place of the keep-alive connection that
+// has been idle longest, so idle keep-alives cannot lock clients out; when every
+// connection is in a request, the new one is answered 503 and closed at once
+// rather than left waiting in the kernel's backlog, so its client learns why and
+// when to retry.
+type connLimiter struct {
+	slots   chan struct{} // one per open connection
+	refusal chan struct{} // bounds the goroutines answering refused connections
+	metrics *metrics
+
+	mu   sync.Mutex
+	idle map[*limitedConn]time.Time // connections between requests, and since when
+}
+
+// maxRefusing bounds the refused connections being answered at once; beyond it
+// they are closed without an answer, so a flood costs no more than this.
+const maxRefusing = 64
+
+// refusalTimeout bounds answering one refused connection.
+const refusalTimeout = time.Second
+
+const refusalBody = `{"error":"the server has as many open connections as it allows (server.max_connections), all in requests; retry in a moment"}` + "\n"
+
+// refusalResponse is the whole answer to a connection over the cap.
+var refusalResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
+	"Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
+	"Content-Length: " + strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + refusalBody)
+
+func newConnLimiter(max int, m *metrics) *connLimiter {
+	return &connLimiter{slots: make(chan struct{}, max), refusal: make(chan struct{}, maxRefusing), metrics: m,
+		idle: map[*limitedConn]time.Time{}}
+}
+
+// listen wraps ln so that its connections count against the cap.
+func (l *connLimiter) listen(ln net.Listener) net.Listener { return &limitedListener{ln, l} }
+
+// connState is the http.Server's ConnState hook: it tracks which connections
+// are idle between requests.
+func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st == http.StateIdle {
+		l.idle[lc] = time.Now()
+	} else {
+		delete(l.idle, lc)
+	}
+}
+
+// admit takes a slot for a new connection, closing the longest idle one to
+// make room if need be.
+func (l *connLimiter) admit() bool {
+	if l.take() {
+		return true
+	}
+	l.mu.Lock()
+	var idlest *limitedConn
+	var since time.Time
+	for c, t := range l.idle {
+		if idlest == nil || t.Before(since) {
+			idlest, since = c, t
+		}
+	}
+	delete(l.idle, idlest)
+	l.mu.Unlock()
+	if idlest == nil {
+		return false
+	}
+	// Servers may close idle keep-alives at any time; HTTP clients reconnect.
+	idlest.Close() // gives its slot back before returning
+	l.metrics.connsIdleClosed.Inc()
+	return l.take()
+}
+
+func (l *connLimiter) take() bool {
+	select {
+	case l.slots <- struct{}{}:
+		l.metrics.connsOpen.Inc()
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *connLimiter) release() {
+	<-l.slots
+	l.metrics.connsOpen.Dec()
+}
+
+// refuse answers c with the 503 and closes it, off the accept loop.
+func (l *connLimiter) refuse(c net.Conn) {
+	l.metrics.connsRefused.Inc()
+	select {
+	case l.refusal <- struct{}{}:
+	default:
+		c.Close()
+		return
+	}
+	go func() {
+		defer func() { <-l.refusal }()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(refusalTimeout))
+		if _, err := c.Write(refusalResponse); err != nil {
+			return
+		}
+		// Closing with the request unread would reset the connection, and the
+		// client could lose the answer: end our side, then read what it sent.
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
+}
+
+type limitedListener struct {
+	net.Listener
+	l *connLimiter
+}
+
+// Accept returns the next connection within the cap, answering the ones over it.
+func (ln *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if ln.l.admit() {
+			return &limitedConn{Conn: c, release: ln.l.release}, nil
+		}
+		ln.l.refuse(c)
+	}
+}
+
+// limitedConn gives its slot back when first closed: by the HTTP server, or by
+// the limiter making room.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

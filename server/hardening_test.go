@@ -1,0 +1,404 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/captioner/captioner/config"
+)
+
+// stepServer is a test server on a real loopback listener with a fast fake model.
+func stepServer(t *testing.T, edit func(*config.Config)) *testServer {
+	t.Helper()
+	m := newStepModel("m")
+	m.entered = nil
+	return startServer(t, testConfig(t, edit), modelLoader(m))
+}
+
+// get does a GET with extra headers and reads the whole answer.
+func get(t *testing.T, url string, header map[string]string) response {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := response{status: resp.StatusCode, header: resp.Header}
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		// A stream never ends: its first frame is enough.
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		r.body = []byte(line)
+		return r
+	}
+	r.body, _ = io.ReadAll(resp.Body)
+	return r
+}
+
+func (r response) wantExact(t *testing.T, what string, status int, body string) {
+	t.Helper()
+	if got := strings.TrimSpace(string(r.body)); r.status != status || got != body {
+		t.Errorf("%s: %d %s, want %d %s", what, r.status, got, status, body)
+	}
+}
+
+func TestLiveModes(t *testing.T) {
+	const (
+		off      = `{"error":"the live stream is off on this server (server.live is off, the default when server.addr is not loopback): set server.live to public or token to turn it on"}`
+		needTok  = `{"error":"the live stream needs the viewer token (server.live is token): open /live?token=\u003cserver.live_token\u003e, or send Authorization: Bearer \u003cserver.live_token\u003e"}`
+		streamOK = "retry: 2000"
+	)
+	page := func(r response) string {
+		if r.status == 200 && strings.Contains(string(r.body), `<script src="/static/live.js">`) {
+			return "the page"
+		}
+		return strings.TrimSpace(string(r.body))
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(*config.Config)
+		query  string
+		header map[string]string
+		status int
+		stream string // the stream's answer; the page's is the same error, or the page
+	}{
+		{"auto on loopback is public", nil, "", nil, 200, streamOK},
+		{"auto beyond loopback is off", func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" }, "", nil, 403, off},
+		{"off", func(c *config.Config) { c.Server.Live = "off" }, "", nil, 403, off},
+		{"public beyond loopback", func(c *config.Config) { c.Server.Addr = ":8080"; c.Server.Live = "public" }, "", nil, 200, streamOK},
+		{"token missing", liveToken, "", nil, 401, needTok},
+		{"token wrong", liveToken, "?token=guess", nil, 401, needTok},
+		{"admin token is not a viewer token", func(c *config.Config) { liveToken(c); c.Server.AdminToken = "adm" }, "",
+			map[string]string{"Authorization": "Bearer adm"}, 401, needTok},
+		{"token in the query", liveToken, "?token=v13w", nil, 200, streamOK},
+		{"token as bearer", liveToken, "", map[string]string{"Authorization": "Bearer v13w"}, 200, streamOK},
+	} {
+		ts := stepServer(t, tc.edit)
+		stream := get(t, ts.url+"/v1/live"+tc.query, tc.header)
+		if got := strings.TrimSpace(string(stream.body)); stream.status != tc.status || got != tc.stream {
+			t.Errorf("%s: /v1/live %d %s, want %d %s", tc.name, stream.status, got, tc.status, tc.stream)
+		}
+		wantPage := tc.stream
+		if tc.status == 200 {
+			wantPage = "the page"
+		}
+		if r := get(t, ts.url+"/live"+tc.query, tc.header); r.status != tc.status || page(r) != wantPage {
+			t.Errorf("%s: /live %d %s, want %d %s", tc.name, r.status, page(r), tc.status, wantPage)
+		}
+	}
+}
+
+func liveToken(c *config.Config) { c.Server.Live = "token"; c.Server.LiveToken = "v13w" }
+
+// viewers is how many live streams the hub holds for client.
+func (h *hub) viewersOf(client string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.perClient[client]
+}
+
+func TestLiveCapPerClient(t *testing.T) {
+	const full = `{"error":"this address already has as many live streams open as one client may (server.live_max_per_client); close one first"}`
+	ts := stepServer(t, func(c *config.Config) { c.Server.LiveMaxPerClient = 2 })
+	_, closeA := openLive(t, ts.url, "")
+	_, closeB := openLive(t, ts.url, "")
+	defer closeB()
+	get(t, ts.url+"/v1/live", nil).wantExact(t, "third stream", 429, full)
+	// X-Forwarded-For from a peer that is no trusted proxy names nobody.
+	get(t, ts.url+"/v1/live", map[string]string{"X-Forwarded-For": "10.9.9.9"}).wantExact(t, "third stream, forwarded", 429, full)
+	closeA()
+	waitFor(t, "the closed stream to leave", func() bool { return ts.live.viewersOf("127.0.0.1") == 1 })
+	if r := get(t, ts.url+"/v1/live", nil); r.status != 200 {
+		t.Errorf("after one closed: %d %s, want 200", r.status, r.body)
+	}
+
+	// Behind a trusted proxy the forwarded address is the client.
+	tp := stepServer(t, func(c *config.Config) {
+		c.Server.LiveMaxPerClient = 1
+		c.Server.TrustedProxies = []string{"127.0.0.0/8"}
+	})
+	for _, who := range []string{"10.0.0.1", "10.0.0.2"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", tp.url+"/v1/live", nil)
+		req.Header.Set("X-Forwarded-For", who)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("first stream of %s behind the proxy: %d", who, resp.StatusCode)
+		}
+	}
+	get(t, tp.url+"/v1/live", map[string]string{"X-Forwarded-For": "10.0.0.1"}).wantExact(t, "second stream of 10.0.0.1", 429, full)
+}
+
+func TestLogsRecordOnlyTrustedForwardedFor(t *testing.T) {
+	for _, tc := range []struct {
+		trusted []string
+		want    string
+	}{
+		{nil, `"remote":"127.0.0.1"`},                    // the default
+		{[]string{"10.0.0.0/8"}, `"remote":"127.0.0.1"`}, // the peer is not among them
+		{[]string{"127.0.0.1"}, `"remote":"203.0.113.7"`},
+	} {
+		ts := stepServer(t, func(c *config.Config) {
+			if tc.trusted != nil {
+				c.Server.TrustedProxies = tc.trusted
+			}
+		})
+		get(t, ts.url+"/v1/models", map[string]string{"X-Forwarded-For": "203.0.113.7"})
+		line := grepLines(ts.logs.String(), `"route":"/v1/models"`)
+		if !strings.Contains(line, tc.want) {
+			t.Errorf("trusted %v: log %s, want %s", tc.trusted, line, tc.want)
+		}
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	ts := stepServer(t, nil)
+	for _, path := range []string{"/", "/live", "/static/app.js", "/v1/models", "/healthz", "/openapi.json", "/nowhere"} {
+		r := get(t, ts.url+path, nil)
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q, want nosniff", path, got)
+		}
+		csp := r.header.Get("Content-Security-Policy")
+		isPage := path == "/" || path == "/live"
+		if isPage != (csp == pagePolicy) || isPage != (r.header.Get("X-Frame-Options") == "DENY") ||
+			isPage != (r.header.Get("Referrer-Policy") == "no-referrer") {
+			t.Errorf("%s: CSP %q, X-Frame-Options %q, Referrer-Policy %q; want the page policy on pages only", path, csp,
+				r.header.Get("X-Frame-Options"), r.header.Get("Referrer-Policy"))
+		}
+	}
+	if !strings.Contains(pagePolicy, "frame-ancestors 'none'") || !strings.Contains(pagePolicy, "script-src 'self';") {
+		t.Errorf("page policy %q lacks frame-ancestors 'none' or script-src 'self'", pagePolicy)
+	}
+}
+
+func TestReadyzWarmUpLogsAtInfo(t *testing.T) {
+	release := make(chan struct{})
+	m := newStepModel("m")
+	m.entered = nil
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	s := New(testConfig(t, nil), func(context.Context) (Model, error) { <-release; return m, nil },
+		slog.New(slog.NewJSONHandler(logs, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	started := make(chan error, 1)
+	go func() { started <- s.Start(context.Background()) }()
+	get(t, "http://"+ln.Addr().String()+"/readyz", nil).wantExact(t, "readyz while loading", 503,
+		`{"error":"not ready: the model is loading and warming up; retry in a few seconds"}`)
+	close(release)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown(context.Background())
+	line := grepLines(logs.String(), `"route":"/readyz"`)
+	if !strings.Contains(line, `"level":"INFO"`) || !strings.Contains(line, `"status":503`) {
+		t.Errorf("the warm-up 503 logs %s, want level INFO", line)
+	}
+}
+
+// gaugeValue reads a gauge or counter.
+func gaugeValue(c prometheus.Metric) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	if m.Gauge != nil {
+		return m.Gauge.GetValue()
+	}
+	return m.Counter.GetValue()
+}
+
+// rawGet sends GET path on conn (HTTP/1.1, kept alive) and reads the answer.
+func rawGet(t *testing.T, conn net.Conn, r *bufio.Reader, path string) (*http.Response, string) {
+	t.Helper()
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, strings.TrimSpace(string(b))
+}
+
+// idleConns is how many connections are between requests.
+func (l *connLimiter) idleConns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.idle)
+}
+
+// rawConn is a client connection read with its own buffer.
+type rawConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, url string) rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return rawConn{c, bufio.NewReader(c)}
+}
+
+func (c rawConn) get(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	return rawGet(t, c.Conn, c.r, path)
+}
+
+// wantClosed checks that the server has closed c.
+func (c rawConn) wantClosed(t *testing.T, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // keeps a broken limiter from hanging the test
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Errorf("%s: %v, want EOF", what, err)
+	}
+}
+
+func TestConnectionLimit(t *testing.T) {
+	ts, m := blockedServer(t, func(c *config.Config) {
+		c.Server.MaxConnections = 2
+		c.Server.MaxBatch = 1
+	})
+	ok := func(c rawConn, what string) {
+		t.Helper()
+		if resp, body := c.get(t, "/healthz"); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s, want 200", what, resp.StatusCode, body)
+		}
+	}
+	// Two idle keep-alives fill the cap; a third connection takes the place of
+	// the one idle longest.
+	c1, c2 := dialRaw(t, ts.url), dialRaw(t, ts.url)
+	ok(c1, "first connection")
+	waitFor(t, "the first connection to be idle", func() bool { return ts.conns.idleConns() == 1 })
+	ok(c2, "second connection")
+	waitFor(t, "both connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
+	c3 := dialRaw(t, ts.url)
+	ok(c3, "third connection, at the cap with two idle")
+	c1.wantClosed(t, "the connection idle longest")
+	ok(c2, "the other idle connection")
+
+	// With both places in requests, one more connection is answered 503 and closed.
+	waitFor(t, "both connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
+	results := occupy(t, ts, m) // two new connections, in requests, in place of c2 and c3
+	c2.wantClosed(t, "idle connection replaced by a request")
+	c3.wantClosed(t, "idle connection replaced by a request")
+	c4 := dialRaw(t, ts.url)
+	resp, body := c4.get(t, "/healthz")
+	if resp.StatusCode != 503 || body != strings.TrimSpace(refusalBody) || resp.Header.Get("Retry-After") != "1" || !resp.Close ||
+		resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("over the cap: %d Retry-After %q close %v %s, want 503, 1, close and %s", resp.StatusCode,
+			resp.Header.Get("Retry-After"), resp.Close, body, refusalBody)
+	}
+	c4.wantClosed(t, "the refused connection")
+	finish(t, m, results)
+	waitFor(t, "the finished requests' connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
+	ok(dialRaw(t, ts.url), "after the requests finished")
+	for _, c := range []struct {
+		name string
+		m    prometheus.Metric
+		want float64
+	}{
+		{"captioner_connections_refused_total", ts.metrics.connsRefused, 1},
+		{"captioner_connections_idle_closed_total", ts.metrics.connsIdleClosed, 4},
+		{"captioner_connections_open", ts.metrics.connsOpen, 2},
+	} {
+		if got := gaugeValue(c.m); got != c.want {
+			t.Errorf("%s %g, want %g", c.name, got, c.want)
+		}
+	}
+}
+
+func TestIdleKeepAliveIsClosed(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Server.IdleTimeout = 20 * time.Millisecond })
+	c := dialRaw(t, ts.url)
+	if resp, _ := c.get(t, "/healthz"); resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("%d close %v, want a kept-alive 200", resp.StatusCode, resp.Close)
+	}
+	c.wantClosed(t, "idle connection (server.idle_timeout)")
+	waitFor(t, "the idle connection's slot to return", func() bool { return gaugeValue(ts.metrics.connsOpen) == 0 })
+}
+
+func TestBoundedFilename(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	wide := strings.Repeat("é", 200) // 2 bytes each: 400 bytes
+	for _, tc := range []struct{ in, want string }{
+		{"cat.jpg", "cat.jpg"},
+		{long[:255], long[:255]},
+		{long, long[:255]},
+		{wide, wide[:254]}, // 127 whole characters, not 255 bytes ending in half of one
+		{"a\xffb.jpg", "a\uFFFDb.jpg"},
+	} {
+		got := boundedFilename(tc.in)
+		if got != tc.want || len(got) > maxFilenameBytes || !utf8.ValidString(got) {
+			t.Errorf("boundedFilename(%.20q... %d bytes) = %d bytes %.20q, want %d bytes", tc.in, len(tc.in), len(got), got, len(tc.want))
+		}
+	}
+}
+
+func TestLiveBroadcastsBoundedFilename(t *testing.T) {
+	ts := stepServer(t, nil)
+	live, closeLive := openLive(t, ts.url, "")
+	defer closeLive()
+	name := strings.Repeat("n", 9<<20) + ".png" // the probe: a 9 MB file name
+	body, ct := multipartBody(t, part{"image", name, photoPNG(8, 8)})
+	if r := do(t, "POST", ts.url+"/v1/captions", ct, body); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(live.next(t)["data"]), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev["filename"] != name[:255] {
+		t.Errorf("live filename of %d bytes, want the first 255 of %d", len(ev["filename"].(string)), len(name))
+	}
+}
+
+func TestStartupLogSaysWhoMayAdminister(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(*config.Config)
+		want string
+	}{
+		{nil, "localhost"},
+		{func(c *config.Config) { c.Server.AdminToken = "s3cret" }, "bearer token"},
+		{func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Server.AdminToken = "s3cret" }, "bearer token"},
+		{func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" }, "nobody (server.admin_token is unset and server.addr is not loopback)"},
+	} {
+		s := New(testConfig(t, tc.edit), nil, discardLog())
+		if got := s.adminAccess(); got != tc.want {
+			t.Errorf("admin access %q, want %q", got, tc.want)
+		}
+	}
+}
