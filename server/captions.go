@@ -231,7 +231,6 @@ func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 	r := c.Request
 	req := &request{body: newBodyReader(s, c.Writer, r)}
 	r.Body = req.body
-	defer req.body.done()
 	fields := map[string]string{}
 	for _, k := range optionFields {
 		if v, ok := c.GetQuery(k); ok {
@@ -245,6 +244,7 @@ func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 		if err := s.readMultipart(r, fields, req); err != nil {
 			return req, err
 		}
+		req.body.finish()
 	case ct == "" || strings.HasPrefix(mt, "image/") || mt == "application/octet-stream":
 		data, err := io.ReadAll(r.Body)
 		if err != nil {

@@ -84,7 +84,13 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return 0, b.failed
 	}
 	b.n += int64(n)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	switch {
+	case err == io.EOF:
+		// The request now waits for its captions with no read deadline: one
+		// there would end the request's context, as if the client had gone
+		// (net/http watches the connection from the end of the body on).
+		b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		b.failed = b.timeoutError(due)
 		return n, b.failed
 	}
@@ -100,10 +106,16 @@ func (b *bodyReader) timeoutError(due time.Time) error {
 		b.minRate, b.n, time.Since(b.start).Round(time.Millisecond))
 }
 
-// done ends reading: the connection has no read deadline while the request
-// waits for its captions (a deadline there would end the request's context,
-// as if the client had gone).
-func (b *bodyReader) done() { b.rc.SetReadDeadline(time.Time{}) }
+// finish reads what follows a multipart body's closing boundary (a line end
+// or two) up to its end, still held to the rate, so the read deadline comes
+// off. A body that goes on past that keeps its deadline, and its connection
+// is closed after the answer.
+func (b *bodyReader) finish() {
+	io.Copy(io.Discard, io.LimitReader(b, maxEpilogueBytes))
+}
+
+// maxEpilogueBytes bounds what finish reads after a multipart body's end.
+const maxEpilogueBytes = 4 << 10
 
 // release gives the body's bytes back to the budget once its images are
 // decoded (or refused); it may be called again.
