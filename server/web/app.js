@@ -52,9 +52,12 @@ async function send(files) {
       status.textContent = "";
       return;
     }
-    body.captions.forEach((c, i) => results.append(card(c, previews[i])));
-    status.className = "status ok";
-    status.textContent = `done in ${Math.round(performance.now() - t0)} ms`;
+    // An image the server could not caption has an error entry in its place.
+    body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : card(c, previews[i])));
+    const failed = body.captions.filter((c) => c.error).length;
+    status.className = failed ? "status wait" : "status ok";
+    status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
+      (failed ? ` · ${failed} of ${files.length} could not be captioned` : "");
   } catch (e) {
     showError(`the server did not answer: ${e.message}`);
     status.textContent = "";
@@ -65,6 +68,19 @@ function el(tag, props = {}, ...kids) {
   const e = Object.assign(document.createElement(tag), props);
   e.append(...kids);
   return e;
+}
+
+// failedCard shows why one image of the upload has no caption.
+function failedCard(c, preview) {
+  // The browser may show what the server refused (a photo too large, say); a
+  // file it cannot show either gets a plain box.
+  const img = el("img", { src: preview, alt: c.filename || "uploaded file" });
+  img.addEventListener("error", () => img.replaceWith(el("div", { className: "no-preview" }, "no preview")));
+  return el("section", { className: "card result failed" },
+    img,
+    el("div", {},
+      el("p", { className: "image-error" }, c.error),
+      el("div", { className: "muted" }, c.filename || "upload")));
 }
 
 function card(c, preview) {
