@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ func errorf(status int, format string, args ...any) error {
 type upload struct {
 	name   string // multipart file name, "" for a raw body
 	data   []byte
-	cost   int64 // bytes decoding it allocates (pipeline.Preprocessor.Cost)
+	heavy  bool // costly to decode: see heavyDecodeBytes
 	width  int
 	height int
 	tensor []float32
@@ -349,12 +350,12 @@ func (s *Server) parseOptions(f map[string]string) (Options, time.Duration, erro
 func (s *Server) budget(pre pipeline.Preprocessor, images []*upload) error {
 	var total int64
 	for _, u := range images {
-		cost, err := pre.Cost(u.data)
+		h, cost, err := pre.Cost(u.data)
 		if err != nil {
 			u.fail(imageError(err))
 			continue
 		}
-		u.cost = cost
+		u.heavy = cost > heavyDecodeBytes || h.Scans > heavyScans
 		total += cost
 	}
 	if total > s.maxRequestDecoded {
@@ -379,8 +380,10 @@ func (u *upload) fail(err error) {
 
 // prepare decodes, preprocesses and thumbnails every image, in parallel, in the
 // handler (never in the batcher, which must keep the device busy). An image
-// that fails records its error and the others carry on; the error returned is
-// ctx's, when it ended first: images not started by then are not decoded.
+// that fails records its error and the others carry on. When ctx ends first,
+// prepare returns its error at once: images not started are never decoded,
+// and those being decoded (a decoder cannot be stopped half-way) finish on
+// their own, holding their decode slots, while the request is answered.
 func (s *Server) prepare(ctx context.Context, pre pipeline.Preprocessor, images []*upload) error {
 	var wg sync.WaitGroup
 	for _, u := range images {
@@ -390,7 +393,15 @@ func (s *Server) prepare(ctx context.Context, pre pipeline.Preprocessor, images 
 			}
 		})
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 	return ctx.Err()
 }
 
@@ -401,14 +412,19 @@ func nameSuffix(name string) string {
 	return fmt.Sprintf(" (%q)", name)
 }
 
-// heavyDecodeBytes is the decoding cost above which an image is heavy: a
-// 16-bit PNG or a large progressive JPEG, tens of times an ordinary photo's
-// few MB. Heavy images also take one of heavySlots, so that ordinary uploads
-// always find a decode slot of their own however many heavy ones arrive.
-const heavyDecodeBytes = 64 << 20
+// An image is heavy when decoding it allocates more than heavyDecodeBytes (a
+// 16-bit PNG, a large progressive JPEG: tens of times an ordinary photo's few
+// MB) or it has more than heavyScans scans, each a pass over the image (an
+// encoder's progressive JPEG has about 10). Heavy images also take one of
+// heavySlots, so that ordinary uploads always find a decode slot of their own
+// however many heavy ones arrive.
+const (
+	heavyDecodeBytes = 64 << 20
+	heavyScans       = 32
+)
 
 func (s *Server) prepareOne(ctx context.Context, pre pipeline.Preprocessor, u *upload) error {
-	if u.cost > heavyDecodeBytes {
+	if u.heavy {
 		release, err := acquire(ctx, s.heavySlots)
 		if err != nil {
 			return err
@@ -420,6 +436,14 @@ func (s *Server) prepareOne(ctx context.Context, pre pipeline.Preprocessor, u *u
 		return err
 	}
 	defer release()
+	if u.heavy {
+		lowPriority(func() { err = s.decode(pre, u) })
+		return err
+	}
+	return s.decode(pre, u)
+}
+
+func (s *Server) decode(pre pipeline.Preprocessor, u *upload) error {
 	t0 := time.Now()
 	im, err := pre.Bytes(u.data)
 	u.data = nil
@@ -433,6 +457,25 @@ func (s *Server) prepareOne(ctx context.Context, pre pipeline.Preprocessor, u *u
 	u.thumb = thumbnail(im.Decoded, s.cfg.ThumbSize)
 	u.prep = time.Since(t0)
 	return nil
+}
+
+// heavyNice is the priority heavy images are decoded at: the lowest, so that
+// they take only the CPU time that captioning leaves (the encoder's and the
+// decoder's threads, and ordinary uploads, run at the process's own).
+const heavyNice = 19
+
+// lowPriority runs f on an OS thread of its own at heavyNice, and returns
+// when f has. The thread is never given back to the Go scheduler (its
+// priority cannot be raised again without privileges): it ends with f.
+func lowPriority(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		niceThread(heavyNice)
+		f()
+	}()
+	<-done
 }
 
 // acquire takes a slot of sem, or returns ctx's error if it ends first (the
