@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	gpu.Register("cpu", func() (gpu.Device, error) { return New(0), nil })
+	gpu.Register("cpu", func(gpu.Options) (gpu.Device, error) { return New(0), nil })
 }
 
 // Device is a CPU device. Buffers are Go []float32 slices; kernels run
