@@ -26,6 +26,7 @@ func TestMain(m *testing.M) {
 	h := system
 	if mode == "pretend" {
 		h.probe = func() (int, error) { return 1, nil }
+		h.backends = defaultBackends
 	}
 	dev, err := open(Options{Device: "auto", Threads: 1}, slog.New(slog.NewTextHandler(os.Stderr, nil)), h)
 	if err != nil {
@@ -96,10 +97,15 @@ func TestProbeThisMachine(t *testing.T) {
 	t.Logf("Probe: %v", err)
 }
 
-// fakeHost is the real machine with a probe that says what the test wants and
-// the running binary placed at exe.
+// defaultBackends are those of the default binary, which these tests act as
+// also when they are built with the cuda tag (in the GPU bundle).
+func defaultBackends() []string { return []string{"cpu"} }
+
+// fakeHost is the default binary on the real machine with a probe that says
+// what the test wants and the running binary placed at exe.
 func fakeHost(gpus int, probeErr error, exe string, env ...string) host {
 	h := system
+	h.backends = defaultBackends
 	h.probe = func() (int, error) { return gpus, probeErr }
 	h.executable = func() (string, error) { return exe, nil }
 	h.environ = func() []string { return env }
