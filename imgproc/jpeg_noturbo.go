@@ -4,7 +4,8 @@ package imgproc
 
 import "image"
 
-// decodeJPEGScaled: without cgo there is no libjpeg-turbo, and image/jpeg, which
+// decodeJPEGScaled: without cgo, or with the purecpu tag (the GPU bundle, which must
+// not need libturbojpeg.so), there is no libjpeg-turbo, and image/jpeg, which
 // cannot scale while decoding, handles every JPEG at full size.
 func decodeJPEGScaled(b []byte, maxPixels, minSide int) (image.Image, image.Point, error) {
 	return nil, image.Point{}, errUseGoDecoder

@@ -62,6 +62,12 @@ if [[ -n $emulated ]]; then
 else
 	mode=gpu
 	scale() { echo "$1"; }
+	# The driver's libcuda.so.1, where containers mount it outside the loader's cache.
+	if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
+		for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/wsl/lib /usr/lib64 /usr/local/cuda/compat; do
+			[[ -e $d/libcuda.so.1 ]] && export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} && break
+		done
+	fi
 	# cuBLAS: a Python environment's nvidia-cublas wheel when the system has none.
 	dirs=$(python3 - 2>/dev/null <<-'EOF'
 	import glob, os, site, sys
@@ -79,11 +85,22 @@ else
 	say "cuBLAS folders found: ${CAPTIONER_CUDA_LIBRARY_PATH:-none (captioner-cuda will say where it looked)}"
 fi
 
-# Step results: one line of JSON each, in $work/steps.jsonl.
+# Step results: one line of JSON each, in $work/steps.jsonl. Every step's limit
+# is cut to what is left of the whole run's budget (7.5 minutes on a GPU); a
+# step with under 5 s left is skipped.
 : >"$work/steps.jsonl"
+deadline=$(($(date +%s) + ${GPU_CHECK_BUDGET:-450}))
 step() { # step NAME SECONDS COMMAND...: run with a time limit, log, record
-	local name=$1 limit=$2 t0 rc
+	local name=$1 limit=$2 t0 rc left
 	shift 2
+	left=$((deadline - $(date +%s)))
+	((limit > left)) && limit=$left
+	if ((limit < 5)); then
+		echo "{\"step\":\"$name\",\"status\":\"skipped\",\"rc\":-1,\"seconds\":0}" >>"$work/steps.jsonl"
+		say "step $name: skipped (the run's time budget is spent)"
+		report
+		return 0
+	fi
 	say "step $name (limit ${limit}s): $*"
 	t0=$(date +%s.%N)
 	timeout --kill-after=5 "$limit" "$@" >"$work/$name.out" 2>&1

@@ -1,5 +1,5 @@
 // Package cpu is the CPU backend of the gpu device layer: GEMM through OpenBLAS
-// (cgo) or gonum (pure Go, CGO_ENABLED=0), every other kernel as goroutine-parallel
+// (cgo) or gonum (pure Go: CGO_ENABLED=0, or the purecpu tag), every other kernel as goroutine-parallel
 // loops, with the hot loops in C when cgo is available. See ../README.md.
 package cpu
 
