@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +22,7 @@ import (
 	"github.com/captioner/captioner/gpu"
 	_ "github.com/captioner/captioner/gpu/cuda" // registers the cuda backend
 	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/internal/benchinput"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
 )
@@ -171,15 +171,6 @@ func openGPU(b *testing.B) gpu.Device {
 	return dev
 }
 
-func randomImages(n int) []float32 {
-	rng := rand.New(rand.NewPCG(3, 4))
-	x := make([]float32, n*224*224*3)
-	for i := range x {
-		x[i] = rng.Float32()*2 - 1
-	}
-	return x
-}
-
 func syncOrFail(b *testing.B, dev gpu.Device) {
 	if err := dev.Sync(); err != nil {
 		b.Fatal(err)
@@ -209,7 +200,7 @@ func BenchmarkEncode(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer e.Close()
-			x := randomImages(batch)
+			x := benchinput.Images(batch)
 			encode := func() {
 				if err := e.Encode(x, batch); err != nil {
 					b.Fatal(err)
@@ -241,17 +232,6 @@ func model(b *testing.B, dev gpu.Device) *decoder.Model {
 	return m
 }
 
-func randomFeats(dev gpu.Device, n, f int) gpu.Buf {
-	rng := rand.New(rand.NewPCG(1, 2))
-	host := make([]float32, n*f)
-	for i := range host {
-		host[i] = float32(rng.NormFloat64())
-	}
-	buf := dev.Alloc(n * f)
-	dev.Upload(buf, host)
-	return buf
-}
-
 // BenchmarkDecode measures captions/s of greedy and beam-3 search at batch 1
 // and 64, 16 words each (no early stop, so every run does the same work).
 func BenchmarkDecode(b *testing.B) {
@@ -261,7 +241,7 @@ func BenchmarkDecode(b *testing.B) {
 	for _, beam := range []int{1, 3} {
 		for _, batch := range []int{1, 64} {
 			b.Run(fmt.Sprintf("arch=%s/beam=%d/batch=%d", *arch, beam, batch), func(b *testing.B) {
-				feats := randomFeats(dev, batch, m.Cfg.FeatDim)
+				feats := benchinput.Features(dev, batch, m.Cfg.FeatDim)
 				defer dev.Free(feats)
 				o := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: words, Beam: beam, NoEarlyStop: true}
 				gen := func() {
@@ -288,14 +268,9 @@ func BenchmarkTrain(b *testing.B) {
 	B, T := *trainB, 16
 	ts := m.NewTrainState(B, T)
 	defer ts.Close()
-	feats := randomFeats(dev, B, m.Cfg.FeatDim)
+	feats := benchinput.Features(dev, B, m.Cfg.FeatDim)
 	defer dev.Free(feats)
-	rng := rand.New(rand.NewPCG(3, 4))
-	V := m.Cfg.Vocab
-	ids, targets := make([]int32, T*B), make([]int32, T*B)
-	for i := range ids {
-		ids[i], targets[i] = int32(3+rng.IntN(V-3)), int32(3+rng.IntN(V-3))
-	}
+	ids, targets := benchinput.Tokens(T*B, m.Cfg.Vocab)
 	adam := decoder.Adam{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	step := func(i int) {
 		ts.ZeroGrad()
