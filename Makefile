@@ -44,9 +44,10 @@ vet:
 test-go: ## unit, integration and golden tests
 	$(GO) test -count=1 ./...
 
-test-purego: ## the pure-Go fallback (no cgo: gonum GEMM, image/jpeg) builds and passes the kernel and image suites
+test-purego: ## the pure-Go fallback (no cgo, or the purecpu tag: gonum GEMM, image/jpeg) builds and passes the kernel and image suites
 	CGO_ENABLED=0 $(GO) build ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/... ./imgproc
+	$(GO) test -count=1 -tags purecpu ./gpu/cpu ./imgproc
 
 test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked against the stub libcuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda ./...

@@ -78,7 +78,7 @@ else
 	EOF
 	)
 	if [[ -z $dirs ]]; then
-		dirs=$(find / -xdev \( -path /proc -o -path /sys \) -prune -o -name 'libcublas.so.1[123]*' -print 2>/dev/null | xargs -r -n1 dirname)
+		dirs=$(timeout 60 find / -xdev \( -path /proc -o -path /sys \) -prune -o -name 'libcublas.so.1[123]*' -print 2>/dev/null | xargs -r -n1 dirname)
 	fi
 	CAPTIONER_CUDA_LIBRARY_PATH=$(printf '%s\n' $dirs | awk '!seen[$0]++' | paste -sd: -)
 	export CAPTIONER_CUDA_LIBRARY_PATH
@@ -152,10 +152,15 @@ step serve "$(scale 130 90)" "$bin/loadgen" -target captioner=http://127.0.0.1:$
 kill "${pids[@]}" 2>/dev/null
 cat "$work/serve.log" >>"$log"
 
+# The first python3 with PyTorch (on the GPU machine, the one on the PATH).
+py=python3
+for p in python3 /usr/bin/python3; do
+	if "$p" -c 'import torch, torchvision' 2>/dev/null; then py=$p && break; fi
+done
 if [[ -z $emulated ]]; then
-	step peer 120 python3 "$here/gpu-peer.py" --arch "$arch" --model "$model" --json "$work/peer.json"
-elif python3 -c 'import torch, torchvision' 2>/dev/null; then
-	step peer 120 python3 "$here/gpu-peer.py" --arch "$arch" --model "$model" --json "$work/peer.json" --quick
+	step peer 120 "$py" "$here/gpu-peer.py" --arch "$arch" --model "$model" --json "$work/peer.json"
+elif "$py" -c 'import torch, torchvision' 2>/dev/null; then
+	step peer 60 "$py" "$here/gpu-peer.py" --arch "$arch" --model "$model" --json "$work/peer.json" --quick
 fi
 report
 say "results in $out (results.json, results.md, check.log)"

@@ -93,11 +93,13 @@ class Merge(nn.Module):
         return tok
 
 
-def run(args):
+def run(args, report):
+    """Measures into report["results"], so a failure part-way keeps what was measured."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    report["device"] = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
     quick = args.quick
     secs = 0.2 if quick else args.seconds
-    res = []
+    res = report["results"]
 
     def add(name, value, unit):
         res.append({"name": name, "value": value, "unit": unit})
@@ -146,9 +148,6 @@ def run(args):
         opt.step()
     add(f"train/arch={args.arch}/batch={B}", B * T * timed(step, device, secs), "tokens/s")
 
-    name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
-    return {"torch": torch.__version__, "device": name, "results": res}
-
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,10 +158,13 @@ def main():
     p.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     args = p.parse_args()
     torch.backends.cudnn.benchmark = True
-    out = run(args)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    report = {"torch": torch.__version__, "device": None, "results": []}
+    try:
+        run(args, report)
+    finally:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(report, f, indent=2)
 
 
 if __name__ == "__main__":
