@@ -76,6 +76,8 @@ func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search) (d *
 	if err != nil {
 		return nil, fmt.Errorf("gpu: CUDA device %d (%s): %w", ordinal, name, err)
 	}
+	// A cuBLAS newer than the driver's CUDA version cannot create a handle.
+	search.Sonames = cublas.ForDriver(search.Sonames, cu.Version()/1000)
 	lib, err := cublas.Load(search)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: %s: %w", name, err)
@@ -109,8 +111,11 @@ func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search) (d *
 		if d.blas, err = lib.NewHandle(); err != nil {
 			return fmt.Errorf("gpu: %s: %w", name, err)
 		}
-		blasVersion, err = d.blas.Version()
-		return err
+		if blasVersion, err = d.blas.Version(); err != nil {
+			d.blas.Destroy()
+			return fmt.Errorf("gpu: %s: %w", name, err)
+		}
+		return nil
 	})
 	if err != nil {
 		d.ctx.Close()

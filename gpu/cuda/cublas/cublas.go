@@ -72,6 +72,20 @@ func DefaultSearch(dirs []string) Search {
 	return Search{Sonames: Sonames, Dirs: dirs, Loader: true, Usual: UsualDirs}
 }
 
+// ForDriver keeps the sonames (libcublas.so.N) whose major version N is at most
+// cudaMajor, the newest CUDA the driver supports: cuBLAS N needs a driver of
+// CUDA N or newer.
+func ForDriver(sonames []string, cudaMajor int) []string {
+	var out []string
+	for _, s := range sonames {
+		var n int
+		if _, err := fmt.Sscanf(s[strings.LastIndex(s, ".")+1:], "%d", &n); err == nil && n <= cudaMajor {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // SplitPath splits a ':'-separated folder list, dropping empty entries.
 func SplitPath(s string) []string {
 	var dirs []string

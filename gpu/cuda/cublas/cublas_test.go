@@ -127,6 +127,19 @@ func TestDefaultSearchReadsTheEnvironment(t *testing.T) {
 	}
 }
 
+func TestForDriver(t *testing.T) {
+	for major, want := range map[int][]string{
+		13: {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11"},
+		12: {"libcublas.so.12", "libcublas.so.11"},
+		11: {"libcublas.so.11"},
+		10: nil,
+	} {
+		if got := ForDriver(Sonames, major); !slices.Equal(got, want) {
+			t.Errorf("ForDriver(CUDA %d) = %q, want %q", major, got, want)
+		}
+	}
+}
+
 func TestFormatVersion(t *testing.T) {
 	for v, want := range map[int]string{111103: "11.11.3", 120904: "12.9.4", 130100: "13.1.0"} {
 		if got := FormatVersion(v); got != want {
