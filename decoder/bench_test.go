@@ -2,10 +2,10 @@ package decoder
 
 import (
 	"context"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/benchinput"
 )
 
 // The benchmarks match /work/shared/bench/torch_captioner.py decoder --hidden 256
@@ -26,28 +26,13 @@ func benchModel(b *testing.B) (gpu.Device, *Model) {
 	return dev, m
 }
 
-func randomFeats(dev gpu.Device, n, f int) gpu.Buf {
-	rng := rand.New(rand.NewPCG(1, 2))
-	host := make([]float32, n*f)
-	for i := range host {
-		host[i] = float32(rng.NormFloat64())
-	}
-	buf := dev.Alloc(n * f)
-	dev.Upload(buf, host)
-	return buf
-}
-
 func BenchmarkTrainStep(b *testing.B) {
 	dev, m := benchModel(b)
 	const B, T = 64, benchTokens
 	ts := m.NewTrainState(B, T)
 	defer ts.Close()
-	feats := randomFeats(dev, B, m.Cfg.FeatDim)
-	rng := rand.New(rand.NewPCG(3, 4))
-	ids, targets := make([]int32, T*B), make([]int32, T*B)
-	for i := range ids {
-		ids[i], targets[i] = int32(3+rng.IntN(benchVocab-3)), int32(3+rng.IntN(benchVocab-3))
-	}
+	feats := benchinput.Features(dev, B, m.Cfg.FeatDim)
+	ids, targets := benchinput.Tokens(T*B, benchVocab)
 	adam := Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	step := func(i int) {
 		ts.ZeroGrad()
@@ -73,7 +58,7 @@ func BenchmarkTrainStep(b *testing.B) {
 
 func benchDecode(b *testing.B, batch, beam int) {
 	dev, m := benchModel(b)
-	feats := randomFeats(dev, batch, m.Cfg.FeatDim)
+	feats := benchinput.Features(dev, batch, m.Cfg.FeatDim)
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: benchTokens, Beam: beam, NoEarlyStop: true}
 	gen := func() {
 		hyps, err := m.Generate(context.Background(), feats, batch, o)
