@@ -34,7 +34,7 @@ func tinyBatch(c Config, seed uint64) batch {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	B, T := 3, 5
 	lens := []int{5, 3, 4}
-	bt := batch{B: B, T: T, feats: make([]float32, B*c.FeatDim), ids: make([]int32, T*B), targets: make([]int32, T*B)}
+	bt := batch{B: B, T: T, feats: make([]float32, B*c.InputDim()), ids: make([]int32, T*B), targets: make([]int32, T*B)}
 	for i := range bt.feats {
 		bt.feats[i] = float32(rng.Float64()*2 - 0.5)
 	}
