@@ -76,7 +76,7 @@ func (ts *TrainState) allocAttention() {
 		{&x.deep, N * E}, {&x.ddeep, N * E}, {&x.deepMask, N * E},
 	})
 	dev.Upload(x.ones, onesHost(L))
-	x.regionImage = regionRows(B, L)
+	x.regionImage = repeatRows(B, L)
 }
 
 func onesHost(n int) []float32 {
@@ -87,11 +87,13 @@ func onesHost(n int) []float32 {
 	return v
 }
 
-// regionRows returns, for B images of L regions, the image of each region row.
-func regionRows(B, L int) []int32 {
-	ids := make([]int32, B*L)
+// repeatRows returns, for n rows each repeated k times, the source row of
+// each of the n*k rows: a gather with it broadcasts (n, .) to (n*k, .), such
+// as images to their beams or to their regions.
+func repeatRows(n, k int) []int32 {
+	ids := make([]int32, n*k)
 	for i := range ids {
-		ids[i] = int32(i / L)
+		ids[i] = int32(i / k)
 	}
 	return ids
 }
@@ -296,4 +298,102 @@ func (ts *TrainState) backwardAttention() {
 	mean := x.mean.Slice(0, B*F)
 	linearBackward(dev, nil, G.InitHW, G.InitHB, dhs.Slice(0, B*H), hs.Slice(0, B*H), mean, m.P.InitHW, B, F, H, gpu.ActTanh)
 	linearBackward(dev, nil, G.InitCW, G.InitCB, dc, cs.Slice(0, B*H), mean, m.P.InitCW, B, F, H, gpu.ActTanh)
+}
+
+// attWorkspace holds attention's decoding buffers for up to rows rows.
+type attWorkspace struct {
+	rows         int
+	flat         gpu.Buf
+	mean         gpu.Buf // (B, F)
+	h0, c0       gpu.Buf // (B, H) the images' initial states
+	pf0          gpu.Buf // (B, L, A) the images' regions' attention term
+	feats, pf, e gpu.Buf // (R, L, F), (R, L, A), (R, L, A)
+	alpha        gpu.Buf // (R, L)
+	z, beta, gz  gpu.Buf // (R, F)
+	hproj        gpu.Buf // (R, A)
+	gates, act   gpu.Buf // (R, 4H)
+	h, c, h2, c2 gpu.Buf // (R, H)
+	emb, deep    gpu.Buf // (R, E)
+	logp         gpu.Buf // (R, V)
+	regionRow    []int32 // (R*L) the row of each region row
+}
+
+func (w *attWorkspace) free(dev gpu.Device) {
+	if w != nil {
+		dev.Free(w.flat)
+	}
+}
+
+// attWorkspaceFor returns buffers for R rows, growing them when needed.
+func (m *Model) attWorkspaceFor(R int) *attWorkspace {
+	if m.aws != nil && m.aws.rows >= R {
+		return m.aws
+	}
+	m.aws.free(m.dev)
+	c := m.Cfg
+	F, E, H, L, A, V := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
+	w := &attWorkspace{rows: R, regionRow: repeatRows(R, L)}
+	w.flat = carve(m.dev, []view{{&w.mean, R * F}, {&w.h0, R * H}, {&w.c0, R * H}, {&w.pf0, R * L * A},
+		{&w.feats, R * L * F}, {&w.pf, R * L * A}, {&w.e, R * L * A}, {&w.alpha, R * L},
+		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
+		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}})
+	m.aws = w
+	return w
+}
+
+// attentionSteps is attention's stepper.
+type attentionSteps struct {
+	m            *Model
+	w            *attWorkspace
+	R            int
+	feats, pf    gpu.Buf // (R, L, F), (R, L, A)
+	h, c, h2, c2 gpu.Buf // (R, H) current and new state
+}
+
+// attentionStepper starts B images (feats (B, L, F)) once and repeats their
+// regions, attention terms and initial states over K rows each.
+func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
+	c, dev := m.Cfg, m.dev
+	R, F, H, L, A := B*K, c.FeatDim, c.Hidden, c.Regions, c.Att
+	w := m.attWorkspaceFor(R)
+	h0, c0, pf0 := w.h0.Slice(0, B*H), w.c0.Slice(0, B*H), w.pf0.Slice(0, B*L*A)
+	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf0, feats, B)
+	s := &attentionSteps{m: m, w: w, R: R, feats: w.feats.Slice(0, R*L*F), pf: w.pf.Slice(0, R*L*A),
+		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
+	rows := repeatRows(B, K)
+	dev.EmbeddingForward(s.feats, feats, rows, L*F)
+	dev.EmbeddingForward(s.pf, pf0, rows, L*A)
+	dev.EmbeddingForward(s.h, h0, rows, H)
+	dev.EmbeddingForward(s.c, c0, rows, H)
+	return s
+}
+
+// step is one step of forwardAttention for R rows, with the embedding's LSTM
+// term gathered from proj, and log-probabilities out.
+func (s *attentionSteps) step(toks []int32) gpu.Buf {
+	m, w, R := s.m, s.w, s.R
+	dev, c := m.dev, m.Cfg
+	F, E, H, V := c.FeatDim, c.Embed, c.Hidden, c.Vocab
+	gz := w.gz.Slice(0, R*F)
+	attendStep(dev, &m.P, c, w.e.Slice(0, R*c.Regions*c.Att), w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
+		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, w.regionRow, R)
+	gates := w.gates.Slice(0, R*4*H)
+	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
+	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, gates, 4*H)
+	dev.Gemm(false, true, R, 4*H, H, 1, s.h, H, m.P.Wh, H, 1, gates, 4*H)
+	dev.LSTMCellForward(s.h2, s.c2, w.act.Slice(0, R*4*H), gates, s.c, R, H)
+	deep := w.deep.Slice(0, R*E)
+	linear(dev, deep, s.h2, m.P.OutHW, m.P.OutHB, R, H, E, gpu.ActNone)
+	dev.Gemm(false, true, R, E, F, 1, gz, F, m.P.OutZW, F, 1, deep, E)
+	emb := w.emb.Slice(0, R*E)
+	dev.EmbeddingForward(emb, m.P.Embed, toks, E)
+	dev.Add(deep, deep, emb)
+	logp := w.logp.Slice(0, R*V)
+	linear(dev, logp, deep, m.P.OutW, m.P.OutB, R, E, V, gpu.ActNone)
+	dev.LogSoftmax(logp, logp, R, V)
+	return logp
+}
+
+func (s *attentionSteps) advance(src []int32) {
+	advanceState(s.m.dev, src, &s.h, &s.c, &s.h2, &s.c2, s.m.Cfg.Hidden)
 }

@@ -2,6 +2,7 @@ package decoder
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -50,84 +51,106 @@ func (r refParams) dense(w, b string, x []float64, out int) []float64 {
 	return y
 }
 
+// refAttImage is one image's regions (L, F) and their attention term (L, A).
+type refAttImage struct{ feats, pf [][]float64 }
+
+// attStart returns an image's regions and initial state; feat is (L, F).
+func (r refParams) attStart(feat []float32) (refAttImage, refState) {
+	c := r.c
+	F, H, L := c.FeatDim, c.Hidden, c.Regions
+	im := refAttImage{feats: make([][]float64, L), pf: make([][]float64, L)}
+	mean := make([]float64, F)
+	for l := range im.feats {
+		im.feats[l] = toF64(feat[l*F : (l+1)*F])
+		for j, v := range im.feats[l] {
+			mean[j] += v / float64(L)
+		}
+		im.pf[l] = r.dense("att_f.weight", "att_f.bias", im.feats[l], c.Att)
+	}
+	s := refState{h: r.dense("init_h.weight", "init_h.bias", mean, H), c: r.dense("init_c.weight", "init_c.bias", mean, H)}
+	for j := range s.h {
+		s.h[j], s.c[j] = math.Tanh(s.h[j]), math.Tanh(s.c[j])
+	}
+	return im, s
+}
+
+// attStep feeds token tok and returns the next state, the attention weights
+// (L) and the logits (V); mask(j) scales the deep output's element j.
+func (r refParams) attStep(im refAttImage, s refState, tok int, mask func(j int) float64) (refState, []float64, []float64) {
+	c := r.c
+	F, E, H, A := c.FeatDim, c.Embed, c.Hidden, c.Att
+	hp := r.dense("att_h.weight", "", s.h, A)
+	score := make([]float64, len(im.feats))
+	for l := range score {
+		for k := 0; k < A; k++ {
+			score[l] += r.at("att_v.weight", k, 0, 1) * math.Tanh(im.pf[l][k]+hp[k])
+		}
+	}
+	alpha := softmax64(score)
+	beta := r.dense("gate.weight", "gate.bias", s.h, F)
+	gz := make([]float64, F)
+	for j := range gz {
+		for l := range alpha {
+			gz[j] += alpha[l] * im.feats[l][j]
+		}
+		gz[j] *= sigmoid(beta[j])
+	}
+	emb := make([]float64, E)
+	for j := range emb {
+		emb[j] = r.at("embed.weight", tok, j, E)
+	}
+	pre := r.dense("lstm.weight_ih", "lstm.bias", append(slices.Clone(emb), gz...), 4*H)
+	rec := r.dense("lstm.weight_hh", "", s.h, 4*H)
+	n := refState{h: make([]float64, H), c: make([]float64, H)}
+	for j := 0; j < H; j++ {
+		ig, fg := sigmoid(pre[j]+rec[j]), sigmoid(pre[H+j]+rec[H+j])
+		gg, og := math.Tanh(pre[2*H+j]+rec[2*H+j]), sigmoid(pre[3*H+j]+rec[3*H+j])
+		n.c[j] = fg*s.c[j] + ig*gg
+		n.h[j] = og * math.Tanh(n.c[j])
+	}
+	deep := r.dense("out_h.weight", "out_h.bias", n.h, E)
+	oz := r.dense("out_z.weight", "", gz, E)
+	for j := range deep {
+		deep[j] = (deep[j] + oz[j] + emb[j]) * mask(j)
+	}
+	return n, alpha, r.dense("out.weight", "out.bias", deep, c.Vocab)
+}
+
 // refAttentionLoss is Forward's loss (mean cross-entropy per target token plus
 // the attention penalty) under flat parameters, with the device's dropout mask
 // when drop is set.
 func refAttentionLoss(c Config, flat []float64, bt batch, drop bool, seed uint64) float64 {
 	r := newRefParams(c, flat)
-	F, E, H, L, A, V, B := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab, bt.B
+	E, L, B := c.Embed, c.Regions, bt.B
 	var ce, pen float64
 	ntok := 0
 	for b := 0; b < B; b++ {
-		feats := make([][]float64, L)
-		mean := make([]float64, F)
-		for l := range feats {
-			feats[l] = toF64(bt.feats[(b*L+l)*F : (b*L+l+1)*F])
-			for j, v := range feats[l] {
-				mean[j] += v / float64(L)
-			}
-		}
-		h, cell := r.dense("init_h.weight", "init_h.bias", mean, H), r.dense("init_c.weight", "init_c.bias", mean, H)
-		for j := range h {
-			h[j], cell[j] = math.Tanh(h[j]), math.Tanh(cell[j])
-		}
-		pf := make([][]float64, L)
-		for l := range pf {
-			pf[l] = r.dense("att_f.weight", "att_f.bias", feats[l], A)
-		}
+		im, s := r.attStart(bt.feats[b*c.InputDim() : (b+1)*c.InputDim()])
 		alphaSum := make([]float64, L)
 		for t := 0; t < bt.T; t++ {
-			tok, target := int(bt.ids[t*B+b]), bt.targets[t*B+b]
-			hp := r.dense("att_h.weight", "", h, A)
-			score := make([]float64, L)
-			for l := range score {
-				for k := 0; k < A; k++ {
-					score[l] += r.at("att_v.weight", k, 0, 1) * math.Tanh(pf[l][k]+hp[k])
+			mask := func(j int) float64 {
+				if !drop {
+					return 1
 				}
-			}
-			alpha := softmax64(score)
-			beta := r.dense("gate.weight", "gate.bias", h, F)
-			gz := make([]float64, F)
-			for j := range gz {
-				for l := range alpha {
-					gz[j] += alpha[l] * feats[l][j]
+				if gpu.DropoutUniform(seed, (t*B+b)*E+j) < c.Dropout {
+					return 0
 				}
-				gz[j] *= sigmoid(beta[j])
+				return float64(float32(1 / (1 - c.Dropout)))
 			}
-			emb := make([]float64, E)
-			for j := range emb {
-				emb[j] = r.at("embed.weight", tok, j, E)
-			}
-			pre := r.dense("lstm.weight_ih", "lstm.bias", append(append([]float64(nil), emb...), gz...), 4*H)
-			rec := r.dense("lstm.weight_hh", "", h, 4*H)
-			for j := 0; j < H; j++ {
-				ig, fg := sigmoid(pre[j]+rec[j]), sigmoid(pre[H+j]+rec[H+j])
-				gg, og := math.Tanh(pre[2*H+j]+rec[2*H+j]), sigmoid(pre[3*H+j]+rec[3*H+j])
-				cell[j] = fg*cell[j] + ig*gg
-				h[j] = og * math.Tanh(cell[j])
-			}
-			deep := r.dense("out_h.weight", "out_h.bias", h, E)
-			oz := r.dense("out_z.weight", "", gz, E)
-			for j := range deep {
-				deep[j] += oz[j] + emb[j]
-				if drop && gpu.DropoutUniform(seed, (t*B+b)*E+j) < c.Dropout {
-					deep[j] = 0
-				} else if drop {
-					deep[j] *= float64(float32(1 / (1 - c.Dropout)))
-				}
-			}
+			var alpha, logits []float64
+			s, alpha, logits = r.attStep(im, s, int(bt.ids[t*B+b]), mask)
+			target := bt.targets[t*B+b]
 			if target < 0 {
 				continue
 			}
-			p := softmax64(r.dense("out.weight", "out.bias", deep, V))
-			ce -= math.Log(p[target])
+			ce -= math.Log(softmax64(logits)[target])
 			ntok++
 			for l := range alpha {
 				alphaSum[l] += alpha[l]
 			}
 		}
-		for _, s := range alphaSum {
-			pen += (1 - s) * (1 - s)
+		for _, v := range alphaSum {
+			pen += (1 - v) * (1 - v)
 		}
 	}
 	return ce/float64(ntok) + float64(c.AttPenalty)*pen/float64(B*L)

@@ -98,8 +98,10 @@ func (c Config) InputDim() int {
 	return c.FeatDim
 }
 
-// Validate says which field is out of range and what to set instead.
+// Validate says which field is out of range and what to set instead. An empty
+// Arch or Cleaning is merge or seed, as in a config.json that predates them.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	type size struct {
 		name string

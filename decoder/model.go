@@ -19,7 +19,8 @@ type Model struct {
 	// rebuilt lazily after the parameters change.
 	proj      gpu.Buf
 	projStale bool
-	ws        *workspace // decoding buffers, grown on demand
+	ws        *workspace    // merge's decoding buffers, grown on demand
+	aws       *attWorkspace // attention's
 }
 
 // New returns a model with freshly initialised parameters (seeded, so the same
@@ -35,6 +36,7 @@ func New(dev gpu.Device, cfg Config, seed uint64) (*Model, error) {
 
 // alloc makes a model with zero parameters.
 func alloc(dev gpu.Device, cfg Config) (*Model, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,7 +81,8 @@ func (m *Model) Close() {
 		m.dev.Free(m.proj)
 	}
 	m.ws.free(m.dev)
-	m.flat, m.proj, m.ws = nil, nil, nil
+	m.aws.free(m.dev)
+	m.flat, m.proj, m.ws, m.aws = nil, nil, nil, nil
 }
 
 // linear writes out (n, o) = in (n, i) · w (o, i)ᵀ + bias (o), then act.

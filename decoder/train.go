@@ -19,7 +19,7 @@ type TrainState struct {
 
 	actFlat gpu.Buf
 	a       acts
-	attFlat gpu.Buf  // attention's activations (attention.go); nil for merge
+	attFlat gpu.Buf // attention's activations (attention.go); nil for merge
 	att     attActs
 
 	// The batch of the last Forward, which Backward differentiates.
