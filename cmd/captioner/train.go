@@ -57,7 +57,9 @@ training with a lower rate, e.g.
 	f.Int64("seed", 1, "random seed: the same seed gives the same run")
 	f.String("init", "", "model folder to start from (weights and vocabulary)")
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
-	bindOnRun(cmd, map[string]string{"init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
+	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
+	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
+	bindOnRun(cmd, map[string]string{"arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
 		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
 		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
 	rootCmd.AddCommand(cmd)
@@ -74,6 +76,14 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if tc.Init != "" { // the initial model's vocabulary, hence its cleaning
+		ic, err := decoder.ReadConfig(filepath.Join(tc.Init, decoder.ConfigFile))
+		if err != nil {
+			return fmt.Errorf("train.init: %w", err)
+		}
+		tc.Cleaning = string(ic.Cleaning)
+	}
+	ds.Reclean(text.Cleaning(tc.Cleaning))
 	trainImgs, err := ds.Split(text.SplitTrain)
 	if err != nil {
 		return err
@@ -98,11 +108,12 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer store.Close()
-	trn, err := split(store, trainImgs, vocab)
+	grid := tc.Arch == decoder.ArchAttention
+	trn, err := split(store, trainImgs, vocab, grid)
 	if err != nil {
 		return err
 	}
-	dv, err := split(store, devImgs, vocab)
+	dv, err := split(store, devImgs, vocab, grid)
 	if err != nil {
 		return err
 	}
@@ -123,7 +134,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o := train.Options{
-		Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU,
+		Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU, Regions: store.Manifest().Regions(),
 		Decode: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: cfg.Decode.MaxLen, Alpha: cfg.Decode.Alpha},
 	}
 	res, err := train.Run(ctx, dev, o, trn, dv)
@@ -176,8 +187,9 @@ func openFeatures(assetsDir, root string) (*features.Store, error) {
 	return s, nil
 }
 
-// split turns dataset images into training examples with their features.
-func split(store *features.Store, imgs []text.Image, vocab *text.Vocab) (*train.Split, error) {
+// split turns dataset images into training examples with their features: the
+// pooled vectors, or the grids when grid is set.
+func split(store *features.Store, imgs []text.Image, vocab *text.Vocab, grid bool) (*train.Split, error) {
 	names := make([]string, len(imgs))
 	s := &train.Split{}
 	for i, im := range imgs {
@@ -193,6 +205,10 @@ func split(store *features.Store, imgs []text.Image, vocab *text.Vocab) (*train.
 		}
 	}
 	var err error
-	s.Feats, err = store.LoadPooled(names)
+	if grid {
+		s.Feats, err = store.LoadGrid(names)
+	} else {
+		s.Feats, err = store.LoadPooled(names)
+	}
 	return s, err
 }
