@@ -84,7 +84,8 @@ func ModelDir(out string) string { return filepath.Join(out, "model") }
 
 // ModelConfig is the decoder configuration the options ask for. Self-critical
 // training runs the decoder without dropout (its gradient pass must score the
-// captions with the network that sampled them); it drops image features itself.
+// captions with the network that sampled them; it drops image features itself)
+// and without the attention penalty, whose gradient the rewards would not weigh.
 // featDim is the number of feature values per image.
 func (o Options) ModelConfig(featDim int) decoder.Config {
 	c := decoder.Config{Arch: o.Arch, Cleaning: text.Cleaning(o.Cleaning), FeatDim: featDim, Embed: o.Embed, Hidden: o.Hidden, Mid: o.Mid,
@@ -93,7 +94,7 @@ func (o Options) ModelConfig(featDim int) decoder.Config {
 		c.Mid, c.FeatDim, c.Regions, c.Att, c.AttPenalty = 0, featDim/max(o.Regions, 1), o.Regions, o.Att, float32(o.AttPenalty)
 	}
 	if o.Objective == "cider" {
-		c.Dropout = 0
+		c.Dropout, c.AttPenalty = 0, 0
 	}
 	return c
 }

@@ -55,6 +55,11 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
+	if err != nil {
+		return err
+	}
+	ds.Reclean(mc.Cleaning) // references tokenised as the model's training captions
 	imgs, err := ds.Split(splitName)
 	if err != nil {
 		return err
@@ -111,7 +116,15 @@ func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]string, []float6
 	for i, im := range imgs {
 		names[i] = im.Name
 	}
-	host, err := store.LoadPooled(names)
+	mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	load := store.LoadPooled
+	if mc.Arch == decoder.ArchAttention {
+		load = store.LoadGrid
+	}
+	host, err := load(names)
 	if err != nil {
 		return nil, nil, err
 	}
