@@ -1,8 +1,10 @@
 package decoder
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -219,6 +221,17 @@ func TestAttentionGradientsMatchFiniteDifferences(t *testing.T) {
 		t.Logf("%-15s max |grad - fd| %.2e (max |fd| %.3g)", tn.Name, maxDiff, maxG)
 		if maxG == 0 && tn.Name != "embed.weight" {
 			t.Errorf("%s: every gradient is zero; the check is vacuous", tn.Name)
+		}
+	}
+}
+
+func TestAttentionDOT(t *testing.T) {
+	c := DefaultAttentionConfig(2541)
+	dot := c.DOT()
+	for _, want := range []string{"digraph attention_lstm", fmt.Sprintf("%d parameters", c.NumParams()),
+		"softmax over 49", "(B, 49, 1280)", "LSTM 512 on [embedding, gated context]", "gate -> lstm;"} {
+		if !strings.Contains(dot, want) {
+			t.Errorf("DOT lacks %q:\n%s", want, dot)
 		}
 	}
 }
