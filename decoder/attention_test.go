@@ -235,3 +235,46 @@ func TestAttentionDOT(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigDefaultsAndRoundTrip: a config.json from before arch and cleaning
+// existed (the shipped model's) reads as merge with the seed cleaning; an
+// attention config survives Save and Load; bad values are named.
+func TestConfigDefaultsAndRoundTrip(t *testing.T) {
+	c, err := ReadConfig("../models/flickr8k-merge-lstm/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Arch != ArchMerge || c.Cleaning != text.CleaningSeed {
+		t.Errorf("shipped model reads as arch %q cleaning %q, want merge and seed", c.Arch, c.Cleaning)
+	}
+	dev := openCPU(t)
+	ac := tinyAttentionConfig()
+	m, host := randomModel(t, dev, ac, 3, 0.5)
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(dev, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got, err := l.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Cfg != ac || !slices.Equal(got, host) {
+		t.Errorf("loaded config %+v (want %+v) or weights differ", l.Cfg, ac)
+	}
+	bad := ac
+	bad.Arch, bad.Regions, bad.AttPenalty = "transformer", 0, -1
+	want := `decoder: arch is "transformer"; it must be "merge" or "attention"`
+	if err := bad.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate: %v, want %s", err, want)
+	}
+	bad.Arch = ArchAttention
+	want = "decoder: att_penalty is -1; it must be at least 0\ndecoder: regions is 0; it must be positive"
+	if err := bad.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate: %v, want %s", err, want)
+	}
+}
