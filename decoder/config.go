@@ -77,9 +77,9 @@ func DefaultAttentionConfig(vocab int) Config {
 		Embed: 256, Hidden: 512, Vocab: vocab, Dropout: 0.5, AttPenalty: 1}
 }
 
-// withDefaults fills what a config.json written before the field existed
-// leaves out: merge, seed cleaning.
-func (c Config) withDefaults() Config {
+// WithDefaults fills what a config written before the fields existed leaves
+// out: merge, seed cleaning.
+func (c Config) WithDefaults() Config {
 	if c.Arch == "" {
 		c.Arch = ArchMerge
 	}
@@ -101,7 +101,7 @@ func (c Config) InputDim() int {
 // Validate says which field is out of range and what to set instead. An empty
 // Arch or Cleaning is merge or seed, as in a config.json that predates them.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	var errs []error
 	type size struct {
 		name string

@@ -64,7 +64,7 @@ func ReadConfig(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("decoder: %s: %w", path, err)
 	}
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("%w (in %s)", err, path)
 	}

@@ -36,7 +36,7 @@ func New(dev gpu.Device, cfg Config, seed uint64) (*Model, error) {
 
 // alloc makes a model with zero parameters.
 func alloc(dev gpu.Device, cfg Config) (*Model, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func (o Options) ModelConfig(featDim int) decoder.Config {
 	if o.Objective == "cider" {
 		c.Dropout, c.AttPenalty = 0, 0
 	}
-	return c
+	return c.WithDefaults()
 }
 
 // objectiveName is a train.objective value with the empty one (options built in
