@@ -78,14 +78,7 @@ func (r *refDecoder) step(img []float64, s refState, tok int32) (refState, []flo
 	H, E := r.c.Hidden, r.c.Embed
 	e := r.p["embed.weight"][int(tok)*E : int(tok+1)*E]
 	g := r.dense("lstm.weight_ih", "lstm.bias", e, 4*H)
-	gh := r.dense("lstm.weight_hh", "", s.h, 4*H)
-	n := refState{h: make([]float64, H), c: make([]float64, H)}
-	for j := 0; j < H; j++ {
-		i, f := sigmoid(g[j]+gh[j]), sigmoid(g[H+j]+gh[H+j])
-		gg, o := math.Tanh(g[2*H+j]+gh[2*H+j]), sigmoid(g[3*H+j]+gh[3*H+j])
-		n.c[j] = f*s.c[j] + i*gg
-		n.h[j] = o * math.Tanh(n.c[j])
-	}
+	n := refCell(g, r.dense("lstm.weight_hh", "", s.h, 4*H), s)
 	sum := make([]float64, H)
 	for j := range sum {
 		sum[j] = n.h[j] + img[j]

@@ -119,6 +119,14 @@ func (x *graph) crossEntropy(logits *G.Node, targets []int32, ntok int) *G.Node 
 	return x.must(G.Sum(x.must(G.HadamardProd(logp, x.constant("pick", len(targets), V, pick)))))
 }
 
+// add returns total + term, or term when total is nil.
+func (x *graph) add(total, term *G.Node) *G.Node {
+	if total == nil {
+		return term
+	}
+	return x.must(G.Add(total, term))
+}
+
 // onehot is (len(ids), V) with a 1 at each id.
 func (x *graph) onehot(ids []int32) *G.Node {
 	V := x.c.Vocab
@@ -212,12 +220,7 @@ func TestGradientsMatchGorgonia(t *testing.T) {
 		}
 		h, cell = x.lstm(pre, cell)
 		mid := x.must(G.Rectify(x.dense(x.must(G.Add(h, img)), "dec.weight", "dec.bias", B)))
-		term := x.crossEntropy(x.dense(mid, "out.weight", "out.bias", B), bt.targets[t*B:(t+1)*B], ntok)
-		if total == nil {
-			total = term
-		} else {
-			total = x.must(G.Add(total, term))
-		}
+		total = x.add(total, x.crossEntropy(x.dense(mid, "out.weight", "out.bias", B), bt.targets[t*B:(t+1)*B], ntok))
 	}
 	x.compare(total, loss, grads)
 }
@@ -236,13 +239,6 @@ func TestAttentionGradientsMatchGorgonia(t *testing.T) {
 	x := newGraph(t, c, host)
 	ntok := countTargets(bt.targets)
 	var total *G.Node
-	add := func(n *G.Node) {
-		if total == nil {
-			total = n
-		} else {
-			total = x.must(G.Add(total, n))
-		}
-	}
 	for b := 0; b < B; b++ {
 		feats := x.constant("feats", L, F, toF64(bt.feats[b*L*F:(b+1)*L*F]))
 		mean := x.must(G.Mul(x.filled(1, L, 1/float64(L)), feats))
@@ -270,17 +266,13 @@ func TestAttentionGradientsMatchGorgonia(t *testing.T) {
 			if bt.targets[t*B+b] < 0 {
 				continue
 			}
-			add(x.crossEntropy(x.dense(deep, "out.weight", "out.bias", 1), bt.targets[t*B+b:t*B+b+1], ntok))
-			if alphaSum == nil {
-				alphaSum = alpha
-			} else {
-				alphaSum = x.must(G.Add(alphaSum, alpha))
-			}
+			total = x.add(total, x.crossEntropy(x.dense(deep, "out.weight", "out.bias", 1), bt.targets[t*B+b:t*B+b+1], ntok))
+			alphaSum = x.add(alphaSum, alpha)
 		}
 		// Penalty: lambda/(B*L) * Σ_l (1 - Σ_t alpha)^2.
 		miss := x.must(G.Sub(x.filled(1, L, 1), alphaSum))
 		sq := x.must(G.HadamardProd(miss, miss))
-		add(x.must(G.Sum(x.must(G.HadamardProd(sq, x.filled(1, L, float64(c.AttPenalty)/float64(B*L)))))))
+		total = x.add(total, x.must(G.Sum(x.must(G.HadamardProd(sq, x.filled(1, L, float64(c.AttPenalty)/float64(B*L)))))))
 	}
 	x.compare(total, loss, grads)
 }
