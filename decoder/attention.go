@@ -18,10 +18,10 @@ import "github.com/captioner/captioner/gpu"
 // regions of (1 - Σ_t alpha_t)^2, the sum over each caption's own steps.
 //
 // Every step is a composition of gpu.Device kernels, so the decoder runs
-// forward and backward on each backend without kernels of its own: the
-// broadcast of the state's term over regions is an embedding gather (its
-// backward a scatter-add), the context a batched Gemm, and the softmax's
-// backward a row-sum Gemm with a ones vector.
+// forward and backward on each backend: the broadcast of the state's term over
+// regions is an embedding gather (its backward a scatter-add), the context a
+// batched Gemm of each row's weights (1, L) with its regions (L, F), and the
+// softmax over regions has its own backward kernel (SoftmaxBackward).
 
 // attActs are attention's activations, each sized for (maxT, maxB) and
 // time-major like merge's; views into TrainState.attFlat.
@@ -35,9 +35,7 @@ type attActs struct {
 	hproj       gpu.Buf // (B, A) one step's state term h·AttHWᵀ; its gradient in backward
 	alpha       gpu.Buf // (T, B, L) attention weights
 	dalpha      gpu.Buf // (T, B, L) their gradient, starting from the penalty's
-	ascratch    gpu.Buf // (B, L) alpha * dalpha, then the scores' gradient
-	rowSum      gpu.Buf // (B) Σ_l alpha * dalpha
-	ones        gpu.Buf // (L) ones, for row sums and broadcasts over regions
+	ascratch    gpu.Buf // (B, L) one step's gradient of the scores
 	z, beta, gz gpu.Buf // (T, B, F) context, gate, gated context
 	dgz         gpu.Buf // (T, B, F) gradient of gz
 	dz, dbeta   gpu.Buf // (B, F) one step's gradients of z and beta
@@ -71,20 +69,11 @@ func (ts *TrainState) allocAttention() {
 	ts.attFlat = carve(dev, []view{
 		{&x.mean, B * F}, {&x.h, S * H}, {&x.c, S * H}, {&x.dh, S * H}, {&x.dc, B * H},
 		{&x.pf, B * L * A}, {&x.dpf, B * L * A}, {&x.e, N * L * A}, {&x.de, B * L * A},
-		{&x.hproj, B * A}, {&x.alpha, N * L}, {&x.dalpha, N * L}, {&x.ascratch, B * L}, {&x.rowSum, B}, {&x.ones, L},
+		{&x.hproj, B * A}, {&x.alpha, N * L}, {&x.dalpha, N * L}, {&x.ascratch, B * L},
 		{&x.z, N * F}, {&x.beta, N * F}, {&x.gz, N * F}, {&x.dgz, N * F}, {&x.dz, B * F}, {&x.dbeta, B * F},
 		{&x.deep, N * E}, {&x.ddeep, N * E}, {&x.deepMask, N * E},
 	})
-	dev.Upload(x.ones, onesHost(L))
 	x.regionImage = repeatRows(B, L)
-}
-
-func onesHost(n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = 1
-	}
-	return v
 }
 
 // repeatRows returns, for n rows each repeated k times, the source row of
@@ -246,7 +235,7 @@ func (ts *TrainState) backwardAttention() {
 	dpf, de, dhproj := x.dpf.Slice(0, B*L*A), x.de.Slice(0, B*L*A), x.hproj.Slice(0, B*A)
 	dev.Zero(dpf)
 	dz, dbeta := x.dz.Slice(0, B*F), x.dbeta.Slice(0, B*F)
-	ascr, rowSum, ones := x.ascratch.Slice(0, B*L), x.rowSum.Slice(0, B), x.ones
+	ascr := x.ascratch.Slice(0, B*L)
 	for t := T - 1; t >= 0; t-- {
 		hPrev, dhPrev := hs.Slice(t*B*H, B*H), dhs.Slice(t*B*H, B*H)
 		dg := dgates.Slice(t*B*4*H, B*4*H)
@@ -267,12 +256,7 @@ func (ts *TrainState) backwardAttention() {
 		// z_b = alpha_b · feats_b: dalpha_b (1, L) += dz_b (1, F) · feats_bᵀ.
 		alpha, dalpha := x.alpha.Slice(t*B*L, B*L), x.dalpha.Slice(t*B*L, B*L)
 		dev.GemmStridedBatched(false, true, 1, L, F, 1, dz, F, F, feats, F, L*F, 1, dalpha, L, L, B)
-		// Softmax: dscores = alpha * (dalpha - Σ_l alpha*dalpha), the row sum a
-		// Gemm with ones and its broadcast back a rank-1 Gemm.
-		dev.Mul(ascr, alpha, dalpha)
-		dev.Gemm(false, false, B, 1, L, 1, ascr, L, ones, 1, 0, rowSum, 1)
-		dev.Gemm(false, false, B, L, 1, -1, rowSum, 1, ones, L, 1, dalpha, L)
-		dev.Mul(ascr, alpha, dalpha) // dscores (B, L)
+		dev.SoftmaxBackward(ascr, dalpha, alpha, B, L) // dscores (B, L)
 
 		// scores = e · AttV; e = tanh(pf + hproj[regionImage]).
 		e := x.e.Slice(t*B*L*A, B*L*A)
