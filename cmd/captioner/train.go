@@ -25,8 +25,11 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train the caption decoder on cached image features (resumable)",
-		Long: `Trains the merge-LSTM decoder on a dataset's train split with teacher forcing,
-evaluating dev-split loss and BLEU after every epoch. Features come from
+		Long: `Trains the caption decoder on a dataset's train split with teacher forcing,
+evaluating dev-split loss and BLEU after every epoch: --arch merge (the seed's, on
+pooled features) or --arch attention (Show, Attend and Tell over the 7x7 grid, which
+needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleaning
+(standard keeps every word, "a" too; seed is the seed notebook's). Features come from
 ` + "`captioner extract`" + ` (run it first). Everything goes to --out:
   checkpoint.safetensors  resumable state (atomic, checksummed) after every epoch
   model/                  the epoch with the best dev BLEU-4 so far: decoder weights,
