@@ -130,16 +130,6 @@ func views(c Config, flat gpu.Buf) Params {
 	return p
 }
 
-// ByName returns the view of the named tensor, or nil.
-func (p *Params) ByName(c Config, name string) gpu.Buf {
-	for _, t := range c.Tensors() {
-		if t.Name == name {
-			return *p.field(name)
-		}
-	}
-	return nil
-}
-
 // initParams returns the initial flat parameters (host) for seed, following Keras'
 // defaults for the seed's layers, which train this model well: Glorot-uniform
 // dense and input weights, orthogonal-like scaled recurrent weights, uniform
