@@ -125,7 +125,7 @@ func (c Train) validate() []error {
 		errs = append(errs, err)
 	}
 	if _, err := text.ParseCleaning(c.Cleaning); err != nil {
-		errs = append(errs, fmt.Errorf("train.%w", err))
+		errs = append(errs, fmt.Errorf("train.cleaning: %w", err))
 	}
 	if c.AttPenalty < 0 {
 		errs = append(errs, fmt.Errorf("train.att_penalty: %g is negative; use 0 to disable the attention penalty", c.AttPenalty))
