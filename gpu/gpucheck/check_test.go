@@ -21,7 +21,6 @@ import (
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
 	_ "github.com/captioner/captioner/gpu/cuda" // registers the cuda backend
-	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/internal/benchinput"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
@@ -54,7 +53,7 @@ func loadConfig(t testing.TB, device string) *config.Config {
 	return cfg
 }
 
-func photos(t testing.TB) ([]string, [][]float32) {
+func photos(t testing.TB) []string {
 	t.Helper()
 	dir := *photosDir
 	if dir == "" {
@@ -72,26 +71,22 @@ func photos(t testing.TB) ([]string, [][]float32) {
 	if *maxPhotos > 0 && len(paths) > *maxPhotos {
 		paths = paths[:*maxPhotos]
 	}
-	tensors := make([][]float32, len(paths))
-	for i, p := range paths {
-		img, _, err := imgproc.DecodeFileAtLeast(p, 50_000_000, imgproc.MinDecodeSide(224))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tensors[i] = make([]float32, 224*224*3)
-		imgproc.ToTensor(tensors[i], img, 224)
-	}
-	return paths, tensors
+	return paths
 }
 
-// run captions tensors on device: features, greedy and beam-3 captions.
-func run(t *testing.T, device string, tensors [][]float32) (name string, feats [][]float32, greedy, beam []pipeline.Result) {
+// run captions the photos at paths on device, preprocessed by the pipeline's
+// own door: features, greedy and beam-3 captions.
+func run(t *testing.T, device string, paths []string) (name string, feats [][]float32, greedy, beam []pipeline.Result) {
 	t.Helper()
 	p, err := pipeline.Load(loadConfig(t, device))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	tensors, err := p.Preprocessor().Files(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	if feats, err = p.Encode(ctx, tensors); err != nil {
 		t.Fatal(err)
@@ -129,9 +124,9 @@ type PhotoParity struct {
 // both float32: pooled features within FeatureTolerance, the same greedy and
 // beam-3 captions.
 func TestParity(t *testing.T) {
-	paths, tensors := photos(t)
-	gpuName, gf, gg, gb := run(t, "cuda", tensors)
-	cpuName, cf, cg, cb := run(t, "cpu", tensors)
+	paths := photos(t)
+	gpuName, gf, gg, gb := run(t, "cuda", paths)
+	cpuName, cf, cg, cb := run(t, "cpu", paths)
 	report := struct {
 		GPU       string        `json:"gpu"`
 		CPU       string        `json:"cpu"`
