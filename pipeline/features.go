@@ -21,7 +21,7 @@ const featureBatch = 100
 // device, featureBatch at a time: eval on cached features and the trainer's dev
 // evaluation, which have every image's features on the device already.
 func CaptionFeatures(ctx context.Context, m *decoder.Model, feats gpu.Buf, n int, d decoder.DecodeOptions, v Vocab) ([]Result, error) {
-	F := m.Cfg.FeatDim
+	F := m.Cfg.InputDim()
 	out := make([]Result, 0, n)
 	for lo := 0; lo < n; lo += featureBatch {
 		b := min(featureBatch, n-lo)
