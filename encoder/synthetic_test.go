@@ -288,3 +288,53 @@ func TestSyntheticFloatModel(t *testing.T) {
 		}
 	}
 }
+
+// The classifier on its own, on pooled features uploaded to another device,
+// gives the naive interpreter's probabilities: what the pipeline computes on
+// the decoder's device.
+func TestClassifierOnUploadedFeatures(t *testing.T) {
+	m, err := tflite.Parse(syntheticTFLite(smallConfig, 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := Import(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	cl, err := NewClassifier(dev, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rng := rand.New(rand.NewPCG(6, 6))
+	const n = 3
+	image := make([]float32, w.Config.Input*w.Config.Input*3)
+	var pooled, want []float32
+	for range n {
+		for i := range image {
+			image[i] = rng.Float32()*2 - 1
+		}
+		ref, err := refRun(m, image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pooled = append(pooled, ref.pooled...)
+		want = append(want, ref.probs...)
+	}
+	in, out := dev.Alloc(len(pooled)), dev.Alloc(n*cl.Classes())
+	dev.Upload(in, pooled)
+	cl.Probs(out, in, n)
+	got := make([]float32, n*cl.Classes())
+	if err := dev.Download(got, out); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(got, want); d > 1e-6 {
+		t.Errorf("max diff %.2g from the interpreter's probabilities", d)
+	}
+	delete(w.Tensors, "classifier.bias")
+	if _, err := NewClassifier(dev, w); err == nil || err.Error() != "encoder: classifier weights have 240 and 0 values, want 10x24 and 10" {
+		t.Errorf("without a bias: %v", err)
+	}
+}
