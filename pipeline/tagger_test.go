@@ -185,9 +185,9 @@ func TestConfidence(t *testing.T) {
 		maxLen int
 		want   float64
 	}{
-		{decoder.Hypothesis{Tokens: []int32{4, 5}, LogProb: 3 * math.Log(0.5)}, 20, 0.5}, // two words and the end
+		{decoder.Hypothesis{Tokens: []int32{4, 5}, LogProb: 3 * math.Log(0.5)}, 20, 0.5},  // two words and the end
 		{decoder.Hypothesis{Tokens: []int32{4, 5}, LogProb: 2 * math.Log(0.25)}, 2, 0.25}, // cut at max_len: no end
-		{decoder.Hypothesis{Tokens: nil, LogProb: math.Log(0.9)}, 20, 0.9},               // the end at once
+		{decoder.Hypothesis{Tokens: nil, LogProb: math.Log(0.9)}, 20, 0.9},                // the end at once
 	} {
 		if got := confidence(tc.h, tc.maxLen); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("confidence(%+v, %d) = %g, want %g", tc.h, tc.maxLen, got, tc.want)
