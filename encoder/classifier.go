@@ -31,6 +31,9 @@ func NewClassifier(dev gpu.Device, w *Weights) (*Classifier, error) {
 // Classes is the number of outputs (1001: background and ImageNet's 1000).
 func (c *Classifier) Classes() int { return c.cfg.Classes }
 
+// Features is the size F of the pooled features it reads.
+func (c *Classifier) Features() int { return c.cfg.Head }
+
 // Probs writes the class probabilities (n, K) of the pooled features (n, F).
 func (c *Classifier) Probs(probs, pooled gpu.Buf, n int) {
 	classify(c.dev, c.cfg, c.l, probs, pooled, n)

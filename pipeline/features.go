@@ -106,10 +106,10 @@ func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]
 	if len(guided) == 0 {
 		return out, nil
 	}
-	dev, F := d.Model.Device(), d.Model.Cfg.FeatDim
-	sub := dev.Alloc(len(guided) * F)
+	dev, per := d.Model.Device(), feats.Len()/n
+	sub := dev.Alloc(len(guided) * per)
 	defer dev.Free(sub)
-	dev.EmbeddingForward(sub, feats, guided, F) // the guided images' feature rows
+	dev.EmbeddingForward(sub, feats, guided, per) // the guided images' features
 	ghyps, err := d.Model.GenerateConstrained(ctx, sub, len(guided), p.DecodeOptions, cons)
 	if err != nil {
 		return nil, err

@@ -38,9 +38,24 @@ func NewTagger(dev gpu.Device, w *encoder.Weights) (*Tagger, error) {
 // Close frees the classifier.
 func (t *Tagger) Close() { t.cls.Close() }
 
-// probs returns the class probabilities (n, NumClasses) of the n pooled
-// feature vectors feats on the device, on the host.
+// probs returns, on the host, the class probabilities (n, NumClasses) of n
+// images whose features are on the device: pooled vectors (n, F), or the
+// encoder's grids (n, R, F) that an attention decoder reads, which are pooled
+// here first as the encoder pools them (the mean of the R regions).
 func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
+	F := t.cls.Features()
+	if R := feats.Len() / (n * F); R > 1 {
+		pooled := t.dev.Alloc(n * F)
+		defer t.dev.Free(pooled)
+		ones := t.dev.Alloc(R)
+		defer t.dev.Free(ones)
+		t.dev.Upload(ones, slices.Repeat([]float32{1}, R))
+		for i := range n {
+			// pooled_i (1, F) = (1/R) · ones (1, R) · grid_i (R, F)
+			t.dev.Gemm(false, false, 1, F, R, 1/float32(R), ones, R, feats.Slice(i*R*F, R*F), F, 0, pooled.Slice(i*F, F), F)
+		}
+		feats = pooled
+	}
 	out := t.dev.Alloc(n * tags.NumClasses)
 	defer t.dev.Free(out)
 	t.cls.Probs(out, feats, n)

@@ -194,3 +194,45 @@ func TestConfidence(t *testing.T) {
 		}
 	}
 }
+
+// An attention decoder reads the encoder's grid: the tagger pools it as the
+// encoder does and gives the probabilities of the pooled features.
+func TestTaggerPoolsGrids(t *testing.T) {
+	cfg := testConfig(t, "", 1)
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	enc, err := encoder.New(dev, w, 2, "float32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	imgs, err := NewPreprocessor(w.Config, cfg.Image).Files([]string{filepath.Join(cfg.Assets, "samples", "cat_720p.jpg"), "../testdata/ood/tuxpaint_violin.jpg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.EncodeEach(imgs); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := NewTagger(dev, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	fromPooled, err := tg.probs(enc.Pooled(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromGrid, err := tg.probs(enc.Grid(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fromPooled {
+		if math.Abs(float64(fromPooled[i]-fromGrid[i])) > 1e-5 {
+			t.Fatalf("class %d of image %d: %g from the pooled features, %g from the grid", i%tags.NumClasses, i/tags.NumClasses, fromPooled[i], fromGrid[i])
+		}
+	}
+}
