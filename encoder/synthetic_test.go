@@ -246,11 +246,11 @@ func encodeAll(t *testing.T, e *Encoder, images []float32, n int) (grid, pooled,
 	return grid, pooled, probs
 }
 
-// TestSyntheticFloatModel writes a small float32 TFLite model, imports it (the
-// architecture must come back exactly) and compares the encoder on the CPU with
-// the naive interpreter, on a batch larger than one chunk.
-func TestSyntheticFloatModel(t *testing.T) {
-	m, err := tflite.Parse(syntheticTFLite(smallConfig, 7))
+// importSynthetic writes the synthetic float32 TFLite model of config c
+// (weights from seed), parses it and imports its weights.
+func importSynthetic(t *testing.T, c Config, seed uint64) (*tflite.Model, *Weights) {
+	t.Helper()
+	m, err := tflite.Parse(syntheticTFLite(c, seed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +258,14 @@ func TestSyntheticFloatModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, w
+}
+
+// TestSyntheticFloatModel writes a small float32 TFLite model, imports it (the
+// architecture must come back exactly) and compares the encoder on the CPU with
+// the naive interpreter, on a batch larger than one chunk.
+func TestSyntheticFloatModel(t *testing.T) {
+	m, w := importSynthetic(t, smallConfig, 7)
 	if !slices.Equal(w.Config.Blocks, smallConfig.Blocks) || w.Config.Head != 24 || w.Config.Classes != 10 || w.Config.GridSize() != 4 {
 		t.Fatalf("imported config %+v", w.Config)
 	}
@@ -293,14 +301,7 @@ func TestSyntheticFloatModel(t *testing.T) {
 // gives the naive interpreter's probabilities: what the pipeline computes on
 // the decoder's device.
 func TestClassifierOnUploadedFeatures(t *testing.T) {
-	m, err := tflite.Parse(syntheticTFLite(smallConfig, 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := Import(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, w := importSynthetic(t, smallConfig, 7)
 	dev := cpu.New(1)
 	defer dev.Close()
 	cl, err := NewClassifier(dev, w)
