@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy bench bench-server soak-reload fuzz-short vet fmt-check images image-local
+.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-server soak-reload fuzz-short vet fmt-check images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -49,7 +49,7 @@ caption: build ## caption IMAGES (default: the sample photos) with the shipped m
 build-cuda: ## the CUDA binary bin/captioner-cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda -o $(BIN)/captioner-cuda ./cmd/captioner
 
-test: deps-test fmt-check vet test-go test-purego test-cuda-build test-deploy ptx-check fuzz-short ## everything CI runs
+test: deps-test fmt-check vet test-go test-purego test-cuda-build test-deploy gpu-bundle-check ptx-check fuzz-short ## everything CI runs
 
 fmt-check: ## fail, listing them, if any Go files are not gofmt'd
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "not gofmt'd (run gofmt -w):"; echo "$$files"; exit 1; fi
@@ -61,9 +61,10 @@ vet: ## go vet, the product and the deployment checks' module
 test-go: ## unit, integration and golden tests
 	$(GO) test -count=1 ./...
 
-test-purego: ## the pure-Go fallback (no cgo: gonum GEMM, image/jpeg) builds and passes the kernel and image suites
+test-purego: ## the pure-Go fallback (no cgo, or the purecpu tag: gonum GEMM, image/jpeg) builds and passes the kernel and image suites
 	CGO_ENABLED=0 $(GO) build ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/... ./imgproc
+	$(GO) test -count=1 -tags purecpu ./gpu/cpu ./imgproc
 
 test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked against the stub libcuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda ./...
@@ -73,6 +74,51 @@ test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked 
 
 test-deploy: ## the container images, Compose file and Kubernetes manifests against the configuration (own module: deploy/check)
 	cd deploy/check && $(GO) test -count=1 ./...
+
+# The GPU bundle: everything a bare x86-64 Linux machine with an NVIDIA driver and
+# some cuBLAS needs to run scripts/gpu-check.sh (see gpu/README.md). Built with the
+# purecpu tag (gonum GEMM, Go JPEG decoding, no oneDNN), so its binaries need only
+# libc, libm and libcuda.so.1; gzipped so the folder stays small enough to carry.
+GPU_BUNDLE ?= gpu-bundle
+GPU_BUILD = CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO)
+GPU_FLAGS = -tags cuda,purecpu -trimpath -ldflags="-s -w"
+GPU_LIBS_OK = libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 libcuda.so.1
+GPU_PHOTOS = $(wordlist 1,8,$(sort $(wildcard $(CAPTIONER_ASSETS)/samples/flickr8k_fullres/*.jpg)))
+MODEL_FILES = config.json decoder.safetensors vocab.json scores.json MODEL.md
+ENCODER_FILES = mobilenet_v2_1.0_224_quant.tflite imagenet_labels.txt LICENSE
+
+gpu-bundle: ## the GPU bundle folder gpu-bundle/ (<= 60 MB; needs CAPTIONER_ASSETS for the encoder weights and photos)
+	@test -n "$(GPU_PHOTOS)" || { echo "gpu-bundle: no photos: set CAPTIONER_ASSETS to the shared assets folder"; exit 1; }
+	rm -rf $(GPU_BUNDLE)
+	mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/photos $(GPU_BUNDLE)/models/flickr8k-merge-lstm $(GPU_BUNDLE)/assets/models/mobilenet_v2
+	$(GPU_BUILD) build $(GPU_FLAGS) -o $(GPU_BUNDLE)/bin/captioner-cuda ./cmd/captioner
+	$(GPU_BUILD) build $(GPU_FLAGS) -o $(GPU_BUNDLE)/bin/loadgen ./cmd/loadgen
+	$(GPU_BUILD) test $(GPU_FLAGS) -c -o $(GPU_BUNDLE)/bin/cuda.test ./gpu/cuda
+	$(GPU_BUILD) test $(GPU_FLAGS) -c -o $(GPU_BUNDLE)/bin/selector.test ./gpu/selector
+	$(GPU_BUILD) test $(GPU_FLAGS) -c -o $(GPU_BUNDLE)/bin/gpucheck.test ./gpu/gpucheck
+	@for b in $(GPU_BUNDLE)/bin/*; do \
+		for lib in $$(readelf -d $$b | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do \
+			case " $(GPU_LIBS_OK) " in *" $$lib "*) ;; *) echo "gpu-bundle: $$b needs $$lib, which a bare machine lacks"; exit 1 ;; esac; \
+		done; \
+	done
+	gzip -6 $(GPU_BUNDLE)/bin/*
+	cp $(addprefix models/flickr8k-merge-lstm/,$(MODEL_FILES)) $(GPU_BUNDLE)/models/flickr8k-merge-lstm/
+	cp $(addprefix $(CAPTIONER_ASSETS)/models/mobilenet_v2/,$(ENCODER_FILES)) $(GPU_BUNDLE)/assets/models/mobilenet_v2/
+	cp $(GPU_PHOTOS) $(GPU_BUNDLE)/photos/
+	cp scripts/gpu-check.sh scripts/gpu-peer.py scripts/gpu-report.py $(GPU_BUNDLE)/
+	@size=$$(du -sm $(GPU_BUNDLE) | cut -f1); echo "gpu-bundle: $(GPU_BUNDLE)/ is $$size MB"; \
+	test $$size -le 60 || { echo "gpu-bundle: over 60 MB"; exit 1; }
+
+gpu-bundle-check: ## build the bundle and run its gpu-check.sh against the stand-in driver and the CUDA emulator
+ifeq ($(GPU_PHOTOS),)
+	@echo "gpu-bundle-check: skipped: the bundle needs the shared assets (CAPTIONER_ASSETS, or ../shared beside the checkout)"
+else
+	$(MAKE) gpu-bundle
+	rm -rf $(GPU_BUNDLE).emu && mkdir -p $(GPU_BUNDLE).emu
+	$(GO) run ./gpu/cuda/fakedriver/cmd/fakedriver $(GPU_BUNDLE).emu/driver
+	bash $(GPU_BUNDLE)/gpu-check.sh --emulated $(GPU_BUNDLE).emu/driver --out $(GPU_BUNDLE).emu/results
+	cat $(GPU_BUNDLE).emu/results/results.md
+endif
 
 FUZZTIME ?= 10s
 fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (seed corpora in testdata/fuzz)

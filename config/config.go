@@ -43,6 +43,7 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `mapstructure:"log_level"`
 
+	CUDA   CUDA   `mapstructure:"cuda"`
 	Image  Image  `mapstructure:"image"`
 	Decode Decode `mapstructure:"decode"`
 	Train  Train  `mapstructure:"train"`
@@ -62,6 +63,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("assets", "")
 	v.SetDefault("model", DefaultModel)
 	v.SetDefault("log_level", "info")
+	cudaDefaults(v)
 	imageDefaults(v)
 	decodeDefaults(v)
 	trainDefaults(v)

@@ -79,6 +79,9 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"image:\n  max_request_decoded_bytes: 1000\n", "config: image.max_request_decoded_bytes: 1000 is less than image.max_decoded_bytes (268435456): a request could not hold one image at the limit"},
 		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s"},
 		{"train:\n  objective: bleu\n", `config: train.objective: "bleu" is not one of xe, cider`},
+		{"train:\n  arch: transformer\n", `config: train.arch: "transformer" is not one of merge, attention`},
+		{"train:\n  cleaning: karpathy\n", `config: train.cleaning: cleaning "karpathy" is not known; use "standard" (coco-caption, every word kept) or "seed" (the seed notebook's, drops "a")`},
+		{"train:\n  att_penalty: -1\n", "config: train.att_penalty: -1 is negative; use 0 to disable the attention penalty"},
 		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-merge-lstm)"},
 		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others"},
 	} {

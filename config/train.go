@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/viper"
+
+	"github.com/captioner/captioner/text"
 )
 
 // Train holds the training hyperparameters (captioner train). The trainer owns
@@ -43,7 +45,17 @@ type Train struct {
 	// MaxLen truncates training captions to this many words (long outliers
 	// would otherwise set a batch's length).
 	MaxLen int `mapstructure:"max_len"`
-	// Embed, Hidden and Mid are the decoder's layer sizes.
+	// Arch is the decoder: merge (the seed's, on pooled features) or attention
+	// (Show, Attend and Tell over the 7x7 grid; needs captioner extract --grid).
+	Arch string `mapstructure:"arch"`
+	// Cleaning is how captions become tokens: standard (coco-caption, every
+	// word kept) or seed (the seed notebook's, drops "a"). The model records it.
+	Cleaning string `mapstructure:"cleaning"`
+	// Att is the attention MLP's size (attention only).
+	Att int `mapstructure:"att"`
+	// AttPenalty is lambda of the doubly stochastic attention penalty (attention only).
+	AttPenalty float64 `mapstructure:"att_penalty"`
+	// Embed, Hidden and Mid are the decoder's layer sizes (Mid: merge only).
 	Embed  int `mapstructure:"embed"`
 	Hidden int `mapstructure:"hidden"`
 	Mid    int `mapstructure:"mid"`
@@ -86,6 +98,10 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.patience", 4)
 	v.SetDefault("train.min_count", 5)
 	v.SetDefault("train.max_len", 30)
+	v.SetDefault("train.arch", "merge")
+	v.SetDefault("train.cleaning", "standard")
+	v.SetDefault("train.att", 512)
+	v.SetDefault("train.att_penalty", 1)
 	v.SetDefault("train.embed", 256)
 	v.SetDefault("train.hidden", 256)
 	v.SetDefault("train.mid", 256)
@@ -105,6 +121,15 @@ func (c Train) validate() []error {
 	if err := oneOf("train.objective", c.Objective, "xe", "cider"); err != nil {
 		errs = append(errs, err)
 	}
+	if err := oneOf("train.arch", c.Arch, "merge", "attention"); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := text.ParseCleaning(c.Cleaning); err != nil {
+		errs = append(errs, fmt.Errorf("train.cleaning: %w", err))
+	}
+	if c.AttPenalty < 0 {
+		errs = append(errs, fmt.Errorf("train.att_penalty: %g is negative; use 0 to disable the attention penalty", c.AttPenalty))
+	}
 	if c.Objective == "cider" && c.Init == "" {
 		errs = append(errs, fmt.Errorf("train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-merge-lstm)"))
 	}
@@ -119,7 +144,7 @@ func (c Train) validate() []error {
 		v   int
 	}{{"train.epochs", c.Epochs}, {"train.batch_size", c.BatchSize}, {"train.patience", c.Patience},
 		{"train.min_count", c.MinCount}, {"train.max_len", c.MaxLen}, {"train.embed", c.Embed},
-		{"train.hidden", c.Hidden}, {"train.mid", c.Mid}, {"train.eval_beam", c.EvalBeam}} {
+		{"train.hidden", c.Hidden}, {"train.mid", c.Mid}, {"train.att", c.Att}, {"train.eval_beam", c.EvalBeam}} {
 		if err := positive(p.key, p.v); err != nil {
 			errs = append(errs, err)
 		}

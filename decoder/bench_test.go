@@ -2,23 +2,25 @@ package decoder
 
 import (
 	"context"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/benchinput"
 )
 
 // The benchmarks match /work/shared/bench/torch_captioner.py decoder --hidden 256
-// --vocab 2600 --tokens 12: the same sizes, 12 tokens decoded per caption with
-// no early stop, training at batch 64 with T=12, Adam and clipping at 5.
+// --vocab 2600 --tokens 12 (merge) and decoder --arch attention --hidden 512
+// (attention, the Attention* benchmarks): the same sizes, 12 tokens decoded per
+// caption with no early stop, training at batch 64 with T=12, Adam and
+// clipping at 5.
 const (
 	benchVocab  = 2600
 	benchTokens = 12
 )
 
-func benchModel(b *testing.B) (gpu.Device, *Model) {
+func benchModel(b *testing.B, c Config) (gpu.Device, *Model) {
 	dev := openCPU(b)
-	m, err := New(dev, DefaultConfig(benchVocab), 1)
+	m, err := New(dev, c, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,28 +28,16 @@ func benchModel(b *testing.B) (gpu.Device, *Model) {
 	return dev, m
 }
 
-func randomFeats(dev gpu.Device, n, f int) gpu.Buf {
-	rng := rand.New(rand.NewPCG(1, 2))
-	host := make([]float32, n*f)
-	for i := range host {
-		host[i] = float32(rng.NormFloat64())
-	}
-	buf := dev.Alloc(n * f)
-	dev.Upload(buf, host)
-	return buf
-}
+func BenchmarkTrainStep(b *testing.B)          { benchTrain(b, DefaultConfig(benchVocab)) }
+func BenchmarkAttentionTrainStep(b *testing.B) { benchTrain(b, DefaultAttentionConfig(benchVocab)) }
 
-func BenchmarkTrainStep(b *testing.B) {
-	dev, m := benchModel(b)
+func benchTrain(b *testing.B, c Config) {
+	dev, m := benchModel(b, c)
 	const B, T = 64, benchTokens
 	ts := m.NewTrainState(B, T)
 	defer ts.Close()
-	feats := randomFeats(dev, B, m.Cfg.FeatDim)
-	rng := rand.New(rand.NewPCG(3, 4))
-	ids, targets := make([]int32, T*B), make([]int32, T*B)
-	for i := range ids {
-		ids[i], targets[i] = int32(3+rng.IntN(benchVocab-3)), int32(3+rng.IntN(benchVocab-3))
-	}
+	feats := benchinput.Features(dev, B, m.Cfg.InputDim())
+	ids, targets := benchinput.Tokens(T*B, benchVocab)
 	adam := Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	step := func(i int) {
 		ts.ZeroGrad()
@@ -71,9 +61,9 @@ func BenchmarkTrainStep(b *testing.B) {
 	b.ReportMetric(float64(B*T*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
-func benchDecode(b *testing.B, batch, beam int) {
-	dev, m := benchModel(b)
-	feats := randomFeats(dev, batch, m.Cfg.FeatDim)
+func benchDecode(b *testing.B, c Config, batch, beam int) {
+	dev, m := benchModel(b, c)
+	feats := benchinput.Features(dev, batch, m.Cfg.InputDim())
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: benchTokens, Beam: beam, NoEarlyStop: true}
 	gen := func() {
 		hyps, err := m.Generate(context.Background(), feats, batch, o)
@@ -92,6 +82,16 @@ func benchDecode(b *testing.B, batch, beam int) {
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "captions/s")
 }
 
-func BenchmarkGreedyB1(b *testing.B)  { benchDecode(b, 1, 1) }
-func BenchmarkGreedyB32(b *testing.B) { benchDecode(b, 32, 1) }
-func BenchmarkBeam3B1(b *testing.B)   { benchDecode(b, 1, 3) }
+func BenchmarkGreedyB1(b *testing.B)  { benchDecode(b, DefaultConfig(benchVocab), 1, 1) }
+func BenchmarkGreedyB32(b *testing.B) { benchDecode(b, DefaultConfig(benchVocab), 32, 1) }
+func BenchmarkBeam3B1(b *testing.B)   { benchDecode(b, DefaultConfig(benchVocab), 1, 3) }
+
+func BenchmarkAttentionGreedyB1(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 1)
+}
+func BenchmarkAttentionGreedyB32(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 32, 1)
+}
+func BenchmarkAttentionBeam3B1(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 3)
+}

@@ -1,13 +1,17 @@
-// Package decoder is the caption model: the seed notebook's "merge" decoder
-// (image features -> dense+ReLU, added to an LSTM over word embeddings, dense+ReLU,
-// dense over the vocabulary) on gpu.Device kernels, with teacher-forced training
-// passes, batched greedy decoding and batched beam search.
+// Package decoder is the caption model on gpu.Device kernels, with
+// teacher-forced training passes, batched greedy decoding and batched beam
+// search. Two architectures:
+//   - merge: the seed notebook's decoder (pooled image features -> dense+ReLU,
+//     added to an LSTM over word embeddings, dense+ReLU, dense over the vocabulary);
+//   - attention: Show, Attend and Tell's soft attention (Xu et al. 2015) over a
+//     grid of image regions (attention.go).
 //
 // Dimension letters used in shape comments:
 //
 //	B batch (images or captions)   T time steps (tokens)   K beam width
-//	F image feature size           E word embedding size   H LSTM hidden size
+//	F image feature size (D)       E word embedding size   H LSTM hidden size
 //	M merge (mid) layer size       V vocabulary size
+//	L image regions (attention)    A attention MLP size    R decoding rows (B*K)
 //
 // Activations are TIME-MAJOR, (T, B, .): row t*B+b is caption b at step t, so the
 // LSTM's step t is a contiguous (B, .) block and the image branch (B, H), broadcast
@@ -17,39 +21,108 @@ package decoder
 import (
 	"errors"
 	"fmt"
+
+	"github.com/captioner/captioner/text"
+)
+
+// Architectures.
+const (
+	ArchMerge     = "merge"
+	ArchAttention = "attention"
 )
 
 // Config is the decoder's shape and regularisation. It is saved with the model
 // (config.json) so a checkpoint always rebuilds the network it came from.
 type Config struct {
-	// FeatDim is the image feature size: 1280 for MobileNetV2's pooled output.
+	// Arch is ArchMerge or ArchAttention; a config.json without it is merge.
+	Arch string `json:"arch,omitempty"`
+	// Cleaning is how the training captions were tokenised; vocabulary and
+	// evaluation follow it. A config.json without it is text.CleaningSeed.
+	Cleaning text.Cleaning `json:"cleaning,omitempty"`
+	// FeatDim is the image feature size: 1280 for MobileNetV2's pooled output
+	// (merge) or for each of its grid's regions (attention).
 	FeatDim int `json:"feat_dim"`
 	// Embed is the word embedding size.
 	Embed int `json:"embed"`
 	// Hidden is the LSTM state size, which is also the image branch's output size
 	// because the two are added.
 	Hidden int `json:"hidden"`
-	// Mid is the size of the dense ReLU layer after the merge.
-	Mid int `json:"mid"`
+	// Mid is the size of the dense ReLU layer after the merge (merge only).
+	Mid int `json:"mid,omitempty"`
+	// Regions is the number of image regions attended over: 49 for
+	// MobileNetV2's 7x7 grid (attention only).
+	Regions int `json:"regions,omitempty"`
+	// Att is the attention MLP's size (attention only).
+	Att int `json:"att,omitempty"`
+	// AttPenalty is lambda of the doubly stochastic attention penalty,
+	// lambda * mean over captions and regions of (1 - sum_t alpha)^2, which
+	// pushes every region to be looked at over a caption (attention only).
+	AttPenalty float32 `json:"att_penalty,omitempty"`
 	// Vocab is the number of token ids, special tokens included.
 	Vocab int `json:"vocab"`
-	// Dropout is the drop probability on the image features and on the embeddings
-	// during training (the seed uses 0.5).
+	// Dropout is the drop probability during training: merge drops the image
+	// features and the embeddings (the seed uses 0.5), attention the deep output's input.
 	Dropout float32 `json:"dropout"`
 }
 
 // DefaultConfig is the seed notebook's architecture for a vocabulary of size vocab.
 func DefaultConfig(vocab int) Config {
-	return Config{FeatDim: 1280, Embed: 256, Hidden: 256, Mid: 256, Vocab: vocab, Dropout: 0.5}
+	return Config{Arch: ArchMerge, Cleaning: text.CleaningSeed, FeatDim: 1280, Embed: 256, Hidden: 256, Mid: 256, Vocab: vocab, Dropout: 0.5}
 }
 
-// Validate says which field is out of range and what to set instead.
+// DefaultAttentionConfig is Show, Attend and Tell over MobileNetV2's 7x7x1280
+// grid with the sizes of the PyTorch peer (shared/bench/torch_captioner.py).
+func DefaultAttentionConfig(vocab int) Config {
+	return Config{Arch: ArchAttention, Cleaning: text.CleaningStandard, FeatDim: 1280, Regions: 49, Att: 512,
+		Embed: 256, Hidden: 512, Vocab: vocab, Dropout: 0.5, AttPenalty: 1}
+}
+
+// WithDefaults fills what a config written before the fields existed leaves
+// out: merge, seed cleaning.
+func (c Config) WithDefaults() Config {
+	if c.Arch == "" {
+		c.Arch = ArchMerge
+	}
+	if c.Cleaning == "" {
+		c.Cleaning = text.CleaningSeed
+	}
+	return c
+}
+
+// InputDim is the number of image feature values per image: F (merge) or L*F
+// (attention, regions row-major).
+func (c Config) InputDim() int {
+	if c.Arch == ArchAttention {
+		return c.Regions * c.FeatDim
+	}
+	return c.FeatDim
+}
+
+// Validate says which field is out of range and what to set instead. An empty
+// Arch or Cleaning is merge or seed, as in a config.json that predates them.
 func (c Config) Validate() error {
+	c = c.WithDefaults()
 	var errs []error
-	for _, f := range []struct {
+	type size struct {
 		name string
 		v    int
-	}{{"feat_dim", c.FeatDim}, {"embed", c.Embed}, {"hidden", c.Hidden}, {"mid", c.Mid}} {
+	}
+	sizes := []size{{"feat_dim", c.FeatDim}, {"embed", c.Embed}, {"hidden", c.Hidden}}
+	switch c.Arch {
+	case ArchMerge:
+		sizes = append(sizes, size{"mid", c.Mid})
+	case ArchAttention:
+		sizes = append(sizes, size{"regions", c.Regions}, size{"att", c.Att})
+		if c.AttPenalty < 0 {
+			errs = append(errs, fmt.Errorf("decoder: att_penalty is %g; it must be at least 0", c.AttPenalty))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("decoder: arch is %q; it must be %q or %q", c.Arch, ArchMerge, ArchAttention))
+	}
+	if _, err := text.ParseCleaning(string(c.Cleaning)); err != nil {
+		errs = append(errs, fmt.Errorf("decoder: %w", err))
+	}
+	for _, f := range sizes {
 		if f.v <= 0 {
 			errs = append(errs, fmt.Errorf("decoder: %s is %d; it must be positive", f.name, f.v))
 		}

@@ -18,7 +18,7 @@ type Constraint []int32
 // keeps a beam for every subset of them, 2^C beams.
 const MaxConstraints = 3
 
-// GenerateConstrained captions B images (feats (B, F) on the device) by
+// GenerateConstrained captions B images (feats (B, InputDim) on the device) by
 // constrained beam search (Anderson et al. 2017, "Guided Open Vocabulary Image
 // Captioning with Constrained Beam Search"): a finite-state machine whose state
 // is the set of image b's constraints cons[b] met so far, with a beam of
@@ -31,11 +31,8 @@ const MaxConstraints = 3
 // constraints, best first; none when no such caption fits in MaxLen words. An
 // image without constraints gets exactly Generate's beam search.
 func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions, cons [][]Constraint) ([][]Hypothesis, error) {
-	if err := o.check(m.Cfg); err != nil {
+	if err := m.checkInputs(feats, B, o); err != nil {
 		return nil, err
-	}
-	if feats.Len() != B*m.Cfg.FeatDim {
-		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features", feats.Len(), B, m.Cfg.FeatDim)
 	}
 	if len(cons) != B {
 		return nil, fmt.Errorf("decoder: constraints for %d images, want %d", len(cons), B)
@@ -68,7 +65,8 @@ type tokenBits struct {
 }
 
 // constrainedBeam runs the search over s's B × S × K rows: row b*S*K + st*K +
-// k is beam k of image b's state st (a bit set of met constraints).
+// k is beam k of image b's state st (a bit set of met constraints). With S = 1
+// and no constraints it is plain beam search (beam).
 func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions, cons [][]Constraint, S int) ([][]Hypothesis, error) {
 	K := o.Beam
 	SK := S * K
@@ -196,9 +194,10 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o
 				sort.SliceStable(cands, func(i, j int) bool { return cands[i].logProb > cands[j].logProb })
 				n := 0
 				for rank, cd := range cands {
-					if cd.tok == o.End {
-						// As in beam: a finished caption counts only among its
-						// state's K best; only the all-met state's are answers.
+					if cd.tok == o.End && !o.NoEarlyStop {
+						// A finished caption counts only if it ranks among its
+						// state's K best, so a poor <end> never displaces a
+						// better live beam; only the all-met state's are answers.
 						if rank < K && uint(st) == full[b] {
 							toks := append([]int32(nil), rows[cd.src].tokens...)
 							finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1)})

@@ -11,9 +11,11 @@ import (
 // constrained is textbook constrained beam search for one image: every live
 // beam of every state is expanded by every word; a word that meets unmet
 // constraints moves the hypothesis to the state with them met; each state
-// keeps its K best; the answers are the all-met state's finished captions.
+// keeps its K best, and a hypothesis ending in <end> among them is finished;
+// the answers are the all-met state's finished captions. Without constraints
+// it is textbook beam search.
 func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constraint) []Hypothesis {
-	img := r.image(feat)
+	step, s0 := r.begin(feat)
 	type beamT struct {
 		s    refState
 		toks []int32
@@ -28,9 +30,9 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 		}
 		return bits
 	}
-	S, full, H := 1<<len(cons), 1<<len(cons)-1, r.c.Hidden
+	S, full := 1<<len(cons), 1<<len(cons)-1
 	live := make([][]beamT, S)
-	live[0] = []beamT{{s: refState{h: make([]float64, H), c: make([]float64, H)}}}
+	live[0] = []beamT{{s: s0}}
 	var done []Hypothesis
 	for t := 0; t < o.MaxLen && len(done) < o.Beam; t++ {
 		type cand struct {
@@ -46,7 +48,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				if len(b.toks) > 0 {
 					prev = b.toks[len(b.toks)-1]
 				}
-				ns, lp := r.step(img, b.s, prev)
+				ns, lp := step(b.s, prev)
 				for w, v := range lp {
 					to := st | bitsOf(int32(w))
 					cs[to] = append(cs[to], cand{b, int32(w), b.lp + v, ns})
@@ -87,41 +89,22 @@ func generateConstrained(t *testing.T, m *Model, feats []float32, o DecodeOption
 	buf := dev.Alloc(len(feats))
 	defer dev.Free(buf)
 	dev.Upload(buf, feats)
-	hyps, err := m.GenerateConstrained(context.Background(), buf, len(feats)/m.Cfg.FeatDim, o, cons)
+	hyps, err := m.GenerateConstrained(context.Background(), buf, len(feats)/m.Cfg.InputDim(), o, cons)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return hyps
 }
 
-// Without constraints the search is Generate's beam search, hypothesis for
-// hypothesis.
-func TestConstrainedWithoutConstraintsIsBeamSearch(t *testing.T) {
-	m, _, feats := peakedModel(t)
-	for _, k := range []int{1, 2, 3} {
-		o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: 0.7, NBest: k}
-		want := generate(t, m, feats, o)
-		got := generateConstrained(t, m, feats, o, make([][]Constraint, len(want)))
-		for b := range want {
-			if len(got[b]) != len(want[b]) {
-				t.Fatalf("K=%d image %d: %d hypotheses, beam search %d", k, b, len(got[b]), len(want[b]))
-			}
-			for i := range want[b] {
-				if !sameHyp(got[b][i], want[b][i]) {
-					t.Errorf("K=%d image %d hypothesis %d: %v, beam search %v", k, b, i, got[b][i], want[b][i])
-				}
-			}
-		}
-	}
-}
-
 // With constraints the batched search matches the naive one per image, and
 // every answer contains a token of every constraint. The images have
 // different numbers of constraints, so one batch mixes 1, 2 and 4 states.
-func TestConstrainedMatchesNaiveReference(t *testing.T) {
-	m, host, feats := peakedModel(t)
+func TestConstrainedMatchesNaiveReference(t *testing.T) { bothArchs(t, testConstrained) }
+
+func testConstrained(t *testing.T, c Config) {
+	m, host, feats := peakedModel(t, c)
 	ref := newRefDecoder(m.Cfg, host)
-	F := m.Cfg.FeatDim
+	F := m.Cfg.InputDim()
 	cons := [][]Constraint{
 		{{7}},
 		{{3, 8}},
@@ -171,16 +154,16 @@ func TestConstrainedMatchesNaiveReference(t *testing.T) {
 // A caption must fit its constraints in MaxLen words: two constraints cannot
 // be met in one word, so there is no answer.
 func TestConstrainedWithoutRoomHasNoAnswer(t *testing.T) {
-	m, _, feats := peakedModel(t)
+	m, _, feats := peakedModel(t, tinyConfig())
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 1, Beam: 2, NBest: 1}
-	got := generateConstrained(t, m, feats[:m.Cfg.FeatDim], o, [][]Constraint{{{5}, {6}}})
+	got := generateConstrained(t, m, feats[:m.Cfg.InputDim()], o, [][]Constraint{{{5}, {6}}})
 	if len(got[0]) != 0 {
 		t.Errorf("got %v, want no hypothesis", got[0])
 	}
 }
 
 func TestConstrainedErrors(t *testing.T) {
-	m, _, feats := peakedModel(t)
+	m, _, feats := peakedModel(t, tinyConfig())
 	buf := m.Device().Alloc(len(feats))
 	defer m.Device().Free(buf)
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2}

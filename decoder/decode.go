@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -28,7 +27,28 @@ type Hypothesis struct {
 	Score   float64 // LogProb / len^Alpha, len counting <end> when it was generated
 }
 
-// workspace holds decoding buffers for up to rows rows (B images × K beams).
+// stepper is one architecture's decoding step over R rows (B images × K
+// beams or samples), which greedy decoding, beam search and sampling share.
+type stepper interface {
+	// step feeds the tokens toks (R) and returns the log-probabilities of the
+	// next word (R, V). The new state is kept aside until advance.
+	step(toks []int32) gpu.Buf
+	// advance makes the new state current: row r continues from row src[r]'s
+	// new state, or from its own when src is nil.
+	advance(src []int32)
+}
+
+// stepper prepares decoding for B images (feats (B, InputDim) on the device),
+// each repeated over K rows: row b*K+k is image b's.
+func (m *Model) stepper(feats gpu.Buf, B, K int) stepper {
+	m.prepare()
+	if m.Cfg.Arch == ArchAttention {
+		return m.attentionStepper(feats, B, K)
+	}
+	return m.mergeStepper(feats, B, K)
+}
+
+// workspace holds merge's decoding buffers for up to rows rows (B images × K beams).
 type workspace struct {
 	rows              int
 	flat              gpu.Buf
@@ -61,23 +81,60 @@ func (m *Model) workspaceFor(R int) *workspace {
 	return w
 }
 
-// step runs one decoding step for R rows: gates = proj[toks] + hPrev·Whᵀ (the
-// recurrent term skipped at the first step, whose state is zero), the LSTM cell
-// into (h, c), the merge with imgRows and the head, and writes log-probabilities
-// (R, V) into w.logp.
-func (m *Model) step(w *workspace, toks []int32, first bool, hPrev, cPrev, h, c, imgRows gpu.Buf, R int) {
+// mergeSteps is merge's stepper: an LSTM from a zero state, its output added
+// to the image branch of each row's image.
+type mergeSteps struct {
+	m            *Model
+	w            *workspace
+	R            int
+	first        bool
+	imgRep       gpu.Buf // (R, H)
+	h, c, h2, c2 gpu.Buf // (R, H) current and new state
+}
+
+func (m *Model) mergeStepper(feats gpu.Buf, B, K int) *mergeSteps {
+	R, H := B*K, m.Cfg.Hidden
+	w := m.workspaceFor(R)
+	s := &mergeSteps{m: m, w: w, R: R, first: true, imgRep: m.repeatedImageBranch(w, feats, B, K),
+		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
+	m.dev.Zero(s.c)
+	return s
+}
+
+// step: gates = proj[toks] + h·Whᵀ (the recurrent term skipped at the first
+// step, whose state is zero), the LSTM cell into (h2, c2), the merge with the
+// image rows and the head.
+func (s *mergeSteps) step(toks []int32) gpu.Buf {
+	m, w, R := s.m, s.w, s.R
 	dev, H := m.dev, m.Cfg.Hidden
 	gates := w.gates.Slice(0, R*4*H)
 	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
-	if !first {
-		dev.Gemm(false, true, R, 4*H, H, 1, hPrev, H, m.P.Wh, H, 1, gates, 4*H)
+	if !s.first {
+		dev.Gemm(false, true, R, 4*H, H, 1, s.h, H, m.P.Wh, H, 1, gates, 4*H)
 	}
-	dev.LSTMCellForward(h, c, w.act.Slice(0, R*4*H), gates, cPrev, R, H)
+	dev.LSTMCellForward(s.h2, s.c2, w.act.Slice(0, R*4*H), gates, s.c, R, H)
 	sum := w.sum.Slice(0, R*H)
-	dev.Add(sum, h, imgRows)
+	dev.Add(sum, s.h2, s.imgRep)
 	logp := w.logp.Slice(0, R*m.Cfg.Vocab)
 	m.head(logp, w.mid.Slice(0, R*m.Cfg.Mid), sum, R)
 	dev.LogSoftmax(logp, logp, R, m.Cfg.Vocab)
+	return logp
+}
+
+func (s *mergeSteps) advance(src []int32) {
+	s.first = false
+	advanceState(s.m.dev, src, &s.h, &s.c, &s.h2, &s.c2, s.m.Cfg.Hidden)
+}
+
+// advanceState makes the new state (h2, c2) current: swapped in when src is
+// nil, else gathered row by row from src.
+func advanceState(dev gpu.Device, src []int32, h, c, h2, c2 *gpu.Buf, H int) {
+	if src == nil {
+		*h, *c, *h2, *c2 = *h2, *c2, *h, *c
+		return
+	}
+	dev.EmbeddingForward(*h, *h2, src, H)
+	dev.EmbeddingForward(*c, *c2, src, H)
 }
 
 func (o DecodeOptions) check(c Config) error {
@@ -102,31 +159,32 @@ func (o DecodeOptions) check(c Config) error {
 // image, up to NBest hypotheses, best first: greedy decoding when Beam is 1,
 // else beam search with the B×K beams run as one device batch.
 func (m *Model) Generate(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
-	if err := o.check(m.Cfg); err != nil {
+	if err := m.checkInputs(feats, B, o); err != nil {
 		return nil, err
 	}
-	if feats.Len() != B*m.Cfg.FeatDim {
-		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features", feats.Len(), B, m.Cfg.FeatDim)
-	}
-	m.prepare()
 	if o.Beam == 1 {
-		return m.greedy(ctx, feats, B, o)
+		return greedy(ctx, m.dev, m.stepper(feats, B, 1), B, m.Cfg.Vocab, o)
 	}
-	return m.beam(ctx, feats, B, o)
+	return beam(ctx, m.dev, m.stepper(feats, B, o.Beam), B, m.Cfg.Vocab, o)
+}
+
+// checkInputs checks o and that feats holds B images' inputs.
+func (m *Model) checkInputs(feats gpu.Buf, B int, o DecodeOptions) error {
+	if err := o.check(m.Cfg); err != nil {
+		return err
+	}
+	if feats.Len() != B*m.Cfg.InputDim() {
+		return fmt.Errorf("decoder: %d feature values for %d images of %d features", feats.Len(), B, m.Cfg.InputDim())
+	}
+	return nil
 }
 
 func (o DecodeOptions) score(logProb float64, n int) float64 {
 	return logProb / math.Pow(float64(n), o.Alpha)
 }
 
-func (m *Model) greedy(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
-	dev, H := m.dev, m.Cfg.Hidden
-	w := m.workspaceFor(B)
-	img := w.img.Slice(0, B*H)
-	m.imageBranch(img, feats, B)
-	h, c, h2, c2 := w.h.Slice(0, B*H), w.c.Slice(0, B*H), w.h2.Slice(0, B*H), w.c2.Slice(0, B*H)
-	dev.Zero(c)
-
+// greedy decodes the B rows of s, taking the most likely word at every step.
+func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions) ([][]Hypothesis, error) {
 	hyps := make([]Hypothesis, B)
 	lens := make([]int, B)
 	done := make([]bool, B)
@@ -139,9 +197,9 @@ func (m *Model) greedy(ctx context.Context, feats gpu.Buf, B int, o DecodeOption
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		m.step(w, toks, t == 0, h, c, h2, c2, img, B)
-		h, c, h2, c2 = h2, c2, h, c
-		if err := dev.TopK(idx, val, w.logp.Slice(0, B*m.Cfg.Vocab), B, m.Cfg.Vocab, 1); err != nil {
+		logp := s.step(toks)
+		s.advance(nil)
+		if err := dev.TopK(idx, val, logp, B, V, 1); err != nil {
 			return nil, err
 		}
 		live := 0
@@ -189,122 +247,14 @@ func (m *Model) repeatedImageBranch(w *workspace, feats gpu.Buf, B, K int) gpu.B
 	H := m.Cfg.Hidden
 	img := w.img.Slice(0, B*H)
 	m.imageBranch(img, feats, B)
-	rowImage := make([]int32, B*K)
-	for r := range rowImage {
-		rowImage[r] = int32(r / K)
-	}
 	imgRep := w.imgRep.Slice(0, B*K*H)
-	m.dev.EmbeddingForward(imgRep, img, rowImage, H)
+	m.dev.EmbeddingForward(imgRep, img, repeatRows(B, K), H)
 	return imgRep
 }
 
-func (m *Model) beam(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
-	dev, H, V, K := m.dev, m.Cfg.Hidden, m.Cfg.Vocab, o.Beam
-	R := B * K
-	w := m.workspaceFor(R)
-	imgRep := m.repeatedImageBranch(w, feats, B, K)
-	h, c, h2, c2 := w.h.Slice(0, R*H), w.c.Slice(0, R*H), w.h2.Slice(0, R*H), w.c2.Slice(0, R*H)
-	dev.Zero(c)
-
-	// Every image starts with one live beam (row b*K); the other K-1 rows are
-	// dead (-Inf) until the first step fills them with distinct continuations.
-	rows := make([]beamRow, R)
-	for r := range rows {
-		if r%K != 0 {
-			rows[r].logProb = math.Inf(-1)
-		}
-	}
-	toks := make([]int32, R)
-	for r := range toks {
-		toks[r] = o.Start
-	}
-	finished := make([][]Hypothesis, B)
-	done := make([]bool, B)
-	kk := min(2*K, V) // per-row candidates: enough for K live beams after K finish
-	idx, val := make([]int32, R*kk), make([]float32, R*kk)
-	src := make([]int32, R)
-	next := make([]beamRow, R)
-	cands := make([]candidate, 0, K*kk)
-	for t := 0; t < o.MaxLen; t++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		m.step(w, toks, t == 0, h, c, h2, c2, imgRep, R)
-		if err := dev.TopK(idx, val, w.logp.Slice(0, R*V), R, V, kk); err != nil {
-			return nil, err
-		}
-		live := 0
-		for b := 0; b < B; b++ {
-			if done[b] {
-				for k := 0; k < K; k++ { // keep the rows in place; their output is ignored
-					r := b*K + k
-					src[r], next[r] = int32(r), rows[r]
-				}
-				continue
-			}
-			cands = cands[:0]
-			for k := 0; k < K; k++ {
-				r := b*K + k
-				if math.IsInf(rows[r].logProb, -1) {
-					continue
-				}
-				for j := 0; j < kk; j++ {
-					cands = append(cands, candidate{src: r, tok: idx[r*kk+j], logProb: rows[r].logProb + float64(val[r*kk+j])})
-				}
-			}
-			sort.SliceStable(cands, func(i, j int) bool { return cands[i].logProb > cands[j].logProb })
-			n := 0
-			for rank, cd := range cands {
-				if cd.tok == o.End && !o.NoEarlyStop {
-					// A finished caption counts only if it ranks among the K best,
-					// so a poor <end> never displaces a better live beam.
-					if rank < K {
-						toks := append([]int32(nil), rows[cd.src].tokens...)
-						finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1)})
-					}
-					continue
-				}
-				r := b*K + n
-				src[r] = int32(cd.src)
-				next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb}
-				toks[r] = cd.tok
-				n++
-				if n == K {
-					break
-				}
-			}
-			for ; n < K; n++ { // too few continuations: the remaining rows stay dead
-				r := b*K + n
-				src[r], toks[r] = int32(r), o.End
-				next[r] = beamRow{logProb: math.Inf(-1)}
-			}
-			if len(finished[b]) >= K {
-				done[b] = true
-			} else {
-				live++
-			}
-		}
-		rows, next = next, rows
-		// The new rows continue from their source rows' state.
-		dev.EmbeddingForward(h, h2, src, H)
-		dev.EmbeddingForward(c, c2, src, H)
-		if live == 0 {
-			break
-		}
-	}
-	out := make([][]Hypothesis, B)
-	for b := 0; b < B; b++ {
-		if !done[b] { // ran out of length: the live beams are candidates too
-			for k := 0; k < K; k++ {
-				r := rows[b*K+k]
-				if !math.IsInf(r.logProb, -1) {
-					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens))})
-				}
-			}
-		}
-		hs := finished[b]
-		sort.SliceStable(hs, func(i, j int) bool { return hs[i].Score > hs[j].Score })
-		out[b] = hs[:min(len(hs), max(o.NBest, 1))]
-	}
-	return out, nil
+// beam runs beam search over the B×K rows of s (K = o.Beam), one device
+// batch: constrained beam search without constraints, whose one state's beam
+// is the plain search's.
+func beam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions) ([][]Hypothesis, error) {
+	return constrainedBeam(ctx, dev, s, B, V, o, make([][]Constraint, B), 1)
 }

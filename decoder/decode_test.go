@@ -5,21 +5,44 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"testing"
 )
 
 // refDecoder is a naive float64 decoder over host parameters: one image, one
 // hypothesis at a time, for checking the device's batched greedy and beam search.
 type refDecoder struct {
-	c Config
-	p map[string][]float64
+	c    Config
+	p    map[string][]float64
+	flat []float32
+}
+
+// refStep feeds a token and returns the next state and log-probabilities (V).
+type refStep func(s refState, tok int32) (refState, []float64)
+
+// begin returns an image's step function and initial state; feat is (InputDim).
+func (r *refDecoder) begin(feat []float32) (refStep, refState) {
+	if r.c.Arch == ArchAttention {
+		rp := newRefParams(r.c, toF64(r.flat))
+		im, s := rp.attStart(feat)
+		return func(s refState, tok int32) (refState, []float64) {
+			n, _, logits := rp.attStep(im, s, int(tok), func(int) float64 { return 1 })
+			lp := softmax64(logits)
+			for j := range lp {
+				lp[j] = math.Log(lp[j])
+			}
+			return n, lp
+		}, s
+	}
+	img := r.image(feat)
+	H := r.c.Hidden
+	return func(s refState, tok int32) (refState, []float64) { return r.step(img, s, tok) },
+		refState{h: make([]float64, H), c: make([]float64, H)}
 }
 
 type refState struct{ h, c []float64 }
 
 func newRefDecoder(c Config, flat []float32) *refDecoder {
-	r := &refDecoder{c: c, p: map[string][]float64{}}
+	r := &refDecoder{c: c, p: map[string][]float64{}, flat: flat}
 	for _, t := range c.Tensors() {
 		r.p[t.Name] = toF64(flat[t.Off : t.Off+t.Len])
 	}
@@ -54,14 +77,7 @@ func (r *refDecoder) step(img []float64, s refState, tok int32) (refState, []flo
 	H, E := r.c.Hidden, r.c.Embed
 	e := r.p["embed.weight"][int(tok)*E : int(tok+1)*E]
 	g := r.dense("lstm.weight_ih", "lstm.bias", e, 4*H)
-	gh := r.dense("lstm.weight_hh", "", s.h, 4*H)
-	n := refState{h: make([]float64, H), c: make([]float64, H)}
-	for j := 0; j < H; j++ {
-		i, f := sigmoid(g[j]+gh[j]), sigmoid(g[H+j]+gh[H+j])
-		gg, o := math.Tanh(g[2*H+j]+gh[2*H+j]), sigmoid(g[3*H+j]+gh[3*H+j])
-		n.c[j] = f*s.c[j] + i*gg
-		n.h[j] = o * math.Tanh(n.c[j])
-	}
+	n := refCell(g, r.dense("lstm.weight_hh", "", s.h, 4*H), s)
 	sum := make([]float64, H)
 	for j := range sum {
 		sum[j] = n.h[j] + img[j]
@@ -82,70 +98,30 @@ func (r *refDecoder) step(img []float64, s refState, tok int32) (refState, []flo
 	return n, lg
 }
 
-// beam is textbook beam search for one image: expand every live beam by every
-// word, keep the K best; a beam ending in <end> among the K best is finished.
+// beam is textbook beam search for one image: constrained with no
+// constraints (refDecoder.constrained), one state.
 func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
-	img := r.image(feat)
-	type beamT struct {
-		s    refState
-		toks []int32
-		lp   float64
-	}
-	H := r.c.Hidden
-	live := []beamT{{s: refState{h: make([]float64, H), c: make([]float64, H)}}}
-	var done []Hypothesis
-	for t := 0; t < o.MaxLen && len(done) < o.Beam; t++ {
-		type cand struct {
-			from int
-			tok  int32
-			lp   float64
-			s    refState
-		}
-		var cs []cand
-		for bi, b := range live {
-			prev := o.Start
-			if len(b.toks) > 0 {
-				prev = b.toks[len(b.toks)-1]
-			}
-			ns, lp := r.step(img, b.s, prev)
-			for w, v := range lp {
-				cs = append(cs, cand{bi, int32(w), b.lp + v, ns})
-			}
-		}
-		sort.SliceStable(cs, func(i, j int) bool { return cs[i].lp > cs[j].lp })
-		var next []beamT
-		for rank, cd := range cs {
-			toks := append(slices.Clone(live[cd.from].toks), cd.tok)
-			if cd.tok == o.End {
-				if rank < o.Beam {
-					done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks))})
-				}
-				continue
-			}
-			next = append(next, beamT{cd.s, toks, cd.lp})
-			if len(next) == o.Beam {
-				break
-			}
-		}
-		live = next
-	}
-	if len(done) < o.Beam {
-		for _, b := range live {
-			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks))})
-		}
-	}
-	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
-	return done
+	return r.constrained(feat, o, nil)
 }
 
 // peakedModel has weights large enough that captions end at different lengths.
-func peakedModel(t *testing.T) (*Model, []float32, []float32) {
+func peakedModel(t *testing.T, c Config) (*Model, []float32, []float32) {
 	dev := openCPU(t)
-	c := tinyConfig()
 	m, host := randomModel(t, dev, c, 12, 0.9)
+	if c.Arch == ArchAttention {
+		// Its random weights rarely pick <end> (id 2): make it likelier.
+		for _, tn := range c.Tensors() {
+			if tn.Name == "out.bias" {
+				host[tn.Off+2] += 1.5
+			}
+		}
+		if err := m.SetFlat(host); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rng := rand.New(rand.NewPCG(12, 34))
 	const B = 5
-	feats := make([]float32, B*c.FeatDim)
+	feats := make([]float32, B*c.InputDim())
 	for i := range feats {
 		feats[i] = float32(rng.NormFloat64())
 	}
@@ -155,7 +131,7 @@ func peakedModel(t *testing.T) (*Model, []float32, []float32) {
 func generate(t *testing.T, m *Model, feats []float32, o DecodeOptions) [][]Hypothesis {
 	t.Helper()
 	dev := m.Device()
-	B := len(feats) / m.Cfg.FeatDim
+	B := len(feats) / m.Cfg.InputDim()
 	buf := dev.Alloc(len(feats))
 	defer dev.Free(buf)
 	dev.Upload(buf, feats)
@@ -170,10 +146,18 @@ func sameHyp(a, b Hypothesis) bool {
 	return slices.Equal(a.Tokens, b.Tokens) && math.Abs(a.LogProb-b.LogProb) < 1e-4 && math.Abs(a.Score-b.Score) < 1e-4
 }
 
-func TestBeamSearchMatchesNaiveReference(t *testing.T) {
-	m, host, feats := peakedModel(t)
+// bothArchs runs a test for merge and for attention.
+func bothArchs(t *testing.T, test func(t *testing.T, c Config)) {
+	t.Run(ArchMerge, func(t *testing.T) { test(t, tinyConfig()) })
+	t.Run(ArchAttention, func(t *testing.T) { test(t, tinyAttentionConfig()) })
+}
+
+func TestBeamSearchMatchesNaiveReference(t *testing.T) { bothArchs(t, testBeamSearch) }
+
+func testBeamSearch(t *testing.T, c Config) {
+	m, host, feats := peakedModel(t, c)
 	ref := newRefDecoder(m.Cfg, host)
-	F := m.Cfg.FeatDim
+	F := m.Cfg.InputDim()
 	lengths := map[int]bool{}
 	for _, k := range []int{1, 2, 3, 4} {
 		for _, alpha := range []float64{0, 0.7} {
@@ -198,10 +182,12 @@ func TestBeamSearchMatchesNaiveReference(t *testing.T) {
 	}
 }
 
-func TestGreedyIsBeamOneAndBatchIndependent(t *testing.T) {
-	m, host, feats := peakedModel(t)
+func TestGreedyIsBeamOneAndBatchIndependent(t *testing.T) { bothArchs(t, testGreedy) }
+
+func testGreedy(t *testing.T, c Config) {
+	m, host, feats := peakedModel(t, c)
 	ref := newRefDecoder(m.Cfg, host)
-	F := m.Cfg.FeatDim
+	F := m.Cfg.InputDim()
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: 1, Alpha: 0.5}
 	all := generate(t, m, feats, o)
 	for b := range all {
@@ -214,7 +200,7 @@ func TestGreedyIsBeamOneAndBatchIndependent(t *testing.T) {
 }
 
 func TestNoEarlyStopDecodesMaxLen(t *testing.T) {
-	m, _, feats := peakedModel(t)
+	m, _, feats := peakedModel(t, tinyAttentionConfig())
 	for _, k := range []int{1, 3} {
 		o := DecodeOptions{Start: 1, End: 2, MaxLen: 9, Beam: k, NoEarlyStop: true}
 		for b, h := range generate(t, m, feats, o) {
@@ -226,7 +212,7 @@ func TestNoEarlyStopDecodesMaxLen(t *testing.T) {
 }
 
 func TestDecodeOptionErrors(t *testing.T) {
-	m, _, feats := peakedModel(t)
+	m, _, feats := peakedModel(t, tinyConfig())
 	buf := m.Device().Alloc(len(feats))
 	defer m.Device().Free(buf)
 	for _, tc := range []struct {

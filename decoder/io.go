@@ -64,6 +64,7 @@ func ReadConfig(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("decoder: %s: %w", path, err)
 	}
+	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("%w (in %s)", err, path)
 	}
@@ -79,7 +80,7 @@ func (m *Model) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("decoder: %w", err)
 	}
-	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), m.Cfg.SafeTensors("", flat), map[string]string{"format": "captioner-merge-lstm"}); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), m.Cfg.SafeTensors("", flat), map[string]string{"format": "captioner-" + m.Cfg.Arch + "-lstm"}); err != nil {
 		return err
 	}
 	return m.Cfg.WriteConfig(filepath.Join(dir, ConfigFile))

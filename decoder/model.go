@@ -14,12 +14,13 @@ type Model struct {
 	flat gpu.Buf // (NumParams) every parameter, in Tensors order
 	P    Params  // named views into flat
 
-	// proj (V, 4H) = Embed·Wxᵀ + LB: each word's LSTM input preactivation, so a
+	// proj (V, 4H) = Embed·Wx[:, :E]ᵀ + LB: each word's LSTM input preactivation, so a
 	// decoding step gathers one row instead of running the input Gemm. It is
 	// rebuilt lazily after the parameters change.
 	proj      gpu.Buf
 	projStale bool
-	ws        *workspace // decoding buffers, grown on demand
+	ws        *workspace    // merge's decoding buffers, grown on demand
+	aws       *attWorkspace // attention's
 }
 
 // New returns a model with freshly initialised parameters (seeded, so the same
@@ -35,6 +36,7 @@ func New(dev gpu.Device, cfg Config, seed uint64) (*Model, error) {
 
 // alloc makes a model with zero parameters.
 func alloc(dev gpu.Device, cfg Config) (*Model, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,7 +81,8 @@ func (m *Model) Close() {
 		m.dev.Free(m.proj)
 	}
 	m.ws.free(m.dev)
-	m.flat, m.proj, m.ws = nil, nil, nil
+	m.aws.free(m.dev)
+	m.flat, m.proj, m.ws, m.aws = nil, nil, nil, nil
 }
 
 // linear writes out (n, o) = in (n, i) · w (o, i)ᵀ + bias (o), then act.
@@ -121,6 +124,9 @@ func (m *Model) prepare() {
 	if m.proj == nil {
 		m.proj = m.dev.Alloc(c.Vocab * 4 * c.Hidden)
 	}
-	linear(m.dev, m.proj, m.P.Embed, m.P.Wx, m.P.LB, c.Vocab, c.Embed, 4*c.Hidden, gpu.ActNone)
+	// The embedding's columns of Wx: all of merge's (4H, E), the first E of
+	// attention's (4H, E+F).
+	m.dev.Gemm(false, true, c.Vocab, 4*c.Hidden, c.Embed, 1, m.P.Embed, c.Embed, m.P.Wx, c.wxCols(), 0, m.proj, 4*c.Hidden)
+	m.dev.BiasAct(m.proj, m.proj, m.P.LB, c.Vocab, 4*c.Hidden, gpu.ActNone)
 	m.projStale = false
 }

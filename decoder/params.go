@@ -12,18 +12,30 @@ import (
 // a checkpoint is one write.
 //
 // Weights are stored (out, in), PyTorch's nn.Linear layout; LSTM gate blocks are
-// in PyTorch's order i, f, g, o.
+// in PyTorch's order i, f, g, o. Views an architecture does not have are nil.
 type Params struct {
-	ImgW  gpu.Buf // (H, F)  image branch dense
-	ImgB  gpu.Buf // (H)
 	Embed gpu.Buf // (V, E)  word embeddings
-	Wx    gpu.Buf // (4H, E) LSTM input weights
+	Wx    gpu.Buf // (4H, E) LSTM input weights; attention: (4H, E+F), [embedding, context]
 	Wh    gpu.Buf // (4H, H) LSTM recurrent weights
 	LB    gpu.Buf // (4H)    LSTM bias (PyTorch's b_ih + b_hh)
-	DecW  gpu.Buf // (M, H)  merge dense
-	DecB  gpu.Buf // (M)
-	OutW  gpu.Buf // (V, M)  output dense over the vocabulary
+	OutW  gpu.Buf // (V, M)  output dense over the vocabulary; attention: (V, E)
 	OutB  gpu.Buf // (V)
+
+	// Merge.
+	ImgW gpu.Buf // (H, F)  image branch dense
+	ImgB gpu.Buf // (H)
+	DecW gpu.Buf // (M, H)  merge dense
+	DecB gpu.Buf // (M)
+
+	// Attention.
+	InitHW, InitHB gpu.Buf // (H, F), (H) h0 = tanh(mean region · InitHWᵀ + InitHB)
+	InitCW, InitCB gpu.Buf // (H, F), (H) c0 likewise
+	AttFW, AttFB   gpu.Buf // (A, F), (A) regions' side of the attention MLP
+	AttHW          gpu.Buf // (A, H)      the state's side
+	AttV           gpu.Buf // (A)         region score = AttV · tanh(...)
+	GateW, GateB   gpu.Buf // (F, H), (F) context gate beta = sigmoid(h · GateWᵀ + GateB)
+	OutHW, OutHB   gpu.Buf // (E, H), (E) deep output's state term
+	OutZW          gpu.Buf // (E, F)      deep output's context term
 }
 
 // Tensor names one parameter: its safetensors name, shape and place in the flat buffer.
@@ -34,9 +46,10 @@ type Tensor struct {
 	Len   int
 }
 
-// Tensors lists the parameters in flat-buffer order.
+// Tensors lists the parameters in flat-buffer order. Names follow the PyTorch
+// peers in shared/bench/torch_captioner.py.
 func (c Config) Tensors() []Tensor {
-	F, E, H, M, V := c.FeatDim, c.Embed, c.Hidden, c.Mid, c.Vocab
+	F, E, H, M, V, A := c.FeatDim, c.Embed, c.Hidden, c.Mid, c.Vocab, c.Att
 	ts := []Tensor{
 		{Name: "img.weight", Shape: []int{H, F}},
 		{Name: "img.bias", Shape: []int{H}},
@@ -48,6 +61,29 @@ func (c Config) Tensors() []Tensor {
 		{Name: "dec.bias", Shape: []int{M}},
 		{Name: "out.weight", Shape: []int{V, M}},
 		{Name: "out.bias", Shape: []int{V}},
+	}
+	if c.Arch == ArchAttention {
+		ts = []Tensor{
+			{Name: "init_h.weight", Shape: []int{H, F}},
+			{Name: "init_h.bias", Shape: []int{H}},
+			{Name: "init_c.weight", Shape: []int{H, F}},
+			{Name: "init_c.bias", Shape: []int{H}},
+			{Name: "att_f.weight", Shape: []int{A, F}},
+			{Name: "att_f.bias", Shape: []int{A}},
+			{Name: "att_h.weight", Shape: []int{A, H}},
+			{Name: "att_v.weight", Shape: []int{A}},
+			{Name: "gate.weight", Shape: []int{F, H}},
+			{Name: "gate.bias", Shape: []int{F}},
+			{Name: "embed.weight", Shape: []int{V, E}},
+			{Name: "lstm.weight_ih", Shape: []int{4 * H, E + F}},
+			{Name: "lstm.weight_hh", Shape: []int{4 * H, H}},
+			{Name: "lstm.bias", Shape: []int{4 * H}},
+			{Name: "out_h.weight", Shape: []int{E, H}},
+			{Name: "out_h.bias", Shape: []int{E}},
+			{Name: "out_z.weight", Shape: []int{E, F}},
+			{Name: "out.weight", Shape: []int{V, E}},
+			{Name: "out.bias", Shape: []int{V}},
+		}
 	}
 	off := 0
 	for i := range ts {
@@ -68,17 +104,28 @@ func (c Config) NumParams() int {
 	return last.Off + last.Len
 }
 
-// fields returns pointers to the views in Tensors order.
-func (p *Params) fields() []*gpu.Buf {
-	return []*gpu.Buf{&p.ImgW, &p.ImgB, &p.Embed, &p.Wx, &p.Wh, &p.LB, &p.DecW, &p.DecB, &p.OutW, &p.OutB}
+// field returns the view that holds the tensor named name.
+func (p *Params) field(name string) *gpu.Buf {
+	f, ok := map[string]*gpu.Buf{
+		"img.weight": &p.ImgW, "img.bias": &p.ImgB, "embed.weight": &p.Embed,
+		"lstm.weight_ih": &p.Wx, "lstm.weight_hh": &p.Wh, "lstm.bias": &p.LB,
+		"dec.weight": &p.DecW, "dec.bias": &p.DecB, "out.weight": &p.OutW, "out.bias": &p.OutB,
+		"init_h.weight": &p.InitHW, "init_h.bias": &p.InitHB, "init_c.weight": &p.InitCW, "init_c.bias": &p.InitCB,
+		"att_f.weight": &p.AttFW, "att_f.bias": &p.AttFB, "att_h.weight": &p.AttHW, "att_v.weight": &p.AttV,
+		"gate.weight": &p.GateW, "gate.bias": &p.GateB, "out_h.weight": &p.OutHW, "out_h.bias": &p.OutHB,
+		"out_z.weight": &p.OutZW,
+	}[name]
+	if !ok {
+		panic("decoder: no parameter view for tensor " + name)
+	}
+	return f
 }
 
 // views slices flat (NumParams) into named parameter views.
 func views(c Config, flat gpu.Buf) Params {
 	var p Params
-	fs := p.fields()
-	for i, t := range c.Tensors() {
-		*fs[i] = flat.Slice(t.Off, t.Len)
+	for _, t := range c.Tensors() {
+		*p.field(t.Name) = flat.Slice(t.Off, t.Len)
 	}
 	return p
 }
@@ -103,6 +150,8 @@ func initParams(c Config, seed uint64) []float32 {
 		switch t.Name {
 		case "embed.weight":
 			uniform(dst, 0.05)
+		case "att_v.weight":
+			uniform(dst, math.Sqrt(3/float64(c.Att)))
 		case "lstm.weight_hh":
 			// Uniform with variance 1/H per row keeps the recurrent map near
 			// norm-preserving, as an orthogonal matrix would.

@@ -34,7 +34,7 @@ func tinyBatch(c Config, seed uint64) batch {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	B, T := 3, 5
 	lens := []int{5, 3, 4}
-	bt := batch{B: B, T: T, feats: make([]float32, B*c.FeatDim), ids: make([]int32, T*B), targets: make([]int32, T*B)}
+	bt := batch{B: B, T: T, feats: make([]float32, B*c.InputDim()), ids: make([]int32, T*B), targets: make([]int32, T*B)}
 	for i := range bt.feats {
 		bt.feats[i] = float32(rng.Float64()*2 - 0.5)
 	}
@@ -55,6 +55,48 @@ func tinyBatch(c Config, seed uint64) batch {
 }
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// refCell is the LSTM cell on input preactivations g (4H, bias included) and
+// recurrent ones gh (4H) from state s.
+func refCell(g, gh []float64, s refState) refState {
+	H := len(s.h)
+	n := refState{h: make([]float64, H), c: make([]float64, H)}
+	for j := 0; j < H; j++ {
+		i, f := sigmoid(g[j]+gh[j]), sigmoid(g[H+j]+gh[H+j])
+		gg, o := math.Tanh(g[2*H+j]+gh[2*H+j]), sigmoid(g[3*H+j]+gh[3*H+j])
+		n.c[j] = f*s.c[j] + i*gg
+		n.h[j] = o * math.Tanh(n.c[j])
+	}
+	return n
+}
+
+// compareFiniteDifferences checks every parameter's gradient grads against
+// central differences of loss at flat (which it restores).
+func compareFiniteDifferences(t *testing.T, c Config, grads []float32, flat []float64, loss func([]float64) float64) {
+	t.Helper()
+	const eps = 1e-5
+	for _, tn := range c.Tensors() {
+		maxDiff, maxG := 0.0, 0.0
+		for i := tn.Off; i < tn.Off+tn.Len; i++ {
+			orig := flat[i]
+			flat[i] = orig + eps
+			lp := loss(flat)
+			flat[i] = orig - eps
+			lm := loss(flat)
+			flat[i] = orig
+			fd := (lp - lm) / (2 * eps)
+			d := math.Abs(fd - float64(grads[i]))
+			if d > 2e-5+1e-3*math.Abs(fd) {
+				t.Errorf("%s[%d]: gradient %.7g, finite difference %.7g", tn.Name, i-tn.Off, grads[i], fd)
+			}
+			maxDiff, maxG = math.Max(maxDiff, d), math.Max(maxG, math.Abs(fd))
+		}
+		t.Logf("%-15s max |grad - fd| %.2e (max |fd| %.3g)", tn.Name, maxDiff, maxG)
+		if maxG == 0 && tn.Name != "embed.weight" {
+			t.Errorf("%s: every gradient is zero; the check is vacuous", tn.Name)
+		}
+	}
+}
 
 // refLoss is the mean cross-entropy of the batch under flat parameters (Tensors
 // order), with the device's dropout masks when drop is set, and the logits
@@ -114,14 +156,8 @@ func refLoss(c Config, flat []float64, bt batch, drop bool, seed uint64) (float6
 			}
 			g := dense(p["lstm.weight_ih"], p["lstm.bias"], e, 4*H)
 			gh := dense(p["lstm.weight_hh"], zeroBias(4*H), h, 4*H)
-			for j := 0; j < H; j++ {
-				i := sigmoid(g[j] + gh[j])
-				f := sigmoid(g[H+j] + gh[H+j])
-				gg := math.Tanh(g[2*H+j] + gh[2*H+j])
-				o := sigmoid(g[3*H+j] + gh[3*H+j])
-				cell[j] = f*cell[j] + i*gg
-				h[j] = o * math.Tanh(cell[j])
-			}
+			st := refCell(g, gh, refState{h: h, c: cell})
+			h, cell = st.h, st.c
 			merged := make([]float64, H)
 			for j := range merged {
 				merged[j] = h[j] + img[j]
@@ -268,27 +304,8 @@ func checkGradients(t *testing.T, weights []float32) {
 	bt.weights = weights
 	const seed = 21
 	_, _, grads := runDevice(t, dev, m, bt, true, seed)
-	flat := toF64(host)
-	const eps = 1e-5
-	for _, tn := range c.Tensors() {
-		maxDiff, maxG := 0.0, 0.0
-		for i := tn.Off; i < tn.Off+tn.Len; i++ {
-			orig := flat[i]
-			flat[i] = orig + eps
-			lp, _ := refLoss(c, flat, bt, true, seed)
-			flat[i] = orig - eps
-			lm, _ := refLoss(c, flat, bt, true, seed)
-			flat[i] = orig
-			fd := (lp - lm) / (2 * eps)
-			d := math.Abs(fd - float64(grads[i]))
-			if d > 2e-5+1e-3*math.Abs(fd) {
-				t.Errorf("%s[%d]: gradient %.7g, finite difference %.7g", tn.Name, i-tn.Off, grads[i], fd)
-			}
-			maxDiff, maxG = math.Max(maxDiff, d), math.Max(maxG, math.Abs(fd))
-		}
-		t.Logf("%-15s max |grad - fd| %.2e (max |fd| %.3g)", tn.Name, maxDiff, maxG)
-		if maxG == 0 && tn.Name != "embed.weight" {
-			t.Errorf("%s: every gradient is zero; the check is vacuous", tn.Name)
-		}
-	}
+	compareFiniteDifferences(t, c, grads, toF64(host), func(flat []float64) float64 {
+		l, _ := refLoss(c, flat, bt, true, seed)
+		return l
+	})
 }

@@ -23,15 +23,11 @@ func (m *Model) Sample(ctx context.Context, feats gpu.Buf, B, K int, o DecodeOpt
 	if err := o.check(m.Cfg); err != nil {
 		return nil, err
 	}
-	if feats.Len() != B*m.Cfg.FeatDim || K < 1 {
-		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features, %d samples each", feats.Len(), B, m.Cfg.FeatDim, K)
+	if feats.Len() != B*m.Cfg.InputDim() || K < 1 {
+		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features, %d samples each", feats.Len(), B, m.Cfg.InputDim(), K)
 	}
-	m.prepare()
-	dev, H, V, R := m.dev, m.Cfg.Hidden, m.Cfg.Vocab, B*K
-	w := m.workspaceFor(R)
-	imgRep := m.repeatedImageBranch(w, feats, B, K)
-	h, c, h2, c2 := w.h.Slice(0, R*H), w.c.Slice(0, R*H), w.h2.Slice(0, R*H), w.c2.Slice(0, R*H)
-	dev.Zero(c)
+	dev, V, R := m.dev, m.Cfg.Vocab, B*K
+	s := m.stepper(feats, B, K)
 
 	out := make([]Sampled, R)
 	toks := make([]int32, R)
@@ -43,9 +39,9 @@ func (m *Model) Sample(ctx context.Context, feats gpu.Buf, B, K int, o DecodeOpt
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		m.step(w, toks, t == 0, h, c, h2, c2, imgRep, R)
-		h, c, h2, c2 = h2, c2, h, c
-		if err := dev.Download(logp, w.logp.Slice(0, R*V)); err != nil {
+		logpDev := s.step(toks)
+		s.advance(nil)
+		if err := dev.Download(logp, logpDev); err != nil {
 			return nil, err
 		}
 		live := 0

@@ -11,13 +11,14 @@ import (
 // TestSampleMatchesNaiveReference replays the same uniform draws through the
 // float64 reference decoder: every sampled caption must be word for word the
 // same, so Sample draws from the model's distribution, row by row.
-func TestSampleMatchesNaiveReference(t *testing.T) {
-	c := tinyConfig()
+func TestSampleMatchesNaiveReference(t *testing.T) { bothArchs(t, testSample) }
+
+func testSample(t *testing.T, c Config) {
 	// Small weights: near-uniform word probabilities, so about 1 in 9 steps draws <end>.
 	m, host := randomModel(t, openCPU(t), c, 12, 0.3)
 	B, K := 4, 3
 	rng0 := rand.New(rand.NewPCG(12, 34))
-	feats := make([]float32, B*c.FeatDim)
+	feats := make([]float32, B*c.InputDim())
 	for i := range feats {
 		feats[i] = float32(rng0.NormFloat64())
 	}
@@ -34,13 +35,13 @@ func TestSampleMatchesNaiveReference(t *testing.T) {
 	ref := newRefDecoder(c, host)
 	rng := rand.New(rand.NewPCG(5, 6))
 	R := B * K
-	imgs := make([][]float64, R)
+	steps := make([]refStep, R)
 	states := make([]refState, R)
 	want := make([]Sampled, R)
 	prev := make([]int32, R)
-	for r := range imgs {
-		imgs[r] = ref.image(feats[(r/K)*c.FeatDim : (r/K+1)*c.FeatDim])
-		states[r] = refState{h: make([]float64, c.Hidden), c: make([]float64, c.Hidden)}
+	F := c.InputDim()
+	for r := range steps {
+		steps[r], states[r] = ref.begin(feats[(r/K)*F : (r/K+1)*F])
 		prev[r] = o.Start
 	}
 	ended, lengths := 0, map[int]bool{}
@@ -51,7 +52,7 @@ func TestSampleMatchesNaiveReference(t *testing.T) {
 				continue
 			}
 			var lp []float64
-			states[r], lp = ref.step(imgs[r], states[r], prev[r])
+			states[r], lp = steps[r](states[r], prev[r])
 			u, cum, tok := rng.Float64(), 0.0, int32(-1)
 			for w, v := range lp {
 				if cum += math.Exp(v); u < cum {

@@ -19,6 +19,8 @@ type TrainState struct {
 
 	actFlat gpu.Buf
 	a       acts
+	attFlat gpu.Buf // attention's activations (attention.go); nil for merge
+	att     attActs
 
 	// The batch of the last Forward, which Backward differentiates.
 	B, T  int
@@ -55,6 +57,10 @@ func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 	ts := &TrainState{m: m, maxB: maxB, maxT: maxT,
 		gradFlat: m.dev.Alloc(n), mom1: m.dev.Alloc(n), mom2: m.dev.Alloc(n)}
 	ts.G = views(c, ts.gradFlat)
+	if c.Arch == ArchAttention {
+		ts.allocAttention()
+		return ts
+	}
 	B, N, F, E, H, M, V := maxB, maxB*maxT, c.FeatDim, c.Embed, c.Hidden, c.Mid, c.Vocab
 	a := &ts.a
 	ts.actFlat = carve(m.dev, []view{
@@ -69,7 +75,7 @@ func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 
 // Close frees the training buffers.
 func (ts *TrainState) Close() {
-	for _, b := range []gpu.Buf{ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat, ts.weightFlat} {
+	for _, b := range []gpu.Buf{ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat, ts.weightFlat, ts.attFlat} {
 		if b != nil {
 			ts.m.dev.Free(b)
 		}
@@ -97,9 +103,9 @@ func (ts *TrainState) Forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 	if B > ts.maxB || T > ts.maxT || B <= 0 || T <= 0 {
 		panic(fmt.Sprintf("decoder: batch (B=%d, T=%d) outside the training buffers (B<=%d, T<=%d)", B, T, ts.maxB, ts.maxT))
 	}
-	N, F, E, H, M, V := T*B, c.FeatDim, c.Embed, c.Hidden, c.Mid, c.Vocab
-	if len(ids) != N || len(targets) != N || feats.Len() != B*F {
-		panic(fmt.Sprintf("decoder: Forward got %d ids, %d targets, %d feature values for B=%d T=%d F=%d", len(ids), len(targets), feats.Len(), B, T, F))
+	N, F, E, H, M := T*B, c.FeatDim, c.Embed, c.Hidden, c.Mid
+	if len(ids) != N || len(targets) != N || feats.Len() != B*c.InputDim() {
+		panic(fmt.Sprintf("decoder: Forward got %d ids, %d targets, %d feature values for B=%d T=%d and %d values per image", len(ids), len(targets), feats.Len(), B, T, c.InputDim()))
 	}
 	ntok := 0
 	for _, t := range targets {
@@ -111,6 +117,14 @@ func (ts *TrainState) Forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 		return 0, 0, fmt.Errorf("decoder: batch has no target tokens (every target is padding)")
 	}
 	ts.B, ts.T, ts.ids, ts.train = B, T, ids, train
+	if c.Arch == ArchAttention {
+		pen, err := ts.forwardAttention(feats, targets, seed)
+		if err != nil {
+			return 0, 0, err
+		}
+		ce, err := ts.crossEntropy(targets, ntok)
+		return ce + pen, ntok, err
+	}
 	drop := train && c.Dropout > 0
 
 	// Image branch: img (B, H) = relu(dropout(feats) · ImgWᵀ + ImgB).
@@ -146,24 +160,30 @@ func (ts *TrainState) Forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 	// Merge: sum (T, B, H) = h + img, img broadcast over T as a bias of length B*H.
 	sum := a.sum.Slice(0, N*H)
 	dev.BiasAct(sum, a.h.Slice(0, N*H), img, T, B*H, gpu.ActNone)
-	logits := a.logits.Slice(0, N*V)
-	m.head(logits, a.mid.Slice(0, N*M), sum, N)
+	m.head(a.logits.Slice(0, N*c.Vocab), a.mid.Slice(0, N*M), sum, N)
+	loss, err := ts.crossEntropy(targets, ntok)
+	return loss, ntok, err
+}
 
-	loss := a.loss.Slice(0, N)
+// crossEntropy returns the mean loss per target token of the logits (T, B, V)
+// of the last Forward and, when it trains, leaves their gradient in their place.
+func (ts *TrainState) crossEntropy(targets []int32, ntok int) (float64, error) {
+	dev, N, V := ts.m.dev, ts.T*ts.B, ts.m.Cfg.Vocab
+	logits, loss := ts.a.logits.Slice(0, N*V), ts.a.loss.Slice(0, N)
 	var dlogits gpu.Buf
-	if train {
+	if ts.train {
 		dlogits = logits
 	}
 	dev.CrossEntropy(loss, dlogits, logits, targets, N, V, 1/float32(ntok))
 	host := make([]float32, N)
 	if err := dev.Download(host, loss); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	var total float64
 	for _, l := range host {
 		total += float64(l)
 	}
-	return total / float64(ntok), ntok, nil
+	return total / float64(ntok), nil
 }
 
 // ReweightCaptions scales the loss gradient that the last Forward kept (train
@@ -207,6 +227,10 @@ func (ts *TrainState) ReweightCaptions(w []float32) {
 func (ts *TrainState) Backward() {
 	if !ts.train {
 		panic("decoder: Backward after an evaluation Forward (train=false)")
+	}
+	if ts.m.Cfg.Arch == ArchAttention {
+		ts.backwardAttention()
+		return
 	}
 	m, dev, c, a, G := ts.m, ts.m.dev, ts.m.Cfg, &ts.a, &ts.G
 	B, T := ts.B, ts.T

@@ -3,11 +3,11 @@ package encoder
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/benchinput"
 )
 
 // macs counts the multiply-accumulates of one image up to the pooled features
@@ -28,15 +28,6 @@ func macs(c *Config) (pointwise, depthwise, stem int) {
 	return pointwise, depthwise, stem
 }
 
-func randomImages(n int) []float32 {
-	rng := rand.New(rand.NewPCG(3, 4))
-	x := make([]float32, n*224*224*3)
-	for i := range x {
-		x[i] = rng.Float32()*2 - 1
-	}
-	return x
-}
-
 // BenchmarkEncode measures images/s and GFLOP/s (2 x MACs) of Encode on the CPU
 // device with 2 threads, the setting of the PyTorch reference
 // (shared/bench/torch_captioner.py encoder --threads 2 --batch 1,8,32), in
@@ -48,7 +39,7 @@ func BenchmarkEncode(b *testing.B) {
 				e, _ := newEncoderIn(b, quantModel, batch, prec)
 				pw, dw, st := macs(&e.cfg)
 				flops := 2 * float64(pw+dw+st) * float64(batch)
-				x := randomImages(batch)
+				x := benchinput.Images(batch)
 				encode := func() {
 					if err := e.Encode(x, batch); err != nil {
 						b.Fatal(err)
@@ -85,7 +76,7 @@ func BenchmarkEncodeLayers(b *testing.B) {
 			e, _ := newEncoder(b, quantModel, batch)
 			td := &timingDevice{Device: e.dev, times: map[string]time.Duration{}}
 			e.dev = td
-			x := randomImages(batch)
+			x := benchinput.Images(batch)
 			if err := e.Encode(x, batch); err != nil {
 				b.Fatal(err)
 			}

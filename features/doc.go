@@ -34,8 +34,8 @@
 // The pooled vector (5 KB per image, 36 MB for Flickr8k's 7,091 images) is all
 // the merge-LSTM decoder uses, so it is always stored in full precision. The grid
 // is 49 times larger (250 KB per image in float32, 1.7 GB for the dataset) and is
-// only needed by attention decoders, so it is stored only on request
-// (extract --grid) and as float16: its values are ReLU6 outputs in [0, 6], where
+// only needed by the attention decoder (train --arch attention reads it with
+// LoadGrid), so it is stored only on request (extract --grid) and as float16: its values are ReLU6 outputs in [0, 6], where
 // float16's 11-bit mantissa keeps a relative error below 0.05% (an absolute error
 // below 0.002), far under the run-to-run noise of training, for half the disk
 // space and read bandwidth (870 MB).

@@ -181,3 +181,46 @@ func TestStoreRejectsDamagedIndex(t *testing.T) {
 		t.Errorf("index beyond data: %v", err)
 	}
 }
+
+func TestLoadGrid(t *testing.T) {
+	dir := Dir(t.TempDir(), "enc-1")
+	s, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{2, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := item("a.jpg", "AAAA", 4, 12), item("b.jpg", "BB", 4, 12)
+	for i := range b.Grid {
+		b.Grid[i] = 5.5 - float32(i)/4 // distinct from a's
+	}
+	if err := s.Add([]Item{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadGrid([]string{"b.jpg", "a.jpg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(slices.Clone(b.Grid), a.Grid...)
+	if len(got) != len(want) {
+		t.Fatalf("LoadGrid returned %d values, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 0.003 {
+			t.Fatalf("grid value %d = %g, want %g within float16 precision", i, got[i], want[i])
+		}
+	}
+	if _, err := s.LoadGrid([]string{"a.jpg", "nope.jpg"}); err == nil || !strings.Contains(err.Error(), "1 of 2 images have no features") {
+		t.Errorf("missing name: %v", err)
+	}
+	s.Close()
+
+	dir2 := Dir(t.TempDir(), "enc-1")
+	p, err := Create(dir2, Manifest{Encoder: "enc-1", Dim: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.LoadGrid([]string{"a.jpg"})
+	if want := "features: " + dir2 + " keeps no grids; re-run captioner extract --grid into a new folder"; err == nil || err.Error() != want {
+		t.Errorf("pooled-only store: %v, want %s", err, want)
+	}
+}

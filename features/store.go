@@ -29,6 +29,14 @@ type Manifest struct {
 	Grid    []int  `json:"grid"`    // grid shape (7, 7, 1280), or nil when grids are not kept
 }
 
+// Regions is the number of grid cells (7*7 = 49), 0 when no grids are kept.
+func (m Manifest) Regions() int {
+	if len(m.Grid) != 3 {
+		return 0
+	}
+	return m.Grid[0] * m.Grid[1]
+}
+
 func (m Manifest) gridLen() int {
 	if len(m.Grid) == 0 {
 		return 0
@@ -313,6 +321,30 @@ func (s *Store) Pooled(name string) ([]float32, error) {
 func (s *Store) LoadPooled(names []string) ([]float32, error) {
 	d := s.man.Dim
 	out := make([]float32, len(names)*d)
+	return out, s.loadEach(names, func(i, r int, _ string) error {
+		copy(out[i*d:(i+1)*d], s.pooled[r*d:(r+1)*d])
+		return nil
+	})
+}
+
+// LoadGrid returns the grids of names, (len(names), G*G*F) in one flat slice of
+// float32, for training an attention decoder: image i's region (y, x) is the F
+// values at (i*G*G + y*G + x)*F. It fails when the store keeps no grids, and
+// lists the missing names, if any.
+func (s *Store) LoadGrid(names []string) ([]float32, error) {
+	if s.gridLen == 0 {
+		return nil, s.noGrids()
+	}
+	g := s.gridLen
+	out := make([]float32, len(names)*g)
+	return out, s.loadEach(names, func(i, _ int, name string) error {
+		return s.Grid(out[i*g:(i+1)*g], name)
+	})
+}
+
+// loadEach calls load with each name's position and record, and fails listing
+// the names that have no record.
+func (s *Store) loadEach(names []string, load func(i, record int, name string) error) error {
 	var missing []string
 	for i, n := range names {
 		r, ok := s.byName[n]
@@ -320,19 +352,25 @@ func (s *Store) LoadPooled(names []string) ([]float32, error) {
 			missing = append(missing, n)
 			continue
 		}
-		copy(out[i*d:(i+1)*d], s.pooled[r*d:(r+1)*d])
+		if err := load(i, r, n); err != nil {
+			return err
+		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("features: %d of %d images have no features in %s (first: %s); run captioner extract",
+		return fmt.Errorf("features: %d of %d images have no features in %s (first: %s); run captioner extract",
 			len(missing), len(names), s.dir, strings.Join(missing[:min(3, len(missing))], ", "))
 	}
-	return out, nil
+	return nil
+}
+
+func (s *Store) noGrids() error {
+	return fmt.Errorf("features: %s keeps no grids; re-run captioner extract --grid into a new folder", s.dir)
 }
 
 // Grid writes the grid of image name into dst (len G*G*F), converted to float32.
 func (s *Store) Grid(dst []float32, name string) error {
 	if s.gridLen == 0 {
-		return fmt.Errorf("features: %s keeps no grids; re-run captioner extract --grid into a new folder", s.dir)
+		return s.noGrids()
 	}
 	if len(dst) != s.gridLen {
 		panic(fmt.Sprintf("features: Grid dst has %d values, want %d", len(dst), s.gridLen))

@@ -132,6 +132,9 @@ type Device interface {
 	Softmax(out, x Buf, rows, cols int)
 	// LogSoftmax writes out (rows, cols) = log-softmax of each row of x; out may be x.
 	LogSoftmax(out, x Buf, rows, cols int)
+	// SoftmaxBackward is the backward of Softmax given its output y (rows, cols):
+	// it writes dx = y * (dy - Σ_j y_j dy_j), row by row. dx may alias dy.
+	SoftmaxBackward(dx, dy, y Buf, rows, cols int)
 	// CrossEntropy computes, for each row r with targets[r] >= 0,
 	//   loss[r] = -log softmax(logits[r])[targets[r]]
 	// and writes dlogits[r] = (softmax(logits[r]) - onehot(targets[r])) * gradScale.

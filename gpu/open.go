@@ -6,8 +6,16 @@ import (
 	"strings"
 )
 
+// Options are settings a backend may need to open its device.
+type Options struct {
+	// LibraryPath lists extra folders, ':'-separated, where a backend looks for
+	// the native libraries it loads at run time (cuda: cuBLAS) before the usual
+	// places.
+	LibraryPath string
+}
+
 // Opener opens a backend's default device.
-type Opener func() (Device, error)
+type Opener func(Options) (Device, error)
 
 var backends = map[string]Opener{}
 
@@ -33,11 +41,11 @@ func Backends() []string {
 
 // Open opens a device by backend name ("cpu", "cuda"). Device selection including
 // "auto" is resolved by the caller (see package gpu/selector) before Open is called.
-func Open(name string) (Device, error) {
+func Open(name string, o Options) (Device, error) {
 	open, ok := backends[name]
 	if !ok {
 		return nil, fmt.Errorf("gpu: no %q backend in this binary (it has: %s); the CUDA backend is in the captioner-cuda binary, built with `make build-cuda`",
 			name, strings.Join(Backends(), ", "))
 	}
-	return open()
+	return open(o)
 }

@@ -1,10 +1,11 @@
-//go:build !cgo
+//go:build !cgo || purecpu
 
 package imgproc
 
 import "image"
 
-// decodeJPEGScaled: without cgo there is no libjpeg-turbo, and image/jpeg, which
+// decodeJPEGScaled: without cgo, or with the purecpu tag (the GPU bundle, which must
+// not need libturbojpeg.so), there is no libjpeg-turbo, and image/jpeg, which
 // cannot scale while decoding, handles every JPEG at full size.
 func decodeJPEGScaled([]byte, Header, int) (image.Image, error) {
 	return nil, errUseGoDecoder

@@ -31,12 +31,12 @@ type Decoder struct {
 // decoder's workspace comfortably allows.
 const featureBatch = 100
 
-// CaptionFeatures captions the n images of a (n, F) feature buffer on the
-// model's device, featureBatch at a time: eval on cached features and the
+// CaptionFeatures captions the n images of a (n, InputDim) feature buffer on
+// the model's device, featureBatch at a time: eval on cached features and the
 // trainer's dev evaluation, which have every image's features on the device
 // already.
 func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Plan) ([]Result, error) {
-	F := d.Model.Cfg.FeatDim
+	F := d.Model.Cfg.InputDim()
 	out := make([]Result, 0, n)
 	for lo := 0; lo < n; lo += featureBatch {
 		b := min(featureBatch, n-lo)

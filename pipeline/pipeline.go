@@ -90,7 +90,7 @@ type Pipeline struct {
 // cfg.Threads threads, or CUDA, where "auto" hands over to the captioner-cuda
 // binary when a GPU and that binary are present.
 func OpenDevice(cfg *config.Config) (gpu.Device, error) {
-	return selector.Open(cfg.Device, cfg.Threads, slog.Default())
+	return selector.Open(selector.Options{Device: cfg.Device, Threads: cfg.Threads, CUDALibraryPath: cfg.CUDA.LibraryPath}, slog.Default())
 }
 
 // Load opens cfg.Device and loads the encoder (from cfg.Assets) and the caption
@@ -147,7 +147,11 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 		dec.Close()
 		return nil, err
 	}
-	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.FeatDim)
+	if g := w.Config.GridSize(); dec.Cfg.Arch == decoder.ArchAttention && dec.Cfg.Regions != g*g {
+		dec.Close()
+		return nil, fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, cfg.Model, dec.Cfg.Regions)
+	}
+	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.InputDim())
 	wc := w.Config
 	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(),
 		Precision: string(p.enc.Precision()), Vocab: vocab.Size()}
@@ -240,9 +244,14 @@ func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Opt
 	return p.Decode(ctx, feats, o)
 }
 
-// Encode returns the pooled features (FeatDim each) of preprocessed images.
+// Encode returns the features the model reads (InputDim each: the pooled vector,
+// or the grid for an attention model) of preprocessed images.
 func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
-	F := p.dec.Model.Cfg.FeatDim
+	F := p.dec.Model.Cfg.InputDim()
+	encoded := p.enc.Pooled
+	if p.dec.Model.Cfg.Arch == decoder.ArchAttention {
+		encoded = p.enc.Grid
+	}
 	out := make([][]float32, 0, len(tensors))
 	for lo := 0; lo < len(tensors); lo += p.maxBatch {
 		if err := ctx.Err(); err != nil {
@@ -259,7 +268,7 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 			return nil, err
 		}
 		host := make([]float32, len(batch)*F)
-		if err := p.encDev.Download(host, p.enc.Pooled()); err != nil {
+		if err := p.encDev.Download(host, encoded()); err != nil {
 			return nil, err
 		}
 		for i := range batch {
@@ -278,7 +287,7 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	F := p.dec.Model.Cfg.FeatDim
+	F := p.dec.Model.Cfg.InputDim()
 	out := make([]Result, 0, len(feats))
 	for lo := 0; lo < len(feats); lo += p.maxBatch {
 		batch := feats[lo:min(lo+p.maxBatch, len(feats))]

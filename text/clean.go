@@ -1,25 +1,54 @@
-// Package text turns captions into model input: cleaning exactly as the seed
-// Keras notebook did, a vocabulary with special tokens, and the Flickr8k and
-// Karpathy-JSON dataset formats.
+// Package text turns captions into model input: the seed notebook's cleaning and
+// the coco-caption standard one, a vocabulary with special tokens, and the
+// Flickr8k and Karpathy-JSON dataset formats.
 package text
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// Clean tokenises a caption exactly as the seed notebook's clean_descriptions:
+// Cleaning names how captions become tokens. A model records the cleaning it
+// was trained with: its vocabulary and its evaluation references follow it.
+type Cleaning string
+
+const (
+	// CleaningSeed is the seed notebook's clean_descriptions, which drops
+	// one-letter words ("a") and words with digits.
+	CleaningSeed Cleaning = "seed"
+	// CleaningStandard is the coco-caption / Karpathy-split tokenisation that
+	// published scores use: lowercase, punctuation removed, every word kept.
+	CleaningStandard Cleaning = "standard"
+)
+
+// ParseCleaning checks a cleaning name (from a config or a flag).
+func ParseCleaning(name string) (Cleaning, error) {
+	switch c := Cleaning(name); c {
+	case CleaningSeed, CleaningStandard:
+		return c, nil
+	}
+	return "", fmt.Errorf("cleaning %q is not known; use %q (coco-caption, every word kept) or %q (the seed notebook's, drops \"a\")",
+		name, CleaningStandard, CleaningSeed)
+}
+
+// Clean tokenises a caption. Both cleanings split on whitespace as Python's
+// str.split() does, lowercase, and delete punctuation inside words, so "it's"
+// becomes "its" and "t-shirt" becomes "tshirt".
 //
-//	desc = desc.split()                                  # split on whitespace
-//	desc = [word.lower() for word in desc]               # lowercase
-//	desc = [w.translate(table) for w in desc]            # delete string.punctuation
-//	desc = [word for word in desc if len(word)>1]        # drop one-character words ("a"!)
-//	desc = [word for word in desc if word.isalpha()]     # drop words with digits etc.
+// CleaningSeed then drops, exactly as the seed notebook's clean_descriptions,
 //
-// Punctuation is deleted inside words, so "it's" becomes "its" and "t-shirt"
-// becomes "tshirt"; "a" and "2" disappear; "3rd" is dropped whole.
-func Clean(caption string) []string {
+//	desc = [word for word in desc if len(word)>1]        # one-character words ("a"!)
+//	desc = [word for word in desc if word.isalpha()]     # words with digits etc.
+//
+// so "a" and "2" disappear and "3rd" is dropped whole. CleaningStandard keeps
+// every word that is not only punctuation. Clean panics on a cleaning that
+// ParseCleaning would reject (a programmer error).
+func (c Cleaning) Clean(caption string) []string {
+	if c != CleaningSeed && c != CleaningStandard {
+		panic(fmt.Sprintf("text: Clean with unknown cleaning %q", string(c)))
+	}
 	var out []string
 	for _, f := range strings.FieldsFunc(caption, isPySpace) {
 		w := strings.Map(func(r rune) rune {
@@ -28,7 +57,11 @@ func Clean(caption string) []string {
 			}
 			return r
 		}, strings.ToLower(f))
-		if utf8.RuneCountInString(w) > 1 && isAlpha(w) {
+		keep := w != ""
+		if c == CleaningSeed {
+			keep = utf8.RuneCountInString(w) > 1 && isAlpha(w)
+		}
+		if keep {
 			out = append(out, w)
 		}
 	}

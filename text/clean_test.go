@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestClean(t *testing.T) {
+func TestCleanSeed(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want string // tokens joined by spaces
@@ -34,13 +34,56 @@ func TestClean(t *testing.T) {
 		{"", ""},
 		{"   .  ,  ", ""},
 	} {
-		got := Clean(tc.in)
+		got := CleaningSeed.Clean(tc.in)
 		var want []string
 		if tc.want != "" {
 			want = strings.Split(tc.want, " ")
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("Clean(%q) = %q, want %q", tc.in, got, want)
+			t.Errorf("CleaningSeed.Clean(%q) = %q, want %q", tc.in, got, want)
 		}
+	}
+}
+
+func TestCleanStandard(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		// Real Flickr8k captions: "a", numbers and "s" from "'s" stay.
+		{"A child in a pink dress is climbing up a set of stairs in an entry way .",
+			[]string{"a", "child", "in", "a", "pink", "dress", "is", "climbing", "up", "a", "set", "of", "stairs", "in", "an", "entry", "way"}},
+		{"a person on ski 's looks from hill over snow covered landscape",
+			[]string{"a", "person", "on", "ski", "s", "looks", "from", "hill", "over", "snow", "covered", "landscape"}},
+		{"A black dog and a tri-colored dog playing with each other on the road .",
+			[]string{"a", "black", "dog", "and", "a", "tricolored", "dog", "playing", "with", "each", "other", "on", "the", "road"}},
+		{"About 12 kids and a few adults get splashed by an off camera source .",
+			[]string{"about", "12", "kids", "and", "a", "few", "adults", "get", "splashed", "by", "an", "off", "camera", "source"}},
+		{"Man driving race car number 7 .", []string{"man", "driving", "race", "car", "number", "7"}},
+		// Punctuation is deleted inside words; a word of punctuation only goes.
+		{"It's 5 o'clock, rock'n'roll in the U.S.A.!", []string{"its", "5", "oclock", "rocknroll", "in", "the", "usa"}},
+		{"the 3rd x2 car_park --- ( )", []string{"the", "3rd", "x2", "carpark"}},
+		{"I saw a b c de", []string{"i", "saw", "a", "b", "c", "de"}},
+		{"dog\tand\ncat\x1cbird", []string{"dog", "and", "cat", "bird"}},
+		// Non-ASCII symbols are not punctuation here: the word keeps them.
+		{"Café CRÈME, «élan»", []string{"café", "crème", "«élan»"}},
+		{"   .  ,  ", nil},
+	} {
+		if got := CleaningStandard.Clean(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("CleaningStandard.Clean(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseCleaning(t *testing.T) {
+	for _, name := range []string{"seed", "standard"} {
+		if c, err := ParseCleaning(name); err != nil || string(c) != name {
+			t.Errorf("ParseCleaning(%q) = %q, %v", name, c, err)
+		}
+	}
+	_, err := ParseCleaning("karpathy")
+	want := `cleaning "karpathy" is not known; use "standard" (coco-caption, every word kept) or "seed" (the seed notebook's, drops "a")`
+	if err == nil || err.Error() != want {
+		t.Errorf("ParseCleaning(karpathy) error %v, want %s", err, want)
 	}
 }

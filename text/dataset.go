@@ -27,7 +27,7 @@ type Image struct {
 	Name     string     // file name, e.g. "1000268201_693b08cb0e.jpg"; unique within a dataset
 	Path     string     // where the photo is: see the loaders for what it is relative to
 	Raw      []string   // the captions as written
-	Captions [][]string // Clean(Raw[i])
+	Captions [][]string // Raw[i] cleaned: CleaningSeed after loading, see Dataset.Reclean
 }
 
 // Dataset is a captioning dataset split into train, dev and (if present) test.
@@ -48,6 +48,21 @@ func (d *Dataset) Split(name string) ([]Image, error) {
 	}
 	sort.Strings(have)
 	return nil, fmt.Errorf("dataset %s has no %q split; it has: %s", d.Name, name, strings.Join(have, ", "))
+}
+
+// Reclean re-tokenises every image's captions from Raw with c: loaders clean
+// with CleaningSeed, and a model trained or evaluated with another cleaning
+// calls this before building its vocabulary or references.
+func (d *Dataset) Reclean(c Cleaning) {
+	for _, imgs := range d.Splits {
+		for i := range imgs {
+			img := &imgs[i]
+			img.Captions = make([][]string, len(img.Raw))
+			for j, raw := range img.Raw {
+				img.Captions[j] = c.Clean(raw)
+			}
+		}
+	}
 }
 
 // Captions lists the cleaned captions of images, for BuildVocab.
@@ -175,7 +190,7 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 		at := sort.SearchInts(nums[name], i)
 		nums[name] = insert(nums[name], at, i)
 		img.Raw = insert(img.Raw, at, caption)
-		img.Captions = insert(img.Captions, at, Clean(caption))
+		img.Captions = insert(img.Captions, at, CleaningSeed.Clean(caption))
 		return nil
 	})
 	if err != nil {
@@ -283,8 +298,8 @@ var karpathySplits = map[string]string{
 //
 // Splits: train and restval -> SplitTrain, val -> SplitDev, test -> SplitTest.
 // Image.Path is imageDir/filepath/filename (relative when imageDir is "").
-// Captions are Clean(raw), not the file's tokens, so every dataset gets the same
-// cleaning as the seed notebook. Errors name the file and the line.
+// Captions are cleaned from raw, not the file's tokens, so every dataset gets the
+// same cleaning (the seed notebook's, until Dataset.Reclean). Errors name the file and the line.
 func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -402,7 +417,7 @@ func (ki *karpathyImage) image(imageDir string) (Image, string, error) {
 			return Image{}, "", fmt.Errorf("%s: sentences[%d] has an empty \"raw\"", ki.Filename, j)
 		}
 		img.Raw = append(img.Raw, raw)
-		img.Captions = append(img.Captions, Clean(raw))
+		img.Captions = append(img.Captions, CleaningSeed.Clean(raw))
 	}
 	return img, split, nil
 }

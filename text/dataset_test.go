@@ -190,6 +190,17 @@ func TestLoadKarpathyJSON(t *testing.T) {
 	if train[0].Raw[1] != "Two dogs, 2 balls!" {
 		t.Errorf("raw %q", train[0].Raw[1])
 	}
+	// Reclean re-tokenises every split from Raw.
+	d.Reclean(CleaningStandard)
+	if want := [][]string{{"a", "dog", "runs"}, {"two", "dogs", "2", "balls"}}; !reflect.DeepEqual(d.Splits[SplitTrain][0].Captions, want) {
+		t.Errorf("standard captions %q, want %q", d.Splits[SplitTrain][0].Captions, want)
+	}
+	if want := [][]string{{"a", "cats", "nap"}}; !reflect.DeepEqual(d.Splits[SplitTrain][1].Captions, want) {
+		t.Errorf("standard captions %q, want %q", d.Splits[SplitTrain][1].Captions, want)
+	}
+	if want := [][]string{{"the", "sea", "at", "night"}}; !reflect.DeepEqual(d.Splits[SplitTest][0].Captions, want) {
+		t.Errorf("standard test captions %q, want %q", d.Splits[SplitTest][0].Captions, want)
+	}
 	// Without an image folder the path stays relative; the name falls back to the file name.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dataset_flickr30k.json")

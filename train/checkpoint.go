@@ -116,6 +116,7 @@ func loadCheckpoint(path string) (*state, map[string][]float32, error) {
 	if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {
 		return nil, nil, fmt.Errorf("train: checkpoint %s: bad state: %w", path, err)
 	}
+	st.Config = st.Config.WithDefaults() // a checkpoint from before arch and cleaning
 	groups := map[string][]float32{}
 	for _, prefix := range []string{groupParams, groupAdamM, groupAdamV, groupEMA} {
 		if _, ok := f.Tensor(prefix + st.Config.Tensors()[0].Name); !ok && prefix == groupEMA {

@@ -171,7 +171,8 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 }
 
 // checkInit loads the model folder a run starts from and checks that it has the
-// architecture the run asks for (dropout aside: it is a training setting).
+// architecture the run asks for (dropout and the attention penalty aside: they
+// are training settings).
 func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, error) {
 	init, err := decoder.Load(dev, dir)
 	if err != nil {
@@ -179,7 +180,7 @@ func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, erro
 	}
 	defer init.Close()
 	got := init.Cfg
-	got.Dropout = want.Dropout
+	got.Dropout, got.AttPenalty = want.Dropout, want.AttPenalty
 	if got != want {
 		return nil, fmt.Errorf("train.init: %s has the architecture %+v, this run asks for %+v; set the train sizes to the model's (or train from scratch without train.init)", dir, init.Cfg, want)
 	}

@@ -19,7 +19,7 @@ import (
 
 // Split is one dataset split ready for training.
 type Split struct {
-	Feats    []float32    // (Images, F) image features
+	Feats    []float32    // (Images, decoder.Config.InputDim()) image features: pooled, or grids for attention
 	Examples []Example    // one per (image, caption)
 	Refs     [][][]string // per image, its reference captions as words (for BLEU)
 }
@@ -47,6 +47,9 @@ type Options struct {
 	BLEU func(hyps [][]string, refs [][][]string) [4]float64
 	// Log receives the progress bars and one line per epoch.
 	Log io.Writer
+	// Regions is the number of grid regions per image in the features of an
+	// attention decoder (49 for 7x7).
+	Regions int
 }
 
 // EpochStats is one row of the training curves.
@@ -77,14 +80,19 @@ func ModelDir(out string) string { return filepath.Join(out, "model") }
 
 // ModelConfig is the decoder configuration the options ask for. Self-critical
 // training runs the decoder without dropout (its gradient pass must score the
-// captions with the network that sampled them); it drops image features itself.
+// captions with the network that sampled them; it drops image features itself)
+// and without the attention penalty, whose gradient the rewards would not weigh.
+// featDim is the number of feature values per image.
 func (o Options) ModelConfig(featDim int) decoder.Config {
-	c := decoder.Config{FeatDim: featDim, Embed: o.Embed, Hidden: o.Hidden, Mid: o.Mid,
+	c := decoder.Config{Arch: o.Arch, Cleaning: text.Cleaning(o.Cleaning), FeatDim: featDim, Embed: o.Embed, Hidden: o.Hidden, Mid: o.Mid,
 		Vocab: o.Vocab.Size(), Dropout: float32(o.Dropout)}
-	if o.Objective == "cider" {
-		c.Dropout = 0
+	if o.Arch == decoder.ArchAttention {
+		c.Mid, c.FeatDim, c.Regions, c.Att, c.AttPenalty = 0, featDim/max(o.Regions, 1), o.Regions, o.Att, float32(o.AttPenalty)
 	}
-	return c
+	if o.Objective == "cider" {
+		c.Dropout, c.AttPenalty = 0, 0
+	}
+	return c.WithDefaults()
 }
 
 // objectiveName is a train.objective value with the empty one (options built in

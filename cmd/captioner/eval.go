@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/metrics"
@@ -61,6 +62,11 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
+	if err != nil {
+		return err
+	}
+	ds.Reclean(mc.Cleaning) // references tokenised as the model's training captions
 	imgs, err := ds.Split(splitName)
 	if err != nil {
 		return err
@@ -176,7 +182,15 @@ func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result,
 	for i, im := range imgs {
 		names[i] = im.Name
 	}
-	host, err := store.LoadPooled(names)
+	mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	load := store.LoadPooled
+	if mc.Arch == decoder.ArchAttention {
+		load = store.LoadGrid
+	}
+	host, err := load(names)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/metrics"
@@ -25,8 +26,11 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train the caption decoder on cached image features (resumable)",
-		Long: `Trains the merge-LSTM decoder on a dataset's train split with teacher forcing,
-evaluating dev-split loss and BLEU after every epoch. Features come from
+		Long: `Trains the caption decoder on a dataset's train split with teacher forcing,
+evaluating dev-split loss and BLEU after every epoch: --arch merge (the seed's, on
+pooled features) or --arch attention (Show, Attend and Tell over the 7x7 grid, which
+needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleaning
+(standard keeps every word, "a" too; seed is the seed notebook's). Features come from
 ` + "`captioner extract`" + ` (run it first). Everything goes to --out:
   checkpoint.safetensors  resumable state (atomic, checksummed) after every epoch
   model/                  the epoch with the best dev BLEU-4 so far: decoder weights,
@@ -58,7 +62,9 @@ training with a lower rate, e.g.
 	f.Int64("seed", 1, "random seed: the same seed gives the same run")
 	f.String("init", "", "model folder to start from (weights and vocabulary)")
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
-	bindOnRun(cmd, map[string]string{"init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
+	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
+	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
+	bindOnRun(cmd, map[string]string{"arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
 		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
 		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
 	rootCmd.AddCommand(cmd)
@@ -75,6 +81,14 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if tc.Init != "" { // the initial model's vocabulary, hence its cleaning
+		ic, err := decoder.ReadConfig(filepath.Join(tc.Init, decoder.ConfigFile))
+		if err != nil {
+			return fmt.Errorf("train.init: %w", err)
+		}
+		tc.Cleaning = string(ic.Cleaning)
+	}
+	ds.Reclean(text.Cleaning(tc.Cleaning))
 	trainImgs, err := ds.Split(text.SplitTrain)
 	if err != nil {
 		return err
@@ -99,11 +113,12 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer store.Close()
-	trn, err := split(store, trainImgs, vocab)
+	grid := tc.Arch == decoder.ArchAttention
+	trn, err := split(store, trainImgs, vocab, grid)
 	if err != nil {
 		return err
 	}
-	dv, err := split(store, devImgs, vocab)
+	dv, err := split(store, devImgs, vocab, grid)
 	if err != nil {
 		return err
 	}
@@ -129,7 +144,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return fmt.Errorf("train.eval_beam: %w", err)
 	}
-	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU, Decode: plan.DecodeOptions}
+	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU, Regions: store.Manifest().Regions(), Decode: plan.DecodeOptions}
 	res, err := train.Run(ctx, dev, o, trn, dv)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the last finished epoch's checkpoint is in %s; run the same command with --resume to continue", tc.Out)
@@ -180,8 +195,9 @@ func openFeatures(assetsDir, root string) (*features.Store, error) {
 	return s, nil
 }
 
-// split turns dataset images into training examples with their features.
-func split(store *features.Store, imgs []text.Image, vocab *text.Vocab) (*train.Split, error) {
+// split turns dataset images into training examples with their features: the
+// pooled vectors, or the grids when grid is set.
+func split(store *features.Store, imgs []text.Image, vocab *text.Vocab, grid bool) (*train.Split, error) {
 	names := make([]string, len(imgs))
 	s := &train.Split{}
 	for i, im := range imgs {
@@ -197,6 +213,10 @@ func split(store *features.Store, imgs []text.Image, vocab *text.Vocab) (*train.
 		}
 	}
 	var err error
-	s.Feats, err = store.LoadPooled(names)
+	if grid {
+		s.Feats, err = store.LoadGrid(names)
+	} else {
+		s.Feats, err = store.LoadPooled(names)
+	}
 	return s, err
 }

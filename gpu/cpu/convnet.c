@@ -1,3 +1,5 @@
+//go:build cgo && !purecpu
+
 // A chain of convolutions run by oneDNN (see convnet.h). Why oneDNN: on CPUs with
 // AMX or AVX512-BF16 its bf16 convolutions run the 1x1 layers 3-4x faster than
 // float32 GEMM, and keeping every activation in bf16 between layers avoids a

@@ -18,7 +18,7 @@ func TestSuite(t *testing.T) {
 }
 
 func TestOpen(t *testing.T) {
-	dev, err := gpu.Open("cpu")
+	dev, err := gpu.Open("cpu", gpu.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Package cpu is the CPU backend of the gpu device layer: GEMM through OpenBLAS
-// (cgo) or gonum (pure Go, CGO_ENABLED=0), every other kernel as goroutine-parallel
+// (cgo) or gonum (pure Go: CGO_ENABLED=0, or the purecpu tag), every other kernel as goroutine-parallel
 // loops, with the hot loops in C when cgo is available. See ../README.md.
 package cpu
 
@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	gpu.Register("cpu", func() (gpu.Device, error) { return New(0), nil })
+	gpu.Register("cpu", func(gpu.Options) (gpu.Device, error) { return New(0), nil })
 }
 
 // Device is a CPU device. Buffers are Go []float32 slices; kernels run

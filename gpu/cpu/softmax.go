@@ -33,6 +33,24 @@ func (d *Device) softmax(op string, out, x gpu.Buf, rows, cols int, log bool) {
 	})
 }
 
+// SoftmaxBackward writes dx = y * (dy - Σ_j y_j dy_j) row by row; dx may alias dy.
+func (d *Device) SoftmaxBackward(dx, dy, y gpu.Buf, rows, cols int) {
+	o, ys := d.rowsCheck("SoftmaxBackward", dx, y, rows, cols)
+	g := d.need(dy, rows*cols, "SoftmaxBackward dy (rows, cols)")
+	d.parallel(rows, max(1, grain/(2*cols)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			yr, gr, or := ys[r*cols:(r+1)*cols], g[r*cols:(r+1)*cols], o[r*cols:(r+1)*cols]
+			var dot float64
+			for j, v := range yr {
+				dot += float64(v) * float64(gr[j])
+			}
+			for j, v := range yr {
+				or[j] = v * (gr[j] - float32(dot))
+			}
+		}
+	})
+}
+
 // CrossEntropy writes loss[r] = -log softmax(logits[r])[targets[r]] and, when
 // dlogits is not nil, dlogits[r] = (softmax(logits[r]) - onehot) * gradScale;
 // rows with a negative target get zeros. dlogits may alias logits.

@@ -6,25 +6,26 @@ import (
 	"fmt"
 	"unsafe"
 
-	"gonum.org/v1/gonum/blas"
 	"gorgonia.org/cu"
-	cublas "gorgonia.org/cu/blas"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cuda/cublas"
 	"github.com/captioner/captioner/gpu/kernels"
 )
 
 func init() {
-	gpu.Register("cuda", func() (gpu.Device, error) { return Open(0) })
+	gpu.Register("cuda", func(o gpu.Options) (gpu.Device, error) { return Open(0, cublas.SplitPath(o.LibraryPath)) })
 }
 
-// Open returns GPU number ordinal as a gpu.Device.
-func Open(ordinal int) (gpu.Device, error) {
+// Open returns GPU number ordinal as a gpu.Device. cuBLAS is loaded at run
+// time from libraryPath (extra folders), $CAPTIONER_CUDA_LIBRARY_PATH, the
+// dynamic loader's path and the usual places (see package cublas).
+func Open(ordinal int, libraryPath []string) (gpu.Device, error) {
 	sigs, err := kernels.Signatures()
 	if err != nil {
 		return nil, err
 	}
-	drv, err := newDriver(ordinal, sigs)
+	drv, err := newDriver(ordinal, sigs, cublas.DefaultSearch(libraryPath))
 	if err != nil {
 		return nil, err
 	}
@@ -38,19 +39,20 @@ func Open(ordinal int) (gpu.Device, error) {
 
 // driver implements kernels.Driver with the CUDA driver API. Every call runs on
 // the OS thread that holds the context (cu.Ctx.Do). All work goes to the legacy
-// default stream, which is also the stream cu/blas's cuBLAS handle uses, so
-// kernels, copies and GEMMs run in the order they were issued.
+// default stream, which is also the stream of a new cuBLAS handle, so kernels,
+// copies and GEMMs run in the order they were issued.
 type driver struct {
 	ctx    *cu.Ctx
 	mod    cu.Module
 	fns    []cu.Function // by signature index
-	blas   *cublas.Standard
+	lib    *cublas.Library
+	blas   *cublas.Handle
 	name   string
 	err    error              // first failure
 	params [24]unsafe.Pointer // launch parameter pointers, reused
 }
 
-func newDriver(ordinal int, sigs []kernels.Signature) (d *driver, err error) {
+func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search) (d *driver, err error) {
 	n, err := cu.NumDevices()
 	if err != nil {
 		return nil, fmt.Errorf("gpu: counting CUDA devices: %w", err)
@@ -74,24 +76,29 @@ func newDriver(ordinal int, sigs []kernels.Signature) (d *driver, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gpu: CUDA device %d (%s): %w", ordinal, name, err)
 	}
-	d = &driver{name: fmt.Sprintf("cuda (%s, sm_%d%d, %.1f GB)", name, major, minor, float64(mem)/1e9)}
-	// cu.NewContext and cublas.New panic on failure; the latter on the
-	// context's own goroutine, so it needs its own recover.
+	// A cuBLAS newer than the driver's CUDA version cannot create a handle.
+	search.Sonames = cublas.ForDriver(search.Sonames, cu.Version()/1000)
+	lib, err := cublas.Load(search)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: %s: %w", name, err)
+	}
+	d = &driver{lib: lib}
+	// cu.NewContext panics on failure.
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("gpu: creating a CUDA context on %s: %v", name, r)
 		}
+		if err != nil {
+			lib.Close()
+		}
 	}()
 	d.ctx = cu.NewContext(dev, cu.SchedAuto)
-	err = d.ctx.Do(func() (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("gpu: creating a cuBLAS handle on %s: %v", name, r)
-			}
-		}()
+	var blasVersion string
+	err = d.ctx.Do(func() error {
 		mod, err := cu.LoadData(kernels.PTX)
 		if err != nil {
-			return fmt.Errorf("gpu: loading the kernels' PTX (compute_70, PTX ISA 7.8) on %s: %w; the NVIDIA driver must support CUDA 11.8 (R520 or newer)", name, err)
+			return fmt.Errorf("gpu: loading the kernels' PTX (%s) on %s (sm_%d%d) with driver %s: %w; the NVIDIA driver must support CUDA 11.8 (R520 or newer)",
+				kernels.PTXTarget(), name, major, minor, driverVersion(), err)
 		}
 		d.mod = mod
 		for _, s := range sigs {
@@ -101,14 +108,28 @@ func newDriver(ordinal int, sigs []kernels.Signature) (d *driver, err error) {
 			}
 			d.fns = append(d.fns, fn)
 		}
-		d.blas = cublas.New(cublas.WithContext(d.ctx))
+		if d.blas, err = lib.NewHandle(); err != nil {
+			return fmt.Errorf("gpu: %s: %w", name, err)
+		}
+		if blasVersion, err = d.blas.Version(); err != nil {
+			d.blas.Destroy()
+			return fmt.Errorf("gpu: %s: %w", name, err)
+		}
 		return nil
 	})
 	if err != nil {
 		d.ctx.Close()
 		return nil, err
 	}
+	d.name = fmt.Sprintf("cuda (%s, sm_%d%d, %.1f GB, driver %s, cuBLAS %s from %s)",
+		name, major, minor, float64(mem)/1e9, driverVersion(), blasVersion, lib.Path())
 	return d, nil
+}
+
+// driverVersion is the CUDA version the driver supports, as major.minor.
+func driverVersion() string {
+	v := cu.Version()
+	return fmt.Sprintf("%d.%d", v/1000, v%1000/10)
 }
 
 func (d *driver) Name() string { return d.name }
@@ -171,31 +192,19 @@ func (d *driver) Launch(k, gridX, gridY, blockX int, args []uint64) {
 	d.do(func() error { return fn.Launch(gridX, gridY, 1, blockX, 1, 1, 0, cu.NoStream, params) })
 }
 
-// devSlice presents a device address as the []float32 that cu/blas wants: it
-// passes &s[0] to cuBLAS as the matrix address and never touches s in Go.
-func devSlice(p kernels.Ptr) []float32 {
-	return unsafe.Slice(*(**float32)(unsafe.Pointer(&p)), 1)
-}
-
-func trans(t bool) blas.Transpose {
+func trans(t bool) cublas.Op {
 	if t {
-		return blas.Trans
+		return cublas.Trans
 	}
-	return blas.NoTrans
+	return cublas.NoTrans
 }
 
 // Sgemm computes the row-major product with column-major cuBLAS by the usual
 // swap: row-major C (m, n) is column-major C^T, and C^T = op(B)^T * op(A)^T, where
 // op(B)^T is what cuBLAS sees when handed B's memory with B's own transpose flag.
 func (d *driver) Sgemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Ptr, lda int, b kernels.Ptr, ldb int, beta float32, c kernels.Ptr, ldc int) {
-	if k == 0 {
-		// cuBLAS does not read A and B when k == 0, but cu/blas needs addresses;
-		// empty buffers have none.
-		a, b = c, c
-	}
 	d.do(func() error {
-		d.blas.Sgemm(trans(transB), trans(transA), n, m, k, alpha, devSlice(b), ldb, devSlice(a), lda, beta, devSlice(c), ldc)
-		return d.blas.Err()
+		return d.blas.Sgemm(trans(transB), trans(transA), n, m, k, alpha, uintptr(b), ldb, uintptr(a), lda, beta, uintptr(c), ldc)
 	})
 }
 
@@ -206,7 +215,7 @@ func (d *driver) Sync() error {
 
 func (d *driver) Close() error {
 	err := d.ctx.Do(func() error {
-		if err := d.blas.Close(); err != nil {
+		if err := d.blas.Destroy(); err != nil {
 			return err
 		}
 		return d.mod.Unload()
@@ -214,5 +223,6 @@ func (d *driver) Close() error {
 	if cerr := d.ctx.Close(); err == nil {
 		err = cerr
 	}
+	d.lib.Close()
 	return err
 }

@@ -12,10 +12,11 @@ import (
 // start on a machine with a GPU (see the package comment); elsewhere the
 // untagged TestSuiteOnGPU reports the suite as skipped.
 func TestKernels(t *testing.T) {
-	dev, err := Open(0)
+	dev, err := Open(0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dev.Close()
+	t.Logf("device: %s", dev.Name())
 	gputest.Run(t, dev)
 }

@@ -44,7 +44,7 @@ func TestSuiteOnGPU(t *testing.T) {
 
 // TestSuiteOnFakeDriver runs the kernel suite through this package's real code
 // (gorgonia.org/cu calls, PTX module loading, parameter passing, the row-major
-// cuBLAS calls) against the stand-ins for libcuda.so.1 and libcublas.so.11 of
+// cuBLAS calls) against the stand-ins for libcuda.so.1 and libcublas.so.13 of
 // package fakedriver, which run the kernels in gpu/cudaemu's emulator and SGEMM
 // by its column-major definition.
 func TestSuiteOnFakeDriver(t *testing.T) {

@@ -33,12 +33,13 @@ const char *const emu_kernel_names[] = {
 	"global_avg_pool",
 	"sum_squares",
 	"softmax",
+	"softmax_backward",
 	"cross_entropy",
 	"topk",
 	NULL,
 };
 
-const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1};
+const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
 
 const char *const emu_kernel_kinds[] = {
 	"pppiii",
@@ -59,6 +60,7 @@ const char *const emu_kernel_kinds[] = {
 	"ppiii",
 	"ppi",
 	"ppiii",
+	"pppii",
 	"ppppiif",
 	"pppiii",
 };
@@ -120,9 +122,12 @@ void emu_dispatch(int k, const uint64_t *a) {
 		softmax((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
 		return;
 	case 18:
-		cross_entropy((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const int *)(uintptr_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5], emu_f32(a[6]));
+		softmax_backward((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
 		return;
 	case 19:
+		cross_entropy((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const int *)(uintptr_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5], emu_f32(a[6]));
+		return;
+	case 20:
 		topk((int *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5]);
 		return;
 	}

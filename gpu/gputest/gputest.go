@@ -38,6 +38,7 @@ func Run(t *testing.T, dev gpu.Device) {
 		{"LSTMCellForward", testLSTMCellForward},
 		{"LSTMCellBackward", testLSTMCellBackward},
 		{"Softmax", testSoftmax},
+		{"SoftmaxBackward", testSoftmaxBackward},
 		{"CrossEntropy", testCrossEntropy},
 		{"CrossEntropyGradient", testCrossEntropyGradient},
 		{"Embedding", testEmbedding},

@@ -109,6 +109,44 @@ func testSoftmax(t *testing.T, dev gpu.Device) {
 	}
 }
 
+// testSoftmaxBackward checks dx against central differences of the device's
+// Softmax: dx_i = d/dx_i Σ dy ⊙ softmax(x), rows of attention-map width (49)
+// among them.
+func testSoftmaxBackward(t *testing.T, dev gpu.Device) {
+	for _, s := range [][2]int{{1, 1}, {3, 7}, {4, 49}} {
+		for _, inplace := range []bool{false, true} {
+			rows, cols := s[0], s[1]
+			t.Run(name("%dx%d_inplace%v", rows, cols, inplace), func(t *testing.T) {
+				h := newHarness(t, dev, uint64(rows*cols)+7)
+				x := h.uniform(rows*cols, -2, 2)
+				dy := h.uniform(rows*cols, -1, 1)
+				softmax := func() []float32 {
+					y := h.out(rows * cols)
+					dev.Softmax(y, h.in(x), rows, cols)
+					return h.get(y)
+				}
+				want := centralDiff(x, func() float64 {
+					var l float64
+					for i, v := range softmax() {
+						l += float64(dy[i]) * float64(v)
+					}
+					return l
+				})
+				y := h.in(softmax())
+				var dx gpu.Buf
+				if inplace {
+					dx = h.buf(dy)
+					dev.SoftmaxBackward(dx, dx, y, rows, cols)
+				} else {
+					dx = h.out(rows * cols)
+					dev.SoftmaxBackward(dx, h.in(dy), y, rows, cols)
+				}
+				near(t, "dx", h.get(dx), want, tolerance(want, 1e-4, 1e-3))
+			})
+		}
+	}
+}
+
 // targetsFor returns one target per row, with row 1 (if any) padding (-1).
 func targetsFor(h *harness, rows, cols int) []int32 {
 	t := make([]int32, rows)

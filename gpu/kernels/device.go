@@ -31,7 +31,7 @@ type Device struct {
 type kernelIndex struct {
 	biasAct, actBackward, colSum, add, mul, axpy, scale, dropout, adamw,
 	lstmForward, lstmBackward, embeddingForward, embeddingBackward,
-	im2col, depthwiseConv, globalAvgPool, sumSquares, softmax, crossEntropy, topk int
+	im2col, depthwiseConv, globalAvgPool, sumSquares, softmax, softmaxBackward, crossEntropy, topk int
 }
 
 const (
@@ -69,7 +69,7 @@ func New(drv Driver, sigs []Signature) (*Device, error) {
 		lstmForward: find("lstm_forward"), lstmBackward: find("lstm_backward"),
 		embeddingForward: find("embedding_forward"), embeddingBackward: find("embedding_backward"),
 		im2col: find("im2col"), depthwiseConv: find("depthwise_conv"), globalAvgPool: find("global_avg_pool"),
-		sumSquares: find("sum_squares"), softmax: find("softmax"), crossEntropy: find("cross_entropy"),
+		sumSquares: find("sum_squares"), softmax: find("softmax"), softmaxBackward: find("softmax_backward"), crossEntropy: find("cross_entropy"),
 		topk: find("topk"),
 	}
 	if missing != nil {
@@ -557,6 +557,15 @@ func (d *Device) Softmax(out, x gpu.Buf, rows, cols int) { d.softmax(out, x, row
 // LogSoftmax implements gpu.Device.
 func (d *Device) LogSoftmax(out, x gpu.Buf, rows, cols int) {
 	d.softmax(out, x, rows, cols, 1, "LogSoftmax")
+}
+
+// SoftmaxBackward implements gpu.Device.
+func (d *Device) SoftmaxBackward(dx, dy, y gpu.Buf, rows, cols int) {
+	pdx, pdy, py := d.ptr(dx, rows*cols, "SoftmaxBackward's dx"), d.ptr(dy, rows*cols, "SoftmaxBackward's dy"), d.ptr(y, rows*cols, "SoftmaxBackward's y")
+	if cols <= 0 && rows > 0 {
+		panic(fmt.Sprintf("gpu: SoftmaxBackward of rows with %d columns", cols))
+	}
+	d.launchRows(d.k.softmaxBackward, rows, cols, argP(pdx), argP(pdy), argP(py), argI(rows), argI(cols))
 }
 
 // CrossEntropy implements gpu.Device.

@@ -21,6 +21,37 @@ import (
 //go:embed kernels.ptx
 var PTX string
 
+var (
+	ptxVersionRe = regexp.MustCompile(`(?m)^\.version (\d+)\.(\d+)$`)
+	ptxTargetRe  = regexp.MustCompile(`(?m)^\.target sm_(\d+)$`)
+)
+
+// PTXVersion returns the PTX ISA version (major, minor) and the target
+// architecture (70 for sm_70) that kernels.ptx declares. A driver loads PTX of
+// an ISA version up to the CUDA version it supports (7.8: CUDA 11.8, driver
+// R520) and JIT-compiles a target for any GPU of that compute capability or
+// newer.
+func PTXVersion() (major, minor, target int, err error) {
+	v := ptxVersionRe.FindStringSubmatch(PTX)
+	t := ptxTargetRe.FindStringSubmatch(PTX)
+	if v == nil || t == nil {
+		return 0, 0, 0, fmt.Errorf("gpu/kernels: kernels.ptx lacks a .version or .target line")
+	}
+	fmt.Sscan(v[1], &major)
+	fmt.Sscan(v[2], &minor)
+	fmt.Sscan(t[1], &target)
+	return major, minor, target, nil
+}
+
+// PTXTarget describes kernels.ptx for messages: "PTX ISA 7.8 for sm_70".
+func PTXTarget() string {
+	major, minor, target, err := PTXVersion()
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("PTX ISA %d.%d for sm_%d", major, minor, target)
+}
+
 // Block is the block size of launches that use shared memory; it equals BLOCK in
 // common.cuh (checked by the tests).
 const Block = 256

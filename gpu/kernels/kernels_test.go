@@ -106,3 +106,24 @@ func TestSignatures(t *testing.T) {
 		}
 	}
 }
+
+// TestPTXLoadsOnEveryDriverAndGPU checks what the driver's JIT needs of the
+// module: an ISA version that the oldest supported driver (R520, CUDA 11.8:
+// ISA 7.8) reads, so every newer one (driver 580, CUDA 13: up to ISA 9.0) does
+// too, and a target no newer than Volta, which the JIT compiles forward to
+// every later GPU (Hopper's sm_90 included).
+func TestPTXLoadsOnEveryDriverAndGPU(t *testing.T) {
+	major, minor, target, err := PTXVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if major*10+minor > 78 {
+		t.Errorf("kernels.ptx is PTX ISA %d.%d: drivers older than its CUDA version refuse it; generate it with CUDA 11.8's nvcc", major, minor)
+	}
+	if target != 70 {
+		t.Errorf("kernels.ptx targets sm_%d, want sm_70 (ptx.mk's compute_70): GPUs below the target cannot load it", target)
+	}
+	if got := PTXTarget(); got != fmt.Sprintf("PTX ISA %d.%d for sm_%d", major, minor, target) {
+		t.Errorf("PTXTarget() = %q", got)
+	}
+}

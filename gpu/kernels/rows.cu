@@ -28,6 +28,21 @@ KERNEL softmax(float *out, const float *x, int rows, int cols, int logp) {
 	}
 }
 
+// softmax_backward writes dx = y * (dy - sum_j y_j dy_j) for each row of the softmax
+// output y (rows, cols); dx may be dy: every thread reads its own columns of dy
+// before the dot product's barriers and writes only them after.
+KERNEL softmax_backward(float *dx, const float *dy, const float *y, int rows, int cols) {
+	__shared__ double sh[BLOCK];
+	for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+		const float *yr = y + r * cols, *gr = dy + r * cols;
+		float *dr = dx + r * cols;
+		double dot = 0.0;
+		for (int j = threadIdx.x; j < cols; j += blockDim.x) dot += (double)yr[j] * (double)gr[j];
+		float d = (float)block_sum(dot, sh);
+		for (int j = threadIdx.x; j < cols; j += blockDim.x) dr[j] = yr[j] * (gr[j] - d);
+	}
+}
+
 // cross_entropy writes loss[r] = -log softmax(logits[r])[targets[r]] and, when dlogits
 // is not NULL, dlogits[r] = (softmax(logits[r]) - onehot(targets[r])) * gradScale;
 // rows with a negative target get loss 0 and zero gradient. dlogits may be logits:

@@ -17,7 +17,7 @@ import (
 // the host emulator, so the probe's success path and a complete hand-over into a
 // real CUDA build run on machines without a GPU.
 
-// fakeDriver builds the stand-in libcuda.so.1 and libcublas.so.11 into a
+// fakeDriver builds the stand-in libcuda.so.1 and libcublas.so.13 into a
 // temporary folder and returns it, or skips without the CUDA toolkit.
 func fakeDriver(t *testing.T) string {
 	t.Helper()
@@ -59,12 +59,13 @@ func TestHandoverToCUDABuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v\nstderr: %s", exe, err, stderr.String())
 	}
-	if want := "opened cuda (cudaemu fake GPU, sm_70, 1.1 GB)\n"; string(out) != want {
+	name := "cuda (cudaemu fake GPU, sm_70, 1.1 GB, driver 13.0, cuBLAS 13.1.0 from " + filepath.Join(dir, fakedriver.CublasSoname) + ")"
+	if want := "opened " + name + "\n"; string(out) != want {
 		t.Fatalf("the hand-over printed %q, want %q; stderr: %s", out, want, stderr.String())
 	}
 	for _, want := range []string{
 		`msg="device: handing over to the CUDA build" gpus=1 binary=` + filepath.Join(dir, CUDABinary),
-		`msg="device: cuda (cudaemu fake GPU, sm_70, 1.1 GB)" why="handed over by the default binary, which found a GPU"`,
+		`msg="device: ` + name + `" why="handed over by the default binary, which found a GPU"`,
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, stderr.String())

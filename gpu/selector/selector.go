@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 
@@ -33,12 +34,22 @@ const CUDABinary = "captioner-cuda"
 // backend does not hand over again, forever.
 const HandoverEnv = "CAPTIONER_CUDA_HANDOVER"
 
-// Open returns the device want names ("auto", "cpu" or "cuda"); threads is the
-// CPU device's thread count (0: every core). It logs one line saying which
-// device runs and why. When the device is a GPU and this binary lacks the CUDA
-// backend, Open replaces the process with the CUDA binary and does not return.
-func Open(want string, threads int, log *slog.Logger) (gpu.Device, error) {
-	return open(want, threads, log, system)
+// Options say which device to open.
+type Options struct {
+	// Device is auto, cpu or cuda.
+	Device string
+	// Threads is the CPU device's thread count (0: every core).
+	Threads int
+	// CUDALibraryPath lists extra folders, ':'-separated, to look for cuBLAS in
+	// (configuration key cuda.library_path).
+	CUDALibraryPath string
+}
+
+// Open returns the device o names. It logs one line saying which device runs
+// and why. When the device is a GPU and this binary lacks the CUDA backend, Open
+// replaces the process with the CUDA binary and does not return.
+func Open(o Options, log *slog.Logger) (gpu.Device, error) {
+	return open(o, log, system)
 }
 
 // host is what selection needs from the machine; tests replace parts of it.
@@ -56,14 +67,15 @@ var system = host{
 	backends:   gpu.Backends,
 }
 
-func open(want string, threads int, log *slog.Logger, h host) (gpu.Device, error) {
+func open(o Options, log *slog.Logger, h host) (gpu.Device, error) {
+	want := o.Device
 	var why string
 	switch want {
 	case "cpu":
 		why = "requested"
 	case "auto", "cuda":
 		if slices.Contains(h.backends(), "cuda") {
-			return openCUDA(want, log, h)
+			return openCUDA(o, log, h)
 		}
 		if handedOver(h) {
 			err := fmt.Errorf("device %s: this binary was started as %s by a hand-over but has no CUDA backend: rebuild it with `make build-cuda`", want, CUDABinary)
@@ -97,14 +109,15 @@ func open(want string, threads int, log *slog.Logger, h host) (gpu.Device, error
 	default:
 		return nil, fmt.Errorf("device %q: want auto, cpu or cuda", want)
 	}
-	dev := cpu.New(threads)
+	dev := cpu.New(o.Threads)
 	log.Info("device: "+dev.Name(), "why", why)
 	return dev, nil
 }
 
 // openCUDA opens the GPU in a binary that has the CUDA backend.
-func openCUDA(want string, log *slog.Logger, h host) (gpu.Device, error) {
-	dev, err := gpu.Open("cuda")
+func openCUDA(o Options, log *slog.Logger, h host) (gpu.Device, error) {
+	want := o.Device
+	dev, err := gpu.Open("cuda", gpu.Options{LibraryPath: o.CUDALibraryPath})
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", want, err)
 	}
@@ -159,6 +172,12 @@ var cuResults = map[int32]string{
 func Probe() (int, error) { return probe("libcuda.so.1") }
 
 func probe(lib string) (int, error) {
+	// dlerror's message is per thread, and purego reads it in a call of its own
+	// after a failed dlopen or dlsym: a goroutine that moved to another thread in
+	// between would read another thread's message, often none. So every dl call
+	// here runs on one locked thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_LOCAL)
 	if err != nil {
 		return 0, err

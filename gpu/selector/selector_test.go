@@ -2,11 +2,13 @@ package selector
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -24,8 +26,9 @@ func TestMain(m *testing.M) {
 	h := system
 	if mode == "pretend" {
 		h.probe = func() (int, error) { return 1, nil }
+		h.backends = defaultBackends
 	}
-	dev, err := open("auto", 1, slog.New(slog.NewTextHandler(os.Stderr, nil)), h)
+	dev, err := open(Options{Device: "auto", Threads: 1}, slog.New(slog.NewTextHandler(os.Stderr, nil)), h)
 	if err != nil {
 		os.Stderr.WriteString("open: " + err.Error() + "\n")
 		os.Exit(3)
@@ -38,6 +41,37 @@ func TestProbeMissingLibrary(t *testing.T) {
 	_, err := probe("libcaptioner-no-such-lib.so.1")
 	if err == nil || !strings.Contains(err.Error(), "libcaptioner-no-such-lib.so.1") {
 		t.Fatalf("probe of a missing library: error %v, want one naming the library", err)
+	}
+}
+
+// TestProbeErrorsUnderConcurrency probes a missing library from many goroutines
+// at once, with more threads than cores, so goroutines move between threads all
+// the time: every error must still carry the loader's own message. dlerror's
+// message belongs to the thread that failed, so a probe that read it on
+// another thread (purego calls dlopen and dlerror separately) got an empty or
+// foreign one (about 1 in 1,000 single probes, more under this load).
+func TestProbeErrorsUnderConcurrency(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(16))
+	const goroutines, probes = 32, 300
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			lib := fmt.Sprintf("libcaptioner-no-such-lib-%d.so.1", g)
+			want := lib + ": cannot open shared object file"
+			for range probes {
+				runtime.Gosched()
+				if _, err := probe(lib); err == nil || !strings.Contains(err.Error(), want) {
+					errs <- fmt.Errorf("probe(%s): error %v, want one containing %q", lib, err, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
 
@@ -63,10 +97,15 @@ func TestProbeThisMachine(t *testing.T) {
 	t.Logf("Probe: %v", err)
 }
 
-// fakeHost is the real machine with a probe that says what the test wants and
-// the running binary placed at exe.
+// defaultBackends are those of the default binary, which these tests act as
+// also when they are built with the cuda tag (in the GPU bundle).
+func defaultBackends() []string { return []string{"cpu"} }
+
+// fakeHost is the default binary on the real machine with a probe that says
+// what the test wants and the running binary placed at exe.
 func fakeHost(gpus int, probeErr error, exe string, env ...string) host {
 	h := system
+	h.backends = defaultBackends
 	h.probe = func() (int, error) { return gpus, probeErr }
 	h.executable = func() (string, error) { return exe, nil }
 	h.environ = func() []string { return env }
@@ -79,7 +118,7 @@ func logger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, n
 func openCPU(t *testing.T, want string, h host) string {
 	t.Helper()
 	var log bytes.Buffer
-	dev, err := open(want, 2, logger(&log), h)
+	dev, err := open(Options{Device: want, Threads: 2}, logger(&log), h)
 	if err != nil {
 		t.Fatalf("open(%q): %v", want, err)
 	}
@@ -113,7 +152,7 @@ func TestOpenAutoThisMachine(t *testing.T) {
 		t.Skipf("this machine has %d GPU(s): auto may hand over", n)
 	}
 	var log bytes.Buffer
-	dev, err := Open("auto", 1, logger(&log))
+	dev, err := Open(Options{Device: "auto", Threads: 1}, logger(&log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +164,7 @@ func TestOpenAutoThisMachine(t *testing.T) {
 
 func TestOpenCUDAWithoutGPU(t *testing.T) {
 	_, noLib := probe("libcaptioner-no-such-lib.so.1")
-	_, err := open("cuda", 1, logger(io.Discard), fakeHost(0, noLib, "/nonexistent/captioner"))
+	_, err := open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), fakeHost(0, noLib, "/nonexistent/captioner"))
 	if err == nil || !strings.HasPrefix(err.Error(), "device cuda: no GPU found: libcaptioner-no-such-lib.so.1") {
 		t.Fatalf("open(cuda) without GPU: %v", err)
 	}
@@ -139,7 +178,7 @@ func TestGPUWithoutCUDABinary(t *testing.T) {
 	if !strings.Contains(log, "1 GPU(s) found, but "+want) {
 		t.Fatalf("log %q", log)
 	}
-	_, err := open("cuda", 1, logger(io.Discard), fakeHost(1, nil, exe))
+	_, err := open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), fakeHost(1, nil, exe))
 	if err == nil || err.Error() != "device cuda: 1 GPU(s) found, but "+want {
 		t.Fatalf("open(cuda): %v", err)
 	}
@@ -148,7 +187,7 @@ func TestGPUWithoutCUDABinary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, CUDABinary), []byte("not a program"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = open("cuda", 1, logger(io.Discard), fakeHost(1, nil, exe))
+	_, err = open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), fakeHost(1, nil, exe))
 	if err == nil || !strings.HasSuffix(err.Error(), filepath.Join(dir, CUDABinary)+" is not an executable file") {
 		t.Fatalf("open(cuda) with a non-executable %s: %v", CUDABinary, err)
 	}
@@ -160,14 +199,14 @@ func TestHandedOverWithoutCUDABackend(t *testing.T) {
 	if !strings.Contains(log, "has no CUDA backend") {
 		t.Fatalf("log %q", log)
 	}
-	_, err := open("cuda", 1, logger(io.Discard), h)
+	_, err := open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), h)
 	if err == nil || !strings.Contains(err.Error(), "has no CUDA backend: rebuild it with `make build-cuda`") {
 		t.Fatalf("open(cuda) after a hand-over: %v", err)
 	}
 }
 
 func TestUnknownDevice(t *testing.T) {
-	_, err := open("tpu", 1, logger(io.Discard), fakeHost(1, nil, "/nonexistent/captioner"))
+	_, err := open(Options{Device: "tpu", Threads: 1}, logger(io.Discard), fakeHost(1, nil, "/nonexistent/captioner"))
 	if err == nil || err.Error() != `device "tpu": want auto, cpu or cuda` {
 		t.Fatalf("open(tpu): %v", err)
 	}

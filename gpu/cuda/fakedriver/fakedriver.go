@@ -1,8 +1,8 @@
 // Package fakedriver builds stand-ins for the NVIDIA driver library
-// (libcuda.so.1) and cuBLAS (libcublas.so.11) from gpu/cuda/testdata/fakedriver,
-// for tests on machines without a GPU: on LD_LIBRARY_PATH, they let the CUDA
-// build of captioner start and run its kernels in gpu/cudaemu's emulator. See
-// gpu/README.md.
+// (libcuda.so.1) and cuBLAS (libcublas.so.N) from gpu/cuda/testdata/fakedriver,
+// for tests on machines without a GPU: found by the loader (LD_LIBRARY_PATH,
+// cuda.library_path), they let the CUDA build of captioner start and run its
+// kernels in gpu/cudaemu's emulator. See gpu/README.md.
 package fakedriver
 
 import (
@@ -16,6 +16,14 @@ import (
 // which the CUDA build links against on machines without a driver.
 const Stubs = "/usr/lib/x86_64-linux-gnu/stubs"
 
+// CublasSoname and CublasVersion are the cuBLAS that Build makes: the newest
+// the backend loads, so that it is preferred over a real older one on the
+// machine.
+const (
+	CublasSoname  = "libcublas.so.13"
+	CublasVersion = 130100
+)
+
 // Toolkit returns nil when the CUDA toolkit's headers and stub library, which the
 // CUDA build and the stand-ins need, are installed.
 func Toolkit() error {
@@ -27,24 +35,32 @@ func Toolkit() error {
 	return nil
 }
 
-// Build compiles libcuda.so.1 and libcublas.so.11 into dir; gpuDir is the
+// Build compiles libcuda.so.1 and CublasSoname into dir; gpuDir is the
 // repository's gpu folder.
 func Build(dir, gpuDir string) error {
 	src := filepath.Join(gpuDir, "cuda", "testdata", "fakedriver")
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
+	if err := cc("-I"+filepath.Join(gpuDir, "cudaemu"), "-o", filepath.Join(dir, "libcuda.so.1"), "-Wl,-soname,libcuda.so.1",
+		filepath.Join(src, "fakecuda.c"), "-lm"); err != nil {
+		return err
 	}
-	for _, args := range [][]string{
-		{"-I" + filepath.Join(gpuDir, "cudaemu"), "-o", filepath.Join(dir, "libcuda.so.1"), "-Wl,-soname,libcuda.so.1",
-			filepath.Join(src, "fakecuda.c"), "-lm"},
-		{"-o", filepath.Join(dir, "libcublas.so.11"), "-Wl,-soname,libcublas.so.11",
-			"-Wl,--version-script=" + filepath.Join(src, "cublas.map"), filepath.Join(src, "fakecublas.c")},
-	} {
-		cmd := exec.Command(cc, append([]string{"-shared", "-fPIC", "-O2", "-Wall"}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%v: %w\n%s", cmd, err, out)
-		}
+	return BuildCublas(dir, gpuDir, CublasSoname, CublasVersion)
+}
+
+// BuildCublas compiles a stand-in cuBLAS into dir/soname that reports version
+// (cuBLAS's number: major*10000 + minor*100 + patch).
+func BuildCublas(dir, gpuDir, soname string, version int) error {
+	src := filepath.Join(gpuDir, "cuda", "testdata", "fakedriver", "fakecublas.c")
+	return cc(fmt.Sprintf("-DFAKE_CUBLAS_VERSION=%d", version), "-o", filepath.Join(dir, soname), "-Wl,-soname,"+soname, src)
+}
+
+func cc(args ...string) error {
+	compiler := os.Getenv("CC")
+	if compiler == "" {
+		compiler = "cc"
+	}
+	cmd := exec.Command(compiler, append([]string{"-shared", "-fPIC", "-O2", "-Wall"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %w\n%s", cmd, err, out)
 	}
 	return nil
 }

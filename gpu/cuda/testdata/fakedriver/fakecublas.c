@@ -1,6 +1,7 @@
-// fakecublas.c builds a stand-in for libcublas.so.11 with the one routine the
-// CUDA backend calls, SGEMM, computed by definition on column-major matrices
-// (device memory is host memory under fakecuda.c), with cuBLAS's argument checks.
+// fakecublas.c builds a stand-in for libcublas.so.N with the routines the CUDA
+// backend calls (package gpu/cuda/cublas): SGEMM, computed by definition on
+// column-major matrices (device memory is host memory under fakecuda.c) with
+// cuBLAS's argument checks, and the version, FAKE_CUBLAS_VERSION (set when built).
 #include <cublas_v2.h>
 
 static int handle; // the one handle's identity
@@ -12,6 +13,12 @@ cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
 
 cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
 	return h == (cublasHandle_t)&handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+cublasStatus_t cublasGetVersion_v2(cublasHandle_t h, int *version) {
+	if (h != (cublasHandle_t)&handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+	*version = FAKE_CUBLAS_VERSION;
+	return CUBLAS_STATUS_SUCCESS;
 }
 
 static int max1(int a) { return a > 1 ? a : 1; }

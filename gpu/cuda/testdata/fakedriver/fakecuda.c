@@ -14,6 +14,12 @@
 
 CUresult cuInit(unsigned int flags) { return flags ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS; }
 
+// The driver of the GPU machine this project is lent: CUDA 13.0 (R580).
+CUresult cuDriverGetVersion(int *version) {
+	*version = 13000;
+	return CUDA_SUCCESS;
+}
+
 CUresult cuDeviceGetCount(int *count) {
 	*count = 1;
 	return CUDA_SUCCESS;

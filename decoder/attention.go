@@ -1,0 +1,383 @@
+package decoder
+
+import "github.com/captioner/captioner/gpu"
+
+// Show, Attend and Tell's soft attention decoder (Xu et al. 2015), as the
+// PyTorch peer AttentionDecoder in shared/bench/torch_captioner.py:
+//
+//	mean = mean over regions of feats (B, L, F)
+//	h0 = tanh(mean·InitHWᵀ + InitHB);  c0 = tanh(mean·InitCWᵀ + InitCB)
+//	pf = feats·AttFWᵀ + AttFB                                  (B, L, A), once
+//	per step t, from h = h_{t-1}:
+//	  alpha = softmax over L of AttV · tanh(pf + h·AttHWᵀ)       (B, L)
+//	  gz = sigmoid(h·GateWᵀ + GateB) * Σ_l alpha_l feats_l       (B, F)
+//	  h_t, c_t = LSTM([Embed y_{t-1}, gz], h, c)
+//	  logits = OutW · dropout(Embed y_{t-1} + h_t·OutHWᵀ + OutHB + gz·OutZWᵀ) + OutB
+//
+// The loss adds the doubly stochastic penalty AttPenalty * mean over captions and
+// regions of (1 - Σ_t alpha_t)^2, the sum over each caption's own steps.
+//
+// Every step is a composition of gpu.Device kernels, so the decoder runs
+// forward and backward on each backend: the broadcast of the state's term over
+// regions is an embedding gather (its backward a scatter-add), the context a
+// batched Gemm of each row's weights (1, L) with its regions (L, F), and the
+// softmax over regions has its own backward kernel (SoftmaxBackward).
+
+// attActs are attention's activations, each sized for (maxT, maxB) and
+// time-major like merge's; views into TrainState.attFlat.
+type attActs struct {
+	mean        gpu.Buf // (B, F) mean region
+	h, c, dh    gpu.Buf // (T+1, B, H) states: block 0 is h0 (c0), block t+1 step t's output; dh their gradients
+	dc          gpu.Buf // (B, H) cell gradient carried back in time
+	pf, dpf     gpu.Buf // (B, L, A) the regions' attention term and its gradient
+	e           gpu.Buf // (T, B, L, A) tanh(pf + the state's term)
+	de          gpu.Buf // (B, L, A) one step's gradient of e
+	hproj       gpu.Buf // (B, A) one step's state term h·AttHWᵀ; its gradient in backward
+	alpha       gpu.Buf // (T, B, L) attention weights
+	dalpha      gpu.Buf // (T, B, L) their gradient, starting from the penalty's
+	ascratch    gpu.Buf // (B, L) one step's gradient of the scores
+	z, beta, gz gpu.Buf // (T, B, F) context, gate, gated context
+	dgz         gpu.Buf // (T, B, F) gradient of gz
+	dz, dbeta   gpu.Buf // (B, F) one step's gradients of z and beta
+	deep, ddeep gpu.Buf // (T, B, E) deep output's input (after dropout) and its gradient
+	deepMask    gpu.Buf // (T, B, E)
+
+	regionImage []int32 // (maxB*L) b for region row b*L+l: broadcasts (B, .) over regions
+	feats       gpu.Buf // (B, L, F) the last Forward's features
+}
+
+// wxCols is the row length of Wx: the LSTM input is the embedding, and for
+// attention also the gated context.
+func (c Config) wxCols() int {
+	if c.Arch == ArchAttention {
+		return c.Embed + c.FeatDim
+	}
+	return c.Embed
+}
+
+// allocAttention allocates attention's activations and the shared ones it
+// uses (embeddings, gates, logits, loss) for (maxT, maxB).
+func (ts *TrainState) allocAttention() {
+	c, dev := ts.m.Cfg, ts.m.dev
+	B, N, F, E, H, L, A, V := ts.maxB, ts.maxB*ts.maxT, c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
+	S := N + B // states: T+1 blocks
+	a, x := &ts.a, &ts.att
+	ts.actFlat = carve(dev, []view{
+		{&a.emb, N * E}, {&a.demb, N * E}, {&a.gates, N * 4 * H}, {&a.act, N * 4 * H},
+		{&a.logits, N * V}, {&a.loss, N},
+	})
+	ts.attFlat = carve(dev, []view{
+		{&x.mean, B * F}, {&x.h, S * H}, {&x.c, S * H}, {&x.dh, S * H}, {&x.dc, B * H},
+		{&x.pf, B * L * A}, {&x.dpf, B * L * A}, {&x.e, N * L * A}, {&x.de, B * L * A},
+		{&x.hproj, B * A}, {&x.alpha, N * L}, {&x.dalpha, N * L}, {&x.ascratch, B * L},
+		{&x.z, N * F}, {&x.beta, N * F}, {&x.gz, N * F}, {&x.dgz, N * F}, {&x.dz, B * F}, {&x.dbeta, B * F},
+		{&x.deep, N * E}, {&x.ddeep, N * E}, {&x.deepMask, N * E},
+	})
+	x.regionImage = repeatRows(B, L)
+}
+
+// repeatRows returns, for n rows each repeated k times, the source row of
+// each of the n*k rows: a gather with it broadcasts (n, .) to (n*k, .), such
+// as images to their beams or to their regions.
+func repeatRows(n, k int) []int32 {
+	ids := make([]int32, n*k)
+	for i := range ids {
+		ids[i] = int32(i / k)
+	}
+	return ids
+}
+
+// attendStep runs one step's attention for B rows: from hPrev (B, H) it writes
+// alpha (B, L) and the gated context gz (B, F), keeping e (B, L, A), z and beta
+// (B, F) for the backward pass. pf is (B, L, A), feats (B, L, F).
+func attendStep(dev gpu.Device, p *Params, c Config, e, alpha, z, beta, gz, hproj, hPrev, pf, feats gpu.Buf, regionImage []int32, B int) {
+	F, H, L, A := c.FeatDim, c.Hidden, c.Regions, c.Att
+	// e (B, L, A) = tanh(pf + hproj broadcast over regions), hproj (B, A) = hPrev·AttHWᵀ.
+	dev.Gemm(false, true, B, A, H, 1, hPrev, H, p.AttHW, H, 0, hproj, A)
+	dev.EmbeddingForward(e, hproj, regionImage[:B*L], A)
+	dev.Add(e, e, pf)
+	dev.BiasAct(e, e, nil, B*L, A, gpu.ActTanh)
+	// alpha (B, L) = softmax(e · AttV).
+	dev.Gemm(false, true, B*L, 1, A, 1, e, A, p.AttV, A, 0, alpha, 1)
+	dev.Softmax(alpha, alpha, B, L)
+	// z_b (1, F) = alpha_b (1, L) · feats_b (L, F).
+	dev.GemmStridedBatched(false, false, 1, F, L, 1, alpha, L, L, feats, F, L*F, 0, z, F, F, B)
+	// beta (B, F) = sigmoid(hPrev·GateWᵀ + GateB); gz = beta * z.
+	linear(dev, beta, hPrev, p.GateW, p.GateB, B, H, F, gpu.ActSigmoid)
+	dev.Mul(gz, beta, z)
+}
+
+// attentionStart writes the initial state h0, c0 (B, H) from the mean region
+// (mean (B, F)) and the regions' attention term pf (B, L, A) of feats (B, L, F).
+func attentionStart(dev gpu.Device, p *Params, c Config, h0, c0, mean, pf, feats gpu.Buf, B int) {
+	F, H, L, A := c.FeatDim, c.Hidden, c.Regions, c.Att
+	dev.GlobalAvgPool(mean, feats, B, L, F)
+	linear(dev, h0, mean, p.InitHW, p.InitHB, B, F, H, gpu.ActTanh)
+	linear(dev, c0, mean, p.InitCW, p.InitCB, B, F, H, gpu.ActTanh)
+	linear(dev, pf, feats, p.AttFW, p.AttFB, B*L, F, A, gpu.ActNone)
+}
+
+// forwardAttention is Forward for the attention decoder: it leaves the logits
+// (T, B, V) in ts.a.logits and returns the attention penalty. feats is (B, L, F).
+func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint64) (float64, error) {
+	m, dev, c, a, x := ts.m, ts.m.dev, ts.m.Cfg, &ts.a, &ts.att
+	B, T := ts.B, ts.T
+	N, F, E, H, L, A, V := T*B, c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
+	x.feats = feats
+	hs, cs := x.h.Slice(0, (T+1)*B*H), x.c.Slice(0, (T+1)*B*H)
+	pf := x.pf.Slice(0, B*L*A)
+	attentionStart(dev, &m.P, c, hs.Slice(0, B*H), cs.Slice(0, B*H), x.mean.Slice(0, B*F), pf, feats, B)
+
+	// Words: emb (T, B, E) = Embed[ids]; gates (T, B, 4H) = emb·Wx[:, :E]ᵀ + LB for every step at once.
+	emb, gates := a.emb.Slice(0, N*E), a.gates.Slice(0, N*4*H)
+	dev.EmbeddingForward(emb, m.P.Embed, ts.ids, E)
+	dev.Gemm(false, true, N, 4*H, E, 1, emb, E, m.P.Wx, E+F, 0, gates, 4*H)
+	dev.BiasAct(gates, gates, m.P.LB, N, 4*H, gpu.ActNone)
+	wz := m.P.Wx.Slice(E, m.P.Wx.Len()-E) // (4H, F) the context's columns, row stride E+F
+
+	for t := 0; t < T; t++ {
+		hPrev, cPrev := hs.Slice(t*B*H, B*H), cs.Slice(t*B*H, B*H)
+		gz := x.gz.Slice(t*B*F, B*F)
+		attendStep(dev, &m.P, c, x.e.Slice(t*B*L*A, B*L*A), x.alpha.Slice(t*B*L, B*L), x.z.Slice(t*B*F, B*F),
+			x.beta.Slice(t*B*F, B*F), gz, x.hproj.Slice(0, B*A), hPrev, pf, feats, x.regionImage, B)
+		// gates_t += gz·Wzᵀ + hPrev·Whᵀ, then the cell.
+		g := gates.Slice(t*B*4*H, B*4*H)
+		dev.Gemm(false, true, B, 4*H, F, 1, gz, F, wz, E+F, 1, g, 4*H)
+		dev.Gemm(false, true, B, 4*H, H, 1, hPrev, H, m.P.Wh, H, 1, g, 4*H)
+		dev.LSTMCellForward(hs.Slice((t+1)*B*H, B*H), cs.Slice((t+1)*B*H, B*H), a.act.Slice(t*B*4*H, B*4*H), g, cPrev, B, H)
+	}
+
+	// Deep output: deep (T, B, E) = dropout(emb + h·OutHWᵀ + OutHB + gz·OutZWᵀ); logits (T, B, V).
+	deep := x.deep.Slice(0, N*E)
+	linear(dev, deep, hs.Slice(B*H, N*H), m.P.OutHW, m.P.OutHB, N, H, E, gpu.ActNone)
+	dev.Gemm(false, true, N, E, F, 1, x.gz.Slice(0, N*F), F, m.P.OutZW, F, 1, deep, E)
+	dev.Add(deep, deep, emb)
+	if ts.train && c.Dropout > 0 {
+		dev.Dropout(deep, x.deepMask.Slice(0, N*E), deep, c.Dropout, seed)
+	}
+	linear(dev, a.logits.Slice(0, N*V), deep, m.P.OutW, m.P.OutB, N, E, V, gpu.ActNone)
+	return ts.attentionPenalty(targets)
+}
+
+// attentionPenalty returns lambda * mean over captions b and regions l of
+// (1 - Σ_t alpha[t,b,l])^2, t over caption b's target steps, and when training
+// writes its gradient into dalpha (zero on padded steps).
+func (ts *TrainState) attentionPenalty(targets []int32) (float64, error) {
+	c, x, B, T := ts.m.Cfg, &ts.att, ts.B, ts.T
+	L, N := c.Regions, ts.T*ts.B
+	alpha := make([]float32, N*L)
+	if err := ts.m.dev.Download(alpha, x.alpha.Slice(0, N*L)); err != nil {
+		return 0, err
+	}
+	scale := float64(c.AttPenalty) / float64(B*L)
+	sum := make([]float64, B*L)
+	for t := 0; t < T; t++ {
+		for b := 0; b < B; b++ {
+			if targets[t*B+b] < 0 {
+				continue
+			}
+			for l := 0; l < L; l++ {
+				sum[b*L+l] += float64(alpha[(t*B+b)*L+l])
+			}
+		}
+	}
+	var pen float64
+	for _, s := range sum {
+		pen += (1 - s) * (1 - s)
+	}
+	if ts.train {
+		grad := make([]float32, N*L)
+		for t := 0; t < T; t++ {
+			for b := 0; b < B; b++ {
+				if targets[t*B+b] < 0 {
+					continue
+				}
+				for l := 0; l < L; l++ {
+					grad[(t*B+b)*L+l] = float32(2 * scale * (sum[b*L+l] - 1))
+				}
+			}
+		}
+		ts.m.dev.Upload(x.dalpha.Slice(0, N*L), grad)
+	}
+	return scale * pen, nil
+}
+
+// backwardAttention is Backward for the attention decoder, in the reverse
+// order of forwardAttention.
+func (ts *TrainState) backwardAttention() {
+	m, dev, c, a, x, G := ts.m, ts.m.dev, ts.m.Cfg, &ts.a, &ts.att, &ts.G
+	B, T := ts.B, ts.T
+	N, F, E, H, L, A, V := T*B, c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
+	hs, cs, dhs := x.h.Slice(0, (T+1)*B*H), x.c.Slice(0, (T+1)*B*H), x.dh.Slice(0, (T+1)*B*H)
+	feats := x.feats
+	emb, demb := a.emb.Slice(0, N*E), a.demb.Slice(0, N*E)
+	deep, ddeep := x.deep.Slice(0, N*E), x.ddeep.Slice(0, N*E)
+	gzAll, dgzAll := x.gz.Slice(0, N*F), x.dgz.Slice(0, N*F)
+	logits := a.logits.Slice(0, N*V) // holds dlogits
+
+	// Deep output: ddeep (T, B, E); emb gets it whole, h and gz through their weights.
+	linearBackward(dev, ddeep, G.OutW, G.OutB, logits, logits, deep, m.P.OutW, N, E, V, gpu.ActNone)
+	if c.Dropout > 0 {
+		dev.Mul(ddeep, ddeep, x.deepMask.Slice(0, N*E))
+	}
+	dev.Copy(demb, ddeep)
+	dev.Gemm(true, false, E, F, N, 1, ddeep, E, gzAll, F, 1, G.OutZW, F)
+	dev.Gemm(false, false, N, F, E, 1, ddeep, E, m.P.OutZW, F, 0, dgzAll, F)
+	dev.Zero(dhs.Slice(0, B*H))
+	linearBackward(dev, dhs.Slice(B*H, N*H), G.OutHW, G.OutHB, ddeep, deep, hs.Slice(B*H, N*H), m.P.OutHW, N, H, E, gpu.ActNone)
+
+	// Back through time. dhs[t+1] holds the gradient into step t's output once
+	// step t+1 has added its share; each step adds its own into dhs[t] (hPrev).
+	dgates := a.gates.Slice(0, N*4*H)
+	wz := m.P.Wx.Slice(E, m.P.Wx.Len()-E)
+	dc := x.dc.Slice(0, B*H)
+	dev.Zero(dc)
+	dpf, de, dhproj := x.dpf.Slice(0, B*L*A), x.de.Slice(0, B*L*A), x.hproj.Slice(0, B*A)
+	dev.Zero(dpf)
+	dz, dbeta := x.dz.Slice(0, B*F), x.dbeta.Slice(0, B*F)
+	ascr := x.ascratch.Slice(0, B*L)
+	for t := T - 1; t >= 0; t-- {
+		hPrev, dhPrev := hs.Slice(t*B*H, B*H), dhs.Slice(t*B*H, B*H)
+		dg := dgates.Slice(t*B*4*H, B*4*H)
+		dev.LSTMCellBackward(dg, dc, dhs.Slice((t+1)*B*H, B*H), dc, a.act.Slice(t*B*4*H, B*4*H), cs.Slice((t+1)*B*H, B*H), cs.Slice(t*B*H, B*H), B, H)
+		// gates_t = ... + gz·Wzᵀ + hPrev·Whᵀ.
+		dev.Gemm(false, false, B, H, 4*H, 1, dg, 4*H, m.P.Wh, H, 1, dhPrev, H)
+		dgz := dgzAll.Slice(t*B*F, B*F)
+		dev.Gemm(false, false, B, F, 4*H, 1, dg, 4*H, wz, E+F, 1, dgz, F)
+
+		// gz = beta * z; beta = sigmoid(hPrev·GateWᵀ + GateB).
+		z, beta := x.z.Slice(t*B*F, B*F), x.beta.Slice(t*B*F, B*F)
+		dev.Mul(dbeta, dgz, z)
+		dev.Mul(dz, dgz, beta)
+		dev.BiasActBackward(dbeta, G.GateB, dbeta, beta, B, F, gpu.ActSigmoid)
+		dev.Gemm(true, false, F, H, B, 1, dbeta, F, hPrev, H, 1, G.GateW, H)
+		dev.Gemm(false, false, B, H, F, 1, dbeta, F, m.P.GateW, H, 1, dhPrev, H)
+
+		// z_b = alpha_b · feats_b: dalpha_b (1, L) += dz_b (1, F) · feats_bᵀ.
+		alpha, dalpha := x.alpha.Slice(t*B*L, B*L), x.dalpha.Slice(t*B*L, B*L)
+		dev.GemmStridedBatched(false, true, 1, L, F, 1, dz, F, F, feats, F, L*F, 1, dalpha, L, L, B)
+		dev.SoftmaxBackward(ascr, dalpha, alpha, B, L) // dscores (B, L)
+
+		// scores = e · AttV; e = tanh(pf + hproj[regionImage]).
+		e := x.e.Slice(t*B*L*A, B*L*A)
+		dev.Gemm(true, false, 1, A, B*L, 1, ascr, 1, e, A, 1, G.AttV, A)
+		dev.Gemm(false, false, B*L, A, 1, 1, ascr, 1, m.P.AttV, A, 0, de, A)
+		dev.BiasActBackward(de, nil, de, e, B*L, A, gpu.ActTanh)
+		dev.Axpy(dpf, de, 1)
+		dev.Zero(dhproj)
+		dev.EmbeddingBackward(dhproj, de, x.regionImage[:B*L], A)
+		dev.Gemm(true, false, A, H, B, 1, dhproj, A, hPrev, H, 1, G.AttHW, H)
+		dev.Gemm(false, false, B, H, A, 1, dhproj, A, m.P.AttHW, H, 1, dhPrev, H)
+	}
+	// Weights shared by every step, as one Gemm each over the T steps.
+	dev.Gemm(true, false, 4*H, H, N, 1, dgates, 4*H, hs.Slice(0, N*H), H, 1, G.Wh, H)
+	dev.Gemm(true, false, 4*H, F, N, 1, dgates, 4*H, gzAll, F, 1, G.Wx.Slice(E, G.Wx.Len()-E), E+F)
+	dev.Gemm(true, false, 4*H, E, N, 1, dgates, 4*H, emb, E, 1, G.Wx, E+F)
+	dev.BiasActBackward(dgates, G.LB, dgates, dgates, N, 4*H, gpu.ActNone)
+	dev.Gemm(false, false, N, E, 4*H, 1, dgates, 4*H, m.P.Wx, E+F, 1, demb, E)
+	dev.EmbeddingBackward(G.Embed, demb, ts.ids, E)
+
+	// Start: pf = feats·AttFWᵀ + AttFB; h0, c0 = tanh(mean·Wᵀ + b).
+	linearBackward(dev, nil, G.AttFW, G.AttFB, dpf, x.pf.Slice(0, B*L*A), feats, m.P.AttFW, B*L, F, A, gpu.ActNone)
+	mean := x.mean.Slice(0, B*F)
+	linearBackward(dev, nil, G.InitHW, G.InitHB, dhs.Slice(0, B*H), hs.Slice(0, B*H), mean, m.P.InitHW, B, F, H, gpu.ActTanh)
+	linearBackward(dev, nil, G.InitCW, G.InitCB, dc, cs.Slice(0, B*H), mean, m.P.InitCW, B, F, H, gpu.ActTanh)
+}
+
+// attWorkspace holds attention's decoding buffers for up to rows rows.
+type attWorkspace struct {
+	rows         int
+	flat         gpu.Buf
+	mean         gpu.Buf // (B, F)
+	h0, c0       gpu.Buf // (B, H) the images' initial states
+	pf0          gpu.Buf // (B, L, A) the images' regions' attention term
+	feats, pf, e gpu.Buf // (R, L, F), (R, L, A), (R, L, A)
+	alpha        gpu.Buf // (R, L)
+	z, beta, gz  gpu.Buf // (R, F)
+	hproj        gpu.Buf // (R, A)
+	gates, act   gpu.Buf // (R, 4H)
+	h, c, h2, c2 gpu.Buf // (R, H)
+	emb, deep    gpu.Buf // (R, E)
+	logp         gpu.Buf // (R, V)
+	regionRow    []int32 // (R*L) the row of each region row
+}
+
+func (w *attWorkspace) free(dev gpu.Device) {
+	if w != nil {
+		dev.Free(w.flat)
+	}
+}
+
+// attWorkspaceFor returns buffers for R rows, growing them when needed.
+func (m *Model) attWorkspaceFor(R int) *attWorkspace {
+	if m.aws != nil && m.aws.rows >= R {
+		return m.aws
+	}
+	m.aws.free(m.dev)
+	c := m.Cfg
+	F, E, H, L, A, V := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
+	w := &attWorkspace{rows: R, regionRow: repeatRows(R, L)}
+	w.flat = carve(m.dev, []view{{&w.mean, R * F}, {&w.h0, R * H}, {&w.c0, R * H}, {&w.pf0, R * L * A},
+		{&w.feats, R * L * F}, {&w.pf, R * L * A}, {&w.e, R * L * A}, {&w.alpha, R * L},
+		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
+		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}})
+	m.aws = w
+	return w
+}
+
+// attentionSteps is attention's stepper.
+type attentionSteps struct {
+	m            *Model
+	w            *attWorkspace
+	R            int
+	feats, pf    gpu.Buf // (R, L, F), (R, L, A)
+	h, c, h2, c2 gpu.Buf // (R, H) current and new state
+}
+
+// attentionStepper starts B images (feats (B, L, F)) once and repeats their
+// regions, attention terms and initial states over K rows each.
+func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
+	c, dev := m.Cfg, m.dev
+	R, F, H, L, A := B*K, c.FeatDim, c.Hidden, c.Regions, c.Att
+	w := m.attWorkspaceFor(R)
+	h0, c0, pf0 := w.h0.Slice(0, B*H), w.c0.Slice(0, B*H), w.pf0.Slice(0, B*L*A)
+	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf0, feats, B)
+	s := &attentionSteps{m: m, w: w, R: R, feats: w.feats.Slice(0, R*L*F), pf: w.pf.Slice(0, R*L*A),
+		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
+	rows := repeatRows(B, K)
+	dev.EmbeddingForward(s.feats, feats, rows, L*F)
+	dev.EmbeddingForward(s.pf, pf0, rows, L*A)
+	dev.EmbeddingForward(s.h, h0, rows, H)
+	dev.EmbeddingForward(s.c, c0, rows, H)
+	return s
+}
+
+// step is one step of forwardAttention for R rows, with the embedding's LSTM
+// term gathered from proj, and log-probabilities out.
+func (s *attentionSteps) step(toks []int32) gpu.Buf {
+	m, w, R := s.m, s.w, s.R
+	dev, c := m.dev, m.Cfg
+	F, E, H, V := c.FeatDim, c.Embed, c.Hidden, c.Vocab
+	gz := w.gz.Slice(0, R*F)
+	attendStep(dev, &m.P, c, w.e.Slice(0, R*c.Regions*c.Att), w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
+		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, w.regionRow, R)
+	gates := w.gates.Slice(0, R*4*H)
+	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
+	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, gates, 4*H)
+	dev.Gemm(false, true, R, 4*H, H, 1, s.h, H, m.P.Wh, H, 1, gates, 4*H)
+	dev.LSTMCellForward(s.h2, s.c2, w.act.Slice(0, R*4*H), gates, s.c, R, H)
+	deep := w.deep.Slice(0, R*E)
+	linear(dev, deep, s.h2, m.P.OutHW, m.P.OutHB, R, H, E, gpu.ActNone)
+	dev.Gemm(false, true, R, E, F, 1, gz, F, m.P.OutZW, F, 1, deep, E)
+	emb := w.emb.Slice(0, R*E)
+	dev.EmbeddingForward(emb, m.P.Embed, toks, E)
+	dev.Add(deep, deep, emb)
+	logp := w.logp.Slice(0, R*V)
+	linear(dev, logp, deep, m.P.OutW, m.P.OutB, R, E, V, gpu.ActNone)
+	dev.LogSoftmax(logp, logp, R, V)
+	return logp
+}
+
+func (s *attentionSteps) advance(src []int32) {
+	advanceState(s.m.dev, src, &s.h, &s.c, &s.h2, &s.c2, s.m.Cfg.Hidden)
+}

@@ -1,0 +1,253 @@
+package decoder
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/text"
+)
+
+// An independent, naive float64 implementation of the attention decoder:
+// caption by caption, step by step, region by region, plain loops over (out, in)
+// weights, none of the device code's batching, gathers or Gemm tricks.
+
+// tinyAttentionConfig has every size distinct, so a swapped dimension cannot go
+// unnoticed, and small enough for finite differences over every parameter.
+func tinyAttentionConfig() Config {
+	return Config{Arch: ArchAttention, Cleaning: text.CleaningStandard, FeatDim: 6, Regions: 3, Att: 7,
+		Embed: 5, Hidden: 4, Vocab: 9, Dropout: 0.5, AttPenalty: 0.7}
+}
+
+type refParams struct {
+	c    Config
+	flat []float64
+	off  map[string]int
+}
+
+func newRefParams(c Config, flat []float64) refParams {
+	r := refParams{c: c, flat: flat, off: map[string]int{}}
+	for _, t := range c.Tensors() {
+		r.off[t.Name] = t.Off
+	}
+	return r
+}
+
+// at is element {i, j} of the named (rows, cols) tensor (cols 1 for a vector).
+func (r refParams) at(name string, i, j, cols int) float64 { return r.flat[r.off[name]+i*cols+j] }
+
+// dense returns w (out, in) · x + b (out); b "" means no bias.
+func (r refParams) dense(w, b string, x []float64, out int) []float64 {
+	y := make([]float64, out)
+	for o := range y {
+		if b != "" {
+			y[o] = r.at(b, o, 0, 1)
+		}
+		for i, v := range x {
+			y[o] += r.at(w, o, i, len(x)) * v
+		}
+	}
+	return y
+}
+
+// refAttImage is one image's regions (L, F) and their attention term (L, A).
+type refAttImage struct{ feats, pf [][]float64 }
+
+// attStart returns an image's regions and initial state; feat is (L, F).
+func (r refParams) attStart(feat []float32) (refAttImage, refState) {
+	c := r.c
+	F, H, L := c.FeatDim, c.Hidden, c.Regions
+	im := refAttImage{feats: make([][]float64, L), pf: make([][]float64, L)}
+	mean := make([]float64, F)
+	for l := range im.feats {
+		im.feats[l] = toF64(feat[l*F : (l+1)*F])
+		for j, v := range im.feats[l] {
+			mean[j] += v / float64(L)
+		}
+		im.pf[l] = r.dense("att_f.weight", "att_f.bias", im.feats[l], c.Att)
+	}
+	s := refState{h: r.dense("init_h.weight", "init_h.bias", mean, H), c: r.dense("init_c.weight", "init_c.bias", mean, H)}
+	for j := range s.h {
+		s.h[j], s.c[j] = math.Tanh(s.h[j]), math.Tanh(s.c[j])
+	}
+	return im, s
+}
+
+// attStep feeds token tok and returns the next state, the attention weights
+// (L) and the logits (V); mask(j) scales the deep output's element j.
+func (r refParams) attStep(im refAttImage, s refState, tok int, mask func(j int) float64) (refState, []float64, []float64) {
+	c := r.c
+	F, E, H, A := c.FeatDim, c.Embed, c.Hidden, c.Att
+	hp := r.dense("att_h.weight", "", s.h, A)
+	score := make([]float64, len(im.feats))
+	for l := range score {
+		for k := 0; k < A; k++ {
+			score[l] += r.at("att_v.weight", k, 0, 1) * math.Tanh(im.pf[l][k]+hp[k])
+		}
+	}
+	alpha := softmax64(score)
+	beta := r.dense("gate.weight", "gate.bias", s.h, F)
+	gz := make([]float64, F)
+	for j := range gz {
+		for l := range alpha {
+			gz[j] += alpha[l] * im.feats[l][j]
+		}
+		gz[j] *= sigmoid(beta[j])
+	}
+	emb := make([]float64, E)
+	for j := range emb {
+		emb[j] = r.at("embed.weight", tok, j, E)
+	}
+	pre := r.dense("lstm.weight_ih", "lstm.bias", append(slices.Clone(emb), gz...), 4*H)
+	n := refCell(pre, r.dense("lstm.weight_hh", "", s.h, 4*H), s)
+	deep := r.dense("out_h.weight", "out_h.bias", n.h, E)
+	oz := r.dense("out_z.weight", "", gz, E)
+	for j := range deep {
+		deep[j] = (deep[j] + oz[j] + emb[j]) * mask(j)
+	}
+	return n, alpha, r.dense("out.weight", "out.bias", deep, c.Vocab)
+}
+
+// refAttentionLoss is Forward's loss (mean cross-entropy per target token plus
+// the attention penalty) under flat parameters, with the device's dropout mask
+// when drop is set.
+func refAttentionLoss(c Config, flat []float64, bt batch, drop bool, seed uint64) float64 {
+	r := newRefParams(c, flat)
+	E, L, B := c.Embed, c.Regions, bt.B
+	var ce, pen float64
+	ntok := 0
+	for b := 0; b < B; b++ {
+		im, s := r.attStart(bt.feats[b*c.InputDim() : (b+1)*c.InputDim()])
+		alphaSum := make([]float64, L)
+		for t := 0; t < bt.T; t++ {
+			mask := func(j int) float64 {
+				if !drop {
+					return 1
+				}
+				if gpu.DropoutUniform(seed, (t*B+b)*E+j) < c.Dropout {
+					return 0
+				}
+				return float64(float32(1 / (1 - c.Dropout)))
+			}
+			var alpha, logits []float64
+			s, alpha, logits = r.attStep(im, s, int(bt.ids[t*B+b]), mask)
+			target := bt.targets[t*B+b]
+			if target < 0 {
+				continue
+			}
+			ce -= math.Log(softmax64(logits)[target])
+			ntok++
+			for l := range alpha {
+				alphaSum[l] += alpha[l]
+			}
+		}
+		for _, v := range alphaSum {
+			pen += (1 - v) * (1 - v)
+		}
+	}
+	return ce/float64(ntok) + float64(c.AttPenalty)*pen/float64(B*L)
+}
+
+func softmax64(x []float64) []float64 {
+	mx := math.Inf(-1)
+	for _, v := range x {
+		mx = math.Max(mx, v)
+	}
+	out := make([]float64, len(x))
+	var sum float64
+	for i, v := range x {
+		out[i] = math.Exp(v - mx)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
+func TestAttentionForwardMatchesNaiveReference(t *testing.T) {
+	dev := openCPU(t)
+	c := tinyAttentionConfig()
+	m, host := randomModel(t, dev, c, 5, 0.5)
+	bt := tinyBatch(c, 3)
+	for _, train := range []bool{false, true} {
+		loss, _, _ := runDevice(t, dev, m, bt, train, 11)
+		want := refAttentionLoss(c, toF64(host), bt, train, 11)
+		t.Logf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
+		if math.Abs(loss-want) > 1e-5 {
+			t.Errorf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
+		}
+	}
+}
+
+// TestAttentionGradientsMatchFiniteDifferences checks every parameter's
+// gradient against central differences of the float64 reference loss, with
+// dropout, the attention penalty and padded captions in the batch.
+func TestAttentionGradientsMatchFiniteDifferences(t *testing.T) {
+	dev := openCPU(t)
+	c := tinyAttentionConfig()
+	m, host := randomModel(t, dev, c, 9, 0.5)
+	bt := tinyBatch(c, 4)
+	const seed = 21
+	_, _, grads := runDevice(t, dev, m, bt, true, seed)
+	compareFiniteDifferences(t, c, grads, toF64(host), func(flat []float64) float64 {
+		return refAttentionLoss(c, flat, bt, true, seed)
+	})
+}
+
+func TestAttentionDOT(t *testing.T) {
+	c := DefaultAttentionConfig(2541)
+	dot := c.DOT()
+	for _, want := range []string{"digraph attention_lstm", fmt.Sprintf("%d parameters", c.NumParams()),
+		"softmax over 49", "(B, 49, 1280)", "LSTM 512 on [embedding, gated context]", "gate -> lstm;"} {
+		if !strings.Contains(dot, want) {
+			t.Errorf("DOT lacks %q:\n%s", want, dot)
+		}
+	}
+}
+
+// TestConfigDefaultsAndRoundTrip: a config.json from before arch and cleaning
+// existed (the shipped model's) reads as merge with the seed cleaning; an
+// attention config survives Save and Load; bad values are named.
+func TestConfigDefaultsAndRoundTrip(t *testing.T) {
+	c, err := ReadConfig("../models/flickr8k-merge-lstm/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Arch != ArchMerge || c.Cleaning != text.CleaningSeed {
+		t.Errorf("shipped model reads as arch %q cleaning %q, want merge and seed", c.Arch, c.Cleaning)
+	}
+	dev := openCPU(t)
+	ac := tinyAttentionConfig()
+	m, host := randomModel(t, dev, ac, 3, 0.5)
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(dev, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got, err := l.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Cfg != ac || !slices.Equal(got, host) {
+		t.Errorf("loaded config %+v (want %+v) or weights differ", l.Cfg, ac)
+	}
+	bad := ac
+	bad.Arch, bad.Regions, bad.AttPenalty = "transformer", 0, -1
+	want := `decoder: arch is "transformer"; it must be "merge" or "attention"`
+	if err := bad.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate: %v, want %s", err, want)
+	}
+	bad.Arch = ArchAttention
+	want = "decoder: att_penalty is -1; it must be at least 0\ndecoder: regions is 0; it must be positive"
+	if err := bad.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate: %v, want %s", err, want)
+	}
+}

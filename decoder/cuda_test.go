@@ -1,0 +1,62 @@
+//go:build cgo
+
+package decoder
+
+import (
+	"math"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cudaemu"
+)
+
+// TestCUDAKernelsMatchCPU runs a training pass (loss and every gradient) and
+// greedy and beam decoding of both architectures through the CUDA kernels
+// (gpu/kernels, here executed by the host emulator so that no GPU is needed)
+// and through the CPU backend: the decoder's kernel calls, with their offset
+// views, strided batches and rank-1 products, must compute the same on both.
+func TestCUDAKernelsMatchCPU(t *testing.T) { bothArchs(t, testCUDAMatchesCPU) }
+
+func testCUDAMatchesCPU(t *testing.T, c Config) {
+	emu, err := cudaemu.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	cpuDev := openCPU(t)
+	bt := tinyBatch(c, 4)
+	type result struct {
+		loss  float64
+		grads []float32
+		hyps  [][]Hypothesis
+	}
+	var res [2]result
+	for i, dev := range []gpu.Device{cpuDev, emu} {
+		m, _ := randomModel(t, dev, c, 9, 0.9)
+		res[i].loss, _, res[i].grads = runDevice(t, dev, m, bt, true, 21)
+		for _, k := range []int{1, 3} {
+			o := DecodeOptions{Start: 1, End: 2, MaxLen: 6, Beam: k, NBest: k}
+			res[i].hyps = append(res[i].hyps, generate(t, m, bt.feats, o)...)
+		}
+	}
+	t.Logf("loss: CPU %.7f, CUDA kernels %.7f; %s", res[0].loss, res[1].loss, emu.Name())
+	if d := math.Abs(res[0].loss - res[1].loss); d > 1e-5 {
+		t.Errorf("loss: CPU %.7f, CUDA kernels %.7f", res[0].loss, res[1].loss)
+	}
+	for _, tn := range c.Tensors() {
+		maxDiff := 0.0
+		for i := tn.Off; i < tn.Off+tn.Len; i++ {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(res[0].grads[i]-res[1].grads[i])))
+		}
+		if maxDiff > 1e-5 {
+			t.Errorf("%s: CUDA kernels' gradient differs from the CPU's by %.2g", tn.Name, maxDiff)
+		}
+	}
+	for b := range res[0].hyps {
+		for i := range res[0].hyps[b] {
+			if !sameHyp(res[0].hyps[b][i], res[1].hyps[b][i]) {
+				t.Errorf("decoding %d hypothesis %d: CPU %v, CUDA kernels %v", b, i, res[0].hyps[b][i], res[1].hyps[b][i])
+			}
+		}
+	}
+}

@@ -1,0 +1,201 @@
+//go:build cgo
+
+package cublas
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/captioner/captioner/gpu/cuda/fakedriver"
+)
+
+// fakeCublas builds stand-in cuBLAS libraries (gpu/cuda/fakedriver) into a new
+// folder: soname -> version.
+func fakeCublas(t *testing.T, libs map[string]int) string {
+	t.Helper()
+	if err := fakedriver.Toolkit(); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	for soname, v := range libs {
+		if err := fakedriver.BuildCublas(dir, "../..", soname, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// only searches dirs, not the loader's path or this machine's toolkit (which
+// has a real libcublas.so.11).
+func only(dirs ...string) Search { return Search{Sonames: Sonames, Dirs: dirs} }
+
+func version(t *testing.T, l *Library) string {
+	t.Helper()
+	h, err := l.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Destroy()
+	v, err := h.Version()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestLoadPrefersTheNewestVersion(t *testing.T) {
+	old := fakeCublas(t, map[string]int{"libcublas.so.12": 120403, "libcublas.so.11": 111103})
+	newer := fakeCublas(t, map[string]int{"libcublas.so.13": 130002})
+	l, err := Load(only(old, newer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if want := filepath.Join(newer, "libcublas.so.13"); l.Path() != want {
+		t.Errorf("loaded %s, want %s", l.Path(), want)
+	}
+	if v := version(t, l); v != "13.0.2" {
+		t.Errorf("version %s, want 13.0.2", v)
+	}
+}
+
+func TestLoadSkipsABrokenLibrary(t *testing.T) {
+	dir := fakeCublas(t, map[string]int{"libcublas.so.11": 111103})
+	if err := os.WriteFile(filepath.Join(dir, "libcublas.so.13"), []byte("not a library"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(only(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if v := version(t, l); v != "11.11.3" {
+		t.Errorf("version %s, want 11.11.3 (libcublas.so.13 is broken)", v)
+	}
+}
+
+func TestLoadNamesEveryPlace(t *testing.T) {
+	empty := t.TempDir()
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "libcublas.so.12"), []byte("not a library"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(empty, "no-such-folder")
+	_, err := Load(Search{Sonames: Sonames, Dirs: []string{empty, broken, missing}, Usual: []string{"/nonexistent-captioner-cuda-*/lib64"}})
+	if err == nil {
+		t.Fatal("Load found a cuBLAS in folders without one")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"cuBLAS (libcublas.so.13, libcublas.so.12, libcublas.so.11) not found; looked in:",
+		filepath.Join(empty, "libcublas.so.13") + ": not there",
+		filepath.Join(empty, "libcublas.so.11") + ": not there",
+		filepath.Join(missing, "libcublas.so.12") + ": not there",
+		filepath.Join(broken, "libcublas.so.12") + ": " + filepath.Join(broken, "libcublas.so.12") + ": file too short",
+		"set cuda.library_path (env CAPTIONER_CUDA_LIBRARY_PATH)",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "\n  "); n != 9 {
+		t.Errorf("error lists %d attempts, want 9 (3 sonames x 3 folders):\n%s", n, msg)
+	}
+}
+
+func TestLoadByTheLoadersSearch(t *testing.T) {
+	_, err := Load(Search{Sonames: []string{"libcublas-captioner-none.so.1"}, Loader: true})
+	if err == nil || !strings.Contains(err.Error(), "libcublas-captioner-none.so.1 via the dynamic loader (LD_LIBRARY_PATH=") ||
+		!strings.Contains(err.Error(), "cannot open shared object file") {
+		t.Fatalf("error %v, want the loader's own message for the missing file", err)
+	}
+}
+
+func TestDefaultSearchReadsTheEnvironment(t *testing.T) {
+	t.Setenv(LibraryPathEnv, "/from/env::/also/env")
+	s := DefaultSearch([]string{"/from/config"})
+	if want := []string{"/from/config", "/from/env", "/also/env"}; !slices.Equal(s.Dirs, want) {
+		t.Errorf("Dirs %q, want %q", s.Dirs, want)
+	}
+	if !s.Loader || !slices.Equal(s.Sonames, Sonames) || len(s.Usual) == 0 {
+		t.Errorf("default search %+v", s)
+	}
+}
+
+func TestForDriver(t *testing.T) {
+	for major, want := range map[int][]string{
+		13: {"libcublas.so.13", "libcublas.so.12", "libcublas.so.11"},
+		12: {"libcublas.so.12", "libcublas.so.11"},
+		11: {"libcublas.so.11"},
+		10: nil,
+	} {
+		if got := ForDriver(Sonames, major); !slices.Equal(got, want) {
+			t.Errorf("ForDriver(CUDA %d) = %q, want %q", major, got, want)
+		}
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	for v, want := range map[int]string{111103: "11.11.3", 120904: "12.9.4", 130100: "13.1.0"} {
+		if got := FormatVersion(v); got != want {
+			t.Errorf("FormatVersion(%d) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+// TestSgemm checks the call's argument order against a column-major product
+// computed here; the stand-in's device memory is host memory.
+func TestSgemm(t *testing.T) {
+	l, err := Load(only(fakeCublas(t, map[string]int{"libcublas.so.12": 120000})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h, err := l.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Destroy()
+	// C (m=3, n=2) = 2 A^T B + 0.5 C with A stored (k=4, m=3), lda 5; B (k, n), ldb 4; ldc 3.
+	const m, n, k, lda, ldb, ldc = 3, 2, 4, 5, 4, 3
+	a := make([]float32, lda*m)
+	b := make([]float32, ldb*n)
+	c := make([]float32, ldc*n)
+	for i := range a {
+		a[i] = float32(i%7) - 3
+	}
+	for i := range b {
+		b[i] = float32(i%5) * 0.5
+	}
+	for i := range c {
+		c[i] = float32(i)
+	}
+	want := make([]float32, len(c))
+	for j := range n {
+		for i := range m {
+			var s float32
+			for p := range k {
+				s += a[p+i*lda] * b[p+j*ldb]
+			}
+			want[i+j*ldc] = 2*s + 0.5*c[i+j*ldc]
+		}
+	}
+	addr := func(s []float32) uintptr { return uintptr(unsafe.Pointer(&s[0])) }
+	if err := h.Sgemm(Trans, NoTrans, m, n, k, 2, addr(a), lda, addr(b), ldb, 0.5, addr(c), ldc); err != nil {
+		t.Fatal(err)
+	}
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	if !slices.Equal(c, want) {
+		t.Errorf("C = %v, want %v", c, want)
+	}
+	err = h.Sgemm(NoTrans, NoTrans, m, n, k, 1, addr(a), 1, addr(b), ldb, 0, addr(c), ldc)
+	if err == nil || err.Error() != "cublasSgemm(m=3 n=2 k=4 lda=1 ldb=4 ldc=3): CUBLAS_STATUS_INVALID_VALUE" {
+		t.Errorf("lda < m: error %v", err)
+	}
+}

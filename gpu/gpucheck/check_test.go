@@ -1,0 +1,290 @@
+//go:build cuda
+
+package gpucheck
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/gpu"
+	_ "github.com/captioner/captioner/gpu/cuda" // registers the cuda backend
+	"github.com/captioner/captioner/internal/benchinput"
+	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/text"
+)
+
+var (
+	modelDir  = flag.String("check.model", "../../"+config.DefaultModel, "caption model folder")
+	photosDir = flag.String("check.photos", "", "folder of JPEG photos for parity (default: $CAPTIONER_ASSETS/samples/flickr8k_fullres)")
+	maxPhotos = flag.Int("check.max-photos", 0, "use at most this many photos (0: all)")
+	arch      = flag.String("check.arch", "merge", "decoder architecture to benchmark: merge (the shipped model); attention once it lands")
+	out       = flag.String("check.out", "", "write TestParity's results as JSON to this file")
+	batches   = flag.String("check.batches", "1,8,64,256", "encoder batch sizes to benchmark")
+	trainB    = flag.Int("check.train-batch", 64, "captions per training step")
+)
+
+// FeatureTolerance is the largest relative L2 distance allowed between an
+// image's pooled features on the GPU and on the CPU, both float32. Measured
+// differences come from summation order and FMA contraction; 1e-3 is far
+// below what moves a caption (bfloat16 moves features by 3-4%).
+const FeatureTolerance = 1e-3
+
+func loadConfig(t testing.TB, device string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(viper.New(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Device, cfg.Precision, cfg.Model = device, "float32", *modelDir
+	cfg.Decode.BatchSize = 8
+	return cfg
+}
+
+func photos(t testing.TB) []string {
+	t.Helper()
+	dir := *photosDir
+	if dir == "" {
+		assets := os.Getenv("CAPTIONER_ASSETS")
+		if assets == "" {
+			t.Skip("no photos: set -check.photos or CAPTIONER_ASSETS")
+		}
+		dir = filepath.Join(assets, "samples", "flickr8k_fullres")
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no .jpg photos in %s (%v)", dir, err)
+	}
+	slices.Sort(paths)
+	if *maxPhotos > 0 && len(paths) > *maxPhotos {
+		paths = paths[:*maxPhotos]
+	}
+	return paths
+}
+
+// run captions the photos at paths on device, preprocessed by the pipeline's
+// own door: features, greedy and beam-3 captions.
+func run(t *testing.T, device string, paths []string) (name string, feats [][]float32, greedy, beam []pipeline.Result) {
+	t.Helper()
+	p, err := pipeline.Load(loadConfig(t, device))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tensors, err := p.Preprocessor().Files(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if feats, err = p.Encode(ctx, tensors); err != nil {
+		t.Fatal(err)
+	}
+	if greedy, err = p.Decode(ctx, feats, pipeline.Options{Beam: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if beam, err = p.Decode(ctx, feats, pipeline.Options{Beam: 3}); err != nil {
+		t.Fatal(err)
+	}
+	return p.Info().Device, feats, greedy, beam
+}
+
+func relL2(a, b []float32) float64 {
+	var d, n float64
+	for i := range a {
+		d += float64(a[i]-b[i]) * float64(a[i]-b[i])
+		n += float64(b[i]) * float64(b[i])
+	}
+	return math.Sqrt(d / max(n, 1e-30))
+}
+
+// PhotoParity is one photo's comparison in TestParity's JSON.
+type PhotoParity struct {
+	Photo        string  `json:"photo"`
+	FeatureRelL2 float64 `json:"feature_rel_l2"`
+	GreedyCPU    string  `json:"greedy_cpu"`
+	GreedyGPU    string  `json:"greedy_gpu"`
+	BeamCPU      string  `json:"beam3_cpu"`
+	BeamGPU      string  `json:"beam3_gpu"`
+	Same         bool    `json:"same_captions"`
+}
+
+// TestParity runs the shipped model on the photos on the GPU and on the CPU,
+// both float32: pooled features within FeatureTolerance, the same greedy and
+// beam-3 captions.
+func TestParity(t *testing.T) {
+	paths := photos(t)
+	gpuName, gf, gg, gb := run(t, "cuda", paths)
+	cpuName, cf, cg, cb := run(t, "cpu", paths)
+	report := struct {
+		GPU       string        `json:"gpu"`
+		CPU       string        `json:"cpu"`
+		Tolerance float64       `json:"feature_tolerance"`
+		Photos    []PhotoParity `json:"photos"`
+	}{GPU: gpuName, CPU: cpuName, Tolerance: FeatureTolerance}
+	for i, p := range paths {
+		r := PhotoParity{Photo: filepath.Base(p), FeatureRelL2: relL2(gf[i], cf[i]),
+			GreedyCPU: cg[i].Caption, GreedyGPU: gg[i].Caption, BeamCPU: cb[i].Caption, BeamGPU: gb[i].Caption}
+		r.Same = r.GreedyCPU == r.GreedyGPU && r.BeamCPU == r.BeamGPU
+		report.Photos = append(report.Photos, r)
+		if r.FeatureRelL2 > FeatureTolerance {
+			t.Errorf("%s: features differ by %.3g (relative L2), tolerance %g", r.Photo, r.FeatureRelL2, FeatureTolerance)
+		}
+		if !r.Same {
+			t.Errorf("%s: captions differ: greedy cpu %q gpu %q; beam cpu %q gpu %q", r.Photo, r.GreedyCPU, r.GreedyGPU, r.BeamCPU, r.BeamGPU)
+		}
+		t.Logf("%s: rel L2 %.2g, %q", r.Photo, r.FeatureRelL2, r.BeamGPU)
+	}
+	if *out != "" {
+		b, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(*out, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func openGPU(b *testing.B) gpu.Device {
+	dev, err := gpu.Open("cuda", gpu.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dev.Close() })
+	return dev
+}
+
+func syncOrFail(b *testing.B, dev gpu.Device) {
+	if err := dev.Sync(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkEncode measures MobileNetV2 images/s (float32) at each batch size
+// of -check.batches, timed to a Sync.
+func BenchmarkEncode(b *testing.B) {
+	dev := openGPU(b)
+	w, err := encoder.LoadDefault(os.Getenv("CAPTIONER_ASSETS"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sizes []int
+	for _, f := range strings.Split(*batches, ",") {
+		var n int
+		if _, err := fmt.Sscan(f, &n); err != nil || n < 1 {
+			b.Fatalf("-check.batches: %q is not a batch size", f)
+		}
+		sizes = append(sizes, n)
+	}
+	for _, batch := range sizes {
+		b.Run(fmt.Sprintf("precision=float32/batch=%d", batch), func(b *testing.B) {
+			e, err := encoder.New(dev, w, batch, "float32")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			x := benchinput.Images(batch)
+			encode := func() {
+				if err := e.Encode(x, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			encode() // JIT, cuBLAS heuristics, scratch growth
+			syncOrFail(b, dev)
+			b.ResetTimer()
+			for range b.N {
+				encode()
+			}
+			syncOrFail(b, dev)
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+		})
+	}
+}
+
+// model loads the decoder to benchmark. -check.arch selects the architecture;
+// an architecture this build does not know fails with the list it does.
+func model(b *testing.B, dev gpu.Device) *decoder.Model {
+	if *arch != "merge" {
+		b.Fatalf("-check.arch %q: this build benchmarks the merge decoder only (the shipped model)", *arch)
+	}
+	_, m, err := pipeline.LoadModel(dev, *modelDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(m.Close)
+	return m
+}
+
+// BenchmarkDecode measures captions/s of greedy and beam-3 search at batch 1
+// and 64, 16 words each (no early stop, so every run does the same work).
+func BenchmarkDecode(b *testing.B) {
+	dev := openGPU(b)
+	m := model(b, dev)
+	const words = 16
+	for _, beam := range []int{1, 3} {
+		for _, batch := range []int{1, 64} {
+			b.Run(fmt.Sprintf("arch=%s/beam=%d/batch=%d", *arch, beam, batch), func(b *testing.B) {
+				feats := benchinput.Features(dev, batch, m.Cfg.FeatDim)
+				defer dev.Free(feats)
+				o := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: words, Beam: beam, NoEarlyStop: true}
+				gen := func() {
+					if _, err := m.Generate(context.Background(), feats, batch, o); err != nil {
+						b.Fatal(err)
+					}
+				}
+				gen()
+				b.ResetTimer()
+				for range b.N {
+					gen()
+				}
+				b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "captions/s")
+			})
+		}
+	}
+}
+
+// BenchmarkTrain measures training tokens/s: forward, backward, clipping and
+// AdamW on batches of -check.train-batch captions of 16 tokens.
+func BenchmarkTrain(b *testing.B) {
+	dev := openGPU(b)
+	m := model(b, dev)
+	B, T := *trainB, 16
+	ts := m.NewTrainState(B, T)
+	defer ts.Close()
+	feats := benchinput.Features(dev, B, m.Cfg.FeatDim)
+	defer dev.Free(feats)
+	ids, targets := benchinput.Tokens(T*B, m.Cfg.Vocab)
+	adam := decoder.Adam{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
+	step := func(i int) {
+		ts.ZeroGrad()
+		if _, _, err := ts.Forward(feats, ids, targets, B, T, true, uint64(i)); err != nil {
+			b.Fatal(err)
+		}
+		ts.Backward()
+		if _, err := ts.ClipGradNorm(5); err != nil {
+			b.Fatal(err)
+		}
+		ts.Update(adam)
+	}
+	step(0)
+	syncOrFail(b, dev)
+	b.Run(fmt.Sprintf("arch=%s/batch=%d", *arch, B), func(b *testing.B) {
+		for i := range b.N {
+			step(i + 1)
+		}
+		syncOrFail(b, dev)
+		b.ReportMetric(float64(B*T*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	})
+}
