@@ -15,7 +15,8 @@ import (
 
 // testState is a checkpoint's host state with every field set.
 func testState() *state {
-	cfg := decoder.Config{FeatDim: 4, Embed: 3, Hidden: 2, Mid: 2, Vocab: 6, Dropout: 0.25}
+	// A checkpoint holds its config with defaults filled in, as loading returns it.
+	cfg := decoder.Config{FeatDim: 4, Embed: 3, Hidden: 2, Mid: 2, Vocab: 6, Dropout: 0.25}.WithDefaults()
 	return &state{Config: cfg, Seed: 7, Objective: "xe", Epoch: 3, Step: 42, BestEpoch: 2, BestBLEU4: 0.1202,
 		BadEpochs: 1, TrainedFor: 12.5, History: []EpochStats{
 			{Epoch: 1, LR: 0.01, TrainLoss: 3.5, DevLoss: 3.25, BLEU: [4]float64{0.5, 0.25, 0.125, 0.0625}, TokensPerSec: 100, Seconds: 4},
