@@ -181,13 +181,14 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o
 					if bitsOf(b, tok)&^st != 0 {
 						continue // it changes state: it comes from the gathered values
 					}
-					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[r*kk+j])})
+					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[r*kk+j]), forced: rows[r].forced})
 				}
 			}
 			for ; gi < len(gRef) && gRef[gi].src/SK == b; gi++ {
 				cd := gRef[gi]
 				st := uint(cd.src%SK/K) | bitsOf(b, cd.tok)
 				cd.logProb = rows[cd.src].logProb + float64(gVal[gi])
+				cd.forced = rows[cd.src].forced + float64(gVal[gi])
 				buckets[st] = append(buckets[st], cd)
 			}
 			for st, cands := range buckets {
@@ -200,13 +201,13 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o
 						// better live beam; only the all-met state's are answers.
 						if rank < K && uint(st) == full[b] {
 							toks := append([]int32(nil), rows[cd.src].tokens...)
-							finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1)})
+							finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1), Forced: cd.forced})
 						}
 						continue
 					}
 					r := b*SK + st*K + n
 					src[r] = int32(cd.src)
-					next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb}
+					next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb, forced: cd.forced}
 					toks[r] = cd.tok
 					n++
 					if n == K {
@@ -237,7 +238,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o
 			for k := 0; k < K; k++ {
 				r := rows[b*SK+int(full[b])*K+k]
 				if !math.IsInf(r.logProb, -1) {
-					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens))})
+					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens)), Forced: r.forced})
 				}
 			}
 		}

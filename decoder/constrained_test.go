@@ -17,9 +17,10 @@ import (
 func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constraint) []Hypothesis {
 	step, s0 := r.begin(feat)
 	type beamT struct {
-		s    refState
-		toks []int32
-		lp   float64
+		s      refState
+		toks   []int32
+		lp     float64
+		forced float64
 	}
 	bitsOf := func(tok int32) int {
 		bits := 0
@@ -36,10 +37,11 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 	var done []Hypothesis
 	for t := 0; t < o.MaxLen && len(done) < o.Beam; t++ {
 		type cand struct {
-			from beamT
-			tok  int32
-			lp   float64
-			s    refState
+			from   beamT
+			tok    int32
+			lp     float64
+			forced float64
+			s      refState
 		}
 		cs := make([][]cand, S)
 		for st, beams := range live {
@@ -50,8 +52,11 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				}
 				ns, lp := step(b.s, prev)
 				for w, v := range lp {
-					to := st | bitsOf(int32(w))
-					cs[to] = append(cs[to], cand{b, int32(w), b.lp + v, ns})
+					to, forced := st|bitsOf(int32(w)), b.forced
+					if to != st {
+						forced += v
+					}
+					cs[to] = append(cs[to], cand{b, int32(w), b.lp + v, forced, ns})
 				}
 			}
 		}
@@ -62,11 +67,11 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				toks := append(slices.Clone(cd.from.toks), cd.tok)
 				if cd.tok == o.End {
 					if rank < o.Beam && st == full {
-						done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks))})
+						done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks)), Forced: cd.forced})
 					}
 					continue
 				}
-				next[st] = append(next[st], beamT{cd.s, toks, cd.lp})
+				next[st] = append(next[st], beamT{cd.s, toks, cd.lp, cd.forced})
 				if len(next[st]) == o.Beam {
 					break
 				}
@@ -76,7 +81,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 	}
 	if len(done) < o.Beam {
 		for _, b := range live[full] {
-			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks))})
+			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks)), Forced: b.forced})
 		}
 	}
 	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
@@ -127,6 +132,9 @@ func testConstrained(t *testing.T, c Config) {
 				// with saturated states) may come in either order, float32
 				// against float64; anything else must be the reference's.
 				if sameHyp(h, want[i]) {
+					if math.Abs(h.Forced-want[i].Forced) > 1e-4 || (len(cons[b]) > 0) != (h.Forced < 0) {
+						t.Errorf("K=%d image %d hypothesis %d: forced log-probability %g, reference %g", k, b, i, h.Forced, want[i].Forced)
+					}
 					same++
 				} else if math.Abs(h.LogProb-want[i].LogProb) > 1e-4 || math.Abs(h.Score-want[i].Score) > 1e-4 {
 					t.Errorf("K=%d image %d hypothesis %d: got %v, reference %v", k, b, i, h, want[i])

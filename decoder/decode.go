@@ -25,6 +25,9 @@ type Hypothesis struct {
 	Tokens  []int32 // words, without <start> and <end>
 	LogProb float64 // sum of the log-probabilities of the generated tokens, <end> included
 	Score   float64 // LogProb / len^Alpha, len counting <end> when it was generated
+	// Forced is the part of LogProb that constrained beam search imposed: the
+	// log-probabilities of the tokens that met its constraints (0 elsewhere).
+	Forced float64
 }
 
 // stepper is one architecture's decoding step over R rows (B images × K
@@ -233,12 +236,14 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 type beamRow struct {
 	tokens  []int32
 	logProb float64
+	forced  float64 // see Hypothesis.Forced
 }
 
 type candidate struct {
 	src     int // row whose state the candidate extends
 	tok     int32
 	logProb float64
+	forced  float64 // see Hypothesis.Forced
 }
 
 // repeatedImageBranch runs the image branch for B images and returns it K times

@@ -96,6 +96,7 @@ func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]
 			if !ok {
 				continue
 			}
+			nm.prob = t.Prob
 			ns, cs = append(ns, nm), append(cs, nm.tokens)
 			missing = missing || !tags.Mentions(out[i].Caption, t.Noun)
 		}
@@ -132,11 +133,11 @@ func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]
 // donor tokens into the nouns they stand for.
 func (d Decoder) result(hs []decoder.Hypothesis, p Plan, names []naming) Result {
 	words := d.words(hs[0].Tokens, names)
-	r := Result{Caption: text.Sentence(words), Tokens: words, Score: hs[0].Score, Confidence: confidence(hs[0], p.MaxLen)}
+	r := Result{Caption: text.Sentence(words), Tokens: words, Score: hs[0].Score, Confidence: confidence(hs[0], p.MaxLen, names)}
 	if p.NBest > 1 {
 		for _, h := range hs {
 			r.Alternatives = append(r.Alternatives, Alternative{Caption: text.Sentence(d.words(h.Tokens, names)),
-				Score: h.Score, Confidence: confidence(h, p.MaxLen)})
+				Score: h.Score, Confidence: confidence(h, p.MaxLen, names)})
 		}
 	}
 	return r
@@ -159,14 +160,23 @@ func (d Decoder) words(ids []int32, names []naming) []string {
 	return out
 }
 
-// confidence is the geometric mean of the probabilities the model gave the
-// caption's words and its end, exp(log-prob / tokens): in [0, 1], the
-// typical probability of each choice the decoder made. A caption cut at
-// maxLen words has no end token.
-func confidence(h decoder.Hypothesis, maxLen int) float64 {
+// confidence is the geometric mean of the probabilities of the caption's
+// words and its end, exp(log-prob / tokens): in [0, 1], the typical
+// probability of each choice. The decoder's probabilities, except for a
+// guided caption's nouns (names, which met its constraints): the decoder did
+// not choose those, the encoder did, so theirs is the tag's probability. A
+// caption cut at maxLen words has no end token.
+func confidence(h decoder.Hypothesis, maxLen int, names []naming) float64 {
 	n := len(h.Tokens) + 1
 	if len(h.Tokens) >= maxLen {
 		n = len(h.Tokens)
 	}
-	return math.Exp(h.LogProb / float64(n))
+	lp := h.LogProb
+	if h.Forced != 0 {
+		lp -= h.Forced
+		for _, nm := range names {
+			lp += math.Log(float64(nm.prob))
+		}
+	}
+	return math.Exp(lp / float64(n))
 }

@@ -95,6 +95,7 @@ func nounVectors(weights []float32, F int) map[string][]float64 {
 // that stands in for it (its donor) with each donor token's rewrite.
 type naming struct {
 	noun    string
+	prob    float32 // the tag's probability
 	tokens  []int32
 	donor   string           // "" when the noun's own words are in the vocabulary
 	renamed map[int32]string // donor token -> the noun's word, singular or plural
