@@ -41,6 +41,7 @@ async function send(files) {
   const form = new FormData();
   for (const f of files) form.append("image", f, f.name || "pasted.png");
   for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
+  if ($("guide").value !== "") form.append("guide", $("guide").value);
   status.className = "status wait";
   status.textContent = `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`;
   const t0 = performance.now();
