@@ -74,24 +74,27 @@ func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]
 	var guided []int32
 	var cons [][]decoder.Constraint
 	var names [][]naming
+	// One Select serves both lists: the tags shown and the nouns guidance
+	// insists on are each a prefix of the most probable nouns.
+	k, threshold := p.Tags, p.TagThreshold
+	if p.Guide {
+		k, threshold = max(k, decoder.MaxConstraints), min(threshold, p.GuideThreshold)
+	}
 	for i := range out {
-		pi := probs[i*tags.NumClasses : (i+1)*tags.NumClasses]
+		all, err := tags.Select(probs[i*tags.NumClasses:(i+1)*tags.NumClasses], k, threshold)
+		if err != nil {
+			return nil, err
+		}
 		if p.Tags > 0 {
-			if out[i].Tags, err = tags.Select(pi, p.Tags, p.TagThreshold); err != nil {
-				return nil, err
-			}
+			out[i].Tags = above(all[:min(p.Tags, len(all))], p.TagThreshold)
 		}
 		if !p.Guide {
 			continue
 		}
-		sure, err := tags.Select(pi, decoder.MaxConstraints, p.GuideThreshold)
-		if err != nil {
-			return nil, err
-		}
 		missing := false
 		var ns []naming
 		var cs []decoder.Constraint
-		for _, t := range sure {
+		for _, t := range above(all[:min(decoder.MaxConstraints, len(all))], p.GuideThreshold) {
 			nm, ok := d.Tagger.naming(d.Vocab, t.Noun)
 			if !ok {
 				continue
@@ -127,6 +130,15 @@ func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]
 		out[i] = r
 	}
 	return out, nil
+}
+
+// above is the prefix of ts (most probable first) at least threshold probable.
+func above(ts []tags.Tag, threshold float32) []tags.Tag {
+	n := 0
+	for n < len(ts) && ts[n].Prob >= threshold {
+		n++
+	}
+	return ts[:n]
 }
 
 // result is the Result of an image's hypotheses, best first; names rewrite
