@@ -109,7 +109,7 @@ type naming struct {
 // donor and writing the noun in its place gives the same captions without
 // growing the model. The donor is the in-vocabulary class noun whose classes'
 // classifier rows point most like the noun's (cosine of nounVectors): the
-// encoder's own sense of what looks alike (cheetah -> cat). ok is false when
+// encoder's own sense of what looks alike (cheetah -> tiger). ok is false when
 // neither route exists (a noun of no class, outside the vocabulary).
 func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
 	if ids := formIDs(v, noun); len(ids) > 0 {
