@@ -293,6 +293,22 @@ func (ts *TrainState) ClipGradNorm(maxNorm float64) (float64, error) {
 	return norm, nil
 }
 
+// Step is one optimiser step: clear the gradients, run forward (one batch's
+// Forward, whatever the objective), back-propagate, clip the global gradient
+// norm at clip and update with adam.
+func (ts *TrainState) Step(clip float64, adam Adam, forward func() error) error {
+	ts.ZeroGrad()
+	if err := forward(); err != nil {
+		return err
+	}
+	ts.Backward()
+	if _, err := ts.ClipGradNorm(clip); err != nil {
+		return err
+	}
+	ts.Update(adam)
+	return nil
+}
+
 // Adam are the AdamW hyperparameters of one update.
 type Adam struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32

@@ -212,16 +212,13 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 		if err := ctx.Err(); err != nil {
 			return EpochStats{}, err
 		}
-		ts.ZeroGrad()
-		step, err := r.obj.forward(ctx, ts, idx)
-		if err != nil {
+		var step stepStats
+		if err := ts.Step(o.Clip, adam, func() (err error) {
+			step, err = r.obj.forward(ctx, ts, idx)
+			return err
+		}); err != nil {
 			return EpochStats{}, err
 		}
-		ts.Backward()
-		if _, err := ts.ClipGradNorm(o.Clip); err != nil {
-			return EpochStats{}, err
-		}
-		ts.Update(adam)
 		if r.avg != nil {
 			r.avg.update(r.m.Flat(), ts.Steps())
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/safetensors"
 	"github.com/captioner/captioner/text"
@@ -297,6 +298,24 @@ func TestResumeWithLargerPatienceContinues(t *testing.T) {
 	}
 }
 
+// selfCriticalFrom fine-tunes the model of start with the cider objective under
+// options sc and checks that the CIDEr-D of its own samples clearly rises.
+func selfCriticalFrom(t *testing.T, dev gpu.Device, sc Options, start *Result, trn, dv *Split) *Result {
+	t.Helper()
+	sc.Objective, sc.Init, sc.Samples, sc.LR, sc.EMA = "cider", start.ModelDir, 4, 0.005, 0
+	res, err := Run(context.Background(), dev, sc, trn, dv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := res.History[0], res.History[len(res.History)-1]
+	t.Logf("cross-entropy model: dev match %.2f; self-critical: sample CIDEr-D %.3f -> %.3f, best dev match %.2f",
+		start.Best.BLEU[3], first.TrainReward, last.TrainReward, res.Best.BLEU[3])
+	if !(last.TrainReward > first.TrainReward*1.2) {
+		t.Errorf("sample CIDEr-D went from %.3f to %.3f; want a clear rise", first.TrainReward, last.TrainReward)
+	}
+	return res
+}
+
 // TestSelfCriticalRaisesReward fine-tunes a briefly trained model with the cider
 // objective: the CIDEr-D of its own samples must rise, and the selected model
 // must caption the dev split at least as well as the one it started from.
@@ -314,17 +333,8 @@ func TestSelfCriticalRaisesReward(t *testing.T) {
 	}
 
 	sc := synthOptions(t.TempDir(), 6)
-	sc.Log, sc.Objective, sc.Init, sc.Samples, sc.LR, sc.EMA = &log, "cider", start.ModelDir, 4, 0.005, 0
-	res, err := Run(context.Background(), dev, sc, trn, dv)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	first, last := res.History[0], res.History[len(res.History)-1]
-	t.Logf("cross-entropy model: dev match %.2f; self-critical: sample CIDEr-D %.3f -> %.3f, best dev match %.2f",
-		start.Best.BLEU[3], first.TrainReward, last.TrainReward, res.Best.BLEU[3])
-	if !(last.TrainReward > first.TrainReward*1.2) {
-		t.Errorf("sample CIDEr-D went from %.3f to %.3f; want a clear rise", first.TrainReward, last.TrainReward)
-	}
+	sc.Log = &log
+	res := selfCriticalFrom(t, dev, sc, start, trn, dv)
 	if res.Best.BLEU[3] < start.Best.BLEU[3] {
 		t.Errorf("best dev match %.2f, below the starting model's %.2f", res.Best.BLEU[3], start.Best.BLEU[3])
 	}

@@ -268,15 +268,12 @@ func BenchmarkTrain(b *testing.B) {
 	ids, targets := benchinput.Tokens(T*B, m.Cfg.Vocab)
 	adam := decoder.Adam{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
 	step := func(i int) {
-		ts.ZeroGrad()
-		if _, _, err := ts.Forward(feats, ids, targets, B, T, true, uint64(i)); err != nil {
+		if err := ts.Step(5, adam, func() error {
+			_, _, err := ts.Forward(feats, ids, targets, B, T, true, uint64(i))
+			return err
+		}); err != nil {
 			b.Fatal(err)
 		}
-		ts.Backward()
-		if _, err := ts.ClipGradNorm(5); err != nil {
-			b.Fatal(err)
-		}
-		ts.Update(adam)
 	}
 	step(0)
 	syncOrFail(b, dev)
