@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-server soak-reload fuzz-short vet fmt-check images image-local
+.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-server soak soak-reload fuzz-short vet fmt-check images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -138,6 +138,11 @@ bench: ## kernel, encoder and decoder benchmarks, then the PyTorch reference in 
 
 bench-server: ## captioner serve vs the Flask reference server under cmd/loadgen, same run
 	scripts/bench-server.sh
+
+SOAK_DURATION ?= 2m
+SOAK_BASELINE ?= 30s
+soak: ## 16 ordinary clients alone, then for SOAK_DURATION beside 64 slow-body and 4 decode-bomb clients: throughput, 5xx, RSS (minutes, not in CI)
+	CAPTIONER_SOAK=1 CAPTIONER_SOAK_DURATION=$(SOAK_DURATION) CAPTIONER_SOAK_BASELINE=$(SOAK_BASELINE) $(GO) test -count=1 -timeout 30m -run '^TestSoakUnderAttack$$' -v ./server
 
 soak-reload: ## 100 model reloads under the real model: resident memory must stay within 20% (minutes, not in CI)
 	CAPTIONER_SOAK=1 $(GO) test -count=1 -timeout 30m -run '^TestReloadsKeepRSSFlat$$' -v ./server

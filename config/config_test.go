@@ -77,6 +77,8 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"decode:\n  guide_threshold: 1.5\n", "config: decode.guide_threshold: 1.5 is outside 0..1 (a probability)"},
 		{"image:\n  max_decoded_bytes: 0\n", "config: image.max_decoded_bytes: 0 must be positive"},
 		{"image:\n  max_request_decoded_bytes: 1000\n", "config: image.max_request_decoded_bytes: 1000 is less than image.max_decoded_bytes (268435456): a request could not hold one image at the limit"},
+		{"server:\n  min_upload_rate: 0\n", "config: server.min_upload_rate: 0 must be positive"},
+		{"server:\n  max_upload_bytes: 1048576\n", "config: server.max_upload_bytes: 1048576 is less than server.max_body_bytes (33554432): a request at the body limit could never be received"},
 		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s"},
 		{"train:\n  objective: bleu\n", `config: train.objective: "bleu" is not one of xe, cider`},
 		{"train:\n  arch: transformer\n", `config: train.arch: "transformer" is not one of merge, attention`},

@@ -37,8 +37,18 @@ type Server struct {
 	MaxBeam int `mapstructure:"max_beam"`
 	// ReadHeaderTimeout bounds reading request headers (slowloris).
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
-	// ReadTimeout bounds reading a whole request, body included.
+	// ReadTimeout bounds reading a whole request, body included, however its
+	// bytes trickle in.
 	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// MinUploadRate is the slowest a request body may arrive, in bytes per second
+	// averaged from the start of the body (after a one-second grace): a client
+	// trickling bytes is answered 408 within seconds instead of holding its
+	// connection until read_timeout.
+	MinUploadRate int `mapstructure:"min_upload_rate"`
+	// MaxUploadBytes bounds the request bodies held at once, received or being
+	// received, before their images are decoded: bodies are read before a queue
+	// place is taken, and this keeps their memory bounded; beyond it 503.
+	MaxUploadBytes int64 `mapstructure:"max_upload_bytes"`
 	// WriteTimeout bounds handling plus writing a response; the /live stream is exempt.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
 	// IdleTimeout closes idle keep-alive connections.
@@ -86,6 +96,8 @@ func serverDefaults(v *viper.Viper) {
 	v.SetDefault("server.max_beam", 8)
 	v.SetDefault("server.read_header_timeout", "5s")
 	v.SetDefault("server.read_timeout", "1m")
+	v.SetDefault("server.min_upload_rate", 16<<10)
+	v.SetDefault("server.max_upload_bytes", 256<<20)
 	v.SetDefault("server.write_timeout", "3m")
 	v.SetDefault("server.idle_timeout", "2m")
 	v.SetDefault("server.shutdown_grace", "30s")
@@ -116,6 +128,7 @@ func (c Server) validate() []error {
 		{"server.live_max_viewers", c.LiveMaxViewers},
 		{"server.live_max_per_client", c.LiveMaxPerClient},
 		{"server.max_connections", c.MaxConnections},
+		{"server.min_upload_rate", c.MinUploadRate},
 	} {
 		if err := positive(p.key, p.val); err != nil {
 			errs = append(errs, err)
@@ -138,6 +151,9 @@ func (c Server) validate() []error {
 	}
 	if c.MaxBodyBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("server.max_body_bytes: %d is below 1024; images need room (e.g. 33554432 for 32 MiB)", c.MaxBodyBytes))
+	}
+	if c.MaxUploadBytes < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("server.max_upload_bytes: %d is less than server.max_body_bytes (%d): a request at the body limit could never be received", c.MaxUploadBytes, c.MaxBodyBytes))
 	}
 	for _, d := range []struct {
 		key string

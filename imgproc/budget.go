@@ -41,6 +41,10 @@ func (l Limits) mustBeValid() {
 	}
 }
 
+// Check returns the error decoding an image of header h with limits l at
+// minSide (see Header.Cost) returns before decoding any pixel, or nil.
+func (l Limits) Check(h Header, minSide int) error { return l.check(h, h.Cost(minSide)) }
+
 // check refuses an image whose header exceeds l, or whose decoding at this size
 // costs more than l.MaxBytes.
 func (l Limits) check(h Header, cost int64) error {

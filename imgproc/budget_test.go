@@ -5,6 +5,8 @@ import (
 	"image"
 	"runtime"
 	"testing"
+
+	"github.com/captioner/captioner/internal/hostile"
 )
 
 // defaultLimits are the configuration's defaults (configs/default.yaml).
@@ -12,7 +14,7 @@ var defaultLimits = Limits{MaxPixels: 50_000_000, MaxBytes: 256 << 20}
 
 func TestManyScanJPEGRefused(t *testing.T) {
 	const want = "imgproc: progressive JPEG has 501 scans, more than the limit of 500 (each scan is a pass over the whole image); re-save it as a baseline JPEG"
-	b := progressiveJPEG(64, 48, MaxScans+1)
+	b := hostile.ProgressiveJPEG(64, 48, MaxScans+1)
 	for name, decode := range map[string]func() (image.Image, error){
 		"DecodeBytes": func() (image.Image, error) { return DecodeBytes(b, defaultLimits) },
 		"DecodeBytesAtLeast": func() (image.Image, error) {
@@ -32,7 +34,7 @@ func TestManyScanJPEGRefused(t *testing.T) {
 
 // At the limit the same file decodes, by both decoders, to the DC scan's grey.
 func TestManyScanJPEGAtLimitDecodes(t *testing.T) {
-	b := progressiveJPEG(64, 48, MaxScans)
+	b := hostile.ProgressiveJPEG(64, 48, MaxScans)
 	h, err := ReadHeader(b)
 	if err != nil || h.Scans != MaxScans || h.Width != 64 || h.Height != 48 {
 		t.Fatalf("ReadHeader = %+v, %v; want 64x48 with %d scans", h, err, MaxScans)
@@ -55,7 +57,7 @@ func TestManyScanJPEGAtLimitDecodes(t *testing.T) {
 
 func TestSixteenBitPNGBombRefused(t *testing.T) {
 	// 7000x7000 is under the pixel limit, but at 8 bytes a pixel it decodes to 374 MiB.
-	b := zeroPNG(7000, 7000, 16, 2)
+	b := hostile.ZeroPNG(7000, 7000, 16, 2)
 	const want = "imgproc: 7000x7000 image decodes to 374 MiB, more than the limit of 256 MiB; send a smaller or 8-bit image or raise image.max_decoded_bytes"
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -81,12 +83,12 @@ func TestByteLimitIsExact(t *testing.T) {
 		data  []byte
 		bytes int64
 	}{
-		{"png rgb16", zeroPNG(40, 30, 16, 2), 40 * 30 * 8},
-		{"png rgba8", zeroPNG(40, 30, 8, 6), 40 * 30 * 4},
-		{"png grey8", zeroPNG(40, 30, 8, 0), 40 * 30},
-		{"png grey16", zeroPNG(40, 30, 16, 0), 40 * 30 * 2},
+		{"png rgb16", hostile.ZeroPNG(40, 30, 16, 2), 40 * 30 * 8},
+		{"png rgba8", hostile.ZeroPNG(40, 30, 8, 6), 40 * 30 * 4},
+		{"png grey8", hostile.ZeroPNG(40, 30, 8, 0), 40 * 30},
+		{"png grey16", hostile.ZeroPNG(40, 30, 16, 0), 40 * 30 * 2},
 		// MCU-aligned plane of 40x32, then an int32 per coefficient.
-		{"progressive grey jpeg", progressiveJPEG(40, 30, 3), 40 * 32 * 5},
+		{"progressive grey jpeg", hostile.ProgressiveJPEG(40, 30, 3), 40 * 32 * 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := ReadHeader(tc.data)
@@ -116,10 +118,10 @@ func TestCostBoundsAllocation(t *testing.T) {
 		data  []byte
 		tight bool // allocation within 10% of the cost
 	}{
-		{"png rgb16", zeroPNG(640, 480, 16, 2), true},
+		{"png rgb16", hostile.ZeroPNG(640, 480, 16, 2), true},
 		{"png rgba8", encodePNG(t, big), true},
 		{"jpeg 4:2:0", encodeJPEG(t, big), true},
-		{"progressive jpeg", progressiveJPEG(640, 480, 20), true},
+		{"progressive jpeg", hostile.ProgressiveJPEG(640, 480, 20), true},
 		{"gif", encodeGIF(t, big), false},
 		{"bmp", encodeBMP(t, big), true},
 	} {
@@ -151,10 +153,10 @@ func TestCostBoundsAllocation(t *testing.T) {
 // may cover at most MaxScanPasses times the pixel limit.
 func TestScanWorkLimit(t *testing.T) {
 	lim := Limits{MaxPixels: 400 * 400, MaxBytes: 256 << 20}
-	if _, err := DecodeBytes(progressiveJPEG(400, 400, MaxScanPasses), lim); err != nil {
+	if _, err := DecodeBytes(hostile.ProgressiveJPEG(400, 400, MaxScanPasses), lim); err != nil {
 		t.Errorf("%d scans over the whole image: %v", MaxScanPasses, err)
 	}
-	_, err := DecodeBytes(progressiveJPEG(400, 400, MaxScanPasses+1), lim)
+	_, err := DecodeBytes(hostile.ProgressiveJPEG(400, 400, MaxScanPasses+1), lim)
 	const want = "imgproc: progressive JPEG of 400x400 has 33 scans over 5280000 samples in all, more than the limit of 5120000 (32 passes over image.max_pixels); re-save it as a baseline JPEG"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)

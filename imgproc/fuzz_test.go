@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/captioner/captioner/internal/hostile"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzDecode from fuzzSeeds")
@@ -32,8 +34,8 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 		"webp-alpha":     readFile(t, "testdata/blocks-alpha.lossy.webp"),
 		"png-bomb":       pngHeader(100000, 100000),
 		"gif-bomb":       gifHeader(65535, 65535),
-		"jpeg-scans":     progressiveJPEG(24, 16, 12),
-		"png-16bit":      zeroPNG(6, 4, 16, 2),
+		"jpeg-scans":     hostile.ProgressiveJPEG(24, 16, 12),
+		"png-16bit":      hostile.ZeroPNG(6, 4, 16, 2),
 		"text":           []byte("not an image\n"),
 	}
 }

@@ -3,6 +3,8 @@ package imgproc
 import (
 	"fmt"
 	"testing"
+
+	"github.com/captioner/captioner/internal/hostile"
 )
 
 // BenchmarkHostile decodes the costliest images the default limits let
@@ -16,13 +18,13 @@ func BenchmarkHostile(b *testing.B) {
 	}{
 		// At the pixel limit a greyscale progressive JPEG may have 31 scans over
 		// the whole image (MaxScanPasses), and takes 5 bytes a pixel.
-		{"jpeg-31-scans-8000x6250", progressiveJPEG(8000, 6250, 31)},
+		{"jpeg-31-scans-8000x6250", hostile.ProgressiveJPEG(8000, 6250, 31)},
 		// A small one may have MaxScans.
-		{"jpeg-500-scans-800x500", progressiveJPEG(800, 500, MaxScans)},
+		{"jpeg-500-scans-800x500", hostile.ProgressiveJPEG(800, 500, MaxScans)},
 		// At the byte limit: 8 bytes a pixel.
-		{"png-rgb16-5792x5792", zeroPNG(5792, 5792, 16, 2)},
+		{"png-rgb16-5792x5792", hostile.ZeroPNG(5792, 5792, 16, 2)},
 		// At the pixel limit: 4 bytes a pixel.
-		{"png-rgba8-7071x7071", zeroPNG(7071, 7071, 8, 6)},
+		{"png-rgba8-7071x7071", hostile.ZeroPNG(7071, 7071, 8, 6)},
 	} {
 		h, err := ReadHeader(bc.data)
 		if err != nil {

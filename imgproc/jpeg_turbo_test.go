@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/captioner/captioner/internal/hostile"
 )
 
 // rgbaOf converts img to an *image.RGBA at the origin.
@@ -178,7 +180,7 @@ func TestTurboEncodes(t *testing.T) {
 // libjpeg-turbo's own scan limit (TJFLAG_LIMITSCANS) holds when the marker walk
 // is bypassed; at the limit it decodes the file itself.
 func TestTurboLimitsScans(t *testing.T) {
-	over := progressiveJPEG(64, 48, MaxScans+1)
+	over := hostile.ProgressiveJPEG(64, 48, MaxScans+1)
 	h, err := ReadHeader(over)
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +190,7 @@ func TestTurboLimitsScans(t *testing.T) {
 	if tl := new(TooLargeError); !errors.As(err, &tl) || *tl != want {
 		t.Errorf("err = %v, want %+v", err, want)
 	}
-	at := progressiveJPEG(64, 48, MaxScans)
+	at := hostile.ProgressiveJPEG(64, 48, MaxScans)
 	if h, err = ReadHeader(at); err != nil {
 		t.Fatal(err)
 	}

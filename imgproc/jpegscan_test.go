@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+
+	"github.com/captioner/captioner/internal/hostile"
 )
 
 // readJPEGLayout counts the scans image/jpeg decodes, and only those: not a
@@ -11,7 +13,7 @@ import (
 // in entropy-coded data.
 func TestReadJPEGLayout(t *testing.T) {
 	baseline := encodeJPEG(t, blocksImage("AB", "CD")) // image/jpeg writes 4:2:0
-	prog := progressiveJPEG(40, 24, 3)
+	prog := hostile.ProgressiveJPEG(40, 24, 3)
 	// An APP1 whose payload holds what looks like a scan (an embedded thumbnail's SOS).
 	fakeSOS := []byte{0xff, 0xe1, 0, 12, 'X', 'M', 'P', 0, 0xff, 0xda, 0, 8, 1, 1}
 	// Fill bytes and stray data between segments, as image/jpeg tolerates.

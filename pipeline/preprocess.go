@@ -51,6 +51,22 @@ func (p Preprocessor) Bytes(data []byte) (Image, error) {
 	return p.tensor(img, full), nil
 }
 
+// Cost reads an encoded image's header and returns it with the memory Bytes
+// allocates for its pixels (imgproc.Header.Cost), or the error Bytes returns
+// before decoding any pixel: the image is unreadable or over the per-image
+// limits. A caller budgeting several images checks them all before decoding one.
+func (p Preprocessor) Cost(data []byte) (imgproc.Header, int64, error) {
+	h, err := imgproc.ReadHeader(data)
+	if err != nil {
+		return h, 0, err
+	}
+	minSide := imgproc.MinDecodeSide(p.side)
+	if err := p.limits.Check(h, minSide); err != nil {
+		return h, 0, err
+	}
+	return h, h.Cost(minSide), nil
+}
+
 // File is Bytes for the image file at path; errors name the file.
 func (p Preprocessor) File(path string) (Image, error) {
 	img, full, err := imgproc.DecodeFileAtLeast(path, p.limits, imgproc.MinDecodeSide(p.side))

@@ -193,10 +193,11 @@ func TestCaptionErrors(t *testing.T) {
 			body, ct := multipartBody(t, part{"image", "a", cat}, part{"image", "b", cat}, part{"image", "c", cat})
 			return ct, readAll(body)
 		}, 413, "3 images in one request, the limit is 2"},
-		{"second image bad", "", func() (string, []byte) {
-			body, ct := multipartBody(t, part{"image", "good.jpg", cat}, part{"image", "bad.jpg", cat[:3000]})
+		{"every image bad", "", func() (string, []byte) {
+			body, ct := multipartBody(t, part{"image", "cut.jpg", cat[:3000]}, part{"image", "bomb.png", pngHeader(50000, 50000)})
 			return ct, readAll(body)
-		}, 400, `image 2 ("bad.jpg"): ` + imgprocMessage(cat[:3000])},
+		}, 400, `none of the 2 images could be captioned: image 1 ("cut.jpg"): ` + imgprocMessage(cat[:3000]) +
+			`; image 2 ("bomb.png"): image is 50000x50000 = 2500000000 pixels, more than the limit of 2000000`},
 		{"no image field", "", func() (string, []byte) {
 			body, ct := multipartBody(t, part{field: "beam", data: []byte("2")})
 			return ct, readAll(body)

@@ -354,8 +354,8 @@ func (b *Batcher) encode(batch []*job) (encoded, bool) {
 	e.st.Encode = b.now().Sub(e.start)
 	if err != nil {
 		e.st.Err = fmt.Errorf("encoding a batch of %d images: %w", len(e.live), err)
-		b.fail(e.live, e.st.Err)
 		b.report(e.st)
+		b.fail(e.live, e.st.Err)
 		return e, false
 	}
 	e.feats = feats
@@ -397,6 +397,10 @@ func (b *Batcher) decode(e encoded) {
 		}
 	}
 	st.Decode = b.now().Sub(decodeStart)
+	// The batch is recorded before its replies go out, so that whoever has an
+	// answer finds it in /metrics.
+	b.batchTime.Store(int64(b.now().Sub(e.start)))
+	b.report(st)
 	info := e.m.Info()
 	for i, j := range e.live {
 		j.reply <- reply{err: errs[i], res: Captioned{
@@ -404,8 +408,6 @@ func (b *Batcher) decode(e encoded) {
 			QueueWait: st.Waits[i], Encode: st.Encode, Decode: st.Decode, BatchSize: len(e.live),
 		}}
 	}
-	b.batchTime.Store(int64(b.now().Sub(e.start)))
-	b.report(st)
 }
 
 func (b *Batcher) report(st BatchStats) {

@@ -536,3 +536,36 @@ func BenchmarkBatcherOverhead(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 }
+
+// TestBatchRecordedBeforeItsReplies: whoever has an answer finds its batch in
+// the metrics, whether the batch was computed or failed.
+func TestBatchRecordedBeforeItsReplies(t *testing.T) {
+	for _, encodeErr := range []error{nil, errors.New("device lost")} {
+		m := newStepModel("m")
+		m.entered = nil
+		m.encodeErr = encodeErr
+		b := NewBatcher(BatcherConfig{MaxBatch: 1, MaxDelay: time.Hour, QueueSize: 4}, m)
+		observed, proceed := make(chan BatchStats), make(chan struct{})
+		b.observe = func(st BatchStats) {
+			observed <- st
+			<-proceed
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go b.Run(ctx)
+		reply := submit(t, b, context.Background(), 7, greedy)
+		st := <-observed // the batch is being recorded, and stays so until proceed
+		if st.Size != 1 || (st.Err != nil) != (encodeErr != nil) {
+			t.Errorf("recorded %+v for one image (encode error %v)", st, encodeErr)
+		}
+		select {
+		case <-reply:
+			t.Errorf("the reply (encode error %v) went out before its batch was recorded", encodeErr)
+			close(proceed)
+		default:
+			close(proceed)
+			<-reply
+		}
+		cancel()
+		<-b.Stopped()
+	}
+}

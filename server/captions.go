@@ -11,6 +11,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,12 +41,14 @@ func errorf(status int, format string, args ...any) error {
 type upload struct {
 	name   string // multipart file name, "" for a raw body
 	data   []byte
+	heavy  bool // costly to decode: see heavyDecodeBytes
 	width  int
 	height int
 	tensor []float32
 	thumb  string // data URL
 	prep   time.Duration
 	reply  <-chan reply
+	err    *httpError // why this image has no caption; the others still get theirs
 }
 
 // request is a parsed POST /v1/captions.
@@ -53,6 +56,7 @@ type request struct {
 	opts    Options
 	timeout time.Duration
 	images  []*upload
+	body    *bodyReader
 }
 
 // optionFields are the options a request may set as query or form fields.
@@ -64,33 +68,51 @@ func (s *Server) postCaptions(c *gin.Context) {
 		return
 	}
 	t0 := time.Now()
-	// A place in the queue is held before the body is read, so a full server
-	// answers 429 without spending anything on the request.
-	if err := b.Reserve(1); err != nil {
-		s.fail(c, s.submitError(b, err))
-		return
-	}
-	held := 1
-	defer func() { b.Release(held) }() // places not taken by a submitted image
+	// The body is read before a queue place is taken (see upload.go): the queue
+	// holds images ready to be decoded, never a client still sending.
 	req, err := s.parseRequest(c)
+	if req != nil {
+		defer req.body.release()
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if more := len(req.images) - held; more > 0 {
-		if err := b.Reserve(more); err != nil {
-			s.fail(c, s.submitError(b, err))
-			return
-		}
-		held += more
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), req.timeout)
-	defer cancel() // also drops queued images of a request that fails half-way
-	if err := s.prepare(b.Model().Preprocessor(), req.images); err != nil {
+	pre := b.Model().Preprocessor()
+	// The images' headers are read, and their decoding budgeted, before any is
+	// decoded or a queue place is taken for them.
+	if err := s.budget(pre, req.images); err != nil {
 		s.fail(c, err)
 		return
 	}
+	good := req.images[:0:0]
 	for _, u := range req.images {
+		if u.err == nil {
+			good = append(good, u)
+		}
+	}
+	// Every image refused by its header: nothing to queue.
+	if len(good) == 0 {
+		s.fail(c, allFailed(req.images))
+		return
+	}
+	if err := b.Reserve(len(good)); err != nil {
+		s.fail(c, s.submitError(b, err))
+		return
+	}
+	held := len(good)
+	defer func() { b.Release(held) }() // places not taken by a submitted image
+	ctx, cancel := context.WithTimeout(c.Request.Context(), req.timeout)
+	defer cancel() // also drops queued images of a request that fails half-way
+	if err := s.prepare(ctx, pre, good); err != nil {
+		s.fail(c, s.waitError(c, req, err))
+		return
+	}
+	req.body.release()
+	for _, u := range good {
+		if u.err != nil {
+			continue
+		}
 		u.reply, err = b.Submit(ctx, u.tensor, req.opts)
 		if err != nil {
 			s.fail(c, s.submitError(b, err))
@@ -99,8 +121,16 @@ func (s *Server) postCaptions(c *gin.Context) {
 		held--
 		u.tensor = nil
 	}
+	if held == len(good) { // every image failed to decode
+		s.fail(c, allFailed(req.images))
+		return
+	}
 	out := make([]gin.H, len(req.images))
 	for i, u := range req.images {
+		if u.err != nil {
+			out[i] = imageErrorJSON(i, u)
+			continue
+		}
 		r, err := b.Wait(ctx, u.reply)
 		if err != nil {
 			s.fail(c, s.waitError(c, req, err))
@@ -110,6 +140,25 @@ func (s *Server) postCaptions(c *gin.Context) {
 		s.live.publish(liveEvent(u, r))
 	}
 	c.JSON(http.StatusOK, gin.H{"captions": out})
+}
+
+// allFailed is the answer to a request none of whose images could be
+// captioned: the first image's status, with every image's reason.
+func allFailed(images []*upload) error {
+	if len(images) == 1 {
+		return images[0].err
+	}
+	reasons := make([]string, len(images))
+	for i, u := range images {
+		reasons[i] = fmt.Sprintf("image %d%s: %s", i+1, nameSuffix(u.name), u.err.msg)
+	}
+	return errorf(images[0].err.status, "none of the %d images could be captioned: %s", len(images), strings.Join(reasons, "; "))
+}
+
+// imageErrorJSON is the entry of an image that has no caption, in its place
+// among the captions.
+func imageErrorJSON(i int, u *upload) gin.H {
+	return gin.H{"index": i, "filename": u.name, "status": u.err.status, "error": u.err.msg}
 }
 
 // resultJSON is a caption as the API and the live page show it: the
@@ -197,36 +246,37 @@ func (s *Server) waitError(c *gin.Context, req *request, err error) error {
 // parseRequest reads the images and options of a request, multipart or raw.
 func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 	r := c.Request
-	r.Body = http.MaxBytesReader(c.Writer, r.Body, s.cfg.MaxBodyBytes)
+	req := &request{body: newBodyReader(s, c.Writer, r)}
+	r.Body = req.body
 	fields := map[string]string{}
 	for _, k := range optionFields {
 		if v, ok := c.GetQuery(k); ok {
 			fields[k] = v
 		}
 	}
-	req := &request{}
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
 	switch {
 	case mt == "multipart/form-data":
 		if err := s.readMultipart(r, fields, req); err != nil {
-			return nil, err
+			return req, err
 		}
+		req.body.finish()
 	case ct == "" || strings.HasPrefix(mt, "image/") || mt == "application/octet-stream":
 		data, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, s.bodyError(err)
+			return req, s.bodyError(req.body, err)
 		}
 		req.images = append(req.images, &upload{data: data})
 	default:
-		return nil, errorf(http.StatusUnsupportedMediaType,
+		return req, errorf(http.StatusUnsupportedMediaType,
 			"Content-Type %q is not accepted: send multipart/form-data with the image in field \"image\", or the raw image bytes with Content-Type image/jpeg (or image/png, ...)", ct)
 	}
 	if len(req.images) == 0 {
-		return nil, errorf(http.StatusBadRequest, "no image in the request: send the file in multipart field \"image\" (repeat the field for several images)")
+		return req, errorf(http.StatusBadRequest, "no image in the request: send the file in multipart field \"image\" (repeat the field for several images)")
 	}
 	if len(req.images) > s.cfg.MaxImages {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "%d images in one request, the limit is %d (server.max_images): split them over several requests", len(req.images), s.cfg.MaxImages)
+		return req, errorf(http.StatusRequestEntityTooLarge, "%d images in one request, the limit is %d (server.max_images): split them over several requests", len(req.images), s.cfg.MaxImages)
 	}
 	var err error
 	req.opts, req.timeout, err = s.parseOptions(fields)
@@ -241,26 +291,27 @@ func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *r
 	if err != nil {
 		return errorf(http.StatusBadRequest, "malformed multipart body: %v", err)
 	}
+	body := req.body
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return s.bodyError(err)
+			return s.bodyError(body, err)
 		}
 		name := p.FormName()
 		switch {
 		case name == "image":
 			data, err := io.ReadAll(p)
 			if err != nil {
-				return s.bodyError(err)
+				return s.bodyError(body, err)
 			}
 			req.images = append(req.images, &upload{name: boundedFilename(p.FileName()), data: data})
 		case isOption(name):
 			v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
 			if err != nil {
-				return s.bodyError(err)
+				return s.bodyError(body, err)
 			}
 			if len(v) > maxFieldBytes {
 				return errorf(http.StatusBadRequest, "form field %q is longer than %d bytes", name, maxFieldBytes)
@@ -281,7 +332,10 @@ func isOption(name string) bool {
 	return false
 }
 
-func (s *Server) bodyError(err error) error {
+func (s *Server) bodyError(body *bodyReader, err error) error {
+	if body.failed != nil { // too slow, too late, or over the upload budget
+		return body.failed
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (server.max_body_bytes): send smaller images or fewer per request", s.cfg.MaxBodyBytes)
@@ -305,26 +359,66 @@ func (s *Server) parseOptions(f map[string]string) (Options, time.Duration, erro
 	return o, time.Duration(timeoutMs) * time.Millisecond, nil
 }
 
-// prepare decodes, preprocesses and thumbnails every image, in parallel, in the
-// handler (never in the batcher, which must keep the device busy). The first
-// failing image decides the answer.
-func (s *Server) prepare(pre pipeline.Preprocessor, images []*upload) error {
-	errs := make([]error, len(images))
-	var wg sync.WaitGroup
-	for i, u := range images {
-		wg.Go(func() { errs[i] = s.prepareOne(pre, u) })
-	}
-	wg.Wait()
-	for i, err := range errs {
+// budget reads every image's header and refuses, each on its own, those that
+// cannot be read or exceed the per-image limits; the decoding of the others
+// together must stay within image.max_request_decoded_bytes, or the request
+// is refused before any image is decoded.
+func (s *Server) budget(pre pipeline.Preprocessor, images []*upload) error {
+	var total int64
+	for _, u := range images {
+		h, cost, err := pre.Cost(u.data)
 		if err != nil {
-			var he *httpError
-			if errors.As(err, &he) && len(images) > 1 {
-				he.msg = fmt.Sprintf("image %d%s: %s", i+1, nameSuffix(images[i].name), he.msg)
-			}
-			return err
+			u.fail(imageError(err))
+			continue
 		}
+		u.heavy = cost > heavyDecodeBytes || h.Scans > heavyScans
+		total += cost
+	}
+	if total > s.maxRequestDecoded {
+		return errorf(http.StatusRequestEntityTooLarge,
+			"the images of this request decode to %d MiB together, more than the limit of %d MiB per request (image.max_request_decoded_bytes): send them in several requests, or smaller images",
+			mib(total), mib(s.maxRequestDecoded))
 	}
 	return nil
+}
+
+func mib(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
+
+// fail records why u has no caption.
+func (u *upload) fail(err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{status: http.StatusInternalServerError, msg: "preparing the image failed: " + err.Error()}
+	}
+	u.err = he
+	u.data = nil
+}
+
+// prepare decodes, preprocesses and thumbnails every image, in parallel, in the
+// handler (never in the batcher, which must keep the device busy). An image
+// that fails records its error and the others carry on. When ctx ends first,
+// prepare returns its error at once: images not started are never decoded,
+// and those being decoded (a decoder cannot be stopped half-way) finish on
+// their own, holding their decode slots, while the request is answered.
+func (s *Server) prepare(ctx context.Context, pre pipeline.Preprocessor, images []*upload) error {
+	var wg sync.WaitGroup
+	for _, u := range images {
+		wg.Go(func() {
+			if err := s.prepareOne(ctx, pre, u); err != nil && ctx.Err() == nil {
+				u.fail(err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return ctx.Err()
 }
 
 func nameSuffix(name string) string {
@@ -334,9 +428,38 @@ func nameSuffix(name string) string {
 	return fmt.Sprintf(" (%q)", name)
 }
 
-func (s *Server) prepareOne(pre pipeline.Preprocessor, u *upload) error {
-	s.prepSlots <- struct{}{}
-	defer func() { <-s.prepSlots }()
+// An image is heavy when decoding it allocates more than heavyDecodeBytes (a
+// 16-bit PNG, a large progressive JPEG: tens of times an ordinary photo's few
+// MB) or it has more than heavyScans scans, each a pass over the image (an
+// encoder's progressive JPEG has about 10). Heavy images also take one of
+// heavySlots, so that ordinary uploads always find a decode slot of their own
+// however many heavy ones arrive.
+const (
+	heavyDecodeBytes = 64 << 20
+	heavyScans       = 32
+)
+
+func (s *Server) prepareOne(ctx context.Context, pre pipeline.Preprocessor, u *upload) error {
+	if u.heavy {
+		release, err := acquire(ctx, s.heavySlots)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	release, err := acquire(ctx, s.prepSlots)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if u.heavy {
+		lowPriority(func() { err = s.decode(pre, u) })
+		return err
+	}
+	return s.decode(pre, u)
+}
+
+func (s *Server) decode(pre pipeline.Preprocessor, u *upload) error {
 	t0 := time.Now()
 	im, err := pre.Bytes(u.data)
 	u.data = nil
@@ -350,6 +473,41 @@ func (s *Server) prepareOne(pre pipeline.Preprocessor, u *upload) error {
 	u.thumb = thumbnail(im.Decoded, s.cfg.ThumbSize)
 	u.prep = time.Since(t0)
 	return nil
+}
+
+// heavyNice is the priority heavy images are decoded at: the lowest, so that
+// they take only the CPU time that captioning leaves (the encoder's and the
+// decoder's threads, and ordinary uploads, run at the process's own).
+const heavyNice = 19
+
+// lowPriority runs f on an OS thread of its own at heavyNice, and returns
+// when f has. The thread is never given back to the Go scheduler (its
+// priority cannot be raised again without privileges): it ends with f.
+func lowPriority(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		niceThread(heavyNice)
+		f()
+	}()
+	<-done
+}
+
+// acquire takes a slot of sem, or returns ctx's error if it ends first (the
+// request's deadline, or its client gone); release gives the slot back.
+func acquire(ctx context.Context, sem chan struct{}) (release func(), err error) {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Both may have been ready: an ended request decodes nothing.
+	if err := ctx.Err(); err != nil {
+		<-sem
+		return nil, err
+	}
+	return func() { <-sem }, nil
 }
 
 // thumbnail returns img as a small JPEG data URL, longest side side pixels, for

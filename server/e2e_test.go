@@ -250,3 +250,41 @@ func TestBrowserLiveWithToken(t *testing.T) {
 	}
 	w.checkConsole()
 }
+
+// The upload page shows each file the server could not caption beside the
+// captions of the others.
+func TestBrowserShowsEachBadFile(t *testing.T) {
+	dir := t.TempDir()
+	good, notes := filepath.Join(dir, "good.png"), filepath.Join(dir, "notes.png")
+	if err := os.WriteFile(good, photoPNG(40, 30), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notes, []byte("hello, this is not a photo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := stepServer(t, nil)
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	// Several files at once: their paths separated by newlines.
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": notes + "\n" + good})
+	got := w.await(`const done = arguments[arguments.length - 1];
+		const results = document.getElementById("results"), e = document.getElementById("error");
+		const check = () => {
+			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (results.children.length < 2) return false;
+			done([...results.children].map((c) =>
+				c.classList.contains("failed") ? "failed: " + c.querySelector(".image-error").textContent
+					: "caption: " + c.querySelector(".caption").textContent).join("\n") +
+				"\n" + document.getElementById("status").textContent.replace(/[0-9]+ ms/, "N ms"));
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
+	want := "failed: unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP\n" +
+		"caption: image -1 beam 3\n" +
+		"done in N ms · 1 of 2 could not be captioned"
+	if got != want {
+		t.Errorf("upload page shows\n%s\nwant\n%s", got, want)
+	}
+	w.screenshot("upload-bad-file.png")
+	w.checkConsole()
+}

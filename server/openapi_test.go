@@ -44,6 +44,7 @@ type schema struct {
 	Required   []string           `json:"required"`
 	Items      *schema            `json:"items"`
 	Enum       []any              `json:"enum"`
+	OneOf      []*schema          `json:"oneOf"`
 	// AdditionalProperties is false (closed object), a schema (a map), or absent.
 	AdditionalProperties json.RawMessage `json:"additionalProperties"`
 }
@@ -102,6 +103,25 @@ func (sp *spec) validate(t *testing.T, s *schema, v any, path string) []string {
 	s = sp.resolve(t, s)
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, path+": "+fmt.Sprintf(format, args...)) }
+	if len(s.OneOf) > 0 {
+		var all []string
+		matches := 0
+		for _, alt := range s.OneOf {
+			e := sp.validate(t, alt, v, path)
+			if len(e) == 0 {
+				matches++
+			}
+			all = append(all, e...)
+		}
+		switch matches {
+		case 0:
+			return append([]string{path + ": matches none of oneOf:"}, all...)
+		case 1:
+			return nil
+		}
+		bad("matches %d of oneOf, want exactly 1", matches)
+		return errs
+	}
 	switch s.Type {
 	case "object":
 		obj, ok := v.(map[string]any)
@@ -196,6 +216,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	ts := startServer(t, testConfig(t, func(c *config.Config) { c.Server.MaxImages = 2 }), captionLoader(t))
 	img := photoPNG(64, 48)
 	two, ct2 := multipartBody(t, part{"image", "a.png", img}, part{"image", "b.png", img})
+	oneBad, ctBad := multipartBody(t, part{"image", "a.png", img}, part{"image", "b.png", img[:40]})
 	three, ct3 := multipartBody(t, part{"image", "a", img}, part{"image", "b", img}, part{"image", "c", img})
 	for _, tc := range []struct {
 		method, path, ct string
@@ -207,6 +228,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"get", "/v1/models", "", nil, 200},
 		{"post", "/v1/captions", "image/png", img, 200},
 		{"post", "/v1/captions", ct2, readAll(two), 200},
+		{"post", "/v1/captions", ctBad, readAll(oneBad), 200},
 		{"post", "/v1/captions", ct3, readAll(three), 413},
 		{"post", "/v1/captions", "image/png", []byte("not a png"), 415},
 		{"post", "/v1/captions", "image/png", img[:40], 400},
@@ -247,6 +269,12 @@ func TestValidatorCatchesDrift(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("validator output lacks %q:\n%s", want, got)
 		}
+	}
+	// A captions entry must be a caption or an image error, not a mix.
+	json.Unmarshal([]byte(`{"captions":[{"index":0,"filename":"a","status":400,"error":"bad","caption":"x"}]}`), &v)
+	got = strings.Join(sp.validate(t, sp.responseSchema(t, "/v1/captions", "post", http.StatusOK), v, "$"), "\n")
+	if !strings.Contains(got, "$.captions[0]: matches none of oneOf") || !strings.Contains(got, `field "caption" is not documented`) {
+		t.Errorf("validator accepted a mixed entry:\n%s", got)
 	}
 }
 

@@ -49,6 +49,13 @@ type Server struct {
 	// bound, every upload in flight would be a thread competing with the
 	// encoder's and the decoder's for the cores, however many arrive at once.
 	prepSlots chan struct{}
+	// heavySlots bounds the heavy images (heavyDecodeBytes) among them to half
+	// the cores, at least one.
+	heavySlots chan struct{}
+	// maxRequestDecoded is image.max_request_decoded_bytes: what one request's
+	// images may allocate together when decoded.
+	maxRequestDecoded int64
+	uploads           *uploadBudget // server.max_upload_bytes
 
 	batcher atomic.Pointer[Batcher] // nil until Start has a warm model
 	stopRun context.CancelFunc      // stops the batcher
@@ -67,14 +74,17 @@ type Server struct {
 // nothing listens until Start and Serve.
 func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 	s := &Server{
-		cfg:       cfg.Server,
-		decoding:  pipeline.NewDecoding(cfg.Decode, cfg.Server.MaxBeam),
-		liveMode:  cfg.Server.LiveMode(),
-		loopback:  cfg.Server.Loopback(),
-		log:       log,
-		load:      load,
-		started:   make(chan struct{}),
-		prepSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		cfg:               cfg.Server,
+		decoding:          pipeline.NewDecoding(cfg.Decode, cfg.Server.MaxBeam),
+		liveMode:          cfg.Server.LiveMode(),
+		loopback:          cfg.Server.Loopback(),
+		log:               log,
+		load:              load,
+		started:           make(chan struct{}),
+		prepSlots:         make(chan struct{}, runtime.GOMAXPROCS(0)),
+		heavySlots:        make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+		maxRequestDecoded: cfg.Image.MaxRequestDecodedBytes,
+		uploads:           &uploadBudget{max: cfg.Server.MaxUploadBytes},
 	}
 	s.metrics = newMetrics(s)
 	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, cfg.Server.LiveMaxPerClient, s.metrics)

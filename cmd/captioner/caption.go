@@ -24,7 +24,11 @@ score is the caption's length-normalised log-probability; confidence, in [0, 1],
 the geometric mean of the probabilities of its words (README: what it means);
 tags the encoder's ImageNet nouns (decode.tags, decode.tag_threshold); guided the
 nouns of confident tags that guided decoding (--guide, decode.guide) made the
-caption name.`,
+caption name.
+
+An image that cannot be read is reported on its own (on stderr, or with --json
+as {"image": PATH, "error": "..."} in its place in the array) and the others
+are still captioned; the exit status is then 1.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runCaption,
 	}
@@ -43,6 +47,13 @@ type captionRecord struct {
 	pipeline.Result
 }
 
+// imageErrorRecord is the element of caption --json for an image that could
+// not be read.
+type imageErrorRecord struct {
+	Image string `json:"image"`
+	Error string `json:"error"`
+}
+
 func runCaption(cmd *cobra.Command, paths []string) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
@@ -55,37 +66,60 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 	}
 	defer p.Close()
 	// Decode and caption in chunks of one device batch, so memory stays bounded
-	// however many images are named.
-	var records []captionRecord
+	// however many images are named. An unreadable image is skipped and
+	// reported after the captions of the others.
+	records := []any{}
+	var failed []error
 	out := cmd.OutOrStdout()
 	for lo := 0; lo < len(paths); lo += cfg.Decode.BatchSize {
 		chunk := paths[lo:min(lo+cfg.Decode.BatchSize, len(paths))]
-		tensors, err := p.Preprocessor().Files(chunk)
-		if err != nil {
-			return err
-		}
-		res, err := p.CaptionImages(cmd.Context(), tensors, pipeline.Options{})
-		if err != nil {
-			return err
-		}
-		for i, r := range res {
-			if asJSON {
-				records = append(records, captionRecord{Image: chunk[i], Result: r})
+		chunkRecords := make([]any, len(chunk)) // in the order of the arguments
+		var read []int                          // chunk indices of the images read
+		var tensors [][]float32
+		for i, path := range chunk {
+			im, err := p.Preprocessor().File(path)
+			if err != nil {
+				failed = append(failed, err) // it names the file
+				chunkRecords[i] = imageErrorRecord{Image: path, Error: err.Error()}
 				continue
 			}
-			if len(paths) == 1 {
-				fmt.Fprintln(out, r.Caption)
-			} else {
-				fmt.Fprintf(out, "%s\t%s\n", chunk[i], r.Caption)
+			read = append(read, i)
+			tensors = append(tensors, im.Tensor)
+		}
+		var res []pipeline.Result
+		if len(tensors) > 0 {
+			if res, err = p.CaptionImages(cmd.Context(), tensors, pipeline.Options{}); err != nil {
+				return err
 			}
 		}
+		for k, r := range res {
+			path := chunk[read[k]]
+			chunkRecords[read[k]] = captionRecord{Image: path, Result: r}
+			switch {
+			case asJSON:
+			case len(paths) == 1:
+				fmt.Fprintln(out, r.Caption)
+			default:
+				fmt.Fprintf(out, "%s\t%s\n", path, r.Caption)
+			}
+		}
+		records = append(records, chunkRecords...)
 	}
-	if !asJSON {
-		return nil
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(records); err != nil {
+			return err
+		}
+	} else {
+		for _, e := range failed {
+			fmt.Fprintln(cmd.ErrOrStderr(), "caption:", e)
+		}
 	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(records)
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d images could not be read", len(failed), len(paths))
+	}
+	return nil
 }
 
 // bindOnRun binds cmd's flags to configuration keys when cmd runs rather than at

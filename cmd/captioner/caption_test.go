@@ -3,15 +3,21 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/spf13/viper"
+
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/internal/testassets"
+	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/text"
 )
@@ -56,8 +62,67 @@ func TestCaptionJSONWithShippedModel(t *testing.T) {
 		t.Errorf("the dog photo got %q: the shipped model does not see the dog", recs[0].Caption)
 	}
 	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "no-such-photo.jpg")
-	if err == nil || !strings.Contains(err.Error(), "no-such-photo.jpg") {
-		t.Errorf("missing photo: got %v, want an error naming the file", err)
+	if err == nil || !strings.Contains(err.Error(), "1 of 1 images could not be read") {
+		t.Errorf("missing photo: got %v, want 1 of 1 images could not be read", err)
+	}
+}
+
+// TestCaptionReportsEachBadImage: unreadable images are reported each in its
+// place, the others are captioned, and the command fails after printing them.
+func TestCaptionReportsEachBadImage(t *testing.T) {
+	assets := testassets.Dir(t, "captioning needs the encoder weights")
+	dog := filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg")
+	notes := filepath.Join(t.TempDir(), "notes.jpg")
+	if err := os.WriteFile(notes, []byte("hello, this is not a photo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "gone.jpg")
+	args := []string{"caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1"}
+	cfg, err := config.Load(viper.New(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := pipeline.NewPreprocessor(encoder.Config{Input: 224}, cfg.Image)
+	wantErr := func(path string) string {
+		_, err := pre.File(path)
+		return err.Error()
+	}
+
+	out, err := run(t, append(args, "--json", notes, dog, missing)...)
+	if err == nil || err.Error() != "2 of 3 images could not be read" {
+		t.Errorf("exit error %v, want 2 of 3 images could not be read", err)
+	}
+	var recs []map[string]any
+	if err := json.Unmarshal([]byte(out), &recs); err != nil || len(recs) != 3 {
+		t.Fatalf("caption --json printed %d records (%v), want 3:\n%s", len(recs), err, out)
+	}
+	for i, want := range []map[string]any{
+		{"image": notes, "error": wantErr(notes)},
+		{"image": dog, "caption": recs[1]["caption"], "tokens": recs[1]["tokens"], "score": recs[1]["score"],
+			"confidence": recs[1]["confidence"], "tags": recs[1]["tags"]}, // a caption record: no error, no other field
+		{"image": missing, "error": wantErr(missing)},
+	} {
+		if fmt.Sprint(recs[i]) != fmt.Sprint(want) {
+			t.Errorf("record %d: %v, want %v", i, recs[i], want)
+		}
+	}
+	if c, _ := recs[1]["caption"].(string); !strings.Contains(c, "dog") {
+		t.Errorf("the dog photo got %q", c)
+	}
+
+	rootCmd.SetArgs(append(args, "--json=false", notes, dog)) // flags keep their values between in-process runs
+	var stdout, stderr bytes.Buffer
+	rootCmd.SetOut(&stdout)
+	rootCmd.SetErr(&stderr)
+	err = rootCmd.Execute()
+	if want := dog + "\t" + recs[1]["caption"].(string) + "\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	if want := "caption: " + wantErr(notes) + "\n"; !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to start with %q", stderr.String(), want)
+	}
+	if err == nil || err.Error() != "1 of 2 images could not be read" {
+		t.Errorf("exit error %v, want 1 of 2 images could not be read", err)
 	}
 }
 

@@ -54,9 +54,12 @@ async function send(files) {
       status.textContent = "";
       return;
     }
-    body.captions.forEach((c, i) => results.append(card(c, previews[i])));
-    status.className = "status ok";
-    status.textContent = `done in ${Math.round(performance.now() - t0)} ms`;
+    // An image the server could not caption has an error entry in its place.
+    body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : card(c, previews[i])));
+    const failed = body.captions.filter((c) => c.error).length;
+    status.className = failed ? "status wait" : "status ok";
+    status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
+      (failed ? ` · ${failed} of ${files.length} could not be captioned` : "");
   } catch (e) {
     showError(`the server did not answer: ${e.message}`);
     status.textContent = "";
@@ -72,6 +75,19 @@ function el(tag, props = {}, ...kids) {
 // tagLine is "cat 93% (Egyptian cat) · ..." for a caption's tags.
 function tagLine(tags) {
   return tags.map((t) => `${t.noun} ${Math.round(t.prob * 100)}%` + (t.label !== t.noun ? ` (${t.label.split(",")[0]})` : "")).join(" · ");
+}
+
+// failedCard shows why one image of the upload has no caption.
+function failedCard(c, preview) {
+  // The browser may show what the server refused (a photo too large, say); a
+  // file it cannot show either gets a plain box.
+  const img = el("img", { src: preview, alt: c.filename || "uploaded file" });
+  img.addEventListener("error", () => img.replaceWith(el("div", { className: "no-preview" }, "no preview")));
+  return el("section", { className: "card result failed" },
+    img,
+    el("div", {},
+      el("p", { className: "image-error" }, c.error),
+      el("div", { className: "muted" }, c.filename || "upload")));
 }
 
 function card(c, preview) {

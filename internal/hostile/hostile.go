@@ -1,4 +1,6 @@
-package imgproc
+// Package hostile generates hostile but well-formed images for tests: small
+// files that are costly to decode (decompression bombs).
+package hostile
 
 import (
 	"bytes"
@@ -7,9 +9,6 @@ import (
 	"hash/crc32"
 	"math/bits"
 )
-
-// Generators of hostile but well-formed images: small files that are costly to
-// decode.
 
 // jpegBits writes an entropy-coded segment: bits MSB first, 0xff bytes stuffed
 // with 0x00, the last byte padded with ones.
@@ -51,11 +50,11 @@ func jpegSegment(b []byte, marker byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// progressiveJPEG returns a w x h greyscale progressive JPEG of scans scans:
+// ProgressiveJPEG returns a w x h greyscale progressive JPEG of scans scans:
 // one DC scan that sets every block to mid-grey, then AC scans of the whole band
 // 1..63 that code every block as part of an end-of-band run. Each AC scan is a
 // pass over every block yet takes a few bytes: the many-scan attack.
-func progressiveJPEG(w, h, scans int) []byte {
+func ProgressiveJPEG(w, h, scans int) []byte {
 	b := []byte{0xff, 0xd8}
 	b = jpegSegment(b, 0xdb, append([]byte{0}, bytes.Repeat([]byte{1}, 64)...)) // DQT 0: all ones
 	b = jpegSegment(b, 0xc2, []byte{8, byte(h >> 8), byte(h), byte(w >> 8), byte(w), 1, 1, 0x11, 0})
@@ -91,10 +90,10 @@ func progressiveJPEG(w, h, scans int) []byte {
 	return append(b, 0xff, 0xd9)
 }
 
-// zeroPNG returns a black w x h PNG of the given bit depth and colour type
+// ZeroPNG returns a black w x h PNG of the given bit depth and colour type
 // (2 RGB, 6 RGBA, 0 grey), compressed as it streams: a 7000x7000 16-bit one
 // is a few hundred KB.
-func zeroPNG(w, h int, depth, colorType byte) []byte {
+func ZeroPNG(w, h int, depth, colorType byte) []byte {
 	channels := map[byte]int{0: 1, 2: 3, 4: 2, 6: 4}[colorType]
 	b := []byte("\x89PNG\r\n\x1a\n")
 	chunk := func(typ string, data []byte) {

@@ -1,0 +1,250 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/captioner/captioner/config"
+)
+
+// slowUpload is a client on a raw connection that sends a request's headers
+// with Expect: 100-continue and then as little of its body as it likes.
+type slowUpload struct {
+	t    *testing.T
+	conn net.Conn
+	rd   *bufio.Reader
+}
+
+// startSlowUpload sends the headers of a raw image upload announcing length
+// body bytes and returns once the server's handler has started reading the
+// body (it answers 100 Continue when it does).
+func startSlowUpload(t *testing.T, url string, length int) *slowUpload {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", length)
+	u := &slowUpload{t: t, conn: conn, rd: bufio.NewReader(conn)}
+	line, err := u.rd.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 Continue") {
+		t.Fatalf("server answered %q (%v), want 100 Continue", line, err)
+	}
+	if line, _ := u.rd.ReadString('\n'); line != "\r\n" {
+		t.Fatalf("after 100 Continue: %q", line)
+	}
+	return u
+}
+
+// answer reads the server's final answer.
+func (u *slowUpload) answer() response {
+	u.t.Helper()
+	resp, err := http.ReadResponse(u.rd, nil)
+	if err != nil {
+		u.t.Fatalf("reading the answer to the slow upload: %v", err)
+	}
+	defer resp.Body.Close()
+	r := response{status: resp.StatusCode, header: resp.Header}
+	r.body, _ = io.ReadAll(resp.Body)
+	json.Unmarshal(r.body, &r.json)
+	return r
+}
+
+// A client trickling its body holds no queue place: with a queue of one image,
+// others are captioned meanwhile, and the slow one is answered 408 once it
+// falls below the minimum rate.
+func TestSlowUploadHoldsNoQueuePlace(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) {
+		c.Server.QueueSize = 1
+		c.Server.MinUploadRate = 1024
+	})
+	slow := startSlowUpload(t, ts.url, 100_000)
+	slow.conn.Write(photoPNG(4, 3)[:10])
+	for range 3 {
+		if r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))); r.status != 200 {
+			t.Fatalf("ordinary upload beside the slow one: %d %s, want 200", r.status, r.body)
+		}
+	}
+	slow.answer().wantError(t, 408, "the request body arrived slower than the minimum of 1024 bytes/s (server.min_upload_rate): 10 bytes in ")
+}
+
+// A sender above the minimum rate cannot stretch reading past read_timeout.
+func TestTrickleAboveMinimumRateEndsAtReadTimeout(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) {
+		c.Server.MinUploadRate = 64
+		c.Server.ReadTimeout = 2 * time.Second
+	})
+	slow := startSlowUpload(t, ts.url, 100_000)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // 40 bytes every 100 ms: 400 bytes/s, well above the minimum
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := slow.conn.Write(make([]byte, 40)); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	slow.answer().wantError(t, 408, "the request body did not arrive within 2s (server.read_timeout)")
+}
+
+// Bodies held at once are bounded by server.max_upload_bytes.
+func TestUploadBytesBudget(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) {
+		c.Server.MaxBodyBytes = 64 << 10
+		c.Server.MaxUploadBytes = 64 << 10
+	})
+	// One upload holds 60 KB of the 64 KB while it waits for the rest of its body.
+	slow := startSlowUpload(t, ts.url, 62<<10)
+	slow.conn.Write(make([]byte, 60<<10))
+	// It is in the budget once the server has read it: the next upload of 8 KB
+	// cannot fit until the first is over.
+	waitFor(t, "the first body to be read", func() bool { return ts.uploads.used.Load() == 60<<10 })
+	r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(make([]byte, 8<<10)))
+	r.wantError(t, 503, "the server is receiving as much upload data as it holds at once (server.max_upload_bytes, 65536 bytes); retry in a moment")
+	if r.header.Get("Retry-After") != "1" {
+		t.Errorf("Retry-After %q, want 1", r.header.Get("Retry-After"))
+	}
+	slow.conn.Close()
+	waitFor(t, "the first body to be released", func() bool { return ts.uploads.used.Load() == 0 })
+	if r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))); r.status != 200 {
+		t.Errorf("after the first upload ended: %d %s, want 200", r.status, r.body)
+	}
+}
+
+// The decoding of a request's images together is budgeted from their headers,
+// before any is decoded.
+func TestRequestDecodeBudget(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Image.MaxRequestDecodedBytes = 100 << 20 })
+	// Headers only: decoding them would fail, so a 413 shows nothing was decoded.
+	big := pngHeader(4096, 4096) // RGBA: 64 MiB
+	body, ct := multipartBody(t, part{"image", "a.png", big}, part{"image", "b.png", big})
+	do(t, "POST", ts.url+"/v1/captions", ct, body).wantError(t, 413,
+		"the images of this request decode to 128 MiB together, more than the limit of 100 MiB per request (image.max_request_decoded_bytes): send them in several requests, or smaller images")
+	// One of them alone is within the budget, and gets decoded (and found truncated).
+	_, err := testPreprocessor(50_000_000).Bytes(big)
+	do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(big)).wantError(t, 400, strings.TrimPrefix(err.Error(), "imgproc: "))
+}
+
+// Several images: each bad one is reported in its place, the others are captioned.
+func TestBadImagesReportedEachInItsPlace(t *testing.T) {
+	ts := stepServer(t, nil)
+	good := photoPNG(40, 30)
+	trunc := good[:60]
+	body, ct := multipartBody(t, part{"image", "good.png", good}, part{"image", "notes.txt", []byte("hello, this is not a photo\n")},
+		part{"image", "huge.png", pngHeader(50000, 50000)}, part{"image", "cut.png", trunc}, part{"image", "good2.png", good})
+	r := do(t, "POST", ts.url+"/v1/captions", ct, body)
+	if r.status != 200 {
+		t.Fatalf("status %d, want 200 when some images are good: %s", r.status, r.body)
+	}
+	_, truncErr := testPreprocessor(1_000_000).Bytes(trunc)
+	caps := r.json["captions"].([]any)
+	want := []string{
+		`caption "image -1 beam 3"`,
+		`{"error":"unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP","filename":"notes.txt","index":1,"status":415}`,
+		`{"error":"image is 50000x50000 = 2500000000 pixels, more than the limit of 50000000; send a smaller image or raise image.max_pixels","filename":"huge.png","index":2,"status":413}`,
+		fmt.Sprintf(`{"error":%q,"filename":"cut.png","index":3,"status":400}`, strings.TrimPrefix(truncErr.Error(), "imgproc: ")),
+		`caption "image -1 beam 3"`,
+	}
+	if len(caps) != len(want) {
+		t.Fatalf("%d entries, want %d: %s", len(caps), len(want), r.body)
+	}
+	for i, c := range caps {
+		e := c.(map[string]any)
+		got, _ := json.Marshal(e)
+		if _, ok := e["caption"]; ok {
+			got = []byte(fmt.Sprintf("caption %q", e["caption"]))
+			if e["index"] != float64(i) {
+				t.Errorf("entry %d has index %v", i, e["index"])
+			}
+		}
+		if string(got) != want[i] {
+			t.Errorf("entry %d: %s\nwant       %s", i, got, want[i])
+		}
+	}
+
+	// When none is good, the first one's status, with every image's reason.
+	body, ct = multipartBody(t, part{"image", "notes.txt", []byte("hello, this is not a photo\n")}, part{"image", "cut.png", trunc})
+	do(t, "POST", ts.url+"/v1/captions", ct, body).wantError(t, 415,
+		`none of the 2 images could be captioned: image 1 ("notes.txt"): unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP; image 2 ("cut.png"): `+strings.TrimPrefix(truncErr.Error(), "imgproc: "))
+}
+
+// takeSlots takes every slot of sem until the test releases them.
+func takeSlots(sem chan struct{}) (release func()) {
+	for range cap(sem) {
+		sem <- struct{}{}
+	}
+	return func() {
+		for range cap(sem) {
+			<-sem
+		}
+	}
+}
+
+// The wait for a decode slot ends with the request: its deadline is answered
+// 504 while the slots are still taken, and a client that leaves has nothing
+// decoded.
+func TestDecodeSlotWaitHonoursTheRequest(t *testing.T) {
+	ts := stepServer(t, nil)
+	release := takeSlots(ts.prepSlots)
+	do(t, "POST", ts.url+"/v1/captions?timeout_ms=100", "image/png", bytes.NewReader(photoPNG(4, 3))).
+		wantError(t, 504, "no caption within the request's deadline of 100ms")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.url+"/v1/captions", bytes.NewReader(photoPNG(4, 3)))
+	req.Header.Set("Content-Type", "image/png")
+	done := make(chan error, 1)
+	go func() {
+		_, err := http.DefaultClient.Do(req)
+		done <- err
+	}()
+	waitFor(t, "the request to wait for a slot", func() bool { return ts.uploads.used.Load() > 0 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v, want context.Canceled", err)
+	}
+	waitFor(t, "the handler to end", func() bool {
+		return gaugeValue(ts.metrics.requests.WithLabelValues("/v1/captions", "POST", "499")) == 1
+	})
+	release()
+	if r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))); r.status != 200 {
+		t.Fatalf("after the slots were freed: %d %s", r.status, r.body)
+	}
+	<-ts.queued // the last request's image
+	select {
+	case <-ts.queued:
+		t.Fatal("an image of a request that had ended was queued")
+	default:
+	}
+}
+
+// Heavy images share heavySlots: ordinary ones are decoded while every heavy
+// slot is taken, a heavy one waits (here, past its deadline).
+func TestHeavyImagesLeaveSlotsForOrdinaryOnes(t *testing.T) {
+	ts := stepServer(t, nil)
+	release := takeSlots(ts.heavySlots)
+	defer release()
+	if r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(40, 30))); r.status != 200 {
+		t.Fatalf("ordinary image while the heavy slots are taken: %d %s", r.status, r.body)
+	}
+	heavy := pngHeader(4200, 4200) // 67 MiB decoded: over heavyDecodeBytes
+	do(t, "POST", ts.url+"/v1/captions?timeout_ms=100", "image/png", bytes.NewReader(heavy)).
+		wantError(t, 504, "no caption within the request's deadline of 100ms")
+}

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// A request's body is read before the request takes a queue place, so that a
+// client trickling its upload holds only its own connection, never a place
+// that the queue could give to an image ready to be captioned. What bounds the
+// bodies instead: each must arrive at server.min_upload_rate or faster and
+// within server.read_timeout (bodyReader), and those held at once, received or
+// arriving, are at most server.max_upload_bytes (uploadBudget).
+
+// uploadGrace is the time a body has before its rate counts: a connection's
+// first round trips and TCP slow start are not the client's fault.
+const uploadGrace = time.Second
+
+// uploadBudget counts the bytes of request bodies the server holds.
+type uploadBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// take counts n more bytes, or returns false (counting nothing) when they do
+// not fit.
+func (u *uploadBudget) take(n int64) bool {
+	if u.used.Add(n) > u.max {
+		u.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (u *uploadBudget) give(n int64) { u.used.Add(-n) }
+
+// bodyReader is a request body held to the minimum upload rate and the read
+// timeout. Before each read it sets the connection's read deadline to the
+// moment the next byte becomes overdue: uploadGrace plus what the bytes so far
+// allow at the minimum rate, but never past start + read_timeout. Bytes that
+// arrive move the deadline forward only by their worth at the minimum rate, so
+// a slow sender cannot stretch it.
+type bodyReader struct {
+	body     io.ReadCloser // limited to server.max_body_bytes
+	rc       *http.ResponseController
+	start    time.Time
+	deadline time.Time // start + server.read_timeout, fixed
+	minRate  int       // bytes per second
+	budget   *uploadBudget
+	n        int64 // bytes read, and held against the budget
+	failed   error // the *httpError that ended the body, if one did
+}
+
+func newBodyReader(s *Server, w http.ResponseWriter, r *http.Request) *bodyReader {
+	now := time.Now()
+	return &bodyReader{
+		body:     http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes),
+		rc:       http.NewResponseController(w),
+		start:    now,
+		deadline: now.Add(s.cfg.ReadTimeout),
+		minRate:  s.cfg.MinUploadRate,
+		budget:   s.uploads,
+	}
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.failed != nil {
+		return 0, b.failed
+	}
+	due := b.start.Add(uploadGrace + time.Duration(float64(b.n+1)/float64(b.minRate)*float64(time.Second)))
+	due = minTime(due, b.deadline)
+	// Where the connection cannot take deadlines (a test recorder), the body is
+	// read without them.
+	b.rc.SetReadDeadline(due)
+	n, err := b.body.Read(p)
+	if n > 0 && !b.budget.take(int64(n)) {
+		b.failed = &httpError{status: http.StatusServiceUnavailable, retryAfter: time.Second, msg: fmt.Sprintf(
+			"the server is receiving as much upload data as it holds at once (server.max_upload_bytes, %d bytes); retry in a moment", b.budget.max)}
+		return 0, b.failed
+	}
+	b.n += int64(n)
+	switch {
+	case err == io.EOF:
+		// The request now waits for its captions with no read deadline: one
+		// there would end the request's context, as if the client had gone
+		// (net/http watches the connection from the end of the body on).
+		b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		b.failed = b.timeoutError(due)
+		return n, b.failed
+	}
+	return n, err
+}
+
+func (b *bodyReader) timeoutError(due time.Time) error {
+	if due.Equal(b.deadline) {
+		return errorf(http.StatusRequestTimeout, "the request body did not arrive within %s (server.read_timeout): %d bytes were received; send it faster or in smaller requests",
+			b.deadline.Sub(b.start), b.n)
+	}
+	return errorf(http.StatusRequestTimeout, "the request body arrived slower than the minimum of %d bytes/s (server.min_upload_rate): %d bytes in %s; send it faster or in smaller requests",
+		b.minRate, b.n, time.Since(b.start).Round(time.Millisecond))
+}
+
+// finish reads what follows a multipart body's closing boundary (a line end
+// or two) up to its end, still held to the rate, so the read deadline comes
+// off. A body that goes on past that keeps its deadline, and its connection
+// is closed after the answer.
+func (b *bodyReader) finish() {
+	io.Copy(io.Discard, io.LimitReader(b, maxEpilogueBytes))
+}
+
+// maxEpilogueBytes bounds what finish reads after a multipart body's end.
+const maxEpilogueBytes = 4 << 10
+
+// release gives the body's bytes back to the budget once its images are
+// decoded (or refused); it may be called again.
+func (b *bodyReader) release() {
+	b.budget.give(b.n)
+	b.n = 0
+}
+
+func (b *bodyReader) Close() error { return b.body.Close() }
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
