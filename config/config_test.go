@@ -73,6 +73,8 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"device: gpu\n", `config: device: "gpu" is not one of auto, cpu, cuda`},
 		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count"},
 		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy)"},
+		{"decode:\n  tags: 21\n", "config: decode.tags: 21 is outside 0..20 (0: no tags)"},
+		{"decode:\n  guide_threshold: 1.5\n", "config: decode.guide_threshold: 1.5 is outside 0..1 (a probability)"},
 		{"image:\n  max_decoded_bytes: 0\n", "config: image.max_decoded_bytes: 0 must be positive"},
 		{"image:\n  max_request_decoded_bytes: 1000\n", "config: image.max_request_decoded_bytes: 1000 is less than image.max_decoded_bytes (268435456): a request could not hold one image at the limit"},
 		{"server:\n  min_upload_rate: 0\n", "config: server.min_upload_rate: 0 must be positive"},

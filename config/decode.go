@@ -17,6 +17,18 @@ type Decode struct {
 	// Alpha is beam search's length normalisation, score = log-prob / length^Alpha
 	// (0 favours short captions; 1 is the per-word average). Added by the decoder.
 	Alpha float64 `mapstructure:"alpha"`
+	// Tags is how many of the encoder's ImageNet nouns every caption carries
+	// (tags.Select: classes sharing a noun summed), most probable first; 0 for none.
+	Tags int `mapstructure:"tags"`
+	// TagThreshold drops tags less probable than this.
+	TagThreshold float64 `mapstructure:"tag_threshold"`
+	// Guide turns on guided decoding: a caption that misses the noun of a tag at
+	// least GuideThreshold probable is decoded again with constrained beam
+	// search, so that it names it. Requests may ask otherwise (guide=0|1).
+	Guide bool `mapstructure:"guide"`
+	// GuideThreshold is how probable a tag must be for guided decoding to insist
+	// on its noun. Above 0.5 at most one noun qualifies.
+	GuideThreshold float64 `mapstructure:"guide_threshold"`
 }
 
 // Limits of the decode settings and of what a request may ask for (pipeline
@@ -25,6 +37,7 @@ type Decode struct {
 const (
 	MaxBeam       = 32  // widest beam: decode.beam and server.max_beam
 	MaxCaptionLen = 100 // longest caption in words: decode.max_len and requests' max_len
+	MaxTags       = 20  // most tags per caption: decode.tags
 )
 
 func decodeDefaults(v *viper.Viper) {
@@ -32,6 +45,10 @@ func decodeDefaults(v *viper.Viper) {
 	v.SetDefault("decode.max_len", 20)
 	v.SetDefault("decode.batch_size", 32)
 	v.SetDefault("decode.alpha", 0.7)
+	v.SetDefault("decode.tags", 5)
+	v.SetDefault("decode.tag_threshold", 0.05)
+	v.SetDefault("decode.guide", true)
+	v.SetDefault("decode.guide_threshold", 0.6)
 }
 
 func (c Decode) validate() []error {
@@ -47,6 +64,17 @@ func (c Decode) validate() []error {
 	}
 	if c.Alpha < 0 || c.Alpha > 2 {
 		errs = append(errs, fmt.Errorf("decode.alpha: %g is outside 0..2 (length normalisation exponent)", c.Alpha))
+	}
+	if c.Tags < 0 || c.Tags > MaxTags {
+		errs = append(errs, fmt.Errorf("decode.tags: %d is outside 0..%d (0: no tags)", c.Tags, MaxTags))
+	}
+	for _, p := range []struct {
+		key string
+		v   float64
+	}{{"decode.tag_threshold", c.TagThreshold}, {"decode.guide_threshold", c.GuideThreshold}} {
+		if !(p.v >= 0 && p.v <= 1) {
+			errs = append(errs, fmt.Errorf("%s: %g is outside 0..1 (a probability)", p.key, p.v))
+		}
 	}
 	return errs
 }

@@ -1,6 +1,7 @@
 // Package decoder is the caption model on gpu.Device kernels, with
-// teacher-forced training passes, batched greedy decoding and batched beam
-// search. Two architectures:
+// teacher-forced training passes, batched greedy decoding, batched beam
+// search and constrained beam search (captions that must contain given
+// words, constrained.go). Two architectures:
 //   - merge: the seed notebook's decoder (pooled image features -> dense+ReLU,
 //     added to an LSTM over word embeddings, dense+ReLU, dense over the vocabulary);
 //   - attention: Show, Attend and Tell's soft attention (Xu et al. 2015) over a

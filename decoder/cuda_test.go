@@ -11,7 +11,7 @@ import (
 )
 
 // TestCUDAKernelsMatchCPU runs a training pass (loss and every gradient) and
-// greedy and beam decoding of both architectures through the CUDA kernels
+// greedy, beam and constrained decoding of both architectures through the CUDA kernels
 // (gpu/kernels, here executed by the host emulator so that no GPU is needed)
 // and through the CPU backend: the decoder's kernel calls, with their offset
 // views, strided batches and rank-1 products, must compute the same on both.
@@ -37,6 +37,10 @@ func testCUDAMatchesCPU(t *testing.T, c Config) {
 		for _, k := range []int{1, 3} {
 			o := DecodeOptions{Start: 1, End: 2, MaxLen: 6, Beam: k, NBest: k}
 			res[i].hyps = append(res[i].hyps, generate(t, m, bt.feats, o)...)
+			// Constrained search also gathers single log-probabilities.
+			cons := make([][]Constraint, bt.B)
+			cons[0], cons[bt.B-1] = []Constraint{{5}}, []Constraint{{3, 7}, {4}}
+			res[i].hyps = append(res[i].hyps, generateConstrained(t, m, bt.feats, o, cons)...)
 		}
 	}
 	t.Logf("loss: CPU %.7f, CUDA kernels %.7f; %s", res[0].loss, res[1].loss, emu.Name())

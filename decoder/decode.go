@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sort"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -26,6 +25,9 @@ type Hypothesis struct {
 	Tokens  []int32 // words, without <start> and <end>
 	LogProb float64 // sum of the log-probabilities of the generated tokens, <end> included
 	Score   float64 // LogProb / len^Alpha, len counting <end> when it was generated
+	// Forced is the part of LogProb that constrained beam search imposed: the
+	// log-probabilities of the tokens that met its constraints (0 elsewhere).
+	Forced float64
 }
 
 // stepper is one architecture's decoding step over R rows (B images × K
@@ -160,16 +162,24 @@ func (o DecodeOptions) check(c Config) error {
 // image, up to NBest hypotheses, best first: greedy decoding when Beam is 1,
 // else beam search with the B×K beams run as one device batch.
 func (m *Model) Generate(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions) ([][]Hypothesis, error) {
-	if err := o.check(m.Cfg); err != nil {
+	if err := m.checkInputs(feats, B, o); err != nil {
 		return nil, err
-	}
-	if feats.Len() != B*m.Cfg.InputDim() {
-		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features", feats.Len(), B, m.Cfg.InputDim())
 	}
 	if o.Beam == 1 {
 		return greedy(ctx, m.dev, m.stepper(feats, B, 1), B, m.Cfg.Vocab, o)
 	}
 	return beam(ctx, m.dev, m.stepper(feats, B, o.Beam), B, m.Cfg.Vocab, o)
+}
+
+// checkInputs checks o and that feats holds B images' inputs.
+func (m *Model) checkInputs(feats gpu.Buf, B int, o DecodeOptions) error {
+	if err := o.check(m.Cfg); err != nil {
+		return err
+	}
+	if feats.Len() != B*m.Cfg.InputDim() {
+		return fmt.Errorf("decoder: %d feature values for %d images of %d features", feats.Len(), B, m.Cfg.InputDim())
+	}
+	return nil
 }
 
 func (o DecodeOptions) score(logProb float64, n int) float64 {
@@ -226,12 +236,14 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 type beamRow struct {
 	tokens  []int32
 	logProb float64
+	forced  float64 // see Hypothesis.Forced
 }
 
 type candidate struct {
 	src     int // row whose state the candidate extends
 	tok     int32
 	logProb float64
+	forced  float64 // see Hypothesis.Forced
 }
 
 // repeatedImageBranch runs the image branch for B images and returns it K times
@@ -245,106 +257,9 @@ func (m *Model) repeatedImageBranch(w *workspace, feats gpu.Buf, B, K int) gpu.B
 	return imgRep
 }
 
-// beam runs beam search over the B×K rows of s (K = o.Beam), one device batch.
+// beam runs beam search over the B×K rows of s (K = o.Beam), one device
+// batch: constrained beam search without constraints, whose one state's beam
+// is the plain search's.
 func beam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions) ([][]Hypothesis, error) {
-	K := o.Beam
-	R := B * K
-	// Every image starts with one live beam (row b*K); the other K-1 rows are
-	// dead (-Inf) until the first step fills them with distinct continuations.
-	rows := make([]beamRow, R)
-	for r := range rows {
-		if r%K != 0 {
-			rows[r].logProb = math.Inf(-1)
-		}
-	}
-	toks := make([]int32, R)
-	for r := range toks {
-		toks[r] = o.Start
-	}
-	finished := make([][]Hypothesis, B)
-	done := make([]bool, B)
-	kk := min(2*K, V) // per-row candidates: enough for K live beams after K finish
-	idx, val := make([]int32, R*kk), make([]float32, R*kk)
-	src := make([]int32, R)
-	next := make([]beamRow, R)
-	cands := make([]candidate, 0, K*kk)
-	for t := 0; t < o.MaxLen; t++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := dev.TopK(idx, val, s.step(toks), R, V, kk); err != nil {
-			return nil, err
-		}
-		live := 0
-		for b := 0; b < B; b++ {
-			if done[b] {
-				for k := 0; k < K; k++ { // keep the rows in place; their output is ignored
-					r := b*K + k
-					src[r], next[r] = int32(r), rows[r]
-				}
-				continue
-			}
-			cands = cands[:0]
-			for k := 0; k < K; k++ {
-				r := b*K + k
-				if math.IsInf(rows[r].logProb, -1) {
-					continue
-				}
-				for j := 0; j < kk; j++ {
-					cands = append(cands, candidate{src: r, tok: idx[r*kk+j], logProb: rows[r].logProb + float64(val[r*kk+j])})
-				}
-			}
-			sort.SliceStable(cands, func(i, j int) bool { return cands[i].logProb > cands[j].logProb })
-			n := 0
-			for rank, cd := range cands {
-				if cd.tok == o.End && !o.NoEarlyStop {
-					// A finished caption counts only if it ranks among the K best,
-					// so a poor <end> never displaces a better live beam.
-					if rank < K {
-						toks := append([]int32(nil), rows[cd.src].tokens...)
-						finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1)})
-					}
-					continue
-				}
-				r := b*K + n
-				src[r] = int32(cd.src)
-				next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb}
-				toks[r] = cd.tok
-				n++
-				if n == K {
-					break
-				}
-			}
-			for ; n < K; n++ { // too few continuations: the remaining rows stay dead
-				r := b*K + n
-				src[r], toks[r] = int32(r), o.End
-				next[r] = beamRow{logProb: math.Inf(-1)}
-			}
-			if len(finished[b]) >= K {
-				done[b] = true
-			} else {
-				live++
-			}
-		}
-		rows, next = next, rows
-		s.advance(src) // the new rows continue from their source rows' state
-		if live == 0 {
-			break
-		}
-	}
-	out := make([][]Hypothesis, B)
-	for b := 0; b < B; b++ {
-		if !done[b] { // ran out of length: the live beams are candidates too
-			for k := 0; k < K; k++ {
-				r := rows[b*K+k]
-				if !math.IsInf(r.logProb, -1) {
-					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens))})
-				}
-			}
-		}
-		hs := finished[b]
-		sort.SliceStable(hs, func(i, j int) bool { return hs[i].Score > hs[j].Score })
-		out[b] = hs[:min(len(hs), max(o.NBest, 1))]
-	}
-	return out, nil
+	return constrainedBeam(ctx, dev, s, B, V, o, make([][]Constraint, B), 1)
 }

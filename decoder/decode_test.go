@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"testing"
 )
 
@@ -99,59 +98,10 @@ func (r *refDecoder) step(img []float64, s refState, tok int32) (refState, []flo
 	return n, lg
 }
 
-// beam is textbook beam search for one image: expand every live beam by every
-// word, keep the K best; a beam ending in <end> among the K best is finished.
+// beam is textbook beam search for one image: constrained with no
+// constraints (refDecoder.constrained), one state.
 func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
-	step, s0 := r.begin(feat)
-	type beamT struct {
-		s    refState
-		toks []int32
-		lp   float64
-	}
-	live := []beamT{{s: s0}}
-	var done []Hypothesis
-	for t := 0; t < o.MaxLen && len(done) < o.Beam; t++ {
-		type cand struct {
-			from int
-			tok  int32
-			lp   float64
-			s    refState
-		}
-		var cs []cand
-		for bi, b := range live {
-			prev := o.Start
-			if len(b.toks) > 0 {
-				prev = b.toks[len(b.toks)-1]
-			}
-			ns, lp := step(b.s, prev)
-			for w, v := range lp {
-				cs = append(cs, cand{bi, int32(w), b.lp + v, ns})
-			}
-		}
-		sort.SliceStable(cs, func(i, j int) bool { return cs[i].lp > cs[j].lp })
-		var next []beamT
-		for rank, cd := range cs {
-			toks := append(slices.Clone(live[cd.from].toks), cd.tok)
-			if cd.tok == o.End {
-				if rank < o.Beam {
-					done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks))})
-				}
-				continue
-			}
-			next = append(next, beamT{cd.s, toks, cd.lp})
-			if len(next) == o.Beam {
-				break
-			}
-		}
-		live = next
-	}
-	if len(done) < o.Beam {
-		for _, b := range live {
-			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks))})
-		}
-	}
-	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
-	return done
+	return r.constrained(feat, o, nil)
 }
 
 // peakedModel has weights large enough that captions end at different lengths.

@@ -9,7 +9,6 @@ import (
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/gpu/cudaemu"
-	"github.com/captioner/captioner/tflite"
 )
 
 // TestCUDAKernelsMatchCPU runs the small synthetic network through the CUDA
@@ -17,14 +16,7 @@ import (
 // the host emulator so that no GPU is needed) and through the CPU backend: the
 // encoder's kernel calls must compute the same on both.
 func TestCUDAKernelsMatchCPU(t *testing.T) {
-	m, err := tflite.Parse(syntheticTFLite(smallConfig, 11))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := Import(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w := importSynthetic(t, smallConfig, 11)
 	emu, err := cudaemu.New()
 	if err != nil {
 		t.Fatal(err)

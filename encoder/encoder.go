@@ -384,9 +384,7 @@ func (e *Encoder) Pooled() gpu.Buf { return e.pooled.Slice(0, e.n*e.cfg.Head) }
 func (e *Encoder) Classify() gpu.Buf {
 	c := &e.cfg
 	probs := e.probs.Slice(0, e.n*c.Classes)
-	// A 1x1 convolution on (n, 1, 1, F) is the dense layer, bias included.
-	e.dev.Conv2D(probs, e.Pooled(), e.classifier.w, e.classifier.b, conv(e.n, 1, c.Head, c.Classes, 1, 1), gpu.ActNone)
-	e.dev.Softmax(probs, probs, e.n, c.Classes)
+	classify(e.dev, *c, e.classifier, probs, e.Pooled(), e.n)
 	return probs
 }
 

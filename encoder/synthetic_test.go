@@ -246,11 +246,11 @@ func encodeAll(t *testing.T, e *Encoder, images []float32, n int) (grid, pooled,
 	return grid, pooled, probs
 }
 
-// TestSyntheticFloatModel writes a small float32 TFLite model, imports it (the
-// architecture must come back exactly) and compares the encoder on the CPU with
-// the naive interpreter, on a batch larger than one chunk.
-func TestSyntheticFloatModel(t *testing.T) {
-	m, err := tflite.Parse(syntheticTFLite(smallConfig, 7))
+// importSynthetic writes the synthetic float32 TFLite model of config c
+// (weights from seed), parses it and imports its weights.
+func importSynthetic(t *testing.T, c Config, seed uint64) (*tflite.Model, *Weights) {
+	t.Helper()
+	m, err := tflite.Parse(syntheticTFLite(c, seed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,6 +258,14 @@ func TestSyntheticFloatModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, w
+}
+
+// TestSyntheticFloatModel writes a small float32 TFLite model, imports it (the
+// architecture must come back exactly) and compares the encoder on the CPU with
+// the naive interpreter, on a batch larger than one chunk.
+func TestSyntheticFloatModel(t *testing.T) {
+	m, w := importSynthetic(t, smallConfig, 7)
 	if !slices.Equal(w.Config.Blocks, smallConfig.Blocks) || w.Config.Head != 24 || w.Config.Classes != 10 || w.Config.GridSize() != 4 {
 		t.Fatalf("imported config %+v", w.Config)
 	}
@@ -286,5 +294,48 @@ func TestSyntheticFloatModel(t *testing.T) {
 		if gd > 1e-5 || pd > 1e-5 || qd > 1e-6 {
 			t.Errorf("image %d: max diff grid %.2g, pooled %.2g, probs %.2g", i, gd, pd, qd)
 		}
+	}
+}
+
+// The classifier on its own, on pooled features uploaded to another device,
+// gives the naive interpreter's probabilities: what the pipeline computes on
+// the decoder's device.
+func TestClassifierOnUploadedFeatures(t *testing.T) {
+	m, w := importSynthetic(t, smallConfig, 7)
+	dev := cpu.New(1)
+	defer dev.Close()
+	cl, err := NewClassifier(dev, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rng := rand.New(rand.NewPCG(6, 6))
+	const n = 3
+	image := make([]float32, w.Config.Input*w.Config.Input*3)
+	var pooled, want []float32
+	for range n {
+		for i := range image {
+			image[i] = rng.Float32()*2 - 1
+		}
+		ref, err := refRun(m, image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pooled = append(pooled, ref.pooled...)
+		want = append(want, ref.probs...)
+	}
+	in, out := dev.Alloc(len(pooled)), dev.Alloc(n*cl.Classes())
+	dev.Upload(in, pooled)
+	cl.Probs(out, in, n)
+	got := make([]float32, n*cl.Classes())
+	if err := dev.Download(got, out); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(got, want); d > 1e-6 {
+		t.Errorf("max diff %.2g from the interpreter's probabilities", d)
+	}
+	delete(w.Tensors, "classifier.bias")
+	if _, err := NewClassifier(dev, w); err == nil || err.Error() != "encoder: classifier weights have 240 and 0 values, want 10x24 and 10" {
+		t.Errorf("without a bias: %v", err)
 	}
 }

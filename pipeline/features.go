@@ -2,14 +2,28 @@ package pipeline
 
 import (
 	"context"
+	"math"
+	"strings"
 
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/tags"
+	"github.com/captioner/captioner/text"
 )
 
-// Vocab turns generated token ids into a sentence (*text.Vocab).
+// Vocab maps between a model's token ids and words (*text.Vocab).
 type Vocab interface {
-	Sentence(ids []int32) string
+	Words(ids []int32) []string
+	ID(word string) int
+}
+
+// Decoder is a caption model with its vocabulary and, optionally, the Tagger
+// that gives each Result its tags and guided decoding; without one, Results
+// have neither (the trainer's dev evaluation).
+type Decoder struct {
+	Model  *decoder.Model
+	Vocab  Vocab
+	Tagger *Tagger
 }
 
 // featureBatch is how many images CaptionFeatures decodes at once: features
@@ -17,15 +31,16 @@ type Vocab interface {
 // decoder's workspace comfortably allows.
 const featureBatch = 100
 
-// CaptionFeatures captions the n images of a (n, F) feature buffer on m's
-// device, featureBatch at a time: eval on cached features and the trainer's dev
-// evaluation, which have every image's features on the device already.
-func CaptionFeatures(ctx context.Context, m *decoder.Model, feats gpu.Buf, n int, d decoder.DecodeOptions, v Vocab) ([]Result, error) {
-	F := m.Cfg.InputDim()
+// CaptionFeatures captions the n images of a (n, InputDim) feature buffer on
+// the model's device, featureBatch at a time: eval on cached features and the
+// trainer's dev evaluation, which have every image's features on the device
+// already.
+func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Plan) ([]Result, error) {
+	F := d.Model.Cfg.InputDim()
 	out := make([]Result, 0, n)
 	for lo := 0; lo < n; lo += featureBatch {
 		b := min(featureBatch, n-lo)
-		res, err := generate(ctx, m, feats.Slice(lo*F, b*F), b, d, v)
+		res, err := d.generate(ctx, feats.Slice(lo*F, b*F), b, p)
 		if err != nil {
 			return nil, err
 		}
@@ -34,21 +49,146 @@ func CaptionFeatures(ctx context.Context, m *decoder.Model, feats gpu.Buf, n int
 	return out, nil
 }
 
-// generate captions n images whose features are on m's device: the best
-// hypothesis of each, with the n-best list when d asks for more than one.
-func generate(ctx context.Context, m *decoder.Model, feats gpu.Buf, n int, d decoder.DecodeOptions, v Vocab) ([]Result, error) {
-	hyps, err := m.Generate(ctx, feats, n, d)
+// generate captions n images whose features are on the model's device: the
+// best hypothesis of each, with the n-best list when p asks for more than
+// one, and the tags. With p.Guide, an image whose caption misses the noun of a
+// tag at least p.GuideThreshold probable is decoded again by constrained beam
+// search over those nouns, and keeps the plain caption only when no caption
+// naming them fits in max_len words.
+func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]Result, error) {
+	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Result, n)
 	for i, hs := range hyps {
-		out[i] = Result{Caption: v.Sentence(hs[0].Tokens), Score: hs[0].Score}
-		if d.NBest > 1 {
-			for _, h := range hs {
-				out[i].Alternatives = append(out[i].Alternatives, Alternative{Caption: v.Sentence(h.Tokens), Score: h.Score})
+		out[i] = d.result(hs, p, nil)
+	}
+	if d.Tagger == nil || (p.Tags == 0 && !p.Guide) {
+		return out, nil
+	}
+	probs, err := d.Tagger.probs(feats, n)
+	if err != nil {
+		return nil, err
+	}
+	var guided []int32
+	var cons [][]decoder.Constraint
+	var names [][]naming
+	// One Select serves both lists: the tags shown and the nouns guidance
+	// insists on are each a prefix of the most probable nouns.
+	k, threshold := p.Tags, p.TagThreshold
+	if p.Guide {
+		k, threshold = max(k, decoder.MaxConstraints), min(threshold, p.GuideThreshold)
+	}
+	for i := range out {
+		all, err := tags.Select(probs[i*tags.NumClasses:(i+1)*tags.NumClasses], k, threshold)
+		if err != nil {
+			return nil, err
+		}
+		if p.Tags > 0 {
+			out[i].Tags = above(all[:min(p.Tags, len(all))], p.TagThreshold)
+		}
+		if !p.Guide {
+			continue
+		}
+		missing := false
+		var ns []naming
+		var cs []decoder.Constraint
+		for _, t := range above(all[:min(decoder.MaxConstraints, len(all))], p.GuideThreshold) {
+			nm, ok := d.Tagger.naming(d.Vocab, t.Noun)
+			if !ok {
+				continue
 			}
+			nm.prob = t.Prob
+			ns, cs = append(ns, nm), append(cs, nm.tokens)
+			missing = missing || !tags.Mentions(out[i].Caption, t.Noun)
+		}
+		if missing {
+			guided, cons, names = append(guided, int32(i)), append(cons, cs), append(names, ns)
 		}
 	}
+	if len(guided) == 0 {
+		return out, nil
+	}
+	dev, per := d.Model.Device(), feats.Len()/n
+	sub := dev.Alloc(len(guided) * per)
+	defer dev.Free(sub)
+	dev.EmbeddingForward(sub, feats, guided, per) // the guided images' features
+	ghyps, err := d.Model.GenerateConstrained(ctx, sub, len(guided), p.DecodeOptions, cons)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range guided {
+		if len(ghyps[j]) == 0 {
+			continue
+		}
+		r := d.result(ghyps[j], p, names[j])
+		r.Tags = out[i].Tags
+		for _, nm := range names[j] {
+			r.Guided = append(r.Guided, nm.noun)
+		}
+		out[i] = r
+	}
 	return out, nil
+}
+
+// above is the prefix of ts (most probable first) at least threshold probable.
+func above(ts []tags.Tag, threshold float32) []tags.Tag {
+	n := 0
+	for n < len(ts) && ts[n].Prob >= threshold {
+		n++
+	}
+	return ts[:n]
+}
+
+// result is the Result of an image's hypotheses, best first; names rewrite
+// donor tokens into the nouns they stand for.
+func (d Decoder) result(hs []decoder.Hypothesis, p Plan, names []naming) Result {
+	words := d.words(hs[0].Tokens, names)
+	r := Result{Caption: text.Sentence(words), Tokens: words, Score: hs[0].Score, Confidence: confidence(hs[0], p.MaxLen, names)}
+	if p.NBest > 1 {
+		for _, h := range hs {
+			r.Alternatives = append(r.Alternatives, Alternative{Caption: text.Sentence(d.words(h.Tokens, names)),
+				Score: h.Score, Confidence: confidence(h, p.MaxLen, names)})
+		}
+	}
+	return r
+}
+
+// words are the words of ids, a donor's tokens written as the noun they stand
+// for (a phrase noun as its words: "fire truck" is two).
+func (d Decoder) words(ids []int32, names []naming) []string {
+	words := d.Vocab.Words(ids)
+	out := make([]string, 0, len(words))
+	for k, id := range ids {
+		w := words[k]
+		for _, nm := range names {
+			if r, ok := nm.renamed[id]; ok {
+				w = r
+			}
+		}
+		out = append(out, strings.Fields(w)...)
+	}
+	return out
+}
+
+// confidence is the geometric mean of the probabilities of the caption's
+// words and its end, exp(log-prob / tokens): in [0, 1], the typical
+// probability of each choice. The decoder's probabilities, except for a
+// guided caption's nouns (names, which met its constraints): the decoder did
+// not choose those, the encoder did, so theirs is the tag's probability. A
+// caption cut at maxLen words has no end token.
+func confidence(h decoder.Hypothesis, maxLen int, names []naming) float64 {
+	n := len(h.Tokens) + 1
+	if len(h.Tokens) >= maxLen {
+		n = len(h.Tokens)
+	}
+	lp := h.LogProb
+	if h.Forced != 0 {
+		lp -= h.Forced
+		for _, nm := range names {
+			lp += math.Log(float64(nm.prob))
+		}
+	}
+	return math.Exp(lp / float64(n))
 }

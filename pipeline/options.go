@@ -13,10 +13,20 @@ import (
 // Options choose how one call decodes. Zero fields take the defaults (see
 // Decoding.Complete).
 type Options struct {
-	Beam         int // beam width; 1 is greedy
-	MaxLen       int // maximum words per caption
-	Alternatives int // n-best captions returned per image (<= Beam)
+	Beam         int   // beam width; 1 is greedy
+	MaxLen       int   // maximum words per caption
+	Alternatives int   // n-best captions returned per image (<= Beam)
+	Guide        Guide // guided decoding on or off; GuideDefault is decode.guide
 }
+
+// Guide is a request's choice of guided decoding (see config.Decode.Guide).
+type Guide int8
+
+const (
+	GuideDefault Guide = iota // as configured (decode.guide)
+	GuideOff                  // guide=0
+	GuideOn                   // guide=1
+)
 
 // Decoding turns the configured decode settings plus a request's Options into
 // the decoder's options. It is the one place for the defaults and for the
@@ -51,6 +61,12 @@ func (d Decoding) Complete(o Options) (Options, error) {
 	if o.Alternatives == 0 {
 		o.Alternatives = o.Beam
 	}
+	if o.Guide == GuideDefault {
+		o.Guide = GuideOff
+		if d.cfg.Guide {
+			o.Guide = GuideOn
+		}
+	}
 	if o.Alternatives > o.Beam {
 		return o, fmt.Errorf("alternatives=%d is more than beam=%d: beam search keeps only beam candidates; raise beam or ask for fewer alternatives", o.Alternatives, o.Beam)
 	}
@@ -58,9 +74,10 @@ func (d Decoding) Complete(o Options) (Options, error) {
 }
 
 // ParseOptions reads a request's options from text fields keyed by their API
-// names (beam, max_len, alternatives; other keys are ignored) and completes
-// them. A field that is present must hold a number within its limits, so
-// beam=0 is refused where an absent beam takes the default.
+// names (beam, max_len, alternatives, guide; other keys are ignored) and
+// completes them. A field that is present must hold a number within its
+// limits, so beam=0 is refused where an absent beam takes the default; guide
+// is 0 (off) or 1 (on).
 func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 	var o Options
 	for _, f := range d.fields(&o) {
@@ -73,6 +90,13 @@ func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 			return o, err
 		}
 		*f.val = n
+	}
+	if v, ok := fields["guide"]; ok {
+		n, err := ParseField("guide", v, 0, 1)
+		if err != nil {
+			return o, err
+		}
+		o.Guide = GuideOff + Guide(n)
 	}
 	return d.Complete(o)
 }
@@ -114,12 +138,26 @@ func (d Decoding) fields(o *Options) []field {
 	}
 }
 
-// DecodeOptions is the decoder's form of o, completed as Complete does.
-func (d Decoding) DecodeOptions(o Options) (decoder.DecodeOptions, error) {
+// Plan is how one call decodes: the decoder's options, the tags each Result
+// carries and whether guided decoding insists on confident tags' nouns.
+type Plan struct {
+	decoder.DecodeOptions
+	Tags           int     // tags per Result (decode.tags); 0 for none
+	TagThreshold   float32 // least probability of a tag (decode.tag_threshold)
+	Guide          bool    // guided decoding
+	GuideThreshold float32 // least probability of a tag guided decoding insists on
+}
+
+// Plan is the plan of o, completed as Complete does.
+func (d Decoding) Plan(o Options) (Plan, error) {
 	o, err := d.Complete(o)
 	if err != nil {
-		return decoder.DecodeOptions{}, err
+		return Plan{}, err
 	}
-	return decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
-		NBest: o.Alternatives, Alpha: d.cfg.Alpha}, nil
+	return Plan{
+		DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
+			NBest: o.Alternatives, Alpha: d.cfg.Alpha},
+		Tags: d.cfg.Tags, TagThreshold: float32(d.cfg.TagThreshold),
+		Guide: o.Guide == GuideOn, GuideThreshold: float32(d.cfg.GuideThreshold),
+	}, nil
 }

@@ -10,7 +10,7 @@ import (
 
 // decodeConfig is the default decode section but for a beam wider than the
 // server's cap, so the cap on the default shows.
-var decodeConfig = config.Decode{Beam: 5, MaxLen: 20, BatchSize: 32, Alpha: 0.7}
+var decodeConfig = config.Decode{Beam: 5, MaxLen: 20, BatchSize: 32, Alpha: 0.7, Tags: 4, TagThreshold: 0.25, Guide: true, GuideThreshold: 0.5}
 
 func TestDecodingDefaults(t *testing.T) {
 	for _, tc := range []struct {
@@ -19,10 +19,10 @@ func TestDecodingDefaults(t *testing.T) {
 		in      Options
 		want    Options
 	}{
-		{"commands: the configuration's beam", config.MaxBeam, Options{}, Options{Beam: 5, MaxLen: 20, Alternatives: 5}},
-		{"server: the default beam capped at max_beam", 4, Options{}, Options{Beam: 4, MaxLen: 20, Alternatives: 4}},
-		{"alternatives follow the asked beam", 8, Options{Beam: 2}, Options{Beam: 2, MaxLen: 20, Alternatives: 2}},
-		{"set fields are kept", 8, Options{Beam: 8, MaxLen: 100, Alternatives: 1}, Options{Beam: 8, MaxLen: 100, Alternatives: 1}},
+		{"commands: the configuration's beam", config.MaxBeam, Options{}, Options{Beam: 5, MaxLen: 20, Alternatives: 5, Guide: GuideOn}},
+		{"server: the default beam capped at max_beam", 4, Options{}, Options{Beam: 4, MaxLen: 20, Alternatives: 4, Guide: GuideOn}},
+		{"alternatives follow the asked beam", 8, Options{Beam: 2}, Options{Beam: 2, MaxLen: 20, Alternatives: 2, Guide: GuideOn}},
+		{"set fields are kept", 8, Options{Beam: 8, MaxLen: 100, Alternatives: 1, Guide: GuideOff}, Options{Beam: 8, MaxLen: 100, Alternatives: 1, Guide: GuideOff}},
 	} {
 		d := NewDecoding(decodeConfig, tc.maxBeam)
 		got, err := d.Complete(tc.in)
@@ -33,11 +33,11 @@ func TestDecodingDefaults(t *testing.T) {
 		if again, err := d.Complete(got); err != nil || again != got {
 			t.Errorf("%s: completing %+v again gave %+v, %v", tc.name, got, again, err)
 		}
-		dec, err := d.DecodeOptions(tc.in)
-		want := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: tc.want.Beam, MaxLen: tc.want.MaxLen,
-			NBest: tc.want.Alternatives, Alpha: 0.7}
-		if err != nil || dec != want {
-			t.Errorf("%s: DecodeOptions(%+v) = %+v, %v; want %+v", tc.name, tc.in, dec, err, want)
+		plan, err := d.Plan(tc.in)
+		want := Plan{DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: tc.want.Beam, MaxLen: tc.want.MaxLen,
+			NBest: tc.want.Alternatives, Alpha: 0.7}, Tags: 4, TagThreshold: 0.25, Guide: tc.want.Guide == GuideOn, GuideThreshold: 0.5}
+		if err != nil || plan != want {
+			t.Errorf("%s: Plan(%+v) = %+v, %v; want %+v", tc.name, tc.in, plan, err, want)
 		}
 	}
 }
@@ -58,8 +58,8 @@ func TestDecodingLimits(t *testing.T) {
 		if _, err := d.Complete(tc.in); err == nil || err.Error() != tc.want {
 			t.Errorf("Complete(%+v): %v, want %q", tc.in, err, tc.want)
 		}
-		if _, err := d.DecodeOptions(tc.in); err == nil || err.Error() != tc.want {
-			t.Errorf("DecodeOptions(%+v): %v, want %q", tc.in, err, tc.want)
+		if _, err := d.Plan(tc.in); err == nil || err.Error() != tc.want {
+			t.Errorf("Plan(%+v): %v, want %q", tc.in, err, tc.want)
 		}
 	}
 }
@@ -67,11 +67,21 @@ func TestDecodingLimits(t *testing.T) {
 func TestParseOptions(t *testing.T) {
 	d := NewDecoding(decodeConfig, 8)
 	got, err := d.ParseOptions(map[string]string{"beam": " 3 ", "max_len": "7", "timeout_ms": "not ours"})
-	if want := (Options{Beam: 3, MaxLen: 7, Alternatives: 3}); err != nil || got != want {
+	if want := (Options{Beam: 3, MaxLen: 7, Alternatives: 3, Guide: GuideOn}); err != nil || got != want {
 		t.Errorf("beam 3, max_len 7: %+v, %v; want %+v", got, err, want)
 	}
-	if got, err := d.ParseOptions(nil); err != nil || got != (Options{Beam: 5, MaxLen: 20, Alternatives: 5}) {
+	if got, err := d.ParseOptions(nil); err != nil || got != (Options{Beam: 5, MaxLen: 20, Alternatives: 5, Guide: GuideOn}) {
 		t.Errorf("no fields: %+v, %v; want the defaults", got, err)
+	}
+	for v, want := range map[string]Guide{"0": GuideOff, "1": GuideOn} {
+		if got, err := d.ParseOptions(map[string]string{"guide": v}); err != nil || got.Guide != want {
+			t.Errorf("guide=%s: %+v, %v; want guide %d", v, got, err, want)
+		}
+	}
+	off := decodeConfig
+	off.Guide = false
+	if got, err := NewDecoding(off, 8).ParseOptions(nil); err != nil || got.Guide != GuideOff {
+		t.Errorf("decode.guide false, no field: %+v, %v; want guide off", got, err)
 	}
 	for _, tc := range []struct {
 		fields map[string]string
@@ -83,6 +93,8 @@ func TestParseOptions(t *testing.T) {
 		{map[string]string{"beam": "three"}, `beam="three" is not a whole number`},
 		{map[string]string{"max_len": "2.5"}, `max_len="2.5" is not a whole number`},
 		{map[string]string{"max_len": "101"}, "max_len=101 is outside 1..100"},
+		{map[string]string{"guide": "2"}, "guide=2 is outside 0..1"},
+		{map[string]string{"guide": "yes"}, `guide="yes" is not a whole number`},
 		// Fields are checked in the order beam, max_len, alternatives.
 		{map[string]string{"alternatives": "x", "beam": "99"}, "beam=99 is outside 1..8"},
 		{map[string]string{"beam": "2", "alternatives": "3"}, "alternatives=3 is more than beam=2: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"},

@@ -21,6 +21,7 @@ import (
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/selector"
 	"github.com/captioner/captioner/internal/locate"
+	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/text"
 )
 
@@ -32,14 +33,30 @@ const (
 
 // Alternative is one candidate caption.
 type Alternative struct {
-	Caption string  `json:"caption"`
-	Score   float64 `json:"score"` // length-normalised log-probability
+	Caption    string  `json:"caption"`
+	Score      float64 `json:"score"`      // length-normalised log-probability
+	Confidence float64 `json:"confidence"` // see Result.Confidence
 }
 
 // Result is one image's caption.
 type Result struct {
-	Caption      string        `json:"caption"`
-	Score        float64       `json:"score"`
+	// Caption is the caption as a sentence (text.Sentence): "Dog runs.".
+	Caption string `json:"caption"`
+	// Tokens are the decoder's words, as evaluation scores them.
+	Tokens []string `json:"tokens"`
+	// Score is the length-normalised log-probability beam search ranks by.
+	Score float64 `json:"score"`
+	// Confidence is exp(mean log-probability per token, the end included),
+	// in [0, 1]: the geometric mean of the probabilities of the choices that
+	// made the caption, a guided noun's being its tag's (see confidence). On
+	// the Flickr8k dev split, captions of higher confidence score higher
+	// (models/flickr8k-merge-lstm/MODEL.md has the buckets).
+	Confidence float64 `json:"confidence"`
+	// Tags are the encoder's ImageNet nouns for the image (decode.tags).
+	Tags []tags.Tag `json:"tags"`
+	// Guided are the nouns guided decoding made the caption name; empty when
+	// the caption is the plain beam search's.
+	Guided       []string      `json:"guided,omitempty"`
 	Alternatives []Alternative `json:"alternatives,omitempty"`
 }
 
@@ -62,8 +79,7 @@ type Pipeline struct {
 	dev      gpu.Device // the decoder's
 	encDev   gpu.Device // the encoder's: dev, or a device of its own (see Load)
 	enc      *encoder.Encoder
-	dec      *decoder.Model
-	vocab    *text.Vocab
+	dec      Decoder // its Tagger on dev
 	info     Info
 	maxBatch int
 	feats    gpu.Buf // (maxBatch, F) host features uploaded by Decode
@@ -120,9 +136,15 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 		dec.Close()
 		return nil, fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", w.Config.Head, cfg.Model, dec.Cfg.FeatDim)
 	}
-	p := &Pipeline{dev: dev, encDev: encDev, dec: dec, vocab: vocab, maxBatch: cfg.Decode.BatchSize,
+	tagger, err := NewTagger(dev, w)
+	if err != nil {
+		dec.Close()
+		return nil, err
+	}
+	p := &Pipeline{dev: dev, encDev: encDev, dec: Decoder{Model: dec, Vocab: vocab, Tagger: tagger}, maxBatch: cfg.Decode.BatchSize,
 		decoding: NewDecoding(cfg.Decode, config.MaxBeam), pre: NewPreprocessor(w.Config, cfg.Image)}
 	if p.enc, err = encoder.New(encDev, w, p.maxBatch, cfg.Precision); err != nil {
+		tagger.Close()
 		dec.Close()
 		return nil, err
 	}
@@ -205,7 +227,8 @@ func (p *Pipeline) Close() error {
 	if p.feats != nil {
 		p.dev.Free(p.feats)
 	}
-	p.dec.Close()
+	p.dec.Tagger.Close()
+	p.dec.Model.Close()
 	if p.Overlaps() {
 		p.encDev.Close()
 	}
@@ -225,9 +248,9 @@ func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Opt
 // Encode returns the features the model reads (InputDim each: the pooled vector,
 // or the grid for an attention model) of preprocessed images.
 func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
-	F := p.dec.Cfg.InputDim()
+	F := p.dec.Model.Cfg.InputDim()
 	encoded := p.enc.Pooled
-	if p.dec.Cfg.Arch == decoder.ArchAttention {
+	if p.dec.Model.Cfg.Arch == decoder.ArchAttention {
 		encoded = p.enc.Grid
 	}
 	out := make([][]float32, 0, len(tensors))
@@ -261,11 +284,11 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 // config.MaxBeam: the server's narrower limit applies before, when it parses
 // a request.
 func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]Result, error) {
-	d, err := p.decoding.DecodeOptions(o)
+	plan, err := p.decoding.Plan(o)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	F := p.dec.Cfg.InputDim()
+	F := p.dec.Model.Cfg.InputDim()
 	out := make([]Result, 0, len(feats))
 	for lo := 0; lo < len(feats); lo += p.maxBatch {
 		batch := feats[lo:min(lo+p.maxBatch, len(feats))]
@@ -278,7 +301,7 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 		}
 		buf := p.feats.Slice(0, len(flat))
 		p.dev.Upload(buf, flat)
-		res, err := generate(ctx, p.dec, buf, len(batch), d, p.vocab)
+		res, err := p.dec.generate(ctx, buf, len(batch), plan)
 		if err != nil {
 			return nil, err
 		}

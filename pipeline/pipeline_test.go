@@ -111,11 +111,11 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	onDevice := p.Device().Alloc(len(flat))
 	defer p.Device().Free(onDevice)
 	p.Device().Upload(onDevice, flat)
-	d, err := p.decoding.DecodeOptions(opts)
+	plan, err := p.decoding.Plan(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	viaDevice, err := CaptionFeatures(ctx, p.dec, onDevice, len(imgs), d, p.vocab)
+	viaDevice, err := CaptionFeatures(ctx, p.dec, onDevice, len(imgs), plan)
 	if err != nil {
 		t.Fatal(err)
 	}

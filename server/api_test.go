@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/captioner/captioner/config"
+	textpkg "github.com/captioner/captioner/text"
 )
 
 func firstCaption(t *testing.T, r response) map[string]any {
@@ -61,6 +64,46 @@ func TestCaptionMultipartAndRawBody(t *testing.T) {
 	raw := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", "image/jpeg", bytes.NewReader(cat)))
 	if raw["caption"] != text || raw["filename"] != "" {
 		t.Errorf("raw body: caption %q filename %q, want %q and no file name", raw["caption"], raw["filename"], text)
+	}
+}
+
+// Every caption is a sentence with its tokens, a confidence and the encoder's
+// tags; guided decoding (on by default) makes the cat's caption name the cat,
+// and guide=0 asks for the plain caption.
+func TestCaptionTagsConfidenceAndGuide(t *testing.T) {
+	cat := photo(t, catPhoto)
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+	caption := func(query string) (string, []string, map[string]any) {
+		c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions"+query, "image/jpeg", bytes.NewReader(cat)))
+		var tokens []string
+		for _, w := range c["tokens"].([]any) {
+			tokens = append(tokens, w.(string))
+		}
+		if want := textpkg.Sentence(tokens); c["caption"] != want {
+			t.Errorf("%s: caption %q, want the sentence of its tokens %q", query, c["caption"], want)
+		}
+		if conf, ok := c["confidence"].(float64); !ok || conf <= 0 || conf >= 1 {
+			t.Errorf("%s: confidence %v, want it in (0, 1)", query, c["confidence"])
+		}
+		top := c["tags"].([]any)[0].(map[string]any)
+		if top["noun"] != "cat" || top["label"] != "Egyptian cat" || top["prob"].(float64) < 0.9 || top["label_prob"].(float64) < 0.8 {
+			t.Errorf("%s: top tag %v, want cat (Egyptian cat) above 0.9", query, top)
+		}
+		return c["caption"].(string), tokens, c
+	}
+	guided, tokens, c := caption("")
+	if !slices.Contains(tokens, "cat") || fmt.Sprint(c["guided"]) != "[cat]" {
+		t.Errorf("default (guided): %q, guided %v; want it to name the cat", guided, c["guided"])
+	}
+	plain, tokens, c := caption("?guide=0")
+	if slices.Contains(tokens, "cat") || fmt.Sprint(c["guided"]) != "[]" {
+		t.Errorf("guide=0: %q, guided %v; want the plain caption, which misses the cat", plain, c["guided"])
+	}
+	if again, _, _ := caption("?guide=1"); again != guided {
+		t.Errorf("guide=1: %q, want the default's %q", again, guided)
+	}
+	if r := do(t, "POST", ts.url+"/v1/captions?guide=2", "image/jpeg", bytes.NewReader(cat)); r.status != http.StatusBadRequest || r.json["error"] != "guide=2 is outside 0..1" {
+		t.Errorf("guide=2: %d %s", r.status, r.body)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"runtime"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/tags"
 )
 
 // httpError is an error with the status it answers.
@@ -58,7 +60,7 @@ type request struct {
 }
 
 // optionFields are the options a request may set as query or form fields.
-var optionFields = []string{"beam", "max_len", "alternatives", "timeout_ms"}
+var optionFields = []string{"beam", "max_len", "alternatives", "guide", "timeout_ms"}
 
 func (s *Server) postCaptions(c *gin.Context) {
 	b := s.readyBatcher(c)
@@ -159,26 +161,40 @@ func imageErrorJSON(i int, u *upload) gin.H {
 	return gin.H{"index": i, "filename": u.name, "status": u.err.status, "error": u.err.msg}
 }
 
-// alternativesJSON is the n-best list as the API and the live page show it.
-func alternativesJSON(r Captioned) []gin.H {
+// resultJSON is a caption as the API and the live page show it: the
+// sentence, its tokens, score and confidence, the n-best list, the tags and
+// the nouns guided decoding made it name, and the model that made it.
+func resultJSON(r Captioned) gin.H {
 	alts := make([]gin.H, len(r.Alternatives))
 	for k, a := range r.Alternatives {
-		alts[k] = gin.H{"caption": a.Caption, "score": a.Score}
+		alts[k] = gin.H{"caption": a.Caption, "score": a.Score, "confidence": a.Confidence}
 	}
-	return alts
+	tagged := r.Tags
+	if tagged == nil {
+		tagged = []tags.Tag{} // [] rather than null
+	}
+	guided := r.Guided
+	if guided == nil {
+		guided = []string{}
+	}
+	return gin.H{
+		"caption": r.Caption, "tokens": r.Tokens, "score": r.Score, "confidence": r.Confidence,
+		"tags": tagged, "guided": guided, "alternatives": alts,
+		"model": gin.H{"name": r.Model, "version": r.Version},
+	}
 }
 
 func captionJSON(i int, u *upload, r Captioned, total time.Duration) gin.H {
-	return gin.H{
+	out := resultJSON(r)
+	maps.Copy(out, gin.H{
 		"index": i, "filename": u.name, "width": u.width, "height": u.height,
-		"caption": r.Caption, "score": r.Score, "alternatives": alternativesJSON(r),
-		"model":      gin.H{"name": r.Model, "version": r.Version},
 		"batch_size": r.BatchSize,
 		"timings_ms": gin.H{
 			"preprocess": ms(u.prep), "queue": ms(r.QueueWait),
 			"encode": ms(r.Encode), "decode": ms(r.Decode), "total": ms(total),
 		},
-	}
+	})
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -183,6 +184,9 @@ func TestBrowserUploadAndLive(t *testing.T) {
 	json.Unmarshal(w.call("POST", "/window/new", map[string]string{"type": "tab"}), &tab)
 	w.call("POST", "/window", map[string]string{"handle": tab.Handle})
 	w.navigate(ts.url + "/")
+	// Guided decoding asked for explicitly: the page sends guide=1, which the
+	// server would refuse (400) under any other field name.
+	w.await(`document.getElementById("guide").value = "1"; arguments[0]("set")`)
 	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": photoPath})
 	caption := w.await(`const done = arguments[arguments.length - 1];
 		const check = () => {
@@ -199,6 +203,11 @@ func TestBrowserUploadAndLive(t *testing.T) {
 	if !strings.HasPrefix(alts, "3 ") || !strings.Contains(alts, "encode (batch)") {
 		t.Errorf("upload page alternatives/timings: %q, want 3 alternatives and the timings table", alts)
 	}
+	tagged := w.await(`arguments[0](document.querySelector("#results .confidence").textContent + "|" +
+		document.querySelector("#results .tags").textContent)`)
+	if !regexp.MustCompile(`^confidence [0-9]{1,3}%.*\|Recognised: `).MatchString(tagged) {
+		t.Errorf("upload page confidence and tags: %q", tagged)
+	}
 	w.screenshot("upload.png")
 
 	// Back on tab 1 the same caption has arrived, with its thumbnail.
@@ -210,14 +219,15 @@ func TestBrowserUploadAndLive(t *testing.T) {
 				if (li.querySelector(".text").textContent === want) {
 					// Answer once its arrival animation is over, for the screenshot.
 					Promise.all(li.getAnimations().map((a) => a.finished))
-						.then(() => done(li.querySelector("img").src.slice(0, 23) + "|" + want));
+						.then(() => done(li.querySelector("img").src.slice(0, 23) + "|" + want + "|" +
+							/confidence [0-9]+%$/.test(li.querySelector(".tags").textContent)));
 					return true;
 				}
 			}
 		};
 		if (!check()) new MutationObserver(check).observe(feed, {childList: true});`, caption)
-	if got != "data:image/jpeg;base64,|"+caption {
-		t.Errorf("live page shows %q, want the thumbnail data URL and %q", got, caption)
+	if got != "data:image/jpeg;base64,|"+caption+"|true" {
+		t.Errorf("live page shows %q, want the thumbnail data URL, %q and the tags with the confidence", got, caption)
 	}
 	w.screenshot("live.png")
 	w.checkConsole()

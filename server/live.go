@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
@@ -135,11 +136,9 @@ func (h *hub) close() {
 
 // liveEvent is what /live shows for one caption.
 func liveEvent(u *upload, r Captioned) gin.H {
-	return gin.H{
-		"caption": r.Caption, "score": r.Score, "alternatives": alternativesJSON(r), "thumbnail": u.thumb,
-		"filename": u.name, "model": gin.H{"name": r.Model, "version": r.Version},
-		"time": time.Now().UTC().Format(time.RFC3339Nano),
-	}
+	out := resultJSON(r)
+	maps.Copy(out, gin.H{"thumbnail": u.thumb, "filename": u.name, "time": time.Now().UTC().Format(time.RFC3339Nano)})
+	return out
 }
 
 // liveKeepAlive is how often an idle stream sends a comment, so proxies and

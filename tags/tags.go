@@ -31,7 +31,7 @@ func Forms(noun string) []string {
 	if fs, ok := forms()[noun]; ok {
 		return slices.Clone(fs)
 	}
-	fs := []string{noun, plural(noun)}
+	fs := []string{noun, Plural(noun)}
 	slices.Sort(fs)
 	return fs
 }

@@ -67,8 +67,8 @@ func TestPlural(t *testing.T) {
 		"dog": "dogs", "bus": "buses", "fox": "foxes", "peach": "peaches", "brush": "brushes",
 		"puppy": "puppies", "toy": "toys", "hot dog": "hot dogs",
 	} {
-		if got := plural(w); got != want {
-			t.Errorf("plural(%q) = %q, want %q", w, got, want)
+		if got := Plural(w); got != want {
+			t.Errorf("Plural(%q) = %q, want %q", w, got, want)
 		}
 	}
 }

@@ -265,9 +265,9 @@ var vocabulary = [][]string{
 	{"tent"},
 }
 
-// plural returns the regular English plural of word (of its last word, for
+// Plural returns the regular English plural of word (of its last word, for
 // a phrase); irregular plurals are listed in the vocabulary itself.
-func plural(word string) string {
+func Plural(word string) string {
 	switch {
 	case strings.HasSuffix(word, "s"), strings.HasSuffix(word, "x"), strings.HasSuffix(word, "ch"), strings.HasSuffix(word, "sh"):
 		return word + "es"
@@ -284,7 +284,7 @@ var forms = sync.OnceValue(func() map[string][]string {
 	for _, row := range vocabulary {
 		var all []string
 		for _, w := range row {
-			all = append(all, w, plural(w))
+			all = append(all, w, Plural(w))
 		}
 		slices.Sort(all)
 		m[row[0]] = slices.Compact(all)

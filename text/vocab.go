@@ -167,8 +167,8 @@ func (v *Vocab) Words(ids []int32) []string {
 	return words
 }
 
-// Sentence is the caption of the token ids ids: their words joined by spaces.
-func (v *Vocab) Sentence(ids []int32) string { return strings.Join(v.Words(ids), " ") }
+// Sentence is the caption of the token ids ids as a sentence (see Sentence).
+func (v *Vocab) Sentence(ids []int32) string { return Sentence(v.Words(ids)) }
 
 // Decode maps ids back to words for display: it skips <pad> and <start> and
 // stops at the first <end>; <unk> stays visible as "<unk>".

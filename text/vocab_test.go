@@ -176,7 +176,7 @@ func TestSentence(t *testing.T) {
 	if got, want := v.Words(ids), []string{"dog", "runs", "on", "grass", "<unk>"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Words(%v) = %q, want %q", ids, got, want)
 	}
-	if got, want := v.Sentence(ids), "dog runs on grass <unk>"; got != want {
+	if got, want := v.Sentence(ids), "Dog runs on grass <unk>."; got != want {
 		t.Errorf("Sentence(%v) = %q, want %q", ids, got, want)
 	}
 	if got := v.Sentence(nil); got != "" {
@@ -188,4 +188,22 @@ func TestSentence(t *testing.T) {
 		}
 	}()
 	v.Sentence([]int32{8})
+}
+
+func TestSentenceFormatting(t *testing.T) {
+	for _, tc := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"brown", "dog", "is", "running", "through", "the", "grass"}, "Brown dog is running through the grass."},
+		{[]string{"a", "man"}, "A man."},
+		{[]string{"dog"}, "Dog."},
+		{[]string{"élan"}, "Élan."}, // the first letter, not the first byte
+		{[]string{"<unk>", "runs"}, "<unk> runs."},
+		{nil, ""},
+	} {
+		if got := Sentence(tc.words); got != tc.want {
+			t.Errorf("Sentence(%q) = %q, want %q", tc.words, got, tc.want)
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
@@ -32,9 +31,9 @@ func (s *Split) Images() int { return len(s.Refs) }
 // tokens have text's fixed ids.
 type Vocab interface {
 	Size() int
-	// Words are the words of generated token ids (the sampled captions' rewards).
-	Words(ids []int32) []string
-	pipeline.Vocab // Sentence, for the dev evaluation's captions
+	// Words are the words of generated token ids (the sampled captions'
+	// rewards, the dev evaluation's captions).
+	pipeline.Vocab
 }
 
 // Options configure a run.
@@ -145,13 +144,13 @@ func evalLoss(ctx context.Context, ts *decoder.TrainState, feats, batchFeats gpu
 func evalBLEU(ctx context.Context, m *decoder.Model, feats gpu.Buf, dv *Split, o Options) ([4]float64, error) {
 	d := o.Decode
 	d.Beam = o.EvalBeam
-	res, err := pipeline.CaptionFeatures(ctx, m, feats, dv.Images(), d, o.Vocab)
+	res, err := pipeline.CaptionFeatures(ctx, pipeline.Decoder{Model: m, Vocab: o.Vocab}, feats, dv.Images(), pipeline.Plan{DecodeOptions: d})
 	if err != nil {
 		return [4]float64{}, err
 	}
 	hyps := make([][]string, len(res))
 	for i, r := range res {
-		hyps[i] = strings.Fields(r.Caption)
+		hyps[i] = r.Tokens
 	}
 	return o.BLEU(hyps, dv.Refs), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,7 +42,13 @@ func (v synthVocab) Words(ids []int32) []string {
 	return ws
 }
 
-func (v synthVocab) Sentence(ids []int32) string { return strings.Join(v.Words(ids), " ") }
+func (v synthVocab) ID(word string) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(word, "w"))
+	if !strings.HasPrefix(word, "w") || err != nil || n < 0 || n >= v.n {
+		return text.UnkID
+	}
+	return n + 4
+}
 
 // synthSplit makes images of 6 classes whose features are a noisy class code;
 // each class has its own 3..6-word caption, each image 2 captions (the second

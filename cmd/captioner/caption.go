@@ -15,9 +15,16 @@ func init() {
 		Short: "Caption images: one line per image, or a JSON array with --json",
 		Long: `Captions each IMAGE with the model in --model (default: the shipped
 flickr8k-merge-lstm). Images go through the device in batches of decode.batch_size,
-so captioning many photos in one call is fast. With --json the output is one array
-[{"image": PATH, "caption": "...", "score": S}, ...]; score is the caption's
-length-normalised log-probability (higher is more confident).
+so captioning many photos in one call is fast. Captions are sentences. With --json
+the output is one array
+[{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,
+  "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],
+  "guided": [NOUN, ...]}, ...]:
+score is the caption's length-normalised log-probability; confidence, in [0, 1],
+the geometric mean of the probabilities of its words (README: what it means);
+tags the encoder's ImageNet nouns (decode.tags, decode.tag_threshold); guided the
+nouns of confident tags that guided decoding (--guide, decode.guide) made the
+caption name.
 
 An image that cannot be read is reported on its own (on stderr, or with --json
 as {"image": PATH, "error": "..."} in its place in the array) and the others
@@ -29,15 +36,15 @@ are still captioned; the exit status is then 1.`,
 	f.Int("beam", 3, "beam width (1: greedy)")
 	f.Int("max-len", 20, "maximum words per caption")
 	f.Bool("json", false, "print a JSON array instead of one caption per line")
-	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "max-len": "decode.max_len"})
+	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
+	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "max-len": "decode.max_len", "guide": "decode.guide"})
 	rootCmd.AddCommand(cmd)
 }
 
-// captionRecord is one element of caption --json.
+// captionRecord is one element of caption --json (and of eval's captions).
 type captionRecord struct {
-	Image   string  `json:"image"`
-	Caption string  `json:"caption"`
-	Score   float64 `json:"score"`
+	Image string `json:"image"`
+	pipeline.Result
 }
 
 // imageErrorRecord is the element of caption --json for an image that could
@@ -87,7 +94,7 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 		}
 		for k, r := range res {
 			path := chunk[read[k]]
-			chunkRecords[read[k]] = captionRecord{Image: path, Caption: r.Caption, Score: r.Score}
+			chunkRecords[read[k]] = captionRecord{Image: path, Result: r}
 			switch {
 			case asJSON:
 			case len(paths) == 1:

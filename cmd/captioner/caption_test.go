@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,6 +18,8 @@ import (
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/tags"
+	"github.com/captioner/captioner/text"
 )
 
 // shippedModel is the default model folder, relative to this package.
@@ -94,7 +98,8 @@ func TestCaptionReportsEachBadImage(t *testing.T) {
 	}
 	for i, want := range []map[string]any{
 		{"image": notes, "error": wantErr(notes)},
-		{"image": dog, "caption": recs[1]["caption"], "score": recs[1]["score"]},
+		{"image": dog, "caption": recs[1]["caption"], "tokens": recs[1]["tokens"], "score": recs[1]["score"],
+			"confidence": recs[1]["confidence"], "tags": recs[1]["tags"]}, // a caption record: no error, no other field
 		{"image": missing, "error": wantErr(missing)},
 	} {
 		if fmt.Sprint(recs[i]) != fmt.Sprint(want) {
@@ -118,6 +123,43 @@ func TestCaptionReportsEachBadImage(t *testing.T) {
 	}
 	if err == nil || err.Error() != "1 of 2 images could not be read" {
 		t.Errorf("exit error %v, want 1 of 2 images could not be read", err)
+	}
+}
+
+// The README's first command captions the two sample photos: guided by the
+// encoder's tags, the cat is a cat and Grace Hopper a person in uniform; with
+// --guide=false they are the plain model's captions, which name neither.
+func TestCaptionSamplesAreGuidedByTags(t *testing.T) {
+	assets := testassets.Dir(t, "captioning needs the encoder weights")
+	photos := []string{filepath.Join(assets, "samples", "cat_720p.jpg"), filepath.Join(assets, "samples", "grace_hopper.bmp")}
+	caption := func(guide bool) []captionRecord {
+		out, err := run(t, append([]string{"caption", "--json", "--guide=" + strconv.FormatBool(guide), "--device", "cpu", "--assets", assets, "--model", shippedModel}, photos...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []captionRecord
+		if err := json.Unmarshal([]byte(out), &recs); err != nil || len(recs) != 2 {
+			t.Fatalf("caption --json: %v\n%s", err, out)
+		}
+		for _, r := range recs {
+			if r.Caption != text.Sentence(r.Tokens) || !(r.Confidence > 0 && r.Confidence < 1) {
+				t.Errorf("%s: caption %q of tokens %q, confidence %g", r.Image, r.Caption, r.Tokens, r.Confidence)
+			}
+		}
+		return recs
+	}
+	plain, guided := caption(false), caption(true)
+	for i, want := range []struct{ tag, names string }{{"cat", "cat"}, {"uniform", "person"}} {
+		g, p := guided[i], plain[i]
+		if len(g.Tags) == 0 || g.Tags[0].Noun != want.tag || g.Tags[0].Prob < 0.6 {
+			t.Errorf("%s: tags %+v, want %s first at prob >= 0.6", g.Image, g.Tags, want.tag)
+		}
+		if !tags.Mentions(g.Caption, want.tag) || !tags.Mentions(g.Caption, want.names) || !slices.Equal(g.Guided, []string{want.tag}) {
+			t.Errorf("%s: guided caption %q (guided %q) should name %s and %s", g.Image, g.Caption, g.Guided, want.tag, want.names)
+		}
+		if tags.Mentions(p.Caption, want.tag) || len(p.Guided) != 0 || !slices.Equal(p.Tags, g.Tags) {
+			t.Errorf("%s: plain caption %q (guided %q, tags %+v): want it without %s, the same tags", p.Image, p.Caption, p.Guided, p.Tags, want.tag)
+		}
 	}
 }
 

@@ -3,13 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
-	"strings"
+	"sort"
 
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
@@ -23,9 +25,13 @@ func init() {
 		Long: `Captions every image of a split (default: dev) with the model in --model and
 prints corpus BLEU-1..4 (coco-caption definition) and CIDEr-D against the split's
 reference captions. Features come from the feature cache of captioner extract;
-with --from-images the photos go through the encoder instead. The captions are
-written as JSON to --captions; --save-scores also writes the scores into the model
-folder's scores.json, which caption and serve report.`,
+with --from-images the photos go through the encoder instead. Captions are scored
+by their tokens (the decoder's words), with guided decoding as decode.guide (--guide)
+says. It then sorts the captions into five equal groups by confidence and prints
+each group's mean per-caption CIDEr-D and BLEU-4: how well confidence predicts
+quality. The captions are written as JSON to --captions (the fields of caption
+--json); --save-scores also writes the scores into the model folder's scores.json,
+which caption and serve report.`,
 		Args: cobra.NoArgs,
 		RunE: runEval,
 	}
@@ -35,9 +41,10 @@ folder's scores.json, which caption and serve report.`,
 	f.Bool("from-images", false, "encode the photos instead of reading cached features")
 	f.Bool("save-scores", false, "write the scores into <model>/scores.json")
 	f.Int("beam", 3, "beam width (1: greedy)")
+	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
 	f.String("data", "", "dataset folder or JSON (default: train.data)")
 	f.String("features", "", "feature cache root (default: train.features, else extract's)")
-	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "data": "train.data", "features": "train.features"})
+	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "guide": "decode.guide", "data": "train.data", "features": "train.features"})
 	rootCmd.AddCommand(cmd)
 }
 
@@ -64,28 +71,33 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	var caps []string
-	var scores []float64
+	var res []pipeline.Result
 	if fromImages {
-		caps, scores, err = evalFromImages(cmd, imgs)
+		res, err = evalFromImages(cmd, imgs)
 	} else {
-		caps, scores, err = evalFromFeatures(cmd, imgs)
+		res, err = evalFromFeatures(cmd, imgs)
 	}
 	if err != nil {
 		return err
 	}
-	hyps := make([][]string, len(caps))
+	hyps := make([][]string, len(res))
 	refs := make([][][]string, len(imgs))
-	records := make([]captionRecord, len(caps))
-	for i, c := range caps {
-		hyps[i] = strings.Fields(c)
+	records := make([]captionRecord, len(res))
+	guided := 0
+	for i, r := range res {
+		hyps[i] = r.Tokens
 		refs[i] = imgs[i].Captions
-		records[i] = captionRecord{Image: imgs[i].Name, Caption: c, Score: scores[i]}
+		records[i] = captionRecord{Image: imgs[i].Name, Result: r}
+		if len(r.Guided) > 0 {
+			guided++
+		}
 	}
 	bleu := metrics.BLEU(hyps, refs)
-	cider, _ := metrics.CIDErD(hyps, refs)
-	fmt.Fprintf(cmd.OutOrStdout(), "%s split, %d images, beam %d: BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f\n",
-		splitName, len(imgs), cfg.Decode.Beam, bleu[0], bleu[1], bleu[2], bleu[3], cider)
+	cider, perCaption := metrics.CIDErD(hyps, refs)
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "%s split, %d images, beam %d, guided decoding %s (%d captions guided): BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f\n",
+		splitName, len(imgs), cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, bleu[0], bleu[1], bleu[2], bleu[3], cider)
+	printCalibration(out, calibration(res, hyps, refs, perCaption, calibrationBuckets))
 	b, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {
 		return err
@@ -104,12 +116,66 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	return atomicfile.WriteFile(filepath.Join(cfg.Model, pipeline.ScoresFile), append(b, '\n'))
 }
 
-// evalFromFeatures decodes cached features of imgs with the model alone.
-func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]string, []float64, error) {
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// calibrationBuckets is how many equal-sized groups eval sorts captions into
+// by confidence.
+const calibrationBuckets = 5
+
+// bucket is one group of captions of similar confidence and how they score.
+type bucket struct {
+	N            int
+	Lo, Hi       float64 // the confidence range
+	CIDErD, BLEU float64 // mean per-caption CIDEr-D and BLEU-4
+}
+
+// calibration sorts the captions by confidence into n groups of (nearly)
+// equal size, least confident first, with each group's mean per-caption
+// CIDEr-D (cider, from metrics.CIDErD) and BLEU-4 (each caption scored alone
+// against its references): if confidence means anything, the means rise.
+func calibration(res []pipeline.Result, hyps [][]string, refs [][][]string, cider []float64, n int) []bucket {
+	order := make([]int, len(res))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return res[order[a]].Confidence < res[order[b]].Confidence })
+	var out []bucket
+	for k := 0; k < n; k++ {
+		group := order[k*len(order)/n : (k+1)*len(order)/n]
+		if len(group) == 0 {
+			continue
+		}
+		b := bucket{N: len(group), Lo: res[group[0]].Confidence, Hi: res[group[len(group)-1]].Confidence}
+		for _, i := range group {
+			b.CIDErD += cider[i]
+			b.BLEU += metrics.BLEU(hyps[i:i+1], refs[i:i+1])[3]
+		}
+		b.CIDErD /= float64(len(group))
+		b.BLEU /= float64(len(group))
+		out = append(out, b)
+	}
+	return out
+}
+
+func printCalibration(w io.Writer, bs []bucket) {
+	fmt.Fprintln(w, "confidence            captions  mean CIDEr-D  mean BLEU-4")
+	for _, b := range bs {
+		fmt.Fprintf(w, "%.3f..%.3f  %12d  %12.4f  %11.4f\n", b.Lo, b.Hi, b.N, b.CIDErD, b.BLEU)
+	}
+}
+
+// evalFromFeatures decodes cached features of imgs with the model, tagging
+// them with the encoder's classifier.
+func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result, error) {
 	cfg, _ := loadConfig(cmd)
 	store, err := openFeatures(cfg.Assets, cfg.Train.Features)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer store.Close()
 	names := make([]string, len(imgs))
@@ -118,7 +184,7 @@ func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]string, []float6
 	}
 	mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	load := store.LoadPooled
 	if mc.Arch == decoder.ArchAttention {
@@ -126,47 +192,46 @@ func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]string, []float6
 	}
 	host, err := load(names)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	dev, err := pipeline.OpenDevice(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer dev.Close()
 	vocab, m, err := pipeline.LoadModel(dev, cfg.Model)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer m.Close()
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		return nil, err
+	}
+	tagger, err := pipeline.NewTagger(dev, w)
+	if err != nil {
+		return nil, err
+	}
+	defer tagger.Close()
 	feats := dev.Alloc(len(host))
 	defer dev.Free(feats)
 	dev.Upload(feats, host)
-	o, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).DecodeOptions(pipeline.Options{})
+	plan, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).Plan(pipeline.Options{})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	res, err := pipeline.CaptionFeatures(cmd.Context(), m, feats, len(imgs), o, vocab)
-	if err != nil {
-		return nil, nil, err
-	}
-	caps := make([]string, len(res))
-	scores := make([]float64, len(res))
-	for i, r := range res {
-		caps[i], scores[i] = r.Caption, r.Score
-	}
-	return caps, scores, nil
+	return pipeline.CaptionFeatures(cmd.Context(), pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, feats, len(imgs), plan)
 }
 
 // evalFromImages runs the whole pipeline on the split's photos.
-func evalFromImages(cmd *cobra.Command, imgs []text.Image) ([]string, []float64, error) {
+func evalFromImages(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result, error) {
 	cfg, _ := loadConfig(cmd)
 	p, err := pipeline.Load(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer p.Close()
-	var caps []string
-	var scores []float64
+	var out []pipeline.Result
 	for lo := 0; lo < len(imgs); lo += cfg.Decode.BatchSize {
 		chunk := imgs[lo:min(lo+cfg.Decode.BatchSize, len(imgs))]
 		paths := make([]string, len(chunk))
@@ -175,19 +240,16 @@ func evalFromImages(cmd *cobra.Command, imgs []text.Image) ([]string, []float64,
 		}
 		tensors, err := p.Preprocessor().Files(paths)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		res, err := p.CaptionImages(cmd.Context(), tensors, pipeline.Options{})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		for _, r := range res {
-			caps = append(caps, r.Caption)
-			scores = append(scores, r.Score)
-		}
+		out = append(out, res...)
 	}
-	if len(caps) != len(imgs) {
-		return nil, nil, fmt.Errorf("captioned %d of %d images", len(caps), len(imgs))
+	if len(out) != len(imgs) {
+		return nil, fmt.Errorf("captioned %d of %d images", len(out), len(imgs))
 	}
-	return caps, scores, nil
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/metrics"
+	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/text"
 )
 
 // TestEvalFromFeaturesMatchesFromImages builds a 10-photo Flickr8k-format
@@ -104,14 +107,20 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 		}
 		for i := range fromFeats {
 			a, b := fromFeats[i], fromImgs[i]
-			if a.Image != b.Image || a.Caption != b.Caption || math.Abs(a.Score-b.Score) > tol {
+			if a.Image != b.Image || a.Caption != b.Caption || math.Abs(a.Score-b.Score) > tol || !slices.Equal(a.Guided, b.Guided) {
 				t.Errorf("%s, image %d: from features %+v, from images %+v", precision, i, fromFeats[i], fromImgs[i])
+			}
+			if len(a.Tags) == 0 || len(b.Tags) == 0 || a.Tags[0].Noun != b.Tags[0].Noun || math.Abs(float64(a.Tags[0].Prob-b.Tags[0].Prob)) > 20*tol {
+				t.Errorf("%s, image %d: tags from features %+v, from images %+v", precision, i, a.Tags, b.Tags)
+			}
+			if a.Caption != text.Sentence(a.Tokens) {
+				t.Errorf("image %d: caption %q is not the sentence of its tokens %q", i, a.Caption, a.Tokens)
 			}
 		}
 	}
 	hyps := make([][]string, 9)
 	for i := range fromFeats {
-		hyps[i] = strings.Fields(fromFeats[i].Caption)
+		hyps[i] = fromFeats[i].Tokens
 	}
 	b := metrics.BLEU(hyps, refs)
 	if want := fmt.Sprintf("BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f", b[0], b[1], b[2], b[3]); !strings.Contains(outF, want) {
@@ -119,5 +128,39 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 	}
 	if b[0] == 0 {
 		t.Errorf("BLEU-1 is 0: no caption shares a word with the references; the test data is not exercising the metric")
+	}
+}
+
+// calibration sorts by confidence into equal groups, least confident first,
+// and averages each group's per-caption scores.
+func TestCalibrationBuckets(t *testing.T) {
+	conf := []float64{0.9, 0.1, 0.5, 0.3, 0.7, 0.2}
+	res := make([]pipeline.Result, len(conf))
+	for i, c := range conf {
+		res[i].Confidence = c
+	}
+	hyps := [][]string{{"a", "dog", "runs", "on", "grass"}, {"x"}, {"x"}, {"x"}, {"x"}, {"x"}}
+	refs := make([][][]string, len(hyps))
+	for i := range refs {
+		refs[i] = [][]string{{"a", "dog", "runs", "on", "grass"}}
+	}
+	cider := []float64{3, 0, 1, 0.5, 2, 0.25}
+	got := calibration(res, hyps, refs, cider, 3)
+	want := []bucket{
+		{N: 2, Lo: 0.1, Hi: 0.2, CIDErD: 0.125, BLEU: 0},
+		{N: 2, Lo: 0.3, Hi: 0.5, CIDErD: 0.75, BLEU: 0},
+		{N: 2, Lo: 0.7, Hi: 0.9, CIDErD: 2.5, BLEU: 0.5}, // one exact caption (BLEU-4 1) and one miss
+	}
+	// coco-caption's BLEU adds 1e-9 to every n-gram count: a miss is 1e-10, not 0.
+	same := func(a, b bucket) bool {
+		return a.N == b.N && a.Lo == b.Lo && a.Hi == b.Hi && a.CIDErD == b.CIDErD && math.Abs(a.BLEU-b.BLEU) < 1e-8
+	}
+	if !slices.EqualFunc(got, want, same) {
+		t.Errorf("calibration = %+v, want %+v", got, want)
+	}
+	var b strings.Builder
+	printCalibration(&b, want[:1])
+	if s := "0.100..0.200             2        0.1250       0.0000\n"; !strings.HasSuffix(b.String(), s) {
+		t.Errorf("printed %q, want a row %q", b.String(), s)
 	}
 }

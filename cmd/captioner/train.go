@@ -140,11 +140,11 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	defer stop()
 	// The dev evaluation decodes at train.eval_beam, best caption only (the
 	// self-critical objective samples with the same options at beam 1).
-	d, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).DecodeOptions(pipeline.Options{Beam: tc.EvalBeam, Alternatives: 1})
+	plan, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).Plan(pipeline.Options{Beam: tc.EvalBeam, Alternatives: 1})
 	if err != nil {
 		return fmt.Errorf("train.eval_beam: %w", err)
 	}
-	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU, Regions: store.Manifest().Regions(), Decode: d}
+	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU, Regions: store.Manifest().Regions(), Decode: plan.DecodeOptions}
 	res, err := train.Run(ctx, dev, o, trn, dv)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the last finished epoch's checkpoint is in %s; run the same command with --resume to continue", tc.Out)

@@ -1,5 +1,6 @@
 // The upload page: choose, drop or paste photos, preview them, POST them to
-// /v1/captions in one request and show each caption, its alternatives and timings.
+// /v1/captions in one request and show each caption, its confidence, the
+// encoder's tags, its alternatives and timings.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const drop = $("drop"), fileInput = $("file"), results = $("results"), errorBox = $("error"), status = $("status");
@@ -40,6 +41,7 @@ async function send(files) {
   const form = new FormData();
   for (const f of files) form.append("image", f, f.name || "pasted.png");
   for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
+  if ($("guide").value !== "") form.append("guide", $("guide").value);
   status.className = "status wait";
   status.textContent = `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`;
   const t0 = performance.now();
@@ -70,6 +72,11 @@ function el(tag, props = {}, ...kids) {
   return e;
 }
 
+// tagLine is "cat 93% (Egyptian cat) · ..." for a caption's tags.
+function tagLine(tags) {
+  return tags.map((t) => `${t.noun} ${Math.round(t.prob * 100)}%` + (t.label !== t.noun ? ` (${t.label.split(",")[0]})` : "")).join(" · ");
+}
+
 // failedCard shows why one image of the upload has no caption.
 function failedCard(c, preview) {
   // The browser may show what the server refused (a photo too large, say); a
@@ -86,6 +93,7 @@ function failedCard(c, preview) {
 function card(c, preview) {
   const alts = el("ol", { className: "alts" },
     ...c.alternatives.map((a) => el("li", {}, a.caption + " ", el("span", { className: "score" }, a.score.toFixed(3)))));
+  const guided = c.guided.length ? ` · guided to name ${c.guided.join(", ")}` : "";
   const t = c.timings_ms;
   const rows = [["preprocess", t.preprocess], ["queue wait", t.queue], ["encode (batch)", t.encode],
     ["decode (batch)", t.decode], ["total", t.total]];
@@ -95,6 +103,8 @@ function card(c, preview) {
     el("img", { src: preview, alt: c.filename || "uploaded photo" }),
     el("div", {},
       el("p", { className: "caption" }, c.caption),
+      el("p", { className: "confidence muted" }, `confidence ${Math.round(c.confidence * 100)}%${guided}`),
+      el("p", { className: "tags" }, c.tags.length ? "Recognised: " + tagLine(c.tags) : "Recognised: nothing above the tag threshold"),
       el("div", { className: "muted" }, "Alternatives (length-normalised log-probability)"),
       alts,
       timings,

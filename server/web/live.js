@@ -24,13 +24,18 @@ function connect() {
 function show(ev) {
   const img = Object.assign(document.createElement("img"), { src: ev.thumbnail, alt: "" });
   const text = Object.assign(document.createElement("div"), { className: "text", textContent: ev.caption });
+  const tags = Object.assign(document.createElement("div"), {
+    className: "tags",
+    textContent: ev.tags.map((t) => `${t.noun} ${Math.round(t.prob * 100)}%`).join(" · ") +
+      ` · confidence ${Math.round(ev.confidence * 100)}%`,
+  });
   const when = new Date(ev.time).toLocaleTimeString();
   const meta = Object.assign(document.createElement("div"), {
     className: "meta",
     textContent: `${when} · ${ev.filename || "upload"} · ${ev.model.name} ${ev.model.version}`,
   });
   const body = document.createElement("div");
-  body.append(text, meta);
+  body.append(text, tags, meta);
   const li = document.createElement("li");
   li.append(img, body);
   feed.prepend(li);

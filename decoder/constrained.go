@@ -1,0 +1,250 @@
+package decoder
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// Constraint is a word a caption must contain: any one of its token ids meets
+// it (a noun's forms: "cat", "cats", "kitten").
+type Constraint []int32
+
+// MaxConstraints bounds the constraints of one image: constrained beam search
+// keeps a beam for every subset of them, 2^C beams.
+const MaxConstraints = 3
+
+// GenerateConstrained captions B images (feats (B, InputDim) on the device) by
+// constrained beam search (Anderson et al. 2017, "Guided Open Vocabulary Image
+// Captioning with Constrained Beam Search"): a finite-state machine whose state
+// is the set of image b's constraints cons[b] met so far, with a beam of
+// o.Beam hypotheses per state. A hypothesis that emits a token of an unmet
+// constraint moves to the state with that constraint met; every other token
+// keeps its state. All B × 2^C × K rows (C the most constraints of any image)
+// run as one device batch.
+//
+// It returns, per image, up to NBest hypotheses that meet all of the image's
+// constraints, best first; none when no such caption fits in MaxLen words. An
+// image without constraints gets exactly Generate's beam search.
+func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions, cons [][]Constraint) ([][]Hypothesis, error) {
+	if err := m.checkInputs(feats, B, o); err != nil {
+		return nil, err
+	}
+	if len(cons) != B {
+		return nil, fmt.Errorf("decoder: constraints for %d images, want %d", len(cons), B)
+	}
+	C := 0
+	for b, cs := range cons {
+		if len(cs) > MaxConstraints {
+			return nil, fmt.Errorf("decoder: image %d has %d constraints; at most %d (the search keeps 2^C beams)", b, len(cs), MaxConstraints)
+		}
+		for j, c := range cs {
+			if len(c) == 0 {
+				return nil, fmt.Errorf("decoder: image %d: constraint %d has no tokens", b, j)
+			}
+			for _, t := range c {
+				if t < 0 || int(t) >= m.Cfg.Vocab || t == o.Start || t == o.End {
+					return nil, fmt.Errorf("decoder: image %d: constraint token %d is outside the vocabulary's words (0..%d, not <start> or <end>)", b, t, m.Cfg.Vocab-1)
+				}
+			}
+		}
+		C = max(C, len(cs))
+	}
+	S := 1 << C
+	return constrainedBeam(ctx, m.dev, m.stepper(feats, B, S*o.Beam), B, m.Cfg.Vocab, o, cons, S)
+}
+
+// tokenBits is a token that meets constraints: bit j of bits is constraint j.
+type tokenBits struct {
+	tok  int32
+	bits uint
+}
+
+// constrainedBeam runs the search over s's B × S × K rows: row b*S*K + st*K +
+// k is beam k of image b's state st (a bit set of met constraints). With S = 1
+// and no constraints it is plain beam search (beam).
+func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions, cons [][]Constraint, S int) ([][]Hypothesis, error) {
+	K := o.Beam
+	SK := S * K
+	R := B * SK
+	// Per image: the tokens that meet constraints (sorted, so the search does
+	// not depend on map order) and the state with all of them met.
+	meets := make([][]tokenBits, B)
+	full := make([]uint, B)
+	maxTok := 0
+	for b, cs := range cons {
+		bits := map[int32]uint{}
+		for j, c := range cs {
+			for _, t := range c {
+				bits[t] |= 1 << j
+			}
+		}
+		for t, bs := range bits {
+			meets[b] = append(meets[b], tokenBits{t, bs})
+		}
+		slices.SortFunc(meets[b], func(x, y tokenBits) int { return int(x.tok) - int(y.tok) })
+		full[b] = 1<<len(cs) - 1
+		maxTok = max(maxTok, len(meets[b]))
+	}
+	bitsOf := func(b int, tok int32) uint {
+		if i, ok := slices.BinarySearchFunc(meets[b], tok, func(x tokenBits, t int32) int { return int(x.tok) - int(t) }); ok {
+			return meets[b][i].bits
+		}
+		return 0
+	}
+
+	// Every image starts with one live beam, state 0's row 0; the rest are
+	// dead (-Inf) until candidates fill them.
+	rows := make([]beamRow, R)
+	for r := range rows {
+		if r%SK != 0 {
+			rows[r].logProb = math.Inf(-1)
+		}
+	}
+	toks := make([]int32, R)
+	for r := range toks {
+		toks[r] = o.Start
+	}
+	finished := make([][]Hypothesis, B) // in the all-met state
+	done := make([]bool, B)
+	// Per row, 2K candidates that keep its state after leaving out the
+	// constraint tokens among them, as beam has after K finish.
+	kk := min(2*K+maxTok, V)
+	idx, val := make([]int32, R*kk), make([]float32, R*kk)
+	src := make([]int32, R)
+	next := make([]beamRow, R)
+	buckets := make([][]candidate, S)
+	// The constraint tokens' log-probabilities are read for every row whether
+	// or not they rank in its top kk: a constraint word is usually unlikely,
+	// which is why the caption lacks it.
+	var gathered gpu.Buf
+	if maxTok > 0 {
+		gathered = dev.Alloc(R * maxTok)
+		defer dev.Free(gathered)
+	}
+	gIdx := make([]int32, 0, R*maxTok)
+	gRef := make([]candidate, 0, R*maxTok)
+	gVal := make([]float32, R*maxTok)
+	for t := 0; t < o.MaxLen; t++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		logp := s.step(toks)
+		if err := dev.TopK(idx, val, logp, R, V, kk); err != nil {
+			return nil, err
+		}
+		gIdx, gRef = gIdx[:0], gRef[:0]
+		for r := range rows {
+			b, st := r/SK, uint(r%SK/K)
+			if done[b] || math.IsInf(rows[r].logProb, -1) {
+				continue
+			}
+			for _, tb := range meets[b] {
+				if tb.bits&^st != 0 {
+					gIdx = append(gIdx, int32(r*V)+tb.tok)
+					gRef = append(gRef, candidate{src: r, tok: tb.tok})
+				}
+			}
+		}
+		if len(gIdx) > 0 {
+			// logp as (R*V, 1): gathering rows of width one reads single entries.
+			g := gathered.Slice(0, len(gIdx))
+			dev.EmbeddingForward(g, logp, gIdx, 1)
+			if err := dev.Download(gVal[:len(gIdx)], g); err != nil {
+				return nil, err
+			}
+		}
+		live, gi := 0, 0
+		for b := 0; b < B; b++ {
+			if done[b] {
+				for k := 0; k < SK; k++ { // keep the rows in place; their output is ignored
+					r := b*SK + k
+					src[r], next[r] = int32(r), rows[r]
+				}
+				continue
+			}
+			for st := range buckets {
+				buckets[st] = buckets[st][:0]
+			}
+			for k := 0; k < SK; k++ {
+				r := b*SK + k
+				if math.IsInf(rows[r].logProb, -1) {
+					continue
+				}
+				st := uint(k / K)
+				for j := 0; j < kk; j++ {
+					tok := idx[r*kk+j]
+					if bitsOf(b, tok)&^st != 0 {
+						continue // it changes state: it comes from the gathered values
+					}
+					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[r*kk+j]), forced: rows[r].forced})
+				}
+			}
+			for ; gi < len(gRef) && gRef[gi].src/SK == b; gi++ {
+				cd := gRef[gi]
+				st := uint(cd.src%SK/K) | bitsOf(b, cd.tok)
+				cd.logProb = rows[cd.src].logProb + float64(gVal[gi])
+				cd.forced = rows[cd.src].forced + float64(gVal[gi])
+				buckets[st] = append(buckets[st], cd)
+			}
+			for st, cands := range buckets {
+				sort.SliceStable(cands, func(i, j int) bool { return cands[i].logProb > cands[j].logProb })
+				n := 0
+				for rank, cd := range cands {
+					if cd.tok == o.End && !o.NoEarlyStop {
+						// A finished caption counts only if it ranks among its
+						// state's K best, so a poor <end> never displaces a
+						// better live beam; only the all-met state's are answers.
+						if rank < K && uint(st) == full[b] {
+							toks := append([]int32(nil), rows[cd.src].tokens...)
+							finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1), Forced: cd.forced})
+						}
+						continue
+					}
+					r := b*SK + st*K + n
+					src[r] = int32(cd.src)
+					next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb, forced: cd.forced}
+					toks[r] = cd.tok
+					n++
+					if n == K {
+						break
+					}
+				}
+				for ; n < K; n++ {
+					r := b*SK + st*K + n
+					src[r], toks[r] = int32(r), o.End
+					next[r] = beamRow{logProb: math.Inf(-1)}
+				}
+			}
+			if len(finished[b]) >= K {
+				done[b] = true
+			} else {
+				live++
+			}
+		}
+		rows, next = next, rows
+		s.advance(src)
+		if live == 0 {
+			break
+		}
+	}
+	out := make([][]Hypothesis, B)
+	for b := 0; b < B; b++ {
+		if !done[b] { // ran out of length: the all-met state's live beams count too
+			for k := 0; k < K; k++ {
+				r := rows[b*SK+int(full[b])*K+k]
+				if !math.IsInf(r.logProb, -1) {
+					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens)), Forced: r.forced})
+				}
+			}
+		}
+		hs := finished[b]
+		sort.SliceStable(hs, func(i, j int) bool { return hs[i].Score > hs[j].Score })
+		out[b] = hs[:min(len(hs), max(o.NBest, 1))]
+	}
+	return out, nil
+}

@@ -1,0 +1,193 @@
+package decoder
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// constrained is textbook constrained beam search for one image: every live
+// beam of every state is expanded by every word; a word that meets unmet
+// constraints moves the hypothesis to the state with them met; each state
+// keeps its K best, and a hypothesis ending in <end> among them is finished;
+// the answers are the all-met state's finished captions. Without constraints
+// it is textbook beam search.
+func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constraint) []Hypothesis {
+	step, s0 := r.begin(feat)
+	type beamT struct {
+		s      refState
+		toks   []int32
+		lp     float64
+		forced float64
+	}
+	bitsOf := func(tok int32) int {
+		bits := 0
+		for j, c := range cons {
+			if slices.Contains(c, tok) {
+				bits |= 1 << j
+			}
+		}
+		return bits
+	}
+	S, full := 1<<len(cons), 1<<len(cons)-1
+	live := make([][]beamT, S)
+	live[0] = []beamT{{s: s0}}
+	var done []Hypothesis
+	for t := 0; t < o.MaxLen && len(done) < o.Beam; t++ {
+		type cand struct {
+			from   beamT
+			tok    int32
+			lp     float64
+			forced float64
+			s      refState
+		}
+		cs := make([][]cand, S)
+		for st, beams := range live {
+			for _, b := range beams {
+				prev := o.Start
+				if len(b.toks) > 0 {
+					prev = b.toks[len(b.toks)-1]
+				}
+				ns, lp := step(b.s, prev)
+				for w, v := range lp {
+					to, forced := st|bitsOf(int32(w)), b.forced
+					if to != st {
+						forced += v
+					}
+					cs[to] = append(cs[to], cand{b, int32(w), b.lp + v, forced, ns})
+				}
+			}
+		}
+		next := make([][]beamT, S)
+		for st := range cs {
+			sort.SliceStable(cs[st], func(i, j int) bool { return cs[st][i].lp > cs[st][j].lp })
+			for rank, cd := range cs[st] {
+				toks := append(slices.Clone(cd.from.toks), cd.tok)
+				if cd.tok == o.End {
+					if rank < o.Beam && st == full {
+						done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks)), Forced: cd.forced})
+					}
+					continue
+				}
+				next[st] = append(next[st], beamT{cd.s, toks, cd.lp, cd.forced})
+				if len(next[st]) == o.Beam {
+					break
+				}
+			}
+		}
+		live = next
+	}
+	if len(done) < o.Beam {
+		for _, b := range live[full] {
+			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks)), Forced: b.forced})
+		}
+	}
+	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
+	return done
+}
+
+func generateConstrained(t *testing.T, m *Model, feats []float32, o DecodeOptions, cons [][]Constraint) [][]Hypothesis {
+	t.Helper()
+	dev := m.Device()
+	buf := dev.Alloc(len(feats))
+	defer dev.Free(buf)
+	dev.Upload(buf, feats)
+	hyps, err := m.GenerateConstrained(context.Background(), buf, len(feats)/m.Cfg.InputDim(), o, cons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hyps
+}
+
+// With constraints the batched search matches the naive one per image, and
+// every answer contains a token of every constraint. The images have
+// different numbers of constraints, so one batch mixes 1, 2 and 4 states.
+func TestConstrainedMatchesNaiveReference(t *testing.T) { bothArchs(t, testConstrained) }
+
+func testConstrained(t *testing.T, c Config) {
+	m, host, feats := peakedModel(t, c)
+	ref := newRefDecoder(m.Cfg, host)
+	F := m.Cfg.InputDim()
+	cons := [][]Constraint{
+		{{7}},
+		{{3, 8}},
+		nil,
+		{{5}, {6}},
+		{{4, 7}, {8}},
+	}
+	changed, same, all := 0, 0, 0
+	for _, k := range []int{1, 2, 3} {
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: 0.7, NBest: k}
+		plain := generate(t, m, feats, o)
+		got := generateConstrained(t, m, feats, o, cons)
+		for b := range got {
+			want := ref.constrained(feats[b*F:(b+1)*F], o, cons[b])
+			if len(got[b]) != min(len(want), k) {
+				t.Fatalf("K=%d image %d: %d hypotheses, reference %d", k, b, len(got[b]), len(want))
+			}
+			for i, h := range got[b] {
+				// Captions of equal log-probability (this model repeats words
+				// with saturated states) may come in either order, float32
+				// against float64; anything else must be the reference's.
+				if sameHyp(h, want[i]) {
+					if math.Abs(h.Forced-want[i].Forced) > 1e-4 || (len(cons[b]) > 0) != (h.Forced < 0) {
+						t.Errorf("K=%d image %d hypothesis %d: forced log-probability %g, reference %g", k, b, i, h.Forced, want[i].Forced)
+					}
+					same++
+				} else if math.Abs(h.LogProb-want[i].LogProb) > 1e-4 || math.Abs(h.Score-want[i].Score) > 1e-4 {
+					t.Errorf("K=%d image %d hypothesis %d: got %v, reference %v", k, b, i, h, want[i])
+				}
+				all++
+				for j, c := range cons[b] {
+					if !slices.ContainsFunc(h.Tokens, func(tok int32) bool { return slices.Contains(c, tok) }) {
+						t.Errorf("K=%d image %d hypothesis %v misses constraint %d %v", k, b, h.Tokens, j, c)
+					}
+				}
+			}
+			if len(got[b]) > 0 && !slices.Equal(got[b][0].Tokens, plain[b][0].Tokens) {
+				changed++
+			}
+		}
+	}
+	if changed == 0 {
+		t.Error("no constraint changed a caption; the test constrains nothing the model avoids")
+	}
+	if same < all*9/10 {
+		t.Errorf("only %d of %d hypotheses are the reference's token for token", same, all)
+	}
+}
+
+// A caption must fit its constraints in MaxLen words: two constraints cannot
+// be met in one word, so there is no answer.
+func TestConstrainedWithoutRoomHasNoAnswer(t *testing.T) {
+	m, _, feats := peakedModel(t, tinyConfig())
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 1, Beam: 2, NBest: 1}
+	got := generateConstrained(t, m, feats[:m.Cfg.InputDim()], o, [][]Constraint{{{5}, {6}}})
+	if len(got[0]) != 0 {
+		t.Errorf("got %v, want no hypothesis", got[0])
+	}
+}
+
+func TestConstrainedErrors(t *testing.T) {
+	m, _, feats := peakedModel(t, tinyConfig())
+	buf := m.Device().Alloc(len(feats))
+	defer m.Device().Free(buf)
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2}
+	for _, tc := range []struct {
+		cons [][]Constraint
+		want string
+	}{
+		{make([][]Constraint, 4), "decoder: constraints for 4 images, want 5"},
+		{[][]Constraint{nil, {{3}, {4}, {5}, {6}}, nil, nil, nil}, "decoder: image 1 has 4 constraints; at most 3 (the search keeps 2^C beams)"},
+		{[][]Constraint{nil, nil, {{}}, nil, nil}, "decoder: image 2: constraint 0 has no tokens"},
+		{[][]Constraint{nil, nil, nil, {{2}}, nil}, "decoder: image 3: constraint token 2 is outside the vocabulary's words (0..8, not <start> or <end>)"},
+		{[][]Constraint{nil, nil, nil, nil, {{9}}}, "decoder: image 4: constraint token 9 is outside the vocabulary's words (0..8, not <start> or <end>)"},
+	} {
+		_, err := m.GenerateConstrained(context.Background(), buf, 5, o, tc.cons)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v: got error %v, want %q", tc.cons, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/tags"
+	"github.com/captioner/captioner/text"
+)
+
+// Tagger names what the encoder recognises: its ImageNet classifier on pooled
+// features already on the decoder's device (one (n, F)·(F, 1001) product),
+// turned into caption nouns by tags.Select. It also finds, for guided
+// decoding, the words that name a noun in the decoder's vocabulary.
+type Tagger struct {
+	dev  gpu.Device
+	cls  *encoder.Classifier
+	vecs map[string][]float64 // per class noun: the mean of its classes' unit classifier rows
+}
+
+// NewTagger uploads w's classifier to dev, the device of the features it will
+// read.
+func NewTagger(dev gpu.Device, w *encoder.Weights) (*Tagger, error) {
+	if w.Config.Classes != tags.NumClasses {
+		return nil, fmt.Errorf("pipeline: the encoder has %d classes; tags need the %d of the ImageNet classifier", w.Config.Classes, tags.NumClasses)
+	}
+	cls, err := encoder.NewClassifier(dev, w)
+	if err != nil {
+		return nil, err
+	}
+	return &Tagger{dev: dev, cls: cls, vecs: nounVectors(w.Tensors["classifier.weight"], w.Config.Head)}, nil
+}
+
+// Close frees the classifier.
+func (t *Tagger) Close() { t.cls.Close() }
+
+// probs returns, on the host, the class probabilities (n, NumClasses) of n
+// images whose features are on the device: pooled vectors (n, F), or the
+// encoder's grids (n, R, F) that an attention decoder reads, which are pooled
+// here first as the encoder pools them (the mean of the R regions).
+func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
+	F := t.cls.Features()
+	if R := feats.Len() / (n * F); R > 1 {
+		pooled := t.dev.Alloc(n * F)
+		defer t.dev.Free(pooled)
+		ones := t.dev.Alloc(R)
+		defer t.dev.Free(ones)
+		t.dev.Upload(ones, slices.Repeat([]float32{1}, R))
+		for i := range n {
+			// pooled_i (1, F) = (1/R) · ones (1, R) · grid_i (R, F)
+			t.dev.Gemm(false, false, 1, F, R, 1/float32(R), ones, R, feats.Slice(i*R*F, R*F), F, 0, pooled.Slice(i*F, F), F)
+		}
+		feats = pooled
+	}
+	out := t.dev.Alloc(n * tags.NumClasses)
+	defer t.dev.Free(out)
+	t.cls.Probs(out, feats, n)
+	host := make([]float32, n*tags.NumClasses)
+	if err := t.dev.Download(host, out); err != nil {
+		return nil, err
+	}
+	return host, nil
+}
+
+// nounVectors gives each class noun a direction in feature space: the mean of
+// its classes' classifier rows (K, F), each scaled to unit length, so that
+// nouns the encoder tells apart by similar features point alike.
+func nounVectors(weights []float32, F int) map[string][]float64 {
+	vecs := map[string][]float64{}
+	for _, c := range tags.Classes()[1:] {
+		row := weights[c.Index*F : (c.Index+1)*F]
+		norm := 0.0
+		for _, x := range row {
+			norm += float64(x) * float64(x)
+		}
+		norm = math.Sqrt(norm)
+		v, ok := vecs[c.Noun]
+		if !ok {
+			v = make([]float64, F)
+			vecs[c.Noun] = v
+		}
+		for i, x := range row {
+			v[i] += float64(x) / norm
+		}
+	}
+	return vecs
+}
+
+// naming is how a caption names a noun: the tokens of the decoder's vocabulary
+// that count, and, when the noun has no word there, the in-vocabulary noun
+// that stands in for it (its donor) with each donor token's rewrite.
+type naming struct {
+	noun    string
+	prob    float32 // the tag's probability
+	tokens  []int32
+	donor   string           // "" when the noun's own words are in the vocabulary
+	renamed map[int32]string // donor token -> the noun's word, singular or plural
+}
+
+// naming finds how vocabulary v names noun. A noun counts as named by any of
+// its single-word forms (tags.Forms) that v has. A noun none of whose forms v
+// has is named through a donor, as Deep Compositional Captioning (Hendricks et
+// al. 2016) transfers a new word: copying a close word's embedding and output
+// rows makes the new word behave exactly like that word, so decoding with the
+// donor and writing the noun in its place gives the same captions without
+// growing the model. The donor is the in-vocabulary class noun whose classes'
+// classifier rows point most like the noun's (cosine of nounVectors): the
+// encoder's own sense of what looks alike (cheetah -> tiger). ok is false when
+// neither route exists (a noun of no class, outside the vocabulary).
+func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
+	if ids := formIDs(v, noun); len(ids) > 0 {
+		return naming{noun: noun, tokens: ids}, true
+	}
+	nv, ok := t.vecs[noun]
+	if !ok {
+		return naming{}, false
+	}
+	best, bestCos := "", math.Inf(-1)
+	for m, mv := range t.vecs {
+		if m == noun || v.ID(m) == text.UnkID || strings.Contains(m, " ") {
+			continue
+		}
+		if c := cosine(nv, mv); c > bestCos || (c == bestCos && m < best) {
+			best, bestCos = m, c
+		}
+	}
+	if best == "" {
+		return naming{}, false
+	}
+	n := naming{noun: noun, donor: best, renamed: map[int32]string{}}
+	for _, f := range []struct{ donor, word string }{{best, noun}, {tags.Plural(best), tags.Plural(noun)}} {
+		if id := v.ID(f.donor); id != text.UnkID {
+			n.tokens = append(n.tokens, int32(id))
+			n.renamed[int32(id)] = f.word
+		}
+	}
+	return n, true
+}
+
+// formIDs are the token ids of noun's single-word forms in v, sorted.
+func formIDs(v Vocab, noun string) []int32 {
+	var ids []int32
+	for _, f := range tags.Forms(noun) {
+		if id := v.ID(f); id != text.UnkID && !strings.Contains(f, " ") {
+			ids = append(ids, int32(id))
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func cosine(a, b []float64) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += a[i] * b[i]
+		aa += a[i] * a[i]
+		bb += b[i] * b[i]
+	}
+	return ab / math.Sqrt(aa*bb)
+}

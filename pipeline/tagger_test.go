@@ -1,0 +1,245 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/tags"
+	"github.com/captioner/captioner/text"
+)
+
+// shippedModel is the default model folder, relative to this package.
+var shippedModel = filepath.Join("..", filepath.FromSlash(config.DefaultModel))
+
+// loadShipped loads the shipped model with tags and guided decoding as the
+// defaults configure them.
+func loadShipped(t *testing.T) (*Pipeline, *config.Config) {
+	cfg := testConfig(t, shippedModel, 4)
+	cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.Guide, cfg.Decode.GuideThreshold = 5, 0.05, true, 0.6
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, cfg
+}
+
+// The tags are tags.Select of the encoder's own classifier, computed from the
+// pooled features on the decoder's device.
+func TestTagsAreTheEncodersClassifier(t *testing.T) {
+	p, cfg := loadShipped(t)
+	paths := []string{filepath.Join(cfg.Assets, "samples", "cat_720p.jpg"), "../testdata/ood/erase_alpaca.jpg", "../testdata/ood/tuxpaint_violin.jpg"}
+	imgs, err := p.Preprocessor().Files(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.CaptionImages(context.Background(), imgs, Options{Guide: GuideOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	enc, err := encoder.New(dev, w, len(imgs), cfg.Precision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	if err := enc.EncodeEach(imgs); err != nil {
+		t.Fatal(err)
+	}
+	probs := make([]float32, len(imgs)*tags.NumClasses)
+	if err := dev.Download(probs, enc.Classify()); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		want, err := tags.Select(probs[i*tags.NumClasses:(i+1)*tags.NumClasses], 5, 0.05)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Tags) != len(want) || len(want) == 0 {
+			t.Fatalf("%s: tags %+v, the encoder's classifier gives %+v", paths[i], r.Tags, want)
+		}
+		for k := range want {
+			if r.Tags[k].Noun != want[k].Noun || r.Tags[k].Label != want[k].Label || math.Abs(float64(r.Tags[k].Prob-want[k].Prob)) > 1e-5 {
+				t.Errorf("%s tag %d: %+v, the encoder's classifier gives %+v", paths[i], k, r.Tags[k], want[k])
+			}
+		}
+	}
+	if got := []string{res[0].Tags[0].Noun, res[1].Tags[0].Noun, res[2].Tags[0].Noun}; !slices.Equal(got, []string{"cat", "llama", "violin"}) {
+		t.Errorf("top tags %q, want cat, llama, violin", got)
+	}
+}
+
+// Guided decoding names a confident tag's noun: in the vocabulary ("violin")
+// with its own word, outside it ("llama") through its donor, written as the
+// noun. The n-best list is guided too, and a request can turn guidance off.
+func TestGuidedDecodingNamesConfidentTags(t *testing.T) {
+	p, _ := loadShipped(t)
+	imgs, err := p.Preprocessor().Files([]string{"../testdata/ood/erase_alpaca.jpg", "../testdata/ood/tuxpaint_violin.jpg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	plain, err := p.CaptionImages(ctx, imgs, Options{Guide: GuideOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guided, err := p.CaptionImages(ctx, imgs, Options{}) // decode.guide is on
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, noun := range []string{"llama", "violin"} {
+		g := guided[i]
+		if tags.Mentions(plain[i].Caption, noun) || len(plain[i].Guided) != 0 {
+			t.Errorf("plain caption %q (guided %q) already names %s: the test shows nothing", plain[i].Caption, plain[i].Guided, noun)
+		}
+		if !slices.Contains(g.Tokens, noun) || !slices.Equal(g.Guided, []string{noun}) || g.Caption != text.Sentence(g.Tokens) {
+			t.Errorf("guided: %q (tokens %q, guided %q), want it to name %s", g.Caption, g.Tokens, g.Guided, noun)
+		}
+		for _, a := range g.Alternatives {
+			if !tags.Mentions(a.Caption, noun) {
+				t.Errorf("guided alternative %q does not name %s", a.Caption, noun)
+			}
+		}
+		if !(g.Confidence > 0 && g.Confidence < 1) {
+			t.Errorf("%s: guided confidence %g", noun, g.Confidence)
+		}
+	}
+}
+
+func TestNaming(t *testing.T) {
+	w, err := encoder.LoadDefault(testConfig(t, "", 1).Assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := text.LoadVocab(filepath.Join(shippedModel, VocabFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	tg, err := NewTagger(dev, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ids := func(words ...string) []int32 {
+		var out []int32
+		for _, w := range words {
+			if id := v.ID(w); id != text.UnkID {
+				out = append(out, int32(id))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		noun, donor string
+		tokens      []int32
+		renamed     map[string]string
+	}{
+		// Its own words: every single-word form the vocabulary has (of cat's,
+		// Flickr8k has cat, cats and kitty).
+		{"cat", "", ids("cat", "cats", "kitten", "kittens", "kitties", "kitty"), nil},
+		// Outside the vocabulary: the nearest class noun by the classifier's rows.
+		{"llama", "camel", ids("camel", "camels"), map[string]string{"camel": "llama", "camels": "llamas"}},
+		{"cheetah", "tiger", ids("tiger"), map[string]string{"tiger": "cheetah"}},
+		{"fire truck", "truck", ids("truck", "trucks"), map[string]string{"truck": "fire truck", "trucks": "fire trucks"}},
+	} {
+		n, ok := tg.naming(v, tc.noun)
+		got := slices.Clone(n.tokens)
+		slices.Sort(got)
+		if !ok || n.noun != tc.noun || n.donor != tc.donor || !slices.Equal(got, tc.tokens) || len(n.renamed) != len(tc.renamed) {
+			t.Errorf("naming(%q) = %+v, %v; want donor %q, tokens %v", tc.noun, n, ok, tc.donor, tc.tokens)
+		}
+		for from, to := range tc.renamed {
+			if n.renamed[int32(v.ID(from))] != to {
+				t.Errorf("naming(%q) renames %q to %q, want %q", tc.noun, from, n.renamed[int32(v.ID(from))], to)
+			}
+		}
+	}
+	if n, ok := tg.naming(v, "zeppelin"); ok {
+		t.Errorf("a noun of no class outside the vocabulary has no route, got %+v", n)
+	}
+	d := Decoder{Vocab: v}
+	fire, _ := tg.naming(v, "fire truck")
+	if got := d.words(ids("truck", "street"), []naming{fire}); !slices.Equal(got, []string{"fire", "truck", "street"}) && !slices.Equal(got, []string{"street", "fire", "truck"}) {
+		t.Errorf("words with a phrase donor: %q", got)
+	}
+}
+
+func TestConfidence(t *testing.T) {
+	cat := []naming{{noun: "cat", prob: 0.8}}
+	for _, tc := range []struct {
+		h      decoder.Hypothesis
+		maxLen int
+		names  []naming
+		want   float64
+	}{
+		{decoder.Hypothesis{Tokens: []int32{4, 5}, LogProb: 3 * math.Log(0.5)}, 20, nil, 0.5},  // two words and the end
+		{decoder.Hypothesis{Tokens: []int32{4, 5}, LogProb: 2 * math.Log(0.25)}, 2, nil, 0.25}, // cut at max_len: no end
+		{decoder.Hypothesis{Tokens: nil, LogProb: math.Log(0.9)}, 20, nil, 0.9},                // the end at once
+		// Guided: the forced noun (p 0.01 by the decoder) counts at its tag's 0.8.
+		{decoder.Hypothesis{Tokens: []int32{4, 5}, LogProb: 2*math.Log(0.5) + math.Log(0.01), Forced: math.Log(0.01)}, 20, cat,
+			math.Cbrt(0.5 * 0.5 * 0.8)},
+		// A plain caption is the decoder's alone, whatever the tags.
+		{decoder.Hypothesis{Tokens: []int32{4, 5}, LogProb: 3 * math.Log(0.5)}, 20, cat, 0.5},
+	} {
+		if got := confidence(tc.h, tc.maxLen, tc.names); math.Abs(got-tc.want) > 1e-8 { // the tag's probability is a float32
+			t.Errorf("confidence(%+v, %d, %v) = %g, want %g", tc.h, tc.maxLen, tc.names, got, tc.want)
+		}
+	}
+}
+
+// An attention decoder reads the encoder's grid: the tagger pools it as the
+// encoder does and gives the probabilities of the pooled features.
+func TestTaggerPoolsGrids(t *testing.T) {
+	cfg := testConfig(t, "", 1)
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	enc, err := encoder.New(dev, w, 2, "float32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	imgs, err := NewPreprocessor(w.Config, cfg.Image).Files([]string{filepath.Join(cfg.Assets, "samples", "cat_720p.jpg"), "../testdata/ood/tuxpaint_violin.jpg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.EncodeEach(imgs); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := NewTagger(dev, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	fromPooled, err := tg.probs(enc.Pooled(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromGrid, err := tg.probs(enc.Grid(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fromPooled {
+		if math.Abs(float64(fromPooled[i]-fromGrid[i])) > 1e-5 {
+			t.Fatalf("class %d of image %d: %g from the pooled features, %g from the grid", i%tags.NumClasses, i/tags.NumClasses, fromPooled[i], fromGrid[i])
+		}
+	}
+}
