@@ -344,6 +344,12 @@ func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf0, feats, B)
 	s := &attentionSteps{m: m, w: w, R: R, feats: w.feats.Slice(0, R*L*F), pf: w.pf.Slice(0, R*L*A),
 		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
+	if K == 1 { // greedy: every row is its image; the regions need no copy
+		s.feats, s.pf = feats, pf0
+		dev.Copy(s.h, h0)
+		dev.Copy(s.c, c0)
+		return s
+	}
 	rows := repeatRows(B, K)
 	dev.EmbeddingForward(s.feats, feats, rows, L*F)
 	dev.EmbeddingForward(s.pf, pf0, rows, L*A)
@@ -376,6 +382,10 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 	linear(dev, logp, deep, m.P.OutW, m.P.OutB, R, E, V, gpu.ActNone)
 	dev.LogSoftmax(logp, logp, R, V)
 	return logp
+}
+
+func (s *attentionSteps) attention(dst []float32) error {
+	return s.m.dev.Download(dst, s.w.alpha.Slice(0, s.R*s.m.Cfg.Regions))
 }
 
 func (s *attentionSteps) advance(src []int32) {

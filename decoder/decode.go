@@ -2,6 +2,7 @@ package decoder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -19,6 +20,9 @@ type DecodeOptions struct {
 	// NoEarlyStop decodes exactly MaxLen tokens, treating <end> as an ordinary
 	// word, so benchmarks do a fixed amount of work like the PyTorch reference.
 	NoEarlyStop bool
+	// Attention asks for each word's attention weights over the image regions
+	// (Hypothesis.Attention); only an attention model has them.
+	Attention bool
 }
 
 // Hypothesis is one generated caption.
@@ -26,6 +30,10 @@ type Hypothesis struct {
 	Tokens  []int32 // words, without <start> and <end>
 	LogProb float64 // sum of the log-probabilities of the generated tokens, <end> included
 	Score   float64 // LogProb / len^Alpha, len counting <end> when it was generated
+	// Attention is, when DecodeOptions.Attention asks for it, each word's
+	// weights over the L regions (len(Tokens), L), each row summing to 1: the
+	// weights of the step that chose the word.
+	Attention [][]float32
 }
 
 // stepper is one architecture's decoding step over R rows (B images × K
@@ -38,6 +46,16 @@ type stepper interface {
 	// new state, or from its own when src is nil.
 	advance(src []int32)
 }
+
+// attender is a stepper that attends over image regions.
+type attender interface {
+	// attention downloads the last step's attention weights (R, L) into dst.
+	attention(dst []float32) error
+}
+
+// ErrNoAttention is Generate's error when DecodeOptions.Attention is asked of a
+// model without attention weights.
+var ErrNoAttention = errors.New("decoder: attention weights were asked of a merge model; only an attention model (decoder.arch: attention) has them")
 
 // stepper prepares decoding for B images (feats (B, InputDim) on the device),
 // each repeated over K rows: row b*K+k is image b's.
@@ -148,6 +166,9 @@ func (o DecodeOptions) check(c Config) error {
 	if o.NBest > o.Beam {
 		return fmt.Errorf("decoder: %d alternatives asked for with beam width %d; use a beam at least as wide", o.NBest, o.Beam)
 	}
+	if o.Attention && c.Arch != ArchAttention {
+		return ErrNoAttention
+	}
 	for _, id := range []int32{o.Start, o.End} {
 		if id < 0 || int(id) >= c.Vocab {
 			return fmt.Errorf("decoder: special token id %d is outside the vocabulary (0..%d)", id, c.Vocab-1)
@@ -167,17 +188,28 @@ func (m *Model) Generate(ctx context.Context, feats gpu.Buf, B int, o DecodeOpti
 		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features", feats.Len(), B, m.Cfg.InputDim())
 	}
 	if o.Beam == 1 {
-		return greedy(ctx, m.dev, m.stepper(feats, B, 1), B, m.Cfg.Vocab, o)
+		return greedy(ctx, m.dev, m.stepper(feats, B, 1), B, m.Cfg.Vocab, m.Cfg.Regions, o)
 	}
-	return beam(ctx, m.dev, m.stepper(feats, B, o.Beam), B, m.Cfg.Vocab, o)
+	return beam(ctx, m.dev, m.stepper(feats, B, o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o)
 }
 
 func (o DecodeOptions) score(logProb float64, n int) float64 {
 	return logProb / math.Pow(float64(n), o.Alpha)
 }
 
-// greedy decodes the B rows of s, taking the most likely word at every step.
-func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions) ([][]Hypothesis, error) {
+// stepAttention returns the last step's attention weights (R, L) of s when o
+// asks for them, else nil.
+func stepAttention(s stepper, R, L int, o DecodeOptions) ([]float32, error) {
+	if !o.Attention {
+		return nil, nil
+	}
+	alpha := make([]float32, R*L)
+	return alpha, s.(attender).attention(alpha)
+}
+
+// greedy decodes the B rows of s, taking the most likely word at every step;
+// L is the regions attended over (DecodeOptions.Attention).
+func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {
 	hyps := make([]Hypothesis, B)
 	lens := make([]int, B)
 	done := make([]bool, B)
@@ -195,6 +227,10 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 		if err := dev.TopK(idx, val, logp, B, V, 1); err != nil {
 			return nil, err
 		}
+		alpha, err := stepAttention(s, B, L, o)
+		if err != nil {
+			return nil, err
+		}
 		live := 0
 		for b := range hyps {
 			if done[b] {
@@ -207,6 +243,9 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 				continue
 			}
 			hyps[b].Tokens = append(hyps[b].Tokens, idx[b])
+			if alpha != nil {
+				hyps[b].Attention = append(hyps[b].Attention, alpha[b*L:(b+1)*L:(b+1)*L])
+			}
 			live++
 		}
 		if live == 0 {
@@ -224,8 +263,9 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 
 // beamRow is one live beam on the host.
 type beamRow struct {
-	tokens  []int32
-	logProb float64
+	tokens    []int32
+	logProb   float64
+	attention [][]float32 // per token, when DecodeOptions.Attention asks
 }
 
 type candidate struct {
@@ -245,8 +285,9 @@ func (m *Model) repeatedImageBranch(w *workspace, feats gpu.Buf, B, K int) gpu.B
 	return imgRep
 }
 
-// beam runs beam search over the B×K rows of s (K = o.Beam), one device batch.
-func beam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions) ([][]Hypothesis, error) {
+// beam runs beam search over the B×K rows of s (K = o.Beam), one device batch;
+// L is the regions attended over (DecodeOptions.Attention).
+func beam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {
 	K := o.Beam
 	R := B * K
 	// Every image starts with one live beam (row b*K); the other K-1 rows are
@@ -273,6 +314,10 @@ func beam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOpti
 			return nil, err
 		}
 		if err := dev.TopK(idx, val, s.step(toks), R, V, kk); err != nil {
+			return nil, err
+		}
+		alpha, err := stepAttention(s, R, L, o)
+		if err != nil {
 			return nil, err
 		}
 		live := 0
@@ -302,13 +347,18 @@ func beam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOpti
 					// so a poor <end> never displaces a better live beam.
 					if rank < K {
 						toks := append([]int32(nil), rows[cd.src].tokens...)
-						finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1)})
+						finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1),
+							Attention: rows[cd.src].attention})
 					}
 					continue
 				}
 				r := b*K + n
 				src[r] = int32(cd.src)
 				next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb}
+				if alpha != nil {
+					next[r].attention = append(rows[cd.src].attention[:len(rows[cd.src].attention):len(rows[cd.src].attention)],
+						alpha[cd.src*L:(cd.src+1)*L:(cd.src+1)*L])
+				}
 				toks[r] = cd.tok
 				n++
 				if n == K {
@@ -338,7 +388,8 @@ func beam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOpti
 			for k := 0; k < K; k++ {
 				r := rows[b*K+k]
 				if !math.IsInf(r.logProb, -1) {
-					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens))})
+					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens)),
+						Attention: r.attention})
 				}
 			}
 		}

@@ -17,26 +17,30 @@ type refDecoder struct {
 	flat []float32
 }
 
-// refStep feeds a token and returns the next state and log-probabilities (V).
-type refStep func(s refState, tok int32) (refState, []float64)
+// refStep feeds a token and returns the next state, log-probabilities (V) and,
+// for attention, the step's attention weights (L).
+type refStep func(s refState, tok int32) (refState, []float64, []float64)
 
 // begin returns an image's step function and initial state; feat is (InputDim).
 func (r *refDecoder) begin(feat []float32) (refStep, refState) {
 	if r.c.Arch == ArchAttention {
 		rp := newRefParams(r.c, toF64(r.flat))
 		im, s := rp.attStart(feat)
-		return func(s refState, tok int32) (refState, []float64) {
-			n, _, logits := rp.attStep(im, s, int(tok), func(int) float64 { return 1 })
+		return func(s refState, tok int32) (refState, []float64, []float64) {
+			n, alpha, logits := rp.attStep(im, s, int(tok), func(int) float64 { return 1 })
 			lp := softmax64(logits)
 			for j := range lp {
 				lp[j] = math.Log(lp[j])
 			}
-			return n, lp
+			return n, lp, alpha
 		}, s
 	}
 	img := r.image(feat)
 	H := r.c.Hidden
-	return func(s refState, tok int32) (refState, []float64) { return r.step(img, s, tok) },
+	return func(s refState, tok int32) (refState, []float64, []float64) {
+			n, lp := r.step(img, s, tok)
+			return n, lp, nil
+		},
 		refState{h: make([]float64, H), c: make([]float64, H)}
 }
 
@@ -107,15 +111,17 @@ func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
 		s    refState
 		toks []int32
 		lp   float64
+		att  [][]float32
 	}
 	live := []beamT{{s: s0}}
 	var done []Hypothesis
 	for t := 0; t < o.MaxLen && len(done) < o.Beam; t++ {
 		type cand struct {
-			from int
-			tok  int32
-			lp   float64
-			s    refState
+			from  int
+			tok   int32
+			lp    float64
+			s     refState
+			alpha []float32
 		}
 		var cs []cand
 		for bi, b := range live {
@@ -123,22 +129,23 @@ func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
 			if len(b.toks) > 0 {
 				prev = b.toks[len(b.toks)-1]
 			}
-			ns, lp := step(b.s, prev)
+			ns, lp, alpha := step(b.s, prev)
 			for w, v := range lp {
-				cs = append(cs, cand{bi, int32(w), b.lp + v, ns})
+				cs = append(cs, cand{bi, int32(w), b.lp + v, ns, toF32(alpha)})
 			}
 		}
 		sort.SliceStable(cs, func(i, j int) bool { return cs[i].lp > cs[j].lp })
 		var next []beamT
 		for rank, cd := range cs {
 			toks := append(slices.Clone(live[cd.from].toks), cd.tok)
+			att := append(slices.Clone(live[cd.from].att), cd.alpha)
 			if cd.tok == o.End {
 				if rank < o.Beam {
-					done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks))})
+					done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks)), Attention: att[:len(att)-1]})
 				}
 				continue
 			}
-			next = append(next, beamT{cd.s, toks, cd.lp})
+			next = append(next, beamT{cd.s, toks, cd.lp, att})
 			if len(next) == o.Beam {
 				break
 			}
@@ -147,7 +154,7 @@ func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
 	}
 	if len(done) < o.Beam {
 		for _, b := range live {
-			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks))})
+			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks)), Attention: b.att})
 		}
 	}
 	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
@@ -190,6 +197,17 @@ func generate(t *testing.T, m *Model, feats []float32, o DecodeOptions) [][]Hypo
 		t.Fatal(err)
 	}
 	return hyps
+}
+
+func toF32(v []float64) []float32 {
+	if v == nil {
+		return nil
+	}
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
 }
 
 func sameHyp(a, b Hypothesis) bool {
@@ -273,6 +291,7 @@ func TestDecodeOptionErrors(t *testing.T) {
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 5}, "decoder: beam width 5 is outside 1..4"},
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2, NBest: 3}, "decoder: 3 alternatives asked for with beam width 2; use a beam at least as wide"},
 		{DecodeOptions{Start: 1, End: 9, MaxLen: 5, Beam: 1}, "decoder: special token id 9 is outside the vocabulary (0..8)"},
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 1, Attention: true}, ErrNoAttention.Error()},
 	} {
 		_, err := m.Generate(context.Background(), buf, 5, tc.o)
 		if err == nil || err.Error() != tc.want {

@@ -43,7 +43,7 @@ func generate(ctx context.Context, m *decoder.Model, feats gpu.Buf, n int, d dec
 	}
 	out := make([]Result, n)
 	for i, hs := range hyps {
-		out[i] = Result{Caption: v.Sentence(hs[0].Tokens), Score: hs[0].Score}
+		out[i] = Result{Caption: v.Sentence(hs[0].Tokens), Score: hs[0].Score, Attention: hs[0].Attention}
 		if d.NBest > 1 {
 			for _, h := range hs {
 				out[i].Alternatives = append(out[i].Alternatives, Alternative{Caption: v.Sentence(h.Tokens), Score: h.Score})

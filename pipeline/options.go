@@ -16,6 +16,9 @@ type Options struct {
 	Beam         int // beam width; 1 is greedy
 	MaxLen       int // maximum words per caption
 	Alternatives int // n-best captions returned per image (<= Beam)
+	// Attention asks for each word's attention weights over the image regions
+	// (Result.Attention): an attention model's only (decoder.ErrNoAttention).
+	Attention bool
 }
 
 // Decoding turns the configured decode settings plus a request's Options into
@@ -58,9 +61,10 @@ func (d Decoding) Complete(o Options) (Options, error) {
 }
 
 // ParseOptions reads a request's options from text fields keyed by their API
-// names (beam, max_len, alternatives; other keys are ignored) and completes
-// them. A field that is present must hold a number within its limits, so
-// beam=0 is refused where an absent beam takes the default.
+// names (beam, max_len, alternatives, attention; other keys are ignored) and
+// completes them. A field that is present must hold a number within its
+// limits, so beam=0 is refused where an absent beam takes the default;
+// attention is 0 or 1.
 func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 	var o Options
 	for _, f := range d.fields(&o) {
@@ -73,6 +77,13 @@ func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 			return o, err
 		}
 		*f.val = n
+	}
+	if v, ok := fields["attention"]; ok {
+		n, err := ParseField("attention", v, 0, 1)
+		if err != nil {
+			return o, err
+		}
+		o.Attention = n == 1
 	}
 	return d.Complete(o)
 }
@@ -121,5 +132,5 @@ func (d Decoding) DecodeOptions(o Options) (decoder.DecodeOptions, error) {
 		return decoder.DecodeOptions{}, err
 	}
 	return decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
-		NBest: o.Alternatives, Alpha: d.cfg.Alpha}, nil
+		NBest: o.Alternatives, Alpha: d.cfg.Alpha, Attention: o.Attention}, nil
 }

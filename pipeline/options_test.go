@@ -73,6 +73,13 @@ func TestParseOptions(t *testing.T) {
 	if got, err := d.ParseOptions(nil); err != nil || got != (Options{Beam: 5, MaxLen: 20, Alternatives: 5}) {
 		t.Errorf("no fields: %+v, %v; want the defaults", got, err)
 	}
+	for v, want := range map[string]bool{"1": true, "0": false} {
+		got, err := d.ParseOptions(map[string]string{"attention": v, "beam": "1"})
+		dec, derr := d.DecodeOptions(got)
+		if err != nil || derr != nil || got.Attention != want || dec.Attention != want {
+			t.Errorf("attention=%s: %+v (%v), decoder options %+v (%v); want attention %v", v, got, err, dec, derr, want)
+		}
+	}
 	for _, tc := range []struct {
 		fields map[string]string
 		want   string
@@ -83,6 +90,8 @@ func TestParseOptions(t *testing.T) {
 		{map[string]string{"beam": "three"}, `beam="three" is not a whole number`},
 		{map[string]string{"max_len": "2.5"}, `max_len="2.5" is not a whole number`},
 		{map[string]string{"max_len": "101"}, "max_len=101 is outside 1..100"},
+		{map[string]string{"attention": "2"}, "attention=2 is outside 0..1"},
+		{map[string]string{"attention": "yes"}, `attention="yes" is not a whole number`},
 		// Fields are checked in the order beam, max_len, alternatives.
 		{map[string]string{"alternatives": "x", "beam": "99"}, "beam=99 is outside 1..8"},
 		{map[string]string{"beam": "2", "alternatives": "3"}, "alternatives=3 is more than beam=2: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"},

@@ -41,6 +41,10 @@ type Result struct {
 	Caption      string        `json:"caption"`
 	Score        float64       `json:"score"`
 	Alternatives []Alternative `json:"alternatives,omitempty"`
+	// Attention is, when Options.Attention asks, each word's weights over the
+	// image regions (words, regions: 49 for the 7x7 grid, row-major from the
+	// top left), the weights of the step that chose the word.
+	Attention [][]float32 `json:"attention,omitempty"`
 }
 
 // Info describes the loaded model for /v1/models and logs.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/pipeline"
 )
@@ -54,7 +55,7 @@ type request struct {
 }
 
 // optionFields are the options a request may set as query or form fields.
-var optionFields = []string{"beam", "max_len", "alternatives", "timeout_ms"}
+var optionFields = []string{"beam", "max_len", "alternatives", "attention", "timeout_ms"}
 
 func (s *Server) postCaptions(c *gin.Context) {
 	b := s.readyBatcher(c)
@@ -120,7 +121,7 @@ func alternativesJSON(r Captioned) []gin.H {
 }
 
 func captionJSON(i int, u *upload, r Captioned, total time.Duration) gin.H {
-	return gin.H{
+	h := gin.H{
 		"index": i, "filename": u.name, "width": u.width, "height": u.height,
 		"caption": r.Caption, "score": r.Score, "alternatives": alternativesJSON(r),
 		"model":      gin.H{"name": r.Model, "version": r.Version},
@@ -130,6 +131,10 @@ func captionJSON(i int, u *upload, r Captioned, total time.Duration) gin.H {
 			"encode": ms(r.Encode), "decode": ms(r.Decode), "total": ms(total),
 		},
 	}
+	if r.Attention != nil {
+		h["attention"] = r.Attention
+	}
+	return h
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -174,6 +179,9 @@ func (s *Server) waitError(c *gin.Context, req *request, err error) error {
 			req.timeout, s.cfg.MaxRequestTimeout.Milliseconds())
 	case errors.Is(err, ErrStopped):
 		return errorf(http.StatusServiceUnavailable, "the server shut down before this image was captioned; retry")
+	case errors.Is(err, decoder.ErrNoAttention):
+		return errorf(http.StatusBadRequest,
+			"attention=1 asks for attention weights, but the loaded model is a merge model, which has none: leave attention out, or serve an attention model (decoder.arch: attention)")
 	}
 	return err
 }

@@ -11,13 +11,17 @@ import (
 
 func init() {
 	cmd := &cobra.Command{
-		Use:   "caption [--beam K] [--json] IMAGE...",
+		Use:   "caption [--beam K] [--json] [--attention DIR] IMAGE...",
 		Short: "Caption images: one line per image, or a JSON array with --json",
 		Long: `Captions each IMAGE with the model in --model (default: the shipped
 flickr8k-merge-lstm). Images go through the device in batches of decode.batch_size,
 so captioning many photos in one call is fast. With --json the output is one array
 [{"image": PATH, "caption": "...", "score": S}, ...]; score is the caption's
-length-normalised log-probability (higher is more confident).`,
+length-normalised log-probability (higher is more confident).
+
+With --attention DIR (attention models only) each caption's attention maps go
+to DIR/NAME.png, NAME the image's file name without its extension: one panel
+per word, the photo lit where the decoder looked when it chose the word.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runCaption,
 	}
@@ -25,6 +29,7 @@ length-normalised log-probability (higher is more confident).`,
 	f.Int("beam", 3, "beam width (1: greedy)")
 	f.Int("max-len", 20, "maximum words per caption")
 	f.Bool("json", false, "print a JSON array instead of one caption per line")
+	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder (attention models only)")
 	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "max-len": "decode.max_len"})
 	rootCmd.AddCommand(cmd)
 }
@@ -42,6 +47,13 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 		return err
 	}
 	asJSON, _ := cmd.Flags().GetBool("json")
+	attDir, _ := cmd.Flags().GetString("attention")
+	var maps *attentionMaps
+	if attDir != "" {
+		if maps, err = newAttentionMaps(attDir); err != nil {
+			return err
+		}
+	}
 	p, err := pipeline.Load(cfg)
 	if err != nil {
 		return err
@@ -57,11 +69,16 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 		if err != nil {
 			return err
 		}
-		res, err := p.CaptionImages(cmd.Context(), tensors, pipeline.Options{})
+		res, err := p.CaptionImages(cmd.Context(), tensors, pipeline.Options{Attention: maps != nil})
 		if err != nil {
 			return err
 		}
 		for i, r := range res {
+			if maps != nil {
+				if err := maps.write(cmd.ErrOrStderr(), p.Preprocessor(), chunk[i], r); err != nil {
+					return err
+				}
+			}
 			if asJSON {
 				records = append(records, captionRecord{Image: chunk[i], Caption: r.Caption, Score: r.Score})
 				continue
