@@ -97,8 +97,10 @@ func attendStep(dev gpu.Device, p *Params, c Config, e, alpha, z, beta, gz, hpro
 	dev.EmbeddingForward(e, hproj, regionImage[:B*L], A)
 	dev.Add(e, e, pf)
 	dev.BiasAct(e, e, nil, B*L, A, gpu.ActTanh)
-	// alpha (B, L) = softmax(e · AttV).
-	dev.Gemm(false, true, B*L, 1, A, 1, e, A, p.AttV, A, 0, alpha, 1)
+	// alpha (B, L) = softmax(e · AttV), the scores as the one row AttV (1, A) ·
+	// eᵀ: a matrix-vector product, which BLAS runs as one (sgemv), where a
+	// one-column product would be packed like a general GEMM.
+	dev.Gemm(false, true, 1, B*L, A, 1, p.AttV, A, e, A, 0, alpha, B*L)
 	dev.Softmax(alpha, alpha, B, L)
 	// z_b (1, F) = alpha_b (1, L) · feats_b (L, F).
 	dev.GemmStridedBatched(false, false, 1, F, L, 1, alpha, L, L, feats, F, L*F, 0, z, F, F, B)
