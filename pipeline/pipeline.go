@@ -57,6 +57,8 @@ type Info struct {
 	Precision string             `json:"precision"`
 	Vocab     int                `json:"vocab"`
 	Scores    map[string]float64 `json:"scores,omitempty"` // from scores.json when present
+	// Arch is decoder.ArchMerge or decoder.ArchAttention: only attention models answer Options.Attention.
+	Arch string `json:"arch"`
 }
 
 // Pipeline is a loaded encoder + decoder. It is not safe for concurrent use: one
@@ -137,7 +139,7 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.InputDim())
 	wc := w.Config
 	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(),
-		Precision: string(p.enc.Precision()), Vocab: vocab.Size()}
+		Precision: string(p.enc.Precision()), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}
 	if p.info.Version, err = modelVersion(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
 		p.Close()
 		return nil, err

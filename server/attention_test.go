@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
 )
@@ -90,4 +92,83 @@ func anyJSON(t *testing.T, b []byte) any {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestBrowserAttentionOnHover: on the upload page, with an attention model,
+// the pointer over a word darkens the photo but for that word's regions: the
+// overlay's alpha per cell is 200 * (1 - weight / the word's largest weight),
+// the weights being the API's for the same photo and options.
+func TestBrowserAttentionOnHover(t *testing.T) {
+	photoPath := filepath.Join(testassets.Dir(t, "the browser uploads a real photo"), "samples", "flickr8k_fullres", "1000268201_693b08cb0e.jpg")
+	cfg := pipelineConfig(t)
+	cfg.Model = attentionModel(t)
+	ts := startServer(t, testConfig(t, nil), pipelineLoader(cfg))
+	data, err := os.ReadFile(photoPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page's default options.
+	api := firstCaption(t, do(t, "POST", ts.url+"/v1/captions?attention=1&beam=3&max_len=20&alternatives=3", "image/jpeg", bytes.NewReader(data)))
+	var want [][]int
+	for _, row := range api["attention"].([]any) {
+		var top float64
+		for _, v := range row.([]any) {
+			top = math.Max(top, v.(float64))
+		}
+		var alpha []int
+		for _, v := range row.([]any) {
+			alpha = append(alpha, int(math.Round(200*(1-v.(float64)/top))))
+		}
+		want = append(want, alpha)
+	}
+
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": photoPath})
+	got := w.await(`const done = arguments[arguments.length - 1];
+		let finished = false; // hovering changes the page too: answer once
+		const check = () => {
+			if (finished) return true;
+			const words = document.querySelectorAll("#results .caption .word"), e = document.getElementById("error");
+			if (!e.hidden) { finished = true; done("ERROR: " + e.textContent); return true; }
+			if (!words.length) return false;
+			const canvas = document.querySelector("#results canvas.attention"), ctx = canvas.getContext("2d");
+			const out = [];
+			for (const word of words) {
+				word.dispatchEvent(new MouseEvent("mouseenter"));
+				const shown = canvas.classList.contains("on");
+				word.dispatchEvent(new MouseEvent("mouseleave"));
+				const alpha = [];
+				const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+				for (let i = 3; i < px.length; i += 4) alpha.push(px[i]);
+				out.push({shown: shown, hidden: !canvas.classList.contains("on"), alpha: alpha});
+			}
+			finished = true;
+			done(JSON.stringify(out));
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
+	var shown []struct {
+		Shown, Hidden bool
+		Alpha         []int
+	}
+	if err := json.Unmarshal([]byte(got), &shown); err != nil {
+		t.Fatalf("upload page: %s", got)
+	}
+	if len(shown) != len(want) {
+		t.Fatalf("%d words on the page, %d rows of weights from the API", len(shown), len(want))
+	}
+	for i, s := range shown {
+		if !s.Shown || !s.Hidden || len(s.Alpha) != len(want[i]) {
+			t.Fatalf("word %d: overlay shown %v, hidden after %v, %d cells", i, s.Shown, s.Hidden, len(s.Alpha))
+		}
+		for j := range s.Alpha {
+			if d := s.Alpha[j] - want[i][j]; d < -1 || d > 1 {
+				t.Errorf("word %d cell %d: overlay alpha %d, want %d", i, j, s.Alpha[j], want[i][j])
+			}
+		}
+	}
+	w.await(`document.querySelector("#results .caption .word").dispatchEvent(new MouseEvent("mouseenter")); arguments[0]("")`)
+	w.screenshot("attention-hover.png")
+	w.checkConsole()
 }
