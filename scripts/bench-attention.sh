@@ -2,7 +2,11 @@
 # The attention decoder against its PyTorch peer (issue 12's speed target:
 # greedy and beam-3 captions/s and training tokens/s at least 1.5x PyTorch's).
 # The two alternate for ROUNDS rounds, so that a shared machine's changing load
-# hits both alike; each round prints the load average and captioner/PyTorch.
+# hits both alike; each round prints the load average, each side's rate and
+# CPU time per caption (or token), and the ratios captioner/PyTorch of the
+# rates and PyTorch/captioner of the CPU times. On a loaded machine the CPU
+# time ratio is the steadier figure: the rates follow the share of the CPUs
+# each side happened to get.
 #   scripts/bench-attention.sh [ROUNDS]   (CAPTIONER_ASSETS: where bench/ lives)
 set -euo pipefail
 rounds=${1:-3}
@@ -18,19 +22,46 @@ for r in $(seq 1 "$rounds"); do
 	# training step takes seconds, so three of them.
 	(cd decoder && "$work/decoder.test" -test.run '^$' -test.bench '^BenchmarkAttention(Greedy|Beam)' -test.benchtime 3s &&
 		"$work/decoder.test" -test.run '^$' -test.bench '^BenchmarkAttentionTrainStep$' -test.benchtime 3x) >"$work/go.txt"
-	$py "$assets/bench/torch_captioner.py" decoder --threads 2 --arch attention --hidden 512 --vocab 2600 --tokens 12 >"$work/torch.json"
+	# The reference script as it is, its timing loop wrapped to add up the
+	# process's CPU time (all threads) per timed call.
+	$py - "$assets/bench" >"$work/torch.json" <<'EOF'
+import contextlib, io, json, sys, time
+sys.path.insert(0, sys.argv[1])
+sys.argv = ["torch_captioner.py", "decoder", "--threads", "2", "--arch", "attention", "--hidden", "512", "--vocab", "2600", "--tokens", "12"]
+import torch_captioner as tc
+cpu, timed = [], tc.timed
+def counted_timed(fn, **kw):
+    total, calls = [0.0], [0]
+    def counted():
+        c0 = time.process_time()
+        fn()
+        total[0] += time.process_time() - c0
+        calls[0] += 1
+    result = timed(counted, **kw)
+    cpu.append(total[0] / calls[0])
+    return result
+tc.timed = counted_timed
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    tc.main()
+res = json.loads(out.getvalue())
+for row, c, items in zip(res["rows"], cpu, (1, 32, 1, 64 * 12)):
+    row["cpu_ms"] = c * 1e3 / items
+print(json.dumps(res))
+EOF
 	$py - "$work/go.txt" "$work/torch.json" "$r" "$load" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
 import json, re, sys
 go, torch, rnd, load0, load1 = sys.argv[1:]
 ours = {}
 for line in open(go):
-    m = re.match(r"BenchmarkAttention(\w+?)(-\d+)?\s+\d+\s+\d+ ns/op\s+([\d.]+) (\S+)", line)
+    m = re.match(r"BenchmarkAttention(\w+?)(-\d+)?\s+\d+\s+\d+ ns/op\s+([\d.]+) (\S+)\s+([\d.]+) cpu-ms", line)
     if m:
-        ours[m.group(1)] = float(m.group(3))
-theirs = {row["what"]: row.get("captions_per_s", row.get("tokens_per_s")) for row in json.load(open(torch))["rows"]}
+        ours[m.group(1)] = (float(m.group(3)), float(m.group(5)))
+theirs = {row["what"]: (row.get("captions_per_s", row.get("tokens_per_s")), row["cpu_ms"]) for row in json.load(open(torch))["rows"]}
 pairs = [("GreedyB1", "greedy b1"), ("GreedyB32", "greedy b32"), ("Beam3B1", "beam3 b1"), ("TrainStep", "train b64 T12")]
-print(f"round {rnd}  load {load0} -> {load1}")
+print(f"round {rnd}  load {load0} -> {load1}   (rate: captions or tokens/s; cpu: ms per caption or token)")
 for o, t in pairs:
-    print(f"  {o:10s} captioner {ours[o]:8.1f}  pytorch {theirs[t]:8.1f}  ratio {ours[o] / theirs[t]:5.2f}")
+    (ro, co), (rt, ct) = ours[o], theirs[t]
+    print(f"  {o:10s} captioner {ro:7.1f}/s {co:7.3f} cpu-ms  pytorch {rt:7.1f}/s {ct:7.3f} cpu-ms  rate x{ro / rt:4.2f}  cpu x{ct / co:4.2f}")
 EOF
 done
