@@ -54,9 +54,11 @@ import json, re, sys
 go, torch, rnd, load0, load1 = sys.argv[1:]
 ours = {}
 for line in open(go):
-    m = re.match(r"BenchmarkAttention(\w+?)(-\d+)?\s+\d+\s+\d+ ns/op\s+([\d.]+) (\S+)\s+([\d.]+) cpu-ms", line)
-    if m:
-        ours[m.group(1)] = (float(m.group(3)), float(m.group(5)))
+    m = re.match(r"BenchmarkAttention(\w+?)(-\d+)?\s", line)
+    if m:  # go test prints the metrics sorted by unit
+        units = {u: float(v) for v, u in re.findall(r"([\d.]+) (\S+)", line)}
+        ours[m.group(1)] = (units.get("captions/s", units.get("tokens/s")),
+                            units.get("cpu-ms/caption", units.get("cpu-ms/token")))
 theirs = {row["what"]: (row.get("captions_per_s", row.get("tokens_per_s")), row["cpu_ms"]) for row in json.load(open(torch))["rows"]}
 pairs = [("GreedyB1", "greedy b1"), ("GreedyB32", "greedy b32"), ("Beam3B1", "beam3 b1"), ("TrainStep", "train b64 T12")]
 print(f"round {rnd}  load {load0} -> {load1}   (rate: captions or tokens/s; cpu: ms per caption or token)")
