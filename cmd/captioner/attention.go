@@ -28,11 +28,15 @@ func newAttentionMaps(dir string) (*attentionMaps, error) {
 
 // write draws the strip of r, the caption of the image file path, into
 // DIR/NAME.png; a second image of the same NAME gets NAME-2.png, and so on.
-// A caption without words has no maps: a note on log says so.
+// A caption without words or without weights has no maps: a note on log says so.
 func (a *attentionMaps) write(log io.Writer, pre pipeline.Preprocessor, path string, r pipeline.Result) error {
 	words := strings.Fields(r.Caption)
 	if len(words) == 0 {
 		fmt.Fprintf(log, "caption --attention: %s: the caption has no words, so no attention maps\n", path)
+		return nil
+	}
+	if r.Attention == nil { // a caption another search made, without weights
+		fmt.Fprintf(log, "caption --attention: %s: the caption came without attention weights, so no maps\n", path)
 		return nil
 	}
 	if len(r.Attention) != len(words) {
