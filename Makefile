@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-server soak soak-reload fuzz-short vet fmt-check images image-local
+.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-attention bench-server soak soak-reload fuzz-short vet fmt-check images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -133,8 +133,12 @@ bench: ## kernel, encoder and decoder benchmarks, then the PyTorch reference in 
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./gpu/cpu ./encoder ./decoder ./server
 	@if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then \
 		$(TORCH_REF) encoder --threads 2 --batch 1,8,32 && \
-		$(TORCH_REF) decoder --threads 2 --hidden 256 --vocab 2600 --tokens 12; \
+		$(TORCH_REF) decoder --threads 2 --hidden 256 --vocab 2600 --tokens 12 && \
+		$(TORCH_REF) decoder --threads 2 --arch attention --hidden 512 --vocab 2600 --tokens 12; \
 	else echo "bench: no PyTorch reference figures (apt-get install python3-torch python3-torchvision python3-pil python3-numpy)"; fi
+
+bench-attention: ## the attention decoder against PyTorch's, alternating for 3 rounds (issue 12's 1.5x target)
+	scripts/bench-attention.sh 3
 
 bench-server: ## captioner serve vs the Flask reference server under cmd/loadgen, same run
 	scripts/bench-server.sh

@@ -97,8 +97,10 @@ func attendStep(dev gpu.Device, p *Params, c Config, e, alpha, z, beta, gz, hpro
 	dev.EmbeddingForward(e, hproj, regionImage[:B*L], A)
 	dev.Add(e, e, pf)
 	dev.BiasAct(e, e, nil, B*L, A, gpu.ActTanh)
-	// alpha (B, L) = softmax(e · AttV).
-	dev.Gemm(false, true, B*L, 1, A, 1, e, A, p.AttV, A, 0, alpha, 1)
+	// alpha (B, L) = softmax(e · AttV), the scores as the one row AttV (1, A) ·
+	// eᵀ: a matrix-vector product, which BLAS runs as one (sgemv), where a
+	// one-column product would be packed like a general GEMM.
+	dev.Gemm(false, true, 1, B*L, A, 1, p.AttV, A, e, A, 0, alpha, B*L)
 	dev.Softmax(alpha, alpha, B, L)
 	// z_b (1, F) = alpha_b (1, L) · feats_b (L, F).
 	dev.GemmStridedBatched(false, false, 1, F, L, 1, alpha, L, L, feats, F, L*F, 0, z, F, F, B)
@@ -344,6 +346,12 @@ func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf0, feats, B)
 	s := &attentionSteps{m: m, w: w, R: R, feats: w.feats.Slice(0, R*L*F), pf: w.pf.Slice(0, R*L*A),
 		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
+	if K == 1 { // greedy: every row is its image; the regions need no copy
+		s.feats, s.pf = feats, pf0
+		dev.Copy(s.h, h0)
+		dev.Copy(s.c, c0)
+		return s
+	}
 	rows := repeatRows(B, K)
 	dev.EmbeddingForward(s.feats, feats, rows, L*F)
 	dev.EmbeddingForward(s.pf, pf0, rows, L*A)
@@ -376,6 +384,10 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 	linear(dev, logp, deep, m.P.OutW, m.P.OutB, R, E, V, gpu.ActNone)
 	dev.LogSoftmax(logp, logp, R, V)
 	return logp
+}
+
+func (s *attentionSteps) attention(dst []float32) error {
+	return s.m.dev.Download(dst, s.w.alpha.Slice(0, s.R*s.m.Cfg.Regions))
 }
 
 func (s *attentionSteps) advance(src []int32) {

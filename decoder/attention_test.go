@@ -198,6 +198,49 @@ func TestAttentionGradientsMatchFiniteDifferences(t *testing.T) {
 	})
 }
 
+// TestDecodedAttentionMatchesReference: greedy and beam search return, for
+// every word of every hypothesis, the attention weights of the step that chose
+// it: (L) summing to 1, equal to the naive reference's step; none unasked.
+func TestDecodedAttentionMatchesReference(t *testing.T) {
+	c := tinyAttentionConfig()
+	m, host, feats := peakedModel(t, c)
+	ref := newRefDecoder(m.Cfg, host)
+	F, L := c.InputDim(), c.Regions
+	words := 0
+	for _, k := range []int{1, 3} {
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, NBest: k, Alpha: 0.7, Attention: true}
+		got := generate(t, m, feats, o)
+		for b := range got {
+			want := ref.beam(feats[b*F:(b+1)*F], o)
+			for i, h := range got[b] {
+				if !sameHyp(h, want[i]) || len(h.Attention) != len(h.Tokens) {
+					t.Fatalf("K=%d image %d hypothesis %d: %v with %d attention rows, reference %v", k, b, i, h, len(h.Attention), want[i])
+				}
+				for w, row := range h.Attention {
+					var sum float64
+					for l, v := range row {
+						sum += float64(v)
+						if math.Abs(float64(v-want[i].Attention[w][l])) > 1e-5 {
+							t.Errorf("K=%d image %d hypothesis %d word %d region %d: weight %g, reference %g", k, b, i, w, l, v, want[i].Attention[w][l])
+						}
+					}
+					if len(row) != L || math.Abs(sum-1) > 1e-5 {
+						t.Errorf("K=%d image %d hypothesis %d word %d: %d weights summing to %g, want %d summing to 1", k, b, i, w, len(row), sum, L)
+					}
+					words++
+				}
+			}
+		}
+		o.Attention = false
+		if h := generate(t, m, feats, o)[0][0]; h.Attention != nil {
+			t.Errorf("K=%d: attention weights returned unasked", k)
+		}
+	}
+	if words < 20 {
+		t.Errorf("only %d words checked", words)
+	}
+}
+
 func TestAttentionDOT(t *testing.T) {
 	c := DefaultAttentionConfig(2541)
 	dot := c.DOT()

@@ -49,6 +49,7 @@ func benchTrain(b *testing.B, c Config) {
 	}
 	step(0)
 	b.ResetTimer()
+	cpu0 := benchinput.CPUTime()
 	for i := 0; i < b.N; i++ {
 		step(i)
 	}
@@ -56,6 +57,7 @@ func benchTrain(b *testing.B, c Config) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(B*T*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	b.ReportMetric((benchinput.CPUTime()-cpu0).Seconds()*1e3/float64(B*T*b.N), "cpu-ms/token")
 }
 
 func benchDecode(b *testing.B, c Config, batch, beam int) {
@@ -73,10 +75,12 @@ func benchDecode(b *testing.B, c Config, batch, beam int) {
 	}
 	gen()
 	b.ResetTimer()
+	cpu0 := benchinput.CPUTime()
 	for i := 0; i < b.N; i++ {
 		gen()
 	}
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "captions/s")
+	b.ReportMetric((benchinput.CPUTime()-cpu0).Seconds()*1e3/float64(batch*b.N), "cpu-ms/caption")
 }
 
 func BenchmarkGreedyB1(b *testing.B)  { benchDecode(b, DefaultConfig(benchVocab), 1, 1) }

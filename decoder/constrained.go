@@ -55,7 +55,7 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o
 		C = max(C, len(cs))
 	}
 	S := 1 << C
-	return constrainedBeam(ctx, m.dev, m.stepper(feats, B, S*o.Beam), B, m.Cfg.Vocab, o, cons, S)
+	return constrainedBeam(ctx, m.dev, m.stepper(feats, B, S*o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o, cons, S)
 }
 
 // tokenBits is a token that meets constraints: bit j of bits is constraint j.
@@ -66,8 +66,9 @@ type tokenBits struct {
 
 // constrainedBeam runs the search over s's B × S × K rows: row b*S*K + st*K +
 // k is beam k of image b's state st (a bit set of met constraints). With S = 1
-// and no constraints it is plain beam search (beam).
-func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions, cons [][]Constraint, S int) ([][]Hypothesis, error) {
+// and no constraints it is plain beam search (beam). L is the regions attended
+// over, for the weights DecodeOptions.Attention asks for.
+func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, S int) ([][]Hypothesis, error) {
 	K := o.Beam
 	SK := S * K
 	R := B * SK
@@ -137,6 +138,10 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o
 		if err := dev.TopK(idx, val, logp, R, V, kk); err != nil {
 			return nil, err
 		}
+		alpha, err := stepAttention(s, R, L, o)
+		if err != nil {
+			return nil, err
+		}
 		gIdx, gRef = gIdx[:0], gRef[:0]
 		for r := range rows {
 			b, st := r/SK, uint(r%SK/K)
@@ -201,13 +206,18 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o
 						// better live beam; only the all-met state's are answers.
 						if rank < K && uint(st) == full[b] {
 							toks := append([]int32(nil), rows[cd.src].tokens...)
-							finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1), Forced: cd.forced})
+							finished[b] = append(finished[b], Hypothesis{Tokens: toks, LogProb: cd.logProb, Score: o.score(cd.logProb, len(toks)+1), Forced: cd.forced,
+								Attention: rows[cd.src].attention})
 						}
 						continue
 					}
 					r := b*SK + st*K + n
 					src[r] = int32(cd.src)
 					next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb, forced: cd.forced}
+					if alpha != nil { // the source's weights, then this step's: a full slice expression keeps beams from sharing
+						att := rows[cd.src].attention
+						next[r].attention = append(att[:len(att):len(att)], alpha[cd.src*L:(cd.src+1)*L:(cd.src+1)*L])
+					}
 					toks[r] = cd.tok
 					n++
 					if n == K {
@@ -238,7 +248,8 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o
 			for k := 0; k < K; k++ {
 				r := rows[b*SK+int(full[b])*K+k]
 				if !math.IsInf(r.logProb, -1) {
-					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens)), Forced: r.forced})
+					finished[b] = append(finished[b], Hypothesis{Tokens: r.tokens, LogProb: r.logProb, Score: o.score(r.logProb, len(r.tokens)), Forced: r.forced,
+						Attention: r.attention})
 				}
 			}
 		}

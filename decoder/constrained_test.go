@@ -21,6 +21,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 		toks   []int32
 		lp     float64
 		forced float64
+		att    [][]float32 // per token, each step's attention weights
 	}
 	bitsOf := func(tok int32) int {
 		bits := 0
@@ -42,6 +43,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 			lp     float64
 			forced float64
 			s      refState
+			alpha  []float32
 		}
 		cs := make([][]cand, S)
 		for st, beams := range live {
@@ -50,13 +52,13 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				if len(b.toks) > 0 {
 					prev = b.toks[len(b.toks)-1]
 				}
-				ns, lp := step(b.s, prev)
+				ns, lp, alpha := step(b.s, prev)
 				for w, v := range lp {
 					to, forced := st|bitsOf(int32(w)), b.forced
 					if to != st {
 						forced += v
 					}
-					cs[to] = append(cs[to], cand{b, int32(w), b.lp + v, forced, ns})
+					cs[to] = append(cs[to], cand{b, int32(w), b.lp + v, forced, ns, toF32(alpha)})
 				}
 			}
 		}
@@ -65,13 +67,15 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 			sort.SliceStable(cs[st], func(i, j int) bool { return cs[st][i].lp > cs[st][j].lp })
 			for rank, cd := range cs[st] {
 				toks := append(slices.Clone(cd.from.toks), cd.tok)
+				att := append(slices.Clone(cd.from.att), cd.alpha)
 				if cd.tok == o.End {
 					if rank < o.Beam && st == full {
-						done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks)), Forced: cd.forced})
+						done = append(done, Hypothesis{Tokens: toks[:len(toks)-1], LogProb: cd.lp, Score: o.score(cd.lp, len(toks)), Forced: cd.forced,
+							Attention: att[:len(att)-1]})
 					}
 					continue
 				}
-				next[st] = append(next[st], beamT{cd.s, toks, cd.lp, cd.forced})
+				next[st] = append(next[st], beamT{cd.s, toks, cd.lp, cd.forced, att})
 				if len(next[st]) == o.Beam {
 					break
 				}
@@ -81,7 +85,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 	}
 	if len(done) < o.Beam {
 		for _, b := range live[full] {
-			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks)), Forced: b.forced})
+			done = append(done, Hypothesis{Tokens: b.toks, LogProb: b.lp, Score: o.score(b.lp, len(b.toks)), Forced: b.forced, Attention: b.att})
 		}
 	}
 	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })

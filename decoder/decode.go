@@ -2,6 +2,7 @@ package decoder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -18,6 +19,9 @@ type DecodeOptions struct {
 	// NoEarlyStop decodes exactly MaxLen tokens, treating <end> as an ordinary
 	// word, so benchmarks do a fixed amount of work like the PyTorch reference.
 	NoEarlyStop bool
+	// Attention asks for each word's attention weights over the image regions
+	// (Hypothesis.Attention); only an attention model has them.
+	Attention bool
 }
 
 // Hypothesis is one generated caption.
@@ -28,6 +32,10 @@ type Hypothesis struct {
 	// Forced is the part of LogProb that constrained beam search imposed: the
 	// log-probabilities of the tokens that met its constraints (0 elsewhere).
 	Forced float64
+	// Attention is, when DecodeOptions.Attention asks for it, each word's
+	// weights over the L regions (len(Tokens), L), each row summing to 1: the
+	// weights of the step that chose the word.
+	Attention [][]float32
 }
 
 // stepper is one architecture's decoding step over R rows (B images × K
@@ -40,6 +48,16 @@ type stepper interface {
 	// new state, or from its own when src is nil.
 	advance(src []int32)
 }
+
+// attender is a stepper that attends over image regions.
+type attender interface {
+	// attention downloads the last step's attention weights (R, L) into dst.
+	attention(dst []float32) error
+}
+
+// ErrNoAttention is Generate's error when DecodeOptions.Attention is asked of a
+// model without attention weights.
+var ErrNoAttention = errors.New("decoder: attention weights were asked of a merge model; only an attention model (decoder.arch: attention) has them")
 
 // stepper prepares decoding for B images (feats (B, InputDim) on the device),
 // each repeated over K rows: row b*K+k is image b's.
@@ -150,6 +168,9 @@ func (o DecodeOptions) check(c Config) error {
 	if o.NBest > o.Beam {
 		return fmt.Errorf("decoder: %d alternatives asked for with beam width %d; use a beam at least as wide", o.NBest, o.Beam)
 	}
+	if o.Attention && c.Arch != ArchAttention {
+		return ErrNoAttention
+	}
 	for _, id := range []int32{o.Start, o.End} {
 		if id < 0 || int(id) >= c.Vocab {
 			return fmt.Errorf("decoder: special token id %d is outside the vocabulary (0..%d)", id, c.Vocab-1)
@@ -166,9 +187,9 @@ func (m *Model) Generate(ctx context.Context, feats gpu.Buf, B int, o DecodeOpti
 		return nil, err
 	}
 	if o.Beam == 1 {
-		return greedy(ctx, m.dev, m.stepper(feats, B, 1), B, m.Cfg.Vocab, o)
+		return greedy(ctx, m.dev, m.stepper(feats, B, 1), B, m.Cfg.Vocab, m.Cfg.Regions, o)
 	}
-	return beam(ctx, m.dev, m.stepper(feats, B, o.Beam), B, m.Cfg.Vocab, o)
+	return beam(ctx, m.dev, m.stepper(feats, B, o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o)
 }
 
 // checkInputs checks o and that feats holds B images' inputs.
@@ -186,8 +207,19 @@ func (o DecodeOptions) score(logProb float64, n int) float64 {
 	return logProb / math.Pow(float64(n), o.Alpha)
 }
 
-// greedy decodes the B rows of s, taking the most likely word at every step.
-func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions) ([][]Hypothesis, error) {
+// stepAttention returns the last step's attention weights (R, L) of s when o
+// asks for them, else nil.
+func stepAttention(s stepper, R, L int, o DecodeOptions) ([]float32, error) {
+	if !o.Attention {
+		return nil, nil
+	}
+	alpha := make([]float32, R*L)
+	return alpha, s.(attender).attention(alpha)
+}
+
+// greedy decodes the B rows of s, taking the most likely word at every step;
+// L is the regions attended over (DecodeOptions.Attention).
+func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {
 	hyps := make([]Hypothesis, B)
 	lens := make([]int, B)
 	done := make([]bool, B)
@@ -205,6 +237,10 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 		if err := dev.TopK(idx, val, logp, B, V, 1); err != nil {
 			return nil, err
 		}
+		alpha, err := stepAttention(s, B, L, o)
+		if err != nil {
+			return nil, err
+		}
 		live := 0
 		for b := range hyps {
 			if done[b] {
@@ -217,6 +253,9 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 				continue
 			}
 			hyps[b].Tokens = append(hyps[b].Tokens, idx[b])
+			if alpha != nil {
+				hyps[b].Attention = append(hyps[b].Attention, alpha[b*L:(b+1)*L:(b+1)*L])
+			}
 			live++
 		}
 		if live == 0 {
@@ -234,9 +273,10 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOp
 
 // beamRow is one live beam on the host.
 type beamRow struct {
-	tokens  []int32
-	logProb float64
-	forced  float64 // see Hypothesis.Forced
+	tokens    []int32
+	logProb   float64
+	forced    float64     // see Hypothesis.Forced
+	attention [][]float32 // per token, when DecodeOptions.Attention asks
 }
 
 type candidate struct {
@@ -259,7 +299,7 @@ func (m *Model) repeatedImageBranch(w *workspace, feats gpu.Buf, B, K int) gpu.B
 
 // beam runs beam search over the B×K rows of s (K = o.Beam), one device
 // batch: constrained beam search without constraints, whose one state's beam
-// is the plain search's.
-func beam(ctx context.Context, dev gpu.Device, s stepper, B, V int, o DecodeOptions) ([][]Hypothesis, error) {
-	return constrainedBeam(ctx, dev, s, B, V, o, make([][]Constraint, B), 1)
+// is the plain search's. L is the regions attended over (DecodeOptions.Attention).
+func beam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {
+	return constrainedBeam(ctx, dev, s, B, V, L, o, make([][]Constraint, B), 1)
 }

@@ -16,26 +16,30 @@ type refDecoder struct {
 	flat []float32
 }
 
-// refStep feeds a token and returns the next state and log-probabilities (V).
-type refStep func(s refState, tok int32) (refState, []float64)
+// refStep feeds a token and returns the next state, log-probabilities (V) and,
+// for attention, the step's attention weights (L).
+type refStep func(s refState, tok int32) (refState, []float64, []float64)
 
 // begin returns an image's step function and initial state; feat is (InputDim).
 func (r *refDecoder) begin(feat []float32) (refStep, refState) {
 	if r.c.Arch == ArchAttention {
 		rp := newRefParams(r.c, toF64(r.flat))
 		im, s := rp.attStart(feat)
-		return func(s refState, tok int32) (refState, []float64) {
-			n, _, logits := rp.attStep(im, s, int(tok), func(int) float64 { return 1 })
+		return func(s refState, tok int32) (refState, []float64, []float64) {
+			n, alpha, logits := rp.attStep(im, s, int(tok), func(int) float64 { return 1 })
 			lp := softmax64(logits)
 			for j := range lp {
 				lp[j] = math.Log(lp[j])
 			}
-			return n, lp
+			return n, lp, alpha
 		}, s
 	}
 	img := r.image(feat)
 	H := r.c.Hidden
-	return func(s refState, tok int32) (refState, []float64) { return r.step(img, s, tok) },
+	return func(s refState, tok int32) (refState, []float64, []float64) {
+			n, lp := r.step(img, s, tok)
+			return n, lp, nil
+		},
 		refState{h: make([]float64, H), c: make([]float64, H)}
 }
 
@@ -142,6 +146,17 @@ func generate(t *testing.T, m *Model, feats []float32, o DecodeOptions) [][]Hypo
 	return hyps
 }
 
+func toF32(v []float64) []float32 {
+	if v == nil {
+		return nil
+	}
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
 func sameHyp(a, b Hypothesis) bool {
 	return slices.Equal(a.Tokens, b.Tokens) && math.Abs(a.LogProb-b.LogProb) < 1e-4 && math.Abs(a.Score-b.Score) < 1e-4
 }
@@ -223,6 +238,7 @@ func TestDecodeOptionErrors(t *testing.T) {
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 5}, "decoder: beam width 5 is outside 1..4"},
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2, NBest: 3}, "decoder: 3 alternatives asked for with beam width 2; use a beam at least as wide"},
 		{DecodeOptions{Start: 1, End: 9, MaxLen: 5, Beam: 1}, "decoder: special token id 9 is outside the vocabulary (0..8)"},
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 1, Attention: true}, ErrNoAttention.Error()},
 	} {
 		_, err := m.Generate(context.Background(), buf, 5, tc.o)
 		if err == nil || err.Error() != tc.want {

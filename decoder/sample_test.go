@@ -52,7 +52,7 @@ func testSample(t *testing.T, c Config) {
 				continue
 			}
 			var lp []float64
-			states[r], lp = steps[r](states[r], prev[r])
+			states[r], lp, _ = steps[r](states[r], prev[r])
 			u, cum, tok := rng.Float64(), 0.0, int32(-1)
 			for w, v := range lp {
 				if cum += math.Exp(v); u < cum {

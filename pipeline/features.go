@@ -145,7 +145,8 @@ func above(ts []tags.Tag, threshold float32) []tags.Tag {
 // donor tokens into the nouns they stand for.
 func (d Decoder) result(hs []decoder.Hypothesis, p Plan, names []naming) Result {
 	words := d.words(hs[0].Tokens, names)
-	r := Result{Caption: text.Sentence(words), Tokens: words, Score: hs[0].Score, Confidence: confidence(hs[0], p.MaxLen, names)}
+	r := Result{Caption: text.Sentence(words), Tokens: words, Score: hs[0].Score, Confidence: confidence(hs[0], p.MaxLen, names),
+		Attention: hs[0].Attention}
 	if p.NBest > 1 {
 		for _, h := range hs {
 			r.Alternatives = append(r.Alternatives, Alternative{Caption: text.Sentence(d.words(h.Tokens, names)),

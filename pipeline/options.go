@@ -17,6 +17,9 @@ type Options struct {
 	MaxLen       int   // maximum words per caption
 	Alternatives int   // n-best captions returned per image (<= Beam)
 	Guide        Guide // guided decoding on or off; GuideDefault is decode.guide
+	// Attention asks for each word's attention weights over the image regions
+	// (Result.Attention): an attention model's only (decoder.ErrNoAttention).
+	Attention bool
 }
 
 // Guide is a request's choice of guided decoding (see config.Decode.Guide).
@@ -74,10 +77,10 @@ func (d Decoding) Complete(o Options) (Options, error) {
 }
 
 // ParseOptions reads a request's options from text fields keyed by their API
-// names (beam, max_len, alternatives, guide; other keys are ignored) and
-// completes them. A field that is present must hold a number within its
-// limits, so beam=0 is refused where an absent beam takes the default; guide
-// is 0 (off) or 1 (on).
+// names (beam, max_len, alternatives, guide, attention; other keys are
+// ignored) and completes them. A field that is present must hold a number
+// within its limits, so beam=0 is refused where an absent beam takes the
+// default; guide is 0 (off) or 1 (on), attention 0 or 1.
 func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 	var o Options
 	for _, f := range d.fields(&o) {
@@ -97,6 +100,13 @@ func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 			return o, err
 		}
 		o.Guide = GuideOff + Guide(n)
+	}
+	if v, ok := fields["attention"]; ok {
+		n, err := ParseField("attention", v, 0, 1)
+		if err != nil {
+			return o, err
+		}
+		o.Attention = n == 1
 	}
 	return d.Complete(o)
 }
@@ -156,7 +166,7 @@ func (d Decoding) Plan(o Options) (Plan, error) {
 	}
 	return Plan{
 		DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
-			NBest: o.Alternatives, Alpha: d.cfg.Alpha},
+			NBest: o.Alternatives, Alpha: d.cfg.Alpha, Attention: o.Attention},
 		Tags: d.cfg.Tags, TagThreshold: float32(d.cfg.TagThreshold),
 		Guide: o.Guide == GuideOn, GuideThreshold: float32(d.cfg.GuideThreshold),
 	}, nil

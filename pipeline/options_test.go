@@ -83,6 +83,13 @@ func TestParseOptions(t *testing.T) {
 	if got, err := NewDecoding(off, 8).ParseOptions(nil); err != nil || got.Guide != GuideOff {
 		t.Errorf("decode.guide false, no field: %+v, %v; want guide off", got, err)
 	}
+	for v, want := range map[string]bool{"1": true, "0": false} {
+		got, err := d.ParseOptions(map[string]string{"attention": v, "beam": "1"})
+		dec, derr := d.Plan(got)
+		if err != nil || derr != nil || got.Attention != want || dec.Attention != want {
+			t.Errorf("attention=%s: %+v (%v), decoder options %+v (%v); want attention %v", v, got, err, dec, derr, want)
+		}
+	}
 	for _, tc := range []struct {
 		fields map[string]string
 		want   string
@@ -95,6 +102,8 @@ func TestParseOptions(t *testing.T) {
 		{map[string]string{"max_len": "101"}, "max_len=101 is outside 1..100"},
 		{map[string]string{"guide": "2"}, "guide=2 is outside 0..1"},
 		{map[string]string{"guide": "yes"}, `guide="yes" is not a whole number`},
+		{map[string]string{"attention": "2"}, "attention=2 is outside 0..1"},
+		{map[string]string{"attention": "yes"}, `attention="yes" is not a whole number`},
 		// Fields are checked in the order beam, max_len, alternatives.
 		{map[string]string{"alternatives": "x", "beam": "99"}, "beam=99 is outside 1..8"},
 		{map[string]string{"beam": "2", "alternatives": "3"}, "alternatives=3 is more than beam=2: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"},

@@ -58,6 +58,10 @@ type Result struct {
 	// the caption is the plain beam search's.
 	Guided       []string      `json:"guided,omitempty"`
 	Alternatives []Alternative `json:"alternatives,omitempty"`
+	// Attention is, when Options.Attention asks, each word's weights over the
+	// image regions (words, regions: 49 for the 7x7 grid, row-major from the
+	// top left), the weights of the step that chose the word.
+	Attention [][]float32 `json:"attention,omitempty"`
 }
 
 // Info describes the loaded model for /v1/models and logs.
@@ -70,6 +74,8 @@ type Info struct {
 	Precision string             `json:"precision"`
 	Vocab     int                `json:"vocab"`
 	Scores    map[string]float64 `json:"scores,omitempty"` // from scores.json when present
+	// Arch is decoder.ArchMerge or decoder.ArchAttention: only attention models answer Options.Attention.
+	Arch string `json:"arch"`
 }
 
 // Pipeline is a loaded encoder + decoder. It is not safe for concurrent use: one
@@ -155,7 +161,7 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.InputDim())
 	wc := w.Config
 	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(),
-		Precision: string(p.enc.Precision()), Vocab: vocab.Size()}
+		Precision: string(p.enc.Precision()), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}
 	if p.info.Version, err = modelVersion(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
 		p.Close()
 		return nil, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/tags"
@@ -60,7 +61,7 @@ type request struct {
 }
 
 // optionFields are the options a request may set as query or form fields.
-var optionFields = []string{"beam", "max_len", "alternatives", "guide", "timeout_ms"}
+var optionFields = []string{"beam", "max_len", "alternatives", "guide", "attention", "timeout_ms"}
 
 func (s *Server) postCaptions(c *gin.Context) {
 	b := s.readyBatcher(c)
@@ -177,11 +178,15 @@ func resultJSON(r Captioned) gin.H {
 	if guided == nil {
 		guided = []string{}
 	}
-	return gin.H{
+	h := gin.H{
 		"caption": r.Caption, "tokens": r.Tokens, "score": r.Score, "confidence": r.Confidence,
 		"tags": tagged, "guided": guided, "alternatives": alts,
 		"model": gin.H{"name": r.Model, "version": r.Version},
 	}
+	if r.Attention != nil {
+		h["attention"] = r.Attention
+	}
+	return h
 }
 
 func captionJSON(i int, u *upload, r Captioned, total time.Duration) gin.H {
@@ -239,6 +244,9 @@ func (s *Server) waitError(c *gin.Context, req *request, err error) error {
 			req.timeout, s.cfg.MaxRequestTimeout.Milliseconds())
 	case errors.Is(err, ErrStopped):
 		return errorf(http.StatusServiceUnavailable, "the server shut down before this image was captioned; retry")
+	case errors.Is(err, decoder.ErrNoAttention):
+		return errorf(http.StatusBadRequest,
+			"attention=1 asks for attention weights, but the loaded model is a merge model, which has none: leave attention out, or serve an attention model (decoder.arch: attention)")
 	}
 	return err
 }

@@ -240,7 +240,7 @@ func modelJSON(i Info) gin.H {
 		scores = map[string]float64{}
 	}
 	return gin.H{"name": i.Model, "version": i.Version, "encoder": i.Encoder, "device": i.Device,
-		"precision": i.Precision, "vocab_size": i.Vocab, "scores": scores}
+		"precision": i.Precision, "vocab_size": i.Vocab, "scores": scores, "arch": i.Arch}
 }
 
 // readyBatcher returns the batcher, or answers 503 and returns nil.

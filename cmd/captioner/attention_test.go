@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"image"
+	_ "image/jpeg"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -72,5 +75,61 @@ func TestAttentionTrainAndEval(t *testing.T) {
 	}
 	if words == 0 {
 		t.Error("every caption is empty: the comparison is vacuous")
+	}
+
+	// caption --attention: per photo a strip of one panel per word of its
+	// caption, named after the photo; a merge model has no maps to draw.
+	maps := t.TempDir()
+	// The in-process CLI keeps flag values between runs: later tests caption without maps.
+	t.Cleanup(func() {
+		if c, _, err := rootCmd.Find([]string{"caption"}); err == nil {
+			c.Flags().Set("attention", "")
+		}
+	})
+	var photos []string
+	for _, r := range fromImgs[:3] {
+		photos = append(photos, filepath.Join(data, "images", r.Image))
+	}
+	common := []string{"--beam", "3", "--json", "--precision", "float32", "--device", "cpu", "--assets", assets}
+	printed, err := run(t, append(append([]string{"caption", "--attention", maps, "--model", model}, common...), photos...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []captionRecord
+	if err := json.Unmarshal([]byte(printed), &recs); err != nil || len(recs) != 3 {
+		t.Fatalf("caption --json: %v, %d records:\n%s", err, len(recs), printed)
+	}
+	for i, r := range recs {
+		if r.Caption != fromImgs[i].Caption {
+			t.Errorf("%s: caption %q with --attention, %q from eval", r.Image, r.Caption, fromImgs[i].Caption)
+		}
+		n := len(strings.Fields(r.Caption))
+		if n == 0 {
+			continue
+		}
+		f, err := os.Open(filepath.Join(maps, strings.TrimSuffix(filepath.Base(r.Image), ".jpg")+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Panels of the photo at 224 high, at its aspect ratio, 6 pixels apart, under a 34-pixel band.
+		im, _ := os.Open(r.Image)
+		full, _, err := image.DecodeConfig(im)
+		im.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := int(math.Round(224 * float64(full.Width) / float64(full.Height)))
+		if cfg.Width != n*pw+(n-1)*6 || cfg.Height != 224+34 {
+			t.Errorf("%s: strip %dx%d for %d words, want %dx%d", r.Image, cfg.Width, cfg.Height, n, n*pw+(n-1)*6, 224+34)
+		}
+	}
+	_, err = run(t, append(append([]string{"caption", "--attention", maps, "--model", shippedModel}, common...), photos[0])...)
+	if err == nil || !strings.Contains(err.Error(), decoder.ErrNoAttention.Error()) {
+		t.Errorf("merge model with --attention: %v, want %q", err, decoder.ErrNoAttention)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 func init() {
 	cmd := &cobra.Command{
-		Use:   "caption [--beam K] [--json] IMAGE...",
+		Use:   "caption [--beam K] [--json] [--attention DIR] IMAGE...",
 		Short: "Caption images: one line per image, or a JSON array with --json",
 		Long: `Captions each IMAGE with the model in --model (default: the shipped
 flickr8k-merge-lstm). Images go through the device in batches of decode.batch_size,
@@ -28,7 +28,11 @@ caption name.
 
 An image that cannot be read is reported on its own (on stderr, or with --json
 as {"image": PATH, "error": "..."} in its place in the array) and the others
-are still captioned; the exit status is then 1.`,
+are still captioned; the exit status is then 1.
+
+With --attention DIR (attention models only) each caption's attention maps go
+to DIR/NAME.png, NAME the image's file name without its extension: one panel
+per word, the photo lit where the decoder looked when it chose the word.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: runCaption,
 	}
@@ -37,6 +41,7 @@ are still captioned; the exit status is then 1.`,
 	f.Int("max-len", 20, "maximum words per caption")
 	f.Bool("json", false, "print a JSON array instead of one caption per line")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
+	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder (attention models only)")
 	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "max-len": "decode.max_len", "guide": "decode.guide"})
 	rootCmd.AddCommand(cmd)
 }
@@ -60,6 +65,13 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 		return err
 	}
 	asJSON, _ := cmd.Flags().GetBool("json")
+	attDir, _ := cmd.Flags().GetString("attention")
+	var maps *attentionMaps
+	if attDir != "" {
+		if maps, err = newAttentionMaps(attDir); err != nil {
+			return err
+		}
+	}
 	p, err := pipeline.Load(cfg)
 	if err != nil {
 		return err
@@ -88,12 +100,17 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 		}
 		var res []pipeline.Result
 		if len(tensors) > 0 {
-			if res, err = p.CaptionImages(cmd.Context(), tensors, pipeline.Options{}); err != nil {
+			if res, err = p.CaptionImages(cmd.Context(), tensors, pipeline.Options{Attention: maps != nil}); err != nil {
 				return err
 			}
 		}
 		for k, r := range res {
 			path := chunk[read[k]]
+			if maps != nil {
+				if err := maps.write(cmd.ErrOrStderr(), p.Preprocessor(), path, r); err != nil {
+					return err
+				}
+			}
 			chunkRecords[read[k]] = captionRecord{Image: path, Result: r}
 			switch {
 			case asJSON:

@@ -4,11 +4,13 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const drop = $("drop"), fileInput = $("file"), results = $("results"), errorBox = $("error"), status = $("status");
+let attentionModel = false; // an attention model answers attention=1: its captions show where each word looked
 
-fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
+const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
   if (j && j.models.length) {
     const m = j.models[0];
     $("model").textContent = `${m.name} ${m.version} · ${m.device}`;
+    attentionModel = m.arch === "attention";
   }
 }).catch(() => {});
 
@@ -35,6 +37,7 @@ function showError(msg) {
 async function send(files) {
   files = files.filter((f) => f);
   if (!files.length) return;
+  await models; // whether to ask for attention weights
   errorBox.hidden = true;
   results.replaceChildren();
   const previews = files.map((f) => URL.createObjectURL(f));
@@ -42,6 +45,7 @@ async function send(files) {
   for (const f of files) form.append("image", f, f.name || "pasted.png");
   for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
   if ($("guide").value !== "") form.append("guide", $("guide").value);
+  if (attentionModel) form.append("attention", "1");
   status.className = "status wait";
   status.textContent = `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`;
   const t0 = performance.now();
@@ -55,7 +59,7 @@ async function send(files) {
       return;
     }
     // An image the server could not caption has an error entry in its place.
-    body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : card(c, previews[i])));
+    body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : withAttention(card(c, previews[i]), c)));
     const failed = body.captions.filter((c) => c.error).length;
     status.className = failed ? "status wait" : "status ok";
     status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
@@ -110,4 +114,34 @@ function card(c, preview) {
       timings,
       el("div", { className: "muted" },
         `${c.width}×${c.height} · batch of ${c.batch_size} · ${c.model.name} ${c.model.version}`)));
+}
+
+// withAttention makes each word of an attention caption's card show, while the
+// pointer is over it, where the decoder looked when it chose the word: the
+// photo dimmed but for the word's regions (its 7x7 weights, scaled up smoothly
+// by the browser). Cards without weights are returned as they are.
+function withAttention(card, c) {
+  const words = c.caption.split(/\s+/).filter((w) => w);
+  if (!c.attention || c.attention.length !== words.length) return card;
+  const img = card.querySelector("img"), text = card.querySelector(".caption");
+  const grid = Math.round(Math.sqrt(c.attention[0].length));
+  const canvas = el("canvas", { className: "attention", width: grid, height: grid });
+  const frame = el("div", { className: "photo" });
+  img.replaceWith(frame);
+  frame.append(img, canvas);
+  const ctx = canvas.getContext("2d");
+  const show = (w) => {
+    const top = Math.max(...w);
+    const px = ctx.createImageData(grid, grid);
+    w.forEach((v, i) => { px.data[4 * i + 3] = Math.round(200 * (1 - v / top)); });
+    ctx.putImageData(px, 0, 0);
+    canvas.classList.add("on");
+  };
+  text.replaceChildren(...words.flatMap((word, i) => {
+    const span = el("span", { className: "word" }, word);
+    span.addEventListener("mouseenter", () => show(c.attention[i]));
+    span.addEventListener("mouseleave", () => canvas.classList.remove("on"));
+    return i ? [" ", span] : [span];
+  }));
+  return card;
 }

@@ -1,0 +1,130 @@
+package attnmap
+
+import (
+	"image"
+	"testing"
+)
+
+// grey is a uniform photo, so a panel's brightness is its weights alone.
+func grey(w, h int, v uint8) image.Image {
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range g.Pix {
+		g.Pix[i] = v
+	}
+	return g
+}
+
+// peaked is a (grid*grid) row of weights with most of the mass in cell (r, c)
+// and a little spread over the others, summing to 1.
+func peaked(grid, r, c int) []float32 {
+	w := make([]float32, grid*grid)
+	for i := range w {
+		w[i] = 0.2 / float32(grid*grid-1)
+	}
+	w[r*grid+c] = 0.8
+	return w
+}
+
+// TestStripBrightestWhereWeightIsLargest: on a uniform photo, each panel's
+// brightest pixel lies in the grid cell of its word's largest weight, for a
+// wide photo too (the grid spans the whole photo), and zero weight leaves
+// floor of the photo's brightness.
+func TestStripBrightestWhereWeightIsLargest(t *testing.T) {
+	const grid = 7
+	src := grey(448, 224, 200) // 2:1
+	cells := [][2]int{{2, 5}, {6, 0}, {0, 6}}
+	weights := make([][]float32, len(cells))
+	for i, rc := range cells {
+		weights[i] = peaked(grid, rc[0], rc[1])
+	}
+	out, err := Strip(src, []string{"a", "dog", "runs"}, weights, grid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := 448 // the photo at PanelHeight high keeps its 2:1 aspect
+	if want := image.Rect(0, 0, 3*pw+2*gap, labelHeight+PanelHeight); out.Bounds() != want {
+		t.Fatalf("strip is %v, want %v", out.Bounds(), want)
+	}
+	for i, rc := range cells {
+		x0 := i * (pw + gap)
+		bx, by, best := -1, -1, -1
+		for y := 0; y < PanelHeight; y++ {
+			for x := 0; x < pw; x++ {
+				if v := int(out.RGBAAt(x0+x, labelHeight+y).R); v > best {
+					bx, by, best = x, y, v
+				}
+			}
+		}
+		r, c := by*grid/PanelHeight, bx*grid/pw
+		// The cell's centre falls between pixels, so its neighbours come close to 200.
+		if r != rc[0] || c != rc[1] || best < 190 {
+			t.Errorf("word %d: brightest pixel (%d, %d) = %d is in cell (%d, %d), want cell (%d, %d) near 200", i, bx, by, best, r, c, rc[0], rc[1])
+		}
+	}
+
+	// One cell only: the far corner has weight 0, so floor brightness.
+	one := make([]float32, grid*grid)
+	one[0] = 1
+	out, err = Strip(grey(224, 224, 100), []string{"x"}, [][]float32{one}, grid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.RGBAAt(223, labelHeight+223).G, scale8(100, floor); got != want {
+		t.Errorf("zero-weight corner is %d, want %d (floor of 100)", got, want)
+	}
+	if got := out.RGBAAt(0, labelHeight).G; got != 100 {
+		t.Errorf("the attended corner is %d, want the photo's 100", got)
+	}
+}
+
+// TestStripWritesEachWord: the band above each panel holds dark text pixels,
+// centred on its panel, and nothing but white beyond the words.
+func TestStripWritesEachWord(t *testing.T) {
+	words := []string{"a", "climber"}
+	w := peaked(7, 3, 3)
+	out, err := Strip(grey(300, 224, 128), words, [][]float32{w, w}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := 300
+	for i, word := range words {
+		x0 := i * (pw + gap)
+		lo, hi, dark := pw, -1, 0
+		for y := 0; y < labelHeight; y++ {
+			for x := 0; x < pw; x++ {
+				if out.RGBAAt(x0+x, y).R < 128 {
+					dark++
+					lo, hi = min(lo, x), max(hi, x)
+				}
+			}
+		}
+		if dark == 0 {
+			t.Fatalf("no text above word %d (%q)", i, word)
+		}
+		if mid := (lo + hi) / 2; mid < pw/2-8 || mid > pw/2+8 {
+			t.Errorf("word %d (%q) spans x %d..%d of %d: not centred", i, word, lo, hi, pw)
+		}
+		if i == 1 && hi-lo < 40 {
+			t.Errorf("%q is %d pixels wide: too small to read", word, hi-lo)
+		}
+	}
+}
+
+func TestStripErrors(t *testing.T) {
+	w := peaked(7, 0, 0)
+	for _, tc := range []struct {
+		words   []string
+		weights [][]float32
+		photo   image.Image
+		want    string
+	}{
+		{nil, nil, grey(10, 10, 1), "attnmap: no words to draw"},
+		{[]string{"a", "b"}, [][]float32{w}, grey(10, 10, 1), "attnmap: 2 words but 1 rows of attention weights; give one row per word"},
+		{[]string{"a"}, [][]float32{w[:48]}, grey(10, 10, 1), `attnmap: word 0 ("a") has 48 attention weights, want 49 for a 7x7 grid`},
+		{[]string{"a"}, [][]float32{w}, image.NewRGBA(image.Rect(0, 0, 0, 5)), "attnmap: the photo is empty (0x5)"},
+	} {
+		if _, err := Strip(tc.photo, tc.words, tc.weights, 7); err == nil || err.Error() != tc.want {
+			t.Errorf("got error %v, want %q", err, tc.want)
+		}
+	}
+}
