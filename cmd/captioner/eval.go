@@ -24,7 +24,8 @@ func init() {
 		Short: "Caption a dataset split and score it: corpus BLEU-1..4 and CIDEr-D",
 		Long: `Captions every image of a split (default: dev) with the model in --model and
 prints corpus BLEU-1..4 (coco-caption definition) and CIDEr-D against the split's
-reference captions. Features come from the feature cache of captioner extract;
+reference captions, tokenised as --references says (standard by default, whatever
+the model's cleaning, so that scores compare across models). Features come from the feature cache of captioner extract;
 with --from-images the photos go through the encoder instead. Captions are scored
 by their tokens (the decoder's words), with guided decoding as decode.guide (--guide)
 says. It then sorts the captions into five equal groups by confidence and prints
@@ -40,6 +41,7 @@ which caption and serve report.`,
 	f.String("captions", "captions.json", "write the captions here as JSON")
 	f.Bool("from-images", false, "encode the photos instead of reading cached features")
 	f.Bool("save-scores", false, "write the scores into <model>/scores.json")
+	f.String("references", string(text.CleaningStandard), "how the references are tokenised: standard (coco-caption: every word kept, \"a\" too; comparable across models) or seed (the seed notebook's cleaning, the old protocol)")
 	f.Int("beam", 3, "beam width (1: greedy)")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
 	f.String("data", "", "dataset folder or JSON (default: train.data)")
@@ -62,11 +64,14 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
+	refName, _ := fl.GetString("references")
+	refCleaning, err := text.ParseCleaning(refName)
 	if err != nil {
-		return err
+		return fmt.Errorf("--references: %w", err)
 	}
-	ds.Reclean(mc.Cleaning) // references tokenised as the model's training captions
+	// References follow the protocol, not the model's cleaning, so every model
+	// is scored alike: a seed model never says "a" and pays for it.
+	ds.Reclean(refCleaning)
 	imgs, err := ds.Split(splitName)
 	if err != nil {
 		return err
@@ -95,8 +100,8 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	bleu := metrics.BLEU(hyps, refs)
 	cider, perCaption := metrics.CIDErD(hyps, refs)
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "%s split, %d images, beam %d, guided decoding %s (%d captions guided): BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f\n",
-		splitName, len(imgs), cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, bleu[0], bleu[1], bleu[2], bleu[3], cider)
+	fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided): BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f\n",
+		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, bleu[0], bleu[1], bleu[2], bleu[3], cider)
 	printCalibration(out, calibration(res, hyps, refs, perCaption, calibrationBuckets))
 	b, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {
