@@ -14,12 +14,15 @@
 // format each primitive asks for, and shared by every batch size that asks for
 // the same format.
 //
-// A run computes on the calling thread alone (an OpenMP team of one). The device
-// runs one chain per thread on its own share of the images (convnet_dnnl.go):
-// with oneDNN's own threads, every layer ends at a barrier, and on a machine
-// shared with the HTTP handlers and the decoder a descheduled partner thread
-// left the other waiting: the encoder ran at 16.8 ms per image inside the
-// server against 3.5-10 ms alone.
+// A run computes on an OpenMP team of the size the caller asks for, usually one:
+// the device runs one chain per thread on its own share of the images
+// (convnet_dnnl.go). With oneDNN's own threads every layer ends at a barrier,
+// and on a machine shared with the HTTP handlers and the decoder a descheduled
+// partner thread left the other waiting: the encoder ran at 16.8 ms per image
+// inside the server against 3.5-10 ms alone. Only a batch smaller than the
+// device's thread count gets a wider team, since there one thread per image
+// would leave cores idle. oneDNN sizes its kernels' work split by the team size
+// when a primitive is created, so plans are kept per batch size and team size.
 #include "convnet.h"
 
 #include <omp.h>
@@ -48,7 +51,7 @@ typedef struct {
 	int buf; // ping-pong buffer of the output, -1 for the last layer (the caller's)
 } layer;
 
-// The primitives of one batch size.
+// The primitives of one batch size and team size.
 typedef struct {
 	dnnl_primitive_desc_t *pds;
 	dnnl_primitive_t *prims;
@@ -62,9 +65,9 @@ struct cap_convnet {
 	dnnl_stream_t strm;
 	dnnl_data_type_t act;
 	layer *layers;
-	int nlayers, max_batch;
+	int nlayers, max_batch, max_threads;
 	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16 only)
-	plan *plans;          // [max_batch + 1], built on first use
+	plan *plans;          // [(max_batch + 1) * (max_threads + 1)], by images and threads, built on first use
 };
 
 #define TRY(call)                                                                             \
@@ -163,9 +166,13 @@ static void plan_destroy(cap_convnet *net, plan *p) {
 	memset(p, 0, sizeof *p);
 }
 
-// plan_build creates the primitives for batches of n images.
-static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
-	plan *p = &net->plans[n];
+static plan *plan_at(cap_convnet *net, int n, int threads) {
+	return &net->plans[n * (net->max_threads + 1) + threads];
+}
+
+// plan_build creates the primitives for batches of n images run by the current
+// OpenMP team size, into p.
+static int plan_build(cap_convnet *net, plan *p, int n, char *err, int errlen) {
 	int L = net->nlayers;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_post_ops_t po = NULL;
@@ -277,20 +284,21 @@ static long assign_buffers(cap_convnet *net, char *err, int errlen) {
 }
 
 cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
-		char *err, int errlen) {
+		int max_threads, char *err, int errlen) {
 	cap_convnet *net = calloc(1, sizeof *net);
-	if (!net || nlayers <= 0 || max_batch <= 0) {
-		snprintf(err, errlen, net ? "a chain needs layers and a positive batch" : "out of memory");
+	if (!net || nlayers <= 0 || max_batch <= 0 || max_threads <= 0) {
+		snprintf(err, errlen, net ? "a chain needs layers, a positive batch and threads" : "out of memory");
 		free(net);
 		return NULL;
 	}
 	net->act = bf16 ? dnnl_bf16 : dnnl_f32;
 	net->nlayers = nlayers;
 	net->max_batch = max_batch;
+	net->max_threads = max_threads;
 	TRY(dnnl_engine_create(&net->eng, dnnl_cpu, 0));
 	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
 	net->layers = calloc(nlayers, sizeof *net->layers);
-	net->plans = calloc(max_batch + 1, sizeof *net->plans);
+	net->plans = calloc((size_t)(max_batch + 1) * (max_threads + 1), sizeof *net->plans);
 	if (!net->layers || !net->plans) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -337,14 +345,18 @@ fail:
 	return NULL;
 }
 
-int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen) {
+int cap_convnet_run(cap_convnet *net, int n, int threads, float *out, const float *in, char *err, int errlen) {
 	if (n <= 0 || n > net->max_batch) {
 		snprintf(err, errlen, "batch of %d images; this chain takes 1 to %d", n, net->max_batch);
 		return -1;
 	}
-	omp_set_num_threads(1); // this thread's own setting: other threads' runs are unaffected
-	plan *p = &net->plans[n];
-	if (!p->prims && plan_build(net, n, err, errlen) != 0) return -1;
+	if (threads <= 0 || threads > net->max_threads) {
+		snprintf(err, errlen, "%d threads; this chain runs on 1 to %d", threads, net->max_threads);
+		return -1;
+	}
+	omp_set_num_threads(threads); // this thread's own setting: other threads' runs are unaffected
+	plan *p = plan_at(net, n, threads);
+	if (!p->prims && plan_build(net, p, n, err, errlen) != 0) return -1;
 	if (p->to_act) {
 		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)in));
 		dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}};
@@ -364,18 +376,19 @@ fail:
 	return -1;
 }
 
-void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len) {
+void cap_convnet_impl(cap_convnet *net, int n, int threads, int i, char *buf, int len) {
 	const char *s = NULL;
 	buf[0] = 0;
-	if (n < 1 || n > net->max_batch || i < 0 || i >= net->nlayers || !net->plans[n].pds) return;
-	if (dnnl_primitive_desc_query(net->plans[n].pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
+	if (n < 1 || n > net->max_batch || threads < 1 || threads > net->max_threads || i < 0 || i >= net->nlayers) return;
+	plan *p = plan_at(net, n, threads);
+	if (p->pds && dnnl_primitive_desc_query(p->pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
 		snprintf(buf, len, "%s", s);
 }
 
 void cap_convnet_destroy(cap_convnet *net) {
 	if (!net) return;
 	if (net->plans)
-		for (int n = 0; n <= net->max_batch; n++) plan_destroy(net, &net->plans[n]);
+		for (int i = 0; i < (net->max_batch + 1) * (net->max_threads + 1); i++) plan_destroy(net, &net->plans[i]);
 	if (net->layers)
 		for (int i = 0; i < net->nlayers; i++) {
 			layer *l = &net->layers[i];
