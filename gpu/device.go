@@ -60,7 +60,7 @@ type ConvParams struct {
 // sizes, a Buf from another device) with a "gpu: " message; runtime failures
 // (out of memory, a lost GPU) surface from Sync and Download as errors.
 type Device interface {
-	// Name says which device and library this is, e.g. "cpu (OpenBLAS, 2 threads)".
+	// Name says which device and library this is, e.g. "cpu (oneDNN, 2 threads)".
 	Name() string
 	// Alloc returns a zeroed buffer of n elements.
 	Alloc(n int) Buf
