@@ -151,7 +151,7 @@ func TestForwardMatchesNaiveInterpreter(t *testing.T) {
 // TestBatchMatchesSingleImages checks that a batch large enough to be split
 // gives each image the features it gets alone: on the per-layer kernels, into
 // chunks (early part per image, late blocks in chunks of 9 at 14x14x576); on
-// the chain, over two threads of 6 and 5 images, where a single image runs on
+// the chain, over two threads of 5 and 6 images, where a single image runs on
 // both threads.
 func TestBatchMatchesSingleImages(t *testing.T) {
 	const n = 11

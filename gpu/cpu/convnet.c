@@ -11,8 +11,8 @@
 // adds into its source's buffer in place (a "sum" post-op), so the source stays
 // live until then and every other layer picks a buffer that is neither its
 // input nor a pending residual source. Weights are reordered once into the
-// format each primitive asks for, and shared by every batch size that asks for
-// the same format.
+// format each primitive asks for, and shared by every plan that asks for the
+// same format and by every copy of the chain (cap_convnet_share).
 //
 // A run computes on an OpenMP team of the size the caller asks for, usually one:
 // the device runs one chain per thread on its own share of the images
@@ -26,6 +26,7 @@
 #include "convnet.h"
 
 #include <omp.h>
+#include <pthread.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,11 +61,21 @@ typedef struct {
 	dnnl_memory_t in_f32, in_act;
 } plan;
 
+// What the copies of a chain share (cap_convnet_share): the engine and the layers
+// with their weights, read-only once reordered. mu guards each layer's list of
+// formats, which a copy's first run at a new team size may extend while another
+// copy runs, and refs.
+typedef struct {
+	pthread_mutex_t mu;
+	int refs;
+} shared;
+
 struct cap_convnet {
-	dnnl_engine_t eng;
+	shared *sh;
+	dnnl_engine_t eng; // the shared engine
 	dnnl_stream_t strm;
 	dnnl_data_type_t act;
-	layer *layers;
+	layer *layers; // the shared layers
 	int nlayers, max_batch, max_threads;
 	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16 only)
 	plan *plans;          // [(max_batch + 1) * (max_threads + 1)], by images and threads, built on first use
@@ -129,7 +140,7 @@ static dnnl_status_t reorder_once(cap_convnet *net, dnnl_memory_t src, dnnl_memo
 }
 
 // weight_in returns l's weight in format md, reordering it the first time.
-static dnnl_memory_t weight_in(cap_convnet *net, layer *l, const dnnl_memory_desc_t *md, char *err, int errlen) {
+static dnnl_memory_t weight_in_locked(cap_convnet *net, layer *l, const dnnl_memory_desc_t *md, char *err, int errlen) {
 	dnnl_memory_t plain = NULL, m = NULL;
 	for (int i = 0; i < l->nfmts; i++)
 		if (dnnl_memory_desc_equal(&l->fmts[i].md, md)) return l->fmts[i].mem;
@@ -149,6 +160,13 @@ fail:
 	if (plain) dnnl_memory_destroy(plain);
 	if (m) dnnl_memory_destroy(m);
 	return NULL;
+}
+
+static dnnl_memory_t weight_in(cap_convnet *net, layer *l, const dnnl_memory_desc_t *md, char *err, int errlen) {
+	pthread_mutex_lock(&net->sh->mu);
+	dnnl_memory_t m = weight_in_locked(net, l, md, err, errlen);
+	pthread_mutex_unlock(&net->sh->mu);
+	return m;
 }
 
 static void plan_destroy(cap_convnet *net, plan *p) {
@@ -243,15 +261,13 @@ fail:
 }
 
 // assign_buffers gives every layer but the last an output buffer (see the file
-// comment) and returns the largest activation in bytes, or -1 if three buffers
-// do not suffice or a residual source is not an earlier layer of the same shape.
-static long assign_buffers(cap_convnet *net, char *err, int errlen) {
+// comment) and returns 0, or -1 if three buffers do not suffice or a residual
+// source is not an earlier layer of the same shape.
+static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 	int L = net->nlayers;
-	long most = 0;
 	for (int i = 0; i < L; i++) {
 		layer *l = &net->layers[i];
 		int r = l->spec.residual;
-		most = (long)act_bytes(&l->spec, 1, net->act) > most ? (long)act_bytes(&l->spec, 1, net->act) : most;
 		if (r >= 0) {
 			const cap_conv_layer *src = &net->layers[r].spec;
 			if (r >= i - 1 || i == L - 1 || src->oh != l->spec.oh || src->ow != l->spec.ow || src->oc != l->spec.oc) {
@@ -280,7 +296,33 @@ static long assign_buffers(cap_convnet *net, char *err, int errlen) {
 			return -1;
 		}
 	}
-	return most;
+	return 0;
+}
+
+// own_state makes what each copy of a chain has to itself: a stream, the
+// activation buffers (see assign_buffers) and the table of plans.
+static int own_state(cap_convnet *net, char *err, int errlen) {
+	long most = 0;
+	for (int i = 0; i < net->nlayers; i++) {
+		long b = (long)act_bytes(&net->layers[i].spec, 1, net->act);
+		most = b > most ? b : most;
+	}
+	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
+	if (!(net->plans = calloc((size_t)(net->max_batch + 1) * (net->max_threads + 1), sizeof *net->plans))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	size_t in = act_bytes(&net->layers[0].spec, 0, net->act);
+	for (int b = 0; b < NBUF + (net->act != dnnl_f32); b++) {
+		size_t bytes = (b == NBUF ? in : (size_t)most) * net->max_batch;
+		if (!(net->bufs[b] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+			snprintf(err, errlen, "out of memory for activations (%zu bytes)", bytes);
+			return -1;
+		}
+	}
+	return 0;
+fail:
+	return -1;
 }
 
 cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
@@ -295,11 +337,15 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 	net->nlayers = nlayers;
 	net->max_batch = max_batch;
 	net->max_threads = max_threads;
+	if (!(net->sh = calloc(1, sizeof *net->sh))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	pthread_mutex_init(&net->sh->mu, NULL);
+	net->sh->refs = 1;
 	TRY(dnnl_engine_create(&net->eng, dnnl_cpu, 0));
-	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
 	net->layers = calloc(nlayers, sizeof *net->layers);
-	net->plans = calloc((size_t)(max_batch + 1) * (max_threads + 1), sizeof *net->plans);
-	if (!net->layers || !net->plans) {
+	if (!net->layers) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -329,20 +375,29 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 		TRY(dnnl_memory_get_data_handle(l->bias, &bp));
 		memcpy(bp, s->bias, (size_t)s->oc * sizeof(float));
 	}
-	long most = assign_buffers(net, err, errlen);
-	if (most < 0) goto fail;
-	size_t in = act_bytes(&layers[0], 0, net->act);
-	for (int b = 0; b < NBUF + (net->act != dnnl_f32); b++) {
-		size_t bytes = (b == NBUF ? in : (size_t)most) * max_batch;
-		if (!(net->bufs[b] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
-			snprintf(err, errlen, "out of memory for activations (%zu bytes)", bytes);
-			goto fail;
-		}
-	}
+	if (assign_buffers(net, err, errlen) < 0 || own_state(net, err, errlen) != 0) goto fail;
 	return net;
 fail:
 	cap_convnet_destroy(net);
 	return NULL;
+}
+
+cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
+	cap_convnet *net = calloc(1, sizeof *net);
+	if (!net) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_lock(&first->sh->mu);
+	first->sh->refs++;
+	pthread_mutex_unlock(&first->sh->mu);
+	net->sh = first->sh, net->eng = first->eng, net->act = first->act, net->layers = first->layers;
+	net->nlayers = first->nlayers, net->max_batch = first->max_batch, net->max_threads = first->max_threads;
+	if (own_state(net, err, errlen) != 0) {
+		cap_convnet_destroy(net);
+		return NULL;
+	}
+	return net;
 }
 
 int cap_convnet_run(cap_convnet *net, int n, int threads, float *out, const float *in, char *err, int errlen) {
@@ -389,15 +444,26 @@ void cap_convnet_destroy(cap_convnet *net) {
 	if (!net) return;
 	if (net->plans)
 		for (int i = 0; i < (net->max_batch + 1) * (net->max_threads + 1); i++) plan_destroy(net, &net->plans[i]);
-	if (net->layers)
-		for (int i = 0; i < net->nlayers; i++) {
-			layer *l = &net->layers[i];
-			for (int f = 0; f < l->nfmts; f++) dnnl_memory_destroy(l->fmts[f].mem);
-			if (l->bias) dnnl_memory_destroy(l->bias);
-			free(l->plain);
-		}
 	for (int b = 0; b <= NBUF; b++) free(net->bufs[b]);
 	if (net->strm) dnnl_stream_destroy(net->strm);
-	if (net->eng) dnnl_engine_destroy(net->eng);
-	free(net->layers), free(net->plans), free(net);
+	free(net->plans);
+	int last = 1;
+	if (net->sh) {
+		pthread_mutex_lock(&net->sh->mu);
+		last = --net->sh->refs == 0;
+		pthread_mutex_unlock(&net->sh->mu);
+	}
+	if (last) { // the shared part goes with the last copy
+		if (net->layers)
+			for (int i = 0; i < net->nlayers; i++) {
+				layer *l = &net->layers[i];
+				for (int f = 0; f < l->nfmts; f++) dnnl_memory_destroy(l->fmts[f].mem);
+				if (l->bias) dnnl_memory_destroy(l->bias);
+				free(l->plain);
+			}
+		if (net->eng) dnnl_engine_destroy(net->eng);
+		if (net->sh) pthread_mutex_destroy(&net->sh->mu);
+		free(net->layers), free(net->sh);
+	}
+	free(net);
 }

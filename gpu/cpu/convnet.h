@@ -23,6 +23,12 @@ typedef struct cap_convnet cap_convnet;
 cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
 	int max_threads, char *err, int errlen);
 
+// cap_convnet_share returns another copy of the chain first, for another thread:
+// it shares first's engine and weights (each reordered once for all copies) and
+// has its own stream, activations and plans. Copies may run at the same time and
+// be destroyed in any order. NULL with a message in err on failure.
+cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen);
+
 // cap_convnet_run runs n images: in is (n, H, W, C) float32 NHWC of the first
 // layer, out is (n, OH, OW, OC) float32 NHWC of the last, computed by an OpenMP
 // team of threads threads led by the calling thread. The first run at each n and

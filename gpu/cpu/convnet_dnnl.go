@@ -45,6 +45,7 @@ func (d *Device) FastBFloat16() bool { return C.cap_has_isa(C.dnnl_cpu_isa_avx51
 // convChain is a chain of convolutions planned by oneDNN (convnet.c): one copy
 // per device thread, each computing its share of a batch's images on its own
 // thread, so that no thread waits for another inside a layer (see convnet.c).
+// The copies share one set of weights.
 // A batch of fewer images than threads gives each image several threads.
 type convChain struct {
 	dev       *Device
@@ -64,8 +65,8 @@ type convChain struct {
 // images per CPU-second at batch 32 whether run 1, 2, 4 or 16 images at a time.
 const chainImages = 1
 
-// PlanConvChain copies the layers' weights into oneDNN's formats, once per
-// device thread, for batches of up to maxBatch images.
+// PlanConvChain copies the layers' weights into oneDNN's formats, once for the
+// chain's copies (one per device thread), for batches of up to maxBatch images.
 func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Precision) (gpu.ConvChain, error) {
 	if p != gpu.Float32 && p != gpu.BFloat16 {
 		return nil, fmt.Errorf("gpu/cpu: precision %q: want %s or %s", p, gpu.Float32, gpu.BFloat16)
@@ -101,9 +102,14 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 		return nil, fmt.Errorf("gpu/cpu: chain for a batch of %d images; want at least 1", maxBatch)
 	}
 	c.maxBatch = maxBatch
-	for range min(d.threads, maxBatch) {
+	for i := range min(d.threads, maxBatch) {
 		var msg [errLen]C.char
-		net := C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), chainImages, C.int(d.threads), &msg[0], errLen)
+		var net *C.cap_convnet
+		if i == 0 {
+			net = C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), chainImages, C.int(d.threads), &msg[0], errLen)
+		} else {
+			net = C.cap_convnet_share(c.parts[0], &msg[0], errLen)
+		}
 		if net == nil {
 			c.Close()
 			return nil, fmt.Errorf("gpu/cpu: planning %d convolutions in %s: %s", len(layers), p, C.GoString(&msg[0]))
