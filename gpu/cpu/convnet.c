@@ -45,7 +45,7 @@ typedef struct {
 typedef struct {
 	cap_conv_layer spec; // weight and bias pointers are not kept
 	dnnl_memory_desc_t plain_md; // the caller's weight layout, f32
-	float *plain;                // a copy of the caller's weight
+	float *plain;                // a copy of the caller's weight, until its first format is made
 	dnnl_memory_t bias;          // f32 (OC)
 	weight_fmt fmts[MAXW];
 	int nfmts;
@@ -148,10 +148,18 @@ static dnnl_memory_t weight_in_locked(cap_convnet *net, layer *l, const dnnl_mem
 		snprintf(err, errlen, "oneDNN asked for more than %d weight formats of one layer", MAXW);
 		return NULL;
 	}
-	TRY(dnnl_memory_create(&plain, &l->plain_md, net->eng, l->plain));
 	TRY(dnnl_memory_create(&m, md, net->eng, DNNL_MEMORY_ALLOCATE));
-	TRY(reorder_once(net, plain, m));
-	dnnl_memory_destroy(plain);
+	if (l->nfmts == 0) {
+		TRY(dnnl_memory_create(&plain, &l->plain_md, net->eng, l->plain));
+		TRY(reorder_once(net, plain, m));
+		dnnl_memory_destroy(plain);
+		// Later formats are reordered from this one: every format holds the
+		// same values in the chain's type, so the caller's copy can go.
+		free(l->plain);
+		l->plain = NULL;
+	} else {
+		TRY(reorder_once(net, l->fmts[0].mem, m));
+	}
 	l->fmts[l->nfmts].md = *md;
 	l->fmts[l->nfmts].mem = m;
 	l->nfmts++;
