@@ -28,8 +28,7 @@ func chainImages(t *testing.T) []float32 {
 // kernels on the same images: equal up to summation order, so every layout,
 // padding, stride and residual of chainLayers and convnet.c is right, and
 // features cached by extract do not depend on which of the two computed them.
-// It runs a batch of 3 (two threads, one image each but the last) and a batch
-// of 1 (one image on both threads), which the chain plans separately.
+// It runs a batch of 3 (over two threads) and a batch of 1.
 func TestFloat32ChainMatchesKernels(t *testing.T) {
 	ref, _ := newKernelEncoder(t, quantModel, 3)
 	e, _ := newEncoder(t, quantModel, 3)

@@ -151,8 +151,7 @@ func TestForwardMatchesNaiveInterpreter(t *testing.T) {
 // TestBatchMatchesSingleImages checks that a batch large enough to be split
 // gives each image the features it gets alone: on the per-layer kernels, into
 // chunks (early part per image, late blocks in chunks of 9 at 14x14x576); on
-// the chain, over two threads of 5 and 6 images, where a single image runs on
-// both threads.
+// the chain, over two threads of 5 and 6 images, each run image by image.
 func TestBatchMatchesSingleImages(t *testing.T) {
 	const n = 11
 	kernels, _ := newKernelEncoder(t, quantModel, n)

@@ -14,15 +14,14 @@
 // format each primitive asks for, and shared by every plan that asks for the
 // same format and by every copy of the chain (cap_convnet_share).
 //
-// A run computes on an OpenMP team of the size the caller asks for, usually one:
-// the device runs one chain per thread on its own share of the images
-// (convnet_dnnl.go). With oneDNN's own threads every layer ends at a barrier,
-// and on a machine shared with the HTTP handlers and the decoder a descheduled
-// partner thread left the other waiting: the encoder ran at 16.8 ms per image
-// inside the server against 3.5-10 ms alone. Only a batch smaller than the
-// device's thread count gets a wider team, since there one thread per image
-// would leave cores idle. oneDNN sizes its kernels' work split by the team size
-// when a primitive is created, so plans are kept per batch size and team size.
+// A run computes on the calling thread alone (an OpenMP team of one). The device
+// runs one chain per thread on its own share of the images (convnet_dnnl.go):
+// with oneDNN's own threads, every layer ends at a barrier, and on a machine
+// shared with the HTTP handlers and the decoder a descheduled partner thread
+// left the other waiting: the encoder ran at 16.8 ms per image inside the
+// server against 3.5-10 ms alone. Even a single image is no faster on a team of
+// two (5.6-5.9 ms against 5.9-8.3 at a load of 18), and its first run, which
+// builds the primitives, took 275-600 ms against 23-46.
 #include "convnet.h"
 
 #include <omp.h>
@@ -52,7 +51,7 @@ typedef struct {
 	int buf; // ping-pong buffer of the output, -1 for the last layer (the caller's)
 } layer;
 
-// The primitives of one batch size and team size.
+// The primitives of one batch size.
 typedef struct {
 	dnnl_primitive_desc_t *pds;
 	dnnl_primitive_t *prims;
@@ -63,8 +62,8 @@ typedef struct {
 
 // What the copies of a chain share (cap_convnet_share): the engine and the layers
 // with their weights, read-only once reordered. mu guards each layer's list of
-// formats, which a copy's first run at a new team size may extend while another
-// copy runs, and refs.
+// formats, which a copy's first run may extend while another copy runs, and
+// refs.
 typedef struct {
 	pthread_mutex_t mu;
 	int refs;
@@ -76,9 +75,9 @@ struct cap_convnet {
 	dnnl_stream_t strm;
 	dnnl_data_type_t act;
 	layer *layers; // the shared layers
-	int nlayers, max_batch, max_threads;
+	int nlayers, max_batch;
 	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16 only)
-	plan *plans;          // [(max_batch + 1) * (max_threads + 1)], by images and threads, built on first use
+	plan *plans;          // [max_batch + 1], built on first use
 };
 
 #define TRY(call)                                                                             \
@@ -192,13 +191,9 @@ static void plan_destroy(cap_convnet *net, plan *p) {
 	memset(p, 0, sizeof *p);
 }
 
-static plan *plan_at(cap_convnet *net, int n, int threads) {
-	return &net->plans[n * (net->max_threads + 1) + threads];
-}
-
-// plan_build creates the primitives for batches of n images run by the current
-// OpenMP team size, into p.
-static int plan_build(cap_convnet *net, plan *p, int n, char *err, int errlen) {
+// plan_build creates the primitives for batches of n images.
+static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
+	plan *p = &net->plans[n];
 	int L = net->nlayers;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_post_ops_t po = NULL;
@@ -316,7 +311,7 @@ static int own_state(cap_convnet *net, char *err, int errlen) {
 		most = b > most ? b : most;
 	}
 	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
-	if (!(net->plans = calloc((size_t)(net->max_batch + 1) * (net->max_threads + 1), sizeof *net->plans))) {
+	if (!(net->plans = calloc((size_t)net->max_batch + 1, sizeof *net->plans))) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -334,17 +329,16 @@ fail:
 }
 
 cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
-		int max_threads, char *err, int errlen) {
+		char *err, int errlen) {
 	cap_convnet *net = calloc(1, sizeof *net);
-	if (!net || nlayers <= 0 || max_batch <= 0 || max_threads <= 0) {
-		snprintf(err, errlen, net ? "a chain needs layers, a positive batch and threads" : "out of memory");
+	if (!net || nlayers <= 0 || max_batch <= 0) {
+		snprintf(err, errlen, net ? "a chain needs layers and a positive batch" : "out of memory");
 		free(net);
 		return NULL;
 	}
 	net->act = bf16 ? dnnl_bf16 : dnnl_f32;
 	net->nlayers = nlayers;
 	net->max_batch = max_batch;
-	net->max_threads = max_threads;
 	if (!(net->sh = calloc(1, sizeof *net->sh))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -400,7 +394,7 @@ cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
 	first->sh->refs++;
 	pthread_mutex_unlock(&first->sh->mu);
 	net->sh = first->sh, net->eng = first->eng, net->act = first->act, net->layers = first->layers;
-	net->nlayers = first->nlayers, net->max_batch = first->max_batch, net->max_threads = first->max_threads;
+	net->nlayers = first->nlayers, net->max_batch = first->max_batch;
 	if (own_state(net, err, errlen) != 0) {
 		cap_convnet_destroy(net);
 		return NULL;
@@ -408,18 +402,14 @@ cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
 	return net;
 }
 
-int cap_convnet_run(cap_convnet *net, int n, int threads, float *out, const float *in, char *err, int errlen) {
+int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen) {
 	if (n <= 0 || n > net->max_batch) {
 		snprintf(err, errlen, "batch of %d images; this chain takes 1 to %d", n, net->max_batch);
 		return -1;
 	}
-	if (threads <= 0 || threads > net->max_threads) {
-		snprintf(err, errlen, "%d threads; this chain runs on 1 to %d", threads, net->max_threads);
-		return -1;
-	}
-	omp_set_num_threads(threads); // this thread's own setting: other threads' runs are unaffected
-	plan *p = plan_at(net, n, threads);
-	if (!p->prims && plan_build(net, p, n, err, errlen) != 0) return -1;
+	omp_set_num_threads(1); // this thread's own setting: other threads' runs are unaffected
+	plan *p = &net->plans[n];
+	if (!p->prims && plan_build(net, n, err, errlen) != 0) return -1;
 	if (p->to_act) {
 		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)in));
 		dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}};
@@ -439,19 +429,18 @@ fail:
 	return -1;
 }
 
-void cap_convnet_impl(cap_convnet *net, int n, int threads, int i, char *buf, int len) {
+void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len) {
 	const char *s = NULL;
 	buf[0] = 0;
-	if (n < 1 || n > net->max_batch || threads < 1 || threads > net->max_threads || i < 0 || i >= net->nlayers) return;
-	plan *p = plan_at(net, n, threads);
-	if (p->pds && dnnl_primitive_desc_query(p->pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
+	if (n < 1 || n > net->max_batch || i < 0 || i >= net->nlayers || !net->plans[n].pds) return;
+	if (dnnl_primitive_desc_query(net->plans[n].pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
 		snprintf(buf, len, "%s", s);
 }
 
 void cap_convnet_destroy(cap_convnet *net) {
 	if (!net) return;
 	if (net->plans)
-		for (int i = 0; i < (net->max_batch + 1) * (net->max_threads + 1); i++) plan_destroy(net, &net->plans[i]);
+		for (int n = 0; n <= net->max_batch; n++) plan_destroy(net, &net->plans[n]);
 	for (int b = 0; b <= NBUF; b++) free(net->bufs[b]);
 	if (net->strm) dnnl_stream_destroy(net->strm);
 	free(net->plans);

@@ -18,10 +18,9 @@ typedef struct cap_convnet cap_convnet;
 
 // cap_convnet_create copies the layers' weights into oneDNN's formats for
 // activations of type bf16 (nonzero) or f32 and returns the plan, or NULL with a
-// message in err (errlen bytes). Batches up to max_batch images can be run, on
-// up to max_threads threads.
+// message in err (errlen bytes). Batches up to max_batch images can be run.
 cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
-	int max_threads, char *err, int errlen);
+	char *err, int errlen);
 
 // cap_convnet_share returns another copy of the chain first, for another thread:
 // it shares first's engine and weights (each reordered once for all copies) and
@@ -30,14 +29,13 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen);
 
 // cap_convnet_run runs n images: in is (n, H, W, C) float32 NHWC of the first
-// layer, out is (n, OH, OW, OC) float32 NHWC of the last, computed by an OpenMP
-// team of threads threads led by the calling thread. The first run at each n and
-// threads builds their primitives. It returns 0, or -1 with a message in err.
-// Runs of one chain must not overlap.
-int cap_convnet_run(cap_convnet *net, int n, int threads, float *out, const float *in, char *err, int errlen);
+// layer, out is (n, OH, OW, OC) float32 NHWC of the last, computed on the calling
+// thread alone. The first run at each n builds that batch size's primitives. It
+// returns 0, or -1 with a message in err. Runs of one copy must not overlap.
+int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen);
 
-// cap_convnet_impl writes the oneDNN implementation of layer i at batch n on
-// threads threads (after such a run) into buf, for logs and benchmarks.
-void cap_convnet_impl(cap_convnet *net, int n, int threads, int i, char *buf, int len);
+// cap_convnet_impl writes the oneDNN implementation of layer i at batch n (after a
+// run at n) into buf, for logs and benchmarks.
+void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len);
 
 void cap_convnet_destroy(cap_convnet *net);

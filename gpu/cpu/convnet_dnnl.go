@@ -46,22 +46,20 @@ func (d *Device) FastBFloat16() bool { return C.cap_has_isa(C.dnnl_cpu_isa_avx51
 // per device thread, each computing its share of a batch's images on its own
 // thread, so that no thread waits for another inside a layer (see convnet.c).
 // The copies share one set of weights.
-// A batch of fewer images than threads gives each image several threads.
 type convChain struct {
 	dev       *Device
 	parts     []*C.cap_convnet
 	layers    []gpu.ConvLayer
 	precision gpu.Precision
 	maxBatch  int
-	// The team size parts[0] last ran with: the kernels Describe names.
-	threads int
+	ran       bool // whether a run has made the plans whose kernels Describe names
 }
 
 // chainImages is how many images a chain copy runs through the network at a
 // time: one. A larger share is run image by image, so that a copy's activations
 // (three buffers of the largest layer output, 112x112x96: 4.8 MB each in
-// float32) stay the same whatever the batch, and so do its plans, one per team
-// size instead of one per batch size. Batch size did not change the speed: 111-122
+// float32) stay the same whatever the batch, and so do its plans: one, instead
+// of one per batch size. Batch size did not change the speed: 111-122
 // images per CPU-second at batch 32 whether run 1, 2, 4 or 16 images at a time.
 const chainImages = 1
 
@@ -106,7 +104,7 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 		var msg [errLen]C.char
 		var net *C.cap_convnet
 		if i == 0 {
-			net = C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), chainImages, C.int(d.threads), &msg[0], errLen)
+			net = C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), chainImages, &msg[0], errLen)
 		} else {
 			net = C.cap_convnet_share(c.parts[0], &msg[0], errLen)
 		}
@@ -122,9 +120,8 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 func cBool(b bool) C.int { return C.int(btoi(b)) }
 
 // Run implements gpu.ConvChain: the n images are split evenly over the parts,
-// which run at the same time, part 0 on the calling goroutine, and the device's
-// threads evenly over the parts that run. Each part runs its images chainImages
-// at a time.
+// which run at the same time, part 0 on the calling goroutine. Each part runs
+// its images chainImages at a time.
 func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	if n <= 0 || n > c.maxBatch {
 		return fmt.Errorf("gpu/cpu: batch of %d images; this chain takes 1 to %d", n, c.maxBatch)
@@ -135,12 +132,11 @@ func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	x := c.dev.need(in, n*inLen, "chain input")
 	k := min(len(c.parts), n)
 	errs := make([]error, k)
-	threads := func(i int) int { return c.dev.threads/k + btoi(i < c.dev.threads%k) }
 	run := func(i int) {
 		var msg [errLen]C.char
 		for lo, end := i*n/k, (i+1)*n/k; lo < end; lo += chainImages {
 			hi := min(end, lo+chainImages)
-			if C.cap_convnet_run(c.parts[i], C.int(hi-lo), C.int(threads(i)), ptr(o[lo*outLen:hi*outLen]), ptr(x[lo*inLen:hi*inLen]), &msg[0], errLen) != 0 {
+			if C.cap_convnet_run(c.parts[i], C.int(hi-lo), ptr(o[lo*outLen:hi*outLen]), ptr(x[lo*inLen:hi*inLen]), &msg[0], errLen) != 0 {
 				errs[i] = errors.New("gpu/cpu: " + C.GoString(&msg[0]))
 				return
 			}
@@ -155,7 +151,7 @@ func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	c.threads = threads(0)
+	c.ran = true
 	return nil
 }
 
@@ -174,7 +170,10 @@ func (c *convChain) Describe() string {
 	var impls []string
 	var buf [128]C.char
 	for i := range c.layers {
-		C.cap_convnet_impl(c.parts[0], chainImages, C.int(c.threads), C.int(i), &buf[0], C.int(len(buf)))
+		if !c.ran {
+			break
+		}
+		C.cap_convnet_impl(c.parts[0], chainImages, C.int(i), &buf[0], C.int(len(buf)))
 		if s := C.GoString(&buf[0]); s != "" && !seen[s] {
 			seen[s] = true
 			impls = append(impls, s)
