@@ -128,19 +128,14 @@ fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (see
 	$(GO) test -run '^$$' -fuzz '^FuzzRawUpload$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzMultipartUpload$$' -fuzztime $(FUZZTIME) ./server
 
-TORCH_REF = /usr/bin/python3 $(CAPTIONER_ASSETS)/bench/torch_captioner.py
-bench: ## kernel, encoder and decoder benchmarks, then the PyTorch reference in the same run
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./gpu/cpu ./encoder ./decoder ./server
-	@if /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then \
-		$(TORCH_REF) encoder --threads 2 --batch 1,8,32 && \
-		$(TORCH_REF) decoder --threads 2 --hidden 256 --vocab 2600 --tokens 12 && \
-		$(TORCH_REF) decoder --threads 2 --arch attention --hidden 512 --vocab 2600 --tokens 12; \
-	else echo "bench: no PyTorch reference figures (apt-get install python3-torch python3-torchvision python3-pil python3-numpy)"; fi
+ROUNDS ?= 3
+bench: ## one table: encoder, decoder and training against the PyTorch reference at its best, alternating ROUNDS rounds, ranges and ratios
+	/usr/bin/python3 scripts/bench.py --rounds $(ROUNDS)
 
 bench-attention: ## the attention decoder against PyTorch's, alternating for 3 rounds (issue 12's 1.5x target)
 	scripts/bench-attention.sh 3
 
-bench-server: ## captioner serve vs the Flask reference server under cmd/loadgen, same run
+bench-server: ## captioner serve vs the Flask reference server and its --best variant under cmd/loadgen, same run
 	scripts/bench-server.sh
 
 SOAK_DURATION ?= 2m

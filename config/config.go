@@ -29,9 +29,9 @@ type Config struct {
 	// Threads caps CPU kernel threads; 0 uses every core.
 	Threads int `mapstructure:"threads"`
 	// Precision is what the image encoder computes in when captioning (caption,
-	// eval, serve): auto (bfloat16 where the CPU has AMX or AVX512-BF16, else
-	// float32), float32 or bfloat16. Feature extraction for training always uses
-	// float32, so cached features do not depend on the machine.
+	// eval, serve): auto (bfloat16 where the CPU has AMX, else float32), float32
+	// or bfloat16. Feature extraction for training always uses float32, so cached
+	// features do not depend on the machine.
 	Precision string `mapstructure:"precision"`
 	// Assets is a folder laid out like the project's shared assets
 	// (models/mobilenet_v2/..., data/flickr8k/...). Empty: CAPTIONER_ASSETS, else

@@ -68,20 +68,22 @@ type layer struct{ w, b gpu.Buf }
 // blockParams are the layers of one block; expand is unset when the block has none.
 type blockParams struct{ expand, dw, project layer }
 
-// PrecisionAuto asks New for bfloat16 where the device computes it in hardware
-// and float32 elsewhere.
+// PrecisionAuto asks New for bfloat16 where the device computes it faster than
+// float32 (on the CPU: with AMX) and float32 elsewhere.
 const PrecisionAuto = "auto"
 
 // New uploads w to dev and allocates activations for up to maxBatch images (with
 // a planned chain, only the classifier's weights and the input and output buffers:
 // the chain holds the rest).
 //
-// precision is float32, bfloat16 or auto. Float32 runs the device's per-layer
-// kernels: the reference path, which extract uses so that cached features do not
-// depend on the machine. Bfloat16 plans the whole network on a gpu.ConvPlanner
-// device: weights and activations in bfloat16, sums in float32, pooled features
-// 3-4% from float32's (relative L2; the shipped model's dev BLEU-4 does not move),
-// 2-3x faster on CPUs with AMX.
+// precision is float32, bfloat16 or auto. On a gpu.ConvPlanner device the whole
+// network is planned as one chain; elsewhere float32 runs the device's per-layer
+// kernels. A float32 chain gives the per-layer kernels' features up to summation
+// order (pooled features within 1.2e-5 of their scale: TestFloat32ChainMatchesKernels),
+// so extract's cached features do not depend on which ran, and runs 2-3x faster
+// than them on the CPU. Bfloat16 keeps weights and activations in bfloat16, sums
+// in float32: pooled features 3-4% from float32's (relative L2; the shipped
+// model's dev BLEU-4 does not move), 2-3x faster than float32 on CPUs with AMX.
 func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, error) {
 	if maxBatch <= 0 {
 		return nil, fmt.Errorf("encoder: max batch %d must be positive", maxBatch)
@@ -105,13 +107,13 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 		}
 		e.precision = gpu.BFloat16
 	case PrecisionAuto:
-		if gpu.NativeBFloat16(dev) {
+		if gpu.FastBFloat16(dev) {
 			e.precision = gpu.BFloat16
 		}
 	default:
 		return nil, fmt.Errorf("encoder: precision %q: want auto, float32 or bfloat16", precision)
 	}
-	if e.precision != gpu.Float32 {
+	if canPlan {
 		chain, err := planner.PlanConvChain(chainLayers(w), maxBatch, e.precision)
 		if err != nil {
 			return nil, fmt.Errorf("encoder: %w", err)

@@ -46,21 +46,40 @@ func newEncoder(t testing.TB, model string, maxBatch int) (*Encoder, *tflite.Mod
 	return newEncoderIn(t, model, maxBatch, gpu.Float32)
 }
 
-// newEncoderIn is newEncoder computing in precision p.
+// newEncoderIn is newEncoder computing in precision p: on the CPU device, a
+// oneDNN chain.
 func newEncoderIn(t testing.TB, model string, maxBatch int, p gpu.Precision) (*Encoder, *tflite.Model) {
+	t.Helper()
+	return newEncoderOn(t, cpu.New(2), model, maxBatch, p)
+}
+
+// perLayer hides the CPU device's gpu.ConvPlanner, so that an encoder on it runs
+// the per-layer kernels: the float32 reference the chain is checked against.
+type perLayer struct{ gpu.Device }
+
+// newKernelEncoder is newEncoder running the CPU device's per-layer kernels.
+func newKernelEncoder(t testing.TB, model string, maxBatch int) (*Encoder, *tflite.Model) {
+	t.Helper()
+	return newEncoderOn(t, perLayer{cpu.New(2)}, model, maxBatch, gpu.Float32)
+}
+
+// newEncoderOn builds an encoder of model on dev, which it closes at the end of the test.
+func newEncoderOn(t testing.TB, dev gpu.Device, model string, maxBatch int, p gpu.Precision) (*Encoder, *tflite.Model) {
 	t.Helper()
 	path := modelFile(t, model)
 	w, err := ImportFile(path)
 	if err != nil {
+		dev.Close()
 		t.Fatal(err)
 	}
 	m, err := tflite.ReadFile(path)
 	if err != nil {
+		dev.Close()
 		t.Fatal(err)
 	}
-	dev := cpu.New(2)
 	e, err := New(dev, w, maxBatch, string(p))
 	if err != nil {
+		dev.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close(); dev.Close() })
@@ -87,62 +106,71 @@ func TestForwardMatchesNaiveInterpreter(t *testing.T) {
 	for i := range noise {
 		noise[i] = rng.Float32()*2 - 1
 	}
-	for _, model := range []string{quantModel, ptqModel} {
-		t.Run(model, func(t *testing.T) {
-			e, m := newEncoder(t, model, 2)
-			images := append(photo(t, "grace_hopper.bmp"), noise...)
-			if err := e.Encode(images, 2); err != nil {
-				t.Fatal(err)
-			}
-			probs := e.Classify()
-			grid := make([]float32, 2*e.GridLen())
-			pooled := make([]float32, 2*e.FeatureDim())
-			p := make([]float32, 2*1001)
-			if err := e.dev.Download(grid, e.Grid()); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.dev.Download(pooled, e.Pooled()); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.dev.Download(p, probs); err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < 2; i++ {
-				ref, err := refRun(m, images[i*e.ImageLen():(i+1)*e.ImageLen()])
-				if err != nil {
+	for _, c := range []struct {
+		name string
+		open func(testing.TB, string, int) (*Encoder, *tflite.Model)
+	}{{"chain", newEncoder}, {"kernels", newKernelEncoder}} {
+		for _, model := range []string{quantModel, ptqModel} {
+			t.Run(c.name+"/"+model, func(t *testing.T) {
+				e, m := c.open(t, model, 2)
+				images := append(photo(t, "grace_hopper.bmp"), noise...)
+				if err := e.Encode(images, 2); err != nil {
 					t.Fatal(err)
 				}
-				gd := maxDiff(grid[i*e.GridLen():(i+1)*e.GridLen()], ref.grid)
-				pd := maxDiff(pooled[i*1280:(i+1)*1280], ref.pooled)
-				qd := maxDiff(p[i*1001:(i+1)*1001], ref.probs)
-				t.Logf("image %d: max diff grid %.2g, pooled %.2g, probs %.2g", i, gd, pd, qd)
-				if gd > 1e-4 || pd > 1e-4 || qd > 1e-5 {
-					t.Errorf("image %d differs from the naive interpreter: grid %.2g, pooled %.2g, probs %.2g", i, gd, pd, qd)
+				probs := e.Classify()
+				grid := make([]float32, 2*e.GridLen())
+				pooled := make([]float32, 2*e.FeatureDim())
+				p := make([]float32, 2*1001)
+				if err := e.dev.Download(grid, e.Grid()); err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				if err := e.dev.Download(pooled, e.Pooled()); err != nil {
+					t.Fatal(err)
+				}
+				if err := e.dev.Download(p, probs); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < 2; i++ {
+					ref, err := refRun(m, images[i*e.ImageLen():(i+1)*e.ImageLen()])
+					if err != nil {
+						t.Fatal(err)
+					}
+					gd := maxDiff(grid[i*e.GridLen():(i+1)*e.GridLen()], ref.grid)
+					pd := maxDiff(pooled[i*1280:(i+1)*1280], ref.pooled)
+					qd := maxDiff(p[i*1001:(i+1)*1001], ref.probs)
+					t.Logf("image %d: max diff grid %.2g, pooled %.2g, probs %.2g", i, gd, pd, qd)
+					if gd > 1e-4 || pd > 1e-4 || qd > 1e-5 {
+						t.Errorf("image %d differs from the naive interpreter: grid %.2g, pooled %.2g, probs %.2g", i, gd, pd, qd)
+					}
+				}
+			})
+		}
 	}
 }
 
-// TestBatchMatchesSingleImages checks that a batch large enough to be split into
-// chunks (early part per image, late blocks in chunks of 9 at 14x14x576) gives
-// each image the features it gets alone.
+// TestBatchMatchesSingleImages checks that a batch large enough to be split
+// gives each image the features it gets alone: on the per-layer kernels, into
+// chunks (early part per image, late blocks in chunks of 9 at 14x14x576); on
+// the chain, over two threads of 5 and 6 images, each run image by image.
 func TestBatchMatchesSingleImages(t *testing.T) {
 	const n = 11
-	e, _ := newEncoder(t, quantModel, n)
+	kernels, _ := newKernelEncoder(t, quantModel, n)
+	if kernels.chunks[len(kernels.chunks)-4] >= n {
+		t.Errorf("late chunks %v: the test no longer splits the batch", kernels.chunks)
+	}
+	chain, _ := newEncoder(t, quantModel, n)
 	rng := rand.New(rand.NewPCG(3, 3))
-	images := make([]float32, n*e.ImageLen())
+	images := make([]float32, n*chain.ImageLen())
 	for i := range images {
 		images[i] = rng.Float32()*2 - 1
 	}
-	_, batch, _ := encodeAll(t, e, images, n)
-	for i := 0; i < n; i++ {
-		_, one, _ := encodeAll(t, e, images[i*e.ImageLen():(i+1)*e.ImageLen()], 1)
-		if d := maxDiff(batch[i*1280:(i+1)*1280], one); d > 1e-5 {
-			t.Errorf("image %d: batched pooled features differ from single-image ones by %.2g", i, d)
+	for _, e := range []*Encoder{kernels, chain} {
+		_, batch, _ := encodeAll(t, e, images, n)
+		for i := 0; i < n; i++ {
+			_, one, _ := encodeAll(t, e, images[i*e.ImageLen():(i+1)*e.ImageLen()], 1)
+			if d := maxDiff(batch[i*1280:(i+1)*1280], one); d > 1e-5 {
+				t.Errorf("%s: image %d: batched pooled features differ from single-image ones by %.2g", e.Describe(), i, d)
+			}
 		}
-	}
-	if e.chunks[len(e.chunks)-4] >= n {
-		t.Errorf("late chunks %v: the test no longer splits the batch", e.chunks)
 	}
 }

@@ -262,38 +262,40 @@ func importSynthetic(t *testing.T, c Config, seed uint64) (*tflite.Model, *Weigh
 }
 
 // TestSyntheticFloatModel writes a small float32 TFLite model, imports it (the
-// architecture must come back exactly) and compares the encoder on the CPU with
-// the naive interpreter, on a batch larger than one chunk.
+// architecture must come back exactly) and compares the encoder on the CPU, as a
+// oneDNN chain and on the per-layer kernels, with the naive interpreter, on a
+// batch larger than one chunk.
 func TestSyntheticFloatModel(t *testing.T) {
 	m, w := importSynthetic(t, smallConfig, 7)
 	if !slices.Equal(w.Config.Blocks, smallConfig.Blocks) || w.Config.Head != 24 || w.Config.Classes != 10 || w.Config.GridSize() != 4 {
 		t.Fatalf("imported config %+v", w.Config)
 	}
-	dev := cpu.New(2)
-	defer dev.Close()
-	e, err := New(dev, w, 5, "float32")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	n := 5
-	rng := rand.New(rand.NewPCG(5, 5))
-	images := make([]float32, n*e.ImageLen())
-	for i := range images {
-		images[i] = rng.Float32()*2 - 1
-	}
-	grid, pooled, probs := encodeAll(t, e, images, n)
-	for i := 0; i < n; i++ {
-		ref, err := refRun(m, images[i*e.ImageLen():(i+1)*e.ImageLen()])
+	for _, dev := range []gpu.Device{cpu.New(2), perLayer{cpu.New(2)}} {
+		e, err := New(dev, w, 5, "float32")
 		if err != nil {
 			t.Fatal(err)
 		}
-		gd := maxDiff(grid[i*e.GridLen():(i+1)*e.GridLen()], ref.grid)
-		pd := maxDiff(pooled[i*24:(i+1)*24], ref.pooled)
-		qd := maxDiff(probs[i*10:(i+1)*10], ref.probs)
-		if gd > 1e-5 || pd > 1e-5 || qd > 1e-6 {
-			t.Errorf("image %d: max diff grid %.2g, pooled %.2g, probs %.2g", i, gd, pd, qd)
+		n := 5
+		rng := rand.New(rand.NewPCG(5, 5))
+		images := make([]float32, n*e.ImageLen())
+		for i := range images {
+			images[i] = rng.Float32()*2 - 1
 		}
+		grid, pooled, probs := encodeAll(t, e, images, n)
+		for i := 0; i < n; i++ {
+			ref, err := refRun(m, images[i*e.ImageLen():(i+1)*e.ImageLen()])
+			if err != nil {
+				t.Fatal(err)
+			}
+			gd := maxDiff(grid[i*e.GridLen():(i+1)*e.GridLen()], ref.grid)
+			pd := maxDiff(pooled[i*24:(i+1)*24], ref.pooled)
+			qd := maxDiff(probs[i*10:(i+1)*10], ref.probs)
+			if gd > 1e-5 || pd > 1e-5 || qd > 1e-6 {
+				t.Errorf("%s: image %d: max diff grid %.2g, pooled %.2g, probs %.2g", e.Describe(), i, gd, pd, qd)
+			}
+		}
+		e.Close()
+		dev.Close()
 	}
 }
 

@@ -60,7 +60,7 @@ type ConvParams struct {
 // sizes, a Buf from another device) with a "gpu: " message; runtime failures
 // (out of memory, a lost GPU) surface from Sync and Download as errors.
 type Device interface {
-	// Name says which device and library this is, e.g. "cpu (OpenBLAS, 2 threads)".
+	// Name says which device and library this is, e.g. "cpu (oneDNN, 2 threads)".
 	Name() string
 	// Alloc returns a zeroed buffer of n elements.
 	Alloc(n int) Buf
@@ -205,9 +205,12 @@ type ConvLayer struct {
 type ConvPlanner interface {
 	// PlanConvChain prepares layers for batches of up to maxBatch images in precision p.
 	PlanConvChain(layers []ConvLayer, maxBatch int, p Precision) (ConvChain, error)
-	// NativeBFloat16 reports whether this device computes bfloat16 in hardware,
-	// where a BFloat16 chain is faster than a Float32 one.
+	// NativeBFloat16 reports whether this device computes bfloat16 in hardware
+	// (rather than emulating it).
 	NativeBFloat16() bool
+	// FastBFloat16 reports whether a BFloat16 chain runs faster here than a
+	// Float32 one: bfloat16 in hardware is not always enough.
+	FastBFloat16() bool
 }
 
 // Forker is an optional Device capability: a second device on the same hardware
@@ -232,8 +235,15 @@ type ConvChain interface {
 }
 
 // NativeBFloat16 reports whether dev plans convolution chains and computes
-// bfloat16 in hardware: where precision auto picks bfloat16.
+// bfloat16 in hardware.
 func NativeBFloat16(dev Device) bool {
 	p, ok := dev.(ConvPlanner)
 	return ok && p.NativeBFloat16()
+}
+
+// FastBFloat16 reports whether dev plans convolution chains that run faster in
+// bfloat16 than in float32: where precision auto picks bfloat16.
+func FastBFloat16(dev Device) bool {
+	p, ok := dev.(ConvPlanner)
+	return ok && p.FastBFloat16()
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Side-by-side server benchmark on this machine: captioner serve and the seed-style
-# Flask + PyTorch server from the shared bench folder, driven by cmd/loadgen with the
-# same photos and concurrency in the same run. Loopback only; stops by itself.
+# Side-by-side server benchmark on this machine: captioner serve, the seed-style
+# Flask + PyTorch server from the shared bench folder and the same server at its best
+# (serve --best: dynamic batching, frozen channels_last encoder, DCT-scaled JPEG
+# decoding), driven by cmd/loadgen with the same photos and concurrency in the same
+# run. Loopback only; stops by itself.
 #
 #   scripts/bench-server.sh [loadgen flags...]     (run from the repository root)
 set -euo pipefail
 shared=${CAPTIONER_ASSETS:?set CAPTIONER_ASSETS to the shared assets folder (it holds bench/ and the photos)}
-cap_port=18080 flask_port=15000
+cap_port=18080 flask_port=15000 best_port=15001
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -18,7 +20,9 @@ pids+=($!)
 if /usr/bin/python3 -c 'import torch, flask' 2>/dev/null; then
 	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --port $flask_port --threads 2 2>/tmp/flask-serve.log &
 	pids+=($!)
-	flask=(-target flask=http://127.0.0.1:$flask_port)
+	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --best --port $best_port --threads 2 2>/tmp/flask-best-serve.log &
+	pids+=($!)
+	flask=(-target flask=http://127.0.0.1:$flask_port -target torch-best=http://127.0.0.1:$best_port/caption)
 else
 	echo "bench-server: python3-torch or python3-flask missing (apt-get install python3-torch python3-torchvision python3-pil python3-numpy python3-flask): measuring captioner alone" >&2
 	flask=()

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, when they are missing.
-#   scripts/install-deps.sh build   OpenBLAS (the CPU kernels link it through cgo),
-#                                   oneDNN (the CPU device's planned encoder chain) and
+#   scripts/install-deps.sh build   oneDNN (the CPU device's GEMM and planned encoder chain,
+#                                   through cgo) and
 #                                   libjpeg-turbo's TurboJPEG (imgproc decodes JPEGs with it)
 #   scripts/install-deps.sh test    + the CUDA 11.8 toolkit (contrib non-free) to compile the
 #                                   cuda-tagged packages and check the PTX, Chromium and its
 #                                   driver for the page tests, graphviz for `describe`, WordNet
 #                                   (tags/ checks its generated noun map against it)
 set -euo pipefail
-packages=(libopenblas-dev libdnnl-dev libturbojpeg0-dev pkg-config)
+packages=(libdnnl-dev libturbojpeg0-dev pkg-config)
 if [ "${1:-build}" = test ]; then
 	packages+=(nvidia-cuda-dev nvidia-cuda-toolkit chromium chromium-driver graphviz wordnet-base)
 fi

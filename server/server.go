@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,6 +160,10 @@ func (s *Server) loadWarm(ctx context.Context) (Model, error) {
 		m.Close()
 		return nil, err
 	}
+	// Loading leaves garbage the size of the model (the imported encoder
+	// weights, file buffers), which the heap would keep resident until the
+	// next collection: the server rested at 200 MB instead of 145.
+	debug.FreeOSMemory()
 	return m, nil
 }
 

@@ -73,7 +73,12 @@ var gemmShapes = []struct {
 	{"step_r16_512to2600", 16, 2600, 512, true},
 	{"step_r24_512to2600", 24, 2600, 512, true},
 	{"step_r32_512to2600", 32, 2600, 512, true},
+	{"step_r32_256to2600", 32, 2600, 256, true},
+	{"step_r32_256to1024", 32, 1024, 256, true},
 	{"step_r48_512to2600", 48, 2600, 512, true},
+	{"step_r96_256to2600", 96, 2600, 256, true},
+	{"train_r768_256to2600", 768, 2600, 256, true},
+	{"train_r768_256to1024", 768, 1024, 256, true},
 }
 
 func BenchmarkGemm(b *testing.B) {

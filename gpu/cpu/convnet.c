@@ -11,18 +11,21 @@
 // adds into its source's buffer in place (a "sum" post-op), so the source stays
 // live until then and every other layer picks a buffer that is neither its
 // input nor a pending residual source. Weights are reordered once into the
-// format each primitive asks for, and shared by every batch size that asks for
-// the same format.
+// format each primitive asks for, and shared by every plan that asks for the
+// same format and by every copy of the chain (cap_convnet_share).
 //
 // A run computes on the calling thread alone (an OpenMP team of one). The device
 // runs one chain per thread on its own share of the images (convnet_dnnl.go):
 // with oneDNN's own threads, every layer ends at a barrier, and on a machine
 // shared with the HTTP handlers and the decoder a descheduled partner thread
 // left the other waiting: the encoder ran at 16.8 ms per image inside the
-// server against 3.5-10 ms alone.
+// server against 3.5-10 ms alone. Even a single image is no faster on a team of
+// two (5.6-5.9 ms against 5.9-8.3 at a load of 18), and its first run, which
+// builds the primitives, took 275-600 ms against 23-46.
 #include "convnet.h"
 
 #include <omp.h>
+#include <pthread.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +44,7 @@ typedef struct {
 typedef struct {
 	cap_conv_layer spec; // weight and bias pointers are not kept
 	dnnl_memory_desc_t plain_md; // the caller's weight layout, f32
-	float *plain;                // a copy of the caller's weight
+	float *plain;                // a copy of the caller's weight, until its first format is made
 	dnnl_memory_t bias;          // f32 (OC)
 	weight_fmt fmts[MAXW];
 	int nfmts;
@@ -57,11 +60,21 @@ typedef struct {
 	dnnl_memory_t in_f32, in_act;
 } plan;
 
+// What the copies of a chain share (cap_convnet_share): the engine and the layers
+// with their weights, read-only once reordered. mu guards each layer's list of
+// formats, which a copy's first run may extend while another copy runs, and
+// refs.
+typedef struct {
+	pthread_mutex_t mu;
+	int refs;
+} shared;
+
 struct cap_convnet {
-	dnnl_engine_t eng;
+	shared *sh;
+	dnnl_engine_t eng; // the shared engine
 	dnnl_stream_t strm;
 	dnnl_data_type_t act;
-	layer *layers;
+	layer *layers; // the shared layers
 	int nlayers, max_batch;
 	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16 only)
 	plan *plans;          // [max_batch + 1], built on first use
@@ -126,7 +139,7 @@ static dnnl_status_t reorder_once(cap_convnet *net, dnnl_memory_t src, dnnl_memo
 }
 
 // weight_in returns l's weight in format md, reordering it the first time.
-static dnnl_memory_t weight_in(cap_convnet *net, layer *l, const dnnl_memory_desc_t *md, char *err, int errlen) {
+static dnnl_memory_t weight_in_locked(cap_convnet *net, layer *l, const dnnl_memory_desc_t *md, char *err, int errlen) {
 	dnnl_memory_t plain = NULL, m = NULL;
 	for (int i = 0; i < l->nfmts; i++)
 		if (dnnl_memory_desc_equal(&l->fmts[i].md, md)) return l->fmts[i].mem;
@@ -134,10 +147,18 @@ static dnnl_memory_t weight_in(cap_convnet *net, layer *l, const dnnl_memory_des
 		snprintf(err, errlen, "oneDNN asked for more than %d weight formats of one layer", MAXW);
 		return NULL;
 	}
-	TRY(dnnl_memory_create(&plain, &l->plain_md, net->eng, l->plain));
 	TRY(dnnl_memory_create(&m, md, net->eng, DNNL_MEMORY_ALLOCATE));
-	TRY(reorder_once(net, plain, m));
-	dnnl_memory_destroy(plain);
+	if (l->nfmts == 0) {
+		TRY(dnnl_memory_create(&plain, &l->plain_md, net->eng, l->plain));
+		TRY(reorder_once(net, plain, m));
+		dnnl_memory_destroy(plain);
+		// Later formats are reordered from this one: every format holds the
+		// same values in the chain's type, so the caller's copy can go.
+		free(l->plain);
+		l->plain = NULL;
+	} else {
+		TRY(reorder_once(net, l->fmts[0].mem, m));
+	}
 	l->fmts[l->nfmts].md = *md;
 	l->fmts[l->nfmts].mem = m;
 	l->nfmts++;
@@ -146,6 +167,13 @@ fail:
 	if (plain) dnnl_memory_destroy(plain);
 	if (m) dnnl_memory_destroy(m);
 	return NULL;
+}
+
+static dnnl_memory_t weight_in(cap_convnet *net, layer *l, const dnnl_memory_desc_t *md, char *err, int errlen) {
+	pthread_mutex_lock(&net->sh->mu);
+	dnnl_memory_t m = weight_in_locked(net, l, md, err, errlen);
+	pthread_mutex_unlock(&net->sh->mu);
+	return m;
 }
 
 static void plan_destroy(cap_convnet *net, plan *p) {
@@ -236,15 +264,13 @@ fail:
 }
 
 // assign_buffers gives every layer but the last an output buffer (see the file
-// comment) and returns the largest activation in bytes, or -1 if three buffers
-// do not suffice or a residual source is not an earlier layer of the same shape.
-static long assign_buffers(cap_convnet *net, char *err, int errlen) {
+// comment) and returns 0, or -1 if three buffers do not suffice or a residual
+// source is not an earlier layer of the same shape.
+static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 	int L = net->nlayers;
-	long most = 0;
 	for (int i = 0; i < L; i++) {
 		layer *l = &net->layers[i];
 		int r = l->spec.residual;
-		most = (long)act_bytes(&l->spec, 1, net->act) > most ? (long)act_bytes(&l->spec, 1, net->act) : most;
 		if (r >= 0) {
 			const cap_conv_layer *src = &net->layers[r].spec;
 			if (r >= i - 1 || i == L - 1 || src->oh != l->spec.oh || src->ow != l->spec.ow || src->oc != l->spec.oc) {
@@ -273,7 +299,33 @@ static long assign_buffers(cap_convnet *net, char *err, int errlen) {
 			return -1;
 		}
 	}
-	return most;
+	return 0;
+}
+
+// own_state makes what each copy of a chain has to itself: a stream, the
+// activation buffers (see assign_buffers) and the table of plans.
+static int own_state(cap_convnet *net, char *err, int errlen) {
+	long most = 0;
+	for (int i = 0; i < net->nlayers; i++) {
+		long b = (long)act_bytes(&net->layers[i].spec, 1, net->act);
+		most = b > most ? b : most;
+	}
+	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
+	if (!(net->plans = calloc((size_t)net->max_batch + 1, sizeof *net->plans))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	size_t in = act_bytes(&net->layers[0].spec, 0, net->act);
+	for (int b = 0; b < NBUF + (net->act != dnnl_f32); b++) {
+		size_t bytes = (b == NBUF ? in : (size_t)most) * net->max_batch;
+		if (!(net->bufs[b] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+			snprintf(err, errlen, "out of memory for activations (%zu bytes)", bytes);
+			return -1;
+		}
+	}
+	return 0;
+fail:
+	return -1;
 }
 
 cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
@@ -287,11 +339,15 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 	net->act = bf16 ? dnnl_bf16 : dnnl_f32;
 	net->nlayers = nlayers;
 	net->max_batch = max_batch;
+	if (!(net->sh = calloc(1, sizeof *net->sh))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	pthread_mutex_init(&net->sh->mu, NULL);
+	net->sh->refs = 1;
 	TRY(dnnl_engine_create(&net->eng, dnnl_cpu, 0));
-	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
 	net->layers = calloc(nlayers, sizeof *net->layers);
-	net->plans = calloc(max_batch + 1, sizeof *net->plans);
-	if (!net->layers || !net->plans) {
+	if (!net->layers) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -321,20 +377,29 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 		TRY(dnnl_memory_get_data_handle(l->bias, &bp));
 		memcpy(bp, s->bias, (size_t)s->oc * sizeof(float));
 	}
-	long most = assign_buffers(net, err, errlen);
-	if (most < 0) goto fail;
-	size_t in = act_bytes(&layers[0], 0, net->act);
-	for (int b = 0; b < NBUF + (net->act != dnnl_f32); b++) {
-		size_t bytes = (b == NBUF ? in : (size_t)most) * max_batch;
-		if (!(net->bufs[b] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
-			snprintf(err, errlen, "out of memory for activations (%zu bytes)", bytes);
-			goto fail;
-		}
-	}
+	if (assign_buffers(net, err, errlen) < 0 || own_state(net, err, errlen) != 0) goto fail;
 	return net;
 fail:
 	cap_convnet_destroy(net);
 	return NULL;
+}
+
+cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
+	cap_convnet *net = calloc(1, sizeof *net);
+	if (!net) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_lock(&first->sh->mu);
+	first->sh->refs++;
+	pthread_mutex_unlock(&first->sh->mu);
+	net->sh = first->sh, net->eng = first->eng, net->act = first->act, net->layers = first->layers;
+	net->nlayers = first->nlayers, net->max_batch = first->max_batch;
+	if (own_state(net, err, errlen) != 0) {
+		cap_convnet_destroy(net);
+		return NULL;
+	}
+	return net;
 }
 
 int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen) {
@@ -376,15 +441,26 @@ void cap_convnet_destroy(cap_convnet *net) {
 	if (!net) return;
 	if (net->plans)
 		for (int n = 0; n <= net->max_batch; n++) plan_destroy(net, &net->plans[n]);
-	if (net->layers)
-		for (int i = 0; i < net->nlayers; i++) {
-			layer *l = &net->layers[i];
-			for (int f = 0; f < l->nfmts; f++) dnnl_memory_destroy(l->fmts[f].mem);
-			if (l->bias) dnnl_memory_destroy(l->bias);
-			free(l->plain);
-		}
 	for (int b = 0; b <= NBUF; b++) free(net->bufs[b]);
 	if (net->strm) dnnl_stream_destroy(net->strm);
-	if (net->eng) dnnl_engine_destroy(net->eng);
-	free(net->layers), free(net->plans), free(net);
+	free(net->plans);
+	int last = 1;
+	if (net->sh) {
+		pthread_mutex_lock(&net->sh->mu);
+		last = --net->sh->refs == 0;
+		pthread_mutex_unlock(&net->sh->mu);
+	}
+	if (last) { // the shared part goes with the last copy
+		if (net->layers)
+			for (int i = 0; i < net->nlayers; i++) {
+				layer *l = &net->layers[i];
+				for (int f = 0; f < l->nfmts; f++) dnnl_memory_destroy(l->fmts[f].mem);
+				if (l->bias) dnnl_memory_destroy(l->bias);
+				free(l->plain);
+			}
+		if (net->eng) dnnl_engine_destroy(net->eng);
+		if (net->sh) pthread_mutex_destroy(&net->sh->mu);
+		free(net->layers), free(net->sh);
+	}
+	free(net);
 }

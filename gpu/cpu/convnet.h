@@ -22,10 +22,16 @@ typedef struct cap_convnet cap_convnet;
 cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
 	char *err, int errlen);
 
+// cap_convnet_share returns another copy of the chain first, for another thread:
+// it shares first's engine and weights (each reordered once for all copies) and
+// has its own stream, activations and plans. Copies may run at the same time and
+// be destroyed in any order. NULL with a message in err on failure.
+cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen);
+
 // cap_convnet_run runs n images: in is (n, H, W, C) float32 NHWC of the first
 // layer, out is (n, OH, OW, OC) float32 NHWC of the last, computed on the calling
 // thread alone. The first run at each n builds that batch size's primitives. It
-// returns 0, or -1 with a message in err. Runs of one chain must not overlap.
+// returns 0, or -1 with a message in err. Runs of one copy must not overlap.
 int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen);
 
 // cap_convnet_impl writes the oneDNN implementation of layer i at batch n (after a

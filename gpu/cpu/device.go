@@ -1,4 +1,4 @@
-// Package cpu is the CPU backend of the gpu device layer: GEMM through OpenBLAS
+// Package cpu is the CPU backend of the gpu device layer: GEMM through oneDNN's sgemm
 // (cgo) or gonum (pure Go: CGO_ENABLED=0, or the purecpu tag), every other kernel as goroutine-parallel
 // loops, with the hot loops in C when cgo is available. See ../README.md.
 package cpu

@@ -67,13 +67,11 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 
 // A B^T with 2 to smallRows rows of A goes to our gemmNT kernel rather than
 // BLAS: there BLAS's copy of the whole of B into its packed layout costs more
-// than the product (decoder steps: beam x batch rows times a 2048- or 2600-row
-// weight). Measured per core (BenchmarkGemm/step_*): 3 rows 10-14 vs 5 GFLOP/s,
-// 8 rows 24-31 vs 12, 16 and 24 rows a tie alone, but in the server (beam 3 x
-// batch 8 = 24 rows) gemmNT saves 1 CPU-ms per request: BLAS's packing also
-// evicts the caches the other stages use. At 32 rows BLAS is ahead (greedy
-// captions at batch 32: 1108-1399/s against 825-868). One row is sgemv's.
-const smallRows = 24
+// than the product (decoder steps: beam x batch rows times a 1024- or 2600-row
+// weight). Measured per core (BenchmarkGemm/step_*, against oneDNN's sgemm): 8
+// rows 61 vs 45-52 GFLOP/s, 24 rows 77 vs 65-70, 32 rows 77-100 vs 60-69 (greedy
+// decoding at batch 32); at 48 rows and more oneDNN is ahead. One row is sgemv's.
+const smallRows = 32
 
 // gemmGrain is the smallest GEMM piece (multiply-adds) worth a thread: about 10 us.
 const gemmGrain = 1 << 18

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""captioner against the PyTorch reference, side by side, as one table.
+
+Runs the encoder and decoder benchmarks of captioner (go test -bench) and
+torch_captioner.py (encoder --mode best, decoder) ALTERNATING, --rounds times, on 2
+threads each, and prints one Markdown table: per row the range of captioner's and
+PyTorch's figures over the rounds and the range of their per-round ratios, with the
+date, the CPU model, its flags (AMX / AVX512-BF16 / AVX2) and the load average.
+The machines are shared: a ratio of figures measured a minute apart is what to quote.
+
+    scripts/bench.py [--rounds 3]      (run from the repository root; make bench)
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+TORCH = os.path.join(os.environ.get("CAPTIONER_ASSETS", "../shared"), "bench", "torch_captioner.py")
+DECODER = ["--threads", "2", "--hidden", "256", "--vocab", "2600", "--tokens", "12"]
+
+# (row, unit, captioner benchmark and metric, PyTorch row and field)
+ROWS = [
+    ("encoder float32, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=float32/batch=1", "img/s"),
+     ("encoder", (1, "frozen-channels_last-float32"), "images_per_s")),
+    ("encoder float32, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=float32/batch=32", "img/s"),
+     ("encoder", (32, "frozen-channels_last-float32"), "images_per_s")),
+    ("encoder bfloat16, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=bfloat16/batch=1", "img/s"),
+     ("encoder", (1, "frozen-channels_last-bfloat16"), "images_per_s")),
+    ("encoder bfloat16, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=bfloat16/batch=32", "img/s"),
+     ("encoder", (32, "frozen-channels_last-bfloat16"), "images_per_s")),
+    ("decoder greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32", "captions/s"),
+     ("decoder", "greedy b32", "captions_per_s")),
+    ("decoder training, batch 64", "tokens/s", ("decoder", "BenchmarkTrainStep", "tokens/s"),
+     ("decoder", "train b64 T12", "tokens_per_s")),
+    ("decoder greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1", "captions/s"),
+     ("decoder", "greedy b1", "captions_per_s")),
+    ("decoder beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1", "captions/s"),
+     ("decoder", "beam3 b1", "captions_per_s")),
+]
+
+BENCH = {
+    "encoder": ("./encoder", r"BenchmarkEncode$/precision=(float32|bfloat16)$/batch=(1|32)$", "3s"),
+    "decoder": ("./decoder", r"Benchmark(GreedyB32|TrainStep|GreedyB1|Beam3B1)$", "2s"),
+}
+
+
+def cpu():
+    model, flags = "unknown", set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k.strip() == "model name":
+                model = v.strip()
+            elif k.strip() == "flags":
+                flags = set(v.split())
+    have = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                    ("avx2", "AVX2")) if flag in flags]
+    return model, have or ["none of AMX, AVX512-BF16, AVX-512, AVX2"], os.cpu_count()
+
+
+def load():
+    return os.getloadavg()[0]
+
+
+def go_bench(binary, pkg_dir, pattern, benchtime):
+    out = subprocess.run([binary, "-test.run", "^$", "-test.bench", pattern, "-test.benchtime", benchtime],
+                         cwd=pkg_dir, capture_output=True, text=True, check=True).stdout
+    res = {}
+    for line in out.splitlines():
+        if not line.startswith("Benchmark"):
+            continue
+        fields = line.split()
+        name = re.sub(r"-\d+$", "", fields[0])
+        metrics = {fields[i + 1]: float(fields[i]) for i in range(2, len(fields) - 1, 2)}
+        res[name] = metrics
+    return res
+
+
+def torch_run(args):
+    out = subprocess.run(["/usr/bin/python3", TORCH] + args, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def span(xs, fmt):
+    if not xs:
+        return "–"
+    lo, hi = min(xs), max(xs)
+    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else fmt.format(lo) + "–" + fmt.format(hi)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of captioner then PyTorch")
+    a = ap.parse_args()
+    have_torch = subprocess.run(["/usr/bin/python3", "-c", "import torch, torchvision"],
+                                capture_output=True).returncode == 0 and os.path.exists(TORCH)
+    if not have_torch:
+        print("bench: no PyTorch reference (apt-get install python3-torch python3-torchvision python3-pil "
+              "python3-numpy; CAPTIONER_ASSETS must hold bench/torch_captioner.py): captioner alone", file=sys.stderr)
+    tmp = tempfile.mkdtemp(prefix="captioner-bench-")
+    binaries = {}
+    for kind, (pkg, _, _) in BENCH.items():
+        binaries[kind] = os.path.join(tmp, kind + ".test")
+        subprocess.run(["go", "test", "-c", "-o", binaries[kind], pkg], check=True)
+    ours = {r[0]: [] for r in ROWS}
+    theirs = {r[0]: [] for r in ROWS}
+    ratios = {r[0]: [] for r in ROWS}
+    loads = [load()]
+    bf16_note = ""
+    for rnd in range(a.rounds):
+        print(f"bench: round {rnd + 1} of {a.rounds}, load {load():.1f}", file=sys.stderr)
+        got = {}
+        for kind, (pkg, pattern, benchtime) in BENCH.items():
+            got[kind] = go_bench(binaries[kind], pkg, pattern, benchtime)
+        peer = {}
+        if have_torch:
+            enc = torch_run(["encoder", "--threads", "2", "--batch", "1,32", "--mode", "best"])
+            peer["encoder"] = {(r["batch"], r["mode"]): r for r in enc["rows"]}
+            if not enc["bf16"]:  # the bfloat16 rows compare with PyTorch's best float32
+                bf16_note = "PyTorch has no bfloat16 path here: the bfloat16 rows compare with its best float32"
+                for b in (1, 32):
+                    peer["encoder"][(b, "frozen-channels_last-bfloat16")] = peer["encoder"][(b, "frozen-channels_last-float32")]
+            dec = torch_run(["decoder"] + DECODER)
+            peer["decoder"] = {r["what"]: r for r in dec["rows"]}
+        loads.append(load())
+        for row, _, (kind, bench, metric), (pkind, key, field) in ROWS:
+            v = got[kind].get(bench, {}).get(metric)
+            if v is not None:
+                ours[row].append(v)
+            p = peer.get(pkind, {}).get(key, {}).get(field)
+            if p is not None:
+                theirs[row].append(p)
+                if v is not None:
+                    ratios[row].append(v / p)
+    model, flags, ncpu = cpu()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{now}; {model}, {ncpu} CPUs ({', '.join(flags)}); 2 threads each; {a.rounds} alternating rounds; "
+          f"load average {min(loads):.1f}–{max(loads):.1f}")
+    print("PyTorch: torch_captioner.py encoder --mode best (channels_last, traced, frozen), decoder "
+          "(H256, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16, oneDNN chain)")
+    if bf16_note:
+        print(bf16_note)
+    print()
+    print("| measure | unit | captioner | PyTorch | ratio |")
+    print("| --- | --- | --- | --- | --- |")
+    for row, unit, _, _ in ROWS:
+        fmt = "{:,.0f}" if max(ours[row] + theirs[row] + [0]) >= 100 else "{:.1f}"
+        print(f"| {row} | {unit} | {span(ours[row], fmt)} | {span(theirs[row], fmt)} | {span(ratios[row], '{:.2f}x')} |")
+
+
+if __name__ == "__main__":
+    main()
