@@ -3,6 +3,8 @@ package decoder
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -253,15 +255,17 @@ func TestAttentionDOT(t *testing.T) {
 }
 
 // TestConfigDefaultsAndRoundTrip: a config.json from before arch and cleaning
-// existed (the shipped model's) reads as merge with the seed cleaning; an
+// existed (the first shipped models') reads as merge with the seed cleaning; an
 // attention config survives Save and Load; bad values are named.
 func TestConfigDefaultsAndRoundTrip(t *testing.T) {
-	c, err := ReadConfig("../models/flickr8k-merge-lstm/config.json")
+	legacy := filepath.Join(t.TempDir(), ConfigFile)
+	os.WriteFile(legacy, []byte(`{"feat_dim": 1280, "embed": 256, "hidden": 512, "mid": 256, "vocab": 2532, "dropout": 0}`), 0o644)
+	c, err := ReadConfig(legacy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Arch != ArchMerge || c.Cleaning != text.CleaningSeed {
-		t.Errorf("shipped model reads as arch %q cleaning %q, want merge and seed", c.Arch, c.Cleaning)
+	if c.Arch != ArchMerge || c.Cleaning != text.CleaningSeed || c.Hidden != 512 || c.Vocab != 2532 {
+		t.Errorf("a config without arch and cleaning reads as %+v, want merge and seed with its sizes", c)
 	}
 	dev := openCPU(t)
 	ac := tinyAttentionConfig()
