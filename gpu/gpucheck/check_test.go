@@ -236,7 +236,7 @@ func BenchmarkDecode(b *testing.B) {
 	for _, beam := range []int{1, 3} {
 		for _, batch := range []int{1, 64} {
 			b.Run(fmt.Sprintf("arch=%s/beam=%d/batch=%d", *arch, beam, batch), func(b *testing.B) {
-				feats := benchinput.Features(dev, batch, m.Cfg.FeatDim)
+				feats := benchinput.Features(dev, batch, m.Cfg.InputDim())
 				defer dev.Free(feats)
 				o := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: words, Beam: beam, NoEarlyStop: true}
 				gen := func() {
@@ -263,7 +263,7 @@ func BenchmarkTrain(b *testing.B) {
 	B, T := *trainB, 16
 	ts := m.NewTrainState(B, T)
 	defer ts.Close()
-	feats := benchinput.Features(dev, B, m.Cfg.FeatDim)
+	feats := benchinput.Features(dev, B, m.Cfg.InputDim())
 	defer dev.Free(feats)
 	ids, targets := benchinput.Tokens(T*B, m.Cfg.Vocab)
 	adam := decoder.Adam{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
