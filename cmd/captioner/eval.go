@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/config"
-	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/metrics"
@@ -78,9 +78,9 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	}
 	var res []pipeline.Result
 	if fromImages {
-		res, err = evalFromImages(cmd, imgs)
+		res, err = evalFromImages(cmd.Context(), cfg, imgs)
 	} else {
-		res, err = evalFromFeatures(cmd, imgs)
+		res, err = evalFromFeatures(cmd.Context(), cfg, imgs)
 	}
 	if err != nil {
 		return err
@@ -176,29 +176,16 @@ func printCalibration(w io.Writer, bs []bucket) {
 
 // evalFromFeatures decodes cached features of imgs with the model, tagging
 // them with the encoder's classifier.
-func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result, error) {
-	cfg, _ := loadConfig(cmd)
-	store, err := openFeatures(cfg.Assets, cfg.Train.Features)
+func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, error) {
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openFeaturesOf(w, cfg.Train.Features)
 	if err != nil {
 		return nil, err
 	}
 	defer store.Close()
-	names := make([]string, len(imgs))
-	for i, im := range imgs {
-		names[i] = im.Name
-	}
-	mc, err := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile))
-	if err != nil {
-		return nil, err
-	}
-	load := store.LoadPooled
-	if mc.Arch == decoder.ArchAttention {
-		load = store.LoadGrid
-	}
-	host, err := load(names)
-	if err != nil {
-		return nil, err
-	}
 	dev, err := pipeline.OpenDevice(cfg)
 	if err != nil {
 		return nil, err
@@ -209,7 +196,11 @@ func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result,
 		return nil, err
 	}
 	defer m.Close()
-	w, err := encoder.LoadDefault(cfg.Assets)
+	names := make([]string, len(imgs))
+	for i, im := range imgs {
+		names[i] = im.Name
+	}
+	host, err := decoderInputs(store, names, m.Cfg.Arch)
 	if err != nil {
 		return nil, err
 	}
@@ -225,12 +216,11 @@ func evalFromFeatures(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result,
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.CaptionFeatures(cmd.Context(), pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, feats, len(imgs), plan)
+	return pipeline.CaptionFeatures(ctx, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, feats, len(imgs), plan)
 }
 
 // evalFromImages runs the whole pipeline on the split's photos.
-func evalFromImages(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result, error) {
-	cfg, _ := loadConfig(cmd)
+func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, error) {
 	p, err := pipeline.Load(cfg)
 	if err != nil {
 		return nil, err
@@ -247,7 +237,7 @@ func evalFromImages(cmd *cobra.Command, imgs []text.Image) ([]pipeline.Result, e
 		if err != nil {
 			return nil, err
 		}
-		res, err := p.CaptionImages(cmd.Context(), tensors, pipeline.Options{})
+		res, err := p.CaptionImages(ctx, tensors, pipeline.Options{})
 		if err != nil {
 			return nil, err
 		}

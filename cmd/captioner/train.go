@@ -113,12 +113,11 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer store.Close()
-	grid := tc.Arch == decoder.ArchAttention
-	trn, err := split(store, trainImgs, vocab, grid)
+	trn, err := split(store, trainImgs, vocab, tc.Arch)
 	if err != nil {
 		return err
 	}
-	dv, err := split(store, devImgs, vocab, grid)
+	dv, err := split(store, devImgs, vocab, tc.Arch)
 	if err != nil {
 		return err
 	}
@@ -176,13 +175,20 @@ func loadDataset(assetsDir, format, path string) (*text.Dataset, error) {
 	return text.LoadFlickr8k(path)
 }
 
-// openFeatures opens the default encoder's feature store under root (extract's
-// default root when empty).
+// openFeatures opens the feature store of the default encoder in assetsDir
+// under root (extract's default root when empty).
 func openFeatures(assetsDir, root string) (*features.Store, error) {
 	w, err := encoder.LoadDefault(assetsDir)
 	if err != nil {
 		return nil, err
 	}
+	return openFeaturesOf(w, root)
+}
+
+// openFeaturesOf opens the feature store of encoder weights w under root, for
+// a caller that needs the weights too.
+func openFeaturesOf(w *encoder.Weights, root string) (*features.Store, error) {
+	var err error
 	if root == "" {
 		if root, err = features.DefaultRoot(); err != nil {
 			return nil, err
@@ -195,9 +201,18 @@ func openFeatures(assetsDir, root string) (*features.Store, error) {
 	return s, nil
 }
 
-// split turns dataset images into training examples with their features: the
-// pooled vectors, or the grids when grid is set.
-func split(store *features.Store, imgs []text.Image, vocab *text.Vocab, grid bool) (*train.Split, error) {
+// decoderInputs reads from store what a decoder of arch takes for names: the
+// 7x7 grids for attention, the pooled vectors for merge.
+func decoderInputs(store *features.Store, names []string, arch string) ([]float32, error) {
+	if arch == decoder.ArchAttention {
+		return store.LoadGrid(names)
+	}
+	return store.LoadPooled(names)
+}
+
+// split turns dataset images into training examples with the features a
+// decoder of arch reads.
+func split(store *features.Store, imgs []text.Image, vocab *text.Vocab, arch string) (*train.Split, error) {
 	names := make([]string, len(imgs))
 	s := &train.Split{}
 	for i, im := range imgs {
@@ -213,10 +228,6 @@ func split(store *features.Store, imgs []text.Image, vocab *text.Vocab, grid boo
 		}
 	}
 	var err error
-	if grid {
-		s.Feats, err = store.LoadGrid(names)
-	} else {
-		s.Feats, err = store.LoadPooled(names)
-	}
+	s.Feats, err = decoderInputs(store, names, arch)
 	return s, err
 }
