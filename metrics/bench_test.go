@@ -29,7 +29,7 @@ func BenchmarkEvaluateFlickr8kDev(b *testing.B) {
 	}
 	var s Scores
 	for b.Loop() {
-		s = Evaluate(cands, refs)
+		s, _ = Evaluate(cands, refs)
 	}
 	b.ReportMetric(float64(len(dev)*b.N)/b.Elapsed().Seconds(), "images/s")
 	b.Logf("human caption 0 vs captions 1-4, %d dev images: %v", len(dev), s)

@@ -1,7 +1,7 @@
 // Package metrics scores generated captions against reference captions with
-// corpus BLEU-1..4 and CIDEr-D, computed as the coco-caption toolkit
-// (github.com/tylin/coco-caption, pycocoevalcap bleu_scorer.py and
-// cider_scorer.py) computes them, on captions that are already tokenised.
+// corpus BLEU-1..4, CIDEr-D and ROUGE-L, computed as the coco-caption toolkit
+// (github.com/tylin/coco-caption, pycocoevalcap bleu_scorer.py,
+// cider_scorer.py and rouge.py) computes them, on captions that are already tokenised.
 //
 // The numbers depend on tokenisation: coco-caption runs the PTB tokenizer,
 // which keeps "a" and numbers, while text.Clean (the seed notebook's cleaning)
@@ -17,18 +17,38 @@ import (
 type Scores struct {
 	BLEU   [4]float64 // BLEU-1..BLEU-4
 	CIDErD float64
+	ROUGEL float64
+	// Distinct is how many different captions there are, Words how many
+	// different words they use: a model that says "a dog runs through the
+	// grass" of every photo scores some BLEU but few of these.
+	Distinct, Words int
 }
 
 func (s Scores) String() string {
-	return fmt.Sprintf("BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f",
-		s.BLEU[0], s.BLEU[1], s.BLEU[2], s.BLEU[3], s.CIDErD)
+	return fmt.Sprintf("BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f  ROUGE-L %.4f  distinct %d  words %d",
+		s.BLEU[0], s.BLEU[1], s.BLEU[2], s.BLEU[3], s.CIDErD, s.ROUGEL, s.Distinct, s.Words)
 }
 
-// Evaluate computes BLEU and CIDEr-D: cands[i] is the generated caption for
-// image i and refs[i] its reference captions, all as tokens.
-func Evaluate(cands [][]string, refs [][][]string) Scores {
-	cider, _ := CIDErD(cands, refs)
-	return Scores{BLEU: BLEU(cands, refs), CIDErD: cider}
+// Evaluate computes every score: cands[i] is the generated caption for image i
+// and refs[i] its reference captions, all as tokens. It also returns each
+// caption's own CIDEr-D (see CIDErD).
+func Evaluate(cands [][]string, refs [][][]string) (Scores, []float64) {
+	cider, perCaption := CIDErD(cands, refs)
+	s := Scores{BLEU: BLEU(cands, refs), CIDErD: cider, ROUGEL: ROUGEL(cands, refs)}
+	s.Distinct, s.Words = diversity(cands)
+	return s, perCaption
+}
+
+// diversity counts the distinct captions and the distinct words among them.
+func diversity(cands [][]string) (captions, words int) {
+	seenCaption, seenWord := map[string]bool{}, map[string]bool{}
+	for _, c := range cands {
+		seenCaption[strings.Join(c, " ")] = true
+		for _, w := range c {
+			seenWord[w] = true
+		}
+	}
+	return len(seenCaption), len(seenWord)
 }
 
 // maxN is the longest n-gram both metrics use.

@@ -148,11 +148,13 @@ func TestCIDErDEdgeCases(t *testing.T) {
 func TestEvaluateAndPanics(t *testing.T) {
 	cands := [][]string{toks("the cat sat on the mat")}
 	refs := refsOf([]string{"the cat is on the mat", "there is a cat on the mat"})
-	s := Evaluate(cands, refs)
-	if s.BLEU != BLEU(cands, refs) || s.CIDErD != 0 { // one image: CIDEr-D 0
-		t.Errorf("Evaluate = %+v", s)
+	s, per := Evaluate(cands, refs)
+	if s.BLEU != BLEU(cands, refs) || s.CIDErD != 0 || len(per) != 1 || s.ROUGEL != ROUGEL(cands, refs) { // one image: CIDEr-D 0
+		t.Errorf("Evaluate = %+v, %v", s, per)
 	}
-	if got := s.String(); !strings.HasPrefix(got, "BLEU-1 0.8333  BLEU-2 0.7071  BLEU-3 0.5000  BLEU-4 0.0001  CIDEr-D 0.0000") {
+	// ROUGE-L: LCS "the cat on the mat" = 5 with both references: P = 5/6,
+	// R = max(5/6, 5/7) = 5/6, F = P (they are equal) = 0.8333.
+	if got := s.String(); got != "BLEU-1 0.8333  BLEU-2 0.7071  BLEU-3 0.5000  BLEU-4 0.0001  CIDEr-D 0.0000  ROUGE-L 0.8333  distinct 1  words 5" {
 		t.Errorf("String() = %q", got)
 	}
 	for _, tc := range []struct {
@@ -187,5 +189,51 @@ func TestCIDErDScorerMatchesCorpusScores(t *testing.T) {
 		if got := s.Score(i, cands[i]); got != per[i] || got <= 0 {
 			t.Errorf("Score(%d) = %v, corpus CIDEr-D gave %v (want equal and positive)", i, got, per[i])
 		}
+	}
+}
+
+func TestROUGEL(t *testing.T) {
+	// Image A: cand "a b c d" (4), ref "a c d e f" (5): LCS "a c d" = 3,
+	// P = 3/4, R = 3/5; F = (1+1.44)·0.75·0.6 / (0.6 + 1.44·0.75) = 1.098/1.68.
+	// Ref "d c b a" has LCS 1 and changes neither maximum.
+	// Image B: cand "x y" against "z": no common word, 0.
+	// Image C: best precision and best recall from different references, as
+	// rouge.py takes them: cand "p q r" (3); ref "p q" gives P 2/3, R 1;
+	// ref "p q r s t u" gives P 1, R 1/2; so P = 1, R = 1:
+	// F = 2.44/2.44 = 1.
+	cands := [][]string{toks("a b c d"), toks("x y"), toks("p q r")}
+	refs := refsOf([]string{"a c d e f", "d c b a"}, []string{"z"}, []string{"p q", "p q r s t u"})
+	want := (1.098/1.68 + 0 + 1) / 3
+	if got := ROUGEL(cands, refs); !near(got, want, 1e-12) {
+		t.Errorf("ROUGE-L = %.12f, want %.12f", got, want)
+	}
+	if got := ROUGEL([][]string{nil}, refsOf([]string{"a"})); got != 0 {
+		t.Errorf("ROUGE-L of an empty caption = %v, want 0", got)
+	}
+}
+
+func TestLCS(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"a b c d", "a c d e f", 3},
+		{"a b c b d a b", "b d c a b a", 4}, // CLRS's example: "b c b a"
+		{"", "a b", 0},
+		{"a a a", "a a", 2},
+	} {
+		if got := lcs(toks(tc.a), toks(tc.b)); got != tc.want {
+			t.Errorf("lcs(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := lcs(toks(tc.b), toks(tc.a)); got != tc.want {
+			t.Errorf("lcs(%q, %q) = %d, want %d", tc.b, tc.a, got, tc.want)
+		}
+	}
+}
+
+func TestDiversity(t *testing.T) {
+	s, _ := Evaluate([][]string{toks("a dog runs"), toks("a dog runs"), toks("a cat sits")}, refsOf([]string{"x"}, []string{"x"}, []string{"x"}))
+	if s.Distinct != 2 || s.Words != 5 {
+		t.Errorf("distinct %d words %d, want 2 and 5", s.Distinct, s.Words)
 	}
 }

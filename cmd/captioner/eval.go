@@ -21,9 +21,10 @@ import (
 func init() {
 	cmd := &cobra.Command{
 		Use:   "eval",
-		Short: "Caption a dataset split and score it: corpus BLEU-1..4 and CIDEr-D",
+		Short: "Caption a dataset split and score it: corpus BLEU-1..4, CIDEr-D and ROUGE-L",
 		Long: `Captions every image of a split (default: dev) with the model in --model and
-prints corpus BLEU-1..4 (coco-caption definition) and CIDEr-D against the split's
+prints corpus BLEU-1..4, CIDEr-D and ROUGE-L (coco-caption definitions), the
+number of distinct captions and of words they use, against the split's
 reference captions, tokenised as --references says (standard by default, whatever
 the model's cleaning, so that scores compare across models). Features come from the feature cache of captioner extract;
 with --from-images the photos go through the encoder instead. Captions are scored
@@ -97,11 +98,10 @@ func runEval(cmd *cobra.Command, _ []string) error {
 			guided++
 		}
 	}
-	bleu := metrics.BLEU(hyps, refs)
-	cider, perCaption := metrics.CIDErD(hyps, refs)
+	scores, perCaption := metrics.Evaluate(hyps, refs)
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided): BLEU-1 %.4f  BLEU-2 %.4f  BLEU-3 %.4f  BLEU-4 %.4f  CIDEr-D %.4f\n",
-		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, bleu[0], bleu[1], bleu[2], bleu[3], cider)
+	fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided): %v\n",
+		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, scores)
 	printCalibration(out, calibration(res, hyps, refs, perCaption, calibrationBuckets))
 	b, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {
@@ -113,7 +113,9 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if !saveScores {
 		return nil
 	}
-	s := map[string]float64{"bleu1": bleu[0], "bleu2": bleu[1], "bleu3": bleu[2], "bleu4": bleu[3], "cider_d": cider, "beam": float64(cfg.Decode.Beam)}
+	bleu := scores.BLEU
+	s := map[string]float64{"bleu1": bleu[0], "bleu2": bleu[1], "bleu3": bleu[2], "bleu4": bleu[3], "cider_d": scores.CIDErD,
+		"rouge_l": scores.ROUGEL, "distinct": float64(scores.Distinct), "words": float64(scores.Words), "beam": float64(cfg.Decode.Beam)}
 	b, err = json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
