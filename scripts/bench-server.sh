@@ -3,7 +3,7 @@
 # Flask + PyTorch server from the shared bench folder and the same server at its best
 # (serve --best: dynamic batching, frozen channels_last encoder, DCT-scaled JPEG
 # decoding), driven by cmd/loadgen with the same photos and concurrency in the same
-# run. Loopback only; stops by itself.
+# run, with each server's CPU-ms per request. Loopback only; stops by itself.
 #
 #   scripts/bench-server.sh [loadgen flags...]     (run from the repository root)
 set -euo pipefail
@@ -17,15 +17,19 @@ go build -o bin/captioner ./cmd/captioner
 go build -o bin/loadgen ./cmd/loadgen
 bin/captioner serve --addr 127.0.0.1:$cap_port --device cpu --threads 2 2>/tmp/captioner-serve.log &
 pids+=($!)
+cpu=(-pid captioner=$! -pid greedy=$!)
 if /usr/bin/python3 -c 'import torch, flask' 2>/dev/null; then
 	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --port $flask_port --threads 2 2>/tmp/flask-serve.log &
 	pids+=($!)
+	cpu+=(-pid flask=$!)
 	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --best --port $best_port --threads 2 2>/tmp/flask-best-serve.log &
 	pids+=($!)
+	cpu+=(-pid torch-best=$!)
 	flask=(-target flask=http://127.0.0.1:$flask_port -target torch-best=http://127.0.0.1:$best_port/caption)
 else
 	echo "bench-server: python3-torch or python3-flask missing (apt-get install python3-torch python3-torchvision python3-pil python3-numpy python3-flask): measuring captioner alone" >&2
 	flask=()
 fi
 # captioner twice: its default (beam 3) and greedy decoding, the reference's work.
-bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 "${flask[@]}" "$@"
+# -pid gives each level the server's CPU-ms per request and the CPU account.
+bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 "${flask[@]}" "${cpu[@]}" "$@"

@@ -480,6 +480,7 @@ func (s *Server) decode(pre pipeline.Preprocessor, u *upload) error {
 	// a large JPEG is a DCT-scaled one: much smaller than the photo.
 	u.thumb = thumbnail(im.Decoded, s.cfg.ThumbSize)
 	u.prep = time.Since(t0)
+	s.metrics.preprocess.Observe(u.prep.Seconds())
 	return nil
 }
 

@@ -19,6 +19,7 @@ type metrics struct {
 	queueReserved   prometheus.GaugeFunc
 	queueWait       prometheus.Histogram
 	batchSize       prometheus.Histogram
+	preprocess      prometheus.Histogram
 	encode          prometheus.Histogram
 	decode          prometheus.Histogram
 	images          prometheus.Counter
@@ -61,6 +62,9 @@ func newMetrics(s *Server) *metrics {
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "captioner_batch_size", Help: "Images per computed batch.", Buckets: batchSizeBuckets,
 	})
+	m.preprocess = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "captioner_preprocess_seconds", Help: "Decoding and resizing time per image (one thread each), from the upload to the encoder's tensor.", Buckets: durations,
+	})
 	m.encode = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "captioner_encode_seconds", Help: "Encoder time per batch.", Buckets: durations,
 	})
@@ -101,7 +105,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "captioner_connections_idle_closed_total", Help: "Idle keep-alive connections closed to make room for a new one at server.max_connections.",
 	})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.queueDepth, m.queueReserved, m.queueWait, m.batchSize,
-		m.encode, m.decode, m.images, m.dropped, m.rejected, m.batchErrors, m.model, m.reloads,
+		m.preprocess, m.encode, m.decode, m.images, m.dropped, m.rejected, m.batchErrors, m.model, m.reloads,
 		m.liveViewers, m.liveKicked, m.connsOpen, m.connsRefused, m.connsIdleClosed} {
 		f(c)
 	}

@@ -41,6 +41,7 @@ func TestMetricsAfterCaptions(t *testing.T) {
 		`captioner_batch_size_count 3`, // one image per request, answered before the next
 		`captioner_batch_size_bucket{le="1"} 3`,
 		`captioner_queue_wait_seconds_count 3`,
+		`captioner_preprocess_seconds_count 3`, // the 415 is refused before decoding
 		`captioner_images_per_second 0.3`,
 		"captioner_queue_depth ",
 		"go_goroutines ",

@@ -95,6 +95,8 @@ func main() {
 	startWait := flag.Duration("start-wait", time.Minute, "how long to wait for each target to start answering before the warm-up")
 	settle := flag.Duration("settle", 5*time.Second, "how long the server may take to return to its baseline after the overload")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	serverPIDs := pids{}
+	flag.Var(serverPIDs, "pid", "NAME=PID of a target's server process (repeatable): adds its CPU-ms per request and the CPU account")
 	flag.Parse()
 	if len(tgs) == 0 {
 		fatal(errors.New("no -target given; e.g. -target captioner=http://127.0.0.1:8080"))
@@ -131,13 +133,14 @@ func main() {
 	// Levels alternate between targets so both see the same machine conditions.
 	for _, n := range counts {
 		for _, tg := range tgs {
-			r := runLevel(client, tg, imgs, n, *duration, *maxReq)
+			r := runLevel(client, tg, imgs, n, *duration, *maxReq, serverPIDs[tg.name])
 			report.Levels = append(report.Levels, r)
 			fmt.Printf("%-10s %7d %9.1f %9.1f %9.1f %9.1f %8d  %s\n", r.Target, r.Clients, r.Throughput,
 				r.P50, r.P95, r.P99, r.Errors, r.batchString())
 		}
 	}
 	printRatios(report.Levels)
+	printAccounts(report.Levels)
 	for _, tg := range tgs {
 		if tg.captioner && *overload > 0 {
 			o := runOverload(client, tg, imgs, *overload, *overloadFor, *settle)
@@ -237,6 +240,9 @@ type levelResult struct {
 	P95        float64        `json:"p95_ms"`
 	P99        float64        `json:"p99_ms"`
 	Batches    map[string]int `json:"batch_sizes,omitempty"` // "<=le" -> batches
+	captioner  bool
+	CPUms      float64 `json:"cpu_ms_per_request,omitempty"` // the server's, with -pid
+	Stages     *stages `json:"stages,omitempty"`             // captioner's
 }
 
 func (r levelResult) batchString() string {
@@ -264,8 +270,10 @@ func leOf(k string) float64 {
 
 // runLevel runs n closed-loop clients (each sends its next request when the
 // previous one is answered) until d has passed or maxReq requests were sent.
-func runLevel(client *http.Client, tg target, imgs []photo, n int, d time.Duration, maxReq int) levelResult {
+// With the server's pid (0: unknown) it also measures the server's CPU time.
+func runLevel(client *http.Client, tg target, imgs []photo, n int, d time.Duration, maxReq, pid int) levelResult {
 	before := scrape(client, tg)
+	cpu := startCPU(pid)
 	var (
 		mu   sync.Mutex
 		lats []time.Duration
@@ -302,10 +310,13 @@ func runLevel(client *http.Client, tg target, imgs []photo, n int, d time.Durati
 	wg.Wait()
 	secs := time.Since(start).Seconds()
 	r := levelResult{Target: tg.name, Clients: n, Requests: sent, Errors: errs, Seconds: secs,
-		Throughput: float64(len(lats)) / secs}
+		Throughput: float64(len(lats)) / secs, captioner: tg.captioner}
 	r.P50, r.P95, r.P99 = percentile(lats, 50), percentile(lats, 95), percentile(lats, 99)
+	r.CPUms = cpu.perRequest(len(lats))
 	if tg.captioner {
 		after := scrape(client, tg)
+		st := stagesBetween(before, after)
+		r.Stages = &st
 		r.Batches = map[string]int{}
 		prev := 0.0
 		// Buckets are cumulative: a batch of size s counts in every bucket le >= s.
@@ -369,21 +380,27 @@ func scrape(client *http.Client, tg target) map[string]float64 {
 	return out
 }
 
+// printRatios compares every target with each peer (the targets that are not
+// captioner: the seed-style Flask server, PyTorch at its best) at the same
+// client count.
 func printRatios(levels []levelResult) {
-	byKey := map[string]levelResult{}
+	var peers []levelResult
 	for _, r := range levels {
-		byKey[r.Target+"/"+strconv.Itoa(r.Clients)] = r
+		if !r.captioner {
+			peers = append(peers, r)
+		}
 	}
 	for _, r := range levels {
-		if r.Target == "flask" {
+		if !r.captioner {
 			continue
 		}
-		f, ok := byKey["flask/"+strconv.Itoa(r.Clients)]
-		if !ok || f.Throughput == 0 {
-			continue
+		for _, p := range peers {
+			if p.Clients != r.Clients || p.Throughput == 0 {
+				continue
+			}
+			fmt.Printf("%s vs %s at %d clients: %.2fx throughput, p99 %.0f ms vs %.0f ms\n",
+				r.Target, p.Target, r.Clients, r.Throughput/p.Throughput, r.P99, p.P99)
 		}
-		fmt.Printf("%s vs flask at %d clients: %.1fx throughput, p99 %.0f ms vs %.0f ms\n",
-			r.Target, r.Clients, r.Throughput/f.Throughput, r.P99, f.P99)
 	}
 }
 

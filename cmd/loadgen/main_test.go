@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -83,9 +85,18 @@ func testPhotos() []photo {
 func TestLevelCountsRequestsAndBatches(t *testing.T) {
 	tg := startCaptioner(t)
 	client := &http.Client{}
-	r := runLevel(client, tg, testPhotos(), 4, time.Minute, 40)
+	// The server runs in this process: its pid is ours.
+	r := runLevel(client, tg, testPhotos(), 4, time.Minute, 40, os.Getpid())
 	if r.Requests != 40 || r.Errors != 0 || r.Throughput <= 0 {
 		t.Fatalf("level %+v, want 40 requests, no errors, a throughput", r)
+	}
+	// 40 requests through a real HTTP stack cost CPU time, and well under a
+	// CPU-second each.
+	if !(r.CPUms > 0 && r.CPUms < 1000) {
+		t.Errorf("CPU-ms per request %v, want in (0, 1000)", r.CPUms)
+	}
+	if r.Stages == nil || !(r.Stages.Preprocess > 0) || r.Stages.Encode < 0 || r.Stages.Decode < 0 {
+		t.Errorf("stages %+v: want a positive preprocessing time per image from the server's metrics", r.Stages)
 	}
 	if !(r.P50 <= r.P95 && r.P95 <= r.P99 && r.P50 > 0) {
 		t.Errorf("percentiles p50 %v p95 %v p99 %v are not ordered", r.P50, r.P95, r.P99)
@@ -122,5 +133,39 @@ func TestTargetsAreLoopbackOnly(t *testing.T) {
 	}
 	if err := tg.Set("captioner=http://127.0.0.1:8080?beam=1"); err != nil || tg[1].path != "/v1/captions?beam=1" || !tg[1].captioner {
 		t.Errorf("captioner target with options %+v, %v", tg, err)
+	}
+}
+
+func TestPIDFlag(t *testing.T) {
+	p := pids{}
+	if err := p.Set(fmt.Sprintf("captioner=%d", os.Getpid())); err != nil || p["captioner"] != os.Getpid() {
+		t.Fatalf("Set own pid: %v, %v", err, p)
+	}
+	for v, want := range map[string]string{
+		"captioner":         `want NAME=PID`,
+		"captioner=x":       `want NAME=PID`,
+		"captioner=0":       `want NAME=PID`,
+		"captioner=9999999": `reading process 9999999's CPU time`,
+	} {
+		if err := p.Set(v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Set(%q) = %v, want an error containing %q", v, err, want)
+		}
+	}
+}
+
+func TestCPUSecondsCountsWork(t *testing.T) {
+	before, err := cpuSeconds(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spin until the kernel has charged at least three ticks of 10 ms.
+	x := 0.0
+	for after := before; after-before < 0.03; after, _ = cpuSeconds(os.Getpid()) {
+		for i := range 1_000_000 {
+			x += float64(i)
+		}
+	}
+	if x == 0 {
+		t.Fatal("the loop did no work")
 	}
 }
