@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -37,6 +38,15 @@ Logs are JSON lines on stderr with a request_id per request.`,
 	rootCmd.AddCommand(cmd)
 }
 
+// serveGCPercent is the server's garbage-collection target (GOGC, which
+// overrides it). About 100 MB of the live heap are model weights and device
+// buffers that never become garbage, and at Go's default of 100 the heap may
+// grow by as much again in garbage before a collection: resident memory went
+// from 153 MB at rest to 282 MB after 1,000 requests from 16 clients. At 25 it
+// went from 138 to 185 MB, for 1% of the CPU in the collector (gctrace)
+// instead of under 1%.
+const serveGCPercent = 25
+
 func runServe(cmd *cobra.Command, _ []string) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
@@ -48,6 +58,9 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log) // the device and model packages log through the default logger
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 
 	// Signals are caught before anything else so that a SIGTERM during the model
 	// load is a clean shutdown, not a killed process.

@@ -118,6 +118,11 @@ func TestServeSignals(t *testing.T) {
 	ready := p.waitLog(t, "model ready")
 	url := "http://" + p.addr
 
+	// The server collects garbage at serveGCPercent unless GOGC says otherwise.
+	if os.Getenv("GOGC") == "" && (!metricAbove(url, "go_gc_gogc_percent", serveGCPercent-1) || metricAbove(url, "go_gc_gogc_percent", serveGCPercent)) {
+		t.Errorf("go_gc_gogc_percent is not %d", serveGCPercent)
+	}
+
 	// SIGHUP reloads the model from its folder; the same weights keep their version.
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	if m := p.waitLog(t, "model reloaded"); m["to"] != ready["version"] {
