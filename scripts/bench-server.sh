@@ -32,4 +32,6 @@ else
 fi
 # captioner twice: its default (beam 3) and greedy decoding, the reference's work.
 # -pid gives each level the server's CPU-ms per request and the CPU account.
-bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 "${flask[@]}" "${cpu[@]}" "$@"
+# -warmup-for: PyTorch at its best traces its encoder once per batch size; its
+# first minute at a new size is tracing, not serving.
+bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"

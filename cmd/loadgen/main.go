@@ -20,12 +20,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -90,6 +92,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long each level runs")
 	maxReq := flag.Int("max-requests", 2000, "stop a level after this many requests")
 	warmup := flag.Int("warmup", 4, "requests sent before each target's first level, not measured")
+	warmupFor := flag.Duration("warmup-for", 0, "then drive each target at the largest client count for this long, not measured: servers that prepare per batch size (PyTorch traced at its best) meet every size before the levels")
 	overload := flag.Int("overload", 256, "clients for the captioner overload check (0: skip)")
 	overloadFor := flag.Duration("overload-duration", 8*time.Second, "how long the overload check runs")
 	startWait := flag.Duration("start-wait", time.Minute, "how long to wait for each target to start answering before the warm-up")
@@ -127,6 +130,9 @@ func main() {
 			if _, err := send(client, tg, imgs[i%len(imgs)]); err != nil {
 				fatal(fmt.Errorf("%s: warm-up request: %w", tg.name, err))
 			}
+		}
+		if *warmupFor > 0 {
+			runLevel(client, tg, imgs, slices.Max(counts), *warmupFor, math.MaxInt, 0)
 		}
 	}
 	fmt.Printf("%-10s %7s %9s %9s %9s %9s %8s  %s\n", "target", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "batch sizes (captioner)")
