@@ -80,6 +80,10 @@ type Train struct {
 	// Samples is the number of captions sampled per image with the cider
 	// objective; each is judged against the mean reward of the others.
 	Samples int `mapstructure:"samples"`
+	// HalfWeights writes the selected model's weights (model/decoder.safetensors)
+	// in float16: half the size, captions alike (the shipped attention model is
+	// stored so). The checkpoint keeps float32.
+	HalfWeights bool `mapstructure:"half_weights"`
 }
 
 func trainDefaults(v *viper.Viper) {
@@ -111,6 +115,7 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.objective", "xe")
 	v.SetDefault("train.init", "")
 	v.SetDefault("train.samples", 5)
+	v.SetDefault("train.half_weights", false)
 }
 
 func (c Train) validate() []error {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/f16"
 	"github.com/captioner/captioner/text"
 )
 
@@ -274,15 +275,7 @@ func TestConfigDefaultsAndRoundTrip(t *testing.T) {
 	if err := m.Save(dir); err != nil {
 		t.Fatal(err)
 	}
-	l, err := Load(dev, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got, err := l.FlatHost()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, got := loadFlat(t, dev, dir)
 	if l.Cfg != ac || !slices.Equal(got, host) {
 		t.Errorf("loaded config %+v (want %+v) or weights differ", l.Cfg, ac)
 	}
@@ -297,4 +290,55 @@ func TestConfigDefaultsAndRoundTrip(t *testing.T) {
 	if err := bad.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate: %v, want %s", err, want)
 	}
+}
+
+// TestSaveHalf: SaveHalf stores each weight as its nearest float16, in about
+// half of Save's bytes, and a model that peaks clearly captions alike.
+func TestSaveHalf(t *testing.T) {
+	m, host, feats := peakedModel(t, tinyAttentionConfig())
+	full, half := t.TempDir(), t.TempDir()
+	if err := m.Save(full); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveHalf(half); err != nil {
+		t.Fatal(err)
+	}
+	l, got := loadFlat(t, m.Device(), half)
+	for i, w := range host {
+		if want := f16.ToFloat32(f16.FromFloat32(w)); got[i] != want {
+			t.Fatalf("weight %d: %v loads as %v, want its float16 %v", i, w, got[i], want)
+		}
+	}
+	size := func(dir string) int64 {
+		st, err := os.Stat(filepath.Join(dir, WeightsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	if f, h := size(full), size(half); h > f/2+4096 {
+		t.Errorf("half weights are %d bytes against %d in float32, want about half", h, f)
+	}
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: 3, Alpha: 0.5}
+	a, b := generate(t, m, feats, o), generate(t, l, feats, o)
+	for i := range a {
+		if !slices.Equal(a[i][0].Tokens, b[i][0].Tokens) {
+			t.Errorf("image %d: %v in float32, %v from float16 weights", i, a[i][0].Tokens, b[i][0].Tokens)
+		}
+	}
+}
+
+// loadFlat loads the model saved in dir (closed when the test ends) and its weights.
+func loadFlat(t *testing.T, dev gpu.Device, dir string) (*Model, []float32) {
+	t.Helper()
+	l, err := Load(dev, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	flat, err := l.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, flat
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/captioner/captioner/assets"
+	"github.com/captioner/captioner/internal/f16"
 )
 
 // Format names the on-disk layout described in the package documentation.
@@ -384,7 +385,7 @@ func (s *Store) Grid(dst []float32, name string) error {
 		return fmt.Errorf("features: reading the grid of %s: %w", name, err)
 	}
 	for i := range dst {
-		dst[i] = f16to32(binary.LittleEndian.Uint16(buf[2*i:]))
+		dst[i] = f16.ToFloat32(binary.LittleEndian.Uint16(buf[2*i:]))
 	}
 	return nil
 }
@@ -419,7 +420,7 @@ func (s *Store) Add(items []Item) error {
 			}
 			if s.gridLen > 0 {
 				for _, v := range it.Grid {
-					grid = binary.LittleEndian.AppendUint16(grid, f32to16(v))
+					grid = binary.LittleEndian.AppendUint16(grid, f16.FromFloat32(v))
 				}
 			}
 		}

@@ -4,19 +4,22 @@
 // ("data_offsets", relative to the end of the header), an optional "__metadata__"
 // object of string values, then the raw little-endian tensor bytes.
 //
-// It is captioner's weight format for every model. Only F32 and I32 tensors are
-// read and written; other dtypes are rejected by name.
+// It is captioner's weight format for every model. F32, F16 and I32 tensors are
+// read and written; other dtypes are rejected by name. F16 halves a model's
+// size; Float32 widens it back exactly.
 package safetensors
 
 import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"github.com/captioner/captioner/internal/atomicfile"
 	"math"
 	"os"
 	"slices"
 	"sort"
+
+	"github.com/captioner/captioner/internal/atomicfile"
+	"github.com/captioner/captioner/internal/f16"
 )
 
 // DType is a tensor element type as spelt in the header.
@@ -24,6 +27,7 @@ type DType string
 
 const (
 	F32 DType = "F32"
+	F16 DType = "F16" // IEEE 754 binary16
 	I32 DType = "I32"
 )
 
@@ -48,26 +52,31 @@ type File struct {
 
 // FromFloat32 makes an F32 tensor; len(v) must equal the product of shape.
 func FromFloat32(name string, shape []int, v []float32) Tensor {
-	if numel(shape) != len(v) {
-		panic(fmt.Sprintf("safetensors: tensor %s: %d values for shape %v", name, len(v), shape))
-	}
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return Tensor{Name: name, DType: F32, Shape: append([]int(nil), shape...), Data: b}
+	return encode(name, F32, shape, v, func(b []byte, x float32) { binary.LittleEndian.PutUint32(b, math.Float32bits(x)) })
+}
+
+// HalfFromFloat32 makes an F16 tensor of v, each value rounded to the nearest
+// float16 (ties to even); len(v) must equal the product of shape.
+func HalfFromFloat32(name string, shape []int, v []float32) Tensor {
+	return encode(name, F16, shape, v, func(b []byte, x float32) { binary.LittleEndian.PutUint16(b, f16.FromFloat32(x)) })
 }
 
 // FromInt32 makes an I32 tensor; len(v) must equal the product of shape.
 func FromInt32(name string, shape []int, v []int32) Tensor {
+	return encode(name, I32, shape, v, func(b []byte, x int32) { binary.LittleEndian.PutUint32(b, uint32(x)) })
+}
+
+// encode lays out v as dtype dt's little-endian bytes, put writing one value.
+func encode[T any](name string, dt DType, shape []int, v []T, put func([]byte, T)) Tensor {
 	if numel(shape) != len(v) {
 		panic(fmt.Sprintf("safetensors: tensor %s: %d values for shape %v", name, len(v), shape))
 	}
-	b := make([]byte, 4*len(v))
+	size := elemSize(dt)
+	b := make([]byte, size*len(v))
 	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
+		put(b[size*i:], x)
 	}
-	return Tensor{Name: name, DType: I32, Shape: append([]int(nil), shape...), Data: b}
+	return Tensor{Name: name, DType: dt, Shape: append([]int(nil), shape...), Data: b}
 }
 
 func numel(shape []int) int {
@@ -82,6 +91,8 @@ func elemSize(d DType) int {
 	switch d {
 	case F32, I32:
 		return 4
+	case F16:
+		return 2
 	}
 	return 0
 }
@@ -108,7 +119,7 @@ func Marshal(tensors []Tensor, metadata map[string]string) ([]byte, error) {
 		}
 		size := elemSize(t.DType)
 		if size == 0 {
-			return nil, fmt.Errorf("safetensors: tensor %s: dtype %q is not supported (use F32 or I32)", t.Name, t.DType)
+			return nil, fmt.Errorf("safetensors: tensor %s: dtype %q is not supported (use F32, F16 or I32)", t.Name, t.DType)
 		}
 		if n := int64(size * numel(t.Shape)); n != int64(len(t.Data)) {
 			return nil, fmt.Errorf("safetensors: tensor %s: shape %v needs %d bytes, have %d", t.Name, t.Shape, n, len(t.Data))
@@ -196,7 +207,7 @@ func Parse(b []byte) (*File, error) {
 		}
 		size := elemSize(e.DType)
 		if size == 0 {
-			return nil, fmt.Errorf("safetensors: tensor %s: dtype %q is not supported (F32 and I32 are)", name, e.DType)
+			return nil, fmt.Errorf("safetensors: tensor %s: dtype %q is not supported (F32, F16 and I32 are)", name, e.DType)
 		}
 		count := int64(1)
 		for _, d := range e.Shape {
@@ -251,43 +262,48 @@ func (f *File) Tensor(name string) (Tensor, bool) {
 	return f.Tensors[i], true
 }
 
-// Float32 returns the values of F32 tensor name, checking its shape when shape is
-// given (pass none to accept any shape).
+// Float32 returns the values of F32 or F16 tensor name (F16 widened exactly),
+// checking its shape when shape is given (pass none to accept any shape).
 func (f *File) Float32(name string, shape ...int) ([]float32, error) {
+	if t, ok := f.Tensor(name); ok && t.DType == F16 {
+		t, err := f.lookup(name, F16, shape)
+		return decode(t, func(b []byte) float32 { return f16.ToFloat32(binary.LittleEndian.Uint16(b)) }), err
+	}
 	t, err := f.lookup(name, F32, shape)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]float32, len(t.Data)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
-	}
-	return v, nil
+	return decode(t, func(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b)) }), err
 }
 
 // Int32 returns the values of I32 tensor name, checking its shape when given.
 func (f *File) Int32(name string, shape ...int) ([]int32, error) {
 	t, err := f.lookup(name, I32, shape)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]int32, len(t.Data)/4)
-	for i := range v {
-		v[i] = int32(binary.LittleEndian.Uint32(t.Data[4*i:]))
-	}
-	return v, nil
+	return decode(t, func(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) }), err
 }
 
+// decode reads t's values, get reading one from its bytes; nil for the empty
+// Tensor lookup returns with an error.
+func decode[T any](t Tensor, get func([]byte) T) []T {
+	size := elemSize(t.DType)
+	if size == 0 {
+		return nil
+	}
+	v := make([]T, len(t.Data)/size)
+	for i := range v {
+		v[i] = get(t.Data[size*i:])
+	}
+	return v
+}
+
+// lookup finds tensor name and checks its dtype and (when given) shape; on an
+// error it returns no tensor.
 func (f *File) lookup(name string, dt DType, shape []int) (Tensor, error) {
 	t, ok := f.Tensor(name)
-	if !ok {
-		return t, fmt.Errorf("safetensors: no tensor %s", name)
-	}
-	if t.DType != dt {
-		return t, fmt.Errorf("safetensors: tensor %s is %s, want %s", name, t.DType, dt)
-	}
-	if len(shape) > 0 && !slices.Equal(shape, t.Shape) {
-		return t, fmt.Errorf("safetensors: tensor %s has shape %v, want %v", name, t.Shape, shape)
+	switch {
+	case !ok:
+		return Tensor{}, fmt.Errorf("safetensors: no tensor %s", name)
+	case t.DType != dt:
+		return Tensor{}, fmt.Errorf("safetensors: tensor %s is %s, want %s", name, t.DType, dt)
+	case len(shape) > 0 && !slices.Equal(shape, t.Shape):
+		return Tensor{}, fmt.Errorf("safetensors: tensor %s has shape %v, want %v", name, t.Shape, shape)
 	}
 	return t, nil
 }

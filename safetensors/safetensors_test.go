@@ -59,6 +59,35 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestHalfTensors(t *testing.T) {
+	// 1, -2.5 and 65504 (the largest float16) are exact in float16; 0.1 is
+	// not: its nearest is 1638/16384 = 0.0999755859375; 1e-9 is below the
+	// smallest subnormal and becomes 0.
+	in := []float32{1, -2.5, 65504, 0.1, 1e-9, 0}
+	want := []float32{1, -2.5, 65504, 0.0999755859375, 0, 0}
+	h := HalfFromFloat32("w", []int{3, 2}, in)
+	if h.DType != F16 || len(h.Data) != 12 || binary.LittleEndian.Uint16(h.Data) != 0x3c00 {
+		t.Fatalf("tensor %s %v, %d bytes, first %#04x; want F16, 12 bytes, 1.0 as 0x3c00", h.DType, h.Shape, len(h.Data), binary.LittleEndian.Uint16(h.Data))
+	}
+	b, err := Marshal([]Tensor{h}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Float32("w", 3, 2); err != nil || !slices.Equal(got, want) {
+		t.Errorf("Float32 of the F16 tensor = %v, %v; want %v", got, err, want)
+	}
+	if _, err := f.Float32("w", 6); err == nil || !strings.Contains(err.Error(), "has shape [3 2], want [6]") {
+		t.Errorf("shape check on F16: %v", err)
+	}
+	if _, err := f.Int32("w"); err == nil || !strings.Contains(err.Error(), "is F16, want I32") {
+		t.Errorf("dtype check on F16: %v", err)
+	}
+}
+
 // TestReadsReferenceLayout parses a file laid out by hand the way the reference
 // implementation writes one, header included byte for byte.
 func TestReadsReferenceLayout(t *testing.T) {
@@ -117,7 +146,7 @@ func TestMarshalRejects(t *testing.T) {
 	if _, err := Marshal([]Tensor{a, a}, nil); err == nil || !strings.Contains(err.Error(), "appears twice") {
 		t.Errorf("duplicate: %v", err)
 	}
-	if _, err := Marshal([]Tensor{{Name: "x", DType: "F16", Shape: []int{1}, Data: make([]byte, 2)}}, nil); err == nil || !strings.Contains(err.Error(), "not supported") {
+	if _, err := Marshal([]Tensor{{Name: "x", DType: "BF16", Shape: []int{1}, Data: make([]byte, 2)}}, nil); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Errorf("dtype: %v", err)
 	}
 	if _, err := Marshal([]Tensor{{Name: "x", DType: F32, Shape: []int{2}, Data: make([]byte, 4)}}, nil); err == nil || !strings.Contains(err.Error(), "needs 8 bytes") {

@@ -280,7 +280,11 @@ func (r *run) selectModel(stats EpochStats) (string, error) {
 		r.avg.swapIn(r.m)
 		defer r.avg.swapOut(r.m)
 	}
-	if err := r.m.Save(ModelDir(r.o.Out)); err != nil {
+	save := r.m.Save
+	if r.o.Train.HalfWeights {
+		save = r.m.SaveHalf
+	}
+	if err := save(ModelDir(r.o.Out)); err != nil {
 		return "", err
 	}
 	return " (best, saved)", nil

@@ -14,6 +14,7 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/internal/f16"
 )
 
 // newTestRun makes a run on the small synthetic task, closed with the test.
@@ -189,6 +190,17 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 	r.o.Patience = 2
 	if note, _ := r.selectModel(EpochStats{Epoch: 3, BLEU: [4]float64{0, 0, 0, 0.4}}); note != " (no better dev BLEU-4 for 2 epochs: stopping)" {
 		t.Errorf("second worse epoch with patience 2: note %q", note)
+	}
+	// train.half_weights: the next best epoch is saved as the average's float16.
+	r.o.Train.HalfWeights = true
+	if _, err := r.selectModel(EpochStats{Epoch: 4, BLEU: [4]float64{0, 0, 0, 0.6}}); err != nil {
+		t.Fatal(err)
+	}
+	got := saved()
+	for i, w := range trained { // the average now holds the trained weights
+		if want := f16.ToFloat32(f16.FromFloat32(w)); got[i] != want {
+			t.Fatalf("half weights: weight %d saved as %v, want %v (float16 of %v)", i, got[i], want, w)
+		}
 	}
 }
 

@@ -1,10 +1,12 @@
-package features
+// Package f16 converts between float32 and IEEE 754 binary16 (float16), the
+// storage type of the feature cache's grids and of half-size model weights.
+package f16
 
 import "math"
 
-// f32to16 converts to IEEE 754 binary16, rounding to nearest even; values beyond
+// FromFloat32 converts to IEEE 754 binary16, rounding to nearest even; values beyond
 // the float16 range become infinities, NaN stays NaN.
-func f32to16(f float32) uint16 {
+func FromFloat32(f float32) uint16 {
 	b := math.Float32bits(f)
 	sign := uint16(b>>16) & 0x8000
 	exp := int(b>>23&0xff) - 127 + 15
@@ -36,8 +38,8 @@ func f32to16(f float32) uint16 {
 	return sign | uint16(h)
 }
 
-// f16to32 converts IEEE 754 binary16 to float32 exactly.
-func f16to32(h uint16) float32 {
+// ToFloat32 converts IEEE 754 binary16 to float32 exactly.
+func ToFloat32(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)
