@@ -87,8 +87,8 @@ func decoded(c map[string]any) map[string]any {
 // TestSeveralModelsServed: /v1/models lists every served model, the default
 // marked; a request picks one by name (query or form field) and its captions
 // carry that model's name and version; an unknown name and attention=1 of a
-// merge model are refused by name; the default model's captions are those of
-// a server that holds it alone.
+// merge model are refused by name; a reload reloads them all; the default
+// model's captions are those of a server that holds it alone.
 func TestSeveralModelsServed(t *testing.T) {
 	ts := startServer(t, testConfig(t, nil), pipelineLoader(severalModels(t)))
 	r := do(t, "GET", ts.url+"/v1/models", "", nil)
@@ -137,6 +137,16 @@ func TestSeveralModelsServed(t *testing.T) {
 	do(t, "POST", ts.url+"/v1/captions?attention=1&model=second-merge", "image/jpeg", bytes.NewReader(cat)).wantExact(t, "attention=1 of a merge model", 400,
 		`{"error":"attention=1 asks for attention weights, but model second-merge is a merge model, which has none: leave attention out, or ask for an attention model: model=attention-test"}`)
 
+	// A reload reloads every model; the answer describes the default.
+	if r := do(t, "POST", ts.url+"/admin/reload", "", nil); r.status != 200 || r.json["name"] != "flickr8k-merge-lstm" || r.json["default"] != true {
+		t.Errorf("reload: %d %s, want 200 and the default model", r.status, r.body)
+	}
+	if r := do(t, "GET", ts.url+"/v1/models", "", nil); len(r.json["models"].([]any)) != 3 {
+		t.Errorf("after a reload /v1/models lists %s, want the 3 models", r.body)
+	}
+	if c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions?model=attention-test", "image/jpeg", bytes.NewReader(cat))); madeBy(c) != "attention-test "+version["attention-test"] {
+		t.Errorf("after a reload model=attention-test is answered by %s", madeBy(c))
+	}
 	m := string(do(t, "GET", ts.url+"/metrics", "", nil).body)
 	for name, v := range version {
 		if want := fmt.Sprintf(`captioner_model_info{device=%q,model=%q,version=%q} 1`, device, name, v); !strings.Contains(m, want) {
