@@ -85,22 +85,16 @@ func TestLoopbackAndLiveMode(t *testing.T) {
 	}
 }
 
-func TestModelsFromEnvironment(t *testing.T) {
+// List keys take comma-separated environment variables.
+func TestListsFromEnvironment(t *testing.T) {
 	t.Setenv("CAPTIONER_SERVER_MODELS", "models/flickr8k-attention,/srv/models/other")
+	t.Setenv("CAPTIONER_SERVER_TRUSTED_PROXIES", "10.0.0.1,192.168.0.0/16")
 	c, err := Load(viper.New(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(c.Server.Models, " "); got != "models/flickr8k-attention /srv/models/other" {
 		t.Errorf("server.models %q", got)
-	}
-}
-
-func TestTrustedProxiesFromEnvironment(t *testing.T) {
-	t.Setenv("CAPTIONER_SERVER_TRUSTED_PROXIES", "10.0.0.1,192.168.0.0/16")
-	c, err := Load(viper.New(), "")
-	if err != nil {
-		t.Fatal(err)
 	}
 	if got := strings.Join(c.Server.TrustedProxies, " "); got != "10.0.0.1 192.168.0.0/16" {
 		t.Errorf("trusted proxies %q", got)
