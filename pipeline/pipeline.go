@@ -116,7 +116,8 @@ func OpenDevice(cfg *config.Config) (gpu.Device, error) {
 // Load opens cfg.Device and loads the encoder (from cfg.Assets), the caption
 // model in cfg.Model, which is the default, and the caption models in the
 // extra folders (serve passes server.models). Each extra model costs its
-// decoder's weights only: the encoder and the Tagger are loaded once. Where
+// decoder only (its weights and decoding buffers): the encoder and the Tagger
+// are loaded once. Where
 // the device can fork (gpu.Forker: the CPU), the encoder gets a device of its
 // own, so that Encode and Decode may run at the same time (Overlaps); elsewhere
 // the two share one device.
