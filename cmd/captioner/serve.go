@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -75,7 +74,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		case err := <-started:
 			if err != nil {
 				shutdown(s, cfg, log)
-				return fmt.Errorf("loading the model %s: %w", strings.Join(append([]string{cfg.Model}, cfg.Server.Models...), ", "), err)
+				return fmt.Errorf("loading the model %s: %w", cfg.Model, err)
 			}
 		case err := <-served:
 			return err
