@@ -379,9 +379,10 @@ func (b *Batcher) decode(e encoded) {
 	results := make([]Result, len(e.live))
 	errs := make([]error, len(e.live))
 	made := make([]Info, len(e.live)) // the model of each job
+	infos := served(e.m)
 	for _, o := range order {
 		idx := groups[o]
-		info, _ := modelNamed(e.m, o.Model) // Decode fails on a name it does not know
+		info, _ := modelNamed(infos, o.Model) // Decode fails on a name it does not know
 		f := make([][]float32, len(idx))
 		for k, i := range idx {
 			f[k], made[i] = e.feats[i], info

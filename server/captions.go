@@ -256,9 +256,10 @@ func (s *Server) waitError(c *gin.Context, req *request, err error) error {
 // none, so that requests for one model share a Decode however they named it.
 // Only an attention model has attention weights to give.
 func pickModel(m Model, o *Options) error {
-	info, ok := modelNamed(m, o.Model)
+	infos := served(m)
+	info, ok := modelNamed(infos, o.Model)
 	var names, attending []string
-	for _, i := range served(m) {
+	for _, i := range infos {
 		names = append(names, i.Model)
 		if i.Arch == decoder.ArchAttention {
 			attending = append(attending, "model="+i.Model)

@@ -13,7 +13,8 @@ import (
 type Model interface {
 	// Preprocessor turns uploaded images into the tensors Encode takes.
 	Preprocessor() pipeline.Preprocessor
-	// Encode turns preprocessed tensors into pooled image features, one per tensor.
+	// Encode turns preprocessed tensors into image features, one per tensor: what
+	// the model's decoders read, opaque to the server.
 	Encode(ctx context.Context, tensors [][]float32) ([][]float32, error)
 	// Decode captions features with one set of options, among them the model
 	// (opts.Model, "" for the default) where the Model holds several (Lister).
@@ -47,9 +48,9 @@ func served(m Model) []Info {
 	return []Info{m.Info()}
 }
 
-// modelNamed is the model of m named name (Info.Model), the default for "".
-func modelNamed(m Model, name string) (Info, bool) {
-	infos := served(m)
+// modelNamed is the model named name (Info.Model) among infos (served), the
+// default for "".
+func modelNamed(infos []Info, name string) (Info, bool) {
 	if name == "" {
 		return infos[0], true
 	}
