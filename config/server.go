@@ -16,6 +16,10 @@ type Server struct {
 	// Addr is the listen address, HOST:PORT; loopback by default so a fresh install
 	// is not exposed to the network.
 	Addr string `mapstructure:"addr"`
+	// Models are caption model folders served beside the default (model): the
+	// encoder is shared, so each costs its decoder's weights only, and a
+	// request picks one by its folder's name (the API's model field).
+	Models []string `mapstructure:"models"`
 	// MaxBatch is the largest batch the scheduler forms; on 2 cores the encoder's
 	// images/s stop growing past ~8 while latency keeps growing.
 	MaxBatch int `mapstructure:"max_batch"`
@@ -86,6 +90,7 @@ type Server struct {
 
 func serverDefaults(v *viper.Viper) {
 	v.SetDefault("server.addr", "127.0.0.1:8080")
+	v.SetDefault("server.models", []string{})
 	v.SetDefault("server.max_batch", 8)
 	v.SetDefault("server.max_queue_delay", "10ms")
 	v.SetDefault("server.queue_size", 64)
@@ -138,6 +143,11 @@ func (c Server) validate() []error {
 		errs = append(errs, fmt.Errorf("server.live_max_viewers: %d is not below server.max_connections %d, so live streams could hold every connection; lower it or raise server.max_connections", c.LiveMaxViewers, c.MaxConnections))
 	}
 	errs = append(errs, c.validateLive()...)
+	for _, m := range c.Models {
+		if m == "" {
+			errs = append(errs, fmt.Errorf("server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-attention]"))
+		}
+	}
 	for _, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			errs = append(errs, fmt.Errorf("server.trusted_proxies: %q is neither an IP address nor a CIDR range (e.g. 10.0.0.1 or 10.0.0.0/8)", p))

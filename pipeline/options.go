@@ -20,6 +20,9 @@ type Options struct {
 	// Attention asks for each word's attention weights over the image regions
 	// (Result.Attention): an attention model's only (decoder.ErrNoAttention).
 	Attention bool
+	// Model names the caption model that decodes (Info.Model, its folder's
+	// name) where several are loaded; "" is the default model.
+	Model string
 }
 
 // Guide is a request's choice of guided decoding (see config.Decode.Guide).
@@ -77,8 +80,9 @@ func (d Decoding) Complete(o Options) (Options, error) {
 }
 
 // ParseOptions reads a request's options from text fields keyed by their API
-// names (beam, max_len, alternatives, guide, attention; other keys are
-// ignored) and completes them. A field that is present must hold a number
+// names (beam, max_len, alternatives, guide, attention, model; other keys
+// are ignored) and completes them; the model name is checked by whoever
+// knows the loaded models. A field that is present must hold a number
 // within its limits, so beam=0 is refused where an absent beam takes the
 // default; guide is 0 (off) or 1 (on), attention 0 or 1.
 func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
@@ -108,6 +112,7 @@ func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 		}
 		o.Attention = n == 1
 	}
+	o.Model = fields["model"]
 	return d.Complete(o)
 }
 

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/config"
@@ -64,9 +65,9 @@ type Result struct {
 	Attention [][]float32 `json:"attention,omitempty"`
 }
 
-// Info describes the loaded model for /v1/models and logs.
+// Info describes a loaded model for /v1/models and logs.
 type Info struct {
-	Model   string `json:"model"`   // folder name
+	Model   string `json:"model"`   // folder name: what a request's Options.Model names
 	Version string `json:"version"` // first 12 hex digits of the decoder weights' SHA-256
 	Encoder string `json:"encoder"` // encoder ID (weights hash + code version)
 	Device  string `json:"device"`
@@ -78,19 +79,31 @@ type Info struct {
 	Arch string `json:"arch"`
 }
 
-// Pipeline is a loaded encoder + decoder. It is not safe for concurrent use: one
-// goroutine (the batcher, or a command) calls it, except that when Overlaps, one
-// goroutine may call Encode while another calls Decode.
+// Pipeline is a loaded encoder + one or several caption decoders, which share
+// the encoder, its weights and its Tagger. It is not safe for concurrent use:
+// one goroutine (the batcher, or a command) calls it, except that when
+// Overlaps, one goroutine may call Encode while another calls Decode.
 type Pipeline struct {
-	dev      gpu.Device // the decoder's
-	encDev   gpu.Device // the encoder's: dev, or a device of its own (see Load)
-	enc      *encoder.Encoder
-	dec      Decoder // its Tagger on dev
-	info     Info
-	maxBatch int
-	feats    gpu.Buf // (maxBatch, F) host features uploaded by Decode
-	decoding Decoding
-	pre      Preprocessor
+	dev    gpu.Device // the decoders'
+	encDev gpu.Device // the encoder's: dev, or a device of its own (see Load)
+	enc    *encoder.Encoder
+	tagger *Tagger  // on dev, shared by the decoders
+	models []served // the default first
+	// Each image's features (Encode) hold the pooled vector (F) when a merge
+	// model is loaded, then the grid (R*F) when an attention model is: each
+	// model reads its own part, exactly what it would read loaded alone.
+	pooled, grid bool
+	maxBatch     int
+	feats        gpu.Buf // (maxBatch, the widest model input) host features uploaded by Decode
+	decoding     Decoding
+	pre          Preprocessor
+}
+
+// served is one loaded caption model.
+type served struct {
+	dec  Decoder // its Tagger is the pipeline's
+	info Info
+	off  int // where its input starts in an image's features
 }
 
 // OpenDevice opens the configured device through gpu/selector: the CPU with
@@ -100,11 +113,15 @@ func OpenDevice(cfg *config.Config) (gpu.Device, error) {
 	return selector.Open(selector.Options{Device: cfg.Device, Threads: cfg.Threads, CUDALibraryPath: cfg.CUDA.LibraryPath}, slog.Default())
 }
 
-// Load opens cfg.Device and loads the encoder (from cfg.Assets) and the caption
-// model in cfg.Model. Where the device can fork (gpu.Forker: the CPU), the
-// encoder gets a device of its own, so that Encode and Decode may run at the
-// same time (Overlaps); elsewhere the two share one device.
-func Load(cfg *config.Config) (*Pipeline, error) {
+// Load opens cfg.Device and loads the encoder (from cfg.Assets), the caption
+// model in cfg.Model, which is the default, and the caption models in the
+// extra folders (serve passes server.models). Each extra model costs its
+// decoder only (its weights and decoding buffers): the encoder and the Tagger
+// are loaded once. Where
+// the device can fork (gpu.Forker: the CPU), the encoder gets a device of its
+// own, so that Encode and Decode may run at the same time (Overlaps); elsewhere
+// the two share one device.
+func Load(cfg *config.Config, extra ...string) (*Pipeline, error) {
 	dev, err := OpenDevice(cfg)
 	if err != nil {
 		return nil, err
@@ -116,61 +133,87 @@ func Load(cfg *config.Config) (*Pipeline, error) {
 			return nil, err
 		}
 	}
-	p, err := load(dev, encDev, cfg)
-	if err != nil {
-		if encDev != dev {
-			encDev.Close()
-		}
-		dev.Close()
+	p := &Pipeline{dev: dev, encDev: encDev, maxBatch: cfg.Decode.BatchSize, decoding: NewDecoding(cfg.Decode, config.MaxBeam)}
+	if err := p.load(cfg, append([]string{cfg.Model}, extra...)); err != nil {
+		p.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// load builds the pipeline: the decoder on dev, the encoder on encDev.
-func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
-	vocab, dec, err := LoadModel(dev, cfg.Model)
-	if err != nil {
-		return nil, err
-	}
+// load loads the encoder on p.encDev and the Tagger and the models in dirs on
+// p.dev; Close frees whatever it got to.
+func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
-		dec.Close()
-		return nil, err
+		return err
 	}
-	if w.Config.Head != dec.Cfg.FeatDim {
-		dec.Close()
-		return nil, fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", w.Config.Head, cfg.Model, dec.Cfg.FeatDim)
-	}
-	tagger, err := NewTagger(dev, w)
-	if err != nil {
-		dec.Close()
-		return nil, err
-	}
-	p := &Pipeline{dev: dev, encDev: encDev, dec: Decoder{Model: dec, Vocab: vocab, Tagger: tagger}, maxBatch: cfg.Decode.BatchSize,
-		decoding: NewDecoding(cfg.Decode, config.MaxBeam), pre: NewPreprocessor(w.Config, cfg.Image)}
-	if p.enc, err = encoder.New(encDev, w, p.maxBatch, cfg.Precision); err != nil {
-		tagger.Close()
-		dec.Close()
-		return nil, err
-	}
-	if g := w.Config.GridSize(); dec.Cfg.Arch == decoder.ArchAttention && dec.Cfg.Regions != g*g {
-		dec.Close()
-		return nil, fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, cfg.Model, dec.Cfg.Regions)
-	}
-	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.InputDim())
 	wc := w.Config
-	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(),
-		Precision: string(p.enc.Precision()), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}
-	if p.info.Version, err = modelVersion(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
-		p.Close()
-		return nil, err
+	p.pre = NewPreprocessor(wc, cfg.Image)
+	if p.tagger, err = NewTagger(p.dev, w); err != nil {
+		return err
 	}
-	if p.info.Scores, err = ReadScores(cfg.Model); err != nil {
-		p.Close()
-		return nil, err
+	if p.enc, err = encoder.New(p.encDev, w, p.maxBatch, cfg.Precision); err != nil {
+		return err
 	}
-	return p, nil
+	names := map[string]string{} // model name -> its folder
+	widest := 0
+	for _, dir := range dirs {
+		m, err := p.loadModel(dir, wc)
+		if err != nil {
+			return err
+		}
+		p.models = append(p.models, m)
+		if other, ok := names[m.info.Model]; ok {
+			return fmt.Errorf("pipeline: model folders %s and %s are both named %s, and a request picks a model by its folder's name: rename one (model, server.models)", other, dir, m.info.Model)
+		}
+		names[m.info.Model] = dir
+		if m.info.Arch == decoder.ArchAttention {
+			p.grid = true
+		} else {
+			p.pooled = true
+		}
+		widest = max(widest, m.dec.Model.Cfg.InputDim())
+	}
+	for i := range p.models {
+		if p.pooled && p.models[i].info.Arch == decoder.ArchAttention {
+			p.models[i].off = wc.Head
+		}
+	}
+	p.feats = p.dev.Alloc(p.maxBatch * widest)
+	return nil
+}
+
+// loadModel loads the caption model in dir onto p.dev, checking that it reads
+// what the encoder w gives.
+func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
+	dir, err := locate.Model(dir, config.DefaultModel)
+	if err != nil {
+		return served{}, fmt.Errorf("pipeline: %w", err)
+	}
+	vocab, dec, err := LoadModel(p.dev, dir)
+	if err != nil {
+		return served{}, err
+	}
+	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: filepath.Base(filepath.Clean(dir)),
+		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
+	fail := func(err error) (served, error) {
+		dec.Close()
+		return served{}, err
+	}
+	if wc.Head != dec.Cfg.FeatDim {
+		return fail(fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", wc.Head, dir, dec.Cfg.FeatDim))
+	}
+	if g := wc.GridSize(); dec.Cfg.Arch == decoder.ArchAttention && dec.Cfg.Regions != g*g {
+		return fail(fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, dir, dec.Cfg.Regions))
+	}
+	if m.info.Version, err = modelVersion(filepath.Join(dir, decoder.WeightsFile)); err != nil {
+		return fail(err)
+	}
+	if m.info.Scores, err = ReadScores(dir); err != nil {
+		return fail(err)
+	}
+	return m, nil
 }
 
 // LoadModel reads a model folder's vocabulary and decoder onto dev, checking
@@ -212,13 +255,22 @@ func ReadScores(dir string) (map[string]float64, error) {
 	return s, nil
 }
 
-// Info describes the loaded model.
-func (p *Pipeline) Info() Info { return p.info }
+// Info describes the default model.
+func (p *Pipeline) Info() Info { return p.models[0].info }
+
+// Models describes every loaded model, the default first.
+func (p *Pipeline) Models() []Info {
+	out := make([]Info, len(p.models))
+	for i, m := range p.models {
+		out[i] = m.info
+	}
+	return out
+}
 
 // Preprocessor prepares images for this pipeline's encoder.
 func (p *Pipeline) Preprocessor() Preprocessor { return p.pre }
 
-// Device is the device the decoder runs on.
+// Device is the device the decoders run on.
 func (p *Pipeline) Device() gpu.Device { return p.dev }
 
 // Overlaps reports whether Encode and Decode may run at the same time, from two
@@ -233,8 +285,12 @@ func (p *Pipeline) Close() error {
 	if p.feats != nil {
 		p.dev.Free(p.feats)
 	}
-	p.dec.Tagger.Close()
-	p.dec.Model.Close()
+	if p.tagger != nil {
+		p.tagger.Close()
+	}
+	for _, m := range p.models {
+		m.dec.Model.Close()
+	}
 	if p.Overlaps() {
 		p.encDev.Close()
 	}
@@ -251,14 +307,41 @@ func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Opt
 	return p.Decode(ctx, feats, o)
 }
 
-// Encode returns the features the model reads (InputDim each: the pooled vector,
-// or the grid for an attention model) of preprocessed images.
-func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
-	F := p.dec.Model.Cfg.InputDim()
-	encoded := p.enc.Pooled
-	if p.dec.Model.Cfg.Arch == decoder.ArchAttention {
-		encoded = p.enc.Grid
+// featureParts are the encoder outputs each image's features hold, in order:
+// the pooled (F) features and the (R*F) grid, each when a loaded model reads it.
+func (p *Pipeline) featureParts() []encoderOutput {
+	var parts []encoderOutput
+	if p.pooled {
+		parts = append(parts, encoderOutput{p.enc.Pooled, p.enc.FeatureDim()})
 	}
+	if p.grid {
+		parts = append(parts, encoderOutput{p.enc.Grid, p.enc.GridLen()})
+	}
+	return parts
+}
+
+// featureLen is the length of an image's features.
+func (p *Pipeline) featureLen() int {
+	L := 0
+	for _, part := range p.featureParts() {
+		L += part.per
+	}
+	return L
+}
+
+// encoderOutput is a view of the last Encode's results, (n, per).
+type encoderOutput struct {
+	buf func() gpu.Buf
+	per int
+}
+
+// Encode returns the features of preprocessed images: each image's pooled
+// vector when a merge model is loaded, followed by its grid when an attention
+// model is (a single model's input, InputDim, when one is loaded). Both come
+// from the device as the encoder computed them, so a model reads the same
+// features whatever models are loaded beside it.
+func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
+	parts, L := p.featureParts(), p.featureLen()
 	out := make([][]float32, 0, len(tensors))
 	for lo := 0; lo < len(tensors); lo += p.maxBatch {
 		if err := ctx.Err(); err != nil {
@@ -274,46 +357,81 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 		if err := p.enc.EncodeEach(batch); err != nil {
 			return nil, err
 		}
-		host := make([]float32, len(batch)*F)
-		if err := p.encDev.Download(host, encoded()); err != nil {
-			return nil, err
+		n := len(batch)
+		host := make([]float32, n*L)
+		if len(parts) == 1 {
+			if err := p.encDev.Download(host, parts[0].buf()); err != nil {
+				return nil, err
+			}
+		} else {
+			// (n, per) per part -> each image's parts side by side, (n, L).
+			off := 0
+			for _, part := range parts {
+				all := make([]float32, n*part.per)
+				if err := p.encDev.Download(all, part.buf()); err != nil {
+					return nil, err
+				}
+				for i := range n {
+					copy(host[i*L+off:], all[i*part.per:(i+1)*part.per])
+				}
+				off += part.per
+			}
 		}
-		for i := range batch {
-			out = append(out, host[i*F:(i+1)*F:(i+1)*F])
+		for i := range n {
+			out = append(out, host[i*L:(i+1)*L:(i+1)*L])
 		}
 	}
 	return out, nil
 }
 
-// Decode captions images from their pooled features (as Encode returns them).
-// o is completed by the configuration's Decoding, whose beam may be up to
-// config.MaxBeam: the server's narrower limit applies before, when it parses
-// a request.
+// Decode captions images from their features (as Encode returns them) with
+// the model o.Model names, the default when it is empty. o is completed by the
+// configuration's Decoding, whose beam may be up to config.MaxBeam: the
+// server's narrower limit applies before, when it parses a request.
 func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]Result, error) {
+	m, err := p.model(o.Model)
+	if err != nil {
+		return nil, err
+	}
 	plan, err := p.decoding.Plan(o)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	F := p.dec.Model.Cfg.InputDim()
+	F, L := m.dec.Model.Cfg.InputDim(), p.featureLen()
 	out := make([]Result, 0, len(feats))
 	for lo := 0; lo < len(feats); lo += p.maxBatch {
 		batch := feats[lo:min(lo+p.maxBatch, len(feats))]
 		flat := make([]float32, 0, len(batch)*F)
 		for i, f := range batch {
-			if len(f) != F {
-				return nil, fmt.Errorf("pipeline: feature vector %d has %d values, want %d", lo+i, len(f), F)
+			if len(f) != L {
+				return nil, fmt.Errorf("pipeline: feature vector %d has %d values, want %d", lo+i, len(f), L)
 			}
-			flat = append(flat, f...)
+			flat = append(flat, f[m.off:m.off+F]...)
 		}
 		buf := p.feats.Slice(0, len(flat))
 		p.dev.Upload(buf, flat)
-		res, err := p.dec.generate(ctx, buf, len(batch), plan)
+		res, err := m.dec.generate(ctx, buf, len(batch), plan)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, res...)
 	}
 	return out, nil
+}
+
+// model is the loaded model named name (Info.Model), the default for "".
+func (p *Pipeline) model(name string) (*served, error) {
+	if name == "" {
+		return &p.models[0], nil
+	}
+	names := make([]string, len(p.models))
+	for i := range p.models {
+		if p.models[i].info.Model == name {
+			return &p.models[i], nil
+		}
+		names[i] = p.models[i].info.Model
+	}
+	return nil, fmt.Errorf("pipeline: no model named %q is loaded; the models are %s", name, strings.Join(names, ", "))
 }
 
 // modelVersion names a model by its weights: the first 12 hex digits of their

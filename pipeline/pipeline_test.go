@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/internal/testassets"
+	"github.com/captioner/captioner/internal/testmodel"
 	"github.com/captioner/captioner/text"
 )
 
@@ -115,7 +117,7 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	viaDevice, err := CaptionFeatures(ctx, p.dec, onDevice, len(imgs), plan)
+	viaDevice, err := CaptionFeatures(ctx, p.models[0].dec, onDevice, len(imgs), plan)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,5 +230,108 @@ func TestPipelineErrors(t *testing.T) {
 	cfg2.Model = bad
 	if _, err := Load(&cfg2); err == nil || !strings.Contains(err.Error(), "the vocabulary has 6 words but the decoder was built for 15") {
 		t.Errorf("mismatched vocabulary: got %v", err)
+	}
+}
+
+// TestModelsShareTheEncoder loads the shipped merge model with an attention
+// model beside it: Encode gives each image the merge-only pipeline's pooled
+// features followed by the attention-only pipeline's grid, bit for bit, and
+// each model, picked by name, captions exactly as it does loaded alone.
+func TestModelsShareTheEncoder(t *testing.T) {
+	cfg := testConfig(t, shippedModel, 4)
+	cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.Guide, cfg.Decode.GuideThreshold = 5, 0.05, true, 0.6
+	att := testmodel.Attention(t, filepath.Join(shippedModel, VocabFile), "attention-test")
+	attCfg := *cfg
+	attCfg.Model = att
+	load := func(cfg *config.Config, extra ...string) *Pipeline {
+		p, err := Load(cfg, extra...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	mergeOnly, attOnly, both := load(cfg), load(&attCfg), load(cfg, att)
+
+	var names []string
+	for _, i := range both.Models() {
+		names = append(names, i.Model+" "+i.Arch)
+	}
+	if want := []string{"flickr8k-merge-lstm merge", "attention-test attention"}; !slices.Equal(names, want) {
+		t.Fatalf("models %q, want %q (the default first)", names, want)
+	}
+	if d, m := both.Info(), mergeOnly.Info(); d.Model != m.Model || d.Version != m.Version {
+		t.Errorf("default model %+v, want %+v", both.Info(), mergeOnly.Info())
+	}
+
+	ctx := context.Background()
+	imgs := photos(t, mergeOnly, cfg.Assets, 6) // batches of 4 and 2
+	encode := func(p *Pipeline) [][]float32 {
+		f, err := p.Encode(ctx, imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	pooled, grids, feats := encode(mergeOnly), encode(attOnly), encode(both)
+	for i := range imgs {
+		if len(pooled[i]) != 1280 || len(grids[i]) != 49*1280 {
+			t.Fatalf("image %d: %d pooled and %d grid values, want 1280 and %d", i, len(pooled[i]), len(grids[i]), 49*1280)
+		}
+		if !slices.Equal(feats[i], slices.Concat(pooled[i], grids[i])) {
+			t.Fatalf("image %d: features of both models are not the pooled vector then the grid of the single-model pipelines", i)
+		}
+	}
+
+	decode := func(p *Pipeline, f [][]float32, o Options) []Result {
+		r, err := p.Decode(ctx, f, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	opts := Options{Beam: 3, Alternatives: 2}
+	wantMerge := decode(mergeOnly, pooled, opts)
+	attOpts := opts
+	attOpts.Attention = true
+	wantAtt := decode(attOnly, grids, attOpts)
+	byName := opts
+	byName.Model = "flickr8k-merge-lstm"
+	attOpts.Model = "attention-test"
+	distinct := map[string]bool{}
+	for _, tc := range []struct {
+		what string
+		got  []Result
+		want []Result
+	}{
+		{"no model named", decode(both, feats, opts), wantMerge},
+		{"model=flickr8k-merge-lstm", decode(both, feats, byName), wantMerge},
+		{"model=attention-test", decode(both, feats, attOpts), wantAtt},
+	} {
+		for i := range imgs {
+			g, w := tc.got[i], tc.want[i]
+			if g.Caption != w.Caption || g.Score != w.Score || g.Confidence != w.Confidence || !slices.Equal(g.Tags, w.Tags) ||
+				!slices.Equal(g.Alternatives, w.Alternatives) || !slices.EqualFunc(g.Attention, w.Attention, slices.Equal[[]float32]) {
+				t.Errorf("%s, image %d: %+v, want the single-model pipeline's %+v", tc.what, i, g, w)
+			}
+			distinct[g.Caption] = true
+		}
+	}
+	if len(wantAtt[0].Attention) == 0 || len(distinct) < 4 {
+		t.Errorf("%d distinct captions, %d attention rows: the test compares nothing", len(distinct), len(wantAtt[0].Attention))
+	}
+
+	if _, err := both.Decode(ctx, feats, Options{Model: "flickr8k-attention"}); err == nil ||
+		err.Error() != `pipeline: no model named "flickr8k-attention" is loaded; the models are flickr8k-merge-lstm, attention-test` {
+		t.Errorf("unknown model: %v", err)
+	}
+	if _, err := mergeOnly.Decode(ctx, feats, opts); err == nil || err.Error() != fmt.Sprintf("pipeline: feature vector 0 has %d values, want 1280", 50*1280) {
+		t.Errorf("features of another pipeline: %v", err)
+	}
+	// Two folders of one name could not be told apart by a request.
+	twin := testmodel.Copy(t, shippedModel, "flickr8k-merge-lstm")
+	if _, err := Load(cfg, twin); err == nil || err.Error() != fmt.Sprintf(
+		"pipeline: model folders %s and %s are both named flickr8k-merge-lstm, and a request picks a model by its folder's name: rename one (model, server.models)", cfg.Model, twin) {
+		t.Errorf("two models of one name: %v", err)
 	}
 }

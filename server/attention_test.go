@@ -10,38 +10,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/captioner/captioner/decoder"
-	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/internal/testassets"
+	"github.com/captioner/captioner/internal/testmodel"
 	"github.com/captioner/captioner/pipeline"
-	"github.com/captioner/captioner/text"
 )
 
-// attentionModel writes a model folder with the shipped vocabulary and a small
-// attention decoder over MobileNetV2's 7x7x1280 grid, its weights the
-// initialiser's (seeded): arbitrary captions, real attention weights.
+// attentionModel writes a model folder with the shipped vocabulary and a
+// small attention decoder (testmodel.Attention).
 func attentionModel(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	vocab, err := text.LoadVocab(filepath.Join("..", "models", "flickr8k-merge-lstm", pipeline.VocabFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vocab.Save(filepath.Join(dir, pipeline.VocabFile)); err != nil {
-		t.Fatal(err)
-	}
-	dev := cpu.New(1)
-	defer dev.Close()
-	m, err := decoder.New(dev, decoder.Config{Arch: decoder.ArchAttention, Cleaning: text.CleaningStandard, FeatDim: 1280,
-		Regions: 49, Att: 16, Embed: 16, Hidden: 16, Vocab: vocab.Size()}, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testmodel.Attention(t, filepath.Join("..", config.DefaultModel, pipeline.VocabFile), "attention-test")
 }
 
 // TestCaptionAttentionWeights: with attention=1 an attention model's caption
@@ -79,7 +57,7 @@ func TestCaptionAttentionWeights(t *testing.T) {
 
 	merge := startServer(t, testConfig(t, nil), captionLoader(t))
 	r = do(t, "POST", merge.url+"/v1/captions?attention=1", "image/jpeg", bytes.NewReader(cat))
-	want := "attention=1 asks for attention weights, but the loaded model is a merge model, which has none: leave attention out, or serve an attention model (decoder.arch: attention)"
+	want := "attention=1 asks for attention weights, but model flickr8k-merge-lstm is a merge model, which has none: leave attention out, or serve an attention model (server.models)"
 	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), want) {
 		t.Errorf("merge model, attention=1: %d %s, want 400 %q", r.status, r.body, want)
 	}

@@ -83,7 +83,7 @@ type BatchStats struct {
 	Size      int             // jobs computed
 	Expired   int             // jobs skipped because their deadline had passed
 	Cancelled int             // jobs skipped because their client had gone
-	Groups    int             // distinct Options among the computed jobs (Decode calls)
+	Groups    int             // distinct Options, the model included, among the computed jobs (Decode calls)
 	Waits     []time.Duration // queue wait of each computed job, arrival to batch start
 	Encode    time.Duration
 	Decode    time.Duration
@@ -362,7 +362,8 @@ func (b *Batcher) encode(batch []*job) (encoded, bool) {
 	return e, true
 }
 
-// decode runs one Decode per distinct Options of an encoded batch and answers its jobs.
+// decode runs one Decode per distinct Options of an encoded batch and answers
+// its jobs. The model is one of the Options, so no Decode mixes models.
 func (b *Batcher) decode(e encoded) {
 	decodeStart := b.now()
 	groups := map[Options][]int{}
@@ -377,11 +378,14 @@ func (b *Batcher) decode(e encoded) {
 	st.Groups = len(order)
 	results := make([]Result, len(e.live))
 	errs := make([]error, len(e.live))
+	made := make([]Info, len(e.live)) // the model of each job
+	infos := served(e.m)
 	for _, o := range order {
 		idx := groups[o]
+		info, _ := modelNamed(infos, o.Model) // Decode fails on a name it does not know
 		f := make([][]float32, len(idx))
 		for k, i := range idx {
-			f[k] = e.feats[i]
+			f[k], made[i] = e.feats[i], info
 		}
 		res, err := e.m.Decode(context.Background(), f, o)
 		if err == nil && len(res) != len(idx) {
@@ -401,10 +405,9 @@ func (b *Batcher) decode(e encoded) {
 	// answer finds it in /metrics.
 	b.batchTime.Store(int64(b.now().Sub(e.start)))
 	b.report(st)
-	info := e.m.Info()
 	for i, j := range e.live {
 		j.reply <- reply{err: errs[i], res: Captioned{
-			Result: results[i], Model: info.Model, Version: info.Version,
+			Result: results[i], Model: made[i].Model, Version: made[i].Version,
 			QueueWait: st.Waits[i], Encode: st.Encode, Decode: st.Decode, BatchSize: len(e.live),
 		}}
 	}

@@ -61,7 +61,7 @@ type request struct {
 }
 
 // optionFields are the options a request may set as query or form fields.
-var optionFields = []string{"beam", "max_len", "alternatives", "guide", "attention", "timeout_ms"}
+var optionFields = []string{"beam", "max_len", "alternatives", "guide", "attention", "model", "timeout_ms"}
 
 func (s *Server) postCaptions(c *gin.Context) {
 	b := s.readyBatcher(c)
@@ -74,6 +74,9 @@ func (s *Server) postCaptions(c *gin.Context) {
 	req, err := s.parseRequest(c)
 	if req != nil {
 		defer req.body.release()
+	}
+	if err == nil {
+		err = pickModel(b.Model(), &req.opts)
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -244,11 +247,37 @@ func (s *Server) waitError(c *gin.Context, req *request, err error) error {
 			req.timeout, s.cfg.MaxRequestTimeout.Milliseconds())
 	case errors.Is(err, ErrStopped):
 		return errorf(http.StatusServiceUnavailable, "the server shut down before this image was captioned; retry")
-	case errors.Is(err, decoder.ErrNoAttention):
-		return errorf(http.StatusBadRequest,
-			"attention=1 asks for attention weights, but the loaded model is a merge model, which has none: leave attention out, or serve an attention model (decoder.arch: attention)")
 	}
 	return err
+}
+
+// pickModel checks the model a request names (its model field) against those
+// m serves, and names the default in the options of a request that names
+// none, so that requests for one model share a Decode however they named it.
+// Only an attention model has attention weights to give.
+func pickModel(m Model, o *Options) error {
+	infos := served(m)
+	info, ok := modelNamed(infos, o.Model)
+	var names, attending []string
+	for _, i := range infos {
+		names = append(names, i.Model)
+		if i.Arch == decoder.ArchAttention {
+			attending = append(attending, "model="+i.Model)
+		}
+	}
+	if !ok {
+		return errorf(http.StatusBadRequest, "model=%.64q is not served here; the models are %s (the first is the default; GET /v1/models describes them)",
+			o.Model, strings.Join(names, ", "))
+	}
+	o.Model = info.Model
+	if o.Attention && info.Arch != decoder.ArchAttention {
+		also := "serve an attention model (server.models)"
+		if len(attending) > 0 {
+			also = "ask for an attention model: " + strings.Join(attending, " or ")
+		}
+		return errorf(http.StatusBadRequest, "attention=1 asks for attention weights, but model %s is a merge model, which has none: leave attention out, or %s", info.Model, also)
+	}
+	return nil
 }
 
 // parseRequest reads the images and options of a request, multipart or raw.

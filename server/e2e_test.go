@@ -208,6 +208,10 @@ func TestBrowserUploadAndLive(t *testing.T) {
 	if !regexp.MustCompile(`^confidence [0-9]{1,3}%.*\|Recognised: `).MatchString(tagged) {
 		t.Errorf("upload page confidence and tags: %q", tagged)
 	}
+	// One model served: nothing to choose.
+	if got := w.await(`arguments[0](String(document.getElementById("model-choice").hidden))`); got != "true" {
+		t.Errorf("model selector hidden: %s, want true with one model", got)
+	}
 	w.screenshot("upload.png")
 
 	// Back on tab 1 the same caption has arrived, with its thumbnail.
@@ -220,14 +224,15 @@ func TestBrowserUploadAndLive(t *testing.T) {
 					// Answer once its arrival animation is over, for the screenshot.
 					Promise.all(li.getAnimations().map((a) => a.finished))
 						.then(() => done(li.querySelector("img").src.slice(0, 23) + "|" + want + "|" +
-							/confidence [0-9]+%$/.test(li.querySelector(".tags").textContent)));
+							/confidence [0-9]+%$/.test(li.querySelector(".tags").textContent) + "|" +
+							/ flickr8k-merge-lstm [0-9a-f]{12}$/.test(li.querySelector(".meta").textContent)));
 					return true;
 				}
 			}
 		};
 		if (!check()) new MutationObserver(check).observe(feed, {childList: true});`, caption)
-	if got != "data:image/jpeg;base64,|"+caption+"|true" {
-		t.Errorf("live page shows %q, want the thumbnail data URL, %q and the tags with the confidence", got, caption)
+	if got != "data:image/jpeg;base64,|"+caption+"|true|true" {
+		t.Errorf("live page shows %q, want the thumbnail data URL, %q, the tags with the confidence and the model", got, caption)
 	}
 	w.screenshot("live.png")
 	w.checkConsole()
@@ -286,5 +291,68 @@ func TestBrowserShowsEachBadFile(t *testing.T) {
 		t.Errorf("upload page shows\n%s\nwant\n%s", got, want)
 	}
 	w.screenshot("upload-bad-file.png")
+	w.checkConsole()
+}
+
+// With several models served, the upload page offers them, the default first
+// and chosen; the one picked captions the upload (its name on the card and,
+// for an attention model, words that show where they looked), and /live
+// names the model of each caption.
+func TestBrowserPicksAModel(t *testing.T) {
+	photoPath := filepath.Join(testassets.Dir(t, "the browser uploads a real photo"), "samples", "flickr8k_fullres", "1000268201_693b08cb0e.jpg")
+	cfg := pipelineConfig(t)
+	cfg.Server.Models = []string{attentionModel(t)}
+	ts := startServer(t, testConfig(t, nil), pipelineLoader(cfg))
+	var version string
+	for _, m := range do(t, "GET", ts.url+"/v1/models", "", nil).json["models"].([]any) {
+		if m := m.(map[string]any); m["name"] == "attention-test" {
+			version = m["version"].(string)
+		}
+	}
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	offered := w.await(`const done = arguments[arguments.length - 1], choice = document.getElementById("model-choice");
+		const check = () => {
+			if (choice.hidden) return false;
+			const s = document.getElementById("model-select");
+			done([...s.options].map((o) => o.textContent).join(", ") + " | " + s.value);
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(choice, {attributes: true});`)
+	if want := "flickr8k-merge-lstm (default), attention-test | flickr8k-merge-lstm"; offered != want {
+		t.Fatalf("model selector offers %q, want %q", offered, want)
+	}
+	w.await(`const s = document.getElementById("model-select");
+		s.value = "attention-test";
+		s.dispatchEvent(new Event("change"));
+		arguments[0](document.getElementById("model").textContent)`)
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": photoPath})
+	got := w.await(`const done = arguments[arguments.length - 1];
+		const check = () => {
+			const c = document.querySelector("#results .result"), e = document.getElementById("error");
+			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (!c) return false;
+			const meta = c.querySelectorAll(".muted");
+			done(document.getElementById("model").textContent.split(" · ")[0] + " | " +
+				meta[meta.length - 1].textContent.split(" · ").pop() + " | " + (c.querySelectorAll(".caption .word").length > 0));
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
+	if want := fmt.Sprintf("attention-test %s | attention-test %s | true", version, version); got != want {
+		t.Errorf("upload page with attention-test chosen: %q, want %q (header, card, attention words)", got, want)
+	}
+	w.screenshot("upload-model-choice.png")
+
+	// /live replays the caption to a new viewer, with the model that made it.
+	w.navigate(ts.url + "/live")
+	live := w.await(`const done = arguments[arguments.length - 1], feed = document.getElementById("feed");
+		const check = () => {
+			const li = feed.querySelector("li");
+			if (li) { done(li.querySelector(".meta").textContent.split(" · ").slice(2).join(" · ")); return true; }
+		};
+		if (!check()) new MutationObserver(check).observe(feed, {childList: true});`)
+	if want := "attention-test " + version; live != want {
+		t.Errorf("live page names the model %q, want %q", live, want)
+	}
 	w.checkConsole()
 }

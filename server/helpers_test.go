@@ -52,9 +52,10 @@ func captionLoader(t testing.TB) Loader {
 	return pipelineLoader(pipelineConfig(t))
 }
 
-// pipelineLoader loads the real pipeline configured by cfg.
+// pipelineLoader loads the real pipeline configured by cfg: its model and
+// server.models.
 func pipelineLoader(cfg *config.Config) Loader {
-	return func(context.Context) (Model, error) { return pipeline.Load(cfg) }
+	return func(context.Context) (Model, error) { return pipeline.Load(cfg, cfg.Server.Models...) }
 }
 
 // pipelineConfig is the configuration the real pipeline runs with in tests.

@@ -84,7 +84,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "captioner_batch_errors_total", Help: "Batches the model failed on.",
 	})
 	m.model = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "captioner_model_info", Help: "1 for the model serving now, with the device it runs on.",
+		Name: "captioner_model_info", Help: "1 for each model serving now, with the device it runs on.",
 	}, []string{"model", "version", "device"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "captioner_model_reloads_total", Help: "Hot reloads by result (ok, failed).",
@@ -136,9 +136,12 @@ func (m *metrics) observeBatch(st BatchStats) {
 	}
 }
 
-func (m *metrics) setModel(i Info) {
+// setModels records the models serving now, one series each.
+func (m *metrics) setModels(infos []Info) {
 	m.model.Reset()
-	m.model.WithLabelValues(i.Model, i.Version, i.Device).Set(1)
+	for _, i := range infos {
+		m.model.WithLabelValues(i.Model, i.Version, i.Device).Set(1)
+	}
 }
 
 // imageRate counts images in one-second slots over a sliding window.

@@ -13,11 +13,13 @@ import (
 type Model interface {
 	// Preprocessor turns uploaded images into the tensors Encode takes.
 	Preprocessor() pipeline.Preprocessor
-	// Encode turns preprocessed tensors into pooled image features, one per tensor.
+	// Encode turns preprocessed tensors into image features, one per tensor: what
+	// the model's decoders read, opaque to the server.
 	Encode(ctx context.Context, tensors [][]float32) ([][]float32, error)
-	// Decode captions features with one set of options.
+	// Decode captions features with one set of options, among them the model
+	// (opts.Model, "" for the default) where the Model holds several (Lister).
 	Decode(ctx context.Context, feats [][]float32, opts Options) ([]Result, error)
-	// Info describes the model for /v1/models and for each caption.
+	// Info describes the (default) model for /v1/models and for each caption.
 	Info() Info
 	// Close releases the model's device memory.
 	Close() error
@@ -30,8 +32,38 @@ type Overlapper interface {
 	Overlaps() bool
 }
 
-// Loader loads (and does not yet warm) the configured model; serve calls it at
-// start and on every reload.
+// Lister is implemented by models that hold several caption models behind one
+// encoder (the pipeline with server.models): Encode serves them all, and each
+// request picks the one that decodes by name (Options.Model).
+type Lister interface {
+	// Models describes every model, the default first.
+	Models() []Info
+}
+
+// served describes the models m holds, the default first.
+func served(m Model) []Info {
+	if l, ok := m.(Lister); ok {
+		return l.Models()
+	}
+	return []Info{m.Info()}
+}
+
+// modelNamed is the model named name (Info.Model) among infos (served), the
+// default for "".
+func modelNamed(infos []Info, name string) (Info, bool) {
+	if name == "" {
+		return infos[0], true
+	}
+	for _, i := range infos {
+		if i.Model == name {
+			return i, true
+		}
+	}
+	return Info{}, false
+}
+
+// Loader loads (and does not yet warm) the configured model or models; serve
+// calls it at start and on every reload, which so reloads them all.
 type Loader func(ctx context.Context) (Model, error)
 
 // Captioned is one image's answer: the model's result plus who made it and when.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,6 +31,15 @@ type spec struct {
 }
 
 type operation struct {
+	Parameters []struct {
+		Name string `json:"name"`
+		In   string `json:"in"`
+	} `json:"parameters"`
+	RequestBody struct {
+		Content map[string]struct {
+			Schema *schema `json:"schema"`
+		} `json:"content"`
+	} `json:"requestBody"`
 	Responses map[string]struct {
 		Ref     string `json:"$ref"`
 		Content map[string]struct {
@@ -83,6 +94,27 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 				t.Errorf("openapi.json documents %s %s, which the router does not have", strings.ToUpper(method), path)
 			}
 		}
+	}
+}
+
+// Every option a request may set (optionFields) is documented as a query
+// parameter and as a multipart field (beside image) of POST /v1/captions, and
+// nothing else is.
+func TestOpenAPIDocumentsEveryOption(t *testing.T) {
+	op := loadSpec(t).Paths["/v1/captions"]["post"]
+	var query []string
+	for _, p := range op.Parameters {
+		if p.In == "query" {
+			query = append(query, p.Name)
+		}
+	}
+	form := slices.Collect(maps.Keys(op.RequestBody.Content["multipart/form-data"].Schema.Properties))
+	want := slices.Sorted(slices.Values(optionFields))
+	if slices.Sort(query); !slices.Equal(query, want) {
+		t.Errorf("query parameters %q, want the options %q", query, want)
+	}
+	if slices.Sort(form); !slices.Equal(form, slices.Sorted(slices.Values(append([]string{"image"}, optionFields...)))) {
+		t.Errorf("multipart fields %q, want image and the options %q", form, want)
 	}
 }
 

@@ -206,7 +206,7 @@ func (s *Server) postReload(c *gin.Context) {
 	case err != nil:
 		apiError(c, http.StatusInternalServerError, err.Error())
 	default:
-		c.JSON(http.StatusOK, modelJSON(info))
+		c.JSON(http.StatusOK, modelJSON(info, true))
 	}
 }
 
@@ -231,16 +231,23 @@ func (s *Server) getModels(c *gin.Context) {
 	if b == nil {
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"models": []gin.H{modelJSON(b.Model().Info())}})
+	infos := served(b.Model())
+	out := make([]gin.H, len(infos))
+	for k, i := range infos {
+		out[k] = modelJSON(i, k == 0)
+	}
+	c.JSON(http.StatusOK, gin.H{"models": out})
 }
 
-func modelJSON(i Info) gin.H {
+// modelJSON describes a served model; isDefault marks the one that captions
+// requests that name none.
+func modelJSON(i Info, isDefault bool) gin.H {
 	scores := i.Scores
 	if scores == nil {
 		scores = map[string]float64{}
 	}
 	return gin.H{"name": i.Model, "version": i.Version, "encoder": i.Encoder, "device": i.Device,
-		"precision": i.Precision, "vocab_size": i.Vocab, "scores": scores, "arch": i.Arch}
+		"precision": i.Precision, "vocab_size": i.Vocab, "scores": scores, "arch": i.Arch, "default": isDefault}
 }
 
 // readyBatcher returns the batcher, or answers 503 and returns nil.

@@ -1,6 +1,7 @@
 // Package server is captioner's HTTP API: a Gin router in front of a dynamic
-// batching queue that captions images on one model, plus the upload page, the
-// live page, Prometheus metrics, graceful shutdown and hot reload.
+// batching queue that captions images on one encoder and one or several
+// caption models, plus the upload page, the live page, Prometheus metrics,
+// graceful shutdown and hot reload.
 // The API is documented in openapi.json, served at /openapi.json.
 package server
 
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,16 +138,26 @@ func (s *Server) Start(ctx context.Context) error {
 	s.stopRun = stop
 	go b.Run(runCtx)
 	s.batcher.Store(b)
-	s.metrics.setModel(m.Info())
-	info := m.Info()
-	s.log.Info("model ready", "model", info.Model, "version", info.Version, "device", info.Device,
-		"load_and_warmup_ms", ms(time.Since(t0)))
+	infos := served(m)
+	s.metrics.setModels(infos)
+	s.log.Info("model ready", "model", infos[0].Model, "version", infos[0].Version, "device", infos[0].Device,
+		"also", also(infos), "load_and_warmup_ms", ms(time.Since(t0)))
 	return nil
 }
 
+// also names, for logs, the models served beside the default: "name version, ...".
+func also(infos []Info) string {
+	var names []string
+	for _, i := range infos[1:] {
+		names = append(names, i.Model+" "+i.Version)
+	}
+	return strings.Join(names, ", ")
+}
+
 // loadWarm loads a model and runs it once at batch size 1 and at the largest
-// batch size, so the first requests do not pay for allocation and page faults,
-// and a model that cannot run is refused before it serves.
+// batch size, decoding with each model it holds, so the first requests do not
+// pay for allocation and page faults, and a model that cannot run is refused
+// before it serves.
 func (s *Server) loadWarm(ctx context.Context) (Model, error) {
 	m, err := s.load(ctx)
 	if err != nil {
@@ -178,8 +190,11 @@ func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
 		if err != nil {
 			return fmt.Errorf("warm-up encode of %d images: %w", n, err)
 		}
-		if _, err := m.Decode(ctx, f, o); err != nil {
-			return fmt.Errorf("warm-up decode of %d images: %w", n, err)
+		for _, i := range served(m) {
+			o.Model = i.Model
+			if _, err := m.Decode(ctx, f, o); err != nil {
+				return fmt.Errorf("warm-up decode of %d images with model %s: %w", n, i.Model, err)
+			}
 		}
 	}
 	return nil
@@ -244,9 +259,10 @@ const answerGrace = 2 * time.Second
 // ErrReloadRunning is returned by Reload while another reload is running.
 var ErrReloadRunning = errors.New("a model reload is already running; wait for it to finish")
 
-// Reload loads and warms the model again (the configured folder, now holding
-// new weights, say) while the old one keeps serving, then swaps them between
-// batches. On failure the old model keeps serving and the error says why.
+// Reload loads and warms the model, every one it holds, again (the configured
+// folders, now holding new weights, say) while the old one keeps serving, then
+// swaps them between batches. On failure the old model keeps serving and the
+// error says why. The answer describes the default model.
 func (s *Server) Reload(ctx context.Context) (Info, error) {
 	if !s.reloadMu.TryLock() {
 		return Info{}, ErrReloadRunning
@@ -273,12 +289,12 @@ func (s *Server) Reload(ctx context.Context) (Info, error) {
 	if err := old.Close(); err != nil {
 		s.log.Warn("closing the replaced model", "err", err)
 	}
-	info := m.Info()
-	s.metrics.setModel(info)
+	infos := served(m)
+	s.metrics.setModels(infos)
 	s.metrics.reloads.WithLabelValues("ok").Inc()
-	s.log.Info("model reloaded", "from", cur.Version, "to", info.Version, "model", info.Model,
-		"took_ms", ms(time.Since(t0)))
-	return info, nil
+	s.log.Info("model reloaded", "from", cur.Version, "to", infos[0].Version, "model", infos[0].Model,
+		"also", also(infos), "took_ms", ms(time.Since(t0)))
+	return infos[0], nil
 }
 
 // depth reads a queue measure, 0 before the batcher exists.

@@ -11,4 +11,7 @@ type (
 	Info        = pipeline.Info
 )
 
-var _ Model = (*pipeline.Pipeline)(nil)
+var (
+	_ Model  = (*pipeline.Pipeline)(nil)
+	_ Lister = (*pipeline.Pipeline)(nil)
+)

@@ -20,21 +20,25 @@ import (
 
 func init() {
 	cmd := &cobra.Command{
-		Use:   "serve [--addr HOST:PORT]",
+		Use:   "serve [--addr HOST:PORT] [--models FOLDER,...]",
 		Short: "Serve the captioning API, the upload page (/) and the live page (/live)",
-		Long: `Listens on --addr (server.addr), loads and warms up the model in --model, then
-captions images sent to POST /v1/captions in dynamic batches. /healthz answers at
-once, /readyz once the model is warm. The API is described at /openapi.json.
+		Long: `Listens on --addr (server.addr), loads and warms up the model in --model and
+those in --models (server.models), then captions images sent to POST /v1/captions
+in dynamic batches. The models share one encoder; a request picks one by its
+folder's name (field model), the one in --model when it names none. /healthz
+answers at once, /readyz once the models are warm. The API is described at
+/openapi.json.
 
 Signals: SIGTERM or SIGINT stop accepting connections and finish every accepted
-request within server.shutdown_grace; SIGHUP reloads the model (as POST
-/admin/reload does) and keeps the old one if the new one fails to load.
+request within server.shutdown_grace; SIGHUP reloads the models (as POST
+/admin/reload does) and keeps the old ones if the new ones fail to load.
 Logs are JSON lines on stderr with a request_id per request.`,
 		Args: cobra.NoArgs,
 		RunE: runServe,
 	}
 	cmd.Flags().String("addr", "127.0.0.1:8080", "listen address HOST:PORT (server.addr; :8080 for every interface)")
-	bindOnRun(cmd, map[string]string{"addr": "server.addr"})
+	cmd.Flags().StringSlice("models", nil, "caption model folders to serve beside --model, comma-separated (server.models)")
+	bindOnRun(cmd, map[string]string{"addr": "server.addr", "models": "server.models"})
 	rootCmd.AddCommand(cmd)
 }
 
@@ -107,10 +111,11 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 }
 
-// pipelineLoader loads the configured encoder and caption model; every reload
-// reads the model folder again, so new weights copied there are picked up.
+// pipelineLoader loads the configured encoder and caption models (model, then
+// server.models); every reload reads the model folders again, so new weights
+// copied there are picked up.
 func pipelineLoader(cfg *config.Config) server.Loader {
-	return func(context.Context) (server.Model, error) { return pipeline.Load(cfg) }
+	return func(context.Context) (server.Model, error) { return pipeline.Load(cfg, cfg.Server.Models...) }
 }
 
 func shutdown(s *server.Server, cfg *config.Config, log *slog.Logger) error {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/captioner/captioner/internal/testmodel"
 )
 
 // TestServeHelperProcess is `captioner serve` run as a child process by the
@@ -195,4 +197,50 @@ func metricAbove(url, name string, v float64) bool {
 		}
 	}
 	return false
+}
+
+// serve --models serves more models beside --model, one encoder for all: the
+// start-up log and /v1/models name them, and a request picks one by name.
+func TestServeSeveralModels(t *testing.T) {
+	assets := sharedAssets(t)
+	model, _ := filepath.Abs(filepath.Join("..", "..", "models", "flickr8k-merge-lstm"))
+	second := testmodel.Copy(t, model, "second-merge")
+	p := startServe(t, "serve --addr 127.0.0.1:0 --device cpu --threads 2 --model "+model+" --models "+second,
+		"CAPTIONER_ASSETS="+assets)
+	p.addr = p.waitLog(t, "listening")["addr"].(string)
+	ready := p.waitLog(t, "model ready")
+	if want := "second-merge " + ready["version"].(string); ready["model"] != "flickr8k-merge-lstm" || ready["also"] != want {
+		t.Errorf("model ready: %v, want flickr8k-merge-lstm, also %q", ready, want)
+	}
+	url := "http://" + p.addr
+	resp, err := http.Get(url + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var models struct {
+		Models []struct {
+			Name    string
+			Default bool
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&models)
+	resp.Body.Close()
+	if got := fmt.Sprint(models.Models); got != "[{flickr8k-merge-lstm true} {second-merge false}]" {
+		t.Errorf("/v1/models: %s, want both models, the first the default", got)
+	}
+	body, ct := photoBody(t, assets, 1)
+	resp, err = http.Post(url+"/v1/captions?model=second-merge", ct, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Captions []struct{ Model struct{ Name string } }
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(out.Captions) != 1 || out.Captions[0].Model.Name != "second-merge" {
+		t.Errorf("model=second-merge: %d %+v, want a caption by second-merge", resp.StatusCode, out)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog(t, "shutdown complete")
 }

@@ -4,15 +4,30 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const drop = $("drop"), fileInput = $("file"), results = $("results"), errorBox = $("error"), status = $("status");
-let attentionModel = false; // an attention model answers attention=1: its captions show where each word looked
+let served = []; // the models the server holds, the default first
+const modelSelect = $("model-select");
 
+// Where the server holds several models, the page lets the user pick one.
 const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
-  if (j && j.models.length) {
-    const m = j.models[0];
-    $("model").textContent = `${m.name} ${m.version} · ${m.device}`;
-    attentionModel = m.arch === "attention";
+  if (!j || !j.models.length) return;
+  served = j.models;
+  if (served.length > 1) {
+    modelSelect.replaceChildren(...served.map((m) => el("option", { value: m.name }, m.name + (m.default ? " (default)" : ""))));
+    modelSelect.addEventListener("change", showModel);
+    $("model-choice").hidden = false;
   }
+  showModel();
 }).catch(() => {});
+
+// chosen is the model the next upload asks for.
+function chosen() {
+  return served.find((m) => m.name === modelSelect.value) || served.find((m) => m.default) || served[0];
+}
+
+function showModel() {
+  const m = chosen();
+  $("model").textContent = `${m.name} ${m.version} · ${m.device}`;
+}
 
 drop.addEventListener("click", () => fileInput.click());
 drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") fileInput.click(); });
@@ -37,7 +52,7 @@ function showError(msg) {
 async function send(files) {
   files = files.filter((f) => f);
   if (!files.length) return;
-  await models; // whether to ask for attention weights
+  await models; // which model, and whether to ask for attention weights
   errorBox.hidden = true;
   results.replaceChildren();
   const previews = files.map((f) => URL.createObjectURL(f));
@@ -45,7 +60,10 @@ async function send(files) {
   for (const f of files) form.append("image", f, f.name || "pasted.png");
   for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
   if ($("guide").value !== "") form.append("guide", $("guide").value);
-  if (attentionModel) form.append("attention", "1");
+  const model = chosen();
+  if (served.length > 1) form.append("model", model.name);
+  // An attention model answers attention=1: its captions show where each word looked.
+  if (model && model.arch === "attention") form.append("attention", "1");
   status.className = "status wait";
   status.textContent = `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`;
   const t0 = performance.now();
