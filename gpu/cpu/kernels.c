@@ -554,15 +554,10 @@ INLINE void tile_nt(int MR, int NR, long k, float alpha, const float *a, long ld
 			for (int jj = 0; jj < NR; jj++) acc[ii * 4 + jj] += av * bv[jj];
 		}
 	}
+	// The tree sums all 16 accumulators, the unused ones zero, in fewer
+	// operations than lane-by-lane sums of the used ones (MR * NR * 16 adds).
 	float sum[16];
-	if (MR == 4 && NR == 4) {
-		sum16(sum, acc);
-	} else {
-		for (int q = 0; q < 16; q++) {
-			sum[q] = 0;
-			for (int l = 0; l < VW; l++) sum[q] += acc[q][l];
-		}
-	}
+	sum16(sum, acc);
 	for (int ii = 0; ii < MR; ii++) {
 		for (int jj = 0; jj < NR; jj++) {
 			float s = sum[ii * 4 + jj];
@@ -582,7 +577,15 @@ CLONES void cap_gemm_nt(long m, long n, long k, float alpha, const float *a, lon
 		long i = 0;
 		for (; i + 4 <= m; i += 4)
 			tile_nt(4, 4, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
-		for (; i < m; i++) tile_nt(1, 4, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
+		// The last 1-3 rows as one tile: a beam's 3 rows read each weight
+		// vector once for all of them, not once per row.
+		const float *ai = a + i * lda, *bj = b + j * ldb;
+		float *cij = c + i * ldc + j;
+		switch (m - i) {
+		case 3: tile_nt(3, 4, k, alpha, ai, lda, bj, ldb, beta, cij, ldc); break;
+		case 2: tile_nt(2, 4, k, alpha, ai, lda, bj, ldb, beta, cij, ldc); break;
+		case 1: tile_nt(1, 4, k, alpha, ai, lda, bj, ldb, beta, cij, ldc); break;
+		}
 	}
 	for (; j < n; j++) {
 		long i = 0;
