@@ -594,3 +594,64 @@ CLONES void cap_gemm_nt(long m, long n, long k, float alpha, const float *a, lon
 		for (; i < m; i++) tile_nt(1, 1, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
 	}
 }
+
+// hsum is the sum of the 16 lanes of *x (a pointer: vector parameters draw ABI
+// notes from GCC).
+INLINE float hsum(const vf *x) {
+	float s = 0;
+	for (int l = 0; l < VW; l++) s += (*x)[l];
+	return s;
+}
+
+// The attention step's MLP in one pass over the regions: the broadcast of the
+// state's term, the tanh and the dot with v, where separate kernels each read
+// and wrote all of (rows, L, A) (a fifth of a greedy step at batch 32).
+CLONES void cap_att_scores(float *scores, float *e, const float *pf, const float *q, const float *v,
+		long i0, long i1, long K, long L, long A) {
+	for (long i = i0; i < i1; i++) {
+		long r = i / L, l = i % L;
+		const float *p = pf + ((r / K) * L + l) * A, *qr = q + r * A;
+		float *er = e ? e + i * A : NULL;
+		vf acc = {0};
+		long a = 0;
+		for (; a + VW <= A; a += VW) {
+			vf t = vtanh(*(vf *)(p + a) + *(vf *)(qr + a));
+			if (er) *(vf *)(er + a) = t;
+			acc += t * *(vf *)(v + a);
+		}
+		float s = hsum(&acc);
+		for (; a < A; a++) {
+			float t = tanhf(p[a] + qr[a]);
+			if (er) er[a] = t;
+			s += t * v[a];
+		}
+		scores[i] = s;
+	}
+}
+
+CLONES void cap_att_scores_backward(float *dpf, float *dq, const float *dscores, const float *e, const float *v,
+		long b0, long b1, long K, long L, long A) {
+	for (long b = b0; b < b1; b++) {
+		for (long k = 0; k < K; k++) {
+			long r = b * K + k;
+			float *dqr = dq + r * A;
+			for (long l = 0; l < L; l++) {
+				float ds = dscores[r * L + l];
+				const float *er = e + (r * L + l) * A;
+				float *dp = dpf + (b * L + l) * A;
+				long a = 0;
+				for (; a + VW <= A; a += VW) {
+					vf ev = *(vf *)(er + a);
+					vf de = ds * *(vf *)(v + a) * (1.0f - ev * ev);
+					*(vf *)(dp + a) += de;
+					*(vf *)(dqr + a) += de;
+				}
+				for (; a < A; a++) {
+					float de = ds * v[a] * (1 - er[a] * er[a]);
+					dp[a] += de;
+					dqr[a] += de;
+				}
+			}
+		}
+	}
+}
