@@ -18,10 +18,13 @@ import "github.com/captioner/captioner/gpu"
 // regions of (1 - Σ_t alpha_t)^2, the sum over each caption's own steps.
 //
 // Every step is a composition of gpu.Device kernels, so the decoder runs
-// forward and backward on each backend: the broadcast of the state's term over
-// regions is an embedding gather (its backward a scatter-add), the context a
-// batched Gemm of each row's weights (1, L) with its regions (L, F), and the
-// softmax over regions has its own backward kernel (SoftmaxBackward).
+// forward and backward on each backend: the scoring MLP over regions is one
+// kernel (AttentionScores: the broadcast of the state's term, tanh and the
+// product with AttV in one pass over (B, L, A)), the context a batched Gemm of
+// each image's rows' weights (K, L) with its regions (L, F), and the softmax
+// over regions has its own backward kernel (SoftmaxBackward). Beams of one
+// image (K rows) share its regions and their attention term: nothing is
+// copied per beam.
 
 // attActs are attention's activations, each sized for (maxT, maxB) and
 // time-major like merge's; views into TrainState.attFlat.
@@ -31,7 +34,6 @@ type attActs struct {
 	dc          gpu.Buf // (B, H) cell gradient carried back in time
 	pf, dpf     gpu.Buf // (B, L, A) the regions' attention term and its gradient
 	e           gpu.Buf // (T, B, L, A) tanh(pf + the state's term)
-	de          gpu.Buf // (B, L, A) one step's gradient of e
 	hproj       gpu.Buf // (B, A) one step's state term h·AttHWᵀ; its gradient in backward
 	alpha       gpu.Buf // (T, B, L) attention weights
 	dalpha      gpu.Buf // (T, B, L) their gradient, starting from the penalty's
@@ -42,8 +44,7 @@ type attActs struct {
 	deep, ddeep gpu.Buf // (T, B, E) deep output's input (after dropout) and its gradient
 	deepMask    gpu.Buf // (T, B, E)
 
-	regionImage []int32 // (maxB*L) b for region row b*L+l: broadcasts (B, .) over regions
-	feats       gpu.Buf // (B, L, F) the last Forward's features
+	feats gpu.Buf // (B, L, F) the last Forward's features
 }
 
 // wxCols is the row length of Wx: the LSTM input is the embedding, and for
@@ -68,17 +69,16 @@ func (ts *TrainState) allocAttention() {
 	})
 	ts.attFlat = carve(dev, []view{
 		{&x.mean, B * F}, {&x.h, S * H}, {&x.c, S * H}, {&x.dh, S * H}, {&x.dc, B * H},
-		{&x.pf, B * L * A}, {&x.dpf, B * L * A}, {&x.e, N * L * A}, {&x.de, B * L * A},
+		{&x.pf, B * L * A}, {&x.dpf, B * L * A}, {&x.e, N * L * A},
 		{&x.hproj, B * A}, {&x.alpha, N * L}, {&x.dalpha, N * L}, {&x.ascratch, B * L},
 		{&x.z, N * F}, {&x.beta, N * F}, {&x.gz, N * F}, {&x.dgz, N * F}, {&x.dz, B * F}, {&x.dbeta, B * F},
 		{&x.deep, N * E}, {&x.ddeep, N * E}, {&x.deepMask, N * E},
 	})
-	x.regionImage = repeatRows(B, L)
 }
 
 // repeatRows returns, for n rows each repeated k times, the source row of
 // each of the n*k rows: a gather with it broadcasts (n, .) to (n*k, .), such
-// as images to their beams or to their regions.
+// as images to their beams.
 func repeatRows(n, k int) []int32 {
 	ids := make([]int32, n*k)
 	for i := range ids {
@@ -87,25 +87,21 @@ func repeatRows(n, k int) []int32 {
 	return ids
 }
 
-// attendStep runs one step's attention for B rows: from hPrev (B, H) it writes
-// alpha (B, L) and the gated context gz (B, F), keeping e (B, L, A), z and beta
-// (B, F) for the backward pass. pf is (B, L, A), feats (B, L, F).
-func attendStep(dev gpu.Device, p *Params, c Config, e, alpha, z, beta, gz, hproj, hPrev, pf, feats gpu.Buf, regionImage []int32, B int) {
+// attendStep runs one step's attention for R rows, K consecutive rows per
+// image: from hPrev (R, H) it writes alpha (R, L) and the gated context gz
+// (R, F), keeping z and beta (R, F) and, when e is not nil, e (R, L, A) for the
+// backward pass. pf is (R/K, L, A), feats (R/K, L, F): one per image.
+func attendStep(dev gpu.Device, p *Params, c Config, e, alpha, z, beta, gz, hproj, hPrev, pf, feats gpu.Buf, R, K int) {
 	F, H, L, A := c.FeatDim, c.Hidden, c.Regions, c.Att
-	// e (B, L, A) = tanh(pf + hproj broadcast over regions), hproj (B, A) = hPrev·AttHWᵀ.
-	dev.Gemm(false, true, B, A, H, 1, hPrev, H, p.AttHW, H, 0, hproj, A)
-	dev.EmbeddingForward(e, hproj, regionImage[:B*L], A)
-	dev.Add(e, e, pf)
-	dev.BiasAct(e, e, nil, B*L, A, gpu.ActTanh)
-	// alpha (B, L) = softmax(e · AttV), the scores as the one row AttV (1, A) ·
-	// eᵀ: a matrix-vector product, which BLAS runs as one (sgemv), where a
-	// one-column product would be packed like a general GEMM.
-	dev.Gemm(false, true, 1, B*L, A, 1, p.AttV, A, e, A, 0, alpha, B*L)
-	dev.Softmax(alpha, alpha, B, L)
-	// z_b (1, F) = alpha_b (1, L) · feats_b (L, F).
-	dev.GemmStridedBatched(false, false, 1, F, L, 1, alpha, L, L, feats, F, L*F, 0, z, F, F, B)
-	// beta (B, F) = sigmoid(hPrev·GateWᵀ + GateB); gz = beta * z.
-	linear(dev, beta, hPrev, p.GateW, p.GateB, B, H, F, gpu.ActSigmoid)
+	// alpha (R, L) = softmax(tanh(pf + hproj broadcast over regions) · AttV),
+	// hproj (R, A) = hPrev·AttHWᵀ.
+	dev.Gemm(false, true, R, A, H, 1, hPrev, H, p.AttHW, H, 0, hproj, A)
+	dev.AttentionScores(alpha, e, pf, hproj, p.AttV, R, K, L, A)
+	dev.Softmax(alpha, alpha, R, L)
+	// z rows of image b (K, F) = its rows' alpha (K, L) · feats_b (L, F).
+	dev.GemmStridedBatched(false, false, K, F, L, 1, alpha, L, K*L, feats, F, L*F, 0, z, F, K*F, R/K)
+	// beta (R, F) = sigmoid(hPrev·GateWᵀ + GateB); gz = beta * z.
+	linear(dev, beta, hPrev, p.GateW, p.GateB, R, H, F, gpu.ActSigmoid)
 	dev.Mul(gz, beta, z)
 }
 
@@ -141,7 +137,7 @@ func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint
 		hPrev, cPrev := hs.Slice(t*B*H, B*H), cs.Slice(t*B*H, B*H)
 		gz := x.gz.Slice(t*B*F, B*F)
 		attendStep(dev, &m.P, c, x.e.Slice(t*B*L*A, B*L*A), x.alpha.Slice(t*B*L, B*L), x.z.Slice(t*B*F, B*F),
-			x.beta.Slice(t*B*F, B*F), gz, x.hproj.Slice(0, B*A), hPrev, pf, feats, x.regionImage, B)
+			x.beta.Slice(t*B*F, B*F), gz, x.hproj.Slice(0, B*A), hPrev, pf, feats, B, 1)
 		// gates_t += gz·Wzᵀ + hPrev·Whᵀ, then the cell.
 		g := gates.Slice(t*B*4*H, B*4*H)
 		dev.Gemm(false, true, B, 4*H, F, 1, gz, F, wz, E+F, 1, g, 4*H)
@@ -234,7 +230,7 @@ func (ts *TrainState) backwardAttention() {
 	wz := m.P.Wx.Slice(E, m.P.Wx.Len()-E)
 	dc := x.dc.Slice(0, B*H)
 	dev.Zero(dc)
-	dpf, de, dhproj := x.dpf.Slice(0, B*L*A), x.de.Slice(0, B*L*A), x.hproj.Slice(0, B*A)
+	dpf, dhproj := x.dpf.Slice(0, B*L*A), x.hproj.Slice(0, B*A)
 	dev.Zero(dpf)
 	dz, dbeta := x.dz.Slice(0, B*F), x.dbeta.Slice(0, B*F)
 	ascr := x.ascratch.Slice(0, B*L)
@@ -260,14 +256,11 @@ func (ts *TrainState) backwardAttention() {
 		dev.GemmStridedBatched(false, true, 1, L, F, 1, dz, F, F, feats, F, L*F, 1, dalpha, L, L, B)
 		dev.SoftmaxBackward(ascr, dalpha, alpha, B, L) // dscores (B, L)
 
-		// scores = e · AttV; e = tanh(pf + hproj[regionImage]).
+		// scores = e · AttV; e = tanh(pf + hproj broadcast over regions).
 		e := x.e.Slice(t*B*L*A, B*L*A)
 		dev.Gemm(true, false, 1, A, B*L, 1, ascr, 1, e, A, 1, G.AttV, A)
-		dev.Gemm(false, false, B*L, A, 1, 1, ascr, 1, m.P.AttV, A, 0, de, A)
-		dev.BiasActBackward(de, nil, de, e, B*L, A, gpu.ActTanh)
-		dev.Axpy(dpf, de, 1)
 		dev.Zero(dhproj)
-		dev.EmbeddingBackward(dhproj, de, x.regionImage[:B*L], A)
+		dev.AttentionScoresBackward(dpf, dhproj, ascr, e, m.P.AttV, B, 1, L, A)
 		dev.Gemm(true, false, A, H, B, 1, dhproj, A, hPrev, H, 1, G.AttHW, H)
 		dev.Gemm(false, false, B, H, A, 1, dhproj, A, m.P.AttHW, H, 1, dhPrev, H)
 	}
@@ -286,14 +279,15 @@ func (ts *TrainState) backwardAttention() {
 	linearBackward(dev, nil, G.InitCW, G.InitCB, dc, cs.Slice(0, B*H), mean, m.P.InitCW, B, F, H, gpu.ActTanh)
 }
 
-// attWorkspace holds attention's decoding buffers for up to rows rows.
+// attWorkspace holds attention's decoding buffers for up to rows rows. The
+// per-image ones are sized for rows images too: greedy decoding has one row
+// per image.
 type attWorkspace struct {
 	rows         int
 	flat         gpu.Buf
 	mean         gpu.Buf // (B, F)
 	h0, c0       gpu.Buf // (B, H) the images' initial states
-	pf0          gpu.Buf // (B, L, A) the images' regions' attention term
-	feats, pf, e gpu.Buf // (R, L, F), (R, L, A), (R, L, A)
+	pf           gpu.Buf // (B, L, A) the images' regions' attention term
 	alpha        gpu.Buf // (R, L)
 	z, beta, gz  gpu.Buf // (R, F)
 	hproj        gpu.Buf // (R, A)
@@ -301,7 +295,6 @@ type attWorkspace struct {
 	h, c, h2, c2 gpu.Buf // (R, H)
 	emb, deep    gpu.Buf // (R, E)
 	logp         gpu.Buf // (R, V)
-	regionRow    []int32 // (R*L) the row of each region row
 }
 
 func (w *attWorkspace) free(dev gpu.Device) {
@@ -318,9 +311,8 @@ func (m *Model) attWorkspaceFor(R int) *attWorkspace {
 	m.aws.free(m.dev)
 	c := m.Cfg
 	F, E, H, L, A, V := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
-	w := &attWorkspace{rows: R, regionRow: repeatRows(R, L)}
-	w.flat = carve(m.dev, []view{{&w.mean, R * F}, {&w.h0, R * H}, {&w.c0, R * H}, {&w.pf0, R * L * A},
-		{&w.feats, R * L * F}, {&w.pf, R * L * A}, {&w.e, R * L * A}, {&w.alpha, R * L},
+	w := &attWorkspace{rows: R}
+	w.flat = carve(m.dev, []view{{&w.mean, R * F}, {&w.h0, R * H}, {&w.c0, R * H}, {&w.pf, R * L * A}, {&w.alpha, R * L},
 		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
 		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}})
 	m.aws = w
@@ -331,30 +323,28 @@ func (m *Model) attWorkspaceFor(R int) *attWorkspace {
 type attentionSteps struct {
 	m            *Model
 	w            *attWorkspace
-	R            int
-	feats, pf    gpu.Buf // (R, L, F), (R, L, A)
+	R, K         int     // rows, rows per image
+	feats, pf    gpu.Buf // (B, L, F), (B, L, A): one per image, shared by its K rows
 	h, c, h2, c2 gpu.Buf // (R, H) current and new state
 }
 
-// attentionStepper starts B images (feats (B, L, F)) once and repeats their
-// regions, attention terms and initial states over K rows each.
+// attentionStepper starts B images (feats (B, L, F)) once and their initial
+// states over K rows each; the rows of an image attend over its one copy of
+// the regions and their attention term.
 func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 	c, dev := m.Cfg, m.dev
 	R, F, H, L, A := B*K, c.FeatDim, c.Hidden, c.Regions, c.Att
 	w := m.attWorkspaceFor(R)
-	h0, c0, pf0 := w.h0.Slice(0, B*H), w.c0.Slice(0, B*H), w.pf0.Slice(0, B*L*A)
-	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf0, feats, B)
-	s := &attentionSteps{m: m, w: w, R: R, feats: w.feats.Slice(0, R*L*F), pf: w.pf.Slice(0, R*L*A),
+	h0, c0, pf := w.h0.Slice(0, B*H), w.c0.Slice(0, B*H), w.pf.Slice(0, B*L*A)
+	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf, feats, B)
+	s := &attentionSteps{m: m, w: w, R: R, K: K, feats: feats, pf: pf,
 		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
-	if K == 1 { // greedy: every row is its image; the regions need no copy
-		s.feats, s.pf = feats, pf0
+	if K == 1 {
 		dev.Copy(s.h, h0)
 		dev.Copy(s.c, c0)
 		return s
 	}
 	rows := repeatRows(B, K)
-	dev.EmbeddingForward(s.feats, feats, rows, L*F)
-	dev.EmbeddingForward(s.pf, pf0, rows, L*A)
 	dev.EmbeddingForward(s.h, h0, rows, H)
 	dev.EmbeddingForward(s.c, c0, rows, H)
 	return s
@@ -367,8 +357,8 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 	dev, c := m.dev, m.Cfg
 	F, E, H, V := c.FeatDim, c.Embed, c.Hidden, c.Vocab
 	gz := w.gz.Slice(0, R*F)
-	attendStep(dev, &m.P, c, w.e.Slice(0, R*c.Regions*c.Att), w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
-		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, w.regionRow, R)
+	attendStep(dev, &m.P, c, nil, w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
+		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, R, s.K)
 	gates := w.gates.Slice(0, R*4*H)
 	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
 	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, gates, 4*H)

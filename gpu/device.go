@@ -142,6 +142,18 @@ type Device interface {
 	// may be nil (evaluation only) or alias logits.
 	CrossEntropy(loss, dlogits, logits Buf, targets []int32, rows, cols int, gradScale float32)
 
+	// AttentionScores is soft attention's scoring MLP over regions for rows
+	// rows, perImage consecutive rows per image (beams share their image's pf):
+	//   e[r, l, :]   = tanh(pf[r/perImage, l, :] + q[r, :])   pf (rows/perImage, regions, dim), q (rows, dim)
+	//   scores[r, l] = e[r, l, :] · v                          v (dim), scores (rows, regions)
+	// e (rows, regions, dim) is written when not nil, for the backward pass.
+	AttentionScores(scores, e, pf, q, v Buf, rows, perImage, regions, dim int)
+	// AttentionScoresBackward adds the gradients of AttentionScores' pf and q
+	// given its e and dscores (rows, regions), with de = dscores[r, l] * v * (1 - e²):
+	//   dpf[r/perImage, l, :] += de[r, l, :];  dq[r, :] += Σ_l de[r, l, :]
+	// (v's gradient, Σ dscores[r, l] e[r, l, :], is one Gemm.)
+	AttentionScoresBackward(dpf, dq, dscores, e, v Buf, rows, perImage, regions, dim int)
+
 	// EmbeddingForward writes out (len(ids), dim) = rows ids of table (vocab, dim).
 	EmbeddingForward(out, table Buf, ids []int32, dim int)
 	// EmbeddingBackward adds row i of dout into row ids[i] of dtable (scatter-add).

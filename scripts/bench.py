@@ -2,13 +2,13 @@
 """captioner against the PyTorch reference, side by side, as one table.
 
 Runs the encoder and decoder benchmarks of captioner (go test -bench) and
-torch_captioner.py (encoder --mode best, decoder) ALTERNATING, --rounds times, on 2
-threads each, and prints one Markdown table: per row the range of captioner's and
+torch_captioner.py (encoder --mode best, decoder, decoder --arch attention) ALTERNATING,
+--rounds times, on 2 threads each, and prints one Markdown table: per row the range of captioner's and
 PyTorch's figures over the rounds and the range of their per-round ratios, with the
 date, the CPU model, its flags (AMX / AVX512-BF16 / AVX2) and the load average.
 The machines are shared: a ratio of figures measured a minute apart is what to quote.
 
-    scripts/bench.py [--rounds 3]      (run from the repository root; make bench)
+    scripts/bench.py [--rounds 3] [--only attention]   (from the repository root; make bench)
 """
 import argparse
 import datetime
@@ -21,6 +21,8 @@ import tempfile
 
 TORCH = os.path.join(os.environ.get("CAPTIONER_ASSETS", "../shared"), "bench", "torch_captioner.py")
 DECODER = ["--threads", "2", "--hidden", "256", "--vocab", "2600", "--tokens", "12"]
+# The attention decoder at its default sizes: H512, attention 512, embedding 256, 49 regions of 1280.
+ATTENTION = ["--threads", "2", "--arch", "attention", "--hidden", "512", "--vocab", "2600", "--tokens", "12"]
 
 # (row, unit, captioner benchmark and metric, PyTorch row and field)
 ROWS = [
@@ -40,11 +42,19 @@ ROWS = [
      ("decoder", "greedy b1", "captions_per_s")),
     ("decoder beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1", "captions/s"),
      ("decoder", "beam3 b1", "captions_per_s")),
+    ("attention greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32", "captions/s"),
+     ("attention", "greedy b32", "captions_per_s")),
+    ("attention training, batch 64", "tokens/s", ("decoder", "BenchmarkAttentionTrainStep", "tokens/s"),
+     ("attention", "train b64 T12", "tokens_per_s")),
+    ("attention greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1", "captions/s"),
+     ("attention", "greedy b1", "captions_per_s")),
+    ("attention beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1", "captions/s"),
+     ("attention", "beam3 b1", "captions_per_s")),
 ]
 
 BENCH = {
     "encoder": ("./encoder", r"BenchmarkEncode$/precision=(float32|bfloat16)$/batch=(1|32)$", "3s"),
-    "decoder": ("./decoder", r"Benchmark(GreedyB32|TrainStep|GreedyB1|Beam3B1)$", "2s"),
+    "decoder": ("./decoder", r"Benchmark(Attention)?(GreedyB32|TrainStep|GreedyB1|Beam3B1)$", "2s"),
 }
 
 
@@ -95,7 +105,13 @@ def span(xs, fmt):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of captioner then PyTorch")
+    ap.add_argument("--only", default="", help="only the rows whose name starts with this (encoder, decoder, attention)")
     a = ap.parse_args()
+    rows = [r for r in ROWS if r[0].startswith(a.only)]
+    if not rows:
+        sys.exit(f"bench: no row starts with {a.only!r}; rows: " + ", ".join(r[0] for r in ROWS))
+    kinds = {r[2][0] for r in rows}  # captioner's benchmark binaries to run
+    peers = {r[3][0] for r in rows}  # PyTorch runs
     have_torch = subprocess.run(["/usr/bin/python3", "-c", "import torch, torchvision"],
                                 capture_output=True).returncode == 0 and os.path.exists(TORCH)
     if not have_torch:
@@ -103,31 +119,36 @@ def main():
               "python3-numpy; CAPTIONER_ASSETS must hold bench/torch_captioner.py): captioner alone", file=sys.stderr)
     tmp = tempfile.mkdtemp(prefix="captioner-bench-")
     binaries = {}
-    for kind, (pkg, _, _) in BENCH.items():
+    for kind in kinds:
         binaries[kind] = os.path.join(tmp, kind + ".test")
-        subprocess.run(["go", "test", "-c", "-o", binaries[kind], pkg], check=True)
-    ours = {r[0]: [] for r in ROWS}
-    theirs = {r[0]: [] for r in ROWS}
-    ratios = {r[0]: [] for r in ROWS}
+        subprocess.run(["go", "test", "-c", "-o", binaries[kind], BENCH[kind][0]], check=True)
+    ours = {r[0]: [] for r in rows}
+    theirs = {r[0]: [] for r in rows}
+    ratios = {r[0]: [] for r in rows}
     loads = [load()]
     bf16_note = ""
     for rnd in range(a.rounds):
         print(f"bench: round {rnd + 1} of {a.rounds}, load {load():.1f}", file=sys.stderr)
         got = {}
-        for kind, (pkg, pattern, benchtime) in BENCH.items():
+        for kind in kinds:
+            pkg, pattern, benchtime = BENCH[kind]
+            names = [r[2][1] for r in rows if r[2][0] == kind]
+            if not any("/" in n for n in names):  # only the selected rows' benchmarks (sub-benchmarks: all)
+                pattern = "^(" + "|".join(names) + ")$"
             got[kind] = go_bench(binaries[kind], pkg, pattern, benchtime)
         peer = {}
-        if have_torch:
+        if have_torch and "encoder" in peers:
             enc = torch_run(["encoder", "--threads", "2", "--batch", "1,32", "--mode", "best"])
             peer["encoder"] = {(r["batch"], r["mode"]): r for r in enc["rows"]}
             if not enc["bf16"]:  # the bfloat16 rows compare with PyTorch's best float32
                 bf16_note = "PyTorch has no bfloat16 path here: the bfloat16 rows compare with its best float32"
                 for b in (1, 32):
                     peer["encoder"][(b, "frozen-channels_last-bfloat16")] = peer["encoder"][(b, "frozen-channels_last-float32")]
-            dec = torch_run(["decoder"] + DECODER)
-            peer["decoder"] = {r["what"]: r for r in dec["rows"]}
+        for name, args in (("decoder", DECODER), ("attention", ATTENTION)):
+            if have_torch and name in peers:
+                peer[name] = {r["what"]: r for r in torch_run(["decoder"] + args)["rows"]}
         loads.append(load())
-        for row, _, (kind, bench, metric), (pkind, key, field) in ROWS:
+        for row, _, (kind, bench, metric), (pkind, key, field) in rows:
             v = got[kind].get(bench, {}).get(metric)
             if v is not None:
                 ours[row].append(v)
@@ -141,13 +162,14 @@ def main():
     print(f"{now}; {model}, {ncpu} CPUs ({', '.join(flags)}); 2 threads each; {a.rounds} alternating rounds; "
           f"load average {min(loads):.1f}–{max(loads):.1f}")
     print("PyTorch: torch_captioner.py encoder --mode best (channels_last, traced, frozen), decoder "
-          "(H256, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16, oneDNN chain)")
+          "(H256, V2600, 12 tokens), decoder --arch attention (H512, attention 512, embedding 256, 49 regions "
+          "of 1280, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16, oneDNN chain)")
     if bf16_note:
         print(bf16_note)
     print()
     print("| measure | unit | captioner | PyTorch | ratio |")
     print("| --- | --- | --- | --- | --- |")
-    for row, unit, _, _ in ROWS:
+    for row, unit, _, _ in rows:
         fmt = "{:,.0f}" if max(ours[row] + theirs[row] + [0]) >= 100 else "{:.1f}"
         print(f"| {row} | {unit} | {span(ours[row], fmt)} | {span(theirs[row], fmt)} | {span(ratios[row], '{:.2f}x')} |")
 

@@ -69,6 +69,7 @@ var gemmShapes = []struct {
 	{"lstm_b32_512to2048", 32, 2048, 512, false},
 	{"step_r1_512to2048", 1, 2048, 512, true},
 	{"step_r3_512to2048", 3, 2048, 512, true},
+	{"step_r3_1280to2048", 3, 2048, 1280, true},
 	{"step_r8_512to2600", 8, 2600, 512, true},
 	{"step_r16_512to2600", 16, 2600, 512, true},
 	{"step_r24_512to2600", 24, 2600, 512, true},

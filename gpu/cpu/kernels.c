@@ -554,15 +554,10 @@ INLINE void tile_nt(int MR, int NR, long k, float alpha, const float *a, long ld
 			for (int jj = 0; jj < NR; jj++) acc[ii * 4 + jj] += av * bv[jj];
 		}
 	}
+	// The tree sums all 16 accumulators, the unused ones zero, in fewer
+	// operations than lane-by-lane sums of the used ones (MR * NR * 16 adds).
 	float sum[16];
-	if (MR == 4 && NR == 4) {
-		sum16(sum, acc);
-	} else {
-		for (int q = 0; q < 16; q++) {
-			sum[q] = 0;
-			for (int l = 0; l < VW; l++) sum[q] += acc[q][l];
-		}
-	}
+	sum16(sum, acc);
 	for (int ii = 0; ii < MR; ii++) {
 		for (int jj = 0; jj < NR; jj++) {
 			float s = sum[ii * 4 + jj];
@@ -582,12 +577,81 @@ CLONES void cap_gemm_nt(long m, long n, long k, float alpha, const float *a, lon
 		long i = 0;
 		for (; i + 4 <= m; i += 4)
 			tile_nt(4, 4, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
-		for (; i < m; i++) tile_nt(1, 4, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
+		// The last 1-3 rows as one tile: a beam's 3 rows read each weight
+		// vector once for all of them, not once per row.
+		const float *ai = a + i * lda, *bj = b + j * ldb;
+		float *cij = c + i * ldc + j;
+		switch (m - i) {
+		case 3: tile_nt(3, 4, k, alpha, ai, lda, bj, ldb, beta, cij, ldc); break;
+		case 2: tile_nt(2, 4, k, alpha, ai, lda, bj, ldb, beta, cij, ldc); break;
+		case 1: tile_nt(1, 4, k, alpha, ai, lda, bj, ldb, beta, cij, ldc); break;
+		}
 	}
 	for (; j < n; j++) {
 		long i = 0;
 		for (; i + 4 <= m; i += 4)
 			tile_nt(4, 1, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
 		for (; i < m; i++) tile_nt(1, 1, k, alpha, a + i * lda, lda, b + j * ldb, ldb, beta, c + i * ldc + j, ldc);
+	}
+}
+
+// hsum is the sum of the 16 lanes of *x (a pointer: vector parameters draw ABI
+// notes from GCC).
+INLINE float hsum(const vf *x) {
+	float s = 0;
+	for (int l = 0; l < VW; l++) s += (*x)[l];
+	return s;
+}
+
+// The attention step's MLP in one pass over the regions: the broadcast of the
+// state's term, the tanh and the dot with v, where separate kernels each read
+// and wrote all of (rows, L, A) (a fifth of a greedy step at batch 32).
+CLONES void cap_att_scores(float *scores, float *e, const float *pf, const float *q, const float *v,
+		long i0, long i1, long K, long L, long A) {
+	for (long i = i0; i < i1; i++) {
+		long r = i / L, l = i % L;
+		const float *p = pf + ((r / K) * L + l) * A, *qr = q + r * A;
+		float *er = e ? e + i * A : NULL;
+		vf acc = {0};
+		long a = 0;
+		for (; a + VW <= A; a += VW) {
+			vf t = vtanh(*(vf *)(p + a) + *(vf *)(qr + a));
+			if (er) *(vf *)(er + a) = t;
+			acc += t * *(vf *)(v + a);
+		}
+		float s = hsum(&acc);
+		for (; a < A; a++) {
+			float t = tanhf(p[a] + qr[a]);
+			if (er) er[a] = t;
+			s += t * v[a];
+		}
+		scores[i] = s;
+	}
+}
+
+CLONES void cap_att_scores_backward(float *dpf, float *dq, const float *dscores, const float *e, const float *v,
+		long b0, long b1, long K, long L, long A) {
+	for (long b = b0; b < b1; b++) {
+		for (long k = 0; k < K; k++) {
+			long r = b * K + k;
+			float *dqr = dq + r * A;
+			for (long l = 0; l < L; l++) {
+				float ds = dscores[r * L + l];
+				const float *er = e + (r * L + l) * A;
+				float *dp = dpf + (b * L + l) * A;
+				long a = 0;
+				for (; a + VW <= A; a += VW) {
+					vf ev = *(vf *)(er + a);
+					vf de = ds * *(vf *)(v + a) * (1.0f - ev * ev);
+					*(vf *)(dp + a) += de;
+					*(vf *)(dqr + a) += de;
+				}
+				for (; a < A; a++) {
+					float de = ds * v[a] * (1 - er[a] * er[a]);
+					dp[a] += de;
+					dqr[a] += de;
+				}
+			}
+		}
 	}
 }

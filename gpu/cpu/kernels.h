@@ -51,3 +51,14 @@ void cap_lstm_backward(float *dgates, float *dcPrev, const float *dh, const floa
 // only written.
 void cap_gemm_nt(long m, long n, long k, float alpha, const float *a, long lda,
 	const float *b, long ldb, float beta, float *c, long ldc);
+
+// cap_att_scores computes soft attention's scores for the (row, region) pairs
+// [i0, i1), pair i = r*L + l: e = tanh(pf[r/K, l] + q[r]) (A), scores[i] = e · v;
+// e is also stored at e[i*A] when e is not NULL. pf is (rows/K, L, A), q (rows, A).
+void cap_att_scores(float *scores, float *e, const float *pf, const float *q, const float *v,
+	long i0, long i1, long K, long L, long A);
+
+// cap_att_scores_backward adds, for images [b0, b1) and their K rows r each,
+// de = dscores[r, l] * v * (1 - e[r, l]^2) into dpf[b, l] and dq[r] (A), every l.
+void cap_att_scores_backward(float *dpf, float *dq, const float *dscores, const float *e, const float *v,
+	long b0, long b1, long K, long L, long A);

@@ -86,3 +86,15 @@ func lstmBackward(dg, dcp, dhs, dcs, a, cs, cp []float32, batch, H int) {
 func gemmNT(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	C.cap_gemm_nt(C.long(m), C.long(n), C.long(k), C.float(alpha), ptr(a), C.long(lda), ptr(b), C.long(ldb), C.float(beta), ptr(c), C.long(ldc))
 }
+
+// attentionScores computes the scores of (row, region) pairs [lo, hi) (see
+// cap_att_scores); e may be nil.
+func attentionScores(scores, e, pf, q, v []float32, lo, hi, K, L, A int) {
+	C.cap_att_scores(ptr(scores), ptr(e), ptr(pf), ptr(q), ptr(v), C.long(lo), C.long(hi), C.long(K), C.long(L), C.long(A))
+}
+
+// attentionScoresBackward adds the gradients of images [lo, hi)'s pf and rows'
+// q (see cap_att_scores_backward).
+func attentionScoresBackward(dpf, dq, dscores, e, v []float32, lo, hi, K, L, A int) {
+	C.cap_att_scores_backward(ptr(dpf), ptr(dq), ptr(dscores), ptr(e), ptr(v), C.long(lo), C.long(hi), C.long(K), C.long(L), C.long(A))
+}

@@ -223,3 +223,40 @@ func lstmBackward(dg, dcp, dhs, dcs, a, cs, cp []float32, batch, H int) {
 func gemmNT(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	blasSgemm(false, true, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
+
+// attentionScores computes the scores of (row, region) pairs [lo, hi), pair
+// i = r*L + l: e = tanh(pf[r/K, l] + q[r]), scores[i] = e · v; e (rows, L, A)
+// is written when not nil.
+func attentionScores(scores, e, pf, q, v []float32, lo, hi, K, L, A int) {
+	for i := lo; i < hi; i++ {
+		r, l := i/L, i%L
+		p, qr := pf[((r/K)*L+l)*A:][:A], q[r*A:][:A]
+		var s float32
+		for a := range A {
+			t := tanh(p[a] + qr[a])
+			if e != nil {
+				e[i*A+a] = t
+			}
+			s += t * v[a]
+		}
+		scores[i] = s
+	}
+}
+
+// attentionScoresBackward adds, for images [lo, hi) and their K rows r each,
+// de = dscores[r, l] * v * (1 - e[r, l]^2) into dpf[b, l] and dq[r], every l.
+func attentionScoresBackward(dpf, dq, dscores, e, v []float32, lo, hi, K, L, A int) {
+	for b := lo; b < hi; b++ {
+		for r := b * K; r < (b+1)*K; r++ {
+			dqr := dq[r*A:][:A]
+			for l := range L {
+				ds, er, dp := dscores[r*L+l], e[(r*L+l)*A:][:A], dpf[(b*L+l)*A:][:A]
+				for a := range A {
+					de := ds * v[a] * (1 - er[a]*er[a])
+					dp[a] += de
+					dqr[a] += de
+				}
+			}
+		}
+	}
+}

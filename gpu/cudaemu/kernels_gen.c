@@ -36,10 +36,12 @@ const char *const emu_kernel_names[] = {
 	"softmax_backward",
 	"cross_entropy",
 	"topk",
+	"attention_scores",
+	"attention_scores_backward",
 	NULL,
 };
 
-const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0};
 
 const char *const emu_kernel_kinds[] = {
 	"pppiii",
@@ -63,6 +65,8 @@ const char *const emu_kernel_kinds[] = {
 	"pppii",
 	"ppppiif",
 	"pppiii",
+	"pppppiiii",
+	"pppppiiii",
 };
 
 void emu_dispatch(int k, const uint64_t *a) {
@@ -129,6 +133,12 @@ void emu_dispatch(int k, const uint64_t *a) {
 		return;
 	case 20:
 		topk((int *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5]);
+		return;
+	case 21:
+		attention_scores((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8]);
+		return;
+	case 22:
+		attention_scores_backward((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8]);
 		return;
 	}
 }

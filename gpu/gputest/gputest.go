@@ -43,6 +43,8 @@ func Run(t *testing.T, dev gpu.Device) {
 		{"CrossEntropyGradient", testCrossEntropyGradient},
 		{"Embedding", testEmbedding},
 		{"EmbeddingBackward", testEmbeddingBackward},
+		{"AttentionScores", testAttentionScores},
+		{"AttentionScoresBackward", testAttentionScoresBackward},
 		{"Dropout", testDropout},
 		{"AdamW", testAdamW},
 		{"Argmax", testArgmax},

@@ -31,7 +31,8 @@ type Device struct {
 type kernelIndex struct {
 	biasAct, actBackward, colSum, add, mul, axpy, scale, dropout, adamw,
 	lstmForward, lstmBackward, embeddingForward, embeddingBackward,
-	im2col, depthwiseConv, globalAvgPool, sumSquares, softmax, softmaxBackward, crossEntropy, topk int
+	im2col, depthwiseConv, globalAvgPool, sumSquares, softmax, softmaxBackward, crossEntropy, topk,
+	attentionScores, attentionScoresBackward int
 }
 
 const (
@@ -70,7 +71,7 @@ func New(drv Driver, sigs []Signature) (*Device, error) {
 		embeddingForward: find("embedding_forward"), embeddingBackward: find("embedding_backward"),
 		im2col: find("im2col"), depthwiseConv: find("depthwise_conv"), globalAvgPool: find("global_avg_pool"),
 		sumSquares: find("sum_squares"), softmax: find("softmax"), softmaxBackward: find("softmax_backward"), crossEntropy: find("cross_entropy"),
-		topk: find("topk"),
+		topk: find("topk"), attentionScores: find("attention_scores"), attentionScoresBackward: find("attention_scores_backward"),
 	}
 	if missing != nil {
 		return nil, fmt.Errorf("gpu: kernel module lacks %v: rebuild it with `make ptx`", missing)
@@ -683,3 +684,30 @@ func (d *Device) TopK(idx []int32, val []float32, x gpu.Buf, rows, cols, k int) 
 }
 
 var _ gpu.Device = (*Device)(nil)
+
+// attentionImages checks AttentionScores' sizes and returns the number of images.
+func attentionImages(op string, rows, perImage, regions, dim int) int {
+	if rows < 0 || perImage < 1 || regions < 1 || dim < 1 || rows%perImage != 0 {
+		panic(fmt.Sprintf("gpu: %s of %d rows, %d per image, %d regions of %d: want rows a multiple of perImage and every size positive", op, rows, perImage, regions, dim))
+	}
+	checkElems(rows * regions * dim)
+	return rows / perImage
+}
+
+// AttentionScores implements gpu.Device.
+func (d *Device) AttentionScores(scores, e, pf, q, v gpu.Buf, rows, perImage, regions, dim int) {
+	B := attentionImages("AttentionScores", rows, perImage, regions, dim)
+	ps, pe := d.ptr(scores, rows*regions, "AttentionScores' scores"), d.optPtr(e, rows*regions*dim, "AttentionScores' e")
+	pp, pq, pv := d.ptr(pf, B*regions*dim, "AttentionScores' pf"), d.ptr(q, rows*dim, "AttentionScores' q"), d.ptr(v, dim, "AttentionScores' v")
+	d.launchRows(d.k.attentionScores, rows*regions, dim, argP(ps), argP(pe), argP(pp), argP(pq), argP(pv),
+		argI(rows), argI(perImage), argI(regions), argI(dim))
+}
+
+// AttentionScoresBackward implements gpu.Device.
+func (d *Device) AttentionScoresBackward(dpf, dq, dscores, e, v gpu.Buf, rows, perImage, regions, dim int) {
+	B := attentionImages("AttentionScoresBackward", rows, perImage, regions, dim)
+	pdp, pdq := d.ptr(dpf, B*regions*dim, "AttentionScoresBackward's dpf"), d.ptr(dq, rows*dim, "AttentionScoresBackward's dq")
+	pds, pe, pv := d.ptr(dscores, rows*regions, "AttentionScoresBackward's dscores"), d.ptr(e, rows*regions*dim, "AttentionScoresBackward's e"), d.ptr(v, dim, "AttentionScoresBackward's v")
+	d.launchElems(d.k.attentionScoresBackward, B*dim, argP(pdp), argP(pdq), argP(pds), argP(pe), argP(pv),
+		argI(B), argI(perImage), argI(regions), argI(dim))
+}

@@ -3,3 +3,4 @@
 #include "elementwise.cu"
 #include "conv.cu"
 #include "rows.cu"
+#include "attention.cu"

@@ -1,0 +1,48 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// attentionSizes checks AttentionScores' sizes and returns the number of images.
+func attentionSizes(op string, rows, perImage, regions, dim int) int {
+	if rows < 0 || perImage < 1 || regions < 1 || dim < 1 || rows%perImage != 0 {
+		panic(fmt.Sprintf("gpu/cpu: %s of %d rows, %d per image, %d regions of %d: want rows a multiple of perImage and every size positive", op, rows, perImage, regions, dim))
+	}
+	return rows / perImage
+}
+
+// AttentionScores writes scores (rows, regions) = tanh(pf[r/perImage] + q[r]) · v,
+// and the tanh into e when it is not nil (see gpu.Device).
+func (d *Device) AttentionScores(scores, e, pf, q, v gpu.Buf, rows, perImage, regions, dim int) {
+	B := attentionSizes("AttentionScores", rows, perImage, regions, dim)
+	s := d.need(scores, rows*regions, "AttentionScores scores (rows, regions)")
+	var es []float32
+	if e != nil {
+		es = d.need(e, rows*regions*dim, "AttentionScores e (rows, regions, dim)")
+	}
+	ps := d.need(pf, B*regions*dim, "AttentionScores pf (images, regions, dim)")
+	qs := d.need(q, rows*dim, "AttentionScores q (rows, dim)")
+	vs := d.need(v, dim, "AttentionScores v (dim)")
+	// Each (row, region) pair costs dim tanh, about 8 multiply-adds each.
+	d.parallel(rows*regions, max(1, grain/(8*dim)), func(lo, hi int) {
+		attentionScores(s, es, ps, qs, vs, lo, hi, perImage, regions, dim)
+	})
+}
+
+// AttentionScoresBackward adds the gradients of pf and q (see gpu.Device).
+func (d *Device) AttentionScoresBackward(dpf, dq, dscores, e, v gpu.Buf, rows, perImage, regions, dim int) {
+	B := attentionSizes("AttentionScoresBackward", rows, perImage, regions, dim)
+	dp := d.need(dpf, B*regions*dim, "AttentionScoresBackward dpf (images, regions, dim)")
+	dqs := d.need(dq, rows*dim, "AttentionScoresBackward dq (rows, dim)")
+	ds := d.need(dscores, rows*regions, "AttentionScoresBackward dscores (rows, regions)")
+	es := d.need(e, rows*regions*dim, "AttentionScoresBackward e (rows, regions, dim)")
+	vs := d.need(v, dim, "AttentionScoresBackward v (dim)")
+	// By image: an image's rows all add into its dpf, so no two threads write
+	// the same element.
+	d.parallel(B, max(1, grain/(4*perImage*regions*dim)), func(lo, hi int) {
+		attentionScoresBackward(dp, dqs, ds, es, vs, lo, hi, perImage, regions, dim)
+	})
+}
