@@ -27,18 +27,20 @@ deps-test:
 build: deps-build ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
 	$(GO) build -o $(BIN)/captioner ./cmd/captioner
 
-# make install puts the binary in $(PREFIX)/bin and the shipped model in
-# $(PREFIX)/share/captioner/models, where the binary looks for it (internal/locate);
+# make install puts the binary in $(PREFIX)/bin and the shipped models in
+# $(PREFIX)/share/captioner/models, where the binary looks for them (internal/locate);
 # DESTDIR stages the tree for a package.
 PREFIX  ?= /usr/local
 DESTDIR ?=
-MODEL   := models/flickr8k-merge-lstm
+MODELS  := models/flickr8k-attention models/flickr8k-merge-lstm
 .PHONY: install
-install: build ## install bin/captioner (and bin/captioner-cuda if built) and the shipped model under $(DESTDIR)$(PREFIX)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/captioner/$(MODEL)
+install: build ## install bin/captioner (and bin/captioner-cuda if built) and the shipped models under $(DESTDIR)$(PREFIX)
+	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BIN)/captioner $(DESTDIR)$(PREFIX)/bin/captioner
 	if [ -f $(BIN)/captioner-cuda ]; then install -m 755 $(BIN)/captioner-cuda $(DESTDIR)$(PREFIX)/bin/captioner-cuda; fi
-	install -m 644 $(MODEL)/* $(DESTDIR)$(PREFIX)/share/captioner/$(MODEL)/
+	for m in $(MODELS); do \
+		install -d $(DESTDIR)$(PREFIX)/share/captioner/$$m && install -m 644 $$m/* $(DESTDIR)$(PREFIX)/share/captioner/$$m/ || exit 1; \
+	done
 
 setup: build ## download and verify the public assets (encoder weights; add ARGS=--dataset for Flickr8k)
 	$(BIN)/captioner setup $(ARGS)

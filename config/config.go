@@ -54,7 +54,7 @@ type Config struct {
 const EnvPrefix = "CAPTIONER"
 
 // DefaultModel is the shipped model, relative to the repository root.
-const DefaultModel = "models/flickr8k-merge-lstm"
+const DefaultModel = "models/flickr8k-attention"
 
 func setDefaults(v *viper.Viper) {
 	v.SetDefault("device", "auto")

@@ -51,7 +51,7 @@ type Result struct {
 	// in [0, 1]: the geometric mean of the probabilities of the choices that
 	// made the caption, a guided noun's being its tag's (see confidence). On
 	// the Flickr8k dev split, captions of higher confidence score higher
-	// (models/flickr8k-merge-lstm/MODEL.md has the buckets).
+	// (each model's MODEL.md has the buckets).
 	Confidence float64 `json:"confidence"`
 	// Tags are the encoder's ImageNet nouns for the image (decode.tags).
 	Tags []tags.Tag `json:"tags"`

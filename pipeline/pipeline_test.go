@@ -238,9 +238,9 @@ func TestPipelineErrors(t *testing.T) {
 // features followed by the attention-only pipeline's grid, bit for bit, and
 // each model, picked by name, captions exactly as it does loaded alone.
 func TestModelsShareTheEncoder(t *testing.T) {
-	cfg := testConfig(t, shippedModel, 4)
+	cfg := testConfig(t, mergeModel, 4)
 	cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.Guide, cfg.Decode.GuideThreshold = 5, 0.05, true, 0.6
-	att := testmodel.Attention(t, filepath.Join(shippedModel, VocabFile), "attention-test")
+	att := testmodel.Attention(t, filepath.Join(mergeModel, VocabFile), "attention-test")
 	attCfg := *cfg
 	attCfg.Model = att
 	load := func(cfg *config.Config, extra ...string) *Pipeline {
@@ -329,7 +329,7 @@ func TestModelsShareTheEncoder(t *testing.T) {
 		t.Errorf("features of another pipeline: %v", err)
 	}
 	// Two folders of one name could not be told apart by a request.
-	twin := testmodel.Copy(t, shippedModel, "flickr8k-merge-lstm")
+	twin := testmodel.Copy(t, mergeModel, "flickr8k-merge-lstm")
 	if _, err := Load(cfg, twin); err == nil || err.Error() != fmt.Sprintf(
 		"pipeline: model folders %s and %s are both named flickr8k-merge-lstm, and a request picks a model by its folder's name: rename one (model, server.models)", cfg.Model, twin) {
 		t.Errorf("two models of one name: %v", err)

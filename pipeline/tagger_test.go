@@ -18,6 +18,10 @@ import (
 // shippedModel is the default model folder, relative to this package.
 var shippedModel = filepath.Join("..", filepath.FromSlash(config.DefaultModel))
 
+// mergeModel is the shipped merge model, served beside the default with
+// server.models.
+var mergeModel = filepath.Join("..", "models", "flickr8k-merge-lstm")
+
 // loadShipped loads the shipped model with tags and guided decoding as the
 // defaults configure them.
 func loadShipped(t *testing.T) (*Pipeline, *config.Config) {

@@ -14,7 +14,7 @@ func init() {
 		Use:   "caption [--beam K] [--json] [--attention DIR] IMAGE...",
 		Short: "Caption images: one line per image, or a JSON array with --json",
 		Long: `Captions each IMAGE with the model in --model (default: the shipped
-flickr8k-merge-lstm). Images go through the device in batches of decode.batch_size,
+flickr8k-attention; flickr8k-merge-lstm is the smaller, faster one). Images go through the device in batches of decode.batch_size,
 so captioning many photos in one call is fast. Captions are sentences. With --json
 the output is one array
 [{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,

@@ -45,7 +45,7 @@ with self-critical sequence training: it samples train.samples captions per
 image, rewards each by CIDEr-D against the image's references, and makes the
 better-than-average ones more likely. It typically follows cross-entropy
 training with a lower rate, e.g.
-  captioner train --init models/flickr8k-merge-lstm --objective cider --lr 5e-5 --out runs/scst`,
+  captioner train --init models/flickr8k-attention --arch attention --hidden 512 --objective cider --lr 5e-5 --out runs/scst`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,
 	}

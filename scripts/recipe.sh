@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The shipped models' whole training recipe: from the Flickr8k photos to the
+# model folders under models/, scored on the dev split. Each training stage is
+# resumable: after a crash or kill, run the script again and it continues.
+#
+#   scripts/recipe.sh [RUNS]     (default runs/; run from the repository root)
+#
+# Needs CAPTIONER_ASSETS (the shared assets: Flickr8k photos and captions, the
+# MobileNetV2 weights) and bin/captioner (make build); CAPTIONER sets another
+# binary, and every captioner setting works as usual (CAPTIONER_DEVICE=cuda).
+# On 2 CPU cores: features ~4 min, attention cross-entropy ~3-6 min an epoch,
+# self-critical ~10 min an epoch, merge ~6 min an epoch (see each MODEL.md).
+set -euo pipefail
+runs=${1:-runs}
+cap=${CAPTIONER:-bin/captioner}
+feats=$runs/features
+
+# train OUT FLAGS...: train into OUT, resuming when OUT holds a checkpoint.
+train() {
+	local out=$1
+	shift
+	local resume=()
+	[[ -f $out/checkpoint.safetensors ]] && resume=(--resume)
+	"$cap" train --out "$out" --features "$feats" "${resume[@]}" "$@"
+}
+
+# ship RUN MODEL: the run's selected model and curves become models/MODEL,
+# scored on the dev split with what caption and serve do by default.
+ship() {
+	mkdir -p "models/$2"
+	cp "$1"/model/* "$1"/curves.* "models/$2/"
+	"$cap" eval --model "models/$2" --features "$feats" --save-scores --captions "$1/dev-captions.json"
+}
+
+# 1. The encoder's features of every photo: pooled vectors and 7x7 grids.
+"$cap" extract --grid --out "$feats"
+
+# 2. The default model: the attention decoder, by cross-entropy, then
+#    self-critical training on CIDEr-D, stored in float16.
+CAPTIONER_TRAIN_LR_DECAY=0.9 train "$runs/attention-xe" --arch attention --hidden 512 --seed 3 --epochs 20
+CAPTIONER_TRAIN_DROPOUT=0 CAPTIONER_TRAIN_HALF_WEIGHTS=true \
+	train "$runs/attention-scst" --init "$runs/attention-xe/model" --arch attention --hidden 512 --objective cider --lr 2e-5 --epochs 4 --seed 3
+ship "$runs/attention-scst" flickr8k-attention
+
+# 3. The merge model (served beside it with --models): cross-entropy only.
+CAPTIONER_TRAIN_LR_DECAY=0.95 CAPTIONER_TRAIN_PATIENCE=2 train "$runs/merge" --hidden 512 --seed 3 --epochs 12
+ship "$runs/merge" flickr8k-merge-lstm
