@@ -81,18 +81,29 @@ test-deploy: ## the container images, Compose file and Kubernetes manifests agai
 # some cuBLAS needs to run scripts/gpu-check.sh (see gpu/README.md). Built with the
 # purecpu tag (gonum GEMM, Go JPEG decoding, no oneDNN), so its binaries need only
 # libc, libm and libcuda.so.1; gzipped so the folder stays small enough to carry.
+# GPU_MODELS are the caption model folders it holds: the attention model (the
+# default) when the checkout has it, and the merge model. `make gpu-bundle
+# GPU_MODELS=` builds a lean bundle without models, for a run from the root of a
+# checkout, whose models/ gpu-check.sh then uses (the device tool carries the
+# working tree and the bundle together, 64 MiB at most).
 GPU_BUNDLE ?= gpu-bundle
+GPU_MODELS ?= $(wildcard models/flickr8k-attention) models/flickr8k-merge-lstm
+GPU_BUNDLE_MAX_MB = 60
 GPU_BUILD = CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO)
 GPU_FLAGS = -tags cuda,purecpu -trimpath -ldflags="-s -w"
 GPU_LIBS_OK = libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 libcuda.so.1
 GPU_PHOTOS = $(wordlist 1,8,$(sort $(wildcard $(CAPTIONER_ASSETS)/samples/flickr8k_fullres/*.jpg)))
-MODEL_FILES = config.json decoder.safetensors vocab.json scores.json MODEL.md
+MODEL_FILES = config.json decoder.safetensors vocab.json
+MODEL_DOCS = scores.json MODEL.md
 ENCODER_FILES = mobilenet_v2_1.0_224_quant.tflite imagenet_labels.txt LICENSE
 
-gpu-bundle: ## the GPU bundle folder gpu-bundle/ (<= 60 MB; needs CAPTIONER_ASSETS for the encoder weights and photos)
+gpu-bundle: ## the GPU bundle folder gpu-bundle/ with GPU_MODELS (<= 60 MB; GPU_MODELS= : lean, no models; needs CAPTIONER_ASSETS for the encoder weights and photos)
 	@test -n "$(GPU_PHOTOS)" || { echo "gpu-bundle: no photos: set CAPTIONER_ASSETS to the shared assets folder"; exit 1; }
+	@for m in $(GPU_MODELS); do for f in $(MODEL_FILES); do \
+		test -f $$m/$$f || { echo "gpu-bundle: $$m has no $$f: GPU_MODELS lists caption model folders (GPU_MODELS= for none)"; exit 1; }; \
+	done; done
 	rm -rf $(GPU_BUNDLE)
-	mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/photos $(GPU_BUNDLE)/models/flickr8k-merge-lstm $(GPU_BUNDLE)/assets/models/mobilenet_v2
+	mkdir -p $(GPU_BUNDLE)/bin $(GPU_BUNDLE)/photos $(GPU_BUNDLE)/assets/models/mobilenet_v2
 	$(GPU_BUILD) build $(GPU_FLAGS) -o $(GPU_BUNDLE)/bin/captioner-cuda ./cmd/captioner
 	$(GPU_BUILD) build $(GPU_FLAGS) -o $(GPU_BUNDLE)/bin/loadgen ./cmd/loadgen
 	$(GPU_BUILD) test $(GPU_FLAGS) -c -o $(GPU_BUNDLE)/bin/cuda.test ./gpu/cuda
@@ -104,12 +115,17 @@ gpu-bundle: ## the GPU bundle folder gpu-bundle/ (<= 60 MB; needs CAPTIONER_ASSE
 		done; \
 	done
 	gzip -6 $(GPU_BUNDLE)/bin/*
-	cp $(addprefix models/flickr8k-merge-lstm/,$(MODEL_FILES)) $(GPU_BUNDLE)/models/flickr8k-merge-lstm/
+	@for m in $(GPU_MODELS); do \
+		d=$(GPU_BUNDLE)/models/$$(basename $$m); mkdir -p $$d && cp $(addprefix $$m/,$(MODEL_FILES)) $$d/ || exit 1; \
+		for f in $(MODEL_DOCS); do if [ -f $$m/$$f ]; then cp $$m/$$f $$d/ || exit 1; fi; done; \
+		echo "gpu-bundle: model $$m"; \
+	done
 	cp $(addprefix $(CAPTIONER_ASSETS)/models/mobilenet_v2/,$(ENCODER_FILES)) $(GPU_BUNDLE)/assets/models/mobilenet_v2/
 	cp $(GPU_PHOTOS) $(GPU_BUNDLE)/photos/
 	cp scripts/gpu-check.sh scripts/gpu-peer.py scripts/gpu-report.py $(GPU_BUNDLE)/
-	@size=$$(du -sm $(GPU_BUNDLE) | cut -f1); echo "gpu-bundle: $(GPU_BUNDLE)/ is $$size MB"; \
-	test $$size -le 60 || { echo "gpu-bundle: over 60 MB"; exit 1; }
+	@bytes=$$(du -sb $(GPU_BUNDLE) | cut -f1); \
+	echo "gpu-bundle: $(GPU_BUNDLE)/ is $$((bytes / 1000000)) MB ($$bytes bytes), models: $(or $(notdir $(GPU_MODELS)),none (lean: gpu-check.sh uses the models/ beside the bundle))"; \
+	test $$bytes -le $$(($(GPU_BUNDLE_MAX_MB) * 1000000)) || { echo "gpu-bundle: over $(GPU_BUNDLE_MAX_MB) MB: fewer GPU_MODELS, or GPU_MODELS= for a lean bundle"; exit 1; }
 
 gpu-bundle-check: ## build the bundle and run its gpu-check.sh against the stand-in driver and the CUDA emulator
 ifeq ($(GPU_PHOTOS),)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""gpu-report.py WORK OUT MODE ARCH: gather what gpu-check.sh's steps left in WORK
-(steps.jsonl, each step's .out, parity.json, serve.json, peer.json) into
-OUT/results.json and OUT/results.md. Run after every step, so a partial run still
+"""gpu-report.py WORK OUT MODE: gather what gpu-check.sh's steps left in WORK
+(models.tsv, steps.jsonl, each step's .out, parity.json, serve.json,
+serve-all.json, peer-MODEL.json) into OUT/results.json and OUT/results.md, with
+rows per model and architecture. Run after every step, so a partial run still
 reports what it measured. Standard library only."""
 
 import json
@@ -42,14 +43,30 @@ def read(work, name):
         return ""
 
 
+def per_model(models, work, step):
+    """The benchmarks of each model's STEP-MODEL step, each marked with its model and arch."""
+    return [dict(b, model=m["name"], arch=m["arch"]) for m in models for b in benchmarks(read(work, f"{step}-{m['name']}"))]
+
+
+def peers(models, work):
+    out = []
+    for m in models:
+        p = load(os.path.join(work, f"peer-{m['name']}.json"))
+        if p:
+            out.append(dict(p, model=m["name"], arch=m["arch"]))
+    return out
+
+
 def main():
-    work, out, mode, arch = sys.argv[1:5]
+    work, out, mode = sys.argv[1:4]
     steps = [json.loads(l) for l in open(os.path.join(work, "steps.jsonl")) if l.strip()]
+    models = [dict(zip(("name", "arch", "folder"), l.rstrip("\n").split("\t")), default=i == 0)
+              for i, l in enumerate(open(os.path.join(work, "models.tsv"))) if l.strip()]
     device = re.search(r"device: (cuda \(.*\))", read(work, "suite"))
     res = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "mode": mode,
-        "arch": arch,
+        "models": models,
         "device": device.group(1) if device else None,
         "nvidia_smi": read(work, "device").strip(),
         "steps": steps,
@@ -59,10 +76,11 @@ def main():
         },
         "parity": load(os.path.join(work, "parity.json")),
         "encoder": benchmarks(read(work, "bench-encoder")),
-        "decoder": benchmarks(read(work, "bench-decoder")),
-        "train": benchmarks(read(work, "bench-train")),
+        "decoder": per_model(models, work, "bench-decoder"),
+        "train": per_model(models, work, "bench-train"),
         "serve": load(os.path.join(work, "serve.json")),
-        "peer": load(os.path.join(work, "peer.json")),
+        "serve_all": load(os.path.join(work, "serve-all.json")),
+        "peer": peers(models, work),
     }
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(res, f, indent=2)
@@ -75,39 +93,60 @@ def metric(b, unit):
     return f"{v:,.1f}" if v is not None else ""
 
 
+def status(s):
+    if s["status"] == "skipped":
+        return "skipped (optional: budget)" if s.get("optional") else "skipped (budget spent)"
+    return f"{s['status']} (rc {s['rc']})"
+
+
+def serve_table(title, sv):
+    L = [title, "", "| model | clients | requests/s | p50 ms | p99 ms | errors | batch sizes | ms per image: prepare / encode / decode | server CPU ms per request |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for lv in sv.get("levels", []):
+        batches = " ".join(f"{k}:{v}" for k, v in (lv.get("batch_sizes") or {}).items() if v)
+        st = lv.get("stages") or {}
+        stages = " / ".join(f"{st.get(k, 0):.2f}" for k in ("preprocess_ms_per_image", "encode_ms_per_image", "decode_ms_per_image")) if st else ""
+        cpu = f"{lv['cpu_ms_per_request']:.1f}" if lv.get("cpu_ms_per_request") else ""
+        L.append(f"| {lv.get('target', '')} | {lv['clients']} | {lv['requests_per_second']:,.1f} | {lv['p50_ms']:.1f} | {lv['p99_ms']:.1f} | "
+                 f"{lv['errors']} | {batches} | {stages} | {cpu} |")
+    return L + [""]
+
+
 def markdown(r):
-    L = [f"# gpu-check {r['date']} ({r['mode']}, decoder {r['arch']})", "", f"Device: {r['device'] or 'unknown'}", ""]
+    models = ", ".join(f"{m['name']} ({m['arch']}{', default' if m['default'] else ''})" for m in r["models"])
+    L = [f"# gpu-check {r['date']} ({r['mode']})", "", f"Device: {r['device'] or 'unknown'}", "", f"Models: {models}", ""]
     if r["nvidia_smi"]:
         L += ["```", r["nvidia_smi"], "```", ""]
     L += ["| step | status | seconds |", "| --- | --- | --- |"]
-    L += [f"| {s['step']} | {s['status']} (rc {s['rc']}) | {s['seconds']} |" for s in r["steps"]]
+    L += [f"| {s['step']} | {status(s)} | {s['seconds']} |" for s in r["steps"]]
     s = r["suite"]
     L += ["", f"Kernel suite on the device: {s['passed']} subtests passed, failed: {', '.join(s['failed']) or 'none'}", ""]
     p = r["parity"]
     if p:
         same = sum(x["same_captions"] for x in p["photos"])
         worst = max((x["feature_rel_l2"] for x in p["photos"]), default=0)
-        L += [f"Parity with the CPU ({p['cpu']}): same captions on {same}/{len(p['photos'])} photos, "
+        L += [f"Parity with the CPU ({p['cpu']}): same captions on {same}/{len(p['photos'])} (model, photo) pairs, "
               f"worst feature difference {worst:.2g} (relative L2; tolerance {p['feature_tolerance']})", "",
-              "| photo | rel L2 | beam-3 caption (GPU) | same |", "| --- | --- | --- | --- |"]
-        L += [f"| {x['photo']} | {x['feature_rel_l2']:.2g} | {x['beam3_gpu']} | {'yes' if x['same_captions'] else 'NO'} |" for x in p["photos"]]
+              "| model | photo | rel L2 | beam-3 caption (GPU) | same |", "| --- | --- | --- | --- | --- |"]
+        L += [f"| {x['model']} | {x['photo']} | {x['feature_rel_l2']:.2g} | {x['beam3_gpu']} | {'yes' if x['same_captions'] else 'NO'} |"
+              for x in p["photos"]]
         L.append("")
-    for title, key, unit in (("Encoder (MobileNetV2)", "encoder", "img/s"), ("Decoder", "decoder", "captions/s"),
-                             ("Training", "train", "tokens/s")):
+    if r["encoder"]:
+        L += ["| Encoder (MobileNetV2) | img/s |", "| --- | --- |"]
+        L += [f"| {b['name']} | {metric(b, 'img/s')} |" for b in r["encoder"]]
+        L.append("")
+    for title, key, unit in (("Decoder", "decoder", "captions/s"), ("Training", "train", "tokens/s")):
         if r[key]:
-            L += [f"| {title} | {unit} |", "| --- | --- |"]
-            L += [f"| {b['name']} | {metric(b, unit)} |" for b in r[key]]
+            L += [f"| {title}: model | arch | benchmark | {unit} |", "| --- | --- | --- | --- |"]
+            L += [f"| {b['model']} | {b['arch']} | {b['name']} | {metric(b, unit)} |" for b in r[key]]
             L.append("")
-    sv = r["serve"]
-    if sv:
-        L += ["| serve: clients | requests/s | p50 ms | p99 ms | errors | batch sizes |", "| --- | --- | --- | --- | --- | --- |"]
-        for lv in sv.get("levels", []):
-            batches = " ".join(f"{k}:{v}" for k, v in (lv.get("batch_sizes") or {}).items() if v)
-            L.append(f"| {lv['clients']} | {lv['requests_per_second']:,.1f} | {lv['p50_ms']:.1f} | {lv['p99_ms']:.1f} | {lv['errors']} | {batches} |")
-        L.append("")
-    pe = r["peer"]
-    if pe:
-        L += [f"PyTorch peer ({pe.get('torch', '?')}, {pe.get('device', '?')}):", "", "| peer | value | unit |", "| --- | --- | --- |"]
+    if r["serve"]:
+        L += serve_table("serve, the default model alone:", r["serve"])
+    if r["serve_all"]:
+        L += serve_table("serve, every model at once (--models; each request names its model):", r["serve_all"])
+    for pe in r["peer"]:
+        L += [f"PyTorch peer of {pe['model']} ({pe['arch']}; {pe.get('torch', '?')}, {pe.get('device', '?')}):", "",
+              "| peer | value | unit |", "| --- | --- | --- |"]
         L += [f"| {x['name']} | {x['value']:,.1f} | {x['unit']} |" for x in pe.get("results", [])]
         L.append("")
     return "\n".join(L) + "\n"

@@ -27,19 +27,20 @@ import (
 )
 
 var (
-	modelDir  = flag.String("check.model", "../../"+config.DefaultModel, "caption model folder")
+	modelDir  = flag.String("check.model", "../../"+config.DefaultModel, "caption model folder: the one the benchmarks measure, and TestParity's default model")
+	extra     = flag.String("check.models", "", "comma-separated caption model folders TestParity loads beside -check.model")
 	photosDir = flag.String("check.photos", "", "folder of JPEG photos for parity (default: $CAPTIONER_ASSETS/samples/flickr8k_fullres)")
 	maxPhotos = flag.Int("check.max-photos", 0, "use at most this many photos (0: all)")
-	arch      = flag.String("check.arch", "merge", "decoder architecture to benchmark: merge (the shipped model); attention once it lands")
 	out       = flag.String("check.out", "", "write TestParity's results as JSON to this file")
 	batches   = flag.String("check.batches", "1,8,64,256", "encoder batch sizes to benchmark")
 	trainB    = flag.Int("check.train-batch", 64, "captions per training step")
 )
 
 // FeatureTolerance is the largest relative L2 distance allowed between an
-// image's pooled features on the GPU and on the CPU, both float32. Measured
-// differences come from summation order and FMA contraction; 1e-3 is far
-// below what moves a caption (bfloat16 moves features by 3-4%).
+// image's features on the GPU and on the CPU, both float32: what the loaded
+// models read, the pooled vector and/or the 7x7 grid. Measured differences
+// come from summation order and FMA contraction; 1e-3 is far below what moves
+// a caption (bfloat16 moves features by 3-4%).
 const FeatureTolerance = 1e-3
 
 func loadConfig(t testing.TB, device string) *config.Config {
@@ -74,11 +75,33 @@ func photos(t testing.TB) []string {
 	return paths
 }
 
-// run captions the photos at paths on device, preprocessed by the pipeline's
-// own door: features, greedy and beam-3 captions.
-func run(t *testing.T, device string, paths []string) (name string, feats [][]float32, greedy, beam []pipeline.Result) {
+// extraModels are the folders of -check.models.
+func extraModels() []string {
+	var dirs []string
+	for _, d := range strings.Split(*extra, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// captioned is what one device made of the photos: their features (one
+// encoding for all the models) and each loaded model's captions.
+type captioned struct {
+	device string
+	models []pipeline.Info
+	feats  [][]float32
+	greedy [][]pipeline.Result // per model, per photo
+	beam   [][]pipeline.Result
+}
+
+// run captions the photos at paths on device with -check.model and
+// -check.models, preprocessed by the pipeline's own door: the features, and
+// every model's greedy and beam-3 captions.
+func run(t *testing.T, device string, paths []string) captioned {
 	t.Helper()
-	p, err := pipeline.Load(loadConfig(t, device))
+	p, err := pipeline.Load(loadConfig(t, device), extraModels()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,16 +111,22 @@ func run(t *testing.T, device string, paths []string) (name string, feats [][]fl
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if feats, err = p.Encode(ctx, tensors); err != nil {
+	c := captioned{device: p.Info().Device, models: p.Models()}
+	if c.feats, err = p.Encode(ctx, tensors); err != nil {
 		t.Fatal(err)
 	}
-	if greedy, err = p.Decode(ctx, feats, pipeline.Options{Beam: 1}); err != nil {
-		t.Fatal(err)
+	for _, m := range c.models {
+		greedy, err := p.Decode(ctx, c.feats, pipeline.Options{Beam: 1, Model: m.Model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		beam, err := p.Decode(ctx, c.feats, pipeline.Options{Beam: 3, Model: m.Model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.greedy, c.beam = append(c.greedy, greedy), append(c.beam, beam)
 	}
-	if beam, err = p.Decode(ctx, feats, pipeline.Options{Beam: 3}); err != nil {
-		t.Fatal(err)
-	}
-	return p.Info().Device, feats, greedy, beam
+	return c
 }
 
 func relL2(a, b []float32) float64 {
@@ -109,8 +138,10 @@ func relL2(a, b []float32) float64 {
 	return math.Sqrt(d / max(n, 1e-30))
 }
 
-// PhotoParity is one photo's comparison in TestParity's JSON.
+// PhotoParity is one photo's comparison for one model in TestParity's JSON.
 type PhotoParity struct {
+	Model        string  `json:"model"`
+	Arch         string  `json:"arch"`
 	Photo        string  `json:"photo"`
 	FeatureRelL2 float64 `json:"feature_rel_l2"`
 	GreedyCPU    string  `json:"greedy_cpu"`
@@ -120,31 +151,35 @@ type PhotoParity struct {
 	Same         bool    `json:"same_captions"`
 }
 
-// TestParity runs the shipped model on the photos on the GPU and on the CPU,
-// both float32: pooled features within FeatureTolerance, the same greedy and
-// beam-3 captions.
+// TestParity runs -check.model and -check.models on the photos on the GPU and
+// on the CPU, both float32: features within FeatureTolerance, and each model's
+// greedy and beam-3 captions the same.
 func TestParity(t *testing.T) {
 	paths := photos(t)
-	gpuName, gf, gg, gb := run(t, "cuda", paths)
-	cpuName, cf, cg, cb := run(t, "cpu", paths)
+	g := run(t, "cuda", paths)
+	c := run(t, "cpu", paths)
 	report := struct {
 		GPU       string        `json:"gpu"`
 		CPU       string        `json:"cpu"`
 		Tolerance float64       `json:"feature_tolerance"`
-		Photos    []PhotoParity `json:"photos"`
-	}{GPU: gpuName, CPU: cpuName, Tolerance: FeatureTolerance}
+		Photos    []PhotoParity `json:"photos"` // per model, per photo
+	}{GPU: g.device, CPU: c.device, Tolerance: FeatureTolerance}
 	for i, p := range paths {
-		r := PhotoParity{Photo: filepath.Base(p), FeatureRelL2: relL2(gf[i], cf[i]),
-			GreedyCPU: cg[i].Caption, GreedyGPU: gg[i].Caption, BeamCPU: cb[i].Caption, BeamGPU: gb[i].Caption}
-		r.Same = r.GreedyCPU == r.GreedyGPU && r.BeamCPU == r.BeamGPU
-		report.Photos = append(report.Photos, r)
-		if r.FeatureRelL2 > FeatureTolerance {
-			t.Errorf("%s: features differ by %.3g (relative L2), tolerance %g", r.Photo, r.FeatureRelL2, FeatureTolerance)
+		if d := relL2(g.feats[i], c.feats[i]); d > FeatureTolerance {
+			t.Errorf("%s: features differ by %.3g (relative L2), tolerance %g", filepath.Base(p), d, FeatureTolerance)
 		}
-		if !r.Same {
-			t.Errorf("%s: captions differ: greedy cpu %q gpu %q; beam cpu %q gpu %q", r.Photo, r.GreedyCPU, r.GreedyGPU, r.BeamCPU, r.BeamGPU)
+	}
+	for k, m := range g.models {
+		for i, p := range paths {
+			r := PhotoParity{Model: m.Model, Arch: m.Arch, Photo: filepath.Base(p), FeatureRelL2: relL2(g.feats[i], c.feats[i]),
+				GreedyCPU: c.greedy[k][i].Caption, GreedyGPU: g.greedy[k][i].Caption, BeamCPU: c.beam[k][i].Caption, BeamGPU: g.beam[k][i].Caption}
+			r.Same = r.GreedyCPU == r.GreedyGPU && r.BeamCPU == r.BeamGPU
+			report.Photos = append(report.Photos, r)
+			if !r.Same {
+				t.Errorf("%s, %s: captions differ: greedy cpu %q gpu %q; beam cpu %q gpu %q", r.Model, r.Photo, r.GreedyCPU, r.GreedyGPU, r.BeamCPU, r.BeamGPU)
+			}
+			t.Logf("%s, %s: rel L2 %.2g, %q", r.Model, r.Photo, r.FeatureRelL2, r.BeamGPU)
 		}
-		t.Logf("%s: rel L2 %.2g, %q", r.Photo, r.FeatureRelL2, r.BeamGPU)
 	}
 	if *out != "" {
 		b, err := json.MarshalIndent(report, "", "  ")
@@ -213,12 +248,10 @@ func BenchmarkEncode(b *testing.B) {
 	}
 }
 
-// model loads the decoder to benchmark. -check.arch selects the architecture;
-// an architecture this build does not know fails with the list it does.
+// model loads -check.model, the decoder to benchmark, whatever its
+// architecture: the benchmarks feed it inputs of its own width (InputDim: the
+// pooled vector for merge, the grid for attention) and are named by its arch.
 func model(b *testing.B, dev gpu.Device) *decoder.Model {
-	if *arch != "merge" {
-		b.Fatalf("-check.arch %q: this build benchmarks the merge decoder only (the shipped model)", *arch)
-	}
 	_, m, err := pipeline.LoadModel(dev, *modelDir)
 	if err != nil {
 		b.Fatal(err)
@@ -235,7 +268,7 @@ func BenchmarkDecode(b *testing.B) {
 	const words = 16
 	for _, beam := range []int{1, 3} {
 		for _, batch := range []int{1, 64} {
-			b.Run(fmt.Sprintf("arch=%s/beam=%d/batch=%d", *arch, beam, batch), func(b *testing.B) {
+			b.Run(fmt.Sprintf("arch=%s/beam=%d/batch=%d", m.Cfg.Arch, beam, batch), func(b *testing.B) {
 				feats := benchinput.Features(dev, batch, m.Cfg.InputDim())
 				defer dev.Free(feats)
 				o := decoder.DecodeOptions{Start: text.StartID, End: text.EndID, MaxLen: words, Beam: beam, NoEarlyStop: true}
@@ -277,7 +310,7 @@ func BenchmarkTrain(b *testing.B) {
 	}
 	step(0)
 	syncOrFail(b, dev)
-	b.Run(fmt.Sprintf("arch=%s/batch=%d", *arch, B), func(b *testing.B) {
+	b.Run(fmt.Sprintf("arch=%s/batch=%d", m.Cfg.Arch, B), func(b *testing.B) {
 		for i := range b.N {
 			step(i + 1)
 		}
