@@ -128,7 +128,7 @@ func TestAttentionTrainAndEval(t *testing.T) {
 			t.Errorf("%s: strip %dx%d for %d words, want %dx%d", r.Image, cfg.Width, cfg.Height, n, n*pw+(n-1)*6, 224+34)
 		}
 	}
-	_, err = run(t, append(append([]string{"caption", "--attention", maps, "--model", shippedModel}, common...), photos[0])...)
+	_, err = run(t, append(append([]string{"caption", "--attention", maps, "--model", mergeModel}, common...), photos[0])...)
 	if err == nil || !strings.Contains(err.Error(), decoder.ErrNoAttention.Error()) {
 		t.Errorf("merge model with --attention: %v, want %q", err, decoder.ErrNoAttention)
 	}

@@ -25,6 +25,10 @@ import (
 // shippedModel is the default model folder, relative to this package.
 var shippedModel = filepath.Join("..", "..", filepath.FromSlash(config.DefaultModel))
 
+// mergeModel is the shipped merge model (--model, or beside the default with
+// server.models).
+var mergeModel = filepath.Join("..", "..", "models", "flickr8k-merge-lstm")
+
 // run executes the CLI in-process and returns stdout.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -164,11 +168,11 @@ func TestCaptionSamplesAreGuidedByTags(t *testing.T) {
 }
 
 func TestDescribePrintsShapesAndParameterCount(t *testing.T) {
-	out, err := run(t, "describe", "--model", shippedModel)
+	out, err := run(t, "describe", "--model", mergeModel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := decoder.ReadConfig(filepath.Join(shippedModel, decoder.ConfigFile))
+	c, err := decoder.ReadConfig(filepath.Join(mergeModel, decoder.ConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}

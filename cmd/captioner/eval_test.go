@@ -96,8 +96,10 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 		return out, recs
 	}
 	outF, fromFeats := captions(false, "float32")
-	// Scores may differ in the last float32 bits: the encoder batches differently.
-	tolerance := map[string]float64{"float32": 1e-5}
+	// Scores may differ in the last float32 bits (the encoder batches
+	// differently) and, for an attention model, by the cached grid's float16
+	// rounding (1.4e-5 seen on these photos).
+	tolerance := map[string]float64{"float32": 1e-4}
 	if gpu.NativeBFloat16(cpu.New(1)) {
 		tolerance["bfloat16"] = 0.05
 	}
