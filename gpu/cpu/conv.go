@@ -199,3 +199,106 @@ func (d *Device) GlobalAvgPool(out, in gpu.Buf, n, hw, c int) {
 		}
 	})
 }
+
+// DepthwiseConv2DBackward writes din and adds into dweight and dbias (each may be
+// nil) from dout, the gradient of the depthwise convolution plus bias.
+func (d *Device) DepthwiseConv2DBackward(din, dweight, dbias, dout, in, weight gpu.Buf, p gpu.ConvParams) {
+	if p.OC != p.C {
+		panic(fmt.Sprintf("gpu/cpu: DepthwiseConv2DBackward with OC=%d != C=%d (only channel multiplier 1 is supported)", p.OC, p.C))
+	}
+	taps := p.KH * p.KW
+	g, x, w, _ := d.convCheck("DepthwiseConv2DBackward", dout, in, weight, nil, &p, taps*p.C)
+	if din != nil {
+		dx := d.need(din, len(x), "DepthwiseConv2DBackward din (N, H, W, C)")
+		d.parallel(p.N*p.H, max(1, grain/(p.W*p.C*taps)), func(lo, hi int) { dwBackwardInput(dx, g, w, &p, lo, hi) })
+	}
+	if dweight != nil {
+		dw := d.need(dweight, taps*p.C, "DepthwiseConv2DBackward dweight (KH, KW, C)")
+		// Parallel over channel ranges, so no two workers share a weight.
+		work := p.N * p.OH * p.OW * taps
+		d.parallel(p.C, max(1, grain/work), func(lo, hi int) { dwBackwardWeight(dw, g, x, &p, lo, hi) })
+	}
+	if dbias != nil {
+		d.addColSums(d.need(dbias, p.C, "DepthwiseConv2DBackward dbias (C)"), g, p.N*p.OH*p.OW, p.C)
+	}
+}
+
+// dwBackwardInput writes the input gradient rows [lo, hi) (flattened over N, H)
+// of a depthwise convolution: dx[n, ih, iw, c] is the sum over the taps (kh, kw)
+// that read it of dout[n, oh, ow, c] * w[kh, kw, c], with ih = oh*StrideH -
+// PadTop + kh (the same for columns).
+func dwBackwardInput(dx, dout, w []float32, p *gpu.ConvParams, lo, hi int) {
+	C := p.C
+	for r := lo; r < hi; r++ {
+		n, ih := r/p.H, r%p.H
+		row := dx[r*p.W*C : (r+1)*p.W*C]
+		clear(row)
+		for kh := 0; kh < p.KH; kh++ {
+			oh, ok := outIndex(ih, kh, p.PadTop, p.StrideH, p.OH)
+			if !ok {
+				continue
+			}
+			for iw := 0; iw < p.W; iw++ {
+				px := row[iw*C : (iw+1)*C]
+				for kw := 0; kw < p.KW; kw++ {
+					ow, ok := outIndex(iw, kw, p.PadLeft, p.StrideW, p.OW)
+					if !ok {
+						continue
+					}
+					g := dout[((n*p.OH+oh)*p.OW+ow)*C : ((n*p.OH+oh)*p.OW+ow+1)*C]
+					wt := w[(kh*p.KW+kw)*C : (kh*p.KW+kw+1)*C]
+					for c, gv := range g {
+						px[c] += gv * wt[c]
+					}
+				}
+			}
+		}
+	}
+}
+
+// outIndex returns the output position o that reads input position i through
+// tap k (i = o*stride - pad + k), and whether there is one.
+func outIndex(i, k, pad, stride, outSize int) (int, bool) {
+	t := i + pad - k
+	if t < 0 || t%stride != 0 || t/stride >= outSize {
+		return 0, false
+	}
+	return t / stride, true
+}
+
+// dwBackwardWeight adds into dw (KH, KW, C), channels [lo, hi), the sum over
+// every output pixel of dout[n, oh, ow, c] * in[n, ih, iw, c] for each tap,
+// accumulating in float64.
+func dwBackwardWeight(dw, dout, in []float32, p *gpu.ConvParams, lo, hi int) {
+	C, nc := p.C, hi-lo
+	acc := make([]float64, p.KH*p.KW*nc)
+	for n := 0; n < p.N; n++ {
+		for oh := 0; oh < p.OH; oh++ {
+			for ow := 0; ow < p.OW; ow++ {
+				g := dout[((n*p.OH+oh)*p.OW+ow)*C+lo : ((n*p.OH+oh)*p.OW+ow)*C+hi]
+				for kh := 0; kh < p.KH; kh++ {
+					ih := oh*p.StrideH - p.PadTop + kh
+					if ih < 0 || ih >= p.H {
+						continue
+					}
+					for kw := 0; kw < p.KW; kw++ {
+						iw := ow*p.StrideW - p.PadLeft + kw
+						if iw < 0 || iw >= p.W {
+							continue
+						}
+						x := in[((n*p.H+ih)*p.W+iw)*C+lo : ((n*p.H+ih)*p.W+iw)*C+hi]
+						a := acc[(kh*p.KW+kw)*nc : (kh*p.KW+kw+1)*nc]
+						for c, gv := range g {
+							a[c] += float64(gv) * float64(x[c])
+						}
+					}
+				}
+			}
+		}
+	}
+	for t := 0; t < p.KH*p.KW; t++ {
+		for c, v := range acc[t*nc : (t+1)*nc] {
+			dw[t*C+lo+c] += float32(v)
+		}
+	}
+}

@@ -96,10 +96,15 @@ func testBiasActBackward(t *testing.T, dev gpu.Device) {
 				rows, cols := s[0], s[1]
 				t.Run(name("%dx%d_%s_inplace%v", rows, cols, actName(act), inplace), func(t *testing.T) {
 					h := newHarness(t, dev, uint64(rows*cols)+uint64(act))
-					x := h.uniform(rows*cols, -3, 3)
+					hi := 3.0
+					if act == gpu.ActReLU6 {
+						hi = 9 // past ReLU6's upper kink
+					}
+					x := h.uniform(rows*cols, -3, hi)
 					bias := h.uniform(cols, -0.5, 0.5)
-					for i := range x { // keep ReLU's inputs away from its kink
-						if v := x[i] + bias[i%cols]; math.Abs(float64(v)) < 0.05 {
+					for i := range x { // keep ReLU's and ReLU6's inputs away from their kinks
+						v := float64(x[i] + bias[i%cols])
+						if math.Abs(v) < 0.05 || math.Abs(v-6) < 0.05 {
 							x[i] += 0.1
 						}
 					}
