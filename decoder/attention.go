@@ -238,6 +238,11 @@ func (ts *TrainState) backwardAttention() {
 	dev.Zero(dpf)
 	dz, dbeta := x.dz.Slice(0, B*F), x.dbeta.Slice(0, B*F)
 	ascr := x.ascratch.Slice(0, B*L)
+	var dfeats gpu.Buf // (B, L, F), with KeepInputGrad
+	if ts.dfeat != nil {
+		dfeats = ts.InputGrad()
+		dev.Zero(dfeats)
+	}
 	for t := T - 1; t >= 0; t-- {
 		hPrev, dhPrev := hs.Slice(t*B*H, B*H), dhs.Slice(t*B*H, B*H)
 		dg := dgates.Slice(t*B*4*H, B*4*H)
@@ -258,6 +263,9 @@ func (ts *TrainState) backwardAttention() {
 		// z_b = alpha_b · feats_b: dalpha_b (1, L) += dz_b (1, F) · feats_bᵀ.
 		alpha, dalpha := x.alpha.Slice(t*B*L, B*L), x.dalpha.Slice(t*B*L, B*L)
 		dev.GemmStridedBatched(false, true, 1, L, F, 1, dz, F, F, feats, F, L*F, 1, dalpha, L, L, B)
+		if dfeats != nil { // and dfeats_b (L, F) += alpha_bᵀ (L, 1) · dz_b (1, F)
+			dev.GemmStridedBatched(true, false, L, F, 1, 1, alpha, L, L, dz, F, F, 1, dfeats, F, L*F, B)
+		}
 		dev.SoftmaxBackward(ascr, dalpha, alpha, B, L) // dscores (B, L)
 
 		// scores = e · AttV; e = tanh(pf + hproj[regionImage]).
@@ -284,6 +292,17 @@ func (ts *TrainState) backwardAttention() {
 	mean := x.mean.Slice(0, B*F)
 	linearBackward(dev, nil, G.InitHW, G.InitHB, dhs.Slice(0, B*H), hs.Slice(0, B*H), mean, m.P.InitHW, B, F, H, gpu.ActTanh)
 	linearBackward(dev, nil, G.InitCW, G.InitCB, dc, cs.Slice(0, B*H), mean, m.P.InitCW, B, F, H, gpu.ActTanh)
+	if dfeats == nil {
+		return
+	}
+	// dfeats += dpf · AttFW; dmean (B, F) = dh0 · InitHW + dc0 · InitCW (the
+	// preactivations' gradients, which linearBackward left in place), spread
+	// evenly over the regions: dfeats_b (L, F) += ones (L, 1) · dmean_b / L.
+	dev.Gemm(false, false, B*L, F, A, 1, dpf, A, m.P.AttFW, F, 1, dfeats, F)
+	dmean := x.dz.Slice(0, B*F) // dz is free after the loop
+	dev.Gemm(false, false, B, F, H, 1, dhs.Slice(0, B*H), H, m.P.InitHW, F, 0, dmean, F)
+	dev.Gemm(false, false, B, F, H, 1, dc, H, m.P.InitCW, F, 1, dmean, F)
+	dev.GemmStridedBatched(false, false, L, F, 1, 1/float32(L), ts.regionOnes, 1, L, dmean, F, F, 1, dfeats, F, L*F, B)
 }
 
 // attWorkspace holds attention's decoding buffers for up to rows rows.
