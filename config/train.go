@@ -80,6 +80,13 @@ type Train struct {
 	// Samples is the number of captions sampled per image with the cider
 	// objective; each is judged against the mean reward of the others.
 	Samples int `mapstructure:"samples"`
+	// FinetuneBlocks trains the encoder's last N inverted-residual blocks and
+	// its head convolution with the decoder (0: the encoder stays frozen); the
+	// activations below them are computed once and cached beside the features.
+	FinetuneBlocks int `mapstructure:"finetune_blocks"`
+	// FinetuneLR is Adam's learning rate for the fine-tuned encoder layers:
+	// lower than the decoder's, since they start trained.
+	FinetuneLR float64 `mapstructure:"finetune_lr"`
 }
 
 func trainDefaults(v *viper.Viper) {
@@ -111,6 +118,8 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.objective", "xe")
 	v.SetDefault("train.init", "")
 	v.SetDefault("train.samples", 5)
+	v.SetDefault("train.finetune_blocks", 0)
+	v.SetDefault("train.finetune_lr", 1e-4)
 }
 
 func (c Train) validate() []error {
@@ -135,6 +144,15 @@ func (c Train) validate() []error {
 	}
 	if c.Samples < 2 || c.Samples > c.BatchSize {
 		errs = append(errs, fmt.Errorf("train.samples: %d is outside 2..train.batch_size (%d); each sample's baseline is the mean of the others", c.Samples, c.BatchSize))
+	}
+	if c.FinetuneBlocks < 0 {
+		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d is negative; 0 keeps the encoder frozen", c.FinetuneBlocks))
+	}
+	if c.FinetuneBlocks > 0 && c.Objective == "cider" {
+		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d with train.objective cider; self-critical training runs on frozen features only: set train.finetune_blocks 0 (fine-tuning trains with xe)", c.FinetuneBlocks))
+	}
+	if c.FinetuneLR <= 0 || c.FinetuneLR > 1 {
+		errs = append(errs, fmt.Errorf("train.finetune_lr: %g is outside (0, 1]; 1e-5..1e-4 suits trained encoder layers", c.FinetuneLR))
 	}
 	if c.Out == "" {
 		errs = append(errs, fmt.Errorf("train.out: empty; name a folder for checkpoints and the trained model"))

@@ -316,3 +316,29 @@ func (t *Top) Close() {
 	}
 	t.bufs = nil
 }
+
+// State downloads the parameters, Adam's moments and the step count: what a
+// checkpoint saves so that a resumed run continues exactly.
+func (t *Top) State() (flat, m1, m2 []float32, steps int, err error) {
+	n := t.NumParams()
+	flat, m1, m2 = make([]float32, n), make([]float32, n), make([]float32, n)
+	for i, b := range []gpu.Buf{t.flat, t.mom1, t.mom2} {
+		if err = t.dev.Download([][]float32{flat, m1, m2}[i], b); err != nil {
+			return nil, nil, nil, 0, err
+		}
+	}
+	return flat, m1, m2, t.steps, nil
+}
+
+// SetState restores what State returned.
+func (t *Top) SetState(flat, m1, m2 []float32, steps int) error {
+	n := t.NumParams()
+	if len(flat) != n || len(m1) != n || len(m2) != n {
+		return fmt.Errorf("encoder: top state of %d, %d and %d values for %d parameters", len(flat), len(m1), len(m2), n)
+	}
+	t.dev.Upload(t.flat, flat)
+	t.dev.Upload(t.mom1, m1)
+	t.dev.Upload(t.mom2, m2)
+	t.steps = steps
+	return nil
+}

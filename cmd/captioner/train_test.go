@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/train"
 )
@@ -61,5 +62,46 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	_, err := run(t, append([]string{"train", "--out", t.TempDir(), "--init", filepath.Join(sc, "nope"), "--objective", "cider"}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), "train.init") || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing init: got %v, want an error naming train.init and the folder", err)
+	}
+}
+
+// TestTrainFinetuneBlocks trains with --finetune-blocks on the sample dataset:
+// the activations below the cut are cached once (a second run computes none),
+// and the model folder gets the tuned layers beside the decoder.
+func TestTrainFinetuneBlocks(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 7)
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "1")
+	args := func(out string) []string {
+		return []string{"train", "--out", out, "--device", "cpu", "--assets", assets, "--data", data, "--features", feats,
+			"--epochs", "1", "--batch-size", "10", "--hidden", "16", "--seed", "4", "--finetune-blocks", "2", "--finetune-lr", "1e-4",
+			"--objective", "xe", "--init", "", "--lr", "1e-3"}
+	}
+	var log bytes.Buffer
+	rootCmd.SetErr(&log)
+	rootCmd.SetOut(&bytes.Buffer{})
+	out := t.TempDir()
+	rootCmd.SetArgs(args(out))
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatalf("train --finetune-blocks 2: %v\n%s", err, log.String())
+	}
+	for _, want := range []string{"10 computed, 0 cached", "fine-tuning encoder blocks 15-16 and head"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	for _, f := range []string{encoder.TunedFile, decoder.WeightsFile} {
+		if _, err := os.Stat(filepath.Join(train.ModelDir(out), f)); err != nil {
+			t.Error(err)
+		}
+	}
+	log.Reset()
+	rootCmd.SetArgs(args(t.TempDir()))
+	if err := rootCmd.Execute(); err != nil || !strings.Contains(log.String(), "0 computed, 10 cached") {
+		t.Errorf("second run: %v, want every activation cached:\n%s", err, log.String())
+	}
+	// A tuned model cannot continue on the frozen features.
+	_, err := run(t, "train", "--out", t.TempDir(), "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--epochs", "1", "--hidden", "16", "--finetune-blocks", "0", "--init", train.ModelDir(out))
+	if err == nil || !strings.Contains(err.Error(), "has a fine-tuned encoder") {
+		t.Errorf("frozen run from a tuned model: %v", err)
 	}
 }
