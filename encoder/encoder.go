@@ -24,7 +24,10 @@ type Encoder struct {
 	// cut is the number of blocks Forward runs: all of them for an encoder
 	// from New, which then runs the head; fewer for one from NewBottom, whose
 	// output is the input of block cut.
-	cut       int
+	cut int
+	// chainEnd is the number of blocks the planned chain runs: cut, or fewer
+	// for a bottom whose last blocks are residual (run by the per-layer kernels).
+	chainEnd  int
 	precision gpu.Precision
 
 	// chain, when set, runs the stem, the blocks and the head as one planned
@@ -119,10 +122,13 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int) 
 	planner, canPlan := dev.(gpu.ConvPlanner)
 	// A planned chain cannot end in a residual add (the CPU's adds in place
 	// into the source's buffer, and the last layer writes the caller's), so a
-	// bottom cut after a residual block runs the per-layer kernels: extracting
-	// the activations at the cut is done once per dataset.
-	canPlan = canPlan && (cut == len(c.Blocks) || cut == 0 || !c.Blocks[cut-1].Residual)
-	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch, precision: gpu.Float32, cut: cut}
+	// bottom cut after residual blocks plans the chain up to them and runs them
+	// with the per-layer kernels.
+	chainEnd := cut
+	for chainEnd > 0 && chainEnd < len(c.Blocks) && c.Blocks[chainEnd-1].Residual {
+		chainEnd--
+	}
+	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch, precision: gpu.Float32, cut: cut, chainEnd: chainEnd}
 	switch precision {
 	case string(gpu.Float32):
 	case string(gpu.BFloat16):
@@ -137,8 +143,13 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int) 
 	default:
 		return nil, fmt.Errorf("encoder: precision %q: want auto, float32 or bfloat16", precision)
 	}
+	if chainEnd < cut {
+		e.prepareLayers(w)
+		// The chain's output goes into the late part's buffers.
+		canPlan = canPlan && chainEnd >= e.split
+	}
 	if canPlan {
-		chain, err := planner.PlanConvChain(chainLayers(w, cut), maxBatch, e.precision)
+		chain, err := planner.PlanConvChain(chainLayers(w, chainEnd), maxBatch, e.precision)
 		if err != nil {
 			return nil, fmt.Errorf("encoder: %w", err)
 		}
@@ -150,7 +161,7 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int) 
 	e.grid = dev.Alloc(B * e.outLen())
 	e.pooled = dev.Alloc(B * c.Head)
 	e.probs = dev.Alloc(B * c.Classes)
-	if e.chain == nil {
+	if e.chain == nil && chainEnd == cut {
 		e.prepareLayers(w)
 	}
 	return e, nil
@@ -286,6 +297,15 @@ func (e *Encoder) EncodeEach(images [][]float32) error {
 func (e *Encoder) Forward(in gpu.Buf, n int) error {
 	e.n = n
 	if e.chain != nil {
+		if e.chainEnd < e.cut {
+			out := e.x.Slice(0, n*e.cfg.CutLen(e.chainEnd))
+			if err := e.chain.Run(out, in, n); err != nil {
+				return fmt.Errorf("encoder: %w", err)
+			}
+			x, _ := e.runBlocks(e.chainEnd, e.cut, e.x, e.y, n, e.cfg.CutSide(e.chainEnd))
+			e.dev.Copy(e.Cut(), x.Slice(0, n*e.outLen()))
+			return nil
+		}
 		if err := e.chain.Run(e.grid.Slice(0, n*e.outLen()), in, n); err != nil {
 			return fmt.Errorf("encoder: %w", err)
 		}

@@ -99,28 +99,44 @@ func NewTop(dev gpu.Device, w *Weights, first, maxB int) (*Top, error) {
 		}
 		host = append(host, v...)
 	}
-	n := len(host)
-	t.flat, t.grad, t.mom1, t.mom2 = t.alloc(n), t.alloc(n), t.alloc(n), t.alloc(n)
+	t.flat = t.alloc(len(host))
 	dev.Upload(t.flat, host)
 	t.w, t.head = t.views(t.flat)
-	t.g, t.dhead = t.views(t.grad)
 
 	// Activations per block, and the largest gradient of each kind.
-	s, maxX, maxE, maxD := c.CutSide(first), 0, 1, 1
+	s := c.CutSide(first)
 	t.xs = make([]gpu.Buf, 1, len(c.Blocks)-first+1)
 	for _, b := range c.Blocks[first:] {
 		o := ceilDiv(s, b.Stride)
 		t.e = append(t.e, t.alloc(maxB*s*s*b.Hidden))
 		t.d = append(t.d, t.alloc(maxB*o*o*b.Hidden))
 		t.xs = append(t.xs, t.alloc(maxB*o*o*b.Out))
+		s = o
+	}
+	t.grid = t.alloc(maxB * s * s * c.Head)
+	return t, nil
+}
+
+// training allocates, on first use, what only training needs: gradients,
+// Adam's moments and the backward pass's scratch (a Top that only runs
+// Forward, as in the pipeline, never does).
+func (t *Top) training() {
+	if t.grad != nil {
+		return
+	}
+	n := t.NumParams()
+	t.grad, t.mom1, t.mom2 = t.alloc(n), t.alloc(n), t.alloc(n)
+	t.g, t.dhead = t.views(t.grad)
+	c := &t.cfg
+	s, maxX, maxE, maxD := c.CutSide(t.first), 0, 1, 1
+	for _, b := range c.Blocks[t.first:] {
+		o := ceilDiv(s, b.Stride)
 		maxX = max(maxX, s*s*b.In, o*o*b.Out)
 		maxE, maxD = max(maxE, s*s*b.Hidden), max(maxD, o*o*b.Hidden)
 		s = o
 	}
-	t.grid = t.alloc(maxB * s * s * c.Head)
-	t.dx, t.dy = t.alloc(maxB*maxX), t.alloc(maxB*maxX)
-	t.de, t.dd = t.alloc(maxB*maxE), t.alloc(maxB*maxD)
-	return t, nil
+	t.dx, t.dy = t.alloc(t.maxB*maxX), t.alloc(t.maxB*maxX)
+	t.de, t.dd = t.alloc(t.maxB*maxE), t.alloc(t.maxB*maxD)
 }
 
 func (t *Top) alloc(n int) gpu.Buf {
@@ -199,6 +215,7 @@ func (t *Top) Forward(cut gpu.Buf, n int) gpu.Buf {
 // order of the forward pass. The cut gets no gradient: everything below it is
 // frozen.
 func (t *Top) Backward(dgrid gpu.Buf) {
+	t.training()
 	dev, n, c := t.dev, t.n, &t.cfg
 	G := c.GridSize()
 	if dgrid.Len() != n*G*G*c.Head {
@@ -260,11 +277,15 @@ func (t *Top) Backward(dgrid gpu.Buf) {
 }
 
 // ZeroGrad clears the gradients before a step's Backward.
-func (t *Top) ZeroGrad() { t.dev.Zero(t.grad) }
+func (t *Top) ZeroGrad() {
+	t.training()
+	t.dev.Zero(t.grad)
+}
 
 // ClipGradNorm scales the gradients so their L2 norm is at most maxNorm
 // (maxNorm <= 0 disables clipping) and returns the norm before clipping.
 func (t *Top) ClipGradNorm(maxNorm float64) (float64, error) {
+	t.training()
 	ss, err := t.dev.SumSquares(t.grad)
 	if err != nil {
 		return 0, err
@@ -278,6 +299,7 @@ func (t *Top) ClipGradNorm(maxNorm float64) (float64, error) {
 
 // Update applies one AdamW step to every trained parameter.
 func (t *Top) Update(lr, beta1, beta2, eps, weightDecay float32) {
+	t.training()
 	t.steps++
 	t.dev.AdamW(t.flat, t.grad, t.mom1, t.mom2, lr, beta1, beta2, eps, weightDecay, t.steps)
 }
@@ -286,7 +308,10 @@ func (t *Top) Update(lr, beta1, beta2, eps, weightDecay float32) {
 func (t *Top) Flat() gpu.Buf { return t.flat }
 
 // Grads is the gradient buffer (NumParams), in TopParams order.
-func (t *Top) Grads() gpu.Buf { return t.grad }
+func (t *Top) Grads() gpu.Buf {
+	t.training()
+	return t.grad
+}
 
 // Tensors downloads the trained parameters by name.
 func (t *Top) Tensors() (map[string][]float32, error) {
@@ -320,6 +345,7 @@ func (t *Top) Close() {
 // State downloads the parameters, Adam's moments and the step count: what a
 // checkpoint saves so that a resumed run continues exactly.
 func (t *Top) State() (flat, m1, m2 []float32, steps int, err error) {
+	t.training()
 	n := t.NumParams()
 	flat, m1, m2 = make([]float32, n), make([]float32, n), make([]float32, n)
 	for i, b := range []gpu.Buf{t.flat, t.mom1, t.mom2} {
@@ -332,6 +358,7 @@ func (t *Top) State() (flat, m1, m2 []float32, steps int, err error) {
 
 // SetState restores what State returned.
 func (t *Top) SetState(flat, m1, m2 []float32, steps int) error {
+	t.training()
 	n := t.NumParams()
 	if len(flat) != n || len(m1) != n || len(m2) != n {
 		return fmt.Errorf("encoder: top state of %d, %d and %d values for %d parameters", len(flat), len(m1), len(m2), n)

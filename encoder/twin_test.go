@@ -1,0 +1,117 @@
+package encoder
+
+import (
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
+)
+
+// tunedSynthetic saves the synthetic weights' layers from block first, each
+// scaled by 1.1, as a model folder's TunedFile, and loads them back.
+func tunedSynthetic(t *testing.T, w *Weights, first int) *Weights {
+	t.Helper()
+	ts := map[string][]float32{}
+	for _, p := range w.Config.TopParams(first) {
+		v := slices.Clone(w.Tensors[p.Name])
+		for i := range v {
+			v[i] *= 1.1
+		}
+		ts[p.Name] = v
+	}
+	path := filepath.Join(t.TempDir(), TunedFile)
+	if err := SaveTuned(path, w.Config, first, ts); err != nil {
+		t.Fatal(err)
+	}
+	tw, got, err := WithTuned(w, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != first || tw.Config.Tuned == "" || !strings.HasPrefix(tw.Config.ID(), w.Config.ID()+"-tuned-") {
+		t.Fatalf("WithTuned: first %d, config %+v", got, tw.Config)
+	}
+	for _, p := range w.Config.Params() {
+		if want := ts[p.Name]; want != nil && !slices.Equal(tw.Tensors[p.Name], want) || want == nil && !slices.Equal(tw.Tensors[p.Name], w.Tensors[p.Name]) {
+			t.Fatalf("WithTuned: %s is not the tuned file's (or the base's)", p.Name)
+		}
+	}
+	return tw
+}
+
+// TestTwinIsBothEncoders: the twin's tuned features are those of an encoder of
+// the tuned weights and its original pooled features those of the original
+// encoder, on a chain (partly per-layer: the cut follows a residual block)
+// and on the per-layer kernels.
+func TestTwinIsBothEncoders(t *testing.T) {
+	_, w := importSynthetic(t, smallConfig, 7)
+	first := 3 // block 2, before the cut, is residual
+	tw := tunedSynthetic(t, w, first)
+	n := 3
+	images := randomImages(smallConfig, n, 4)
+	each := make([][]float32, n)
+	l := len(images) / n
+	for i := range each {
+		each[i] = images[i*l : (i+1)*l]
+	}
+	for _, dev := range []gpu.Device{cpu.New(2), perLayer{cpu.New(2)}} {
+		var want [2][2][]float32 // [original, tuned][grid, pooled]
+		for i, weights := range []*Weights{w, tw} {
+			e, err := New(dev, weights, n, "float32")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[i][0], want[i][1], _ = encodeAll(t, e, images, n)
+			e.Close()
+		}
+		twin, err := NewTwin(dev, w, tw, first, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := twin.EncodeEach(each); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			what string
+			buf  gpu.Buf
+			want []float32
+		}{{"tuned grid", twin.Grid(), want[1][0]}, {"tuned pooled", twin.Pooled(), want[1][1]}, {"original pooled", twin.OriginalPooled(), want[0][1]}} {
+			got := make([]float32, c.buf.Len())
+			if err := dev.Download(got, c.buf); err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(got, c.want); d > 1e-5 || len(got) != len(c.want) {
+				t.Errorf("%s: %s differs from the encoder's by %.2g", dev.Name(), c.what, d)
+			}
+		}
+		twin.Close()
+		dev.Close()
+	}
+}
+
+// TestWithTunedErrors: a tuned file of other base weights, or one missing a
+// layer, is refused with what to do.
+func TestWithTunedErrors(t *testing.T) {
+	_, w := importSynthetic(t, smallConfig, 7)
+	ts := map[string][]float32{}
+	for _, p := range w.Config.TopParams(2) {
+		ts[p.Name] = w.Tensors[p.Name]
+	}
+	other := *w
+	other.Config.SourceSHA = "ffffffffffffffff"
+	path := filepath.Join(t.TempDir(), TunedFile)
+	if err := SaveTuned(path, other.Config, 2, ts); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := WithTuned(w, path); err == nil || !strings.Contains(err.Error(), "use the MobileNetV2 weights it was trained from") {
+		t.Errorf("tuned from other weights: %v", err)
+	}
+	short := maps.Clone(ts)
+	delete(short, "head.bias")
+	if err := SaveTuned(path, w.Config, 2, short); err == nil || !strings.Contains(err.Error(), "tensor head.bias has 0 values") {
+		t.Errorf("saving without head.bias: %v", err)
+	}
+}
