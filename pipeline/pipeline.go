@@ -84,13 +84,29 @@ type Info struct {
 type Pipeline struct {
 	dev      gpu.Device // the decoder's
 	encDev   gpu.Device // the encoder's: dev, or a device of its own (see Load)
-	enc      *encoder.Encoder
+	enc      imageEncoder
 	dec      Decoder // its Tagger on dev
 	info     Info
 	maxBatch int
 	feats    gpu.Buf // (maxBatch, F) host features uploaded by Decode
+	// With a fine-tuned encoder (an *encoder.Twin), Encode appends to each
+	// image's features the original encoder's pooled vector (tagDim values),
+	// which Decode uploads into tagFeats for the Tagger.
+	tagDim   int
+	tagFeats gpu.Buf // (maxBatch, tagDim)
 	decoding Decoding
 	pre      Preprocessor
+}
+
+// imageEncoder is what Encode runs: an *encoder.Encoder, or for a model with
+// fine-tuned encoder layers (encoder.TunedFile) an *encoder.Twin.
+type imageEncoder interface {
+	EncodeEach(images [][]float32) error
+	Pooled() gpu.Buf
+	Grid() gpu.Buf
+	ImageLen() int
+	Config() encoder.Config
+	Close()
 }
 
 // OpenDevice opens the configured device through gpu/selector: the CPU with
@@ -149,19 +165,38 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 	}
 	p := &Pipeline{dev: dev, encDev: encDev, dec: Decoder{Model: dec, Vocab: vocab, Tagger: tagger}, maxBatch: cfg.Decode.BatchSize,
 		decoding: NewDecoding(cfg.Decode, config.MaxBeam), pre: NewPreprocessor(w.Config, cfg.Image)}
-	if p.enc, err = encoder.New(encDev, w, p.maxBatch, cfg.Precision); err != nil {
-		tagger.Close()
-		dec.Close()
-		return nil, err
+	precision := gpu.Float32
+	if tuned := filepath.Join(cfg.Model, encoder.TunedFile); fileExists(tuned) {
+		// The fine-tuned layers run beside the original ones, whose pooled
+		// features the tags keep reading (see encoder.Twin), in float32.
+		tw, first, err := encoder.WithTuned(w, tuned)
+		if err == nil {
+			p.enc, err = encoder.NewTwin(encDev, w, tw, first, p.maxBatch)
+		}
+		if err != nil {
+			tagger.Close()
+			dec.Close()
+			return nil, fmt.Errorf("pipeline: model %s: %w", cfg.Model, err)
+		}
+		p.tagDim = w.Config.Head
+		p.tagFeats = dev.Alloc(p.maxBatch * p.tagDim)
+	} else {
+		enc, err := encoder.New(encDev, w, p.maxBatch, cfg.Precision)
+		if err != nil {
+			tagger.Close()
+			dec.Close()
+			return nil, err
+		}
+		p.enc, precision = enc, enc.Precision()
 	}
 	if g := w.Config.GridSize(); dec.Cfg.Arch == decoder.ArchAttention && dec.Cfg.Regions != g*g {
 		dec.Close()
 		return nil, fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, cfg.Model, dec.Cfg.Regions)
 	}
 	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.InputDim())
-	wc := w.Config
-	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: wc.ID(), Device: dev.Name(),
-		Precision: string(p.enc.Precision()), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}
+	ec := p.enc.Config()
+	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: ec.ID(), Device: dev.Name(),
+		Precision: string(precision), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}
 	if p.info.Version, err = modelVersion(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
 		p.Close()
 		return nil, err
@@ -230,8 +265,10 @@ func (p *Pipeline) Close() error {
 	if p.enc != nil {
 		p.enc.Close()
 	}
-	if p.feats != nil {
-		p.dev.Free(p.feats)
+	for _, b := range []gpu.Buf{p.feats, p.tagFeats} {
+		if b != nil {
+			p.dev.Free(b)
+		}
 	}
 	p.dec.Tagger.Close()
 	p.dec.Model.Close()
@@ -252,9 +289,12 @@ func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Opt
 }
 
 // Encode returns the features the model reads (InputDim each: the pooled vector,
-// or the grid for an attention model) of preprocessed images.
+// or the grid for an attention model) of preprocessed images; for a model with
+// a fine-tuned encoder, followed by the original encoder's pooled vector,
+// which the tags read.
 func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
-	F := p.dec.Model.Cfg.InputDim()
+	D := p.dec.Model.Cfg.InputDim()
+	F := D + p.tagDim
 	encoded := p.enc.Pooled
 	if p.dec.Model.Cfg.Arch == decoder.ArchAttention {
 		encoded = p.enc.Grid
@@ -274,12 +314,20 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 		if err := p.enc.EncodeEach(batch); err != nil {
 			return nil, err
 		}
-		host := make([]float32, len(batch)*F)
-		if err := p.encDev.Download(host, encoded()); err != nil {
+		n := len(batch)
+		host := make([]float32, n*F)
+		if err := p.encDev.Download(host[:n*D], encoded()); err != nil {
 			return nil, err
 		}
-		for i := range batch {
-			out = append(out, host[i*F:(i+1)*F:(i+1)*F])
+		if twin, ok := p.enc.(*encoder.Twin); ok {
+			if err := p.encDev.Download(host[n*D:], twin.OriginalPooled()); err != nil {
+				return nil, err
+			}
+		}
+		for i := range n { // image i: its features, then its tag features
+			v := make([]float32, 0, F)
+			v = append(v, host[i*D:(i+1)*D]...)
+			out = append(out, append(v, host[n*D+i*p.tagDim:n*D+(i+1)*p.tagDim]...))
 		}
 	}
 	return out, nil
@@ -294,26 +342,37 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	F := p.dec.Model.Cfg.InputDim()
+	D := p.dec.Model.Cfg.InputDim()
 	out := make([]Result, 0, len(feats))
 	for lo := 0; lo < len(feats); lo += p.maxBatch {
 		batch := feats[lo:min(lo+p.maxBatch, len(feats))]
-		flat := make([]float32, 0, len(batch)*F)
+		flat := make([]float32, 0, len(batch)*D)
+		tagFlat := make([]float32, 0, len(batch)*p.tagDim)
 		for i, f := range batch {
-			if len(f) != F {
-				return nil, fmt.Errorf("pipeline: feature vector %d has %d values, want %d", lo+i, len(f), F)
+			if len(f) != D+p.tagDim {
+				return nil, fmt.Errorf("pipeline: feature vector %d has %d values, want %d", lo+i, len(f), D+p.tagDim)
 			}
-			flat = append(flat, f...)
+			flat, tagFlat = append(flat, f[:D]...), append(tagFlat, f[D:]...)
 		}
 		buf := p.feats.Slice(0, len(flat))
 		p.dev.Upload(buf, flat)
-		res, err := p.dec.generate(ctx, buf, len(batch), plan)
+		tags := buf
+		if p.tagDim > 0 {
+			tags = p.tagFeats.Slice(0, len(tagFlat))
+			p.dev.Upload(tags, tagFlat)
+		}
+		res, err := p.dec.generate(ctx, buf, tags, len(batch), plan)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, res...)
 	}
 	return out, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // modelVersion names a model by its weights: the first 12 hex digits of their

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/train"
 )
 
@@ -94,7 +97,28 @@ func TestTrainFinetuneBlocks(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The tuned model captions through the tuned layers, and its tags, from
+	// the ImageNet layers, are the shipped model's for the same photo.
+	photo := filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg")
+	var tagsOf [2][]tags.Tag
+	for i, model := range []string{train.ModelDir(out), shippedModel} {
+		js, err := run(t, "caption", "--json", "--device", "cpu", "--assets", assets, "--model", model, photo)
+		var recs []captionRecord
+		if err != nil || json.Unmarshal([]byte(js), &recs) != nil || len(recs) != 1 || recs[0].Caption == "" {
+			t.Fatalf("caption --model %s: %v\n%s", model, err, js)
+		}
+		tagsOf[i] = recs[0].Tags
+	}
+	same := len(tagsOf[0]) > 0 && len(tagsOf[0]) == len(tagsOf[1])
+	for i := 0; same && i < len(tagsOf[0]); i++ { // float32, up to summation order
+		a, b := tagsOf[0][i], tagsOf[1][i]
+		same = a.Noun == b.Noun && a.Label == b.Label && math.Abs(float64(a.Prob-b.Prob)) < 1e-4 && math.Abs(float64(a.LabelProb-b.LabelProb)) < 1e-4
+	}
+	if !same {
+		t.Errorf("tags of the tuned model %+v, of the shipped model %+v", tagsOf[0], tagsOf[1])
+	}
 	log.Reset()
+	rootCmd.SetErr(&log)
 	rootCmd.SetArgs(args(t.TempDir()))
 	if err := rootCmd.Execute(); err != nil || !strings.Contains(log.String(), "0 computed, 10 cached") {
 		t.Errorf("second run: %v, want every activation cached:\n%s", err, log.String())
