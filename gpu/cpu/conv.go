@@ -266,6 +266,24 @@ func outIndex(i, k, pad, stride, outSize int) (int, bool) {
 	return t / stride, true
 }
 
+// eachTap calls fn(kh*KW+kw, ih, iw) for every tap of output pixel (oh, ow)
+// whose input pixel (ih, iw) is inside the image.
+func eachTap(p *gpu.ConvParams, oh, ow int, fn func(tap, ih, iw int)) {
+	for kh := 0; kh < p.KH; kh++ {
+		ih := oh*p.StrideH - p.PadTop + kh
+		if ih < 0 || ih >= p.H {
+			continue
+		}
+		for kw := 0; kw < p.KW; kw++ {
+			iw := ow*p.StrideW - p.PadLeft + kw
+			if iw < 0 || iw >= p.W {
+				continue
+			}
+			fn(kh*p.KW+kw, ih, iw)
+		}
+	}
+}
+
 // dwBackwardWeight adds into dw (KH, KW, C), channels [lo, hi), the sum over
 // every output pixel of dout[n, oh, ow, c] * in[n, ih, iw, c] for each tap,
 // accumulating in float64.
@@ -276,23 +294,13 @@ func dwBackwardWeight(dw, dout, in []float32, p *gpu.ConvParams, lo, hi int) {
 		for oh := 0; oh < p.OH; oh++ {
 			for ow := 0; ow < p.OW; ow++ {
 				g := dout[((n*p.OH+oh)*p.OW+ow)*C+lo : ((n*p.OH+oh)*p.OW+ow)*C+hi]
-				for kh := 0; kh < p.KH; kh++ {
-					ih := oh*p.StrideH - p.PadTop + kh
-					if ih < 0 || ih >= p.H {
-						continue
+				eachTap(p, oh, ow, func(tap, ih, iw int) {
+					x := in[((n*p.H+ih)*p.W+iw)*C+lo : ((n*p.H+ih)*p.W+iw)*C+hi]
+					a := acc[tap*nc : (tap+1)*nc]
+					for c, gv := range g {
+						a[c] += float64(gv) * float64(x[c])
 					}
-					for kw := 0; kw < p.KW; kw++ {
-						iw := ow*p.StrideW - p.PadLeft + kw
-						if iw < 0 || iw >= p.W {
-							continue
-						}
-						x := in[((n*p.H+ih)*p.W+iw)*C+lo : ((n*p.H+ih)*p.W+iw)*C+hi]
-						a := acc[(kh*p.KW+kw)*nc : (kh*p.KW+kw+1)*nc]
-						for c, gv := range g {
-							a[c] += float64(gv) * float64(x[c])
-						}
-					}
-				}
+				})
 			}
 		}
 	}

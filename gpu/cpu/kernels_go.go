@@ -48,19 +48,7 @@ func convPixels(out, in, bias []float32, p *gpu.ConvParams, oc, oh0, oh1 int, ac
 			} else {
 				clear(o)
 			}
-			for kh := 0; kh < p.KH; kh++ {
-				ih := oh*p.StrideH - p.PadTop + kh
-				if ih < 0 || ih >= p.H {
-					continue
-				}
-				for kw := 0; kw < p.KW; kw++ {
-					iw := ow*p.StrideW - p.PadLeft + kw
-					if iw < 0 || iw >= p.W {
-						continue
-					}
-					tap(o, in[(ih*p.W+iw)*p.C:(ih*p.W+iw+1)*p.C], kh*p.KW+kw)
-				}
-			}
+			eachTap(p, oh, ow, func(t, ih, iw int) { tap(o, in[(ih*p.W+iw)*p.C:(ih*p.W+iw+1)*p.C], t) })
 		}
 		actRow(orow, act)
 	}

@@ -74,14 +74,24 @@ const fdStep = 1e-2
 // centralDiff returns dloss/dx[i] for every i by central differences, perturbing
 // x in place (loss reads x) and restoring it.
 func centralDiff(x []float32, loss func() float64) []float64 {
-	g := make([]float64, len(x))
-	for i, v := range x {
+	idx := make([]int, len(x))
+	for i := range idx {
+		idx[i] = i
+	}
+	return centralDiffAt(x, idx, loss)
+}
+
+// centralDiffAt is centralDiff at the elements idx of x only.
+func centralDiffAt(x []float32, idx []int, loss func() float64) []float64 {
+	g := make([]float64, len(idx))
+	for k, i := range idx {
+		v := x[i]
 		x[i] = v + fdStep
 		lp := loss()
 		x[i] = v - fdStep
 		lm := loss()
 		x[i] = v
-		g[i] = (lp - lm) / (2 * fdStep)
+		g[k] = (lp - lm) / (2 * fdStep)
 	}
 	return g
 }
