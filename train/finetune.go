@@ -37,6 +37,10 @@ type tunedEncoder struct {
 
 	local []int32 // the last step's captions' rows among its distinct images
 	n     int     // the last step's distinct images
+
+	// avg, with train.ema, averages the top's parameters as run.avg does the
+	// decoder's: evaluation and the saved model use both averages.
+	avg *average
 }
 
 // newTunedEncoder uploads the cut activations of both splits and makes the
@@ -68,6 +72,9 @@ func newTunedEncoder(dev gpu.Device, w *encoder.Weights, first, maxBatch int, po
 }
 
 func (te *tunedEncoder) close() {
+	if te.avg != nil {
+		te.avg.close()
+	}
 	te.top.Close()
 	for _, b := range []gpu.Buf{te.trainCuts, te.devCuts, te.batchCut, te.pool, te.dsrc, te.dgrid} {
 		te.dev.Free(b)
@@ -149,6 +156,21 @@ func (te *tunedEncoder) step(ts *decoder.TrainState, clip float64, adam decoder.
 	return nil
 }
 
+// swapIn puts the average into the top (with train.ema), keeping the trained
+// parameters for swapOut.
+func (te *tunedEncoder) swapIn() {
+	if te.avg != nil {
+		te.avg.swapInFlat(te.top.Flat())
+	}
+}
+
+// swapOut gives the top back the parameters that swapIn kept.
+func (te *tunedEncoder) swapOut() {
+	if te.avg != nil {
+		te.avg.swapOutFlat(te.top.Flat())
+	}
+}
+
 // encodeDev writes the dev images' features under the current top into dst
 // (dev images, inDim), for the evaluation.
 func (te *tunedEncoder) encodeDev(dst gpu.Buf) {
@@ -184,6 +206,13 @@ func (te *tunedEncoder) saveCheckpoint(path string, epoch int) error {
 	}
 	n := []int{len(flat)}
 	ts := []safetensors.Tensor{safetensors.FromFloat32("params", n, flat), safetensors.FromFloat32("adam.m", n, m1), safetensors.FromFloat32("adam.v", n, m2)}
+	if te.avg != nil {
+		avg, err := te.avg.host()
+		if err != nil {
+			return err
+		}
+		ts = append(ts, safetensors.FromFloat32("ema", n, avg))
+	}
 	return safetensors.WriteFile(path, ts, map[string]string{"epoch": strconv.Itoa(epoch), "steps": strconv.Itoa(steps), "first": strconv.Itoa(te.top.First())})
 }
 
@@ -212,5 +241,15 @@ func (te *tunedEncoder) resume(path string, epoch int) error {
 			return fmt.Errorf("train: %s: %w", path, err)
 		}
 	}
-	return te.top.SetState(vs[0], vs[1], vs[2], steps)
+	if err := te.top.SetState(vs[0], vs[1], vs[2], steps); err != nil {
+		return err
+	}
+	if te.avg != nil {
+		if avg, err := f.Float32("ema", n); err == nil {
+			te.avg.set(avg)
+		} else {
+			te.avg.restart(te.top.Flat()) // a run resumed with train.ema newly on
+		}
+	}
+	return nil
 }

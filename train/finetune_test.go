@@ -117,7 +117,7 @@ func TestFineTuningTrainsTheEncoderTop(t *testing.T) {
 }
 
 // TestFineTuningResumes: a resumed fine-tuning run has the top's parameters,
-// moments and steps of the run that stopped, trains the same next epoch, and
+// moments, steps and weight average of the run that stopped, trains the same next epoch, and
 // only the last epoch's encoder checkpoint is kept.
 func TestFineTuningResumes(t *testing.T) {
 	dev := cpu.New(1)
@@ -148,6 +148,11 @@ func TestFineTuningResumes(t *testing.T) {
 	bf, bm, bv, bs, _ := b.tuned.top.State()
 	if !slices.Equal(af, bf) || !slices.Equal(am, bm) || !slices.Equal(av, bv) || as != bs || as == 0 {
 		t.Errorf("the top after resume differs (steps %d, saved %d)", bs, as)
+	}
+	aa, _ := a.tuned.avg.host()
+	ba, _ := b.tuned.avg.host()
+	if !slices.Equal(aa, ba) || slices.Equal(aa, af) {
+		t.Error("the top's weight average differs after resume (or equals the parameters)")
 	}
 	if sa, sb := trainEpoch(t, a), trainEpoch(t, b); sa.TrainLoss != sb.TrainLoss || sa.DevLoss != sb.DevLoss {
 		t.Errorf("epoch 3: original train loss %v dev %v, resumed %v %v", sa.TrainLoss, sa.DevLoss, sb.TrainLoss, sb.DevLoss)

@@ -136,6 +136,9 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 			return nil, err
 		}
 		r.ts.KeepInputGrad()
+		if o.EMA > 0 {
+			r.tuned.avg = newAverage(dev, o.EMA, r.tuned.top.Flat())
+		}
 		r.devFeats = dev.Alloc(dv.Images() * featDim) // encodeDev fills it before each evaluation
 		r.obj = &teacherForcing{ex: truncate(trn.Examples, o.MaxLen), batchFeats: r.batchFeats, featDim: featDim, o: o, tuned: r.tuned}
 		fmt.Fprintf(o.Log, "fine-tuning %s at rate %g\n", r.tuned.top.Describe(), o.FinetuneLR)
@@ -266,6 +269,9 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 		if r.avg != nil {
 			r.avg.update(r.m.Flat(), ts.Steps())
 		}
+		if r.tuned != nil && r.tuned.avg != nil {
+			r.tuned.avg.update(r.tuned.top.Flat(), ts.Steps())
+		}
 		lossSum += step.loss * float64(step.tokens)
 		lossTok += step.tokens
 		rewardSum += step.reward
@@ -300,7 +306,9 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 // The trained parameters are back in place when it returns.
 func (r *run) evaluate(ctx context.Context) (devLoss float64, bleu [4]float64, err error) {
 	if r.tuned != nil {
+		r.tuned.swapIn()
 		r.tuned.encodeDev(r.devFeats)
+		r.tuned.swapOut()
 	}
 	if r.avg != nil {
 		r.avg.swapIn(r.m)
@@ -331,6 +339,8 @@ func (r *run) selectModel(stats EpochStats) (string, error) {
 		return "", err
 	}
 	if r.tuned != nil {
+		r.tuned.swapIn()
+		defer r.tuned.swapOut()
 		if err := r.tuned.save(ModelDir(r.o.Out)); err != nil {
 			return "", err
 		}
