@@ -171,3 +171,31 @@ func TestFineTuningResumes(t *testing.T) {
 		t.Errorf("resume without the encoder checkpoint: %v", err)
 	}
 }
+
+// TestFineTuningAttention fine-tunes the top under an attention decoder, which
+// reads the top's whole grid (2x2 regions of 12) rather than its mean.
+func TestFineTuningAttention(t *testing.T) {
+	dev := cpu.New(2)
+	defer dev.Close()
+	out := t.TempDir()
+	o := tunedOptions(out, 6, randomEncoder(3))
+	o.Arch, o.Regions, o.Att, o.AttPenalty = decoder.ArchAttention, 4, 8, 0.5
+	o.Log = &bytes.Buffer{}
+	v := o.Vocab.(synthVocab)
+	res, err := Run(context.Background(), dev, o, cutSplit(120, 1, v), cutSplit(30, 2, v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := res.History[0], res.History[len(res.History)-1]
+	t.Logf("dev loss %.3f -> %.3f, exact match %.2f -> %.2f", first.DevLoss, last.DevLoss, first.BLEU[3], last.BLEU[3])
+	if last.DevLoss > 0.7*first.DevLoss {
+		t.Errorf("dev loss %.3f -> %.3f: the attention run did not learn", first.DevLoss, last.DevLoss)
+	}
+	cfg, err := decoder.ReadConfig(filepath.Join(out, "model", decoder.ConfigFile))
+	if err != nil || cfg.Regions != 4 || cfg.FeatDim != 12 {
+		t.Errorf("saved decoder config %+v (%v), want 4 regions of 12 features", cfg, err)
+	}
+	if _, _, err := encoder.WithTuned(o.Encoder, filepath.Join(out, "model", encoder.TunedFile)); err != nil {
+		t.Error(err)
+	}
+}

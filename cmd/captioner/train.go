@@ -53,7 +53,9 @@ training with a lower rate, e.g.
 its head convolution, at --finetune-lr. The activations below them are computed
 once (from the images, about one encoder pass per image) and cached beside the
 features, keyed by content like them; an epoch then runs only the top. The model
-folder gets the tuned layers (encoder.safetensors), which caption and serve use.`,
+folder gets the tuned layers (model/encoder.safetensors), which caption, serve and
+eval use; encoder-checkpoint-<epoch>.safetensors beside the checkpoint holds the
+top's training state for --resume.`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,
 	}
