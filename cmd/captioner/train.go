@@ -305,6 +305,9 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 	if err != nil {
 		return nil, nil, fmt.Errorf("train.finetune_blocks: %w", err)
 	}
+	// Below the cut the weights are the ImageNet ones even when train.init
+	// tuned some (from the cut or above), so the cache is theirs.
+	id := fmt.Sprintf("%s-below-block-%d", w.Config.ID(), first)
 	if tc.Init != "" {
 		if path := filepath.Join(tc.Init, encoder.TunedFile); fileExists(path) {
 			var initFirst int
@@ -322,7 +325,6 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 			return nil, nil, err
 		}
 	}
-	id := fmt.Sprintf("%s-below-block-%d", w.Config.ID(), first)
 	store, err := features.Create(features.Dir(root, id), features.Manifest{Encoder: id, Dim: w.Config.CutLen(first)})
 	if err != nil {
 		return nil, nil, err

@@ -119,13 +119,33 @@ func TestTrainFinetuneBlocks(t *testing.T) {
 	}
 	log.Reset()
 	rootCmd.SetErr(&log)
-	rootCmd.SetArgs(args(t.TempDir()))
+	// Continuing from the tuned model reads the same cache (the layers below
+	// the cut are the ImageNet ones) and starts from its tuned layers.
+	second := t.TempDir()
+	rootCmd.SetArgs(append(args(second), "--init", train.ModelDir(out)))
 	if err := rootCmd.Execute(); err != nil || !strings.Contains(log.String(), "0 computed, 10 cached") {
 		t.Errorf("second run: %v, want every activation cached:\n%s", err, log.String())
+	}
+	if _, _, err := encoder.WithTuned(mustLoadDefault(t, assets), filepath.Join(train.ModelDir(second), encoder.TunedFile)); err != nil {
+		t.Errorf("the continued run's tuned layers: %v", err)
+	}
+	// Tuning fewer blocks than the init model did is refused.
+	rootCmd.SetArgs(append(args(t.TempDir()), "--init", train.ModelDir(out), "--finetune-blocks", "1"))
+	if err := rootCmd.Execute(); err == nil || !strings.Contains(err.Error(), "fine-tune at least its 2 blocks") {
+		t.Errorf("--finetune-blocks 1 from a model tuned from 2: %v", err)
 	}
 	// A tuned model cannot continue on the frozen features.
 	_, err := run(t, "train", "--out", t.TempDir(), "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--epochs", "1", "--hidden", "16", "--finetune-blocks", "0", "--init", train.ModelDir(out))
 	if err == nil || !strings.Contains(err.Error(), "has a fine-tuned encoder") {
 		t.Errorf("frozen run from a tuned model: %v", err)
 	}
+}
+
+func mustLoadDefault(t *testing.T, assets string) *encoder.Weights {
+	t.Helper()
+	w, err := encoder.LoadDefault(assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
