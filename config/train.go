@@ -63,6 +63,13 @@ type Train struct {
 	// features only with the cider objective, one mask per step for sampling and
 	// scoring).
 	Dropout float64 `mapstructure:"dropout"`
+	// FinetuneBlocks trains the encoder's last N inverted-residual blocks and
+	// its head convolution with the decoder (0: the encoder stays frozen); the
+	// activations below them are computed once and cached beside the features.
+	FinetuneBlocks int `mapstructure:"finetune_blocks"`
+	// FinetuneLR is Adam's learning rate for the fine-tuned encoder layers:
+	// lower than the decoder's, since they start trained.
+	FinetuneLR float64 `mapstructure:"finetune_lr"`
 	// EMA is the decay of the weight average that evaluation and the saved model
 	// use (0 disables it and uses the raw weights).
 	EMA float64 `mapstructure:"ema"`
@@ -80,13 +87,6 @@ type Train struct {
 	// Samples is the number of captions sampled per image with the cider
 	// objective; each is judged against the mean reward of the others.
 	Samples int `mapstructure:"samples"`
-	// FinetuneBlocks trains the encoder's last N inverted-residual blocks and
-	// its head convolution with the decoder (0: the encoder stays frozen); the
-	// activations below them are computed once and cached beside the features.
-	FinetuneBlocks int `mapstructure:"finetune_blocks"`
-	// FinetuneLR is Adam's learning rate for the fine-tuned encoder layers:
-	// lower than the decoder's, since they start trained.
-	FinetuneLR float64 `mapstructure:"finetune_lr"`
 }
 
 func trainDefaults(v *viper.Viper) {
@@ -113,13 +113,13 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.hidden", 256)
 	v.SetDefault("train.mid", 256)
 	v.SetDefault("train.dropout", 0.5)
+	v.SetDefault("train.finetune_blocks", 0)
+	v.SetDefault("train.finetune_lr", 1e-4)
 	v.SetDefault("train.eval_beam", 3)
 	v.SetDefault("train.ema", 0.999)
 	v.SetDefault("train.objective", "xe")
 	v.SetDefault("train.init", "")
 	v.SetDefault("train.samples", 5)
-	v.SetDefault("train.finetune_blocks", 0)
-	v.SetDefault("train.finetune_lr", 1e-4)
 }
 
 func (c Train) validate() []error {

@@ -73,13 +73,13 @@ func (ts *TrainState) allocAttention() {
 		{&x.z, N * F}, {&x.beta, N * F}, {&x.gz, N * F}, {&x.dgz, N * F}, {&x.dz, B * F}, {&x.dbeta, B * F},
 		{&x.deep, N * E}, {&x.ddeep, N * E}, {&x.deepMask, N * E},
 	})
-	x.regionImage = RepeatRows(B, L)
+	x.regionImage = repeatRows(B, L)
 }
 
-// RepeatRows returns, for n rows each repeated k times, the source row of
+// repeatRows returns, for n rows each repeated k times, the source row of
 // each of the n*k rows: a gather with it broadcasts (n, .) to (n*k, .), such
 // as images to their beams or to their regions.
-func RepeatRows(n, k int) []int32 {
+func repeatRows(n, k int) []int32 {
 	ids := make([]int32, n*k)
 	for i := range ids {
 		ids[i] = int32(i / k)
@@ -340,7 +340,7 @@ func (m *Model) attWorkspaceFor(R int) *attWorkspace {
 	m.aws.free(m.dev)
 	c := m.Cfg
 	F, E, H, L, A, V := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
-	w := &attWorkspace{rows: R, regionRow: RepeatRows(R, L)}
+	w := &attWorkspace{rows: R, regionRow: repeatRows(R, L)}
 	w.flat = carve(m.dev, []view{{&w.mean, R * F}, {&w.h0, R * H}, {&w.c0, R * H}, {&w.pf0, R * L * A},
 		{&w.feats, R * L * F}, {&w.pf, R * L * A}, {&w.e, R * L * A}, {&w.alpha, R * L},
 		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
@@ -374,7 +374,7 @@ func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 		dev.Copy(s.c, c0)
 		return s
 	}
-	rows := RepeatRows(B, K)
+	rows := repeatRows(B, K)
 	dev.EmbeddingForward(s.feats, feats, rows, L*F)
 	dev.EmbeddingForward(s.pf, pf0, rows, L*A)
 	dev.EmbeddingForward(s.h, h0, rows, H)

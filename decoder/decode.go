@@ -293,7 +293,7 @@ func (m *Model) repeatedImageBranch(w *workspace, feats gpu.Buf, B, K int) gpu.B
 	img := w.img.Slice(0, B*H)
 	m.imageBranch(img, feats, B)
 	imgRep := w.imgRep.Slice(0, B*K*H)
-	m.dev.EmbeddingForward(imgRep, img, RepeatRows(B, K), H)
+	m.dev.EmbeddingForward(imgRep, img, repeatRows(B, K), H)
 	return imgRep
 }
 

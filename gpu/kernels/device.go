@@ -30,8 +30,9 @@ type Device struct {
 // kernelIndex holds the index of each kernel in Device.sigs.
 type kernelIndex struct {
 	biasAct, actBackward, colSum, add, mul, axpy, scale, dropout, adamw,
+	depthwiseBackwardInput, depthwiseBackwardWeight,
 	lstmForward, lstmBackward, embeddingForward, embeddingBackward,
-	im2col, depthwiseConv, depthwiseBackwardInput, depthwiseBackwardWeight, globalAvgPool, sumSquares, softmax, softmaxBackward, crossEntropy, topk int
+	im2col, depthwiseConv, globalAvgPool, sumSquares, softmax, softmaxBackward, crossEntropy, topk int
 }
 
 const (
@@ -66,10 +67,10 @@ func New(drv Driver, sigs []Signature) (*Device, error) {
 		biasAct: find("bias_act"), actBackward: find("act_backward"), colSum: find("col_sum"),
 		add: find("add"), mul: find("mul"), axpy: find("axpy"), scale: find("scale"),
 		dropout: find("dropout"), adamw: find("adamw"),
+		depthwiseBackwardInput: find("depthwise_backward_input"), depthwiseBackwardWeight: find("depthwise_backward_weight"),
 		lstmForward: find("lstm_forward"), lstmBackward: find("lstm_backward"),
 		embeddingForward: find("embedding_forward"), embeddingBackward: find("embedding_backward"),
 		im2col: find("im2col"), depthwiseConv: find("depthwise_conv"), globalAvgPool: find("global_avg_pool"),
-		depthwiseBackwardInput: find("depthwise_backward_input"), depthwiseBackwardWeight: find("depthwise_backward_weight"),
 		sumSquares: find("sum_squares"), softmax: find("softmax"), softmaxBackward: find("softmax_backward"), crossEntropy: find("cross_entropy"),
 		topk: find("topk"),
 	}
