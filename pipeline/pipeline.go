@@ -89,7 +89,7 @@ type Pipeline struct {
 	info     Info
 	maxBatch int
 	feats    gpu.Buf // (maxBatch, F) host features uploaded by Decode
-	// With a fine-tuned encoder (an *encoder.Twin), Encode appends to each
+	// With a fine-tuned encoder (an *encoder.Branched), Encode appends to each
 	// image's features the original encoder's pooled vector (tagDim values),
 	// which Decode uploads into tagFeats for the Tagger.
 	tagDim   int
@@ -99,7 +99,7 @@ type Pipeline struct {
 }
 
 // imageEncoder is what Encode runs: an *encoder.Encoder, or for a model with
-// fine-tuned encoder layers (encoder.TunedFile) an *encoder.Twin.
+// fine-tuned encoder layers (encoder.TunedFile) an *encoder.Branched.
 type imageEncoder interface {
 	EncodeEach(images [][]float32) error
 	Pooled() gpu.Buf
@@ -168,10 +168,10 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 	precision := gpu.Float32
 	if tuned := filepath.Join(cfg.Model, encoder.TunedFile); fileExists(tuned) {
 		// The fine-tuned layers run beside the original ones, whose pooled
-		// features the tags keep reading (see encoder.Twin), in float32.
+		// features the tags keep reading (see encoder.Branched), in float32.
 		tw, first, err := encoder.WithTuned(w, tuned)
 		if err == nil {
-			p.enc, err = encoder.NewTwin(encDev, w, tw, first, p.maxBatch)
+			p.enc, err = encoder.NewBranched(encDev, w, []*encoder.Weights{tw}, first, p.maxBatch)
 		}
 		if err != nil {
 			tagger.Close()
@@ -295,9 +295,17 @@ func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Opt
 func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
 	D := p.dec.Model.Cfg.InputDim()
 	F := D + p.tagDim
+	attention := p.dec.Model.Cfg.Arch == decoder.ArchAttention
 	encoded := p.enc.Pooled
-	if p.dec.Model.Cfg.Arch == decoder.ArchAttention {
+	if attention {
 		encoded = p.enc.Grid
+	}
+	b, tuned := p.enc.(*encoder.Branched)
+	if tuned { // the model reads its tuned top, the tags the original's pooled features
+		encoded = func() gpu.Buf { return b.TunedPooled(0) }
+		if attention {
+			encoded = func() gpu.Buf { return b.TunedGrid(0) }
+		}
 	}
 	out := make([][]float32, 0, len(tensors))
 	for lo := 0; lo < len(tensors); lo += p.maxBatch {
@@ -319,8 +327,8 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 		if err := p.encDev.Download(host[:n*D], encoded()); err != nil {
 			return nil, err
 		}
-		if twin, ok := p.enc.(*encoder.Twin); ok {
-			if err := p.encDev.Download(host[n*D:], twin.OriginalPooled()); err != nil {
+		if tuned {
+			if err := p.encDev.Download(host[n*D:], b.Pooled()); err != nil {
 				return nil, err
 			}
 		}

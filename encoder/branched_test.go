@@ -12,14 +12,14 @@ import (
 )
 
 // tunedSynthetic saves the synthetic weights' layers from block first, each
-// scaled by 1.1, as a model folder's TunedFile, and loads them back.
-func tunedSynthetic(t *testing.T, w *Weights, first int) *Weights {
+// scaled by scale, as a model folder's TunedFile, and loads them back.
+func tunedSynthetic(t *testing.T, w *Weights, first int, scale float32) *Weights {
 	t.Helper()
 	ts := map[string][]float32{}
 	for _, p := range w.Config.TopParams(first) {
 		v := slices.Clone(w.Tensors[p.Name])
 		for i := range v {
-			v[i] *= 1.1
+			v[i] *= scale
 		}
 		ts[p.Name] = v
 	}
@@ -42,14 +42,14 @@ func tunedSynthetic(t *testing.T, w *Weights, first int) *Weights {
 	return tw
 }
 
-// TestTwinIsBothEncoders: the twin's tuned features are those of an encoder of
-// the tuned weights and its original pooled features those of the original
-// encoder, on a chain (partly per-layer: the cut follows a residual block)
-// and on the per-layer kernels.
-func TestTwinIsBothEncoders(t *testing.T) {
+// TestBranchedIsEveryEncoder: the branched encoder's tuned features are those
+// of encoders of the tuned weights and its original features those of the
+// original encoder, on a chain (partly per-layer: the cut follows a residual
+// block) and on the per-layer kernels.
+func TestBranchedIsEveryEncoder(t *testing.T) {
 	_, w := importSynthetic(t, smallConfig, 7)
 	first := 3 // block 2, before the cut, is residual
-	tw := tunedSynthetic(t, w, first)
+	tw, tw2 := tunedSynthetic(t, w, first, 1.1), tunedSynthetic(t, w, first, 0.9)
 	n := 3
 	images := randomImages(smallConfig, n, 4)
 	each := make([][]float32, n)
@@ -58,8 +58,8 @@ func TestTwinIsBothEncoders(t *testing.T) {
 		each[i] = images[i*l : (i+1)*l]
 	}
 	for _, dev := range []gpu.Device{cpu.New(2), perLayer{cpu.New(2)}} {
-		var want [2][2][]float32 // [original, tuned][grid, pooled]
-		for i, weights := range []*Weights{w, tw} {
+		var want [3][2][]float32 // [original, tuned, tuned 2][grid, pooled]
+		for i, weights := range []*Weights{w, tw, tw2} {
 			e, err := New(dev, weights, n, "float32")
 			if err != nil {
 				t.Fatal(err)
@@ -67,18 +67,20 @@ func TestTwinIsBothEncoders(t *testing.T) {
 			want[i][0], want[i][1], _ = encodeAll(t, e, images, n)
 			e.Close()
 		}
-		twin, err := NewTwin(dev, w, tw, first, n)
+		b, err := NewBranched(dev, w, []*Weights{tw, tw2}, first, n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := twin.EncodeEach(each); err != nil {
+		if err := b.EncodeEach(each); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
 			what string
 			buf  gpu.Buf
 			want []float32
-		}{{"tuned grid", twin.Grid(), want[1][0]}, {"tuned pooled", twin.Pooled(), want[1][1]}, {"original pooled", twin.OriginalPooled(), want[0][1]}} {
+		}{{"original grid", b.Grid(), want[0][0]}, {"original pooled", b.Pooled(), want[0][1]},
+			{"tuned grid", b.TunedGrid(0), want[1][0]}, {"tuned pooled", b.TunedPooled(0), want[1][1]},
+			{"second tuned grid", b.TunedGrid(1), want[2][0]}, {"second tuned pooled", b.TunedPooled(1), want[2][1]}} {
 			got := make([]float32, c.buf.Len())
 			if err := dev.Download(got, c.buf); err != nil {
 				t.Fatal(err)
@@ -87,7 +89,7 @@ func TestTwinIsBothEncoders(t *testing.T) {
 				t.Errorf("%s: %s differs from the encoder's by %.2g", dev.Name(), c.what, d)
 			}
 		}
-		twin.Close()
+		b.Close()
 		dev.Close()
 	}
 }
