@@ -18,7 +18,8 @@ type Branched struct {
 	bottom   *Encoder
 	original *Top
 	tuned    []*Top
-	cfg      Config
+	cfg      Config    // the original's
+	tunedCfg []Config  // each tuned top's (its ID names the tuned weights)
 	pooled   []gpu.Buf // (B, F) per top: the original's, then the tuned ones'
 	grids    []gpu.Buf // the last EncodeEach's (n, G, G, F) per top, same order
 	n        int
@@ -56,6 +57,7 @@ func NewBranched(dev gpu.Device, original *Weights, tuned []*Weights, first, max
 			return nil, err
 		}
 		b.tuned = append(b.tuned, top)
+		b.tunedCfg = append(b.tunedCfg, w.Config)
 	}
 	for range 1 + len(tuned) {
 		b.pooled = append(b.pooled, dev.Alloc(maxBatch*b.cfg.Head))
@@ -95,6 +97,9 @@ func (b *Branched) TunedPooled(i int) gpu.Buf { return b.pooled[1+i].Slice(0, b.
 
 // Config is the original encoder's architecture and ID.
 func (b *Branched) Config() Config { return b.cfg }
+
+// TunedConfig is tuned weights i's architecture, whose ID names them.
+func (b *Branched) TunedConfig(i int) Config { return b.tunedCfg[i] }
 
 // ImageLen is the number of floats of one input image.
 func (b *Branched) ImageLen() int { return b.bottom.ImageLen() }

@@ -89,6 +89,9 @@ func TestBranchedIsEveryEncoder(t *testing.T) {
 				t.Errorf("%s: %s differs from the encoder's by %.2g", dev.Name(), c.what, d)
 			}
 		}
+		if oc, tc := b.Config(), b.TunedConfig(1); tc.ID() != tw2.Config.ID() || oc.ID() != w.Config.ID() {
+			t.Errorf("configs: original %s, second tuned %s", oc.ID(), tc.ID())
+		}
 		b.Close()
 		dev.Close()
 	}

@@ -195,6 +195,9 @@ func load(dev, encDev gpu.Device, cfg *config.Config) (*Pipeline, error) {
 	}
 	p.feats = dev.Alloc(p.maxBatch * dec.Cfg.InputDim())
 	ec := p.enc.Config()
+	if b, ok := p.enc.(*encoder.Branched); ok {
+		ec = b.TunedConfig(0)
+	}
 	p.info = Info{Model: filepath.Base(filepath.Clean(cfg.Model)), Encoder: ec.ID(), Device: dev.Name(),
 		Precision: string(precision), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}
 	if p.info.Version, err = modelVersion(filepath.Join(cfg.Model, decoder.WeightsFile)); err != nil {
