@@ -42,20 +42,20 @@ needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleanin
 Stops after train.epochs, or after train.patience epochs without a better dev
 BLEU-4. After a crash or kill, run the same command with --resume.
 
---objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
-with self-critical sequence training: it samples train.samples captions per
-image, rewards each by CIDEr-D against the image's references, and makes the
-better-than-average ones more likely. It typically follows cross-entropy
-training with a lower rate, e.g.
-  captioner train --init models/flickr8k-merge-lstm --objective cider --lr 5e-5 --out runs/scst
-
 --finetune-blocks N also trains the encoder's last N inverted-residual blocks and
 its head convolution, at --finetune-lr. The activations below them are computed
 once (from the images, about one encoder pass per image) and cached beside the
 features, keyed by content like them; an epoch then runs only the top. The model
 folder gets the tuned layers (model/encoder.safetensors), which caption, serve and
 eval use; encoder-checkpoint-<epoch>.safetensors beside the checkpoint holds the
-top's training state for --resume.`,
+top's training state for --resume.
+
+--objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
+with self-critical sequence training: it samples train.samples captions per
+image, rewards each by CIDEr-D against the image's references, and makes the
+better-than-average ones more likely. It typically follows cross-entropy
+training with a lower rate, e.g.
+  captioner train --init models/flickr8k-merge-lstm --objective cider --lr 5e-5 --out runs/scst`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,
 	}
