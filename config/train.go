@@ -63,6 +63,13 @@ type Train struct {
 	// features only with the cider objective, one mask per step for sampling and
 	// scoring).
 	Dropout float64 `mapstructure:"dropout"`
+	// FinetuneBlocks trains the encoder's last N inverted-residual blocks and
+	// its head convolution with the decoder (0: the encoder stays frozen); the
+	// activations below them are computed once and cached beside the features.
+	FinetuneBlocks int `mapstructure:"finetune_blocks"`
+	// FinetuneLR is Adam's learning rate for the fine-tuned encoder layers:
+	// lower than the decoder's, since they start trained.
+	FinetuneLR float64 `mapstructure:"finetune_lr"`
 	// EMA is the decay of the weight average that evaluation and the saved model
 	// use (0 disables it and uses the raw weights).
 	EMA float64 `mapstructure:"ema"`
@@ -110,6 +117,8 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.hidden", 256)
 	v.SetDefault("train.mid", 256)
 	v.SetDefault("train.dropout", 0.5)
+	v.SetDefault("train.finetune_blocks", 0)
+	v.SetDefault("train.finetune_lr", 1e-4)
 	v.SetDefault("train.eval_beam", 3)
 	v.SetDefault("train.ema", 0.999)
 	v.SetDefault("train.objective", "xe")
@@ -140,6 +149,15 @@ func (c Train) validate() []error {
 	}
 	if c.Samples < 2 || c.Samples > c.BatchSize {
 		errs = append(errs, fmt.Errorf("train.samples: %d is outside 2..train.batch_size (%d); each sample's baseline is the mean of the others", c.Samples, c.BatchSize))
+	}
+	if c.FinetuneBlocks < 0 {
+		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d is negative; 0 keeps the encoder frozen", c.FinetuneBlocks))
+	}
+	if c.FinetuneBlocks > 0 && c.Objective == "cider" {
+		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d with train.objective cider; self-critical training runs on frozen features only: set train.finetune_blocks 0 (fine-tuning trains with xe)", c.FinetuneBlocks))
+	}
+	if c.FinetuneLR <= 0 || c.FinetuneLR > 1 {
+		errs = append(errs, fmt.Errorf("train.finetune_lr: %g is outside (0, 1]; 1e-5..1e-4 suits trained encoder layers", c.FinetuneLR))
 	}
 	if c.Out == "" {
 		errs = append(errs, fmt.Errorf("train.out: empty; name a folder for checkpoints and the trained model"))

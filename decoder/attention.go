@@ -232,7 +232,7 @@ func (ts *TrainState) backwardAttention() {
 	dev.Zero(dc)
 	dpf, dhproj := x.dpf.Slice(0, B*L*A), x.hproj.Slice(0, B*A)
 	dev.Zero(dpf)
-	dz, dbeta := x.dz.Slice(0, B*F), x.dbeta.Slice(0, B*F)
+	dbeta := x.dbeta.Slice(0, B*F)
 	ascr := x.ascratch.Slice(0, B*L)
 	for t := T - 1; t >= 0; t-- {
 		hPrev, dhPrev := hs.Slice(t*B*H, B*H), dhs.Slice(t*B*H, B*H)
@@ -244,8 +244,11 @@ func (ts *TrainState) backwardAttention() {
 		dev.Gemm(false, false, B, F, 4*H, 1, dg, 4*H, wz, E+F, 1, dgz, F)
 
 		// gz = beta * z; beta = sigmoid(hPrev·GateWᵀ + GateB).
+		// dz replaces dgz in place: the features' gradient reads every step's
+		// after the loop.
 		z, beta := x.z.Slice(t*B*F, B*F), x.beta.Slice(t*B*F, B*F)
 		dev.Mul(dbeta, dgz, z)
+		dz := dgz
 		dev.Mul(dz, dgz, beta)
 		dev.BiasActBackward(dbeta, G.GateB, dbeta, beta, B, F, gpu.ActSigmoid)
 		dev.Gemm(true, false, F, H, B, 1, dbeta, F, hPrev, H, 1, G.GateW, H)
@@ -277,6 +280,25 @@ func (ts *TrainState) backwardAttention() {
 	mean := x.mean.Slice(0, B*F)
 	linearBackward(dev, nil, G.InitHW, G.InitHB, dhs.Slice(0, B*H), hs.Slice(0, B*H), mean, m.P.InitHW, B, F, H, gpu.ActTanh)
 	linearBackward(dev, nil, G.InitCW, G.InitCB, dc, cs.Slice(0, B*H), mean, m.P.InitCW, B, F, H, gpu.ActTanh)
+	if ts.dfeat == nil {
+		return
+	}
+	// The features' gradient (KeepInputGrad), dfeats (B, L, F), from the
+	// context: z_{t,b} = alpha_{t,b} · feats_b over every step t at once,
+	// dfeats_b (L, F) = alpha_bᵀ (L, T) · dz_b (T, F), both time-major (rows
+	// B*L and B*F apart); from the regions' attention term: += dpf · AttFW;
+	// from the initial state: dmean (B, F) = dh0 · InitHW + dc0 · InitCW (the
+	// preactivations' gradients, which linearBackward left in place), spread
+	// evenly over the regions: dfeats_b (L, F) += ones (L, 1) · dmean_b / L.
+	dfeats := ts.InputGrad()
+	for b := 0; b < B; b++ { // the batches interleave, which GemmStridedBatched does not take
+		dev.Gemm(true, false, L, F, T, 1, x.alpha.Slice(b*L, (T-1)*B*L+L), B*L, dgzAll.Slice(b*F, (T-1)*B*F+F), B*F, 0, dfeats.Slice(b*L*F, L*F), F)
+	}
+	dev.Gemm(false, false, B*L, F, A, 1, dpf, A, m.P.AttFW, F, 1, dfeats, F)
+	dmean := x.dz.Slice(0, B*F)
+	dev.Gemm(false, false, B, F, H, 1, dhs.Slice(0, B*H), H, m.P.InitHW, F, 0, dmean, F)
+	dev.Gemm(false, false, B, F, H, 1, dc, H, m.P.InitCW, F, 1, dmean, F)
+	dev.GemmStridedBatched(false, false, L, F, 1, 1/float32(L), ts.regionOnes, 1, L, dmean, F, F, 1, dfeats, F, L*F, B)
 }
 
 // attWorkspace holds attention's decoding buffers for up to rows rows. The

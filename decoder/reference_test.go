@@ -309,3 +309,55 @@ func checkGradients(t *testing.T, weights []float32) {
 		return l
 	})
 }
+
+// TestInputGradientMatchesFiniteDifferences checks KeepInputGrad's gradient of
+// the loss with respect to every feature value against central differences of
+// the float64 reference loss, for both decoders, with dropout (merge drops
+// features) and padded captions.
+func TestInputGradientMatchesFiniteDifferences(t *testing.T) {
+	bothArchs(t, func(t *testing.T, c Config) {
+		dev := openCPU(t)
+		m, host := randomModel(t, dev, c, 9, 0.5)
+		bt := tinyBatch(c, 4)
+		const seed = 21
+		loss := func() float64 {
+			if c.Arch == ArchAttention {
+				return refAttentionLoss(c, toF64(host), bt, true, seed)
+			}
+			l, _ := refLoss(c, toF64(host), bt, true, seed)
+			return l
+		}
+		ts := m.NewTrainState(bt.B, bt.T)
+		defer ts.Close()
+		ts.KeepInputGrad()
+		feats := dev.Alloc(len(bt.feats))
+		defer dev.Free(feats)
+		dev.Upload(feats, bt.feats)
+		if _, _, err := ts.Forward(feats, bt.ids, bt.targets, bt.B, bt.T, true, seed); err != nil {
+			t.Fatal(err)
+		}
+		ts.Backward()
+		got := make([]float32, len(bt.feats))
+		if err := dev.Download(got, ts.InputGrad()); err != nil {
+			t.Fatal(err)
+		}
+		maxG := 0.0
+		for i, v := range bt.feats {
+			// Steps exact in float32, so the difference quotient divides by the real step.
+			up, down := v+1.0/1024, v-1.0/1024
+			bt.feats[i] = up
+			lp := loss()
+			bt.feats[i] = down
+			lm := loss()
+			bt.feats[i] = v
+			fd := (lp - lm) / float64(up-down)
+			if d := math.Abs(fd - float64(got[i])); d > 2e-5+2e-3*math.Abs(fd) {
+				t.Errorf("feature %d: gradient %.7g, finite difference %.7g", i, got[i], fd)
+			}
+			maxG = math.Max(maxG, math.Abs(fd))
+		}
+		if maxG == 0 {
+			t.Error("every feature gradient is zero; the check is vacuous")
+		}
+	})
+}

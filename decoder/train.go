@@ -29,6 +29,12 @@ type TrainState struct {
 	train bool
 	step  int // Adam steps taken
 
+	// dfeat (maxB, InputDim): with KeepInputGrad, Backward writes the gradient
+	// of the loss with respect to the features into it (for a trained
+	// encoder below); regionOnes (maxB, L) broadcasts attention's mean over
+	// regions (a batched Gemm with a (L, 1) matrix of ones per image).
+	dfeat, regionOnes gpu.Buf
+
 	// Buffers of ReweightCaptions, allocated on its first use.
 	weightFlat        gpu.Buf
 	ones, rowW, rowWV gpu.Buf // (V) ones, (maxT*maxB) row weights, (maxT*maxB, V) their broadcast
@@ -75,11 +81,39 @@ func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 
 // Close frees the training buffers.
 func (ts *TrainState) Close() {
-	for _, b := range []gpu.Buf{ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat, ts.weightFlat, ts.attFlat} {
+	for _, b := range []gpu.Buf{ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat, ts.weightFlat, ts.attFlat, ts.dfeat, ts.regionOnes} {
 		if b != nil {
 			ts.m.dev.Free(b)
 		}
 	}
+}
+
+// KeepInputGrad makes every later Backward also write the gradient of the loss
+// with respect to the features Forward read, which InputGrad returns: what
+// trains an encoder below the decoder.
+func (ts *TrainState) KeepInputGrad() {
+	if ts.dfeat != nil {
+		return
+	}
+	c, dev := ts.m.Cfg, ts.m.dev
+	ts.dfeat = dev.Alloc(ts.maxB * c.InputDim())
+	if c.Arch == ArchAttention {
+		ts.regionOnes = dev.Alloc(ts.maxB * c.Regions)
+		ones := make([]float32, ts.maxB*c.Regions)
+		for i := range ones {
+			ones[i] = 1
+		}
+		dev.Upload(ts.regionOnes, ones)
+	}
+}
+
+// InputGrad is the (B, InputDim) gradient of the last Backward's loss with
+// respect to the features of its Forward; it needs KeepInputGrad.
+func (ts *TrainState) InputGrad() gpu.Buf {
+	if ts.dfeat == nil {
+		panic("decoder: InputGrad without KeepInputGrad")
+	}
+	return ts.dfeat.Slice(0, ts.B*ts.m.Cfg.InputDim())
 }
 
 // Grads is the flat gradient buffer (NumParams), in Tensors order.
@@ -247,7 +281,14 @@ func (ts *TrainState) Backward() {
 	img, dimg := a.img.Slice(0, B*H), a.dimg.Slice(0, B*H)
 	dev.Zero(dimg)
 	dev.BiasActBackward(dsum, dimg, dsum, sum, T, B*H, gpu.ActNone)
-	linearBackward(dev, nil, G.ImgW, G.ImgB, dimg, img, ts.x, m.P.ImgW, B, F, H, gpu.ActReLU)
+	var dx gpu.Buf
+	if ts.dfeat != nil {
+		dx = ts.InputGrad()
+	}
+	linearBackward(dev, dx, G.ImgW, G.ImgB, dimg, img, ts.x, m.P.ImgW, B, F, H, gpu.ActReLU)
+	if dx != nil && c.Dropout > 0 { // feats reached the branch through dropout
+		dev.Mul(dx, dx, a.featMask.Slice(0, B*F))
+	}
 
 	// LSTM, backward through time. dsum serves as dh; gates is overwritten with dgates.
 	dgates := a.gates.Slice(0, N*4*H)

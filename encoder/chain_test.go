@@ -108,7 +108,7 @@ func TestChainErrors(t *testing.T) {
 	if _, err := New(dev, w, 1, "fp16"); err == nil || err.Error() != `encoder: precision "fp16": want auto, float32 or bfloat16` {
 		t.Errorf("precision fp16: %v", err)
 	}
-	layers := chainLayers(w)
+	layers := chainLayers(w, len(w.Config.Blocks))
 	bad := slices.Clone(layers)
 	bad[1].Weight = bad[1].Weight[1:]
 	if _, err := dev.PlanConvChain(bad, 1, gpu.Float32); err == nil || err.Error() != "gpu/cpu: chain layer 1: weight 287 and bias 32 values, want 288 and 32" {

@@ -45,3 +45,14 @@ func TestCUDAKernelsMatchCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestTopGradientsOnCUDAKernels is TestTopGradients through the CUDA kernels
+// (emulated): the backward kernels in the composition the trainer runs.
+func TestTopGradientsOnCUDAKernels(t *testing.T) {
+	emu, err := cudaemu.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	checkTopGradients(t, emu, 1)
+}

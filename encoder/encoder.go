@@ -17,10 +17,17 @@ import (
 // MaxBatch images, so Encode allocates no activation memory. Like its Device, an Encoder is
 // not safe for concurrent use.
 type Encoder struct {
-	dev       gpu.Device
-	cfg       Config
-	maxBatch  int
-	params    []gpu.Buf // every weight buffer, for Close
+	dev      gpu.Device
+	cfg      Config
+	maxBatch int
+	params   []gpu.Buf // every weight buffer, for Close
+	// cut is the number of blocks Forward runs: all of them for an encoder
+	// from New, which then runs the head; fewer for one from NewBottom, whose
+	// output is the input of block cut.
+	cut int
+	// chainEnd is the number of blocks the planned chain runs: cut, or fewer
+	// for a bottom whose last blocks are residual (run by the per-layer kernels).
+	chainEnd  int
 	precision gpu.Precision
 
 	// chain, when set, runs the stem, the blocks and the head as one planned
@@ -85,6 +92,21 @@ const PrecisionAuto = "auto"
 // in float32: pooled features 3-4% from float32's (relative L2; the shipped
 // model's dev BLEU-4 does not move), 2-3x faster than float32 on CPUs with AMX.
 func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, error) {
+	return build(dev, w, maxBatch, precision, len(w.Config.Blocks))
+}
+
+// NewBottom is New for the network below block cut: its Forward computes, in
+// float32, the activations at the input of block cut, (n, s, s, C) with
+// s = Config.CutSide(cut), which Cut returns and a Top continues from.
+func NewBottom(dev gpu.Device, w *Weights, cut, maxBatch int) (*Encoder, error) {
+	if cut < 0 || cut >= len(w.Config.Blocks) {
+		return nil, fmt.Errorf("encoder: cut at block %d of %d", cut, len(w.Config.Blocks))
+	}
+	return build(dev, w, maxBatch, string(gpu.Float32), cut)
+}
+
+// build makes an encoder running blocks [0, cut), and the head when cut is all of them.
+func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int) (*Encoder, error) {
 	if maxBatch <= 0 {
 		return nil, fmt.Errorf("encoder: max batch %d must be positive", maxBatch)
 	}
@@ -98,7 +120,15 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 		}
 	}
 	planner, canPlan := dev.(gpu.ConvPlanner)
-	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch, precision: gpu.Float32}
+	// A planned chain cannot end in a residual add (the CPU's adds in place
+	// into the source's buffer, and the last layer writes the caller's), so a
+	// bottom cut after residual blocks plans the chain up to them and runs them
+	// with the per-layer kernels.
+	chainEnd := cut
+	for chainEnd > 0 && chainEnd < len(c.Blocks) && c.Blocks[chainEnd-1].Residual {
+		chainEnd--
+	}
+	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch, precision: gpu.Float32, cut: cut, chainEnd: chainEnd}
 	switch precision {
 	case string(gpu.Float32):
 	case string(gpu.BFloat16):
@@ -113,20 +143,25 @@ func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, 
 	default:
 		return nil, fmt.Errorf("encoder: precision %q: want auto, float32 or bfloat16", precision)
 	}
+	if chainEnd < cut {
+		e.prepareLayers(w)
+		// The chain's output goes into the late part's buffers.
+		canPlan = canPlan && chainEnd >= e.split
+	}
 	if canPlan {
-		chain, err := planner.PlanConvChain(chainLayers(w), maxBatch, e.precision)
+		chain, err := planner.PlanConvChain(chainLayers(w, chainEnd), maxBatch, e.precision)
 		if err != nil {
 			return nil, fmt.Errorf("encoder: %w", err)
 		}
 		e.chain = chain
 	}
-	B, g := maxBatch, c.GridSize()
+	B := maxBatch
 	e.classifier = e.upload(w, "classifier")
 	e.in = dev.Alloc(B * c.Input * c.Input * 3)
-	e.grid = dev.Alloc(B * g * g * c.Head)
+	e.grid = dev.Alloc(B * e.outLen())
 	e.pooled = dev.Alloc(B * c.Head)
 	e.probs = dev.Alloc(B * c.Classes)
-	if e.chain == nil {
+	if e.chain == nil && chainEnd == cut {
 		e.prepareLayers(w)
 	}
 	return e, nil
@@ -159,9 +194,9 @@ func (e *Encoder) prepareLayers(w *Weights) {
 		e.blocks = append(e.blocks, bp)
 	}
 	s := ceilDiv(c.Input, 2)
-	e.split = len(c.Blocks)
+	e.split = e.cut
 	maxEarly := 1 // floats per image of the largest early expanded activation
-	for i, b := range c.Blocks {
+	for i, b := range c.Blocks[:e.cut] {
 		if s*s <= lateArea {
 			e.split = i
 			break
@@ -262,8 +297,20 @@ func (e *Encoder) EncodeEach(images [][]float32) error {
 func (e *Encoder) Forward(in gpu.Buf, n int) error {
 	e.n = n
 	if e.chain != nil {
-		if err := e.chain.Run(e.Grid(), in, n); err != nil {
+		if e.chainEnd < e.cut {
+			out := e.x.Slice(0, n*e.cfg.CutLen(e.chainEnd))
+			if err := e.chain.Run(out, in, n); err != nil {
+				return fmt.Errorf("encoder: %w", err)
+			}
+			x, _ := e.runBlocks(e.chainEnd, e.cut, e.x, e.y, n, e.cfg.CutSide(e.chainEnd))
+			e.dev.Copy(e.Cut(), x.Slice(0, n*e.outLen()))
+			return nil
+		}
+		if err := e.chain.Run(e.grid.Slice(0, n*e.outLen()), in, n); err != nil {
 			return fmt.Errorf("encoder: %w", err)
+		}
+		if e.cut < len(e.cfg.Blocks) {
+			return nil
 		}
 		g := e.cfg.GridSize()
 		e.dev.GlobalAvgPool(e.Pooled(), e.Grid(), n, g*g, e.cfg.Head)
@@ -285,7 +332,11 @@ func (e *Encoder) Forward(in gpu.Buf, n int) error {
 		}
 		dev.Copy(e.x.Slice(lo*m, k*m), out.Slice(0, k*m))
 	}
-	x, s := e.runBlocks(e.split, len(c.Blocks), e.x, e.y, n, s)
+	x, s := e.runBlocks(e.split, e.cut, e.x, e.y, n, s)
+	if e.cut < len(c.Blocks) {
+		dev.Copy(e.Cut(), x.Slice(0, n*e.outLen()))
+		return nil
+	}
 	p := conv(n, s, c.Blocks[len(c.Blocks)-1].Out, c.Head, 1, 1)
 	grid := act(e.grid, p)
 	dev.Conv2D(grid, x.Slice(0, n*s*s*p.C), e.head.w, e.head.b, p, gpu.ActReLU6)
@@ -316,15 +367,22 @@ func act(buf gpu.Buf, p gpu.ConvParams) gpu.Buf { return buf.Slice(0, p.N*p.OH*p
 // block runs one inverted residual block: out = project(dw(expand(x))) (+ x),
 // x is (n, s, s, In), out is (n, s/stride, s/stride, Out).
 func (e *Encoder) block(w *blockParams, b Block, out, x gpu.Buf, n, s int) {
-	dev := e.dev
+	blockForward(e.dev, w, b, out, x, e.e, e.d, n, s)
+}
+
+// blockForward runs one inverted residual block on dev, leaving the expanded
+// activation (n, s, s, Hidden) at the front of eBuf (when the block expands)
+// and the depthwise output (n, o, o, Hidden) at the front of dBuf: what the
+// backward pass (Top) keeps, and scratch for inference.
+func blockForward(dev gpu.Device, w *blockParams, b Block, out, x, eBuf, dBuf gpu.Buf, n, s int) {
 	h := x
 	if b.Expand {
 		p := conv(n, s, b.In, b.Hidden, 1, 1)
-		h = act(e.e, p)
+		h = act(eBuf, p)
 		dev.Conv2D(h, x, w.expand.w, w.expand.b, p, gpu.ActReLU6)
 	}
 	p := conv(n, s, b.Hidden, b.Hidden, 3, b.Stride)
-	d := act(e.d, p)
+	d := act(dBuf, p)
 	dev.DepthwiseConv2D(d, h, w.dw.w, w.dw.b, p, gpu.ActReLU6)
 	p = conv(n, p.OH, b.Hidden, b.Out, 1, 1)
 	dev.Conv2D(out, d, w.project.w, w.project.b, p, gpu.ActNone)
@@ -335,7 +393,7 @@ func (e *Encoder) block(w *blockParams, b Block, out, x gpu.Buf, n, s int) {
 
 // chainLayers lists the network from the stem to the head as a gpu.ConvLayer
 // chain, the same layers Forward runs one by one.
-func chainLayers(w *Weights) []gpu.ConvLayer {
+func chainLayers(w *Weights, cut int) []gpu.ConvLayer {
 	c := &w.Config
 	var layers []gpu.ConvLayer
 	add := func(name string, p gpu.ConvParams, depthwise bool, act gpu.Act, residual int) {
@@ -345,7 +403,7 @@ func chainLayers(w *Weights) []gpu.ConvLayer {
 	p := conv(1, c.Input, 3, c.Stem, 3, 2)
 	add("stem", p, false, gpu.ActReLU6, -1)
 	s := p.OH
-	for i, b := range c.Blocks {
+	for i, b := range c.Blocks[:cut] {
 		pre := fmt.Sprintf("blocks.%d.", i)
 		in := len(layers) - 1 // the layer whose output is the block's input
 		if b.Expand {
@@ -360,7 +418,9 @@ func chainLayers(w *Weights) []gpu.ConvLayer {
 		add(pre+"project", conv(1, p.OH, b.Hidden, b.Out, 1, 1), false, gpu.ActNone, residual)
 		s = p.OH
 	}
-	add("head", conv(1, s, c.Blocks[len(c.Blocks)-1].Out, c.Head, 1, 1), false, gpu.ActReLU6, -1)
+	if cut == len(c.Blocks) {
+		add("head", conv(1, s, c.Blocks[len(c.Blocks)-1].Out, c.Head, 1, 1), false, gpu.ActReLU6, -1)
+	}
 	return layers
 }
 
@@ -374,6 +434,19 @@ func conv(n, s, cin, cout, k, stride int) gpu.ConvParams {
 	return gpu.ConvParams{N: n, H: s, W: s, C: cin, OC: cout, KH: k, KW: k,
 		StrideH: stride, StrideW: stride, PadTop: pad, PadLeft: pad, OH: o, OW: o}
 }
+
+// outLen is the length of one image's output: the grid, or the activations at
+// the cut.
+func (e *Encoder) outLen() int {
+	if e.cut < len(e.cfg.Blocks) {
+		return e.cfg.CutLen(e.cut)
+	}
+	return e.GridLen()
+}
+
+// Cut returns the (n, s, s, C) activations at the cut of the last Encode of an
+// encoder from NewBottom.
+func (e *Encoder) Cut() gpu.Buf { return e.grid.Slice(0, e.n*e.outLen()) }
 
 // Grid returns the (n, G, G, F) feature grid of the last Encode.
 func (e *Encoder) Grid() gpu.Buf { return e.grid.Slice(0, e.n*e.GridLen()) }

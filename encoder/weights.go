@@ -27,6 +27,10 @@ type Config struct {
 	Blocks    []Block `json:"blocks"`
 	Head      int     `json:"head"`    // final 1x1 conv channels (1280): the feature size
 	Classes   int     `json:"classes"` // classifier outputs (1001, index 0 = background)
+	// Tuned, for weights with fine-tuned layers from a model folder (WithTuned),
+	// is the SHA-256 (hex) of that file: part of the ID, so their features are
+	// never mistaken for the ImageNet weights'.
+	Tuned string `json:"tuned,omitempty"`
 }
 
 // Block is one inverted residual block: expand 1x1 + ReLU6 (absent when
@@ -57,7 +61,11 @@ func (c *Config) ID() string {
 	if len(sha) > 16 {
 		sha = sha[:16]
 	}
-	return fmt.Sprintf("mobilenet_v2-%s-v%d", sha, Version)
+	id := fmt.Sprintf("mobilenet_v2-%s-v%d", sha, Version)
+	if c.Tuned != "" {
+		id += "-tuned-" + c.Tuned[:min(12, len(c.Tuned))]
+	}
+	return id
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -92,6 +92,12 @@ type Device interface {
 	Conv2D(out, in, weight, bias Buf, p ConvParams, act Act)
 	// DepthwiseConv2D writes out = act(depthwise(in, weight) + bias), channel multiplier 1.
 	DepthwiseConv2D(out, in, weight, bias Buf, p ConvParams, act Act)
+	// DepthwiseConv2DBackward is the backward of DepthwiseConv2D without its
+	// activation: dout (N, OH, OW, C) is the gradient of depthwise(in, weight) + bias
+	// (BiasActBackward turns the gradient of act's output into it). It writes
+	// din (N, H, W, C) and adds into dweight (KH, KW, C) and dbias (C); any of the
+	// three may be nil when its gradient is not needed.
+	DepthwiseConv2DBackward(din, dweight, dbias, dout, in, weight Buf, p ConvParams)
 	// GlobalAvgPool writes out (n, c) = mean over hw positions of in (n, hw, c).
 	GlobalAvgPool(out, in Buf, n, hw, c int)
 
@@ -101,7 +107,7 @@ type Device interface {
 	// BiasActBackward writes dx = dout * act'(.) where y = act(...) is the forward
 	// output (activations' derivatives are computed from y), and adds the column sums
 	// of dx into dbias (rows, cols) -> (cols) when dbias is not nil. dx may be dout.
-	// ActReLU6 is not differentiable here (the encoder is not trained): it panics.
+	// ReLU6's derivative is 1 where 0 < y < 6 and 0 elsewhere (at its kinks too).
 	BiasActBackward(dx, dbias, dout, y Buf, rows, cols int, act Act)
 	// Add writes out = a + b elementwise; out may alias a or b.
 	Add(out, a, b Buf)

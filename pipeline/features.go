@@ -40,7 +40,8 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 	out := make([]Result, 0, n)
 	for lo := 0; lo < n; lo += featureBatch {
 		b := min(featureBatch, n-lo)
-		res, err := d.generate(ctx, feats.Slice(lo*F, b*F), b, p)
+		f := feats.Slice(lo*F, b*F)
+		res, err := d.generate(ctx, f, f, b, p)
 		if err != nil {
 			return nil, err
 		}
@@ -51,11 +52,12 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 
 // generate captions n images whose features are on the model's device: the
 // best hypothesis of each, with the n-best list when p asks for more than
-// one, and the tags. With p.Guide, an image whose caption misses the noun of a
+// one, and the tags, from tagFeats (the features of the ImageNet encoder:
+// feats, unless the model's encoder was fine-tuned). With p.Guide, an image whose caption misses the noun of a
 // tag at least p.GuideThreshold probable is decoded again by constrained beam
 // search over those nouns, and keeps the plain caption only when no caption
 // naming them fits in max_len words.
-func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]Result, error) {
+func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
 	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
 	if err != nil {
 		return nil, err
@@ -67,7 +69,7 @@ func (d Decoder) generate(ctx context.Context, feats gpu.Buf, n int, p Plan) ([]
 	if d.Tagger == nil || (p.Tags == 0 && !p.Guide) {
 		return out, nil
 	}
-	probs, err := d.Tagger.probs(feats, n)
+	probs, err := d.Tagger.probs(tagFeats, n)
 	if err != nil {
 		return nil, err
 	}

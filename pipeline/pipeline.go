@@ -86,15 +86,18 @@ type Info struct {
 type Pipeline struct {
 	dev    gpu.Device // the decoders'
 	encDev gpu.Device // the encoder's: dev, or a device of its own (see Load)
-	enc    *encoder.Encoder
+	enc    imageEncoder
 	tagger *Tagger  // on dev, shared by the decoders
 	models []served // the default first
 	// Each image's features (Encode) hold the pooled vector (F) when a merge
-	// model is loaded, then the grid (R*F) when an attention model is: each
-	// model reads its own part, exactly what it would read loaded alone.
+	// model is loaded (or a model with fine-tuned encoder layers, whose tags
+	// read it), then the grid (R*F) when an attention model is, then each
+	// fine-tuned model's own input: each model reads its own part, exactly
+	// what it would read loaded alone.
 	pooled, grid bool
 	maxBatch     int
 	feats        gpu.Buf // (maxBatch, the widest model input) host features uploaded by Decode
+	tagFeats     gpu.Buf // (maxBatch, F) the original pooled features, for a fine-tuned model's tags
 	decoding     Decoding
 	pre          Preprocessor
 }
@@ -104,6 +107,24 @@ type served struct {
 	dec  Decoder // its Tagger is the pipeline's
 	info Info
 	off  int // where its input starts in an image's features
+	// tuned, for a model with fine-tuned encoder layers (encoder.TunedFile),
+	// is their index in the encoder.Branched (else -1); its tags read the
+	// original pooled features at the start of an image's features.
+	tuned int
+}
+
+// imageEncoder is what Encode runs: an *encoder.Encoder, or when a loaded
+// model has fine-tuned encoder layers an *encoder.Branched.
+type imageEncoder interface {
+	EncodeEach(images [][]float32) error
+	Pooled() gpu.Buf
+	Grid() gpu.Buf
+	ImageLen() int
+	FeatureDim() int
+	GridLen() int
+	Precision() gpu.Precision
+	Config() encoder.Config
+	Close()
 }
 
 // OpenDevice opens the configured device through gpu/selector: the CPU with
@@ -153,35 +174,107 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 	if p.tagger, err = NewTagger(p.dev, w); err != nil {
 		return err
 	}
-	if p.enc, err = encoder.New(p.encDev, w, p.maxBatch, cfg.Precision); err != nil {
+	tuned, err := p.loadEncoder(w, cfg.Precision, dirs)
+	if err != nil {
 		return err
 	}
 	names := map[string]string{} // model name -> its folder
 	widest := 0
-	for _, dir := range dirs {
+	for i, dir := range dirs {
 		m, err := p.loadModel(dir, wc)
 		if err != nil {
 			return err
 		}
+		m.tuned = tuned[i]
 		p.models = append(p.models, m)
 		if other, ok := names[m.info.Model]; ok {
 			return fmt.Errorf("pipeline: model folders %s and %s are both named %s, and a request picks a model by its folder's name: rename one (model, server.models)", other, dir, m.info.Model)
 		}
 		names[m.info.Model] = dir
-		if m.info.Arch == decoder.ArchAttention {
+		switch {
+		case m.tuned >= 0:
+			p.pooled = true // the tags'
+			tc := p.enc.(*encoder.Branched).TunedConfig(m.tuned)
+			m.info.Encoder = tc.ID()
+			p.models[i] = m
+		case m.info.Arch == decoder.ArchAttention:
 			p.grid = true
-		} else {
+		default:
 			p.pooled = true
 		}
 		widest = max(widest, m.dec.Model.Cfg.InputDim())
 	}
+	// Offsets in featureParts' order: pooled, grid, then the tuned models'.
+	off := 0
+	if p.pooled {
+		off += wc.Head
+	}
 	for i := range p.models {
-		if p.pooled && p.models[i].info.Arch == decoder.ArchAttention {
-			p.models[i].off = wc.Head
+		if p.models[i].tuned < 0 && p.models[i].info.Arch == decoder.ArchAttention {
+			p.models[i].off = off
+		}
+	}
+	if p.grid {
+		off += p.enc.GridLen()
+	}
+	for i := range p.models {
+		if p.models[i].tuned >= 0 {
+			p.models[i].off = off
+			off += p.models[i].dec.Model.Cfg.InputDim()
 		}
 	}
 	p.feats = p.dev.Alloc(p.maxBatch * widest)
+	if len(p.fineTuned()) > 0 {
+		p.tagFeats = p.dev.Alloc(p.maxBatch * wc.Head)
+	}
 	return nil
+}
+
+// loadEncoder makes the encoder: an encoder.Branched when models in dirs have
+// fine-tuned encoder layers (they must be tuned from one block: the cut they
+// share), else a plain one in precision. It returns, for each folder, the
+// index of its tuned layers in the Branched or -1.
+func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []string) ([]int, error) {
+	idx := make([]int, len(dirs))
+	var tuned []*encoder.Weights
+	first := -1
+	for i, dir := range dirs {
+		idx[i] = -1
+		dir, err := locate.Model(dir, config.DefaultModel)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		path := filepath.Join(dir, encoder.TunedFile)
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		tw, f, err := encoder.WithTuned(w, path)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: model %s: %w", dir, err)
+		}
+		if first >= 0 && f != first {
+			return nil, fmt.Errorf("pipeline: model %s is fine-tuned from encoder block %d, another served model from block %d; serve models tuned from one block together", dir, f, first)
+		}
+		first, idx[i], tuned = f, len(tuned), append(tuned, tw)
+	}
+	var err error
+	if len(tuned) == 0 {
+		p.enc, err = encoder.New(p.encDev, w, p.maxBatch, precision)
+	} else {
+		p.enc, err = encoder.NewBranched(p.encDev, w, tuned, first, p.maxBatch)
+	}
+	return idx, err
+}
+
+// fineTuned lists the models with fine-tuned encoder layers.
+func (p *Pipeline) fineTuned() []*served {
+	var out []*served
+	for i := range p.models {
+		if p.models[i].tuned >= 0 {
+			out = append(out, &p.models[i])
+		}
+	}
+	return out
 }
 
 // loadModel loads the caption model in dir onto p.dev, checking that it reads
@@ -282,8 +375,10 @@ func (p *Pipeline) Close() error {
 	if p.enc != nil {
 		p.enc.Close()
 	}
-	if p.feats != nil {
-		p.dev.Free(p.feats)
+	for _, b := range []gpu.Buf{p.feats, p.tagFeats} {
+		if b != nil {
+			p.dev.Free(b)
+		}
 	}
 	if p.tagger != nil {
 		p.tagger.Close()
@@ -308,7 +403,8 @@ func (p *Pipeline) CaptionImages(ctx context.Context, tensors [][]float32, o Opt
 }
 
 // featureParts are the encoder outputs each image's features hold, in order:
-// the pooled (F) features and the (R*F) grid, each when a loaded model reads it.
+// the pooled (F) features and the (R*F) grid, each when a loaded model reads
+// it, then each fine-tuned model's input from its own top.
 func (p *Pipeline) featureParts() []encoderOutput {
 	var parts []encoderOutput
 	if p.pooled {
@@ -316,6 +412,14 @@ func (p *Pipeline) featureParts() []encoderOutput {
 	}
 	if p.grid {
 		parts = append(parts, encoderOutput{p.enc.Grid, p.enc.GridLen()})
+	}
+	for _, m := range p.fineTuned() {
+		b, i := p.enc.(*encoder.Branched), m.tuned
+		part := encoderOutput{func() gpu.Buf { return b.TunedPooled(i) }, p.enc.FeatureDim()}
+		if m.info.Arch == decoder.ArchAttention {
+			part = encoderOutput{func() gpu.Buf { return b.TunedGrid(i) }, p.enc.GridLen()}
+		}
+		parts = append(parts, part)
 	}
 	return parts
 }
@@ -410,7 +514,17 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 		}
 		buf := p.feats.Slice(0, len(flat))
 		p.dev.Upload(buf, flat)
-		res, err := m.dec.generate(ctx, buf, len(batch), plan)
+		tags := buf
+		if m.tuned >= 0 { // the original pooled features lead each image's
+			H := p.enc.FeatureDim()
+			tagFlat := make([]float32, 0, len(batch)*H)
+			for _, f := range batch {
+				tagFlat = append(tagFlat, f[:H]...)
+			}
+			tags = p.tagFeats.Slice(0, len(tagFlat))
+			p.dev.Upload(tags, tagFlat)
+		}
+		res, err := m.dec.generate(ctx, buf, tags, len(batch), plan)
 		if err != nil {
 			return nil, err
 		}

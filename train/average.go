@@ -47,6 +47,16 @@ func (a *average) swapIn(m *decoder.Model) {
 // swapOut gives m back the parameters that swapIn kept.
 func (a *average) swapOut(m *decoder.Model) { m.CopyFrom(a.trained) }
 
+// swapInFlat is swapIn for a parameter buffer that is read in place (the
+// fine-tuned encoder's).
+func (a *average) swapInFlat(flat gpu.Buf) {
+	a.dev.Copy(a.trained, flat)
+	a.dev.Copy(flat, a.avg)
+}
+
+// swapOutFlat gives flat back the parameters that swapInFlat kept.
+func (a *average) swapOutFlat(flat gpu.Buf) { a.dev.Copy(flat, a.trained) }
+
 // set replaces the average with host values (NumParams), as a checkpoint saved them.
 func (a *average) set(host []float32) { a.dev.Upload(a.avg, host) }
 

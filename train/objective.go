@@ -45,6 +45,7 @@ type teacherForcing struct {
 	feats, batchFeats gpu.Buf
 	featDim           int
 	o                 Options
+	tuned             *tunedEncoder // computes the features when the encoder is fine-tuned
 }
 
 func (x *teacherForcing) batches(epoch int) [][]int {
@@ -63,7 +64,12 @@ func (x *teacherForcing) units() int {
 
 func (x *teacherForcing) forward(_ context.Context, ts *decoder.TrainState, idx []int) (stepStats, error) {
 	bt := makeBatch(x.ex, idx, text.StartID, text.EndID, text.PadID)
-	feats := batchFeatures(ts.Model().Device(), x.batchFeats, x.feats, bt.Images, x.featDim)
+	var feats gpu.Buf
+	if x.tuned != nil {
+		feats = x.tuned.features(bt.Images, x.batchFeats)
+	} else {
+		feats = batchFeatures(ts.Model().Device(), x.batchFeats, x.feats, bt.Images, x.featDim)
+	}
 	loss, n, err := ts.Forward(feats, bt.IDs, bt.Targets, bt.B, bt.T, true, dropoutSeed(x.o.Seed, ts.Steps()))
 	return stepStats{loss: loss, tokens: n, units: n}, err
 }

@@ -69,8 +69,9 @@ type run struct {
 	// progress bar, the log and the curves report.
 	sampled                          bool
 	dv                               *Split
-	devEx                            []Example // dv's examples, cut at train.max_len
-	trainFeats, devFeats, batchFeats gpu.Buf   // (train images, F), (dev images, F), (batch, F)
+	devEx                            []Example     // dv's examples, cut at train.max_len
+	trainFeats, devFeats, batchFeats gpu.Buf       // (train images, F), (dev images, F), (batch, F)
+	tuned                            *tunedEncoder // with train.finetune_blocks; trainFeats is then unused
 }
 
 // newRun checks the splits, makes the model (from train.init when set) and its
@@ -83,12 +84,28 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	if featDim*trn.Images() != len(trn.Feats) || featDim*dv.Images() != len(dv.Feats) {
 		return nil, fmt.Errorf("train: feature matrices (%d and %d values) do not divide into %d and %d images", len(trn.Feats), len(dv.Feats), trn.Images(), dv.Images())
 	}
+	var first int
+	if o.FinetuneBlocks > 0 {
+		if o.Encoder == nil {
+			return nil, fmt.Errorf("train: train.finetune_blocks %d without the encoder's weights", o.FinetuneBlocks)
+		}
+		c := o.Encoder.Config
+		var err error
+		if first, err = c.FirstTuned(o.FinetuneBlocks); err != nil {
+			return nil, fmt.Errorf("train.finetune_blocks: %w", err)
+		}
+		// The decoder reads the top's output, not the splits' cut activations.
+		featDim = c.Head
+		if o.Arch == decoder.ArchAttention {
+			featDim *= c.GridSize() * c.GridSize()
+		}
+	}
 	cfg := o.ModelConfig(featDim)
 	if err := os.MkdirAll(ModelDir(o.Out), 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	r := &run{o: o, dev: dev, cfg: cfg, featDim: featDim, ckpt: filepath.Join(o.Out, CheckpointFile),
-		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective)},
+		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks},
 		sampled: o.Objective == "cider", dv: dv, devEx: truncate(dv.Examples, o.MaxLen)}
 	ok := false
 	defer func() {
@@ -113,10 +130,24 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	if o.EMA > 0 {
 		r.avg = newAverage(dev, o.EMA, r.m.Flat())
 	}
+	r.batchFeats = dev.Alloc(o.BatchSize * featDim)
+	if o.FinetuneBlocks > 0 {
+		if r.tuned, err = newTunedEncoder(dev, o.Encoder, first, o.BatchSize, o.Arch != decoder.ArchAttention, trn, dv); err != nil {
+			return nil, err
+		}
+		r.ts.KeepInputGrad()
+		if o.EMA > 0 {
+			r.tuned.avg = newAverage(dev, o.EMA, r.tuned.top.Flat())
+		}
+		r.devFeats = dev.Alloc(dv.Images() * featDim) // encodeDev fills it before each evaluation
+		r.obj = &teacherForcing{ex: truncate(trn.Examples, o.MaxLen), batchFeats: r.batchFeats, featDim: featDim, o: o, tuned: r.tuned}
+		fmt.Fprintf(o.Log, "fine-tuning %s at rate %g\n", r.tuned.top.Describe(), o.FinetuneLR)
+		ok = true
+		return r, nil
+	}
 	r.trainFeats, r.devFeats = dev.Alloc(len(trn.Feats)), dev.Alloc(len(dv.Feats))
 	dev.Upload(r.trainFeats, trn.Feats)
 	dev.Upload(r.devFeats, dv.Feats)
-	r.batchFeats = dev.Alloc(o.BatchSize * featDim)
 	if r.sampled {
 		r.sc = newSelfCritical(dev, trn, r.trainFeats, r.batchFeats, featDim, o)
 		r.obj = r.sc
@@ -131,6 +162,9 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 func (r *run) close() {
 	if r.sc != nil {
 		r.sc.close(r.dev)
+	}
+	if r.tuned != nil {
+		r.tuned.close()
 	}
 	for _, b := range []gpu.Buf{r.batchFeats, r.devFeats, r.trainFeats} {
 		if b != nil {
@@ -167,9 +201,14 @@ func (r *run) resume() error {
 		return nil
 	case err != nil:
 		return err
-	case !reflect.DeepEqual(saved.Config, r.cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective):
-		return fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s, this run asks for %+v seed %d objective %s; use the same settings or another --out",
-			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), r.cfg, o.Seed, objectiveName(o.Objective))
+	case !reflect.DeepEqual(saved.Config, r.cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective) || saved.FinetuneBlocks != o.FinetuneBlocks:
+		return fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s finetune_blocks %d, this run asks for %+v seed %d objective %s finetune_blocks %d; use the same settings or another --out",
+			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), saved.FinetuneBlocks, r.cfg, o.Seed, objectiveName(o.Objective), o.FinetuneBlocks)
+	}
+	if r.tuned != nil {
+		if err := r.tuned.resume(encoderCheckpoint(o.Out, saved.Epoch), saved.Epoch); err != nil {
+			return err
+		}
 	}
 	// Early stopping is judged against this run's patience, so resuming with a
 	// larger train.patience continues a run that stopped.
@@ -213,14 +252,25 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 			return EpochStats{}, err
 		}
 		var step stepStats
-		if err := ts.Step(o.Clip, adam, func() (err error) {
+		forward := func() (err error) {
 			step, err = r.obj.forward(ctx, ts, idx)
 			return err
-		}); err != nil {
+		}
+		var err error
+		if r.tuned != nil {
+			encLR := float32(o.FinetuneLR * math.Pow(o.LRDecay, float64(r.st.Epoch)))
+			err = r.tuned.step(ts, o.Clip, adam, encLR, forward)
+		} else {
+			err = ts.Step(o.Clip, adam, forward)
+		}
+		if err != nil {
 			return EpochStats{}, err
 		}
 		if r.avg != nil {
 			r.avg.update(r.m.Flat(), ts.Steps())
+		}
+		if r.tuned != nil && r.tuned.avg != nil {
+			r.tuned.avg.update(r.tuned.top.Flat(), ts.Steps())
 		}
 		lossSum += step.loss * float64(step.tokens)
 		lossTok += step.tokens
@@ -255,6 +305,11 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 // on) on dev: the mean loss per token and BLEU-1..4 of train.eval_beam decoding.
 // The trained parameters are back in place when it returns.
 func (r *run) evaluate(ctx context.Context) (devLoss float64, bleu [4]float64, err error) {
+	if r.tuned != nil {
+		r.tuned.swapIn()
+		r.tuned.encodeDev(r.devFeats)
+		r.tuned.swapOut()
+	}
 	if r.avg != nil {
 		r.avg.swapIn(r.m)
 		defer r.avg.swapOut(r.m)
@@ -286,6 +341,13 @@ func (r *run) selectModel(stats EpochStats) (string, error) {
 	}
 	if err := save(ModelDir(r.o.Out)); err != nil {
 		return "", err
+	}
+	if r.tuned != nil {
+		r.tuned.swapIn()
+		defer r.tuned.swapOut()
+		if err := r.tuned.save(ModelDir(r.o.Out)); err != nil {
+			return "", err
+		}
 	}
 	return " (best, saved)", nil
 }
@@ -335,7 +397,19 @@ func (r *run) checkpoint() error {
 			return err
 		}
 	}
-	return saveCheckpoint(r.ckpt, r.st, groups)
+	if r.tuned == nil {
+		return saveCheckpoint(r.ckpt, r.st, groups)
+	}
+	if err := r.tuned.saveCheckpoint(encoderCheckpoint(r.o.Out, r.st.Epoch), r.st.Epoch); err != nil {
+		return err
+	}
+	if err := saveCheckpoint(r.ckpt, r.st, groups); err != nil {
+		return err
+	}
+	if err := os.Remove(encoderCheckpoint(r.o.Out, r.st.Epoch-1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
 }
 
 // result summarises the run from its state.

@@ -319,7 +319,7 @@ func TestResumeRestoresTheRun(t *testing.T) {
 	o.Seed = 6
 	c := newTestRun(t, dev, o)
 	if err := c.resume(); err == nil || !strings.HasPrefix(err.Error(), "train: checkpoint "+filepath.Join(o.Out, CheckpointFile)+" was made with ") ||
-		!strings.HasSuffix(err.Error(), " seed 6 objective xe; use the same settings or another --out") {
+		!strings.HasSuffix(err.Error(), " seed 6 objective xe finetune_blocks 0; use the same settings or another --out") {
 		t.Errorf("resume with another seed: %v", err)
 	}
 	o.Seed, o.Resume = 5, false

@@ -12,6 +12,7 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
@@ -19,7 +20,10 @@ import (
 
 // Split is one dataset split ready for training.
 type Split struct {
-	Feats    []float32    // (Images, decoder.Config.InputDim()) image features: pooled, or grids for attention
+	// Feats are the image features, (Images, decoder.Config.InputDim()):
+	// pooled, or grids for attention; with train.finetune_blocks, the
+	// activations at the cut instead, (Images, encoder.Config.CutLen(first)).
+	Feats    []float32
 	Examples []Example    // one per (image, caption)
 	Refs     [][][]string // per image, its reference captions as words (for BLEU)
 }
@@ -50,6 +54,10 @@ type Options struct {
 	// Regions is the number of grid regions per image in the features of an
 	// attention decoder (49 for 7x7).
 	Regions int
+	// Encoder, with train.finetune_blocks, is the encoder whose last blocks the
+	// run fine-tunes from their weights here (the splits' Feats are then the
+	// activations at their input).
+	Encoder *encoder.Weights
 }
 
 // EpochStats is one row of the training curves.

@@ -78,6 +78,11 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	var res []pipeline.Result
+	if !fromImages && fileExists(filepath.Join(cfg.Model, encoder.TunedFile)) {
+		// The cached features are the ImageNet encoder's, not this model's.
+		fromImages = true
+		fmt.Fprintf(cmd.ErrOrStderr(), "model %s has a fine-tuned encoder (%s): encoding the photos\n", cfg.Model, encoder.TunedFile)
+	}
 	if fromImages {
 		res, err = evalFromImages(cmd.Context(), cfg, imgs)
 	} else {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -89,25 +90,15 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stderr := cmd.ErrOrStderr()
-	bar := progress.New(stderr, "extract", len(names), "img")
-	batches := make(chan *extractBatch, 1) // one batch prepared while the device runs another
-	go prepareBatches(ctx, batches, dir, names, batch, pipeline.NewPreprocessor(c, cfg.Image), store)
-
 	pooled := make([]float32, batch*enc.FeatureDim())
 	var grid []float32
 	if withGrid {
 		grid = make([]float32, batch*enc.GridLen())
 	}
-	var done, computed, failed int
 	start := time.Now()
-	for b := range batches {
-		for _, e := range b.errs {
-			fmt.Fprintf(stderr, "\nextract: skipping %v\n", e)
-		}
-		failed += len(b.errs)
-		if n := b.n; n > 0 {
-			if err := enc.Encode(b.tensors[:n*enc.ImageLen()], n); err != nil {
+	computed, failed, err := fillStore(ctx, cmd.ErrOrStderr(), "extract", store, dir, names, batch, pipeline.NewPreprocessor(c, cfg.Image),
+		func(tensors []float32, n int, items []*features.Item) error {
+			if err := enc.Encode(tensors, n); err != nil {
 				return err
 			}
 			if err := dev.Download(pooled[:n*enc.FeatureDim()], enc.Pooled()); err != nil {
@@ -118,25 +109,16 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 					return err
 				}
 			}
-			for i, k := range b.slots {
-				it := &b.items[k]
+			for i, it := range items {
 				it.Pooled = pooled[i*enc.FeatureDim() : (i+1)*enc.FeatureDim()]
 				if withGrid {
 					it.Grid = grid[i*enc.GridLen() : (i+1)*enc.GridLen()]
 				}
 			}
-			computed += n
-		}
-		if err := store.Add(b.items); err != nil {
-			return err
-		}
-		done += b.total
-		bar.SetStatus("%d computed, %d cached, %d failed", computed, done-computed-failed, failed)
-		bar.Add(b.total)
-	}
-	bar.Finish()
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted after %d of %d images; run the same command again to resume", done, len(names))
+			return nil
+		})
+	if err != nil {
+		return err
 	}
 	rate := float64(computed) / time.Since(start).Seconds()
 	fmt.Fprintf(cmd.OutOrStdout(), "features: %s\n%d images (%d computed at %.1f img/s on %s, %d already cached), %d records\n",
@@ -145,6 +127,46 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 		return fmt.Errorf("%d images could not be read (listed above); the others are stored", failed)
 	}
 	return nil
+}
+
+// fillStore adds to store the records of the images of names (in dir) whose
+// content it lacks: encode computes n preprocessed images (n, S, S, 3) and
+// fills the items' vectors, which must stay valid until its next call. It
+// shows a progress bar named what on log and returns how many images were
+// computed and how many could not be read (each reported on log).
+func fillStore(ctx context.Context, log io.Writer, what string, store *features.Store, dir string, names []string, batch int,
+	pre pipeline.Preprocessor, encode func(tensors []float32, n int, items []*features.Item) error) (computed, failed int, err error) {
+	bar := progress.New(log, what, len(names), "img")
+	batches := make(chan *extractBatch, 1) // one batch prepared while the device runs another
+	go prepareBatches(ctx, batches, dir, names, batch, pre, store)
+	done := 0
+	for b := range batches {
+		for _, e := range b.errs {
+			fmt.Fprintf(log, "\n%s: skipping %v\n", what, e)
+		}
+		failed += len(b.errs)
+		if n := b.n; n > 0 {
+			items := make([]*features.Item, n)
+			for i, k := range b.slots {
+				items[i] = &b.items[k]
+			}
+			if err := encode(b.tensors[:n*pre.TensorLen()], n, items); err != nil {
+				return computed, failed, err
+			}
+			computed += n
+		}
+		if err := store.Add(b.items); err != nil {
+			return computed, failed, err
+		}
+		done += b.total
+		bar.SetStatus("%d computed, %d cached, %d failed", computed, done-computed-failed, failed)
+		bar.Add(b.total)
+	}
+	bar.Finish()
+	if ctx.Err() != nil {
+		return computed, failed, fmt.Errorf("interrupted after %d of %d images; run the same command again to resume", done, len(names))
+	}
+	return computed, failed, nil
 }
 
 // extractBatch is one group of consecutive images: every readable image gets an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
@@ -39,6 +41,14 @@ needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleanin
   curves.png, curves.svg  the same as charts
 Stops after train.epochs, or after train.patience epochs without a better dev
 BLEU-4. After a crash or kill, run the same command with --resume.
+
+--finetune-blocks N also trains the encoder's last N inverted-residual blocks and
+its head convolution, at --finetune-lr. The activations below them are computed
+once (from the images, about one encoder pass per image) and cached beside the
+features, keyed by content like them; an epoch then runs only the top. The model
+folder gets the tuned layers (model/encoder.safetensors), which caption, serve and
+eval use; encoder-checkpoint-<epoch>.safetensors beside the checkpoint holds the
+top's training state for --resume.
 
 --objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
 with self-critical sequence training: it samples train.samples captions per
@@ -64,7 +74,9 @@ training with a lower rate, e.g.
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
 	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
 	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
-	bindOnRun(cmd, map[string]string{"arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
+	f.Int("finetune-blocks", 0, "also train the encoder's last N blocks and head (0: frozen encoder)")
+	f.Float64("finetune-lr", 1e-4, "Adam learning rate of the fine-tuned encoder layers")
+	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
 		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
 		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
 	rootCmd.AddCommand(cmd)
@@ -108,16 +120,40 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (%s)\n",
 		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), vocabFrom)
 
-	store, err := openFeatures(cfg.Assets, tc.Features)
+	dev, err := pipeline.OpenDevice(cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	trn, err := split(store, trainImgs, vocab, tc.Arch)
+	defer dev.Close()
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU}
+	var load func(names []string) ([]float32, error)
+	if tc.FinetuneBlocks > 0 {
+		var store *features.Store
+		if store, o.Encoder, err = cutActivations(ctx, log, cfg, dev, append(imageNames(trainImgs), imageNames(devImgs)...)); err != nil {
+			return err
+		}
+		defer store.Close()
+		g := o.Encoder.Config.GridSize()
+		o.Regions, load = g*g, store.LoadPooled
+	} else {
+		if err := checkFrozenInit(tc.Init); err != nil {
+			return err
+		}
+		store, err := openFeatures(cfg.Assets, tc.Features)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		o.Regions = store.Manifest().Regions()
+		load = func(names []string) ([]float32, error) { return decoderInputs(store, names, tc.Arch) }
+	}
+	trn, err := split(load, trainImgs, vocab)
 	if err != nil {
 		return err
 	}
-	dv, err := split(store, devImgs, vocab, tc.Arch)
+	dv, err := split(load, devImgs, vocab)
 	if err != nil {
 		return err
 	}
@@ -128,22 +164,15 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err := vocab.Save(filepath.Join(modelDir, pipeline.VocabFile)); err != nil {
 		return err
 	}
-	dev, err := pipeline.OpenDevice(cfg)
-	if err != nil {
-		return err
-	}
-	defer dev.Close()
 	fmt.Fprintf(log, "training on %s, writing to %s\n", dev.Name(), tc.Out)
 
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// The dev evaluation decodes at train.eval_beam, best caption only (the
 	// self-critical objective samples with the same options at beam 1).
 	plan, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).Plan(pipeline.Options{Beam: tc.EvalBeam, Alternatives: 1})
 	if err != nil {
 		return fmt.Errorf("train.eval_beam: %w", err)
 	}
-	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU, Regions: store.Manifest().Regions(), Decode: plan.DecodeOptions}
+	o.Decode = plan.DecodeOptions
 	res, err := train.Run(ctx, dev, o, trn, dv)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the last finished epoch's checkpoint is in %s; run the same command with --resume to continue", tc.Out)
@@ -165,14 +194,23 @@ func loadDataset(assetsDir, format, path string) (*text.Dataset, error) {
 		}
 		return text.LoadKarpathyJSON(path, "")
 	}
-	if path == "" {
-		store, err := assets.Open(assetsDir)
-		if err != nil {
-			return nil, err
-		}
-		path = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir))
+	path, err := flickr8kDir(assetsDir, path)
+	if err != nil {
+		return nil, err
 	}
 	return text.LoadFlickr8k(path)
+}
+
+// flickr8kDir is the Flickr8k dataset folder: data, or the assets' when empty.
+func flickr8kDir(assetsDir, data string) (string, error) {
+	if data != "" {
+		return data, nil
+	}
+	store, err := assets.Open(assetsDir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir)), nil
 }
 
 // openFeatures opens the feature store of the default encoder in assetsDir
@@ -210,13 +248,20 @@ func decoderInputs(store *features.Store, names []string, arch string) ([]float3
 	return store.LoadPooled(names)
 }
 
-// split turns dataset images into training examples with the features a
-// decoder of arch reads.
-func split(store *features.Store, imgs []text.Image, vocab *text.Vocab, arch string) (*train.Split, error) {
+// imageNames lists the file names of imgs.
+func imageNames(imgs []text.Image) []string {
 	names := make([]string, len(imgs))
-	s := &train.Split{}
 	for i, im := range imgs {
 		names[i] = im.Name
+	}
+	return names
+}
+
+// split turns dataset images into training examples with the features load
+// reads for their names.
+func split(load func(names []string) ([]float32, error), imgs []text.Image, vocab *text.Vocab) (*train.Split, error) {
+	s := &train.Split{}
+	for i, im := range imgs {
 		s.Refs = append(s.Refs, im.Captions)
 		for _, c := range im.Captions {
 			ids := vocab.Encode(c)
@@ -228,6 +273,104 @@ func split(store *features.Store, imgs []text.Image, vocab *text.Vocab, arch str
 		}
 	}
 	var err error
-	s.Feats, err = decoderInputs(store, names, arch)
+	s.Feats, err = load(imageNames(imgs))
 	return s, err
+}
+
+// checkFrozenInit refuses to train on frozen ImageNet features from a model
+// whose encoder was fine-tuned: its decoder reads the tuned encoder's features.
+func checkFrozenInit(init string) error {
+	if init == "" {
+		return nil
+	}
+	if fileExists(filepath.Join(init, encoder.TunedFile)) {
+		return fmt.Errorf("train.init: %s has a fine-tuned encoder (%s), and this run trains on the ImageNet encoder's features; continue fine-tuning with train.finetune_blocks (--finetune-blocks) at least as large as that model's", init, encoder.TunedFile)
+	}
+	return nil
+}
+
+// cutActivations returns the store of the activations at the input of the
+// first fine-tuned block (train.finetune_blocks from the top) for names,
+// computing the missing ones on dev, and the encoder weights the run tunes:
+// the ImageNet weights, with the tuned layers of train.init when it has them.
+// The store lives beside the feature stores, under an ID that names the
+// weights and the cut, so it is computed once per weights and cut.
+func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev gpu.Device, names []string) (*features.Store, *encoder.Weights, error) {
+	tc := cfg.Train
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		return nil, nil, err
+	}
+	first, err := w.Config.FirstTuned(tc.FinetuneBlocks)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train.finetune_blocks: %w", err)
+	}
+	// Below the cut the weights are the ImageNet ones even when train.init
+	// tuned some (from the cut or above), so the cache is theirs.
+	id := fmt.Sprintf("%s-below-block-%d", w.Config.ID(), first)
+	if tc.Init != "" {
+		if path := filepath.Join(tc.Init, encoder.TunedFile); fileExists(path) {
+			var initFirst int
+			if w, initFirst, err = encoder.WithTuned(w, path); err != nil {
+				return nil, nil, fmt.Errorf("train.init: %w", err)
+			}
+			if initFirst < first {
+				return nil, nil, fmt.Errorf("train.finetune_blocks: %d, but %s tuned the encoder from block %d: fine-tune at least its %d blocks", tc.FinetuneBlocks, tc.Init, initFirst, len(w.Config.Blocks)-initFirst)
+			}
+		}
+	}
+	root := tc.Features
+	if root == "" {
+		if root, err = features.DefaultRoot(); err != nil {
+			return nil, nil, err
+		}
+	}
+	store, err := features.Create(features.Dir(root, id), features.Manifest{Encoder: id, Dim: w.Config.CutLen(first)})
+	if err != nil {
+		return nil, nil, err
+	}
+	if tc.Dataset == "karpathy" {
+		store.Close()
+		return nil, nil, fmt.Errorf("train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset karpathy names none)")
+	}
+	data, err := flickr8kDir(cfg.Assets, tc.Data)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	const batch = 16
+	bottom, err := encoder.NewBottom(dev, w, first, batch)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	defer bottom.Close()
+	cut := make([]float32, batch*w.Config.CutLen(first))
+	per := w.Config.CutLen(first)
+	_, failed, err := fillStore(ctx, log, "activations below block "+fmt.Sprint(first), store, filepath.Join(data, "images"), names, batch,
+		pipeline.NewPreprocessor(w.Config, cfg.Image), func(tensors []float32, n int, items []*features.Item) error {
+			if err := bottom.Encode(tensors, n); err != nil {
+				return err
+			}
+			if err := dev.Download(cut[:n*per], bottom.Cut()); err != nil {
+				return err
+			}
+			for i, it := range items {
+				it.Pooled = cut[i*per : (i+1)*per]
+			}
+			return nil
+		})
+	if err == nil && failed > 0 {
+		err = fmt.Errorf("%d images could not be read (listed above)", failed)
+	}
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return store, w, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/train"
 )
 
@@ -62,4 +66,86 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "train.init") || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing init: got %v, want an error naming train.init and the folder", err)
 	}
+}
+
+// TestTrainFinetuneBlocks trains with --finetune-blocks on the sample dataset:
+// the activations below the cut are cached once (a second run computes none),
+// and the model folder gets the tuned layers beside the decoder.
+func TestTrainFinetuneBlocks(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 7)
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "1")
+	args := func(out string) []string {
+		return []string{"train", "--out", out, "--device", "cpu", "--assets", assets, "--data", data, "--features", feats,
+			"--epochs", "1", "--batch-size", "10", "--hidden", "16", "--seed", "4", "--finetune-blocks", "2", "--finetune-lr", "1e-4",
+			"--objective", "xe", "--init", "", "--lr", "1e-3"}
+	}
+	var log bytes.Buffer
+	rootCmd.SetErr(&log)
+	rootCmd.SetOut(&bytes.Buffer{})
+	out := t.TempDir()
+	rootCmd.SetArgs(args(out))
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatalf("train --finetune-blocks 2: %v\n%s", err, log.String())
+	}
+	for _, want := range []string{"10 computed, 0 cached", "fine-tuning encoder blocks 15-16 and head"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	for _, f := range []string{encoder.TunedFile, decoder.WeightsFile} {
+		if _, err := os.Stat(filepath.Join(train.ModelDir(out), f)); err != nil {
+			t.Error(err)
+		}
+	}
+	// The tuned model captions through the tuned layers, and its tags, from
+	// the ImageNet layers, are the shipped model's for the same photo.
+	photo := filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg")
+	var tagsOf [2][]tags.Tag
+	for i, model := range []string{train.ModelDir(out), shippedModel} {
+		js, err := run(t, "caption", "--json", "--device", "cpu", "--assets", assets, "--model", model, photo)
+		var recs []captionRecord
+		if err != nil || json.Unmarshal([]byte(js), &recs) != nil || len(recs) != 1 || recs[0].Caption == "" {
+			t.Fatalf("caption --model %s: %v\n%s", model, err, js)
+		}
+		tagsOf[i] = recs[0].Tags
+	}
+	same := len(tagsOf[0]) > 0 && len(tagsOf[0]) == len(tagsOf[1])
+	for i := 0; same && i < len(tagsOf[0]); i++ { // float32, up to summation order
+		a, b := tagsOf[0][i], tagsOf[1][i]
+		same = a.Noun == b.Noun && a.Label == b.Label && math.Abs(float64(a.Prob-b.Prob)) < 1e-4 && math.Abs(float64(a.LabelProb-b.LabelProb)) < 1e-4
+	}
+	if !same {
+		t.Errorf("tags of the tuned model %+v, of the shipped model %+v", tagsOf[0], tagsOf[1])
+	}
+	log.Reset()
+	rootCmd.SetErr(&log)
+	// Continuing from the tuned model reads the same cache (the layers below
+	// the cut are the ImageNet ones) and starts from its tuned layers.
+	second := t.TempDir()
+	rootCmd.SetArgs(append(args(second), "--init", train.ModelDir(out)))
+	if err := rootCmd.Execute(); err != nil || !strings.Contains(log.String(), "0 computed, 10 cached") {
+		t.Errorf("second run: %v, want every activation cached:\n%s", err, log.String())
+	}
+	if _, _, err := encoder.WithTuned(mustLoadDefault(t, assets), filepath.Join(train.ModelDir(second), encoder.TunedFile)); err != nil {
+		t.Errorf("the continued run's tuned layers: %v", err)
+	}
+	// Tuning fewer blocks than the init model did is refused.
+	rootCmd.SetArgs(append(args(t.TempDir()), "--init", train.ModelDir(out), "--finetune-blocks", "1"))
+	if err := rootCmd.Execute(); err == nil || !strings.Contains(err.Error(), "fine-tune at least its 2 blocks") {
+		t.Errorf("--finetune-blocks 1 from a model tuned from 2: %v", err)
+	}
+	// A tuned model cannot continue on the frozen features.
+	_, err := run(t, "train", "--out", t.TempDir(), "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--epochs", "1", "--hidden", "16", "--finetune-blocks", "0", "--init", train.ModelDir(out))
+	if err == nil || !strings.Contains(err.Error(), "has a fine-tuned encoder") {
+		t.Errorf("frozen run from a tuned model: %v", err)
+	}
+}
+
+func mustLoadDefault(t *testing.T, assets string) *encoder.Weights {
+	t.Helper()
+	w, err := encoder.LoadDefault(assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

@@ -199,3 +199,37 @@ func (d *Device) GlobalAvgPool(out, in gpu.Buf, n, hw, c int) {
 		}
 	})
 }
+
+// DepthwiseConv2DBackward writes din and adds into dweight and dbias (each may be
+// nil) from dout, the gradient of the depthwise convolution plus bias.
+func (d *Device) DepthwiseConv2DBackward(din, dweight, dbias, dout, in, weight gpu.Buf, p gpu.ConvParams) {
+	if p.OC != p.C {
+		panic(fmt.Sprintf("gpu/cpu: DepthwiseConv2DBackward with OC=%d != C=%d (only channel multiplier 1 is supported)", p.OC, p.C))
+	}
+	taps := p.KH * p.KW
+	g, x, w, _ := d.convCheck("DepthwiseConv2DBackward", dout, in, weight, nil, &p, taps*p.C)
+	if din != nil {
+		dx := d.need(din, len(x), "DepthwiseConv2DBackward din (N, H, W, C)")
+		d.parallel(p.N*p.H, max(1, grain/(p.W*p.C*taps)), func(lo, hi int) { dwBackwardInput(dx, g, w, &p, lo, hi) })
+	}
+	if dweight != nil {
+		dw := d.need(dweight, taps*p.C, "DepthwiseConv2DBackward dweight (KH, KW, C)")
+		// Parallel over channel ranges, so no two workers share a weight.
+		work := p.N * p.OH * p.OW * taps
+		d.parallel(p.C, max(1, grain/work), func(lo, hi int) { dwBackwardWeight(dw, g, x, &p, lo, hi) })
+	}
+	if dbias != nil {
+		d.addColSums(d.need(dbias, p.C, "DepthwiseConv2DBackward dbias (C)"), g, p.N*p.OH*p.OW, p.C)
+	}
+}
+
+// addTapSums adds acc (taps, hi-lo), a depthwise weight gradient of channels
+// [lo, hi) summed in float64, into dw (taps, C).
+func addTapSums(dw []float32, acc []float64, taps, C, lo, hi int) {
+	nc := hi - lo
+	for t := 0; t < taps; t++ {
+		for c, v := range acc[t*nc : (t+1)*nc] {
+			dw[t*C+lo+c] += float32(v)
+		}
+	}
+}

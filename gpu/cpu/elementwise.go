@@ -56,6 +56,14 @@ func (d *Device) BiasActBackward(dx, dbias, dout, y gpu.Buf, rows, cols int, act
 					dxs[i] = 0
 				}
 			}
+		case gpu.ActReLU6:
+			for i, v := range ys {
+				if v > 0 && v < 6 {
+					dxs[i] = g[i]
+				} else {
+					dxs[i] = 0
+				}
+			}
 		case gpu.ActTanh:
 			for i, v := range ys {
 				dxs[i] = g[i] * (1 - v*v)
@@ -65,14 +73,18 @@ func (d *Device) BiasActBackward(dx, dbias, dout, y gpu.Buf, rows, cols int, act
 				dxs[i] = g[i] * v * (1 - v)
 			}
 		default:
-			panic(fmt.Sprintf("gpu/cpu: BiasActBackward has no derivative for activation %d (ReLU6 layers are inference-only)", act))
+			panic(fmt.Sprintf("gpu/cpu: BiasActBackward of unknown activation %d", act))
 		}
 	})
-	if db == nil {
-		return
+	if db != nil {
+		d.addColSums(db, dxs, rows, cols)
 	}
-	// Column sums in float64, parallel over column ranges so no two workers share a
-	// sum; each worker walks its range of every row, contiguously.
+}
+
+// addColSums adds the column sums of x (rows, cols) into sum (cols), summing in
+// float64, parallel over column ranges so no two workers share a sum; each
+// worker walks its range of every row, contiguously.
+func (d *Device) addColSums(sum, x []float32, rows, cols int) {
 	if len(d.acc) < cols {
 		d.acc = make([]float64, cols)
 	}
@@ -81,12 +93,12 @@ func (d *Device) BiasActBackward(dx, dbias, dout, y gpu.Buf, rows, cols int, act
 		a := acc[lo:hi]
 		clear(a)
 		for r := 0; r < rows; r++ {
-			for j, v := range dxs[r*cols+lo : r*cols+hi] {
+			for j, v := range x[r*cols+lo : r*cols+hi] {
 				a[j] += float64(v)
 			}
 		}
 		for j, v := range a {
-			db[lo+j] += float32(v)
+			sum[lo+j] += float32(v)
 		}
 	})
 }

@@ -171,6 +171,64 @@ CLONES void cap_dw_rows(float *out, const float *in, const float *w, const float
 	}
 }
 
+// out_index returns the output position that reads input position i through
+// tap k (i = o*stride - pad + k), or -1 when there is none.
+INLINE int out_index(int i, int k, int pad, int stride, int out) {
+	int t = i + pad - k;
+	return t < 0 || t % stride != 0 || t / stride >= out ? -1 : t / stride;
+}
+
+CLONES void cap_dw_backward_input(float *dx, const float *dout, const float *w,
+		int H, int W, int C, int KH, int KW, int sh, int sw, int pt, int pl,
+		int OH, int OW, long r0, long r1) {
+	for (long r = r0; r < r1; r++) {
+		long n = r / H;
+		int ih = r % H;
+		float *restrict row = dx + r * W * C;
+		for (long i = 0; i < (long)W * C; i++) row[i] = 0;
+		for (int kh = 0; kh < KH; kh++) {
+			int oh = out_index(ih, kh, pt, sh, OH);
+			if (oh < 0) continue;
+			const float *grow = dout + (n * OH + oh) * OW * C;
+			for (int iw = 0; iw < W; iw++) {
+				float *restrict px = row + (long)iw * C;
+				for (int kw = 0; kw < KW; kw++) {
+					int ow = out_index(iw, kw, pl, sw, OW);
+					if (ow < 0) continue;
+					const float *restrict g = grow + (long)ow * C;
+					const float *restrict wt = w + (long)(kh * KW + kw) * C;
+					for (int c = 0; c < C; c++) px[c] += g[c] * wt[c];
+				}
+			}
+		}
+	}
+}
+
+CLONES void cap_dw_backward_weight(double *acc, const float *dout, const float *in,
+		int N, int H, int W, int C, int KH, int KW, int sh, int sw, int pt, int pl,
+		int OH, int OW, int lo, int hi) {
+	int nc = hi - lo;
+	for (long i = 0; i < (long)KH * KW * nc; i++) acc[i] = 0;
+	for (int n = 0; n < N; n++) {
+		for (int oh = 0; oh < OH; oh++) {
+			for (int ow = 0; ow < OW; ow++) {
+				const float *restrict g = dout + (((long)n * OH + oh) * OW + ow) * C + lo;
+				for (int kh = 0; kh < KH; kh++) {
+					int ih = oh * sh - pt + kh;
+					if (ih < 0 || ih >= H) continue;
+					for (int kw = 0; kw < KW; kw++) {
+						int iw = ow * sw - pl + kw;
+						if (iw < 0 || iw >= W) continue;
+						const float *restrict x = in + (((long)n * H + ih) * W + iw) * C + lo;
+						double *restrict a = acc + (long)(kh * KW + kw) * nc;
+						for (int c = 0; c < nc; c++) a[c] += (double)g[c] * x[c];
+					}
+				}
+			}
+		}
+	}
+}
+
 CLONES void cap_conv_rows(float *out, const float *in, const float *wt, const float *bias,
 		int H, int W, int C, int OC, int KH, int KW, int sh, int sw, int pt, int pl,
 		int OW, int oh0, int oh1, int act) {

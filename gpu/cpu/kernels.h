@@ -12,6 +12,20 @@ void cap_dw_rows(float *out, const float *in, const float *w, const float *bias,
 	int H, int W, int C, int KH, int KW, int sh, int sw, int pt, int pl,
 	int OW, int oh0, int oh1, int act);
 
+// cap_dw_backward_input writes the input gradient rows [r0, r1) (flattened
+// over N, H) of a depthwise convolution, dx (N, H, W, C): the sum, over the taps
+// (kh, kw) that read each input pixel, of dout (N, OH, OW, C) times w (KH, KW, C).
+void cap_dw_backward_input(float *dx, const float *dout, const float *w,
+	int H, int W, int C, int KH, int KW, int sh, int sw, int pt, int pl,
+	int OH, int OW, long r0, long r1);
+
+// cap_dw_backward_weight writes acc (KH, KW, hi-lo): for channels [lo, hi) of
+// each tap, the sum over every output pixel of dout times the input pixel the
+// tap reads, in double.
+void cap_dw_backward_weight(double *acc, const float *dout, const float *in,
+	int N, int H, int W, int C, int KH, int KW, int sh, int sw, int pt, int pl,
+	int OH, int OW, int lo, int hi);
+
 // cap_conv_rows computes output rows [oh0, oh1) of one image of a direct
 // convolution for inputs with few channels (an image's RGB): in is (H, W, C),
 // wt is the weight transposed to (KH*KW*C, OC), bias (OC) or NULL, out is (OH, OW, OC).

@@ -36,6 +36,23 @@ func dwRows(out, in, w, bias, zeros []float32, p *gpu.ConvParams, oh0, oh1 int, 
 		C.int(p.PadTop), C.int(p.PadLeft), C.int(p.OW), C.int(oh0), C.int(oh1), C.int(act))
 }
 
+// dwBackwardInput writes the input gradient rows [lo, hi) (flattened over N,
+// H) of a depthwise convolution (see cap_dw_backward_input).
+func dwBackwardInput(dx, dout, w []float32, p *gpu.ConvParams, lo, hi int) {
+	C.cap_dw_backward_input(ptr(dx), ptr(dout), ptr(w), C.int(p.H), C.int(p.W), C.int(p.C), C.int(p.KH), C.int(p.KW),
+		C.int(p.StrideH), C.int(p.StrideW), C.int(p.PadTop), C.int(p.PadLeft), C.int(p.OH), C.int(p.OW), C.long(lo), C.long(hi))
+}
+
+// dwBackwardWeight adds into dw (KH, KW, C), channels [lo, hi), the weight
+// gradient of a depthwise convolution (see cap_dw_backward_weight).
+func dwBackwardWeight(dw, dout, in []float32, p *gpu.ConvParams, lo, hi int) {
+	nc := hi - lo
+	acc := make([]float64, p.KH*p.KW*nc)
+	C.cap_dw_backward_weight((*C.double)(&acc[0]), ptr(dout), ptr(in), C.int(p.N), C.int(p.H), C.int(p.W), C.int(p.C), C.int(p.KH), C.int(p.KW),
+		C.int(p.StrideH), C.int(p.StrideW), C.int(p.PadTop), C.int(p.PadLeft), C.int(p.OH), C.int(p.OW), C.int(lo), C.int(hi))
+	addTapSums(dw, acc, p.KH*p.KW, p.C, lo, hi)
+}
+
 // convRows computes output rows [oh0, oh1) of one image of a direct convolution:
 // in (H, W, C), wt (KH*KW*C, OC), out (OH, OW, OC).
 func convRows(out, in, wt, bias []float32, p *gpu.ConvParams, oh0, oh1 int, act gpu.Act) {

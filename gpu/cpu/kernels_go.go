@@ -35,6 +35,90 @@ func dwRows(out, in, w, bias, _ []float32, p *gpu.ConvParams, oh0, oh1 int, act 
 	})
 }
 
+// dwBackwardInput writes the input gradient rows [lo, hi) (flattened over N, H)
+// of a depthwise convolution: dx[n, ih, iw, c] is the sum over the taps (kh, kw)
+// that read it of dout[n, oh, ow, c] * w[kh, kw, c], with ih = oh*StrideH -
+// PadTop + kh (the same for columns).
+func dwBackwardInput(dx, dout, w []float32, p *gpu.ConvParams, lo, hi int) {
+	C := p.C
+	for r := lo; r < hi; r++ {
+		n, ih := r/p.H, r%p.H
+		row := dx[r*p.W*C : (r+1)*p.W*C]
+		clear(row)
+		for kh := 0; kh < p.KH; kh++ {
+			oh, ok := outIndex(ih, kh, p.PadTop, p.StrideH, p.OH)
+			if !ok {
+				continue
+			}
+			for iw := 0; iw < p.W; iw++ {
+				px := row[iw*C : (iw+1)*C]
+				for kw := 0; kw < p.KW; kw++ {
+					ow, ok := outIndex(iw, kw, p.PadLeft, p.StrideW, p.OW)
+					if !ok {
+						continue
+					}
+					g := dout[((n*p.OH+oh)*p.OW+ow)*C : ((n*p.OH+oh)*p.OW+ow+1)*C]
+					wt := w[(kh*p.KW+kw)*C : (kh*p.KW+kw+1)*C]
+					for c, gv := range g {
+						px[c] += gv * wt[c]
+					}
+				}
+			}
+		}
+	}
+}
+
+// outIndex returns the output position o that reads input position i through
+// tap k (i = o*stride - pad + k), and whether there is one.
+func outIndex(i, k, pad, stride, outSize int) (int, bool) {
+	t := i + pad - k
+	if t < 0 || t%stride != 0 || t/stride >= outSize {
+		return 0, false
+	}
+	return t / stride, true
+}
+
+// eachTap calls fn(kh*KW+kw, ih, iw) for every tap of output pixel (oh, ow)
+// whose input pixel (ih, iw) is inside the image.
+func eachTap(p *gpu.ConvParams, oh, ow int, fn func(tap, ih, iw int)) {
+	for kh := 0; kh < p.KH; kh++ {
+		ih := oh*p.StrideH - p.PadTop + kh
+		if ih < 0 || ih >= p.H {
+			continue
+		}
+		for kw := 0; kw < p.KW; kw++ {
+			iw := ow*p.StrideW - p.PadLeft + kw
+			if iw < 0 || iw >= p.W {
+				continue
+			}
+			fn(kh*p.KW+kw, ih, iw)
+		}
+	}
+}
+
+// dwBackwardWeight adds into dw (KH, KW, C), channels [lo, hi), the sum over
+// every output pixel of dout[n, oh, ow, c] * in[n, ih, iw, c] for each tap,
+// accumulating in float64.
+func dwBackwardWeight(dw, dout, in []float32, p *gpu.ConvParams, lo, hi int) {
+	C, nc := p.C, hi-lo
+	acc := make([]float64, p.KH*p.KW*nc)
+	for n := 0; n < p.N; n++ {
+		for oh := 0; oh < p.OH; oh++ {
+			for ow := 0; ow < p.OW; ow++ {
+				g := dout[((n*p.OH+oh)*p.OW+ow)*C+lo : ((n*p.OH+oh)*p.OW+ow)*C+hi]
+				eachTap(p, oh, ow, func(tap, ih, iw int) {
+					x := in[((n*p.H+ih)*p.W+iw)*C+lo : ((n*p.H+ih)*p.W+iw)*C+hi]
+					a := acc[tap*nc : (tap+1)*nc]
+					for c, gv := range g {
+						a[c] += float64(gv) * float64(x[c])
+					}
+				})
+			}
+		}
+	}
+	addTapSums(dw, acc, p.KH*p.KW, C, lo, hi)
+}
+
 // convPixels computes output rows [oh0, oh1) of one image (OH, OW, oc): it sets
 // each output pixel o (oc) to bias (or 0), calls tap(o, x, kh*KW+kw) for each tap
 // whose input pixel x (C) is inside the image, then applies act.
@@ -48,19 +132,7 @@ func convPixels(out, in, bias []float32, p *gpu.ConvParams, oc, oh0, oh1 int, ac
 			} else {
 				clear(o)
 			}
-			for kh := 0; kh < p.KH; kh++ {
-				ih := oh*p.StrideH - p.PadTop + kh
-				if ih < 0 || ih >= p.H {
-					continue
-				}
-				for kw := 0; kw < p.KW; kw++ {
-					iw := ow*p.StrideW - p.PadLeft + kw
-					if iw < 0 || iw >= p.W {
-						continue
-					}
-					tap(o, in[(ih*p.W+iw)*p.C:(ih*p.W+iw+1)*p.C], kh*p.KW+kw)
-				}
-			}
+			eachTap(p, oh, ow, func(t, ih, iw int) { tap(o, in[(ih*p.W+iw)*p.C:(ih*p.W+iw+1)*p.C], t) })
 		}
 		actRow(orow, act)
 	}

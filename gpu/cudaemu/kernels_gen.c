@@ -30,6 +30,8 @@ const char *const emu_kernel_names[] = {
 	"embedding_backward",
 	"im2col",
 	"depthwise_conv",
+	"depthwise_backward_input",
+	"depthwise_backward_weight",
 	"global_avg_pool",
 	"sum_squares",
 	"softmax",
@@ -41,7 +43,7 @@ const char *const emu_kernel_names[] = {
 	NULL,
 };
 
-const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0};
+const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0};
 
 const char *const emu_kernel_kinds[] = {
 	"pppiii",
@@ -59,6 +61,8 @@ const char *const emu_kernel_kinds[] = {
 	"pppii",
 	"ppiiiiiiiiiiii",
 	"ppppiiiiiiiiiiiii",
+	"pppiiiiiiiiiiii",
+	"pppiiiiiiiiiiiii",
 	"ppiii",
 	"ppi",
 	"ppiii",
@@ -117,27 +121,33 @@ void emu_dispatch(int k, const uint64_t *a) {
 		depthwise_conv((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8], (int)(int32_t)(uint32_t)a[9], (int)(int32_t)(uint32_t)a[10], (int)(int32_t)(uint32_t)a[11], (int)(int32_t)(uint32_t)a[12], (int)(int32_t)(uint32_t)a[13], (int)(int32_t)(uint32_t)a[14], (int)(int32_t)(uint32_t)a[15], (int)(int32_t)(uint32_t)a[16]);
 		return;
 	case 15:
-		global_avg_pool((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
+		depthwise_backward_input((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8], (int)(int32_t)(uint32_t)a[9], (int)(int32_t)(uint32_t)a[10], (int)(int32_t)(uint32_t)a[11], (int)(int32_t)(uint32_t)a[12], (int)(int32_t)(uint32_t)a[13], (int)(int32_t)(uint32_t)a[14]);
 		return;
 	case 16:
-		sum_squares((double *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2]);
+		depthwise_backward_weight((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8], (int)(int32_t)(uint32_t)a[9], (int)(int32_t)(uint32_t)a[10], (int)(int32_t)(uint32_t)a[11], (int)(int32_t)(uint32_t)a[12], (int)(int32_t)(uint32_t)a[13], (int)(int32_t)(uint32_t)a[14], (int)(int32_t)(uint32_t)a[15]);
 		return;
 	case 17:
-		softmax((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
+		global_avg_pool((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
 		return;
 	case 18:
-		softmax_backward((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
+		sum_squares((double *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2]);
 		return;
 	case 19:
-		cross_entropy((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const int *)(uintptr_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5], emu_f32(a[6]));
+		softmax((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
 		return;
 	case 20:
-		topk((int *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5]);
+		softmax_backward((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4]);
 		return;
 	case 21:
-		attention_scores((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8]);
+		cross_entropy((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const int *)(uintptr_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5], emu_f32(a[6]));
 		return;
 	case 22:
+		topk((int *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5]);
+		return;
+	case 23:
+		attention_scores((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8]);
+		return;
+	case 24:
 		attention_scores_backward((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8]);
 		return;
 	}

@@ -30,6 +30,7 @@ func Run(t *testing.T, dev gpu.Device) {
 		{"GemmStridedBatched", testGemmStridedBatched},
 		{"Conv2D", testConv2D},
 		{"DepthwiseConv2D", testDepthwiseConv2D},
+		{"DepthwiseConv2DBackward", testDepthwiseConv2DBackward},
 		{"GlobalAvgPool", testGlobalAvgPool},
 		{"BiasAct", testBiasAct},
 		{"BiasActBackward", testBiasActBackward},
@@ -228,7 +229,7 @@ func actName(a gpu.Act) string {
 
 var allActs = []gpu.Act{gpu.ActNone, gpu.ActReLU, gpu.ActReLU6, gpu.ActTanh, gpu.ActSigmoid}
 
-// trainActs are the activations with a backward.
-var trainActs = []gpu.Act{gpu.ActNone, gpu.ActReLU, gpu.ActTanh, gpu.ActSigmoid}
+// trainActs are the activations with a backward: all of them.
+var trainActs = allActs
 
 func name(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -62,7 +62,9 @@ func testPanics(t *testing.T, dev gpu.Device) {
 	mustPanic(t, "Gemm with lda < k", func() { dev.Gemm(false, false, 2, 2, 3, 1, a, 2, a, 2, 0, a, 2) })
 	mustPanic(t, "Gemm with too small A", func() { dev.Gemm(false, false, 3, 1, 3, 1, a, 3, b, 1, 0, b, 1) })
 	mustPanic(t, "BiasAct with a short bias", func() { dev.BiasAct(a, a, b.Slice(0, 2), 2, 3, gpu.ActNone) })
-	mustPanic(t, "BiasActBackward of ReLU6", func() { dev.BiasActBackward(a, nil, a, a, 2, 3, gpu.ActReLU6) })
+	mustPanic(t, "DepthwiseConv2DBackward with a short din", func() {
+		dev.DepthwiseConv2DBackward(b, nil, nil, a, a, a.Slice(0, 2), gpu.ConvParams{N: 1, H: 1, W: 3, C: 2, OC: 2, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: 3})
+	})
 	mustPanic(t, "Conv2D with a short weight", func() {
 		dev.Conv2D(a, a, b.Slice(0, 1), a.Slice(0, 2), gpu.ConvParams{N: 1, H: 1, W: 3, C: 2, OC: 2, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: 3}, gpu.ActNone)
 	})
@@ -232,4 +234,118 @@ func checkConv(t *testing.T, dev gpu.Device, p gpu.ConvParams, act gpu.Act, dept
 	}
 	k := float64(p.KH * p.KW * p.C)
 	near(t, "out", h.get(out), want, tolerance(mag, 1e-6, 1e-6*math.Sqrt(k)+2e-7))
+}
+
+// depthwiseBackwardCases are depthwiseCases small enough for finite differences
+// of every gradient element on the emulated grid, plus MobileNetV2's 7x7 shapes.
+var depthwiseBackwardCases = []gpu.ConvParams{
+	depthwiseCases[0], depthwiseCases[1], depthwiseCases[3], depthwiseCases[5], depthwiseCases[6],
+	depthwiseCases[7], depthwiseCases[9],
+	{N: 2, H: 7, W: 7, C: 40, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadTop: 1, PadLeft: 1, OH: 7, OW: 7},
+	{N: 1, H: 14, W: 14, C: 24, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 7, OW: 7},
+}
+
+// testDepthwiseConv2DBackward checks din, dweight and dbias against a float64
+// reference and against central differences of the device's DepthwiseConv2D
+// (of the loss Σ dout · out, which is linear in every input, so the differences
+// are exact up to rounding) at up to fdSamples elements of each gradient.
+func testDepthwiseConv2DBackward(t *testing.T, dev gpu.Device) {
+	for _, p := range depthwiseBackwardCases {
+		p.OC = p.C
+		t.Run(name("%dx%dx%dx%d_k%dx%d_s%dx%d_pad%d,%d", p.N, p.H, p.W, p.C, p.KH, p.KW, p.StrideH, p.StrideW, p.PadTop, p.PadLeft), func(t *testing.T) {
+			h := newHarness(t, dev, uint64(p.H*1000+p.C*10+p.KH+7))
+			taps := p.KH * p.KW
+			in := h.uniform(p.N*p.H*p.W*p.C, -2, 2)
+			w := h.uniform(taps*p.C, -1, 1)
+			bias := h.uniform(p.C, -1, 1)
+			dout := h.uniform(p.N*p.OH*p.OW*p.C, -1, 1)
+			dw0, db0 := h.uniform(len(w), -1, 1), h.uniform(p.C, -1, 1)
+
+			// Reference: din = Σ over taps of dout * w, dw += Σ over pixels of dout * in.
+			wantDin, wantDw, wantDb := make([]float64, len(in)), to64(dw0), to64(db0)
+			for n := 0; n < p.N; n++ {
+				for oh := 0; oh < p.OH; oh++ {
+					for ow := 0; ow < p.OW; ow++ {
+						for c := 0; c < p.C; c++ {
+							g := float64(dout[((n*p.OH+oh)*p.OW+ow)*p.C+c])
+							wantDb[c] += g
+							for kh := 0; kh < p.KH; kh++ {
+								for kw := 0; kw < p.KW; kw++ {
+									ih, iw := oh*p.StrideH-p.PadTop+kh, ow*p.StrideW-p.PadLeft+kw
+									if ih < 0 || ih >= p.H || iw < 0 || iw >= p.W {
+										continue
+									}
+									xi, wi := ((n*p.H+ih)*p.W+iw)*p.C+c, (kh*p.KW+kw)*p.C+c
+									wantDin[xi] += g * float64(w[wi])
+									wantDw[wi] += g * float64(in[xi])
+								}
+							}
+						}
+					}
+				}
+			}
+			din, dweight, dbias := h.out(len(in)), h.buf(dw0), h.buf(db0)
+			bin, bw, bg := h.in(in), h.in(w), h.in(dout)
+			dev.DepthwiseConv2DBackward(din, dweight, dbias, bg, bin, bw, p)
+			pixels := float64(p.N * p.OH * p.OW)
+			gotDin, gotDw, gotDb := h.get(din), h.get(dweight), h.get(dbias)
+			near(t, "din", gotDin, wantDin, tolerance(wantDin, 1e-5, 1e-5))
+			near(t, "dweight", gotDw, wantDw, tolerance(wantDw, 1e-6*pixels, 1e-5))
+			near(t, "dbias", gotDb, wantDb, tolerance(wantDb, 1e-6*pixels, 1e-5))
+
+			// Each gradient alone, the others nil: din is written, the others add.
+			din2, dw2 := h.out(len(in)), h.buf(dw0)
+			dev.DepthwiseConv2DBackward(din2, nil, nil, bg, bin, bw, p)
+			dev.DepthwiseConv2DBackward(nil, dw2, nil, bg, bin, bw, p)
+			near(t, "din alone", h.get(din2), wantDin, tolerance(wantDin, 1e-5, 1e-5))
+			near(t, "dweight alone", h.get(dw2), wantDw, tolerance(wantDw, 1e-6*pixels, 1e-5))
+
+			// Finite differences of the device's forward pass.
+			out := h.out(len(dout))
+			loss := func(x, wt, b []float32) float64 {
+				dev.DepthwiseConv2D(out, h.in(x), h.in(wt), h.in(b), p, gpu.ActNone)
+				var s float64
+				for i, v := range h.get(out) {
+					s += float64(v) * float64(dout[i])
+				}
+				return s
+			}
+			checkFD := func(what string, x []float32, got []float32, base []float32) {
+				t.Helper()
+				idx := fdIndices(len(x))
+				want := centralDiffAt(x, idx, func() float64 { return loss(in, w, bias) })
+				tol, have := make([]float64, len(idx)), make([]float32, len(idx))
+				for k, i := range idx {
+					have[k] = got[i]
+					if base != nil {
+						have[k] -= base[i]
+					}
+					tol[k] = 2e-3 + 1e-3*math.Abs(want[k])
+				}
+				near(t, what+" vs finite differences", have, want, tol)
+			}
+			checkFD("din", in, gotDin, nil)
+			checkFD("dweight", w, gotDw, dw0)
+			checkFD("dbias", bias, gotDb, db0)
+		})
+	}
+}
+
+// fdSamples bounds the elements of a gradient checked by finite differences.
+const fdSamples = 24
+
+// fdIndices returns up to fdSamples indices spread over [0, n), first and last included.
+func fdIndices(n int) []int {
+	if n <= fdSamples {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
+	}
+	idx := make([]int, fdSamples)
+	for k := range idx {
+		idx[k] = k * (n - 1) / (fdSamples - 1)
+	}
+	return idx
 }

@@ -30,6 +30,7 @@ type Device struct {
 // kernelIndex holds the index of each kernel in Device.sigs.
 type kernelIndex struct {
 	biasAct, actBackward, colSum, add, mul, axpy, scale, dropout, adamw,
+	depthwiseBackwardInput, depthwiseBackwardWeight,
 	lstmForward, lstmBackward, embeddingForward, embeddingBackward,
 	im2col, depthwiseConv, globalAvgPool, sumSquares, softmax, softmaxBackward, crossEntropy, topk,
 	attentionScores, attentionScoresBackward int
@@ -67,6 +68,7 @@ func New(drv Driver, sigs []Signature) (*Device, error) {
 		biasAct: find("bias_act"), actBackward: find("act_backward"), colSum: find("col_sum"),
 		add: find("add"), mul: find("mul"), axpy: find("axpy"), scale: find("scale"),
 		dropout: find("dropout"), adamw: find("adamw"),
+		depthwiseBackwardInput: find("depthwise_backward_input"), depthwiseBackwardWeight: find("depthwise_backward_weight"),
 		lstmForward: find("lstm_forward"), lstmBackward: find("lstm_backward"),
 		embeddingForward: find("embedding_forward"), embeddingBackward: find("embedding_backward"),
 		im2col: find("im2col"), depthwiseConv: find("depthwise_conv"), globalAvgPool: find("global_avg_pool"),
@@ -436,6 +438,35 @@ func (d *Device) DepthwiseConv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams
 		argI(p.PadTop), argI(p.PadLeft), argI(p.OH), argI(p.OW), argI(int(act)))
 }
 
+// DepthwiseConv2DBackward implements gpu.Device: depthwise_backward_input for
+// din, depthwise_backward_weight for dweight, col_sum of dout for dbias.
+func (d *Device) DepthwiseConv2DBackward(din, dweight, dbias, dout, in, weight gpu.Buf, p gpu.ConvParams) {
+	if p.OC != p.C {
+		panic(fmt.Sprintf("gpu: DepthwiseConv2DBackward with OC %d != C %d (channel multiplier 1 only)", p.OC, p.C))
+	}
+	taps := p.KH * p.KW
+	pg, pi, pw, _ := d.convBufs(dout, in, weight, nil, p, taps*p.C, "DepthwiseConv2DBackward")
+	pdi := d.optPtr(din, p.N*p.H*p.W*p.C, "DepthwiseConv2DBackward's din")
+	pdw := d.optPtr(dweight, taps*p.C, "DepthwiseConv2DBackward's dweight")
+	pdb := d.optPtr(dbias, p.C, "DepthwiseConv2DBackward's dbias")
+	pixels := p.N * p.OH * p.OW
+	checkElems(p.N * p.H * p.W * p.C)
+	checkElems(pixels * p.C)
+	geometry := []arg{argI(p.N), argI(p.H), argI(p.W), argI(p.C), argI(p.KH), argI(p.KW), argI(p.StrideH), argI(p.StrideW),
+		argI(p.PadTop), argI(p.PadLeft), argI(p.OH), argI(p.OW)}
+	if pdi != 0 {
+		d.launchElems(d.k.depthwiseBackwardInput, p.N*p.H*p.W*p.C, append([]arg{argP(pdi), argP(pg), argP(pw)}, geometry...)...)
+	}
+	if pdw != 0 && pixels > 0 {
+		per := max(colSumRows, (pixels+maxGridY-1)/maxGridY)
+		d.launch(d.k.depthwiseBackwardWeight, (taps*p.C+Block-1)/Block, (pixels+per-1)/per, Block,
+			append(append([]arg{argP(pdw), argP(pg), argP(pi)}, geometry...), argI(per))...)
+	}
+	if pdb != 0 {
+		d.addColSums(pdb, pg, pixels, p.C)
+	}
+}
+
 // GlobalAvgPool implements gpu.Device.
 func (d *Device) GlobalAvgPool(out, in gpu.Buf, n, hw, c int) {
 	po, pi := d.ptr(out, n*c, "GlobalAvgPool's out"), d.ptr(in, n*hw*c, "GlobalAvgPool's in")
@@ -455,18 +486,23 @@ func (d *Device) BiasAct(out, x, bias gpu.Buf, rows, cols int, act gpu.Act) {
 
 // BiasActBackward implements gpu.Device: act_backward, then col_sum into dbias.
 func (d *Device) BiasActBackward(dx, dbias, dout, y gpu.Buf, rows, cols int, act gpu.Act) {
-	if act == gpu.ActReLU6 {
-		panic("gpu: BiasActBackward of ActReLU6 is not implemented (the encoder is not trained)")
-	}
 	n := rows * cols
 	pdx, pdo, py := d.ptr(dx, n, "BiasActBackward's dx"), d.ptr(dout, n, "BiasActBackward's dout"), d.ptr(y, n, "BiasActBackward's y")
 	pdb := d.optPtr(dbias, cols, "BiasActBackward's dbias")
 	d.launchElems(d.k.actBackward, n, argP(pdx), argP(pdo), argP(py), argI(n), argI(int(act)))
-	if pdb != 0 && n > 0 {
-		per := max(colSumRows, (rows+maxGridY-1)/maxGridY)
-		d.launch(d.k.colSum, (cols+Block-1)/Block, (rows+per-1)/per, Block,
-			argP(pdb), argP(pdx), argI(rows), argI(cols), argI(per))
+	if pdb != 0 {
+		d.addColSums(pdb, pdx, rows, cols)
 	}
+}
+
+// addColSums adds the column sums of x (rows, cols) into sum (cols) with col_sum.
+func (d *Device) addColSums(sum, x Ptr, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	per := max(colSumRows, (rows+maxGridY-1)/maxGridY)
+	d.launch(d.k.colSum, (cols+Block-1)/Block, (rows+per-1)/per, Block,
+		argP(sum), argP(x), argI(rows), argI(cols), argI(per))
 }
 
 // binary checks the three equal-length buffers of an elementwise operation.

@@ -12,13 +12,16 @@ KERNEL bias_act(float *out, const float *x, const float *bias, int rows, int col
 }
 
 // act_backward writes dx (n) = dout * act'(.), the derivative taken from the forward
-// output y; dx may be dout. ACT_RELU6 is rejected by the host.
+// output y; dx may be dout. ReLU6 passes the gradient where 0 < y < 6.
 KERNEL act_backward(float *dx, const float *dout, const float *y, int n, int act) {
 	GRID_STRIDE(i, n) {
 		float g = dout[i], v = y[i];
 		switch (act) {
 		case ACT_RELU:
 			g = v > 0.0f ? g : 0.0f;
+			break;
+		case ACT_RELU6:
+			g = v > 0.0f && v < 6.0f ? g : 0.0f;
 			break;
 		case ACT_TANH:
 			g *= 1.0f - v * v;
