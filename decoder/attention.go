@@ -393,7 +393,7 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 	dev.EmbeddingForward(emb, m.P.Embed, toks, E)
 	dev.Add(deep, deep, emb)
 	logp := w.logp.Slice(0, R*V)
-	linear(dev, logp, deep, m.P.OutW, m.P.OutB, R, E, V, gpu.ActNone)
+	linear(dev, logp, deep, m.P.OutW, m.outB, R, E, V, gpu.ActNone)
 	dev.LogSoftmax(logp, logp, R, V)
 	return logp
 }

@@ -27,7 +27,8 @@ type goldenCaption struct {
 // TestAttentionCaptionsUnchanged decodes a fixed random attention model's
 // captions, greedy and beam 3, and compares them with the captions that the
 // decoder computed before its attention step was fused into device kernels
-// (recorded from commit d778f48): a faster computation order may move the
+// (recorded from commit d778f48, then again when decoding stopped emitting
+// <pad>, <start> and <unk>): a faster computation order may move the
 // log-probabilities by float rounding, never a word.
 func TestAttentionCaptionsUnchanged(t *testing.T) {
 	c := goldenAttentionConfig()
@@ -65,19 +66,19 @@ func TestAttentionCaptionsUnchanged(t *testing.T) {
 const goldenRecord = false
 
 var goldenGreedy = []goldenCaption{
-	{[]int32{17, 9, 24, 17, 30, 48, 40, 17, 9, 40, 7, 0}, -8.472620},
-	{[]int32{0, 30, 48, 5, 5, 5, 5, 5, 5, 7, 0, 20}, -7.299766},
-	{[]int32{17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17}, -2.746055},
-	{[]int32{7, 0, 20, 38, 3, 39, 14, 40, 49, 20, 7, 0}, -8.981870},
-	{[]int32{17, 17, 9, 7, 49, 9, 40, 49, 44, 0, 7, 49}, -9.236445},
-	{[]int32{21, 21, 20, 20, 37, 45}, -6.275322},
+	{[]int32{17, 9, 24, 17, 30, 48, 40, 17, 9, 40, 7, 7}, -8.222749},
+	{[]int32{5, 5, 5, 7, 45, 10, 10, 15, 20, 7, 10, 27}, -13.277082},
+	{[]int32{17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17}, -2.726351},
+	{[]int32{7, 7, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}, -8.481769},
+	{[]int32{17, 17, 9, 7, 49, 9, 40, 49, 44, 49, 44, 49}, -9.002528},
+	{[]int32{21, 21, 20, 20, 37, 45}, -5.633836},
 }
 
 var goldenBeam3 = []goldenCaption{
-	{[]int32{17, 9, 24, 17, 30, 48, 40, 0, 20, 38, 30, 48}, -6.673086},
-	{[]int32{0, 30, 48, 5, 5, 5, 5, 5, 5, 7, 0, 20}, -7.299764},
-	{[]int32{17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17}, -2.746056},
-	{[]int32{7, 0, 20, 3, 39, 14, 40, 49, 20, 7, 0, 10}, -8.917630},
-	{[]int32{17, 17, 9, 40, 49, 9, 40, 49, 44, 49, 44, 49}, -6.947485},
-	{[]int32{21, 21, 20, 20, 37, 45}, -6.275322},
+	{[]int32{17, 9, 24, 17, 30, 48, 40, 7, 20, 38, 30, 48}, -7.347068},
+	{[]int32{43, 30, 48, 5, 5, 5, 5, 5, 5, 7, 45, 10}, -6.123039},
+	{[]int32{17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17, 17}, -2.726353},
+	{[]int32{7, 7, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10}, -8.481769},
+	{[]int32{17, 17, 9, 40, 49, 9, 40, 49, 44, 49, 44, 49}, -6.541355},
+	{[]int32{21, 21, 20, 20, 37, 45}, -5.633836},
 }

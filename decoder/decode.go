@@ -137,7 +137,7 @@ func (s *mergeSteps) step(toks []int32) gpu.Buf {
 	sum := w.sum.Slice(0, R*H)
 	dev.Add(sum, s.h2, s.imgRep)
 	logp := w.logp.Slice(0, R*m.Cfg.Vocab)
-	m.head(logp, w.mid.Slice(0, R*m.Cfg.Mid), sum, R)
+	m.head(logp, w.mid.Slice(0, R*m.Cfg.Mid), sum, m.outB, R)
 	dev.LogSoftmax(logp, logp, R, m.Cfg.Vocab)
 	return logp
 }

@@ -2,10 +2,13 @@ package decoder
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/captioner/captioner/text"
 )
 
 // refDecoder is a naive float64 decoder over host parameters: one image, one
@@ -27,7 +30,7 @@ func (r *refDecoder) begin(feat []float32) (refStep, refState) {
 		im, s := rp.attStart(feat)
 		return func(s refState, tok int32) (refState, []float64, []float64) {
 			n, alpha, logits := rp.attStep(im, s, int(tok), func(int) float64 { return 1 })
-			lp := softmax64(logits)
+			lp := softmax64(silence(logits))
 			for j := range lp {
 				lp[j] = math.Log(lp[j])
 			}
@@ -44,6 +47,18 @@ func (r *refDecoder) begin(feat []float32) (refStep, refState) {
 }
 
 type refState struct{ h, c []float64 }
+
+// silence makes the words decoding never emits (<pad>, <start>, <unk>)
+// impossible: their logits become -Inf, written independently of the
+// device's -1e30 bias.
+func silence(logits []float64) []float64 {
+	for _, id := range []int{text.PadID, text.StartID, text.UnkID} {
+		if id < len(logits) {
+			logits[id] = math.Inf(-1)
+		}
+	}
+	return logits
+}
 
 func newRefDecoder(c Config, flat []float32) *refDecoder {
 	r := &refDecoder{c: c, p: map[string][]float64{}, flat: flat}
@@ -90,7 +105,7 @@ func (r *refDecoder) step(img []float64, s refState, tok int32) (refState, []flo
 	for j := range mid {
 		mid[j] = math.Max(mid[j], 0)
 	}
-	lg := r.dense("out.weight", "out.bias", mid, r.c.Vocab)
+	lg := silence(r.dense("out.weight", "out.bias", mid, r.c.Vocab))
 	mx := slices.Max(lg)
 	z := 0.0
 	for _, v := range lg {
@@ -243,6 +258,39 @@ func TestDecodeOptionErrors(t *testing.T) {
 		_, err := m.Generate(context.Background(), buf, 5, tc.o)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%+v: got error %v, want %q", tc.o, err, tc.want)
+		}
+	}
+}
+
+func TestDecodingNeverEmitsUnspokenWords(t *testing.T) { bothArchs(t, testUnspoken) }
+
+// testUnspoken: a model whose output bias makes <unk> (and <pad>, <start>)
+// by far the likeliest words (+50 on logits of order 1) still never says
+// them, greedy or in beam search.
+func testUnspoken(t *testing.T, c Config) {
+	m, host, feats := peakedModel(t, c)
+	for _, tn := range c.Tensors() {
+		if tn.Name == "out.bias" {
+			for _, id := range unspoken {
+				host[tn.Off+int(id)] += 50
+			}
+		}
+	}
+	if err := m.SetFlat(host); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, tokens []int32) {
+		for _, tok := range tokens {
+			if slices.Contains(unspoken, tok) {
+				t.Fatalf("%s emitted unspoken word %d: %v", what, tok, tokens)
+			}
+		}
+	}
+	for _, k := range []int{1, 3} {
+		for b, h := range generate(t, m, feats, DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, NBest: k}) {
+			for _, hyp := range h {
+				check(fmt.Sprintf("beam %d image %d", k, b), hyp.Tokens)
+			}
 		}
 	}
 }

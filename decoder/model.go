@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/text"
 )
 
 // Model is the decoder's parameters on a device, plus the inference caches.
@@ -19,8 +20,11 @@ type Model struct {
 	// rebuilt lazily after the parameters change.
 	proj      gpu.Buf
 	projStale bool
-	ws        *workspace    // merge's decoding buffers, grown on demand
-	aws       *attWorkspace // attention's
+	// outB (V) is the output bias decoding uses: OutB with neverEmitted added
+	// at the ids no caption should contain (see unspoken), rebuilt with proj.
+	outB gpu.Buf
+	ws   *workspace    // merge's decoding buffers, grown on demand
+	aws  *attWorkspace // attention's
 }
 
 // New returns a model with freshly initialised parameters (seeded, so the same
@@ -79,10 +83,11 @@ func (m *Model) Close() {
 	m.dev.Free(m.flat)
 	if m.proj != nil {
 		m.dev.Free(m.proj)
+		m.dev.Free(m.outB)
 	}
 	m.ws.free(m.dev)
 	m.aws.free(m.dev)
-	m.flat, m.proj, m.ws, m.aws = nil, nil, nil, nil
+	m.flat, m.proj, m.outB, m.ws, m.aws = nil, nil, nil, nil, nil
 }
 
 // linear writes out (n, o) = in (n, i) · w (o, i)ᵀ + bias (o), then act.
@@ -109,11 +114,22 @@ func (m *Model) imageBranch(img, x gpu.Buf, B int) {
 
 // head runs the layers after the merge for R rows: mid (R, M) = relu(sum (R, H)
 // · DecWᵀ + DecB), logits (R, V) = mid · OutWᵀ + OutB.
-func (m *Model) head(logits, mid, sum gpu.Buf, R int) {
+func (m *Model) head(logits, mid, sum, outB gpu.Buf, R int) {
 	c := m.Cfg
 	linear(m.dev, mid, sum, m.P.DecW, m.P.DecB, R, c.Hidden, c.Mid, gpu.ActReLU)
-	linear(m.dev, logits, mid, m.P.OutW, m.P.OutB, R, c.Mid, c.Vocab, gpu.ActNone)
+	linear(m.dev, logits, mid, m.P.OutW, outB, R, c.Mid, c.Vocab, gpu.ActNone)
 }
+
+// unspoken are the ids decoding never emits: <pad> and <start> are not words,
+// and <unk> stands for the training captions' rare words, which a caption
+// cannot name ("a man is standing on a <unk>"): the model learned to say it
+// (2% of the attention model's dev captions did), so decoding forbids it.
+var unspoken = []int32{text.PadID, text.StartID, text.UnkID}
+
+// neverEmitted is added to an unspoken word's logit: its probability becomes
+// 0 in float32, so no search picks it, and the other words share its mass as
+// if it were not in the vocabulary.
+const neverEmitted = -1e30
 
 // prepare rebuilds proj when the parameters changed since the last build.
 func (m *Model) prepare() {
@@ -123,7 +139,16 @@ func (m *Model) prepare() {
 	c := m.Cfg
 	if m.proj == nil {
 		m.proj = m.dev.Alloc(c.Vocab * 4 * c.Hidden)
+		m.outB = m.dev.Alloc(c.Vocab)
 	}
+	mask := make([]float32, c.Vocab)
+	for _, id := range unspoken {
+		if int(id) < c.Vocab {
+			mask[id] = neverEmitted
+		}
+	}
+	m.dev.Upload(m.outB, mask)
+	m.dev.Add(m.outB, m.outB, m.P.OutB)
 	// The embedding's columns of Wx: all of merge's (4H, E), the first E of
 	// attention's (4H, E+F).
 	m.dev.Gemm(false, true, c.Vocab, 4*c.Hidden, c.Embed, 1, m.P.Embed, c.Embed, m.P.Wx, c.wxCols(), 0, m.proj, 4*c.Hidden)

@@ -194,7 +194,7 @@ func (ts *TrainState) Forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 	// Merge: sum (T, B, H) = h + img, img broadcast over T as a bias of length B*H.
 	sum := a.sum.Slice(0, N*H)
 	dev.BiasAct(sum, a.h.Slice(0, N*H), img, T, B*H, gpu.ActNone)
-	m.head(a.logits.Slice(0, N*c.Vocab), a.mid.Slice(0, N*M), sum, N)
+	m.head(a.logits.Slice(0, N*c.Vocab), a.mid.Slice(0, N*M), sum, m.P.OutB, N)
 	loss, err := ts.crossEntropy(targets, ntok)
 	return loss, ntok, err
 }

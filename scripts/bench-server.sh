@@ -15,9 +15,11 @@ trap cleanup EXIT
 
 go build -o bin/captioner ./cmd/captioner
 go build -o bin/loadgen ./cmd/loadgen
-bin/captioner serve --addr 127.0.0.1:$cap_port --device cpu --threads 2 2>/tmp/captioner-serve.log &
+# The default model (attention) and the merge model in one server, as a user
+# who keeps both would run it.
+bin/captioner serve --addr 127.0.0.1:$cap_port --device cpu --threads 2 --models models/flickr8k-merge-lstm 2>/tmp/captioner-serve.log &
 pids+=($!)
-cpu=(-pid captioner=$! -pid greedy=$!)
+cpu=(-pid captioner=$! -pid greedy=$! -pid merge=$!)
 if /usr/bin/python3 -c 'import torch, flask' 2>/dev/null; then
 	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --port $flask_port --threads 2 2>/tmp/flask-serve.log &
 	pids+=($!)
@@ -30,8 +32,10 @@ else
 	echo "bench-server: python3-torch or python3-flask missing (apt-get install python3-torch python3-torchvision python3-pil python3-numpy python3-flask): measuring captioner alone" >&2
 	flask=()
 fi
-# captioner twice: its default (beam 3) and greedy decoding, the reference's work.
+# captioner three times: its default (the attention model, beam 3), greedy decoding
+# (the reference's work) and the merge model (the reference's architecture), beam 3.
 # -pid gives each level the server's CPU-ms per request and the CPU account.
 # -warmup-for: PyTorch at its best traces its encoder once per batch size; its
 # first minute at a new size is tracing, not serving.
-bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"
+bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 \
+	-target merge="http://127.0.0.1:$cap_port?model=flickr8k-merge-lstm" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"
