@@ -145,7 +145,7 @@ func (c Server) validate() []error {
 	errs = append(errs, c.validateLive()...)
 	for _, m := range c.Models {
 		if m == "" {
-			errs = append(errs, fmt.Errorf("server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-attention]"))
+			errs = append(errs, fmt.Errorf("server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm]"))
 		}
 	}
 	for _, p := range c.TrustedProxies {

@@ -36,7 +36,7 @@ func TestServerValidation(t *testing.T) {
 		{"server:\n  live_token: abc\n", "server.live_token is set but server.live is auto, so the token protects nothing; set server.live: token"},
 		{"server:\n  live_max_per_client: 0\n", "server.live_max_per_client: 0 must be positive"},
 		{"server:\n  max_connections: 256\n", "server.live_max_viewers: 256 is not below server.max_connections 256, so live streams could hold every connection; lower it or raise server.max_connections"},
-		{"server:\n  models: [models/a, \"\"]\n", "server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-attention]"},
+		{"server:\n  models: [models/a, \"\"]\n", "server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm]"},
 		{"server:\n  trusted_proxies: [10.0.0.1, 10.0.0.0/8, proxy.local]\n", `server.trusted_proxies: "proxy.local" is neither an IP address nor a CIDR range (e.g. 10.0.0.1 or 10.0.0.0/8)`},
 	} {
 		file := filepath.Join(t.TempDir(), "c.yaml")
@@ -87,13 +87,13 @@ func TestLoopbackAndLiveMode(t *testing.T) {
 
 // List keys take comma-separated environment variables.
 func TestListsFromEnvironment(t *testing.T) {
-	t.Setenv("CAPTIONER_SERVER_MODELS", "models/flickr8k-attention,/srv/models/other")
+	t.Setenv("CAPTIONER_SERVER_MODELS", "models/flickr8k-merge-lstm,/srv/models/other")
 	t.Setenv("CAPTIONER_SERVER_TRUSTED_PROXIES", "10.0.0.1,192.168.0.0/16")
 	c, err := Load(viper.New(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(c.Server.Models, " "); got != "models/flickr8k-attention /srv/models/other" {
+	if got := strings.Join(c.Server.Models, " "); got != "models/flickr8k-merge-lstm /srv/models/other" {
 		t.Errorf("server.models %q", got)
 	}
 	if got := strings.Join(c.Server.TrustedProxies, " "); got != "10.0.0.1 192.168.0.0/16" {

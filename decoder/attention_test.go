@@ -321,6 +321,16 @@ func TestSaveHalf(t *testing.T) {
 	}
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: 3, Alpha: 0.5}
 	a, b := generate(t, m, feats, o), generate(t, l, feats, o)
+	defer func() {
+		// A weight float16 cannot hold is refused, not written as infinity.
+		host[5] = 1e5
+		if err := m.SetFlat(host); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SaveHalf(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is 100000, beyond float16's range (65504)") {
+			t.Errorf("SaveHalf of a weight of 1e5: %v", err)
+		}
+	}()
 	for i := range a {
 		if !slices.Equal(a[i][0].Tokens, b[i][0].Tokens) {
 			t.Errorf("image %d: %v in float32, %v from float16 weights", i, a[i][0].Tokens, b[i][0].Tokens)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/internal/atomicfile"
@@ -75,9 +77,14 @@ func ReadConfig(path string) (Config, error) {
 func (m *Model) Save(dir string) error { return m.save(dir, false) }
 
 // SaveHalf writes as Save does, with the weights in float16: half the size,
-// each weight within 0.05% of its float32 value (Load widens them back). The
-// shipped attention model is stored so (see its MODEL.md for what it costs).
+// each weight rounded to the nearest float16 (within 0.05% of itself from
+// 6.1e-5 up, float16's subnormals below; Load widens them back). A weight
+// beyond float16's range (65504) is an error, not an infinity. The shipped
+// attention model is stored so (see its MODEL.md for what it costs).
 func (m *Model) SaveHalf(dir string) error { return m.save(dir, true) }
+
+// maxFloat16 is the largest finite float16.
+const maxFloat16 = 65504.0
 
 func (m *Model) save(dir string, half bool) error {
 	flat, err := m.FlatHost()
@@ -90,7 +97,11 @@ func (m *Model) save(dir string, half bool) error {
 	tensors := m.Cfg.SafeTensors("", flat)
 	if half {
 		for i, t := range m.Cfg.Tensors() {
-			tensors[i] = safetensors.HalfFromFloat32(t.Name, t.Shape, flat[t.Off:t.Off+t.Len])
+			w := flat[t.Off : t.Off+t.Len]
+			if j := slices.IndexFunc(w, func(x float32) bool { return math.Abs(float64(x)) > maxFloat16 }); j >= 0 {
+				return fmt.Errorf("decoder: weight %d of %s is %g, beyond float16's range (%g): save this model in float32 (train.half_weights: false)", j, t.Name, w[j], maxFloat16)
+			}
+			tensors[i] = safetensors.HalfFromFloat32(t.Name, t.Shape, w)
 		}
 	}
 	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), tensors, map[string]string{"format": "captioner-" + m.Cfg.Arch + "-lstm"}); err != nil {

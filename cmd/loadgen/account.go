@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -63,9 +64,23 @@ type cpuMeter struct {
 func startCPU(pid int) cpuMeter {
 	m := cpuMeter{pid: pid}
 	if pid > 0 {
-		m.start, _ = cpuSeconds(pid)
+		var err error
+		if m.start, err = cpuSeconds(pid); err != nil {
+			m.pid = 0 // no figure rather than the process's whole lifetime
+		}
 	}
 	return m
+}
+
+// checkPIDs refuses a -pid whose name is no -target's: its CPU would be
+// measured for nothing, and the level it was meant for would lack it.
+func checkPIDs(p pids, tgs targets) error {
+	for name := range p {
+		if !slices.ContainsFunc(tgs, func(t target) bool { return t.name == name }) {
+			return fmt.Errorf("-pid %s=%d: no -target is named %s", name, p[name], name)
+		}
+	}
+	return nil
 }
 
 // perRequest is the CPU milliseconds the server spent per answered request

@@ -104,6 +104,9 @@ func main() {
 	if len(tgs) == 0 {
 		fatal(errors.New("no -target given; e.g. -target captioner=http://127.0.0.1:8080"))
 	}
+	if err := checkPIDs(serverPIDs, tgs); err != nil {
+		fatal(err)
+	}
 	var counts []int
 	for _, s := range strings.Split(*levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))

@@ -153,6 +153,23 @@ func TestPIDFlag(t *testing.T) {
 	}
 }
 
+func TestPIDsNameTargets(t *testing.T) {
+	var tg targets
+	if err := tg.Set("captioner=http://127.0.0.1:8080"); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkPIDs(pids{"captioner": 1}, tg); err != nil {
+		t.Errorf("a -pid of a target: %v", err)
+	}
+	if err := checkPIDs(pids{"flask": 7}, tg); err == nil || err.Error() != "-pid flask=7: no -target is named flask" {
+		t.Errorf("a -pid of no target: %v", err)
+	}
+	// A process that ended before the level reports no CPU figure.
+	if m := startCPU(1 << 30); m.pid != 0 || m.perRequest(10) != 0 {
+		t.Errorf("meter of a missing process %+v reports %v CPU-ms", m, m.perRequest(10))
+	}
+}
+
 func TestCPUSecondsCountsWork(t *testing.T) {
 	before, err := cpuSeconds(os.Getpid())
 	if err != nil {
