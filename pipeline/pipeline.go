@@ -257,13 +257,22 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 		}
 		first, idx[i], tuned = f, len(tuned), append(tuned, tw)
 	}
-	var err error
+	// Only a made encoder goes into p.enc: a failed New returns a nil
+	// pointer, which in the interface would not be nil for Close.
 	if len(tuned) == 0 {
-		p.enc, err = encoder.New(p.encDev, w, p.maxBatch, precision)
-	} else {
-		p.enc, err = encoder.NewBranched(p.encDev, w, tuned, first, p.maxBatch)
+		enc, err := encoder.New(p.encDev, w, p.maxBatch, precision)
+		if err != nil {
+			return nil, err
+		}
+		p.enc = enc
+		return idx, nil
 	}
-	return idx, err
+	enc, err := encoder.NewBranched(p.encDev, w, tuned, first, p.maxBatch)
+	if err != nil {
+		return nil, err
+	}
+	p.enc = enc
+	return idx, nil
 }
 
 // fineTuned lists the models with fine-tuned encoder layers.

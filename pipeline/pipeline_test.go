@@ -231,6 +231,12 @@ func TestPipelineErrors(t *testing.T) {
 	if _, err := Load(&cfg2); err == nil || !strings.Contains(err.Error(), "the vocabulary has 6 words but the decoder was built for 15") {
 		t.Errorf("mismatched vocabulary: got %v", err)
 	}
+	// An encoder that cannot be made is its error, not a panic in Close.
+	cfg3 := *cfg
+	cfg3.Precision = "float16"
+	if _, err := Load(&cfg3); err == nil || err.Error() != `encoder: precision "float16": want auto, float32 or bfloat16` {
+		t.Errorf("bad precision: got %v", err)
+	}
 }
 
 // TestModelsShareTheEncoder loads the shipped merge model with an attention
