@@ -7,6 +7,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +70,7 @@ type Result struct {
 // Info describes a loaded model for /v1/models and logs.
 type Info struct {
 	Model   string `json:"model"`   // folder name: what a request's Options.Model names
-	Version string `json:"version"` // first 12 hex digits of the decoder weights' SHA-256
+	Version string `json:"version"` // first 12 hex digits of the weights' SHA-256 (modelVersion)
 	Encoder string `json:"encoder"` // encoder ID (weights hash + code version)
 	Device  string `json:"device"`
 	// Precision is what the encoder computes in: float32, or bfloat16 (see config.Config.Precision).
@@ -309,7 +311,7 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if g := wc.GridSize(); dec.Cfg.Arch == decoder.ArchAttention && dec.Cfg.Regions != g*g {
 		return fail(fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, dir, dec.Cfg.Regions))
 	}
-	if m.info.Version, err = modelVersion(filepath.Join(dir, decoder.WeightsFile)); err != nil {
+	if m.info.Version, err = modelVersion(dir); err != nil {
 		return fail(err)
 	}
 	if m.info.Scores, err = ReadScores(dir); err != nil {
@@ -557,12 +559,22 @@ func (p *Pipeline) model(name string) (*served, error) {
 	return nil, fmt.Errorf("pipeline: no model named %q is loaded; the models are %s", name, strings.Join(names, ", "))
 }
 
-// modelVersion names a model by its weights: the first 12 hex digits of their
-// SHA-256, so a hot reload of different weights visibly changes the version.
-func modelVersion(weights string) (string, error) {
-	sum, err := assets.FileSHA256(weights)
+// modelVersion names the model in dir by its weights: the first 12 hex digits
+// of the decoder weights' SHA-256, or for a fine-tuned model (encoder.TunedFile
+// present) of the SHA-256 of both files' hashes, so a hot reload of different
+// weights, the tuned encoder layers' alone included, visibly changes the version.
+func modelVersion(dir string) (string, error) {
+	sum, err := assets.FileSHA256(filepath.Join(dir, decoder.WeightsFile))
 	if err != nil {
 		return "", fmt.Errorf("pipeline: %w", err)
 	}
-	return sum[:12], nil
+	tuned, err := assets.FileSHA256(filepath.Join(dir, encoder.TunedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return sum[:12], nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("pipeline: %w", err)
+	}
+	both := sha256.Sum256([]byte(sum + tuned))
+	return hex.EncodeToString(both[:])[:12], nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/internal/testassets"
@@ -339,5 +340,35 @@ func TestModelsShareTheEncoder(t *testing.T) {
 	if _, err := Load(cfg, twin); err == nil || err.Error() != fmt.Sprintf(
 		"pipeline: model folders %s and %s are both named flickr8k-merge-lstm, and a request picks a model by its folder's name: rename one (model, server.models)", cfg.Model, twin) {
 		t.Errorf("two models of one name: %v", err)
+	}
+}
+
+// TestModelVersionCoversTunedEncoder checks that a fine-tuned model's version
+// changes when only its tuned encoder layers do, and that an untuned model's is
+// its decoder weights' hash.
+func TestModelVersionCoversTunedEncoder(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func() string {
+		v, err := modelVersion(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	write(decoder.WeightsFile, "decoder weights")
+	// sha256("decoder weights")
+	if v := version(); v != "b1eff5cc882d" {
+		t.Errorf("untuned version %s, want the decoder weights' hash", v)
+	}
+	write(encoder.TunedFile, "tuned layers")
+	v1 := version()
+	write(encoder.TunedFile, "other tuned layers")
+	if v2 := version(); v2 == v1 || len(v2) != 12 {
+		t.Errorf("versions %s then %s: replacing the tuned encoder layers must change the version", v1, v2)
 	}
 }
