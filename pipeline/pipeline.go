@@ -234,12 +234,13 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 
 // loadEncoder makes the encoder: an encoder.Branched when models in dirs have
 // fine-tuned encoder layers (they must be tuned from one block: the cut they
-// share), else a plain one in precision. It returns, for each folder, the
-// index of its tuned layers in the Branched or -1.
+// share), in float32 (precision bfloat16 is refused), else a plain one in
+// precision. It returns, for each folder, the index of its tuned layers in the
+// Branched or -1.
 func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []string) ([]int, error) {
 	idx := make([]int, len(dirs))
 	var tuned []*encoder.Weights
-	first := -1
+	first, tunedDir := -1, "" // the tuned models' cut, the first tuned model
 	for i, dir := range dirs {
 		idx[i] = -1
 		dir, err := locate.Model(dir, config.DefaultModel)
@@ -257,6 +258,9 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 		if first >= 0 && f != first {
 			return nil, fmt.Errorf("pipeline: model %s is fine-tuned from encoder block %d, another served model from block %d; serve models tuned from one block together", dir, f, first)
 		}
+		if first < 0 {
+			tunedDir = dir
+		}
 		first, idx[i], tuned = f, len(tuned), append(tuned, tw)
 	}
 	// Only a made encoder goes into p.enc: a failed New returns a nil
@@ -268,6 +272,15 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 		}
 		p.enc = enc
 		return idx, nil
+	}
+	// The tuned tops run on the per-layer float32 kernels, and the bottom and
+	// the original top with them, so that every model reads float32 features.
+	switch {
+	case precision == string(gpu.BFloat16):
+		return nil, fmt.Errorf("pipeline: precision bfloat16, but model %s has fine-tuned encoder layers (%s), and fine-tuned encoder layers run in float32; set precision float32 or auto", tunedDir, encoder.TunedFile)
+	case precision == encoder.PrecisionAuto && gpu.FastBFloat16(p.encDev):
+		slog.Warn("pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device, because a served model has fine-tuned encoder layers, which run in float32; every model's features are float32",
+			"precision", precision, "device", p.encDev.Name(), "model", tunedDir)
 	}
 	enc, err := encoder.NewBranched(p.encDev, w, tuned, first, p.maxBatch)
 	if err != nil {

@@ -372,3 +372,69 @@ func TestModelVersionCoversTunedEncoder(t *testing.T) {
 		t.Errorf("versions %s then %s: replacing the tuned encoder layers must change the version", v1, v2)
 	}
 }
+
+// TestTunedModelOfOriginalTopCaptionsAsUntuned serves the shipped merge model
+// beside a copy of it whose encoder.safetensors holds the ImageNet weights of
+// the last two blocks and the head unchanged: the copy runs on the Branched
+// encoder's tuned top, and must caption as the untuned model does. Precision
+// bfloat16 is refused beside a tuned model.
+func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
+	cfg := testConfig(t, mergeModel, 4)
+	cfg.Precision = "float32"
+	tuned := testmodel.Copy(t, mergeModel, "tuned-test")
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := w.Config.FirstTuned(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := encoder.SaveTuned(filepath.Join(tuned, encoder.TunedFile), w.Config, first, w.Tensors); err != nil {
+		t.Fatal(err)
+	}
+
+	bf := *cfg
+	bf.Precision = "bfloat16"
+	if _, err := Load(&bf, tuned); err == nil || err.Error() != fmt.Sprintf("pipeline: precision bfloat16, but model %s has fine-tuned encoder layers (encoder.safetensors), and fine-tuned encoder layers run in float32; set precision float32 or auto", tuned) {
+		t.Errorf("bfloat16 beside a tuned model: %v", err)
+	}
+
+	load := func(extra ...string) *Pipeline {
+		p, err := Load(cfg, extra...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	untuned, both := load(), load(tuned)
+	infos := both.Models()
+	if infos[1].Model != "tuned-test" || infos[1].Version == infos[0].Version || infos[1].Encoder == infos[0].Encoder {
+		t.Errorf("models %+v: want the tuned copy second, with its own version and encoder ID", infos)
+	}
+
+	ctx := context.Background()
+	imgs := photos(t, untuned, cfg.Assets, 5) // batches of 4 and 1
+	want, err := untuned.CaptionImages(ctx, imgs, Options{Beam: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := both.CaptionImages(ctx, imgs, Options{Beam: 3, Model: "tuned-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for i := range imgs {
+		// The tuned top runs on the per-layer kernels, the untuned encoder on a
+		// planned chain: features equal up to summation order.
+		g, w := got[i], want[i]
+		if g.Caption != w.Caption || math.Abs(g.Score-w.Score) > 1e-3 {
+			t.Errorf("image %d: tuned copy %q (score %.4f), untuned %q (score %.4f)", i, g.Caption, g.Score, w.Caption, w.Score)
+		}
+		distinct[g.Caption] = true
+	}
+	if len(distinct) < 3 {
+		t.Errorf("%d distinct captions of %d images: the test compares nothing", len(distinct), len(imgs))
+	}
+}
