@@ -361,3 +361,29 @@ func TestInputGradientMatchesFiniteDifferences(t *testing.T) {
 		}
 	})
 }
+
+// TestBackwardAfterEvaluationForwardPanics checks the invariant Backward's
+// dropout masks rely on: it runs only after a train Forward, the one that
+// applies dropout and keeps the gradient of the logits.
+func TestBackwardAfterEvaluationForwardPanics(t *testing.T) {
+	bothArchs(t, func(t *testing.T, c Config) {
+		dev := openCPU(t)
+		m, _ := randomModel(t, dev, c, 9, 0.5)
+		bt := tinyBatch(c, 4)
+		ts := m.NewTrainState(bt.B, bt.T)
+		defer ts.Close()
+		ts.KeepInputGrad()
+		feats := dev.Alloc(len(bt.feats))
+		defer dev.Free(feats)
+		dev.Upload(feats, bt.feats)
+		if _, _, err := ts.Forward(feats, bt.ids, bt.targets, bt.B, bt.T, false, 21); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if r := recover(); r != "decoder: Backward after an evaluation Forward (train=false)" {
+				t.Errorf("Backward after an evaluation Forward: recovered %v", r)
+			}
+		}()
+		ts.Backward()
+	})
+}
