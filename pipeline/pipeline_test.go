@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -377,7 +379,8 @@ func TestModelVersionCoversTunedEncoder(t *testing.T) {
 // beside a copy of it whose encoder.safetensors holds the ImageNet weights of
 // the last two blocks and the head unchanged: the copy runs on the Branched
 // encoder's tuned top, and must caption as the untuned model does. Precision
-// bfloat16 is refused beside a tuned model.
+// bfloat16 is refused beside a tuned model, and auto warns where it would
+// have picked bfloat16.
 func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
 	cfg := testConfig(t, mergeModel, 4)
 	cfg.Precision = "float32"
@@ -399,6 +402,22 @@ func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
 	if _, err := Load(&bf, tuned); err == nil || err.Error() != fmt.Sprintf("pipeline: precision bfloat16, but model %s has fine-tuned encoder layers (encoder.safetensors), and fine-tuned encoder layers run in float32; set precision float32 or auto", tuned) {
 		t.Errorf("bfloat16 beside a tuned model: %v", err)
 	}
+
+	// Auto warns where it would have picked bfloat16.
+	var logged bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	auto := *cfg
+	auto.Precision = "auto"
+	p, err := Load(&auto, tuned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := strings.Contains(logged.String(), "level=WARN msg=\"pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device")
+	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" {
+		t.Errorf("precision auto beside a tuned model on a device with fast bfloat16 %v: precision %s, log %q", fast, p.Info().Precision, logged.String())
+	}
+	p.Close()
 
 	load := func(extra ...string) *Pipeline {
 		p, err := Load(cfg, extra...)
