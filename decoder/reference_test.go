@@ -310,6 +310,22 @@ func checkGradients(t *testing.T, weights []float32) {
 	})
 }
 
+// forwardKeepingInputGrad runs a Forward of bt on m that keeps the input
+// gradient, with a TrainState and features freed when the test ends.
+func forwardKeepingInputGrad(t *testing.T, dev gpu.Device, m *Model, bt batch, train bool, seed uint64) *TrainState {
+	t.Helper()
+	ts := m.NewTrainState(bt.B, bt.T)
+	t.Cleanup(ts.Close)
+	ts.KeepInputGrad()
+	feats := dev.Alloc(len(bt.feats))
+	t.Cleanup(func() { dev.Free(feats) })
+	dev.Upload(feats, bt.feats)
+	if _, _, err := ts.Forward(feats, bt.ids, bt.targets, bt.B, bt.T, train, seed); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
 // TestInputGradientMatchesFiniteDifferences checks KeepInputGrad's gradient of
 // the loss with respect to every feature value against central differences of
 // the float64 reference loss, for both decoders, with dropout (merge drops
@@ -327,15 +343,7 @@ func TestInputGradientMatchesFiniteDifferences(t *testing.T) {
 			l, _ := refLoss(c, toF64(host), bt, true, seed)
 			return l
 		}
-		ts := m.NewTrainState(bt.B, bt.T)
-		defer ts.Close()
-		ts.KeepInputGrad()
-		feats := dev.Alloc(len(bt.feats))
-		defer dev.Free(feats)
-		dev.Upload(feats, bt.feats)
-		if _, _, err := ts.Forward(feats, bt.ids, bt.targets, bt.B, bt.T, true, seed); err != nil {
-			t.Fatal(err)
-		}
+		ts := forwardKeepingInputGrad(t, dev, m, bt, true, seed)
 		ts.Backward()
 		got := make([]float32, len(bt.feats))
 		if err := dev.Download(got, ts.InputGrad()); err != nil {
@@ -359,5 +367,22 @@ func TestInputGradientMatchesFiniteDifferences(t *testing.T) {
 		if maxG == 0 {
 			t.Error("every feature gradient is zero; the check is vacuous")
 		}
+	})
+}
+
+// TestBackwardAfterEvaluationForwardPanics checks the invariant Backward's
+// dropout masks rely on: it runs only after a train Forward, the one that
+// applies dropout and keeps the gradient of the logits.
+func TestBackwardAfterEvaluationForwardPanics(t *testing.T) {
+	bothArchs(t, func(t *testing.T, c Config) {
+		dev := openCPU(t)
+		m, _ := randomModel(t, dev, c, 9, 0.5)
+		ts := forwardKeepingInputGrad(t, dev, m, tinyBatch(c, 4), false, 21)
+		defer func() {
+			if r := recover(); r != "decoder: Backward after an evaluation Forward (train=false)" {
+				t.Errorf("Backward after an evaluation Forward: recovered %v", r)
+			}
+		}()
+		ts.Backward()
 	})
 }

@@ -286,7 +286,7 @@ func (ts *TrainState) Backward() {
 		dx = ts.InputGrad()
 	}
 	linearBackward(dev, dx, G.ImgW, G.ImgB, dimg, img, ts.x, m.P.ImgW, B, F, H, gpu.ActReLU)
-	if dx != nil && c.Dropout > 0 { // feats reached the branch through dropout
+	if dx != nil && c.Dropout > 0 { // after a train Forward (Backward panics otherwise), feats reached the branch through dropout
 		dev.Mul(dx, dx, a.featMask.Slice(0, B*F))
 	}
 

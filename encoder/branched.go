@@ -113,11 +113,6 @@ func (b *Branched) GridLen() int { return b.original.GridLen() }
 // Precision is what the encoder computes in: float32.
 func (b *Branched) Precision() gpu.Precision { return gpu.Float32 }
 
-// Describe says how the encoder runs, for logs.
-func (b *Branched) Describe() string {
-	return fmt.Sprintf("%s below block %d, then the original and %d fine-tuned tops on the per-layer kernels", b.bottom.Describe(), b.original.First(), len(b.tuned))
-}
-
 // Close frees the device memory.
 func (b *Branched) Close() {
 	b.bottom.Close()

@@ -156,11 +156,13 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int) 
 		e.chain = chain
 	}
 	B := maxBatch
-	e.classifier = e.upload(w, "classifier")
 	e.in = dev.Alloc(B * c.Input * c.Input * 3)
 	e.grid = dev.Alloc(B * e.outLen())
 	e.pooled = dev.Alloc(B * c.Head)
-	e.probs = dev.Alloc(B * c.Classes)
+	if cut == len(c.Blocks) { // a bottom (NewBottom) never classifies
+		e.classifier = e.upload(w, "classifier")
+		e.probs = dev.Alloc(B * c.Classes)
+	}
 	if e.chain == nil && chainEnd == cut {
 		e.prepareLayers(w)
 	}
@@ -457,6 +459,9 @@ func (e *Encoder) Pooled() gpu.Buf { return e.pooled.Slice(0, e.n*e.cfg.Head) }
 // Classify runs the classifier on the pooled features of the last Encode and
 // returns the (n, K) probabilities (softmax of the logits) on the device.
 func (e *Encoder) Classify() gpu.Buf {
+	if e.probs == nil {
+		panic("encoder: Classify on an encoder from NewBottom, which has no head or classifier")
+	}
 	c := &e.cfg
 	probs := e.probs.Slice(0, e.n*c.Classes)
 	classify(e.dev, *c, e.classifier, probs, e.Pooled(), e.n)

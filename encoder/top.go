@@ -307,12 +307,6 @@ func (t *Top) Update(lr, beta1, beta2, eps, weightDecay float32) {
 // Flat is the parameter buffer (NumParams), in TopParams order.
 func (t *Top) Flat() gpu.Buf { return t.flat }
 
-// Grads is the gradient buffer (NumParams), in TopParams order.
-func (t *Top) Grads() gpu.Buf {
-	t.training()
-	return t.grad
-}
-
 // Tensors downloads the trained parameters by name.
 func (t *Top) Tensors() (map[string][]float32, error) {
 	host := make([]float32, t.NumParams())

@@ -28,6 +28,9 @@ func bottomTopGrid(t *testing.T, dev gpu.Device, w *Weights, first int, images [
 		t.Fatal(err)
 	}
 	defer b.Close()
+	if b.probs != nil || b.classifier.w != nil {
+		t.Error("a bottom encoder holds the classifier's weights or probabilities, which only the head's output feeds")
+	}
 	if err := b.Encode(images, n); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +196,7 @@ func checkTopGradients(t *testing.T, dev gpu.Device, first int) {
 	top.ZeroGrad()
 	top.Backward(dgrid)
 	grads := make([]float32, top.NumParams())
-	if err := dev.Download(grads, top.Grads()); err != nil {
+	if err := dev.Download(grads, top.grad); err != nil {
 		t.Fatal(err)
 	}
 	const h = 1e-6

@@ -7,6 +7,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +70,7 @@ type Result struct {
 // Info describes a loaded model for /v1/models and logs.
 type Info struct {
 	Model   string `json:"model"`   // folder name: what a request's Options.Model names
-	Version string `json:"version"` // first 12 hex digits of the decoder weights' SHA-256
+	Version string `json:"version"` // first 12 hex digits of the weights' SHA-256 (modelVersion)
 	Encoder string `json:"encoder"` // encoder ID (weights hash + code version)
 	Device  string `json:"device"`
 	// Precision is what the encoder computes in: float32, or bfloat16 (see config.Config.Precision).
@@ -232,12 +234,13 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 
 // loadEncoder makes the encoder: an encoder.Branched when models in dirs have
 // fine-tuned encoder layers (they must be tuned from one block: the cut they
-// share), else a plain one in precision. It returns, for each folder, the
-// index of its tuned layers in the Branched or -1.
+// share), in float32 (precision bfloat16 is refused), else a plain one in
+// precision. It returns, for each folder, the index of its tuned layers in the
+// Branched or -1.
 func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []string) ([]int, error) {
 	idx := make([]int, len(dirs))
 	var tuned []*encoder.Weights
-	first := -1
+	first, tunedDir := -1, "" // the tuned models' cut, the first tuned model
 	for i, dir := range dirs {
 		idx[i] = -1
 		dir, err := locate.Model(dir, config.DefaultModel)
@@ -255,15 +258,36 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 		if first >= 0 && f != first {
 			return nil, fmt.Errorf("pipeline: model %s is fine-tuned from encoder block %d, another served model from block %d; serve models tuned from one block together", dir, f, first)
 		}
+		if first < 0 {
+			tunedDir = dir
+		}
 		first, idx[i], tuned = f, len(tuned), append(tuned, tw)
 	}
-	var err error
+	// Only a made encoder goes into p.enc: a failed New returns a nil
+	// pointer, which in the interface would not be nil for Close.
 	if len(tuned) == 0 {
-		p.enc, err = encoder.New(p.encDev, w, p.maxBatch, precision)
-	} else {
-		p.enc, err = encoder.NewBranched(p.encDev, w, tuned, first, p.maxBatch)
+		enc, err := encoder.New(p.encDev, w, p.maxBatch, precision)
+		if err != nil {
+			return nil, err
+		}
+		p.enc = enc
+		return idx, nil
 	}
-	return idx, err
+	// The tuned tops run on the per-layer float32 kernels, and the bottom and
+	// the original top with them, so that every model reads float32 features.
+	switch {
+	case precision == string(gpu.BFloat16):
+		return nil, fmt.Errorf("pipeline: precision bfloat16, but model %s has fine-tuned encoder layers (%s), and fine-tuned encoder layers run in float32; set precision float32 or auto", tunedDir, encoder.TunedFile)
+	case precision == encoder.PrecisionAuto && gpu.FastBFloat16(p.encDev):
+		slog.Warn("pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device, because a served model has fine-tuned encoder layers, which run in float32; every model's features are float32",
+			"precision", precision, "device", p.encDev.Name(), "model", tunedDir)
+	}
+	enc, err := encoder.NewBranched(p.encDev, w, tuned, first, p.maxBatch)
+	if err != nil {
+		return nil, err
+	}
+	p.enc = enc
+	return idx, nil
 }
 
 // fineTuned lists the models with fine-tuned encoder layers.
@@ -300,7 +324,7 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if g := wc.GridSize(); dec.Cfg.Arch == decoder.ArchAttention && dec.Cfg.Regions != g*g {
 		return fail(fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, dir, dec.Cfg.Regions))
 	}
-	if m.info.Version, err = modelVersion(filepath.Join(dir, decoder.WeightsFile)); err != nil {
+	if m.info.Version, err = modelVersion(dir); err != nil {
 		return fail(err)
 	}
 	if m.info.Scores, err = ReadScores(dir); err != nil {
@@ -548,12 +572,22 @@ func (p *Pipeline) model(name string) (*served, error) {
 	return nil, fmt.Errorf("pipeline: no model named %q is loaded; the models are %s", name, strings.Join(names, ", "))
 }
 
-// modelVersion names a model by its weights: the first 12 hex digits of their
-// SHA-256, so a hot reload of different weights visibly changes the version.
-func modelVersion(weights string) (string, error) {
-	sum, err := assets.FileSHA256(weights)
+// modelVersion names the model in dir by its weights: the first 12 hex digits
+// of the decoder weights' SHA-256, or for a fine-tuned model (encoder.TunedFile
+// present) of the SHA-256 of both files' hashes, so a hot reload of different
+// weights, the tuned encoder layers' alone included, visibly changes the version.
+func modelVersion(dir string) (string, error) {
+	sum, err := assets.FileSHA256(filepath.Join(dir, decoder.WeightsFile))
 	if err != nil {
 		return "", fmt.Errorf("pipeline: %w", err)
 	}
-	return sum[:12], nil
+	tuned, err := assets.FileSHA256(filepath.Join(dir, encoder.TunedFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return sum[:12], nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("pipeline: %w", err)
+	}
+	both := sha256.Sum256([]byte(sum + tuned))
+	return hex.EncodeToString(both[:])[:12], nil
 }

@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/internal/testassets"
@@ -231,6 +234,12 @@ func TestPipelineErrors(t *testing.T) {
 	if _, err := Load(&cfg2); err == nil || !strings.Contains(err.Error(), "the vocabulary has 6 words but the decoder was built for 15") {
 		t.Errorf("mismatched vocabulary: got %v", err)
 	}
+	// An encoder that cannot be made is its error, not a panic in Close.
+	cfg3 := *cfg
+	cfg3.Precision = "float16"
+	if _, err := Load(&cfg3); err == nil || err.Error() != `encoder: precision "float16": want auto, float32 or bfloat16` {
+		t.Errorf("bad precision: got %v", err)
+	}
 }
 
 // TestModelsShareTheEncoder loads the shipped merge model with an attention
@@ -333,5 +342,118 @@ func TestModelsShareTheEncoder(t *testing.T) {
 	if _, err := Load(cfg, twin); err == nil || err.Error() != fmt.Sprintf(
 		"pipeline: model folders %s and %s are both named flickr8k-merge-lstm, and a request picks a model by its folder's name: rename one (model, server.models)", cfg.Model, twin) {
 		t.Errorf("two models of one name: %v", err)
+	}
+}
+
+// TestModelVersionCoversTunedEncoder checks that a fine-tuned model's version
+// changes when only its tuned encoder layers do, and that an untuned model's is
+// its decoder weights' hash.
+func TestModelVersionCoversTunedEncoder(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func() string {
+		v, err := modelVersion(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	write(decoder.WeightsFile, "decoder weights")
+	// sha256("decoder weights")
+	if v := version(); v != "b1eff5cc882d" {
+		t.Errorf("untuned version %s, want the decoder weights' hash", v)
+	}
+	write(encoder.TunedFile, "tuned layers")
+	v1 := version()
+	write(encoder.TunedFile, "other tuned layers")
+	if v2 := version(); v2 == v1 || len(v2) != 12 {
+		t.Errorf("versions %s then %s: replacing the tuned encoder layers must change the version", v1, v2)
+	}
+}
+
+// TestTunedModelOfOriginalTopCaptionsAsUntuned serves the shipped merge model
+// beside a copy of it whose encoder.safetensors holds the ImageNet weights of
+// the last two blocks and the head unchanged: the copy runs on the Branched
+// encoder's tuned top, and must caption as the untuned model does. Precision
+// bfloat16 is refused beside a tuned model, and auto warns where it would
+// have picked bfloat16.
+func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
+	cfg := testConfig(t, mergeModel, 4)
+	cfg.Precision = "float32"
+	tuned := testmodel.Copy(t, mergeModel, "tuned-test")
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := w.Config.FirstTuned(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := encoder.SaveTuned(filepath.Join(tuned, encoder.TunedFile), w.Config, first, w.Tensors); err != nil {
+		t.Fatal(err)
+	}
+
+	bf := *cfg
+	bf.Precision = "bfloat16"
+	if _, err := Load(&bf, tuned); err == nil || err.Error() != fmt.Sprintf("pipeline: precision bfloat16, but model %s has fine-tuned encoder layers (encoder.safetensors), and fine-tuned encoder layers run in float32; set precision float32 or auto", tuned) {
+		t.Errorf("bfloat16 beside a tuned model: %v", err)
+	}
+
+	// Auto warns where it would have picked bfloat16.
+	var logged bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	auto := *cfg
+	auto.Precision = "auto"
+	p, err := Load(&auto, tuned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := strings.Contains(logged.String(), "level=WARN msg=\"pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device")
+	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" {
+		t.Errorf("precision auto beside a tuned model on a device with fast bfloat16 %v: precision %s, log %q", fast, p.Info().Precision, logged.String())
+	}
+	p.Close()
+
+	load := func(extra ...string) *Pipeline {
+		p, err := Load(cfg, extra...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	untuned, both := load(), load(tuned)
+	infos := both.Models()
+	if infos[1].Model != "tuned-test" || infos[1].Version == infos[0].Version || infos[1].Encoder == infos[0].Encoder {
+		t.Errorf("models %+v: want the tuned copy second, with its own version and encoder ID", infos)
+	}
+
+	ctx := context.Background()
+	imgs := photos(t, untuned, cfg.Assets, 5) // batches of 4 and 1
+	want, err := untuned.CaptionImages(ctx, imgs, Options{Beam: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := both.CaptionImages(ctx, imgs, Options{Beam: 3, Model: "tuned-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for i := range imgs {
+		// The tuned top runs on the per-layer kernels, the untuned encoder on a
+		// planned chain: features equal up to summation order.
+		g, w := got[i], want[i]
+		if g.Caption != w.Caption || math.Abs(g.Score-w.Score) > 1e-3 {
+			t.Errorf("image %d: tuned copy %q (score %.4f), untuned %q (score %.4f)", i, g.Caption, g.Score, w.Caption, w.Score)
+		}
+		distinct[g.Caption] = true
+	}
+	if len(distinct) < 3 {
+		t.Errorf("%d distinct captions of %d images: the test compares nothing", len(distinct), len(imgs))
 	}
 }

@@ -297,6 +297,9 @@ func checkFrozenInit(init string) error {
 // weights and the cut, so it is computed once per weights and cut.
 func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev gpu.Device, names []string) (*features.Store, *encoder.Weights, error) {
 	tc := cfg.Train
+	if tc.Dataset == "karpathy" {
+		return nil, nil, fmt.Errorf("train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset karpathy names none)")
+	}
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
 		return nil, nil, err
@@ -328,10 +331,6 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 	store, err := features.Create(features.Dir(root, id), features.Manifest{Encoder: id, Dim: w.Config.CutLen(first)})
 	if err != nil {
 		return nil, nil, err
-	}
-	if tc.Dataset == "karpathy" {
-		store.Close()
-		return nil, nil, fmt.Errorf("train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset karpathy names none)")
 	}
 	data, err := flickr8kDir(cfg.Assets, tc.Data)
 	if err != nil {

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/train"
@@ -148,4 +152,20 @@ func mustLoadDefault(t *testing.T, assets string) *encoder.Weights {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// TestFinetuneRefusesKarpathyBeforeCreatingAStore checks that fine-tuning on
+// train.dataset karpathy, which names no images, is refused before the
+// activation store's folder is made.
+func TestFinetuneRefusesKarpathyBeforeCreatingAStore(t *testing.T) {
+	root := t.TempDir()
+	// With the encoder weights, a late refusal would have made the store first.
+	cfg := &config.Config{Assets: testassets.Dir(t, "the store is keyed by the encoder weights"), Train: config.Train{Dataset: "karpathy", FinetuneBlocks: 2, Features: root}}
+	_, _, err := cutActivations(context.Background(), io.Discard, cfg, nil, nil)
+	if want := "train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset karpathy names none)"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if left, _ := os.ReadDir(root); len(left) != 0 {
+		t.Errorf("the refusal left %d entries in the features folder", len(left))
+	}
 }
