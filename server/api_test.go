@@ -308,6 +308,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// nextBatch is the server's next batch, failing the test (not hanging it) when
+// none comes within a minute.
+func nextBatch(t *testing.T, ts *testServer) BatchStats {
+	t.Helper()
+	select {
+	case st := <-ts.batches:
+		return st
+	case <-time.After(time.Minute):
+		t.Fatal("no batch within a minute")
+		return BatchStats{}
+	}
+}
+
 func TestQueueFullAnswers429(t *testing.T) {
 	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1; c.Server.QueueSize = 1 })
 	results := occupy(t, ts, m)
@@ -325,18 +338,20 @@ func TestDeadlineAnswers504AndIsNotComputed(t *testing.T) {
 	first := make(chan response, 1)
 	go func() { first <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(img)) }()
 	<-m.entered
-	// The second request waits behind the blocked batch past its 50ms deadline.
-	do(t, "POST", ts.url+"/v1/captions?timeout_ms=50", "image/png", bytes.NewReader(img)).
-		wantError(t, 504, "no caption within the request's deadline of 50ms")
+	// The second request waits behind the blocked batch past its deadline: one
+	// second, long enough for it to reach the queue on a loaded machine (with
+	// 50 ms it could expire before, and no batch would ever skip it).
+	do(t, "POST", ts.url+"/v1/captions?timeout_ms=1000", "image/png", bytes.NewReader(img)).
+		wantError(t, 504, "no caption within the request's deadline of 1s")
 	m.release <- struct{}{}
 	if r := <-first; r.status != 200 {
 		t.Fatalf("first request: %d %s", r.status, r.body)
 	}
 	// The scheduler skips the expired image without computing it.
-	if st := <-ts.batches; st.Size != 1 {
+	if st := nextBatch(t, ts); st.Size != 1 {
 		t.Fatalf("first batch %+v, want the first request's image", st)
 	}
-	if st := <-ts.batches; st.Size != 0 || st.Expired != 1 {
+	if st := nextBatch(t, ts); st.Size != 0 || st.Expired != 1 {
 		t.Fatalf("second batch %+v, want the expired image skipped, nothing computed", st)
 	}
 	if m := string(do(t, "GET", ts.url+"/metrics", "", nil).body); !strings.Contains(m, `captioner_images_dropped_total{reason="deadline"} 1`) {
