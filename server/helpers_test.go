@@ -66,6 +66,12 @@ func pipelineConfig(t testing.TB) *config.Config {
 		c.Device = "cpu"
 		c.Threads = 2
 		c.Assets = assets
-		c.Model = filepath.Join("..", config.DefaultModel)
+		c.Model = mergeModel
 	})
 }
+
+// mergeModel is the shipped merge model, the real pipeline of these tests:
+// they check the server, and it is the faster of the two shipped models
+// (the default, flickr8k-attention, is served beside it in the tests of
+// several models and in the attention ones through a small attention model).
+var mergeModel = filepath.Join("..", "models", "flickr8k-merge-lstm")
