@@ -98,8 +98,9 @@ type Pipeline struct {
 	// what it would read loaded alone.
 	pooled, grid bool
 	maxBatch     int
-	feats        gpu.Buf // (maxBatch, the widest model input) host features uploaded by Decode
-	tagFeats     gpu.Buf // (maxBatch, F) the original pooled features, for a fine-tuned model's tags
+	feats        gpu.Buf   // (maxBatch, the widest model input) host features uploaded by Decode
+	tagFeats     gpu.Buf   // (maxBatch, F) the original pooled features, for a fine-tuned model's tags
+	staging      []float32 // Decode's host side of an upload, kept between batches
 	decoding     Decoding
 	pre          Preprocessor
 }
@@ -529,24 +530,15 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 	out := make([]Result, 0, len(feats))
 	for lo := 0; lo < len(feats); lo += p.maxBatch {
 		batch := feats[lo:min(lo+p.maxBatch, len(feats))]
-		flat := make([]float32, 0, len(batch)*F)
 		for i, f := range batch {
 			if len(f) != L {
 				return nil, fmt.Errorf("pipeline: feature vector %d has %d values, want %d", lo+i, len(f), L)
 			}
-			flat = append(flat, f[m.off:m.off+F]...)
 		}
-		buf := p.feats.Slice(0, len(flat))
-		p.dev.Upload(buf, flat)
+		buf := p.upload(p.feats, batch, m.off, F)
 		tags := buf
 		if m.tuned >= 0 { // the original pooled features lead each image's
-			H := p.enc.FeatureDim()
-			tagFlat := make([]float32, 0, len(batch)*H)
-			for _, f := range batch {
-				tagFlat = append(tagFlat, f[:H]...)
-			}
-			tags = p.tagFeats.Slice(0, len(tagFlat))
-			p.dev.Upload(tags, tagFlat)
+			tags = p.upload(p.tagFeats, batch, 0, p.enc.FeatureDim())
 		}
 		res, err := m.dec.generate(ctx, buf, tags, len(batch), plan)
 		if err != nil {
@@ -555,6 +547,23 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 		out = append(out, res...)
 	}
 	return out, nil
+}
+
+// upload copies values [off, off+n) of each row, one after another, to the
+// start of dst and returns that part of dst. The rows are gathered in
+// p.staging, reused from batch to batch (a batch of grids is megabytes): every
+// device has copied its source when Upload returns. Only Decode calls it.
+func (p *Pipeline) upload(dst gpu.Buf, rows [][]float32, off, n int) gpu.Buf {
+	if cap(p.staging) < len(rows)*n {
+		p.staging = make([]float32, 0, len(rows)*n)
+	}
+	flat := p.staging[:0]
+	for _, r := range rows {
+		flat = append(flat, r[off:off+n]...)
+	}
+	buf := dst.Slice(0, len(flat))
+	p.dev.Upload(buf, flat)
+	return buf
 }
 
 // model is the loaded model named name (Info.Model), the default for "".
