@@ -31,6 +31,20 @@ func (c Config) SafeTensors(prefix string, flat []float32) []safetensors.Tensor 
 	return out
 }
 
+// halfTensors is SafeTensors in float16 (no prefix: only model folders are
+// stored so); a weight beyond float16's range is an error, not an infinity.
+func (c Config) halfTensors(flat []float32) ([]safetensors.Tensor, error) {
+	var out []safetensors.Tensor
+	for _, t := range c.Tensors() {
+		w := flat[t.Off : t.Off+t.Len]
+		if j := slices.IndexFunc(w, func(x float32) bool { return math.Abs(float64(x)) > maxFloat16 }); j >= 0 {
+			return nil, fmt.Errorf("decoder: weight %d of %s is %g, beyond float16's range (%g): save this model in float32 (train.half_weights: false)", j, t.Name, w[j], maxFloat16)
+		}
+		out = append(out, safetensors.HalfFromFloat32(t.Name, t.Shape, w))
+	}
+	return out, nil
+}
+
 // FlatFrom reads every parameter tensor under prefix from f, checking shapes
 // against the config, into one flat host slice (NumParams).
 func (c Config) FlatFrom(f *safetensors.File, prefix string) ([]float32, error) {
@@ -91,20 +105,18 @@ func (m *Model) save(dir string, half bool) error {
 	if err != nil {
 		return err
 	}
+	var ts []safetensors.Tensor
+	if half {
+		if ts, err = m.Cfg.halfTensors(flat); err != nil {
+			return err
+		}
+	} else {
+		ts = m.Cfg.SafeTensors("", flat)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("decoder: %w", err)
 	}
-	tensors := m.Cfg.SafeTensors("", flat)
-	if half {
-		for i, t := range m.Cfg.Tensors() {
-			w := flat[t.Off : t.Off+t.Len]
-			if j := slices.IndexFunc(w, func(x float32) bool { return math.Abs(float64(x)) > maxFloat16 }); j >= 0 {
-				return fmt.Errorf("decoder: weight %d of %s is %g, beyond float16's range (%g): save this model in float32 (train.half_weights: false)", j, t.Name, w[j], maxFloat16)
-			}
-			tensors[i] = safetensors.HalfFromFloat32(t.Name, t.Shape, w)
-		}
-	}
-	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), tensors, map[string]string{"format": "captioner-" + m.Cfg.Arch + "-lstm"}); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "captioner-" + m.Cfg.Arch + "-lstm"}); err != nil {
 		return err
 	}
 	return m.Cfg.WriteConfig(filepath.Join(dir, ConfigFile))
