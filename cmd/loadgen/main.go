@@ -95,7 +95,7 @@ func main() {
 	warmupFor := flag.Duration("warmup-for", 0, "then drive each target at the largest client count for this long, not measured: servers that prepare per batch size (PyTorch traced at its best) meet every size before the levels")
 	overload := flag.Int("overload", 256, "clients for the captioner overload check (0: skip)")
 	overloadFor := flag.Duration("overload-duration", 8*time.Second, "how long the overload check runs")
-	startWait := flag.Duration("start-wait", time.Minute, "how long to wait for each target to start answering before the warm-up")
+	startWait := flag.Duration("start-wait", time.Minute, "how long to wait for each target to caption a photo (its model loaded) before the warm-up")
 	settle := flag.Duration("settle", 5*time.Second, "how long the server may take to return to its baseline after the overload")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	serverPIDs := pids{}
@@ -126,7 +126,7 @@ func main() {
 		Overload *overloadResult `json:"overload,omitempty"`
 	}
 	for _, tg := range tgs {
-		if err := waitAnswering(client, tg, *startWait); err != nil {
+		if err := waitReady(client, tg, imgs[0], *startWait); err != nil {
 			fatal(err)
 		}
 		for i := range *warmup {
@@ -208,16 +208,25 @@ func loadPhotos(dir string) ([]photo, error) {
 // send posts one photo and returns the HTTP status.
 // waitAnswering polls the target until its HTTP listener answers (any status), so the
 // servers a benchmark script has just started get the time they need to load models.
-func waitAnswering(client *http.Client, tg target, limit time.Duration) error {
+// waitReady sends caption requests with the first photo until the target
+// captions it: a server that listens before its model is loaded answers 503
+// meanwhile, and a level started then would count those answers as its
+// errors and its throughput. Any other answer but 200 is an error at once:
+// the target is not a captioning endpoint or refuses the photo.
+func waitReady(client *http.Client, tg target, p photo, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		resp, err := client.Get(tg.base + "/")
-		if err == nil {
-			resp.Body.Close()
+		status, err := send(client, tg, p)
+		switch {
+		case err == nil && status == http.StatusOK:
 			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: no answer from %s after %s (is the server running? see its log): %w", tg.name, tg.base, limit, err)
+		case err == nil && status != http.StatusServiceUnavailable:
+			return fmt.Errorf("%s: %s answered %d to a caption request with %s, want 200: is it a captioning endpoint, and does it take that photo?", tg.name, tg.base+tg.path, status, p.name)
+		case time.Now().After(deadline):
+			if err == nil {
+				err = fmt.Errorf("still answering %d (not ready)", status)
+			}
+			return fmt.Errorf("%s: no caption from %s after %s (is the server running and loading its model? see its log): %w", tg.name, tg.base+tg.path, limit, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +186,45 @@ func TestCPUSecondsCountsWork(t *testing.T) {
 	}
 	if x == 0 {
 		t.Fatal("the loop did no work")
+	}
+}
+
+// waitReady waits through a loading server's 503s for its first caption, and
+// stops at once at any other refusal.
+func TestWaitReadyWaitsForACaption(t *testing.T) {
+	var mu sync.Mutex // the handler runs on the server's goroutines
+	answers := []int{http.StatusServiceUnavailable, http.StatusServiceUnavailable, http.StatusOK}
+	var got int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(answers[min(got, len(answers)-1)])
+		got++
+	}))
+	defer srv.Close()
+	var tg targets
+	if err := tg.Set("loading=" + srv.URL + "/caption"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitReady(srv.Client(), tg[0], testPhotos()[0], time.Minute); err != nil || got != 3 {
+		t.Fatalf("waitReady: %v after %d requests, want nil after 3 (two 503s, then 200)", err, got)
+	}
+
+	mu.Lock()
+	answers, got = []int{http.StatusNotFound}, 0
+	mu.Unlock()
+	err := waitReady(srv.Client(), tg[0], testPhotos()[0], time.Minute)
+	want := "loading: " + srv.URL + "/caption answered 404 to a caption request with a.png, want 200: is it a captioning endpoint, and does it take that photo?"
+	if err == nil || err.Error() != want || got != 1 {
+		t.Fatalf("waitReady against a 404: %v after %d requests, want %q after 1", err, got, want)
+	}
+
+	mu.Lock()
+	answers, got = []int{http.StatusServiceUnavailable}, 0
+	mu.Unlock()
+	err = waitReady(srv.Client(), tg[0], testPhotos()[0], 0)
+	want = "loading: no caption from " + srv.URL + "/caption after 0s (is the server running and loading its model? see its log): still answering 503 (not ready)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("waitReady never ready: %v, want %q", err, want)
 	}
 }
