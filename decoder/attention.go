@@ -301,11 +301,11 @@ func (ts *TrainState) backwardAttention() {
 	dev.GemmStridedBatched(false, false, L, F, 1, 1/float32(L), ts.regionOnes, 1, L, dmean, F, F, 1, dfeats, F, L*F, B)
 }
 
-// attWorkspace holds attention's decoding buffers for up to rows rows. The
-// per-image ones are sized for rows images too: greedy decoding has one row
-// per image.
+// attWorkspace holds attention's decoding buffers for up to images images
+// and rows rows. The per-image ones are sized by images: a beam's rows share
+// their image's (its regions' attention term alone is L*A floats, 100 KB).
 type attWorkspace struct {
-	rows         int
+	images, rows int
 	flat         gpu.Buf
 	mean         gpu.Buf // (B, F)
 	h0, c0       gpu.Buf // (B, H) the images' initial states
@@ -325,16 +325,20 @@ func (w *attWorkspace) free(dev gpu.Device) {
 	}
 }
 
-// attWorkspaceFor returns buffers for R rows, growing them when needed.
-func (m *Model) attWorkspaceFor(R int) *attWorkspace {
-	if m.aws != nil && m.aws.rows >= R {
+// attWorkspaceFor returns buffers for B images over R rows, growing them when
+// needed.
+func (m *Model) attWorkspaceFor(B, R int) *attWorkspace {
+	if m.aws != nil && m.aws.images >= B && m.aws.rows >= R {
 		return m.aws
+	}
+	if m.aws != nil { // grow to cover both the old and the new shape
+		B, R = max(B, m.aws.images), max(R, m.aws.rows)
 	}
 	m.aws.free(m.dev)
 	c := m.Cfg
 	F, E, H, L, A, V := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
-	w := &attWorkspace{rows: R}
-	w.flat = carve(m.dev, []view{{&w.mean, R * F}, {&w.h0, R * H}, {&w.c0, R * H}, {&w.pf, R * L * A}, {&w.alpha, R * L},
+	w := &attWorkspace{images: B, rows: R}
+	w.flat = carve(m.dev, []view{{&w.mean, B * F}, {&w.h0, B * H}, {&w.c0, B * H}, {&w.pf, B * L * A}, {&w.alpha, R * L},
 		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
 		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}})
 	m.aws = w
@@ -356,7 +360,7 @@ type attentionSteps struct {
 func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 	c, dev := m.Cfg, m.dev
 	R, F, H, L, A := B*K, c.FeatDim, c.Hidden, c.Regions, c.Att
-	w := m.attWorkspaceFor(R)
+	w := m.attWorkspaceFor(B, R)
 	h0, c0, pf := w.h0.Slice(0, B*H), w.c0.Slice(0, B*H), w.pf.Slice(0, B*L*A)
 	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf, feats, B)
 	s := &attentionSteps{m: m, w: w, R: R, K: K, feats: feats, pf: pf,

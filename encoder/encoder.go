@@ -92,7 +92,15 @@ const PrecisionAuto = "auto"
 // in float32: pooled features 3-4% from float32's (relative L2; the shipped
 // model's dev BLEU-4 does not move), 2-3x faster than float32 on CPUs with AMX.
 func New(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, error) {
-	return build(dev, w, maxBatch, precision, len(w.Config.Blocks))
+	return build(dev, w, maxBatch, precision, len(w.Config.Blocks), true)
+}
+
+// NewFeatures is New without the ImageNet classifier (Classify panics): for a
+// caller that classifies the pooled features elsewhere, as the pipeline's
+// Tagger does on the decoding device, and need not hold a second copy of its
+// weights (5 MB).
+func NewFeatures(dev gpu.Device, w *Weights, maxBatch int, precision string) (*Encoder, error) {
+	return build(dev, w, maxBatch, precision, len(w.Config.Blocks), false)
 }
 
 // NewBottom is New for the network below block cut: its Forward computes, in
@@ -102,11 +110,12 @@ func NewBottom(dev gpu.Device, w *Weights, cut, maxBatch int) (*Encoder, error) 
 	if cut < 0 || cut >= len(w.Config.Blocks) {
 		return nil, fmt.Errorf("encoder: cut at block %d of %d", cut, len(w.Config.Blocks))
 	}
-	return build(dev, w, maxBatch, string(gpu.Float32), cut)
+	return build(dev, w, maxBatch, string(gpu.Float32), cut, false)
 }
 
-// build makes an encoder running blocks [0, cut), and the head when cut is all of them.
-func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int) (*Encoder, error) {
+// build makes an encoder running blocks [0, cut), and the head when cut is all
+// of them, with the classifier when classifier is set.
+func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int, classifier bool) (*Encoder, error) {
 	if maxBatch <= 0 {
 		return nil, fmt.Errorf("encoder: max batch %d must be positive", maxBatch)
 	}
@@ -159,7 +168,7 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int) 
 	e.in = dev.Alloc(B * c.Input * c.Input * 3)
 	e.grid = dev.Alloc(B * e.outLen())
 	e.pooled = dev.Alloc(B * c.Head)
-	if cut == len(c.Blocks) { // a bottom (NewBottom) never classifies
+	if classifier {
 		e.classifier = e.upload(w, "classifier")
 		e.probs = dev.Alloc(B * c.Classes)
 	}
@@ -460,7 +469,7 @@ func (e *Encoder) Pooled() gpu.Buf { return e.pooled.Slice(0, e.n*e.cfg.Head) }
 // returns the (n, K) probabilities (softmax of the logits) on the device.
 func (e *Encoder) Classify() gpu.Buf {
 	if e.probs == nil {
-		panic("encoder: Classify on an encoder from NewBottom, which has no head or classifier")
+		panic("encoder: Classify on an encoder without a classifier (from NewBottom or NewFeatures)")
 	}
 	c := &e.cfg
 	probs := e.probs.Slice(0, e.n*c.Classes)

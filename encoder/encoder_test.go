@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -173,4 +174,44 @@ func TestBatchMatchesSingleImages(t *testing.T) {
 			}
 		}
 	}
+}
+
+// NewFeatures computes New's features without holding the classifier, and
+// says so if asked to classify.
+func TestNewFeaturesHasNoClassifier(t *testing.T) {
+	full, _ := newEncoder(t, quantModel, 1)
+	w, err := ImportFile(modelFile(t, quantModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(2)
+	defer dev.Close()
+	feat, err := NewFeatures(dev, w, 1, string(gpu.Float32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feat.Close()
+	img := photo(t, "grace_hopper.bmp")
+	got, want := make([]float32, feat.GridLen()), make([]float32, full.GridLen())
+	for _, c := range []struct {
+		e   *Encoder
+		out []float32
+	}{{feat, got}, {full, want}} {
+		if err := c.e.Encode(img, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.e.dev.Download(c.out, c.e.Grid()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Error("NewFeatures' grid differs from New's on the same photo")
+	}
+	defer func() {
+		const msg = "encoder: Classify on an encoder without a classifier (from NewBottom or NewFeatures)"
+		if r := recover(); r != msg {
+			t.Errorf("Classify on NewFeatures' encoder: panic %v, want %q", r, msg)
+		}
+	}()
+	feat.Classify()
 }

@@ -267,7 +267,7 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 	// Only a made encoder goes into p.enc: a failed New returns a nil
 	// pointer, which in the interface would not be nil for Close.
 	if len(tuned) == 0 {
-		enc, err := encoder.New(p.encDev, w, p.maxBatch, precision)
+		enc, err := encoder.NewFeatures(p.encDev, w, p.maxBatch, precision)
 		if err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/internal/cmalloc"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/server"
 )
@@ -51,6 +52,12 @@ Logs are JSON lines on stderr with a request_id per request.`,
 // instead of under 1%.
 const serveGCPercent = 25
 
+// serveMmapThreshold is the size from which the C libraries' allocations are
+// mapped on their own and unmapped when freed (MALLOC_MMAP_THRESHOLD_
+// overrides it): a decoded photo's buffers, not glibc's arenas, which would
+// keep them resident (see package cmalloc).
+const serveMmapThreshold = 256 << 10
+
 func runServe(cmd *cobra.Command, _ []string) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
@@ -65,6 +72,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
 	}
+	cmalloc.FixMmapThreshold(serveMmapThreshold)
 
 	// Signals are caught before anything else so that a SIGTERM during the model
 	// load is a clean shutdown, not a killed process.
@@ -113,9 +121,14 @@ func runServe(cmd *cobra.Command, _ []string) error {
 
 // pipelineLoader loads the configured encoder and caption models (model, then
 // server.models); every reload reads the model folders again, so new weights
-// copied there are picked up.
+// copied there are picked up. The pipeline is sized for server.max_batch, the
+// largest batch the server forms, not for decode.batch_size (caption's and
+// eval's): at the default 32 its input and feature buffers would hold 26 MB
+// that serving never touches.
 func pipelineLoader(cfg *config.Config) server.Loader {
-	return func(context.Context) (server.Model, error) { return pipeline.Load(cfg, cfg.Server.Models...) }
+	sized := *cfg
+	sized.Decode.BatchSize = cfg.Server.MaxBatch
+	return func(context.Context) (server.Model, error) { return pipeline.Load(&sized, cfg.Server.Models...) }
 }
 
 func shutdown(s *server.Server, cfg *config.Config, log *slog.Logger) error {

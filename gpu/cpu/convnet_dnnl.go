@@ -95,7 +95,15 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 			weight: ptr(l.Weight), bias: ptr(l.Bias),
 		}
 	}
-	c := &convChain{dev: d, layers: layers, precision: p}
+	// The chain keeps the layers' shapes only: oneDNN copies the weights when
+	// the chain is created, and a served encoder should not hold a second
+	// float32 copy of them (about 9 MB for MobileNetV2) for its lifetime.
+	shapes := make([]gpu.ConvLayer, len(layers))
+	for i, l := range layers {
+		l.Weight, l.Bias = nil, nil
+		shapes[i] = l
+	}
+	c := &convChain{dev: d, layers: shapes, precision: p}
 	if maxBatch <= 0 {
 		return nil, fmt.Errorf("gpu/cpu: chain for a batch of %d images; want at least 1", maxBatch)
 	}
