@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/text"
+)
+
+// tinyModel saves a fresh attention model (seed) with vocabulary words into a
+// folder of its own and returns the folder and its weights.
+func tinyModel(t *testing.T, seed uint64, words ...string) (string, []float32) {
+	t.Helper()
+	v := text.BuildVocab([][]string{words}, 1)
+	dev := cpu.New(1)
+	defer dev.Close()
+	c := decoder.Config{Arch: decoder.ArchAttention, Cleaning: text.CleaningStandard, FeatDim: 6, Regions: 3, Att: 7,
+		Embed: 5, Hidden: 4, Vocab: v.Size(), Dropout: 0.5, AttPenalty: 1}
+	m, err := decoder.New(dev, c, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	dir := filepath.Join(t.TempDir(), fmt.Sprint("model", seed))
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Save(filepath.Join(dir, pipeline.VocabFile)); err != nil {
+		t.Fatal(err)
+	}
+	flat, err := m.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, flat
+}
+
+func TestAverageWritesTheWeightedMean(t *testing.T) {
+	a, fa := tinyModel(t, 1, "a", "dog", "runs")
+	b, fb := tinyModel(t, 2, "a", "dog", "runs")
+	out := filepath.Join(t.TempDir(), "soup")
+	if _, err := run(t, "average", "--device", "cpu", "--out", out, "--weights", "1,3", "--half=true", a, b); err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	m, err := decoder.Load(dev, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	got, err := m.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		// float16 keeps 11 significant bits: within 2^-11 of the mean, relative.
+		want := (float64(fa[i]) + 3*float64(fb[i])) / 4
+		if math.Abs(float64(got[i])-want) > math.Max(math.Abs(want)/2048, 6e-8) {
+			t.Fatalf("parameter %d: %v, want %v", i, got[i], want)
+		}
+	}
+	if v, err := text.LoadVocab(filepath.Join(out, pipeline.VocabFile)); err != nil || v.ID("dog") == text.UnkID {
+		t.Errorf("the averaged model's vocabulary: %v, %v; want the models' own", v, err)
+	}
+}
+
+func TestAverageRefusesBadInput(t *testing.T) {
+	a, _ := tinyModel(t, 1, "a", "dog", "runs")
+	b, _ := tinyModel(t, 2, "a", "dog", "runs")
+	other, _ := tinyModel(t, 3, "a", "cat", "runs")
+	out := filepath.Join(t.TempDir(), "soup")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--out", "", "--weights", "", a, b}, "--out: name the folder to write the averaged model into"},
+		{[]string{"--out", out, "--weights", "1", a, b}, `--weights "1": 1 weights for 2 models; give one per model`},
+		{[]string{"--out", out, "--weights", "1,x", a, b}, `--weights "1,x": "x" is not a number`},
+		{[]string{"--out", out, "--weights", "1,-1", a, b}, "decoder: weight -1 of model " + b + ": want a positive finite number"},
+		{[]string{"--out", out, "--weights", "", a, other}, fmt.Sprintf(`model %s has another vocabulary than %s (id 5: "cat" against "dog"): average models fine-tuned from one model, which keep its vocabulary`, other, a)},
+	} {
+		_, err := run(t, append([]string{"average", "--device", "cpu", "--half=false"}, c.args...)...)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("average %v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package decoder
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+)
+
+// saved saves a freshly initialised model of c (seed) into a folder of its own.
+func saved(t *testing.T, c Config, seed uint64) (string, []float32) {
+	t.Helper()
+	m, err := New(openCPU(t), c, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	dir := filepath.Join(t.TempDir(), fmt.Sprint("seed", seed))
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	flat, err := m.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, flat
+}
+
+func TestAverageIsTheWeightedMean(t *testing.T) {
+	c := tinyAttentionConfig()
+	a, fa := saved(t, c, 1)
+	tuned := c
+	tuned.Dropout, tuned.AttPenalty = 0, 0 // as self-critical training saves it
+	b, fb := saved(t, tuned, 2)
+	m, err := Average(openCPU(t), []string{a, b}, []float64{1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Cfg != c.WithDefaults() {
+		t.Errorf("config %+v, want the first model's %+v", m.Cfg, c)
+	}
+	got, err := m.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for i := range got {
+		want := (float64(fa[i]) + 3*float64(fb[i])) / 4
+		if math.Abs(float64(got[i])-want) > 1e-7*math.Max(1, math.Abs(want)) {
+			t.Fatalf("parameter %d: %v, want %v (a %v, b %v)", i, got[i], want, fa[i], fb[i])
+		}
+		if fa[i] != fb[i] {
+			differ++
+		}
+	}
+	if differ < len(got)/2 {
+		t.Fatalf("only %d of %d parameters differ between the two models: the test cannot tell a mean from a copy", differ, len(got))
+	}
+}
+
+func TestAverageRefuses(t *testing.T) {
+	c := tinyAttentionConfig()
+	a, _ := saved(t, c, 1)
+	b, _ := saved(t, c, 2)
+	wider := c
+	wider.Hidden++
+	w, _ := saved(t, wider, 3)
+	for _, tc := range []struct {
+		dirs    []string
+		weights []float64
+		want    string
+	}{
+		{[]string{a}, []float64{1}, "decoder: averaging needs at least two models, got 1"},
+		{[]string{a, b}, []float64{1}, "decoder: 1 weights for 2 models; give one weight per model"},
+		{[]string{a, b}, []float64{1, 0}, "decoder: weight 0 of model " + b + ": want a positive finite number"},
+		{[]string{a, b}, []float64{math.NaN(), 1}, "decoder: weight NaN of model " + a + ": want a positive finite number"},
+		{[]string{a, w}, []float64{1, 1}, fmt.Sprintf("decoder: model %s is a different network from %s (%+v against %+v): average models of one architecture, sizes and vocabulary, fine-tuned from one model", w, a, wider.network(), c.network())},
+	} {
+		m, err := Average(openCPU(t), tc.dirs, tc.weights)
+		if err == nil {
+			m.Close()
+		}
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("Average(%d models, weights %v): %v, want %q", len(tc.dirs), tc.weights, err, tc.want)
+		}
+	}
+}
