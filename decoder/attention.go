@@ -117,7 +117,7 @@ func attentionStart(dev gpu.Device, p *Params, c Config, h0, c0, mean, pf, feats
 
 // forwardAttention is Forward for the attention decoder: it leaves the logits
 // (T, B, V) in ts.a.logits and returns the attention penalty. feats is (B, L, F).
-func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint64) (float64, error) {
+func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint64, outB gpu.Buf) (float64, error) {
 	m, dev, c, a, x := ts.m, ts.m.dev, ts.m.Cfg, &ts.a, &ts.att
 	B, T := ts.B, ts.T
 	N, F, E, H, L, A, V := T*B, c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
@@ -153,7 +153,7 @@ func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint
 	if ts.train && c.Dropout > 0 {
 		dev.Dropout(deep, x.deepMask.Slice(0, N*E), deep, c.Dropout, seed)
 	}
-	linear(dev, a.logits.Slice(0, N*V), deep, m.P.OutW, m.P.OutB, N, E, V, gpu.ActNone)
+	linear(dev, a.logits.Slice(0, N*V), deep, m.P.OutW, outB, N, E, V, gpu.ActNone)
 	return ts.attentionPenalty(targets)
 }
 

@@ -154,7 +154,7 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 		}
 	}
 	feats := batchFeatures(dev, s.batchFeats, imgFeats, bt.Images, s.featDim)
-	if st.loss, st.tokens, err = ts.Forward(feats, bt.IDs, bt.Targets, R, bt.T, true, 0); err != nil {
+	if st.loss, st.tokens, err = ts.ForwardSampled(feats, bt.IDs, bt.Targets, R, bt.T, 0); err != nil {
 		return st, err
 	}
 	// Forward's gradient is that of the mean loss over st.tokens tokens; weight

@@ -54,8 +54,10 @@ top's training state for --resume.
 with self-critical sequence training: it samples train.samples captions per
 image, rewards each by CIDEr-D against the image's references, and makes the
 better-than-average ones more likely. It typically follows cross-entropy
-training with a lower rate, e.g.
-  captioner train --init models/flickr8k-attention --arch attention --hidden 512 --objective cider --lr 5e-5 --out runs/scst`,
+training with a lower rate and, like the self-critical runs in the models'
+MODEL.md, no dropout (train.dropout would drop image features while sampling
+and scoring), e.g.
+  CAPTIONER_TRAIN_DROPOUT=0 captioner train --init models/flickr8k-attention --arch attention --hidden 512 --objective cider --lr 5e-5 --out runs/scst`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,
 	}
