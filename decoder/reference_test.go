@@ -221,16 +221,23 @@ func toF64(v []float32) []float64 {
 	return out
 }
 
+// batchState is a training state for bt with zeroed gradients and bt's
+// features on dev, both freed when the test ends.
+func batchState(t *testing.T, dev gpu.Device, m *Model, bt batch) (*TrainState, gpu.Buf) {
+	ts := m.NewTrainState(bt.B, bt.T)
+	t.Cleanup(ts.Close)
+	feats := dev.Alloc(len(bt.feats))
+	t.Cleanup(func() { dev.Free(feats) })
+	dev.Upload(feats, bt.feats)
+	ts.ZeroGrad()
+	return ts, feats
+}
+
 // runDevice runs Forward (and Backward when train) on the device and returns the
 // loss, the logits (or their gradient after a train Forward) and the gradients.
 func runDevice(t *testing.T, dev gpu.Device, m *Model, bt batch, train bool, seed uint64) (float64, []float32, []float32) {
 	t.Helper()
-	ts := m.NewTrainState(bt.B, bt.T)
-	defer ts.Close()
-	feats := dev.Alloc(len(bt.feats))
-	defer dev.Free(feats)
-	dev.Upload(feats, bt.feats)
-	ts.ZeroGrad()
+	ts, feats := batchState(t, dev, m, bt)
 	loss, _, err := ts.Forward(feats, bt.ids, bt.targets, bt.B, bt.T, train, seed)
 	if err != nil {
 		t.Fatal(err)

@@ -41,12 +41,7 @@ func TestForwardSampledScoresTheDecodingDistribution(t *testing.T) {
 		}
 		want /= float64(ntok)
 
-		ts := m.NewTrainState(bt.B, bt.T)
-		defer ts.Close()
-		feats := dev.Alloc(len(bt.feats))
-		defer dev.Free(feats)
-		dev.Upload(feats, bt.feats)
-		ts.ZeroGrad()
+		ts, feats := batchState(t, dev, m, bt)
 		got, _, err := ts.ForwardSampled(feats, bt.ids, bt.targets, bt.B, bt.T, 0)
 		if err != nil {
 			t.Fatal(err)
