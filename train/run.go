@@ -40,6 +40,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		if err != nil {
 			return nil, err
 		}
+		if err := r.saveEvaluated(LastDir(o.Out)); err != nil {
+			return nil, err
+		}
 		if err := r.report(stats, note); err != nil {
 			return nil, err
 		}
@@ -331,6 +334,15 @@ func (r *run) selectModel(stats EpochStats) (string, error) {
 		}
 		return "", nil
 	}
+	if err := r.saveEvaluated(ModelDir(r.o.Out)); err != nil {
+		return "", err
+	}
+	return " (best, saved)", nil
+}
+
+// saveEvaluated writes the weights evaluate scores (the average when
+// train.ema is on), and the tuned encoder layers, into dir.
+func (r *run) saveEvaluated(dir string) error {
 	if r.avg != nil {
 		r.avg.swapIn(r.m)
 		defer r.avg.swapOut(r.m)
@@ -339,17 +351,15 @@ func (r *run) selectModel(stats EpochStats) (string, error) {
 	if r.o.Train.HalfWeights {
 		save = r.m.SaveHalf
 	}
-	if err := save(ModelDir(r.o.Out)); err != nil {
-		return "", err
+	if err := save(dir); err != nil {
+		return err
 	}
 	if r.tuned != nil {
 		r.tuned.swapIn()
 		defer r.tuned.swapOut()
-		if err := r.tuned.save(ModelDir(r.o.Out)); err != nil {
-			return "", err
-		}
+		return r.tuned.save(dir)
 	}
-	return " (best, saved)", nil
+	return nil
 }
 
 // record appends an epoch to the history and judges it: the first epoch, and

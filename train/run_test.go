@@ -157,8 +157,8 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 	if slices.Equal(avg, trained) {
 		t.Fatal("after an epoch the average equals the parameters; the test would prove nothing")
 	}
-	saved := func() []float32 {
-		m, err := decoder.Load(dev, ModelDir(r.o.Out))
+	saved := func(dir string) []float32 {
+		m, err := decoder.Load(dev, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,8 +173,15 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 	if err != nil || note != " (best, saved)" {
 		t.Fatalf("best epoch: note %q, %v", note, err)
 	}
-	if !slices.Equal(saved(), avg) {
+	if !slices.Equal(saved(ModelDir(r.o.Out)), avg) {
 		t.Error("the saved model is not the weight average")
+	}
+	// The last epoch's model (Run writes it after every epoch) is the average too.
+	if err := r.saveEvaluated(LastDir(r.o.Out)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(saved(LastDir(r.o.Out)), avg) {
+		t.Error("the last epoch's model is not the weight average")
 	}
 	if !slices.Equal(host(t, dev, r.m.Flat()), trained) {
 		t.Error("selection left the average in the model")
@@ -184,7 +191,7 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 	if err != nil || note != "" {
 		t.Fatalf("worse epoch: note %q, %v", note, err)
 	}
-	if !slices.Equal(saved(), avg) {
+	if !slices.Equal(saved(ModelDir(r.o.Out)), avg) {
 		t.Error("a worse epoch overwrote the saved model")
 	}
 	r.o.Patience = 2
@@ -196,7 +203,7 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 	if _, err := r.selectModel(EpochStats{Epoch: 4, BLEU: [4]float64{0, 0, 0, 0.6}}); err != nil {
 		t.Fatal(err)
 	}
-	got := saved()
+	got := saved(ModelDir(r.o.Out))
 	for i, w := range trained { // the average now holds the trained weights
 		if want := f16.ToFloat32(f16.FromFloat32(w)); got[i] != want {
 			t.Fatalf("half weights: weight %d saved as %v, want %v (float16 of %v)", i, got[i], want, w)

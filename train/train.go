@@ -86,6 +86,12 @@ type Result struct {
 // ModelDir is where the selected (best dev BLEU-4) model is written inside out.
 func ModelDir(out string) string { return filepath.Join(out, "model") }
 
+// LastDir is where the last epoch's model is written inside out, whatever its
+// score: self-critical training raises CIDEr-D while dev BLEU-4, which selects
+// ModelDir, stays level or falls, and averaging a model with its fine-tuning
+// (captioner average) wants the fine-tuning's end.
+func LastDir(out string) string { return filepath.Join(out, "last") }
+
 // ModelConfig is the decoder configuration the options ask for. Self-critical
 // training runs the decoder without dropout (its gradient pass must score the
 // captions with the network that sampled them; it drops image features itself)

@@ -134,7 +134,8 @@ func TestTrainingLearnsSyntheticCaptions(t *testing.T) {
 	if res.Best.BLEU[3] < 0.9 {
 		t.Errorf("best dev exact-match %.2f, want >= 0.9", res.Best.BLEU[3])
 	}
-	for _, f := range []string{CheckpointFile, CurvesCSV, CurvesPNG, CurvesSVG, "model/" + decoder.WeightsFile, "model/" + decoder.ConfigFile} {
+	for _, f := range []string{CheckpointFile, CurvesCSV, CurvesPNG, CurvesSVG, "model/" + decoder.WeightsFile, "model/" + decoder.ConfigFile,
+		"last/" + decoder.WeightsFile, "last/" + decoder.ConfigFile} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("missing output: %v", err)
 		}

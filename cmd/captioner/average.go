@@ -26,8 +26,8 @@ often better than each: the shipped flickr8k-attention is one (its MODEL.md).
 The models must be one network (architecture, sizes) with one vocabulary; the
 new folder gets the first model's config and vocabulary. Score it with
 captioner eval --model DIR.`,
-		Example: `  captioner average --out runs/soup runs/attention-xe/model runs/scst/model
-  captioner average --weights 3,1 --half --out runs/soup runs/attention-xe/model runs/scst/model`,
+		Example: `  captioner average --out runs/soup runs/attention-xe/model runs/scst/last
+  captioner average --weights 4,1 --half --out runs/soup runs/attention-xe/model runs/scst/last`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: runAverage,
 	}

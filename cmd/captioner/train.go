@@ -37,6 +37,8 @@ needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleanin
   checkpoint.safetensors  resumable state (atomic, checksummed) after every epoch
   model/                  the epoch with the best dev BLEU-4 so far: decoder weights,
                           config.json, vocab.json — a model folder for --model
+  last/                   the same for the last epoch, whatever its score (the end of a
+                          self-critical run, to average with its start: captioner average)
   curves.csv              loss and BLEU per epoch
   curves.png, curves.svg  the same as charts
 Stops after train.epochs, or after train.patience epochs without a better dev
@@ -62,7 +64,7 @@ and scoring), e.g.
 		RunE: runTrain,
 	}
 	f := cmd.Flags()
-	f.String("out", "", "output folder: checkpoint, curves, model/ (default train.out)")
+	f.String("out", "", "output folder: checkpoint, curves, model/, last/ (default train.out)")
 	f.String("data", "", "dataset folder (flickr8k) or JSON file (karpathy); default <assets>/data/flickr8k")
 	f.String("dataset", "", "dataset format: flickr8k or karpathy (default train.dataset)")
 	f.String("features", "", "feature cache root of captioner extract (default: extract's)")
@@ -159,12 +161,13 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	modelDir := train.ModelDir(tc.Out)
-	if err := os.MkdirAll(modelDir, 0o755); err != nil {
-		return err
-	}
-	if err := vocab.Save(filepath.Join(modelDir, pipeline.VocabFile)); err != nil {
-		return err
+	for _, dir := range []string{train.ModelDir(tc.Out), train.LastDir(tc.Out)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := vocab.Save(filepath.Join(dir, pipeline.VocabFile)); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(log, "training on %s, writing to %s\n", dev.Name(), tc.Out)
 

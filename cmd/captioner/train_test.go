@@ -50,9 +50,11 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	if want := "vocabulary 19 words (from " + first + ")"; !strings.Contains(log.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, log.String())
 	}
-	for _, f := range []string{pipeline.VocabFile, decoder.WeightsFile} {
-		if _, err := os.Stat(filepath.Join(train.ModelDir(sc), f)); err != nil {
-			t.Errorf("self-critical run wrote no %s: %v", f, err)
+	for _, dir := range []string{train.ModelDir(sc), train.LastDir(sc)} {
+		for _, f := range []string{pipeline.VocabFile, decoder.WeightsFile} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("self-critical run wrote no %s: %v", f, err)
+			}
 		}
 	}
 	a, _ := os.ReadFile(filepath.Join(first, pipeline.VocabFile))
