@@ -31,6 +31,9 @@ func Average(dev gpu.Device, dirs []string, weights []float64) (*Model, error) {
 		}
 		total += w
 	}
+	if math.IsInf(total, 1) {
+		return nil, fmt.Errorf("decoder: weights %v add up beyond float64's range; scale them down (only their ratios count)", weights)
+	}
 	first, err := ReadConfig(filepath.Join(dirs[0], ConfigFile))
 	if err != nil {
 		return nil, err

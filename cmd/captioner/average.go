@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
 )
@@ -48,6 +50,9 @@ func runAverage(cmd *cobra.Command, dirs []string) error {
 	}
 	weights, err := parseWeights(cmd, len(dirs))
 	if err != nil {
+		return err
+	}
+	if err := frozenEncoders(dirs, out); err != nil {
 		return err
 	}
 	vocab, err := sameVocab(dirs)
@@ -97,7 +102,10 @@ func parseWeights(cmd *cobra.Command, n int) ([]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--weights %q: %q is not a number", s, f)
 		}
-		w[i] = x // decoder.Average refuses weights that are not positive
+		if !(x > 0) || math.IsInf(x, 1) {
+			return nil, fmt.Errorf("--weights %q: %q is not a positive number", s, f)
+		}
+		w[i] = x
 	}
 	return w, nil
 }
@@ -128,4 +136,20 @@ func sameVocab(dirs []string) (*text.Vocab, error) {
 		}
 	}
 	return first, nil
+}
+
+// frozenEncoders refuses models with fine-tuned encoder layers, which
+// averaging the decoders would drop (the averaged decoder would read the
+// ImageNet encoder's features), and an --out folder that holds such layers,
+// which would be served with the averaged decoder.
+func frozenEncoders(dirs []string, out string) error {
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, encoder.TunedFile)); err == nil {
+			return fmt.Errorf("model %s has fine-tuned encoder layers (%s), which averaging would drop: average models trained with a frozen encoder (train.finetune_blocks 0)", dir, encoder.TunedFile)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, encoder.TunedFile)); err == nil {
+		return fmt.Errorf("--out %s holds fine-tuned encoder layers (%s), which would be served with the averaged decoder: write into a new folder", out, encoder.TunedFile)
+	}
+	return nil
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
@@ -74,6 +76,10 @@ func TestAverageRefusesBadInput(t *testing.T) {
 	a, _ := tinyModel(t, 1, "a", "dog", "runs")
 	b, _ := tinyModel(t, 2, "a", "dog", "runs")
 	other, _ := tinyModel(t, 3, "a", "cat", "runs")
+	tuned, _ := tinyModel(t, 4, "a", "dog", "runs")
+	if err := os.WriteFile(filepath.Join(tuned, encoder.TunedFile), []byte("layers"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "soup")
 	for _, c := range []struct {
 		args []string
@@ -82,7 +88,9 @@ func TestAverageRefusesBadInput(t *testing.T) {
 		{[]string{"--out", "", "--weights", "", a, b}, "--out: name the folder to write the averaged model into"},
 		{[]string{"--out", out, "--weights", "1", a, b}, `--weights "1": 1 weights for 2 models; give one per model`},
 		{[]string{"--out", out, "--weights", "1,x", a, b}, `--weights "1,x": "x" is not a number`},
-		{[]string{"--out", out, "--weights", "1,-1", a, b}, "decoder: weight -1 of model " + b + ": want a positive finite number"},
+		{[]string{"--out", out, "--weights", "1,-1", a, b}, `--weights "1,-1": "-1" is not a positive number`},
+		{[]string{"--out", out, "--weights", "", a, tuned}, "model " + tuned + " has fine-tuned encoder layers (encoder.safetensors), which averaging would drop: average models trained with a frozen encoder (train.finetune_blocks 0)"},
+		{[]string{"--out", tuned, "--weights", "", a, b}, "--out " + tuned + " holds fine-tuned encoder layers (encoder.safetensors), which would be served with the averaged decoder: write into a new folder"},
 		{[]string{"--out", out, "--weights", "", a, other}, fmt.Sprintf(`model %s has another vocabulary than %s (id 5: "cat" against "dog"): average models fine-tuned from one model, which keep its vocabulary`, other, a)},
 	} {
 		_, err := run(t, append([]string{"average", "--device", "cpu", "--half=false"}, c.args...)...)

@@ -205,9 +205,6 @@ func loadPhotos(dir string) ([]photo, error) {
 	return out, nil
 }
 
-// send posts one photo and returns the HTTP status.
-// waitAnswering polls the target until its HTTP listener answers (any status), so the
-// servers a benchmark script has just started get the time they need to load models.
 // waitReady sends caption requests with the first photo until the target
 // captions it: a server that listens before its model is loaded answers 503
 // meanwhile, and a level started then would count those answers as its
@@ -232,6 +229,7 @@ func waitReady(client *http.Client, tg target, p photo, limit time.Duration) err
 	}
 }
 
+// send posts one photo and returns the HTTP status.
 func send(client *http.Client, tg target, p photo) (int, error) {
 	var body bytes.Buffer
 	w := multipart.NewWriter(&body)
