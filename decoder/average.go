@@ -43,8 +43,8 @@ func Average(dev gpu.Device, dirs []string, weights []float64) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.network() != first.network() {
-			return nil, fmt.Errorf("decoder: model %s is a different network from %s (%+v against %+v): average models of one architecture, sizes and vocabulary, fine-tuned from one model", dir, dirs[0], c.network(), first.network())
+		if c.Network() != first.Network() {
+			return nil, fmt.Errorf("decoder: model %s is a different network from %s (%+v against %+v): average models of one architecture, sizes and vocabulary, fine-tuned from one model", dir, dirs[0], c.Network(), first.Network())
 		}
 	}
 	sum := make([]float64, first.NumParams())
@@ -75,12 +75,4 @@ func Average(dev gpu.Device, dirs []string, weights []float64) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// network is c without its training-only settings: two configs with the same
-// network have parameters of the same names and shapes, which mean the same.
-func (c Config) network() Config {
-	c = c.WithDefaults()
-	c.Dropout, c.AttPenalty = 0, 0
-	return c
 }

@@ -76,7 +76,7 @@ func TestAverageRefuses(t *testing.T) {
 		{[]string{a, b}, []float64{1, 0}, "decoder: weight 0 of model " + b + ": want a positive finite number"},
 		{[]string{a, b}, []float64{math.NaN(), 1}, "decoder: weight NaN of model " + a + ": want a positive finite number"},
 		{[]string{a, b}, []float64{1e308, 1e308}, "decoder: weights [1e+308 1e+308] add up beyond float64's range; scale them down (only their ratios count)"},
-		{[]string{a, w}, []float64{1, 1}, fmt.Sprintf("decoder: model %s is a different network from %s (%+v against %+v): average models of one architecture, sizes and vocabulary, fine-tuned from one model", w, a, wider.network(), c.network())},
+		{[]string{a, w}, []float64{1, 1}, fmt.Sprintf("decoder: model %s is a different network from %s (%+v against %+v): average models of one architecture, sizes and vocabulary, fine-tuned from one model", w, a, wider.Network(), c.Network())},
 	} {
 		m, err := Average(openCPU(t), tc.dirs, tc.weights)
 		if err == nil {

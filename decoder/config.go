@@ -90,6 +90,16 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// Network is c without its training-only settings (dropout, the attention
+// penalty), defaults filled: two configs with the same Network have
+// parameters of the same names and shapes, which mean the same, so one's
+// weights can start, or be averaged with, the other's.
+func (c Config) Network() Config {
+	c = c.WithDefaults()
+	c.Dropout, c.AttPenalty = 0, 0
+	return c
+}
+
 // InputDim is the number of image feature values per image: F (merge) or L*F
 // (attention, regions row-major).
 func (c Config) InputDim() int {

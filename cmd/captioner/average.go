@@ -144,11 +144,11 @@ func sameVocab(dirs []string) (*text.Vocab, error) {
 // which would be served with the averaged decoder.
 func frozenEncoders(dirs []string, out string) error {
 	for _, dir := range dirs {
-		if _, err := os.Stat(filepath.Join(dir, encoder.TunedFile)); err == nil {
+		if fileExists(filepath.Join(dir, encoder.TunedFile)) {
 			return fmt.Errorf("model %s has fine-tuned encoder layers (%s), which averaging would drop: average models trained with a frozen encoder (train.finetune_blocks 0)", dir, encoder.TunedFile)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(out, encoder.TunedFile)); err == nil {
+	if fileExists(filepath.Join(out, encoder.TunedFile)) {
 		return fmt.Errorf("--out %s holds fine-tuned encoder layers (%s), which would be served with the averaged decoder: write into a new folder", out, encoder.TunedFile)
 	}
 	return nil
