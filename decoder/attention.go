@@ -310,6 +310,7 @@ type attWorkspace struct {
 	mean         gpu.Buf // (B, F)
 	h0, c0       gpu.Buf // (B, H) the images' initial states
 	pf           gpu.Buf // (B, L, A) the images' regions' attention term
+	feats        gpu.Buf // (B, L, F) the regions of the images still decoding, once some have finished
 	alpha        gpu.Buf // (R, L)
 	z, beta, gz  gpu.Buf // (R, F)
 	hproj        gpu.Buf // (R, A)
@@ -338,7 +339,7 @@ func (m *Model) attWorkspaceFor(B, R int) *attWorkspace {
 	c := m.Cfg
 	F, E, H, L, A, V := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
 	w := &attWorkspace{images: B, rows: R}
-	w.flat = carve(m.dev, []view{{&w.mean, B * F}, {&w.h0, B * H}, {&w.c0, B * H}, {&w.pf, B * L * A}, {&w.alpha, R * L},
+	w.flat = carve(m.dev, []view{{&w.mean, B * F}, {&w.h0, B * H}, {&w.c0, B * H}, {&w.pf, B * L * A}, {&w.feats, B * L * F}, {&w.alpha, R * L},
 		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
 		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}})
 	m.aws = w
@@ -351,6 +352,7 @@ type attentionSteps struct {
 	w            *attWorkspace
 	R, K         int     // rows, rows per image
 	feats, pf    gpu.Buf // (B, L, F), (B, L, A): one per image, shared by its K rows
+	ownFeats     bool    // feats is the workspace's copy, not the caller's
 	h, c, h2, c2 gpu.Buf // (R, H) current and new state
 }
 
@@ -404,6 +406,21 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 
 func (s *attentionSteps) attention(dst []float32) error {
 	return s.m.dev.Download(dst, s.w.alpha.Slice(0, s.R*s.m.Cfg.Regions))
+}
+
+func (s *attentionSteps) keep(images []int32) {
+	c, dev := s.m.Cfg, s.m.dev
+	H, LF := c.Hidden, c.Regions*c.FeatDim
+	if !s.ownFeats { // the caller's features are left as they were
+		own := s.w.feats.Slice(0, s.feats.Len())
+		dev.Copy(own, s.feats)
+		s.feats, s.ownFeats = own, true
+	}
+	keepBlocks(dev, images, LF, &s.feats)
+	keepBlocks(dev, images, c.Regions*c.Att, &s.pf)
+	keepBlocks(dev, images, s.K*H, &s.h, &s.c)
+	s.R = len(images) * s.K
+	s.h2, s.c2 = s.h2.Slice(0, s.R*H), s.c2.Slice(0, s.R*H)
 }
 
 func (s *attentionSteps) advance(src []int32) {

@@ -99,12 +99,19 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	}
 
 	// Every image starts with one live beam, state 0's row 0; the rest are
-	// dead (-Inf) until candidates fill them.
+	// dead (-Inf) until candidates fill them. rows and next are indexed by
+	// image (row b*SK+k); the device's rows by position among the images
+	// still searching, order (row i*SK+k), as images that are done leave the
+	// batch (stepper.keep).
 	rows := make([]beamRow, R)
 	for r := range rows {
 		if r%SK != 0 {
 			rows[r].logProb = math.Inf(-1)
 		}
+	}
+	order := make([]int, B)
+	for b := range order {
+		order[b] = b
 	}
 	toks := make([]int32, R)
 	for r := range toks {
@@ -119,6 +126,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	src := make([]int32, R)
 	next := make([]beamRow, R)
 	buckets := make([][]candidate, S)
+	keep := make([]int32, 0, B)
 	// The constraint tokens' log-probabilities are read for every row whether
 	// or not they rank in its top kk: a constraint word is usually unlikely,
 	// which is why the caption lacks it.
@@ -130,48 +138,46 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	gIdx := make([]int32, 0, R*maxTok)
 	gRef := make([]candidate, 0, R*maxTok)
 	gVal := make([]float32, R*maxTok)
-	for t := 0; t < o.MaxLen; t++ {
+	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		logp := s.step(toks)
-		if err := dev.TopK(idx, val, logp, R, V, kk); err != nil {
+		DR := len(order) * SK
+		logp := s.step(toks[:DR])
+		if err := dev.TopK(idx[:DR*kk], val[:DR*kk], logp, DR, V, kk); err != nil {
 			return nil, err
 		}
-		alpha, err := stepAttention(s, R, L, o)
+		alpha, err := stepAttention(s, DR, L, o)
 		if err != nil {
 			return nil, err
 		}
 		gIdx, gRef = gIdx[:0], gRef[:0]
-		for r := range rows {
-			b, st := r/SK, uint(r%SK/K)
-			if done[b] || math.IsInf(rows[r].logProb, -1) {
-				continue
-			}
-			for _, tb := range meets[b] {
-				if tb.bits&^st != 0 {
-					gIdx = append(gIdx, int32(r*V)+tb.tok)
-					gRef = append(gRef, candidate{src: r, tok: tb.tok})
+		for i, b := range order {
+			for k := 0; k < SK; k++ {
+				r, st := b*SK+k, uint(k/K)
+				if math.IsInf(rows[r].logProb, -1) {
+					continue
+				}
+				for _, tb := range meets[b] {
+					if tb.bits&^st != 0 {
+						gIdx = append(gIdx, int32((i*SK+k)*V)+tb.tok)
+						gRef = append(gRef, candidate{src: r, tok: tb.tok})
+					}
 				}
 			}
 		}
 		if len(gIdx) > 0 {
-			// logp as (R*V, 1): gathering rows of width one reads single entries.
+			// logp as (DR*V, 1): gathering rows of width one reads single entries.
 			g := gathered.Slice(0, len(gIdx))
 			dev.EmbeddingForward(g, logp, gIdx, 1)
 			if err := dev.Download(gVal[:len(gIdx)], g); err != nil {
 				return nil, err
 			}
 		}
-		live, gi := 0, 0
-		for b := 0; b < B; b++ {
-			if done[b] {
-				for k := 0; k < SK; k++ { // keep the rows in place; their output is ignored
-					r := b*SK + k
-					src[r], next[r] = int32(r), rows[r]
-				}
-				continue
-			}
+		keep = keep[:0]
+		gi := 0
+		for i, b := range order {
+			d0 := i * SK // the image's first device row; host row r is device row r-b*SK+d0
 			for st := range buckets {
 				buckets[st] = buckets[st][:0]
 			}
@@ -182,11 +188,11 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				}
 				st := uint(k / K)
 				for j := 0; j < kk; j++ {
-					tok := idx[r*kk+j]
+					tok := idx[(d0+k)*kk+j]
 					if bitsOf(b, tok)&^st != 0 {
 						continue // it changes state: it comes from the gathered values
 					}
-					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[r*kk+j]), forced: rows[r].forced})
+					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[(d0+k)*kk+j]), forced: rows[r].forced})
 				}
 			}
 			for ; gi < len(gRef) && gRef[gi].src/SK == b; gi++ {
@@ -211,36 +217,35 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 						}
 						continue
 					}
-					r := b*SK + st*K + n
-					src[r] = int32(cd.src)
-					next[r] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb, forced: cd.forced}
+					k := st*K + n
+					ds := d0 + cd.src%SK // the source's device row
+					src[d0+k] = int32(ds)
+					next[b*SK+k] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb, forced: cd.forced}
 					if alpha != nil { // the source's weights, then this step's: a full slice expression keeps beams from sharing
 						att := rows[cd.src].attention
-						next[r].attention = append(att[:len(att):len(att)], alpha[cd.src*L:(cd.src+1)*L:(cd.src+1)*L])
+						next[b*SK+k].attention = append(att[:len(att):len(att)], alpha[ds*L:(ds+1)*L:(ds+1)*L])
 					}
-					toks[r] = cd.tok
+					toks[d0+k] = cd.tok
 					n++
 					if n == K {
 						break
 					}
 				}
 				for ; n < K; n++ {
-					r := b*SK + st*K + n
-					src[r], toks[r] = int32(r), o.End
-					next[r] = beamRow{logProb: math.Inf(-1)}
+					k := st*K + n
+					src[d0+k], toks[d0+k] = int32(d0+k), o.End
+					next[b*SK+k] = beamRow{logProb: math.Inf(-1)}
 				}
 			}
 			if len(finished[b]) >= K {
 				done[b] = true
 			} else {
-				live++
+				keep = append(keep, int32(i))
 			}
 		}
 		rows, next = next, rows
-		s.advance(src)
-		if live == 0 {
-			break
-		}
+		s.advance(src[:DR])
+		order = keepImages(s, keep, order, toks, SK)
 	}
 	out := make([][]Hypothesis, B)
 	for b := 0; b < B; b++ {

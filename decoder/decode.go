@@ -47,6 +47,42 @@ type stepper interface {
 	// advance makes the new state current: row r continues from row src[r]'s
 	// new state, or from its own when src is nil.
 	advance(src []int32)
+	// keep, after advance, goes on with only the images at the ascending
+	// positions images among the current ones, dropping the others' rows: a
+	// batch's finished captions stop costing steps while the longest goes on.
+	keep(images []int32)
+}
+
+// keepImages goes on, after a step, with only the images at the ascending
+// positions keep among those of order: it drops the others from s and their
+// n rows each from toks, and returns the kept images' order.
+func keepImages(s stepper, keep []int32, order []int, toks []int32, n int) []int {
+	if len(keep) == len(order) {
+		return order
+	}
+	for j, i := range keep { // in place: keep ascends
+		copy(toks[j*n:(j+1)*n], toks[int(i)*n:(int(i)+1)*n])
+		order[j] = order[i]
+	}
+	if len(keep) > 0 {
+		s.keep(keep)
+	}
+	return order[:len(keep)]
+}
+
+// keepBlocks moves, in each of bufs, the blocks of n floats at the ascending
+// positions images to the front, in order, and cuts the buffer to them. In place: block i comes from images[i] >= i, which no earlier copy
+// wrote and no later copy reads, and the device runs copies in order.
+func keepBlocks(dev gpu.Device, images []int32, n int, bufs ...*gpu.Buf) {
+	for _, buf := range bufs {
+		b := *buf
+		for i, j := range images {
+			if int(j) != i {
+				dev.Copy(b.Slice(i*n, n), b.Slice(int(j)*n, n))
+			}
+		}
+		*buf = b.Slice(0, len(images)*n)
+	}
 }
 
 // attender is a stepper that attends over image regions.
@@ -107,7 +143,7 @@ func (m *Model) workspaceFor(R int) *workspace {
 type mergeSteps struct {
 	m            *Model
 	w            *workspace
-	R            int
+	R, K         int // rows, rows per image
 	first        bool
 	imgRep       gpu.Buf // (R, H)
 	h, c, h2, c2 gpu.Buf // (R, H) current and new state
@@ -116,7 +152,7 @@ type mergeSteps struct {
 func (m *Model) mergeStepper(feats gpu.Buf, B, K int) *mergeSteps {
 	R, H := B*K, m.Cfg.Hidden
 	w := m.workspaceFor(R)
-	s := &mergeSteps{m: m, w: w, R: R, first: true, imgRep: m.repeatedImageBranch(w, feats, B, K),
+	s := &mergeSteps{m: m, w: w, R: R, K: K, first: true, imgRep: m.repeatedImageBranch(w, feats, B, K),
 		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
 	m.dev.Zero(s.c)
 	return s
@@ -145,6 +181,13 @@ func (s *mergeSteps) step(toks []int32) gpu.Buf {
 func (s *mergeSteps) advance(src []int32) {
 	s.first = false
 	advanceState(s.m.dev, src, &s.h, &s.c, &s.h2, &s.c2, s.m.Cfg.Hidden)
+}
+
+func (s *mergeSteps) keep(images []int32) {
+	H := s.m.Cfg.Hidden
+	keepBlocks(s.m.dev, images, s.K*H, &s.h, &s.c, &s.imgRep)
+	s.R = len(images) * s.K
+	s.h2, s.c2 = s.h2.Slice(0, s.R*H), s.c2.Slice(0, s.R*H)
 }
 
 // advanceState makes the new state (h2, c2) current: swapped in when src is
@@ -218,50 +261,47 @@ func stepAttention(s stepper, R, L int, o DecodeOptions) ([]float32, error) {
 }
 
 // greedy decodes the B rows of s, taking the most likely word at every step;
-// L is the regions attended over (DecodeOptions.Attention).
+// L is the regions attended over (DecodeOptions.Attention). Images whose
+// caption has ended leave the batch (stepper.keep).
 func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {
 	hyps := make([]Hypothesis, B)
 	lens := make([]int, B)
-	done := make([]bool, B)
+	order := make([]int, B) // the image of each row still decoding
 	toks := make([]int32, B)
 	for b := range toks {
-		toks[b] = o.Start
+		order[b], toks[b] = b, o.Start
 	}
 	idx, val := make([]int32, B), make([]float32, B)
-	for t := 0; t < o.MaxLen; t++ {
+	keep := make([]int32, 0, B)
+	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		logp := s.step(toks)
+		R := len(order)
+		logp := s.step(toks[:R])
 		s.advance(nil)
-		if err := dev.TopK(idx, val, logp, B, V, 1); err != nil {
+		if err := dev.TopK(idx[:R], val[:R], logp, R, V, 1); err != nil {
 			return nil, err
 		}
-		alpha, err := stepAttention(s, B, L, o)
+		alpha, err := stepAttention(s, R, L, o)
 		if err != nil {
 			return nil, err
 		}
-		live := 0
-		for b := range hyps {
-			if done[b] {
-				continue
-			}
-			hyps[b].LogProb += float64(val[b])
+		keep = keep[:0]
+		for i, b := range order {
+			hyps[b].LogProb += float64(val[i])
 			lens[b]++
-			if idx[b] == o.End && !o.NoEarlyStop {
-				done[b] = true
+			if idx[i] == o.End && !o.NoEarlyStop {
 				continue
 			}
-			hyps[b].Tokens = append(hyps[b].Tokens, idx[b])
+			hyps[b].Tokens = append(hyps[b].Tokens, idx[i])
 			if alpha != nil {
-				hyps[b].Attention = append(hyps[b].Attention, alpha[b*L:(b+1)*L:(b+1)*L])
+				hyps[b].Attention = append(hyps[b].Attention, alpha[i*L:(i+1)*L:(i+1)*L])
 			}
-			live++
+			keep = append(keep, int32(i))
 		}
-		if live == 0 {
-			break
-		}
-		copy(toks, idx)
+		copy(toks, idx[:R])
+		order = keepImages(s, keep, order, toks, 1)
 	}
 	out := make([][]Hypothesis, B)
 	for b := range hyps {

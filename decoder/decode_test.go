@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/text"
 )
 
@@ -292,5 +293,111 @@ func testUnspoken(t *testing.T, c Config) {
 				check(fmt.Sprintf("beam %d image %d", k, b), hyp.Tokens)
 			}
 		}
+	}
+}
+
+// rowRecorder is a stepper that records how many rows each step runs.
+type rowRecorder struct {
+	stepper
+	rows []int
+}
+
+func (r *rowRecorder) step(toks []int32) gpu.Buf {
+	r.rows = append(r.rows, len(toks))
+	return r.stepper.step(toks)
+}
+
+// stepsTaken is how many steps a caption of n words took to decode: one per
+// word and one for <end>, unless it was cut at maxLen words.
+func stepsTaken(n int, ended bool, maxLen int) int {
+	if ended {
+		return n + 1
+	}
+	return min(n+1, maxLen)
+}
+
+// TestFinishedImagesLeaveTheBatch checks that an image stops costing steps
+// once its caption is decided: greedy decoding and sampling run, at each
+// step, exactly the rows of the images still decoding (what the captions'
+// lengths say), beam search a shrinking multiple of the beam; the captions
+// themselves are checked against the reference by the tests above.
+func TestFinishedImagesLeaveTheBatch(t *testing.T) { bothArchs(t, testFinishedLeave) }
+
+func testFinishedLeave(t *testing.T, c Config) {
+	m, host, feats := peakedModel(t, c)
+	if c.Arch == ArchAttention { // its greedy captions would all run to MaxLen: make <end> likelier still
+		for _, tn := range c.Tensors() {
+			if tn.Name == "out.bias" {
+				host[tn.Off+2] += 1
+			}
+		}
+		if err := m.SetFlat(host); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev, V, L := m.Device(), c.Vocab, c.Regions
+	B := len(feats) / c.InputDim()
+	buf := dev.Alloc(len(feats))
+	defer dev.Free(buf)
+	dev.Upload(buf, feats)
+	ctx := context.Background()
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 20, Beam: 1}
+
+	// want is the rows of each step when image b takes steps[b] steps, K rows each.
+	want := func(steps []int, K int) []int {
+		var rows []int
+		for t := 0; ; t++ {
+			n := 0
+			for _, s := range steps {
+				if s > t {
+					n += K
+				}
+			}
+			if n == 0 {
+				return rows
+			}
+			rows = append(rows, n)
+		}
+	}
+
+	rec := &rowRecorder{stepper: m.stepper(buf, B, 1)}
+	hyps, err := greedy(ctx, dev, rec, B, V, L, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := make([]int, B)
+	for b, h := range hyps {
+		steps[b] = stepsTaken(len(h[0].Tokens), len(h[0].Tokens) < o.MaxLen, o.MaxLen)
+	}
+	if w := want(steps, 1); !slices.Equal(rec.rows, w) || w[0] == w[len(w)-1] {
+		t.Errorf("greedy: rows per step %v, want %v (captions of %v steps), fewer at the end than at the start", rec.rows, w, steps)
+	}
+
+	const K = 3
+	rec = &rowRecorder{stepper: m.stepper(buf, B, K)}
+	samples, err := sample(ctx, dev, rec, B, K, V, o, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(steps)
+	for r, s := range samples {
+		steps[r/K] = max(steps[r/K], stepsTaken(len(s.Tokens), s.Ended, o.MaxLen))
+	}
+	if w := want(steps, K); !slices.Equal(rec.rows, w) || w[0] == w[len(w)-1] {
+		t.Errorf("sample: rows per step %v, want %v (images of %v steps)", rec.rows, w, steps)
+	}
+
+	o.Beam = K
+	rec = &rowRecorder{stepper: m.stepper(buf, B, K)}
+	if _, err := beam(ctx, dev, rec, B, V, L, o); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range rec.rows {
+		if n%K != 0 || n > B*K || (i > 0 && n > rec.rows[i-1]) {
+			t.Fatalf("beam: rows per step %v, want a non-increasing multiple of %d from %d", rec.rows, K, B*K)
+		}
+	}
+	if last := rec.rows[len(rec.rows)-1]; rec.rows[0] != B*K || last == B*K {
+		t.Errorf("beam: rows per step %v: no image left the batch", rec.rows)
 	}
 }

@@ -26,41 +26,56 @@ func (m *Model) Sample(ctx context.Context, feats gpu.Buf, B, K int, o DecodeOpt
 	if feats.Len() != B*m.Cfg.InputDim() || K < 1 {
 		return nil, fmt.Errorf("decoder: %d feature values for %d images of %d features, %d samples each", feats.Len(), B, m.Cfg.InputDim(), K)
 	}
-	dev, V, R := m.dev, m.Cfg.Vocab, B*K
-	s := m.stepper(feats, B, K)
+	return sample(ctx, m.dev, m.stepper(feats, B, K), B, K, m.Cfg.Vocab, o, rng)
+}
 
+// sample draws the K captions of each of the B images of s (K rows each).
+// An image leaves the batch (stepper.keep) once all of its captions ended.
+func sample(ctx context.Context, dev gpu.Device, s stepper, B, K, V int, o DecodeOptions, rng *rand.Rand) ([]Sampled, error) {
+	R := B * K
 	out := make([]Sampled, R)
+	order := make([]int, B) // the image of each device row block still sampling
 	toks := make([]int32, R)
+	for b := range order {
+		order[b] = b
+	}
 	for r := range toks {
 		toks[r] = o.Start
 	}
 	logp := make([]float32, R*V)
-	for t := 0; t < o.MaxLen; t++ {
+	keep := make([]int32, 0, B)
+	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		logpDev := s.step(toks)
+		DR := len(order) * K
+		logpDev := s.step(toks[:DR])
 		s.advance(nil)
-		if err := dev.Download(logp, logpDev); err != nil {
+		if err := dev.Download(logp[:DR*V], logpDev); err != nil {
 			return nil, err
 		}
-		live := 0
-		for r := range out {
-			if out[r].Ended {
-				continue // finished rows keep decoding (one batch) but are not read
+		keep = keep[:0]
+		for i, b := range order {
+			live := false
+			for k := 0; k < K; k++ {
+				d, r := i*K+k, b*K+k
+				if out[r].Ended {
+					continue // an image's ended samples decode on (one batch) until all of its K end; their rows are not read
+				}
+				tok := draw(logp[d*V:(d+1)*V], rng.Float64())
+				if tok == o.End {
+					out[r].Ended = true
+					continue
+				}
+				out[r].Tokens = append(out[r].Tokens, tok)
+				toks[d] = tok
+				live = true
 			}
-			tok := draw(logp[r*V:(r+1)*V], rng.Float64())
-			if tok == o.End {
-				out[r].Ended = true
-				continue
+			if live {
+				keep = append(keep, int32(i))
 			}
-			out[r].Tokens = append(out[r].Tokens, tok)
-			toks[r] = tok
-			live++
 		}
-		if live == 0 {
-			break
-		}
+		order = keepImages(s, keep, order, toks, K)
 	}
 	return out, nil
 }
