@@ -308,7 +308,6 @@ type attWorkspace struct {
 	images, rows int
 	flat         gpu.Buf
 	mean         gpu.Buf // (B, F)
-	h0, c0       gpu.Buf // (B, H) the images' initial states
 	pf           gpu.Buf // (B, L, A) the images' regions' attention term
 	feats        gpu.Buf // (B, L, F) the regions of the images still decoding, once some have finished
 	alpha        gpu.Buf // (R, L)
@@ -339,7 +338,7 @@ func (m *Model) attWorkspaceFor(B, R int) *attWorkspace {
 	c := m.Cfg
 	F, E, H, L, A, V := c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
 	w := &attWorkspace{images: B, rows: R}
-	w.flat = carve(m.dev, []view{{&w.mean, B * F}, {&w.h0, B * H}, {&w.c0, B * H}, {&w.pf, B * L * A}, {&w.feats, B * L * F}, {&w.alpha, R * L},
+	w.flat = carve(m.dev, []view{{&w.mean, B * F}, {&w.pf, B * L * A}, {&w.feats, B * L * F}, {&w.alpha, R * L},
 		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
 		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}})
 	m.aws = w
@@ -348,33 +347,24 @@ func (m *Model) attWorkspaceFor(B, R int) *attWorkspace {
 
 // attentionSteps is attention's stepper.
 type attentionSteps struct {
-	m            *Model
-	w            *attWorkspace
-	R, K         int     // rows, rows per image
-	feats, pf    gpu.Buf // (B, L, F), (B, L, A): one per image, shared by its K rows
-	ownFeats     bool    // feats is the workspace's copy, not the caller's
-	h, c, h2, c2 gpu.Buf // (R, H) current and new state
+	m         *Model
+	w         *attWorkspace
+	R, K      int     // rows, rows per image
+	feats, pf gpu.Buf // (B, L, F), (B, L, A): one per image, shared by its K rows
+	ownFeats  bool    // feats is the workspace's copy, not the caller's
+	lstmRows
 }
 
-// attentionStepper starts B images (feats (B, L, F)) once and their initial
-// states over K rows each; the rows of an image attend over its one copy of
-// the regions and their attention term.
+// attentionStepper starts B images (feats (B, L, F)) once, on one row each
+// with room for K; the rows of an image attend over its one copy of the
+// regions and their attention term.
 func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 	c, dev := m.Cfg, m.dev
-	R, F, H, L, A := B*K, c.FeatDim, c.Hidden, c.Regions, c.Att
-	w := m.attWorkspaceFor(B, R)
-	h0, c0, pf := w.h0.Slice(0, B*H), w.c0.Slice(0, B*H), w.pf.Slice(0, B*L*A)
-	attentionStart(dev, &m.P, c, h0, c0, w.mean.Slice(0, B*F), pf, feats, B)
-	s := &attentionSteps{m: m, w: w, R: R, K: K, feats: feats, pf: pf,
-		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
-	if K == 1 {
-		dev.Copy(s.h, h0)
-		dev.Copy(s.c, c0)
-		return s
-	}
-	rows := repeatRows(B, K)
-	dev.EmbeddingForward(s.h, h0, rows, H)
-	dev.EmbeddingForward(s.c, c0, rows, H)
+	F, H, L, A := c.FeatDim, c.Hidden, c.Regions, c.Att
+	w := m.attWorkspaceFor(B, B*K)
+	pf := w.pf.Slice(0, B*L*A)
+	s := &attentionSteps{m: m, w: w, R: B, K: 1, feats: feats, pf: pf, lstmRows: newLSTMRows(w.h, w.c, w.h2, w.c2, B, H)}
+	attentionStart(dev, &m.P, c, s.h, s.c, w.mean.Slice(0, B*F), pf, feats, B)
 	return s
 }
 
@@ -418,11 +408,16 @@ func (s *attentionSteps) keep(images []int32) {
 	}
 	keepBlocks(dev, images, LF, &s.feats)
 	keepBlocks(dev, images, c.Regions*c.Att, &s.pf)
-	keepBlocks(dev, images, s.K*H, &s.h, &s.c)
+	s.lstmRows.keep(dev, images, s.K, H)
 	s.R = len(images) * s.K
-	s.h2, s.c2 = s.h2.Slice(0, s.R*H), s.c2.Slice(0, s.R*H)
 }
 
 func (s *attentionSteps) advance(src []int32) {
-	advanceState(s.m.dev, src, &s.h, &s.c, &s.h2, &s.c2, s.m.Cfg.Hidden)
+	s.lstmRows.advance(s.m.dev, src, s.m.Cfg.Hidden)
+}
+
+func (s *attentionSteps) spread(k int) {
+	rows := repeatRows(s.R, k)
+	s.lstmRows.spread(s.m.dev, rows, s.m.Cfg.Hidden)
+	s.R, s.K = len(rows), k
 }

@@ -138,11 +138,12 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	gIdx := make([]int32, 0, R*maxTok)
 	gRef := make([]candidate, 0, R*maxTok)
 	gVal := make([]float32, R*maxTok)
+	per := 1 // device rows per image: one, the start, until the first step spreads it over SK
 	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		DR := len(order) * SK
+		DR := len(order) * per
 		logp := s.step(toks[:DR])
 		if err := dev.TopK(idx[:DR*kk], val[:DR*kk], logp, DR, V, kk); err != nil {
 			return nil, err
@@ -153,14 +154,14 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 		}
 		gIdx, gRef = gIdx[:0], gRef[:0]
 		for i, b := range order {
-			for k := 0; k < SK; k++ {
+			for k := 0; k < per; k++ {
 				r, st := b*SK+k, uint(k/K)
 				if math.IsInf(rows[r].logProb, -1) {
 					continue
 				}
 				for _, tb := range meets[b] {
 					if tb.bits&^st != 0 {
-						gIdx = append(gIdx, int32((i*SK+k)*V)+tb.tok)
+						gIdx = append(gIdx, int32((i*per+k)*V)+tb.tok)
 						gRef = append(gRef, candidate{src: r, tok: tb.tok})
 					}
 				}
@@ -177,22 +178,24 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 		keep = keep[:0]
 		gi := 0
 		for i, b := range order {
-			d0 := i * SK // the image's first device row; host row r is device row r-b*SK+d0
+			// The image's first device row now (s0) and after the step (d0):
+			// host row b*SK+k is device row s0+k, and becomes d0+k.
+			s0, d0 := i*per, i*SK
 			for st := range buckets {
 				buckets[st] = buckets[st][:0]
 			}
-			for k := 0; k < SK; k++ {
+			for k := 0; k < per; k++ {
 				r := b*SK + k
 				if math.IsInf(rows[r].logProb, -1) {
 					continue
 				}
 				st := uint(k / K)
 				for j := 0; j < kk; j++ {
-					tok := idx[(d0+k)*kk+j]
+					tok := idx[(s0+k)*kk+j]
 					if bitsOf(b, tok)&^st != 0 {
 						continue // it changes state: it comes from the gathered values
 					}
-					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[(d0+k)*kk+j]), forced: rows[r].forced})
+					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[(s0+k)*kk+j]), forced: rows[r].forced})
 				}
 			}
 			for ; gi < len(gRef) && gRef[gi].src/SK == b; gi++ {
@@ -218,7 +221,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 						continue
 					}
 					k := st*K + n
-					ds := d0 + cd.src%SK // the source's device row
+					ds := s0 + cd.src%SK // the source's device row
 					src[d0+k] = int32(ds)
 					next[b*SK+k] = beamRow{tokens: append(append([]int32(nil), rows[cd.src].tokens...), cd.tok), logProb: cd.logProb, forced: cd.forced}
 					if alpha != nil { // the source's weights, then this step's: a full slice expression keeps beams from sharing
@@ -244,7 +247,12 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 			}
 		}
 		rows, next = next, rows
-		s.advance(src[:DR])
+		if t == 0 {
+			s.spread(SK) // every row of an image continues from its first
+			per = SK
+		} else {
+			s.advance(src[:DR])
+		}
 		order = keepImages(s, keep, order, toks, SK)
 	}
 	out := make([][]Hypothesis, B)

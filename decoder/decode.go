@@ -47,6 +47,11 @@ type stepper interface {
 	// advance makes the new state current: row r continues from row src[r]'s
 	// new state, or from its own when src is nil.
 	advance(src []int32)
+	// spread, in place of advance after the first step, makes the new state
+	// current over k rows per image: a stepper starts with one row per image,
+	// since every beam or sample of an image starts from the same state and
+	// <start>, and spreads to its K (at most the K it was made for).
+	spread(k int)
 	// keep, after advance, goes on with only the images at the ascending
 	// positions images among the current ones, dropping the others' rows: a
 	// batch's finished captions stop costing steps while the longest goes on.
@@ -141,19 +146,21 @@ func (m *Model) workspaceFor(R int) *workspace {
 // mergeSteps is merge's stepper: an LSTM from a zero state, its output added
 // to the image branch of each row's image.
 type mergeSteps struct {
-	m            *Model
-	w            *workspace
-	R, K         int // rows, rows per image
-	first        bool
-	imgRep       gpu.Buf // (R, H)
-	h, c, h2, c2 gpu.Buf // (R, H) current and new state
+	m      *Model
+	w      *workspace
+	R, K   int // rows, rows per image
+	first  bool
+	imgRep gpu.Buf // (R, H)
+	lstmRows
 }
 
+// mergeStepper starts B images (feats (B, F)) on one row each, with room for K.
 func (m *Model) mergeStepper(feats gpu.Buf, B, K int) *mergeSteps {
-	R, H := B*K, m.Cfg.Hidden
-	w := m.workspaceFor(R)
-	s := &mergeSteps{m: m, w: w, R: R, K: K, first: true, imgRep: m.repeatedImageBranch(w, feats, B, K),
-		h: w.h.Slice(0, R*H), c: w.c.Slice(0, R*H), h2: w.h2.Slice(0, R*H), c2: w.c2.Slice(0, R*H)}
+	H := m.Cfg.Hidden
+	w := m.workspaceFor(B * K)
+	img := w.img.Slice(0, B*H)
+	m.imageBranch(img, feats, B)
+	s := &mergeSteps{m: m, w: w, R: B, K: 1, first: true, imgRep: img, lstmRows: newLSTMRows(w.h, w.c, w.h2, w.c2, B, H)}
 	m.dev.Zero(s.c)
 	return s
 }
@@ -180,25 +187,65 @@ func (s *mergeSteps) step(toks []int32) gpu.Buf {
 
 func (s *mergeSteps) advance(src []int32) {
 	s.first = false
-	advanceState(s.m.dev, src, &s.h, &s.c, &s.h2, &s.c2, s.m.Cfg.Hidden)
+	s.lstmRows.advance(s.m.dev, src, s.m.Cfg.Hidden)
+}
+
+func (s *mergeSteps) spread(k int) {
+	s.first = false
+	dev, H := s.m.dev, s.m.Cfg.Hidden
+	rows := repeatRows(s.R, k)
+	imgRep := s.w.imgRep.Slice(0, len(rows)*H)
+	dev.EmbeddingForward(imgRep, s.imgRep, rows, H)
+	s.imgRep = imgRep
+	s.lstmRows.spread(dev, rows, H)
+	s.R, s.K = len(rows), k
 }
 
 func (s *mergeSteps) keep(images []int32) {
 	H := s.m.Cfg.Hidden
-	keepBlocks(s.m.dev, images, s.K*H, &s.h, &s.c, &s.imgRep)
+	keepBlocks(s.m.dev, images, s.K*H, &s.imgRep)
+	s.lstmRows.keep(s.m.dev, images, s.K, H)
 	s.R = len(images) * s.K
-	s.h2, s.c2 = s.h2.Slice(0, s.R*H), s.c2.Slice(0, s.R*H)
 }
 
-// advanceState makes the new state (h2, c2) current: swapped in when src is
-// nil, else gathered row by row from src.
-func advanceState(dev gpu.Device, src []int32, h, c, h2, c2 *gpu.Buf, H int) {
+// lstmRows is a decoding LSTM's state over its rows: the current (h, c) and
+// the new (h2, c2) that a step writes, views of a workspace's buffers (full).
+type lstmRows struct {
+	h, c, h2, c2 gpu.Buf
+	full         [4]gpu.Buf // the workspace's h, c, h2, c2
+}
+
+func newLSTMRows(h, c, h2, c2 gpu.Buf, R, H int) lstmRows {
+	return lstmRows{h: h.Slice(0, R*H), c: c.Slice(0, R*H), h2: h2.Slice(0, R*H), c2: c2.Slice(0, R*H), full: [4]gpu.Buf{h, c, h2, c2}}
+}
+
+// advance makes the new state (h2, c2) current: swapped in when src is nil,
+// else gathered row by row from src.
+func (s *lstmRows) advance(dev gpu.Device, src []int32, H int) {
 	if src == nil {
-		*h, *c, *h2, *c2 = *h2, *c2, *h, *c
+		s.h, s.c, s.h2, s.c2 = s.h2, s.c2, s.h, s.c
 		return
 	}
-	dev.EmbeddingForward(*h, *h2, src, H)
-	dev.EmbeddingForward(*c, *c2, src, H)
+	dev.EmbeddingForward(s.h, s.h2, src, H)
+	dev.EmbeddingForward(s.c, s.c2, src, H)
+}
+
+// spread makes the first step's new state current over more rows, row r
+// from rows[r]: into the workspace's h and c, which the first step only read.
+func (s *lstmRows) spread(dev gpu.Device, rows []int32, H int) {
+	n := len(rows) * H
+	h, c := s.full[0].Slice(0, n), s.full[1].Slice(0, n)
+	dev.EmbeddingForward(h, s.h2, rows, H)
+	dev.EmbeddingForward(c, s.c2, rows, H)
+	s.h, s.c, s.h2, s.c2 = h, c, s.full[2].Slice(0, n), s.full[3].Slice(0, n)
+}
+
+// keep goes on with only the rows of the images at the ascending positions
+// images, k rows each (stepper.keep).
+func (s *lstmRows) keep(dev gpu.Device, images []int32, k, H int) {
+	keepBlocks(dev, images, k*H, &s.h, &s.c)
+	n := len(images) * k * H
+	s.h2, s.c2 = s.h2.Slice(0, n), s.c2.Slice(0, n)
 }
 
 func (o DecodeOptions) check(c Config) error {
@@ -324,17 +371,6 @@ type candidate struct {
 	tok     int32
 	logProb float64
 	forced  float64 // see Hypothesis.Forced
-}
-
-// repeatedImageBranch runs the image branch for B images and returns it K times
-// over as imgRep (B*K, H): row b*K+k is image b's, gathered like embeddings.
-func (m *Model) repeatedImageBranch(w *workspace, feats gpu.Buf, B, K int) gpu.Buf {
-	H := m.Cfg.Hidden
-	img := w.img.Slice(0, B*H)
-	m.imageBranch(img, feats, B)
-	imgRep := w.imgRep.Slice(0, B*K*H)
-	m.dev.EmbeddingForward(imgRep, img, repeatRows(B, K), H)
-	return imgRep
 }
 
 // beam runs beam search over the B×K rows of s (K = o.Beam), one device

@@ -316,11 +316,12 @@ func stepsTaken(n int, ended bool, maxLen int) int {
 	return min(n+1, maxLen)
 }
 
-// TestFinishedImagesLeaveTheBatch checks that an image stops costing steps
-// once its caption is decided: greedy decoding and sampling run, at each
-// step, exactly the rows of the images still decoding (what the captions'
-// lengths say), beam search a shrinking multiple of the beam; the captions
-// themselves are checked against the reference by the tests above.
+// TestFinishedImagesLeaveTheBatch checks that an image costs steps only while
+// its caption is undecided, and one row at the first step: greedy decoding
+// and sampling run, at each step, exactly the rows of the images still
+// decoding (what the captions' lengths say), beam search one row per image
+// and then a shrinking multiple of the beam; the captions themselves are
+// checked against the reference by the tests above.
 func TestFinishedImagesLeaveTheBatch(t *testing.T) { bothArchs(t, testFinishedLeave) }
 
 func testFinishedLeave(t *testing.T, c Config) {
@@ -343,13 +344,16 @@ func testFinishedLeave(t *testing.T, c Config) {
 	ctx := context.Background()
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 20, Beam: 1}
 
-	// want is the rows of each step when image b takes steps[b] steps, K rows each.
+	// want is the rows of each step when image b takes steps[b] steps: one
+	// row at the first, K rows each after it.
 	want := func(steps []int, K int) []int {
 		var rows []int
 		for t := 0; ; t++ {
 			n := 0
 			for _, s := range steps {
-				if s > t {
+				if s > t && t == 0 {
+					n++
+				} else if s > t {
 					n += K
 				}
 			}
@@ -392,12 +396,15 @@ func testFinishedLeave(t *testing.T, c Config) {
 	if _, err := beam(ctx, dev, rec, B, V, L, o); err != nil {
 		t.Fatal(err)
 	}
-	for i, n := range rec.rows {
-		if n%K != 0 || n > B*K || (i > 0 && n > rec.rows[i-1]) {
-			t.Fatalf("beam: rows per step %v, want a non-increasing multiple of %d from %d", rec.rows, K, B*K)
+	if rec.rows[0] != B || rec.rows[1] != B*K {
+		t.Fatalf("beam: rows per step %v, want %d (one per image) then %d", rec.rows, B, B*K)
+	}
+	for i, n := range rec.rows[2:] {
+		if n%K != 0 || n > rec.rows[i+1] {
+			t.Fatalf("beam: rows per step %v, want a non-increasing multiple of %d after the first", rec.rows, K)
 		}
 	}
-	if last := rec.rows[len(rec.rows)-1]; rec.rows[0] != B*K || last == B*K {
+	if rec.rows[len(rec.rows)-1] == B*K {
 		t.Errorf("beam: rows per step %v: no image left the batch", rec.rows)
 	}
 }

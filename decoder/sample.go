@@ -44,13 +44,18 @@ func sample(ctx context.Context, dev gpu.Device, s stepper, B, K, V int, o Decod
 	}
 	logp := make([]float32, R*V)
 	keep := make([]int32, 0, B)
+	per := 1 // device rows per image: one, the start, until the first step spreads it over K
 	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		DR := len(order) * K
+		DR := len(order) * per
 		logpDev := s.step(toks[:DR])
-		s.advance(nil)
+		if t == 0 {
+			s.spread(K)
+		} else {
+			s.advance(nil)
+		}
 		if err := dev.Download(logp[:DR*V], logpDev); err != nil {
 			return nil, err
 		}
@@ -58,7 +63,7 @@ func sample(ctx context.Context, dev gpu.Device, s stepper, B, K, V int, o Decod
 		for i, b := range order {
 			live := false
 			for k := 0; k < K; k++ {
-				d, r := i*K+k, b*K+k
+				d, r := i*per+k%per, b*K+k // the device row drawn from; the caption
 				if out[r].Ended {
 					continue // an image's ended samples decode on (one batch) until all of its K end; their rows are not read
 				}
@@ -68,13 +73,14 @@ func sample(ctx context.Context, dev gpu.Device, s stepper, B, K, V int, o Decod
 					continue
 				}
 				out[r].Tokens = append(out[r].Tokens, tok)
-				toks[d] = tok
+				toks[i*K+k] = tok
 				live = true
 			}
 			if live {
 				keep = append(keep, int32(i))
 			}
 		}
+		per = K
 		order = keepImages(s, keep, order, toks, K)
 	}
 	return out, nil
