@@ -160,7 +160,7 @@ func TestCaptionErrors(t *testing.T) {
 	cfg.Server.MaxBodyBytes = 1 << 20
 	cfg.Server.MaxImages = 2
 	cfg.Image.MaxPixels = 2_000_000
-	ts := startServer(t, cfg, pipelineLoader(cfg))
+	ts := startServer(t, cfg, PipelineLoader(cfg))
 	one := func(data []byte) func() (string, []byte) {
 		return func() (string, []byte) {
 			body, ct := multipartBody(t, part{"image", "x", data})

@@ -28,7 +28,7 @@ func attentionModel(t *testing.T) string {
 func TestCaptionAttentionWeights(t *testing.T) {
 	cfg := pipelineConfig(t)
 	cfg.Model = attentionModel(t)
-	ts := startServer(t, testConfig(t, nil), pipelineLoader(cfg))
+	ts := startServer(t, testConfig(t, nil), PipelineLoader(cfg))
 	cat := photo(t, catPhoto)
 	r := do(t, "POST", ts.url+"/v1/captions?attention=1&beam=2&max_len=6", "image/jpeg", bytes.NewReader(cat))
 	c := firstCaption(t, r)
@@ -80,7 +80,7 @@ func TestBrowserAttentionOnHover(t *testing.T) {
 	photoPath := filepath.Join(testassets.Dir(t, "the browser uploads a real photo"), "samples", "flickr8k_fullres", "1000268201_693b08cb0e.jpg")
 	cfg := pipelineConfig(t)
 	cfg.Model = attentionModel(t)
-	ts := startServer(t, testConfig(t, nil), pipelineLoader(cfg))
+	ts := startServer(t, testConfig(t, nil), PipelineLoader(cfg))
 	data, err := os.ReadFile(photoPath)
 	if err != nil {
 		t.Fatal(err)

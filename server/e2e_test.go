@@ -302,7 +302,7 @@ func TestBrowserPicksAModel(t *testing.T) {
 	photoPath := filepath.Join(testassets.Dir(t, "the browser uploads a real photo"), "samples", "flickr8k_fullres", "1000268201_693b08cb0e.jpg")
 	cfg := pipelineConfig(t)
 	cfg.Server.Models = []string{attentionModel(t)}
-	ts := startServer(t, testConfig(t, nil), pipelineLoader(cfg))
+	ts := startServer(t, testConfig(t, nil), PipelineLoader(cfg))
 	var version string
 	for _, m := range do(t, "GET", ts.url+"/v1/models", "", nil).json["models"].([]any) {
 		if m := m.(map[string]any); m["name"] == "attention-test" {

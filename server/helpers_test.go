@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"image"
 	"image/color"
 	"image/png"
@@ -49,13 +48,7 @@ func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard,
 // and every server of a test gets the same weights anyway.
 func captionLoader(t testing.TB) Loader {
 	t.Helper()
-	return pipelineLoader(pipelineConfig(t))
-}
-
-// pipelineLoader loads the real pipeline configured by cfg: its model and
-// server.models.
-func pipelineLoader(cfg *config.Config) Loader {
-	return func(context.Context) (Model, error) { return pipeline.Load(cfg, cfg.Server.Models...) }
+	return PipelineLoader(pipelineConfig(t))
 }
 
 // pipelineConfig is the configuration the real pipeline runs with in tests.

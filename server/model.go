@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/pipeline"
 )
 
@@ -65,6 +66,18 @@ func modelNamed(infos []Info, name string) (Info, bool) {
 // Loader loads (and does not yet warm) the configured model or models; serve
 // calls it at start and on every reload, which so reloads them all.
 type Loader func(ctx context.Context) (Model, error)
+
+// PipelineLoader loads the configured encoder and caption models (model, then
+// server.models); every reload reads the model folders again, so new weights
+// copied there are picked up. The pipeline is sized for server.max_batch, the
+// largest batch the server forms, not for decode.batch_size (caption's and
+// eval's): at the default 32 its input and feature buffers would hold 26 MB
+// that serving never touches.
+func PipelineLoader(cfg *config.Config) Loader {
+	sized := *cfg
+	sized.Decode.BatchSize = cfg.Server.MaxBatch
+	return func(context.Context) (Model, error) { return pipeline.Load(&sized, cfg.Server.Models...) }
+}
 
 // Captioned is one image's answer: the model's result plus who made it and when.
 type Captioned struct {

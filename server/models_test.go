@@ -90,7 +90,7 @@ func decoded(c map[string]any) map[string]any {
 // merge model are refused by name; a reload reloads them all; the default
 // model's captions are those of a server that holds it alone.
 func TestSeveralModelsServed(t *testing.T) {
-	ts := startServer(t, testConfig(t, nil), pipelineLoader(severalModels(t)))
+	ts := startServer(t, testConfig(t, nil), PipelineLoader(severalModels(t)))
 	r := do(t, "GET", ts.url+"/v1/models", "", nil)
 	sp := loadSpec(t)
 	for _, e := range sp.validate(t, sp.responseSchema(t, "/v1/models", "get", 200), anyJSON(t, r.body), "$") {
@@ -174,7 +174,7 @@ func TestMixedModelsShareABatchNotADecode(t *testing.T) {
 	cfg := pipelineConfig(t)
 	cfg.Server.Models = []string{attentionModel(t)}
 	// A batch forms only when 4 images are queued.
-	ts := startServer(t, testConfig(t, func(c *config.Config) { c.Server.MaxBatch, c.Server.MaxQueueDelay = 4, time.Hour }), pipelineLoader(cfg))
+	ts := startServer(t, testConfig(t, func(c *config.Config) { c.Server.MaxBatch, c.Server.MaxQueueDelay = 4, time.Hour }), PipelineLoader(cfg))
 	photos := samplePhotos(t, 2)
 	model := func(name string) part { return part{"model", "", []byte(name)} }
 	// Each model alone: a request of 4 images is a batch of its own.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/internal/cmalloc"
-	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/server"
 )
 
@@ -84,7 +83,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s (server.addr): %w", cfg.Server.Addr, err)
 	}
-	s := server.New(cfg, pipelineLoader(cfg), log)
+	s := server.New(cfg, server.PipelineLoader(cfg), log)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	started := make(chan error, 1)
@@ -117,18 +116,6 @@ func runServe(cmd *cobra.Command, _ []string) error {
 			return err
 		}
 	}
-}
-
-// pipelineLoader loads the configured encoder and caption models (model, then
-// server.models); every reload reads the model folders again, so new weights
-// copied there are picked up. The pipeline is sized for server.max_batch, the
-// largest batch the server forms, not for decode.batch_size (caption's and
-// eval's): at the default 32 its input and feature buffers would hold 26 MB
-// that serving never touches.
-func pipelineLoader(cfg *config.Config) server.Loader {
-	sized := *cfg
-	sized.Decode.BatchSize = cfg.Server.MaxBatch
-	return func(context.Context) (server.Model, error) { return pipeline.Load(&sized, cfg.Server.Models...) }
 }
 
 func shutdown(s *server.Server, cfg *config.Config, log *slog.Logger) error {
