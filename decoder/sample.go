@@ -29,8 +29,9 @@ func (m *Model) Sample(ctx context.Context, feats gpu.Buf, B, K int, o DecodeOpt
 	return sample(ctx, m.dev, m.stepper(feats, B, K), B, K, m.Cfg.Vocab, o, rng)
 }
 
-// sample draws the K captions of each of the B images of s (K rows each).
-// An image leaves the batch (stepper.keep) once all of its captions ended.
+// sample draws the K captions of each of the B images of s (made for K rows
+// per image): the first word of all K from the image's one first row (spread),
+// and the image leaves the batch (stepper.keep) once all of its captions ended.
 func sample(ctx context.Context, dev gpu.Device, s stepper, B, K, V int, o DecodeOptions, rng *rand.Rand) ([]Sampled, error) {
 	R := B * K
 	out := make([]Sampled, R)
