@@ -64,8 +64,10 @@ type tokenBits struct {
 	bits uint
 }
 
-// constrainedBeam runs the search over s's B × S × K rows: row b*S*K + st*K +
-// k is beam k of image b's state st (a bit set of met constraints). With S = 1
+// constrainedBeam runs the search over s's B images, S × K rows each: row
+// b*S*K + st*K + k of the host's beams is beam k of image b's state st (a bit
+// set of met constraints); the device runs the images still searching, one
+// row each at the first step. With S = 1
 // and no constraints it is plain beam search (beam). L is the regions attended
 // over, for the weights DecodeOptions.Attention asks for.
 func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, S int) ([][]Hypothesis, error) {

@@ -38,8 +38,9 @@ type Hypothesis struct {
 	Attention [][]float32
 }
 
-// stepper is one architecture's decoding step over R rows (B images × K
-// beams or samples), which greedy decoding, beam search and sampling share.
+// stepper is one architecture's decoding step over R rows, which greedy
+// decoding, beam search and sampling share: the images still decoding, one
+// row each at the first step and then K each (their beams or samples).
 type stepper interface {
 	// step feeds the tokens toks (R) and returns the log-probabilities of the
 	// next word (R, V). The new state is kept aside until advance.
@@ -52,7 +53,7 @@ type stepper interface {
 	// since every beam or sample of an image starts from the same state and
 	// <start>, and spreads to its K (at most the K it was made for).
 	spread(k int)
-	// keep, after advance, goes on with only the images at the ascending
+	// keep, after advance or spread, goes on with only the images at the ascending
 	// positions images among the current ones, dropping the others' rows: a
 	// batch's finished captions stop costing steps while the longest goes on.
 	keep(images []int32)
@@ -76,8 +77,9 @@ func keepImages(s stepper, keep []int32, order []int, toks []int32, n int) []int
 }
 
 // keepBlocks moves, in each of bufs, the blocks of n floats at the ascending
-// positions images to the front, in order, and cuts the buffer to them. In place: block i comes from images[i] >= i, which no earlier copy
-// wrote and no later copy reads, and the device runs copies in order.
+// positions images to the front, in order, and cuts the buffer to them. In
+// place: block i comes from images[i] >= i, which no earlier copy wrote and
+// no later copy reads, and the device runs copies in order.
 func keepBlocks(dev gpu.Device, images []int32, n int, bufs ...*gpu.Buf) {
 	for _, buf := range bufs {
 		b := *buf
@@ -100,8 +102,8 @@ type attender interface {
 // model without attention weights.
 var ErrNoAttention = errors.New("decoder: attention weights were asked of a merge model; only an attention model (decoder.arch: attention) has them")
 
-// stepper prepares decoding for B images (feats (B, InputDim) on the device),
-// each repeated over K rows: row b*K+k is image b's.
+// stepper prepares decoding for B images (feats (B, InputDim) on the device)
+// on one row each, with room to spread each over K rows (row b*K+k image b's).
 func (m *Model) stepper(feats gpu.Buf, B, K int) stepper {
 	m.prepare()
 	if m.Cfg.Arch == ArchAttention {
@@ -373,9 +375,9 @@ type candidate struct {
 	forced  float64 // see Hypothesis.Forced
 }
 
-// beam runs beam search over the B×K rows of s (K = o.Beam), one device
-// batch: constrained beam search without constraints, whose one state's beam
-// is the plain search's. L is the regions attended over (DecodeOptions.Attention).
+// beam runs beam search over B images of s (made for K = o.Beam rows per
+// image), one device batch: constrained beam search without constraints,
+// whose one state's beam is the plain search's. L is the regions attended over (DecodeOptions.Attention).
 func beam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {
 	return constrainedBeam(ctx, dev, s, B, V, L, o, make([][]Constraint, B), 1)
 }

@@ -326,15 +326,14 @@ func TestFinishedImagesLeaveTheBatch(t *testing.T) { bothArchs(t, testFinishedLe
 
 func testFinishedLeave(t *testing.T, c Config) {
 	m, host, feats := peakedModel(t, c)
-	if c.Arch == ArchAttention { // its greedy captions would all run to MaxLen: make <end> likelier still
-		for _, tn := range c.Tensors() {
-			if tn.Name == "out.bias" {
-				host[tn.Off+2] += 1
-			}
+	// Most of its greedy captions would run to MaxLen: make <end> likelier still.
+	for _, tn := range c.Tensors() {
+		if tn.Name == "out.bias" {
+			host[tn.Off+2] += 1
 		}
-		if err := m.SetFlat(host); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if err := m.SetFlat(host); err != nil {
+		t.Fatal(err)
 	}
 	dev, V, L := m.Device(), c.Vocab, c.Regions
 	B := len(feats) / c.InputDim()
@@ -373,9 +372,10 @@ func testFinishedLeave(t *testing.T, c Config) {
 	for b, h := range hyps {
 		steps[b] = stepsTaken(len(h[0].Tokens), len(h[0].Tokens) < o.MaxLen, o.MaxLen)
 	}
-	if w := want(steps, 1); !slices.Equal(rec.rows, w) || w[0] == w[len(w)-1] {
-		t.Errorf("greedy: rows per step %v, want %v (captions of %v steps), fewer at the end than at the start", rec.rows, w, steps)
+	if w := want(steps, 1); !slices.Equal(rec.rows, w) || !leaves(w, B, 1) {
+		t.Errorf("greedy: rows per step %v, want %v (captions of %v steps), an image leaving", rec.rows, w, steps)
 	}
+	sameAlone(t, m, feats, o, hyps)
 
 	const K = 3
 	rec = &rowRecorder{stepper: m.stepper(buf, B, K)}
@@ -387,15 +387,16 @@ func testFinishedLeave(t *testing.T, c Config) {
 	for r, s := range samples {
 		steps[r/K] = max(steps[r/K], stepsTaken(len(s.Tokens), s.Ended, o.MaxLen))
 	}
-	if w := want(steps, K); !slices.Equal(rec.rows, w) || w[0] == w[len(w)-1] {
-		t.Errorf("sample: rows per step %v, want %v (images of %v steps)", rec.rows, w, steps)
+	if w := want(steps, K); !slices.Equal(rec.rows, w) || !leaves(w, B, K) {
+		t.Errorf("sample: rows per step %v, want %v (images of %v steps), an image leaving", rec.rows, w, steps)
 	}
 
 	o.Beam = K
 	rec = &rowRecorder{stepper: m.stepper(buf, B, K)}
-	if _, err := beam(ctx, dev, rec, B, V, L, o); err != nil {
+	if hyps, err = beam(ctx, dev, rec, B, V, L, o); err != nil {
 		t.Fatal(err)
 	}
+	sameAlone(t, m, feats, o, hyps)
 	if rec.rows[0] != B || rec.rows[1] != B*K {
 		t.Fatalf("beam: rows per step %v, want %d (one per image) then %d", rec.rows, B, B*K)
 	}
@@ -404,7 +405,30 @@ func testFinishedLeave(t *testing.T, c Config) {
 			t.Fatalf("beam: rows per step %v, want a non-increasing multiple of %d after the first", rec.rows, K)
 		}
 	}
-	if rec.rows[len(rec.rows)-1] == B*K {
+	if !leaves(rec.rows, B, K) {
 		t.Errorf("beam: rows per step %v: no image left the batch", rec.rows)
+	}
+}
+
+// leaves says whether, by the last of the rows per step, fewer than B images
+// were decoding (one row each at the first step, K after it).
+func leaves(rows []int, B, K int) bool {
+	if len(rows) == 1 {
+		return rows[0] < B
+	}
+	return rows[len(rows)-1]/K < B
+}
+
+// sameAlone checks that each image's batched hypotheses are those of the image
+// decoded alone: what is left of a batch, moved to its front, decodes on as it
+// would have in place.
+func sameAlone(t *testing.T, m *Model, feats []float32, o DecodeOptions, batched [][]Hypothesis) {
+	t.Helper()
+	F := m.Cfg.InputDim()
+	for b := range batched {
+		alone := generate(t, m, feats[b*F:(b+1)*F], o)[0]
+		if !sameHyp(batched[b][0], alone[0]) {
+			t.Errorf("beam %d, image %d: batched %v, alone %v", o.Beam, b, batched[b][0], alone[0])
+		}
 	}
 }
