@@ -141,7 +141,9 @@ func (s *Server) postCaptions(c *gin.Context) {
 			return
 		}
 		out[i] = captionJSON(i, u, r, time.Since(t0))
-		s.live.publish(liveEvent(u, r))
+		if s.liveOn() {
+			s.live.publish(liveEvent(u, r))
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"captions": out})
 }
@@ -507,7 +509,9 @@ func (s *Server) decode(pre pipeline.Preprocessor, u *upload) error {
 	u.tensor = im.Tensor
 	// The thumbnail comes from the picture as decoded for the tensor, which for
 	// a large JPEG is a DCT-scaled one: much smaller than the photo.
-	u.thumb = thumbnail(im.Decoded, s.cfg.ThumbSize)
+	if s.liveOn() {
+		u.thumb = thumbnail(im.Decoded, s.cfg.ThumbSize)
+	}
 	u.prep = time.Since(t0)
 	s.metrics.preprocess.Observe(u.prep.Seconds())
 	return nil

@@ -402,3 +402,21 @@ func TestStartupLogSaysWhoMayAdminister(t *testing.T) {
 		}
 	}
 }
+
+// With server.live off nobody can watch, so captions are neither published
+// nor thumbnailed; with it on, both are.
+func TestLiveOffPublishesNothing(t *testing.T) {
+	for _, live := range []string{"off", "public"} {
+		ts := stepServer(t, func(c *config.Config) { c.Server.Live = live })
+		body, ct := multipartBody(t, part{"image", "a.png", photoPNG(8, 8)})
+		if r := do(t, "POST", ts.url+"/v1/captions", ct, body); r.status != 200 {
+			t.Fatalf("live %s: %d %s", live, r.status, r.body)
+		}
+		ts.live.mu.Lock()
+		recent := len(ts.live.recent)
+		ts.live.mu.Unlock()
+		if want := map[string]int{"off": 0, "public": 1}[live]; recent != want {
+			t.Errorf("live %s: %d captions published, want %d", live, recent, want)
+		}
+	}
+}

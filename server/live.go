@@ -149,6 +149,11 @@ const liveKeepAlive = 15 * time.Second
 // frame in this time is gone or hopeless.
 const liveWriteTimeout = 10 * time.Second
 
+// liveOn says whether the live page can have viewers (server.live is not
+// off): only then are captions published, with their thumbnails, which a
+// server without it (the default beyond loopback) would make for nobody.
+func (s *Server) liveOn() bool { return s.liveMode != "off" }
+
 // liveGate admits to the live page and stream only whom server.live allows.
 // Browsers' EventSource cannot send headers, so the token may come as ?token=
 // (the live page passes its own on); pages send no Referer, and logs record the
