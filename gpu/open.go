@@ -12,6 +12,10 @@ type Options struct {
 	// the native libraries it loads at run time (cuda: cuBLAS) before the usual
 	// places.
 	LibraryPath string
+	// TF32 lets a GPU backend run float32 GEMMs (the decoder's products and the
+	// encoder's convolutions) on tensor cores with inputs rounded to TF32 (a
+	// 10-bit mantissa), as PyTorch's float32 convolutions do by default.
+	TF32 bool
 }
 
 // Opener opens a backend's default device.

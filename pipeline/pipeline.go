@@ -134,7 +134,7 @@ type imageEncoder interface {
 // cfg.Threads threads, or CUDA, where "auto" hands over to the captioner-cuda
 // binary when a GPU and that binary are present.
 func OpenDevice(cfg *config.Config) (gpu.Device, error) {
-	return selector.Open(selector.Options{Device: cfg.Device, Threads: cfg.Threads, CUDALibraryPath: cfg.CUDA.LibraryPath}, slog.Default())
+	return selector.Open(selector.Options{Device: cfg.Device, Threads: cfg.Threads, CUDALibraryPath: cfg.CUDA.LibraryPath, CUDATF32: cfg.CUDA.TF32}, slog.Default())
 }
 
 // Load opens cfg.Device and loads the encoder (from cfg.Assets), the caption

@@ -15,7 +15,7 @@ import (
 // machine with: go test -tags cuda -run '^$' -bench . -benchtime 200x ./gpu/cuda
 
 func openBench(b *testing.B) gpu.Device {
-	dev, err := Open(0, nil)
+	dev, err := Open(0, gpu.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

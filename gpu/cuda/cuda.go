@@ -14,18 +14,19 @@ import (
 )
 
 func init() {
-	gpu.Register("cuda", func(o gpu.Options) (gpu.Device, error) { return Open(0, cublas.SplitPath(o.LibraryPath)) })
+	gpu.Register("cuda", func(o gpu.Options) (gpu.Device, error) { return Open(0, o) })
 }
 
 // Open returns GPU number ordinal as a gpu.Device. cuBLAS is loaded at run
-// time from libraryPath (extra folders), $CAPTIONER_CUDA_LIBRARY_PATH, the
-// dynamic loader's path and the usual places (see package cublas).
-func Open(ordinal int, libraryPath []string) (gpu.Device, error) {
+// time from o.LibraryPath (extra folders), $CAPTIONER_CUDA_LIBRARY_PATH, the
+// dynamic loader's path and the usual places (see package cublas); o.TF32
+// puts its float32 GEMMs on tensor cores.
+func Open(ordinal int, o gpu.Options) (gpu.Device, error) {
 	sigs, err := kernels.Signatures()
 	if err != nil {
 		return nil, err
 	}
-	drv, err := newDriver(ordinal, sigs, cublas.DefaultSearch(libraryPath))
+	drv, err := newDriver(ordinal, sigs, cublas.DefaultSearch(cublas.SplitPath(o.LibraryPath)), o.TF32)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +53,7 @@ type driver struct {
 	params [24]unsafe.Pointer // launch parameter pointers, reused
 }
 
-func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search) (d *driver, err error) {
+func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search, tf32 bool) (d *driver, err error) {
 	n, err := cu.NumDevices()
 	if err != nil {
 		return nil, fmt.Errorf("gpu: counting CUDA devices: %w", err)
@@ -115,14 +116,24 @@ func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search) (d *
 			d.blas.Destroy()
 			return fmt.Errorf("gpu: %s: %w", name, err)
 		}
+		if tf32 {
+			if err := d.blas.SetMathMode(cublas.TF32Math); err != nil {
+				d.blas.Destroy()
+				return fmt.Errorf("gpu: %s: cuda.tf32: %w", name, err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		d.ctx.Close()
 		return nil, err
 	}
-	d.name = fmt.Sprintf("cuda (%s, sm_%d%d, %.1f GB, driver %s, cuBLAS %s from %s)",
-		name, major, minor, float64(mem)/1e9, driverVersion(), blasVersion, lib.Path())
+	math := ""
+	if tf32 {
+		math = ", TF32 tensor-core GEMMs"
+	}
+	d.name = fmt.Sprintf("cuda (%s, sm_%d%d, %.1f GB, driver %s, cuBLAS %s from %s%s)",
+		name, major, minor, float64(mem)/1e9, driverVersion(), blasVersion, lib.Path(), math)
 	return d, nil
 }
 

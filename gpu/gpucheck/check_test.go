@@ -192,8 +192,10 @@ func TestParity(t *testing.T) {
 	}
 }
 
-func openGPU(b *testing.B) gpu.Device {
-	dev, err := gpu.Open("cuda", gpu.Options{})
+func openGPU(b *testing.B) gpu.Device { return openGPUWith(b, gpu.Options{}) }
+
+func openGPUWith(b *testing.B, o gpu.Options) gpu.Device {
+	dev, err := gpu.Open("cuda", o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -207,10 +209,11 @@ func syncOrFail(b *testing.B, dev gpu.Device) {
 	}
 }
 
-// BenchmarkEncode measures MobileNetV2 images/s (float32) at each batch size
-// of -check.batches, timed to a Sync.
+// BenchmarkEncode measures MobileNetV2 images/s at each batch size of
+// -check.batches, timed to a Sync: float32, and float32 with its GEMMs (the
+// convolutions but the depthwise ones) on tensor cores in TF32 (cuda.tf32).
 func BenchmarkEncode(b *testing.B) {
-	dev := openGPU(b)
+	devs := map[string]gpu.Device{"float32": openGPU(b), "tf32": openGPUWith(b, gpu.Options{TF32: true})}
 	w, err := encoder.LoadDefault(os.Getenv("CAPTIONER_ASSETS"))
 	if err != nil {
 		b.Fatal(err)
@@ -223,29 +226,35 @@ func BenchmarkEncode(b *testing.B) {
 		}
 		sizes = append(sizes, n)
 	}
-	for _, batch := range sizes {
-		b.Run(fmt.Sprintf("precision=float32/batch=%d", batch), func(b *testing.B) {
-			e, err := encoder.New(dev, w, batch, "float32")
-			if err != nil {
+	for _, precision := range []string{"float32", "tf32"} {
+		for _, batch := range sizes {
+			benchEncode(b, devs[precision], w, precision, batch)
+		}
+	}
+}
+
+func benchEncode(b *testing.B, dev gpu.Device, w *encoder.Weights, precision string, batch int) {
+	b.Run(fmt.Sprintf("precision=%s/batch=%d", precision, batch), func(b *testing.B) {
+		e, err := encoder.New(dev, w, batch, "float32")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Close()
+		x := benchinput.Images(batch)
+		encode := func() {
+			if err := e.Encode(x, batch); err != nil {
 				b.Fatal(err)
 			}
-			defer e.Close()
-			x := benchinput.Images(batch)
-			encode := func() {
-				if err := e.Encode(x, batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			encode() // JIT, cuBLAS heuristics, scratch growth
-			syncOrFail(b, dev)
-			b.ResetTimer()
-			for range b.N {
-				encode()
-			}
-			syncOrFail(b, dev)
-			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
-		})
-	}
+		}
+		encode() // JIT, cuBLAS heuristics, scratch growth
+		syncOrFail(b, dev)
+		b.ResetTimer()
+		for range b.N {
+			encode()
+		}
+		syncOrFail(b, dev)
+		b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+	})
 }
 
 // model loads -check.model, the decoder to benchmark, whatever its

@@ -43,6 +43,9 @@ type Options struct {
 	// CUDALibraryPath lists extra folders, ':'-separated, to look for cuBLAS in
 	// (configuration key cuda.library_path).
 	CUDALibraryPath string
+	// CUDATF32 runs the GPU's float32 GEMMs on tensor cores (configuration
+	// key cuda.tf32; see gpu.Options.TF32).
+	CUDATF32 bool
 }
 
 // Open returns the device o names. It logs one line saying which device runs
@@ -117,7 +120,7 @@ func open(o Options, log *slog.Logger, h host) (gpu.Device, error) {
 // openCUDA opens the GPU in a binary that has the CUDA backend.
 func openCUDA(o Options, log *slog.Logger, h host) (gpu.Device, error) {
 	want := o.Device
-	dev, err := gpu.Open("cuda", gpu.Options{LibraryPath: o.CUDALibraryPath})
+	dev, err := gpu.Open("cuda", gpu.Options{LibraryPath: o.CUDALibraryPath, TF32: o.CUDATF32})
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", want, err)
 	}

@@ -14,6 +14,8 @@ struct cap_cublas {
 	int (*version)(void *, int *);
 	int (*sgemm)(void *, int, int, int, int, int, const float *, const float *, int, const float *, int,
 	             const float *, float *, int);
+	int (*set_math)(void *, int);
+	int (*get_math)(void *, int *);
 };
 
 static void failed(char *err, size_t errlen, const char *what) {
@@ -46,6 +48,8 @@ cap_cublas *cap_cublas_open(const char *path, const char *dep, char *err, size_t
 	    {"cublasDestroy_v2", (void **)&l->destroy},
 	    {"cublasGetVersion_v2", (void **)&l->version},
 	    {"cublasSgemm_v2", (void **)&l->sgemm},
+	    {"cublasSetMathMode", (void **)&l->set_math},
+	    {"cublasGetMathMode", (void **)&l->get_math},
 	};
 	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
 		*syms[i].fn = dlsym(lib, syms[i].name);
@@ -81,6 +85,10 @@ int cap_cublas_create(cap_cublas *l, uintptr_t *handle) {
 int cap_cublas_destroy(cap_cublas *l, uintptr_t handle) { return l->destroy((void *)handle); }
 
 int cap_cublas_version(cap_cublas *l, uintptr_t handle, int *version) { return l->version((void *)handle, version); }
+
+int cap_cublas_set_math(cap_cublas *l, uintptr_t handle, int mode) { return l->set_math((void *)handle, mode); }
+
+int cap_cublas_get_math(cap_cublas *l, uintptr_t handle, int *mode) { return l->get_math((void *)handle, mode); }
 
 int cap_cublas_sgemm(cap_cublas *l, uintptr_t handle, int ta, int tb, int m, int n, int k, float alpha, uintptr_t a,
                      int lda, uintptr_t b, int ldb, float beta, uintptr_t c, int ldc) {

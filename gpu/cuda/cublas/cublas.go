@@ -1,6 +1,6 @@
 // Package cublas loads NVIDIA's cuBLAS at run time, whichever of cuBLAS 13, 12 or
 // 11 a machine has and wherever it is, and calls the few routines the CUDA
-// backend uses (SGEMM and the version).
+// backend uses (SGEMM, the math mode and the version).
 //
 // Why not link it: a binary linked against libcublas.so.11 (what
 // gorgonia.org/cu/blas does, and what Debian's toolkit provides) refuses to start
@@ -230,6 +230,36 @@ func (h *Handle) Version() (string, error) {
 		return "", fmt.Errorf("cublasGetVersion: %w", Status(s))
 	}
 	return FormatVersion(int(v)), nil
+}
+
+// MathMode is how cuBLAS may compute float32 GEMMs (cublasMath_t).
+type MathMode int
+
+// The math modes the backend sets.
+const (
+	// DefaultMath computes float32 GEMMs in float32 (CUBLAS_DEFAULT_MATH).
+	DefaultMath MathMode = 0
+	// TF32Math lets cuBLAS round float32 GEMMs' inputs to TF32 (a 10-bit
+	// mantissa) and run them on tensor cores, accumulating in float32, on GPUs
+	// that have them (Ampere and newer) (CUBLAS_TF32_TENSOR_OP_MATH).
+	TF32Math MathMode = 3
+)
+
+// SetMathMode sets the handle's math mode (cublasSetMathMode).
+func (h *Handle) SetMathMode(m MathMode) error {
+	if s := C.cap_cublas_set_math(h.lib.l, h.h, C.int(m)); s != 0 {
+		return fmt.Errorf("cublasSetMathMode(%d): %w", m, Status(s))
+	}
+	return nil
+}
+
+// MathMode is the handle's math mode (cublasGetMathMode).
+func (h *Handle) MathMode() (MathMode, error) {
+	var m C.int
+	if s := C.cap_cublas_get_math(h.lib.l, h.h, &m); s != 0 {
+		return 0, fmt.Errorf("cublasGetMathMode: %w", Status(s))
+	}
+	return MathMode(m), nil
 }
 
 // FormatVersion turns cuBLAS's version number (major*10000 + minor*100 + patch

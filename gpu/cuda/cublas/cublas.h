@@ -25,6 +25,8 @@ int cap_cublas_origin(cap_cublas *l, char *buf, size_t len);
 int cap_cublas_create(cap_cublas *l, uintptr_t *handle);
 int cap_cublas_destroy(cap_cublas *l, uintptr_t handle);
 int cap_cublas_version(cap_cublas *l, uintptr_t handle, int *version);
+int cap_cublas_set_math(cap_cublas *l, uintptr_t handle, int mode);
+int cap_cublas_get_math(cap_cublas *l, uintptr_t handle, int *mode);
 int cap_cublas_sgemm(cap_cublas *l, uintptr_t handle, int ta, int tb, int m, int n, int k, float alpha, uintptr_t a,
                      int lda, uintptr_t b, int ldb, float beta, uintptr_t c, int ldc);
 

@@ -151,16 +151,7 @@ func TestFormatVersion(t *testing.T) {
 // TestSgemm checks the call's argument order against a column-major product
 // computed here; the stand-in's device memory is host memory.
 func TestSgemm(t *testing.T) {
-	l, err := Load(only(fakeCublas(t, map[string]int{"libcublas.so.12": 120000})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	h, err := l.NewHandle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Destroy()
+	h := fakeHandle(t, "libcublas.so.12", 120000)
 	// C (m=3, n=2) = 2 A^T B + 0.5 C with A stored (k=4, m=3), lda 5; B (k, n), ldb 4; ldc 3.
 	const m, n, k, lda, ldb, ldc = 3, 2, 4, 5, 4, 3
 	a := make([]float32, lda*m)
@@ -194,8 +185,43 @@ func TestSgemm(t *testing.T) {
 	if !slices.Equal(c, want) {
 		t.Errorf("C = %v, want %v", c, want)
 	}
-	err = h.Sgemm(NoTrans, NoTrans, m, n, k, 1, addr(a), 1, addr(b), ldb, 0, addr(c), ldc)
+	err := h.Sgemm(NoTrans, NoTrans, m, n, k, 1, addr(a), 1, addr(b), ldb, 0, addr(c), ldc)
 	if err == nil || err.Error() != "cublasSgemm(m=3 n=2 k=4 lda=1 ldb=4 ldc=3): CUBLAS_STATUS_INVALID_VALUE" {
 		t.Errorf("lda < m: error %v", err)
 	}
+}
+
+// TestMathMode sets the tensor-core math mode and reads it back; a new handle
+// computes in float32, and the stand-in, like cuBLAS, refuses an unknown mode.
+func TestMathMode(t *testing.T) {
+	h := fakeHandle(t, "libcublas.so.13", 130100)
+	if m, err := h.MathMode(); err != nil || m != DefaultMath {
+		t.Fatalf("a new handle's math mode: %d, %v; want %d", m, err, DefaultMath)
+	}
+	if err := h.SetMathMode(TF32Math); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := h.MathMode(); err != nil || m != TF32Math {
+		t.Errorf("math mode after setting TF32: %d, %v; want %d", m, err, TF32Math)
+	}
+	if err := h.SetMathMode(7); err == nil || err.Error() != "cublasSetMathMode(7): CUBLAS_STATUS_INVALID_VALUE" {
+		t.Errorf("math mode 7: error %v", err)
+	}
+}
+
+// fakeHandle loads a stand-in cuBLAS of that soname and version and makes a
+// handle, both released when the test ends.
+func fakeHandle(t *testing.T, soname string, version int) *Handle {
+	t.Helper()
+	l, err := Load(only(fakeCublas(t, map[string]int{soname: version})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	h, err := l.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Destroy() })
+	return h
 }

@@ -5,14 +5,30 @@
 #include <cublas_v2.h>
 
 static int handle; // the one handle's identity
+static cublasMath_t math_mode = CUBLAS_DEFAULT_MATH;
 
 cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
 	*h = (cublasHandle_t)&handle;
+	math_mode = CUBLAS_DEFAULT_MATH; // a new handle's
 	return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
 	return h == (cublasHandle_t)&handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+// The math mode is kept and read back; SGEMM below computes in float32 whatever it is.
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode) {
+	if (h != (cublasHandle_t)&handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+	if (mode != CUBLAS_DEFAULT_MATH && mode != CUBLAS_TF32_TENSOR_OP_MATH) return CUBLAS_STATUS_INVALID_VALUE;
+	math_mode = mode;
+	return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetMathMode(cublasHandle_t h, cublasMath_t *mode) {
+	if (h != (cublasHandle_t)&handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+	*mode = math_mode;
+	return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasGetVersion_v2(cublasHandle_t h, int *version) {
