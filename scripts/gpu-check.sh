@@ -19,7 +19,8 @@
 # benchmarks, decoder and training benchmarks per model, `serve` of the default
 # model under loadgen at 1, 16, 64 and 256 clients, the PyTorch peer
 # (gpu-peer.py) of the default model; then, when the budget allows, every model
-# served at once and the other models' peers. Results: results.json, results.md
+# served at once, the other models' peers, and parity again with the GPU's
+# GEMMs in TF32 (cuda.tf32; measured, not judged). Results: results.json, results.md
 # and check.log in --out (default: $OUT when set, else ./gpu-check-results).
 # Both result files are rewritten after every step, so a run cut short still
 # leaves what it measured.
@@ -247,6 +248,12 @@ if ((${#dirs[@]} > 1)); then
 		fits "peer-${names[i]}" 45 && peer "peer-${names[i]}" 45 "${dirs[i]}" --no-encoder
 	done
 fi
+# With the budget left: how far TF32 tensor-core GEMMs (cuda.tf32) move the
+# features and captions; measured, not judged.
+limit=$(scale 75 60)
+fits parity-tf32 "$limit" && step parity-tf32 "$limit" "$bin/gpucheck.test" -test.run '^TestParity$' -test.v -check.tf32 \
+	-check.model "${dirs[0]}" -check.models "$(IFS=,; echo "${dirs[*]:1}")" \
+	-check.photos "$photos" -check.max-photos "$(scale 0 2)" -check.out "$work/parity-tf32.json"
 report
 say "results in $out (results.json, results.md, check.log)"
 python3 - "$work/steps.jsonl" <<-'EOF'

@@ -75,6 +75,7 @@ def main():
             "failed": re.findall(r"^    --- FAIL: (\S+)", read(work, "suite"), re.M),
         },
         "parity": load(os.path.join(work, "parity.json")),
+        "parity_tf32": load(os.path.join(work, "parity-tf32.json")),
         "encoder": benchmarks(read(work, "bench-encoder")),
         "decoder": per_model(models, work, "bench-decoder"),
         "train": per_model(models, work, "bench-train"),
@@ -112,6 +113,19 @@ def serve_table(title, sv):
     return L + [""]
 
 
+def parity_table(title, p):
+    if not p:
+        return []
+    same = sum(x["same_captions"] for x in p["photos"])
+    worst = max((x["feature_rel_l2"] for x in p["photos"]), default=0)
+    L = [f"{title} ({p['cpu']}): same captions on {same}/{len(p['photos'])} (model, photo) pairs, "
+         f"worst feature difference {worst:.2g} (relative L2; tolerance {p['feature_tolerance']})", "",
+         "| model | photo | rel L2 | beam-3 caption (GPU) | same |", "| --- | --- | --- | --- | --- |"]
+    L += [f"| {x['model']} | {x['photo']} | {x['feature_rel_l2']:.2g} | {x['beam3_gpu']} | {'yes' if x['same_captions'] else 'NO'} |"
+          for x in p["photos"]]
+    return L + [""]
+
+
 def markdown(r):
     models = ", ".join(f"{m['name']} ({m['arch']}{', default' if m['default'] else ''})" for m in r["models"])
     L = [f"# gpu-check {r['date']} ({r['mode']})", "", f"Device: {r['device'] or 'unknown'}", "", f"Models: {models}", ""]
@@ -121,16 +135,8 @@ def markdown(r):
     L += [f"| {s['step']} | {status(s)} | {s['seconds']} |" for s in r["steps"]]
     s = r["suite"]
     L += ["", f"Kernel suite on the device: {s['passed']} subtests passed, failed: {', '.join(s['failed']) or 'none'}", ""]
-    p = r["parity"]
-    if p:
-        same = sum(x["same_captions"] for x in p["photos"])
-        worst = max((x["feature_rel_l2"] for x in p["photos"]), default=0)
-        L += [f"Parity with the CPU ({p['cpu']}): same captions on {same}/{len(p['photos'])} (model, photo) pairs, "
-              f"worst feature difference {worst:.2g} (relative L2; tolerance {p['feature_tolerance']})", "",
-              "| model | photo | rel L2 | beam-3 caption (GPU) | same |", "| --- | --- | --- | --- | --- |"]
-        L += [f"| {x['model']} | {x['photo']} | {x['feature_rel_l2']:.2g} | {x['beam3_gpu']} | {'yes' if x['same_captions'] else 'NO'} |"
-              for x in p["photos"]]
-        L.append("")
+    L += parity_table("Parity with the CPU", r["parity"])
+    L += parity_table("With the GPU's GEMMs in TF32 (cuda.tf32; measured, not judged)", r["parity_tf32"])
     if r["encoder"]:
         L += ["| Encoder (MobileNetV2) | img/s |", "| --- | --- |"]
         L += [f"| {b['name']} | {metric(b, 'img/s')} |" for b in r["encoder"]]

@@ -34,6 +34,7 @@ var (
 	out       = flag.String("check.out", "", "write TestParity's results as JSON to this file")
 	batches   = flag.String("check.batches", "1,8,64,256", "encoder batch sizes to benchmark")
 	trainB    = flag.Int("check.train-batch", 64, "captions per training step")
+	tf32      = flag.Bool("check.tf32", false, "TestParity with the GPU's GEMMs in TF32 (cuda.tf32): measures how far the features and captions move, without judging")
 )
 
 // FeatureTolerance is the largest relative L2 distance allowed between an
@@ -50,6 +51,7 @@ func loadConfig(t testing.TB, device string) *config.Config {
 		t.Fatal(err)
 	}
 	cfg.Device, cfg.Precision, cfg.Model = device, "float32", *modelDir
+	cfg.CUDA.TF32 = *tf32 && device == "cuda"
 	cfg.Decode.BatchSize = 8
 	return cfg
 }
@@ -153,20 +155,27 @@ type PhotoParity struct {
 
 // TestParity runs -check.model and -check.models on the photos on the GPU and
 // on the CPU, both float32: features within FeatureTolerance, and each model's
-// greedy and beam-3 captions the same.
+// greedy and beam-3 captions the same. With -check.tf32 the GPU rounds its
+// GEMMs' inputs to TF32, and the differences are measured and logged, not
+// judged: how far they go is what the run is for.
 func TestParity(t *testing.T) {
 	paths := photos(t)
 	g := run(t, "cuda", paths)
 	c := run(t, "cpu", paths)
+	differ := t.Errorf
+	if *tf32 {
+		differ = t.Logf
+	}
 	report := struct {
 		GPU       string        `json:"gpu"`
 		CPU       string        `json:"cpu"`
+		TF32      bool          `json:"tf32"`
 		Tolerance float64       `json:"feature_tolerance"`
 		Photos    []PhotoParity `json:"photos"` // per model, per photo
-	}{GPU: g.device, CPU: c.device, Tolerance: FeatureTolerance}
+	}{GPU: g.device, CPU: c.device, TF32: *tf32, Tolerance: FeatureTolerance}
 	for i, p := range paths {
 		if d := relL2(g.feats[i], c.feats[i]); d > FeatureTolerance {
-			t.Errorf("%s: features differ by %.3g (relative L2), tolerance %g", filepath.Base(p), d, FeatureTolerance)
+			differ("%s: features differ by %.3g (relative L2), tolerance %g", filepath.Base(p), d, FeatureTolerance)
 		}
 	}
 	for k, m := range g.models {
@@ -176,7 +185,7 @@ func TestParity(t *testing.T) {
 			r.Same = r.GreedyCPU == r.GreedyGPU && r.BeamCPU == r.BeamGPU
 			report.Photos = append(report.Photos, r)
 			if !r.Same {
-				t.Errorf("%s, %s: captions differ: greedy cpu %q gpu %q; beam cpu %q gpu %q", r.Model, r.Photo, r.GreedyCPU, r.GreedyGPU, r.BeamCPU, r.BeamGPU)
+				differ("%s, %s: captions differ: greedy cpu %q gpu %q; beam cpu %q gpu %q", r.Model, r.Photo, r.GreedyCPU, r.GreedyGPU, r.BeamCPU, r.BeamGPU)
 			}
 			t.Logf("%s, %s: rel L2 %.2g, %q", r.Model, r.Photo, r.FeatureRelL2, r.BeamGPU)
 		}
