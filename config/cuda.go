@@ -10,7 +10,7 @@ type CUDA struct {
 	// CAPTIONER_CUDA_LIBRARY_PATH sets it too.
 	LibraryPath string `mapstructure:"library_path"`
 	// TF32 runs the GPU's float32 GEMMs (the encoder's convolutions, the
-	// decoder's products) on tensor cores with inputs rounded to TF32, a
+	// decoder's products, training's too) on tensor cores with inputs rounded to TF32, a
 	// 10-bit mantissa, accumulating in float32, on Ampere and newer GPUs, as
 	// PyTorch's float32 convolutions do by default. Off by default: rounded
 	// inputs move the features a little, and the GPU is checked against the

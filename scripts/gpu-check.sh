@@ -206,12 +206,12 @@ serve_check() {
 }
 
 step device 20 bash -c 'nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.max.sm --format=csv 2>&1 || echo "nvidia-smi: not available"; uname -srm; nproc'
-step suite "$(scale 60 120)" "$bin/cuda.test" -test.run '^TestKernels$' -test.v -test.count=1
+step suite "$(scale 60 120)" "$bin/cuda.test" -test.run '^(TestKernels|TestTF32)$' -test.v -test.count=1
 step selector 20 "$bin/selector.test" -test.v -test.count=1
 step parity "$(scale 75 120)" "$bin/gpucheck.test" -test.run '^TestParity$' -test.v \
 	-check.model "${dirs[0]}" -check.models "$(IFS=,; echo "${dirs[*]:1}")" \
 	-check.photos "$photos" -check.max-photos "$(scale 0 2)" -check.out "$work/parity.json"
-step bench-encoder "$(scale 60 60)" "$bin/gpucheck.test" -test.run '^$' -test.bench '^BenchmarkEncode$' \
+step bench-encoder "$(scale 110 60)" "$bin/gpucheck.test" -test.run '^$' -test.bench '^BenchmarkEncode$' \
 	-test.benchtime "$(scale 2s 1x)" -check.batches "$(scale 1,8,64,256 1)" -check.model "${dirs[0]}"
 for i in "${!dirs[@]}"; do
 	step "bench-decoder-${names[i]}" "$(scale 45 90)" "$bin/gpucheck.test" -test.run '^$' \

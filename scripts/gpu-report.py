@@ -136,7 +136,7 @@ def markdown(r):
     s = r["suite"]
     L += ["", f"Kernel suite on the device: {s['passed']} subtests passed, failed: {', '.join(s['failed']) or 'none'}", ""]
     L += parity_table("Parity with the CPU", r["parity"])
-    L += parity_table("With the GPU's GEMMs in TF32 (cuda.tf32; measured, not judged)", r["parity_tf32"])
+    L += parity_table("Parity with the CPU, the GPU's GEMMs in TF32 by cuda.tf32, measured and not judged", r["parity_tf32"])
     if r["encoder"]:
         L += ["| Encoder (MobileNetV2) | img/s |", "| --- | --- |"]
         L += [f"| {b['name']} | {metric(b, 'img/s')} |" for b in r["encoder"]]

@@ -433,12 +433,13 @@ func (u *upload) fail(err error) {
 	u.data = nil
 }
 
-// prepare decodes, preprocesses and thumbnails every image, in parallel, in the
-// handler (never in the batcher, which must keep the device busy). An image
-// that fails records its error and the others carry on. When ctx ends first,
-// prepare returns its error at once: images not started are never decoded,
-// and those being decoded (a decoder cannot be stopped half-way) finish on
-// their own, holding their decode slots, while the request is answered.
+// prepare decodes, preprocesses and (for the live page) thumbnails every
+// image, in parallel, in the handler (never in the batcher, which must keep
+// the device busy). An image that fails records its error and the others
+// carry on. When ctx ends first, prepare returns its error at once: images not
+// started are never decoded, and those being decoded (a decoder cannot be
+// stopped half-way) finish on their own, holding their decode slots, while the
+// request is answered.
 func (s *Server) prepare(ctx context.Context, pre pipeline.Preprocessor, images []*upload) error {
 	var wg sync.WaitGroup
 	for _, u := range images {

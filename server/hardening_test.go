@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -413,10 +414,15 @@ func TestLiveOffPublishesNothing(t *testing.T) {
 			t.Fatalf("live %s: %d %s", live, r.status, r.body)
 		}
 		ts.live.mu.Lock()
-		recent := len(ts.live.recent)
+		recent := slices.Clone(ts.live.recent)
 		ts.live.mu.Unlock()
-		if want := map[string]int{"off": 0, "public": 1}[live]; recent != want {
-			t.Errorf("live %s: %d captions published, want %d", live, recent, want)
+		if want := map[string]int{"off": 0, "public": 1}[live]; len(recent) != want {
+			t.Errorf("live %s: %d captions published, want %d", live, len(recent), want)
+		}
+		for _, f := range recent {
+			if !bytes.Contains(f.data, []byte(`"thumbnail":"data:image/jpeg;base64,`)) {
+				t.Errorf("live %s: the published caption has no JPEG thumbnail: %.200s", live, f.data)
+			}
 		}
 	}
 }

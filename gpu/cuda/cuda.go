@@ -129,8 +129,11 @@ func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search, tf32
 		return nil, err
 	}
 	math := ""
-	if tf32 {
+	switch {
+	case tf32 && major >= 8:
 		math = ", TF32 tensor-core GEMMs"
+	case tf32: // the mode is set, and cuBLAS computes in float32 anyway
+		math = ", cuda.tf32 without effect: no TF32 before sm_80"
 	}
 	d.name = fmt.Sprintf("cuda (%s, sm_%d%d, %.1f GB, driver %s, cuBLAS %s from %s%s)",
 		name, major, minor, float64(mem)/1e9, driverVersion(), blasVersion, lib.Path(), math)

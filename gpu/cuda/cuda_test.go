@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func TestKernels(t *testing.T) {
 }
 
 // TestTF32 opens the GPU with its float32 GEMMs on tensor cores: the device
-// says so, and a product still comes out right (to TF32's precision on a GPU;
+// says so (or that its GPU has none), and a product still comes out right (to TF32's precision on a GPU;
 // exactly under the stand-in cuBLAS).
 func TestTF32(t *testing.T) {
 	dev, err := Open(0, gpu.Options{TF32: true})
@@ -33,8 +34,17 @@ func TestTF32(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dev.Close()
-	if !strings.HasSuffix(dev.Name(), ", TF32 tensor-core GEMMs)") {
-		t.Errorf("device %q does not say its GEMMs run on tensor cores", dev.Name())
+	// Tensor cores do TF32 from sm_80 (Ampere) on; the emulator is an sm_70.
+	var major, minor int
+	if _, err := fmt.Sscanf(dev.Name()[strings.Index(dev.Name(), ", sm_")+2:], "sm_%1d%1d", &major, &minor); err != nil {
+		t.Fatalf("device %q: no sm_XY in its name: %v", dev.Name(), err)
+	}
+	suffix := ", TF32 tensor-core GEMMs)"
+	if major < 8 {
+		suffix = ", cuda.tf32 without effect: no TF32 before sm_80)"
+	}
+	if !strings.HasSuffix(dev.Name(), suffix) {
+		t.Errorf("device %q (sm_%d%d) does not end with %q", dev.Name(), major, minor, suffix)
 	}
 	// C (2, 3) = A (2, 4) B (3, 4)ᵀ.
 	a := []float32{1, 2, 3, 4, -1, 0.5, 0, 2}
