@@ -50,7 +50,7 @@ type attActs struct {
 // wxCols is the row length of Wx: the LSTM input is the embedding, and for
 // attention also the gated context.
 func (c Config) wxCols() int {
-	if c.Arch == ArchAttention {
+	if c.Arch == ArchAttention && c.CtxRank == 0 {
 		return c.Embed + c.FeatDim
 	}
 	return c.Embed
@@ -317,6 +317,7 @@ type attWorkspace struct {
 	h, c, h2, c2 gpu.Buf // (R, H)
 	emb, deep    gpu.Buf // (R, E)
 	logp         gpu.Buf // (R, V)
+	ctxLow       gpu.Buf // (R, r) the context through V of a factorized weight (Config.CtxRank r)
 }
 
 func (w *attWorkspace) free(dev gpu.Device) {
@@ -340,7 +341,7 @@ func (m *Model) attWorkspaceFor(B, R int) *attWorkspace {
 	w := &attWorkspace{images: B, rows: R}
 	w.flat = carve(m.dev, []view{{&w.mean, B * F}, {&w.pf, B * L * A}, {&w.feats, B * L * F}, {&w.alpha, R * L},
 		{&w.z, R * F}, {&w.beta, R * F}, {&w.gz, R * F}, {&w.hproj, R * A}, {&w.gates, R * 4 * H}, {&w.act, R * 4 * H},
-		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}})
+		{&w.h, R * H}, {&w.c, R * H}, {&w.h2, R * H}, {&w.c2, R * H}, {&w.emb, R * E}, {&w.deep, R * E}, {&w.logp, R * V}, {&w.ctxLow, R * c.CtxRank}})
 	m.aws = w
 	return w
 }
@@ -379,7 +380,13 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, R, s.K)
 	gates := w.gates.Slice(0, R*4*H)
 	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
-	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, gates, 4*H)
+	if r := c.CtxRank; r > 0 { // gates += (gz·Vᵀ)·Uᵀ: r(4H+F) multiply-adds a row, not 4H·F
+		low := w.ctxLow.Slice(0, R*r)
+		dev.Gemm(false, true, R, r, F, 1, gz, F, m.P.CtxV, F, 0, low, r)
+		dev.Gemm(false, true, R, 4*H, r, 1, low, r, m.P.CtxU, r, 1, gates, 4*H)
+	} else {
+		dev.Gemm(false, true, R, 4*H, F, 1, gz, F, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, gates, 4*H)
+	}
 	dev.Gemm(false, true, R, 4*H, H, 1, s.h, H, m.P.Wh, H, 1, gates, 4*H)
 	dev.LSTMCellForward(s.h2, s.c2, w.act.Slice(0, R*4*H), gates, s.c, R, H)
 	deep := w.deep.Slice(0, R*E)

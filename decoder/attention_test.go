@@ -290,6 +290,21 @@ func TestConfigDefaultsAndRoundTrip(t *testing.T) {
 	if err := bad.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate: %v, want %s", err, want)
 	}
+	// A config.json with a factorized context weight (Factorize) of no use.
+	for _, rank := range []int{-1, 6} {
+		bad = ac
+		bad.CtxRank = rank
+		want = fmt.Sprintf("decoder: ctx_rank is %d; it must be 0 (a full weight) or 1..5 (below the context weight's 16x6)", rank)
+		if err := bad.Validate(); err == nil || err.Error() != want {
+			t.Errorf("Validate: %v, want %s", err, want)
+		}
+	}
+	merge := tinyConfig()
+	merge.CtxRank = 2
+	want = "decoder: ctx_rank is 2 on a merge model; only attention has a context weight to factorize: remove it"
+	if err := merge.Validate(); err == nil || err.Error() != want {
+		t.Errorf("Validate: %v, want %s", err, want)
+	}
 }
 
 // TestSaveHalf: SaveHalf stores each weight as its nearest float16, in about

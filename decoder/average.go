@@ -38,6 +38,9 @@ func Average(dev gpu.Device, dirs []string, weights []float64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if first.CtxRank > 0 { // a factorization is defined up to a rotation of its factors
+		return nil, fmt.Errorf("decoder: model %s is factorized (ctx_rank %d), and factors of two models do not line up: average the full models, then factorize the average", dirs[0], first.CtxRank)
+	}
 	for _, dir := range dirs[1:] {
 		c, err := ReadConfig(filepath.Join(dir, ConfigFile))
 		if err != nil {
@@ -66,11 +69,16 @@ func Average(dev gpu.Device, dirs []string, weights []float64) (*Model, error) {
 	for j, x := range sum {
 		mean[j] = float32(x)
 	}
-	m, err := alloc(dev, first)
+	return fromFlat(dev, first, mean)
+}
+
+// fromFlat returns a model of config c on dev holding the parameters flat.
+func fromFlat(dev gpu.Device, c Config, flat []float32) (*Model, error) {
+	m, err := alloc(dev, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.SetFlat(mean); err != nil {
+	if err := m.SetFlat(flat); err != nil {
 		m.Close()
 		return nil, err
 	}

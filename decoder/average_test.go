@@ -66,6 +66,10 @@ func TestAverageRefuses(t *testing.T) {
 	wider := c
 	wider.Hidden++
 	w, _ := saved(t, wider, 3)
+	low := c
+	low.CtxRank = 2
+	f1, _ := saved(t, low, 4)
+	f2, _ := saved(t, low, 5)
 	for _, tc := range []struct {
 		dirs    []string
 		weights []float64
@@ -76,6 +80,7 @@ func TestAverageRefuses(t *testing.T) {
 		{[]string{a, b}, []float64{1, 0}, "decoder: weight 0 of model " + b + ": want a positive finite number"},
 		{[]string{a, b}, []float64{math.NaN(), 1}, "decoder: weight NaN of model " + a + ": want a positive finite number"},
 		{[]string{a, b}, []float64{1e308, 1e308}, "decoder: weights [1e+308 1e+308] add up beyond float64's range; scale them down (only their ratios count)"},
+		{[]string{f1, f2}, []float64{1, 1}, "decoder: model " + f1 + " is factorized (ctx_rank 2), and factors of two models do not line up: average the full models, then factorize the average"},
 		{[]string{a, w}, []float64{1, 1}, fmt.Sprintf("decoder: model %s is a different network from %s (%+v against %+v): average models of one architecture, sizes and vocabulary, fine-tuned from one model", w, a, wider.Network(), c.Network())},
 	} {
 		m, err := Average(openCPU(t), tc.dirs, tc.weights)

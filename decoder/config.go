@@ -64,6 +64,11 @@ type Config struct {
 	// Dropout is the drop probability during training: merge drops the image
 	// features and the embeddings (the seed uses 0.5), attention the deep output's input.
 	Dropout float32 `json:"dropout"`
+	// CtxRank, when positive, is the rank of a factorized context weight
+	// (attention only): the LSTM input's context columns (4H, F) are kept as
+	// factors U (4H, CtxRank) and V (CtxRank, F), made by Factorize. Such a
+	// model decodes only.
+	CtxRank int `json:"ctx_rank,omitempty"`
 }
 
 // DefaultConfig is the seed notebook's architecture for a vocabulary of size vocab.
@@ -137,6 +142,13 @@ func (c Config) Validate() error {
 		if f.v <= 0 {
 			errs = append(errs, fmt.Errorf("decoder: %s is %d; it must be positive", f.name, f.v))
 		}
+	}
+	switch full := min(4*c.Hidden, c.FeatDim); {
+	case c.CtxRank != 0 && c.Arch != ArchAttention:
+		errs = append(errs, fmt.Errorf("decoder: ctx_rank is %d on a %s model; only attention has a context weight to factorize: remove it", c.CtxRank, c.Arch))
+	case c.CtxRank < 0 || c.CtxRank >= full && c.CtxRank != 0:
+		errs = append(errs, fmt.Errorf("decoder: ctx_rank is %d; it must be 0 (a full weight) or 1..%d (below the context weight's %dx%d)",
+			c.CtxRank, full-1, 4*c.Hidden, c.FeatDim))
 	}
 	if c.Vocab < 5 {
 		errs = append(errs, fmt.Errorf("decoder: vocab is %d; it must hold at least the 4 special tokens and one word", c.Vocab))

@@ -37,6 +37,10 @@ func (c Config) DOT() string {
 // attentionDOT draws the attention decoder's step; count is the parameters per layer.
 func (c Config) attentionDOT(count map[string]int) string {
 	L, F, A, E, H, V := c.Regions, c.FeatDim, c.Att, c.Embed, c.Hidden, c.Vocab
+	lstm := fmt.Sprintf("LSTM %d on [embedding, gated context]", H)
+	if c.CtxRank > 0 {
+		lstm += fmt.Sprintf(", its context weight at rank %d", c.CtxRank)
+	}
 	nodes := []node{
 		{"feats", "image regions (MobileNetV2 grid)", fmt.Sprintf("(B, %d, %d)", L, F)},
 		{"init", fmt.Sprintf("mean region, Dense %d tanh: h0, c0\n%d params", H, count["init_h"]+count["init_c"]), fmt.Sprintf("2 x (B, %d)", H)},
@@ -46,7 +50,7 @@ func (c Config) attentionDOT(count map[string]int) string {
 		{"gate", fmt.Sprintf("gate sigmoid(Dense %d of h) * context\n%d params", F, count["gate"]), fmt.Sprintf("(B, T, %d)", F)},
 		{"words", "caption tokens <start> w1 .. wn", "(B, T)"},
 		{"embed", fmt.Sprintf("Embedding %dx%d\n%d params", V, E, count["embed"]), fmt.Sprintf("(B, T, %d)", E)},
-		{"lstm", fmt.Sprintf("LSTM %d on [embedding, gated context]\n%d params", H, count["lstm"]), fmt.Sprintf("(B, T, %d)", H)},
+		{"lstm", fmt.Sprintf("%s\n%d params", lstm, count["lstm"]), fmt.Sprintf("(B, T, %d)", H)},
 		{"deep", fmt.Sprintf("deep output: embedding + Dense(h) + Dense(context)\n%d params", count["out_h"]+count["out_z"]), fmt.Sprintf("(B, T, %d)", E)},
 		{"drop", fmt.Sprintf("Dropout p=%g", c.Dropout), fmt.Sprintf("(B, T, %d)", E)},
 		{"out", fmt.Sprintf("Dense %d (vocabulary)\n%d params", V, count["out"]), fmt.Sprintf("(B, T, %d)", V)},

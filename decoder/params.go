@@ -3,6 +3,7 @@ package decoder
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -36,6 +37,9 @@ type Params struct {
 	GateW, GateB   gpu.Buf // (F, H), (F) context gate beta = sigmoid(h · GateWᵀ + GateB)
 	OutHW, OutHB   gpu.Buf // (E, H), (E) deep output's state term
 	OutZW          gpu.Buf // (E, F)      deep output's context term
+	// A factorized context weight (Config.CtxRank r > 0): Wx holds the
+	// embedding's columns only, and the context's are CtxU·CtxV.
+	CtxU, CtxV gpu.Buf // (4H, r), (r, F)
 }
 
 // Tensor names one parameter: its safetensors name, shape and place in the flat buffer.
@@ -85,6 +89,15 @@ func (c Config) Tensors() []Tensor {
 			{Name: "out.bias", Shape: []int{V}},
 		}
 	}
+	if r := c.CtxRank; r > 0 {
+		for i, t := range ts {
+			if t.Name == "lstm.weight_ih" {
+				ts[i].Shape = []int{4 * H, E}
+				ts = slices.Insert(ts, i+1, Tensor{Name: "lstm.ctx_u", Shape: []int{4 * H, r}}, Tensor{Name: "lstm.ctx_v", Shape: []int{r, F}})
+				break
+			}
+		}
+	}
 	off := 0
 	for i := range ts {
 		n := 1
@@ -113,7 +126,7 @@ func (p *Params) field(name string) *gpu.Buf {
 		"init_h.weight": &p.InitHW, "init_h.bias": &p.InitHB, "init_c.weight": &p.InitCW, "init_c.bias": &p.InitCB,
 		"att_f.weight": &p.AttFW, "att_f.bias": &p.AttFB, "att_h.weight": &p.AttHW, "att_v.weight": &p.AttV,
 		"gate.weight": &p.GateW, "gate.bias": &p.GateB, "out_h.weight": &p.OutHW, "out_h.bias": &p.OutHB,
-		"out_z.weight": &p.OutZW,
+		"out_z.weight": &p.OutZW, "lstm.ctx_u": &p.CtxU, "lstm.ctx_v": &p.CtxV,
 	}[name]
 	if !ok {
 		panic("decoder: no parameter view for tensor " + name)

@@ -60,6 +60,9 @@ type acts struct {
 // up to maxT tokens.
 func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 	c := m.Cfg
+	if c.CtxRank > 0 {
+		panic("decoder: a factorized model (ctx_rank) decodes only; train the full model it was made from")
+	}
 	n := c.NumParams()
 	ts := &TrainState{m: m, maxB: maxB, maxT: maxT,
 		gradFlat: m.dev.Alloc(n), mom1: m.dev.Alloc(n), mom2: m.dev.Alloc(n)}

@@ -69,11 +69,7 @@ func runAverage(cmd *cobra.Command, dirs []string) error {
 		return err
 	}
 	defer m.Close()
-	save := m.Save
-	if half, _ := cmd.Flags().GetBool("half"); half {
-		save = m.SaveHalf
-	}
-	if err := save(out); err != nil {
+	if err := saveDecoder(cmd, m, out); err != nil {
 		return err
 	}
 	if err := vocab.Save(filepath.Join(out, pipeline.VocabFile)); err != nil {
@@ -81,6 +77,14 @@ func runAverage(cmd *cobra.Command, dirs []string) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "averaged %d models (weights %v) into %s\n", len(dirs), weights, out)
 	return nil
+}
+
+// saveDecoder writes m into out, in float16 when --half asks for it.
+func saveDecoder(cmd *cobra.Command, m *decoder.Model, out string) error {
+	if half, _ := cmd.Flags().GetBool("half"); half {
+		return m.SaveHalf(out)
+	}
+	return m.Save(out)
 }
 
 // parseWeights reads --weights: one positive number per model, or all 1.

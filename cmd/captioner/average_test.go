@@ -42,6 +42,19 @@ func tinyModel(t *testing.T, seed uint64, words ...string) (string, []float32) {
 	return dir, flat
 }
 
+// loadDecoder loads the caption model in dir on a CPU, both closed when the test ends.
+func loadDecoder(t *testing.T, dir string) *decoder.Model {
+	t.Helper()
+	dev := cpu.New(1)
+	t.Cleanup(func() { dev.Close() })
+	m, err := decoder.Load(dev, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
 func TestAverageWritesTheWeightedMean(t *testing.T) {
 	a, fa := tinyModel(t, 1, "a", "dog", "runs")
 	b, fb := tinyModel(t, 2, "a", "dog", "runs")
@@ -49,13 +62,7 @@ func TestAverageWritesTheWeightedMean(t *testing.T) {
 	if _, err := run(t, "average", "--device", "cpu", "--out", out, "--weights", "1,3", "--half=true", a, b); err != nil {
 		t.Fatal(err)
 	}
-	dev := cpu.New(1)
-	defer dev.Close()
-	m, err := decoder.Load(dev, out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := loadDecoder(t, out)
 	got, err := m.FlatHost()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/internal/atomicfile"
+	"github.com/captioner/captioner/pipeline"
+)
+
+func init() {
+	cmd := &cobra.Command{
+		Use:   "factorize --rank R --out DIR MODEL",
+		Short: "Write an attention model whose context weight is factorized to rank R, for cheaper decoding",
+		Long: `Writes a copy of an attention caption model whose LSTM input weight for the
+attended context (4*hidden x feat_dim, the largest matrix of a decoding step)
+is replaced by its best rank-R approximation, kept as two factors (truncated
+SVD): each decoding step then does R*(4*hidden+feat_dim) multiply-adds for it
+instead of 4*hidden*feat_dim. The rest of the model is copied as it is. A
+factorized model captions and serves like any other; it cannot be trained or
+averaged (train and average the full model, then factorize). Score it with
+captioner eval --model DIR: models/flickr8k-attention/MODEL.md lists what
+ranks cost the shipped model's captions.`,
+		Example: `  captioner factorize --rank 128 --out runs/attention-r128 models/flickr8k-attention
+  captioner eval --model runs/attention-r128`,
+		Args: cobra.ExactArgs(1),
+		RunE: runFactorize,
+	}
+	cmd.Flags().Int("rank", 128, "rank of the context weight's factors: 1 to below min(4*hidden, feat_dim)")
+	cmd.Flags().String("out", "", "folder of the factorized model (required; not the model's own)")
+	cmd.Flags().Bool("half", false, "store the weights in float16 (half the file; see decoder.SaveHalf)")
+	rootCmd.AddCommand(cmd)
+}
+
+func runFactorize(cmd *cobra.Command, args []string) error {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	dir := args[0]
+	out, _ := cmd.Flags().GetString("out")
+	if out == "" {
+		return fmt.Errorf("--out: name the folder to write the factorized model into")
+	}
+	if filepath.Clean(out) == filepath.Clean(dir) {
+		return fmt.Errorf("--out %s is the model's own folder: write the factorized model into a new one", out)
+	}
+	rank, _ := cmd.Flags().GetInt("rank")
+	dev, err := pipeline.OpenDevice(cfg)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	m, err := decoder.Load(dev, dir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	f, err := decoder.Factorize(m, rank)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := saveDecoder(cmd, f, out); err != nil {
+		return err
+	}
+	// The vocabulary, and fine-tuned encoder layers when the model has them,
+	// go with the decoder unchanged.
+	for _, name := range []string{pipeline.VocabFile, encoder.TunedFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if os.IsNotExist(err) && name == encoder.TunedFile {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("model %s: %w", dir, err)
+		}
+		if err := atomicfile.WriteFile(filepath.Join(out, name), b); err != nil {
+			return err
+		}
+	}
+	c := m.Cfg
+	G, F := 4*c.Hidden, c.FeatDim
+	fmt.Fprintf(cmd.OutOrStdout(), "factorized %s at rank %d into %s: the context weight's %d multiply-adds a decoding step become %d\n",
+		dir, rank, out, G*F, rank*(G+F))
+	return nil
+}

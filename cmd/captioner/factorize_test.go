@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/captioner/captioner/pipeline"
+)
+
+// TestFactorizeWritesAModel runs the command on a small attention model: the
+// new folder holds a loadable model of the asked rank with the same
+// vocabulary, and bad requests fail before anything is written.
+func TestFactorizeWritesAModel(t *testing.T) {
+	dir, _ := tinyModel(t, 1, "a", "dog", "runs")
+	out := filepath.Join(t.TempDir(), "low")
+	got, err := run(t, "factorize", "--device", "cpu", "--rank", "2", "--half=false", "--out", out, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "factorized " + dir + " at rank 2 into " + out + ": the context weight's 96 multiply-adds a decoding step become 44\n"; got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+	if m := loadDecoder(t, out); m.Cfg.CtxRank != 2 {
+		t.Errorf("ctx_rank %d, want 2", m.Cfg.CtxRank)
+	}
+	a, errA := os.ReadFile(filepath.Join(dir, pipeline.VocabFile))
+	b, errB := os.ReadFile(filepath.Join(out, pipeline.VocabFile))
+	if errA != nil || errB != nil || string(a) != string(b) {
+		t.Errorf("vocabulary not copied: %v %v", errA, errB)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rank", "2", "--out", "", dir}, "--out: name the folder to write the factorized model into"},
+		{[]string{"--rank", "2", "--out", dir, dir}, "--out " + dir + " is the model's own folder: write the factorized model into a new one"},
+		{[]string{"--rank", "6", "--out", filepath.Join(t.TempDir(), "x"), dir}, "model " + dir + ": decoder: rank 6 is outside 1..5: the context weight is 16x6, and a rank of 6 or more saves nothing"},
+	} {
+		_, err := run(t, append([]string{"factorize", "--device", "cpu", "--half=false"}, tc.args...)...)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("factorize %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
