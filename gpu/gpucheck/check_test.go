@@ -311,6 +311,15 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkTrain(b *testing.B) {
 	dev := openGPU(b)
 	m := model(b, dev)
+	if c := m.Cfg; c.CtxRank > 0 { // a factorized model decodes only: time its network as trained, with the full context weight
+		c.CtxRank = 0
+		full, err := decoder.New(dev, c, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(full.Close)
+		m = full
+	}
 	B, T := *trainB, 16
 	ts := m.NewTrainState(B, T)
 	defer ts.Close()
