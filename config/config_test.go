@@ -84,7 +84,7 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  arch: transformer\n", `config: train.arch: "transformer" is not one of merge, attention`},
 		{"train:\n  cleaning: karpathy\n", `config: train.cleaning: cleaning "karpathy" is not known; use "standard" (coco-caption, every word kept) or "seed" (the seed notebook's, drops "a")`},
 		{"train:\n  att_penalty: -1\n", "config: train.att_penalty: -1 is negative; use 0 to disable the attention penalty"},
-		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-attention)"},
+		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. runs/attention/model)"},
 		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others"},
 	} {
 		_, err := load(t, writeYAML(t, tc.yaml))

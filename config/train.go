@@ -145,7 +145,7 @@ func (c Train) validate() []error {
 		errs = append(errs, fmt.Errorf("train.att_penalty: %g is negative; use 0 to disable the attention penalty", c.AttPenalty))
 	}
 	if c.Objective == "cider" && c.Init == "" {
-		errs = append(errs, fmt.Errorf("train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. models/flickr8k-attention)"))
+		errs = append(errs, fmt.Errorf("train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. runs/attention/model)"))
 	}
 	if c.Samples < 2 || c.Samples > c.BatchSize {
 		errs = append(errs, fmt.Errorf("train.samples: %d is outside 2..train.batch_size (%d); each sample's baseline is the mean of the others", c.Samples, c.BatchSize))

@@ -48,7 +48,7 @@ type attActs struct {
 }
 
 // wxCols is the row length of Wx: the LSTM input is the embedding, and for
-// attention also the gated context.
+// attention also the gated context, unless its weight is factorized (CtxRank).
 func (c Config) wxCols() int {
 	if c.Arch == ArchAttention && c.CtxRank == 0 {
 		return c.Embed + c.FeatDim

@@ -38,13 +38,13 @@ func Average(dev gpu.Device, dirs []string, weights []float64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if first.CtxRank > 0 { // a factorization is defined up to a rotation of its factors
-		return nil, fmt.Errorf("decoder: model %s is factorized (ctx_rank %d), and factors of two models do not line up: average the full models, then factorize the average", dirs[0], first.CtxRank)
-	}
-	for _, dir := range dirs[1:] {
+	for _, dir := range dirs {
 		c, err := ReadConfig(filepath.Join(dir, ConfigFile))
 		if err != nil {
 			return nil, err
+		}
+		if c.CtxRank > 0 { // a factorization is defined up to a rotation of its factors
+			return nil, fmt.Errorf("decoder: model %s is factorized (ctx_rank %d), and factors of two models do not line up: average the full models, then factorize the average", dir, c.CtxRank)
 		}
 		if c.Network() != first.Network() {
 			return nil, fmt.Errorf("decoder: model %s is a different network from %s (%+v against %+v): average models of one architecture, sizes and vocabulary, fine-tuned from one model", dir, dirs[0], c.Network(), first.Network())

@@ -149,8 +149,8 @@ func (m *Model) prepare() {
 	}
 	m.dev.Upload(m.outB, mask)
 	m.dev.Add(m.outB, m.outB, m.P.OutB)
-	// The embedding's columns of Wx: all of merge's (4H, E), the first E of
-	// attention's (4H, E+F).
+	// The embedding's columns of Wx: all of merge's (4H, E) and of a factorized
+	// attention model's, the first E of attention's (4H, E+F).
 	m.dev.Gemm(false, true, c.Vocab, 4*c.Hidden, c.Embed, 1, m.P.Embed, c.Embed, m.P.Wx, c.wxCols(), 0, m.proj, 4*c.Hidden)
 	m.dev.BiasAct(m.proj, m.proj, m.P.LB, c.Vocab, 4*c.Hidden, gpu.ActNone)
 	m.projStale = false

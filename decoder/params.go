@@ -16,7 +16,7 @@ import (
 // in PyTorch's order i, f, g, o. Views an architecture does not have are nil.
 type Params struct {
 	Embed gpu.Buf // (V, E)  word embeddings
-	Wx    gpu.Buf // (4H, E) LSTM input weights; attention: (4H, E+F), [embedding, context]
+	Wx    gpu.Buf // (4H, E) LSTM input weights; attention: (4H, E+F), [embedding, context], or (4H, E) with CtxRank
 	Wh    gpu.Buf // (4H, H) LSTM recurrent weights
 	LB    gpu.Buf // (4H)    LSTM bias (PyTorch's b_ih + b_hh)
 	OutW  gpu.Buf // (V, M)  output dense over the vocabulary; attention: (V, E)

@@ -32,7 +32,7 @@ ranks cost the shipped model's captions.`,
 		RunE: runFactorize,
 	}
 	cmd.Flags().Int("rank", 128, "rank of the context weight's factors: 1 to below min(4*hidden, feat_dim)")
-	cmd.Flags().String("out", "", "folder of the factorized model (required; not the model's own)")
+	cmd.Flags().String("out", "", "folder of the factorized model (required; new or empty)")
 	cmd.Flags().Bool("half", false, "store the weights in float16 (half the file; see decoder.SaveHalf)")
 	rootCmd.AddCommand(cmd)
 }
@@ -47,8 +47,21 @@ func runFactorize(cmd *cobra.Command, args []string) error {
 	if out == "" {
 		return fmt.Errorf("--out: name the folder to write the factorized model into")
 	}
-	if filepath.Clean(out) == filepath.Clean(dir) {
-		return fmt.Errorf("--out %s is the model's own folder: write the factorized model into a new one", out)
+	if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
+		return fmt.Errorf("--out %s is not empty: write the factorized model into a new folder (the model's own, or another model's, would be overwritten)", out)
+	}
+	// The vocabulary, and fine-tuned encoder layers when the model has them,
+	// go with the decoder unchanged: read before anything is written.
+	carry := map[string][]byte{}
+	for _, name := range []string{pipeline.VocabFile, encoder.TunedFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if os.IsNotExist(err) && name == encoder.TunedFile {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("model %s: %w", dir, err)
+		}
+		carry[name] = b
 	}
 	rank, _ := cmd.Flags().GetInt("rank")
 	dev, err := pipeline.OpenDevice(cfg)
@@ -69,16 +82,7 @@ func runFactorize(cmd *cobra.Command, args []string) error {
 	if err := saveDecoder(cmd, f, out); err != nil {
 		return err
 	}
-	// The vocabulary, and fine-tuned encoder layers when the model has them,
-	// go with the decoder unchanged.
-	for _, name := range []string{pipeline.VocabFile, encoder.TunedFile} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if os.IsNotExist(err) && name == encoder.TunedFile {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("model %s: %w", dir, err)
-		}
+	for name, b := range carry {
 		if err := atomicfile.WriteFile(filepath.Join(out, name), b); err != nil {
 			return err
 		}

@@ -103,6 +103,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return fmt.Errorf("train.init: %w", err)
 		}
+		if ic.CtxRank > 0 { // refused before the features load; train's own check says the same
+			return fmt.Errorf("train.init: %s is factorized (ctx_rank %d) for decoding; train from the full model it was made from", tc.Init, ic.CtxRank)
+		}
 		tc.Cleaning = string(ic.Cleaning)
 	}
 	ds.Reclean(text.Cleaning(tc.Cleaning))
