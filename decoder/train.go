@@ -60,8 +60,8 @@ type acts struct {
 // up to maxT tokens.
 func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 	c := m.Cfg
-	if c.CtxRank > 0 {
-		panic("decoder: a factorized model (ctx_rank) decodes only; train the full model it was made from")
+	if err := c.Trainable(); err != nil {
+		panic("decoder: NewTrainState of a model " + err.Error())
 	}
 	n := c.NumParams()
 	ts := &TrainState{m: m, maxB: maxB, maxT: maxT,

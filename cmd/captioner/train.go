@@ -103,8 +103,8 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return fmt.Errorf("train.init: %w", err)
 		}
-		if ic.CtxRank > 0 { // refused before the features load; train's own check says the same
-			return fmt.Errorf("train.init: %s is factorized (ctx_rank %d) for decoding; train from the full model it was made from", tc.Init, ic.CtxRank)
+		if err := ic.Trainable(); err != nil { // before the features load, not after
+			return fmt.Errorf("train.init: %s is %w", tc.Init, err)
 		}
 		tc.Cleaning = string(ic.Cleaning)
 	}
