@@ -84,6 +84,12 @@ type Train struct {
 	// Init is a model folder whose weights (and vocabulary) the run starts from;
 	// empty starts from random weights.
 	Init string `mapstructure:"init"`
+	// Teacher is a model folder whose captions of the train images (beam
+	// search as decode.beam, unguided) join each image's captions as one more
+	// cross-entropy target: sequence-level knowledge distillation (Kim & Rush
+	// 2016). Empty: the references alone. They are not references: dev BLEU
+	// and the cider objective's rewards read the dataset's captions only.
+	Teacher string `mapstructure:"teacher"`
 	// Samples is the number of captions sampled per image with the cider
 	// objective; each is judged against the mean reward of the others.
 	Samples int `mapstructure:"samples"`
@@ -123,6 +129,7 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.ema", 0.999)
 	v.SetDefault("train.objective", "xe")
 	v.SetDefault("train.init", "")
+	v.SetDefault("train.teacher", "")
 	v.SetDefault("train.samples", 5)
 	v.SetDefault("train.half_weights", false)
 }
@@ -155,6 +162,9 @@ func (c Train) validate() []error {
 	}
 	if c.FinetuneBlocks > 0 && c.Objective == "cider" {
 		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d with train.objective cider; self-critical training runs on frozen features only: set train.finetune_blocks 0 (fine-tuning trains with xe)", c.FinetuneBlocks))
+	}
+	if c.Teacher != "" && c.Objective == "cider" {
+		errs = append(errs, fmt.Errorf("train.teacher: %s with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider", c.Teacher))
 	}
 	if c.FinetuneLR <= 0 || c.FinetuneLR > 1 {
 		errs = append(errs, fmt.Errorf("train.finetune_lr: %g is outside (0, 1]; 1e-5..1e-4 suits trained encoder layers", c.FinetuneLR))

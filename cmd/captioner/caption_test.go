@@ -29,6 +29,23 @@ var shippedModel = filepath.Join("..", "..", filepath.FromSlash(config.DefaultMo
 // server.models).
 var mergeModel = filepath.Join("..", "..", "models", "flickr8k-merge-lstm")
 
+// resetFlags puts the named flags of the command name back to their
+// defaults when t ends: the commands are one process's, and flags a test sets
+// would carry over into later tests that leave them at their defaults.
+func resetFlags(t *testing.T, name string, flags ...string) {
+	cmd, _, err := rootCmd.Find([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, name := range flags {
+			f := cmd.Flags().Lookup(name)
+			f.Value.Set(f.DefValue)
+			f.Changed = false
+		}
+	})
+}
+
 // run executes the CLI in-process and returns stdout.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
@@ -203,27 +204,43 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 		return nil, err
 	}
 	defer m.Close()
-	names := make([]string, len(imgs))
-	for i, im := range imgs {
-		names[i] = im.Name
-	}
-	host, err := decoderInputs(store, names, m.Cfg.Arch)
-	if err != nil {
-		return nil, err
-	}
 	tagger, err := pipeline.NewTagger(dev, w)
 	if err != nil {
 		return nil, err
 	}
 	defer tagger.Close()
-	feats := dev.Alloc(len(host))
-	defer dev.Free(feats)
-	dev.Upload(feats, host)
 	plan, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).Plan(pipeline.Options{})
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.CaptionFeatures(ctx, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, feats, len(imgs), plan)
+	return captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, imageNames(imgs), plan)
+}
+
+// cachedChunk is how many images' cached features captionCached has on the
+// device at once: the train split's grids would take 1.5 GB together.
+const cachedChunk = 1000
+
+// captionCached captions the images names from the feature cache store with
+// d, cachedChunk images at a time.
+func captionCached(ctx context.Context, store *features.Store, d pipeline.Decoder, names []string, plan pipeline.Plan) ([]pipeline.Result, error) {
+	dev := d.Model.Device()
+	out := make([]pipeline.Result, 0, len(names))
+	for lo := 0; lo < len(names); lo += cachedChunk {
+		chunk := names[lo:min(lo+cachedChunk, len(names))]
+		host, err := decoderInputs(store, chunk, d.Model.Cfg.Arch)
+		if err != nil {
+			return nil, err
+		}
+		feats := dev.Alloc(len(host))
+		dev.Upload(feats, host)
+		res, err := pipeline.CaptionFeatures(ctx, d, feats, len(chunk), plan)
+		dev.Free(feats)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
 }
 
 // evalFromImages runs the whole pipeline on the split's photos.

@@ -54,16 +54,7 @@ func TestTrainRefusesAFactorizedInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	assets, data, feats, _ := sampleDataset(t, 7)
-	// The commands are one process's: the flags set here would carry over into
-	// later tests that leave them at their defaults.
-	train, _, _ := rootCmd.Find([]string{"train"})
-	t.Cleanup(func() {
-		for _, name := range []string{"init", "objective", "arch", "hidden", "epochs", "out", "data", "features"} {
-			f := train.Flags().Lookup(name)
-			f.Value.Set(f.DefValue)
-			f.Changed = false
-		}
-	})
+	resetFlags(t, "train", "init", "objective", "arch", "hidden", "epochs", "out", "data", "features")
 	_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", t.TempDir(),
 		"--init", low, "--objective", "cider", "--arch", "attention", "--hidden", "4", "--epochs", "1")
 	if want := "train.init: " + low + " is factorized (ctx_rank 2) for decoding; train from the full model it was made from"; err == nil || err.Error() != want {

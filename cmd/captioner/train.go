@@ -52,6 +52,15 @@ folder gets the tuned layers (model/encoder.safetensors), which caption, serve a
 eval use; encoder-checkpoint-<epoch>.safetensors beside the checkpoint holds the
 top's training state for --resume.
 
+--teacher DIR distils a model into the run (sequence-level knowledge
+distillation, Kim & Rush 2016): before the first epoch the model in DIR captions
+every train image (beam search at decode.beam, unguided, from the cached
+features), and each caption becomes one more cross-entropy target of its image
+beside the references. They are targets only: dev BLEU and self-critical rewards
+read the references alone. A teacher better than cross-entropy training alone
+(such as a self-critical model's average with its start) passes on some of what
+made it better.
+
 --objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
 with self-critical sequence training: it samples train.samples captions per
 image, rewards each by CIDEr-D against the image's references, and makes the
@@ -79,9 +88,10 @@ factorized for decoding, see captioner factorize, and cannot be trained on):
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
 	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
 	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
+	f.String("teacher", "", "model folder whose captions of the train images join their references as targets (knowledge distillation)")
 	f.Int("finetune-blocks", 0, "also train the encoder's last N blocks and head (0: frozen encoder)")
 	f.Float64("finetune-lr", 1e-4, "Adam learning rate of the fine-tuned encoder layers")
-	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
+	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "teacher": "train.teacher", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
 		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
 		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
 	rootCmd.AddCommand(cmd)
@@ -164,6 +174,14 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	dv, err := split(load, devImgs, vocab)
 	if err != nil {
 		return err
+	}
+	if tc.Teacher != "" {
+		caps, err := teacherCaptions(ctx, cfg, dev, trainImgs)
+		if err != nil {
+			return err
+		}
+		unknown := distil(trn, caps, vocab)
+		fmt.Fprintf(log, "teacher %s: its captions of the %d train images are targets too (%d words outside the vocabulary)\n", tc.Teacher, len(caps), unknown)
 	}
 	for _, dir := range []string{train.ModelDir(tc.Out), train.LastDir(tc.Out)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -273,17 +291,77 @@ func split(load func(names []string) ([]float32, error), imgs []text.Image, voca
 	for i, im := range imgs {
 		s.Refs = append(s.Refs, im.Captions)
 		for _, c := range im.Captions {
-			ids := vocab.Encode(c)
-			words := make([]int32, len(ids))
-			for j, id := range ids {
-				words[j] = int32(id)
-			}
-			s.Examples = append(s.Examples, train.Example{Image: i, Words: words})
+			s.Examples = append(s.Examples, train.Example{Image: i, Words: wordIDs(vocab, c)})
 		}
 	}
 	var err error
 	s.Feats, err = load(imageNames(imgs))
 	return s, err
+}
+
+// teacherCaptions captions imgs with the model in train.teacher, from the
+// ImageNet encoder's cached features: its best beam-search caption at
+// decode.beam, unguided (guidance would teach tag nouns the photos may not show).
+func teacherCaptions(ctx context.Context, cfg *config.Config, dev gpu.Device, imgs []text.Image) ([][]string, error) {
+	tc := cfg.Train
+	if fileExists(filepath.Join(tc.Teacher, encoder.TunedFile)) {
+		return nil, fmt.Errorf("train.teacher: %s has a fine-tuned encoder (%s), and the teacher captions from the ImageNet encoder's cached features: name a model with a frozen encoder", tc.Teacher, encoder.TunedFile)
+	}
+	store, err := openFeatures(cfg.Assets, tc.Features)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	vocab, m, err := pipeline.LoadModel(dev, tc.Teacher)
+	if err != nil {
+		return nil, fmt.Errorf("train.teacher: %w", err)
+	}
+	defer m.Close()
+	if string(m.Cfg.Cleaning) != tc.Cleaning {
+		return nil, fmt.Errorf("train.teacher: %s writes %s-cleaned captions and this run trains on %s-cleaned ones: name a teacher of the run's cleaning", tc.Teacher, m.Cfg.Cleaning, tc.Cleaning)
+	}
+	dc := cfg.Decode
+	dc.Guide = false
+	plan, err := pipeline.NewDecoding(dc, config.MaxBeam).Plan(pipeline.Options{Alternatives: 1})
+	if err != nil {
+		return nil, err
+	}
+	res, err := captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab}, imageNames(imgs), plan)
+	if err != nil {
+		return nil, fmt.Errorf("train.teacher: %w", err)
+	}
+	caps := make([][]string, len(res))
+	for i, r := range res {
+		caps[i] = r.Tokens
+	}
+	return caps, nil
+}
+
+// distil adds caps[i], a teacher's caption of trn's image i, to trn's
+// training examples (not to its references), and returns how many of their
+// words the vocabulary does not know (they train as <unk>).
+func distil(trn *train.Split, caps [][]string, vocab *text.Vocab) int {
+	unknown := 0
+	for i, c := range caps {
+		words := wordIDs(vocab, c)
+		for _, id := range words {
+			if id == text.UnkID {
+				unknown++
+			}
+		}
+		trn.Examples = append(trn.Examples, train.Example{Image: i, Words: words})
+	}
+	return unknown
+}
+
+// wordIDs is caption c's word ids in vocab.
+func wordIDs(vocab *text.Vocab, c []string) []int32 {
+	ids := vocab.Encode(c)
+	words := make([]int32, len(ids))
+	for j, id := range ids {
+		words[j] = int32(id)
+	}
+	return words
 }
 
 // checkFrozenInit refuses to train on frozen ImageNet features from a model

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -11,12 +12,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/viper"
+
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/tags"
+	"github.com/captioner/captioner/text"
 	"github.com/captioner/captioner/train"
 )
 
@@ -67,10 +72,93 @@ func TestTrainThenSelfCritical(t *testing.T) {
 		t.Errorf("curves.csv: want a header and 2 epochs with their sample reward:\n%s", csv)
 	}
 
+	// Distillation from the first model: its captions of the 7 train images
+	// are training targets too, and they are eval's unguided captions of them.
+	resetFlags(t, "train", "teacher", "cleaning", "init", "objective", "lr")
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "1")
+	log.Reset()
+	kd := t.TempDir()
+	args = append([]string{"train", "--out", kd, "--teacher", first, "--init", "", "--objective", "xe", "--lr", "1e-3"}, common...)
+	rootCmd.SetArgs(args)
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatalf("train --teacher: %v\n%s", err, log.String())
+	}
+	if want := "teacher " + first + ": its captions of the 7 train images are targets too (0 words outside the vocabulary)"; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log.String())
+	}
+	checkTeacherCaptions(t, assets, data, feats, first)
+	_, err := run(t, append([]string{"train", "--out", t.TempDir(), "--teacher", first, "--cleaning", "seed"}, common...)...)
+	if want := "train.teacher: " + first + " writes standard-cleaned captions and this run trains on seed-cleaned ones: name a teacher of the run's cleaning"; err == nil || err.Error() != want {
+		t.Errorf("teacher of another cleaning: got %v, want %q", err, want)
+	}
+
 	// A missing init folder is named.
-	_, err := run(t, append([]string{"train", "--out", t.TempDir(), "--init", filepath.Join(sc, "nope"), "--objective", "cider"}, common...)...)
+	_, err = run(t, append([]string{"train", "--out", t.TempDir(), "--init", filepath.Join(sc, "nope"), "--objective", "cider", "--teacher", ""}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), "train.init") || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing init: got %v, want an error naming train.init and the folder", err)
+	}
+}
+
+// checkTeacherCaptions checks that teacherCaptions of the train split are
+// the captions eval writes of it with guided decoding off.
+func checkTeacherCaptions(t *testing.T, assets, data, feats, teacher string) {
+	t.Helper()
+	resetFlags(t, "eval", "split", "guide", "captions", "model")
+	capPath := filepath.Join(t.TempDir(), "train.json")
+	if _, err := run(t, "eval", "--split", "train", "--guide=false", "--captions", capPath, "--model", teacher,
+		"--device", "cpu", "--assets", assets, "--data", data, "--features", feats); err != nil {
+		t.Fatal(err)
+	}
+	var recs []struct{ Tokens []string }
+	b, _ := os.ReadFile(capPath)
+	if err := json.Unmarshal(b, &recs); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(viper.New(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Assets, cfg.Train.Features, cfg.Train.Teacher, cfg.Train.Cleaning = assets, feats, teacher, "standard"
+	ds, err := loadDataset(assets, "flickr8k", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.Reclean(text.CleaningStandard)
+	imgs, _ := ds.Split(text.SplitTrain)
+	dev := cpu.New(1)
+	defer dev.Close()
+	caps, err := teacherCaptions(context.Background(), cfg, dev, imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) != len(recs) || len(caps) != 7 {
+		t.Fatalf("%d teacher captions, %d eval captions; want 7", len(caps), len(recs))
+	}
+	for i := range caps {
+		if strings.Join(caps[i], " ") != strings.Join(recs[i].Tokens, " ") {
+			t.Errorf("image %d: teacher caption %q, eval's %q", i, caps[i], recs[i].Tokens)
+		}
+	}
+}
+
+// TestDistilAddsTargetsNotReferences: a teacher's caption becomes a training
+// example of its image, in the vocabulary's ids, and not a reference.
+func TestDistilAddsTargetsNotReferences(t *testing.T) {
+	vocab := text.BuildVocab([][]string{{"a", "dog", "runs"}, {"a", "cat"}}, 1)
+	trn := &train.Split{Refs: [][][]string{{{"a", "dog", "runs"}}, {{"a", "cat"}}}}
+	unknown := distil(trn, [][]string{{"a", "dog"}, {"a", "zebra", "runs"}}, vocab)
+	if unknown != 1 {
+		t.Errorf("%d unknown words, want 1 (zebra)", unknown)
+	}
+	want := []train.Example{
+		{Image: 0, Words: []int32{int32(vocab.ID("a")), int32(vocab.ID("dog"))}},
+		{Image: 1, Words: []int32{int32(vocab.ID("a")), text.UnkID, int32(vocab.ID("runs"))}},
+	}
+	if fmt.Sprint(trn.Examples) != fmt.Sprint(want) {
+		t.Errorf("examples %v, want %v", trn.Examples, want)
+	}
+	if len(trn.Refs[1]) != 1 {
+		t.Errorf("image 1 has %d references, want its 1: a teacher's caption is not a reference", len(trn.Refs[1]))
 	}
 }
 
