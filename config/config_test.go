@@ -73,6 +73,7 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"device: gpu\n", `config: device: "gpu" is not one of auto, cpu, cuda`},
 		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count"},
 		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy)"},
+		{"decode:\n  no_repeat: 1\n", `config: decode.no_repeat: 1 must be 0 (repeats allowed) or 2..100 (1 would forbid any word twice, "a" included)`},
 		{"decode:\n  tags: 21\n", "config: decode.tags: 21 is outside 0..20 (0: no tags)"},
 		{"decode:\n  guide_threshold: 1.5\n", "config: decode.guide_threshold: 1.5 is outside 0..1 (a probability)"},
 		{"image:\n  max_decoded_bytes: 0\n", "config: image.max_decoded_bytes: 0 must be positive"},

@@ -17,6 +17,10 @@ type Decode struct {
 	// Alpha is beam search's length normalisation, score = log-prob / length^Alpha
 	// (0 favours short captions; 1 is the per-word average). Added by the decoder.
 	Alpha float64 `mapstructure:"alpha"`
+	// NoRepeat keeps a caption from saying any NoRepeat consecutive words twice
+	// (2: "a man rides a bike on a bike" is never written); 0 allows repeats.
+	// It raised the shipped attention model's dev BLEU-4 and CIDEr-D (MODEL.md).
+	NoRepeat int `mapstructure:"no_repeat"`
 	// Tags is how many of the encoder's ImageNet nouns every caption carries
 	// (tags.Select: classes sharing a noun summed), most probable first; 0 for none.
 	Tags int `mapstructure:"tags"`
@@ -45,6 +49,7 @@ func decodeDefaults(v *viper.Viper) {
 	v.SetDefault("decode.max_len", 20)
 	v.SetDefault("decode.batch_size", 32)
 	v.SetDefault("decode.alpha", 0.7)
+	v.SetDefault("decode.no_repeat", 2)
 	v.SetDefault("decode.tags", 5)
 	v.SetDefault("decode.tag_threshold", 0.05)
 	v.SetDefault("decode.guide", true)
@@ -64,6 +69,9 @@ func (c Decode) validate() []error {
 	}
 	if c.Alpha < 0 || c.Alpha > 2 {
 		errs = append(errs, fmt.Errorf("decode.alpha: %g is outside 0..2 (length normalisation exponent)", c.Alpha))
+	}
+	if c.NoRepeat < 0 || c.NoRepeat == 1 || c.NoRepeat > MaxCaptionLen {
+		errs = append(errs, fmt.Errorf("decode.no_repeat: %d must be 0 (repeats allowed) or 2..%d (1 would forbid any word twice, \"a\" included)", c.NoRepeat, MaxCaptionLen))
 	}
 	if c.Tags < 0 || c.Tags > MaxTags {
 		errs = append(errs, fmt.Errorf("decode.tags: %d is outside 0..%d (0: no tags)", c.Tags, MaxTags))

@@ -122,9 +122,11 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	finished := make([][]Hypothesis, B) // in the all-met state
 	done := make([]bool, B)
 	// Per row, 2K candidates that keep its state after leaving out the
-	// constraint tokens among them, as beam has after K finish.
-	kk := min(2*K+maxTok, V)
-	idx, val := make([]int32, R*kk), make([]float32, R*kk)
+	// constraint tokens among them, as beam has after K finish, and the
+	// words DecodeOptions.NoRepeat forbids it (bans, at most one a step).
+	most := min(2*K+maxTok+o.MaxLen, V)
+	idx, val := make([]int32, R*most), make([]float32, R*most)
+	bans := make([][]int32, R)
 	src := make([]int32, R)
 	next := make([]beamRow, R)
 	buckets := make([][]candidate, S)
@@ -146,6 +148,15 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 			return nil, err
 		}
 		DR := len(order) * per
+		banned := 0
+		for _, b := range order {
+			for k := 0; k < per; k++ {
+				r := b*SK + k
+				bans[r] = repeated(rows[r].tokens, o.NoRepeat)
+				banned = max(banned, len(bans[r]))
+			}
+		}
+		kk := min(2*K+maxTok+banned, V)
 		logp := s.step(toks[:DR])
 		if err := dev.TopK(idx[:DR*kk], val[:DR*kk], logp, DR, V, kk); err != nil {
 			return nil, err
@@ -162,7 +173,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 					continue
 				}
 				for _, tb := range meets[b] {
-					if tb.bits&^st != 0 {
+					if tb.bits&^st != 0 && !slices.Contains(bans[r], tb.tok) {
 						gIdx = append(gIdx, int32((i*per+k)*V)+tb.tok)
 						gRef = append(gRef, candidate{src: r, tok: tb.tok})
 					}
@@ -196,6 +207,9 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 					tok := idx[(s0+k)*kk+j]
 					if bitsOf(b, tok)&^st != 0 {
 						continue // it changes state: it comes from the gathered values
+					}
+					if slices.Contains(bans[r], tok) {
+						continue
 					}
 					buckets[st] = append(buckets[st], candidate{src: r, tok: tok, logProb: rows[r].logProb + float64(val[(s0+k)*kk+j]), forced: rows[r].forced})
 				}

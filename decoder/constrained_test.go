@@ -54,6 +54,9 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				}
 				ns, lp, alpha := step(b.s, prev)
 				for w, v := range lp {
+					if int32(w) != o.End && repeatsAnNGram(append(slices.Clone(b.toks), int32(w)), o.NoRepeat) {
+						continue
+					}
 					to, forced := st|bitsOf(int32(w)), b.forced
 					if to != st {
 						forced += v
@@ -90,6 +93,21 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 	}
 	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
 	return done
+}
+
+// repeatsAnNGram says whether seq ends with an n-gram it has already said
+// (never, for n below 2).
+func repeatsAnNGram(seq []int32, n int) bool {
+	if n < 2 || len(seq) < n {
+		return false
+	}
+	last := seq[len(seq)-n:]
+	for i := 0; i+n < len(seq); i++ {
+		if slices.Equal(seq[i:i+n], last) {
+			return true
+		}
+	}
+	return false
 }
 
 func generateConstrained(t *testing.T, m *Model, feats []float32, o DecodeOptions, cons [][]Constraint) [][]Hypothesis {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -22,6 +23,10 @@ type DecodeOptions struct {
 	// Attention asks for each word's attention weights over the image regions
 	// (Hypothesis.Attention); only an attention model has them.
 	Attention bool
+	// NoRepeat, when at least 2, keeps a caption from saying any sequence of
+	// NoRepeat words twice (fairseq's no_repeat_ngram_size): at 2, beam search
+	// no longer ends "a man rides a bike on a bike". 0 allows repeats.
+	NoRepeat int
 }
 
 // Hypothesis is one generated caption.
@@ -263,6 +268,9 @@ func (o DecodeOptions) check(c Config) error {
 	if o.Attention && c.Arch != ArchAttention {
 		return ErrNoAttention
 	}
+	if o.NoRepeat < 0 || o.NoRepeat == 1 {
+		return fmt.Errorf("decoder: no-repeat n-gram size %d must be 0 (repeats allowed) or at least 2 (1 would forbid any word twice, \"a\" included)", o.NoRepeat)
+	}
 	for _, id := range []int32{o.Start, o.End} {
 		if id < 0 || int(id) >= c.Vocab {
 			return fmt.Errorf("decoder: special token id %d is outside the vocabulary (0..%d)", id, c.Vocab-1)
@@ -320,17 +328,32 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o Decod
 	for b := range toks {
 		order[b], toks[b] = b, o.Start
 	}
-	idx, val := make([]int32, B), make([]float32, B)
+	// Each row's best word, or with NoRepeat its best few: the best that
+	// repeats nothing is among the first 1 + (the words it may not say).
+	idx, val := make([]int32, B*min(1+o.MaxLen, V)), make([]float32, B*min(1+o.MaxLen, V))
+	bans := make([][]int32, B)
 	keep := make([]int32, 0, B)
 	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		R := len(order)
+		kk := 1
+		for i, b := range order {
+			bans[i] = repeated(hyps[b].Tokens, o.NoRepeat)
+			kk = max(kk, min(1+len(bans[i]), V))
+		}
 		logp := s.step(toks[:R])
 		s.advance(nil)
-		if err := dev.TopK(idx[:R], val[:R], logp, R, V, 1); err != nil {
+		if err := dev.TopK(idx[:R*kk], val[:R*kk], logp, R, V, kk); err != nil {
 			return nil, err
+		}
+		for i := range R { // each row's first allowed word to the front
+			j := 0
+			for slices.Contains(bans[i], idx[i*kk+j]) {
+				j++
+			}
+			idx[i], val[i] = idx[i*kk+j], val[i*kk+j]
 		}
 		alpha, err := stepAttention(s, R, L, o)
 		if err != nil {
@@ -358,6 +381,23 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o Decod
 		out[b] = []Hypothesis{hyps[b]}
 	}
 	return out, nil
+}
+
+// repeated lists the words that, said after tokens, would complete an n-gram
+// that tokens already contain: what DecodeOptions.NoRepeat n forbids next
+// (nil when n is 0).
+func repeated(tokens []int32, n int) []int32 {
+	if n < 2 || len(tokens) < n-1 {
+		return nil
+	}
+	tail := tokens[len(tokens)-(n-1):]
+	var out []int32
+	for i := 0; i+n <= len(tokens); i++ {
+		if slices.Equal(tokens[i:i+n-1], tail) && !slices.Contains(out, tokens[i+n-1]) {
+			out = append(out, tokens[i+n-1])
+		}
+	}
+	return out
 }
 
 // beamRow is one live beam on the host.

@@ -190,20 +190,26 @@ func testBeamSearch(t *testing.T, c Config) {
 	ref := newRefDecoder(m.Cfg, host)
 	F := m.Cfg.InputDim()
 	lengths := map[int]bool{}
+	repeats := map[int]int{} // by NoRepeat: hypotheses that say a bigram twice
 	for _, k := range []int{1, 2, 3, 4} {
 		for _, alpha := range []float64{0, 0.7} {
-			o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: alpha, NBest: k}
-			got := generate(t, m, feats, o)
-			for b := range got {
-				want := ref.beam(feats[b*F:(b+1)*F], o)
-				if len(got[b]) != min(len(want), k) {
-					t.Fatalf("K=%d alpha=%g image %d: %d hypotheses, reference %d", k, alpha, b, len(got[b]), len(want))
-				}
-				for i := range got[b] {
-					if !sameHyp(got[b][i], want[i]) {
-						t.Errorf("K=%d alpha=%g image %d hypothesis %d: got %v, reference %v", k, alpha, b, i, got[b][i], want[i])
+			for _, noRepeat := range []int{0, 2, 3} {
+				o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: alpha, NBest: k, NoRepeat: noRepeat}
+				got := generate(t, m, feats, o)
+				for b := range got {
+					want := ref.beam(feats[b*F:(b+1)*F], o)
+					if len(got[b]) != min(len(want), k) {
+						t.Fatalf("K=%d alpha=%g no-repeat %d image %d: %d hypotheses, reference %d", k, alpha, noRepeat, b, len(got[b]), len(want))
 					}
-					lengths[len(got[b][i].Tokens)] = true
+					for i, h := range got[b] {
+						if !sameHyp(h, want[i]) {
+							t.Errorf("K=%d alpha=%g no-repeat %d image %d hypothesis %d: got %v, reference %v", k, alpha, noRepeat, b, i, h, want[i])
+						}
+						lengths[len(h.Tokens)] = true
+						if saysABigramTwice(h.Tokens) {
+							repeats[noRepeat]++
+						}
+					}
 				}
 			}
 		}
@@ -211,6 +217,19 @@ func testBeamSearch(t *testing.T, c Config) {
 	if len(lengths) < 3 {
 		t.Errorf("hypotheses had only lengths %v; the test model should end captions at different steps", lengths)
 	}
+	if repeats[0] == 0 || repeats[3] == 0 || repeats[2] != 0 {
+		t.Errorf("hypotheses saying a bigram twice, by no-repeat size: %v; want some at 0 and 3 (the test model repeats itself), none at 2", repeats)
+	}
+}
+
+// saysABigramTwice says whether some two consecutive tokens occur twice in toks.
+func saysABigramTwice(toks []int32) bool {
+	for i := 1; i < len(toks); i++ {
+		if repeatsAnNGram(toks[:i+1], 2) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestGreedyIsBeamOneAndBatchIndependent(t *testing.T) { bothArchs(t, testGreedy) }

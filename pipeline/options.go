@@ -171,7 +171,7 @@ func (d Decoding) Plan(o Options) (Plan, error) {
 	}
 	return Plan{
 		DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
-			NBest: o.Alternatives, Alpha: d.cfg.Alpha, Attention: o.Attention},
+			NBest: o.Alternatives, Alpha: d.cfg.Alpha, Attention: o.Attention, NoRepeat: d.cfg.NoRepeat},
 		Tags: d.cfg.Tags, TagThreshold: float32(d.cfg.TagThreshold),
 		Guide: o.Guide == GuideOn, GuideThreshold: float32(d.cfg.GuideThreshold),
 	}, nil
