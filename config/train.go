@@ -85,10 +85,10 @@ type Train struct {
 	// empty starts from random weights.
 	Init string `mapstructure:"init"`
 	// Teacher is a model folder whose captions of the train images (beam
-	// search as decode.beam, unguided) join each image's captions as one more
-	// cross-entropy target: sequence-level knowledge distillation (Kim & Rush
-	// 2016). Empty: the references alone. They are not references: dev BLEU
-	// and the cider objective's rewards read the dataset's captions only.
+	// search as the decode settings say, unguided) are one more cross-entropy
+	// target per image, beside its references: sequence-level knowledge
+	// distillation (Kim & Rush 2016), objective xe only. Empty: the references
+	// alone. They are not references: the dev BLEU reads the dataset's only.
 	Teacher string `mapstructure:"teacher"`
 	// Samples is the number of captions sampled per image with the cider
 	// objective; each is judged against the mean reward of the others.

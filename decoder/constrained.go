@@ -173,7 +173,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 					continue
 				}
 				for _, tb := range meets[b] {
-					if tb.bits&^st != 0 && !slices.Contains(bans[r], tb.tok) {
+					if tb.bits&^st != 0 { // never banned: the hypothesis has not said it
 						gIdx = append(gIdx, int32((i*per+k)*V)+tb.tok)
 						gRef = append(gRef, candidate{src: r, tok: tb.tok})
 					}

@@ -9,7 +9,8 @@ import (
 )
 
 // constrained is textbook constrained beam search for one image: every live
-// beam of every state is expanded by every word; a word that meets unmet
+// beam of every state is expanded by every word (but one that would repeat an
+// n-gram, DecodeOptions.NoRepeat); a word that meets unmet
 // constraints moves the hypothesis to the state with them met; each state
 // keeps its K best, and a hypothesis ending in <end> among them is finished;
 // the answers are the all-met state's finished captions. Without constraints
@@ -140,8 +141,9 @@ func testConstrained(t *testing.T, c Config) {
 		{{4, 7}, {8}},
 	}
 	changed, same, all := 0, 0, 0
-	for _, k := range []int{1, 2, 3} {
-		o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: 0.7, NBest: k}
+	for _, kr := range [][2]int{{1, 0}, {2, 0}, {3, 0}, {2, 2}, {3, 2}, {3, 3}} {
+		k := kr[0]
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: kr[1]}
 		plain := generate(t, m, feats, o)
 		got := generateConstrained(t, m, feats, o, cons)
 		for b := range got {

@@ -25,7 +25,9 @@ type DecodeOptions struct {
 	Attention bool
 	// NoRepeat, when at least 2, keeps a caption from saying any sequence of
 	// NoRepeat words twice (fairseq's no_repeat_ngram_size): at 2, beam search
-	// no longer ends "a man rides a bike on a bike". 0 allows repeats.
+	// no longer ends "a man rides a bike on a bike". 0 allows repeats. Greedy
+	// decoding and beam search (plain and constrained) follow it; Sample, which
+	// draws from the model's own distribution, does not.
 	NoRepeat int
 }
 
@@ -317,7 +319,8 @@ func stepAttention(s stepper, R, L int, o DecodeOptions) ([]float32, error) {
 	return alpha, s.(attender).attention(alpha)
 }
 
-// greedy decodes the B rows of s, taking the most likely word at every step;
+// greedy decodes the B rows of s, taking the most likely word at every step
+// (that DecodeOptions.NoRepeat allows);
 // L is the regions attended over (DecodeOptions.Attention). Images whose
 // caption has ended leave the batch (stepper.keep).
 func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {

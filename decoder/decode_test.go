@@ -222,6 +222,36 @@ func testBeamSearch(t *testing.T, c Config) {
 	}
 }
 
+// TestNoRepeatSearchStaysExact: over long captions a row may not say many
+// words, more than beam search's usual 2K candidates spare, and the search
+// widens its candidates by them: it still finds the naive search's captions.
+func TestNoRepeatSearchStaysExact(t *testing.T) {
+	c := tinyConfig()
+	c.Vocab = 10
+	dev := openCPU(t)
+	m, host := randomModel(t, dev, c, 5, 0.9)
+	ref := newRefDecoder(m.Cfg, host)
+	rng := rand.New(rand.NewPCG(56, 78))
+	const B = 40
+	F := c.InputDim()
+	feats := make([]float32, B*F)
+	for i := range feats {
+		feats[i] = float32(rng.NormFloat64())
+	}
+	for _, k := range []int{2, 3} {
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 14, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: 2}
+		got := generate(t, m, feats, o)
+		for b := range got {
+			want := ref.beam(feats[b*F:(b+1)*F], o)
+			for i, h := range got[b] {
+				if i >= len(want) || !sameHyp(h, want[i]) {
+					t.Fatalf("K=%d image %d hypothesis %d: got %v, reference %v", k, b, i, h, want)
+				}
+			}
+		}
+	}
+}
+
 // saysABigramTwice says whether some two consecutive tokens occur twice in toks.
 func saysABigramTwice(toks []int32) bool {
 	for i := 1; i < len(toks); i++ {
@@ -274,6 +304,8 @@ func TestDecodeOptionErrors(t *testing.T) {
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2, NBest: 3}, "decoder: 3 alternatives asked for with beam width 2; use a beam at least as wide"},
 		{DecodeOptions{Start: 1, End: 9, MaxLen: 5, Beam: 1}, "decoder: special token id 9 is outside the vocabulary (0..8)"},
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 1, Attention: true}, ErrNoAttention.Error()},
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 1, NoRepeat: 1}, `decoder: no-repeat n-gram size 1 must be 0 (repeats allowed) or at least 2 (1 would forbid any word twice, "a" included)`},
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 1, NoRepeat: -1}, `decoder: no-repeat n-gram size -1 must be 0 (repeats allowed) or at least 2 (1 would forbid any word twice, "a" included)`},
 	} {
 		_, err := m.Generate(context.Background(), buf, 5, tc.o)
 		if err == nil || err.Error() != tc.want {

@@ -10,7 +10,7 @@ import (
 
 // decodeConfig is the default decode section but for a beam wider than the
 // server's cap, so the cap on the default shows.
-var decodeConfig = config.Decode{Beam: 5, MaxLen: 20, BatchSize: 32, Alpha: 0.7, Tags: 4, TagThreshold: 0.25, Guide: true, GuideThreshold: 0.5}
+var decodeConfig = config.Decode{Beam: 5, MaxLen: 20, BatchSize: 32, Alpha: 0.7, NoRepeat: 3, Tags: 4, TagThreshold: 0.25, Guide: true, GuideThreshold: 0.5}
 
 func TestDecodingDefaults(t *testing.T) {
 	for _, tc := range []struct {
@@ -35,7 +35,7 @@ func TestDecodingDefaults(t *testing.T) {
 		}
 		plan, err := d.Plan(tc.in)
 		want := Plan{DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: tc.want.Beam, MaxLen: tc.want.MaxLen,
-			NBest: tc.want.Alternatives, Alpha: 0.7}, Tags: 4, TagThreshold: 0.25, Guide: tc.want.Guide == GuideOn, GuideThreshold: 0.5}
+			NBest: tc.want.Alternatives, Alpha: 0.7, NoRepeat: 3}, Tags: 4, TagThreshold: 0.25, Guide: tc.want.Guide == GuideOn, GuideThreshold: 0.5}
 		if err != nil || plan != want {
 			t.Errorf("%s: Plan(%+v) = %+v, %v; want %+v", tc.name, tc.in, plan, err, want)
 		}

@@ -1,6 +1,9 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"sort"
 )
@@ -9,6 +12,25 @@ import (
 type Example struct {
 	Image int     // row of the split's feature matrix
 	Words []int32 // caption token ids, without <start> and <end>
+}
+
+// examplesDigest is the SHA-256 of examples, images and words in order: a
+// checkpoint records it, so that a resumed run trains on the captions it
+// started on.
+func examplesDigest(examples []Example) string {
+	h := sha256.New()
+	var b [4]byte
+	for _, e := range examples {
+		binary.LittleEndian.PutUint32(b[:], uint32(e.Image))
+		h.Write(b[:])
+		binary.LittleEndian.PutUint32(b[:], uint32(len(e.Words)))
+		h.Write(b[:])
+		for _, w := range e.Words {
+			binary.LittleEndian.PutUint32(b[:], uint32(w))
+			h.Write(b[:])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Batch is a mini-batch laid out time-major for decoder.TrainState.Forward.

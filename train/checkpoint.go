@@ -24,15 +24,19 @@ type state struct {
 	Objective string         `json:"objective,omitempty"` // empty in checkpoints from before objectives: xe
 	// FinetuneBlocks is train.finetune_blocks; the top's state is then in
 	// EncoderCheckpointFile.
-	FinetuneBlocks int          `json:"finetune_blocks,omitempty"`
-	Epoch          int          `json:"epoch"` // epochs completed
-	Step           int          `json:"step"`  // optimiser steps taken
-	BestEpoch      int          `json:"best_epoch"`
-	BestBLEU4      float64      `json:"best_bleu4"`
-	BadEpochs      int          `json:"bad_epochs"` // epochs since the best
-	Stopped        bool         `json:"stopped"`    // early stopping triggered
-	History        []EpochStats `json:"history"`
-	TrainedFor     float64      `json:"trained_seconds"` // wall time over all runs
+	FinetuneBlocks int `json:"finetune_blocks,omitempty"`
+	// Examples is examplesDigest of the training examples (empty in
+	// checkpoints from before it): the dataset, its cleaning and a teacher's
+	// captions (train.teacher) must be the same to resume.
+	Examples   string       `json:"examples,omitempty"`
+	Epoch      int          `json:"epoch"` // epochs completed
+	Step       int          `json:"step"`  // optimiser steps taken
+	BestEpoch  int          `json:"best_epoch"`
+	BestBLEU4  float64      `json:"best_bleu4"`
+	BadEpochs  int          `json:"bad_epochs"` // epochs since the best
+	Stopped    bool         `json:"stopped"`    // early stopping triggered
+	History    []EpochStats `json:"history"`
+	TrainedFor float64      `json:"trained_seconds"` // wall time over all runs
 }
 
 // checksumKey is the metadata entry that holds the SHA-256 of everything else in

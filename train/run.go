@@ -108,7 +108,7 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	r := &run{o: o, dev: dev, cfg: cfg, featDim: featDim, ckpt: filepath.Join(o.Out, CheckpointFile),
-		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks},
+		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks, Examples: examplesDigest(trn.Examples)},
 		sampled: o.Objective == "cider", dv: dv, devEx: truncate(dv.Examples, o.MaxLen)}
 	ok := false
 	defer func() {
@@ -207,6 +207,8 @@ func (r *run) resume() error {
 	case !reflect.DeepEqual(saved.Config, r.cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective) || saved.FinetuneBlocks != o.FinetuneBlocks:
 		return fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s finetune_blocks %d, this run asks for %+v seed %d objective %s finetune_blocks %d; use the same settings or another --out",
 			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), saved.FinetuneBlocks, r.cfg, o.Seed, objectiveName(o.Objective), o.FinetuneBlocks)
+	case saved.Examples != "" && saved.Examples != r.st.Examples:
+		return fmt.Errorf("train: checkpoint %s was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out", r.ckpt)
 	}
 	if r.tuned != nil {
 		if err := r.tuned.resume(encoderCheckpoint(o.Out, saved.Epoch), saved.Epoch); err != nil {

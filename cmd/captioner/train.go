@@ -53,13 +53,13 @@ eval use; encoder-checkpoint-<epoch>.safetensors beside the checkpoint holds the
 top's training state for --resume.
 
 --teacher DIR distils a model into the run (sequence-level knowledge
-distillation, Kim & Rush 2016): before the first epoch the model in DIR captions
-every train image (beam search at decode.beam, unguided, from the cached
-features), and each caption becomes one more cross-entropy target of its image
-beside the references. They are targets only: dev BLEU and self-critical rewards
-read the references alone. A teacher better than cross-entropy training alone
-(such as a self-critical model's average with its start) passes on some of what
-made it better.
+distillation, Kim & Rush 2016; --objective xe): at the start (and again on
+--resume) the model in DIR captions every train image from extract's cached
+features, by beam search as the decode settings say (decode.beam, max_len, alpha,
+no_repeat), unguided, and each caption becomes one more cross-entropy target of
+its image beside the references. They are training targets only: the dev BLEU
+reads the references alone. The teacher must caption with the run's cleaning and
+have a frozen encoder.
 
 --objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
 with self-critical sequence training: it samples train.samples captions per
@@ -88,7 +88,7 @@ factorized for decoding, see captioner factorize, and cannot be trained on):
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
 	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
 	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
-	f.String("teacher", "", "model folder whose captions of the train images join their references as targets (knowledge distillation)")
+	f.String("teacher", "", "model folder whose captions of the train images are extra training targets, not references (knowledge distillation)")
 	f.Int("finetune-blocks", 0, "also train the encoder's last N blocks and head (0: frozen encoder)")
 	f.Float64("finetune-lr", 1e-4, "Adam learning rate of the fine-tuned encoder layers")
 	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "teacher": "train.teacher", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
@@ -117,6 +117,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("train.init: %s is %w", tc.Init, err)
 		}
 		tc.Cleaning = string(ic.Cleaning)
+	}
+	if err := checkTeacher(tc); err != nil { // before the features load, not after
+		return err
 	}
 	ds.Reclean(text.Cleaning(tc.Cleaning))
 	trainImgs, err := ds.Split(text.SplitTrain)
@@ -181,7 +184,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 			return err
 		}
 		unknown := distil(trn, caps, vocab)
-		fmt.Fprintf(log, "teacher %s: its captions of the %d train images are targets too (%d words outside the vocabulary)\n", tc.Teacher, len(caps), unknown)
+		fmt.Fprintf(log, "teacher %s: its captions of the %d train images are training targets too (%d of their words outside the vocabulary, trained as <unk>)\n", tc.Teacher, len(caps), unknown)
 	}
 	for _, dir := range []string{train.ModelDir(tc.Out), train.LastDir(tc.Out)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -299,30 +302,45 @@ func split(load func(names []string) ([]float32, error), imgs []text.Image, voca
 	return s, err
 }
 
-// teacherCaptions captions imgs with the model in train.teacher, from the
-// ImageNet encoder's cached features: its best beam-search caption at
-// decode.beam, unguided (guidance would teach tag nouns the photos may not show).
-func teacherCaptions(ctx context.Context, cfg *config.Config, dev gpu.Device, imgs []text.Image) ([][]string, error) {
-	tc := cfg.Train
-	if fileExists(filepath.Join(tc.Teacher, encoder.TunedFile)) {
-		return nil, fmt.Errorf("train.teacher: %s has a fine-tuned encoder (%s), and the teacher captions from the ImageNet encoder's cached features: name a model with a frozen encoder", tc.Teacher, encoder.TunedFile)
+// checkTeacher checks train.teacher (if any) against the run tc will make,
+// before anything costly: a model folder with a frozen encoder (the teacher
+// captions from the ImageNet encoder's cached features) whose captions are
+// cleaned as the run's.
+func checkTeacher(tc config.Train) error {
+	if tc.Teacher == "" {
+		return nil
 	}
-	store, err := openFeatures(cfg.Assets, tc.Features)
+	c, err := decoder.ReadConfig(filepath.Join(tc.Teacher, decoder.ConfigFile))
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("train.teacher: %w", err)
+	}
+	if fileExists(filepath.Join(tc.Teacher, encoder.TunedFile)) {
+		return fmt.Errorf("train.teacher: %s has a fine-tuned encoder (%s), and the teacher captions from the ImageNet encoder's cached features: name a model with a frozen encoder", tc.Teacher, encoder.TunedFile)
+	}
+	if string(c.Cleaning) != tc.Cleaning {
+		return fmt.Errorf("train.teacher: %s writes %s-cleaned captions and this run trains on %s-cleaned ones: name a teacher of the run's cleaning", tc.Teacher, c.Cleaning, tc.Cleaning)
+	}
+	return nil
+}
+
+// teacherCaptions captions imgs with the model in train.teacher (see
+// checkTeacher), from the ImageNet encoder's cached features: its best
+// beam-search caption as the decode settings say, unguided (guidance needs a
+// Tagger, which the teacher is not given: it would teach tag nouns the photos
+// may not show).
+func teacherCaptions(ctx context.Context, cfg *config.Config, dev gpu.Device, imgs []text.Image) ([][]string, error) {
+	dir := cfg.Train.Teacher
+	store, err := openFeatures(cfg.Assets, cfg.Train.Features)
+	if err != nil {
+		return nil, fmt.Errorf("train.teacher: the teacher reads the cached features: %w", err)
 	}
 	defer store.Close()
-	vocab, m, err := pipeline.LoadModel(dev, tc.Teacher)
+	vocab, m, err := pipeline.LoadModel(dev, dir)
 	if err != nil {
 		return nil, fmt.Errorf("train.teacher: %w", err)
 	}
 	defer m.Close()
-	if string(m.Cfg.Cleaning) != tc.Cleaning {
-		return nil, fmt.Errorf("train.teacher: %s writes %s-cleaned captions and this run trains on %s-cleaned ones: name a teacher of the run's cleaning", tc.Teacher, m.Cfg.Cleaning, tc.Cleaning)
-	}
-	dc := cfg.Decode
-	dc.Guide = false
-	plan, err := pipeline.NewDecoding(dc, config.MaxBeam).Plan(pipeline.Options{Alternatives: 1})
+	plan, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).Plan(pipeline.Options{Alternatives: 1})
 	if err != nil {
 		return nil, err
 	}

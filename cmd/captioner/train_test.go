@@ -74,7 +74,7 @@ func TestTrainThenSelfCritical(t *testing.T) {
 
 	// Distillation from the first model: its captions of the 7 train images
 	// are training targets too, and they are eval's unguided captions of them.
-	resetFlags(t, "train", "teacher", "cleaning", "init", "objective", "lr")
+	resetFlags(t, "train", "teacher", "cleaning", "init", "objective", "lr", "resume")
 	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "1")
 	log.Reset()
 	kd := t.TempDir()
@@ -83,17 +83,23 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	if err := rootCmd.Execute(); err != nil {
 		t.Fatalf("train --teacher: %v\n%s", err, log.String())
 	}
-	if want := "teacher " + first + ": its captions of the 7 train images are targets too (0 words outside the vocabulary)"; !strings.Contains(log.String(), want) {
+	if want := "teacher " + first + ": its captions of the 7 train images are training targets too (0 of their words outside the vocabulary, trained as <unk>)"; !strings.Contains(log.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, log.String())
 	}
 	checkTeacherCaptions(t, assets, data, feats, first)
-	_, err := run(t, append([]string{"train", "--out", t.TempDir(), "--teacher", first, "--cleaning", "seed"}, common...)...)
+	// Its checkpoint records the captions it trained on: resuming it without
+	// the teacher would train on others.
+	_, err := run(t, append([]string{"train", "--out", kd, "--resume", "--teacher", "", "--epochs", "3", "--init", "", "--objective", "xe"}, common...)...)
+	if want := "train: checkpoint " + filepath.Join(kd, train.CheckpointFile) + " was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out"; err == nil || err.Error() != want {
+		t.Errorf("resume without the teacher: got %v, want %q", err, want)
+	}
+	_, err = run(t, append([]string{"train", "--out", t.TempDir(), "--teacher", first, "--cleaning", "seed", "--resume=false"}, common...)...)
 	if want := "train.teacher: " + first + " writes standard-cleaned captions and this run trains on seed-cleaned ones: name a teacher of the run's cleaning"; err == nil || err.Error() != want {
 		t.Errorf("teacher of another cleaning: got %v, want %q", err, want)
 	}
 
 	// A missing init folder is named.
-	_, err = run(t, append([]string{"train", "--out", t.TempDir(), "--init", filepath.Join(sc, "nope"), "--objective", "cider", "--teacher", ""}, common...)...)
+	_, err = run(t, append([]string{"train", "--out", t.TempDir(), "--init", filepath.Join(sc, "nope"), "--objective", "cider", "--teacher", "", "--resume=false"}, common...)...)
 	if err == nil || !strings.Contains(err.Error(), "train.init") || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing init: got %v, want an error naming train.init and the folder", err)
 	}
