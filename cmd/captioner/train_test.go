@@ -97,6 +97,10 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	if want := "train.teacher: " + first + " writes standard-cleaned captions and this run trains on seed-cleaned ones: name a teacher of the run's cleaning"; err == nil || err.Error() != want {
 		t.Errorf("teacher of another cleaning: got %v, want %q", err, want)
 	}
+	// With --init the run trains on the init model's cleaning, whatever --cleaning says.
+	if _, err := run(t, append([]string{"train", "--out", t.TempDir(), "--teacher", first, "--cleaning", "seed", "--init", first, "--epochs", "1"}, common...)...); err != nil {
+		t.Errorf("teacher and init of the same cleaning, --cleaning seed: %v", err)
+	}
 
 	// A missing init folder is named.
 	_, err = run(t, append([]string{"train", "--out", t.TempDir(), "--init", filepath.Join(sc, "nope"), "--objective", "cider", "--teacher", "", "--resume=false"}, common...)...)
