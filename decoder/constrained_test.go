@@ -96,10 +96,16 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 	return done
 }
 
-// repeatsAnNGram says whether seq ends with an n-gram it has already said
-// (never, for n below 2).
+// repeatsAnNGram says whether seq ends with an n-gram it has already said,
+// or with the same word twice (never, for n below 2).
 func repeatsAnNGram(seq []int32, n int) bool {
-	if n < 2 || len(seq) < n {
+	if n < 2 || len(seq) < 2 {
+		return false
+	}
+	if seq[len(seq)-1] == seq[len(seq)-2] {
+		return true
+	}
+	if len(seq) < n {
 		return false
 	}
 	last := seq[len(seq)-n:]

@@ -24,8 +24,9 @@ type DecodeOptions struct {
 	// (Hypothesis.Attention); only an attention model has them.
 	Attention bool
 	// NoRepeat, when at least 2, keeps a caption from saying any sequence of
-	// NoRepeat words twice (fairseq's no_repeat_ngram_size): at 2, beam search
-	// no longer ends "a man rides a bike on a bike". 0 allows repeats. Greedy
+	// NoRepeat words twice (fairseq's no_repeat_ngram_size) and a word twice
+	// in a row: at 2, beam search no longer ends "a man rides a bike on a
+	// bike", nor writes "a red red car" instead. 0 allows repeats. Greedy
 	// decoding and beam search (plain and constrained) follow it; Sample, which
 	// draws from the model's own distribution, does not.
 	NoRepeat int
@@ -386,15 +387,18 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o Decod
 	return out, nil
 }
 
-// repeated lists the words that, said after tokens, would complete an n-gram
-// that tokens already contain: what DecodeOptions.NoRepeat n forbids next
-// (nil when n is 0).
+// repeated lists the words that DecodeOptions.NoRepeat n forbids after
+// tokens (none when n is 0): the last word again, and each word that would
+// complete an n-gram that tokens already contain.
 func repeated(tokens []int32, n int) []int32 {
-	if n < 2 || len(tokens) < n-1 {
+	if n < 2 || len(tokens) == 0 {
 		return nil
 	}
+	out := []int32{tokens[len(tokens)-1]}
+	if len(tokens) < n-1 {
+		return out
+	}
 	tail := tokens[len(tokens)-(n-1):]
-	var out []int32
 	for i := 0; i+n <= len(tokens); i++ {
 		if slices.Equal(tokens[i:i+n-1], tail) && !slices.Contains(out, tokens[i+n-1]) {
 			out = append(out, tokens[i+n-1])

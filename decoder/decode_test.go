@@ -252,7 +252,8 @@ func TestNoRepeatSearchStaysExact(t *testing.T) {
 	}
 }
 
-// saysABigramTwice says whether some two consecutive tokens occur twice in toks.
+// saysABigramTwice says whether some two consecutive tokens occur twice in
+// toks, or one token twice in a row.
 func saysABigramTwice(toks []int32) bool {
 	for i := 1; i < len(toks); i++ {
 		if repeatsAnNGram(toks[:i+1], 2) {
