@@ -17,6 +17,10 @@ type Options struct {
 	MaxLen       int   // maximum words per caption
 	Alternatives int   // n-best captions returned per image (<= Beam)
 	Guide        Guide // guided decoding on or off; GuideDefault is decode.guide
+	// NoRepeat is the n-gram a caption may not say twice (and a word twice in
+	// a row; decoder.DecodeOptions.NoRepeat): 0 is decode.no_repeat, NoRepeatOff
+	// allows every repeat (no_repeat=0 in a request).
+	NoRepeat int
 	// Attention asks for each word's attention weights over the image regions
 	// (Result.Attention): an attention model's only (decoder.ErrNoAttention).
 	Attention bool
@@ -24,6 +28,9 @@ type Options struct {
 	// name) where several are loaded; "" is the default model.
 	Model string
 }
+
+// NoRepeatOff is Options.NoRepeat for a request that allows repeats.
+const NoRepeatOff = -1
 
 // Guide is a request's choice of guided decoding (see config.Decode.Guide).
 type Guide int8
@@ -73,6 +80,12 @@ func (d Decoding) Complete(o Options) (Options, error) {
 			o.Guide = GuideOn
 		}
 	}
+	if o.NoRepeat == 0 {
+		o.NoRepeat = d.cfg.NoRepeat
+		if o.NoRepeat == 0 {
+			o.NoRepeat = NoRepeatOff
+		}
+	}
 	if o.Alternatives > o.Beam {
 		return o, fmt.Errorf("alternatives=%d is more than beam=%d: beam search keeps only beam candidates; raise beam or ask for fewer alternatives", o.Alternatives, o.Beam)
 	}
@@ -80,11 +93,12 @@ func (d Decoding) Complete(o Options) (Options, error) {
 }
 
 // ParseOptions reads a request's options from text fields keyed by their API
-// names (beam, max_len, alternatives, guide, attention, model; other keys
-// are ignored) and completes them; the model name is checked by whoever
-// knows the loaded models. A field that is present must hold a number
+// names (beam, max_len, alternatives, guide, no_repeat, attention, model;
+// other keys are ignored) and completes them; the model name is checked by
+// whoever knows the loaded models. A field that is present must hold a number
 // within its limits, so beam=0 is refused where an absent beam takes the
-// default; guide is 0 (off) or 1 (on), attention 0 or 1.
+// default; guide is 0 (off) or 1 (on), no_repeat 0 (off) or 2..100,
+// attention 0 or 1.
 func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 	var o Options
 	for _, f := range d.fields(&o) {
@@ -104,6 +118,19 @@ func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 			return o, err
 		}
 		o.Guide = GuideOff + Guide(n)
+	}
+	if v, ok := fields["no_repeat"]; ok {
+		n, err := ParseField("no_repeat", v, 0, config.MaxCaptionLen)
+		if err != nil {
+			return o, err
+		}
+		if n == 1 {
+			return o, fmt.Errorf("no_repeat=1 would forbid any word twice (\"a\" included): use 0 (repeats allowed) or 2..%d", config.MaxCaptionLen)
+		}
+		o.NoRepeat = n
+		if n == 0 {
+			o.NoRepeat = NoRepeatOff
+		}
 	}
 	if v, ok := fields["attention"]; ok {
 		n, err := ParseField("attention", v, 0, 1)
@@ -171,7 +198,7 @@ func (d Decoding) Plan(o Options) (Plan, error) {
 	}
 	return Plan{
 		DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: o.Beam, MaxLen: o.MaxLen,
-			NBest: o.Alternatives, Alpha: d.cfg.Alpha, Attention: o.Attention, NoRepeat: d.cfg.NoRepeat},
+			NBest: o.Alternatives, Alpha: d.cfg.Alpha, Attention: o.Attention, NoRepeat: max(o.NoRepeat, 0)},
 		Tags: d.cfg.Tags, TagThreshold: float32(d.cfg.TagThreshold),
 		Guide: o.Guide == GuideOn, GuideThreshold: float32(d.cfg.GuideThreshold),
 	}, nil

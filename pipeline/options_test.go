@@ -19,10 +19,11 @@ func TestDecodingDefaults(t *testing.T) {
 		in      Options
 		want    Options
 	}{
-		{"commands: the configuration's beam", config.MaxBeam, Options{}, Options{Beam: 5, MaxLen: 20, Alternatives: 5, Guide: GuideOn}},
-		{"server: the default beam capped at max_beam", 4, Options{}, Options{Beam: 4, MaxLen: 20, Alternatives: 4, Guide: GuideOn}},
-		{"alternatives follow the asked beam", 8, Options{Beam: 2}, Options{Beam: 2, MaxLen: 20, Alternatives: 2, Guide: GuideOn}},
-		{"set fields are kept", 8, Options{Beam: 8, MaxLen: 100, Alternatives: 1, Guide: GuideOff}, Options{Beam: 8, MaxLen: 100, Alternatives: 1, Guide: GuideOff}},
+		{"commands: the configuration's beam", config.MaxBeam, Options{}, Options{Beam: 5, MaxLen: 20, Alternatives: 5, Guide: GuideOn, NoRepeat: 3}},
+		{"server: the default beam capped at max_beam", 4, Options{}, Options{Beam: 4, MaxLen: 20, Alternatives: 4, Guide: GuideOn, NoRepeat: 3}},
+		{"alternatives follow the asked beam", 8, Options{Beam: 2}, Options{Beam: 2, MaxLen: 20, Alternatives: 2, Guide: GuideOn, NoRepeat: 3}},
+		{"set fields are kept", 8, Options{Beam: 8, MaxLen: 100, Alternatives: 1, Guide: GuideOff, NoRepeat: 2}, Options{Beam: 8, MaxLen: 100, Alternatives: 1, Guide: GuideOff, NoRepeat: 2}},
+		{"repeats allowed", 8, Options{NoRepeat: NoRepeatOff}, Options{Beam: 5, MaxLen: 20, Alternatives: 5, Guide: GuideOn, NoRepeat: NoRepeatOff}},
 	} {
 		d := NewDecoding(decodeConfig, tc.maxBeam)
 		got, err := d.Complete(tc.in)
@@ -35,7 +36,7 @@ func TestDecodingDefaults(t *testing.T) {
 		}
 		plan, err := d.Plan(tc.in)
 		want := Plan{DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: tc.want.Beam, MaxLen: tc.want.MaxLen,
-			NBest: tc.want.Alternatives, Alpha: 0.7, NoRepeat: 3}, Tags: 4, TagThreshold: 0.25, Guide: tc.want.Guide == GuideOn, GuideThreshold: 0.5}
+			NBest: tc.want.Alternatives, Alpha: 0.7, NoRepeat: max(tc.want.NoRepeat, 0)}, Tags: 4, TagThreshold: 0.25, Guide: tc.want.Guide == GuideOn, GuideThreshold: 0.5}
 		if err != nil || plan != want {
 			t.Errorf("%s: Plan(%+v) = %+v, %v; want %+v", tc.name, tc.in, plan, err, want)
 		}
@@ -67,10 +68,10 @@ func TestDecodingLimits(t *testing.T) {
 func TestParseOptions(t *testing.T) {
 	d := NewDecoding(decodeConfig, 8)
 	got, err := d.ParseOptions(map[string]string{"beam": " 3 ", "max_len": "7", "timeout_ms": "not ours"})
-	if want := (Options{Beam: 3, MaxLen: 7, Alternatives: 3, Guide: GuideOn}); err != nil || got != want {
+	if want := (Options{Beam: 3, MaxLen: 7, Alternatives: 3, Guide: GuideOn, NoRepeat: 3}); err != nil || got != want {
 		t.Errorf("beam 3, max_len 7: %+v, %v; want %+v", got, err, want)
 	}
-	if got, err := d.ParseOptions(nil); err != nil || got != (Options{Beam: 5, MaxLen: 20, Alternatives: 5, Guide: GuideOn}) {
+	if got, err := d.ParseOptions(nil); err != nil || got != (Options{Beam: 5, MaxLen: 20, Alternatives: 5, Guide: GuideOn, NoRepeat: 3}) {
 		t.Errorf("no fields: %+v, %v; want the defaults", got, err)
 	}
 	for v, want := range map[string]Guide{"0": GuideOff, "1": GuideOn} {
@@ -82,6 +83,18 @@ func TestParseOptions(t *testing.T) {
 	off.Guide = false
 	if got, err := NewDecoding(off, 8).ParseOptions(nil); err != nil || got.Guide != GuideOff {
 		t.Errorf("decode.guide false, no field: %+v, %v; want guide off", got, err)
+	}
+	// no_repeat=0 allows repeats whatever decode.no_repeat says; 2 asks for pairs.
+	for v, want := range map[string]int{"0": 0, "2": 2, "4": 4} {
+		got, err := d.ParseOptions(map[string]string{"no_repeat": v})
+		plan, perr := d.Plan(got)
+		if err != nil || perr != nil || plan.NoRepeat != want {
+			t.Errorf("no_repeat=%s: %+v (%v), decoder options %+v (%v); want no-repeat size %d", v, got, err, plan, perr, want)
+		}
+	}
+	off.NoRepeat = 0
+	if got, err := NewDecoding(off, 8).ParseOptions(nil); err != nil || got.NoRepeat != NoRepeatOff {
+		t.Errorf("decode.no_repeat 0, no field: %+v, %v; want repeats allowed", got, err)
 	}
 	for v, want := range map[string]bool{"1": true, "0": false} {
 		got, err := d.ParseOptions(map[string]string{"attention": v, "beam": "1"})
@@ -103,6 +116,8 @@ func TestParseOptions(t *testing.T) {
 		{map[string]string{"guide": "2"}, "guide=2 is outside 0..1"},
 		{map[string]string{"guide": "yes"}, `guide="yes" is not a whole number`},
 		{map[string]string{"attention": "2"}, "attention=2 is outside 0..1"},
+		{map[string]string{"no_repeat": "1"}, `no_repeat=1 would forbid any word twice ("a" included): use 0 (repeats allowed) or 2..100`},
+		{map[string]string{"no_repeat": "101"}, "no_repeat=101 is outside 0..100"},
 		{map[string]string{"attention": "yes"}, `attention="yes" is not a whole number`},
 		// Fields are checked in the order beam, max_len, alternatives.
 		{map[string]string{"alternatives": "x", "beam": "99"}, "beam=99 is outside 1..8"},

@@ -107,6 +107,44 @@ func TestCaptionTagsConfidenceAndGuide(t *testing.T) {
 	}
 }
 
+// The no-repeat rule (decode.no_repeat 2, the default) keeps a caption from
+// saying a pair of words twice; no_repeat=0 turns it off for one request: the
+// merge model's plain beam-3 caption of this photo then says "black shirt"
+// twice.
+func TestNoRepeatPerRequest(t *testing.T) {
+	man := photo(t, "samples/grace_hopper.bmp")
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+	tokens := func(query string) []string {
+		c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions?guide=0"+query, "image/bmp", bytes.NewReader(man)))
+		var ws []string
+		for _, w := range c["tokens"].([]any) {
+			ws = append(ws, w.(string))
+		}
+		return ws
+	}
+	repeatsAPair := func(ws []string) bool {
+		seen := map[[2]string]bool{}
+		for i := 1; i < len(ws); i++ {
+			p := [2]string{ws[i-1], ws[i]}
+			if seen[p] || ws[i] == ws[i-1] {
+				return true
+			}
+			seen[p] = true
+		}
+		return false
+	}
+	if ws := tokens(""); repeatsAPair(ws) {
+		t.Errorf("default: %v repeats a pair of words or a word", ws)
+	}
+	if ws := tokens("&no_repeat=0"); !repeatsAPair(ws) {
+		t.Errorf("no_repeat=0: %v repeats nothing; want the plain caption, which says a pair twice", ws)
+	}
+	if r := do(t, "POST", ts.url+"/v1/captions?no_repeat=1", "image/bmp", bytes.NewReader(man)); r.status != http.StatusBadRequest ||
+		r.json["error"] != `no_repeat=1 would forbid any word twice ("a" included): use 0 (repeats allowed) or 2..100` {
+		t.Errorf("no_repeat=1: %d %s", r.status, r.body)
+	}
+}
+
 func TestCaptionSeveralImagesWithOptions(t *testing.T) {
 	names := []string{"1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg", "1002674143_1b742ab4b8.jpg"}
 	var parts []part

@@ -61,7 +61,7 @@ type request struct {
 }
 
 // optionFields are the options a request may set as query or form fields.
-var optionFields = []string{"beam", "max_len", "alternatives", "guide", "attention", "model", "timeout_ms"}
+var optionFields = []string{"beam", "max_len", "alternatives", "guide", "no_repeat", "attention", "model", "timeout_ms"}
 
 func (s *Server) postCaptions(c *gin.Context) {
 	b := s.readyBatcher(c)
