@@ -15,8 +15,8 @@ import (
 // multipart parsing, option parsing, image sniffing and decoding, preprocessing,
 // thumbnails) and check that every answer is one the API documents. The model is
 // the queue tests' double: the point is the untrusted input, and the double keeps
-// each execution fast. CI: go test ./server -run '^$' -fuzz FuzzRawUpload -fuzztime 20s
-// (and the same for FuzzMultipartUpload).
+// each execution fast. CI runs both for a fixed number of
+// executions (make fuzz-short).
 
 // fuzzBoundary is the multipart boundary of FuzzMultipartUpload's bodies.
 const fuzzBoundary = "fuzzboundary"
