@@ -86,6 +86,7 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  cleaning: karpathy\n", `config: train.cleaning: cleaning "karpathy" is not known; use "standard" (coco-caption, every word kept) or "seed" (the seed notebook's, drops "a")`},
 		{"train:\n  att_penalty: -1\n", "config: train.att_penalty: -1 is negative; use 0 to disable the attention penalty"},
 		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. runs/attention/model)"},
+		{"train:\n  mirror: true\n  finetune_blocks: 2\n", "config: train.mirror with train.finetune_blocks 2; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off"},
 		{"train:\n  objective: cider\n  init: runs/a/model\n  teacher: runs/t\n", "config: train.teacher: runs/t with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider"},
 		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others"},
 	} {

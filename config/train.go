@@ -90,6 +90,11 @@ type Train struct {
 	// distillation (Kim & Rush 2016), objective xe only. Empty: the references
 	// alone. They are not references: the dev BLEU reads the dataset's only.
 	Teacher string `mapstructure:"teacher"`
+	// Mirror trains on each photo flipped left to right half of the time (the
+	// words "left" and "right" swapped in its captions), from the mirrored
+	// features of extract --mirror: a data augmentation, drawn anew for each
+	// caption at each step. Not with FinetuneBlocks (it reads cached features).
+	Mirror bool `mapstructure:"mirror"`
 	// Samples is the number of captions sampled per image with the cider
 	// objective; each is judged against the mean reward of the others.
 	Samples int `mapstructure:"samples"`
@@ -162,6 +167,9 @@ func (c Train) validate() []error {
 	}
 	if c.FinetuneBlocks > 0 && c.Objective == "cider" {
 		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d with train.objective cider; self-critical training runs on frozen features only: set train.finetune_blocks 0 (fine-tuning trains with xe)", c.FinetuneBlocks))
+	}
+	if c.Mirror && c.FinetuneBlocks > 0 {
+		errs = append(errs, fmt.Errorf("train.mirror with train.finetune_blocks %d; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off", c.FinetuneBlocks))
 	}
 	if c.Teacher != "" && c.Objective == "cider" {
 		errs = append(errs, fmt.Errorf("train.teacher: %s with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider", c.Teacher))

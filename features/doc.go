@@ -15,6 +15,10 @@
 //	grid.f16       record r at byte r*49*1280*2: the (7, 7, 1280) grid, IEEE
 //	               float16, little-endian (only when the store keeps grids)
 //	index.tsv      one line per image: "<record>\t<sha256 of the file>\t<name>\n"
+//	mirrored/      optional (extract --mirror): a store of the same layout, its
+//	               manifest "mirrored": true, holding the features of each photo
+//	               flipped left to right, keyed by the original file's hash
+//	               (train --mirror's data augmentation)
 //
 // Records are keyed by the SHA-256 of the image file's bytes: an image whose
 // content changes gets a new record (its new index line wins for its name), and

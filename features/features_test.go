@@ -121,6 +121,9 @@ func TestStoreRefusesOtherEncoder(t *testing.T) {
 	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{1, 1, 4}}); err == nil {
 		t.Error("a store without grids accepted a request for grids")
 	}
+	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Mirrored: true}); err == nil || !strings.Contains(err.Error(), "mirrored false), not enc-1 (dim 4, grid [], mirrored true)") {
+		t.Errorf("a store of the photos accepted mirrored features: %v", err)
+	}
 	if _, err := Open(t.TempDir()); err == nil || !strings.Contains(err.Error(), "run `captioner extract`") {
 		t.Errorf("empty folder: %v", err)
 	}

@@ -28,6 +28,9 @@ type Manifest struct {
 	Encoder string `json:"encoder"` // encoder.Config.ID of the encoder that made the features
 	Dim     int    `json:"dim"`     // pooled feature length (1280)
 	Grid    []int  `json:"grid"`    // grid shape (7, 7, 1280), or nil when grids are not kept
+	// Mirrored marks the features of the photos flipped left to right
+	// (extract --mirror), kept in MirroredDir of the photos' own store.
+	Mirrored bool `json:"mirrored,omitempty"`
 }
 
 // Regions is the number of grid cells (7*7 = 49), 0 when no grids are kept.
@@ -87,6 +90,11 @@ func DefaultRoot() (string, error) {
 // Dir is the store folder of encoder ID encoderID under root.
 func Dir(root, encoderID string) string { return filepath.Join(root, encoderID) }
 
+// MirroredDir is the folder of the store of mirrored photos' features that
+// belongs to the store in dir: a store of its own, keyed by the original
+// files' hashes, so that the two never mix.
+func MirroredDir(dir string) string { return filepath.Join(dir, "mirrored") }
+
 const (
 	manifestFile = "manifest.json"
 	pooledFile   = "pooled.f32"
@@ -129,9 +137,9 @@ func Create(dir string, m Manifest) (*Store, error) {
 		if err := json.Unmarshal(b, &have); err != nil {
 			return nil, fmt.Errorf("features: %s/%s: %w", dir, manifestFile, err)
 		}
-		if have.Encoder != m.Encoder || have.Dim != m.Dim || !slices.Equal(have.Grid, m.Grid) {
-			return nil, fmt.Errorf("features: %s holds features of encoder %s (dim %d, grid %v), not %s (dim %d, grid %v); use another folder or delete it",
-				dir, have.Encoder, have.Dim, have.Grid, m.Encoder, m.Dim, m.Grid)
+		if have.Encoder != m.Encoder || have.Dim != m.Dim || !slices.Equal(have.Grid, m.Grid) || have.Mirrored != m.Mirrored {
+			return nil, fmt.Errorf("features: %s holds features of encoder %s (dim %d, grid %v, mirrored %v), not %s (dim %d, grid %v, mirrored %v); use another folder or delete it",
+				dir, have.Encoder, have.Dim, have.Grid, have.Mirrored, m.Encoder, m.Dim, m.Grid, m.Mirrored)
 		}
 	}
 	return load(dir, true)

@@ -424,3 +424,22 @@ func over(c color.Color) [3]float32 {
 	bg := 0xffff - a
 	return [3]float32{float32(r+bg) / 257, float32(g+bg) / 257, float32(b+bg) / 257}
 }
+
+// MirrorTensor flips a (size, size, 3) tensor of ToTensor left to right, in
+// place. ToTensor's resampling is symmetric and never crops, so this is the
+// tensor of the mirrored photo: extract --mirror uses it to compute the
+// features of mirrored training photos (a data augmentation) without writing
+// mirrored image files.
+func MirrorTensor(t []float32, size int) {
+	if len(t) != size*size*3 {
+		panic(fmt.Sprintf("imgproc: MirrorTensor of %d values, want %dx%dx3", len(t), size, size))
+	}
+	for y := 0; y < size; y++ {
+		row := t[y*size*3 : (y+1)*size*3]
+		for l, r := 0, size-1; l < r; l, r = l+1, r-1 {
+			for c := 0; c < 3; c++ {
+				row[l*3+c], row[r*3+c] = row[r*3+c], row[l*3+c]
+			}
+		}
+	}
+}

@@ -433,3 +433,43 @@ func BenchmarkOrient(b *testing.B) {
 		})
 	}
 }
+
+// TestMirrorTensorIsTheMirroredPhoto: the tensor of a photo mirrored pixel by
+// pixel equals the mirrored tensor of the photo (what extract --mirror relies
+// on), for shrinking and enlarging, odd and even sides, both conversion paths.
+func TestMirrorTensorIsTheMirroredPhoto(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, sz := range []image.Point{{37, 23}, {300, 201}, {9, 9}, {224, 224}} {
+		img := image.NewRGBA(image.Rect(0, 0, sz.X, sz.Y))
+		for i := range img.Pix {
+			img.Pix[i] = uint8(r.IntN(256))
+		}
+		mirrored := image.NewRGBA(img.Rect)
+		for y := 0; y < sz.Y; y++ {
+			for x := 0; x < sz.X; x++ {
+				mirrored.SetRGBA(sz.X-1-x, y, img.RGBAAt(x, y))
+			}
+		}
+		for _, size := range []int{16, 31} {
+			for name, pair := range map[string][2]image.Image{"rgba": {img, mirrored}, "general": {opaque{img}, opaque{mirrored}}} {
+				want := make([]float32, size*size*3)
+				ToTensor(want, pair[1], size)
+				got := make([]float32, size*size*3)
+				ToTensor(got, pair[0], size)
+				MirrorTensor(got, size)
+				for i := range got {
+					if d := math.Abs(float64(got[i] - want[i])); d > 1e-5 {
+						t.Fatalf("%v photo at %d, %s: value %d (pixel %d,%d) is %g mirrored, %g from the mirrored photo",
+							sz, size, name, i, i/3%size, i/3/size, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+	// A hand case: 2x2 pixels, each pixel's channels kept in order.
+	x := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	MirrorTensor(x, 2)
+	if got := fmt.Sprint(x); got != "[4 5 6 1 2 3 10 11 12 7 8 9]" {
+		t.Fatalf("2x2 mirrored to %v", got)
+	}
+}

@@ -167,6 +167,25 @@ func (v *Vocab) Words(ids []int32) []string {
 	return words
 }
 
+// mirrorPairs are the words a caption swaps when its photo is flipped left to
+// right.
+var mirrorPairs = [][2]string{{"left", "right"}}
+
+// MirrorWords maps the id of each word whose meaning flips with a mirrored photo
+// to the id of its counterpart ("left" <-> "right"), for the pairs whose both
+// words the vocabulary has; train.mirror rewrites a mirrored photo's captions
+// with it.
+func (v *Vocab) MirrorWords() map[int32]int32 {
+	swap := map[int32]int32{}
+	for _, p := range mirrorPairs {
+		a, b := v.ID(p[0]), v.ID(p[1])
+		if a != UnkID && b != UnkID {
+			swap[int32(a)], swap[int32(b)] = int32(b), int32(a)
+		}
+	}
+	return swap
+}
+
 // Sentence is the caption of the token ids ids as a sentence (see Sentence).
 func (v *Vocab) Sentence(ids []int32) string { return Sentence(v.Words(ids)) }
 

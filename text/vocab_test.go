@@ -207,3 +207,15 @@ func TestSentenceFormatting(t *testing.T) {
 		}
 	}
 }
+
+func TestMirrorWords(t *testing.T) {
+	v := BuildVocab([][]string{{"a", "dog", "on", "the", "left"}, {"his", "right", "hand"}}, 1)
+	left, right := int32(v.ID("left")), int32(v.ID("right"))
+	if got, want := v.MirrorWords(), map[int32]int32{left: right, right: left}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("MirrorWords = %v, want %v (left %d, right %d)", got, want, left, right)
+	}
+	// One word of the pair unknown: nothing to swap it with.
+	if got := BuildVocab([][]string{{"turn", "left"}}, 1).MirrorWords(); len(got) != 0 {
+		t.Fatalf("a vocabulary without right swaps %v", got)
+	}
+}

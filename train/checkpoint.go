@@ -25,6 +25,8 @@ type state struct {
 	// FinetuneBlocks is train.finetune_blocks; the top's state is then in
 	// EncoderCheckpointFile.
 	FinetuneBlocks int `json:"finetune_blocks,omitempty"`
+	// Mirror is train.mirror: a resumed run draws the same mirrored photos.
+	Mirror bool `json:"mirror,omitempty"`
 	// Examples is examplesDigest of the training examples (empty in
 	// checkpoints from before it): the dataset, its cleaning and a teacher's
 	// captions (train.teacher) must be the same to resume.

@@ -46,6 +46,7 @@ type teacherForcing struct {
 	featDim           int
 	o                 Options
 	tuned             *tunedEncoder // computes the features when the encoder is fine-tuned
+	mirror            *mirroring    // nil without train.mirror
 }
 
 func (x *teacherForcing) batches(epoch int) [][]int {
@@ -64,6 +65,9 @@ func (x *teacherForcing) units() int {
 
 func (x *teacherForcing) forward(_ context.Context, ts *decoder.TrainState, idx []int) (stepStats, error) {
 	bt := makeBatch(x.ex, idx, text.StartID, text.EndID, text.PadID)
+	if x.mirror != nil {
+		x.mirror.apply(&bt, ts.Steps())
+	}
 	var feats gpu.Buf
 	if x.tuned != nil {
 		feats = x.tuned.features(bt.Images, x.batchFeats)
@@ -90,16 +94,17 @@ type selfCritical struct {
 	imgFeats, mask    gpu.Buf // (images per step, F) a step's image features after dropout, the mask
 	featDim           int
 	o                 Options
+	mirror            *mirroring // nil without train.mirror
 }
 
-func newSelfCritical(dev gpu.Device, trn *Split, feats, batchFeats gpu.Buf, featDim int, o Options) *selfCritical {
+func newSelfCritical(dev gpu.Device, trn *Split, feats, batchFeats gpu.Buf, featDim int, o Options, mirror *mirroring) *selfCritical {
 	images := make([]Example, trn.Images())
 	for i := range images {
 		images[i].Image = i
 	}
 	n := o.BatchSize / o.Samples * featDim
 	return &selfCritical{images: images, scorer: metrics.NewCIDErDScorer(trn.Refs),
-		feats: feats, batchFeats: batchFeats, imgFeats: dev.Alloc(n), mask: dev.Alloc(n), featDim: featDim, o: o}
+		feats: feats, batchFeats: batchFeats, imgFeats: dev.Alloc(n), mask: dev.Alloc(n), featDim: featDim, o: o, mirror: mirror}
 }
 
 func (s *selfCritical) close(dev gpu.Device) {
@@ -120,8 +125,15 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 	dev := m.Device()
 	B, R := len(idx), len(idx)*K
 	imgRows := make([]int32, B)
+	flips := make([]bool, B)
+	if s.mirror != nil {
+		flips = s.mirror.flips(ts.Steps(), B)
+	}
 	for b, i := range idx {
 		imgRows[b] = int32(i)
+		if flips[b] {
+			imgRows[b] += s.mirror.offset
+		}
 	}
 	d := s.o.Decode
 	d.Beam = 1
@@ -142,7 +154,14 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 	st := stepStats{units: R}
 	for r, smp := range samples {
 		img := idx[r/K]
-		rewards[r] = s.scorer.Score(img, s.o.Vocab.Words(smp.Tokens))
+		said := smp.Tokens
+		if flips[r/K] { // judged as the caption of the photo the references describe
+			said = make([]int32, len(smp.Tokens))
+			for i, w := range smp.Tokens {
+				said[i] = s.mirror.word(w)
+			}
+		}
+		rewards[r] = s.scorer.Score(img, s.o.Vocab.Words(said))
 		st.reward += rewards[r]
 		// Image is the row of imgFeats: the batch's own, dropped-out features.
 		ex[r], order[r] = Example{Image: r / K, Words: smp.Tokens}, r

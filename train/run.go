@@ -87,6 +87,9 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	if featDim*trn.Images() != len(trn.Feats) || featDim*dv.Images() != len(dv.Feats) {
 		return nil, fmt.Errorf("train: feature matrices (%d and %d values) do not divide into %d and %d images", len(trn.Feats), len(dv.Feats), trn.Images(), dv.Images())
 	}
+	if o.Mirror != (len(trn.Mirrored) > 0) || (o.Mirror && len(trn.Mirrored) != len(trn.Feats)) {
+		return nil, fmt.Errorf("train: train.mirror is %v and the split has %d values of mirrored features for %d of its photos'; train.mirror needs the mirrored photos' features, laid out as the photos'", o.Mirror, len(trn.Mirrored), len(trn.Feats))
+	}
 	var first int
 	if o.FinetuneBlocks > 0 {
 		if o.Encoder == nil {
@@ -108,7 +111,7 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	r := &run{o: o, dev: dev, cfg: cfg, featDim: featDim, ckpt: filepath.Join(o.Out, CheckpointFile),
-		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks, Examples: examplesDigest(trn.Examples)},
+		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks, Mirror: o.Mirror, Examples: examplesDigest(trn.Examples)},
 		sampled: o.Objective == "cider", dv: dv, devEx: truncate(dv.Examples, o.MaxLen)}
 	ok := false
 	defer func() {
@@ -148,14 +151,22 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 		ok = true
 		return r, nil
 	}
-	r.trainFeats, r.devFeats = dev.Alloc(len(trn.Feats)), dev.Alloc(len(dv.Feats))
-	dev.Upload(r.trainFeats, trn.Feats)
+	// With train.mirror the mirrored photos' rows follow the originals'.
+	var mirror *mirroring
+	if o.Mirror {
+		mirror = &mirroring{offset: int32(trn.Images()), words: trn.MirrorWords, seed: o.Seed}
+	}
+	r.trainFeats, r.devFeats = dev.Alloc(len(trn.Feats)+len(trn.Mirrored)), dev.Alloc(len(dv.Feats))
+	dev.Upload(r.trainFeats.Slice(0, len(trn.Feats)), trn.Feats)
+	if len(trn.Mirrored) > 0 {
+		dev.Upload(r.trainFeats.Slice(len(trn.Feats), len(trn.Mirrored)), trn.Mirrored)
+	}
 	dev.Upload(r.devFeats, dv.Feats)
 	if r.sampled {
-		r.sc = newSelfCritical(dev, trn, r.trainFeats, r.batchFeats, featDim, o)
+		r.sc = newSelfCritical(dev, trn, r.trainFeats, r.batchFeats, featDim, o, mirror)
 		r.obj = r.sc
 	} else {
-		r.obj = &teacherForcing{ex: truncate(trn.Examples, o.MaxLen), feats: r.trainFeats, batchFeats: r.batchFeats, featDim: featDim, o: o}
+		r.obj = &teacherForcing{ex: truncate(trn.Examples, o.MaxLen), feats: r.trainFeats, batchFeats: r.batchFeats, featDim: featDim, o: o, mirror: mirror}
 	}
 	ok = true
 	return r, nil
@@ -204,9 +215,9 @@ func (r *run) resume() error {
 		return nil
 	case err != nil:
 		return err
-	case !reflect.DeepEqual(saved.Config, r.cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective) || saved.FinetuneBlocks != o.FinetuneBlocks:
-		return fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s finetune_blocks %d, this run asks for %+v seed %d objective %s finetune_blocks %d; use the same settings or another --out",
-			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), saved.FinetuneBlocks, r.cfg, o.Seed, objectiveName(o.Objective), o.FinetuneBlocks)
+	case !reflect.DeepEqual(saved.Config, r.cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective) || saved.FinetuneBlocks != o.FinetuneBlocks || saved.Mirror != o.Mirror:
+		return fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s finetune_blocks %d mirror %v, this run asks for %+v seed %d objective %s finetune_blocks %d mirror %v; use the same settings or another --out",
+			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), saved.FinetuneBlocks, saved.Mirror, r.cfg, o.Seed, objectiveName(o.Objective), o.FinetuneBlocks, o.Mirror)
 	case saved.Examples != "" && saved.Examples != r.st.Examples:
 		return fmt.Errorf("train: checkpoint %s was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out", r.ckpt)
 	}

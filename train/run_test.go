@@ -326,9 +326,23 @@ func TestResumeRestoresTheRun(t *testing.T) {
 	o.Seed = 6
 	c := newTestRun(t, dev, o)
 	if err := c.resume(); err == nil || !strings.HasPrefix(err.Error(), "train: checkpoint "+filepath.Join(o.Out, CheckpointFile)+" was made with ") ||
-		!strings.HasSuffix(err.Error(), " seed 6 objective xe finetune_blocks 0; use the same settings or another --out") {
+		!strings.HasSuffix(err.Error(), " seed 6 objective xe finetune_blocks 0 mirror false; use the same settings or another --out") {
 		t.Errorf("resume with another seed: %v", err)
 	}
+	// Nor does a run that mirrors photos where the checkpoint's did not.
+	o.Seed, o.Mirror = 5, true
+	v := o.Vocab.(synthVocab)
+	trn := synthSplit(48, 1, v)
+	mirrorSplit(trn, v)
+	m, err := newRun(dev, o, trn, synthSplit(12, 2, v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	if err := m.resume(); err == nil || !strings.HasSuffix(err.Error(), " seed 5 objective xe finetune_blocks 0 mirror true; use the same settings or another --out") {
+		t.Errorf("resume with train.mirror: %v", err)
+	}
+	o.Mirror = false
 	o.Seed, o.Resume = 5, false
 	d := newTestRun(t, dev, o)
 	if err := d.resume(); err == nil || err.Error() != "train: "+o.Out+" already holds a checkpoint; pass --resume to continue it, or choose another --out" {

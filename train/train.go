@@ -23,9 +23,14 @@ type Split struct {
 	// Feats are the image features, (Images, decoder.Config.InputDim()):
 	// pooled, or grids for attention; with train.finetune_blocks, the
 	// activations at the cut instead, (Images, encoder.Config.CutLen(first)).
-	Feats    []float32
-	Examples []Example    // one per (image, caption)
-	Refs     [][][]string // per image, its reference captions as words (for BLEU)
+	Feats []float32
+	// Mirrored are the features of the same photos flipped left to right,
+	// laid out as Feats (train.mirror; nil without it), and MirrorWords the
+	// word ids their captions swap (text.Vocab.MirrorWords).
+	Mirrored    []float32
+	MirrorWords map[int32]int32
+	Examples    []Example    // one per (image, caption)
+	Refs        [][][]string // per image, its reference captions as words (for BLEU)
 }
 
 // Images is the number of images in the split.

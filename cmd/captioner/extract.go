@@ -20,6 +20,7 @@ import (
 
 	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/progress"
 )
@@ -34,6 +35,10 @@ store: <out>/<encoder ID>/, documented in package features. Records are keyed by
 SHA-256 of each image file and the store by the encoder's ID, so changed images are
 recomputed and features of other weights are never reused.
 
+With --mirror it stores the features of the photos flipped left to right instead, in
+<out>/<encoder ID>/mirrored/: train --mirror's data augmentation (extract --grid
+--mirror --split train for the attention decoder).
+
 Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
 		Args: cobra.NoArgs,
 		RunE: runExtract,
@@ -43,6 +48,7 @@ Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
 	f.String("images", "", "images folder (default: the assets folder's data/flickr8k/images)")
 	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k)")
 	f.Bool("grid", false, "also store the 7x7x1280 grid (float16, 125 KB per image)")
+	f.Bool("mirror", false, "store the features of the photos flipped left to right (for train --mirror)")
 	f.Int("batch", 0, "images per device batch (default: decode.batch_size)")
 	rootCmd.AddCommand(cmd)
 }
@@ -57,6 +63,7 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	imagesDir, _ := fl.GetString("images")
 	root, _ := fl.GetString("out")
 	withGrid, _ := fl.GetBool("grid")
+	mirror, _ := fl.GetBool("mirror")
 	batch, _ := fl.GetInt("batch")
 	if batch <= 0 {
 		batch = cfg.Decode.BatchSize
@@ -77,12 +84,16 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	defer dev.Close()
 	defer enc.Close()
 	c := enc.Config()
-	man := features.Manifest{Encoder: c.ID(), Dim: enc.FeatureDim()}
+	man := features.Manifest{Encoder: c.ID(), Dim: enc.FeatureDim(), Mirrored: mirror}
 	if withGrid {
 		g := c.GridSize()
 		man.Grid = []int{g, g, c.Head}
 	}
-	store, err := features.Create(features.Dir(root, c.ID()), man)
+	storeDir := features.Dir(root, c.ID())
+	if mirror {
+		storeDir = features.MirroredDir(storeDir)
+	}
+	store, err := features.Create(storeDir, man)
 	if err != nil {
 		return err
 	}
@@ -98,6 +109,11 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	start := time.Now()
 	computed, failed, err := fillStore(ctx, cmd.ErrOrStderr(), "extract", store, dir, names, batch, pipeline.NewPreprocessor(c, cfg.Image),
 		func(tensors []float32, n int, items []*features.Item) error {
+			if mirror {
+				for i := 0; i < n; i++ {
+					imgproc.MirrorTensor(tensors[i*enc.ImageLen():(i+1)*enc.ImageLen()], c.Input)
+				}
+			}
 			if err := enc.Encode(tensors, n); err != nil {
 				return err
 			}

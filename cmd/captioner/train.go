@@ -61,6 +61,12 @@ its image beside the references. They are training targets only: the dev BLEU
 reads the references alone. The teacher must caption with the run's cleaning and
 have a frozen encoder.
 
+--mirror (train.mirror) trains on each photo flipped left to right for half of
+its captions, drawn anew at every step, the words "left" and "right" swapped in
+them: a data augmentation that reads the mirrored photos' features, which
+` + "`captioner extract --mirror --split train`" + ` (with --grid for --arch attention)
+caches beside the photos'. It works with both objectives.
+
 --objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
 with self-critical sequence training: it samples train.samples captions per
 image, rewards each by CIDEr-D against the image's references, and makes the
@@ -88,10 +94,11 @@ factorized for decoding, see captioner factorize, and cannot be trained on):
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
 	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
 	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
+	f.Bool("mirror", false, "train on each photo flipped left to right half the time (needs captioner extract --mirror)")
 	f.String("teacher", "", "model folder whose captions of the train images are extra training targets, not references (knowledge distillation)")
 	f.Int("finetune-blocks", 0, "also train the encoder's last N blocks and head (0: frozen encoder)")
 	f.Float64("finetune-lr", 1e-4, "Adam learning rate of the fine-tuned encoder layers")
-	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "teacher": "train.teacher", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
+	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "teacher": "train.teacher", "mirror": "train.mirror", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
 		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
 		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
 	rootCmd.AddCommand(cmd)
@@ -173,6 +180,12 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	trn, err := split(load, trainImgs, vocab)
 	if err != nil {
 		return err
+	}
+	if tc.Mirror {
+		if trn.Mirrored, err = mirroredInputs(cfg.Assets, tc.Features, imageNames(trainImgs), tc.Arch); err != nil {
+			return err
+		}
+		trn.MirrorWords = vocab.MirrorWords()
 	}
 	dv, err := split(load, devImgs, vocab)
 	if err != nil {
@@ -256,17 +269,54 @@ func openFeatures(assetsDir, root string) (*features.Store, error) {
 // openFeaturesOf opens the feature store of encoder weights w under root, for
 // a caller that needs the weights too.
 func openFeaturesOf(w *encoder.Weights, root string) (*features.Store, error) {
-	var err error
-	if root == "" {
-		if root, err = features.DefaultRoot(); err != nil {
-			return nil, err
-		}
+	dir, err := featureStoreDir(w, root)
+	if err != nil {
+		return nil, err
 	}
-	s, err := features.Open(features.Dir(root, w.Config.ID()))
+	s, err := features.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w; run `captioner extract` first", err)
 	}
 	return s, nil
+}
+
+// featureStoreDir is the folder of the feature store of encoder weights w
+// under root (extract's default root when empty).
+func featureStoreDir(w *encoder.Weights, root string) (string, error) {
+	if root == "" {
+		var err error
+		if root, err = features.DefaultRoot(); err != nil {
+			return "", err
+		}
+	}
+	return features.Dir(root, w.Config.ID()), nil
+}
+
+// mirroredInputs reads what a decoder of arch takes for the mirrored photos of
+// names, from the mirrored store (extract --mirror) of the feature store under
+// root.
+func mirroredInputs(assetsDir, root string, names []string, arch string) ([]float32, error) {
+	w, err := encoder.LoadDefault(assetsDir)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := featureStoreDir(w, root)
+	if err != nil {
+		return nil, err
+	}
+	store, err := features.Open(features.MirroredDir(dir))
+	if err != nil {
+		return nil, fmt.Errorf("train.mirror: %w; run `captioner extract --mirror --split train` (with --grid for the attention decoder) first", err)
+	}
+	defer store.Close()
+	if !store.Manifest().Mirrored {
+		return nil, fmt.Errorf("train.mirror: %s holds features of photos that are not mirrored (its manifest lacks \"mirrored\": true); delete it and run `captioner extract --mirror --split train`", store.Path())
+	}
+	feats, err := decoderInputs(store, names, arch)
+	if err != nil {
+		return nil, fmt.Errorf("train.mirror: %w", err)
+	}
+	return feats, nil
 }
 
 // decoderInputs reads from store what a decoder of arch takes for names: the

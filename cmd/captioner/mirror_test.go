@@ -1,0 +1,100 @@
+package main
+
+import (
+	"image"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/imgproc"
+)
+
+// TestExtractMirrorIsTheMirroredPhoto: extract --mirror stores, under the
+// photo's name, the features a mirrored copy of the photo gets from a plain
+// extract.
+func TestExtractMirrorIsTheMirroredPhoto(t *testing.T) {
+	assets := sharedAssets(t)
+	resetFlags(t, "extract", "mirror", "grid")
+	photo, err := imgproc.DecodeFile(filepath.Join(assets, "samples", "cat_720p.jpg"), imgproc.Limits{MaxPixels: 1 << 24, MaxBytes: 1 << 28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := photo.Bounds()
+	flipped := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			flipped.Set(b.Dx()-1-x, y, photo.At(b.Min.X+x, b.Min.Y+y))
+		}
+	}
+	imgs := t.TempDir()
+	for name, im := range map[string]image.Image{"photo.png": photo, "flipped.png": flipped} {
+		f, err := os.Create(filepath.Join(imgs, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, im); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	root := t.TempDir()
+	args := []string{"extract", "--device", "cpu", "--assets", assets, "--images", imgs, "--out", root, "--batch", "2", "--split", "all", "--grid"}
+	if _, err := run(t, args...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, append(args, "--mirror")...); err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := os.ReadDir(root)
+	plain, err := features.Open(filepath.Join(root, dirs[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	mirrored, err := features.Open(features.MirroredDir(plain.Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mirrored.Close()
+	if !mirrored.Manifest().Mirrored || plain.Manifest().Mirrored || len(mirrored.Manifest().Grid) != 3 {
+		t.Fatalf("manifests: plain %+v, mirrored %+v", plain.Manifest(), mirrored.Manifest())
+	}
+	grid := func(s *features.Store, name string) []float32 {
+		g := make([]float32, 7*7*1280)
+		if err := s.Grid(g, name); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	meanDiff := func(a, b []float32) float64 {
+		sum := 0.0
+		for i := range a {
+			sum += math.Abs(float64(a[i] - b[i]))
+		}
+		return sum / float64(len(a))
+	}
+	// Not equal: decoding and resizing round to 8-bit levels, and a tie can
+	// round the other way in the flipped photo (measured: at most one level).
+	same := meanDiff(grid(mirrored, "photo.png"), grid(plain, "flipped.png"))
+	unlike := meanDiff(grid(mirrored, "photo.png"), grid(plain, "photo.png"))
+	t.Logf("mean grid difference: %.4f from the flipped photo, %.4f from the photo", same, unlike)
+	if same > 0.1*unlike {
+		t.Errorf("the photo's mirrored features differ from the flipped photo's by %.4f on average, and from the photo's by %.4f; want under a tenth", same, unlike)
+	}
+}
+
+// TestTrainMirrorNeedsMirroredFeatures: train --mirror without extract
+// --mirror says what to run.
+func TestTrainMirrorNeedsMirroredFeatures(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 6)
+	resetFlags(t, "train", "mirror", "arch", "epochs", "out", "features", "data")
+	_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--arch", "attention",
+		"--epochs", "1", "--out", t.TempDir(), "--mirror")
+	if err == nil || !strings.Contains(err.Error(), "; run `captioner extract --mirror --split train` (with --grid for the attention decoder) first") {
+		t.Errorf("train --mirror without mirrored features: %v", err)
+	}
+}
