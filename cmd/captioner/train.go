@@ -71,11 +71,12 @@ caches beside the photos'. It works with both objectives.
 with self-critical sequence training: it samples train.samples captions per
 image, rewards each by CIDEr-D against the image's references, and makes the
 better-than-average ones more likely. It typically follows cross-entropy
-training with a lower rate and, like the self-critical runs in the models'
-MODEL.md, no dropout (train.dropout would drop image features while sampling
-and scoring), e.g. from an attention model of your own (the shipped one is
-factorized for decoding, see captioner factorize, and cannot be trained on):
-  CAPTIONER_TRAIN_DROPOUT=0 captioner train --init runs/attention/model --arch attention --hidden 512 --objective cider --lr 5e-5 --out runs/scst`,
+training with a lower rate; train.dropout then drops image features only, with
+one mask for sampling and scoring (the shipped model's self-critical stage kept
+the default 0.5: without it the stage overfits the train photos; its MODEL.md),
+e.g. from an attention model of your own (the shipped one is factorized for
+decoding, see captioner factorize, and cannot be trained on):
+  captioner train --init runs/attention/model --arch attention --hidden 512 --objective cider --lr 5e-5 --out runs/scst`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,
 	}
