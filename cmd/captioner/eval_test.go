@@ -71,10 +71,22 @@ func sampleDataset(t *testing.T, nTrain int) (assets, data, feats string, devRef
 	return assets, data, feats, devRefs
 }
 
+// closeAlternative reports whether caption is one of r's beam alternatives,
+// scored within tol of r's best.
+func closeAlternative(r captionRecord, caption string, tol float64) bool {
+	for _, alt := range r.Alternatives {
+		if alt.Caption == caption && r.Score-alt.Score <= tol {
+			return true
+		}
+	}
+	return false
+}
+
 // TestEvalFromFeaturesMatchesFromImages captions the dev photos from extract's
 // cached features and from the photos themselves. In float32 the two paths are the
-// same computation; in bfloat16 (what auto picks on CPUs with AMX) all captions
-// but at most one are the same and their log-probabilities within 0.05. Then
+// same computation; in bfloat16 (what auto picks on CPUs with AMX) a caption
+// differs only for a beam alternative as likely, and log-probabilities are within
+// 0.05. Then
 // it scores against the seed references (--references seed).
 func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 	// The loader wants a non-empty train list: the first photo is in train, the rest in dev.
@@ -108,13 +120,12 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 		if len(fromFeats) != 9 || len(fromImgs) != 9 {
 			t.Fatalf("%d and %d captions for 9 dev images", len(fromFeats), len(fromImgs))
 		}
-		// bfloat16 moves the pooled features by 3-4%, which may switch which of
-		// two close hypotheses beam search keeps: one caption in nine may differ.
-		allowed := map[string]int{"float32": 0, "bfloat16": 1}[precision]
 		for i := range fromFeats {
 			a, b := fromFeats[i], fromImgs[i]
-			if a.Image == b.Image && a.Caption != b.Caption && allowed > 0 {
-				allowed--
+			// bfloat16 moves the features by 3-4%, which may switch which of two
+			// close hypotheses beam search keeps: a caption may differ only for
+			// another of the beam's, scored within tol of the best from the features.
+			if precision == "bfloat16" && a.Image == b.Image && a.Caption != b.Caption && closeAlternative(a, b.Caption, tol) {
 				t.Logf("%s, image %d: %q from features, %q from images", precision, i, a.Caption, b.Caption)
 				continue
 			}
