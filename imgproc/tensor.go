@@ -427,7 +427,8 @@ func over(c color.Color) [3]float32 {
 
 // MirrorTensor flips a (size, size, 3) tensor of ToTensor left to right, in
 // place. ToTensor's resampling is symmetric and never crops, so this is the
-// tensor of the mirrored photo: extract --mirror uses it to compute the
+// tensor of the mirrored photo (to within the rounding of chroma that a JPEG
+// subsamples from its left edge): extract --mirror uses it to compute the
 // features of mirrored training photos (a data augmentation) without writing
 // mirrored image files.
 func MirrorTensor(t []float32, size int) {

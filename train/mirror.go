@@ -35,6 +35,15 @@ func (m *mirroring) word(w int32) int32 {
 	return w
 }
 
+// caption is words as the mirrored photo's caption says them.
+func (m *mirroring) caption(words []int32) []int32 {
+	out := make([]int32, len(words))
+	for i, w := range words {
+		out[i] = m.word(w)
+	}
+	return out
+}
+
 // apply mirrors the flipped captions of bt, a batch of step: their feature
 // rows become the mirrored photos' and their words swap.
 func (m *mirroring) apply(bt *Batch, step int) {

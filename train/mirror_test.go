@@ -152,9 +152,18 @@ func TestMirrorTrainsOnMirroredPhotos(t *testing.T) {
 		return res.History[0].TrainReward
 	}
 	withMirror, without := reward(true), reward(false)
-	t.Logf("self-critical sample CIDEr-D: %.3f with train.mirror, %.3f without", withMirror, without)
-	if withMirror < 0.8*without {
-		t.Errorf("self-critical sample CIDEr-D %.3f with train.mirror against %.3f without; want them alike", withMirror, without)
+	// And the mirrored photos are read: with noise in their place, the
+	// samples of the flipped half score far lower.
+	photos := trn.Mirrored
+	trn.Mirrored = make([]float32, len(photos))
+	for i := range trn.Mirrored {
+		trn.Mirrored[i] = float32(i%7) * 0.1
+	}
+	withNoise := reward(true)
+	trn.Mirrored = photos
+	t.Logf("self-critical sample CIDEr-D: %.3f with train.mirror, %.3f without, %.3f with noise for the mirrored photos", withMirror, without, withNoise)
+	if withMirror < 0.8*without || withNoise > 0.8*without {
+		t.Errorf("self-critical sample CIDEr-D %.3f with train.mirror, %.3f without, %.3f with noise for the mirrored photos; want the first two alike and the third lower", withMirror, without, withNoise)
 	}
 }
 
@@ -167,17 +176,21 @@ func TestMirrorNeedsMirroredFeatures(t *testing.T) {
 	v := o.Vocab.(synthVocab)
 	trn, dv := synthSplit(12, 1, v), synthSplit(6, 2, v)
 	o.Mirror = true
-	if _, err := newRun(dev, o, trn, dv); err == nil || err.Error() != "train: train.mirror is true and the split has 0 values of mirrored features for 144 of its photos'; train.mirror needs the mirrored photos' features, laid out as the photos'" {
+	if _, err := newRun(dev, o, trn, dv); err == nil || err.Error() != "train: train.mirror needs the mirrored photos' features laid out as the photos' (144 values), the split has 0 values; load them from extract --mirror's store" {
 		t.Errorf("train.mirror without mirrored features: %v", err)
 	}
 	mirrorSplit(trn, v)
 	trn.Mirrored = trn.Mirrored[:12]
-	if _, err := newRun(dev, o, trn, dv); err == nil || !strings.HasPrefix(err.Error(), "train: train.mirror is true and the split has 12 values of mirrored features for 144") {
+	if _, err := newRun(dev, o, trn, dv); err == nil || !strings.HasSuffix(err.Error(), "(144 values), the split has 12 values; load them from extract --mirror's store") {
 		t.Errorf("train.mirror with too few mirrored features: %v", err)
 	}
 	mirrorSplit(trn, v)
-	o.Mirror = false
-	if _, err := newRun(dev, o, trn, dv); err == nil || !strings.HasPrefix(err.Error(), "train: train.mirror is false and the split has 144 values") {
+	o.FinetuneBlocks = 1
+	if _, err := newRun(dev, o, trn, dv); err == nil || err.Error() != "train: train.mirror with train.finetune_blocks 1; mirrored photos come from cached features, which a fine-tuned encoder does not read: set one of them off" {
+		t.Errorf("train.mirror with fine-tuning: %v", err)
+	}
+	o.FinetuneBlocks, o.Mirror = 0, false
+	if _, err := newRun(dev, o, trn, dv); err == nil || err.Error() != "train: the split has mirrored photos' features but train.mirror is off; set train.mirror, or leave Split.Mirrored empty" {
 		t.Errorf("mirrored features without train.mirror: %v", err)
 	}
 	// The mirrored rows follow the photos' on the device.

@@ -125,13 +125,13 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 	dev := m.Device()
 	B, R := len(idx), len(idx)*K
 	imgRows := make([]int32, B)
-	flips := make([]bool, B)
+	var flips []bool // nil without train.mirror
 	if s.mirror != nil {
 		flips = s.mirror.flips(ts.Steps(), B)
 	}
 	for b, i := range idx {
 		imgRows[b] = int32(i)
-		if flips[b] {
+		if flips != nil && flips[b] {
 			imgRows[b] += s.mirror.offset
 		}
 	}
@@ -155,11 +155,8 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 	for r, smp := range samples {
 		img := idx[r/K]
 		said := smp.Tokens
-		if flips[r/K] { // judged as the caption of the photo the references describe
-			said = make([]int32, len(smp.Tokens))
-			for i, w := range smp.Tokens {
-				said[i] = s.mirror.word(w)
-			}
+		if flips != nil && flips[r/K] { // judged as the caption of the photo the references describe
+			said = s.mirror.caption(smp.Tokens)
 		}
 		rewards[r] = s.scorer.Score(img, s.o.Vocab.Words(said))
 		st.reward += rewards[r]

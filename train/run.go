@@ -73,7 +73,7 @@ type run struct {
 	sampled                          bool
 	dv                               *Split
 	devEx                            []Example     // dv's examples, cut at train.max_len
-	trainFeats, devFeats, batchFeats gpu.Buf       // (train images, F), (dev images, F), (batch, F)
+	trainFeats, devFeats, batchFeats gpu.Buf       // (train images, F) (twice the rows with train.mirror), (dev images, F), (batch, F)
 	tuned                            *tunedEncoder // with train.finetune_blocks; trainFeats is then unused
 }
 
@@ -87,8 +87,13 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	if featDim*trn.Images() != len(trn.Feats) || featDim*dv.Images() != len(dv.Feats) {
 		return nil, fmt.Errorf("train: feature matrices (%d and %d values) do not divide into %d and %d images", len(trn.Feats), len(dv.Feats), trn.Images(), dv.Images())
 	}
-	if o.Mirror != (len(trn.Mirrored) > 0) || (o.Mirror && len(trn.Mirrored) != len(trn.Feats)) {
-		return nil, fmt.Errorf("train: train.mirror is %v and the split has %d values of mirrored features for %d of its photos'; train.mirror needs the mirrored photos' features, laid out as the photos'", o.Mirror, len(trn.Mirrored), len(trn.Feats))
+	switch {
+	case o.Mirror && o.FinetuneBlocks > 0:
+		return nil, fmt.Errorf("train: train.mirror with train.finetune_blocks %d; mirrored photos come from cached features, which a fine-tuned encoder does not read: set one of them off", o.FinetuneBlocks)
+	case o.Mirror && len(trn.Mirrored) != len(trn.Feats):
+		return nil, fmt.Errorf("train: train.mirror needs the mirrored photos' features laid out as the photos' (%d values), the split has %d values; load them from extract --mirror's store", len(trn.Feats), len(trn.Mirrored))
+	case !o.Mirror && len(trn.Mirrored) > 0:
+		return nil, fmt.Errorf("train: the split has mirrored photos' features but train.mirror is off; set train.mirror, or leave Split.Mirrored empty")
 	}
 	var first int
 	if o.FinetuneBlocks > 0 {

@@ -158,6 +158,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	defer stop()
 	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU}
 	var load func(names []string) ([]float32, error)
+	var photos *features.Store // extract's store, without train.finetune_blocks
 	if tc.FinetuneBlocks > 0 {
 		var store *features.Store
 		if store, o.Encoder, err = cutActivations(ctx, log, cfg, dev, append(imageNames(trainImgs), imageNames(devImgs)...)); err != nil {
@@ -170,20 +171,19 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err := checkFrozenInit(tc.Init); err != nil {
 			return err
 		}
-		store, err := openFeatures(cfg.Assets, tc.Features)
-		if err != nil {
+		if photos, err = openFeatures(cfg.Assets, tc.Features); err != nil {
 			return err
 		}
-		defer store.Close()
-		o.Regions = store.Manifest().Regions()
-		load = func(names []string) ([]float32, error) { return decoderInputs(store, names, tc.Arch) }
+		defer photos.Close()
+		o.Regions = photos.Manifest().Regions()
+		load = func(names []string) ([]float32, error) { return decoderInputs(photos, names, tc.Arch) }
 	}
 	trn, err := split(load, trainImgs, vocab)
 	if err != nil {
 		return err
 	}
-	if tc.Mirror {
-		if trn.Mirrored, err = mirroredInputs(cfg.Assets, tc.Features, imageNames(trainImgs), tc.Arch); err != nil {
+	if tc.Mirror { // config validation keeps it from train.finetune_blocks: photos is open
+		if trn.Mirrored, err = mirroredInputs(photos.Path(), imageNames(trainImgs), tc.Arch); err != nil {
 			return err
 		}
 		trn.MirrorWords = vocab.MirrorWords()
@@ -270,52 +270,35 @@ func openFeatures(assetsDir, root string) (*features.Store, error) {
 // openFeaturesOf opens the feature store of encoder weights w under root, for
 // a caller that needs the weights too.
 func openFeaturesOf(w *encoder.Weights, root string) (*features.Store, error) {
-	dir, err := featureStoreDir(w, root)
-	if err != nil {
-		return nil, err
+	var err error
+	if root == "" {
+		if root, err = features.DefaultRoot(); err != nil {
+			return nil, err
+		}
 	}
-	s, err := features.Open(dir)
+	s, err := features.Open(features.Dir(root, w.Config.ID()))
 	if err != nil {
 		return nil, fmt.Errorf("%w; run `captioner extract` first", err)
 	}
 	return s, nil
 }
 
-// featureStoreDir is the folder of the feature store of encoder weights w
-// under root (extract's default root when empty).
-func featureStoreDir(w *encoder.Weights, root string) (string, error) {
-	if root == "" {
-		var err error
-		if root, err = features.DefaultRoot(); err != nil {
-			return "", err
-		}
-	}
-	return features.Dir(root, w.Config.ID()), nil
-}
-
 // mirroredInputs reads what a decoder of arch takes for the mirrored photos of
-// names, from the mirrored store (extract --mirror) of the feature store under
-// root.
-func mirroredInputs(assetsDir, root string, names []string, arch string) ([]float32, error) {
-	w, err := encoder.LoadDefault(assetsDir)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := featureStoreDir(w, root)
-	if err != nil {
-		return nil, err
-	}
+// names, from the mirrored store (extract --mirror) that belongs to the
+// feature store in dir.
+func mirroredInputs(dir string, names []string, arch string) ([]float32, error) {
+	remedy := "run `captioner extract --mirror --split train` (with --grid for the attention decoder)"
 	store, err := features.Open(features.MirroredDir(dir))
 	if err != nil {
-		return nil, fmt.Errorf("train.mirror: %w; run `captioner extract --mirror --split train` (with --grid for the attention decoder) first", err)
+		return nil, fmt.Errorf("train.mirror: %w; %s first", err, remedy)
 	}
 	defer store.Close()
 	if !store.Manifest().Mirrored {
-		return nil, fmt.Errorf("train.mirror: %s holds features of photos that are not mirrored (its manifest lacks \"mirrored\": true); delete it and run `captioner extract --mirror --split train`", store.Path())
+		return nil, fmt.Errorf("train.mirror: %s holds features of photos that are not mirrored (its manifest lacks \"mirrored\": true); delete it and %s", store.Path(), remedy)
 	}
 	feats, err := decoderInputs(store, names, arch)
 	if err != nil {
-		return nil, fmt.Errorf("train.mirror: %w", err)
+		return nil, fmt.Errorf("train.mirror: %w; the mirrored photos' store is %s: delete it and %s", err, store.Path(), remedy)
 	}
 	return feats, nil
 }
