@@ -89,6 +89,10 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  mirror: true\n  finetune_blocks: 2\n", "config: train.mirror with train.finetune_blocks 2; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off"},
 		{"train:\n  objective: cider\n  init: runs/a/model\n  teacher: runs/t\n", "config: train.teacher: runs/t with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider"},
 		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others"},
+		{"train:\n  feature_dropout: 1\n", "config: train.feature_dropout: 1 is outside [0, 1); 0 keeps every feature"},
+		{"train:\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch merge, train.objective xe, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0"},
+		{"train:\n  xe_weight: -0.1\n", "config: train.xe_weight: -0.1 is negative; 0 trains on the rewards alone"},
+		{"train:\n  xe_weight: 0.2\n", "config: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0"},
 	} {
 		_, err := load(t, writeYAML(t, tc.yaml))
 		if err == nil || err.Error() != tc.want {

@@ -63,6 +63,11 @@ type Train struct {
 	// features only with the cider objective, one mask per step for sampling and
 	// scoring).
 	Dropout float64 `mapstructure:"dropout"`
+	// FeatureDropout is the drop probability on the regions' features in the
+	// attention decoder's cross-entropy training, whose train.dropout covers
+	// the deep output only (merge's covers its pooled features, cider's the
+	// image features): a fresh mask per caption and step.
+	FeatureDropout float64 `mapstructure:"feature_dropout"`
 	// FinetuneBlocks trains the encoder's last N inverted-residual blocks and
 	// its head convolution with the decoder (0: the encoder stays frozen); the
 	// activations below them are computed once and cached beside the features.
@@ -98,6 +103,12 @@ type Train struct {
 	// Samples is the number of captions sampled per image with the cider
 	// objective; each is judged against the mean reward of the others.
 	Samples int `mapstructure:"samples"`
+	// XEWeight mixes the references' cross-entropy into the cider objective
+	// (Paulus et al. 2018's mixed objective): each step also raises the
+	// log-likelihood of one reference caption per image, weighted by this
+	// against the samples' advantages, so the fine-tuning keeps to the
+	// references' language. 0: the policy gradient alone.
+	XEWeight float64 `mapstructure:"xe_weight"`
 	// HalfWeights writes the selected model's weights (model/decoder.safetensors)
 	// in float16: half the size, captions alike (the shipped attention model is
 	// stored so). The checkpoint keeps float32.
@@ -128,6 +139,7 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.hidden", 256)
 	v.SetDefault("train.mid", 256)
 	v.SetDefault("train.dropout", 0.5)
+	v.SetDefault("train.feature_dropout", 0)
 	v.SetDefault("train.finetune_blocks", 0)
 	v.SetDefault("train.finetune_lr", 1e-4)
 	v.SetDefault("train.eval_beam", 3)
@@ -136,6 +148,7 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.init", "")
 	v.SetDefault("train.teacher", "")
 	v.SetDefault("train.samples", 5)
+	v.SetDefault("train.xe_weight", 0)
 	v.SetDefault("train.half_weights", false)
 }
 
@@ -161,6 +174,17 @@ func (c Train) validate() []error {
 	}
 	if c.Samples < 2 || c.Samples > c.BatchSize {
 		errs = append(errs, fmt.Errorf("train.samples: %d is outside 2..train.batch_size (%d); each sample's baseline is the mean of the others", c.Samples, c.BatchSize))
+	}
+	if c.FeatureDropout < 0 || c.FeatureDropout >= 1 {
+		errs = append(errs, fmt.Errorf("train.feature_dropout: %g is outside [0, 1); 0 keeps every feature", c.FeatureDropout))
+	} else if c.FeatureDropout > 0 && (c.Arch != "attention" || c.Objective != "xe" || c.FinetuneBlocks > 0) {
+		errs = append(errs, fmt.Errorf("train.feature_dropout: %g with train.arch %s, train.objective %s, train.finetune_blocks %d; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0", c.FeatureDropout, c.Arch, c.Objective, c.FinetuneBlocks))
+	}
+	if c.XEWeight < 0 {
+		errs = append(errs, fmt.Errorf("train.xe_weight: %g is negative; 0 trains on the rewards alone", c.XEWeight))
+	}
+	if c.XEWeight > 0 && c.Objective != "cider" {
+		errs = append(errs, fmt.Errorf("train.xe_weight: %g with train.objective %s; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0", c.XEWeight, c.Objective))
 	}
 	if c.FinetuneBlocks < 0 {
 		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d is negative; 0 keeps the encoder frozen", c.FinetuneBlocks))

@@ -47,6 +47,21 @@ type teacherForcing struct {
 	o                 Options
 	tuned             *tunedEncoder // computes the features when the encoder is fine-tuned
 	mirror            *mirroring    // nil without train.mirror
+	featMask          gpu.Buf       // (batch_size, F) train.feature_dropout's mask; nil without it
+}
+
+func newTeacherForcing(dev gpu.Device, ex []Example, feats, batchFeats gpu.Buf, featDim int, o Options) *teacherForcing {
+	x := &teacherForcing{ex: truncate(ex, o.MaxLen), feats: feats, batchFeats: batchFeats, featDim: featDim, o: o}
+	if o.FeatureDropout > 0 {
+		x.featMask = dev.Alloc(o.BatchSize * featDim)
+	}
+	return x
+}
+
+func (x *teacherForcing) close(dev gpu.Device) {
+	if x.featMask != nil {
+		dev.Free(x.featMask)
+	}
 }
 
 func (x *teacherForcing) batches(epoch int) [][]int {
@@ -74,9 +89,16 @@ func (x *teacherForcing) forward(_ context.Context, ts *decoder.TrainState, idx 
 	} else {
 		feats = batchFeatures(ts.Model().Device(), x.batchFeats, x.feats, bt.Images, x.featDim)
 	}
+	if x.featMask != nil { // the gathered copy: every caption gets a mask of its own
+		ts.Model().Device().Dropout(feats, x.featMask.Slice(0, feats.Len()), feats, float32(x.o.FeatureDropout), dropoutSeed(x.o.Seed, ts.Steps())^featureDropoutStream)
+	}
 	loss, n, err := ts.Forward(feats, bt.IDs, bt.Targets, bt.B, bt.T, true, dropoutSeed(x.o.Seed, ts.Steps()))
 	return stepStats{loss: loss, tokens: n, units: n}, err
 }
+
+// featureDropoutStream sets the features' dropout masks apart from the deep
+// output's, drawn from the same step seed.
+const featureDropoutStream = 0x5851F42D4C957F2D
 
 // selfCritical is self-critical sequence training (Rennie et al. 2017, with the
 // mean reward of an image's other samples as each sample's baseline, Luo 2020):
@@ -95,6 +117,9 @@ type selfCritical struct {
 	featDim           int
 	o                 Options
 	mirror            *mirroring // nil without train.mirror
+	// refs are each image's reference captions (cut at train.max_len), the
+	// cross-entropy targets of train.xe_weight; nil without it.
+	refs [][][]int32
 }
 
 func newSelfCritical(dev gpu.Device, trn *Split, feats, batchFeats gpu.Buf, featDim int, o Options, mirror *mirroring) *selfCritical {
@@ -102,9 +127,25 @@ func newSelfCritical(dev gpu.Device, trn *Split, feats, batchFeats gpu.Buf, feat
 	for i := range images {
 		images[i].Image = i
 	}
+	var refs [][][]int32
+	if o.XEWeight > 0 {
+		refs = make([][][]int32, trn.Images())
+		for _, e := range truncate(trn.Examples, o.MaxLen) {
+			refs[e.Image] = append(refs[e.Image], e.Words)
+		}
+	}
 	n := o.BatchSize / o.Samples * featDim
 	return &selfCritical{images: images, scorer: metrics.NewCIDErDScorer(trn.Refs),
-		feats: feats, batchFeats: batchFeats, imgFeats: dev.Alloc(n), mask: dev.Alloc(n), featDim: featDim, o: o, mirror: mirror}
+		feats: feats, batchFeats: batchFeats, imgFeats: dev.Alloc(n), mask: dev.Alloc(n), featDim: featDim, o: o, mirror: mirror, refs: refs}
+}
+
+// extraRows is how many caption rows a step adds to the batch_size samples:
+// one reference per image with train.xe_weight.
+func extraRows(o Options) int {
+	if o.Objective == "cider" && o.XEWeight > 0 {
+		return o.BatchSize / o.Samples
+	}
+	return 0
 }
 
 func (s *selfCritical) close(dev gpu.Device) {
@@ -163,20 +204,44 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 		// Image is the row of imgFeats: the batch's own, dropped-out features.
 		ex[r], order[r] = Example{Image: r / K, Words: smp.Tokens}, r
 	}
+	// With train.xe_weight, rows R.. hold one reference of each image (its
+	// words swapped as the photo is mirrored).
+	for b, i := range idx {
+		if s.refs == nil {
+			break
+		}
+		ref := s.refs[i][rng.IntN(len(s.refs[i]))]
+		if flips != nil && flips[b] {
+			ref = s.mirror.caption(ref)
+		}
+		ex, order = append(ex, Example{Image: b, Words: ref}), append(order, len(ex))
+	}
+	rows := len(ex)
 	bt := makeBatch(ex, order, text.StartID, text.EndID, text.PadID)
 	for r, smp := range samples {
 		if !smp.Ended { // cut at the maximum length: no <end> was drawn, so none is a target
-			bt.Targets[len(smp.Tokens)*R+r] = -1
+			bt.Targets[len(smp.Tokens)*rows+r] = -1
+		}
+	}
+	for t := 0; t < bt.T; t++ { // a reference's rare words: decoding's distribution has no <unk> to learn
+		for r := R; r < rows; r++ {
+			if bt.Targets[t*rows+r] == text.UnkID {
+				bt.Targets[t*rows+r] = -1
+			}
 		}
 	}
 	feats := batchFeatures(dev, s.batchFeats, imgFeats, bt.Images, s.featDim)
-	if st.loss, st.tokens, err = ts.ForwardSampled(feats, bt.IDs, bt.Targets, R, bt.T, 0); err != nil {
+	if st.loss, st.tokens, err = ts.ForwardSampled(feats, bt.IDs, bt.Targets, rows, bt.T, 0); err != nil {
 		return st, err
 	}
 	// Forward's gradient is that of the mean loss over st.tokens tokens; weight
 	// caption r by advantage·tokens/R to get the gradient of
-	// -(1/R) Σ_r advantage_r · log p(caption r).
-	weights := make([]float32, R)
+	// -(1/R) Σ_r advantage_r · log p(caption r), and each reference by
+	// xe_weight·tokens/B for -(xe_weight/B) Σ_b log p(reference b).
+	weights := make([]float32, rows)
+	for r := R; r < rows; r++ {
+		weights[r] = float32(s.o.XEWeight * float64(st.tokens) / float64(B))
+	}
 	for b := 0; b < B; b++ {
 		var sum float64
 		for k := 0; k < K; k++ {

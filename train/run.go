@@ -67,7 +67,8 @@ type run struct {
 	ts      *decoder.TrainState
 	avg     *average // nil unless train.ema is on
 	obj     objective
-	sc      *selfCritical // obj when it is self-critical (objective cider), else nil
+	sc      *selfCritical   // obj when it is self-critical (objective cider), else nil
+	tf      *teacherForcing // obj when it is cross-entropy (objective xe), else nil
 	// sampled: the objective rewards sampled captions, whose mean reward the
 	// progress bar, the log and the curves report.
 	sampled                          bool
@@ -90,6 +91,8 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	switch {
 	case o.Mirror && o.FinetuneBlocks > 0:
 		return nil, fmt.Errorf("train: train.mirror with train.finetune_blocks %d; mirrored photos come from cached features, which a fine-tuned encoder does not read: set one of them off", o.FinetuneBlocks)
+	case o.FeatureDropout > 0 && (o.Arch != decoder.ArchAttention || objectiveName(o.Objective) != "xe" || o.FinetuneBlocks > 0):
+		return nil, fmt.Errorf("train: train.feature_dropout %g with arch %s, objective %s, finetune_blocks %d; it drops the cached regions' features of attention's cross-entropy training only: set it to 0", o.FeatureDropout, o.Arch, objectiveName(o.Objective), o.FinetuneBlocks)
 	case o.Mirror && len(trn.Mirrored) != len(trn.Feats):
 		return nil, fmt.Errorf("train: train.mirror needs the mirrored photos' features laid out as the photos' (%d values), the split has %d values; load them from extract --mirror's store", len(trn.Feats), len(trn.Mirrored))
 	case !o.Mirror && len(trn.Mirrored) > 0:
@@ -137,11 +140,11 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 			return nil, err
 		}
 	}
-	r.ts = r.m.NewTrainState(o.BatchSize, max(o.MaxLen, o.Decode.MaxLen)+1)
+	r.ts = r.m.NewTrainState(o.BatchSize+extraRows(o), max(o.MaxLen, o.Decode.MaxLen)+1)
 	if o.EMA > 0 {
 		r.avg = newAverage(dev, o.EMA, r.m.Flat())
 	}
-	r.batchFeats = dev.Alloc(o.BatchSize * featDim)
+	r.batchFeats = dev.Alloc((o.BatchSize + extraRows(o)) * featDim)
 	if o.FinetuneBlocks > 0 {
 		if r.tuned, err = newTunedEncoder(dev, o.Encoder, first, o.BatchSize, o.Arch != decoder.ArchAttention, trn, dv); err != nil {
 			return nil, err
@@ -151,7 +154,9 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 			r.tuned.avg = newAverage(dev, o.EMA, r.tuned.top.Flat())
 		}
 		r.devFeats = dev.Alloc(dv.Images() * featDim) // encodeDev fills it before each evaluation
-		r.obj = &teacherForcing{ex: truncate(trn.Examples, o.MaxLen), batchFeats: r.batchFeats, featDim: featDim, o: o, tuned: r.tuned}
+		tf := newTeacherForcing(dev, trn.Examples, nil, r.batchFeats, featDim, o)
+		tf.tuned = r.tuned
+		r.obj, r.tf = tf, tf
 		fmt.Fprintf(o.Log, "fine-tuning %s at rate %g\n", r.tuned.top.Describe(), o.FinetuneLR)
 		ok = true
 		return r, nil
@@ -171,7 +176,9 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 		r.sc = newSelfCritical(dev, trn, r.trainFeats, r.batchFeats, featDim, o, mirror)
 		r.obj = r.sc
 	} else {
-		r.obj = &teacherForcing{ex: truncate(trn.Examples, o.MaxLen), feats: r.trainFeats, batchFeats: r.batchFeats, featDim: featDim, o: o, mirror: mirror}
+		r.tf = newTeacherForcing(dev, trn.Examples, r.trainFeats, r.batchFeats, featDim, o)
+		r.tf.mirror = mirror
+		r.obj = r.tf
 	}
 	ok = true
 	return r, nil
@@ -181,6 +188,9 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 func (r *run) close() {
 	if r.sc != nil {
 		r.sc.close(r.dev)
+	}
+	if r.tf != nil {
+		r.tf.close(r.dev)
 	}
 	if r.tuned != nil {
 		r.tuned.close()

@@ -67,10 +67,18 @@ them: a data augmentation that reads the mirrored photos' features, which
 ` + "`captioner extract --mirror --split train`" + ` (with --grid for --arch attention)
 caches beside the photos'. It works with both objectives.
 
+--feature-dropout P (train.feature_dropout) drops a fraction P of the regions'
+features in the attention decoder's cross-entropy training, a fresh mask per
+caption and step (train.dropout covers its deep output only): it regularizes the
+decoder's reading of the photo, as train.dropout does in self-critical training.
+
 --objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
 with self-critical sequence training: it samples train.samples captions per
 image, rewards each by CIDEr-D against the image's references, and makes the
-better-than-average ones more likely. It typically follows cross-entropy
+better-than-average ones more likely; --xe-weight (train.xe_weight) mixes in
+the cross-entropy of one reference per image and step (Paulus et al. 2018's
+mixed objective), which keeps the fine-tuning close to the references'
+language. It typically follows cross-entropy
 training with a lower rate; train.dropout then drops image features only, with
 one mask for sampling and scoring (the shipped model's self-critical stage kept
 the default 0.5: without it the stage overfits the train photos; its MODEL.md),
@@ -96,10 +104,12 @@ decoding, see captioner factorize, and cannot be trained on):
 	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
 	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
 	f.Bool("mirror", false, "train on each photo flipped left to right half the time (needs captioner extract --mirror)")
+	f.Float64("feature-dropout", 0, "--arch attention, cross-entropy: drop this fraction of the regions' features, a fresh mask per caption and step")
+	f.Float64("xe-weight", 0, "with --objective cider, also raise each image's references' likelihood, weighted so against the rewards (0: rewards alone)")
 	f.String("teacher", "", "model folder whose captions of the train images are extra training targets, not references (knowledge distillation)")
 	f.Int("finetune-blocks", 0, "also train the encoder's last N blocks and head (0: frozen encoder)")
 	f.Float64("finetune-lr", 1e-4, "Adam learning rate of the fine-tuned encoder layers")
-	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "teacher": "train.teacher", "mirror": "train.mirror", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
+	bindOnRun(cmd, map[string]string{"finetune-blocks": "train.finetune_blocks", "finetune-lr": "train.finetune_lr", "arch": "train.arch", "cleaning": "train.cleaning", "init": "train.init", "teacher": "train.teacher", "mirror": "train.mirror", "xe-weight": "train.xe_weight", "feature-dropout": "train.feature_dropout", "objective": "train.objective", "out": "train.out", "data": "train.data", "dataset": "train.dataset",
 		"features": "train.features", "resume": "train.resume", "epochs": "train.epochs",
 		"batch-size": "train.batch_size", "lr": "train.lr", "hidden": "train.hidden", "seed": "train.seed"})
 	rootCmd.AddCommand(cmd)
