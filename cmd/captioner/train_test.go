@@ -269,3 +269,22 @@ func TestFinetuneRefusesKarpathyBeforeCreatingAStore(t *testing.T) {
 		t.Errorf("the refusal left %d entries in the features folder", len(left))
 	}
 }
+
+// TestTrainMixingFlagsReachTheConfiguration: --xe-weight and --feature-dropout
+// set train.xe_weight and train.feature_dropout, whose validation names what
+// each combines with (checked before any data is read).
+func TestTrainMixingFlagsReachTheConfiguration(t *testing.T) {
+	resetFlags(t, "train", "xe-weight", "feature-dropout", "out")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--xe-weight", "0.2", "--feature-dropout", "0"}, "train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective"},
+		{[]string{"--xe-weight", "0", "--feature-dropout", "0.3"}, "train.feature_dropout: 0.3 with train.arch merge, train.objective xe, train.finetune_blocks 0;"},
+	} {
+		_, err := run(t, append([]string{"train", "--device", "cpu", "--out", t.TempDir()}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("train %v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
