@@ -107,7 +107,8 @@ type Train struct {
 	// (Paulus et al. 2018's mixed objective): each step also raises the
 	// log-likelihood of one reference caption per image, weighted by this
 	// against the samples' advantages, so the fine-tuning keeps to the
-	// references' language. 0: the policy gradient alone.
+	// references' language. 0: the policy gradient alone. The logged train loss
+	// and tokens/s then count the references' tokens beside the samples'.
 	XEWeight float64 `mapstructure:"xe_weight"`
 	// HalfWeights writes the selected model's weights (model/decoder.safetensors)
 	// in float16: half the size, captions alike (the shipped attention model is

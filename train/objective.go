@@ -210,6 +210,9 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 		if s.refs == nil {
 			break
 		}
+		if len(s.refs[i]) == 0 { // an image without captions has no reference to learn
+			continue
+		}
 		ref := s.refs[i][rng.IntN(len(s.refs[i]))]
 		if flips != nil && flips[b] {
 			ref = s.mirror.caption(ref)

@@ -105,7 +105,7 @@ decoding, see captioner factorize, and cannot be trained on):
 	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
 	f.Bool("mirror", false, "train on each photo flipped left to right half the time (needs captioner extract --mirror)")
 	f.Float64("feature-dropout", 0, "--arch attention, cross-entropy: drop this fraction of the regions' features, a fresh mask per caption and step")
-	f.Float64("xe-weight", 0, "with --objective cider, also raise each image's references' likelihood, weighted so against the rewards (0: rewards alone)")
+	f.Float64("xe-weight", 0, "with --objective cider, also raise the likelihood of one reference caption per image and step, weighted so against the samples' advantages (0: rewards alone)")
 	f.String("teacher", "", "model folder whose captions of the train images are extra training targets, not references (knowledge distillation)")
 	f.Int("finetune-blocks", 0, "also train the encoder's last N blocks and head (0: frozen encoder)")
 	f.Float64("finetune-lr", 1e-4, "Adam learning rate of the fine-tuned encoder layers")
