@@ -153,6 +153,30 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.half_weights", false)
 }
 
+// Conflicts lists the training options that do not go together. Besides
+// the configuration's validation, the trainer asks too, for runs built in code;
+// an empty Objective is xe there.
+func (c Train) Conflicts() []error {
+	var errs []error
+	obj := c.Objective
+	if obj == "" {
+		obj = "xe"
+	}
+	if c.FeatureDropout > 0 && c.FeatureDropout < 1 && (c.Arch != "attention" || obj != "xe" || c.FinetuneBlocks > 0) {
+		errs = append(errs, fmt.Errorf("train.feature_dropout: %g with train.arch %s, train.objective %s, train.finetune_blocks %d; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0", c.FeatureDropout, c.Arch, obj, c.FinetuneBlocks))
+	}
+	if c.XEWeight < 0 {
+		errs = append(errs, fmt.Errorf("train.xe_weight: %g is negative; 0 trains on the rewards alone", c.XEWeight))
+	}
+	if c.XEWeight > 0 && obj != "cider" {
+		errs = append(errs, fmt.Errorf("train.xe_weight: %g with train.objective %s; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0", c.XEWeight, obj))
+	}
+	if c.Mirror && c.FinetuneBlocks > 0 {
+		errs = append(errs, fmt.Errorf("train.mirror with train.finetune_blocks %d; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off", c.FinetuneBlocks))
+	}
+	return errs
+}
+
 func (c Train) validate() []error {
 	var errs []error
 	if err := oneOf("train.dataset", c.Dataset, "flickr8k", "karpathy"); err != nil {
@@ -178,23 +202,13 @@ func (c Train) validate() []error {
 	}
 	if c.FeatureDropout < 0 || c.FeatureDropout >= 1 {
 		errs = append(errs, fmt.Errorf("train.feature_dropout: %g is outside [0, 1); 0 keeps every feature", c.FeatureDropout))
-	} else if c.FeatureDropout > 0 && (c.Arch != "attention" || c.Objective != "xe" || c.FinetuneBlocks > 0) {
-		errs = append(errs, fmt.Errorf("train.feature_dropout: %g with train.arch %s, train.objective %s, train.finetune_blocks %d; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0", c.FeatureDropout, c.Arch, c.Objective, c.FinetuneBlocks))
 	}
-	if c.XEWeight < 0 {
-		errs = append(errs, fmt.Errorf("train.xe_weight: %g is negative; 0 trains on the rewards alone", c.XEWeight))
-	}
-	if c.XEWeight > 0 && c.Objective != "cider" {
-		errs = append(errs, fmt.Errorf("train.xe_weight: %g with train.objective %s; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0", c.XEWeight, c.Objective))
-	}
+	errs = append(errs, c.Conflicts()...)
 	if c.FinetuneBlocks < 0 {
 		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d is negative; 0 keeps the encoder frozen", c.FinetuneBlocks))
 	}
 	if c.FinetuneBlocks > 0 && c.Objective == "cider" {
 		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d with train.objective cider; self-critical training runs on frozen features only: set train.finetune_blocks 0 (fine-tuning trains with xe)", c.FinetuneBlocks))
-	}
-	if c.Mirror && c.FinetuneBlocks > 0 {
-		errs = append(errs, fmt.Errorf("train.mirror with train.finetune_blocks %d; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off", c.FinetuneBlocks))
 	}
 	if c.Teacher != "" && c.Objective == "cider" {
 		errs = append(errs, fmt.Errorf("train.teacher: %s with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider", c.Teacher))

@@ -82,7 +82,7 @@ func TestFeatureDropoutDropsTheRegions(t *testing.T) {
 	// Merge, whose train.dropout already drops its pooled features, refuses it.
 	o.Arch = decoder.ArchMerge
 	if _, err := newRun(dev, o, synthSplit(48, 1, v), synthSplit(12, 2, v)); err == nil || !strings.Contains(err.Error(),
-		"train: train.feature_dropout 0.4 with arch merge, objective xe, finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only: set it to 0") {
+		"train: train.feature_dropout: 0.4 with train.arch merge, train.objective xe, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0") {
 		t.Errorf("feature dropout with merge: %v", err)
 	}
 }

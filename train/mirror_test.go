@@ -186,7 +186,7 @@ func TestMirrorNeedsMirroredFeatures(t *testing.T) {
 	}
 	mirrorSplit(trn, v)
 	o.FinetuneBlocks = 1
-	if _, err := newRun(dev, o, trn, dv); err == nil || err.Error() != "train: train.mirror with train.finetune_blocks 1; mirrored photos come from cached features, which a fine-tuned encoder does not read: set one of them off" {
+	if _, err := newRun(dev, o, trn, dv); err == nil || err.Error() != "train: train.mirror with train.finetune_blocks 1; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off" {
 		t.Errorf("train.mirror with fine-tuning: %v", err)
 	}
 	o.FinetuneBlocks, o.Mirror = 0, false

@@ -147,7 +147,7 @@ func TestXEWeightNeedsTheCiderObjective(t *testing.T) {
 	o.XEWeight = 0.2
 	v := o.Vocab.(synthVocab)
 	_, err := newRun(dev, o, synthSplit(12, 1, v), synthSplit(6, 2, v))
-	if want := "train: train.xe_weight 0.2 with objective xe; it mixes cross-entropy into the cider objective: use a weight >= 0 with objective cider, or 0"; err == nil || err.Error() != want {
+	if want := "train: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0"; err == nil || err.Error() != want {
 		t.Errorf("xe_weight with objective xe: %v, want %q", err, want)
 	}
 }

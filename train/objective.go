@@ -207,10 +207,7 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 	// With train.xe_weight, rows R.. hold one reference of each image (its
 	// words swapped as the photo is mirrored).
 	for b, i := range idx {
-		if s.refs == nil {
-			break
-		}
-		if len(s.refs[i]) == 0 { // an image without captions has no reference to learn
+		if len(s.refs) == 0 || len(s.refs[i]) == 0 { // no train.xe_weight, or an image without captions
 			continue
 		}
 		ref := s.refs[i][rng.IntN(len(s.refs[i]))]

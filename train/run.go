@@ -88,13 +88,10 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	if featDim*trn.Images() != len(trn.Feats) || featDim*dv.Images() != len(dv.Feats) {
 		return nil, fmt.Errorf("train: feature matrices (%d and %d values) do not divide into %d and %d images", len(trn.Feats), len(dv.Feats), trn.Images(), dv.Images())
 	}
+	if errs := o.Conflicts(); len(errs) > 0 {
+		return nil, fmt.Errorf("train: %w", errors.Join(errs...))
+	}
 	switch {
-	case o.Mirror && o.FinetuneBlocks > 0:
-		return nil, fmt.Errorf("train: train.mirror with train.finetune_blocks %d; mirrored photos come from cached features, which a fine-tuned encoder does not read: set one of them off", o.FinetuneBlocks)
-	case o.XEWeight < 0 || o.XEWeight > 0 && objectiveName(o.Objective) != "cider":
-		return nil, fmt.Errorf("train: train.xe_weight %g with objective %s; it mixes cross-entropy into the cider objective: use a weight >= 0 with objective cider, or 0", o.XEWeight, objectiveName(o.Objective))
-	case o.FeatureDropout > 0 && (o.Arch != decoder.ArchAttention || objectiveName(o.Objective) != "xe" || o.FinetuneBlocks > 0):
-		return nil, fmt.Errorf("train: train.feature_dropout %g with arch %s, objective %s, finetune_blocks %d; it drops the cached regions' features of attention's cross-entropy training only: set it to 0", o.FeatureDropout, o.Arch, objectiveName(o.Objective), o.FinetuneBlocks)
 	case o.Mirror && len(trn.Mirrored) != len(trn.Feats):
 		return nil, fmt.Errorf("train: train.mirror needs the mirrored photos' features laid out as the photos' (%d values), the split has %d values; load them from extract --mirror's store", len(trn.Feats), len(trn.Mirrored))
 	case !o.Mirror && len(trn.Mirrored) > 0:
