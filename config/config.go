@@ -29,9 +29,11 @@ type Config struct {
 	// Threads caps CPU kernel threads; 0 uses every core.
 	Threads int `mapstructure:"threads"`
 	// Precision is what the image encoder computes in when captioning (caption,
-	// eval, serve): auto (bfloat16 where the CPU has AMX, else float32), float32
-	// or bfloat16. Feature extraction for training always uses float32, so cached
-	// features do not depend on the machine.
+	// eval, serve): auto (bfloat16 where the CPU has AMX, else float32), float32,
+	// bfloat16 or int8 (activations and weights in 8 bits, with the quantized
+	// TFLite file's activation ranges; see encoder.New). Feature extraction for
+	// training always uses float32, so cached features do not depend on the
+	// machine.
 	Precision string `mapstructure:"precision"`
 	// Assets is a folder laid out like the project's shared assets
 	// (models/mobilenet_v2/..., data/flickr8k/...). Empty: CAPTIONER_ASSETS, else
@@ -75,7 +77,7 @@ func (c *Config) validate() error {
 	if err := oneOf("device", c.Device, "auto", "cpu", "cuda"); err != nil {
 		errs = append(errs, err)
 	}
-	if err := oneOf("precision", c.Precision, "auto", "float32", "bfloat16"); err != nil {
+	if err := oneOf("precision", c.Precision, "auto", "float32", "bfloat16", "int8"); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Threads < 0 {

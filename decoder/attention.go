@@ -43,6 +43,7 @@ type attActs struct {
 	dz, dbeta   gpu.Buf // (B, F) one step's gradients of z and beta
 	deep, ddeep gpu.Buf // (T, B, E) deep output's input (after dropout) and its gradient
 	deepMask    gpu.Buf // (T, B, E)
+	low, dlow   gpu.Buf // (T, B, r) gz·CtxVᵀ of a factorized context weight (Config.CtxRank r), its gradient
 
 	feats gpu.Buf // (B, L, F) the last Forward's features
 }
@@ -60,7 +61,7 @@ func (c Config) wxCols() int {
 // uses (embeddings, gates, logits, loss) for (maxT, maxB).
 func (ts *TrainState) allocAttention() {
 	c, dev := ts.m.Cfg, ts.m.dev
-	B, N, F, E, H, L, A, V := ts.maxB, ts.maxB*ts.maxT, c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab
+	B, N, F, E, H, L, A, V, r := ts.maxB, ts.maxB*ts.maxT, c.FeatDim, c.Embed, c.Hidden, c.Regions, c.Att, c.Vocab, c.CtxRank
 	S := N + B // states: T+1 blocks
 	a, x := &ts.a, &ts.att
 	ts.actFlat = carve(dev, []view{
@@ -72,8 +73,22 @@ func (ts *TrainState) allocAttention() {
 		{&x.pf, B * L * A}, {&x.dpf, B * L * A}, {&x.e, N * L * A},
 		{&x.hproj, B * A}, {&x.alpha, N * L}, {&x.dalpha, N * L}, {&x.ascratch, B * L},
 		{&x.z, N * F}, {&x.beta, N * F}, {&x.gz, N * F}, {&x.dgz, N * F}, {&x.dz, B * F}, {&x.dbeta, B * F},
-		{&x.deep, N * E}, {&x.ddeep, N * E}, {&x.deepMask, N * E},
+		{&x.deep, N * E}, {&x.ddeep, N * E}, {&x.deepMask, N * E}, {&x.low, N * r}, {&x.dlow, N * r},
 	})
+}
+
+// addContext adds the gated context's term to the LSTM gates of R rows:
+// gates += gz·Wzᵀ with the context's columns Wz of Wx or, for a factorized
+// weight (Config.CtxRank r), gates += (gz·CtxVᵀ)·CtxUᵀ, r(4H+F) multiply-adds
+// a row instead of 4H·F, leaving gz·CtxVᵀ in low (R, r).
+func addContext(dev gpu.Device, p *Params, c Config, gates, gz, low gpu.Buf, R int) {
+	F, E, H := c.FeatDim, c.Embed, c.Hidden
+	if r := c.CtxRank; r > 0 {
+		dev.Gemm(false, true, R, r, F, 1, gz, F, p.CtxV, F, 0, low, r)
+		dev.Gemm(false, true, R, 4*H, r, 1, low, r, p.CtxU, r, 1, gates, 4*H)
+		return
+	}
+	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, p.Wx.Slice(E, p.Wx.Len()-E), E+F, 1, gates, 4*H)
 }
 
 // repeatRows returns, for n rows each repeated k times, the source row of
@@ -129,18 +144,17 @@ func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint
 	// Words: emb (T, B, E) = Embed[ids]; gates (T, B, 4H) = emb·Wx[:, :E]ᵀ + LB for every step at once.
 	emb, gates := a.emb.Slice(0, N*E), a.gates.Slice(0, N*4*H)
 	dev.EmbeddingForward(emb, m.P.Embed, ts.ids, E)
-	dev.Gemm(false, true, N, 4*H, E, 1, emb, E, m.P.Wx, E+F, 0, gates, 4*H)
+	dev.Gemm(false, true, N, 4*H, E, 1, emb, E, m.P.Wx, c.wxCols(), 0, gates, 4*H)
 	dev.BiasAct(gates, gates, m.P.LB, N, 4*H, gpu.ActNone)
-	wz := m.P.Wx.Slice(E, m.P.Wx.Len()-E) // (4H, F) the context's columns, row stride E+F
 
 	for t := 0; t < T; t++ {
 		hPrev, cPrev := hs.Slice(t*B*H, B*H), cs.Slice(t*B*H, B*H)
 		gz := x.gz.Slice(t*B*F, B*F)
 		attendStep(dev, &m.P, c, x.e.Slice(t*B*L*A, B*L*A), x.alpha.Slice(t*B*L, B*L), x.z.Slice(t*B*F, B*F),
 			x.beta.Slice(t*B*F, B*F), gz, x.hproj.Slice(0, B*A), hPrev, pf, feats, B, 1)
-		// gates_t += gz·Wzᵀ + hPrev·Whᵀ, then the cell.
+		// gates_t += the context's term + hPrev·Whᵀ, then the cell.
 		g := gates.Slice(t*B*4*H, B*4*H)
-		dev.Gemm(false, true, B, 4*H, F, 1, gz, F, wz, E+F, 1, g, 4*H)
+		addContext(dev, &m.P, c, g, gz, x.low.Slice(t*B*c.CtxRank, B*c.CtxRank), B)
 		dev.Gemm(false, true, B, 4*H, H, 1, hPrev, H, m.P.Wh, H, 1, g, 4*H)
 		dev.LSTMCellForward(hs.Slice((t+1)*B*H, B*H), cs.Slice((t+1)*B*H, B*H), a.act.Slice(t*B*4*H, B*4*H), g, cPrev, B, H)
 	}
@@ -227,7 +241,7 @@ func (ts *TrainState) backwardAttention() {
 	// Back through time. dhs[t+1] holds the gradient into step t's output once
 	// step t+1 has added its share; each step adds its own into dhs[t] (hPrev).
 	dgates := a.gates.Slice(0, N*4*H)
-	wz := m.P.Wx.Slice(E, m.P.Wx.Len()-E)
+	r := c.CtxRank
 	dc := x.dc.Slice(0, B*H)
 	dev.Zero(dc)
 	dpf, dhproj := x.dpf.Slice(0, B*L*A), x.hproj.Slice(0, B*A)
@@ -238,10 +252,16 @@ func (ts *TrainState) backwardAttention() {
 		hPrev, dhPrev := hs.Slice(t*B*H, B*H), dhs.Slice(t*B*H, B*H)
 		dg := dgates.Slice(t*B*4*H, B*4*H)
 		dev.LSTMCellBackward(dg, dc, dhs.Slice((t+1)*B*H, B*H), dc, a.act.Slice(t*B*4*H, B*4*H), cs.Slice((t+1)*B*H, B*H), cs.Slice(t*B*H, B*H), B, H)
-		// gates_t = ... + gz·Wzᵀ + hPrev·Whᵀ.
+		// gates_t = ... + gz·Wzᵀ (or (gz·CtxVᵀ)·CtxUᵀ) + hPrev·Whᵀ.
 		dev.Gemm(false, false, B, H, 4*H, 1, dg, 4*H, m.P.Wh, H, 1, dhPrev, H)
 		dgz := dgzAll.Slice(t*B*F, B*F)
-		dev.Gemm(false, false, B, F, 4*H, 1, dg, 4*H, wz, E+F, 1, dgz, F)
+		if r > 0 {
+			dlow := x.dlow.Slice(t*B*r, B*r)
+			dev.Gemm(false, false, B, r, 4*H, 1, dg, 4*H, m.P.CtxU, r, 0, dlow, r)
+			dev.Gemm(false, false, B, F, r, 1, dlow, r, m.P.CtxV, F, 1, dgz, F)
+		} else {
+			dev.Gemm(false, false, B, F, 4*H, 1, dg, 4*H, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, dgz, F)
+		}
 
 		// gz = beta * z; beta = sigmoid(hPrev·GateWᵀ + GateB).
 		// dz replaces dgz in place: the features' gradient reads every step's
@@ -269,10 +289,16 @@ func (ts *TrainState) backwardAttention() {
 	}
 	// Weights shared by every step, as one Gemm each over the T steps.
 	dev.Gemm(true, false, 4*H, H, N, 1, dgates, 4*H, hs.Slice(0, N*H), H, 1, G.Wh, H)
-	dev.Gemm(true, false, 4*H, F, N, 1, dgates, 4*H, gzAll, F, 1, G.Wx.Slice(E, G.Wx.Len()-E), E+F)
-	dev.Gemm(true, false, 4*H, E, N, 1, dgates, 4*H, emb, E, 1, G.Wx, E+F)
+	wx := c.wxCols()
+	if r > 0 {
+		dev.Gemm(true, false, 4*H, r, N, 1, dgates, 4*H, x.low.Slice(0, N*r), r, 1, G.CtxU, r)
+		dev.Gemm(true, false, r, F, N, 1, x.dlow.Slice(0, N*r), r, gzAll, F, 1, G.CtxV, F)
+	} else {
+		dev.Gemm(true, false, 4*H, F, N, 1, dgates, 4*H, gzAll, F, 1, G.Wx.Slice(E, G.Wx.Len()-E), E+F)
+	}
+	dev.Gemm(true, false, 4*H, E, N, 1, dgates, 4*H, emb, E, 1, G.Wx, wx)
 	dev.BiasActBackward(dgates, G.LB, dgates, dgates, N, 4*H, gpu.ActNone)
-	dev.Gemm(false, false, N, E, 4*H, 1, dgates, 4*H, m.P.Wx, E+F, 1, demb, E)
+	dev.Gemm(false, false, N, E, 4*H, 1, dgates, 4*H, m.P.Wx, wx, 1, demb, E)
 	dev.EmbeddingBackward(G.Embed, demb, ts.ids, E)
 
 	// Start: pf = feats·AttFWᵀ + AttFB; h0, c0 = tanh(mean·Wᵀ + b).
@@ -380,13 +406,7 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, R, s.K)
 	gates := w.gates.Slice(0, R*4*H)
 	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
-	if r := c.CtxRank; r > 0 { // gates += (gz·Vᵀ)·Uᵀ: r(4H+F) multiply-adds a row, not 4H·F
-		low := w.ctxLow.Slice(0, R*r)
-		dev.Gemm(false, true, R, r, F, 1, gz, F, m.P.CtxV, F, 0, low, r)
-		dev.Gemm(false, true, R, 4*H, r, 1, low, r, m.P.CtxU, r, 1, gates, 4*H)
-	} else {
-		dev.Gemm(false, true, R, 4*H, F, 1, gz, F, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, gates, 4*H)
-	}
+	addContext(dev, &m.P, c, gates, gz, w.ctxLow.Slice(0, R*c.CtxRank), R)
 	dev.Gemm(false, true, R, 4*H, H, 1, s.h, H, m.P.Wh, H, 1, gates, 4*H)
 	dev.LSTMCellForward(s.h2, s.c2, w.act.Slice(0, R*4*H), gates, s.c, R, H)
 	deep := w.deep.Slice(0, R*E)

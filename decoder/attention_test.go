@@ -105,6 +105,12 @@ func (r refParams) attStep(im refAttImage, s refState, tok int, mask func(j int)
 		emb[j] = r.at("embed.weight", tok, j, E)
 	}
 	pre := r.dense("lstm.weight_ih", "lstm.bias", append(slices.Clone(emb), gz...), 4*H)
+	if k := r.c.CtxRank; k > 0 { // the embedding's columns, then U (V gz)
+		pre = r.dense("lstm.weight_ih", "lstm.bias", emb, 4*H)
+		for j, v := range r.dense("lstm.ctx_u", "", r.dense("lstm.ctx_v", "", gz, k), 4*H) {
+			pre[j] += v
+		}
+	}
 	n := refCell(pre, r.dense("lstm.weight_hh", "", s.h, 4*H), s)
 	deep := r.dense("out_h.weight", "out_h.bias", n.h, E)
 	oz := r.dense("out_z.weight", "", gz, E)
@@ -171,34 +177,49 @@ func softmax64(x []float64) []float64 {
 	return out
 }
 
+// attentionConfigs are the tiny attention decoder with a full context weight
+// and with one factorized at rank 2 (Config.CtxRank), which trains too.
+func attentionConfigs() map[string]Config {
+	full, low := tinyAttentionConfig(), tinyAttentionConfig()
+	low.CtxRank = 2
+	return map[string]Config{"full": full, "ctx_rank=2": low}
+}
+
 func TestAttentionForwardMatchesNaiveReference(t *testing.T) {
 	dev := openCPU(t)
-	c := tinyAttentionConfig()
-	m, host := randomModel(t, dev, c, 5, 0.5)
-	bt := tinyBatch(c, 3)
-	for _, train := range []bool{false, true} {
-		loss, _, _ := runDevice(t, dev, m, bt, train, 11)
-		want := refAttentionLoss(c, toF64(host), bt, train, 11)
-		t.Logf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
-		if math.Abs(loss-want) > 1e-5 {
-			t.Errorf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
-		}
+	for name, c := range attentionConfigs() {
+		t.Run(name, func(t *testing.T) {
+			m, host := randomModel(t, dev, c, 5, 0.5)
+			bt := tinyBatch(c, 3)
+			for _, train := range []bool{false, true} {
+				loss, _, _ := runDevice(t, dev, m, bt, train, 11)
+				want := refAttentionLoss(c, toF64(host), bt, train, 11)
+				t.Logf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
+				if math.Abs(loss-want) > 1e-5 {
+					t.Errorf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
+				}
+			}
+		})
 	}
 }
 
 // TestAttentionGradientsMatchFiniteDifferences checks every parameter's
 // gradient against central differences of the float64 reference loss, with
-// dropout, the attention penalty and padded captions in the batch.
+// dropout, the attention penalty and padded captions in the batch, for a full
+// and a factorized context weight.
 func TestAttentionGradientsMatchFiniteDifferences(t *testing.T) {
 	dev := openCPU(t)
-	c := tinyAttentionConfig()
-	m, host := randomModel(t, dev, c, 9, 0.5)
-	bt := tinyBatch(c, 4)
-	const seed = 21
-	_, _, grads := runDevice(t, dev, m, bt, true, seed)
-	compareFiniteDifferences(t, c, grads, toF64(host), func(flat []float64) float64 {
-		return refAttentionLoss(c, flat, bt, true, seed)
-	})
+	for name, c := range attentionConfigs() {
+		t.Run(name, func(t *testing.T) {
+			m, host := randomModel(t, dev, c, 9, 0.5)
+			bt := tinyBatch(c, 4)
+			const seed = 21
+			_, _, grads := runDevice(t, dev, m, bt, true, seed)
+			compareFiniteDifferences(t, c, grads, toF64(host), func(flat []float64) float64 {
+				return refAttentionLoss(c, flat, bt, true, seed)
+			})
+		})
+	}
 }
 
 // TestDecodedAttentionMatchesReference: greedy and beam search return, for

@@ -95,16 +95,6 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Trainable says why a model of config c cannot be trained, or nil: a
-// factorized context weight (CtxRank) is for decoding, and training, which
-// reads the full weight, starts from the model it was made from.
-func (c Config) Trainable() error {
-	if c.CtxRank > 0 {
-		return fmt.Errorf("factorized (ctx_rank %d) for decoding; train from the full model it was made from", c.CtxRank)
-	}
-	return nil
-}
-
 // Network is c without its training-only settings (dropout, the attention
 // penalty), defaults filled: two configs with the same Network have
 // parameters of the same names and shapes, which mean the same, so one's

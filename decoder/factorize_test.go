@@ -91,12 +91,6 @@ func TestFactorizedDecodesAsItsProduct(t *testing.T) {
 	if f.Cfg.CtxRank != 2 || f.Cfg.NumParams() >= c.NumParams() {
 		t.Fatalf("factorized config %+v, %d parameters against %d", f.Cfg, f.Cfg.NumParams(), c.NumParams())
 	}
-	if err := f.Cfg.Trainable(); err == nil || err.Error() != "factorized (ctx_rank 2) for decoding; train from the full model it was made from" {
-		t.Errorf("a factorized model's Trainable: %v", err)
-	}
-	if err := m.Cfg.Trainable(); err != nil {
-		t.Errorf("a full model's Trainable: %v", err)
-	}
 	fl, err := f.FlatHost()
 	if err != nil {
 		t.Fatal(err)

@@ -60,9 +60,6 @@ type acts struct {
 // up to maxT tokens.
 func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 	c := m.Cfg
-	if err := c.Trainable(); err != nil {
-		panic("decoder: NewTrainState of a model " + err.Error())
-	}
 	n := c.NumParams()
 	ts := &TrainState{m: m, maxB: maxB, maxT: maxT,
 		gradFlat: m.dev.Alloc(n), mom1: m.dev.Alloc(n), mom2: m.dev.Alloc(n)}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/captioner/captioner/gpu"
 )
 
 var update = flag.Bool("update", false, "regenerate testdata/armnn_*.json by running Arm NN (needs /usr/bin/python3 with python3-pyarmnn)")
@@ -85,54 +87,72 @@ func TestArmNNReference(t *testing.T) {
 				t.Fatalf("%s has %d results, want %d", refFile, len(ref.Results), len(armnnPhotos))
 			}
 
-			e, _ := newEncoder(t, model, len(armnnPhotos))
-			if e.Config().SourceSHA != ref.ModelSHA256 {
-				t.Fatalf("%s was made from a model with SHA-256 %s, this one is %s; regenerate with -update", refFile, ref.ModelSHA256, e.Config().SourceSHA)
+			precisions := []gpu.Precision{gpu.Float32}
+			if model == quantModel {
+				// The shipped encoder's int8 chain holds the same tolerance
+				// (measured: 0.015-0.018). The post-training-quantized file's
+				// int8 chain is 0.040 from Arm NN on grace_hopper, for reasons not
+				// yet found (its weights are on TFLite's own per-channel grid);
+				// TestInt8Encoder bounds it against float32.
+				precisions = append(precisions, gpu.Int8)
 			}
-			if err := e.Encode(images, len(armnnPhotos)); err != nil {
-				t.Fatal(err)
-			}
-			classes := e.Config().Classes
-			probs := make([]float32, len(armnnPhotos)*classes)
-			if err := e.dev.Download(probs, e.Classify()); err != nil {
-				t.Fatal(err)
-			}
-			for i, r := range ref.Results {
-				x := images[i*e.ImageLen() : (i+1)*e.ImageLen()]
-				if sum := sha256.Sum256(pixels(x)); hex.EncodeToString(sum[:]) != r.InputSHA256 {
-					t.Fatalf("%s: our preprocessing now gives another input than the reference used; regenerate with -update (and bump encoder.Version: cached features are stale too)", r.Image)
-				}
-				p := probs[i*classes : (i+1)*classes]
-				ours := topK(p, len(r.Labels))
-				var theirs []int
-				for _, l := range r.Labels {
-					theirs = append(theirs, l.Index)
-				}
-				overlap := 0
-				for _, k := range ours {
-					if slices.Contains(theirs, k) {
-						overlap++
-					}
-				}
-				var worst float64
-				for _, l := range r.Labels {
-					worst = max(worst, math.Abs(float64(p[l.Index])-l.Prob))
-				}
-				t.Logf("%s: top-1 ours %d %.4f, Arm NN %d %.4f (%s); top-5 overlap %d; max |dprob| on Arm NN's top-5 %.4f",
-					r.Image, ours[0], p[ours[0]], theirs[0], r.Labels[0].Prob, r.Labels[0].Label, overlap, worst)
-				if ours[0] != theirs[0] {
-					t.Errorf("%s: top-1 is %d, Arm NN says %d (%s)", r.Image, ours[0], theirs[0], r.Labels[0].Label)
-				}
-				if overlap < 3 {
-					t.Errorf("%s: top-5 %v shares %d labels with Arm NN's %v, want >= 3", r.Image, ours, overlap, theirs)
-				}
-				// Arm NN's probabilities are uint8 multiples of 1/256 from the integer network; ours come
-				// from the dequantized float network: close, not equal.
-				if worst > 0.03 {
-					t.Errorf("%s: probabilities differ by up to %.3f from Arm NN's, want <= 0.03", r.Image, worst)
-				}
+			for _, precision := range precisions {
+				t.Run(string(precision), func(t *testing.T) { compareArmNN(t, model, precision, images, &ref) })
 			}
 		})
+	}
+}
+
+// compareArmNN checks the encoder of model in precision against Arm NN's
+// reference results ref on images.
+func compareArmNN(t *testing.T, model string, precision gpu.Precision, images []float32, ref *armnnReference) {
+
+	e, _ := newEncoderIn(t, model, len(armnnPhotos), precision)
+	if e.Config().SourceSHA != ref.ModelSHA256 {
+		t.Fatalf("the Arm NN reference of %s was made from a model with SHA-256 %s, this one is %s; regenerate with -update", model, ref.ModelSHA256, e.Config().SourceSHA)
+	}
+	if err := e.Encode(images, len(armnnPhotos)); err != nil {
+		t.Fatal(err)
+	}
+	classes := e.Config().Classes
+	probs := make([]float32, len(armnnPhotos)*classes)
+	if err := e.dev.Download(probs, e.Classify()); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range ref.Results {
+		x := images[i*e.ImageLen() : (i+1)*e.ImageLen()]
+		if sum := sha256.Sum256(pixels(x)); hex.EncodeToString(sum[:]) != r.InputSHA256 {
+			t.Fatalf("%s: our preprocessing now gives another input than the reference used; regenerate with -update (and bump encoder.Version: cached features are stale too)", r.Image)
+		}
+		p := probs[i*classes : (i+1)*classes]
+		ours := topK(p, len(r.Labels))
+		var theirs []int
+		for _, l := range r.Labels {
+			theirs = append(theirs, l.Index)
+		}
+		overlap := 0
+		for _, k := range ours {
+			if slices.Contains(theirs, k) {
+				overlap++
+			}
+		}
+		var worst float64
+		for _, l := range r.Labels {
+			worst = max(worst, math.Abs(float64(p[l.Index])-l.Prob))
+		}
+		t.Logf("%s: top-1 ours %d %.4f, Arm NN %d %.4f (%s); top-5 overlap %d; max |dprob| on Arm NN's top-5 %.4f",
+			r.Image, ours[0], p[ours[0]], theirs[0], r.Labels[0].Prob, r.Labels[0].Label, overlap, worst)
+		if ours[0] != theirs[0] {
+			t.Errorf("%s: top-1 is %d, Arm NN says %d (%s)", r.Image, ours[0], theirs[0], r.Labels[0].Label)
+		}
+		if overlap < 3 {
+			t.Errorf("%s: top-5 %v shares %d labels with Arm NN's %v, want >= 3", r.Image, ours, overlap, theirs)
+		}
+		// Arm NN's probabilities are uint8 multiples of 1/256 from the integer network; ours come
+		// from the dequantized float network, or from an int8 one with other rounding: close, not equal.
+		if worst > 0.03 {
+			t.Errorf("%s: probabilities differ by up to %.3f from Arm NN's, want <= 0.03", r.Image, worst)
+		}
 	}
 }
 

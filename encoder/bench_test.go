@@ -32,9 +32,10 @@ func macs(c *Config) (pointwise, depthwise, stem int) {
 // BenchmarkEncode measures images/s and GFLOP/s (2 x MACs) of Encode on the CPU
 // device with 2 threads, the setting of the PyTorch reference
 // (shared/bench/torch_captioner.py encoder --threads 2 --batch 1,8,32), in
-// float32 (the per-layer kernels) and bfloat16 (the oneDNN chain).
+// float32 (the oneDNN chain and the per-layer kernels), bfloat16 and int8 (the
+// oneDNN chain).
 func BenchmarkEncode(b *testing.B) {
-	for _, path := range []string{"float32", "bfloat16", "float32-kernels"} {
+	for _, path := range []string{"float32", "bfloat16", "int8", "float32-kernels"} {
 		for _, batch := range []int{1, 8, 32} {
 			b.Run(fmt.Sprintf("precision=%s/batch=%d", path, batch), func(b *testing.B) {
 				var e *Encoder

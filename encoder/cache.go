@@ -25,7 +25,8 @@ func CachePath(cacheDir, sha string) string {
 }
 
 // formatTag versions CachePath with Format: a new import layout re-imports.
-const formatTag = "f1"
+// f2: the quantization of the TFLite file (Weights.Quant).
+const formatTag = "f2"
 
 // Cached returns the weights of the TFLite file at path, importing it into
 // cacheDir on first use and loading the imported file afterwards.

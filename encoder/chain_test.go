@@ -59,30 +59,53 @@ func TestBFloat16Encoder(t *testing.T) {
 	if !gpu.NativeBFloat16(cpu.New(1)) {
 		t.Skip("this CPU has neither AMX nor AVX512-BF16; oneDNN would not run bfloat16 here")
 	}
-	ref, _ := newEncoder(t, quantModel, 3)
-	e, _ := newEncoderIn(t, quantModel, 3, gpu.BFloat16)
-	if e.Precision() != gpu.BFloat16 {
-		t.Fatalf("precision %s, want bfloat16", e.Precision())
+	checkReducedPrecision(t, quantModel, gpu.BFloat16, 0.06, 0.03)
+}
+
+// TestInt8Encoder is TestBFloat16Encoder for int8, with the activation ranges
+// of both quantized files: the uint8 one trained with quantization and the
+// int8 one quantized after training. Measured: pooled features 4.9-7.5% from
+// float32's, the photos' top-1 probability within 0.032. Rounding the uint8
+// file's weights to a second grid instead of keeping theirs doubled the first
+// (12.6-17%).
+func TestInt8Encoder(t *testing.T) {
+	for _, model := range []string{quantModel, ptqModel} {
+		t.Run(model, func(t *testing.T) { checkReducedPrecision(t, model, gpu.Int8, 0.1, 0.05) })
+	}
+}
+
+// checkReducedPrecision compares model's encoder in precision p with float32's
+// on the reference photos and a noise image: pooled features within maxRel
+// (relative L2) and, for the photos, the same top-1 class with a probability
+// within maxProb.
+func checkReducedPrecision(t *testing.T, model string, p gpu.Precision, maxRel, maxProb float64) {
+	ref, _ := newEncoder(t, model, 3)
+	e, _ := newEncoderIn(t, model, 3, p)
+	if e.Precision() != p {
+		t.Fatalf("precision %s, want %s", e.Precision(), p)
 	}
 	images := chainImages(t)
 	_, pooledRef, probsRef := encodeAll(t, ref, images, 3)
-	_, pooled, probs := encodeAll(t, e, images, 3)
-	for i := range 3 {
-		a, b := pooled[i*1280:(i+1)*1280], pooledRef[i*1280:(i+1)*1280]
-		d := relL2(a, b)
-		p, q := probs[i*1001:(i+1)*1001], probsRef[i*1001:(i+1)*1001]
-		top, topRef := topK(p, 1)[0], topK(q, 1)[0]
-		t.Logf("image %d: pooled relative L2 %.3g; top-1 %d p=%.3f (float32: %d p=%.3f)", i, d, top, p[top], topRef, q[topRef])
-		if d > 0.06 {
-			t.Errorf("image %d: bfloat16 pooled features are %.3g from float32's (relative L2), want <= 0.06", i, d)
-		}
-		if i < 2 && (top != topRef || math.Abs(float64(p[top]-q[topRef])) > 0.03) {
-			t.Errorf("image %d: bfloat16 top-1 %d p=%.3f, float32 %d p=%.3f", i, top, p[top], topRef, q[topRef])
+	for _, n := range []int{3, 1} { // both threads' chain copies, then one
+		_, pooled, probs := encodeAll(t, e, images[:n*e.ImageLen()], n)
+		for i := range n {
+			a, b := pooled[i*1280:(i+1)*1280], pooledRef[i*1280:(i+1)*1280]
+			d := relL2(a, b)
+			p, q := probs[i*1001:(i+1)*1001], probsRef[i*1001:(i+1)*1001]
+			top, topRef := topK(p, 1)[0], topK(q, 1)[0]
+			t.Logf("batch %d, image %d: pooled relative L2 %.3g; top-1 %d p=%.3f (float32: %d p=%.3f)", n, i, d, top, p[top], topRef, q[topRef])
+			if d > maxRel {
+				t.Errorf("batch %d, image %d: %s pooled features are %.3g from float32's (relative L2), want <= %g", n, i, e.Precision(), d, maxRel)
+			}
+			if i < 2 && (top != topRef || math.Abs(float64(p[top]-q[topRef])) > maxProb) {
+				t.Errorf("batch %d, image %d: %s top-1 %d p=%.3f, float32 %d p=%.3f", n, i, e.Precision(), top, p[top], topRef, q[topRef])
+			}
 		}
 	}
-	if d := e.Describe(); !strings.Contains(d, "oneDNN") || !strings.Contains(d, "bfloat16") {
-		t.Errorf("Describe() = %q, want it to name bfloat16", d)
+	if d := e.Describe(); !strings.Contains(d, "oneDNN") || !strings.Contains(d, string(p)) {
+		t.Errorf("Describe() = %q, want it to name oneDNN and %s", d, p)
 	}
+	t.Log(e.Describe())
 }
 
 // relL2 is |a-b| / |b|.
@@ -105,11 +128,25 @@ func TestChainErrors(t *testing.T) {
 	}
 	dev := cpu.New(1)
 	defer dev.Close()
-	if _, err := New(dev, w, 1, "fp16"); err == nil || err.Error() != `encoder: precision "fp16": want auto, float32 or bfloat16` {
+	if _, err := New(dev, w, 1, "fp16"); err == nil || err.Error() != `encoder: precision "fp16": want auto, float32, bfloat16 or int8` {
 		t.Errorf("precision fp16: %v", err)
 	}
-	layers := chainLayers(w, len(w.Config.Blocks))
-	bad := slices.Clone(layers)
+	layers, _ := chainLayers(w, len(w.Config.Blocks))
+	float := *w
+	float.Quant = nil
+	if _, err := New(dev, &float, 1, "int8"); err == nil || err.Error() != "encoder: precision int8 needs the activation range of every layer, which only weights imported from a quantized TFLite file carry (not a float file's, nor fine-tuned layers'); these weights have none for input, stem, blocks.0.dw and 50 more; use precision float32 or bfloat16" {
+		t.Errorf("int8 without ranges: %v", err)
+	}
+	bad := slices.Clone(layers[:2])
+	bad[0].OutMax = 0
+	if _, err := dev.PlanConvChain(bad, 1, gpu.Int8); err == nil || err.Error() != "gpu/cpu: planning 2 convolutions in int8: layer 0 has no output range (out_max 0); an int8 chain needs one on every layer but the last" {
+		t.Errorf("int8 layer without a range: %v", err)
+	}
+	bad[0].InMax = 0
+	if _, err := dev.PlanConvChain(bad, 1, gpu.Int8); err == nil || err.Error() != "gpu/cpu: planning 2 convolutions in int8: layer 0 has no input range (in_max 0); an int8 chain needs one" {
+		t.Errorf("int8 chain without an input range: %v", err)
+	}
+	bad = slices.Clone(layers)
 	bad[1].Weight = bad[1].Weight[1:]
 	if _, err := dev.PlanConvChain(bad, 1, gpu.Float32); err == nil || err.Error() != "gpu/cpu: chain layer 1: weight 287 and bias 32 values, want 288 and 32" {
 		t.Errorf("short weight: %v", err)

@@ -9,6 +9,7 @@ package encoder
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -138,19 +139,27 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int, 
 		chainEnd--
 	}
 	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch, precision: gpu.Float32, cut: cut, chainEnd: chainEnd}
+	layers, unranged := chainLayers(w, chainEnd)
 	switch precision {
 	case string(gpu.Float32):
-	case string(gpu.BFloat16):
+	case string(gpu.BFloat16), string(gpu.Int8):
 		if !canPlan {
-			return nil, fmt.Errorf("encoder: device %s cannot run the encoder in bfloat16; use precision float32 (or auto)", dev.Name())
+			return nil, fmt.Errorf("encoder: device %s cannot run the encoder in %s; use precision float32 (or auto)", dev.Name(), precision)
 		}
-		e.precision = gpu.BFloat16
+		if precision == string(gpu.Int8) && len(unranged) > 0 {
+			some := strings.Join(unranged[:min(3, len(unranged))], ", ")
+			if len(unranged) > 3 {
+				some += fmt.Sprintf(" and %d more", len(unranged)-3)
+			}
+			return nil, fmt.Errorf("encoder: precision int8 needs the activation range of every layer, which only weights imported from a quantized TFLite file carry (not a float file's, nor fine-tuned layers'); these weights have none for %s; use precision float32 or bfloat16", some)
+		}
+		e.precision = gpu.Precision(precision)
 	case PrecisionAuto:
 		if gpu.FastBFloat16(dev) {
 			e.precision = gpu.BFloat16
 		}
 	default:
-		return nil, fmt.Errorf("encoder: precision %q: want auto, float32 or bfloat16", precision)
+		return nil, fmt.Errorf("encoder: precision %q: want auto, float32, bfloat16 or int8", precision)
 	}
 	if chainEnd < cut {
 		e.prepareLayers(w)
@@ -158,7 +167,7 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int, 
 		canPlan = canPlan && chainEnd >= e.split
 	}
 	if canPlan {
-		chain, err := planner.PlanConvChain(chainLayers(w, chainEnd), maxBatch, e.precision)
+		chain, err := planner.PlanConvChain(layers, maxBatch, e.precision)
 		if err != nil {
 			return nil, fmt.Errorf("encoder: %w", err)
 		}
@@ -403,16 +412,28 @@ func blockForward(dev gpu.Device, w *blockParams, b Block, out, x, eBuf, dBuf gp
 }
 
 // chainLayers lists the network from the stem to the head as a gpu.ConvLayer
-// chain, the same layers Forward runs one by one.
-func chainLayers(w *Weights, cut int) []gpu.ConvLayer {
+// chain, the same layers Forward runs one by one, with the quantization of
+// w.Quant (for an int8 chain), and the names of the layers w has none for
+// ("input" for the image).
+func chainLayers(w *Weights, cut int) (layers []gpu.ConvLayer, unranged []string) {
 	c := &w.Config
-	var layers []gpu.ConvLayer
-	add := func(name string, p gpu.ConvParams, depthwise bool, act gpu.Act, residual int) {
-		layers = append(layers, gpu.ConvLayer{Depthwise: depthwise, P: p, Act: act, Residual: residual,
-			Weight: w.Tensors[name+".weight"], Bias: w.Tensors[name+".bias"]})
+	quant := func(name string) LayerQuant {
+		q, ok := w.Quant[name]
+		if !ok {
+			unranged = append(unranged, name)
+		}
+		return q
 	}
+	add := func(name string, p gpu.ConvParams, depthwise bool, act gpu.Act, residual int) {
+		q := quant(name)
+		layers = append(layers, gpu.ConvLayer{Depthwise: depthwise, P: p, Act: act, Residual: residual,
+			Weight: w.Tensors[name+".weight"], Bias: w.Tensors[name+".bias"],
+			OutMax: max(-q.Out[0], q.Out[1]), WeightStep: q.WeightStep})
+	}
+	in := quant("input")
 	p := conv(1, c.Input, 3, c.Stem, 3, 2)
 	add("stem", p, false, gpu.ActReLU6, -1)
+	layers[0].InMax = max(-in.Out[0], in.Out[1])
 	s := p.OH
 	for i, b := range c.Blocks[:cut] {
 		pre := fmt.Sprintf("blocks.%d.", i)
@@ -432,7 +453,7 @@ func chainLayers(w *Weights, cut int) []gpu.ConvLayer {
 	if cut == len(c.Blocks) {
 		add("head", conv(1, s, c.Blocks[len(c.Blocks)-1].Out, c.Head, 1, 1), false, gpu.ActReLU6, -1)
 	}
-	return layers
+	return layers, unranged
 }
 
 // conv returns the parameters of a k x k convolution with the given stride on

@@ -42,7 +42,9 @@ func ImportFile(path string) (*Weights, error) {
 //
 // Every operator's wiring, kernel size, stride, padding, activation and tensor
 // shapes are checked; anything else fails with the operator's index and tensors.
-// The dequantized network runs in float32, so QUANTIZE and DEQUANTIZE are identities.
+// The dequantized network runs in float32, so QUANTIZE and DEQUANTIZE are
+// identities. A quantized file's activation ranges and weight scales are kept
+// in Weights.Quant, for the int8 chain.
 func Import(m *tflite.Model) (*Weights, error) {
 	g := &m.Subgraphs[0]
 	if len(g.Inputs) != 1 || len(g.Outputs) != 1 {
@@ -53,9 +55,11 @@ func Import(m *tflite.Model) (*Weights, error) {
 		return nil, fmt.Errorf("encoder: input %v: want a (1, S, S, 3) image", in)
 	}
 	k := &walker{g: g, cur: in.Index, h: in.Shape[1], w: in.Shape[2], c: 3,
-		out: &Weights{Config: Config{Input: in.Shape[1]}, Tensors: map[string][]float32{}}}
+		out: &Weights{Config: Config{Input: in.Shape[1]}, Tensors: map[string][]float32{}, Quant: map[string]LayerQuant{}}}
 	cfg := &k.out.Config
 	var err error
+	k.next() // past a QUANTIZE of the image: the stem reads its output
+	k.keepQuant("input", k.cur, nil)
 	if cfg.Stem, _, err = k.conv(tflite.OpConv2D, "stem", 3, 2, tflite.ActRelu6); err != nil {
 		return nil, err
 	}
@@ -75,7 +79,7 @@ func Import(m *tflite.Model) (*Weights, error) {
 		if b.Out, _, err = k.conv(tflite.OpConv2D, p+"project", 1, 1, tflite.ActNone); err != nil {
 			return nil, err
 		}
-		if b.Residual, err = k.residual(blockIn); err != nil {
+		if b.Residual, err = k.residual(blockIn, p+"project"); err != nil {
 			return nil, err
 		}
 		cfg.Blocks = append(cfg.Blocks, b)
@@ -236,13 +240,30 @@ func (k *walker) conv(want tflite.Op, name string, kernel, stride int, act tflit
 	}
 	k.out.Tensors[name+".weight"] = wv
 	k.out.Tensors[name+".bias"] = bv
+	k.keepQuant(name, op.Outputs[0], wt)
 	k.h, k.w, k.c = oh, ow, oc
 	return oc, sh, nil
 }
 
+// keepQuant records under name the range of output tensor i, when the file
+// quantizes it, with the per-tensor scale of weight (nil: none).
+func (k *walker) keepQuant(name string, i int, weight *tflite.Tensor) {
+	lo, hi, ok := k.g.Tensors[i].Range()
+	if !ok {
+		return
+	}
+	q := LayerQuant{Out: [2]float32{lo, hi}}
+	if weight != nil && weight.Quant != nil && len(weight.Quant.Scale) == 1 {
+		q.WeightStep = weight.Quant.Scale[0]
+	}
+	k.out.Quant[name] = q
+}
+
 // residual consumes the ADD that closes a block, if there is one: it must add
-// the block's input to the projection's output, with no activation.
-func (k *walker) residual(blockIn int) (bool, error) {
+// the block's input to the projection's output, with no activation. The sum's
+// range replaces the projection's (under project), since the int8 chain adds
+// in place and stores only the sum.
+func (k *walker) residual(blockIn int, project string) (bool, error) {
 	op := k.next()
 	if op.Op != tflite.OpAdd {
 		return false, nil
@@ -259,6 +280,13 @@ func (k *walker) residual(blockIn int) (bool, error) {
 	}
 	k.i++
 	k.cur = op.Outputs[0]
+	if lo, hi, ok := k.g.Tensors[k.cur].Range(); ok {
+		q := k.out.Quant[project]
+		q.Out = [2]float32{lo, hi}
+		k.out.Quant[project] = q
+	} else {
+		delete(k.out.Quant, project)
+	}
 	return true, nil
 }
 

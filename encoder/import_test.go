@@ -1,6 +1,7 @@
 package encoder
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +48,29 @@ func TestImportBothFiles(t *testing.T) {
 			if len(w.Tensors[p.Name]) != numel(p.Shape) {
 				t.Errorf("%s: %s has %d values, want shape %v", name, p.Name, len(w.Tensors[p.Name]), p.Shape)
 			}
+		}
+		// The int8 chain's quantization: the image, the 52 layers, the classifier.
+		if _, unranged := chainLayers(w, len(c.Blocks)); len(w.Quant) != 54 || len(unranged) > 0 {
+			t.Errorf("%s: %d quantized layers, none for %v; want 54 and none", name, len(w.Quant), unranged)
+		}
+		for layer, q := range w.Quant {
+			// The uint8 file quantizes weights per tensor, the int8 one per channel.
+			if perTensor := q.WeightStep > 0; perTensor != (name == quantModel && layer != "input") {
+				t.Errorf("%s: %s has weight step %g", name, layer, q.WeightStep)
+			}
+		}
+	}
+	// The uint8 file's ranges, as its tensors record them; a residual block's
+	// projection is stored as the ADD's output (block 2), not the projection's
+	// own ([-54.603043, 47.77766] there).
+	w, err := ImportFile(modelFile(t, quantModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for layer, want := range map[string][2]float32{"input": {-1, 0.9921875}, "stem": {0, 5.9997616},
+		"blocks.1.project": {-32.824287, 37.513474}, "blocks.2.project": {-57.47847, 52.724613}} {
+		if got := w.Quant[layer].Out; got != want {
+			t.Errorf("%s: range %v, want %v", layer, got, want)
 		}
 	}
 }
@@ -103,6 +127,9 @@ func TestWeightsSaveLoadAndCache(t *testing.T) {
 	}
 	if !slices.Equal(w2.Config.Blocks, w.Config.Blocks) || w2.Config.ID() != w.Config.ID() {
 		t.Fatalf("config changed through the cache: %+v", w2.Config)
+	}
+	if len(w.Quant) == 0 || !maps.Equal(w2.Quant, w.Quant) {
+		t.Fatalf("quantization changed through the cache: %d layers, then %d", len(w.Quant), len(w2.Quant))
 	}
 	for name, v := range w.Tensors {
 		if !slices.Equal(w2.Tensors[name], v) {

@@ -76,6 +76,24 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 type Weights struct {
 	Config  Config
 	Tensors map[string][]float32
+	// Quant is what a quantized TFLite file says about its integers, by layer
+	// name (stem, blocks.N.expand, blocks.N.dw, blocks.N.project, head, and the
+	// unused classifier) and "input" (the image): what an int8 encoder stores
+	// each layer in. Empty for a float file.
+	Quant map[string]LayerQuant
+}
+
+// LayerQuant is one layer's quantization in a TFLite file.
+type LayerQuant struct {
+	// Out is the range [lo, hi] of the layer's output (of the residual add
+	// when its block has one: the int8 chain adds in place and stores only
+	// the sum).
+	Out [2]float32 `json:"out"`
+	// WeightStep is the weights' scale when the file quantizes them per
+	// tensor (0 when per channel, or for "input"): the grid their dequantized
+	// values lie on, which the int8 chain keeps where it can rather than
+	// round them a second time.
+	WeightStep float32 `json:"weight_step,omitempty"`
 }
 
 // Param is one named parameter and its shape.
@@ -144,7 +162,15 @@ func (w *Weights) Save(path string) error {
 		}
 		ts = append(ts, safetensors.FromFloat32(p.Name, p.Shape, v))
 	}
-	return safetensors.WriteFile(path, ts, map[string]string{"format": Format, "config": string(cfg)})
+	meta := map[string]string{"format": Format, "config": string(cfg)}
+	if len(w.Quant) > 0 {
+		q, err := json.Marshal(w.Quant)
+		if err != nil {
+			return err
+		}
+		meta["quant"] = string(q)
+	}
+	return safetensors.WriteFile(path, ts, meta)
 }
 
 // LoadWeights reads a weights file written by Save, checking every tensor's shape
@@ -163,6 +189,11 @@ func LoadWeights(path string) (*Weights, error) {
 	}
 	if err := w.Config.validate(); err != nil {
 		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	if q, ok := f.Metadata["quant"]; ok {
+		if err := json.Unmarshal([]byte(q), &w.Quant); err != nil {
+			return nil, fmt.Errorf("encoder: %s: bad quant metadata: %w", path, err)
+		}
 	}
 	names := map[string]bool{}
 	for _, p := range w.Config.Params() {

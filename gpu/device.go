@@ -202,6 +202,10 @@ type Precision string
 const (
 	Float32  Precision = "float32"
 	BFloat16 Precision = "bfloat16" // activations and weights; accumulation stays float32
+	// Int8: activations in 8 bits with a fixed step per layer (ConvLayer's
+	// InMax and OutMax), weights in 8 bits with a step per output channel;
+	// accumulation in int32.
+	Int8 Precision = "int8"
 )
 
 // ConvLayer is one layer of a chain planned by a ConvPlanner: a Conv2D (or a
@@ -209,12 +213,21 @@ const (
 // ConvParams' layouts, and act fused. When Residual >= 0 the output of layer
 // Residual, an earlier layer of the same shape, is added after act. Layer 0 reads
 // the chain's input; every other layer reads the previous layer's output.
+// An Int8 chain also needs the ranges its activations are stored in: OutMax,
+// the largest magnitude of the layer's output (after act and the residual;
+// unused on the last layer, whose output is float32), and InMax, on layer 0,
+// that of the chain's input. Values beyond them saturate. WeightStep, when
+// set, is a grid the weights already lie on (they were dequantized from a file
+// quantized per tensor): an output channel whose weights fit in ±127 of its
+// steps keeps it, instead of being rounded to a second grid.
 type ConvLayer struct {
-	Depthwise    bool
-	P            ConvParams
-	Weight, Bias []float32
-	Act          Act
-	Residual     int
+	Depthwise     bool
+	P             ConvParams
+	Weight, Bias  []float32
+	Act           Act
+	Residual      int
+	InMax, OutMax float32
+	WeightStep    float32
 }
 
 // ConvPlanner is an optional Device capability: a whole chain of convolutions

@@ -73,7 +73,7 @@ type Info struct {
 	Version string `json:"version"` // first 12 hex digits of the weights' SHA-256 (modelVersion)
 	Encoder string `json:"encoder"` // encoder ID (weights hash + code version)
 	Device  string `json:"device"`
-	// Precision is what the encoder computes in: float32, or bfloat16 (see config.Config.Precision).
+	// Precision is what the encoder computes in: float32, bfloat16 or int8 (see config.Config.Precision).
 	Precision string             `json:"precision"`
 	Vocab     int                `json:"vocab"`
 	Scores    map[string]float64 `json:"scores,omitempty"` // from scores.json when present
@@ -235,7 +235,7 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 
 // loadEncoder makes the encoder: an encoder.Branched when models in dirs have
 // fine-tuned encoder layers (they must be tuned from one block: the cut they
-// share), in float32 (precision bfloat16 is refused), else a plain one in
+// share), in float32 (precisions bfloat16 and int8 are refused), else a plain one in
 // precision. It returns, for each folder, the index of its tuned layers in the
 // Branched or -1.
 func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []string) ([]int, error) {
@@ -277,8 +277,8 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 	// The tuned tops run on the per-layer float32 kernels, and the bottom and
 	// the original top with them, so that every model reads float32 features.
 	switch {
-	case precision == string(gpu.BFloat16):
-		return nil, fmt.Errorf("pipeline: precision bfloat16, but model %s has fine-tuned encoder layers (%s), and fine-tuned encoder layers run in float32; set precision float32 or auto", tunedDir, encoder.TunedFile)
+	case precision == string(gpu.BFloat16) || precision == string(gpu.Int8):
+		return nil, fmt.Errorf("pipeline: precision %s, but model %s has fine-tuned encoder layers (%s), and fine-tuned encoder layers run in float32; set precision float32 or auto", precision, tunedDir, encoder.TunedFile)
 	case precision == encoder.PrecisionAuto && gpu.FastBFloat16(p.encDev):
 		slog.Warn("pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device, because a served model has fine-tuned encoder layers, which run in float32; every model's features are float32",
 			"precision", precision, "device", p.encDev.Name(), "model", tunedDir)

@@ -8,7 +8,7 @@
 #   scripts/bench-server.sh [loadgen flags...]     (run from the repository root)
 set -euo pipefail
 shared=${CAPTIONER_ASSETS:?set CAPTIONER_ASSETS to the shared assets folder (it holds bench/ and the photos)}
-cap_port=18080 flask_port=15000 best_port=15001
+cap_port=18080 int8_port=18081 flask_port=15000 best_port=15001
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -20,6 +20,10 @@ go build -o bin/loadgen ./cmd/loadgen
 bin/captioner serve --addr 127.0.0.1:$cap_port --device cpu --threads 2 --models models/flickr8k-merge-lstm 2>/tmp/captioner-serve.log &
 pids+=($!)
 cpu=(-pid captioner=$! -pid greedy=$! -pid merge=$!)
+# The same with the encoder in int8 (precision: int8), which auto never picks.
+bin/captioner serve --addr 127.0.0.1:$int8_port --device cpu --threads 2 --precision int8 --models models/flickr8k-merge-lstm 2>/tmp/captioner-serve-int8.log &
+pids+=($!)
+cpu+=(-pid int8=$! -pid int8-merge=$!)
 if /usr/bin/python3 -c 'import torch, flask' 2>/dev/null; then
 	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --port $flask_port --threads 2 2>/tmp/flask-serve.log &
 	pids+=($!)
@@ -33,9 +37,11 @@ else
 	flask=()
 fi
 # captioner three times: its default (the attention model, beam 3), greedy decoding
-# (the reference's work) and the merge model (the reference's architecture), beam 3.
+# (the reference's work) and the merge model (the reference's architecture), beam 3;
+# then the default and merge again with the int8 encoder.
 # -pid gives each level the server's CPU-ms per request and the CPU account.
 # -warmup-for: PyTorch at its best traces its encoder once per batch size; its
 # first minute at a new size is tracing, not serving.
 bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 \
-	-target merge="http://127.0.0.1:$cap_port?model=flickr8k-merge-lstm" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"
+	-target merge="http://127.0.0.1:$cap_port?model=flickr8k-merge-lstm" \
+	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"

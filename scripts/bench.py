@@ -34,6 +34,11 @@ ROWS = [
      ("encoder", (1, "frozen-channels_last-bfloat16"), "images_per_s")),
     ("encoder bfloat16, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=bfloat16/batch=32", "img/s"),
      ("encoder", (32, "frozen-channels_last-bfloat16"), "images_per_s")),
+    # torch_captioner.py has no int8 path: the int8 rows compare with PyTorch's best float32.
+    ("encoder int8, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=int8/batch=1", "img/s"),
+     ("encoder", (1, "frozen-channels_last-float32"), "images_per_s")),
+    ("encoder int8, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=int8/batch=32", "img/s"),
+     ("encoder", (32, "frozen-channels_last-float32"), "images_per_s")),
     ("decoder greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32", "captions/s"),
      ("decoder", "greedy b32", "captions_per_s")),
     ("decoder training, batch 64", "tokens/s", ("decoder", "BenchmarkTrainStep", "tokens/s"),
@@ -53,7 +58,7 @@ ROWS = [
 ]
 
 BENCH = {
-    "encoder": ("./encoder", r"BenchmarkEncode$/precision=(float32|bfloat16)$/batch=(1|32)$", "3s"),
+    "encoder": ("./encoder", r"BenchmarkEncode$/precision=(float32|bfloat16|int8)$/batch=(1|32)$", "3s"),
     "decoder": ("./decoder", r"Benchmark(Attention)?(GreedyB32|TrainStep|GreedyB1|Beam3B1)$", "2s"),
 }
 
@@ -163,7 +168,8 @@ def main():
           f"load average {min(loads):.1f}–{max(loads):.1f}")
     print("PyTorch: torch_captioner.py encoder --mode best (channels_last, traced, frozen), decoder "
           "(H256, V2600, 12 tokens), decoder --arch attention (H512, attention 512, embedding 256, 49 regions "
-          "of 1280, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16, oneDNN chain)")
+          "of 1280, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16/int8, oneDNN chain); "
+          "PyTorch has no int8 path here: the int8 rows compare with its best float32")
     if bf16_note:
         print(bf16_note)
     print()

@@ -118,3 +118,24 @@ func (t *Tensor) dequantize(scale []float32, zero []int64) ([]float32, error) {
 	}
 	return out, nil
 }
+
+// Range returns the real values a UINT8 or INT8 tensor quantized per tensor can
+// hold, scale * (q - zero_point) for q from the type's least to its greatest:
+// for an activation, the range its quantized model was calibrated or trained
+// to. ok is false for any other tensor (float, or quantized per channel).
+func (t *Tensor) Range() (lo, hi float32, ok bool) {
+	var qmin, qmax int64
+	switch t.Type {
+	case Uint8:
+		qmin, qmax = 0, 255
+	case Int8:
+		qmin, qmax = -128, 127
+	default:
+		return 0, 0, false
+	}
+	if t.Quant == nil || len(t.Quant.Scale) != 1 || len(t.Quant.ZeroPoint) != 1 {
+		return 0, 0, false
+	}
+	s, z := t.Quant.Scale[0], t.Quant.ZeroPoint[0]
+	return s * float32(qmin-z), s * float32(qmax-z), true
+}

@@ -190,3 +190,23 @@ func TestRejectsBadFiles(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestRange(t *testing.T) {
+	for _, c := range []struct {
+		tensor Tensor
+		lo, hi float32
+		ok     bool
+	}{
+		{Tensor{Type: Uint8, Quant: &Quantization{Scale: []float32{0.5}, ZeroPoint: []int64{128}}}, -64, 63.5, true},
+		{Tensor{Type: Uint8, Quant: &Quantization{Scale: []float32{0.25}, ZeroPoint: []int64{0}}}, 0, 63.75, true},
+		{Tensor{Type: Int8, Quant: &Quantization{Scale: []float32{0.5}, ZeroPoint: []int64{-128}}}, 0, 127.5, true},
+		{Tensor{Type: Int8, Quant: &Quantization{Scale: []float32{1, 2}, ZeroPoint: []int64{0, 0}}}, 0, 0, false},
+		{Tensor{Type: Float32}, 0, 0, false},
+		{Tensor{Type: Uint8}, 0, 0, false},
+	} {
+		lo, hi, ok := c.tensor.Range()
+		if lo != c.lo || hi != c.hi || ok != c.ok {
+			t.Errorf("%s %+v: Range() = %g, %g, %v; want %g, %g, %v", c.tensor.Type, c.tensor.Quant, lo, hi, ok, c.lo, c.hi, c.ok)
+		}
+	}
+}

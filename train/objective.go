@@ -266,9 +266,6 @@ func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, erro
 		return nil, fmt.Errorf("train.init: %w", err)
 	}
 	defer init.Close()
-	if err := init.Cfg.Trainable(); err != nil {
-		return nil, fmt.Errorf("train.init: %s is %w", dir, err)
-	}
 	if init.Cfg.Network() != want.Network() {
 		return nil, fmt.Errorf("train.init: %s has the architecture %+v, this run asks for %+v; set the train sizes to the model's (or train from scratch without train.init)", dir, init.Cfg, want)
 	}

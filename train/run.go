@@ -114,6 +114,13 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 		}
 	}
 	cfg := o.ModelConfig(featDim)
+	if o.Init != "" { // the run keeps its initial model's factorized context weight, if any
+		ic, err := decoder.ReadConfig(filepath.Join(o.Init, decoder.ConfigFile))
+		if err != nil {
+			return nil, fmt.Errorf("train.init: %w", err)
+		}
+		cfg.CtxRank = ic.CtxRank
+	}
 	if err := os.MkdirAll(ModelDir(o.Out), 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}

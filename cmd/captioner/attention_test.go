@@ -132,4 +132,20 @@ func TestAttentionTrainAndEval(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), decoder.ErrNoAttention.Error()) {
 		t.Errorf("merge model with --attention: %v, want %q", err, decoder.ErrNoAttention)
 	}
+
+	// A factorized model starts a training run, self-critical here, whose
+	// model keeps the factorized context weight.
+	low := filepath.Join(t.TempDir(), "low")
+	if _, err := run(t, "factorize", "--device", "cpu", "--rank", "2", "--half=false", "--out", low, model); err != nil {
+		t.Fatal(err)
+	}
+	tuned := t.TempDir()
+	resetFlags(t, "train", "init", "objective")
+	if log, err := run(t, "train", "--arch", "attention", "--out", tuned, "--init", low, "--objective", "cider", "--device", "cpu",
+		"--assets", assets, "--data", data, "--features", grids, "--epochs", "1", "--batch-size", "10", "--hidden", "16", "--seed", "4"); err != nil {
+		t.Fatalf("train from a factorized model: %v\n%s", err, log)
+	}
+	if m := loadDecoder(t, train.LastDir(tuned)); m.Cfg.CtxRank != 2 {
+		t.Errorf("the trained model has ctx_rank %d, want its initial model's 2", m.Cfg.CtxRank)
+	}
 }

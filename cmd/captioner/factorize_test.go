@@ -44,20 +44,3 @@ func TestFactorizeWritesAModel(t *testing.T) {
 		}
 	}
 }
-
-// A factorized model cannot start a training run: train says so before it
-// loads any features.
-func TestTrainRefusesAFactorizedInit(t *testing.T) {
-	dir, _ := tinyModel(t, 1, "a", "dog", "runs")
-	low := filepath.Join(t.TempDir(), "low")
-	if _, err := run(t, "factorize", "--device", "cpu", "--rank", "2", "--half=false", "--out", low, dir); err != nil {
-		t.Fatal(err)
-	}
-	assets, data, feats, _ := sampleDataset(t, 7)
-	resetFlags(t, "train", "init", "objective", "arch", "hidden", "epochs", "out", "data", "features")
-	_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", t.TempDir(),
-		"--init", low, "--objective", "cider", "--arch", "attention", "--hidden", "4", "--epochs", "1")
-	if want := "train.init: " + low + " is factorized (ctx_rank 2) for decoding; train from the full model it was made from"; err == nil || err.Error() != want {
-		t.Errorf("train --init of a factorized model: %v, want %q", err, want)
-	}
-}

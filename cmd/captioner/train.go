@@ -131,9 +131,6 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return fmt.Errorf("train.init: %w", err)
 		}
-		if err := ic.Trainable(); err != nil { // before the features load, not after
-			return fmt.Errorf("train.init: %s is %w", tc.Init, err)
-		}
 		tc.Cleaning = string(ic.Cleaning)
 	}
 	if err := checkTeacher(tc); err != nil { // before the features load, not after

@@ -22,6 +22,19 @@
 // server against 3.5-10 ms alone. Even a single image is no faster on a team of
 // two (5.6-5.9 ms against 5.9-8.3 at a load of 18), and its first run, which
 // builds the primitives, took 275-600 ms against 23-46.
+//
+// An int8 chain (CAP_INT8) stores every activation in 8 bits with a fixed step
+// per layer: u8 after ReLU or ReLU6 (0 .. out_max), s8 otherwise (±out_max),
+// the input s8 (±in_max), the last layer's output float32. Weights are s8 with
+// one step per output channel, the largest magnitude at 127. oneDNN sums the
+// products in int32, adds the bias (which quantize_layer therefore divides by
+// input step x weight step), multiplies by the channel's output scale (input
+// step x weight step / output step) and rounds into the output's type; a
+// residual adds its source's steps times (source step / output step). Weights
+// already on a grid (weight_step: dequantized from a file quantized per tensor)
+// keep it where a channel fits in ±127 of its steps. Why int8: with VNNI (one
+// instruction multiplies and sums four u8 x s8 pairs) the chain ran twice as
+// many images per CPU-second as the float32 one (gpu/README.md).
 #include "convnet.h"
 
 #include <omp.h>
@@ -43,12 +56,19 @@ typedef struct {
 
 typedef struct {
 	cap_conv_layer spec; // weight and bias pointers are not kept
-	dnnl_memory_desc_t plain_md; // the caller's weight layout, f32
-	float *plain;                // a copy of the caller's weight, until its first format is made
+	dnnl_memory_desc_t plain_md; // the caller's weight layout, f32 (s8 in an int8 chain)
+	void *plain;                 // a copy of the caller's weight, until its first format is made
 	dnnl_memory_t bias;          // f32 (OC)
 	weight_fmt fmts[MAXW];
 	int nfmts;
 	int buf; // ping-pong buffer of the output, -1 for the last layer (the caller's)
+	dnnl_data_type_t dst_dt; // the output's type
+	// An int8 chain's scales (see quantize_layer): the real value of one step
+	// of the output, the per-channel factors from the int32 sum to output
+	// steps (OC), and the factor of the residual source's steps.
+	float out_step;
+	float *oscales;
+	float sum_scale;
 } layer;
 
 // The primitives of one batch size.
@@ -56,7 +76,7 @@ typedef struct {
 	dnnl_primitive_desc_t *pds;
 	dnnl_primitive_t *prims;
 	dnnl_memory_t *src, *dst, *wei; // per layer; wei is borrowed from the layer
-	dnnl_primitive_t to_act;        // f32 input -> activation type (bf16 only)
+	dnnl_primitive_t to_act;        // f32 input -> the chain's input type (not in an f32 chain)
 	dnnl_memory_t in_f32, in_act;
 } plan;
 
@@ -73,10 +93,12 @@ struct cap_convnet {
 	shared *sh;
 	dnnl_engine_t eng; // the shared engine
 	dnnl_stream_t strm;
-	dnnl_data_type_t act;
+	int type;            // CAP_F32, CAP_BF16 or CAP_INT8
+	dnnl_data_type_t in; // the type layer 0 reads, and the weights' type
+	float in_step;       // an int8 chain's input step
 	layer *layers; // the shared layers
 	int nlayers, max_batch;
-	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (bf16 only)
+	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (not in an f32 chain)
 	plan *plans;          // [max_batch + 1], built on first use
 };
 
@@ -117,7 +139,7 @@ static int weight_dims(const cap_conv_layer *l, dnnl_dims_t d) {
 
 static size_t act_bytes(const cap_conv_layer *l, int out, dnnl_data_type_t dt) {
 	size_t e = out ? (size_t)l->oh * l->ow * l->oc : (size_t)l->h * l->w * l->c;
-	return e * (dt == dnnl_bf16 ? 2 : 4);
+	return e * (dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1);
 }
 
 // reorder_once copies src into dst (converting format and type) and waits.
@@ -207,40 +229,49 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		snprintf(err, errlen, "out of memory planning a batch of %d", n);
 		goto fail;
 	}
-	if (net->act != dnnl_f32) { // the f32 input is converted first; an f32 chain reads it directly
+	if (net->in != dnnl_f32) { // the f32 input is converted first; an f32 chain reads it directly
 		const cap_conv_layer *first = &net->layers[0].spec;
 		dnnl_memory_desc_t in_md, md;
 		TRY(act_md(&in_md, n, first->c, first->h, first->w, dnnl_f32));
 		TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
-		TRY(act_md(&md, n, first->c, first->h, first->w, net->act));
+		TRY(act_md(&md, n, first->c, first->h, first->w, net->in));
 		TRY(dnnl_memory_create(&p->in_act, &md, net->eng, net->bufs[NBUF]));
-		TRY(dnnl_reorder_primitive_desc_create(&rpd, &in_md, net->eng, &md, net->eng, NULL));
+		TRY(dnnl_primitive_attr_create(&attr));
+		if (net->type == CAP_INT8) {
+			float to_steps = 1.f / net->in_step;
+			TRY(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &to_steps));
+		}
+		TRY(dnnl_reorder_primitive_desc_create(&rpd, &in_md, net->eng, &md, net->eng, attr));
 		TRY(dnnl_primitive_create(&p->to_act, rpd));
 		dnnl_primitive_desc_destroy(rpd);
-		rpd = NULL;
+		dnnl_primitive_attr_destroy(attr);
+		rpd = NULL, attr = NULL;
 	}
 	for (int i = 0; i < L; i++) {
 		layer *l = &net->layers[i];
 		const cap_conv_layer *s = &l->spec;
 		int last = i == L - 1;
-		dnnl_data_type_t out_dt = last ? dnnl_f32 : net->act;
+		dnnl_data_type_t in_dt = i == 0 ? net->in : net->layers[i - 1].dst_dt;
 		dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md;
 		dnnl_dims_t wd, strides = {s->stride_h, s->stride_w}, pad_l = {s->pad_top, s->pad_left};
 		dnnl_dims_t pad_r = {(s->oh - 1) * s->stride_h + s->kh - s->h - s->pad_top,
 			(s->ow - 1) * s->stride_w + s->kw - s->w - s->pad_left};
 		dnnl_dims_t bd = {s->oc};
-		TRY(act_md(&src_md, n, s->c, s->h, s->w, net->act));
-		TRY(act_md(&dst_md, n, s->oc, s->oh, s->ow, out_dt));
-		TRY(dnnl_memory_desc_init_by_tag(&wei_md, weight_dims(s, wd), wd, net->act, dnnl_format_tag_any));
+		TRY(act_md(&src_md, n, s->c, s->h, s->w, in_dt));
+		TRY(act_md(&dst_md, n, s->oc, s->oh, s->ow, l->dst_dt));
+		TRY(dnnl_memory_desc_init_by_tag(&wei_md, weight_dims(s, wd), wd, net->in, dnnl_format_tag_any));
 		TRY(dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_a));
 		dnnl_convolution_desc_t cd;
 		TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
 			&src_md, &wei_md, &bias_md, &dst_md, strides, pad_l, pad_r));
 		TRY(dnnl_primitive_attr_create(&attr));
 		TRY(dnnl_post_ops_create(&po));
+		// An int8 chain's post-ops see the output in steps: ReLU6 clips at 6 / step.
 		if (s->act == 1) TRY(dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_relu, 0.f, 0.f));
-		if (s->act == 2) TRY(dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip, 0.f, 6.f));
-		if (s->residual >= 0) TRY(dnnl_post_ops_append_sum(po, 1.f));
+		if (s->act == 2) TRY(dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_clip, 0.f, 6.f / l->out_step));
+		if (s->residual >= 0) TRY(dnnl_post_ops_append_sum(po, l->sum_scale));
+		// One output scale per channel: dimension 1 of oneDNN's (N, C, H, W).
+		if (l->oscales) TRY(dnnl_primitive_attr_set_output_scales(attr, s->oc, 1 << 1, l->oscales));
 		TRY(dnnl_primitive_attr_set_post_ops(attr, po));
 		TRY(dnnl_primitive_desc_create(&p->pds[i], &cd, attr, net->eng, NULL));
 		dnnl_post_ops_destroy(po);
@@ -248,7 +279,7 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		po = NULL, attr = NULL;
 		const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(p->pds[i], dnnl_query_weights_md, 0);
 		if (!(p->wei[i] = weight_in(net, l, want, err, errlen))) goto fail;
-		void *src = i == 0 ? (net->act == dnnl_f32 ? DNNL_MEMORY_NONE : net->bufs[NBUF])
+		void *src = i == 0 ? (net->in == dnnl_f32 ? DNNL_MEMORY_NONE : net->bufs[NBUF])
 		                   : net->bufs[net->layers[i - 1].buf];
 		TRY(dnnl_memory_create(&p->src[i], &src_md, net->eng, src));
 		TRY(dnnl_memory_create(&p->dst[i], &dst_md, net->eng, last ? DNNL_MEMORY_NONE : net->bufs[l->buf]));
@@ -307,7 +338,7 @@ static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 static int own_state(cap_convnet *net, char *err, int errlen) {
 	long most = 0;
 	for (int i = 0; i < net->nlayers; i++) {
-		long b = (long)act_bytes(&net->layers[i].spec, 1, net->act);
+		long b = (long)act_bytes(&net->layers[i].spec, 1, net->layers[i].dst_dt);
 		most = b > most ? b : most;
 	}
 	TRY(dnnl_stream_create(&net->strm, net->eng, dnnl_stream_default_flags));
@@ -315,8 +346,8 @@ static int own_state(cap_convnet *net, char *err, int errlen) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	size_t in = act_bytes(&net->layers[0].spec, 0, net->act);
-	for (int b = 0; b < NBUF + (net->act != dnnl_f32); b++) {
+	size_t in = act_bytes(&net->layers[0].spec, 0, net->in);
+	for (int b = 0; b < NBUF + (net->in != dnnl_f32); b++) {
 		size_t bytes = (b == NBUF ? in : (size_t)most) * net->max_batch;
 		if (!(net->bufs[b] = aligned_alloc(64, (bytes + 63) / 64 * 64))) {
 			snprintf(err, errlen, "out of memory for activations (%zu bytes)", bytes);
@@ -328,7 +359,63 @@ fail:
 	return -1;
 }
 
-cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
+// quantize_layer sets layer i of an int8 chain from its caller's weight w (see
+// the file comment): its output's step, its weight in s8 steps into l->plain
+// (allocated for it), bias (oneDNN's copy, float32) in the int32 sum's units,
+// its output scales and its residual's factor. Layers before i, and this
+// layer's output type, are set.
+static int quantize_layer(cap_convnet *net, int i, const float *w, float *bias, char *err, int errlen) {
+	layer *l = &net->layers[i];
+	const cap_conv_layer *s = &l->spec;
+	float in_step = i == 0 ? net->in_step : net->layers[i - 1].out_step;
+	if (i == net->nlayers - 1) {
+		l->out_step = 1; // float32 out: the steps are real values
+	} else if (!(s->out_max > 0)) {
+		snprintf(err, errlen, "layer %d has no output range (out_max %g); an int8 chain needs one on every layer but the last", i, s->out_max);
+		return -1;
+	} else {
+		l->out_step = s->out_max / (s->act ? 255.f : 127.f);
+	}
+	size_t per = (size_t)s->kh * s->kw * (s->depthwise ? 1 : s->c); // weights per output channel
+	size_t wn = per * s->oc;
+	signed char *q = malloc(wn);
+	l->oscales = malloc((size_t)s->oc * sizeof(float));
+	l->plain = q;
+	if (!q || !l->oscales) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	// Channel o's weights: OHWI holds them together; a depthwise (KH, KW, C)
+	// one holds them s->c apart.
+	size_t stride = s->depthwise ? (size_t)s->c : 1;
+	for (int o = 0; o < s->oc; o++) {
+		size_t first = s->depthwise ? (size_t)o : (size_t)o * per;
+		float most = 0;
+		for (size_t k = 0; k < per; k++) {
+			float a = w[first + k * stride];
+			most = a > most ? a : -a > most ? -a : most;
+		}
+		float step = most > 0 ? most / 127.f : 1.f;
+		if (s->weight_step > 0 && most <= 127.f * s->weight_step) step = s->weight_step; // already on a grid
+		for (size_t k = 0; k < per; k++) {
+			float v = w[first + k * stride] / step;
+			q[first + k * stride] = (signed char)(v < 0 ? v - 0.5f : v + 0.5f);
+		}
+		bias[o] /= in_step * step;
+		l->oscales[o] = in_step * step / l->out_step;
+	}
+	if (s->residual >= 0) {
+		const layer *src = &net->layers[s->residual];
+		if (src->dst_dt != l->dst_dt) {
+			snprintf(err, errlen, "layer %d adds layer %d's output, which is stored in another type (one is after a ReLU, the other not)", i, s->residual);
+			return -1;
+		}
+		l->sum_scale = src->out_step / l->out_step;
+	}
+	return 0;
+}
+
+cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int type, int max_batch,
 		char *err, int errlen) {
 	cap_convnet *net = calloc(1, sizeof *net);
 	if (!net || nlayers <= 0 || max_batch <= 0) {
@@ -336,7 +423,14 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 		free(net);
 		return NULL;
 	}
-	net->act = bf16 ? dnnl_bf16 : dnnl_f32;
+	net->type = type;
+	net->in = type == CAP_INT8 ? dnnl_s8 : type == CAP_BF16 ? dnnl_bf16 : dnnl_f32;
+	if (type == CAP_INT8 && !(layers[0].in_max > 0)) {
+		snprintf(err, errlen, "layer 0 has no input range (in_max %g); an int8 chain needs one", layers[0].in_max);
+		free(net);
+		return NULL;
+	}
+	net->in_step = layers[0].in_max / 127.f;
 	net->nlayers = nlayers;
 	net->max_batch = max_batch;
 	if (!(net->sh = calloc(1, sizeof *net->sh))) {
@@ -361,21 +455,28 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int b
 			snprintf(err, errlen, "layer %d: depthwise with %d inputs and %d outputs", i, s->c, s->oc);
 			goto fail;
 		}
-		if (!(l->plain = malloc(wn * sizeof(float)))) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-		memcpy(l->plain, s->weight, wn * sizeof(float));
+		int last = i == nlayers - 1;
+		l->dst_dt = last ? dnnl_f32 : type == CAP_INT8 ? (s->act ? dnnl_u8 : dnnl_s8) : net->in;
+		l->out_step = l->sum_scale = 1; // float outputs: steps are real values
 		dnnl_dims_t wd, bd = {s->oc};
-		// Our layouts: OHWI for a convolution, (KH, KW, C) = hwigo with i = o = 1 for a depthwise one.
-		TRY(dnnl_memory_desc_init_by_tag(&l->plain_md, weight_dims(s, wd), wd, dnnl_f32,
-			s->depthwise ? dnnl_hwigo : dnnl_ohwi));
 		dnnl_memory_desc_t bmd;
 		TRY(dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_f32, dnnl_a));
 		TRY(dnnl_memory_create(&l->bias, &bmd, net->eng, DNNL_MEMORY_ALLOCATE));
 		void *bp;
 		TRY(dnnl_memory_get_data_handle(l->bias, &bp));
 		memcpy(bp, s->bias, (size_t)s->oc * sizeof(float));
+		if (type == CAP_INT8) {
+			if (quantize_layer(net, i, s->weight, bp, err, errlen) != 0) goto fail;
+		} else {
+			if (!(l->plain = malloc(wn * sizeof(float)))) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			memcpy(l->plain, s->weight, wn * sizeof(float));
+		}
+		// Our layouts: OHWI for a convolution, (KH, KW, C) = hwigo with i = o = 1 for a depthwise one.
+		TRY(dnnl_memory_desc_init_by_tag(&l->plain_md, weight_dims(s, wd), wd, type == CAP_INT8 ? dnnl_s8 : dnnl_f32,
+			s->depthwise ? dnnl_hwigo : dnnl_ohwi));
 	}
 	if (assign_buffers(net, err, errlen) < 0 || own_state(net, err, errlen) != 0) goto fail;
 	return net;
@@ -393,7 +494,8 @@ cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
 	pthread_mutex_lock(&first->sh->mu);
 	first->sh->refs++;
 	pthread_mutex_unlock(&first->sh->mu);
-	net->sh = first->sh, net->eng = first->eng, net->act = first->act, net->layers = first->layers;
+	net->sh = first->sh, net->eng = first->eng, net->layers = first->layers;
+	net->type = first->type, net->in = first->in, net->in_step = first->in_step;
 	net->nlayers = first->nlayers, net->max_batch = first->max_batch;
 	if (own_state(net, err, errlen) != 0) {
 		cap_convnet_destroy(net);
@@ -456,7 +558,7 @@ void cap_convnet_destroy(cap_convnet *net) {
 				layer *l = &net->layers[i];
 				for (int f = 0; f < l->nfmts; f++) dnnl_memory_destroy(l->fmts[f].mem);
 				if (l->bias) dnnl_memory_destroy(l->bias);
-				free(l->plain);
+				free(l->plain), free(l->oscales);
 			}
 		if (net->eng) dnnl_engine_destroy(net->eng);
 		if (net->sh) pthread_mutex_destroy(&net->sh->mu);

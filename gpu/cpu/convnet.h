@@ -5,21 +5,29 @@
 // layer's output (layer 0 reads the network input); when residual >= 0, the
 // output of layer residual is added to its result. Sizes are those of
 // gpu.ConvParams for one image; weight is (OC, KH, KW, C), or (KH, KW, C) for a
-// depthwise layer; bias is (OC).
+// depthwise layer; bias is (OC). An int8 chain also needs out_max, the largest
+// magnitude of the layer's output (the last layer's is unused), and, on layer
+// 0, in_max, the largest magnitude of the chain's input.
 typedef struct {
 	int depthwise;
 	int h, w, c, oc, kh, kw, stride_h, stride_w, pad_top, pad_left, oh, ow;
 	int act;
 	int residual;
 	const float *weight, *bias;
+	float in_max, out_max;
+	float weight_step; // a grid the weights lie on, or 0 (gpu.ConvLayer.WeightStep)
 } cap_conv_layer;
+
+// What a chain's activations and weights are stored in; sums are float32, or
+// int32 for CAP_INT8.
+enum { CAP_F32, CAP_BF16, CAP_INT8 };
 
 typedef struct cap_convnet cap_convnet;
 
 // cap_convnet_create copies the layers' weights into oneDNN's formats for
-// activations of type bf16 (nonzero) or f32 and returns the plan, or NULL with a
-// message in err (errlen bytes). Batches up to max_batch images can be run.
-cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int bf16, int max_batch,
+// computing in type (CAP_F32, CAP_BF16 or CAP_INT8) and returns the plan, or NULL
+// with a message in err (errlen bytes). Batches up to max_batch images can be run.
+cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int type, int max_batch,
 	char *err, int errlen);
 
 // cap_convnet_share returns another copy of the chain first, for another thread:

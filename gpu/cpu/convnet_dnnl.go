@@ -66,8 +66,10 @@ const chainImages = 1
 // PlanConvChain copies the layers' weights into oneDNN's formats, once for the
 // chain's copies (one per device thread), for batches of up to maxBatch images.
 func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Precision) (gpu.ConvChain, error) {
-	if p != gpu.Float32 && p != gpu.BFloat16 {
-		return nil, fmt.Errorf("gpu/cpu: precision %q: want %s or %s", p, gpu.Float32, gpu.BFloat16)
+	types := map[gpu.Precision]C.int{gpu.Float32: C.CAP_F32, gpu.BFloat16: C.CAP_BF16, gpu.Int8: C.CAP_INT8}
+	typ, ok := types[p]
+	if !ok {
+		return nil, fmt.Errorf("gpu/cpu: precision %q: want %s, %s or %s", p, gpu.Float32, gpu.BFloat16, gpu.Int8)
 	}
 	// The layer table and the weights it points to are in C memory: cgo forbids
 	// passing Go memory that holds Go pointers.
@@ -92,7 +94,7 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 			h:         C.int(q.H), w: C.int(q.W), c: C.int(q.C), oc: C.int(oc), kh: C.int(q.KH), kw: C.int(q.KW),
 			stride_h: C.int(q.StrideH), stride_w: C.int(q.StrideW), pad_top: C.int(q.PadTop), pad_left: C.int(q.PadLeft),
 			oh: C.int(q.OH), ow: C.int(q.OW), act: C.int(l.Act), residual: C.int(l.Residual),
-			weight: ptr(l.Weight), bias: ptr(l.Bias),
+			weight: ptr(l.Weight), bias: ptr(l.Bias), in_max: C.float(l.InMax), out_max: C.float(l.OutMax), weight_step: C.float(l.WeightStep),
 		}
 	}
 	// The chain keeps the layers' shapes only: oneDNN copies the weights when
@@ -112,7 +114,7 @@ func (d *Device) PlanConvChain(layers []gpu.ConvLayer, maxBatch int, p gpu.Preci
 		var msg [errLen]C.char
 		var net *C.cap_convnet
 		if i == 0 {
-			net = C.cap_convnet_create(&specs[0], C.int(len(layers)), cBool(p == gpu.BFloat16), chainImages, &msg[0], errLen)
+			net = C.cap_convnet_create(&specs[0], C.int(len(layers)), typ, chainImages, &msg[0], errLen)
 		} else {
 			net = C.cap_convnet_share(c.parts[0], &msg[0], errLen)
 		}

@@ -31,6 +31,7 @@ func Run(t *testing.T, dev gpu.Device) {
 		{"Conv2D", testConv2D},
 		{"DepthwiseConv2D", testDepthwiseConv2D},
 		{"DepthwiseConv2DBackward", testDepthwiseConv2DBackward},
+		{"ConvChainInt8", testConvChainInt8},
 		{"GlobalAvgPool", testGlobalAvgPool},
 		{"BiasAct", testBiasAct},
 		{"BiasActBackward", testBiasActBackward},
