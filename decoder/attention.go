@@ -88,8 +88,12 @@ func addContext(dev gpu.Device, p *Params, c Config, gates, gz, low gpu.Buf, R i
 		dev.Gemm(false, true, R, 4*H, r, 1, low, r, p.CtxU, r, 1, gates, 4*H)
 		return
 	}
-	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, p.Wx.Slice(E, p.Wx.Len()-E), E+F, 1, gates, 4*H)
+	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, contextColumns(p.Wx, c), E+F, 1, gates, 4*H)
 }
+
+// contextColumns is the view of a full (4H, E+F) LSTM input weight, or of its
+// gradient, that starts at its context columns: (4H, F) at row stride E+F.
+func contextColumns(wx gpu.Buf, c Config) gpu.Buf { return wx.Slice(c.Embed, wx.Len()-c.Embed) }
 
 // repeatRows returns, for n rows each repeated k times, the source row of
 // each of the n*k rows: a gather with it broadcasts (n, .) to (n*k, .), such
@@ -260,7 +264,7 @@ func (ts *TrainState) backwardAttention() {
 			dev.Gemm(false, false, B, r, 4*H, 1, dg, 4*H, m.P.CtxU, r, 0, dlow, r)
 			dev.Gemm(false, false, B, F, r, 1, dlow, r, m.P.CtxV, F, 1, dgz, F)
 		} else {
-			dev.Gemm(false, false, B, F, 4*H, 1, dg, 4*H, m.P.Wx.Slice(E, m.P.Wx.Len()-E), E+F, 1, dgz, F)
+			dev.Gemm(false, false, B, F, 4*H, 1, dg, 4*H, contextColumns(m.P.Wx, c), E+F, 1, dgz, F)
 		}
 
 		// gz = beta * z; beta = sigmoid(hPrev·GateWᵀ + GateB).
@@ -294,7 +298,7 @@ func (ts *TrainState) backwardAttention() {
 		dev.Gemm(true, false, 4*H, r, N, 1, dgates, 4*H, x.low.Slice(0, N*r), r, 1, G.CtxU, r)
 		dev.Gemm(true, false, r, F, N, 1, x.dlow.Slice(0, N*r), r, gzAll, F, 1, G.CtxV, F)
 	} else {
-		dev.Gemm(true, false, 4*H, F, N, 1, dgates, 4*H, gzAll, F, 1, G.Wx.Slice(E, G.Wx.Len()-E), E+F)
+		dev.Gemm(true, false, 4*H, F, N, 1, dgates, 4*H, gzAll, F, 1, contextColumns(G.Wx, c), E+F)
 	}
 	dev.Gemm(true, false, 4*H, E, N, 1, dgates, 4*H, emb, E, 1, G.Wx, wx)
 	dev.BiasActBackward(dgates, G.LB, dgates, dgates, N, 4*H, gpu.ActNone)

@@ -66,8 +66,8 @@ type Config struct {
 	Dropout float32 `json:"dropout"`
 	// CtxRank, when positive, is the rank of a factorized context weight
 	// (attention only): the LSTM input's context columns (4H, F) are kept as
-	// factors U (4H, CtxRank) and V (CtxRank, F), made by Factorize. Such a
-	// model decodes only.
+	// factors U (4H, CtxRank) and V (CtxRank, F), made by Factorize. Training
+	// such a model trains the factors.
 	CtxRank int `json:"ctx_rank,omitempty"`
 }
 

@@ -13,8 +13,8 @@ import (
 // costs r·(4H+F) multiply-adds for the context instead of 4H·F: at r = 128,
 // 0.43 M instead of 2.62 M of its 5.7 M. Trained weights leave most of their
 // rank unused: see models/flickr8k-attention/MODEL.md for what ranks cost
-// the captions. The result decodes only (training needs the full weight);
-// every other parameter is m's.
+// the captions. Every other parameter of the result is m's; it decodes, and
+// trains its factors.
 func Factorize(m *Model, r int) (*Model, error) {
 	c := m.Cfg
 	if c.Arch != ArchAttention || c.CtxRank != 0 {

@@ -150,7 +150,7 @@ func (x *graph) compare(total *G.Node, loss float64, grads []float32) {
 	}
 	gl := total.Value().Data().(float64)
 	t.Logf("loss: device %.8f, gorgonia %.8f", loss, gl)
-	if math.Abs(loss-gl) > 1e-5 {
+	if !(math.Abs(loss-gl) <= 1e-5) { // NaN fails too
 		t.Errorf("loss: device %.8f, gorgonia %.8f", loss, gl)
 	}
 	for _, tn := range x.c.Tensors() {

@@ -86,7 +86,8 @@ func compareFiniteDifferences(t *testing.T, c Config, grads []float32, flat []fl
 			flat[i] = orig
 			fd := (lp - lm) / (2 * eps)
 			d := math.Abs(fd - float64(grads[i]))
-			if d > 2e-5+1e-3*math.Abs(fd) {
+			if !(d <= 2e-5+1e-3*math.Abs(fd)) { // a NaN gradient fails too
+
 				t.Errorf("%s[%d]: gradient %.7g, finite difference %.7g", tn.Name, i-tn.Off, grads[i], fd)
 			}
 			maxDiff, maxG = math.Max(maxDiff, d), math.Max(maxG, math.Abs(fd))
@@ -226,6 +227,17 @@ func toF64(v []float32) []float64 {
 func batchState(t *testing.T, dev gpu.Device, m *Model, bt batch) (*TrainState, gpu.Buf) {
 	ts := m.NewTrainState(bt.B, bt.T)
 	t.Cleanup(ts.Close)
+	// Activations start as NaN, not the allocator's zeros: a pass that adds
+	// into a buffer it should overwrite (a Gemm's beta 1 for 0) fails.
+	for _, b := range []gpu.Buf{ts.actFlat, ts.attFlat} {
+		if b != nil {
+			nan := make([]float32, b.Len())
+			for i := range nan {
+				nan[i] = float32(math.NaN())
+			}
+			dev.Upload(b, nan)
+		}
+	}
 	feats := dev.Alloc(len(bt.feats))
 	t.Cleanup(func() { dev.Free(feats) })
 	dev.Upload(feats, bt.feats)
@@ -278,7 +290,7 @@ func TestForwardMatchesNaiveReference(t *testing.T) {
 		loss, logits, _ := runDevice(t, dev, m, bt, train, 11)
 		want, wantLogits := refLoss(c, toF64(flat), bt, train, 11)
 		t.Logf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
-		if math.Abs(loss-want) > 1e-5 {
+		if !(math.Abs(loss-want) <= 1e-5) { // NaN fails too
 			t.Errorf("dropout=%v: loss %.7f, reference %.7f", train, loss, want)
 		}
 		if !train {

@@ -3,6 +3,7 @@
 package encoder
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -151,10 +152,15 @@ func TestChainErrors(t *testing.T) {
 	if _, err := dev.PlanConvChain(bad, 1, gpu.Float32); err == nil || err.Error() != "gpu/cpu: chain layer 1: weight 287 and bias 32 values, want 288 and 32" {
 		t.Errorf("short weight: %v", err)
 	}
-	bad = slices.Clone(layers[:3])
-	bad[2].Residual = 1
-	if _, err := dev.PlanConvChain(bad, 1, gpu.Float32); err == nil || err.Error() != "gpu/cpu: planning 3 convolutions in float32: layer 2 adds layer 1's output, which is not an earlier, same-shaped, non-adjacent layer's (or layer 2 is the last)" {
-		t.Errorf("adjacent residual: %v", err)
+	bad = slices.Clone(layers[:4])
+	for _, p := range []gpu.Precision{gpu.Float32, gpu.Int8} {
+		for _, r := range []int{1, 3, 7} { // adjacent, later, beyond the chain
+			bad[2].Residual = r
+			want := fmt.Sprintf("gpu/cpu: planning 4 convolutions in %s: layer 2 adds layer %d's output, which is not an earlier, same-shaped, non-adjacent layer's (or layer 2 is the last)", p, r)
+			if _, err := dev.PlanConvChain(bad, 1, p); err == nil || err.Error() != want {
+				t.Errorf("%s, residual from layer %d: %v", p, r, err)
+			}
+		}
 	}
 	chain, err := dev.PlanConvChain(layers, 1, gpu.Float32)
 	if err != nil {

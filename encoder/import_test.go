@@ -73,6 +73,13 @@ func TestImportBothFiles(t *testing.T) {
 			t.Errorf("%s: range %v, want %v", layer, got, want)
 		}
 	}
+	// The int8 chain stores each at its larger end: block 2's projection
+	// (layer 8) at its low one.
+	layers, _ := chainLayers(w, len(w.Config.Blocks))
+	if layers[0].InMax != 1 || layers[1].OutMax != 5.9997616 || layers[8].OutMax != 57.47847 {
+		t.Errorf("chain ranges: input %g, block 0's depthwise %g, block 2's projection %g; want 1, 5.9997616, 57.47847",
+			layers[0].InMax, layers[1].OutMax, layers[8].OutMax)
+	}
 }
 
 // TestImportRejects edits the parsed uint8 model in memory and checks that each

@@ -82,8 +82,8 @@ language. It typically follows cross-entropy
 training with a lower rate; train.dropout then drops image features only, with
 one mask for sampling and scoring (the shipped model's self-critical stage kept
 the default 0.5: without it the stage overfits the train photos; its MODEL.md),
-e.g. from an attention model of your own (the shipped one is factorized for
-decoding, see captioner factorize, and cannot be trained on):
+e.g. from an attention model of your own (or a factorized one, see captioner
+factorize, whose factors it trains):
   captioner train --init runs/attention/model --arch attention --hidden 512 --objective cider --lr 5e-5 --out runs/scst`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,

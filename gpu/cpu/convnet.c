@@ -33,7 +33,7 @@
 // residual adds its source's steps times (source step / output step). Weights
 // already on a grid (weight_step: dequantized from a file quantized per tensor)
 // keep it where a channel fits in ±127 of its steps. Why int8: with VNNI (one
-// instruction multiplies and sums four u8 x s8 pairs) the chain ran twice as
+// instruction multiplies and sums four u8 x s8 pairs) the chain ran 1.75-2x as
 // many images per CPU-second as the float32 one (gpu/README.md).
 #include "convnet.h"
 
@@ -170,14 +170,19 @@ static dnnl_memory_t weight_in_locked(cap_convnet *net, layer *l, const dnnl_mem
 		return NULL;
 	}
 	TRY(dnnl_memory_create(&m, md, net->eng, DNNL_MEMORY_ALLOCATE));
-	if (l->nfmts == 0) {
+	if (l->plain) {
 		TRY(dnnl_memory_create(&plain, &l->plain_md, net->eng, l->plain));
 		TRY(reorder_once(net, plain, m));
 		dnnl_memory_destroy(plain);
-		// Later formats are reordered from this one: every format holds the
-		// same values in the chain's type, so the caller's copy can go.
-		free(l->plain);
-		l->plain = NULL;
+		// A float chain's later formats are reordered from this one: every
+		// format holds the same values in the chain's type, so the caller's
+		// copy can go. An int8 chain keeps its s8 copy (a byte a weight): the
+		// formats of layers that read s8 carry oneDNN's compensation for it,
+		// which a reorder from them would not redo.
+		if (net->type != CAP_INT8) {
+			free(l->plain);
+			l->plain = NULL;
+		}
 	} else {
 		TRY(reorder_once(net, l->fmts[0].mem, m));
 	}
@@ -407,7 +412,8 @@ static int quantize_layer(cap_convnet *net, int i, const float *w, float *bias, 
 	if (s->residual >= 0) {
 		const layer *src = &net->layers[s->residual];
 		if (src->dst_dt != l->dst_dt) {
-			snprintf(err, errlen, "layer %d adds layer %d's output, which is stored in another type (one is after a ReLU, the other not)", i, s->residual);
+			snprintf(err, errlen, "layer %d adds layer %d's output, which is stored in another type (one is after a ReLU, the other not): "
+				"an int8 chain cannot add them in place; use float32 or bfloat16", i, s->residual);
 			return -1;
 		}
 		l->sum_scale = src->out_step / l->out_step;
@@ -450,7 +456,6 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int t
 		l->spec = layers[i];
 		l->spec.weight = l->spec.bias = NULL;
 		const cap_conv_layer *s = &layers[i];
-		size_t wn = (size_t)s->kh * s->kw * s->c * (s->depthwise ? 1 : s->oc);
 		if (s->depthwise && s->oc != s->c) {
 			snprintf(err, errlen, "layer %d: depthwise with %d inputs and %d outputs", i, s->c, s->oc);
 			goto fail;
@@ -465,20 +470,29 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int t
 		void *bp;
 		TRY(dnnl_memory_get_data_handle(l->bias, &bp));
 		memcpy(bp, s->bias, (size_t)s->oc * sizeof(float));
-		if (type == CAP_INT8) {
-			if (quantize_layer(net, i, s->weight, bp, err, errlen) != 0) goto fail;
-		} else {
-			if (!(l->plain = malloc(wn * sizeof(float)))) {
-				snprintf(err, errlen, "out of memory");
-				goto fail;
-			}
-			memcpy(l->plain, s->weight, wn * sizeof(float));
-		}
 		// Our layouts: OHWI for a convolution, (KH, KW, C) = hwigo with i = o = 1 for a depthwise one.
 		TRY(dnnl_memory_desc_init_by_tag(&l->plain_md, weight_dims(s, wd), wd, type == CAP_INT8 ? dnnl_s8 : dnnl_f32,
 			s->depthwise ? dnnl_hwigo : dnnl_ohwi));
 	}
-	if (assign_buffers(net, err, errlen) < 0 || own_state(net, err, errlen) != 0) goto fail;
+	// The residuals are checked before an int8 chain's quantization reads their sources.
+	if (assign_buffers(net, err, errlen) < 0) goto fail;
+	for (int i = 0; i < nlayers; i++) {
+		layer *l = &net->layers[i];
+		const cap_conv_layer *s = &layers[i];
+		if (type == CAP_INT8) {
+			void *bp;
+			TRY(dnnl_memory_get_data_handle(l->bias, &bp));
+			if (quantize_layer(net, i, s->weight, bp, err, errlen) != 0) goto fail;
+			continue;
+		}
+		size_t bytes = (size_t)s->kh * s->kw * s->c * (s->depthwise ? 1 : s->oc) * sizeof(float);
+		if (!(l->plain = malloc(bytes))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		memcpy(l->plain, s->weight, bytes);
+	}
+	if (own_state(net, err, errlen) != 0) goto fail;
 	return net;
 fail:
 	cap_convnet_destroy(net);

@@ -311,7 +311,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkTrain(b *testing.B) {
 	dev := openGPU(b)
 	m := model(b, dev)
-	if c := m.Cfg; c.CtxRank > 0 { // a factorized model decodes only: time its network as trained, with the full context weight
+	if c := m.Cfg; c.CtxRank > 0 { // the recipe trains the full context weight and factorizes after: time that network
 		c.CtxRank = 0
 		full, err := decoder.New(dev, c, 1)
 		if err != nil {
