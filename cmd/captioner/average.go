@@ -26,8 +26,10 @@ interpolation between them). Models fine-tuned from one model, for example
 a cross-entropy model and its self-critical fine-tuning, average into a model
 often better than each: the shipped flickr8k-attention is one (its MODEL.md).
 The models must be one network (architecture, sizes) with one vocabulary; the
-new folder gets the first model's config and vocabulary. Score it with
-captioner eval --model DIR.`,
+new folder gets the first model's config and vocabulary. Factorized models
+(captioner factorize) average factor by factor: a factorized model with the
+models trained from it, whose factors line up (others are refused). Score it
+with captioner eval --model DIR.`,
 		Example: `  captioner average --out runs/soup runs/attention-xe/model runs/scst/last
   captioner average --weights 4,1 --half --out runs/soup runs/attention-xe/model runs/scst/last`,
 		Args: cobra.MinimumNArgs(2),

@@ -22,9 +22,10 @@ attended context (4*hidden x feat_dim, the largest matrix of a decoding step)
 is replaced by its best rank-R approximation, kept as two factors (truncated
 SVD): each decoding step then does R*(4*hidden+feat_dim) multiply-adds for it
 instead of 4*hidden*feat_dim. The rest of the model is copied as it is. A
-factorized model captions and serves like any other, and trains (train --init
-DIR keeps the factors, and trains them); it cannot be averaged (average the
-full models, then factorize). Score it with
+factorized model captions and serves like any other, trains (train --init
+DIR keeps the factors, and trains them), and averages with the models trained
+from it (captioner average; factorizations made apart do not line up: average
+their full models, then factorize). Score it with
 captioner eval --model DIR: models/flickr8k-attention/MODEL.md lists what
 ranks cost the shipped model's captions.`,
 		Example: `  captioner factorize --rank 128 --out runs/attention-r128 models/flickr8k-attention
