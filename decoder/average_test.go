@@ -26,23 +26,30 @@ func saved(t *testing.T, c Config, seed uint64) (string, []float32) {
 	return dir, flat
 }
 
+// averageOf returns the parameters and config of Average(dirs, weights).
+func averageOf(t *testing.T, dirs []string, weights []float64) ([]float32, Config) {
+	t.Helper()
+	m, err := Average(openCPU(t), dirs, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	flat, err := m.FlatHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flat, m.Cfg
+}
+
 func TestAverageIsTheWeightedMean(t *testing.T) {
 	c := tinyAttentionConfig()
 	a, fa := saved(t, c, 1)
 	tuned := c
 	tuned.Dropout, tuned.AttPenalty = 0, 0 // as self-critical training saves it
 	b, fb := saved(t, tuned, 2)
-	m, err := Average(openCPU(t), []string{a, b}, []float64{1, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if m.Cfg != c.WithDefaults() {
-		t.Errorf("config %+v, want the first model's %+v", m.Cfg, c)
-	}
-	got, err := m.FlatHost()
-	if err != nil {
-		t.Fatal(err)
+	got, cfg := averageOf(t, []string{a, b}, []float64{1, 3})
+	if cfg != c.WithDefaults() {
+		t.Errorf("config %+v, want the first model's %+v", cfg, c)
 	}
 	differ := 0
 	for i := range got {
@@ -82,15 +89,7 @@ func TestAverageOfAFactorizedModelAndItsFineTuning(t *testing.T) {
 	if err := m.Save(b); err != nil {
 		t.Fatal(err)
 	}
-	avg, err := Average(openCPU(t), []string{a, b}, []float64{1, 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer avg.Close()
-	got, err := avg.FlatHost()
-	if err != nil {
-		t.Fatal(err)
-	}
+	got, _ := averageOf(t, []string{a, b}, []float64{1, 2})
 	for i := range got {
 		want := (float64(fa[i]) + 2*float64(fb[i])) / 3
 		if math.Abs(float64(got[i])-want) > 1e-7*math.Max(1, math.Abs(want)) {
