@@ -5,7 +5,7 @@ Runs the encoder and decoder benchmarks of captioner (go test -bench) and
 torch_captioner.py (encoder --mode best, decoder, decoder --arch attention) ALTERNATING,
 --rounds times, on 2 threads each, and prints one Markdown table: per row the range of captioner's and
 PyTorch's figures over the rounds and the range of their per-round ratios, with the
-date, the CPU model, its flags (AMX / AVX512-BF16 / AVX2) and the load average.
+date, the CPU model, its flags (AMX / AVX512-BF16 / AVX512-VNNI / AVX2) and the load average.
 The machines are shared: a ratio of figures measured a minute apart is what to quote.
 
     scripts/bench.py [--rounds 3] [--only attention]   (from the repository root; make bench)
@@ -72,8 +72,8 @@ def cpu():
                 model = v.strip()
             elif k.strip() == "flags":
                 flags = set(v.split())
-    have = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
-                                    ("avx2", "AVX2")) if flag in flags]
+    have = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "AVX512-VNNI"),
+                                    ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags]
     return model, have or ["none of AMX, AVX512-BF16, AVX-512, AVX2"], os.cpu_count()
 
 
