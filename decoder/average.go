@@ -96,16 +96,19 @@ const maxFactorDrift = 0.05
 // contextFactors returns the factors U (4H, r) and V (r, F) of a factorized
 // model's parameters flat.
 func contextFactors(c Config, flat []float32) (u, v *mat.Dense) {
-	for _, t := range c.Tensors() {
+	dense := func(t Tensor) *mat.Dense {
 		d := make([]float64, t.Len)
 		for i := range d {
 			d[i] = float64(flat[t.Off+i])
 		}
+		return mat.NewDense(t.Shape[0], t.Shape[1], d)
+	}
+	for _, t := range c.Tensors() {
 		switch t.Name {
 		case "lstm.ctx_u":
-			u = mat.NewDense(t.Shape[0], t.Shape[1], d)
+			u = dense(t)
 		case "lstm.ctx_v":
-			v = mat.NewDense(t.Shape[0], t.Shape[1], d)
+			v = dense(t)
 		}
 	}
 	return u, v

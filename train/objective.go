@@ -259,15 +259,18 @@ func (s *selfCritical) forward(ctx context.Context, ts *decoder.TrainState, idx 
 
 // checkInit loads the model folder a run starts from and checks that it has the
 // architecture the run asks for (dropout and the attention penalty aside: they
-// are training settings).
-func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, error) {
+// are training settings). A factorized context weight is the model's own: it
+// returns the parameters and want with the model's ctx_rank, which the run keeps.
+func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, decoder.Config, error) {
 	init, err := decoder.Load(dev, dir)
 	if err != nil {
-		return nil, fmt.Errorf("train.init: %w", err)
+		return nil, want, fmt.Errorf("train.init: %w", err)
 	}
 	defer init.Close()
+	want.CtxRank = init.Cfg.CtxRank
 	if init.Cfg.Network() != want.Network() {
-		return nil, fmt.Errorf("train.init: %s has the architecture %+v, this run asks for %+v; set the train sizes to the model's (or train from scratch without train.init)", dir, init.Cfg, want)
+		return nil, want, fmt.Errorf("train.init: %s has the architecture %+v, this run asks for %+v; set the train sizes to the model's (or train from scratch without train.init)", dir, init.Cfg, want)
 	}
-	return init.FlatHost()
+	flat, err := init.FlatHost()
+	return flat, want, err
 }

@@ -114,12 +114,12 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 		}
 	}
 	cfg := o.ModelConfig(featDim)
+	var initFlat []float32
 	if o.Init != "" { // the run keeps its initial model's factorized context weight, if any
-		ic, err := decoder.ReadConfig(filepath.Join(o.Init, decoder.ConfigFile))
-		if err != nil {
-			return nil, fmt.Errorf("train.init: %w", err)
+		var err error
+		if initFlat, cfg, err = checkInit(dev, o.Init, cfg); err != nil {
+			return nil, err
 		}
-		cfg.CtxRank = ic.CtxRank
 	}
 	if err := os.MkdirAll(ModelDir(o.Out), 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -137,12 +137,8 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	if r.m, err = decoder.New(dev, cfg, uint64(o.Seed)); err != nil {
 		return nil, err
 	}
-	if o.Init != "" { // a resumed run overwrites these with the checkpoint's
-		flat, err := checkInit(dev, o.Init, cfg)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.m.SetFlat(flat); err != nil {
+	if initFlat != nil { // a resumed run overwrites these with the checkpoint's
+		if err := r.m.SetFlat(initFlat); err != nil {
 			return nil, err
 		}
 	}
