@@ -12,6 +12,7 @@ import (
 
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/internal/numdiff"
 )
 
 // chainImages returns the two reference photos and a noise image.
@@ -91,7 +92,7 @@ func checkReducedPrecision(t *testing.T, model string, p gpu.Precision, maxRel, 
 		_, pooled, probs := encodeAll(t, e, images[:n*e.ImageLen()], n)
 		for i := range n {
 			a, b := pooled[i*1280:(i+1)*1280], pooledRef[i*1280:(i+1)*1280]
-			d := relL2(a, b)
+			d := numdiff.RelL2(a, b)
 			p, q := probs[i*1001:(i+1)*1001], probsRef[i*1001:(i+1)*1001]
 			top, topRef := topK(p, 1)[0], topK(q, 1)[0]
 			t.Logf("batch %d, image %d: pooled relative L2 %.3g; top-1 %d p=%.3f (float32: %d p=%.3f)", n, i, d, top, p[top], topRef, q[topRef])
@@ -107,17 +108,6 @@ func checkReducedPrecision(t *testing.T, model string, p gpu.Precision, maxRel, 
 		t.Errorf("Describe() = %q, want it to name oneDNN and %s", d, p)
 	}
 	t.Log(e.Describe())
-}
-
-// relL2 is |a-b| / |b|.
-func relL2(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i] - b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
 }
 
 // TestChainErrors checks the messages of a bad precision, a weight of the wrong

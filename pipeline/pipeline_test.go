@@ -19,6 +19,7 @@ import (
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/internal/numdiff"
 	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/internal/testmodel"
 	"github.com/captioner/captioner/text"
@@ -481,13 +482,7 @@ func TestInt8Encoder(t *testing.T) {
 		p.Close()
 	}
 	for i, want := range features["float32"] {
-		got := features["int8"][i]
-		var num, den float64
-		for j := range want {
-			d := float64(got[j] - want[j])
-			num, den = num+d*d, den+float64(want[j])*float64(want[j])
-		}
-		rel := math.Sqrt(num / den)
+		rel := numdiff.RelL2(features["int8"][i], want)
 		t.Logf("photo %d: int8 features %.3f from float32's (relative L2)", i, rel)
 		if rel > 0.12 {
 			t.Errorf("photo %d: int8 features are %.3f from float32's (relative L2), want <= 0.12", i, rel)

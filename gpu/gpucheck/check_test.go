@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +21,7 @@ import (
 	"github.com/captioner/captioner/gpu"
 	_ "github.com/captioner/captioner/gpu/cuda" // registers the cuda backend
 	"github.com/captioner/captioner/internal/benchinput"
+	"github.com/captioner/captioner/internal/numdiff"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
 )
@@ -131,15 +131,6 @@ func run(t *testing.T, device string, paths []string) captioned {
 	return c
 }
 
-func relL2(a, b []float32) float64 {
-	var d, n float64
-	for i := range a {
-		d += float64(a[i]-b[i]) * float64(a[i]-b[i])
-		n += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(d / max(n, 1e-30))
-}
-
 // PhotoParity is one photo's comparison for one model in TestParity's JSON.
 type PhotoParity struct {
 	Model        string  `json:"model"`
@@ -174,13 +165,13 @@ func TestParity(t *testing.T) {
 		Photos    []PhotoParity `json:"photos"` // per model, per photo
 	}{GPU: g.device, CPU: c.device, TF32: *tf32, Tolerance: FeatureTolerance}
 	for i, p := range paths {
-		if d := relL2(g.feats[i], c.feats[i]); d > FeatureTolerance {
+		if d := numdiff.RelL2(g.feats[i], c.feats[i]); d > FeatureTolerance {
 			differ("%s: features differ by %.3g (relative L2), tolerance %g", filepath.Base(p), d, FeatureTolerance)
 		}
 	}
 	for k, m := range g.models {
 		for i, p := range paths {
-			r := PhotoParity{Model: m.Model, Arch: m.Arch, Photo: filepath.Base(p), FeatureRelL2: relL2(g.feats[i], c.feats[i]),
+			r := PhotoParity{Model: m.Model, Arch: m.Arch, Photo: filepath.Base(p), FeatureRelL2: numdiff.RelL2(g.feats[i], c.feats[i]),
 				GreedyCPU: c.greedy[k][i].Caption, GreedyGPU: g.greedy[k][i].Caption, BeamCPU: c.beam[k][i].Caption, BeamGPU: g.beam[k][i].Caption}
 			r.Same = r.GreedyCPU == r.GreedyGPU && r.BeamCPU == r.BeamGPU
 			report.Photos = append(report.Photos, r)
