@@ -137,6 +137,11 @@ static int weight_dims(const cap_conv_layer *l, dnnl_dims_t d) {
 	return 4;
 }
 
+// weights_per_output is how many weights each output channel of l has.
+static size_t weights_per_output(const cap_conv_layer *l) {
+	return (size_t)l->kh * l->kw * (l->depthwise ? 1 : l->c);
+}
+
 static size_t act_bytes(const cap_conv_layer *l, int out, dnnl_data_type_t dt) {
 	size_t e = out ? (size_t)l->oh * l->ow * l->oc : (size_t)l->h * l->w * l->c;
 	return e * (dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1);
@@ -381,7 +386,7 @@ static int quantize_layer(cap_convnet *net, int i, const float *w, float *bias, 
 	} else {
 		l->out_step = s->out_max / (s->act ? 255.f : 127.f);
 	}
-	size_t per = (size_t)s->kh * s->kw * (s->depthwise ? 1 : s->c); // weights per output channel
+	size_t per = weights_per_output(s);
 	size_t wn = per * s->oc;
 	signed char *q = malloc(wn);
 	l->oscales = malloc((size_t)s->oc * sizeof(float));
@@ -485,7 +490,7 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int t
 			if (quantize_layer(net, i, s->weight, bp, err, errlen) != 0) goto fail;
 			continue;
 		}
-		size_t bytes = (size_t)s->kh * s->kw * s->c * (s->depthwise ? 1 : s->oc) * sizeof(float);
+		size_t bytes = weights_per_output(s) * s->oc * sizeof(float);
 		if (!(l->plain = malloc(bytes))) {
 			snprintf(err, errlen, "out of memory");
 			goto fail;
