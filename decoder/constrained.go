@@ -123,7 +123,8 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	done := make([]bool, B)
 	// Per row, 2K candidates that keep its state after leaving out the
 	// constraint tokens among them, as beam has after K finish, and the
-	// words DecodeOptions.NoRepeat forbids it (bans, at most one a step).
+	// tokens it may not say next (bans: DecodeOptions.forbidden, at most
+	// MaxLen of them).
 	most := min(2*K+maxTok+o.MaxLen, V)
 	idx, val := make([]int32, R*most), make([]float32, R*most)
 	bans := make([][]int32, R)
@@ -152,7 +153,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 		for _, b := range order {
 			for k := 0; k < per; k++ {
 				r := b*SK + k
-				bans[r] = repeated(rows[r].tokens, o.NoRepeat)
+				bans[r] = o.forbidden(rows[r].tokens)
 				banned = max(banned, len(bans[r]))
 			}
 		}

@@ -10,7 +10,7 @@ import (
 
 // constrained is textbook constrained beam search for one image: every live
 // beam of every state is expanded by every word (but one that would repeat an
-// n-gram, DecodeOptions.NoRepeat); a word that meets unmet
+// n-gram, DecodeOptions.NoRepeat, and <end> before the first word); a word that meets unmet
 // constraints moves the hypothesis to the state with them met; each state
 // keeps its K best, and a hypothesis ending in <end> among them is finished;
 // the answers are the all-met state's finished captions. Without constraints
@@ -57,6 +57,9 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				for w, v := range lp {
 					if int32(w) != o.End && repeatsAnNGram(append(slices.Clone(b.toks), int32(w)), o.NoRepeat) {
 						continue
+					}
+					if int32(w) == o.End && len(b.toks) == 0 {
+						continue // a caption has a word
 					}
 					to, forced := st|bitsOf(int32(w)), b.forced
 					if to != st {

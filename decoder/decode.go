@@ -344,7 +344,7 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o Decod
 		R := len(order)
 		kk := 1
 		for i, b := range order {
-			bans[i] = repeated(hyps[b].Tokens, o.NoRepeat)
+			bans[i] = o.forbidden(hyps[b].Tokens)
 			kk = max(kk, min(1+len(bans[i]), V))
 		}
 		logp := s.step(toks[:R])
@@ -385,6 +385,18 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o Decod
 		out[b] = []Hypothesis{hyps[b]}
 	}
 	return out, nil
+}
+
+// forbidden lists the tokens a hypothesis of tokens may not say next: <end>
+// before its first word, since a caption without words tells the user nothing
+// (a model trained on little data ranks <end> first for some photos), and the
+// words DecodeOptions.NoRepeat forbids (repeated). With NoEarlyStop, <end> is
+// an ordinary word.
+func (o DecodeOptions) forbidden(tokens []int32) []int32 {
+	if len(tokens) == 0 && !o.NoEarlyStop {
+		return []int32{o.End}
+	}
+	return repeated(tokens, o.NoRepeat)
 }
 
 // repeated lists the words that DecodeOptions.NoRepeat n forbids after
