@@ -360,7 +360,11 @@ func (r *run) evaluate(ctx context.Context) (devLoss float64, bleu [4]float64, e
 func (r *run) selectModel(stats EpochStats) (string, error) {
 	if !r.st.record(stats, r.o.Patience) {
 		if r.st.Stopped {
-			return fmt.Sprintf(" (no better dev BLEU-4 for %d epochs: stopping)", r.o.Patience), nil
+			what := "dev BLEU-4"
+			if r.st.BestBLEU4 < noFourGrams {
+				what = "dev loss (no dev 4-gram has matched)"
+			}
+			return fmt.Sprintf(" (no better %s for %d epochs: stopping)", what, r.o.Patience), nil
 		}
 		return "", nil
 	}
@@ -393,20 +397,39 @@ func (r *run) saveEvaluated(dir string) error {
 }
 
 // record appends an epoch to the history and judges it: the first epoch, and
-// one whose dev BLEU-4 beats the best so far, becomes the best and clears the
-// count of epochs without progress; patience such epochs in a row stop the run.
-// It reports whether the epoch is the new best.
+// one better than the best so far, becomes the best and clears the count of
+// epochs without progress; patience such epochs in a row stop the run. It
+// reports whether the epoch is the new best.
 func (st *state) record(stats EpochStats, patience int) bool {
 	st.Epoch = stats.Epoch
 	st.History = append(st.History, stats)
 	st.TrainedFor += stats.Seconds
-	if stats.BLEU[3] > st.BestBLEU4 || st.BestEpoch == 0 {
+	if st.BestEpoch == 0 || better(stats, st.History[st.BestEpoch-1]) {
 		st.BestBLEU4, st.BestEpoch, st.BadEpochs = stats.BLEU[3], stats.Epoch, 0
 		return true
 	}
 	st.BadEpochs++
 	st.Stopped = st.BadEpochs >= patience
 	return false
+}
+
+// noFourGrams is the dev BLEU-4 below which no 4-gram of the captions matched
+// a reference: the smoothing then leaves values like 1e-23 or 4e-12, which
+// rank epochs by noise. One matched 4-gram in a small dev set scores about 0.05.
+const noFourGrams = 1e-6
+
+// better says whether epoch a beats b: by dev BLEU-4, except that an epoch
+// with no 4-gram matched (a small dataset's dev split, early epochs) loses to
+// one with some, and two such are ranked by dev loss.
+func better(a, b EpochStats) bool {
+	am, bm := a.BLEU[3] >= noFourGrams, b.BLEU[3] >= noFourGrams
+	switch {
+	case am != bm:
+		return am
+	case am:
+		return a.BLEU[3] > b.BLEU[3]
+	}
+	return a.DevLoss < b.DevLoss
 }
 
 // report writes the epoch's log line and the curves so far.

@@ -139,6 +139,31 @@ func TestSelectKeepsTheBest(t *testing.T) {
 	}
 }
 
+// TestSelectWithoutFourGrams: while no dev 4-gram matches (a small dataset)
+// BLEU-4 is smoothing noise, and dev loss ranks the epochs; the first epoch
+// with a match beats them all, and after it BLEU-4 ranks again.
+func TestSelectWithoutFourGrams(t *testing.T) {
+	st := &state{}
+	for i, c := range []struct {
+		bleu4, loss float64
+		best        bool
+		bestEpoch   int
+	}{
+		{1.1e-23, 4.0, true, 1},
+		{4.1e-12, 4.1, false, 1}, // a higher BLEU-4 of noise, a worse loss: refused
+		{3e-20, 3.7, true, 3},    // a lower BLEU-4 of noise, a better loss
+		{0.02, 3.9, true, 4},     // a 4-gram matched: better than any loss
+		{5e-7, 3.0, false, 4},    // no match again: refused however good its loss
+		{0.03, 3.95, true, 6},
+	} {
+		epoch := i + 1
+		best := st.record(EpochStats{Epoch: epoch, BLEU: [4]float64{0.4, 0.2, 0.1, c.bleu4}, DevLoss: c.loss}, 10)
+		if best != c.best || st.BestEpoch != c.bestEpoch {
+			t.Errorf("epoch %d (BLEU-4 %g, loss %g): best %v, best epoch %d; want %v, %d", epoch, c.bleu4, c.loss, best, st.BestEpoch, c.best, c.bestEpoch)
+		}
+	}
+}
+
 // TestSelectModelSavesTheAverage: a best epoch writes the weights evaluate scored
 // (the average), a worse one leaves the saved model alone, and the trained
 // parameters stay in place.

@@ -279,6 +279,8 @@ func TestResumeWithLargerPatienceContinues(t *testing.T) {
 	o := synthOptions(out, 10)
 	o.Log = &bytes.Buffer{}
 	o.Patience = 1
+	// A dev BLEU-4 that never improves: the second epoch is one without progress.
+	o.BLEU = func([][]string, [][][]string) [4]float64 { return [4]float64{0.5, 0.5, 0.5, 0.5} }
 	v := o.Vocab.(synthVocab)
 	trn, dv := synthSplit(60, 1, v), synthSplit(12, 2, v)
 	res, err := Run(context.Background(), dev, o, trn, dv)
