@@ -125,6 +125,7 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 	if err := v.Unmarshal(&c, dec); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	c.Train.inferDataset()
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

@@ -168,3 +168,23 @@ func TestModelDir(t *testing.T) {
 		t.Errorf("got %v, want %q", err, want)
 	}
 }
+
+// TestJSONDataIsKarpathy: a train.data naming a JSON file reads it as the
+// Karpathy format whatever train.dataset says (the flickr8k format is a
+// folder); a folder keeps train.dataset.
+func TestJSONDataIsKarpathy(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"train:\n  data: /data/dataset_mine.JSON\n", "karpathy"},
+		{"train:\n  data: /data/dataset_mine.json\n  dataset: flickr8k\n", "karpathy"},
+		{"train:\n  data: /data/mine\n", "flickr8k"},
+		{"train:\n  data: /data/mine\n  dataset: karpathy\n", "karpathy"},
+	} {
+		c, err := load(t, writeYAML(t, tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Train.Dataset != tc.want {
+			t.Errorf("%q: train.dataset %q, want %q", tc.yaml, c.Train.Dataset, tc.want)
+		}
+	}
+}

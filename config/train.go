@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/viper"
 
@@ -14,7 +16,8 @@ type Train struct {
 	// Seed makes a run reproducible: the same seed gives the same run.
 	Seed int64 `mapstructure:"seed"`
 	// Dataset is the caption file format: flickr8k (token file + split lists) or
-	// karpathy (dataset_*.json, for Flickr30k and COCO).
+	// karpathy (dataset_*.json, for Flickr30k and COCO). A train.data ending in
+	// .json is read as karpathy whatever this says: flickr8k's is a folder.
 	Dataset string `mapstructure:"dataset"`
 	// Data is the dataset folder (flickr8k) or JSON file (karpathy); empty means
 	// <assets>/data/flickr8k.
@@ -175,6 +178,14 @@ func (c Train) Conflicts() []error {
 		errs = append(errs, fmt.Errorf("train.mirror with train.finetune_blocks %d; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off", c.FinetuneBlocks))
 	}
 	return errs
+}
+
+// inferDataset sets Dataset to karpathy when Data names a JSON file, the only
+// thing that format reads, so that --data my.json needs no --dataset.
+func (c *Train) inferDataset() {
+	if strings.EqualFold(filepath.Ext(c.Data), ".json") {
+		c.Dataset = "karpathy"
+	}
 }
 
 func (c Train) validate() []error {

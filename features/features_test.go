@@ -118,8 +118,18 @@ func TestStoreRefusesOtherEncoder(t *testing.T) {
 	if _, err := Create(dir, Manifest{Encoder: "enc-2", Dim: 4}); err == nil || !strings.Contains(err.Error(), "holds features of encoder enc-1") {
 		t.Errorf("other encoder: %v", err)
 	}
-	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{1, 1, 4}}); err == nil {
-		t.Error("a store without grids accepted a request for grids")
+	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{1, 1, 4}}); err == nil ||
+		err.Error() != "features: "+dir+" holds pooled features only (extracted without --grid), and every record of a store has a grid or none: delete the folder to extract both, or pass another --out" {
+		t.Errorf("a store without grids accepted a request for grids: %v", err)
+	}
+	gridDir := t.TempDir()
+	if s, err = Create(gridDir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{1, 1, 4}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Create(gridDir, Manifest{Encoder: "enc-1", Dim: 4}); err == nil ||
+		err.Error() != "features: "+gridDir+" holds features with grids: extract into it with --grid too, or pass another --out" {
+		t.Errorf("a store with grids accepted records without: %v", err)
 	}
 	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Mirrored: true}); err == nil || !strings.Contains(err.Error(), "mirrored false), not enc-1 (dim 4, grid [], mirrored true)") {
 		t.Errorf("a store of the photos accepted mirrored features: %v", err)

@@ -137,6 +137,13 @@ func Create(dir string, m Manifest) (*Store, error) {
 		if err := json.Unmarshal(b, &have); err != nil {
 			return nil, fmt.Errorf("features: %s/%s: %w", dir, manifestFile, err)
 		}
+		sameBut := have.Encoder == m.Encoder && have.Dim == m.Dim && have.Mirrored == m.Mirrored
+		switch {
+		case sameBut && len(have.Grid) == 0 && len(m.Grid) > 0:
+			return nil, fmt.Errorf("features: %s holds pooled features only (extracted without --grid), and every record of a store has a grid or none: delete the folder to extract both, or pass another --out", dir)
+		case sameBut && len(have.Grid) > 0 && len(m.Grid) == 0:
+			return nil, fmt.Errorf("features: %s holds features with grids: extract into it with --grid too, or pass another --out", dir)
+		}
 		if have.Encoder != m.Encoder || have.Dim != m.Dim || !slices.Equal(have.Grid, m.Grid) || have.Mirrored != m.Mirrored {
 			return nil, fmt.Errorf("features: %s holds features of encoder %s (dim %d, grid %v, mirrored %v), not %s (dim %d, grid %v, mirrored %v); use another folder or delete it",
 				dir, have.Encoder, have.Dim, have.Grid, have.Mirrored, m.Encoder, m.Dim, m.Grid, m.Mirrored)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +83,16 @@ const (
 	Flickr8kTest   = "Flickr_8k.testImages.txt"
 )
 
+// imageExtensions are the file name extensions of the formats the image
+// decoder reads (package imgproc), lower case.
+var imageExtensions = []string{".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
+
+// IsImageName says whether name ends in the extension of a format the image
+// decoder reads, in any case.
+func IsImageName(name string) bool {
+	return slices.Contains(imageExtensions, strings.ToLower(filepath.Ext(name)))
+}
+
 // flickr8kImageDirs are where the photos may be below the dataset folder: ours,
 // and the folder name inside the original Flickr8k_Dataset.zip (sic).
 var flickr8kImageDirs = []string{"images", "Flicker8k_Dataset", "Flickr8k_Dataset"}
@@ -92,10 +103,10 @@ var flickr8kImageDirs = []string{"images", "Flicker8k_Dataset", "Flickr8k_Datase
 // is dir/images/NAME (or the original zip's Flicker8k_Dataset folder if that is
 // the one present); the photos themselves are not opened.
 //
-// Token lines naming something that is not a .jpg file are skipped with a
-// warning: the original file has five lines naming "2258277193_586949ec62.jpg.1",
-// a photo that does not exist. Any other malformed line is an error naming the
-// file and line.
+// Token lines naming something that is not an image file (imageExtensions)
+// are skipped with a warning: the original file has five lines naming
+// "2258277193_586949ec62.jpg.1", a photo that does not exist. Any other
+// malformed line is an error naming the file and line.
 func LoadFlickr8k(dir string) (*Dataset, error) {
 	d := &Dataset{Name: "flickr8k", Splits: map[string][]Image{}}
 	imgs, order, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
@@ -168,7 +179,7 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 		if err != nil || i < 0 {
 			return fmt.Errorf("caption number %q in %q is not a non-negative integer", num, key)
 		}
-		if !strings.HasSuffix(strings.ToLower(name), ".jpg") {
+		if !IsImageName(name) {
 			skipped[name]++
 			return nil
 		}
@@ -207,8 +218,8 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 	}
 	if total > 0 {
 		sort.Strings(names)
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: skipped %d lines naming %s, which is not a .jpg file (a known quirk of the original Flickr8k file)",
-			Flickr8kTokens, total, strings.Join(names, ", ")))
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: skipped %d lines naming %s: not an image file name (%s)",
+			Flickr8kTokens, total, strings.Join(names, ", "), strings.Join(imageExtensions, " ")))
 	}
 	return imgs, order, nil
 }

@@ -49,7 +49,7 @@ func TestLoadFlickr8kFixture(t *testing.T) {
 		t.Errorf("missing test split: %v", err)
 	}
 	wantWarnings := []string{
-		"Flickr8k.token.txt: skipped 2 lines naming 2258277193_586949ec62.jpg.1, which is not a .jpg file (a known quirk of the original Flickr8k file)",
+		"Flickr8k.token.txt: skipped 2 lines naming 2258277193_586949ec62.jpg.1: not an image file name (.jpg .jpeg .png .gif .bmp .webp)",
 		"Flickr8k.token.txt: 1 captioned images are in no split list and were left out",
 	}
 	if !reflect.DeepEqual(d.Warnings, wantWarnings) {
@@ -126,6 +126,30 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 	}
 }
 
+// TestLoadFlickr8kImageTypes: a dataset of one's own in the Flickr8k layout
+// may name photos of any type the decoder reads, in any case; a name of
+// another type is skipped with a warning that names it.
+func TestLoadFlickr8kImageTypes(t *testing.T) {
+	dir := writeFlickr8k(t, Flickr8kTokens, "a.png#0\tA dog .\nb.JPEG#0\tA cat .\nc.WebP#0\tA bird .\nnotes.txt#0\tNot a photo .\n", false)
+	for file, names := range map[string]string{Flickr8kTrain: "a.png\nb.JPEG\n", Flickr8kDev: "c.WebP\n"} {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(names), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := LoadFlickr8k(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, _ := d.Split(SplitTrain)
+	dev, _ := d.Split(SplitDev)
+	if len(train) != 2 || train[0].Name != "a.png" || train[1].Name != "b.JPEG" || len(dev) != 1 || dev[0].Name != "c.WebP" {
+		t.Errorf("train %+v, dev %+v", train, dev)
+	}
+	if len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], "skipped 1 lines naming notes.txt: not an image file name") {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+}
+
 // TestLoadFlickr8kReal loads the real dataset from the shared assets.
 func TestLoadFlickr8kReal(t *testing.T) {
 	assets := testassets.Dir(t, "the test reads its Flickr8k caption and split files")
@@ -146,7 +170,7 @@ func TestLoadFlickr8kReal(t *testing.T) {
 	// 35,460 lines = 7,091 images x 5 + 5 lines naming 2258277193_586949ec62.jpg.1;
 	// 91 captioned images are in neither list.
 	want := []string{
-		"Flickr8k.token.txt: skipped 5 lines naming 2258277193_586949ec62.jpg.1, which is not a .jpg file (a known quirk of the original Flickr8k file)",
+		"Flickr8k.token.txt: skipped 5 lines naming 2258277193_586949ec62.jpg.1: not an image file name (.jpg .jpeg .png .gif .bmp .webp)",
 		"Flickr8k.token.txt: 91 captioned images are in no split list and were left out",
 	}
 	if !reflect.DeepEqual(d.Warnings, want) {

@@ -19,12 +19,13 @@ so captioning many photos in one call is fast. Captions are sentences. With --js
 the output is one array
 [{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,
   "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],
-  "guided": [NOUN, ...]}, ...]:
+  "guided": [NOUN, ...], "alternatives": [{"caption", "score", "confidence"}, ...]}, ...]:
 score is the caption's length-normalised log-probability; confidence, in [0, 1],
 the geometric mean of the probabilities of its words (README: what it means);
 tags the encoder's ImageNet nouns (decode.tags, decode.tag_threshold); guided the
 nouns of confident tags that guided decoding (--guide, decode.guide) made the
-caption name.
+caption name; alternatives the beam's captions, best first (the caption is the
+first), when it keeps more than one.
 
 An image that cannot be read is reported on its own (on stderr, or with --json
 as {"image": PATH, "error": "..."} in its place in the array) and the others

@@ -62,7 +62,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	capPath, _ := fl.GetString("captions")
 	fromImages, _ := fl.GetBool("from-images")
 	saveScores, _ := fl.GetBool("save-scores")
-	ds, err := loadDataset(cfg.Assets, cfg.Train.Dataset, cfg.Train.Data)
+	ds, err := loadDataset(cfg, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,10 +17,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/assets"
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/progress"
+	"github.com/captioner/captioner/text"
 )
 
 func init() {
@@ -44,12 +44,15 @@ Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
 		RunE: runExtract,
 	}
 	f := cmd.Flags()
-	f.String("split", "all", "which Flickr8k images: all (every image in the images folder), train or dev")
-	f.String("images", "", "images folder (default: the assets folder's data/flickr8k/images)")
+	f.String("split", "all", "which images: all (every image file in the images folder, or in the dataset when --data names one), or the dataset's train, dev or test split")
+	f.String("images", "", "images folder (default: the dataset's: --data's photos, else the assets folder's data/flickr8k/images)")
+	f.String("data", "", "dataset folder (flickr8k layout) or JSON file (karpathy); default <assets>/data/flickr8k")
+	f.String("dataset", "", "dataset format: flickr8k or karpathy (default train.dataset; a .json --data is karpathy)")
 	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k)")
 	f.Bool("grid", false, "also store the 7x7x1280 grid (float16, 125 KB per image)")
 	f.Bool("mirror", false, "store the features of the photos flipped left to right (for train --mirror)")
 	f.Int("batch", 0, "images per device batch (default: decode.batch_size)")
+	bindOnRun(cmd, map[string]string{"data": "train.data", "dataset": "train.dataset"})
 	rootCmd.AddCommand(cmd)
 }
 
@@ -68,10 +71,11 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	if batch <= 0 {
 		batch = cfg.Decode.BatchSize
 	}
-	dir, names, err := datasetImages(cfg.Assets, split, imagesDir)
+	files, from, err := extractImages(cfg, split, imagesDir, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "extract: %d images: %s\n", len(files), from)
 	if root == "" {
 		if root, err = features.DefaultRoot(); err != nil {
 			return err
@@ -107,7 +111,7 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 		grid = make([]float32, batch*enc.GridLen())
 	}
 	start := time.Now()
-	computed, failed, err := fillStore(ctx, cmd.ErrOrStderr(), "extract", store, dir, names, batch, pipeline.NewPreprocessor(c, cfg.Image),
+	computed, failed, err := fillStore(ctx, cmd.ErrOrStderr(), "extract", store, files, batch, pipeline.NewPreprocessor(c, cfg.Image),
 		func(tensors []float32, n int, items []*features.Item) error {
 			if mirror {
 				for i := 0; i < n; i++ {
@@ -138,27 +142,41 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	}
 	rate := float64(computed) / time.Since(start).Seconds()
 	fmt.Fprintf(cmd.OutOrStdout(), "features: %s\n%d images (%d computed at %.1f img/s on %s, %d already cached), %d records\n",
-		store.Path(), len(names)-failed, computed, rate, dev.Name(), len(names)-failed-computed, store.Len())
+		store.Path(), len(files)-failed, computed, rate, dev.Name(), len(files)-failed-computed, store.Len())
 	if failed > 0 {
-		return fmt.Errorf("%d images could not be read (listed above); the others are stored", failed)
+		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored", failed, len(files))
 	}
 	return nil
 }
 
-// fillStore adds to store the records of the images of names (in dir) whose
-// content it lacks: encode computes n preprocessed images (n, S, S, 3) and
-// fills the items' vectors, which must stay valid until its next call. It
-// shows a progress bar named what on log and returns how many images were
-// computed and how many could not be read (each reported on log).
-func fillStore(ctx context.Context, log io.Writer, what string, store *features.Store, dir string, names []string, batch int,
+// imageFile is a photo to compute: its name in the feature store, the
+// dataset's name for it, by which train and eval look its features up, and
+// where it is.
+type imageFile struct{ Name, Path string }
+
+// shownFailures is how many unreadable images fillStore names; the rest it
+// counts: a wrong folder would otherwise print a line for each of thousands.
+const shownFailures = 10
+
+// fillStore adds to store the records of the images of files whose content it
+// lacks: encode computes n preprocessed images (n, S, S, 3) and fills the
+// items' vectors, which must stay valid until its next call. It shows a
+// progress bar named what on log and returns how many images were computed
+// and how many could not be read (the first shownFailures named on log).
+func fillStore(ctx context.Context, log io.Writer, what string, store *features.Store, files []imageFile, batch int,
 	pre pipeline.Preprocessor, encode func(tensors []float32, n int, items []*features.Item) error) (computed, failed int, err error) {
-	bar := progress.New(log, what, len(names), "img")
+	bar := progress.New(log, what, len(files), "img")
 	batches := make(chan *extractBatch, 1) // one batch prepared while the device runs another
-	go prepareBatches(ctx, batches, dir, names, batch, pre, store)
+	go prepareBatches(ctx, batches, files, batch, pre, store)
 	done := 0
 	for b := range batches {
-		for _, e := range b.errs {
-			fmt.Fprintf(log, "\n%s: skipping %v\n", what, e)
+		for i, e := range b.errs {
+			switch n := failed + i; {
+			case n < shownFailures:
+				fmt.Fprintf(log, "\n%s: skipping %v\n", what, e)
+			case n == shownFailures:
+				fmt.Fprintf(log, "\n%s: more images cannot be read; counting them without naming them\n", what)
+			}
 		}
 		failed += len(b.errs)
 		if n := b.n; n > 0 {
@@ -180,7 +198,7 @@ func fillStore(ctx context.Context, log io.Writer, what string, store *features.
 	}
 	bar.Finish()
 	if ctx.Err() != nil {
-		return computed, failed, fmt.Errorf("interrupted after %d of %d images; run the same command again to resume", done, len(names))
+		return computed, failed, fmt.Errorf("interrupted after %d of %d images; run the same command again to resume", done, len(files))
 	}
 	return computed, failed, nil
 }
@@ -197,15 +215,15 @@ type extractBatch struct {
 	errs    []error
 }
 
-// prepareBatches reads, hashes, decodes and preprocesses the images of names in
+// prepareBatches reads, hashes, decodes and preprocesses the images of files in
 // groups of size, in parallel, and sends them on out (closing it at the end or
 // when ctx ends). Images whose content the store already has are not decoded.
-func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, names []string, size int, pre pipeline.Preprocessor, store *features.Store) {
+func prepareBatches(ctx context.Context, out chan<- *extractBatch, files []imageFile, size int, pre pipeline.Preprocessor, store *features.Store) {
 	defer close(out)
 	workers := runtime.GOMAXPROCS(0)
 	imageLen := pre.TensorLen()
-	for lo := 0; lo < len(names); lo += size {
-		group := names[lo:min(lo+size, len(names))]
+	for lo := 0; lo < len(files); lo += size {
+		group := files[lo:min(lo+size, len(files))]
 		b := &extractBatch{total: len(group), tensors: make([]float32, len(group)*imageLen)}
 		items := make([]features.Item, len(group))
 		errs := make([]error, len(group))
@@ -217,7 +235,7 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, n
 			go func() {
 				defer wg.Done()
 				for i := range next {
-					items[i], need[i], errs[i] = prepareImage(b.tensors[i*imageLen:(i+1)*imageLen], dir, group[i], pre, store)
+					items[i], need[i], errs[i] = prepareImage(b.tensors[i*imageLen:(i+1)*imageLen], group[i], pre, store)
 				}
 			}()
 		}
@@ -251,63 +269,95 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, dir string, n
 
 // prepareImage hashes one image file and, unless the store has its content,
 // decodes it into dst.
-func prepareImage(dst []float32, dir, name string, pre pipeline.Preprocessor, store *features.Store) (features.Item, bool, error) {
-	data, err := os.ReadFile(filepath.Join(dir, name))
+func prepareImage(dst []float32, f imageFile, pre pipeline.Preprocessor, store *features.Store) (features.Item, bool, error) {
+	data, err := os.ReadFile(f.Path)
 	if err != nil {
 		return features.Item{}, false, err
 	}
 	sum := sha256.Sum256(data)
-	it := features.Item{Name: name, Hash: hex.EncodeToString(sum[:])}
+	it := features.Item{Name: f.Name, Hash: hex.EncodeToString(sum[:])}
 	if store.Has(it.Hash) {
 		return it, false, nil
 	}
 	// The same preprocessing as caption and serve, so cached features are theirs.
 	im, err := pre.Bytes(data)
 	if err != nil {
-		return it, false, fmt.Errorf("%s: %w", name, err)
+		return it, false, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	copy(dst, im.Tensor)
 	return it, true, nil
 }
 
-// datasetImages returns the images folder and the image names of a Flickr8k split.
-func datasetImages(assetsDir, split, imagesDir string) (string, []string, error) {
-	store, err := assets.Open(assetsDir)
+// extractImages lists the photos extract computes and says where they come
+// from. Split all is every image file in a folder: --images, else the photos
+// of the dataset train.data names (every split's), else the assets folder's
+// Flickr8k photos. A split name is that split of the configured dataset
+// (train.dataset, train.data; the assets' Flickr8k when train.data is empty),
+// its photos read from --images when given.
+func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) ([]imageFile, string, error) {
+	if split == "all" && (imagesDir != "" || cfg.Train.Data == "") {
+		if imagesDir == "" {
+			store, err := assets.Open(cfg.Assets)
+			if err != nil {
+				return nil, "", err
+			}
+			imagesDir = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), "images")
+		}
+		files, err := folderImages(imagesDir)
+		return files, "every image file in " + imagesDir, err
+	}
+	ds, err := loadDataset(cfg, warn)
 	if err != nil {
-		return "", nil, err
+		return nil, "", err
 	}
-	if imagesDir == "" {
-		imagesDir = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), "images")
-	}
-	var names []string
+	var imgs []text.Image
 	switch split {
 	case "all":
-		entries, err := os.ReadDir(imagesDir)
-		if err != nil {
-			return "", nil, fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
+		for _, s := range []string{text.SplitTrain, text.SplitDev, text.SplitTest} {
+			imgs = append(imgs, ds.Splits[s]...)
 		}
-		for _, e := range entries {
-			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-				names = append(names, e.Name())
-			}
-		}
-		sort.Strings(names)
-	case "train", "dev":
-		list := map[string]string{"train": "Flickr_8k.trainImages.txt", "dev": "Flickr_8k.devImages.txt"}[split]
-		b, err := os.ReadFile(filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), list))
-		if err != nil {
-			return "", nil, fmt.Errorf("split list: %w (run `captioner setup --dataset`)", err)
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				names = append(names, l)
-			}
+	case text.SplitTrain, text.SplitDev, text.SplitTest:
+		if imgs, err = ds.Split(split); err != nil {
+			return nil, "", err
 		}
 	default:
-		return "", nil, fmt.Errorf("--split %q: want all, train or dev", split)
+		return nil, "", fmt.Errorf("--split %q: want all, train, dev or test", split)
 	}
-	if len(names) == 0 {
-		return "", nil, fmt.Errorf("no images for split %s in %s", split, imagesDir)
+	files := make([]imageFile, len(imgs))
+	for i, img := range imgs {
+		files[i] = imageFile{Name: img.Name, Path: img.Path}
+		if imagesDir != "" {
+			files[i].Path = filepath.Join(imagesDir, img.Name)
+		}
 	}
-	return imagesDir, names, nil
+	from := fmt.Sprintf("split %s of dataset %s", split, ds.Name)
+	if cfg.Train.Data != "" {
+		from += " (" + cfg.Train.Data + ")"
+	}
+	if imagesDir != "" {
+		from += ", photos from " + imagesDir
+	}
+	if len(files) == 0 {
+		return nil, "", fmt.Errorf("no images in %s", from)
+	}
+	return files, from, nil
+}
+
+// folderImages lists the image files of dir (by extension, text.IsImageName),
+// sorted by name.
+func folderImages(dir string) ([]imageFile, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
+	}
+	var files []imageFile
+	for _, e := range entries {
+		if !e.IsDir() && text.IsImageName(e.Name()) {
+			files = append(files, imageFile{Name: e.Name(), Path: filepath.Join(dir, e.Name())})
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no image files in %s", dir)
+	}
+	return files, nil
 }

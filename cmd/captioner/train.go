@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -122,7 +124,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	}
 	tc := cfg.Train
 	log := cmd.ErrOrStderr()
-	ds, err := loadDataset(cfg.Assets, tc.Dataset, tc.Data)
+	ds, err := loadDataset(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -168,7 +170,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	var photos *features.Store // extract's store, without train.finetune_blocks
 	if tc.FinetuneBlocks > 0 {
 		var store *features.Store
-		if store, o.Encoder, err = cutActivations(ctx, log, cfg, dev, append(imageNames(trainImgs), imageNames(devImgs)...)); err != nil {
+		if store, o.Encoder, err = cutActivations(ctx, log, cfg, dev, append(slices.Clone(trainImgs), devImgs...)); err != nil {
 			return err
 		}
 		defer store.Close()
@@ -237,19 +239,31 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
-// loadDataset reads the configured caption dataset.
-func loadDataset(assetsDir, format, path string) (*text.Dataset, error) {
-	if format == "karpathy" {
+// loadDataset reads the configured caption dataset (train.dataset, train.data)
+// and writes its loader's warnings (lines it skipped) to warn. A Karpathy-style
+// file's image paths are relative to the file's folder.
+func loadDataset(cfg *config.Config, warn io.Writer) (*text.Dataset, error) {
+	path := cfg.Train.Data
+	var ds *text.Dataset
+	var err error
+	if cfg.Train.Dataset == "karpathy" {
 		if path == "" {
 			return nil, fmt.Errorf("train.dataset karpathy needs train.data (--data) naming the dataset_*.json file")
 		}
-		return text.LoadKarpathyJSON(path, "")
+		ds, err = text.LoadKarpathyJSON(path, filepath.Dir(path))
+	} else {
+		if path, err = flickr8kDir(cfg.Assets, path); err != nil {
+			return nil, err
+		}
+		ds, err = text.LoadFlickr8k(path)
 	}
-	path, err := flickr8kDir(assetsDir, path)
 	if err != nil {
 		return nil, err
 	}
-	return text.LoadFlickr8k(path)
+	for _, w := range ds.Warnings {
+		fmt.Fprintf(warn, "warning: %s\n", w)
+	}
+	return ds, nil
 }
 
 // flickr8kDir is the Flickr8k dataset folder: data, or the assets' when empty.
@@ -283,11 +297,12 @@ func openFeaturesOf(w *encoder.Weights, root string) (*features.Store, error) {
 			return nil, err
 		}
 	}
-	s, err := features.Open(features.Dir(root, w.Config.ID()))
-	if err != nil {
-		return nil, fmt.Errorf("%w; run `captioner extract` first", err)
+	dir := features.Dir(root, w.Config.ID())
+	s, err := features.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("features: no feature store in %s: run `captioner extract --out %s` first (--grid for an attention model, --data for a dataset of your own)", dir, root)
 	}
-	return s, nil
+	return s, err
 }
 
 // mirroredInputs reads what a decoder of arch takes for the mirrored photos of
@@ -441,7 +456,7 @@ func checkFrozenInit(init string) error {
 // the ImageNet weights, with the tuned layers of train.init when it has them.
 // The store lives beside the feature stores, under an ID that names the
 // weights and the cut, so it is computed once per weights and cut.
-func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev gpu.Device, names []string) (*features.Store, *encoder.Weights, error) {
+func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev gpu.Device, imgs []text.Image) (*features.Store, *encoder.Weights, error) {
 	tc := cfg.Train
 	if tc.Dataset == "karpathy" {
 		return nil, nil, fmt.Errorf("train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset karpathy names none)")
@@ -478,10 +493,9 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := flickr8kDir(cfg.Assets, tc.Data)
-	if err != nil {
-		store.Close()
-		return nil, nil, err
+	files := make([]imageFile, len(imgs))
+	for i, img := range imgs {
+		files[i] = imageFile{Name: img.Name, Path: img.Path}
 	}
 	const batch = 16
 	bottom, err := encoder.NewBottom(dev, w, first, batch)
@@ -492,7 +506,7 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 	defer bottom.Close()
 	cut := make([]float32, batch*w.Config.CutLen(first))
 	per := w.Config.CutLen(first)
-	_, failed, err := fillStore(ctx, log, "activations below block "+fmt.Sprint(first), store, filepath.Join(data, "images"), names, batch,
+	_, failed, err := fillStore(ctx, log, "activations below block "+fmt.Sprint(first), store, files, batch,
 		pipeline.NewPreprocessor(w.Config, cfg.Image), func(tensors []float32, n int, items []*features.Item) error {
 			if err := bottom.Encode(tensors, n); err != nil {
 				return err
@@ -506,7 +520,7 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 			return nil
 		})
 	if err == nil && failed > 0 {
-		err = fmt.Errorf("%d images could not be read (listed above)", failed)
+		err = fmt.Errorf("%d images could not be read (the first listed above)", failed)
 	}
 	if err != nil {
 		store.Close()

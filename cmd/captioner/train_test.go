@@ -128,8 +128,8 @@ func checkTeacherCaptions(t *testing.T, assets, data, feats, teacher string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Assets, cfg.Train.Features, cfg.Train.Teacher, cfg.Train.Cleaning = assets, feats, teacher, "standard"
-	ds, err := loadDataset(assets, "flickr8k", data)
+	cfg.Assets, cfg.Train.Features, cfg.Train.Teacher, cfg.Train.Cleaning, cfg.Train.Data = assets, feats, teacher, "standard", data
+	ds, err := loadDataset(cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

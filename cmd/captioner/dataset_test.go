@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/internal/testassets"
+)
+
+// ownFlickr8k writes a dataset of one's own in the Flickr8k layout: three
+// photos from the shared assets under other names (one a PNG name, whose
+// bytes are still a JPEG: the decoder goes by content), captions and splits.
+// It returns the dataset folder.
+func ownFlickr8k(t *testing.T, assets string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(assets, "data", "flickr8k", "images")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var tokens bytes.Buffer
+	for i, name := range []string{"cafe.jpg", "dog.PNG", "park.jpeg"} {
+		b, err := os.ReadFile(filepath.Join(src, entries[i].Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "images", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&tokens, "%s#0\tA photo at the café, number %d!\n", name, i)
+	}
+	tokens.WriteString("notes.txt#0\tNot a photo .\n")
+	for file, body := range map[string]string{
+		"Flickr8k.token.txt":        tokens.String(),
+		"Flickr_8k.trainImages.txt": "cafe.jpg\ndog.PNG\n",
+		"Flickr_8k.devImages.txt":   "park.jpeg\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestExtractOwnDataset: extract --data computes a split of one's own
+// dataset, under the dataset's names (which train looks features up by), from
+// the photos the dataset names; the loader's warning is shown.
+func TestExtractOwnDataset(t *testing.T) {
+	assets := sharedAssets(t)
+	data, root := ownFlickr8k(t, assets), t.TempDir()
+	resetFlags(t, "extract", "images", "out", "batch", "split", "grid", "data")
+	var log bytes.Buffer
+	rootCmd.SetErr(&log)
+	rootCmd.SetOut(&bytes.Buffer{})
+	rootCmd.SetArgs([]string{"extract", "--device", "cpu", "--assets", assets, "--data", data, "--images", "", "--split", "train", "--out", root, "--batch", "2", "--grid=false"})
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	for _, want := range []string{
+		"warning: Flickr8k.token.txt: skipped 1 lines naming notes.txt: not an image file name",
+		"extract: 2 images: split train of dataset flickr8k (" + data + ")",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	dirs, _ := os.ReadDir(root)
+	if len(dirs) != 1 {
+		t.Fatalf("store folders %v", dirs)
+	}
+	st, err := features.Open(filepath.Join(root, dirs[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got := st.Names(); len(got) != 2 || got[0] != "cafe.jpg" || got[1] != "dog.PNG" {
+		t.Errorf("stored names %v, want the train split's [cafe.jpg dog.PNG]", got)
+	}
+}
+
+// TestExtractNamesFewFailures: a split whose photos are not where --images
+// says names the first ten that cannot be read and counts the rest.
+func TestExtractNamesFewFailures(t *testing.T) {
+	assets := sharedAssets(t)
+	resetFlags(t, "extract", "images", "out", "batch", "split", "grid", "data")
+	var log bytes.Buffer
+	rootCmd.SetErr(&log)
+	rootCmd.SetOut(&bytes.Buffer{})
+	rootCmd.SetArgs([]string{"extract", "--device", "cpu", "--assets", assets, "--data", "", "--images", t.TempDir(), "--split", "dev", "--out", t.TempDir(), "--grid=false"})
+	err := rootCmd.Execute()
+	if err == nil || err.Error() != "1000 of 1000 images could not be read (the first listed above); the others are stored" {
+		t.Errorf("error %v", err)
+	}
+	if n := strings.Count(log.String(), "extract: skipping "); n != shownFailures {
+		t.Errorf("%d failures named, want %d:\n%.2000s", n, shownFailures, log.String())
+	}
+	if !strings.Contains(log.String(), "more images cannot be read; counting them without naming them") {
+		t.Errorf("no word that the rest are counted:\n%.2000s", log.String())
+	}
+}
+
+// TestExtractImagesSources: where each --split and --images/--data
+// combination takes its photos from, Karpathy paths included (relative to the
+// JSON file's folder, which a .json --data alone selects).
+func TestExtractImagesSources(t *testing.T) {
+	assets := testassets.Dir(t, "the datasets copy photos from the shared assets")
+	data := ownFlickr8k(t, assets)
+	cfgFor := func(dataPath string) *config.Config {
+		t.Helper()
+		cfg, err := config.Load(viper.New(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Assets, cfg.Train.Data = assets, dataPath
+		if strings.HasSuffix(dataPath, ".json") {
+			cfg.Train.Dataset = "karpathy" // what Load infers from the flag's value
+		}
+		return cfg
+	}
+	kdir := t.TempDir()
+	kjson := filepath.Join(kdir, "dataset_mine.json")
+	if err := os.WriteFile(kjson, []byte(`{"images": [
+		{"filepath": "photos", "filename": "a.png", "split": "train", "sentences": [{"raw": "A dog."}]},
+		{"filename": "b.jpg", "split": "val", "sentences": [{"raw": "A cat."}]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	for _, tc := range []struct {
+		name, data, split, images string
+		want                      []imageFile
+	}{
+		{"own train split", data, "train", "", []imageFile{{"cafe.jpg", filepath.Join(data, "images", "cafe.jpg")}, {"dog.PNG", filepath.Join(data, "images", "dog.PNG")}}},
+		{"own split, photos elsewhere", data, "dev", other, []imageFile{{"park.jpeg", filepath.Join(other, "park.jpeg")}}},
+		{"all of own dataset", data, "all", "", []imageFile{{"cafe.jpg", filepath.Join(data, "images", "cafe.jpg")}, {"dog.PNG", filepath.Join(data, "images", "dog.PNG")}, {"park.jpeg", filepath.Join(data, "images", "park.jpeg")}}},
+		{"a folder's image files", "", "all", filepath.Join(data, "images"), []imageFile{{"cafe.jpg", filepath.Join(data, "images", "cafe.jpg")}, {"dog.PNG", filepath.Join(data, "images", "dog.PNG")}, {"park.jpeg", filepath.Join(data, "images", "park.jpeg")}}},
+		{"karpathy train", kjson, "train", "", []imageFile{{"a.png", filepath.Join(kdir, "photos", "a.png")}}},
+		{"karpathy dev", kjson, "dev", "", []imageFile{{"b.jpg", filepath.Join(kdir, "b.jpg")}}},
+	} {
+		got, _, err := extractImages(cfgFor(tc.data), tc.split, tc.images, &bytes.Buffer{})
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(other, "notes.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := extractImages(cfgFor(""), "all", other, &bytes.Buffer{}); err == nil || err.Error() != "no image files in "+other {
+		t.Errorf("a folder without images: %v", err)
+	}
+	if _, _, err := extractImages(cfgFor(kjson), "test", "", &bytes.Buffer{}); err == nil || err.Error() != `dataset mine has no "test" split; it has: dev, train` {
+		t.Errorf("a split the dataset lacks: %v", err)
+	}
+	if _, _, err := extractImages(cfgFor(data), "val", "", &bytes.Buffer{}); err == nil || err.Error() != `--split "val": want all, train, dev or test` {
+		t.Errorf("an unknown split: %v", err)
+	}
+}
+
+// TestMissingFeatureStoreSaysHowToMakeIt: train and eval without extracted
+// features name the command that makes them, with the folder.
+func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
+	w, err := encoder.LoadDefault(sharedAssets(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	_, err = openFeaturesOf(w, root)
+	want := "features: no feature store in " + features.Dir(root, w.Config.ID()) + ": run `captioner extract --out " + root +
+		"` first (--grid for an attention model, --data for a dataset of your own)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
