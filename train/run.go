@@ -279,7 +279,6 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 	bar := progress.New(o.Log, fmt.Sprintf("epoch %d/%d", epoch, o.Epochs), r.obj.units(), r.obj.unit())
 	var lossSum, rewardSum float64
 	var lossTok, captions int
-	smooth := math.NaN() // loss (or reward) shown on the bar, smoothed over ~50 steps
 	for _, idx := range r.obj.batches(epoch) {
 		if err := ctx.Err(); err != nil {
 			return EpochStats{}, err
@@ -309,15 +308,12 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 		lossTok += step.tokens
 		rewardSum += step.reward
 		captions += step.units
-		shown, name := step.loss, "loss"
+		// The epoch's mean so far, which its summary line ends on.
 		if r.sampled {
-			shown, name = step.reward/float64(step.units), "CIDEr-D"
+			bar.SetStatus("CIDEr-D %.3f", rewardSum/float64(captions))
+		} else {
+			bar.SetStatus("loss %.3f", lossSum/float64(lossTok))
 		}
-		if math.IsNaN(smooth) {
-			smooth = shown
-		}
-		smooth = 0.98*smooth + 0.02*shown
-		bar.SetStatus("%s %.3f", name, smooth)
 		bar.Add(step.units)
 	}
 	// Tokens per second of training alone (the dev evaluation excluded);

@@ -140,6 +140,18 @@ func TestTrainingLearnsSyntheticCaptions(t *testing.T) {
 			t.Errorf("missing output: %v", err)
 		}
 	}
+	// Each epoch's bar ends on the loss its summary line gives (the epoch's mean).
+	for _, h := range res.History {
+		bar := fmt.Sprintf("epoch %d/%d 100%%", h.Epoch, o.Epochs)
+		at := strings.LastIndex(log.String(), bar)
+		if at < 0 {
+			t.Fatalf("no finished bar %q in the log", bar)
+		}
+		end, _, _ := strings.Cut(log.String()[at:], "\n")
+		if want := fmt.Sprintf("loss %.3f", h.TrainLoss); !strings.HasSuffix(end, want) {
+			t.Errorf("epoch %d: the bar ends %q, want it to end on the summary's %s", h.Epoch, end, want)
+		}
+	}
 	csv, _ := os.ReadFile(filepath.Join(out, CurvesCSV))
 	if n := strings.Count(string(csv), "\n"); n != len(res.History)+1 {
 		t.Errorf("curves.csv has %d lines for %d epochs", n, len(res.History))
