@@ -10,18 +10,21 @@ import (
 )
 
 // connLimiter caps the connections the server keeps open (server.max_connections).
-// At the cap, a new connection takes the place of the keep-alive connection that
-// has been idle longest, so idle keep-alives cannot lock clients out; when every
-// connection is in a request, the new one is answered 503 and closed at once
-// rather than left waiting in the kernel's backlog, so its client learns why and
-// when to retry.
+// At the cap, a new connection takes the place of the one that has waited
+// longest without a request: a keep-alive between requests, or a connection
+// that has sent nothing yet. So neither idle keep-alives nor silent
+// connections (opened and left, up to server.read_header_timeout each) can
+// lock clients out. When every connection is in a request, the new one is
+// answered 503 and closed at once rather than left waiting in the kernel's
+// backlog, so its client learns why and when to retry.
 type connLimiter struct {
 	slots   chan struct{} // one per open connection
 	refusal chan struct{} // bounds the goroutines answering refused connections
 	metrics *metrics
 
-	mu   sync.Mutex
-	idle map[*limitedConn]time.Time // connections between requests, and since when
+	mu     sync.Mutex
+	idle   map[*limitedConn]time.Time // connections between requests, and since when
+	silent map[*limitedConn]time.Time // connections with no request yet, and since when
 }
 
 // maxRefusing bounds the refused connections being answered at once; beyond it
@@ -40,14 +43,14 @@ var refusalResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 
 func newConnLimiter(max int, m *metrics) *connLimiter {
 	return &connLimiter{slots: make(chan struct{}, max), refusal: make(chan struct{}, maxRefusing), metrics: m,
-		idle: map[*limitedConn]time.Time{}}
+		idle: map[*limitedConn]time.Time{}, silent: map[*limitedConn]time.Time{}}
 }
 
 // listen wraps ln so that its connections count against the cap.
 func (l *connLimiter) listen(ln net.Listener) net.Listener { return &limitedListener{ln, l} }
 
 // connState is the http.Server's ConnState hook: it tracks which connections
-// are idle between requests.
+// are idle between requests and which have sent nothing yet.
 func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	lc, ok := c.(*limitedConn)
 	if !ok {
@@ -55,15 +58,18 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if st == http.StateIdle {
+	delete(l.idle, lc)
+	delete(l.silent, lc)
+	switch st {
+	case http.StateIdle:
 		l.idle[lc] = time.Now()
-	} else {
-		delete(l.idle, lc)
+	case http.StateNew:
+		l.silent[lc] = time.Now()
 	}
 }
 
-// admit takes a slot for a new connection, closing the longest idle one to
-// make room if need be.
+// admit takes a slot for a new connection, closing the one waiting longest
+// without a request to make room if need be.
 func (l *connLimiter) admit() bool {
 	if l.take() {
 		return true
@@ -71,17 +77,21 @@ func (l *connLimiter) admit() bool {
 	l.mu.Lock()
 	var idlest *limitedConn
 	var since time.Time
-	for c, t := range l.idle {
-		if idlest == nil || t.Before(since) {
-			idlest, since = c, t
+	for _, waiting := range []map[*limitedConn]time.Time{l.idle, l.silent} {
+		for c, t := range waiting {
+			if idlest == nil || t.Before(since) {
+				idlest, since = c, t
+			}
 		}
 	}
 	delete(l.idle, idlest)
+	delete(l.silent, idlest)
 	l.mu.Unlock()
 	if idlest == nil {
 		return false
 	}
-	// Servers may close idle keep-alives at any time; HTTP clients reconnect.
+	// Servers may close idle keep-alives at any time, and connections that
+	// have sent nothing; HTTP clients reconnect.
 	idlest.Close() // gives its slot back before returning
 	l.metrics.connsIdleClosed.Inc()
 	return l.take()

@@ -258,6 +258,12 @@ func (l *connLimiter) idleConns() int {
 	return len(l.idle)
 }
 
+func (l *connLimiter) silentConns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.silent)
+}
+
 // rawConn is a client connection read with its own buffer.
 type rawConn struct {
 	net.Conn
@@ -339,6 +345,28 @@ func TestConnectionLimit(t *testing.T) {
 		if got := gaugeValue(c.m); got != c.want {
 			t.Errorf("%s %g, want %g", c.name, got, c.want)
 		}
+	}
+}
+
+// TestSilentConnectionsGiveWay: connections opened and left without a request
+// (the probe held all 1,024 places this way) give way to new ones like idle
+// keep-alives, the one waiting longest first.
+func TestSilentConnectionsGiveWay(t *testing.T) {
+	ts, _ := blockedServer(t, func(c *config.Config) { c.Server.MaxConnections = 2 })
+	s1 := dialRaw(t, ts.url)
+	waitFor(t, "the first connection to be counted silent", func() bool { return ts.conns.silentConns() == 1 })
+	s2 := dialRaw(t, ts.url)
+	waitFor(t, "both connections to be counted silent", func() bool { return ts.conns.silentConns() == 2 })
+	c := dialRaw(t, ts.url)
+	if resp, body := c.get(t, "/healthz"); resp.StatusCode != 200 {
+		t.Fatalf("at the cap with two silent connections: %d %s, want 200", resp.StatusCode, body)
+	}
+	s1.wantClosed(t, "the silent connection that waited longest")
+	if resp, body := s2.get(t, "/healthz"); resp.StatusCode != 200 {
+		t.Errorf("the other silent connection: %d %s, want 200", resp.StatusCode, body)
+	}
+	if got := gaugeValue(ts.metrics.connsIdleClosed); got != 1 {
+		t.Errorf("captioner_connections_idle_closed_total %g, want 1", got)
 	}
 }
 
