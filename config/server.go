@@ -39,7 +39,8 @@ type Server struct {
 	MaxImages int `mapstructure:"max_images"`
 	// MaxBeam caps the beam width a request may ask for: decode time grows with it.
 	MaxBeam int `mapstructure:"max_beam"`
-	// ReadHeaderTimeout bounds reading request headers (slowloris).
+	// ReadHeaderTimeout bounds reading request headers (slowloris), and any
+	// pause in the arrival of a request body.
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request, body included, however its
 	// bytes trickle in.

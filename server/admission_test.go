@@ -105,6 +105,25 @@ func TestTrickleAboveMinimumRateEndsAtReadTimeout(t *testing.T) {
 	slow.answer().wantError(t, 408, "the request body did not arrive within 2s (server.read_timeout)")
 }
 
+// A sender that sends fast and then stops is cut off after
+// server.read_header_timeout with nothing, not at read_timeout: its bytes
+// would hold the upload budget all that time.
+func TestStalledUploadIsCutOff(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) {
+		c.Server.MinUploadRate = 1024
+		c.Server.ReadTimeout = time.Minute
+		c.Server.ReadHeaderTimeout = 300 * time.Millisecond
+	})
+	slow := startSlowUpload(t, ts.url, 100_000)
+	start := time.Now()
+	slow.conn.Write(make([]byte, 50_000)) // enough, at 1 KB/s, for 49 s more
+	slow.answer().wantError(t, 408, "the request body stopped arriving: nothing for 300ms (server.read_header_timeout) after 50000 bytes; send it without pauses")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("cut off after %s, want about 300ms", took)
+	}
+	waitFor(t, "the stalled body's bytes to leave the budget", func() bool { return ts.uploads.used.Load() == 0 })
+}
+
 // Bodies held at once are bounded by server.max_upload_bytes.
 func TestUploadBytesBudget(t *testing.T) {
 	ts := stepServer(t, func(c *config.Config) {

@@ -39,18 +39,22 @@ func (u *uploadBudget) take(n int64) bool {
 
 func (u *uploadBudget) give(n int64) { u.used.Add(-n) }
 
-// bodyReader is a request body held to the minimum upload rate and the read
-// timeout. Before each read it sets the connection's read deadline to the
-// moment the next byte becomes overdue: uploadGrace plus what the bytes so far
-// allow at the minimum rate, but never past start + read_timeout. Bytes that
-// arrive move the deadline forward only by their worth at the minimum rate, so
-// a slow sender cannot stretch it.
+// bodyReader is a request body held to the minimum upload rate, the read
+// timeout and a limit on stalls. Before each read it sets the connection's read
+// deadline to the moment the next byte becomes overdue: uploadGrace plus what
+// the bytes so far allow at the minimum rate, but never more than
+// server.read_header_timeout from now (a sender that has stopped), nor past
+// start + read_timeout. Bytes that arrive move the deadline forward only by
+// their worth at the minimum rate, so a slow sender cannot stretch it; and a
+// fast one that stops cannot hold its bytes against the upload budget for the
+// whole read_timeout (8 such bodies held all of it for 60 s).
 type bodyReader struct {
 	body     io.ReadCloser // limited to server.max_body_bytes
 	rc       *http.ResponseController
 	start    time.Time
-	deadline time.Time // start + server.read_timeout, fixed
-	minRate  int       // bytes per second
+	deadline time.Time     // start + server.read_timeout, fixed
+	stall    time.Duration // server.read_header_timeout: the longest wait for more bytes
+	minRate  int           // bytes per second
 	budget   *uploadBudget
 	n        int64 // bytes read, and held against the budget
 	failed   error // the *httpError that ended the body, if one did
@@ -63,6 +67,7 @@ func newBodyReader(s *Server, w http.ResponseWriter, r *http.Request) *bodyReade
 		rc:       http.NewResponseController(w),
 		start:    now,
 		deadline: now.Add(s.cfg.ReadTimeout),
+		stall:    s.cfg.ReadHeaderTimeout,
 		minRate:  s.cfg.MinUploadRate,
 		budget:   s.uploads,
 	}
@@ -73,7 +78,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return 0, b.failed
 	}
 	due := b.start.Add(uploadGrace + time.Duration(float64(b.n+1)/float64(b.minRate)*float64(time.Second)))
-	due = minTime(due, b.deadline)
+	stalled := time.Now().Add(b.stall)
+	due = minTime(minTime(due, stalled), b.deadline)
 	// Where the connection cannot take deadlines (a test recorder), the body is
 	// read without them.
 	b.rc.SetReadDeadline(due)
@@ -91,13 +97,17 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		// (net/http watches the connection from the end of the body on).
 		b.rc.SetReadDeadline(time.Time{})
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		b.failed = b.timeoutError(due)
+		b.failed = b.timeoutError(due, due.Equal(stalled))
 		return n, b.failed
 	}
 	return n, err
 }
 
-func (b *bodyReader) timeoutError(due time.Time) error {
+func (b *bodyReader) timeoutError(due time.Time, stalled bool) error {
+	if stalled {
+		return errorf(http.StatusRequestTimeout, "the request body stopped arriving: nothing for %s (server.read_header_timeout) after %d bytes; send it without pauses",
+			b.stall, b.n)
+	}
 	if due.Equal(b.deadline) {
 		return errorf(http.StatusRequestTimeout, "the request body did not arrive within %s (server.read_timeout): %d bytes were received; send it faster or in smaller requests",
 			b.deadline.Sub(b.start), b.n)
