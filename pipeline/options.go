@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -147,8 +148,11 @@ func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 // it lies in lo..hi; the errors name the field as the request wrote it.
 func ParseField(key, v string, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q is not a whole number", key, v)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%s=%.32s is outside %d..%d", key, strings.TrimSpace(v), lo, hi)
+	}
+	if err != nil { // the value is quoted and cut: errors go back to the client
+		return 0, fmt.Errorf("%s=%.32q is not a whole number", key, v)
 	}
 	return n, checkRange(key, n, lo, hi)
 }

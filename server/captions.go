@@ -285,6 +285,11 @@ func pickModel(m Model, o *Options) error {
 // parseRequest reads the images and options of a request, multipart or raw.
 func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 	r := c.Request
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// Refused before a byte of it is read: a client that asked to continue
+		// (Expect: 100-continue) is told now, not after sending the limit's worth.
+		return nil, s.bodyTooLarge()
+	}
 	req := &request{body: newBodyReader(s, c.Writer, r)}
 	r.Body = req.body
 	fields := map[string]string{}
@@ -357,7 +362,7 @@ func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *r
 			}
 			fields[name] = string(v)
 		default:
-			return errorf(http.StatusBadRequest, "unknown form field %q: the fields are image (the file, repeatable), %s", name, strings.Join(optionFields, ", "))
+			return errorf(http.StatusBadRequest, "unknown form field %.64q: the fields are image (the file, repeatable), %s", name, strings.Join(optionFields, ", "))
 		}
 	}
 }
@@ -371,13 +376,17 @@ func isOption(name string) bool {
 	return false
 }
 
+func (s *Server) bodyTooLarge() error {
+	return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (server.max_body_bytes): send smaller images or fewer per request", s.cfg.MaxBodyBytes)
+}
+
 func (s *Server) bodyError(body *bodyReader, err error) error {
 	if body.failed != nil { // too slow, too late, or over the upload budget
 		return body.failed
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the limit of %d bytes (server.max_body_bytes): send smaller images or fewer per request", s.cfg.MaxBodyBytes)
+		return s.bodyTooLarge()
 	}
 	return errorf(http.StatusBadRequest, "reading the request body: %v", err)
 }

@@ -454,3 +454,73 @@ func TestLiveOffPublishesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadWhereGetAnswers: HEAD answers like GET without a body on every page
+// and endpoint but the live stream.
+func TestHeadWhereGetAnswers(t *testing.T) {
+	ts := stepServer(t, nil)
+	for _, path := range []string{"/", "/healthz", "/readyz", "/v1/models", "/openapi.json", "/metrics", "/static/app.js"} {
+		resp, err := http.Head(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(body) != 0 {
+			t.Errorf("HEAD %s: %d with %d body bytes, want 200 and none", path, resp.StatusCode, len(body))
+		}
+	}
+}
+
+// TestStaticServesAssetsNotPages: /static/ serves the pages' scripts and
+// styles; the pages themselves only at / and /live (with their headers and
+// the live page's check), and anything else is a JSON 404.
+func TestStaticServesAssetsNotPages(t *testing.T) {
+	ts := stepServer(t, nil)
+	if r := do(t, "GET", ts.url+"/static/app.js", "", nil); r.status != 200 || !strings.Contains(r.header.Get("Content-Type"), "javascript") {
+		t.Errorf("/static/app.js: %d %q", r.status, r.header.Get("Content-Type"))
+	}
+	for _, path := range []string{"/static/", "/static/index.html", "/static/live.html", "/static/nonexist.js", "/static/../web.go"} {
+		r := do(t, "GET", ts.url+path, "", nil)
+		r.wantError(t, http.StatusNotFound, "the pages are at / and /live")
+	}
+	long := strings.Repeat("x", 100_000)
+	r := do(t, "GET", ts.url+"/v1/"+long, "", nil)
+	if msg, _ := r.json["error"].(string); r.status != 404 || len(msg) > 200 {
+		t.Errorf("a 100 KB path: %d, a %d-byte message; want 404 and a short message", r.status, len(msg))
+	}
+}
+
+// TestOversizedContentLengthIsRefusedAtOnce: a body announced over
+// server.max_body_bytes is refused before the client sends it: no 100 Continue.
+func TestOversizedContentLengthIsRefusedAtOnce(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Server.MaxBodyBytes = 1 << 20 })
+	c := dialRaw(t, ts.url)
+	fmt.Fprintf(c, "POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", 99999999999)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "request body is larger than the limit of 1048576 bytes (server.max_body_bytes)") {
+		t.Errorf("%d %s, want 413 at once", resp.StatusCode, body)
+	}
+}
+
+// TestOptionErrorsAreShortAndRight: a number too large for an int is out of
+// range, not "not a whole number"; echoed input is cut.
+func TestOptionErrorsAreShortAndRight(t *testing.T) {
+	ts := stepServer(t, nil)
+	do(t, "POST", ts.url+"/v1/captions?beam=99999999999999999999", "image/png", bytes.NewReader(photoPNG(4, 3))).
+		wantError(t, 400, "beam=99999999999999999999 is outside 1..")
+	r := do(t, "POST", ts.url+"/v1/captions?beam="+strings.Repeat("9x", 50_000), "image/png", bytes.NewReader(photoPNG(4, 3)))
+	if msg, _ := r.json["error"].(string); r.status != 400 || len(msg) > 200 || !strings.Contains(msg, "is not a whole number") {
+		t.Errorf("a 100 KB beam: %d %.300s", r.status, msg)
+	}
+	body, ct := multipartBody(t, part{strings.Repeat("y", 100_000), "", []byte("1")}, part{"image", "a.png", photoPNG(4, 3)})
+	r = do(t, "POST", ts.url+"/v1/captions", ct, body)
+	if msg, _ := r.json["error"].(string); r.status != 400 || len(msg) > 300 || !strings.Contains(msg, "unknown form field") {
+		t.Errorf("a 100 KB field name: %d %.300s", r.status, msg)
+	}
+}

@@ -84,7 +84,11 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		path := ginParam.ReplaceAllString(r.Path, "{$1}")
 		key := strings.ToLower(r.Method) + " " + path
 		routes[key] = true
-		if _, ok := sp.Paths[path][strings.ToLower(r.Method)]; !ok {
+		method := strings.ToLower(r.Method)
+		if method == "head" { // GET without the body (HTTP): documented with the GET
+			method = "get"
+		}
+		if _, ok := sp.Paths[path][method]; !ok {
 			t.Errorf("route %s %s is not in openapi.json", r.Method, path)
 		}
 	}

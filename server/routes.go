@@ -5,9 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,25 +34,47 @@ func (s *Server) routes() *gin.Engine {
 	}
 	r.Use(s.requestLog, noSniff, s.recover)
 	r.NoRoute(func(c *gin.Context) {
-		apiError(c, http.StatusNotFound, "no route "+c.Request.Method+" "+c.Request.URL.Path+"; the API is described at GET /openapi.json")
+		apiError(c, http.StatusNotFound, fmt.Sprintf("no route %s %.64s; the API is described at GET /openapi.json", c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		apiError(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path+"; see GET /openapi.json for the methods it takes")
+		apiError(c, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %.64s; see GET /openapi.json for the methods it takes", c.Request.Method, c.Request.URL.Path))
 	})
 
-	r.GET("/", s.page("index.html"))
-	r.GET("/live", s.liveGate, s.page("live.html"))
-	r.GET("/static/*file", gin.WrapH(http.StripPrefix("/static/", http.FileServerFS(web.Static))))
+	// HEAD wherever GET answers (HTTP asks it of servers; monitors use it):
+	// net/http drops the body. The live stream alone is GET only.
+	getHead := func(path string, h ...gin.HandlerFunc) {
+		r.GET(path, h...)
+		r.HEAD(path, h...)
+	}
+	getHead("/", s.page("index.html"))
+	getHead("/live", s.liveGate, s.page("live.html"))
+	getHead("/static/*file", staticAsset)
 
 	r.POST("/v1/captions", s.postCaptions)
-	r.GET("/v1/models", s.getModels)
+	getHead("/v1/models", s.getModels)
 	r.GET("/v1/live", s.liveGate, s.getLive)
-	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", s.getReady)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	r.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPISpec) })
+	getHead("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	getHead("/readyz", s.getReady)
+	getHead("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	getHead("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPISpec) })
 	r.POST("/admin/reload", s.adminOnly, s.postReload)
 	return r
+}
+
+// staticFiles serves the pages' scripts and styles.
+var staticFiles = http.FileServerFS(web.Static)
+
+// staticAsset answers /static/NAME with an embedded script or style. The pages
+// themselves are served only at / and /live, with their security headers and
+// the live page's access check; anything else is a JSON 404 like every error.
+func staticAsset(c *gin.Context) {
+	name := strings.TrimPrefix(c.Param("file"), "/")
+	if st, err := fs.Stat(web.Static, name); err != nil || st.IsDir() || path.Ext(name) == ".html" {
+		apiError(c, http.StatusNotFound, fmt.Sprintf("no file %.64q in /static: the pages are at / and /live", name))
+		return
+	}
+	c.Request.URL.Path = "/" + name
+	staticFiles.ServeHTTP(c.Writer, c.Request)
 }
 
 // pagePolicy is the pages' Content-Security-Policy: their scripts, styles and
