@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/spf13/viper"
@@ -67,6 +68,11 @@ type Server struct {
 	// X-Real-IP name the client in logs and per-client limits; empty trusts none,
 	// so a client cannot choose the address it is recorded under.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// AllowedHosts are the host names a loopback server answers besides
+	// localhost and loopback addresses (a reverse proxy on the same machine that
+	// keeps the client's Host): other Host headers are refused, so a web page
+	// cannot reach the server by DNS rebinding.
+	AllowedHosts []string `mapstructure:"allowed_hosts"`
 	// MaxConnections caps open client connections, so they cannot exhaust file
 	// descriptors and memory: at the cap a new one replaces the longest-idle
 	// keep-alive, or is answered 503 when every connection is in a request.
@@ -109,6 +115,7 @@ func serverDefaults(v *viper.Viper) {
 	v.SetDefault("server.shutdown_grace", "30s")
 	v.SetDefault("server.admin_token", "")
 	v.SetDefault("server.trusted_proxies", []string{})
+	v.SetDefault("server.allowed_hosts", []string{})
 	v.SetDefault("server.max_connections", 1024)
 	v.SetDefault("server.live", "auto")
 	v.SetDefault("server.live_token", "")
@@ -152,6 +159,11 @@ func (c Server) validate() []error {
 	for _, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			errs = append(errs, fmt.Errorf("server.trusted_proxies: %q is neither an IP address nor a CIDR range (e.g. 10.0.0.1 or 10.0.0.0/8)", p))
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/:@ ") {
+			errs = append(errs, fmt.Errorf("server.allowed_hosts: %q is not a host name (e.g. captions.example.com, without scheme or port)", h))
 		}
 	}
 	if c.MaxBeam < 1 || c.MaxBeam > MaxBeam {

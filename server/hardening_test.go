@@ -524,3 +524,34 @@ func TestOptionErrorsAreShortAndRight(t *testing.T) {
 		t.Errorf("a 100 KB field name: %d %.300s", r.status, msg)
 	}
 }
+
+// TestLoopbackServerChecksHost: a loopback server answers only requests
+// addressed to localhost, a loopback address or server.allowed_hosts, so a web
+// page cannot reach it by DNS rebinding.
+func TestLoopbackServerChecksHost(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Server.AllowedHosts = []string{"captions.example.com"} })
+	if !ts.loopback {
+		t.Fatal("the test server does not listen on loopback")
+	}
+	get := func(host string) response {
+		req, _ := http.NewRequest("GET", ts.url+"/v1/models", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := response{status: resp.StatusCode}
+		r.body, _ = io.ReadAll(resp.Body)
+		json.Unmarshal(r.body, &r.json)
+		return r
+	}
+	for _, host := range []string{"localhost", "LOCALHOST:8080", "127.0.0.1:8080", "127.3.4.5", "[::1]:8080", "Captions.Example.com:443"} {
+		if r := get(host); r.status != 200 {
+			t.Errorf("Host %s: %d %s, want 200", host, r.status, r.body)
+		}
+	}
+	for _, host := range []string{"evil.example", "evil.example:8080", "10.0.0.1", "localhost.evil.example"} {
+		get(host).wantError(t, http.StatusForbidden, "is not this server's: it listens on loopback (server.addr) and answers localhost and loopback addresses")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ func (s *Server) routes() *gin.Engine {
 		panic("server: server.trusted_proxies passed validation but gin refuses it: " + err.Error())
 	}
 	r.Use(s.requestLog, noSniff, s.recover)
+	if s.loopback {
+		r.Use(s.loopbackHost)
+	}
 	r.NoRoute(func(c *gin.Context) {
 		apiError(c, http.StatusNotFound, fmt.Sprintf("no route %s %.64s; the API is described at GET /openapi.json", c.Request.Method, c.Request.URL.Path))
 	})
@@ -95,6 +99,26 @@ func (s *Server) page(name string) gin.HandlerFunc {
 		h.Set("Referrer-Policy", "no-referrer") // /live?token= stays out of other sites' logs
 		c.Data(http.StatusOK, "text/html; charset=utf-8", b)
 	}
+}
+
+// loopbackHost refuses requests to a loopback server whose Host is not
+// localhost, a loopback address or one of server.allowed_hosts. A web page
+// can point a name of its own at 127.0.0.1 (DNS rebinding) and then read the
+// server's answers as its own site's, the live stream's photos included; the
+// Host header is the browser's word for that name, which it cannot forge.
+func (s *Server) loopbackHost(c *gin.Context) {
+	host := c.Request.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	ip := net.ParseIP(host)
+	if host == "" || strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback() ||
+		slices.ContainsFunc(s.cfg.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) }) {
+		return
+	}
+	apiError(c, http.StatusForbidden, fmt.Sprintf("Host %.64q is not this server's: it listens on loopback (server.addr) and answers localhost and loopback addresses; "+
+		"a reverse proxy on this machine that passes its own Host on names it in server.allowed_hosts", host))
 }
 
 // noSniff keeps browsers from reading any answer (an uploaded image echoed in
