@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -503,9 +504,46 @@ func (s *Server) prepareOne(ctx context.Context, pre pipeline.Preprocessor, u *u
 	defer release()
 	if u.heavy {
 		lowPriority(func() { err = s.decode(pre, u) })
+		s.heavyGarbage.request() // the decoded picture is garbage now
 		return err
 	}
 	return s.decode(pre, u)
+}
+
+// memoryReturner returns the heap's free memory to the system (a collection,
+// then debug.FreeOSMemory) in the background, once per request and never two
+// at a time: a request made while one runs makes it run once more. Go paces
+// its next collection by the heap's peak, so after a heavy decode an idle
+// server kept the picture's memory until the collection forced every two
+// minutes: 480-600 MB after one 5792² 16-bit PNG, against 210 at rest.
+type memoryReturner struct {
+	mu             sync.Mutex
+	running, again bool
+}
+
+func (m *memoryReturner) request() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running {
+		m.again = true
+		return
+	}
+	m.running = true
+	go m.run()
+}
+
+func (m *memoryReturner) run() {
+	for {
+		debug.FreeOSMemory()
+		m.mu.Lock()
+		if !m.again {
+			m.running = false
+			m.mu.Unlock()
+			return
+		}
+		m.again = false
+		m.mu.Unlock()
+	}
 }
 
 func (s *Server) decode(pre pipeline.Preprocessor, u *upload) error {

@@ -55,6 +55,8 @@ type Server struct {
 	// heavySlots bounds the heavy images (heavyDecodeBytes) among them to half
 	// the cores, at least one.
 	heavySlots chan struct{}
+	// heavyGarbage hands a heavy decode's memory back once it is garbage.
+	heavyGarbage memoryReturner
 	// maxRequestDecoded is image.max_request_decoded_bytes: what one request's
 	// images may allocate together when decoded.
 	maxRequestDecoded int64
