@@ -293,11 +293,18 @@ func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 	}
 	req := &request{body: newBodyReader(s, c.Writer, r)}
 	r.Body = req.body
+	// Options come from the query or the form, each at most once, and only
+	// the known ones: a misspelt option ("beams=5") would otherwise be ignored
+	// without a word, and a repeated one would leave which value counts unsaid.
 	fields := map[string]string{}
-	for _, k := range optionFields {
-		if v, ok := c.GetQuery(k); ok {
-			fields[k] = v
+	for k, vs := range r.URL.Query() {
+		if !isOption(k) {
+			return req, errorf(http.StatusBadRequest, "unknown query parameter %.64q: the options are %s", k, strings.Join(optionFields, ", "))
 		}
+		if len(vs) > 1 {
+			return req, errorf(http.StatusBadRequest, "option %s is given %d times in the query; give it once", k, len(vs))
+		}
+		fields[k] = vs[0]
 	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
@@ -360,6 +367,9 @@ func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *r
 			}
 			if len(v) > maxFieldBytes {
 				return errorf(http.StatusBadRequest, "form field %q is longer than %d bytes", name, maxFieldBytes)
+			}
+			if _, twice := fields[name]; twice {
+				return errorf(http.StatusBadRequest, "option %s is given twice (in the form, or in the query and the form); give it once", name)
 			}
 			fields[name] = string(v)
 		default:

@@ -522,7 +522,14 @@ func TestOptionErrorsAreShortAndRight(t *testing.T) {
 	if msg, _ := r.json["error"].(string); r.status != 400 || len(msg) > 200 || !strings.Contains(msg, "is not a whole number") {
 		t.Errorf("a 100 KB beam: %d %.300s", r.status, msg)
 	}
-	body, ct := multipartBody(t, part{strings.Repeat("y", 100_000), "", []byte("1")}, part{"image", "a.png", photoPNG(4, 3)})
+	do(t, "POST", ts.url+"/v1/captions?beams=5", "image/png", bytes.NewReader(photoPNG(4, 3))).
+		wantError(t, 400, `unknown query parameter "beams": the options are beam, max_len, alternatives, guide, no_repeat, attention, model, timeout_ms`)
+	do(t, "POST", ts.url+"/v1/captions?beam=1&beam=8", "image/png", bytes.NewReader(photoPNG(4, 3))).
+		wantError(t, 400, "option beam is given 2 times in the query; give it once")
+	body, ct := multipartBody(t, part{"beam", "", []byte("2")}, part{"image", "a.png", photoPNG(4, 3)})
+	do(t, "POST", ts.url+"/v1/captions?beam=1", ct, body).
+		wantError(t, 400, "option beam is given twice (in the form, or in the query and the form); give it once")
+	body, ct = multipartBody(t, part{strings.Repeat("y", 100_000), "", []byte("1")}, part{"image", "a.png", photoPNG(4, 3)})
 	r = do(t, "POST", ts.url+"/v1/captions", ct, body)
 	if msg, _ := r.json["error"].(string); r.status != 400 || len(msg) > 300 || !strings.Contains(msg, "unknown form field") {
 		t.Errorf("a 100 KB field name: %d %.300s", r.status, msg)
