@@ -167,7 +167,7 @@ func (s *Server) liveGate(c *gin.Context) {
 			got = c.Query("token")
 		}
 		if !sameToken(got, s.cfg.LiveToken) {
-			apiError(c, http.StatusUnauthorized, "the live stream needs the viewer token (server.live is token): open /live?token=<server.live_token>, or send Authorization: Bearer <server.live_token>")
+			unauthorized(c, "the live stream needs the viewer token (server.live is token): open /live?token=<server.live_token>, or send Authorization: Bearer <server.live_token>")
 		}
 	default:
 		apiError(c, http.StatusForbidden, "the live stream is off on this server (server.live is off, the default when server.addr is not loopback): set server.live to public or token to turn it on")

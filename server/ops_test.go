@@ -162,8 +162,10 @@ func TestAdminNeedsLoopbackOrToken(t *testing.T) {
 		{"remote", open, "10.1.2.3:5000", nil, 403, `{"error":"admin endpoints answer only localhost unless server.admin_token is set; call from the server's machine or configure a token"}`},
 		{"forwarded for loopback", open, "10.1.2.3:5000", map[string]string{"X-Forwarded-For": "127.0.0.1"}, 403, "admin endpoints answer only localhost"},
 		{"token missing", tok, "127.0.0.1:5000", nil, 401, needBearer},
-		{"token wrong", tok, "10.1.2.3:5000", map[string]string{"Authorization": "Bearer guess"}, 401, needBearer},
+		{"token wrong", tok, "10.1.2.3:5000", map[string]string{"Authorization": "Bearer guess"}, 401, `{"error":"the bearer token is not server.admin_token"}`},
 		{"token right", tok, "10.1.2.3:5000", bearer, 200, ok},
+		{"scheme in lower case", tok, "10.1.2.3:5000", map[string]string{"Authorization": "bearer s3cret"}, 200, ok},
+		{"another scheme", tok, "10.1.2.3:5000", map[string]string{"Authorization": "Basic czNjcmV0"}, 401, needBearer},
 		// Listening beyond loopback, a loopback peer (a proxy or sidecar on the
 		// same host) is no proof of anything.
 		{"public, loopback peer", public, "127.0.0.6:5000", nil, 403, `{"error":"admin endpoints need server.admin_token when server.addr (0.0.0.0:8080) is not loopback: set it and send Authorization: Bearer \u003cserver.admin_token\u003e"}`},
@@ -185,6 +187,9 @@ func TestAdminNeedsLoopbackOrToken(t *testing.T) {
 		}
 		if w.Code != tc.status || !match {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, w.Code, body, tc.status, tc.body)
+		}
+		if challenge := w.Header().Get("WWW-Authenticate"); (w.Code == 401) != (challenge == `Bearer realm="captioner"`) {
+			t.Errorf("%s: %d with WWW-Authenticate %q; a 401, and only a 401, challenges Bearer", tc.name, w.Code, challenge)
 		}
 	}
 }

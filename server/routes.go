@@ -220,9 +220,11 @@ func (s *Server) adminOnly(c *gin.Context) {
 		}
 	}
 	if tok := s.cfg.AdminToken; tok != "" {
-		if got, _ := bearer(c); !sameToken(got, tok) {
-			apiError(c, http.StatusUnauthorized, "admin endpoints need the header Authorization: Bearer <server.admin_token>")
-			return
+		switch got, ok := bearer(c); {
+		case !ok:
+			unauthorized(c, "admin endpoints need the header Authorization: Bearer <server.admin_token>")
+		case !sameToken(got, tok):
+			unauthorized(c, "the bearer token is not server.admin_token")
 		}
 		return
 	}
@@ -237,9 +239,20 @@ func (s *Server) adminOnly(c *gin.Context) {
 	}
 }
 
-// bearer is the token of an Authorization: Bearer header.
+// bearer is the token of an Authorization: Bearer header (the scheme's name
+// in any case, as HTTP has it).
 func bearer(c *gin.Context) (string, bool) {
-	return strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// unauthorized answers 401 with the challenge HTTP asks of it.
+func unauthorized(c *gin.Context, msg string) {
+	c.Header("WWW-Authenticate", `Bearer realm="captioner"`)
+	apiError(c, http.StatusUnauthorized, msg)
 }
 
 // sameToken compares a presented token with the configured one in constant time.
