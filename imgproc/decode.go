@@ -296,7 +296,10 @@ func onScreen(frame image.Image, width, height int) image.Image {
 func classify(format string, err error) error {
 	var ju jpeg.UnsupportedError
 	var pu png.UnsupportedError
-	if errors.As(err, &ju) || errors.As(err, &pu) || errors.Is(err, bmp.ErrUnsupported) {
+	if errors.Is(err, bmp.ErrUnsupported) { // the package names no variant
+		return &UnsupportedError{What: "a kind of BMP this decoder does not read (it reads uncompressed BMPs of 8-bit palette, 24 or 32 bits a pixel): save the image as PNG or JPEG"}
+	}
+	if errors.As(err, &ju) || errors.As(err, &pu) {
 		return &UnsupportedError{What: err.Error()}
 	}
 	return &CorruptError{Format: format, Err: err}

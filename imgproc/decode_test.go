@@ -381,8 +381,8 @@ func TestDecodeUnsupportedVariant(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnsupported", err)
 	}
 	var ue *UnsupportedError
-	if !errors.As(err, &ue) || !strings.Contains(ue.What, "bmp") {
-		t.Errorf("err = %#v, want an *UnsupportedError naming bmp", err)
+	if !errors.As(err, &ue) || !strings.Contains(ue.What, "a kind of BMP this decoder does not read") {
+		t.Errorf("err = %#v, want an *UnsupportedError naming BMP", err)
 	}
 }
 
@@ -423,5 +423,24 @@ func TestDecodeBadLimitsPanic(t *testing.T) {
 			}()
 			DecodeBytes([]byte{1}, lim)
 		}()
+	}
+}
+
+// TestUnsupportedBMPSaysWhatItReads: a BMP variant the decoder lacks (here 16
+// bits a pixel) is unsupported, with the variants it reads and what to do.
+func TestUnsupportedBMPSaysWhatItReads(t *testing.T) {
+	b := make([]byte, 14+40+4*2)
+	copy(b, "BM")
+	binary.LittleEndian.PutUint32(b[2:], uint32(len(b)))
+	binary.LittleEndian.PutUint32(b[10:], 14+40)
+	binary.LittleEndian.PutUint32(b[14:], 40)
+	binary.LittleEndian.PutUint32(b[18:], 2) // width
+	binary.LittleEndian.PutUint32(b[22:], 2) // height
+	binary.LittleEndian.PutUint16(b[26:], 1) // planes
+	binary.LittleEndian.PutUint16(b[28:], 16)
+	_, err := DecodeBytes(b, testLimits)
+	want := "imgproc: unsupported image format: a kind of BMP this decoder does not read (it reads uncompressed BMPs of 8-bit palette, 24 or 32 bits a pixel): save the image as PNG or JPEG; accepted formats are JPEG, PNG, GIF, BMP and WebP"
+	if err == nil || err.Error() != want || !errors.Is(err, ErrUnsupported) {
+		t.Errorf("16-bit BMP: %v\nwant %s", err, want)
 	}
 }

@@ -246,7 +246,7 @@ func (s *Server) waitError(c *gin.Context, req *request, err error) error {
 		return &httpError{status: statusClientGone}
 	case errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusGatewayTimeout,
-			"no caption within the request's deadline of %s: the server is busy; retry later, send fewer images, or allow more time with timeout_ms (at most %d)",
+			"no caption within the request's deadline of %s: the deadline is shorter than captioning takes, or the server is busy; allow more time with timeout_ms (at most %d), send fewer images, or retry later",
 			req.timeout, s.cfg.MaxRequestTimeout.Milliseconds())
 	case errors.Is(err, ErrStopped):
 		return errorf(http.StatusServiceUnavailable, "the server shut down before this image was captioned; retry")
@@ -350,20 +350,20 @@ func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *r
 			return nil
 		}
 		if err != nil {
-			return s.bodyError(body, err)
+			return s.multipartError(body, err)
 		}
 		name := p.FormName()
 		switch {
 		case name == "image":
 			data, err := io.ReadAll(p)
 			if err != nil {
-				return s.bodyError(body, err)
+				return s.multipartError(body, err)
 			}
 			req.images = append(req.images, &upload{name: boundedFilename(p.FileName()), data: data})
 		case isOption(name):
 			v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
 			if err != nil {
-				return s.bodyError(body, err)
+				return s.multipartError(body, err)
 			}
 			if len(v) > maxFieldBytes {
 				return errorf(http.StatusBadRequest, "form field %q is longer than %d bytes", name, maxFieldBytes)
@@ -385,6 +385,16 @@ func isOption(name string) bool {
 		}
 	}
 	return false
+}
+
+// multipartError is bodyError for a multipart body, whose parser says EOF
+// both for a body that ends inside a part and for one where no part starts.
+func (s *Server) multipartError(body *bodyReader, err error) error {
+	var mbe *http.MaxBytesError
+	if body.failed == nil && !errors.As(err, &mbe) && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return errorf(http.StatusBadRequest, "malformed multipart body: it ends before its closing boundary, or no part starts with the boundary its Content-Type names; send it as a form library or curl -F writes it")
+	}
+	return s.bodyError(body, err)
 }
 
 func (s *Server) bodyTooLarge() error {

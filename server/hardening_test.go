@@ -529,6 +529,16 @@ func TestOptionErrorsAreShortAndRight(t *testing.T) {
 	body, ct := multipartBody(t, part{"beam", "", []byte("2")}, part{"image", "a.png", photoPNG(4, 3)})
 	do(t, "POST", ts.url+"/v1/captions?beam=1", ct, body).
 		wantError(t, 400, "option beam is given twice (in the form, or in the query and the form); give it once")
+	for name, garbled := range map[string]string{
+		"no part":        "garbage here",
+		"cut in a part":  "--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\x89PNG",
+		"no closing one": "--b\r\nContent-Disposition: form-data; name=\"beam\"\r\n\r\n2\r\n",
+	} {
+		r := do(t, "POST", ts.url+"/v1/captions", "multipart/form-data; boundary=b", strings.NewReader(garbled))
+		if msg, _ := r.json["error"].(string); r.status != 400 || !strings.HasPrefix(msg, "malformed multipart body: it ends before its closing boundary, or no part starts") {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
 	body, ct = multipartBody(t, part{strings.Repeat("y", 100_000), "", []byte("1")}, part{"image", "a.png", photoPNG(4, 3)})
 	r = do(t, "POST", ts.url+"/v1/captions", ct, body)
 	if msg, _ := r.json["error"].(string); r.status != 400 || len(msg) > 300 || !strings.Contains(msg, "unknown form field") {
