@@ -221,14 +221,14 @@ func (c Server) validateLive() []error {
 // (127.0.0.0/8, ::1 or localhost), unreachable from other machines.
 func (c Server) Loopback() bool {
 	host, _, err := net.SplitHostPort(c.Addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
+	return err == nil && LoopbackHost(host)
+}
+
+// LoopbackHost reports whether host (no port; an IPv6 address without
+// brackets) names the loopback interface: localhost, 127.0.0.0/8 or ::1.
+func LoopbackHost(host string) bool {
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()
 }
 
 // LiveMode is Live with auto resolved: public on a loopback server, else off.

@@ -321,7 +321,8 @@ func stepAttention(s stepper, R, L int, o DecodeOptions) ([]float32, error) {
 }
 
 // greedy decodes the B rows of s, taking the most likely word at every step
-// (that DecodeOptions.NoRepeat allows);
+// that the step allows (DecodeOptions.forbidden: no <end> before a word, no
+// repeat NoRepeat forbids);
 // L is the regions attended over (DecodeOptions.Attention). Images whose
 // caption has ended leave the batch (stepper.keep).
 func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {

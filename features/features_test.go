@@ -200,3 +200,29 @@ func TestLoadGrid(t *testing.T) {
 		t.Errorf("pooled-only store: %v, want %s", err, want)
 	}
 }
+
+// TestDefaultRootPerDataset: the assets' Flickr8k keeps features/flickr8k; a
+// dataset of one's own gets a root of its own, named after it and told apart
+// from another of the same name by its path.
+func TestDefaultRootPerDataset(t *testing.T) {
+	t.Setenv("CAPTIONER_CACHE", "/cache")
+	for _, tc := range []struct{ data, want string }{
+		{"", "/cache/features/flickr8k"},
+		{"/data/a/mydata", "/cache/features/mydata-"},
+		{"/data/a/dataset_coco.json", "/cache/features/dataset_coco-"},
+	} {
+		got, err := DefaultRoot(tc.data)
+		n := len(tc.want)
+		if tc.data != "" {
+			n += 8 // the path's hash
+		}
+		if err != nil || !strings.HasPrefix(got, tc.want) || len(got) != n {
+			t.Errorf("DefaultRoot(%q) = %q, %v; want %s plus 8 hex digits for a dataset", tc.data, got, err, tc.want)
+		}
+	}
+	a, _ := DefaultRoot("/data/a/mydata")
+	b, _ := DefaultRoot("/data/b/mydata")
+	if a == b {
+		t.Errorf("two datasets named mydata share the root %s", a)
+	}
+}

@@ -2,6 +2,7 @@ package features
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -77,14 +78,27 @@ type Store struct {
 	pooledW, indexW *os.File
 }
 
-// DefaultRoot is where captioner extract puts feature stores unless told
-// otherwise: features/flickr8k under assets.CacheDir.
-func DefaultRoot() (string, error) {
+// DefaultRoot is where captioner extract puts the feature stores of dataset
+// data (train.data) unless told otherwise, under assets.CacheDir:
+// features/flickr8k for the assets' Flickr8k (data ""), and for a dataset of
+// one's own features/NAME-HASH, NAME its folder's or file's name and HASH its
+// absolute path's. Stores look features up by image name, and two datasets may
+// name different photos alike.
+func DefaultRoot(data string) (string, error) {
 	cache, err := assets.CacheDir()
 	if err != nil {
 		return "", fmt.Errorf("features: %w; or pass the feature root explicitly", err)
 	}
-	return filepath.Join(cache, "features", "flickr8k"), nil
+	name := "flickr8k"
+	if data != "" {
+		abs, err := filepath.Abs(data)
+		if err != nil {
+			return "", fmt.Errorf("features: %w", err)
+		}
+		sum := sha256.Sum256([]byte(abs))
+		name = strings.TrimSuffix(filepath.Base(abs), filepath.Ext(abs)) + "-" + hex.EncodeToString(sum[:4])
+	}
+	return filepath.Join(cache, "features", name), nil
 }
 
 // Dir is the store folder of encoder ID encoderID under root.

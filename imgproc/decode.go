@@ -297,7 +297,7 @@ func classify(format string, err error) error {
 	var ju jpeg.UnsupportedError
 	var pu png.UnsupportedError
 	if errors.Is(err, bmp.ErrUnsupported) { // the package names no variant
-		return &UnsupportedError{What: "a kind of BMP this decoder does not read (it reads uncompressed BMPs of 8-bit palette, 24 or 32 bits a pixel): save the image as PNG or JPEG"}
+		return &UnsupportedError{What: "a kind of BMP this decoder does not read (it reads uncompressed BMPs with a standard header: palettes of 1 to 8 bits, 24 or 32 bits a pixel): save the image as PNG or JPEG"}
 	}
 	if errors.As(err, &ju) || errors.As(err, &pu) {
 		return &UnsupportedError{What: err.Error()}

@@ -439,7 +439,7 @@ func TestUnsupportedBMPSaysWhatItReads(t *testing.T) {
 	binary.LittleEndian.PutUint16(b[26:], 1) // planes
 	binary.LittleEndian.PutUint16(b[28:], 16)
 	_, err := DecodeBytes(b, testLimits)
-	want := "imgproc: unsupported image format: a kind of BMP this decoder does not read (it reads uncompressed BMPs of 8-bit palette, 24 or 32 bits a pixel): save the image as PNG or JPEG; accepted formats are JPEG, PNG, GIF, BMP and WebP"
+	want := "imgproc: unsupported image format: a kind of BMP this decoder does not read (it reads uncompressed BMPs with a standard header: palettes of 1 to 8 bits, 24 or 32 bits a pixel): save the image as PNG or JPEG; accepted formats are JPEG, PNG, GIF, BMP and WebP"
 	if err == nil || err.Error() != want || !errors.Is(err, ErrUnsupported) {
 		t.Errorf("16-bit BMP: %v\nwant %s", err, want)
 	}

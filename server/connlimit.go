@@ -12,7 +12,7 @@ import (
 // connLimiter caps the connections the server keeps open (server.max_connections).
 // At the cap, a new connection takes the place of the one that has waited
 // longest without a request: a keep-alive between requests, or a connection
-// that has sent nothing yet. So neither idle keep-alives nor silent
+// whose first request's headers have not all arrived (net/http's StateNew). So neither idle keep-alives nor silent
 // connections (opened and left, up to server.read_header_timeout each) can
 // lock clients out. When every connection is in a request, the new one is
 // answered 503 and closed at once rather than left waiting in the kernel's

@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/server/web"
 )
 
@@ -112,13 +113,12 @@ func (s *Server) loopbackHost(c *gin.Context) {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	ip := net.ParseIP(host)
-	if host == "" || strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback() ||
+	if host == "" || config.LoopbackHost(host) ||
 		slices.ContainsFunc(s.cfg.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) }) {
 		return
 	}
 	apiError(c, http.StatusForbidden, fmt.Sprintf("Host %.64q is not this server's: it listens on loopback (server.addr) and answers localhost and loopback addresses; "+
-		"a reverse proxy on this machine that passes its own Host on names it in server.allowed_hosts", host))
+		"if a reverse proxy on this machine forwards its clients' Host, add %.64q to server.allowed_hosts (CAPTIONER_SERVER_ALLOWED_HOSTS)", host, host))
 }
 
 // noSniff keeps browsers from reading any answer (an uploaded image echoed in

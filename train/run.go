@@ -261,7 +261,11 @@ func (r *run) resume() error {
 		}
 	}
 	r.st = saved
-	fmt.Fprintf(o.Log, "resuming after epoch %d (step %d, best dev BLEU-4 %.4f at epoch %d)\n", saved.Epoch, saved.Step, saved.BestBLEU4, saved.BestEpoch)
+	best := fmt.Sprintf("dev BLEU-4 %.4f", saved.BestBLEU4)
+	if saved.BestBLEU4 < noFourGrams && saved.BestEpoch > 0 {
+		best = fmt.Sprintf("dev loss %.4f", saved.History[saved.BestEpoch-1].DevLoss)
+	}
+	fmt.Fprintf(o.Log, "resuming after epoch %d (step %d, best %s at epoch %d)\n", saved.Epoch, saved.Step, best, saved.BestEpoch)
 	return nil
 }
 

@@ -148,6 +148,7 @@ func TestExtractImagesSources(t *testing.T) {
 		{"a folder's image files", "", "all", filepath.Join(data, "images"), []imageFile{{"cafe.jpg", filepath.Join(data, "images", "cafe.jpg")}, {"dog.PNG", filepath.Join(data, "images", "dog.PNG")}, {"park.jpeg", filepath.Join(data, "images", "park.jpeg")}}},
 		{"karpathy train", kjson, "train", "", []imageFile{{"a.png", filepath.Join(kdir, "photos", "a.png")}}},
 		{"karpathy dev", kjson, "dev", "", []imageFile{{"b.jpg", filepath.Join(kdir, "b.jpg")}}},
+		{"karpathy, photos elsewhere", kjson, "train", other, []imageFile{{"a.png", filepath.Join(other, "photos", "a.png")}}},
 	} {
 		got, _, err := extractImages(cfgFor(tc.data), tc.split, tc.images, &bytes.Buffer{})
 		if err != nil {
@@ -180,7 +181,7 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	_, err = openFeaturesOf(w, root)
+	_, err = openFeaturesOf(w, root, "")
 	want := "features: no feature store in " + features.Dir(root, w.Config.ID()) + ": run `captioner extract --out " + root +
 		"` first (--grid for an attention model, --data for a dataset of your own)"
 	if err == nil || err.Error() != want {

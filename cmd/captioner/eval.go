@@ -189,7 +189,7 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 	if err != nil {
 		return nil, err
 	}
-	store, err := openFeaturesOf(w, cfg.Train.Features)
+	store, err := openFeaturesOf(w, cfg.Train.Features, cfg.Train.Data)
 	if err != nil {
 		return nil, err
 	}

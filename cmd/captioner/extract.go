@@ -48,7 +48,7 @@ Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
 	f.String("images", "", "images folder (default: the dataset's: --data's photos, else the assets folder's data/flickr8k/images)")
 	f.String("data", "", "dataset folder (flickr8k layout) or JSON file (karpathy); default <assets>/data/flickr8k")
 	f.String("dataset", "", "dataset format: flickr8k or karpathy (default train.dataset; a .json --data is karpathy)")
-	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k)")
+	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k, or features/NAME-HASH for --data's dataset)")
 	f.Bool("grid", false, "also store the 7x7x1280 grid (float16, 125 KB per image)")
 	f.Bool("mirror", false, "store the features of the photos flipped left to right (for train --mirror)")
 	f.Int("batch", 0, "images per device batch (default: decode.batch_size)")
@@ -76,10 +76,8 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "extract: %d images: %s\n", len(files), from)
-	if root == "" {
-		if root, err = features.DefaultRoot(); err != nil {
-			return err
-		}
+	if root, err = featureRoot(root, cfg.Train.Data); err != nil {
+		return err
 	}
 	enc, dev, err := loadEncoder(cfg, batch)
 	if err != nil {
@@ -323,11 +321,18 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 	default:
 		return nil, "", fmt.Errorf("--split %q: want all, train, dev or test", split)
 	}
-	files := make([]imageFile, len(imgs))
-	for i, img := range imgs {
-		files[i] = imageFile{Name: img.Name, Path: img.Path}
-		if imagesDir != "" {
-			files[i].Path = filepath.Join(imagesDir, img.Name)
+	files := imageFiles(imgs)
+	if imagesDir != "" {
+		for i, img := range imgs {
+			// The photo's path below the dataset's image root: a Karpathy
+			// file's filepath/filename, a Flickr8k folder's name.
+			rel := img.Name
+			if cfg.Train.Dataset == "karpathy" {
+				if rel, err = filepath.Rel(filepath.Dir(cfg.Train.Data), img.Path); err != nil {
+					return nil, "", err
+				}
+			}
+			files[i].Path = filepath.Join(imagesDir, rel)
 		}
 	}
 	from := fmt.Sprintf("split %s of dataset %s", split, ds.Name)
@@ -341,6 +346,15 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 		return nil, "", fmt.Errorf("no images in %s", from)
 	}
 	return files, from, nil
+}
+
+// imageFiles are the photos of a dataset's images, where the dataset says.
+func imageFiles(imgs []text.Image) []imageFile {
+	files := make([]imageFile, len(imgs))
+	for i, img := range imgs {
+		files[i] = imageFile{Name: img.Name, Path: img.Path}
+	}
+	return files
 }
 
 // folderImages lists the image files of dir (by extension, text.IsImageName),

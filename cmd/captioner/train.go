@@ -37,14 +37,15 @@ needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleanin
 (standard keeps every word, "a" too; seed is the seed notebook's). Features come from
 ` + "`captioner extract`" + ` (run it first). Everything goes to --out:
   checkpoint.safetensors  resumable state (atomic, checksummed) after every epoch
-  model/                  the epoch with the best dev BLEU-4 so far: decoder weights,
+  model/                  the epoch with the best dev BLEU-4 so far (dev loss while no
+                          dev 4-gram matches, on a small dataset): decoder weights,
                           config.json, vocab.json — a model folder for --model
   last/                   the same for the last epoch, whatever its score (the end of a
                           self-critical run, to average with its start: captioner average)
   curves.csv              loss and BLEU per epoch
   curves.png, curves.svg  the same as charts
 Stops after train.epochs, or after train.patience epochs without a better dev
-BLEU-4. After a crash or kill, run the same command with --resume.
+BLEU-4 (or dev loss). After a crash or kill, run the same command with --resume.
 
 --finetune-blocks N also trains the encoder's last N inverted-residual blocks and
 its head convolution, at --finetune-lr. The activations below them are computed
@@ -180,7 +181,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err := checkFrozenInit(tc.Init); err != nil {
 			return err
 		}
-		if photos, err = openFeatures(cfg.Assets, tc.Features); err != nil {
+		if photos, err = openFeatures(cfg.Assets, tc.Features, tc.Data); err != nil {
 			return err
 		}
 		defer photos.Close()
@@ -279,23 +280,29 @@ func flickr8kDir(assetsDir, data string) (string, error) {
 }
 
 // openFeatures opens the feature store of the default encoder in assetsDir
-// under root (extract's default root when empty).
-func openFeatures(assetsDir, root string) (*features.Store, error) {
+// under root (extract's default root for dataset data when empty).
+func openFeatures(assetsDir, root, data string) (*features.Store, error) {
 	w, err := encoder.LoadDefault(assetsDir)
 	if err != nil {
 		return nil, err
 	}
-	return openFeaturesOf(w, root)
+	return openFeaturesOf(w, root, data)
 }
 
-// openFeaturesOf opens the feature store of encoder weights w under root, for
-// a caller that needs the weights too.
-func openFeaturesOf(w *encoder.Weights, root string) (*features.Store, error) {
-	var err error
-	if root == "" {
-		if root, err = features.DefaultRoot(); err != nil {
-			return nil, err
-		}
+// featureRoot is root, or when it is empty extract's default for dataset data.
+func featureRoot(root, data string) (string, error) {
+	if root != "" {
+		return root, nil
+	}
+	return features.DefaultRoot(data)
+}
+
+// openFeaturesOf opens the feature store of encoder weights w under root (as
+// openFeatures), for a caller that needs the weights too.
+func openFeaturesOf(w *encoder.Weights, root, data string) (*features.Store, error) {
+	root, err := featureRoot(root, data)
+	if err != nil {
+		return nil, err
 	}
 	dir := features.Dir(root, w.Config.ID())
 	s, err := features.Open(dir)
@@ -386,7 +393,7 @@ func checkTeacher(tc config.Train) error {
 // may not show).
 func teacherCaptions(ctx context.Context, cfg *config.Config, dev gpu.Device, imgs []text.Image) ([][]string, error) {
 	dir := cfg.Train.Teacher
-	store, err := openFeatures(cfg.Assets, cfg.Train.Features)
+	store, err := openFeatures(cfg.Assets, cfg.Train.Features, cfg.Train.Data)
 	if err != nil {
 		return nil, fmt.Errorf("train.teacher: the teacher reads the cached features: %w", err)
 	}
@@ -483,20 +490,15 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 			}
 		}
 	}
-	root := tc.Features
-	if root == "" {
-		if root, err = features.DefaultRoot(); err != nil {
-			return nil, nil, err
-		}
+	root, err := featureRoot(tc.Features, tc.Data)
+	if err != nil {
+		return nil, nil, err
 	}
 	store, err := features.Create(features.Dir(root, id), features.Manifest{Encoder: id, Dim: w.Config.CutLen(first)})
 	if err != nil {
 		return nil, nil, err
 	}
-	files := make([]imageFile, len(imgs))
-	for i, img := range imgs {
-		files[i] = imageFile{Name: img.Name, Path: img.Path}
-	}
+	files := imageFiles(imgs)
 	const batch = 16
 	bottom, err := encoder.NewBottom(dev, w, first, batch)
 	if err != nil {
