@@ -30,12 +30,23 @@ type slowUpload struct {
 // body (it answers 100 Continue when it does).
 func startSlowUpload(t *testing.T, url string, length int) *slowUpload {
 	t.Helper()
+	return startSlowUploadFrom(t, url, length, "")
+}
+
+// startSlowUploadFrom is startSlowUpload for the client a proxy names in
+// X-Forwarded-For (none when empty).
+func startSlowUploadFrom(t *testing.T, url string, length int, client string) *slowUpload {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", length)
+	forwarded := ""
+	if client != "" {
+		forwarded = "X-Forwarded-For: " + client + "\r\n"
+	}
+	fmt.Fprintf(conn, "POST /v1/captions HTTP/1.1\r\nHost: x\r\n%sContent-Type: image/png\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", forwarded, length)
 	u := &slowUpload{t: t, conn: conn, rd: bufio.NewReader(conn)}
 	line, err := u.rd.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 Continue") {
@@ -146,6 +157,52 @@ func TestUploadBytesBudget(t *testing.T) {
 	if r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))); r.status != 200 {
 		t.Errorf("after the first upload ended: %d %s, want 200", r.status, r.body)
 	}
+}
+
+// One client holds at most a quarter of server.max_upload_bytes (at least one
+// largest body): another client's upload still fits while its own does not.
+// Clients are told apart by X-Forwarded-For from a trusted proxy.
+func TestUploadBudgetPerClient(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) {
+		c.Server.MaxBodyBytes = 64 << 10
+		c.Server.MaxUploadBytes = 1 << 20 // a quarter: 256 KiB
+		c.Server.TrustedProxies = []string{"127.0.0.1"}
+	})
+	var held []*slowUpload
+	for range 4 { // 4 x 62 KB of client 10.0.0.1's, 248 KB: just under its share
+		u := startSlowUploadFrom(t, ts.url, 63<<10, "10.0.0.1")
+		u.conn.Write(make([]byte, 62<<10))
+		held = append(held, u)
+	}
+	waitFor(t, "the client's bodies to be read", func() bool { return ts.uploads.used.Load() == 4*62<<10 })
+	post := func(client string) response {
+		req, _ := http.NewRequest("POST", ts.url+"/v1/captions", bytes.NewReader(make([]byte, 16<<10)))
+		req.Header.Set("Content-Type", "image/png")
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := response{status: resp.StatusCode, header: resp.Header}
+		r.body, _ = io.ReadAll(resp.Body)
+		json.Unmarshal(r.body, &r.json)
+		return r
+	}
+	post("10.0.0.1").wantError(t, 503, "this client is sending as much upload data as one client may hold at once (a quarter of server.max_upload_bytes, and at least server.max_body_bytes: 262144 bytes)")
+	// Another client's upload is read: its zeros are no image.
+	post("10.0.0.2").wantError(t, 415, "unsupported image format")
+	for _, u := range held {
+		u.conn.Close()
+	}
+	waitFor(t, "the bodies to be released", func() bool { return ts.uploads.used.Load() == 0 && ts.uploads.clients() == 0 })
+}
+
+// clients is how many client addresses hold upload bytes.
+func (u *uploadBudget) clients() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.byClient)
 }
 
 // The decoding of a request's images together is budgeted from their headers,

@@ -293,7 +293,7 @@ func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 		// (Expect: 100-continue) is told now, not after sending the limit's worth.
 		return nil, s.bodyTooLarge()
 	}
-	req := &request{body: newBodyReader(s, c.Writer, r)}
+	req := &request{body: newBodyReader(s, c)}
 	r.Body = req.body
 	// Options come from the query or the form, each at most once, and only
 	// the known ones: a misspelt option ("beams=5") would otherwise be ignored

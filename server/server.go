@@ -89,7 +89,7 @@ func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 		prepSlots:         make(chan struct{}, runtime.GOMAXPROCS(0)),
 		heavySlots:        make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		maxRequestDecoded: cfg.Image.MaxRequestDecodedBytes,
-		uploads:           &uploadBudget{max: cfg.Server.MaxUploadBytes},
+		uploads:           newUploadBudget(cfg.Server.MaxUploadBytes, cfg.Server.MaxBodyBytes),
 	}
 	s.metrics = newMetrics(s)
 	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, cfg.Server.LiveMaxPerClient, s.metrics)

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gin-gonic/gin"
 )
 
 // A request's body is read before the request takes a queue place, so that a
@@ -21,23 +24,48 @@ import (
 // first round trips and TCP slow start are not the client's fault.
 const uploadGrace = time.Second
 
-// uploadBudget counts the bytes of request bodies the server holds.
+// uploadBudget counts the bytes of request bodies the server holds, in all
+// and by client address: one client may hold a quarter of them (and always one
+// largest body), so that a few uploads sent fast and then trickled at the
+// minimum rate cannot hold all of it for read_timeout.
 type uploadBudget struct {
-	max  int64
-	used atomic.Int64
+	max, perClient int64
+	used           atomic.Int64
+
+	mu       sync.Mutex
+	byClient map[string]int64
 }
 
-// take counts n more bytes, or returns false (counting nothing) when they do
-// not fit.
-func (u *uploadBudget) take(n int64) bool {
-	if u.used.Add(n) > u.max {
-		u.used.Add(-n)
-		return false
+func newUploadBudget(total, maxBody int64) *uploadBudget {
+	return &uploadBudget{max: total, perClient: max(total/4, maxBody), byClient: map[string]int64{}}
+}
+
+// take counts n more bytes of client's, or returns the *httpError of the limit
+// they would pass, counting nothing.
+func (u *uploadBudget) take(client string, n int64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.used.Load()+n > u.max {
+		return &httpError{status: http.StatusServiceUnavailable, retryAfter: time.Second, msg: fmt.Sprintf(
+			"the server is receiving as much upload data as it holds at once (server.max_upload_bytes, %d bytes); retry in a moment", u.max)}
 	}
-	return true
+	if u.byClient[client]+n > u.perClient {
+		return &httpError{status: http.StatusServiceUnavailable, retryAfter: time.Second, msg: fmt.Sprintf(
+			"this client is sending as much upload data as one client may hold at once (a quarter of server.max_upload_bytes, and at least server.max_body_bytes: %d bytes); retry when its other uploads are done", u.perClient)}
+	}
+	u.used.Add(n)
+	u.byClient[client] += n
+	return nil
 }
 
-func (u *uploadBudget) give(n int64) { u.used.Add(-n) }
+func (u *uploadBudget) give(client string, n int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.used.Add(-n)
+	if u.byClient[client] -= n; u.byClient[client] <= 0 {
+		delete(u.byClient, client)
+	}
+}
 
 // bodyReader is a request body held to the minimum upload rate, the read
 // timeout and a limit on stalls. Before each read it sets the connection's read
@@ -56,15 +84,17 @@ type bodyReader struct {
 	stall    time.Duration // server.read_header_timeout: the longest wait for more bytes
 	minRate  int           // bytes per second
 	budget   *uploadBudget
-	n        int64 // bytes read, and held against the budget
-	failed   error // the *httpError that ended the body, if one did
+	client   string // the client's address, as the budget counts it
+	n        int64  // bytes read, and held against the budget
+	failed   error  // the *httpError that ended the body, if one did
 }
 
-func newBodyReader(s *Server, w http.ResponseWriter, r *http.Request) *bodyReader {
+func newBodyReader(s *Server, c *gin.Context) *bodyReader {
 	now := time.Now()
 	return &bodyReader{
-		body:     http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes),
-		rc:       http.NewResponseController(w),
+		body:     http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes),
+		rc:       http.NewResponseController(c.Writer),
+		client:   c.ClientIP(),
 		start:    now,
 		deadline: now.Add(s.cfg.ReadTimeout),
 		stall:    s.cfg.ReadHeaderTimeout,
@@ -84,10 +114,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	// read without them.
 	b.rc.SetReadDeadline(due)
 	n, err := b.body.Read(p)
-	if n > 0 && !b.budget.take(int64(n)) {
-		b.failed = &httpError{status: http.StatusServiceUnavailable, retryAfter: time.Second, msg: fmt.Sprintf(
-			"the server is receiving as much upload data as it holds at once (server.max_upload_bytes, %d bytes); retry in a moment", b.budget.max)}
-		return 0, b.failed
+	if n > 0 {
+		if err := b.budget.take(b.client, int64(n)); err != nil {
+			b.failed = err
+			return 0, b.failed
+		}
 	}
 	b.n += int64(n)
 	switch {
@@ -130,7 +161,7 @@ const maxEpilogueBytes = 4 << 10
 // release gives the body's bytes back to the budget once its images are
 // decoded (or refused); it may be called again.
 func (b *bodyReader) release() {
-	b.budget.give(b.n)
+	b.budget.give(b.client, b.n)
 	b.n = 0
 }
 
