@@ -74,8 +74,10 @@ type Server struct {
 	// cannot reach the server by DNS rebinding.
 	AllowedHosts []string `mapstructure:"allowed_hosts"`
 	// MaxConnections caps open client connections, so they cannot exhaust file
-	// descriptors and memory: at the cap a new one replaces the longest-idle
-	// keep-alive, or is answered 503 when every connection is in a request.
+	// descriptors and memory: at the cap a new one replaces the connection
+	// waiting longest without a request (an idle keep-alive, or one that has
+	// not sent its request yet), or is answered 503 when every connection is in
+	// a request.
 	MaxConnections int `mapstructure:"max_connections"`
 	// Live is who may watch /live, which shows every upload's thumbnail, filename
 	// and caption: off, public, token (viewers present server.live_token), or auto
