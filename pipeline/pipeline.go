@@ -302,6 +302,25 @@ func (p *Pipeline) fineTuned() []*served {
 	return out
 }
 
+// modelName is the name a request picks the model in dir by: the folder's
+// name, except for the folders train writes (OUT/model, the selected epoch,
+// and OUT/last), which are named after their run (OUT, OUT-last), so that two
+// trained runs can be served side by side.
+func modelName(dir string) string {
+	dir = filepath.Clean(dir)
+	base, run := filepath.Base(dir), filepath.Base(filepath.Dir(dir))
+	if run == "." || run == string(filepath.Separator) || run == ".." {
+		return base
+	}
+	switch base {
+	case "model":
+		return run
+	case "last":
+		return run + "-last"
+	}
+	return base
+}
+
 // loadModel loads the caption model in dir onto p.dev, checking that it reads
 // what the encoder w gives.
 func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
@@ -313,7 +332,7 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
-	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: filepath.Base(filepath.Clean(dir)),
+	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: modelName(dir),
 		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
 	fail := func(err error) (served, error) {
 		dec.Close()

@@ -489,3 +489,23 @@ func TestInt8Encoder(t *testing.T) {
 		}
 	}
 }
+
+// TestModelName: a model is named after its folder, and a trained run's model
+// and last epoch after the run.
+func TestModelName(t *testing.T) {
+	for dir, want := range map[string]string{
+		"models/flickr8k-attention": "flickr8k-attention",
+		"/srv/models/mine/":         "mine",
+		"runs/mine/model":           "mine",
+		"runs/mine/last":            "mine-last",
+		"/runs/other/model/":        "other",
+		"model":                     "model",
+		"/model":                    "model",
+		"runs/mine/model/../last":   "mine-last",
+		"runs/flickr8k-merge-lstm":  "flickr8k-merge-lstm",
+	} {
+		if got := modelName(dir); got != want {
+			t.Errorf("modelName(%q) = %q, want %q", dir, got, want)
+		}
+	}
+}
