@@ -12,9 +12,9 @@ import (
 // connLimiter caps the connections the server keeps open (server.max_connections).
 // At the cap, a new connection takes the place of the one that has waited
 // longest without a request: a keep-alive between requests, or a connection
-// whose first request's headers have not all arrived (net/http's StateNew). So neither idle keep-alives nor silent
-// connections (opened and left, up to server.read_header_timeout each) can
-// lock clients out. When every connection is in a request, the new one is
+// whose first request's headers have not all arrived (net/http's StateNew).
+// So neither idle keep-alives nor silent connections (opened and left, up to
+// server.read_header_timeout each) can lock clients out. When every connection is in a request, the new one is
 // answered 503 and closed at once rather than left waiting in the kernel's
 // backlog, so its client learns why and when to retry.
 type connLimiter struct {
@@ -22,9 +22,15 @@ type connLimiter struct {
 	refusal chan struct{} // bounds the goroutines answering refused connections
 	metrics *metrics
 
-	mu     sync.Mutex
-	idle   map[*limitedConn]time.Time // connections between requests, and since when
-	silent map[*limitedConn]time.Time // connections with no request yet, and since when
+	mu      sync.Mutex
+	waiting map[*limitedConn]waiting // connections without a request: since when, and in which state
+}
+
+// waiting is a connection between requests (http.StateIdle) or before its
+// first (http.StateNew), since a time.
+type waiting struct {
+	state http.ConnState
+	since time.Time
 }
 
 // maxRefusing bounds the refused connections being answered at once; beyond it
@@ -43,7 +49,7 @@ var refusalResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 
 func newConnLimiter(max int, m *metrics) *connLimiter {
 	return &connLimiter{slots: make(chan struct{}, max), refusal: make(chan struct{}, maxRefusing), metrics: m,
-		idle: map[*limitedConn]time.Time{}, silent: map[*limitedConn]time.Time{}}
+		waiting: map[*limitedConn]waiting{}}
 }
 
 // listen wraps ln so that its connections count against the cap.
@@ -58,13 +64,10 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.idle, lc)
-	delete(l.silent, lc)
-	switch st {
-	case http.StateIdle:
-		l.idle[lc] = time.Now()
-	case http.StateNew:
-		l.silent[lc] = time.Now()
+	if st == http.StateIdle || st == http.StateNew {
+		l.waiting[lc] = waiting{st, time.Now()}
+	} else {
+		delete(l.waiting, lc)
 	}
 }
 
@@ -77,15 +80,12 @@ func (l *connLimiter) admit() bool {
 	l.mu.Lock()
 	var idlest *limitedConn
 	var since time.Time
-	for _, waiting := range []map[*limitedConn]time.Time{l.idle, l.silent} {
-		for c, t := range waiting {
-			if idlest == nil || t.Before(since) {
-				idlest, since = c, t
-			}
+	for c, w := range l.waiting {
+		if idlest == nil || w.since.Before(since) {
+			idlest, since = c, w.since
 		}
 	}
-	delete(l.idle, idlest)
-	delete(l.silent, idlest)
+	delete(l.waiting, idlest)
 	l.mu.Unlock()
 	if idlest == nil {
 		return false

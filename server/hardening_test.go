@@ -256,16 +256,21 @@ func rawGet(t *testing.T, conn net.Conn, r *bufio.Reader, path string) (*http.Re
 }
 
 // idleConns is how many connections are between requests.
-func (l *connLimiter) idleConns() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.idle)
-}
+func (l *connLimiter) idleConns() int { return l.countWaiting(http.StateIdle) }
 
-func (l *connLimiter) silentConns() int {
+// silentConns is how many connections have not sent their first request.
+func (l *connLimiter) silentConns() int { return l.countWaiting(http.StateNew) }
+
+func (l *connLimiter) countWaiting(st http.ConnState) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.silent)
+	n := 0
+	for _, w := range l.waiting {
+		if w.state == st {
+			n++
+		}
+	}
+	return n
 }
 
 // rawConn is a client connection read with its own buffer.
