@@ -262,7 +262,7 @@ func (r *run) resume() error {
 	}
 	r.st = saved
 	best := fmt.Sprintf("dev BLEU-4 %.4f", saved.BestBLEU4)
-	if saved.BestBLEU4 < noFourGrams && saved.BestEpoch > 0 {
+	if saved.bestByLoss() {
 		best = fmt.Sprintf("dev loss %.4f", saved.History[saved.BestEpoch-1].DevLoss)
 	}
 	fmt.Fprintf(o.Log, "resuming after epoch %d (step %d, best %s at epoch %d)\n", saved.Epoch, saved.Step, best, saved.BestEpoch)
@@ -361,7 +361,7 @@ func (r *run) selectModel(stats EpochStats) (string, error) {
 	if !r.st.record(stats, r.o.Patience) {
 		if r.st.Stopped {
 			what := "dev BLEU-4"
-			if r.st.BestBLEU4 < noFourGrams {
+			if r.st.bestByLoss() {
 				what = "dev loss (no dev 4-gram has matched)"
 			}
 			return fmt.Sprintf(" (no better %s for %d epochs: stopping)", what, r.o.Patience), nil
@@ -431,6 +431,10 @@ func better(a, b EpochStats) bool {
 	}
 	return a.DevLoss < b.DevLoss
 }
+
+// bestByLoss says whether dev loss chose the best epoch (better): no dev
+// 4-gram matched in it, nor in any epoch so far.
+func (st *state) bestByLoss() bool { return st.BestEpoch > 0 && st.BestBLEU4 < noFourGrams }
 
 // report writes the epoch's log line and the curves so far.
 func (r *run) report(stats EpochStats, note string) error {
