@@ -1,7 +1,10 @@
 // Command mentionrate measures, on a photo set, how often captions name what
 // the encoder recognises (issue 14's mention rate): of the photos whose top
 // tag has probability >= --threshold, the share whose caption names the
-// tag's noun or a synonym (tags.Mentions).
+// tag's noun or a synonym (tags.Mentions). With --set it also counts, over
+// every photo, the captions that name the photo's expected noun and those that
+// name a confident top tag that is not it: naming a tag is only right when the
+// tag is.
 //
 // It reads the JSON of `captioner classify --top 1001 --json` (all 1001
 // probabilities, so the tags' sums are exact) and of `captioner caption
@@ -84,6 +87,10 @@ func run(w io.Writer, classifyPath, captionsPath, setPath string, threshold floa
 
 	var photos []tags.Captioned
 	right, sure := 0, 0
+	// Against the set's expected nouns, over every photo: captions that name
+	// what the photo shows, and captions that name a confident top tag that
+	// is not it (a misrecognition written into the sentence).
+	namesExpected, namesWrongTag, judged := 0, 0, 0
 	fmt.Fprintln(w, "| photo | top tag | prob | caption | names it |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- |")
 	for _, c := range cls {
@@ -104,6 +111,15 @@ func run(w io.Writer, classifyPath, captionsPath, setPath string, threshold floa
 		}
 		photos = append(photos, tags.Captioned{Caption: caption, Tags: ts})
 		top := ts[0]
+		if want, ok := expected[filepath.Base(c.Image)]; ok {
+			judged++
+			if tags.Mentions(caption, want) {
+				namesExpected++
+			}
+			if top.Prob >= threshold && tags.Mentions(caption, top.Noun) && !tags.Mentions(want, top.Noun) {
+				namesWrongTag++
+			}
+		}
 		names := "-"
 		if top.Prob >= threshold {
 			names = "no"
@@ -123,6 +139,8 @@ func run(w io.Writer, classifyPath, captionsPath, setPath string, threshold floa
 	fmt.Fprintf(w, "\n%d photos; %d with a top tag at prob >= %.2f; their captions name the tag's noun in %d: mention rate %s\n", len(photos), e, threshold, m, percent(m, e))
 	if setPath != "" {
 		fmt.Fprintf(w, "those top tags are the photo's expected noun in %d of %d (%s)\n", right, sure, percent(right, sure))
+		fmt.Fprintf(w, "captions naming the photo's expected noun: %d of %d (%s); naming a top tag at prob >= %.2f that is not it: %d\n",
+			namesExpected, judged, percent(namesExpected, judged), threshold, namesWrongTag)
 	}
 	return nil
 }

@@ -88,19 +88,24 @@ func TestRun(t *testing.T) {
 		}
 		return path
 	}
-	// 286 Egyptian cat, 282 tabby, 968 espresso, 340 sorrel.
+	// 286 Egyptian cat, 282 tabby, 968 espresso, 340 sorrel, 209 Labrador
+	// retriever. The goat tagged as a dog and captioned "dog" is a confident
+	// misrecognition written into the caption.
 	classify := write("classify.json", `[
 		{"image": "set/cat.jpg", "labels": [{"label": "Egyptian cat", "index": 286, "prob": 0.5}, {"label": "tabby", "index": 282, "prob": 0.3}]},
 		{"image": "set/espresso.jpg", "labels": [{"label": "espresso", "index": 968, "prob": 0.98}]},
-		{"image": "set/horse.jpg", "labels": [{"label": "sorrel", "index": 340, "prob": 0.4}]}
+		{"image": "set/horse.jpg", "labels": [{"label": "sorrel", "index": 340, "prob": 0.4}]},
+		{"image": "set/goat.jpg", "labels": [{"label": "Labrador retriever", "index": 209, "prob": 0.9}]}
 	]`)
 	captions := write("captions.json", `[
 		{"image": "set/espresso.jpg", "caption": "little girl is playing in the sand", "score": -1},
 		{"image": "set/cat.jpg", "caption": "a kitten sleeps on a bed", "score": -1},
-		{"image": "set/horse.jpg", "caption": "black dog is running on the beach", "score": -1}
+		{"image": "set/horse.jpg", "caption": "black dog is running on the beach", "score": -1},
+		{"image": "set/goat.jpg", "caption": "A dog stands on a rock.", "score": -1}
 	]`)
 	set := write("README.md", "## Photos\n\n| file | package | path | licence | shows | noun |\n| --- | --- | --- | --- | --- | --- |\n"+
-		"| cat.jpg | p | /a | CC0 | a cat | cat |\n| espresso.jpg | p | /b | CC0 | a cup of coffee | cup |\n| horse.jpg | p | /c | CC0 | a horse | horse |\n")
+		"| cat.jpg | p | /a | CC0 | a cat | cat |\n| espresso.jpg | p | /b | CC0 | a cup of coffee | cup |\n| horse.jpg | p | /c | CC0 | a horse | horse |\n"+
+		"| goat.jpg | p | /d | CC0 | a goat on a rock | goat |\n")
 	var out strings.Builder
 	if err := run(&out, classify, captions, set, 0.6); err != nil {
 		t.Fatal(err)
@@ -110,9 +115,11 @@ func TestRun(t *testing.T) {
 | cat.jpg | cat (Egyptian cat) | 0.80 | a kitten sleeps on a bed | yes |
 | espresso.jpg | coffee (espresso) | 0.98 | little girl is playing in the sand | no |
 | horse.jpg | horse (sorrel) | 0.40 | black dog is running on the beach | - |
+| goat.jpg | dog (Labrador retriever) | 0.90 | A dog stands on a rock. | yes |
 
-3 photos; 2 with a top tag at prob >= 0.60; their captions name the tag's noun in 1: mention rate 50.0%
-those top tags are the photo's expected noun in 1 of 2 (50.0%)
+4 photos; 3 with a top tag at prob >= 0.60; their captions name the tag's noun in 2: mention rate 66.7%
+those top tags are the photo's expected noun in 1 of 3 (33.3%)
+captions naming the photo's expected noun: 1 of 4 (25.0%); naming a top tag at prob >= 0.60 that is not it: 1
 `
 	if out.String() != want {
 		t.Errorf("run printed\n%s\nwant\n%s", out.String(), want)
