@@ -55,7 +55,8 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				}
 				ns, lp, alpha := step(b.s, prev)
 				for w, v := range lp {
-					if int32(w) != o.End && repeatsAnNGram(append(slices.Clone(b.toks), int32(w)), o.NoRepeat) {
+					if seq := append(slices.Clone(b.toks), int32(w)); int32(w) != o.End &&
+						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && coordinatesItself(seq, o.Coordination)) {
 						continue
 					}
 					if int32(w) == o.End && len(b.toks) == 0 {
@@ -97,6 +98,19 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 	}
 	sort.SliceStable(done, func(i, j int) bool { return done[i].Score > done[j].Score })
 	return done
+}
+
+// coordinatesItself says whether seq ends "X and X" or "X and A X", A one of
+// c's articles.
+func coordinatesItself(seq []int32, c Coordination) bool {
+	n := len(seq)
+	if c.And == 0 {
+		return false
+	}
+	if n >= 3 && seq[n-2] == c.And && seq[n-3] == seq[n-1] {
+		return true
+	}
+	return n >= 4 && seq[n-3] == c.And && slices.Contains(c.Articles[:], seq[n-2]) && seq[n-4] == seq[n-1]
 }
 
 // repeatsAnNGram says whether seq ends with an n-gram it has already said,

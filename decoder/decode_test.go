@@ -232,16 +232,8 @@ func testBeamSearch(t *testing.T, c Config) {
 func TestNoRepeatSearchStaysExact(t *testing.T) {
 	c := tinyConfig()
 	c.Vocab = 10
-	dev := openCPU(t)
-	m, host := randomModel(t, dev, c, 5, 0.9)
-	ref := newRefDecoder(m.Cfg, host)
-	rng := rand.New(rand.NewPCG(56, 78))
-	const B = 40
+	m, ref, feats := smallVocabModel(t, c, 56)
 	F := c.InputDim()
-	feats := make([]float32, B*F)
-	for i := range feats {
-		feats[i] = float32(rng.NormFloat64())
-	}
 	for _, k := range []int{2, 3} {
 		o := DecodeOptions{Start: 1, End: 2, MaxLen: 14, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: 2}
 		got := generate(t, m, feats, o)
@@ -254,6 +246,18 @@ func TestNoRepeatSearchStaysExact(t *testing.T) {
 			}
 		}
 	}
+}
+
+// smallVocabModel is a random model of c, whose few words it repeats, with
+// its reference decoder and 40 images' random features from seed.
+func smallVocabModel(t *testing.T, c Config, seed uint64) (*Model, *refDecoder, []float32) {
+	m, host := randomModel(t, openCPU(t), c, 5, 0.9)
+	rng := rand.New(rand.NewPCG(seed, seed+22))
+	feats := make([]float32, 40*c.InputDim())
+	for i := range feats {
+		feats[i] = float32(rng.NormFloat64())
+	}
+	return m, newRefDecoder(m.Cfg, host), feats
 }
 
 // saysABigramTwice says whether some two consecutive tokens occur twice in
@@ -547,5 +551,45 @@ func sameAlone(t *testing.T, m *Model, feats []float32, o DecodeOptions, batched
 		if !sameHyp(batched[b][0], alone[0]) {
 			t.Errorf("beam %d, image %d: batched %v, alone %v", o.Beam, b, batched[b][0], alone[0])
 		}
+	}
+}
+
+// TestNoRepeatKeepsXAndXOut: with the vocabulary's "and" and articles in
+// Coordination, no caption says "X and X" or "X and A X", and the searches
+// still find the naive reference's captions under that ban. Without them the
+// test model says such things (the premise), as the shipped models did.
+func TestNoRepeatKeepsXAndXOut(t *testing.T) { bothArchs(t, testNoRepeatKeepsXAndXOut) }
+
+func testNoRepeatKeepsXAndXOut(t *testing.T, c Config) {
+	c.Vocab = 8
+	m, ref, feats := smallVocabModel(t, c, 3)
+	F := c.InputDim()
+	coord := Coordination{And: 4, Articles: [3]int32{5, 6, 0}}
+	says := map[bool]int{} // by whether the ban is on: captions coordinating a word with itself
+	for _, on := range []bool{false, true} {
+		for _, k := range []int{1, 3} {
+			o := DecodeOptions{Start: 1, End: 2, MaxLen: 12, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: 2}
+			if on {
+				o.Coordination = coord
+			}
+			got := generate(t, m, feats, o)
+			for b := range got {
+				want := ref.beam(feats[b*F:(b+1)*F], o)
+				for i, h := range got[b] {
+					if i >= len(want) || !sameHyp(h, want[i]) {
+						t.Fatalf("ban %v K=%d image %d hypothesis %d: got %v, reference %v", on, k, b, i, h, want)
+					}
+					for j := range h.Tokens {
+						if coordinatesItself(h.Tokens[:j+1], coord) {
+							says[on]++
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	if says[false] == 0 || says[true] != 0 {
+		t.Errorf("captions saying X and X, without and with the ban: %d, %d; want some, then none", says[false], says[true])
 	}
 }

@@ -58,6 +58,7 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // search over those nouns, and keeps the plain caption only when no caption
 // naming them fits in max_len words.
 func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
+	p.Coordination = coordination(d.Vocab)
 	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
 	if err != nil {
 		return nil, err
@@ -132,6 +133,18 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		out[i] = r
 	}
 	return out, nil
+}
+
+// coordination is v's ids of the words decoder.Coordination names, 0 for
+// those v lacks.
+func coordination(v Vocab) decoder.Coordination {
+	id := func(w string) int32 {
+		if i := v.ID(w); i != text.UnkID {
+			return int32(i)
+		}
+		return 0
+	}
+	return decoder.Coordination{And: id("and"), Articles: [3]int32{id("a"), id("an"), id("the")}}
 }
 
 // above is the prefix of ts (most probable first) at least threshold probable.

@@ -247,3 +247,14 @@ func TestTaggerPoolsGrids(t *testing.T) {
 		}
 	}
 }
+
+// coordination finds the vocabulary's "and" and articles for the decoder's
+// "X and X" ban, 0 for a word the vocabulary lacks ("an" here).
+func TestCoordinationFromVocab(t *testing.T) {
+	v := text.BuildVocab([][]string{{"a", "dog", "and", "the", "cat"}}, 1)
+	got := coordination(v)
+	want := decoder.Coordination{And: int32(v.ID("and")), Articles: [3]int32{int32(v.ID("a")), 0, int32(v.ID("the"))}}
+	if got != want || want.And == 0 || want.Articles[0] == 0 || want.Articles[2] == 0 {
+		t.Errorf("coordination = %+v, want %+v with non-zero ids for and, a, the", got, want)
+	}
+}
