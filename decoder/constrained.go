@@ -27,15 +27,26 @@ const MaxConstraints = 3
 // keeps its state. All B × 2^C × K rows (C the most constraints of any image)
 // run as one device batch.
 //
+// avoid, when not nil, lists per image tokens its captions never say (guided
+// decoding's nouns the classifier rules out), whatever their probability.
+//
 // It returns, per image, up to NBest hypotheses that meet all of the image's
 // constraints, best first; none when no such caption fits in MaxLen words. An
-// image without constraints gets exactly Generate's beam search.
-func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions, cons [][]Constraint) ([][]Hypothesis, error) {
+// image without constraints or tokens to avoid gets exactly Generate's beam
+// search.
+func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions, cons [][]Constraint, avoid [][]int32) ([][]Hypothesis, error) {
 	if err := m.checkInputs(feats, B, o); err != nil {
 		return nil, err
 	}
-	if len(cons) != B {
-		return nil, fmt.Errorf("decoder: constraints for %d images, want %d", len(cons), B)
+	if len(cons) != B || avoid != nil && len(avoid) != B {
+		return nil, fmt.Errorf("decoder: constraints for %d images and tokens to avoid for %d, want %d (avoid may be nil)", len(cons), len(avoid), B)
+	}
+	for b, ts := range avoid {
+		for _, t := range ts {
+			if t < 0 || int(t) >= m.Cfg.Vocab || t == o.End || slices.ContainsFunc(cons[b], func(c Constraint) bool { return slices.Contains(c, t) }) {
+				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is outside the vocabulary (0..%d), <end> or a constraint's", b, t, m.Cfg.Vocab-1)
+			}
+		}
 	}
 	C := 0
 	for b, cs := range cons {
@@ -55,7 +66,7 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o
 		C = max(C, len(cs))
 	}
 	S := 1 << C
-	return constrainedBeam(ctx, m.dev, m.stepper(feats, B, S*o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o, cons, S)
+	return constrainedBeam(ctx, m.dev, m.stepper(feats, B, S*o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o, cons, avoid, S)
 }
 
 // tokenBits is a token that meets constraints: bit j of bits is constraint j.
@@ -69,8 +80,9 @@ type tokenBits struct {
 // set of met constraints); the device runs the images still searching, one
 // row each at the first step. With S = 1
 // and no constraints it is plain beam search (beam). L is the regions attended
-// over, for the weights DecodeOptions.Attention asks for.
-func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, S int) ([][]Hypothesis, error) {
+// over, for the weights DecodeOptions.Attention asks for; avoid (nil, or per
+// image) the tokens an image's captions never say.
+func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, avoid [][]int32, S int) ([][]Hypothesis, error) {
 	K := o.Beam
 	SK := S * K
 	R := B * SK
@@ -124,8 +136,12 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	// Per row, 2K candidates that keep its state after leaving out the
 	// constraint tokens among them, as beam has after K finish, and the
 	// tokens it may not say next (bans: DecodeOptions.forbidden, at most
-	// MaxLen of them).
-	most := min(2*K+maxTok+o.MaxLen, V)
+	// MaxLen of them, and the image's tokens to avoid).
+	maxAvoid := 0
+	for _, ts := range avoid {
+		maxAvoid = max(maxAvoid, len(ts))
+	}
+	most := min(2*K+maxTok+o.MaxLen+maxAvoid, V)
 	idx, val := make([]int32, R*most), make([]float32, R*most)
 	bans := make([][]int32, R)
 	src := make([]int32, R)
@@ -154,6 +170,9 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 			for k := 0; k < per; k++ {
 				r := b*SK + k
 				bans[r] = o.forbidden(rows[r].tokens)
+				if avoid != nil {
+					bans[r] = append(bans[r], avoid[b]...)
+				}
 				banned = max(banned, len(bans[r]))
 			}
 		}

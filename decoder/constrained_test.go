@@ -14,8 +14,8 @@ import (
 // constraints moves the hypothesis to the state with them met; each state
 // keeps its K best, and a hypothesis ending in <end> among them is finished;
 // the answers are the all-met state's finished captions. Without constraints
-// it is textbook beam search.
-func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constraint) []Hypothesis {
+// it is textbook beam search. No hypothesis says a token of avoid.
+func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constraint, avoid []int32) []Hypothesis {
 	step, s0 := r.begin(feat)
 	type beamT struct {
 		s      refState
@@ -56,7 +56,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				ns, lp, alpha := step(b.s, prev)
 				for w, v := range lp {
 					if seq := append(slices.Clone(b.toks), int32(w)); int32(w) != o.End &&
-						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && coordinatesItself(seq, o.Coordination)) {
+						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && coordinatesItself(seq, o.Coordination) || slices.Contains(avoid, int32(w))) {
 						continue
 					}
 					if int32(w) == o.End && len(b.toks) == 0 {
@@ -134,13 +134,13 @@ func repeatsAnNGram(seq []int32, n int) bool {
 	return false
 }
 
-func generateConstrained(t *testing.T, m *Model, feats []float32, o DecodeOptions, cons [][]Constraint) [][]Hypothesis {
+func generateConstrained(t *testing.T, m *Model, feats []float32, o DecodeOptions, cons [][]Constraint, avoid [][]int32) [][]Hypothesis {
 	t.Helper()
 	dev := m.Device()
 	buf := dev.Alloc(len(feats))
 	defer dev.Free(buf)
 	dev.Upload(buf, feats)
-	hyps, err := m.GenerateConstrained(context.Background(), buf, len(feats)/m.Cfg.InputDim(), o, cons)
+	hyps, err := m.GenerateConstrained(context.Background(), buf, len(feats)/m.Cfg.InputDim(), o, cons, avoid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +150,8 @@ func generateConstrained(t *testing.T, m *Model, feats []float32, o DecodeOption
 // With constraints the batched search matches the naive one per image, and
 // every answer contains a token of every constraint. The images have
 // different numbers of constraints, so one batch mixes 1, 2 and 4 states.
+// With tokens to avoid as well, no answer says one, and the captions that
+// change are still the naive search's.
 func TestConstrainedMatchesNaiveReference(t *testing.T) { bothArchs(t, testConstrained) }
 
 func testConstrained(t *testing.T, c Config) {
@@ -163,14 +165,30 @@ func testConstrained(t *testing.T, c Config) {
 		{{5}, {6}},
 		{{4, 7}, {8}},
 	}
-	changed, same, all := 0, 0, 0
-	for _, kr := range [][2]int{{1, 0}, {2, 0}, {3, 0}, {2, 2}, {3, 2}, {3, 3}} {
+	avoid := [][]int32{{5}, nil, {7, 8}, {4}, {3}}
+	changed, same, all, avoided := 0, 0, 0, 0
+	for _, kr := range [][3]int{{1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {2, 2, 0}, {3, 2, 0}, {3, 3, 0}, {1, 0, 1}, {3, 2, 1}} {
 		k := kr[0]
 		o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: kr[1]}
 		plain := generate(t, m, feats, o)
-		got := generateConstrained(t, m, feats, o, cons)
+		var av [][]int32
+		if kr[2] == 1 {
+			av = avoid
+		}
+		got := generateConstrained(t, m, feats, o, cons, av)
+		withoutAvoid := got
+		if av != nil {
+			withoutAvoid = generateConstrained(t, m, feats, o, cons, nil)
+		}
 		for b := range got {
-			want := ref.constrained(feats[b*F:(b+1)*F], o, cons[b])
+			var avb []int32
+			if av != nil {
+				avb = av[b]
+				if len(got[b]) > 0 && len(withoutAvoid[b]) > 0 && !slices.Equal(got[b][0].Tokens, withoutAvoid[b][0].Tokens) {
+					avoided++
+				}
+			}
+			want := ref.constrained(feats[b*F:(b+1)*F], o, cons[b], avb)
 			if len(got[b]) != min(len(want), k) {
 				t.Fatalf("K=%d image %d: %d hypotheses, reference %d", k, b, len(got[b]), len(want))
 			}
@@ -192,6 +210,9 @@ func testConstrained(t *testing.T, c Config) {
 						t.Errorf("K=%d image %d hypothesis %v misses constraint %d %v", k, b, h.Tokens, j, c)
 					}
 				}
+				if slices.ContainsFunc(h.Tokens, func(tok int32) bool { return slices.Contains(avb, tok) }) {
+					t.Errorf("K=%d image %d hypothesis %v says a token of %v", k, b, h.Tokens, avb)
+				}
 			}
 			if len(got[b]) > 0 && !slices.Equal(got[b][0].Tokens, plain[b][0].Tokens) {
 				changed++
@@ -200,6 +221,9 @@ func testConstrained(t *testing.T, c Config) {
 	}
 	if changed == 0 {
 		t.Error("no constraint changed a caption; the test constrains nothing the model avoids")
+	}
+	if avoided == 0 {
+		t.Error("no token to avoid changed a caption; the test bans nothing the model says")
 	}
 	if same < all*9/10 {
 		t.Errorf("only %d of %d hypotheses are the reference's token for token", same, all)
@@ -211,7 +235,7 @@ func testConstrained(t *testing.T, c Config) {
 func TestConstrainedWithoutRoomHasNoAnswer(t *testing.T) {
 	m, _, feats := peakedModel(t, tinyConfig())
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 1, Beam: 2, NBest: 1}
-	got := generateConstrained(t, m, feats[:m.Cfg.InputDim()], o, [][]Constraint{{{5}, {6}}})
+	got := generateConstrained(t, m, feats[:m.Cfg.InputDim()], o, [][]Constraint{{{5}, {6}}}, nil)
 	if len(got[0]) != 0 {
 		t.Errorf("got %v, want no hypothesis", got[0])
 	}
@@ -223,18 +247,23 @@ func TestConstrainedErrors(t *testing.T) {
 	defer m.Device().Free(buf)
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2}
 	for _, tc := range []struct {
-		cons [][]Constraint
-		want string
+		cons  [][]Constraint
+		avoid [][]int32
+		want  string
 	}{
-		{make([][]Constraint, 4), "decoder: constraints for 4 images, want 5"},
-		{[][]Constraint{nil, {{3}, {4}, {5}, {6}}, nil, nil, nil}, "decoder: image 1 has 4 constraints; at most 3 (the search keeps 2^C beams)"},
-		{[][]Constraint{nil, nil, {{}}, nil, nil}, "decoder: image 2: constraint 0 has no tokens"},
-		{[][]Constraint{nil, nil, nil, {{2}}, nil}, "decoder: image 3: constraint token 2 is outside the vocabulary's words (0..8, not <start> or <end>)"},
-		{[][]Constraint{nil, nil, nil, nil, {{9}}}, "decoder: image 4: constraint token 9 is outside the vocabulary's words (0..8, not <start> or <end>)"},
+		{make([][]Constraint, 4), nil, "decoder: constraints for 4 images and tokens to avoid for 0, want 5 (avoid may be nil)"},
+		{make([][]Constraint, 5), make([][]int32, 4), "decoder: constraints for 5 images and tokens to avoid for 4, want 5 (avoid may be nil)"},
+		{[][]Constraint{nil, {{3}}, nil, nil, nil}, [][]int32{nil, {3}, nil, nil, nil}, "decoder: image 1: token 3 to avoid is outside the vocabulary (0..8), <end> or a constraint's"},
+		{make([][]Constraint, 5), [][]int32{nil, nil, {2}, nil, nil}, "decoder: image 2: token 2 to avoid is outside the vocabulary (0..8), <end> or a constraint's"},
+		{make([][]Constraint, 5), [][]int32{nil, nil, nil, {9}, nil}, "decoder: image 3: token 9 to avoid is outside the vocabulary (0..8), <end> or a constraint's"},
+		{[][]Constraint{nil, {{3}, {4}, {5}, {6}}, nil, nil, nil}, nil, "decoder: image 1 has 4 constraints; at most 3 (the search keeps 2^C beams)"},
+		{[][]Constraint{nil, nil, {{}}, nil, nil}, nil, "decoder: image 2: constraint 0 has no tokens"},
+		{[][]Constraint{nil, nil, nil, {{2}}, nil}, nil, "decoder: image 3: constraint token 2 is outside the vocabulary's words (0..8, not <start> or <end>)"},
+		{[][]Constraint{nil, nil, nil, nil, {{9}}}, nil, "decoder: image 4: constraint token 9 is outside the vocabulary's words (0..8, not <start> or <end>)"},
 	} {
-		_, err := m.GenerateConstrained(context.Background(), buf, 5, o, tc.cons)
+		_, err := m.GenerateConstrained(context.Background(), buf, 5, o, tc.cons, tc.avoid)
 		if err == nil || err.Error() != tc.want {
-			t.Errorf("%v: got error %v, want %q", tc.cons, err, tc.want)
+			t.Errorf("%v, %v: got error %v, want %q", tc.cons, tc.avoid, err, tc.want)
 		}
 	}
 }

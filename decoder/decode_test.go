@@ -121,7 +121,7 @@ func (r *refDecoder) step(img []float64, s refState, tok int32) (refState, []flo
 // beam is textbook beam search for one image: constrained with no
 // constraints (refDecoder.constrained), one state.
 func (r *refDecoder) beam(feat []float32, o DecodeOptions) []Hypothesis {
-	return r.constrained(feat, o, nil)
+	return r.constrained(feat, o, nil, nil)
 }
 
 // peakedModel has weights large enough that captions end at different lengths.
@@ -324,10 +324,10 @@ func testCaptionsHaveAWord(t *testing.T, c Config) {
 			cons func(b int) []Constraint
 		}{
 			{"plain", generate(t, m, feats, o), func(int) []Constraint { return nil }},
-			{"constrained", generateConstrained(t, m, feats, o, cons), func(b int) []Constraint { return cons[b] }},
+			{"constrained", generateConstrained(t, m, feats, o, cons, nil), func(b int) []Constraint { return cons[b] }},
 		} {
 			for b, hs := range search.got {
-				want := ref.constrained(feats[b*F:(b+1)*F], o, search.cons(b))
+				want := ref.constrained(feats[b*F:(b+1)*F], o, search.cons(b), nil)
 				if len(hs) == 0 || len(want) == 0 {
 					t.Fatalf("K=%d %s image %d: %d hypotheses, reference %d", k, search.name, b, len(hs), len(want))
 				}

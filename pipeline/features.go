@@ -56,7 +56,8 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // feats, unless the model's encoder was fine-tuned). With p.Guide, an image whose caption misses the noun of a
 // tag at least p.GuideThreshold probable is decoded again by constrained beam
 // search over those nouns, and keeps the plain caption only when no caption
-// naming them fits in max_len words.
+// naming them fits in max_len words. That search also keeps out the nouns of
+// the plain caption that the classifier rules out (Tagger.ruledOut).
 func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
 	p.Coordination = coordination(d.Vocab)
 	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
@@ -76,6 +77,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	}
 	var guided []int32
 	var cons [][]decoder.Constraint
+	var avoid [][]int32
 	var names [][]naming
 	// One Select serves both lists: the tags shown and the nouns guidance
 	// insists on are each a prefix of the most probable nouns.
@@ -108,6 +110,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		}
 		if missing {
 			guided, cons, names = append(guided, int32(i)), append(cons, cs), append(names, ns)
+			avoid = append(avoid, d.Tagger.ruledOut(d.Vocab, probs[i*tags.NumClasses:(i+1)*tags.NumClasses], out[i].Tokens, ns))
 		}
 	}
 	if len(guided) == 0 {
@@ -117,7 +120,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	sub := dev.Alloc(len(guided) * per)
 	defer dev.Free(sub)
 	dev.EmbeddingForward(sub, feats, guided, per) // the guided images' features
-	ghyps, err := d.Model.GenerateConstrained(ctx, sub, len(guided), p.DecodeOptions, cons)
+	ghyps, err := d.Model.GenerateConstrained(ctx, sub, len(guided), p.DecodeOptions, cons, avoid)
 	if err != nil {
 		return nil, err
 	}

@@ -17,9 +17,11 @@ import (
 // turned into caption nouns by tags.Select. It also finds, for guided
 // decoding, the words that name a noun in the decoder's vocabulary.
 type Tagger struct {
-	dev  gpu.Device
-	cls  *encoder.Classifier
-	vecs map[string][]float32 // per class noun: the mean of its classes' unit classifier rows, at unit length
+	dev     gpu.Device
+	cls     *encoder.Classifier
+	vecs    map[string][]float32 // per class noun: the mean of its classes' unit classifier rows, at unit length
+	classes map[string][]int     // per class noun: its classes' indices
+	animal  map[string]bool      // class nouns with an animal class (tags.Class.Animal)
 }
 
 // NewTagger uploads w's classifier to dev, the device of the features it will
@@ -32,7 +34,59 @@ func NewTagger(dev gpu.Device, w *encoder.Weights) (*Tagger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tagger{dev: dev, cls: cls, vecs: nounVectors(w.Tensors["classifier.weight"], w.Config.Head)}, nil
+	classes, animal := nounClasses()
+	return &Tagger{dev: dev, cls: cls, vecs: nounVectors(w.Tensors["classifier.weight"], w.Config.Head), classes: classes, animal: animal}, nil
+}
+
+// nounClasses gives each class noun its classes' indices, and says which
+// nouns have an animal class.
+func nounClasses() (classes map[string][]int, animal map[string]bool) {
+	classes, animal = map[string][]int{}, map[string]bool{}
+	for _, c := range tags.Classes()[1:] {
+		classes[c.Noun] = append(classes[c.Noun], c.Index)
+		animal[c.Noun] = animal[c.Noun] || c.Animal()
+	}
+	return classes, animal
+}
+
+// ruleOutBelow is how improbable an animal the plain caption names must be
+// for guided decoding to keep it out of the caption (Tagger.ruledOut).
+const ruleOutBelow = 0.02
+
+// ruledOut lists the tokens of v that guided decoding keeps out of an image's
+// caption (decoder.GenerateConstrained's avoid) when one of the nouns it
+// insists on, ns, is an animal: the forms of each animal noun that words, the
+// plain caption, names and that probs, the image's class probabilities, give
+// less than ruleOutBelow. A decoder that learned Flickr8k's dogs sees one in
+// every animal: told to name a sheep, it wrote "a black and white dog is
+// running through a sheep"; without "dog" it writes "a black and white sheep
+// is running through the grass". Only animal for animal: the classifier
+// gives one label per photo, so a sled or a boat that takes its probability
+// says nothing about the dogs pulling or sitting in it.
+func (t *Tagger) ruledOut(v Vocab, probs []float32, words []string, ns []naming) []int32 {
+	if !slices.ContainsFunc(ns, func(nm naming) bool { return t.animal[nm.noun] }) {
+		return nil
+	}
+	var out []int32
+	for _, w := range words {
+		noun, ok := tags.NounOf(w)
+		if !ok || !t.animal[noun] || slices.ContainsFunc(ns, func(nm naming) bool { return nm.noun == noun }) {
+			continue
+		}
+		var p float32
+		for _, c := range t.classes[noun] {
+			p += probs[c]
+		}
+		if p >= ruleOutBelow {
+			continue
+		}
+		for _, id := range formIDs(v, noun) {
+			if !slices.Contains(out, id) && !slices.ContainsFunc(ns, func(nm naming) bool { return slices.Contains(nm.tokens, id) }) {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
 }
 
 // Close frees the classifier.

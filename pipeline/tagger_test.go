@@ -258,3 +258,53 @@ func TestCoordinationFromVocab(t *testing.T) {
 		t.Errorf("coordination = %+v, want %+v with non-zero ids for and, a, the", got, want)
 	}
 }
+
+// ruledOut keeps an animal the plain caption names out of the guided caption
+// when the classifier gives it less than ruleOutBelow and guidance insists on
+// another animal; never for a non-animal tag (a sled takes the probability of
+// the dogs pulling it), a probable noun, a noun that is no animal ("man"),
+// or the tokens guidance itself needs (a donor's).
+func TestRuledOut(t *testing.T) {
+	classes, animal := nounClasses()
+	tg := &Tagger{classes: classes, animal: animal}
+	v := text.BuildVocab([][]string{{"a", "dog", "dogs", "is", "running", "man", "sheep", "sled", "wolf"}}, 1)
+	ids := func(ws ...string) []int32 {
+		var out []int32
+		for _, w := range ws {
+			out = append(out, int32(v.ID(w)))
+		}
+		slices.Sort(out)
+		return out
+	}
+	probs := func(dog float32) []float32 {
+		p := make([]float32, tags.NumClasses)
+		for _, c := range classes["dog"] {
+			p[c] = dog / float32(len(classes["dog"]))
+		}
+		p[classes["sheep"][0]] = 0.9
+		return p
+	}
+	sheep := naming{noun: "sheep", tokens: ids("sheep")}
+	sled := naming{noun: "sled", tokens: ids("sled")}
+	wolfViaDog := naming{noun: "wolf", tokens: ids("dog", "dogs"), donor: "dog"}
+	words := []string{"a", "man", "and", "dogs", "running"}
+	for _, tc := range []struct {
+		name  string
+		dog   float32
+		ns    []naming
+		words []string
+		want  []int32
+	}{
+		{"dog ruled out for a sheep", 0.001, []naming{sheep}, words, ids("dog", "dogs")},
+		{"dog probable", 0.05, []naming{sheep}, words, nil},
+		{"tag no animal", 0.001, []naming{sled}, words, nil},
+		{"no animal named", 0.001, []naming{sheep}, []string{"a", "man", "running"}, nil},
+		{"dog tokens are the donor's", 0.001, []naming{wolfViaDog}, words, nil},
+	} {
+		got := tg.ruledOut(v, probs(tc.dog), tc.words, tc.ns)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ruledOut = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

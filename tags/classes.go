@@ -23,6 +23,12 @@ type Class struct {
 //go:embed imagenet_nouns.tsv
 var nounsTSV string
 
+// Animal says whether the class is an animal's. ILSVRC-2012 orders its
+// classes by WordNet id, which puts the animal subtree first: tench
+// (n01440764) to puffer (n02655020), classes 1–398 here; abacus (399) is the
+// first artifact.
+func (c Class) Animal() bool { return c.Index >= 1 && c.Index <= 398 }
+
 // Classes returns the NumClasses classes in index order.
 func Classes() []Class { return classes() }
 

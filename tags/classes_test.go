@@ -116,3 +116,24 @@ func TestParseClassesErrors(t *testing.T) {
 		}
 	}
 }
+
+// Animal is the ILSVRC-2012 animal subtree, the first 398 classes: their last
+// is the puffer fish, the next the abacus; background is none.
+func TestAnimalClasses(t *testing.T) {
+	cs := Classes()
+	for _, tc := range []struct {
+		index  int
+		label  string
+		animal bool
+	}{{0, "background", false}, {1, "tench", true}, {398, "puffer", true}, {399, "abacus", false}, {1000, "toilet tissue", false}} {
+		c := cs[tc.index]
+		if !strings.HasPrefix(c.Label, tc.label) || c.Animal() != tc.animal {
+			t.Errorf("class %d is %q, Animal() %v; want %q, %v", tc.index, c.Label, c.Animal(), tc.label, tc.animal)
+		}
+	}
+	for _, c := range cs[1:] {
+		if n := c.Noun; (n == "dog" || n == "cat" || n == "bird" || n == "fish") && !c.Animal() {
+			t.Errorf("class %d (%s, noun %s) is not an animal", c.Index, c.Label, n)
+		}
+	}
+}
