@@ -35,8 +35,8 @@ type Decode struct {
 	// GuideThreshold is how probable a tag must be for guided decoding to insist
 	// on its noun. Above 0.5 at most one noun qualifies. 0.8, not lower: on the
 	// out-of-domain photos (testdata/ood) 0.6 names what the photo shows in one
-	// more caption of 108 but writes twice as many misrecognised nouns in
-	// (21 against 10), and on Flickr8k's dev split it guides 230 captions
+	// more caption of 108 but puts twice as many misrecognised nouns into
+	// captions (21 against 10), and on Flickr8k's dev split it guides 230 captions
 	// against 130, for lower BLEU-4 and CIDEr-D (MODEL.md).
 	GuideThreshold float64 `mapstructure:"guide_threshold"`
 }

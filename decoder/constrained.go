@@ -38,13 +38,21 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o
 	if err := m.checkInputs(feats, B, o); err != nil {
 		return nil, err
 	}
-	if len(cons) != B || avoid != nil && len(avoid) != B {
-		return nil, fmt.Errorf("decoder: constraints for %d images and tokens to avoid for %d, want %d (avoid may be nil)", len(cons), len(avoid), B)
+	if len(cons) != B {
+		return nil, fmt.Errorf("decoder: constraints for %d images, want %d", len(cons), B)
+	}
+	if avoid != nil && len(avoid) != B {
+		return nil, fmt.Errorf("decoder: tokens to avoid for %d images, want %d (or none: nil)", len(avoid), B)
 	}
 	for b, ts := range avoid {
 		for _, t := range ts {
-			if t < 0 || int(t) >= m.Cfg.Vocab || t == o.End || slices.ContainsFunc(cons[b], func(c Constraint) bool { return slices.Contains(c, t) }) {
-				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is outside the vocabulary (0..%d), <end> or a constraint's", b, t, m.Cfg.Vocab-1)
+			switch {
+			case t < 0 || int(t) >= m.Cfg.Vocab:
+				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is outside the vocabulary (0..%d)", b, t, m.Cfg.Vocab-1)
+			case t == o.End:
+				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is <end>, which would keep every caption from ending", b, t)
+			case slices.ContainsFunc(cons[b], func(c Constraint) bool { return slices.Contains(c, t) }):
+				return nil, fmt.Errorf("decoder: image %d: token %d is both a constraint's and one to avoid", b, t)
 			}
 		}
 	}

@@ -62,7 +62,10 @@ const ruleOutBelow = 0.02
 // running through a sheep"; without "dog" it writes "a black and white sheep
 // is running through the grass". Only animal for animal: the classifier
 // gives one label per photo, so a sled or a boat that takes its probability
-// says nothing about the dogs pulling or sitting in it.
+// says nothing about the dogs pulling or sitting in it. A noun's probability
+// is that of its own classes, so a general word is ruled out beside a
+// specific tag ("bird" beside "parrot", whose classes are not bird's): the
+// guided caption then names the parrot as its subject, which is right.
 func (t *Tagger) ruledOut(v Vocab, probs []float32, words []string, ns []naming) []int32 {
 	if !slices.ContainsFunc(ns, func(nm naming) bool { return t.animal[nm.noun] }) {
 		return nil
@@ -70,7 +73,7 @@ func (t *Tagger) ruledOut(v Vocab, probs []float32, words []string, ns []naming)
 	var out []int32
 	for _, w := range words {
 		noun, ok := tags.NounOf(w)
-		if !ok || !t.animal[noun] || slices.ContainsFunc(ns, func(nm naming) bool { return nm.noun == noun }) {
+		if !ok || !t.animal[noun] {
 			continue
 		}
 		var p float32

@@ -111,24 +111,28 @@ func run(w io.Writer, classifyPath, captionsPath, setPath string, threshold floa
 		}
 		photos = append(photos, tags.Captioned{Caption: caption, Tags: ts})
 		top := ts[0]
-		if want, ok := expected[filepath.Base(c.Image)]; ok {
+		confident := top.Prob >= threshold
+		namesTag := tags.Mentions(caption, top.Noun)
+		want, judge := expected[filepath.Base(c.Image)]
+		tagRight := judge && tags.Mentions(want, top.Noun)
+		if judge {
 			judged++
 			if tags.Mentions(caption, want) {
 				namesExpected++
 			}
-			if top.Prob >= threshold && tags.Mentions(caption, top.Noun) && !tags.Mentions(want, top.Noun) {
+			if confident && namesTag && !tagRight {
 				namesWrongTag++
 			}
 		}
 		names := "-"
-		if top.Prob >= threshold {
+		if confident {
 			names = "no"
-			if tags.Mentions(caption, top.Noun) {
+			if namesTag {
 				names = "yes"
 			}
-			if want, ok := expected[filepath.Base(c.Image)]; ok {
+			if judge {
 				sure++
-				if tags.Mentions(want, top.Noun) {
+				if tagRight {
 					right++
 				}
 			}
