@@ -179,6 +179,7 @@ func TestSoakUnderAttack(t *testing.T) {
 	if os.Getenv("CAPTIONER_SOAK") == "" {
 		t.Skip("a soak of minutes: run it with CAPTIONER_SOAK=1 (make soak)")
 	}
+	TuneProcess() // as serve does: the resident memory measured is a server's
 	attack := soakDuration(t, "CAPTIONER_SOAK_DURATION", 2*time.Minute)
 	normal := soakDuration(t, "CAPTIONER_SOAK_BASELINE", 30*time.Second)
 	ts := startServer(t, pipelineConfig(t), captionLoader(t))

@@ -46,6 +46,7 @@ func TestReloadsKeepRSSFlat(t *testing.T) {
 	if os.Getenv("CAPTIONER_SOAK") == "" {
 		t.Skip("a soak of minutes: run it with CAPTIONER_SOAK=1 (make soak-reload)")
 	}
+	TuneProcess() // as serve does: the resident memory measured is a server's
 	const reloads = 100
 	ts := startServer(t, pipelineConfig(t), captionLoader(t))
 	img := photoPNG(320, 240)

@@ -8,13 +8,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/config"
-	"github.com/captioner/captioner/internal/cmalloc"
 	"github.com/captioner/captioner/server"
 )
 
@@ -42,21 +40,6 @@ Logs are JSON lines on stderr with a request_id per request.`,
 	rootCmd.AddCommand(cmd)
 }
 
-// serveGCPercent is the server's garbage-collection target (GOGC, which
-// overrides it). About 100 MB of the live heap are model weights and device
-// buffers that never become garbage, and at Go's default of 100 the heap may
-// grow by as much again in garbage before a collection: resident memory went
-// from 153 MB at rest to 282 MB after 1,000 requests from 16 clients. At 25 it
-// went from 138 to 185 MB, for 1% of the CPU in the collector (gctrace)
-// instead of under 1%.
-const serveGCPercent = 25
-
-// serveMmapThreshold is the size from which the C libraries' allocations are
-// mapped on their own and unmapped when freed (MALLOC_MMAP_THRESHOLD_
-// overrides it): a decoded photo's buffers, not glibc's arenas, which would
-// keep them resident (see package cmalloc).
-const serveMmapThreshold = 256 << 10
-
 func runServe(cmd *cobra.Command, _ []string) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
@@ -68,10 +51,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log) // the device and model packages log through the default logger
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGCPercent)
-	}
-	cmalloc.FixMmapThreshold(serveMmapThreshold)
+	server.TuneProcess()
 
 	// Signals are caught before anything else so that a SIGTERM during the model
 	// load is a clean shutdown, not a killed process.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/captioner/captioner/internal/testmodel"
+	"github.com/captioner/captioner/server"
 )
 
 // TestServeHelperProcess is `captioner serve` run as a child process by the
@@ -120,9 +121,9 @@ func TestServeSignals(t *testing.T) {
 	ready := p.waitLog(t, "model ready")
 	url := "http://" + p.addr
 
-	// The server collects garbage at serveGCPercent unless GOGC says otherwise.
-	if os.Getenv("GOGC") == "" && (!metricAbove(url, "go_gc_gogc_percent", serveGCPercent-1) || metricAbove(url, "go_gc_gogc_percent", serveGCPercent)) {
-		t.Errorf("go_gc_gogc_percent is not %d", serveGCPercent)
+	// The server collects garbage at server.GCPercent unless GOGC says otherwise.
+	if os.Getenv("GOGC") == "" && (!metricAbove(url, "go_gc_gogc_percent", server.GCPercent-1) || metricAbove(url, "go_gc_gogc_percent", server.GCPercent)) {
+		t.Errorf("go_gc_gogc_percent is not %d", server.GCPercent)
 	}
 
 	// SIGHUP reloads the model from its folder; the same weights keep their version.
