@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/captioner/captioner/decoder"
@@ -116,13 +117,35 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	if len(guided) == 0 {
 		return out, nil
 	}
-	dev, per := d.Model.Device(), feats.Len()/n
-	sub := dev.Alloc(len(guided) * per)
-	defer dev.Free(sub)
-	dev.EmbeddingForward(sub, feats, guided, per) // the guided images' features
-	ghyps, err := d.Model.GenerateConstrained(ctx, sub, len(guided), p.DecodeOptions, cons, avoid)
+	per := feats.Len() / n
+	ghyps, err := d.constrained(ctx, feats, per, guided, p.DecodeOptions, cons, nil)
 	if err != nil {
 		return nil, err
+	}
+	// A guided caption that still names an animal the classifier rules out
+	// (Tagger.ruledOut) is decoded once more without it. Only those: banning
+	// words reshapes every beam of the search, so a caption without them
+	// would change too ("A small cat is laying on the floor." became "... is
+	// playing with a pacifier." when "dog" was banned from the start).
+	var again, at []int32
+	var againCons [][]decoder.Constraint
+	var againAvoid [][]int32
+	for j, i := range guided {
+		if len(ghyps[j]) > 0 && slices.ContainsFunc(ghyps[j][0].Tokens, func(t int32) bool { return slices.Contains(avoid[j], t) }) {
+			again, at = append(again, i), append(at, int32(j))
+			againCons, againAvoid = append(againCons, cons[j]), append(againAvoid, avoid[j])
+		}
+	}
+	if len(again) > 0 {
+		hyps, err := d.constrained(ctx, feats, per, again, p.DecodeOptions, againCons, againAvoid)
+		if err != nil {
+			return nil, err
+		}
+		for k, j := range at {
+			if len(hyps[k]) > 0 {
+				ghyps[j] = hyps[k]
+			}
+		}
 	}
 	for j, i := range guided {
 		if len(ghyps[j]) == 0 {
@@ -136,6 +159,16 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		out[i] = r
 	}
 	return out, nil
+}
+
+// constrained runs constrained beam search over the images at positions
+// images of feats (per floats each): their features gathered into one batch.
+func (d Decoder) constrained(ctx context.Context, feats gpu.Buf, per int, images []int32, o decoder.DecodeOptions, cons [][]decoder.Constraint, avoid [][]int32) ([][]decoder.Hypothesis, error) {
+	dev := d.Model.Device()
+	sub := dev.Alloc(len(images) * per)
+	defer dev.Free(sub)
+	dev.EmbeddingForward(sub, feats, images, per)
+	return d.Model.GenerateConstrained(ctx, sub, len(images), o, cons, avoid)
 }
 
 // coordination is v's ids of the words decoder.Coordination names, 0 for

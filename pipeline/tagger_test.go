@@ -90,19 +90,7 @@ func TestTagsAreTheEncodersClassifier(t *testing.T) {
 // noun. The n-best list is guided too, and a request can turn guidance off.
 func TestGuidedDecodingNamesConfidentTags(t *testing.T) {
 	p, _ := loadShipped(t)
-	imgs, err := p.Preprocessor().Files([]string{"../testdata/ood/erase_alpaca.jpg", "../testdata/ood/tuxpaint_violin.jpg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	plain, err := p.CaptionImages(ctx, imgs, Options{Guide: GuideOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	guided, err := p.CaptionImages(ctx, imgs, Options{}) // decode.guide is on
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, guided := plainAndGuided(t, p, "../testdata/ood/erase_alpaca.jpg", "../testdata/ood/tuxpaint_violin.jpg")
 	for i, noun := range []string{"llama", "violin"} {
 		g := guided[i]
 		if tags.Mentions(plain[i].Caption, noun) || len(plain[i].Guided) != 0 {
@@ -307,4 +295,48 @@ func TestRuledOut(t *testing.T) {
 			t.Errorf("%s: ruledOut = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// Guided by an animal, a caption leaves out the animal the decoder saw
+// instead when the classifier rules it out (the sheep photo's "dog"), but
+// only when the guided caption still names it: the cat sample's guided
+// caption names no dog and stays what the search finds with nothing banned
+// (banning "dog" from the start made it "... playing with a pacifier.").
+// The captions are the README's, with decoding as configured by default.
+func TestGuidedDecodingRulesOutMisnamedAnimals(t *testing.T) {
+	cfg := testConfig(t, shippedModel, 4)
+	cfg.Decode.MaxLen, cfg.Decode.NoRepeat = 20, 2
+	cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.Guide, cfg.Decode.GuideThreshold = 5, 0.05, true, 0.8
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	plain, guided := plainAndGuided(t, p, filepath.Join(cfg.Assets, "samples", "cat_720p.jpg"), "../testdata/ood/farm_sheep.jpg")
+	for i, want := range []string{"A small cat is laying on the floor.", "A black and white sheep is running through the grass."} {
+		if !tags.Mentions(plain[i].Caption, "dog") {
+			t.Errorf("plain caption %q names no dog: the test shows nothing", plain[i].Caption)
+		}
+		if guided[i].Caption != want {
+			t.Errorf("guided caption %q, want %q", guided[i].Caption, want)
+		}
+	}
+}
+
+// plainAndGuided captions the photos at paths twice: with guided decoding off,
+// then as p's configuration has it (on, in the tests that call it).
+func plainAndGuided(t *testing.T, p *Pipeline, paths ...string) (plain, guided []Result) {
+	t.Helper()
+	imgs, err := p.Preprocessor().Files(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if plain, err = p.CaptionImages(ctx, imgs, Options{Guide: GuideOff}); err != nil {
+		t.Fatal(err)
+	}
+	if guided, err = p.CaptionImages(ctx, imgs, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return plain, guided
 }
