@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +123,9 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	}
+	if err := kindErrors(v, file); err != nil {
+		return nil, err
+	}
 	if err := v.Unmarshal(&c, dec); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -174,21 +178,39 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 // Keys lists every configuration key, dotted, in declaration order.
 func Keys() []string {
 	var keys []string
+	for _, s := range settings() {
+		keys = append(keys, s.key)
+	}
+	return keys
+}
+
+// setting is one configuration key and the Go type its value decodes to.
+type setting struct {
+	key string
+	typ reflect.Type
+}
+
+// settings lists every configuration key of Config, dotted, in declaration
+// order, with its type.
+func settings() []setting {
+	var out []setting
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			name := prefix + f.Tag.Get("mapstructure")
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
 				walk(f.Type, name+".")
 				continue
 			}
-			keys = append(keys, name)
+			out = append(out, setting{name, f.Type})
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "")
-	return keys
+	return out
 }
+
+var durationType = reflect.TypeOf(time.Duration(0))
 
 func oneOf(key, val string, allowed ...string) error {
 	for _, a := range allowed {
@@ -211,4 +233,44 @@ func positiveDuration(key string, d time.Duration) error {
 		return fmt.Errorf("%s: %s must be a positive duration such as 250ms or 30s", key, d)
 	}
 	return nil
+}
+
+// kindErrors names each setting whose value, from the environment or file,
+// cannot be read as its default's kind, with what it accepts and where the
+// value came from. The decoder's own message ("decoding failed due to the
+// following error(s): ... strconv.ParseFloat: invalid syntax") says neither.
+func kindErrors(v *viper.Viper, file string) error {
+	var errs []error
+	for _, st := range settings() {
+		val, ok := v.Get(st.key).(string)
+		if !ok {
+			continue // typed already: a default, a flag, or a YAML value of the right kind
+		}
+		val = strings.TrimSpace(val)
+		var err error
+		var want string
+		switch {
+		case st.typ == durationType:
+			_, err = time.ParseDuration(val)
+			want = "a duration such as 500ms, 30s or 2m"
+		case st.typ.Kind() == reflect.Float64:
+			_, err = strconv.ParseFloat(val, 64)
+			want = "a number"
+		case st.typ.Kind() == reflect.Int || st.typ.Kind() == reflect.Int64:
+			_, err = strconv.ParseInt(val, 10, 64)
+			want = "a whole number"
+		case st.typ.Kind() == reflect.Bool:
+			_, err = strconv.ParseBool(val)
+			want = "true or false"
+		}
+		if err == nil {
+			continue
+		}
+		from := "the configuration file " + file
+		if env := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(st.key, ".", "_")); os.Getenv(env) != "" {
+			from = "the environment variable " + env
+		}
+		errs = append(errs, fmt.Errorf("config: %s: %q is not %s (set by %s)", st.key, val, want, from))
+	}
+	return errors.Join(errs...)
 }

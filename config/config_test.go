@@ -99,8 +99,25 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
-	if _, err := load(t, writeYAML(t, "server:\n  max_queue_delay: soon\n")); err == nil || !strings.Contains(err.Error(), "max_queue_delay") {
-		t.Errorf("an unparsable duration must name its key: %v", err)
+}
+
+// A value that is not of its key's kind is named with what the key accepts
+// and where the value came from, file or environment, every such key at once.
+func TestUnreadableValuesNameKindAndSource(t *testing.T) {
+	file := writeYAML(t, "server:\n  max_queue_delay: soon\ndecode:\n  guide: maybe\n")
+	_, err := load(t, file)
+	want := `config: decode.guide: "maybe" is not true or false (set by the configuration file ` + file + `)
+config: server.max_queue_delay: "soon" is not a duration such as 500ms, 30s or 2m (set by the configuration file ` + file + `)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	t.Setenv("CAPTIONER_DECODE_GUIDE_THRESHOLD", "abc")
+	t.Setenv("CAPTIONER_DECODE_BEAM", "3.5")
+	_, err = load(t, "")
+	want = `config: decode.beam: "3.5" is not a whole number (set by the environment variable CAPTIONER_DECODE_BEAM)
+config: decode.guide_threshold: "abc" is not a number (set by the environment variable CAPTIONER_DECODE_GUIDE_THRESHOLD)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
 	}
 }
 

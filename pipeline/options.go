@@ -152,7 +152,7 @@ func ParseField(key, v string, lo, hi int) (int, error) {
 		return 0, fmt.Errorf("%s=%.32s is outside %d..%d", key, strings.TrimSpace(v), lo, hi)
 	}
 	if err != nil { // the value is quoted and cut: errors go back to the client
-		return 0, fmt.Errorf("%s=%.32q is not a whole number", key, v)
+		return 0, fmt.Errorf("%s=%.32q is not a whole number: use %d..%d", key, v, lo, hi)
 	}
 	return n, checkRange(key, n, lo, hi)
 }
