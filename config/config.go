@@ -267,7 +267,7 @@ func kindErrors(v *viper.Viper, file string) error {
 			continue
 		}
 		from := "the configuration file " + file
-		if env := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(st.key, ".", "_")); os.Getenv(env) != "" {
+		if env := EnvName(st.key); os.Getenv(env) != "" {
 			from = "the environment variable " + env
 		}
 		errs = append(errs, fmt.Errorf("config: %s: %q is not %s (set by %s)", st.key, val, want, from))

@@ -5,6 +5,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -51,7 +53,33 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return config.Load(settings, file)
+	cfg, err := config.Load(settings, file)
+	if err != nil {
+		return nil, err
+	}
+	if cmd.Name() != "serve" { // serve logs them in its JSON log
+		for _, w := range misspeltEnv(os.Environ()) {
+			fmt.Fprintln(cmd.ErrOrStderr(), "captioner: warning: "+w)
+		}
+	}
+	return cfg, nil
+}
+
+// misspeltEnv is a warning for each CAPTIONER_* variable of environ
+// (NAME=VALUE) that sets nothing but resembles a setting (config.Misspelt):
+// without it the misspelt setting would be ignored in silence.
+func misspeltEnv(environ []string) []string {
+	names := make([]string, len(environ))
+	for i, kv := range environ {
+		names[i], _, _ = strings.Cut(kv, "=")
+	}
+	slices.Sort(names)
+	misspelt, meant := config.Misspelt(names)
+	out := make([]string, len(misspelt))
+	for i, name := range misspelt {
+		out[i] = fmt.Sprintf("the environment variable %s sets no setting and is ignored; did you mean %s?", name, meant[i])
+	}
+	return out
 }
 
 func main() {

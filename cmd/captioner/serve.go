@@ -51,6 +51,9 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log) // the device and model packages log through the default logger
+	for _, w := range misspeltEnv(os.Environ()) {
+		log.Warn(w)
+	}
 	server.TuneProcess()
 
 	// Signals are caught before anything else so that a SIGTERM during the model

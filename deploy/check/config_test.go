@@ -30,25 +30,16 @@ const (
 	cacheEnv  = config.EnvPrefix + "_CACHE"
 )
 
-// envName is the environment variable that sets a configuration key: server.addr is
-// CAPTIONER_SERVER_ADDR (config.Load replaces dots with underscores).
-func envName(key string) string {
-	return config.EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-}
+// envName is the environment variable that sets a configuration key.
+var envName = config.EnvName
 
 // checkEnvNames reports every CAPTIONER_* variable that names no configuration key:
 // viper ignores those silently, so a misspelt one would never take effect.
 func checkEnvNames(env map[string]string) error {
-	known := map[string]bool{configEnv: true, cacheEnv: true}
-	for _, k := range config.Keys() {
-		known[envName(k)] = true
-	}
 	var errs []error
-	for _, name := range sortedKeys(env) {
-		if strings.HasPrefix(name, config.EnvPrefix+"_") && !known[name] {
-			errs = append(errs, fmt.Errorf("environment variable %s sets no configuration key (keys: %s)",
-				name, strings.Join(config.Keys(), ", ")))
-		}
+	for _, name := range config.UnknownEnv(sortedKeys(env)) {
+		errs = append(errs, fmt.Errorf("environment variable %s sets no configuration key (keys: %s)",
+			name, strings.Join(config.Keys(), ", ")))
 	}
 	return errors.Join(errs...)
 }

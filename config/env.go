@@ -1,0 +1,83 @@
+package config
+
+import (
+	"slices"
+	"strings"
+)
+
+// Variables of the EnvPrefix that set no configuration key: the configuration
+// file (the --config flag's default), the download cache (assets.CacheDir)
+// and the CPU binary's hand-over to the CUDA one (gpu/selector.HandoverEnv).
+var otherEnv = []string{EnvPrefix + "_CONFIG", EnvPrefix + "_CACHE", EnvPrefix + "_CUDA_HANDOVER"}
+
+// EnvName is the environment variable that sets a configuration key:
+// server.addr is CAPTIONER_SERVER_ADDR (Load replaces dots with underscores).
+func EnvName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// Misspelt returns, in order, the names among names that carry EnvPrefix,
+// name no configuration key nor another of captioner's variables, and lie
+// within three edits of one that does, with that one: most likely a misspelt
+// setting, which viper would ignore in silence. Names further from every
+// setting are left alone: another tool's, or a test's.
+func Misspelt(names []string) (misspelt, meant []string) {
+	for _, name := range names {
+		if !strings.HasPrefix(name, EnvPrefix+"_") || slices.Contains(knownEnv(), name) {
+			continue
+		}
+		best, bestD := "", 4
+		for _, k := range knownEnv() {
+			if d := editDistance(name, k); d < bestD {
+				best, bestD = k, d
+			}
+		}
+		if best != "" {
+			misspelt, meant = append(misspelt, name), append(meant, best)
+		}
+	}
+	return misspelt, meant
+}
+
+// UnknownEnv returns, in order, every name among names that carries
+// EnvPrefix but names no configuration key nor another of captioner's
+// variables.
+func UnknownEnv(names []string) []string {
+	var out []string
+	for _, name := range names {
+		if strings.HasPrefix(name, EnvPrefix+"_") && !slices.Contains(knownEnv(), name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// knownEnv lists every variable of EnvPrefix that captioner reads.
+func knownEnv() []string {
+	known := slices.Clone(otherEnv)
+	for _, k := range Keys() {
+		known = append(known, EnvName(k))
+	}
+	return known
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
