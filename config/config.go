@@ -270,7 +270,7 @@ func kindErrors(v *viper.Viper, file string) error {
 		if env := EnvName(st.key); os.Getenv(env) != "" {
 			from = "the environment variable " + env
 		}
-		errs = append(errs, fmt.Errorf("config: %s: %q is not %s (set by %s)", st.key, val, want, from))
+		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s (set by %s)", st.key, val, want, from))
 	}
 	return errors.Join(errs...)
 }
