@@ -246,18 +246,21 @@ func kindErrors(v *viper.Viper, file string) error {
 		if !ok {
 			continue // typed already: a default, a flag, or a YAML value of the right kind
 		}
-		val = strings.TrimSpace(val)
+		// Parsed as the decoder parses it (mapstructure's weak decoding: an
+		// empty string is the zero value, whole numbers in any Go base), so
+		// that nothing it takes is refused here.
 		var err error
 		var want string
 		switch {
 		case st.typ == durationType:
 			_, err = time.ParseDuration(val)
 			want = "a duration such as 500ms, 30s or 2m"
+		case val == "":
 		case st.typ.Kind() == reflect.Float64:
 			_, err = strconv.ParseFloat(val, 64)
 			want = "a number"
 		case st.typ.Kind() == reflect.Int || st.typ.Kind() == reflect.Int64:
-			_, err = strconv.ParseInt(val, 10, 64)
+			_, err = strconv.ParseInt(val, 0, 64)
 			want = "a whole number"
 		case st.typ.Kind() == reflect.Bool:
 			_, err = strconv.ParseBool(val)

@@ -18,16 +18,19 @@ func EnvName(key string) string {
 
 // Misspelt returns, in order, the names among names that carry EnvPrefix,
 // name no configuration key nor another of captioner's variables, and lie
-// within three edits of one that does, with that one: most likely a misspelt
-// setting, which viper would ignore in silence. Names further from every
-// setting are left alone: another tool's, or a test's.
+// close to one that does, with that one: most likely a misspelt setting,
+// which viper would ignore in silence. Close is within a quarter of the
+// name's length after the prefix in edits, three at most, so that short
+// names (CAPTIONER_HOME) are not taken for CAPTIONER_MODEL. Names further
+// from every setting are left alone: another tool's, or a test's.
 func Misspelt(names []string) (misspelt, meant []string) {
+	known := knownEnv()
 	for _, name := range names {
-		if !strings.HasPrefix(name, EnvPrefix+"_") || slices.Contains(knownEnv(), name) {
+		if !strings.HasPrefix(name, EnvPrefix+"_") || slices.Contains(known, name) {
 			continue
 		}
-		best, bestD := "", 4
-		for _, k := range knownEnv() {
+		best, bestD := "", min(3, len(strings.TrimPrefix(name, EnvPrefix+"_"))/4)+1
+		for _, k := range known {
 			if d := editDistance(name, k); d < bestD {
 				best, bestD = k, d
 			}
@@ -43,9 +46,10 @@ func Misspelt(names []string) (misspelt, meant []string) {
 // EnvPrefix but names no configuration key nor another of captioner's
 // variables.
 func UnknownEnv(names []string) []string {
+	known := knownEnv()
 	var out []string
 	for _, name := range names {
-		if strings.HasPrefix(name, EnvPrefix+"_") && !slices.Contains(knownEnv(), name) {
+		if strings.HasPrefix(name, EnvPrefix+"_") && !slices.Contains(known, name) {
 			out = append(out, name)
 		}
 	}

@@ -57,8 +57,10 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // feats, unless the model's encoder was fine-tuned). With p.Guide, an image whose caption misses the noun of a
 // tag at least p.GuideThreshold probable is decoded again by constrained beam
 // search over those nouns, and keeps the plain caption only when no caption
-// naming them fits in max_len words. That search also keeps out the nouns of
-// the plain caption that the classifier rules out (Tagger.ruledOut).
+// naming them fits in max_len words. A guided caption that still names an
+// animal of the plain caption the classifier rules out (Tagger.ruledOut) is
+// searched for once more without it; only the best caption is checked, so
+// the n-best alternatives may still name it.
 func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
 	p.Coordination = coordination(d.Vocab)
 	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
