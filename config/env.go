@@ -25,10 +25,7 @@ func EnvName(key string) string {
 // from every setting are left alone: another tool's, or a test's.
 func Misspelt(names []string) (misspelt, meant []string) {
 	known := knownEnv()
-	for _, name := range names {
-		if !strings.HasPrefix(name, EnvPrefix+"_") || slices.Contains(known, name) {
-			continue
-		}
+	for _, name := range unknownIn(names, known) {
 		best, bestD := "", min(3, len(strings.TrimPrefix(name, EnvPrefix+"_"))/4)+1
 		for _, k := range known {
 			if d := editDistance(name, k); d < bestD {
@@ -45,8 +42,10 @@ func Misspelt(names []string) (misspelt, meant []string) {
 // UnknownEnv returns, in order, every name among names that carries
 // EnvPrefix but names no configuration key nor another of captioner's
 // variables.
-func UnknownEnv(names []string) []string {
-	known := knownEnv()
+func UnknownEnv(names []string) []string { return unknownIn(names, knownEnv()) }
+
+// unknownIn is UnknownEnv against the names known.
+func unknownIn(names, known []string) []string {
 	var out []string
 	for _, name := range names {
 		if strings.HasPrefix(name, EnvPrefix+"_") && !slices.Contains(known, name) {

@@ -58,7 +58,7 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // tag at least p.GuideThreshold probable is decoded again by constrained beam
 // search over those nouns, and keeps the plain caption only when no caption
 // naming them fits in max_len words. A guided caption that still names an
-// animal of the plain caption the classifier rules out (Tagger.ruledOut) is
+// animal of the plain caption the classifier rules out (ruledOut) is
 // searched for once more without it; only the best caption is checked, so
 // the n-best alternatives may still name it.
 func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
@@ -113,7 +113,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		}
 		if missing {
 			guided, cons, names = append(guided, int32(i)), append(cons, cs), append(names, ns)
-			avoid = append(avoid, d.Tagger.ruledOut(d.Vocab, probs[i*tags.NumClasses:(i+1)*tags.NumClasses], out[i].Tokens, ns))
+			avoid = append(avoid, ruledOut(d.Vocab, probs[i*tags.NumClasses:(i+1)*tags.NumClasses], out[i].Tokens, ns))
 		}
 	}
 	if len(guided) == 0 {
@@ -125,7 +125,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		return nil, err
 	}
 	// A guided caption that still names an animal the classifier rules out
-	// (Tagger.ruledOut) is decoded once more without it. Only those: banning
+	// (ruledOut) is decoded once more without it. Only those: banning
 	// words reshapes every beam of the search, so a caption without them
 	// would change too ("A small cat is laying on the floor." became "... is
 	// playing with a pacifier." when "dog" was banned from the start).

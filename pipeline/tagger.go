@@ -17,11 +17,9 @@ import (
 // turned into caption nouns by tags.Select. It also finds, for guided
 // decoding, the words that name a noun in the decoder's vocabulary.
 type Tagger struct {
-	dev     gpu.Device
-	cls     *encoder.Classifier
-	vecs    map[string][]float32 // per class noun: the mean of its classes' unit classifier rows, at unit length
-	classes map[string][]int     // per class noun: its classes' indices
-	animal  map[string]bool      // class nouns with an animal class (tags.Class.Animal)
+	dev  gpu.Device
+	cls  *encoder.Classifier
+	vecs map[string][]float32 // per class noun: the mean of its classes' unit classifier rows, at unit length
 }
 
 // NewTagger uploads w's classifier to dev, the device of the features it will
@@ -34,23 +32,11 @@ func NewTagger(dev gpu.Device, w *encoder.Weights) (*Tagger, error) {
 	if err != nil {
 		return nil, err
 	}
-	classes, animal := nounClasses()
-	return &Tagger{dev: dev, cls: cls, vecs: nounVectors(w.Tensors["classifier.weight"], w.Config.Head), classes: classes, animal: animal}, nil
-}
-
-// nounClasses gives each class noun its classes' indices, and says which
-// nouns have an animal class.
-func nounClasses() (classes map[string][]int, animal map[string]bool) {
-	classes, animal = map[string][]int{}, map[string]bool{}
-	for _, c := range tags.Classes()[1:] {
-		classes[c.Noun] = append(classes[c.Noun], c.Index)
-		animal[c.Noun] = animal[c.Noun] || c.Animal()
-	}
-	return classes, animal
+	return &Tagger{dev: dev, cls: cls, vecs: nounVectors(w.Tensors["classifier.weight"], w.Config.Head)}, nil
 }
 
 // ruleOutBelow is how improbable an animal the plain caption names must be
-// for guided decoding to keep it out of the caption (Tagger.ruledOut).
+// for guided decoding to keep it out of the caption (ruledOut).
 const ruleOutBelow = 0.02
 
 // ruledOut lists the tokens of v that guided decoding keeps out of an image's
@@ -66,21 +52,14 @@ const ruleOutBelow = 0.02
 // is that of its own classes, so a general word is ruled out beside a
 // specific tag ("bird" beside "parrot", whose classes are not bird's): the
 // guided caption then names the parrot as its subject, which is right.
-func (t *Tagger) ruledOut(v Vocab, probs []float32, words []string, ns []naming) []int32 {
-	if !slices.ContainsFunc(ns, func(nm naming) bool { return t.animal[nm.noun] }) {
+func ruledOut(v Vocab, probs []float32, words []string, ns []naming) []int32 {
+	if !slices.ContainsFunc(ns, func(nm naming) bool { return tags.AnimalNoun(nm.noun) }) {
 		return nil
 	}
 	var out []int32
 	for _, w := range words {
 		noun, ok := tags.NounOf(w)
-		if !ok || !t.animal[noun] {
-			continue
-		}
-		var p float32
-		for _, c := range t.classes[noun] {
-			p += probs[c]
-		}
-		if p >= ruleOutBelow {
+		if !ok || !tags.AnimalNoun(noun) || tags.NounProb(probs, noun) >= ruleOutBelow {
 			continue
 		}
 		for _, id := range formIDs(v, noun) {

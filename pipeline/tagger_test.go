@@ -253,8 +253,6 @@ func TestCoordinationFromVocab(t *testing.T) {
 // the dogs pulling it), a probable noun, a noun that is no animal ("man"),
 // or the tokens guidance itself needs (a donor's).
 func TestRuledOut(t *testing.T) {
-	classes, animal := nounClasses()
-	tg := &Tagger{classes: classes, animal: animal}
 	v := text.BuildVocab([][]string{{"a", "dog", "dogs", "is", "running", "man", "sheep", "sled", "wolf"}}, 1)
 	ids := func(ws ...string) []int32 {
 		var out []int32
@@ -264,12 +262,22 @@ func TestRuledOut(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+	var dogs []int
+	sheepClass := 0
+	for _, c := range tags.Classes() {
+		switch c.Noun {
+		case "dog":
+			dogs = append(dogs, c.Index)
+		case "sheep":
+			sheepClass = c.Index
+		}
+	}
 	probs := func(dog float32) []float32 {
 		p := make([]float32, tags.NumClasses)
-		for _, c := range classes["dog"] {
-			p[c] = dog / float32(len(classes["dog"]))
+		for _, c := range dogs {
+			p[c] = dog / float32(len(dogs))
 		}
-		p[classes["sheep"][0]] = 0.9
+		p[sheepClass] = 0.9
 		return p
 	}
 	sheep := naming{noun: "sheep", tokens: ids("sheep")}
@@ -289,7 +297,7 @@ func TestRuledOut(t *testing.T) {
 		{"no animal named", 0.001, []naming{sheep}, []string{"a", "man", "running"}, nil},
 		{"dog tokens are the donor's", 0.001, []naming{wolfViaDog}, words, nil},
 	} {
-		got := tg.ruledOut(v, probs(tc.dog), tc.words, tc.ns)
+		got := ruledOut(v, probs(tc.dog), tc.words, tc.ns)
 		slices.Sort(got)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: ruledOut = %v, want %v", tc.name, got, tc.want)

@@ -29,6 +29,37 @@ var nounsTSV string
 // first artifact.
 func (c Class) Animal() bool { return c.Index >= 1 && c.Index <= 398 }
 
+// NounProb is noun's probability in probs, a classifier's NumClasses
+// outputs: the sum over the classes that share the noun, as Select gives it;
+// 0 for a noun of no class.
+func NounProb(probs []float32, noun string) float32 {
+	var p float32
+	for _, i := range nounIndex()[noun].classes {
+		p += probs[i]
+	}
+	return p
+}
+
+// AnimalNoun says whether one of noun's classes is an animal's (Class.Animal).
+func AnimalNoun(noun string) bool { return nounIndex()[noun].animal }
+
+// nounClasses are the classes of one noun, and whether one is an animal's.
+type nounClasses struct {
+	classes []int
+	animal  bool
+}
+
+// nounIndex groups the classes by noun, once.
+var nounIndex = sync.OnceValue(func() map[string]nounClasses {
+	idx := map[string]nounClasses{}
+	for _, c := range Classes()[1:] {
+		e := idx[c.Noun]
+		e.classes, e.animal = append(e.classes, c.Index), e.animal || c.Animal()
+		idx[c.Noun] = e
+	}
+	return idx
+})
+
 // Classes returns the NumClasses classes in index order.
 func Classes() []Class { return classes() }
 

@@ -1,6 +1,7 @@
 package tags
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -134,6 +135,32 @@ func TestAnimalClasses(t *testing.T) {
 	for _, c := range cs[1:] {
 		if n := c.Noun; (n == "dog" || n == "cat" || n == "bird" || n == "fish") && !c.Animal() {
 			t.Errorf("class %d (%s, noun %s) is not an animal", c.Index, c.Label, n)
+		}
+	}
+}
+
+// NounProb is the probability Select gives a noun, the sum over its classes;
+// AnimalNoun follows Class.Animal.
+func TestNounProbAndAnimalNoun(t *testing.T) {
+	probs := make([]float32, NumClasses)
+	for i := range probs {
+		probs[i] = float32(i%7+1) / 4004
+	}
+	all, err := Select(probs, NumClasses, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range all {
+		if got := NounProb(probs, tg.Noun); math.Abs(float64(got-tg.Prob)) > 1e-6 {
+			t.Errorf("NounProb(%s) = %g, Select says %g", tg.Noun, got, tg.Prob)
+		}
+	}
+	if NounProb(probs, "no such noun") != 0 {
+		t.Error("a noun of no class has a probability")
+	}
+	for noun, want := range map[string]bool{"dog": true, "sheep": true, "ball": false, "person": false, "no such noun": false} {
+		if AnimalNoun(noun) != want {
+			t.Errorf("AnimalNoun(%s) = %v, want %v", noun, !want, want)
 		}
 	}
 }

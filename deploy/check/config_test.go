@@ -30,9 +30,6 @@ const (
 	cacheEnv  = config.EnvPrefix + "_CACHE"
 )
 
-// envName is the environment variable that sets a configuration key.
-var envName = config.EnvName
-
 // checkEnvNames reports every CAPTIONER_* variable that names no configuration key:
 // viper ignores those silently, so a misspelt one would never take effect.
 func checkEnvNames(env map[string]string) error {
@@ -161,7 +158,7 @@ func TestConfigChecksRejectMistakes(t *testing.T) {
 		}
 	}
 	for _, good := range []error{
-		checkEnvNames(map[string]string{envName("server.addr"): "0.0.0.0:1", configEnv: "/etc/x.yaml"}),
+		checkEnvNames(map[string]string{config.EnvName("server.addr"): "0.0.0.0:1", configEnv: "/etc/x.yaml"}),
 		checkFileKeys([]byte("device: cpu\nserver:\n  addr: 0.0.0.0:1\n")),
 	} {
 		if good != nil {

@@ -438,7 +438,7 @@ func TestGPUConfigMapIsGPUConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := runConfig(t, "configs/gpu.yaml", data, map[string]string{envName("assets"): got.Assets})
+	want := runConfig(t, "configs/gpu.yaml", data, map[string]string{config.EnvName("assets"): got.Assets})
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("deploy/k8s/base/configmap.yaml differs from configs/gpu.yaml:\n got %+v\nwant %+v", got, want)
 	}
