@@ -30,7 +30,8 @@ type Config struct {
 	// Threads caps CPU kernel threads; 0 uses every core.
 	Threads int `mapstructure:"threads"`
 	// Precision is what the image encoder computes in when captioning (caption,
-	// eval, serve): auto (bfloat16 where the CPU has AMX, else float32), float32,
+	// eval, serve): auto (bfloat16 where the CPU runs it fast: AMX, or
+	// AVX512-BF16 dot products at least 1.5x float32 FMAs, as on AMD's Zen 4; else float32), float32,
 	// bfloat16 or int8 (activations and weights in 8 bits, with the quantized
 	// TFLite file's activation ranges; see encoder.New). Feature extraction for
 	// training always uses float32, so cached features do not depend on the

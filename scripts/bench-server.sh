@@ -8,7 +8,7 @@
 #   scripts/bench-server.sh [loadgen flags...]     (run from the repository root)
 set -euo pipefail
 shared=${CAPTIONER_ASSETS:?set CAPTIONER_ASSETS to the shared assets folder (it holds bench/ and the photos)}
-cap_port=18080 int8_port=18081 flask_port=15000 best_port=15001
+cap_port=18080 int8_port=18081 f32_port=18082 flask_port=15000 best_port=15001
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -24,6 +24,19 @@ cpu=(-pid captioner=$! -pid greedy=$! -pid merge=$!)
 bin/captioner serve --addr 127.0.0.1:$int8_port --device cpu --threads 2 --precision int8 --models models/flickr8k-merge-lstm 2>/tmp/captioner-serve-int8.log &
 pids+=($!)
 cpu+=(-pid int8=$! -pid int8-merge=$!)
+# Where precision auto picks bfloat16 (AMX, or AVX512-BF16 dot products twice as
+# fast as float32 FMAs, as on AMD's Zen 4), the same two models again in float32.
+f32=()
+until curl -sf http://127.0.0.1:$cap_port/readyz >/dev/null; do
+	kill -0 "${pids[0]}" 2>/dev/null || { echo "bench-server: captioner serve exited (/tmp/captioner-serve.log)" >&2; exit 1; }
+	sleep 0.2
+done
+if ! curl -s http://127.0.0.1:$cap_port/v1/models | grep -q '"precision":"float32"'; then
+	bin/captioner serve --addr 127.0.0.1:$f32_port --device cpu --threads 2 --precision float32 --models models/flickr8k-merge-lstm 2>/tmp/captioner-serve-f32.log &
+	pids+=($!)
+	cpu+=(-pid float32=$! -pid float32-merge=$!)
+	f32=(-target float32=http://127.0.0.1:$f32_port -target float32-merge="http://127.0.0.1:$f32_port?model=flickr8k-merge-lstm")
+fi
 if /usr/bin/python3 -c 'import torch, flask' 2>/dev/null; then
 	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --port $flask_port --threads 2 2>/tmp/flask-serve.log &
 	pids+=($!)
@@ -38,10 +51,11 @@ else
 fi
 # captioner three times: its default (the attention model, beam 3), greedy decoding
 # (the reference's work) and the merge model (the reference's architecture), beam 3;
-# then the default and merge again with the int8 encoder.
+# then the default and merge again with the int8 encoder (and in float32 where
+# auto picked bfloat16).
 # -pid gives each level the server's CPU-ms per request and the CPU account.
 # -warmup-for: PyTorch at its best traces its encoder once per batch size; its
 # first minute at a new size is tracing, not serving.
 bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 \
 	-target merge="http://127.0.0.1:$cap_port?model=flickr8k-merge-lstm" \
-	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"
+	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${f32[@]}" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"

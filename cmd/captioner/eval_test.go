@@ -83,7 +83,7 @@ func beamAlternative(r captionRecord, caption string) (pipeline.Alternative, boo
 
 // TestEvalFromFeaturesMatchesFromImages captions the dev photos from extract's
 // cached features and from the photos themselves. In float32 the two paths are the
-// same computation; in bfloat16 (what auto picks on CPUs with AMX) a caption
+// same computation; in bfloat16 (what auto picks where bfloat16 is fast) a caption
 // differs only for another of the beam's hypotheses, and log-probabilities are
 // within 0.05. Then
 // it scores against the seed references (--references seed).

@@ -9,6 +9,7 @@ package cpu
 #include <malloc.h>
 #include <oneapi/dnnl/dnnl.h>
 #include "convnet.h"
+#include "bf16rate.h"
 
 // cap_has_isa is nonzero when oneDNN runs the instructions of want on this CPU.
 static int cap_has_isa(dnnl_cpu_isa_t want) {
@@ -36,11 +37,27 @@ const errLen = 512
 // (AVX512-BF16 or AMX) rather than emulating it.
 func (d *Device) NativeBFloat16() bool { return C.cap_has_isa(C.dnnl_cpu_isa_avx512_core_bf16) != 0 }
 
-// FastBFloat16 reports whether the CPU has AMX, whose bfloat16 tile multiplies
-// run the encoder's chain 2-3x faster than float32. With AVX512-BF16 alone the
-// bfloat16 chain ran slower than the float32 one (same run, 2 threads: 82-100
-// against 141-152 images per CPU-second at batch 1).
-func (d *Device) FastBFloat16() bool { return C.cap_has_isa(C.dnnl_cpu_isa_avx512_core_amx) != 0 }
+// FastBFloat16 reports whether the encoder's chain runs faster in bfloat16
+// than in float32 here: with AMX, whose tile multiplies ran it 2-3x faster, or
+// where AVX512-BF16's dot product does at least minBF16DotSpeedup times the
+// multiply-adds a second of float32 FMAs. Having the instruction is not
+// enough: on an Intel Xeon without AMX it does as many as FMAs, and the
+// bfloat16 chain ran slower than float32's (82-100 against 141-152 images per
+// CPU-second, batch 1, 2 threads); on AMD's Zen 4 it does twice as many, and
+// the chain ran 1.9x float32's (264 against 140).
+func (d *Device) FastBFloat16() bool {
+	return C.cap_has_isa(C.dnnl_cpu_isa_avx512_core_amx) != 0 ||
+		d.NativeBFloat16() && bf16DotSpeedup() >= minBF16DotSpeedup
+}
+
+// minBF16DotSpeedup is the least bf16DotSpeedup at which bfloat16 is worth
+// its rounding: halfway between the CPUs measured (1x and 2x).
+const minBF16DotSpeedup = 1.5
+
+// bf16DotSpeedup measures, once a process (about a millisecond), how many
+// more multiply-adds a second AVX512-BF16's dot product does than float32
+// FMAs. Call it only where NativeBFloat16 holds.
+var bf16DotSpeedup = sync.OnceValue(func() float64 { return float64(C.cap_bf16_dot_speedup()) })
 
 // convChain is a chain of convolutions planned by oneDNN (convnet.c): one copy
 // per device thread, each computing its share of a batch's images on its own
