@@ -11,7 +11,7 @@ export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
 IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
 
-.PHONY: help deps-build deps-test build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-attention bench-server soak soak-reload fuzz-short vet fmt-check images image-local
+.PHONY: help deps-build deps-test deps-bench build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-attention bench-server soak soak-reload fuzz-short vet fmt-check images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -23,6 +23,9 @@ deps-build:
 
 deps-test:
 	scripts/install-deps.sh test
+
+deps-bench:
+	scripts/install-deps.sh bench
 
 build: deps-build ## the CPU binary bin/captioner (hands over to bin/captioner-cuda when a GPU is present)
 	$(GO) build -o $(BIN)/captioner ./cmd/captioner
@@ -153,13 +156,13 @@ fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (see
 	$(GO) test -run '^$$' -fuzz '^FuzzMultipartUpload$$' -fuzztime $(FUZZ_UPLOAD_EXECS) ./server
 
 ROUNDS ?= 3
-bench: ## one table: encoder, decoder and training against the PyTorch reference at its best, alternating ROUNDS rounds, ranges and ratios
+bench: deps-bench ## one table: encoder, decoder and training against the PyTorch reference at its best, alternating ROUNDS rounds, ranges and ratios
 	/usr/bin/python3 scripts/bench.py --rounds $(ROUNDS)
 
-bench-attention: ## the attention decoder against PyTorch's, alternating for 3 rounds (issue 12's 1.5x target)
+bench-attention: deps-bench ## the attention decoder against PyTorch's, alternating for 3 rounds (issue 12's 1.5x target)
 	scripts/bench-attention.sh 3
 
-bench-server: ## captioner serve vs the Flask reference server and its --best variant under cmd/loadgen, same run
+bench-server: deps-bench ## captioner serve vs the Flask reference server and its --best variant under cmd/loadgen, same run
 	scripts/bench-server.sh
 
 SOAK_DURATION ?= 2m

@@ -46,7 +46,7 @@ if /usr/bin/python3 -c 'import torch, flask' 2>/dev/null; then
 	cpu+=(-pid torch-best=$!)
 	flask=(-target flask=http://127.0.0.1:$flask_port -target torch-best=http://127.0.0.1:$best_port/caption)
 else
-	echo "bench-server: python3-torch or python3-flask missing (apt-get install python3-torch python3-torchvision python3-pil python3-numpy python3-flask): measuring captioner alone" >&2
+	echo "bench-server: python3-torch or python3-flask missing (apt-get install python3-torch python3-torchvision python3-pil python3-numpy python3-flask libopenblas0-pthread, or make deps-bench as root): measuring captioner alone" >&2
 	flask=()
 fi
 # captioner three times: its default (the attention model, beam 3), greedy decoding

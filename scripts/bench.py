@@ -100,6 +100,30 @@ def torch_run(args):
     return json.loads(out.strip().splitlines()[-1])
 
 
+# PyTorch's float32 GEMM rate on 2 threads (256x1024 by 1024x1024, best of 3):
+# Debian's PyTorch multiplies matrices with whatever libblas.so.3 is, and the
+# reference BLAS (libblas3, 6 GFLOP/s here) made its decoder 17x slower than
+# with OpenBLAS (130-160 GFLOP/s): no peer at its best.
+TORCH_GEMM = """
+import time, torch
+torch.set_num_threads(2)
+a, b = torch.randn(256, 1024), torch.randn(1024, 1024)
+best = float("inf")
+for _ in range(3):
+    t = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    best = min(best, time.perf_counter() - t)
+print(10 * 2 * 256 * 1024 * 1024 / best / 1e9)
+"""
+SLOW_BLAS = 30  # GFLOP/s under which PyTorch is taken to run the reference BLAS
+
+
+def torch_gemm_gflops():
+    out = subprocess.run(["/usr/bin/python3", "-c", TORCH_GEMM], capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
+
+
 def span(xs, fmt):
     if not xs:
         return "–"
@@ -120,8 +144,13 @@ def main():
     have_torch = subprocess.run(["/usr/bin/python3", "-c", "import torch, torchvision"],
                                 capture_output=True).returncode == 0 and os.path.exists(TORCH)
     if not have_torch:
-        print("bench: no PyTorch reference (apt-get install python3-torch python3-torchvision python3-pil "
-              "python3-numpy; CAPTIONER_ASSETS must hold bench/torch_captioner.py): captioner alone", file=sys.stderr)
+        print("bench: no PyTorch reference (make deps-bench as root, or apt-get install python3-torch "
+              "python3-torchvision python3-pil python3-numpy libopenblas0-pthread; CAPTIONER_ASSETS must hold "
+              "bench/torch_captioner.py): captioner alone", file=sys.stderr)
+    gemm = torch_gemm_gflops() if have_torch else 0
+    if have_torch and gemm < SLOW_BLAS:
+        print(f"bench: PyTorch multiplies matrices at {gemm:.0f} GFLOP/s here, the reference BLAS's speed, not its "
+              "best: install OpenBLAS (apt-get install libopenblas0-pthread) for a fair peer", file=sys.stderr)
     tmp = tempfile.mkdtemp(prefix="captioner-bench-")
     binaries = {}
     for kind in kinds:
@@ -170,6 +199,9 @@ def main():
           "(H256, V2600, 12 tokens), decoder --arch attention (H512, attention 512, embedding 256, 49 regions "
           "of 1280, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16/int8, oneDNN chain); "
           "PyTorch has no int8 path here: the int8 rows compare with its best float32")
+    if have_torch:
+        print(f"PyTorch's float32 GEMM here: {gemm:.0f} GFLOP/s on 2 threads"
+              + (" (the reference BLAS: not PyTorch at its best)" if gemm < SLOW_BLAS else ""))
     if bf16_note:
         print(bf16_note)
     print()
