@@ -19,58 +19,49 @@ static double now(void) {
 	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-// OP12 applies op to the 12 accumulators c0..c11, named one by one: in an
-// array they stayed in memory at -O2, and the loops measured loads and
-// stores, the same time an instruction whatever the instruction. Each starts
-// at its own value: from equal starts the compiler merged the 12 into one
-// dependency chain.
-#define OP12(op) \
-	op(c0); op(c1); op(c2); op(c3); op(c4); op(c5); op(c6); op(c7); op(c8); op(c9); op(c10); op(c11)
-#define SUM12(s) \
-	(s(c0) + s(c1) + s(c2) + s(c3) + s(c4) + s(c5) + s(c6) + s(c7) + s(c8) + s(c9) + s(c10) + s(c11))
+// The loops are written in assembly, 12 accumulators in zmm2..zmm13 zeroed
+// first: in C the compiler decides, and at -O2 it kept an array of
+// accumulators in memory (the loops then timed loads and stores, the same
+// whatever the instruction) and merged accumulators that started equal into
+// one dependency chain. a = b = 1e-3 keep the sums far from denormals, which
+// some CPUs compute slowly.
+#define ZERO12 \
+	"vxorps %%xmm2, %%xmm2, %%xmm2\n\tvxorps %%xmm3, %%xmm3, %%xmm3\n\tvxorps %%xmm4, %%xmm4, %%xmm4\n\t" \
+	"vxorps %%xmm5, %%xmm5, %%xmm5\n\tvxorps %%xmm6, %%xmm6, %%xmm6\n\tvxorps %%xmm7, %%xmm7, %%xmm7\n\t" \
+	"vxorps %%xmm8, %%xmm8, %%xmm8\n\tvxorps %%xmm9, %%xmm9, %%xmm9\n\tvxorps %%xmm10, %%xmm10, %%xmm10\n\t" \
+	"vxorps %%xmm11, %%xmm11, %%xmm11\n\tvxorps %%xmm12, %%xmm12, %%xmm12\n\tvxorps %%xmm13, %%xmm13, %%xmm13\n\t"
+#define ON12(op) \
+	op " %[b], %[a], %%zmm2\n\t" op " %[b], %[a], %%zmm3\n\t" op " %[b], %[a], %%zmm4\n\t" \
+	op " %[b], %[a], %%zmm5\n\t" op " %[b], %[a], %%zmm6\n\t" op " %[b], %[a], %%zmm7\n\t" \
+	op " %[b], %[a], %%zmm8\n\t" op " %[b], %[a], %%zmm9\n\t" op " %[b], %[a], %%zmm10\n\t" \
+	op " %[b], %[a], %%zmm11\n\t" op " %[b], %[a], %%zmm12\n\t" op " %[b], %[a], %%zmm13\n\t"
+#define LOOP(op, a, b, n) \
+	__asm__ volatile(ZERO12 "1:\n\t" ON12(op) "dec %[n]\n\tjnz 1b" \
+		: [n] "+r"(n) : [a] "v"(a), [b] "v"(b) \
+		: "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc")
 
-// The returned sums keep the compiler from dropping the loops.
-__attribute__((target("avx512f"), noinline)) static float fma_loop(double *secs) {
+__attribute__((target("avx512f"), noinline)) static double fma_loop(void) {
 	__m512 a = _mm512_set1_ps(1e-3f), b = a;
-	__m512 c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
-#define INIT(c) c = _mm512_set1_ps((float)init++)
-#define FMA(c) c = _mm512_fmadd_ps(a, b, c)
-	float init = 0;
-	OP12(INIT);
+	long n = ITERS;
 	double t0 = now();
-	for (int n = 0; n < ITERS; n++) {
-		OP12(FMA);
-		__asm__ volatile("" : "+v"(a)); // a new a each iteration: no hoisting
-	}
-	*secs = now() - t0;
-	return SUM12(_mm512_reduce_add_ps);
+	LOOP("vfmadd231ps", a, b, n);
+	return now() - t0;
 }
 
-__attribute__((target("avx512f,avx512bf16"), noinline)) static float dot_loop(double *secs) {
+__attribute__((target("avx512f,avx512bf16"), noinline)) static double dot_loop(void) {
 	__m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f)), b = a;
-	__m512 c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11;
-#define DOT(c) c = _mm512_dpbf16_ps(c, a, b)
-	float init = 0;
-	OP12(INIT);
+	long n = ITERS;
 	double t0 = now();
-	for (int n = 0; n < ITERS; n++) {
-		OP12(DOT);
-		__asm__ volatile("" : "+v"(a));
-	}
-	*secs = now() - t0;
-	return SUM12(_mm512_reduce_add_ps);
+	LOOP("vdpbf16ps", a, b, n);
+	return now() - t0;
 }
 
 double cap_bf16_dot_speedup(void) {
 	double best_fma = 1e9, best_dot = 1e9, t;
-	volatile float sink = 0;
 	for (int r = 0; r < ROUNDS; r++) {
-		sink += fma_loop(&t);
-		if (t < best_fma) best_fma = t;
-		sink += dot_loop(&t);
-		if (t < best_dot) best_dot = t;
+		if ((t = fma_loop()) < best_fma) best_fma = t;
+		if ((t = dot_loop()) < best_dot) best_dot = t;
 	}
-	(void)sink;
 	// Per instruction the dot product does 32 multiply-adds, the FMA 16.
 	return 2 * best_fma / best_dot;
 }
