@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/internal/testmodel"
 	"github.com/captioner/captioner/server"
 )
@@ -120,6 +122,10 @@ func TestServeSignals(t *testing.T) {
 	p.addr = p.waitLog(t, "listening")["addr"].(string)
 	ready := p.waitLog(t, "model ready")
 	url := "http://" + p.addr
+	// The log names the encoder's precision, auto's pick for this CPU.
+	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(cpu.New(1))]; ready["precision"] != want {
+		t.Errorf("model ready logged precision %v, want %s (auto on this CPU)", ready["precision"], want)
+	}
 
 	// The server collects garbage at server.GCPercent unless GOGC says otherwise.
 	if os.Getenv("GOGC") == "" && (!metricAbove(url, "go_gc_gogc_percent", server.GCPercent-1) || metricAbove(url, "go_gc_gogc_percent", server.GCPercent)) {
