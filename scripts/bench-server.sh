@@ -24,11 +24,15 @@ cpu=(-pid captioner=$! -pid greedy=$! -pid merge=$!)
 bin/captioner serve --addr 127.0.0.1:$int8_port --device cpu --threads 2 --precision int8 --models models/flickr8k-merge-lstm 2>/tmp/captioner-serve-int8.log &
 pids+=($!)
 cpu+=(-pid int8=$! -pid int8-merge=$!)
-# Where precision auto picks bfloat16 (AMX, or AVX512-BF16 dot products twice as
-# fast as float32 FMAs, as on AMD's Zen 4), the same two models again in float32.
+# Where precision auto picks bfloat16 (AMX, or AVX512-BF16 dot products at least
+# 1.5x float32 FMAs' multiply-adds, as on AMD's Zen 4: 2x), the same two models
+# again in float32.
+command -v curl >/dev/null || { echo "bench-server: needs curl (apt-get install curl)" >&2; exit 1; }
 f32=()
-until curl -sf http://127.0.0.1:$cap_port/readyz >/dev/null; do
+for ((i = 0; ; i++)); do
+	curl -sf http://127.0.0.1:$cap_port/readyz >/dev/null && break
 	kill -0 "${pids[0]}" 2>/dev/null || { echo "bench-server: captioner serve exited (/tmp/captioner-serve.log)" >&2; exit 1; }
+	((i < 300)) || { echo "bench-server: captioner serve not ready after 60 s (/tmp/captioner-serve.log)" >&2; exit 1; }
 	sleep 0.2
 done
 if ! curl -s http://127.0.0.1:$cap_port/v1/models | grep -q '"precision":"float32"'; then

@@ -118,12 +118,14 @@ func TestServeSignals(t *testing.T) {
 	assets := sharedAssets(t)
 	model, _ := filepath.Abs(filepath.Join("..", "..", "models", "flickr8k-merge-lstm"))
 	p := startServe(t, "serve --addr 127.0.0.1:0 --device cpu --threads 2 --model "+model,
-		"CAPTIONER_ASSETS="+assets, "CAPTIONER_SERVER_SHUTDOWN_GRACE=2m", "CAPTIONER_SERVER_MAX_BATCH=4")
+		"CAPTIONER_ASSETS="+assets, "CAPTIONER_SERVER_SHUTDOWN_GRACE=2m", "CAPTIONER_SERVER_MAX_BATCH=4", "CAPTIONER_PRECISION=auto")
 	p.addr = p.waitLog(t, "listening")["addr"].(string)
 	ready := p.waitLog(t, "model ready")
 	url := "http://" + p.addr
 	// The log names the encoder's precision, auto's pick for this CPU.
-	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(cpu.New(1))]; ready["precision"] != want {
+	d := cpu.New(1)
+	defer d.Close()
+	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; ready["precision"] != want {
 		t.Errorf("model ready logged precision %v, want %s (auto on this CPU)", ready["precision"], want)
 	}
 

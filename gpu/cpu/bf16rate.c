@@ -24,7 +24,8 @@ static double now(void) {
 // accumulators in memory (the loops then timed loads and stores, the same
 // whatever the instruction) and merged accumulators that started equal into
 // one dependency chain. a = b = 1e-3 keep the sums far from denormals, which
-// some CPUs compute slowly.
+// some CPUs compute slowly. The "memory" clobber keeps the loop between the
+// clock reads.
 #define ZERO12 \
 	"vxorps %%xmm2, %%xmm2, %%xmm2\n\tvxorps %%xmm3, %%xmm3, %%xmm3\n\tvxorps %%xmm4, %%xmm4, %%xmm4\n\t" \
 	"vxorps %%xmm5, %%xmm5, %%xmm5\n\tvxorps %%xmm6, %%xmm6, %%xmm6\n\tvxorps %%xmm7, %%xmm7, %%xmm7\n\t" \
@@ -38,7 +39,7 @@ static double now(void) {
 #define LOOP(op, a, b, n) \
 	__asm__ volatile(ZERO12 "1:\n\t" ON12(op) "dec %[n]\n\tjnz 1b" \
 		: [n] "+r"(n) : [a] "v"(a), [b] "v"(b) \
-		: "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc")
+		: "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "cc", "memory")
 
 __attribute__((target("avx512f"), noinline)) static double fma_loop(void) {
 	__m512 a = _mm512_set1_ps(1e-3f), b = a;
