@@ -166,7 +166,9 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	if info.Vocab != 15 || len(info.Version) != 12 || !strings.HasPrefix(info.Encoder, "mobilenet_v2-") {
 		t.Errorf("info %+v", info)
 	}
-	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(cpu.New(1))]; info.Precision != want {
+	d := cpu.New(1)
+	defer d.Close()
+	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; info.Precision != want {
 		t.Errorf("precision auto gave %s on this CPU, want %s", info.Precision, want)
 	}
 }
