@@ -242,8 +242,21 @@ func positiveDuration(key string, d time.Duration) error {
 // following error(s): ... strconv.ParseFloat: invalid syntax") says neither.
 func kindErrors(v *viper.Viper, file string) error {
 	var errs []error
+	from := func(key string) string {
+		if env := EnvName(key); os.Getenv(env) != "" {
+			return "the environment variable " + env
+		}
+		return "the configuration file " + file
+	}
 	for _, st := range settings() {
-		val, ok := v.Get(st.key).(string)
+		raw := v.Get(st.key)
+		if st.typ == durationType && isNumber(raw) {
+			// The decoder would take a bare YAML number as nanoseconds: a
+			// request_timeout of 5 failed every request after 5 ns.
+			errs = append(errs, fmt.Errorf("config: %s: %v has no unit; write a duration such as %vs or %vms (set by %s)", st.key, raw, raw, raw, from(st.key)))
+			continue
+		}
+		val, ok := raw.(string)
 		if !ok {
 			continue // typed already: a default, a flag, or a YAML value of the right kind
 		}
@@ -270,11 +283,16 @@ func kindErrors(v *viper.Viper, file string) error {
 		if err == nil {
 			continue
 		}
-		from := "the configuration file " + file
-		if env := EnvName(st.key); os.Getenv(env) != "" {
-			from = "the environment variable " + env
-		}
-		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s (set by %s)", st.key, val, want, from))
+		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s (set by %s)", st.key, val, want, from(st.key)))
 	}
 	return errors.Join(errs...)
+}
+
+// isNumber reports whether a configuration value is a number as YAML decodes one.
+func isNumber(v any) bool {
+	switch v.(type) {
+	case int, int64, uint64, float64:
+		return true
+	}
+	return false
 }

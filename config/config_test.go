@@ -121,6 +121,31 @@ config: decode.guide_threshold: "abc" is not a number (set by the environment va
 	}
 }
 
+// Every setting has a built-in default: one without it is left out of
+// `captioner config`, and its environment variable is ignored (viper binds
+// only the keys it knows), as train.mirror's was.
+func TestEverySettingHasADefault(t *testing.T) {
+	v := viper.New()
+	setDefaults(v)
+	for _, st := range settings() {
+		if !v.IsSet(st.key) {
+			t.Errorf("%s has no default: add it to its section's defaults", st.key)
+		}
+	}
+}
+
+// A bare number where a duration goes is refused: decoded, it would be
+// nanoseconds, and a request_timeout of 5 failed every request.
+func TestDurationWithoutUnitIsRefused(t *testing.T) {
+	file := writeYAML(t, "server:\n  request_timeout: 5\n  read_timeout: 1.5\n")
+	_, err := load(t, file)
+	want := `config: server.request_timeout: 5 has no unit; write a duration such as 5s or 5ms (set by the configuration file ` + file + `)
+config: server.read_timeout: 1.5 has no unit; write a duration such as 1.5s or 1.5ms (set by the configuration file ` + file + `)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
 func TestPrecedenceFileThenEnvThenFlag(t *testing.T) {
 	file := writeYAML(t, "server:\n  max_batch: 4\n  max_queue_delay: 20ms\ndevice: cpu\n")
 	t.Setenv("CAPTIONER_SERVER_MAX_BATCH", "6")

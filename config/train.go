@@ -144,6 +144,7 @@ func trainDefaults(v *viper.Viper) {
 	v.SetDefault("train.mid", 256)
 	v.SetDefault("train.dropout", 0.5)
 	v.SetDefault("train.feature_dropout", 0)
+	v.SetDefault("train.mirror", false)
 	v.SetDefault("train.finetune_blocks", 0)
 	v.SetDefault("train.finetune_lr", 1e-4)
 	v.SetDefault("train.eval_beam", 3)

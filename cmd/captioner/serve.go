@@ -91,7 +91,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 				}()
 				continue
 			}
-			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Server.ShutdownGrace)
+			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Server.ShutdownGrace.String())
 			err := shutdown(s, cfg, log)
 			if serr := <-served; serr != nil {
 				return serr

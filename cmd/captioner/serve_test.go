@@ -157,7 +157,9 @@ func TestServeSignals(t *testing.T) {
 		}
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.waitLog(t, "shutting down")
+	if m := p.waitLog(t, "shutting down"); m["grace"] != "2m0s" { // a duration, not nanoseconds
+		t.Errorf("shutting down logged grace %v, want 2m0s", m["grace"])
+	}
 	// New connections are refused from now on, the accepted request is answered in full.
 	for {
 		c, err := net.Dial("tcp", p.addr)

@@ -91,7 +91,7 @@ func open(o Options, log *slog.Logger, h host) (gpu.Device, error) {
 		n, err := h.probe()
 		if err != nil {
 			if want == "cuda" {
-				return nil, fmt.Errorf("device cuda: no GPU found: %w", err)
+				return nil, fmt.Errorf("device cuda: no GPU found: %w; set device auto (a GPU when there is one, else the CPU) or cpu", err)
 			}
 			why = fmt.Sprintf("no GPU found (%v)", err)
 			break

@@ -165,7 +165,8 @@ func TestOpenAutoThisMachine(t *testing.T) {
 func TestOpenCUDAWithoutGPU(t *testing.T) {
 	_, noLib := probe("libcaptioner-no-such-lib.so.1")
 	_, err := open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), fakeHost(0, noLib, "/nonexistent/captioner"))
-	if err == nil || !strings.HasPrefix(err.Error(), "device cuda: no GPU found: libcaptioner-no-such-lib.so.1") {
+	if err == nil || !strings.HasPrefix(err.Error(), "device cuda: no GPU found: libcaptioner-no-such-lib.so.1") ||
+		!strings.HasSuffix(err.Error(), "; set device auto (a GPU when there is one, else the CPU) or cpu") {
 		t.Fatalf("open(cuda) without GPU: %v", err)
 	}
 }
