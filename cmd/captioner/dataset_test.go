@@ -187,4 +187,10 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
+	// eval has another way, and says so.
+	assets, data, _, _ := sampleDataset(t, 1)
+	_, err = run(t, "eval", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--data", data, "--features", root)
+	if want += "; or run eval --from-images, which encodes the photos instead of reading them from a cache"; err == nil || err.Error() != want {
+		t.Errorf("eval: got %v\nwant %s", err, want)
+	}
 }

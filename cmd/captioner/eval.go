@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"sort"
 
@@ -190,6 +192,9 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 		return nil, err
 	}
 	store, err := openFeaturesOf(w, cfg.Train.Features, cfg.Train.Data)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w; or run eval --from-images, which encodes the photos instead of reading them from a cache", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -307,10 +307,21 @@ func openFeaturesOf(w *encoder.Weights, root, data string) (*features.Store, err
 	dir := features.Dir(root, w.Config.ID())
 	s, err := features.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("features: no feature store in %s: run `captioner extract --out %s` first (--grid for an attention model, --data for a dataset of your own)", dir, root)
+		return nil, missingStoreError{dir, root}
 	}
 	return s, err
 }
+
+// missingStoreError says how to make the feature store that is not there; it
+// is an fs.ErrNotExist, so that a caller with another way (eval --from-images)
+// can say so too.
+type missingStoreError struct{ dir, root string }
+
+func (e missingStoreError) Error() string {
+	return fmt.Sprintf("features: no feature store in %s: run `captioner extract --out %s` first (--grid for an attention model, --data for a dataset of your own)", e.dir, e.root)
+}
+
+func (missingStoreError) Unwrap() error { return fs.ErrNotExist }
 
 // mirroredInputs reads what a decoder of arch takes for the mirrored photos of
 // names, from the mirrored store (extract --mirror) that belongs to the
