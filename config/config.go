@@ -213,6 +213,42 @@ func settings() []setting {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
+// shortDuration writes d as a person would: "2m", not time's "2m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Map returns c as nested maps keyed as a configuration file keys it, for
+// `captioner config`: values as decoded (CAPTIONER_DECODE_BEAM=5 a number, a
+// comma-separated list a list), durations as a file writes them ("30s", "2m"). The
+// raw settings would print an environment variable's string as it came.
+func (c *Config) Map() map[string]any {
+	var walk func(v reflect.Value) map[string]any
+	walk = func(v reflect.Value) map[string]any {
+		m := map[string]any{}
+		for i := 0; i < v.NumField(); i++ {
+			key, f := v.Type().Field(i).Tag.Get("mapstructure"), v.Field(i)
+			switch {
+			case f.Type() == durationType:
+				m[key] = shortDuration(time.Duration(f.Int()))
+			case f.Kind() == reflect.Struct:
+				m[key] = walk(f)
+			default:
+				m[key] = f.Interface()
+			}
+		}
+		return m
+	}
+	return walk(reflect.ValueOf(*c))
+}
+
 func oneOf(key, val string, allowed ...string) error {
 	for _, a := range allowed {
 		if val == a {

@@ -37,7 +37,7 @@ func TestShippedDefaultFileEqualsBuiltInDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(builtIn, fromFile) {
-		t.Fatalf("configs/default.yaml drifted from the defaults:\nfile:     %+v\nbuilt-in: %+v\n(regenerate it with `captioner config`)", fromFile, builtIn)
+		t.Fatalf("configs/default.yaml drifted from the defaults:\nfile:     %+v\nbuilt-in: %+v\n(regenerate it with `captioner config`, which prints the assets folder it resolved: keep assets empty)", fromFile, builtIn)
 	}
 	v := viper.New()
 	v.SetConfigFile("../configs/default.yaml")
@@ -130,6 +130,15 @@ func TestEverySettingHasADefault(t *testing.T) {
 	for _, st := range settings() {
 		if !v.IsSet(st.key) {
 			t.Errorf("%s has no default: add it to its section's defaults", st.key)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{2 * time.Minute: "2m", time.Hour: "1h", 90 * time.Second: "1m30s",
+		10 * time.Millisecond: "10ms", 90 * time.Minute: "1h30m", 30 * time.Second: "30s", 0: "0s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

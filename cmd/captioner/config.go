@@ -11,10 +11,11 @@ func init() {
 		Short: "Print the effective configuration (defaults, file, environment, flags) as YAML",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := loadConfig(cmd); err != nil {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
 				return err
 			}
-			out, err := yaml.Marshal(settings.AllSettings())
+			out, err := yaml.Marshal(cfg.Map())
 			if err != nil {
 				return err
 			}
