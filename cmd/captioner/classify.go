@@ -21,6 +21,10 @@ func init() {
 index 0 = background. With --json it prints one JSON array:
 [{"image": PATH, "labels": [{"label": "...", "index": N, "prob": P}, ...]}, ...]
 
+It computes in float32 whatever precision says: these are the reference
+probabilities (the tags of caption and serve, in the precision they run, may
+differ from them in the second or third digit).
+
 An image that cannot be read is reported on stderr and the others are still
 classified; the exit status is then 1.`,
 		Args: cobra.MinimumNArgs(1),
