@@ -189,7 +189,10 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 	}
 	// eval has another way, and says so.
 	assets, data, _, _ := sampleDataset(t, 1)
-	_, err = run(t, "eval", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--data", data, "--features", root)
+	// Every flag eval reads is given: the tests share rootCmd, and another
+	// test's --from-images or --captions would otherwise stay set.
+	_, err = run(t, "eval", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--data", data, "--features", root,
+		"--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
 	if want += "; or run eval --from-images, which encodes the photos instead of reading them from a cache"; err == nil || err.Error() != want {
 		t.Errorf("eval: got %v\nwant %s", err, want)
 	}
