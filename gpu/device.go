@@ -272,6 +272,16 @@ func NativeBFloat16(dev Device) bool {
 	return ok && p.NativeBFloat16()
 }
 
+// BFloat16Why says, for logs, why FastBFloat16 holds on dev or not; empty
+// where the device does not say (it plans no chains, or has one answer).
+func BFloat16Why(dev Device) string {
+	w, ok := dev.(interface{ BFloat16Why() string })
+	if !ok {
+		return ""
+	}
+	return w.BFloat16Why()
+}
+
 // FastBFloat16 reports whether dev plans convolution chains that run faster in
 // bfloat16 than in float32: where precision auto picks bfloat16.
 func FastBFloat16(dev Device) bool {

@@ -74,9 +74,12 @@ type Info struct {
 	Encoder string `json:"encoder"` // encoder ID (weights hash + code version)
 	Device  string `json:"device"`
 	// Precision is what the encoder computes in: float32, bfloat16 or int8 (see config.Config.Precision).
-	Precision string             `json:"precision"`
-	Vocab     int                `json:"vocab"`
-	Scores    map[string]float64 `json:"scores,omitempty"` // from scores.json when present
+	Precision string `json:"precision"`
+	// PrecisionWhy says why, for logs: "requested", or auto's reason on this
+	// device (auto's pick depends on the CPU, and bfloat16 changes some captions).
+	PrecisionWhy string             `json:"-"`
+	Vocab        int                `json:"vocab"`
+	Scores       map[string]float64 `json:"scores,omitempty"` // from scores.json when present
 	// Arch is decoder.ArchMerge or decoder.ArchAttention: only attention models answer Options.Attention.
 	Arch string `json:"arch"`
 }
@@ -103,6 +106,7 @@ type Pipeline struct {
 	staging      []float32 // Decode's host side of an upload, kept between batches
 	decoding     Decoding
 	pre          Preprocessor
+	precisionWhy string // Info.PrecisionWhy
 }
 
 // served is one loaded caption model.
@@ -239,6 +243,10 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 // precision. It returns, for each folder, the index of its tuned layers in the
 // Branched or -1.
 func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []string) ([]int, error) {
+	p.precisionWhy = "requested"
+	if precision == encoder.PrecisionAuto {
+		p.precisionWhy = strings.TrimSuffix("auto: "+gpu.BFloat16Why(p.encDev), ": ")
+	}
 	idx := make([]int, len(dirs))
 	var tuned []*encoder.Weights
 	first, tunedDir := -1, "" // the tuned models' cut, the first tuned model
@@ -280,6 +288,7 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 	case precision == string(gpu.BFloat16) || precision == string(gpu.Int8):
 		return nil, fmt.Errorf("pipeline: precision %s, but model %s has fine-tuned encoder layers (%s), and fine-tuned encoder layers run in float32; set precision float32 or auto", precision, tunedDir, encoder.TunedFile)
 	case precision == encoder.PrecisionAuto && gpu.FastBFloat16(p.encDev):
+		p.precisionWhy = "auto: float32, because a served model has fine-tuned encoder layers"
 		slog.Warn("pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device, because a served model has fine-tuned encoder layers, which run in float32; every model's features are float32",
 			"precision", precision, "device", p.encDev.Name(), "model", tunedDir)
 	}
@@ -333,7 +342,7 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 		return served{}, err
 	}
 	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: modelName(dir),
-		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()), Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
+		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()), PrecisionWhy: p.precisionWhy, Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
 	fail := func(err error) (served, error) {
 		dec.Close()
 		return served{}, err

@@ -171,6 +171,9 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; info.Precision != want {
 		t.Errorf("precision auto gave %s on this CPU, want %s", info.Precision, want)
 	}
+	if want := "auto: " + gpu.BFloat16Why(d); info.PrecisionWhy != want {
+		t.Errorf("precision auto's reason %q, want %q", info.PrecisionWhy, want)
+	}
 }
 
 // TestEncodeOverlapsDecode runs Encode and Decode at the same time from two
@@ -421,6 +424,8 @@ func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
 	warned := strings.Contains(logged.String(), "level=WARN msg=\"pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device")
 	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" {
 		t.Errorf("precision auto beside a tuned model on a device with fast bfloat16 %v: precision %s, log %q", fast, p.Info().Precision, logged.String())
+	} else if why := p.Info().PrecisionWhy; fast && why != "auto: float32, because a served model has fine-tuned encoder layers" {
+		t.Errorf("precision auto beside a tuned model: reason %q", why)
 	}
 	p.Close()
 

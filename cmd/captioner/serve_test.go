@@ -128,6 +128,9 @@ func TestServeSignals(t *testing.T) {
 	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; ready["precision"] != want {
 		t.Errorf("model ready logged precision %v, want %s (auto on this CPU)", ready["precision"], want)
 	}
+	if want := "auto: " + gpu.BFloat16Why(d); ready["precision_why"] != want {
+		t.Errorf("model ready logged precision_why %v, want %q", ready["precision_why"], want)
+	}
 
 	// The server collects garbage at server.GCPercent unless GOGC says otherwise.
 	if os.Getenv("GOGC") == "" && (!metricAbove(url, "go_gc_gogc_percent", server.GCPercent-1) || metricAbove(url, "go_gc_gogc_percent", server.GCPercent)) {

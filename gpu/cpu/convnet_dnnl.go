@@ -50,6 +50,18 @@ func (d *Device) FastBFloat16() bool {
 		d.NativeBFloat16() && bf16DotSpeedup() >= minBF16DotSpeedup
 }
 
+// BFloat16Why says, for logs, why FastBFloat16 holds here or not.
+func (d *Device) BFloat16Why() string {
+	switch {
+	case C.cap_has_isa(C.dnnl_cpu_isa_avx512_core_amx) != 0:
+		return "AMX"
+	case !d.NativeBFloat16():
+		return "no AVX512-BF16"
+	}
+	return fmt.Sprintf("AVX512-BF16 dot products do %.2fx the multiply-adds a second of float32 FMAs (bfloat16 from %.1fx)",
+		bf16DotSpeedup(), minBF16DotSpeedup)
+}
+
 // minBF16DotSpeedup is the least bf16DotSpeedup at which bfloat16 is worth
 // its rounding: halfway between the CPUs measured (1x and 2x).
 const minBF16DotSpeedup = 1.5

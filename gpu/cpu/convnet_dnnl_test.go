@@ -2,7 +2,11 @@
 
 package cpu
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // The rate that decides FastBFloat16 is measured, so it can be broken in ways
 // a constant cannot: loops the compiler dropped would read as infinitely fast,
@@ -16,5 +20,9 @@ func TestBF16DotSpeedupIsAMeasurement(t *testing.T) {
 	}
 	if s := bf16DotSpeedup(); !(s >= 0.5 && s <= 4) {
 		t.Fatalf("AVX512-BF16 dot products do %.3gx the multiply-adds a second of float32 FMAs, outside 0.5..4: the measuring loops (bf16rate.c) are broken", s)
+	}
+	// The log's reason gives the measured rate (or AMX, which decides alone).
+	if why, rate := d.BFloat16Why(), fmt.Sprintf("do %.2fx the multiply-adds", bf16DotSpeedup()); why != "AMX" && !strings.Contains(why, rate) {
+		t.Errorf("BFloat16Why = %q, want AMX or the measured rate (%s)", why, rate)
 	}
 }
