@@ -132,7 +132,7 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 	}
 	c.Train.inferDataset()
 	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", withSources(err, v, file))
 	}
 	if c.Assets == "" {
 		c.Assets = os.Getenv("CAPTIONER_ASSETS")
@@ -278,18 +278,12 @@ func positiveDuration(key string, d time.Duration) error {
 // following error(s): ... strconv.ParseFloat: invalid syntax") says neither.
 func kindErrors(v *viper.Viper, file string) error {
 	var errs []error
-	from := func(key string) string {
-		if env := EnvName(key); os.Getenv(env) != "" {
-			return "the environment variable " + env
-		}
-		return "the configuration file " + file
-	}
 	for _, st := range settings() {
 		raw := v.Get(st.key)
 		if st.typ == durationType && isNumber(raw) {
 			// The decoder would take a bare YAML number as nanoseconds: a
 			// request_timeout of 5 failed every request after 5 ns.
-			errs = append(errs, fmt.Errorf("config: %s: %v has no unit; write a duration such as %vs or %vms (set by %s)", st.key, raw, raw, raw, from(st.key)))
+			errs = append(errs, fmt.Errorf("config: %s: %v has no unit; write a duration such as %vs or %vms%s", st.key, raw, raw, raw, setBy(v, file, st.key)))
 			continue
 		}
 		val, ok := raw.(string)
@@ -319,7 +313,42 @@ func kindErrors(v *viper.Viper, file string) error {
 		if err == nil {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s (set by %s)", st.key, val, want, from(st.key)))
+		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s%s", st.key, val, want, setBy(v, file, st.key)))
+	}
+	return errors.Join(errs...)
+}
+
+// setBy says where key's value came from, " (set by the environment variable
+// CAPTIONER_...)" or " (set by the configuration file ...)", or nothing for a
+// default or a flag: a user told that a value is wrong should not have to
+// find which of the three set it.
+func setBy(v *viper.Viper, file, key string) string {
+	if env := EnvName(key); os.Getenv(env) != "" {
+		return " (set by the environment variable " + env + ")"
+	}
+	if file != "" && v.InConfig(key) {
+		return " (set by the configuration file " + file + ")"
+	}
+	return ""
+}
+
+// withSources adds setBy to each of err's errors that is about one setting
+// (it starts "key: "), as validate's range and choice errors are.
+func withSources(err error, v *viper.Viper, file string) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	known := map[string]bool{}
+	for _, st := range settings() {
+		known[st.key] = true
+	}
+	for i, e := range errs {
+		if key, _, ok := strings.Cut(e.Error(), ": "); ok && known[key] {
+			if src := setBy(v, file, key); src != "" {
+				errs[i] = fmt.Errorf("%w%s", e, src)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -70,33 +70,36 @@ func TestUnknownKeyNamesTheKey(t *testing.T) {
 
 func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"device: gpu\n", `config: device: "gpu" is not one of auto, cpu, cuda`},
-		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count"},
-		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy)"},
-		{"decode:\n  no_repeat: 1\n", `config: decode.no_repeat: 1 must be 0 (repeats allowed) or 2..100 (1 would forbid any word twice, "a" included)`},
-		{"decode:\n  tags: 21\n", "config: decode.tags: 21 is outside 0..20 (0: no tags)"},
-		{"decode:\n  guide_threshold: 1.5\n", "config: decode.guide_threshold: 1.5 is outside 0..1 (a probability)"},
-		{"image:\n  max_decoded_bytes: 0\n", "config: image.max_decoded_bytes: 0 must be positive"},
-		{"image:\n  max_request_decoded_bytes: 1000\n", "config: image.max_request_decoded_bytes: 1000 is less than image.max_decoded_bytes (268435456): a request could not hold one image at the limit"},
-		{"server:\n  min_upload_rate: 0\n", "config: server.min_upload_rate: 0 must be positive"},
-		{"server:\n  max_upload_bytes: 1048576\n", "config: server.max_upload_bytes: 1048576 is less than server.max_body_bytes (33554432): a request at the body limit could never be received"},
-		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s"},
-		{"train:\n  objective: bleu\n", `config: train.objective: "bleu" is not one of xe, cider`},
-		{"train:\n  arch: transformer\n", `config: train.arch: "transformer" is not one of merge, attention`},
-		{"train:\n  cleaning: karpathy\n", `config: train.cleaning: cleaning "karpathy" is not known; use "standard" (coco-caption, every word kept) or "seed" (the seed notebook's, drops "a")`},
-		{"train:\n  att_penalty: -1\n", "config: train.att_penalty: -1 is negative; use 0 to disable the attention penalty"},
+		{"device: gpu\n", `config: device: "gpu" is not one of auto, cpu, cuda $FILE`},
+		{"threads: -1\n", "config: threads: -1 is negative; use 0 for every core or a positive count $FILE"},
+		{"decode:\n  beam: 0\n", "config: decode.beam: 0 is outside 1..32 (1 is greedy) $FILE"},
+		{"decode:\n  no_repeat: 1\n", `config: decode.no_repeat: 1 must be 0 (repeats allowed) or 2..100 (1 would forbid any word twice, "a" included) $FILE`},
+		{"decode:\n  tags: 21\n", "config: decode.tags: 21 is outside 0..20 (0: no tags) $FILE"},
+		{"decode:\n  guide_threshold: 1.5\n", "config: decode.guide_threshold: 1.5 is outside 0..1 (a probability) $FILE"},
+		{"image:\n  max_decoded_bytes: 0\n", "config: image.max_decoded_bytes: 0 must be positive $FILE"},
+		{"image:\n  max_request_decoded_bytes: 1000\n", "config: image.max_request_decoded_bytes: 1000 is less than image.max_decoded_bytes (268435456): a request could not hold one image at the limit $FILE"},
+		{"server:\n  min_upload_rate: 0\n", "config: server.min_upload_rate: 0 must be positive $FILE"},
+		{"server:\n  max_upload_bytes: 1048576\n", "config: server.max_upload_bytes: 1048576 is less than server.max_body_bytes (33554432): a request at the body limit could never be received $FILE"},
+		{"server:\n  max_queue_delay: -1s\n", "config: server.max_queue_delay: -1s must be a positive duration such as 250ms or 30s $FILE"},
+		{"train:\n  objective: bleu\n", `config: train.objective: "bleu" is not one of xe, cider $FILE`},
+		{"train:\n  arch: transformer\n", `config: train.arch: "transformer" is not one of merge, attention $FILE`},
+		{"train:\n  cleaning: karpathy\n", `config: train.cleaning: cleaning "karpathy" is not known; use "standard" (coco-caption, every word kept) or "seed" (the seed notebook's, drops "a") $FILE`},
+		{"train:\n  att_penalty: -1\n", "config: train.att_penalty: -1 is negative; use 0 to disable the attention penalty $FILE"},
 		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. runs/attention/model)"},
 		{"train:\n  mirror: true\n  finetune_blocks: 2\n", "config: train.mirror with train.finetune_blocks 2; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off"},
-		{"train:\n  objective: cider\n  init: runs/a/model\n  teacher: runs/t\n", "config: train.teacher: runs/t with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider"},
-		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others"},
-		{"train:\n  feature_dropout: 1\n", "config: train.feature_dropout: 1 is outside [0, 1); 0 keeps every feature"},
-		{"train:\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch merge, train.objective xe, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0"},
-		{"train:\n  xe_weight: -0.1\n", "config: train.xe_weight: -0.1 is negative; 0 trains on the rewards alone"},
-		{"train:\n  xe_weight: 0.2\n", "config: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0"},
+		{"train:\n  objective: cider\n  init: runs/a/model\n  teacher: runs/t\n", "config: train.teacher: runs/t with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider $FILE"},
+		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others $FILE"},
+		{"train:\n  feature_dropout: 1\n", "config: train.feature_dropout: 1 is outside [0, 1); 0 keeps every feature $FILE"},
+		{"train:\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch merge, train.objective xe, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0 $FILE"},
+		{"train:\n  xe_weight: -0.1\n", "config: train.xe_weight: -0.1 is negative; 0 trains on the rewards alone $FILE"},
+		{"train:\n  xe_weight: 0.2\n", "config: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0 $FILE"},
 	} {
-		_, err := load(t, writeYAML(t, tc.yaml))
-		if err == nil || err.Error() != tc.want {
-			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		file := writeYAML(t, tc.yaml)
+		_, err := load(t, file)
+		// $FILE: the error names the file that set the value.
+		want := strings.ReplaceAll(tc.want, " $FILE", " (set by the configuration file "+file+")")
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, want)
 		}
 	}
 }
@@ -140,6 +143,16 @@ func TestShortDuration(t *testing.T) {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// A value out of range names where it came from, as a value of the wrong
+// kind does; a default or a flag is not named.
+func TestRangeErrorsNameTheirSource(t *testing.T) {
+	t.Setenv("CAPTIONER_DECODE_BEAM", "0")
+	_, err := load(t, "")
+	if want := "config: decode.beam: 0 is outside 1..32 (1 is greedy) (set by the environment variable CAPTIONER_DECODE_BEAM)"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
 	}
 }
 
