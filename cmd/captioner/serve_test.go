@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,8 +129,12 @@ func TestServeSignals(t *testing.T) {
 	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; ready["precision"] != want {
 		t.Errorf("model ready logged precision %v, want %s (auto on this CPU)", ready["precision"], want)
 	}
-	if want := "auto: " + gpu.BFloat16Why(d); ready["precision_why"] != want {
-		t.Errorf("model ready logged precision_why %v, want %q", ready["precision_why"], want)
+	// The server measured the bfloat16 rate in its own process: the same
+	// reason, its figures a little apart (1.98x against 2.00x under load).
+	rate := regexp.MustCompile(`[0-9.]+x`)
+	why, _ := ready["precision_why"].(string)
+	if want := "auto: " + gpu.BFloat16Why(d); rate.ReplaceAllString(why, "Nx") != rate.ReplaceAllString(want, "Nx") {
+		t.Errorf("model ready logged precision_why %q, want %q", why, want)
 	}
 
 	// The server collects garbage at server.GCPercent unless GOGC says otherwise.
