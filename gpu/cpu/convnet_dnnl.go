@@ -46,20 +46,27 @@ func (d *Device) NativeBFloat16() bool { return C.cap_has_isa(C.dnnl_cpu_isa_avx
 // CPU-second, batch 1, 2 threads); on AMD's Zen 4 it does twice as many, and
 // the chain ran 1.9x float32's (264 against 140).
 func (d *Device) FastBFloat16() bool {
-	return C.cap_has_isa(C.dnnl_cpu_isa_avx512_core_amx) != 0 ||
-		d.NativeBFloat16() && bf16DotSpeedup() >= minBF16DotSpeedup
+	fast, _ := d.bfloat16Verdict()
+	return fast
 }
 
 // BFloat16Why says, for logs, why FastBFloat16 holds here or not.
 func (d *Device) BFloat16Why() string {
+	_, why := d.bfloat16Verdict()
+	return why
+}
+
+// bfloat16Verdict is FastBFloat16's answer and its reason, decided in one place.
+func (d *Device) bfloat16Verdict() (fast bool, why string) {
 	switch {
 	case C.cap_has_isa(C.dnnl_cpu_isa_avx512_core_amx) != 0:
-		return "AMX"
+		return true, "AMX"
 	case !d.NativeBFloat16():
-		return "no AVX512-BF16"
+		return false, "no AVX512-BF16"
 	}
-	return fmt.Sprintf("AVX512-BF16 dot products do %.2fx the multiply-adds a second of float32 FMAs (bfloat16 from %.1fx)",
-		bf16DotSpeedup(), minBF16DotSpeedup)
+	rate := bf16DotSpeedup()
+	return rate >= minBF16DotSpeedup, fmt.Sprintf("AVX512-BF16 dot products do %.2fx the multiply-adds a second of float32 FMAs (bfloat16 from %.1fx)",
+		rate, minBF16DotSpeedup)
 }
 
 // minBF16DotSpeedup is the least bf16DotSpeedup at which bfloat16 is worth
