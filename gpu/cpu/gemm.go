@@ -68,10 +68,10 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 // A B^T with 2 to smallRows rows of A goes to our gemmNT kernel rather than
 // BLAS: there BLAS's copy of the whole of B into its packed layout costs more
 // than the product (decoder steps: beam x batch rows times a 1024- or 2600-row
-// weight). Measured per core (BenchmarkGemm/step_*, against oneDNN's sgemm): 8
-// rows 61 vs 45-52 GFLOP/s, 24 rows 77 vs 65-70, 32 rows 77-100 vs 60-69 (greedy
-// decoding at batch 32); at 48 rows and more oneDNN is ahead. One row is sgemv's.
-const smallRows = 32
+// weight). Measured on 2 threads (BenchmarkGemm/step_*, AMD EPYC Zen 4,
+// 2026-12-05): 32 rows 168-200 GFLOP/s, 48 rows (beam 3 at batch 16) 157
+// against oneDNN's sgemm's 123; at 96 rows both do 152-156. One row is sgemv's.
+const smallRows = 64
 
 // gemmGrain is the smallest GEMM piece (multiply-adds) worth a thread: about 10 us.
 const gemmGrain = 1 << 18

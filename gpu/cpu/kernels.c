@@ -89,6 +89,7 @@ typedef float vf __attribute__((vector_size(64), aligned(4)));
 typedef int vi __attribute__((vector_size(64), aligned(4)));
 typedef float vh __attribute__((vector_size(32), aligned(4))); // 8 floats
 typedef int vhi __attribute__((vector_size(32), aligned(4)));
+typedef float v4 __attribute__((vector_size(16), aligned(4))); // 4 floats: a row of a GEMM tile
 #define VW 16
 // vclamp returns min(max(x, lo), hi) without branches (vf or, with its int type, vh).
 #define vclampT(x, lo, hi, I) ({ __typeof__(x) _cx = (x); I _cm = _cx < (lo); \
@@ -479,6 +480,37 @@ CLONES void cap_softmax_rows(float *out, const float *x, long rows, long cols, i
 	}
 }
 
+// cap_topk_rows writes the k largest elements of each row of x (rows, cols) in
+// descending order into idx and val (rows, k); ties go to the lowest index.
+// Once k are held, a block of 16 with none above the k-th is passed over with
+// one vector compare: a vocabulary row of 2,600 is mostly such blocks.
+CLONES void cap_topk_rows(int *idx, float *val, const float *x, long rows, long cols, long k) {
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * cols;
+		int *ir = idx + r * k;
+		float *vr = val + r * k;
+		long n = 0; // entries filled so far
+		for (long j0 = 0; j0 < cols; j0 += VW) {
+			long j1 = j0 + VW < cols ? j0 + VW : cols;
+			if (n == k && j1 - j0 == VW) {
+				vi above = *(const vf *)(xr + j0) > vr[k - 1]; // NaN is never above
+				int any = 0;
+				for (int l = 0; l < VW; l++) any |= above[l];
+				if (!any) continue;
+			}
+			for (long j = j0; j < j1; j++) {
+				float v = xr[j];
+				if (n == k && !(v > vr[k - 1])) continue;
+				// Insert after every element >= v so that equal values keep index order.
+				long p = n < k - 1 ? n : k - 1;
+				for (; p > 0 && vr[p - 1] < v; p--) ir[p] = ir[p - 1], vr[p] = vr[p - 1];
+				ir[p] = (int)j, vr[p] = v;
+				if (n < k) n++;
+			}
+		}
+	}
+}
+
 CLONES void cap_cross_entropy_rows(float *loss, float *dl, const float *x, const int *t, long rows, long cols, float scale) {
 	for (long r = 0; r < rows; r++) {
 		const float *xr = x + r * cols;
@@ -616,6 +648,15 @@ INLINE void tile_nt(int MR, int NR, long k, float alpha, const float *a, long ld
 	// operations than lane-by-lane sums of the used ones (MR * NR * 16 adds).
 	float sum[16];
 	sum16(sum, acc);
+	if (NR == 4 && p == k) { // each row's 4 sums as one vector: scalar stores cost a fifth of a tile at k = 256
+		for (int ii = 0; ii < MR; ii++) {
+			v4 s;
+			__builtin_memcpy(&s, sum + ii * 4, sizeof s);
+			v4 *o = (v4 *)(c + ii * ldc);
+			*o = beta == 0 ? alpha * s : alpha * s + beta * *o;
+		}
+		return;
+	}
 	for (int ii = 0; ii < MR; ii++) {
 		for (int jj = 0; jj < NR; jj++) {
 			float s = sum[ii * 4 + jj];

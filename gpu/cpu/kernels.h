@@ -44,6 +44,10 @@ void cap_transpose(float *dst, const float *src, long rows, long cols);
 // each row of x; out may be x.
 void cap_softmax_rows(float *out, const float *x, long rows, long cols, int logp);
 
+// cap_topk_rows writes the k largest elements of each row of x (rows, cols),
+// descending, ties to the lowest index, into idx and val (rows, k).
+void cap_topk_rows(int *idx, float *val, const float *x, long rows, long cols, long k);
+
 // cap_cross_entropy_rows writes loss[r] = -log softmax(x[r])[t[r]] and, when dl is
 // not NULL, dl[r] = (softmax(x[r]) - onehot(t[r])) * scale; rows with t[r] < 0 get
 // zeros. dl may be x.

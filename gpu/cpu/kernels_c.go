@@ -82,6 +82,12 @@ func softmaxRows(out, x []float32, rows, cols int, log bool) {
 	C.cap_softmax_rows(ptr(out), ptr(x), C.long(rows), C.long(cols), C.int(logp))
 }
 
+// topKRows writes the k largest elements of each row of x (rows, cols), descending,
+// ties to the lowest index, into idx and val (rows, k).
+func topKRows(idx []int32, val, x []float32, rows, cols, k int) {
+	C.cap_topk_rows((*C.int)(unsafe.Pointer(&idx[0])), ptr(val), ptr(x), C.long(rows), C.long(cols), C.long(k))
+}
+
 // crossEntropyRows writes loss[r] = -log softmax(x[r])[t[r]] and, when dl is not
 // nil, dl[r] = (softmax(x[r]) - onehot(t[r])) * scale; rows with t[r] < 0 get
 // zeros. dl may be x.

@@ -99,8 +99,9 @@ func (d *Device) Argmax(out []int32, x gpu.Buf, rows, cols int) error {
 }
 
 // TopK writes the k largest elements of each row in descending order into idx and
-// val (rows, k); ties go to the lowest index. Insertion into the sorted top-k list
-// costs O(cols) per row for the small k of beam search.
+// val (rows, k); ties go to the lowest index. Rows are split over the threads: at
+// batch 32 a serial scan of the vocabulary was a tenth of a greedy step, with the
+// other thread idle.
 func (d *Device) TopK(idx []int32, val []float32, x gpu.Buf, rows, cols, k int) error {
 	if k < 1 || k > cols {
 		panic(fmt.Sprintf("gpu/cpu: TopK k=%d outside [1, %d columns]", k, cols))
@@ -109,25 +110,8 @@ func (d *Device) TopK(idx []int32, val []float32, x gpu.Buf, rows, cols, k int) 
 		panic(fmt.Sprintf("gpu/cpu: TopK idx has %d and val %d elements, want rows*k = %d", len(idx), len(val), rows*k))
 	}
 	_, xs := d.rowsCheck("TopK", x, x, rows, cols)
-	for r := 0; r < rows; r++ {
-		xr := xs[r*cols : (r+1)*cols]
-		ir, vr := idx[r*k:(r+1)*k], val[r*k:(r+1)*k]
-		n := 0 // entries filled so far
-		for j, v := range xr {
-			if n == k && !(v > vr[k-1]) {
-				continue
-			}
-			// Insert after every element >= v so that equal values keep index order.
-			p := min(n, k-1)
-			for p > 0 && vr[p-1] < v {
-				ir[p], vr[p] = ir[p-1], vr[p-1]
-				p--
-			}
-			ir[p], vr[p] = int32(j), v
-			if n < k {
-				n++
-			}
-		}
-	}
+	d.parallel(rows, max(1, grain/cols), func(lo, hi int) {
+		topKRows(idx[lo*k:hi*k], val[lo*k:hi*k], xs[lo*cols:hi*cols], hi-lo, cols, k)
+	})
 	return nil
 }

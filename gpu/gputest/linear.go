@@ -88,7 +88,7 @@ func testGemm(t *testing.T, dev gpu.Device) {
 	for i, s := range gemmSizes {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				for _, ab := range [][2]float32{{1, 0}, {-0.5, 0.75}} {
+				for _, ab := range [][2]float32{{1, 0}, {-0.5, 0.75}, {2, 0}} {
 					pad := 3 * (i % 2) // row strides larger than the matrix on every other size
 					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_alpha%v_beta%v_pad%d", s.m, s.n, s.k, ta, tb, ab[0], ab[1], pad), func(t *testing.T) {
 						checkGemm(t, dev, ta, tb, s, ab[0], ab[1], pad, 1)

@@ -383,12 +383,18 @@ func testArgmax(t *testing.T, dev gpu.Device) {
 }
 
 func testTopK(t *testing.T, dev gpu.Device) {
-	for _, c := range [][3]int{{1, 1, 1}, {3, 7, 1}, {3, 7, 3}, {3, 7, 7}, {4, 1001, 5}, {2, 40, 33}} {
+	// 40x2600: a vocabulary at greedy batch 40, enough rows to be split over threads.
+	for _, c := range [][3]int{{1, 1, 1}, {3, 7, 1}, {3, 7, 3}, {3, 7, 7}, {4, 1001, 5}, {2, 40, 33}, {40, 2600, 1}, {40, 2600, 3}} {
 		rows, cols, k := c[0], c[1], c[2]
 		h := newHarness(t, dev, uint64(rows*cols+k))
 		x := h.uniform(rows*cols, -1, 1)
 		for j := 0; j < cols; j++ { // row 0 has many ties
 			x[j] = float32(j%3) * 0.25
+		}
+		if rows > 1 { // row 1 ascends: every element enters the top k
+			for j := 0; j < cols; j++ {
+				x[cols+j] = float32(j)
+			}
 		}
 		idx, val := make([]int32, rows*k), make([]float32, rows*k)
 		if err := dev.TopK(idx, val, h.in(x), rows, cols, k); err != nil {
