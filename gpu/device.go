@@ -177,11 +177,13 @@ type Device interface {
 	// weightDecay 0 is plain Adam.
 	AdamW(param, grad, m, v Buf, lr, beta1, beta2, eps, weightDecay float32, step int)
 
-	// Argmax writes out[r] = the index of the largest element of row r of x (rows, cols);
-	// ties go to the lowest index. It synchronises.
+	// Argmax writes out[r] = the index of the largest element of row r of x (rows, cols):
+	// TopK's first. It synchronises.
 	Argmax(out []int32, x Buf, rows, cols int) error
 	// TopK writes the k largest elements of each row of x (rows, cols) in descending
-	// order: idx and val are (rows, k); ties go to the lowest index. It synchronises.
+	// order: idx and val are (rows, k); ties go to the lowest index, and NaN ranks
+	// after every number (-Inf included), so a row of NaNs still yields k valid
+	// indices, its first k. It synchronises.
 	TopK(idx []int32, val []float32, x Buf, rows, cols, k int) error
 }
 

@@ -480,10 +480,16 @@ CLONES void cap_softmax_rows(float *out, const float *x, long rows, long cols, i
 	}
 }
 
+// ranks_before says whether a value comes before b in top-k order: larger first,
+// NaN after every number (-inf included). Equal ranks keep index order: an
+// element goes in after every element that does not rank after it.
+INLINE int ranks_before(float a, float b) { return a > b || (b != b && a == a); }
+
 // cap_topk_rows writes the k largest elements of each row of x (rows, cols) in
-// descending order into idx and val (rows, k); ties go to the lowest index.
-// Once k are held, a block of 16 with none above the k-th is passed over with
-// one vector compare: a vocabulary row of 2,600 is mostly such blocks.
+// descending order into idx and val (rows, k); ties go to the lowest index and
+// NaN comes last, as in the CUDA kernel. Once k are held, a block of 16 with
+// none above the k-th is passed over with one vector compare: a vocabulary row
+// of 2,600 is mostly such blocks.
 CLONES void cap_topk_rows(int *idx, float *val, const float *x, long rows, long cols, long k) {
 	for (long r = 0; r < rows; r++) {
 		const float *xr = x + r * cols;
@@ -492,18 +498,17 @@ CLONES void cap_topk_rows(int *idx, float *val, const float *x, long rows, long 
 		long n = 0; // entries filled so far
 		for (long j0 = 0; j0 < cols; j0 += VW) {
 			long j1 = j0 + VW < cols ? j0 + VW : cols;
-			if (n == k && j1 - j0 == VW) {
-				vi above = *(const vf *)(xr + j0) > vr[k - 1]; // NaN is never above
+			if (n == k && j1 - j0 == VW && vr[k - 1] == vr[k - 1]) { // a NaN k-th: every number beats it
+				vi above = *(const vf *)(xr + j0) > vr[k - 1];
 				int any = 0;
 				for (int l = 0; l < VW; l++) any |= above[l];
 				if (!any) continue;
 			}
 			for (long j = j0; j < j1; j++) {
 				float v = xr[j];
-				if (n == k && !(v > vr[k - 1])) continue;
-				// Insert after every element >= v so that equal values keep index order.
+				if (n == k && !ranks_before(v, vr[k - 1])) continue;
 				long p = n < k - 1 ? n : k - 1;
-				for (; p > 0 && vr[p - 1] < v; p--) ir[p] = ir[p - 1], vr[p] = vr[p - 1];
+				for (; p > 0 && ranks_before(v, vr[p - 1]); p--) ir[p] = ir[p - 1], vr[p] = vr[p - 1];
 				ir[p] = (int)j, vr[p] = v;
 				if (n < k) n++;
 			}

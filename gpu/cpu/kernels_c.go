@@ -83,8 +83,11 @@ func softmaxRows(out, x []float32, rows, cols int, log bool) {
 }
 
 // topKRows writes the k largest elements of each row of x (rows, cols), descending,
-// ties to the lowest index, into idx and val (rows, k).
+// ties to the lowest index, NaN last, into idx and val (rows, k).
 func topKRows(idx []int32, val, x []float32, rows, cols, k int) {
+	if rows == 0 {
+		return
+	}
 	C.cap_topk_rows((*C.int)(unsafe.Pointer(&idx[0])), ptr(val), ptr(x), C.long(rows), C.long(cols), C.long(k))
 }
 

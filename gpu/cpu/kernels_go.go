@@ -212,19 +212,20 @@ func logSumExp(x []float32) float64 {
 }
 
 // topKRows writes the k largest elements of each row of x (rows, cols), descending,
-// ties to the lowest index, into idx and val (rows, k): insertion into the sorted
-// top-k list, O(cols) per row for the small k of beam search.
+// ties to the lowest index, NaN last, into idx and val (rows, k): insertion into
+// the sorted top-k list, O(cols) per row for the small k of beam search.
 func topKRows(idx []int32, val, x []float32, rows, cols, k int) {
 	for r := 0; r < rows; r++ {
 		ir, vr := idx[r*k:(r+1)*k], val[r*k:(r+1)*k]
 		n := 0 // entries filled so far
 		for j, v := range x[r*cols : (r+1)*cols] {
-			if n == k && !(v > vr[k-1]) {
+			if n == k && !ranksBefore(v, vr[k-1]) {
 				continue
 			}
-			// Insert after every element >= v so that equal values keep index order.
+			// Insert after every element that does not rank after v, so that
+			// equal values keep index order.
 			p := min(n, k-1)
-			for p > 0 && vr[p-1] < v {
+			for p > 0 && ranksBefore(v, vr[p-1]) {
 				ir[p], vr[p] = ir[p-1], vr[p-1]
 				p--
 			}
@@ -235,6 +236,10 @@ func topKRows(idx []int32, val, x []float32, rows, cols, k int) {
 		}
 	}
 }
+
+// ranksBefore says whether a comes before b in top-k order: larger first, NaN
+// after every number (-inf included).
+func ranksBefore(a, b float32) bool { return a > b || (b != b && a == a) }
 
 // softmaxRows writes out (rows, cols) = softmax, or with log log-softmax, of each
 // row of x; out may be x.

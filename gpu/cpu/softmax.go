@@ -78,28 +78,18 @@ func (d *Device) CrossEntropy(loss, dlogits, logits gpu.Buf, targets []int32, ro
 	})
 }
 
-// Argmax writes out[r] = the index of the largest element of row r; ties go to
-// the lowest index.
+// Argmax writes out[r] = the index of the largest element of row r: TopK's first.
 func (d *Device) Argmax(out []int32, x gpu.Buf, rows, cols int) error {
 	if len(out) != rows {
 		panic(fmt.Sprintf("gpu/cpu: Argmax out has %d elements for %d rows", len(out), rows))
 	}
 	_, xs := d.rowsCheck("Argmax", x, x, rows, cols)
-	for r := range out {
-		xr := xs[r*cols : (r+1)*cols]
-		best := 0
-		for j, v := range xr {
-			if v > xr[best] {
-				best = j
-			}
-		}
-		out[r] = int32(best)
-	}
+	topKRows(out, make([]float32, rows), xs, rows, cols, 1)
 	return nil
 }
 
 // TopK writes the k largest elements of each row in descending order into idx and
-// val (rows, k); ties go to the lowest index. Rows are split over the threads: at
+// val (rows, k); ties go to the lowest index, NaN comes last. Rows are split over the threads: at
 // batch 32 a serial scan of the vocabulary was a tenth of a greedy step, with the
 // other thread idle.
 func (d *Device) TopK(idx []int32, val []float32, x gpu.Buf, rows, cols, k int) error {

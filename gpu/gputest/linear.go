@@ -80,8 +80,9 @@ var gemmSizes = []gemmSize{
 	{1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {3, 5, 1}, {3, 5, 7}, {17, 33, 9}, {16, 16, 16},
 	{64, 64, 64}, {65, 31, 129}, {130, 67, 257}, {1, 300, 200}, {200, 150, 100}, {24, 600, 80},
 	// a few rows against a wide B: the CPU backend's gemmNT (decoder steps and
-	// beams), every remainder of its 4-row tiles
-	{6, 530, 83}, {13, 67, 40}, {3, 530, 83}, {7, 67, 40},
+	// beams), every remainder of its 4-row tiles, k a multiple of its 16-wide
+	// vectors or not, up to its 64 rows
+	{6, 530, 83}, {13, 67, 40}, {3, 530, 83}, {7, 67, 40}, {3, 600, 64}, {6, 67, 256}, {47, 600, 32},
 }
 
 func testGemm(t *testing.T, dev gpu.Device) {

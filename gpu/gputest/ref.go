@@ -134,12 +134,18 @@ func refLogSoftmax(x []float32, rows, cols int) []float64 {
 }
 
 // refTopK returns the indices of the k largest elements of row, descending, ties
-// to the lowest index.
+// to the lowest index, NaN after every number.
 func refTopK(row []float32, k int) []int {
 	idx := make([]int, len(row))
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return row[idx[a]] > row[idx[b]] })
+	isNaN := func(i int) bool { return math.IsNaN(float64(row[idx[i]])) }
+	sort.SliceStable(idx, func(a, b int) bool {
+		if isNaN(a) || isNaN(b) {
+			return !isNaN(a)
+		}
+		return row[idx[a]] > row[idx[b]]
+	})
 	return idx[:k]
 }

@@ -358,15 +358,10 @@ func testAdamW(t *testing.T, dev gpu.Device) {
 }
 
 func testArgmax(t *testing.T, dev gpu.Device) {
-	for _, s := range [][2]int{{1, 1}, {4, 7}, {3, 1001}} {
+	for _, s := range [][2]int{{1, 1}, {4, 7}, {3, 1001}, {5, 300}} {
 		rows, cols := s[0], s[1]
 		h := newHarness(t, dev, uint64(rows*cols))
-		x := h.uniform(rows*cols, -1, 1)
-		if rows > 1 {
-			for j := 0; j < cols; j++ { // all equal: index 0
-				x[cols+j] = 0.5
-			}
-		}
+		x := rankingRows(h, rows, cols)
 		if rows > 2 && cols > 3 { // tie between columns 1 and 3 at the maximum
 			x[2*cols+1], x[2*cols+3] = 2, 2
 		}
@@ -384,30 +379,56 @@ func testArgmax(t *testing.T, dev gpu.Device) {
 
 func testTopK(t *testing.T, dev gpu.Device) {
 	// 40x2600: a vocabulary at greedy batch 40, enough rows to be split over threads.
-	for _, c := range [][3]int{{1, 1, 1}, {3, 7, 1}, {3, 7, 3}, {3, 7, 7}, {4, 1001, 5}, {2, 40, 33}, {40, 2600, 1}, {40, 2600, 3}} {
+	for _, c := range [][3]int{{1, 1, 1}, {3, 7, 1}, {3, 7, 3}, {3, 7, 7}, {4, 1001, 5}, {2, 40, 33}, {3, 100, 20}, {40, 2600, 1}, {40, 2600, 3}} {
 		rows, cols, k := c[0], c[1], c[2]
 		h := newHarness(t, dev, uint64(rows*cols+k))
-		x := h.uniform(rows*cols, -1, 1)
-		for j := 0; j < cols; j++ { // row 0 has many ties
-			x[j] = float32(j%3) * 0.25
-		}
-		if rows > 1 { // row 1 ascends: every element enters the top k
-			for j := 0; j < cols; j++ {
-				x[cols+j] = float32(j)
-			}
-		}
+		x := rankingRows(h, rows, cols)
 		idx, val := make([]int32, rows*k), make([]float32, rows*k)
+		for i := range idx { // what a kernel that reads before it writes would find
+			idx[i], val[i] = -1, float32(math.Inf(1))
+		}
 		if err := dev.TopK(idx, val, h.in(x), rows, cols, k); err != nil {
 			t.Fatal(err)
 		}
 		for r := 0; r < rows; r++ {
 			row := x[r*cols : (r+1)*cols]
 			for i, want := range refTopK(row, k) {
-				if int(idx[r*k+i]) != want || val[r*k+i] != row[want] {
+				if got := val[r*k+i]; int(idx[r*k+i]) != want || !sameFloat(got, row[want]) {
 					t.Errorf("%dx%d k=%d row %d rank %d: got index %d value %v, want %d value %v",
-						rows, cols, k, r, i, idx[r*k+i], val[r*k+i], want, row[want])
+						rows, cols, k, r, i, idx[r*k+i], got, want, row[want])
 				}
 			}
 		}
 	}
 }
+
+// rankingRows returns (rows, cols) uniform values in [-1, 1) with, as far as there
+// are rows: row 0 full of ties, row 1 ascending (every element enters the top
+// k), row 2 random, row 3 with NaN at every 5th column from the first and -Inf
+// at every 7th from the second (a NaN taken before k are held must not block
+// the numbers after it), row 4 all NaN.
+func rankingRows(h *harness, rows, cols int) []float32 {
+	x := h.uniform(rows*cols, -1, 1)
+	nan, negInf := float32(math.NaN()), float32(math.Inf(-1))
+	for j := 0; j < cols; j++ {
+		x[j] = float32(j%3) * 0.25
+		if rows > 1 {
+			x[cols+j] = float32(j)
+		}
+		if rows > 3 {
+			switch {
+			case j%5 == 0:
+				x[3*cols+j] = nan
+			case j%7 == 1:
+				x[3*cols+j] = negInf
+			}
+		}
+		if rows > 4 {
+			x[4*cols+j] = nan
+		}
+	}
+	return x
+}
+
+// sameFloat says whether a and b are the same number, or both NaN.
+func sameFloat(a, b float32) bool { return a == b || (a != a && b != b) }

@@ -72,28 +72,37 @@ KERNEL cross_entropy(float *loss, float *dlogits, const float *logits, const int
 	}
 }
 
+// ranks_before says whether element (v, i) comes before (w, j) in top-k order:
+// value descending, NaN after every number (-inf included), then index ascending.
+// A total order, so every round below finds a winner and a row of NaNs still
+// yields k valid indices.
+DEVICE int ranks_before(float v, int i, float w, int j) {
+	int vnan = v != v, wnan = w != w;
+	if (vnan != wnan) return wnan;
+	if (!vnan && v != w) return v > w;
+	return i < j;
+}
+
 // topk writes the k largest elements of each row of x (rows, cols) in descending
-// order into idx and val (rows, k), ties to the lowest index. Round q finds the
-// best element ranked after the one found in round q-1 in the order (value
-// descending, index ascending), so no element is marked and k is only bounded by
-// cols; it costs k block reductions per row, meant for small k (beam widths,
-// argmax). NaNs are never selected.
+// order into idx and val (rows, k), ties to the lowest index, NaN last
+// (ranks_before). Round q finds the best element ranked after the one found in
+// round q-1, so no element is marked and k is only bounded by cols; it costs k
+// block reductions per row, meant for small k (beam widths, argmax).
 KERNEL topk(int *idx, float *val, const float *x, int rows, int cols, int k) {
 	__shared__ float sv[BLOCK];
 	__shared__ int si[BLOCK];
 	int t = threadIdx.x;
 	for (int r = blockIdx.x; r < rows; r += gridDim.x) {
 		const float *xr = x + r * cols;
-		float lastV = INFINITY;
-		int lastI = -1;
+		float lastV = 0;
+		int lastI = -1; // -1: no round yet, every element is after it
 		for (int q = 0; q < k; q++) {
-			// (bv, bi) = (-inf, cols) loses to every real element, -inf included.
-			float bv = -INFINITY;
-			int bi = cols;
+			float bv = 0;
+			int bi = -1; // -1: none yet, every element beats it
 			for (int j = t; j < cols; j += blockDim.x) {
 				float v = xr[j];
-				int after = v < lastV || (v == lastV && j > lastI);
-				if (after && (v > bv || (v == bv && j < bi))) {
+				int after = lastI < 0 || ranks_before(lastV, lastI, v, j);
+				if (after && (bi < 0 || ranks_before(v, j, bv, bi))) {
 					bv = v;
 					bi = j;
 				}
@@ -105,7 +114,7 @@ KERNEL topk(int *idx, float *val, const float *x, int rows, int cols, int k) {
 				if (t < s) {
 					float ov = sv[t + s];
 					int oi = si[t + s];
-					if (ov > sv[t] || (ov == sv[t] && oi < si[t])) {
+					if (oi >= 0 && (si[t] < 0 || ranks_before(ov, oi, sv[t], si[t]))) {
 						sv[t] = ov;
 						si[t] = oi;
 					}
