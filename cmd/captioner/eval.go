@@ -15,6 +15,7 @@ import (
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
@@ -36,7 +37,9 @@ says. It then sorts the captions into five equal groups by confidence and prints
 each group's mean per-caption CIDEr-D and BLEU-4: how well confidence predicts
 quality. The captions are written as JSON to --captions (the fields of caption
 --json); --save-scores also writes the scores into the model folder's scores.json,
-which caption and serve report.`,
+which caption and serve report: they are the float32 encoder's (the cached
+features are float32; with --from-images, precision auto computes in float32 and
+another precision is refused).`,
 		Args: cobra.NoArgs,
 		RunE: runEval,
 	}
@@ -85,6 +88,17 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		// The cached features are the ImageNet encoder's, not this model's.
 		fromImages = true
 		fmt.Fprintf(cmd.ErrOrStderr(), "model %s has a fine-tuned encoder (%s): encoding the photos\n", cfg.Model, encoder.TunedFile)
+	}
+	if saveScores && fromImages {
+		// scores.json holds what /v1/models and the model card report beside any
+		// precision: the float32 encoder's scores, as from cached features.
+		switch cfg.Precision {
+		case string(gpu.Float32):
+		case encoder.PrecisionAuto:
+			cfg.Precision = string(gpu.Float32)
+		default:
+			return fmt.Errorf("--save-scores writes the model's reference scores, which are measured with the encoder in float32, but --precision is %s: drop --precision (or set float32), or drop --save-scores to score %s without saving", cfg.Precision, cfg.Precision)
+		}
 	}
 	if fromImages {
 		res, err = evalFromImages(cmd.Context(), cfg, imgs)

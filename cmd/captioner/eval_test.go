@@ -225,3 +225,57 @@ func TestCalibrationBuckets(t *testing.T) {
 		t.Errorf("printed %q, want a row %q", b.String(), s)
 	}
 }
+
+// TestEvalSaveScoresIsFloat32: scores.json holds the float32 encoder's scores,
+// which /v1/models reports whatever precision serves. From the photos, precision
+// auto (bfloat16 where it is fast) computes in float32 and saves what the cached
+// features give; an explicit other precision is refused, with nothing written.
+func TestEvalSaveScoresIsFloat32(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 1)
+	model := t.TempDir()
+	for _, f := range []string{"config.json", "decoder.safetensors", "vocab.json"} {
+		b, err := os.ReadFile(filepath.Join(shippedModel, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(model, f), b, 0o644)
+	}
+	t.Cleanup(func() { // rootCmd is shared: later evals must not save into their model folders
+		c, _, _ := rootCmd.Find([]string{"eval"})
+		c.Flags().Set("save-scores", "false")
+	})
+	saved := func(fromImages bool, precision string) (map[string]float64, error) {
+		_, err := run(t, "eval", "--save-scores", "--beam", "3", "--guide=true", "--split", "dev", "--references", "standard",
+			"--data", data, "--features", feats, "--captions", filepath.Join(t.TempDir(), "captions.json"),
+			fmt.Sprintf("--from-images=%v", fromImages), "--precision", precision,
+			"--device", "cpu", "--assets", assets, "--model", model)
+		if err != nil {
+			return nil, err
+		}
+		return pipeline.ReadScores(model)
+	}
+	_, err := saved(true, "bfloat16")
+	want := "--save-scores writes the model's reference scores, which are measured with the encoder in float32, but --precision is bfloat16: drop --precision (or set float32), or drop --save-scores to score bfloat16 without saving"
+	if err == nil || err.Error() != want {
+		t.Fatalf("eval --save-scores --from-images --precision bfloat16: error %v, want %q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(model, pipeline.ScoresFile)); !os.IsNotExist(err) {
+		t.Fatalf("the refused eval wrote %s (stat: %v)", pipeline.ScoresFile, err)
+	}
+	fromImages, err := saved(true, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFeats, err := saved(false, "float32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fromFeats) == 0 || len(fromImages) != len(fromFeats) {
+		t.Fatalf("saved scores from images %v, from features %v", fromImages, fromFeats)
+	}
+	for k, v := range fromFeats { // the tolerance of TestEvalFromFeaturesMatchesFromImages' float32 case
+		if math.Abs(fromImages[k]-v) > 1e-4 {
+			t.Errorf("%s: %v saved from the photos with precision auto, %v from the float32 features", k, fromImages[k], v)
+		}
+	}
+}
