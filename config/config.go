@@ -150,9 +150,13 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 
 // ModelDir returns the caption model folder, looking for the shipped model
 // beside the binary and in the install prefix when it is not under the
-// working directory (locate.Model), or an error naming --model.
+// working directory (locate.Model), or an error naming the setting.
 func (c *Config) ModelDir() (string, error) {
-	return locate.Model(c.Model, DefaultModel)
+	dir, err := locate.Model(c.Model, DefaultModel)
+	if err != nil {
+		return "", fmt.Errorf("model (--model): %w", err)
+	}
+	return dir, nil
 }
 
 // checkKnownKeys rejects keys in the file that no field declares, naming them and

@@ -227,7 +227,7 @@ func TestModelDir(t *testing.T) {
 	t.Chdir(t.TempDir())
 	c = &Config{Model: "runs/none"}
 	_, err = c.ModelDir()
-	want := "model folder runs/none not found; pass --model with the folder of a trained model, or install the shipped one with `make install`"
+	want := "model (--model): model folder runs/none not found: give the folder of a trained model, or install the shipped one with `make install`"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
 	}

@@ -172,6 +172,25 @@ func Load(cfg *config.Config, extra ...string) (*Pipeline, error) {
 // load loads the encoder on p.encDev and the Tagger and the models in dirs on
 // p.dev; Close frees whatever it got to.
 func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
+	// Every folder is looked for first, so that a missing one is named with the
+	// setting that lists it, and a folder listed twice is told as such.
+	found := map[string]bool{} // absolute folders
+	for i, dir := range dirs {
+		setting := "model (--model)"
+		if i > 0 {
+			setting = "server.models (--models)"
+		}
+		at, err := locate.Model(dir, config.DefaultModel)
+		if err != nil {
+			return fmt.Errorf("pipeline: %s: %w", setting, err)
+		}
+		if abs, err := filepath.Abs(at); err == nil {
+			if found[abs] {
+				return fmt.Errorf("pipeline: model folder %s is listed twice in model and server.models (--model, --models): list each folder once", abs)
+			}
+			found[abs] = true
+		}
+	}
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
 		return err

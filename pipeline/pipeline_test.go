@@ -349,6 +349,14 @@ func TestModelsShareTheEncoder(t *testing.T) {
 		"pipeline: model folders %s and %s are both named flickr8k-merge-lstm, and a request picks a model by its folder's name: rename one (model, server.models)", cfg.Model, twin) {
 		t.Errorf("two models of one name: %v", err)
 	}
+	// A folder served beside the default is named with the setting that lists it.
+	if _, err := Load(cfg, "runs/none"); err == nil || err.Error() != "pipeline: server.models (--models): model folder runs/none not found: give the folder of a trained model, or install the shipped one with `make install`" {
+		t.Errorf("a missing model beside the default: %v", err)
+	}
+	abs, _ := filepath.Abs(cfg.Model)
+	if _, err := Load(cfg, cfg.Model); err == nil || err.Error() != "pipeline: model folder "+abs+" is listed twice in model and server.models (--model, --models): list each folder once" {
+		t.Errorf("one folder listed twice: %v", err)
+	}
 }
 
 // TestModelVersionCoversTunedEncoder checks that a fine-tuned model's version

@@ -128,9 +128,14 @@ func TestAttentionTrainAndEval(t *testing.T) {
 			t.Errorf("%s: strip %dx%d for %d words, want %dx%d", r.Image, cfg.Width, cfg.Height, n, n*pw+(n-1)*6, 224+34)
 		}
 	}
-	_, err = run(t, append(append([]string{"caption", "--attention", maps, "--model", mergeModel}, common...), photos[0])...)
-	if err == nil || !strings.Contains(err.Error(), decoder.ErrNoAttention.Error()) {
-		t.Errorf("merge model with --attention: %v, want %q", err, decoder.ErrNoAttention)
+	none := filepath.Join(t.TempDir(), "none")
+	_, err = run(t, append(append([]string{"caption", "--attention", none, "--model", mergeModel}, common...), photos[0])...)
+	want := "--attention draws where an attention model looked, but " + mergeModel + " is a merge model, which has no attention weights: leave out --attention, or pass --model models/flickr8k-attention"
+	if err == nil || err.Error() != want {
+		t.Errorf("merge model with --attention: %v, want %q", err, want)
+	}
+	if _, err := os.Stat(none); !os.IsNotExist(err) {
+		t.Errorf("the refused caption --attention made its folder %s (stat: %v)", none, err)
 	}
 
 	// A factorized model starts a training run, self-critical here, whose

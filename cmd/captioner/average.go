@@ -32,7 +32,7 @@ models trained from it, whose factors line up (others are refused). Score it
 with captioner eval --model DIR.`,
 		Example: `  captioner average --out runs/soup runs/attention-xe/model runs/scst/last
   captioner average --weights 4,1 --half --out runs/soup runs/attention-xe/model runs/scst/last`,
-		Args: cobra.MinimumNArgs(2),
+		Args: atLeast(2, "model folders"),
 		RunE: runAverage,
 	}
 	cmd.Flags().String("out", "", "folder of the averaged model (required)")

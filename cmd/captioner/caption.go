@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/pipeline"
 )
 
@@ -34,7 +36,7 @@ are still captioned; the exit status is then 1.
 With --attention DIR (attention models only) each caption's attention maps go
 to DIR/NAME.png, NAME the image's file name without its extension: one panel
 per word, the photo lit where the decoder looked when it chose the word.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: atLeast(1, "image file"),
 		RunE: runCaption,
 	}
 	f := cmd.Flags()
@@ -67,17 +69,20 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 	}
 	asJSON, _ := cmd.Flags().GetBool("json")
 	attDir, _ := cmd.Flags().GetString("attention")
-	var maps *attentionMaps
-	if attDir != "" {
-		if maps, err = newAttentionMaps(attDir); err != nil {
-			return err
-		}
-	}
 	p, err := pipeline.Load(cfg)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	var maps *attentionMaps
+	if attDir != "" {
+		if info := p.Info(); info.Arch != decoder.ArchAttention {
+			return fmt.Errorf("--attention draws where an attention model looked, but %s is a %s model, which has no attention weights: leave out --attention, or pass --model %s", cfg.Model, info.Arch, config.DefaultModel)
+		}
+		if maps, err = newAttentionMaps(attDir); err != nil {
+			return err
+		}
+	}
 	// Decode and caption in chunks of one device batch, so memory stays bounded
 	// however many images are named. An unreadable image is skipped and
 	// reported after the captions of the others.

@@ -204,3 +204,20 @@ func TestDescribePrintsShapesAndParameterCount(t *testing.T) {
 		t.Errorf("describe: want %q (config says %d)", want, c.NumParams())
 	}
 }
+
+// TestTooFewArgumentsShowHowToCall: a command run without its arguments says how
+// to call it, not only how many arguments it got.
+func TestTooFewArgumentsShowHowToCall(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"caption"}, "caption needs at least 1 image file, got 0: captioner caption [--beam K] [--json] [--attention DIR] IMAGE... [flags]"},
+		{[]string{"classify"}, "classify needs at least 1 image file, got 0: captioner classify [--top N] [--json] IMAGE... [flags]"},
+		{[]string{"average", "runs/a"}, "average needs at least 2 model folders, got 1: captioner average --out DIR MODEL MODEL... [flags]"},
+	} {
+		if _, err := run(t, tc.args...); err == nil || err.Error() != tc.want {
+			t.Errorf("captioner %v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -27,7 +27,7 @@ differ from them in the second or third digit).
 
 An image that cannot be read is reported on stderr and the others are still
 classified; the exit status is then 1.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: atLeast(1, "image file"),
 		RunE: runClassify,
 	}
 	cmd.Flags().Int("top", 5, "labels per image")

@@ -37,7 +37,7 @@ says. It then sorts the captions into five equal groups by confidence and prints
 each group's mean per-caption CIDEr-D and BLEU-4: how well confidence predicts
 quality. The captions are written as JSON to --captions (the fields of caption
 --json); --save-scores also writes the scores into the model folder's scores.json,
-which caption and serve report: they are the float32 encoder's (the cached
+which serve reports (GET /v1/models): they are the float32 encoder's (the cached
 features are float32; with --from-images, precision auto computes in float32 and
 another precision is refused).`,
 		Args: cobra.NoArgs,
@@ -100,8 +100,11 @@ func runEval(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("--save-scores writes the model's reference scores, which are measured with the encoder in float32, but --precision is %s: drop --precision (or set float32), or drop --save-scores to score %s without saving", cfg.Precision, cfg.Precision)
 		}
 	}
+	encoderNote := "encoder float32 (cached features)"
 	if fromImages {
-		res, err = evalFromImages(cmd.Context(), cfg, imgs)
+		var precision string
+		res, precision, err = evalFromImages(cmd.Context(), cfg, imgs)
+		encoderNote = "encoder " + precision
 	} else {
 		res, err = evalFromFeatures(cmd.Context(), cfg, imgs)
 	}
@@ -122,8 +125,8 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	}
 	scores, perCaption := metrics.Evaluate(hyps, refs)
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided): %v\n",
-		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, scores)
+	fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided), %s: %v\n",
+		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, encoderNote, scores)
 	printCalibration(out, calibration(res, hyps, refs, perCaption, calibrationBuckets))
 	b, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {
@@ -132,6 +135,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err := atomicfile.WriteFile(capPath, append(b, '\n')); err != nil {
 		return err
 	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "captions written to %s\n", capPath)
 	if !saveScores {
 		return nil
 	}
@@ -142,7 +146,12 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(cfg.Model, pipeline.ScoresFile), append(b, '\n'))
+	scoresPath := filepath.Join(cfg.Model, pipeline.ScoresFile)
+	if err := atomicfile.WriteFile(scoresPath, append(b, '\n')); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "scores written to %s\n", scoresPath)
+	return nil
 }
 
 func onOff(b bool) string {
@@ -262,11 +271,12 @@ func captionCached(ctx context.Context, store *features.Store, d pipeline.Decode
 	return out, nil
 }
 
-// evalFromImages runs the whole pipeline on the split's photos.
-func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, error) {
+// evalFromImages runs the whole pipeline on the split's photos, and says what
+// precision its encoder computed in.
+func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, string, error) {
 	p, err := pipeline.Load(cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer p.Close()
 	var out []pipeline.Result
@@ -278,16 +288,16 @@ func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) 
 		}
 		tensors, err := p.Preprocessor().Files(paths)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		res, err := p.CaptionImages(ctx, tensors, pipeline.Options{})
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, res...)
 	}
 	if len(out) != len(imgs) {
-		return nil, fmt.Errorf("captioned %d of %d images", len(out), len(imgs))
+		return nil, "", fmt.Errorf("captioned %d of %d images", len(out), len(imgs))
 	}
-	return out, nil
+	return out, p.Info().Precision, nil
 }

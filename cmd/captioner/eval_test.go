@@ -172,7 +172,7 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 	// Every score against the seed references: BLEU, CIDEr-D, ROUGE-L, and the
 	// distinct captions and words, which do not depend on the references.
 	seedScores, _ := metrics.Evaluate(hyps, seedRefs)
-	want := fmt.Sprintf("seed references, beam 3, guided decoding on (%d captions guided): %v", guidedCount(fromFeats), seedScores)
+	want := fmt.Sprintf("seed references, beam 3, guided decoding on (%d captions guided), encoder float32 (cached features): %v", guidedCount(fromFeats), seedScores)
 	if !strings.Contains(seedOut, want) {
 		t.Errorf("eval --references seed printed %q, want it to contain %q", seedOut, want)
 	}
@@ -244,8 +244,10 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 		c, _, _ := rootCmd.Find([]string{"eval"})
 		c.Flags().Set("save-scores", "false")
 	})
+	var out string
 	saved := func(fromImages bool, precision string) (map[string]float64, error) {
-		_, err := run(t, "eval", "--save-scores", "--beam", "3", "--guide=true", "--split", "dev", "--references", "standard",
+		var err error
+		out, err = run(t, "eval", "--save-scores", "--beam", "3", "--guide=true", "--split", "dev", "--references", "standard",
 			"--data", data, "--features", feats, "--captions", filepath.Join(t.TempDir(), "captions.json"),
 			fmt.Sprintf("--from-images=%v", fromImages), "--precision", precision,
 			"--device", "cpu", "--assets", assets, "--model", model)
@@ -265,6 +267,9 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 	fromImages, err := saved(true, "auto")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out, ", encoder float32: ") {
+		t.Errorf("eval --from-images --save-scores printed %q; want its summary to say the encoder ran in float32", out)
 	}
 	fromFeats, err := saved(false, "float32")
 	if err != nil {

@@ -82,6 +82,17 @@ func misspeltEnv(environ []string) []string {
 	return out
 }
 
+// atLeast is cobra.MinimumNArgs with an error that shows how to call the
+// command, where cobra's says only how many arguments it got.
+func atLeast(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return fmt.Errorf("%s needs at least %d %s, got %d: %s", cmd.Name(), n, what, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
 func main() {
 	if err := rootCmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "captioner:", err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -77,7 +78,7 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		case err := <-started:
 			if err != nil {
 				shutdown(s, cfg, log)
-				return fmt.Errorf("loading the model %s: %w", cfg.Model, err)
+				return fmt.Errorf("loading %s: %w", modelsLoaded(cfg), err)
 			}
 		case err := <-served:
 			return err
@@ -109,4 +110,12 @@ func shutdown(s *server.Server, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("shutdown complete")
 	return nil
+}
+
+// modelsLoaded names the model folders serve loads: model, then server.models.
+func modelsLoaded(cfg *config.Config) string {
+	if len(cfg.Server.Models) == 0 {
+		return "the model " + cfg.Model
+	}
+	return "the models " + strings.Join(append([]string{cfg.Model}, cfg.Server.Models...), ", ")
 }

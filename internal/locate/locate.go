@@ -89,7 +89,7 @@ func model(dir, shipped, exe, share string) (string, error) {
 	if len(cands) > 1 {
 		looked = " (looked in " + strings.Join(cands, ", ") + ")"
 	}
-	return "", fmt.Errorf("model folder %s not found%s; pass --model with the folder of a trained model, or install the shipped one with `make install`", dir, looked)
+	return "", fmt.Errorf("model folder %s not found%s: give the folder of a trained model, or install the shipped one with `make install`", dir, looked)
 }
 
 // moduleRoot returns the nearest folder at or above dir holding a go.mod.

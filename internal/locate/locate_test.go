@@ -42,13 +42,13 @@ func TestModelNotFoundNamesTheFlag(t *testing.T) {
 	root := t.TempDir()
 	t.Chdir(root)
 	_, err := model(shipped, shipped, "/opt/c/bin", "/usr/local/share/captioner")
-	want := "model folder models/flickr8k-merge-lstm not found (looked in models/flickr8k-merge-lstm, /opt/c/share/captioner/models/flickr8k-merge-lstm, /opt/c/models/flickr8k-merge-lstm, /usr/local/share/captioner/models/flickr8k-merge-lstm); pass --model with the folder of a trained model, or install the shipped one with `make install`"
+	want := "model folder models/flickr8k-merge-lstm not found (looked in models/flickr8k-merge-lstm, /opt/c/share/captioner/models/flickr8k-merge-lstm, /opt/c/models/flickr8k-merge-lstm, /usr/local/share/captioner/models/flickr8k-merge-lstm): give the folder of a trained model, or install the shipped one with `make install`"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
 	// A folder the user named is only looked for where it says.
 	_, err = model("runs/mine", shipped, "/opt/c/bin", "/usr/local/share/captioner")
-	want = "model folder runs/mine not found; pass --model with the folder of a trained model, or install the shipped one with `make install`"
+	want = "model folder runs/mine not found: give the folder of a trained model, or install the shipped one with `make install`"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
