@@ -140,7 +140,11 @@ func (d Decoding) ParseOptions(fields map[string]string) (Options, error) {
 		}
 		o.Attention = n == 1
 	}
-	o.Model = fields["model"]
+	if v, ok := fields["model"]; ok {
+		if o.Model = strings.TrimSpace(v); o.Model == "" {
+			return o, fmt.Errorf("model is empty: name a served model (GET /v1/models lists them), or leave model out for the default")
+		}
+	}
 	return d.Complete(o)
 }
 

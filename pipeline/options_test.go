@@ -119,6 +119,8 @@ func TestParseOptions(t *testing.T) {
 		{map[string]string{"no_repeat": "1"}, `no_repeat=1 would forbid any word twice ("a" included): use 0 (repeats allowed) or 2..100`},
 		{map[string]string{"no_repeat": "101"}, "no_repeat=101 is outside 0..100"},
 		{map[string]string{"attention": "yes"}, `attention="yes" is not a whole number: use 0..1`},
+		// An empty model= is not the default model: a client meant to name one.
+		{map[string]string{"model": " "}, "model is empty: name a served model (GET /v1/models lists them), or leave model out for the default"},
 		// Fields are checked in the order beam, max_len, alternatives.
 		{map[string]string{"alternatives": "x", "beam": "99"}, "beam=99 is outside 1..8"},
 		{map[string]string{"beam": "2", "alternatives": "3"}, "alternatives=3 is more than beam=2: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"},
