@@ -17,7 +17,8 @@ func init() {
 		Short: "Caption images: one line per image, or a JSON array with --json",
 		Long: `Captions each IMAGE with the model in --model (default: the shipped
 flickr8k-attention; flickr8k-merge-lstm is the smaller, faster one). Images go through the device in batches of decode.batch_size,
-so captioning many photos in one call is fast. Captions are sentences. With --json
+so captioning many photos in one call is fast. Captions are sentences, one line
+per image: the caption alone for one IMAGE, PATH<tab>caption for several. With --json
 the output is one array
 [{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,
   "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],
