@@ -170,10 +170,12 @@ func Load(cfg *config.Config, extra ...string) (*Pipeline, error) {
 }
 
 // load loads the encoder on p.encDev and the Tagger and the models in dirs on
-// p.dev; Close frees whatever it got to.
+// p.dev; Close frees whatever it got to. It replaces each entry of dirs with
+// the folder found for it.
 func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
-	// Every folder is looked for first, so that a missing one is named with the
-	// setting that lists it, and a folder listed twice is told as such.
+	// Every folder is looked for first, once, so that a missing one is named
+	// with the setting that lists it, and a folder listed twice is told as such;
+	// loadEncoder and loadModel then read the folders found.
 	found := map[string]bool{} // absolute folders
 	for i, dir := range dirs {
 		setting := "model (--model)"
@@ -184,6 +186,7 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 		if err != nil {
 			return fmt.Errorf("pipeline: %s: %w", setting, err)
 		}
+		dirs[i] = at
 		if abs, err := filepath.Abs(at); err == nil {
 			if found[abs] {
 				return fmt.Errorf("pipeline: model folder %s is listed twice in model and server.models (--model, --models): list each folder once", abs)
@@ -256,7 +259,8 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 	return nil
 }
 
-// loadEncoder makes the encoder: an encoder.Branched when models in dirs have
+// loadEncoder makes the encoder: an encoder.Branched when models in dirs (found
+// folders, as load leaves them) have
 // fine-tuned encoder layers (they must be tuned from one block: the cut they
 // share), in float32 (precisions bfloat16 and int8 are refused), else a plain one in
 // precision. It returns, for each folder, the index of its tuned layers in the
@@ -271,10 +275,6 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 	first, tunedDir := -1, "" // the tuned models' cut, the first tuned model
 	for i, dir := range dirs {
 		idx[i] = -1
-		dir, err := locate.Model(dir, config.DefaultModel)
-		if err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
-		}
 		path := filepath.Join(dir, encoder.TunedFile)
 		if _, err := os.Stat(path); err != nil {
 			continue
@@ -352,10 +352,6 @@ func modelName(dir string) string {
 // loadModel loads the caption model in dir onto p.dev, checking that it reads
 // what the encoder w gives.
 func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
-	dir, err := locate.Model(dir, config.DefaultModel)
-	if err != nil {
-		return served{}, fmt.Errorf("pipeline: %w", err)
-	}
 	vocab, dec, err := LoadModel(p.dev, dir)
 	if err != nil {
 		return served{}, err
