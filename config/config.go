@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -189,29 +190,31 @@ func Keys() []string {
 	return keys
 }
 
-// setting is one configuration key and the Go type its value decodes to.
+// setting is one configuration key, the Go type its value decodes to, and
+// where Config holds it (reflect.Value.FieldByIndex).
 type setting struct {
-	key string
-	typ reflect.Type
+	key   string
+	typ   reflect.Type
+	index []int
 }
 
 // settings lists every configuration key of Config, dotted, in declaration
 // order, with its type.
 func settings() []setting {
 	var out []setting
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
+	var walk func(t reflect.Type, prefix string, index []int)
+	walk = func(t reflect.Type, prefix string, index []int) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			name := prefix + f.Tag.Get("mapstructure")
+			name, at := prefix+f.Tag.Get("mapstructure"), append(slices.Clip(index), i)
 			if f.Type.Kind() == reflect.Struct && f.Type != durationType {
-				walk(f.Type, name+".")
+				walk(f.Type, name+".", at)
 				continue
 			}
-			out = append(out, setting{name, f.Type})
+			out = append(out, setting{name, f.Type, at})
 		}
 	}
-	walk(reflect.TypeOf(Config{}), "")
+	walk(reflect.TypeOf(Config{}), "", nil)
 	return out
 }
 
@@ -234,23 +237,23 @@ func shortDuration(d time.Duration) string {
 // comma-separated list a list), durations as a file writes them ("30s", "2m"). The
 // raw settings would print an environment variable's string as it came.
 func (c *Config) Map() map[string]any {
-	var walk func(v reflect.Value) map[string]any
-	walk = func(v reflect.Value) map[string]any {
-		m := map[string]any{}
-		for i := 0; i < v.NumField(); i++ {
-			key, f := v.Type().Field(i).Tag.Get("mapstructure"), v.Field(i)
-			switch {
-			case f.Type() == durationType:
-				m[key] = shortDuration(time.Duration(f.Int()))
-			case f.Kind() == reflect.Struct:
-				m[key] = walk(f)
-			default:
-				m[key] = f.Interface()
-			}
+	root, cv := map[string]any{}, reflect.ValueOf(*c)
+	for _, st := range settings() {
+		f := cv.FieldByIndex(st.index)
+		val := f.Interface()
+		if st.typ == durationType {
+			val = shortDuration(time.Duration(f.Int()))
 		}
-		return m
+		m, path := root, strings.Split(st.key, ".")
+		for _, section := range path[:len(path)-1] {
+			if _, ok := m[section]; !ok {
+				m[section] = map[string]any{}
+			}
+			m = m[section].(map[string]any)
+		}
+		m[path[len(path)-1]] = val
 	}
-	return walk(reflect.ValueOf(*c))
+	return root
 }
 
 func oneOf(key, val string, allowed ...string) error {
