@@ -393,7 +393,7 @@ func testTopK(t *testing.T, dev gpu.Device) {
 		for r := 0; r < rows; r++ {
 			row := x[r*cols : (r+1)*cols]
 			for i, want := range refTopK(row, k) {
-				if got := val[r*k+i]; int(idx[r*k+i]) != want || !sameFloat(got, row[want]) {
+				if got := val[r*k+i]; int(idx[r*k+i]) != want || !same(got, row[want]) {
 					t.Errorf("%dx%d k=%d row %d rank %d: got index %d value %v, want %d value %v",
 						rows, cols, k, r, i, idx[r*k+i], got, want, row[want])
 				}
@@ -429,6 +429,3 @@ func rankingRows(h *harness, rows, cols int) []float32 {
 	}
 	return x
 }
-
-// sameFloat says whether a and b are the same number, or both NaN.
-func sameFloat(a, b float32) bool { return a == b || (a != a && b != b) }
