@@ -81,14 +81,14 @@ func (ts *TrainState) allocAttention() {
 // gates += gz·Wzᵀ with the context's columns Wz of Wx or, for a factorized
 // weight (Config.CtxRank r), gates += (gz·CtxVᵀ)·CtxUᵀ, r(4H+F) multiply-adds
 // a row instead of 4H·F, leaving gz·CtxVᵀ in low (R, r).
-func addContext(dev gpu.Device, p *Params, c Config, gates, gz, low gpu.Buf, R int) {
-	F, E, H := c.FeatDim, c.Embed, c.Hidden
+func addContext(w *weights, c Config, gates, gz, low gpu.Buf, R int) {
+	F, H := c.FeatDim, c.Hidden
 	if r := c.CtxRank; r > 0 {
-		dev.Gemm(false, true, R, r, F, 1, gz, F, p.CtxV, F, 0, low, r)
-		dev.Gemm(false, true, R, 4*H, r, 1, low, r, p.CtxU, r, 1, gates, 4*H)
+		w.ctxV.MulT(R, gz, F, 0, low, r)
+		w.ctxU.MulT(R, low, r, 1, gates, 4*H)
 		return
 	}
-	dev.Gemm(false, true, R, 4*H, F, 1, gz, F, contextColumns(p.Wx, c), E+F, 1, gates, 4*H)
+	w.ctx.MulT(R, gz, F, 1, gates, 4*H)
 }
 
 // contextColumns is the view of a full (4H, E+F) LSTM input weight, or of its
@@ -109,29 +109,31 @@ func repeatRows(n, k int) []int32 {
 // attendStep runs one step's attention for R rows, K consecutive rows per
 // image: from hPrev (R, H) it writes alpha (R, L) and the gated context gz
 // (R, F), keeping z and beta (R, F) and, when e is not nil, e (R, L, A) for the
-// backward pass. pf is (R/K, L, A), feats (R/K, L, F): one per image.
-func attendStep(dev gpu.Device, p *Params, c Config, e, alpha, z, beta, gz, hproj, hPrev, pf, feats gpu.Buf, R, K int) {
+// backward pass. pf is (R/K, L, A), feats (R/K, L, F): one per image. The
+// products run against w.
+func attendStep(dev gpu.Device, w *weights, p *Params, c Config, e, alpha, z, beta, gz, hproj, hPrev, pf, feats gpu.Buf, R, K int) {
 	F, H, L, A := c.FeatDim, c.Hidden, c.Regions, c.Att
 	// alpha (R, L) = softmax(tanh(pf + hproj broadcast over regions) · AttV),
 	// hproj (R, A) = hPrev·AttHWᵀ.
-	dev.Gemm(false, true, R, A, H, 1, hPrev, H, p.AttHW, H, 0, hproj, A)
+	w.attH.MulT(R, hPrev, H, 0, hproj, A)
 	dev.AttentionScores(alpha, e, pf, hproj, p.AttV, R, K, L, A)
 	dev.Softmax(alpha, alpha, R, L)
 	// z rows of image b (K, F) = its rows' alpha (K, L) · feats_b (L, F).
 	dev.GemmStridedBatched(false, false, K, F, L, 1, alpha, L, K*L, feats, F, L*F, 0, z, F, K*F, R/K)
 	// beta (R, F) = sigmoid(hPrev·GateWᵀ + GateB); gz = beta * z.
-	linear(dev, beta, hPrev, p.GateW, p.GateB, R, H, F, gpu.ActSigmoid)
+	dense(dev, beta, hPrev, w.gate, p.GateB, R, H, F, gpu.ActSigmoid)
 	dev.Mul(gz, beta, z)
 }
 
 // attentionStart writes the initial state h0, c0 (B, H) from the mean region
-// (mean (B, F)) and the regions' attention term pf (B, L, A) of feats (B, L, F).
-func attentionStart(dev gpu.Device, p *Params, c Config, h0, c0, mean, pf, feats gpu.Buf, B int) {
+// (mean (B, F)) and the regions' attention term pf (B, L, A) of feats (B, L, F),
+// the products against w.
+func attentionStart(dev gpu.Device, w *weights, p *Params, c Config, h0, c0, mean, pf, feats gpu.Buf, B int) {
 	F, H, L, A := c.FeatDim, c.Hidden, c.Regions, c.Att
 	dev.GlobalAvgPool(mean, feats, B, L, F)
-	linear(dev, h0, mean, p.InitHW, p.InitHB, B, F, H, gpu.ActTanh)
-	linear(dev, c0, mean, p.InitCW, p.InitCB, B, F, H, gpu.ActTanh)
-	linear(dev, pf, feats, p.AttFW, p.AttFB, B*L, F, A, gpu.ActNone)
+	dense(dev, h0, mean, w.initH, p.InitHB, B, F, H, gpu.ActTanh)
+	dense(dev, c0, mean, w.initC, p.InitCB, B, F, H, gpu.ActTanh)
+	dense(dev, pf, feats, w.attF, p.AttFB, B*L, F, A, gpu.ActNone)
 }
 
 // forwardAttention is Forward for the attention decoder: it leaves the logits
@@ -143,7 +145,7 @@ func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint
 	x.feats = feats
 	hs, cs := x.h.Slice(0, (T+1)*B*H), x.c.Slice(0, (T+1)*B*H)
 	pf := x.pf.Slice(0, B*L*A)
-	attentionStart(dev, &m.P, c, hs.Slice(0, B*H), cs.Slice(0, B*H), x.mean.Slice(0, B*F), pf, feats, B)
+	attentionStart(dev, &m.exact, &m.P, c, hs.Slice(0, B*H), cs.Slice(0, B*H), x.mean.Slice(0, B*F), pf, feats, B)
 
 	// Words: emb (T, B, E) = Embed[ids]; gates (T, B, 4H) = emb·Wx[:, :E]ᵀ + LB for every step at once.
 	emb, gates := a.emb.Slice(0, N*E), a.gates.Slice(0, N*4*H)
@@ -154,24 +156,24 @@ func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint
 	for t := 0; t < T; t++ {
 		hPrev, cPrev := hs.Slice(t*B*H, B*H), cs.Slice(t*B*H, B*H)
 		gz := x.gz.Slice(t*B*F, B*F)
-		attendStep(dev, &m.P, c, x.e.Slice(t*B*L*A, B*L*A), x.alpha.Slice(t*B*L, B*L), x.z.Slice(t*B*F, B*F),
+		attendStep(dev, &m.exact, &m.P, c, x.e.Slice(t*B*L*A, B*L*A), x.alpha.Slice(t*B*L, B*L), x.z.Slice(t*B*F, B*F),
 			x.beta.Slice(t*B*F, B*F), gz, x.hproj.Slice(0, B*A), hPrev, pf, feats, B, 1)
 		// gates_t += the context's term + hPrev·Whᵀ, then the cell.
 		g := gates.Slice(t*B*4*H, B*4*H)
-		addContext(dev, &m.P, c, g, gz, x.low.Slice(t*B*c.CtxRank, B*c.CtxRank), B)
-		dev.Gemm(false, true, B, 4*H, H, 1, hPrev, H, m.P.Wh, H, 1, g, 4*H)
+		addContext(&m.exact, c, g, gz, x.low.Slice(t*B*c.CtxRank, B*c.CtxRank), B)
+		m.exact.wh.MulT(B, hPrev, H, 1, g, 4*H)
 		dev.LSTMCellForward(hs.Slice((t+1)*B*H, B*H), cs.Slice((t+1)*B*H, B*H), a.act.Slice(t*B*4*H, B*4*H), g, cPrev, B, H)
 	}
 
 	// Deep output: deep (T, B, E) = dropout(emb + h·OutHWᵀ + OutHB + gz·OutZWᵀ); logits (T, B, V).
 	deep := x.deep.Slice(0, N*E)
-	linear(dev, deep, hs.Slice(B*H, N*H), m.P.OutHW, m.P.OutHB, N, H, E, gpu.ActNone)
-	dev.Gemm(false, true, N, E, F, 1, x.gz.Slice(0, N*F), F, m.P.OutZW, F, 1, deep, E)
+	dense(dev, deep, hs.Slice(B*H, N*H), m.exact.outH, m.P.OutHB, N, H, E, gpu.ActNone)
+	m.exact.outZ.MulT(N, x.gz.Slice(0, N*F), F, 1, deep, E)
 	dev.Add(deep, deep, emb)
 	if ts.train && c.Dropout > 0 {
 		dev.Dropout(deep, x.deepMask.Slice(0, N*E), deep, c.Dropout, seed)
 	}
-	linear(dev, a.logits.Slice(0, N*V), deep, m.P.OutW, outB, N, E, V, gpu.ActNone)
+	dense(dev, a.logits.Slice(0, N*V), deep, m.exact.out, outB, N, E, V, gpu.ActNone)
 	return ts.attentionPenalty(targets)
 }
 
@@ -395,7 +397,7 @@ func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 	w := m.attWorkspaceFor(B, B*K)
 	pf := w.pf.Slice(0, B*L*A)
 	s := &attentionSteps{m: m, w: w, R: B, K: 1, feats: feats, pf: pf, lstmRows: newLSTMRows(w.h, w.c, w.h2, w.c2, B, H)}
-	attentionStart(dev, &m.P, c, s.h, s.c, w.mean.Slice(0, B*F), pf, feats, B)
+	attentionStart(dev, &m.dw, &m.P, c, s.h, s.c, w.mean.Slice(0, B*F), pf, feats, B)
 	return s
 }
 
@@ -406,21 +408,21 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 	dev, c := m.dev, m.Cfg
 	F, E, H, V := c.FeatDim, c.Embed, c.Hidden, c.Vocab
 	gz := w.gz.Slice(0, R*F)
-	attendStep(dev, &m.P, c, nil, w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
+	attendStep(dev, &m.dw, &m.P, c, nil, w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
 		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, R, s.K)
 	gates := w.gates.Slice(0, R*4*H)
 	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
-	addContext(dev, &m.P, c, gates, gz, w.ctxLow.Slice(0, R*c.CtxRank), R)
-	dev.Gemm(false, true, R, 4*H, H, 1, s.h, H, m.P.Wh, H, 1, gates, 4*H)
+	addContext(&m.dw, c, gates, gz, w.ctxLow.Slice(0, R*c.CtxRank), R)
+	m.dw.wh.MulT(R, s.h, H, 1, gates, 4*H)
 	dev.LSTMCellForward(s.h2, s.c2, w.act.Slice(0, R*4*H), gates, s.c, R, H)
 	deep := w.deep.Slice(0, R*E)
-	linear(dev, deep, s.h2, m.P.OutHW, m.P.OutHB, R, H, E, gpu.ActNone)
-	dev.Gemm(false, true, R, E, F, 1, gz, F, m.P.OutZW, F, 1, deep, E)
+	dense(dev, deep, s.h2, m.dw.outH, m.P.OutHB, R, H, E, gpu.ActNone)
+	m.dw.outZ.MulT(R, gz, F, 1, deep, E)
 	emb := w.emb.Slice(0, R*E)
 	dev.EmbeddingForward(emb, m.P.Embed, toks, E)
 	dev.Add(deep, deep, emb)
 	logp := w.logp.Slice(0, R*V)
-	linear(dev, logp, deep, m.P.OutW, m.outB, R, E, V, gpu.ActNone)
+	dense(dev, logp, deep, m.dw.out, m.outB, R, E, V, gpu.ActNone)
 	dev.LogSoftmax(logp, logp, R, V)
 	return logp
 }

@@ -60,8 +60,11 @@ func benchTrain(b *testing.B, c Config) {
 	b.ReportMetric((benchinput.CPUTime()-cpu0).Seconds()*1e3/float64(B*T*b.N), "cpu-ms/token")
 }
 
-func benchDecode(b *testing.B, c Config, batch, beam int) {
+func benchDecode(b *testing.B, c Config, batch, beam int, p gpu.Precision) {
 	dev, m := benchModel(b, c)
+	if err := m.SetPrecision(p); err != nil {
+		b.Skip(err)
+	}
 	feats := benchinput.Features(dev, batch, m.Cfg.InputDim())
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: benchTokens, Beam: beam, NoEarlyStop: true}
 	gen := func() {
@@ -83,16 +86,28 @@ func benchDecode(b *testing.B, c Config, batch, beam int) {
 	b.ReportMetric((benchinput.CPUTime()-cpu0).Seconds()*1e3/float64(batch*b.N), "cpu-ms/caption")
 }
 
-func BenchmarkGreedyB1(b *testing.B)  { benchDecode(b, DefaultConfig(benchVocab), 1, 1) }
-func BenchmarkGreedyB32(b *testing.B) { benchDecode(b, DefaultConfig(benchVocab), 32, 1) }
-func BenchmarkBeam3B1(b *testing.B)   { benchDecode(b, DefaultConfig(benchVocab), 1, 3) }
+func BenchmarkGreedyB1(b *testing.B)  { benchDecode(b, DefaultConfig(benchVocab), 1, 1, gpu.Float32) }
+func BenchmarkGreedyB32(b *testing.B) { benchDecode(b, DefaultConfig(benchVocab), 32, 1, gpu.Float32) }
+func BenchmarkBeam3B1(b *testing.B)   { benchDecode(b, DefaultConfig(benchVocab), 1, 3, gpu.Float32) }
 
 func BenchmarkAttentionGreedyB1(b *testing.B) {
-	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 1)
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 1, gpu.Float32)
 }
 func BenchmarkAttentionGreedyB32(b *testing.B) {
-	benchDecode(b, DefaultAttentionConfig(benchVocab), 32, 1)
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 32, 1, gpu.Float32)
 }
 func BenchmarkAttentionBeam3B1(b *testing.B) {
-	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 3)
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 3, gpu.Float32)
+}
+
+// The same decoding with the products in bfloat16 (SetPrecision), as precision
+// auto decodes where the encoder runs bfloat16; skipped without AVX512-BF16.
+func BenchmarkGreedyB32BFloat16(b *testing.B) {
+	benchDecode(b, DefaultConfig(benchVocab), 32, 1, gpu.BFloat16)
+}
+func BenchmarkAttentionGreedyB32BFloat16(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 32, 1, gpu.BFloat16)
+}
+func BenchmarkAttentionBeam3B1BFloat16(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 3, gpu.BFloat16)
 }

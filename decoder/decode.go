@@ -183,7 +183,7 @@ func (m *Model) mergeStepper(feats gpu.Buf, B, K int) *mergeSteps {
 	H := m.Cfg.Hidden
 	w := m.workspaceFor(B * K)
 	img := w.img.Slice(0, B*H)
-	m.imageBranch(img, feats, B)
+	m.imageBranch(&m.dw, img, feats, B)
 	s := &mergeSteps{m: m, w: w, R: B, K: 1, first: true, imgRep: img, lstmRows: newLSTMRows(w.h, w.c, w.h2, w.c2, B, H)}
 	m.dev.Zero(s.c)
 	return s
@@ -198,13 +198,13 @@ func (s *mergeSteps) step(toks []int32) gpu.Buf {
 	gates := w.gates.Slice(0, R*4*H)
 	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
 	if !s.first {
-		dev.Gemm(false, true, R, 4*H, H, 1, s.h, H, m.P.Wh, H, 1, gates, 4*H)
+		m.dw.wh.MulT(R, s.h, H, 1, gates, 4*H)
 	}
 	dev.LSTMCellForward(s.h2, s.c2, w.act.Slice(0, R*4*H), gates, s.c, R, H)
 	sum := w.sum.Slice(0, R*H)
 	dev.Add(sum, s.h2, s.imgRep)
 	logp := w.logp.Slice(0, R*m.Cfg.Vocab)
-	m.head(logp, w.mid.Slice(0, R*m.Cfg.Mid), sum, m.outB, R)
+	m.head(&m.dw, logp, w.mid.Slice(0, R*m.Cfg.Mid), sum, m.outB, R)
 	dev.LogSoftmax(logp, logp, R, m.Cfg.Vocab)
 	return logp
 }

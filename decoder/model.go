@@ -23,9 +23,109 @@ type Model struct {
 	// outB (V) is the output bias decoding uses: OutB with neverEmitted added
 	// at the ids no caption should contain (see unspoken), rebuilt with proj.
 	outB gpu.Buf
-	ws   *workspace    // merge's decoding buffers, grown on demand
-	aws  *attWorkspace // attention's
+	// exact are views of P's weights: training's products, current with every
+	// update. dw are decoding's: exact, or copies packed in precision
+	// (SetPrecision), packed again by prepare after the parameters change.
+	exact, dw weights
+	precision gpu.Precision
+	ws        *workspace    // merge's decoding buffers, grown on demand
+	aws       *attWorkspace // attention's
 }
+
+// weights are the weights a model multiplies activations by, each ready for
+// products A·Wᵀ in one precision (gpu.PackedWeight). Fields an architecture
+// lacks are nil.
+type weights struct {
+	wh, out            gpu.PackedWeight // the recurrence (4H, H); the vocabulary's (V, M), attention's (V, E)
+	img, dec           gpu.PackedWeight // merge: the image branch (H, F), the dense after the merge (M, H)
+	initH, initC, attF gpu.PackedWeight // attention's start: h0 (H, F), c0 (H, F), the regions' term (A, F)
+	attH, gate         gpu.PackedWeight // the state's attention term (A, H), the context gate (F, H)
+	outH, outZ         gpu.PackedWeight // the deep output's state (E, H) and context (E, F) terms
+	ctx                gpu.PackedWeight // the context's columns of Wx (4H, F), unless factorized into
+	ctxV, ctxU         gpu.PackedWeight // (r, F) and (4H, r)
+}
+
+// all lists the weights present.
+func (w *weights) all() []gpu.PackedWeight {
+	var out []gpu.PackedWeight
+	for _, pw := range []gpu.PackedWeight{w.wh, w.out, w.img, w.dec, w.initH, w.initC, w.attF, w.attH, w.gate, w.outH, w.outZ, w.ctx, w.ctxV, w.ctxU} {
+		if pw != nil {
+			out = append(out, pw)
+		}
+	}
+	return out
+}
+
+func (w *weights) free() {
+	for _, pw := range w.all() {
+		pw.Free()
+	}
+}
+
+// pack prepares the model's weights for products in precision p.
+func (m *Model) pack(p gpu.Precision) (weights, error) {
+	c, P := m.Cfg, &m.P
+	F, E, H, M, V, A, r := c.FeatDim, c.Embed, c.Hidden, c.Mid, c.Vocab, c.Att, c.CtxRank
+	var w weights
+	var err error
+	add := func(dst *gpu.PackedWeight, buf gpu.Buf, n, k, ldw int) {
+		if err == nil {
+			*dst, err = gpu.PackWeight(m.dev, buf, n, k, ldw, p)
+		}
+	}
+	add(&w.wh, P.Wh, 4*H, H, H)
+	if c.Arch != ArchAttention {
+		add(&w.out, P.OutW, V, M, M)
+		add(&w.img, P.ImgW, H, F, F)
+		add(&w.dec, P.DecW, M, H, H)
+	} else {
+		add(&w.out, P.OutW, V, E, E)
+		add(&w.initH, P.InitHW, H, F, F)
+		add(&w.initC, P.InitCW, H, F, F)
+		add(&w.attF, P.AttFW, A, F, F)
+		add(&w.attH, P.AttHW, A, H, H)
+		add(&w.gate, P.GateW, F, H, H)
+		add(&w.outH, P.OutHW, E, H, H)
+		add(&w.outZ, P.OutZW, E, F, F)
+		if r > 0 {
+			add(&w.ctxV, P.CtxV, r, F, F)
+			add(&w.ctxU, P.CtxU, 4*H, r, r)
+		} else {
+			add(&w.ctx, contextColumns(P.Wx, c), 4*H, F, E+F)
+		}
+	}
+	if err != nil {
+		w.free()
+		return weights{}, fmt.Errorf("decoder: %w", err)
+	}
+	return w, nil
+}
+
+// SetPrecision makes decoding multiply in p: float32, the default, or
+// bfloat16 on a device that keeps weights in it (gpu.WeightPacker: the CPU
+// with AVX512-BF16), where a step's products run about twice as fast and
+// some captions change (MODEL.md measures how many). Training always
+// multiplies in float32.
+func (m *Model) SetPrecision(p gpu.Precision) error {
+	if p == m.precision {
+		return nil
+	}
+	w := m.exact
+	if p != gpu.Float32 {
+		var err error
+		if w, err = m.pack(p); err != nil {
+			return err
+		}
+	}
+	if m.precision != gpu.Float32 {
+		m.dw.free()
+	}
+	m.dw, m.precision = w, p
+	return nil
+}
+
+// Precision is what decoding multiplies in (SetPrecision).
+func (m *Model) Precision() gpu.Precision { return m.precision }
 
 // New returns a model with freshly initialised parameters (seeded, so the same
 // seed gives the same weights on every backend).
@@ -44,8 +144,14 @@ func alloc(dev gpu.Device, cfg Config) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Model{Cfg: cfg, dev: dev, flat: dev.Alloc(cfg.NumParams()), projStale: true}
+	m := &Model{Cfg: cfg, dev: dev, flat: dev.Alloc(cfg.NumParams()), projStale: true, precision: gpu.Float32}
 	m.P = views(cfg, m.flat)
+	var err error
+	if m.exact, err = m.pack(gpu.Float32); err != nil {
+		dev.Free(m.flat)
+		return nil, err
+	}
+	m.dw = m.exact
 	return m, nil
 }
 
@@ -85,14 +191,17 @@ func (m *Model) Close() {
 		m.dev.Free(m.proj)
 		m.dev.Free(m.outB)
 	}
+	if m.precision != gpu.Float32 {
+		m.dw.free()
+	}
 	m.ws.free(m.dev)
 	m.aws.free(m.dev)
 	m.flat, m.proj, m.outB, m.ws, m.aws = nil, nil, nil, nil, nil
 }
 
-// linear writes out (n, o) = in (n, i) · w (o, i)ᵀ + bias (o), then act.
-func linear(dev gpu.Device, out, in, w, bias gpu.Buf, n, i, o int, act gpu.Act) {
-	dev.Gemm(false, true, n, o, i, 1, in, i, w, i, 0, out, o)
+// dense writes out (n, o) = act(in (n, i) · Wᵀ + bias (o)) for W (o, i).
+func dense(dev gpu.Device, out, in gpu.Buf, w gpu.PackedWeight, bias gpu.Buf, n, i, o int, act gpu.Act) {
+	w.MulT(n, in, i, 0, out, o)
 	dev.BiasAct(out, out, bias, n, o, act)
 }
 
@@ -107,17 +216,17 @@ func linearBackward(dev gpu.Device, din, dw, dbias, dout, out, in, w gpu.Buf, n,
 	}
 }
 
-// imageBranch writes img (B, H) = relu(x (B, F) · ImgWᵀ + ImgB).
-func (m *Model) imageBranch(img, x gpu.Buf, B int) {
-	linear(m.dev, img, x, m.P.ImgW, m.P.ImgB, B, m.Cfg.FeatDim, m.Cfg.Hidden, gpu.ActReLU)
+// imageBranch writes img (B, H) = relu(x (B, F) · ImgWᵀ + ImgB), with the weights w.
+func (m *Model) imageBranch(w *weights, img, x gpu.Buf, B int) {
+	dense(m.dev, img, x, w.img, m.P.ImgB, B, m.Cfg.FeatDim, m.Cfg.Hidden, gpu.ActReLU)
 }
 
 // head runs the layers after the merge for R rows: mid (R, M) = relu(sum (R, H)
-// · DecWᵀ + DecB), logits (R, V) = mid · OutWᵀ + OutB.
-func (m *Model) head(logits, mid, sum, outB gpu.Buf, R int) {
+// · DecWᵀ + DecB), logits (R, V) = mid · OutWᵀ + OutB, with the weights w.
+func (m *Model) head(w *weights, logits, mid, sum, outB gpu.Buf, R int) {
 	c := m.Cfg
-	linear(m.dev, mid, sum, m.P.DecW, m.P.DecB, R, c.Hidden, c.Mid, gpu.ActReLU)
-	linear(m.dev, logits, mid, m.P.OutW, outB, R, c.Mid, c.Vocab, gpu.ActNone)
+	dense(m.dev, mid, sum, w.dec, m.P.DecB, R, c.Hidden, c.Mid, gpu.ActReLU)
+	dense(m.dev, logits, mid, w.out, outB, R, c.Mid, c.Vocab, gpu.ActNone)
 }
 
 // unspoken are the ids decoding never emits: <pad> and <start> are not words,
@@ -131,7 +240,8 @@ var unspoken = []int32{text.PadID, text.StartID, text.UnkID}
 // if it were not in the vocabulary.
 const neverEmitted = -1e30
 
-// prepare rebuilds proj when the parameters changed since the last build.
+// prepare rebuilds proj, and packs decoding's weights again, when the
+// parameters changed since the last build.
 func (m *Model) prepare() {
 	if !m.projStale {
 		return
@@ -153,5 +263,10 @@ func (m *Model) prepare() {
 	// attention model's, the first E of attention's (4H, E+F).
 	m.dev.Gemm(false, true, c.Vocab, 4*c.Hidden, c.Embed, 1, m.P.Embed, c.Embed, m.P.Wx, c.wxCols(), 0, m.proj, 4*c.Hidden)
 	m.dev.BiasAct(m.proj, m.proj, m.P.LB, c.Vocab, 4*c.Hidden, gpu.ActNone)
+	if m.precision != gpu.Float32 {
+		for _, w := range m.dw.all() {
+			w.Update()
+		}
+	}
 	m.projStale = false
 }

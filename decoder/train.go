@@ -194,7 +194,7 @@ func (ts *TrainState) forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 		dev.Dropout(ts.x, a.featMask.Slice(0, B*F), feats, c.Dropout, seed)
 	}
 	img := a.img.Slice(0, B*H)
-	m.imageBranch(img, ts.x, B)
+	m.imageBranch(&m.exact, img, ts.x, B)
 
 	// Words: emb (T, B, E) = dropout(Embed[ids]).
 	emb := a.emb.Slice(0, N*E)
@@ -205,13 +205,14 @@ func (ts *TrainState) forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 
 	// LSTM: the input projection for every step at once, then the recurrence.
 	gates := a.gates.Slice(0, N*4*H)
-	linear(dev, gates, emb, m.P.Wx, m.P.LB, N, E, 4*H, gpu.ActNone)
+	dev.Gemm(false, true, N, 4*H, E, 1, emb, E, m.P.Wx, E, 0, gates, 4*H)
+	dev.BiasAct(gates, gates, m.P.LB, N, 4*H, gpu.ActNone)
 	dev.Zero(a.zero)
 	for t := 0; t < T; t++ {
 		g := gates.Slice(t*B*4*H, B*4*H)
 		cPrev := a.zero.Slice(0, B*H)
 		if t > 0 {
-			dev.Gemm(false, true, B, 4*H, H, 1, a.h.Slice((t-1)*B*H, B*H), H, m.P.Wh, H, 1, g, 4*H)
+			m.exact.wh.MulT(B, a.h.Slice((t-1)*B*H, B*H), H, 1, g, 4*H)
 			cPrev = a.c.Slice((t-1)*B*H, B*H)
 		}
 		dev.LSTMCellForward(a.h.Slice(t*B*H, B*H), a.c.Slice(t*B*H, B*H), a.act.Slice(t*B*4*H, B*4*H), g, cPrev, B, H)
@@ -220,7 +221,7 @@ func (ts *TrainState) forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 	// Merge: sum (T, B, H) = h + img, img broadcast over T as a bias of length B*H.
 	sum := a.sum.Slice(0, N*H)
 	dev.BiasAct(sum, a.h.Slice(0, N*H), img, T, B*H, gpu.ActNone)
-	m.head(a.logits.Slice(0, N*c.Vocab), a.mid.Slice(0, N*M), sum, outB, N)
+	m.head(&m.exact, a.logits.Slice(0, N*c.Vocab), a.mid.Slice(0, N*M), sum, outB, N)
 	loss, err := ts.crossEntropy(targets, ntok)
 	return loss, ntok, err
 }

@@ -17,6 +17,8 @@
 // batcher, or the trainer) owns it.
 package gpu
 
+import "fmt"
+
 // Buf is a float32 array in a device's memory. Views made by Slice share memory
 // with their parent and must not outlive it.
 type Buf interface {
@@ -266,6 +268,57 @@ type ConvChain interface {
 	Describe() string
 	Close()
 }
+
+// PackedWeight is a layer's weight W (n, k) prepared once for many products
+// A·Wᵀ, in a precision of its own: a decoder step multiplies a few rows by each
+// of its weights, a dozen times or more a caption, and a weight in bfloat16 is
+// half the bytes to stream and, with AVX512-BF16, twice the multiply-adds an
+// instruction.
+type PackedWeight interface {
+	// MulT computes C (m, n) = A (m, k)·Wᵀ + beta·C, A and C at row strides
+	// lda and ldc; with beta 0, C is only written. A is rounded to the
+	// weight's precision; the sums are float32.
+	MulT(m int, a Buf, lda int, beta float32, c Buf, ldc int)
+	// Update packs W again after it changed (a packed copy does not follow W).
+	Update()
+	// Free releases the packed copy; W itself is the caller's.
+	Free()
+}
+
+// WeightPacker is an optional Device capability: weights packed in a
+// precision other than float32 (the CPU device: bfloat16 with AVX512-BF16).
+type WeightPacker interface {
+	// PackWeight packs w (n, k), row stride ldw, in precision p.
+	PackWeight(w Buf, n, k, ldw int, p Precision) (PackedWeight, error)
+}
+
+// PackWeight prepares w (n, k), row stride ldw, on dev for products in
+// precision p. Float32 keeps w itself, read by Gemm, on every device: the
+// products then see later changes to w. Other precisions copy w, on devices
+// that offer them (WeightPacker).
+func PackWeight(dev Device, w Buf, n, k, ldw int, p Precision) (PackedWeight, error) {
+	if p == Float32 {
+		return float32Weight{dev, w, n, k, ldw}, nil
+	}
+	if wp, ok := dev.(WeightPacker); ok {
+		return wp.PackWeight(w, n, k, ldw, p)
+	}
+	return nil, fmt.Errorf("gpu: %s cannot keep weights in %s; use float32", dev.Name(), p)
+}
+
+// float32Weight is a weight used where it is: its products are dev's Gemm.
+type float32Weight struct {
+	dev       Device
+	w         Buf
+	n, k, ldw int
+}
+
+func (w float32Weight) MulT(m int, a Buf, lda int, beta float32, c Buf, ldc int) {
+	w.dev.Gemm(false, true, m, w.n, w.k, 1, a, lda, w.w, w.ldw, beta, c, ldc)
+}
+
+func (float32Weight) Update() {} // it reads W itself
+func (float32Weight) Free()   {}
 
 // NativeBFloat16 reports whether dev plans convolution chains and computes
 // bfloat16 in hardware.

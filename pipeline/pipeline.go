@@ -75,6 +75,10 @@ type Info struct {
 	Device  string `json:"device"`
 	// Precision is what the encoder computes in: float32, bfloat16 or int8 (see config.Config.Precision).
 	Precision string `json:"precision"`
+	// DecoderPrecision is what the decoder's products compute in: bfloat16
+	// where the encoder does and the device keeps weights in it (the CPU with
+	// AVX512-BF16), else float32.
+	DecoderPrecision string `json:"decoder_precision"`
 	// PrecisionWhy says why, for logs: "requested", or auto's reason on this
 	// device (auto's pick depends on the CPU, and bfloat16 changes some captions).
 	PrecisionWhy string             `json:"-"`
@@ -356,8 +360,16 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
+	// A bfloat16 encoder already rounds the features; the decoder's products
+	// follow it where the device can (precision is one setting for the model).
+	if p.enc.Precision() == gpu.BFloat16 {
+		if err := dec.SetPrecision(gpu.BFloat16); err != nil {
+			slog.Info("pipeline: the decoder multiplies in float32, the encoder in bfloat16", "model", dir, "why", err)
+		}
+	}
 	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: modelName(dir),
-		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()), PrecisionWhy: p.precisionWhy, Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
+		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()), DecoderPrecision: string(dec.Precision()),
+		PrecisionWhy: p.precisionWhy, Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
 	fail := func(err error) (served, error) {
 		dec.Close()
 		return served{}, err

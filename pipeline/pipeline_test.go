@@ -168,8 +168,8 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	}
 	d := cpu.New(1)
 	defer d.Close()
-	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; info.Precision != want {
-		t.Errorf("precision auto gave %s on this CPU, want %s", info.Precision, want)
+	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; info.Precision != want || info.DecoderPrecision != want {
+		t.Errorf("precision auto gave the encoder %s and the decoder %s on this CPU, want %s for both", info.Precision, info.DecoderPrecision, want)
 	}
 	if want := "auto: " + gpu.BFloat16Why(d); info.PrecisionWhy != want {
 		t.Errorf("precision auto's reason %q, want %q", info.PrecisionWhy, want)
@@ -430,8 +430,8 @@ func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
 		t.Fatal(err)
 	}
 	warned := strings.Contains(logged.String(), "level=WARN msg=\"pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device")
-	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" {
-		t.Errorf("precision auto beside a tuned model on a device with fast bfloat16 %v: precision %s, log %q", fast, p.Info().Precision, logged.String())
+	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" || p.Info().DecoderPrecision != "float32" {
+		t.Errorf("precision auto beside a tuned model on a device with fast bfloat16 %v: precision %s, decoder %s, log %q", fast, p.Info().Precision, p.Info().DecoderPrecision, logged.String())
 	} else if why := p.Info().PrecisionWhy; fast && why != "auto: float32, because a served model has fine-tuned encoder layers" {
 		t.Errorf("precision auto beside a tuned model: reason %q", why)
 	}
@@ -488,8 +488,8 @@ func TestInt8Encoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := p.Info().Precision; got != precision {
-			t.Errorf("precision %s: Info says %s", precision, got)
+		if got := p.Info(); got.Precision != precision || got.DecoderPrecision != "float32" {
+			t.Errorf("precision %s: Info says the encoder runs %s and the decoder %s (want float32)", precision, got.Precision, got.DecoderPrecision)
 		}
 		if features[precision], err = p.Encode(context.Background(), photos(t, p, cfg.Assets, 5)); err != nil {
 			t.Fatal(err)

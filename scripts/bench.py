@@ -55,11 +55,19 @@ ROWS = [
      ("attention", "greedy b1", "captions_per_s")),
     ("attention beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1", "captions/s"),
      ("attention", "beam3 b1", "captions_per_s")),
+    # The decoder in bfloat16 (what precision auto decodes in beside a bfloat16
+    # encoder) against PyTorch's float32 decoders: it has no bfloat16 path here.
+    ("decoder bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32BFloat16", "captions/s"),
+     ("decoder", "greedy b32", "captions_per_s")),
+    ("attention bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32BFloat16", "captions/s"),
+     ("attention", "greedy b32", "captions_per_s")),
+    ("attention bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1BFloat16", "captions/s"),
+     ("attention", "beam3 b1", "captions_per_s")),
 ]
 
 BENCH = {
     "encoder": ("./encoder", r"BenchmarkEncode$/precision=(float32|bfloat16|int8)$/batch=(1|32)$", "3s"),
-    "decoder": ("./decoder", r"Benchmark(Attention)?(GreedyB32|TrainStep|GreedyB1|Beam3B1)$", "2s"),
+    "decoder": ("./decoder", r"Benchmark(Attention)?(GreedyB32|TrainStep|GreedyB1|Beam3B1)(BFloat16)?$", "2s"),
 }
 
 
@@ -204,7 +212,8 @@ def main():
     print("PyTorch: torch_captioner.py encoder --mode best (channels_last, traced, frozen), decoder "
           "(H256, V2600, 12 tokens), decoder --arch attention (H512, attention 512, embedding 256, 49 regions "
           "of 1280, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16/int8, oneDNN chain); "
-          "PyTorch has no int8 path here: the int8 rows compare with its best float32")
+          "PyTorch has no int8 path here: the int8 rows compare with its best float32; the decoder's bfloat16 rows "
+          "compare with PyTorch's float32 decoders")
     if have_torch:
         print("PyTorch's float32 GEMM here: " + ("not measured" if gemm is None else f"{gemm:.0f} GFLOP/s on 2 threads"
               + (" (the reference BLAS: not PyTorch at its best)" if gemm < SLOW_BLAS else "")))

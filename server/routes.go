@@ -309,7 +309,7 @@ func modelJSON(i Info, isDefault bool) gin.H {
 		scores = map[string]float64{}
 	}
 	return gin.H{"name": i.Model, "version": i.Version, "encoder": i.Encoder, "device": i.Device,
-		"precision": i.Precision, "vocab_size": i.Vocab, "scores": scores, "arch": i.Arch, "default": isDefault}
+		"precision": i.Precision, "decoder_precision": i.DecoderPrecision, "vocab_size": i.Vocab, "scores": scores, "arch": i.Arch, "default": isDefault}
 }
 
 // readyBatcher returns the batcher, or answers 503 and returns nil.

@@ -142,11 +142,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.batcher.Store(b)
 	infos := served(m)
 	s.metrics.setModels(infos)
-	// The encoder's precision is logged because auto's pick depends on the CPU,
+	// The precisions are logged because auto's pick depends on the CPU,
 	// and bfloat16 changes about a tenth of the captions: an operator whose
 	// machines caption a photo differently finds why here.
 	s.log.Info("model ready", "model", infos[0].Model, "version", infos[0].Version, "device", infos[0].Device,
-		"precision", infos[0].Precision, "precision_why", infos[0].PrecisionWhy, "also", also(infos), "load_and_warmup_ms", ms(time.Since(t0)))
+		"precision", infos[0].Precision, "decoder_precision", infos[0].DecoderPrecision, "precision_why", infos[0].PrecisionWhy, "also", also(infos), "load_and_warmup_ms", ms(time.Since(t0)))
 	return nil
 }
 

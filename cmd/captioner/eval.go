@@ -100,11 +100,11 @@ func runEval(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("--save-scores writes the model's reference scores, which are measured with the encoder in float32, but --precision is %s: drop --precision (or set float32), or drop --save-scores to score %s without saving", cfg.Precision, cfg.Precision)
 		}
 	}
-	encoderNote := "encoder float32 (cached features)"
+	encoderNote := "encoder float32 (cached features), decoder float32"
 	if fromImages {
-		var precision string
-		res, precision, err = evalFromImages(cmd.Context(), cfg, imgs)
-		encoderNote = "encoder " + precision
+		var info pipeline.Info
+		res, info, err = evalFromImages(cmd.Context(), cfg, imgs)
+		encoderNote = "encoder " + info.Precision + ", decoder " + info.DecoderPrecision
 	} else {
 		res, err = evalFromFeatures(cmd.Context(), cfg, imgs)
 	}
@@ -271,12 +271,12 @@ func captionCached(ctx context.Context, store *features.Store, d pipeline.Decode
 	return out, nil
 }
 
-// evalFromImages runs the whole pipeline on the split's photos, and says what
-// precision its encoder computed in.
-func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, string, error) {
+// evalFromImages runs the whole pipeline on the split's photos, and describes
+// the model it ran (the precisions its encoder and decoder computed in).
+func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, pipeline.Info, error) {
 	p, err := pipeline.Load(cfg)
 	if err != nil {
-		return nil, "", err
+		return nil, pipeline.Info{}, err
 	}
 	defer p.Close()
 	var out []pipeline.Result
@@ -288,16 +288,16 @@ func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) 
 		}
 		tensors, err := p.Preprocessor().Files(paths)
 		if err != nil {
-			return nil, "", err
+			return nil, pipeline.Info{}, err
 		}
 		res, err := p.CaptionImages(ctx, tensors, pipeline.Options{})
 		if err != nil {
-			return nil, "", err
+			return nil, pipeline.Info{}, err
 		}
 		out = append(out, res...)
 	}
 	if len(out) != len(imgs) {
-		return nil, "", fmt.Errorf("captioned %d of %d images", len(out), len(imgs))
+		return nil, pipeline.Info{}, fmt.Errorf("captioned %d of %d images", len(out), len(imgs))
 	}
-	return out, p.Info().Precision, nil
+	return out, p.Info(), nil
 }

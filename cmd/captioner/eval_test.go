@@ -172,7 +172,7 @@ func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
 	// Every score against the seed references: BLEU, CIDEr-D, ROUGE-L, and the
 	// distinct captions and words, which do not depend on the references.
 	seedScores, _ := metrics.Evaluate(hyps, seedRefs)
-	want := fmt.Sprintf("seed references, beam 3, guided decoding on (%d captions guided), encoder float32 (cached features): %v", guidedCount(fromFeats), seedScores)
+	want := fmt.Sprintf("seed references, beam 3, guided decoding on (%d captions guided), encoder float32 (cached features), decoder float32: %v", guidedCount(fromFeats), seedScores)
 	if !strings.Contains(seedOut, want) {
 		t.Errorf("eval --references seed printed %q, want it to contain %q", seedOut, want)
 	}
@@ -268,7 +268,7 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, ", encoder float32: ") {
+	if !strings.Contains(out, ", encoder float32, decoder float32: ") {
 		t.Errorf("eval --from-images --save-scores printed %q; want its summary to say the encoder ran in float32", out)
 	}
 	fromFeats, err := saved(false, "float32")

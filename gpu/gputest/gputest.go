@@ -28,6 +28,7 @@ func Run(t *testing.T, dev gpu.Device) {
 		{"Panics", testPanics},
 		{"Gemm", testGemm},
 		{"GemmStridedBatched", testGemmStridedBatched},
+		{"PackWeight", testPackWeight},
 		{"Conv2D", testConv2D},
 		{"DepthwiseConv2D", testDepthwiseConv2D},
 		{"DepthwiseConv2DBackward", testDepthwiseConv2DBackward},
