@@ -102,8 +102,17 @@ func BenchmarkAttentionBeam3B1(b *testing.B) {
 
 // The same decoding with the products in bfloat16 (SetPrecision), as precision
 // auto decodes where the encoder runs bfloat16; skipped without AVX512-BF16.
+func BenchmarkGreedyB1BFloat16(b *testing.B) {
+	benchDecode(b, DefaultConfig(benchVocab), 1, 1, gpu.BFloat16)
+}
 func BenchmarkGreedyB32BFloat16(b *testing.B) {
 	benchDecode(b, DefaultConfig(benchVocab), 32, 1, gpu.BFloat16)
+}
+func BenchmarkBeam3B1BFloat16(b *testing.B) {
+	benchDecode(b, DefaultConfig(benchVocab), 1, 3, gpu.BFloat16)
+}
+func BenchmarkAttentionGreedyB1BFloat16(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 1, gpu.BFloat16)
 }
 func BenchmarkAttentionGreedyB32BFloat16(b *testing.B) {
 	benchDecode(b, DefaultAttentionConfig(benchVocab), 32, 1, gpu.BFloat16)

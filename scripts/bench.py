@@ -59,8 +59,14 @@ ROWS = [
     # encoder) against PyTorch's float32 decoders: it has no bfloat16 path here.
     ("decoder bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32BFloat16", "captions/s"),
      ("decoder", "greedy b32", "captions_per_s")),
+    ("decoder bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1BFloat16", "captions/s"),
+     ("decoder", "greedy b1", "captions_per_s")),
+    ("decoder bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1BFloat16", "captions/s"),
+     ("decoder", "beam3 b1", "captions_per_s")),
     ("attention bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32BFloat16", "captions/s"),
      ("attention", "greedy b32", "captions_per_s")),
+    ("attention bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1BFloat16", "captions/s"),
+     ("attention", "greedy b1", "captions_per_s")),
     ("attention bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1BFloat16", "captions/s"),
      ("attention", "beam3 b1", "captions_per_s")),
 ]
