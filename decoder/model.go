@@ -110,6 +110,7 @@ func (m *Model) SetPrecision(p gpu.Precision) error {
 	if p == m.precision {
 		return nil
 	}
+	m.prepare() // packs current parameters, which prepare then need not pack again
 	w := m.exact
 	if p != gpu.Float32 {
 		var err error
@@ -205,7 +206,7 @@ func dense(dev gpu.Device, out, in gpu.Buf, w gpu.PackedWeight, bias gpu.Buf, n,
 	dev.BiasAct(out, out, bias, n, o, act)
 }
 
-// linearBackward is linear's backward given dout (n, o), which it overwrites with
+// linearBackward is dense's backward given dout (n, o), which it overwrites with
 // the gradient of the preactivation: dbias += column sums, dw += doutᵀ·in, and,
 // when din is not nil, din = dout·w (writes).
 func linearBackward(dev gpu.Device, din, dw, dbias, dout, out, in, w gpu.Buf, n, i, o int, act gpu.Act) {

@@ -12,20 +12,29 @@ import (
 
 // TestBFloat16Decoding: a model decoding in bfloat16 finds the float32
 // model's greedy captions with log-probabilities within bfloat16's rounding,
-// yet not bit for bit (the products did run in bfloat16); it follows
-// parameters set after SetPrecision (prepare packs them again); and
-// SetPrecision(float32) gives float32's results again exactly.
+// yet not bit for bit (the products did run in bfloat16), while training
+// still computes in float32; it follows parameters set after SetPrecision
+// (prepare packs them again); and SetPrecision(float32) gives float32's
+// results again exactly.
 func TestBFloat16Decoding(t *testing.T) { bothArchs(t, testBFloat16Decoding) }
 
 func testBFloat16Decoding(t *testing.T, c Config) {
 	m, host, feats := peakedModel(t, c)
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: 1, NBest: 1}
 	want := generate(t, m, feats, o)
+	bt := tinyBatch(m.Cfg, 5)
+	loss, dlogits, grads := runDevice(t, m.Device(), m, bt, true, 9)
 	if err := m.SetPrecision(gpu.BFloat16); err != nil {
-		if !strings.Contains(err.Error(), "AVX512-BF16") {
+		// Only a CPU with AVX512-BF16 packs bfloat16 (not the pure-Go build).
+		_, packs := m.Device().(gpu.WeightPacker)
+		if packs && !strings.Contains(err.Error(), "AVX512-BF16") {
 			t.Fatal(err)
 		}
 		t.Skip(err)
+	}
+	loss2, dlogits2, grads2 := runDevice(t, m.Device(), m, bt, true, 9)
+	if loss2 != loss || !slices.Equal(dlogits2, dlogits) || !slices.Equal(grads2, grads) {
+		t.Errorf("training after SetPrecision(bfloat16): loss %v, float32's %v; the logits' or the parameters' gradients differ too: training must stay float32", loss2, loss)
 	}
 	near := func(what string, got, want [][]Hypothesis) {
 		t.Helper()
@@ -69,5 +78,9 @@ func testBFloat16Decoding(t *testing.T, c Config) {
 		return slices.Equal(a[0].Tokens, b[0].Tokens) && a[0].LogProb == b[0].LogProb
 	}) {
 		t.Errorf("float32 again: %v, before bfloat16: %v", again, want2)
+	}
+	// The test's Cleanup closes the model with bfloat16 weights to free.
+	if err := m.SetPrecision(gpu.BFloat16); err != nil {
+		t.Fatal(err)
 	}
 }

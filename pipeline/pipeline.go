@@ -364,7 +364,7 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	// follow it where the device can (precision is one setting for the model).
 	if p.enc.Precision() == gpu.BFloat16 {
 		if err := dec.SetPrecision(gpu.BFloat16); err != nil {
-			slog.Info("pipeline: the decoder multiplies in float32, the encoder in bfloat16", "model", dir, "why", err)
+			slog.Warn("pipeline: the decoder multiplies in float32, the encoder in bfloat16", "model", dir, "why", err)
 		}
 	}
 	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: modelName(dir),

@@ -10,7 +10,9 @@
 #include <string.h>
 #include "gemm_bf16.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 10 || defined(__clang__))
+// GCC 10 or later: the AVX512-BF16 intrinsics, and #pragma GCC target, which
+// clang ignores (it would reject the intrinsics), hence no clang.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
 #include <immintrin.h>
 
 int cap_bf16_gemm_available(void) {
@@ -26,12 +28,14 @@ int cap_bf16_gemm_available(void) {
 
 INLINE long min_l(long a, long b) { return a < b ? a : b; }
 
-// bf16_round is round-to-nearest-even of x's top 16 bits, as vcvtneps2bf16
-// rounds (NaN stays NaN: its quiet bit is forced).
+// bf16_round is x in bfloat16 as vcvtneps2bf16 rounds it: to nearest, ties to
+// even; denormals flushed to a signed zero (vdpbf16ps would read them as zero
+// anyway); NaN stays NaN, its quiet bit forced.
 static unsigned short bf16_round(float x) {
 	unsigned int u;
 	memcpy(&u, &x, 4);
 	if ((u & 0x7fffffff) > 0x7f800000) return (unsigned short)((u >> 16) | 0x40);
+	if ((u & 0x7f800000) == 0) return (unsigned short)((u >> 16) & 0x8000);
 	u += 0x7fff + ((u >> 16) & 1);
 	return (unsigned short)(u >> 16);
 }
@@ -73,12 +77,13 @@ INLINE void tile(int MR, int NP, long kp, const unsigned short *a, const unsigne
 	__m512 acc[8][4];
 	for (int i = 0; i < MR; i++)
 		for (int b = 0; b < NP; b++) acc[i][b] = _mm512_setzero_ps();
-	const int *ap = (const int *)a; // one 32-bit pair per p
 	for (long p = 0; p < kp; p++) {
 		__m512bh wv[4];
 		for (int b = 0; b < NP; b++) wv[b] = (__m512bh)_mm512_loadu_si512(w + (b * kp + p) * 32);
 		for (int i = 0; i < MR; i++) {
-			__m512bh av = (__m512bh)_mm512_set1_epi32(ap[i * kp + p]);
+			int pair; // a row's (a[2p], a[2p+1]) as one 32-bit lane
+			memcpy(&pair, a + (i * kp + p) * 2, sizeof pair);
+			__m512bh av = (__m512bh)_mm512_set1_epi32(pair);
 			for (int b = 0; b < NP; b++) acc[i][b] = _mm512_dpbf16_ps(acc[i][b], av, wv[b]);
 		}
 	}

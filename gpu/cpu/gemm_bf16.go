@@ -11,7 +11,6 @@ import "C"
 import (
 	"fmt"
 	"sync"
-	"unsafe"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -66,14 +65,14 @@ func (w *bf16Weight) MulT(m int, a gpu.Buf, lda int, beta float32, c gpu.Buf, ld
 	}
 	ab := (*bufp)[:m*kk]
 	C.cap_bf16_rows((*C.ushort)(&ab[0]), ptr(as), C.long(m), C.long(w.k), C.long(lda))
-	blocks := (w.n + 15) / 16
-	// Pieces of whole 32-column tiles (the kernel's widest), about gemmGrain
-	// multiply-adds each.
-	grain := max(2, gemmGrain/(m*kk*16)) &^ 1
-	w.d.parallel(blocks, grain, func(lo, hi int) {
-		j0, j1 := lo*16, min(hi*16, w.n)
+	// The threads take whole 32-column tiles (the kernel's widest), about
+	// gemmGrain multiply-adds each at least.
+	tiles := (w.n + 31) / 32
+	grain := max(1, gemmGrain/(m*kk*32))
+	w.d.parallel(tiles, grain, func(lo, hi int) {
+		j0, j1 := lo*32, min(hi*32, w.n)
 		C.cap_bf16_gemm_nt(C.long(m), C.long(j0), C.long(j1), C.long(w.n), C.long(w.k),
-			(*C.ushort)(unsafe.Pointer(&ab[0])), (*C.ushort)(unsafe.Pointer(&w.packed[0])), C.float(beta), ptr(cs), C.long(ldc))
+			(*C.ushort)(&ab[0]), (*C.ushort)(&w.packed[0]), C.float(beta), ptr(cs), C.long(ldc))
 	})
 	w.rows.Put(bufp)
 }
