@@ -76,8 +76,8 @@ type Info struct {
 	// Precision is what the encoder computes in: float32, bfloat16 or int8 (see config.Config.Precision).
 	Precision string `json:"precision"`
 	// DecoderPrecision is what the decoder's products compute in: bfloat16
-	// where the encoder does and the device keeps weights in it (the CPU with
-	// AVX512-BF16), else float32.
+	// where the encoder does, or runs int8 on a device with fast bfloat16, and
+	// the device keeps weights in it (the CPU with AVX512-BF16); else float32.
 	DecoderPrecision string `json:"decoder_precision"`
 	// PrecisionWhy says why, for logs: "requested", or auto's reason on this
 	// device (auto's pick depends on the CPU, and bfloat16 changes some captions).
@@ -360,11 +360,9 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
-	// A bfloat16 encoder already rounds the features; the decoder's products
-	// follow it where the device can (precision is one setting for the model).
-	if p.enc.Precision() == gpu.BFloat16 {
-		if err := dec.SetPrecision(gpu.BFloat16); err != nil {
-			slog.Warn("pipeline: the decoder multiplies in float32, the encoder in bfloat16", "model", dir, "why", err)
+	if dp := decoderPrecision(p.enc.Precision(), p.dev); dp != gpu.Float32 {
+		if err := dec.SetPrecision(dp); err != nil {
+			slog.Warn("pipeline: the decoder multiplies in float32", "encoder", p.enc.Precision(), "model", dir, "why", err)
 		}
 	}
 	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: modelName(dir),
@@ -387,6 +385,18 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 		return fail(err)
 	}
 	return m, nil
+}
+
+// decoderPrecision is what a decoder on dev multiplies in beside an encoder
+// computing in enc: precision is one setting for the model. Beside a
+// bfloat16 encoder, bfloat16 (the features are rounded already); beside an
+// int8 one, bfloat16 where dev runs it fast (int8 is asked for speed, and
+// the decoder's bfloat16 changes few captions); float32 otherwise.
+func decoderPrecision(enc gpu.Precision, dev gpu.Device) gpu.Precision {
+	if enc == gpu.BFloat16 || enc == gpu.Int8 && gpu.FastBFloat16(dev) {
+		return gpu.BFloat16
+	}
+	return gpu.Float32
 }
 
 // LoadModel reads a model folder's vocabulary and decoder onto dev, checking
