@@ -74,11 +74,11 @@ void cap_bf16_rows(unsigned short *dst, const float *a, long m, long k, long lda
 // 2*kp bfloat16), w the NP consecutive packed blocks of 16 columns.
 INLINE void tile(int MR, int NP, long kp, const unsigned short *a, const unsigned short *w,
 		float beta, float *c, long ldc, long ncols) {
-	__m512 acc[8][4];
+	__m512 acc[6][2]; // MR <= 6, NP <= 2
 	for (int i = 0; i < MR; i++)
 		for (int b = 0; b < NP; b++) acc[i][b] = _mm512_setzero_ps();
 	for (long p = 0; p < kp; p++) {
-		__m512bh wv[4];
+		__m512bh wv[2];
 		for (int b = 0; b < NP; b++) wv[b] = (__m512bh)_mm512_loadu_si512(w + (b * kp + p) * 32);
 		for (int i = 0; i < MR; i++) {
 			int pair; // a row's (a[2p], a[2p+1]) as one 32-bit lane

@@ -50,7 +50,7 @@ type bf16Weight struct {
 }
 
 // MulT computes C (m, n) = A (m, k)·Wᵀ + beta·C: A rounded to bfloat16 once,
-// then the threads each take a range of the weight's blocks of 16 rows.
+// then the threads each take a range of C's columns (the weight's rows).
 func (w *bf16Weight) MulT(m int, a gpu.Buf, lda int, beta float32, c gpu.Buf, ldc int) {
 	as := matrices(w.d.f(a), m, w.k, lda, 0, 1, "A")
 	cs := matrices(w.d.f(c), m, w.n, ldc, 0, 1, "C")
