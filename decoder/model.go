@@ -118,9 +118,7 @@ func (m *Model) SetPrecision(p gpu.Precision) error {
 			return err
 		}
 	}
-	if m.precision != gpu.Float32 {
-		m.dw.free()
-	}
+	m.dw.free() // nothing for float32's views
 	m.dw, m.precision = w, p
 	return nil
 }
@@ -192,9 +190,7 @@ func (m *Model) Close() {
 		m.dev.Free(m.proj)
 		m.dev.Free(m.outB)
 	}
-	if m.precision != gpu.Float32 {
-		m.dw.free()
-	}
+	m.dw.free()
 	m.ws.free(m.dev)
 	m.aws.free(m.dev)
 	m.flat, m.proj, m.outB, m.ws, m.aws = nil, nil, nil, nil, nil
@@ -264,10 +260,8 @@ func (m *Model) prepare() {
 	// attention model's, the first E of attention's (4H, E+F).
 	m.dev.Gemm(false, true, c.Vocab, 4*c.Hidden, c.Embed, 1, m.P.Embed, c.Embed, m.P.Wx, c.wxCols(), 0, m.proj, 4*c.Hidden)
 	m.dev.BiasAct(m.proj, m.proj, m.P.LB, c.Vocab, 4*c.Hidden, gpu.ActNone)
-	if m.precision != gpu.Float32 {
-		for _, w := range m.dw.all() {
-			w.Update()
-		}
+	for _, w := range m.dw.all() { // float32's views read the parameters themselves
+		w.Update()
 	}
 	m.projStale = false
 }

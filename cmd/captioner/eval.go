@@ -100,11 +100,11 @@ func runEval(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("--save-scores writes the model's reference scores, which are measured with the encoder in float32, but --precision is %s: drop --precision (or set float32), or drop --save-scores to score %s without saving", cfg.Precision, cfg.Precision)
 		}
 	}
-	encoderNote := "encoder float32 (cached features), decoder float32"
+	precisionNote := "encoder float32 (cached features), decoder float32"
 	if fromImages {
 		var info pipeline.Info
 		res, info, err = evalFromImages(cmd.Context(), cfg, imgs)
-		encoderNote = "encoder " + info.Precision + ", decoder " + info.DecoderPrecision
+		precisionNote = "encoder " + info.Precision + ", decoder " + info.DecoderPrecision
 	} else {
 		res, err = evalFromFeatures(cmd.Context(), cfg, imgs)
 	}
@@ -126,7 +126,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	scores, perCaption := metrics.Evaluate(hyps, refs)
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided), %s: %v\n",
-		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, encoderNote, scores)
+		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, precisionNote, scores)
 	printCalibration(out, calibration(res, hyps, refs, perCaption, calibrationBuckets))
 	b, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {

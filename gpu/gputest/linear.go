@@ -133,11 +133,7 @@ func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, bet
 	c := h.uniform(batch*sc, -1, 1)
 	if beta == 0 { // C must not be read: NaN in it would spread.
 		for i := 0; i < batch; i++ {
-			for r := 0; r < s.m; r++ {
-				for j := 0; j < s.n; j++ {
-					c[i*sc+r*ldc+j] = float32(math.NaN())
-				}
-			}
+			poison(c[i*sc:], s.m, s.n, ldc)
 		}
 	}
 	var want, mag []float64
@@ -152,6 +148,16 @@ func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, bet
 		dev.GemmStridedBatched(ta, tb, s.m, s.n, s.k, alpha, h.in(a), lda, sa, h.in(b), ldb, sb, beta, cb, ldc, sc, batch)
 	}
 	near(t, "C", h.get(cb), want, tolerance(mag, 0, 1e-6*math.Sqrt(float64(s.k))+2e-7))
+}
+
+// poison fills the (rows, cols) matrix at c, row stride ldc, with NaN, leaving
+// the padding between rows as it was: a kernel told beta 0 must not read C.
+func poison(c []float32, rows, cols, ldc int) {
+	for r := 0; r < rows; r++ {
+		for j := 0; j < cols; j++ {
+			c[r*ldc+j] = float32(math.NaN())
+		}
+	}
 }
 
 // convCases cover 1x1 (the single-GEMM path) and general kernels, TFLite SAME
