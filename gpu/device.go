@@ -286,10 +286,23 @@ type PackedWeight interface {
 }
 
 // WeightPacker is an optional Device capability: weights packed in a
-// precision other than float32 (the CPU device: bfloat16 with AVX512-BF16).
+// precision other than float32 (the CPU device: bfloat16 with AVX512-BF16,
+// int8 with AVX512-VNNI).
 type WeightPacker interface {
 	// PackWeight packs w (n, k), row stride ldw, in precision p.
 	PackWeight(w Buf, n, k, ldw int, p Precision) (PackedWeight, error)
+	// Packs reports whether PackWeight takes precision p here.
+	Packs(p Precision) bool
+}
+
+// Packs reports whether PackWeight prepares weights in precision p on dev:
+// float32 everywhere, others where the device packs them.
+func Packs(dev Device, p Precision) bool {
+	if p == Float32 {
+		return true
+	}
+	wp, ok := dev.(WeightPacker)
+	return ok && wp.Packs(p)
 }
 
 // PackWeight prepares w (n, k), row stride ldw, on dev for products in

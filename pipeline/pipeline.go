@@ -110,6 +110,7 @@ type Pipeline struct {
 	staging      []float32 // Decode's host side of an upload, kept between batches
 	decoding     Decoding
 	pre          Preprocessor
+	precision    string // the precision setting: encoder.PrecisionAuto or a gpu.Precision
 	precisionWhy string // Info.PrecisionWhy
 }
 
@@ -270,7 +271,7 @@ func (p *Pipeline) load(cfg *config.Config, dirs []string) error {
 // precision. It returns, for each folder, the index of its tuned layers in the
 // Branched or -1.
 func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []string) ([]int, error) {
-	p.precisionWhy = "requested"
+	p.precision, p.precisionWhy = precision, "requested"
 	if precision == encoder.PrecisionAuto {
 		p.precisionWhy = strings.TrimSuffix("auto: "+gpu.BFloat16Why(p.encDev), ": ")
 	}
@@ -360,7 +361,7 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
-	if dp := decoderPrecision(p.enc.Precision(), p.dev); dp != gpu.Float32 {
+	if dp := decoderPrecision(p.precision, p.enc.Precision(), p.dev); dp != gpu.Float32 {
 		if err := dec.SetPrecision(dp); err != nil {
 			slog.Warn("pipeline: the decoder multiplies in float32", "encoder", p.enc.Precision(), "model", dir, "why", err)
 		}
@@ -387,13 +388,20 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	return m, nil
 }
 
-// decoderPrecision is what a decoder on dev multiplies in beside an encoder
-// computing in enc: precision is one setting for the model. Beside a
-// bfloat16 encoder, bfloat16 (the features are rounded already); beside an
-// int8 one, bfloat16 where dev runs it fast (int8 is asked for speed, and
-// the decoder's bfloat16 changes few captions); float32 otherwise.
-func decoderPrecision(enc gpu.Precision, dev gpu.Device) gpu.Precision {
-	if enc == gpu.BFloat16 || enc == gpu.Int8 && gpu.FastBFloat16(dev) {
+// decoderPrecision is what a decoder on dev multiplies in for the precision
+// setting requested, beside an encoder computing in enc. float32 and bfloat16
+// ask for themselves. auto and int8 ask for speed: int8 where dev packs it,
+// PyTorch's dynamic quantization, each row of activations quantized over its
+// own range as it is multiplied (dev scores as float32's within noise: MODEL.md);
+// else bfloat16 beside a bfloat16 encoder, or an int8 one where bfloat16 runs
+// fast (the features are rounded already); else float32.
+func decoderPrecision(requested string, enc gpu.Precision, dev gpu.Device) gpu.Precision {
+	switch {
+	case requested == string(gpu.Float32) || requested == string(gpu.BFloat16):
+		return gpu.Precision(requested)
+	case gpu.Packs(dev, gpu.Int8):
+		return gpu.Int8
+	case enc == gpu.BFloat16 || enc == gpu.Int8 && gpu.FastBFloat16(dev):
 		return gpu.BFloat16
 	}
 	return gpu.Float32

@@ -168,8 +168,13 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	}
 	d := cpu.New(1)
 	defer d.Close()
-	if want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]; info.Precision != want || info.DecoderPrecision != want {
-		t.Errorf("precision auto gave the encoder %s and the decoder %s on this CPU, want %s for both", info.Precision, info.DecoderPrecision, want)
+	want := map[bool]string{true: "bfloat16", false: "float32"}[gpu.FastBFloat16(d)]
+	wantDec := want
+	if gpu.Packs(d, gpu.Int8) {
+		wantDec = "int8"
+	}
+	if info.Precision != want || info.DecoderPrecision != wantDec {
+		t.Errorf("precision auto gave the encoder %s and the decoder %s on this CPU, want %s and %s", info.Precision, info.DecoderPrecision, want, wantDec)
 	}
 	if want := "auto: " + gpu.BFloat16Why(d); info.PrecisionWhy != want {
 		t.Errorf("precision auto's reason %q, want %q", info.PrecisionWhy, want)
@@ -430,7 +435,8 @@ func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
 		t.Fatal(err)
 	}
 	warned := strings.Contains(logged.String(), "level=WARN msg=\"pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device")
-	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" || p.Info().DecoderPrecision != "float32" {
+	wantDec := map[bool]string{true: "int8", false: "float32"}[gpu.Packs(p.dev, gpu.Int8)]
+	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" || p.Info().DecoderPrecision != wantDec {
 		t.Errorf("precision auto beside a tuned model on a device with fast bfloat16 %v: precision %s, decoder %s, log %q", fast, p.Info().Precision, p.Info().DecoderPrecision, logged.String())
 	} else if why := p.Info().PrecisionWhy; fast && why != "auto: float32, because a served model has fine-tuned encoder layers" {
 		t.Errorf("precision auto beside a tuned model: reason %q", why)
@@ -488,9 +494,13 @@ func TestInt8Encoder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The decoder follows int8 in bfloat16 where bfloat16 is fast.
+		// The decoder follows int8 in int8 where the CPU packs it, else in
+		// bfloat16 where bfloat16 is fast.
 		wantDec := "float32"
-		if precision == "int8" && gpu.FastBFloat16(p.dev) {
+		switch {
+		case precision == "int8" && gpu.Packs(p.dev, gpu.Int8):
+			wantDec = "int8"
+		case precision == "int8" && gpu.FastBFloat16(p.dev):
 			wantDec = "bfloat16"
 		}
 		if got := p.Info(); got.Precision != precision || got.DecoderPrecision != wantDec {
@@ -526,6 +536,50 @@ func TestModelName(t *testing.T) {
 	} {
 		if got := modelName(dir); got != want {
 			t.Errorf("modelName(%q) = %q, want %q", dir, got, want)
+		}
+	}
+}
+
+// capabilities is a device that answers only what decoderPrecision asks:
+// whether it packs int8 weights and whether its bfloat16 is fast.
+type capabilities struct {
+	gpu.Device
+	gpu.ConvPlanner
+	int8, fastBF16 bool
+}
+
+func (c capabilities) Packs(p gpu.Precision) bool { return p == gpu.Int8 && c.int8 }
+func (c capabilities) FastBFloat16() bool         { return c.fastBF16 }
+func (c capabilities) PackWeight(gpu.Buf, int, int, int, gpu.Precision) (gpu.PackedWeight, error) {
+	panic("decoderPrecision packs nothing")
+}
+
+// TestDecoderPrecision checks the decoder's precision for each precision
+// setting, encoder precision and CPU: explicit float32 and bfloat16 hold;
+// auto and int8 take int8 where the device packs it, then bfloat16 beside a
+// bfloat16 encoder or beside int8 where bfloat16 is fast.
+func TestDecoderPrecision(t *testing.T) {
+	for _, c := range []struct {
+		requested      string
+		enc            gpu.Precision
+		int8, fastBF16 bool
+		want           gpu.Precision
+	}{
+		{"float32", gpu.Float32, true, true, gpu.Float32},
+		{"bfloat16", gpu.BFloat16, true, true, gpu.BFloat16},
+		{"bfloat16", gpu.BFloat16, false, false, gpu.BFloat16},
+		{"auto", gpu.BFloat16, true, true, gpu.Int8},
+		{"auto", gpu.BFloat16, false, true, gpu.BFloat16},
+		{"auto", gpu.Float32, true, false, gpu.Int8},
+		{"auto", gpu.Float32, false, false, gpu.Float32},
+		{"auto", gpu.Float32, false, true, gpu.Float32}, // a tuned model keeps the encoder float32
+		{"int8", gpu.Int8, true, true, gpu.Int8},
+		{"int8", gpu.Int8, false, true, gpu.BFloat16},
+		{"int8", gpu.Int8, false, false, gpu.Float32},
+	} {
+		dev := capabilities{int8: c.int8, fastBF16: c.fastBF16}
+		if got := decoderPrecision(c.requested, c.enc, dev); got != c.want {
+			t.Errorf("precision %s, encoder %s, int8 weights %v, fast bfloat16 %v: decoder %s, want %s", c.requested, c.enc, c.int8, c.fastBF16, got, c.want)
 		}
 	}
 }

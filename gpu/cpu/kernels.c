@@ -537,10 +537,31 @@ CLONES void cap_cross_entropy_rows(float *loss, float *dl, const float *x, const
 	}
 }
 
-// vsigmoid and vtanh of 16 floats through vexp; tanh(x) = 2*sigmoid(2x) - 1 is
-// within 1e-7 absolute of tanhf.
+// vsigmoid of 16 floats through vexp.
 #define vsigmoid(x) (1.0f / (1.0f + vexp(-(x))))
-#define vtanh(x) (2.0f / (1.0f + vexp(-2.0f * (x))) - 1.0f)
+// vtanh of 16 floats: Eigen's rational approximation x*P(x^2)/Q(x^2), x
+// clamped to +-7.9053 (where tanh is 1 in float32), within 3e-7 absolute of
+// tanh. No exponential: 1.5x faster than 2*sigmoid(2x) - 1 through vexp, which
+// made the attention MLP's scores (a tanh per region and unit) a sixth of a
+// bfloat16 decoding step.
+#define vtanh(xin) ({ \
+	vf _tx = (xin), _tlo = {0}, _thi = {0}; \
+	_tlo += -7.90531110763549805f; \
+	_thi += 7.90531110763549805f; \
+	_tx = vclamp(_tx, _tlo, _thi); \
+	vf _t2 = _tx * _tx; \
+	vf _tp = -2.76076847742355e-16f + 0 * _t2; \
+	_tp = _tp * _t2 + 2.00018790482477e-13f; \
+	_tp = _tp * _t2 + -8.60467152213735e-11f; \
+	_tp = _tp * _t2 + 5.12229709037114e-08f; \
+	_tp = _tp * _t2 + 1.48572235717979e-05f; \
+	_tp = _tp * _t2 + 6.37261928875436e-04f; \
+	_tp = _tp * _t2 + 4.89352455891786e-03f; \
+	vf _tq = 1.19825839466702e-06f + 0 * _t2; \
+	_tq = _tq * _t2 + 1.18534705686654e-04f; \
+	_tq = _tq * _t2 + 2.26843463243900e-03f; \
+	_tq = _tq * _t2 + 4.89352518554385e-03f; \
+	_tx * _tp / _tq; })
 
 static inline float sigmoidf(float x) { return 1 / (1 + expf(-x)); }
 

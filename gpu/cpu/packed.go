@@ -1,0 +1,61 @@
+//go:build cgo && !purecpu
+
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/captioner/captioner/gpu"
+)
+
+// PackWeight packs w (n, k), row stride ldw, in bfloat16 or int8 (see
+// gpu.PackWeight, which keeps float32 weights itself). bfloat16 needs
+// AVX512-BF16 (gpu.FastBFloat16 says whether it pays); int8, AVX512-VNNI.
+func (d *Device) PackWeight(w gpu.Buf, n, k, ldw int, p gpu.Precision) (gpu.PackedWeight, error) {
+	matrices(d.f(w), n, k, ldw, 0, 1, "W")
+	var pack func(d *Device, w gpu.Buf, n, k, ldw int) gpu.PackedWeight
+	switch {
+	case p == gpu.BFloat16 && hasBF16Dot():
+		pack = packBF16
+	case p == gpu.BFloat16:
+		return nil, fmt.Errorf("gpu/cpu: bfloat16 weights need AVX512-BF16, which this CPU lacks; use precision float32")
+	case p == gpu.Int8 && hasVNNI():
+		pack = packInt8
+	case p == gpu.Int8:
+		return nil, fmt.Errorf("gpu/cpu: int8 weights need AVX512-VNNI, which this CPU lacks; use precision float32")
+	default:
+		return nil, fmt.Errorf("gpu/cpu: weights cannot be packed in precision %q; use float32, bfloat16 or int8", p)
+	}
+	if n == 0 || k == 0 {
+		return nil, fmt.Errorf("gpu/cpu: cannot pack an empty (%d, %d) weight", n, k)
+	}
+	return pack(d, w, n, k, ldw), nil
+}
+
+// Packs reports whether PackWeight takes precision p on this CPU.
+func (d *Device) Packs(p gpu.Precision) bool {
+	return p == gpu.BFloat16 && hasBF16Dot() || p == gpu.Int8 && hasVNNI()
+}
+
+// overTiles runs gemm over C's n columns split across the threads at whole
+// 32-column tiles (the packed kernels' widest), each thread about gemmGrain
+// multiply-adds at least; a column costs macsPerCol.
+func (d *Device) overTiles(n, macsPerCol int, gemm func(j0, j1 int)) {
+	tiles := (n + 31) / 32
+	grain := max(1, gemmGrain/(macsPerCol*32))
+	d.parallel(tiles, grain, func(lo, hi int) { gemm(lo*32, min(hi*32, n)) })
+}
+
+// packedWeight is what every packed weight keeps: the float32 weight it packs
+// (Update reads it again) and its shape.
+type packedWeight struct {
+	d         *Device
+	w         gpu.Buf
+	n, k, ldw int
+}
+
+// operands checks A (m, k) and C (m, n), at row strides lda and ldc, and
+// returns their memory.
+func (p *packedWeight) operands(m int, a gpu.Buf, lda int, c gpu.Buf, ldc int) (as, cs []float32) {
+	return matrices(p.d.f(a), m, p.k, lda, 0, 1, "A"), matrices(p.d.f(c), m, p.n, ldc, 0, 1, "C")
+}
