@@ -120,3 +120,18 @@ func BenchmarkAttentionGreedyB32BFloat16(b *testing.B) {
 func BenchmarkAttentionBeam3B1BFloat16(b *testing.B) {
 	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 3, gpu.BFloat16)
 }
+
+// The same decoding with the products in int8 (SetPrecision), as precision
+// auto decodes where the CPU has AVX512-VNNI; skipped without it.
+func BenchmarkGreedyB1Int8(b *testing.B)  { benchDecode(b, DefaultConfig(benchVocab), 1, 1, gpu.Int8) }
+func BenchmarkGreedyB32Int8(b *testing.B) { benchDecode(b, DefaultConfig(benchVocab), 32, 1, gpu.Int8) }
+func BenchmarkBeam3B1Int8(b *testing.B)   { benchDecode(b, DefaultConfig(benchVocab), 1, 3, gpu.Int8) }
+func BenchmarkAttentionGreedyB1Int8(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 1, gpu.Int8)
+}
+func BenchmarkAttentionGreedyB32Int8(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 32, 1, gpu.Int8)
+}
+func BenchmarkAttentionBeam3B1Int8(b *testing.B) {
+	benchDecode(b, DefaultAttentionConfig(benchVocab), 1, 3, gpu.Int8)
+}

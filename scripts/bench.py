@@ -69,11 +69,25 @@ ROWS = [
      ("attention", "greedy b1", "captions_per_s")),
     ("attention bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1BFloat16", "captions/s"),
      ("attention", "beam3 b1", "captions_per_s")),
+    # The decoder in int8 (what precision auto decodes in where the CPU has
+    # AVX512-VNNI), against the same float32 decoders.
+    ("decoder int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32Int8", "captions/s"),
+     ("decoder", "greedy b32", "captions_per_s")),
+    ("decoder int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1Int8", "captions/s"),
+     ("decoder", "greedy b1", "captions_per_s")),
+    ("decoder int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1Int8", "captions/s"),
+     ("decoder", "beam3 b1", "captions_per_s")),
+    ("attention int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32Int8", "captions/s"),
+     ("attention", "greedy b32", "captions_per_s")),
+    ("attention int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1Int8", "captions/s"),
+     ("attention", "greedy b1", "captions_per_s")),
+    ("attention int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1Int8", "captions/s"),
+     ("attention", "beam3 b1", "captions_per_s")),
 ]
 
 BENCH = {
     "encoder": ("./encoder", r"BenchmarkEncode$/precision=(float32|bfloat16|int8)$/batch=(1|32)$", "3s"),
-    "decoder": ("./decoder", r"Benchmark(Attention)?(GreedyB32|TrainStep|GreedyB1|Beam3B1)(BFloat16)?$", "2s"),
+    "decoder": ("./decoder", r"Benchmark(Attention)?(GreedyB32|TrainStep|GreedyB1|Beam3B1)(BFloat16|Int8)?$", "2s"),
 }
 
 
@@ -218,7 +232,7 @@ def main():
     print("PyTorch: torch_captioner.py encoder --mode best (channels_last, traced, frozen), decoder "
           "(H256, V2600, 12 tokens), decoder --arch attention (H512, attention 512, embedding 256, 49 regions "
           "of 1280, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16/int8, oneDNN chain); "
-          "PyTorch has no int8 path here: the int8 rows compare with its best float32; the decoder's bfloat16 rows "
+          "PyTorch has no int8 path here: the int8 rows compare with its best float32; the decoder's bfloat16 and int8 rows "
           "compare with PyTorch's float32 decoders")
     if have_torch:
         print("PyTorch's float32 GEMM here: " + ("not measured" if gemm is None else f"{gemm:.0f} GFLOP/s on 2 threads"

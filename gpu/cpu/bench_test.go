@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -98,6 +99,34 @@ func BenchmarkGemm(b *testing.B) {
 			}
 			t.report(b, 2*float64(s.m*s.n*s.k))
 		})
+	}
+}
+
+// BenchmarkMulT runs the decoder-step shapes of BenchmarkGemm (a few rows
+// times a weight, transposed) through weights packed in each precision this
+// CPU packs (gpu.PackWeight), float32's being Gemm itself.
+func BenchmarkMulT(b *testing.B) {
+	d := New(0)
+	defer d.Close()
+	for _, p := range []gpu.Precision{gpu.Float32, gpu.BFloat16, gpu.Int8} {
+		for _, s := range gemmShapes {
+			if !strings.HasPrefix(s.name, "step_") {
+				continue
+			}
+			b.Run(string(p)+"/"+s.name, func(b *testing.B) {
+				x, c := filled(d, s.m*s.k), d.Alloc(s.m*s.n)
+				pw, err := gpu.PackWeight(d, filled(d, s.k*s.n), s.n, s.k, s.k, p)
+				if err != nil {
+					b.Skip(err)
+				}
+				defer pw.Free()
+				t := start(b)
+				for range b.N {
+					pw.MulT(s.m, x, s.k, 0, c, s.n)
+				}
+				t.report(b, 2*float64(s.m*s.n*s.k))
+			})
+		}
 	}
 }
 
