@@ -20,7 +20,7 @@ for r in $(seq 1 "$rounds"); do
 	load=$(cut -d' ' -f1-3 /proc/loadavg)
 	# Decoding for 3 s per row, as the PyTorch script times each row; a
 	# training step takes seconds, so three of them.
-	(cd decoder && "$work/decoder.test" -test.run '^$' -test.bench '^BenchmarkAttention(Greedy|Beam)' -test.benchtime 3s &&
+	(cd decoder && "$work/decoder.test" -test.run '^$' -test.bench '^BenchmarkAttention(Greedy|Beam)\w*$/^precision=float32$' -test.benchtime 3s &&
 		"$work/decoder.test" -test.run '^$' -test.bench '^BenchmarkAttentionTrainStep$' -test.benchtime 3x) >"$work/go.txt"
 	# The reference script as it is, its timing loop wrapped to add up the
 	# process's CPU time (all threads) per timed call.
@@ -54,7 +54,7 @@ import json, re, sys
 go, torch, rnd, load0, load1 = sys.argv[1:]
 ours = {}
 for line in open(go):
-    m = re.match(r"BenchmarkAttention(\w+?)(-\d+)?\s", line)
+    m = re.match(r"BenchmarkAttention(\w+?)(/precision=float32)?(-\d+)?\s", line)
     if m:  # go test prints the metrics sorted by unit
         units = {u: float(v) for v, u in re.findall(r"([\d.]+) (\S+)", line)}
         ours[m.group(1)] = (units.get("captions/s", units.get("tokens/s")),

@@ -39,56 +39,69 @@ ROWS = [
      ("encoder", (1, "frozen-channels_last-float32"), "images_per_s")),
     ("encoder int8, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=int8/batch=32", "img/s"),
      ("encoder", (32, "frozen-channels_last-float32"), "images_per_s")),
-    ("decoder greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32", "captions/s"),
+    ("decoder greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=float32", "captions/s"),
      ("decoder", "greedy b32", "captions_per_s")),
     ("decoder training, batch 64", "tokens/s", ("decoder", "BenchmarkTrainStep", "tokens/s"),
      ("decoder", "train b64 T12", "tokens_per_s")),
-    ("decoder greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1", "captions/s"),
+    ("decoder greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=float32", "captions/s"),
      ("decoder", "greedy b1", "captions_per_s")),
-    ("decoder beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1", "captions/s"),
+    ("decoder beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=float32", "captions/s"),
      ("decoder", "beam3 b1", "captions_per_s")),
-    ("attention greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32", "captions/s"),
+    ("attention greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=float32", "captions/s"),
      ("attention", "greedy b32", "captions_per_s")),
     ("attention training, batch 64", "tokens/s", ("decoder", "BenchmarkAttentionTrainStep", "tokens/s"),
      ("attention", "train b64 T12", "tokens_per_s")),
-    ("attention greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1", "captions/s"),
+    ("attention greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=float32", "captions/s"),
      ("attention", "greedy b1", "captions_per_s")),
-    ("attention beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1", "captions/s"),
+    ("attention beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=float32", "captions/s"),
      ("attention", "beam3 b1", "captions_per_s")),
     # The decoder in bfloat16 (what precision auto decodes in beside a bfloat16
     # encoder) against PyTorch's float32 decoders: it has no bfloat16 path here.
-    ("decoder bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32BFloat16", "captions/s"),
+    ("decoder bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=bfloat16", "captions/s"),
      ("decoder", "greedy b32", "captions_per_s")),
-    ("decoder bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1BFloat16", "captions/s"),
+    ("decoder bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=bfloat16", "captions/s"),
      ("decoder", "greedy b1", "captions_per_s")),
-    ("decoder bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1BFloat16", "captions/s"),
+    ("decoder bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=bfloat16", "captions/s"),
      ("decoder", "beam3 b1", "captions_per_s")),
-    ("attention bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32BFloat16", "captions/s"),
+    ("attention bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=bfloat16", "captions/s"),
      ("attention", "greedy b32", "captions_per_s")),
-    ("attention bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1BFloat16", "captions/s"),
+    ("attention bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=bfloat16", "captions/s"),
      ("attention", "greedy b1", "captions_per_s")),
-    ("attention bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1BFloat16", "captions/s"),
+    ("attention bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=bfloat16", "captions/s"),
      ("attention", "beam3 b1", "captions_per_s")),
     # The decoder in int8 (what precision auto decodes in where the CPU has
     # AVX512-VNNI), against the same float32 decoders.
-    ("decoder int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32Int8", "captions/s"),
+    ("decoder int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=int8", "captions/s"),
      ("decoder", "greedy b32", "captions_per_s")),
-    ("decoder int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1Int8", "captions/s"),
+    ("decoder int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=int8", "captions/s"),
      ("decoder", "greedy b1", "captions_per_s")),
-    ("decoder int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1Int8", "captions/s"),
+    ("decoder int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=int8", "captions/s"),
      ("decoder", "beam3 b1", "captions_per_s")),
-    ("attention int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32Int8", "captions/s"),
+    ("attention int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=int8", "captions/s"),
      ("attention", "greedy b32", "captions_per_s")),
-    ("attention int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1Int8", "captions/s"),
+    ("attention int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=int8", "captions/s"),
      ("attention", "greedy b1", "captions_per_s")),
-    ("attention int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1Int8", "captions/s"),
+    ("attention int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=int8", "captions/s"),
      ("attention", "beam3 b1", "captions_per_s")),
 ]
 
+# Where each kind's benchmarks live, and how long each runs.
 BENCH = {
-    "encoder": ("./encoder", r"BenchmarkEncode$/precision=(float32|bfloat16|int8)$/batch=(1|32)$", "3s"),
-    "decoder": ("./decoder", r"Benchmark(Attention)?(GreedyB32|TrainStep|GreedyB1|Beam3B1)(BFloat16|Int8)?$", "2s"),
+    "encoder": ("./encoder", "3s"),
+    "decoder": ("./decoder", "2s"),
 }
+
+
+def bench_patterns(names):
+    """go test -bench patterns that run the named benchmarks: one for each depth
+    of sub-benchmarks (a pattern of two levels skips a benchmark that has none),
+    each level the names at that level (sub-benchmarks: every combination)."""
+    by_depth = {}
+    for n in names:
+        parts = n.split("/")
+        by_depth.setdefault(len(parts), []).append(parts)
+    return ["/".join("^(" + "|".join(sorted({re.escape(p[i]) for p in group})) + ")$" for i in range(depth))
+            for depth, group in sorted(by_depth.items())]
 
 
 def cpu():
@@ -199,11 +212,10 @@ def main():
         print(f"bench: round {rnd + 1} of {a.rounds}, load {load():.1f}", file=sys.stderr)
         got = {}
         for kind in kinds:
-            pkg, pattern, benchtime = BENCH[kind]
-            names = [r[2][1] for r in rows if r[2][0] == kind]
-            if not any("/" in n for n in names):  # only the selected rows' benchmarks (sub-benchmarks: all)
-                pattern = "^(" + "|".join(names) + ")$"
-            got[kind] = go_bench(binaries[kind], pkg, pattern, benchtime)
+            pkg, benchtime = BENCH[kind]
+            got[kind] = {}
+            for pattern in bench_patterns([r[2][1] for r in rows if r[2][0] == kind]):
+                got[kind].update(go_bench(binaries[kind], pkg, pattern, benchtime))
         peer = {}
         if have_torch and "encoder" in peers:
             enc = torch_run(["encoder", "--threads", "2", "--batch", "1,32", "--mode", "best"])
