@@ -182,21 +182,8 @@ func (d *Device) GlobalAvgPool(out, in gpu.Buf, n, hw, c int) {
 	}
 	x := d.need(in, n*hw*c, "GlobalAvgPool in (n, hw, c)")
 	o := d.need(out, n*c, "GlobalAvgPool out (n, c)")
-	scale := 1 / float32(hw)
 	d.parallel(n, max(1, grain/(hw*c)), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			or := o[i*c : (i+1)*c]
-			clear(or)
-			for p := 0; p < hw; p++ {
-				xr := x[(i*hw+p)*c : (i*hw+p+1)*c]
-				for j, v := range xr {
-					or[j] += v
-				}
-			}
-			for j := range or {
-				or[j] *= scale
-			}
-		}
+		meanRows(o[lo*c:hi*c], x[lo*hw*c:hi*hw*c], hi-lo, hw, c)
 	})
 }
 

@@ -382,6 +382,18 @@ CLONES void cap_pw_rows(float *out, const float *x, const float *wt, const float
 	if (act == ACT_TANH || act == ACT_SIGMOID) act_row(out, rows * N, act);
 }
 
+CLONES void cap_mean_rows(float *out, const float *x, long n, long hw, long c) {
+	float scale = 1.0f / (float)hw;
+	for (long i = 0; i < n; i++) {
+		float *restrict o = out + i * c;
+		const float *restrict xi = x + i * hw * c;
+		for (long j = 0; j < c; j++) o[j] = 0;
+		for (long p = 0; p < hw; p++)
+			for (long j = 0; j < c; j++) o[j] += xi[p * c + j];
+		for (long j = 0; j < c; j++) o[j] *= scale;
+	}
+}
+
 void cap_transpose(float *dst, const float *src, long rows, long cols) {
 	enum { T = 16 }; // tiles, so both sides are read and written in cache lines
 	for (long r0 = 0; r0 < rows; r0 += T) {

@@ -37,6 +37,10 @@ void cap_conv_rows(float *out, const float *in, const float *wt, const float *bi
 // pointwise (1x1) convolution with the weight transposed. bias must not be NULL.
 void cap_pw_rows(float *out, const float *x, const float *wt, const float *bias, long rows, long K, long N, int act);
 
+// cap_mean_rows writes out (n, c) = the mean of the hw rows of each block of x
+// (n, hw, c), summed in order of the rows.
+void cap_mean_rows(float *out, const float *x, long n, long hw, long c);
+
 // cap_transpose writes dst (cols, rows) = src (rows, cols)^T.
 void cap_transpose(float *dst, const float *src, long rows, long cols);
 

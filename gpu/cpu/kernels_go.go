@@ -181,6 +181,24 @@ func pwRows(out, x, wt, bias []float32, rows, K, N int, act gpu.Act) {
 }
 
 // transpose writes dst (cols, rows) = src (rows, cols)^T.
+// meanRows writes out (n, c) = the mean of the hw rows of each block of x
+// (n, hw, c), summed in order of the rows.
+func meanRows(out, x []float32, n, hw, c int) {
+	scale := 1 / float32(hw)
+	for i := 0; i < n; i++ {
+		or := out[i*c : (i+1)*c]
+		clear(or)
+		for p := 0; p < hw; p++ {
+			for j, v := range x[(i*hw+p)*c : (i*hw+p+1)*c] {
+				or[j] += v
+			}
+		}
+		for j := range or {
+			or[j] *= scale
+		}
+	}
+}
+
 func transpose(dst, src []float32, rows, cols int) {
 	for r := 0; r < rows; r++ {
 		for c, v := range src[r*cols : (r+1)*cols] {
