@@ -102,10 +102,11 @@ func (m *Model) pack(p gpu.Precision) (weights, error) {
 }
 
 // SetPrecision makes decoding multiply in p: float32, the default, or
-// bfloat16 on a device that keeps weights in it (gpu.WeightPacker: the CPU
-// with AVX512-BF16), where a step's products run about twice as fast and
-// some captions change (MODEL.md measures how many). Training always
-// multiplies in float32.
+// bfloat16 or int8 on a device that keeps weights in it (gpu.WeightPacker:
+// the CPU with AVX512-BF16, with AVX512-VNNI), where a step's products run
+// about twice (bfloat16) or four times (int8) as fast as float32's and some
+// captions change (MODEL.md measures how many). Training always multiplies in
+// float32.
 func (m *Model) SetPrecision(p gpu.Precision) error {
 	if p == m.precision {
 		return nil

@@ -390,10 +390,10 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 
 // decoderPrecision is what a decoder on dev multiplies in for the precision
 // setting requested, beside an encoder computing in enc. float32 and bfloat16
-// ask for themselves. auto and int8 ask for speed: int8 where dev packs it,
-// PyTorch's dynamic quantization, each row of activations quantized over its
-// own range as it is multiplied (dev scores as float32's within noise: MODEL.md);
-// else bfloat16 beside a bfloat16 encoder, or an int8 one where bfloat16 runs
+// ask for themselves. auto and int8 ask for speed: int8 where dev packs it
+// (dynamic quantization, each row of activations quantized over its own range
+// as it is multiplied; dev scores as float32's within noise: MODEL.md), else
+// bfloat16 beside a bfloat16 encoder, or an int8 one where bfloat16 runs
 // fast (the features are rounded already); else float32.
 func decoderPrecision(requested string, enc gpu.Precision, dev gpu.Device) gpu.Precision {
 	switch {

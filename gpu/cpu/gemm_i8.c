@@ -54,7 +54,7 @@ void cap_i8_pack_nt(signed char *dst, float *scale, int *colsum, const float *w,
 			continue;
 		}
 		float m = hi > -lo ? hi : -lo; // symmetric: the weight's zero is an exact 0
-		float inv = m > 0 ? 127.0f / m : 0;
+		float inv = m > 1e-30f ? 127.0f / m : 0; // a row under 1e-30 (127/m might overflow) is zeros
 		scale[j] = m / 127.0f;
 		signed char *o = dst + (j / 16) * kq * 64 + (j % 16) * 4;
 		for (long q = 0; q < k; q++) {
@@ -71,11 +71,18 @@ void cap_i8_rows(unsigned char *dst, float *scale, float *zero, const float *a, 
 		const float *ai = a + i * lda;
 		unsigned char *o = dst + i * kk;
 		float lo, hi;
-		if (!row_range(ai, k, &lo, &hi)) lo = hi = 0, zero[i] = scale[i] = NAN;
-		else zero[i] = lo, scale[i] = (hi - lo) / 255.0f;
+		// A row with a NaN or an infinity, or so spread that its range
+		// overflows, gets NaN products, as float32 would get NaN or infinities.
+		if (!row_range(ai, k, &lo, &hi) || !(hi - lo <= 3.4028235e38f)) {
+			zero[i] = scale[i] = NAN;
+			memset(o, 0, (size_t)kk);
+			continue;
+		}
+		zero[i] = lo, scale[i] = (hi - lo) / 255.0f;
 		// Asymmetric: all 256 steps over [lo, hi], where a symmetric grid
-		// would leave half unused by a row of one sign (a gated context).
-		float inv = hi > lo ? 255.0f / (hi - lo) : 0;
+		// would leave half unused by a row of one sign (a gated context). A
+		// range under 1e-30 (255/range might overflow) is its zero alone.
+		float inv = hi - lo > 1e-30f ? 255.0f / (hi - lo) : 0;
 		__m512 vinv = _mm512_set1_ps(inv), vlo = _mm512_set1_ps(lo);
 		long q = 0;
 		for (; q + 16 <= k; q += 16) { // the default rounding: to nearest, ties to even
@@ -148,7 +155,7 @@ void cap_i8_gemm_nt(long m, long j0, long j1, long n, long k, const unsigned cha
 #pragma GCC pop_options
 #else
 void cap_i8_pack_nt(signed char *dst, float *scale, int *colsum, const float *w, long n, long k, long ldw) {}
-void cap_i8_rows(unsigned char *dst, float *scale, const float *a, long m, long k, long lda) {}
+void cap_i8_rows(unsigned char *dst, float *scale, float *zero, const float *a, long m, long k, long lda) {}
 void cap_i8_gemm_nt(long m, long j0, long j1, long n, long k, const unsigned char *a, const float *ascale,
 		const float *azero, const signed char *w, const float *wscale, const int *colsum, float beta, float *c, long ldc) {}
 int cap_i8_gemm_available(void) { return 0; }

@@ -553,7 +553,7 @@ CLONES void cap_cross_entropy_rows(float *loss, float *dl, const float *x, const
 #define vsigmoid(x) (1.0f / (1.0f + vexp(-(x))))
 // vtanh of 16 floats: Eigen's rational approximation x*P(x^2)/Q(x^2), x
 // clamped to +-7.9053 (where tanh is 1 in float32), within 3e-7 absolute of
-// tanh. No exponential: 1.5x faster than 2*sigmoid(2x) - 1 through vexp, which
+// tanh (4e-7 without FMA). No exponential: 1.5x faster than 2*sigmoid(2x) - 1 through vexp, which
 // made the attention MLP's scores (a tanh per region and unit) a sixth of a
 // bfloat16 decoding step.
 #define vtanh(xin) ({ \

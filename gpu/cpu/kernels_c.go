@@ -67,13 +67,13 @@ func pwRows(out, x, wt, bias []float32, rows, K, N int, act gpu.Act) {
 	C.cap_pw_rows(ptr(out), ptr(x), ptr(wt), ptr(bias), C.long(rows), C.long(K), C.long(N), C.int(act))
 }
 
-// transpose writes dst (cols, rows) = src (rows, cols)^T.
 // meanRows writes out (n, c) = the mean of the hw rows of each block of x
 // (n, hw, c), summed in order of the rows.
 func meanRows(out, x []float32, n, hw, c int) {
 	C.cap_mean_rows(ptr(out), ptr(x), C.long(n), C.long(hw), C.long(c))
 }
 
+// transpose writes dst (cols, rows) = src (rows, cols)^T.
 func transpose(dst, src []float32, rows, cols int) {
 	C.cap_transpose(ptr(dst), ptr(src), C.long(rows), C.long(cols))
 }

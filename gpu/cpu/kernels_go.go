@@ -180,7 +180,6 @@ func pwRows(out, x, wt, bias []float32, rows, K, N int, act gpu.Act) {
 	biasActRows(out, out, bias, rows, N, act)
 }
 
-// transpose writes dst (cols, rows) = src (rows, cols)^T.
 // meanRows writes out (n, c) = the mean of the hw rows of each block of x
 // (n, hw, c), summed in order of the rows.
 func meanRows(out, x []float32, n, hw, c int) {
@@ -199,6 +198,7 @@ func meanRows(out, x []float32, n, hw, c int) {
 	}
 }
 
+// transpose writes dst (cols, rows) = src (rows, cols)^T.
 func transpose(dst, src []float32, rows, cols int) {
 	for r := 0; r < rows; r++ {
 		for c, v := range src[r*cols : (r+1)*cols] {

@@ -29,8 +29,15 @@ func (d *Device) PackWeight(w gpu.Buf, n, k, ldw int, p gpu.Precision) (gpu.Pack
 	if n == 0 || k == 0 {
 		return nil, fmt.Errorf("gpu/cpu: cannot pack an empty (%d, %d) weight", n, k)
 	}
+	if p == gpu.Int8 && k > maxInt8K {
+		return nil, fmt.Errorf("gpu/cpu: an int8 weight takes at most %d inputs (k), past which its int32 sums could overflow; this one has %d: use precision bfloat16 or float32", maxInt8K, k)
+	}
 	return pack(d, w, n, k, ldw), nil
 }
+
+// maxInt8K is the most inputs an int8 product sums: each of its terms is at
+// most 255*127, and the sums are int32.
+const maxInt8K = 65536
 
 // Packs reports whether PackWeight takes precision p on this CPU.
 func (d *Device) Packs(p gpu.Precision) bool {
@@ -58,4 +65,11 @@ type packedWeight struct {
 // returns their memory.
 func (p *packedWeight) operands(m int, a gpu.Buf, lda int, c gpu.Buf, ldc int) (as, cs []float32) {
 	return matrices(p.d.f(a), m, p.k, lda, 0, 1, "A"), matrices(p.d.f(c), m, p.n, ldc, 0, 1, "C")
+}
+
+// rowsOver runs convert, which rounds or quantizes rows of A of k values,
+// over ranges of A's m rows, split over the threads when there are enough: a
+// batch of images' 49 regions each is hundreds of rows.
+func (d *Device) rowsOver(m, k int, convert func(lo, hi int)) {
+	d.parallel(m, max(1, grain/k), convert)
 }

@@ -9,13 +9,14 @@ import (
 	"github.com/captioner/captioner/gpu"
 )
 
-// packedSizes cover every tile of the CPU's bfloat16 kernel: rows 1 to 6 and
+// packedSizes cover every tile of the CPU's packed kernels: rows 1 to 6 and
 // past one tile of 6, columns inside one block of 16, across blocks and
-// 32-wide tiles with tails, odd k (a padded pair) and k = 1, and a weight
-// wide enough to be split over threads.
+// 32-wide tiles with tails, k of every remainder by 2 and 4 (padded pairs
+// and quads) and k = 1, a weight wide enough to be split over threads, and
+// rows enough to be converted by several.
 var packedSizes = []gemmSize{
 	{1, 1, 1}, {2, 15, 7}, {3, 16, 2}, {4, 17, 33}, {5, 31, 32}, {6, 33, 9},
-	{7, 50, 40}, {13, 64, 31}, {24, 1040, 64},
+	{7, 50, 40}, {13, 64, 31}, {24, 1040, 64}, {200, 20, 301},
 }
 
 // bf16 rounds x to bfloat16 (to nearest, ties to even), as a float32.
@@ -105,6 +106,15 @@ func testPackWeight(t *testing.T, dev gpu.Device) {
 		}
 	})
 	t.Run("int8_nonfinite_rows", func(t *testing.T) { checkInt8NonFinite(t, dev) })
+	t.Run("int8_k_refused", func(t *testing.T) {
+		// Past 65,536 inputs the int32 sums of 255*127 terms could overflow.
+		const k = 65537
+		h := newHarness(t, dev, 13)
+		_, err := gpu.PackWeight(dev, h.in(h.uniform(k, -1, 1)), 1, k, k, gpu.Int8)
+		if err == nil || gpu.Packs(dev, gpu.Int8) && !strings.Contains(err.Error(), "at most 65536 inputs") {
+			t.Errorf("PackWeight(int8) of a (1, %d) weight: error %v, want one that gives the limit", k, err)
+		}
+	})
 }
 
 // checkPackWeight runs MulT of a weight packed in precision p against refGemm
