@@ -34,9 +34,10 @@ type Config struct {
 	// eval, serve): auto (bfloat16 where the CPU runs it fast: AMX, or
 	// AVX512-BF16 dot products at least 1.5x float32 FMAs, as on AMD's Zen 4; else float32), float32,
 	// bfloat16 or int8 (activations and weights in 8 bits, with the quantized
-	// TFLite file's activation ranges; see encoder.New). Feature extraction for
-	// training always uses float32, so cached features do not depend on the
-	// machine.
+	// TFLite file's activation ranges; see encoder.New). The decoder's products
+	// follow it (pipeline.decoderPrecision): with auto and int8 they run in
+	// int8 where the CPU has AVX512-VNNI. Feature extraction for training
+	// always uses float32, so cached features do not depend on the machine.
 	Precision string `mapstructure:"precision"`
 	// Assets is a folder laid out like the project's shared assets
 	// (models/mobilenet_v2/..., data/flickr8k/...). Empty: CAPTIONER_ASSETS, else
