@@ -150,8 +150,7 @@ func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint
 	// Words: emb (T, B, E) = Embed[ids]; gates (T, B, 4H) = emb·Wx[:, :E]ᵀ + LB for every step at once.
 	emb, gates := a.emb.Slice(0, N*E), a.gates.Slice(0, N*4*H)
 	dev.EmbeddingForward(emb, m.P.Embed, ts.ids, E)
-	dev.Gemm(false, true, N, 4*H, E, 1, emb, E, m.P.Wx, c.wxCols(), 0, gates, 4*H)
-	dev.BiasAct(gates, gates, m.P.LB, N, 4*H, gpu.ActNone)
+	m.wordGates(gates, emb, N)
 
 	for t := 0; t < T; t++ {
 		hPrev, cPrev := hs.Slice(t*B*H, B*H), cs.Slice(t*B*H, B*H)

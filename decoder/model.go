@@ -227,6 +227,17 @@ func (m *Model) head(w *weights, logits, mid, sum, outB gpu.Buf, R int) {
 	dense(m.dev, logits, mid, w.out, outB, R, c.Mid, c.Vocab, gpu.ActNone)
 }
 
+// wordGates writes gates (n, 4H) = emb (n, E) · Wx[:, :E]ᵀ + LB, the LSTM
+// input's word term of n embeddings: over the embedding's columns of Wx, all
+// of merge's (4H, E) and of a factorized attention model's, the first E of
+// attention's (4H, E+F). Training runs it on a batch's words, prepare on the
+// whole vocabulary (proj), which decoding then gathers.
+func (m *Model) wordGates(gates, emb gpu.Buf, n int) {
+	c := m.Cfg
+	m.dev.Gemm(false, true, n, 4*c.Hidden, c.Embed, 1, emb, c.Embed, m.P.Wx, c.wxCols(), 0, gates, 4*c.Hidden)
+	m.dev.BiasAct(gates, gates, m.P.LB, n, 4*c.Hidden, gpu.ActNone)
+}
+
 // unspoken are the ids decoding never emits: <pad> and <start> are not words,
 // and <unk> stands for the training captions' rare words, which a caption
 // cannot name ("a man is standing on a <unk>"): the model learned to say it
@@ -257,10 +268,7 @@ func (m *Model) prepare() {
 	}
 	m.dev.Upload(m.outB, mask)
 	m.dev.Add(m.outB, m.outB, m.P.OutB)
-	// The embedding's columns of Wx: all of merge's (4H, E) and of a factorized
-	// attention model's, the first E of attention's (4H, E+F).
-	m.dev.Gemm(false, true, c.Vocab, 4*c.Hidden, c.Embed, 1, m.P.Embed, c.Embed, m.P.Wx, c.wxCols(), 0, m.proj, 4*c.Hidden)
-	m.dev.BiasAct(m.proj, m.proj, m.P.LB, c.Vocab, 4*c.Hidden, gpu.ActNone)
+	m.wordGates(m.proj, m.P.Embed, c.Vocab)
 	for _, w := range m.dw.all() { // float32's views read the parameters themselves
 		w.Update()
 	}

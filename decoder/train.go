@@ -205,8 +205,7 @@ func (ts *TrainState) forward(feats gpu.Buf, ids, targets []int32, B, T int, tra
 
 	// LSTM: the input projection for every step at once, then the recurrence.
 	gates := a.gates.Slice(0, N*4*H)
-	dev.Gemm(false, true, N, 4*H, E, 1, emb, E, m.P.Wx, E, 0, gates, 4*H)
-	dev.BiasAct(gates, gates, m.P.LB, N, 4*H, gpu.ActNone)
+	m.wordGates(gates, emb, N)
 	dev.Zero(a.zero)
 	for t := 0; t < T; t++ {
 		g := gates.Slice(t*B*4*H, B*4*H)

@@ -75,9 +75,8 @@ type Info struct {
 	Device  string `json:"device"`
 	// Precision is what the encoder computes in: float32, bfloat16 or int8 (see config.Config.Precision).
 	Precision string `json:"precision"`
-	// DecoderPrecision is what the decoder's products compute in: bfloat16
-	// where the encoder does, or runs int8 on a device with fast bfloat16, and
-	// the device keeps weights in it (the CPU with AVX512-BF16); else float32.
+	// DecoderPrecision is what the decoder's products compute in: float32,
+	// bfloat16 or int8 (see decoderPrecision).
 	DecoderPrecision string `json:"decoder_precision"`
 	// PrecisionWhy says why, for logs: "requested", or auto's reason on this
 	// device (auto's pick depends on the CPU, and bfloat16 changes some captions).
@@ -361,13 +360,8 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
-	if dp := decoderPrecision(p.precision, p.enc.Precision(), p.dev); dp != gpu.Float32 {
-		if err := dec.SetPrecision(dp); err != nil {
-			slog.Warn("pipeline: the decoder multiplies in float32", "encoder", p.enc.Precision(), "model", dir, "why", err)
-		}
-	}
 	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: modelName(dir),
-		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()), DecoderPrecision: string(dec.Precision()),
+		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()),
 		PrecisionWhy: p.precisionWhy, Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
 	fail := func(err error) (served, error) {
 		dec.Close()
@@ -385,6 +379,13 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if m.info.Scores, err = ReadScores(dir); err != nil {
 		return fail(err)
 	}
+	// Packed last: a model the checks above refuse costs no packing.
+	if dp := decoderPrecision(p.precision, p.enc.Precision(), p.dev); dp != gpu.Float32 {
+		if err := dec.SetPrecision(dp); err != nil {
+			slog.Warn("pipeline: the decoder multiplies in float32", "encoder", p.enc.Precision(), "model", dir, "why", err)
+		}
+	}
+	m.info.DecoderPrecision = string(dec.Precision())
 	return m, nil
 }
 

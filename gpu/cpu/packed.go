@@ -14,17 +14,17 @@ import (
 func (d *Device) PackWeight(w gpu.Buf, n, k, ldw int, p gpu.Precision) (gpu.PackedWeight, error) {
 	matrices(d.f(w), n, k, ldw, 0, 1, "W")
 	var pack func(d *Device, w gpu.Buf, n, k, ldw int) gpu.PackedWeight
-	switch {
-	case p == gpu.BFloat16 && hasBF16Dot():
-		pack = packBF16
-	case p == gpu.BFloat16:
-		return nil, fmt.Errorf("gpu/cpu: bfloat16 weights need AVX512-BF16, which this CPU lacks; use precision float32")
-	case p == gpu.Int8 && hasVNNI():
-		pack = packInt8
-	case p == gpu.Int8:
-		return nil, fmt.Errorf("gpu/cpu: int8 weights need AVX512-VNNI, which this CPU lacks; use precision float32")
+	var needs string // the instructions the kernel runs on
+	switch p {
+	case gpu.BFloat16:
+		pack, needs = packBF16, "AVX512-BF16"
+	case gpu.Int8:
+		pack, needs = packInt8, "AVX512-VNNI"
 	default:
 		return nil, fmt.Errorf("gpu/cpu: weights cannot be packed in precision %q; use float32, bfloat16 or int8", p)
+	}
+	if !d.Packs(p) {
+		return nil, fmt.Errorf("gpu/cpu: %s weights need %s, which this CPU lacks; use precision float32", p, needs)
 	}
 	if n == 0 || k == 0 {
 		return nil, fmt.Errorf("gpu/cpu: cannot pack an empty (%d, %d) weight", n, k)
