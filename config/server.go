@@ -26,6 +26,8 @@ type Server struct {
 	MaxBatch int `mapstructure:"max_batch"`
 	// MaxQueueDelay is how long the oldest queued request may wait for a batch to
 	// fill, timed from its arrival; small next to one encoder pass (~30 ms on CPU).
+	// A batch waits only while more images are being prepared: a lone request
+	// is not delayed.
 	MaxQueueDelay time.Duration `mapstructure:"max_queue_delay"`
 	// QueueSize bounds the images waiting for a batch; one more gets 429 at once,
 	// so memory (600 KB per queued image) and waiting time stay bounded.

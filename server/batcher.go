@@ -39,7 +39,7 @@ type reply struct {
 // BatcherConfig sizes the queue and the batches.
 type BatcherConfig struct {
 	MaxBatch  int           // largest batch given to the model
-	MaxDelay  time.Duration // longest the oldest queued job waits for a batch to fill
+	MaxDelay  time.Duration // longest the oldest queued job waits for a batch to fill (while images are on their way)
 	QueueSize int           // images that may be prepared or wait; one more is refused with ErrQueueFull
 }
 
@@ -250,9 +250,7 @@ func (b *Batcher) Run(ctx context.Context) {
 			first = b.take(j)
 		}
 		batch = append(batch[:0], first)
-		// The oldest job's deadline for a batch is timed from its arrival, so time
-		// it spent queued behind the previous batch counts.
-		timer := b.after(first.arrived.Add(b.cfg.MaxDelay).Sub(b.now()))
+		var timer <-chan time.Time
 	fill:
 		for len(batch) < b.cfg.MaxBatch {
 			// Take what is already queued before looking at the timer: under load the
@@ -263,6 +261,18 @@ func (b *Batcher) Run(ctx context.Context) {
 				batch = append(batch, b.take(j))
 				continue
 			default:
+			}
+			// Wait only for images on their way: with no place reserved, none is
+			// being prepared, and the next would come from a request not yet
+			// made. Waiting then only added MaxDelay to the batch's latency: 10 of
+			// the 22 ms a lone client's caption took.
+			if b.places.Load() == 0 {
+				break
+			}
+			if timer == nil {
+				// The oldest job's deadline for a batch is timed from its arrival,
+				// so time it spent queued behind the previous batch counts.
+				timer = b.after(first.arrived.Add(b.cfg.MaxDelay).Sub(b.now()))
 			}
 			select {
 			case j := <-b.queue:

@@ -145,6 +145,12 @@ func submit(t *testing.T, b *Batcher, ctx context.Context, id int, o Options) <-
 	if err := b.Reserve(1); err != nil {
 		t.Fatalf("Reserve for %d: %v", id, err)
 	}
+	return submitReserved(t, b, ctx, id, o)
+}
+
+// submitReserved queues image id into a place already held.
+func submitReserved(t *testing.T, b *Batcher, ctx context.Context, id int, o Options) <-chan reply {
+	t.Helper()
 	ch, err := b.Submit(ctx, []float32{float32(id)}, o)
 	if err != nil {
 		t.Fatalf("Submit(%d): %v", id, err)
@@ -181,16 +187,17 @@ var greedy = Options{Beam: 1, MaxLen: 10, Alternatives: 1}
 func TestBatchFormsAtMaxBatch(t *testing.T) {
 	m := newStepModel("m")
 	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 16}, m)
+	// One request of four images holds their places before it prepares them.
+	if err := b.Reserve(4); err != nil {
+		t.Fatal(err)
+	}
 	var replies []<-chan reply
 	for id := range 4 {
-		replies = append(replies, submit(t, b, context.Background(), id, greedy))
+		replies = append(replies, submitReserved(t, b, context.Background(), id, greedy))
 	}
-	// The timer is never fired: only reaching MaxBatch can start this batch.
+	// No timer is ever fired: only reaching MaxBatch can start this batch.
 	if got := <-m.entered; !equalIDs(got, []int{0, 1, 2, 3}) {
 		t.Fatalf("batch %v, want [0 1 2 3]", got)
-	}
-	if tm := <-clk.timers; tm.d != time.Hour {
-		t.Errorf("timer %v, want the full MaxDelay for a job that just arrived", tm.d)
 	}
 	for id, ch := range replies {
 		r := wantCaption(t, ch, fmt.Sprintf("image %d beam 1", id))
@@ -198,6 +205,52 @@ func TestBatchFormsAtMaxBatch(t *testing.T) {
 			t.Errorf("reply %d: batch size %d model %q version %q, want 4, m, v-m", id, r.BatchSize, r.Model, r.Version)
 		}
 	}
+	noTimer(t, clk)
+}
+
+// enteredAtOnce fails the test unless m is given the batch want without a
+// timer firing: the test's clock fires none, so a batcher that waits for
+// MaxDelay never starts it (the ten seconds only keep such a failure short).
+func enteredAtOnce(t *testing.T, m *stepModel, want []int) {
+	t.Helper()
+	select {
+	case got := <-m.entered:
+		if !equalIDs(got, want) {
+			t.Fatalf("batch %v, want %v", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("batch %v did not start: the batcher is waiting for images that are not on their way", want)
+	}
+}
+
+// noTimer fails the test if the batcher asked for a timer it was not expected to.
+func noTimer(t *testing.T, clk *manualClock) {
+	t.Helper()
+	select {
+	case tm := <-clk.timers:
+		t.Errorf("the batcher waited (a timer of %v) where nothing was on its way", tm.d)
+	default:
+	}
+}
+
+func TestBatchWaitsForImagesOnTheirWay(t *testing.T) {
+	m := newStepModel("m")
+	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 16}, m)
+	// A second image's place is held (its request is decoding it) when the
+	// first is queued: the batch waits for it, up to the full MaxDelay.
+	if err := b.Reserve(1); err != nil {
+		t.Fatal(err)
+	}
+	r0 := submit(t, b, context.Background(), 0, greedy)
+	if tm := <-clk.timers; tm.d != time.Hour {
+		t.Fatalf("timer %v, want the full MaxDelay for a job that just arrived", tm.d)
+	}
+	r1 := submitReserved(t, b, context.Background(), 1, greedy)
+	// The timer never fires: with no more places held, the batch starts as
+	// soon as the awaited image is in it.
+	enteredAtOnce(t, m, []int{0, 1})
+	wantCaption(t, r0, "image 0 beam 1")
+	wantCaption(t, r1, "image 1 beam 1")
 }
 
 func TestBatchDelayIsTimedFromArrival(t *testing.T) {
@@ -205,7 +258,11 @@ func TestBatchDelayIsTimedFromArrival(t *testing.T) {
 	m.release = make(chan struct{})
 	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 8, MaxDelay: 10 * time.Millisecond, QueueSize: 16}, m)
 
-	// Job 0 starts a batch alone when its timer fires; the model then holds it.
+	// Job 0 starts a batch alone when its timer fires (another image's place
+	// is held, so the batch waits for it); the model then holds the batch.
+	if err := b.Reserve(1); err != nil {
+		t.Fatal(err)
+	}
 	r0 := submit(t, b, context.Background(), 0, greedy)
 	first := <-clk.timers
 	if first.d != 10*time.Millisecond {
@@ -214,9 +271,14 @@ func TestBatchDelayIsTimedFromArrival(t *testing.T) {
 	first.fire <- time.Time{}
 	<-m.entered
 
-	// Job 1 arrives while the model is busy and waits 7ms behind it, so once the
-	// model is free only 3ms of its delay remain.
-	r1 := submit(t, b, context.Background(), 1, greedy)
+	// Job 1 arrives in the held place while the model is busy, another place
+	// is held behind it, and it waits 7ms behind the model, so once the model
+	// is free only 3ms of its delay remain.
+	r1 := submitReserved(t, b, context.Background(), 1, greedy)
+	if err := b.Reserve(1); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release(1)
 	clk.advance(7 * time.Millisecond)
 	m.release <- struct{}{}
 	wantCaption(t, r0, "image 0 beam 1")
@@ -237,35 +299,26 @@ func TestBatchDelayIsTimedFromArrival(t *testing.T) {
 func TestBacklogFormsFullBatchesWithoutWaiting(t *testing.T) {
 	m := newStepModel("m")
 	m.release = make(chan struct{})
-	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 3, MaxDelay: 10 * time.Millisecond, QueueSize: 16}, m)
+	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 3, MaxDelay: time.Hour, QueueSize: 16}, m)
+	// A lone job with nothing on its way starts at once: MaxDelay is an hour.
 	r0 := submit(t, b, context.Background(), 0, greedy)
-	(<-clk.timers).fire <- time.Time{}
-	<-m.entered
-	// Seven jobs queue behind the busy model; their delay has long passed when it
-	// frees up, and the timers fire at once, yet batches still fill from the backlog.
+	enteredAtOnce(t, m, []int{0})
+	// Seven jobs queue behind the busy model; once it frees up they fill batches
+	// from the backlog, and the last, alone, does not wait either.
 	var rs []<-chan reply
 	for id := 1; id <= 7; id++ {
 		rs = append(rs, submit(t, b, context.Background(), id, greedy))
 	}
-	clk.advance(time.Second)
 	m.release <- struct{}{}
 	wantCaption(t, r0, "image 0 beam 1")
-	for _, want := range [][]int{{1, 2, 3}, {4, 5, 6}} {
-		tm := <-clk.timers
-		tm.fire <- time.Time{} // already due: it must not cut the batch short
-		if got := <-m.entered; !equalIDs(got, want) {
-			t.Fatalf("batch %v, want %v", got, want)
-		}
+	for _, want := range [][]int{{1, 2, 3}, {4, 5, 6}, {7}} {
+		enteredAtOnce(t, m, want)
 		m.release <- struct{}{}
 	}
-	(<-clk.timers).fire <- time.Time{}
-	if got := <-m.entered; !equalIDs(got, []int{7}) {
-		t.Fatalf("last batch %v, want [7]", got)
-	}
-	m.release <- struct{}{}
 	for i, ch := range rs {
 		wantCaption(t, ch, fmt.Sprintf("image %d beam 1", i+1))
 	}
+	noTimer(t, clk)
 }
 
 func TestEndedJobsAreDroppedNotComputed(t *testing.T) {
