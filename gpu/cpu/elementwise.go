@@ -90,16 +90,7 @@ func (d *Device) addColSums(sum, x []float32, rows, cols int) {
 	}
 	acc := d.acc[:cols]
 	d.parallel(cols, max(1, grain/max(rows, 1)), func(lo, hi int) {
-		a := acc[lo:hi]
-		clear(a)
-		for r := 0; r < rows; r++ {
-			for j, v := range x[r*cols+lo : r*cols+hi] {
-				a[j] += float64(v)
-			}
-		}
-		for j, v := range a {
-			sum[lo+j] += float32(v)
-		}
+		addColSumsRange(sum, acc, x, rows, cols, lo, hi)
 	})
 }
 
@@ -162,10 +153,7 @@ func (d *Device) SumSquares(x gpu.Buf) (float64, error) {
 		sum float64
 	)
 	d.parallel(len(xs), grain, func(lo, hi int) {
-		var s float64
-		for _, v := range xs[lo:hi] {
-			s += float64(v) * float64(v)
-		}
+		s := sumSquares(xs[lo:hi])
 		mu.Lock()
 		sum += s
 		mu.Unlock()
@@ -184,14 +172,7 @@ func (d *Device) Dropout(out, mask, x gpu.Buf, p float32, seed uint64) {
 	os := d.need(out, len(xs), "Dropout out")
 	keep := 1 / (1 - p)
 	d.parallel(len(xs), grain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			m := keep
-			if gpu.DropoutUniform(seed, i) < p {
-				m = 0
-			}
-			ms[i] = m
-			os[i] = xs[i] * m
-		}
+		dropoutRange(os, ms, xs, lo, hi, p, keep, seed)
 	})
 }
 
@@ -209,13 +190,6 @@ func (d *Device) AdamW(param, grad, m, v gpu.Buf, lr, beta1, beta2, eps, weightD
 	bc1 := float32(1 - math.Pow(float64(beta1), float64(step)))
 	bc2 := float32(1 - math.Pow(float64(beta2), float64(step)))
 	d.parallel(n, grain/4, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gs[i]
-			mi := beta1*ms[i] + (1-beta1)*g
-			vi := beta2*vs[i] + (1-beta2)*g*g
-			ms[i], vs[i] = mi, vi
-			mhat, vhat := mi/bc1, vi/bc2
-			ps[i] -= lr * (mhat/(float32(math.Sqrt(float64(vhat)))+eps) + weightDecay*ps[i])
-		}
+		adamw(ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi], lr, beta1, beta2, eps, weightDecay, bc1, bc2)
 	})
 }

@@ -792,3 +792,90 @@ CLONES void cap_att_scores_backward(float *dpf, float *dq, const float *dscores,
 		}
 	}
 }
+
+CLONES void cap_add_col_sums(float *restrict sum, double *restrict acc, const float *restrict x, long rows, long cols,
+	long lo, long hi) {
+	double *restrict a = acc + lo;
+	long w = hi - lo;
+	for (long j = 0; j < w; j++) a[j] = 0;
+	for (long r = 0; r < rows; r++) {
+		const float *restrict xr = x + r * cols + lo;
+		for (long j = 0; j < w; j++) a[j] += xr[j];
+	}
+	for (long j = 0; j < w; j++) sum[lo + j] += (float)a[j];
+}
+
+CLONES double cap_sum_squares(const float *restrict x, long n) {
+	double s = 0;
+	// Summed in any order (simd): a gradient norm for clipping, in double.
+#pragma omp simd reduction(+ : s)
+	for (long i = 0; i < n; i++) s += (double)x[i] * x[i];
+	return s;
+}
+
+// dropout_uniform is gpu.DropoutUniform: splitmix64 of the seed and the index,
+// its top 24 bits as a float in [0, 1).
+INLINE float dropout_uniform(uint64_t seed, long i) {
+	uint64_t z = seed + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	return (float)(z >> 40) * (1.0f / (1 << 24));
+}
+
+CLONES void cap_dropout(float *out, float *restrict mask, const float *x, long lo, long hi, float p, float keep,
+	uint64_t seed) {
+	for (long i = lo; i < hi; i++) {
+		float m = dropout_uniform(seed, i) < p ? 0 : keep;
+		mask[i] = m;
+		out[i] = x[i] * m;
+	}
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+// GCC does not vectorize a loop that calls sqrtf, which may set errno (cgo
+// refuses -fno-math-errno), so AdamW's AVX-512 and AVX2 loops are written out,
+// the square root an intrinsic, the rest GCC's vector arithmetic. Each returns
+// how many of the n elements it updated, a multiple of its width W.
+#define ADAMW_VEC(name, isa, V, W, load, store, vsqrt)                                              \
+	__attribute__((target(isa))) static long name(float *restrict p, const float *restrict g,        \
+		float *restrict m, float *restrict v, long n, float lr, float beta1, float beta2, float eps, \
+		float weight_decay, float bc1, float bc2) {                                                  \
+		long i = 0;                                                                                  \
+		for (; i + W <= n; i += W) {                                                                 \
+			V gi = load(g + i), pi = load(p + i);                                                    \
+			V mi = beta1 * load(m + i) + (1 - beta1) * gi;                                           \
+			V vi = beta2 * load(v + i) + (1 - beta2) * gi * gi;                                      \
+			store(m + i, mi), store(v + i, vi);                                                      \
+			store(p + i, pi - lr * ((mi / bc1) / (vsqrt(vi / bc2) + eps) + weight_decay * pi));     \
+		}                                                                                            \
+		return i;                                                                                    \
+	}
+ADAMW_VEC(adamw_avx512, "avx512f", __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_sqrt_ps)
+ADAMW_VEC(adamw_avx2, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_sqrt_ps)
+#endif
+
+int cap_vec_isa(void) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	if (__builtin_cpu_supports("avx512f")) return 2;
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+	return 0;
+}
+
+void cap_adamw(int isa, float *restrict p, const float *restrict g, float *restrict m, float *restrict v, long n,
+	float lr, float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2) {
+	long i = 0;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+	if (isa == 2) i = adamw_avx512(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+	if (isa == 1) i = adamw_avx2(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+#endif
+	for (; i < n; i++) {
+		float gi = g[i];
+		float mi = beta1 * m[i] + (1 - beta1) * gi;
+		float vi = beta2 * v[i] + (1 - beta2) * gi * gi;
+		m[i] = mi, v[i] = vi;
+		p[i] -= lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + weight_decay * p[i]);
+	}
+}

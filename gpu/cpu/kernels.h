@@ -2,6 +2,8 @@
 // pure-Go build runs the same algorithms from kernels_go.go. Activation codes are
 // gpu.Act's values.
 
+#include <stdint.h>
+
 // cap_bias_act writes out (rows, cols) = act(x + bias); bias may be NULL, out may be x.
 void cap_bias_act(float *out, const float *x, const float *bias, long rows, long cols, int act);
 
@@ -84,3 +86,24 @@ void cap_att_scores(float *scores, float *e, const float *pf, const float *q, co
 // de = dscores[r, l] * v * (1 - e[r, l]^2) into dpf[b, l] and dq[r] (A), every l.
 void cap_att_scores_backward(float *dpf, float *dq, const float *dscores, const float *e, const float *v,
 	long b0, long b1, long K, long L, long A);
+
+// cap_add_col_sums adds the sums of columns [lo, hi) of x (rows, cols) into sum,
+// summing each in double in acc[lo:hi], row after row.
+void cap_add_col_sums(float *sum, double *acc, const float *x, long rows, long cols, long lo, long hi);
+
+// cap_sum_squares is the sum of x's n squares in double.
+double cap_sum_squares(const float *x, long n);
+
+// cap_dropout writes elements [lo, hi) of Dropout: mask[i] = 0 if
+// gpu.DropoutUniform(seed, i) < p else keep, out[i] = x[i] * mask[i]. out may be x.
+void cap_dropout(float *out, float *mask, const float *x, long lo, long hi, float p, float keep, uint64_t seed);
+
+// cap_vec_isa is the widest instruction set of the hand-vectorized loops
+// (cap_adamw's) this CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none (plain C).
+int cap_vec_isa(void);
+
+// cap_adamw is AdamW's update of the n parameters p from their gradient g with
+// moments m and v, bc1 and bc2 the step's bias corrections (gpu.Device.AdamW),
+// in the loops of instruction set isa (cap_vec_isa's codes, at most its value).
+void cap_adamw(int isa, float *p, const float *g, float *m, float *v, long n, float lr, float beta1, float beta2,
+	float eps, float weight_decay, float bc1, float bc2);

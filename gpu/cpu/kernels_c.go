@@ -3,7 +3,7 @@
 package cpu
 
 /*
-#cgo CFLAGS: -O3 -std=gnu11
+#cgo CFLAGS: -O3 -std=gnu11 -fopenmp-simd
 #cgo LDFLAGS: -lm
 #include "kernels.h"
 */
@@ -71,6 +71,40 @@ func pwRows(out, x, wt, bias []float32, rows, K, N int, act gpu.Act) {
 // (n, hw, c), summed in order of the rows.
 func meanRows(out, x []float32, n, hw, c int) {
 	C.cap_mean_rows(ptr(out), ptr(x), C.long(n), C.long(hw), C.long(c))
+}
+
+// addColSumsRange adds the sums of columns [lo, hi) of x (rows, cols) into
+// sum, summing each in float64 in acc[lo:hi], row after row.
+func addColSumsRange(sum []float32, acc []float64, x []float32, rows, cols, lo, hi int) {
+	C.cap_add_col_sums(ptr(sum), (*C.double)(&acc[0]), ptr(x), C.long(rows), C.long(cols), C.long(lo), C.long(hi))
+}
+
+// sumSquares is the sum of x's squares in float64.
+func sumSquares(x []float32) float64 {
+	return float64(C.cap_sum_squares(ptr(x), C.long(len(x))))
+}
+
+// dropoutRange writes elements [lo, hi) of Dropout (Device.Dropout): mask[i]
+// = 0 if gpu.DropoutUniform(seed, i) < p else keep, out[i] = x[i] * mask[i].
+func dropoutRange(out, mask, x []float32, lo, hi int, p, keep float32, seed uint64) {
+	C.cap_dropout(ptr(out), ptr(mask), ptr(x), C.long(lo), C.long(hi), C.float(p), C.float(keep), C.uint64_t(seed))
+}
+
+// adamw is AdamW's update of p from g with moments m and v (Device.AdamW),
+// bc1 and bc2 the step's bias corrections.
+func adamw(p, g, m, v []float32, lr, beta1, beta2, eps, weightDecay, bc1, bc2 float32) {
+	adamwISA(vecISA, p, g, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2)
+}
+
+// vecISA is the widest instruction set of the hand-vectorized C loops this
+// CPU runs: 2 AVX-512, 1 AVX2 with FMA, 0 none.
+var vecISA = int(C.cap_vec_isa())
+
+// adamwISA is adamw in the C loops of instruction set isa (at most vecISA),
+// so that a test runs each of them here.
+func adamwISA(isa int, p, g, m, v []float32, lr, beta1, beta2, eps, weightDecay, bc1, bc2 float32) {
+	C.cap_adamw(C.int(isa), ptr(p), ptr(g), ptr(m), ptr(v), C.long(len(p)), C.float(lr), C.float(beta1), C.float(beta2),
+		C.float(eps), C.float(weightDecay), C.float(bc1), C.float(bc2))
 }
 
 // transpose writes dst (cols, rows) = src (rows, cols)^T.

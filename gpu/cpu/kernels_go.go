@@ -198,6 +198,56 @@ func meanRows(out, x []float32, n, hw, c int) {
 	}
 }
 
+// addColSumsRange adds the sums of columns [lo, hi) of x (rows, cols) into
+// sum, summing each in float64 in acc[lo:hi], row after row.
+func addColSumsRange(sum []float32, acc []float64, x []float32, rows, cols, lo, hi int) {
+	a := acc[lo:hi]
+	clear(a)
+	for r := 0; r < rows; r++ {
+		for j, v := range x[r*cols+lo : r*cols+hi] {
+			a[j] += float64(v)
+		}
+	}
+	for j, v := range a {
+		sum[lo+j] += float32(v)
+	}
+}
+
+// sumSquares is the sum of x's squares in float64.
+func sumSquares(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return s
+}
+
+// dropoutRange writes elements [lo, hi) of Dropout (Device.Dropout): mask[i]
+// = 0 if gpu.DropoutUniform(seed, i) < p else keep, out[i] = x[i] * mask[i].
+func dropoutRange(out, mask, x []float32, lo, hi int, p, keep float32, seed uint64) {
+	for i := lo; i < hi; i++ {
+		m := keep
+		if gpu.DropoutUniform(seed, i) < p {
+			m = 0
+		}
+		mask[i] = m
+		out[i] = x[i] * m
+	}
+}
+
+// adamw is AdamW's update of p from g with moments m and v (Device.AdamW),
+// bc1 and bc2 the step's bias corrections.
+func adamw(p, g, m, v []float32, lr, beta1, beta2, eps, weightDecay, bc1, bc2 float32) {
+	for i := range p {
+		gi := g[i]
+		mi := beta1*m[i] + (1-beta1)*gi
+		vi := beta2*v[i] + (1-beta2)*gi*gi
+		m[i], v[i] = mi, vi
+		mhat, vhat := mi/bc1, vi/bc2
+		p[i] -= lr * (mhat/(float32(math.Sqrt(float64(vhat)))+eps) + weightDecay*p[i])
+	}
+}
+
 // transpose writes dst (cols, rows) = src (rows, cols)^T.
 func transpose(dst, src []float32, rows, cols int) {
 	for r := 0; r < rows; r++ {
