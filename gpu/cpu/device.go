@@ -6,7 +6,7 @@ package cpu
 import (
 	"fmt"
 	"runtime"
-	"sync"
+	"sync/atomic"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -19,8 +19,8 @@ func init() {
 // synchronously on the calling goroutine plus a pool of threads-1 workers.
 type Device struct {
 	threads int
-	work    chan task      // chunks for the worker goroutines
-	wg      sync.WaitGroup // chunks of the current parallel loop still running
+	work    chan uint32 // a parallel loop's generation, for the worker goroutines
+	loop    loop
 	closed  bool
 
 	// Scratch reused across calls so that kernels do not allocate.
@@ -30,10 +30,20 @@ type Device struct {
 	acc   []float64 // column sums of BiasActBackward
 }
 
-// task is one chunk [lo, hi) of a parallel loop.
-type task struct {
-	fn     func(lo, hi int)
-	lo, hi int
+// loop is the device's current parallel loop (parallel). Its chunks are
+// claimed in order by the caller and by the workers that wake in time: a
+// worker the OS has not yet run, or has descheduled, costs the caller nothing,
+// since the caller runs the chunk itself. A worker that wakes after the loop
+// ended finds another generation, or no chunk left, and does nothing.
+type loop struct {
+	// state is generation << 32 | chunks << 16 | chunks claimed: a worker
+	// reads fn and n only after claiming a chunk, and the caller writes
+	// them only after every chunk of the last loop has finished.
+	state    atomic.Uint64
+	fn       func(lo, hi int)
+	n        int
+	finished atomic.Int32  // chunks done
+	done     chan struct{} // a worker that finishes the last chunk says so
 }
 
 // New returns a CPU device running on threads threads (goroutines for our loops,
@@ -42,7 +52,8 @@ func New(threads int) *Device {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	d := &Device{threads: threads, work: make(chan task, threads)}
+	d := &Device{threads: threads, work: make(chan uint32, threads)}
+	d.loop.done = make(chan struct{}, 1)
 	for i := 1; i < threads; i++ {
 		go d.worker()
 	}
@@ -54,9 +65,29 @@ func New(threads int) *Device {
 func (d *Device) Fork() (gpu.Device, error) { return New(d.threads), nil }
 
 func (d *Device) worker() {
-	for t := range d.work {
-		t.fn(t.lo, t.hi)
-		d.wg.Done()
+	for gen := range d.work {
+		if d.loop.run(gen) {
+			d.loop.done <- struct{}{}
+		}
+	}
+}
+
+// run runs chunks of generation gen's loop until none is left to claim, and
+// reports whether it finished the loop's last chunk.
+func (l *loop) run(gen uint32) (last bool) {
+	for {
+		s := l.state.Load()
+		chunks, i := int(uint16(s>>16)), int(uint16(s))
+		if uint32(s>>32) != gen || i >= chunks {
+			return false
+		}
+		if !l.state.CompareAndSwap(s, s+1) {
+			continue
+		}
+		l.fn(i*l.n/chunks, (i+1)*l.n/chunks)
+		if int(l.finished.Add(1)) == chunks {
+			return true
+		}
 	}
 }
 
@@ -85,12 +116,22 @@ func (d *Device) parallel(n, grain int, fn func(lo, hi int)) {
 		}
 		return
 	}
-	d.wg.Add(chunks - 1)
-	for i := 1; i < chunks; i++ {
-		d.work <- task{fn, i * n / chunks, (i + 1) * n / chunks}
+	chunks = min(chunks, 1<<16-1)
+	l := &d.loop
+	gen := uint32(l.state.Load()>>32) + 1
+	l.fn, l.n = fn, n
+	l.finished.Store(0)
+	l.state.Store(uint64(gen)<<32 | uint64(chunks)<<16) // publishes the fields above to the workers
+	for range chunks - 1 {
+		select {
+		case d.work <- gen:
+		default: // the workers are behind: the caller runs more chunks itself
+		}
 	}
-	fn(0, n/chunks)
-	d.wg.Wait()
+	if !l.run(gen) {
+		<-l.done // a worker is finishing the last chunk
+	}
+	l.fn = nil
 }
 
 // Buf is a CPU buffer: a float32 slice. Views share the parent's memory.
