@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/pipeline"
 )
 
@@ -140,6 +141,15 @@ func startBatcher(t *testing.T, cfg BatcherConfig, m Model) (*Batcher, *manualCl
 	return b, clk
 }
 
+// reserve holds n places, as a request does for its images before it
+// prepares them: while they are held, a batch waits for them.
+func reserve(t *testing.T, b *Batcher, n int) {
+	t.Helper()
+	if err := b.Reserve(n); err != nil {
+		t.Fatalf("Reserve(%d): %v", n, err)
+	}
+}
+
 func submit(t *testing.T, b *Batcher, ctx context.Context, id int, o Options) <-chan reply {
 	t.Helper()
 	if err := b.Reserve(1); err != nil {
@@ -186,16 +196,15 @@ var greedy = Options{Beam: 1, MaxLen: 10, Alternatives: 1}
 
 func TestBatchFormsAtMaxBatch(t *testing.T) {
 	m := newStepModel("m")
-	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 16}, m)
-	// One request of four images holds their places before it prepares them.
-	if err := b.Reserve(4); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 16}, m)
+	reserve(t, b, 4) // one request of four images holds their places before it prepares them
 	var replies []<-chan reply
 	for id := range 4 {
 		replies = append(replies, submitReserved(t, b, context.Background(), id, greedy))
 	}
-	// No timer is ever fired: only reaching MaxBatch can start this batch.
+	// No timer is ever fired: only reaching MaxBatch can start this batch
+	// (the batcher may have set one, if it took image 0 before the others
+	// were queued).
 	if got := <-m.entered; !equalIDs(got, []int{0, 1, 2, 3}) {
 		t.Fatalf("batch %v, want [0 1 2 3]", got)
 	}
@@ -205,7 +214,6 @@ func TestBatchFormsAtMaxBatch(t *testing.T) {
 			t.Errorf("reply %d: batch size %d model %q version %q, want 4, m, v-m", id, r.BatchSize, r.Model, r.Version)
 		}
 	}
-	noTimer(t, clk)
 }
 
 // enteredAtOnce fails the test unless m is given the batch want without a
@@ -238,9 +246,7 @@ func TestBatchWaitsForImagesOnTheirWay(t *testing.T) {
 	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 16}, m)
 	// A second image's place is held (its request is decoding it) when the
 	// first is queued: the batch waits for it, up to the full MaxDelay.
-	if err := b.Reserve(1); err != nil {
-		t.Fatal(err)
-	}
+	reserve(t, b, 1)
 	r0 := submit(t, b, context.Background(), 0, greedy)
 	if tm := <-clk.timers; tm.d != time.Hour {
 		t.Fatalf("timer %v, want the full MaxDelay for a job that just arrived", tm.d)
@@ -260,9 +266,7 @@ func TestBatchDelayIsTimedFromArrival(t *testing.T) {
 
 	// Job 0 starts a batch alone when its timer fires (another image's place
 	// is held, so the batch waits for it); the model then holds the batch.
-	if err := b.Reserve(1); err != nil {
-		t.Fatal(err)
-	}
+	reserve(t, b, 1)
 	r0 := submit(t, b, context.Background(), 0, greedy)
 	first := <-clk.timers
 	if first.d != 10*time.Millisecond {
@@ -275,9 +279,7 @@ func TestBatchDelayIsTimedFromArrival(t *testing.T) {
 	// is held behind it, and it waits 7ms behind the model, so once the model
 	// is free only 3ms of its delay remain.
 	r1 := submitReserved(t, b, context.Background(), 1, greedy)
-	if err := b.Reserve(1); err != nil {
-		t.Fatal(err)
-	}
+	reserve(t, b, 1)
 	defer b.Release(1)
 	clk.advance(7 * time.Millisecond)
 	m.release <- struct{}{}
@@ -334,11 +336,12 @@ func TestEndedJobsAreDroppedNotComputed(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel2()
-	rA := submit(t, b, context.Background(), 1, greedy)
-	rB := submit(t, b, cancelled, 2, greedy)
-	rC := submit(t, b, expired, 3, greedy)
+	reserve(t, b, 4) // one request's four images: they wait for each other
+	rA := submitReserved(t, b, context.Background(), 1, greedy)
+	rB := submitReserved(t, b, cancelled, 2, greedy)
+	rC := submitReserved(t, b, expired, 3, greedy)
 	cancel() // client 2 goes away while queued
-	rD := submit(t, b, context.Background(), 4, greedy)
+	rD := submitReserved(t, b, context.Background(), 4, greedy)
 
 	if got := <-m.entered; !equalIDs(got, []int{1, 4}) {
 		t.Fatalf("model computed %v, want only the live jobs [1 4]", got)
@@ -392,9 +395,10 @@ func TestMixedOptionsEncodeOnceDecodePerGroup(t *testing.T) {
 	m := newStepModel("m")
 	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 3, MaxDelay: time.Hour, QueueSize: 8}, m)
 	beam3 := Options{Beam: 3, MaxLen: 10, Alternatives: 3}
-	r0 := submit(t, b, context.Background(), 0, greedy)
-	r1 := submit(t, b, context.Background(), 1, beam3)
-	r2 := submit(t, b, context.Background(), 2, greedy)
+	reserve(t, b, 3)
+	r0 := submitReserved(t, b, context.Background(), 0, greedy)
+	r1 := submitReserved(t, b, context.Background(), 1, beam3)
+	r2 := submitReserved(t, b, context.Background(), 2, greedy)
 	if got := <-m.entered; !equalIDs(got, []int{0, 1, 2}) {
 		t.Fatalf("encoded %v, want one batch [0 1 2]", got)
 	}
@@ -412,8 +416,9 @@ func TestModelErrorReachesEveryJob(t *testing.T) {
 	m := newStepModel("m")
 	m.encodeErr = errors.New("device lost")
 	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 2, MaxDelay: time.Hour, QueueSize: 8}, m)
-	r0 := submit(t, b, context.Background(), 0, greedy)
-	r1 := submit(t, b, context.Background(), 1, greedy)
+	reserve(t, b, 2)
+	r0 := submitReserved(t, b, context.Background(), 0, greedy)
+	r1 := submitReserved(t, b, context.Background(), 1, greedy)
 	<-m.entered
 	for _, ch := range []<-chan reply{r0, r1} {
 		if r := <-ch; r.err == nil || r.err.Error() != "encoding a batch of 2 images: device lost" {
@@ -620,5 +625,29 @@ func TestBatchRecordedBeforeItsReplies(t *testing.T) {
 		}
 		cancel()
 		<-b.Stopped()
+	}
+}
+
+// TestFailedImageGivesBackItsPlace posts two images, one cut short so that it
+// fails to decode: its place goes back once the good one is queued, so the
+// good one's batch does not wait max_queue_delay (an hour here) for an image
+// that will never come.
+func TestFailedImageGivesBackItsPlace(t *testing.T) {
+	m := newStepModel("m")
+	m.entered = nil
+	ts := startServer(t, testConfig(t, func(c *config.Config) { c.Server.MaxBatch, c.Server.MaxQueueDelay = 4, time.Hour }), modelLoader(m))
+	good := photoPNG(16, 16)
+	answer := make(chan response, 1)
+	go func() {
+		answer <- postParts(t, ts.url, part{"image", "good.png", good}, part{"image", "cut.png", good[:len(good)/2]})
+	}()
+	select {
+	case r := <-answer:
+		captions := captionList(t, r)
+		if len(captions) != 2 || captions[0]["caption"] == nil || captions[1]["error"] == nil {
+			t.Fatalf("captions %v, want the first image's caption and the second's error", captions)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer: the good image's batch waits for the place of the image that failed")
 	}
 }

@@ -128,7 +128,13 @@ func (s *Server) postCaptions(c *gin.Context) {
 		held--
 		u.tensor = nil
 	}
-	if held == len(good) { // every image failed to decode
+	submitted := len(good) - held
+	// The places of images that failed to decode go back now, not when the
+	// captions are in: the batcher waits for a batch to fill while any place
+	// is held, and these images will never come.
+	b.Release(held)
+	held = 0
+	if submitted == 0 { // every image failed to decode
 		s.fail(c, allFailed(req.images))
 		return
 	}

@@ -173,7 +173,7 @@ func TestSeveralModelsServed(t *testing.T) {
 func TestMixedModelsShareABatchNotADecode(t *testing.T) {
 	cfg := pipelineConfig(t)
 	cfg.Server.Models = []string{attentionModel(t)}
-	// A batch forms only when 4 images are queued.
+	// A batch forms only when 4 images are queued (while a place is held).
 	ts := startServer(t, testConfig(t, func(c *config.Config) { c.Server.MaxBatch, c.Server.MaxQueueDelay = 4, time.Hour }), PipelineLoader(cfg))
 	photos := samplePhotos(t, 2)
 	model := func(name string) part { return part{"model", "", []byte(name)} }
@@ -197,11 +197,24 @@ func TestMixedModelsShareABatchNotADecode(t *testing.T) {
 		}
 	}
 
-	// Two images for each model, at once: one batch of 4.
+	// Two images for each model, at once: one batch of 4. A place held
+	// until all four are queued makes the first request's images wait for
+	// the second's (without it, nothing on its way would start them alone).
+	for len(ts.queued) > 0 {
+		<-ts.queued
+	}
+	b := ts.batcher.Load()
+	if err := b.Reserve(1); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	var mergeAnswer, attAnswer response
 	wg.Go(func() { mergeAnswer = postParts(t, ts.url, photos...) }) // the default model
 	wg.Go(func() { attAnswer = postParts(t, ts.url, append(photos, model("attention-test"))...) })
+	for range 4 {
+		<-ts.queued
+	}
+	b.Release(1)
 	wg.Wait()
 	if st := batch("the mixed batch"); st.Size != 4 || st.Groups != 2 {
 		t.Errorf("mixed batch: %d images in %d decode groups, want 4 in 2 (one per model)", st.Size, st.Groups)

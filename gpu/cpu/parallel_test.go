@@ -30,18 +30,26 @@ func TestParallelDoesNotWaitForWorkers(t *testing.T) {
 	if r := ran.Load(); r != 6 {
 		t.Fatalf("%d chunks ran, want 6 (two a loop, every one on the caller)", r)
 	}
-	// The worker, started now, first drains the ended loops' generations, and
-	// must run nothing of them; then it shares a loop with the caller.
-	go d.worker()
-	defer d.Close()
+	// The ended loops' generations wait in the queue (two: it holds two, the
+	// third loop found it full): a worker that takes one must run nothing.
 	for len(d.work) > 0 {
-		runtime.Gosched()
+		if d.loop.run(<-d.work) {
+			t.Fatal("a worker finished a chunk of an ended loop")
+		}
 	}
 	if r := ran.Load(); r != 6 {
-		t.Fatalf("%d chunks ran after the worker started, want still 6", r)
+		t.Fatalf("%d chunks ran after the ended loops' generations were taken, want still 6", r)
 	}
-	d.parallel(1000, 10, func(lo, hi int) { ran.Add(1) })
-	if r := ran.Load(); r != 8 {
-		t.Fatalf("%d chunks ran, want 8", r)
-	}
+	// A worker that runs in time shares a loop with the caller: each chunk
+	// waits until both have started, so the loop ends only if two goroutines
+	// ran them (else the test hangs).
+	go d.worker()
+	defer d.Close()
+	started := make(chan struct{}, 2)
+	d.parallel(2, 1, func(lo, hi int) {
+		started <- struct{}{}
+		for len(started) < 2 {
+			runtime.Gosched()
+		}
+	})
 }
