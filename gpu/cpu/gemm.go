@@ -65,12 +65,16 @@ func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha floa
 	}
 }
 
-// A B^T with 2 to smallRows rows of A goes to our gemmNT kernel rather than
+// A B^T with 1 to smallRows rows of A goes to our gemmNT kernel rather than
 // BLAS: there BLAS's copy of the whole of B into its packed layout costs more
 // than the product (decoder steps: beam x batch rows times a 1024- or 2600-row
 // weight). Measured on 2 threads (BenchmarkGemm/step_*, AMD EPYC Zen 4,
 // 2026-12-05): 32 rows 168-200 GFLOP/s, 48 rows (beam 3 at batch 16) 157
-// against oneDNN's sgemm's 123; at 96 rows both do 152-156. One row is sgemv's.
+// against oneDNN's sgemm's 123; at 96 rows both do 152-156. One row (greedy
+// decoding at batch 1) went to oneDNN's sgemv until 2026-12-06: gemmNT's
+// one-row tiles made float32 attention greedy decoding at batch 1 64-73 ->
+// 92-112 captions/s and the merge model's 949-1,021 -> 1,073-1,125
+// (BenchmarkAttentionGreedyB1, BenchmarkGreedyB1, alternating).
 const smallRows = 64
 
 // gemmGrain is the smallest GEMM piece (multiply-adds) worth a thread: about 10 us.
@@ -107,7 +111,7 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 		if transB {
 			bo = lo * ldb
 		}
-		if !transA && transB && m >= 2 && m <= smallRows {
+		if !transA && transB && m >= 1 && m <= smallRows {
 			gemmNT(m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
 			return
 		}

@@ -80,9 +80,10 @@ var gemmSizes = []gemmSize{
 	{1, 1, 1}, {1, 7, 3}, {5, 1, 9}, {3, 5, 1}, {3, 5, 7}, {17, 33, 9}, {16, 16, 16},
 	{64, 64, 64}, {65, 31, 129}, {130, 67, 257}, {1, 300, 200}, {200, 150, 100}, {24, 600, 80},
 	// a few rows against a wide B: the CPU backend's gemmNT (decoder steps and
-	// beams), every remainder of its 4-row tiles, k a multiple of its 16-wide
-	// vectors or not, up to its 64 rows
+	// beams, one row for greedy decoding at batch 1), every remainder of its
+	// 4-row tiles, k a multiple of its 16-wide vectors or not, up to its 64 rows
 	{6, 530, 83}, {13, 67, 40}, {3, 530, 83}, {7, 67, 40}, {3, 600, 64}, {6, 67, 256}, {47, 600, 32},
+	{1, 530, 83}, {1, 600, 256},
 }
 
 func testGemm(t *testing.T, dev gpu.Device) {
