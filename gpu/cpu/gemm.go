@@ -111,7 +111,7 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 		if transB {
 			bo = lo * ldb
 		}
-		if !transA && transB && m >= 1 && m <= smallRows {
+		if !transA && transB && m <= smallRows {
 			gemmNT(m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
 			return
 		}
