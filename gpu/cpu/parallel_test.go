@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestParallelDoesNotWaitForWorkers runs loops on a device whose worker has
@@ -52,4 +53,70 @@ func TestParallelDoesNotWaitForWorkers(t *testing.T) {
 			runtime.Gosched()
 		}
 	})
+}
+
+// TestCallerWaitsForWorkersChunk has the worker's chunk outlast the caller's
+// by less and more than spinFor, so the caller finds it finished, polls until
+// it finishes, or sleeps until the worker wakes it. Every loop must return
+// only after both chunks, and leave no wake-up behind for the next loop (which
+// would then return before its worker's chunk ends).
+func TestCallerWaitsForWorkersChunk(t *testing.T) {
+	d := New(2)
+	defer d.Close()
+	for _, late := range []time.Duration{0, spinFor / 4, spinFor - spinFor/10, spinFor + spinFor/10, 4 * spinFor, 2 * time.Millisecond} {
+		for range 20 {
+			var started, finished atomic.Int32
+			d.parallel(2, 1, func(lo, hi int) {
+				if started.Add(1) == 2 { // the second chunk to start: the worker's, unless it came late
+					time.Sleep(late)
+				}
+				finished.Add(1)
+			})
+			if f := finished.Load(); f != 2 {
+				t.Fatalf("chunks %v late: parallel returned after %d of 2 chunks", late, f)
+			}
+			if n, s := len(d.loop.done), d.loop.asleep.Load(); n != 0 || s != 0 {
+				t.Fatalf("chunks %v late: %d wake-ups left queued, asleep %d; want 0 and 0", late, n, s)
+			}
+		}
+	}
+}
+
+// TestSpin: spin reports a condition that holds, on the first poll or a later
+// one, and gives up on one that never does after spinFor, not before.
+func TestSpin(t *testing.T) {
+	if !spin(func() bool { return true }) {
+		t.Fatal("spin gave up on a condition that held at once")
+	}
+	polls := 0
+	if !spin(func() bool { polls++; return polls == 3*yieldEvery }) {
+		t.Fatalf("spin gave up after %d polls on a condition that held at poll %d", polls, 3*yieldEvery)
+	}
+	t0 := time.Now()
+	if spin(func() bool { return false }) {
+		t.Fatal("spin reported a condition that never held")
+	}
+	if took := time.Since(t0); took < spinFor {
+		t.Fatalf("spin gave up after %v, before spinFor (%v)", took, spinFor)
+	}
+}
+
+// TestOpen: a polling worker joins a loop of another generation than its last
+// that has a chunk left to claim, and no other.
+func TestOpen(t *testing.T) {
+	var l loop
+	for _, c := range []struct {
+		gen, chunks, claimed, last, want uint32
+	}{
+		{5, 2, 0, 4, 5},         // a new loop: join it
+		{5, 2, 1, 4, 5},         // the caller claimed one chunk: the other is left
+		{5, 2, 2, 4, 4},         // every chunk claimed: nothing to join
+		{5, 2, 0, 5, 5},         // the worker's own last loop: nothing new (open returns last)
+		{0, 3, 1, 1<<32 - 1, 0}, // generations wrap around
+	} {
+		l.state.Store(uint64(c.gen)<<32 | uint64(c.chunks)<<16 | uint64(c.claimed))
+		if got := l.open(c.last); got != c.want {
+			t.Errorf("loop %d with %d of %d chunks claimed, worker last in %d: open = %d, want %d", c.gen, c.claimed, c.chunks, c.last, got, c.want)
+		}
+	}
 }
