@@ -47,19 +47,25 @@ type loop struct {
 	// state is generation << 32 | chunks << 16 | chunks claimed: a worker
 	// reads fn and n only after claiming a chunk, and the caller writes
 	// them only after every chunk of the last loop has finished.
-	state    atomic.Uint64
-	fn       func(lo, hi int)
-	n        int
-	finished atomic.Int32 // chunks done
-	// asleep is 1 while the caller sleeps, or is about to, on done, for the
-	// last chunk: the worker that finishes it, and only that one, wakes it.
-	asleep atomic.Int32
-	done   chan struct{}
+	state atomic.Uint64
+	fn    func(lo, hi int)
+	n     int
+	// finished counts the chunks done, plus callerAsleep once the caller
+	// sleeps on done: one word, so that the Add that finishes the last chunk
+	// also tells its worker whether to wake the caller, and a worker touches
+	// nothing of the loop's after that Add (the caller may have returned).
+	finished atomic.Int32
+	done     chan struct{}
 }
+
+// callerAsleep is the bit of loop.finished that says the caller sleeps on done.
+const callerAsleep = 1 << 30
 
 // spinFor is how long a worker polls for the next loop, and a caller for a
 // worker's last chunk, before sleeping: longer than the gaps inside a
-// decoding step, short enough that an idle server stops polling at once.
+// decoding step, short enough that an idle server soon stops polling (a
+// worker that joined loops while polling finds their wake-ups queued
+// afterwards, and polls once more for each).
 const spinFor = 50 * time.Microsecond
 
 // yieldEvery is how many polls go between runtime.Gosched calls (about 2 us
@@ -67,6 +73,8 @@ const spinFor = 50 * time.Microsecond
 const yieldEvery = 1024
 
 // spin polls ready until it holds or spinFor has passed, and reports which.
+// The clock starts at the first yield, after yieldEvery polls, and is read
+// every yieldEvery polls: spin may poll a little longer than spinFor.
 func spin(ready func() bool) bool {
 	var deadline time.Time
 	for n := 1; ; n++ {
@@ -143,8 +151,8 @@ func (l *loop) run(gen uint32) (last bool) {
 			continue
 		}
 		l.fn(i*l.n/chunks, (i+1)*l.n/chunks)
-		if int(l.finished.Add(1)) == chunks {
-			if l.asleep.CompareAndSwap(1, 0) {
+		if f := l.finished.Add(1); int(f&^callerAsleep) == chunks {
+			if f&callerAsleep != 0 {
 				l.done <- struct{}{}
 			}
 			return true
@@ -155,14 +163,12 @@ func (l *loop) run(gen uint32) (last bool) {
 // wait returns once the chunks of a loop of chunks chunks have all finished,
 // polling first, then asleep on done.
 func (l *loop) wait(chunks int) {
-	finished := func() bool { return int(l.finished.Load()) == chunks }
-	if spin(finished) {
+	if spin(func() bool { return int(l.finished.Load()) == chunks }) {
 		return
 	}
-	l.asleep.Store(1)
-	// The last chunk may have finished before asleep was set: whoever turns
-	// asleep back to 0 decides whether a wake-up is on its way.
-	if finished() && l.asleep.CompareAndSwap(1, 0) {
+	// If the last chunk finished before this Add, its worker saw no
+	// callerAsleep and sends nothing; else it sees it and sends.
+	if int(l.finished.Add(callerAsleep)) == callerAsleep|chunks {
 		return
 	}
 	<-l.done

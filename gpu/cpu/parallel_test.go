@@ -55,28 +55,40 @@ func TestParallelDoesNotWaitForWorkers(t *testing.T) {
 	})
 }
 
-// TestCallerWaitsForWorkersChunk has the worker's chunk outlast the caller's
-// by less and more than spinFor, so the caller finds it finished, polls until
-// it finishes, or sleeps until the worker wakes it. Every loop must return
-// only after both chunks, and leave no wake-up behind for the next loop (which
-// would then return before its worker's chunk ends).
+// TestCallerWaitsForWorkersChunk has the workers' chunks outlast the
+// caller's by less and more than spinFor, so the caller finds them finished,
+// polls until they finish, or sleeps until the last one wakes it. Every loop
+// must return only after all its chunks, within a generous bound (a lost
+// wake-up would hang it), and leave no wake-up behind for the next loop (which
+// would then return before its workers' chunks end).
 func TestCallerWaitsForWorkersChunk(t *testing.T) {
-	d := New(2)
-	defer d.Close()
-	for _, late := range []time.Duration{0, spinFor / 4, spinFor - spinFor/10, spinFor + spinFor/10, 4 * spinFor, 2 * time.Millisecond} {
-		for range 20 {
-			var started, finished atomic.Int32
-			d.parallel(2, 1, func(lo, hi int) {
-				if started.Add(1) == 2 { // the second chunk to start: the worker's, unless it came late
-					time.Sleep(late)
+	for _, threads := range []int{2, 3} {
+		d := New(threads)
+		defer d.Close()
+		for _, late := range []time.Duration{0, spinFor / 4, spinFor - spinFor/10, spinFor + spinFor/10, 4 * spinFor, 2 * time.Millisecond} {
+			for range 20 {
+				var started, finished atomic.Int32
+				returned := make(chan struct{})
+				go func() {
+					d.parallel(threads, 1, func(lo, hi int) {
+						if started.Add(1) > 1 { // the chunks started after the first: the workers', unless they came late
+							time.Sleep(late)
+						}
+						finished.Add(1)
+					})
+					close(returned)
+				}()
+				select {
+				case <-returned:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%d threads, chunks %v late: parallel has not returned after 10 s", threads, late)
 				}
-				finished.Add(1)
-			})
-			if f := finished.Load(); f != 2 {
-				t.Fatalf("chunks %v late: parallel returned after %d of 2 chunks", late, f)
-			}
-			if n, s := len(d.loop.done), d.loop.asleep.Load(); n != 0 || s != 0 {
-				t.Fatalf("chunks %v late: %d wake-ups left queued, asleep %d; want 0 and 0", late, n, s)
+				if f := finished.Load(); f != int32(threads) {
+					t.Fatalf("%d threads, chunks %v late: parallel returned after %d of %d chunks", threads, late, f, threads)
+				}
+				if n := len(d.loop.done); n != 0 {
+					t.Fatalf("%d threads, chunks %v late: %d wake-ups left queued, want 0", threads, late, n)
+				}
 			}
 		}
 	}
@@ -88,9 +100,11 @@ func TestSpin(t *testing.T) {
 	if !spin(func() bool { return true }) {
 		t.Fatal("spin gave up on a condition that held at once")
 	}
+	// Past the first yield, where the clock starts; spin reads it again only
+	// after another yieldEvery polls, having polled the condition first.
 	polls := 0
-	if !spin(func() bool { polls++; return polls == 3*yieldEvery }) {
-		t.Fatalf("spin gave up after %d polls on a condition that held at poll %d", polls, 3*yieldEvery)
+	if !spin(func() bool { polls++; return polls == 2*yieldEvery }) {
+		t.Fatalf("spin gave up after %d polls on a condition that held at poll %d", polls, 2*yieldEvery)
 	}
 	t0 := time.Now()
 	if spin(func() bool { return false }) {
