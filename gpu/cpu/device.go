@@ -63,9 +63,11 @@ const callerAsleep = 1 << 30
 
 // spinFor is how long a worker polls for the next loop, and a caller for a
 // worker's last chunk, before sleeping: longer than the gaps inside a
-// decoding step, short enough that an idle server soon stops polling (a
-// worker that joined loops while polling finds their wake-ups queued
-// afterwards, and polls once more for each).
+// decoding step, short enough that an idle server soon stops polling. Each
+// loop also queues a wake-up on d.work (at most threads of them); a worker
+// that ran those loops while polling receives them later, finds nothing to
+// claim and polls spinFor again for each, so polling ends at most a few
+// spinFor after the last loop.
 const spinFor = 50 * time.Microsecond
 
 // yieldEvery is how many polls go between runtime.Gosched calls (about 2 us
