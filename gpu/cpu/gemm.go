@@ -112,7 +112,9 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 			bo = lo * ldb
 		}
 		if !transA && transB && m <= smallRows {
-			gemmNT(m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)
+			inPieces(lo, hi, 4, m*k, func(lo, hi int) { // 4: the kernel's column tile
+				gemmNT(m, hi-lo, k, alpha, a, lda, b[lo*ldb:], ldb, beta, c[lo:], ldc)
+			})
 			return
 		}
 		blasSgemm(transA, transB, m, hi-lo, k, alpha, a, lda, b[bo:], ldb, beta, c[lo:], ldc)

@@ -51,7 +51,7 @@ func (w *bf16Weight) MulT(m int, a gpu.Buf, lda int, beta float32, c gpu.Buf, ld
 	w.d.rowsOver(m, kk, func(lo, hi int) {
 		C.cap_bf16_rows((*C.ushort)(&ab[lo*kk]), ptr(as[lo*lda:]), C.long(hi-lo), C.long(w.k), C.long(lda))
 	})
-	w.d.overTiles(w.n, m*kk, func(j0, j1 int) {
+	w.d.overTiles(w.n, m*kk, 2, func(j0, j1 int) { // twice float32's multiply-adds a cycle
 		C.cap_bf16_gemm_nt(C.long(m), C.long(j0), C.long(j1), C.long(w.n), C.long(w.k),
 			(*C.ushort)(&ab[0]), (*C.ushort)(&w.vals[0]), C.float(beta), ptr(cs), C.long(ldc))
 	})

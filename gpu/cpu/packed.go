@@ -46,11 +46,14 @@ func (d *Device) Packs(p gpu.Precision) bool {
 
 // overTiles runs gemm over C's n columns split across the threads at whole
 // 32-column tiles (the packed kernels' widest), each thread about gemmGrain
-// multiply-adds at least; a column costs macsPerCol.
-func (d *Device) overTiles(n, macsPerCol int, gemm func(j0, j1 int)) {
+// multiply-adds at least; a column costs macsPerCol, which the kernel does
+// faster times as fast as float32's (cgoPiece).
+func (d *Device) overTiles(n, macsPerCol, faster int, gemm func(j0, j1 int)) {
 	tiles := (n + 31) / 32
 	grain := max(1, gemmGrain/(macsPerCol*32))
-	d.parallel(tiles, grain, func(lo, hi int) { gemm(lo*32, min(hi*32, n)) })
+	d.parallel(tiles, grain, func(lo, hi int) {
+		inPieces(lo*32, min(hi*32, n), 32, macsPerCol/faster, gemm)
+	})
 }
 
 // packedWeight is what every packed weight keeps: the float32 weight it packs

@@ -134,3 +134,33 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestInPieces: the pieces cover [lo, hi) once, in order, start at multiples
+// of align from lo, and hold at most cgoPiece multiply-adds unless one
+// multiple of align already costs more.
+func TestInPieces(t *testing.T) {
+	for _, c := range []struct{ lo, hi, align, cost, wantStep int }{
+		{0, 2600, 4, 32 * 256, 128},       // float32 greedy at batch 32: 8,192 a column
+		{64, 2600, 32, 3072, 320},         // int8 at 24 rows of 512, a quarter the cost
+		{0, 100, 4, cgoPiece, 4},          // a multiple of align over the bound: one at a time
+		{0, 100, 1, 1, 100},               // all of it under the bound: one call
+		{5, 5, 4, 1, 0},                   // nothing to do: no call
+		{0, 2048, 4, 512, cgoPiece / 512}, // one row (greedy at batch 1): 2,048 a piece
+	} {
+		next := c.lo
+		calls := 0
+		inPieces(c.lo, c.hi, c.align, c.cost, func(lo, hi int) {
+			calls++
+			if lo != next || hi <= lo || hi > c.hi {
+				t.Fatalf("%+v: piece [%d, %d) after %d", c, lo, hi, next)
+			}
+			if (lo-c.lo)%c.align != 0 || hi-lo > c.wantStep || hi != c.hi && hi-lo != c.wantStep {
+				t.Fatalf("%+v: piece [%d, %d), want %d items a piece from a multiple of %d", c, lo, hi, c.wantStep, c.align)
+			}
+			next = hi
+		})
+		if next != max(c.lo, c.hi) || (c.hi > c.lo) != (calls > 0) {
+			t.Fatalf("%+v: pieces ended at %d after %d calls, want %d", c, next, calls, c.hi)
+		}
+	}
+}
