@@ -26,9 +26,13 @@ func (d *Device) AttentionScores(scores, e, pf, q, v gpu.Buf, rows, perImage, re
 	ps := d.need(pf, B*regions*dim, "AttentionScores pf (images, regions, dim)")
 	qs := d.need(q, rows*dim, "AttentionScores q (rows, dim)")
 	vs := d.need(v, dim, "AttentionScores v (dim)")
-	// Each (row, region) pair costs dim tanh, about 8 multiply-adds each.
+	// Each (row, region) pair costs dim tanh, about 8 multiply-adds each to
+	// be worth a thread; in time, about 16 each (178 ns a pair at dim 512 on
+	// Zen 4), which sizes the cgo calls (cgoPiece).
 	d.parallel(rows*regions, max(1, grain/(8*dim)), func(lo, hi int) {
-		attentionScores(s, es, ps, qs, vs, lo, hi, perImage, regions, dim)
+		inPieces(lo, hi, 1, 16*dim, func(lo, hi int) {
+			attentionScores(s, es, ps, qs, vs, lo, hi, perImage, regions, dim)
+		})
 	})
 }
 
