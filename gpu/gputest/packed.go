@@ -13,12 +13,13 @@ import (
 // past one tile of 6, columns inside one block of 16, across blocks and
 // 32-wide tiles with tails, k of every remainder by 2 and 4 (padded pairs
 // and quads) and k = 1, a weight wide enough to be split over threads, one
-// whose threads' shares the CPU computes in several calls each (gpu/cpu's
-// cgoPiece: 4.8 M multiply-adds a thread), and rows enough to be converted by
-// several.
+// whose threads' shares the CPU computes in several calls each at 1 and 3
+// threads in every precision (gpu/cpu's cgoPiece: 19.4 M multiply-adds, int8
+// in 2 calls a thread at 3 threads, float32 in 7), and rows enough to be
+// converted by several.
 var packedSizes = []gemmSize{
 	{1, 1, 1}, {2, 15, 7}, {3, 16, 2}, {4, 17, 33}, {5, 31, 32}, {6, 33, 9},
-	{7, 50, 40}, {13, 64, 31}, {24, 1040, 64}, {48, 2100, 96}, {200, 20, 301},
+	{7, 50, 40}, {13, 64, 31}, {24, 1040, 64}, {48, 4200, 96}, {200, 20, 301},
 }
 
 // bf16 rounds x to bfloat16 (to nearest, ties to even), as a float32.
