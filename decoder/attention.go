@@ -108,15 +108,16 @@ func repeatRows(n, k int) []int32 {
 
 // attendStep runs one step's attention for R rows, K consecutive rows per
 // image: from hPrev (R, H) it writes alpha (R, L) and the gated context gz
-// (R, F), keeping z and beta (R, F) and, when e is not nil, e (R, L, A) for the
-// backward pass. pf is (R/K, L, A), feats (R/K, L, F): one per image. The
-// products run against w.
-func attendStep(dev gpu.Device, w *weights, p *Params, c Config, e, alpha, z, beta, gz, hproj, hPrev, pf, feats gpu.Buf, R, K int) {
+// (R, F), keeping z and beta (R, F). score writes the scores (R, L) from the
+// state's term hproj (R, A) and the regions' (training keeps the tanh for
+// the backward pass; decoding reads the regions' term in AttentionExp's form).
+// feats is (R/K, L, F): one per image. The products run against w.
+func attendStep(dev gpu.Device, w *weights, p *Params, c Config, score func(alpha, hproj gpu.Buf), alpha, z, beta, gz, hproj, hPrev, feats gpu.Buf, R, K int) {
 	F, H, L, A := c.FeatDim, c.Hidden, c.Regions, c.Att
 	// alpha (R, L) = softmax(tanh(pf + hproj broadcast over regions) · AttV),
 	// hproj (R, A) = hPrev·AttHWᵀ.
 	w.attH.MulT(R, hPrev, H, 0, hproj, A)
-	dev.AttentionScores(alpha, e, pf, hproj, p.AttV, R, K, L, A)
+	score(alpha, hproj)
 	dev.Softmax(alpha, alpha, R, L)
 	// z rows of image b (K, F) = its rows' alpha (K, L) · feats_b (L, F).
 	dev.GemmStridedBatched(false, false, K, F, L, 1, alpha, L, K*L, feats, F, L*F, 0, z, F, K*F, R/K)
@@ -155,8 +156,10 @@ func (ts *TrainState) forwardAttention(feats gpu.Buf, targets []int32, seed uint
 	for t := 0; t < T; t++ {
 		hPrev, cPrev := hs.Slice(t*B*H, B*H), cs.Slice(t*B*H, B*H)
 		gz := x.gz.Slice(t*B*F, B*F)
-		attendStep(dev, &m.exact, &m.P, c, x.e.Slice(t*B*L*A, B*L*A), x.alpha.Slice(t*B*L, B*L), x.z.Slice(t*B*F, B*F),
-			x.beta.Slice(t*B*F, B*F), gz, x.hproj.Slice(0, B*A), hPrev, pf, feats, B, 1)
+		e := x.e.Slice(t*B*L*A, B*L*A)
+		score := func(alpha, hproj gpu.Buf) { dev.AttentionScores(alpha, e, pf, hproj, m.P.AttV, B, 1, L, A) }
+		attendStep(dev, &m.exact, &m.P, c, score, x.alpha.Slice(t*B*L, B*L), x.z.Slice(t*B*F, B*F),
+			x.beta.Slice(t*B*F, B*F), gz, x.hproj.Slice(0, B*A), hPrev, feats, B, 1)
 		// gates_t += the context's term + hPrev·Whᵀ, then the cell.
 		g := gates.Slice(t*B*4*H, B*4*H)
 		addContext(&m.exact, c, g, gz, x.low.Slice(t*B*c.CtxRank, B*c.CtxRank), B)
@@ -339,7 +342,7 @@ type attWorkspace struct {
 	images, rows int
 	flat         gpu.Buf
 	mean         gpu.Buf // (B, F)
-	pf           gpu.Buf // (B, L, A) the images' regions' attention term
+	pf           gpu.Buf // (B, L, A) the images' regions' attention term, in AttentionExp's form
 	feats        gpu.Buf // (B, L, F) the regions of the images still decoding once some have finished (always carved: 245 KB an image)
 	alpha        gpu.Buf // (R, L)
 	z, beta, gz  gpu.Buf // (R, F)
@@ -382,7 +385,7 @@ type attentionSteps struct {
 	m         *Model
 	w         *attWorkspace
 	R, K      int     // rows, rows per image
-	feats, pf gpu.Buf // (B, L, F), (B, L, A): one per image, shared by its K rows
+	feats, pf gpu.Buf // (B, L, F), (B, L, A) in AttentionExp's form: one per image, shared by its K rows
 	ownFeats  bool    // feats is the workspace's copy, not the caller's
 	lstmRows
 }
@@ -397,6 +400,7 @@ func (m *Model) attentionStepper(feats gpu.Buf, B, K int) *attentionSteps {
 	pf := w.pf.Slice(0, B*L*A)
 	s := &attentionSteps{m: m, w: w, R: B, K: 1, feats: feats, pf: pf, lstmRows: newLSTMRows(w.h, w.c, w.h2, w.c2, B, H)}
 	attentionStart(dev, &m.dw, &m.P, c, s.h, s.c, w.mean.Slice(0, B*F), pf, feats, B)
+	dev.AttentionExp(pf, pf, B*L*A) // what every step's AttentionScoresExp reads
 	return s
 }
 
@@ -407,8 +411,11 @@ func (s *attentionSteps) step(toks []int32) gpu.Buf {
 	dev, c := m.dev, m.Cfg
 	F, E, H, V := c.FeatDim, c.Embed, c.Hidden, c.Vocab
 	gz := w.gz.Slice(0, R*F)
-	attendStep(dev, &m.dw, &m.P, c, nil, w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
-		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.pf, s.feats, R, s.K)
+	score := func(alpha, hproj gpu.Buf) {
+		dev.AttentionScoresExp(alpha, s.pf, hproj, m.P.AttV, R, s.K, c.Regions, c.Att)
+	}
+	attendStep(dev, &m.dw, &m.P, c, score, w.alpha.Slice(0, R*c.Regions), w.z.Slice(0, R*F),
+		w.beta.Slice(0, R*F), gz, w.hproj.Slice(0, R*c.Att), s.h, s.feats, R, s.K)
 	gates := w.gates.Slice(0, R*4*H)
 	dev.EmbeddingForward(gates, m.proj, toks, 4*H)
 	addContext(&m.dw, c, gates, gz, w.ctxLow.Slice(0, R*c.CtxRank), R)

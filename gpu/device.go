@@ -28,6 +28,11 @@ type Buf interface {
 	Slice(off, n int) Buf
 }
 
+// AttentionExpClamp bounds pf and q in AttentionExp and AttentionScoresExp:
+// exp(2·40) fits float32 (up to exp(88)), and a product of two that overflows to
+// +Inf or underflows to 0 still gives tanh's 1 or -1.
+const AttentionExpClamp = 40
+
 // Act is an activation fused into a kernel.
 type Act int
 
@@ -161,6 +166,18 @@ type Device interface {
 	//   dpf[r/perImage, l, :] += de[r, l, :];  dq[r, :] += Σ_l de[r, l, :]
 	// (v's gradient, Σ dscores[r, l] e[r, l, :], is one Gemm.)
 	AttentionScoresBackward(dpf, dq, dscores, e, v Buf, rows, perImage, regions, dim int)
+	// AttentionExp writes ep (n) = exp(2·clamp(pf, ±AttentionExpClamp)), the
+	// form of pf that AttentionScoresExp reads. ep may be pf.
+	AttentionExp(ep, pf Buf, n int)
+	// AttentionScoresExp is AttentionScores' scores, without e, from ep =
+	// AttentionExp(pf), for decoding: with P = ep·exp(2·clamp(q, ±AttentionExpClamp)),
+	//   tanh(pf + q) = (P - 1)/(P + 1) = 1 - 2/(P + 1)
+	// is a product and a division an element where tanh is a dozen
+	// multiply-adds, and a decoder computes ep once per image instead of
+	// tanh's argument at every step. The scores are AttentionScores' (within
+	// a few float32 roundings a term) wherever |pf| and |q| are at most
+	// AttentionExpClamp: an attention MLP's preactivations are a few units.
+	AttentionScoresExp(scores, ep, q, v Buf, rows, perImage, regions, dim int)
 
 	// EmbeddingForward writes out (len(ids), dim) = rows ids of table (vocab, dim).
 	EmbeddingForward(out, table Buf, ids []int32, dim int)

@@ -29,6 +29,7 @@ type Device struct {
 	wt    []float32 // transposed weight of a direct or pointwise Conv2D
 	zeros []float32 // zeros: padding rows of DepthwiseConv2D, a missing bias
 	acc   []float64 // column sums of BiasActBackward
+	expQ  []float32 // exp(2·q) of AttentionScoresExp
 }
 
 // loop is the device's current parallel loop (parallel). Its chunks are

@@ -793,6 +793,33 @@ CLONES void cap_att_scores_backward(float *dpf, float *dq, const float *dscores,
 	}
 }
 
+// cap_att_exp writes ep = exp(2·clamp(x, ±c)) (n). The clamp keeps a NaN.
+CLONES void cap_att_exp(float *ep, const float *x, long n, float c) {
+	vf lo = {0}, hi = {0};
+	lo += -c, hi += c;
+	long i = 0;
+	for (; i + VW <= n; i += VW) *(vf *)(ep + i) = vexp(2.0f * vclamp(*(vf *)(x + i), lo, hi));
+	for (; i < n; i++) ep[i] = expf(2.0f * (x[i] < -c ? -c : x[i] > c ? c : x[i]));
+}
+
+// cap_att_scores_exp is cap_att_scores' scores from ep = exp(2·pf) and eq =
+// exp(2·q) (cap_att_exp): with P = ep·eq, tanh = 1 - 2/(P + 1), so
+// scores[i] = Σv - 2·Σ v/(P + 1), a multiply, an add and a division an
+// element. sv is Σv.
+CLONES void cap_att_scores_exp(float *scores, const float *ep, const float *eq, const float *v, float sv,
+		long i0, long i1, long K, long L, long A) {
+	for (long i = i0; i < i1; i++) {
+		long r = i / L, l = i % L;
+		const float *p = ep + ((r / K) * L + l) * A, *qr = eq + r * A;
+		vf acc = {0};
+		long a = 0;
+		for (; a + VW <= A; a += VW) acc += *(vf *)(v + a) / (*(vf *)(p + a) * *(vf *)(qr + a) + 1.0f);
+		float s = hsum(&acc);
+		for (; a < A; a++) s += v[a] / (p[a] * qr[a] + 1.0f);
+		scores[i] = sv - 2.0f * s;
+	}
+}
+
 CLONES void cap_add_col_sums(float *restrict sum, double *restrict acc, const float *restrict x, long rows, long cols,
 	long lo, long hi) {
 	double *restrict a = acc + lo;

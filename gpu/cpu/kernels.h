@@ -87,6 +87,15 @@ void cap_att_scores(float *scores, float *e, const float *pf, const float *q, co
 void cap_att_scores_backward(float *dpf, float *dq, const float *dscores, const float *e, const float *v,
 	long b0, long b1, long K, long L, long A);
 
+// cap_att_exp writes ep = exp(2·clamp(x, ±c)) (n), keeping a NaN.
+void cap_att_exp(float *ep, const float *x, long n, float c);
+
+// cap_att_scores_exp computes cap_att_scores' scores of pairs [i0, i1) from
+// ep = exp(2·pf) (rows/K, L, A) and eq = exp(2·q) (rows, A) (cap_att_exp):
+// scores[i] = sv - 2·Σ v/(ep·eq + 1), sv = Σv.
+void cap_att_scores_exp(float *scores, const float *ep, const float *eq, const float *v, float sv,
+	long i0, long i1, long K, long L, long A);
+
 // cap_add_col_sums adds the sums of columns [lo, hi) of x (rows, cols) into sum,
 // summing each in double in acc[lo:hi], row after row.
 void cap_add_col_sums(float *sum, double *acc, const float *x, long rows, long cols, long lo, long hi);

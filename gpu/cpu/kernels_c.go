@@ -159,6 +159,17 @@ func attentionScores(scores, e, pf, q, v []float32, lo, hi, K, L, A int) {
 	C.cap_att_scores(ptr(scores), ptr(e), ptr(pf), ptr(q), ptr(v), C.long(lo), C.long(hi), C.long(K), C.long(L), C.long(A))
 }
 
+// attentionExp writes ep = exp(2·clamp(x, ±c)) (see cap_att_exp).
+func attentionExp(ep, x []float32, c float32) {
+	C.cap_att_exp(ptr(ep), ptr(x), C.long(len(x)), C.float(c))
+}
+
+// attentionScoresExp computes the scores of pairs [lo, hi) from ep and eq,
+// the exponential forms of pf and q, and sv = Σv (see cap_att_scores_exp).
+func attentionScoresExp(scores, ep, eq, v []float32, sv float32, lo, hi, K, L, A int) {
+	C.cap_att_scores_exp(ptr(scores), ptr(ep), ptr(eq), ptr(v), C.float(sv), C.long(lo), C.long(hi), C.long(K), C.long(L), C.long(A))
+}
+
 // attentionScoresBackward adds the gradients of images [lo, hi)'s pf and rows'
 // q (see cap_att_scores_backward).
 func attentionScoresBackward(dpf, dq, dscores, e, v []float32, lo, hi, K, L, A int) {

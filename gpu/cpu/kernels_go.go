@@ -413,6 +413,33 @@ func attentionScores(scores, e, pf, q, v []float32, lo, hi, K, L, A int) {
 	}
 }
 
+// attentionExp writes ep = exp(2·clamp(x, ±c)); the clamp keeps a NaN.
+func attentionExp(ep, x []float32, c float32) {
+	for i, v := range x {
+		if v < -c {
+			v = -c
+		} else if v > c {
+			v = c
+		}
+		ep[i] = float32(math.Exp(2 * float64(v)))
+	}
+}
+
+// attentionScoresExp computes the scores of pairs [lo, hi), pair i = r*L + l,
+// from ep = exp(2·pf) and eq = exp(2·q): with P = ep·eq, tanh(pf + q) =
+// 1 - 2/(P + 1), so scores[i] = sv - 2·Σ v/(P + 1), sv = Σv.
+func attentionScoresExp(scores, ep, eq, v []float32, sv float32, lo, hi, K, L, A int) {
+	for i := lo; i < hi; i++ {
+		r, l := i/L, i%L
+		p, qr := ep[((r/K)*L+l)*A:][:A], eq[r*A:][:A]
+		var s float32
+		for a := range A {
+			s += v[a] / (p[a]*qr[a] + 1)
+		}
+		scores[i] = sv - 2*s
+	}
+}
+
 // attentionScoresBackward adds, for images [lo, hi) and their K rows r each,
 // de = dscores[r, l] * v * (1 - e[r, l]^2) into dpf[b, l] and dq[r], every l.
 func attentionScoresBackward(dpf, dq, dscores, e, v []float32, lo, hi, K, L, A int) {

@@ -40,10 +40,11 @@ const char *const emu_kernel_names[] = {
 	"topk",
 	"attention_scores",
 	"attention_scores_backward",
+	"attention_exp",
 	NULL,
 };
 
-const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0};
+const unsigned char emu_kernel_cooperative[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0};
 
 const char *const emu_kernel_kinds[] = {
 	"pppiii",
@@ -69,8 +70,9 @@ const char *const emu_kernel_kinds[] = {
 	"pppii",
 	"ppppiif",
 	"pppiii",
+	"pppppiiiiif",
 	"pppppiiii",
-	"pppppiiii",
+	"ppif",
 };
 
 void emu_dispatch(int k, const uint64_t *a) {
@@ -145,10 +147,13 @@ void emu_dispatch(int k, const uint64_t *a) {
 		topk((int *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (int)(int32_t)(uint32_t)a[3], (int)(int32_t)(uint32_t)a[4], (int)(int32_t)(uint32_t)a[5]);
 		return;
 	case 23:
-		attention_scores((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8]);
+		attention_scores((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8], (int)(int32_t)(uint32_t)a[9], emu_f32(a[10]));
 		return;
 	case 24:
 		attention_scores_backward((float *)(uintptr_t)a[0], (float *)(uintptr_t)a[1], (const float *)(uintptr_t)a[2], (const float *)(uintptr_t)a[3], (const float *)(uintptr_t)a[4], (int)(int32_t)(uint32_t)a[5], (int)(int32_t)(uint32_t)a[6], (int)(int32_t)(uint32_t)a[7], (int)(int32_t)(uint32_t)a[8]);
+		return;
+	case 25:
+		attention_exp((float *)(uintptr_t)a[0], (const float *)(uintptr_t)a[1], (int)(int32_t)(uint32_t)a[2], emu_f32(a[3]));
 		return;
 	}
 }

@@ -67,6 +67,99 @@ func testAttentionScores(t *testing.T, dev gpu.Device) {
 	})
 }
 
+// clampExp is AttentionExp's float64 reference: exp(2·clamp(x, ±AttentionExpClamp)).
+func clampExp(x float32) float64 {
+	return math.Exp(2 * math.Max(-gpu.AttentionExpClamp, math.Min(gpu.AttentionExpClamp, float64(x))))
+}
+
+// testAttentionExp checks AttentionExp against exp(2·clamp(x)) across and
+// past the clamp, in place too, and that a NaN stays NaN.
+func testAttentionExp(t *testing.T, dev gpu.Device) {
+	for _, n := range []int{1, 17, 1000} {
+		for _, inPlace := range []bool{false, true} {
+			t.Run(name("n%d_inplace%v", n, inPlace), func(t *testing.T) {
+				h := newHarness(t, dev, uint64(n)+7)
+				x := h.uniform(n, -50, 50)
+				x[0] = float32(math.NaN())
+				if n > 2 {
+					x[1], x[2] = gpu.AttentionExpClamp, -gpu.AttentionExpClamp
+				}
+				want := make([]float64, n)
+				for i, v := range x {
+					want[i] = clampExp(v)
+				}
+				var ep gpu.Buf
+				if inPlace {
+					ep = h.buf(x)
+					dev.AttentionExp(ep, ep, n)
+				} else {
+					ep = h.out(n)
+					dev.AttentionExp(ep, h.in(x), n)
+				}
+				got := h.get(ep)
+				if !math.IsNaN(float64(got[0])) {
+					t.Errorf("AttentionExp of NaN = %v, want NaN", got[0])
+				}
+				near(t, "ep", got, want, tolerance(want, 0, 1e-6))
+			})
+		}
+	}
+}
+
+// testAttentionScoresExp checks AttentionScoresExp, given AttentionExp's
+// form of pf, against tanh's float64 scores: over the sizes of
+// AttentionScores, with preactivations up to ±12 where tanh saturates and
+// past the clamp where it is ±1 either way, and with a NaN in one row's q,
+// which must reach that row's scores and no other's.
+func testAttentionScoresExp(t *testing.T, dev gpu.Device) {
+	for _, s := range attSizes {
+		for _, spread := range []float64{1.5, 12} {
+			t.Run(name("r%d_k%d_l%d_a%d_spread%g", s.rows, s.perImage, s.regions, s.dim, spread), func(t *testing.T) {
+				h := newHarness(t, dev, uint64(s.rows*s.regions*s.dim)+11)
+				B := s.rows / s.perImage
+				pf := h.uniform(B*s.regions*s.dim, -spread, spread)
+				q := h.uniform(s.rows*s.dim, -spread, spread)
+				v := h.uniform(s.dim, -1, 1)
+				if s.dim > 1 { // one term past the clamp: tanh(60 - 3) and tanh(2 - 45)
+					pf[0], q[0] = 60, -3
+					pf[1], q[1] = 2, -45
+				}
+				want, _ := refAttentionScores(s, pf, q, v)
+				ep := h.buf(pf)
+				dev.AttentionExp(ep, ep, len(pf))
+				scores := h.out(s.rows * s.regions)
+				dev.AttentionScoresExp(scores, ep, h.in(q), h.in(v), s.rows, s.perImage, s.regions, s.dim)
+				// Each of dim terms carries two exponentials' and a division's roundings.
+				near(t, "scores", h.get(scores), want, tolerance(want, 1e-6+4e-7*float64(s.dim), 1e-5))
+			})
+		}
+	}
+	t.Run("nan", func(t *testing.T) {
+		s := attSize{4, 2, 3, 20}
+		h := newHarness(t, dev, 99)
+		pf, q, v := h.uniform(2*s.regions*s.dim, -1, 1), h.uniform(s.rows*s.dim, -1, 1), h.uniform(s.dim, -1, 1)
+		q[2*s.dim+5] = float32(math.NaN()) // row 2
+		ep := h.buf(pf)
+		dev.AttentionExp(ep, ep, len(pf))
+		scores := h.out(s.rows * s.regions)
+		dev.AttentionScoresExp(scores, ep, h.in(q), h.in(v), s.rows, s.perImage, s.regions, s.dim)
+		for i, x := range h.get(scores) {
+			if isNaN := math.IsNaN(float64(x)); isNaN != (i/s.regions == 2) {
+				t.Errorf("score [%d] (row %d) = %v: want NaN in row 2 alone", i, i/s.regions, x)
+			}
+		}
+	})
+	a := dev.Alloc(64)
+	defer dev.Free(a)
+	mustPanic(t, "AttentionScoresExp of 3 rows in images of 2", func() {
+		dev.AttentionScoresExp(a.Slice(0, 6), a.Slice(0, 4), a.Slice(0, 6), a.Slice(0, 2), 3, 2, 2, 2)
+	})
+	mustPanic(t, "AttentionScoresExp with a short ep", func() {
+		dev.AttentionScoresExp(a.Slice(0, 4), a.Slice(0, 3), a.Slice(0, 4), a.Slice(0, 2), 2, 1, 2, 2)
+	})
+	mustPanic(t, "AttentionExp with a short pf", func() { dev.AttentionExp(a.Slice(0, 4), a.Slice(0, 3), 4) })
+}
+
 // testAttentionScoresBackward checks dpf and dq against central differences
 // of the device's AttentionScores (loss Σ dscores ⊙ scores) and, more tightly,
 // against the closed form, both added to what the gradients held before.

@@ -48,6 +48,8 @@ func Run(t *testing.T, dev gpu.Device) {
 		{"EmbeddingBackward", testEmbeddingBackward},
 		{"AttentionScores", testAttentionScores},
 		{"AttentionScoresBackward", testAttentionScoresBackward},
+		{"AttentionExp", testAttentionExp},
+		{"AttentionScoresExp", testAttentionScoresExp},
 		{"Dropout", testDropout},
 		{"AdamW", testAdamW},
 		{"Argmax", testArgmax},

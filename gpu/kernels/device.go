@@ -33,7 +33,7 @@ type kernelIndex struct {
 	depthwiseBackwardInput, depthwiseBackwardWeight,
 	lstmForward, lstmBackward, embeddingForward, embeddingBackward,
 	im2col, depthwiseConv, globalAvgPool, sumSquares, softmax, softmaxBackward, crossEntropy, topk,
-	attentionScores, attentionScoresBackward int
+	attentionScores, attentionScoresBackward, attentionExp int
 }
 
 const (
@@ -74,6 +74,7 @@ func New(drv Driver, sigs []Signature) (*Device, error) {
 		im2col: find("im2col"), depthwiseConv: find("depthwise_conv"), globalAvgPool: find("global_avg_pool"),
 		sumSquares: find("sum_squares"), softmax: find("softmax"), softmaxBackward: find("softmax_backward"), crossEntropy: find("cross_entropy"),
 		topk: find("topk"), attentionScores: find("attention_scores"), attentionScoresBackward: find("attention_scores_backward"),
+		attentionExp: find("attention_exp"),
 	}
 	if missing != nil {
 		return nil, fmt.Errorf("gpu: kernel module lacks %v: rebuild it with `make ptx`", missing)
@@ -736,7 +737,22 @@ func (d *Device) AttentionScores(scores, e, pf, q, v gpu.Buf, rows, perImage, re
 	ps, pe := d.ptr(scores, rows*regions, "AttentionScores' scores"), d.optPtr(e, rows*regions*dim, "AttentionScores' e")
 	pp, pq, pv := d.ptr(pf, B*regions*dim, "AttentionScores' pf"), d.ptr(q, rows*dim, "AttentionScores' q"), d.ptr(v, dim, "AttentionScores' v")
 	d.launchRows(d.k.attentionScores, rows*regions, dim, argP(ps), argP(pe), argP(pp), argP(pq), argP(pv),
-		argI(rows), argI(perImage), argI(regions), argI(dim))
+		argI(rows), argI(perImage), argI(regions), argI(dim), argI(0), argF(gpu.AttentionExpClamp))
+}
+
+// AttentionExp implements gpu.Device.
+func (d *Device) AttentionExp(ep, pf gpu.Buf, n int) {
+	po, px := d.ptr(ep, n, "AttentionExp's ep"), d.ptr(pf, n, "AttentionExp's pf")
+	d.launchElems(d.k.attentionExp, n, argP(po), argP(px), argI(n), argF(gpu.AttentionExpClamp))
+}
+
+// AttentionScoresExp implements gpu.Device.
+func (d *Device) AttentionScoresExp(scores, ep, q, v gpu.Buf, rows, perImage, regions, dim int) {
+	B := attentionImages("AttentionScoresExp", rows, perImage, regions, dim)
+	ps, pp := d.ptr(scores, rows*regions, "AttentionScoresExp's scores"), d.ptr(ep, B*regions*dim, "AttentionScoresExp's ep")
+	pq, pv := d.ptr(q, rows*dim, "AttentionScoresExp's q"), d.ptr(v, dim, "AttentionScoresExp's v")
+	d.launchRows(d.k.attentionScores, rows*regions, dim, argP(ps), argP(0), argP(pp), argP(pq), argP(pv),
+		argI(rows), argI(perImage), argI(regions), argI(dim), argI(1), argF(gpu.AttentionExpClamp))
 }
 
 // AttentionScoresBackward implements gpu.Device.
