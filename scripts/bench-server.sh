@@ -57,9 +57,12 @@ fi
 # (the reference's work) and the merge model (the reference's architecture), beam 3;
 # then the default and merge again with the int8 encoder (and in float32 where
 # auto picked bfloat16).
-# -pid gives each level the server's CPU-ms per request and the CPU account.
+# -pid gives each level the server's CPU-ms per request and the CPU account;
+# -rounds 2 runs the levels twice, the second round with the targets' order
+# rotated, and gives ratios per round: one round's figures move 5-10% with what
+# ran just before.
 # -warmup-for: PyTorch at its best traces its encoder once per batch size; its
 # first minute at a new size is tracing, not serving.
 bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 \
 	-target merge="http://127.0.0.1:$cap_port?model=flickr8k-merge-lstm" \
-	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${f32[@]}" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 20s "$@"
+	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${f32[@]}" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 15s -rounds 2 "$@"

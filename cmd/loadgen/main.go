@@ -89,6 +89,7 @@ func main() {
 	flag.Var(&tgs, "target", "NAME=URL of a server to drive (repeatable); loopback only")
 	photos := flag.String("photos", "", "folder of JPEG photos to send (default: $CAPTIONER_ASSETS/samples/flickr8k_fullres)")
 	levels := flag.String("clients", "1,4,16,64", "concurrent clients, one level after another")
+	rounds := flag.Int("rounds", 1, "run the levels this many times, each round starting one target later, so that no target always runs right after the same one; ratios and CPU accounts are per round")
 	duration := flag.Duration("duration", 10*time.Second, "how long each level runs")
 	maxReq := flag.Int("max-requests", 2000, "stop a level after this many requests")
 	warmup := flag.Int("warmup", 4, "requests sent before each target's first level, not measured")
@@ -115,6 +116,9 @@ func main() {
 		}
 		counts = append(counts, n)
 	}
+	if *rounds < 1 {
+		fatal(fmt.Errorf("-rounds %d: want 1 or more", *rounds))
+	}
 	imgs, err := loadPhotos(*photos)
 	if err != nil {
 		fatal(err)
@@ -139,16 +143,20 @@ func main() {
 		}
 	}
 	fmt.Printf("%-10s %7s %9s %9s %9s %9s %8s  %s\n", "target", "clients", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "batch sizes (captioner)")
-	// Levels alternate between targets so both see the same machine conditions.
-	for _, n := range counts {
-		for _, tg := range tgs {
-			r := runLevel(client, tg, imgs, n, *duration, *maxReq, serverPIDs[tg.name])
-			report.Levels = append(report.Levels, r)
-			fmt.Printf("%-10s %7d %9.1f %9.1f %9.1f %9.1f %8d  %s\n", r.Target, r.Clients, r.Throughput,
-				r.P50, r.P95, r.P99, r.Errors, r.batchString())
+	for _, run := range schedule(len(tgs), counts, *rounds) {
+		if *rounds > 1 && run.first {
+			fmt.Printf("round %d of %d\n", run.round, *rounds)
 		}
+		tg := tgs[run.target]
+		r := runLevel(client, tg, imgs, run.clients, *duration, *maxReq, serverPIDs[tg.name])
+		r.Round = run.round
+		report.Levels = append(report.Levels, r)
+		fmt.Printf("%-10s %7d %9.1f %9.1f %9.1f %9.1f %8d  %s\n", r.Target, r.Clients, r.Throughput,
+			r.P50, r.P95, r.P99, r.Errors, r.batchString())
 	}
-	printRatios(report.Levels)
+	for _, line := range ratios(report.Levels, *rounds > 1) {
+		fmt.Println(line)
+	}
 	printAccounts(report.Levels)
 	for _, tg := range tgs {
 		if tg.captioner && *overload > 0 {
@@ -247,6 +255,7 @@ func send(client *http.Client, tg target, p photo) (int, error) {
 
 type levelResult struct {
 	Target     string         `json:"target"`
+	Round      int            `json:"round"` // 1, 2, ... (-rounds)
 	Clients    int            `json:"clients"`
 	Requests   int            `json:"requests"`
 	Errors     int            `json:"errors"` // non-200 answers and transport errors
@@ -396,28 +405,53 @@ func scrape(client *http.Client, tg target) map[string]float64 {
 	return out
 }
 
-// printRatios compares every target with each peer (the targets that are not
-// captioner: the seed-style Flask server, PyTorch at its best) at the same
-// client count.
-func printRatios(levels []levelResult) {
-	var peers []levelResult
-	for _, r := range levels {
-		if !r.captioner {
-			peers = append(peers, r)
+// levelRun is one level of one target in the schedule: target is an index
+// into the targets; first marks the round's first level.
+type levelRun struct {
+	round, clients, target int
+	first                  bool
+}
+
+// schedule orders the levels: every client count in turn, each of the n
+// targets at it one after another, so that they see the same machine
+// conditions; then again for each further round, with the targets' order
+// rotated by one, so that no target always runs right after the same one
+// (a server whose threads keep spinning after its level slows whichever comes
+// next).
+func schedule(n int, counts []int, rounds int) []levelRun {
+	var out []levelRun
+	for round := 1; round <= rounds; round++ {
+		for i, c := range counts {
+			for j := range n {
+				out = append(out, levelRun{round: round, clients: c, target: (j + round - 1) % n, first: i == 0 && j == 0})
+			}
 		}
 	}
+	return out
+}
+
+// ratios compares every target with each peer (the targets that are not
+// captioner: the seed-style Flask server, PyTorch at its best) at the same
+// client count in the same round, which each line names when perRound.
+func ratios(levels []levelResult, perRound bool) []string {
+	var out []string
 	for _, r := range levels {
 		if !r.captioner {
 			continue
 		}
-		for _, p := range peers {
-			if p.Clients != r.Clients || p.Throughput == 0 {
+		for _, p := range levels {
+			if p.captioner || p.Clients != r.Clients || p.Round != r.Round || p.Throughput == 0 {
 				continue
 			}
-			fmt.Printf("%s vs %s at %d clients: %.2fx throughput, p99 %.0f ms vs %.0f ms\n",
-				r.Target, p.Target, r.Clients, r.Throughput/p.Throughput, r.P99, p.P99)
+			round := ""
+			if perRound {
+				round = fmt.Sprintf(" (round %d)", r.Round)
+			}
+			out = append(out, fmt.Sprintf("%s vs %s at %d clients%s: %.2fx throughput, p99 %.0f ms vs %.0f ms",
+				r.Target, p.Target, r.Clients, round, r.Throughput/p.Throughput, r.P99, p.P99))
 		}
 	}
+	return out
 }
 
 type overloadResult struct {

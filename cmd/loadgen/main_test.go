@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -226,5 +227,45 @@ func TestWaitReadyWaitsForACaption(t *testing.T) {
 	want = "loading: no caption from " + srv.URL + "/caption after 0s (is the server running and loading its model? see its log): still answering 503 (not ready)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("waitReady never ready: %v, want %q", err, want)
+	}
+}
+
+func TestScheduleRotatesTargetsEachRound(t *testing.T) {
+	got := schedule(3, []int{1, 16}, 2)
+	var order []int
+	for _, r := range got {
+		order = append(order, r.round*1000+r.clients*10+r.target)
+	}
+	want := []int{
+		1010, 1011, 1012, 1160, 1161, 1162, // round 1: targets 0, 1, 2 at each level
+		2011, 2012, 2010, 2161, 2162, 2160, // round 2: the order starts one later
+	}
+	if !slices.Equal(order, want) {
+		t.Fatalf("schedule = %v, want %v", order, want)
+	}
+	for i, r := range got {
+		if r.first != (i == 0 || i == 6) {
+			t.Errorf("run %d (%+v): first = %v", i, r, r.first)
+		}
+	}
+}
+
+func TestRatiosCompareWithinARound(t *testing.T) {
+	levels := []levelResult{
+		{Target: "captioner", Round: 1, Clients: 16, Throughput: 200, P99: 100, captioner: true},
+		{Target: "flask", Round: 1, Clients: 16, Throughput: 25, P99: 800},
+		{Target: "flask", Round: 1, Clients: 64, Throughput: 20, P99: 900},
+		{Target: "captioner", Round: 2, Clients: 16, Throughput: 180, P99: 110, captioner: true},
+		{Target: "flask", Round: 2, Clients: 16, Throughput: 30, P99: 700},
+	}
+	want := []string{
+		"captioner vs flask at 16 clients (round 1): 8.00x throughput, p99 100 ms vs 800 ms",
+		"captioner vs flask at 16 clients (round 2): 6.00x throughput, p99 110 ms vs 700 ms",
+	}
+	if got := ratios(levels, true); !slices.Equal(got, want) {
+		t.Errorf("ratios =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := ratios(levels[:2], false); len(got) != 1 || got[0] != "captioner vs flask at 16 clients: 8.00x throughput, p99 100 ms vs 800 ms" {
+		t.Errorf("one round: ratios = %q", got)
 	}
 }
