@@ -58,9 +58,9 @@ fi
 # then the default and merge again with the int8 encoder (and in float32 where
 # auto picked bfloat16).
 # -pid gives each level the server's CPU-ms per request and the CPU account;
-# -rounds 2 runs the levels twice, the second round with the targets' order
-# rotated, and gives ratios per round: one round's figures move 5-10% with what
-# ran just before.
+# -rounds 2 runs the levels twice, the second round with the targets in reverse
+# order, and gives ratios per round: a target's figure moves 5-10% with what ran
+# just before it.
 # -warmup-for: PyTorch at its best traces its encoder once per batch size; its
 # first minute at a new size is tracing, not serving.
 bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 \

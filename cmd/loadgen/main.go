@@ -89,7 +89,7 @@ func main() {
 	flag.Var(&tgs, "target", "NAME=URL of a server to drive (repeatable); loopback only")
 	photos := flag.String("photos", "", "folder of JPEG photos to send (default: $CAPTIONER_ASSETS/samples/flickr8k_fullres)")
 	levels := flag.String("clients", "1,4,16,64", "concurrent clients, one level after another")
-	rounds := flag.Int("rounds", 1, "run the levels this many times, each round starting one target later, so that no target always runs right after the same one; ratios and CPU accounts are per round")
+	rounds := flag.Int("rounds", 1, "run the levels this many times, every second round with the targets in reverse order, so that each target runs after a different one; ratios and CPU accounts are per round")
 	duration := flag.Duration("duration", 10*time.Second, "how long each level runs")
 	maxReq := flag.Int("max-requests", 2000, "stop a level after this many requests")
 	warmup := flag.Int("warmup", 4, "requests sent before each target's first level, not measured")
@@ -414,16 +414,20 @@ type levelRun struct {
 
 // schedule orders the levels: every client count in turn, each of the n
 // targets at it one after another, so that they see the same machine
-// conditions; then again for each further round, with the targets' order
-// rotated by one, so that no target always runs right after the same one
+// conditions; then again for each further round, every second round with the
+// targets in reverse order, so that each target runs after a different one
 // (a server whose threads keep spinning after its level slows whichever comes
-// next).
+// next; rotating the order would keep every target after the same one).
 func schedule(n int, counts []int, rounds int) []levelRun {
 	var out []levelRun
 	for round := 1; round <= rounds; round++ {
 		for i, c := range counts {
 			for j := range n {
-				out = append(out, levelRun{round: round, clients: c, target: (j + round - 1) % n, first: i == 0 && j == 0})
+				target := j
+				if round%2 == 0 {
+					target = n - 1 - j
+				}
+				out = append(out, levelRun{round: round, clients: c, target: target, first: i == 0 && j == 0})
 			}
 		}
 	}

@@ -230,21 +230,22 @@ func TestWaitReadyWaitsForACaption(t *testing.T) {
 	}
 }
 
-func TestScheduleRotatesTargetsEachRound(t *testing.T) {
-	got := schedule(3, []int{1, 16}, 2)
+func TestScheduleReversesTargetsEveryOtherRound(t *testing.T) {
+	got := schedule(3, []int{1, 16}, 3)
 	var order []int
 	for _, r := range got {
 		order = append(order, r.round*1000+r.clients*10+r.target)
 	}
 	want := []int{
 		1010, 1011, 1012, 1160, 1161, 1162, // round 1: targets 0, 1, 2 at each level
-		2011, 2012, 2010, 2161, 2162, 2160, // round 2: the order starts one later
+		2012, 2011, 2010, 2162, 2161, 2160, // round 2: reversed, so each follows another
+		3010, 3011, 3012, 3160, 3161, 3162,
 	}
 	if !slices.Equal(order, want) {
 		t.Fatalf("schedule = %v, want %v", order, want)
 	}
 	for i, r := range got {
-		if r.first != (i == 0 || i == 6) {
+		if r.first != (i%6 == 0) {
 			t.Errorf("run %d (%+v): first = %v", i, r, r.first)
 		}
 	}
