@@ -20,7 +20,9 @@ import "github.com/captioner/captioner/gpu"
 // Every step is a composition of gpu.Device kernels, so the decoder runs
 // forward and backward on each backend: the scoring MLP over regions is one
 // kernel (AttentionScores: the broadcast of the state's term, tanh and the
-// product with AttV in one pass over (B, L, A)), the context a batched Gemm of
+// product with AttV in one pass over (B, L, A); decoding's AttentionScoresExp
+// reads the regions' term as exp(2·pf), taken once per image, and needs no
+// tanh), the context a batched Gemm of
 // each image's rows' weights (K, L) with its regions (L, F), and the softmax
 // over regions has its own backward kernel (SoftmaxBackward). Beams of one
 // image (K rows) share its regions and their attention term: nothing is

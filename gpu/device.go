@@ -30,7 +30,9 @@ type Buf interface {
 
 // AttentionExpClamp bounds pf and q in AttentionExp and AttentionScoresExp:
 // exp(2·40) fits float32 (up to exp(88)), and a product of two that overflows to
-// +Inf or underflows to 0 still gives tanh's 1 or -1.
+// +Inf or underflows to 0 still gives tanh's 1 or -1. q needs no bound for
+// that once pf has one, but the CPU's vector exp saturates at exp(88) where
+// CUDA's overflows: one bound on both keeps the backends' scores alike.
 const AttentionExpClamp = 40
 
 // Act is an activation fused into a kernel.

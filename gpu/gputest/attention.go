@@ -106,8 +106,9 @@ func testAttentionExp(t *testing.T, dev gpu.Device) {
 	}
 }
 
-// testAttentionScoresExp checks AttentionScoresExp, given AttentionExp's
-// form of pf, against tanh's float64 scores: over the sizes of
+// testAttentionScoresExp checks AttentionScoresExp, given exp(2·clamp(pf))
+// (AttentionExp's form, computed here) and leaving it as it was, against
+// tanh's float64 scores: over the sizes of
 // AttentionScores, with preactivations up to ±12 where tanh saturates and
 // past the clamp where it is ±1 either way, and with a NaN in one row's q,
 // which must reach that row's scores and no other's.
@@ -125,10 +126,12 @@ func testAttentionScoresExp(t *testing.T, dev gpu.Device) {
 					pf[1], q[1] = 2, -45
 				}
 				want, _ := refAttentionScores(s, pf, q, v)
-				ep := h.buf(pf)
-				dev.AttentionExp(ep, ep, len(pf))
+				ep := make([]float32, len(pf)) // AttentionExp's form, from the reference
+				for i, x := range pf {
+					ep[i] = float32(clampExp(x))
+				}
 				scores := h.out(s.rows * s.regions)
-				dev.AttentionScoresExp(scores, ep, h.in(q), h.in(v), s.rows, s.perImage, s.regions, s.dim)
+				dev.AttentionScoresExp(scores, h.in(ep), h.in(q), h.in(v), s.rows, s.perImage, s.regions, s.dim)
 				// Each of dim terms carries two exponentials' and a division's roundings.
 				near(t, "scores", h.get(scores), want, tolerance(want, 1e-6+4e-7*float64(s.dim), 1e-5))
 			})

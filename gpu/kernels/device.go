@@ -742,6 +742,9 @@ func (d *Device) AttentionScores(scores, e, pf, q, v gpu.Buf, rows, perImage, re
 
 // AttentionExp implements gpu.Device.
 func (d *Device) AttentionExp(ep, pf gpu.Buf, n int) {
+	if n < 0 {
+		panic(fmt.Sprintf("gpu: AttentionExp of %d elements", n))
+	}
 	po, px := d.ptr(ep, n, "AttentionExp's ep"), d.ptr(pf, n, "AttentionExp's pf")
 	d.launchElems(d.k.attentionExp, n, argP(po), argP(px), argI(n), argF(gpu.AttentionExpClamp))
 }
