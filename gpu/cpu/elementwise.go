@@ -103,23 +103,13 @@ func (d *Device) binary(op string, out, a, b gpu.Buf) (o, x, y []float32) {
 // Add writes out = a + b; out may alias a or b.
 func (d *Device) Add(out, a, b gpu.Buf) {
 	o, x, y := d.binary("Add", out, a, b)
-	d.parallel(len(o), grain, func(lo, hi int) {
-		o, x, y := o[lo:hi], x[lo:hi], y[lo:hi]
-		for i := range o {
-			o[i] = x[i] + y[i]
-		}
-	})
+	d.parallel(len(o), grain, func(lo, hi int) { addInto(o[lo:hi], x[lo:hi], y[lo:hi]) })
 }
 
 // Mul writes out = a * b; out may alias a or b.
 func (d *Device) Mul(out, a, b gpu.Buf) {
 	o, x, y := d.binary("Mul", out, a, b)
-	d.parallel(len(o), grain, func(lo, hi int) {
-		o, x, y := o[lo:hi], x[lo:hi], y[lo:hi]
-		for i := range o {
-			o[i] = x[i] * y[i]
-		}
-	})
+	d.parallel(len(o), grain, func(lo, hi int) { mulInto(o[lo:hi], x[lo:hi], y[lo:hi]) })
 }
 
 // Axpy adds alpha * x into y.

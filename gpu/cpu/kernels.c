@@ -793,6 +793,20 @@ CLONES void cap_att_scores_backward(float *dpf, float *dq, const float *dscores,
 	}
 }
 
+// cap_add writes out = a + b and cap_mul out = a * b (n), 16 lanes at a time;
+// out may be a or b (each vector is loaded before it is stored).
+CLONES void cap_add(float *out, const float *a, const float *b, long n) {
+	long i = 0;
+	for (; i + VW <= n; i += VW) *(vf *)(out + i) = *(const vf *)(a + i) + *(const vf *)(b + i);
+	for (; i < n; i++) out[i] = a[i] + b[i];
+}
+
+CLONES void cap_mul(float *out, const float *a, const float *b, long n) {
+	long i = 0;
+	for (; i + VW <= n; i += VW) *(vf *)(out + i) = *(const vf *)(a + i) * *(const vf *)(b + i);
+	for (; i < n; i++) out[i] = a[i] * b[i];
+}
+
 // cap_att_exp writes ep = exp(2·clamp(x, ±c)) (n). The clamp keeps a NaN.
 CLONES void cap_att_exp(float *ep, const float *x, long n, float c) {
 	vf lo = {0}, hi = {0};

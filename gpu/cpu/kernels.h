@@ -87,6 +87,10 @@ void cap_att_scores(float *scores, float *e, const float *pf, const float *q, co
 void cap_att_scores_backward(float *dpf, float *dq, const float *dscores, const float *e, const float *v,
 	long b0, long b1, long K, long L, long A);
 
+// cap_add writes out = a + b and cap_mul out = a * b (n); out may be a or b.
+void cap_add(float *out, const float *a, const float *b, long n);
+void cap_mul(float *out, const float *a, const float *b, long n);
+
 // cap_att_exp writes ep = exp(2·clamp(x, ±c)) (n), keeping a NaN.
 void cap_att_exp(float *ep, const float *x, long n, float c);
 

@@ -159,6 +159,10 @@ func attentionScores(scores, e, pf, q, v []float32, lo, hi, K, L, A int) {
 	C.cap_att_scores(ptr(scores), ptr(e), ptr(pf), ptr(q), ptr(v), C.long(lo), C.long(hi), C.long(K), C.long(L), C.long(A))
 }
 
+// addInto writes o = x + y and mulInto o = x * y (see cap_add, cap_mul).
+func addInto(o, x, y []float32) { C.cap_add(ptr(o), ptr(x), ptr(y), C.long(len(o))) }
+func mulInto(o, x, y []float32) { C.cap_mul(ptr(o), ptr(x), ptr(y), C.long(len(o))) }
+
 // attentionExp writes ep = exp(2·clamp(x, ±c)) (see cap_att_exp).
 func attentionExp(ep, x []float32, c float32) {
 	C.cap_att_exp(ptr(ep), ptr(x), C.long(len(x)), C.float(c))

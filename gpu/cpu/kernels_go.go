@@ -413,6 +413,20 @@ func attentionScores(scores, e, pf, q, v []float32, lo, hi, K, L, A int) {
 	}
 }
 
+// addInto writes o = x + y; o may be x or y.
+func addInto(o, x, y []float32) {
+	for i := range o {
+		o[i] = x[i] + y[i]
+	}
+}
+
+// mulInto writes o = x * y; o may be x or y.
+func mulInto(o, x, y []float32) {
+	for i := range o {
+		o[i] = x[i] * y[i]
+	}
+}
+
 // attentionExp writes ep = exp(2·clamp(x, ±c)); the clamp keeps a NaN.
 func attentionExp(ep, x []float32, c float32) {
 	for i, v := range x {
