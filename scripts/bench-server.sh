@@ -39,7 +39,7 @@ if ! curl -s http://127.0.0.1:$cap_port/v1/models | grep -q '"precision":"float3
 	bin/captioner serve --addr 127.0.0.1:$f32_port --device cpu --threads 2 --precision float32 --models models/flickr8k-merge-lstm 2>/tmp/captioner-serve-f32.log &
 	pids+=($!)
 	cpu+=(-pid float32=$! -pid float32-merge=$!)
-	f32=(-target float32=http://127.0.0.1:$f32_port -target float32-merge="http://127.0.0.1:$f32_port?model=flickr8k-merge-lstm")
+	f32=(-target float32=http://127.0.0.1:$f32_port -target float32-merge="http://127.0.0.1:$f32_port?model=flickr8k-merge-lstm" -relative float32=float32-merge)
 fi
 if /usr/bin/python3 -c 'import torch, flask' 2>/dev/null; then
 	/usr/bin/python3 "$shared/bench/torch_captioner.py" serve --port $flask_port --threads 2 2>/tmp/flask-serve.log &
@@ -58,6 +58,8 @@ fi
 # then the default and merge again with the int8 encoder (and in float32 where
 # auto picked bfloat16).
 # -pid gives each level the server's CPU-ms per request and the CPU account;
+# -relative prints the default (attention) model's requests/s as a share of the
+# merge model's in the same server (issue 12: within 15%).
 # -rounds 2 runs the levels twice, the second round with the targets in reverse
 # order, and gives ratios per round: a target's figure moves 5-10% with what ran
 # just before it.
@@ -65,4 +67,5 @@ fi
 # first minute at a new size is tracing, not serving.
 bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 \
 	-target merge="http://127.0.0.1:$cap_port?model=flickr8k-merge-lstm" \
-	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${f32[@]}" "${flask[@]}" "${cpu[@]}" -warmup-for 30s -clients 1,16,64 -duration 15s -rounds 2 "$@"
+	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${f32[@]}" "${flask[@]}" "${cpu[@]}" \
+	-relative captioner=merge -relative int8=int8-merge -warmup-for 30s -clients 1,16,64 -duration 15s -rounds 2 "$@"

@@ -101,11 +101,16 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	serverPIDs := pids{}
 	flag.Var(serverPIDs, "pid", "NAME=PID of a target's server process (repeatable): adds its CPU-ms per request and the CPU account")
+	var shares relatives
+	flag.Var(&shares, "relative", "A=B: also print target A's requests/s as a share of target B's at each level and round (repeatable), e.g. the default model against another")
 	flag.Parse()
 	if len(tgs) == 0 {
 		fatal(errors.New("no -target given; e.g. -target captioner=http://127.0.0.1:8080"))
 	}
 	if err := checkPIDs(serverPIDs, tgs); err != nil {
+		fatal(err)
+	}
+	if err := shares.check(tgs); err != nil {
 		fatal(err)
 	}
 	var counts []int
@@ -155,6 +160,9 @@ func main() {
 			r.P50, r.P95, r.P99, r.Errors, r.batchString())
 	}
 	for _, line := range ratios(report.Levels, *rounds > 1) {
+		fmt.Println(line)
+	}
+	for _, line := range shares.lines(report.Levels, *rounds > 1) {
 		fmt.Println(line)
 	}
 	printAccounts(report.Levels)
@@ -428,6 +436,58 @@ func schedule(n int, counts []int, rounds int) []levelRun {
 					target = n - 1 - j
 				}
 				out = append(out, levelRun{round: round, clients: c, target: target, first: i == 0 && j == 0})
+			}
+		}
+	}
+	return out
+}
+
+// relatives are -relative's pairs of target names: A's requests/s as a share
+// of B's.
+type relatives [][2]string
+
+func (r *relatives) String() string { return fmt.Sprint(*r) }
+
+func (r *relatives) Set(v string) error {
+	a, b, ok := strings.Cut(v, "=")
+	if !ok || a == "" || b == "" || a == b {
+		return fmt.Errorf("%q: want A=B, two different targets' names, e.g. captioner=merge", v)
+	}
+	*r = append(*r, [2]string{a, b})
+	return nil
+}
+
+// check returns an error naming the first name in r that no target has.
+func (r relatives) check(tgs targets) error {
+	for _, p := range r {
+		for _, name := range p {
+			if !slices.ContainsFunc(tgs, func(t target) bool { return t.name == name }) {
+				return fmt.Errorf("-relative %s=%s: no -target is named %s", p[0], p[1], name)
+			}
+		}
+	}
+	return nil
+}
+
+// lines gives, for each pair and each level and round both ran, A's
+// requests/s as a percentage of B's; each line names its round when perRound.
+func (r relatives) lines(levels []levelResult, perRound bool) []string {
+	var out []string
+	for _, p := range r {
+		for _, a := range levels {
+			if a.Target != p[0] {
+				continue
+			}
+			for _, b := range levels {
+				if b.Target != p[1] || b.Clients != a.Clients || b.Round != a.Round || b.Throughput == 0 {
+					continue
+				}
+				round := ""
+				if perRound {
+					round = fmt.Sprintf(" (round %d)", a.Round)
+				}
+				out = append(out, fmt.Sprintf("%s at %d clients%s: %.1f%% of %s's requests/s (%.1f vs %.1f)",
+					a.Target, a.Clients, round, 100*a.Throughput/b.Throughput, b.Target, a.Throughput, b.Throughput))
 			}
 		}
 	}

@@ -270,3 +270,32 @@ func TestRatiosCompareWithinARound(t *testing.T) {
 		t.Errorf("one round: ratios = %q", got)
 	}
 }
+
+func TestRelativeSharesPerLevelAndRound(t *testing.T) {
+	var r relatives
+	if err := r.Set("captioner=merge"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"captioner", "=merge", "merge=merge"} {
+		if err := r.Set(bad); err == nil {
+			t.Errorf("-relative %q: no error", bad)
+		}
+	}
+	if err := r.check(targets{{name: "captioner"}}); err == nil || !strings.Contains(err.Error(), "no -target is named merge") {
+		t.Errorf("check without a merge target: %v", err)
+	}
+	levels := []levelResult{
+		{Target: "captioner", Round: 1, Clients: 16, Throughput: 180},
+		{Target: "merge", Round: 1, Clients: 16, Throughput: 200},
+		{Target: "merge", Round: 1, Clients: 64, Throughput: 210},
+		{Target: "merge", Round: 2, Clients: 16, Throughput: 190},
+		{Target: "captioner", Round: 2, Clients: 16, Throughput: 171},
+	}
+	want := []string{
+		"captioner at 16 clients (round 1): 90.0% of merge's requests/s (180.0 vs 200.0)",
+		"captioner at 16 clients (round 2): 90.0% of merge's requests/s (171.0 vs 190.0)",
+	}
+	if got := r.lines(levels, true); !slices.Equal(got, want) {
+		t.Errorf("lines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
