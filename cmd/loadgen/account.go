@@ -126,11 +126,11 @@ const encoderGFLOP = 0.6
 
 // printAccounts charges each level's CPU time per request against what the
 // machine's cores can give: 1000 CPU-ms per core per second bound the
-// requests per second any server can answer here.
-func printAccounts(levels []levelResult) {
+// requests per second any server can answer here. Each line names its round
+// when perRound.
+func printAccounts(levels []levelResult, perRound bool) {
 	cores := runtime.NumCPU()
 	header := false
-	perRound := len(levels) > 0 && levels[len(levels)-1].Round > 1 // the levels ran in several rounds
 	for _, r := range levels {
 		if r.CPUms == 0 {
 			continue
@@ -140,12 +140,8 @@ func printAccounts(levels []levelResult) {
 			header = true
 		}
 		bound := float64(cores) * 1000 / r.CPUms
-		round := ""
-		if perRound {
-			round = fmt.Sprintf(" (round %d)", r.Round)
-		}
 		fmt.Printf("%-10s %4d clients%s: %.1f CPU-ms per request -> at most %.0f requests/s here, measured %.1f (%.0f%%)",
-			r.Target, r.Clients, round, r.CPUms, bound, r.Throughput, 100*r.Throughput/bound)
+			r.Target, r.Clients, roundLabel(r.Round, perRound), r.CPUms, bound, r.Throughput, 100*r.Throughput/bound)
 		if s := r.Stages; s != nil {
 			fmt.Printf("; per image: preprocess %.1f ms (one thread), encoder %.1f ms of batch time (%.1f GFLOP/s), decoder %.1f ms of batch time",
 				s.Preprocess, s.Encode, encoderGFLOP*1000/max(s.Encode, 1e-9), s.Decode)

@@ -165,7 +165,7 @@ func main() {
 	for _, line := range shares.lines(report.Levels, *rounds > 1) {
 		fmt.Println(line)
 	}
-	printAccounts(report.Levels)
+	printAccounts(report.Levels, *rounds > 1)
 	for _, tg := range tgs {
 		if tg.captioner && *overload > 0 {
 			o := runOverload(client, tg, imgs, *overload, *overloadFor, *settle)
@@ -482,16 +482,21 @@ func (r relatives) lines(levels []levelResult, perRound bool) []string {
 				if b.Target != p[1] || b.Clients != a.Clients || b.Round != a.Round || b.Throughput == 0 {
 					continue
 				}
-				round := ""
-				if perRound {
-					round = fmt.Sprintf(" (round %d)", a.Round)
-				}
 				out = append(out, fmt.Sprintf("%s at %d clients%s: %.1f%% of %s's requests/s (%.1f vs %.1f)",
-					a.Target, a.Clients, round, 100*a.Throughput/b.Throughput, b.Target, a.Throughput, b.Throughput))
+					a.Target, a.Clients, roundLabel(a.Round, perRound), 100*a.Throughput/b.Throughput, b.Target, a.Throughput, b.Throughput))
 			}
 		}
 	}
 	return out
+}
+
+// roundLabel names a level's round in a line of the summary when the levels
+// ran in several rounds (perRound), and is empty otherwise.
+func roundLabel(round int, perRound bool) string {
+	if !perRound {
+		return ""
+	}
+	return fmt.Sprintf(" (round %d)", round)
 }
 
 // ratios compares every target with each peer (the targets that are not
@@ -507,12 +512,8 @@ func ratios(levels []levelResult, perRound bool) []string {
 			if p.captioner || p.Clients != r.Clients || p.Round != r.Round || p.Throughput == 0 {
 				continue
 			}
-			round := ""
-			if perRound {
-				round = fmt.Sprintf(" (round %d)", r.Round)
-			}
 			out = append(out, fmt.Sprintf("%s vs %s at %d clients%s: %.2fx throughput, p99 %.0f ms vs %.0f ms",
-				r.Target, p.Target, r.Clients, round, r.Throughput/p.Throughput, r.P99, p.P99))
+				r.Target, p.Target, r.Clients, roundLabel(r.Round, perRound), r.Throughput/p.Throughput, r.P99, p.P99))
 		}
 	}
 	return out
