@@ -470,24 +470,86 @@ func (r relatives) check(tgs targets) error {
 }
 
 // lines gives, for each pair and each level and round both ran, A's
-// requests/s as a percentage of B's; each line names its round when perRound.
+// requests/s as a percentage of B's; each line names its round when perRound,
+// and after the rounds a line per level gives the share over all of them.
 func (r relatives) lines(levels []levelResult, perRound bool) []string {
 	var out []string
 	for _, p := range r {
-		for _, a := range levels {
-			if a.Target != p[0] {
-				continue
-			}
-			for _, b := range levels {
-				if b.Target != p[1] || b.Clients != a.Clients || b.Round != a.Round || b.Throughput == 0 {
-					continue
-				}
-				out = append(out, fmt.Sprintf("%s at %d clients%s: %.1f%% of %s's requests/s (%.1f vs %.1f)",
-					a.Target, a.Clients, roundLabel(a.Round, perRound), 100*a.Throughput/b.Throughput, b.Target, a.Throughput, b.Throughput))
+		ps := pairs(levels, func(l levelResult) bool { return l.Target == p[0] }, func(l levelResult) bool { return l.Target == p[1] })
+		for _, q := range ps {
+			out = append(out, fmt.Sprintf("%s at %d clients%s: %.1f%% of %s's requests/s (%.1f vs %.1f)",
+				q.a.Target, q.a.Clients, roundLabel(q.a.Round, perRound), 100*q.share(), q.b.Target, q.a.Throughput, q.b.Throughput))
+		}
+		for _, s := range acrossRounds(ps) {
+			out = append(out, fmt.Sprintf("%s at %d clients over %d rounds: %.1f%% of %s's requests/s (rounds %.1f%%-%.1f%%)",
+				s.a, s.clients, s.rounds, 100*s.share(), s.b, 100*s.min, 100*s.max))
+		}
+	}
+	return out
+}
+
+// levelPair is a level of one target and the level of another that ran at
+// the same client count in the same round.
+type levelPair struct{ a, b levelResult }
+
+// share is a's requests/s over b's.
+func (q levelPair) share() float64 { return q.a.Throughput / q.b.Throughput }
+
+// pairs matches every level that isA with each level that isB at the same
+// client count in the same round, in the order of a's levels; a b level that
+// served nothing has no share and is left out.
+func pairs(levels []levelResult, isA, isB func(levelResult) bool) []levelPair {
+	var out []levelPair
+	for _, a := range levels {
+		if !isA(a) {
+			continue
+		}
+		for _, b := range levels {
+			if isB(b) && b.Clients == a.Clients && b.Round == a.Round && b.Throughput != 0 {
+				out = append(out, levelPair{a, b})
 			}
 		}
 	}
 	return out
+}
+
+// roundsShare is a pair of targets' share at one client count over every
+// round both ran: the sum of a's requests/s over the sum of b's (the levels
+// run equally long, so this is the share of all the requests served), beside
+// the least and the largest share of a single round.
+type roundsShare struct {
+	a, b            string
+	clients, rounds int
+	sumA, sumB      float64
+	min, max        float64
+}
+
+func (s roundsShare) share() float64 { return s.sumA / s.sumB }
+
+// acrossRounds sums pairs by target pair and client count, in their first
+// pair's order, for those that ran in more than one round: the machine's
+// phases move a single round's share by several percent, their sum less.
+func acrossRounds(ps []levelPair) []roundsShare {
+	type key struct {
+		a, b    string
+		clients int
+	}
+	var all []roundsShare
+	at := map[key]int{}
+	for _, q := range ps {
+		k := key{q.a.Target, q.b.Target, q.a.Clients}
+		i, ok := at[k]
+		if !ok {
+			i, at[k] = len(all), len(all)
+			all = append(all, roundsShare{a: k.a, b: k.b, clients: k.clients, min: q.share(), max: q.share()})
+		}
+		s := &all[i]
+		s.rounds++
+		s.sumA += q.a.Throughput
+		s.sumB += q.b.Throughput
+		s.min, s.max = min(s.min, q.share()), max(s.max, q.share())
+	}
+	return slices.DeleteFunc(all, func(s roundsShare) bool { return s.rounds < 2 })
 }
 
 // roundLabel names a level's round in a line of the summary when the levels
@@ -501,20 +563,18 @@ func roundLabel(round int, perRound bool) string {
 
 // ratios compares every target with each peer (the targets that are not
 // captioner: the seed-style Flask server, PyTorch at its best) at the same
-// client count in the same round, which each line names when perRound.
+// client count in the same round, which each line names when perRound; after
+// the rounds a line per level gives the ratio over all of them.
 func ratios(levels []levelResult, perRound bool) []string {
+	ps := pairs(levels, func(l levelResult) bool { return l.captioner }, func(l levelResult) bool { return !l.captioner })
 	var out []string
-	for _, r := range levels {
-		if !r.captioner {
-			continue
-		}
-		for _, p := range levels {
-			if p.captioner || p.Clients != r.Clients || p.Round != r.Round || p.Throughput == 0 {
-				continue
-			}
-			out = append(out, fmt.Sprintf("%s vs %s at %d clients%s: %.2fx throughput, p99 %.0f ms vs %.0f ms",
-				r.Target, p.Target, r.Clients, roundLabel(r.Round, perRound), r.Throughput/p.Throughput, r.P99, p.P99))
-		}
+	for _, q := range ps {
+		out = append(out, fmt.Sprintf("%s vs %s at %d clients%s: %.2fx throughput, p99 %.0f ms vs %.0f ms",
+			q.a.Target, q.b.Target, q.a.Clients, roundLabel(q.a.Round, perRound), q.share(), q.a.P99, q.b.P99))
+	}
+	for _, s := range acrossRounds(ps) {
+		out = append(out, fmt.Sprintf("%s vs %s at %d clients over %d rounds: %.2fx throughput (rounds %.2fx-%.2fx)",
+			s.a, s.b, s.clients, s.rounds, s.share(), s.min, s.max))
 	}
 	return out
 }

@@ -262,6 +262,7 @@ func TestRatiosCompareWithinARound(t *testing.T) {
 	want := []string{
 		"captioner vs flask at 16 clients (round 1): 8.00x throughput, p99 100 ms vs 800 ms",
 		"captioner vs flask at 16 clients (round 2): 6.00x throughput, p99 110 ms vs 700 ms",
+		"captioner vs flask at 16 clients over 2 rounds: 6.91x throughput (rounds 6.00x-8.00x)", // 380 / 55
 	}
 	if got := ratios(levels, true); !slices.Equal(got, want) {
 		t.Errorf("ratios =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -290,10 +291,16 @@ func TestRelativeSharesPerLevelAndRound(t *testing.T) {
 		{Target: "merge", Round: 1, Clients: 64, Throughput: 210},
 		{Target: "merge", Round: 2, Clients: 16, Throughput: 190},
 		{Target: "captioner", Round: 2, Clients: 16, Throughput: 171},
+		{Target: "captioner", Round: 3, Clients: 16, Throughput: 200},
+		{Target: "merge", Round: 3, Clients: 16, Throughput: 250},
+		{Target: "captioner", Round: 3, Clients: 64, Throughput: 150}, // merge served nothing at 64 this round
+		{Target: "merge", Round: 3, Clients: 64, Throughput: 0},
 	}
 	want := []string{
 		"captioner at 16 clients (round 1): 90.0% of merge's requests/s (180.0 vs 200.0)",
 		"captioner at 16 clients (round 2): 90.0% of merge's requests/s (171.0 vs 190.0)",
+		"captioner at 16 clients (round 3): 80.0% of merge's requests/s (200.0 vs 250.0)",
+		"captioner at 16 clients over 3 rounds: 86.1% of merge's requests/s (rounds 80.0%-90.0%)", // 551 / 640
 	}
 	if got := r.lines(levels, true); !slices.Equal(got, want) {
 		t.Errorf("lines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
