@@ -197,12 +197,18 @@ func above(ts []tags.Tag, threshold float32) []tags.Tag {
 // result is the Result of an image's hypotheses, best first; names rewrite
 // donor tokens into the nouns they stand for.
 func (d Decoder) result(hs []decoder.Hypothesis, p Plan, names []naming) Result {
-	words := d.words(hs[0].Tokens, names)
-	r := Result{Caption: text.Sentence(words), Tokens: words, Score: hs[0].Score, Confidence: confidence(hs[0], p.MaxLen, names),
-		Attention: hs[0].Attention}
-	if p.NBest > 1 {
+	words, from := d.words(hs[0].Tokens, names)
+	r := Result{Caption: text.Sentence(words), Tokens: words, Score: hs[0].Score, Confidence: confidence(hs[0], p.MaxLen, names)}
+	if hs[0].Attention != nil { // a row per word: a phrase noun's words share their token's
+		r.Attention = make([][]float32, len(from))
+		for i, k := range from {
+			r.Attention[i] = hs[0].Attention[k]
+		}
+	}
+	if p.Beam > 1 { // as many as asked for, one included; greedy decoding keeps one caption and has none
 		for _, h := range hs {
-			r.Alternatives = append(r.Alternatives, Alternative{Caption: text.Sentence(d.words(h.Tokens, names)),
+			words, _ := d.words(h.Tokens, names)
+			r.Alternatives = append(r.Alternatives, Alternative{Caption: text.Sentence(words),
 				Score: h.Score, Confidence: confidence(h, p.MaxLen, names)})
 		}
 	}
@@ -210,20 +216,23 @@ func (d Decoder) result(hs []decoder.Hypothesis, p Plan, names []naming) Result 
 }
 
 // words are the words of ids, a donor's tokens written as the noun they stand
-// for (a phrase noun as its words: "fire truck" is two).
-func (d Decoder) words(ids []int32, names []naming) []string {
-	words := d.Vocab.Words(ids)
-	out := make([]string, 0, len(words))
+// for (a phrase noun as its words: "fire truck" is two), and for each word the
+// index in ids of the token it came from.
+func (d Decoder) words(ids []int32, names []naming) (words []string, from []int) {
+	vocab := d.Vocab.Words(ids)
+	words, from = make([]string, 0, len(ids)), make([]int, 0, len(ids))
 	for k, id := range ids {
-		w := words[k]
+		w := vocab[k]
 		for _, nm := range names {
 			if r, ok := nm.renamed[id]; ok {
 				w = r
 			}
 		}
-		out = append(out, strings.Fields(w)...)
+		for _, f := range strings.Fields(w) {
+			words, from = append(words, f), append(from, k)
+		}
 	}
-	return out
+	return words, from
 }
 
 // confidence is the geometric mean of the probabilities of the caption's

@@ -166,8 +166,30 @@ func TestNaming(t *testing.T) {
 	}
 	d := Decoder{Vocab: v}
 	fire, _ := tg.naming(v, "fire truck")
-	if got := d.words(ids("truck", "street"), []naming{fire}); !slices.Equal(got, []string{"fire", "truck", "street"}) && !slices.Equal(got, []string{"street", "fire", "truck"}) {
-		t.Errorf("words with a phrase donor: %q", got)
+	caption := []int32{int32(v.ID("truck")), int32(v.ID("street"))} // in this order, unlike ids'
+	if got, from := d.words(caption, []naming{fire}); !slices.Equal(got, []string{"fire", "truck", "street"}) || !slices.Equal(from, []int{0, 0, 1}) {
+		t.Errorf("words with a phrase donor: %q from tokens %v, want fire truck street from 0 0 1", got, from)
+	}
+	// The API promises an attention row per word: the phrase's two words both
+	// get the donor token's row.
+	truck, street := []float32{1, 0}, []float32{0, 1}
+	r := d.result([]decoder.Hypothesis{{Tokens: caption, Attention: [][]float32{truck, street}}}, Plan{DecodeOptions: decoder.DecodeOptions{MaxLen: 20}}, []naming{fire})
+	if want := [][]float32{truck, truck, street}; !slices.Equal(r.Tokens, []string{"fire", "truck", "street"}) || !slices.EqualFunc(r.Attention, want, slices.Equal[[]float32]) {
+		t.Errorf("result with a phrase donor: tokens %q, attention %v; want fire truck street with %v", r.Tokens, r.Attention, want)
+	}
+}
+
+// TestResultAlternatives: a beam search returns the alternatives asked for,
+// a single one too (the caption itself); greedy decoding returns none.
+func TestResultAlternatives(t *testing.T) {
+	v := text.BuildVocab([][]string{{"dog", "cat"}}, 1)
+	d := Decoder{Vocab: v}
+	hs := []decoder.Hypothesis{{Tokens: []int32{int32(v.ID("dog"))}, Score: -1}, {Tokens: []int32{int32(v.ID("cat"))}, Score: -2}}
+	for _, tc := range []struct{ beam, nBest, want int }{{3, 2, 2}, {3, 1, 1}, {1, 1, 0}} {
+		r := d.result(hs[:tc.nBest], Plan{DecodeOptions: decoder.DecodeOptions{Beam: tc.beam, NBest: tc.nBest, MaxLen: 20}}, nil)
+		if len(r.Alternatives) != tc.want || (tc.want > 0 && r.Alternatives[0].Caption != r.Caption) {
+			t.Errorf("beam %d, %d asked for: alternatives %+v, want %d, the caption (%q) first", tc.beam, tc.nBest, r.Alternatives, tc.want, r.Caption)
+		}
 	}
 }
 
