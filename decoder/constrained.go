@@ -232,6 +232,9 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				}
 				st := uint(k / K)
 				for j := 0; j < kk; j++ {
+					if val[(s0+k)*kk+j] <= unspeakable {
+						break // TopK ranks the rest lower still
+					}
 					tok := idx[(s0+k)*kk+j]
 					if bitsOf(b, tok)&^st != 0 {
 						continue // it changes state: it comes from the gathered values

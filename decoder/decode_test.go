@@ -415,6 +415,21 @@ func testUnspoken(t *testing.T, c Config) {
 			}
 		}
 	}
+	// A beam wider than the words a step may say: of 6 ids, the first step
+	// may say 2 (not the unspoken 3, nor <end>). The third beam stays empty
+	// rather than hold an unspoken word at a log-probability of -1e30.
+	c.Vocab = 6
+	m, _, feats = peakedModel(t, c)
+	for _, maxLen := range []int{1, 2} {
+		for b, h := range generate(t, m, feats, DecodeOptions{Start: 1, End: 2, MaxLen: maxLen, Beam: 3, NBest: 3}) {
+			for _, hyp := range h {
+				check(fmt.Sprintf("vocabulary 6, beam 3, max length %d, image %d", maxLen, b), hyp.Tokens)
+			}
+			if maxLen == 1 && len(h) != 2 {
+				t.Errorf("vocabulary 6, beam 3, one word, image %d: %d captions, want the 2 words it may say", b, len(h))
+			}
+		}
+	}
 }
 
 // rowRecorder is a stepper that records how many rows each step runs.

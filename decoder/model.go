@@ -249,6 +249,12 @@ var unspoken = []int32{text.PadID, text.StartID, text.UnkID}
 // if it were not in the vocabulary.
 const neverEmitted = -1e30
 
+// unspeakable is a log-probability at or below which a word is an unspoken
+// one (its logit plus neverEmitted): beam search leaves it out even where a
+// beam has no other word to take (a vocabulary of a few words), and that beam
+// stays empty.
+const unspeakable = neverEmitted / 2
+
 // prepare rebuilds proj, and packs decoding's weights again, when the
 // parameters changed since the last build.
 func (m *Model) prepare() {
