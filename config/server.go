@@ -151,6 +151,9 @@ func (c Server) validate() []error {
 			errs = append(errs, err)
 		}
 	}
+	if c.MaxImages > c.QueueSize {
+		errs = append(errs, fmt.Errorf("server.max_images: %d is above server.queue_size %d, so a request of more images than the queue holds would be refused as busy (429) however often it is retried; lower it or raise server.queue_size", c.MaxImages, c.QueueSize))
+	}
 	if c.LiveMaxViewers >= c.MaxConnections {
 		errs = append(errs, fmt.Errorf("server.live_max_viewers: %d is not below server.max_connections %d, so live streams could hold every connection; lower it or raise server.max_connections", c.LiveMaxViewers, c.MaxConnections))
 	}

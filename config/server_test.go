@@ -35,6 +35,7 @@ func TestServerValidation(t *testing.T) {
 		{"server:\n  live: token\n", "server.live: token needs server.live_token: set it to a long random string (e.g. openssl rand -hex 16)"},
 		{"server:\n  live_token: abc\n", "server.live_token is set but server.live is auto, so the token protects nothing; set server.live: token"},
 		{"server:\n  live_max_per_client: 0\n", "server.live_max_per_client: 0 must be positive"},
+		{"server:\n  queue_size: 8\n  max_images: 16\n", "server.max_images: 16 is above server.queue_size 8, so a request of more images than the queue holds would be refused as busy (429) however often it is retried; lower it or raise server.queue_size"},
 		{"server:\n  max_connections: 256\n", "server.live_max_viewers: 256 is not below server.max_connections 256, so live streams could hold every connection; lower it or raise server.max_connections"},
 		{"server:\n  models: [models/a, \"\"]\n", "server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm]"},
 		{"server:\n  trusted_proxies: [10.0.0.1, 10.0.0.0/8, proxy.local]\n", `server.trusted_proxies: "proxy.local" is neither an IP address nor a CIDR range (e.g. 10.0.0.1 or 10.0.0.0/8)`},

@@ -22,6 +22,10 @@ var ErrQueueFull = errors.New("server: the caption queue is full")
 // ErrStopped is returned for jobs submitted to, or still queued in, a stopped batcher.
 var ErrStopped = errors.New("server: the caption queue has stopped (the server is shutting down)")
 
+// ErrReloaded is returned for a job prepared for the model before a reload
+// whose encoder takes images of another size: its tensor fits no encoder now.
+var ErrReloaded = errors.New("server: the models were reloaded with an encoder of another input size while the image waited")
+
 // job is one image waiting for its caption.
 type job struct {
 	ctx     context.Context
@@ -83,6 +87,7 @@ type BatchStats struct {
 	Size      int             // jobs computed
 	Expired   int             // jobs skipped because their deadline had passed
 	Cancelled int             // jobs skipped because their client had gone
+	Stale     int             // jobs skipped because a reload changed the encoder's input size (ErrReloaded)
 	Groups    int             // distinct Options, the model included, among the computed jobs (Decode calls)
 	Waits     []time.Duration // queue wait of each computed job, arrival to batch start
 	Encode    time.Duration
@@ -336,6 +341,7 @@ type encoded struct {
 // encoder failed (those jobs are answered and the batch reported).
 func (b *Batcher) encode(batch []*job) (encoded, bool) {
 	e := encoded{m: b.model.Load().m, start: b.now()}
+	size := e.m.Preprocessor().TensorLen()
 	for _, j := range batch {
 		if err := j.ctx.Err(); err != nil {
 			j.reply <- reply{err: err}
@@ -344,6 +350,11 @@ func (b *Batcher) encode(batch []*job) (encoded, bool) {
 			} else {
 				e.st.Cancelled++
 			}
+			continue
+		}
+		if len(j.input) != size { // alone: the batch's other images fit
+			j.reply <- reply{err: ErrReloaded}
+			e.st.Stale++
 			continue
 		}
 		e.live = append(e.live, j)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/pipeline"
 )
 
@@ -158,12 +159,26 @@ func submit(t *testing.T, b *Batcher, ctx context.Context, id int, o Options) <-
 	return submitReserved(t, b, ctx, id, o)
 }
 
+// tensor is a preprocessed image of the size b's model takes, whose first
+// value is id: the step model's captions name it.
+func tensor(b *Batcher, id int) []float32 {
+	x := make([]float32, b.Model().Preprocessor().TensorLen())
+	x[0] = float32(id)
+	return x
+}
+
 // submitReserved queues image id into a place already held.
 func submitReserved(t *testing.T, b *Batcher, ctx context.Context, id int, o Options) <-chan reply {
 	t.Helper()
-	ch, err := b.Submit(ctx, []float32{float32(id)}, o)
+	return submitTensor(t, b, ctx, tensor(b, id), o)
+}
+
+// submitTensor queues the preprocessed image x into a place already held.
+func submitTensor(t *testing.T, b *Batcher, ctx context.Context, x []float32, o Options) <-chan reply {
+	t.Helper()
+	ch, err := b.Submit(ctx, x, o)
 	if err != nil {
-		t.Fatalf("Submit(%d): %v", id, err)
+		t.Fatalf("Submit(image %g): %v", x[0], err)
 	}
 	return ch
 }
@@ -456,6 +471,32 @@ func TestSwapBetweenBatches(t *testing.T) {
 	}
 }
 
+// TestImagePreparedBeforeAReloadFailsAlone: an image preprocessed for the
+// model before a reload brought an encoder of another input size fits no
+// encoder now. It alone is answered ErrReloaded; the image beside it in the
+// batch, prepared for the new model, is captioned.
+func TestImagePreparedBeforeAReloadFailsAlone(t *testing.T) {
+	old, next := newStepModel("old"), newStepModel("new")
+	next.pre = pipeline.NewPreprocessor(encoder.Config{Input: 16}, config.Image{MaxPixels: 1 << 20, MaxDecodedBytes: 1 << 30})
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 2, MaxDelay: time.Hour, QueueSize: 8}, old)
+	stale := tensor(b, 1) // the handler's, prepared with old's preprocessor
+	if _, err := b.Swap(next); err != nil {
+		t.Fatal(err)
+	}
+	reserve(t, b, 2) // both in one batch
+	r1 := submitTensor(t, b, context.Background(), stale, greedy)
+	r2 := submitReserved(t, b, context.Background(), 2, greedy)
+	if got := receive(t, next.entered, "the batch"); !equalIDs(got, []int{2}) {
+		t.Errorf("encoded images %v, want only 2", got)
+	}
+	if r := <-r1; !errors.Is(r.err, ErrReloaded) {
+		t.Errorf("stale image: %+v, want ErrReloaded", r)
+	}
+	if r := wantCaption(t, r2, "image 2 beam 1"); r.Model != "new" {
+		t.Errorf("answered by %q, want new", r.Model)
+	}
+}
+
 // receive returns the next value of ch, failing the test after 10 s.
 func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
@@ -572,7 +613,7 @@ func BenchmarkBatcherOverhead(b *testing.B) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer func() { stop(); <-bt.Stopped() }()
 	go bt.Run(ctx)
-	input := []float32{1}
+	input := tensor(bt, 1)
 	b.SetParallelism(32) // 64 goroutines on 2 cores
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -258,6 +258,8 @@ func (s *Server) waitError(c *gin.Context, req *request, err error) error {
 			req.timeout, s.cfg.MaxRequestTimeout.Milliseconds())
 	case errors.Is(err, ErrStopped):
 		return errorf(http.StatusServiceUnavailable, "the server shut down before this image was captioned; retry")
+	case errors.Is(err, ErrReloaded):
+		return errorf(http.StatusServiceUnavailable, "the models were reloaded with an encoder of another input size while this image waited; send it again")
 	}
 	return err
 }

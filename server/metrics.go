@@ -75,7 +75,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "captioner_images_captioned_total", Help: "Images captioned.",
 	})
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "captioner_images_dropped_total", Help: "Images the scheduler skipped, not computed, because their request had ended (deadline, client_gone).",
+		Name: "captioner_images_dropped_total", Help: "Images the scheduler skipped, not computed, because their request had ended (deadline, client_gone) or a reload changed the encoder's input size while they waited (reloaded).",
 	}, []string{"reason"})
 	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "captioner_queue_rejected_total", Help: "Requests refused with 429 because the queue was full.",
@@ -120,6 +120,7 @@ func newMetrics(s *Server) *metrics {
 func (m *metrics) observeBatch(st BatchStats) {
 	m.dropped.WithLabelValues("deadline").Add(float64(st.Expired))
 	m.dropped.WithLabelValues("client_gone").Add(float64(st.Cancelled))
+	m.dropped.WithLabelValues("reloaded").Add(float64(st.Stale))
 	if st.Size > 0 {
 		m.batchSize.Observe(float64(st.Size))
 		m.encode.Observe(st.Encode.Seconds())
