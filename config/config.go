@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -100,7 +99,13 @@ func (c *Config) validate() error {
 // Load builds the configuration from v, which already holds any bound flags.
 // file is an explicit YAML path ("" means none). Environment variables override
 // the file; flags bound to v override both.
-func Load(v *viper.Viper, file string) (*Config, error) {
+func Load(v *viper.Viper, file string) (*Config, error) { return LoadWithFlags(v, file, nil) }
+
+// LoadWithFlags is Load, told which flags the user set: flags maps each
+// setting a set flag overrides to the flag's name (decode.beam: beam), so that
+// an error about its value names the flag.
+func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Config, error) {
+	from := origins{v: v, file: file, flags: flags}
 	setDefaults(v)
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
@@ -126,7 +131,7 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	}
-	if err := kindErrors(v, file); err != nil {
+	if err := kindErrors(from); err != nil {
 		return nil, err
 	}
 	if err := v.Unmarshal(&c, dec); err != nil {
@@ -134,7 +139,7 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 	}
 	c.Train.inferDataset()
 	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("config: %w", withSources(err, v, file))
+		return nil, fmt.Errorf("config: %w", withSources(err, from))
 	}
 	if c.Assets == "" {
 		c.Assets = os.Getenv("CAPTIONER_ASSETS")
@@ -178,8 +183,13 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return fmt.Errorf("config: %s: unknown key(s) %s; known keys are: %s",
-		filepath.Base(file), strings.Join(unknown, ", "), strings.Join(Keys(), ", "))
+	for i, k := range unknown {
+		if meant := closest(k, k, Keys()); meant != "" {
+			unknown[i] += " (did you mean " + meant + "?)"
+		}
+	}
+	return fmt.Errorf("config: %s: unknown key(s) %s; `captioner config` prints every key with its value, and configs/default.yaml lists them with their defaults",
+		file, strings.Join(unknown, ", "))
 }
 
 // Keys lists every configuration key, dotted, in declaration order.
@@ -284,14 +294,14 @@ func positiveDuration(key string, d time.Duration) error {
 // cannot be read as its default's kind, with what it accepts and where the
 // value came from. The decoder's own message ("decoding failed due to the
 // following error(s): ... strconv.ParseFloat: invalid syntax") says neither.
-func kindErrors(v *viper.Viper, file string) error {
+func kindErrors(from origins) error {
 	var errs []error
 	for _, st := range settings() {
-		raw := v.Get(st.key)
+		raw := from.v.Get(st.key)
 		if st.typ == durationType && isNumber(raw) {
 			// The decoder would take a bare YAML number as nanoseconds: a
 			// request_timeout of 5 failed every request after 5 ns.
-			errs = append(errs, fmt.Errorf("config: %s: %v has no unit; write a duration such as %vs or %vms%s", st.key, raw, raw, raw, setBy(v, file, st.key)))
+			errs = append(errs, fmt.Errorf("config: %s: %v has no unit; write a duration such as %vs or %vms%s", st.key, raw, raw, raw, from.of(st.key)))
 			continue
 		}
 		val, ok := raw.(string)
@@ -321,28 +331,40 @@ func kindErrors(v *viper.Viper, file string) error {
 		if err == nil {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s%s", st.key, val, want, setBy(v, file, st.key)))
+		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s%s", st.key, val, want, from.of(st.key)))
 	}
 	return errors.Join(errs...)
 }
 
-// setBy says where key's value came from, " (set by the environment variable
-// CAPTIONER_...)" or " (set by the configuration file ...)", or nothing for a
-// default or a flag: a user told that a value is wrong should not have to
-// find which of the three set it.
-func setBy(v *viper.Viper, file, key string) string {
+// origins are where settings' values come from: the flags the user set
+// (setting -> flag name), the environment, the configuration file, defaults.
+type origins struct {
+	v     *viper.Viper
+	file  string
+	flags map[string]string
+}
+
+// of says where key's value came from, " (set by the flag --beam)", " (set
+// by the environment variable CAPTIONER_...)" or " (set by the configuration
+// file ...)", or nothing for a default: a user told that a value is wrong
+// should not have to find which of the three set it.
+func (o origins) of(key string) string {
+	if name, ok := o.flags[key]; ok {
+		return " (set by the flag --" + name + ")"
+	}
 	if env := EnvName(key); os.Getenv(env) != "" {
 		return " (set by the environment variable " + env + ")"
 	}
-	if file != "" && v.InConfig(key) {
-		return " (set by the configuration file " + file + ")"
+	if o.file != "" && o.v.InConfig(key) {
+		return " (set by the configuration file " + o.file + ")"
 	}
 	return ""
 }
 
-// withSources adds setBy to each of err's errors that is about one setting
-// (it starts "key: "), as validate's range and choice errors are.
-func withSources(err error, v *viper.Viper, file string) error {
+// withSources adds where its value came from (origins.of) to each of err's
+// errors that is about one setting (it starts "key: "), as validate's range
+// and choice errors are.
+func withSources(err error, from origins) error {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
@@ -353,7 +375,7 @@ func withSources(err error, v *viper.Viper, file string) error {
 	}
 	for i, e := range errs {
 		if key, _, ok := strings.Cut(e.Error(), ": "); ok && known[key] {
-			if src := setBy(v, file, key); src != "" {
+			if src := from.of(key); src != "" {
 				errs[i] = fmt.Errorf("%w%s", e, src)
 			}
 		}

@@ -61,10 +61,15 @@ func TestEveryShippedConfigLoads(t *testing.T) {
 	}
 }
 
+// An unknown key is named, with the file's path and the key it most likely
+// misspells; one like no key is named alone.
 func TestUnknownKeyNamesTheKey(t *testing.T) {
-	_, err := load(t, writeYAML(t, "server:\n  adr: 0.0.0.0:80\n"))
-	if err == nil || !strings.HasPrefix(err.Error(), "config: c.yaml: unknown key(s) server.adr; known keys are: device, threads,") {
-		t.Fatalf("got %v", err)
+	file := writeYAML(t, "server:\n  adr: 0.0.0.0:80\ndecode:\n  bem: 3\nfavourite_colour: blue\n")
+	_, err := load(t, file)
+	want := "config: " + file + ": unknown key(s) decode.bem (did you mean decode.beam?), favourite_colour, server.adr (did you mean server.addr?); " +
+		"`captioner config` prints every key with its value, and configs/default.yaml lists them with their defaults"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
 
@@ -147,12 +152,18 @@ func TestShortDuration(t *testing.T) {
 }
 
 // A value out of range names where it came from, as a value of the wrong
-// kind does; a default or a flag is not named.
+// kind does: a flag the user set first, as it overrides the environment.
 func TestRangeErrorsNameTheirSource(t *testing.T) {
 	t.Setenv("CAPTIONER_DECODE_BEAM", "0")
 	_, err := load(t, "")
 	if want := "config: decode.beam: 0 is outside 1..32 (1 is greedy) (set by the environment variable CAPTIONER_DECODE_BEAM)"; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
+	}
+	v := viper.New()
+	v.Set("decode.beam", 40) // as a bound flag's value reaches viper
+	_, err = LoadWithFlags(v, "", map[string]string{"decode.beam": "beam"})
+	if want := "config: decode.beam: 40 is outside 1..32 (1 is greedy) (set by the flag --beam)"; err == nil || err.Error() != want {
+		t.Errorf("a flag's value: got %v, want %q", err, want)
 	}
 }
 

@@ -26,17 +26,24 @@ func EnvName(key string) string {
 func Misspelt(names []string) (misspelt, meant []string) {
 	known := knownEnv()
 	for _, name := range unknownIn(names, known) {
-		best, bestD := "", min(3, len(strings.TrimPrefix(name, EnvPrefix+"_"))/4)+1
-		for _, k := range known {
-			if d := editDistance(name, k); d < bestD {
-				best, bestD = k, d
-			}
-		}
-		if best != "" {
+		if best := closest(name, strings.TrimPrefix(name, EnvPrefix+"_"), known); best != "" {
 			misspelt, meant = append(misspelt, name), append(meant, best)
 		}
 	}
 	return misspelt, meant
+}
+
+// closest is the name among known nearest to name in edits, within a quarter
+// of the length of its part that says which setting (name less any prefix),
+// three edits at most; "" when none is that close.
+func closest(name, part string, known []string) string {
+	best, bestD := "", min(3, len(part)/4)+1
+	for _, k := range known {
+		if d := editDistance(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
 }
 
 // UnknownEnv returns, in order, every name among names that carries

@@ -26,6 +26,10 @@ var rootCmd = &cobra.Command{
 // settings holds the viper instance that flags are bound to; loadConfig reads it.
 var settings = viper.New()
 
+// boundFlags is the flag bound to each configuration key, as settings has it
+// (the last bound), so that loadConfig can name the flags the user set.
+var boundFlags = map[string]*pflag.Flag{}
+
 func init() {
 	pf := rootCmd.PersistentFlags()
 	pf.String("config", os.Getenv("CAPTIONER_CONFIG"), "YAML configuration file (env CAPTIONER_CONFIG)")
@@ -42,9 +46,23 @@ func init() {
 // bindFlag makes flag name override configuration key key, but only when the user
 // sets it, so that files and environment variables keep their say otherwise.
 func bindFlag(fs *pflag.FlagSet, name, key string) {
-	if err := settings.BindPFlag(key, fs.Lookup(name)); err != nil {
+	f := fs.Lookup(name)
+	if err := settings.BindPFlag(key, f); err != nil {
 		panic("captioner: binding flag " + name + ": " + err.Error())
 	}
+	boundFlags[key] = f
+}
+
+// setFlags maps each configuration key a flag the user set overrides to the
+// flag's name (config.LoadWithFlags).
+func setFlags() map[string]string {
+	out := map[string]string{}
+	for key, f := range boundFlags {
+		if f.Changed {
+			out[key] = f.Name
+		}
+	}
+	return out
 }
 
 // loadConfig returns the effective configuration for the running command.
@@ -53,7 +71,7 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(settings, file)
+	cfg, err := config.LoadWithFlags(settings, file, setFlags())
 	if err != nil {
 		return nil, err
 	}

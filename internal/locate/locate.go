@@ -71,12 +71,7 @@ func Model(dir, shipped string) (string, error) {
 func model(dir, shipped, exe, share string) (string, error) {
 	cands := []string{dir}
 	if dir == shipped && !filepath.IsAbs(dir) {
-		if exe != "" {
-			cands = append(cands,
-				filepath.Join(exe, "..", "share", "captioner", dir),
-				filepath.Join(exe, "..", dir))
-		}
-		cands = append(cands, filepath.Join(share, dir))
+		cands = append(cands, installed(dir, exe, share)...)
 	}
 	for _, c := range cands {
 		if st, err := os.Stat(c); err == nil && st.IsDir() {
@@ -89,7 +84,42 @@ func model(dir, shipped, exe, share string) (string, error) {
 	if len(cands) > 1 {
 		looked = " (looked in " + strings.Join(cands, ", ") + ")"
 	}
+	if found := shippedModels(shipped, exe, share); len(found) > 0 {
+		return "", fmt.Errorf("model folder %s not found%s: give the folder of a trained model; the shipped ones are %s", dir, looked, strings.Join(found, ", "))
+	}
 	return "", fmt.Errorf("model folder %s not found%s: give the folder of a trained model, or install the shipped one with `make install`", dir, looked)
+}
+
+// installed are the places beside the binary and in the install prefix share
+// where the relative path dir, the shipped model's or its folder's, is looked
+// for after the working directory.
+func installed(dir, exe, share string) []string {
+	var out []string
+	if exe != "" {
+		out = append(out, filepath.Join(exe, "..", "share", "captioner", dir), filepath.Join(exe, "..", dir))
+	}
+	return append(out, filepath.Join(share, dir))
+}
+
+// shippedModels lists the caption models (folders holding a config.json) of
+// the first folder holding the shipped model's that has any, looked for as
+// the shipped model is, each as a path to give: a user who mistyped a model
+// folder learns which there are.
+func shippedModels(shipped, exe, share string) []string {
+	parent := filepath.Dir(shipped)
+	for _, d := range append([]string{parent}, installed(parent, exe, share)...) {
+		entries, _ := os.ReadDir(d)
+		var out []string
+		for _, e := range entries {
+			if _, err := os.Stat(filepath.Join(d, e.Name(), "config.json")); err == nil {
+				out = append(out, filepath.Join(d, e.Name()))
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
+	}
+	return nil
 }
 
 // moduleRoot returns the nearest folder at or above dir holding a go.mod.

@@ -52,6 +52,22 @@ func TestModelNotFoundNamesTheFlag(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
+	// Where the shipped models are, the error lists them (folders holding a
+	// config.json), as paths to give.
+	share := filepath.Join(root, "share")
+	for _, m := range []string{"flickr8k-attention", "flickr8k-merge-lstm"} {
+		mkdirs(t, filepath.Join(share, "models", m))
+		if err := os.WriteFile(filepath.Join(share, "models", m, "config.json"), []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdirs(t, filepath.Join(share, "models", "notes"))
+	_, err = model("nosuchmodel", shipped, "", share)
+	want = "model folder nosuchmodel not found: give the folder of a trained model; the shipped ones are " +
+		filepath.Join(share, "models", "flickr8k-attention") + ", " + filepath.Join(share, "models", "flickr8k-merge-lstm")
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
 }
 
 func TestSharedSearchOrder(t *testing.T) {
