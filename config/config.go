@@ -184,11 +184,15 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 	}
 	sort.Strings(unknown)
 	for i, k := range unknown {
-		if meant := closest(k, k, Keys()); meant != "" {
+		// An edit for each four letters of the key's last part, one at
+		// least, three at most: the section's name would let train.bs pass
+		// for train.lr.
+		leaf := k[strings.LastIndexByte(k, '.')+1:]
+		if meant := closest(k, min(3, max(1, len(leaf)/4)), Keys()); meant != "" {
 			unknown[i] += " (did you mean " + meant + "?)"
 		}
 	}
-	return fmt.Errorf("config: %s: unknown key(s) %s; `captioner config` prints every key with its value, and configs/default.yaml lists them with their defaults",
+	return fmt.Errorf("config: %s: unknown key(s) %s; `captioner config --config \"\"` prints every key (configs/default.yaml in the repository lists them with their defaults)",
 		file, strings.Join(unknown, ", "))
 }
 

@@ -64,10 +64,10 @@ func TestEveryShippedConfigLoads(t *testing.T) {
 // An unknown key is named, with the file's path and the key it most likely
 // misspells; one like no key is named alone.
 func TestUnknownKeyNamesTheKey(t *testing.T) {
-	file := writeYAML(t, "server:\n  adr: 0.0.0.0:80\ndecode:\n  bem: 3\nfavourite_colour: blue\n")
+	file := writeYAML(t, "server:\n  adr: 0.0.0.0:80\ndecode:\n  bem: 3\nfavourite_colour: blue\ntrain:\n  bs: 64\n")
 	_, err := load(t, file)
-	want := "config: " + file + ": unknown key(s) decode.bem (did you mean decode.beam?), favourite_colour, server.adr (did you mean server.addr?); " +
-		"`captioner config` prints every key with its value, and configs/default.yaml lists them with their defaults"
+	want := "config: " + file + ": unknown key(s) decode.bem (did you mean decode.beam?), favourite_colour, server.adr (did you mean server.addr?), train.bs; " +
+		"`captioner config --config \"\"` prints every key (configs/default.yaml in the repository lists them with their defaults)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}

@@ -26,18 +26,17 @@ func EnvName(key string) string {
 func Misspelt(names []string) (misspelt, meant []string) {
 	known := knownEnv()
 	for _, name := range unknownIn(names, known) {
-		if best := closest(name, strings.TrimPrefix(name, EnvPrefix+"_"), known); best != "" {
+		if best := closest(name, min(3, len(strings.TrimPrefix(name, EnvPrefix+"_"))/4), known); best != "" {
 			misspelt, meant = append(misspelt, name), append(meant, best)
 		}
 	}
 	return misspelt, meant
 }
 
-// closest is the name among known nearest to name in edits, within a quarter
-// of the length of its part that says which setting (name less any prefix),
-// three edits at most; "" when none is that close.
-func closest(name, part string, known []string) string {
-	best, bestD := "", min(3, len(part)/4)+1
+// closest is the name among known nearest to name, at most edits edits away;
+// "" when none is that close.
+func closest(name string, edits int, known []string) string {
+	best, bestD := "", edits+1
 	for _, k := range known {
 		if d := editDistance(name, k); d < bestD {
 			best, bestD = k, d

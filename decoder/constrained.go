@@ -66,8 +66,8 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o
 				return nil, fmt.Errorf("decoder: image %d: constraint %d has no tokens", b, j)
 			}
 			for _, t := range c {
-				if t < 0 || int(t) >= m.Cfg.Vocab || t == o.Start || t == o.End {
-					return nil, fmt.Errorf("decoder: image %d: constraint token %d is outside the vocabulary's words (0..%d, not <start> or <end>)", b, t, m.Cfg.Vocab-1)
+				if t < 0 || int(t) >= m.Cfg.Vocab || t == o.Start || t == o.End || slices.Contains(unspoken, t) {
+					return nil, fmt.Errorf("decoder: image %d: constraint token %d is outside the vocabulary's words (0..%d, not <start>, <end>, <pad> or <unk>)", b, t, m.Cfg.Vocab-1)
 				}
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/captioner/captioner/text"
 )
 
 // constrained is textbook constrained beam search for one image: every live
@@ -160,7 +162,7 @@ func testConstrained(t *testing.T, c Config) {
 	F := m.Cfg.InputDim()
 	cons := [][]Constraint{
 		{{7}},
-		{{3, 8}},
+		{{6, 8}},
 		nil,
 		{{5}, {6}},
 		{{4, 7}, {8}},
@@ -258,8 +260,9 @@ func TestConstrainedErrors(t *testing.T) {
 		{make([][]Constraint, 5), [][]int32{nil, nil, nil, {9}, nil}, "decoder: image 3: token 9 to avoid is outside the vocabulary (0..8)"},
 		{[][]Constraint{nil, {{3}, {4}, {5}, {6}}, nil, nil, nil}, nil, "decoder: image 1 has 4 constraints; at most 3 (the search keeps 2^C beams)"},
 		{[][]Constraint{nil, nil, {{}}, nil, nil}, nil, "decoder: image 2: constraint 0 has no tokens"},
-		{[][]Constraint{nil, nil, nil, {{2}}, nil}, nil, "decoder: image 3: constraint token 2 is outside the vocabulary's words (0..8, not <start> or <end>)"},
-		{[][]Constraint{nil, nil, nil, nil, {{9}}}, nil, "decoder: image 4: constraint token 9 is outside the vocabulary's words (0..8, not <start> or <end>)"},
+		{[][]Constraint{nil, nil, nil, {{2}}, nil}, nil, "decoder: image 3: constraint token 2 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
+		{[][]Constraint{nil, nil, nil, nil, {{9}}}, nil, "decoder: image 4: constraint token 9 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
+		{[][]Constraint{nil, {{4, text.UnkID}}, nil, nil, nil}, nil, "decoder: image 1: constraint token 3 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
 	} {
 		_, err := m.GenerateConstrained(context.Background(), buf, 5, o, tc.cons, tc.avoid)
 		if err == nil || err.Error() != tc.want {

@@ -39,7 +39,7 @@ func testCUDAMatchesCPU(t *testing.T, c Config) {
 			res[i].hyps = append(res[i].hyps, generate(t, m, bt.feats, o)...)
 			// Constrained search also gathers single log-probabilities.
 			cons := make([][]Constraint, bt.B)
-			cons[0], cons[bt.B-1] = []Constraint{{5}}, []Constraint{{3, 7}, {4}}
+			cons[0], cons[bt.B-1] = []Constraint{{5}}, []Constraint{{8, 7}, {4}}
 			res[i].hyps = append(res[i].hyps, generateConstrained(t, m, bt.feats, o, cons, nil)...)
 		}
 	}

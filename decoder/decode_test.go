@@ -416,7 +416,7 @@ func testUnspoken(t *testing.T, c Config) {
 		}
 	}
 	// A beam wider than the words a step may say: of 6 ids, the first step
-	// may say 2 (not the unspoken 3, nor <end>). The third beam stays empty
+	// may say 2 (not the three unspoken ids, nor <end>). The third beam stays empty
 	// rather than hold an unspoken word at a log-probability of -1e30.
 	c.Vocab = 6
 	m, _, feats = peakedModel(t, c)

@@ -52,8 +52,7 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 }
 
 // generate captions n images whose features are on the model's device: the
-// best hypothesis of each, with the n-best list when p asks for more than
-// one, and the tags, from tagFeats (the features of the ImageNet encoder:
+// best hypothesis of each, with the n-best list of a beam search, and the tags, from tagFeats (the features of the ImageNet encoder:
 // feats, unless the model's encoder was fine-tuned). With p.Guide, an image whose caption misses the noun of a
 // tag at least p.GuideThreshold probable is decoded again by constrained beam
 // search over those nouns, and keeps the plain caption only when no caption

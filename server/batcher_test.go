@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/encoder"
@@ -494,6 +498,24 @@ func TestImagePreparedBeforeAReloadFailsAlone(t *testing.T) {
 	}
 	if r := wantCaption(t, r2, "image 2 beam 1"); r.Model != "new" {
 		t.Errorf("answered by %q, want new", r.Model)
+	}
+}
+
+// TestReloadedImageAnswer: the request of an image answered ErrReloaded gets
+// 503 with what to do, and the metrics count the image as dropped.
+func TestReloadedImageAnswer(t *testing.T) {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest("POST", "/v1/captions", nil)
+	err := (&Server{}).waitError(c, &request{}, ErrReloaded)
+	var he *httpError
+	if want := "the models were reloaded with an encoder of another input size while this image waited; send it again"; !errors.As(err, &he) || he.status != 503 || he.msg != want {
+		t.Errorf("answer %v, want 503 %q", err, want)
+	}
+	m := newMetrics(nil)
+	m.observeBatch(BatchStats{Stale: 2})
+	var dropped dto.Metric
+	if err := m.dropped.WithLabelValues("reloaded").Write(&dropped); err != nil || dropped.GetCounter().GetValue() != 2 {
+		t.Errorf("captioner_images_dropped_total{reason=\"reloaded\"} = %v (%v), want 2", dropped.GetCounter().GetValue(), err)
 	}
 }
 

@@ -205,6 +205,16 @@ func TestDescribePrintsShapesAndParameterCount(t *testing.T) {
 	}
 }
 
+// TestBadFlagValueNamesTheFlag: a value out of range that a flag set is
+// refused with the flag's name, as one from the environment names its variable.
+func TestBadFlagValueNamesTheFlag(t *testing.T) {
+	resetFlags(t, "caption", "beam")
+	_, err := run(t, "caption", "--beam", "0", "photo.jpg")
+	if want := "config: decode.beam: 0 is outside 1..32 (1 is greedy) (set by the flag --beam)"; err == nil || err.Error() != want {
+		t.Errorf("caption --beam 0: %v, want %q", err, want)
+	}
+}
+
 // TestTooFewArgumentsShowHowToCall: a command run without its arguments says how
 // to call it, not only how many arguments it got.
 func TestTooFewArgumentsShowHowToCall(t *testing.T) {

@@ -514,17 +514,18 @@ func pairs(levels []levelResult, isA, isB func(levelResult) bool) []levelPair {
 }
 
 // roundsShare is a pair of targets' share at one client count over every
-// round both ran: the sum of a's requests/s over the sum of b's (the levels
-// run equally long, so this is the share of all the requests served), beside
-// the least and the largest share of a single round.
+// round both ran: a's requests/s over all its rounds (the requests answered
+// 200 over the seconds they took: a level may end early at -max-requests)
+// over b's, beside the least and the largest share of a single round.
 type roundsShare struct {
-	a, b            string
-	clients, rounds int
-	sumA, sumB      float64
-	min, max        float64
+	a, b              string
+	clients, rounds   int
+	servedA, secondsA float64
+	servedB, secondsB float64
+	min, max          float64
 }
 
-func (s roundsShare) share() float64 { return s.sumA / s.sumB }
+func (s roundsShare) share() float64 { return (s.servedA / s.secondsA) / (s.servedB / s.secondsB) }
 
 // acrossRounds sums pairs by target pair and client count, in their first
 // pair's order, for those that ran in more than one round: the machine's
@@ -545,8 +546,10 @@ func acrossRounds(ps []levelPair) []roundsShare {
 		}
 		s := &all[i]
 		s.rounds++
-		s.sumA += q.a.Throughput
-		s.sumB += q.b.Throughput
+		s.servedA += q.a.Throughput * q.a.Seconds
+		s.secondsA += q.a.Seconds
+		s.servedB += q.b.Throughput * q.b.Seconds
+		s.secondsB += q.b.Seconds
 		s.min, s.max = min(s.min, q.share()), max(s.max, q.share())
 	}
 	return slices.DeleteFunc(all, func(s roundsShare) bool { return s.rounds < 2 })

@@ -253,11 +253,11 @@ func TestScheduleReversesTargetsEveryOtherRound(t *testing.T) {
 
 func TestRatiosCompareWithinARound(t *testing.T) {
 	levels := []levelResult{
-		{Target: "captioner", Round: 1, Clients: 16, Throughput: 200, P99: 100, captioner: true},
-		{Target: "flask", Round: 1, Clients: 16, Throughput: 25, P99: 800},
-		{Target: "flask", Round: 1, Clients: 64, Throughput: 20, P99: 900},
-		{Target: "captioner", Round: 2, Clients: 16, Throughput: 180, P99: 110, captioner: true},
-		{Target: "flask", Round: 2, Clients: 16, Throughput: 30, P99: 700},
+		{Target: "captioner", Round: 1, Clients: 16, Throughput: 200, Seconds: 10, P99: 100, captioner: true},
+		{Target: "flask", Round: 1, Clients: 16, Throughput: 25, Seconds: 10, P99: 800},
+		{Target: "flask", Round: 1, Clients: 64, Throughput: 20, Seconds: 10, P99: 900},
+		{Target: "captioner", Round: 2, Clients: 16, Throughput: 180, Seconds: 10, P99: 110, captioner: true},
+		{Target: "flask", Round: 2, Clients: 16, Throughput: 30, Seconds: 10, P99: 700},
 	}
 	want := []string{
 		"captioner vs flask at 16 clients (round 1): 8.00x throughput, p99 100 ms vs 800 ms",
@@ -286,21 +286,22 @@ func TestRelativeSharesPerLevelAndRound(t *testing.T) {
 		t.Errorf("check without a merge target: %v", err)
 	}
 	levels := []levelResult{
-		{Target: "captioner", Round: 1, Clients: 16, Throughput: 180},
-		{Target: "merge", Round: 1, Clients: 16, Throughput: 200},
-		{Target: "merge", Round: 1, Clients: 64, Throughput: 210},
-		{Target: "merge", Round: 2, Clients: 16, Throughput: 190},
-		{Target: "captioner", Round: 2, Clients: 16, Throughput: 171},
-		{Target: "captioner", Round: 3, Clients: 16, Throughput: 200},
-		{Target: "merge", Round: 3, Clients: 16, Throughput: 250},
-		{Target: "captioner", Round: 3, Clients: 64, Throughput: 150}, // merge served nothing at 64 this round
-		{Target: "merge", Round: 3, Clients: 64, Throughput: 0},
+		{Target: "captioner", Round: 1, Clients: 16, Throughput: 180, Seconds: 10},
+		{Target: "merge", Round: 1, Clients: 16, Throughput: 200, Seconds: 10},
+		{Target: "merge", Round: 1, Clients: 64, Throughput: 210, Seconds: 10},
+		{Target: "merge", Round: 2, Clients: 16, Throughput: 190, Seconds: 10},
+		{Target: "captioner", Round: 2, Clients: 16, Throughput: 171, Seconds: 10},
+		{Target: "captioner", Round: 3, Clients: 16, Throughput: 200, Seconds: 5}, // ended early at -max-requests
+		{Target: "merge", Round: 3, Clients: 16, Throughput: 250, Seconds: 10},
+		{Target: "captioner", Round: 3, Clients: 64, Throughput: 150, Seconds: 10}, // merge served nothing at 64 this round
+		{Target: "merge", Round: 3, Clients: 64, Throughput: 0, Seconds: 10},
 	}
 	want := []string{
 		"captioner at 16 clients (round 1): 90.0% of merge's requests/s (180.0 vs 200.0)",
 		"captioner at 16 clients (round 2): 90.0% of merge's requests/s (171.0 vs 190.0)",
 		"captioner at 16 clients (round 3): 80.0% of merge's requests/s (200.0 vs 250.0)",
-		"captioner at 16 clients over 3 rounds: 86.1% of merge's requests/s (rounds 80.0%-90.0%)", // 551 / 640
+		// 4,510 requests in 25 s against 6,400 in 30 s: 180.4 against 213.3 requests/s
+		"captioner at 16 clients over 3 rounds: 84.6% of merge's requests/s (rounds 80.0%-90.0%)",
 	}
 	if got := r.lines(levels, true); !slices.Equal(got, want) {
 		t.Errorf("lines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -16,12 +16,12 @@ func attentionSizes(op string, rows, perImage, regions, dim int) int {
 
 // attentionOperands checks the sizes and the operands AttentionScores and
 // AttentionScoresExp share, and returns the operands' floats: scores (rows,
-// regions), the images' regions p (pf or its exponential ep: images, regions,
-// dim), q (rows, dim) and v (dim).
-func (d *Device) attentionOperands(op string, scores, p, q, v gpu.Buf, rows, perImage, regions, dim int) (s, ps, qs, vs []float32) {
+// regions), the images' regions p (pf, or its exponential ep: pName; images,
+// regions, dim), q (rows, dim) and v (dim).
+func (d *Device) attentionOperands(op, pName string, scores, p, q, v gpu.Buf, rows, perImage, regions, dim int) (s, ps, qs, vs []float32) {
 	B := attentionSizes(op, rows, perImage, regions, dim)
 	return d.need(scores, rows*regions, op+" scores (rows, regions)"),
-		d.need(p, B*regions*dim, op+" regions (images, regions, dim)"),
+		d.need(p, B*regions*dim, op+" "+pName+" (images, regions, dim)"),
 		d.need(q, rows*dim, op+" q (rows, dim)"),
 		d.need(v, dim, op+" v (dim)")
 }
@@ -29,7 +29,7 @@ func (d *Device) attentionOperands(op string, scores, p, q, v gpu.Buf, rows, per
 // AttentionScores writes scores (rows, regions) = tanh(pf[r/perImage] + q[r]) · v,
 // and the tanh into e when it is not nil (see gpu.Device).
 func (d *Device) AttentionScores(scores, e, pf, q, v gpu.Buf, rows, perImage, regions, dim int) {
-	s, ps, qs, vs := d.attentionOperands("AttentionScores", scores, pf, q, v, rows, perImage, regions, dim)
+	s, ps, qs, vs := d.attentionOperands("AttentionScores", "pf", scores, pf, q, v, rows, perImage, regions, dim)
 	var es []float32
 	if e != nil {
 		es = d.need(e, rows*regions*dim, "AttentionScores e (rows, regions, dim)")
@@ -69,7 +69,7 @@ func (d *Device) AttentionExp(ep, pf gpu.Buf, n int) {
 // AttentionScoresExp writes AttentionScores' scores from ep = AttentionExp(pf)
 // (see gpu.Device).
 func (d *Device) AttentionScoresExp(scores, ep, q, v gpu.Buf, rows, perImage, regions, dim int) {
-	s, ps, qs, vs := d.attentionOperands("AttentionScoresExp", scores, ep, q, v, rows, perImage, regions, dim)
+	s, ps, qs, vs := d.attentionOperands("AttentionScoresExp", "ep", scores, ep, q, v, rows, perImage, regions, dim)
 	if len(d.expQ) < len(qs) {
 		d.expQ = make([]float32, len(qs))
 	}

@@ -85,7 +85,7 @@ func model(dir, shipped, exe, share string) (string, error) {
 		looked = " (looked in " + strings.Join(cands, ", ") + ")"
 	}
 	if found := shippedModels(shipped, exe, share); len(found) > 0 {
-		return "", fmt.Errorf("model folder %s not found%s: give the folder of a trained model; the shipped ones are %s", dir, looked, strings.Join(found, ", "))
+		return "", fmt.Errorf("model folder %s not found%s: give the folder of a trained model; the caption models beside the shipped one are %s", dir, looked, strings.Join(found, ", "))
 	}
 	return "", fmt.Errorf("model folder %s not found%s: give the folder of a trained model, or install the shipped one with `make install`", dir, looked)
 }
@@ -101,17 +101,18 @@ func installed(dir, exe, share string) []string {
 	return append(out, filepath.Join(share, dir))
 }
 
-// shippedModels lists the caption models (folders holding a config.json) of
-// the first folder holding the shipped model's that has any, looked for as
-// the shipped model is, each as a path to give: a user who mistyped a model
-// folder learns which there are.
+// shippedModels lists the caption models (folders holding a decoder's
+// config.json and weights, decoder.ConfigFile and WeightsFile) in the first
+// of the places the shipped model's folder is looked for that has any, each
+// as a path to give: a user who mistyped a model folder learns which there
+// are.
 func shippedModels(shipped, exe, share string) []string {
 	parent := filepath.Dir(shipped)
 	for _, d := range append([]string{parent}, installed(parent, exe, share)...) {
 		entries, _ := os.ReadDir(d)
 		var out []string
 		for _, e := range entries {
-			if _, err := os.Stat(filepath.Join(d, e.Name(), "config.json")); err == nil {
+			if isFile(filepath.Join(d, e.Name(), "config.json")) && isFile(filepath.Join(d, e.Name(), "decoder.safetensors")) {
 				out = append(out, filepath.Join(d, e.Name()))
 			}
 		}
@@ -152,4 +153,9 @@ func executableDir() (string, error) {
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }

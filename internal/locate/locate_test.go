@@ -53,17 +53,23 @@ func TestModelNotFoundNamesTheFlag(t *testing.T) {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
 	// Where the shipped models are, the error lists them (folders holding a
-	// config.json), as paths to give.
+	// decoder's config.json and weights), as paths to give; a folder of
+	// something else with a config.json is not one.
 	share := filepath.Join(root, "share")
-	for _, m := range []string{"flickr8k-attention", "flickr8k-merge-lstm"} {
+	for _, m := range []string{"flickr8k-attention", "flickr8k-merge-lstm", "other"} {
 		mkdirs(t, filepath.Join(share, "models", m))
-		if err := os.WriteFile(filepath.Join(share, "models", m, "config.json"), []byte("{}"), 0o644); err != nil {
-			t.Fatal(err)
+		files := []string{"config.json", "decoder.safetensors"}
+		if m == "other" {
+			files = files[:1]
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(share, "models", m, f), []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	mkdirs(t, filepath.Join(share, "models", "notes"))
 	_, err = model("nosuchmodel", shipped, "", share)
-	want = "model folder nosuchmodel not found: give the folder of a trained model; the shipped ones are " +
+	want = "model folder nosuchmodel not found: give the folder of a trained model; the caption models beside the shipped one are " +
 		filepath.Join(share, "models", "flickr8k-attention") + ", " + filepath.Join(share, "models", "flickr8k-merge-lstm")
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
