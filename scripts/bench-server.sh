@@ -60,12 +60,14 @@ fi
 # -pid gives each level the server's CPU-ms per request and the CPU account;
 # -relative prints the default (attention) model's requests/s as a share of the
 # merge model's in the same server (issue 12: within 15%).
-# -rounds 2 runs the levels twice, the second round with the targets in reverse
-# order, and gives ratios per round: a target's figure moves 5-10% with what ran
-# just before it.
+# -rounds 4 runs the levels four times, every second round with the targets in
+# reverse order, and gives ratios per round and over the four: a target's figure
+# moves 5-10% with what ran just before it and with the machine's phases, so one
+# round's share of another target's swung 78-106% where four rounds' together
+# stayed within 87-93% (2026-12-06). 10 s a level (about 23 minutes in all).
 # -warmup-for: PyTorch at its best traces its encoder once per batch size; its
 # first minute at a new size is tracing, not serving.
 bin/loadgen -target captioner=http://127.0.0.1:$cap_port -target greedy=http://127.0.0.1:$cap_port?beam=1 \
 	-target merge="http://127.0.0.1:$cap_port?model=flickr8k-merge-lstm" \
 	-target int8=http://127.0.0.1:$int8_port -target int8-merge="http://127.0.0.1:$int8_port?model=flickr8k-merge-lstm" "${f32[@]}" "${flask[@]}" "${cpu[@]}" \
-	-relative captioner=merge -relative int8=int8-merge -warmup-for 30s -clients 1,16,64 -duration 15s -rounds 2 "$@"
+	-relative captioner=merge -relative int8=int8-merge -warmup-for 30s -clients 1,16,64 -duration 10s -rounds 4 "$@"
