@@ -93,7 +93,7 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  objective: cider\n", "config: train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. runs/attention/model)"},
 		{"train:\n  mirror: true\n  finetune_blocks: 2\n", "config: train.mirror with train.finetune_blocks 2; mirrored photos come from extract --mirror's cached features, which a fine-tuned encoder does not read: set one of them off"},
 		{"train:\n  objective: cider\n  init: runs/a/model\n  teacher: runs/t\n", "config: train.teacher: runs/t with train.objective cider; a teacher's captions are cross-entropy targets: distil with train.objective xe, then fine-tune that model with cider $FILE"},
-		{"train:\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others $FILE"},
+		{"train:\n  objective: cider\n  init: runs/a/model\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others $FILE"},
 		{"train:\n  feature_dropout: 1\n", "config: train.feature_dropout: 1 is outside [0, 1); 0 keeps every feature $FILE"},
 		{"train:\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch merge, train.objective xe, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0 $FILE"},
 		{"train:\n  xe_weight: -0.1\n", "config: train.xe_weight: -0.1 is negative; 0 trains on the rewards alone $FILE"},
@@ -106,6 +106,10 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		if err == nil || err.Error() != want {
 			t.Errorf("%q: got %v, want %q", tc.yaml, err, want)
 		}
+	}
+	// Cross-entropy draws no samples: a batch smaller than train.samples is fine.
+	if _, err := load(t, writeYAML(t, "train:\n  batch_size: 1\n")); err != nil {
+		t.Errorf("batch_size 1 with objective xe: %v", err)
 	}
 }
 

@@ -209,7 +209,9 @@ func (c Train) validate() []error {
 	if c.Objective == "cider" && c.Init == "" {
 		errs = append(errs, fmt.Errorf("train.init: empty with train.objective cider; self-critical training fine-tunes a trained model: name its folder (e.g. runs/attention/model)"))
 	}
-	if c.Samples < 2 || c.Samples > c.BatchSize {
+	// Samples are drawn by the cider objective alone: cross-entropy trains at
+	// any batch size, 1 included.
+	if c.Objective == "cider" && (c.Samples < 2 || c.Samples > c.BatchSize) {
 		errs = append(errs, fmt.Errorf("train.samples: %d is outside 2..train.batch_size (%d); each sample's baseline is the mean of the others", c.Samples, c.BatchSize))
 	}
 	if c.FeatureDropout < 0 || c.FeatureDropout >= 1 {

@@ -30,7 +30,12 @@ type state struct {
 	// Examples is examplesDigest of the training examples (empty in
 	// checkpoints from before it): the dataset, its cleaning and a teacher's
 	// captions (train.teacher) must be the same to resume.
-	Examples   string       `json:"examples,omitempty"`
+	Examples string `json:"examples,omitempty"`
+	// Settings and Rates are the run's other settings (nil in checkpoints
+	// from before them): a resumed run keeps the Settings; its Rates may
+	// change, and resume logs how.
+	Settings   *runSettings `json:"settings,omitempty"`
+	Rates      *rates       `json:"rates,omitempty"`
 	Epoch      int          `json:"epoch"` // epochs completed
 	Step       int          `json:"step"`  // optimiser steps taken
 	BestEpoch  int          `json:"best_epoch"`

@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/progress"
 )
 
@@ -26,6 +29,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	if err := r.resume(); err != nil {
 		return nil, err
 	}
+	if err := saveVocab(o); err != nil {
+		return nil, err
+	}
 	for !r.st.Stopped && r.st.Epoch < o.Epochs {
 		start := time.Now()
 		stats, err := r.epoch(ctx)
@@ -34,6 +40,9 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		}
 		if stats.DevLoss, stats.BLEU, err = r.evaluate(ctx); err != nil {
 			return nil, err
+		}
+		if math.IsNaN(stats.DevLoss) || math.IsInf(stats.DevLoss, 0) {
+			return nil, fmt.Errorf("train: dev loss %v after epoch %d: the weights diverged; nothing of the epoch was saved, and the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", stats.DevLoss, stats.Epoch, r.st.Epoch)
 		}
 		stats.Seconds = time.Since(start).Seconds()
 		note, err := r.selectModel(stats)
@@ -51,6 +60,21 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		}
 	}
 	return r.result(), nil
+}
+
+// saveVocab writes the vocabulary into the model folders, once the run is
+// sure to go on: a run that resume refuses leaves a finished run's model as
+// it was.
+func saveVocab(o Options) error {
+	for _, dir := range []string{ModelDir(o.Out), LastDir(o.Out)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		if err := o.Vocab.Save(filepath.Join(dir, pipeline.VocabFile)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // run is one training run: the model, its optimiser state and weight average, the
@@ -125,7 +149,8 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	r := &run{o: o, dev: dev, cfg: cfg, featDim: featDim, ckpt: filepath.Join(o.Out, CheckpointFile),
-		st:      &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks, Mirror: o.Mirror, Examples: examplesDigest(trn.Examples)},
+		st: &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks, Mirror: o.Mirror,
+			Examples: examplesDigest(trn.Examples), Settings: settingsOf(o, trn, dv), Rates: ratesOf(o)},
 		sampled: o.Objective == "cider", dv: dv, devEx: truncate(dv.Examples, o.MaxLen)}
 	ok := false
 	defer func() {
@@ -237,6 +262,9 @@ func (r *run) resume() error {
 			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), saved.FinetuneBlocks, saved.Mirror, r.cfg, o.Seed, objectiveName(o.Objective), o.FinetuneBlocks, o.Mirror)
 	case saved.Examples != "" && saved.Examples != r.st.Examples:
 		return fmt.Errorf("train: checkpoint %s was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out", r.ckpt)
+	case saved.Settings != nil && len(changes(saved.Settings, r.st.Settings)) > 0:
+		return fmt.Errorf("train: checkpoint %s was made with other settings than this run asks for: %s; resume with the checkpoint's (only train.epochs, train.patience and the optimiser's train.lr, lr_decay, weight_decay, finetune_lr and clip may change), or choose another --out",
+			r.ckpt, strings.Join(changes(saved.Settings, r.st.Settings), ", "))
 	}
 	if r.tuned != nil {
 		if err := r.tuned.resume(encoderCheckpoint(o.Out, saved.Epoch), saved.Epoch); err != nil {
@@ -260,6 +288,15 @@ func (r *run) resume() error {
 			fmt.Fprintf(o.Log, "the checkpoint has no weight average: starting one from its parameters\n")
 		}
 	}
+	if saved.Settings == nil {
+		fmt.Fprintf(o.Log, "the checkpoint predates recorded settings: this run's are not checked against its\n")
+	}
+	if saved.Rates != nil {
+		for _, c := range changes(saved.Rates, r.st.Rates) {
+			fmt.Fprintf(o.Log, "resuming with %s (the checkpoint's run had the first)\n", c)
+		}
+	}
+	saved.Settings, saved.Rates = r.st.Settings, r.st.Rates
 	r.st = saved
 	best := fmt.Sprintf("dev BLEU-4 %.4f", saved.BestBLEU4)
 	if saved.bestByLoss() {
@@ -299,6 +336,9 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 		} else {
 			err = ts.Step(o.Clip, adam, forward)
 		}
+		if errors.Is(err, decoder.ErrDiverged) || errors.Is(err, encoder.ErrDiverged) {
+			return EpochStats{}, fmt.Errorf("train: epoch %d, step %d: %w; the step was not taken, and the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", epoch, ts.Steps()+1, err, r.st.Epoch)
+		}
 		if err != nil {
 			return EpochStats{}, err
 		}
@@ -325,7 +365,7 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 	tokRate := float64(lossTok) / time.Since(start).Seconds()
 	bar.Finish()
 	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
-		return EpochStats{}, fmt.Errorf("train: loss diverged (%v) in epoch %d; lower train.lr or train.clip", lossSum, epoch)
+		return EpochStats{}, fmt.Errorf("train: loss diverged (%v) in epoch %d; the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", lossSum, epoch, r.st.Epoch)
 	}
 	stats := EpochStats{Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(lossTok), TokensPerSec: tokRate}
 	if r.sampled {
@@ -392,6 +432,11 @@ func (r *run) saveEvaluated(dir string) error {
 		r.tuned.swapIn()
 		defer r.tuned.swapOut()
 		return r.tuned.save(dir)
+	}
+	// A frozen encoder's decoder beside an earlier run's tuned layers would
+	// caption through layers it was not trained on.
+	if err := os.Remove(filepath.Join(dir, encoder.TunedFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("train: %w", err)
 	}
 	return nil
 }

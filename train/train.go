@@ -40,6 +40,8 @@ func (s *Split) Images() int { return len(s.Refs) }
 // tokens have text's fixed ids.
 type Vocab interface {
 	Size() int
+	// Save writes the vocabulary where the run's models go (pipeline.VocabFile).
+	Save(path string) error
 	// Words are the words of generated token ids (the sampled captions'
 	// rewards, the dev evaluation's captions).
 	pipeline.Vocab

@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,8 +18,10 @@ import (
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/safetensors"
 	"github.com/captioner/captioner/text"
 )
@@ -27,6 +30,16 @@ import (
 type synthVocab struct{ n int }
 
 func (v synthVocab) Size() int { return v.n + 4 }
+
+// Save writes the words, one a line: the run writes its vocabulary beside
+// its models.
+func (v synthVocab) Save(path string) error {
+	words := make([]string, v.Size())
+	for i := range words {
+		words[i] = v.Word(i)
+	}
+	return os.WriteFile(path, []byte(strings.Join(words, "\n")+"\n"), 0o644)
+}
 func (v synthVocab) Word(id int) string {
 	if id < 4 {
 		return [...]string{"<pad>", "<start>", "<end>", "<unk>"}[id]
@@ -162,17 +175,25 @@ func TestTrainingLearnsSyntheticCaptions(t *testing.T) {
 	}
 }
 
-func TestCorruptCheckpointIsRejected(t *testing.T) {
-	dev := cpu.New(1)
-	defer dev.Close()
-	out := t.TempDir()
-	o := synthOptions(out, 1)
+// finishedRun trains a synthetic run of one epoch on images train images into a
+// fresh folder (o.Out) and returns what a test needs to run there again.
+func finishedRun(t *testing.T, images int) (dev gpu.Device, o Options, trn, dv *Split) {
+	t.Helper()
+	dev = cpu.New(1)
+	t.Cleanup(func() { dev.Close() })
+	o = synthOptions(t.TempDir(), 1)
 	o.Log = &bytes.Buffer{}
 	v := o.Vocab.(synthVocab)
-	if _, err := Run(context.Background(), dev, o, synthSplit(24, 1, v), synthSplit(6, 2, v)); err != nil {
+	trn, dv = synthSplit(images, 1, v), synthSplit(6, 2, v)
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(out, CheckpointFile)
+	return dev, o, trn, dv
+}
+
+func TestCorruptCheckpointIsRejected(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	path := filepath.Join(o.Out, CheckpointFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +203,7 @@ func TestCorruptCheckpointIsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Resume = true
-	_, err = Run(context.Background(), dev, o, synthSplit(24, 1, v), synthSplit(6, 2, v))
+	_, err = Run(context.Background(), dev, o, trn, dv)
 	if err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("resume from a corrupted checkpoint: got %v, want a corrupt-checkpoint error", err)
 	}
@@ -363,5 +384,89 @@ func TestSelfCriticalRaisesReward(t *testing.T) {
 	bad.Log, bad.Objective, bad.Init, bad.Samples, bad.Hidden = &log, "cider", start.ModelDir, 4, 8
 	if _, err := Run(context.Background(), dev, bad, trn, dv); err == nil || !strings.Contains(err.Error(), "train.init: "+start.ModelDir+" has the architecture") {
 		t.Errorf("init from another architecture: got %v", err)
+	}
+}
+
+// TestRefusedRunLeavesTheModel: a run that resume refuses (a checkpoint in
+// --out without --resume) writes nothing: the finished run's vocabulary is as
+// it was, where it used to be overwritten before the refusal.
+func TestRefusedRunLeavesTheModel(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	vocabPath := filepath.Join(ModelDir(o.Out), pipeline.VocabFile)
+	before, err := os.ReadFile(vocabPath)
+	if err != nil {
+		t.Fatalf("the run wrote no vocabulary beside its model: %v", err)
+	}
+	o.Vocab = synthVocab{n: 20}
+	if _, err := Run(context.Background(), dev, o, trn, dv); err == nil || !strings.Contains(err.Error(), "already holds a checkpoint") {
+		t.Fatalf("a second run into the same --out: %v, want it refused", err)
+	}
+	if after, _ := os.ReadFile(vocabPath); !bytes.Equal(before, after) {
+		t.Errorf("the refused run rewrote %s", vocabPath)
+	}
+}
+
+// TestResumeKeepsTheRunsSettings: resuming with another batch size or
+// evaluation beam is refused, naming them; another learning rate is taken,
+// and said.
+func TestResumeKeepsTheRunsSettings(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	o.Resume, o.Epochs = true, 2
+	other := o
+	other.BatchSize, other.EvalBeam = 8, 2
+	if _, err := Run(context.Background(), dev, other, trn, dv); err == nil || !strings.Contains(err.Error(), "other settings than this run asks for: train.batch_size 16 -> 8, train.eval_beam 1 -> 2;") {
+		t.Errorf("resume with another batch size and eval beam: %v, want both named", err)
+	}
+	if _, err := Run(context.Background(), dev, o, synthSplit(24, 3, o.Vocab.(synthVocab)), dv); err == nil || !strings.Contains(err.Error(), "the features (train.features") {
+		t.Errorf("resume on other features: %v, want it refused", err)
+	}
+	var log bytes.Buffer
+	o.Log, o.LR = &log, 0.005
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatalf("resume with another learning rate: %v", err)
+	}
+	if !strings.Contains(log.String(), "resuming with train.lr 0.01 -> 0.005") {
+		t.Errorf("the log does not say the learning rate changed:\n%s", log.String())
+	}
+}
+
+// TestFrozenRunRemovesStaleTunedEncoder: a fresh run without fine-tuning
+// into a folder whose model has an earlier run's tuned encoder layers (its
+// checkpoint deleted to start over) removes them, or its decoder would
+// caption through layers it was not trained on.
+func TestFrozenRunRemovesStaleTunedEncoder(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	stale := filepath.Join(ModelDir(o.Out), encoder.TunedFile)
+	if err := os.WriteFile(stale, []byte("an earlier run's layers"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(o.Out, CheckpointFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is still there after a frozen run (%v)", stale, err)
+	}
+}
+
+// TestDivergingStepIsNotTaken: a learning rate that blows the weights up
+// stops the run at the first step whose gradients are not finite, before
+// its update, and leaves the last epoch's checkpoint as it was.
+func TestDivergingStepIsNotTaken(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 48)
+	ckpt := filepath.Join(o.Out, CheckpointFile)
+	before, err := os.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Resume, o.Epochs, o.LR, o.Clip = true, 2, 1e30, 0
+	_, err = Run(context.Background(), dev, o, trn, dv)
+	if !errors.Is(err, decoder.ErrDiverged) || !strings.Contains(err.Error(), "the step was not taken, and the checkpoint of epoch 1 is intact") {
+		t.Fatalf("a learning rate of 1e30: %v, want the run stopped at a diverging step", err)
+	}
+	if after, _ := os.ReadFile(ckpt); !bytes.Equal(before, after) {
+		t.Error("the diverged run changed the checkpoint")
 	}
 }

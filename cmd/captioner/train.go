@@ -45,7 +45,11 @@ needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleanin
   curves.csv              loss and BLEU per epoch
   curves.png, curves.svg  the same as charts
 Stops after train.epochs, or after train.patience epochs without a better dev
-BLEU-4 (or dev loss). After a crash or kill, run the same command with --resume.
+BLEU-4 (or dev loss). After a crash or kill, run the same command with --resume:
+changed settings are refused, named, except train.epochs, train.patience and the
+optimiser's rates (lr, lr_decay, weight_decay, finetune_lr, clip), which it logs.
+A step whose gradients are not finite (a diverging loss) is not taken: the run
+stops, the last epoch's checkpoint intact, to be resumed at a lower train.lr.
 
 --finetune-blocks N also trains the encoder's last N inverted-residual blocks and
 its head convolution, at --finetune-lr. The activations below them are computed
@@ -209,14 +213,6 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		}
 		unknown := distil(trn, caps, vocab)
 		fmt.Fprintf(log, "teacher %s: its captions of the %d train images are training targets too (%d of their words outside the vocabulary, trained as <unk>)\n", tc.Teacher, len(caps), unknown)
-	}
-	for _, dir := range []string{train.ModelDir(tc.Out), train.LastDir(tc.Out)} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		if err := vocab.Save(filepath.Join(dir, pipeline.VocabFile)); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(log, "training on %s, writing to %s\n", dev.Name(), tc.Out)
 

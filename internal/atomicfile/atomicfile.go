@@ -1,12 +1,14 @@
 // Package atomicfile writes files so that readers, and a process killed mid-write,
 // never see half of one: the bytes go to a temporary file in the same folder, which
-// is synced and then renamed over the destination.
+// is synced and then renamed over the destination, and the folder is synced so
+// that the rename outlives a power cut.
 package atomicfile
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFile writes b to path atomically with mode 0644 (os.CreateTemp would leave
@@ -25,5 +27,21 @@ func WriteFile(path string, b []byte) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	return nil
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir flushes dir's entries: the rename is one, and until it reaches the
+// disk a power cut can bring the old file back (a training run would then
+// find its previous checkpoint beside files of the next epoch). A file
+// system that cannot sync a folder (EINVAL) keeps it as it can.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if errors.Is(err, syscall.EINVAL) {
+		err = nil
+	}
+	return errors.Join(err, d.Close())
 }
