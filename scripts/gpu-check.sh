@@ -104,9 +104,17 @@ if [[ -n $emulated ]]; then
 else
 	mode=gpu
 	scale() { echo "$1"; }
-	# The driver's libcuda.so.1, where containers mount it outside the loader's cache.
-	if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
-		for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/wsl/lib /usr/lib64 /usr/local/cuda/compat; do
+	# The Go binaries are built on Debian 12 and need glibc 2.34 or newer
+	# (gpu/README.md): say so up front, not once per failing step.
+	glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+	if [[ -n $glibc ]] && ! printf '2.34\n%s\n' "$glibc" | sort -V -C; then
+		echo "gpu-check: this machine's glibc is $glibc, and the bundle's binaries need 2.34 or newer: the Go steps will not start (\"GLIBC_2.34 not found\"); build the bundle where glibc is at most $glibc, or run this in a container with a newer one" >&2
+	fi
+	# The driver's libcuda.so.1, where containers mount it outside the loader's
+	# cache. ldconfig by path: a user's PATH may lack /sbin. Not the toolkit's
+	# compat/ libcuda: older than the kernel module, cuInit fails with 803.
+	if ! { /sbin/ldconfig -p 2>/dev/null || ldconfig -p 2>/dev/null; } | grep -q 'libcuda\.so\.1 '; then
+		for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/wsl/lib /usr/lib64; do
 			[[ -e $d/libcuda.so.1 ]] && export LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} && break
 		done
 	fi

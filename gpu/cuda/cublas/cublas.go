@@ -37,17 +37,24 @@ var Sonames = []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11"}
 // LD_LIBRARY_PATH); configuration key cuda.library_path sets it too.
 const LibraryPathEnv = "CAPTIONER_CUDA_LIBRARY_PATH"
 
-// UsualDirs are the folders where CUDA toolkits and Python's nvidia-cublas
-// wheels put cuBLAS, searched after the dynamic loader's own path. Patterns are
-// expanded, newest version first.
+// UsualDirs are the folders where CUDA toolkits and Python's cuBLAS wheels put
+// cuBLAS, searched after the dynamic loader's own path: nvidia-cublas-cu11 and
+// -cu12 unpack to nvidia/cublas/lib, CUDA 13's nvidia-cublas to nvidia/cu13/lib,
+// in the system Pythons' and conda's (NVIDIA's and PyTorch's images) package
+// folders. Patterns are expanded, newest version first.
 var UsualDirs = []string{
 	"/usr/local/cuda/lib64",
 	"/usr/local/cuda/targets/x86_64-linux/lib",
 	"/usr/local/cuda-*/lib64",
 	"/opt/cuda/lib64",
+	"/usr/local/lib/python3*/dist-packages/nvidia/cu13/lib",
+	"/usr/local/lib/python3*/site-packages/nvidia/cu13/lib",
+	"/usr/lib/python3/dist-packages/nvidia/cu13/lib",
+	"/opt/conda/lib/python3*/site-packages/nvidia/cu13/lib",
 	"/usr/local/lib/python3*/dist-packages/nvidia/cublas/lib",
 	"/usr/local/lib/python3*/site-packages/nvidia/cublas/lib",
 	"/usr/lib/python3/dist-packages/nvidia/cublas/lib",
+	"/opt/conda/lib/python3*/site-packages/nvidia/cublas/lib",
 }
 
 // Library is a loaded cuBLAS.
