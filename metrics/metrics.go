@@ -4,8 +4,13 @@
 // cider_scorer.py and rouge.py) computes them, on captions that are already tokenised.
 //
 // The numbers depend on tokenisation: coco-caption runs the PTB tokenizer,
-// which keeps "a" and numbers, while text.Clean (the seed notebook's cleaning)
-// drops them. Report which references were used beside any score.
+// which keeps "a" and numbers, as the standard cleaning does and the seed
+// notebook's does not; report which references were used beside any score.
+// The standard cleaning deletes punctuation inside a word where the PTB
+// tokenizer splits it off or keeps it ("man's" is mans, not man 's;
+// "t-shirt" tshirt): 158 of the 5,000 dev references tokenise differently,
+// which moves the shipped model's dev CIDEr-D by about 1e-4 and its BLEU and
+// ROUGE-L by less than 1e-6 (2026-12-06).
 package metrics
 
 import (
