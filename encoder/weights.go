@@ -55,7 +55,8 @@ func (c *Config) GridSize() int {
 }
 
 // ID identifies the features this encoder computes: weights and code version.
-// Feature caches are keyed by it.
+// Feature caches are keyed by it, and by what else of the build and
+// configuration moves the features (captioner's featuresID).
 func (c *Config) ID() string {
 	sha := c.SourceSHA
 	if len(sha) > 16 {

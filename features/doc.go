@@ -6,9 +6,12 @@
 // A store is one folder per encoder, <root>/<encoder ID>/ (see Dir), so features
 // of different weights or encoder versions never mix and a stale cache is never
 // read: the encoder ID (encoder.Config.ID: the TFLite file's SHA-256 and
-// encoder.Version) names the folder and is recorded in its manifest, which Open
-// checks. Inside:
+// encoder.Version; captioner adds -gojpeg for a build without libjpeg-turbo and
+// -tf32 for cuda.tf32, which move the features too) names the folder and is
+// recorded in its manifest, which Open checks. One process writes a store at a
+// time: Create holds an flock on its lock file until Close. Inside:
 //
+//	lock           the writers' flock (empty)
 //	manifest.json  {"format": "captioner-features/1", "encoder": ID, "dim": 1280,
 //	               "grid": [7, 7, 1280] or null}
 //	pooled.f32     record r at byte r*dim*4: dim float32, little-endian

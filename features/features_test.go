@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -224,5 +225,65 @@ func TestDefaultRootPerDataset(t *testing.T) {
 	b, _ := DefaultRoot("/data/b/mydata")
 	if a == b {
 		t.Errorf("two datasets named mydata share the root %s", a)
+	}
+}
+
+// TestOneWriterAtATime: a second Create of a store another writer holds is
+// refused, saying what holds it; once the first closes, it goes ahead.
+func TestOneWriterAtATime(t *testing.T) {
+	dir := Dir(t.TempDir(), "enc-1")
+	m := Manifest{Encoder: "enc-1", Dim: 4}
+	first, err := Create(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "features: " + dir + " is being written by another process (another captioner extract, or train --finetune-blocks caching activations); wait for it to end, or write elsewhere with --out"
+	if _, err := Create(dir, m); err == nil || err.Error() != want {
+		t.Fatalf("a second writer: %v, want %q", err, want)
+	}
+	if err := first.Add([]Item{item("a.jpg", "AAAA", 4, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	second, err := Create(dir, m)
+	if err != nil {
+		t.Fatalf("after the first writer closed: %v", err)
+	}
+	defer second.Close()
+	if second.Len() != 1 {
+		t.Errorf("the second writer sees %d records, want the first's 1", second.Len())
+	}
+}
+
+// TestHasWhileAdding: extract asks Has of the next batch while Add stores the
+// previous one; before Has took a lock, that was a concurrent map read and
+// write, which the Go runtime ends the process for.
+func TestHasWhileAdding(t *testing.T) {
+	s, err := Create(Dir(t.TempDir(), "enc-1"), Manifest{Encoder: "enc-1", Dim: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // asks until the adding ends
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+				s.Has(hash(strconv.Itoa(i % 300)))
+			}
+		}
+	}()
+	for i := range 300 {
+		if err := s.Add([]Item{item(strconv.Itoa(i)+".jpg", strconv.Itoa(i), 4, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+	if !s.Has(hash("299")) {
+		t.Error("the last item added is not in the store")
 	}
 }

@@ -15,8 +15,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/captioner/captioner/assets"
+	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/internal/f16"
 )
 
@@ -62,20 +65,23 @@ type Item struct {
 }
 
 // Store is a feature store. Its reading methods may be called concurrently;
-// Add and Close may not run concurrently with anything else.
+// Add and Close may not run concurrently with anything else, but for Has
+// (extract asks it of the next batch while the previous one is added).
 type Store struct {
 	dir     string
 	man     Manifest
 	gridLen int
 	pooled  []float32 // (records, Dim), every record in memory
 	hashes  []string  // record -> content hash
-	byHash  map[string]int
+	hashMu  sync.RWMutex
+	byHash  map[string]int // guarded by hashMu where Add writes it
 	byName  map[string]int
 	names   []string // in index order, each once
 	grid    *os.File // nil without grids
 
 	// Open for writing (Create) only:
 	pooledW, indexW *os.File
+	lock            *os.File // lockDir's
 }
 
 // DefaultRoot is where captioner extract puts the feature stores of dataset
@@ -134,14 +140,51 @@ func Create(dir string, m Manifest) (*Store, error) {
 	if m.Dim <= 0 || m.Encoder == "" {
 		return nil, fmt.Errorf("features: manifest needs an encoder ID and a positive dim, got %+v", m)
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := create(dir, m)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// lockFile is the file a writer of a store holds an exclusive flock on.
+const lockFile = "lock"
+
+// lockDir takes the write lock of the store in dir, which no other process
+// can take while this one holds it: two writers appending to one store
+// would write over each other's records (and one photo's name could end up
+// on another's features). Close releases it; so does the process's end.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("features: %s is being written by another process (another captioner extract, or train --finetune-blocks caching activations); wait for it to end, or write elsewhere with --out", dir)
+		}
+		return nil, fmt.Errorf("features: locking %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// create is Create once the store's lock is held.
+func create(dir string, m Manifest) (*Store, error) {
 	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("features: %w", err)
-		}
 		mb, _ := json.MarshalIndent(m, "", " ")
-		if err := os.WriteFile(filepath.Join(dir, manifestFile), append(mb, '\n'), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, manifestFile), append(mb, '\n')); err != nil {
 			return nil, fmt.Errorf("features: %w", err)
 		}
 	case err != nil:
@@ -273,7 +316,12 @@ func (s *Store) parseIndex(b []byte) error {
 	return nil
 }
 
-func (s *Store) has(hash string) bool { _, ok := s.byHash[hash]; return ok }
+func (s *Store) has(hash string) bool {
+	s.hashMu.RLock()
+	defer s.hashMu.RUnlock()
+	_, ok := s.byHash[hash]
+	return ok
+}
 
 func isHash(h string) bool {
 	b, err := hex.DecodeString(h)
@@ -479,6 +527,8 @@ func (s *Store) Add(items []Item) error {
 		return err
 	}
 	// Only now are the new records part of the store.
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
 	for _, it := range items {
 		if r, ok := newRec[it.Hash]; ok && r == len(s.hashes) {
 			s.hashes = append(s.hashes, it.Hash)
@@ -505,11 +555,11 @@ func writeSync(f *os.File, b []byte) error {
 // Close closes the store's files.
 func (s *Store) Close() error {
 	var errs []error
-	for _, f := range []*os.File{s.grid, s.pooledW, s.indexW} {
+	for _, f := range []*os.File{s.grid, s.pooledW, s.indexW, s.lock} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}
 	}
-	s.grid, s.pooledW, s.indexW = nil, nil, nil
+	s.grid, s.pooledW, s.indexW, s.lock = nil, nil, nil, nil
 	return errors.Join(errs...)
 }

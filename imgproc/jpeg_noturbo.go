@@ -19,3 +19,7 @@ func turboEncodeJPEG(*image.RGBA, int) []byte { return nil }
 
 // turboJPEG says this build decodes JPEGs with libjpeg-turbo where it can.
 const turboJPEG = false
+
+// JPEGDecoder names what decodes JPEGs in this build: features computed from
+// the same photo differ by decoder, so feature stores are keyed by it.
+const JPEGDecoder = "image/jpeg"

@@ -150,3 +150,7 @@ func turboEncodeJPEG(m *image.RGBA, quality int) []byte {
 
 // turboJPEG says this build decodes JPEGs with libjpeg-turbo where it can.
 const turboJPEG = true
+
+// JPEGDecoder names what decodes JPEGs in this build: features computed from
+// the same photo differ by decoder, so feature stores are keyed by it.
+const JPEGDecoder = "libjpeg-turbo"

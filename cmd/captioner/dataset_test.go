@@ -13,6 +13,7 @@ import (
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/internal/testassets"
 )
 
@@ -101,7 +102,7 @@ func TestExtractNamesFewFailures(t *testing.T) {
 	rootCmd.SetOut(&bytes.Buffer{})
 	rootCmd.SetArgs([]string{"extract", "--device", "cpu", "--assets", assets, "--data", "", "--images", t.TempDir(), "--split", "dev", "--out", t.TempDir(), "--grid=false"})
 	err := rootCmd.Execute()
-	if err == nil || err.Error() != "1000 of 1000 images could not be read (the first listed above); the others are stored" {
+	if err == nil || err.Error() != "1000 of 1000 images could not be read (the first listed above); the others are stored; replace or remove those files (and their lines in the dataset's split lists): train and eval refuse images without features, and extract reports them again on every run" {
 		t.Errorf("error %v", err)
 	}
 	if n := strings.Count(log.String(), "extract: skipping "); n != shownFailures {
@@ -181,8 +182,9 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	_, err = openFeaturesOf(w, root, "")
-	want := "features: no feature store in " + features.Dir(root, w.Config.ID()) + ": run `captioner extract --out " + root +
+	id := featuresID(&config.Config{}, &w.Config)
+	_, err = openFeaturesOf(id, root, "")
+	want := "features: no feature store in " + features.Dir(root, id) + ": run `captioner extract --out " + root +
 		"` first (--grid for an attention model, --data for a dataset of your own)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
@@ -195,5 +197,37 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 		"--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
 	if want += "; or run eval --from-images, which encodes the photos instead of reading them from a cache"; err == nil || err.Error() != want {
 		t.Errorf("eval: got %v\nwant %s", err, want)
+	}
+}
+
+// TestFeaturesIDNamesWhatMovesFeatures: features decoded by Go's image/jpeg,
+// or computed with TF32 GEMMs, go to stores of their own; this build's plain
+// float32 features keep the encoder's ID, which stores made before had.
+func TestFeaturesIDNamesWhatMovesFeatures(t *testing.T) {
+	c := encoder.Config{SourceSHA: strings.Repeat("ab", 32)}
+	want := c.ID()
+	if imgproc.JPEGDecoder != "libjpeg-turbo" {
+		want += "-gojpeg"
+	}
+	if got := featuresID(&config.Config{}, &c); got != want {
+		t.Errorf("featuresID = %q, want %q (%s)", got, want, imgproc.JPEGDecoder)
+	}
+	var tf32 config.Config
+	tf32.CUDA.TF32 = true
+	if got := featuresID(&tf32, &c); got != want+"-tf32" {
+		t.Errorf("featuresID with cuda.tf32 = %q, want %q", got, want+"-tf32")
+	}
+}
+
+// TestExtractImagesNeedsOut: photos of a folder of one's own go to a cache of
+// their own; the default one is Flickr8k's, whose records a photo of the
+// same file name would take over.
+func TestExtractImagesNeedsOut(t *testing.T) {
+	resetFlags(t, "extract", "images", "out", "data")
+	dir := t.TempDir()
+	_, err := run(t, "extract", "--images", dir, "--out", "", "--data", "") // flags keep earlier tests' values
+	want := "extract: --images " + dir + " without --data or --out would write into the Flickr8k feature cache; give --out DIR for a folder of photos of your own (train and eval then read it with --features DIR)"
+	if err == nil || err.Error() != want {
+		t.Errorf("extract --images alone: %v, want %q", err, want)
 	}
 }

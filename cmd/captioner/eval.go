@@ -214,7 +214,7 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 	if err != nil {
 		return nil, err
 	}
-	store, err := openFeaturesOf(w, cfg.Train.Features, cfg.Train.Data)
+	store, err := openFeaturesOf(featuresID(cfg, &w.Config), cfg.Train.Features, cfg.Train.Data)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w; or run eval --from-images, which encodes the photos instead of reading them from a cache", err)
 	}

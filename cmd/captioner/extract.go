@@ -68,6 +68,11 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	withGrid, _ := fl.GetBool("grid")
 	mirror, _ := fl.GetBool("mirror")
 	batch, _ := fl.GetInt("batch")
+	if imagesDir != "" && root == "" && cfg.Train.Data == "" {
+		// The default root is Flickr8k's cache, whose records a photo of the
+		// same file name would take over.
+		return fmt.Errorf("extract: --images %s without --data or --out would write into the Flickr8k feature cache; give --out DIR for a folder of photos of your own (train and eval then read it with --features DIR)", imagesDir)
+	}
 	if batch <= 0 {
 		batch = cfg.Decode.BatchSize
 	}
@@ -86,12 +91,13 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	defer dev.Close()
 	defer enc.Close()
 	c := enc.Config()
-	man := features.Manifest{Encoder: c.ID(), Dim: enc.FeatureDim(), Mirrored: mirror}
+	id := featuresID(cfg, &c)
+	man := features.Manifest{Encoder: id, Dim: enc.FeatureDim(), Mirrored: mirror}
 	if withGrid {
 		g := c.GridSize()
 		man.Grid = []int{g, g, c.Head}
 	}
-	storeDir := features.Dir(root, c.ID())
+	storeDir := features.Dir(root, id)
 	if mirror {
 		storeDir = features.MirroredDir(storeDir)
 	}
@@ -142,7 +148,7 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	fmt.Fprintf(cmd.OutOrStdout(), "features: %s\n%d images (%d computed at %.1f img/s on %s, %d already cached), %d records\n",
 		store.Path(), len(files)-failed, computed, rate, dev.Name(), len(files)-failed-computed, store.Len())
 	if failed > 0 {
-		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored", failed, len(files))
+		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored; replace or remove those files (and their lines in the dataset's split lists): train and eval refuse images without features, and extract reports them again on every run", failed, len(files))
 	}
 	return nil
 }
@@ -165,6 +171,10 @@ func fillStore(ctx context.Context, log io.Writer, what string, store *features.
 	pre pipeline.Preprocessor, encode func(tensors []float32, n int, items []*features.Item) error) (computed, failed int, err error) {
 	bar := progress.New(log, what, len(files), "img")
 	batches := make(chan *extractBatch, 1) // one batch prepared while the device runs another
+	// Returning on an error cancels the preparing goroutine, which would
+	// otherwise wait forever to hand over its next batch.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go prepareBatches(ctx, batches, files, batch, pre, store)
 	done := 0
 	for b := range batches {

@@ -20,6 +20,7 @@ import (
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
@@ -185,7 +186,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err := checkFrozenInit(tc.Init); err != nil {
 			return err
 		}
-		if photos, err = openFeatures(cfg.Assets, tc.Features, tc.Data); err != nil {
+		if photos, err = openFeatures(cfg); err != nil {
 			return err
 		}
 		defer photos.Close()
@@ -275,14 +276,32 @@ func flickr8kDir(assetsDir, data string) (string, error) {
 	return filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir)), nil
 }
 
-// openFeatures opens the feature store of the default encoder in assetsDir
-// under root (extract's default root for dataset data when empty).
-func openFeatures(assetsDir, root, data string) (*features.Store, error) {
-	w, err := encoder.LoadDefault(assetsDir)
+// openFeatures opens the feature store of the default encoder in cfg.Assets
+// under cfg.Train.Features (extract's default root for dataset data when
+// empty).
+func openFeatures(cfg *config.Config) (*features.Store, error) {
+	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
 		return nil, err
 	}
-	return openFeaturesOf(w, root, data)
+	return openFeaturesOf(featuresID(cfg, &w.Config), cfg.Train.Features, cfg.Train.Data)
+}
+
+// featuresID names the store of the features encoder c computes in this
+// build and configuration: its weights and code version (encoder.Config.ID),
+// and what else moves them: Go's image/jpeg where libjpeg-turbo is not linked
+// (the purecpu and GPU-bundle builds: features 6-14% from libjpeg-turbo's on
+// Flickr8k's JPEGs), and TF32 GEMMs (cuda.tf32). Stores made before either
+// suffix keep their name.
+func featuresID(cfg *config.Config, c *encoder.Config) string {
+	id := c.ID()
+	if imgproc.JPEGDecoder != "libjpeg-turbo" {
+		id += "-gojpeg"
+	}
+	if cfg.CUDA.TF32 {
+		id += "-tf32"
+	}
+	return id
 }
 
 // featureRoot is root, or when it is empty extract's default for dataset data.
@@ -293,14 +312,14 @@ func featureRoot(root, data string) (string, error) {
 	return features.DefaultRoot(data)
 }
 
-// openFeaturesOf opens the feature store of encoder weights w under root (as
-// openFeatures), for a caller that needs the weights too.
-func openFeaturesOf(w *encoder.Weights, root, data string) (*features.Store, error) {
+// openFeaturesOf opens the feature store id (featuresID) under root (as
+// openFeatures), for a caller that has the encoder's weights already.
+func openFeaturesOf(id, root, data string) (*features.Store, error) {
 	root, err := featureRoot(root, data)
 	if err != nil {
 		return nil, err
 	}
-	dir := features.Dir(root, w.Config.ID())
+	dir := features.Dir(root, id)
 	s, err := features.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, missingStoreError{dir, root}
@@ -400,7 +419,7 @@ func checkTeacher(tc config.Train) error {
 // may not show).
 func teacherCaptions(ctx context.Context, cfg *config.Config, dev gpu.Device, imgs []text.Image) ([][]string, error) {
 	dir := cfg.Train.Teacher
-	store, err := openFeatures(cfg.Assets, cfg.Train.Features, cfg.Train.Data)
+	store, err := openFeatures(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("train.teacher: the teacher reads the cached features: %w", err)
 	}
@@ -485,7 +504,7 @@ func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev 
 	}
 	// Below the cut the weights are the ImageNet ones even when train.init
 	// tuned some (from the cut or above), so the cache is theirs.
-	id := fmt.Sprintf("%s-below-block-%d", w.Config.ID(), first)
+	id := fmt.Sprintf("%s-below-block-%d", featuresID(cfg, &w.Config), first)
 	if tc.Init != "" {
 		if path := filepath.Join(tc.Init, encoder.TunedFile); fileExists(path) {
 			var initFirst int
