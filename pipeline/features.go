@@ -221,17 +221,44 @@ func (d Decoder) words(ids []int32, names []naming) (words []string, from []int)
 	vocab := d.Vocab.Words(ids)
 	words, from = make([]string, 0, len(ids)), make([]int, 0, len(ids))
 	for k, id := range ids {
-		w := vocab[k]
+		w, guided := vocab[k], ""
 		for _, nm := range names {
 			if r, ok := nm.renamed[id]; ok {
 				w = r
 			}
+			if slices.Contains(nm.tokens, id) {
+				guided = nm.noun
+			}
+		}
+		// Guidance forced the noun after whatever article the beam had
+		// written, for the donor when there is one ("a bird", which the noun
+		// writes "an owl"), or for another word ("a atm", "a chickens"): the
+		// article decides the noun's number, and the noun the article.
+		if n := len(words); guided != "" && n > 0 && (words[n-1] == "a" || words[n-1] == "an") {
+			if w == tags.Plural(guided) {
+				w = guided
+			}
+			words[n-1] = article(w)
 		}
 		for _, f := range strings.Fields(w) {
 			words, from = append(words, f), append(from, k)
 		}
 	}
 	return words, from
+}
+
+// article is the indefinite article before word: "an" before a vowel sound,
+// told from its spelling ("an owl", "an hourglass", but "a unicycle").
+func article(word string) string {
+	switch {
+	case strings.HasPrefix(word, "hour") || strings.HasPrefix(word, "honest"):
+		return "an"
+	case strings.HasPrefix(word, "uni") || strings.HasPrefix(word, "use") || strings.HasPrefix(word, "eu") || strings.HasPrefix(word, "one"):
+		return "a"
+	case word != "" && strings.ContainsRune("aeiou", rune(word[0])):
+		return "an"
+	}
+	return "a"
 }
 
 // confidence is the geometric mean of the probabilities of the caption's

@@ -173,7 +173,7 @@ func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
 	}
 	best, bestCos := "", math.Inf(-1)
 	for m, mv := range t.vecs {
-		if m == noun || v.ID(m) == text.UnkID || strings.Contains(m, " ") {
+		if m == noun || v.ID(m) == text.UnkID || strings.Contains(m, " ") || colours[m] {
 			continue
 		}
 		if c := cosine(nv, mv); c > bestCos || (c == bestCos && m < best) {
@@ -192,6 +192,11 @@ func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
 	}
 	return n, true
 }
+
+// colours are class nouns that captions say as colours ("an orange shirt"):
+// no donor, since decoding would meet the noun's constraint with the colour
+// and write the noun there ("a black and pineapple dog").
+var colours = map[string]bool{"orange": true, "lemon": true, "lime": true}
 
 // formIDs are the token ids of noun's single-word forms in v, sorted.
 func formIDs(v Vocab, noun string) []int32 {

@@ -170,6 +170,34 @@ func TestNaming(t *testing.T) {
 	if got, from := d.words(caption, []naming{fire}); !slices.Equal(got, []string{"fire", "truck", "street"}) || !slices.Equal(from, []int{0, 0, 1}) {
 		t.Errorf("words with a phrase donor: %q from tokens %v, want fire truck street from 0 0 1", got, from)
 	}
+	// A class noun captions say as a colour is no donor: the lemon's
+	// constraint would be met by "an orange shirt" ("a lemon shirt").
+	if lemon, ok := tg.naming(v, "lemon"); ok && lemon.donor == "orange" {
+		t.Errorf("lemon's donor is orange, a colour in captions")
+	}
+	// The donor's article is the noun's: "a bird" becomes "an owl".
+	owl := naming{noun: "owl", donor: "bird", tokens: []int32{int32(v.ID("bird"))}, renamed: map[int32]string{int32(v.ID("bird")): "owl"}}
+	if got, _ := d.words([]int32{int32(v.ID("a")), int32(v.ID("bird"))}, []naming{owl}); !slices.Equal(got, []string{"an", "owl"}) {
+		t.Errorf("a bird renamed owl: %q, want an owl", got)
+	}
+	// A guided noun in the vocabulary after the beam's article: "a atm"
+	// becomes "an atm", and "a chickens" "a chicken" (the article says one).
+	id := func(w string) int32 { return int32(v.ID(w)) }
+	atm := naming{noun: "atm", tokens: []int32{id("atm")}}
+	chicken := naming{noun: "chicken", tokens: []int32{id("chicken"), id("chickens")}}
+	for _, tc := range []struct {
+		caption []int32
+		nm      naming
+		want    []string
+	}{
+		{[]int32{id("a"), id("atm"), id("sign")}, atm, []string{"an", "atm", "sign"}},
+		{[]int32{id("a"), id("chickens"), id("is"), id("running")}, chicken, []string{"a", "chicken", "is", "running"}},
+		{[]int32{id("two"), id("chickens")}, chicken, []string{"two", "chickens"}},
+	} {
+		if got, _ := d.words(tc.caption, []naming{tc.nm}); !slices.Equal(got, tc.want) {
+			t.Errorf("guided %s: %q, want %q", tc.nm.noun, got, tc.want)
+		}
+	}
 	// The API promises an attention row per word: the phrase's two words both
 	// get the donor token's row.
 	truck, street := []float32{1, 0}, []float32{0, 1}
@@ -189,6 +217,15 @@ func TestResultAlternatives(t *testing.T) {
 		r := d.result(hs[:tc.nBest], Plan{DecodeOptions: decoder.DecodeOptions{Beam: tc.beam, NBest: tc.nBest, MaxLen: 20}}, nil)
 		if len(r.Alternatives) != tc.want || (tc.want > 0 && r.Alternatives[0].Caption != r.Caption) {
 			t.Errorf("beam %d, %d asked for: alternatives %+v, want %d, the caption (%q) first", tc.beam, tc.nBest, r.Alternatives, tc.want, r.Caption)
+		}
+	}
+}
+
+func TestArticle(t *testing.T) {
+	for word, want := range map[string]string{"owl": "an", "eagle": "an", "hourglass": "an", "umbrella": "an", "iguana": "an",
+		"bird": "a", "unicycle": "a", "lemon": "a", "one-man band": "a", "European fire salamander": "a"} {
+		if got := article(word); got != want {
+			t.Errorf("article(%q) = %q, want %q", word, got, want)
 		}
 	}
 }
