@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -89,11 +90,26 @@ func (c *Config) validate() error {
 	if err := oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.nonFinite()...)
 	errs = append(errs, c.Image.validate()...)
 	errs = append(errs, c.Decode.validate()...)
 	errs = append(errs, c.Train.validate()...)
 	errs = append(errs, c.Server.validate()...)
 	return errors.Join(errs...)
+}
+
+// nonFinite refuses NaN and infinities in every number setting, which the
+// range checks cannot: NaN fails every comparison, so `x < lo || x > hi`
+// let train.lr NaN train an epoch of NaN.
+func (c *Config) nonFinite() []error {
+	var errs []error
+	v := reflect.ValueOf(c).Elem()
+	for _, st := range settings() {
+		if f := v.FieldByIndex(st.index); f.Kind() == reflect.Float64 && (math.IsNaN(f.Float()) || math.IsInf(f.Float(), 0)) {
+			errs = append(errs, fmt.Errorf("%s: %v is not a finite number", st.key, f.Float()))
+		}
+	}
+	return errs
 }
 
 // Load builds the configuration from v, which already holds any bound flags.

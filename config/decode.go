@@ -48,6 +48,10 @@ const (
 	MaxBeam       = 32  // widest beam: decode.beam and server.max_beam
 	MaxCaptionLen = 100 // longest caption in words: decode.max_len and requests' max_len
 	MaxTags       = 20  // most tags per caption: decode.tags
+	// MaxBatchSize caps decode.batch_size (and extract --batch): the encoder
+	// holds its activations for a whole batch, and a batch of 100,000 ran
+	// the process out of memory.
+	MaxBatchSize = 256
 )
 
 func decodeDefaults(v *viper.Viper) {
@@ -70,8 +74,8 @@ func (c Decode) validate() []error {
 	if c.MaxLen < 1 || c.MaxLen > MaxCaptionLen {
 		errs = append(errs, fmt.Errorf("decode.max_len: %d is outside 1..%d", c.MaxLen, MaxCaptionLen))
 	}
-	if err := positive("decode.batch_size", c.BatchSize); err != nil {
-		errs = append(errs, err)
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		errs = append(errs, fmt.Errorf("decode.batch_size: %d is outside 1..%d (images through the device at once; the encoder holds a whole batch's activations)", c.BatchSize, MaxBatchSize))
 	}
 	if c.Alpha < 0 || c.Alpha > 2 {
 		errs = append(errs, fmt.Errorf("decode.alpha: %g is outside 0..2 (length normalisation exponent)", c.Alpha))

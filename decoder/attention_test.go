@@ -388,3 +388,27 @@ func loadFlat(t *testing.T, dev gpu.Device, dir string) (*Model, []float32) {
 	}
 	return l, flat
 }
+
+// TestLoadRefusesNonFiniteWeights: a damaged weights file whose values read
+// as NaN or infinity is refused at load, naming the tensor and the file,
+// where it used to caption "<pad>." with exit status 0.
+func TestLoadRefusesNonFiniteWeights(t *testing.T) {
+	m, host, _ := peakedModel(t, tinyAttentionConfig())
+	for _, tn := range m.Cfg.Tensors() {
+		if tn.Name == "out.weight" {
+			host[tn.Off+3] = float32(math.Inf(1))
+		}
+	}
+	if err := m.SetFlat(host); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(m.Device(), dir)
+	want := "decoder: tensor out.weight holds +Inf in " + filepath.Join(dir, WeightsFile) + ": the file is damaged"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Load of a model with an infinite weight: %v, want %q...", err, want)
+	}
+}

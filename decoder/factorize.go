@@ -17,12 +17,16 @@ import (
 // trains its factors.
 func Factorize(m *Model, r int) (*Model, error) {
 	c := m.Cfg
-	if c.Arch != ArchAttention || c.CtxRank != 0 {
-		return nil, fmt.Errorf("decoder: only an attention model with a full context weight can be factorized (arch %s, ctx_rank %d)", c.Arch, c.CtxRank)
+	switch {
+	case c.Arch != ArchAttention:
+		return nil, fmt.Errorf("decoder: only an attention model's context weight can be factorized; this model's arch is %s", c.Arch)
+	case c.CtxRank != 0:
+		return nil, fmt.Errorf("decoder: the model's context weight is factorized already (ctx_rank %d): factorize the full-rank model it came from (the shipped attention model's is the cross-entropy stage of scripts/recipe.sh)", c.CtxRank)
 	}
 	E, F, G := c.Embed, c.FeatDim, 4*c.Hidden
-	if r < 1 || r >= min(G, F) {
-		return nil, fmt.Errorf("decoder: rank %d is outside 1..%d: the context weight is %dx%d, and a rank of %d or more saves nothing", r, min(G, F)-1, G, F, min(G, F))
+	// The factors cost r·(G+F) multiply-adds a step against the weight's G·F.
+	if most := (G*F - 1) / (G + F); r < 1 || r > most {
+		return nil, fmt.Errorf("decoder: rank %d is outside 1..%d: the context weight is %dx%d (%d multiply-adds a step), and factors of rank %d or more cost as many", r, most, G, F, G*F, most+1)
 	}
 	fc := c
 	fc.CtxRank = r

@@ -141,14 +141,20 @@ func TestFactorizeRefuses(t *testing.T) {
 	dev := openCPU(t)
 	merge, _ := randomModel(t, dev, tinyConfig(), 1, 0.5)
 	att, _ := randomModel(t, dev, tinyAttentionConfig(), 1, 0.5)
+	low, err := Factorize(att, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer low.Close()
 	for _, tc := range []struct {
 		m    *Model
 		r    int
 		want string
 	}{
-		{merge, 2, "decoder: only an attention model with a full context weight can be factorized (arch merge, ctx_rank 0)"},
-		{att, 0, "decoder: rank 0 is outside 1..5: the context weight is 16x6, and a rank of 6 or more saves nothing"},
-		{att, 6, "decoder: rank 6 is outside 1..5: the context weight is 16x6, and a rank of 6 or more saves nothing"},
+		{merge, 2, "decoder: only an attention model's context weight can be factorized; this model's arch is merge"},
+		{att, 0, "decoder: rank 0 is outside 1..4: the context weight is 16x6 (96 multiply-adds a step), and factors of rank 5 or more cost as many"},
+		{low, 2, "decoder: the model's context weight is factorized already (ctx_rank 2): factorize the full-rank model it came from (the shipped attention model's is the cross-entropy stage of scripts/recipe.sh)"},
+		{att, 5, "decoder: rank 5 is outside 1..4: the context weight is 16x6 (96 multiply-adds a step), and factors of rank 5 or more cost as many"},
 	} {
 		f, err := Factorize(tc.m, tc.r)
 		if err == nil || err.Error() != tc.want {

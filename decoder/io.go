@@ -122,6 +122,20 @@ func (m *Model) save(dir string, half bool) error {
 	return m.Cfg.WriteConfig(filepath.Join(dir, ConfigFile))
 }
 
+// checkFinite returns an error naming the first tensor of flat (in Tensors
+// order) that holds a NaN or an infinity: a model that has one captions
+// "<pad>." or nonsense without any other sign.
+func (c Config) checkFinite(flat []float32) error {
+	for _, t := range c.Tensors() {
+		for _, x := range flat[t.Off : t.Off+t.Len] {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("decoder: tensor %s holds %v", t.Name, x)
+			}
+		}
+	}
+	return nil
+}
+
 // Load reads a model saved by Save onto dev.
 func Load(dev gpu.Device, dir string) (*Model, error) {
 	cfg, err := ReadConfig(filepath.Join(dir, ConfigFile))
@@ -135,6 +149,9 @@ func Load(dev gpu.Device, dir string) (*Model, error) {
 	flat, err := cfg.FlatFrom(f, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w (model %s)", err, dir)
+	}
+	if err := cfg.checkFinite(flat); err != nil {
+		return nil, fmt.Errorf("%w in %s: the file is damaged (a training run that diverged, or a bad copy); use another copy, or the run's last/ or an earlier model", err, filepath.Join(dir, WeightsFile))
 	}
 	m, err := alloc(dev, cfg)
 	if err != nil {

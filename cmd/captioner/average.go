@@ -47,14 +47,14 @@ func runAverage(cmd *cobra.Command, dirs []string) error {
 		return err
 	}
 	out, _ := cmd.Flags().GetString("out")
-	if out == "" {
-		return fmt.Errorf("--out: name the folder to write the averaged model into")
+	if err := freshOut(out, "averaged"); err != nil {
+		return err
 	}
 	weights, err := parseWeights(cmd, len(dirs))
 	if err != nil {
 		return err
 	}
-	if err := frozenEncoders(dirs, out); err != nil {
+	if err := frozenEncoders(dirs); err != nil {
 		return err
 	}
 	vocab, err := sameVocab(dirs)
@@ -146,16 +146,29 @@ func sameVocab(dirs []string) (*text.Vocab, error) {
 
 // frozenEncoders refuses models with fine-tuned encoder layers, which
 // averaging the decoders would drop (the averaged decoder would read the
-// ImageNet encoder's features), and an --out folder that holds such layers,
-// which would be served with the averaged decoder.
-func frozenEncoders(dirs []string, out string) error {
+// ImageNet encoder's features).
+func frozenEncoders(dirs []string) error {
 	for _, dir := range dirs {
 		if fileExists(filepath.Join(dir, encoder.TunedFile)) {
 			return fmt.Errorf("model %s has fine-tuned encoder layers (%s), which averaging would drop: average models trained with a frozen encoder (train.finetune_blocks 0)", dir, encoder.TunedFile)
 		}
 	}
-	if fileExists(filepath.Join(out, encoder.TunedFile)) {
-		return fmt.Errorf("--out %s holds fine-tuned encoder layers (%s), which would be served with the averaged decoder: write into a new folder", out, encoder.TunedFile)
+	return nil
+}
+
+// freshOut refuses an --out that is not a new or empty folder: the model
+// written there would overwrite an input, or sit beside another model's
+// files (its scores.json, MODEL.md or fine-tuned encoder layers, which
+// serve and eval would take for the new model's).
+func freshOut(out, what string) error {
+	if out == "" {
+		return fmt.Errorf("--out: name the folder to write the %s model into", what)
+	}
+	if st, err := os.Stat(out); err == nil && !st.IsDir() {
+		return fmt.Errorf("--out %s is a file: name a new folder to write the %s model into", out, what)
+	}
+	if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
+		return fmt.Errorf("--out %s is not empty: write the %s model into a new folder (an input's files, or another model's, would be overwritten or left beside it)", out, what)
 	}
 	return nil
 }

@@ -97,7 +97,9 @@ func TestAverageRefusesBadInput(t *testing.T) {
 		{[]string{"--out", out, "--weights", "1,x", a, b}, `--weights "1,x": "x" is not a number`},
 		{[]string{"--out", out, "--weights", "1,-1", a, b}, `--weights "1,-1": "-1" is not a positive number`},
 		{[]string{"--out", out, "--weights", "", a, tuned}, "model " + tuned + " has fine-tuned encoder layers (encoder.safetensors), which averaging would drop: average models trained with a frozen encoder (train.finetune_blocks 0)"},
-		{[]string{"--out", tuned, "--weights", "", a, b}, "--out " + tuned + " holds fine-tuned encoder layers (encoder.safetensors), which would be served with the averaged decoder: write into a new folder"},
+		{[]string{"--out", tuned, "--weights", "", a, b}, "--out " + tuned + " is not empty: write the averaged model into a new folder (an input's files, or another model's, would be overwritten or left beside it)"},
+		{[]string{"--out", a, "--weights", "", a, b}, "--out " + a + " is not empty: write the averaged model into a new folder (an input's files, or another model's, would be overwritten or left beside it)"},
+		{[]string{"--out", filepath.Join(a, "config.json"), "--weights", "", a, b}, "--out " + filepath.Join(a, "config.json") + " is a file: name a new folder to write the averaged model into"},
 		{[]string{"--out", out, "--weights", "", a, other}, fmt.Sprintf(`model %s has another vocabulary than %s (id 5: "cat" against "dog"): average models fine-tuned from one model, which keep its vocabulary`, other, a)},
 	} {
 		_, err := run(t, append([]string{"average", "--device", "cpu", "--half=false"}, c.args...)...)

@@ -70,6 +70,7 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 	}
 	asJSON, _ := cmd.Flags().GetBool("json")
 	attDir, _ := cmd.Flags().GetString("attention")
+	cfg.Decode.BatchSize = min(cfg.Decode.BatchSize, len(paths)) // the pipeline's buffers hold a batch
 	p, err := pipeline.Load(cfg)
 	if err != nil {
 		return err
@@ -119,12 +120,16 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 				}
 			}
 			chunkRecords[read[k]] = captionRecord{Image: path, Result: r}
+			var werr error
 			switch {
 			case asJSON:
 			case len(paths) == 1:
-				fmt.Fprintln(out, r.Caption)
+				_, werr = fmt.Fprintln(out, r.Caption)
 			default:
-				fmt.Fprintf(out, "%s\t%s\n", path, r.Caption)
+				_, werr = fmt.Fprintf(out, "%s\t%s\n", path, r.Caption)
+			}
+			if werr != nil { // a full disk or a closed pipe: the captions would be lost unsaid
+				return fmt.Errorf("writing the captions: %w", werr)
 			}
 		}
 		records = append(records, chunkRecords...)

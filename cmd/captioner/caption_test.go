@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -229,5 +230,25 @@ func TestTooFewArgumentsShowHowToCall(t *testing.T) {
 		if _, err := run(t, tc.args...); err == nil || err.Error() != tc.want {
 			t.Errorf("captioner %v: %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// failingWriter is an output that cannot be written, as a full disk is.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestCaptionReportsWriteErrors: captions that cannot be written fail the
+// command, where they used to be lost with exit status 0.
+func TestCaptionReportsWriteErrors(t *testing.T) {
+	assets := testassets.Dir(t, "captioning needs the encoder weights")
+	resetFlags(t, "caption", "json")
+	rootCmd.SetOut(failingWriter{})
+	rootCmd.SetErr(&bytes.Buffer{})
+	rootCmd.SetArgs([]string{"caption", "--json=false", "--device", "cpu", "--assets", assets, "--model", shippedModel,
+		filepath.Join(assets, "samples", "grace_hopper.bmp")})
+	err := rootCmd.Execute()
+	if want := "writing the captions: no space left on device"; err == nil || err.Error() != want {
+		t.Errorf("caption into a full disk: %v, want %q", err, want)
 	}
 }

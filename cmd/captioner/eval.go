@@ -125,8 +125,10 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	}
 	scores, perCaption := metrics.Evaluate(hyps, refs)
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided), %s: %v\n",
-		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, precisionNote, scores)
+	if _, err := fmt.Fprintf(out, "%s split, %d images, %s references, beam %d, guided decoding %s (%d captions guided), %s: %v\n",
+		splitName, len(imgs), refCleaning, cfg.Decode.Beam, onOff(cfg.Decode.Guide), guided, precisionNote, scores); err != nil {
+		return fmt.Errorf("writing the scores: %w", err) // a full disk or a closed pipe
+	}
 	printCalibration(out, calibration(res, hyps, refs, perCaption, calibrationBuckets))
 	b, err := json.MarshalIndent(records, "", "  ")
 	if err != nil {
@@ -274,6 +276,9 @@ func captionCached(ctx context.Context, store *features.Store, d pipeline.Decode
 // evalFromImages runs the whole pipeline on the split's photos, and describes
 // the model it ran (the precisions its encoder and decoder computed in).
 func evalFromImages(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, pipeline.Info, error) {
+	c := *cfg
+	c.Decode.BatchSize = max(1, min(c.Decode.BatchSize, len(imgs))) // the pipeline's buffers hold a batch
+	cfg = &c
 	p, err := pipeline.Load(cfg)
 	if err != nil {
 		return nil, pipeline.Info{}, err

@@ -73,13 +73,17 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 		// same file name would take over.
 		return fmt.Errorf("extract: --images %s without --data or --out would write into the Flickr8k feature cache; give --out DIR for a folder of photos of your own (train and eval then read it with --features DIR)", imagesDir)
 	}
-	if batch <= 0 {
+	switch {
+	case batch < 0 || batch > config.MaxBatchSize:
+		return fmt.Errorf("extract: --batch %d is outside 1..%d (0: decode.batch_size, %d)", batch, config.MaxBatchSize, cfg.Decode.BatchSize)
+	case batch == 0:
 		batch = cfg.Decode.BatchSize
 	}
 	files, from, err := extractImages(cfg, split, imagesDir, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
+	batch = max(1, min(batch, len(files))) // the encoder's buffers hold a batch
 	fmt.Fprintf(cmd.ErrOrStderr(), "extract: %d images: %s\n", len(files), from)
 	if root, err = featureRoot(root, cfg.Train.Data); err != nil {
 		return err

@@ -28,12 +28,12 @@ from it (captioner average; factorizations made apart do not line up: average
 their full models, then factorize). Score it with
 captioner eval --model DIR: models/flickr8k-attention/MODEL.md lists what
 ranks cost the shipped model's captions.`,
-		Example: `  captioner factorize --rank 128 --out runs/attention-r128 models/flickr8k-attention
+		Example: `  captioner factorize --rank 128 --out runs/attention-r128 runs/attention/model
   captioner eval --model runs/attention-r128`,
 		Args: cobra.ExactArgs(1),
 		RunE: runFactorize,
 	}
-	cmd.Flags().Int("rank", 128, "rank of the context weight's factors: 1 to below min(4*hidden, feat_dim)")
+	cmd.Flags().Int("rank", 128, "rank of the context weight's factors: 1 up to where they would cost what the weight does, below 4·hidden·feat_dim/(4·hidden + feat_dim)")
 	cmd.Flags().String("out", "", "folder of the factorized model (required; new or empty)")
 	cmd.Flags().Bool("half", false, "store the weights in float16 (half the file; see decoder.SaveHalf)")
 	rootCmd.AddCommand(cmd)
@@ -46,11 +46,8 @@ func runFactorize(cmd *cobra.Command, args []string) error {
 	}
 	dir := args[0]
 	out, _ := cmd.Flags().GetString("out")
-	if out == "" {
-		return fmt.Errorf("--out: name the folder to write the factorized model into")
-	}
-	if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
-		return fmt.Errorf("--out %s is not empty: write the factorized model into a new folder (the model's own, or another model's, would be overwritten)", out)
+	if err := freshOut(out, "factorized"); err != nil {
+		return err
 	}
 	// The vocabulary, and fine-tuned encoder layers when the model has them,
 	// go with the decoder unchanged: read before anything is written.

@@ -35,8 +35,8 @@ func TestFactorizeWritesAModel(t *testing.T) {
 		want string
 	}{
 		{[]string{"--rank", "2", "--out", "", dir}, "--out: name the folder to write the factorized model into"},
-		{[]string{"--rank", "2", "--out", dir, dir}, "--out " + dir + " is not empty: write the factorized model into a new folder (the model's own, or another model's, would be overwritten)"},
-		{[]string{"--rank", "6", "--out", filepath.Join(t.TempDir(), "x"), dir}, "model " + dir + ": decoder: rank 6 is outside 1..5: the context weight is 16x6, and a rank of 6 or more saves nothing"},
+		{[]string{"--rank", "2", "--out", dir, dir}, "--out " + dir + " is not empty: write the factorized model into a new folder (an input's files, or another model's, would be overwritten or left beside it)"},
+		{[]string{"--rank", "6", "--out", filepath.Join(t.TempDir(), "x"), dir}, "model " + dir + ": decoder: rank 6 is outside 1..4: the context weight is 16x6 (96 multiply-adds a step), and factors of rank 5 or more cost as many"},
 	} {
 		_, err := run(t, append([]string{"factorize", "--device", "cpu", "--half=false"}, tc.args...)...)
 		if err == nil || err.Error() != tc.want {
