@@ -240,7 +240,16 @@ func (d Decoder) words(ids []int32, names []naming) (words []string, from []int)
 			}
 			words[n-1] = article(w)
 		}
-		for _, f := range strings.Fields(w) {
+		fields := strings.Fields(w)
+		// A phrase noun standing in for its own last word ("fire truck" for
+		// truck) after the decoder's first words of it: "fire fire truck".
+		for p := len(fields) - 1; p > 0; p-- {
+			if n := len(words); n >= p && slices.Equal(words[n-p:], fields[:p]) {
+				fields = fields[p:]
+				break
+			}
+		}
+		for _, f := range fields {
 			words, from = append(words, f), append(from, k)
 		}
 	}

@@ -173,7 +173,7 @@ func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
 	}
 	best, bestCos := "", math.Inf(-1)
 	for m, mv := range t.vecs {
-		if m == noun || v.ID(m) == text.UnkID || strings.Contains(m, " ") || colours[m] {
+		if m == noun || v.ID(m) == text.UnkID || strings.Contains(m, " ") || notNouns[m] {
 			continue
 		}
 		if c := cosine(nv, mv); c > bestCos || (c == bestCos && m < best) {
@@ -193,10 +193,12 @@ func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
 	return n, true
 }
 
-// colours are class nouns that captions say as colours ("an orange shirt"):
-// no donor, since decoding would meet the noun's constraint with the colour
-// and write the noun there ("a black and pineapple dog").
-var colours = map[string]bool{"orange": true, "lemon": true, "lime": true}
+// notNouns are class nouns that captions mostly say as colours ("an orange
+// shirt") or verbs ("a dog watches", "a bird flies", "a girl swings"): no
+// donors, since decoding would meet the noun's constraint with the colour or
+// the verb and write the noun there ("a black and pineapple dog", "a dog
+// clocks").
+var notNouns = map[string]bool{"orange": true, "lemon": true, "lime": true, "watch": true, "fly": true, "swing": true}
 
 // formIDs are the token ids of noun's single-word forms in v, sorted.
 func formIDs(v Vocab, noun string) []int32 {

@@ -198,6 +198,15 @@ func TestNaming(t *testing.T) {
 			t.Errorf("guided %s: %q, want %q", tc.nm.noun, got, tc.want)
 		}
 	}
+	// The decoder's own "fire" before the truck that stands for "fire truck"
+	// is not written twice.
+	if got, from := d.words([]int32{id("a"), id("fire"), id("truck")}, []naming{fire}); !slices.Equal(got, []string{"a", "fire", "truck"}) || !slices.Equal(from, []int{0, 1, 2}) {
+		t.Errorf("a fire truck(fire truck): %q from %v, want a fire truck from 0 1 2", got, from)
+	}
+	// Verbs and colours are no donors: "a dog watches" would become "a dog clocks".
+	if clock, ok := tg.naming(v, "stopwatch"); ok && clock.donor == "watch" {
+		t.Errorf("stopwatch's donor is watch, a verb in captions")
+	}
 	// The API promises an attention row per word: the phrase's two words both
 	// get the donor token's row.
 	truck, street := []float32{1, 0}, []float32{0, 1}
