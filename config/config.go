@@ -128,6 +128,7 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 	v.AutomaticEnv()
 	if file != "" {
 		v.SetConfigFile(file)
+		v.SetConfigType("yaml") // whatever the name ends in: viper would refuse a file named without .yaml
 		if err := v.ReadInConfig(); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("config: %s does not exist; pass --config (or set CAPTIONER_CONFIG) with a YAML file such as configs/default.yaml, or neither for the defaults", file)
 		} else if err != nil {

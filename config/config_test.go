@@ -270,3 +270,16 @@ func TestJSONDataIsKarpathy(t *testing.T) {
 		}
 	}
 }
+
+// A configuration file is YAML whatever its name ends in: viper chose its
+// parser by the extension and refused "myconf" (Unsupported Config Type "").
+func TestConfigFileWithoutExtension(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "myconf")
+	if err := os.WriteFile(p, []byte("decode:\n  beam: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := load(t, p)
+	if err != nil || c.Decode.Beam != 2 {
+		t.Fatalf("a YAML file named myconf: %v (beam %v)", err, c)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -67,6 +68,9 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	capPath, _ := fl.GetString("captions")
 	fromImages, _ := fl.GetBool("from-images")
 	saveScores, _ := fl.GetBool("save-scores")
+	if st, err := os.Stat(capPath); err == nil && st.IsDir() { // found before the evaluation, not after it
+		return fmt.Errorf("--captions %s is a folder: name the file to write the captions to, e.g. %s", capPath, filepath.Join(capPath, "captions.json"))
+	}
 	ds, err := loadDataset(cfg, cmd.ErrOrStderr())
 	if err != nil {
 		return err

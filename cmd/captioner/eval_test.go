@@ -284,3 +284,15 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalCaptionsFolderIsRefusedFirst: a folder named as the captions file
+// is refused before the evaluation, not after it (rename: file exists).
+func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
+	resetFlags(t, "eval", "captions")
+	dir := t.TempDir()
+	_, err := run(t, "eval", "--captions", dir)
+	want := "--captions " + dir + " is a folder: name the file to write the captions to, e.g. " + filepath.Join(dir, "captions.json")
+	if err == nil || err.Error() != want {
+		t.Errorf("eval --captions DIR: %v, want %q", err, want)
+	}
+}

@@ -151,7 +151,12 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	rate := float64(computed) / time.Since(start).Seconds()
 	fmt.Fprintf(cmd.OutOrStdout(), "features: %s\n%d images (%d computed at %.1f img/s on %s, %d already cached), %d records\n",
 		store.Path(), len(files)-failed, computed, rate, dev.Name(), len(files)-failed-computed, store.Len())
-	if failed > 0 {
+	switch {
+	case failed == len(files) && imagesDir != "":
+		// A split names the dataset's photos (Flickr8k's without --data):
+		// none of them in the folder is a wrong folder or dataset.
+		return fmt.Errorf("none of the %d images could be read (the first listed above): is %s the folder of the dataset's photos? For a folder of photos of your own, pass --split all (every photo in it), or --data with their dataset", len(files), imagesDir)
+	case failed > 0:
 		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored; replace or remove those files (and their lines in the dataset's split lists): train and eval refuse images without features, and extract reports them again on every run", failed, len(files))
 	}
 	return nil

@@ -74,9 +74,13 @@ func model(dir, shipped, exe, share string) (string, error) {
 		cands = append(cands, installed(dir, exe, share)...)
 	}
 	for _, c := range cands {
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
+		st, err := os.Stat(c)
+		switch {
+		case err == nil && st.IsDir():
 			return c, nil
-		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		case err == nil && c == dir:
+			return "", fmt.Errorf("model %s is a file: give the folder that holds the model's config.json, decoder.safetensors and vocab.json", dir)
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return "", fmt.Errorf("model folder %s: %w", c, err)
 		}
 	}

@@ -52,6 +52,16 @@ func TestModelNotFoundNamesTheFlag(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}
+	// A file is not a folder, and the error says so rather than "not found".
+	file := filepath.Join(root, "decoder.safetensors")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = model(file, shipped, "", "")
+	want = "model " + file + " is a file: give the folder that holds the model's config.json, decoder.safetensors and vocab.json"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
 	// Where the shipped models are, the error lists them (folders holding a
 	// decoder's config.json and weights), as paths to give; a folder of
 	// something else with a config.json is not one.
