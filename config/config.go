@@ -200,7 +200,17 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 		return nil
 	}
 	sort.Strings(unknown)
+	sections := map[string]string{} // section -> its first key
+	for _, k := range Keys() {
+		if s, _, ok := strings.Cut(k, "."); ok && sections[s] == "" {
+			sections[s] = k
+		}
+	}
 	for i, k := range unknown {
+		if first, ok := sections[k]; ok { // "decode: 5"
+			unknown[i] += " (a section, not a value: write its keys under it, e.g. " + first + ")"
+			continue
+		}
 		// An edit for each four letters of the key's last part, one at
 		// least, three at most: the section's name would let train.bs pass
 		// for train.lr.
@@ -323,6 +333,11 @@ func kindErrors(from origins) error {
 			// The decoder would take a bare YAML number as nanoseconds: a
 			// request_timeout of 5 failed every request after 5 ns.
 			errs = append(errs, fmt.Errorf("config: %s: %v has no unit; write a duration such as %vs or %vms%s", st.key, raw, raw, raw, from.of(st.key)))
+			continue
+		}
+		if f, ok := raw.(float64); ok && (st.typ.Kind() == reflect.Int || st.typ.Kind() == reflect.Int64) && f != math.Trunc(f) {
+			// The decoder would cut a YAML 1.9 to 1 without a word.
+			errs = append(errs, fmt.Errorf("config: %s: %v is not a whole number%s", st.key, f, from.of(st.key)))
 			continue
 		}
 		val, ok := raw.(string)

@@ -283,3 +283,27 @@ func TestConfigFileWithoutExtension(t *testing.T) {
 		t.Fatalf("a YAML file named myconf: %v (beam %v)", err, c)
 	}
 }
+
+// A section given a value ("decode: 5") is named as a section, not as an
+// unknown key.
+func TestSectionGivenAValue(t *testing.T) {
+	file := writeYAML(t, "decode: 5\n")
+	_, err := load(t, file)
+	want := "config: " + file + ": unknown key(s) decode (a section, not a value: write its keys under it, e.g. decode.beam); `captioner config --config \"\"` prints every key (configs/default.yaml in the repository lists them with their defaults)"
+	if err == nil || err.Error() != want {
+		t.Errorf("decode: 5: %v\nwant %s", err, want)
+	}
+}
+
+// A fraction where a whole number goes is refused; the decoder cut it.
+func TestFractionForAWholeNumber(t *testing.T) {
+	file := writeYAML(t, "decode:\n  beam: 1.9\n")
+	_, err := load(t, file)
+	want := "config: decode.beam: 1.9 is not a whole number (set by the configuration file " + file + ")"
+	if err == nil || err.Error() != want {
+		t.Errorf("beam: 1.9: %v\nwant %s", err, want)
+	}
+	if c, err := load(t, writeYAML(t, "decode:\n  beam: 2.0\n")); err != nil || c.Decode.Beam != 2 {
+		t.Errorf("beam: 2.0: %v", err)
+	}
+}

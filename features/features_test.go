@@ -287,3 +287,24 @@ func TestHasWhileAdding(t *testing.T) {
 		t.Error("the last item added is not in the store")
 	}
 }
+
+// TestDamagedManifestSaysWhatToDo: an empty manifest (a run killed while
+// writing it) is reported with the remedy, for readers and writers alike.
+func TestDamagedManifestSaysWhatToDo(t *testing.T) {
+	dir := Dir(t.TempDir(), "enc-1")
+	s, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.WriteFile(filepath.Join(dir, manifestFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "features: " + filepath.Join(dir, manifestFile) + " is damaged (unexpected end of JSON input): delete the folder " + dir + " and run captioner extract again"
+	if _, err := Open(dir); err == nil || err.Error() != want {
+		t.Errorf("Open: %v, want %q", err, want)
+	}
+	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4}); err == nil || err.Error() != want {
+		t.Errorf("Create: %v, want %q", err, want)
+	}
+}

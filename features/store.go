@@ -156,6 +156,12 @@ func Create(dir string, m Manifest) (*Store, error) {
 	return s, nil
 }
 
+// damagedManifest is the error for a manifest that does not parse (a run
+// killed while writing it, before it was written atomically).
+func damagedManifest(dir string, err error) error {
+	return fmt.Errorf("features: %s is damaged (%w): delete the folder %s and run captioner extract again", filepath.Join(dir, manifestFile), err, dir)
+}
+
 // lockFile is the file a writer of a store holds an exclusive flock on.
 const lockFile = "lock"
 
@@ -192,7 +198,7 @@ func create(dir string, m Manifest) (*Store, error) {
 	default:
 		var have Manifest
 		if err := json.Unmarshal(b, &have); err != nil {
-			return nil, fmt.Errorf("features: %s/%s: %w", dir, manifestFile, err)
+			return nil, damagedManifest(dir, err)
 		}
 		sameBut := have.Encoder == m.Encoder && have.Dim == m.Dim && have.Mirrored == m.Mirrored
 		switch {
@@ -216,7 +222,7 @@ func load(dir string, write bool) (*Store, error) {
 	}
 	s := &Store{dir: dir, byHash: map[string]int{}, byName: map[string]int{}}
 	if err := json.Unmarshal(b, &s.man); err != nil {
-		return nil, fmt.Errorf("features: %s: %w", filepath.Join(dir, manifestFile), err)
+		return nil, damagedManifest(dir, err)
 	}
 	if s.man.Format != Format || s.man.Dim <= 0 {
 		return nil, fmt.Errorf("features: %s: format %q dim %d; want format %q (re-run captioner extract into a new folder)", dir, s.man.Format, s.man.Dim, Format)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -40,6 +41,9 @@ that folder.`,
 						}
 					}
 				}
+			} else if data := filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir)); dataset && !fileExists(data) {
+				// A folder of the user's own is read, never written into.
+				return fmt.Errorf("setup --dataset: %s has no Flickr8k (%s): setup downloads only into its own cache; put the dataset there yourself, or run setup --dataset without --assets or CAPTIONER_ASSETS", store.Dir, data)
 			}
 			if err := store.Verify(true); err != nil {
 				return err

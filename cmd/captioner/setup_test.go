@@ -1,0 +1,29 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/captioner/captioner/internal/testassets"
+)
+
+// TestSetupDatasetChecksAFolderOfOnesOwn: setup --dataset with an assets
+// folder of the user's own, which setup never writes into, fails when the
+// folder has no Flickr8k, where it said "verified".
+func TestSetupDatasetChecksAFolderOfOnesOwn(t *testing.T) {
+	shared := testassets.Dir(t, "setup verifies the encoder weights")
+	mine := t.TempDir()
+	if err := os.Symlink(filepath.Join(shared, "models"), filepath.Join(mine, "models")); err != nil {
+		t.Fatal(err)
+	}
+	resetFlags(t, "setup", "dataset")
+	_, err := run(t, "setup", "--assets", mine, "--dataset")
+	want := "setup --dataset: " + mine + " has no Flickr8k (" + filepath.Join(mine, "data", "flickr8k") + "): setup downloads only into its own cache; put the dataset there yourself, or run setup --dataset without --assets or CAPTIONER_ASSETS"
+	if err == nil || err.Error() != want {
+		t.Errorf("setup --dataset on a folder without Flickr8k: %v, want %q", err, want)
+	}
+	if out, err := run(t, "setup", "--assets", shared, "--dataset"); err != nil {
+		t.Errorf("setup --dataset on the shared assets, which have it: %v (%s)", err, out)
+	}
+}
