@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/internal/testassets"
 )
 
@@ -256,6 +257,23 @@ func TestBrowserLiveWithToken(t *testing.T) {
 	w.checkConsole()
 }
 
+// A live page the server refuses (this address has its streams open already)
+// says so, where EventSource, which gives up on any answer but 200, left it
+// on "reconnecting…" for good.
+func TestBrowserLiveRefusedSaysSo(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Server.LiveMaxPerClient = 1 })
+	_, closeStream := openLive(t, ts.url, "") // this address's one stream
+	defer closeStream()
+	w := startChromium(t)
+	w.navigate(ts.url + "/live")
+	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+		const check = () => { if (s.textContent.startsWith("refused")) { done(s.textContent); return true; } };
+		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
+	if want := "refused by the server (too many live streams open, or a wrong token); retrying in 10 s"; got != want {
+		t.Errorf("live page refused: status %q, want %q", got, want)
+	}
+}
+
 // The upload page shows each file the server could not caption beside the
 // captions of the others.
 func TestBrowserShowsEachBadFile(t *testing.T) {
@@ -340,6 +358,16 @@ func TestBrowserPicksAModel(t *testing.T) {
 		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
 	if want := fmt.Sprintf("attention-test %s | attention-test %s | true", version, version); got != want {
 		t.Errorf("upload page with attention-test chosen: %q, want %q (header, card, attention words)", got, want)
+	}
+	// A keyboard user reaches a word with Tab and sees its map while it has
+	// the focus, as a mouse user does while over it.
+	focus := w.await(`const span = document.querySelector("#results .caption .word"), canvas = document.querySelector("#results canvas.attention");
+		span.focus();
+		const on = span.tabIndex === 0 && document.activeElement === span && canvas.classList.contains("on");
+		span.blur();
+		arguments[0](on + " " + canvas.classList.contains("on"))`)
+	if focus != "true false" {
+		t.Errorf("a focused word shows its map, a blurred one hides it: got %q, want \"true false\"", focus)
 	}
 	w.screenshot("upload-model-choice.png")
 

@@ -24,7 +24,7 @@ type hub struct {
 	viewers   map[*viewer]struct{}
 	perClient map[string]int // open streams by client address
 	recent    []frame        // the last recentLen events, oldest first, for new viewers
-	nextID    uint64
+	nextID    uint64         // the last event's id; from firstID, above every earlier hub's
 	closed    bool
 }
 
@@ -44,8 +44,17 @@ type viewer struct {
 
 func newHub(buf, maxViewers, maxPerClient int, m *metrics) *hub {
 	return &hub{buf: buf, maxViewers: maxViewers, maxPerClient: maxPerClient, metrics: m,
-		viewers: map[*viewer]struct{}{}, perClient: map[string]int{}}
+		viewers: map[*viewer]struct{}{}, perClient: map[string]int{}, nextID: firstID(time.Now())}
 }
+
+// firstID is where the event ids of a hub started at now begin: the start's
+// milliseconds times 1024, above every id an earlier server gave (unless it
+// made 1,024 captions a millisecond). A viewer reconnecting to a restarted
+// server sends the old server's last id: with ids from 1 again the new
+// server would replay none of its first captions, and the page, which skips
+// ids it has shown, would drop them. Below 2^53, so JavaScript's numbers
+// hold them exactly.
+func firstID(now time.Time) uint64 { return uint64(now.UnixMilli()) << 10 }
 
 // errHubClosed, errTooManyViewers and errClientViewers are the reasons join refuses.
 var (

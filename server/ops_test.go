@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,10 +245,15 @@ func TestLiveStreamsEveryCaptionToEveryViewer(t *testing.T) {
 	defer closeB()
 	body, ct := multipartBody(t, part{"image", "wide.png", photoPNG(200, 100)})
 	c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", ct, body))
+	var first uint64 // ids start above any earlier server's (firstID), then count
 	for _, v := range []sseReader{a, b} {
 		f := v.next(t)
-		if f["event"] != "caption" || f["id"] != "1" {
-			t.Fatalf("frame %v, want caption event 1", f)
+		id, err := strconv.ParseUint(f["id"], 10, 64)
+		if first == 0 {
+			first = id
+		}
+		if f["event"] != "caption" || err != nil || id != first || first < firstID(time.Now().Add(-time.Hour)) {
+			t.Fatalf("frame %v, want caption event %d, an id above the last hour's servers'", f, first)
 		}
 		var ev map[string]any
 		if err := json.Unmarshal([]byte(f["data"]), &ev); err != nil {
@@ -269,17 +275,20 @@ func TestLiveStreamsEveryCaptionToEveryViewer(t *testing.T) {
 			t.Errorf("thumbnail %dx%d (%v), want 64x32", cfg.Width, cfg.Height, err)
 		}
 	}
-	// A viewer reconnecting after event 1 is not sent it again; a new one is.
+	// A viewer reconnecting after the first event is not sent it again; a
+	// new one is, and so is one coming back from an earlier server (whose
+	// ids are lower: a restart), which would otherwise miss this one's.
 	do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(10, 10)))
-	again, closeAgain := openLive(t, ts.url, "1")
-	defer closeAgain()
-	if f := again.next(t); f["id"] != "2" {
-		t.Errorf("reconnect after 1 replays %v, want event 2 first", f)
-	}
-	fresh, closeFresh := openLive(t, ts.url, "")
-	defer closeFresh()
-	if f := fresh.next(t); f["id"] != "1" {
-		t.Errorf("new viewer's first replay %v, want event 1", f)
+	for _, c := range []struct{ lastID, want uint64 }{{first, first + 1}, {0, first}, {first - 5000, first}} {
+		last := ""
+		if c.lastID > 0 {
+			last = strconv.FormatUint(c.lastID, 10)
+		}
+		v, closeV := openLive(t, ts.url, last)
+		if f := v.next(t); f["id"] != strconv.FormatUint(c.want, 10) {
+			t.Errorf("connecting after event %q replays %v first, want event %d", last, f, c.want)
+		}
+		closeV()
 	}
 }
 

@@ -31,7 +31,10 @@ function showModel() {
 
 drop.addEventListener("click", () => fileInput.click());
 drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") fileInput.click(); });
-fileInput.addEventListener("change", () => send([...fileInput.files]));
+fileInput.addEventListener("change", () => {
+  send([...fileInput.files]);
+  fileInput.value = ""; // choosing the same photo again (say, at another beam width) sends it again
+});
 for (const ev of ["dragenter", "dragover"]) {
   drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); });
 }
@@ -73,6 +76,7 @@ async function send(files) {
     if (!resp.ok) {
       const retry = resp.headers.get("Retry-After");
       showError(body.error + (retry ? ` (retry in ${retry} s)` : ""));
+      status.className = "status";
       status.textContent = "";
       return;
     }
@@ -84,6 +88,7 @@ async function send(files) {
       (failed ? ` · ${failed} of ${files.length} could not be captioned` : "");
   } catch (e) {
     showError(`the server did not answer: ${e.message}`);
+    status.className = "status";
     status.textContent = "";
   }
 }
@@ -135,12 +140,16 @@ function card(c, preview) {
 }
 
 // withAttention makes each word of an attention caption's card show, while the
-// pointer is over it, where the decoder looked when it chose the word: the
-// photo dimmed but for the word's regions (its 7x7 weights, scaled up smoothly
-// by the browser). Cards without weights are returned as they are.
+// pointer is over it or it has the keyboard's focus (Tab; a tap focuses it
+// too), where the decoder looked when it chose the word: the photo dimmed but
+// for the word's regions (its 7x7 weights, scaled up smoothly by the browser).
+// A caption without weights (a merge model's) says why it has no maps.
 function withAttention(card, c) {
   const words = c.caption.split(/\s+/).filter((w) => w);
-  if (!c.attention || c.attention.length !== words.length) return card;
+  if (!c.attention || c.attention.length !== words.length) {
+    card.querySelector(".caption").after(el("p", { className: "muted" }, `${c.model.name} is not an attention model: no maps of where each word looked`));
+    return card;
+  }
   const img = card.querySelector("img"), text = card.querySelector(".caption");
   const grid = Math.round(Math.sqrt(c.attention[0].length));
   const canvas = el("canvas", { className: "attention", width: grid, height: grid });
@@ -156,9 +165,9 @@ function withAttention(card, c) {
     canvas.classList.add("on");
   };
   text.replaceChildren(...words.flatMap((word, i) => {
-    const span = el("span", { className: "word" }, word);
-    span.addEventListener("mouseenter", () => show(c.attention[i]));
-    span.addEventListener("mouseleave", () => canvas.classList.remove("on"));
+    const span = el("span", { className: "word", tabIndex: 0, title: "where the decoder looked for this word" }, word);
+    for (const ev of ["mouseenter", "focus"]) span.addEventListener(ev, () => show(c.attention[i]));
+    for (const ev of ["mouseleave", "blur"]) span.addEventListener(ev, () => canvas.classList.remove("on"));
     return i ? [" ", span] : [span];
   }));
   return card;

@@ -9,11 +9,24 @@ const empty = document.getElementById("empty");
 const maxItems = 100;
 const seen = new Set();
 
+// retryAfter is how long the page waits to reconnect after the server refused
+// the stream (too many streams from this address or in all, a bad token):
+// EventSource gives up for good on any answer but 200.
+const retryAfter = 10000;
+
 function connect() {
   const token = new URLSearchParams(location.search).get("token");
   const es = new EventSource(token ? "/v1/live?token=" + encodeURIComponent(token) : "/v1/live");
   es.onopen = () => { status.className = "status ok"; status.textContent = "live"; };
-  es.onerror = () => { status.className = "status wait"; status.textContent = "reconnecting…"; };
+  es.onerror = () => {
+    status.className = "status wait";
+    if (es.readyState !== EventSource.CLOSED) {
+      status.textContent = "reconnecting…";
+      return;
+    }
+    status.textContent = `refused by the server (too many live streams open, or a wrong token); retrying in ${retryAfter / 1000} s`;
+    setTimeout(connect, retryAfter);
+  };
   es.addEventListener("caption", (e) => {
     if (seen.has(e.lastEventId)) return;
     seen.add(e.lastEventId);
