@@ -156,7 +156,17 @@ func (s *Store) download(f File) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
 		return fmt.Errorf("assets: %s has SHA-256 %s, want %s: the download is corrupt or the source changed; nothing was saved", f.URL, got, f.SHA256)
 	}
-	return os.Rename(tmp.Name(), dst)
+	return publish(tmp.Name(), dst)
+}
+
+// publish renames the finished temporary file tmp to dst, readable by all:
+// os.CreateTemp makes it 0600, so a cache filled by root (the container
+// images' setup stage) was unreadable to the user the server runs as.
+func publish(tmp, dst string) error {
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return fmt.Errorf("assets: %w", err)
+	}
+	return os.Rename(tmp, dst)
 }
 
 // Verify checks every Known file present in the folder against its checksum and

@@ -57,6 +57,10 @@ func TestPathDownloadsIntoCacheAndVerifies(t *testing.T) {
 	if b, _ := os.ReadFile(p); !bytes.Equal(b, good) {
 		t.Fatalf("downloaded %q", b)
 	}
+	// Readable by all: the images download as root and serve as another user.
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("downloaded file mode %v (%v), want -rw-r--r--", st.Mode().Perm(), err)
+	}
 	_, err = s.Path("models/bad.tflite")
 	if err == nil || !strings.Contains(err.Error(), "want "+sum(good)) {
 		t.Fatalf("checksum mismatch not reported: %v", err)
@@ -117,6 +121,9 @@ func TestFetchArchiveExtractsAndChecks(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(s.Dir, Flickr8kDir, "images/1.jpg")); err != nil || string(b) != "jpeg" {
 		t.Fatalf("image not extracted: %q %v", b, err)
+	}
+	if st, err := os.Stat(filepath.Join(s.Dir, Flickr8kDir, "images/1.jpg")); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("extracted file mode %v (%v), want -rw-r--r--", st.Mode().Perm(), err)
 	}
 	a = Archive{URL: srv.URL + "/a.zip", Extract: Flickr8k[1].Extract,
 		Checks: map[string]string{Flickr8kDir + "/Flickr_8k.trainImages.txt": sum([]byte("other\n"))}}

@@ -121,5 +121,5 @@ func (s *Store) extract(m *zip.File, rel string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), dst)
+	return publish(tmp.Name(), dst)
 }

@@ -100,6 +100,7 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  xe_weight: 0.2\n", "config: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0 $FILE"},
 		{"decode:\n  batch_size: 100000\n", "config: decode.batch_size: 100000 is outside 1..256 (images through the device at once; the encoder holds a whole batch's activations) $FILE"},
 		{"decode:\n  beam: 1.9\n", "config: decode.beam: 1.9 is not a whole number $FILE"}, // the decoder cut it to 1
+		{"server:\n  max_batch: 100000\n", "config: server.max_batch: 100000 is above 256: the pipeline holds a whole batch's activations, sized for it at start $FILE"},
 		{"train:\n  lr: .nan\n", "config: train.lr: NaN is not a finite number $FILE"},
 		{"decode:\n  alpha: .nan\n", "config: decode.alpha: NaN is not a finite number $FILE"},
 	} {

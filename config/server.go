@@ -151,6 +151,9 @@ func (c Server) validate() []error {
 			errs = append(errs, err)
 		}
 	}
+	if c.MaxBatch > MaxBatchSize {
+		errs = append(errs, fmt.Errorf("server.max_batch: %d is above %d: the pipeline holds a whole batch's activations, sized for it at start", c.MaxBatch, MaxBatchSize))
+	}
 	if c.QueueSize > 0 && c.MaxImages > c.QueueSize {
 		errs = append(errs, fmt.Errorf("server.max_images: %d is above server.queue_size %d, so a request of more images than the queue holds would be refused as busy (429) however often it is retried; lower it or raise server.queue_size", c.MaxImages, c.QueueSize))
 	}
