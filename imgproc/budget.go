@@ -74,7 +74,7 @@ type Header struct {
 	Bytes int64
 
 	jpeg        jpegLayout
-	orientation int // JPEG EXIF orientation, 1..8
+	orientation int // EXIF orientation (JPEG, PNG, WebP), 1..8; 0 for none
 }
 
 // ReadHeader reads the header of an image held in memory: its format, size
@@ -104,12 +104,21 @@ func readHeader(c codec, b []byte) (Header, error) {
 		h.Width, h.Height, h.Scans, h.jpeg = l.width, l.height, l.scans, l
 		h.orientation = jpegOrientation(b)
 	} else {
+		if _, animated := webpChunk(b, "ANIM"); c.name == "webp" && animated {
+			return Header{}, &UnsupportedError{What: "an animated WebP (the decoder reads still WebP images): send one frame, e.g. as PNG"}
+		}
 		cfg, err := c.config(bytes.NewReader(b))
 		if err != nil {
 			return Header{}, classify(c.name, err)
 		}
 		h.Width, h.Height = cfg.Width, cfg.Height
 		h.Bytes = pixels(h) * bytesPerPixel(c.name, cfg.ColorModel, b)
+		switch c.name {
+		case "png":
+			h.orientation = pngOrientation(b)
+		case "webp":
+			h.orientation = webpOrientation(b)
+		}
 	}
 	if h.Width <= 0 || h.Height <= 0 {
 		return Header{}, &CorruptError{Format: c.name, Err: fmt.Errorf("header announces %dx%d pixels", h.Width, h.Height)}

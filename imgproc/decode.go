@@ -33,6 +33,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"math"
 	"os"
 
 	"golang.org/x/image/bmp"
@@ -270,12 +271,48 @@ func decodeBytes(b []byte, lim Limits, minSide int) (img image.Image, size image
 		return nil, image.Point{}, classify(c.name, err)
 	}
 	switch c.name {
-	case "jpeg":
+	case "webp":
+		img = Orient(fromVideoRange(img), h.orientation)
+	case "jpeg", "png":
 		img = Orient(img, h.orientation)
 	case "gif":
 		img = onScreen(img, h.Width, h.Height)
 	}
 	return img, img.Bounds().Size(), nil
+}
+
+// fromVideoRange converts the YCbCr image lossy WebP decodes to (VP8 stores
+// BT.601 "video range": Y 16..235, chroma 16..240) into RGB. image/color's
+// conversion, which ToTensor and At use, is JPEG's full range 0..255: it lifted
+// blacks to grey and cut contrast and saturation by a seventh. Other images
+// (lossless WebP decodes to RGBA) pass unchanged.
+func fromVideoRange(img image.Image) image.Image {
+	var ycc *image.YCbCr
+	var alpha func(x, y int) uint8
+	switch m := img.(type) {
+	case *image.YCbCr:
+		ycc = m
+	case *image.NYCbCrA:
+		ycc, alpha = &m.YCbCr, func(x, y int) uint8 { return m.A[m.AOffset(x, y)] }
+	default:
+		return img
+	}
+	r := ycc.Bounds()
+	out := image.NewNRGBA(r)
+	clamp := func(v float64) uint8 { return uint8(min(255, max(0, math.Round(v)))) }
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			yy := 1.164383 * (float64(ycc.Y[ycc.YOffset(x, y)]) - 16)
+			cb, cr := float64(ycc.Cb[ycc.COffset(x, y)])-128, float64(ycc.Cr[ycc.COffset(x, y)])-128
+			i := out.PixOffset(x, y)
+			out.Pix[i], out.Pix[i+1], out.Pix[i+2] = clamp(yy+1.596027*cr), clamp(yy-0.391762*cb-0.812968*cr), clamp(yy+2.017232*cb)
+			out.Pix[i+3] = 255
+			if alpha != nil {
+				out.Pix[i+3] = alpha(x, y)
+			}
+		}
+	}
+	return out
 }
 
 // onScreen places a GIF's first frame on its logical screen. A frame may cover

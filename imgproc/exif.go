@@ -47,6 +47,62 @@ func jpegOrientation(b []byte) int {
 	return 1
 }
 
+// pngOrientation returns the EXIF Orientation of a PNG file's eXIf chunk (a
+// TIFF structure, as after JPEG's "Exif\0\0"), or 1 when there is none. Each
+// chunk is a 4-byte big-endian length, a 4-byte type, the data and a CRC.
+func pngOrientation(b []byte) int {
+	for p := 8; p+8 <= len(b); {
+		n := int64(binary.BigEndian.Uint32(b[p:]))
+		typ, data := string(b[p+4:p+8]), int64(p+8)
+		if data+n > int64(len(b)) || typ == "IEND" {
+			return 1
+		}
+		if typ == "eXIf" {
+			if o := exifOrientation(b[data : data+n]); o != 0 {
+				return o
+			}
+			return 1
+		}
+		p = int(data + n + 4)
+	}
+	return 1
+}
+
+// webpChunk returns the data of a WebP file's first chunk named fourCC. After
+// "RIFF", its size and "WEBP", each chunk is a FourCC, a 4-byte little-endian
+// size and the data, padded to an even length.
+func webpChunk(b []byte, fourCC string) ([]byte, bool) {
+	for p := 12; p+8 <= len(b); {
+		n := int64(binary.LittleEndian.Uint32(b[p+4:]))
+		data := int64(p + 8)
+		if data+n > int64(len(b)) {
+			return nil, false
+		}
+		if string(b[p:p+4]) == fourCC {
+			return b[data : data+n], true
+		}
+		p = int(data + n + n%2)
+	}
+	return nil, false
+}
+
+// webpOrientation returns the EXIF Orientation of a WebP file's EXIF chunk (a
+// TIFF structure, which some writers prefix "Exif\0\0"), or 1 when there is
+// none.
+func webpOrientation(b []byte) int {
+	t, ok := webpChunk(b, "EXIF")
+	if !ok {
+		return 1
+	}
+	if len(t) >= 6 && string(t[:6]) == "Exif\x00\x00" {
+		t = t[6:]
+	}
+	if o := exifOrientation(t); o != 0 {
+		return o
+	}
+	return 1
+}
+
 // exifOrientation reads tag 0x0112 from IFD0 of a TIFF structure (the EXIF
 // payload after "Exif\0\0"): byte order "II" or "MM", 42, offset of IFD0; IFD0
 // is a 2-byte entry count then 12-byte entries (tag, type, count, value).
@@ -80,11 +136,21 @@ func exifOrientation(t []byte) int {
 		if bo.Uint16(t[e:]) != 0x0112 {
 			continue
 		}
-		// Type 3 is SHORT; a single SHORT sits in the first 2 bytes of the value field.
-		if bo.Uint16(t[e+2:]) != 3 || bo.Uint32(t[e+4:]) != 1 {
+		// Type 3 is SHORT, as the standard says; a single SHORT sits in the
+		// first 2 bytes of the value field. Some writers use type 4, LONG (all
+		// 4 bytes): readers such as PIL honour it too.
+		if bo.Uint32(t[e+4:]) != 1 {
 			return 0
 		}
-		o := int(bo.Uint16(t[e+8:]))
+		var o int
+		switch bo.Uint16(t[e+2:]) {
+		case 3:
+			o = int(bo.Uint16(t[e+8:]))
+		case 4:
+			o = int(bo.Uint32(t[e+8:]))
+		default:
+			return 0
+		}
 		if o < 1 || o > 8 {
 			return 0
 		}

@@ -2,7 +2,10 @@ package imgproc
 
 import (
 	"encoding/binary"
+	"errors"
+	"hash/crc32"
 	"image"
+	"strings"
 	"testing"
 )
 
@@ -153,5 +156,77 @@ func TestOrientKeepsOtherTypes(t *testing.T) {
 	}
 	if Orient(gray, 1) != image.Image(gray) || Orient(gray, 0) != image.Image(gray) {
 		t.Errorf("orientation 1 and invalid values must return the image unchanged")
+	}
+}
+
+// pngChunk is a PNG chunk: length, type, data and the CRC of type and data.
+func pngChunk(typ string, data []byte) []byte {
+	c := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	c = append(append(c, typ...), data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(c[4:]))
+}
+
+// TestDecodePNGOrientation: a PNG's eXIf chunk (the TIFF structure of an
+// APP1 segment) turns it upright as a JPEG's EXIF does; it was ignored.
+func TestDecodePNGOrientation(t *testing.T) {
+	stored := map[uint16][]string{3: {"FED", "CBA"}, 6: {"CF", "BE", "AD"}, 8: {"DA", "EB", "FC"}}
+	for o, rows := range stored {
+		png := encodePNG(t, blocksImage(rows...))
+		tiff := exifSegment(binary.BigEndian, o)[10:] // after the marker, length and "Exif\0\0"
+		// IHDR is the first chunk: 8 bytes of signature, then 8 + 13 + 4.
+		data := append(append(append([]byte{}, png[:33]...), pngChunk("eXIf", tiff)...), png[33:]...)
+		if got := pngOrientation(data); got != int(o) {
+			t.Errorf("orientation %d: parsed %d", o, got)
+		}
+		img, err := DecodeBytes(data, testLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBlocks(t, img, 0, "ABC", "DEF")
+	}
+}
+
+// webpFile is a WebP file of the given chunks (FourCC, data), padded as RIFF
+// wants.
+func webpFile(chunks ...[2]string) []byte {
+	var body []byte
+	for _, c := range chunks {
+		body = append(body, c[0]...)
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(c[1])))
+		body = append(body, c[1]...)
+		if len(c[1])%2 == 1 {
+			body = append(body, 0)
+		}
+	}
+	out := append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(4+len(body)))...)
+	return append(append(out, "WEBP"...), body...)
+}
+
+// TestWebPOrientationAndAnimation: a WebP's EXIF chunk, with or without the
+// "Exif\0\0" prefix some writers put there, gives its orientation, and an
+// animated WebP is refused as unsupported, not as corrupt.
+func TestWebPOrientationAndAnimation(t *testing.T) {
+	seg := exifSegment(binary.LittleEndian, 6)
+	vp8x := string(make([]byte, 10))
+	for _, exif := range []string{string(seg[10:]), string(seg[4:])} {
+		if got := webpOrientation(webpFile([2]string{"VP8X", vp8x}, [2]string{"ICCP", "odd"}, [2]string{"EXIF", exif})); got != 6 {
+			t.Errorf("EXIF chunk %.6q...: orientation %d, want 6", exif, got)
+		}
+	}
+	_, err := DecodeBytes(webpFile([2]string{"VP8X", vp8x}, [2]string{"ANIM", string(make([]byte, 6))}), testLimits)
+	var unsupported *UnsupportedError
+	if !errors.As(err, &unsupported) || !strings.Contains(err.Error(), "an animated WebP") {
+		t.Errorf("animated WebP: %v, want unsupported", err)
+	}
+}
+
+// TestOrientationAsLong: an Orientation stored as a LONG, against the
+// standard's SHORT, is read as PIL reads it.
+func TestOrientationAsLong(t *testing.T) {
+	tiff := exifSegment(binary.BigEndian, 6)[10:]
+	binary.BigEndian.PutUint16(tiff[8+2+12+2:], 4) // the Orientation entry's type: LONG
+	binary.BigEndian.PutUint32(tiff[8+2+12+8:], 6) // its value, all 4 bytes
+	if got := exifOrientation(tiff); got != 6 {
+		t.Errorf("LONG orientation 6 parsed as %d", got)
 	}
 }
