@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/captioner/captioner/gpu"
@@ -135,19 +136,31 @@ func (d *Device) Scale(x gpu.Buf, alpha float32) {
 	})
 }
 
-// SumSquares returns the sum of x[i]^2 accumulated in float64.
+// SumSquares returns the sum of x[i]^2 accumulated in float64. The chunks'
+// sums are added in the chunks' order, not as they finish: the same x gives
+// the same bits on every run (it sets gradient clipping, and a resumed
+// training run repeats an uninterrupted one bit for bit).
 func (d *Device) SumSquares(x gpu.Buf) (float64, error) {
 	xs := d.f(x)
-	var (
-		mu  sync.Mutex
+	type part struct {
+		lo  int
 		sum float64
+	}
+	var (
+		mu    sync.Mutex
+		parts []part
 	)
 	d.parallel(len(xs), grain, func(lo, hi int) {
 		s := sumSquares(xs[lo:hi])
 		mu.Lock()
-		sum += s
+		parts = append(parts, part{lo, s})
 		mu.Unlock()
 	})
+	slices.SortFunc(parts, func(a, b part) int { return a.lo - b.lo })
+	sum := 0.0
+	for _, p := range parts {
+		sum += p.sum
+	}
 	return sum, nil
 }
 

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"math"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -161,6 +162,32 @@ func TestInPieces(t *testing.T) {
 		})
 		if next != max(c.lo, c.hi) || (c.hi > c.lo) != (calls > 0) {
 			t.Fatalf("%+v: pieces ended at %d after %d calls, want %d", c, next, calls, c.hi)
+		}
+	}
+}
+
+// TestSumSquaresIsDeterministic: the chunks' sums are added in order, so a
+// sum whose float64 rounding depends on that order gives the same bits on
+// every call, however the threads finish.
+func TestSumSquaresIsDeterministic(t *testing.T) {
+	d := New(2)
+	defer d.Close()
+	x := make([]float32, 64*grain)
+	for i := range x {
+		x[i] = float32(1 + i%7)
+		if i%grain == 0 {
+			x[i] = 3e7 // chunk sums of very different sizes: their order shows in the last bits
+		}
+	}
+	b := d.Alloc(len(x))
+	d.Upload(b, x)
+	first, err := d.SumSquares(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		if s, _ := d.SumSquares(b); math.Float64bits(s) != math.Float64bits(first) {
+			t.Fatalf("SumSquares gave %v, then %v", first, s)
 		}
 	}
 }
