@@ -78,6 +78,12 @@ typedef struct {
 	dnnl_memory_t *src, *dst, *wei; // per layer; wei is borrowed from the layer
 	dnnl_primitive_t to_act;        // f32 input -> the chain's input type (not in an f32 chain)
 	dnnl_memory_t in_f32, in_act;
+	// The primitives' scratchpads (dnnl_scratchpad_mode_user), all views of one
+	// buffer of this plan's: NULL where a primitive needs none. oneDNN's
+	// default keeps them per thread, and a chain is built on one OS thread and
+	// run on whichever the goroutine is on.
+	dnnl_memory_t *pad, act_pad;
+	void *scratch;
 } plan;
 
 // What the copies of a chain share (cap_convnet_share): the engine and the layers
@@ -219,6 +225,10 @@ static void plan_destroy(cap_convnet *net, plan *p) {
 	if (p->to_act) dnnl_primitive_destroy(p->to_act);
 	if (p->in_f32) dnnl_memory_destroy(p->in_f32);
 	if (p->in_act) dnnl_memory_destroy(p->in_act);
+	for (int i = 0; p->pad && i < net->nlayers; i++)
+		if (p->pad[i]) dnnl_memory_destroy(p->pad[i]);
+	if (p->act_pad) dnnl_memory_destroy(p->act_pad);
+	free(p->scratch), free(p->pad);
 	free(p->pds), free(p->prims), free(p->src), free(p->dst), free(p->wei);
 	memset(p, 0, sizeof *p);
 }
@@ -235,7 +245,9 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 	p->src = calloc(L, sizeof *p->src);
 	p->dst = calloc(L, sizeof *p->dst);
 	p->wei = calloc(L, sizeof *p->wei);
-	if (!p->pds || !p->prims || !p->src || !p->dst || !p->wei) {
+	p->pad = calloc(L, sizeof *p->pad);
+	dnnl_memory_desc_t *pad_md = calloc(L + 1, sizeof *pad_md); // the layers', then to_act's
+	if (!p->pds || !p->prims || !p->src || !p->dst || !p->wei || !p->pad || !pad_md) {
 		snprintf(err, errlen, "out of memory planning a batch of %d", n);
 		goto fail;
 	}
@@ -247,12 +259,14 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		TRY(act_md(&md, n, first->c, first->h, first->w, net->in));
 		TRY(dnnl_memory_create(&p->in_act, &md, net->eng, net->bufs[NBUF]));
 		TRY(dnnl_primitive_attr_create(&attr));
+		TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
 		if (net->type == CAP_INT8) {
 			float to_steps = 1.f / net->in_step;
 			TRY(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &to_steps));
 		}
 		TRY(dnnl_reorder_primitive_desc_create(&rpd, &in_md, net->eng, &md, net->eng, attr));
 		TRY(dnnl_primitive_create(&p->to_act, rpd));
+		pad_md[L] = *dnnl_primitive_desc_query_md(rpd, dnnl_query_scratchpad_md, 0);
 		dnnl_primitive_desc_destroy(rpd);
 		dnnl_primitive_attr_destroy(attr);
 		rpd = NULL, attr = NULL;
@@ -275,6 +289,7 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		TRY(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
 			&src_md, &wei_md, &bias_md, &dst_md, strides, pad_l, pad_r));
 		TRY(dnnl_primitive_attr_create(&attr));
+		TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
 		TRY(dnnl_post_ops_create(&po));
 		// An int8 chain's post-ops see the output in steps: ReLU6 clips at 6 / step.
 		if (s->act == 1) TRY(dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_relu, 0.f, 0.f));
@@ -294,12 +309,33 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		TRY(dnnl_memory_create(&p->src[i], &src_md, net->eng, src));
 		TRY(dnnl_memory_create(&p->dst[i], &dst_md, net->eng, last ? DNNL_MEMORY_NONE : net->bufs[l->buf]));
 		TRY(dnnl_primitive_create(&p->prims[i], p->pds[i]));
+		pad_md[i] = *dnnl_primitive_desc_query_md(p->pds[i], dnnl_query_scratchpad_md, 0);
 	}
+	// One buffer for every scratchpad: the primitives run one after another.
+	size_t most = 0;
+	for (int i = 0; i <= L; i++) {
+		size_t n = dnnl_memory_desc_get_size(&pad_md[i]);
+		most = n > most ? n : most;
+	}
+	if (most > 0) {
+		if (posix_memalign(&p->scratch, 64, most) != 0) {
+			p->scratch = NULL;
+			snprintf(err, errlen, "out of memory for a %zu-byte scratchpad", most);
+			goto fail;
+		}
+		for (int i = 0; i <= L; i++) {
+			dnnl_memory_t *m = i < L ? &p->pad[i] : &p->act_pad;
+			if (dnnl_memory_desc_get_size(&pad_md[i]) > 0 && (i < L || p->to_act))
+				TRY(dnnl_memory_create(m, &pad_md[i], net->eng, p->scratch));
+		}
+	}
+	free(pad_md);
 	return 0;
 fail:
 	if (po) dnnl_post_ops_destroy(po);
 	if (attr) dnnl_primitive_attr_destroy(attr);
 	if (rpd) dnnl_primitive_desc_destroy(rpd);
+	free(pad_md);
 	plan_destroy(net, p);
 	return -1;
 }
@@ -533,16 +569,16 @@ int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *
 	if (!p->prims && plan_build(net, n, err, errlen) != 0) return -1;
 	if (p->to_act) {
 		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)in));
-		dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}};
-		TRY(dnnl_primitive_execute(p->to_act, net->strm, 2, a));
+		dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}, {DNNL_ARG_SCRATCHPAD, p->act_pad}};
+		TRY(dnnl_primitive_execute(p->to_act, net->strm, p->act_pad ? 3 : 2, a));
 	} else {
 		TRY(dnnl_memory_set_data_handle(p->src[0], (void *)in));
 	}
 	TRY(dnnl_memory_set_data_handle(p->dst[net->nlayers - 1], out));
 	for (int i = 0; i < net->nlayers; i++) {
-		dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, p->src[i]}, {DNNL_ARG_WEIGHTS, p->wei[i]},
-			{DNNL_ARG_BIAS, net->layers[i].bias}, {DNNL_ARG_DST, p->dst[i]}};
-		TRY(dnnl_primitive_execute(p->prims[i], net->strm, 4, a));
+		dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, p->src[i]}, {DNNL_ARG_WEIGHTS, p->wei[i]},
+			{DNNL_ARG_BIAS, net->layers[i].bias}, {DNNL_ARG_DST, p->dst[i]}, {DNNL_ARG_SCRATCHPAD, p->pad[i]}};
+		TRY(dnnl_primitive_execute(p->prims[i], net->strm, p->pad[i] ? 5 : 4, a));
 	}
 	TRY(dnnl_stream_wait(net->strm));
 	return 0;
