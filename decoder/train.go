@@ -1,9 +1,7 @@
 package decoder
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/captioner/captioner/gpu"
@@ -347,27 +345,10 @@ func (ts *TrainState) Backward() {
 // ZeroGrad clears the gradients before a step's Backward.
 func (ts *TrainState) ZeroGrad() { ts.m.dev.Zero(ts.gradFlat) }
 
-// ErrDiverged is ClipGradNorm's error when the gradients' norm is not finite
-// (NaN or infinity): the loss diverged, and Step leaves the weights as they
-// were rather than write NaN into every one of them.
-var ErrDiverged = errors.New("the gradients' norm is not finite (the loss diverged)")
-
-// ClipGradNorm scales the gradients so their global L2 norm is at most maxNorm
-// (maxNorm <= 0 disables clipping) and returns the norm before clipping, or
-// ErrDiverged when that norm is NaN or infinite.
+// ClipGradNorm is gpu.ClipGradNorm of the decoder's gradients: Step leaves
+// the weights as they were on its gpu.ErrDiverged.
 func (ts *TrainState) ClipGradNorm(maxNorm float64) (float64, error) {
-	ss, err := ts.m.dev.SumSquares(ts.gradFlat)
-	if err != nil {
-		return 0, err
-	}
-	norm := math.Sqrt(ss)
-	if math.IsNaN(norm) || math.IsInf(norm, 0) {
-		return norm, ErrDiverged
-	}
-	if maxNorm > 0 && norm > maxNorm {
-		ts.m.dev.Scale(ts.gradFlat, float32(maxNorm/(norm+1e-6)))
-	}
-	return norm, nil
+	return gpu.ClipGradNorm(ts.m.dev, ts.gradFlat, maxNorm)
 }
 
 // Step is one optimiser step: clear the gradients, run forward (one batch's

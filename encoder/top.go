@@ -3,7 +3,6 @@ package encoder
 import (
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -283,27 +282,15 @@ func (t *Top) ZeroGrad() {
 	t.dev.Zero(t.grad)
 }
 
-// ErrDiverged is ClipGradNorm's error when the gradients' norm is not finite
-// (NaN or infinity): the loss diverged, and no update should follow.
-var ErrDiverged = errors.New("the fine-tuned encoder layers' gradient norm is not finite (the loss diverged)")
-
-// ClipGradNorm scales the gradients so their L2 norm is at most maxNorm
-// (maxNorm <= 0 disables clipping) and returns the norm before clipping, or
-// ErrDiverged when that norm is NaN or infinite.
+// ClipGradNorm is gpu.ClipGradNorm of the fine-tuned layers' gradients (a
+// gpu.ErrDiverged names them).
 func (t *Top) ClipGradNorm(maxNorm float64) (float64, error) {
 	t.training()
-	ss, err := t.dev.SumSquares(t.grad)
-	if err != nil {
-		return 0, err
+	norm, err := gpu.ClipGradNorm(t.dev, t.grad, maxNorm)
+	if errors.Is(err, gpu.ErrDiverged) {
+		err = fmt.Errorf("the fine-tuned encoder layers: %w", err)
 	}
-	norm := math.Sqrt(ss)
-	if math.IsNaN(norm) || math.IsInf(norm, 0) {
-		return norm, ErrDiverged
-	}
-	if maxNorm > 0 && norm > maxNorm {
-		t.dev.Scale(t.grad, float32(maxNorm/(norm+1e-6)))
-	}
-	return norm, nil
+	return norm, err
 }
 
 // Update applies one AdamW step to every trained parameter.

@@ -336,7 +336,7 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 		} else {
 			err = ts.Step(o.Clip, adam, forward)
 		}
-		if errors.Is(err, decoder.ErrDiverged) || errors.Is(err, encoder.ErrDiverged) {
+		if errors.Is(err, gpu.ErrDiverged) {
 			return EpochStats{}, fmt.Errorf("train: epoch %d, step %d: %w; the step was not taken, and the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", epoch, ts.Steps()+1, err, r.st.Epoch)
 		}
 		if err != nil {

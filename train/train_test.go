@@ -463,7 +463,7 @@ func TestDivergingStepIsNotTaken(t *testing.T) {
 	}
 	o.Resume, o.Epochs, o.LR, o.Clip = true, 2, 1e30, 0
 	_, err = Run(context.Background(), dev, o, trn, dv)
-	if !errors.Is(err, decoder.ErrDiverged) || !strings.Contains(err.Error(), "the step was not taken, and the checkpoint of epoch 1 is intact") {
+	if !errors.Is(err, gpu.ErrDiverged) || !strings.Contains(err.Error(), "the step was not taken, and the checkpoint of epoch 1 is intact") {
 		t.Fatalf("a learning rate of 1e30: %v, want the run stopped at a diverging step", err)
 	}
 	if after, _ := os.ReadFile(ckpt); !bytes.Equal(before, after) {
