@@ -186,8 +186,9 @@ func (c *Config) ModelDir() (string, error) {
 // checkKnownKeys rejects keys in the file that no field declares, naming them and
 // the keys that exist, because a misspelt key would otherwise be silently ignored.
 func checkKnownKeys(v *viper.Viper, file string) error {
+	keys := Keys()
 	known := map[string]bool{}
-	for _, k := range Keys() {
+	for _, k := range keys {
 		known[k] = true
 	}
 	var unknown []string
@@ -201,7 +202,7 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 	}
 	sort.Strings(unknown)
 	sections := map[string]string{} // section -> its first key
-	for _, k := range Keys() {
+	for _, k := range keys {
 		if s, _, ok := strings.Cut(k, "."); ok && sections[s] == "" {
 			sections[s] = k
 		}
@@ -215,7 +216,7 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 		// least, three at most: the section's name would let train.bs pass
 		// for train.lr.
 		leaf := k[strings.LastIndexByte(k, '.')+1:]
-		if meant := closest(k, min(3, max(1, len(leaf)/4)), Keys()); meant != "" {
+		if meant := closest(k, min(3, max(1, len(leaf)/4)), keys); meant != "" {
 			unknown[i] += " (did you mean " + meant + "?)"
 		}
 	}

@@ -104,8 +104,10 @@ func readHeader(c codec, b []byte) (Header, error) {
 		h.Width, h.Height, h.Scans, h.jpeg = l.width, l.height, l.scans, l
 		h.orientation = jpegOrientation(b)
 	} else {
-		if _, animated := webpChunk(b, "ANIM"); c.name == "webp" && animated {
-			return Header{}, &UnsupportedError{What: "an animated WebP (the decoder reads still WebP images): send one frame, e.g. as PNG"}
+		if c.name == "webp" {
+			if _, animated := webpChunk(b, "ANIM"); animated {
+				return Header{}, &UnsupportedError{What: "an animated WebP (the decoder reads still WebP images): send one frame, e.g. as PNG"}
+			}
 		}
 		cfg, err := c.config(bytes.NewReader(b))
 		if err != nil {
