@@ -19,9 +19,11 @@
 // with oneDNN's own threads, every layer ends at a barrier, and on a machine
 // shared with the HTTP handlers and the decoder a descheduled partner thread
 // left the other waiting: the encoder ran at 16.8 ms per image inside the
-// server against 3.5-10 ms alone. Even a single image is no faster on a team of
+// server against 3.5-10 ms alone. Even a single image was no faster on a team of
 // two (5.6-5.9 ms against 5.9-8.3 at a load of 18), and its first run, which
-// builds the primitives, took 275-600 ms against 23-46.
+// builds the primitives, took 275-600 ms against 23-46. A lone image is
+// instead split by rows into two halves, each a chain of one-thread primitives
+// that a second thread may take or leave (see split below).
 //
 // An int8 chain (CAP_INT8) stores every activation in 8 bits with a fixed step
 // per layer: u8 after ReLU or ReLU6 (0 .. out_max), s8 otherwise (±out_max),
@@ -37,8 +39,11 @@
 // many images per CPU-second as the float32 one (gpu/README.md).
 #include "convnet.h"
 
+#include <immintrin.h>
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +91,31 @@ typedef struct {
 	void *scratch;
 } plan;
 
+// A lone image's split run (cap_convnet_run_split): each layer's output rows
+// in two halves, upper and lower, each half a plan of its own whose memories
+// point at its rows of this copy's activation buffers. The layers form phases:
+// a phase ends before a layer that reads rows of the previous output that the
+// other half computes (a 3x3 convolution reads a row beyond its half), or that
+// writes a buffer whose rows the other half may still be reading. Both halves
+// of a phase must finish before the next phase starts. A thread takes the
+// halves of each phase that nobody has taken yet: two threads that arrive
+// together run one half each, and a thread whose partner is late (descheduled,
+// or still waking) runs both rather than wait for it. That is why the halves
+// are tasks and not threads: a barrier between two threads would leave the
+// first waiting for a partner vCPU that the hypervisor has not yet woken, which
+// made a team of two threads lose to one thread in the server (gpu/README.md).
+typedef struct {
+	plan half[2];
+	dnnl_stream_t strm[2];
+	int *start;   // [nphases + 1]: each phase's first layer, then nlayers
+	int nphases;
+	atomic_int *taken, *done; // per phase: halves taken, halves finished
+	atomic_int failed;
+	float *out;
+	const float *in;
+	char err[256]; // the failing half's message
+} split;
+
 // What the copies of a chain share (cap_convnet_share): the engine and the layers
 // with their weights, read-only once reordered. mu guards each layer's list of
 // formats, which a copy's first run may extend while another copy runs, and
@@ -106,6 +136,7 @@ struct cap_convnet {
 	int nlayers, max_batch;
 	void *bufs[NBUF + 1]; // NBUF ping-pong buffers, then the converted input (not in an f32 chain)
 	plan *plans;          // [max_batch + 1], built on first use
+	split *split;         // built on the first split run
 };
 
 #define TRY(call)                                                                             \
@@ -148,9 +179,43 @@ static size_t weights_per_output(const cap_conv_layer *l) {
 	return (size_t)l->kh * l->kw * (l->depthwise ? 1 : l->c);
 }
 
+static size_t dt_size(dnnl_data_type_t dt) { return dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1; }
+
 static size_t act_bytes(const cap_conv_layer *l, int out, dnnl_data_type_t dt) {
 	size_t e = out ? (size_t)l->oh * l->ow * l->oc : (size_t)l->h * l->w * l->c;
-	return e * (dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1);
+	return e * dt_size(dt);
+}
+
+// The rows of one layer a plan computes: output rows [r0, r1), from input rows
+// [a, b) with pad_t and pad_b rows of zero padding above and below them.
+typedef struct {
+	int r0, r1, a, b, pad_t, pad_b;
+} rows;
+
+// rows_of gives half 0 (the upper (OH+1)/2 output rows), half 1 (the others)
+// or, for half -1, all of layer s's rows.
+static rows rows_of(const cap_conv_layer *s, int half) {
+	rows r;
+	int mid = (s->oh + 1) / 2;
+	r.r0 = half == 1 ? mid : 0;
+	r.r1 = half == 0 ? mid : s->oh;
+	int top = r.r0 * s->stride_h - s->pad_top;              // the first input row read, maybe padding
+	int end = (r.r1 - 1) * s->stride_h - s->pad_top + s->kh; // one past the last
+	r.a = top > 0 ? top : 0;
+	r.b = end < s->h ? end : s->h;
+	r.pad_t = r.a - top;
+	r.pad_b = end - r.b;
+	return r;
+}
+
+// input_rows gives the rows of the chain's input that half converts to the
+// chain's type before layer 0 (not in an f32 chain): half -1 all of them.
+static rows input_rows(const cap_conv_layer *first, int half) {
+	int mid = (first->h + 1) / 2;
+	rows r = {0};
+	r.r0 = r.a = half == 1 ? mid : 0;
+	r.r1 = r.b = half == 0 ? mid : first->h;
+	return r;
 }
 
 // reorder_once copies src into dst (converting format and type) and waits.
@@ -233,9 +298,9 @@ static void plan_destroy(cap_convnet *net, plan *p) {
 	memset(p, 0, sizeof *p);
 }
 
-// plan_build creates the primitives for batches of n images.
-static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
-	plan *p = &net->plans[n];
+// plan_build creates the primitives for batches of n images or, for half 0 or
+// 1, those of one image's half of the rows (see split), into p.
+static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int errlen) {
 	int L = net->nlayers;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_post_ops_t po = NULL;
@@ -253,11 +318,13 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 	}
 	if (net->in != dnnl_f32) { // the f32 input is converted first; an f32 chain reads it directly
 		const cap_conv_layer *first = &net->layers[0].spec;
+		rows r = input_rows(first, half);
 		dnnl_memory_desc_t in_md, md;
-		TRY(act_md(&in_md, n, first->c, first->h, first->w, dnnl_f32));
+		TRY(act_md(&in_md, n, first->c, r.b - r.a, first->w, dnnl_f32));
 		TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
-		TRY(act_md(&md, n, first->c, first->h, first->w, net->in));
-		TRY(dnnl_memory_create(&p->in_act, &md, net->eng, net->bufs[NBUF]));
+		TRY(act_md(&md, n, first->c, r.b - r.a, first->w, net->in));
+		TRY(dnnl_memory_create(&p->in_act, &md, net->eng,
+			(char *)net->bufs[NBUF] + (size_t)r.a * first->w * first->c * dt_size(net->in)));
 		TRY(dnnl_primitive_attr_create(&attr));
 		TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
 		if (net->type == CAP_INT8) {
@@ -276,13 +343,13 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		const cap_conv_layer *s = &l->spec;
 		int last = i == L - 1;
 		dnnl_data_type_t in_dt = i == 0 ? net->in : net->layers[i - 1].dst_dt;
+		rows r = rows_of(s, half);
 		dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md;
-		dnnl_dims_t wd, strides = {s->stride_h, s->stride_w}, pad_l = {s->pad_top, s->pad_left};
-		dnnl_dims_t pad_r = {(s->oh - 1) * s->stride_h + s->kh - s->h - s->pad_top,
-			(s->ow - 1) * s->stride_w + s->kw - s->w - s->pad_left};
+		dnnl_dims_t wd, strides = {s->stride_h, s->stride_w}, pad_l = {r.pad_t, s->pad_left};
+		dnnl_dims_t pad_r = {r.pad_b, (s->ow - 1) * s->stride_w + s->kw - s->w - s->pad_left};
 		dnnl_dims_t bd = {s->oc};
-		TRY(act_md(&src_md, n, s->c, s->h, s->w, in_dt));
-		TRY(act_md(&dst_md, n, s->oc, s->oh, s->ow, l->dst_dt));
+		TRY(act_md(&src_md, n, s->c, r.b - r.a, s->w, in_dt));
+		TRY(act_md(&dst_md, n, s->oc, r.r1 - r.r0, s->ow, l->dst_dt));
 		TRY(dnnl_memory_desc_init_by_tag(&wei_md, weight_dims(s, wd), wd, net->in, dnnl_format_tag_any));
 		TRY(dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_a));
 		dnnl_convolution_desc_t cd;
@@ -304,10 +371,13 @@ static int plan_build(cap_convnet *net, int n, char *err, int errlen) {
 		po = NULL, attr = NULL;
 		const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(p->pds[i], dnnl_query_weights_md, 0);
 		if (!(p->wei[i] = weight_in(net, l, want, err, errlen))) goto fail;
+		// A half's memories start at its first rows.
 		void *src = i == 0 ? (net->in == dnnl_f32 ? DNNL_MEMORY_NONE : net->bufs[NBUF])
 		                   : net->bufs[net->layers[i - 1].buf];
+		if (src != DNNL_MEMORY_NONE) src = (char *)src + (size_t)r.a * s->w * s->c * dt_size(in_dt);
+		void *dst = last ? DNNL_MEMORY_NONE : (char *)net->bufs[l->buf] + (size_t)r.r0 * s->ow * s->oc * dt_size(l->dst_dt);
 		TRY(dnnl_memory_create(&p->src[i], &src_md, net->eng, src));
-		TRY(dnnl_memory_create(&p->dst[i], &dst_md, net->eng, last ? DNNL_MEMORY_NONE : net->bufs[l->buf]));
+		TRY(dnnl_memory_create(&p->dst[i], &dst_md, net->eng, dst));
 		TRY(dnnl_primitive_create(&p->prims[i], p->pds[i]));
 		pad_md[i] = *dnnl_primitive_desc_query_md(p->pds[i], dnnl_query_scratchpad_md, 0);
 	}
@@ -559,6 +629,38 @@ cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
 	return net;
 }
 
+// set_io points plan p (of half, or -1) at the caller's input and output.
+static int set_io(cap_convnet *net, plan *p, int half, float *out, const float *in, char *err, int errlen) {
+	const cap_conv_layer *first = &net->layers[0].spec, *last = &net->layers[net->nlayers - 1].spec;
+	if (p->to_act) {
+		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)(in + (size_t)input_rows(first, half).a * first->w * first->c)));
+	} else {
+		TRY(dnnl_memory_set_data_handle(p->src[0], (void *)(in + (size_t)rows_of(first, half).a * first->w * first->c)));
+	}
+	TRY(dnnl_memory_set_data_handle(p->dst[net->nlayers - 1], out + (size_t)rows_of(last, half).r0 * last->ow * last->oc));
+	return 0;
+fail:
+	return -1;
+}
+
+// run_steps runs steps [lo, hi) of plan p on strm: step 0 converts the input
+// to the chain's type (nothing in an f32 chain), step i + 1 is layer i.
+static int run_steps(cap_convnet *net, plan *p, dnnl_stream_t strm, int lo, int hi, char *err, int errlen) {
+	if (lo == 0 && p->to_act) {
+		dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}, {DNNL_ARG_SCRATCHPAD, p->act_pad}};
+		TRY(dnnl_primitive_execute(p->to_act, strm, p->act_pad ? 3 : 2, a));
+	}
+	for (int i = lo > 0 ? lo - 1 : 0; i < hi - 1; i++) {
+		dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, p->src[i]}, {DNNL_ARG_WEIGHTS, p->wei[i]},
+			{DNNL_ARG_BIAS, net->layers[i].bias}, {DNNL_ARG_DST, p->dst[i]}, {DNNL_ARG_SCRATCHPAD, p->pad[i]}};
+		TRY(dnnl_primitive_execute(p->prims[i], strm, p->pad[i] ? 5 : 4, a));
+	}
+	TRY(dnnl_stream_wait(strm));
+	return 0;
+fail:
+	return -1;
+}
+
 int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen) {
 	if (n <= 0 || n > net->max_batch) {
 		snprintf(err, errlen, "batch of %d images; this chain takes 1 to %d", n, net->max_batch);
@@ -566,31 +668,159 @@ int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *
 	}
 	omp_set_num_threads(1); // this thread's own setting: other threads' runs are unaffected
 	plan *p = &net->plans[n];
-	if (!p->prims && plan_build(net, n, err, errlen) != 0) return -1;
-	if (p->to_act) {
-		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)in));
-		dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, p->in_f32}, {DNNL_ARG_TO, p->in_act}, {DNNL_ARG_SCRATCHPAD, p->act_pad}};
-		TRY(dnnl_primitive_execute(p->to_act, net->strm, p->act_pad ? 3 : 2, a));
-	} else {
-		TRY(dnnl_memory_set_data_handle(p->src[0], (void *)in));
+	if (!p->prims && plan_build(net, p, n, -1, err, errlen) != 0) return -1;
+	if (set_io(net, p, -1, out, in, err, errlen) != 0) return -1;
+	return run_steps(net, p, net->strm, 0, net->nlayers + 1, err, errlen);
+}
+
+static void split_destroy(split *sp, cap_convnet *net) {
+	if (!sp) return;
+	for (int h = 0; h < 2; h++) {
+		plan_destroy(net, &sp->half[h]);
+		if (sp->strm[h]) dnnl_stream_destroy(sp->strm[h]);
 	}
-	TRY(dnnl_memory_set_data_handle(p->dst[net->nlayers - 1], out));
-	for (int i = 0; i < net->nlayers; i++) {
-		dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, p->src[i]}, {DNNL_ARG_WEIGHTS, p->wei[i]},
-			{DNNL_ARG_BIAS, net->layers[i].bias}, {DNNL_ARG_DST, p->dst[i]}, {DNNL_ARG_SCRATCHPAD, p->pad[i]}};
-		TRY(dnnl_primitive_execute(p->prims[i], net->strm, p->pad[i] ? 5 : 4, a));
+	free(sp->start), free(sp->taken), free(sp->done);
+	free(sp);
+}
+
+// A span of bytes [lo, hi) of one activation buffer; empty when lo >= hi.
+typedef struct {
+	size_t lo, hi;
+} span;
+
+static int overlap(span a, span b) { return a.lo < a.hi && b.lo < b.hi && a.lo < b.hi && b.lo < a.hi; }
+
+static span join(span a, span b) {
+	if (a.lo >= a.hi) return b;
+	if (b.lo >= b.hi) return a;
+	return (span){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
+}
+
+// split_phases divides the steps (see run_steps) into phases (see split). It
+// follows the bytes of each buffer that each half has read and written in the
+// current phase: not rows, since a buffer holds layers of different widths,
+// and a half's rows of one layer can be the other half's bytes of the next.
+// A step starts a new phase when a half of it would read bytes that the other
+// half wrote in this phase, or write bytes that the other half read or wrote.
+static void split_phases(cap_convnet *net, split *sp) {
+	int L = net->nlayers;
+	span reads[2][NBUF + 1], writes[2][NBUF + 1];
+	memset(reads, 0, sizeof reads), memset(writes, 0, sizeof writes);
+	sp->nphases = 0;
+	sp->start[sp->nphases++] = 0;
+	for (int step = net->in == dnnl_f32; step <= L; step++) { // an f32 chain converts nothing
+		// What each half of this step reads and writes: buffer -1 is the
+		// caller's input or output, which the other half neither writes nor reads.
+		int in_buf = -1, out_buf = -1;
+		span r[2], w[2];
+		const cap_conv_layer *s = &net->layers[step > 0 ? step - 1 : 0].spec;
+		for (int h = 0; h < 2; h++) {
+			if (step == 0) { // the input converted to the chain's type
+				size_t row = (size_t)s->w * s->c * dt_size(net->in);
+				rows x = input_rows(s, h);
+				r[h] = (span){0, 0};
+				w[h] = (span){x.a * row, x.b * row};
+				out_buf = NBUF;
+				continue;
+			}
+			int i = step - 1;
+			dnnl_data_type_t in_dt = i == 0 ? net->in : net->layers[i - 1].dst_dt;
+			size_t in_row = (size_t)s->w * s->c * dt_size(in_dt), out_row = (size_t)s->ow * s->oc * dt_size(net->layers[i].dst_dt);
+			rows x = rows_of(s, h);
+			in_buf = i > 0 ? net->layers[i - 1].buf : net->in == dnnl_f32 ? -1 : NBUF;
+			out_buf = net->layers[i].buf; // a residual layer's, read where it is written
+			r[h] = (span){x.a * in_row, x.b * in_row};
+			w[h] = (span){x.r0 * out_row, x.r1 * out_row};
+		}
+		int conflict = 0;
+		for (int h = 0; h < 2; h++) {
+			int o = 1 - h;
+			if (in_buf >= 0) conflict |= overlap(r[h], writes[o][in_buf]);
+			if (out_buf >= 0) conflict |= overlap(w[h], join(reads[o][out_buf], writes[o][out_buf]));
+		}
+		if (conflict) {
+			sp->start[sp->nphases++] = step;
+			memset(reads, 0, sizeof reads), memset(writes, 0, sizeof writes);
+		}
+		for (int h = 0; h < 2; h++) {
+			if (in_buf >= 0) reads[h][in_buf] = join(reads[h][in_buf], r[h]);
+			if (out_buf >= 0) writes[h][out_buf] = join(writes[h][out_buf], w[h]);
+		}
 	}
-	TRY(dnnl_stream_wait(net->strm));
+	sp->start[sp->nphases] = L + 1;
+}
+
+static int split_build(cap_convnet *net, char *err, int errlen) {
+	int L = net->nlayers;
+	split *sp = calloc(1, sizeof *sp);
+	if (!sp || !(sp->start = calloc(L + 2, sizeof *sp->start)) || !(sp->taken = calloc(L + 1, sizeof *sp->taken)) ||
+		!(sp->done = calloc(L + 1, sizeof *sp->done))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (int h = 0; h < 2; h++) {
+		TRY(dnnl_stream_create(&sp->strm[h], net->eng, dnnl_stream_default_flags));
+		if (plan_build(net, &sp->half[h], 1, h, err, errlen) != 0) goto fail;
+	}
+	split_phases(net, sp);
+	net->split = sp;
 	return 0;
 fail:
+	split_destroy(sp, net);
 	return -1;
+}
+
+int cap_convnet_split_begin(cap_convnet *net, float *out, const float *in, char *err, int errlen) {
+	omp_set_num_threads(1); // the plans are made for one thread each
+	if (!net->split && split_build(net, err, errlen) != 0) return -1;
+	split *sp = net->split;
+	for (int h = 0; h < 2; h++)
+		if (set_io(net, &sp->half[h], h, out, in, err, errlen) != 0) return -1;
+	for (int k = 0; k < sp->nphases; k++) {
+		atomic_store(&sp->taken[k], 0);
+		atomic_store(&sp->done[k], 0);
+	}
+	atomic_store(&sp->failed, 0);
+	return 0;
+}
+
+int cap_convnet_run_split(cap_convnet *net, char *err, int errlen) {
+	split *sp = net->split;
+	omp_set_num_threads(1);
+	for (int k = 0; k < sp->nphases; k++) {
+		int h;
+		while ((h = atomic_fetch_add(&sp->taken[k], 1)) < 2) {
+			char msg[sizeof sp->err];
+			if (!atomic_load(&sp->failed) &&
+				run_steps(net, &sp->half[h], sp->strm[h], sp->start[k], sp->start[k + 1], msg, sizeof msg) != 0 &&
+				atomic_exchange(&sp->failed, 1) == 0)
+				memcpy(sp->err, msg, sizeof msg);
+			atomic_fetch_add(&sp->done[k], 1);
+		}
+		// The other half runs on a thread that took it: wait for it, briefly
+		// polling, then letting other threads run.
+		for (int spins = 0; atomic_load(&sp->done[k]) < 2; spins++) {
+			if (spins < 4096)
+				_mm_pause();
+			else
+				sched_yield();
+		}
+	}
+	if (atomic_load(&sp->failed)) {
+		snprintf(err, errlen, "%s", sp->err);
+		return -1;
+	}
+	return 0;
 }
 
 void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len) {
 	const char *s = NULL;
 	buf[0] = 0;
-	if (n < 1 || n > net->max_batch || i < 0 || i >= net->nlayers || !net->plans[n].pds) return;
-	if (dnnl_primitive_desc_query(net->plans[n].pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
+	if (n < 1 || n > net->max_batch || i < 0 || i >= net->nlayers) return;
+	plan *p = &net->plans[n];
+	if (!p->pds && n == 1 && net->split) p = &net->split->half[0]; // only split runs so far
+	if (!p->pds) return;
+	if (dnnl_primitive_desc_query(p->pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
 		snprintf(buf, len, "%s", s);
 }
 
@@ -598,6 +828,7 @@ void cap_convnet_destroy(cap_convnet *net) {
 	if (!net) return;
 	if (net->plans)
 		for (int n = 0; n <= net->max_batch; n++) plan_destroy(net, &net->plans[n]);
+	split_destroy(net->split, net);
 	for (int b = 0; b <= NBUF; b++) free(net->bufs[b]);
 	if (net->strm) dnnl_stream_destroy(net->strm);
 	free(net->plans);

@@ -20,6 +20,7 @@ static int cap_has_isa(dnnl_cpu_isa_t want) {
 import "C"
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
@@ -176,6 +177,9 @@ func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	inLen, outLen := first.H*first.W*first.C, last.OH*last.OW*last.OC
 	o := c.dev.need(out, n*outLen, "chain output")
 	x := c.dev.need(in, n*inLen, "chain input")
+	if n == 1 && c.dev.threads >= 2 {
+		return c.runSplit(o, x, 2)
+	}
 	k := min(len(c.parts), n)
 	errs := make([]error, k)
 	run := func(i int) {
@@ -195,6 +199,34 @@ func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	run(0)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	c.ran = true
+	return nil
+}
+
+// runSplit runs one image on threads (1 or 2) of the device's threads, each
+// layer's output rows in two halves (see split in convnet.c): a lone image is
+// the server's batch at light load, and the latency of a single caption. On
+// one thread the halves run one after the other, as they do when the second
+// thread comes late.
+func (c *convChain) runSplit(out, in []float32, threads int) error {
+	var pinner runtime.Pinner // the C side keeps both pointers until the halves are done
+	defer pinner.Unpin()
+	pinner.Pin(&out[0])
+	pinner.Pin(&in[0])
+	var msg [errLen]C.char
+	if C.cap_convnet_split_begin(c.parts[0], ptr(out), ptr(in), &msg[0], errLen) != 0 {
+		return errors.New("gpu/cpu: " + C.GoString(&msg[0]))
+	}
+	var errs [2]error
+	c.dev.parallel(threads, 1, func(lo, _ int) {
+		var msg [errLen]C.char
+		if C.cap_convnet_run_split(c.parts[0], &msg[0], errLen) != 0 {
+			errs[lo] = errors.New("gpu/cpu: " + C.GoString(&msg[0]))
+		}
+	})
+	if err := cmp.Or(errs[0], errs[1]); err != nil {
 		return err
 	}
 	c.ran = true
@@ -225,7 +257,11 @@ func (c *convChain) Describe() string {
 			impls = append(impls, s)
 		}
 	}
-	return fmt.Sprintf("oneDNN %d.%d.%d %s, %d threads [%s]", v.major, v.minor, v.patch, c.precision, len(c.parts), strings.Join(impls, " "))
+	threads := len(c.parts)
+	if c.dev.threads >= 2 {
+		threads = max(threads, 2) // a lone image's halves (runSplit)
+	}
+	return fmt.Sprintf("oneDNN %d.%d.%d %s, %d threads [%s]", v.major, v.minor, v.patch, c.precision, threads, strings.Join(impls, " "))
 }
 
 // Close frees the plans and hands the freed memory back to the system.
