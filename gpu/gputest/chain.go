@@ -60,6 +60,12 @@ func testConvChainInt8(t *testing.T, dev gpu.Device) {
 	}
 	want, flip := refInt8Chain(layers, in, images)
 	near(t, "int8 chain", h.get(out), want, tolerance(want, 2*flip, 0))
+	// One image alone: the CPU splits its rows between two threads.
+	one := h.out(last.OH * last.OW * last.OC)
+	if err := chain.Run(one, h.in(in[:s*s*3]), 1); err != nil {
+		t.Fatal(err)
+	}
+	near(t, "int8 chain, one image", h.get(one), want[:len(want)/images], tolerance(want[:len(want)/images], 2*flip, 0))
 
 	// One layer, so the float32 output is exact up to float32 rounding, with
 	// weights on a grid of 0.01: channels 0 and 1 fit in ±127 of its steps and
