@@ -104,3 +104,51 @@ func TestSplitRunMatchesWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitOneRow: a layer of one output row leaves the lower half no rows
+// (an empty oneDNN primitive), and the image still comes out whole.
+func TestSplitOneRow(t *testing.T) {
+	l := gpu.ConvLayer{P: gpu.ConvParams{H: 2, W: 3, C: 2, OC: 4, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 1, OW: 2},
+		Residual: -1, Weight: make([]float32, 4*3*3*2), Bias: []float32{1, 2, 3, 4}}
+	for i := range l.Weight {
+		l.Weight[i] = float32(i%7) - 3
+	}
+	d := New(2)
+	defer d.Close()
+	chain, err := d.PlanConvChain([]gpu.ConvLayer{l}, 1, gpu.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	x, out := d.Alloc(2*3*2), d.Alloc(2*4)
+	defer d.Free(x)
+	defer d.Free(out)
+	d.Upload(x, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	if err := chain.Run(out, x, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Output pixel (0, ow) sums input rows 0-2 and columns 2·ow .. 2·ow+2, of
+	// which row 2 and columns 3 and 4 are zero padding.
+	in := d.f(x)
+	want := make([]float32, 8)
+	for ow := range 2 {
+		for o := range 4 {
+			sum := l.Bias[o]
+			for kh := range 3 {
+				for kw := range 3 {
+					iw := 2*ow + kw
+					if kh >= 2 || iw >= 3 {
+						continue
+					}
+					for c := range 2 {
+						sum += in[(kh*3+iw)*2+c] * l.Weight[((o*3+kh)*3+kw)*2+c]
+					}
+				}
+			}
+			want[ow*4+o] = sum
+		}
+	}
+	if got := d.f(out); !slices.Equal(got, want) {
+		t.Errorf("one-row chain: %v, want %v", got, want)
+	}
+}
