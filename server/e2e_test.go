@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,15 +101,16 @@ func (w *webdriver) screenshot(name string) {
 }
 
 // checkConsole fails the test on anything the pages logged at SEVERE level, such
-// as a Content-Security-Policy violation or a script error.
-func (w *webdriver) checkConsole() {
+// as a Content-Security-Policy violation or a script error, except messages
+// that contain one of expected (Chromium logs every refused request).
+func (w *webdriver) checkConsole(expected ...string) {
 	w.t.Helper()
 	var entries []struct {
 		Level, Message string
 	}
 	json.Unmarshal(w.call("POST", "/se/log", map[string]string{"type": "browser"}), &entries)
 	for _, e := range entries {
-		if e.Level == "SEVERE" {
+		if e.Level == "SEVERE" && !slices.ContainsFunc(expected, func(x string) bool { return strings.Contains(e.Message, x) }) {
 			w.t.Errorf("browser console: %s", e.Message)
 		}
 	}
@@ -310,6 +312,88 @@ func TestBrowserShowsEachBadFile(t *testing.T) {
 	}
 	w.screenshot("upload-bad-file.png")
 	w.checkConsole()
+}
+
+// More photos than one request may carry: the upload page reads the server's
+// limits from /v1/models and sends them in as many requests as they need, the
+// cards in the order chosen; a file larger than a request may be alone gets
+// the server's reason on its card, and the others are captioned.
+func TestBrowserSplitsLargeUploads(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"a.png", "b.png", "c.png", "big.png", "d.png"}
+	var paths []string
+	for _, n := range names {
+		b := photoPNG(40, 30)
+		if n == "big.png" {
+			b = append(b, make([]byte, 20<<10)...) // past the body limit below
+		}
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	ts := stepServer(t, func(c *config.Config) { c.Server.MaxImages, c.Server.MaxBodyBytes = 2, 16<<10 })
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": strings.Join(paths, "\n")})
+	got := w.await(`const done = arguments[arguments.length - 1];
+		const e = document.getElementById("error"), s = document.getElementById("status");
+		const check = () => {
+			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (!s.textContent.startsWith("done")) return false;
+			done([...document.getElementById("results").children].map((c) => c.querySelector("img").alt + ": " +
+				(c.classList.contains("failed") ? c.querySelector(".image-error").textContent : c.querySelector(".caption").textContent)).join("\n") +
+				"\n" + s.textContent.replace(/[0-9]+ ms/, "N ms"));
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, characterData: true, attributes: true});`)
+	want := "a.png: image -1 beam 3\nb.png: image -1 beam 3\nc.png: image -1 beam 3\n" +
+		"big.png: request body is larger than the limit of 16384 bytes (server.max_body_bytes): send smaller images or fewer per request\n" +
+		"d.png: image -1 beam 3\n" +
+		"done in N ms · 4 requests · 1 of 5 could not be captioned"
+	if got != want {
+		t.Errorf("upload page shows\n%s\nwant\n%s", got, want)
+	}
+	w.checkConsole("status of 413") // big.png's request
+}
+
+// A busy server (429) is asked again after its Retry-After, and the photo is
+// captioned once the queue has room.
+func TestBrowserRetriesWhenBusy(t *testing.T) {
+	photo := filepath.Join(t.TempDir(), "p.png")
+	if err := os.WriteFile(photo, photoPNG(40, 30), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1; c.Server.QueueSize = 1 })
+	results := occupy(t, ts, m) // one image on the model, one queued: the queue is full
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": photo})
+	busy := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status"), e = document.getElementById("error");
+		const check = () => {
+			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (s.textContent.includes("busy")) { done(s.textContent); return true; }
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, characterData: true, subtree: true, attributes: true});`)
+	if !regexp.MustCompile(`^the server is busy; trying again in [0-9]+ s…$`).MatchString(busy) {
+		t.Fatalf("status while the queue is full: %q", busy)
+	}
+	finish(t, m, results)
+	<-m.entered // the page's request, asked again
+	m.release <- struct{}{}
+	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+		const check = () => {
+			if (!document.getElementById("error").hidden) { done("ERROR: " + document.getElementById("error").textContent); return true; }
+			if (!s.textContent.startsWith("done")) return false;
+			done(document.querySelector("#results .caption").textContent);
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, characterData: true, attributes: true});`)
+	if got != "image -1 beam 3" {
+		t.Errorf("after the retry the page shows %q, want the caption", got)
+	}
+	w.checkConsole("status of 429") // the refused first try
 }
 
 // With several models served, the upload page offers them, the default first

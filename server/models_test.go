@@ -107,6 +107,10 @@ func TestSeveralModelsServed(t *testing.T) {
 	if want := []string{"flickr8k-merge-lstm merge true", "second-merge merge false", "attention-test attention false"}; !reflect.DeepEqual(listed, want) {
 		t.Fatalf("/v1/models lists %q, want %q", listed, want)
 	}
+	// The request limits, which the upload page splits photos by.
+	if got, want := r.json["limits"], map[string]any{"max_images": 16.0, "max_body_bytes": float64(32 << 20)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("/v1/models limits %v, want %v (the defaults)", got, want)
+	}
 	if v := version["second-merge"]; v != version["flickr8k-merge-lstm"] || v == version["attention-test"] {
 		t.Errorf("versions %v: the copy should have the shipped model's, the attention model its own", version)
 	}

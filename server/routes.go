@@ -298,7 +298,9 @@ func (s *Server) getModels(c *gin.Context) {
 	for k, i := range infos {
 		out[k] = modelJSON(i, k == 0)
 	}
-	c.JSON(http.StatusOK, gin.H{"models": out})
+	// The limits let a client (the upload page) split many photos over as
+	// many requests as they need, instead of having them all refused.
+	c.JSON(http.StatusOK, gin.H{"models": out, "limits": gin.H{"max_images": s.cfg.MaxImages, "max_body_bytes": s.cfg.MaxBodyBytes}})
 }
 
 // modelJSON describes a served model; isDefault marks the one that captions

@@ -1,15 +1,18 @@
 // The upload page: choose, drop or paste photos, preview them, POST them to
-// /v1/captions in one request and show each caption, its confidence, the
-// encoder's tags, its alternatives and timings.
+// /v1/captions (in as many requests as the server's limits need) and show each
+// caption, its confidence, the encoder's tags, its alternatives and timings.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const drop = $("drop"), fileInput = $("file"), results = $("results"), errorBox = $("error"), status = $("status");
 let served = []; // the models the server holds, the default first
+// What one request may carry (GET /v1/models; these are the server's defaults).
+let limits = { max_images: 16, max_body_bytes: 32 << 20 };
 const modelSelect = $("model-select");
 
 // Where the server holds several models, the page lets the user pick one.
 const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
   if (!j || !j.models.length) return;
+  if (j.limits) limits = j.limits;
   served = j.models;
   if (served.length > 1) {
     modelSelect.replaceChildren(...served.map((m) => el("option", { value: m.name }, m.name + (m.default ? " (default)" : ""))));
@@ -52,45 +55,95 @@ function showError(msg) {
   errorBox.hidden = false;
 }
 
+// batches splits files into requests the server takes: at most max_images
+// each, their sizes under max_body_bytes less room for each part's headers and
+// the other fields. A file too large alone goes alone, and the server says why
+// it refuses it.
+function batches(files) {
+  const room = limits.max_body_bytes - 4096, out = [];
+  let cur = [], bytes = 0;
+  for (const f of files) {
+    const size = f.size + 512;
+    if (cur.length && (cur.length >= limits.max_images || bytes + size > room)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(f);
+    bytes += size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// post sends one request of files, waiting out a busy server (429) a few
+// times as its Retry-After says, and returns the response and its JSON.
+async function post(files, model) {
+  for (let attempt = 1; ; attempt++) {
+    const form = new FormData();
+    for (const f of files) form.append("image", f, f.name || "pasted.png");
+    for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
+    if ($("guide").value !== "") form.append("guide", $("guide").value);
+    if (served.length > 1) form.append("model", model.name);
+    // An attention model answers attention=1: its captions show where each word looked.
+    if (model && model.arch === "attention") form.append("attention", "1");
+    const resp = await fetch("/v1/captions", { method: "POST", body: form });
+    const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+    const retry = Number(resp.headers.get("Retry-After"));
+    if (resp.status !== 429 || attempt === 3 || !(retry > 0 && retry <= 30)) return { resp, body };
+    status.textContent = `the server is busy; trying again in ${retry} s…`;
+    await sleep(retry * 1000);
+  }
+}
+
 async function send(files) {
   files = files.filter((f) => f);
   if (!files.length) return;
-  await models; // which model, and whether to ask for attention weights
+  await models; // which model, its limits, and whether to ask for attention weights
   errorBox.hidden = true;
   results.replaceChildren();
-  const previews = files.map((f) => URL.createObjectURL(f));
-  const form = new FormData();
-  for (const f of files) form.append("image", f, f.name || "pasted.png");
-  for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
-  if ($("guide").value !== "") form.append("guide", $("guide").value);
   const model = chosen();
-  if (served.length > 1) form.append("model", model.name);
-  // An attention model answers attention=1: its captions show where each word looked.
-  if (model && model.arch === "attention") form.append("attention", "1");
+  const groups = batches(files);
   status.className = "status wait";
-  status.textContent = `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`;
   const t0 = performance.now();
-  try {
-    const resp = await fetch("/v1/captions", { method: "POST", body: form });
-    const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
-    if (!resp.ok) {
-      const retry = resp.headers.get("Retry-After");
-      showError(body.error + (retry ? ` (retry in ${retry} s)` : ""));
+  let sent = 0, failed = 0;
+  for (const group of groups) {
+    const previews = group.map((f) => URL.createObjectURL(f));
+    status.textContent = groups.length === 1
+      ? `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`
+      : `captioning images ${sent + 1}–${sent + group.length} of ${files.length}…`;
+    try {
+      const { resp, body } = await post(group, model);
+      if (resp.status === 413) {
+        // These files are too large for one request: each says why, and the
+        // others go on.
+        group.forEach((f, i) => results.append(failedCard({ error: body.error, filename: f.name }, previews[i])));
+        failed += group.length;
+      } else if (!resp.ok) {
+        const retry = resp.headers.get("Retry-After");
+        showError(body.error + (retry ? ` (retry in ${retry} s)` : ""));
+        status.className = "status";
+        status.textContent = sent ? `${sent} of ${files.length} images sent before this` : "";
+        return;
+      } else {
+        // An image the server could not caption has an error entry in its place.
+        body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : withAttention(card(c, previews[i]), c)));
+        failed += body.captions.filter((c) => c.error).length;
+      }
+    } catch (e) {
+      showError(`the server did not answer: ${e.message}`);
       status.className = "status";
       status.textContent = "";
       return;
     }
-    // An image the server could not caption has an error entry in its place.
-    body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : withAttention(card(c, previews[i]), c)));
-    const failed = body.captions.filter((c) => c.error).length;
-    status.className = failed ? "status wait" : "status ok";
-    status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
-      (failed ? ` · ${failed} of ${files.length} could not be captioned` : "");
-  } catch (e) {
-    showError(`the server did not answer: ${e.message}`);
-    status.className = "status";
-    status.textContent = "";
+    sent += group.length;
   }
+  status.className = failed ? "status wait" : "status ok";
+  status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
+    (groups.length > 1 ? ` · ${groups.length} requests` : "") +
+    (failed ? ` · ${failed} of ${files.length} could not be captioned` : "");
 }
 
 function el(tag, props = {}, ...kids) {
