@@ -282,6 +282,8 @@ type Forker interface {
 type ConvChain interface {
 	// Run writes out (n, OH, OW, OC) of the last layer from in (n, H, W, C) of the
 	// first, both float32 NHWC; the first run at each n prepares that batch size.
+	// Like the device's kernels, runs must not overlap each other or other work
+	// on the device: a run may use every thread of the device.
 	Run(out, in Buf, n int) error
 	// Describe names the library and the kernels chosen, for logs.
 	Describe() string

@@ -39,7 +39,6 @@
 // many images per CPU-second as the float32 one (gpu/README.md).
 #include "convnet.h"
 
-#include <immintrin.h>
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -107,13 +106,15 @@ typedef struct {
 typedef struct {
 	plan half[2];
 	dnnl_stream_t strm[2];
-	int *start;   // [nphases + 1]: each phase's first layer, then nlayers
+	int *start;   // [nphases + 1]: each phase's first step (see run_steps), then nlayers + 1
 	int nphases;
 	atomic_int *taken, *done; // per phase: halves taken, halves finished
 	atomic_int failed;
-	float *out;
-	const float *in;
-	char err[256]; // the failing half's message
+	// Which half the first taker of a phase gets: it alternates from run to
+	// run, so that both orders of the halves run (one thread running both, as
+	// the tests do, checks the phases in both directions).
+	int order;
+	char err[512]; // the failing half's message
 } split;
 
 // What the copies of a chain share (cap_convnet_share): the engine and the layers
@@ -193,16 +194,20 @@ typedef struct {
 } rows;
 
 // rows_of gives half 0 (the upper (OH+1)/2 output rows), half 1 (the others)
-// or, for half -1, all of layer s's rows.
+// or, for half -1, all of layer s's rows. All rows read the whole input, even
+// where the kernel never reaches its last rows (a negative pad_b): a batch's
+// images lie H rows apart. A half reads only the rows it needs; a half with no
+// output rows (of a one-row layer) reads none.
 static rows rows_of(const cap_conv_layer *s, int half) {
-	rows r;
+	rows r = {0};
 	int mid = (s->oh + 1) / 2;
 	r.r0 = half == 1 ? mid : 0;
 	r.r1 = half == 0 ? mid : s->oh;
+	if (r.r0 == r.r1) return r;
 	int top = r.r0 * s->stride_h - s->pad_top;              // the first input row read, maybe padding
 	int end = (r.r1 - 1) * s->stride_h - s->pad_top + s->kh; // one past the last
 	r.a = top > 0 ? top : 0;
-	r.b = end < s->h ? end : s->h;
+	r.b = half < 0 || end > s->h ? s->h : end;
 	r.pad_t = r.a - top;
 	r.pad_b = end - r.b;
 	return r;
@@ -316,9 +321,10 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 		snprintf(err, errlen, "out of memory planning a batch of %d", n);
 		goto fail;
 	}
-	if (net->in != dnnl_f32) { // the f32 input is converted first; an f32 chain reads it directly
+	rows conv = input_rows(&net->layers[0].spec, half);
+	if (net->in != dnnl_f32 && conv.b > conv.a) { // the f32 input is converted first; an f32 chain reads it directly
 		const cap_conv_layer *first = &net->layers[0].spec;
-		rows r = input_rows(first, half);
+		rows r = conv;
 		dnnl_memory_desc_t in_md, md;
 		TRY(act_md(&in_md, n, first->c, r.b - r.a, first->w, dnnl_f32));
 		TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
@@ -344,6 +350,7 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 		int last = i == L - 1;
 		dnnl_data_type_t in_dt = i == 0 ? net->in : net->layers[i - 1].dst_dt;
 		rows r = rows_of(s, half);
+		if (r.r0 == r.r1) continue; // a half with no rows here has nothing to compute
 		dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md;
 		dnnl_dims_t wd, strides = {s->stride_h, s->stride_w}, pad_l = {r.pad_t, s->pad_left};
 		dnnl_dims_t pad_r = {r.pad_b, (s->ow - 1) * s->stride_w + s->kw - s->w - s->pad_left};
@@ -632,12 +639,13 @@ cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
 // set_io points plan p (of half, or -1) at the caller's input and output.
 static int set_io(cap_convnet *net, plan *p, int half, float *out, const float *in, char *err, int errlen) {
 	const cap_conv_layer *first = &net->layers[0].spec, *last = &net->layers[net->nlayers - 1].spec;
-	if (p->to_act) {
+	// A half may have no rows of the input or of the output, and no memory for them.
+	if (p->in_f32)
 		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)(in + (size_t)input_rows(first, half).a * first->w * first->c)));
-	} else {
+	if (net->in == dnnl_f32 && p->src[0])
 		TRY(dnnl_memory_set_data_handle(p->src[0], (void *)(in + (size_t)rows_of(first, half).a * first->w * first->c)));
-	}
-	TRY(dnnl_memory_set_data_handle(p->dst[net->nlayers - 1], out + (size_t)rows_of(last, half).r0 * last->ow * last->oc));
+	if (p->dst[net->nlayers - 1])
+		TRY(dnnl_memory_set_data_handle(p->dst[net->nlayers - 1], out + (size_t)rows_of(last, half).r0 * last->ow * last->oc));
 	return 0;
 fail:
 	return -1;
@@ -651,6 +659,7 @@ static int run_steps(cap_convnet *net, plan *p, dnnl_stream_t strm, int lo, int 
 		TRY(dnnl_primitive_execute(p->to_act, strm, p->act_pad ? 3 : 2, a));
 	}
 	for (int i = lo > 0 ? lo - 1 : 0; i < hi - 1; i++) {
+		if (!p->prims[i]) continue; // a half with no rows of this layer
 		dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, p->src[i]}, {DNNL_ARG_WEIGHTS, p->wei[i]},
 			{DNNL_ARG_BIAS, net->layers[i].bias}, {DNNL_ARG_DST, p->dst[i]}, {DNNL_ARG_SCRATCHPAD, p->pad[i]}};
 		TRY(dnnl_primitive_execute(p->prims[i], strm, p->pad[i] ? 5 : 4, a));
@@ -781,7 +790,17 @@ int cap_convnet_split_begin(cap_convnet *net, float *out, const float *in, char 
 		atomic_store(&sp->done[k], 0);
 	}
 	atomic_store(&sp->failed, 0);
+	sp->order ^= 1;
 	return 0;
+}
+
+// cpu_relax tells the core that this thread is polling.
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
 }
 
 int cap_convnet_run_split(cap_convnet *net, char *err, int errlen) {
@@ -790,6 +809,7 @@ int cap_convnet_run_split(cap_convnet *net, char *err, int errlen) {
 	for (int k = 0; k < sp->nphases; k++) {
 		int h;
 		while ((h = atomic_fetch_add(&sp->taken[k], 1)) < 2) {
+			h ^= sp->order;
 			char msg[sizeof sp->err];
 			if (!atomic_load(&sp->failed) &&
 				run_steps(net, &sp->half[h], sp->strm[h], sp->start[k], sp->start[k + 1], msg, sizeof msg) != 0 &&
@@ -801,7 +821,7 @@ int cap_convnet_run_split(cap_convnet *net, char *err, int errlen) {
 		// polling, then letting other threads run.
 		for (int spins = 0; atomic_load(&sp->done[k]) < 2; spins++) {
 			if (spins < 4096)
-				_mm_pause();
+				cpu_relax();
 			else
 				sched_yield();
 		}
@@ -819,7 +839,7 @@ void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len) {
 	if (n < 1 || n > net->max_batch || i < 0 || i >= net->nlayers) return;
 	plan *p = &net->plans[n];
 	if (!p->pds && n == 1 && net->split) p = &net->split->half[0]; // only split runs so far
-	if (!p->pds) return;
+	if (!p->pds || !p->pds[i]) return;
 	if (dnnl_primitive_desc_query(p->pds[i], dnnl_query_impl_info_str, 0, &s) == dnnl_success && s)
 		snprintf(buf, len, "%s", s);
 }

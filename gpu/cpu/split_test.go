@@ -3,6 +3,8 @@
 package cpu
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -52,103 +54,94 @@ func splitChain(rng *rand.Rand) []gpu.ConvLayer {
 	return layers
 }
 
-// TestSplitRunMatchesWhole: one image split in halves of rows (runSplit) gives
-// the same output, to the bit, as the same chain run whole on one thread, on
-// two threads (repeatedly, so that the halves meet at the phases' borders in
-// different orders) and on one thread doing both halves, as when its partner
-// is late. A half that read a row the other half had not yet written, or
-// overwrote one it was still reading, would change the output; a wrong row or
-// padding count would fail on one thread too.
+// splitMatchesWhole runs layers on one image in precision p: whole, on a
+// one-thread device, then split in halves (runSplit) on a two-thread device,
+// rounds times on both threads (so that the halves meet at the phases' borders
+// in different orders) and twice on one thread doing both halves, as when its
+// partner is late, once in each order (it alternates from run to run). Every
+// split output must be the whole one, to the bit: a half that read a row the
+// other half had not yet written, or overwrote one it was still reading, would
+// change it; a wrong row or padding count would change it on one thread too.
+func splitMatchesWhole(t *testing.T, layers []gpu.ConvLayer, in []float32, p gpu.Precision, rounds int) {
+	t.Helper()
+	last := layers[len(layers)-1].P
+	nan := make([]float32, last.OH*last.OW*last.OC)
+	for i := range nan {
+		nan[i] = float32(math.NaN())
+	}
+	plan := func(d *Device) (out []float32, run func(alone bool)) {
+		chain, err := d.PlanConvChain(layers, 2, p)
+		if err != nil {
+			t.Skipf("oneDNN plans no %s chain on this CPU: %v", p, err)
+		}
+		t.Cleanup(chain.Close)
+		x, o := d.Alloc(len(in)), d.Alloc(len(nan))
+		d.Upload(x, in)
+		return d.f(o), func(alone bool) {
+			d.Upload(o, nan) // every output must be written
+			if alone {
+				err = chain.(*convChain).runSplit(d.f(o), d.f(x), 1)
+			} else {
+				err = chain.Run(o, x, 1)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	one := New(1) // one thread: no split
+	defer one.Close()
+	out, run := plan(one)
+	run(false)
+	whole := slices.Clone(out)
+	two := New(2)
+	defer two.Close()
+	out, run = plan(two)
+	for i := range rounds {
+		if run(false); !slices.Equal(out, whole) {
+			t.Fatalf("run %d on two threads: %v, want %v", i, out, whole)
+		}
+	}
+	for i := range 2 {
+		if run(true); !slices.Equal(out, whole) {
+			t.Fatalf("both halves on one thread (order %d): %v, want %v", i, out, whole)
+		}
+	}
+}
+
 func TestSplitRunMatchesWhole(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	layers := splitChain(rng)
-	first, last := layers[0].P, layers[len(layers)-1].P
+	first := layers[0].P
 	in := make([]float32, first.H*first.W*first.C)
 	for i := range in {
 		in[i] = rng.Float32()*2 - 1
 	}
 	for _, p := range []gpu.Precision{gpu.Float32, gpu.BFloat16, gpu.Int8} {
-		t.Run(string(p), func(t *testing.T) {
-			run := func(d *Device, split func(c *convChain, out, in []float32) error) []float32 {
-				chain, err := d.PlanConvChain(layers, 2, p)
-				if err != nil {
-					t.Skipf("oneDNN plans no %s chain on this CPU: %v", p, err)
-				}
-				defer chain.Close()
-				x, out := d.Alloc(len(in)), d.Alloc(last.OH*last.OW*last.OC)
-				defer d.Free(x)
-				defer d.Free(out)
-				d.Upload(x, in)
-				if split == nil {
-					err = chain.Run(out, x, 1)
-				} else {
-					err = split(chain.(*convChain), d.f(out), d.f(x))
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				return slices.Clone(d.f(out))
-			}
-			whole := run(New(1), nil) // one thread: no split
-			d := New(2)
-			defer d.Close()
-			for i := range 20 {
-				if got := run(d, nil); !slices.Equal(got, whole) {
-					t.Fatalf("run %d on two threads: %v, want %v", i, got, whole)
-				}
-			}
-			alone := func(c *convChain, out, in []float32) error { return c.runSplit(out, in, 1) }
-			if got := run(d, alone); !slices.Equal(got, whole) {
-				t.Fatalf("both halves on one thread: %v, want %v", got, whole)
-			}
-		})
+		t.Run(string(p), func(t *testing.T) { splitMatchesWhole(t, layers, in, p, 20) })
 	}
 }
 
-// TestSplitOneRow: a layer of one output row leaves the lower half no rows
-// (an empty oneDNN primitive), and the image still comes out whole.
+// TestSplitOneRow: a layer of one output row leaves the lower half none, and
+// nothing to compute; the image still comes out whole. A 1x1 layer of stride
+// 2 would have given that half a negative count of input rows.
 func TestSplitOneRow(t *testing.T) {
-	l := gpu.ConvLayer{P: gpu.ConvParams{H: 2, W: 3, C: 2, OC: 4, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadTop: 0, PadLeft: 0, OH: 1, OW: 2},
-		Residual: -1, Weight: make([]float32, 4*3*3*2), Bias: []float32{1, 2, 3, 4}}
-	for i := range l.Weight {
-		l.Weight[i] = float32(i%7) - 3
-	}
-	d := New(2)
-	defer d.Close()
-	chain, err := d.PlanConvChain([]gpu.ConvLayer{l}, 1, gpu.Float32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer chain.Close()
-	x, out := d.Alloc(2*3*2), d.Alloc(2*4)
-	defer d.Free(x)
-	defer d.Free(out)
-	d.Upload(x, []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
-	if err := chain.Run(out, x, 1); err != nil {
-		t.Fatal(err)
-	}
-	// Output pixel (0, ow) sums input rows 0-2 and columns 2·ow .. 2·ow+2, of
-	// which row 2 and columns 3 and 4 are zero padding.
-	in := d.f(x)
-	want := make([]float32, 8)
-	for ow := range 2 {
-		for o := range 4 {
-			sum := l.Bias[o]
-			for kh := range 3 {
-				for kw := range 3 {
-					iw := 2*ow + kw
-					if kh >= 2 || iw >= 3 {
-						continue
-					}
-					for c := range 2 {
-						sum += in[(kh*3+iw)*2+c] * l.Weight[((o*3+kh)*3+kw)*2+c]
-					}
-				}
-			}
-			want[ow*4+o] = sum
+	for _, q := range []gpu.ConvParams{
+		{H: 2, W: 3, C: 2, OC: 4, KH: 3, KW: 3, StrideH: 2, StrideW: 2, OH: 1, OW: 2},
+		{H: 2, W: 4, C: 2, OC: 4, KH: 1, KW: 1, StrideH: 2, StrideW: 2, OH: 1, OW: 2},
+	} {
+		l := gpu.ConvLayer{P: q, Residual: -1, InMax: 12, Bias: []float32{1, 2, 3, 4}}
+		for i := range q.OC * q.KH * q.KW * q.C {
+			l.Weight = append(l.Weight, float32(i%7)-3)
 		}
-	}
-	if got := d.f(out); !slices.Equal(got, want) {
-		t.Errorf("one-row chain: %v, want %v", got, want)
+		in := make([]float32, q.H*q.W*q.C)
+		for i := range in {
+			in[i] = float32(i + 1)
+		}
+		for _, p := range []gpu.Precision{gpu.Float32, gpu.BFloat16, gpu.Int8} {
+			t.Run(fmt.Sprintf("%dx%d/%s", q.KH, q.KW, p), func(t *testing.T) {
+				splitMatchesWhole(t, []gpu.ConvLayer{l}, in, p, 3)
+			})
+		}
 	}
 }
