@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/internal/testassets"
@@ -314,30 +318,26 @@ func TestBrowserShowsEachBadFile(t *testing.T) {
 	w.checkConsole()
 }
 
-// More photos than one request may carry: the upload page reads the server's
-// limits from /v1/models and sends them in as many requests as they need, the
-// cards in the order chosen; a file larger than a request may be alone gets
-// the server's reason on its card, and the others are captioned.
-func TestBrowserSplitsLargeUploads(t *testing.T) {
-	dir := t.TempDir()
-	names := []string{"a.png", "b.png", "c.png", "big.png", "d.png"}
-	var paths []string
-	for _, n := range names {
-		b := photoPNG(40, 30)
-		if n == "big.png" {
-			b = append(b, make([]byte, 20<<10)...) // past the body limit below
-		}
-		p := filepath.Join(dir, n)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, p)
+// noisePNG is a w×h PNG of random pixels, which do not compress.
+func noisePNG(w, h int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.Uint32())
 	}
-	ts := stepServer(t, func(c *config.Config) { c.Server.MaxImages, c.Server.MaxBodyBytes = 2, 16<<10 })
-	w := startChromium(t)
-	w.navigate(ts.url + "/")
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// uploadAndRead sets the upload page's file input to paths and returns, once
+// the page says it is done (or shows an error), each card as "file: caption"
+// or "file: why it failed", then the status line with its time as N ms.
+func uploadAndRead(w *webdriver, paths []string) string {
 	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": strings.Join(paths, "\n")})
-	got := w.await(`const done = arguments[arguments.length - 1];
+	return w.await(`const done = arguments[arguments.length - 1];
 		const e = document.getElementById("error"), s = document.getElementById("status");
 		const check = () => {
 			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
@@ -348,18 +348,71 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 			return true;
 		};
 		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, characterData: true, attributes: true});`)
-	want := "a.png: image -1 beam 3\nb.png: image -1 beam 3\nc.png: image -1 beam 3\n" +
-		"big.png: request body is larger than the limit of 16384 bytes (server.max_body_bytes): send smaller images or fewer per request\n" +
-		"d.png: image -1 beam 3\n" +
+}
+
+// writeFiles writes each name's bytes into dir and returns the paths in order.
+func writeFiles(t *testing.T, dir string, names []string, data func(name string) []byte) []string {
+	var paths []string
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, data(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+// More photos than one request may carry: the upload page reads the server's
+// limits from /v1/models and sends them in as many requests as they need, the
+// cards in the order chosen. The body limit here lets three photos through by
+// their sizes alone but not with each part's headers and the other fields,
+// which the page allows for: it sends two a request. A file larger than a
+// request may be alone gets the server's reason on its card, and the others
+// are captioned. Then a limit the page cannot see (the images' decoded size)
+// refuses a request of three; the page halves it until each goes alone.
+func TestBrowserSplitsLargeUploads(t *testing.T) {
+	dir := t.TempDir()
+	photo := map[string][]byte{}
+	for i, n := range []string{"a.png", "b.png", "c.png", "d.png"} {
+		photo[n] = noisePNG(40, 36, uint64(i))
+	}
+	size := len(photo["a.png"])
+	for _, b := range photo {
+		size = max(size, len(b))
+	}
+	limit := int64(3*size + 200)
+	photo["big.png"] = noisePNG(80, 80, 9) // past the body limit
+	if int64(len(photo["big.png"])) <= limit {
+		t.Fatalf("big.png is %d bytes, not past the limit of %d", len(photo["big.png"]), limit)
+	}
+	paths := writeFiles(t, dir, []string{"a.png", "b.png", "c.png", "big.png", "d.png"}, func(n string) []byte { return photo[n] })
+	ts := stepServer(t, func(c *config.Config) { c.Server.MaxImages, c.Server.MaxBodyBytes = 3, limit })
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	got := uploadAndRead(w, paths)
+	want := "a.png: image 0 beam 3\nb.png: image 0 beam 3\nc.png: image 0 beam 3\n" +
+		fmt.Sprintf("big.png: request body is larger than the limit of %d bytes (server.max_body_bytes): send smaller images or fewer per request\n", limit) +
+		"d.png: image 0 beam 3\n" +
 		"done in N ms · 4 requests · 1 of 5 could not be captioned"
 	if got != want {
 		t.Errorf("upload page shows\n%s\nwant\n%s", got, want)
 	}
-	w.checkConsole("status of 413") // big.png's request
+
+	paths = writeFiles(t, dir, []string{"e.png", "f.png", "g.png"}, func(string) []byte { return photoPNG(400, 300) })
+	ts = stepServer(t, func(c *config.Config) { c.Image.MaxDecodedBytes, c.Image.MaxRequestDecodedBytes = 1<<20, 1<<20 })
+	w.navigate(ts.url + "/")
+	got = uploadAndRead(w, paths)
+	// e, f and g refused together (they decode to 2 MiB), then e and f, and g.
+	if want := "e.png: image 0 beam 3\nf.png: image 0 beam 3\ng.png: image 0 beam 3\ndone in N ms · 3 requests"; got != want {
+		t.Errorf("upload past the decoded-size limit shows\n%s\nwant\n%s", got, want)
+	}
+	w.checkConsole("status of 413") // big.png's request, and the refused groups
 }
 
-// A busy server (429) is asked again after its Retry-After, and the photo is
-// captioned once the queue has room.
+// A busy server (429) is asked again after its Retry-After: three tries, then
+// the page says why it stopped; while the queue has room again, the retry
+// captions the photo.
 func TestBrowserRetriesWhenBusy(t *testing.T) {
 	photo := filepath.Join(t.TempDir(), "p.png")
 	if err := os.WriteFile(photo, photoPNG(40, 30), 0o644); err != nil {
@@ -369,6 +422,16 @@ func TestBrowserRetriesWhenBusy(t *testing.T) {
 	results := occupy(t, ts, m) // one image on the model, one queued: the queue is full
 	w := startChromium(t)
 	w.navigate(ts.url + "/")
+	// Busy throughout: three tries a second apart, then the error.
+	got := uploadAndRead(w, []string{photo})
+	if want := "ERROR: the server is at capacity (its queue of 1 images is full); retry after the number of seconds in the Retry-After header (retry in 1 s)"; got != want {
+		t.Fatalf("upload to a server busy throughout shows %q, want %q", got, want)
+	}
+	if metrics := string(do(t, "GET", ts.url+"/metrics", "", nil).body); !strings.Contains(metrics, "captioner_queue_rejected_total 3\n") {
+		t.Errorf("the page asked a busy server other than three times:\n%s", regexp.MustCompile(`(?m)^captioner_queue_rejected_total.*$`).FindString(metrics))
+	}
+
+	// Busy at first, then room: the page waits, says so, and asks again.
 	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": photo})
 	busy := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status"), e = document.getElementById("error");
 		const check = () => {
@@ -382,18 +445,52 @@ func TestBrowserRetriesWhenBusy(t *testing.T) {
 	finish(t, m, results)
 	<-m.entered // the page's request, asked again
 	m.release <- struct{}{}
-	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+	got = w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
 		const check = () => {
 			if (!document.getElementById("error").hidden) { done("ERROR: " + document.getElementById("error").textContent); return true; }
 			if (!s.textContent.startsWith("done")) return false;
-			done(document.querySelector("#results .caption").textContent);
+			done(document.querySelector("#results .caption").textContent + " | " + s.textContent.replace(/[0-9]+ ms/, "N ms"));
 			return true;
 		};
 		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, characterData: true, attributes: true});`)
-	if got != "image -1 beam 3" {
-		t.Errorf("after the retry the page shows %q, want the caption", got)
+	if want := "image -1 beam 3 | done in N ms"; got != want {
+		t.Errorf("after the retry the page shows %q, want %q", got, want)
 	}
-	w.checkConsole("status of 429") // the refused first try
+	w.checkConsole("status of 429") // the refused tries
+}
+
+// A second upload while the first is still sending replaces it: the first's
+// remaining requests are not sent, and only the second's cards show.
+func TestBrowserSecondUploadReplacesFirst(t *testing.T) {
+	dir := t.TempDir()
+	first := writeFiles(t, dir, []string{"a1.png", "a2.png", "a3.png"}, func(string) []byte { return photoPNG(40, 30) })
+	second := writeFiles(t, dir, []string{"b.png"}, func(string) []byte { return photoPNG(30, 40) })
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxImages = 1 })
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": strings.Join(first, "\n")})
+	<-m.entered // a1 is on the model, a2 and a3 wait in the page
+	w.call("POST", "/element/"+w.find("#file")+"/value", map[string]string{"text": second[0]})
+	m.release <- struct{}{} // a1's batch; its answer goes nowhere
+	<-m.entered             // b
+	m.release <- struct{}{}
+	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+		const check = () => {
+			if (!s.textContent.startsWith("done")) return false;
+			done([...document.getElementById("results").children].map((c) => c.querySelector("img").alt).join(" ") +
+				" | " + s.textContent.replace(/[0-9]+ ms/, "N ms") + " | " + document.getElementById("error").hidden);
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, characterData: true});`)
+	if want := "b.png | done in N ms | true"; got != want {
+		t.Errorf("after a second upload the page shows %q, want %q", got, want)
+	}
+	select {
+	case ids := <-m.entered:
+		t.Errorf("the first upload kept sending after the second replaced it (a batch of %v)", ids)
+	case <-time.After(300 * time.Millisecond):
+	}
+	w.checkConsole()
 }
 
 // With several models served, the upload page offers them, the default first

@@ -12,7 +12,7 @@ const modelSelect = $("model-select");
 // Where the server holds several models, the page lets the user pick one.
 const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
   if (!j || !j.models.length) return;
-  if (j.limits) limits = j.limits;
+  limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
   served = j.models;
   if (served.length > 1) {
     modelSelect.replaceChildren(...served.map((m) => el("option", { value: m.name }, m.name + (m.default ? " (default)" : ""))));
@@ -76,73 +76,102 @@ function batches(files) {
   return out;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// sleep waits ms, or rejects when signal aborts.
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  const t = setTimeout(resolve, ms);
+  signal.addEventListener("abort", () => { clearTimeout(t); reject(signal.reason); }, { once: true });
+});
 
-// post sends one request of files, waiting out a busy server (429) a few
-// times as its Retry-After says, and returns the response and its JSON.
-async function post(files, model) {
+// fieldsFor reads the options once per upload, so that editing them while it
+// sends does not mix settings within it.
+function fieldsFor(model) {
+  const fields = ["beam", "max_len", "alternatives"].map((k) => [k, $(k).value]);
+  if ($("guide").value !== "") fields.push(["guide", $("guide").value]);
+  if (served.length > 1) fields.push(["model", model.name]);
+  // An attention model answers attention=1: its captions show where each word looked.
+  if (model && model.arch === "attention") fields.push(["attention", "1"]);
+  return fields;
+}
+
+// post sends one request of files, waiting out a busy server (429) up to
+// twice as its Retry-After says, and returns the response and its JSON.
+async function post(files, fields, progress, signal) {
   for (let attempt = 1; ; attempt++) {
     const form = new FormData();
     for (const f of files) form.append("image", f, f.name || "pasted.png");
-    for (const k of ["beam", "max_len", "alternatives"]) form.append(k, $(k).value);
-    if ($("guide").value !== "") form.append("guide", $("guide").value);
-    if (served.length > 1) form.append("model", model.name);
-    // An attention model answers attention=1: its captions show where each word looked.
-    if (model && model.arch === "attention") form.append("attention", "1");
-    const resp = await fetch("/v1/captions", { method: "POST", body: form });
+    for (const [k, v] of fields) form.append(k, v);
+    status.textContent = progress;
+    const resp = await fetch("/v1/captions", { method: "POST", body: form, signal });
     const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
     const retry = Number(resp.headers.get("Retry-After"));
     if (resp.status !== 429 || attempt === 3 || !(retry > 0 && retry <= 30)) return { resp, body };
     status.textContent = `the server is busy; trying again in ${retry} s…`;
-    await sleep(retry * 1000);
+    await sleep(retry * 1000, signal);
   }
 }
+
+let uploading = null; // the AbortController of the upload still sending, if any
 
 async function send(files) {
   files = files.filter((f) => f);
   if (!files.length) return;
+  // A new upload replaces one still sending: its remaining requests are
+  // cancelled and its results cleared, so the two never mix.
+  if (uploading) uploading.abort();
+  const ctl = uploading = new AbortController();
   await models; // which model, its limits, and whether to ask for attention weights
+  if (ctl.signal.aborted) return;
   errorBox.hidden = true;
   results.replaceChildren();
-  const model = chosen();
-  const groups = batches(files);
+  const model = chosen(), fields = fieldsFor(model);
+  const queue = batches(files);
+  let sent = 0, failed = 0, requests = 0;
+  const stop = (msg) => {
+    showError(msg);
+    status.className = "status";
+    status.textContent = sent ? `${sent} of ${files.length} images answered before this` : "";
+  };
   status.className = "status wait";
   const t0 = performance.now();
-  let sent = 0, failed = 0;
-  for (const group of groups) {
-    const previews = group.map((f) => URL.createObjectURL(f));
-    status.textContent = groups.length === 1
-      ? `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`
-      : `captioning images ${sent + 1}–${sent + group.length} of ${files.length}…`;
-    try {
-      const { resp, body } = await post(group, model);
-      if (resp.status === 413) {
-        // These files are too large for one request: each says why, and the
-        // others go on.
-        group.forEach((f, i) => results.append(failedCard({ error: body.error, filename: f.name }, previews[i])));
-        failed += group.length;
+  try {
+    while (queue.length) {
+      const group = queue.shift();
+      const progress = queue.length === 0 && sent === 0
+        ? `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`
+        : `captioning images ${sent + 1}–${sent + group.length} of ${files.length}…`;
+      const { resp, body } = await post(group, fields, progress, ctl.signal);
+      requests++;
+      if (resp.status === 413 && group.length > 1) {
+        // Too large together by a limit the page cannot see (the images'
+        // decoded size, a proxy's body limit): halves, down to single files.
+        const mid = Math.ceil(group.length / 2);
+        queue.unshift(group.slice(0, mid), group.slice(mid));
+        continue;
+      }
+      const previews = group.map((f) => URL.createObjectURL(f));
+      if (resp.status === 413) { // one file too large alone: it says why, the others go on
+        results.append(failedCard({ error: body.error, filename: group[0].name }, previews[0]));
+        failed++;
       } else if (!resp.ok) {
         const retry = resp.headers.get("Retry-After");
-        showError(body.error + (retry ? ` (retry in ${retry} s)` : ""));
-        status.className = "status";
-        status.textContent = sent ? `${sent} of ${files.length} images sent before this` : "";
+        stop(body.error + (retry ? ` (retry in ${retry} s)` : ""));
         return;
       } else {
         // An image the server could not caption has an error entry in its place.
         body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : withAttention(card(c, previews[i]), c)));
         failed += body.captions.filter((c) => c.error).length;
       }
-    } catch (e) {
-      showError(`the server did not answer: ${e.message}`);
-      status.className = "status";
-      status.textContent = "";
-      return;
+      sent += group.length;
     }
-    sent += group.length;
+  } catch (e) {
+    if (!ctl.signal.aborted) stop(`the server did not answer: ${e.message}`);
+    return;
+  } finally {
+    if (uploading === ctl) uploading = null;
   }
   status.className = failed ? "status wait" : "status ok";
   status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
-    (groups.length > 1 ? ` · ${groups.length} requests` : "") +
+    (requests > 1 ? ` · ${requests} requests` : "") +
     (failed ? ` · ${failed} of ${files.length} could not be captioned` : "");
 }
 
