@@ -403,7 +403,7 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 	ts = stepServer(t, func(c *config.Config) { c.Image.MaxDecodedBytes, c.Image.MaxRequestDecodedBytes = 1<<20, 1<<20 })
 	w.navigate(ts.url + "/")
 	got = uploadAndRead(w, paths)
-	// e, f and g refused together (they decode to 2 MiB), then e and f, and g.
+	// e, f and g refused together (past 1 MiB decoded), then e and f, and g.
 	if want := "e.png: image 0 beam 3\nf.png: image 0 beam 3\ng.png: image 0 beam 3\ndone in N ms · 3 requests"; got != want {
 		t.Errorf("upload past the decoded-size limit shows\n%s\nwant\n%s", got, want)
 	}
@@ -474,14 +474,15 @@ func TestBrowserSecondUploadReplacesFirst(t *testing.T) {
 	m.release <- struct{}{} // a1's batch; its answer goes nowhere
 	<-m.entered             // b
 	m.release <- struct{}{}
-	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status"), e = document.getElementById("error");
 		const check = () => {
+			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
 			if (!s.textContent.startsWith("done")) return false;
 			done([...document.getElementById("results").children].map((c) => c.querySelector("img").alt).join(" ") +
-				" | " + s.textContent.replace(/[0-9]+ ms/, "N ms") + " | " + document.getElementById("error").hidden);
+				" | " + s.textContent.replace(/[0-9]+ ms/, "N ms") + " | " + e.hidden);
 			return true;
 		};
-		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, characterData: true});`)
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, characterData: true, attributes: true});`)
 	if want := "b.png | done in N ms | true"; got != want {
 		t.Errorf("after a second upload the page shows %q, want %q", got, want)
 	}

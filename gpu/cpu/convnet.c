@@ -92,11 +92,11 @@ typedef struct {
 
 // A lone image's split run (cap_convnet_run_split): each layer's output rows
 // in two halves, upper and lower, each half a plan of its own whose memories
-// point at its rows of this copy's activation buffers. The layers form phases:
-// a phase ends before a layer that reads rows of the previous output that the
-// other half computes (a 3x3 convolution reads a row beyond its half), or that
-// writes a buffer whose rows the other half may still be reading. Both halves
-// of a phase must finish before the next phase starts. A thread takes the
+// point at its rows of this copy's activation buffers. The layers form phases
+// (split_phases): within one, neither half touches bytes the other half
+// writes, so they may run in any order or at once; a 3x3 convolution, which
+// reads a row beyond its half, starts a new one. Both halves of a phase must
+// finish before the next phase starts. A thread takes the
 // halves of each phase that nobody has taken yet: two threads that arrive
 // together run one half each, and a thread whose partner is late (descheduled,
 // or still waking) runs both rather than wait for it. That is why the halves
@@ -213,13 +213,13 @@ static rows rows_of(const cap_conv_layer *s, int half) {
 	return r;
 }
 
-// input_rows gives the rows of the chain's input that half converts to the
-// chain's type before layer 0 (not in an f32 chain): half -1 all of them.
+// input_rows gives, as [a, b), the rows of the chain's input that half converts
+// to the chain's type before layer 0 (not in an f32 chain): half -1 all of them.
 static rows input_rows(const cap_conv_layer *first, int half) {
 	int mid = (first->h + 1) / 2;
 	rows r = {0};
-	r.r0 = r.a = half == 1 ? mid : 0;
-	r.r1 = r.b = half == 0 ? mid : first->h;
+	r.a = half == 1 ? mid : 0;
+	r.b = half == 0 ? mid : first->h;
 	return r;
 }
 
@@ -745,6 +745,9 @@ static void split_phases(cap_convnet *net, split *sp) {
 		for (int h = 0; h < 2; h++) {
 			int o = 1 - h;
 			if (in_buf >= 0) conflict |= overlap(r[h], writes[o][in_buf]);
+			// A write after the other half's write needs no read between to
+			// matter to later readers; in a chain one always comes between, so
+			// this part only keeps the rule whole.
 			if (out_buf >= 0) conflict |= overlap(w[h], join(reads[o][out_buf], writes[o][out_buf]));
 		}
 		if (conflict) {
@@ -805,6 +808,10 @@ static inline void cpu_relax(void) {
 
 int cap_convnet_run_split(cap_convnet *net, char *err, int errlen) {
 	split *sp = net->split;
+	if (!sp) {
+		snprintf(err, errlen, "a split run needs cap_convnet_split_begin first");
+		return -1;
+	}
 	omp_set_num_threads(1);
 	for (int k = 0; k < sp->nphases; k++) {
 		int h;

@@ -52,7 +52,8 @@ int cap_convnet_split_begin(cap_convnet *net, float *out, const float *in, char 
 int cap_convnet_run_split(cap_convnet *net, char *err, int errlen);
 
 // cap_convnet_impl writes the oneDNN implementation of layer i at batch n (after a
-// run at n) into buf, for logs and benchmarks.
+// run at n, or for n = 1 after a split run: its upper half's) into buf, for logs
+// and benchmarks.
 void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len);
 
 void cap_convnet_destroy(cap_convnet *net);

@@ -23,6 +23,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -90,6 +91,9 @@ type convChain struct {
 	precision gpu.Precision
 	maxBatch  int
 	ran       bool // whether a run has made the plans whose kernels Describe names
+	// splitErr says why a lone image's halves (runSplit) could not be
+	// planned; the chain then runs it whole, on one thread.
+	splitErr error
 }
 
 // chainImages is how many images a chain copy runs through the network at a
@@ -168,7 +172,8 @@ func cBool(b bool) C.int { return C.int(btoi(b)) }
 
 // Run implements gpu.ConvChain: the n images are split evenly over the parts,
 // which run at the same time, part 0 on the calling goroutine. Each part runs
-// its images chainImages at a time.
+// its images chainImages at a time. A lone image runs on two threads in halves
+// (runSplit), or whole where its halves could not be planned.
 func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	if n <= 0 || n > c.maxBatch {
 		return fmt.Errorf("gpu/cpu: batch of %d images; this chain takes 1 to %d", n, c.maxBatch)
@@ -177,8 +182,14 @@ func (c *convChain) Run(out, in gpu.Buf, n int) error {
 	inLen, outLen := first.H*first.W*first.C, last.OH*last.OW*last.OC
 	o := c.dev.need(out, n*outLen, "chain output")
 	x := c.dev.need(in, n*inLen, "chain input")
-	if n == 1 && c.dev.threads >= 2 {
-		return c.runSplit(o, x, 2)
+	if n == 1 && c.dev.threads >= 2 && c.splitErr == nil {
+		err := c.runSplit(o, x, 2)
+		pe, ok := err.(splitPlanError)
+		if !ok {
+			return err
+		}
+		c.splitErr = pe.error // Describe reports it too
+		slog.Warn("gpu/cpu: a lone image runs whole, on one thread", "why", pe.error)
 	}
 	k := min(len(c.parts), n)
 	errs := make([]error, k)
@@ -217,7 +228,7 @@ func (c *convChain) runSplit(out, in []float32, threads int) error {
 	pinner.Pin(&in[0])
 	var msg [errLen]C.char
 	if C.cap_convnet_split_begin(c.parts[0], ptr(out), ptr(in), &msg[0], errLen) != 0 {
-		return errors.New("gpu/cpu: " + C.GoString(&msg[0]))
+		return splitPlanError{errors.New("gpu/cpu: planning a lone image's halves: " + C.GoString(&msg[0]))}
 	}
 	var errs [2]error
 	c.dev.parallel(threads, 1, func(lo, _ int) {
@@ -232,6 +243,10 @@ func (c *convChain) runSplit(out, in []float32, threads int) error {
 	c.ran = true
 	return nil
 }
+
+// splitPlanError is runSplit's error when the halves could not be planned,
+// which the whole-image path does not need.
+type splitPlanError struct{ error }
 
 func btoi(b bool) int {
 	if b {
@@ -257,11 +272,14 @@ func (c *convChain) Describe() string {
 			impls = append(impls, s)
 		}
 	}
-	threads := len(c.parts)
-	if c.dev.threads >= 2 {
+	threads, lone := len(c.parts), ""
+	switch {
+	case c.splitErr != nil:
+		lone = fmt.Sprintf("; a lone image on one thread (%v)", c.splitErr)
+	case c.dev.threads >= 2:
 		threads = max(threads, 2) // a lone image's halves (runSplit)
 	}
-	return fmt.Sprintf("oneDNN %d.%d.%d %s, %d threads [%s]", v.major, v.minor, v.patch, c.precision, threads, strings.Join(impls, " "))
+	return fmt.Sprintf("oneDNN %d.%d.%d %s, %d threads [%s]%s", v.major, v.minor, v.patch, c.precision, threads, strings.Join(impls, " "), lone)
 }
 
 // Close frees the plans and hands the freed memory back to the system.

@@ -76,8 +76,9 @@ function batches(files) {
   return out;
 }
 
-// sleep waits ms, or rejects when signal aborts.
+// sleep waits ms, or rejects when signal aborts (at once if it has).
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  if (signal.aborted) return reject(signal.reason);
   const t = setTimeout(resolve, ms);
   signal.addEventListener("abort", () => { clearTimeout(t); reject(signal.reason); }, { once: true });
 });
@@ -103,6 +104,7 @@ async function post(files, fields, progress, signal) {
     status.textContent = progress;
     const resp = await fetch("/v1/captions", { method: "POST", body: form, signal });
     const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+    signal.throwIfAborted(); // replaced while the answer was read: it must not reach the page
     const retry = Number(resp.headers.get("Retry-After"));
     if (resp.status !== 429 || attempt === 3 || !(retry > 0 && retry <= 30)) return { resp, body };
     status.textContent = `the server is busy; trying again in ${retry} s…`;
@@ -138,6 +140,7 @@ async function send(files) {
       const group = queue.shift();
       const progress = queue.length === 0 && sent === 0
         ? `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`
+        : group.length === 1 ? `captioning image ${sent + 1} of ${files.length}…`
         : `captioning images ${sent + 1}–${sent + group.length} of ${files.length}…`;
       const { resp, body } = await post(group, fields, progress, ctl.signal);
       requests++;
