@@ -182,9 +182,13 @@ static size_t weights_per_output(const cap_conv_layer *l) {
 
 static size_t dt_size(dnnl_data_type_t dt) { return dt == dnnl_f32 ? 4 : dt == dnnl_bf16 ? 2 : 1; }
 
+// row_bytes is the size of one row of an NHWC activation w wide with c
+// channels of type dt: what a half's memories are offset by, and what
+// split_phases measures the halves' reads and writes in.
+static size_t row_bytes(int w, int c, dnnl_data_type_t dt) { return (size_t)w * c * dt_size(dt); }
+
 static size_t act_bytes(const cap_conv_layer *l, int out, dnnl_data_type_t dt) {
-	size_t e = out ? (size_t)l->oh * l->ow * l->oc : (size_t)l->h * l->w * l->c;
-	return e * dt_size(dt);
+	return out ? l->oh * row_bytes(l->ow, l->oc, dt) : l->h * row_bytes(l->w, l->c, dt);
 }
 
 // The rows of one layer a plan computes: output rows [r0, r1), from input rows
@@ -213,13 +217,14 @@ static rows rows_of(const cap_conv_layer *s, int half) {
 	return r;
 }
 
-// input_rows gives, as [a, b), the rows of the chain's input that half converts
-// to the chain's type before layer 0 (not in an f32 chain): half -1 all of them.
+// input_rows gives the rows of the chain's input that half converts to the
+// chain's type before layer 0 (not in an f32 chain), the same rows in and out:
+// half -1 all of them.
 static rows input_rows(const cap_conv_layer *first, int half) {
 	int mid = (first->h + 1) / 2;
 	rows r = {0};
-	r.a = half == 1 ? mid : 0;
-	r.b = half == 0 ? mid : first->h;
+	r.r0 = r.a = half == 1 ? mid : 0;
+	r.r1 = r.b = half == 0 ? mid : first->h;
 	return r;
 }
 
@@ -321,16 +326,15 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 		snprintf(err, errlen, "out of memory planning a batch of %d", n);
 		goto fail;
 	}
-	rows conv = input_rows(&net->layers[0].spec, half);
-	if (net->in != dnnl_f32 && conv.b > conv.a) { // the f32 input is converted first; an f32 chain reads it directly
-		const cap_conv_layer *first = &net->layers[0].spec;
-		rows r = conv;
+	const cap_conv_layer *first = &net->layers[0].spec;
+	rows r = input_rows(first, half);
+	if (net->in != dnnl_f32 && r.b > r.a) { // the f32 input is converted first; an f32 chain reads it directly
 		dnnl_memory_desc_t in_md, md;
 		TRY(act_md(&in_md, n, first->c, r.b - r.a, first->w, dnnl_f32));
 		TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
 		TRY(act_md(&md, n, first->c, r.b - r.a, first->w, net->in));
 		TRY(dnnl_memory_create(&p->in_act, &md, net->eng,
-			(char *)net->bufs[NBUF] + (size_t)r.a * first->w * first->c * dt_size(net->in)));
+			(char *)net->bufs[NBUF] + r.a * row_bytes(first->w, first->c, net->in)));
 		TRY(dnnl_primitive_attr_create(&attr));
 		TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
 		if (net->type == CAP_INT8) {
@@ -381,8 +385,8 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 		// A half's memories start at its first rows.
 		void *src = i == 0 ? (net->in == dnnl_f32 ? DNNL_MEMORY_NONE : net->bufs[NBUF])
 		                   : net->bufs[net->layers[i - 1].buf];
-		if (src != DNNL_MEMORY_NONE) src = (char *)src + (size_t)r.a * s->w * s->c * dt_size(in_dt);
-		void *dst = last ? DNNL_MEMORY_NONE : (char *)net->bufs[l->buf] + (size_t)r.r0 * s->ow * s->oc * dt_size(l->dst_dt);
+		if (src != DNNL_MEMORY_NONE) src = (char *)src + r.a * row_bytes(s->w, s->c, in_dt);
+		void *dst = last ? DNNL_MEMORY_NONE : (char *)net->bufs[l->buf] + r.r0 * row_bytes(s->ow, s->oc, l->dst_dt);
 		TRY(dnnl_memory_create(&p->src[i], &src_md, net->eng, src));
 		TRY(dnnl_memory_create(&p->dst[i], &dst_md, net->eng, dst));
 		TRY(dnnl_primitive_create(&p->prims[i], p->pds[i]));
@@ -718,26 +722,21 @@ static void split_phases(cap_convnet *net, split *sp) {
 	sp->nphases = 0;
 	sp->start[sp->nphases++] = 0;
 	for (int step = net->in == dnnl_f32; step <= L; step++) { // an f32 chain converts nothing
-		// What each half of this step reads and writes: buffer -1 is the
-		// caller's input or output, which the other half neither writes nor reads.
-		int in_buf = -1, out_buf = -1;
+		// What each half of this step reads and writes. Buffer -1 is the
+		// caller's input (read at step 0, or by an f32 chain's layer 0) or
+		// output (written by the last layer): the other half neither writes
+		// nor reads it.
+		int i = step - 1;
+		const cap_conv_layer *s = &net->layers[step > 0 ? i : 0].spec;
+		int in_buf = step == 0 ? -1 : i > 0 ? net->layers[i - 1].buf : net->in == dnnl_f32 ? -1 : NBUF;
+		int out_buf = step == 0 ? NBUF : net->layers[i].buf; // a residual layer's, read where it is written
+		dnnl_data_type_t in_dt = step == 0 ? dnnl_f32 : i == 0 ? net->in : net->layers[i - 1].dst_dt;
+		dnnl_data_type_t out_dt = step == 0 ? net->in : net->layers[i].dst_dt;
+		size_t in_row = row_bytes(s->w, s->c, in_dt);
+		size_t out_row = step == 0 ? row_bytes(s->w, s->c, out_dt) : row_bytes(s->ow, s->oc, out_dt);
 		span r[2], w[2];
-		const cap_conv_layer *s = &net->layers[step > 0 ? step - 1 : 0].spec;
 		for (int h = 0; h < 2; h++) {
-			if (step == 0) { // the input converted to the chain's type
-				size_t row = (size_t)s->w * s->c * dt_size(net->in);
-				rows x = input_rows(s, h);
-				r[h] = (span){0, 0};
-				w[h] = (span){x.a * row, x.b * row};
-				out_buf = NBUF;
-				continue;
-			}
-			int i = step - 1;
-			dnnl_data_type_t in_dt = i == 0 ? net->in : net->layers[i - 1].dst_dt;
-			size_t in_row = (size_t)s->w * s->c * dt_size(in_dt), out_row = (size_t)s->ow * s->oc * dt_size(net->layers[i].dst_dt);
-			rows x = rows_of(s, h);
-			in_buf = i > 0 ? net->layers[i - 1].buf : net->in == dnnl_f32 ? -1 : NBUF;
-			out_buf = net->layers[i].buf; // a residual layer's, read where it is written
+			rows x = step == 0 ? input_rows(s, h) : rows_of(s, h);
 			r[h] = (span){x.a * in_row, x.b * in_row};
 			w[h] = (span){x.r0 * out_row, x.r1 * out_row};
 		}
