@@ -262,9 +262,12 @@ func (r *run) resume() error {
 			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), saved.FinetuneBlocks, saved.Mirror, r.cfg, o.Seed, objectiveName(o.Objective), o.FinetuneBlocks, o.Mirror)
 	case saved.Examples != "" && saved.Examples != r.st.Examples:
 		return fmt.Errorf("train: checkpoint %s was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out", r.ckpt)
-	case saved.Settings != nil && len(changes(saved.Settings, r.st.Settings)) > 0:
-		return fmt.Errorf("train: checkpoint %s was made with other settings than this run asks for: %s; resume with the checkpoint's (only train.epochs, train.patience and the optimiser's train.lr, lr_decay, weight_decay, finetune_lr and clip may change), or choose another --out",
-			r.ckpt, strings.Join(changes(saved.Settings, r.st.Settings), ", "))
+	}
+	if saved.Settings != nil {
+		if changed := changes(saved.Settings, r.st.Settings); len(changed) > 0 {
+			return fmt.Errorf("train: checkpoint %s was made with other settings than this run asks for: %s; resume with the checkpoint's (only train.epochs, train.patience and the optimiser's train.lr, lr_decay, weight_decay, finetune_lr and clip may change), or choose another --out",
+				r.ckpt, strings.Join(changed, ", "))
+		}
 	}
 	if r.tuned != nil {
 		if err := r.tuned.resume(encoderCheckpoint(o.Out, saved.Epoch), saved.Epoch); err != nil {
