@@ -91,7 +91,8 @@ typedef struct {
 } plan;
 
 // A lone image's split run (cap_convnet_run_split): each layer's output rows
-// in two halves, upper and lower, each half a plan of its own whose memories
+// (a pointwise layer's pixels, see half_view) in two halves, upper and lower,
+// each half a plan of its own whose memories
 // point at its rows of this copy's activation buffers. The layers form phases
 // (split_phases): within one, neither half touches bytes the other half
 // writes, so they may run in any order or at once; a 3x3 convolution, which
@@ -217,6 +218,22 @@ static rows rows_of(const cap_conv_layer *s, int half) {
 	return r;
 }
 
+// half_view gives the shape a plan of half (0 or 1; -1 for a whole image)
+// computes layer s in. A half sees a pointwise layer (1x1, stride 1, no
+// padding) as one column of H x W pixels, the same NHWC bytes, so that its
+// halves split the pixels rather than the rows: a 7x7 layer's halves are 25
+// and 24 pixels, where rows gave 4 and 3, and one thread waited for the other
+// through a seventh of the 7x7 stage (a quarter of the image's multiply-adds).
+static cap_conv_layer half_view(const cap_conv_layer *s, int half) {
+	cap_conv_layer v = *s;
+	if (half >= 0 && s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
+		s->pad_left == 0 && s->oh == s->h && s->ow == s->w) {
+		v.h = v.oh = s->h * s->w;
+		v.w = v.ow = 1;
+	}
+	return v;
+}
+
 // input_rows gives the rows of the chain's input that half converts to the
 // chain's type before layer 0 (not in an f32 chain), the same rows in and out:
 // half -1 all of them.
@@ -326,7 +343,8 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 		snprintf(err, errlen, "out of memory planning a batch of %d", n);
 		goto fail;
 	}
-	const cap_conv_layer *first = &net->layers[0].spec;
+	cap_conv_layer first_view = half_view(&net->layers[0].spec, half);
+	const cap_conv_layer *first = &first_view;
 	rows r = input_rows(first, half);
 	if (net->in != dnnl_f32 && r.b > r.a) { // the f32 input is converted first; an f32 chain reads it directly
 		dnnl_memory_desc_t in_md, md;
@@ -350,7 +368,8 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 	}
 	for (int i = 0; i < L; i++) {
 		layer *l = &net->layers[i];
-		const cap_conv_layer *s = &l->spec;
+		cap_conv_layer view = half_view(&l->spec, half);
+		const cap_conv_layer *s = &view;
 		int last = i == L - 1;
 		dnnl_data_type_t in_dt = i == 0 ? net->in : net->layers[i - 1].dst_dt;
 		rows r = rows_of(s, half);
@@ -642,7 +661,8 @@ cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen) {
 
 // set_io points plan p (of half, or -1) at the caller's input and output.
 static int set_io(cap_convnet *net, plan *p, int half, float *out, const float *in, char *err, int errlen) {
-	const cap_conv_layer *first = &net->layers[0].spec, *last = &net->layers[net->nlayers - 1].spec;
+	cap_conv_layer first_view = half_view(&net->layers[0].spec, half), last_view = half_view(&net->layers[net->nlayers - 1].spec, half);
+	const cap_conv_layer *first = &first_view, *last = &last_view;
 	// A half may have no rows of the input or of the output, and no memory for them.
 	if (p->in_f32)
 		TRY(dnnl_memory_set_data_handle(p->in_f32, (void *)(in + (size_t)input_rows(first, half).a * first->w * first->c)));
@@ -727,7 +747,8 @@ static void split_phases(cap_convnet *net, split *sp) {
 		// output (written by the last layer): the other half neither writes
 		// nor reads it.
 		int i = step - 1;
-		const cap_conv_layer *s = &net->layers[step > 0 ? i : 0].spec;
+		cap_conv_layer view = half_view(&net->layers[step > 0 ? i : 0].spec, 0); // both halves' view
+		const cap_conv_layer *s = &view;
 		int in_buf = step == 0 ? -1 : i > 0 ? net->layers[i - 1].buf : net->in == dnnl_f32 ? -1 : NBUF;
 		int out_buf = step == 0 ? NBUF : net->layers[i].buf; // a residual layer's, read where it is written
 		dnnl_data_type_t in_dt = step == 0 ? dnnl_f32 : i == 0 ? net->in : net->layers[i - 1].dst_dt;

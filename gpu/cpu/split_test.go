@@ -54,14 +54,16 @@ func splitChain(rng *rand.Rand) []gpu.ConvLayer {
 	return layers
 }
 
-// splitMatchesWhole runs layers on one image in precision p: whole, on a
+// splitMatchesWhole runs layers on images in precision p: whole, on a
 // one-thread device, then split in halves (runSplit) on a two-thread device,
 // rounds times on both threads (so that the halves meet at the phases' borders
-// in different orders) and twice on one thread doing both halves, as when its
-// partner is late, once in each order (it alternates from run to run). Every
-// split output must be the whole one, to the bit: a half that read a row the
-// other half had not yet written, or overwrote one it was still reading, would
-// change it; a wrong row or padding count would change it on one thread too.
+// in different orders) and six times on one thread doing both halves, as when
+// its partner is late, each image once in each order (it alternates from run
+// to run). Every split output must be the whole one, to the bit: a half that
+// read a row the other half had not yet written, or overwrote one it was still
+// reading, would change it; a wrong row or padding count would change it on one
+// thread too. The images take turns, so that a row read too early holds the
+// last image's values, not this one's.
 func splitMatchesWhole(t *testing.T, layers []gpu.ConvLayer, in []float32, p gpu.Precision, rounds int) {
 	t.Helper()
 	last := layers[len(layers)-1].P
@@ -69,15 +71,19 @@ func splitMatchesWhole(t *testing.T, layers []gpu.ConvLayer, in []float32, p gpu
 	for i := range nan {
 		nan[i] = float32(math.NaN())
 	}
-	plan := func(d *Device) (out []float32, run func(alone bool)) {
+	images := [][]float32{in, make([]float32, len(in)), make([]float32, len(in))}
+	for i, v := range in {
+		images[1][i], images[2][i] = -v, v/2
+	}
+	plan := func(d *Device) (out []float32, run func(image int, alone bool)) {
 		chain, err := d.PlanConvChain(layers, 2, p)
 		if err != nil {
 			t.Skipf("oneDNN plans no %s chain on this CPU: %v", p, err)
 		}
 		t.Cleanup(chain.Close)
 		x, o := d.Alloc(len(in)), d.Alloc(len(nan))
-		d.Upload(x, in)
-		return d.f(o), func(alone bool) {
+		return d.f(o), func(image int, alone bool) {
+			d.Upload(x, images[image])
 			d.Upload(o, nan) // every output must be written
 			if alone {
 				err = chain.(*convChain).runSplit(d.f(o), d.f(x), 1)
@@ -92,19 +98,22 @@ func splitMatchesWhole(t *testing.T, layers []gpu.ConvLayer, in []float32, p gpu
 	one := New(1) // one thread: no split
 	defer one.Close()
 	out, run := plan(one)
-	run(false)
-	whole := slices.Clone(out)
+	var whole [][]float32
+	for i := range images {
+		run(i, false)
+		whole = append(whole, slices.Clone(out))
+	}
 	two := New(2)
 	defer two.Close()
 	out, run = plan(two)
 	for i := range rounds {
-		if run(false); !slices.Equal(out, whole) {
-			t.Fatalf("run %d on two threads: %v, want %v", i, out, whole)
+		if run(i%3, false); !slices.Equal(out, whole[i%3]) {
+			t.Fatalf("run %d on two threads: %v, want %v", i, out, whole[i%3])
 		}
 	}
-	for i := range 2 {
-		if run(true); !slices.Equal(out, whole) {
-			t.Fatalf("both halves on one thread (order %d): %v, want %v", i, out, whole)
+	for i := range 6 {
+		if run(i%3, true); !slices.Equal(out, whole[i%3]) {
+			t.Fatalf("both halves of image %d on one thread (run %d): %v, want %v", i%3, i, out, whole[i%3])
 		}
 	}
 }
