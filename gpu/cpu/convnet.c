@@ -22,8 +22,9 @@
 // server against 3.5-10 ms alone. Even a single image was no faster on a team of
 // two (5.6-5.9 ms against 5.9-8.3 at a load of 18), and its first run, which
 // builds the primitives, took 275-600 ms against 23-46. A lone image is
-// instead split by rows into two halves, each a chain of one-thread primitives
-// that a second thread may take or leave (see split below).
+// instead split into two halves of every layer's rows (a pointwise layer's
+// pixels), each a chain of one-thread primitives that a second thread may take
+// or leave (see split below).
 //
 // An int8 chain (CAP_INT8) stores every activation in 8 bits with a fixed step
 // per layer: u8 after ReLU or ReLU6 (0 .. out_max), s8 otherwise (±out_max),
@@ -93,10 +94,12 @@ typedef struct {
 // A lone image's split run (cap_convnet_run_split): each layer's output rows
 // (a pointwise layer's pixels, see half_view) in two halves, upper and lower,
 // each half a plan of its own whose memories
-// point at its rows of this copy's activation buffers. The layers form phases
+// point at its part of this copy's activation buffers. The layers form phases
 // (split_phases): within one, neither half touches bytes the other half
 // writes, so they may run in any order or at once; a 3x3 convolution, which
-// reads a row beyond its half, starts a new one. Both halves of a phase must
+// reads a row beyond its half, starts a new one, and so does a pointwise layer
+// after a depthwise one where the rows are odd (its pixel halves cut the
+// middle row, which one depthwise half wrote whole). Both halves of a phase must
 // finish before the next phase starts. A thread takes the
 // halves of each phase that nobody has taken yet: two threads that arrive
 // together run one half each, and a thread whose partner is late (descheduled,
@@ -202,7 +205,8 @@ typedef struct {
 // or, for half -1, all of layer s's rows. All rows read the whole input, even
 // where the kernel never reaches its last rows (a negative pad_b): a batch's
 // images lie H rows apart. A half reads only the rows it needs; a half with no
-// output rows (of a one-row layer) reads none.
+// output rows (of a one-row layer) reads none. For a half, s is its half_view:
+// a pointwise layer's rows are then single pixels.
 static rows rows_of(const cap_conv_layer *s, int half) {
 	rows r = {0};
 	int mid = (s->oh + 1) / 2;
@@ -236,7 +240,7 @@ static cap_conv_layer half_view(const cap_conv_layer *s, int half) {
 
 // input_rows gives the rows of the chain's input that half converts to the
 // chain's type before layer 0 (not in an f32 chain), the same rows in and out:
-// half -1 all of them.
+// half -1 all of them. Pixels, where first is a pointwise layer's half_view.
 static rows input_rows(const cap_conv_layer *first, int half) {
 	int mid = (first->h + 1) / 2;
 	rows r = {0};
@@ -326,7 +330,7 @@ static void plan_destroy(cap_convnet *net, plan *p) {
 }
 
 // plan_build creates the primitives for batches of n images or, for half 0 or
-// 1, those of one image's half of the rows (see split), into p.
+// 1, those of one image's half (see split), into p.
 static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int errlen) {
 	int L = net->nlayers;
 	dnnl_primitive_attr_t attr = NULL;
@@ -765,9 +769,9 @@ static void split_phases(cap_convnet *net, split *sp) {
 		for (int h = 0; h < 2; h++) {
 			int o = 1 - h;
 			if (in_buf >= 0) conflict |= overlap(r[h], writes[o][in_buf]);
-			// A write after the other half's write needs no read between to
-			// matter to later readers; in a chain one always comes between, so
-			// this part only keeps the rule whole.
+			// Nor may a half write bytes the other half wrote: a residual
+			// layer reads the bytes it writes (it adds into them), and of two
+			// writes later readers would find whichever came last.
 			if (out_buf >= 0) conflict |= overlap(w[h], join(reads[o][out_buf], writes[o][out_buf]));
 		}
 		if (conflict) {

@@ -42,8 +42,8 @@ cap_convnet *cap_convnet_share(cap_convnet *first, char *err, int errlen);
 // returns 0, or -1 with a message in err. Runs of one copy must not overlap.
 int cap_convnet_run(cap_convnet *net, int n, float *out, const float *in, char *err, int errlen);
 
-// cap_convnet_split_begin readies net to run one image split in two halves of
-// rows (see split in convnet.c), building their primitives the first time: in
+// cap_convnet_split_begin readies net to run one image split in two halves
+// (see split in convnet.c), building their primitives the first time: in
 // and out as for cap_convnet_run with n = 1. Then call cap_convnet_run_split
 // on one or more threads at the same time: they share the work, and each
 // returns when the image is done. Returns 0, or -1 with a message in err.

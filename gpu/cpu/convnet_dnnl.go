@@ -217,7 +217,8 @@ func (c *convChain) Run(out, in gpu.Buf, n int) error {
 }
 
 // runSplit runs one image on threads (1 or 2) of the device's threads, each
-// layer's output rows in two halves (see split in convnet.c): a lone image is
+// layer's output rows (a pointwise layer's pixels) in two halves (see split in
+// convnet.c): a lone image is
 // the server's batch at light load, and the latency of a single caption. On
 // one thread the halves run one after the other, as they do when the second
 // thread comes late.

@@ -15,26 +15,34 @@ import (
 // splitChain is a small chain in MobileNetV2's shape whose rows split unevenly
 // and whose every kind of layer crosses the halves' border: a strided stem and
 // a strided depthwise layer with TensorFlow's padding (none above, one row
-// below), depthwise layers reading a row of the other half, 1x1 layers reading
-// only their own, and a residual added into a buffer that the other half's
-// depthwise layer has read.
+// below), depthwise layers reading a row of the other half, 1x1 layers whose
+// pixel halves cut a row that a depthwise half wrote whole, and a residual
+// added into a buffer that the other half's depthwise layer has read.
 func splitChain(rng *rand.Rand) []gpu.ConvLayer {
-	conv := func(h, w, c, oc, k, stride, padTop, padLeft int) gpu.ConvParams {
-		oh, ow := (h+stride-1)/stride, (w+stride-1)/stride
-		return gpu.ConvParams{H: h, W: w, C: c, OC: oc, KH: k, KW: k, StrideH: stride, StrideW: stride,
-			PadTop: padTop, PadLeft: padLeft, OH: oh, OW: ow}
-	}
-	layers := []gpu.ConvLayer{
-		{P: conv(14, 12, 3, 8, 3, 2, 0, 0), Act: gpu.ActReLU6, InMax: 1, OutMax: 6},
-		{Depthwise: true, P: conv(7, 6, 8, 8, 3, 1, 1, 1), Act: gpu.ActReLU6, OutMax: 6},
-		{P: conv(7, 6, 8, 4, 1, 1, 0, 0), OutMax: 3},
-		{P: conv(7, 6, 4, 12, 1, 1, 0, 0), Act: gpu.ActReLU6, OutMax: 6},
-		{Depthwise: true, P: conv(7, 6, 12, 12, 3, 1, 1, 1), Act: gpu.ActReLU6, OutMax: 6},
-		{P: conv(7, 6, 12, 4, 1, 1, 0, 0), Residual: 2, OutMax: 5},
-		{P: conv(7, 6, 4, 12, 1, 1, 0, 0), Act: gpu.ActReLU6, OutMax: 6},
-		{Depthwise: true, P: conv(7, 6, 12, 12, 3, 2, 1, 0), Act: gpu.ActReLU6, OutMax: 6},
-		{P: conv(4, 3, 12, 16, 1, 1, 0, 0)},
-	}
+	return withWeights(rng, []gpu.ConvLayer{
+		{P: convParams(14, 12, 3, 8, 3, 2, 0, 0), Act: gpu.ActReLU6, InMax: 1, OutMax: 6},
+		{Depthwise: true, P: convParams(7, 6, 8, 8, 3, 1, 1, 1), Act: gpu.ActReLU6, OutMax: 6},
+		{P: convParams(7, 6, 8, 4, 1, 1, 0, 0), OutMax: 3},
+		{P: convParams(7, 6, 4, 12, 1, 1, 0, 0), Act: gpu.ActReLU6, OutMax: 6},
+		{Depthwise: true, P: convParams(7, 6, 12, 12, 3, 1, 1, 1), Act: gpu.ActReLU6, OutMax: 6},
+		{P: convParams(7, 6, 12, 4, 1, 1, 0, 0), Residual: 2, OutMax: 5},
+		{P: convParams(7, 6, 4, 12, 1, 1, 0, 0), Act: gpu.ActReLU6, OutMax: 6},
+		{Depthwise: true, P: convParams(7, 6, 12, 12, 3, 2, 1, 0), Act: gpu.ActReLU6, OutMax: 6},
+		{P: convParams(4, 3, 12, 16, 1, 1, 0, 0)},
+	})
+}
+
+// convParams is a square k x k convolution's shape with TensorFlow's "same"
+// output size.
+func convParams(h, w, c, oc, k, stride, padTop, padLeft int) gpu.ConvParams {
+	oh, ow := (h+stride-1)/stride, (w+stride-1)/stride
+	return gpu.ConvParams{H: h, W: w, C: c, OC: oc, KH: k, KW: k, StrideH: stride, StrideW: stride,
+		PadTop: padTop, PadLeft: padLeft, OH: oh, OW: ow}
+}
+
+// withWeights gives layers random weights and biases in [-1, 1), and a
+// residual of -1 (none) where they have none.
+func withWeights(rng *rand.Rand, layers []gpu.ConvLayer) []gpu.ConvLayer {
 	for i := range layers {
 		l := &layers[i]
 		if l.Residual == 0 {
@@ -120,7 +128,25 @@ func splitMatchesWhole(t *testing.T, layers []gpu.ConvLayer, in []float32, p gpu
 
 func TestSplitRunMatchesWhole(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	layers := splitChain(rng)
+	splitMatchesWholeIn3(t, rng, splitChain(rng))
+}
+
+// TestSplitPointwiseEnds: a chain that begins and ends with a pointwise layer
+// over an odd number of pixels (7x5: halves of 18 and 17 pixels, where rows
+// give 20 and 15), so that the input's conversion (bfloat16, int8), the
+// caller's input and output and the phases all split pixels, across a row.
+func TestSplitPointwiseEnds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	splitMatchesWholeIn3(t, rng, withWeights(rng, []gpu.ConvLayer{
+		{P: convParams(7, 5, 3, 8, 1, 1, 0, 0), Act: gpu.ActReLU6, InMax: 1, OutMax: 6},
+		{Depthwise: true, P: convParams(7, 5, 8, 8, 3, 1, 1, 1), Act: gpu.ActReLU6, OutMax: 6},
+		{P: convParams(7, 5, 8, 6, 1, 1, 0, 0)},
+	}))
+}
+
+// splitMatchesWholeIn3 checks layers with splitMatchesWhole on a random image
+// in float32, bfloat16 and int8.
+func splitMatchesWholeIn3(t *testing.T, rng *rand.Rand, layers []gpu.ConvLayer) {
 	first := layers[0].P
 	in := make([]float32, first.H*first.W*first.C)
 	for i := range in {
