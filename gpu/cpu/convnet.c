@@ -349,14 +349,14 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 	}
 	cap_conv_layer first_view = half_view(&net->layers[0].spec, half);
 	const cap_conv_layer *first = &first_view;
-	rows r = input_rows(first, half);
-	if (net->in != dnnl_f32 && r.b > r.a) { // the f32 input is converted first; an f32 chain reads it directly
+	rows conv = input_rows(first, half); // the rows to_act converts (the layers' rows are r below)
+	if (net->in != dnnl_f32 && conv.b > conv.a) { // the f32 input is converted first; an f32 chain reads it directly
 		dnnl_memory_desc_t in_md, md;
-		TRY(act_md(&in_md, n, first->c, r.b - r.a, first->w, dnnl_f32));
+		TRY(act_md(&in_md, n, first->c, conv.b - conv.a, first->w, dnnl_f32));
 		TRY(dnnl_memory_create(&p->in_f32, &in_md, net->eng, DNNL_MEMORY_NONE));
-		TRY(act_md(&md, n, first->c, r.b - r.a, first->w, net->in));
+		TRY(act_md(&md, n, first->c, conv.b - conv.a, first->w, net->in));
 		TRY(dnnl_memory_create(&p->in_act, &md, net->eng,
-			(char *)net->bufs[NBUF] + r.a * row_bytes(first->w, first->c, net->in)));
+			(char *)net->bufs[NBUF] + conv.a * row_bytes(first->w, first->c, net->in)));
 		TRY(dnnl_primitive_attr_create(&attr));
 		TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
 		if (net->type == CAP_INT8) {

@@ -115,13 +115,15 @@ func splitMatchesWhole(t *testing.T, layers []gpu.ConvLayer, in []float32, p gpu
 	defer two.Close()
 	out, run = plan(two)
 	for i := range rounds {
-		if run(i%3, false); !slices.Equal(out, whole[i%3]) {
-			t.Fatalf("run %d on two threads: %v, want %v", i, out, whole[i%3])
+		k := i % len(images)
+		if run(k, false); !slices.Equal(out, whole[k]) {
+			t.Fatalf("run %d on two threads: %v, want %v", i, out, whole[k])
 		}
 	}
-	for i := range 6 {
-		if run(i%3, true); !slices.Equal(out, whole[i%3]) {
-			t.Fatalf("both halves of image %d on one thread (run %d): %v, want %v", i%3, i, out, whole[i%3])
+	for i := range 2 * len(images) { // the order alternates run by run and the count is odd: each image in both orders
+		k := i % len(images)
+		if run(k, true); !slices.Equal(out, whole[k]) {
+			t.Fatalf("both halves of image %d on one thread (run %d): %v, want %v", k, i, out, whole[k])
 		}
 	}
 }
