@@ -162,7 +162,7 @@ fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (see
 	$(GO) test -run '^$$' -fuzz '^FuzzMultipartUpload$$' -fuzztime $(FUZZ_UPLOAD_EXECS) ./server
 
 ROUNDS ?= 3
-bench: deps-bench ## one table: encoder, decoder and training against the PyTorch reference at its best, alternating ROUNDS rounds, ranges and ratios
+bench: deps-bench ## one table: encoder, decoder and training against the PyTorch reference at its best, ROUNDS rounds of back-to-back pairs, ranges and ratios
 	/usr/bin/python3 scripts/bench.py --rounds $(ROUNDS)
 
 bench-attention: deps-bench ## the attention decoder against PyTorch's, alternating for 3 rounds (issue 12's 1.5x target)

@@ -6,7 +6,11 @@ torch_captioner.py (encoder --mode best, decoder, decoder --arch attention) ALTE
 --rounds times, on 2 threads each, and prints one Markdown table: per row the range of captioner's and
 PyTorch's figures over the rounds and the range of their per-round ratios, with the
 date, the CPU model, its flags (AMX / AVX512-BF16 / AVX512-VNNI / AVX2) and the load average.
-The machines are shared: a ratio of figures measured a minute apart is what to quote.
+The machines are shared: a ratio of figures measured a minute apart is what to quote. So
+each group of rows that one PyTorch run answers (the encoder, the merge decoder, the
+attention decoder) runs as a pair, captioner's benchmarks and that PyTorch run back to
+back, the pair's order flipping from round to round: neither side always runs first, or
+minutes after the other, in a phase of the machine the other missed.
 
     scripts/bench.py [--rounds 3] [--only attention]   (from the repository root; make bench)
 """
@@ -84,6 +88,9 @@ ROWS = [
     ("attention int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=int8", "captions/s"),
      ("attention", "beam3 b1", "captions_per_s")),
 ]
+
+# torch_captioner.py decoder's arguments for each decoder row group.
+PEER_ARGS = {"decoder": DECODER, "attention": ATTENTION}
 
 # Where each kind's benchmarks live, and how long each runs.
 BENCH = {
@@ -180,14 +187,15 @@ def span(xs, fmt):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of captioner then PyTorch")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the pairs, captioner and PyTorch back to back")
     ap.add_argument("--only", default="", help="only the rows whose name starts with this (encoder, decoder, attention)")
     a = ap.parse_args()
     rows = [r for r in ROWS if r[0].startswith(a.only)]
     if not rows:
         sys.exit(f"bench: no row starts with {a.only!r}; rows: " + ", ".join(r[0] for r in ROWS))
     kinds = {r[2][0] for r in rows}  # captioner's benchmark binaries to run
-    peers = {r[3][0] for r in rows}  # PyTorch runs
+    # The pairs: captioner's benchmark binary and the PyTorch run its rows compare with.
+    pairs = sorted({(r[2][0], r[3][0]) for r in rows})
     have_torch = subprocess.run(["/usr/bin/python3", "-c", "import torch, torchvision"],
                                 capture_output=True).returncode == 0 and os.path.exists(TORCH)
     if not have_torch:
@@ -210,23 +218,32 @@ def main():
     bf16_note = ""
     for rnd in range(a.rounds):
         print(f"bench: round {rnd + 1} of {a.rounds}, load {load():.1f}", file=sys.stderr)
-        got = {}
-        for kind in kinds:
-            pkg, benchtime = BENCH[kind]
-            got[kind] = {}
-            for pattern in bench_patterns([r[2][1] for r in rows if r[2][0] == kind]):
-                got[kind].update(go_bench(binaries[kind], pkg, pattern, benchtime))
+        got = {kind: {} for kind in kinds}
         peer = {}
-        if have_torch and "encoder" in peers:
-            enc = torch_run(["encoder", "--threads", "2", "--batch", "1,32", "--mode", "best"])
-            peer["encoder"] = {(r["batch"], r["mode"]): r for r in enc["rows"]}
-            if not enc["bf16"]:  # the bfloat16 rows compare with PyTorch's best float32
-                bf16_note = "PyTorch has no bfloat16 path here: the bfloat16 rows compare with its best float32"
-                for b in (1, 32):
-                    peer["encoder"][(b, "frozen-channels_last-bfloat16")] = peer["encoder"][(b, "frozen-channels_last-float32")]
-        for name, args in (("decoder", DECODER), ("attention", ATTENTION)):
-            if have_torch and name in peers:
-                peer[name] = {r["what"]: r for r in torch_run(["decoder"] + args)["rows"]}
+
+        def run_ours(kind, pkind):
+            pkg, benchtime = BENCH[kind]
+            for pattern in bench_patterns([r[2][1] for r in rows if r[2][0] == kind and r[3][0] == pkind]):
+                got[kind].update(go_bench(binaries[kind], pkg, pattern, benchtime))
+
+        def run_theirs(pkind):
+            nonlocal bf16_note
+            if not have_torch:
+                return
+            if pkind == "encoder":
+                enc = torch_run(["encoder", "--threads", "2", "--batch", "1,32", "--mode", "best"])
+                peer["encoder"] = {(r["batch"], r["mode"]): r for r in enc["rows"]}
+                if not enc["bf16"]:  # the bfloat16 rows compare with PyTorch's best float32
+                    bf16_note = "PyTorch has no bfloat16 path here: the bfloat16 rows compare with its best float32"
+                    for b in (1, 32):
+                        peer["encoder"][(b, "frozen-channels_last-bfloat16")] = peer["encoder"][(b, "frozen-channels_last-float32")]
+            else:
+                peer[pkind] = {r["what"]: r for r in torch_run(["decoder"] + PEER_ARGS[pkind])["rows"]}
+
+        for kind, pkind in pairs:
+            steps = [lambda: run_ours(kind, pkind), lambda: run_theirs(pkind)]
+            for step in steps if rnd % 2 == 0 else steps[::-1]:
+                step()
         loads.append(load())
         for row, _, (kind, bench, metric), (pkind, key, field) in rows:
             v = got[kind].get(bench, {}).get(metric)
@@ -239,7 +256,8 @@ def main():
                     ratios[row].append(v / p)
     model, flags, ncpu = cpu()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"{now}; {model}, {ncpu} CPUs ({', '.join(flags)}); 2 threads each; {a.rounds} alternating rounds; "
+    print(f"{now}; {model}, {ncpu} CPUs ({', '.join(flags)}); 2 threads each; {a.rounds} rounds, each row group's "
+          f"pair back to back, its order flipping; "
           f"load average {min(loads):.1f}–{max(loads):.1f}")
     print("PyTorch: torch_captioner.py encoder --mode best (channels_last, traced, frozen), decoder "
           "(H256, V2600, 12 tokens), decoder --arch attention (H512, attention 512, embedding 256, 49 regions "
