@@ -39,6 +39,7 @@
 // instruction multiplies and sums four u8 x s8 pairs) the chain ran 1.75-2x as
 // many images per CPU-second as the float32 one (gpu/README.md).
 #include "convnet.h"
+#include "fusedblock.h"
 
 #include <omp.h>
 #include <pthread.h>
@@ -74,6 +75,12 @@ typedef struct {
 	float out_step;
 	float *oscales;
 	float sum_scale;
+	// A float32 chain runs some inverted residual blocks fused (see
+	// fuse_blocks): fused is set on the block's expansion layer, which computes
+	// the whole block, and in_fused on its depthwise and projection layers,
+	// which then have no primitives of their own.
+	cap_fused_block *fused;
+	int in_fused;
 } layer;
 
 // The primitives of one batch size.
@@ -89,6 +96,8 @@ typedef struct {
 	// run on whichever the goroutine is on.
 	dnnl_memory_t *pad, act_pad;
 	void *scratch;
+	int n, half;    // the batch, and the half (0, 1; -1 for whole images)
+	float *fscratch; // the fused blocks' rows (see fusedblock.h), NULL without any
 } plan;
 
 // A lone image's split run (cap_convnet_run_split): each layer's output rows
@@ -324,7 +333,7 @@ static void plan_destroy(cap_convnet *net, plan *p) {
 	for (int i = 0; p->pad && i < net->nlayers; i++)
 		if (p->pad[i]) dnnl_memory_destroy(p->pad[i]);
 	if (p->act_pad) dnnl_memory_destroy(p->act_pad);
-	free(p->scratch), free(p->pad);
+	free(p->scratch), free(p->pad), free(p->fscratch);
 	free(p->pds), free(p->prims), free(p->src), free(p->dst), free(p->wei);
 	memset(p, 0, sizeof *p);
 }
@@ -345,6 +354,15 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 	dnnl_memory_desc_t *pad_md = calloc(L + 1, sizeof *pad_md); // the layers', then to_act's
 	if (!p->pds || !p->prims || !p->src || !p->dst || !p->wei || !p->pad || !pad_md) {
 		snprintf(err, errlen, "out of memory planning a batch of %d", n);
+		goto fail;
+	}
+	p->n = n, p->half = half;
+	size_t fused_floats = 0; // the most rows a fused block of the chain needs
+	for (int i = 0; i < L; i++)
+		if (net->layers[i].fused && cap_fused_block_scratch(net->layers[i].fused) > fused_floats)
+			fused_floats = cap_fused_block_scratch(net->layers[i].fused);
+	if (fused_floats && !(p->fscratch = aligned_alloc(64, (fused_floats * sizeof(float) + 63) / 64 * 64))) {
+		snprintf(err, errlen, "out of memory for the fused blocks' rows (%zu bytes)", fused_floats * sizeof(float));
 		goto fail;
 	}
 	cap_conv_layer first_view = half_view(&net->layers[0].spec, half);
@@ -372,6 +390,7 @@ static int plan_build(cap_convnet *net, plan *p, int n, int half, char *err, int
 	}
 	for (int i = 0; i < L; i++) {
 		layer *l = &net->layers[i];
+		if (l->fused || l->in_fused) continue; // run by cap_fused_block_run
 		cap_conv_layer view = half_view(&l->spec, half);
 		const cap_conv_layer *s = &view;
 		int last = i == L - 1;
@@ -481,6 +500,77 @@ static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 		}
 	}
 	return 0;
+}
+
+// FUSE_MIN_BYTES is the smallest expanded activation (one image, float32) of
+// a block that fuse_blocks fuses: MobileNetV2's 112x112 and 56x56 blocks (4.8
+// and 1.8 MB), whose expanded activations leave the cache between layers, but
+// not the 28x28 ones (0.6 MB), which the L2 cache holds.
+enum { FUSE_MIN_BYTES = 1 << 20 };
+
+static int is_pointwise(const cap_conv_layer *s) {
+	return !s->depthwise && s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
+		s->pad_left == 0 && s->oh == s->h && s->ow == s->w;
+}
+
+// fusable reports whether layers i, i + 1 and i + 2 are an inverted residual
+// block that cap_fused_block_run computes: a 1x1 expansion with ReLU6, a 3x3
+// depthwise layer with ReLU6 (stride 1 or 2), a 1x1 projection without an
+// activation or a residual, whose output rows are even (its pixel halves are
+// then row halves) and lie in a buffer other than the block's input (the block
+// writes its output while it still reads its input). The block must not be the
+// chain's first or last layers: it reads and writes the chain's buffers.
+static int fusable(const cap_convnet *net, int i) {
+	if (i < 1 || i + 2 >= net->nlayers - 1) return 0;
+	const cap_conv_layer *e = &net->layers[i].spec, *d = &net->layers[i + 1].spec, *p = &net->layers[i + 2].spec;
+	return is_pointwise(e) && e->act == 2 && e->residual < 0 && e->oc % 16 == 0 &&
+		(size_t)e->h * e->w * e->oc * sizeof(float) >= FUSE_MIN_BYTES &&
+		d->depthwise && d->kh == 3 && d->kw == 3 && d->stride_h == d->stride_w && d->stride_h <= 2 && d->act == 2 &&
+		d->residual < 0 && d->c == e->oc && d->h == e->h && d->w == e->w &&
+		is_pointwise(p) && p->act == 0 && p->residual < 0 && p->c == d->oc && p->oh % 2 == 0 &&
+		net->layers[i + 2].buf != net->layers[i - 1].buf;
+}
+
+static void fused_destroy(cap_fused_block *b) {
+	if (!b) return;
+	free(b->we), free(b->be), free(b->wd), free(b->bd), free(b->wp), free(b->bp);
+	free(b);
+}
+
+// fuse_blocks marks the fusable blocks of a float32 chain (see fusable) and
+// copies their weights into cap_fused_block's layouts from the caller's:
+// (OC, 1, 1, C) transposed for the 1x1 layers, (3, 3, C) as it is for the
+// depthwise one.
+static int fuse_blocks(cap_convnet *net, const cap_conv_layer *layers, char *err, int errlen) {
+	if (net->type != CAP_F32 || !cap_fused_block_usable()) return 0;
+	for (int i = 1; i + 2 < net->nlayers; i++) {
+		if (!fusable(net, i)) continue;
+		const cap_conv_layer *e = &layers[i], *d = &layers[i + 1], *p = &layers[i + 2];
+		cap_fused_block *b = calloc(1, sizeof *b);
+		if (!b) goto oom;
+		net->layers[i].fused = b;
+		*b = (cap_fused_block){.h = e->h, .w = e->w, .ci = e->c, .ce = e->oc, .co = p->oc, .stride = d->stride_h,
+			.pad_top = d->pad_top, .pad_left = d->pad_left, .oh = d->oh, .ow = d->ow};
+		size_t ce = b->ce;
+		if (!(b->we = malloc(b->ci * ce * sizeof(float))) || !(b->be = malloc(ce * sizeof(float))) ||
+			!(b->wd = malloc(9 * ce * sizeof(float))) || !(b->bd = malloc(ce * sizeof(float))) ||
+			!(b->wp = malloc(ce * b->co * sizeof(float))) || !(b->bp = malloc(b->co * sizeof(float))))
+			goto oom;
+		for (size_t n = 0; n < ce; n++)
+			for (int k = 0; k < b->ci; k++) b->we[k * ce + n] = e->weight[n * b->ci + k];
+		for (size_t k = 0; k < ce; k++)
+			for (int m = 0; m < b->co; m++) b->wp[k * b->co + m] = p->weight[m * ce + k];
+		memcpy(b->be, e->bias, ce * sizeof(float));
+		memcpy(b->wd, d->weight, 9 * ce * sizeof(float));
+		memcpy(b->bd, d->bias, ce * sizeof(float));
+		memcpy(b->bp, p->bias, b->co * sizeof(float));
+		net->layers[i + 1].in_fused = net->layers[i + 2].in_fused = 1;
+		i += 2;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
 }
 
 // own_state makes what each copy of a chain has to itself: a stream, the
@@ -620,10 +710,11 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int t
 			s->depthwise ? dnnl_hwigo : dnnl_ohwi));
 	}
 	// The residuals are checked before an int8 chain's quantization reads their sources.
-	if (assign_buffers(net, err, errlen) < 0) goto fail;
+	if (assign_buffers(net, err, errlen) < 0 || fuse_blocks(net, layers, err, errlen) < 0) goto fail;
 	for (int i = 0; i < nlayers; i++) {
 		layer *l = &net->layers[i];
 		const cap_conv_layer *s = &layers[i];
+		if (l->fused || l->in_fused) continue; // no oneDNN weights
 		if (type == CAP_INT8) {
 			void *bp;
 			TRY(dnnl_memory_get_data_handle(l->bias, &bp));
@@ -679,6 +770,32 @@ fail:
 	return -1;
 }
 
+// fused_rows gives the output rows of the fused block b that half computes
+// (-1: all): the halves of its projection layer, whose pixel halves are row
+// halves (fuse_blocks fuses only blocks with an even number of output rows).
+static rows fused_rows(const cap_fused_block *b, int half) {
+	rows r = {0};
+	int mid = (b->oh + 1) / 2;
+	r.r0 = half == 1 ? mid : 0;
+	r.r1 = half == 0 ? mid : b->oh;
+	int top = r.r0 * b->stride - b->pad_top, end = (r.r1 - 1) * b->stride - b->pad_top + 3;
+	r.a = top > 0 ? top : 0;
+	r.b = end < b->h ? end : b->h;
+	return r;
+}
+
+// run_fused runs plan p's rows of the fused block starting at layer i, image
+// by image.
+static void run_fused(cap_convnet *net, plan *p, int i) {
+	const cap_fused_block *b = net->layers[i].fused;
+	rows r = fused_rows(b, p->half);
+	const float *in = net->bufs[net->layers[i - 1].buf];
+	float *out = net->bufs[net->layers[i + 2].buf];
+	for (int k = 0; k < p->n; k++)
+		cap_fused_block_run(b, in + (size_t)k * b->h * b->w * b->ci, out + (size_t)k * b->oh * b->ow * b->co, r.r0, r.r1,
+			p->fscratch);
+}
+
 // run_steps runs steps [lo, hi) of plan p on strm: step 0 converts the input
 // to the chain's type (nothing in an f32 chain), step i + 1 is layer i.
 static int run_steps(cap_convnet *net, plan *p, dnnl_stream_t strm, int lo, int hi, char *err, int errlen) {
@@ -687,7 +804,12 @@ static int run_steps(cap_convnet *net, plan *p, dnnl_stream_t strm, int lo, int 
 		TRY(dnnl_primitive_execute(p->to_act, strm, p->act_pad ? 3 : 2, a));
 	}
 	for (int i = lo > 0 ? lo - 1 : 0; i < hi - 1; i++) {
-		if (!p->prims[i]) continue; // a half with no rows of this layer
+		if (net->layers[i].fused) {
+			TRY(dnnl_stream_wait(strm)); // the layers before it have written its input
+			run_fused(net, p, i);
+			continue;
+		}
+		if (!p->prims[i]) continue; // a half with no rows of this layer, or a fused layer
 		dnnl_exec_arg_t a[5] = {{DNNL_ARG_SRC, p->src[i]}, {DNNL_ARG_WEIGHTS, p->wei[i]},
 			{DNNL_ARG_BIAS, net->layers[i].bias}, {DNNL_ARG_DST, p->dst[i]}, {DNNL_ARG_SCRATCHPAD, p->pad[i]}};
 		TRY(dnnl_primitive_execute(p->prims[i], strm, p->pad[i] ? 5 : 4, a));
@@ -751,17 +873,21 @@ static void split_phases(cap_convnet *net, split *sp) {
 		// output (written by the last layer): the other half neither writes
 		// nor reads it.
 		int i = step - 1;
+		if (i >= 0 && net->layers[i].in_fused) continue; // computed with the block's expansion layer
+		const cap_fused_block *fb = i >= 0 ? net->layers[i].fused : NULL;
 		cap_conv_layer view = half_view(&net->layers[step > 0 ? i : 0].spec, 0); // both halves' view
 		const cap_conv_layer *s = &view;
 		int in_buf = step == 0 ? -1 : i > 0 ? net->layers[i - 1].buf : net->in == dnnl_f32 ? -1 : NBUF;
-		int out_buf = step == 0 ? NBUF : net->layers[i].buf; // a residual layer's, read where it is written
+		int out_buf = step == 0 ? NBUF : net->layers[fb ? i + 2 : i].buf; // a residual layer's, read where it is written
 		dnnl_data_type_t in_dt = step == 0 ? dnnl_f32 : i == 0 ? net->in : net->layers[i - 1].dst_dt;
 		dnnl_data_type_t out_dt = step == 0 ? net->in : net->layers[i].dst_dt;
 		size_t in_row = row_bytes(s->w, s->c, in_dt);
 		size_t out_row = step == 0 ? row_bytes(s->w, s->c, out_dt) : row_bytes(s->ow, s->oc, out_dt);
+		if (fb) // a fused block reads its input's rows and writes its projection's
+			in_row = row_bytes(fb->w, fb->ci, dnnl_f32), out_row = row_bytes(fb->ow, fb->co, dnnl_f32);
 		span r[2], w[2];
 		for (int h = 0; h < 2; h++) {
-			rows x = step == 0 ? input_rows(s, h) : rows_of(s, h);
+			rows x = step == 0 ? input_rows(s, h) : fb ? fused_rows(fb, h) : rows_of(s, h);
 			r[h] = (span){x.a * in_row, x.b * in_row};
 			w[h] = (span){x.r0 * out_row, x.r1 * out_row};
 		}
@@ -868,6 +994,10 @@ void cap_convnet_impl(cap_convnet *net, int n, int i, char *buf, int len) {
 	const char *s = NULL;
 	buf[0] = 0;
 	if (n < 1 || n > net->max_batch || i < 0 || i >= net->nlayers) return;
+	if (net->layers[i].fused) { // this layer and the next two
+		snprintf(buf, len, "fused_block:avx512");
+		return;
+	}
 	plan *p = &net->plans[n];
 	if (!p->pds && n == 1 && net->split) p = &net->split->half[0]; // only split runs so far
 	if (!p->pds || !p->pds[i]) return;
@@ -896,6 +1026,7 @@ void cap_convnet_destroy(cap_convnet *net) {
 				for (int f = 0; f < l->nfmts; f++) dnnl_memory_destroy(l->fmts[f].mem);
 				if (l->bias) dnnl_memory_destroy(l->bias);
 				free(l->plain), free(l->oscales);
+				fused_destroy(l->fused);
 			}
 		if (net->eng) dnnl_engine_destroy(net->eng);
 		if (net->sh) pthread_mutex_destroy(&net->sh->mu);

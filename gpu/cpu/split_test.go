@@ -7,7 +7,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/captioner/captioner/gpu"
 )
@@ -181,4 +184,72 @@ func TestSplitOneRow(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestFusedBlocks: two inverted residual blocks whose expanded activations
+// pass fuse_blocks' 1 MB (convnet.c), one with a stride-1 depthwise layer and
+// one with TensorFlow's stride-2 padding, over a width that is no multiple of
+// the kernel's 4- and 8-pixel tiles and projections of 16 and 24 channels
+// (one and one and a half vector blocks). The float32 chain must match the
+// device's per-layer kernels up to summation order, name the fused kernel
+// where the CPU has AVX-512, and give the same bits split in halves as whole.
+func TestFusedBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	layers := withWeights(rng, []gpu.ConvLayer{
+		{P: convParams(56, 50, 3, 16, 1, 1, 0, 0), Act: gpu.ActReLU6},
+		{P: convParams(56, 50, 16, 96, 1, 1, 0, 0), Act: gpu.ActReLU6},
+		{Depthwise: true, P: convParams(56, 50, 96, 96, 3, 1, 1, 1), Act: gpu.ActReLU6},
+		{P: convParams(56, 50, 96, 16, 1, 1, 0, 0)},
+		{P: convParams(56, 50, 16, 96, 1, 1, 0, 0), Act: gpu.ActReLU6},
+		{Depthwise: true, P: convParams(56, 50, 96, 96, 3, 2, 0, 0), Act: gpu.ActReLU6},
+		{P: convParams(28, 25, 96, 24, 1, 1, 0, 0)},
+		{P: convParams(28, 25, 24, 8, 1, 1, 0, 0)},
+	})
+	first, last := layers[0].P, layers[len(layers)-1].P
+	in := make([]float32, first.H*first.W*first.C)
+	for i := range in {
+		in[i] = rng.Float32()*2 - 1
+	}
+	d := New(2)
+	defer d.Close()
+	// The reference: layer by layer on the device's kernels.
+	x := d.Alloc(len(in))
+	d.Upload(x, in)
+	for _, l := range layers {
+		out, w, b := d.Alloc(l.P.OH*l.P.OW*l.P.OC), d.Alloc(len(l.Weight)), d.Alloc(len(l.Bias))
+		d.Upload(w, l.Weight)
+		d.Upload(b, l.Bias)
+		p := l.P
+		p.N = 1
+		if l.Depthwise {
+			d.DepthwiseConv2D(out, x, w, b, p, l.Act)
+		} else {
+			d.Conv2D(out, x, w, b, p, l.Act)
+		}
+		x = out
+	}
+	want := d.f(x)
+	chain, err := d.PlanConvChain(layers, 1, gpu.Float32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	xin, out := d.Alloc(len(in)), d.Alloc(last.OH*last.OW*last.OC)
+	d.Upload(xin, in)
+	if err := chain.Run(out, xin, 1); err != nil {
+		t.Fatal(err)
+	}
+	worst, most := 0.0, 0.0
+	for i, v := range d.f(out) {
+		worst = max(worst, math.Abs(float64(v-want[i])))
+		most = max(most, math.Abs(float64(want[i])))
+	}
+	t.Logf("max |chain - kernels| %.2g, outputs up to %.2g; %s", worst, most, chain.Describe())
+	if worst > 1e-5*most {
+		t.Errorf("the float32 chain differs from the per-layer kernels by %.2g (outputs up to %.2g)", worst, most)
+	}
+	if fused := strings.Contains(chain.Describe(), "fused_block"); fused != cpu.X86.HasAVX512F {
+		t.Errorf("AVX-512F %v, but the chain's kernels are %s", cpu.X86.HasAVX512F, chain.Describe())
+	}
+	splitMatchesWhole(t, layers, in, gpu.Float32, 20)
 }
