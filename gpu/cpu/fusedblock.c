@@ -15,15 +15,23 @@
 // so a split run's halves give the whole run's output to the bit.
 #include "fusedblock.h"
 
-#include <immintrin.h>
 #include <stddef.h>
+
+size_t cap_fused_block_scratch(const cap_fused_block *b) { return (size_t)(3 * b->w + b->ow) * b->ce; }
+
+// The kernels are AVX-512F intrinsics, compiled by GCC 10 or later on x86-64
+// (as gemm_i8.c's); elsewhere no block is fused and the chain runs them on
+// oneDNN (make c-fallback-check compiles this branch).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+#include <immintrin.h>
 
 #define AVX512 __attribute__((target("avx512f")))
 #define TILE static inline __attribute__((always_inline, target("avx512f")))
 
-int cap_fused_block_usable(void) { return __builtin_cpu_supports("avx512f"); }
-
-size_t cap_fused_block_scratch(const cap_fused_block *b) { return (size_t)(3 * b->w + b->ow) * b->ce; }
+int cap_fused_block_usable(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f");
+}
 
 TILE __m512 relu6(__m512 v) { return _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.f)); }
 
@@ -146,3 +154,7 @@ AVX512 void cap_fused_block_run(const cap_fused_block *b, const float *in, float
 		project_row(b, d, out + (size_t)o * b->ow * b->co);
 	}
 }
+#else
+int cap_fused_block_usable(void) { return 0; }
+void cap_fused_block_run(const cap_fused_block *b, const float *in, float *out, int r0, int r1, float *scratch) {}
+#endif
