@@ -519,9 +519,13 @@ static int is_pointwise(const cap_conv_layer *s) {
 // activation or a residual, whose output rows are even (its pixel halves are
 // then row halves) and lie in a buffer other than the block's input (the block
 // writes its output while it still reads its input). The block must not be the
-// chain's first or last layers: it reads and writes the chain's buffers.
+// chain's first or last layers: it reads and writes the chain's buffers. No
+// later layer may add the expansion's or the depthwise layer's output, which a
+// fused block never stores.
 static int fusable(const cap_convnet *net, int i) {
 	if (i < 1 || i + 2 >= net->nlayers - 1) return 0;
+	for (int j = i + 3; j < net->nlayers; j++)
+		if (net->layers[j].spec.residual == i || net->layers[j].spec.residual == i + 1) return 0;
 	const cap_conv_layer *e = &net->layers[i].spec, *d = &net->layers[i + 1].spec, *p = &net->layers[i + 2].spec;
 	return is_pointwise(e) && e->act == 2 && e->residual < 0 && e->oc % 16 == 0 &&
 		(size_t)e->h * e->w * e->oc * sizeof(float) >= FUSE_MIN_BYTES &&

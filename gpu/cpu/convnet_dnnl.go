@@ -9,6 +9,7 @@ package cpu
 #include <malloc.h>
 #include <oneapi/dnnl/dnnl.h>
 #include "convnet.h"
+#include "fusedblock.h"
 #include "bf16rate.h"
 
 // cap_has_isa is nonzero when oneDNN runs the instructions of want on this CPU.
@@ -255,6 +256,10 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// fusedBlocksUsable reports whether this build and CPU fuse a float32 chain's
+// widest blocks (convnet.c's fuse_blocks): GCC 10 or later on x86-64, and AVX-512F.
+func fusedBlocksUsable() bool { return C.cap_fused_block_usable() != 0 }
 
 // Describe names oneDNN, the precision and the distinct kernels of the last run
 // (none before the first run).
