@@ -231,6 +231,13 @@ static rows rows_of(const cap_conv_layer *s, int half) {
 	return r;
 }
 
+// per_pixel reports whether s is a 1x1 layer of stride 1 without padding:
+// each output pixel reads only the same input pixel.
+static int per_pixel(const cap_conv_layer *s) {
+	return s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 && s->pad_left == 0 &&
+		s->oh == s->h && s->ow == s->w;
+}
+
 // half_view gives the shape a plan of half (0 or 1; -1 for a whole image)
 // computes layer s in. A half sees a pointwise layer (1x1, stride 1, no
 // padding) as one column of H x W pixels, the same NHWC bytes, so that its
@@ -239,8 +246,7 @@ static rows rows_of(const cap_conv_layer *s, int half) {
 // through a seventh of the 7x7 stage (a quarter of the image's multiply-adds).
 static cap_conv_layer half_view(const cap_conv_layer *s, int half) {
 	cap_conv_layer v = *s;
-	if (half >= 0 && s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
-		s->pad_left == 0 && s->oh == s->h && s->ow == s->w) {
+	if (half >= 0 && per_pixel(s)) {
 		v.h = v.oh = s->h * s->w;
 		v.w = v.ow = 1;
 	}
@@ -508,11 +514,6 @@ static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 // not the 28x28 ones (0.6 MB), which the L2 cache holds.
 enum { FUSE_MIN_BYTES = 1 << 20 };
 
-static int is_pointwise(const cap_conv_layer *s) {
-	return !s->depthwise && s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_top == 0 &&
-		s->pad_left == 0 && s->oh == s->h && s->ow == s->w;
-}
-
 // fusable reports whether layers i, i + 1 and i + 2 are an inverted residual
 // block that cap_fused_block_run computes: a 1x1 expansion with ReLU6, a 3x3
 // depthwise layer with ReLU6 (stride 1 or 2), a 1x1 projection without an
@@ -527,11 +528,11 @@ static int fusable(const cap_convnet *net, int i) {
 	for (int j = i + 3; j < net->nlayers; j++)
 		if (net->layers[j].spec.residual == i || net->layers[j].spec.residual == i + 1) return 0;
 	const cap_conv_layer *e = &net->layers[i].spec, *d = &net->layers[i + 1].spec, *p = &net->layers[i + 2].spec;
-	return is_pointwise(e) && e->act == 2 && e->residual < 0 && e->oc % 16 == 0 &&
+	return !e->depthwise && per_pixel(e) && e->act == 2 && e->residual < 0 && e->oc % 16 == 0 &&
 		(size_t)e->h * e->w * e->oc * sizeof(float) >= FUSE_MIN_BYTES &&
 		d->depthwise && d->kh == 3 && d->kw == 3 && d->stride_h == d->stride_w && d->stride_h <= 2 && d->act == 2 &&
 		d->residual < 0 && d->c == e->oc && d->h == e->h && d->w == e->w &&
-		is_pointwise(p) && p->act == 0 && p->residual < 0 && p->c == d->oc && p->oh % 2 == 0 &&
+		!p->depthwise && per_pixel(p) && p->act == 0 && p->residual < 0 && p->c == d->oc && p->oh % 2 == 0 &&
 		net->layers[i + 2].buf != net->layers[i - 1].buf;
 }
 
@@ -774,25 +775,13 @@ fail:
 	return -1;
 }
 
-// fused_rows gives the output rows of the fused block b that half computes
-// (-1: all): the halves of its projection layer, whose pixel halves are row
-// halves (fuse_blocks fuses only blocks with an even number of output rows).
-static rows fused_rows(const cap_fused_block *b, int half) {
-	rows r = {0};
-	int mid = (b->oh + 1) / 2;
-	r.r0 = half == 1 ? mid : 0;
-	r.r1 = half == 0 ? mid : b->oh;
-	int top = r.r0 * b->stride - b->pad_top, end = (r.r1 - 1) * b->stride - b->pad_top + 3;
-	r.a = top > 0 ? top : 0;
-	r.b = end < b->h ? end : b->h;
-	return r;
-}
-
 // run_fused runs plan p's rows of the fused block starting at layer i, image
 // by image.
 static void run_fused(cap_convnet *net, plan *p, int i) {
 	const cap_fused_block *b = net->layers[i].fused;
-	rows r = fused_rows(b, p->half);
+	// The block's rows are its depthwise layer's: the projection's pixel
+	// halves are row halves (fusable asks for an even number of rows).
+	rows r = rows_of(&net->layers[i + 1].spec, p->half);
 	const float *in = net->bufs[net->layers[i - 1].buf];
 	float *out = net->bufs[net->layers[i + 2].buf];
 	for (int k = 0; k < p->n; k++)
@@ -891,7 +880,7 @@ static void split_phases(cap_convnet *net, split *sp) {
 			in_row = row_bytes(fb->w, fb->ci, dnnl_f32), out_row = row_bytes(fb->ow, fb->co, dnnl_f32);
 		span r[2], w[2];
 		for (int h = 0; h < 2; h++) {
-			rows x = step == 0 ? input_rows(s, h) : fb ? fused_rows(fb, h) : rows_of(s, h);
+			rows x = step == 0 ? input_rows(s, h) : rows_of(fb ? &net->layers[i + 1].spec : s, h);
 			r[h] = (span){x.a * in_row, x.b * in_row};
 			w[h] = (span){x.r0 * out_row, x.r1 * out_row};
 		}
