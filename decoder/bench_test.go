@@ -6,6 +6,7 @@ import (
 
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/internal/benchinput"
+	"github.com/captioner/captioner/internal/benchstat"
 )
 
 // The benchmarks match /work/shared/bench/torch_captioner.py decoder --hidden 256
@@ -49,15 +50,18 @@ func benchTrain(b *testing.B, c Config) {
 	}
 	step(0)
 	b.ResetTimer()
-	cpu0 := benchinput.CPUTime()
-	for i := 0; i < b.N; i++ {
+	cpu0 := benchstat.CPUTime()
+	i := 0
+	median, _ := benchstat.Calls(b, func() {
+		i++
 		step(i)
-	}
-	if err := dev.Sync(); err != nil {
-		b.Fatal(err)
-	}
+		if err := dev.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	})
 	b.ReportMetric(float64(B*T*b.N)/b.Elapsed().Seconds(), "tokens/s")
-	b.ReportMetric((benchinput.CPUTime()-cpu0).Seconds()*1e3/float64(B*T*b.N), "cpu-ms/token")
+	b.ReportMetric(float64(B*T)/median.Seconds(), "tokens/s-median")
+	b.ReportMetric((benchstat.CPUTime()-cpu0).Seconds()*1e3/float64(B*T*b.N), "cpu-ms/token")
 }
 
 func benchDecode(b *testing.B, c Config, batch, beam int, p gpu.Precision) {
@@ -78,12 +82,11 @@ func benchDecode(b *testing.B, c Config, batch, beam int, p gpu.Precision) {
 	}
 	gen()
 	b.ResetTimer()
-	cpu0 := benchinput.CPUTime()
-	for i := 0; i < b.N; i++ {
-		gen()
-	}
+	cpu0 := benchstat.CPUTime()
+	median, _ := benchstat.Calls(b, gen)
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "captions/s")
-	b.ReportMetric((benchinput.CPUTime()-cpu0).Seconds()*1e3/float64(batch*b.N), "cpu-ms/caption")
+	b.ReportMetric(float64(batch)/median.Seconds(), "captions/s-median")
+	b.ReportMetric((benchstat.CPUTime()-cpu0).Seconds()*1e3/float64(batch*b.N), "cpu-ms/caption")
 }
 
 // Each decoding benchmark runs, as sub-benchmarks, float32 and the

@@ -2,13 +2,12 @@ package encoder
 
 import (
 	"fmt"
-	"math"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/internal/benchinput"
+	"github.com/captioner/captioner/internal/benchstat"
 )
 
 // macs counts the multiply-accumulates of one image up to the pooled features
@@ -56,35 +55,22 @@ func BenchmarkEncode(b *testing.B) {
 					}
 				}
 				encode() // warm up: first-touch of buffers, BLAS init, planning
-				best := time.Duration(math.MaxInt64)
 				b.ResetTimer()
-				cpu0 := cpuTime()
-				for i := 0; i < b.N; i++ {
-					t0 := time.Now()
-					encode()
-					best = min(best, time.Since(t0))
-				}
+				cpu0 := benchstat.CPUTime()
+				median, fastest := benchstat.Calls(b, encode)
 				sec := b.Elapsed().Seconds() / float64(b.N)
 				b.ReportMetric(float64(batch)/sec, "img/s")
 				b.ReportMetric(flops/sec/1e9, "GFLOP/s")
-				// The fastest repetition, like the PyTorch script's images_per_s_best: on a
-				// shared machine the mean mostly measures the neighbours.
-				b.ReportMetric(float64(batch)/best.Seconds(), "img/s-best")
+				// The median call is what the PyTorch script's images_per_s is, and the
+				// fastest its images_per_s_best (internal/benchstat says why).
+				b.ReportMetric(float64(batch)/median.Seconds(), "img/s-median")
+				b.ReportMetric(float64(batch)/fastest.Seconds(), "img/s-best")
 				// Images per second of CPU time the process used: what the other
 				// processes on the machine barely disturb.
-				b.ReportMetric(float64(batch*b.N)/(cpuTime()-cpu0).Seconds(), "img/cpu-s")
+				b.ReportMetric(float64(batch*b.N)/(benchstat.CPUTime()-cpu0).Seconds(), "img/cpu-s")
 			})
 		}
 	}
-}
-
-// cpuTime is the user and system CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkEncodeLayers splits one batch's time by kind of layer, to show what

@@ -9,9 +9,9 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/captioner/captioner/internal/benchstat"
 )
 
 // opaque hides an image's concrete type so ToTensor takes its general At path.
@@ -369,25 +369,14 @@ func TestToTensorPanics(t *testing.T) {
 	}
 }
 
-// cpuTime is the process's user+system CPU time. The benchmarks report it per
-// operation beside wall time because these machines are shared: under load,
-// wall time measures the neighbours, CPU time measures the code.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchLoop runs f b.N times and reports images/s (wall) and cpu-ms/op.
 func benchLoop(b *testing.B, f func()) {
-	start := cpuTime()
+	start := benchstat.CPUTime()
 	for b.Loop() {
 		f()
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
-	b.ReportMetric(float64(cpuTime()-start)/1e6/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(benchstat.CPUTime()-start)/1e6/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkDecodeToTensor measures what the server does per photo: decode the

@@ -57,7 +57,7 @@ for line in open(go):
     m = re.match(r"BenchmarkAttention(\w+?)(/precision=float32)?(-\d+)?\s", line)
     if m:  # go test prints the metrics sorted by unit
         units = {u: float(v) for v, u in re.findall(r"([\d.]+) (\S+)", line)}
-        ours[m.group(1)] = (units.get("captions/s", units.get("tokens/s")),
+        ours[m.group(1)] = (units.get("captions/s-median", units.get("tokens/s-median")),
                             units.get("cpu-ms/caption", units.get("cpu-ms/token")))
 theirs = {row["what"]: (row.get("captions_per_s", row.get("tokens_per_s")), row["cpu_ms"]) for row in json.load(open(torch))["rows"]}
 pairs = [("GreedyB1", "greedy b1"), ("GreedyB32", "greedy b32"), ("Beam3B1", "beam3 b1"), ("TrainStep", "train b64 T12")]

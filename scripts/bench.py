@@ -8,6 +8,10 @@ PyTorch's figures over the rounds, the range of their per-round ratios and the r
 of their means over all rounds (what a target is held to: one round of a few seconds
 can land in a slow phase of the shared host on either side), with the
 date, the CPU model, its flags (AMX / AVX512-BF16 / AVX512-VNNI / AVX2) and the load average.
+Each side's figure in a round is the rate of its median call, as torch_captioner.py's
+timed() reports it (captioner's benchmarks: the *-median metrics, internal/benchstat):
+the same statistic on both sides, so that a neighbour's burst during a few calls does not
+count against one side only.
 The machines are shared: a ratio of figures measured a minute apart is what to quote. So
 each group of rows that one PyTorch run answers (the encoder, the merge decoder, the
 attention decoder) runs as a pair, captioner's benchmarks and that PyTorch run back to
@@ -32,62 +36,62 @@ ATTENTION = ["--threads", "2", "--arch", "attention", "--hidden", "512", "--voca
 
 # (row, unit, captioner benchmark and metric, PyTorch row and field)
 ROWS = [
-    ("encoder float32, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=float32/batch=1", "img/s"),
+    ("encoder float32, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=float32/batch=1", "img/s-median"),
      ("encoder", (1, "frozen-channels_last-float32"), "images_per_s")),
-    ("encoder float32, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=float32/batch=32", "img/s"),
+    ("encoder float32, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=float32/batch=32", "img/s-median"),
      ("encoder", (32, "frozen-channels_last-float32"), "images_per_s")),
-    ("encoder bfloat16, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=bfloat16/batch=1", "img/s"),
+    ("encoder bfloat16, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=bfloat16/batch=1", "img/s-median"),
      ("encoder", (1, "frozen-channels_last-bfloat16"), "images_per_s")),
-    ("encoder bfloat16, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=bfloat16/batch=32", "img/s"),
+    ("encoder bfloat16, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=bfloat16/batch=32", "img/s-median"),
      ("encoder", (32, "frozen-channels_last-bfloat16"), "images_per_s")),
     # torch_captioner.py has no int8 path: the int8 rows compare with PyTorch's best float32.
-    ("encoder int8, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=int8/batch=1", "img/s"),
+    ("encoder int8, batch 1", "images/s", ("encoder", "BenchmarkEncode/precision=int8/batch=1", "img/s-median"),
      ("encoder", (1, "frozen-channels_last-float32"), "images_per_s")),
-    ("encoder int8, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=int8/batch=32", "img/s"),
+    ("encoder int8, batch 32", "images/s", ("encoder", "BenchmarkEncode/precision=int8/batch=32", "img/s-median"),
      ("encoder", (32, "frozen-channels_last-float32"), "images_per_s")),
-    ("decoder greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=float32", "captions/s"),
+    ("decoder greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=float32", "captions/s-median"),
      ("decoder", "greedy b32", "captions_per_s")),
-    ("decoder training, batch 64", "tokens/s", ("decoder", "BenchmarkTrainStep", "tokens/s"),
+    ("decoder training, batch 64", "tokens/s", ("decoder", "BenchmarkTrainStep", "tokens/s-median"),
      ("decoder", "train b64 T12", "tokens_per_s")),
-    ("decoder greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=float32", "captions/s"),
+    ("decoder greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=float32", "captions/s-median"),
      ("decoder", "greedy b1", "captions_per_s")),
-    ("decoder beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=float32", "captions/s"),
+    ("decoder beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=float32", "captions/s-median"),
      ("decoder", "beam3 b1", "captions_per_s")),
-    ("attention greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=float32", "captions/s"),
+    ("attention greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=float32", "captions/s-median"),
      ("attention", "greedy b32", "captions_per_s")),
-    ("attention training, batch 64", "tokens/s", ("decoder", "BenchmarkAttentionTrainStep", "tokens/s"),
+    ("attention training, batch 64", "tokens/s", ("decoder", "BenchmarkAttentionTrainStep", "tokens/s-median"),
      ("attention", "train b64 T12", "tokens_per_s")),
-    ("attention greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=float32", "captions/s"),
+    ("attention greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=float32", "captions/s-median"),
      ("attention", "greedy b1", "captions_per_s")),
-    ("attention beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=float32", "captions/s"),
+    ("attention beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=float32", "captions/s-median"),
      ("attention", "beam3 b1", "captions_per_s")),
     # The decoder in bfloat16 (what precision auto decodes in beside a bfloat16
     # encoder) against PyTorch's float32 decoders: it has no bfloat16 path here.
-    ("decoder bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=bfloat16", "captions/s"),
+    ("decoder bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=bfloat16", "captions/s-median"),
      ("decoder", "greedy b32", "captions_per_s")),
-    ("decoder bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=bfloat16", "captions/s"),
+    ("decoder bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=bfloat16", "captions/s-median"),
      ("decoder", "greedy b1", "captions_per_s")),
-    ("decoder bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=bfloat16", "captions/s"),
+    ("decoder bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=bfloat16", "captions/s-median"),
      ("decoder", "beam3 b1", "captions_per_s")),
-    ("attention bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=bfloat16", "captions/s"),
+    ("attention bfloat16 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=bfloat16", "captions/s-median"),
      ("attention", "greedy b32", "captions_per_s")),
-    ("attention bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=bfloat16", "captions/s"),
+    ("attention bfloat16 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=bfloat16", "captions/s-median"),
      ("attention", "greedy b1", "captions_per_s")),
-    ("attention bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=bfloat16", "captions/s"),
+    ("attention bfloat16 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=bfloat16", "captions/s-median"),
      ("attention", "beam3 b1", "captions_per_s")),
     # The decoder in int8 (what precision auto decodes in where the CPU has
     # AVX512-VNNI), against the same float32 decoders.
-    ("decoder int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=int8", "captions/s"),
+    ("decoder int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkGreedyB32/precision=int8", "captions/s-median"),
      ("decoder", "greedy b32", "captions_per_s")),
-    ("decoder int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=int8", "captions/s"),
+    ("decoder int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkGreedyB1/precision=int8", "captions/s-median"),
      ("decoder", "greedy b1", "captions_per_s")),
-    ("decoder int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=int8", "captions/s"),
+    ("decoder int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkBeam3B1/precision=int8", "captions/s-median"),
      ("decoder", "beam3 b1", "captions_per_s")),
-    ("attention int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=int8", "captions/s"),
+    ("attention int8 greedy, batch 32", "captions/s", ("decoder", "BenchmarkAttentionGreedyB32/precision=int8", "captions/s-median"),
      ("attention", "greedy b32", "captions_per_s")),
-    ("attention int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=int8", "captions/s"),
+    ("attention int8 greedy, batch 1", "captions/s", ("decoder", "BenchmarkAttentionGreedyB1/precision=int8", "captions/s-median"),
      ("attention", "greedy b1", "captions_per_s")),
-    ("attention int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=int8", "captions/s"),
+    ("attention int8 beam 3, batch 1", "captions/s", ("decoder", "BenchmarkAttentionBeam3B1/precision=int8", "captions/s-median"),
      ("attention", "beam3 b1", "captions_per_s")),
 ]
 
@@ -271,6 +275,7 @@ def main():
     print("PyTorch: torch_captioner.py encoder --mode best (channels_last, traced, frozen), decoder "
           "(H256, V2600, 12 tokens), decoder --arch attention (H512, attention 512, embedding 256, 49 regions "
           "of 1280, V2600, 12 tokens); captioner: go test -bench (encoder precision float32/bfloat16/int8, oneDNN chain); "
+          "both sides: the rate of the median call; "
           "PyTorch has no int8 path here: the int8 rows compare with its best float32; the decoder's bfloat16 and int8 rows "
           "compare with PyTorch's float32 decoders")
     if have_torch:

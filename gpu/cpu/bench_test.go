@@ -2,11 +2,11 @@ package cpu
 
 import (
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/benchstat"
 )
 
 // Benchmarks report GFLOP/s (a multiply-add counts 2) at the shapes MobileNetV2
@@ -22,23 +22,15 @@ type timer struct {
 	cpu  time.Duration
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func start(b *testing.B) timer {
 	b.ResetTimer()
-	return timer{time.Now(), cpuTime()}
+	return timer{time.Now(), benchstat.CPUTime()}
 }
 
 func (t timer) report(b *testing.B, flops float64) {
 	total := flops * float64(b.N) / 1e9
 	b.ReportMetric(total/time.Since(t.wall).Seconds(), "GFLOP/s")
-	b.ReportMetric(total/(cpuTime()-t.cpu).Seconds(), "GFLOP/s/core")
+	b.ReportMetric(total/(benchstat.CPUTime()-t.cpu).Seconds(), "GFLOP/s/core")
 }
 
 func filled(d *Device, n int) gpu.Buf {
