@@ -9,8 +9,9 @@
 // Activations are NHWC throughout (oneDNN's brgemm convolutions take NHWC
 // natively), in three ping-pong buffers shared by all layers: a residual layer
 // adds into its source's buffer in place (a "sum" post-op), so the source stays
-// live until then and every other layer picks a buffer that is neither its
-// input nor a pending residual source. Weights are reordered once into the
+// live until then and every other layer (and every fused block, see
+// fuse_blocks) picks a buffer that is neither its input nor a pending residual
+// source. Weights are reordered once into the
 // format each primitive asks for, and shared by every plan that asks for the
 // same format and by every copy of the chain (cap_convnet_share).
 //
@@ -471,7 +472,10 @@ fail:
 
 // assign_buffers gives every layer but the last an output buffer (see the file
 // comment) and returns 0, or -1 if three buffers do not suffice or a residual
-// source is not an earlier layer of the same shape.
+// source is not an earlier layer of the same shape. A fused block (see
+// fuse_blocks) picks one buffer for its output as a layer would, its residual
+// or not: it writes its output rows while a split run's other half may still
+// read the input rows they would overwrite.
 static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 	int L = net->nlayers;
 	for (int i = 0; i < L; i++) {
@@ -484,6 +488,9 @@ static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 					"non-adjacent layer's (or layer %d is the last)", i, r, i);
 				return -1;
 			}
+		}
+		if (l->in_fused) continue; // given its block's buffer below
+		if (r >= 0) {
 			l->buf = net->layers[r].buf;
 			continue;
 		}
@@ -504,6 +511,7 @@ static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 			snprintf(err, errlen, "layer %d: no free activation buffer (%d are in use)", i, NBUF);
 			return -1;
 		}
+		if (l->fused) net->layers[i + 1].buf = net->layers[i + 2].buf = l->buf;
 	}
 	return 0;
 }
@@ -511,16 +519,16 @@ static int assign_buffers(cap_convnet *net, char *err, int errlen) {
 // FUSE_MIN_BYTES is the smallest expanded activation (one image, float32) of
 // a block that fuse_blocks fuses: MobileNetV2's 112x112 and 56x56 blocks (4.8
 // and 1.8 MB), whose expanded activations leave the cache between layers, but
-// not the 28x28 ones (0.6 MB), which the L2 cache holds.
+// not the 28x28 ones (0.6 MB), which the L2 cache holds (fused, they ran
+// slower; gpu/README.md, "Slow phases of the host").
 enum { FUSE_MIN_BYTES = 1 << 20 };
 
 // fusable reports whether layers i, i + 1 and i + 2 are an inverted residual
 // block that cap_fused_block_run computes: a 1x1 expansion with ReLU6, a 3x3
 // depthwise layer with ReLU6 (stride 1 or 2), a 1x1 projection without an
-// activation or a residual, whose output rows are even (its pixel halves are
-// then row halves) and lie in a buffer other than the block's input (the block
-// writes its output while it still reads its input). The block must not be the
-// chain's first or last layers: it reads and writes the chain's buffers. No
+// activation, adding nothing or, at stride 1, the block's input, whose output
+// rows are even (its pixel halves are then row halves). The block must not be
+// the chain's first or last layers: it reads and writes the chain's buffers. No
 // later layer may add the expansion's or the depthwise layer's output, which a
 // fused block never stores.
 static int fusable(const cap_convnet *net, int i) {
@@ -528,12 +536,13 @@ static int fusable(const cap_convnet *net, int i) {
 	for (int j = i + 3; j < net->nlayers; j++)
 		if (net->layers[j].spec.residual == i || net->layers[j].spec.residual == i + 1) return 0;
 	const cap_conv_layer *e = &net->layers[i].spec, *d = &net->layers[i + 1].spec, *p = &net->layers[i + 2].spec;
+	int residual_ok = p->residual < 0 || (p->residual == i - 1 && d->stride_h == 1 && p->oc == e->c &&
+		p->oh == e->h && p->ow == e->w);
 	return !e->depthwise && per_pixel(e) && e->act == 2 && e->residual < 0 && e->oc % 16 == 0 &&
 		(size_t)e->h * e->w * e->oc * sizeof(float) >= FUSE_MIN_BYTES &&
 		d->depthwise && d->kh == 3 && d->kw == 3 && d->stride_h == d->stride_w && d->stride_h <= 2 && d->act == 2 &&
 		d->residual < 0 && d->c == e->oc && d->h == e->h && d->w == e->w &&
-		!p->depthwise && per_pixel(p) && p->act == 0 && p->residual < 0 && p->c == d->oc && p->oh % 2 == 0 &&
-		net->layers[i + 2].buf != net->layers[i - 1].buf;
+		!p->depthwise && per_pixel(p) && p->act == 0 && residual_ok && p->c == d->oc && p->oh % 2 == 0;
 }
 
 static void fused_destroy(cap_fused_block *b) {
@@ -555,7 +564,7 @@ static int fuse_blocks(cap_convnet *net, const cap_conv_layer *layers, char *err
 		if (!b) goto oom;
 		net->layers[i].fused = b;
 		*b = (cap_fused_block){.h = e->h, .w = e->w, .ci = e->c, .ce = e->oc, .co = p->oc, .stride = d->stride_h,
-			.pad_top = d->pad_top, .pad_left = d->pad_left, .oh = d->oh, .ow = d->ow};
+			.pad_top = d->pad_top, .pad_left = d->pad_left, .oh = d->oh, .ow = d->ow, .residual = p->residual >= 0};
 		size_t ce = b->ce;
 		if (!(b->we = malloc(b->ci * ce * sizeof(float))) || !(b->be = malloc(ce * sizeof(float))) ||
 			!(b->wd = malloc(9 * ce * sizeof(float))) || !(b->bd = malloc(ce * sizeof(float))) ||
@@ -714,8 +723,9 @@ cap_convnet *cap_convnet_create(const cap_conv_layer *layers, int nlayers, int t
 		TRY(dnnl_memory_desc_init_by_tag(&l->plain_md, weight_dims(s, wd), wd, type == CAP_INT8 ? dnnl_s8 : dnnl_f32,
 			s->depthwise ? dnnl_hwigo : dnnl_ohwi));
 	}
-	// The residuals are checked before an int8 chain's quantization reads their sources.
-	if (assign_buffers(net, err, errlen) < 0 || fuse_blocks(net, layers, err, errlen) < 0) goto fail;
+	// The residuals are checked before an int8 chain's quantization reads their
+	// sources; the blocks are fused first, as they take buffers of their own.
+	if (fuse_blocks(net, layers, err, errlen) < 0 || assign_buffers(net, err, errlen) < 0) goto fail;
 	for (int i = 0; i < nlayers; i++) {
 		layer *l = &net->layers[i];
 		const cap_conv_layer *s = &layers[i];

@@ -184,9 +184,10 @@ func TestSplitOneRow(t *testing.T) {
 	}
 }
 
-// TestFusedBlocks: two inverted residual blocks whose expanded activations
-// pass fuse_blocks' 1 MB (convnet.c), one with a stride-1 depthwise layer and
-// one with TensorFlow's stride-2 padding, over a width that is no multiple of
+// TestFusedBlocks: three inverted residual blocks whose expanded activations
+// pass fuse_blocks' 1 MB (convnet.c), two with a stride-1 depthwise layer
+// that add their input (the second adding the first's output) and one with
+// TensorFlow's stride-2 padding, over a width that is no multiple of
 // the kernel's 4- and 8-pixel tiles and projections of 16 and 24 channels
 // (one and one and a half vector blocks). The float32 chain must match the
 // device's per-layer kernels up to summation order, name the fused kernel
@@ -196,10 +197,16 @@ func TestSplitOneRow(t *testing.T) {
 func TestFusedBlocks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	layers := withWeights(rng, []gpu.ConvLayer{
-		{P: convParams(56, 50, 3, 16, 1, 1, 0, 0), Act: gpu.ActReLU6},
+		{P: convParams(56, 50, 3, 8, 1, 1, 0, 0), Act: gpu.ActReLU6},
+		{P: convParams(56, 50, 8, 16, 1, 1, 0, 0), Act: gpu.ActReLU6},
 		{P: convParams(56, 50, 16, 96, 1, 1, 0, 0), Act: gpu.ActReLU6},
 		{Depthwise: true, P: convParams(56, 50, 96, 96, 3, 1, 1, 1), Act: gpu.ActReLU6},
-		{P: convParams(56, 50, 96, 16, 1, 1, 0, 0)},
+		{P: convParams(56, 50, 96, 16, 1, 1, 0, 0), Residual: 1},
+		// A residual block adding a fused residual block's output, as
+		// MobileNetV2's second and third blocks of a stage do.
+		{P: convParams(56, 50, 16, 96, 1, 1, 0, 0), Act: gpu.ActReLU6},
+		{Depthwise: true, P: convParams(56, 50, 96, 96, 3, 1, 1, 1), Act: gpu.ActReLU6},
+		{P: convParams(56, 50, 96, 16, 1, 1, 0, 0), Residual: 4},
 		{P: convParams(56, 50, 16, 96, 1, 1, 0, 0), Act: gpu.ActReLU6},
 		{Depthwise: true, P: convParams(56, 50, 96, 96, 3, 2, 0, 0), Act: gpu.ActReLU6},
 		{P: convParams(28, 25, 96, 24, 1, 1, 0, 0)},
