@@ -536,8 +536,9 @@ static int fusable(const cap_convnet *net, int i) {
 	for (int j = i + 3; j < net->nlayers; j++)
 		if (net->layers[j].spec.residual == i || net->layers[j].spec.residual == i + 1) return 0;
 	const cap_conv_layer *e = &net->layers[i].spec, *d = &net->layers[i + 1].spec, *p = &net->layers[i + 2].spec;
-	int residual_ok = p->residual < 0 || (p->residual == i - 1 && d->stride_h == 1 && p->oc == e->c &&
-		p->oh == e->h && p->ow == e->w);
+	// The kernel adds input row o to output row o; that the shapes match is
+	// assign_buffers' check of every residual, which fails the chain if not.
+	int residual_ok = p->residual < 0 || (p->residual == i - 1 && d->stride_h == 1);
 	return !e->depthwise && per_pixel(e) && e->act == 2 && e->residual < 0 && e->oc % 16 == 0 &&
 		(size_t)e->h * e->w * e->oc * sizeof(float) >= FUSE_MIN_BYTES &&
 		d->depthwise && d->kh == 3 && d->kw == 3 && d->stride_h == d->stride_w && d->stride_h <= 2 && d->act == 2 &&

@@ -8,8 +8,8 @@
 // took 1.2-1.4 ms where they take 0.7 with warm caches. Here each input row is
 // expanded once into a ring of three rows, the depthwise layer reads the ring,
 // and each output row is projected as soon as it is made: the expanded
-// activations never leave the L1/L2 cache (gpu/README.md, "A lone image in two
-// halves").
+// activations never leave the L1/L2 cache (gpu/README.md, "Fused inverted
+// residual blocks").
 //
 // Every output element is computed the same way whatever rows a call covers,
 // so a split run's halves give the whole run's output to the bit.
