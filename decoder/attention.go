@@ -327,14 +327,14 @@ func (ts *TrainState) backwardAttention() {
 	// preactivations' gradients, which linearBackward left in place), spread
 	// evenly over the regions: dfeats_b (L, F) += ones (L, 1) · dmean_b / L.
 	dfeats := ts.InputGrad()
-	for b := 0; b < B; b++ { // the batches interleave, which GemmStridedBatched does not take
-		dev.Gemm(true, false, L, F, T, 1, x.alpha.Slice(b*L, (T-1)*B*L+L), B*L, dgzAll.Slice(b*F, (T-1)*B*F+F), B*F, 0, dfeats.Slice(b*L*F, L*F), F)
-	}
+	// Image b's alpha (T, L) and dgz (T, F) are its rows of every step's (B, L)
+	// and (B, F): strides L and F inside row strides B*L and B*F.
+	dev.GemmStridedBatched(true, false, L, F, T, 1, x.alpha, B*L, L, dgzAll, B*F, F, 0, dfeats, F, L*F, B)
 	dev.Gemm(false, false, B*L, F, A, 1, dpf, A, m.P.AttFW, F, 1, dfeats, F)
 	dmean := x.dz.Slice(0, B*F)
 	dev.Gemm(false, false, B, F, H, 1, dhs.Slice(0, B*H), H, m.P.InitHW, F, 0, dmean, F)
 	dev.Gemm(false, false, B, F, H, 1, dc, H, m.P.InitCW, F, 1, dmean, F)
-	dev.GemmStridedBatched(false, false, L, F, 1, 1/float32(L), ts.regionOnes, 1, L, dmean, F, F, 1, dfeats, F, L*F, B)
+	dev.GemmStridedBatched(false, false, L, F, 1, 1/float32(L), ts.regionOnes, 1, 0, dmean, F, F, 1, dfeats, F, L*F, B)
 }
 
 // attWorkspace holds attention's decoding buffers for up to images images

@@ -31,8 +31,8 @@ type TrainState struct {
 
 	// dfeat (maxB, InputDim): with KeepInputGrad, Backward writes the gradient
 	// of the loss with respect to the features into it (for a trained
-	// encoder below); regionOnes (maxB, L) broadcasts attention's mean over
-	// regions (a batched Gemm with a (L, 1) matrix of ones per image).
+	// encoder below); regionOnes (L) broadcasts attention's mean over regions
+	// (a batched Gemm with one (L, 1) matrix of ones for every image).
 	dfeat, regionOnes gpu.Buf
 
 	// Buffers of ReweightCaptions, allocated on its first use.
@@ -98,8 +98,8 @@ func (ts *TrainState) KeepInputGrad() {
 	c, dev := ts.m.Cfg, ts.m.dev
 	ts.dfeat = dev.Alloc(ts.maxB * c.InputDim())
 	if c.Arch == ArchAttention {
-		ts.regionOnes = dev.Alloc(ts.maxB * c.Regions)
-		ones := make([]float32, ts.maxB*c.Regions)
+		ts.regionOnes = dev.Alloc(c.Regions)
+		ones := make([]float32, c.Regions)
 		for i := range ones {
 			ones[i] = 1
 		}

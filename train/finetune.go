@@ -34,7 +34,7 @@ type tunedEncoder struct {
 	batchCut           gpu.Buf // (maxBatch, cutLen) a step's distinct images
 	pool               gpu.Buf // (maxBatch, F) their pooled features (merge)
 	dsrc, dgrid        gpu.Buf // (maxBatch, inDim), (maxBatch, G*G*F) gradients
-	ones               gpu.Buf // (maxBatch, G*G) ones: broadcasts a pooled gradient over the grid
+	ones               gpu.Buf // (G*G) ones: broadcasts a pooled gradient over the grid
 
 	local []int32 // the last step's captions' rows among its distinct images
 	n     int     // the last step's distinct images
@@ -69,7 +69,7 @@ func newTunedEncoder(dev gpu.Device, w *encoder.Weights, first, maxBatch int, po
 	dev.Upload(te.devCuts, dv.Feats)
 	te.batchCut, te.pool = dev.Alloc(maxBatch*te.cutLen), dev.Alloc(maxBatch*c.Head)
 	te.dsrc, te.dgrid = dev.Alloc(maxBatch*te.inDim), dev.Alloc(maxBatch*te.regions*c.Head)
-	te.ones = dev.Alloc(maxBatch * te.regions)
+	te.ones = dev.Alloc(te.regions)
 	ones := make([]float32, te.ones.Len())
 	for i := range ones {
 		ones[i] = 1
@@ -136,7 +136,7 @@ func (te *tunedEncoder) backward(dfeats gpu.Buf) {
 	if te.pooled { // dgrid_i (G*G, F) = ones (G*G, 1) · dpooled_i (1, F) / (G*G)
 		R, F := te.regions, te.head
 		dgrid = te.dgrid.Slice(0, n*R*F)
-		dev.GemmStridedBatched(false, false, R, F, 1, 1/float32(R), te.ones, 1, R, dsrc, F, F, 0, dgrid, F, R*F, n)
+		dev.GemmStridedBatched(false, false, R, F, 1, 1/float32(R), te.ones, 1, 0, dsrc, F, F, 0, dgrid, F, R*F, n)
 	}
 	te.top.Backward(dgrid)
 }

@@ -15,20 +15,8 @@ func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a gpu.Buf
 // parallel over the batch when it can keep every thread busy, else one after the
 // other, each parallel inside.
 func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a gpu.Buf, lda, strideA int, b gpu.Buf, ldb, strideB int, beta float32, c gpu.Buf, ldc, strideC int, batch int) {
-	if m < 0 || n < 0 || k < 0 || batch < 0 {
-		panic(fmt.Sprintf("gpu/cpu: Gemm with negative size m=%d n=%d k=%d batch=%d", m, n, k, batch))
-	}
-	ar, ac := m, k // A as stored
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	as := matrices(d.f(a), ar, ac, lda, strideA, batch, "A")
-	bs := matrices(d.f(b), br, bc, ldb, strideB, batch, "B")
-	cs := matrices(d.f(c), m, n, ldc, strideC, batch, "C")
+	la, lb, lc := gpu.GemmSpans(transA, transB, m, n, k, lda, strideA, ldb, strideB, ldc, strideC, batch)
+	as, bs, cs := operand(d.f(a), la, "A"), operand(d.f(b), lb, "B"), operand(d.f(c), lc, "C")
 	if m == 0 || n == 0 || batch == 0 {
 		return
 	}
@@ -124,27 +112,17 @@ func (d *Device) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 	}
 }
 
-// matrices checks that s holds batch (rows, cols) matrices with row stride ld,
-// stride apart, and returns s.
-func matrices(s []float32, rows, cols, ld, stride, batch int, what string) []float32 {
-	if s == nil && rows*cols > 0 {
-		panic("gpu/cpu: Gemm matrix " + what + " is nil")
-	}
-	if ld < max(1, cols) {
-		panic(fmt.Sprintf("gpu/cpu: Gemm ld%s=%d is less than the %d columns of %s as stored", what, ld, cols, what))
-	}
-	if rows == 0 || cols == 0 || batch == 0 {
-		return s
-	}
-	need := (rows-1)*ld + cols
-	if batch > 1 {
-		if stride < need {
-			panic(fmt.Sprintf("gpu/cpu: Gemm stride%s=%d is less than the %d elements of one matrix %s", what, stride, need, what))
-		}
-		need += (batch - 1) * stride
-	}
+// operand checks that s holds the need elements a Gemm's operand spans
+// (gpu.GemmSpans) and returns s.
+func operand(s []float32, need int, what string) []float32 {
 	if len(s) < need {
-		panic(fmt.Sprintf("gpu/cpu: Gemm matrix %s has %d elements, needs %d for %d (%d, %d) matrices with ld %d", what, len(s), need, batch, rows, cols, ld))
+		panic(fmt.Sprintf("gpu/cpu: Gemm's %s has %d elements, the shape needs %d", what, len(s), need))
 	}
 	return s
+}
+
+// matrix checks that s holds a (rows, cols) matrix with row stride ld and
+// returns s.
+func matrix(s []float32, rows, cols, ld int, what string) []float32 {
+	return operand(s, gpu.MatrixSpan(rows, cols, ld, 0, 1, false, what), what)
 }

@@ -12,7 +12,7 @@ import (
 // gpu.PackWeight, which keeps float32 weights itself). bfloat16 needs
 // AVX512-BF16 (gpu.FastBFloat16 says whether it pays); int8, AVX512-VNNI.
 func (d *Device) PackWeight(w gpu.Buf, n, k, ldw int, p gpu.Precision) (gpu.PackedWeight, error) {
-	matrices(d.f(w), n, k, ldw, 0, 1, "W")
+	matrix(d.f(w), n, k, ldw, "W")
 	var pack func(d *Device, w gpu.Buf, n, k, ldw int) gpu.PackedWeight
 	var needs string // the instructions the kernel runs on
 	switch p {
@@ -67,7 +67,7 @@ type packedWeight struct {
 // operands checks A (m, k) and C (m, n), at row strides lda and ldc, and
 // returns their memory.
 func (p *packedWeight) operands(m int, a gpu.Buf, lda int, c gpu.Buf, ldc int) (as, cs []float32) {
-	return matrices(p.d.f(a), m, p.k, lda, 0, 1, "A"), matrices(p.d.f(c), m, p.n, ldc, 0, 1, "C")
+	return matrix(p.d.f(a), m, p.k, lda, "A"), matrix(p.d.f(c), m, p.n, ldc, "C")
 }
 
 // rowsOver runs convert, which rounds or quantizes rows of A of k values,

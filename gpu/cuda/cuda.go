@@ -216,9 +216,16 @@ func trans(t bool) cublas.Op {
 // Sgemm computes the row-major product with column-major cuBLAS by the usual
 // swap: row-major C (m, n) is column-major C^T, and C^T = op(B)^T * op(A)^T, where
 // op(B)^T is what cuBLAS sees when handed B's memory with B's own transpose flag.
-func (d *driver) Sgemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Ptr, lda int, b kernels.Ptr, ldb int, beta float32, c kernels.Ptr, ldc int) {
+// A batch is one cublasSgemmStridedBatched call: one launch where a loop of
+// cublasSgemm would make batch (the attention decoder's context: one per image
+// and step).
+func (d *driver) Sgemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Ptr, lda, strideA int, b kernels.Ptr, ldb, strideB int, beta float32, c kernels.Ptr, ldc, strideC int, batch int) {
 	d.do(func() error {
-		return d.blas.Sgemm(trans(transB), trans(transA), n, m, k, alpha, uintptr(b), ldb, uintptr(a), lda, beta, uintptr(c), ldc)
+		if batch == 1 {
+			return d.blas.Sgemm(trans(transB), trans(transA), n, m, k, alpha, uintptr(b), ldb, uintptr(a), lda, beta, uintptr(c), ldc)
+		}
+		return d.blas.SgemmStridedBatched(trans(transB), trans(transA), n, m, k, alpha, uintptr(b), ldb, strideB,
+			uintptr(a), lda, strideA, beta, uintptr(c), ldc, strideC, batch)
 	})
 }
 

@@ -117,9 +117,10 @@ func (d *driver) Launch(k, gridX, gridY, blockX int, args []uint64) {
 	}
 }
 
-func (d *driver) Sgemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Ptr, lda int, b kernels.Ptr, ldb int, beta float32, c kernels.Ptr, ldc int) {
+func (d *driver) Sgemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Ptr, lda, strideA int, b kernels.Ptr, ldb, strideB int, beta float32, c kernels.Ptr, ldc, strideC int, batch int) {
 	C.emu_sgemm(cbool(transA), cbool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha),
-		C.uintptr_t(a), C.int(lda), C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc))
+		C.uintptr_t(a), C.int(lda), C.longlong(strideA), C.uintptr_t(b), C.int(ldb), C.longlong(strideB),
+		C.float(beta), C.uintptr_t(c), C.int(ldc), C.longlong(strideC), C.int(batch))
 }
 
 func cbool(b bool) C.int {

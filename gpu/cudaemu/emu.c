@@ -187,19 +187,22 @@ void emu_dtoh(void *dst, uintptr_t src, size_t bytes) { memcpy(dst, (const void 
 void emu_dtod(uintptr_t dst, uintptr_t src, size_t bytes) { memmove((void *)dst, (const void *)src, bytes); }
 void emu_zero(uintptr_t dst, size_t bytes) { memset((void *)dst, 0, bytes); }
 
-void emu_sgemm(int transA, int transB, int m, int n, int k, float alpha, uintptr_t a, int lda,
-               uintptr_t b, int ldb, float beta, uintptr_t c, int ldc) {
-	const float *A = (const float *)a, *B = (const float *)b;
-	float *C = (float *)c;
-	for (int i = 0; i < m; i++) {
-		for (int j = 0; j < n; j++) {
-			float s = 0.0f;
-			for (int p = 0; p < k; p++) {
-				float x = transA ? A[p * lda + i] : A[i * lda + p];
-				float y = transB ? B[j * ldb + p] : B[p * ldb + j];
-				s += x * y;
+void emu_sgemm(int transA, int transB, int m, int n, int k, float alpha, uintptr_t a, int lda, long long strideA,
+               uintptr_t b, int ldb, long long strideB, float beta, uintptr_t c, int ldc, long long strideC,
+               int batch) {
+	for (int q = 0; q < batch; q++) {
+		const float *A = (const float *)a + q * strideA, *B = (const float *)b + q * strideB;
+		float *C = (float *)c + q * strideC;
+		for (int i = 0; i < m; i++) {
+			for (int j = 0; j < n; j++) {
+				float s = 0.0f;
+				for (int p = 0; p < k; p++) {
+					float x = transA ? A[p * lda + i] : A[i * lda + p];
+					float y = transB ? B[j * ldb + p] : B[p * ldb + j];
+					s += x * y;
+				}
+				C[i * ldc + j] = alpha * s + (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]);
 			}
-			C[i * ldc + j] = alpha * s + (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]);
 		}
 	}
 }

@@ -30,9 +30,11 @@ void emu_dtoh(void *dst, uintptr_t src, size_t bytes);
 void emu_dtod(uintptr_t dst, uintptr_t src, size_t bytes);
 void emu_zero(uintptr_t dst, size_t bytes);
 
-// emu_sgemm is the reference row-major C = alpha * op(A) * op(B) + beta * C.
-void emu_sgemm(int transA, int transB, int m, int n, int k, float alpha, uintptr_t a, int lda,
-               uintptr_t b, int ldb, float beta, uintptr_t c, int ldc);
+// emu_sgemm is the reference row-major C = alpha * op(A) * op(B) + beta * C, batch
+// times, matrix q of each at q times its stride (in elements).
+void emu_sgemm(int transA, int transB, int m, int n, int k, float alpha, uintptr_t a, int lda, long long strideA,
+               uintptr_t b, int ldb, long long strideB, float beta, uintptr_t c, int ldc, long long strideC,
+               int batch);
 
 // emu_kernel_name returns the name of kernel k, or NULL past the last one.
 const char *emu_kernel_name(int k);

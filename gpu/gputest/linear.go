@@ -61,6 +61,9 @@ func testPanics(t *testing.T, dev gpu.Device) {
 	mustPanic(t, "Slice past the end", func() { a.Slice(4, 3) })
 	mustPanic(t, "Gemm with lda < k", func() { dev.Gemm(false, false, 2, 2, 3, 1, a, 2, a, 2, 0, a, 2) })
 	mustPanic(t, "Gemm with too small A", func() { dev.Gemm(false, false, 3, 1, 3, 1, a, 3, b, 1, 0, b, 1) })
+	mustPanic(t, "GemmStridedBatched with overlapping outputs", func() {
+		dev.GemmStridedBatched(false, false, 2, 1, 1, 1, a, 1, 2, a, 1, 0, 0, b, 1, 1, 2)
+	})
 	mustPanic(t, "BiasAct with a short bias", func() { dev.BiasAct(a, a, b.Slice(0, 2), 2, 3, gpu.ActNone) })
 	mustPanic(t, "DepthwiseConv2DBackward with a short din", func() {
 		dev.DepthwiseConv2DBackward(b, nil, nil, a, a, a.Slice(0, 2), gpu.ConvParams{N: 1, H: 1, W: 3, C: 2, OC: 2, KH: 1, KW: 1, StrideH: 1, StrideW: 1, OH: 1, OW: 3})
@@ -93,7 +96,7 @@ func testGemm(t *testing.T, dev gpu.Device) {
 				for _, ab := range [][2]float32{{1, 0}, {-0.5, 0.75}, {2, 0}} {
 					pad := 3 * (i % 2) // row strides larger than the matrix on every other size
 					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_alpha%v_beta%v_pad%d", s.m, s.n, s.k, ta, tb, ab[0], ab[1], pad), func(t *testing.T) {
-						checkGemm(t, dev, ta, tb, s, ab[0], ab[1], pad, 1)
+						checkGemm(t, dev, ta, tb, s, ab[0], ab[1], pad, 1, false)
 					})
 				}
 			}
@@ -105,9 +108,12 @@ func testGemmStridedBatched(t *testing.T, dev gpu.Device) {
 	for _, s := range []gemmSize{{1, 1, 1}, {3, 5, 7}, {17, 9, 33}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				for _, batch := range []int{1, 3} {
-					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_batch%d", s.m, s.n, s.k, ta, tb, batch), func(t *testing.T) {
-						checkGemm(t, dev, ta, tb, s, 1.5, 0.5, 2, batch)
+				for _, c := range []struct {
+					batch   int
+					sharedB bool
+				}{{1, false}, {3, false}, {3, true}} {
+					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_batch%d_sharedB%v", s.m, s.n, s.k, ta, tb, c.batch, c.sharedB), func(t *testing.T) {
+						checkGemm(t, dev, ta, tb, s, 1.5, 0.5, 2, c.batch, c.sharedB)
 					})
 				}
 			}
@@ -116,8 +122,9 @@ func testGemmStridedBatched(t *testing.T, dev gpu.Device) {
 }
 
 // checkGemm runs a (strided batched, when batch > 1) Gemm against refGemm. Matrices
-// have row strides cols+pad and sit 5 elements apart in the batch.
-func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, beta float32, pad, batch int) {
+// have row strides cols+pad and sit 5 elements apart in the batch; with sharedB,
+// every product takes the one B (stride 0).
+func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, beta float32, pad, batch int, sharedB bool) {
 	h := newHarness(t, dev, uint64(s.m*10007+s.n*101+s.k))
 	ar, ac := s.m, s.k
 	if ta {
@@ -131,6 +138,9 @@ func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, bet
 	sa, sb, sc := ar*lda+5, br*ldb+5, s.m*ldc+5
 	a := h.uniform(batch*sa, -1, 1)
 	b := h.uniform(batch*sb, -1, 1)
+	if sharedB {
+		sb, b = 0, b[:br*ldb]
+	}
 	c := h.uniform(batch*sc, -1, 1)
 	if beta == 0 { // C must not be read: NaN in it would spread.
 		for i := 0; i < batch; i++ {

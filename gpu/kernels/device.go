@@ -319,35 +319,6 @@ func (d *Device) Close() error {
 	return d.drv.Close()
 }
 
-// matLen is the number of elements a rows x cols matrix with row stride ld spans.
-func matLen(rows, cols, ld int, what string) int {
-	if ld < cols || ld < 1 {
-		panic(fmt.Sprintf("gpu: %s has leading dimension %d < %d columns", what, ld, cols))
-	}
-	if rows == 0 || cols == 0 {
-		return 0
-	}
-	return (rows-1)*ld + cols
-}
-
-// gemmShapes returns the elements that op(A) (m, k), op(B) (k, n) and C (m, n) span.
-func gemmShapes(transA, transB bool, m, n, k, lda, ldb, ldc int) (la, lb, lc int) {
-	if m < 0 || n < 0 || k < 0 {
-		panic(fmt.Sprintf("gpu: Gemm sizes m=%d n=%d k=%d", m, n, k))
-	}
-	if transA {
-		la = matLen(k, m, lda, "Gemm's A")
-	} else {
-		la = matLen(m, k, lda, "Gemm's A")
-	}
-	if transB {
-		lb = matLen(n, k, ldb, "Gemm's B")
-	} else {
-		lb = matLen(k, n, ldb, "Gemm's B")
-	}
-	return la, lb, matLen(m, n, ldc, "Gemm's C")
-}
-
 // spans panics unless b has at least need elements and returns its address.
 func (d *Device) spans(b gpu.Buf, need int, what string) Ptr {
 	p := d.ptr(b, -1, what)
@@ -359,33 +330,18 @@ func (d *Device) spans(b gpu.Buf, need int, what string) Ptr {
 
 // Gemm implements gpu.Device.
 func (d *Device) Gemm(transA, transB bool, m, n, k int, alpha float32, a gpu.Buf, lda int, b gpu.Buf, ldb int, beta float32, c gpu.Buf, ldc int) {
-	la, lb, lc := gemmShapes(transA, transB, m, n, k, lda, ldb, ldc)
-	pa, pb, pc := d.spans(a, la, "Gemm's A"), d.spans(b, lb, "Gemm's B"), d.spans(c, lc, "Gemm's C")
-	if m == 0 || n == 0 || d.err != nil {
-		return
-	}
-	d.drv.Sgemm(transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+	d.GemmStridedBatched(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1)
 }
 
-// GemmStridedBatched implements gpu.Device as batch Sgemm calls (cu/blas has no
-// strided-batched entry point; see gpu/README.md).
+// GemmStridedBatched implements gpu.Device: one Sgemm call for the whole batch
+// (cublasSgemmStridedBatched on a GPU, one launch rather than batch).
 func (d *Device) GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a gpu.Buf, lda, strideA int, b gpu.Buf, ldb, strideB int, beta float32, c gpu.Buf, ldc, strideC int, batch int) {
-	la, lb, lc := gemmShapes(transA, transB, m, n, k, lda, ldb, ldc)
-	if batch < 0 || strideA < 0 || strideB < 0 || strideC < 0 {
-		panic(fmt.Sprintf("gpu: GemmStridedBatched batch=%d strides %d, %d, %d", batch, strideA, strideB, strideC))
-	}
-	if batch == 0 {
+	la, lb, lc := gpu.GemmSpans(transA, transB, m, n, k, lda, strideA, ldb, strideB, ldc, strideC, batch)
+	pa, pb, pc := d.spans(a, la, "Gemm's A"), d.spans(b, lb, "Gemm's B"), d.spans(c, lc, "Gemm's C")
+	if m == 0 || n == 0 || batch == 0 || d.err != nil {
 		return
 	}
-	pa := d.spans(a, (batch-1)*strideA+la, "GemmStridedBatched's A")
-	pb := d.spans(b, (batch-1)*strideB+lb, "GemmStridedBatched's B")
-	pc := d.spans(c, (batch-1)*strideC+lc, "GemmStridedBatched's C")
-	if m == 0 || n == 0 || d.err != nil {
-		return
-	}
-	for i := range batch {
-		d.drv.Sgemm(transA, transB, m, n, k, alpha, pa+Ptr(4*i*strideA), lda, pb+Ptr(4*i*strideB), ldb, beta, pc+Ptr(4*i*strideC), ldc)
-	}
+	d.drv.Sgemm(transA, transB, m, n, k, alpha, pa, lda, strideA, pb, ldb, strideB, beta, pc, ldc, strideC, batch)
 }
 
 // convBufs checks the buffers of a convolution and returns their addresses.
@@ -423,7 +379,7 @@ func (d *Device) Conv2D(out, in, weight, bias gpu.Buf, p gpu.ConvParams, act gpu
 		return
 	}
 	// out (rows, OC) = cols (rows, kdim) * weight^T, weight (OC, kdim).
-	d.drv.Sgemm(false, true, rows, p.OC, kdim, 1, cols, kdim, pw, kdim, 0, po, p.OC)
+	d.drv.Sgemm(false, true, rows, p.OC, kdim, 1, cols, kdim, 0, pw, kdim, 0, 0, po, p.OC, 0, 1)
 	d.launchElems(d.k.biasAct, rows*p.OC, argP(po), argP(po), argP(pb), argI(rows), argI(p.OC), argI(int(act)))
 }
 

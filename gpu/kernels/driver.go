@@ -29,9 +29,10 @@ type Driver interface {
 	// value per parameter in its low bytes: pointers and uint64 as is, int and
 	// float as their 32-bit patterns.
 	Launch(k int, gridX, gridY, blockX int, args []uint64)
-	// Sgemm computes the row-major C = alpha * op(A) * op(B) + beta * C, with the
-	// meaning of gpu.Device.Gemm; beta == 0 means C is not read.
-	Sgemm(transA, transB bool, m, n, k int, alpha float32, a Ptr, lda int, b Ptr, ldb int, beta float32, c Ptr, ldc int)
+	// Sgemm computes batch row-major products C = alpha * op(A) * op(B) + beta * C,
+	// with the meaning of gpu.Device.GemmStridedBatched (strides in elements;
+	// batch 1: gpu.Device.Gemm, strides unused); beta == 0 means C is not read.
+	Sgemm(transA, transB bool, m, n, k int, alpha float32, a Ptr, lda, strideA int, b Ptr, ldb, strideB int, beta float32, c Ptr, ldc, strideC int, batch int)
 	// Sync waits for queued work and returns the first failure.
 	Sync() error
 	// Close releases the driver.

@@ -14,6 +14,8 @@ struct cap_cublas {
 	int (*version)(void *, int *);
 	int (*sgemm)(void *, int, int, int, int, int, const float *, const float *, int, const float *, int,
 	             const float *, float *, int);
+	int (*sgemm_strided)(void *, int, int, int, int, int, const float *, const float *, int, long long,
+	                     const float *, int, long long, const float *, float *, int, long long, int);
 	int (*set_math)(void *, int);
 	int (*get_math)(void *, int *);
 };
@@ -48,6 +50,7 @@ cap_cublas *cap_cublas_open(const char *path, const char *dep, char *err, size_t
 	    {"cublasDestroy_v2", (void **)&l->destroy},
 	    {"cublasGetVersion_v2", (void **)&l->version},
 	    {"cublasSgemm_v2", (void **)&l->sgemm},
+	    {"cublasSgemmStridedBatched", (void **)&l->sgemm_strided},
 	    {"cublasSetMathMode", (void **)&l->set_math},
 	    {"cublasGetMathMode", (void **)&l->get_math},
 	};
@@ -94,4 +97,11 @@ int cap_cublas_sgemm(cap_cublas *l, uintptr_t handle, int ta, int tb, int m, int
                      int lda, uintptr_t b, int ldb, float beta, uintptr_t c, int ldc) {
 	return l->sgemm((void *)handle, ta, tb, m, n, k, &alpha, (const float *)a, lda, (const float *)b, ldb, &beta,
 	                (float *)c, ldc);
+}
+
+int cap_cublas_sgemm_strided(cap_cublas *l, uintptr_t handle, int ta, int tb, int m, int n, int k, float alpha,
+                             uintptr_t a, int lda, long long stride_a, uintptr_t b, int ldb, long long stride_b,
+                             float beta, uintptr_t c, int ldc, long long stride_c, int batch) {
+	return l->sgemm_strided((void *)handle, ta, tb, m, n, k, &alpha, (const float *)a, lda, stride_a,
+	                        (const float *)b, ldb, stride_b, &beta, (float *)c, ldc, stride_c, batch);
 }

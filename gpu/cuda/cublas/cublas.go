@@ -1,13 +1,14 @@
 // Package cublas loads NVIDIA's cuBLAS at run time, whichever of cuBLAS 13, 12 or
 // 11 a machine has and wherever it is, and calls the few routines the CUDA
-// backend uses (SGEMM, the math mode and the version).
+// backend uses (SGEMM, strided batched SGEMM, the math mode and the version).
 //
 // Why not link it: a binary linked against libcublas.so.11 (what
 // gorgonia.org/cu/blas does, and what Debian's toolkit provides) refuses to start
 // on a machine with only cuBLAS 12 or 13, and cuBLAS often lives outside the
 // loader's path (inside a Python environment's nvidia-cublas wheel, or
-// /usr/local/cuda-X/lib64). The SGEMM ABI (cublasSgemm_v2 with int sizes) is the
-// same in all three versions, so one binary serves them all.
+// /usr/local/cuda-X/lib64). The SGEMM ABI (cublasSgemm_v2 and
+// cublasSgemmStridedBatched with int sizes) is the same in all three versions,
+// so one binary serves them all.
 //
 // The package needs no CUDA headers and no GPU: tests run it against the
 // stand-in library of package gpu/cuda/fakedriver.
@@ -291,6 +292,20 @@ func (h *Handle) Sgemm(ta, tb Op, m, n, k int, alpha float32, a uintptr, lda int
 		C.uintptr_t(a), C.int(lda), C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc))
 	if s != 0 {
 		return fmt.Errorf("cublasSgemm(m=%d n=%d k=%d lda=%d ldb=%d ldc=%d): %w", m, n, k, lda, ldb, ldc, Status(s))
+	}
+	return nil
+}
+
+// SgemmStridedBatched computes batch column-major products C_q (m, n) = alpha
+// op(A_q) op(B_q) + beta C_q, where X_q starts strideX elements after X_(q-1),
+// in one call (cublasSgemmStridedBatched), on the legacy default stream.
+func (h *Handle) SgemmStridedBatched(ta, tb Op, m, n, k int, alpha float32, a uintptr, lda, strideA int, b uintptr, ldb, strideB int, beta float32, c uintptr, ldc, strideC, batch int) error {
+	s := C.cap_cublas_sgemm_strided(h.lib.l, h.h, C.int(ta), C.int(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		C.uintptr_t(a), C.int(lda), C.longlong(strideA), C.uintptr_t(b), C.int(ldb), C.longlong(strideB),
+		C.float(beta), C.uintptr_t(c), C.int(ldc), C.longlong(strideC), C.int(batch))
+	if s != 0 {
+		return fmt.Errorf("cublasSgemmStridedBatched(m=%d n=%d k=%d lda=%d ldb=%d ldc=%d strides %d %d %d batch=%d): %w",
+			m, n, k, lda, ldb, ldc, strideA, strideB, strideC, batch, Status(s))
 	}
 	return nil
 }

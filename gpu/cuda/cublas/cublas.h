@@ -1,6 +1,7 @@
 // cublas.h: the few cuBLAS entry points the CUDA backend calls, resolved at run
 // time with dlopen/dlsym instead of linked (see cublas.go). The types are cuBLAS's
-// ABI, identical in cuBLAS 11, 12 and 13: handles are pointers, enums are int.
+// ABI, identical in cuBLAS 11, 12 and 13: handles are pointers, enums are int,
+// batch strides long long.
 #ifndef CAP_CUBLAS_H
 #define CAP_CUBLAS_H
 
@@ -29,5 +30,8 @@ int cap_cublas_set_math(cap_cublas *l, uintptr_t handle, int mode);
 int cap_cublas_get_math(cap_cublas *l, uintptr_t handle, int *mode);
 int cap_cublas_sgemm(cap_cublas *l, uintptr_t handle, int ta, int tb, int m, int n, int k, float alpha, uintptr_t a,
                      int lda, uintptr_t b, int ldb, float beta, uintptr_t c, int ldc);
+int cap_cublas_sgemm_strided(cap_cublas *l, uintptr_t handle, int ta, int tb, int m, int n, int k, float alpha,
+                             uintptr_t a, int lda, long long stride_a, uintptr_t b, int ldb, long long stride_b,
+                             float beta, uintptr_t c, int ldc, long long stride_c, int batch);
 
 #endif

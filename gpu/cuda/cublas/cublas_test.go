@@ -154,18 +154,9 @@ func TestSgemm(t *testing.T) {
 	h := fakeHandle(t, "libcublas.so.12", 120000)
 	// C (m=3, n=2) = 2 A^T B + 0.5 C with A stored (k=4, m=3), lda 5; B (k, n), ldb 4; ldc 3.
 	const m, n, k, lda, ldb, ldc = 3, 2, 4, 5, 4, 3
-	a := make([]float32, lda*m)
-	b := make([]float32, ldb*n)
-	c := make([]float32, ldc*n)
-	for i := range a {
-		a[i] = float32(i%7) - 3
-	}
-	for i := range b {
-		b[i] = float32(i%5) * 0.5
-	}
-	for i := range c {
-		c[i] = float32(i)
-	}
+	a := filled(lda*m, func(i int) float32 { return float32(i%7) - 3 })
+	b := filled(ldb*n, func(i int) float32 { return float32(i%5) * 0.5 })
+	c := filled(ldc*n, func(i int) float32 { return float32(i) })
 	want := make([]float32, len(c))
 	for j := range n {
 		for i := range m {
@@ -189,6 +180,51 @@ func TestSgemm(t *testing.T) {
 	if err == nil || err.Error() != "cublasSgemm(m=3 n=2 k=4 lda=1 ldb=4 ldc=3): CUBLAS_STATUS_INVALID_VALUE" {
 		t.Errorf("lda < m: error %v", err)
 	}
+}
+
+// TestSgemmStridedBatched checks the strided call's argument order: A, B and C
+// each at a stride of its own, against column-major products computed here.
+func TestSgemmStridedBatched(t *testing.T) {
+	h := fakeHandle(t, "libcublas.so.13", 130100)
+	// C_q (m=2, n=3) = A_q (m, k=2) B_q^T, B stored (n, k); strides 5, 7 and 9.
+	const m, n, k, batch, sa, sb, sc = 2, 3, 2, 3, 5, 7, 9
+	a := filled(sa*batch, func(i int) float32 { return float32(i%11) - 5 })
+	b := filled(sb*batch, func(i int) float32 { return float32(i%6) * 0.25 })
+	c := make([]float32, sc*batch)
+	want := make([]float32, len(c))
+	for q := range batch {
+		for j := range n {
+			for i := range m {
+				var s float32
+				for p := range k {
+					s += a[q*sa+i+p*m] * b[q*sb+j+p*n]
+				}
+				want[q*sc+i+j*m] = s
+			}
+		}
+	}
+	addr := func(s []float32) uintptr { return uintptr(unsafe.Pointer(&s[0])) }
+	if err := h.SgemmStridedBatched(NoTrans, Trans, m, n, k, 1, addr(a), m, sa, addr(b), n, sb, 0, addr(c), m, sc, batch); err != nil {
+		t.Fatal(err)
+	}
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(b)
+	if !slices.Equal(c, want) {
+		t.Errorf("C = %v, want %v", c, want)
+	}
+	err := h.SgemmStridedBatched(NoTrans, Trans, m, n, k, 1, addr(a), m, sa, addr(b), n, sb, 0, addr(c), m, sc, -1)
+	if err == nil || err.Error() != "cublasSgemmStridedBatched(m=2 n=3 k=2 lda=2 ldb=3 ldc=2 strides 5 7 9 batch=-1): CUBLAS_STATUS_INVALID_VALUE" {
+		t.Errorf("batch -1: error %v", err)
+	}
+}
+
+// filled returns n values f(0), ..., f(n-1).
+func filled(n int, f func(i int) float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = f(i)
+	}
+	return s
 }
 
 // TestMathMode sets the tensor-core math mode and reads it back; a new handle

@@ -1,7 +1,8 @@
 // fakecublas.c builds a stand-in for libcublas.so.N with the routines the CUDA
-// backend calls (package gpu/cuda/cublas): SGEMM, computed by definition on
-// column-major matrices (device memory is host memory under fakecuda.c) with
-// cuBLAS's argument checks, and the version, FAKE_CUBLAS_VERSION (set when built).
+// backend calls (package gpu/cuda/cublas): SGEMM and strided batched SGEMM,
+// computed by definition on column-major matrices (device memory is host memory
+// under fakecuda.c) with cuBLAS's argument checks, and the version,
+// FAKE_CUBLAS_VERSION (set when built).
 #include <cublas_v2.h>
 
 static int handle; // the one handle's identity
@@ -58,6 +59,21 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t ta, cublasOper
 			}
 			C[i + j * ldc] = *alpha * s + (*beta == 0.0f ? 0.0f : *beta * C[i + j * ldc]);
 		}
+	}
+	return CUBLAS_STATUS_SUCCESS;
+}
+
+// Matrix q of A, B and C starts q times its stride after the first; the header
+// this file includes checks the signature against cuBLAS's.
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                         int k, const float *alpha, const float *A, int lda, long long strideA,
+                                         const float *B, int ldb, long long strideB, const float *beta, float *C,
+                                         int ldc, long long strideC, int batch) {
+	if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+	for (int q = 0; q < batch; q++) {
+		cublasStatus_t s = cublasSgemm_v2(h, ta, tb, m, n, k, alpha, A + q * strideA, lda, B + q * strideB, ldb, beta,
+		                                  C + q * strideC, ldc);
+		if (s != CUBLAS_STATUS_SUCCESS) return s;
 	}
 	return CUBLAS_STATUS_SUCCESS;
 }
