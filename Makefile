@@ -76,6 +76,7 @@ test-purego: ## the pure-Go fallback (no cgo, or the purecpu tag: gonum GEMM, im
 	CGO_ENABLED=0 $(GO) build ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/... ./imgproc
 	$(GO) test -count=1 -tags purecpu ./gpu/cpu ./imgproc
+	$(GO) test -count=1 -tags purecpu,staticjpeg ./imgproc
 
 test-cuda-build: ## the CUDA path compiles (packages and test binaries), linked against the stub libcuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda ./...
@@ -88,8 +89,10 @@ test-deploy: ## the container images, Compose file and Kubernetes manifests agai
 
 # The GPU bundle: everything a bare x86-64 Linux machine with an NVIDIA driver and
 # some cuBLAS needs to run scripts/gpu-check.sh (see gpu/README.md). Built with the
-# purecpu tag (gonum GEMM, Go JPEG decoding, no oneDNN), so its binaries need only
-# libc, libm and libcuda.so.1; gzipped so the folder stays small enough to carry.
+# purecpu tag (gonum GEMM, no oneDNN) and the staticjpeg tag (libjpeg-turbo linked
+# from its static archive), so its binaries need only libc, libm, libcuda.so.1 and
+# the dynamic loader itself (ld-linux, for libjpeg-turbo's thread-local error
+# buffer); gzipped so the folder stays small enough to carry.
 # GPU_MODELS are the caption model folders it holds: the attention model (the
 # default) when the checkout has it, and the merge model. `make gpu-bundle
 # GPU_MODELS=` builds a lean bundle without models, for a run from the root of a
@@ -99,8 +102,8 @@ GPU_BUNDLE ?= gpu-bundle
 GPU_MODELS ?= $(wildcard models/flickr8k-attention) models/flickr8k-merge-lstm
 GPU_BUNDLE_MAX_MB = 60
 GPU_BUILD = CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO)
-GPU_FLAGS = -tags cuda,purecpu -trimpath -ldflags="-s -w"
-GPU_LIBS_OK = libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 libcuda.so.1
+GPU_FLAGS = -tags cuda,purecpu,staticjpeg -trimpath -ldflags="-s -w"
+GPU_LIBS_OK = libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 ld-linux-x86-64.so.2 libcuda.so.1
 GPU_PHOTOS = $(wordlist 1,8,$(sort $(wildcard $(CAPTIONER_ASSETS)/samples/flickr8k_fullres/*.jpg)))
 MODEL_FILES = config.json decoder.safetensors vocab.json
 MODEL_DOCS = scores.json MODEL.md

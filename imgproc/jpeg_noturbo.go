@@ -1,12 +1,13 @@
-//go:build !cgo || purecpu
+//go:build !cgo || (purecpu && !staticjpeg)
 
 package imgproc
 
 import "image"
 
-// decodeJPEGScaled: without cgo, or with the purecpu tag (the GPU bundle, which must
-// not need libturbojpeg.so), there is no libjpeg-turbo, and image/jpeg, which
-// cannot scale while decoding, handles every JPEG at full size.
+// decodeJPEGScaled: without cgo, or with the purecpu tag alone (a build that must
+// not need libturbojpeg.so and has no static libjpeg-turbo to link instead), there
+// is no libjpeg-turbo, and image/jpeg, which cannot scale while decoding, handles
+// every JPEG at full size.
 func decodeJPEGScaled([]byte, Header, int) (image.Image, error) {
 	return nil, errUseGoDecoder
 }

@@ -1,9 +1,11 @@
-//go:build cgo && !purecpu
+//go:build cgo && (!purecpu || staticjpeg)
 
 package imgproc
 
+// libjpeg-turbo is linked as a shared library (jpeg_turbo_shared.go) or, with the
+// staticjpeg tag, from its static archive (jpeg_turbo_static.go).
+
 /*
-#cgo LDFLAGS: -lturbojpeg
 #include <stdio.h>
 #include <turbojpeg.h>
 

@@ -1,4 +1,4 @@
-//go:build cgo && !purecpu
+//go:build cgo && (!purecpu || staticjpeg)
 
 package imgproc
 

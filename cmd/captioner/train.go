@@ -290,7 +290,7 @@ func openFeatures(cfg *config.Config) (*features.Store, error) {
 // featuresID names the store of the features encoder c computes in this
 // build and configuration: its weights and code version (encoder.Config.ID),
 // and what else moves them: Go's image/jpeg where libjpeg-turbo is not linked
-// (the purecpu and GPU-bundle builds: features 6-14% from libjpeg-turbo's on
+// (purecpu builds without staticjpeg: features 6-14% from libjpeg-turbo's on
 // Flickr8k's JPEGs), and TF32 GEMMs (cuda.tf32). Stores made before either
 // suffix keep their name.
 func featuresID(cfg *config.Config, c *encoder.Config) string {

@@ -1,0 +1,6 @@
+//go:build cgo && !purecpu && !staticjpeg
+
+package imgproc
+
+// #cgo LDFLAGS: -lturbojpeg
+import "C"
