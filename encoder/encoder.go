@@ -38,7 +38,7 @@ type Encoder struct {
 	stem, head, classifier layer
 	blocks                 []blockParams
 
-	// The network runs in two parts (see chunkFloats): the stem and blocks
+	// The network runs in two parts (see lateArea): the stem and blocks
 	// [0, split) image chunk by image chunk, earlyChunk images at a time, in the
 	// small buffers ex, ey; then blocks [split, end) on the whole batch in x, y,
 	// each block in chunks of chunks[i] images.
@@ -57,18 +57,16 @@ type Encoder struct {
 	n      int     // images in the last Encode
 }
 
-// chunkFloats bounds a block's expanded activation per chunk of images: 1M
-// floats (4 MB) keep the expand/depthwise/project chain of a chunk in the
-// last-level cache, where a whole batch at 112x112x96 (1.2M floats per image)
-// would stream every intermediate through DRAM. The early, high-resolution part
-// of the network (block inputs larger than lateArea positions) goes further and
-// runs depth-first, one chunk of images through the stem and all its blocks, so
-// that its block inputs and outputs stay in cache too; the late part, where a
-// single image gives GEMMs of only 196 or 49 rows, runs on the whole batch.
-const (
-	chunkFloats = 1 << 20
-	lateArea    = 16 * 16
-)
+// The per-layer path bounds a block's expanded activation per chunk of images
+// by the device's ChunkFloats: on the CPU (1M floats), the expand/depthwise/
+// project chain of a chunk stays in the last-level cache. The early,
+// high-resolution part of the network (block inputs larger than lateArea
+// positions) goes further and runs depth-first, one chunk of images through the
+// stem and all its blocks, so that its block inputs and outputs stay in cache
+// too; the late part, where a single image gives GEMMs of only 196 or 49 rows,
+// runs in chunks as large as the bound allows. A GPU's bound is its kernels'
+// index range: whole batches.
+const lateArea = 16 * 16
 
 // layer is the weight (OC, KH, KW, C) or (KH, KW, C) and bias (OC) of a convolution.
 type layer struct{ w, b gpu.Buf }
@@ -225,6 +223,7 @@ func (e *Encoder) prepareLayers(w *Weights) {
 		maxEarly = max(maxEarly, s*s*b.Hidden)
 		s = ceilDiv(s, b.Stride)
 	}
+	chunkFloats := dev.ChunkFloats()
 	e.earlyChunk = min(e.maxBatch, max(1, chunkFloats/maxEarly))
 	s = ceilDiv(c.Input, 2)
 	maxEX, maxXY, maxE, maxD := s*s*c.Stem, 0, 0, 0

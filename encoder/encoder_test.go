@@ -149,15 +149,26 @@ func TestForwardMatchesNaiveInterpreter(t *testing.T) {
 	}
 }
 
+// wholeBatches is perLayer with a GPU's chunk bound: the per-layer kernels
+// run every layer on the whole batch.
+type wholeBatches struct{ perLayer }
+
+func (wholeBatches) ChunkFloats() int { return math.MaxInt32 }
+
 // TestBatchMatchesSingleImages checks that a batch large enough to be split
 // gives each image the features it gets alone: on the per-layer kernels, into
-// chunks (early part per image, late blocks in chunks of 9 at 14x14x576); on
-// the chain, over two threads of 5 and 6 images, each run image by image.
+// chunks (early part per image, late blocks in chunks of 9 at 14x14x576), and
+// unsplit under a GPU's bound; on the chain, over two threads of 5 and 6
+// images, each run image by image.
 func TestBatchMatchesSingleImages(t *testing.T) {
 	const n = 11
 	kernels, _ := newKernelEncoder(t, quantModel, n)
-	if kernels.chunks[len(kernels.chunks)-4] >= n {
-		t.Errorf("late chunks %v: the test no longer splits the batch", kernels.chunks)
+	if kernels.earlyChunk != 1 || kernels.chunks[len(kernels.chunks)-4] >= n {
+		t.Errorf("early chunk %d, late chunks %v: the test no longer splits the batch", kernels.earlyChunk, kernels.chunks)
+	}
+	whole, _ := newEncoderOn(t, wholeBatches{perLayer{cpu.New(2)}}, quantModel, n, gpu.Float32)
+	if whole.earlyChunk != n || slices.ContainsFunc(whole.chunks, func(k int) bool { return k != n }) {
+		t.Errorf("under a GPU's bound: early chunk %d, chunks %v; want the whole batch of %d", whole.earlyChunk, whole.chunks, n)
 	}
 	chain, _ := newEncoder(t, quantModel, n)
 	rng := rand.New(rand.NewPCG(3, 3))
@@ -165,7 +176,7 @@ func TestBatchMatchesSingleImages(t *testing.T) {
 	for i := range images {
 		images[i] = rng.Float32()*2 - 1
 	}
-	for _, e := range []*Encoder{kernels, chain} {
+	for _, e := range []*Encoder{kernels, whole, chain} {
 		_, batch, _ := encodeAll(t, e, images, n)
 		for i := 0; i < n; i++ {
 			_, one, _ := encodeAll(t, e, images[i*e.ImageLen():(i+1)*e.ImageLen()], 1)

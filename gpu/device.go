@@ -85,6 +85,12 @@ type Device interface {
 	Zero(b Buf)
 	// Sync waits for queued work and reports any asynchronous failure.
 	Sync() error
+	// ChunkFloats is the most elements one layer's activation should span in a
+	// call: a model running a batch through a chain of layers splits it into
+	// chunks of images below this. The CPU's keeps a chunk's chain in its
+	// last-level cache; a GPU's is the most its kernels index, since a larger
+	// launch only fills more of its cores and its memory holds the batch.
+	ChunkFloats() int
 	// Close releases the device; buffers must not be used afterwards.
 	Close() error
 

@@ -86,10 +86,8 @@ func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
 		ones := t.dev.Alloc(R)
 		defer t.dev.Free(ones)
 		t.dev.Upload(ones, slices.Repeat([]float32{1}, R))
-		for i := range n {
-			// pooled_i (1, F) = (1/R) · ones (1, R) · grid_i (R, F)
-			t.dev.Gemm(false, false, 1, F, R, 1/float32(R), ones, R, feats.Slice(i*R*F, R*F), F, 0, pooled.Slice(i*F, F), F)
-		}
+		// pooled_i (1, F) = (1/R) · ones (1, R) · grid_i (R, F), for every image at once
+		t.dev.GemmStridedBatched(false, false, 1, F, R, 1/float32(R), ones, R, 0, feats, F, R*F, 0, pooled, F, F, n)
 		feats = pooled
 	}
 	out := t.dev.Alloc(n * tags.NumClasses)

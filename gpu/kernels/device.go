@@ -310,6 +310,11 @@ func (d *Device) Sync() error {
 	return d.drv.Sync()
 }
 
+// ChunkFloats implements gpu.Device: whole batches, up to what the kernels'
+// 32-bit indices reach. A chunk of one image (the CPU's 112x112 layers) would
+// make as many small launches as the batch has images.
+func (d *Device) ChunkFloats() int { return maxElems }
+
 // Close implements gpu.Device.
 func (d *Device) Close() error {
 	if d.scratch != 0 {
