@@ -148,6 +148,7 @@ else
 	$(GO) run ./gpu/cuda/fakedriver/cmd/fakedriver $(GPU_BUNDLE).emu/driver
 	bash $(GPU_BUNDLE)/gpu-check.sh --emulated $(GPU_BUNDLE).emu/driver --out $(GPU_BUNDLE).emu/results
 	cat $(GPU_BUNDLE).emu/results/results.md
+	@! grep -n "report: could not write" $(GPU_BUNDLE).emu/results/check.log || { echo "gpu-bundle-check: gpu-report.py failed (its traceback is in $(GPU_BUNDLE).emu/results/check.log)"; exit 1; }
 endif
 
 # Fuzz budgets are counts of executions, not durations: with a duration, Go 1.26's fuzz

@@ -19,8 +19,9 @@
 # benchmarks, decoder and training benchmarks per model, `serve` of the default
 # model under loadgen at 1, 16, 64 and 256 clients, the PyTorch peer
 # (gpu-peer.py) of the default model; then, when the budget allows, every model
-# served at once, the other models' peers, and parity again with the GPU's
-# GEMMs in TF32 (cuda.tf32; measured, not judged). Results: results.json, results.md
+# served at once, the other models' peers, parity again with the GPU's GEMMs
+# in TF32 (cuda.tf32; measured, not judged), and the kernel suite under
+# compute-sanitizer's memcheck and racecheck. Results: results.json, results.md
 # and check.log in --out (default: $OUT when set, else ./gpu-check-results).
 # Both result files are rewritten after every step, so a run cut short still
 # leaves what it measured.
@@ -37,7 +38,7 @@ while (($#)); do
 	--out) out=$2; shift 2 ;;
 	--emulated) emulated=$(cd "$2" && pwd); shift 2 ;;
 	--list-models) list=1; shift ;;
-	-h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,27p' "$0"; exit 0 ;;
 	*) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -143,7 +144,7 @@ fi
 deadline=$(($(date +%s) + ${GPU_CHECK_BUDGET:-450}))
 left() { echo $((deadline - $(date +%s))); }
 skipped() { # skipped NAME OPTIONAL(true|false) WHY
-	echo "{\"step\":\"$1\",\"status\":\"skipped\",\"optional\":$2,\"rc\":-1,\"seconds\":0}" >>"$work/steps.jsonl"
+	python3 -c 'import json, sys; print(json.dumps({"step": sys.argv[1], "status": "skipped", "optional": sys.argv[2] == "true", "why": sys.argv[3], "rc": -1, "seconds": 0}))' "$@" >>"$work/steps.jsonl"
 	say "step $1: skipped ($3)"
 	report
 }
@@ -262,6 +263,19 @@ limit=$(scale 75 60)
 fits parity-tf32 "$limit" && step parity-tf32 "$limit" "$bin/gpucheck.test" -test.run '^TestParity$' -test.v -check.tf32 \
 	-check.model "${dirs[0]}" -check.models "$(IFS=,; echo "${dirs[*]:1}")" \
 	-check.photos "$photos" -check.max-photos "$(scale 0 2)" -check.out "$work/parity-tf32.json"
+# With the budget left: the kernel suite under the CUDA toolkit's
+# compute-sanitizer, which sees what emulation cannot: accesses out of bounds
+# on the GPU itself (memcheck) and shared-memory races between threads that
+# really run at once (racecheck).
+sanitizer=$(command -v compute-sanitizer || ls -d /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda-*/bin/compute-sanitizer 2>/dev/null | head -n 1)
+for tool in memcheck racecheck; do
+	if [[ -n $emulated || -z $sanitizer ]]; then
+		skipped "sanitize-$tool" true "optional: no compute-sanitizer${emulated:+ for the emulator}"
+	elif fits "sanitize-$tool" 90; then
+		step "sanitize-$tool" 90 "$sanitizer" --tool "$tool" --error-exitcode 1 --print-limit 20 \
+			"$bin/cuda.test" -test.run '^TestKernels$' -test.count=1
+	fi
+done
 report
 say "results in $out (results.json, results.md, check.log)"
 python3 - "$work/steps.jsonl" <<-'EOF'

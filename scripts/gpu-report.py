@@ -96,7 +96,7 @@ def metric(b, unit):
 
 def status(s):
     if s["status"] == "skipped":
-        return "skipped (optional: budget)" if s.get("optional") else "skipped (budget spent)"
+        return f"skipped ({s['why']})"
     return f"{s['status']} (rc {s['rc']})"
 
 
