@@ -20,6 +20,10 @@ type Tagger struct {
 	dev  gpu.Device
 	cls  *encoder.Classifier
 	vecs map[string][]float32 // per class noun: the mean of its classes' unit classifier rows, at unit length
+
+	// probs' device buffers, grown to the largest batch seen: made per batch,
+	// they would make a GPU wait on every cuMemFree.
+	pooled, ones, out gpu.Buf
 }
 
 // NewTagger uploads w's classifier to dev, the device of the features it will
@@ -72,7 +76,25 @@ func ruledOut(v Vocab, probs []float32, words []string, ns []naming) []int32 {
 }
 
 // Close frees the classifier.
-func (t *Tagger) Close() { t.cls.Close() }
+func (t *Tagger) Close() {
+	t.cls.Close()
+	for _, b := range []gpu.Buf{t.pooled, t.ones, t.out} {
+		if b != nil {
+			t.dev.Free(b)
+		}
+	}
+}
+
+// grown returns *b, replaced by a buffer of n elements when it has fewer.
+func (t *Tagger) grown(b *gpu.Buf, n int) gpu.Buf {
+	if *b == nil || (*b).Len() < n {
+		if *b != nil {
+			t.dev.Free(*b)
+		}
+		*b = t.dev.Alloc(n)
+	}
+	return (*b).Slice(0, n)
+}
 
 // probs returns, on the host, the class probabilities (n, NumClasses) of n
 // images whose features are on the device: pooled vectors (n, F), or the
@@ -81,17 +103,16 @@ func (t *Tagger) Close() { t.cls.Close() }
 func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
 	F := t.cls.Features()
 	if R := feats.Len() / (n * F); R > 1 {
-		pooled := t.dev.Alloc(n * F)
-		defer t.dev.Free(pooled)
-		ones := t.dev.Alloc(R)
-		defer t.dev.Free(ones)
-		t.dev.Upload(ones, slices.Repeat([]float32{1}, R))
+		pooled := t.grown(&t.pooled, n*F)
+		if t.ones == nil || t.ones.Len() < R { // every element of t.ones is 1
+			t.dev.Upload(t.grown(&t.ones, R), slices.Repeat([]float32{1}, R))
+		}
+		ones := t.ones.Slice(0, R)
 		// pooled_i (1, F) = (1/R) · ones (1, R) · grid_i (R, F), for every image at once
 		t.dev.GemmStridedBatched(false, false, 1, F, R, 1/float32(R), ones, R, 0, feats, F, R*F, 0, pooled, F, F, n)
 		feats = pooled
 	}
-	out := t.dev.Alloc(n * tags.NumClasses)
-	defer t.dev.Free(out)
+	out := t.grown(&t.out, n*tags.NumClasses)
 	t.cls.Probs(out, feats, n)
 	host := make([]float32, n*tags.NumClasses)
 	if err := t.dev.Download(host, out); err != nil {

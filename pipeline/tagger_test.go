@@ -302,6 +302,16 @@ func TestTaggerPoolsGrids(t *testing.T) {
 			t.Fatalf("class %d of image %d: %g from the pooled features, %g from the grid", i%tags.NumClasses, i/tags.NumClasses, fromPooled[i], fromGrid[i])
 		}
 	}
+	// The tagger's buffers, kept from the batch of two, serve a batch of one.
+	first, err := tg.probs(enc.Grid().Slice(0, enc.GridLen()), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range first {
+		if math.Abs(float64(p-fromGrid[i])) > 1e-6 {
+			t.Fatalf("class %d of the first image alone, after a batch of two: %g, in the batch %g", i, p, fromGrid[i])
+		}
+	}
 }
 
 // coordination finds the vocabulary's "and" and articles for the decoder's
