@@ -72,7 +72,7 @@ c-fallback-check: ## the C sources' portable branches (clang, non-x86) compile
 test-go: ## unit, integration and golden tests
 	$(GO) test -count=1 ./...
 
-test-purego: ## the pure-Go fallback (no cgo, or the purecpu tag: gonum GEMM, image/jpeg) builds and passes the kernel and image suites
+test-purego: ## the pure-Go fallback (no cgo, or the purecpu tag: gonum GEMM, image/jpeg; purecpu,staticjpeg: libjpeg-turbo linked statically, as in the GPU bundle) builds and passes the kernel and image suites
 	CGO_ENABLED=0 $(GO) build ./...
 	CGO_ENABLED=0 $(GO) test -count=1 ./gpu/... ./imgproc
 	$(GO) test -count=1 -tags purecpu ./gpu/cpu ./imgproc

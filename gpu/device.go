@@ -99,7 +99,11 @@ type Device interface {
 	// strides of A, B, C as stored (A is (k, m) in memory when transA).
 	Gemm(transA, transB bool, m, n, k int, alpha float32, a Buf, lda int, b Buf, ldb int, beta float32, c Buf, ldc int)
 	// GemmStridedBatched runs batch Gemms; matrix i starts at i*strideA in a,
-	// i*strideB in b and i*strideC in c.
+	// i*strideB in b and i*strideC in c. The products may run at once, so
+	// strideC must be at least the elements one C spans ((m-1)*ldc + n, when
+	// batch > 1); A and B are only read, and their matrices may overlap or
+	// interleave, down to stride 0 for one matrix shared by the batch
+	// (GemmSpans checks).
 	GemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a Buf, lda, strideA int, b Buf, ldb, strideB int, beta float32, c Buf, ldc, strideC int, batch int)
 
 	// Conv2D writes out = act(conv(in, weight) + bias). See ConvParams for layouts.

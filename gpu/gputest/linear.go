@@ -96,7 +96,7 @@ func testGemm(t *testing.T, dev gpu.Device) {
 				for _, ab := range [][2]float32{{1, 0}, {-0.5, 0.75}, {2, 0}} {
 					pad := 3 * (i % 2) // row strides larger than the matrix on every other size
 					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_alpha%v_beta%v_pad%d", s.m, s.n, s.k, ta, tb, ab[0], ab[1], pad), func(t *testing.T) {
-						checkGemm(t, dev, ta, tb, s, ab[0], ab[1], pad, 1, false)
+						checkGemm(t, dev, ta, tb, s, ab[0], ab[1], pad, 1, apart, apart)
 					})
 				}
 			}
@@ -108,12 +108,9 @@ func testGemmStridedBatched(t *testing.T, dev gpu.Device) {
 	for _, s := range []gemmSize{{1, 1, 1}, {3, 5, 7}, {17, 9, 33}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				for _, c := range []struct {
-					batch   int
-					sharedB bool
-				}{{1, false}, {3, false}, {3, true}} {
-					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_batch%d_sharedB%v", s.m, s.n, s.k, ta, tb, c.batch, c.sharedB), func(t *testing.T) {
-						checkGemm(t, dev, ta, tb, s, 1.5, 0.5, 2, c.batch, c.sharedB)
+				for _, l := range [][2]layout{{apart, apart}, {shared, apart}, {apart, shared}, {interleaved, interleaved}} {
+					t.Run(name("m%d_n%d_k%d_tA%v_tB%v_A%s_B%s", s.m, s.n, s.k, ta, tb, l[0], l[1]), func(t *testing.T) {
+						checkGemm(t, dev, ta, tb, s, 1.5, 0.5, 2, 3, l[0], l[1])
 					})
 				}
 			}
@@ -121,10 +118,36 @@ func testGemmStridedBatched(t *testing.T, dev gpu.Device) {
 	}
 }
 
-// checkGemm runs a (strided batched, when batch > 1) Gemm against refGemm. Matrices
-// have row strides cols+pad and sit 5 elements apart in the batch; with sharedB,
-// every product takes the one B (stride 0).
-func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, beta float32, pad, batch int, sharedB bool) {
+// layout is how a strided batched Gemm's input matrices lie in their buffer.
+type layout int
+
+const (
+	apart       layout = iota // one after the other, 5 elements between them
+	shared                    // one matrix for the whole batch: stride 0
+	interleaved               // matrix i's rows are columns i*cols.. of one wide matrix (the attention backward's time-major rows)
+)
+
+func (l layout) String() string { return [...]string{"apart", "shared", "interleaved"}[l] }
+
+// operand returns the row stride and batch stride of batch (rows, cols)
+// matrices laid out as l, with pad more elements a row (apart and shared),
+// and the elements their buffer needs.
+func (l layout) operand(rows, cols, pad, batch int) (ld, stride, n int) {
+	switch l {
+	case shared:
+		ld = cols + pad
+		return ld, 0, rows * ld
+	case interleaved:
+		ld = batch*cols + pad
+		return ld, cols, rows * ld
+	}
+	ld = cols + pad
+	return ld, rows*ld + 5, batch * (rows*ld + 5)
+}
+
+// checkGemm runs a Gemm (batch 1) or a strided batched Gemm against refGemm:
+// A and B laid out as la and lb, the C matrices apart, every row padded by pad.
+func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, beta float32, pad, batch int, la, lb layout) {
 	h := newHarness(t, dev, uint64(s.m*10007+s.n*101+s.k))
 	ar, ac := s.m, s.k
 	if ta {
@@ -134,14 +157,12 @@ func checkGemm(t *testing.T, dev gpu.Device, ta, tb bool, s gemmSize, alpha, bet
 	if tb {
 		br, bc = bc, br
 	}
-	lda, ldb, ldc := ac+pad, bc+pad, s.n+pad
-	sa, sb, sc := ar*lda+5, br*ldb+5, s.m*ldc+5
-	a := h.uniform(batch*sa, -1, 1)
-	b := h.uniform(batch*sb, -1, 1)
-	if sharedB {
-		sb, b = 0, b[:br*ldb]
-	}
-	c := h.uniform(batch*sc, -1, 1)
+	lda, sa, na := la.operand(ar, ac, pad, batch)
+	ldb, sb, nb := lb.operand(br, bc, pad, batch)
+	ldc, sc, nc := apart.operand(s.m, s.n, pad, batch)
+	a := h.uniform(na, -1, 1)
+	b := h.uniform(nb, -1, 1)
+	c := h.uniform(nc, -1, 1)
 	if beta == 0 { // C must not be read: NaN in it would spread.
 		for i := 0; i < batch; i++ {
 			poison(c[i*sc:], s.m, s.n, ldc)
