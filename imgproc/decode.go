@@ -33,6 +33,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 
@@ -65,19 +66,30 @@ func (e *UnsupportedError) Is(target error) bool { return target == ErrUnsupport
 // TooLargeError is returned when the header announces an image that would cost
 // more to decode than the limits allow: more than Max pixels, more than
 // MaxBytes of decoded pixels, or (JPEG) more than MaxScans scans or scans over
-// more than MaxScanSamples samples in all. Exactly one of Max, MaxBytes,
-// MaxScans and MaxScanSamples is set. Nothing beyond the header and the JPEG
-// markers has been decoded when it is returned.
+// more than MaxScanSamples samples in all; or when a file holds more than
+// MaxFileBytes. Exactly one of Max, MaxBytes, MaxScans, MaxScanSamples and
+// MaxFileBytes is set. Nothing beyond the header and the JPEG markers has been
+// decoded when it is returned.
 type TooLargeError struct {
 	Width, Height               int
 	Max                         int   // pixel limit exceeded
 	Bytes, MaxBytes             int64 // decoded-size limit exceeded
 	Scans, MaxScans             int   // scan limit exceeded (Scans is also set with MaxScanSamples)
 	ScanSamples, MaxScanSamples int64 // scan work limit exceeded
+	// The file-size limit exceeded: FileBytes is the file's size, or 0 for a
+	// stream (a pipe, a device) that went on past MaxFileBytes.
+	FileBytes, MaxFileBytes int64
 }
 
 func (e *TooLargeError) Error() string {
 	switch {
+	case e.MaxFileBytes > 0:
+		size := fmt.Sprintf("the data goes on past %d MiB", mib(e.MaxFileBytes))
+		if e.FileBytes > 0 {
+			size = fmt.Sprintf("the file holds %d MiB", mib(e.FileBytes))
+		}
+		return fmt.Sprintf("imgproc: %s; an image may decode to at most %d MiB (image.max_decoded_bytes), and no image format stores more than it decodes to, bar metadata: send a smaller file or raise image.max_decoded_bytes",
+			size, mib(e.MaxFileBytes))
 	case e.MaxScanSamples > 0:
 		return fmt.Sprintf("imgproc: progressive JPEG of %dx%d has %d scans over %d samples in all, more than the limit of %d (%d passes over image.max_pixels); re-save it as a baseline JPEG",
 			e.Width, e.Height, e.Scans, e.ScanSamples, e.MaxScanSamples, MaxScanPasses)
@@ -200,7 +212,8 @@ func Decode(r io.Reader, lim Limits) (image.Image, error) {
 	return DecodeBytes(b, lim)
 }
 
-// DecodeFile decodes the image at path; see Decode. Errors name the file.
+// DecodeFile decodes the image at path ("-": standard input); see Decode.
+// Errors name the file.
 func DecodeFile(path string, lim Limits) (image.Image, error) {
 	img, _, err := decodeFile(path, lim, fullSize)
 	return img, err
@@ -208,15 +221,63 @@ func DecodeFile(path string, lim Limits) (image.Image, error) {
 
 // decodeFile reads path and decodes it with decodeBytes, naming the file in errors.
 func decodeFile(path string, lim Limits, minSide int) (image.Image, image.Point, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, image.Point{}, err // *fs.PathError already names the file
+	b, err := readImageFile(path, lim)
+	if err == nil {
+		var img image.Image
+		var size image.Point
+		if img, size, err = decodeBytes(b, lim, minSide); err == nil {
+			return img, size, nil
+		}
 	}
-	img, size, err := decodeBytes(b, lim, minSide)
-	if err != nil {
-		return nil, image.Point{}, fmt.Errorf("%s: %w", path, err)
+	if _, ok := err.(*fs.PathError); ok {
+		return nil, image.Point{}, err // it names the file already
 	}
-	return img, size, nil
+	return nil, image.Point{}, fmt.Errorf("%s: %w", path, err)
+}
+
+// sniffLen is how much of a file readImageFile reads to tell an image from other
+// data: describe's text test looks at this much.
+const sniffLen = 512
+
+// readImageFile reads the image file at path ("-": standard input, as
+// command-line tools take it), refusing early what no image within lim can
+// be: a file larger than lim.MaxBytes (no format this package reads stores
+// more bytes than it decodes to, bar metadata), and data whose first bytes are
+// no image's, so that /dev/zero or a pipe of garbage is refused at once rather
+// than read until memory runs out.
+func readImageFile(path string, lim Limits) ([]byte, error) {
+	lim.mustBeValid()
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		defer f.Close()
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > lim.MaxBytes {
+		return nil, &TooLargeError{FileBytes: st.Size(), MaxFileBytes: lim.MaxBytes}
+	}
+	b := make([]byte, sniffLen)
+	n, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, ErrEmpty
+	}
+	if _, err := sniff(b[:n]); err != nil {
+		return nil, err
+	}
+	rest, err := io.ReadAll(io.LimitReader(f, lim.MaxBytes+1-int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	b = append(b[:n], rest...)
+	if int64(len(b)) > lim.MaxBytes {
+		return nil, &TooLargeError{MaxFileBytes: lim.MaxBytes}
+	}
+	return b, nil
 }
 
 // DecodeBytes decodes an image held in memory; see Decode.

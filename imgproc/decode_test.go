@@ -401,6 +401,59 @@ func TestDecodeFileErrors(t *testing.T) {
 	}
 }
 
+// TestDecodeFileBoundsWhatItReads: a file can be no larger than the image it
+// holds decodes to, and its first bytes must be an image's, so data that
+// never ends (a device, a pipe) is refused at once or at the limit, not read
+// until memory runs out.
+func TestDecodeFileBoundsWhatItReads(t *testing.T) {
+	lim := Limits{MaxPixels: 1 << 20, MaxBytes: 4 << 20}
+	_, err := DecodeFile("/dev/zero", lim)
+	if want := "/dev/zero: imgproc: unsupported image format: unrecognised data starting 00 00 00 00 00 00 00 00; accepted formats are JPEG, PNG, GIF, BMP and WebP"; err == nil || err.Error() != want {
+		t.Errorf("/dev/zero: err = %v, want %q", err, want)
+	}
+
+	// A photo padded past the limit: refused by its size before a byte is read.
+	photo := encodeJPEG(t, blocksImage("AB", "CD"))
+	path := filepath.Join(t.TempDir(), "padded.jpg")
+	if err := os.WriteFile(path, photo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 5<<20+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err = DecodeFile(path, lim)
+	want := path + ": imgproc: the file holds 6 MiB; an image may decode to at most 4 MiB (image.max_decoded_bytes), and no image format stores more than it decodes to, bar metadata: send a smaller file or raise image.max_decoded_bytes"
+	if err == nil || err.Error() != want {
+		t.Errorf("padded file: err = %v, want %q", err, want)
+	}
+
+	// The same photo from a pipe that goes on: refused once past the limit.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	go func() {
+		defer w.Close()
+		w.Write(photo)
+		for zeros := make([]byte, 1<<16); ; {
+			if _, err := w.Write(zeros); err != nil {
+				return // the reader closed its end
+			}
+		}
+	}()
+	pipe := fmt.Sprintf("/dev/fd/%d", r.Fd())
+	_, err = DecodeFile(pipe, lim)
+	want = pipe + ": imgproc: the data goes on past 4 MiB; an image may decode to at most 4 MiB (image.max_decoded_bytes), and no image format stores more than it decodes to, bar metadata: send a smaller file or raise image.max_decoded_bytes"
+	if err == nil || err.Error() != want {
+		t.Errorf("endless pipe: err = %v, want %q", err, want)
+	}
+	var tl *TooLargeError
+	if !errors.As(err, &tl) {
+		t.Errorf("endless pipe: err = %#v, want a *TooLargeError (413 in the server)", err)
+	}
+}
+
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, io.ErrClosedPipe }

@@ -18,7 +18,8 @@ func init() {
 		Long: `Captions each IMAGE with the model in --model (default: the shipped
 flickr8k-attention; flickr8k-merge-lstm is the smaller, faster one). Images go through the device in batches of decode.batch_size,
 so captioning many photos in one call is fast. Captions are sentences, one line
-per image: the caption alone for one IMAGE, PATH<tab>caption for several. With --json
+per image: the caption alone for one IMAGE, PATH<tab>caption for several; an
+IMAGE of - is read from standard input. With --json
 the output is one array
 [{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,
   "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],

@@ -148,6 +148,29 @@ func TestCaptionReportsEachBadImage(t *testing.T) {
 	}
 }
 
+// An IMAGE of - is standard input: the same caption as the file it holds.
+func TestCaptionReadsStandardInput(t *testing.T) {
+	assets := testassets.Dir(t, "captioning needs the encoder weights")
+	dog := filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg")
+	f, err := os.Open(dog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stdin := os.Stdin
+	os.Stdin = f
+	defer func() { os.Stdin = stdin }()
+	resetFlags(t, "caption", "beam", "json")
+	out, err := run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", "-", dog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "-\t") || lines[1] != dog+"\t"+strings.TrimPrefix(lines[0], "-\t") {
+		t.Errorf("caption - %s printed %q; want the same caption for standard input (-) and the file", dog, out)
+	}
+}
+
 // The README's first command captions the two sample photos: guided by the
 // encoder's tags, the cat is a cat and Grace Hopper a person in uniform; with
 // --guide=false they are the plain model's captions, which name neither.
