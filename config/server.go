@@ -55,7 +55,8 @@ type Server struct {
 	MinUploadRate int `mapstructure:"min_upload_rate"`
 	// MaxUploadBytes bounds the request bodies held at once, received or being
 	// received, before their images are decoded: bodies are read before a queue
-	// place is taken, and this keeps their memory bounded; beyond it 503.
+	// place is taken, and this keeps their memory bounded; beyond it 503. A body
+	// of declared length counts all of it from its first byte.
 	MaxUploadBytes int64 `mapstructure:"max_upload_bytes"`
 	// WriteTimeout bounds handling plus writing a response; the /live stream is exempt.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`

@@ -141,12 +141,12 @@ func TestUploadBytesBudget(t *testing.T) {
 		c.Server.MaxBodyBytes = 64 << 10
 		c.Server.MaxUploadBytes = 64 << 10
 	})
-	// One upload holds 60 KB of the 64 KB while it waits for the rest of its body.
+	// One upload holds its declared 62 KB of the 64 KB from the moment the
+	// server starts reading it, while it waits for the rest of its body: the
+	// next upload of 8 KB cannot fit until the first is over.
 	slow := startSlowUpload(t, ts.url, 62<<10)
 	slow.conn.Write(make([]byte, 60<<10))
-	// It is in the budget once the server has read it: the next upload of 8 KB
-	// cannot fit until the first is over.
-	waitFor(t, "the first body to be read", func() bool { return ts.uploads.used.Load() == 60<<10 })
+	waitFor(t, "the first body to be read", func() bool { return ts.uploads.used.Load() == 62<<10 })
 	r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(make([]byte, 8<<10)))
 	r.wantError(t, 503, "the server is receiving as much upload data as it holds at once (server.max_upload_bytes, 65536 bytes); retry in a moment")
 	if r.header.Get("Retry-After") != "1" {
@@ -169,12 +169,12 @@ func TestUploadBudgetPerClient(t *testing.T) {
 		c.Server.TrustedProxies = []string{"127.0.0.1"}
 	})
 	var held []*slowUpload
-	for range 4 { // 4 x 62 KB of client 10.0.0.1's, 248 KB: just under its share
+	for range 4 { // 4 x 63 KB declared by client 10.0.0.1, 252 KB: just under its share
 		u := startSlowUploadFrom(t, ts.url, 63<<10, "10.0.0.1")
 		u.conn.Write(make([]byte, 62<<10))
 		held = append(held, u)
 	}
-	waitFor(t, "the client's bodies to be read", func() bool { return ts.uploads.used.Load() == 4*62<<10 })
+	waitFor(t, "the client's bodies to be read", func() bool { return ts.uploads.used.Load() == 4*63<<10 })
 	post := func(client string) response {
 		req, _ := http.NewRequest("POST", ts.url+"/v1/captions", bytes.NewReader(make([]byte, 16<<10)))
 		req.Header.Set("Content-Type", "image/png")
@@ -196,6 +196,64 @@ func TestUploadBudgetPerClient(t *testing.T) {
 		u.conn.Close()
 	}
 	waitFor(t, "the bodies to be released", func() bool { return ts.uploads.used.Load() == 0 && ts.uploads.clients() == 0 })
+}
+
+// A body of declared length takes all of it from the budget before its first
+// byte is read: of three parallel uploads from one client, two fit its share
+// and are read whole, and the third is refused at once, before it is asked to
+// send its body (no 100 Continue). Counted as the bytes arrived, all three
+// held part of the share when it ran out, and all three were refused.
+func TestUploadBudgetReservesDeclaredLength(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) {
+		c.Server.MaxBodyBytes = 100 << 10
+		c.Server.MaxUploadBytes = 1 << 20 // a quarter: 256 KiB
+		c.Server.TrustedProxies = []string{"127.0.0.1"}
+	})
+	first := startSlowUploadFrom(t, ts.url, 100<<10, "10.0.0.1")
+	second := startSlowUploadFrom(t, ts.url, 100<<10, "10.0.0.1")
+	waitFor(t, "both declared lengths to be held", func() bool { return ts.uploads.used.Load() == 200<<10 })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/captions HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nContent-Type: image/png\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", 100<<10)
+	third := &slowUpload{t: t, conn: conn, rd: bufio.NewReader(conn)}
+	third.answer().wantError(t, 503, "this client is sending as much upload data as one client may hold at once (a quarter of server.max_upload_bytes, and at least server.max_body_bytes: 262144 bytes)")
+	for _, u := range []*slowUpload{first, second} {
+		u.conn.Write(make([]byte, 100<<10))
+	}
+	for _, u := range []*slowUpload{first, second} { // read whole: their zeros are no image
+		u.answer().wantError(t, 415, "unsupported image format")
+	}
+	waitFor(t, "the bodies to be released", func() bool { return ts.uploads.used.Load() == 0 && ts.uploads.clients() == 0 })
+}
+
+// A raw upload's query options and its Content-Type are checked before a
+// byte of its body is read: a client that asked to continue (Expect:
+// 100-continue) gets the error instead of 100 Continue, and sends nothing.
+func TestRefusedBeforeTheBodyIsSent(t *testing.T) {
+	ts := stepServer(t, nil)
+	for _, tc := range []struct{ query, contentType, want string }{
+		{"?beam=99", "image/jpeg", "beam=99 is outside 1..8"},
+		{"?model=nope", "image/jpeg", "model=\"nope\" is not served here"},
+		{"", "text/plain", "Content-Type \"text/plain\" is not accepted"},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /v1/captions%s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 50000\r\nExpect: 100-continue\r\n\r\n", tc.query, tc.contentType)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		u := &slowUpload{t: t, conn: conn, rd: bufio.NewReader(conn)}
+		u.answer().wantError(t, map[bool]int{true: 415, false: 400}[tc.contentType == "text/plain"], tc.want) // not 100 Continue
+		// The server closes the connection: the body it did not ask for must
+		// not be read as the next request.
+		if _, err := u.rd.ReadByte(); err != io.EOF {
+			t.Errorf("%s %s: after the answer, read %v; want the connection closed (EOF)", tc.query, tc.contentType, err)
+		}
+		conn.Close()
+	}
 }
 
 // clients is how many client addresses hold upload bytes.

@@ -74,14 +74,14 @@ func (s *Server) postCaptions(c *gin.Context) {
 	t0 := time.Now()
 	// The body is read before a queue place is taken (see upload.go): the queue
 	// holds images ready to be decoded, never a client still sending.
-	req, err := s.parseRequest(c)
+	req, err := s.parseRequest(c, b.Model())
 	if req != nil {
 		defer req.body.release()
 	}
-	if err == nil {
-		err = pickModel(b.Model(), &req.opts)
-	}
 	if err != nil {
+		if req != nil {
+			req.body.abandon()
+		}
 		s.fail(c, err)
 		return
 	}
@@ -293,8 +293,9 @@ func pickModel(m Model, o *Options) error {
 	return nil
 }
 
-// parseRequest reads the images and options of a request, multipart or raw.
-func (s *Server) parseRequest(c *gin.Context) (*request, error) {
+// parseRequest reads the images and options of a request, multipart or raw,
+// and checks the options against m's models (pickModel).
+func (s *Server) parseRequest(c *gin.Context, m Model) (*request, error) {
 	r := c.Request
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		// Refused before a byte of it is read: a client that asked to continue
@@ -318,15 +319,29 @@ func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 		}
 		fields[k] = vs[0]
 	}
+	options := func() error {
+		var err error
+		if req.opts, req.timeout, err = s.parseOptions(fields); err != nil {
+			return err
+		}
+		return pickModel(m, &req.opts)
+	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
+	multipart := mt == "multipart/form-data"
 	switch {
-	case mt == "multipart/form-data":
+	case multipart:
 		if err := s.readMultipart(r, fields, req); err != nil {
 			return req, err
 		}
 		req.body.finish()
 	case ct == "" || strings.HasPrefix(mt, "image/") || mt == "application/octet-stream":
+		// A raw body's options are all in the query: checked before a byte of
+		// the body is read, so that a client that asked to continue (Expect:
+		// 100-continue) learns of a bad one before sending the image.
+		if err := options(); err != nil {
+			return req, err
+		}
 		data, err := io.ReadAll(r.Body)
 		if err != nil {
 			return req, s.bodyError(req.body, err)
@@ -342,9 +357,10 @@ func (s *Server) parseRequest(c *gin.Context) (*request, error) {
 	if len(req.images) > s.cfg.MaxImages {
 		return req, errorf(http.StatusRequestEntityTooLarge, "%d images in one request, the limit is %d (server.max_images): split them over several requests", len(req.images), s.cfg.MaxImages)
 	}
-	var err error
-	req.opts, req.timeout, err = s.parseOptions(fields)
-	return req, err
+	if multipart { // its options may be form fields too
+		return req, options()
+	}
+	return req, nil
 }
 
 // maxFieldBytes bounds a non-file form field (an option value).

@@ -18,7 +18,11 @@ import (
 // that the queue could give to an image ready to be captioned. What bounds the
 // bodies instead: each must arrive at server.min_upload_rate or faster and
 // within server.read_timeout (bodyReader), and those held at once, received or
-// arriving, are at most server.max_upload_bytes (uploadBudget).
+// arriving, are at most server.max_upload_bytes (uploadBudget). A body of
+// declared length takes all of it from the budget before its first byte is
+// read: counted as they arrived, parallel uploads from one client each held
+// part of its share when the share ran out, and all of them were refused
+// after sending that part for nothing.
 
 // uploadGrace is the time a body has before its rate counts: a connection's
 // first round trips and TCP slow start are not the client's fault.
@@ -79,13 +83,17 @@ func (u *uploadBudget) give(client string, n int64) {
 type bodyReader struct {
 	body     io.ReadCloser // limited to server.max_body_bytes
 	rc       *http.ResponseController
+	header   http.Header // the response's
+	eof      bool        // the body was read to its end
 	start    time.Time
 	deadline time.Time     // start + server.read_timeout, fixed
 	stall    time.Duration // server.read_header_timeout: the longest wait for more bytes
 	minRate  int           // bytes per second
 	budget   *uploadBudget
 	client   string // the client's address, as the budget counts it
-	n        int64  // bytes read, and held against the budget
+	declared int64  // the body's Content-Length, -1 when unknown (chunked)
+	n        int64  // bytes read
+	held     int64  // bytes held against the budget: the declared length once reading starts, then at least n
 	failed   error  // the *httpError that ended the body, if one did
 }
 
@@ -94,7 +102,9 @@ func newBodyReader(s *Server, c *gin.Context) *bodyReader {
 	return &bodyReader{
 		body:     http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes),
 		rc:       http.NewResponseController(c.Writer),
+		header:   c.Writer.Header(),
 		client:   c.ClientIP(),
+		declared: c.Request.ContentLength,
 		start:    now,
 		deadline: now.Add(s.cfg.ReadTimeout),
 		stall:    s.cfg.ReadHeaderTimeout,
@@ -113,16 +123,21 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	// Where the connection cannot take deadlines (a test recorder), the body is
 	// read without them.
 	b.rc.SetReadDeadline(due)
-	n, err := b.body.Read(p)
-	if n > 0 {
-		if err := b.budget.take(b.client, int64(n)); err != nil {
-			b.failed = err
-			return 0, b.failed
+	// Before the first read, which is also when net/http tells a client that
+	// asked (Expect: 100-continue) to send its body.
+	if b.n == 0 && b.held < b.declared {
+		if err := b.hold(b.declared); err != nil {
+			return 0, err
 		}
+	}
+	n, err := b.body.Read(p)
+	if err := b.hold(b.n + int64(n)); err != nil {
+		return 0, err
 	}
 	b.n += int64(n)
 	switch {
 	case err == io.EOF:
+		b.eof = true
 		// The request now waits for its captions with no read deadline: one
 		// there would end the request's context, as if the client had gone
 		// (net/http watches the connection from the end of the body on).
@@ -158,11 +173,37 @@ func (b *bodyReader) finish() {
 // maxEpilogueBytes bounds what finish reads after a multipart body's end.
 const maxEpilogueBytes = 4 << 10
 
+// abandon makes the answer to a request refused before its body was read to
+// the end the connection's last, and reads no more of the body. Otherwise
+// net/http, to keep the connection, reads up to 256 KB more of it before
+// answering, first telling a client waiting on Expect: 100-continue to send it
+// (a bad option or Content-Type cost the client its upload), or after
+// answering, waiting for a body such a client never sends.
+func (b *bodyReader) abandon() {
+	if !b.eof {
+		b.header.Set("Connection", "close")
+		b.rc.SetReadDeadline(time.Now())
+	}
+}
+
+// hold takes from the budget what it takes to hold bytes of the body in all.
+func (b *bodyReader) hold(bytes int64) error {
+	if bytes <= b.held {
+		return nil
+	}
+	if err := b.budget.take(b.client, bytes-b.held); err != nil {
+		b.failed = err
+		return err
+	}
+	b.held = bytes
+	return nil
+}
+
 // release gives the body's bytes back to the budget once its images are
 // decoded (or refused); it may be called again.
 func (b *bodyReader) release() {
-	b.budget.give(b.client, b.n)
-	b.n = 0
+	b.budget.give(b.client, b.held)
+	b.n, b.held, b.declared = 0, 0, -1
 }
 
 func (b *bodyReader) Close() error { return b.body.Close() }
