@@ -137,6 +137,9 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 		if err := checkKnownKeys(v, file); err != nil {
 			return nil, err
 		}
+		if err := fileIntegers(file); err != nil {
+			return nil, err
+		}
 	}
 	var c Config
 	// Environment variables only reach Unmarshal for keys viper knows, which every
@@ -346,8 +349,9 @@ func kindErrors(from origins) error {
 			continue // typed already: a default, a flag, or a YAML value of the right kind
 		}
 		// Parsed as the decoder parses it (mapstructure's weak decoding: an
-		// empty string is the zero value, whole numbers in any Go base), so
-		// that nothing it takes is refused here.
+		// empty string is the zero value), so that nothing it takes is
+		// refused here, except whole numbers in other bases than decimal
+		// (decimal.go), which it takes and nobody means.
 		var err error
 		var want string
 		switch {
@@ -359,8 +363,10 @@ func kindErrors(from origins) error {
 			_, err = strconv.ParseFloat(val, 64)
 			want = "a number"
 		case st.typ.Kind() == reflect.Int || st.typ.Kind() == reflect.Int64:
-			_, err = strconv.ParseInt(val, 0, 64)
 			want = "a whole number"
+			if _, err = strconv.ParseInt(val, 0, 64); err == nil && !IsDecimal(val) {
+				err, want = errors.New(DecimalHint), "a whole number in decimal ("+DecimalHint+")"
+			}
 		case st.typ.Kind() == reflect.Bool:
 			_, err = strconv.ParseBool(val)
 			want = "true or false"

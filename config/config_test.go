@@ -142,6 +142,33 @@ config: decode.guide_threshold: "abc" is not a number (set by the environment va
 	}
 }
 
+// Whole numbers are read in plain decimal alone: the parsers below viper
+// would read 010 as octal 8, 0x10 as 16 and 1_6 as 16.
+func TestWholeNumbersAreDecimal(t *testing.T) {
+	file := writeYAML(t, "server:\n  max_images: 010\ndecode:\n  beam: 0x3\n  max_len: 20\n")
+	_, err := load(t, file)
+	want := "config: server.max_images: 010 is not a whole number in decimal (line 2 of " + file + "): " + DecimalHint +
+		"\nconfig: decode.beam: 0x3 is not a whole number in decimal (line 4 of " + file + "): " + DecimalHint
+	if err == nil || err.Error() != want {
+		t.Errorf("file: got %v, want %q", err, want)
+	}
+	t.Setenv("CAPTIONER_SERVER_MAX_IMAGES", "1_6")
+	_, err = load(t, "")
+	want = `config: server.max_images: "1_6" is not a whole number in decimal (` + DecimalHint + `) (set by the environment variable CAPTIONER_SERVER_MAX_IMAGES)`
+	if err == nil || err.Error() != want {
+		t.Errorf("environment: got %v, want %q", err, want)
+	}
+	t.Setenv("CAPTIONER_SERVER_MAX_IMAGES", "+10")
+	if c, err := load(t, ""); err != nil || c.Server.MaxImages != 10 {
+		t.Errorf("+10: %v, max_images %d", err, c.Server.MaxImages)
+	}
+	for s, want := range map[string]bool{"0": true, "10": true, "-3": true, "+7": true, "007": false, "0x1": false, "1_0": false, "": false, "-": false, "1e3": false, "0o7": false} {
+		if IsDecimal(s) != want {
+			t.Errorf("IsDecimal(%q) = %v, want %v", s, !want, want)
+		}
+	}
+}
+
 // Every setting has a built-in default: one without it is left out of
 // `captioner config`, and its environment variable is ignored (viper binds
 // only the keys it knows), as train.mirror's was.

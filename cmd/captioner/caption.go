@@ -42,8 +42,8 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 		RunE: runCaption,
 	}
 	f := cmd.Flags()
-	f.Int("beam", 3, "beam width (1: greedy)")
-	f.Int("max-len", 20, "maximum words per caption")
+	intFlag(f, "beam", 3, "beam width (1: greedy)")
+	intFlag(f, "max-len", 20, "maximum words per caption")
 	f.Bool("json", false, "print a JSON array instead of one caption per line")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
 	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder (attention models only)")

@@ -237,6 +237,13 @@ func TestBadFlagValueNamesTheFlag(t *testing.T) {
 	if want := "config: decode.beam: 0 is outside 1..32 (1 is greedy) (set by the flag --beam)"; err == nil || err.Error() != want {
 		t.Errorf("caption --beam 0: %v, want %q", err, want)
 	}
+	// Whole numbers in plain decimal alone: pflag's own int flags read 010 as 8.
+	for _, v := range []string{"010", "0x3", "1_0"} {
+		_, err := run(t, "caption", "--beam", v, "photo.jpg")
+		if want := `invalid argument "` + v + `" for "--beam" flag: ` + config.DecimalHint; err == nil || err.Error() != want {
+			t.Errorf("caption --beam %s: %v, want %q", v, err, want)
+		}
+	}
 }
 
 // TestTooFewArgumentsShowHowToCall: a command run without its arguments says how

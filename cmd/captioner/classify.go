@@ -30,7 +30,7 @@ classified; the exit status is then 1.`,
 		Args: atLeast(1, "image file"),
 		RunE: runClassify,
 	}
-	cmd.Flags().Int("top", 5, "labels per image")
+	intFlag(cmd.Flags(), "top", 5, "labels per image")
 	cmd.Flags().Bool("json", false, "print JSON instead of text")
 	rootCmd.AddCommand(cmd)
 }

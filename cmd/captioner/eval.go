@@ -50,7 +50,7 @@ another precision is refused).`,
 	f.Bool("from-images", false, "encode the photos instead of reading cached features")
 	f.Bool("save-scores", false, "write the scores into <model>/scores.json")
 	f.String("references", string(text.CleaningStandard), "how the references are tokenised: standard (coco-caption: every word kept, \"a\" too; comparable across models) or seed (the seed notebook's cleaning, the old protocol)")
-	f.Int("beam", 3, "beam width (1: greedy)")
+	intFlag(f, "beam", 3, "beam width (1: greedy)")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
 	f.String("data", "", "dataset folder or JSON (default: train.data)")
 	f.String("features", "", "feature cache root (default: train.features, else extract's)")

@@ -51,7 +51,7 @@ Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
 	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k, or features/NAME-HASH for --data's dataset)")
 	f.Bool("grid", false, "also store the 7x7x1280 grid (float16, 125 KB per image)")
 	f.Bool("mirror", false, "store the features of the photos flipped left to right (for train --mirror)")
-	f.Int("batch", 0, "images per device batch (default: decode.batch_size)")
+	intFlag(f, "batch", 0, "images per device batch (default: decode.batch_size)")
 	bindOnRun(cmd, map[string]string{"data": "train.data", "dataset": "train.dataset"})
 	rootCmd.AddCommand(cmd)
 }

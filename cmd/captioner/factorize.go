@@ -33,7 +33,7 @@ ranks cost the shipped model's captions.`,
 		Args: cobra.ExactArgs(1),
 		RunE: runFactorize,
 	}
-	cmd.Flags().Int("rank", 128, "rank of the context weight's factors: 1 up to where they would cost what the weight does, below 4·hidden·feat_dim/(4·hidden + feat_dim)")
+	intFlag(cmd.Flags(), "rank", 128, "rank of the context weight's factors: 1 up to where they would cost what the weight does, below 4·hidden·feat_dim/(4·hidden + feat_dim)")
 	cmd.Flags().String("out", "", "folder of the factorized model (required; new or empty)")
 	cmd.Flags().Bool("half", false, "store the weights in float16 (half the file; see decoder.SaveHalf)")
 	rootCmd.AddCommand(cmd)

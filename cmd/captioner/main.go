@@ -36,7 +36,7 @@ func init() {
 	pf.String("device", "auto", "where kernels run: auto, cpu or cuda")
 	pf.String("assets", "", "assets folder laid out like shared/ (env CAPTIONER_ASSETS; empty: a shared/ beside the working directory or the repository, else the download cache)")
 	pf.String("model", config.DefaultModel, "caption model folder (the shipped one is also found beside the binary and in "+locate.SharePrefix+")")
-	pf.Int("threads", 0, "CPU threads for kernels (0: every core)")
+	intFlag(pf, "threads", 0, "CPU threads for kernels (0: every core)")
 	pf.String("precision", "auto", "precision when captioning: auto (the encoder in bfloat16 where the CPU runs it fast, else float32; the decoder in int8 where the CPU has AVX512-VNNI, else as the encoder), float32, bfloat16 (the encoder, and the decoder where the CPU has AVX512-BF16) or int8 (the encoder; the decoder as auto's)")
 	for _, k := range []string{"device", "assets", "model", "threads", "precision"} {
 		bindFlag(pf, k, k)
