@@ -77,8 +77,15 @@ func Open(configured string) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("assets: folder %s does not exist; pass --assets (or set CAPTIONER_ASSETS) with a folder laid out like shared/, or set neither and run `captioner setup` to download into the cache", abs)
+		const fix = "pass --assets (or set CAPTIONER_ASSETS) with a folder laid out like shared/, or set neither and run `captioner setup` to download into the cache"
+		st, err := os.Stat(abs)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("assets: folder %s does not exist; %s", abs, fix)
+		case err != nil:
+			return nil, fmt.Errorf("assets: %w; %s", err, fix)
+		case !st.IsDir():
+			return nil, fmt.Errorf("assets: %s is a file, not a folder; %s", abs, fix)
 		}
 		return &Store{Dir: abs, Fetch: httpGet}, nil
 	}

@@ -99,6 +99,15 @@ func TestUserFolderIsNeverDownloadedInto(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("missing folder: got %v, want %q", err, want)
 	}
+	file := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(file)
+	want = "assets: " + file + " is a file, not a folder; pass --assets (or set CAPTIONER_ASSETS) with a folder laid out like shared/, or set neither and run `captioner setup` to download into the cache"
+	if err == nil || err.Error() != want {
+		t.Fatalf("a file: got %v, want %q", err, want)
+	}
 }
 
 func TestFetchArchiveExtractsAndChecks(t *testing.T) {

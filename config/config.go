@@ -90,11 +90,18 @@ func (c *Config) validate() error {
 	if err := oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error"); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.nonFinite()...)
-	errs = append(errs, c.Image.validate()...)
-	errs = append(errs, c.Decode.validate()...)
-	errs = append(errs, c.Train.validate()...)
-	errs = append(errs, c.Server.validate()...)
+	nonFinite := c.nonFinite()
+	errs = append(errs, nonFinite...)
+	for _, err := range slices.Concat(c.Image.validate(), c.Decode.validate(), c.Train.validate(), c.Server.validate()) {
+		// A key already refused as not finite: its range check would only
+		// say the same again ("NaN is outside 0..1").
+		if !slices.ContainsFunc(nonFinite, func(nf error) bool {
+			key, _, _ := strings.Cut(nf.Error(), ":")
+			return strings.HasPrefix(err.Error(), key+":")
+		}) {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -129,6 +136,9 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 	if file != "" {
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml") // whatever the name ends in: viper would refuse a file named without .yaml
+		if err := checkFile(file); err != nil {
+			return nil, err
+		}
 		if err := v.ReadInConfig(); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("config: %s does not exist; pass --config (or set CAPTIONER_CONFIG) with a YAML file such as configs/default.yaml, or neither for the defaults", file)
 		} else if err != nil {
@@ -137,9 +147,7 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 		if err := checkKnownKeys(v, file); err != nil {
 			return nil, err
 		}
-		if err := fileIntegers(file); err != nil {
-			return nil, err
-		}
+
 	}
 	var c Config
 	// Environment variables only reach Unmarshal for keys viper knows, which every

@@ -103,6 +103,9 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"server:\n  max_batch: 100000\n", "config: server.max_batch: 100000 is above 256: the pipeline holds a whole batch's activations, sized for it at start $FILE"},
 		{"train:\n  lr: .nan\n", "config: train.lr: NaN is not a finite number $FILE"},
 		{"decode:\n  alpha: .nan\n", "config: decode.alpha: NaN is not a finite number $FILE"},
+		// One error a mistake: a NaN is not also outside its range, and two empty names are one error.
+		{"decode:\n  tag_threshold: .nan\n", "config: decode.tag_threshold: NaN is not a finite number $FILE"},
+		{"server:\n  models: [\"\", \"\"]\n", "config: server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm] $FILE"},
 	} {
 		file := writeYAML(t, tc.yaml)
 		_, err := load(t, file)
@@ -139,6 +142,19 @@ config: server.max_queue_delay: "soon" is not a duration such as 500ms, 30s or 2
 config: decode.guide_threshold: "abc" is not a number (set by the environment variable CAPTIONER_DECODE_GUIDE_THRESHOLD)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
+// A file whose top level is not a mapping is told so, not in the YAML
+// decoder's terms ("cannot unmarshal !!seq into map[string]interface {}").
+func TestFileTopLevelMustBeAMapping(t *testing.T) {
+	for yaml, kind := range map[string]string{"- decode\n- server\n": "list", "beam\n": "single value"} {
+		file := writeYAML(t, yaml)
+		_, err := load(t, file)
+		want := "config: " + file + ": its top level is a " + kind + ", not a mapping of sections; write it as configs/default.yaml does (decode:, server:, ... each with its keys under it)"
+		if err == nil || err.Error() != want {
+			t.Errorf("%q: got %v, want %q", yaml, err, want)
+		}
 	}
 }
 

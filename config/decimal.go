@@ -2,12 +2,8 @@ package config
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Whole numbers are read in decimal alone, from flags, the environment and
@@ -39,42 +35,4 @@ func ParseDecimal(s string, bitSize int) (int64, error) {
 		return 0, errors.New(DecimalHint)
 	}
 	return strconv.ParseInt(s, 10, bitSize)
-}
-
-// fileIntegers refuses the whole numbers of the YAML file that are not
-// written in plain decimal, naming each with its key and line: by the time
-// viper hands the values over, 010 is already 8.
-func fileIntegers(file string) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("config: reading %s: %w", file, err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil // viper has read it already, and reports its own errors
-	}
-	var errs []error
-	var walk func(n *yaml.Node, key string)
-	walk = func(n *yaml.Node, key string) {
-		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
-			for _, c := range n.Content {
-				walk(c, key)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k := n.Content[i].Value
-				if key != "" {
-					k = key + "." + k
-				}
-				walk(n.Content[i+1], k)
-			}
-		case yaml.ScalarNode:
-			if n.ShortTag() == "!!int" && !IsDecimal(n.Value) {
-				errs = append(errs, fmt.Errorf("config: %s: %s is not a whole number in decimal (line %d of %s): %s", key, n.Value, n.Line, file, DecimalHint))
-			}
-		}
-	}
-	walk(&doc, "")
-	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,10 +163,8 @@ func (c Server) validate() []error {
 		errs = append(errs, fmt.Errorf("server.live_max_viewers: %d is not below server.max_connections %d, so live streams could hold every connection; lower it or raise server.max_connections", c.LiveMaxViewers, c.MaxConnections))
 	}
 	errs = append(errs, c.validateLive()...)
-	for _, m := range c.Models {
-		if m == "" {
-			errs = append(errs, fmt.Errorf("server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm]"))
-		}
+	if slices.Contains(c.Models, "") { // one error for every empty name: "," holds two
+		errs = append(errs, fmt.Errorf("server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm]"))
 	}
 	for _, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -101,7 +102,8 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 			im, err := p.Preprocessor().File(path)
 			if err != nil {
 				failed = append(failed, err) // it names the file
-				chunkRecords[i] = imageErrorRecord{Image: path, Error: err.Error()}
+				// The record names the file already: its error need not.
+				chunkRecords[i] = imageErrorRecord{Image: path, Error: strings.TrimPrefix(err.Error(), path+": ")}
 				continue
 			}
 			read = append(read, i)
