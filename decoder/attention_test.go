@@ -412,3 +412,35 @@ func TestLoadRefusesNonFiniteWeights(t *testing.T) {
 		t.Errorf("Load of a model with an infinite weight: %v, want %q...", err, want)
 	}
 }
+
+// A config.json whose sizes are damaged is refused before anything of their
+// size is allocated: a hidden of 1e8 panicked making the parameters, and a
+// vocab of 1e8 exhausted memory, taking a reloading server down.
+func TestLoadRefusesDamagedSizes(t *testing.T) {
+	m, _, _ := peakedModel(t, tinyAttentionConfig())
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Hidden = 100_000_000 }, "decoder: hidden is 100000000, more than the 1048576 any size may be; is config.json damaged?"},
+		{func(c *Config) { c.Vocab = 100_000_000 }, "decoder: vocab is 100000000, more than the 1048576 any size may be; is config.json damaged?"},
+		{func(c *Config) { c.Vocab, c.Embed = 1<<20, 1<<10 }, "decoder: these sizes make "},
+		{func(c *Config) { c.Arch = "" }, `decoder: config.json has no arch, so it reads as a merge model, but it has an attention model's regions and att: add "arch": "attention"`},
+		// Within the bounds, but not the file's: refused by the tensors' shapes.
+		{func(c *Config) { c.Embed *= 1000 }, "decoder: safetensors: tensor embed.weight has shape [9 5], want [9 5000]; the weights do not match config.json"},
+	} {
+		dir := t.TempDir()
+		if err := m.Save(dir); err != nil {
+			t.Fatal(err)
+		}
+		c := m.Cfg
+		tc.edit(&c)
+		if err := c.WriteConfig(filepath.Join(dir, ConfigFile)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(m.Device(), dir)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Load: %v, want %q...", err, tc.want)
+		}
+	}
+}

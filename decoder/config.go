@@ -114,11 +114,26 @@ func (c Config) InputDim() int {
 	return c.FeatDim
 }
 
+// maxSize bounds every size of a decoder (vocab included) and maxParams its
+// parameters: far beyond any trained here (the shipped models have 3-4
+// million), and low enough that a damaged config.json is an error, not an
+// allocation that exhausts memory (a reload that took the server down).
+const (
+	maxSize   = 1 << 20
+	maxParams = 1 << 28
+)
+
 // Validate says which field is out of range and what to set instead. An empty
 // Arch or Cleaning is merge or seed, as in a config.json that predates them.
 func (c Config) Validate() error {
+	noArch := c.Arch == ""
 	c = c.WithDefaults()
 	var errs []error
+	if noArch && c.Arch == ArchMerge && (c.Regions != 0 || c.Att != 0) {
+		// Read as merge, as a config.json from before attention: its
+		// errors would be merge's ("mid is 0") and not say why.
+		return fmt.Errorf(`decoder: config.json has no arch, so it reads as a merge model, but it has an attention model's regions and att: add "arch": "attention"`)
+	}
 	type size struct {
 		name string
 		v    int
@@ -138,9 +153,19 @@ func (c Config) Validate() error {
 	if _, err := text.ParseCleaning(string(c.Cleaning)); err != nil {
 		errs = append(errs, fmt.Errorf("decoder: %w", err))
 	}
-	for _, f := range sizes {
-		if f.v <= 0 {
+	for _, f := range append(sizes, size{"vocab", c.Vocab}) {
+		switch {
+		case f.v <= 0 && f.name != "vocab": // vocab's own check says more
 			errs = append(errs, fmt.Errorf("decoder: %s is %d; it must be positive", f.name, f.v))
+		case f.v > maxSize:
+			errs = append(errs, fmt.Errorf("decoder: %s is %d, more than the %d any size may be; is config.json damaged?", f.name, f.v, maxSize))
+		}
+	}
+	if len(errs) == 0 {
+		// Sizes within maxSize keep every product in an int; the parameters
+		// are counted before anything of that size is allocated.
+		if n := c.NumParams(); n > maxParams {
+			errs = append(errs, fmt.Errorf("decoder: these sizes make %d parameters, more than the %d (%d MiB in float32) a decoder may have; is config.json damaged?", n, maxParams, maxParams*4>>20))
 		}
 	}
 	switch full := min(4*c.Hidden, c.FeatDim); {

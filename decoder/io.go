@@ -48,11 +48,21 @@ func (c Config) halfTensors(flat []float32) ([]safetensors.Tensor, error) {
 // FlatFrom reads every parameter tensor under prefix from f, checking shapes
 // against the config, into one flat host slice (NumParams).
 func (c Config) FlatFrom(f *safetensors.File, prefix string) ([]float32, error) {
+	mismatch := func(err error) error {
+		return fmt.Errorf("decoder: %w; the weights do not match config.json (was it trained with other sizes?)", err)
+	}
+	// Every shape is checked before the parameters are allocated: the file,
+	// not config.json alone, vouches for their number.
+	for _, t := range c.Tensors() {
+		if ft, ok := f.Tensor(prefix + t.Name); ok && !slices.Equal(ft.Shape, t.Shape) {
+			return nil, mismatch(fmt.Errorf("safetensors: tensor %s has shape %v, want %v", prefix+t.Name, ft.Shape, t.Shape))
+		}
+	}
 	flat := make([]float32, c.NumParams())
 	for _, t := range c.Tensors() {
 		v, err := f.Float32(prefix+t.Name, t.Shape...)
 		if err != nil {
-			return nil, fmt.Errorf("decoder: %w; the weights do not match config.json (was it trained with other sizes?)", err)
+			return nil, mismatch(err)
 		}
 		copy(flat[t.Off:], v)
 	}
@@ -80,11 +90,10 @@ func ReadConfig(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("decoder: %s: %w", path, err)
 	}
-	c = c.WithDefaults()
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(); err != nil { // before the defaults, which would hide a missing arch
 		return c, fmt.Errorf("%w (in %s)", err, path)
 	}
-	return c, nil
+	return c.WithDefaults(), nil
 }
 
 // Save writes the weights (WeightsFile) and the config (ConfigFile) into dir.

@@ -56,16 +56,22 @@ func TestMetricsAfterCaptions(t *testing.T) {
 // sequenceLoader hands out the given models in order; an error entry fails that load.
 type sequenceLoader struct {
 	mu    sync.Mutex
-	items []any // Model or error
+	items []any // Model, error, or panicking
 }
+
+// panicking is a loader's item that panics with its text.
+type panicking string
 
 func (l *sequenceLoader) load(context.Context) (Model, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	next := l.items[0]
 	l.items = l.items[1:]
-	if err, ok := next.(error); ok {
-		return nil, err
+	switch v := next.(type) {
+	case error:
+		return nil, v
+	case panicking:
+		panic(string(v))
 	}
 	return next.(Model), nil
 }
@@ -76,7 +82,7 @@ func TestReloadSwapsOrKeepsTheOldModel(t *testing.T) {
 		m.entered = nil
 	}
 	v3.encodeErr = errors.New("weights are NaN")
-	l := &sequenceLoader{items: []any{v1, v2, errors.New("model folder models/x: no such file"), v3}}
+	l := &sequenceLoader{items: []any{v1, v2, errors.New("model folder models/x: no such file"), v3, panicking("makeslice: len out of range")}}
 	ts := startServer(t, testConfig(t, nil), l.load)
 	version := func() string {
 		c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(8, 8))))
@@ -107,11 +113,16 @@ func TestReloadSwapsOrKeepsTheOldModel(t *testing.T) {
 		t.Errorf("the model that failed its warm-up was not closed")
 	}
 	v3.mu.Unlock()
+	// A load that panics (SIGHUP's reload runs in a goroutine of its own,
+	// with nothing above it to recover) fails as the others do.
+	if _, err := ts.Reload(context.Background()); err == nil || err.Error() != "reload failed, still serving two version v-two: loading the models failed unexpectedly (makeslice: len out of range); the log holds the details" {
+		t.Errorf("a reload whose load panics: %v", err)
+	}
 	if v := version(); v != "v-two" {
 		t.Errorf("after failed reloads captions come from %q, want v-two", v)
 	}
 	m := string(do(t, "GET", ts.url+"/metrics", "", nil).body)
-	for _, want := range []string{`captioner_model_reloads_total{result="ok"} 1`, `captioner_model_reloads_total{result="failed"} 2`,
+	for _, want := range []string{`captioner_model_reloads_total{result="ok"} 1`, `captioner_model_reloads_total{result="failed"} 3`,
 		`captioner_model_info{device="test",model="two",version="v-two"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)

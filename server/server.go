@@ -163,8 +163,20 @@ func also(infos []Info) string {
 // batch size, decoding with each model it holds, so the first requests do not
 // pay for allocation and page faults, and a model that cannot run is refused
 // before it serves.
-func (s *Server) loadWarm(ctx context.Context) (Model, error) {
-	m, err := s.load(ctx)
+func (s *Server) loadWarm(ctx context.Context) (m Model, err error) {
+	// A panic while loading (a model folder no check foresaw) fails this load
+	// alone: a reload keeps the old models serving, where it would have ended
+	// the process from SIGHUP's goroutine.
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("loading the models panicked", "panic", p, "stack", string(debug.Stack()))
+			if m != nil { // it panicked warming up
+				m.Close()
+			}
+			m, err = nil, fmt.Errorf("loading the models failed unexpectedly (%v); the log holds the details", p)
+		}
+	}()
+	m, err = s.load(ctx)
 	if err != nil {
 		return nil, err
 	}
