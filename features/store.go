@@ -16,10 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/internal/atomicfile"
+	"github.com/captioner/captioner/internal/dirlock"
 	"github.com/captioner/captioner/internal/f16"
 )
 
@@ -162,24 +162,17 @@ func damagedManifest(dir string, err error) error {
 	return fmt.Errorf("features: %s is damaged (%w): delete the folder %s and run captioner extract again", filepath.Join(dir, manifestFile), err, dir)
 }
 
-// lockFile is the file a writer of a store holds an exclusive flock on.
-const lockFile = "lock"
-
-// lockDir takes the write lock of the store in dir, which no other process
-// can take while this one holds it: two writers appending to one store
+// lockDir takes the write lock of the store in dir (dirlock), which no other
+// process can take while this one holds it: two writers appending to one store
 // would write over each other's records (and one photo's name could end up
 // on another's features). Close releases it; so does the process's end.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := dirlock.Lock(dir)
+	if errors.Is(err, dirlock.ErrHeld) {
+		return nil, fmt.Errorf("features: %s is being written by another process (another captioner extract, or train --finetune-blocks caching activations); wait for it to end, or write elsewhere with --out", dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("features: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("features: %s is being written by another process (another captioner extract, or train --finetune-blocks caching activations); wait for it to end, or write elsewhere with --out", dir)
-		}
-		return nil, fmt.Errorf("features: locking %s: %w", dir, err)
 	}
 	return f, nil
 }

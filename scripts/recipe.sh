@@ -16,12 +16,13 @@ runs=${1:-runs}
 cap=${CAPTIONER:-bin/captioner}
 feats=$runs/features
 
-# train OUT FLAGS...: train into OUT, resuming when OUT holds a checkpoint.
+# train OUT FLAGS...: train into OUT, resuming its run when OUT exists (a run
+# stopped before its first checkpoint starts afresh: a new run needs OUT empty).
 train() {
 	local out=$1
 	shift
 	local resume=()
-	[[ -f $out/checkpoint.safetensors ]] && resume=(--resume)
+	[[ -d $out ]] && resume=(--resume)
 	"$cap" train --out "$out" --features "$feats" "${resume[@]}" "$@"
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/dirlock"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/progress"
 )
@@ -21,6 +23,11 @@ import (
 // Run trains on trn, evaluates on dev after every epoch, and writes the
 // checkpoint, the curves and the selected model under o.Out.
 func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Result, error) {
+	lock, err := claimOut(o)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	r, err := newRun(dev, o, trn, dv)
 	if err != nil {
 		return nil, err
@@ -236,6 +243,51 @@ func (r *run) close() {
 	if r.m != nil {
 		r.m.Close()
 	}
+}
+
+// claimOut makes o.Out and takes its lock (dirlock) for the run: two runs
+// writing one folder overwrote each other's checkpoint and model, and one
+// result was lost without a word. A new run (no --resume, no checkpoint; a
+// checkpoint without --resume is resume's to refuse) needs the folder empty,
+// so that a run folder whose checkpoint was deleted, or a model folder, is not
+// overwritten. The temporaries of files a killed run was writing
+// (atomicfile's, 18 MB for a checkpoint) are removed.
+func claimOut(o Options) (*os.File, error) {
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	lock, err := dirlock.Lock(o.Out)
+	if errors.Is(err, dirlock.ErrHeld) {
+		return nil, fmt.Errorf("train: %s is in use by another training run; wait for it to end, or choose another --out", o.Out)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); !o.Resume && errors.Is(err, fs.ErrNotExist) {
+		entries, err := os.ReadDir(o.Out)
+		if err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("train: %w", err)
+		}
+		var names []string
+		for _, e := range entries {
+			if e.Name() != dirlock.File {
+				names = append(names, e.Name())
+			}
+		}
+		if len(names) > 0 {
+			lock.Close()
+			return nil, fmt.Errorf("train: %s holds %s but no checkpoint, and a new run would overwrite what is there; choose an empty or new --out (a run stopped before its first checkpoint starts afresh with --resume)",
+				o.Out, strings.Join(names[:min(len(names), 5)], ", "))
+		}
+	}
+	for _, dir := range []string{o.Out, ModelDir(o.Out), LastDir(o.Out)} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp[0-9]*"))
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
+	return lock, nil
 }
 
 // resume continues the checkpoint in o.Out when o.Resume is set: the host state,

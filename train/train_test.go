@@ -21,6 +21,7 @@ import (
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/internal/dirlock"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/safetensors"
 	"github.com/captioner/captioner/text"
@@ -432,8 +433,9 @@ func TestResumeKeepsTheRunsSettings(t *testing.T) {
 
 // TestFrozenRunRemovesStaleTunedEncoder: a fresh run without fine-tuning
 // into a folder whose model has an earlier run's tuned encoder layers (its
-// checkpoint deleted to start over) removes them, or its decoder would
-// caption through layers it was not trained on.
+// checkpoint deleted to start over, which takes --resume: see
+// TestNewRunNeedsAnEmptyOut) removes them, or its decoder would caption
+// through layers it was not trained on.
 func TestFrozenRunRemovesStaleTunedEncoder(t *testing.T) {
 	dev, o, trn, dv := finishedRun(t, 24)
 	stale := filepath.Join(ModelDir(o.Out), encoder.TunedFile)
@@ -443,11 +445,51 @@ func TestFrozenRunRemovesStaleTunedEncoder(t *testing.T) {
 	if err := os.Remove(filepath.Join(o.Out, CheckpointFile)); err != nil {
 		t.Fatal(err)
 	}
+	o.Resume = true
 	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s is still there after a frozen run (%v)", stale, err)
+	}
+}
+
+// TestNewRunNeedsAnEmptyOut: a new run (no --resume) refuses a folder that
+// holds files but no checkpoint (a run whose checkpoint was deleted, a model
+// folder), and a folder another run is writing; the temporaries of a run
+// killed while writing its checkpoint are removed.
+func TestNewRunNeedsAnEmptyOut(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	if err := os.Remove(filepath.Join(o.Out, CheckpointFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), dev, o, trn, dv)
+	want := "train: " + o.Out + " holds curves.csv, curves.png, curves.svg, last, model but no checkpoint, and a new run would overwrite what is there; choose an empty or new --out (a run stopped before its first checkpoint starts afresh with --resume)"
+	if err == nil || err.Error() != want {
+		t.Errorf("a new run into a used folder: %v, want %q", err, want)
+	}
+
+	o.Out = t.TempDir()
+	held, err := dirlock.Lock(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), dev, o, trn, dv)
+	if want := "train: " + o.Out + " is in use by another training run; wait for it to end, or choose another --out"; err == nil || err.Error() != want {
+		t.Errorf("a run into a folder another holds: %v, want %q", err, want)
+	}
+	held.Close()
+
+	stale := filepath.Join(o.Out, CheckpointFile+".tmp123456")
+	if err := os.WriteFile(stale, []byte("half a checkpoint"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.Resume = true // the folder holds no checkpoint: a new run
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is still there after the run (%v)", stale, err)
 	}
 }
 
