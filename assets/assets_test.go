@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,7 +177,7 @@ func TestStalledDownloadFails(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	withKnown(t, []File{{"models/w.tflite", srv.URL + "/w", sum([]byte("w"))}})
 	var log strings.Builder
-	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: newHTTPGet(50 * time.Millisecond), Log: &log}
+	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: newHTTPGet(50*time.Millisecond, http.ProxyFromEnvironment), Log: &log}
 	_, err := s.Path("models/w.tflite")
 	dst := filepath.Join(s.Dir, "models", "w.tflite")
 	want := "assets: downloading " + srv.URL + "/w: the connection stalled: no data for 50ms (check the network, pass --assets with a folder that has the file, or download it by hand into " + dst + ")"
@@ -194,13 +196,42 @@ func TestStalledDownloadFails(t *testing.T) {
 	}
 }
 
+// A proxy that takes the connection and never answers its CONNECT fails
+// within the stalls too: net/http waits a minute for that answer, and setup
+// sat silent all that time.
+func TestSilentProxyFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, never answered
+		}
+	}()
+	proxy := func(*http.Request) (*url.URL, error) { return url.Parse("http://" + ln.Addr().String()) }
+	start := time.Now()
+	_, err = newHTTPGet(50*time.Millisecond, proxy)("https://example.invalid/w.tflite")
+	if want := "the connection stalled: no response within 150ms (through a proxy that does not answer?)"; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("failed after %s, want about 150ms", took)
+	}
+}
+
 // A server that never answers fails the same way, while waiting for headers.
 func TestSilentServerFails(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	}))
 	t.Cleanup(srv.Close)
-	_, err := newHTTPGet(50 * time.Millisecond)(srv.URL)
+	_, err := newHTTPGet(50*time.Millisecond, http.ProxyFromEnvironment)(srv.URL)
 	if err == nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
 		t.Fatalf("got %v, want a response header timeout", err)
 	}

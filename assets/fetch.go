@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -20,13 +21,14 @@ import (
 const StallTimeout = 15 * time.Second
 
 // httpGet is the Store's default Fetch.
-var httpGet = newHTTPGet(StallTimeout)
+var httpGet = newHTTPGet(StallTimeout, http.ProxyFromEnvironment)
 
-// newHTTPGet returns a Fetch that fails when the connection stalls for stall:
-// while connecting, waiting for the headers, or between two reads of the body.
-func newHTTPGet(stall time.Duration) func(url string) (io.ReadCloser, error) {
+// newHTTPGet returns a Fetch through proxy that fails when the connection
+// stalls for stall: while connecting, waiting for the headers, or between two
+// reads of the body.
+func newHTTPGet(stall time.Duration, proxy func(*http.Request) (*url.URL, error)) func(url string) (io.ReadCloser, error) {
 	client := &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxy,
 		DialContext:           (&net.Dialer{Timeout: stall}).DialContext,
 		TLSHandshakeTimeout:   stall,
 		ResponseHeaderTimeout: stall,
@@ -38,7 +40,18 @@ func newHTTPGet(stall time.Duration) func(url string) (io.ReadCloser, error) {
 			cancel()
 			return nil, err
 		}
+		// The transport's timeouts leave out a proxy's answer to CONNECT,
+		// which it waits a minute for: the headers must come within the
+		// three phases' stalls (connecting, TLS, the response).
+		headers := time.AfterFunc(3*stall, cancel)
 		resp, err := client.Do(req)
+		if !headers.Stop() { // the request was cancelled: even a response is cut off
+			if err == nil {
+				resp.Body.Close()
+			}
+			cancel()
+			return nil, fmt.Errorf("%w: no response within %s (through a proxy that does not answer?)", errStalled, 3*stall)
+		}
 		if err != nil {
 			cancel()
 			return nil, err
