@@ -25,8 +25,9 @@ func CachePath(cacheDir, sha string) string {
 }
 
 // formatTag versions CachePath with Format: a new import layout re-imports.
-// f2: the quantization of the TFLite file (Weights.Quant).
-const formatTag = "f2"
+// f2: the quantization of the TFLite file (Weights.Quant); f3: a checksum of
+// the contents, so that a cache damaged on disk is made again.
+const formatTag = "f3"
 
 // Cached returns the weights of the TFLite file at path, importing it into
 // cacheDir on first use and loading the imported file afterwards.

@@ -151,6 +151,25 @@ func TestWeightsSaveLoadAndCache(t *testing.T) {
 	if _, imported, err := Cached(src, dir); err != nil || !imported {
 		t.Fatalf("after damage: imported %v, %v", imported, err)
 	}
+	// So is one whose bytes were changed in the middle, which still parses:
+	// the checksum it was saved with no longer matches.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(b) / 2; i < len(b)/2+4000; i++ {
+		b[i] ^= 0x5a
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadWeights(path); err == nil || err.Error() != "encoder: "+path+" is damaged: its contents do not match the checksum it was saved with; delete it (a cached import is made again from the TFLite file)" {
+		t.Errorf("LoadWeights of a file changed in the middle: %v", err)
+	}
+	w3, imported, err := Cached(src, dir)
+	if err != nil || !imported || !slices.Equal(w3.Tensors["head.bias"], w.Tensors["head.bias"]) {
+		t.Fatalf("after a change in the middle: imported %v, %v", imported, err)
+	}
 	// A file with a tensor of the wrong shape fails naming the tensor.
 	w.Tensors["head.bias"] = w.Tensors["head.bias"][:10]
 	bad := filepath.Join(dir, "bad.safetensors")

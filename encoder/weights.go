@@ -171,15 +171,20 @@ func (w *Weights) Save(path string) error {
 		}
 		meta["quant"] = string(q)
 	}
-	return safetensors.WriteFile(path, ts, meta)
+	return safetensors.WriteFile(path, ts, safetensors.WithChecksum(ts, meta))
 }
 
-// LoadWeights reads a weights file written by Save, checking every tensor's shape
-// against the saved architecture.
+// LoadWeights reads a weights file written by Save, checking its checksum and
+// every tensor's shape against the saved architecture. A file without a
+// checksum (from before it was recorded) is read unchecked.
 func LoadWeights(path string) (*Weights, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if recorded, ok := f.Metadata[safetensors.ChecksumKey]; ok && safetensors.Checksum(f.Tensors, f.Metadata) != recorded {
+		// A cache file damaged on disk gave captions of nonsense without a word.
+		return nil, fmt.Errorf("encoder: %s is damaged: its contents do not match the checksum it was saved with; delete it (a cached import is made again from the TFLite file)", path)
 	}
 	if got := f.Metadata["format"]; got != Format {
 		return nil, fmt.Errorf("encoder: %s has format %q, want %q; re-import it from the TFLite file (captioner import)", path, got, Format)

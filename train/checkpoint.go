@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
-	"slices"
 
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/safetensors"
@@ -44,28 +42,6 @@ type state struct {
 	Stopped    bool         `json:"stopped"`    // early stopping triggered
 	History    []EpochStats `json:"history"`
 	TrainedFor float64      `json:"trained_seconds"` // wall time over all runs
-}
-
-// checksumKey is the metadata entry that holds the SHA-256 of everything else in
-// a checkpoint.
-const checksumKey = "sha256"
-
-// checksum hashes everything a checkpoint holds but its checksum: every tensor's
-// name, dtype, shape and data in file order, then every other metadata entry (the
-// training state) in key order. Names, values and lengths are quoted or counted,
-// so no byte can pass from one field into the next unnoticed.
-func checksum(ts []safetensors.Tensor, meta map[string]string) string {
-	h := sha256.New()
-	for _, t := range ts {
-		fmt.Fprintf(h, "%q %s %v %d\n", t.Name, t.DType, t.Shape, len(t.Data))
-		h.Write(t.Data)
-	}
-	for _, k := range slices.Sorted(maps.Keys(meta)) {
-		if k != checksumKey {
-			fmt.Fprintf(h, "%q=%q\n", k, meta[k])
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // tensorChecksum is the checksum of checkpoints written before it covered the
@@ -104,9 +80,7 @@ func saveCheckpoint(path string, st *state, groups map[string][]float32) error {
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{"state": string(js)}
-	meta[checksumKey] = checksum(ts, meta)
-	return safetensors.WriteFile(path, ts, meta)
+	return safetensors.WriteFile(path, ts, safetensors.WithChecksum(ts, map[string]string{"state": string(js)}))
 }
 
 // errNoCheckpoint says there is nothing to resume from.
@@ -120,11 +94,11 @@ func loadCheckpoint(path string) (*state, map[string][]float32, error) {
 	}
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("train: checkpoint %s is unreadable (%w); delete it to start over", path, err)
+		return nil, nil, fmt.Errorf("train: checkpoint %s is unreadable (%w); delete it, then run again with --resume to start over", path, err)
 	}
-	recorded := f.Metadata[checksumKey]
-	if sum := checksum(f.Tensors, f.Metadata); sum != recorded && tensorChecksum(f.Tensors) != recorded {
-		return nil, nil, fmt.Errorf("train: checkpoint %s is corrupt: its data hashes to %.12s…, the file records %.12s…; delete it to start over", path, sum, recorded)
+	recorded := f.Metadata[safetensors.ChecksumKey]
+	if sum := safetensors.Checksum(f.Tensors, f.Metadata); sum != recorded && tensorChecksum(f.Tensors) != recorded {
+		return nil, nil, fmt.Errorf("train: checkpoint %s is corrupt: its data hashes to %.12s…, the file records %.12s…; delete it, then run again with --resume to start over", path, sum, recorded)
 	}
 	var st state
 	if err := json.Unmarshal([]byte(f.Metadata["state"]), &st); err != nil {

@@ -92,7 +92,7 @@ func TestCorruptCheckpointFieldIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recorded := f.Metadata[checksumKey]
+		recorded := f.Metadata[safetensors.ChecksumKey]
 		i := c.at(b)
 		if c.name == "training state" && b[i] != '1' {
 			t.Fatalf("best_bleu4 is not where the test expects it in the file header")
@@ -102,7 +102,7 @@ func TestCorruptCheckpointFieldIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _, err = loadCheckpoint(path)
-		want := regexp.MustCompile(`^train: checkpoint ` + regexp.QuoteMeta(path) + ` is corrupt: its data hashes to [0-9a-f]{12}…, the file records ` + recorded[:12] + `…; delete it to start over$`)
+		want := regexp.MustCompile(`^train: checkpoint ` + regexp.QuoteMeta(path) + ` is corrupt: its data hashes to [0-9a-f]{12}…, the file records ` + recorded[:12] + `…; delete it, then run again with --resume to start over$`)
 		if err == nil || !want.MatchString(err.Error()) {
 			t.Errorf("%s: one byte changed: got %v, want an error matching %s", c.name, err, want)
 		}
@@ -120,7 +120,7 @@ func TestCheckpointBeforeStateChecksumResumes(t *testing.T) {
 		ts = append(ts, st.Config.SafeTensors(p, groups[p])...)
 	}
 	js := `{"config":{"feat_dim":4,"embed":3,"hidden":2,"mid":2,"vocab":6,"dropout":0.25},"seed":7,"epoch":3,"step":42,"best_epoch":2,"best_bleu4":0.1202}`
-	if err := safetensors.WriteFile(path, ts, map[string]string{"state": js, checksumKey: tensorChecksum(ts)}); err != nil {
+	if err := safetensors.WriteFile(path, ts, map[string]string{"state": js, safetensors.ChecksumKey: tensorChecksum(ts)}); err != nil {
 		t.Fatal(err)
 	}
 	got, gotGroups, err := loadCheckpoint(path)

@@ -298,7 +298,7 @@ func TestResumeAfterKill(t *testing.T) {
 	// The weight average (EMA) was restored too, so both runs selected the same model.
 	a, _ := safetensors.ReadFile(filepath.Join(full, "model", decoder.WeightsFile))
 	b, _ := safetensors.ReadFile(filepath.Join(killed, "model", decoder.WeightsFile))
-	if a == nil || b == nil || checksum(a.Tensors, nil) != checksum(b.Tensors, nil) {
+	if a == nil || b == nil || safetensors.Checksum(a.Tensors, nil) != safetensors.Checksum(b.Tensors, nil) {
 		t.Error("the selected models differ between the resumed and the uninterrupted run")
 	}
 }
