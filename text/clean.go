@@ -43,7 +43,8 @@ func ParseCleaning(name string) (Cleaning, error) {
 //	desc = [word for word in desc if word.isalpha()]     # words with digits etc.
 //
 // so "a" and "2" disappear and "3rd" is dropped whole. CleaningStandard keeps
-// every word that is not only punctuation. Clean panics on a cleaning that
+// every word that is not only punctuation, and deletes Unicode punctuation
+// too (unicodeNoise). Clean panics on a cleaning that
 // ParseCleaning would reject (a programmer error).
 func (c Cleaning) Clean(caption string) []string {
 	if c != CleaningSeed && c != CleaningStandard {
@@ -52,7 +53,7 @@ func (c Cleaning) Clean(caption string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(caption, isPySpace) {
 		w := strings.Map(func(r rune) rune {
-			if strings.ContainsRune(punctuation, r) {
+			if strings.ContainsRune(punctuation, r) || c == CleaningStandard && unicodeNoise(r) {
 				return -1
 			}
 			return r
@@ -66,6 +67,16 @@ func (c Cleaning) Clean(caption string) []string {
 		}
 	}
 	return out
+}
+
+// unicodeNoise is what CleaningStandard deletes beyond ASCII punctuation:
+// Unicode punctuation (curly quotes and apostrophes, dashes, «», …), format
+// characters (zero-width spaces, a byte-order mark) and bytes that are not
+// UTF-8. Otherwise "dog’s" would be a word apart from "dog's" (which is
+// "dogs"), and “quoted” a word with its quotes. CleaningSeed keeps them, as
+// the seed notebook's ASCII string.punctuation does.
+func unicodeNoise(r rune) bool {
+	return unicode.IsPunct(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }
 
 // punctuation is Python's string.punctuation.

@@ -65,8 +65,10 @@ func TestCleanStandard(t *testing.T) {
 		{"the 3rd x2 car_park --- ( )", []string{"the", "3rd", "x2", "carpark"}},
 		{"I saw a b c de", []string{"i", "saw", "a", "b", "c", "de"}},
 		{"dog\tand\ncat\x1cbird", []string{"dog", "and", "cat", "bird"}},
-		// Non-ASCII symbols are not punctuation here: the word keeps them.
-		{"Café CRÈME, «élan»", []string{"café", "crème", "«élan»"}},
+		// Unicode punctuation goes too: curly quotes and apostrophes, dashes,
+		// «», zero-width spaces, bytes that are not UTF-8. Symbols stay.
+		{"Café CRÈME, «élan»", []string{"café", "crème", "élan"}},
+		{"The dog’s “ball” — zero\u200bwidth \xff\xfeok 5°", []string{"the", "dogs", "ball", "zerowidth", "ok", "5°"}},
 		{"   .  ,  ", nil},
 	} {
 		if got := CleaningStandard.Clean(tc.in); !reflect.DeepEqual(got, tc.want) {
