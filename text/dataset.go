@@ -261,13 +261,17 @@ func readSplitList(path string, imgs map[string]*Image, inSplit map[string]strin
 	return names, err
 }
 
+// maxLine bounds a line of a dataset's text files.
+const maxLine = 1 << 20
+
 // eachLine calls f for every line of r without its line ending (LF or CRLF)
 // and, on the first line, without a UTF-8 byte order mark. An error from f is
 // returned as "path:line: error".
 func eachLine(r io.Reader, path string, f func(line string, n int) error) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSuffix(sc.Text(), "\r")
 		if n == 1 {
 			line = strings.TrimPrefix(line, "\ufeff")
@@ -276,7 +280,9 @@ func eachLine(r io.Reader, path string, f func(line string, n int) error) error 
 			return fmt.Errorf("%s:%d: %w", path, n, err)
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("%s:%d: the line is longer than %d MiB; a line holds one caption or image name (is this the right file?)", path, n, maxLine>>20)
+	} else if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

@@ -99,6 +99,8 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 		{"empty caption", Flickr8kTokens, "1000_aaaa.jpg#0\t  \n", false,
 			"Flickr8k.token.txt:1: 1000_aaaa.jpg#0 has an empty caption"},
 		{"no captions", Flickr8kTokens, "\n", false, "Flickr8k.token.txt: no captions"},
+		{"long line", Flickr8kTokens, "1000_aaaa.jpg#0\tA dog .\n1000_aaaa.jpg#1\t" + strings.Repeat("dog ", 300_000) + "\n", false,
+			"Flickr8k.token.txt:2: the line is longer than 1 MiB; a line holds one caption or image name (is this the right file?)"},
 		{"missing tokens", Flickr8kTokens, "", true, "Flickr8k.token.txt: no such file or directory (the folder must hold Flickr8k.token.txt"},
 		{"uncaptioned", Flickr8kTrain, "1000_aaaa.jpg\n9999_zzzz.jpg\n", false,
 			"Flickr_8k.trainImages.txt:2: 9999_zzzz.jpg has no captions in Flickr8k.token.txt"},

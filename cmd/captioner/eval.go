@@ -68,8 +68,12 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	capPath, _ := fl.GetString("captions")
 	fromImages, _ := fl.GetBool("from-images")
 	saveScores, _ := fl.GetBool("save-scores")
-	if st, err := os.Stat(capPath); err == nil && st.IsDir() { // found before the evaluation, not after it
+	// Found before the evaluation, not after it.
+	if st, err := os.Stat(capPath); err == nil && st.IsDir() {
 		return fmt.Errorf("--captions %s is a folder: name the file to write the captions to, e.g. %s", capPath, filepath.Join(capPath, "captions.json"))
+	}
+	if st, err := os.Stat(filepath.Dir(capPath)); err != nil || !st.IsDir() {
+		return fmt.Errorf("--captions %s: its folder %s does not exist; create it, or name a file in a folder that does", capPath, filepath.Dir(capPath))
 	}
 	ds, err := loadDataset(cfg, cmd.ErrOrStderr())
 	if err != nil {

@@ -285,8 +285,9 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 	}
 }
 
-// TestEvalCaptionsFolderIsRefusedFirst: a folder named as the captions file
-// is refused before the evaluation, not after it (rename: file exists).
+// TestEvalCaptionsFolderIsRefusedFirst: a folder named as the captions file,
+// or a file in a folder that does not exist, is refused before the
+// evaluation, not after it.
 func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 	resetFlags(t, "eval", "captions")
 	dir := t.TempDir()
@@ -294,5 +295,12 @@ func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 	want := "--captions " + dir + " is a folder: name the file to write the captions to, e.g. " + filepath.Join(dir, "captions.json")
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions DIR: %v, want %q", err, want)
+	}
+	// So is a file in a folder that does not exist.
+	missing := filepath.Join(dir, "nope", "captions.json")
+	_, err = run(t, "eval", "--captions", missing)
+	want = "--captions " + missing + ": its folder " + filepath.Join(dir, "nope") + " does not exist; create it, or name a file in a folder that does"
+	if err == nil || err.Error() != want {
+		t.Errorf("eval --captions in a missing folder: %v, want %q", err, want)
 	}
 }
