@@ -121,8 +121,8 @@ func parseWeights(cmd *cobra.Command, n int) ([]float64, error) {
 func sameVocab(dirs []string) (*text.Vocab, error) {
 	var first *text.Vocab
 	for _, dir := range dirs {
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("model %s: %w", dir, err)
+		if err := isModelFolder(dir); err != nil {
+			return nil, err
 		}
 		v, err := text.LoadVocab(filepath.Join(dir, pipeline.VocabFile))
 		if err != nil {
@@ -169,6 +169,19 @@ func freshOut(out, what string) error {
 	}
 	if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
 		return fmt.Errorf("--out %s is not empty: write the %s model into a new folder (an input's files, or another model's, would be overwritten or left beside it)", out, what)
+	}
+	return nil
+}
+
+// isModelFolder says what is wrong with dir as a model folder argument when it
+// does not exist or is a file: "open DIR/vocab.json: not a directory" did not.
+func isModelFolder(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("model %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("model %s is a file, not a model folder: name the folder that holds %s, %s and %s", dir, decoder.ConfigFile, decoder.WeightsFile, pipeline.VocabFile)
 	}
 	return nil
 }

@@ -100,6 +100,7 @@ func TestAverageRefusesBadInput(t *testing.T) {
 		{[]string{"--out", tuned, "--weights", "", a, b}, "--out " + tuned + " is not empty: write the averaged model into a new folder (an input's files, or another model's, would be overwritten or left beside it)"},
 		{[]string{"--out", a, "--weights", "", a, b}, "--out " + a + " is not empty: write the averaged model into a new folder (an input's files, or another model's, would be overwritten or left beside it)"},
 		{[]string{"--out", filepath.Join(a, "config.json"), "--weights", "", a, b}, "--out " + filepath.Join(a, "config.json") + " is a file: name a new folder to write the averaged model into"},
+		{[]string{"--out", out, "--weights", "", a, filepath.Join(b, "config.json")}, "model " + filepath.Join(b, "config.json") + " is a file, not a model folder: name the folder that holds config.json, decoder.safetensors and vocab.json"},
 		{[]string{"--out", out, "--weights", "", a, other}, fmt.Sprintf(`model %s has another vocabulary than %s (id 5: "cat" against "dog"): average models fine-tuned from one model, which keep its vocabulary`, other, a)},
 	} {
 		_, err := run(t, append([]string{"average", "--device", "cpu", "--half=false"}, c.args...)...)

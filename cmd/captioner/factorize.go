@@ -49,6 +49,9 @@ func runFactorize(cmd *cobra.Command, args []string) error {
 	if err := freshOut(out, "factorized"); err != nil {
 		return err
 	}
+	if err := isModelFolder(dir); err != nil {
+		return err
+	}
 	// The vocabulary, and fine-tuned encoder layers when the model has them,
 	// go with the decoder unchanged: read before anything is written.
 	carry := map[string][]byte{}
