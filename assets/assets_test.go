@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +224,28 @@ func TestSilentProxyFails(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("failed after %s, want about 150ms", took)
+	}
+}
+
+// The wait for headers is counted afresh at each redirect: six hops that each
+// answer within the stall may take longer than three stalls in all.
+func TestRedirectsEachGetTheirWait(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(120 * time.Millisecond) // under the 200 ms stall
+		if hop, _ := strconv.Atoi(r.URL.Query().Get("hop")); hop < 6 {
+			http.Redirect(w, r, fmt.Sprintf("/w?hop=%d", hop+1), http.StatusFound)
+			return
+		}
+		w.Write([]byte("weights"))
+	}))
+	t.Cleanup(srv.Close)
+	body, err := newHTTPGet(200*time.Millisecond, http.ProxyFromEnvironment)(srv.URL + "/w?hop=0")
+	if err != nil {
+		t.Fatalf("six redirects of 120 ms each (840 ms, over three 200 ms stalls): %v", err)
+	}
+	defer body.Close()
+	if b, _ := io.ReadAll(body); string(b) != "weights" {
+		t.Errorf("body %q", b)
 	}
 }
 

@@ -27,12 +27,12 @@ var httpGet = newHTTPGet(StallTimeout, http.ProxyFromEnvironment)
 // stalls for stall: while connecting, waiting for the headers, or between two
 // reads of the body.
 func newHTTPGet(stall time.Duration, proxy func(*http.Request) (*url.URL, error)) func(url string) (io.ReadCloser, error) {
-	client := &http.Client{Transport: &http.Transport{
+	transport := &http.Transport{
 		Proxy:                 proxy,
 		DialContext:           (&net.Dialer{Timeout: stall}).DialContext,
 		TLSHandshakeTimeout:   stall,
 		ResponseHeaderTimeout: stall,
-	}}
+	}
 	return func(url string) (io.ReadCloser, error) {
 		ctx, cancel := context.WithCancel(context.Background())
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -41,9 +41,17 @@ func newHTTPGet(stall time.Duration, proxy func(*http.Request) (*url.URL, error)
 			return nil, err
 		}
 		// The transport's timeouts leave out a proxy's answer to CONNECT,
-		// which it waits a minute for: the headers must come within the
-		// three phases' stalls (connecting, TLS, the response).
+		// which it waits a minute for: each hop's headers must come within the
+		// three phases' stalls (connecting, TLS, the response), counted
+		// afresh at a redirect (the dataset's GitHub release has one).
 		headers := time.AfterFunc(3*stall, cancel)
+		client := &http.Client{Transport: transport, CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+			if len(via) >= 10 { // net/http's own limit
+				return errors.New("stopped after 10 redirects")
+			}
+			headers.Reset(3 * stall)
+			return nil
+		}}
 		resp, err := client.Do(req)
 		if !headers.Stop() { // the request was cancelled: even a response is cut off
 			if err == nil {

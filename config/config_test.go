@@ -148,6 +148,12 @@ config: decode.guide_threshold: "abc" is not a number (set by the environment va
 // A file whose top level is not a mapping is told so, not in the YAML
 // decoder's terms ("cannot unmarshal !!seq into map[string]interface {}").
 func TestFileTopLevelMustBeAMapping(t *testing.T) {
+	// A file of nothing but "---" or comments, or ~, is the defaults.
+	for _, yaml := range []string{"---\n# decode:\n#   beam: 5\n", "~\n", ""} {
+		if _, err := load(t, writeYAML(t, yaml)); err != nil {
+			t.Errorf("%q: %v, want the defaults", yaml, err)
+		}
+	}
 	for yaml, kind := range map[string]string{"- decode\n- server\n": "list", "beam\n": "single value"} {
 		file := writeYAML(t, yaml)
 		_, err := load(t, file)
@@ -163,8 +169,8 @@ func TestFileTopLevelMustBeAMapping(t *testing.T) {
 func TestWholeNumbersAreDecimal(t *testing.T) {
 	file := writeYAML(t, "server:\n  max_images: 010\ndecode:\n  beam: 0x3\n  max_len: 20\n")
 	_, err := load(t, file)
-	want := "config: server.max_images: 010 is not a whole number in decimal (line 2 of " + file + "): " + DecimalHint +
-		"\nconfig: decode.beam: 0x3 is not a whole number in decimal (line 4 of " + file + "): " + DecimalHint
+	want := "config: server.max_images: 010 is not a whole number in decimal (line 2 of " + file + "): " + DecimalHint + "; a name (a folder, say) goes in quotes" +
+		"\nconfig: decode.beam: 0x3 is not a whole number in decimal (line 4 of " + file + "): " + DecimalHint + "; a name (a folder, say) goes in quotes"
 	if err == nil || err.Error() != want {
 		t.Errorf("file: got %v, want %q", err, want)
 	}

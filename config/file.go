@@ -23,7 +23,7 @@ func checkFile(file string) error {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil
 	}
-	if len(doc.Content) == 1 && doc.Content[0].Kind != yaml.MappingNode {
+	if len(doc.Content) == 1 && doc.Content[0].Kind != yaml.MappingNode && doc.Content[0].ShortTag() != "!!null" { // "---" alone, or ~: the defaults
 		return fmt.Errorf("config: %s: its top level is a %s, not a mapping of sections; write it as configs/default.yaml does (decode:, server:, ... each with its keys under it)",
 			file, map[yaml.Kind]string{yaml.SequenceNode: "list", yaml.ScalarNode: "single value", yaml.AliasNode: "alias"}[doc.Content[0].Kind])
 	}
@@ -45,7 +45,7 @@ func checkFile(file string) error {
 			}
 		case yaml.ScalarNode:
 			if n.ShortTag() == "!!int" && !IsDecimal(n.Value) {
-				errs = append(errs, fmt.Errorf("config: %s: %s is not a whole number in decimal (line %d of %s): %s", key, n.Value, n.Line, file, DecimalHint))
+				errs = append(errs, fmt.Errorf("config: %s: %s is not a whole number in decimal (line %d of %s): %s; a name (a folder, say) goes in quotes", key, n.Value, n.Line, file, DecimalHint))
 			}
 		}
 	}

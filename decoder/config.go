@@ -158,14 +158,14 @@ func (c Config) Validate() error {
 		case f.v <= 0 && f.name != "vocab": // vocab's own check says more
 			errs = append(errs, fmt.Errorf("decoder: %s is %d; it must be positive", f.name, f.v))
 		case f.v > maxSize:
-			errs = append(errs, fmt.Errorf("decoder: %s is %d, more than the %d any size may be; is config.json damaged?", f.name, f.v, maxSize))
+			errs = append(errs, fmt.Errorf("decoder: %s is %d, more than the %d any size may be", f.name, f.v, maxSize))
 		}
 	}
 	if len(errs) == 0 {
 		// Sizes within maxSize keep every product in an int; the parameters
 		// are counted before anything of that size is allocated.
 		if n := c.NumParams(); n > maxParams {
-			errs = append(errs, fmt.Errorf("decoder: these sizes make %d parameters, more than the %d (%d MiB in float32) a decoder may have; is config.json damaged?", n, maxParams, maxParams*4>>20))
+			errs = append(errs, fmt.Errorf("decoder: these sizes make %d parameters, more than the %d (%d MiB in float32) a decoder may have", n, maxParams, maxParams*4>>20))
 		}
 	}
 	switch full := min(4*c.Hidden, c.FeatDim); {

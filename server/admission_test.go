@@ -80,7 +80,7 @@ func TestSlowUploadHoldsNoQueuePlace(t *testing.T) {
 		c.Server.QueueSize = 1
 		c.Server.MinUploadRate = 1024
 	})
-	slow := startSlowUpload(t, ts.url, 100_000)
+	slow := startSlowUpload(t, ts.url, 50_000) // within a minute (read_timeout) at the minimum rate
 	slow.conn.Write(photoPNG(4, 3)[:10])
 	for range 3 {
 		if r := do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(4, 3))); r.status != 200 {
@@ -90,30 +90,53 @@ func TestSlowUploadHoldsNoQueuePlace(t *testing.T) {
 	slow.answer().wantError(t, 408, "the request body arrived slower than the minimum of 1024 bytes/s (server.min_upload_rate): 10 bytes in ")
 }
 
-// A sender above the minimum rate cannot stretch reading past read_timeout.
+// A sender above the minimum rate cannot stretch reading past read_timeout;
+// a body of declared length is cut sooner, once it falls behind the pace that
+// brings all of it within read_timeout (it holds all of it in the budget).
 func TestTrickleAboveMinimumRateEndsAtReadTimeout(t *testing.T) {
 	ts := stepServer(t, func(c *config.Config) {
 		c.Server.MinUploadRate = 64
 		c.Server.ReadTimeout = 2 * time.Second
 	})
-	slow := startSlowUpload(t, ts.url, 100_000)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() { // 40 bytes every 100 ms: 400 bytes/s, well above the minimum
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if _, err := slow.conn.Write(make([]byte, 40)); err != nil {
+	trickle := func(slow *slowUpload, chunked bool) func() {
+		stop := make(chan struct{})
+		go func() { // 40 bytes every 100 ms: 400 bytes/s, well above the minimum
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
 					return
+				case <-tick.C:
+					b := make([]byte, 40)
+					if chunked {
+						b = append(append([]byte("28\r\n"), b...), "\r\n"...)
+					}
+					if _, err := slow.conn.Write(b); err != nil {
+						return
+					}
 				}
 			}
-		}
-	}()
-	slow.answer().wantError(t, 408, "the request body did not arrive within 2s (server.read_timeout)")
+		}()
+		return func() { close(stop) }
+	}
+	// Chunked: no length is held, nothing to keep pace with.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n")
+	chunked := &slowUpload{t: t, conn: conn, rd: bufio.NewReader(conn)}
+	stop := trickle(chunked, true)
+	chunked.answer().wantError(t, 408, "the request body did not arrive within 2s (server.read_timeout)")
+	stop()
+
+	declared := startSlowUpload(t, ts.url, 100_000)
+	stop = trickle(declared, false)
+	defer stop()
+	declared.answer().wantError(t, 408, "the request body arrived slower than 50000 bytes/s, the pace at which its declared 100000 bytes arrive within 2s (server.read_timeout)")
+	waitFor(t, "the bodies' bytes to leave the budget", func() bool { return ts.uploads.used.Load() == 0 })
 }
 
 // A sender that sends fast and then stops is cut off after
@@ -255,6 +278,11 @@ func TestRefusedBeforeTheBodyIsSent(t *testing.T) {
 		}
 		conn.Close()
 	}
+	// A client that sends its body without waiting (no Expect) gets the answer
+	// after it, on a connection net/http keeps: closing under it as it sends
+	// lost it the answer (connection reset by peer).
+	r := do(t, "POST", ts.url+"/v1/captions?beam=99", "image/jpeg", bytes.NewReader(make([]byte, 4<<20)))
+	r.wantError(t, 400, "beam=99 is outside 1..8")
 }
 
 // clients is how many client addresses hold upload bytes.

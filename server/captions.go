@@ -74,7 +74,7 @@ func (s *Server) postCaptions(c *gin.Context) {
 	t0 := time.Now()
 	// The body is read before a queue place is taken (see upload.go): the queue
 	// holds images ready to be decoded, never a client still sending.
-	req, err := s.parseRequest(c, b.Model())
+	req, err := s.parseRequest(c, b.Model)
 	if req != nil {
 		defer req.body.release()
 	}
@@ -294,8 +294,9 @@ func pickModel(m Model, o *Options) error {
 }
 
 // parseRequest reads the images and options of a request, multipart or raw,
-// and checks the options against m's models (pickModel).
-func (s *Server) parseRequest(c *gin.Context, m Model) (*request, error) {
+// and checks the options against the models served once the body is read
+// (pickModel; models returns them).
+func (s *Server) parseRequest(c *gin.Context, models func() Model) (*request, error) {
 	r := c.Request
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		// Refused before a byte of it is read: a client that asked to continue
@@ -328,7 +329,7 @@ func (s *Server) parseRequest(c *gin.Context, m Model) (*request, error) {
 		if req.opts, req.timeout, err = s.parseOptions(fields); err != nil {
 			return err
 		}
-		return pickModel(m, &req.opts)
+		return pickModel(models(), &req.opts)
 	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
@@ -364,7 +365,8 @@ func (s *Server) parseRequest(c *gin.Context, m Model) (*request, error) {
 	if multipart { // its options may be form fields too
 		return req, options()
 	}
-	return req, nil
+	// Again: a reload may have changed the models while the body arrived.
+	return req, pickModel(models(), &req.opts)
 }
 
 // maxFieldBytes bounds a non-file form field (an option value).

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,9 @@ type bodyReader struct {
 	start    time.Time
 	deadline time.Time     // start + server.read_timeout, fixed
 	stall    time.Duration // server.read_header_timeout: the longest wait for more bytes
-	minRate  int           // bytes per second
+	minRate  int           // bytes per second: server.min_upload_rate, or paced's
+	paced    bool          // minRate is the pace of a declared length held whole (see newBodyReader)
+	expects  bool          // the client waits on Expect: 100-continue before sending
 	budget   *uploadBudget
 	client   string // the client's address, as the budget counts it
 	declared int64  // the body's Content-Length, -1 when unknown (chunked)
@@ -99,18 +102,28 @@ type bodyReader struct {
 
 func newBodyReader(s *Server, c *gin.Context) *bodyReader {
 	now := time.Now()
-	return &bodyReader{
+	b := &bodyReader{
 		body:     http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes),
 		rc:       http.NewResponseController(c.Writer),
 		header:   c.Writer.Header(),
 		client:   c.ClientIP(),
 		declared: c.Request.ContentLength,
+		expects:  strings.EqualFold(c.Request.Header.Get("Expect"), "100-continue"),
 		start:    now,
 		deadline: now.Add(s.cfg.ReadTimeout),
 		stall:    s.cfg.ReadHeaderTimeout,
 		minRate:  s.cfg.MinUploadRate,
 		budget:   s.uploads,
 	}
+	// A body holds its whole declared length from its first byte, so it must
+	// also arrive at the pace that brings all of it within read_timeout: at
+	// the minimum rate, a 32 MiB body that sent 1 MiB a minute would hold
+	// 32 MiB of the budget for that minute. Any body that could arrive in time
+	// keeps this pace.
+	if pace := int(float64(b.declared) / s.cfg.ReadTimeout.Seconds()); pace > b.minRate {
+		b.minRate, b.paced = pace, true
+	}
+	return b
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -158,6 +171,10 @@ func (b *bodyReader) timeoutError(due time.Time, stalled bool) error {
 		return errorf(http.StatusRequestTimeout, "the request body did not arrive within %s (server.read_timeout): %d bytes were received; send it faster or in smaller requests",
 			b.deadline.Sub(b.start), b.n)
 	}
+	if b.paced {
+		return errorf(http.StatusRequestTimeout, "the request body arrived slower than %d bytes/s, the pace at which its declared %d bytes arrive within %s (server.read_timeout): %d bytes in %s; send it faster or in smaller requests",
+			b.minRate, b.declared, b.deadline.Sub(b.start), b.n, time.Since(b.start).Round(time.Millisecond))
+	}
 	return errorf(http.StatusRequestTimeout, "the request body arrived slower than the minimum of %d bytes/s (server.min_upload_rate): %d bytes in %s; send it faster or in smaller requests",
 		b.minRate, b.n, time.Since(b.start).Round(time.Millisecond))
 }
@@ -173,14 +190,16 @@ func (b *bodyReader) finish() {
 // maxEpilogueBytes bounds what finish reads after a multipart body's end.
 const maxEpilogueBytes = 4 << 10
 
-// abandon makes the answer to a request refused before its body was read to
-// the end the connection's last, and reads no more of the body. Otherwise
-// net/http, to keep the connection, reads up to 256 KB more of it before
-// answering, first telling a client waiting on Expect: 100-continue to send it
-// (a bad option or Content-Type cost the client its upload), or after
-// answering, waiting for a body such a client never sends.
+// abandon makes the answer to a request refused before a client waiting on
+// Expect: 100-continue was told to send its body the connection's last, and
+// reads none of the body. Otherwise net/http, to keep the connection, reads up
+// to 256 KB of it before answering, first telling the client to send it (a
+// bad option or Content-Type cost the client its upload), or after answering,
+// waiting for a body the client never sends. A client that sends without
+// waiting is left to net/http, which reads what it sends and answers: closing
+// on it mid-send would lose it the answer.
 func (b *bodyReader) abandon() {
-	if !b.eof {
+	if b.expects && b.n == 0 {
 		b.header.Set("Connection", "close")
 		b.rc.SetReadDeadline(time.Now())
 	}

@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/internal/dirlock"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/progress"
@@ -248,7 +250,8 @@ func (r *run) close() {
 // claimOut makes o.Out and takes its lock (dirlock) for the run: two runs
 // writing one folder overwrote each other's checkpoint and model, and one
 // result was lost without a word. A new run (no --resume, no checkpoint; a
-// checkpoint without --resume is resume's to refuse) needs the folder empty,
+// checkpoint without --resume is resume's to refuse) needs the folder empty
+// but for what a run stopped before its first checkpoint wrote (scaffolding),
 // so that a run folder whose checkpoint was deleted, or a model folder, is not
 // overwritten. The temporaries of files a killed run was writing
 // (atomicfile's, 18 MB for a checkpoint) are removed.
@@ -271,7 +274,7 @@ func claimOut(o Options) (*os.File, error) {
 		}
 		var names []string
 		for _, e := range entries {
-			if e.Name() != dirlock.File {
+			if e.Name() != dirlock.File && !scaffolding(o.Out, e) {
 				names = append(names, e.Name())
 			}
 		}
@@ -282,12 +285,23 @@ func claimOut(o Options) (*os.File, error) {
 		}
 	}
 	for _, dir := range []string{o.Out, ModelDir(o.Out), LastDir(o.Out)} {
-		tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp[0-9]*"))
-		for _, t := range tmps {
-			os.Remove(t)
+		if err := atomicfile.RemoveStale(dir); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("train: removing a killed run's temporary files: %w", err)
 		}
 	}
 	return lock, nil
+}
+
+// scaffolding reports whether entry e of a run folder is what a run writes
+// before its first checkpoint: model/ or last/ holding its vocabulary alone.
+// A run stopped then is started again by the same command.
+func scaffolding(out string, e os.DirEntry) bool {
+	if !e.IsDir() || e.Name() != filepath.Base(ModelDir(out)) && e.Name() != filepath.Base(LastDir(out)) {
+		return false
+	}
+	inside, err := os.ReadDir(filepath.Join(out, e.Name()))
+	return err == nil && !slices.ContainsFunc(inside, func(f os.DirEntry) bool { return f.Name() != pipeline.VocabFile })
 }
 
 // resume continues the checkpoint in o.Out when o.Resume is set: the host state,

@@ -491,6 +491,21 @@ func TestNewRunNeedsAnEmptyOut(t *testing.T) {
 	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s is still there after the run (%v)", stale, err)
 	}
+
+	// A run stopped before its first checkpoint left only its vocabularies:
+	// the same command starts it again.
+	o.Out, o.Resume = t.TempDir(), false
+	for _, dir := range []string{ModelDir(o.Out), LastDir(o.Out)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, pipeline.VocabFile), []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Errorf("a new run into a folder of a run stopped before its first checkpoint: %v", err)
+	}
 }
 
 // TestDivergingStepIsNotTaken: a learning rate that blows the weights up

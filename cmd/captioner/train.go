@@ -36,8 +36,9 @@ evaluating dev-split loss and BLEU after every epoch: --arch merge (the seed's, 
 pooled features) or --arch attention (Show, Attend and Tell over the 7x7 grid, which
 needs ` + "`captioner extract --grid`" + `). Captions are tokenised by --cleaning
 (standard keeps every word, "a" too; seed is the seed notebook's). Features come from
-` + "`captioner extract`" + ` (run it first). Everything goes to --out, which a new run
-needs empty (nothing in it is overwritten) and one run at a time holds:
+` + "`captioner extract`" + ` (run it first). Everything goes to --out, which one run at a
+time holds, and which a new run needs empty, so that nothing in it is overwritten
+(--resume continues its checkpoint, or starts afresh in a folder that has none):
   checkpoint.safetensors  resumable state (atomic, checksummed) after every epoch
   model/                  the epoch with the best dev BLEU-4 so far (dev loss while no
                           dev 4-gram matches, on a small dataset): decoder weights,

@@ -14,7 +14,7 @@ import (
 // WriteFile writes b to path atomically with mode 0644 (os.CreateTemp would leave
 // 0600, but models, vocabularies and curves are meant to be shared and served).
 func WriteFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tmpSuffix+"*")
 	if err != nil {
 		return err
 	}
@@ -44,4 +44,18 @@ func syncDir(dir string) error {
 		err = nil
 	}
 	return errors.Join(err, d.Close())
+}
+
+// tmpSuffix marks WriteFile's temporaries: NAME.tmp followed by random digits.
+const tmpSuffix = ".tmp"
+
+// RemoveStale removes the temporaries that WriteFile calls in dir left when
+// their process was killed mid-write. Only a folder's one writer may call it:
+// another's temporaries may be in use.
+func RemoveStale(dir string) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, "*"+tmpSuffix+"[0-9]*"))
+	for _, t := range tmps {
+		err = errors.Join(err, os.Remove(t))
+	}
+	return err
 }
