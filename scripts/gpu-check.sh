@@ -20,8 +20,9 @@
 # model under loadgen at 1, 16, 64 and 256 clients, the PyTorch peer
 # (gpu-peer.py) of the default model; then, when the budget allows, every model
 # served at once, the other models' peers, parity again with the GPU's GEMMs
-# in TF32 (cuda.tf32; measured, not judged), and the kernel suite under
-# compute-sanitizer's memcheck and racecheck. Results: results.json, results.md
+# in TF32 (cuda.tf32; measured, not judged), the encoder's time kernel by
+# kernel, and the kernel suite under compute-sanitizer's memcheck and
+# racecheck. Results: results.json, results.md
 # and check.log in --out (default: $OUT when set, else ./gpu-check-results).
 # Both result files are rewritten after every step, so a run cut short still
 # leaves what it measured.
@@ -38,7 +39,7 @@ while (($#)); do
 	--out) out=$2; shift 2 ;;
 	--emulated) emulated=$(cd "$2" && pwd); shift 2 ;;
 	--list-models) list=1; shift ;;
-	-h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -266,6 +267,11 @@ limit=$(scale 75 60)
 fits parity-tf32 "$limit" && optional=true step parity-tf32 "$limit" "$bin/gpucheck.test" -test.run '^TestParity$' -test.v -check.tf32 \
 	-check.model "${dirs[0]}" -check.models "$(IFS=,; echo "${dirs[*]:1}")" \
 	-check.photos "$photos" -check.max-photos "$(scale 0 2)" -check.out "$work/parity-tf32.json"
+# With the budget left: where the encoder's time goes, kernel by kernel, each
+# call timed alone (gpu/gpucheck TestEncoderProfile), for the next optimisation.
+limit=$(scale 60 90)
+fits profile-encoder "$limit" && optional=true step profile-encoder "$limit" "$bin/gpucheck.test" -test.run '^TestEncoderProfile$' -test.v \
+	-check.profile-batch "$(scale 64 2)" -check.profile-passes "$(scale 5 1)" -check.profile-out "$work/profile-encoder.json"
 # With the budget left: the kernel suite under the CUDA toolkit's
 # compute-sanitizer, which sees what emulation cannot: accesses out of bounds
 # on the GPU itself (memcheck) and shared-memory races between threads that

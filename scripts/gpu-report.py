@@ -82,6 +82,7 @@ def main():
         "serve": load(os.path.join(work, "serve.json")),
         "serve_all": load(os.path.join(work, "serve-all.json")),
         "peer": peers(models, work),
+        "encoder_profile": load(os.path.join(work, "profile-encoder.json")),
     }
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(res, f, indent=2)
@@ -150,6 +151,13 @@ def markdown(r):
         L += serve_table("serve, the default model alone:", r["serve"])
     if r["serve_all"]:
         L += serve_table("serve, every model at once (--models; each request names its model):", r["serve_all"])
+    pr = r["encoder_profile"]
+    if pr:
+        L += [f"Encoder time by kernel at batch {pr['batch']}, each call timed alone ({pr['timed_ms']:.2f} ms a pass so; "
+              f"{pr['pass_ms']:.2f} ms unsynchronised):", "",
+              "| kernel and shape (KxK stride, HxWxC->OC) | calls a pass | ms a pass | share |", "| --- | --- | --- | --- |"]
+        L += [f"| {o['op']} | {o['calls']} | {o['ms']:.3f} | {100 * o['ms'] / pr['timed_ms']:.1f}% |" for o in pr["ops"]]
+        L.append("")
     for pe in r["peer"]:
         L += [f"PyTorch peer of {pe['model']} ({pe['arch']}; {pe.get('torch', '?')}, {pe.get('device', '?')}):", "",
               "| peer | value | unit |", "| --- | --- | --- |"]
