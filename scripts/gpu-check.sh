@@ -209,8 +209,20 @@ serve_check() {
 	        pass
 	    time.sleep(0.5)
 	EOF
+	# The GPU's utilization while loadgen runs, four samples a second with
+	# their Unix times (the report lines them up with the levels): near 100%,
+	# the GPU is the bound; well below, the host is.
+	local sampler=""
+	if [[ -z $emulated ]] && command -v nvidia-smi >/dev/null; then
+		while :; do
+			echo "$(date +%s.%N) $(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits 2>/dev/null | head -n 1)"
+			sleep 0.25
+		done >"$work/$name-util.txt" &
+		sampler=$!
+	fi
 	step "$name" "$limit" "$bin/loadgen" "${targets[@]}" -photos "$photos" -clients "$clients" -duration "$duration" \
 		-max-requests "$(scale 20000 40)" -warmup "$(scale 16 1)" -overload 0 -json "$work/$name.json"
+	[[ -n $sampler ]] && kill "$sampler" 2>/dev/null
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	# The server logs every request: keep the start and the end (the log must come

@@ -81,6 +81,8 @@ def main():
         "train": per_model(models, work, "bench-train"),
         "serve": load(os.path.join(work, "serve.json")),
         "serve_all": load(os.path.join(work, "serve-all.json")),
+        "serve_gpu_util": utilization(os.path.join(work, "serve-util.txt")),
+        "serve_all_gpu_util": utilization(os.path.join(work, "serve-all-util.txt")),
         "peer": peers(models, work),
         "encoder_profile": load(os.path.join(work, "profile-encoder.json")),
     }
@@ -101,16 +103,38 @@ def status(s):
     return f"{s['status']} (rc {s['rc']})"
 
 
-def serve_table(title, sv):
-    L = [title, "", "| model | clients | requests/s | p50 ms | p99 ms | errors | batch sizes | ms per image: prepare / encode / decode | server CPU ms per request |",
-         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+def utilization(path):
+    """The GPU utilization samples ("unix_seconds percent" lines) of a serve step, or []."""
+    out = []
+    try:
+        for line in open(path):
+            t, _, u = line.strip().partition(" ")
+            try:
+                out.append((float(t), float(u)))
+            except ValueError:
+                pass  # a sample nvidia-smi did not answer
+    except OSError:
+        pass
+    return out
+
+
+def gpu_busy(samples, lv):
+    """The mean GPU utilization over a loadgen level, from its start_unix and seconds, or ''."""
+    start = lv.get("start_unix")
+    inside = [u for t, u in samples if start and start <= t <= start + lv.get("seconds", 0)]
+    return f"{sum(inside) / len(inside):.0f}%" if inside else ""
+
+
+def serve_table(title, sv, samples=()):
+    L = [title, "", "| model | clients | requests/s | p50 ms | p99 ms | errors | batch sizes | ms per image: prepare / encode / decode | server CPU ms per request | GPU busy |",
+         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for lv in sv.get("levels", []):
         batches = " ".join(f"{k}:{v}" for k, v in (lv.get("batch_sizes") or {}).items() if v)
         st = lv.get("stages") or {}
         stages = " / ".join(f"{st.get(k, 0):.2f}" for k in ("preprocess_ms_per_image", "encode_ms_per_image", "decode_ms_per_image")) if st else ""
         cpu = f"{lv['cpu_ms_per_request']:.1f}" if lv.get("cpu_ms_per_request") else ""
         L.append(f"| {lv.get('target', '')} | {lv['clients']} | {lv['requests_per_second']:,.1f} | {lv['p50_ms']:.1f} | {lv['p99_ms']:.1f} | "
-                 f"{lv['errors']} | {batches} | {stages} | {cpu} |")
+                 f"{lv['errors']} | {batches} | {stages} | {cpu} | {gpu_busy(samples, lv)} |")
     return L + [""]
 
 
@@ -148,9 +172,9 @@ def markdown(r):
             L += [f"| {b['model']} | {b['arch']} | {b['name']} | {metric(b, unit)} |" for b in r[key]]
             L.append("")
     if r["serve"]:
-        L += serve_table("serve, the default model alone:", r["serve"])
+        L += serve_table("serve, the default model alone (GPU busy: nvidia-smi's utilization, the level's mean):", r["serve"], r["serve_gpu_util"])
     if r["serve_all"]:
-        L += serve_table("serve, every model at once (--models; each request names its model):", r["serve_all"])
+        L += serve_table("serve, every model at once (--models; each request names its model):", r["serve_all"], r["serve_all_gpu_util"])
     pr = r["encoder_profile"]
     if pr:
         L += [f"Encoder time by kernel at batch {pr['batch']}, each call timed alone ({pr['timed_ms']:.2f} ms a pass so; "

@@ -268,6 +268,7 @@ type levelResult struct {
 	Requests   int            `json:"requests"`
 	Errors     int            `json:"errors"` // non-200 answers and transport errors
 	Seconds    float64        `json:"seconds"`
+	Start      float64        `json:"start_unix"`          // when the level began, in Unix seconds: to line it up with other samples
 	Throughput float64        `json:"requests_per_second"` // 200s per second
 	P50        float64        `json:"p50_ms"`
 	P95        float64        `json:"p95_ms"`
@@ -343,7 +344,7 @@ func runLevel(client *http.Client, tg target, imgs []photo, n int, d time.Durati
 	wg.Wait()
 	secs := time.Since(start).Seconds()
 	r := levelResult{Target: tg.name, Clients: n, Requests: sent, Errors: errs, Seconds: secs,
-		Throughput: float64(len(lats)) / secs, captioner: tg.captioner}
+		Start: float64(start.UnixMicro()) / 1e6, Throughput: float64(len(lats)) / secs, captioner: tg.captioner}
 	r.P50, r.P95, r.P99 = percentile(lats, 50), percentile(lats, 95), percentile(lats, 99)
 	r.CPUms = cpu.perRequest(len(lats))
 	if tg.captioner {
