@@ -219,6 +219,7 @@ serve_check() {
 			sleep 0.25
 		done >"$work/$name-util.txt" &
 		sampler=$!
+		pids+=("$sampler")
 	fi
 	step "$name" "$limit" "$bin/loadgen" "${targets[@]}" -photos "$photos" -clients "$clients" -duration "$duration" \
 		-max-requests "$(scale 20000 40)" -warmup "$(scale 16 1)" -overload 0 -json "$work/$name.json"
