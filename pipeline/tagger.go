@@ -23,7 +23,7 @@ type Tagger struct {
 
 	// probs' device buffers, grown to the largest batch seen: made per batch,
 	// they would make a GPU wait on every cuMemFree.
-	pooled, ones, out gpu.Buf
+	pooled, out gpu.Buf
 }
 
 // NewTagger uploads w's classifier to dev, the device of the features it will
@@ -78,7 +78,7 @@ func ruledOut(v Vocab, probs []float32, words []string, ns []naming) []int32 {
 // Close frees the classifier.
 func (t *Tagger) Close() {
 	t.cls.Close()
-	for _, b := range []gpu.Buf{t.pooled, t.ones, t.out} {
+	for _, b := range []gpu.Buf{t.pooled, t.out} {
 		if b != nil {
 			t.dev.Free(b)
 		}
@@ -104,12 +104,7 @@ func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
 	F := t.cls.Features()
 	if R := feats.Len() / (n * F); R > 1 {
 		pooled := t.grown(&t.pooled, n*F)
-		if t.ones == nil || t.ones.Len() < R { // every element of t.ones is 1
-			t.dev.Upload(t.grown(&t.ones, R), slices.Repeat([]float32{1}, R))
-		}
-		ones := t.ones.Slice(0, R)
-		// pooled_i (1, F) = (1/R) · ones (1, R) · grid_i (R, F), for every image at once
-		t.dev.GemmStridedBatched(false, false, 1, F, R, 1/float32(R), ones, R, 0, feats, F, R*F, 0, pooled, F, F, n)
+		t.dev.GlobalAvgPool(pooled, feats, n, R, F)
 		feats = pooled
 	}
 	out := t.grown(&t.out, n*tags.NumClasses)
