@@ -54,8 +54,8 @@ func (c Config) FlatFrom(f *safetensors.File, prefix string) ([]float32, error) 
 	// Every shape is checked before the parameters are allocated: the file,
 	// not config.json alone, vouches for their number.
 	for _, t := range c.Tensors() {
-		if ft, ok := f.Tensor(prefix + t.Name); ok && !slices.Equal(ft.Shape, t.Shape) {
-			return nil, mismatch(fmt.Errorf("safetensors: tensor %s has shape %v, want %v", prefix+t.Name, ft.Shape, t.Shape))
+		if err := f.CheckShape(prefix+t.Name, t.Shape...); err != nil {
+			return nil, mismatch(err)
 		}
 	}
 	flat := make([]float32, c.NumParams())

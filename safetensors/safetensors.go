@@ -302,8 +302,28 @@ func (f *File) lookup(name string, dt DType, shape []int) (Tensor, error) {
 		return Tensor{}, fmt.Errorf("safetensors: no tensor %s", name)
 	case t.DType != dt:
 		return Tensor{}, fmt.Errorf("safetensors: tensor %s is %s, want %s", name, t.DType, dt)
-	case len(shape) > 0 && !slices.Equal(shape, t.Shape):
-		return Tensor{}, fmt.Errorf("safetensors: tensor %s has shape %v, want %v", name, t.Shape, shape)
+	case len(shape) > 0:
+		if err := shapeIs(t, shape); err != nil {
+			return Tensor{}, err
+		}
 	}
 	return t, nil
+}
+
+// CheckShape returns an error when the file holds tensor name in another
+// shape than shape, without reading its values: a reader checks every shape
+// before allocating what they add up to. A missing tensor is Float32's to
+// report.
+func (f *File) CheckShape(name string, shape ...int) error {
+	if t, ok := f.Tensor(name); ok {
+		return shapeIs(t, shape)
+	}
+	return nil
+}
+
+func shapeIs(t Tensor, shape []int) error {
+	if !slices.Equal(shape, t.Shape) {
+		return fmt.Errorf("safetensors: tensor %s has shape %v, want %v", t.Name, t.Shape, shape)
+	}
+	return nil
 }
