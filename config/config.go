@@ -91,32 +91,37 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	nonFinite := c.nonFinite()
-	errs = append(errs, nonFinite...)
+	for _, nf := range nonFinite {
+		errs = append(errs, fmt.Errorf("%s: %v is not a finite number", nf.key, nf.v))
+	}
 	for _, err := range slices.Concat(c.Image.validate(), c.Decode.validate(), c.Train.validate(), c.Server.validate()) {
 		// A key already refused as not finite: its range check would only
 		// say the same again ("NaN is outside 0..1").
-		if !slices.ContainsFunc(nonFinite, func(nf error) bool {
-			key, _, _ := strings.Cut(nf.Error(), ":")
-			return strings.HasPrefix(err.Error(), key+":")
-		}) {
+		if !slices.ContainsFunc(nonFinite, func(nf badNumber) bool { return strings.HasPrefix(err.Error(), nf.key+":") }) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// nonFinite refuses NaN and infinities in every number setting, which the
-// range checks cannot: NaN fails every comparison, so `x < lo || x > hi`
+// badNumber is a number setting that is not finite: its key and value.
+type badNumber struct {
+	key string
+	v   float64
+}
+
+// nonFinite lists the number settings that hold NaN or an infinity, which the
+// range checks cannot refuse: NaN fails every comparison, so `x < lo || x > hi`
 // let train.lr NaN train an epoch of NaN.
-func (c *Config) nonFinite() []error {
-	var errs []error
+func (c *Config) nonFinite() []badNumber {
+	var bad []badNumber
 	v := reflect.ValueOf(c).Elem()
 	for _, st := range settings() {
 		if f := v.FieldByIndex(st.index); f.Kind() == reflect.Float64 && (math.IsNaN(f.Float()) || math.IsInf(f.Float(), 0)) {
-			errs = append(errs, fmt.Errorf("%s: %v is not a finite number", st.key, f.Float()))
+			bad = append(bad, badNumber{st.key, f.Float()})
 		}
 	}
-	return errs
+	return bad
 }
 
 // Load builds the configuration from v, which already holds any bound flags.
@@ -147,7 +152,6 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 		if err := checkKnownKeys(v, file); err != nil {
 			return nil, err
 		}
-
 	}
 	var c Config
 	// Environment variables only reach Unmarshal for keys viper knows, which every
