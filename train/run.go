@@ -255,21 +255,26 @@ func (r *run) close() {
 // so that a run folder whose checkpoint was deleted, or a model folder, is not
 // overwritten. The temporaries of files a killed run was writing
 // (atomicfile's, 18 MB for a checkpoint) are removed.
-func claimOut(o Options) (*os.File, error) {
+func claimOut(o Options) (lock *os.File, err error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	lock, err := dirlock.Lock(o.Out)
+	lock, err = dirlock.Lock(o.Out)
 	if errors.Is(err, dirlock.ErrHeld) {
 		return nil, fmt.Errorf("train: %s is in use by another training run; wait for it to end, or choose another --out", o.Out)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	held := lock // a return below sets lock to nil before this runs
+	defer func() {
+		if err != nil {
+			held.Close()
+		}
+	}()
 	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); !o.Resume && errors.Is(err, fs.ErrNotExist) {
 		entries, err := os.ReadDir(o.Out)
 		if err != nil {
-			lock.Close()
 			return nil, fmt.Errorf("train: %w", err)
 		}
 		var names []string
@@ -279,14 +284,12 @@ func claimOut(o Options) (*os.File, error) {
 			}
 		}
 		if len(names) > 0 {
-			lock.Close()
 			return nil, fmt.Errorf("train: %s holds %s but no checkpoint, and a new run would overwrite what is there; choose an empty or new --out (a run stopped before its first checkpoint starts afresh with --resume)",
 				o.Out, strings.Join(names[:min(len(names), 5)], ", "))
 		}
 	}
 	for _, dir := range []string{o.Out, ModelDir(o.Out), LastDir(o.Out)} {
 		if err := atomicfile.RemoveStale(dir); err != nil {
-			lock.Close()
 			return nil, fmt.Errorf("train: removing a killed run's temporary files: %w", err)
 		}
 	}

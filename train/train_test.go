@@ -468,6 +468,12 @@ func TestNewRunNeedsAnEmptyOut(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("a new run into a used folder: %v, want %q", err, want)
 	}
+	// The refused run let go of the folder's lock.
+	if l, err := dirlock.Lock(o.Out); err != nil {
+		t.Errorf("after a refused run: %v", err)
+	} else {
+		l.Close()
+	}
 
 	o.Out = t.TempDir()
 	held, err := dirlock.Lock(o.Out)
