@@ -18,25 +18,33 @@ type Constraint []int32
 // keeps a beam for every subset of them, 2^C beams.
 const MaxConstraints = 3
 
-// GenerateConstrained captions B images (feats (B, InputDim) on the device) by
-// constrained beam search (Anderson et al. 2017, "Guided Open Vocabulary Image
+// GenerateConstrained captions the images at positions images of feats
+// ((n, InputDim) on the device) by constrained beam search (Anderson et al. 2017, "Guided Open Vocabulary Image
 // Captioning with Constrained Beam Search"): a finite-state machine whose state
-// is the set of image b's constraints cons[b] met so far, with a beam of
-// o.Beam hypotheses per state. A hypothesis that emits a token of an unmet
-// constraint moves to the state with that constraint met; every other token
-// keeps its state. All B × 2^C × K rows (C the most constraints of any image)
-// run as one device batch.
+// is the set of the constraints cons[b] of image images[b] met so far, with a
+// beam of o.Beam hypotheses per state. A hypothesis that emits a token of an
+// unmet constraint moves to the state with that constraint met; every other
+// token keeps its state. All B × 2^C × K rows (B = len(images), C the most
+// constraints of any image) run as one device batch, on the images' features
+// gathered into a buffer the model keeps.
 //
 // avoid, when not nil, lists per image tokens its captions never say (guided
 // decoding's nouns the classifier rules out), whatever their probability.
 //
-// It returns, per image, up to NBest hypotheses that meet all of the image's
+// It returns, per entry of images, up to NBest hypotheses that meet all of the image's
 // constraints, best first; none when no such caption fits in MaxLen words. An
 // image without constraints or tokens to avoid gets exactly Generate's beam
 // search.
-func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o DecodeOptions, cons [][]Constraint, avoid [][]int32) ([][]Hypothesis, error) {
-	if err := m.checkInputs(feats, B, o); err != nil {
+func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images []int32, o DecodeOptions, cons [][]Constraint, avoid [][]int32) ([][]Hypothesis, error) {
+	F, B := m.Cfg.InputDim(), len(images)
+	n := feats.Len() / F
+	if err := m.checkInputs(feats, n, o); err != nil {
 		return nil, err
+	}
+	for _, i := range images {
+		if i < 0 || int(i) >= n {
+			return nil, fmt.Errorf("decoder: image position %d is outside the %d images of the features", i, n)
+		}
 	}
 	if len(cons) != B {
 		return nil, fmt.Errorf("decoder: constraints for %d images, want %d", len(cons), B)
@@ -74,7 +82,23 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, B int, o
 		C = max(C, len(cs))
 	}
 	S := 1 << C
-	return constrainedBeam(ctx, m.dev, m.stepper(feats, B, S*o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o, cons, avoid, S)
+	sub := gpu.Grow(m.dev, &m.guided.feats, B*F)
+	m.dev.EmbeddingForward(sub, feats, images, F)
+	return constrainedBeam(ctx, m.dev, m.stepper(sub, B, S*o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o, cons, avoid, S, &m.guided.logp)
+}
+
+// guidedScratch is GenerateConstrained's device memory, kept between calls
+// (gpu.Grow): the images' gathered features, and the constraint tokens'
+// log-probabilities that each step gathers for the host.
+type guidedScratch struct{ feats, logp gpu.Buf }
+
+func (g *guidedScratch) free(dev gpu.Device) {
+	for _, b := range []*gpu.Buf{&g.feats, &g.logp} {
+		if *b != nil {
+			dev.Free(*b)
+			*b = nil
+		}
+	}
 }
 
 // tokenBits is a token that meets constraints: bit j of bits is constraint j.
@@ -89,8 +113,10 @@ type tokenBits struct {
 // row each at the first step. With S = 1
 // and no constraints it is plain beam search (beam). L is the regions attended
 // over, for the weights DecodeOptions.Attention asks for; avoid (nil, or per
-// image) the tokens an image's captions never say.
-func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, avoid [][]int32, S int) ([][]Hypothesis, error) {
+// image) the tokens an image's captions never say. gathered is the caller's
+// buffer for the constraint tokens' log-probabilities (gpu.Grow), nil when
+// cons holds none.
+func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, avoid [][]int32, S int, gathered *gpu.Buf) ([][]Hypothesis, error) {
 	K := o.Beam
 	SK := S * K
 	R := B * SK
@@ -159,10 +185,9 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	// The constraint tokens' log-probabilities are read for every row whether
 	// or not they rank in its top kk: a constraint word is usually unlikely,
 	// which is why the caption lacks it.
-	var gathered gpu.Buf
+	var gatheredLogp gpu.Buf
 	if maxTok > 0 {
-		gathered = dev.Alloc(R * maxTok)
-		defer dev.Free(gathered)
+		gatheredLogp = gpu.Grow(dev, gathered, R*maxTok)
 	}
 	gIdx := make([]int32, 0, R*maxTok)
 	gRef := make([]candidate, 0, R*maxTok)
@@ -210,7 +235,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 		}
 		if len(gIdx) > 0 {
 			// logp as (DR*V, 1): gathering rows of width one reads single entries.
-			g := gathered.Slice(0, len(gIdx))
+			g := gatheredLogp.Slice(0, len(gIdx))
 			dev.EmbeddingForward(g, logp, gIdx, 1)
 			if err := dev.Download(gVal[:len(gIdx)], g); err != nil {
 				return nil, err

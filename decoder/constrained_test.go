@@ -7,6 +7,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/text"
 )
 
@@ -136,38 +137,55 @@ func repeatsAnNGram(seq []int32, n int) bool {
 	return false
 }
 
-func generateConstrained(t *testing.T, m *Model, feats []float32, o DecodeOptions, cons [][]Constraint, avoid [][]int32) [][]Hypothesis {
+// generateConstrained decodes the images at positions images of feats; nil
+// images is every one, in order.
+func generateConstrained(t *testing.T, m *Model, feats []float32, images []int32, o DecodeOptions, cons [][]Constraint, avoid [][]int32) [][]Hypothesis {
 	t.Helper()
 	dev := m.Device()
 	buf := dev.Alloc(len(feats))
 	defer dev.Free(buf)
 	dev.Upload(buf, feats)
-	hyps, err := m.GenerateConstrained(context.Background(), buf, len(feats)/m.Cfg.InputDim(), o, cons, avoid)
+	if images == nil {
+		images = allImages(len(feats) / m.Cfg.InputDim())
+	}
+	hyps, err := m.GenerateConstrained(context.Background(), buf, images, o, cons, avoid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return hyps
 }
 
+// allImages is the positions of n images, in order.
+func allImages(n int) []int32 {
+	images := make([]int32, n)
+	for i := range images {
+		images[i] = int32(i)
+	}
+	return images
+}
+
 // With constraints the batched search matches the naive one per image, and
 // every answer contains a token of every constraint. The images have
 // different numbers of constraints, so one batch mixes 1, 2 and 4 states.
 // With tokens to avoid as well, no answer says one, and the captions that
-// change are still the naive search's.
+// change are still the naive search's. The batch takes the five images out
+// of order, one of them twice under other constraints.
 func TestConstrainedMatchesNaiveReference(t *testing.T) { bothArchs(t, testConstrained) }
 
 func testConstrained(t *testing.T, c Config) {
 	m, host, feats := peakedModel(t, c)
 	ref := newRefDecoder(m.Cfg, host)
 	F := m.Cfg.InputDim()
+	images := []int32{3, 0, 4, 1, 2, 1}
 	cons := [][]Constraint{
+		{{5}, {6}},
 		{{7}},
+		{{4, 7}, {8}},
 		{{6, 8}},
 		nil,
-		{{5}, {6}},
-		{{4, 7}, {8}},
+		{{7}},
 	}
-	avoid := [][]int32{{5}, nil, {7, 8}, {4}, {3}}
+	avoid := [][]int32{{4}, {5}, {3}, nil, {7, 8}, nil}
 	changed, same, all, avoided := 0, 0, 0, 0
 	for _, kr := range [][3]int{{1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {2, 2, 0}, {3, 2, 0}, {3, 3, 0}, {1, 0, 1}, {3, 2, 1}} {
 		k := kr[0]
@@ -177,12 +195,15 @@ func testConstrained(t *testing.T, c Config) {
 		if kr[2] == 1 {
 			av = avoid
 		}
-		got := generateConstrained(t, m, feats, o, cons, av)
+		got := generateConstrained(t, m, feats, images, o, cons, av)
 		withoutAvoid := got
 		if av != nil {
-			withoutAvoid = generateConstrained(t, m, feats, o, cons, nil)
+			withoutAvoid = generateConstrained(t, m, feats, images, o, cons, nil)
 		}
-		for b := range got {
+		if len(got) != len(images) {
+			t.Fatalf("K=%d: %d images' hypotheses for %d images", k, len(got), len(images))
+		}
+		for b, img := range images {
 			var avb []int32
 			if av != nil {
 				avb = av[b]
@@ -190,7 +211,7 @@ func testConstrained(t *testing.T, c Config) {
 					avoided++
 				}
 			}
-			want := ref.constrained(feats[b*F:(b+1)*F], o, cons[b], avb)
+			want := ref.constrained(feats[int(img)*F:int(img+1)*F], o, cons[b], avb)
 			if len(got[b]) != min(len(want), k) {
 				t.Fatalf("K=%d image %d: %d hypotheses, reference %d", k, b, len(got[b]), len(want))
 			}
@@ -216,7 +237,7 @@ func testConstrained(t *testing.T, c Config) {
 					t.Errorf("K=%d image %d hypothesis %v says a token of %v", k, b, h.Tokens, avb)
 				}
 			}
-			if av == nil && len(got[b]) > 0 && !slices.Equal(got[b][0].Tokens, plain[b][0].Tokens) {
+			if av == nil && len(got[b]) > 0 && !slices.Equal(got[b][0].Tokens, plain[img][0].Tokens) {
 				changed++
 			}
 		}
@@ -237,7 +258,7 @@ func testConstrained(t *testing.T, c Config) {
 func TestConstrainedWithoutRoomHasNoAnswer(t *testing.T) {
 	m, _, feats := peakedModel(t, tinyConfig())
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 1, Beam: 2, NBest: 1}
-	got := generateConstrained(t, m, feats[:m.Cfg.InputDim()], o, [][]Constraint{{{5}, {6}}}, nil)
+	got := generateConstrained(t, m, feats[:m.Cfg.InputDim()], nil, o, [][]Constraint{{{5}, {6}}}, nil)
 	if len(got[0]) != 0 {
 		t.Errorf("got %v, want no hypothesis", got[0])
 	}
@@ -249,22 +270,30 @@ func TestConstrainedErrors(t *testing.T) {
 	defer m.Device().Free(buf)
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2}
 	for _, tc := range []struct {
-		cons  [][]Constraint
-		avoid [][]int32
-		want  string
+		images []int32
+		cons   [][]Constraint
+		avoid  [][]int32
+		want   string
 	}{
-		{make([][]Constraint, 4), nil, "decoder: constraints for 4 images, want 5"},
-		{make([][]Constraint, 5), make([][]int32, 4), "decoder: tokens to avoid for 4 images, want 5 (or none: nil)"},
-		{[][]Constraint{nil, {{3}}, nil, nil, nil}, [][]int32{nil, {3}, nil, nil, nil}, "decoder: image 1: token 3 is both a constraint's and one to avoid"},
-		{make([][]Constraint, 5), [][]int32{nil, nil, {2}, nil, nil}, "decoder: image 2: token 2 to avoid is <end>, which would keep every caption from ending"},
-		{make([][]Constraint, 5), [][]int32{nil, nil, nil, {9}, nil}, "decoder: image 3: token 9 to avoid is outside the vocabulary (0..8)"},
-		{[][]Constraint{nil, {{3}, {4}, {5}, {6}}, nil, nil, nil}, nil, "decoder: image 1 has 4 constraints; at most 3 (the search keeps 2^C beams)"},
-		{[][]Constraint{nil, nil, {{}}, nil, nil}, nil, "decoder: image 2: constraint 0 has no tokens"},
-		{[][]Constraint{nil, nil, nil, {{2}}, nil}, nil, "decoder: image 3: constraint token 2 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
-		{[][]Constraint{nil, nil, nil, nil, {{9}}}, nil, "decoder: image 4: constraint token 9 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
-		{[][]Constraint{nil, {{4, text.UnkID}}, nil, nil, nil}, nil, "decoder: image 1: constraint token 3 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
+		{[]int32{0, 5}, make([][]Constraint, 2), nil, "decoder: image position 5 is outside the 5 images of the features"},
+		{[]int32{-1}, make([][]Constraint, 1), nil, "decoder: image position -1 is outside the 5 images of the features"},
+		{[]int32{4, 1}, make([][]Constraint, 3), nil, "decoder: constraints for 3 images, want 2"},
+		{nil, make([][]Constraint, 4), nil, "decoder: constraints for 4 images, want 5"},
+		{nil, make([][]Constraint, 5), make([][]int32, 4), "decoder: tokens to avoid for 4 images, want 5 (or none: nil)"},
+		{nil, [][]Constraint{nil, {{3}}, nil, nil, nil}, [][]int32{nil, {3}, nil, nil, nil}, "decoder: image 1: token 3 is both a constraint's and one to avoid"},
+		{nil, make([][]Constraint, 5), [][]int32{nil, nil, {2}, nil, nil}, "decoder: image 2: token 2 to avoid is <end>, which would keep every caption from ending"},
+		{nil, make([][]Constraint, 5), [][]int32{nil, nil, nil, {9}, nil}, "decoder: image 3: token 9 to avoid is outside the vocabulary (0..8)"},
+		{nil, [][]Constraint{nil, {{3}, {4}, {5}, {6}}, nil, nil, nil}, nil, "decoder: image 1 has 4 constraints; at most 3 (the search keeps 2^C beams)"},
+		{nil, [][]Constraint{nil, nil, {{}}, nil, nil}, nil, "decoder: image 2: constraint 0 has no tokens"},
+		{nil, [][]Constraint{nil, nil, nil, {{2}}, nil}, nil, "decoder: image 3: constraint token 2 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
+		{nil, [][]Constraint{nil, nil, nil, nil, {{9}}}, nil, "decoder: image 4: constraint token 9 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
+		{nil, [][]Constraint{nil, {{4, text.UnkID}}, nil, nil, nil}, nil, "decoder: image 1: constraint token 3 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
 	} {
-		_, err := m.GenerateConstrained(context.Background(), buf, 5, o, tc.cons, tc.avoid)
+		images := tc.images
+		if images == nil {
+			images = allImages(5)
+		}
+		_, err := m.GenerateConstrained(context.Background(), buf, images, o, tc.cons, tc.avoid)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v, %v: got error %v, want %q", tc.cons, tc.avoid, err, tc.want)
 		}
@@ -288,7 +317,7 @@ func TestConstrainedAvoidsManyTokens(t *testing.T) {
 		}
 	}
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 2, Beam: 3, Alpha: 0.7, NBest: 3, NoRepeat: 2}
-	got := generateConstrained(t, m, feats, o, make([][]Constraint, B), avoid)
+	got := generateConstrained(t, m, feats, nil, o, make([][]Constraint, B), avoid)
 	for b := range got {
 		want := ref.constrained(feats[b*F:(b+1)*F], o, nil, avoid[b])
 		for i, h := range got[b] {
@@ -299,5 +328,50 @@ func TestConstrainedAvoidsManyTokens(t *testing.T) {
 				t.Errorf("image %d: %v says a word to avoid", b, h.Tokens)
 			}
 		}
+	}
+}
+
+// allocCounter counts a device's allocations.
+type allocCounter struct {
+	gpu.Device
+	allocs int
+}
+
+func (d *allocCounter) Alloc(n int) gpu.Buf {
+	d.allocs++
+	return d.Device.Alloc(n)
+}
+
+// A constrained search allocates no device memory once one of its size has
+// run: tag-guided serving runs one or two a batch, and on CUDA every buffer
+// freed waits for the device (cuMemFree synchronises).
+func TestConstrainedKeepsItsBuffers(t *testing.T) { bothArchs(t, testConstrainedKeepsItsBuffers) }
+
+func testConstrainedKeepsItsBuffers(t *testing.T, c Config) {
+	dev := &allocCounter{Device: openCPU(t)}
+	m, _ := randomModel(t, dev, c, 12, 0.9)
+	feats := make([]float32, 4*c.InputDim())
+	for i := range feats {
+		feats[i] = float32(i%7) - 3
+	}
+	buf := dev.Alloc(len(feats))
+	defer dev.Free(buf)
+	dev.Upload(buf, feats)
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2}
+	search := func(images []int32, cons [][]Constraint) int {
+		before := dev.allocs
+		if _, err := m.GenerateConstrained(context.Background(), buf, images, o, cons, nil); err != nil {
+			t.Fatal(err)
+		}
+		return dev.allocs - before
+	}
+	if n := search([]int32{3, 1}, [][]Constraint{{{5}, {6, 7}}, {{4}}}); n == 0 {
+		t.Fatal("the first search allocated nothing; the test counts the wrong device")
+	}
+	if n := search([]int32{0, 2}, [][]Constraint{{{4}}, {{5}, {6, 7}}}); n != 0 {
+		t.Errorf("a second search of the same size allocated %d buffers", n)
+	}
+	if n := search([]int32{2}, [][]Constraint{{{7}}}); n != 0 {
+		t.Errorf("a smaller search allocated %d buffers", n)
 	}
 }

@@ -40,7 +40,7 @@ func testCUDAMatchesCPU(t *testing.T, c Config) {
 			// Constrained search also gathers single log-probabilities.
 			cons := make([][]Constraint, bt.B)
 			cons[0], cons[bt.B-1] = []Constraint{{5}}, []Constraint{{8, 7}, {4}}
-			res[i].hyps = append(res[i].hyps, generateConstrained(t, m, bt.feats, o, cons, nil)...)
+			res[i].hyps = append(res[i].hyps, generateConstrained(t, m, bt.feats, nil, o, cons, nil)...)
 		}
 	}
 	t.Logf("loss: CPU %.7f, CUDA kernels %.7f; %s", res[0].loss, res[1].loss, emu.Name())

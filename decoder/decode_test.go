@@ -324,7 +324,7 @@ func testCaptionsHaveAWord(t *testing.T, c Config) {
 			cons func(b int) []Constraint
 		}{
 			{"plain", generate(t, m, feats, o), func(int) []Constraint { return nil }},
-			{"constrained", generateConstrained(t, m, feats, o, cons, nil), func(b int) []Constraint { return cons[b] }},
+			{"constrained", generateConstrained(t, m, feats, nil, o, cons, nil), func(b int) []Constraint { return cons[b] }},
 		} {
 			for b, hs := range search.got {
 				want := ref.constrained(feats[b*F:(b+1)*F], o, search.cons(b), nil)

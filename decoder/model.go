@@ -30,6 +30,7 @@ type Model struct {
 	precision gpu.Precision
 	ws        *workspace    // merge's decoding buffers, grown on demand
 	aws       *attWorkspace // attention's
+	guided    guidedScratch // constrained decoding's
 }
 
 // weights are the weights a model multiplies activations by, each ready for
@@ -194,6 +195,7 @@ func (m *Model) Close() {
 	m.dw.free()
 	m.ws.free(m.dev)
 	m.aws.free(m.dev)
+	m.guided.free(m.dev)
 	m.flat, m.proj, m.outB, m.ws, m.aws = nil, nil, nil, nil, nil
 }
 

@@ -99,11 +99,7 @@ func (ts *TrainState) KeepInputGrad() {
 	ts.dfeat = dev.Alloc(ts.maxB * c.InputDim())
 	if c.Arch == ArchAttention {
 		ts.regionOnes = dev.Alloc(c.Regions)
-		ones := make([]float32, c.Regions)
-		for i := range ones {
-			ones[i] = 1
-		}
-		dev.Upload(ts.regionOnes, ones)
+		gpu.Ones(dev, ts.regionOnes)
 	}
 }
 
@@ -260,11 +256,7 @@ func (ts *TrainState) ReweightCaptions(w []float32) {
 	if ts.weightFlat == nil {
 		n := ts.maxB * ts.maxT
 		ts.weightFlat = carve(dev, []view{{&ts.ones, V}, {&ts.rowW, n}, {&ts.rowWV, n * V}})
-		ones := make([]float32, V)
-		for i := range ones {
-			ones[i] = 1
-		}
-		dev.Upload(ts.ones, ones)
+		gpu.Ones(dev, ts.ones)
 	}
 	N := T * B
 	host := make([]float32, N)

@@ -118,8 +118,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	if len(guided) == 0 {
 		return out, nil
 	}
-	per := feats.Len() / n
-	ghyps, err := d.constrained(ctx, feats, per, guided, p.DecodeOptions, cons, nil)
+	ghyps, err := d.Model.GenerateConstrained(ctx, feats, guided, p.DecodeOptions, cons, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +137,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		}
 	}
 	if len(again) > 0 {
-		hyps, err := d.constrained(ctx, feats, per, again, p.DecodeOptions, againCons, againAvoid)
+		hyps, err := d.Model.GenerateConstrained(ctx, feats, again, p.DecodeOptions, againCons, againAvoid)
 		if err != nil {
 			return nil, err
 		}
@@ -160,16 +159,6 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		out[i] = r
 	}
 	return out, nil
-}
-
-// constrained runs constrained beam search over the images at positions
-// images of feats (per floats each): their features gathered into one batch.
-func (d Decoder) constrained(ctx context.Context, feats gpu.Buf, per int, images []int32, o decoder.DecodeOptions, cons [][]decoder.Constraint, avoid [][]int32) ([][]decoder.Hypothesis, error) {
-	dev := d.Model.Device()
-	sub := dev.Alloc(len(images) * per)
-	defer dev.Free(sub)
-	dev.EmbeddingForward(sub, feats, images, per)
-	return d.Model.GenerateConstrained(ctx, sub, len(images), o, cons, avoid)
 }
 
 // coordination is v's ids of the words decoder.Coordination names, 0 for

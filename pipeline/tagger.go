@@ -85,17 +85,6 @@ func (t *Tagger) Close() {
 	}
 }
 
-// grown returns *b, replaced by a buffer of n elements when it has fewer.
-func (t *Tagger) grown(b *gpu.Buf, n int) gpu.Buf {
-	if *b == nil || (*b).Len() < n {
-		if *b != nil {
-			t.dev.Free(*b)
-		}
-		*b = t.dev.Alloc(n)
-	}
-	return (*b).Slice(0, n)
-}
-
 // probs returns, on the host, the class probabilities (n, NumClasses) of n
 // images whose features are on the device: pooled vectors (n, F), or the
 // encoder's grids (n, R, F) that an attention decoder reads, which are pooled
@@ -103,11 +92,11 @@ func (t *Tagger) grown(b *gpu.Buf, n int) gpu.Buf {
 func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
 	F := t.cls.Features()
 	if R := feats.Len() / (n * F); R > 1 {
-		pooled := t.grown(&t.pooled, n*F)
+		pooled := gpu.Grow(t.dev, &t.pooled, n*F)
 		t.dev.GlobalAvgPool(pooled, feats, n, R, F)
 		feats = pooled
 	}
-	out := t.grown(&t.out, n*tags.NumClasses)
+	out := gpu.Grow(t.dev, &t.out, n*tags.NumClasses)
 	t.cls.Probs(out, feats, n)
 	host := make([]float32, n*tags.NumClasses)
 	if err := t.dev.Download(host, out); err != nil {

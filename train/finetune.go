@@ -70,11 +70,7 @@ func newTunedEncoder(dev gpu.Device, w *encoder.Weights, first, maxBatch int, po
 	te.batchCut, te.pool = dev.Alloc(maxBatch*te.cutLen), dev.Alloc(maxBatch*c.Head)
 	te.dsrc, te.dgrid = dev.Alloc(maxBatch*te.inDim), dev.Alloc(maxBatch*te.regions*c.Head)
 	te.ones = dev.Alloc(te.regions)
-	ones := make([]float32, te.ones.Len())
-	for i := range ones {
-		ones[i] = 1
-	}
-	dev.Upload(te.ones, ones)
+	gpu.Ones(dev, te.ones)
 	return te, nil
 }
 

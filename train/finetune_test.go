@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"context"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -197,5 +198,87 @@ func TestFineTuningAttention(t *testing.T) {
 	}
 	if _, _, err := encoder.WithTuned(o.Encoder, filepath.Join(out, "model", encoder.TunedFile)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestTunedEncoderGradients checks the gradient the fine-tuned top gets
+// through a batch's features (an image repeated across captions; the pooled
+// features for merge, the grid for attention) against central differences of
+// those features, for the loss Σ r · features with random r.
+func TestTunedEncoderGradients(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	for _, pooled := range []bool{true, false} {
+		t.Run(map[bool]string{true: "pooled", false: "grid"}[pooled], func(t *testing.T) {
+			checkTunedEncoderGradients(t, dev, pooled)
+		})
+	}
+}
+
+func checkTunedEncoderGradients(t *testing.T, dev *cpu.Device, pooled bool) {
+	v := synthVocab{n: 14}
+	images := []int32{3, 0, 3, 5, 3} // image 3 collects three captions' gradients
+	te, err := newTunedEncoder(dev, randomEncoder(4), 1, len(images), pooled, cutSplit(6, 1, v), cutSplit(2, 2, v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer te.close()
+	out := dev.Alloc(len(images) * te.inDim)
+	defer dev.Free(out)
+	rng := rand.New(rand.NewPCG(8, 1))
+	r := make([]float32, out.Len())
+	for i := range r {
+		r[i] = rng.Float32()*2 - 1
+	}
+	loss := func() float64 {
+		feats := make([]float32, out.Len())
+		if err := dev.Download(feats, te.features(images, out)); err != nil {
+			t.Fatal(err)
+		}
+		var s float64
+		for i, f := range feats {
+			s += float64(f) * float64(r[i])
+		}
+		return s
+	}
+
+	loss()
+	dr := dev.Alloc(len(r))
+	defer dev.Free(dr)
+	dev.Upload(dr, r)
+	te.top.ZeroGrad()
+	te.backward(dr)
+	flat := te.top.Flat()
+	params := make([]float32, flat.Len())
+	if err := dev.Download(params, flat); err != nil {
+		t.Fatal(err)
+	}
+	// Adam with beta1 = beta2 = 0 steps lr·g/(|g|+eps); with eps = lr far
+	// above |g| that is g itself, so the step reveals the top's gradient.
+	const big = 1e4
+	te.top.Update(big, 0, 0, big, 0)
+	stepped := make([]float32, flat.Len())
+	if err := dev.Download(stepped, flat); err != nil {
+		t.Fatal(err)
+	}
+	dev.Upload(flat, params)
+
+	const h = 1e-3
+	for k := range 24 {
+		i := k * (len(params) - 1) / 23
+		g := float64(params[i]) - float64(stepped[i])
+		old := params[i]
+		params[i] = old + h
+		dev.Upload(flat, params)
+		lp := loss()
+		params[i] = old - h
+		dev.Upload(flat, params)
+		lm := loss()
+		params[i] = old
+		dev.Upload(flat, params)
+		fd := (lp - lm) / (2 * h)
+		if math.Abs(g-fd) > 2e-3+2e-2*math.Abs(fd) {
+			t.Errorf("parameter %d of %d: gradient %.6g, finite differences %.6g", i, len(params), g, fd)
+		}
 	}
 }
