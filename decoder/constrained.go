@@ -19,27 +19,32 @@ type Constraint []int32
 const MaxConstraints = 3
 
 // GenerateConstrained captions the images at positions images of feats
-// ((n, InputDim) on the device) by constrained beam search (Anderson et al. 2017, "Guided Open Vocabulary Image
-// Captioning with Constrained Beam Search"): a finite-state machine whose state
-// is the set of the constraints cons[b] of image images[b] met so far, with a
-// beam of o.Beam hypotheses per state. A hypothesis that emits a token of an
-// unmet constraint moves to the state with that constraint met; every other
-// token keeps its state. All B × 2^C × K rows (B = len(images), C the most
-// constraints of any image) run as one device batch, on the images' features
-// gathered into a buffer the model keeps.
+// ((n, InputDim) on the device) by constrained beam search (Anderson et al.
+// 2017, "Guided Open Vocabulary Image Captioning with Constrained Beam
+// Search"): a finite-state machine whose state is the set of the constraints
+// cons[b] of image images[b] met so far, with a beam of o.Beam hypotheses per
+// state. A hypothesis that emits a token of an unmet constraint moves to the
+// state with that constraint met; every other token keeps its state. All
+// B × 2^C × K rows (B = len(images), C the most constraints of any image) run
+// as one device batch, on the images' features gathered into a buffer the
+// model keeps.
 //
 // avoid, when not nil, lists per image tokens its captions never say (guided
 // decoding's nouns the classifier rules out), whatever their probability.
+// Errors name an image by its position in feats.
 //
-// It returns, per entry of images, up to NBest hypotheses that meet all of the image's
-// constraints, best first; none when no such caption fits in MaxLen words. An
-// image without constraints or tokens to avoid gets exactly Generate's beam
-// search.
+// It returns, per entry of images, up to NBest hypotheses that meet all of
+// the image's constraints, best first; none when no such caption fits in
+// MaxLen words. An image without constraints or tokens to avoid gets exactly
+// Generate's beam search.
 func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images []int32, o DecodeOptions, cons [][]Constraint, avoid [][]int32) ([][]Hypothesis, error) {
+	if err := o.check(m.Cfg); err != nil {
+		return nil, err
+	}
 	F, B := m.Cfg.InputDim(), len(images)
 	n := feats.Len() / F
-	if err := m.checkInputs(feats, n, o); err != nil {
-		return nil, err
+	if feats.Len() != n*F {
+		return nil, fmt.Errorf("decoder: %d feature values are not a whole number of images of %d features", feats.Len(), F)
 	}
 	for _, i := range images {
 		if i < 0 || int(i) >= n {
@@ -56,26 +61,26 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images [
 		for _, t := range ts {
 			switch {
 			case t < 0 || int(t) >= m.Cfg.Vocab:
-				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is outside the vocabulary (0..%d)", b, t, m.Cfg.Vocab-1)
+				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is outside the vocabulary (0..%d)", images[b], t, m.Cfg.Vocab-1)
 			case t == o.End:
-				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is <end>, which would keep every caption from ending", b, t)
+				return nil, fmt.Errorf("decoder: image %d: token %d to avoid is <end>, which would keep every caption from ending", images[b], t)
 			case slices.ContainsFunc(cons[b], func(c Constraint) bool { return slices.Contains(c, t) }):
-				return nil, fmt.Errorf("decoder: image %d: token %d is both a constraint's and one to avoid", b, t)
+				return nil, fmt.Errorf("decoder: image %d: token %d is both a constraint's and one to avoid", images[b], t)
 			}
 		}
 	}
 	C := 0
 	for b, cs := range cons {
 		if len(cs) > MaxConstraints {
-			return nil, fmt.Errorf("decoder: image %d has %d constraints; at most %d (the search keeps 2^C beams)", b, len(cs), MaxConstraints)
+			return nil, fmt.Errorf("decoder: image %d has %d constraints; at most %d (the search keeps 2^C beams)", images[b], len(cs), MaxConstraints)
 		}
 		for j, c := range cs {
 			if len(c) == 0 {
-				return nil, fmt.Errorf("decoder: image %d: constraint %d has no tokens", b, j)
+				return nil, fmt.Errorf("decoder: image %d: constraint %d has no tokens", images[b], j)
 			}
 			for _, t := range c {
 				if t < 0 || int(t) >= m.Cfg.Vocab || t == o.Start || t == o.End || slices.Contains(unspoken, t) {
-					return nil, fmt.Errorf("decoder: image %d: constraint token %d is outside the vocabulary's words (0..%d, not <start>, <end>, <pad> or <unk>)", b, t, m.Cfg.Vocab-1)
+					return nil, fmt.Errorf("decoder: image %d: constraint token %d is outside the vocabulary's words (0..%d, not <start>, <end>, <pad> or <unk>)", images[b], t, m.Cfg.Vocab-1)
 				}
 			}
 		}
@@ -88,7 +93,8 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images [
 }
 
 // guidedScratch is GenerateConstrained's device memory, kept between calls
-// (gpu.Grow): the images' gathered features, and the constraint tokens'
+// (gpu.Grow) until Close: the images' gathered features (for an attention
+// model, a batch of 64 grids is 16 MB), and the constraint tokens'
 // log-probabilities that each step gathers for the host.
 type guidedScratch struct{ feats, logp gpu.Buf }
 

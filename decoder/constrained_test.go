@@ -2,6 +2,7 @@ package decoder
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -279,6 +280,8 @@ func TestConstrainedErrors(t *testing.T) {
 		{[]int32{-1}, make([][]Constraint, 1), nil, "decoder: image position -1 is outside the 5 images of the features"},
 		{[]int32{4, 1}, make([][]Constraint, 3), nil, "decoder: constraints for 3 images, want 2"},
 		{nil, make([][]Constraint, 4), nil, "decoder: constraints for 4 images, want 5"},
+		{[]int32{4, 3, 2}, [][]Constraint{nil, {{3}}, nil}, [][]int32{nil, {3}, nil}, "decoder: image 3: token 3 is both a constraint's and one to avoid"},
+		{[]int32{4, 3, 2}, [][]Constraint{nil, nil, {{9}}}, nil, "decoder: image 2: constraint token 9 is outside the vocabulary's words (0..8, not <start>, <end>, <pad> or <unk>)"},
 		{nil, make([][]Constraint, 5), make([][]int32, 4), "decoder: tokens to avoid for 4 images, want 5 (or none: nil)"},
 		{nil, [][]Constraint{nil, {{3}}, nil, nil, nil}, [][]int32{nil, {3}, nil, nil, nil}, "decoder: image 1: token 3 is both a constraint's and one to avoid"},
 		{nil, make([][]Constraint, 5), [][]int32{nil, nil, {2}, nil, nil}, "decoder: image 2: token 2 to avoid is <end>, which would keep every caption from ending"},
@@ -295,8 +298,13 @@ func TestConstrainedErrors(t *testing.T) {
 		}
 		_, err := m.GenerateConstrained(context.Background(), buf, images, o, tc.cons, tc.avoid)
 		if err == nil || err.Error() != tc.want {
-			t.Errorf("%v, %v: got error %v, want %q", tc.cons, tc.avoid, err, tc.want)
+			t.Errorf("%v, %v, %v: got error %v, want %q", images, tc.cons, tc.avoid, err, tc.want)
 		}
+	}
+	short := buf.Slice(0, buf.Len()-1)
+	want := fmt.Sprintf("decoder: %d feature values are not a whole number of images of %d features", short.Len(), m.Cfg.InputDim())
+	if _, err := m.GenerateConstrained(context.Background(), short, []int32{0}, o, make([][]Constraint, 1), nil); err == nil || err.Error() != want {
+		t.Errorf("features one value short: got error %v, want %q", err, want)
 	}
 }
 
@@ -331,10 +339,10 @@ func TestConstrainedAvoidsManyTokens(t *testing.T) {
 	}
 }
 
-// allocCounter counts a device's allocations.
+// allocCounter counts a device's allocations and frees.
 type allocCounter struct {
 	gpu.Device
-	allocs int
+	allocs, frees int
 }
 
 func (d *allocCounter) Alloc(n int) gpu.Buf {
@@ -342,20 +350,28 @@ func (d *allocCounter) Alloc(n int) gpu.Buf {
 	return d.Device.Alloc(n)
 }
 
+func (d *allocCounter) Free(b gpu.Buf) {
+	d.frees++
+	d.Device.Free(b)
+}
+
 // A constrained search allocates no device memory once one of its size has
 // run: tag-guided serving runs one or two a batch, and on CUDA every buffer
-// freed waits for the device (cuMemFree synchronises).
+// freed waits for the device (cuMemFree synchronises). Close frees what the
+// searches kept.
 func TestConstrainedKeepsItsBuffers(t *testing.T) { bothArchs(t, testConstrainedKeepsItsBuffers) }
 
 func testConstrainedKeepsItsBuffers(t *testing.T, c Config) {
 	dev := &allocCounter{Device: openCPU(t)}
-	m, _ := randomModel(t, dev, c, 12, 0.9)
+	m, err := New(dev, c, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
 	feats := make([]float32, 4*c.InputDim())
 	for i := range feats {
 		feats[i] = float32(i%7) - 3
 	}
 	buf := dev.Alloc(len(feats))
-	defer dev.Free(buf)
 	dev.Upload(buf, feats)
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2}
 	search := func(images []int32, cons [][]Constraint) int {
@@ -373,5 +389,10 @@ func testConstrainedKeepsItsBuffers(t *testing.T, c Config) {
 	}
 	if n := search([]int32{2}, [][]Constraint{{{7}}}); n != 0 {
 		t.Errorf("a smaller search allocated %d buffers", n)
+	}
+	dev.Free(buf)
+	m.Close()
+	if dev.allocs != dev.frees {
+		t.Errorf("%d buffers allocated, %d freed after Close", dev.allocs, dev.frees)
 	}
 }

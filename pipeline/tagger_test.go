@@ -390,7 +390,9 @@ func TestRuledOut(t *testing.T) {
 // (banning "dog" from the start made it "... playing with a pacifier.").
 // The captions are the README's, with decoding as configured by default and
 // the encoder in float32: bfloat16, auto's pick on some CPUs, changes about a
-// tenth of the captions, the cat's among them.
+// tenth of the captions, the cat's among them. The horse photo in front is
+// not guided, so the guided photos' positions in the batch are not their
+// places among the guided ones.
 func TestGuidedDecodingRulesOutMisnamedAnimals(t *testing.T) {
 	cfg := testConfig(t, shippedModel, 4)
 	cfg.Precision = "float32"
@@ -401,7 +403,11 @@ func TestGuidedDecodingRulesOutMisnamedAnimals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	plain, guided := plainAndGuided(t, p, filepath.Join(cfg.Assets, "samples", "cat_720p.jpg"), "../testdata/ood/farm_sheep.jpg")
+	plain, guided := plainAndGuided(t, p, "../testdata/ood/farm_horse.jpg", filepath.Join(cfg.Assets, "samples", "cat_720p.jpg"), "../testdata/ood/farm_sheep.jpg")
+	if guided[0].Caption != plain[0].Caption || len(guided[0].Guided) > 0 {
+		t.Errorf("the horse photo was guided to %q (%v) from %q; the test needs one that is not", guided[0].Caption, guided[0].Guided, plain[0].Caption)
+	}
+	plain, guided = plain[1:], guided[1:]
 	for i, want := range []string{"A small cat is laying on the floor.", "A black and white sheep is running through the grass."} {
 		if !tags.Mentions(plain[i].Caption, "dog") {
 			t.Errorf("plain caption %q names no dog: the test shows nothing", plain[i].Caption)
