@@ -96,6 +96,9 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  objective: cider\n  init: runs/a/model\n  samples: 1\n", "config: train.samples: 1 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others $FILE"},
 		{"train:\n  feature_dropout: 1\n", "config: train.feature_dropout: 1 is outside [0, 1); 0 keeps every feature $FILE"},
 		{"train:\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch merge, train.objective xe, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0 $FILE"},
+		// The fine-tuned encoder's backward pass does not apply the mask.
+		{"train:\n  arch: attention\n  finetune_blocks: 1\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch attention, train.objective xe, train.finetune_blocks 1; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0 $FILE"},
+		{"train:\n  arch: attention\n  objective: cider\n  init: runs/a/model\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch attention, train.objective cider, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0 $FILE"},
 		{"train:\n  xe_weight: -0.1\n", "config: train.xe_weight: -0.1 is negative; 0 trains on the rewards alone $FILE"},
 		{"train:\n  xe_weight: 0.2\n", "config: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0 $FILE"},
 		{"decode:\n  batch_size: 100000\n", "config: decode.batch_size: 100000 is outside 1..256 (images through the device at once; the encoder holds a whole batch's activations) $FILE"},

@@ -368,25 +368,32 @@ func TestInputGradientMatchesFiniteDifferences(t *testing.T) {
 		if err := dev.Download(got, ts.InputGrad()); err != nil {
 			t.Fatal(err)
 		}
-		maxG := 0.0
-		for i, v := range bt.feats {
-			// Steps exact in float32, so the difference quotient divides by the real step.
-			up, down := v+1.0/1024, v-1.0/1024
-			bt.feats[i] = up
-			lp := loss()
-			bt.feats[i] = down
-			lm := loss()
-			bt.feats[i] = v
-			fd := (lp - lm) / float64(up-down)
-			if d := math.Abs(fd - float64(got[i])); d > 2e-5+2e-3*math.Abs(fd) {
-				t.Errorf("feature %d: gradient %.7g, finite difference %.7g", i, got[i], fd)
-			}
-			maxG = math.Max(maxG, math.Abs(fd))
-		}
-		if maxG == 0 {
-			t.Error("every feature gradient is zero; the check is vacuous")
-		}
+		compareInputGradient(t, got, bt, loss)
 	})
+}
+
+// compareInputGradient checks got, the gradient of loss with respect to every
+// value of bt.feats (which loss reads), against central differences of loss.
+func compareInputGradient(t *testing.T, got []float32, bt batch, loss func() float64) {
+	t.Helper()
+	maxG := 0.0
+	for i, v := range bt.feats {
+		// Steps exact in float32, so the difference quotient divides by the real step.
+		up, down := v+1.0/1024, v-1.0/1024
+		bt.feats[i] = up
+		lp := loss()
+		bt.feats[i] = down
+		lm := loss()
+		bt.feats[i] = v
+		fd := (lp - lm) / float64(up-down)
+		if d := math.Abs(fd - float64(got[i])); d > 2e-5+2e-3*math.Abs(fd) {
+			t.Errorf("feature %d: gradient %.7g, finite difference %.7g", i, got[i], fd)
+		}
+		maxG = math.Max(maxG, math.Abs(fd))
+	}
+	if maxG == 0 {
+		t.Error("every feature gradient is zero; the check is vacuous")
+	}
 }
 
 // TestBackwardAfterEvaluationForwardPanics checks the invariant Backward's
@@ -404,4 +411,22 @@ func TestBackwardAfterEvaluationForwardPanics(t *testing.T) {
 		}()
 		ts.Backward()
 	})
+}
+
+// ReweightCaptions refuses an attention decoder with the penalty on: the
+// penalty's gradient would go unweighted, so a caption weighed 0 would still
+// move the model.
+func TestReweightCaptionsWithAttentionPenaltyPanics(t *testing.T) {
+	c := tinyAttentionConfig() // AttPenalty 0.7
+	dev := openCPU(t)
+	m, _ := randomModel(t, dev, c, 9, 0.5)
+	bt := tinyBatch(c, 4)
+	ts := forwardKeepingInputGrad(t, dev, m, bt, true, 21)
+	defer func() {
+		want := "decoder: ReweightCaptions with the attention penalty on (0.7), whose gradient it would leave unweighted; set it to 0"
+		if r := recover(); r != want {
+			t.Errorf("recovered %v, want %q", r, want)
+		}
+	}()
+	ts.ReweightCaptions(make([]float32, bt.B))
 }

@@ -244,10 +244,15 @@ func (ts *TrainState) crossEntropy(targets []int32, ntok int) (float64, error) {
 // ReweightCaptions scales the loss gradient that the last Forward kept (train
 // set) caption by caption: afterwards Backward differentiates
 // Σ_b w[b]·(caption b's tokens' share of the mean loss) instead of the mean loss.
-// Self-critical training passes each sampled caption's advantage here.
+// Self-critical training passes each sampled caption's advantage here. The
+// attention penalty's gradient is not the loss's to reweigh, so the penalty
+// must be off (ModelConfig turns it off for the cider objective).
 func (ts *TrainState) ReweightCaptions(w []float32) {
 	if !ts.train {
 		panic("decoder: ReweightCaptions after an evaluation Forward (train=false)")
+	}
+	if c := ts.m.Cfg; c.Arch == ArchAttention && c.AttPenalty != 0 {
+		panic(fmt.Sprintf("decoder: ReweightCaptions with the attention penalty on (%g), whose gradient it would leave unweighted; set it to 0", c.AttPenalty))
 	}
 	B, T, dev, V := ts.B, ts.T, ts.m.dev, ts.m.Cfg.Vocab
 	if len(w) != B {
