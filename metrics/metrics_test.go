@@ -86,6 +86,28 @@ func TestBLEUEdgeCases(t *testing.T) {
 	}
 }
 
+// The brevity penalty takes the reference closest in length, not the
+// shortest, and clipping takes an n-gram's most frequent reference count, not
+// the sum over references: both would raise every reported score.
+func TestBLEUClosestReferenceAndMaxClipping(t *testing.T) {
+	// cand "a b c d e" (5); refs of 2 and 6 words: 6 is closest, so
+	// BP = exp(1 - 6/5) = 0.8187; every n-gram of the candidate is in the
+	// longer reference, so every precision is 1. (The shortest, 2, would leave
+	// no penalty: 1.)
+	closest := BLEU([][]string{toks("a b c d e")}, refsOf([]string{"a b", "a b c d e f"}))
+	for k, b := range closest {
+		if want := math.Exp(-0.2); !near(b, want, 1e-9) {
+			t.Errorf("BLEU-%d = %.10g, want %.10g", k+1, b, want)
+		}
+	}
+	// cand "the the the"; each reference has one "the": 1 of 3 unigrams counts
+	// (summing the references' counts would let 2). C = 3 > R = 2: no penalty.
+	clip := BLEU([][]string{toks("the the the")}, refsOf([]string{"the cat", "the dog"}))
+	if !near(clip[0], 1.0/3, 1e-9) {
+		t.Errorf("BLEU-1 = %.10g, want 1/3", clip[0])
+	}
+}
+
 func TestCIDErD(t *testing.T) {
 	// Two images, so log N = log 2 =: L. Reference n-grams by image:
 	//   image 1 refs "a b c", "a b d": a b c d, "a b" "b c" "b d", "a b c" "a b d"
@@ -123,6 +145,33 @@ func TestCIDErD(t *testing.T) {
 	}
 	if !near(per[0], want1, 1e-12) {
 		t.Errorf("image 1 changed to %.10g when only image 2's candidate changed", per[0])
+	}
+}
+
+// Two cases the test above leaves open: a reference that repeats an n-gram
+// more often than the candidate (the clipped product is min(c, r)·r, not
+// min(c, r)²), and lengths two bigrams apart (the penalty is exp(-δ²/72), not
+// exp(-|δ|/72)). Both corpora have two images whose words are all distinct,
+// so every document frequency is 1 and every weight is tf·log 2 =: tf·L.
+func TestCIDErDRepeatsAndLengthPenalty(t *testing.T) {
+	// Image 1, cand "a b" against ref "a a b":
+	//   1-grams a:L b:L (norm √2 L) vs a:2L b:L (norm √5 L):
+	//     (min(L, 2L)·2L + L·L) / (√2 L · √5 L) = 3/√10;
+	//   2-grams "a b" (norm L) vs "a a" "a b" (norm √2 L): 1/√2;
+	//   no 3- or 4-grams; 1 bigram against 2: δ = -1.
+	//   score = 10/4 · (3/√10 + 1/√2) · exp(-1/72) = 4.0823799
+	_, per := CIDErD([][]string{toks("a b"), toks("c")}, refsOf([]string{"a a b"}, []string{"c"}))
+	if want := 2.5 * (3/math.Sqrt(10) + 1/math.Sqrt2) * math.Exp(-1.0/72); !near(per[0], want, 1e-9) {
+		t.Errorf("a reference repeating a word: CIDEr-D %.10g, want %.10g", per[0], want)
+	}
+	// Image 1, cand "a b x y" against ref "a b":
+	//   1-grams (norm 2L) vs a b (norm √2 L): 2L²/(2√2 L²) = 1/√2;
+	//   2-grams "a b" "b x" "x y" (norm √3 L) vs "a b": 1/√3;
+	//   the reference has no 3- or 4-grams; 3 bigrams against 1: δ = 2.
+	//   score = 10/4 · (1/√2 + 1/√3) · exp(-4/72) = 3.0376108
+	_, per = CIDErD([][]string{toks("a b x y"), toks("c d")}, refsOf([]string{"a b"}, []string{"c d"}))
+	if want := 2.5 * (1/math.Sqrt2 + 1/math.Sqrt(3)) * math.Exp(-4.0/72); !near(per[0], want, 1e-9) {
+		t.Errorf("two bigrams longer: CIDEr-D %.10g, want %.10g", per[0], want)
 	}
 }
 
@@ -209,6 +258,11 @@ func TestROUGEL(t *testing.T) {
 	}
 	if got := ROUGEL([][]string{nil}, refsOf([]string{"a"})); got != 0 {
 		t.Errorf("ROUGE-L of an empty caption = %v, want 0", got)
+	}
+	// An empty reference (a caption that cleaned to nothing, ".") is skipped,
+	// not a division by zero that makes the corpus score NaN.
+	if got := ROUGEL([][]string{toks("a b")}, [][][]string{{nil, toks("a b")}}); got != 1 {
+		t.Errorf("ROUGE-L beside an empty reference = %v, want 1", got)
 	}
 }
 

@@ -146,7 +146,8 @@ func TestSelectThresholdAndK(t *testing.T) {
 		{1, 0.05, []string{"coffee"}},
 		{5, 0.4, []string{"coffee"}},
 		{5, 0.6, nil},
-		{5, 0.3, []string{"coffee", "cup"}}, // at the threshold counts
+		{5, 0.5, []string{"coffee"}},        // at the threshold counts: coffee is espresso alone, 0.5
+		{5, 0.3, []string{"coffee", "cup"}}, // cup's other classes' spread mass puts it just above
 	} {
 		got, err := Select(probs, tc.k, tc.threshold)
 		if err != nil {

@@ -25,6 +25,8 @@ func TestCleanSeed(t *testing.T) {
 		// Punctuation is deleted inside words; words with digits go whole.
 		{"It's 5 o'clock, rock'n'roll in the U.S.A.!", "its oclock rocknroll in the usa"},
 		{"the 3rd x2 car_park --- ( )", "the carpark"},
+		// Every character of string.punctuation, inside one word.
+		{"in!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~to", "into"},
 		{"I saw a b c de", "saw de"},
 		// Python's split(): tabs, newlines, and the ASCII separators 0x1c..0x1f.
 		{"dog\tand\ncat\x1cbird\x1fsky\u00a0sea", "dog and cat bird sky sea"},
@@ -63,6 +65,7 @@ func TestCleanStandard(t *testing.T) {
 		// Punctuation is deleted inside words; a word of punctuation only goes.
 		{"It's 5 o'clock, rock'n'roll in the U.S.A.!", []string{"its", "5", "oclock", "rocknroll", "in", "the", "usa"}},
 		{"the 3rd x2 car_park --- ( )", []string{"the", "3rd", "x2", "carpark"}},
+		{"in!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~to $5", []string{"into", "5"}},
 		{"I saw a b c de", []string{"i", "saw", "a", "b", "c", "de"}},
 		{"dog\tand\ncat\x1cbird", []string{"dog", "and", "cat", "bird"}},
 		// Unicode punctuation goes too: curly quotes and apostrophes, dashes,
