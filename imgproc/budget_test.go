@@ -1,7 +1,11 @@
 package imgproc
 
 import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"image"
 	"runtime"
 	"testing"
@@ -120,6 +124,7 @@ func TestCostBoundsAllocation(t *testing.T) {
 	}{
 		{"png rgb16", hostile.ZeroPNG(640, 480, 16, 2), true},
 		{"png rgba8", encodePNG(t, big), true},
+		{"png rgba8 interlaced", rgbaPNG(t, big, true), true},
 		{"jpeg 4:2:0", encodeJPEG(t, big), true},
 		{"progressive jpeg", hostile.ProgressiveJPEG(640, 480, 20), true},
 		{"gif", encodeGIF(t, big), false},
@@ -160,5 +165,151 @@ func TestScanWorkLimit(t *testing.T) {
 	const want = "imgproc: progressive JPEG of 400x400 has 33 scans over 5280000 samples in all, more than the limit of 5120000 (32 passes over image.max_pixels); re-save it as a baseline JPEG"
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// adam7 lists the seven passes of PNG interlacing: each takes the pixels
+// (x0 + i*dx, y0 + j*dy).
+var adam7 = [7]struct{ x0, y0, dx, dy int }{
+	{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2},
+}
+
+// rgbaPNG writes m as an 8-bit RGBA PNG (colour type 6), Adam7-interlaced if
+// asked: image/png's encoder never interlaces. Every row is unfiltered.
+func rgbaPNG(t testing.TB, m *image.RGBA, interlaced bool) []byte {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	var raw []byte
+	row := func(y, x0, dx int) {
+		raw = append(raw, 0) // filter: none
+		for x := x0; x < w; x += dx {
+			raw = append(raw, m.Pix[m.PixOffset(x, y):m.PixOffset(x, y)+4]...)
+		}
+	}
+	if !interlaced {
+		for y := range h {
+			row(y, 0, 1)
+		}
+	}
+	for _, p := range adam7 {
+		for y := p.y0; interlaced && y < h && p.x0 < w; y += p.dy {
+			row(y, p.x0, p.dx) // a pass with no columns has no rows either
+		}
+	}
+	var idat bytes.Buffer
+	z := zlib.NewWriter(&idat)
+	z.Write(raw)
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := []byte("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+		start := len(b)
+		b = append(append(b, typ...), data...)
+		b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	method := byte(0)
+	if interlaced {
+		method = 1
+	}
+	chunk("IHDR", append(ihdr, 8, 6, 0, 0, method)) // byte 28 of the file
+	chunk("IDAT", idat.Bytes())
+	chunk("IEND", nil)
+	return b
+}
+
+// An interlaced PNG costs twice its plain twin: image/png decodes the seven
+// passes into images of their own, as large as the result together, then
+// copies them into it. Counted once, a server's decoded-byte limit would let
+// through interlaced PNGs that take twice the memory it allows.
+func TestInterlacedPNGCostsTwice(t *testing.T) {
+	src := blocksImage("ABC", "DEF")
+	plain, interlaced := rgbaPNG(t, src, false), rgbaPNG(t, src, true)
+	for name, data := range map[string][]byte{"plain": plain, "interlaced": interlaced} {
+		img, err := DecodeBytes(data, testLimits)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		checkBlocks(t, img, 0, "ABC", "DEF") // the helper writes valid PNGs
+	}
+	hp, err := ReadHeader(plain)
+	if err != nil || hp.Bytes != 48*32*4 {
+		t.Fatalf("plain: ReadHeader = %+v, %v; want Bytes = %d (NRGBA)", hp, err, 48*32*4)
+	}
+	hi, err := ReadHeader(interlaced)
+	if err != nil || hi.Bytes != 2*hp.Bytes {
+		t.Errorf("interlaced: ReadHeader = %+v, %v; want Bytes = %d, twice the plain PNG's", hi, err, 2*hp.Bytes)
+	}
+}
+
+// Any EXIF orientation but 1 makes the decoder copy the image into RGBA and
+// rotate or mirror it into a second RGBA: 8 more bytes a pixel, a mirror (2)
+// as much as a rotation. Uncounted, a mirrored photo could decode to more than
+// the limit allows.
+func TestOrientationCost(t *testing.T) {
+	jpg := encodeJPEG(t, blocksImage("ABC", "DEF")) // 48x32
+	plain, err := ReadHeader(jpg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := uint16(1); o <= 8; o++ {
+		h, err := ReadHeader(withSegments(jpg, exifSegment(binary.BigEndian, o)))
+		want := plain.Bytes
+		if o >= 2 {
+			want += 8 * 48 * 32
+		}
+		if err != nil || h.Bytes != want {
+			t.Errorf("orientation %d: ReadHeader = %+v, %v; want Bytes = %d (%d without EXIF)", o, h, err, want, plain.Bytes)
+		}
+	}
+}
+
+// With libjpeg-turbo, DecodeBytesAtLeast decodes a JPEG straight into RGBA at
+// a DCT scale: Cost is 4 bytes a pixel of the scaled size (plus the EXIF
+// rotation's two RGBA copies, plus a progressive file's 2-byte coefficients
+// at full size), and the limit holds it to the byte. A 1280x720 photo at
+// minSide 448 decodes at 5/8, 800x450. Counting fewer bytes would let the
+// decode allocate more than image.max_decoded_bytes.
+func TestCostAtDCTScale(t *testing.T) {
+	const minSide = 448
+	out := int64(800 * 450)
+	photo := encodeJPEG(t, image.NewRGBA(image.Rect(0, 0, 1280, 720)))
+	for _, tc := range []struct {
+		name  string
+		data  []byte
+		turbo int64 // Cost(minSide) with libjpeg-turbo
+	}{
+		{"baseline", photo, 4 * out},
+		{"baseline, orientation 6", withSegments(photo, exifSegment(binary.BigEndian, 6)), (4 + 8) * out},
+		{"progressive grey", hostile.ProgressiveJPEG(1280, 720, 3), 4*out + 2*1280*720},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := ReadHeader(tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.turbo
+			if !turboJPEG {
+				want = h.Bytes // image/jpeg decodes at full size
+				t.Logf("no libjpeg-turbo in this build: Cost(%d) is Bytes, the DCT-scale cost goes unchecked", minSide)
+			}
+			if got := h.Cost(minSide); got != want {
+				t.Fatalf("Cost(%d) = %d, want %d", minSide, got, want)
+			}
+			img, _, err := DecodeBytesAtLeast(tc.data, Limits{MaxPixels: 1280 * 720, MaxBytes: want}, minSide)
+			if err != nil {
+				t.Fatalf("at the limit: %v", err)
+			}
+			if size := img.Bounds().Size(); turboJPEG && size.X*size.Y != int(out) {
+				t.Errorf("decoded %v, want 800x450 pixels", size)
+			}
+			_, _, err = DecodeBytesAtLeast(tc.data, Limits{MaxPixels: 1280 * 720, MaxBytes: want - 1}, minSide)
+			var tl *TooLargeError
+			if !errors.As(err, &tl) || tl.Bytes != want || tl.MaxBytes != want-1 {
+				t.Errorf("one byte under: err = %v, want a *TooLargeError of %d bytes", err, want)
+			}
+		})
 	}
 }

@@ -454,6 +454,60 @@ func TestDecodeFileBoundsWhatItReads(t *testing.T) {
 	}
 }
 
+// TestFileSizeLimitIsExact: a file (or stream) of exactly lim.MaxBytes is read
+// and decoded, one byte more is refused with the file-size limit's
+// *TooLargeError, by its size (a regular file) or once the data goes past it
+// (a pipe). An off-by-one would refuse an image that fits the limit.
+func TestFileSizeLimitIsExact(t *testing.T) {
+	lim := Limits{MaxPixels: 1 << 20, MaxBytes: 64 << 10}
+	photo := encodeJPEG(t, blocksImage("AB", "CD"))
+	// padded is photo followed by zeros, n bytes in all: image/jpeg stops at EOI.
+	padded := func(n int64) []byte {
+		b := make([]byte, n)
+		copy(b, photo)
+		return b
+	}
+	pipe := func(data []byte) string {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		go func() {
+			defer w.Close()
+			w.Write(data)
+		}()
+		return fmt.Sprintf("/dev/fd/%d", r.Fd())
+	}
+	for _, tc := range []struct {
+		name string
+		open func(data []byte) string // returns the path DecodeFile reads
+		over TooLargeError            // the error one byte over the limit
+	}{
+		{"regular file", func(data []byte) string {
+			path := filepath.Join(t.TempDir(), "padded.jpg")
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}, TooLargeError{FileBytes: lim.MaxBytes + 1, MaxFileBytes: lim.MaxBytes}},
+		{"pipe", pipe, TooLargeError{MaxFileBytes: lim.MaxBytes}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img, err := DecodeFile(tc.open(padded(lim.MaxBytes)), lim)
+			if err != nil {
+				t.Fatalf("%d bytes, the limit: %v", lim.MaxBytes, err)
+			}
+			checkBlocks(t, img, 12, "AB", "CD")
+			_, err = DecodeFile(tc.open(padded(lim.MaxBytes+1)), lim)
+			var tl *TooLargeError
+			if !errors.As(err, &tl) || *tl != tc.over {
+				t.Errorf("%d bytes, one over the limit: err = %#v, want %#v", lim.MaxBytes+1, err, &tc.over)
+			}
+		})
+	}
+}
+
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, io.ErrClosedPipe }

@@ -55,28 +55,35 @@ func withSegments(jpg []byte, segs ...[]byte) []byte {
 	return append(out, jpg[2:]...)
 }
 
+// storedBlocks is the visual pattern
+//
+//	A B C
+//	D E F
+//
+// stored the way a camera would for each EXIF orientation, written out by hand
+// from the EXIF 2.3 table: "0th row" and "0th column" say which visual side the
+// first stored row and column are.
+var storedBlocks = map[uint16][]string{
+	1: {"ABC", "DEF"},     // row 0 top, column 0 left
+	2: {"CBA", "FED"},     // row 0 top, column 0 right
+	3: {"FED", "CBA"},     // row 0 bottom, column 0 right
+	4: {"DEF", "ABC"},     // row 0 bottom, column 0 left
+	5: {"AD", "BE", "CF"}, // row 0 left, column 0 top
+	6: {"CF", "BE", "AD"}, // row 0 right, column 0 top
+	7: {"FC", "EB", "DA"}, // row 0 right, column 0 bottom
+	8: {"DA", "EB", "FC"}, // row 0 left, column 0 bottom
+}
+
 // TestDecodeOrientation stores the visual pattern
 //
 //	A B C
 //	D E F
 //
-// the way a camera would for each EXIF orientation (the stored grids below are
-// written out by hand from the EXIF 2.3 table: "0th row" and "0th column" say
-// which visual side the first stored row and column are), and checks that
-// Decode shows the visual pattern again.
+// the way a camera would for each EXIF orientation (storedBlocks), and checks
+// that Decode shows the visual pattern again.
 func TestDecodeOrientation(t *testing.T) {
-	stored := map[uint16][]string{
-		1: {"ABC", "DEF"},     // row 0 top, column 0 left
-		2: {"CBA", "FED"},     // row 0 top, column 0 right
-		3: {"FED", "CBA"},     // row 0 bottom, column 0 right
-		4: {"DEF", "ABC"},     // row 0 bottom, column 0 left
-		5: {"AD", "BE", "CF"}, // row 0 left, column 0 top
-		6: {"CF", "BE", "AD"}, // row 0 right, column 0 top
-		7: {"FC", "EB", "DA"}, // row 0 right, column 0 bottom
-		8: {"DA", "EB", "FC"}, // row 0 left, column 0 bottom
-	}
 	for o := uint16(1); o <= 8; o++ {
-		jpg := encodeJPEG(t, blocksImage(stored[o]...))
+		jpg := encodeJPEG(t, blocksImage(storedBlocks[o]...))
 		for _, bo := range []byteOrder{binary.LittleEndian, binary.BigEndian} {
 			for _, withJFIF := range []bool{false, true} {
 				data := withSegments(jpg, exifSegment(bo, o))

@@ -113,10 +113,12 @@ func checkScaledBlocks(t *testing.T, img image.Image, tol int, rows ...string) {
 	checkBlocks(t, zoomed{img, max(k, 1)}, tol, rows...)
 }
 
+// TestDecodeAtLeastOrientation: the libjpeg-turbo path applies every EXIF
+// orientation and reports the upright full size, which callers show the user
+// and which swaps width and height for the transposing orientations 5 to 8.
 func TestDecodeAtLeastOrientation(t *testing.T) {
-	// Stored as a camera would for orientation o (see TestDecodeOrientation).
-	stored := map[uint16][]string{3: {"FED", "CBA"}, 6: {"CF", "BE", "AD"}, 8: {"DA", "EB", "FC"}}
-	for o, rows := range stored {
+	for o := uint16(1); o <= 8; o++ {
+		rows := storedBlocks[o] // stored as a camera would for orientation o
 		data := withSegments(encodeJPEG(t, blocksImage(rows...)), exifSegment(binary.BigEndian, o))
 		img, size, err := DecodeBytesAtLeast(data, testLimits, 1<<20)
 		if err != nil {
@@ -302,4 +304,31 @@ func FuzzScaledDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMinDecodeSide pins what MinDecodeSide promises for a 224 tensor: twice
+// the side, so a 500x375 photo decodes at full scale (at 224 it would come out
+// at 5/8, whose blockier pixels moved the features by ~11%), while a 1280x720
+// one still skips most of its decoding at 5/8.
+func TestMinDecodeSide(t *testing.T) {
+	if got := MinDecodeSide(224); got != 448 {
+		t.Errorf("MinDecodeSide(224) = %d, want 448", got)
+	}
+	for _, tc := range []struct{ full, turbo image.Point }{
+		{image.Pt(500, 375), image.Pt(500, 375)},
+		{image.Pt(1280, 720), image.Pt(800, 450)},
+	} {
+		data := encodeJPEG(t, image.NewRGBA(image.Rectangle{Max: tc.full}))
+		img, full, err := DecodeBytesAtLeast(data, testLimits, MinDecodeSide(224))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.turbo
+		if !turboJPEG {
+			want = tc.full // image/jpeg cannot scale
+		}
+		if got := img.Bounds().Size(); got != want || full != tc.full {
+			t.Errorf("%v at MinDecodeSide(224): decoded %v of %v, want %v", tc.full, got, full, want)
+		}
+	}
 }
