@@ -209,6 +209,11 @@ func testBeamSearch(t *testing.T, c Config) {
 						if !sameHyp(h, want[i]) {
 							t.Errorf("K=%d alpha=%g no-repeat %d image %d hypothesis %d: got %v, reference %v", k, alpha, noRepeat, b, i, h, want[i])
 						}
+						// The reference scores with o.score itself: Score's
+						// definition, for a caption that ended, is checked here.
+						if n := len(h.Tokens) + 1; n <= o.MaxLen && math.Abs(h.Score-h.LogProb/math.Pow(float64(n), alpha)) > 1e-9 {
+							t.Errorf("K=%d alpha=%g: score %g of log-probability %g over %d tokens and <end>", k, alpha, h.Score, h.LogProb, n-1)
+						}
 						lengths[len(h.Tokens)] = true
 						if saysABigramTwice(h.Tokens) {
 							repeats[noRepeat]++
@@ -223,6 +228,23 @@ func testBeamSearch(t *testing.T, c Config) {
 	}
 	if repeats[0] == 0 || repeats[3] == 0 || repeats[2] != 0 {
 		t.Errorf("hypotheses saying a bigram twice, by no-repeat size: %v; want some at 0 and 3 (the test model repeats itself), none at 2", repeats)
+	}
+	// Fewer alternatives than beams: the best NBest of the same search.
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: 3, Alpha: 0.7, NBest: 3}
+	all := generate(t, m, feats, o)
+	for _, n := range []int{1, 2} {
+		o.NBest = n
+		for b, hs := range generate(t, m, feats, o) {
+			want := all[b][:min(n, len(all[b]))]
+			if len(hs) != len(want) {
+				t.Fatalf("NBest %d of beam 3, image %d: %d hypotheses, want %d", n, b, len(hs), len(want))
+			}
+			for i := range hs {
+				if !sameHyp(hs[i], want[i]) {
+					t.Errorf("NBest %d of beam 3, image %d hypothesis %d: %v, want %v", n, b, i, hs[i], want[i])
+				}
+			}
+		}
 	}
 }
 

@@ -65,6 +65,45 @@ func TestPreprocessorFollowsEncoderConfig(t *testing.T) {
 	}
 }
 
+// A served photo (Bytes) becomes the same tensor as the file the CLI and the
+// feature cache read (File), decoded at imgproc.MinDecodeSide of the input
+// side, with the full size reported; Cost budgets that decode, and the limits
+// are the configuration's.
+func TestPreprocessorDecodesAtMinDecodeSide(t *testing.T) {
+	path := filepath.Join(testConfig(t, "", 1).Assets, "samples", "cat_720p.jpg") // 1280x720
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := config.Image{MaxPixels: 1 << 21, MaxDecodedBytes: 1 << 27}
+	pre := NewPreprocessor(encoder.Config{Input: 224}, img)
+	if want := (imgproc.Limits{MaxPixels: img.MaxPixels, MaxBytes: img.MaxDecodedBytes}); pre.Limits() != want {
+		t.Errorf("limits %+v, want %+v", pre.Limits(), want)
+	}
+	served, err := pre.Bytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := pre.File(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(served.Tensor, file.Tensor) {
+		t.Error("Bytes and File give different tensors for one photo")
+	}
+	decoded, _, err := imgproc.DecodeBytesAtLeast(data, pre.Limits(), imgproc.MinDecodeSide(224))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if served.Size != image.Pt(1280, 720) || served.Decoded.Bounds() != decoded.Bounds() {
+		t.Errorf("size %v, decoded %v; want (1280,720), decoded at MinDecodeSide %v", served.Size, served.Decoded.Bounds(), decoded.Bounds())
+	}
+	h, cost, err := pre.Cost(data)
+	if err != nil || cost != h.Cost(imgproc.MinDecodeSide(224)) {
+		t.Errorf("Cost = %d, %v; want the header's cost at MinDecodeSide, %d", cost, err, h.Cost(imgproc.MinDecodeSide(224)))
+	}
+}
+
 func TestPreprocessorErrors(t *testing.T) {
 	pre := NewPreprocessor(encoder.Config{Input: 224}, config.Image{MaxPixels: 10_000, MaxDecodedBytes: 1 << 30})
 	var tooLarge *imgproc.TooLargeError

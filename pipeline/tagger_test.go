@@ -107,6 +107,55 @@ func TestGuidedDecodingNamesConfidentTags(t *testing.T) {
 		if !(g.Confidence > 0 && g.Confidence < 1) {
 			t.Errorf("%s: guided confidence %g", noun, g.Confidence)
 		}
+		// The headline is the best alternative, scored alike (the forced noun
+		// at its tag's probability), and keeps the image's tags.
+		if len(g.Alternatives) == 0 || g.Confidence != g.Alternatives[0].Confidence || g.Score != g.Alternatives[0].Score {
+			t.Errorf("%s: guided confidence %g, score %g; alternatives %+v", noun, g.Confidence, g.Score, g.Alternatives)
+		}
+		if len(g.Tags) == 0 || !slices.Equal(g.Tags, plain[i].Tags) {
+			t.Errorf("%s: guided tags %v, plain %v", noun, g.Tags, plain[i].Tags)
+		}
+	}
+}
+
+// Guidance follows its own settings, not the tags': it guides with no tags
+// shown and with a tag threshold above its own, and keeps the plain caption
+// when no caption naming its nouns fits in max_len words (llama and sheep,
+// both above a 0.1 threshold, in one word).
+func TestGuidanceSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		tags, maxLen            int
+		tagThreshold, threshold float64
+		guided                  []string
+	}{
+		{"no tags shown", 0, 8, 0.05, 0.6, []string{"llama"}},
+		{"tag threshold above guidance's", 5, 8, 0.99, 0.6, []string{"llama"}},
+		{"no caption fits", 5, 1, 0.05, 0.1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, shippedModel, 4)
+			cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.Guide, cfg.Decode.GuideThreshold = tc.tags, tc.tagThreshold, true, tc.threshold
+			cfg.Decode.MaxLen = tc.maxLen
+			p, err := Load(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			plain, guided := plainAndGuided(t, p, "../testdata/ood/erase_alpaca.jpg")
+			g := guided[0]
+			if !slices.Equal(g.Guided, tc.guided) || (tc.guided == nil && g.Caption != plain[0].Caption) {
+				t.Errorf("guided %q (%v), plain %q; want guided by %v", g.Caption, g.Guided, plain[0].Caption, tc.guided)
+			}
+			for _, tag := range g.Tags {
+				if float64(tag.Prob) < tc.tagThreshold {
+					t.Errorf("tag %+v below the tag threshold %g", tag, tc.tagThreshold)
+				}
+			}
+			if tc.tags == 0 && len(g.Tags) > 0 {
+				t.Errorf("tags %v with none asked for", g.Tags)
+			}
+		})
 	}
 }
 
@@ -226,6 +275,11 @@ func TestResultAlternatives(t *testing.T) {
 		r := d.result(hs[:tc.nBest], Plan{DecodeOptions: decoder.DecodeOptions{Beam: tc.beam, NBest: tc.nBest, MaxLen: 20}}, nil)
 		if len(r.Alternatives) != tc.want || (tc.want > 0 && r.Alternatives[0].Caption != r.Caption) {
 			t.Errorf("beam %d, %d asked for: alternatives %+v, want %d, the caption (%q) first", tc.beam, tc.nBest, r.Alternatives, tc.want, r.Caption)
+		}
+		for i, a := range r.Alternatives {
+			if a.Score != hs[i].Score {
+				t.Errorf("beam %d, %d asked for: alternative %d scores %g, its hypothesis %g", tc.beam, tc.nBest, i, a.Score, hs[i].Score)
+			}
 		}
 	}
 }
