@@ -170,14 +170,15 @@ func allImages(n int) []int32 {
 // different numbers of constraints, so one batch mixes 1, 2 and 4 states.
 // With tokens to avoid as well, no answer says one, and the captions that
 // change are still the naive search's. The batch takes the five images out
-// of order, one of them twice under other constraints.
+// of order, two of them twice under other constraints, one of which shares a
+// token between two constraints.
 func TestConstrainedMatchesNaiveReference(t *testing.T) { bothArchs(t, testConstrained) }
 
 func testConstrained(t *testing.T, c Config) {
 	m, host, feats := peakedModel(t, c)
 	ref := newRefDecoder(m.Cfg, host)
 	F := m.Cfg.InputDim()
-	images := []int32{3, 0, 4, 1, 2, 1}
+	images := []int32{3, 0, 4, 1, 2, 1, 0}
 	cons := [][]Constraint{
 		{{5}, {6}},
 		{{7}},
@@ -185,8 +186,9 @@ func testConstrained(t *testing.T, c Config) {
 		{{6, 8}},
 		nil,
 		{{7}},
+		{{5, 6}, {6, 7}}, // 6 meets both, or the second after 5
 	}
-	avoid := [][]int32{{4}, {5}, {3}, nil, {7, 8}, nil}
+	avoid := [][]int32{{4}, {5}, {3}, nil, {7, 8}, nil, nil}
 	changed, same, all, avoided := 0, 0, 0, 0
 	for _, kr := range [][3]int{{1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {2, 2, 0}, {3, 2, 0}, {3, 3, 0}, {1, 0, 1}, {3, 2, 1}} {
 		k := kr[0]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -121,17 +122,21 @@ func TestGuidedDecodingNamesConfidentTags(t *testing.T) {
 // Guidance follows its own settings, not the tags': it guides with no tags
 // shown and with a tag threshold above its own, and keeps the plain caption
 // when no caption naming its nouns fits in max_len words (llama and sheep,
-// both above a 0.1 threshold, in one word).
+// both above a 0.1 threshold, in one word), or when the plain caption names
+// them already (the violin at 20 words).
 func TestGuidanceSettings(t *testing.T) {
+	const alpaca, violin = "../testdata/ood/erase_alpaca.jpg", "../testdata/ood/tuxpaint_violin.jpg"
 	for _, tc := range []struct {
 		name                    string
+		photo                   string
 		tags, maxLen            int
 		tagThreshold, threshold float64
 		guided                  []string
 	}{
-		{"no tags shown", 0, 8, 0.05, 0.6, []string{"llama"}},
-		{"tag threshold above guidance's", 5, 8, 0.99, 0.6, []string{"llama"}},
-		{"no caption fits", 5, 1, 0.05, 0.1, nil},
+		{"no tags shown", alpaca, 0, 8, 0.05, 0.6, []string{"llama"}},
+		{"tag threshold above guidance's", alpaca, 5, 8, 0.99, 0.6, []string{"llama"}},
+		{"no caption fits", alpaca, 5, 1, 0.05, 0.1, nil},
+		{"named already", violin, 5, 20, 0.05, 0.6, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, shippedModel, 4)
@@ -142,9 +147,9 @@ func TestGuidanceSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer p.Close()
-			plain, guided := plainAndGuided(t, p, "../testdata/ood/erase_alpaca.jpg")
+			plain, guided := plainAndGuided(t, p, tc.photo)
 			g := guided[0]
-			if !slices.Equal(g.Guided, tc.guided) || (tc.guided == nil && g.Caption != plain[0].Caption) {
+			if !slices.Equal(g.Guided, tc.guided) || (tc.guided == nil && !reflect.DeepEqual(g, plain[0])) {
 				t.Errorf("guided %q (%v), plain %q; want guided by %v", g.Caption, g.Guided, plain[0].Caption, tc.guided)
 			}
 			for _, tag := range g.Tags {
@@ -242,6 +247,7 @@ func TestNaming(t *testing.T) {
 		{[]int32{id("a"), id("atm"), id("sign")}, atm, []string{"an", "atm", "sign"}},
 		{[]int32{id("a"), id("chickens"), id("is"), id("running")}, chicken, []string{"a", "chicken", "is", "running"}},
 		{[]int32{id("two"), id("chickens")}, chicken, []string{"two", "chickens"}},
+		{[]int32{id("an"), id("chickens")}, chicken, []string{"a", "chicken"}}, // "an" before a consonant
 	} {
 		if got, _ := d.words(tc.caption, []naming{tc.nm}); !slices.Equal(got, tc.want) {
 			t.Errorf("guided %s: %q, want %q", tc.nm.noun, got, tc.want)
