@@ -94,3 +94,26 @@ func testSample(t *testing.T, c Config) {
 		t.Errorf("every image's first two samples are identical: not sampling")
 	}
 }
+
+// draw picks where the cumulative probability first exceeds u, and when
+// float32 rounding leaves u beyond the total, the last word that has any
+// probability: never a word the log-probabilities rule out (-Inf, as the
+// unspoken words and banned repeats are).
+func TestDrawNeverPicksAnImpossibleWord(t *testing.T) {
+	half, justUnder := float32(math.Log(0.5)), float32(math.Log(0.4999))
+	inf := float32(math.Inf(-1))
+	for _, tc := range []struct {
+		logp []float32
+		u    float64
+		want int32
+	}{
+		{[]float32{half, justUnder, inf}, 0.25, 0},
+		{[]float32{half, justUnder, inf}, 0.5, 1},
+		{[]float32{half, justUnder, inf}, 0.99995, 1}, // past the total 0.9999
+		{[]float32{inf, half, inf, justUnder, inf}, 0.99995, 3},
+	} {
+		if got := draw(tc.logp, tc.u); got != tc.want {
+			t.Errorf("draw(%v, %g) = %d, want %d", tc.logp, tc.u, got, tc.want)
+		}
+	}
+}
