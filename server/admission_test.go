@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/internal/hostile"
 )
 
 // slowUpload is a client on a raw connection that sends a request's headers
@@ -409,5 +410,15 @@ func TestHeavyImagesLeaveSlotsForOrdinaryOnes(t *testing.T) {
 	}
 	heavy := pngHeader(4200, 4200) // 67 MiB decoded: over heavyDecodeBytes
 	do(t, "POST", ts.url+"/v1/captions?timeout_ms=100", "image/png", bytes.NewReader(heavy)).
+		wantError(t, 504, "no caption within the request's deadline of 100ms")
+}
+
+// A progressive JPEG of more than heavyScans scans is heavy, whatever its
+// size: it waits for a heavy slot like a large photo does.
+func TestManyScanJPEGIsHeavy(t *testing.T) {
+	ts := stepServer(t, nil)
+	release := takeSlots(ts.heavySlots)
+	defer release()
+	do(t, "POST", ts.url+"/v1/captions?timeout_ms=100", "image/jpeg", bytes.NewReader(hostile.ProgressiveJPEG(64, 48, heavyScans+1))).
 		wantError(t, 504, "no caption within the request's deadline of 100ms")
 }

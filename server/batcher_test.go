@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,11 +133,14 @@ func (c *manualClock) after(d time.Duration) <-chan time.Time {
 }
 
 // startBatcher runs a batcher on m with a manual clock until the test ends.
-func startBatcher(t *testing.T, cfg BatcherConfig, m Model) (*Batcher, *manualClock) {
+func startBatcher(t *testing.T, cfg BatcherConfig, m Model, setup ...func(*Batcher)) (*Batcher, *manualClock) {
 	t.Helper()
 	b := NewBatcher(cfg, m)
 	clk := newManualClock()
 	b.now, b.after = clk.now, clk.after
+	for _, f := range setup { // before Run, which reads what they set
+		f(b)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		cancel()
@@ -712,5 +716,110 @@ func TestFailedImageGivesBackItsPlace(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no answer: the good image's batch waits for the place of the image that failed")
+	}
+}
+
+// failingDecode fails every Decode of beam 3: with an error, or, short, by
+// returning one result too few.
+type failingDecode struct {
+	*stepModel
+	short bool
+}
+
+func (m failingDecode) Decode(ctx context.Context, f [][]float32, o Options) ([]Result, error) {
+	res, err := m.stepModel.Decode(ctx, f, o)
+	if o.Beam == 3 {
+		if m.short {
+			return res[:len(res)-1], nil
+		}
+		return nil, errors.New("decoder fell over")
+	}
+	return res, err
+}
+
+// A decode that fails, or answers for fewer images than it was given (which
+// would otherwise panic the batcher's goroutine), fails every image of its
+// group and no other, and the batch is recorded with the error (metrics count
+// it as failed, not captioned).
+func TestDecodeErrorFailsItsGroupOnly(t *testing.T) {
+	for _, short := range []bool{false, true} {
+		stats := make(chan BatchStats, 4)
+		b, _ := startBatcher(t, BatcherConfig{MaxBatch: 3, MaxDelay: time.Hour, QueueSize: 8}, failingDecode{newStepModel("m"), short},
+			func(b *Batcher) { b.observe = func(st BatchStats) { stats <- st } })
+		beam3 := Options{Beam: 3, MaxLen: 10, Alternatives: 1}
+		reserve(t, b, 3)
+		r0 := submitReserved(t, b, context.Background(), 0, beam3)
+		r1 := submitReserved(t, b, context.Background(), 1, greedy)
+		r2 := submitReserved(t, b, context.Background(), 2, beam3)
+		wantCaption(t, r1, "image 1 beam 1")
+		for _, ch := range []<-chan reply{r0, r2} {
+			if r := <-ch; r.err == nil || !strings.HasPrefix(r.err.Error(), "decoding a batch of 2 images") {
+				t.Errorf("short=%v: reply %+v, want the group's decode error", short, r)
+			}
+		}
+		if st := <-stats; st.Err == nil {
+			t.Errorf("short=%v: the batch was recorded without its error", short)
+		}
+	}
+}
+
+// cancellableEncode is stepModel whose Encode fails once its context is done,
+// as pipeline.Encode does.
+type cancellableEncode struct{ *stepModel }
+
+func (m cancellableEncode) Encode(ctx context.Context, t [][]float32) ([][]float32, error) {
+	f, err := m.stepModel.Encode(ctx, t)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return f, err
+}
+
+// A client that leaves while its batch runs does not fail the others' images:
+// the batch does not run under any one request's context.
+func TestOneClientLeavingDoesNotFailTheBatch(t *testing.T) {
+	m := cancellableEncode{newStepModel("m")}
+	m.release = make(chan struct{})
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 2, MaxDelay: time.Hour, QueueSize: 8}, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	reserve(t, b, 2)
+	submitReserved(t, b, ctx, 0, greedy)
+	r1 := submitReserved(t, b, context.Background(), 1, greedy)
+	<-m.entered
+	cancel()
+	m.release <- struct{}{}
+	wantCaption(t, r1, "image 1 beam 1")
+}
+
+// Wait returns a reply that arrived before the batcher stopped, not 503: the
+// caption was computed and is delivered (64 tries, since select picks at
+// random among ready cases).
+func TestWaitKeepsAReplyThatCameBeforeTheStop(t *testing.T) {
+	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 1, MaxDelay: time.Hour, QueueSize: 1}, newStepModel("m"))
+	b.stop()
+	for range 64 {
+		ch := make(chan reply, 1)
+		ch <- reply{res: Captioned{Result: Result{Caption: "x"}}}
+		if r, err := b.Wait(context.Background(), ch); err != nil || r.Caption != "x" {
+			t.Fatalf("Wait after the stop with a reply ready: %+v, %v", r, err)
+		}
+	}
+}
+
+// Retry-After follows the measured batch time: with one image ahead and
+// batches of 3 s, come back in 3 s.
+func TestRetryAfterFollowsTheBatchTime(t *testing.T) {
+	m := newStepModel("m")
+	m.release = make(chan struct{})
+	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 8}, m)
+	r := submit(t, b, context.Background(), 0, greedy)
+	<-m.entered
+	clk.advance(3 * time.Second)
+	m.release <- struct{}{}
+	wantCaption(t, r, "image 0 beam 1")
+	reserve(t, b, 1)
+	defer b.Release(1)
+	if got := b.RetryAfter(); got != 3*time.Second {
+		t.Errorf("RetryAfter %v with one image ahead and 3 s batches, want 3s", got)
 	}
 }

@@ -464,3 +464,82 @@ func TestOverloadOnly200And429ThenBaseline(t *testing.T) {
 	s.Shutdown(context.Background())
 	<-served
 }
+
+// A request's places in the queue and its upload bytes all come back once it
+// is answered, images refused at their header included: a leak of either
+// would wear the server down to refusing everyone (429) or to no upload limit.
+func TestAnsweredRequestGivesBackPlacesAndUploadBytes(t *testing.T) {
+	ts := stepServer(t, nil)
+	good := photoPNG(16, 16)
+	r := postParts(t, ts.url, part{"image", "good.png", good}, part{"image", "cut.png", good[:40]}, part{"image", "notes.txt", []byte("not a photo")})
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	b := ts.batcher.Load()
+	waitFor(t, "places and upload bytes back", func() bool { return b.Reserved() <= 0 && ts.uploads.used.Load() <= 0 })
+	if b.Reserved() != 0 || ts.uploads.used.Load() != 0 {
+		t.Errorf("after the answer: %d places reserved, %d upload bytes held; want 0 and 0", b.Reserved(), ts.uploads.used.Load())
+	}
+}
+
+// The live history keeps the last recentLen captions for new viewers, not
+// every caption since the start (each with its thumbnail).
+func TestLiveHistoryIsBounded(t *testing.T) {
+	h := newHub(4, 10, 10, newMetrics(nil))
+	for i := range recentLen + 5 {
+		h.publish(map[string]int{"n": i})
+	}
+	_, missed, _ := h.join("a", 0)
+	if len(missed) != recentLen || !bytes.Contains(missed[0], []byte(`{"n":5}`)) {
+		t.Errorf("a new viewer is replayed %d frames from %q, want the last %d from {\"n\":5}", len(missed), missed[0], recentLen)
+	}
+}
+
+// Shutdown whose grace is over still waits for the batch on the model before
+// closing it: closing a model under a running batch would crash a deploy.
+func TestShutdownClosesTheModelAfterItsBatch(t *testing.T) {
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBatch = 1 })
+	running := make(chan response, 1)
+	go func() { running <- do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(photoPNG(5, 5))) }()
+	<-m.entered
+	over, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- ts.Shutdown(over) }()
+	time.Sleep(200 * time.Millisecond)
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		t.Error("the model was closed while its batch was running")
+	}
+	m.release <- struct{}{}
+	<-running
+	<-done
+}
+
+// Shutdown ends every live stream and refuses new viewers, returning well
+// within its grace period with a viewer connected.
+func TestShutdownEndsLiveStreams(t *testing.T) {
+	ts := stepServer(t, nil)
+	v, closeV := openLive(t, ts.url, "")
+	defer closeV()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with a live viewer: %v, want nil within the grace period", err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := v.r.ReadString('\n'); errc <- err }()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("the stream sent more after the shutdown")
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("the stream stayed open after the shutdown")
+	}
+	if _, _, err := ts.live.join("x", 0); !errors.Is(err, errHubClosed) {
+		t.Errorf("join after the shutdown: %v, want errHubClosed", err)
+	}
+}
