@@ -422,3 +422,22 @@ func TestManyScanJPEGIsHeavy(t *testing.T) {
 	do(t, "POST", ts.url+"/v1/captions?timeout_ms=100", "image/jpeg", bytes.NewReader(hostile.ProgressiveJPEG(64, 48, heavyScans+1))).
 		wantError(t, 504, "no caption within the request's deadline of 100ms")
 }
+
+// The budgets admit an upload that fills them exactly: the whole total, a
+// client's whole share, not a byte more.
+func TestUploadBudgetIsExact(t *testing.T) {
+	u := newUploadBudget(100, 100) // a client's share: max(100/4, 100) = 100
+	if err := u.take("a", 100); err != nil {
+		t.Errorf("100 bytes of 100: %v", err)
+	}
+	if err := u.take("b", 1); err == nil {
+		t.Error("one byte past the total was admitted")
+	}
+	u = newUploadBudget(400, 10) // a client's share: 100
+	if err := u.take("a", 100); err != nil {
+		t.Errorf("a client's whole share: %v", err)
+	}
+	if err := u.take("a", 1); err == nil {
+		t.Error("one byte past a client's share was admitted")
+	}
+}

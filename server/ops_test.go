@@ -543,3 +543,47 @@ func TestShutdownEndsLiveStreams(t *testing.T) {
 		t.Errorf("join after the shutdown: %v, want errHubClosed", err)
 	}
 }
+
+// A failed batch counts as a batch error, and its images as not captioned.
+func TestFailedBatchIsNotCountedAsCaptions(t *testing.T) {
+	m := newMetrics(nil)
+	m.observeBatch(BatchStats{Size: 2, Err: errors.New("decoder fell over")})
+	m.observeBatch(BatchStats{Size: 3})
+	if got, errs := gaugeValue(m.images), gaugeValue(m.batchErrors); got != 3 || errs != 1 {
+		t.Errorf("captioned images %g, batch errors %g; want 3 and 1", got, errs)
+	}
+}
+
+// A reload asked for while another runs is refused with 409, neither queued
+// nor run twice; the first one still completes.
+func TestReloadWhileReloadingIsRefused(t *testing.T) {
+	var mu sync.Mutex
+	loads := 0
+	block := make(chan struct{})
+	load := func(context.Context) (Model, error) {
+		mu.Lock()
+		loads++
+		n := loads
+		mu.Unlock()
+		if n > 1 { // the reload, not the start
+			<-block
+		}
+		m := newStepModel(fmt.Sprint("v", n))
+		m.entered = nil
+		return m, nil
+	}
+	ts := startServer(t, testConfig(t, nil), load)
+	first := make(chan response, 1)
+	go func() { first <- do(t, "POST", ts.url+"/admin/reload", "", nil) }()
+	waitFor(t, "the first reload to start loading", func() bool { mu.Lock(); defer mu.Unlock(); return loads == 2 })
+	do(t, "POST", ts.url+"/admin/reload", "", nil).wantError(t, 409, ErrReloadRunning.Error())
+	close(block)
+	if r := <-first; r.status != 200 {
+		t.Errorf("the first reload: %d %s", r.status, r.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if loads != 2 {
+		t.Errorf("%d loads, want 2 (the start and one reload)", loads)
+	}
+}
