@@ -441,3 +441,20 @@ func TestUploadBudgetIsExact(t *testing.T) {
 		t.Error("one byte past a client's share was admitted")
 	}
 }
+
+// An ended request takes no decode slot, even when a slot is free at once
+// (select picks at random among ready cases: 64 tries), and leaves the slot free.
+func TestEndedRequestTakesNoSlot(t *testing.T) {
+	sem := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 64 {
+		if release, err := acquire(ctx, sem); err == nil {
+			release()
+			t.Fatal("an ended request took a decode slot")
+		}
+		if len(sem) != 0 {
+			t.Fatal("an ended request left a decode slot taken")
+		}
+	}
+}

@@ -325,6 +325,9 @@ func TestSlowViewerIsDroppedNotWaitedFor(t *testing.T) {
 		t.Fatal("the viewer that kept up was disconnected")
 	default:
 	}
+	if n := gaugeValue(m.liveKicked); n != 1 {
+		t.Errorf("captioner_live_viewers_dropped_total %g, want 1", n)
+	}
 	if _, _, err := h.join("a", 0); err != nil {
 		t.Errorf("join after the drop: %v", err)
 	}
