@@ -412,3 +412,82 @@ func TestCheckpointStepSavesTheRun(t *testing.T) {
 		t.Error("the checkpoint step wrote the curves; that is report's job")
 	}
 }
+
+// TestEpochOrderShufflesEachEpoch: an epoch's batches cover every caption
+// once in batches of at most batch_size; the order is the same for the same
+// (seed, epoch), so a resumed run repeats it, and another for the next epoch
+// or another seed.
+func TestEpochOrderShufflesEachEpoch(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(t.TempDir(), 3)
+	r := newTestRun(t, dev, o)
+	n := len(r.tf.ex)
+	for epoch := 1; epoch <= 3; epoch++ {
+		seen := make([]int, n)
+		for _, b := range r.obj.batches(epoch) {
+			if len(b) == 0 || len(b) > o.BatchSize {
+				t.Errorf("epoch %d: a batch of %d captions, batch_size %d", epoch, len(b), o.BatchSize)
+			}
+			for _, i := range b {
+				seen[i]++
+			}
+		}
+		for i, c := range seen {
+			if c != 1 {
+				t.Errorf("epoch %d: caption %d trained on %d times, want once", epoch, i, c)
+			}
+		}
+		if want := (n + o.BatchSize - 1) / o.BatchSize; len(r.obj.batches(epoch)) != want {
+			t.Errorf("epoch %d: %d batches of %d captions, want %d", epoch, len(r.obj.batches(epoch)), n, want)
+		}
+	}
+	if !reflect.DeepEqual(r.obj.batches(2), r.obj.batches(2)) {
+		t.Error("epoch 2's batches differ between two calls: a resumed run would train on another order")
+	}
+	if reflect.DeepEqual(r.obj.batches(1), r.obj.batches(2)) {
+		t.Error("epochs 1 and 2 train on the same batches in the same order: the data is not reshuffled each epoch")
+	}
+	o.Seed++
+	if reflect.DeepEqual(newTestRun(t, dev, o).obj.batches(1), r.obj.batches(1)) {
+		t.Error("seeds 5 and 6 give epoch 1 the same batches")
+	}
+}
+
+// TestRunAveragesWithTheStepsRamp: each optimiser step folds the parameters
+// into the weight average with the decay of the steps taken so far,
+// min(ema, (1+steps)/(10+steps)), so the early average ramps from the
+// initial weights towards train.ema's smoothing.
+func TestRunAveragesWithTheStepsRamp(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(t.TempDir(), 3)
+	o.BatchSize = 96 // all 96 captions of newTestRun's split: one step per epoch
+	r := newTestRun(t, dev, o)
+	if n := len(r.obj.batches(1)); n != 1 {
+		t.Fatalf("%d batches per epoch, the test wants 1", n)
+	}
+	prev := host(t, dev, r.m.Flat()) // the average starts at the initial weights
+	for step := 1; step <= 2; step++ {
+		if _, err := r.epoch(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		params := host(t, dev, r.m.Flat())
+		got, err := r.avg.host()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := min(o.EMA, float64(1+step)/float64(10+step))
+		bad := 0
+		for i := range got {
+			want := d*float64(prev[i]) + (1-d)*float64(params[i])
+			if diff := float64(got[i]) - want; diff > 1e-5 || diff < -1e-5 {
+				bad++
+			}
+		}
+		if bad > 0 {
+			t.Fatalf("after step %d: %d of %d averaged weights are not %.4f·average + %.4f·parameters", step, bad, len(got), d, 1-d)
+		}
+		prev = got
+	}
+}

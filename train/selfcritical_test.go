@@ -132,8 +132,9 @@ func checkSelfCriticalGradient(t *testing.T, arch string, xe float64) {
 			dir[i] = drng.NormFloat64()
 			along += dir[i] * float64(grad[i])
 		}
-		// Small enough that no ReLU kink falls inside the step.
-		const eps = 2e-4
+		// Small enough that no ReLU kink falls inside the step (2e-4 crossed some
+		// for another batch: 3-12% off), large enough for float32 losses.
+		const eps = 2e-5
 		at := func(s float64) float64 {
 			p := make([]float32, len(flat))
 			for i := range p {

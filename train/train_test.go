@@ -533,3 +533,165 @@ func TestDivergingStepIsNotTaken(t *testing.T) {
 		t.Error("the diverged run changed the checkpoint")
 	}
 }
+
+// TestRunKeepsTheBestEpochsModel: model/ holds the best epoch's weights, not
+// the last epoch's, across later, worse epochs (of a resumed run too), while
+// last/ follows the last epoch.
+func TestRunKeepsTheBestEpochsModel(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(t.TempDir(), 1)
+	o.Log = &bytes.Buffer{}
+	scores := []float64{0.5, 0.4, 0.3}
+	calls := 0
+	o.BLEU = func([][]string, [][][]string) [4]float64 { // dev BLEU-4 falls after epoch 1
+		s := scores[min(calls, len(scores)-1)]
+		calls++
+		return [4]float64{s, s, s, s}
+	}
+	v := o.Vocab.(synthVocab)
+	trn, dv := synthSplit(48, 1, v), synthSplit(12, 2, v)
+	weights := func(dir string) string {
+		f, err := safetensors.ReadFile(filepath.Join(dir, decoder.WeightsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return safetensors.Checksum(f.Tensors, nil)
+	}
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatal(err)
+	}
+	best := weights(ModelDir(o.Out))
+	o.Resume, o.Epochs = true, 3
+	res, err := Run(context.Background(), dev, o, trn, dv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Best.Epoch != 1 || len(res.History) != 3 {
+		t.Fatalf("best epoch %d of %d; want 1 of 3", res.Best.Epoch, len(res.History))
+	}
+	if got := weights(ModelDir(o.Out)); got != best {
+		t.Error("model/ does not hold epoch 1's weights after two worse epochs: a worse epoch overwrote the best model")
+	}
+	if weights(LastDir(o.Out)) == best {
+		t.Error("last/ still holds epoch 1's weights after epoch 3")
+	}
+}
+
+// TestNewRunRefusesAFolderWithOneEntry: one file or folder that is not a
+// run's scaffolding (here the model folder of a run whose other files were
+// deleted) is enough for a new run to refuse the folder.
+func TestNewRunRefusesAFolderWithOneEntry(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	entries, err := os.ReadDir(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != filepath.Base(ModelDir(o.Out)) && e.Name() != dirlock.File {
+			if err := os.RemoveAll(filepath.Join(o.Out, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	model, err := os.ReadFile(filepath.Join(ModelDir(o.Out), decoder.WeightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), dev, o, trn, dv)
+	if err == nil || !strings.Contains(err.Error(), " holds model but no checkpoint") {
+		t.Errorf("a new run into a folder holding a trained model alone: %v, want it refused", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(ModelDir(o.Out), decoder.WeightsFile)); !bytes.Equal(after, model) {
+		t.Error("the refused run changed the model")
+	}
+}
+
+// TestResumeRecordsTheNewRates: a run resumed with another learning rate
+// records it in its checkpoint, so resuming that run again with the same rate
+// changes nothing and says nothing of it.
+func TestResumeRecordsTheNewRates(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	o.Resume, o.Epochs, o.LR = true, 2, 0.005
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := loadCheckpoint(filepath.Join(o.Out, CheckpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rates == nil || st.Rates.LR != 0.005 {
+		t.Errorf("checkpoint after resuming with train.lr 0.005 records rates %+v", st.Rates)
+	}
+	var log bytes.Buffer
+	o.Log, o.Epochs = &log, 3
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "resuming with train.lr") {
+		t.Errorf("the second resume with the same rate reports a change:\n%s", log.String())
+	}
+}
+
+// TestResumeChecksEverySetting: each setting a resumed run must keep is
+// recorded, so changing it alone is named (and resume refuses it); the
+// self-critical settings count under the cider objective only.
+func TestResumeChecksEverySetting(t *testing.T) {
+	v := synthVocab{n: 14}
+	trn, dv := synthSplit(24, 1, v), synthSplit(6, 2, v)
+	xe := synthOptions(t.TempDir(), 1)
+	cider := xe
+	cider.Objective, cider.Samples, cider.XEWeight = "cider", 4, 0.1
+	for _, c := range []struct {
+		key    string
+		base   Options
+		change func(*Options)
+	}{
+		{"batch_size", xe, func(o *Options) { o.BatchSize = 8 }},
+		{"max_len", xe, func(o *Options) { o.MaxLen = 5 }},
+		{"feature_dropout", xe, func(o *Options) { o.FeatureDropout = 0.2 }},
+		{"eval_beam", xe, func(o *Options) { o.EvalBeam = 2 }},
+		{"ema", xe, func(o *Options) { o.EMA = 0.99 }},
+		{"samples", cider, func(o *Options) { o.Samples = 2 }},
+		{"xe_weight", cider, func(o *Options) { o.XEWeight = 0.2 }},
+	} {
+		o := c.base
+		c.change(&o)
+		got := changes(settingsOf(c.base, trn, dv), settingsOf(o, trn, dv))
+		if len(got) != 1 || !strings.HasPrefix(got[0], "train."+c.key+" ") {
+			t.Errorf("changing train.%s alone: changes %q, want it named", c.key, got)
+		}
+	}
+	o := xe
+	o.Samples, o.XEWeight = 2, 0.2
+	if got := changes(settingsOf(xe, trn, dv), settingsOf(o, trn, dv)); len(got) != 0 {
+		t.Errorf("objective xe with other cider settings: changes %q, want none", got)
+	}
+}
+
+// TestResumeOfAStoppedRunStaysStopped: resuming a run that early stopping
+// ended, with the same patience, trains no further epoch.
+func TestResumeOfAStoppedRunStaysStopped(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(t.TempDir(), 10)
+	o.Log = &bytes.Buffer{}
+	o.Patience = 1
+	o.BLEU = func([][]string, [][][]string) [4]float64 { return [4]float64{0.5, 0.5, 0.5, 0.5} } // never better
+	v := o.Vocab.(synthVocab)
+	trn, dv := synthSplit(48, 1, v), synthSplit(12, 2, v)
+	res, err := Run(context.Background(), dev, o, trn, dv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StoppedBy != "patience" || len(res.History) != 2 {
+		t.Fatalf("patience 1 with no progress: %s after %d epochs, want patience after 2", res.StoppedBy, len(res.History))
+	}
+	o.Resume, o.Epochs = true, 20
+	if res, err = Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatal(err)
+	}
+	if res.StoppedBy != "patience" || len(res.History) != 2 {
+		t.Errorf("resuming a run stopped by patience 1 with patience 1: %s after %d epochs, want no further epoch", res.StoppedBy, len(res.History))
+	}
+}
