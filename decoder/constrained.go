@@ -98,15 +98,6 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images [
 // log-probabilities that each step gathers for the host.
 type guidedScratch struct{ feats, logp gpu.Buf }
 
-func (g *guidedScratch) free(dev gpu.Device) {
-	for _, b := range []*gpu.Buf{&g.feats, &g.logp} {
-		if *b != nil {
-			dev.Free(*b)
-			*b = nil
-		}
-	}
-}
-
 // tokenBits is a token that meets constraints: bit j of bits is constraint j.
 type tokenBits struct {
 	tok  int32

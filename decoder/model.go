@@ -195,8 +195,8 @@ func (m *Model) Close() {
 	m.dw.free()
 	m.ws.free(m.dev)
 	m.aws.free(m.dev)
-	m.guided.free(m.dev)
-	m.flat, m.proj, m.outB, m.ws, m.aws = nil, nil, nil, nil, nil
+	gpu.FreeAll(m.dev, m.guided.feats, m.guided.logp)
+	m.flat, m.proj, m.outB, m.ws, m.aws, m.guided = nil, nil, nil, nil, nil, guidedScratch{}
 }
 
 // dense writes out (n, o) = act(in (n, i) · Wᵀ + bias (o)) for W (o, i).

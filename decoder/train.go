@@ -81,11 +81,7 @@ func (m *Model) NewTrainState(maxB, maxT int) *TrainState {
 
 // Close frees the training buffers.
 func (ts *TrainState) Close() {
-	for _, b := range []gpu.Buf{ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat, ts.weightFlat, ts.attFlat, ts.dfeat, ts.regionOnes} {
-		if b != nil {
-			ts.m.dev.Free(b)
-		}
-	}
+	gpu.FreeAll(ts.m.dev, ts.gradFlat, ts.mom1, ts.mom2, ts.actFlat, ts.weightFlat, ts.attFlat, ts.dfeat, ts.regionOnes)
 }
 
 // KeepInputGrad makes every later Backward also write the gradient of the loss

@@ -504,10 +504,6 @@ func (e *Encoder) Close() {
 		e.chain.Close()
 		e.chain = nil
 	}
-	for _, b := range append(e.params, e.in, e.ex, e.ey, e.x, e.y, e.e, e.d, e.grid, e.pooled, e.probs) {
-		if b != nil {
-			e.dev.Free(b)
-		}
-	}
+	gpu.FreeAll(e.dev, append(e.params, e.in, e.ex, e.ey, e.x, e.y, e.e, e.d, e.grid, e.pooled, e.probs)...)
 	e.params = nil
 }

@@ -474,11 +474,7 @@ func (p *Pipeline) Close() error {
 	if p.enc != nil {
 		p.enc.Close()
 	}
-	for _, b := range []gpu.Buf{p.feats, p.tagFeats} {
-		if b != nil {
-			p.dev.Free(b)
-		}
-	}
+	gpu.FreeAll(p.dev, p.feats, p.tagFeats)
 	if p.tagger != nil {
 		p.tagger.Close()
 	}

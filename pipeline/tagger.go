@@ -78,11 +78,7 @@ func ruledOut(v Vocab, probs []float32, words []string, ns []naming) []int32 {
 // Close frees the classifier.
 func (t *Tagger) Close() {
 	t.cls.Close()
-	for _, b := range []gpu.Buf{t.pooled, t.out} {
-		if b != nil {
-			t.dev.Free(b)
-		}
-	}
+	gpu.FreeAll(t.dev, t.pooled, t.out)
 }
 
 // probs returns, on the host, the class probabilities (n, NumClasses) of n

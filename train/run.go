@@ -231,11 +231,7 @@ func (r *run) close() {
 	if r.tuned != nil {
 		r.tuned.close()
 	}
-	for _, b := range []gpu.Buf{r.batchFeats, r.devFeats, r.trainFeats} {
-		if b != nil {
-			r.dev.Free(b)
-		}
-	}
+	gpu.FreeAll(r.dev, r.batchFeats, r.devFeats, r.trainFeats)
 	if r.avg != nil {
 		r.avg.close()
 	}
