@@ -245,33 +245,37 @@ func (r *run) close() {
 
 // claimOut makes o.Out and takes its lock (dirlock) for the run: two runs
 // writing one folder overwrote each other's checkpoint and model, and one
-// result was lost without a word. A new run (no --resume, no checkpoint; a
-// checkpoint without --resume is resume's to refuse) needs the folder empty
-// but for what a run stopped before its first checkpoint wrote (scaffolding),
-// so that a run folder whose checkpoint was deleted, or a model folder, is not
-// overwritten. The temporaries of files a killed run was writing
-// (atomicfile's, 18 MB for a checkpoint) are removed.
-func claimOut(o Options) (lock *os.File, err error) {
+// result was lost without a word. The folder must then be free for the run
+// (outIsFree); closing the returned file releases the lock.
+func claimOut(o Options) (*os.File, error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	lock, err = dirlock.Lock(o.Out)
+	lock, err := dirlock.Lock(o.Out)
 	if errors.Is(err, dirlock.ErrHeld) {
 		return nil, fmt.Errorf("train: %s is in use by another training run; wait for it to end, or choose another --out", o.Out)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	held := lock // a return below sets lock to nil before this runs
-	defer func() {
-		if err != nil {
-			held.Close()
-		}
-	}()
+	if err := outIsFree(o); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return lock, nil
+}
+
+// outIsFree checks, under the lock, that o.Out may take the run. A new run
+// (no --resume, no checkpoint; a checkpoint without --resume is resume's to
+// refuse) needs the folder empty but for what a run stopped before its first
+// checkpoint wrote (scaffolding), so that a run folder whose checkpoint was
+// deleted, or a model folder, is not overwritten. The temporaries of files a
+// killed run was writing (atomicfile's, 18 MB for a checkpoint) are removed.
+func outIsFree(o Options) error {
 	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); !o.Resume && errors.Is(err, fs.ErrNotExist) {
 		entries, err := os.ReadDir(o.Out)
 		if err != nil {
-			return nil, fmt.Errorf("train: %w", err)
+			return fmt.Errorf("train: %w", err)
 		}
 		var names []string
 		for _, e := range entries {
@@ -280,16 +284,16 @@ func claimOut(o Options) (lock *os.File, err error) {
 			}
 		}
 		if len(names) > 0 {
-			return nil, fmt.Errorf("train: %s holds %s but no checkpoint, and a new run would overwrite what is there; choose an empty or new --out (a run stopped before its first checkpoint starts afresh with --resume)",
+			return fmt.Errorf("train: %s holds %s but no checkpoint, and a new run would overwrite what is there; choose an empty or new --out (a run stopped before its first checkpoint starts afresh with --resume)",
 				o.Out, strings.Join(names[:min(len(names), 5)], ", "))
 		}
 	}
 	for _, dir := range []string{o.Out, ModelDir(o.Out), LastDir(o.Out)} {
 		if err := atomicfile.RemoveStale(dir); err != nil {
-			return nil, fmt.Errorf("train: removing a killed run's temporary files: %w", err)
+			return fmt.Errorf("train: removing a killed run's temporary files: %w", err)
 		}
 	}
-	return lock, nil
+	return nil
 }
 
 // scaffolding reports whether entry e of a run folder is what a run writes
