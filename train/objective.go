@@ -7,6 +7,7 @@ import (
 
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/structdiff"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/text"
 )
@@ -269,7 +270,8 @@ func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, deco
 	defer init.Close()
 	want.CtxRank = init.Cfg.CtxRank
 	if init.Cfg.Network() != want.Network() {
-		return nil, want, fmt.Errorf("train.init: %s has the architecture %+v, this run asks for %+v; set the train sizes to the model's (or train from scratch without train.init)", dir, init.Cfg, want)
+		return nil, want, fmt.Errorf("train.init: %s is another network than this run asks for: %s (the model's -> this run's); set the train settings of those names (train.arch, train.cleaning, train.embed, train.hidden, train.mid, train.att) to the model's, as its config.json has them, or train from scratch without train.init",
+			dir, structdiff.Join(structdiff.Fields(init.Cfg.Network(), want.Network())))
 	}
 	flat, err := init.FlatHost()
 	return flat, want, err

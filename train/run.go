@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/internal/dirlock"
+	"github.com/captioner/captioner/internal/structdiff"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/progress"
 )
@@ -326,10 +326,12 @@ func (r *run) resume() error {
 		return nil
 	case err != nil:
 		return err
-	case !reflect.DeepEqual(saved.Config, r.cfg) || saved.Seed != o.Seed || objectiveName(saved.Objective) != objectiveName(o.Objective) || saved.FinetuneBlocks != o.FinetuneBlocks || saved.Mirror != o.Mirror:
-		return fmt.Errorf("train: checkpoint %s was made with %+v seed %d objective %s finetune_blocks %d mirror %v, this run asks for %+v seed %d objective %s finetune_blocks %d mirror %v; use the same settings or another --out",
-			r.ckpt, saved.Config, saved.Seed, objectiveName(saved.Objective), saved.FinetuneBlocks, saved.Mirror, r.cfg, o.Seed, objectiveName(o.Objective), o.FinetuneBlocks, o.Mirror)
-	case saved.Examples != "" && saved.Examples != r.st.Examples:
+	}
+	if diffs := checkpointDifferences(saved, r.cfg, o); len(diffs) > 0 {
+		return fmt.Errorf("train: checkpoint %s was made with another network or run than this one asks for: %s (the checkpoint's -> this run's); use the same settings or another --out",
+			r.ckpt, structdiff.Join(diffs))
+	}
+	if saved.Examples != "" && saved.Examples != r.st.Examples {
 		return fmt.Errorf("train: checkpoint %s was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out", r.ckpt)
 	}
 	if saved.Settings != nil {
@@ -376,6 +378,25 @@ func (r *run) resume() error {
 	}
 	fmt.Fprintf(o.Log, "resuming after epoch %d (step %d, best %s at epoch %d)\n", saved.Epoch, saved.Step, best, saved.BestEpoch)
 	return nil
+}
+
+// checkpointDifferences lists the settings a resume must keep that the
+// checkpoint's run had otherwise than this one: the network and its training
+// regularisation (by their config.json names), the seed, the objective, the
+// fine-tuned encoder blocks and mirroring.
+func checkpointDifferences(saved *state, cfg decoder.Config, o Options) []structdiff.Field {
+	diffs := structdiff.Fields(saved.Config, cfg)
+	for _, f := range []structdiff.Field{
+		{Key: "seed", Was: saved.Seed, Now: o.Seed},
+		{Key: "objective", Was: objectiveName(saved.Objective), Now: objectiveName(o.Objective)},
+		{Key: "finetune_blocks", Was: saved.FinetuneBlocks, Now: o.FinetuneBlocks},
+		{Key: "mirror", Was: saved.Mirror, Now: o.Mirror},
+	} {
+		if f.Was != f.Now {
+			diffs = append(diffs, f)
+		}
+	}
+	return diffs
 }
 
 // epoch trains the epoch after the state's last one and returns its training

@@ -355,9 +355,9 @@ func TestResumeRestoresTheRun(t *testing.T) {
 	// Other settings, or no --resume, are refused.
 	o.Seed = 6
 	c := newTestRun(t, dev, o)
-	if err := c.resume(); err == nil || !strings.HasPrefix(err.Error(), "train: checkpoint "+filepath.Join(o.Out, CheckpointFile)+" was made with ") ||
-		!strings.HasSuffix(err.Error(), " seed 6 objective xe finetune_blocks 0 mirror false; use the same settings or another --out") {
-		t.Errorf("resume with another seed: %v", err)
+	want := "train: checkpoint " + filepath.Join(o.Out, CheckpointFile) + " was made with another network or run than this one asks for: seed 5 -> 6 (the checkpoint's -> this run's); use the same settings or another --out"
+	if err := c.resume(); err == nil || err.Error() != want {
+		t.Errorf("resume with another seed: %v, want %s", err, want)
 	}
 	// Nor does a run that mirrors photos where the checkpoint's did not.
 	o.Seed, o.Mirror = 5, true
@@ -369,7 +369,7 @@ func TestResumeRestoresTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.close()
-	if err := m.resume(); err == nil || !strings.HasSuffix(err.Error(), " seed 5 objective xe finetune_blocks 0 mirror true; use the same settings or another --out") {
+	if err := m.resume(); err == nil || !strings.HasSuffix(err.Error(), ": mirror false -> true (the checkpoint's -> this run's); use the same settings or another --out") {
 		t.Errorf("resume with train.mirror: %v", err)
 	}
 	o.Mirror = false

@@ -4,10 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"math"
-	"reflect"
-	"strings"
+
+	"github.com/captioner/captioner/internal/structdiff"
 )
 
 // runSettings are the training settings besides the model's configuration
@@ -54,17 +53,13 @@ func ratesOf(o Options) *rates {
 // same type, as "train.KEY WAS -> NOW" (KEY the field's JSON name, which is
 // its configuration key's).
 func changes(was, now any) []string {
-	a, b := reflect.ValueOf(was).Elem(), reflect.ValueOf(now).Elem()
 	var out []string
-	for i := range a.NumField() {
-		if x, y := a.Field(i).Interface(), b.Field(i).Interface(); x != y {
-			key, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("json"), ",")
-			if key == "features" {
-				out = append(out, "the features (train.features: another extract's, or other photos)")
-				continue
-			}
-			out = append(out, fmt.Sprintf("train.%s %v -> %v", key, x, y))
+	for _, f := range structdiff.Fields(was, now) {
+		if f.Key == "features" {
+			out = append(out, "the features (train.features: another extract's, or other photos)")
+			continue
 		}
+		out = append(out, "train."+f.String())
 	}
 	return out
 }

@@ -383,8 +383,9 @@ func TestSelfCriticalRaisesReward(t *testing.T) {
 	// A model of another architecture cannot be the starting point.
 	bad := synthOptions(t.TempDir(), 1)
 	bad.Log, bad.Objective, bad.Init, bad.Samples, bad.Hidden = &log, "cider", start.ModelDir, 4, 8
-	if _, err := Run(context.Background(), dev, bad, trn, dv); err == nil || !strings.Contains(err.Error(), "train.init: "+start.ModelDir+" has the architecture") {
-		t.Errorf("init from another architecture: got %v", err)
+	want := "train.init: " + start.ModelDir + " is another network than this run asks for: hidden 16 -> 8 (the model's -> this run's); set the train settings of those names (train.arch, train.cleaning, train.embed, train.hidden, train.mid, train.att) to the model's, as its config.json has them, or train from scratch without train.init"
+	if _, err := Run(context.Background(), dev, bad, trn, dv); err == nil || err.Error() != want {
+		t.Errorf("init from another architecture: got %v, want %s", err, want)
 	}
 }
 
