@@ -110,6 +110,20 @@ func TestImportRejects(t *testing.T) {
 			g.Operators = append(g.Operators, tflite.Operator{Index: 66, Op: tflite.OpAdd, Inputs: []int{173, 173}, Outputs: []int{173}})
 		}, "operator 66 (ADD): unexpected operator after the softmax"},
 		{"truncated graph", func(g *tflite.Subgraph) { g.Operators = g.Operators[:63] }, "at the end of the graph: expected the classifier"},
+		{"pool smaller than the grid", func(g *tflite.Subgraph) { g.Operators[62].Options.(*tflite.Pool2DOptions).FilterHeight = 6 },
+			"operator 62 (AVERAGE_POOL_2D): expected a 7x7 VALID average pool over the whole grid"},
+		{"residual with relu", func(g *tflite.Subgraph) { g.Operators[9].Options = &tflite.AddOptions{Activation: tflite.ActRelu} },
+			"operator 9 (ADD): residual ADD with fused RELU; MobileNetV2's is linear"},
+		{"softmax beta", func(g *tflite.Subgraph) { g.Operators[65].Options.(*tflite.SoftmaxOptions).Beta = 0.5 },
+			"operator 65 (SOFTMAX): softmax with options &{Beta:0.5}; beta 1 expected"},
+		{"output elsewhere", func(g *tflite.Subgraph) { g.Outputs[0] = 5 },
+			"is not the graph output (tensor 5)"},
+		{"non-square input", func(g *tflite.Subgraph) { g.Tensors[g.Inputs[0]].Shape = []int{1, 224, 225, 3} },
+			"want a (1, S, S, 3) image"},
+		{"fully connected with shuffled weights", func(g *tflite.Subgraph) {
+			g.Operators[63].Op = tflite.OpFullyConnected
+			g.Operators[63].Options = &tflite.FullyConnectedOptions{WeightsFormat: 1}
+		}, "operator 63 (FULLY_CONNECTED): expected a linear FULLY_CONNECTED with plain weights"},
 	}
 	for _, c := range cases {
 		m := readModel(t, quantModel)
@@ -118,6 +132,13 @@ func TestImportRejects(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v\nwant it to contain %q", c.name, err, c.want)
 		}
+	}
+	// The int8 file pools with MEAN (operator 63): over H and W only.
+	m := readModel(t, ptqModel)
+	g := &m.Subgraphs[0]
+	g.Tensors[g.Operators[63].Inputs[1]].Data = []byte{1, 0, 0, 0, 3, 0, 0, 0}
+	if _, err := Import(m); err == nil || !strings.Contains(err.Error(), "operator 63 (MEAN): MEAN over axes [1 3] (<nil>); global pooling is over [1, 2]") {
+		t.Errorf("MEAN over axes 1 and 3: %v", err)
 	}
 }
 

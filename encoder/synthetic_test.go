@@ -1,7 +1,6 @@
 package encoder
 
 import (
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/internal/tflitebuild"
 	"github.com/captioner/captioner/tflite"
 )
 
@@ -24,125 +24,63 @@ var smallConfig = Config{Input: 29, Stem: 8, Head: 24, Classes: 10, Blocks: []Bl
 	{In: 6, Hidden: 18, Out: 10, Stride: 2, Expand: true},
 }}
 
-// tfliteWriter builds a float32 TFLite flatbuffer (schema version 3).
+// tfliteWriter collects a float32 TFLite model (schema version 3) for
+// tflitebuild, giving each operator code one entry.
 type tfliteWriter struct {
-	b       *flatbuffers.Builder
-	buffers []flatbuffers.UOffsetT
-	tensors []flatbuffers.UOffsetT
-	ops     []flatbuffers.UOffsetT
-	codes   []tflite.Op
+	m     tflitebuild.Model
+	codes []tflite.Op
 }
 
-func (w *tfliteWriter) ints(v []int) flatbuffers.UOffsetT {
-	w.b.StartVector(4, len(v), 4)
-	for i := len(v) - 1; i >= 0; i-- {
-		w.b.PrependInt32(int32(v[i]))
+func int32s(v []int) []int32 {
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
 	}
-	return w.b.EndVector(len(v))
-}
-
-func (w *tfliteWriter) offsets(v []flatbuffers.UOffsetT) flatbuffers.UOffsetT {
-	w.b.StartVector(4, len(v), 4)
-	for i := len(v) - 1; i >= 0; i-- {
-		w.b.PrependUOffsetT(v[i])
-	}
-	return w.b.EndVector(len(v))
+	return out
 }
 
 // tensor adds a tensor (with constant data when data is not nil) and returns its index.
 func (w *tfliteWriter) tensor(name string, typ tflite.TensorType, shape []int, data []byte) int {
 	buf := 0
 	if data != nil {
-		d := w.b.CreateByteVector(data)
-		w.b.StartObject(1)
-		w.b.PrependUOffsetTSlot(0, d, 0)
-		w.buffers = append(w.buffers, w.b.EndObject())
-		buf = len(w.buffers) - 1
+		w.m.Buffers = append(w.m.Buffers, tflitebuild.Buffer{Data: data})
+		buf = len(w.m.Buffers) - 1
 	}
-	n, s := w.b.CreateString(name), w.ints(shape)
-	w.b.StartObject(5)
-	w.b.PrependUOffsetTSlot(0, s, 0)
-	w.b.PrependInt8Slot(1, int8(typ), 0)
-	w.b.PrependUint32Slot(2, uint32(buf), 0)
-	w.b.PrependUOffsetTSlot(3, n, 0)
-	w.tensors = append(w.tensors, w.b.EndObject())
-	return len(w.tensors) - 1
+	w.m.Tensors = append(w.m.Tensors, tflitebuild.Tensor{Shape: int32s(shape), Type: int8(typ), Buffer: uint32(buf), Name: name})
+	return len(w.m.Tensors) - 1
 }
 
 func (w *tfliteWriter) floats(name string, shape []int, v []float32) int {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return w.tensor(name, tflite.Float32, shape, b)
+	return w.tensor(name, tflite.Float32, shape, tflitebuild.Float32s(v...))
 }
 
 // op adds an operator; options builds its options table (type code optType) or is nil.
-func (w *tfliteWriter) op(code tflite.Op, in, out []int, optType byte, options func() flatbuffers.UOffsetT) {
+func (w *tfliteWriter) op(code tflite.Op, in, out []int, optType byte, options func(b *flatbuffers.Builder) flatbuffers.UOffsetT) {
 	ci := slices.Index(w.codes, code)
 	if ci < 0 {
 		w.codes = append(w.codes, code)
+		w.m.Codes = append(w.m.Codes, tflitebuild.Code{Deprecated: int8(code), Builtin: int32(code)})
 		ci = len(w.codes) - 1
 	}
-	var opt flatbuffers.UOffsetT
-	if options != nil {
-		opt = options()
-	}
-	iv, ov := w.ints(in), w.ints(out)
-	w.b.StartObject(5)
-	w.b.PrependUint32Slot(0, uint32(ci), 0)
-	w.b.PrependUOffsetTSlot(1, iv, 0)
-	w.b.PrependUOffsetTSlot(2, ov, 0)
-	if options != nil {
-		w.b.PrependByteSlot(3, optType, 0)
-		w.b.PrependUOffsetTSlot(4, opt, 0)
-	}
-	w.ops = append(w.ops, w.b.EndObject())
+	w.m.Ops = append(w.m.Ops, tflitebuild.Op{Code: uint32(ci), In: int32s(in), Out: int32s(out), OptType: optType, Opts: options})
 }
 
 // convOptions writes Conv2DOptions (depthwise false) or DepthwiseConv2DOptions.
-func (w *tfliteWriter) convOptions(depthwise bool, stride int, act tflite.Activation) func() flatbuffers.UOffsetT {
-	return func() flatbuffers.UOffsetT {
+func convOptions(depthwise bool, stride int, act tflite.Activation) func(b *flatbuffers.Builder) flatbuffers.UOffsetT {
+	return func(b *flatbuffers.Builder) flatbuffers.UOffsetT {
 		if depthwise {
-			w.b.StartObject(7)
-			w.b.PrependInt32Slot(3, 1, 0) // depth_multiplier
-			w.b.PrependInt8Slot(4, int8(act), 0)
+			b.StartObject(7)
+			b.PrependInt32Slot(3, 1, 0) // depth_multiplier
+			b.PrependInt8Slot(4, int8(act), 0)
 		} else {
-			w.b.StartObject(6)
-			w.b.PrependInt8Slot(3, int8(act), 0)
+			b.StartObject(6)
+			b.PrependInt8Slot(3, int8(act), 0)
 		}
-		w.b.PrependInt8Slot(0, int8(tflite.Same), 0)
-		w.b.PrependInt32Slot(1, int32(stride), 0)
-		w.b.PrependInt32Slot(2, int32(stride), 0)
-		return w.b.EndObject()
+		b.PrependInt8Slot(0, int8(tflite.Same), 0)
+		b.PrependInt32Slot(1, int32(stride), 0)
+		b.PrependInt32Slot(2, int32(stride), 0)
+		return b.EndObject()
 	}
-}
-
-func (w *tfliteWriter) finish(input, output int) []byte {
-	b := w.b
-	var codes []flatbuffers.UOffsetT
-	for _, c := range w.codes {
-		b.StartObject(4)
-		b.PrependInt8Slot(0, int8(c), 0)
-		b.PrependInt32Slot(2, 1, 1)
-		b.PrependInt32Slot(3, int32(c), 0)
-		codes = append(codes, b.EndObject())
-	}
-	tv, ov, iv, outv := w.offsets(w.tensors), w.offsets(w.ops), w.ints([]int{input}), w.ints([]int{output})
-	b.StartObject(5)
-	b.PrependUOffsetTSlot(0, tv, 0)
-	b.PrependUOffsetTSlot(1, iv, 0)
-	b.PrependUOffsetTSlot(2, outv, 0)
-	b.PrependUOffsetTSlot(3, ov, 0)
-	sg := b.EndObject()
-	cv, sv, bv := w.offsets(codes), w.offsets([]flatbuffers.UOffsetT{sg}), w.offsets(w.buffers)
-	b.StartObject(5)
-	b.PrependUint32Slot(0, 3, 0)
-	b.PrependUOffsetTSlot(1, cv, 0)
-	b.PrependUOffsetTSlot(2, sv, 0)
-	b.PrependUOffsetTSlot(4, bv, 0)
-	b.FinishWithFileIdentifier(b.EndObject(), []byte("TFL3"))
-	return b.FinishedBytes()
 }
 
 // syntheticTFLite writes c with random float32 weights as a TFLite model shaped
@@ -157,9 +95,8 @@ func syntheticTFLite(c Config, seed uint64) []byte {
 		}
 		return v
 	}
-	w := &tfliteWriter{b: flatbuffers.NewBuilder(1 << 16)}
-	w.b.StartObject(1) // buffer 0: the empty sentinel that activations point to
-	w.buffers = append(w.buffers, w.b.EndObject())
+	// Buffer 0 is the empty sentinel that activations point to.
+	w := &tfliteWriter{m: tflitebuild.Model{Version: 3, Buffers: []tflitebuild.Buffer{{}}}}
 
 	s := c.Input
 	x := w.tensor("input", tflite.Float32, []int{1, s, s, 3}, nil)
@@ -174,7 +111,7 @@ func syntheticTFLite(c Config, seed uint64) []byte {
 		wt := w.floats(name+"/weights", wshape, randn(numel(wshape), k*k*max(1, cin*btoi(!depthwise))))
 		bt := w.floats(name+"/bias", []int{cout}, randn(cout, 8))
 		out := w.tensor(name, tflite.Float32, []int{1, o, o, cout}, nil)
-		w.op(code, []int{in, wt, bt}, []int{out}, optType, w.convOptions(depthwise, stride, act))
+		w.op(code, []int{in, wt, bt}, []int{out}, optType, convOptions(depthwise, stride, act))
 		s = o
 		return out
 	}
@@ -194,14 +131,15 @@ func syntheticTFLite(c Config, seed uint64) []byte {
 	}
 	x = conv("head", x, c.Blocks[len(c.Blocks)-1].Out, c.Head, 1, 1, false, tflite.ActRelu6)
 	pooled := w.tensor("pool", tflite.Float32, []int{1, 1, 1, c.Head}, nil)
-	w.op(tflite.OpAveragePool2D, []int{x}, []int{pooled}, 5, func() flatbuffers.UOffsetT {
-		w.b.StartObject(6)
-		w.b.PrependInt8Slot(0, int8(tflite.Valid), 0)
-		w.b.PrependInt32Slot(1, 1, 0)
-		w.b.PrependInt32Slot(2, 1, 0)
-		w.b.PrependInt32Slot(3, int32(s), 0)
-		w.b.PrependInt32Slot(4, int32(s), 0)
-		return w.b.EndObject()
+	grid := int32(s) // Build writes the options after s has moved on
+	w.op(tflite.OpAveragePool2D, []int{x}, []int{pooled}, 5, func(b *flatbuffers.Builder) flatbuffers.UOffsetT {
+		b.StartObject(6)
+		b.PrependInt8Slot(0, int8(tflite.Valid), 0)
+		b.PrependInt32Slot(1, 1, 0)
+		b.PrependInt32Slot(2, 1, 0)
+		b.PrependInt32Slot(3, grid, 0)
+		b.PrependInt32Slot(4, grid, 0)
+		return b.EndObject()
 	})
 	s = 1
 	logits := conv("classifier", pooled, c.Head, c.Classes, 1, 1, false, tflite.ActNone)
@@ -209,12 +147,13 @@ func syntheticTFLite(c Config, seed uint64) []byte {
 	flat := w.tensor("logits", tflite.Float32, []int{1, c.Classes}, nil)
 	w.op(tflite.OpReshape, []int{logits, shape}, []int{flat}, 0, nil)
 	probs := w.tensor("probs", tflite.Float32, []int{1, c.Classes}, nil)
-	w.op(tflite.OpSoftmax, []int{flat}, []int{probs}, 9, func() flatbuffers.UOffsetT {
-		w.b.StartObject(1)
-		w.b.PrependFloat32Slot(0, 1, 0)
-		return w.b.EndObject()
+	w.op(tflite.OpSoftmax, []int{flat}, []int{probs}, 9, func(b *flatbuffers.Builder) flatbuffers.UOffsetT {
+		b.StartObject(1)
+		b.PrependFloat32Slot(0, 1, 0)
+		return b.EndObject()
 	})
-	return w.finish(0, probs)
+	w.m.Inputs, w.m.Outputs = []int32{0}, []int32{int32(probs)}
+	return tflitebuild.Build(w.m)
 }
 
 func btoi(b bool) int {

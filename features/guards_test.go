@@ -1,0 +1,210 @@
+package features
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRegions: the number of grid cells is rows times columns, for square
+// and non-square grids alike, and 0 without a (G, G, F) grid.
+func TestRegions(t *testing.T) {
+	for _, c := range []struct {
+		grid []int
+		want int
+	}{{[]int{7, 7, 1280}, 49}, {[]int{2, 3, 5}, 6}, {nil, 0}, {[]int{7, 7}, 0}} {
+		if got := (Manifest{Grid: c.grid}).Regions(); got != c.want {
+			t.Errorf("Regions of grid %v = %d, want %d", c.grid, got, c.want)
+		}
+	}
+}
+
+// TestCreateRefusesOtherShapes: a store is reopened for writing only with the
+// manifest it was made with: another feature length or grid shape would lay
+// records out differently from those already there; and a manifest without an
+// encoder ID or a positive length is refused before anything is written.
+func TestCreateRefusesOtherShapes(t *testing.T) {
+	dir := t.TempDir()
+	filled(t, dir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{1, 1, 4}}).Close()
+	for _, c := range []struct {
+		m    Manifest
+		want string
+	}{
+		{Manifest{Encoder: "enc-1", Dim: 8, Grid: []int{1, 1, 4}}, "holds features of encoder enc-1 (dim 4, grid [1 1 4], mirrored false), not enc-1 (dim 8, grid [1 1 4], mirrored false)"},
+		{Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{2, 2, 4}}, "holds features of encoder enc-1 (dim 4, grid [1 1 4], mirrored false), not enc-1 (dim 4, grid [2 2 4], mirrored false)"},
+		// Another photos' store (mirrored) is named as such, not as a grid mismatch.
+		{Manifest{Encoder: "enc-1", Dim: 4, Mirrored: true}, "holds features of encoder enc-1 (dim 4, grid [1 1 4], mirrored false), not enc-1 (dim 4, grid [], mirrored true)"},
+	} {
+		if _, err := Create(dir, c.m); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Create with %+v: %v, want it to say %q", c.m, err, c.want)
+		}
+	}
+	for _, m := range []Manifest{{Dim: 4}, {Encoder: "enc-1"}, {Encoder: "enc-1", Dim: -1}} {
+		d := filepath.Join(t.TempDir(), "store")
+		if _, err := Create(d, m); err == nil || !strings.Contains(err.Error(), "features: manifest needs an encoder ID and a positive dim") {
+			t.Errorf("Create with %+v: %v", m, err)
+		}
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("Create with %+v made the folder (%v)", m, err)
+		}
+	}
+}
+
+// TestOpenRejectsOtherFormat: a store of another layout version is not read
+// as this one.
+func TestOpenRejectsOtherFormat(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Create(dir, Manifest{Encoder: "e", Dim: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.WriteFile(filepath.Join(dir, manifestFile), []byte(`{"format": "captioner-features/0", "encoder": "e", "dim": 2}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := `features: ` + dir + `: format "captioner-features/0" dim 2; want format "captioner-features/1" (re-run captioner extract into a new folder)`
+	if _, err := Open(dir); err == nil || err.Error() != want {
+		t.Errorf("Open: %v, want %q", err, want)
+	}
+}
+
+// TestIndexMustFollowRecords: an index line that maps a name to another
+// record's data, or makes a second record of one content hash, or names
+// nothing, is damage, not a store.
+func TestIndexMustFollowRecords(t *testing.T) {
+	dir := t.TempDir()
+	s := filled(t, dir, Manifest{Encoder: "e", Dim: 2}, item("a.jpg", "A", 2, 0), item("b.jpg", "BB", 2, 0))
+	s.Close()
+	a, b := hash("A"), hash("BB")
+	for _, c := range []struct{ index, want string }{
+		{"0\t" + a + "\ta.jpg\n0\t" + b + "\tb.jpg\n", "line 2: record 0 with hash " + b + " does not follow the records before it"},
+		{"0\t" + a + "\ta.jpg\n1\t" + a + "\tb.jpg\n", "line 2: record 1 with hash " + a + " does not follow the records before it"},
+		{"0\t" + a + "\t\n", "line 1 is malformed"},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, indexFile), []byte(c.index), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("index %q: %v, want it to say %q", c.index, err, c.want)
+		}
+	}
+}
+
+// TestGridFileShorterThanIndex: a grid file missing the last record's grid
+// is reported, not read past its end; one longer than the index (an
+// interrupted run) is cut back when the store is reopened for writing.
+func TestGridFileShorterThanIndex(t *testing.T) {
+	dir := t.TempDir()
+	m := Manifest{Encoder: "e", Dim: 2, Grid: []int{2, 2, 3}}
+	s := filled(t, dir, m, item("a.jpg", "A", 2, 12), item("b.jpg", "BB", 2, 12))
+	s.Close()
+	path := filepath.Join(dir, gridFile)
+	if err := os.Truncate(path, 2*2*12+100); err != nil { // leftovers of a third record
+		t.Fatal(err)
+	}
+	filled(t, dir, m).Close()
+	if st, err := os.Stat(path); err != nil || st.Size() != 2*2*12 {
+		t.Fatalf("grid.f16 after reopening: %v, %v; want %d bytes (the leftovers cut)", st.Size(), err, 2*2*12)
+	}
+	if err := os.Truncate(path, 2*2*12-2); err != nil {
+		t.Fatal(err)
+	}
+	want := "features: grid.f16 has 46 bytes for 2 records; the store is damaged: delete " + dir + " and re-run captioner extract"
+	if _, err := Open(dir); err == nil || err.Error() != want {
+		t.Errorf("Open: %v, want %q", err, want)
+	}
+}
+
+// TestAddRejectsBadItems: an item whose name would break its index line, whose
+// hash is not a SHA-256, or whose grid is of the wrong length is refused
+// before anything is written.
+func TestAddRejectsBadItems(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Create(dir, Manifest{Encoder: "e", Dim: 2, Grid: []int{2, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tab := item("a\tb.jpg", "A", 2, 12)
+	short := item("c.jpg", "C", 2, 12)
+	short.Hash = short.Hash[:32]
+	for _, c := range []struct {
+		it   Item
+		want string
+	}{
+		{tab, `features: bad item name "a\tb.jpg" or hash "` + tab.Hash + `"`},
+		{item("a\nb.jpg", "A", 2, 12), `features: bad item name "a\nb.jpg"`},
+		{short, `features: bad item name "c.jpg" or hash "` + short.Hash + `"`},
+		{item("d.jpg", "D", 2, 11), "features: d.jpg: 2 pooled and 11 grid values, want 2 and 12"},
+	} {
+		if err := s.Add([]Item{c.it}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Add(%q): %v, want %q", c.it.Name, err, c.want)
+		}
+	}
+	if s.Len() != 0 {
+		t.Errorf("%d records after refused items, want 0", s.Len())
+	}
+	if st, err := os.Stat(filepath.Join(dir, indexFile)); err != nil || st.Size() != 0 {
+		t.Errorf("index.tsv after refused items: %v, %v; want it empty", st.Size(), err)
+	}
+}
+
+// TestPooledIsCapped: appending to one record's features must not write over
+// the next record's.
+func TestPooledIsCapped(t *testing.T) {
+	s, err := Create(t.TempDir(), Manifest{Encoder: "e", Dim: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, b := item("a.jpg", "A", 2, 0), item("b.jpg", "BB", 2, 0)
+	if err := s.Add([]Item{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Pooled("a.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(p, float32(math.Inf(1)))
+	if q, _ := s.Pooled("b.jpg"); q[0] != b.Pooled[0] {
+		t.Errorf("b.jpg's first feature is %g after appending to a.jpg's, want %g", q[0], b.Pooled[0])
+	}
+}
+
+// TestMissingNamesMessage: a load of names without features lists the first
+// three of them.
+func TestMissingNamesMessage(t *testing.T) {
+	dir := t.TempDir()
+	s := filled(t, dir, Manifest{Encoder: "e", Dim: 2}, item("a.jpg", "A", 2, 0))
+	defer s.Close()
+	want := "features: 4 of 5 images have no features in " + dir + " (first: w.jpg, x.jpg, y.jpg); run captioner extract"
+	if _, err := s.LoadPooled([]string{"a.jpg", "w.jpg", "x.jpg", "y.jpg", "z.jpg"}); err == nil || err.Error() != want {
+		t.Errorf("LoadPooled: %v, want %q", err, want)
+	}
+}
+
+// TestGridOfPooledOnlyStore: Grid on a store without grids says so.
+func TestGridOfPooledOnlyStore(t *testing.T) {
+	dir := t.TempDir()
+	s := filled(t, dir, Manifest{Encoder: "e", Dim: 2}, item("a.jpg", "A", 2, 0))
+	defer s.Close()
+	want := "features: " + dir + " keeps no grids; re-run captioner extract --grid into a new folder"
+	if err := s.Grid(nil, "a.jpg"); err == nil || err.Error() != want {
+		t.Errorf("Grid: %v, want %q", err, want)
+	}
+}
+
+// filled creates a store in dir with manifest m and adds items to it.
+func filled(t *testing.T, dir string, m Manifest, items ...Item) *Store {
+	t.Helper()
+	s, err := Create(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(items); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
