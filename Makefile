@@ -9,7 +9,8 @@ CUDA_STUBS ?= /usr/lib/x86_64-linux-gnu/stubs
 ifneq ($(wildcard ../shared/models/mobilenet_v2),)
 export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
-IMAGES ?= $(wildcard ../shared/samples/*.jpg ../shared/samples/*.bmp)
+# make caption's default: the sample photos of the shared assets folder.
+IMAGES ?= $(if $(CAPTIONER_ASSETS),$(wildcard $(CAPTIONER_ASSETS)/samples/*.jpg $(CAPTIONER_ASSETS)/samples/*.bmp))
 
 .PHONY: help c-fallback-check deps-build deps-test deps-bench build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-attention bench-server soak soak-reload fuzz-short vet fmt-check images image-local
 
@@ -49,6 +50,7 @@ setup: build ## download and verify the public assets (encoder weights; add ARGS
 	$(BIN)/captioner setup $(ARGS)
 
 caption: build ## caption IMAGES (default: the sample photos) with the shipped model
+	@test -n "$(strip $(IMAGES))" || { echo 'caption: no photos to caption: name them (make caption IMAGES="a.jpg b.png"); the default, the sample photos, lies in the shared assets folder ($(if $(CAPTIONER_ASSETS),$(CAPTIONER_ASSETS)/samples has none,set CAPTIONER_ASSETS to it or put it at ../shared))'; exit 1; }
 	$(BIN)/captioner caption $(IMAGES)
 
 build-cuda: ## the CUDA binary bin/captioner-cuda
@@ -69,8 +71,13 @@ vet: ## go vet, the product and the deployment checks' module
 c-fallback-check: ## the C sources' portable branches (clang, non-x86) compile
 	for f in gpu/cpu/*.c imgproc/*.c; do $(CC) -fsyntax-only -std=gnu11 -D__clang__=1 $$f || exit 1; done
 
+# Without the shared assets the tests that need them skip, and go test prints a
+# passing package's skips only with -v: say so before and after the run.
+ASSETS_NOTE = $(if $(wildcard $(CAPTIONER_ASSETS)/models/mobilenet_v2),true,echo "test-go: no shared assets folder (set CAPTIONER_ASSETS, or put it at ../shared): the tests that need the encoder weights, Flickr8k or the sample photos are skipped; CI runs them all")
 test-go: ## unit, integration and golden tests
+	@$(ASSETS_NOTE)
 	$(GO) test -count=1 ./...
+	@$(ASSETS_NOTE)
 
 test-purego: ## the pure-Go fallback (no cgo, or the purecpu tag: gonum GEMM, image/jpeg; purecpu,staticjpeg: libjpeg-turbo linked statically, as in the GPU bundle) builds and passes the kernel and image suites
 	CGO_ENABLED=0 $(GO) build ./...

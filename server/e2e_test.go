@@ -391,9 +391,15 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 		t.Fatalf("big.png is %d bytes, not past the limit of %d", len(photo["big.png"]), limit)
 	}
 	paths := writeFiles(t, dir, []string{"a.png", "b.png", "c.png", "big.png", "d.png"}, func(n string) []byte { return photo[n] })
-	ts := stepServer(t, func(c *config.Config) { c.Server.MaxImages, c.Server.MaxBodyBytes = 3, limit })
+	ts := stepServer(t, func(c *config.Config) { c.Server.MaxImages, c.Server.MaxBodyBytes, c.Server.MaxBeam = 3, limit, 5 })
 	w := startChromium(t)
 	w.navigate(ts.url + "/")
+	// The option fields are bounded by what the server accepts.
+	bounds := w.await(`const done = arguments[arguments.length - 1];
+		models.then(() => done(["beam", "alternatives", "max_len"].map((id) => document.getElementById(id).max).join(" ")));`)
+	if want := fmt.Sprintf("5 5 %d", config.MaxCaptionLen); bounds != want {
+		t.Errorf("beam, alternatives and max_len fields' max %q, want %q (server.max_beam 5)", bounds, want)
+	}
 	chooseFiles(w, paths...)
 	got := readUpload(w)
 	want := "a.png: image 0 beam 3\nb.png: image 0 beam 3\nc.png: image 0 beam 3\n" +

@@ -108,7 +108,7 @@ func TestSeveralModelsServed(t *testing.T) {
 		t.Fatalf("/v1/models lists %q, want %q", listed, want)
 	}
 	// The request limits, which the upload page splits photos by.
-	if got, want := r.json["limits"], map[string]any{"max_images": 16.0, "max_body_bytes": float64(32 << 20)}; !reflect.DeepEqual(got, want) {
+	if got, want := r.json["limits"], map[string]any{"max_images": 16.0, "max_body_bytes": float64(32 << 20), "max_beam": 8.0, "max_len": float64(config.MaxCaptionLen)}; !reflect.DeepEqual(got, want) {
 		t.Errorf("/v1/models limits %v, want %v (the defaults)", got, want)
 	}
 	if v := version["second-merge"]; v != version["flickr8k-merge-lstm"] || v == version["attention-test"] {

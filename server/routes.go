@@ -300,7 +300,8 @@ func (s *Server) getModels(c *gin.Context) {
 	}
 	// The limits let a client (the upload page) split many photos over as
 	// many requests as they need, instead of having them all refused.
-	c.JSON(http.StatusOK, gin.H{"models": out, "limits": gin.H{"max_images": s.cfg.MaxImages, "max_body_bytes": s.cfg.MaxBodyBytes}})
+	c.JSON(http.StatusOK, gin.H{"models": out, "limits": gin.H{"max_images": s.cfg.MaxImages, "max_body_bytes": s.cfg.MaxBodyBytes,
+		"max_beam": s.cfg.MaxBeam, "max_len": config.MaxCaptionLen}})
 }
 
 // modelJSON describes a served model; isDefault marks the one that captions

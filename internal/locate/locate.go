@@ -53,8 +53,9 @@ func shared(wd, exe string) (string, bool) {
 	return "", false
 }
 
-// Model returns the caption model folder dir. A relative dir equal to shipped, the shipped model's path
-// in the repository, is also looked for, in this order: under the working
+// Model returns the caption model folder dir. A relative dir in the shipped
+// model's folder (shipped is its path in the repository, models/NAME: the
+// shipped models are installed together) is also looked for, in this order: under the working
 // directory (a checkout), in the install prefix beside the binary
 // (<exe>/../share/captioner, as `make install PREFIX=...` lays it out), beside
 // the bin/ folder of a checkout holding the binary, and in SharePrefix.
@@ -70,7 +71,7 @@ func Model(dir, shipped string) (string, error) {
 // prefix share.
 func model(dir, shipped, exe, share string) (string, error) {
 	cands := []string{dir}
-	if dir == shipped && !filepath.IsAbs(dir) {
+	if !filepath.IsAbs(dir) && filepath.Dir(filepath.Clean(dir)) == filepath.Dir(shipped) {
 		cands = append(cands, installed(dir, exe, share)...)
 	}
 	for _, c := range cands {

@@ -17,23 +17,28 @@ func mkdirs(t *testing.T, paths ...string) {
 
 const shipped = "models/flickr8k-merge-lstm"
 
+// The shipped model, and another model shipped beside it (--models
+// models/flickr8k-attention), are found wherever the install put them.
 func TestModelSearchOrder(t *testing.T) {
-	root := t.TempDir()
-	wd, exe, share := filepath.Join(root, "wd"), filepath.Join(root, "prefix", "bin"), filepath.Join(root, "usr-share")
-	mkdirs(t, wd, exe)
-	t.Chdir(wd)
-	steps := []struct{ name, dir, want string }{
-		{"install prefix", filepath.Join(share, shipped), filepath.Join(share, shipped)},
-		{"checkout holding bin/", filepath.Join(root, "prefix", shipped), filepath.Join(exe, "..", shipped)},
-		{"beside the binary's prefix", filepath.Join(root, "prefix", "share", "captioner", shipped), filepath.Join(exe, "..", "share", "captioner", shipped)},
-		{"working directory", filepath.Join(wd, shipped), shipped},
-	}
-	// Each step adds a folder that must win over those added before it.
-	for _, s := range steps {
-		mkdirs(t, s.dir)
-		got, err := model(shipped, shipped, exe, share)
-		if err != nil || got != s.want {
-			t.Errorf("%s: got %q, %v; want %q", s.name, got, err, s.want)
+	for _, m := range []string{shipped, "models/flickr8k-attention", "./models/flickr8k-attention/"} {
+		root := t.TempDir()
+		wd, exe, share := filepath.Join(root, "wd"), filepath.Join(root, "prefix", "bin"), filepath.Join(root, "usr-share")
+		mkdirs(t, wd, exe)
+		t.Chdir(wd)
+		clean := filepath.Clean(m)
+		steps := []struct{ name, dir, want string }{
+			{"install prefix", filepath.Join(share, clean), filepath.Join(share, clean)},
+			{"checkout holding bin/", filepath.Join(root, "prefix", clean), filepath.Join(exe, "..", clean)},
+			{"beside the binary's prefix", filepath.Join(root, "prefix", "share", "captioner", clean), filepath.Join(exe, "..", "share", "captioner", clean)},
+			{"working directory", filepath.Join(wd, clean), m},
+		}
+		// Each step adds a folder that must win over those added before it.
+		for _, s := range steps {
+			mkdirs(t, s.dir)
+			got, err := model(m, shipped, exe, share)
+			if err != nil || got != s.want {
+				t.Errorf("%s, %s: got %q, %v; want %q", m, s.name, got, err, s.want)
+			}
 		}
 	}
 }

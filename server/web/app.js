@@ -6,13 +6,16 @@ const $ = (id) => document.getElementById(id);
 const drop = $("drop"), fileInput = $("file"), results = $("results"), errorBox = $("error"), status = $("status");
 let served = []; // the models the server holds, the default first
 // What one request may carry (GET /v1/models; these are the server's defaults).
-let limits = { max_images: 16, max_body_bytes: 32 << 20 };
+let limits = { max_images: 16, max_body_bytes: 32 << 20, max_beam: 8, max_len: 100 };
 const modelSelect = $("model-select");
 
 // Where the server holds several models, the page lets the user pick one.
 const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
   if (!j || !j.models.length) return;
   limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
+  // The fields hold what the server accepts: the browser says so before a 400 would.
+  $("beam").max = $("alternatives").max = limits.max_beam;
+  $("max_len").max = limits.max_len;
   served = j.models;
   if (served.length > 1) {
     modelSelect.replaceChildren(...served.map((m) => el("option", { value: m.name }, m.name + (m.default ? " (default)" : ""))));
