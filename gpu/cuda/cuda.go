@@ -10,6 +10,7 @@ import (
 
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cuda/cublas"
+	_ "github.com/captioner/captioner/gpu/cuda/needgpu" // a clear exit before cu's init, when there is no GPU
 	"github.com/captioner/captioner/gpu/kernels"
 )
 

@@ -31,18 +31,13 @@ func fakeDriver(t *testing.T) string {
 	return dir
 }
 
-func TestProbeFakeDriver(t *testing.T) {
-	lib := filepath.Join(fakeDriver(t), "libcuda.so.1")
-	if n, err := probe(lib); n != 1 || err != nil {
-		t.Fatalf("probe of a driver with one device = %d, %v", n, err)
-	}
-}
-
 // TestHandoverToCUDABuild runs the whole hand-over with real binaries: a copy of
 // this test binary as captioner, the cuda-tagged build of it as captioner-cuda,
 // and the stand-in driver on LD_LIBRARY_PATH. captioner must find the "GPU" with
 // the real probe and exec captioner-cuda, which must start (cu's init succeeds)
-// and open the CUDA backend on it.
+// and open the CUDA backend on it. Then, where the driver finds no GPU,
+// captioner-cuda must exit before cu's init would, saying why and what to run
+// instead (gpu/cuda/needgpu).
 func TestHandoverToCUDABuild(t *testing.T) {
 	dir := fakeDriver(t)
 	build := exec.Command("go", "test", "-tags", "cuda", "-c", "-o", filepath.Join(dir, CUDABinary), ".")
@@ -70,5 +65,16 @@ func TestHandoverToCUDABuild(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, stderr.String())
 		}
+	}
+
+	cuda := exec.Command(filepath.Join(dir, CUDABinary))
+	cuda.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, "FAKECUDA_NO_DEVICE=1")
+	var cudaOut, cudaErr strings.Builder
+	cuda.Stdout, cuda.Stderr = &cudaOut, &cudaErr
+	err = cuda.Run()
+	want := CUDABinary + ": no usable NVIDIA GPU (libcuda.so.1: cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected (100)): " +
+		"this is the CUDA build, which runs on a GPU only; run captioner, the default build, which runs on the CPU here and hands over to the CUDA build where there is a GPU\n"
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || cudaErr.String() != want || cudaOut.Len() != 0 {
+		t.Errorf("%s without a GPU: %v, stdout %q, stderr %q; want exit status 1 and stderr %q", CUDABinary, err, cudaOut.String(), cudaErr.String(), want)
 	}
 }

@@ -4,7 +4,7 @@
 //
 // gorgonia.org/cu exits the process in its package init when there is no GPU,
 // so the default binary cannot link CUDA and fall back: it probes for a GPU
-// without cgo (libcuda through purego) and, when one is there and the CUDA build
+// without cgo (gpu/cudaprobe) and, when one is there and the CUDA build
 // sits next to it, replaces itself with that build (same arguments and
 // environment). The CUDA build resolves auto and cuda to the GPU.
 package selector
@@ -15,14 +15,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"syscall"
 
-	"github.com/ebitengine/purego"
-
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/cpu"
+	"github.com/captioner/captioner/gpu/cudaprobe"
 )
 
 // CUDABinary is the file name of the CUDA build (`make build-cuda`), looked for
@@ -158,62 +156,6 @@ func cudaBinary(h host) (string, error) {
 	return path, nil
 }
 
-// CUDA driver API results that Probe explains by name.
-var cuResults = map[int32]string{
-	3:   "CUDA_ERROR_NOT_INITIALIZED",
-	34:  "CUDA_ERROR_STUB_LIBRARY: libcuda.so.1 is the toolkit's stub, not a driver",
-	35:  "CUDA_ERROR_INSUFFICIENT_DRIVER: the NVIDIA driver is older than the CUDA runtime",
-	100: "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected",
-	101: "CUDA_ERROR_INVALID_DEVICE",
-	304: "CUDA_ERROR_OPERATING_SYSTEM: the driver could not talk to the kernel module",
-	999: "CUDA_ERROR_UNKNOWN",
-}
-
-// Probe returns the number of usable NVIDIA GPUs, or the reason there are none:
-// it loads the driver library libcuda.so.1 without cgo and calls cuInit(0) and
-// cuDeviceGetCount, as gorgonia.org/cu's init would.
-func Probe() (int, error) { return probe("libcuda.so.1") }
-
-func probe(lib string) (int, error) {
-	// dlerror's message is per thread, and purego reads it in a call of its own
-	// after a failed dlopen or dlsym: a goroutine that moved to another thread in
-	// between would read another thread's message, often none. So every dl call
-	// here runs on one locked thread.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_LOCAL)
-	if err != nil {
-		return 0, err
-	}
-	defer purego.Dlclose(h)
-	var cuInit func(flags uint32) int32
-	var cuDeviceGetCount func(count *int32) int32
-	for _, f := range []struct {
-		name string
-		fn   any
-	}{{"cuInit", &cuInit}, {"cuDeviceGetCount", &cuDeviceGetCount}} {
-		sym, err := purego.Dlsym(h, f.name)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", lib, err)
-		}
-		purego.RegisterFunc(f.fn, sym)
-	}
-	if r := cuInit(0); r != 0 {
-		return 0, fmt.Errorf("%s: cuInit: %s", lib, cuResult(r))
-	}
-	var n int32
-	if r := cuDeviceGetCount(&n); r != 0 {
-		return 0, fmt.Errorf("%s: cuDeviceGetCount: %s", lib, cuResult(r))
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("%s: the driver reports 0 devices", lib)
-	}
-	return int(n), nil
-}
-
-func cuResult(r int32) string {
-	if s, ok := cuResults[r]; ok {
-		return fmt.Sprintf("%s (%d)", s, r)
-	}
-	return fmt.Sprintf("CUresult %d", r)
-}
+// Probe returns the number of usable NVIDIA GPUs, or the reason there are
+// none, without cgo (gpu/cudaprobe).
+func Probe() (int, error) { return cudaprobe.Probe(cudaprobe.Driver) }

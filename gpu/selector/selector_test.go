@@ -2,15 +2,15 @@ package selector
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/captioner/captioner/gpu/cudaprobe"
 )
 
 // helperEnv makes the test binary act as a captioner binary (see TestMain):
@@ -35,66 +35,6 @@ func TestMain(m *testing.M) {
 	}
 	os.Stdout.WriteString("opened " + dev.Name() + "\n")
 	os.Exit(0)
-}
-
-func TestProbeMissingLibrary(t *testing.T) {
-	_, err := probe("libcaptioner-no-such-lib.so.1")
-	if err == nil || !strings.Contains(err.Error(), "libcaptioner-no-such-lib.so.1") {
-		t.Fatalf("probe of a missing library: error %v, want one naming the library", err)
-	}
-}
-
-// TestProbeErrorsUnderConcurrency probes a missing library from many goroutines
-// at once, with more threads than cores, so goroutines move between threads all
-// the time: every error must still carry the loader's own message. dlerror's
-// message belongs to the thread that failed, so a probe that read it on
-// another thread (purego calls dlopen and dlerror separately) got an empty or
-// foreign one (about 1 in 1,000 single probes, more under this load).
-func TestProbeErrorsUnderConcurrency(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(16))
-	const goroutines, probes = 32, 300
-	errs := make(chan error, goroutines)
-	for g := range goroutines {
-		go func() {
-			lib := fmt.Sprintf("libcaptioner-no-such-lib-%d.so.1", g)
-			want := lib + ": cannot open shared object file"
-			for range probes {
-				runtime.Gosched()
-				if _, err := probe(lib); err == nil || !strings.Contains(err.Error(), want) {
-					errs <- fmt.Errorf("probe(%s): error %v, want one containing %q", lib, err, want)
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range goroutines {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
-}
-
-func TestProbeLibraryWithoutCUDA(t *testing.T) {
-	_, err := probe("libm.so.6")
-	if err == nil || !strings.Contains(err.Error(), "libm.so.6: ") || !strings.Contains(err.Error(), "cuInit") {
-		t.Fatalf("probe of libm: error %v, want one saying libm.so.6 has no cuInit", err)
-	}
-}
-
-func TestProbeThisMachine(t *testing.T) {
-	n, err := Probe()
-	if err == nil {
-		if n < 1 {
-			t.Fatalf("Probe found %d GPUs without an error", n)
-		}
-		t.Logf("Probe found %d GPU(s)", n)
-		return
-	}
-	if n != 0 || !strings.HasPrefix(err.Error(), "libcuda.so.1: ") {
-		t.Fatalf("Probe = %d, %v; want 0 and an error about libcuda.so.1", n, err)
-	}
-	t.Logf("Probe: %v", err)
 }
 
 // defaultBackends are those of the default binary, which these tests act as
@@ -140,7 +80,7 @@ func TestOpenCPU(t *testing.T) {
 }
 
 func TestOpenAutoWithoutGPU(t *testing.T) {
-	_, noLib := probe("libcaptioner-no-such-lib.so.1")
+	_, noLib := cudaprobe.Probe("libcaptioner-no-such-lib.so.1")
 	log := openCPU(t, "auto", fakeHost(0, noLib, "/nonexistent/captioner"))
 	if !strings.Contains(log, `why="no GPU found (libcaptioner-no-such-lib.so.1`) {
 		t.Fatalf("log %q does not say why: no GPU", log)
@@ -163,7 +103,7 @@ func TestOpenAutoThisMachine(t *testing.T) {
 }
 
 func TestOpenCUDAWithoutGPU(t *testing.T) {
-	_, noLib := probe("libcaptioner-no-such-lib.so.1")
+	_, noLib := cudaprobe.Probe("libcaptioner-no-such-lib.so.1")
 	_, err := open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), fakeHost(0, noLib, "/nonexistent/captioner"))
 	if err == nil || !strings.HasPrefix(err.Error(), "device cuda: no GPU found: libcaptioner-no-such-lib.so.1") ||
 		!strings.HasSuffix(err.Error(), "; set device auto (a GPU when there is one, else the CPU) or cpu") {

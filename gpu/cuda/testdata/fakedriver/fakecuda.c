@@ -11,8 +11,16 @@
 #include <cuda.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-CUresult cuInit(unsigned int flags) { return flags ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS; }
+// FAKECUDA_NO_DEVICE=1 makes it a driver that finds no GPU, as on a machine
+// whose GPU is not passed to the container: cuInit fails as the real one then
+// does.
+CUresult cuInit(unsigned int flags) {
+	if (flags) return CUDA_ERROR_INVALID_VALUE;
+	const char *none = getenv("FAKECUDA_NO_DEVICE");
+	return none && strcmp(none, "1") == 0 ? CUDA_ERROR_NO_DEVICE : CUDA_SUCCESS;
+}
 
 // The driver of the GPU machine this project is lent: CUDA 13.0 (R580).
 CUresult cuDriverGetVersion(int *version) {

@@ -1,0 +1,96 @@
+package cudaprobe
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/gpu/cuda/fakedriver"
+)
+
+func TestProbeMissingLibrary(t *testing.T) {
+	_, err := Probe("libcaptioner-no-such-lib.so.1")
+	if err == nil || !strings.Contains(err.Error(), "libcaptioner-no-such-lib.so.1") {
+		t.Fatalf("probe of a missing library: error %v, want one naming the library", err)
+	}
+}
+
+// TestProbeErrorsUnderConcurrency probes a missing library from many goroutines
+// at once, with more threads than cores, so goroutines move between threads all
+// the time: every error must still carry the loader's own message. dlerror's
+// message belongs to the thread that failed, so a probe that read it on
+// another thread (purego calls dlopen and dlerror separately) got an empty or
+// foreign one (about 1 in 1,000 single probes, more under this load).
+func TestProbeErrorsUnderConcurrency(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(16))
+	const goroutines, probes = 32, 300
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			lib := fmt.Sprintf("libcaptioner-no-such-lib-%d.so.1", g)
+			want := lib + ": cannot open shared object file"
+			for range probes {
+				runtime.Gosched()
+				if _, err := Probe(lib); err == nil || !strings.Contains(err.Error(), want) {
+					errs <- fmt.Errorf("Probe(%s): error %v, want one containing %q", lib, err, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestProbeLibraryWithoutCUDA(t *testing.T) {
+	_, err := Probe("libm.so.6")
+	if err == nil || !strings.Contains(err.Error(), "libm.so.6: ") || !strings.Contains(err.Error(), "cuInit") {
+		t.Fatalf("probe of libm: error %v, want one saying libm.so.6 has no cuInit", err)
+	}
+}
+
+func TestProbeThisMachine(t *testing.T) {
+	n, err := Probe(Driver)
+	if err == nil {
+		if n < 1 {
+			t.Fatalf("Probe found %d GPUs without an error", n)
+		}
+		t.Logf("Probe found %d GPU(s)", n)
+		return
+	}
+	if n != 0 || !strings.HasPrefix(err.Error(), "libcuda.so.1: ") {
+		t.Fatalf("Probe = %d, %v; want 0 and an error about libcuda.so.1", n, err)
+	}
+	t.Logf("Probe: %v", err)
+}
+
+func TestProbeFakeDriver(t *testing.T) {
+	if err := fakedriver.Toolkit(); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	if err := fakedriver.Build(dir, ".."); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Probe(filepath.Join(dir, "libcuda.so.1")); n != 1 || err != nil {
+		t.Fatalf("probe of a driver with one device = %d, %v", n, err)
+	}
+}
+
+func TestResultNames(t *testing.T) {
+	for r, want := range map[int32]string{
+		100: "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected (100)",
+		34:  "CUDA_ERROR_STUB_LIBRARY: libcuda.so.1 is the toolkit's stub, not a driver (34)",
+		42:  "CUresult 42",
+	} {
+		if got := cuResult(r); got != want {
+			t.Errorf("cuResult(%d) = %q, want %q", r, got, want)
+		}
+	}
+}
