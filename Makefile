@@ -9,8 +9,11 @@ CUDA_STUBS ?= /usr/lib/x86_64-linux-gnu/stubs
 ifneq ($(wildcard ../shared/models/mobilenet_v2),)
 export CAPTIONER_ASSETS ?= $(abspath ../shared)
 endif
+# The assets folder as make's wildcard reads it: ../shared where the lines above
+# found it (its absolute path would split at a space), else CAPTIONER_ASSETS.
+ASSETS_REF = $(if $(filter file,$(origin CAPTIONER_ASSETS)),../shared,$(CAPTIONER_ASSETS))
 # make caption's default: the sample photos of the shared assets folder.
-IMAGES ?= $(if $(CAPTIONER_ASSETS),$(wildcard $(CAPTIONER_ASSETS)/samples/*.jpg $(CAPTIONER_ASSETS)/samples/*.bmp))
+IMAGES ?= $(if $(ASSETS_REF),$(wildcard $(ASSETS_REF)/samples/*.jpg $(ASSETS_REF)/samples/*.bmp))
 
 .PHONY: help c-fallback-check deps-build deps-test deps-bench build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-attention bench-server soak soak-reload fuzz-short vet fmt-check images image-local
 
@@ -73,7 +76,7 @@ c-fallback-check: ## the C sources' portable branches (clang, non-x86) compile
 
 # Without the shared assets the tests that need them skip, and go test prints a
 # passing package's skips only with -v: say so before and after the run.
-ASSETS_NOTE = $(if $(wildcard $(CAPTIONER_ASSETS)/models/mobilenet_v2),true,echo "test-go: no shared assets folder (set CAPTIONER_ASSETS, or put it at ../shared): the tests that need the encoder weights, Flickr8k or the sample photos are skipped; CI runs them all")
+ASSETS_NOTE = $(if $(and $(ASSETS_REF),$(wildcard $(ASSETS_REF)/models/mobilenet_v2)),true,echo "test-go: no shared assets folder (set CAPTIONER_ASSETS, or put it at ../shared): the tests that need the encoder weights, Flickr8k or the sample photos are skipped; CI runs them all")
 test-go: ## unit, integration and golden tests
 	@$(ASSETS_NOTE)
 	$(GO) test -count=1 ./...

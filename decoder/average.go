@@ -53,7 +53,7 @@ func Average(dev gpu.Device, dirs []string, weights []float64) (*Model, error) {
 			return nil, err
 		}
 		if c.Network() != first.Network() {
-			return nil, fmt.Errorf("decoder: model %s is a different network from %s (%s, this model -> the first): average models of one architecture, sizes and vocabulary, fine-tuned from one model", dir, dirs[0], structdiff.Join(structdiff.Fields(c.Network(), first.Network())))
+			return nil, fmt.Errorf("decoder: model %s is a different network from %s (%s: this model's -> the first's): average models of one architecture, sizes and vocabulary, fine-tuned from one model", dir, dirs[0], structdiff.Join(structdiff.Fields(c.Network(), first.Network())))
 		}
 	}
 	sum := make([]float64, first.NumParams())

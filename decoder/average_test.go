@@ -147,7 +147,7 @@ func TestAverageRefuses(t *testing.T) {
 		{[]string{a, b}, []float64{math.NaN(), 1}, "decoder: weight NaN of model " + a + ": want a positive finite number"},
 		{[]string{a, b}, []float64{1e308, 1e308}, "decoder: weights [1e+308 1e+308] add up beyond float64's range; scale them down (only their ratios count)"},
 		{[]string{f1, f2}, []float64{1, 1}, fmt.Sprintf("decoder: models %v are factorized (ctx_rank 2) and their factors do not line up: averaged factor by factor, their context weight is %.0f%% off the average of theirs (at most 5%%); average a factorized model only with models trained from it, or average the full models and factorize the average", []string{f1, f2}, 100*drift)},
-		{[]string{a, w}, []float64{1, 1}, fmt.Sprintf("decoder: model %s is a different network from %s (hidden %d -> %d, this model -> the first): average models of one architecture, sizes and vocabulary, fine-tuned from one model", w, a, wider.Hidden, c.Hidden)},
+		{[]string{a, w}, []float64{1, 1}, fmt.Sprintf("decoder: model %s is a different network from %s (hidden %d -> %d: this model's -> the first's): average models of one architecture, sizes and vocabulary, fine-tuned from one model", w, a, wider.Hidden, c.Hidden)},
 	} {
 		m, err := Average(openCPU(t), tc.dirs, tc.weights)
 		if err == nil {

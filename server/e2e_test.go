@@ -411,12 +411,15 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 	}
 
 	paths = writeFiles(t, dir, []string{"e.png", "f.png", "g.png"}, func(string) []byte { return photoPNG(400, 300) })
-	ts = stepServer(t, func(c *config.Config) { c.Image.MaxDecodedBytes, c.Image.MaxRequestDecodedBytes = 1<<20, 1<<20 })
+	// This server's beam is at most 2: the page brings its beam field (3) down to that.
+	ts = stepServer(t, func(c *config.Config) {
+		c.Image.MaxDecodedBytes, c.Image.MaxRequestDecodedBytes, c.Server.MaxBeam, c.Decode.Beam = 1<<20, 1<<20, 2, 2
+	})
 	w.navigate(ts.url + "/")
 	chooseFiles(w, paths...)
 	got = readUpload(w)
 	// e, f and g refused together (past 1 MiB decoded), then e and f, and g.
-	if want := "e.png: image 0 beam 3\nf.png: image 0 beam 3\ng.png: image 0 beam 3\ndone in N ms · 3 requests"; got != want {
+	if want := "e.png: image 0 beam 2\nf.png: image 0 beam 2\ng.png: image 0 beam 2\ndone in N ms · 3 requests"; got != want {
 		t.Errorf("upload past the decoded-size limit shows\n%s\nwant\n%s", got, want)
 	}
 	w.checkConsole("status of 413") // big.png's request, and the refused groups

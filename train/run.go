@@ -336,8 +336,8 @@ func (r *run) resume() error {
 	}
 	if saved.Settings != nil {
 		if changed := changes(saved.Settings, r.st.Settings); len(changed) > 0 {
-			return fmt.Errorf("train: checkpoint %s was made with other settings than this run asks for: %s; resume with the checkpoint's (only train.epochs, train.patience and the optimiser's train.lr, lr_decay, weight_decay, finetune_lr and clip may change), or choose another --out",
-				r.ckpt, strings.Join(changed, ", "))
+			return fmt.Errorf("train: checkpoint %s was made with other settings than this run asks for: %s (the checkpoint's -> this run's); resume with the checkpoint's (only train.epochs, train.patience and the optimiser's train.lr, lr_decay, weight_decay, finetune_lr and clip may change), or choose another --out",
+				r.ckpt, strings.Join(changed, "; "))
 		}
 	}
 	if r.tuned != nil {

@@ -359,6 +359,12 @@ func TestResumeRestoresTheRun(t *testing.T) {
 	if err := c.resume(); err == nil || err.Error() != want {
 		t.Errorf("resume with another seed: %v, want %s", err, want)
 	}
+	// Another network too, by the config.json names of what differs.
+	o.Seed, o.Hidden = 5, 8
+	if err := newTestRun(t, dev, o).resume(); err == nil || !strings.Contains(err.Error(), " asks for: hidden 16 -> 8 (the checkpoint's -> this run's);") {
+		t.Errorf("resume with another hidden size: %v", err)
+	}
+	o.Hidden = 16
 	// Nor does a run that mirrors photos where the checkpoint's did not.
 	o.Seed, o.Mirror = 5, true
 	v := o.Vocab.(synthVocab)

@@ -383,7 +383,7 @@ func TestSelfCriticalRaisesReward(t *testing.T) {
 	// A model of another architecture cannot be the starting point.
 	bad := synthOptions(t.TempDir(), 1)
 	bad.Log, bad.Objective, bad.Init, bad.Samples, bad.Hidden = &log, "cider", start.ModelDir, 4, 8
-	want := "train.init: " + start.ModelDir + " is another network than this run asks for: hidden 16 -> 8 (the model's -> this run's); set the train settings of those names (train.arch, train.cleaning, train.embed, train.hidden, train.mid, train.att) to the model's, as its config.json has them, or train from scratch without train.init"
+	want := "train.init: " + start.ModelDir + " is another network than this run asks for: hidden 16 -> 8 (the model's -> this run's); set train.arch, cleaning, embed, hidden, mid and att as the model's config.json has them (feat_dim and regions follow the features: captioner extract, --grid for attention), or train from scratch without train.init"
 	if _, err := Run(context.Background(), dev, bad, trn, dv); err == nil || err.Error() != want {
 		t.Errorf("init from another architecture: got %v, want %s", err, want)
 	}
@@ -416,7 +416,7 @@ func TestResumeKeepsTheRunsSettings(t *testing.T) {
 	o.Resume, o.Epochs = true, 2
 	other := o
 	other.BatchSize, other.EvalBeam = 8, 2
-	if _, err := Run(context.Background(), dev, other, trn, dv); err == nil || !strings.Contains(err.Error(), "other settings than this run asks for: train.batch_size 16 -> 8, train.eval_beam 1 -> 2;") {
+	if _, err := Run(context.Background(), dev, other, trn, dv); err == nil || !strings.Contains(err.Error(), "other settings than this run asks for: train.batch_size 16 -> 8; train.eval_beam 1 -> 2 (the checkpoint's -> this run's);") {
 		t.Errorf("resume with another batch size and eval beam: %v, want both named", err)
 	}
 	if _, err := Run(context.Background(), dev, o, synthSplit(24, 3, o.Vocab.(synthVocab)), dv); err == nil || !strings.Contains(err.Error(), "the features (train.features") {

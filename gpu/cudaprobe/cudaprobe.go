@@ -1,7 +1,7 @@
 // Package cudaprobe asks the NVIDIA driver whether there is a GPU, without
 // cgo and without linking the driver: it loads libcuda.so.1 at run time
-// (purego) and calls cuInit(0) and cuDeviceGetCount, what gorgonia.org/cu's
-// package init does (and exits the process when it fails). The default binary
+// (purego) and calls cuInit(0), as gorgonia.org/cu's package init does (and
+// exits the process when it fails), and cuDeviceGetCount. The default binary
 // probes to decide whether to hand over to the CUDA build (gpu/selector); the
 // CUDA build probes before cu's init to say what is missing and what to run
 // instead (gpu/cuda/needgpu).

@@ -30,7 +30,11 @@ func Fields(was, now any) []Field {
 	var diffs []Field
 	for i := range a.NumField() {
 		if x, y := a.Field(i).Interface(), b.Field(i).Interface(); x != y {
-			key, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("json"), ",")
+			f := a.Type().Field(i)
+			key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if key == "" {
+				key = f.Name
+			}
 			diffs = append(diffs, Field{key, x, y})
 		}
 	}

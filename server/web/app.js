@@ -11,11 +11,9 @@ const modelSelect = $("model-select");
 
 // Where the server holds several models, the page lets the user pick one.
 const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
+  if (j) limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
+  boundFields();
   if (!j || !j.models.length) return;
-  limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
-  // The fields hold what the server accepts: the browser says so before a 400 would.
-  $("beam").max = $("alternatives").max = limits.max_beam;
-  $("max_len").max = limits.max_len;
   served = j.models;
   if (served.length > 1) {
     modelSelect.replaceChildren(...served.map((m) => el("option", { value: m.name }, m.name + (m.default ? " (default)" : ""))));
@@ -24,6 +22,16 @@ const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) 
   }
   showModel();
 }).catch(() => {});
+
+// boundFields makes the option fields hold what the server accepts (a value
+// above is brought down to the bound): send asks the browser to say which
+// field is off before a request would be refused with 400.
+function boundFields() {
+  for (const [id, max] of [["beam", limits.max_beam], ["alternatives", limits.max_beam], ["max_len", limits.max_len]]) {
+    $(id).max = max;
+    if (+$(id).value > max) $(id).value = max;
+  }
+}
 
 // chosen is the model the next upload asks for.
 function chosen() {
@@ -126,6 +134,7 @@ async function send(files) {
   const ctl = uploading = new AbortController();
   await models; // which model, its limits, and whether to ask for attention weights
   if (ctl.signal.aborted) return;
+  if (!["beam", "max_len", "alternatives"].every((id) => $(id).reportValidity())) return;
   errorBox.hidden = true;
   results.replaceChildren();
   const model = chosen(), fields = fieldsFor(model);

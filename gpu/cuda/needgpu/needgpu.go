@@ -6,16 +6,23 @@
 // output.
 //
 // gpu/cuda imports it for its init alone. Go initialises, in import path
-// order, the first package whose imports are all initialised: this package's
-// path sorts before gorgonia.org/cu's and its imports are ones cu needs too,
-// so its init runs first (gpu/selector's TestHandoverToCUDABuild checks
-// that it does).
+// order, the first package whose imports are all initialised (the linker
+// leaves out packages with nothing to initialise): this package's path sorts
+// before gorgonia.org/cu's, and the packages it needs that cu does not are
+// its own, purego's, and ones that sort before cu or have nothing to
+// initialise, so its init runs first. Hence no path/filepath here: cu does
+// not need it, and it sorts after cu. gpu/selector's TestHandoverToCUDABuild
+// runs the CUDA build without a GPU and fails when cu's init runs first.
+//
+// It is stricter than cu's init, which calls cuInit alone: a driver that
+// initialises but reports no device also ends the binary, which could not
+// open a GPU anyway.
 package needgpu
 
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"strings"
 
 	"github.com/captioner/captioner/gpu/cudaprobe"
 )
@@ -24,7 +31,7 @@ func init() {
 	if _, err := cudaprobe.Probe(cudaprobe.Driver); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: no usable NVIDIA GPU (%v): this is the CUDA build, which runs on a GPU only; "+
 			"run captioner, the default build, which runs on the CPU here and hands over to the CUDA build where there is a GPU\n",
-			filepath.Base(os.Args[0]), err)
+			os.Args[0][strings.LastIndexByte(os.Args[0], '/')+1:], err)
 		os.Exit(1)
 	}
 }
