@@ -2,6 +2,8 @@ package attnmap
 
 import (
 	"image"
+	"image/color"
+	"math"
 	"testing"
 )
 
@@ -62,18 +64,56 @@ func TestStripBrightestWhereWeightIsLargest(t *testing.T) {
 		}
 	}
 
-	// One cell only: the far corner has weight 0, so floor brightness.
+	// One cell only: the far corner has weight 0, so floor brightness
+	// (0.2 of 203 is 40.6, rounded to 41). A word with no weight at all
+	// (every region 0) is at floor brightness everywhere.
 	one := make([]float32, grid*grid)
 	one[0] = 1
-	out, err = Strip(grey(224, 224, 100), []string{"x"}, [][]float32{one}, grid)
+	out, err = Strip(grey(224, 224, 203), []string{"x", "none"}, [][]float32{one, make([]float32, grid*grid)}, grid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := out.RGBAAt(223, labelHeight+223).G, scale8(100, floor); got != want {
-		t.Errorf("zero-weight corner is %d, want %d (floor of 100)", got, want)
+	if got := out.RGBAAt(223, labelHeight+223).G; got != 41 {
+		t.Errorf("zero-weight corner is %d, want 41 (floor of 203)", got)
 	}
-	if got := out.RGBAAt(0, labelHeight).G; got != 100 {
-		t.Errorf("the attended corner is %d, want the photo's 100", got)
+	if got := out.RGBAAt(0, labelHeight).G; got != 203 {
+		t.Errorf("the attended corner is %d, want the photo's 203", got)
+	}
+	for _, p := range []image.Point{{0, 0}, {111, 111}, {223, 223}} {
+		if got := out.RGBAAt(224+gap+p.X, labelHeight+p.Y).G; got != 41 {
+			t.Errorf("all-zero weights: pixel %v is %d, want 41 (floor of 203)", p, got)
+		}
+	}
+}
+
+// TestUpsampleIsBilinear: cell centres sit at (i+0.5)/grid of each side,
+// pixels between them are interpolated along x and y, and pixels beyond the
+// outer centres take the edge's values. A 2x2 grid over 4x4 pixels puts the
+// centres between pixels 0 and 1 and between 2 and 3, so pixels 1 and 2 lie a
+// quarter and three quarters of the way.
+func TestUpsampleIsBilinear(t *testing.T) {
+	got := upsample([]float32{0, 1, 2, 3}, 2, 4, 4) // x adds 1, y adds 2; 3 the largest
+	at := []float32{0, 0.25, 0.75, 1}
+	for y := range 4 {
+		for x := range 4 {
+			if want := (at[x] + 2*at[y]) / 3; math.Abs(float64(got[y*4+x]-want)) > 1e-6 {
+				t.Errorf("pixel (%d, %d) = %g, want %g", x, y, got[y*4+x], want)
+			}
+		}
+	}
+}
+
+// TestPanelKeepsAspect: a panel is the photo at PanelHeight high, its width
+// rounded, and one pixel wide at least.
+func TestPanelKeepsAspect(t *testing.T) {
+	for _, tc := range []struct{ w, h, panel int }{{640, 480, 299}, {1, 1000, 1}} {
+		out, err := Strip(grey(tc.w, tc.h, 9), []string{"a"}, [][]float32{peaked(7, 0, 0)}, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := image.Rect(0, 0, tc.panel, labelHeight+PanelHeight); out.Bounds() != want {
+			t.Errorf("%dx%d photo: strip %v, want %v", tc.w, tc.h, out.Bounds(), want)
+		}
 	}
 }
 
@@ -89,12 +129,13 @@ func TestStripWritesEachWord(t *testing.T) {
 	pw := 300
 	for i, word := range words {
 		x0 := i * (pw + gap)
-		lo, hi, dark := pw, -1, 0
+		lo, hi, top, bottom, dark := pw, -1, labelHeight, -1, 0
 		for y := 0; y < labelHeight; y++ {
 			for x := 0; x < pw; x++ {
 				if out.RGBAAt(x0+x, y).R < 128 {
 					dark++
 					lo, hi = min(lo, x), max(hi, x)
+					top, bottom = min(top, y), max(bottom, y)
 				}
 			}
 		}
@@ -104,8 +145,19 @@ func TestStripWritesEachWord(t *testing.T) {
 		if mid := (lo + hi) / 2; mid < pw/2-8 || mid > pw/2+8 {
 			t.Errorf("word %d (%q) spans x %d..%d of %d: not centred", i, word, lo, hi, pw)
 		}
+		if mid := (top + bottom) / 2; mid < labelHeight/2-2 || mid > labelHeight/2+2 {
+			t.Errorf("word %d (%q) spans rows %d..%d of the %d-pixel band: not centred", i, word, top, bottom, labelHeight)
+		}
 		if i == 1 && hi-lo < 40 {
 			t.Errorf("%q is %d pixels wide: too small to read", word, hi-lo)
+		}
+	}
+	// The gap between the panels is white from top to bottom.
+	for y := 0; y < labelHeight+PanelHeight; y++ {
+		for x := pw; x < pw+gap; x++ {
+			if c := out.RGBAAt(x, y); c != (color.RGBA{255, 255, 255, 255}) {
+				t.Fatalf("gap pixel (%d, %d) is %v, want white", x, y, c)
+			}
 		}
 	}
 }
@@ -121,6 +173,7 @@ func TestStripErrors(t *testing.T) {
 		{nil, nil, grey(10, 10, 1), "attnmap: no words to draw"},
 		{[]string{"a", "b"}, [][]float32{w}, grey(10, 10, 1), "attnmap: 2 words but 1 rows of attention weights; give one row per word"},
 		{[]string{"a"}, [][]float32{w[:48]}, grey(10, 10, 1), `attnmap: word 0 ("a") has 48 attention weights, want 49 for a 7x7 grid`},
+		{[]string{"a"}, [][]float32{append(w, 0)}, grey(10, 10, 1), `attnmap: word 0 ("a") has 50 attention weights, want 49 for a 7x7 grid`},
 		{[]string{"a"}, [][]float32{w}, image.NewRGBA(image.Rect(0, 0, 0, 5)), "attnmap: the photo is empty (0x5)"},
 	} {
 		if _, err := Strip(tc.photo, tc.words, tc.weights, 7); err == nil || err.Error() != tc.want {

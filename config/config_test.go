@@ -109,6 +109,28 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		// One error a mistake: a NaN is not also outside its range, and two empty names are one error.
 		{"decode:\n  tag_threshold: .nan\n", "config: decode.tag_threshold: NaN is not a finite number $FILE"},
 		{"server:\n  models: [\"\", \"\"]\n", "config: server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm] $FILE"},
+		// Choices are exact: the code compares device with "cpu".
+		{"device: CPU\n", `config: device: "CPU" is not one of auto, cpu, cuda $FILE`},
+		// One past each bound (TestLimitsAreInclusive loads the bounds themselves).
+		{"decode:\n  beam: 33\n", "config: decode.beam: 33 is outside 1..32 (1 is greedy) $FILE"},
+		{"decode:\n  max_len: 101\n", "config: decode.max_len: 101 is outside 1..100 $FILE"},
+		{"decode:\n  alpha: 2.5\n", "config: decode.alpha: 2.5 is outside 0..2 (length normalisation exponent) $FILE"},
+		{"decode:\n  no_repeat: -1\n", `config: decode.no_repeat: -1 must be 0 (repeats allowed) or 2..100 (1 would forbid any word twice, "a" included) $FILE`},
+		{"image:\n  max_pixels: 0\n", "config: image.max_pixels: 0 must be positive $FILE"},
+		{"server:\n  max_body_bytes: 1023\n", "config: server.max_body_bytes: 1023 is below 1024; images need room (e.g. 33554432 for 32 MiB) $FILE"},
+		{"server:\n  thumb_size: 513\n", "config: server.thumb_size: 513 is outside 16..512 pixels $FILE"},
+		{"server:\n  read_timeout: 0s\n", "config: server.read_timeout: 0s must be a positive duration such as 250ms or 30s $FILE"},
+		{"server:\n  allowed_hosts: [\"\"]\n", `config: server.allowed_hosts: "" is not a host name (e.g. captions.example.com, without scheme or port) $FILE`},
+		{"train:\n  out: \"\"\n", "config: train.out: empty; name a folder for checkpoints and the trained model $FILE"},
+		{"train:\n  eval_beam: 0\n", "config: train.eval_beam: 0 must be positive $FILE"},
+		{"train:\n  lr: 0\n", "config: train.lr: 0 is outside (0, 1]; Adam usually wants 1e-4..3e-3 $FILE"},
+		{"train:\n  finetune_lr: 0\n", "config: train.finetune_lr: 0 is outside (0, 1]; 1e-5..1e-4 suits trained encoder layers $FILE"},
+		{"train:\n  ema: 1\n", "config: train.ema: 1 is outside [0, 1) (0 disables the weight average; 0.999 averages over ~1000 steps) $FILE"},
+		{"train:\n  dropout: 1\n", "config: train.dropout: 1 is outside [0, 1) $FILE"},
+		{"train:\n  clip: -0.5\n", "config: train.clip: -0.5 is negative; use 0 to disable clipping $FILE"},
+		{"train:\n  weight_decay: -0.5\n", "config: train.weight_decay: -0.5 is negative $FILE"},
+		{"train:\n  finetune_blocks: -1\n", "config: train.finetune_blocks: -1 is negative; 0 keeps the encoder frozen $FILE"},
+		{"train:\n  objective: cider\n  init: runs/a/model\n  finetune_blocks: 1\n", "config: train.finetune_blocks: 1 with train.objective cider; self-critical training runs on frozen features only: set train.finetune_blocks 0 (fine-tuning trains with xe) $FILE"},
 	} {
 		file := writeYAML(t, tc.yaml)
 		_, err := load(t, file)
@@ -125,6 +147,24 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 	// A whole number written as a fraction is one.
 	if c, err := load(t, writeYAML(t, "decode:\n  beam: 2.0\n")); err != nil || c.Decode.Beam != 2 {
 		t.Errorf("beam: 2.0: %v", err)
+	}
+}
+
+// Each range's bounds are values it accepts: the largest beam, a request
+// exactly as large as one image, a timeout equal to the one it caps.
+func TestLimitsAreInclusive(t *testing.T) {
+	for _, yaml := range []string{
+		"decode:\n  beam: 32\n  max_len: 100\n  tags: 20\n  alpha: 2\n  no_repeat: 100\n  tag_threshold: 0\n  guide_threshold: 1\n",
+		"decode:\n  no_repeat: 0\n  tags: 0\n  alpha: 0\n",
+		"image:\n  max_request_decoded_bytes: 268435456\n",
+		"server:\n  max_batch: 256\n  queue_size: 16\n  max_images: 16\n  thumb_size: 512\n  max_body_bytes: 1024\n",
+		"server:\n  thumb_size: 16\n  request_timeout: 2m\n  max_request_timeout: 2m\n  write_timeout: 2m\n",
+		"train:\n  objective: cider\n  init: runs/a/model\n  batch_size: 64\n  samples: 64\n",
+		"train:\n  lr: 1\n  lr_decay: 1\n  finetune_lr: 1\n  ema: 0\n  dropout: 0\n  finetune_blocks: 0\n",
+	} {
+		if _, err := load(t, writeYAML(t, yaml)); err != nil {
+			t.Errorf("%q: %v, want it accepted", yaml, err)
+		}
 	}
 }
 
@@ -187,7 +227,21 @@ func TestWholeNumbersAreDecimal(t *testing.T) {
 	if c, err := load(t, ""); err != nil || c.Server.MaxImages != 10 {
 		t.Errorf("+10: %v, max_images %d", err, c.Server.MaxImages)
 	}
-	for s, want := range map[string]bool{"0": true, "10": true, "-3": true, "+7": true, "007": false, "0x1": false, "1_0": false, "": false, "-": false, "1e3": false, "0o7": false} {
+	// In a list too: [010] was read as the name "8".
+	file = writeYAML(t, "server:\n  allowed_hosts: [a.example, 010]\n")
+	_, err = load(t, file)
+	want = "config: server.allowed_hosts: 010 is not a whole number in decimal (line 2 of " + file + "): " + DecimalHint + "; a name (a folder, say) goes in quotes"
+	if err == nil || err.Error() != want {
+		t.Errorf("list: got %v, want %q", err, want)
+	}
+	// Flags parse with ParseDecimal, which refuses what IsDecimal does.
+	if n, err := ParseDecimal("-12", 64); n != -12 || err != nil {
+		t.Errorf("ParseDecimal(-12) = %d, %v", n, err)
+	}
+	if _, err := ParseDecimal("010", 64); err == nil || err.Error() != DecimalHint {
+		t.Errorf("ParseDecimal(010): %v, want %q", err, DecimalHint)
+	}
+	for s, want := range map[string]bool{"0": true, "10": true, "-3": true, "+7": true, "07": false, "007": false, "0x1": false, "1_0": false, "": false, "-": false, "1e3": false, "0o7": false} {
 		if IsDecimal(s) != want {
 			t.Errorf("IsDecimal(%q) = %v, want %v", s, !want, want)
 		}
@@ -279,6 +333,28 @@ func TestAssetsFallsBackToEnvironment(t *testing.T) {
 	if err != nil || c.Assets != "/some/where" {
 		t.Fatalf("assets %q, %v", c.Assets, err)
 	}
+	// Neither set: a shared folder under the working directory (locate.Shared).
+	t.Setenv("CAPTIONER_ASSETS", "")
+	wd := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(wd, "shared", "models", "mobilenet_v2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	if c, err = load(t, ""); err != nil || c.Assets != filepath.Join(wd, "shared") {
+		t.Fatalf("assets %q, %v; want %s", c.Assets, err, filepath.Join(wd, "shared"))
+	}
+}
+
+// The trainer asks Conflicts of runs built in code, whose empty objective is xe.
+func TestConflictsTakeAnEmptyObjectiveAsXE(t *testing.T) {
+	errs := Train{XEWeight: 0.2}.Conflicts()
+	want := "train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0"
+	if len(errs) != 1 || errs[0].Error() != want {
+		t.Errorf("got %v, want %q", errs, want)
+	}
+	if errs := (Train{Objective: "cider", XEWeight: 0.2}).Conflicts(); len(errs) != 0 {
+		t.Errorf("xe_weight with cider: %v", errs)
+	}
 }
 
 func TestMissingFileNamesTheFlag(t *testing.T) {
@@ -300,8 +376,11 @@ func TestModelDir(t *testing.T) {
 	if dir, err := c.ModelDir(); err != nil || dir != DefaultModel {
 		t.Errorf("from the repository root: %q, %v; want %q", dir, err, DefaultModel)
 	}
+	// A folder that is not found is kept as given, for ModelDir's error.
 	t.Chdir(t.TempDir())
-	c = &Config{Model: "runs/none"}
+	if c, err = load(t, writeYAML(t, "model: runs/none\n")); err != nil || c.Model != "runs/none" {
+		t.Fatalf("model runs/none: %v, model %q", err, c.Model)
+	}
 	_, err = c.ModelDir()
 	want := "model (--model): model folder runs/none not found: give the folder of a trained model, or install the shipped one with `make install`"
 	if err == nil || err.Error() != want {

@@ -71,6 +71,7 @@ func TestLoopbackAndLiveMode(t *testing.T) {
 		{"127.1.2.3:8080", "auto", true, "public"},
 		{"[::1]:8080", "auto", true, "public"},
 		{"localhost:8080", "auto", true, "public"},
+		{"LocalHost:8080", "auto", true, "public"}, // host names are case-insensitive
 		{":8080", "auto", false, "off"},
 		{"0.0.0.0:8080", "auto", false, "off"},
 		{"[::]:8080", "auto", false, "off"},

@@ -50,12 +50,19 @@ func resetFlags(t *testing.T, name string, flags ...string) {
 // run executes the CLI in-process and returns stdout.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
+	out, _, err := runStderr(t, args...)
+	return out, err
+}
+
+// runStderr is run that returns stderr too.
+func runStderr(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
 	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&bytes.Buffer{})
+	rootCmd.SetErr(&errOut)
 	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
-	return out.String(), err
+	err = rootCmd.Execute()
+	return out.String(), errOut.String(), err
 }
 
 func TestCaptionJSONWithShippedModel(t *testing.T) {
@@ -147,6 +154,11 @@ func TestCaptionReportsEachBadImage(t *testing.T) {
 	}
 	if err == nil || err.Error() != "1 of 2 images could not be read" {
 		t.Errorf("exit error %v, want 1 of 2 images could not be read", err)
+	}
+	// One image: its caption alone, without the path.
+	out, err = run(t, append(args, "--json=false", dog)...)
+	if want := recs[1]["caption"].(string) + "\n"; err != nil || out != want {
+		t.Errorf("one image: stdout %q, %v; want %q", out, err, want)
 	}
 }
 
@@ -245,6 +257,49 @@ func TestBadFlagValueNamesTheFlag(t *testing.T) {
 		if want := `invalid argument "` + v + `" for "--beam" flag: ` + config.DecimalHint; err == nil || err.Error() != want {
 			t.Errorf("caption --beam %s: %v, want %q", v, err, want)
 		}
+	}
+}
+
+// TestFlagsReachTheirSettings: each command's flags set their configuration
+// keys, and a bad value names the flag that set it, or the environment
+// variable when no flag was given.
+func TestFlagsReachTheirSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env, want string
+		args      []string
+	}{
+		{"CAPTIONER_DECODE_MAX_LEN=0", "config: decode.max_len: 0 is outside 1..100 (set by the environment variable CAPTIONER_DECODE_MAX_LEN)", []string{"caption", "photo.jpg"}},
+		{"", "config: decode.max_len: 0 is outside 1..100 (set by the flag --max-len)", []string{"caption", "--max-len", "0", "photo.jpg"}},
+		{"", "config: threads: -1 is negative; use 0 for every core or a positive count (set by the flag --threads)", []string{"caption", "--threads", "-1", "photo.jpg"}},
+		// Eval, serve and train with a second error from the environment (in
+		// a key no flag sets: flags other tests set keep their values), so
+		// that they fail at once even where the flag is lost, rather than
+		// evaluating, serving or training.
+		{"CAPTIONER_DECODE_TAGS=21", "config: decode.beam: 0 is outside 1..32 (1 is greedy) (set by the flag --beam)" +
+			"\ndecode.tags: 21 is outside 0..20 (0: no tags) (set by the environment variable CAPTIONER_DECODE_TAGS)", []string{"eval", "--beam", "0"}},
+		{"CAPTIONER_SERVER_QUEUE_SIZE=0", `config: server.addr: "localhost" is not HOST:PORT (e.g. 127.0.0.1:8080, or :8080 for every interface): address localhost: missing port in address (set by the flag --addr)` +
+			"\nserver.queue_size: 0 must be positive (set by the environment variable CAPTIONER_SERVER_QUEUE_SIZE)", []string{"serve", "--addr", "localhost"}},
+		{"CAPTIONER_TRAIN_PATIENCE=0", "config: train.patience: 0 must be positive (set by the environment variable CAPTIONER_TRAIN_PATIENCE)" +
+			"\ntrain.lr: 0 is outside (0, 1]; Adam usually wants 1e-4..3e-3 (set by the flag --lr)", []string{"train", "--lr", "0"}},
+		// A seed takes 64 bits.
+		{"CAPTIONER_TRAIN_PATIENCE=0", "config: train.patience: 0 must be positive (set by the environment variable CAPTIONER_TRAIN_PATIENCE)" +
+			"\ntrain.hidden: 0 must be positive (set by the flag --hidden)", []string{"train", "--hidden", "0", "--seed", "5000000000"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var flags []string // each case's flags go back to their defaults after it
+			for _, a := range tc.args {
+				if name, ok := strings.CutPrefix(a, "--"); ok {
+					flags = append(flags, name)
+				}
+			}
+			resetFlags(t, tc.args[0], flags...)
+			if name, val, ok := strings.Cut(tc.env, "="); ok {
+				t.Setenv(name, val)
+			}
+			if _, err := run(t, tc.args...); err == nil || err.Error() != tc.want {
+				t.Errorf("%s captioner %v: %v, want %q", tc.env, tc.args, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -50,6 +50,15 @@ func TestClassifySamplePhotos(t *testing.T) {
 	if !strings.Contains(out, grace+"\n") || !strings.Contains(out, "military uniform (653)") {
 		t.Errorf("text output:\n%s", out)
 	}
+	// No image read: an empty JSON array, not null.
+	resetFlags(t, "classify", "top", "json")
+	out, err = run(t, "classify", "--json", "--top", "1", "--device", "cpu", "--assets", assets, bad)
+	if out != "[]\n" || err == nil || err.Error() != "1 of 1 images could not be read" {
+		t.Errorf("only a bad file: printed %q, %v", out, err)
+	}
+	if _, err = run(t, "classify", "--top", "1002", "--device", "cpu", "--assets", assets, grace); err == nil || err.Error() != "--top 1002: want 1..1001" {
+		t.Errorf("--top 1002: %v", err)
+	}
 }
 
 func TestExtractIsResumableAndKeyedByContent(t *testing.T) {

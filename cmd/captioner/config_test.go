@@ -45,3 +45,21 @@ func TestConfigPrintsDecodedValues(t *testing.T) {
 		t.Errorf("durations printed as %#v and %#v, want 1m30s and 30s", got.Server.IdleTimeout, got.Server.ShutdownGrace)
 	}
 }
+
+// A root flag reaches `captioner config` as the number given, and a misspelt
+// setting in the environment is warned about on stderr.
+func TestConfigPrintsFlagsAndWarns(t *testing.T) {
+	resetFlags(t, "config", "threads")
+	t.Setenv("CAPTIONER_SERVER_ADRR", "0.0.0.0:80")
+	out, stderr, err := runStderr(t, "config", "--threads", "12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Threads any }
+	if err := yaml.Unmarshal([]byte(out), &got); err != nil || got.Threads != 12 {
+		t.Errorf("config --threads 12 printed threads %#v (%v), want 12", got.Threads, err)
+	}
+	if want := "captioner: warning: the environment variable CAPTIONER_SERVER_ADRR sets no setting and is ignored; did you mean CAPTIONER_SERVER_ADDR?\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}

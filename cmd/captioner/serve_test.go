@@ -24,18 +24,17 @@ import (
 	"github.com/captioner/captioner/server"
 )
 
-// TestServeHelperProcess is `captioner serve` run as a child process by the
-// tests below (the os/exec tests' pattern): it does nothing in a normal run.
+// TestServeHelperProcess is captioner (`captioner serve`, or the command
+// CAPTIONER_SERVE_HELPER_ARGS names) run as a child process by the tests below
+// and TestExitStatus (the os/exec tests' pattern): it does nothing in a
+// normal run.
 func TestServeHelperProcess(t *testing.T) {
 	args := os.Getenv("CAPTIONER_SERVE_HELPER_ARGS")
 	if args == "" {
 		t.Skip("runs only as the child process of TestServeSignals")
 	}
 	rootCmd.SetArgs(strings.Fields(args))
-	if err := rootCmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "captioner:", err)
-		os.Exit(1)
-	}
+	main() // exits with status 1 on an error
 	os.Exit(0)
 }
 

@@ -23,6 +23,10 @@ func TestSetupDatasetChecksAFolderOfOnesOwn(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("setup --dataset on a folder without Flickr8k: %v, want %q", err, want)
 	}
+	// Without --dataset, the folder's encoder weights are all it needs.
+	if out, err := run(t, "setup", "--assets", mine, "--dataset=false"); err != nil || out != "assets: "+mine+" verified\n" {
+		t.Errorf("setup on a folder without Flickr8k: %v (%q)", err, out)
+	}
 	if out, err := run(t, "setup", "--assets", shared, "--dataset"); err != nil {
 		t.Errorf("setup --dataset on the shared assets, which have it: %v (%s)", err, out)
 	}

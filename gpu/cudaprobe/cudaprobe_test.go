@@ -2,6 +2,8 @@ package cudaprobe
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -83,14 +85,51 @@ func TestProbeFakeDriver(t *testing.T) {
 	}
 }
 
-func TestResultNames(t *testing.T) {
-	for r, want := range map[int32]string{
-		100: "CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected (100)",
-		34:  "CUDA_ERROR_STUB_LIBRARY: libcuda.so.1 is the toolkit's stub, not a driver (34)",
-		42:  "CUresult 42",
+// stubDriver builds a libcuda.so.1 whose cuInit returns initResult and whose
+// cuDeviceGetCount reports count devices and returns countResult, or skips
+// without a C compiler.
+func stubDriver(t *testing.T, initResult, count, countResult int) string {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler to build a stub libcuda.so.1")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "stub.c")
+	code := fmt.Sprintf("int cuInit(unsigned f) { return %d; }\nint cuDeviceGetCount(int *n) { *n = %d; return %d; }\n", initResult, count, countResult)
+	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(dir, "libcuda.so.1")
+	if out, err := exec.Command(cc, "-shared", "-fPIC", "-o", lib, src).CombinedOutput(); err != nil {
+		t.Fatalf("building the stub driver: %v\n%s", err, out)
+	}
+	return lib
+}
+
+// A driver that fails, or has no device, is no GPU, and the error says why
+// in the driver's terms.
+func TestProbeDriverResults(t *testing.T) {
+	for _, tc := range []struct {
+		init, count, countResult int
+		want                     string // "" for success
+	}{
+		{0, 2, 0, ""},
+		{100, 0, 0, "cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected (100)"},
+		{7, 0, 0, "cuInit: CUresult 7"},
+		{0, 1, 3, "cuDeviceGetCount: CUDA_ERROR_NOT_INITIALIZED (3)"},
+		{0, 0, 0, "the driver reports 0 devices"},
 	} {
-		if got := cuResult(r); got != want {
-			t.Errorf("cuResult(%d) = %q, want %q", r, got, want)
+		lib := stubDriver(t, tc.init, tc.count, tc.countResult)
+		n, err := Probe(lib)
+		if tc.want == "" {
+			if n != tc.count || err != nil {
+				t.Errorf("cuInit %d, %d devices: Probe = %d, %v", tc.init, tc.count, n, err)
+			}
+			continue
+		}
+		if want := lib + ": " + tc.want; n != 0 || err == nil || err.Error() != want {
+			t.Errorf("cuInit %d, %d devices, cuDeviceGetCount %d: Probe = %d, %v; want 0, %q", tc.init, tc.count, tc.countResult, n, err, want)
 		}
 	}
 }

@@ -2,11 +2,13 @@ package selector
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -58,13 +60,15 @@ func logger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, n
 func openCPU(t *testing.T, want string, h host) string {
 	t.Helper()
 	var log bytes.Buffer
-	dev, err := open(Options{Device: want, Threads: 2}, logger(&log), h)
+	// Not the default of every core, so that the count asked for is seen to be kept.
+	threads := runtime.GOMAXPROCS(0) + 1
+	dev, err := open(Options{Device: want, Threads: threads}, logger(&log), h)
 	if err != nil {
 		t.Fatalf("open(%q): %v", want, err)
 	}
 	defer dev.Close()
-	if !strings.HasPrefix(dev.Name(), "cpu (") || !strings.HasSuffix(dev.Name(), ", 2 threads)") {
-		t.Fatalf("open(%q) gave %q, want the CPU device with 2 threads", want, dev.Name())
+	if !strings.HasPrefix(dev.Name(), "cpu (") || !strings.HasSuffix(dev.Name(), fmt.Sprintf(", %d threads)", threads)) {
+		t.Fatalf("open(%q) gave %q, want the CPU device with %d threads", want, dev.Name(), threads)
 	}
 	if !strings.Contains(log.String(), `msg="device: `+dev.Name()) {
 		t.Fatalf("log %q does not name the device %q", log.String(), dev.Name())
@@ -124,13 +128,24 @@ func TestGPUWithoutCUDABinary(t *testing.T) {
 		t.Fatalf("open(cuda): %v", err)
 	}
 
-	// A captioner-cuda that cannot be executed is no better.
-	if err := os.WriteFile(filepath.Join(dir, CUDABinary), []byte("not a program"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err = open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), fakeHost(1, nil, exe))
-	if err == nil || !strings.HasSuffix(err.Error(), filepath.Join(dir, CUDABinary)+" is not an executable file") {
-		t.Fatalf("open(cuda) with a non-executable %s: %v", CUDABinary, err)
+	// A captioner-cuda that cannot be executed is no better, nor is a
+	// folder of that name, whose search permission is no execute bit.
+	for _, kind := range []string{"file", "folder"} {
+		d := t.TempDir()
+		exe := filepath.Join(d, "captioner")
+		var err error
+		if kind == "file" {
+			err = os.WriteFile(filepath.Join(d, CUDABinary), []byte("not a program"), 0o644)
+		} else {
+			err = os.Mkdir(filepath.Join(d, CUDABinary), 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = open(Options{Device: "cuda", Threads: 1}, logger(io.Discard), fakeHost(1, nil, exe))
+		if want := "device cuda: 1 GPU(s) found, but " + filepath.Join(d, CUDABinary) + " is not an executable file"; err == nil || err.Error() != want {
+			t.Fatalf("open(cuda) with a %s %s: %v, want %q", kind, CUDABinary, err, want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -44,5 +45,50 @@ func TestWriteFileFailureLeavesDestinationAlone(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("temporary files left behind: %v", ents)
+	}
+}
+
+// The temporary goes beside the destination, not into TMPDIR: a rename from
+// another file system would fail (EXDEV), and TMPDIR may not exist at all.
+func TestWriteFileIgnoresTMPDIR(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", filepath.Join(dir, "no-such-tmp"))
+	p := filepath.Join(dir, "vocab.json")
+	if err := WriteFile(p, []byte("{}")); err != nil {
+		t.Fatalf("WriteFile with TMPDIR missing: %v", err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "{}" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
+
+// RemoveStale removes what WriteFile leaves when killed mid-write (NAME.tmp
+// and digits), and nothing else: not a user's notes.tmp or page.tmpl.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	stale, kept := []string{"model.json.tmp123", "curves.csv.tmp9"}, []string{"model.json", "notes.tmp", "page.tmpl", "x.tmpfile"}
+	for _, name := range append(slices.Clone(stale), kept...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveStale(dir); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	slices.Sort(kept)
+	if !slices.Equal(left, kept) {
+		t.Errorf("left %q, want %q", left, kept)
+	}
+	// One it cannot remove (here a folder that is not empty) is an error.
+	if err := os.MkdirAll(filepath.Join(dir, "model.json.tmp7", "child"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveStale(dir); err == nil {
+		t.Error("RemoveStale left model.json.tmp7 without an error")
 	}
 }

@@ -2,6 +2,7 @@ package dirlock
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"testing"
 )
@@ -21,6 +22,16 @@ func TestLockIsExclusive(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err == nil {
 		if out, err := exec.Command("flock", "-n", dir+"/"+File, "true").CombinedOutput(); err == nil {
 			t.Errorf("flock -n in another process took the held lock (%s)", out)
+		}
+	}
+	// A refused Lock closes the file it opened: a trainer retrying would
+	// otherwise run out of descriptors.
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for range 10 {
+			Lock(dir)
+		}
+		if after, _ := os.ReadDir("/proc/self/fd"); len(after) != len(fds) {
+			t.Errorf("%d open files after 10 refused Locks, %d before", len(after), len(fds))
 		}
 	}
 	first.Close()
