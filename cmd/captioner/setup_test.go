@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/captioner/captioner/assets"
 	"github.com/captioner/captioner/internal/testassets"
 )
 
@@ -29,5 +30,38 @@ func TestSetupDatasetChecksAFolderOfOnesOwn(t *testing.T) {
 	}
 	if out, err := run(t, "setup", "--assets", shared, "--dataset"); err != nil {
 		t.Errorf("setup --dataset on the shared assets, which have it: %v (%s)", err, out)
+	}
+}
+
+// TestSetupReportsDamagedAndMissingFiles: setup on a folder of one's own
+// checks every known file's SHA-256 and names each that is wrong or missing,
+// where it would otherwise say "verified".
+func TestSetupReportsDamagedAndMissingFiles(t *testing.T) {
+	shared := testassets.Dir(t, "setup verifies the encoder weights")
+	mine := t.TempDir()
+	for i, f := range assets.Known {
+		p := filepath.Join(mine, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch i {
+		case 0: // damaged
+			err = os.WriteFile(p, []byte("not the weights"), 0o644)
+		case 1: // missing
+		default:
+			err = os.Symlink(filepath.Join(shared, filepath.FromSlash(f.Path)), p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	resetFlags(t, "setup", "dataset")
+	bad := filepath.Join(mine, filepath.FromSlash(assets.Known[0].Path))
+	sum, _ := assets.FileSHA256(bad)
+	want := "assets: " + bad + " has SHA-256 " + sum + ", want " + assets.Known[0].SHA256 + " (a different or damaged file: delete it and run `captioner setup`)\n" +
+		"assets: " + assets.Known[1].Path + " is missing from " + mine
+	if out, err := run(t, "setup", "--assets", mine, "--dataset=false"); err == nil || err.Error() != want {
+		t.Errorf("setup on a folder with a damaged and a missing file: %v (%q), want %q", err, out, want)
 	}
 }
