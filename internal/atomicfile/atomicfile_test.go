@@ -1,9 +1,11 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -45,6 +47,38 @@ func TestWriteFileFailureLeavesDestinationAlone(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("temporary files left behind: %v", ents)
+	}
+}
+
+// A write that fails part-way (a full disk; here the file size limit, which
+// Go's runtime meets with EFBIG, not a signal) must not be renamed over the
+// destination: a half-written checkpoint would replace the good one.
+func TestShortWriteLeavesDestinationAlone(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "checkpoint.safetensors")
+	if err := os.WriteFile(p, []byte("the good one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	small := syscall.Rlimit{Cur: 1 << 10, Max: limit.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+		t.Skipf("cannot lower the file size limit: %v", err)
+	}
+	err := WriteFile(p, make([]byte, 4<<10))
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(err, syscall.EFBIG) {
+		t.Errorf("WriteFile past the file size limit: %v, want EFBIG", err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "the good one" {
+		t.Errorf("destination after the failed write: %d bytes starting %q, %v", len(b), b[:min(len(b), 16)], err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temporary files left behind: %v", ents)
 	}
 }
 
