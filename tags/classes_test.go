@@ -155,8 +155,10 @@ func TestNounProbAndAnimalNoun(t *testing.T) {
 			t.Errorf("NounProb(%s) = %g, Select says %g", tg.Noun, got, tg.Prob)
 		}
 	}
-	if NounProb(probs, "no such noun") != 0 {
-		t.Error("a noun of no class has a probability")
+	for _, noun := range []string{"no such noun", ""} { // background has no noun
+		if got := NounProb(probs, noun); got != 0 {
+			t.Errorf("NounProb(%q) = %g, want 0: no class has that noun", noun, got)
+		}
 	}
 	for noun, want := range map[string]bool{"dog": true, "sheep": true, "ball": false, "person": false, "no such noun": false} {
 		if AnimalNoun(noun) != want {

@@ -11,6 +11,7 @@ func TestMentions(t *testing.T) {
 		want          bool
 	}{
 		{"A dog runs on the grass .", "dog", true},
+		{"Dogs play in the snow", "dog", true}, // case is ignored
 		{"two dogs play", "dog", true},
 		{"a puppy sleeps", "dog", true},
 		{"a hotdog stand", "dog", false}, // whole words only
@@ -66,12 +67,17 @@ func TestForms(t *testing.T) {
 	if n, ok := NounOf("abacus"); ok {
 		t.Errorf(`NounOf("abacus") = %q, true; want no noun`, n)
 	}
+	// The result is the caller's: changing it changes no later answer.
+	Forms("cat")[0] = "dog"
+	if got := Forms("cat"); got[0] != "cat" {
+		t.Errorf(`Forms("cat") after a caller changed its result = %q`, got)
+	}
 }
 
 func TestPlural(t *testing.T) {
 	for w, want := range map[string]string{
 		"dog": "dogs", "bus": "buses", "fox": "foxes", "peach": "peaches", "brush": "brushes",
-		"puppy": "puppies", "toy": "toys", "hot dog": "hot dogs",
+		"puppy": "puppies", "toy": "toys", "guy": "guys", "y": "ys", "hot dog": "hot dogs",
 	} {
 		if got := Plural(w); got != want {
 			t.Errorf("Plural(%q) = %q, want %q", w, got, want)
@@ -85,6 +91,10 @@ func TestVocabularyIsConsistent(t *testing.T) {
 	for _, n := range Nouns() {
 		if got, ok := NounOf(n); !ok || got != n {
 			t.Errorf("NounOf(%q) = %q, %v", n, got, ok)
+		}
+		// "flower" and "flowers" are both in its row, so "flowers" is made twice.
+		if fs := Forms(n); !slices.IsSorted(fs) || len(slices.Compact(slices.Clone(fs))) != len(fs) {
+			t.Errorf("Forms(%q) = %q, want them sorted, each once", n, fs)
 		}
 	}
 	for _, c := range Classes()[1:] {
@@ -137,6 +147,10 @@ func TestSelectMergesClassesOfOneNoun(t *testing.T) {
 
 func TestSelectThresholdAndK(t *testing.T) {
 	probs := probsWith(map[int]float32{968: 0.5, 969: 0.2, 505: 0.1, 0: 0.15}) // espresso, cup, coffee mug
+	// A noun of one class is labelled with it, at its own probability.
+	if got, err := Select(probs, 1, 0); err != nil || len(got) != 1 || got[0] != (Tag{Noun: "coffee", Prob: 0.5, Label: "espresso", LabelProb: 0.5}) {
+		t.Errorf("Select(k=1) = %+v, %v; want coffee at 0.5 labelled espresso at 0.5", got, err)
+	}
 	for _, tc := range []struct {
 		k         int
 		threshold float32
@@ -159,6 +173,34 @@ func TestSelectThresholdAndK(t *testing.T) {
 		}
 		if !slices.Equal(nouns, tc.want) {
 			t.Errorf("Select(k=%d, threshold=%g) = %q, want %q", tc.k, tc.threshold, nouns, tc.want)
+		}
+	}
+}
+
+// Ties keep class order: with every class equally probable, nouns of as many
+// classes come in the order of their first classes, and each is labelled
+// with its first class.
+func TestSelectTiesKeepClassOrder(t *testing.T) {
+	probs := make([]float32, NumClasses)
+	for i := range probs {
+		probs[i] = 1.0 / NumClasses
+	}
+	first := map[string]int{} // each noun's first class
+	for _, c := range Classes()[1:] {
+		if _, ok := first[c.Noun]; !ok {
+			first[c.Noun] = c.Index
+		}
+	}
+	got, err := Select(probs, NumClasses, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range got {
+		if want := Classes()[first[g.Noun]].Label; g.Label != want {
+			t.Errorf("%s is labelled %q, want its first class's %q", g.Noun, g.Label, want)
+		}
+		if i > 0 && got[i-1].Prob == g.Prob && first[got[i-1].Noun] > first[g.Noun] {
+			t.Errorf("%s (class %d) before %s (class %d), both at %g", got[i-1].Noun, first[got[i-1].Noun], g.Noun, first[g.Noun], g.Prob)
 		}
 	}
 }

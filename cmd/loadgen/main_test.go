@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,8 +90,10 @@ func testPhotos() []photo {
 func TestLevelCountsRequestsAndBatches(t *testing.T) {
 	tg := startCaptioner(t)
 	client := &http.Client{}
+	batches := scrape(client, tg)["captioner_batch_size_count"]
 	// The server runs in this process: its pid is ours.
 	r := runLevel(client, tg, testPhotos(), 4, time.Minute, 40, os.Getpid())
+	batches = scrape(client, tg)["captioner_batch_size_count"] - batches
 	if r.Requests != 40 || r.Errors != 0 || r.Throughput <= 0 {
 		t.Fatalf("level %+v, want 40 requests, no errors, a throughput", r)
 	}
@@ -104,14 +108,108 @@ func TestLevelCountsRequestsAndBatches(t *testing.T) {
 	if !(r.P50 <= r.P95 && r.P95 <= r.P99 && r.P50 > 0) {
 		t.Errorf("percentiles p50 %v p95 %v p99 %v are not ordered", r.P50, r.P95, r.P99)
 	}
-	images := 0
+	images, counted := 0, 0
 	for k, n := range r.Batches {
 		// Each batch holds at most le images; at least 40 images over all batches
 		// means the histogram delta was read (and de-cumulated) correctly.
 		images += n * int(leOf(k))
+		counted += n
+		if math.IsInf(leOf(k), 0) {
+			t.Errorf("batch sizes %v have a +Inf bucket, which only repeats the largest", r.Batches)
+		}
 	}
 	if images < 40 {
 		t.Errorf("batch sizes %v hold fewer than the 40 images sent", r.Batches)
+	}
+	// De-cumulated, each batch is counted in one bucket: as many as the server made.
+	if counted != int(batches) {
+		t.Errorf("batch sizes %v count %d batches, the server made %v", r.Batches, counted, batches)
+	}
+}
+
+// percentile is the nearest rank below: p% of the way from the fastest to
+// the slowest, in milliseconds to the microsecond.
+func TestPercentile(t *testing.T) {
+	var lats []time.Duration
+	for i := range 100 { // 1.5, 2.5, ... 100.5 ms, in no order
+		lats = append(lats, time.Duration((i*37)%100+1)*time.Millisecond+500*time.Microsecond)
+	}
+	for p, want := range map[float64]float64{0: 1.5, 50: 50.5, 95: 95.5, 99: 99.5, 100: 100.5} {
+		if got := percentile(lats, p); got != want {
+			t.Errorf("percentile(1.5 ... 100.5 ms, %v) = %v ms, want %v", p, got, want)
+		}
+	}
+	if got := percentile(nil, 99); got != 0 {
+		t.Errorf("percentile of no latencies = %v, want 0", got)
+	}
+}
+
+// A level's figures from a server that answers its first 10 requests 500 and
+// takes 100 ms over its last 4: 90 answered, the errors not in the
+// throughput, and only p99 (rank 88 of 90) among the slow ones.
+func TestLevelStatistics(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		if k > 96 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if k <= 10 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	var tg targets
+	if err := tg.Set("flask=" + srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	r := runLevel(srv.Client(), tg[0], testPhotos(), 1, time.Minute, 100, 0)
+	wall := time.Since(before)
+	if r.Requests != 100 || r.Errors != 10 || r.Throughput != 90/r.Seconds {
+		t.Errorf("level %+v: want 100 requests, 10 errors, 90 answers over %v s", r, r.Seconds)
+	}
+	if r.Seconds <= 0.4 || r.Seconds > wall.Seconds() {
+		t.Errorf("level took %v s, want over the 0.4 s of the slow answers and at most the %v s runLevel took", r.Seconds, wall.Seconds())
+	}
+	if start := time.Unix(0, int64(r.Start*1e9)); start.Before(before.Add(-time.Millisecond)) || start.After(before.Add(wall)) {
+		t.Errorf("level started at %v, want between %v and %v", start, before, before.Add(wall))
+	}
+	if !(r.P50 < 100 && r.P95 < 100 && r.P99 >= 100) {
+		t.Errorf("p50 %v, p95 %v, p99 %v ms; want only p99 at 100 ms or more", r.P50, r.P95, r.P99)
+	}
+}
+
+func TestBatchString(t *testing.T) {
+	r := levelResult{Batches: map[string]int{"<=1": 3, "<=2": 0, "<=16": 1, "<=4": 2}}
+	if got, want := r.batchString(), "<=1:3 <=4:2 <=16:1"; got != want {
+		t.Errorf("batchString() = %q, want %q (by size, empty buckets left out)", got, want)
+	}
+}
+
+// Stage times per image from two scrapes of captioner's /metrics: 20 images
+// in 5 batches took 1 s to prepare, 2 s to encode and 0.5 s to decode.
+func TestStagesBetween(t *testing.T) {
+	before := map[string]float64{
+		"captioner_preprocess_seconds_sum": 1, "captioner_preprocess_seconds_count": 10,
+		"captioner_encode_seconds_sum": 3, "captioner_encode_seconds_count": 2,
+		"captioner_decode_seconds_sum": 4, "captioner_images_captioned_total": 10,
+	}
+	after := map[string]float64{
+		"captioner_preprocess_seconds_sum": 2, "captioner_preprocess_seconds_count": 30,
+		"captioner_encode_seconds_sum": 5, "captioner_encode_seconds_count": 7,
+		"captioner_decode_seconds_sum": 4.5, "captioner_images_captioned_total": 30,
+	}
+	if got, want := stagesBetween(before, after), (stages{Preprocess: 50, Encode: 100, Decode: 25}); got != want {
+		t.Errorf("stagesBetween = %+v ms per image, want %+v", got, want)
+	}
+	if got := stagesBetween(before, before); got != (stages{}) {
+		t.Errorf("stagesBetween with no images = %+v, want zeros", got)
 	}
 }
 
@@ -123,6 +221,53 @@ func TestOverloadCheckPasses(t *testing.T) {
 	}
 	if o.Statuses[200] == 0 {
 		t.Errorf("no request succeeded under overload: %v", o.Statuses)
+	}
+}
+
+// The overload verdict from a scripted captioner: statuses other than 200 and
+// 429 fail it, and so do more than 2 goroutines or more than 1.5 times the
+// heap plus 16 MB after the overload than before it (10 goroutines and 100 MB).
+func TestOverloadVerdict(t *testing.T) {
+	for _, c := range []struct {
+		answers []int
+		after   string // /metrics after the overload
+		want    string // %d: the count of 400s
+	}{
+		{[]int{200, 429}, "go_goroutines 12\ngo_memstats_heap_alloc_bytes 1.66e+08\n", "ok"},
+		{[]int{200, 429, 400}, "go_goroutines 13\ngo_memstats_heap_alloc_bytes 1.6600001e+08\n",
+			"FAILED: %d x status 400; goroutines did not return to the baseline; heap did not return to the baseline"},
+	} {
+		var mu sync.Mutex
+		scrapes, sent := 0, 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.URL.Path == "/metrics" {
+				scrapes++
+				if scrapes == 1 {
+					io.WriteString(w, "# TYPE go_goroutines gauge\ngo_goroutines 10\ngo_memstats_heap_alloc_bytes 1e+08\n")
+				} else {
+					io.WriteString(w, c.after)
+				}
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(c.answers[sent%len(c.answers)])
+			sent++
+		}))
+		var tg targets
+		if err := tg.Set("captioner=" + srv.URL); err != nil {
+			t.Fatal(err)
+		}
+		o := runOverload(srv.Client(), tg[0], testPhotos(), 2, 200*time.Millisecond, 0)
+		srv.Close()
+		want := c.want
+		if strings.Contains(want, "%d") {
+			want = fmt.Sprintf(want, o.Statuses[400])
+		}
+		if o.Verdict != want || o.Statuses[200] == 0 || o.Statuses[429] == 0 {
+			t.Errorf("answers %v, then %q: verdict %q (statuses %v), want %q", c.answers, c.after, o.Verdict, o.Statuses, want)
+		}
 	}
 }
 
@@ -173,20 +318,44 @@ func TestPIDsNameTargets(t *testing.T) {
 	}
 }
 
+// cpuSeconds agrees with getrusage, the kernel's other account of the same
+// time, to within its 10 ms ticks, after work that is in good part system time
+// (reading /proc), so that leaving out stime (or reading another field) shows.
 func TestCPUSecondsCountsWork(t *testing.T) {
-	before, err := cpuSeconds(os.Getpid())
+	rusage := func() float64 {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	stime := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Stime.Nano())
+	}
+	for s0 := stime(); stime()-s0 < 100*time.Millisecond; {
+		if _, err := os.ReadFile("/proc/self/stat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := cpuSeconds(os.Getpid())
+	want := rusage()
+	if err != nil || got > want+0.001 || got < want-0.03 {
+		t.Errorf("cpuSeconds = %v s, %v; getrusage says %v s", got, err, want)
+	}
+}
+
+// perRequest is the server's CPU milliseconds per answered request: 2 CPU
+// seconds (and the little this test adds) over 1,000 answers is 2 ms each.
+func TestPerRequestIsMilliseconds(t *testing.T) {
+	now, err := cpuSeconds(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Spin until the kernel has charged at least three ticks of 10 ms.
-	x := 0.0
-	for after := before; after-before < 0.03; after, _ = cpuSeconds(os.Getpid()) {
-		for i := range 1_000_000 {
-			x += float64(i)
-		}
-	}
-	if x == 0 {
-		t.Fatal("the loop did no work")
+	m := cpuMeter{pid: os.Getpid(), start: now - 2}
+	if got := m.perRequest(1000); got < 2 || got > 2.1 {
+		t.Errorf("perRequest(1000) after 2 CPU-s = %v, want 2 ms", got)
 	}
 }
 

@@ -42,19 +42,24 @@ func TestCallsTimesEachCall(t *testing.T) {
 
 // TestCPUTimeAdvancesWithWork busies the CPU until the kernel's process CPU
 // clock (CLOCK_PROCESS_CPUTIME_ID, another account of the same time) has
-// advanced 50 ms, and checks that CPUTime advanced as much: a wall-clock
-// busy loop got 18 ms of CPU on a loaded machine.
+// advanced 50 ms, and checks that CPUTime advanced as much, and not much more:
+// a wall-clock busy loop got 18 ms of CPU on a loaded machine. Reading the
+// clock after every 1,000 additions spends about half the time in the kernel,
+// which system time left out would miss; after every 1,000,000 nearly all of
+// it is user time, which counted twice would double.
 func TestCPUTimeAdvancesWithWork(t *testing.T) {
-	t0, c0 := CPUTime(), processCPU(t)
-	x := 0.0
-	for wall := time.Now().Add(10 * time.Second); processCPU(t)-c0 < 50*time.Millisecond && time.Now().Before(wall); {
-		for i := range 1000 {
-			x += float64(i)
+	for _, additions := range []int{1000, 1_000_000} {
+		t0, c0 := CPUTime(), processCPU(t)
+		x := 0.0
+		for wall := time.Now().Add(10 * time.Second); processCPU(t)-c0 < 50*time.Millisecond && time.Now().Before(wall); {
+			for i := range additions {
+				x += float64(i)
+			}
 		}
-	}
-	used := processCPU(t) - c0
-	if d := CPUTime() - t0; d < used*4/5 || used < 50*time.Millisecond {
-		t.Errorf("CPUTime advanced %v while the process CPU clock advanced %v (x=%v), want about as much (and 50ms at least)", d, used, x)
+		used := processCPU(t) - c0
+		if d := CPUTime() - t0; d < used*4/5 || d > used*3/2 || used < 50*time.Millisecond {
+			t.Errorf("reading the clock every %d additions: CPUTime advanced %v while the process CPU clock advanced %v (x=%v), want about as much (and 50ms at least)", additions, d, used, x)
+		}
 	}
 }
 
