@@ -392,6 +392,11 @@ func testConstrainedKeepsItsBuffers(t *testing.T, c Config) {
 	if n := search([]int32{2}, [][]Constraint{{{7}}}); n != 0 {
 		t.Errorf("a smaller search allocated %d buffers", n)
 	}
+	// A larger one grows the kept buffers, freeing those it replaces (the
+	// count at Close below would tell a leak).
+	if n := search([]int32{0, 1, 2, 3}, [][]Constraint{{{4}}, {{5}}, {{6, 7}}, {{4}, {5}}}); n == 0 {
+		t.Errorf("a larger search allocated nothing")
+	}
 	dev.Free(buf)
 	m.Close()
 	if dev.allocs != dev.frees {

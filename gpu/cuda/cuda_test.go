@@ -3,13 +3,22 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"gorgonia.org/cu"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cuda/cublas"
+	"github.com/captioner/captioner/gpu/cuda/fakedriver"
 	"github.com/captioner/captioner/gpu/gputest"
+	"github.com/captioner/captioner/gpu/kernels"
 )
 
 // TestKernels runs the shared kernel suite on GPU 0. The test binary can only
@@ -46,6 +55,17 @@ func TestTF32(t *testing.T) {
 	if !strings.HasSuffix(dev.Name(), suffix) {
 		t.Errorf("device %q (sm_%d%d) does not end with %q", dev.Name(), major, minor, suffix)
 	}
+	// The handle computes in TF32 only when asked to.
+	for _, tf32 := range []bool{false, true} {
+		d, _ := openDriver(t, gpu.Options{TF32: tf32})
+		want := cublas.DefaultMath
+		if tf32 {
+			want = cublas.TF32Math
+		}
+		if m, err := d.blas.MathMode(); err != nil || m != want {
+			t.Errorf("cuda.tf32 %v: cuBLAS math mode %d, %v; want %d", tf32, m, err, want)
+		}
+	}
 	// C (2, 3) = A (2, 4) B (3, 4)ᵀ.
 	a := []float32{1, 2, 3, 4, -1, 0.5, 0, 2}
 	b := []float32{1, 0, 0, 1, 0, 1, 1, 0, 2, 2, 2, 2}
@@ -62,5 +82,108 @@ func TestTF32(t *testing.T) {
 		if math.Abs(float64(got[i]-want[i])) > 1e-2*max(1, math.Abs(float64(want[i]))) {
 			t.Fatalf("A·Bᵀ = %v, want %v", got, want)
 		}
+	}
+}
+
+// openDriver opens GPU 0's driver as Open does, closed when the test ends, and
+// returns it with the kernels' signatures.
+func openDriver(t *testing.T, o gpu.Options) (*driver, []kernels.Signature) {
+	t.Helper()
+	sigs, err := kernels.Signatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDriver(0, sigs, cublas.DefaultSearch(cublas.SplitPath(o.LibraryPath)), o.TF32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, sigs
+}
+
+// fakeOnly skips t unless GPU 0 is the stand-in driver's (package fakedriver),
+// whose environment hooks and errors the test relies on.
+func fakeOnly(t *testing.T) {
+	t.Helper()
+	if name, err := cu.Device(0).Name(); err != nil || name != "cudaemu fake GPU" {
+		t.Skipf("GPU 0 is %q (%v), not the stand-in driver", name, err)
+	}
+}
+
+// TestFailuresAreSticky: after the first failure no work reaches the driver,
+// and DtoH and Sync report that failure, not a later one.
+func TestFailuresAreSticky(t *testing.T) {
+	fakeOnly(t)
+	d, sigs := openDriver(t, gpu.Options{})
+	p, err := d.Alloc(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Free(p + 4) // not an allocation: InvalidValue
+	scale := slices.IndexFunc(sigs, func(s kernels.Signature) bool { return s.Name == "scale" })
+	d.Launch(scale, 1, 1, 2048, []uint64{uint64(p), uint64(math.Float32bits(2)), 4}) // blocks too large: LaunchFailed, if it ran
+	x := [4]float32{1, 1, 1, 1}
+	if err := d.DtoH(unsafe.Pointer(&x[0]), p, 16); !errors.Is(err, cu.InvalidValue) {
+		t.Errorf("DtoH after a failed Free: %v, want the Free's %v", err, cu.InvalidValue)
+	}
+	if err := d.Sync(); !errors.Is(err, cu.InvalidValue) {
+		t.Errorf("Sync after a failed Free: %v, want the Free's %v", err, cu.InvalidValue)
+	}
+	if x != [4]float32{1, 1, 1, 1} {
+		t.Errorf("DtoH copied %v after the failure", x)
+	}
+}
+
+// TestOpenRefuses: GPUs the backend cannot use are refused, saying why.
+func TestOpenRefuses(t *testing.T) {
+	fakeOnly(t)
+	for _, c := range []struct {
+		what, ccMajor string
+		ordinal       int
+		want          string
+	}{
+		{"a GPU below Volta", "6", 0, "gpu: cudaemu fake GPU has compute capability 6.0; captioner's kernels need 7.0 (Volta) or newer: use device: cpu"},
+		{"a GPU that is not there", "", 1, "gpu: no CUDA device 1 (found 1)"},
+	} {
+		t.Setenv("FAKECUDA_CC_MAJOR", c.ccMajor)
+		if _, err := Open(c.ordinal, gpu.Options{}); err == nil || err.Error() != c.want {
+			t.Errorf("%s: Open: %v, want %s", c.what, err, c.want)
+		}
+	}
+}
+
+// TestFreeReleases: Free returns the memory to the driver, so freeing it again
+// is the driver's error.
+func TestFreeReleases(t *testing.T) {
+	fakeOnly(t)
+	d, _ := openDriver(t, gpu.Options{})
+	p, err := d.Alloc(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Free(p)
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	d.Free(p)
+	if err := d.Sync(); !errors.Is(err, cu.InvalidValue) {
+		t.Errorf("Sync after freeing twice: %v, want %v", err, cu.InvalidValue)
+	}
+}
+
+// TestCublasForAnOlderDriver: with a CUDA 12.4 driver, cuBLAS 13 (which cannot
+// make a handle there) is passed over for cuBLAS 12 in the same folder.
+func TestCublasForAnOlderDriver(t *testing.T) {
+	fakeOnly(t)
+	t.Setenv("FAKECUDA_DRIVER_VERSION", "12040")
+	dir := t.TempDir()
+	for soname, v := range map[string]int{"libcublas.so.13": 130100, "libcublas.so.12": 120403} {
+		if err := fakedriver.BuildCublas(dir, "..", soname, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, _ := openDriver(t, gpu.Options{LibraryPath: dir})
+	if want := "driver 12.4, cuBLAS 12.4.3 from " + filepath.Join(dir, "libcublas.so.12") + ")"; !strings.HasSuffix(d.Name(), want) {
+		t.Errorf("device %q does not end with %q", d.Name(), want)
 	}
 }

@@ -4,6 +4,7 @@
 // loads (TestParity), and the throughput benchmarks of the encoder and of one
 // model's decoder, whatever its architecture (BenchmarkEncode, BenchmarkDecode,
 // BenchmarkTrain). Its untagged tests check gpu-check.sh's model lookup (a lean
-// bundle uses the checkout's models). It has no code of its own outside the
-// tests; see gpu/README.md.
+// bundle uses the checkout's models) and TestParity's judgement (compare,
+// untagged so that it is tested without a GPU). It has no code of its own
+// outside the tests; see gpu/README.md.
 package gpucheck

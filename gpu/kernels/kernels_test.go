@@ -123,6 +123,9 @@ func TestPTXLoadsOnEveryDriverAndGPU(t *testing.T) {
 	if target != 70 {
 		t.Errorf("kernels.ptx targets sm_%d, want sm_70 (ptx.mk's compute_70): GPUs below the target cannot load it", target)
 	}
+	if line := fmt.Sprintf("\n.version %d.%d\n", major, minor); !strings.Contains(PTX, line) {
+		t.Errorf("PTXVersion() = %d.%d, but kernels.ptx has no line %q", major, minor, strings.TrimSpace(line))
+	}
 	if got := PTXTarget(); got != fmt.Sprintf("PTX ISA %d.%d for sm_%d", major, minor, target) {
 		t.Errorf("PTXTarget() = %q", got)
 	}

@@ -4,6 +4,7 @@ package cublas
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -108,11 +109,85 @@ func TestLoadNamesEveryPlace(t *testing.T) {
 	}
 }
 
+// TestLoadSearchOrder: the places are looked in as documented, each once:
+// Dirs, the dynamic loader, then Usual's matches newest first.
+func TestLoadSearchOrder(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	for _, v := range []string{"cuda-12.1", "cuda-12.4"} {
+		if err := os.MkdirAll(filepath.Join(root, v, "lib64"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const name = "libcublas-captioner-none.so.1"
+	_, err := Load(Search{Sonames: []string{name}, Dirs: []string{dir, dir + "/"}, Loader: true,
+		Usual: []string{filepath.Join(root, "cuda-*", "lib64"), dir}})
+	if err == nil {
+		t.Fatal("Load found a library that is nowhere")
+	}
+	want := []string{
+		filepath.Join(dir, name) + ": not there",
+		name + " via the dynamic loader (LD_LIBRARY_PATH=",
+		filepath.Join(root, "cuda-12.4", "lib64", name) + ": not there",
+		filepath.Join(root, "cuda-12.1", "lib64", name) + ": not there",
+	}
+	got := strings.Split(err.Error(), "\n  ")[1:]
+	got[len(got)-1], _, _ = strings.Cut(got[len(got)-1], "\n")
+	if len(got) != len(want) {
+		t.Fatalf("error lists %d attempts, want %d:\n%s", len(got), len(want), err)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("attempt %d is %q, want %q...", i+1, got[i], want[i])
+		}
+	}
+}
+
+// TestLoadFindsCublasLtBeside: a cuBLAS outside the loader's path (a Python
+// wheel's folder) loads although it needs the libcublasLt beside it, which the
+// loader would not look for there.
+func TestLoadFindsCublasLtBeside(t *testing.T) {
+	dir := fakeCublas(t, nil)
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	for _, args := range [][]string{
+		{"-o", filepath.Join(dir, "libcublasLt.so.13"), "-Wl,-soname,libcublasLt.so.13", "-x", "c", os.DevNull},
+		{"-DFAKE_CUBLAS_VERSION=130100", "-o", filepath.Join(dir, "libcublas.so.13"), "-Wl,-soname,libcublas.so.13",
+			"../testdata/fakedriver/fakecublas.c", "-L" + dir, "-Wl,--no-as-needed", "-l:libcublasLt.so.13"},
+	} {
+		if out, err := exec.Command(cc, append([]string{"-shared", "-fPIC"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %q: %v\n%s", cc, args, err, out)
+		}
+	}
+	l, err := Load(only(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if v := version(t, l); v != "13.1.0" {
+		t.Errorf("version %s, want 13.1.0", v)
+	}
+}
+
 func TestLoadByTheLoadersSearch(t *testing.T) {
 	_, err := Load(Search{Sonames: []string{"libcublas-captioner-none.so.1"}, Loader: true})
 	if err == nil || !strings.Contains(err.Error(), "libcublas-captioner-none.so.1 via the dynamic loader (LD_LIBRARY_PATH=") ||
 		!strings.Contains(err.Error(), "cannot open shared object file") {
 		t.Fatalf("error %v, want the loader's own message for the missing file", err)
+	}
+}
+
+// TestLoadByTheLoaderNamesTheFile: a cuBLAS the dynamic loader found (here the
+// toolkit's) names the file it came from, not only its soname.
+func TestLoadByTheLoaderNamesTheFile(t *testing.T) {
+	l, err := Load(Search{Sonames: Sonames, Loader: true})
+	if err != nil {
+		t.Skipf("no cuBLAS on the loader's path: %v", err)
+	}
+	defer l.Close()
+	if !filepath.IsAbs(l.Path()) {
+		t.Errorf("loaded from %q, want the file's path", l.Path())
 	}
 }
 
@@ -215,6 +290,20 @@ func TestSgemmStridedBatched(t *testing.T) {
 	err := h.SgemmStridedBatched(NoTrans, Trans, m, n, k, 1, addr(a), m, sa, addr(b), n, sb, 0, addr(c), m, sc, -1)
 	if err == nil || err.Error() != "cublasSgemmStridedBatched(m=2 n=3 k=2 lda=2 ldb=3 ldc=2 strides 5 7 9 batch=-1): CUBLAS_STATUS_INVALID_VALUE" {
 		t.Errorf("batch -1: error %v", err)
+	}
+}
+
+// TestNewHandleFails: cublasCreate's failure is NewHandle's error, named.
+func TestNewHandleFails(t *testing.T) {
+	l, err := Load(only(fakeCublas(t, map[string]int{"libcublas.so.13": 130100})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("FAKECUBLAS_CREATE_FAILS", "1")
+	want := "cublasCreate (" + l.Path() + "): CUBLAS_STATUS_NOT_INITIALIZED (no CUDA context, or the driver is too old for this cuBLAS)"
+	if h, err := l.NewHandle(); err == nil || err.Error() != want {
+		t.Errorf("NewHandle: %v, %v; want the error %s", h, err, want)
 	}
 }
 

@@ -4,11 +4,17 @@
 // under fakecuda.c) with cuBLAS's argument checks, and the version,
 // FAKE_CUBLAS_VERSION (set when built).
 #include <cublas_v2.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int handle; // the one handle's identity
 static cublasMath_t math_mode = CUBLAS_DEFAULT_MATH;
 
+// FAKECUBLAS_CREATE_FAILS=1 makes cublasCreate fail, as cuBLAS does on a driver
+// older than itself.
 cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
+	const char *fail = getenv("FAKECUBLAS_CREATE_FAILS");
+	if (fail && strcmp(fail, "1") == 0) return CUBLAS_STATUS_NOT_INITIALIZED;
 	*h = (cublasHandle_t)&handle;
 	math_mode = CUBLAS_DEFAULT_MATH; // a new handle's
 	return CUBLAS_STATUS_SUCCESS;

@@ -13,18 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+// envInt is the integer in the environment variable name, or def when unset:
+// read at every call, so a test can change it between calls.
+static int envInt(const char *name, int def) {
+	const char *v = getenv(name);
+	return v && *v ? atoi(v) : def;
+}
+
 // FAKECUDA_NO_DEVICE=1 makes it a driver that finds no GPU, as on a machine
 // whose GPU is not passed to the container: cuInit fails as the real one then
 // does.
 CUresult cuInit(unsigned int flags) {
 	if (flags) return CUDA_ERROR_INVALID_VALUE;
-	const char *none = getenv("FAKECUDA_NO_DEVICE");
-	return none && strcmp(none, "1") == 0 ? CUDA_ERROR_NO_DEVICE : CUDA_SUCCESS;
+	return envInt("FAKECUDA_NO_DEVICE", 0) == 1 ? CUDA_ERROR_NO_DEVICE : CUDA_SUCCESS;
 }
 
-// The driver of the GPU machine this project is lent: CUDA 13.0 (R580).
+// The driver of the GPU machine this project is lent: CUDA 13.0 (R580), or
+// FAKECUDA_DRIVER_VERSION (e.g. 12040 for CUDA 12.4).
 CUresult cuDriverGetVersion(int *version) {
-	*version = 13000;
+	*version = envInt("FAKECUDA_DRIVER_VERSION", 13000);
 	return CUDA_SUCCESS;
 }
 
@@ -42,8 +49,8 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
 CUresult cuDeviceGetAttribute(int *v, CUdevice_attribute attr, CUdevice dev) {
 	if (dev != 0) return CUDA_ERROR_INVALID_DEVICE;
 	switch (attr) {
-	case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR:
-		*v = 7;
+	case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: // FAKECUDA_CC_MAJOR: a GPU of another generation
+		*v = envInt("FAKECUDA_CC_MAJOR", 7);
 		return CUDA_SUCCESS;
 	case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR:
 		*v = 0;
