@@ -22,6 +22,7 @@ package cublas
 import "C"
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -105,6 +106,37 @@ func SplitPath(s string) []string {
 	return dirs
 }
 
+// versionCompare orders a and b as strings, except that runs of digits
+// compare as numbers: python3.12 after python3.9, cuda-12.10 after cuda-12.4.
+func versionCompare(a, b string) int {
+	for a != "" && b != "" {
+		na, nb := digitRun(a), digitRun(b)
+		if na > 0 && nb > 0 {
+			// Numbers without leading zeros: the longer is the larger.
+			x, y := strings.TrimLeft(a[:na], "0"), strings.TrimLeft(b[:nb], "0")
+			if c := cmp.Or(cmp.Compare(len(x), len(y)), strings.Compare(x, y)); c != 0 {
+				return c
+			}
+			a, b = a[na:], b[nb:]
+			continue
+		}
+		if a[0] != b[0] {
+			return cmp.Compare(a[0], b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// digitRun is the length of s's leading run of ASCII digits.
+func digitRun(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
+}
+
 // Load loads the first cuBLAS that s finds: every soname (newest first) is
 // looked for in every place before the next soname is. The error names every
 // place that was looked in and why each failed.
@@ -116,7 +148,7 @@ func Load(s Search) (*Library, error) {
 	}
 	for _, pattern := range s.Usual {
 		matches, _ := filepath.Glob(pattern)
-		slices.SortFunc(matches, func(a, b string) int { return strings.Compare(b, a) })
+		slices.SortFunc(matches, func(a, b string) int { return versionCompare(b, a) })
 		places = append(places, matches...)
 	}
 	places = dedupe(places)

@@ -110,10 +110,19 @@ func TestLoadNamesEveryPlace(t *testing.T) {
 }
 
 // TestLoadSearchOrder: the places are looked in as documented, each once:
-// Dirs, the dynamic loader, then Usual's matches newest first.
+// Dirs, the dynamic loader, then Usual's matches newest first (cuda-12.10
+// before cuda-12.4, and python3.12's site-packages before python3.9's).
 func TestLoadSearchOrder(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"python3.12", "python3.9", 1}, {"cuda-12.10", "cuda-12.4", 1}, {"cuda-12.04", "cuda-12.4", 0}, {"a1", "a1b", -1}, {"lib", "lib64", -1}, {"x9", "y1", -1}} {
+		if got := versionCompare(c.a, c.b); got != c.want {
+			t.Errorf("versionCompare(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
 	dir, root := t.TempDir(), t.TempDir()
-	for _, v := range []string{"cuda-12.1", "cuda-12.4"} {
+	for _, v := range []string{"cuda-12.1", "cuda-12.4", "cuda-12.10"} {
 		if err := os.MkdirAll(filepath.Join(root, v, "lib64"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -127,6 +136,7 @@ func TestLoadSearchOrder(t *testing.T) {
 	want := []string{
 		filepath.Join(dir, name) + ": not there",
 		name + " via the dynamic loader (LD_LIBRARY_PATH=",
+		filepath.Join(root, "cuda-12.10", "lib64", name) + ": not there", // newest by version, not by string
 		filepath.Join(root, "cuda-12.4", "lib64", name) + ": not there",
 		filepath.Join(root, "cuda-12.1", "lib64", name) + ": not there",
 	}
