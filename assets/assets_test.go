@@ -179,6 +179,22 @@ func TestFetchArchiveRefusesADamagedMember(t *testing.T) {
 	}
 }
 
+// An Extract that keeps a member's own path cannot write outside the folder
+// through "../" in the archive.
+func TestFetchArchiveStaysInItsFolder(t *testing.T) {
+	srv := server(t, map[string][]byte{"/a.zip": zipped(t, map[string]string{"../../escaped.jpg": "jpeg"})})
+	root := t.TempDir()
+	s := &Store{Dir: filepath.Join(root, "a", "b"), Managed: true, Fetch: httpGet}
+	err := s.FetchArchive(Archive{URL: srv.URL + "/a.zip", Extract: func(m string) string { return m }})
+	want := "assets: extracting ../../escaped.jpg from " + srv.URL + "/a.zip: ../../escaped.jpg is not a path inside " + s.Dir + "; the archive is not the published dataset"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(root, "escaped.jpg")); !os.IsNotExist(err) {
+		t.Errorf("the member was written outside the folder (%v)", err)
+	}
+}
+
 // The pinned checksums are those of the real files (CI points CAPTIONER_ASSETS at them).
 func TestPinnedChecksumsMatchTheSharedAssets(t *testing.T) {
 	dir := testassets.Dir(t, "the pinned checksums are verified against its files")

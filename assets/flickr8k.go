@@ -98,7 +98,13 @@ func (s *Store) FetchArchive(a Archive) error {
 	return nil
 }
 
+// extract writes member m to rel in the folder. An Extract that kept a
+// member's own path would let "../" in an archive write outside the folder:
+// rel must be local whatever the Extract.
 func (s *Store) extract(m *zip.File, rel string) error {
+	if !filepath.IsLocal(filepath.FromSlash(rel)) {
+		return fmt.Errorf("%s is not a path inside %s; the archive is not the published dataset", rel, s.Dir)
+	}
 	dst := filepath.Join(s.Dir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
