@@ -389,23 +389,24 @@ func TestFlickr8kMembers(t *testing.T) {
 }
 
 // A slow download that keeps moving is not a stalled one: each byte restarts
-// the stall, so six chunks 80 ms apart (480 ms) pass a 200 ms stall.
+// the stall, so eight chunks 60 ms apart (480 ms) pass a 300 ms stall (with
+// 240 ms to spare for a loaded machine's scheduling).
 func TestSlowDownloadIsNotStalled(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for range 6 {
+		for range 8 {
 			w.Write([]byte("weights "))
 			w.(http.Flusher).Flush()
-			time.Sleep(80 * time.Millisecond)
+			time.Sleep(60 * time.Millisecond)
 		}
 	}))
 	t.Cleanup(srv.Close)
-	body, err := newHTTPGet(200*time.Millisecond, http.ProxyFromEnvironment)(srv.URL)
+	body, err := newHTTPGet(300*time.Millisecond, http.ProxyFromEnvironment)(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer body.Close()
-	if b, err := io.ReadAll(body); err != nil || string(b) != strings.Repeat("weights ", 6) {
-		t.Errorf("read %q, %v; want the six chunks", b, err)
+	if b, err := io.ReadAll(body); err != nil || string(b) != strings.Repeat("weights ", 8) {
+		t.Errorf("read %q, %v; want the eight chunks", b, err)
 	}
 }
 
