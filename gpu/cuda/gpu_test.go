@@ -50,12 +50,5 @@ func TestSuiteOnGPU(t *testing.T) {
 // package fakedriver, which run the kernels in gpu/cudaemu's emulator and SGEMM
 // by its column-major definition.
 func TestSuiteOnFakeDriver(t *testing.T) {
-	if err := fakedriver.Toolkit(); err != nil {
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	if err := fakedriver.Build(dir, ".."); err != nil {
-		t.Fatal(err)
-	}
-	runTagged(t, "LD_LIBRARY_PATH="+dir)
+	runTagged(t, "LD_LIBRARY_PATH="+fakedriver.ForTest(t, ".."))
 }

@@ -3,7 +3,6 @@ package cudaprobe
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -73,27 +72,15 @@ func TestProbeThisMachine(t *testing.T) {
 }
 
 func TestProbeFakeDriver(t *testing.T) {
-	if err := fakedriver.Toolkit(); err != nil {
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	if err := fakedriver.Build(dir, ".."); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := Probe(filepath.Join(dir, "libcuda.so.1")); n != 1 || err != nil {
+	if n, err := Probe(filepath.Join(fakedriver.ForTest(t, ".."), "libcuda.so.1")); n != 1 || err != nil {
 		t.Fatalf("probe of a driver with one device = %d, %v", n, err)
 	}
 }
 
 // stubDriver builds a libcuda.so.1 whose cuInit returns initResult and whose
-// cuDeviceGetCount reports count devices and returns countResult, or skips
-// without a C compiler.
+// cuDeviceGetCount reports count devices and returns countResult.
 func stubDriver(t *testing.T, initResult, count, countResult int) string {
 	t.Helper()
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("no C compiler to build a stub libcuda.so.1")
-	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "stub.c")
 	code := fmt.Sprintf("int cuInit(unsigned f) { return %d; }\nint cuDeviceGetCount(int *n) { *n = %d; return %d; }\n", initResult, count, countResult)
@@ -101,8 +88,8 @@ func stubDriver(t *testing.T, initResult, count, countResult int) string {
 		t.Fatal(err)
 	}
 	lib := filepath.Join(dir, "libcuda.so.1")
-	if out, err := exec.Command(cc, "-shared", "-fPIC", "-o", lib, src).CombinedOutput(); err != nil {
-		t.Fatalf("building the stub driver: %v\n%s", err, out)
+	if err := fakedriver.CompileShared("-o", lib, src); err != nil {
+		t.Fatalf("building the stub driver: %v", err)
 	}
 	return lib
 }

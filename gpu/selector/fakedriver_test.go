@@ -17,20 +17,6 @@ import (
 // the host emulator, so the probe's success path and a complete hand-over into a
 // real CUDA build run on machines without a GPU.
 
-// fakeDriver builds the stand-in libcuda.so.1 and libcublas.so.13 into a
-// temporary folder and returns it, or skips without the CUDA toolkit.
-func fakeDriver(t *testing.T) string {
-	t.Helper()
-	if err := fakedriver.Toolkit(); err != nil {
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	if err := fakedriver.Build(dir, ".."); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // TestHandoverToCUDABuild runs the whole hand-over with real binaries: a copy of
 // this test binary as captioner, the cuda-tagged build of it as captioner-cuda,
 // and the stand-in driver on LD_LIBRARY_PATH. captioner must find the "GPU" with
@@ -39,7 +25,7 @@ func fakeDriver(t *testing.T) string {
 // captioner-cuda must exit before cu's init would, saying why and what to run
 // instead (gpu/cuda/needgpu).
 func TestHandoverToCUDABuild(t *testing.T) {
-	dir := fakeDriver(t)
+	dir := fakedriver.ForTest(t, "..")
 	build := exec.Command("go", "test", "-tags", "cuda", "-c", "-o", filepath.Join(dir, CUDABinary), ".")
 	build.Env = append(os.Environ(), "CGO_LDFLAGS="+os.Getenv("CGO_LDFLAGS")+" -L"+fakedriver.Stubs)
 	if out, err := build.CombinedOutput(); err != nil {

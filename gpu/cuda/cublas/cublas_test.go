@@ -4,7 +4,6 @@ package cublas
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -157,17 +156,13 @@ func TestLoadSearchOrder(t *testing.T) {
 // loader would not look for there.
 func TestLoadFindsCublasLtBeside(t *testing.T) {
 	dir := fakeCublas(t, nil)
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
 	for _, args := range [][]string{
 		{"-o", filepath.Join(dir, "libcublasLt.so.13"), "-Wl,-soname,libcublasLt.so.13", "-x", "c", os.DevNull},
 		{"-DFAKE_CUBLAS_VERSION=130100", "-o", filepath.Join(dir, "libcublas.so.13"), "-Wl,-soname,libcublas.so.13",
 			"../testdata/fakedriver/fakecublas.c", "-L" + dir, "-Wl,--no-as-needed", "-l:libcublasLt.so.13"},
 	} {
-		if out, err := exec.Command(cc, append([]string{"-shared", "-fPIC"}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("%s %q: %v\n%s", cc, args, err, out)
+		if err := fakedriver.CompileShared(args...); err != nil {
+			t.Fatal(err)
 		}
 	}
 	l, err := Load(only(dir))

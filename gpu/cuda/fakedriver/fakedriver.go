@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // Stubs is where Debian's nvidia-cuda-dev puts the toolkit's stub libcuda.so,
@@ -35,11 +36,26 @@ func Toolkit() error {
 	return nil
 }
 
+// ForTest builds the stand-ins into a new temporary folder of t and returns
+// it, or skips t where the CUDA toolkit is missing; gpuDir is the
+// repository's gpu folder, relative to the test's package.
+func ForTest(t testing.TB, gpuDir string) string {
+	t.Helper()
+	if err := Toolkit(); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	if err := Build(dir, gpuDir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Build compiles libcuda.so.1 and CublasSoname into dir; gpuDir is the
 // repository's gpu folder.
 func Build(dir, gpuDir string) error {
 	src := filepath.Join(gpuDir, "cuda", "testdata", "fakedriver")
-	if err := cc("-I"+filepath.Join(gpuDir, "cudaemu"), "-o", filepath.Join(dir, "libcuda.so.1"), "-Wl,-soname,libcuda.so.1",
+	if err := CompileShared("-I"+filepath.Join(gpuDir, "cudaemu"), "-o", filepath.Join(dir, "libcuda.so.1"), "-Wl,-soname,libcuda.so.1",
 		filepath.Join(src, "fakecuda.c"), "-lm"); err != nil {
 		return err
 	}
@@ -50,10 +66,12 @@ func Build(dir, gpuDir string) error {
 // (cuBLAS's number: major*10000 + minor*100 + patch).
 func BuildCublas(dir, gpuDir, soname string, version int) error {
 	src := filepath.Join(gpuDir, "cuda", "testdata", "fakedriver", "fakecublas.c")
-	return cc(fmt.Sprintf("-DFAKE_CUBLAS_VERSION=%d", version), "-o", filepath.Join(dir, soname), "-Wl,-soname,"+soname, src)
+	return CompileShared(fmt.Sprintf("-DFAKE_CUBLAS_VERSION=%d", version), "-o", filepath.Join(dir, soname), "-Wl,-soname,"+soname, src)
 }
 
-func cc(args ...string) error {
+// CompileShared builds a shared library with $CC (else cc); args name the
+// sources, the output and any other flags.
+func CompileShared(args ...string) error {
 	compiler := os.Getenv("CC")
 	if compiler == "" {
 		compiler = "cc"
