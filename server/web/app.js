@@ -8,9 +8,11 @@ let served = []; // the models the server holds, the default first
 // What one request may carry (GET /v1/models; these are the server's defaults).
 let limits = { max_images: 16, max_body_bytes: 32 << 20, max_beam: 8, max_len: 100 };
 const modelSelect = $("model-select");
+// The option fields every request sends, and the limit that bounds each.
+const options = { beam: "max_beam", max_len: "max_len", alternatives: "max_beam" };
 
 // Where the server holds several models, the page lets the user pick one.
-const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) => {
+const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).catch(() => null).then((j) => {
   if (j) limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
   boundFields();
   if (!j || !j.models.length) return;
@@ -27,9 +29,9 @@ const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).then((j) 
 // above is brought down to the bound): send asks the browser to say which
 // field is off before a request would be refused with 400.
 function boundFields() {
-  for (const [id, max] of [["beam", limits.max_beam], ["alternatives", limits.max_beam], ["max_len", limits.max_len]]) {
-    $(id).max = max;
-    if (+$(id).value > max) $(id).value = max;
+  for (const [id, limit] of Object.entries(options)) {
+    $(id).max = limits[limit];
+    if (+$(id).value > limits[limit]) $(id).value = limits[limit];
   }
 }
 
@@ -97,7 +99,7 @@ const sleep = (ms, signal) => new Promise((resolve, reject) => {
 // fieldsFor reads the options once per upload, so that editing them while it
 // sends does not mix settings within it.
 function fieldsFor(model) {
-  const fields = ["beam", "max_len", "alternatives"].map((k) => [k, $(k).value]);
+  const fields = Object.keys(options).map((k) => [k, $(k).value]);
   if ($("guide").value !== "") fields.push(["guide", $("guide").value]);
   if (served.length > 1) fields.push(["model", model.name]);
   // An attention model answers attention=1: its captions show where each word looked.
@@ -134,7 +136,7 @@ async function send(files) {
   const ctl = uploading = new AbortController();
   await models; // which model, its limits, and whether to ask for attention weights
   if (ctl.signal.aborted) return;
-  if (!["beam", "max_len", "alternatives"].every((id) => $(id).reportValidity())) return;
+  if (!Object.keys(options).every((id) => $(id).reportValidity())) return;
   errorBox.hidden = true;
   results.replaceChildren();
   const model = chosen(), fields = fieldsFor(model);
