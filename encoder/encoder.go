@@ -138,6 +138,14 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int, 
 		chainEnd--
 	}
 	e := &Encoder{dev: dev, cfg: c, maxBatch: maxBatch, precision: gpu.Float32, cut: cut, chainEnd: chainEnd}
+	// What a failed or panicking build got to is freed: a panic is recovered by
+	// a server reloading its models, and the chain's plans are C memory.
+	built := false
+	defer func() {
+		if !built {
+			e.Close()
+		}
+	}()
 	layers, unranged := chainLayers(w, chainEnd)
 	switch precision {
 	case string(gpu.Float32):
@@ -183,6 +191,7 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int, 
 	if e.chain == nil && chainEnd == cut {
 		e.prepareLayers(w)
 	}
+	built = true
 	return e, nil
 }
 

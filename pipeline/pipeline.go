@@ -158,18 +158,33 @@ func Load(cfg *config.Config, extra ...string) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	encDev := dev
+	return loadOn(dev, cfg, extra)
+}
+
+// loadOn is Load on dev, which it owns from then on. A load that fails, or
+// panics (a model folder no check foresaw; the server recovers and keeps its
+// old models), closes the devices and what it got to: a CUDA context and its
+// memory, the CPU's oneDNN plans, held in C memory. Only a load that returns
+// a Pipeline leaves them open.
+func loadOn(dev gpu.Device, cfg *config.Config, extra []string) (*Pipeline, error) {
+	p := &Pipeline{dev: dev, encDev: dev, maxBatch: cfg.Decode.BatchSize, decoding: NewDecoding(cfg.Decode, config.MaxBeam)}
+	loaded := false
+	defer func() {
+		if !loaded {
+			p.Close()
+		}
+	}()
 	if f, ok := dev.(gpu.Forker); ok {
-		if encDev, err = f.Fork(); err != nil {
-			dev.Close()
+		encDev, err := f.Fork()
+		if err != nil {
 			return nil, err
 		}
+		p.encDev = encDev
 	}
-	p := &Pipeline{dev: dev, encDev: encDev, maxBatch: cfg.Decode.BatchSize, decoding: NewDecoding(cfg.Decode, config.MaxBeam)}
 	if err := p.load(cfg, append([]string{cfg.Model}, extra...)); err != nil {
-		p.Close()
 		return nil, err
 	}
+	loaded = true
 	return p, nil
 }
 
