@@ -221,18 +221,36 @@ func DecodeFile(path string, lim Limits) (image.Image, error) {
 
 // decodeFile reads path and decodes it with decodeBytes, naming the file in errors.
 func decodeFile(path string, lim Limits, minSide int) (image.Image, image.Point, error) {
+	b, err := ReadFile(path, lim)
+	if err != nil {
+		return nil, image.Point{}, err
+	}
+	img, size, err := decodeBytes(b, lim, minSide)
+	if err != nil {
+		return nil, image.Point{}, namingFile(path, err)
+	}
+	return img, size, nil
+}
+
+// ReadFile reads the image file at path ("-": standard input) whole, for a
+// caller that needs its bytes as well as the image (extract hashes them),
+// with DecodeFile's bounds: a file larger than lim.MaxBytes, or one whose
+// first bytes are no image's, is refused before it is read. Errors name the
+// file.
+func ReadFile(path string, lim Limits) ([]byte, error) {
 	b, err := readImageFile(path, lim)
-	if err == nil {
-		var img image.Image
-		var size image.Point
-		if img, size, err = decodeBytes(b, lim, minSide); err == nil {
-			return img, size, nil
-		}
+	if err != nil {
+		return nil, namingFile(path, err)
 	}
+	return b, nil
+}
+
+// namingFile is err prefixed with path, unless it names the file already.
+func namingFile(path string, err error) error {
 	if _, ok := err.(*fs.PathError); ok {
-		return nil, image.Point{}, err // it names the file already
+		return err
 	}
-	return nil, image.Point{}, fmt.Errorf("%s: %w", path, err)
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // sniffLen is how much of a file readImageFile reads to tell an image from other

@@ -76,6 +76,13 @@ func (p Preprocessor) File(path string) (Image, error) {
 	return p.tensor(img, full), nil
 }
 
+// ReadFile reads the image file at path for Bytes, within File's bounds (a
+// file too large for the image limits, or no image's first bytes, is refused
+// unread), for a caller that needs the bytes too; errors name the file.
+func (p Preprocessor) ReadFile(path string) ([]byte, error) {
+	return imgproc.ReadFile(path, p.limits)
+}
+
 // Files returns the input tensors of image files, in order; the first file that
 // cannot be read is the error.
 func (p Preprocessor) Files(paths []string) ([][]float32, error) {

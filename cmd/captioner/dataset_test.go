@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/viper"
 
@@ -229,5 +231,77 @@ func TestExtractImagesNeedsOut(t *testing.T) {
 	want := "extract: --images " + dir + " without --data or --out would write into the Flickr8k feature cache; give --out DIR for a folder of photos of your own (train and eval then read it with --features DIR)"
 	if err == nil || err.Error() != want {
 		t.Errorf("extract --images alone: %v, want %q", err, want)
+	}
+}
+
+// TestExtractReadsImageFilesAlone: in a folder of photos, a device linked as a
+// .jpg (/dev/zero was read until memory ran out; /dev/null here, which ends),
+// a named pipe (open waited for a writer forever) and a sparse file past the
+// size limit with a JPEG's first bytes are each an unreadable image, named
+// with why, and the photo beside them is stored.
+func TestExtractReadsImageFilesAlone(t *testing.T) {
+	assets := sharedAssets(t)
+	dir := t.TempDir()
+	photo, err := os.ReadFile(filepath.Join(assets, "samples", "cat_720p.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cat.jpg"), photo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/null", filepath.Join(dir, "null.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	pipe := filepath.Join(dir, "pipe.jpg")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Were the pipe opened, this writer would end the wait (with an empty
+	// image, a different error) rather than leave the test hanging.
+	go func() {
+		time.Sleep(20 * time.Second)
+		if f, err := os.OpenFile(pipe, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	}()
+	big, err := os.Create(filepath.Join(dir, "big.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big.Write(photo[:512])
+	big.Truncate(64 << 20)
+	big.Close()
+	t.Setenv("CAPTIONER_IMAGE_MAX_DECODED_BYTES", fmt.Sprint(16<<20))
+
+	resetFlags(t, "extract", "images", "out", "batch", "split", "grid", "data")
+	var log bytes.Buffer
+	rootCmd.SetErr(&log)
+	rootCmd.SetOut(&bytes.Buffer{})
+	out := t.TempDir()
+	rootCmd.SetArgs([]string{"extract", "--device", "cpu", "--assets", assets, "--images", dir, "--split", "all", "--out", out, "--grid=false"})
+	err = rootCmd.Execute()
+	if want := "3 of 4 images could not be read (the first listed above); "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %v, want it to start %q", err, want)
+	}
+	for _, want := range []string{
+		"extract: skipping " + pipe + " is a named pipe, not an image file: move it out of the images folder\n",
+		"extract: skipping " + filepath.Join(dir, "null.jpg") + " is a device, not an image file: move it out of the images folder\n",
+		"extract: skipping " + filepath.Join(dir, "big.jpg") + ": imgproc: the file holds 64 MiB; an image may decode to at most 16 MiB (image.max_decoded_bytes)",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	dirs, _ := os.ReadDir(out)
+	if len(dirs) != 1 {
+		t.Fatalf("store folders %v", dirs)
+	}
+	st, err := features.Open(filepath.Join(out, dirs[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got := st.Names(); len(got) != 1 || got[0] != "cat.jpg" {
+		t.Errorf("stored names %v, want [cat.jpg]", got)
 	}
 }

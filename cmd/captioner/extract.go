@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -285,9 +286,19 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, files []image
 }
 
 // prepareImage hashes one image file and, unless the store has its content,
-// decodes it into dst.
+// decodes it into dst. It reads image files alone: a pipe (which open would
+// wait on forever) or a device in the folder is an unreadable image, and so
+// is a file larger, or starting otherwise, than an image within the limits
+// (/dev/zero linked as a .jpg was read until memory ran out).
 func prepareImage(dst []float32, f imageFile, pre pipeline.Preprocessor, store *features.Store) (features.Item, bool, error) {
-	data, err := os.ReadFile(f.Path)
+	st, err := os.Stat(f.Path)
+	if err != nil {
+		return features.Item{}, false, err
+	}
+	if !st.Mode().IsRegular() {
+		return features.Item{}, false, fmt.Errorf("%s is %s, not an image file: move it out of the images folder", f.Path, fileKind(st.Mode()))
+	}
+	data, err := pre.ReadFile(f.Path)
 	if err != nil {
 		return features.Item{}, false, err
 	}
@@ -303,6 +314,21 @@ func prepareImage(dst []float32, f imageFile, pre pipeline.Preprocessor, store *
 	}
 	copy(dst, im.Tensor)
 	return it, true, nil
+}
+
+// fileKind names what a file that is not a regular one is, for errors.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
 }
 
 // extractImages lists the photos extract computes and says where they come
