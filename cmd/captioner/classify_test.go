@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/internal/testassets"
 )
 
@@ -89,15 +88,7 @@ func TestExtractIsResumableAndKeyedByContent(t *testing.T) {
 	if out, err = run(t, args...); err != nil || !strings.Contains(out, "3 images (1 computed") {
 		t.Errorf("second run: %v\n%s", err, out)
 	}
-	dirs, _ := os.ReadDir(root)
-	if len(dirs) != 1 || !strings.HasPrefix(dirs[0].Name(), "mobilenet_v2-") {
-		t.Fatalf("store folders %v", dirs)
-	}
-	st, err := features.Open(filepath.Join(root, dirs[0].Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := extractedStore(t, root)
 	if st.Len() != 4 || len(st.Names()) != 3 {
 		t.Errorf("%d records, names %v; want 4 records (one replaced image) and 3 names", st.Len(), st.Names())
 	}
@@ -132,12 +123,7 @@ func TestExtractGridAveragesToPooled(t *testing.T) {
 	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--images", imgs, "--out", root, "--batch", "1", "--split", "all", "--grid"); err != nil {
 		t.Fatal(err)
 	}
-	dirs, _ := os.ReadDir(root)
-	st, err := features.Open(filepath.Join(root, dirs[0].Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := extractedStore(t, root)
 	if g := st.Manifest().Grid; len(g) != 3 || g[0] != 7 || g[2] != 1280 {
 		t.Fatalf("manifest grid %v", g)
 	}

@@ -80,15 +80,7 @@ func TestExtractOwnDataset(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}
 	}
-	dirs, _ := os.ReadDir(root)
-	if len(dirs) != 1 {
-		t.Fatalf("store folders %v", dirs)
-	}
-	st, err := features.Open(filepath.Join(root, dirs[0].Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := extractedStore(t, root)
 	if got := st.Names(); len(got) != 2 || got[0] != "cafe.jpg" || got[1] != "dog.PNG" {
 		t.Errorf("stored names %v, want the train split's [cafe.jpg dog.PNG]", got)
 	}
@@ -292,16 +284,24 @@ func TestExtractReadsImageFilesAlone(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}
 	}
-	dirs, _ := os.ReadDir(out)
-	if len(dirs) != 1 {
-		t.Fatalf("store folders %v", dirs)
-	}
-	st, err := features.Open(filepath.Join(out, dirs[0].Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := extractedStore(t, out)
 	if got := st.Names(); len(got) != 1 || got[0] != "cat.jpg" {
 		t.Errorf("stored names %v, want [cat.jpg]", got)
 	}
+}
+
+// extractedStore opens the one feature store that extract wrote under root
+// (checked: exactly one), closed when the test ends.
+func extractedStore(t *testing.T, root string) *features.Store {
+	t.Helper()
+	dirs, _ := os.ReadDir(root)
+	if len(dirs) != 1 || !strings.HasPrefix(dirs[0].Name(), "mobilenet_v2-") {
+		t.Fatalf("store folders %v, want one mobilenet_v2-*", dirs)
+	}
+	st, err := features.Open(filepath.Join(root, dirs[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }

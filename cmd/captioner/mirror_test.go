@@ -49,12 +49,7 @@ func TestExtractMirrorIsTheMirroredPhoto(t *testing.T) {
 	if _, err := run(t, append(args, "--mirror")...); err != nil {
 		t.Fatal(err)
 	}
-	dirs, _ := os.ReadDir(root)
-	plain, err := features.Open(filepath.Join(root, dirs[0].Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
+	plain := extractedStore(t, root)
 	mirrored, err := features.Open(features.MirroredDir(plain.Path()))
 	if err != nil {
 		t.Fatal(err)
