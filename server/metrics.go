@@ -45,7 +45,7 @@ func newMetrics(s *Server) *metrics {
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	durations := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "captioner_http_requests_total", Help: "HTTP requests by route, method and status (499: client went away).",
+		Name: "captioner_http_requests_total", Help: "HTTP requests by route, method (other: none of HTTP's own) and status (499: client went away).",
 	}, []string{"route", "method", "status"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "captioner_http_request_duration_seconds", Help: "HTTP request latency by route.", Buckets: durations,

@@ -31,12 +31,21 @@ func TestMetricsAfterCaptions(t *testing.T) {
 		}
 	}
 	do(t, "POST", ts.url+"/v1/captions", "text/plain", strings.NewReader("x"))
+	// Methods HTTP does not name are one label, not a series each (any token
+	// up to 1 MB is a method to net/http), and errors show their start.
+	long := strings.Repeat("M", 4000)
+	do(t, long, ts.url+"/v1/captions", "", nil).wantError(t, 405, `"`+long[:32]+`" is not allowed on /v1/captions`)
+	do(t, "FOOBAR", ts.url+"/nothing", "", nil).wantError(t, 404, `no route "FOOBAR" /nothing`)
+	do(t, "DELETE", ts.url+"/v1/captions", "", nil).wantError(t, 405, "DELETE is not allowed on /v1/captions")
 	info := do(t, "GET", ts.url+"/v1/models", "", nil).json["models"].([]any)[0].(map[string]any)
 	m := string(do(t, "GET", ts.url+"/metrics", "", nil).body)
 	for _, want := range []string{
 		fmt.Sprintf(`captioner_model_info{device=%q,model=%q,version=%q} 1`, info["device"], info["name"], info["version"]),
 		`captioner_http_requests_total{method="POST",route="/v1/captions",status="200"} 3`,
 		`captioner_http_requests_total{method="POST",route="/v1/captions",status="415"} 1`,
+		`captioner_http_requests_total{method="other",route="unmatched",status="405"} 1`,
+		`captioner_http_requests_total{method="other",route="unmatched",status="404"} 1`,
+		`captioner_http_requests_total{method="DELETE",route="unmatched",status="405"} 1`,
 		`captioner_http_request_duration_seconds_count{route="/v1/captions"} 4`,
 		`captioner_images_captioned_total 3`,
 		`captioner_batch_size_count 3`, // one image per request, answered before the next
@@ -50,6 +59,9 @@ func TestMetricsAfterCaptions(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	if strings.Contains(m, "FOOBAR") || strings.Contains(m, "MMMM") {
+		t.Errorf("metrics label a made-up method by its name")
 	}
 }
 

@@ -39,10 +39,10 @@ func (s *Server) routes() *gin.Engine {
 		r.Use(s.loopbackHost)
 	}
 	r.NoRoute(func(c *gin.Context) {
-		apiError(c, http.StatusNotFound, fmt.Sprintf("no route %s %.64s; the API is described at GET /openapi.json", c.Request.Method, c.Request.URL.Path))
+		apiError(c, http.StatusNotFound, fmt.Sprintf("no route %s %.64s; the API is described at GET /openapi.json", shortMethod(c.Request.Method), c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		apiError(c, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %.64s; see GET /openapi.json for the methods it takes", c.Request.Method, c.Request.URL.Path))
+		apiError(c, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %.64s; see GET /openapi.json for the methods it takes", shortMethod(c.Request.Method), c.Request.URL.Path))
 	})
 
 	// HEAD wherever GET answers (HTTP asks it of servers; monitors use it):
@@ -158,7 +158,7 @@ func (s *Server) requestLog(c *gin.Context) {
 		status = statusClientGone
 	}
 	d := time.Since(start)
-	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+	s.metrics.requests.WithLabelValues(route, methodLabel(c.Request.Method), strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
 	level := slog.LevelInfo
 	switch {
@@ -169,9 +169,32 @@ func (s *Server) requestLog(c *gin.Context) {
 	case route == "/healthz" || route == "/readyz" || route == "/metrics":
 		level = slog.LevelDebug // probes and scrapes would drown everything else
 	}
-	log.Log(c.Request.Context(), level, "request", "method", c.Request.Method, "route", route,
+	log.Log(c.Request.Context(), level, "request", "method", shortMethod(c.Request.Method), "route", route,
 		"status", status, "duration_ms", ms(d), "bytes", c.Writer.Size(),
 		"remote", c.ClientIP())
+}
+
+// methodLabel is a request's method as the metrics label it: HTTP's own
+// methods by name, any other "other". net/http takes any token as a method,
+// up to the header limit (1 MB), and each new label value is a series kept
+// for the process's life: 4,000 made-up 32 KB methods grew the server by
+// 190 MB and every scrape to 143 MB.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// shortMethod is a request's method as logs and errors show it: at most its
+// first 32 bytes, quoted when it is none of HTTP's own.
+func shortMethod(m string) string {
+	if methodLabel(m) == m {
+		return m
+	}
+	return fmt.Sprintf("%.32q", m)
 }
 
 // statusClientGone is nginx's 499: the client closed the connection before the
