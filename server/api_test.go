@@ -230,7 +230,16 @@ func TestCaptionErrors(t *testing.T) {
 		{"too many images", "", func() (string, []byte) {
 			body, ct := multipartBody(t, part{"image", "a", cat}, part{"image", "b", cat}, part{"image", "c", cat})
 			return ct, readAll(body)
-		}, 413, "3 images in one request, the limit is 2"},
+		}, 413, "more than 2 images in one request (server.max_images): split them over several requests"},
+		{"many empty image parts", "", func() (string, []byte) {
+			// Refused at the third part: the rest of the body is never parsed,
+			// here a part with no closing boundary, which would be a 400.
+			p := "--xx\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n\r\n"
+			return "multipart/form-data; boundary=xx", []byte(strings.Repeat(p, 100))
+		}, 413, "more than 2 images in one request"},
+		{"content type parameter twice", "", raw("image/jpeg; x=1; x=2", cat), 400, `Content-Type "image/jpeg; x=1; x=2" cannot be parsed (mime: duplicate parameter name): send multipart/form-data`},
+		{"semicolon in the query", "?beam=9;x=1", raw("image/jpeg", cat), 400, "malformed query string (invalid semicolon separator in query): separate the options with &, and percent-encode ;, % and & inside a value"},
+		{"bad escape in the query", "?beam=99%zz", raw("image/jpeg", cat), 400, `malformed query string (invalid URL escape "%zz")`},
 		{"every image bad", "", func() (string, []byte) {
 			body, ct := multipartBody(t, part{"image", "cut.jpg", cat[:3000]}, part{"image", "bomb.png", pngHeader(50000, 50000)})
 			return ct, readAll(body)
