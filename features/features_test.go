@@ -120,7 +120,7 @@ func TestStoreRefusesOtherEncoder(t *testing.T) {
 		t.Errorf("other encoder: %v", err)
 	}
 	if _, err := Create(dir, Manifest{Encoder: "enc-1", Dim: 4, Grid: []int{1, 1, 4}}); err == nil ||
-		err.Error() != "features: "+dir+" holds pooled features only (extracted without --grid), and every record of a store has a grid or none: delete the folder to extract both, or pass another --out" {
+		err.Error() != "features: "+dir+" holds pooled features only (extracted without --grid), and a store's records all have a grid or none. It is a cache: delete the folder and run this again to extract both, or pass another --out (and that folder to train and eval as --features)" {
 		t.Errorf("a store without grids accepted a request for grids: %v", err)
 	}
 	gridDir := t.TempDir()
@@ -197,7 +197,7 @@ func TestLoadGrid(t *testing.T) {
 	}
 	defer p.Close()
 	_, err = p.LoadGrid([]string{"a.jpg"})
-	if want := "features: " + dir2 + " keeps no grids; re-run captioner extract --grid into a new folder"; err == nil || err.Error() != want {
+	if want := "features: " + dir2 + " keeps no grids (extracted without --grid), which an attention model reads. It is a cache: delete the folder and run captioner extract --grid with the options that made it, or extract --grid with another --out and pass that folder as --features"; err == nil || err.Error() != want {
 		t.Errorf("pooled-only store: %v, want %s", err, want)
 	}
 }

@@ -190,7 +190,7 @@ func TestGridOfPooledOnlyStore(t *testing.T) {
 	dir := t.TempDir()
 	s := filled(t, dir, Manifest{Encoder: "e", Dim: 2}, item("a.jpg", "A", 2, 0))
 	defer s.Close()
-	want := "features: " + dir + " keeps no grids; re-run captioner extract --grid into a new folder"
+	want := "features: " + dir + " keeps no grids (extracted without --grid), which an attention model reads. It is a cache: delete the folder and run captioner extract --grid with the options that made it, or extract --grid with another --out and pass that folder as --features"
 	if err := s.Grid(nil, "a.jpg"); err == nil || err.Error() != want {
 		t.Errorf("Grid: %v, want %q", err, want)
 	}

@@ -196,7 +196,7 @@ func create(dir string, m Manifest) (*Store, error) {
 		sameBut := have.Encoder == m.Encoder && have.Dim == m.Dim && have.Mirrored == m.Mirrored
 		switch {
 		case sameBut && len(have.Grid) == 0 && len(m.Grid) > 0:
-			return nil, fmt.Errorf("features: %s holds pooled features only (extracted without --grid), and every record of a store has a grid or none: delete the folder to extract both, or pass another --out", dir)
+			return nil, fmt.Errorf("features: %s holds pooled features only (extracted without --grid), and a store's records all have a grid or none. It is a cache: delete the folder and run this again to extract both, or pass another --out (and that folder to train and eval as --features)", dir)
 		case sameBut && len(have.Grid) > 0 && len(m.Grid) == 0:
 			return nil, fmt.Errorf("features: %s holds features with grids: extract into it with --grid too, or pass another --out", dir)
 		}
@@ -441,7 +441,7 @@ func (s *Store) loadEach(names []string, load func(i, record int, name string) e
 }
 
 func (s *Store) noGrids() error {
-	return fmt.Errorf("features: %s keeps no grids; re-run captioner extract --grid into a new folder", s.dir)
+	return fmt.Errorf("features: %s keeps no grids (extracted without --grid), which an attention model reads. It is a cache: delete the folder and run captioner extract --grid with the options that made it, or extract --grid with another --out and pass that folder as --features", s.dir)
 }
 
 // Grid writes the grid of image name into dst (len G*G*F), converted to float32.
