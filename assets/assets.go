@@ -121,8 +121,12 @@ func (s *Store) Path(rel string) (string, error) {
 		return "", fmt.Errorf("assets: %w", err)
 	}
 	f, known := lookup(rel)
-	if !s.Managed || !known {
-		return "", fmt.Errorf("assets: %s not found in %s; run `captioner setup` to download the public files, or pass --assets (or set CAPTIONER_ASSETS) with a folder that has them", rel, s.Dir)
+	switch {
+	case !s.Managed:
+		// setup only verifies a folder of the user's own: its advice is for the cache.
+		return "", fmt.Errorf("assets: %s not found in %s, the folder --assets (or CAPTIONER_ASSETS) names, which captioner reads but never downloads into: pass a folder laid out like shared/ that has it, or set neither and run `captioner setup` to download into the cache", rel, s.Dir)
+	case !known:
+		return "", fmt.Errorf("assets: %s not found in the cache %s, and it is no public file setup downloads: pass --assets (or set CAPTIONER_ASSETS) with a folder that has it", rel, s.Dir)
 	}
 	if err := s.download(f); err != nil {
 		return "", err
@@ -186,13 +190,19 @@ func (s *Store) Verify(requireAll bool) error {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if requireAll {
-				errs = append(errs, fmt.Errorf("assets: %s is missing from %s", f.Path, s.Dir))
+				errs = append(errs, fmt.Errorf("assets: %s is missing from %s (the public file: %s)", f.Path, s.Dir, f.URL))
 			}
 		case err != nil:
 			errs = append(errs, fmt.Errorf("assets: %w", err))
+		case !s.Managed && sum != f.SHA256:
+			errs = append(errs, fmt.Errorf("assets: %s has SHA-256 %s, want %s (a different or damaged file: replace it with %s)", p, sum, f.SHA256, f.URL))
 		case sum != f.SHA256:
 			errs = append(errs, fmt.Errorf("assets: %s has SHA-256 %s, want %s (a different or damaged file: delete it and run `captioner setup`)", p, sum, f.SHA256))
 		}
+	}
+	if len(errs) > 0 && !s.Managed {
+		// setup verifies a folder of the user's own and stops there.
+		errs = append(errs, fmt.Errorf("assets: captioner never downloads into the folder --assets or CAPTIONER_ASSETS names: put the files there yourself, or set neither and run `captioner setup` to download into the cache"))
 	}
 	return errors.Join(errs...)
 }

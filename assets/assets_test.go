@@ -95,7 +95,7 @@ func TestUserFolderIsNeverDownloadedInto(t *testing.T) {
 	}
 	s.Fetch = func(string) (io.ReadCloser, error) { t.Fatal("fetched into a user folder"); return nil, nil }
 	_, err = s.Path(EncoderTFLite)
-	want := "assets: " + EncoderTFLite + " not found in " + dir + "; run `captioner setup` to download the public files, or pass --assets (or set CAPTIONER_ASSETS) with a folder that has them"
+	want := "assets: " + EncoderTFLite + " not found in " + dir + ", the folder --assets (or CAPTIONER_ASSETS) names, which captioner reads but never downloads into: pass a folder laid out like shared/ that has it, or set neither and run `captioner setup` to download into the cache"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
@@ -312,7 +312,8 @@ func TestSilentServerFails(t *testing.T) {
 }
 
 // Verify reports a Known file whose contents differ from the pinned checksum,
-// and one that cannot be read (a folder in its place), by name.
+// and one that cannot be read (a folder in its place), by name; in the cache,
+// setup downloads it again (a user's folder: cmd/captioner's TestOpenChoosesTheFolder).
 func TestVerifyReportsDamagedFiles(t *testing.T) {
 	good := []byte("weights")
 	withKnown(t, []File{
@@ -320,7 +321,7 @@ func TestVerifyReportsDamagedFiles(t *testing.T) {
 		{"models/bad.tflite", "", sum(good)},
 		{"models/dir.tflite", "", sum(good)},
 	})
-	s := &Store{Dir: t.TempDir()}
+	s := &Store{Dir: t.TempDir(), Managed: true}
 	for rel, body := range map[string][]byte{"models/w.tflite": good, "models/bad.tflite": []byte("tampered")} {
 		if err := os.MkdirAll(filepath.Join(s.Dir, "models"), 0o755); err != nil {
 			t.Fatal(err)
@@ -446,5 +447,16 @@ func TestProgressCountsSmallReads(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
 	if want := "models/w.tflite 100% |########################| 4/4 ["; !strings.HasPrefix(lines[len(lines)-1], want) {
 		t.Errorf("progress %q, want its last line to begin %q", log.String(), want)
+	}
+}
+
+// A file the cache lacks and setup does not download is not setup's to fix.
+func TestCacheLacksAnUnknownFile(t *testing.T) {
+	dir := t.TempDir()
+	s := &Store{Dir: dir, Managed: true, Fetch: func(string) (io.ReadCloser, error) { t.Fatal("fetched a file no URL is known for"); return nil, nil }}
+	_, err := s.Path("models/other.tflite")
+	want := "assets: models/other.tflite not found in the cache " + dir + ", and it is no public file setup downloads: pass --assets (or set CAPTIONER_ASSETS) with a folder that has it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
 	}
 }

@@ -59,8 +59,9 @@ func TestSetupReportsDamagedAndMissingFiles(t *testing.T) {
 	resetFlags(t, "setup", "dataset")
 	bad := filepath.Join(mine, filepath.FromSlash(assets.Known[0].Path))
 	sum, _ := assets.FileSHA256(bad)
-	want := "assets: " + bad + " has SHA-256 " + sum + ", want " + assets.Known[0].SHA256 + " (a different or damaged file: delete it and run `captioner setup`)\n" +
-		"assets: " + assets.Known[1].Path + " is missing from " + mine
+	want := "assets: " + bad + " has SHA-256 " + sum + ", want " + assets.Known[0].SHA256 + " (a different or damaged file: replace it with " + assets.Known[0].URL + ")\n" +
+		"assets: " + assets.Known[1].Path + " is missing from " + mine + " (the public file: " + assets.Known[1].URL + ")\n" +
+		"assets: captioner never downloads into the folder --assets or CAPTIONER_ASSETS names: put the files there yourself, or set neither and run `captioner setup` to download into the cache"
 	if out, err := run(t, "setup", "--assets", mine, "--dataset=false"); err == nil || err.Error() != want {
 		t.Errorf("setup on a folder with a damaged and a missing file: %v (%q), want %q", err, out, want)
 	}
