@@ -133,8 +133,10 @@ func serverDefaults(v *viper.Viper) {
 
 func (c Server) validate() []error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("server.addr: %q is not HOST:PORT (e.g. 127.0.0.1:8080, or :8080 for every interface): %v", c.Addr, err))
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		errs = append(errs, fmt.Errorf("server.addr: %q: port %q is not a number in 0..65535 (0: any free port) nor a service name", c.Addr, port))
 	}
 	for _, p := range []struct {
 		key string

@@ -24,6 +24,7 @@ func TestServerValidation(t *testing.T) {
 		yaml, want string
 	}{
 		{"server:\n  addr: localhost\n", `server.addr: "localhost" is not HOST:PORT`},
+		{"server:\n  addr: localhost:99999\n", `server.addr: "localhost:99999": port "99999" is not a number in 0..65535 (0: any free port) nor a service name`},
 		{"server:\n  queue_size: 0\n", "server.queue_size: 0 must be positive"},
 		{"server:\n  max_beam: 40\n", "server.max_beam: 40 is outside 1..32"},
 		{"server:\n  thumb_size: 8\n", "server.thumb_size: 8 is outside 16..512 pixels"},

@@ -50,6 +50,12 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("log_level: %w", err)
 	}
+	if cfg.Decode.Beam > cfg.Server.MaxBeam {
+		// The other commands take decode.beam up to config.MaxBeam, so the
+		// two keys are checked together here only.
+		return fmt.Errorf("decode.beam %d is above server.max_beam %d: a request naming no beam would be decoded at %d, and one naming %d refused; lower decode.beam or raise server.max_beam",
+			cfg.Decode.Beam, cfg.Server.MaxBeam, cfg.Server.MaxBeam, cfg.Decode.Beam)
+	}
 	log := slog.New(slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log) // the device and model packages log through the default logger
 	for _, w := range misspeltEnv(os.Environ()) {

@@ -262,3 +262,21 @@ func TestServeSeveralModels(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.waitLog(t, "shutdown complete")
 }
+
+// TestServeRefusesADefaultBeamAboveMaxBeam: decode.beam above server.max_beam
+// was served at max_beam without a word, while a request naming decode.beam's
+// width was refused.
+func TestServeRefusesADefaultBeamAboveMaxBeam(t *testing.T) {
+	t.Setenv("CAPTIONER_DECODE_BEAM", "12")
+	// An address in use: serve that let the beam through fails there, not serves on.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = run(t, "serve", "--addr", taken.Addr().String())
+	want := "decode.beam 12 is above server.max_beam 8: a request naming no beam would be decoded at 8, and one naming 12 refused; lower decode.beam or raise server.max_beam"
+	if err == nil || err.Error() != want {
+		t.Errorf("serve: %v, want %q", err, want)
+	}
+}
