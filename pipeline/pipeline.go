@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -430,6 +431,16 @@ func LoadModel(dev gpu.Device, dir string) (*text.Vocab, *decoder.Model, error) 
 	dir, err := locate.Model(dir, config.DefaultModel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: %w", err)
+	}
+	var lacks []string
+	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile, VocabFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, fs.ErrNotExist) {
+			lacks = append(lacks, f)
+		}
+	}
+	if len(lacks) > 0 {
+		return nil, nil, fmt.Errorf("pipeline: %s is not a caption model folder: it has no %s; give a folder that holds a model's %s, %s and %s, as train writes them (OUT/model)",
+			dir, strings.Join(lacks, " nor "), decoder.ConfigFile, decoder.WeightsFile, VocabFile)
 	}
 	vocab, err := text.LoadVocab(filepath.Join(dir, VocabFile))
 	if err != nil {

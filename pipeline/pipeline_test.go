@@ -245,6 +245,13 @@ func TestPipelineErrors(t *testing.T) {
 	if _, err := Load(&cfg2); err == nil || !strings.Contains(err.Error(), "the vocabulary has 6 words but the decoder was built for 15") {
 		t.Errorf("mismatched vocabulary: got %v", err)
 	}
+	// A folder that is no model's says so, and what one holds.
+	cfg4 := *cfg
+	cfg4.Model = t.TempDir()
+	os.Link(filepath.Join(cfg.Model, decoder.ConfigFile), filepath.Join(cfg4.Model, decoder.ConfigFile))
+	if _, err := Load(&cfg4); err == nil || err.Error() != "pipeline: "+cfg4.Model+" is not a caption model folder: it has no decoder.safetensors nor vocab.json; give a folder that holds a model's config.json, decoder.safetensors and vocab.json, as train writes them (OUT/model)" {
+		t.Errorf("a folder with a config.json alone: got %v", err)
+	}
 	// An encoder that cannot be made is its error, not a panic in Close.
 	cfg3 := *cfg
 	cfg3.Precision = "float16"

@@ -347,7 +347,7 @@ func TestBadImagesReportedEachInItsPlace(t *testing.T) {
 	// When none is good, the first one's status, with every image's reason.
 	body, ct = multipartBody(t, part{"image", "notes.txt", []byte("hello, this is not a photo\n")}, part{"image", "cut.png", trunc})
 	do(t, "POST", ts.url+"/v1/captions", ct, body).wantError(t, 415,
-		`none of the 2 images could be captioned: image 1 ("notes.txt"): unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP; image 2 ("cut.png"): `+strings.TrimPrefix(truncErr.Error(), "imgproc: "))
+		`none of the 2 images could be captioned: index 0 ("notes.txt"): unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP; index 1 ("cut.png"): `+strings.TrimPrefix(truncErr.Error(), "imgproc: "))
 }
 
 // takeSlots takes every slot of sem until the test releases them.

@@ -225,6 +225,10 @@ func TestCaptionErrors(t *testing.T) {
 		{"truncated jpeg", "", one(cat[:5000]), 400, imgprocMessage(cat[:5000])},
 		{"text file", "", one([]byte("hello, this is not a photo\n")), 415, "text, not an image"},
 		{"tiff", "", one([]byte("II*\x00\x08\x00\x00\x00")), 415, "TIFF image"},
+		{"file name sent as a field", "", func() (string, []byte) {
+			body, ct := multipartBody(t, part{field: "image", data: []byte("cat.jpg")})
+			return ct, readAll(body)
+		}, 415, `unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP; this "image" part has no file name, as a form field's text has: send the photo as a file (curl -F image=@photo.jpg, with the @)`},
 		{"pixel bomb", "", one(pngHeader(50000, 50000)), 413, "50000x50000 = 2500000000 pixels, more than the limit of 2000000"},
 		{"body limit", "", one(bytes.Repeat(cat, 20)), 413, "larger than the limit of 1048576 bytes"},
 		{"too many images", "", func() (string, []byte) {
@@ -243,8 +247,8 @@ func TestCaptionErrors(t *testing.T) {
 		{"every image bad", "", func() (string, []byte) {
 			body, ct := multipartBody(t, part{"image", "cut.jpg", cat[:3000]}, part{"image", "bomb.png", pngHeader(50000, 50000)})
 			return ct, readAll(body)
-		}, 400, `none of the 2 images could be captioned: image 1 ("cut.jpg"): ` + imgprocMessage(cat[:3000]) +
-			`; image 2 ("bomb.png"): image is 50000x50000 = 2500000000 pixels, more than the limit of 2000000`},
+		}, 400, `none of the 2 images could be captioned: index 0 ("cut.jpg"): ` + imgprocMessage(cat[:3000]) +
+			`; index 1 ("bomb.png"): image is 50000x50000 = 2500000000 pixels, more than the limit of 2000000`},
 		{"no image field", "", func() (string, []byte) {
 			body, ct := multipartBody(t, part{field: "beam", data: []byte("2")})
 			return ct, readAll(body)

@@ -43,7 +43,10 @@ func errorf(status int, format string, args ...any) error {
 
 // upload is one image of a request as it moves through the handler.
 type upload struct {
-	name   string // multipart file name, "" for a raw body
+	name string // multipart file name, "" for a raw body
+	// field: a multipart part without a file name, as a form field's text
+	// is (curl -F image=photo.jpg, without the @, sends the name).
+	field  bool
 	data   []byte
 	heavy  bool  // costly to decode: see heavyDecodeBytes
 	cost   int64 // bytes its decoding allocates, from its header
@@ -166,7 +169,7 @@ func allFailed(images []*upload) error {
 	}
 	reasons := make([]string, len(images))
 	for i, u := range images {
-		reasons[i] = fmt.Sprintf("image %d%s: %s", i+1, nameSuffix(u.name), u.err.msg)
+		reasons[i] = fmt.Sprintf("index %d%s: %s", i, nameSuffix(u.name), u.err.msg) // as each answer's "index"
 	}
 	return errorf(images[0].err.status, "none of the %d images could be captioned: %s", len(images), strings.Join(reasons, "; "))
 }
@@ -407,7 +410,7 @@ func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *r
 			if err != nil {
 				return s.multipartError(body, err)
 			}
-			req.images = append(req.images, &upload{name: boundedFilename(p.FileName()), data: data})
+			req.images = append(req.images, &upload{name: boundedFilename(p.FileName()), field: p.FileName() == "", data: data})
 		case isOption(name):
 			v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
 			if err != nil {
@@ -506,6 +509,9 @@ func (u *upload) fail(err error) {
 	var he *httpError
 	if !errors.As(err, &he) {
 		he = &httpError{status: http.StatusInternalServerError, msg: "preparing the image failed: " + err.Error()}
+	}
+	if u.field && he.status == http.StatusUnsupportedMediaType {
+		he = &httpError{status: he.status, msg: he.msg + `; this "image" part has no file name, as a form field's text has: send the photo as a file (curl -F image=@photo.jpg, with the @)`}
 	}
 	u.err = he
 	u.data = nil
