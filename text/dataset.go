@@ -34,6 +34,7 @@ type Image struct {
 // Dataset is a captioning dataset split into train, dev and (if present) test.
 type Dataset struct {
 	Name     string             // "flickr8k", or the "dataset" field of a Karpathy JSON file
+	Source   string             // what it was read from: the Flickr8k folder or the JSON file
 	Splits   map[string][]Image // SplitTrain, SplitDev, SplitTest -> images in file order
 	Warnings []string           // data quirks that were skipped, with counts
 }
@@ -48,7 +49,7 @@ func (d *Dataset) Split(name string) ([]Image, error) {
 		have = append(have, s)
 	}
 	sort.Strings(have)
-	return nil, fmt.Errorf("dataset %s has no %q split; it has: %s", d.Name, name, strings.Join(have, ", "))
+	return nil, fmt.Errorf("dataset %s (%s) has no %q split; it has: %s", d.Name, d.Source, name, strings.Join(have, ", "))
 }
 
 // Reclean re-tokenises every image's captions from Raw with c: loaders clean
@@ -108,7 +109,7 @@ var flickr8kImageDirs = []string{"images", "Flicker8k_Dataset", "Flickr8k_Datase
 // "2258277193_586949ec62.jpg.1", a photo that does not exist. Any other
 // malformed line is an error naming the file and line.
 func LoadFlickr8k(dir string) (*Dataset, error) {
-	d := &Dataset{Name: "flickr8k", Splits: map[string][]Image{}}
+	d := &Dataset{Name: "flickr8k", Source: dir, Splits: map[string][]Image{}}
 	imgs, order, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
 	if err != nil {
 		return nil, err
@@ -348,7 +349,7 @@ func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 		}
 		return fail(dec.InputOffset(), "%v", err)
 	}
-	d := &Dataset{Splits: map[string][]Image{}}
+	d := &Dataset{Source: path, Splits: map[string][]Image{}}
 	if tok, err := dec.Token(); err != nil {
 		return nil, jsonErr(err)
 	} else if tok != json.Delim('{') {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/features"
@@ -89,7 +88,9 @@ func TestTrainMirrorNeedsMirroredFeatures(t *testing.T) {
 	resetFlags(t, "train", "mirror", "arch", "epochs", "out", "features", "data")
 	_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--arch", "attention",
 		"--epochs", "1", "--out", t.TempDir(), "--mirror")
-	if err == nil || !strings.Contains(err.Error(), "; run `captioner extract --mirror --split train` (with --grid for the attention decoder) first") {
+	st := extractedStore(t, feats)
+	want := "train.mirror: no features of the mirrored photos in " + features.MirroredDir(st.Path()) + ": run `captioner extract --mirror --split train --out " + feats + "` (with --grid for the attention decoder, and --data as for these features) first"
+	if err == nil || err.Error() != want {
 		t.Errorf("train --mirror without mirrored features: %v", err)
 	}
 }

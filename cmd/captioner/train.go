@@ -344,9 +344,12 @@ func (missingStoreError) Unwrap() error { return fs.ErrNotExist }
 // names, from the mirrored store (extract --mirror) that belongs to the
 // feature store in dir.
 func mirroredInputs(dir string, names []string, arch string) ([]float32, error) {
-	remedy := "run `captioner extract --mirror --split train` (with --grid for the attention decoder)"
+	remedy := fmt.Sprintf("run `captioner extract --mirror --split train --out %s` (with --grid for the attention decoder, and --data as for these features)", filepath.Dir(dir))
 	store, err := features.Open(features.MirroredDir(dir))
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("train.mirror: no features of the mirrored photos in %s: %s first", features.MirroredDir(dir), remedy)
+	case err != nil:
 		return nil, fmt.Errorf("train.mirror: %w; %s first", err, remedy)
 	}
 	defer store.Close()
