@@ -37,10 +37,11 @@ by their tokens (the decoder's words), with guided decoding as decode.guide (--g
 says. It then sorts the captions into five equal groups by confidence and prints
 each group's mean per-caption CIDEr-D and BLEU-4: how well confidence predicts
 quality. The captions are written as JSON to --captions (the fields of caption
---json); --save-scores also writes the scores into the model folder's scores.json,
-which serve reports (GET /v1/models): they are the float32 encoder's (the cached
-features are float32; with --from-images, precision auto computes in float32 and
-another precision is refused).`,
+--json; it is overwritten); --save-scores also writes the scores into the model
+folder's scores.json, which serve reports (GET /v1/models): they are the float32
+encoder's (the cached features are float32; with --from-images and --save-scores,
+precision auto computes in float32 and another precision is refused, while
+--from-images alone computes in the precision set, which auto picks by machine).`,
 		Args: cobra.NoArgs,
 		RunE: runEval,
 	}
