@@ -416,6 +416,15 @@ func (o origins) of(key string) string {
 	return ""
 }
 
+// Explicit reports, for a configuration LoadWithFlags loaded from v, file and
+// flags, whether the user set a key (e.g. "train.arch") by a flag, the
+// environment or the configuration file, rather than leaving it at its
+// default: train takes a setting left alone from the model it starts from.
+func Explicit(v *viper.Viper, file string, flags map[string]string) func(key string) bool {
+	from := origins{v: v, file: file, flags: flags}
+	return func(key string) bool { return from.of(key) != "" }
+}
+
 // withSources adds where its value came from (origins.of) to each of err's
 // errors that is about one setting (it starts "key: "), as validate's range
 // and choice errors are.

@@ -431,3 +431,22 @@ func TestSectionGivenAValue(t *testing.T) {
 		t.Errorf("decode: 5: %v\nwant %s", err, want)
 	}
 }
+
+// Explicit tells a value the user set, by file, environment or flag, from a
+// default, even one set to the default's own value.
+func TestExplicit(t *testing.T) {
+	t.Setenv("CAPTIONER_TRAIN_HIDDEN", "256") // the default's value, set
+	file := writeYAML(t, "train:\n  arch: attention\n")
+	v := viper.New()
+	v.Set("train.embed", 64) // as a bound flag's value reaches viper
+	flags := map[string]string{"train.embed": "embed"}
+	if _, err := LoadWithFlags(v, file, flags); err != nil {
+		t.Fatal(err)
+	}
+	explicit := Explicit(v, file, flags)
+	for key, want := range map[string]bool{"train.arch": true, "train.hidden": true, "train.embed": true, "train.mid": false, "decode.beam": false} {
+		if got := explicit(key); got != want {
+			t.Errorf("Explicit(%s) = %v, want %v", key, got, want)
+		}
+	}
+}

@@ -88,6 +88,7 @@ func beamAlternative(r captionRecord, caption string) (pipeline.Alternative, boo
 // within 0.05. Then
 // it scores against the seed references (--references seed).
 func TestEvalFromFeaturesMatchesFromImages(t *testing.T) {
+	resetFlags(t, "eval", "beam", "guide", "split", "references", "save-scores", "from-images", "data", "features", "captions")
 	// The loader wants a non-empty train list: the first photo is in train, the rest in dev.
 	assets, data, feats, refs := sampleDataset(t, 1)
 	common := []string{"--device", "cpu", "--assets", assets, "--model", shippedModel}
@@ -231,6 +232,7 @@ func TestCalibrationBuckets(t *testing.T) {
 // auto (bfloat16 where it is fast) computes in float32 and saves what the cached
 // features give; an explicit other precision is refused, with nothing written.
 func TestEvalSaveScoresIsFloat32(t *testing.T) {
+	resetFlags(t, "eval", "beam", "guide", "split", "references", "save-scores", "from-images", "data", "features", "captions")
 	assets, data, feats, _ := sampleDataset(t, 1)
 	model := t.TempDir()
 	for _, f := range []string{"config.json", "decoder.safetensors", "vocab.json"} {

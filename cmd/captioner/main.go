@@ -83,6 +83,13 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	return cfg, nil
 }
 
+// explicitSettings says which settings the user of the running command set
+// (config.Explicit), once loadConfig has loaded them.
+func explicitSettings(cmd *cobra.Command) func(key string) bool {
+	file, _ := cmd.Flags().GetString("config")
+	return config.Explicit(settings, file, setFlags())
+}
+
 // misspeltEnv is a warning for each CAPTIONER_* variable of environ
 // (NAME=VALUE) that sets nothing but resembles a setting (config.Misspelt):
 // without it the misspelt setting would be ignored in silence.

@@ -82,7 +82,8 @@ features in the attention decoder's cross-entropy training, a fresh mask per
 caption and step (train.dropout covers its deep output only): it regularizes the
 decoder's reading of the photo, as train.dropout does in self-critical training.
 
---objective cider fine-tunes a trained model (--init, whose vocabulary is kept)
+--objective cider fine-tunes a trained model (--init, whose vocabulary is kept, and
+its --arch, --hidden and other sizes unless given)
 with self-critical sequence training: it samples train.samples captions per
 image, rewards each by CIDEr-D against the image's references, and makes the
 better-than-average ones more likely; --xe-weight (train.xe_weight) mixes in
@@ -94,7 +95,7 @@ one mask for sampling and scoring (the shipped model's self-critical stage kept
 the default 0.5: without it the stage overfits the train photos; its MODEL.md),
 e.g. from an attention model of your own (or a factorized one, see captioner
 factorize, whose factors it trains):
-  captioner train --init runs/attention/model --arch attention --hidden 512 --objective cider --lr 5e-5 --out runs/scst`,
+  captioner train --init runs/attention/model --objective cider --lr 5e-5 --out runs/scst`,
 		Args: cobra.NoArgs,
 		RunE: runTrain,
 	}
@@ -109,7 +110,7 @@ factorize, whose factors it trains):
 	f.Float64("lr", 1e-3, "Adam learning rate")
 	intFlag(f, "hidden", 256, "LSTM and image-branch size")
 	int64Flag(f, "seed", 1, "random seed: the same seed gives the same run")
-	f.String("init", "", "model folder to start from (weights and vocabulary)")
+	f.String("init", "", "model folder to start from (weights, vocabulary, and the architecture and sizes not given)")
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
 	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
 	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
@@ -136,12 +137,12 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if tc.Init != "" { // the initial model's vocabulary, hence its cleaning
+	if tc.Init != "" {
 		ic, err := decoder.ReadConfig(filepath.Join(tc.Init, decoder.ConfigFile))
 		if err != nil {
 			return fmt.Errorf("train.init: %w", err)
 		}
-		tc.Cleaning = string(ic.Cleaning)
+		inheritNetwork(&tc, ic, explicitSettings(cmd))
 	}
 	if err := checkTeacher(tc); err != nil { // before the features load, not after
 		return err
@@ -474,6 +475,30 @@ func wordIDs(vocab *text.Vocab, c []string) []int32 {
 		words[j] = int32(id)
 	}
 	return words
+}
+
+// inheritNetwork gives tc the network of the model a run starts from, ic:
+// its vocabulary, hence its cleaning, always, and its architecture and sizes
+// where the user left a setting at its default (explicit says which they
+// set), so that train --init MODEL needs no --arch or --hidden repeated. A
+// size the user gave that differs from the model's is train.init's error
+// (train's checkInit).
+func inheritNetwork(tc *config.Train, ic decoder.Config, explicit func(key string) bool) {
+	ic = ic.WithDefaults()
+	tc.Cleaning = string(ic.Cleaning)
+	inherit(explicit, "train.arch", &tc.Arch, ic.Arch)
+	inherit(explicit, "train.embed", &tc.Embed, ic.Embed)
+	inherit(explicit, "train.hidden", &tc.Hidden, ic.Hidden)
+	inherit(explicit, "train.mid", &tc.Mid, ic.Mid) // merge's: 0 in an attention model's file
+	inherit(explicit, "train.att", &tc.Att, ic.Att) // attention's: 0 in a merge model's
+}
+
+// inherit sets *dst to the model's v, unless the user set key or the model has none.
+func inherit[T comparable](explicit func(key string) bool, key string, dst *T, v T) {
+	var none T
+	if !explicit(key) && v != none {
+		*dst = v
+	}
 }
 
 // checkFrozenInit refuses to train on frozen ImageNet features from a model

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,7 +47,13 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	var log bytes.Buffer
 	rootCmd.SetErr(&log)
 	sc := t.TempDir()
-	args := append([]string{"train", "--out", sc, "--init", first, "--objective", "cider", "--lr", "1e-3"}, common...)
+	// Without --hidden the run takes the init model's 16 (the flag is set back
+	// to its default, as in a new process).
+	cmd, _, _ := rootCmd.Find([]string{"train"})
+	hidden := cmd.Flags().Lookup("hidden")
+	hidden.Value.Set(hidden.DefValue)
+	hidden.Changed = false
+	args := append([]string{"train", "--out", sc, "--init", first, "--objective", "cider", "--lr", "1e-3"}, slices.DeleteFunc(slices.Clone(common), func(a string) bool { return a == "--hidden" || a == "16" })...)
 	rootCmd.SetOut(&bytes.Buffer{})
 	rootCmd.SetArgs(args)
 	if err := rootCmd.Execute(); err != nil {
@@ -285,6 +292,32 @@ func TestTrainMixingFlagsReachTheConfiguration(t *testing.T) {
 		_, err := run(t, append([]string{"train", "--device", "cpu", "--out", t.TempDir()}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("train %v: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// TestInitGivesTheNetworkNotSet: train --init takes the model's architecture
+// and sizes where the run left them at their defaults (an attention model's
+// self-critical stage failed with "arch attention -> merge" unless --arch and
+// --hidden were repeated), keeps those the user set (train.init then refuses
+// a mismatch), and always the model's cleaning, which its vocabulary needs.
+func TestInitGivesTheNetworkNotSet(t *testing.T) {
+	defaults := config.Train{Arch: "merge", Cleaning: "standard", Embed: 256, Hidden: 256, Mid: 256, Att: 256}
+	attention := decoder.Config{Arch: decoder.ArchAttention, Cleaning: text.CleaningSeed, Embed: 128, Hidden: 512, Att: 64}
+	for _, tc := range []struct {
+		name string
+		set  []string
+		ic   decoder.Config
+		want config.Train
+	}{
+		{"nothing set", nil, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 128, Hidden: 512, Mid: 256, Att: 64}},
+		{"hidden and cleaning set", []string{"train.hidden", "train.cleaning"}, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 128, Hidden: 256, Mid: 256, Att: 64}},
+		{"a merge model of an old file", []string{"train.arch"}, decoder.Config{Embed: 32, Hidden: 48, Mid: 40}, config.Train{Arch: "merge", Cleaning: "seed", Embed: 32, Hidden: 48, Mid: 40, Att: 256}},
+	} {
+		got := defaults
+		inheritNetwork(&got, tc.ic, func(key string) bool { return slices.Contains(tc.set, key) })
+		if got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
 }
