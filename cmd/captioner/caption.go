@@ -65,6 +65,12 @@ type imageErrorRecord struct {
 	Error string `json:"error"`
 }
 
+// unreadable is the record of the image at path that could not be read
+// because of err, which names the file: the record names it already.
+func unreadable(path string, err error) imageErrorRecord {
+	return imageErrorRecord{Image: path, Error: strings.TrimPrefix(err.Error(), path+": ")}
+}
+
 func runCaption(cmd *cobra.Command, paths []string) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
@@ -102,8 +108,7 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 			im, err := p.Preprocessor().File(path)
 			if err != nil {
 				failed = append(failed, err) // it names the file
-				// The record names the file already: its error need not.
-				chunkRecords[i] = imageErrorRecord{Image: path, Error: strings.TrimPrefix(err.Error(), path+": ")}
+				chunkRecords[i] = unreadable(path, err)
 				continue
 			}
 			read = append(read, i)

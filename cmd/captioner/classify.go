@@ -18,8 +18,9 @@ func init() {
 		Use:   "classify [--top N] [--json] IMAGE...",
 		Short: "Print the ImageNet top-N labels and probabilities of images (the encoder's own classifier)",
 		Long: `classify runs the encoder (MobileNetV2) with its ImageNet classifier: 1001 classes,
-index 0 = background. With --json it prints one JSON array:
-[{"image": PATH, "labels": [{"label": "...", "index": N, "prob": P}, ...]}, ...]
+index 0 = background. With --json it prints one JSON array, an element per image
+in order: [{"image": PATH, "labels": [{"label": "...", "index": N, "prob": P}, ...]},
+..., or {"image": PATH, "error": "..."} for an image that could not be read].
 
 It computes in float32 whatever precision says: these are the reference
 probabilities (the tags of caption and serve, in the precision they run, may
@@ -79,43 +80,45 @@ func runClassify(cmd *cobra.Command, paths []string) error {
 	}
 
 	pre := pipeline.NewPreprocessor(enc.Config(), cfg.Image)
-	var results []classResult
+	var records []any // classResult, or imageErrorRecord for an image not read, in the arguments' order
 	var failed []error
 	tensors := make([]float32, batch*enc.ImageLen())
 	idx := make([]int32, batch*top)
 	val := make([]float32, batch*top)
 	for lo := 0; lo < len(paths); lo += batch {
-		var names []string
-		for _, p := range paths[lo:min(lo+batch, len(paths))] {
+		chunk := paths[lo:min(lo+batch, len(paths))]
+		chunkRecords := make([]any, len(chunk))
+		var read []int // chunk indices of the images read
+		for i, p := range chunk {
 			im, err := pre.File(p)
 			if err != nil {
 				failed = append(failed, err) // it names the file
+				chunkRecords[i] = unreadable(p, err)
 				continue
 			}
-			n := len(names)
+			n := len(read)
 			copy(tensors[n*enc.ImageLen():(n+1)*enc.ImageLen()], im.Tensor)
-			names = append(names, p)
+			read = append(read, i)
 		}
-		n := len(names)
-		if n == 0 {
-			continue
-		}
-		if err := enc.Encode(tensors[:n*enc.ImageLen()], n); err != nil {
-			return err
-		}
-		if err := dev.TopK(idx[:n*top], val[:n*top], enc.Classify(), n, classes, top); err != nil {
-			return err
-		}
-		for i, name := range names {
-			r := classResult{Image: name}
-			for j := 0; j < top; j++ {
-				k := int(idx[i*top+j])
-				r.Labels = append(r.Labels, classLabel{Label: labels[k], Index: k, Prob: val[i*top+j]})
+		if n := len(read); n > 0 {
+			if err := enc.Encode(tensors[:n*enc.ImageLen()], n); err != nil {
+				return err
 			}
-			results = append(results, r)
+			if err := dev.TopK(idx[:n*top], val[:n*top], enc.Classify(), n, classes, top); err != nil {
+				return err
+			}
 		}
+		for k, i := range read {
+			r := classResult{Image: chunk[i]}
+			for j := 0; j < top; j++ {
+				c := int(idx[k*top+j])
+				r.Labels = append(r.Labels, classLabel{Label: labels[c], Index: c, Prob: val[k*top+j]})
+			}
+			chunkRecords[i] = r
+		}
+		records = append(records, chunkRecords...)
 	}
-	if err := printClassify(cmd.OutOrStdout(), results, asJSON); err != nil {
+	if err := printClassify(cmd.OutOrStdout(), records, asJSON); err != nil {
 		return err
 	}
 	for _, e := range failed {
@@ -127,12 +130,12 @@ func runClassify(cmd *cobra.Command, paths []string) error {
 	return nil
 }
 
-func printClassify(w io.Writer, results []classResult, asJSON bool) error {
+// printClassify prints records (classResult, imageErrorRecord): as JSON, all
+// of them, in order; as text, the labels of the images read (the others are
+// reported on stderr).
+func printClassify(w io.Writer, records []any, asJSON bool) error {
 	if asJSON {
-		if results == nil {
-			results = []classResult{} // [] rather than null
-		}
-		b, err := json.MarshalIndent(results, "", "  ")
+		b, err := json.MarshalIndent(records, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -140,7 +143,11 @@ func printClassify(w io.Writer, results []classResult, asJSON bool) error {
 		return err
 	}
 	var errs []error
-	for _, r := range results {
+	for _, rec := range records {
+		r, ok := rec.(classResult)
+		if !ok {
+			continue
+		}
 		_, err := fmt.Fprintln(w, r.Image)
 		errs = append(errs, err)
 		for _, l := range r.Labels {

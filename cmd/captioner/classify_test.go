@@ -49,11 +49,17 @@ func TestClassifySamplePhotos(t *testing.T) {
 	if !strings.Contains(out, grace+"\n") || !strings.Contains(out, "military uniform (653)") {
 		t.Errorf("text output:\n%s", out)
 	}
-	// No image read: an empty JSON array, not null.
+	// JSON has an element for the unreadable image too, in its place (as caption's).
 	resetFlags(t, "classify", "top", "json")
-	out, err = run(t, "classify", "--json", "--top", "1", "--device", "cpu", "--assets", assets, bad)
-	if out != "[]\n" || err == nil || err.Error() != "1 of 1 images could not be read" {
-		t.Errorf("only a bad file: printed %q, %v", out, err)
+	out, err = run(t, "classify", "--json", "--top", "1", "--device", "cpu", "--assets", assets, bad, grace)
+	if err == nil || err.Error() != "1 of 2 images could not be read" {
+		t.Errorf("a bad file and a photo: %v", err)
+	}
+	var mixed []map[string]any
+	if jerr := json.Unmarshal([]byte(out), &mixed); jerr != nil || len(mixed) != 2 ||
+		mixed[0]["image"] != bad || mixed[0]["error"] != "imgproc: unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP" || mixed[0]["labels"] != nil ||
+		mixed[1]["image"] != grace || mixed[1]["labels"] == nil {
+		t.Errorf("a bad file and a photo, JSON: %v\n%s", jerr, out)
 	}
 	if _, err = run(t, "classify", "--top", "1002", "--device", "cpu", "--assets", assets, grace); err == nil || err.Error() != "--top 1002: want 1..1001" {
 		t.Errorf("--top 1002: %v", err)
