@@ -57,6 +57,9 @@ func (a *attentionMaps) write(log io.Writer, pre pipeline.Preprocessor, path str
 		name = fmt.Sprintf("%s-%d.png", base, n)
 	}
 	a.used[name] = true
+	if name != base+".png" {
+		fmt.Fprintf(log, "caption --attention: %s: its maps are %s (an image named like it came first)\n", path, filepath.Join(a.dir, name))
+	}
 	f, err := os.Create(filepath.Join(a.dir, name))
 	if err != nil {
 		return fmt.Errorf("caption --attention: %w", err)

@@ -128,6 +128,16 @@ func TestAttentionTrainAndEval(t *testing.T) {
 			t.Errorf("%s: strip %dx%d for %d words, want %dx%d", r.Image, cfg.Width, cfg.Height, n, n*pw+(n-1)*6, 224+34)
 		}
 	}
+	// A second image of the same name gets NAME-2.png, and the log says so.
+	twice := filepath.Join(t.TempDir(), "twice")
+	_, log, err := runStderr(t, append(append([]string{"caption", "--attention", twice, "--model", model}, common...), photos[0], photos[0])...)
+	second := filepath.Join(twice, strings.TrimSuffix(filepath.Base(photos[0]), ".jpg")+"-2.png")
+	if want := "caption --attention: " + photos[0] + ": its maps are " + second + " (an image named like it came first)\n"; err != nil || !strings.Contains(log, want) {
+		t.Errorf("an image named twice: %v, log lacks %q:\n%s", err, want, log)
+	}
+	if _, err := os.Stat(second); err != nil {
+		t.Errorf("an image named twice: %v", err)
+	}
 	none := filepath.Join(t.TempDir(), "none")
 	_, err = run(t, append(append([]string{"caption", "--attention", none, "--model", mergeModel}, common...), photos[0])...)
 	want := "--attention draws where an attention model looked, but " + mergeModel + " is a merge model, which has no attention weights: leave out --attention, or pass --model models/flickr8k-attention"

@@ -47,7 +47,7 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 	intFlag(f, "max-len", 20, "maximum words per caption")
 	f.Bool("json", false, "print a JSON array instead of one caption per line")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
-	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder (attention models only)")
+	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder, DIR/NAME.png for NAME.jpg (NAME-2.png for a second NAME; attention models only)")
 	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "max-len": "decode.max_len", "guide": "decode.guide"})
 	rootCmd.AddCommand(cmd)
 }
