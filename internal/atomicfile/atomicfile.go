@@ -13,7 +13,18 @@ import (
 
 // WriteFile writes b to path atomically with mode 0644 (os.CreateTemp would leave
 // 0600, but models, vocabularies and curves are meant to be shared and served).
+// Only a file is replaced: a path that names a device or a pipe
+// (eval --captions /dev/stdout) is written to as it is, for renaming a file
+// over it would put a file in its place (as root, over /dev/null for the
+// whole system), and through a link to a file the file is replaced, the link
+// kept.
 func WriteFile(path string, b []byte) error {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		return writeThrough(path, b)
+	}
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tmpSuffix+"*")
 	if err != nil {
 		return err
@@ -28,6 +39,16 @@ func WriteFile(path string, b []byte) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// writeThrough writes b into the device or pipe at path.
+func writeThrough(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	return errors.Join(err, f.Close())
 }
 
 // syncDir flushes dir's entries: the rename is one, and until it reaches the

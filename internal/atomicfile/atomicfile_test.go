@@ -2,6 +2,8 @@ package atomicfile
 
 import (
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,5 +126,57 @@ func TestRemoveStale(t *testing.T) {
 	}
 	if err := RemoveStale(dir); err == nil {
 		t.Error("RemoveStale left model.json.tmp7 without an error")
+	}
+}
+
+// A link to a file has its file replaced and stays a link; a pipe (a device
+// alike: eval --captions /dev/stdout, /dev/null) is written through and stays
+// what it is: renaming over it put a file in its place, and as root
+// --captions /dev/null replaced the system's /dev/null.
+func TestWriteFileKeepsLinksPipesAndDevices(t *testing.T) {
+	dir := t.TempDir()
+	file, link := filepath.Join(dir, "scores.json"), filepath.Join(dir, "latest.json")
+	if err := os.WriteFile(file, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("scores.json", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(link, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(link); err != nil || target != "scores.json" {
+		t.Errorf("the link was replaced: readlink %q, %v", target, err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "new" {
+		t.Errorf("the linked file holds %q, want new", b)
+	}
+
+	pipe := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte)
+	go func() {
+		f, err := os.Open(pipe)
+		if err != nil {
+			read <- nil
+			return
+		}
+		b, _ := io.ReadAll(f)
+		f.Close()
+		read <- b
+	}()
+	if err := WriteFile(pipe, []byte("captions")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(pipe); err != nil || st.Mode().Type() != fs.ModeNamedPipe {
+		t.Fatalf("the pipe is now %v (%v)", st.Mode(), err) // its reader waits on the old one for ever
+	}
+	if b := <-read; string(b) != "captions" {
+		t.Errorf("the pipe's reader got %q", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Errorf("files left behind: %v", ents)
 	}
 }
