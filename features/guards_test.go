@@ -64,9 +64,26 @@ func TestOpenRejectsOtherFormat(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, manifestFile), []byte(`{"format": "captioner-features/0", "encoder": "e", "dim": 2}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := `features: ` + dir + `: format "captioner-features/0" dim 2; want format "captioner-features/1" (re-run captioner extract into a new folder)`
+	want := `features: ` + dir + `: format "captioner-features/0"; want format "captioner-features/1" (re-run captioner extract into a new folder)`
 	if _, err := Open(dir); err == nil || err.Error() != want {
 		t.Errorf("Open: %v, want %q", err, want)
+	}
+	// Sizes no store has are damage: a negative or huge one panicked
+	// allocating its records.
+	for _, c := range []struct{ sizes, why string }{
+		{`"dim": 0`, "dim 0 is outside 1..65536"},
+		{`"dim": 4611686018427387904`, "dim 4611686018427387904 is outside 1..65536"},
+		{`"dim": 2, "grid": [7, 7, -1280]`, "grid [7 7 -1280]: rows and columns must be in 1..1024, channels in 1..65536"},
+		{`"dim": 2, "grid": [4611686018427387904, 1, 2]`, "grid [4611686018427387904 1 2]: rows and columns must be in 1..1024, channels in 1..65536"},
+		{`"dim": 2, "grid": [7, 7]`, "grid [7 7] is not [rows, columns, channels]"},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, manifestFile), []byte(`{"format": "captioner-features/1", "encoder": "e", `+c.sizes+`}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := "features: " + dir + ": the manifest is damaged: " + c.why + "; delete the folder and run captioner extract again"
+		if _, err := Open(dir); err == nil || err.Error() != want {
+			t.Errorf("Open of %s: %v, want %q", c.sizes, err, want)
+		}
 	}
 }
 

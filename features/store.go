@@ -45,6 +45,30 @@ func (m Manifest) Regions() int {
 	return m.Grid[0] * m.Grid[1]
 }
 
+// Bounds on a manifest's sizes, far beyond any encoder's (1280 features, a
+// 7x7 grid) and low enough that a damaged manifest is an error, not a record
+// length that overflows or exhausts memory.
+const (
+	maxDim      = 1 << 16
+	maxGridSide = 1 << 10
+)
+
+// check refuses sizes no store can have.
+func (m Manifest) check() error {
+	if m.Dim < 1 || m.Dim > maxDim {
+		return fmt.Errorf("dim %d is outside 1..%d", m.Dim, maxDim)
+	}
+	switch {
+	case len(m.Grid) == 0:
+		return nil
+	case len(m.Grid) != 3:
+		return fmt.Errorf("grid %v is not [rows, columns, channels]", m.Grid)
+	case m.Grid[0] < 1 || m.Grid[0] > maxGridSide || m.Grid[1] < 1 || m.Grid[1] > maxGridSide || m.Grid[2] < 1 || m.Grid[2] > maxDim:
+		return fmt.Errorf("grid %v: rows and columns must be in 1..%d, channels in 1..%d", m.Grid, maxGridSide, maxDim)
+	}
+	return nil
+}
+
 func (m Manifest) gridLen() int {
 	if len(m.Grid) == 0 {
 		return 0
@@ -217,8 +241,11 @@ func load(dir string, write bool) (*Store, error) {
 	if err := json.Unmarshal(b, &s.man); err != nil {
 		return nil, damagedManifest(dir, err)
 	}
-	if s.man.Format != Format || s.man.Dim <= 0 {
-		return nil, fmt.Errorf("features: %s: format %q dim %d; want format %q (re-run captioner extract into a new folder)", dir, s.man.Format, s.man.Dim, Format)
+	if s.man.Format != Format {
+		return nil, fmt.Errorf("features: %s: format %q; want format %q (re-run captioner extract into a new folder)", dir, s.man.Format, Format)
+	}
+	if err := s.man.check(); err != nil {
+		return nil, fmt.Errorf("features: %s: the manifest is damaged: %w; delete the folder and run captioner extract again", dir, err)
 	}
 	s.gridLen = s.man.gridLen()
 	indexBytes, err := readOrEmpty(filepath.Join(dir, indexFile))

@@ -383,11 +383,8 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 		dec.Close()
 		return served{}, err
 	}
-	if wc.Head != dec.Cfg.FeatDim {
-		return fail(fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", wc.Head, dir, dec.Cfg.FeatDim))
-	}
-	if g := wc.GridSize(); dec.Cfg.Arch == decoder.ArchAttention && dec.Cfg.Regions != g*g {
-		return fail(fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, dir, dec.Cfg.Regions))
+	if err := CheckReads(wc, dec.Cfg, dir); err != nil {
+		return fail(err)
 	}
 	if m.info.Version, err = modelVersion(dir); err != nil {
 		return fail(err)
@@ -403,6 +400,18 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	}
 	m.info.DecoderPrecision = string(dec.Precision())
 	return m, nil
+}
+
+// CheckReads checks that the model in dir, of config dc, reads the features
+// the encoder of config wc gives.
+func CheckReads(wc encoder.Config, dc decoder.Config, dir string) error {
+	if wc.Head != dc.FeatDim {
+		return fmt.Errorf("pipeline: the encoder gives %d features, model %s expects %d", wc.Head, dir, dc.FeatDim)
+	}
+	if g := wc.GridSize(); dc.Arch == decoder.ArchAttention && dc.Regions != g*g {
+		return fmt.Errorf("pipeline: the encoder gives a %dx%d grid, model %s attends over %d regions", g, g, dir, dc.Regions)
+	}
+	return nil
 }
 
 // decoderPrecision is what a decoder on dev multiplies in for the precision

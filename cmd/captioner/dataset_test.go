@@ -13,10 +13,14 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
+	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/internal/testassets"
+	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/text"
 )
 
 // ownFlickr8k writes a dataset of one's own in the Flickr8k layout: three
@@ -176,8 +180,9 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	id := featuresID(&config.Config{}, &w.Config)
-	_, err = openFeaturesOf(id, root, "")
+	cfg := &config.Config{Train: config.Train{Features: root}}
+	id := featuresID(cfg, &w.Config)
+	_, err = openFeaturesOf(cfg, &w.Config)
 	want := "features: no feature store in " + features.Dir(root, id) + ": run `captioner extract --out " + root +
 		"` first (--grid for an attention model, --data for a dataset of your own)"
 	if err == nil || err.Error() != want {
@@ -191,6 +196,53 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 		"--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
 	if want += "; or run eval --from-images, which encodes the photos instead of reading them from a cache"; err == nil || err.Error() != want {
 		t.Errorf("eval: got %v\nwant %s", err, want)
+	}
+}
+
+// TestFeaturesOfOtherSizesAreRefused: a store whose manifest gives other
+// sizes than its encoder's (edited, or damaged) had every record read at the
+// wrong offset, and a model trained on them; eval with a model that reads
+// other features than the encoder's panicked in a kernel.
+func TestFeaturesOfOtherSizesAreRefused(t *testing.T) {
+	w, err := encoder.LoadDefault(sharedAssets(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []features.Manifest{{Dim: 640}, {Dim: 1280, Grid: []int{7, 7, 640}}, {Dim: 1280, Grid: []int{6, 6, 1280}}} {
+		cfg := &config.Config{Train: config.Train{Features: t.TempDir()}}
+		dir := features.Dir(cfg.Train.Features, featuresID(cfg, &w.Config))
+		m.Encoder = featuresID(cfg, &w.Config)
+		st, err := features.Create(dir, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		want := fmt.Sprintf("features: %s says its features have %d values and grid %v, but its encoder gives 1280 and [7 7 1280]: the manifest is damaged; delete the folder and run captioner extract again", dir, m.Dim, m.Grid)
+		if _, err := openFeaturesOf(cfg, &w.Config); err == nil || err.Error() != want {
+			t.Errorf("manifest %+v: %v, want %q", m, err, want)
+		}
+	}
+
+	assets, data, feats, _ := sampleDataset(t, 1)
+	model := t.TempDir()
+	v := text.BuildVocab([][]string{{"a", "dog"}}, 1)
+	if err := v.Save(filepath.Join(model, pipeline.VocabFile)); err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	m, err := decoder.New(dev, decoder.Config{FeatDim: 640, Embed: 8, Hidden: 8, Mid: 8, Vocab: v.Size()}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Save(model); err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(t, "eval", "--device", "cpu", "--assets", assets, "--model", model, "--data", data, "--features", feats,
+		"--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
+	if want := "pipeline: the encoder gives 1280 features, model " + model + " expects 640"; err == nil || err.Error() != want {
+		t.Errorf("eval of a model of 640 features: %v, want %q", err, want)
 	}
 }
 

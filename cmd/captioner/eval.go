@@ -225,7 +225,7 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 	if err != nil {
 		return nil, err
 	}
-	store, err := openFeaturesOf(featuresID(cfg, &w.Config), cfg.Train.Features, cfg.Train.Data)
+	store, err := openFeaturesOf(cfg, &w.Config)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w; or run eval --from-images, which encodes the photos instead of reading them from a cache", err)
 	}
@@ -243,6 +243,9 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 		return nil, err
 	}
 	defer m.Close()
+	if err := pipeline.CheckReads(w.Config, m.Cfg, cfg.Model); err != nil {
+		return nil, err
+	}
 	tagger, err := pipeline.NewTagger(dev, w)
 	if err != nil {
 		return nil, err

@@ -280,14 +280,13 @@ func flickr8kDir(assetsDir, data string) (string, error) {
 }
 
 // openFeatures opens the feature store of the default encoder in cfg.Assets
-// under cfg.Train.Features (extract's default root for dataset data when
-// empty).
+// (openFeaturesOf).
 func openFeatures(cfg *config.Config) (*features.Store, error) {
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
 		return nil, err
 	}
-	return openFeaturesOf(featuresID(cfg, &w.Config), cfg.Train.Features, cfg.Train.Data)
+	return openFeaturesOf(cfg, &w.Config)
 }
 
 // featuresID names the store of the features encoder c computes in this
@@ -315,19 +314,30 @@ func featureRoot(root, data string) (string, error) {
 	return features.DefaultRoot(data)
 }
 
-// openFeaturesOf opens the feature store id (featuresID) under root (as
-// openFeatures), for a caller that has the encoder's weights already.
-func openFeaturesOf(id, root, data string) (*features.Store, error) {
-	root, err := featureRoot(root, data)
+// openFeaturesOf opens the store of the features encoder c computes
+// (featuresID) under cfg.Train.Features (extract's default root for
+// cfg.Train.Data when empty), for a caller that has the encoder's weights
+// already. Its sizes must be c's: a manifest damaged or edited to others had
+// every record read at the wrong offset, and a model trained on them.
+func openFeaturesOf(cfg *config.Config, c *encoder.Config) (*features.Store, error) {
+	root, err := featureRoot(cfg.Train.Features, cfg.Train.Data)
 	if err != nil {
 		return nil, err
 	}
-	dir := features.Dir(root, id)
+	dir := features.Dir(root, featuresID(cfg, c))
 	s, err := features.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, missingStoreError{dir, root}
 	}
-	return s, err
+	if err != nil {
+		return nil, err
+	}
+	m, g := s.Manifest(), c.GridSize()
+	if grid := []int{g, g, c.Head}; m.Dim != c.Head || len(m.Grid) > 0 && !slices.Equal(m.Grid, grid) {
+		s.Close()
+		return nil, fmt.Errorf("features: %s says its features have %d values and grid %v, but its encoder gives %d and %v: the manifest is damaged; delete the folder and run captioner extract again", dir, m.Dim, m.Grid, c.Head, grid)
+	}
+	return s, nil
 }
 
 // missingStoreError says how to make the feature store that is not there; it
