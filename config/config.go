@@ -404,25 +404,60 @@ type origins struct {
 // file ...)", or nothing for a default: a user told that a value is wrong
 // should not have to find which of the three set it.
 func (o origins) of(key string) string {
-	if name, ok := o.flags[key]; ok {
-		return " (set by the flag --" + name + ")"
-	}
-	if env := EnvName(key); os.Getenv(env) != "" {
-		return " (set by the environment variable " + env + ")"
-	}
-	if o.file != "" && o.v.InConfig(key) {
+	switch o.source(key) {
+	case fromFlag:
+		return " (set by the flag --" + o.flags[key] + ")"
+	case fromEnv:
+		return " (set by the environment variable " + EnvName(key) + ")"
+	case fromFile:
 		return " (set by the configuration file " + o.file + ")"
 	}
 	return ""
 }
 
+// source is where a setting's value came from.
+type source int
+
+const (
+	fromDefault source = iota
+	fromFlag
+	fromEnv
+	fromFile
+)
+
+// source says which of the flags, the environment, the file and the
+// defaults gave key its value: the first that sets it.
+func (o origins) source(key string) source {
+	switch {
+	case o.flags[key] != "":
+		return fromFlag
+	case os.Getenv(EnvName(key)) != "":
+		return fromEnv
+	case o.file != "" && o.v.InConfig(key):
+		return fromFile
+	}
+	return fromDefault
+}
+
 // Explicit reports, for a configuration LoadWithFlags loaded from v, file and
-// flags, whether the user set a key (e.g. "train.arch") by a flag, the
-// environment or the configuration file, rather than leaving it at its
-// default: train takes a setting left alone from the model it starts from.
+// flags, whether the user set a key (e.g. "train.arch") by a flag or the
+// environment, or to another value than its default in the configuration
+// file (a copy of configs/default.yaml lists every key), rather than leaving
+// it at its default: train takes a setting left alone from the model it
+// starts from.
 func Explicit(v *viper.Viper, file string, flags map[string]string) func(key string) bool {
 	from := origins{v: v, file: file, flags: flags}
-	return func(key string) bool { return from.of(key) != "" }
+	defaults := viper.New()
+	setDefaults(defaults)
+	return func(key string) bool {
+		switch from.source(key) {
+		case fromFlag, fromEnv:
+			return true
+		case fromFile:
+			return fmt.Sprint(v.Get(key)) != fmt.Sprint(defaults.Get(key))
+		}
+		return false
+	}
 }
 
 // withSources adds where its value came from (origins.of) to each of err's

@@ -432,11 +432,12 @@ func TestSectionGivenAValue(t *testing.T) {
 	}
 }
 
-// Explicit tells a value the user set, by file, environment or flag, from a
-// default, even one set to the default's own value.
+// Explicit tells a value the user set, by environment or flag (even to the
+// default's own value) or by the file (to another value: a copy of
+// configs/default.yaml lists every key), from a default.
 func TestExplicit(t *testing.T) {
 	t.Setenv("CAPTIONER_TRAIN_HIDDEN", "256") // the default's value, set
-	file := writeYAML(t, "train:\n  arch: attention\n")
+	file := writeYAML(t, "train:\n  arch: attention\n  mid: 256\n  att: 512\n")
 	v := viper.New()
 	v.Set("train.embed", 64) // as a bound flag's value reaches viper
 	flags := map[string]string{"train.embed": "embed"}
@@ -444,9 +445,23 @@ func TestExplicit(t *testing.T) {
 		t.Fatal(err)
 	}
 	explicit := Explicit(v, file, flags)
-	for key, want := range map[string]bool{"train.arch": true, "train.hidden": true, "train.embed": true, "train.mid": false, "decode.beam": false} {
+	for key, want := range map[string]bool{"train.arch": true, "train.hidden": true, "train.embed": true, "train.mid": false, "train.att": false, "decode.beam": false} {
 		if got := explicit(key); got != want {
 			t.Errorf("Explicit(%s) = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// With train.init, the architecture may come from the model (train's
+// inheritNetwork), so feature_dropout is not refused against the default
+// merge at load; the trainer's Conflicts sees the run's architecture.
+func TestFeatureDropoutWithInitWaitsForTheArchitecture(t *testing.T) {
+	c, err := load(t, writeYAML(t, "train:\n  init: runs/a/model\n  feature_dropout: 0.2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "train.feature_dropout: 0.2 with train.arch merge, train.objective xe, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0"
+	if errs := c.Train.Conflicts(); len(errs) != 1 || errs[0].Error() != want {
+		t.Errorf("the trainer's Conflicts with arch merge: %v, want %q", errs, want)
 	}
 }

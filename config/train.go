@@ -160,13 +160,18 @@ func trainDefaults(v *viper.Viper) {
 // Conflicts lists the training options that do not go together. Besides
 // the configuration's validation, the trainer asks too, for runs built in code;
 // an empty Objective is xe there.
-func (c Train) Conflicts() []error {
+func (c Train) Conflicts() []error { return c.conflicts(false) }
+
+// conflicts is Conflicts; with archOpen the architecture may yet come from
+// train.init's model (train takes it when train.arch is not set), so the
+// checks against it are left to the trainer's Conflicts, which sees the run's.
+func (c Train) conflicts(archOpen bool) []error {
 	var errs []error
 	obj := c.Objective
 	if obj == "" {
 		obj = "xe"
 	}
-	if c.FeatureDropout > 0 && c.FeatureDropout < 1 && (c.Arch != "attention" || obj != "xe" || c.FinetuneBlocks > 0) {
+	if c.FeatureDropout > 0 && c.FeatureDropout < 1 && (c.Arch != "attention" && !archOpen || obj != "xe" || c.FinetuneBlocks > 0) {
 		errs = append(errs, fmt.Errorf("train.feature_dropout: %g with train.arch %s, train.objective %s, train.finetune_blocks %d; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0", c.FeatureDropout, c.Arch, obj, c.FinetuneBlocks))
 	}
 	if c.XEWeight < 0 {
@@ -217,7 +222,7 @@ func (c Train) validate() []error {
 	if c.FeatureDropout < 0 || c.FeatureDropout >= 1 {
 		errs = append(errs, fmt.Errorf("train.feature_dropout: %g is outside [0, 1); 0 keeps every feature", c.FeatureDropout))
 	}
-	errs = append(errs, c.Conflicts()...)
+	errs = append(errs, c.conflicts(c.Init != "")...)
 	if c.FinetuneBlocks < 0 {
 		errs = append(errs, fmt.Errorf("train.finetune_blocks: %d is negative; 0 keeps the encoder frozen", c.FinetuneBlocks))
 	}

@@ -270,7 +270,7 @@ func checkInit(dev gpu.Device, dir string, want decoder.Config) ([]float32, deco
 	defer init.Close()
 	want.CtxRank = init.Cfg.CtxRank
 	if init.Cfg.Network() != want.Network() {
-		return nil, want, fmt.Errorf("train.init: %s is another network than this run asks for: %s (the model's -> this run's); set train.arch, cleaning, embed, hidden, mid and att as the model's config.json has them (feat_dim and regions follow the features: captioner extract, --grid for attention), or train from scratch without train.init",
+		return nil, want, fmt.Errorf("train.init: %s is another network than this run asks for: %s (the model's -> this run's); captioner train takes train.arch, embed, hidden, mid and att from the model where they are not set: unset those that differ, or set them as its config.json has them (feat_dim and regions follow the features: captioner extract, --grid for attention), or train from scratch without train.init",
 			dir, structdiff.Join(structdiff.Fields(init.Cfg.Network(), want.Network())))
 	}
 	flat, err := init.FlatHost()

@@ -383,7 +383,7 @@ func TestSelfCriticalRaisesReward(t *testing.T) {
 	// A model of another architecture cannot be the starting point.
 	bad := synthOptions(t.TempDir(), 1)
 	bad.Log, bad.Objective, bad.Init, bad.Samples, bad.Hidden = &log, "cider", start.ModelDir, 4, 8
-	want := "train.init: " + start.ModelDir + " is another network than this run asks for: hidden 16 -> 8 (the model's -> this run's); set train.arch, cleaning, embed, hidden, mid and att as the model's config.json has them (feat_dim and regions follow the features: captioner extract, --grid for attention), or train from scratch without train.init"
+	want := "train.init: " + start.ModelDir + " is another network than this run asks for: hidden 16 -> 8 (the model's -> this run's); captioner train takes train.arch, embed, hidden, mid and att from the model where they are not set: unset those that differ, or set them as its config.json has them (feat_dim and regions follow the features: captioner extract, --grid for attention), or train from scratch without train.init"
 	if _, err := Run(context.Background(), dev, bad, trn, dv); err == nil || err.Error() != want {
 		t.Errorf("init from another architecture: got %v, want %s", err, want)
 	}

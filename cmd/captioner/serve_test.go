@@ -268,6 +268,7 @@ func TestServeSeveralModels(t *testing.T) {
 // width was refused.
 func TestServeRefusesADefaultBeamAboveMaxBeam(t *testing.T) {
 	t.Setenv("CAPTIONER_DECODE_BEAM", "12")
+	resetFlags(t, "serve", "addr")
 	// An address in use: serve that let the beam through fails there, not serves on.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -53,7 +53,8 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	hidden := cmd.Flags().Lookup("hidden")
 	hidden.Value.Set(hidden.DefValue)
 	hidden.Changed = false
-	args := append([]string{"train", "--out", sc, "--init", first, "--objective", "cider", "--lr", "1e-3"}, slices.DeleteFunc(slices.Clone(common), func(a string) bool { return a == "--hidden" || a == "16" })...)
+	h := slices.Index(common, "--hidden")
+	args := append([]string{"train", "--out", sc, "--init", first, "--objective", "cider", "--lr", "1e-3"}, slices.Delete(slices.Clone(common), h, h+2)...)
 	rootCmd.SetOut(&bytes.Buffer{})
 	rootCmd.SetArgs(args)
 	if err := rootCmd.Execute(); err != nil {
