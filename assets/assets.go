@@ -122,9 +122,11 @@ func (s *Store) Path(rel string) (string, error) {
 	}
 	f, known := lookup(rel)
 	switch {
-	case !s.Managed:
+	case !s.Managed && known:
 		// setup only verifies a folder of the user's own: its advice is for the cache.
-		return "", fmt.Errorf("assets: %s not found in %s, the folder --assets (or CAPTIONER_ASSETS) names, which captioner reads but never downloads into: pass a folder laid out like shared/ that has it, or set neither and run `captioner setup` to download into the cache", rel, s.Dir)
+		return "", fmt.Errorf("assets: %s not found in %s (its public source: %s); %s", rel, s.Dir, f.URL, ownFolderAdvice)
+	case !s.Managed:
+		return "", fmt.Errorf("assets: %s not found in %s; %s", rel, s.Dir, ownFolderAdvice)
 	case !known:
 		return "", fmt.Errorf("assets: %s not found in the cache %s, and it is no public file setup downloads: pass --assets (or set CAPTIONER_ASSETS) with a folder that has it", rel, s.Dir)
 	}
@@ -202,10 +204,15 @@ func (s *Store) Verify(requireAll bool) error {
 	}
 	if len(errs) > 0 && !s.Managed {
 		// setup verifies a folder of the user's own and stops there.
-		errs = append(errs, fmt.Errorf("assets: captioner never downloads into the folder --assets or CAPTIONER_ASSETS names: put the files there yourself, or set neither and run `captioner setup` to download into the cache"))
+		errs = append(errs, errors.New("assets: "+ownFolderAdvice))
 	}
 	return errors.Join(errs...)
 }
+
+// ownFolderAdvice is what to do about a file missing from an assets folder of
+// the user's own, which setup only verifies: the cache is the way to a
+// download only where no shared/ folder is found either (locate.Shared).
+const ownFolderAdvice = "the assets folder is one of your own (--assets, CAPTIONER_ASSETS, or a shared/ found beside the working directory or the repository), which captioner reads but never downloads into: put the files there yourself, or point --assets at a folder laid out like shared/ that has them; where no shared/ folder is found, setting neither makes `captioner setup` download into the cache"
 
 // FileSHA256 is the hex SHA-256 of a file's contents: how assets are pinned, imported
 // weights are keyed and model versions are named.

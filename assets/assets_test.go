@@ -95,9 +95,13 @@ func TestUserFolderIsNeverDownloadedInto(t *testing.T) {
 	}
 	s.Fetch = func(string) (io.ReadCloser, error) { t.Fatal("fetched into a user folder"); return nil, nil }
 	_, err = s.Path(EncoderTFLite)
-	want := "assets: " + EncoderTFLite + " not found in " + dir + ", the folder --assets (or CAPTIONER_ASSETS) names, which captioner reads but never downloads into: pass a folder laid out like shared/ that has it, or set neither and run `captioner setup` to download into the cache"
+	want := "assets: " + EncoderTFLite + " not found in " + dir + " (its public source: " + Known[0].URL + "); " + ownFolderAdvice
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
+	}
+	_, err = s.Path("models/other.tflite") // no public file
+	if want := "assets: models/other.tflite not found in " + dir + "; " + ownFolderAdvice; err == nil || err.Error() != want {
+		t.Fatalf("a file no URL is known for: got %v, want %q", err, want)
 	}
 	_, err = Open(filepath.Join(dir, "nope"))
 	want = "assets: folder " + filepath.Join(dir, "nope") + " does not exist; pass --assets (or set CAPTIONER_ASSETS) with a folder laid out like shared/, or set neither and run `captioner setup` to download into the cache"

@@ -61,7 +61,7 @@ func TestSetupReportsDamagedAndMissingFiles(t *testing.T) {
 	sum, _ := assets.FileSHA256(bad)
 	want := "assets: " + bad + " has SHA-256 " + sum + ", want " + assets.Known[0].SHA256 + " (a different or damaged file: replace it with " + assets.Known[0].URL + ")\n" +
 		"assets: " + assets.Known[1].Path + " is missing from " + mine + " (the public file: " + assets.Known[1].URL + ")\n" +
-		"assets: captioner never downloads into the folder --assets or CAPTIONER_ASSETS names: put the files there yourself, or set neither and run `captioner setup` to download into the cache"
+		"assets: the assets folder is one of your own (--assets, CAPTIONER_ASSETS, or a shared/ found beside the working directory or the repository), which captioner reads but never downloads into: put the files there yourself, or point --assets at a folder laid out like shared/ that has them; where no shared/ folder is found, setting neither makes `captioner setup` download into the cache"
 	if out, err := run(t, "setup", "--assets", mine, "--dataset=false"); err == nil || err.Error() != want {
 		t.Errorf("setup on a folder with a damaged and a missing file: %v (%q), want %q", err, out, want)
 	}
