@@ -41,7 +41,9 @@ quality. The captions are written as JSON to --captions (the fields of caption
 folder's scores.json, which serve reports (GET /v1/models): they are the float32
 encoder's (the cached features are float32; with --from-images and --save-scores,
 precision auto computes in float32 and another precision is refused, while
---from-images alone computes in the precision set, which auto picks by machine).`,
+--from-images alone computes in the precision set, which auto picks by machine).
+A model with a fine-tuned encoder (encoder.safetensors) is always evaluated
+from the photos, as --from-images.`,
 		Args: cobra.NoArgs,
 		RunE: runEval,
 	}

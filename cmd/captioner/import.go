@@ -20,9 +20,10 @@ and writes them as safetensors, with the architecture in the file's metadata.
 Without an argument it imports the assets folder's default encoder. The other
 commands import on first use by themselves; run this to check a file or to choose
 where the result goes (--out). The encoder the other commands run is always the
-assets folder's models/mobilenet_v2/mobilenet_v2_1.0_224_quant.tflite: the caption
-models read the features of the encoder they were trained on, and no setting
-chooses another.`,
+assets folder's
+` + assets.EncoderTFLite + `:
+the caption models read the features of the encoder they were trained on, and
+no setting chooses another.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(cmd)
