@@ -155,6 +155,8 @@ func TestAddRejectsBadItems(t *testing.T) {
 		{item("a\nb.jpg", "A", 2, 12), `features: bad item name "a\nb.jpg"`},
 		{short, `features: bad item name "c.jpg" or hash "` + short.Hash + `"`},
 		{item("d.jpg", "D", 2, 11), "features: d.jpg: 2 pooled and 11 grid values, want 2 and 12"},
+		{withValue(item("e.jpg", "E", 2, 12), false, float32(math.NaN())), "features: e.jpg: features that are not finite (NaN or Inf) are not stored"},
+		{withValue(item("f.jpg", "F", 2, 12), true, float32(math.Inf(1))), "features: f.jpg: features that are not finite (NaN or Inf) are not stored"},
 	} {
 		if err := s.Add([]Item{c.it}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Add(%q): %v, want %q", c.it.Name, err, c.want)
@@ -224,4 +226,48 @@ func filled(t *testing.T, dir string, m Manifest, items ...Item) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// withValue is it with its last pooled value (or grid value) set to v.
+func withValue(it Item, grid bool, v float32) Item {
+	if grid {
+		it.Grid[len(it.Grid)-1] = v
+	} else {
+		it.Pooled[len(it.Pooled)-1] = v
+	}
+	return it
+}
+
+// TestDamagedValuesAreNamed: a NaN or Inf in a store's files (the encoder's
+// features are ReLU6 outputs) trained a model into NaN gradients and failed
+// eval's JSON without naming the store; reading it names the image.
+func TestDamagedValuesAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	m := Manifest{Encoder: "e", Dim: 2, Grid: []int{2, 2, 3}}
+	filled(t, dir, m, item("a.jpg", "A", 2, 12), item("b.jpg", "B", 2, 12)).Close()
+	grid, err := os.OpenFile(filepath.Join(dir, gridFile), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid.WriteAt([]byte{0x00, 0x7e}, 2*12+2*5) // a float16 NaN in b.jpg's grid
+	grid.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.LoadGrid([]string{"a.jpg", "b.jpg"})
+	if want := "features: " + dir + ": the features of b.jpg (record 1) in grid.f16 are not finite (NaN or Inf): the store is damaged; delete the folder and run captioner extract again"; err == nil || err.Error() != want {
+		t.Errorf("LoadGrid: %v, want %q", err, want)
+	}
+	s.Close()
+	pooled, err := os.OpenFile(filepath.Join(dir, pooledFile), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pooled.WriteAt([]byte{0, 0, 0x80, 0x7f}, 4) // +Inf, a.jpg's second value
+	pooled.Close()
+	_, err = Open(dir)
+	if want := "features: " + dir + ": the features of a.jpg (record 0) in pooled.f32 are not finite (NaN or Inf): the store is damaged; delete the folder and run captioner extract again"; err == nil || err.Error() != want {
+		t.Errorf("Open: %v, want %q", err, want)
+	}
 }

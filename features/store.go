@@ -268,7 +268,11 @@ func load(dir string, write bool) (*Store, error) {
 	}
 	s.pooled = make([]float32, n*s.man.Dim)
 	for i := range s.pooled {
-		s.pooled[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		v := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		if notFinite(v) {
+			return nil, s.damagedRecord(i/s.man.Dim, pooledFile)
+		}
+		s.pooled[i] = v
 	}
 	if write {
 		if err := s.openWriters(complete, int64(n)); err != nil {
@@ -488,9 +492,32 @@ func (s *Store) Grid(dst []float32, name string) error {
 		return fmt.Errorf("features: reading the grid of %s: %w", name, err)
 	}
 	for i := range dst {
-		dst[i] = f16.ToFloat32(binary.LittleEndian.Uint16(buf[2*i:]))
+		h := binary.LittleEndian.Uint16(buf[2*i:])
+		if h&f16Special == f16Special {
+			return s.damagedRecord(r, gridFile)
+		}
+		dst[i] = f16.ToFloat32(h)
 	}
 	return nil
+}
+
+// f16Special is the exponent of float16's Inf and NaN: all ones.
+const f16Special = 0x7c00
+
+func notFinite(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
+
+// damagedRecord is the error for record r, whose features in file are not
+// finite: damage (the encoder's are ReLU6 outputs), which trained a model
+// to NaN gradients and failed eval's JSON, without naming the store.
+func (s *Store) damagedRecord(r int, file string) error {
+	name := ""
+	for _, n := range s.names {
+		if s.byName[n] == r {
+			name = n
+			break
+		}
+	}
+	return fmt.Errorf("features: %s: the features of %s (record %d) in %s are not finite (NaN or Inf): the store is damaged; delete the folder and run captioner extract again", s.dir, name, r, file)
 }
 
 // Add appends items: a new record for each content hash the store lacks, and an
@@ -514,6 +541,9 @@ func (s *Store) Add(items []Item) error {
 		if !ok {
 			if len(it.Pooled) != s.man.Dim || (s.gridLen > 0 && len(it.Grid) != s.gridLen) {
 				return fmt.Errorf("features: %s: %d pooled and %d grid values, want %d and %d", it.Name, len(it.Pooled), len(it.Grid), s.man.Dim, s.gridLen)
+			}
+			if slices.ContainsFunc(it.Pooled, notFinite) || slices.ContainsFunc(it.Grid, notFinite) {
+				return fmt.Errorf("features: %s: features that are not finite (NaN or Inf) are not stored", it.Name)
 			}
 			r = next
 			next++

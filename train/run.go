@@ -51,7 +51,7 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			return nil, err
 		}
 		if math.IsNaN(stats.DevLoss) || math.IsInf(stats.DevLoss, 0) {
-			return nil, fmt.Errorf("train: dev loss %v after epoch %d: the weights diverged; nothing of the epoch was saved, and the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", stats.DevLoss, stats.Epoch, r.st.Epoch)
+			return nil, fmt.Errorf("train: dev loss %v after epoch %d: the weights diverged; nothing of the epoch was saved, and %s", stats.DevLoss, stats.Epoch, divergedAdvice(r.st.Epoch))
 		}
 		stats.Seconds = time.Since(start).Seconds()
 		note, err := r.selectModel(stats)
@@ -430,7 +430,7 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 			err = ts.Step(o.Clip, adam, forward)
 		}
 		if errors.Is(err, gpu.ErrDiverged) {
-			return EpochStats{}, fmt.Errorf("train: epoch %d, step %d: %w; the step was not taken, and the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", epoch, ts.Steps()+1, err, r.st.Epoch)
+			return EpochStats{}, fmt.Errorf("train: epoch %d, step %d: %w; the step was not taken, and %s", epoch, ts.Steps()+1, err, divergedAdvice(r.st.Epoch))
 		}
 		if err != nil {
 			return EpochStats{}, err
@@ -458,7 +458,7 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 	tokRate := float64(lossTok) / time.Since(start).Seconds()
 	bar.Finish()
 	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
-		return EpochStats{}, fmt.Errorf("train: loss diverged (%v) in epoch %d; the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", lossSum, epoch, r.st.Epoch)
+		return EpochStats{}, fmt.Errorf("train: loss diverged (%v) in epoch %d; %s", lossSum, epoch, divergedAdvice(r.st.Epoch))
 	}
 	stats := EpochStats{Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(lossTok), TokensPerSec: tokRate}
 	if r.sampled {
@@ -627,4 +627,14 @@ func (r *run) result() *Result {
 		res.Best = r.st.History[r.st.BestEpoch-1]
 	}
 	return res
+}
+
+// divergedAdvice says, after done epochs, what a diverged run left and what to
+// do: with none done there is no checkpoint to resume (a first epoch that
+// diverges at once points at the data, e.g. features that are not finite).
+func divergedAdvice(done int) string {
+	if done == 0 {
+		return "no epoch had finished, so there is no checkpoint: lower train.lr (or set train.clip) and run again; if the first steps diverge whatever the rate, check the features and the dataset"
+	}
+	return fmt.Sprintf("the checkpoint of epoch %d is intact: lower train.lr (or set train.clip) and run again with --resume", done)
 }

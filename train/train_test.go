@@ -533,6 +533,12 @@ func TestDivergingStepIsNotTaken(t *testing.T) {
 	if after, _ := os.ReadFile(ckpt); !bytes.Equal(before, after) {
 		t.Error("the diverged run changed the checkpoint")
 	}
+	// A new run that diverges in its first epoch has no checkpoint to resume.
+	o.Resume, o.Epochs, o.Out = false, 1, t.TempDir()
+	_, err = Run(context.Background(), dev, o, trn, dv)
+	if !errors.Is(err, gpu.ErrDiverged) || !strings.Contains(err.Error(), "the step was not taken, and no epoch had finished, so there is no checkpoint: lower train.lr (or set train.clip) and run again; if the first steps diverge") {
+		t.Errorf("a new run at a learning rate of 1e30: %v, want it told there is no checkpoint", err)
+	}
 }
 
 // TestRunKeepsTheBestEpochsModel: model/ holds the best epoch's weights, not
