@@ -25,7 +25,11 @@ const (
 	Unk   = "<unk>"
 )
 
-var specials = []string{Pad, Start, End, Unk}
+var specials = [...]string{Pad, Start, End, Unk}
+
+// NumSpecial is how many special tokens every vocabulary starts with (ids
+// 0..3): a vocabulary of NumSpecial words has no word at all.
+const NumSpecial = len(specials)
 
 // DefaultMinCount is the seed notebook's threshold: words seen fewer times in
 // the training captions become <unk>.
@@ -65,7 +69,7 @@ func BuildVocab(captions [][]string, minCount int) *Vocab {
 		}
 		return kept[i] < kept[j]
 	})
-	words := append(append([]string{}, specials...), kept...)
+	words := append(append([]string{}, specials[:]...), kept...)
 	counts := make([]int, len(words))
 	for i, w := range kept {
 		counts[len(specials)+i] = count[w]
@@ -93,7 +97,7 @@ func newVocab(words []string, counts []int, minCount int) (*Vocab, error) {
 	}
 	for i, s := range specials {
 		if words[i] != s {
-			return nil, fmt.Errorf("word %d is %q, want %q: ids 0..3 must be %s", i, words[i], s, strings.Join(specials, " "))
+			return nil, fmt.Errorf("word %d is %q, want %q: ids 0..3 must be %s", i, words[i], s, strings.Join(specials[:], " "))
 		}
 	}
 	if len(counts) != len(words) {

@@ -163,6 +163,8 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("train.init: %w", err)
 		}
 		vocabFrom = "from " + tc.Init
+	} else if vocab.Size() == text.NumSpecial {
+		return emptyVocabError(trainImgs, tc.MinCount)
 	}
 	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (%s)\n",
 		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), vocabFrom)
@@ -485,6 +487,18 @@ func wordIDs(vocab *text.Vocab, c []string) []int32 {
 		words[j] = int32(id)
 	}
 	return words
+}
+
+// emptyVocabError says why the train captions of imgs gave a vocabulary of
+// no word at min count minCount, and what to do (the decoder's own refusal
+// named neither the setting nor the data).
+func emptyVocabError(imgs []text.Image, minCount int) error {
+	all := text.BuildVocab(text.Captions(imgs), 1)
+	if all.Size() == text.NumSpecial {
+		return fmt.Errorf("train: the %d train images' captions have no words once cleaned: check the dataset's captions (train.data)", len(imgs))
+	}
+	return fmt.Errorf("train.min_count: %d keeps no word of the train captions, whose most frequent, %q, appears %d times: lower train.min_count (in the configuration file, or CAPTIONER_TRAIN_MIN_COUNT)",
+		minCount, all.Word(text.NumSpecial), all.Count(text.NumSpecial))
 }
 
 // inheritNetwork gives tc the network of the model a run starts from, ic:

@@ -322,3 +322,21 @@ func TestInitGivesTheNetworkNotSet(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyVocabularySaysWhy: a min count above every word's count left a
+// vocabulary of the special tokens alone, which the decoder refused without
+// naming the setting, after the device was opened.
+func TestEmptyVocabularySaysWhy(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 7)
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "100000")
+	out := filepath.Join(t.TempDir(), "run")
+	_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", out, "--init", "", "--resume=false")
+	// The sample captions: "a" starts each of the 7 photos' first and 3 of their second ones.
+	want := `train.min_count: 100000 keeps no word of the train captions, whose most frequent, "a", appears 10 times: lower train.min_count (in the configuration file, or CAPTIONER_TRAIN_MIN_COUNT)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the refused run made %s (%v)", out, err)
+	}
+}
