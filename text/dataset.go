@@ -208,21 +208,35 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(imgs) == 0 {
-		return nil, nil, fmt.Errorf("%s: no captions", path)
-	}
 	var names []string
 	total := 0
 	for name, c := range skipped {
 		names = append(names, name)
 		total += c
 	}
+	warning := ""
 	if total > 0 {
 		sort.Strings(names)
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: skipped %d lines naming %s: not an image file name (%s)",
-			Flickr8kTokens, total, strings.Join(names, ", "), strings.Join(imageExtensions, " ")))
+		warning = fmt.Sprintf("%s: skipped %d lines naming %s: not an image file name (%s)",
+			Flickr8kTokens, total, strings.Join(names[:min(3, len(names))], ", ")+more(len(names)-3), strings.Join(imageExtensions, " "))
+	}
+	switch {
+	case len(imgs) == 0 && total > 0: // the warning would never be shown
+		return nil, nil, fmt.Errorf("%s: no captions of an image file: %s; a line is NAME.jpg#N<TAB>caption", path, warning)
+	case len(imgs) == 0:
+		return nil, nil, fmt.Errorf("%s: no captions", path)
+	case total > 0:
+		d.Warnings = append(d.Warnings, warning)
 	}
 	return imgs, order, nil
+}
+
+// more is ", and N more" for n > 0 names left unlisted, else "".
+func more(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more", n)
 }
 
 func insert[T any](s []T, i int, v T) []T {

@@ -99,6 +99,8 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 		{"empty caption", Flickr8kTokens, "1000_aaaa.jpg#0\t  \n", false,
 			"Flickr8k.token.txt:1: 1000_aaaa.jpg#0 has an empty caption"},
 		{"no captions", Flickr8kTokens, "\n", false, "Flickr8k.token.txt: no captions"},
+		{"no image names", Flickr8kTokens, "a #0\tA dog .\nb #0\tA cat .\nc #0\tA .\nd #0\tA .\nd #1\tA .\n", false,
+			"Flickr8k.token.txt: no captions of an image file: Flickr8k.token.txt: skipped 5 lines naming a , b , c  and 1 more: not an image file name (.jpg .jpeg .png .gif .bmp .webp); a line is NAME.jpg#N<TAB>caption"},
 		{"long line", Flickr8kTokens, "1000_aaaa.jpg#0\tA dog .\n1000_aaaa.jpg#1\t" + strings.Repeat("dog ", 300_000) + "\n", false,
 			"Flickr8k.token.txt:2: the line is longer than 1 MiB; a line holds one caption or image name (is this the right file?)"},
 		{"missing tokens", Flickr8kTokens, "", true, "Flickr8k.token.txt: no such file or directory (the folder must hold Flickr8k.token.txt"},

@@ -290,7 +290,7 @@ func TestTrainMixingFlagsReachTheConfiguration(t *testing.T) {
 		{[]string{"--xe-weight", "0.2", "--feature-dropout", "0"}, "train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective"},
 		{[]string{"--xe-weight", "0", "--feature-dropout", "0.3"}, "train.feature_dropout: 0.3 with train.arch merge, train.objective xe, train.finetune_blocks 0;"},
 	} {
-		_, err := run(t, append([]string{"train", "--device", "cpu", "--out", t.TempDir()}, c.args...)...)
+		_, err := run(t, append([]string{"train", "--device", "cpu", "--out", t.TempDir(), "--init", ""}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("train %v: %v, want %q", c.args, err, c.want)
 		}
