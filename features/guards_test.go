@@ -1,6 +1,8 @@
 package features
 
 import (
+	"errors"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -269,5 +271,19 @@ func TestDamagedValuesAreNamed(t *testing.T) {
 	_, err = Open(dir)
 	if want := "features: " + dir + ": the features of a.jpg (record 0) in pooled.f32 are not finite (NaN or Inf): the store is damaged; delete the folder and run captioner extract again"; err == nil || err.Error() != want {
 		t.Errorf("Open: %v, want %q", err, want)
+	}
+}
+
+// A grids store without its grid file is damaged, not absent: the error
+// wrapped fs.ErrNotExist, which train and eval tell as "run extract".
+func TestMissingGridFileIsDamage(t *testing.T) {
+	dir := t.TempDir()
+	filled(t, dir, Manifest{Encoder: "e", Dim: 2, Grid: []int{2, 2, 3}}, item("a.jpg", "A", 2, 12)).Close()
+	if err := os.Remove(filepath.Join(dir, gridFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(dir)
+	if want := "features: " + dir + " has no grid.f16, though its manifest keeps grids: the store is damaged; delete the folder and run captioner extract again"; err == nil || err.Error() != want || errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open: %v, want %q (not fs.ErrNotExist)", err, want)
 	}
 }

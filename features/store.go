@@ -134,6 +134,13 @@ func DefaultRoot(data string) (string, error) {
 // Dir is the store folder of encoder ID encoderID under root.
 func Dir(root, encoderID string) string { return filepath.Join(root, encoderID) }
 
+// IsStore reports whether dir is a store (holds a manifest): a root given in
+// its place is told apart from a root without the store.
+func IsStore(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, manifestFile))
+	return err == nil
+}
+
 // MirroredDir is the folder of the store of mirrored photos' features that
 // belongs to the store in dir: a store of its own, keyed by the original
 // files' hashes, so that the two never mix.
@@ -285,7 +292,12 @@ func load(dir string, write bool) (*Store, error) {
 		if write {
 			flag = os.O_RDWR | os.O_CREATE
 		}
-		if s.grid, err = os.OpenFile(filepath.Join(dir, gridFile), flag, 0o644); err != nil {
+		if s.grid, err = os.OpenFile(filepath.Join(dir, gridFile), flag, 0o644); errors.Is(err, fs.ErrNotExist) {
+			// Not the store's absence (fs.ErrNotExist), which callers tell
+			// as "run extract": its manifest and index are there.
+			s.Close()
+			return nil, fmt.Errorf("features: %s has no %s, though its manifest keeps grids: the store is damaged; delete the folder and run captioner extract again", dir, gridFile)
+		} else if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("features: %w", err)
 		}

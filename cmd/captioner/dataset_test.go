@@ -188,6 +188,19 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
+	// A store given as the root is told as such (following the advice
+	// above would nest a second store in it).
+	st, err := features.Create(features.Dir(root, id), features.Manifest{Encoder: id, Dim: 1280})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	inStore := &config.Config{Train: config.Train{Features: features.Dir(root, id)}}
+	_, err = openFeaturesOf(inStore, &w.Config)
+	if want := "features: " + features.Dir(root, id) + " is a feature store, not the folder extract --out names, which holds one store per encoder: give its parent, " + root + ", as --features (train.features)"; err == nil || err.Error() != want {
+		t.Errorf("a store as the root: got %v\nwant %s", err, want)
+	}
+	os.RemoveAll(features.Dir(root, id))
 	// eval has another way, and says so.
 	assets, data, _, _ := sampleDataset(t, 1)
 	// Every flag eval reads is given: the tests share rootCmd, and another

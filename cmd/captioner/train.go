@@ -328,10 +328,12 @@ func openFeaturesOf(cfg *config.Config, c *encoder.Config) (*features.Store, err
 	}
 	dir := features.Dir(root, featuresID(cfg, c))
 	s, err := features.Open(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && features.IsStore(root):
+		return nil, fmt.Errorf("features: %s is a feature store, not the folder extract --out names, which holds one store per encoder: give its parent, %s, as --features (train.features)", root, filepath.Dir(filepath.Clean(root)))
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, missingStoreError{dir, root}
-	}
-	if err != nil {
+	case err != nil:
 		return nil, err
 	}
 	m, g := s.Manifest(), c.GridSize()
