@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,6 +66,38 @@ func (d *Dataset) Reclean(c Cleaning) {
 			}
 		}
 	}
+}
+
+// DropWordless leaves out the captions that have no words once cleaned (one
+// of punctuation alone), which training would learn as a caption that ends at
+// once, and the images left without a caption; it says what it left out, or
+// "" when nothing.
+func (d *Dataset) DropWordless() string {
+	captions, images, example := 0, 0, ""
+	for _, split := range slices.Sorted(maps.Keys(d.Splits)) {
+		kept := d.Splits[split][:0]
+		for _, img := range d.Splits[split] {
+			raw, caps := img.Raw[:0:0], img.Captions[:0:0]
+			for j, c := range img.Captions {
+				if len(c) > 0 {
+					raw, caps = append(raw, img.Raw[j]), append(caps, c)
+				} else if captions++; example == "" {
+					example = img.Raw[j]
+				}
+			}
+			img.Raw, img.Captions = raw, caps
+			if len(caps) > 0 {
+				kept = append(kept, img)
+			} else {
+				images++
+			}
+		}
+		d.Splits[split] = kept
+	}
+	if captions == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d captions have no words once cleaned (the first: %q) and are left out, and with them %d images that had no other caption", captions, example, images)
 }
 
 // Captions lists the cleaned captions of images, for BuildVocab.

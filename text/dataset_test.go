@@ -281,3 +281,27 @@ func TestLoadKarpathyJSONErrors(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestDropWordless: captions of punctuation alone clean to no words, which
+// training learned as a caption ending at once; they go, and an image left
+// without a caption with them.
+func TestDropWordless(t *testing.T) {
+	d := &Dataset{Splits: map[string][]Image{
+		SplitTrain: {
+			{Name: "a.jpg", Raw: []string{"A dog .", "!!! ... ???"}},
+			{Name: "b.jpg", Raw: []string{"?!", "..."}},
+		},
+		SplitDev: {{Name: "c.jpg", Raw: []string{"A cat ."}}},
+	}}
+	d.Reclean(CleaningStandard)
+	if got, want := d.DropWordless(), `3 captions have no words once cleaned (the first: "!!! ... ???") and are left out, and with them 1 images that had no other caption`; got != want {
+		t.Errorf("DropWordless = %q, want %q", got, want)
+	}
+	train := d.Splits[SplitTrain]
+	if len(train) != 1 || train[0].Name != "a.jpg" || len(train[0].Raw) != 1 || train[0].Raw[0] != "A dog ." || len(train[0].Captions) != 1 {
+		t.Errorf("train split %+v", train)
+	}
+	if len(d.Splits[SplitDev]) != 1 || d.DropWordless() != "" {
+		t.Errorf("dev split %+v, or a second call dropped more", d.Splits[SplitDev])
+	}
+}

@@ -148,6 +148,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	ds.Reclean(text.Cleaning(tc.Cleaning))
+	if note := ds.DropWordless(); note != "" {
+		fmt.Fprintf(log, "warning: %s\n", note)
+	}
 	trainImgs, err := ds.Split(text.SplitTrain)
 	if err != nil {
 		return err
