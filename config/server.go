@@ -85,7 +85,8 @@ type Server struct {
 	MaxConnections int `mapstructure:"max_connections"`
 	// Live is who may watch /live, which shows every upload's thumbnail, filename
 	// and caption: off, public, token (viewers present server.live_token), or auto
-	// (public when server.addr is loopback, else off).
+	// (local when server.addr is loopback: requests made on the server's own
+	// machine, not through a proxy; else off).
 	Live string `mapstructure:"live"`
 	// LiveToken is the token /live viewers present when server.live is token.
 	LiveToken string `mapstructure:"live_token"`
@@ -243,13 +244,14 @@ func LoopbackHost(host string) bool {
 	return strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()
 }
 
-// LiveMode is Live with auto resolved: public on a loopback server, else off.
+// LiveMode is Live with auto resolved: on a loopback server "local" (the
+// server's own machine sees it; a proxy on it does not pass it on), else off.
 func (c Server) LiveMode() string {
 	if c.Live != "auto" {
 		return c.Live
 	}
 	if c.Loopback() {
-		return "public"
+		return "local"
 	}
 	return "off"
 }

@@ -68,11 +68,11 @@ func TestLoopbackAndLiveMode(t *testing.T) {
 		loopback   bool
 		mode       string
 	}{
-		{"127.0.0.1:8080", "auto", true, "public"},
-		{"127.1.2.3:8080", "auto", true, "public"},
-		{"[::1]:8080", "auto", true, "public"},
-		{"localhost:8080", "auto", true, "public"},
-		{"LocalHost:8080", "auto", true, "public"}, // host names are case-insensitive
+		{"127.0.0.1:8080", "auto", true, "local"},
+		{"127.1.2.3:8080", "auto", true, "local"},
+		{"[::1]:8080", "auto", true, "local"},
+		{"localhost:8080", "auto", true, "local"},
+		{"LocalHost:8080", "auto", true, "local"}, // host names are case-insensitive
 		{":8080", "auto", false, "off"},
 		{"0.0.0.0:8080", "auto", false, "off"},
 		{"[::]:8080", "auto", false, "off"},

@@ -74,6 +74,7 @@ func TestLiveModes(t *testing.T) {
 		off      = `{"error":"the live stream is off on this server (server.live is off, the default when server.addr is not loopback): set server.live to public or token to turn it on"}`
 		needTok  = `{"error":"the live stream needs the viewer token (server.live is token): open /live?token=\u003cserver.live_token\u003e, or send Authorization: Bearer \u003cserver.live_token\u003e"}`
 		streamOK = "retry: 2000"
+		proxied  = `{"error":"the live stream answers only requests made on the server's machine (server.live auto on a loopback server.addr), and this one came through a proxy or from another address: set server.live to token (or public) to show it through a proxy"}`
 	)
 	page := func(r response) string {
 		if r.status == 200 && strings.Contains(string(r.body), `<script src="/static/live.js">`) {
@@ -89,7 +90,11 @@ func TestLiveModes(t *testing.T) {
 		status int
 		stream string // the stream's answer; the page's is the same error, or the page
 	}{
-		{"auto on loopback is public", nil, "", nil, 200, streamOK},
+		{"auto on loopback is this machine's", nil, "", nil, 200, streamOK},
+		// A proxy on the same machine connects from loopback for every client.
+		{"auto on loopback, through a proxy", nil, "", map[string]string{"X-Forwarded-For": "203.0.113.5"}, 403, proxied},
+		{"auto on loopback, from a trusted proxy", func(c *config.Config) { c.Server.TrustedProxies = []string{"127.0.0.1"} }, "", nil, 403, proxied},
+		{"public through a proxy", func(c *config.Config) { c.Server.Live = "public" }, "", map[string]string{"X-Forwarded-For": "203.0.113.5"}, 200, streamOK},
 		{"auto beyond loopback is off", func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" }, "", nil, 403, off},
 		{"off", func(c *config.Config) { c.Server.Live = "off" }, "", nil, 403, off},
 		{"public beyond loopback", func(c *config.Config) { c.Server.Addr = ":8080"; c.Server.Live = "public" }, "", nil, 200, streamOK},
@@ -126,7 +131,8 @@ func (h *hub) viewersOf(client string) int {
 
 func TestLiveCapPerClient(t *testing.T) {
 	const full = `{"error":"this address already has as many live streams open as one client may (server.live_max_per_client); close one first"}`
-	ts := stepServer(t, func(c *config.Config) { c.Server.LiveMaxPerClient = 2 })
+	// Public: auto shows the stream to this machine alone, not to what a proxy passes on.
+	ts := stepServer(t, func(c *config.Config) { c.Server.LiveMaxPerClient = 2; c.Server.Live = "public" })
 	_, closeA := openLive(t, ts.url, "")
 	_, closeB := openLive(t, ts.url, "")
 	defer closeB()
@@ -143,6 +149,7 @@ func TestLiveCapPerClient(t *testing.T) {
 	tp := stepServer(t, func(c *config.Config) {
 		c.Server.LiveMaxPerClient = 1
 		c.Server.TrustedProxies = []string{"127.0.0.0/8"}
+		c.Server.Live = "public"
 	})
 	for _, who := range []string{"10.0.0.1", "10.0.0.2"} {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -429,7 +436,7 @@ func TestStartupLogSaysWhoMayAdminister(t *testing.T) {
 		edit func(*config.Config)
 		want string
 	}{
-		{nil, "localhost"},
+		{nil, "this machine (not through a proxy)"},
 		{func(c *config.Config) { c.Server.AdminToken = "s3cret" }, "bearer token"},
 		{func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Server.AdminToken = "s3cret" }, "bearer token"},
 		{func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" }, "nobody (server.admin_token is unset and server.addr is not loopback)"},

@@ -170,6 +170,10 @@ func (s *Server) liveOn() bool { return s.liveMode != "off" }
 func (s *Server) liveGate(c *gin.Context) {
 	switch s.liveMode {
 	case "public":
+	case "local":
+		if !s.fromThisMachine(c) {
+			apiError(c, http.StatusForbidden, "the live stream answers only requests made on the server's machine (server.live auto on a loopback server.addr), and this one came through a proxy or from another address: set server.live to token (or public) to show it through a proxy")
+		}
 	case "token":
 		got, ok := bearer(c)
 		if !ok {

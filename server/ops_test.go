@@ -164,6 +164,8 @@ func TestAdminNeedsLoopbackOrToken(t *testing.T) {
 	tok := testConfig(t, func(c *config.Config) { c.Server.AdminToken = "s3cret" })
 	public := testConfig(t, func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080" })
 	publicTok := testConfig(t, func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Server.AdminToken = "s3cret" })
+	proxied := testConfig(t, func(c *config.Config) { c.Server.TrustedProxies = []string{"127.0.0.0/8"} })
+	notLocal := `{"error":"admin endpoints answer only requests made on the server's machine unless server.admin_token is set, and this one came through a proxy or from another address: call from the server's machine, or configure a token"}`
 	const (
 		ok         = `"version":"v-m"`
 		needBearer = `{"error":"admin endpoints need the header Authorization: Bearer \u003cserver.admin_token\u003e"}`
@@ -183,8 +185,16 @@ func TestAdminNeedsLoopbackOrToken(t *testing.T) {
 	}{
 		{"loopback v4", open, "127.0.0.1:5000", nil, 200, ok},
 		{"loopback v6", open, "[::1]:5000", nil, 200, ok},
-		{"remote", open, "10.1.2.3:5000", nil, 403, `{"error":"admin endpoints answer only localhost unless server.admin_token is set; call from the server's machine or configure a token"}`},
-		{"forwarded for loopback", open, "10.1.2.3:5000", map[string]string{"X-Forwarded-For": "127.0.0.1"}, 403, "admin endpoints answer only localhost"},
+		{"remote", open, "10.1.2.3:5000", nil, 403, notLocal},
+		{"forwarded for loopback", open, "10.1.2.3:5000", map[string]string{"X-Forwarded-For": "127.0.0.1"}, 403, notLocal},
+		// A proxy on the same machine connects from loopback for every client:
+		// what it passes on is not local, whether it names the client or is
+		// named in server.trusted_proxies.
+		{"proxied, X-Forwarded-For", open, "127.0.0.1:5000", map[string]string{"X-Forwarded-For": "203.0.113.5"}, 403, notLocal},
+		{"proxied, X-Real-IP", open, "127.0.0.1:5000", map[string]string{"X-Real-IP": "203.0.113.5"}, 403, notLocal},
+		{"proxied, Forwarded", open, "[::1]:5000", map[string]string{"Forwarded": "for=203.0.113.5"}, 403, notLocal},
+		{"a trusted proxy's address", proxied, "127.0.0.1:5000", nil, 403, notLocal},
+		{"a trusted proxy with the token", func() *config.Config { c := *proxied; c.Server.AdminToken = "s3cret"; return &c }(), "127.0.0.1:5000", bearer, 200, ok},
 		{"token missing", tok, "127.0.0.1:5000", nil, 401, needBearer},
 		{"token wrong", tok, "10.1.2.3:5000", map[string]string{"Authorization": "Bearer guess"}, 401, `{"error":"the bearer token is not server.admin_token"}`},
 		{"token right", tok, "10.1.2.3:5000", bearer, 200, ok},

@@ -255,11 +255,35 @@ func (s *Server) adminOnly(c *gin.Context) {
 		apiError(c, http.StatusForbidden, "admin endpoints need server.admin_token when server.addr ("+s.cfg.Addr+") is not loopback: set it and send Authorization: Bearer <server.admin_token>")
 		return
 	}
-	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		apiError(c, http.StatusForbidden, "admin endpoints answer only localhost unless server.admin_token is set; call from the server's machine or configure a token")
+	if !s.fromThisMachine(c) {
+		apiError(c, http.StatusForbidden, "admin endpoints answer only requests made on the server's machine unless server.admin_token is set, and this one came through a proxy or from another address: call from the server's machine, or configure a token")
 		return
 	}
+}
+
+// fromThisMachine reports whether a request was made on the server's own
+// machine: its peer is a loopback address, and no proxy passed it on. A
+// proxy on the same machine connects from loopback too, for every client it
+// serves, so a request that names a client (X-Forwarded-For, X-Real-IP,
+// Forwarded: curl sends none) or comes from a server.trusted_proxies address
+// is not local.
+func (s *Server) fromThisMachine(c *gin.Context) bool {
+	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
+	ip := net.ParseIP(host)
+	if err != nil || ip == nil || !ip.IsLoopback() {
+		return false
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"} {
+		if c.GetHeader(h) != "" {
+			return false
+		}
+	}
+	return !slices.ContainsFunc(s.cfg.TrustedProxies, func(p string) bool {
+		if _, n, err := net.ParseCIDR(p); err == nil {
+			return n.Contains(ip)
+		}
+		return ip.Equal(net.ParseIP(p))
+	})
 }
 
 // bearer is the token of an Authorization: Bearer header (the scheme's name

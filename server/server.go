@@ -38,7 +38,7 @@ type Server struct {
 	load     Loader
 	metrics  *metrics
 	live     *hub
-	// liveMode is server.live resolved (off, public or token); loopback is
+	// liveMode is server.live resolved (off, local, public or token); loopback is
 	// whether server.addr is loopback-only, which decides what needs a token.
 	liveMode string
 	loopback bool
@@ -233,7 +233,7 @@ func (s *Server) adminAccess() string {
 	case s.cfg.AdminToken != "":
 		return "bearer token"
 	case s.loopback:
-		return "localhost"
+		return "this machine (not through a proxy)"
 	}
 	return "nobody (server.admin_token is unset and server.addr is not loopback)"
 }
