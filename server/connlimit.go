@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -16,7 +19,9 @@ import (
 // So neither idle keep-alives nor silent connections (opened and left, up to
 // server.read_header_timeout each) can lock clients out. When every connection is in a request, the new one is
 // answered 503 and closed at once rather than left waiting in the kernel's
-// backlog, so its client learns why and when to retry.
+// backlog, so its client learns why and when to retry; a liveness probe
+// (GET or HEAD /healthz) is answered 200 even then, for a server at its cap
+// is busy, not dead, and an orchestrator would restart it.
 type connLimiter struct {
 	slots   chan struct{} // one per open connection
 	refusal chan struct{} // bounds the goroutines answering refused connections
@@ -46,6 +51,49 @@ const refusalBody = `{"error":"the server has as many open connections as it all
 var refusalResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 	"Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
 	"Content-Length: " + strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + refusalBody)
+
+const aliveBody = `{"status":"ok"}` + "\n"
+
+// aliveHeader and aliveBody answer a liveness probe over the cap, as /healthz does.
+var aliveHeader = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
+	"Content-Length: " + strconv.Itoa(len(aliveBody)) + "\r\n\r\n")
+
+// answerOverCap is the answer to a connection over the cap that sent the
+// request line line (as far as it came): the liveness probe's, else the 503.
+func answerOverCap(line []byte) []byte {
+	method, rest, _ := strings.Cut(string(line), " ")
+	target, _, _ := strings.Cut(rest, " ")
+	path, _, _ := strings.Cut(target, "?")
+	switch {
+	case path != "/healthz":
+		return refusalResponse
+	case method == http.MethodGet:
+		return append(slices.Clip(aliveHeader), aliveBody...)
+	case method == http.MethodHead:
+		return aliveHeader
+	}
+	return refusalResponse
+}
+
+// maxRequestLine bounds what a refused connection's request line is read for.
+const maxRequestLine = 256
+
+// requestLine reads c's request line, up to maxRequestLine bytes, until the
+// connection's deadline.
+func requestLine(c net.Conn) []byte {
+	buf := make([]byte, 0, maxRequestLine)
+	for len(buf) < maxRequestLine {
+		n, err := c.Read(buf[len(buf):maxRequestLine])
+		buf = buf[:len(buf)+n]
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			return bytes.TrimRight(buf[:i], "\r")
+		}
+		if err != nil {
+			break
+		}
+	}
+	return buf
+}
 
 func newConnLimiter(max int, m *metrics) *connLimiter {
 	return &connLimiter{slots: make(chan struct{}, max), refusal: make(chan struct{}, maxRefusing), metrics: m,
@@ -125,7 +173,7 @@ func (l *connLimiter) refuse(c net.Conn) {
 		defer func() { <-l.refusal }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(refusalTimeout))
-		if _, err := c.Write(refusalResponse); err != nil {
+		if _, err := c.Write(answerOverCap(requestLine(c))); err != nil {
 			return
 		}
 		// Closing with the request unread would reset the connection, and the

@@ -333,19 +333,25 @@ func TestConnectionLimit(t *testing.T) {
 	c1.wantClosed(t, "the connection idle longest")
 	ok(c2, "the other idle connection")
 
-	// With both places in requests, one more connection is answered 503 and closed.
+	// With both places in requests, one more connection is answered 503 and
+	// closed; a liveness probe is answered 200 (busy is not dead), and closed.
 	waitFor(t, "both connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
 	results := occupy(t, ts, m) // two new connections, in requests, in place of c2 and c3
 	c2.wantClosed(t, "idle connection replaced by a request")
 	c3.wantClosed(t, "idle connection replaced by a request")
 	c4 := dialRaw(t, ts.url)
-	resp, body := c4.get(t, "/healthz")
+	resp, body := c4.get(t, "/readyz")
 	if resp.StatusCode != 503 || body != strings.TrimSpace(refusalBody) || resp.Header.Get("Retry-After") != "1" || !resp.Close ||
 		resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("over the cap: %d Retry-After %q close %v %s, want 503, 1, close and %s", resp.StatusCode,
 			resp.Header.Get("Retry-After"), resp.Close, body, refusalBody)
 	}
 	c4.wantClosed(t, "the refused connection")
+	probe := dialRaw(t, ts.url)
+	if resp, body := probe.get(t, "/healthz?probe=kubelet"); resp.StatusCode != 200 || body != `{"status":"ok"}` || !resp.Close {
+		t.Errorf("a liveness probe over the cap: %d close %v %s, want 200, close and the /healthz answer", resp.StatusCode, resp.Close, body)
+	}
+	probe.wantClosed(t, "the probe's connection")
 	finish(t, m, results)
 	waitFor(t, "the finished requests' connections to be idle", func() bool { return ts.conns.idleConns() == 2 })
 	ok(dialRaw(t, ts.url), "after the requests finished")
@@ -354,7 +360,7 @@ func TestConnectionLimit(t *testing.T) {
 		m    prometheus.Metric
 		want float64
 	}{
-		{"captioner_connections_refused_total", ts.metrics.connsRefused, 1},
+		{"captioner_connections_refused_total", ts.metrics.connsRefused, 2},
 		{"captioner_connections_idle_closed_total", ts.metrics.connsIdleClosed, 4},
 		{"captioner_connections_open", ts.metrics.connsOpen, 2},
 	} {
@@ -610,4 +616,26 @@ func TestHeavyDecodeGivesItsMemoryBack(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 	waitFor(t, "the decoded picture's memory to go back to the system", func() bool { return retained() < before+16<<20 })
+}
+
+// The answers over the cap by request line: /healthz's to a GET or HEAD of
+// it (HEAD without the body), the 503 to anything else, a line cut short
+// included.
+func TestAnswerOverCap(t *testing.T) {
+	alive := string(aliveHeader) + aliveBody
+	for line, want := range map[string]string{
+		"GET /healthz HTTP/1.1":     alive,
+		"GET /healthz?x=1 HTTP/1.1": alive,
+		"HEAD /healthz HTTP/1.1":    string(aliveHeader),
+		"POST /healthz HTTP/1.1":    string(refusalResponse),
+		"GET /healthzz HTTP/1.1":    string(refusalResponse),
+		"GET /readyz HTTP/1.1":      string(refusalResponse),
+		"GET /heal":                 string(refusalResponse),
+		"":                          string(refusalResponse),
+		"GET /v1/models HTTP/1.1":   string(refusalResponse),
+	} {
+		if got := string(answerOverCap([]byte(line))); got != want {
+			t.Errorf("%q: %q, want %q", line, got, want)
+		}
+	}
 }
