@@ -612,3 +612,40 @@ func TestReloadWhileReloadingIsRefused(t *testing.T) {
 		t.Errorf("%d loads, want 2 (the start and one reload)", loads)
 	}
 }
+
+// TestShutdownDuringTheLoadDoesNotWaitForIt: a SIGTERM while the models
+// load (a model folder on a hung file system) waited for the load and held
+// the process past its grace period until it was killed. Shutdown returns at
+// once, and Start closes the model it loaded after it.
+func TestShutdownDuringTheLoadDoesNotWaitForIt(t *testing.T) {
+	release, loading := make(chan struct{}), make(chan struct{})
+	m := newStepModel("m")
+	m.entered = nil
+	s := New(testConfig(t, nil), func(ctx context.Context) (Model, error) {
+		close(loading)
+		<-release
+		return m, nil
+	}, discardLog())
+	started := make(chan error, 1)
+	go func() { started <- s.Start(context.Background()) }()
+	<-loading
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown during the load: %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Shutdown during the load waited for it")
+	}
+	close(release)
+	if err := <-started; !errors.Is(err, ErrShutDown) {
+		t.Errorf("Start after Shutdown: %v, want ErrShutDown", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.closed || s.batcher.Load() != nil {
+		t.Errorf("the model loaded after Shutdown: closed %v, batcher %v; want it closed and no batcher", m.closed, s.batcher.Load())
+	}
+}

@@ -64,7 +64,11 @@ type Server struct {
 
 	batcher atomic.Pointer[Batcher] // nil until Start has a warm model
 	stopRun context.CancelFunc      // stops the batcher
-	started chan struct{}           // closed when Start has finished, either way
+	// startMu orders Start's installing the batcher and Shutdown: one that
+	// comes during the load does not wait for it, and Start closes the model
+	// it loaded after it (closing).
+	startMu sync.Mutex
+	closing bool
 
 	reloadMu sync.Mutex // one reload at a time
 
@@ -85,7 +89,6 @@ func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 		loopback:          cfg.Server.Loopback(),
 		log:               log,
 		load:              load,
-		started:           make(chan struct{}),
 		prepSlots:         make(chan struct{}, runtime.GOMAXPROCS(0)),
 		heavySlots:        make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		maxRequestDecoded: cfg.Image.MaxRequestDecodedBytes,
@@ -117,11 +120,16 @@ func (s *Server) Handler() http.Handler { return s.router }
 // from then on. It returns the load error, after which the server keeps
 // answering 503 on the caption routes.
 func (s *Server) Start(ctx context.Context) error {
-	defer close(s.started)
 	t0 := time.Now()
 	m, err := s.loadWarm(ctx)
 	if err != nil {
 		return err
+	}
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.closing {
+		m.Close()
+		return ErrShutDown
 	}
 	b := NewBatcher(BatcherConfig{
 		MaxBatch:  s.cfg.MaxBatch,
@@ -246,7 +254,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err != nil {
 		s.log.Warn("grace period over with requests still running; they get 503", "err", err)
 	}
-	<-s.started
+	// A load still running is not waited for: nothing was accepted for it,
+	// and a model folder on a hung file system held a SIGTERM'd process until
+	// it was killed. Start closes what it loads.
+	s.startMu.Lock()
+	s.closing = true
+	s.startMu.Unlock()
 	if b := s.batcher.Load(); b != nil {
 		s.stopRun()
 		if err != nil {
@@ -272,6 +285,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // answerGrace is how long handlers get to write answers they already have once
 // the grace period is over.
 const answerGrace = 2 * time.Second
+
+// ErrShutDown is Start's error when Shutdown came while the models loaded.
+var ErrShutDown = errors.New("the server was shut down while the models loaded")
 
 // ErrReloadRunning is returned by Reload while another reload is running.
 var ErrReloadRunning = errors.New("a model reload is already running; wait for it to finish")
