@@ -235,7 +235,7 @@ func checkImageRules(img *image) (int, error) {
 	}
 	switch {
 	case img.health == nil || len(img.health.Test) < 2:
-		errs = append(errs, errors.New("no HEALTHCHECK in the final stage: add one that requests /healthz"))
+		errs = append(errs, errors.New("no HEALTHCHECK in the final stage: add one that requests /readyz"))
 	case img.health.Test[0] != "CMD":
 		errs = append(errs, fmt.Errorf("HEALTHCHECK %q: use the exec form (CMD [...]); the shell form needs a shell and hides the probe's exit status", img.health.Test))
 	default:
@@ -244,8 +244,9 @@ func checkImageRules(img *image) (int, error) {
 			errs = append(errs, err)
 			break
 		}
-		if u.Path != "/healthz" {
-			errs = append(errs, fmt.Errorf("HEALTHCHECK requests %s: probe /healthz", u))
+		// Healthy is serving: /healthz answers from the start of the load.
+		if u.Path != "/readyz" {
+			errs = append(errs, fmt.Errorf("HEALTHCHECK requests %s: probe /readyz", u))
 		}
 		if u.Port() != strconv.Itoa(port) {
 			errs = append(errs, fmt.Errorf("HEALTHCHECK requests %s, but the image EXPOSEs %q", u, img.expose))
@@ -445,7 +446,7 @@ FROM debian:12.11-slim
 RUN apt-get install -y busybox
 USER 10001:10001
 EXPOSE 8080
-HEALTHCHECK CMD ["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]
+HEALTHCHECK CMD ["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/readyz"]
 `
 	if img, err := parseDockerfile([]byte(good)); err != nil {
 		t.Fatal(err)
@@ -462,11 +463,11 @@ HEALTHCHECK CMD ["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8
 		{"USER 10001:10001", "USER captioner", `final stage USER "captioner"`},
 		{"USER 10001:10001\n", "", `final stage USER ""`},
 		{"EXPOSE 8080", "EXPOSE 8080 9090", `EXPOSE ["8080" "9090"]`},
-		{"8080/healthz", "8080/readyz", "probe /healthz"},
-		{"127.0.0.1:8080", "127.0.0.1:9090", "HEALTHCHECK requests http://127.0.0.1:9090/healthz, but the image EXPOSEs"},
+		{"8080/readyz", "8080/healthz", "probe /readyz"},
+		{"127.0.0.1:8080", "127.0.0.1:9090", "HEALTHCHECK requests http://127.0.0.1:9090/readyz, but the image EXPOSEs"},
 		{"install -y busybox", "install -y curl", "HEALTHCHECK runs busybox, which no RUN of the final stage installs"},
-		{`HEALTHCHECK CMD ["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]`, "", "no HEALTHCHECK"},
-		{`CMD ["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]`, "CMD busybox wget -q -O /dev/null http://127.0.0.1:8080/healthz", "use the exec form"},
+		{`HEALTHCHECK CMD ["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/readyz"]`, "", "no HEALTHCHECK"},
+		{`CMD ["busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/readyz"]`, "CMD busybox wget -q -O /dev/null http://127.0.0.1:8080/readyz", "use the exec form"},
 		{"AS build", "as build", "FromAsCasing"},
 	} {
 		src := strings.Replace(good, tc.old, tc.new, 1)

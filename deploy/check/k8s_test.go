@@ -345,7 +345,7 @@ func TestKubernetes(t *testing.T) {
 			}{
 				{"readinessProbe", "/readyz", c.ReadinessProbe},
 				{"livenessProbe", "/healthz", c.LivenessProbe},
-				{"startupProbe", "/healthz", c.StartupProbe},
+				{"startupProbe", "/readyz", c.StartupProbe}, // the load: /healthz answers from its start
 			} {
 				if p.probe == nil || p.probe.HTTPGet == nil {
 					t.Errorf("%s: want an httpGet probe on %s", p.name, p.path)
