@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
@@ -15,7 +17,14 @@ func init() {
 			if err != nil {
 				return err
 			}
-			out, err := yaml.Marshal(cfg.Map())
+			m := cfg.Map()
+			for _, key := range secretSettings {
+				section, name, _ := strings.Cut(key, ".")
+				if sec := m[section].(map[string]any); sec[name] != "" {
+					sec[name] = hiddenSecret
+				}
+			}
+			out, err := yaml.Marshal(m)
 			if err != nil {
 				return err
 			}
@@ -24,3 +33,9 @@ func init() {
 		},
 	})
 }
+
+// secretSettings are the settings config prints as set, never their value:
+// they come from Secrets, and `kubectl exec ... captioner config` would show them.
+var secretSettings = []string{"server.admin_token", "server.live_token"}
+
+const hiddenSecret = "(set; not shown)"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -61,5 +62,25 @@ func TestConfigPrintsFlagsAndWarns(t *testing.T) {
 	}
 	if want := "captioner: warning: the environment variable CAPTIONER_SERVER_ADRR sets no setting and is ignored; did you mean CAPTIONER_SERVER_ADDR?\n"; stderr != want {
 		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
+
+// TestConfigHidesTokens: the tokens come from Secrets; config says they are
+// set, not what they are (kubectl exec ... captioner config printed them).
+func TestConfigHidesTokens(t *testing.T) {
+	t.Setenv("CAPTIONER_SERVER_ADMIN_TOKEN", "s3cret-admin")
+	t.Setenv("CAPTIONER_SERVER_LIVE_TOKEN", "")
+	out, err := run(t, "config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Server struct {
+			AdminToken string `yaml:"admin_token"`
+			LiveToken  string `yaml:"live_token"`
+		}
+	}
+	if err := yaml.Unmarshal([]byte(out), &got); err != nil || got.Server.AdminToken != "(set; not shown)" || got.Server.LiveToken != "" || strings.Contains(out, "s3cret") {
+		t.Errorf("config printed admin_token %q, live_token %q (%v); want the set one hidden, the unset one empty", got.Server.AdminToken, got.Server.LiveToken, err)
 	}
 }
