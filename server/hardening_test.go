@@ -639,3 +639,23 @@ func TestAnswerOverCap(t *testing.T) {
 		}
 	}
 }
+
+// server.allowed_hosts applies to a loopback server alone: set beyond
+// loopback it did nothing without a word.
+func TestAllowedHostsBeyondLoopbackIsTold(t *testing.T) {
+	const warning = `"msg":"server.allowed_hosts does nothing here: it keeps DNS rebinding off a server listening on loopback, and server.addr is not; filter Host names at your proxy or load balancer"`
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{{"0.0.0.0:8080", true}, {"127.0.0.1:8080", false}} {
+		ts := stepServer(t, func(c *config.Config) {
+			c.Server.Addr = tc.addr
+			c.Server.AllowedHosts = []string{"captions.example.com"}
+		})
+		// The warning comes before the listening line.
+		waitFor(t, "the listening log line", func() bool { return strings.Contains(ts.logs.String(), `"msg":"listening"`) })
+		if got := strings.Contains(ts.logs.String(), warning); got != tc.want {
+			t.Errorf("server.addr %s with allowed_hosts: warned %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}

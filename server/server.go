@@ -227,6 +227,11 @@ func warm(ctx context.Context, m Model, maxBatch int, o Options) error {
 
 // Serve answers requests on ln until Shutdown; it returns nil after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	if !s.loopback && len(s.cfg.AllowedHosts) > 0 {
+		// Not enforced beyond loopback: a probe or load balancer names the pod by its address.
+		s.log.Warn("server.allowed_hosts does nothing here: it keeps DNS rebinding off a server listening on loopback, and server.addr is not; filter Host names at your proxy or load balancer",
+			"addr", s.cfg.Addr, "allowed_hosts", s.cfg.AllowedHosts)
+	}
 	s.log.Info("listening", "addr", ln.Addr().String(), "live", s.liveMode, "admin", s.adminAccess(),
 		"max_connections", s.cfg.MaxConnections)
 	if err := s.httpSrv.Serve(s.conns.listen(ln)); !errors.Is(err, http.ErrServerClosed) {
