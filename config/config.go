@@ -160,7 +160,7 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 		dc.ErrorUnused = true
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.StringToSliceHookFunc(","),
+			stringToList,
 		)
 	}
 	if err := kindErrors(from); err != nil {
@@ -185,6 +185,25 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 		c.Model = dir
 	}
 	return &c, nil
+}
+
+// stringToList decodes a string where a list goes (an environment
+// variable's value) as its comma-separated items, each trimmed of spaces:
+// CAPTIONER_SERVER_TRUSTED_PROXIES="10.0.0.0/8, 192.168.0.0/16" was refused
+// for the space.
+func stringToList(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := data.(string)
+	if s == "" {
+		return []string{}, nil
+	}
+	items := strings.Split(s, ",")
+	for i := range items {
+		items[i] = strings.TrimSpace(items[i])
+	}
+	return items, nil
 }
 
 // ModelDir returns the caption model folder, looking for the shipped model

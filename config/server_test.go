@@ -88,10 +88,11 @@ func TestLoopbackAndLiveMode(t *testing.T) {
 	}
 }
 
-// List keys take comma-separated environment variables.
+// List keys take comma-separated environment variables, spaces around the
+// items dropped (a space after a comma was refused).
 func TestListsFromEnvironment(t *testing.T) {
 	t.Setenv("CAPTIONER_SERVER_MODELS", "models/flickr8k-merge-lstm,/srv/models/other")
-	t.Setenv("CAPTIONER_SERVER_TRUSTED_PROXIES", "10.0.0.1,192.168.0.0/16")
+	t.Setenv("CAPTIONER_SERVER_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16 ")
 	c, err := Load(viper.New(), "")
 	if err != nil {
 		t.Fatal(err)

@@ -210,7 +210,7 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
-func TestReadyzWarmUpLogsAtInfo(t *testing.T) {
+func TestWarmUp503sLogAtInfo(t *testing.T) {
 	release := make(chan struct{})
 	m := newStepModel("m")
 	m.entered = nil
@@ -226,14 +226,20 @@ func TestReadyzWarmUpLogsAtInfo(t *testing.T) {
 	go func() { started <- s.Start(context.Background()) }()
 	get(t, "http://"+ln.Addr().String()+"/readyz", nil).wantExact(t, "readyz while loading", 503,
 		`{"error":"not ready: the model is loading and warming up; retry in a few seconds"}`)
+	if r := get(t, "http://"+ln.Addr().String()+"/v1/models", nil); r.status != 503 {
+		t.Errorf("/v1/models while loading: %d, want 503", r.status)
+	}
 	close(release)
 	if err := <-started; err != nil {
 		t.Fatal(err)
 	}
 	s.Shutdown(context.Background())
-	line := grepLines(logs.String(), `"route":"/readyz"`)
-	if !strings.Contains(line, `"level":"INFO"`) || !strings.Contains(line, `"status":503`) {
-		t.Errorf("the warm-up 503 logs %s, want level INFO", line)
+	// A client retrying /v1/models while the model loads is no error either.
+	for _, route := range []string{"/readyz", "/v1/models"} {
+		line := grepLines(logs.String(), `"route":"`+route+`"`)
+		if !strings.Contains(line, `"level":"INFO"`) || !strings.Contains(line, `"status":503`) {
+			t.Errorf("the warm-up 503 of %s logs %s, want level INFO", route, line)
+		}
 	}
 }
 

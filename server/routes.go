@@ -162,8 +162,9 @@ func (s *Server) requestLog(c *gin.Context) {
 	s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
 	level := slog.LevelInfo
 	switch {
-	case route == "/readyz" && status == http.StatusServiceUnavailable:
-		// Not ready is expected while the model warms up and while shutting down.
+	case status == http.StatusServiceUnavailable && s.batcher.Load() == nil:
+		// Not ready is expected while the model loads and warms up (readyz,
+		// clients retrying /v1/models) and after a shutdown.
 	case status >= 500:
 		level = slog.LevelError
 	case route == "/healthz" || route == "/readyz" || route == "/metrics":
