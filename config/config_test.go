@@ -286,6 +286,25 @@ func TestRangeErrorsNameTheirSource(t *testing.T) {
 	}
 }
 
+// The environment overrides the file, and the error says so; Explicit
+// counts it even where a file repeats the default beside it.
+func TestEnvironmentOverFileNamesTheEnvironment(t *testing.T) {
+	t.Setenv("CAPTIONER_DECODE_BEAM", "0")
+	_, err := load(t, writeYAML(t, "decode:\n  beam: 3\n"))
+	if want := "config: decode.beam: 0 is outside 1..32 (1 is greedy) (set by the environment variable CAPTIONER_DECODE_BEAM)"; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	t.Setenv("CAPTIONER_DECODE_BEAM", "3")
+	file := writeYAML(t, "decode:\n  beam: 3\n")
+	v := viper.New()
+	if _, err := LoadWithFlags(v, file, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !Explicit(v, file, nil)("decode.beam") {
+		t.Error("decode.beam set by the environment to its default's value, beside a file that repeats it, is not explicit")
+	}
+}
+
 // A bare number where a duration goes is refused: decoded, it would be
 // nanoseconds, and a request_timeout of 5 failed every request.
 func TestDurationWithoutUnitIsRefused(t *testing.T) {

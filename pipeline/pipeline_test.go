@@ -590,3 +590,26 @@ func TestDecoderPrecision(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckReads: a model reads the encoder's features, of its length and,
+// for attention, over its grid's regions (7x7 = 49 for MobileNetV2).
+func TestCheckReads(t *testing.T) {
+	wc := encoder.Config{Input: 224, Head: 1280, Blocks: []encoder.Block{{Stride: 1}, {Stride: 2}, {Stride: 2}, {Stride: 2}, {Stride: 2}}}
+	if g := wc.GridSize(); g != 7 {
+		t.Fatalf("the test's encoder has a %dx%d grid, want 7x7", g, g)
+	}
+	for _, c := range []struct {
+		dc   decoder.Config
+		want string
+	}{
+		{decoder.Config{FeatDim: 1280}, ""},
+		{decoder.Config{Arch: decoder.ArchAttention, FeatDim: 1280, Regions: 49}, ""},
+		{decoder.Config{FeatDim: 640}, "pipeline: the encoder gives 1280 features, model m expects 640"},
+		{decoder.Config{Arch: decoder.ArchAttention, FeatDim: 1280, Regions: 36}, "pipeline: the encoder gives a 7x7 grid, model m attends over 36 regions"},
+	} {
+		err := CheckReads(wc, c.dc, "m")
+		if got := fmt.Sprint(err); c.want == "" && err != nil || c.want != "" && got != c.want {
+			t.Errorf("%+v: %v, want %q", c.dc, err, c.want)
+		}
+	}
+}

@@ -291,7 +291,7 @@ func TestDropWordless(t *testing.T) {
 			{Name: "a.jpg", Raw: []string{"A dog .", "!!! ... ???"}},
 			{Name: "b.jpg", Raw: []string{"?!", "..."}},
 		},
-		SplitDev: {{Name: "c.jpg", Raw: []string{"A cat ."}}},
+		SplitDev: {{Name: "c.jpg", Raw: []string{"Cat ."}}}, // one word is a caption
 	}}
 	d.Reclean(CleaningStandard)
 	if got, want := d.DropWordless(), `3 captions have no words once cleaned (the first: "!!! ... ???") and are left out, and with them 1 images that had no other caption`; got != want {

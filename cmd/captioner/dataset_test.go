@@ -236,6 +236,32 @@ func TestFeaturesOfOtherSizesAreRefused(t *testing.T) {
 		}
 	}
 
+	// A store of the encoder's sizes opens, grids or none; one whose grid
+	// file is gone is damage.
+	for _, m := range []features.Manifest{{Dim: 1280}, {Dim: 1280, Grid: []int{7, 7, 1280}}} {
+		cfg := &config.Config{Train: config.Train{Features: t.TempDir()}}
+		m.Encoder = featuresID(cfg, &w.Config)
+		dir := features.Dir(cfg.Train.Features, m.Encoder)
+		st, err := features.Create(dir, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		st, err = openFeaturesOf(cfg, &w.Config)
+		if err != nil {
+			t.Errorf("manifest %+v: %v", m, err)
+			continue
+		}
+		st.Close()
+		if len(m.Grid) > 0 {
+			os.Remove(filepath.Join(dir, "grid.f16"))
+			_, err := openFeaturesOf(cfg, &w.Config)
+			if want := "features: " + dir + " has no grid.f16, though its manifest keeps grids: the store is damaged; delete the folder and run captioner extract again"; err == nil || err.Error() != want {
+				t.Errorf("a grids store without grid.f16: %v, want %q", err, want)
+			}
+		}
+	}
+
 	assets, data, feats, _ := sampleDataset(t, 1)
 	model := t.TempDir()
 	v := text.BuildVocab([][]string{{"a", "dog"}}, 1)
@@ -256,6 +282,10 @@ func TestFeaturesOfOtherSizesAreRefused(t *testing.T) {
 		"--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
 	if want := "pipeline: the encoder gives 1280 features, model " + model + " expects 640"; err == nil || err.Error() != want {
 		t.Errorf("eval of a model of 640 features: %v, want %q", err, want)
+	}
+	photo := filepath.Join(assets, "samples", "cat_720p.jpg")
+	if _, err := run(t, "caption", "--device", "cpu", "--assets", assets, "--model", model, photo); err == nil || !strings.Contains(err.Error(), "pipeline: the encoder gives 1280 features, model "+model+" expects 640") {
+		t.Errorf("caption with a model of 640 features: %v", err)
 	}
 }
 

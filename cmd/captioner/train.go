@@ -499,8 +499,8 @@ func wordIDs(vocab *text.Vocab, c []string) []int32 {
 // named neither the setting nor the data).
 func emptyVocabError(imgs []text.Image, minCount int) error {
 	all := text.BuildVocab(text.Captions(imgs), 1)
-	if all.Size() == text.NumSpecial {
-		return fmt.Errorf("train: the %d train images' captions have no words once cleaned: check the dataset's captions (train.data)", len(imgs))
+	if all.Size() == text.NumSpecial { // DropWordless left no image
+		return fmt.Errorf("train: no train image has a caption with words once cleaned: check the dataset's captions (train.data)")
 	}
 	return fmt.Errorf("train.min_count: %d keeps no word of the train captions, whose most frequent, %q, appears %d times: lower train.min_count (in the configuration file, or CAPTIONER_TRAIN_MIN_COUNT)",
 		minCount, all.Word(text.NumSpecial), all.Count(text.NumSpecial))

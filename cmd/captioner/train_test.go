@@ -314,6 +314,8 @@ func TestInitGivesTheNetworkNotSet(t *testing.T) {
 		{"nothing set", nil, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 128, Hidden: 512, Mid: 256, Att: 64}},
 		{"hidden and cleaning set", []string{"train.hidden", "train.cleaning"}, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 128, Hidden: 256, Mid: 256, Att: 64}},
 		{"a merge model of an old file", []string{"train.arch"}, decoder.Config{Embed: 32, Hidden: 48, Mid: 40}, config.Train{Arch: "merge", Cleaning: "seed", Embed: 32, Hidden: 48, Mid: 40, Att: 256}},
+		{"mid set", []string{"train.mid"}, decoder.Config{Embed: 32, Hidden: 48, Mid: 40}, config.Train{Arch: "merge", Cleaning: "seed", Embed: 32, Hidden: 48, Mid: 256, Att: 256}},
+		{"att and embed set", []string{"train.att", "train.embed"}, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 256, Hidden: 512, Mid: 256, Att: 256}},
 	} {
 		got := defaults
 		inheritNetwork(&got, tc.ic, func(key string) bool { return slices.Contains(tc.set, key) })
@@ -338,5 +340,41 @@ func TestEmptyVocabularySaysWhy(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("the refused run made %s (%v)", out, err)
+	}
+}
+
+// TestTrainCaptionsWithoutWords: captions that clean to no words are left out
+// with a warning (training learned them as a caption ending at once), a split
+// left with none says so, and a min count above every word names the most
+// frequent word's count. Each run fails after that on the missing features.
+func TestTrainCaptionsWithoutWords(t *testing.T) {
+	assets := sharedAssets(t)
+	data := ownFlickr8k(t, assets)
+	train := func(tokens, minCount string) (string, error) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(data, "Flickr8k.token.txt"), []byte(tokens), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", minCount)
+		_, log, err := runStderr(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", t.TempDir(),
+			"--out", filepath.Join(t.TempDir(), "run"), "--init", "", "--resume=false", "--cleaning", "standard")
+		return log, err
+	}
+	log, _ := train("cafe.jpg#0\t!!! ...\ndog.PNG#0\t?!\ndog.PNG#1\tDog .\npark.jpeg#0\tA park .\n", "1")
+	for _, want := range []string{
+		`warning: 2 captions have no words once cleaned (the first: "!!! ...") and are left out, and with them 1 images that had no other caption`,
+		"flickr8k: 1 train images, 1 dev images, vocabulary 5 words (min count 1)",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if _, err := train("cafe.jpg#0\t!!! ...\ndog.PNG#0\t?!\npark.jpeg#0\tA park .\n", "1"); err == nil ||
+		err.Error() != "train: no train image has a caption with words once cleaned: check the dataset's captions (train.data)" {
+		t.Errorf("every train caption without words: %v", err)
+	}
+	_, err := train("cafe.jpg#0\tA dog runs .\ncafe.jpg#1\tA dog sits .\ndog.PNG#0\tA cat .\npark.jpeg#0\tA park .\n", "100")
+	if want := `train.min_count: 100 keeps no word of the train captions, whose most frequent, "a", appears 3 times: lower train.min_count (in the configuration file, or CAPTIONER_TRAIN_MIN_COUNT)`; err == nil || err.Error() != want {
+		t.Errorf("min count 100: %v, want %q", err, want)
 	}
 }

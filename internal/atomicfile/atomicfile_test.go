@@ -180,3 +180,23 @@ func TestWriteFileKeepsLinksPipesAndDevices(t *testing.T) {
 		t.Errorf("files left behind: %v", ents)
 	}
 }
+
+// A write through to a pipe or device that fails is the caller's error:
+// /dev/full, or a reader that went away.
+func TestWriteThroughFailureIsReturned(t *testing.T) {
+	pipe := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.Open(pipe)
+		if err != nil {
+			return
+		}
+		f.Read(make([]byte, 1))
+		f.Close()
+	}()
+	if err := WriteFile(pipe, make([]byte, 1<<20)); !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("writing 1 MiB to a pipe whose reader left after a byte: %v, want EPIPE", err)
+	}
+}
