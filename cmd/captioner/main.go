@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -120,7 +121,9 @@ func atLeast(n int, what string) cobra.PositionalArgs {
 
 func main() {
 	if err := rootCmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "captioner:", err)
+		if !errors.As(err, new(loggedError)) {
+			fmt.Fprintln(os.Stderr, "captioner:", err)
+		}
 		os.Exit(1)
 	}
 }

@@ -61,6 +61,22 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	for _, w := range misspeltEnv(os.Environ()) {
 		log.Warn(w)
 	}
+	if err := serve(cfg, log); err != nil {
+		// In the JSON log, as everything before it, for a log collector to see.
+		log.Error("serve stopped", "err", err.Error())
+		return loggedError{err}
+	}
+	return nil
+}
+
+// loggedError is an error serve has logged already: main exits 1 without
+// printing it again, in another format.
+type loggedError struct{ error }
+
+func (e loggedError) Unwrap() error { return e.error }
+
+// serve listens on server.addr and serves cfg's models until a signal stops it.
+func serve(cfg *config.Config, log *slog.Logger) error {
 	server.TuneProcess()
 
 	// Signals are caught before anything else so that a SIGTERM during the model

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -279,5 +280,26 @@ func TestServeRefusesADefaultBeamAboveMaxBeam(t *testing.T) {
 	want := "decode.beam 12 is above server.max_beam 8: a request naming no beam would be decoded at 8, and one naming 12 refused; lower decode.beam or raise server.max_beam"
 	if err == nil || err.Error() != want {
 		t.Errorf("serve: %v, want %q", err, want)
+	}
+}
+
+// TestServeFailureIsLoggedAsJSON: serve's logs are JSON lines, and a failure
+// after they start is one of them (it was a plain line after the JSON, which
+// a log collector did not parse), and the exit status is 1.
+func TestServeFailureIsLoggedAsJSON(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-model")
+	p := startServe(t, "serve --addr 127.0.0.1:0 --device cpu --model "+missing)
+	m := p.waitLog(t, "serve stopped")
+	if err, _ := m["err"].(string); m["level"] != "ERROR" || !strings.Contains(err, "model folder "+missing+" not found") {
+		t.Errorf("the failure's log line %v, want level ERROR and the missing folder", m)
+	}
+	for m := range p.logs {
+		if m["msg"] == "non-JSON output" {
+			t.Errorf("serve wrote a line that is not JSON after failing: %v", m["line"])
+		}
+	}
+	var exit *exec.ExitError
+	if err := p.cmd.Wait(); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1", err)
 	}
 }
