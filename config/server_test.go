@@ -88,6 +88,14 @@ func TestLoopbackAndLiveMode(t *testing.T) {
 	}
 }
 
+// An empty string where a list goes, in a file, is an empty list.
+func TestEmptyListInFile(t *testing.T) {
+	c, err := Load(viper.New(), writeYAML(t, "server:\n  trusted_proxies: \"\"\n  allowed_hosts: \"\"\n"))
+	if err != nil || len(c.Server.TrustedProxies) != 0 || len(c.Server.AllowedHosts) != 0 {
+		t.Errorf("empty lists: %v, %q and %q", err, c.Server.TrustedProxies, c.Server.AllowedHosts)
+	}
+}
+
 // List keys take comma-separated environment variables, spaces around the
 // items dropped (a space after a comma was refused).
 func TestListsFromEnvironment(t *testing.T) {

@@ -173,7 +173,10 @@ func (l *connLimiter) refuse(c net.Conn) {
 		defer func() { <-l.refusal }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(refusalTimeout))
-		if _, err := c.Write(answerOverCap(requestLine(c))); err != nil {
+		answer := answerOverCap(requestLine(c))
+		// A silent client's read took the whole deadline; the answer gets its own.
+		c.SetDeadline(time.Now().Add(refusalTimeout))
+		if _, err := c.Write(answer); err != nil {
 			return
 		}
 		// Closing with the request unread would reset the connection, and the

@@ -665,3 +665,72 @@ func TestAllowedHostsBeyondLoopbackIsTold(t *testing.T) {
 		}
 	}
 }
+
+// TestOverTheCapReadsTheRequestLine: over server.max_connections the request
+// line is read to tell a liveness probe, across reads, within the refusal's
+// second; a client that sends none still gets the 503 (the read had taken
+// the whole deadline, and the answer was lost).
+func TestOverTheCapReadsTheRequestLine(t *testing.T) {
+	ts, m := blockedServer(t, func(c *config.Config) {
+		c.Server.MaxConnections = 2
+		c.Server.MaxBatch = 1
+	})
+	results := occupy(t, ts, m)
+	defer finish(t, m, results)
+	waitFor(t, "both connections in requests", func() bool { return ts.conns.idleConns() == 0 })
+	addr := strings.TrimPrefix(ts.url, "http://")
+	answer := func(parts ...string) (string, time.Duration) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		t0 := time.Now()
+		for i, p := range parts {
+			if i > 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
+			c.Write([]byte(p))
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		return string(b), time.Since(t0)
+	}
+	alive := string(aliveHeader) + aliveBody
+	if got, _ := answer("GET /hea", "lthz HTTP/1.1\r\nHost: x\r\n\r\n"); got != alive {
+		t.Errorf("a probe's request line in two writes: %q, want the /healthz answer", got)
+	}
+	if got, _ := answer("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); got != string(aliveHeader) {
+		t.Errorf("a HEAD probe: %q, want the /healthz header", got)
+	}
+	for _, sent := range []string{"", "GET /heal"} {
+		if got, took := answer(sent); got != string(refusalResponse) || took > 3*time.Second {
+			t.Errorf("a client that sent %q and no line end: %q after %v, want the 503 within the refusal's second or so", sent, got, took)
+		}
+	}
+}
+
+// A 503 of a loaded server (here every live viewer slot taken) is logged at
+// ERROR: only the warm-up's are expected.
+func TestLoaded503sLogAtError(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Server.LiveMaxViewers = 1 })
+	_, closeLive := openLive(t, ts.url, "")
+	defer closeLive()
+	if r := get(t, ts.url+"/v1/live", nil); r.status != 503 {
+		t.Fatalf("a second viewer of one allowed: %d %s, want 503", r.status, r.body)
+	}
+	waitFor(t, "the 503's log line", func() bool { return strings.Contains(ts.logs.String(), `"status":503`) })
+	if line := grepLines(ts.logs.String(), `"status":503`); !strings.Contains(line, `"level":"ERROR"`) || !strings.Contains(line, `"route":"/v1/live"`) {
+		t.Errorf("the 503 logs %s, want level ERROR on /v1/live", line)
+	}
+}
+
+// Without server.allowed_hosts a server beyond loopback has nothing to warn of.
+func TestNoAllowedHostsNoWarning(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Server.Addr = "0.0.0.0:8080"; c.Server.AllowedHosts = nil })
+	waitFor(t, "the listening log line", func() bool { return strings.Contains(ts.logs.String(), `"msg":"listening"`) })
+	if strings.Contains(ts.logs.String(), "server.allowed_hosts does nothing here") {
+		t.Error("warned about server.allowed_hosts, which is not set")
+	}
+}

@@ -164,7 +164,7 @@ func (s *Server) requestLog(c *gin.Context) {
 	switch {
 	case status == http.StatusServiceUnavailable && s.batcher.Load() == nil:
 		// Not ready is expected while the model loads and warms up (readyz,
-		// clients retrying /v1/models) and after a shutdown.
+		// clients retrying /v1/models).
 	case status >= 500:
 		level = slog.LevelError
 	case route == "/healthz" || route == "/readyz" || route == "/metrics":

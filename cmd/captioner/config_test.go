@@ -68,19 +68,28 @@ func TestConfigPrintsFlagsAndWarns(t *testing.T) {
 // TestConfigHidesTokens: the tokens come from Secrets; config says they are
 // set, not what they are (kubectl exec ... captioner config printed them).
 func TestConfigHidesTokens(t *testing.T) {
-	t.Setenv("CAPTIONER_SERVER_ADMIN_TOKEN", "s3cret-admin")
-	t.Setenv("CAPTIONER_SERVER_LIVE_TOKEN", "")
-	out, err := run(t, "config")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Server struct {
-			AdminToken string `yaml:"admin_token"`
-			LiveToken  string `yaml:"live_token"`
+	t.Setenv("CAPTIONER_SERVER_LIVE", "token") // a live token needs it
+	for _, tc := range []struct{ admin, live string }{{"s3cret-admin", "s3cret-live"}, {"", "s3cret-live"}} {
+		t.Setenv("CAPTIONER_SERVER_ADMIN_TOKEN", tc.admin)
+		t.Setenv("CAPTIONER_SERVER_LIVE_TOKEN", tc.live)
+		out, err := run(t, "config")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := yaml.Unmarshal([]byte(out), &got); err != nil || got.Server.AdminToken != "(set; not shown)" || got.Server.LiveToken != "" || strings.Contains(out, "s3cret") {
-		t.Errorf("config printed admin_token %q, live_token %q (%v); want the set one hidden, the unset one empty", got.Server.AdminToken, got.Server.LiveToken, err)
+		var got struct {
+			Server struct {
+				AdminToken string `yaml:"admin_token"`
+				LiveToken  string `yaml:"live_token"`
+			}
+		}
+		shown := func(token string) string {
+			if token == "" {
+				return ""
+			}
+			return "(set; not shown)"
+		}
+		if err := yaml.Unmarshal([]byte(out), &got); err != nil || got.Server.AdminToken != shown(tc.admin) || got.Server.LiveToken != shown(tc.live) || strings.Contains(out, "s3cret") {
+			t.Errorf("tokens %q and %q: config printed admin_token %q, live_token %q (%v); want a set one hidden, an unset one empty", tc.admin, tc.live, got.Server.AdminToken, got.Server.LiveToken, err)
+		}
 	}
 }

@@ -355,6 +355,21 @@ func TestKubernetes(t *testing.T) {
 					t.Errorf("%s requests %s on port %s (%d), want %s on %d", p.name, g.Path, g.Port.String(), containerPort(c, g.Port), p.path, port)
 				}
 			}
+			// The load's time: enough to load and warm the model, and short
+			// enough that a load that hangs restarts the pod.
+			if sp := c.StartupProbe; sp != nil {
+				period, failures := sp.PeriodSeconds, sp.FailureThreshold
+				if period == 0 {
+					period = 10 // Kubernetes' defaults
+				}
+				if failures == 0 {
+					failures = 3
+				}
+				budget := time.Duration(period*failures) * time.Second
+				if budget < time.Minute || budget > 5*time.Minute {
+					t.Errorf("startupProbe allows %v (periodSeconds %d x failureThreshold %d): give the model load 1 to 5 minutes", budget, period, failures)
+				}
+			}
 			if got := d.Spec.Template.Annotations["prometheus.io/port"]; got != strconv.Itoa(port) {
 				t.Errorf("annotation prometheus.io/port %q, want %d", got, port)
 			}
