@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -647,5 +648,24 @@ func TestShutdownDuringTheLoadDoesNotWaitForIt(t *testing.T) {
 	defer m.mu.Unlock()
 	if !m.closed || s.batcher.Load() != nil {
 		t.Errorf("the model loaded after Shutdown: closed %v, batcher %v; want it closed and no batcher", m.closed, s.batcher.Load())
+	}
+}
+
+// TestReloadHandsTheOldModelBack: the replaced model's memory goes back to
+// the system when a reload ends, not over minutes (a server rested at 216 MB
+// after three reloads, 143 MB before; 142 MB with it handed back).
+func TestReloadHandsTheOldModelBack(t *testing.T) {
+	debug.FreeOSMemory() // what earlier tests left is not this test's
+	ts := startServer(t, pipelineConfig(t), captionLoader(t))
+	if r := do(t, "POST", ts.url+"/admin/reload", "", nil); r.status != 200 {
+		t.Fatalf("reload: %d %s", r.status, r.body)
+	}
+	// A collection frees the old model if nothing did: its memory is then
+	// idle, and held until the scavenger gets to it.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if held := ms.HeapIdle - ms.HeapReleased; held > 24<<20 {
+		t.Errorf("after a reload the heap holds %d MB it does not use, want it handed back (under 24 MB)", held>>20)
 	}
 }
