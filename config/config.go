@@ -188,18 +188,25 @@ func LoadWithFlags(v *viper.Viper, file string, flags map[string]string) (*Confi
 }
 
 // stringToList decodes a string where a list goes (an environment
-// variable's value) as its comma-separated items, each trimmed of spaces:
-// CAPTIONER_SERVER_TRUSTED_PROXIES="10.0.0.0/8, 192.168.0.0/16" was refused
-// for the space.
-func stringToList(from, to reflect.Type, data any) (any, error) {
-	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+// variable's value) as its comma-separated items, and a flag's list as its
+// items, each trimmed of spaces: CAPTIONER_SERVER_TRUSTED_PROXIES="10.0.0.0/8,
+// 192.168.0.0/16" was refused for the space, and --models "a, b" named " b".
+func stringToList(_, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.Slice {
 		return data, nil
 	}
-	s := data.(string)
-	if s == "" {
-		return []string{}, nil
+	var items []string
+	switch v := data.(type) {
+	case string:
+		if v == "" {
+			return []string{}, nil
+		}
+		items = strings.Split(v, ",")
+	case []string:
+		items = slices.Clone(v)
+	default:
+		return data, nil
 	}
-	items := strings.Split(s, ",")
 	for i := range items {
 		items[i] = strings.TrimSpace(items[i])
 	}

@@ -66,11 +66,15 @@ type Server struct {
 	// ShutdownGrace is how long SIGTERM waits for accepted requests to finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 	// AdminToken, when set, is the bearer token POST /admin/reload requires;
-	// when empty the endpoint answers loopback clients of a loopback server only.
+	// when empty the endpoint answers loopback clients of a loopback server
+	// only, and not what a proxy passes on (a proxy's headers, or a
+	// TrustedProxies address).
 	AdminToken string `mapstructure:"admin_token"`
 	// TrustedProxies lists the proxies (IPs or CIDRs) whose X-Forwarded-For and
 	// X-Real-IP name the client in logs and per-client limits; empty trusts none,
-	// so a client cannot choose the address it is recorded under.
+	// so a client cannot choose the address it is recorded under. A loopback
+	// address listed is a proxy on this machine: its requests are not local
+	// (admin without a token, live auto).
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	// AllowedHosts are the host names a loopback server answers besides
 	// localhost and loopback addresses (a reverse proxy on the same machine that
@@ -81,7 +85,7 @@ type Server struct {
 	// descriptors and memory: at the cap a new one replaces the connection
 	// waiting longest without a request (an idle keep-alive, or one that has
 	// not sent its request yet), or is answered 503 when every connection is in
-	// a request.
+	// a request (a probe of /healthz, or of /readyz while ready, 200).
 	MaxConnections int `mapstructure:"max_connections"`
 	// Live is who may watch /live, which shows every upload's thumbnail, filename
 	// and caption: off, public, token (viewers present server.live_token), or auto
@@ -166,6 +170,7 @@ func (c Server) validate() []error {
 		errs = append(errs, fmt.Errorf("server.live_max_viewers: %d is not below server.max_connections %d, so live streams could hold every connection; lower it or raise server.max_connections", c.LiveMaxViewers, c.MaxConnections))
 	}
 	errs = append(errs, c.validateLive()...)
+	errs = append(errs, c.validateTokens()...)
 	if slices.Contains(c.Models, "") { // one error for every empty name: "," holds two
 		errs = append(errs, fmt.Errorf("server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm]"))
 	}
@@ -213,6 +218,21 @@ func (c Server) validate() []error {
 	}
 	if c.WriteTimeout < c.MaxRequestTimeout {
 		errs = append(errs, fmt.Errorf("server.write_timeout: %s is below server.max_request_timeout %s, so a slow request would be cut off before its deadline; raise it", c.WriteTimeout, c.MaxRequestTimeout))
+	}
+	return errs
+}
+
+// HiddenToken is what captioner config prints for a token that is set: never
+// a token itself, since a file copied from that output would make it one.
+const HiddenToken = "(set; not shown)"
+
+// validateTokens refuses HiddenToken as a token.
+func (c Server) validateTokens() []error {
+	var errs []error
+	for _, t := range []struct{ key, val string }{{"server.admin_token", c.AdminToken}, {"server.live_token", c.LiveToken}} {
+		if t.val == HiddenToken {
+			errs = append(errs, fmt.Errorf("%s: %q is what captioner config prints for a token it hides, not a token: set the real one (from your Secret), or remove the key", t.key, t.val))
+		}
 	}
 	return errs
 }

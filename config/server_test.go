@@ -24,6 +24,7 @@ func TestServerValidation(t *testing.T) {
 		yaml, want string
 	}{
 		{"server:\n  addr: localhost\n", `server.addr: "localhost" is not HOST:PORT`},
+		{"server:\n  admin_token: \"(set; not shown)\"\n", `server.admin_token: "(set; not shown)" is what captioner config prints for a token it hides, not a token: set the real one (from your Secret), or remove the key`},
 		{"server:\n  addr: localhost:99999\n", `server.addr: "localhost:99999": port "99999" is not a number in 0..65535 (0: any free port) nor a service name`},
 		{"server:\n  queue_size: 0\n", "server.queue_size: 0 must be positive"},
 		{"server:\n  max_beam: 40\n", "server.max_beam: 40 is outside 1..32"},
@@ -88,11 +89,27 @@ func TestLoopbackAndLiveMode(t *testing.T) {
 	}
 }
 
+// A flag's list drops the spaces around its items too (--models "a, b").
+func TestListFromAFlagIsTrimmed(t *testing.T) {
+	v := viper.New()
+	v.Set("server.models", []string{"models/a", " models/b "}) // as pflag's string slice reaches viper
+	c, err := LoadWithFlags(v, "", map[string]string{"server.models": "models"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Server.Models, "|"); got != "models/a|models/b" {
+		t.Errorf("server.models %q, want models/a|models/b", got)
+	}
+}
+
 // An empty string where a list goes, in a file, is an empty list.
 func TestEmptyListInFile(t *testing.T) {
 	c, err := Load(viper.New(), writeYAML(t, "server:\n  trusted_proxies: \"\"\n  allowed_hosts: \"\"\n"))
-	if err != nil || len(c.Server.TrustedProxies) != 0 || len(c.Server.AllowedHosts) != 0 {
-		t.Errorf("empty lists: %v, %q and %q", err, c.Server.TrustedProxies, c.Server.AllowedHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Server.TrustedProxies) != 0 || len(c.Server.AllowedHosts) != 0 {
+		t.Errorf("empty lists: %q and %q", c.Server.TrustedProxies, c.Server.AllowedHosts)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,13 +18,13 @@ import (
 // So neither idle keep-alives nor silent connections (opened and left, up to
 // server.read_header_timeout each) can lock clients out. When every connection is in a request, the new one is
 // answered 503 and closed at once rather than left waiting in the kernel's
-// backlog, so its client learns why and when to retry; a liveness probe
-// (GET or HEAD /healthz) is answered 200 even then, for a server at its cap
-// is busy, not dead, and an orchestrator would restart it.
+// backlog, so its client learns why and when to retry; a probe is answered
+// even then (answerOverCap).
 type connLimiter struct {
 	slots   chan struct{} // one per open connection
 	refusal chan struct{} // bounds the goroutines answering refused connections
 	metrics *metrics
+	ready   func() bool // whether /readyz would answer 200
 
 	mu      sync.Mutex
 	waiting map[*limitedConn]waiting // connections without a request: since when, and in which state
@@ -52,25 +51,33 @@ var refusalResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 	"Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
 	"Content-Length: " + strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + refusalBody)
 
-const aliveBody = `{"status":"ok"}` + "\n"
-
-// aliveHeader and aliveBody answer a liveness probe over the cap, as /healthz does.
-var aliveHeader = []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
-	"Content-Length: " + strconv.Itoa(len(aliveBody)) + "\r\n\r\n")
+// okResponse is a 200 with body, closing the connection; head leaves the body out.
+func okResponse(body string, head bool) []byte {
+	r := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	if head {
+		return r
+	}
+	return append(r, body...)
+}
 
 // answerOverCap is the answer to a connection over the cap that sent the
-// request line line (as far as it came): the liveness probe's, else the 503.
-func answerOverCap(line []byte) []byte {
+// request line line (as far as it came): a probe's (GET or HEAD /healthz, and
+// /readyz while ready says the model serves), else the 503. A server at its
+// cap is busy, not dead nor unready: an orchestrator failing its probes
+// restarted it, or moved its traffic to the others and overloaded them.
+func answerOverCap(line []byte, ready func() bool) []byte {
 	method, rest, _ := strings.Cut(string(line), " ")
 	target, _, _ := strings.Cut(rest, " ")
 	path, _, _ := strings.Cut(target, "?")
-	switch {
-	case path != "/healthz":
+	if method != http.MethodGet && method != http.MethodHead {
 		return refusalResponse
-	case method == http.MethodGet:
-		return append(slices.Clip(aliveHeader), aliveBody...)
-	case method == http.MethodHead:
-		return aliveHeader
+	}
+	switch {
+	case path == "/healthz":
+		return okResponse(`{"status":"ok"}`+"\n", method == http.MethodHead)
+	case path == "/readyz" && ready():
+		return okResponse(`{"status":"ready"}`+"\n", method == http.MethodHead)
 	}
 	return refusalResponse
 }
@@ -95,9 +102,9 @@ func requestLine(c net.Conn) []byte {
 	return buf
 }
 
-func newConnLimiter(max int, m *metrics) *connLimiter {
+func newConnLimiter(max int, m *metrics, ready func() bool) *connLimiter {
 	return &connLimiter{slots: make(chan struct{}, max), refusal: make(chan struct{}, maxRefusing), metrics: m,
-		waiting: map[*limitedConn]waiting{}}
+		ready: ready, waiting: map[*limitedConn]waiting{}}
 }
 
 // listen wraps ln so that its connections count against the cap.
@@ -172,10 +179,14 @@ func (l *connLimiter) refuse(c net.Conn) {
 	go func() {
 		defer func() { <-l.refusal }()
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(refusalTimeout))
-		answer := answerOverCap(requestLine(c))
-		// A silent client's read took the whole deadline; the answer gets its own.
-		c.SetDeadline(time.Now().Add(refusalTimeout))
+		// One second for all of it, of which the request line gets a quarter:
+		// a probe sends its line at once, and a slot held longer by silent
+		// clients leaves none for it.
+		deadline := time.Now().Add(refusalTimeout)
+		c.SetDeadline(deadline)
+		c.SetReadDeadline(time.Now().Add(refusalTimeout / 4))
+		answer := answerOverCap(requestLine(c), l.ready)
+		c.SetReadDeadline(deadline)
 		if _, err := c.Write(answer); err != nil {
 			return
 		}

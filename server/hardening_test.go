@@ -346,7 +346,7 @@ func TestConnectionLimit(t *testing.T) {
 	c2.wantClosed(t, "idle connection replaced by a request")
 	c3.wantClosed(t, "idle connection replaced by a request")
 	c4 := dialRaw(t, ts.url)
-	resp, body := c4.get(t, "/readyz")
+	resp, body := c4.get(t, "/v1/models")
 	if resp.StatusCode != 503 || body != strings.TrimSpace(refusalBody) || resp.Header.Get("Retry-After") != "1" || !resp.Close ||
 		resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("over the cap: %d Retry-After %q close %v %s, want 503, 1, close and %s", resp.StatusCode,
@@ -625,23 +625,37 @@ func TestHeavyDecodeGivesItsMemoryBack(t *testing.T) {
 }
 
 // The answers over the cap by request line: /healthz's to a GET or HEAD of
-// it (HEAD without the body), the 503 to anything else, a line cut short
-// included.
+// it (HEAD without the body), /readyz's while the server is ready, the 503
+// to anything else, a line cut short included.
 func TestAnswerOverCap(t *testing.T) {
-	alive := string(aliveHeader) + aliveBody
-	for line, want := range map[string]string{
-		"GET /healthz HTTP/1.1":     alive,
-		"GET /healthz?x=1 HTTP/1.1": alive,
-		"HEAD /healthz HTTP/1.1":    string(aliveHeader),
-		"POST /healthz HTTP/1.1":    string(refusalResponse),
-		"GET /healthzz HTTP/1.1":    string(refusalResponse),
-		"GET /readyz HTTP/1.1":      string(refusalResponse),
-		"GET /heal":                 string(refusalResponse),
-		"":                          string(refusalResponse),
-		"GET /v1/models HTTP/1.1":   string(refusalResponse),
+	const (
+		alive     = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 16\r\n\r\n"
+		readyHead = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n"
+	)
+	refused := string(refusalResponse)
+	for _, c := range []struct {
+		line        string
+		ready, want string
+	}{
+		{"GET /healthz HTTP/1.1", alive + `{"status":"ok"}` + "\n", alive + `{"status":"ok"}` + "\n"},
+		{"GET /healthz?x=1 HTTP/1.1", alive + `{"status":"ok"}` + "\n", alive + `{"status":"ok"}` + "\n"},
+		{"HEAD /healthz HTTP/1.1", alive, alive},
+		{"GET /readyz HTTP/1.1", readyHead + `{"status":"ready"}` + "\n", refused},
+		{"HEAD /readyz HTTP/1.1", readyHead, refused},
+		{"POST /healthz HTTP/1.1", refused, refused},
+		{"GET /healthzz HTTP/1.1", refused, refused},
+		{"GET /heal", refused, refused},
+		{"", refused, refused},
+		{"GET /v1/models HTTP/1.1", refused, refused},
 	} {
-		if got := string(answerOverCap([]byte(line))); got != want {
-			t.Errorf("%q: %q, want %q", line, got, want)
+		for _, ready := range []bool{true, false} {
+			want := c.want
+			if ready {
+				want = c.ready
+			}
+			if got := string(answerOverCap([]byte(c.line), func() bool { return ready })); got != want {
+				t.Errorf("%q, ready %v: %q, want %q", c.line, ready, got, want)
+			}
 		}
 	}
 }
@@ -697,12 +711,16 @@ func TestOverTheCapReadsTheRequestLine(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		return string(b), time.Since(t0)
 	}
-	alive := string(aliveHeader) + aliveBody
+	aliveHead := string(okResponse(`{"status":"ok"}`+"\n", true))
+	alive := aliveHead + `{"status":"ok"}` + "\n"
 	if got, _ := answer("GET /hea", "lthz HTTP/1.1\r\nHost: x\r\n\r\n"); got != alive {
 		t.Errorf("a probe's request line in two writes: %q, want the /healthz answer", got)
 	}
-	if got, _ := answer("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); got != string(aliveHeader) {
+	if got, _ := answer("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); got != aliveHead {
 		t.Errorf("a HEAD probe: %q, want the /healthz header", got)
+	}
+	if got, _ := answer("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK") || !strings.HasSuffix(got, `{"status":"ready"}`+"\n") {
+		t.Errorf("a readiness probe of a busy, loaded server: %q, want 200 ready", got)
 	}
 	for _, sent := range []string{"", "GET /heal"} {
 		if got, took := answer(sent); got != string(refusalResponse) || took > 3*time.Second {

@@ -162,9 +162,9 @@ func (s *Server) requestLog(c *gin.Context) {
 	s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
 	level := slog.LevelInfo
 	switch {
-	case status == http.StatusServiceUnavailable && s.batcher.Load() == nil:
+	case status == http.StatusServiceUnavailable && !s.ready():
 		// Not ready is expected while the model loads and warms up (readyz,
-		// clients retrying /v1/models).
+		// clients retrying /v1/models) and while shutting down.
 	case status >= 500:
 		level = slog.LevelError
 	case route == "/healthz" || route == "/readyz" || route == "/metrics":
@@ -265,16 +265,17 @@ func (s *Server) adminOnly(c *gin.Context) {
 // fromThisMachine reports whether a request was made on the server's own
 // machine: its peer is a loopback address, and no proxy passed it on. A
 // proxy on the same machine connects from loopback too, for every client it
-// serves, so a request that names a client (X-Forwarded-For, X-Real-IP,
-// Forwarded: curl sends none) or comes from a server.trusted_proxies address
-// is not local.
+// serves, so a request with a header proxies add (X-Forwarded-*, X-Real-IP,
+// Forwarded, Via: curl sends none) or from a server.trusted_proxies address
+// is not local. A proxy that adds none (nginx's bare proxy_pass, a TCP
+// relay) cannot be told apart: list it in server.trusted_proxies.
 func (s *Server) fromThisMachine(c *gin.Context) bool {
 	host, _, err := net.SplitHostPort(c.Request.RemoteAddr)
 	ip := net.ParseIP(host)
 	if err != nil || ip == nil || !ip.IsLoopback() {
 		return false
 	}
-	for _, h := range []string{"X-Forwarded-For", "X-Real-IP", "Forwarded"} {
+	for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Forwarded", "Via"} {
 		if c.GetHeader(h) != "" {
 			return false
 		}
@@ -321,19 +322,33 @@ func (s *Server) postReload(c *gin.Context) {
 }
 
 func (s *Server) getReady(c *gin.Context) {
-	b := s.batcher.Load()
+	b, why := s.serving()
 	if b == nil {
-		apiError(c, http.StatusServiceUnavailable, "not ready: the model is loading and warming up; retry in a few seconds")
+		apiError(c, http.StatusServiceUnavailable, why)
 		return
-	}
-	select {
-	case <-b.Stopped():
-		apiError(c, http.StatusServiceUnavailable, "not ready: the server is shutting down")
-		return
-	default:
 	}
 	info := b.Model().Info()
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "model": info.Model, "version": info.Version})
+}
+
+// ready reports whether the server captions: /readyz answers 200.
+func (s *Server) ready() bool {
+	b, _ := s.serving()
+	return b != nil
+}
+
+// serving is the batcher when the server captions, else nil and why not.
+func (s *Server) serving() (*Batcher, string) {
+	b := s.batcher.Load()
+	if b == nil {
+		return nil, "not ready: the model is loading and warming up; retry in a few seconds"
+	}
+	select {
+	case <-b.Stopped():
+		return nil, "not ready: the server is shutting down"
+	default:
+	}
+	return b, ""
 }
 
 func (s *Server) getModels(c *gin.Context) {

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/captioner/captioner/config"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -21,7 +23,7 @@ func init() {
 			for _, key := range secretSettings {
 				section, name, _ := strings.Cut(key, ".")
 				if sec := m[section].(map[string]any); sec[name] != "" {
-					sec[name] = hiddenSecret
+					sec[name] = config.HiddenToken
 				}
 			}
 			out, err := yaml.Marshal(m)
@@ -37,5 +39,3 @@ func init() {
 // secretSettings are the settings config prints as set, never their value:
 // they come from Secrets, and `kubectl exec ... captioner config` would show them.
 var secretSettings = []string{"server.admin_token", "server.live_token"}
-
-const hiddenSecret = "(set; not shown)"
