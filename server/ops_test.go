@@ -620,12 +620,15 @@ func TestReloadWhileReloadingIsRefused(t *testing.T) {
 // TestShutdownDuringTheLoadDoesNotWaitForIt: a SIGTERM while the models
 // load (a model folder on a hung file system) waited for the load and held
 // the process past its grace period until it was killed. Shutdown returns at
-// once, and Start closes the model it loaded after it.
+// once, cancelling the load's context (the warm-up stops), and Start closes
+// the model it loaded after it.
 func TestShutdownDuringTheLoadDoesNotWaitForIt(t *testing.T) {
 	release, loading := make(chan struct{}), make(chan struct{})
 	m := newStepModel("m")
 	m.entered = nil
+	var loadCtx context.Context
 	s := New(testConfig(t, nil), func(ctx context.Context) (Model, error) {
+		loadCtx = ctx
 		close(loading)
 		<-release
 		return m, nil
@@ -642,6 +645,9 @@ func TestShutdownDuringTheLoadDoesNotWaitForIt(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Error("Shutdown during the load waited for it")
+	}
+	if loadCtx.Err() == nil {
+		t.Error("Shutdown left the load's context running (its warm-up would go on)")
 	}
 	close(release)
 	if err := <-started; !errors.Is(err, ErrShutDown) {

@@ -67,8 +67,9 @@ type Server struct {
 	// startMu orders Start's installing the batcher and Shutdown: one that
 	// comes during the load does not wait for it, and Start closes the model
 	// it loaded after it (closing).
-	startMu sync.Mutex
-	closing bool
+	startMu    sync.Mutex
+	closing    bool
+	cancelLoad context.CancelFunc // Start's, for Shutdown
 
 	reloadMu sync.Mutex // one reload at a time
 
@@ -121,15 +122,22 @@ func (s *Server) Handler() http.Handler { return s.router }
 // answering 503 on the caption routes.
 func (s *Server) Start(ctx context.Context) error {
 	t0 := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.startMu.Lock()
+	s.cancelLoad = cancel
+	s.startMu.Unlock()
 	m, err := s.loadWarm(ctx)
-	if err != nil {
-		return err
-	}
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
-	if s.closing {
+	switch {
+	case s.closing && err == nil:
 		m.Close()
+		fallthrough
+	case s.closing:
 		return ErrShutDown
+	case err != nil:
+		return err
 	}
 	b := NewBatcher(BatcherConfig{
 		MaxBatch:  s.cfg.MaxBatch,
@@ -264,6 +272,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// it was killed. Start closes what it loads.
 	s.startMu.Lock()
 	s.closing = true
+	if s.cancelLoad != nil {
+		s.cancelLoad() // the warm-up stops at its next batch; the load reads on
+	}
 	s.startMu.Unlock()
 	if b := s.batcher.Load(); b != nil {
 		s.stopRun()
