@@ -19,7 +19,7 @@ func Factorize(m *Model, r int) (*Model, error) {
 	c := m.Cfg
 	switch {
 	case c.Arch != ArchAttention:
-		return nil, fmt.Errorf("decoder: only an attention model's context weight can be factorized; this model's arch is %s", c.Arch)
+		return nil, fmt.Errorf("decoder: only an attention model's context weight can be factorized; this model's arch is %s: factorize one trained with train --arch attention", c.Arch)
 	case c.CtxRank != 0:
 		return nil, fmt.Errorf("decoder: the model's context weight is factorized already (ctx_rank %d): factorize the full-rank model it came from (the shipped attention model's is the cross-entropy stage of scripts/recipe.sh)", c.CtxRank)
 	}

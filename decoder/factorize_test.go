@@ -151,7 +151,7 @@ func TestFactorizeRefuses(t *testing.T) {
 		r    int
 		want string
 	}{
-		{merge, 2, "decoder: only an attention model's context weight can be factorized; this model's arch is merge"},
+		{merge, 2, "decoder: only an attention model's context weight can be factorized; this model's arch is merge: factorize one trained with train --arch attention"},
 		{att, 0, "decoder: rank 0 is outside 1..4: the context weight is 16x6 (96 multiply-adds a step), and factors of rank 5 or more cost as many"},
 		{low, 2, "decoder: the model's context weight is factorized already (ctx_rank 2): factorize the full-rank model it came from (the shipped attention model's is the cross-entropy stage of scripts/recipe.sh)"},
 		{att, 5, "decoder: rank 5 is outside 1..4: the context weight is 16x6 (96 multiply-adds a step), and factors of rank 5 or more cost as many"},
