@@ -441,15 +441,8 @@ func LoadModel(dev gpu.Device, dir string) (*text.Vocab, *decoder.Model, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: %w", err)
 	}
-	var lacks []string
-	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile, VocabFile} {
-		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, fs.ErrNotExist) {
-			lacks = append(lacks, f)
-		}
-	}
-	if len(lacks) > 0 {
-		return nil, nil, fmt.Errorf("pipeline: %s is not a caption model folder: it has no %s; give a folder that holds a model's %s, %s and %s, as train writes them (OUT/model)",
-			dir, strings.Join(lacks, " nor "), decoder.ConfigFile, decoder.WeightsFile, VocabFile)
+	if err := CheckModelFolder(dir); err != nil {
+		return nil, nil, fmt.Errorf("pipeline: %w", err)
 	}
 	vocab, err := text.LoadVocab(filepath.Join(dir, VocabFile))
 	if err != nil {
@@ -464,6 +457,23 @@ func LoadModel(dev gpu.Device, dir string) (*text.Vocab, *decoder.Model, error) 
 		return nil, nil, fmt.Errorf("pipeline: model %s: the vocabulary has %d words but the decoder was built for %d; the folder mixes two models", dir, vocab.Size(), dec.Cfg.Vocab)
 	}
 	return vocab, dec, nil
+}
+
+// CheckModelFolder checks that dir holds a caption model's files, naming those
+// it lacks: a run's folder given for its model/ said only that a file was
+// missing.
+func CheckModelFolder(dir string) error {
+	var lacks []string
+	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile, VocabFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, fs.ErrNotExist) {
+			lacks = append(lacks, f)
+		}
+	}
+	if len(lacks) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s is not a caption model folder: it has no %s; give a folder that holds a model's %s, %s and %s, as train writes them (OUT/model)",
+		dir, strings.Join(lacks, " nor "), decoder.ConfigFile, decoder.WeightsFile, VocabFile)
 }
 
 // ReadScores reads a model folder's scores.json; a missing file is no scores.

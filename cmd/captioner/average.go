@@ -183,5 +183,5 @@ func isModelFolder(dir string) error {
 	case !st.IsDir():
 		return fmt.Errorf("model %s is a file, not a model folder: name the folder that holds %s, %s and %s", dir, decoder.ConfigFile, decoder.WeightsFile, pipeline.VocabFile)
 	}
-	return nil
+	return pipeline.CheckModelFolder(dir) // a run's folder for its model/, say
 }

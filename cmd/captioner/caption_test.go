@@ -31,20 +31,23 @@ var shippedModel = filepath.Join("..", "..", filepath.FromSlash(config.DefaultMo
 var mergeModel = filepath.Join("..", "..", "models", "flickr8k-merge-lstm")
 
 // resetFlags puts the named flags of the command name back to their
-// defaults when t ends: the commands are one process's, and flags a test sets
-// would carry over into later tests that leave them at their defaults.
+// defaults now and when t ends: the commands are one process's, and flags a
+// test sets would carry over into later tests that leave them at their
+// defaults.
 func resetFlags(t *testing.T, name string, flags ...string) {
 	cmd, _, err := rootCmd.Find([]string{name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	reset := func() {
 		for _, name := range flags {
 			f := cmd.Flags().Lookup(name)
 			f.Value.Set(f.DefValue)
 			f.Changed = false
 		}
-	})
+	}
+	reset() // what an earlier test left set
+	t.Cleanup(reset)
 }
 
 // run executes the CLI in-process and returns stdout.

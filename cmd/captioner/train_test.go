@@ -378,3 +378,30 @@ func TestTrainCaptionsWithoutWords(t *testing.T) {
 		t.Errorf("min count 100: %v, want %q", err, want)
 	}
 }
+
+// TestSelfCriticalHintsAndRunFolders: a self-critical run at the
+// cross-entropy default rate is warned about (a README command without --lr
+// ran at 1e-3), and a run's folder given for its model/ is told as such, not
+// as a missing config.json.
+func TestSelfCriticalHintsAndRunFolders(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 7)
+	resetFlags(t, "train", "lr", "init", "objective")
+	runDir := t.TempDir()
+	os.MkdirAll(filepath.Join(runDir, "model"), 0o755)
+	_, log, err := runStderr(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats,
+		"--out", filepath.Join(t.TempDir(), "scst"), "--objective", "cider", "--init", runDir, "--teacher", "")
+	if want := "warning: train.objective cider at train.lr 0.001, the cross-entropy default: self-critical fine-tuning usually needs a rate 20-50 times lower (the shipped model's: 5e-5); set --lr\n"; !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+	if want := "train.init: " + runDir + " is not a caption model folder: it has no config.json nor decoder.safetensors nor vocab.json; give a folder that holds a model's config.json, decoder.safetensors and vocab.json, as train writes them (OUT/model)"; err == nil || err.Error() != want {
+		t.Errorf("--init of a run's folder: %v, want %q", err, want)
+	}
+	_, log, _ = runStderr(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats,
+		"--out", filepath.Join(t.TempDir(), "scst"), "--objective", "cider", "--init", runDir, "--teacher", "", "--lr", "5e-5")
+	if strings.Contains(log, "warning: train.objective cider") {
+		t.Errorf("warned with --lr given:\n%s", log)
+	}
+	if _, err := run(t, "factorize", "--device", "cpu", "--rank", "2", "--out", filepath.Join(t.TempDir(), "f"), runDir); err == nil || !strings.HasSuffix(err.Error(), "is not a caption model folder: it has no config.json nor decoder.safetensors nor vocab.json; give a folder that holds a model's config.json, decoder.safetensors and vocab.json, as train writes them (OUT/model)") {
+		t.Errorf("factorize of a run's folder: %v", err)
+	}
+}
