@@ -182,9 +182,8 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 	root := t.TempDir()
 	cfg := &config.Config{Train: config.Train{Features: root}}
 	id := featuresID(cfg, &w.Config)
-	_, err = openFeaturesOf(cfg, &w.Config)
-	want := "features: no feature store in " + features.Dir(root, id) + ": run `captioner extract --out " + root +
-		"` first (--grid for an attention model, --data for a dataset of your own)"
+	_, err = openFeaturesOf(cfg, &w.Config, false)
+	want := "features: no feature store in " + features.Dir(root, id) + ": run `captioner extract --out " + root + "` first"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
@@ -196,18 +195,21 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 	}
 	st.Close()
 	inStore := &config.Config{Train: config.Train{Features: features.Dir(root, id)}}
-	_, err = openFeaturesOf(inStore, &w.Config)
+	_, err = openFeaturesOf(inStore, &w.Config, false)
 	if want := "features: " + features.Dir(root, id) + " is a feature store, not the folder extract --out names, which holds one store per encoder: give its parent, " + root + ", as --features (train.features)"; err == nil || err.Error() != want {
 		t.Errorf("a store as the root: got %v\nwant %s", err, want)
 	}
 	os.RemoveAll(features.Dir(root, id))
-	// eval has another way, and says so.
+	// eval has another way, and says so; the command it gives is whole: the
+	// shipped model reads grids, of the dataset in --data.
 	assets, data, _, _ := sampleDataset(t, 1)
 	// Every flag eval reads is given: the tests share rootCmd, and another
 	// test's --from-images or --captions would otherwise stay set.
 	_, err = run(t, "eval", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--data", data, "--features", root,
 		"--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
-	if want += "; or run eval --from-images, which encodes the photos instead of reading them from a cache"; err == nil || err.Error() != want {
+	want = "features: no feature store in " + features.Dir(root, id) + ": run `captioner extract --out " + root + " --grid --data " + data + "` first" +
+		"; or run eval --from-images, which encodes the photos instead of reading them from a cache"
+	if err == nil || err.Error() != want {
 		t.Errorf("eval: got %v\nwant %s", err, want)
 	}
 }
@@ -231,7 +233,7 @@ func TestFeaturesOfOtherSizesAreRefused(t *testing.T) {
 		}
 		st.Close()
 		want := fmt.Sprintf("features: %s says its features have %d values and grid %v, but its encoder gives 1280 and [7 7 1280]: the manifest is damaged; delete the folder and run captioner extract again", dir, m.Dim, m.Grid)
-		if _, err := openFeaturesOf(cfg, &w.Config); err == nil || err.Error() != want {
+		if _, err := openFeaturesOf(cfg, &w.Config, len(m.Grid) > 0); err == nil || err.Error() != want {
 			t.Errorf("manifest %+v: %v, want %q", m, err, want)
 		}
 	}
@@ -247,7 +249,7 @@ func TestFeaturesOfOtherSizesAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.Close()
-		st, err = openFeaturesOf(cfg, &w.Config)
+		st, err = openFeaturesOf(cfg, &w.Config, len(m.Grid) > 0)
 		if err != nil {
 			t.Errorf("manifest %+v: %v", m, err)
 			continue
@@ -255,7 +257,7 @@ func TestFeaturesOfOtherSizesAreRefused(t *testing.T) {
 		st.Close()
 		if len(m.Grid) > 0 {
 			os.Remove(filepath.Join(dir, "grid.f16"))
-			_, err := openFeaturesOf(cfg, &w.Config)
+			_, err := openFeaturesOf(cfg, &w.Config, true)
 			if want := "features: " + dir + " has no grid.f16, though its manifest keeps grids: the store is damaged; delete the folder and run captioner extract again"; err == nil || err.Error() != want {
 				t.Errorf("a grids store without grid.f16: %v, want %q", err, want)
 			}

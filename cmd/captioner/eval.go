@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/gpu"
@@ -227,7 +228,8 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 	if err != nil {
 		return nil, err
 	}
-	store, err := openFeaturesOf(cfg, &w.Config)
+	mc, _ := decoder.ReadConfig(filepath.Join(cfg.Model, decoder.ConfigFile)) // LoadModel below says what is wrong
+	store, err := openFeaturesOf(cfg, &w.Config, mc.Arch == decoder.ArchAttention)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w; or run eval --from-images, which encodes the photos instead of reading them from a cache", err)
 	}

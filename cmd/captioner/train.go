@@ -203,7 +203,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err := checkFrozenInit(tc.Init); err != nil {
 			return err
 		}
-		if photos, err = openFeatures(cfg); err != nil {
+		if photos, err = openFeatures(cfg, tc.Arch == decoder.ArchAttention); err != nil {
 			return err
 		}
 		defer photos.Close()
@@ -295,12 +295,12 @@ func flickr8kDir(assetsDir, data string) (string, error) {
 
 // openFeatures opens the feature store of the default encoder in cfg.Assets
 // (openFeaturesOf).
-func openFeatures(cfg *config.Config) (*features.Store, error) {
+func openFeatures(cfg *config.Config, grids bool) (*features.Store, error) {
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
 		return nil, err
 	}
-	return openFeaturesOf(cfg, &w.Config)
+	return openFeaturesOf(cfg, &w.Config, grids)
 }
 
 // featuresID names the store of the features encoder c computes in this
@@ -333,7 +333,7 @@ func featureRoot(root, data string) (string, error) {
 // cfg.Train.Data when empty), for a caller that has the encoder's weights
 // already. Its sizes must be c's: a manifest damaged or edited to others had
 // every record read at the wrong offset, and a model trained on them.
-func openFeaturesOf(cfg *config.Config, c *encoder.Config) (*features.Store, error) {
+func openFeaturesOf(cfg *config.Config, c *encoder.Config, grids bool) (*features.Store, error) {
 	root, err := featureRoot(cfg.Train.Features, cfg.Train.Data)
 	if err != nil {
 		return nil, err
@@ -344,7 +344,7 @@ func openFeaturesOf(cfg *config.Config, c *encoder.Config) (*features.Store, err
 	case errors.Is(err, fs.ErrNotExist) && features.IsStore(root):
 		return nil, fmt.Errorf("features: %s is a feature store, not the folder extract --out names, which holds one store per encoder: give its parent, %s, as --features (train.features)", root, filepath.Dir(filepath.Clean(root)))
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, missingStoreError{dir, root}
+		return nil, missingStoreError{dir, root, grids, cfg.Train.Data}
 	case err != nil:
 		return nil, err
 	}
@@ -359,10 +359,21 @@ func openFeaturesOf(cfg *config.Config, c *encoder.Config) (*features.Store, err
 // missingStoreError says how to make the feature store that is not there; it
 // is an fs.ErrNotExist, so that a caller with another way (eval --from-images)
 // can say so too.
-type missingStoreError struct{ dir, root string }
+type missingStoreError struct {
+	dir, root string
+	grids     bool   // the caller reads grids: an attention model
+	data      string // train.data, the dataset whose photos to extract ("": Flickr8k's)
+}
 
 func (e missingStoreError) Error() string {
-	return fmt.Sprintf("features: no feature store in %s: run `captioner extract --out %s` first (--grid for an attention model, --data for a dataset of your own)", e.dir, e.root)
+	cmd := "captioner extract --out " + e.root
+	if e.grids {
+		cmd += " --grid"
+	}
+	if e.data != "" {
+		cmd += " --data " + e.data
+	}
+	return fmt.Sprintf("features: no feature store in %s: run `%s` first", e.dir, cmd)
 }
 
 func (missingStoreError) Unwrap() error { return fs.ErrNotExist }
@@ -451,7 +462,8 @@ func checkTeacher(tc config.Train) error {
 // may not show).
 func teacherCaptions(ctx context.Context, cfg *config.Config, dev gpu.Device, imgs []text.Image) ([][]string, error) {
 	dir := cfg.Train.Teacher
-	store, err := openFeatures(cfg)
+	tc, _ := decoder.ReadConfig(filepath.Join(dir, decoder.ConfigFile)) // checkTeacher read it
+	store, err := openFeatures(cfg, tc.Arch == decoder.ArchAttention)
 	if err != nil {
 		return nil, fmt.Errorf("train.teacher: the teacher reads the cached features: %w", err)
 	}
