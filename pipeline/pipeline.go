@@ -327,8 +327,8 @@ func (p *Pipeline) loadEncoder(w *encoder.Weights, precision string, dirs []stri
 	case precision == string(gpu.BFloat16) || precision == string(gpu.Int8):
 		return nil, fmt.Errorf("pipeline: precision %s, but model %s has fine-tuned encoder layers (%s), and fine-tuned encoder layers run in float32; set precision float32 or auto", precision, tunedDir, encoder.TunedFile)
 	case precision == encoder.PrecisionAuto && gpu.FastBFloat16(p.encDev):
-		p.precisionWhy = "auto: float32, because a served model has fine-tuned encoder layers"
-		slog.Warn("pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device, because a served model has fine-tuned encoder layers, which run in float32; every model's features are float32",
+		p.precisionWhy = "auto: float32, because a loaded model has fine-tuned encoder layers"
+		slog.Warn("pipeline: the encoder runs in float32, not the bfloat16 that precision auto picks on this device, because a loaded model has fine-tuned encoder layers, which run in float32; every model's features are float32",
 			"precision", precision, "device", p.encDev.Name(), "model", tunedDir)
 	}
 	enc, err := encoder.NewBranched(p.encDev, w, tuned, first, p.maxBatch)

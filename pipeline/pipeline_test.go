@@ -445,7 +445,7 @@ func TestTunedModelOfOriginalTopCaptionsAsUntuned(t *testing.T) {
 	wantDec := map[bool]string{true: "int8", false: "float32"}[gpu.Packs(p.dev, gpu.Int8)]
 	if fast := gpu.FastBFloat16(p.encDev); warned != fast || p.Info().Precision != "float32" || p.Info().DecoderPrecision != wantDec {
 		t.Errorf("precision auto beside a tuned model on a device with fast bfloat16 %v: precision %s, decoder %s, log %q", fast, p.Info().Precision, p.Info().DecoderPrecision, logged.String())
-	} else if why := p.Info().PrecisionWhy; fast && why != "auto: float32, because a served model has fine-tuned encoder layers" {
+	} else if why := p.Info().PrecisionWhy; fast && why != "auto: float32, because a loaded model has fine-tuned encoder layers" {
 		t.Errorf("precision auto beside a tuned model: reason %q", why)
 	}
 	p.Close()

@@ -178,8 +178,15 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 		}
 		d.Splits[s.split] = split
 	}
-	if n := len(order) - len(inSplit); n > 0 {
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: %d captioned images are in no split list and were left out", Flickr8kTokens, n))
+	var left []string
+	for _, name := range order {
+		if inSplit[name] == "" {
+			left = append(left, name)
+		}
+	}
+	if len(left) > 0 {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: %d captioned images in no split list were left out: %s",
+			Flickr8kTokens, len(left), strings.Join(left[:min(3, len(left))], ", ")+more(len(left)-3)))
 	}
 	return d, nil
 }
