@@ -94,7 +94,7 @@ func (c *Config) validate() error {
 	for _, nf := range nonFinite {
 		errs = append(errs, fmt.Errorf("%s: %v is not a finite number", nf.key, nf.v))
 	}
-	for _, err := range slices.Concat(c.Image.validate(), c.Decode.validate(), c.Train.validate(), c.Server.validate()) {
+	for _, err := range slices.Concat(c.Image.validate(), c.Decode.validate(), c.Train.validate(), c.Server.validate(), c.hiddenTokens()) {
 		// A key already refused as not finite: its range check would only
 		// say the same again ("NaN is outside 0..1").
 		if !slices.ContainsFunc(nonFinite, func(nf badNumber) bool { return strings.HasPrefix(err.Error(), nf.key+":") }) {

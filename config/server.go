@@ -170,7 +170,6 @@ func (c Server) validate() []error {
 		errs = append(errs, fmt.Errorf("server.live_max_viewers: %d is not below server.max_connections %d, so live streams could hold every connection; lower it or raise server.max_connections", c.LiveMaxViewers, c.MaxConnections))
 	}
 	errs = append(errs, c.validateLive()...)
-	errs = append(errs, c.validateTokens()...)
 	if slices.Contains(c.Models, "") { // one error for every empty name: "," holds two
 		errs = append(errs, fmt.Errorf("server.models: an empty folder name; list caption model folders, e.g. [models/flickr8k-merge-lstm]"))
 	}
@@ -222,19 +221,43 @@ func (c Server) validate() []error {
 	return errs
 }
 
-// HiddenToken is what captioner config prints for a token that is set: never
-// a token itself, since a file copied from that output would make it one.
+// Secrets are the settings that hold tokens, which come from Secrets:
+// PrintableMap shows them as HiddenToken when set, and HiddenToken is refused
+// as their value (a file copied from that output would make it a token).
+var Secrets = []string{"server.admin_token", "server.live_token"}
+
+// HiddenToken is what PrintableMap shows for a secret that is set.
 const HiddenToken = "(set; not shown)"
 
-// validateTokens refuses HiddenToken as a token.
-func (c Server) validateTokens() []error {
+// PrintableMap is Map with each secret that is set shown as HiddenToken, for
+// captioner config: `kubectl exec ... captioner config` printed the tokens.
+func (c *Config) PrintableMap() map[string]any {
+	m := c.Map()
+	for _, key := range Secrets {
+		if sec, name := settingIn(m, key); sec[name] != "" {
+			sec[name] = HiddenToken
+		}
+	}
+	return m
+}
+
+// hiddenTokens refuses HiddenToken as a secret's value.
+func (c *Config) hiddenTokens() []error {
+	m := c.Map()
 	var errs []error
-	for _, t := range []struct{ key, val string }{{"server.admin_token", c.AdminToken}, {"server.live_token", c.LiveToken}} {
-		if t.val == HiddenToken {
-			errs = append(errs, fmt.Errorf("%s: %q is what captioner config prints for a token it hides, not a token: set the real one (from your Secret), or remove the key", t.key, t.val))
+	for _, key := range Secrets {
+		if sec, name := settingIn(m, key); sec[name] == HiddenToken {
+			errs = append(errs, fmt.Errorf("%s: %q is what captioner config prints for a token it hides, not a token: set the real one (from your Secret), or remove the key", key, HiddenToken))
 		}
 	}
 	return errs
+}
+
+// settingIn is the section of Map's m that holds key ("server.admin_token"),
+// and the key's name in it.
+func settingIn(m map[string]any, key string) (map[string]any, string) {
+	section, name, _ := strings.Cut(key, ".")
+	return m[section].(map[string]any), name
 }
 
 func (c Server) validateLive() []error {

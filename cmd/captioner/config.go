@@ -1,11 +1,7 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/spf13/cobra"
-
-	"github.com/captioner/captioner/config"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -19,14 +15,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			m := cfg.Map()
-			for _, key := range secretSettings {
-				section, name, _ := strings.Cut(key, ".")
-				if sec := m[section].(map[string]any); sec[name] != "" {
-					sec[name] = config.HiddenToken
-				}
-			}
-			out, err := yaml.Marshal(m)
+			out, err := yaml.Marshal(cfg.PrintableMap())
 			if err != nil {
 				return err
 			}
@@ -35,7 +24,3 @@ func init() {
 		},
 	})
 }
-
-// secretSettings are the settings config prints as set, never their value:
-// they come from Secrets, and `kubectl exec ... captioner config` would show them.
-var secretSettings = []string{"server.admin_token", "server.live_token"}
