@@ -9,9 +9,9 @@ package encoder
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/internal/listing"
 )
 
 // Encoder runs MobileNetV2 on a device. Activation buffers are allocated once for
@@ -154,11 +154,7 @@ func build(dev gpu.Device, w *Weights, maxBatch int, precision string, cut int, 
 			return nil, fmt.Errorf("encoder: device %s cannot run the encoder in %s; use precision float32 (or auto)", dev.Name(), precision)
 		}
 		if precision == string(gpu.Int8) && len(unranged) > 0 {
-			some := strings.Join(unranged[:min(3, len(unranged))], ", ")
-			if len(unranged) > 3 {
-				some += fmt.Sprintf(" and %d more", len(unranged)-3)
-			}
-			return nil, fmt.Errorf("encoder: precision int8 needs the activation range of every layer, which only weights imported from a quantized TFLite file carry (not a float file's, nor fine-tuned layers'); these weights have none for %s; use precision float32 or bfloat16", some)
+			return nil, fmt.Errorf("encoder: precision int8 needs the activation range of every layer, which only weights imported from a quantized TFLite file carry (not a float file's, nor fine-tuned layers'); these weights have none for %s; use precision float32 or bfloat16", listing.First(unranged, 3))
 		}
 		e.precision = gpu.Precision(precision)
 	case PrecisionAuto:

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/captioner/captioner/internal/listing"
 )
 
 // Split names. Every loader uses these, whatever its file calls them.
@@ -186,7 +188,7 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 	}
 	if len(left) > 0 {
 		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: %d captioned images in no split list were left out: %s",
-			Flickr8kTokens, len(left), strings.Join(left[:min(3, len(left))], ", ")+more(len(left)-3)))
+			Flickr8kTokens, len(left), listing.First(left, 3)))
 	}
 	return d, nil
 }
@@ -258,7 +260,7 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 	if total > 0 {
 		sort.Strings(names)
 		warning = fmt.Sprintf("%s: skipped %d lines naming %s: not an image file name (%s)",
-			Flickr8kTokens, total, strings.Join(names[:min(3, len(names))], ", ")+more(len(names)-3), strings.Join(imageExtensions, " "))
+			Flickr8kTokens, total, listing.First(names, 3), strings.Join(imageExtensions, " "))
 	}
 	switch {
 	case len(imgs) == 0 && total > 0: // the warning would never be shown
@@ -269,14 +271,6 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 		d.Warnings = append(d.Warnings, warning)
 	}
 	return imgs, order, nil
-}
-
-// more is ", and N more" for n > 0 names left unlisted, else "".
-func more(n int) string {
-	if n <= 0 {
-		return ""
-	}
-	return fmt.Sprintf(" and %d more", n)
 }
 
 func insert[T any](s []T, i int, v T) []T {
