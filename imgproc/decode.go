@@ -273,8 +273,14 @@ func readImageFile(path string, lim Limits) ([]byte, error) {
 		}
 		defer f.Close()
 	}
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > lim.MaxBytes {
-		return nil, &TooLargeError{FileBytes: st.Size(), MaxFileBytes: lim.MaxBytes}
+	// A regular file's size is known (bar growth, which the byte past it
+	// tells), so its bytes are read into one buffer of that size.
+	size := int64(0)
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if st.Size() > lim.MaxBytes {
+			return nil, &TooLargeError{FileBytes: st.Size(), MaxFileBytes: lim.MaxBytes}
+		}
+		size = st.Size() + 1
 	}
 	b := make([]byte, sniffLen)
 	n, err := io.ReadFull(f, b)
@@ -287,13 +293,44 @@ func readImageFile(path string, lim Limits) ([]byte, error) {
 	if _, err := sniff(b[:n]); err != nil {
 		return nil, err
 	}
-	rest, err := io.ReadAll(io.LimitReader(f, lim.MaxBytes+1-int64(n)))
+	if size > int64(n) {
+		b = append(make([]byte, 0, size), b[:n]...)
+	}
+	// One byte past the limit tells a stream that goes on past it.
+	b, err = readRest(f, b[:n], lim.MaxBytes+1)
 	if err != nil {
 		return nil, err
 	}
-	b = append(b[:n], rest...)
 	if int64(len(b)) > lim.MaxBytes {
 		return nil, &TooLargeError{MaxFileBytes: lim.MaxBytes}
+	}
+	return b, nil
+}
+
+// readRest appends what is left of r to b, up to limit bytes in all, growing b
+// by doubling: io.ReadAll's smaller steps, and a copy to join the sniffed
+// bytes, took `caption -` reading an endless stream to nearly 1 GB before its
+// refusal at the default 256 MiB; doubling up to the limit holds at most 1.5
+// times it at once, and allocates about twice it in all.
+func readRest(r io.Reader, b []byte, limit int64) ([]byte, error) {
+	for int64(len(b)) < limit {
+		if len(b) == cap(b) {
+			c := 2 * int64(cap(b))
+			if 2*c > limit { // the next doubling would pass it: go to the limit now
+				c = limit
+			}
+			grown := make([]byte, len(b), c)
+			copy(grown, b)
+			b = grown
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }
