@@ -27,9 +27,15 @@ static void failed(char *err, size_t errlen, const char *what) {
 
 cap_cublas *cap_cublas_open(const char *path, const char *dep, char *err, size_t errlen) {
 	dlerror(); // clear a stale message
+	// RTLD_NODELETE: a dlclose leaves the libraries mapped. cuBLAS links a CUDA
+	// runtime of its own, whose teardown at an unload (and its handlers run at
+	// exit after one) is a known way for CUDA programs to crash, and a process
+	// that opens a device again (the GPU check's tests, a reload) would load
+	// them afresh each time.
+	int flags = RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE;
 	// A failure to load dep shows up below, when the library itself cannot load.
-	void *d = dep ? dlopen(dep, RTLD_NOW | RTLD_LOCAL) : NULL;
-	void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	void *d = dep ? dlopen(dep, flags) : NULL;
+	void *lib = dlopen(path, flags);
 	if (d) dlclose(d); // lib holds its own reference when it needs dep
 	if (!lib) {
 		failed(err, errlen, "dlopen failed without a message");

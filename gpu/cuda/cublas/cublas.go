@@ -230,7 +230,8 @@ func open(path string) (*Library, error) {
 // Path is the file the library was loaded from.
 func (l *Library) Path() string { return l.path }
 
-// Close unloads the library; handles must be destroyed first.
+// Close releases the library; handles must be destroyed first. The process
+// keeps it mapped (cublas.c says why), so a Load after it finds it loaded.
 func (l *Library) Close() {
 	if l.l != nil {
 		C.cap_cublas_close(l.l)

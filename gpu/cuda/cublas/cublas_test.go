@@ -355,3 +355,23 @@ func fakeHandle(t *testing.T, soname string, version int) *Handle {
 	t.Cleanup(func() { h.Destroy() })
 	return h
 }
+
+// TestCloseKeepsTheLibraryMapped: cuBLAS's own CUDA runtime must not be torn
+// down by an unload while the process runs (cublas.c), so the library a
+// Library loaded is still in the process's memory map after Close.
+func TestCloseKeepsTheLibraryMapped(t *testing.T) {
+	dir := fakeCublas(t, map[string]int{"libcublas.so.13": 130002})
+	l, err := Load(only(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := l.Path()
+	l.Close()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip(err)
+	}
+	if !strings.Contains(string(maps), path) {
+		t.Errorf("%s is no longer mapped after Close: a dlclose unloaded it", path)
+	}
+}
