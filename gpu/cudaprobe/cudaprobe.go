@@ -30,7 +30,16 @@ func Probe(lib string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer purego.Dlclose(h)
+	// The library may go until cuInit runs; after it, the driver can have
+	// threads of its own running its code, which an unload would pull from
+	// under them, so it stays loaded (once a process: the CPU binary goes on
+	// without a GPU, or hands over to the CUDA build).
+	initialized := false
+	defer func() {
+		if !initialized {
+			purego.Dlclose(h)
+		}
+	}()
 	var cuInit func(flags uint32) int32
 	var cuDeviceGetCount func(count *int32) int32
 	for _, f := range []struct {
@@ -43,6 +52,7 @@ func Probe(lib string) (int, error) {
 		}
 		purego.RegisterFunc(f.fn, sym)
 	}
+	initialized = true
 	if r := cuInit(0); r != 0 {
 		return 0, fmt.Errorf("%s: cuInit: %s", lib, cuResult(r))
 	}

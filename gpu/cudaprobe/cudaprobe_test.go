@@ -71,9 +71,19 @@ func TestProbeThisMachine(t *testing.T) {
 	t.Logf("Probe: %v", err)
 }
 
+// TestProbeFakeDriver probes a driver with one device, which stays loaded
+// after the probe: a driver initialized by cuInit may run threads in its code.
 func TestProbeFakeDriver(t *testing.T) {
-	if n, err := Probe(filepath.Join(fakedriver.ForTest(t, ".."), "libcuda.so.1")); n != 1 || err != nil {
+	lib := filepath.Join(fakedriver.ForTest(t, ".."), "libcuda.so.1")
+	if n, err := Probe(lib); n != 1 || err != nil {
 		t.Fatalf("probe of a driver with one device = %d, %v", n, err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip(err)
+	}
+	if !strings.Contains(string(maps), lib) {
+		t.Errorf("%s is no longer mapped after the probe: the initialized driver was unloaded", lib)
 	}
 }
 
