@@ -30,7 +30,10 @@ func TestBLEUSingleImage(t *testing.T) {
 	// Closest reference length 6 = candidate length: no brevity penalty.
 	cands := [][]string{toks("the cat sat on the mat")}
 	refs := refsOf([]string{"the cat is on the mat", "there is a cat on the mat"})
-	got := BLEU(cands, refs)
+	got, matched := BLEUMatches(cands, refs)
+	if matched != [4]int{5, 3, 1, 0} {
+		t.Errorf("matched n-grams %v, want [5 3 1 0]", matched)
+	}
 	p4 := 1e-15 / (3 + 1e-9)
 	want := [4]float64{
 		5.0 / 6,                            // 0.8333
@@ -55,7 +58,10 @@ func TestBLEUCorpusBrevity(t *testing.T) {
 	// (Taking the longer tied reference would give R = 9 and BP = exp(-0.8) = 0.4493.)
 	cands := [][]string{toks("a b c"), toks("x y")}
 	refs := refsOf([]string{"a b c d", "a b"}, []string{"x y z w v"})
-	got := BLEU(cands, refs)
+	got, matched := BLEUMatches(cands, refs)
+	if matched != [4]int{5, 3, 1, 0} {
+		t.Errorf("matched n-grams %v, want [5 3 1 0]", matched)
+	}
 	bp := math.Exp(-0.4)
 	want := [4]float64{bp, bp, bp, math.Pow(1e-6, 0.25) * bp} // 0.67032 x3, 0.021197
 	for k := range want {

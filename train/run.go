@@ -47,7 +47,7 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 		if err != nil {
 			return nil, err
 		}
-		if stats.DevLoss, stats.BLEU, err = r.evaluate(ctx); err != nil {
+		if err := r.evaluate(ctx, &stats); err != nil {
 			return nil, err
 		}
 		if math.IsNaN(stats.DevLoss) || math.IsInf(stats.DevLoss, 0) {
@@ -468,9 +468,10 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 }
 
 // evaluate scores the weights the run would keep (the average when train.ema is
-// on) on dev: the mean loss per token and BLEU-1..4 of train.eval_beam decoding.
-// The trained parameters are back in place when it returns.
-func (r *run) evaluate(ctx context.Context) (devLoss float64, bleu [4]float64, err error) {
+// on) on dev into stats: the mean loss per token, and BLEU-1..4 of
+// train.eval_beam decoding with its matched 4-grams. The trained parameters
+// are back in place when it returns.
+func (r *run) evaluate(ctx context.Context, stats *EpochStats) error {
 	if r.tuned != nil {
 		r.tuned.swapIn()
 		r.tuned.encodeDev(r.devFeats)
@@ -480,11 +481,16 @@ func (r *run) evaluate(ctx context.Context) (devLoss float64, bleu [4]float64, e
 		r.avg.swapIn(r.m)
 		defer r.avg.swapOut(r.m)
 	}
-	if devLoss, err = evalLoss(ctx, r.ts, r.devFeats, r.batchFeats, r.devEx, r.featDim, r.o); err != nil {
-		return 0, bleu, err
+	var err error
+	if stats.DevLoss, err = evalLoss(ctx, r.ts, r.devFeats, r.batchFeats, r.devEx, r.featDim, r.o); err != nil {
+		return err
 	}
-	bleu, err = evalBLEU(ctx, r.m, r.devFeats, r.dv, r.o)
-	return devLoss, bleu, err
+	var matched [4]int
+	if stats.BLEU, matched, err = evalBLEU(ctx, r.m, r.devFeats, r.dv, r.o); err != nil {
+		return err
+	}
+	stats.DevFourGrams = &matched[3]
+	return nil
 }
 
 // selectModel records an evaluated epoch in the state (state.record) and, when
@@ -551,16 +557,23 @@ func (st *state) record(stats EpochStats, patience int) bool {
 	return false
 }
 
-// noFourGrams is the dev BLEU-4 below which no 4-gram of the captions matched
-// a reference: the smoothing then leaves values like 1e-23 or 4e-12, which
-// rank epochs by noise. One matched 4-gram in a small dev set scores about 0.05.
-const noFourGrams = 1e-6
+// matchedFourGrams says whether any 4-gram of the epoch's dev captions matched
+// a reference. Without the count (a checkpoint from before it), by its BLEU-4:
+// the smoothing leaves values like 1e-23 or 1e-5 there, and one matched 4-gram
+// in a small dev set scores about 0.05; the cut at 1e-6 missed values near
+// 1e-5, which ranked a small dataset's epochs by noise.
+func (e EpochStats) matchedFourGrams() bool {
+	if e.DevFourGrams != nil {
+		return *e.DevFourGrams > 0
+	}
+	return e.BLEU[3] >= 1e-6
+}
 
 // better says whether epoch a beats b: by dev BLEU-4, except that an epoch
 // with no 4-gram matched (a small dataset's dev split, early epochs) loses to
 // one with some, and two such are ranked by dev loss.
 func better(a, b EpochStats) bool {
-	am, bm := a.BLEU[3] >= noFourGrams, b.BLEU[3] >= noFourGrams
+	am, bm := a.matchedFourGrams(), b.matchedFourGrams()
 	switch {
 	case am != bm:
 		return am
@@ -572,7 +585,9 @@ func better(a, b EpochStats) bool {
 
 // bestByLoss says whether dev loss chose the best epoch (better): no dev
 // 4-gram matched in it, nor in any epoch so far.
-func (st *state) bestByLoss() bool { return st.BestEpoch > 0 && st.BestBLEU4 < noFourGrams }
+func (st *state) bestByLoss() bool {
+	return st.BestEpoch > 0 && !st.History[st.BestEpoch-1].matchedFourGrams()
+}
 
 // report writes the epoch's log line and the curves so far.
 func (r *run) report(stats EpochStats, note string) error {

@@ -49,7 +49,7 @@ func trainEpoch(t *testing.T, r *run) EpochStats {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.DevLoss, stats.BLEU, err = r.evaluate(context.Background()); err != nil {
+	if err := r.evaluate(context.Background(), &stats); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.selectModel(stats); err != nil {
@@ -141,25 +141,34 @@ func TestSelectKeepsTheBest(t *testing.T) {
 
 // TestSelectWithoutFourGrams: while no dev 4-gram matches (a small dataset)
 // BLEU-4 is smoothing noise, and dev loss ranks the epochs; the first epoch
-// with a match beats them all, and after it BLEU-4 ranks again.
+// with a match beats them all, and after it BLEU-4 ranks again. An epoch of a
+// checkpoint from before the count (nil) is judged by its BLEU-4's size.
 func TestSelectWithoutFourGrams(t *testing.T) {
+	count := func(n int) *int { return &n }
 	st := &state{}
 	for i, c := range []struct {
 		bleu4, loss float64
+		matched     *int
 		best        bool
 		bestEpoch   int
 	}{
-		{1.1e-23, 4.0, true, 1},
-		{4.1e-12, 4.1, false, 1}, // a higher BLEU-4 of noise, a worse loss: refused
-		{3e-20, 3.7, true, 3},    // a lower BLEU-4 of noise, a better loss
-		{0.02, 3.9, true, 4},     // a 4-gram matched: better than any loss
-		{5e-7, 3.0, false, 4},    // no match again: refused however good its loss
-		{0.03, 3.95, true, 6},
+		{1.1e-23, 4.0, nil, true, 1},
+		{4.1e-12, 4.1, nil, false, 1},     // a higher BLEU-4 of noise, a worse loss: refused
+		{3e-20, 3.7, count(0), true, 3},   // a lower BLEU-4 of noise, a better loss
+		{8.9e-6, 3.8, count(0), false, 3}, // a higher BLEU-4 of noise that a cut at 1e-6 took for a match
+		{7.9e-6, 3.6, count(0), true, 5},  // a lower one, a better loss
+		{0.02, 3.9, count(2), true, 6},    // a 4-gram matched: better than any loss
+		{5e-7, 3.0, count(0), false, 6},   // no match again: refused however good its loss
+		{0.03, 3.95, count(3), true, 8},
+		{0.025, 3.5, nil, false, 8}, // from an old checkpoint: a match by its size, and worse
 	} {
 		epoch := i + 1
-		best := st.record(EpochStats{Epoch: epoch, BLEU: [4]float64{0.4, 0.2, 0.1, c.bleu4}, DevLoss: c.loss}, 10)
+		best := st.record(EpochStats{Epoch: epoch, BLEU: [4]float64{0.4, 0.2, 0.1, c.bleu4}, DevFourGrams: c.matched, DevLoss: c.loss}, 10)
 		if best != c.best || st.BestEpoch != c.bestEpoch {
 			t.Errorf("epoch %d (BLEU-4 %g, loss %g): best %v, best epoch %d; want %v, %d", epoch, c.bleu4, c.loss, best, st.BestEpoch, c.best, c.bestEpoch)
+		}
+		if byLoss := c.bestEpoch < 6; st.bestByLoss() != byLoss {
+			t.Errorf("epoch %d: bestByLoss %v, want %v", epoch, st.bestByLoss(), byLoss)
 		}
 	}
 }
@@ -273,8 +282,8 @@ func TestEvaluateScoresTheAverage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loss, bleu, err := r.evaluate(context.Background())
-	if err != nil {
+	var got EpochStats
+	if err := r.evaluate(context.Background(), &got); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(host(t, dev, r.m.Flat()), trained) {
@@ -287,18 +296,19 @@ func TestEvaluateScoresTheAverage(t *testing.T) {
 	if err := plain.m.SetFlat(avg); err != nil {
 		t.Fatal(err)
 	}
-	wantLoss, wantBLEU, err := plain.evaluate(context.Background())
-	if err != nil {
+	var want EpochStats
+	if err := plain.evaluate(context.Background(), &want); err != nil {
 		t.Fatal(err)
 	}
-	if loss != wantLoss || bleu != wantBLEU {
-		t.Errorf("evaluate: dev loss %v BLEU %v; the average's own: %v %v", loss, bleu, wantLoss, wantBLEU)
+	if got.DevLoss != want.DevLoss || got.BLEU != want.BLEU || *got.DevFourGrams != *want.DevFourGrams {
+		t.Errorf("evaluate: dev loss %v BLEU %v, %d 4-grams; the average's own: %v %v, %d", got.DevLoss, got.BLEU, *got.DevFourGrams, want.DevLoss, want.BLEU, *want.DevFourGrams)
 	}
 	if err := plain.m.SetFlat(trained); err != nil {
 		t.Fatal(err)
 	}
-	if trainedLoss, _, err := plain.evaluate(context.Background()); err != nil || trainedLoss == loss {
-		t.Errorf("the trained parameters score %v (%v), the same as the average: the test cannot tell them apart", trainedLoss, err)
+	var own EpochStats
+	if err := plain.evaluate(context.Background(), &own); err != nil || own.DevLoss == got.DevLoss {
+		t.Errorf("the trained parameters score %v (%v), the same as the average: the test cannot tell them apart", own.DevLoss, err)
 	}
 }
 

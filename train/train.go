@@ -54,8 +54,9 @@ type Options struct {
 	// Decode is the decoding used for the per-epoch dev BLEU; its Beam is
 	// replaced by Train.EvalBeam.
 	Decode decoder.DecodeOptions
-	// BLEU returns corpus BLEU-1..4 of hypotheses against references.
-	BLEU func(hyps [][]string, refs [][][]string) [4]float64
+	// BLEU returns corpus BLEU-1..4 of hypotheses against references, and
+	// the clipped n-gram matches of each order (metrics.BLEUMatches).
+	BLEU func(hyps [][]string, refs [][][]string) (bleu [4]float64, matched [4]int)
 	// Log receives the progress bars and one line per epoch.
 	Log io.Writer
 	// Regions is the number of grid regions per image in the features of an
@@ -69,12 +70,17 @@ type Options struct {
 
 // EpochStats is one row of the training curves.
 type EpochStats struct {
-	Epoch        int        `json:"epoch"` // 1-based
-	LR           float64    `json:"lr"`
-	TrainLoss    float64    `json:"train_loss"`
-	DevLoss      float64    `json:"dev_loss"`
-	BLEU         [4]float64 `json:"bleu"`
-	TokensPerSec float64    `json:"tokens_per_s"`
+	Epoch     int        `json:"epoch"` // 1-based
+	LR        float64    `json:"lr"`
+	TrainLoss float64    `json:"train_loss"`
+	DevLoss   float64    `json:"dev_loss"`
+	BLEU      [4]float64 `json:"bleu"`
+	// DevFourGrams is how many of the dev captions' 4-grams matched a
+	// reference (clipped, as BLEU counts them): with none, BLEU-4 is the
+	// smoothing's value alone, and dev loss ranks the epoch. Nil in
+	// checkpoints from before it, whose BLEU-4 tells (matchedFourGrams).
+	DevFourGrams *int    `json:"dev_4grams_matched,omitempty"`
+	TokensPerSec float64 `json:"tokens_per_s"`
 	// TrainReward is the mean CIDEr-D of the captions sampled for training
 	// (objective cider only).
 	TrainReward float64 `json:"train_reward,omitempty"`
@@ -162,16 +168,17 @@ func evalLoss(ctx context.Context, ts *decoder.TrainState, feats, batchFeats gpu
 	return sum / float64(ntok), nil
 }
 
-func evalBLEU(ctx context.Context, m *decoder.Model, feats gpu.Buf, dv *Split, o Options) ([4]float64, error) {
+func evalBLEU(ctx context.Context, m *decoder.Model, feats gpu.Buf, dv *Split, o Options) (bleu [4]float64, matched [4]int, err error) {
 	d := o.Decode
 	d.Beam = o.EvalBeam
 	res, err := pipeline.CaptionFeatures(ctx, pipeline.Decoder{Model: m, Vocab: o.Vocab}, feats, dv.Images(), pipeline.Plan{DecodeOptions: d})
 	if err != nil {
-		return [4]float64{}, err
+		return bleu, matched, err
 	}
 	hyps := make([][]string, len(res))
 	for i, r := range res {
 		hyps[i] = r.Tokens
 	}
-	return o.BLEU(hyps, dv.Refs), nil
+	bleu, matched = o.BLEU(hyps, dv.Refs)
+	return bleu, matched, nil
 }

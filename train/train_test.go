@@ -100,7 +100,7 @@ func synthSplit(images int, seed uint64, v synthVocab) *Split {
 
 // exactMatch stands in for BLEU on the synthetic task: the fraction of
 // hypotheses equal to one of their references, in all four slots.
-func exactMatch(hyps [][]string, refs [][][]string) [4]float64 {
+func exactMatch(hyps [][]string, refs [][][]string) ([4]float64, [4]int) {
 	n := 0
 	for i, h := range hyps {
 		for _, r := range refs[i] {
@@ -111,7 +111,7 @@ func exactMatch(hyps [][]string, refs [][][]string) [4]float64 {
 		}
 	}
 	f := float64(n) / float64(len(hyps))
-	return [4]float64{f, f, f, f}
+	return [4]float64{f, f, f, f}, [4]int{n, n, n, n}
 }
 
 func synthOptions(out string, epochs int) Options {
@@ -314,7 +314,9 @@ func TestResumeWithLargerPatienceContinues(t *testing.T) {
 	o.Log = &bytes.Buffer{}
 	o.Patience = 1
 	// A dev BLEU-4 that never improves: the second epoch is one without progress.
-	o.BLEU = func([][]string, [][][]string) [4]float64 { return [4]float64{0.5, 0.5, 0.5, 0.5} }
+	o.BLEU = func([][]string, [][][]string) ([4]float64, [4]int) {
+		return [4]float64{0.5, 0.5, 0.5, 0.5}, [4]int{9, 9, 9, 9}
+	}
 	v := o.Vocab.(synthVocab)
 	trn, dv := synthSplit(60, 1, v), synthSplit(12, 2, v)
 	res, err := Run(context.Background(), dev, o, trn, dv)
@@ -551,10 +553,10 @@ func TestRunKeepsTheBestEpochsModel(t *testing.T) {
 	o.Log = &bytes.Buffer{}
 	scores := []float64{0.5, 0.4, 0.3}
 	calls := 0
-	o.BLEU = func([][]string, [][][]string) [4]float64 { // dev BLEU-4 falls after epoch 1
+	o.BLEU = func([][]string, [][][]string) ([4]float64, [4]int) { // dev BLEU-4 falls after epoch 1
 		s := scores[min(calls, len(scores)-1)]
 		calls++
-		return [4]float64{s, s, s, s}
+		return [4]float64{s, s, s, s}, [4]int{9, 9, 9, 9}
 	}
 	v := o.Vocab.(synthVocab)
 	trn, dv := synthSplit(48, 1, v), synthSplit(12, 2, v)
@@ -684,7 +686,9 @@ func TestResumeOfAStoppedRunStaysStopped(t *testing.T) {
 	o := synthOptions(t.TempDir(), 10)
 	o.Log = &bytes.Buffer{}
 	o.Patience = 1
-	o.BLEU = func([][]string, [][][]string) [4]float64 { return [4]float64{0.5, 0.5, 0.5, 0.5} } // never better
+	o.BLEU = func([][]string, [][][]string) ([4]float64, [4]int) {
+		return [4]float64{0.5, 0.5, 0.5, 0.5}, [4]int{9, 9, 9, 9}
+	} // never better
 	v := o.Vocab.(synthVocab)
 	trn, dv := synthSplit(48, 1, v), synthSplit(12, 2, v)
 	res, err := Run(context.Background(), dev, o, trn, dv)

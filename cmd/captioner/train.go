@@ -188,7 +188,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	defer dev.Close()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEU}
+	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEUMatches}
 	var load func(names []string) ([]float32, error)
 	var photos *features.Store // extract's store, without train.finetune_blocks
 	if tc.FinetuneBlocks > 0 {
