@@ -113,7 +113,7 @@ factorize, whose factors it trains):
 	f.String("init", "", "model folder to start from (weights, vocabulary, and the architecture and sizes not given)")
 	f.String("objective", "xe", "xe (cross-entropy, teacher forcing) or cider (self-critical, needs --init)")
 	f.String("arch", "merge", "decoder: merge (pooled features) or attention (7x7 grid; needs captioner extract --grid)")
-	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's)")
+	f.String("cleaning", "standard", "caption tokens: standard (coco-caption, keeps \"a\") or seed (the seed notebook's); with --init, the model's")
 	f.Bool("mirror", false, "train on each photo flipped left to right half the time (needs captioner extract --mirror)")
 	f.Float64("feature-dropout", 0, "--arch attention, cross-entropy: drop this fraction of the regions' features, a fresh mask per caption and step")
 	f.Float64("xe-weight", 0, "with --objective cider, also raise the likelihood of one reference caption per image and step, weighted so against the samples' advantages (0: rewards alone)")
@@ -151,7 +151,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return fmt.Errorf("train.init: %w", err)
 		}
-		inheritNetwork(&tc, ic, explicit)
+		if err := inheritNetwork(&tc, ic, explicit); err != nil {
+			return err
+		}
 	}
 	if err := checkTeacher(tc); err != nil { // before the features load, not after
 		return err
@@ -528,19 +530,24 @@ func emptyVocabError(imgs []text.Image, minCount int) error {
 }
 
 // inheritNetwork gives tc the network of the model a run starts from, ic:
-// its vocabulary, hence its cleaning, always, and its architecture and sizes
-// where the user left a setting at its default (explicit says which they
-// set), so that train --init MODEL needs no --arch or --hidden repeated. A
-// size the user gave that differs from the model's is train.init's error
-// (train's checkInit).
-func inheritNetwork(tc *config.Train, ic decoder.Config, explicit func(key string) bool) {
+// its vocabulary, hence its cleaning, always (a cleaning the user set to
+// another is an error), and its architecture and sizes where the user left a
+// setting at its default (explicit says which they set), so that train --init
+// MODEL needs no --arch or --hidden repeated. A size the user gave that
+// differs from the model's is train.init's error (train's checkInit).
+func inheritNetwork(tc *config.Train, ic decoder.Config, explicit func(key string) bool) error {
 	ic = ic.WithDefaults()
+	if explicit("train.cleaning") && tc.Cleaning != string(ic.Cleaning) {
+		return fmt.Errorf("train.cleaning: %s with train.init %s, whose captions were cleaned the %s way: a run from a model keeps its vocabulary, and the cleaning that made its words; unset train.cleaning, or train from scratch (--init '')",
+			tc.Cleaning, tc.Init, ic.Cleaning)
+	}
 	tc.Cleaning = string(ic.Cleaning)
 	inherit(explicit, "train.arch", &tc.Arch, ic.Arch)
 	inherit(explicit, "train.embed", &tc.Embed, ic.Embed)
 	inherit(explicit, "train.hidden", &tc.Hidden, ic.Hidden)
 	inherit(explicit, "train.mid", &tc.Mid, ic.Mid) // merge's: 0 in an attention model's file
 	inherit(explicit, "train.att", &tc.Att, ic.Att) // attention's: 0 in a merge model's
+	return nil
 }
 
 // inherit sets *dst to the model's v, unless the user set key or the model has none.

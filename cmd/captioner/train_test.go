@@ -105,9 +105,15 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	if want := "train.teacher: " + first + " writes standard-cleaned captions and this run trains on seed-cleaned ones: name a teacher of the run's cleaning"; err == nil || err.Error() != want {
 		t.Errorf("teacher of another cleaning: got %v, want %q", err, want)
 	}
-	// With --init the run trains on the init model's cleaning, whatever --cleaning says.
-	if _, err := run(t, append([]string{"train", "--out", t.TempDir(), "--teacher", first, "--cleaning", "seed", "--init", first, "--epochs", "1"}, common...)...); err != nil {
-		t.Errorf("teacher and init of the same cleaning, --cleaning seed: %v", err)
+	// With --init the run trains on the init model's cleaning: --cleaning
+	// naming another is refused, rather than ignored.
+	_, err = run(t, append([]string{"train", "--out", t.TempDir(), "--teacher", first, "--cleaning", "seed", "--init", first, "--epochs", "1"}, common...)...)
+	if want := "train.cleaning: seed with train.init " + first + ", whose captions were cleaned the standard way"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("--init of another cleaning than --cleaning: got %v, want %q...", err, want)
+	}
+	resetFlags(t, "train", "cleaning")
+	if _, err := run(t, append([]string{"train", "--out", t.TempDir(), "--teacher", first, "--init", first, "--epochs", "1"}, common...)...); err != nil {
+		t.Errorf("teacher and init of the same cleaning: %v", err)
 	}
 
 	// A missing init folder is named.
@@ -301,7 +307,8 @@ func TestTrainMixingFlagsReachTheConfiguration(t *testing.T) {
 // and sizes where the run left them at their defaults (an attention model's
 // self-critical stage failed with "arch attention -> merge" unless --arch and
 // --hidden were repeated), keeps those the user set (train.init then refuses
-// a mismatch), and always the model's cleaning, which its vocabulary needs.
+// a mismatch), and always the model's cleaning, which its vocabulary needs:
+// a cleaning set to another is refused (it was ignored without a word).
 func TestInitGivesTheNetworkNotSet(t *testing.T) {
 	defaults := config.Train{Arch: "merge", Cleaning: "standard", Embed: 256, Hidden: 256, Mid: 256, Att: 256}
 	attention := decoder.Config{Arch: decoder.ArchAttention, Cleaning: text.CleaningSeed, Embed: 128, Hidden: 512, Att: 64}
@@ -312,16 +319,24 @@ func TestInitGivesTheNetworkNotSet(t *testing.T) {
 		want config.Train
 	}{
 		{"nothing set", nil, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 128, Hidden: 512, Mid: 256, Att: 64}},
-		{"hidden and cleaning set", []string{"train.hidden", "train.cleaning"}, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 128, Hidden: 256, Mid: 256, Att: 64}},
+		{"hidden set", []string{"train.hidden"}, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 128, Hidden: 256, Mid: 256, Att: 64}},
+		{"cleaning set to the model's", []string{"train.cleaning"}, decoder.Config{Arch: decoder.ArchAttention, Cleaning: text.CleaningStandard, Embed: 128, Hidden: 512, Att: 64},
+			config.Train{Arch: "attention", Cleaning: "standard", Embed: 128, Hidden: 512, Mid: 256, Att: 64}},
 		{"a merge model of an old file", []string{"train.arch"}, decoder.Config{Embed: 32, Hidden: 48, Mid: 40}, config.Train{Arch: "merge", Cleaning: "seed", Embed: 32, Hidden: 48, Mid: 40, Att: 256}},
 		{"mid set", []string{"train.mid"}, decoder.Config{Embed: 32, Hidden: 48, Mid: 40}, config.Train{Arch: "merge", Cleaning: "seed", Embed: 32, Hidden: 48, Mid: 256, Att: 256}},
 		{"att and embed set", []string{"train.att", "train.embed"}, attention, config.Train{Arch: "attention", Cleaning: "seed", Embed: 256, Hidden: 512, Mid: 256, Att: 256}},
 	} {
 		got := defaults
-		inheritNetwork(&got, tc.ic, func(key string) bool { return slices.Contains(tc.set, key) })
-		if got != tc.want {
-			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		if err := inheritNetwork(&got, tc.ic, func(key string) bool { return slices.Contains(tc.set, key) }); err != nil || got != tc.want {
+			t.Errorf("%s: %+v (%v), want %+v", tc.name, got, err, tc.want)
 		}
+	}
+	got := defaults
+	got.Init = "runs/seedy"
+	err := inheritNetwork(&got, attention, func(key string) bool { return key == "train.cleaning" })
+	want := "train.cleaning: standard with train.init runs/seedy, whose captions were cleaned the seed way: a run from a model keeps its vocabulary, and the cleaning that made its words; unset train.cleaning, or train from scratch (--init '')"
+	if err == nil || err.Error() != want {
+		t.Errorf("cleaning set to another than the model's: %v, want %q", err, want)
 	}
 }
 
