@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -202,9 +203,14 @@ func TestMissingNamesMessage(t *testing.T) {
 	dir := t.TempDir()
 	s := filled(t, dir, Manifest{Encoder: "e", Dim: 2}, item("a.jpg", "A", 2, 0))
 	defer s.Close()
-	want := "features: 4 of 5 images have no features in " + dir + " (first: w.jpg, x.jpg, y.jpg); run captioner extract"
-	if _, err := s.LoadPooled([]string{"a.jpg", "w.jpg", "x.jpg", "y.jpg", "z.jpg"}); err == nil || err.Error() != want {
+	want := "features: 4 of 5 images have no features in " + dir + " (w.jpg, x.jpg, y.jpg and 1 more)"
+	_, err := s.LoadPooled([]string{"a.jpg", "w.jpg", "x.jpg", "y.jpg", "z.jpg"})
+	if err == nil || err.Error() != want {
 		t.Errorf("LoadPooled: %v, want %q", err, want)
+	}
+	var me *MissingError
+	if !errors.As(err, &me) || !slices.Equal(me.Missing, []string{"w.jpg", "x.jpg", "y.jpg", "z.jpg"}) {
+		t.Errorf("LoadPooled: %#v, want a *MissingError of the 4 names", err)
 	}
 }
 

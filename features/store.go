@@ -21,6 +21,7 @@ import (
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/internal/dirlock"
 	"github.com/captioner/captioner/internal/f16"
+	"github.com/captioner/captioner/internal/listing"
 )
 
 // Format names the on-disk layout described in the package documentation.
@@ -477,10 +478,22 @@ func (s *Store) loadEach(names []string, load func(i, record int, name string) e
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("features: %d of %d images have no features in %s (first: %s); run captioner extract",
-			len(missing), len(names), s.dir, strings.Join(missing[:min(3, len(missing))], ", "))
+		return &MissingError{Dir: s.dir, Missing: missing, Of: len(names)}
 	}
 	return nil
+}
+
+// MissingError is a load of names that the store has no features of. What to
+// do depends on why, which the caller knows: extract was not run on those
+// photos, or skipped them (a file that is not there or cannot be read).
+type MissingError struct {
+	Dir     string   // the store
+	Missing []string // the names without features, in the order asked
+	Of      int      // how many names the load asked for
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("features: %d of %d images have no features in %s (%s)", len(e.Missing), e.Of, e.Dir, listing.First(e.Missing, 3))
 }
 
 func (s *Store) noGrids() error {

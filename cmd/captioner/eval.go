@@ -259,7 +259,8 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 	if err != nil {
 		return nil, err
 	}
-	return captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, imageNames(imgs), plan)
+	res, err := captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, imageNames(imgs), plan)
+	return res, missingFeatures(err, imgs, extractCommand(filepath.Dir(store.Path()), mc.Arch == decoder.ArchAttention, cfg.Train.Data))
 }
 
 // cachedChunk is how many images' cached features captionCached has on the

@@ -158,7 +158,7 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 		// none of them in the folder is a wrong folder or dataset.
 		return fmt.Errorf("none of the %d images could be read (the first listed above): is %s the folder of the dataset's photos? For a folder of photos of your own, pass --split all (every photo in it), or --data with their dataset", len(files), imagesDir)
 	case failed > 0:
-		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored; replace or remove those files (and their lines in the dataset's split lists): train and eval refuse images that never had features, use the features stored earlier for a name whose file has changed since, and extract reports them again on every run", failed, len(files))
+		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored; replace those files, or take their images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON): train and eval refuse images that never had features, use the features stored earlier for a name whose file has changed since, and extract reports them again on every run", failed, len(files))
 	}
 	return nil
 }

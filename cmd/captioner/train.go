@@ -21,6 +21,7 @@ import (
 	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/imgproc"
+	"github.com/captioner/captioner/internal/listing"
 	"github.com/captioner/captioner/metrics"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/text"
@@ -212,9 +213,16 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		o.Regions = photos.Manifest().Regions()
 		load = func(names []string) ([]float32, error) { return decoderInputs(photos, names, tc.Arch) }
 	}
+	// What to run for features that are not in the store: extract's
+	// (train.finetune_blocks encodes the photos itself, above).
+	extracted := func(err error, imgs []text.Image) error { return err }
+	if photos != nil {
+		extract := extractCommand(filepath.Dir(photos.Path()), tc.Arch == decoder.ArchAttention, tc.Data)
+		extracted = func(err error, imgs []text.Image) error { return missingFeatures(err, imgs, extract) }
+	}
 	trn, err := split(load, trainImgs, vocab)
 	if err != nil {
-		return err
+		return extracted(err, trainImgs)
 	}
 	if tc.Mirror { // config validation keeps it from train.finetune_blocks: photos is open
 		if trn.Mirrored, err = mirroredInputs(photos.Path(), imageNames(trainImgs), tc.Arch); err != nil {
@@ -224,7 +232,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	}
 	dv, err := split(load, devImgs, vocab)
 	if err != nil {
-		return err
+		return extracted(err, devImgs)
 	}
 	if tc.Teacher != "" {
 		caps, err := teacherCaptions(ctx, cfg, dev, trainImgs)
@@ -368,14 +376,50 @@ type missingStoreError struct {
 }
 
 func (e missingStoreError) Error() string {
-	cmd := "captioner extract --out " + e.root
-	if e.grids {
+	return fmt.Sprintf("features: no feature store in %s: run `%s` first", e.dir, extractCommand(e.root, e.grids, e.data))
+}
+
+// extractCommand is the extract command that makes, or completes, the feature
+// stores under root (extract --out): with --grid for a caller that reads
+// grids, and --data for a dataset other than Flickr8k.
+func extractCommand(root string, grids bool, data string) string {
+	cmd := "captioner extract --out " + root
+	if grids {
 		cmd += " --grid"
 	}
-	if e.data != "" {
-		cmd += " --data " + e.data
+	if data != "" {
+		cmd += " --data " + data
 	}
-	return fmt.Sprintf("features: no feature store in %s: run `%s` first", e.dir, cmd)
+	return cmd
+}
+
+// missingFeatures explains a load that found no features of some of imgs
+// (features.MissingError): extract skips a photo whose file is not there or
+// cannot be read, and does again on every run, so those need the photo added
+// or the image taken out of the dataset; for the others extract (its command
+// line) has to run. Other errors, and nil, pass through.
+func missingFeatures(err error, imgs []text.Image, extract string) error {
+	var me *features.MissingError
+	if !errors.As(err, &me) {
+		return err
+	}
+	paths := make(map[string]string, len(imgs))
+	for _, im := range imgs {
+		paths[im.Name] = im.Path
+	}
+	var unreadable []string
+	for _, name := range me.Missing {
+		if f, err := os.Open(paths[name]); err != nil {
+			unreadable = append(unreadable, paths[name])
+		} else {
+			f.Close()
+		}
+	}
+	if len(unreadable) == 0 {
+		return fmt.Errorf("%w: run `%s`", err, extract)
+	}
+	return fmt.Errorf("%w; %d of them have no photo file that can be read (%s), which extract skips: add those photos and run `%s`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)",
+		err, len(unreadable), listing.First(unreadable, 3), extract)
 }
 
 func (missingStoreError) Unwrap() error { return fs.ErrNotExist }

@@ -420,3 +420,56 @@ func TestSelfCriticalHintsAndRunFolders(t *testing.T) {
 		t.Errorf("factorize of a run's folder: %v", err)
 	}
 }
+
+// TestMissingFeaturesSayWhatToDo: an image of the dataset without features
+// in the store gets the extract command that adds it, and one whose photo
+// file is not there (which extract skips, run after run) is named as such,
+// in train and in eval. Both used to say "run captioner extract", which
+// cannot help the second.
+func TestMissingFeaturesSayWhatToDo(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 7)
+	appendTo := func(file, text string) {
+		f, err := os.OpenFile(filepath.Join(data, file), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	photos, _ := filepath.Glob(filepath.Join(data, "images", "*.jpg"))
+	if err := os.Symlink(photos[0], filepath.Join(data, "images", "new.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	appendTo("Flickr8k.token.txt", "new.jpg#0\tA dog runs on the grass .\ngone.jpg#0\tA dog runs on the grass .\n")
+	appendTo("Flickr_8k.trainImages.txt", "new.jpg\n")
+	stores, _ := filepath.Glob(filepath.Join(feats, "*"))
+	if len(stores) != 1 {
+		t.Fatalf("want the one store of the sample features in %s, found %v", feats, stores)
+	}
+	store := stores[0]
+	train := func() error {
+		_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", t.TempDir(), "--init", "", "--resume=false")
+		return err
+	}
+	want := "features: 1 of 8 images have no features in " + store + " (new.jpg): run `captioner extract --out " + feats + " --data " + data + "`"
+	if err := train(); err == nil || err.Error() != want {
+		t.Errorf("train, a photo not extracted:\n got %v\nwant %s", err, want)
+	}
+
+	appendTo("Flickr_8k.devImages.txt", "gone.jpg\n")
+	gone := filepath.Join(data, "images", "gone.jpg")
+	wantDev := "features: 1 of 4 images have no features in " + store + " (gone.jpg); 1 of them have no photo file that can be read (" + gone + "), which extract skips: add those photos and run `captioner extract --out " + feats + " --data " + data + "`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)"
+	_, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--model", shippedModel, "--split", "dev")
+	if wantEval := strings.Replace(wantDev, " --data", " --grid --data", 1); err == nil || err.Error() != wantEval {
+		t.Errorf("eval, a listed photo that is not there:\n got %v\nwant %s", err, wantEval)
+	}
+	resetFlags(t, "extract", "split", "images") // as sampleDataset set them
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", data, "--out", feats, "--grid"); err == nil || !strings.HasPrefix(err.Error(), "1 of 12 images could not be read") {
+		t.Fatalf("extract with a photo missing: %v, want 1 of 12 images could not be read", err)
+	}
+	if err := train(); err == nil || err.Error() != wantDev {
+		t.Errorf("train, a listed photo that is not there:\n got %v\nwant %s", err, wantDev)
+	}
+}
