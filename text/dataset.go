@@ -144,6 +144,9 @@ var flickr8kImageDirs = []string{"images", "Flicker8k_Dataset", "Flickr8k_Datase
 // "2258277193_586949ec62.jpg.1", a photo that does not exist. Any other
 // malformed line is an error naming the file and line.
 func LoadFlickr8k(dir string) (*Dataset, error) {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, notAFolderError(dir)
+	}
 	d := &Dataset{Name: "flickr8k", Source: dir, Splits: map[string][]Image{}}
 	imgs, order, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
 	if err != nil {
@@ -193,12 +196,24 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 	return d, nil
 }
 
+// notAFolderError refuses a file given where the Flickr8k layout's folder
+// goes (a CSV, a JSON-lines file, the token file itself), saying which two
+// layouts there are.
+func notAFolderError(path string) error {
+	hint := "a dataset in one file is Karpathy's JSON layout, in a file ending in .json"
+	if filepath.Base(path) == Flickr8kTokens {
+		hint = "give the folder that holds it, " + filepath.Dir(path)
+	}
+	return fmt.Errorf("flickr8k: %s is a file, and a dataset in the Flickr8k layout is a folder (%s/, %s, %s and %s); %s", path,
+		flickr8kImageDirs[0], Flickr8kTokens, Flickr8kTrain, Flickr8kDev, hint)
+}
+
 // readFlickr8kTokens parses the token file into images by name, in order of
 // first appearance, with captions ordered by their #N.
 func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("flickr8k: %w (the folder must hold %s from Flickr8k_text.zip)", err, Flickr8kTokens)
+		return nil, nil, fmt.Errorf("flickr8k: %w (a dataset folder in the Flickr8k layout holds %s, one caption a line as NAME#N<TAB>caption; a dataset in one file is Karpathy's JSON layout, a .json file)", err, Flickr8kTokens)
 	}
 	defer f.Close()
 	imgs := map[string]*Image{}
@@ -285,7 +300,7 @@ func insert[T any](s []T, i int, v T) []T {
 func readSplitList(path string, imgs map[string]*Image, inSplit map[string]string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("flickr8k: %w (the folder must hold the split lists from Flickr8k_text.zip)", err)
+		return nil, fmt.Errorf("flickr8k: %w (a dataset folder in the Flickr8k layout lists the photos of each split, one file name a line: %s and %s, and optionally %s)", err, Flickr8kTrain, Flickr8kDev, Flickr8kTest)
 	}
 	defer f.Close()
 	var names []string
@@ -339,12 +354,28 @@ func eachLine(r io.Reader, path string, f func(line string, n int) error) error 
 
 // karpathyImage is one entry of "images" in Karpathy's dataset_*.json.
 type karpathyImage struct {
-	Filepath  string `json:"filepath"` // COCO only: "train2014" or "val2014"
-	Filename  string `json:"filename"`
-	Split     string `json:"split"` // train, restval, val or test
-	Sentences []struct {
-		Raw string `json:"raw"` // the file's "tokens" are not used: see LoadKarpathyJSON
-	} `json:"sentences"`
+	Filepath  string             `json:"filepath"` // COCO only: "train2014" or "val2014"
+	Filename  string             `json:"filename"`
+	Split     string             `json:"split"` // train, restval, val or test
+	Sentences []karpathySentence `json:"sentences"`
+	// COCOName is a COCO captions file's name field (file_name), which
+	// tells that format, which this one is not, in the error.
+	COCOName string `json:"file_name"`
+}
+
+// karpathySentence is a caption: {"raw": "A man ...", "tokens": [...]} as
+// Karpathy's files have it (the tokens are not used: see LoadKarpathyJSON),
+// or the caption alone as a string.
+type karpathySentence struct {
+	Raw string `json:"raw"`
+}
+
+func (s *karpathySentence) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &s.Raw)
+	}
+	type plain karpathySentence // without this method
+	return json.Unmarshal(b, (*plain)(s))
 }
 
 // karpathySplits maps Karpathy's split names onto ours: "restval" is the part of
@@ -466,6 +497,9 @@ func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 }
 
 func (ki *karpathyImage) image(imageDir string) (Image, string, error) {
+	if ki.Filename == "" && ki.COCOName != "" {
+		return Image{}, "", fmt.Errorf("no \"filename\", but a \"file_name\": this looks like a COCO captions file (images with file_name and id, captions in \"annotations\"), and captioner reads Karpathy's layout, where each image has its filename, split and sentences: {\"images\": [{\"filename\": \"cafe.jpg\", \"split\": \"train\", \"sentences\": [{\"raw\": \"Two friends ...\"}]}]}")
+	}
 	if ki.Filename == "" {
 		return Image{}, "", fmt.Errorf("no \"filename\"")
 	}

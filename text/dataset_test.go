@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,21 +104,33 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 			"Flickr8k.token.txt: no captions of an image file: Flickr8k.token.txt: skipped 5 lines naming a , b , c  and 1 more: not an image file name (.jpg .jpeg .png .gif .bmp .webp); a line is NAME.jpg#N<TAB>caption"},
 		{"long line", Flickr8kTokens, "1000_aaaa.jpg#0\tA dog .\n1000_aaaa.jpg#1\t" + strings.Repeat("dog ", 300_000) + "\n", false,
 			"Flickr8k.token.txt:2: the line is longer than 1 MiB; a line holds one caption or image name (is this the right file?)"},
-		{"missing tokens", Flickr8kTokens, "", true, "Flickr8k.token.txt: no such file or directory (the folder must hold Flickr8k.token.txt"},
+		{"missing tokens", Flickr8kTokens, "", true, "Flickr8k.token.txt: no such file or directory (a dataset folder in the Flickr8k layout holds Flickr8k.token.txt, one caption a line as NAME#N<TAB>caption; a dataset in one file is Karpathy's JSON layout, a .json file)"},
 		{"uncaptioned", Flickr8kTrain, "1000_aaaa.jpg\n9999_zzzz.jpg\n", false,
 			"Flickr_8k.trainImages.txt:2: 9999_zzzz.jpg has no captions in Flickr8k.token.txt"},
 		{"twice", Flickr8kDev, "\n2000_bbbb.jpg\n3000_cccc.jpg\n", false,
 			"Flickr_8k.devImages.txt:3: 3000_cccc.jpg is already listed at Flickr_8k.trainImages.txt:2"},
 		{"empty split", Flickr8kDev, "\n", false, "Flickr_8k.devImages.txt: no image names"},
-		{"missing dev", Flickr8kDev, "", true, "Flickr_8k.devImages.txt: no such file or directory"},
+		{"missing dev", Flickr8kDev, "", true, "Flickr_8k.devImages.txt: no such file or directory (a dataset folder in the Flickr8k layout lists the photos of each split, one file name a line: Flickr_8k.trainImages.txt and Flickr_8k.devImages.txt, and optionally Flickr_8k.testImages.txt)"},
 	} {
 		_, err := LoadFlickr8k(writeFlickr8k(t, tc.file, tc.content, tc.remove))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	// A test split list, if present, is read like the others; a BOM is ignored.
+	// A file where the folder goes: a CSV of one's own, or the token file.
 	dir := writeFlickr8k(t, "", "", false)
+	for path, hint := range map[string]string{
+		filepath.Join(dir, "captions.csv"): "a dataset in one file is Karpathy's JSON layout, in a file ending in .json",
+		filepath.Join(dir, Flickr8kTokens): "give the folder that holds it, " + dir,
+	} {
+		os.WriteFile(path, []byte("image,caption\na.jpg,A dog.\n"), 0o644)
+		want := "flickr8k: " + path + " is a file, and a dataset in the Flickr8k layout is a folder (images/, Flickr8k.token.txt, Flickr_8k.trainImages.txt and Flickr_8k.devImages.txt); " + hint
+		if _, err := LoadFlickr8k(path); err == nil || err.Error() != want {
+			t.Errorf("LoadFlickr8k(%s): %v, want %q", path, err, want)
+		}
+	}
+	// A test split list, if present, is read like the others; a BOM is ignored.
+	dir = writeFlickr8k(t, "", "", false)
 	if err := os.WriteFile(filepath.Join(dir, Flickr8kTest), []byte("\ufeff4000_dddd.jpg\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -229,15 +242,16 @@ func TestLoadKarpathyJSON(t *testing.T) {
 	if want := [][]string{{"the", "sea", "at", "night"}}; !reflect.DeepEqual(d.Splits[SplitTest][0].Captions, want) {
 		t.Errorf("standard test captions %q, want %q", d.Splits[SplitTest][0].Captions, want)
 	}
-	// Without an image folder the path stays relative; the name falls back to the file name.
+	// Without an image folder the path stays relative; the name falls back to
+	// the file name. A sentence may be the caption alone, as a string.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dataset_flickr30k.json")
-	os.WriteFile(path, []byte(`{"images": [{"filename": "x.jpg", "split": "val", "sentences": [{"raw": "A dog ."}]}]}`), 0o644)
+	os.WriteFile(path, []byte(`{"images": [{"filename": "x.jpg", "split": "val", "sentences": [{"raw": "A dog ."}, "A cat sleeps ."]}]}`), 0o644)
 	d, err = LoadKarpathyJSON(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dev, _ := d.Split(SplitDev); d.Name != "flickr30k" || dev[0].Path != "x.jpg" {
+	if dev, _ := d.Split(SplitDev); d.Name != "flickr30k" || dev[0].Path != "x.jpg" || !slices.Equal(dev[0].Raw, []string{"A dog .", "A cat sleeps ."}) {
 		t.Errorf("name %q, dev %+v", d.Name, dev)
 	}
 }
@@ -254,6 +268,7 @@ func TestLoadKarpathyJSONErrors(t *testing.T) {
 		{"type", `"filename": "c.jpg"`, `"filename": 3`, ":8: images[2]: wrong type"},
 		{"split", `"split": "test"`, `"split": "holdout"`, `:10: images[3]: d.jpg: split "holdout" is not one of train, restval, val, test`},
 		{"filename", `"filename": "b.jpg", `, ``, `:6: images[1]: no "filename"`},
+		{"coco", `"filename": "b.jpg", `, `"file_name": "b.jpg", "id": 2, `, `:6: images[1]: no "filename", but a "file_name": this looks like a COCO captions file`},
 		{"duplicate", `"filename": "c.jpg"`, `"filename": "a.jpg"`, ":8: images[2]: a.jpg is also images[0]"},
 		{"no sentences", `[{"tokens": ["a", "man"], "raw": "A man on a bike", "imgid": 2, "sentid": 3}]`, `[]`, ":8: images[2]: c.jpg has no sentences"},
 		{"empty raw", `"raw": "The sea at night ."`, `"raw": " "`, `:10: images[3]: d.jpg: sentences[0] has an empty "raw"`},
