@@ -41,7 +41,15 @@ func resetFlags(t *testing.T, name string, flags ...string) {
 	}
 	reset := func() {
 		for _, name := range flags {
+			// A persistent flag of the root is in cmd.Flags() only once cmd
+			// has run: a test run alone reset it before that.
 			f := cmd.Flags().Lookup(name)
+			if f == nil {
+				f = cmd.InheritedFlags().Lookup(name)
+			}
+			if f == nil {
+				t.Fatalf("resetFlags: %s has no flag --%s", cmd.Name(), name)
+			}
 			f.Value.Set(f.DefValue)
 			f.Changed = false
 		}

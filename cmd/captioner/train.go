@@ -252,6 +252,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	}
 	o.Decode = plan.DecodeOptions
 	res, err := train.Run(ctx, dev, o, trn, dv)
+	if errors.Is(err, context.Canceled) && !fileExists(filepath.Join(tc.Out, train.CheckpointFile)) {
+		return fmt.Errorf("interrupted before the first epoch finished: there is no checkpoint to resume; run the same command to start again")
+	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the last finished epoch's checkpoint is in %s; run the same command with --resume to continue", tc.Out)
 	}

@@ -473,3 +473,25 @@ func TestMissingFeaturesSayWhatToDo(t *testing.T) {
 		t.Errorf("train, a listed photo that is not there:\n got %v\nwant %s", err, wantDev)
 	}
 }
+
+// TestInterruptBeforeTheFirstEpoch: a run stopped before its first epoch
+// has no checkpoint, and says so, where it pointed to one and to --resume.
+func TestInterruptBeforeTheFirstEpoch(t *testing.T) {
+	assets, data, feats, _ := sampleDataset(t, 7)
+	out := filepath.Join(t.TempDir(), "run")
+	// The train command's own context: cobra hands the root's to a command
+	// only while it has none, so the one it got in an earlier test stays.
+	train, _, err := rootCmd.Find([]string{"train"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as Ctrl-C at once
+	train.SetContext(ctx)
+	t.Cleanup(func() { train.SetContext(context.Background()) })
+	_, err = run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", out, "--init", "", "--resume=false")
+	want := "interrupted before the first epoch finished: there is no checkpoint to resume; run the same command to start again"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}
