@@ -1,15 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -178,6 +181,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("train.init: %w", err)
 		}
 		vocabFrom = "from " + tc.Init
+		if note := outsideVocab(text.Captions(trainImgs), vocab); note != "" {
+			fmt.Fprintf(log, "note: %s, which train as <unk>; a run from scratch (--init '') has a vocabulary of these captions' words\n", note)
+		}
 	} else if vocab.Size() == text.NumSpecial {
 		return emptyVocabError(trainImgs, tc.MinCount)
 	}
@@ -552,6 +558,31 @@ func distil(trn *train.Split, caps [][]string, vocab *text.Vocab) int {
 		trn.Examples = append(trn.Examples, train.Example{Image: i, Words: words})
 	}
 	return unknown
+}
+
+// outsideVocab says which words of captions vocab lacks, the most frequent
+// first, and how often they occur ("" when it has them all): a run from a
+// model keeps its vocabulary, and a dataset of one's own may well use words
+// that the model never learned.
+func outsideVocab(captions [][]string, vocab *text.Vocab) string {
+	counts := map[string]int{}
+	total, outside := 0, 0
+	for _, c := range captions {
+		for _, w := range c {
+			total++
+			if vocab.ID(w) == text.UnkID {
+				counts[w]++
+				outside++
+			}
+		}
+	}
+	if outside == 0 {
+		return ""
+	}
+	words := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(words, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
+	return fmt.Sprintf("%d different words of the train captions are not in the vocabulary of train.init's model (%s), %d of their %d words",
+		len(words), listing.First(words, 5), outside, total)
 }
 
 // wordIDs is caption c's word ids in vocab.

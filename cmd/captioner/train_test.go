@@ -495,3 +495,18 @@ func TestInterruptBeforeTheFirstEpoch(t *testing.T) {
 		t.Errorf("got %v, want %q", err, want)
 	}
 }
+
+// TestOutsideVocab: the words of one's captions that a model to start from
+// lacks are counted and named, the most frequent first (they train as <unk>,
+// which the run did without a word).
+func TestOutsideVocab(t *testing.T) {
+	vocab := text.BuildVocab([][]string{{"a", "dog", "runs"}}, 1)
+	captions := [][]string{{"a", "café", "dog"}, {"a", "mädchen", "café"}, {"zebra", "x", "y", "z", "w"}}
+	want := "7 different words of the train captions are not in the vocabulary of train.init's model (café, mädchen, w, x, y and 2 more), 8 of their 11 words"
+	if got := outsideVocab(captions, vocab); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := outsideVocab([][]string{{"a", "dog"}}, vocab); got != "" {
+		t.Errorf("captions of the vocabulary's words alone: %q, want none", got)
+	}
+}
