@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,7 +21,8 @@ func init() {
 flickr8k-attention; flickr8k-merge-lstm is the smaller, faster one). Images go through the device in batches of decode.batch_size,
 so captioning many photos in one call is fast. Captions are sentences, one line
 per image: the caption alone for one IMAGE, PATH<tab>caption for several; an
-IMAGE of - is read from standard input. With --json
+IMAGE of - is read from standard input, and an IMAGE that is a folder stands
+for its image files (by extension, in name order; not its subfolders). With --json
 the output is one array
 [{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,
   "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],
@@ -52,6 +54,28 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 	rootCmd.AddCommand(cmd)
 }
 
+// imagePaths expands caption's IMAGE arguments: a folder stands for its image
+// files (folderImages), so that `caption photos/` captions them, and a glob
+// that matches a subfolder does not fail on it ("is a directory"). Anything
+// else stays as given; the reader reports what is wrong with it.
+func imagePaths(args []string) ([]string, error) {
+	var paths []string
+	for _, a := range args {
+		if st, err := os.Stat(a); a == "-" || err != nil || !st.IsDir() {
+			paths = append(paths, a)
+			continue
+		}
+		files, err := folderImages(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			paths = append(paths, f.Path)
+		}
+	}
+	return paths, nil
+}
+
 // captionRecord is one element of caption --json (and of eval's captions).
 type captionRecord struct {
 	Image string `json:"image"`
@@ -71,11 +95,17 @@ func unreadable(path string, err error) imageErrorRecord {
 	return imageErrorRecord{Image: path, Error: strings.TrimPrefix(err.Error(), path+": ")}
 }
 
-func runCaption(cmd *cobra.Command, paths []string) error {
+func runCaption(cmd *cobra.Command, args []string) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		return err
 	}
+	paths, err := imagePaths(args)
+	if err != nil {
+		return err
+	}
+	// One file named alone gets its caption alone; a folder's, with their paths.
+	alone := len(args) == 1 && len(paths) == 1 && paths[0] == args[0]
 	asJSON, _ := cmd.Flags().GetBool("json")
 	attDir, _ := cmd.Flags().GetString("attention")
 	cfg.Decode.BatchSize = min(cfg.Decode.BatchSize, len(paths)) // the pipeline's buffers hold a batch
@@ -131,7 +161,7 @@ func runCaption(cmd *cobra.Command, paths []string) error {
 			var werr error
 			switch {
 			case asJSON:
-			case len(paths) == 1:
+			case alone:
 				_, werr = fmt.Fprintln(out, r.Caption)
 			default:
 				_, werr = fmt.Fprintf(out, "%s\t%s\n", path, r.Caption)

@@ -196,6 +196,47 @@ func TestCaptionReadsStandardInput(t *testing.T) {
 	}
 }
 
+// TestCaptionFolder: a folder stands for its image files, in name order and
+// with their paths (one image or many), not its subfolders or other files;
+// each caption is the one its file gets alone. It failed with "is a
+// directory", so a glob that matched a subfolder exited 1.
+func TestCaptionFolder(t *testing.T) {
+	assets := testassets.Dir(t, "captioning needs the encoder weights")
+	samples := filepath.Join(assets, "samples", "flickr8k_fullres")
+	dir := t.TempDir()
+	for _, name := range []string{"b.jpg", "a.JPG"} {
+		if err := os.Symlink(filepath.Join(samples, "1019077836_6fc9b15408.jpg"), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a photo"), 0o644)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	os.Symlink(filepath.Join(samples, "1019077836_6fc9b15408.jpg"), filepath.Join(dir, "sub", "c.jpg"))
+	resetFlags(t, "caption", "beam", "json")
+	caption := func(args ...string) string {
+		t.Helper()
+		out, err := run(t, append([]string{"caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false"}, args...)...)
+		if err != nil {
+			t.Fatalf("caption %v: %v", args, err)
+		}
+		return out
+	}
+	alone := strings.TrimSuffix(caption(filepath.Join(dir, "b.jpg")), "\n")
+	want := filepath.Join(dir, "a.JPG") + "\t" + alone + "\n" + filepath.Join(dir, "b.jpg") + "\t" + alone + "\n"
+	if got := caption(dir); got != want {
+		t.Errorf("caption %s printed\n%s\nwant\n%s", dir, got, want)
+	}
+	sub := filepath.Join(dir, "sub")
+	if got, want := caption(sub), filepath.Join(sub, "c.jpg")+"\t"+alone+"\n"; got != want {
+		t.Errorf("caption of a folder of one photo printed %q, want %q", got, want)
+	}
+	os.Mkdir(filepath.Join(dir, "empty"), 0o755)
+	_, err := run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", filepath.Join(dir, "empty"))
+	if want := "no image files in " + filepath.Join(dir, "empty"); err == nil || err.Error() != want {
+		t.Errorf("caption of an empty folder: %v, want %q", err, want)
+	}
+}
+
 // The README's first command captions the two sample photos: guided by the
 // encoder's tags, the cat is a cat and Grace Hopper a person in uniform; with
 // --guide=false they are the plain model's captions, which name neither.

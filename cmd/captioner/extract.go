@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -347,6 +348,9 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 			imagesDir = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), "images")
 		}
 		files, err := folderImages(imagesDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
+		}
 		return files, "every image file in " + imagesDir, err
 	}
 	ds, err := loadDataset(cfg, warn)
@@ -407,7 +411,7 @@ func imageFiles(imgs []text.Image) []imageFile {
 func folderImages(dir string) ([]imageFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
+		return nil, err
 	}
 	var files []imageFile
 	for _, e := range entries {
