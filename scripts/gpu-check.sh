@@ -251,7 +251,7 @@ serve_check serve "$(scale 30 90)" "$(scale 70 90)" "$(scale 1,16,64,256 1,16)" 
 # the PATH); in CI it runs only where PyTorch is installed, on the CPU.
 py=""
 for p in python3 /usr/bin/python3; do
-	if "$p" -c 'import torch, torchvision' 2>/dev/null; then py=$p && break; fi
+	if "$p" -c 'import torch' 2>/dev/null; then py=$p && break; fi
 done
 peer() { # peer NAME LIMIT FOLDER [--no-encoder]
 	local name=$1 limit=$2 dir=$3

@@ -3,7 +3,8 @@
 
 What it measures, with random weights (a speed peer: torchvision's weights are not
 downloadable on the GPU machine, and speed does not depend on weight values):
-  - torchvision MobileNetV2 (classifier removed, 1280-d pooled features), images/s at
+  - torchvision MobileNetV2 (classifier removed, 1280-d pooled features; where python3
+    has PyTorch but not torchvision, the same layers built here), images/s at
     batch 1, 8, 64 and 256: eager float32 (NCHW), and channels_last under
     torch.autocast(float16), PyTorch's usual tensor-core path;
   - the decoder of --model, of its architecture and sizes (its config.json): merge on
@@ -26,7 +27,11 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
+
+try:
+    import torchvision
+except ImportError:  # PyTorch alone: the same network, built below
+    torchvision = None
 
 START, END = 1, 2
 
@@ -51,9 +56,48 @@ def sync(device):
 
 
 def encoder(device):
-    m = torchvision.models.mobilenet_v2(weights=None)
-    m.classifier = nn.Identity()
+    if torchvision is not None:
+        m = torchvision.models.mobilenet_v2(weights=None)
+        m.classifier = nn.Identity()
+    else:
+        m = MobileNetV2()
     return m.to(device).eval()
+
+
+def conv_bn(cin, cout, k=1, stride=1, groups=1, act=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, nn.ReLU6(inplace=True)) if act else nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        hidden = cin * expand
+        layers = [conv_bn(cin, hidden)] if expand != 1 else []
+        layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden), conv_bn(hidden, cout, act=False)]
+        self.conv = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision's mobilenet_v2 (width 1.0) without its classifier, for a python3
+    that has PyTorch but not torchvision: the same layers, shapes and work."""
+
+    def __init__(self):
+        super().__init__()
+        layers, cin = [conv_bn(3, 32, 3, 2)], 32
+        for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        layers.append(conv_bn(cin, 1280))
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1)
 
 
 class Merge(nn.Module):
@@ -240,7 +284,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     args = p.parse_args()
     torch.backends.cudnn.benchmark = True
-    report = {"torch": torch.__version__, "device": None, "arch": None, "results": []}
+    report = {"torch": torch.__version__, "device": None, "arch": None, "results": [],
+              "encoder": "torchvision" if torchvision is not None else "torch.nn copy of torchvision's (no torchvision)"}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("gpu-peer: stopped by SIGTERM (time limit)"))
     try:
         run(args, report)
