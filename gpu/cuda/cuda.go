@@ -3,7 +3,9 @@
 package cuda
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -97,10 +99,17 @@ func newDriver(ordinal int, sigs []kernels.Signature, search cublas.Search, tf32
 	d.ctx = cu.NewContext(dev, cu.SchedAuto)
 	var blasVersion string
 	err = d.ctx.Do(func() error {
-		mod, err := cu.LoadData(kernels.PTX)
+		// The JIT's own words say why it failed (an ISA or target the driver
+		// lacks, a register limit): the error code alone often does not.
+		jitLog := make([]byte, 4096)
+		mod, err := cu.LoadDataEx(kernels.PTX, &cu.JITErrorLogBuffer{Buffer: jitLog})
 		if err != nil {
-			return fmt.Errorf("gpu: loading the kernels' PTX (%s) on %s (sm_%d%d) with driver %s: %w; the NVIDIA driver must support CUDA 11.8 (R520 or newer)",
-				kernels.PTXTarget(), name, major, minor, driverVersion(), err)
+			said := ""
+			if end := bytes.IndexByte(jitLog, 0); end > 0 {
+				said = fmt.Sprintf(" (the JIT compiler: %s)", strings.TrimSpace(string(jitLog[:end])))
+			}
+			return fmt.Errorf("gpu: loading the kernels' PTX (%s) on %s (sm_%d%d) with driver %s: %w%s; the NVIDIA driver must support CUDA 11.8 (R520 or newer)",
+				kernels.PTXTarget(), name, major, minor, driverVersion(), err, said)
 		}
 		d.mod = mod
 		for _, s := range sigs {

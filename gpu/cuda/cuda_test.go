@@ -152,6 +152,19 @@ func TestOpenRefuses(t *testing.T) {
 	}
 }
 
+// TestOpenSaysWhatTheJITSaid: a PTX the driver cannot compile is refused
+// with the JIT compiler's own log, which names the cause (a driver older
+// than the PTX's ISA); cuModuleLoadData gave the error code alone.
+func TestOpenSaysWhatTheJITSaid(t *testing.T) {
+	fakeOnly(t)
+	t.Setenv("FAKECUDA_JIT_ERROR", "ptxas application ptx input, line 5; fatal   : Unsupported .version 7.8; current version is '7.4'\n")
+	_, err := Open(0, gpu.Options{})
+	want := "(the JIT compiler: ptxas application ptx input, line 5; fatal   : Unsupported .version 7.8; current version is '7.4'); the NVIDIA driver must support CUDA 11.8 (R520 or newer)"
+	if err == nil || !strings.HasPrefix(err.Error(), "gpu: loading the kernels' PTX") || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("Open: %v, want an error ending %q", err, want)
+	}
+}
+
 // TestFreeReleases: Free returns the memory to the driver, so freeing it again
 // is the driver's error.
 func TestFreeReleases(t *testing.T) {

@@ -17,14 +17,14 @@ import (
 // a real GPU when there is one, and against a fake driver always.
 
 // runTagged runs this package's cuda-tagged tests (the kernel suite, the
-// tensor-core option, and, on the stand-in driver only, sticky failures and
-// other GPUs and drivers) with extra environment.
+// tensor-core option, and, on the stand-in driver only, sticky failures, the
+// JIT's log, other GPUs and drivers) with extra environment.
 func runTagged(t *testing.T, env ...string) {
 	t.Helper()
 	if err := fakedriver.Toolkit(); err != nil {
 		t.Skip(err)
 	}
-	cmd := exec.Command("go", "test", "-tags", "cuda", "-count=1", "-run", "^(TestKernels|TestTF32|TestFailuresAreSticky|TestOpenRefuses|TestFreeReleases|TestCublasForAnOlderDriver)$", ".")
+	cmd := exec.Command("go", "test", "-tags", "cuda", "-count=1", "-run", "^(TestKernels|TestTF32|TestFailuresAreSticky|TestOpenRefuses|TestOpenSaysWhatTheJITSaid|TestFreeReleases|TestCublasForAnOlderDriver)$", ".")
 	// The stub directory goes last: a real driver's libcuda.so found earlier wins.
 	cmd.Env = append(os.Environ(), append(env, "CGO_LDFLAGS="+os.Getenv("CGO_LDFLAGS")+" -L"+fakedriver.Stubs)...)
 	out, err := cmd.CombinedOutput()
