@@ -75,10 +75,40 @@ type Search struct {
 
 // DefaultSearch is the search for a library path from configuration: dirs (may
 // be empty), then the folders in $CAPTIONER_CUDA_LIBRARY_PATH, then the dynamic
-// loader's search, then UsualDirs.
+// loader's search, then the user's Python environments (EnvironmentDirs), then
+// UsualDirs.
 func DefaultSearch(dirs []string) Search {
 	dirs = append(slices.Clip(dirs), SplitPath(os.Getenv(LibraryPathEnv))...)
-	return Search{Sonames: Sonames, Dirs: dirs, Loader: true, Usual: UsualDirs}
+	return Search{Sonames: Sonames, Dirs: dirs, Loader: true, Usual: append(EnvironmentDirs(os.Getenv), UsualDirs...)}
+}
+
+// EnvironmentDirs are the folders, as patterns, where pip and conda put cuBLAS
+// in the environments of the user that getenv describes: the active
+// virtualenv's and conda environment's site-packages (and conda's lib, where
+// its own cuBLAS package goes) and the per-user site-packages of `pip install
+// --user`. A `pip install nvidia-cublas-cu12` (or PyTorch's dependencies) is a
+// common way to have cuBLAS without a toolkit, and such a folder is on no
+// library path.
+func EnvironmentDirs(getenv func(string) string) []string {
+	var roots []string
+	for _, root := range []string{getenv("VIRTUAL_ENV"), getenv("CONDA_PREFIX")} {
+		if root != "" {
+			roots = append(roots, root)
+		}
+	}
+	if home := getenv("HOME"); home != "" {
+		roots = append(roots, filepath.Join(home, ".local"))
+	}
+	var dirs []string
+	for _, root := range roots {
+		for _, wheel := range []string{"cu13", "cublas"} { // CUDA 13's wheel, then the -cu11 and -cu12 ones
+			dirs = append(dirs, filepath.Join(root, "lib", "python3*", "site-packages", "nvidia", wheel, "lib"))
+		}
+	}
+	if conda := getenv("CONDA_PREFIX"); conda != "" {
+		dirs = append(dirs, filepath.Join(conda, "lib"))
+	}
+	return dirs
 }
 
 // ForDriver keeps the sonames (libcublas.so.N) whose major version N is at most

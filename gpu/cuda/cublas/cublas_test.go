@@ -375,3 +375,41 @@ func TestCloseKeepsTheLibraryMapped(t *testing.T) {
 		t.Errorf("%s is no longer mapped after Close: a dlclose unloaded it", path)
 	}
 }
+
+// TestLoadFromPythonEnvironments: a cuBLAS wheel pip put into the active
+// virtualenv, or into the per-user site-packages, is found without
+// configuration (it is on no library path).
+func TestLoadFromPythonEnvironments(t *testing.T) {
+	env := map[string]string{"VIRTUAL_ENV": "/v", "CONDA_PREFIX": "/c", "HOME": "/h"}
+	want := []string{
+		"/v/lib/python3*/site-packages/nvidia/cu13/lib", "/v/lib/python3*/site-packages/nvidia/cublas/lib",
+		"/c/lib/python3*/site-packages/nvidia/cu13/lib", "/c/lib/python3*/site-packages/nvidia/cublas/lib",
+		"/h/.local/lib/python3*/site-packages/nvidia/cu13/lib", "/h/.local/lib/python3*/site-packages/nvidia/cublas/lib",
+		"/c/lib",
+	}
+	if got := EnvironmentDirs(func(k string) string { return env[k] }); !slices.Equal(got, want) {
+		t.Errorf("EnvironmentDirs = %q\nwant %q", got, want)
+	}
+	if got := EnvironmentDirs(func(string) string { return "" }); len(got) != 0 {
+		t.Errorf("EnvironmentDirs without the variables = %q, want none", got)
+	}
+
+	venv := t.TempDir()
+	wheel := filepath.Join(venv, "lib", "python3.12", "site-packages", "nvidia", "cu13", "lib")
+	if err := os.MkdirAll(wheel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	built := fakeCublas(t, map[string]int{"libcublas.so.13": 130100})
+	if err := os.Rename(filepath.Join(built, "libcublas.so.13"), filepath.Join(wheel, "libcublas.so.13")); err != nil {
+		t.Fatal(err)
+	}
+	home := map[string]string{"HOME": venv + "/nohome", "VIRTUAL_ENV": venv}
+	l, err := Load(Search{Sonames: Sonames, Usual: EnvironmentDirs(func(k string) string { return home[k] })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if want := filepath.Join(wheel, "libcublas.so.13"); l.Path() != want {
+		t.Errorf("loaded %s, want the virtualenv's %s", l.Path(), want)
+	}
+}
