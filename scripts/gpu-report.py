@@ -145,8 +145,10 @@ def parity_table(title, p):
     worst = max((x["feature_rel_l2"] for x in p["photos"]), default=0)
     L = [f"{title} ({p['cpu']}): same captions on {same}/{len(p['photos'])} (model, photo) pairs, "
          f"worst feature difference {worst:.2g} (relative L2; tolerance {p['feature_tolerance']})", "",
-         "| model | photo | rel L2 | beam-3 caption (GPU) | same |", "| --- | --- | --- | --- | --- |"]
-    L += [f"| {x['model']} | {x['photo']} | {x['feature_rel_l2']:.2g} | {x['beam3_gpu']} | {'yes' if x['same_captions'] else 'NO'} |"
+         "| model | photo | rel L2 | beam-3 caption (GPU) | its score, GPU / CPU | same |", "| --- | --- | --- | --- | --- | --- |"]
+    L += [f"| {x['model']} | {x['photo']} | {x['feature_rel_l2']:.2g} | {x['beam3_gpu']} | "
+          f"{x.get('beam3_score_gpu', float('nan')):.4f} / {x.get('beam3_score_cpu', float('nan')):.4f} | "
+          f"{'yes' if x['same_captions'] else 'NO (CPU: ' + x['beam3_cpu'] + ')'} |"
           for x in p["photos"]]
     return L + [""]
 

@@ -16,7 +16,7 @@ func TestCompare(t *testing.T) {
 	results := func(captions ...string) []pipeline.Result {
 		out := make([]pipeline.Result, len(captions))
 		for i, c := range captions {
-			out[i] = pipeline.Result{Caption: c}
+			out[i] = pipeline.Result{Caption: c, Score: -float64(c[0]) / 100}
 		}
 		return out
 	}
@@ -36,7 +36,8 @@ func TestCompare(t *testing.T) {
 		beam:   [][]pipeline.Result{results("a", "b", "c"), results("d", "e", "f")}}
 
 	rows, diffs := compare(c, c, paths)
-	if diffs != nil || len(rows) != 6 || !rows[5].Same || rows[5] != (PhotoParity{Model: "mer", Arch: "merge", Photo: "c.jpg", GreedyCPU: "F", GreedyGPU: "F", BeamCPU: "f", BeamGPU: "f", Same: true}) {
+	if diffs != nil || len(rows) != 6 || !rows[5].Same || rows[5] != (PhotoParity{Model: "mer", Arch: "merge", Photo: "c.jpg", GreedyCPU: "F", GreedyGPU: "F", BeamCPU: "f", BeamGPU: "f",
+		GreedyScoreCPU: -0.70, GreedyScoreGPU: -0.70, BeamScoreCPU: -1.02, BeamScoreGPU: -1.02, Same: true}) {
 		t.Fatalf("the same outputs: rows %+v, diffs %q", rows, diffs)
 	}
 
@@ -47,8 +48,8 @@ func TestCompare(t *testing.T) {
 	rows, diffs = compare(g, c, paths)
 	want := []string{
 		"a.jpg: features differ by 0.002 (relative L2), tolerance 0.001",
-		`att, c.jpg: captions differ: greedy cpu "C" gpu "C"; beam cpu "c" gpu "y"`,
-		`mer, b.jpg: captions differ: greedy cpu "E" gpu "X"; beam cpu "e" gpu "e"`,
+		`att, c.jpg: captions differ: greedy cpu "C" (-0.6700) gpu "C" (-0.6700); beam cpu "c" (-0.9900) gpu "y" (-1.2100)`,
+		`mer, b.jpg: captions differ: greedy cpu "E" (-0.6900) gpu "X" (-0.8800); beam cpu "e" (-1.0100) gpu "e" (-1.0100)`,
 	}
 	if !reflect.DeepEqual(diffs, want) {
 		t.Errorf("diffs\n%q\nwant\n%q", diffs, want)

@@ -29,16 +29,22 @@ type captioned struct {
 }
 
 // PhotoParity is one photo's comparison for one model in TestParity's JSON.
+// The scores (length-normalised log-probabilities) tell a near tie, where
+// summation order alone may pick the other caption, from a real difference.
 type PhotoParity struct {
-	Model        string  `json:"model"`
-	Arch         string  `json:"arch"`
-	Photo        string  `json:"photo"`
-	FeatureRelL2 float64 `json:"feature_rel_l2"`
-	GreedyCPU    string  `json:"greedy_cpu"`
-	GreedyGPU    string  `json:"greedy_gpu"`
-	BeamCPU      string  `json:"beam3_cpu"`
-	BeamGPU      string  `json:"beam3_gpu"`
-	Same         bool    `json:"same_captions"`
+	Model          string  `json:"model"`
+	Arch           string  `json:"arch"`
+	Photo          string  `json:"photo"`
+	FeatureRelL2   float64 `json:"feature_rel_l2"`
+	GreedyCPU      string  `json:"greedy_cpu"`
+	GreedyGPU      string  `json:"greedy_gpu"`
+	BeamCPU        string  `json:"beam3_cpu"`
+	BeamGPU        string  `json:"beam3_gpu"`
+	GreedyScoreCPU float64 `json:"greedy_score_cpu"`
+	GreedyScoreGPU float64 `json:"greedy_score_gpu"`
+	BeamScoreCPU   float64 `json:"beam3_score_cpu"`
+	BeamScoreGPU   float64 `json:"beam3_score_gpu"`
+	Same           bool    `json:"same_captions"`
 }
 
 // compare compares the GPU's run g with the CPU's c on the photos at paths:
@@ -53,11 +59,13 @@ func compare(g, c captioned, paths []string) (rows []PhotoParity, diffs []string
 	for k, m := range g.models {
 		for i, p := range paths {
 			r := PhotoParity{Model: m.Model, Arch: m.Arch, Photo: filepath.Base(p), FeatureRelL2: numdiff.RelL2(g.feats[i], c.feats[i]),
-				GreedyCPU: c.greedy[k][i].Caption, GreedyGPU: g.greedy[k][i].Caption, BeamCPU: c.beam[k][i].Caption, BeamGPU: g.beam[k][i].Caption}
+				GreedyCPU: c.greedy[k][i].Caption, GreedyGPU: g.greedy[k][i].Caption, BeamCPU: c.beam[k][i].Caption, BeamGPU: g.beam[k][i].Caption,
+				GreedyScoreCPU: c.greedy[k][i].Score, GreedyScoreGPU: g.greedy[k][i].Score, BeamScoreCPU: c.beam[k][i].Score, BeamScoreGPU: g.beam[k][i].Score}
 			r.Same = r.GreedyCPU == r.GreedyGPU && r.BeamCPU == r.BeamGPU
 			rows = append(rows, r)
 			if !r.Same {
-				diffs = append(diffs, fmt.Sprintf("%s, %s: captions differ: greedy cpu %q gpu %q; beam cpu %q gpu %q", r.Model, r.Photo, r.GreedyCPU, r.GreedyGPU, r.BeamCPU, r.BeamGPU))
+				diffs = append(diffs, fmt.Sprintf("%s, %s: captions differ: greedy cpu %q (%.4f) gpu %q (%.4f); beam cpu %q (%.4f) gpu %q (%.4f)", r.Model, r.Photo,
+					r.GreedyCPU, r.GreedyScoreCPU, r.GreedyGPU, r.GreedyScoreGPU, r.BeamCPU, r.BeamScoreCPU, r.BeamGPU, r.BeamScoreGPU))
 			}
 		}
 	}
