@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -56,9 +57,12 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 
 // imagePaths expands caption's IMAGE arguments: a folder stands for its image
 // files (folderImages), so that `caption photos/` captions them, and a glob
-// that matches a subfolder does not fail on it ("is a directory"). Anything
-// else stays as given; the reader reports what is wrong with it.
-func imagePaths(args []string) ([]string, error) {
+// that matches a subfolder does not fail on it ("is a directory"). Of a
+// folder, only regular files are read: a named pipe would wait for a writer
+// forever; those left out are warned of on warn. Anything else stays as
+// given (a pipe named on purpose is read); the reader reports what is wrong
+// with it.
+func imagePaths(args []string, warn io.Writer) ([]string, error) {
 	var paths []string
 	for _, a := range args {
 		if st, err := os.Stat(a); a == "-" || err != nil || !st.IsDir() {
@@ -70,6 +74,10 @@ func imagePaths(args []string) ([]string, error) {
 			return nil, err
 		}
 		for _, f := range files {
+			if st, err := os.Stat(f.Path); err == nil && !st.Mode().IsRegular() {
+				fmt.Fprintf(warn, "warning: %s is %s, not a photo file: left out\n", f.Path, fileKind(st.Mode()))
+				continue
+			}
 			paths = append(paths, f.Path)
 		}
 	}
@@ -100,7 +108,7 @@ func runCaption(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	paths, err := imagePaths(args)
+	paths, err := imagePaths(args, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/spf13/viper"
@@ -210,6 +211,24 @@ func TestCaptionFolder(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a photo"), 0o644)
+	fifo := filepath.Join(dir, "pipe.jpg")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Were the pipe read, caption would wait for a writer: this one writes no
+	// image and goes, so that a regression fails rather than hangs. Cleanup
+	// opens the reading end, which lets it go.
+	go func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString("not an image")
+			f.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
 	os.Symlink(filepath.Join(samples, "1019077836_6fc9b15408.jpg"), filepath.Join(dir, "sub", "c.jpg"))
 	resetFlags(t, "caption", "beam", "json")
@@ -223,15 +242,19 @@ func TestCaptionFolder(t *testing.T) {
 	}
 	alone := strings.TrimSuffix(caption(filepath.Join(dir, "b.jpg")), "\n")
 	want := filepath.Join(dir, "a.JPG") + "\t" + alone + "\n" + filepath.Join(dir, "b.jpg") + "\t" + alone + "\n"
-	if got := caption(dir); got != want {
-		t.Errorf("caption %s printed\n%s\nwant\n%s", dir, got, want)
+	got, stderr, err := runStderr(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", dir)
+	if err != nil || got != want {
+		t.Errorf("caption %s printed\n%s(%v)\nwant\n%s", dir, got, err, want)
+	}
+	if want := "warning: " + filepath.Join(dir, "pipe.jpg") + " is a named pipe, not a photo file: left out\n"; !strings.Contains(stderr, want) {
+		t.Errorf("caption %s: stderr %q lacks %q", dir, stderr, want)
 	}
 	sub := filepath.Join(dir, "sub")
 	if got, want := caption(sub), filepath.Join(sub, "c.jpg")+"\t"+alone+"\n"; got != want {
 		t.Errorf("caption of a folder of one photo printed %q, want %q", got, want)
 	}
 	os.Mkdir(filepath.Join(dir, "empty"), 0o755)
-	_, err := run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", filepath.Join(dir, "empty"))
+	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", filepath.Join(dir, "empty"))
 	if want := "no image files in " + filepath.Join(dir, "empty"); err == nil || err.Error() != want {
 		t.Errorf("caption of an empty folder: %v, want %q", err, want)
 	}
