@@ -36,7 +36,7 @@ type Image struct {
 
 // Dataset is a captioning dataset split into train, dev and (if present) test.
 type Dataset struct {
-	Name     string             // "flickr8k", or the "dataset" field of a Karpathy JSON file
+	Name     string             // a Flickr8k-layout folder's name ("flickr8k"), or the "dataset" field of a Karpathy JSON file
 	Source   string             // what it was read from: the Flickr8k folder or the JSON file
 	Splits   map[string][]Image // SplitTrain, SplitDev, SplitTest -> images in file order
 	Warnings []string           // data quirks that were skipped, with counts
@@ -147,7 +147,9 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return nil, notAFolderError(dir)
 	}
-	d := &Dataset{Name: "flickr8k", Source: dir, Splits: map[string][]Image{}}
+	// Named after its folder: Flickr8k's is "flickr8k", a dataset of one's
+	// own in the layout its own (it was "flickr8k" too).
+	d := &Dataset{Name: filepath.Base(filepath.Clean(dir)), Source: dir, Splits: map[string][]Image{}}
 	imgs, order, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
 	if err != nil {
 		return nil, err

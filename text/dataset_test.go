@@ -19,6 +19,14 @@ func TestLoadFlickr8kFixture(t *testing.T) {
 	if d.Name != "flickr8k" || len(d.Splits) != 2 {
 		t.Fatalf("name %q, splits %v", d.Name, d.Splits)
 	}
+	dir := writeFlickr8k(t, "", "", false)
+	mine, err := LoadFlickr8k(dir + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine.Name != filepath.Base(dir) {
+		t.Errorf("a folder of one's own is named %q, want its folder's, %q", mine.Name, filepath.Base(dir))
+	}
 	train, err := d.Split(SplitTrain)
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func TestExtractOwnDataset(t *testing.T) {
 	}
 	for _, want := range []string{
 		"warning: Flickr8k.token.txt: skipped 1 lines naming notes.txt: not an image file name",
-		"extract: 2 images: split train of dataset flickr8k (" + data + ")",
+		"extract: 2 images: split train of dataset " + filepath.Base(data) + " (" + data + ")",
 	} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())

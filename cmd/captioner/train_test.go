@@ -378,7 +378,7 @@ func TestTrainCaptionsWithoutWords(t *testing.T) {
 	log, _ := train("cafe.jpg#0\t!!! ...\ndog.PNG#0\t?!\ndog.PNG#1\tDog .\npark.jpeg#0\tA park .\n", "1")
 	for _, want := range []string{
 		`warning: 2 captions have no words once cleaned (the first: "!!! ...") and are left out, and with them 1 images that had no other caption`,
-		"flickr8k: 1 train images, 1 dev images, vocabulary 5 words (min count 1)",
+		filepath.Base(data) + ": 1 train images, 1 dev images, vocabulary 5 words (min count 1)",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
