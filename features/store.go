@@ -463,18 +463,27 @@ func (s *Store) LoadGrid(names []string) ([]float32, error) {
 	})
 }
 
-// loadEach calls load with each name's position and record, and fails listing
-// the names that have no record.
+// loadEach calls load with each name's position and record, after checking
+// that every name has one (HasNames).
 func (s *Store) loadEach(names []string, load func(i, record int, name string) error) error {
-	var missing []string
+	if err := s.HasNames(names); err != nil {
+		return err
+	}
 	for i, n := range names {
-		r, ok := s.byName[n]
-		if !ok {
-			missing = append(missing, n)
-			continue
-		}
-		if err := load(i, r, n); err != nil {
+		if err := load(i, s.byName[n], n); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// HasNames checks that the store has features of every name: a
+// *MissingError lists those it has not.
+func (s *Store) HasNames(names []string) error {
+	var missing []string
+	for _, n := range names {
+		if _, ok := s.byName[n]; !ok {
+			missing = append(missing, n)
 		}
 	}
 	if len(missing) > 0 {

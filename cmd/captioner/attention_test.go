@@ -22,6 +22,7 @@ import (
 // cached grids and through the encoder: the two paths must agree, and the
 // model must record the standard cleaning that its references follow.
 func TestAttentionTrainAndEval(t *testing.T) {
+	resetFlags(t, "train", "init", "objective", "teacher", "finetune-blocks", "mirror")
 	assets, data, _, _ := sampleDataset(t, 5)
 	grids := t.TempDir()
 	if _, err := run(t, "extract", "--grid", "--split", "all", "--images", filepath.Join(data, "images"), "--out", grids,

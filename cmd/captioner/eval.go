@@ -260,7 +260,7 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 		return nil, err
 	}
 	res, err := captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, imageNames(imgs), plan)
-	return res, missingFeatures(err, imgs, extractCommand(filepath.Dir(store.Path()), mc.Arch == decoder.ArchAttention, cfg.Train.Data))
+	return res, missingFeatures(err, imgs, store, cfg.Train.Data, pipeline.ImageLimits(cfg.Image))
 }
 
 // cachedChunk is how many images' cached features captionCached has on the
@@ -270,6 +270,9 @@ const cachedChunk = 1000
 // captionCached captions the images names from the feature cache store with
 // d, cachedChunk images at a time.
 func captionCached(ctx context.Context, store *features.Store, d pipeline.Decoder, names []string, plan pipeline.Plan) ([]pipeline.Result, error) {
+	if err := store.HasNames(names); err != nil { // all of them, not a chunk's
+		return nil, err
+	}
 	dev := d.Model.Device()
 	out := make([]pipeline.Result, 0, len(names))
 	for lo := 0; lo < len(names); lo += cachedChunk {

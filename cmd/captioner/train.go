@@ -223,8 +223,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	// (train.finetune_blocks encodes the photos itself, above).
 	extracted := func(err error, imgs []text.Image) error { return err }
 	if photos != nil {
-		extract := extractCommand(filepath.Dir(photos.Path()), tc.Arch == decoder.ArchAttention, tc.Data)
-		extracted = func(err error, imgs []text.Image) error { return missingFeatures(err, imgs, extract) }
+		extracted = func(err error, imgs []text.Image) error {
+			return missingFeatures(err, imgs, photos, tc.Data, pipeline.ImageLimits(cfg.Image))
+		}
 	}
 	trn, err := split(load, trainImgs, vocab)
 	if err != nil {
@@ -402,33 +403,53 @@ func extractCommand(root string, grids bool, data string) string {
 	return cmd
 }
 
-// missingFeatures explains a load that found no features of some of imgs
-// (features.MissingError): extract skips a photo whose file is not there or
-// cannot be read, and does again on every run, so those need the photo added
-// or the image taken out of the dataset; for the others extract (its command
-// line) has to run. Other errors, and nil, pass through.
-func missingFeatures(err error, imgs []text.Image, extract string) error {
+// missingFeatures explains a load from store that found no features of some
+// of imgs (features.MissingError). extract skips a photo that is not there or
+// that it cannot decode, on every run, so those need the file replaced or the
+// image taken out of the dataset; for the others extract has to run, into
+// store (with --grid when it keeps grids, and --data for dataset data). It
+// decodes at most missingChecked of the photos: many missing ones are a split
+// never extracted. Other errors, and nil, pass through.
+func missingFeatures(err error, imgs []text.Image, store *features.Store, data string, lim imgproc.Limits) error {
 	var me *features.MissingError
 	if !errors.As(err, &me) {
 		return err
 	}
+	extract := extractCommand(filepath.Dir(store.Path()), len(store.Manifest().Grid) > 0, data)
 	paths := make(map[string]string, len(imgs))
 	for _, im := range imgs {
 		paths[im.Name] = im.Path
 	}
+	checked := me.Missing[:min(len(me.Missing), missingChecked)]
 	var unreadable []string
-	for _, name := range me.Missing {
-		if f, err := os.Open(paths[name]); err != nil {
+	for _, name := range checked {
+		if !decodable(paths[name], lim) {
 			unreadable = append(unreadable, paths[name])
-		} else {
-			f.Close()
 		}
 	}
 	if len(unreadable) == 0 {
 		return fmt.Errorf("%w: run `%s`", err, extract)
 	}
-	return fmt.Errorf("%w; %d of them have no photo file that can be read (%s), which extract skips: add those photos and run `%s`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)",
-		err, len(unreadable), listing.First(unreadable, 3), extract)
+	of := "of them"
+	if len(checked) < len(me.Missing) {
+		of = fmt.Sprintf("of the first %d", len(checked))
+	}
+	return fmt.Errorf("%w; %d %s are not there or cannot be read as photos (%s), which extract skips: replace those files and run `%s`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)",
+		err, len(unreadable), of, listing.First(unreadable, 3), extract)
+}
+
+// missingChecked is how many images without features missingFeatures decodes.
+const missingChecked = 100
+
+// decodable says whether path is a regular file that decodes as an image
+// within lim, as extract needs it to be (a named pipe is not opened: it would
+// wait for a writer).
+func decodable(path string, lim imgproc.Limits) bool {
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	_, err := imgproc.DecodeFile(path, lim)
+	return err == nil
 }
 
 func (missingStoreError) Unwrap() error { return fs.ErrNotExist }

@@ -288,7 +288,7 @@ func TestFinetuneRefusesKarpathyBeforeCreatingAStore(t *testing.T) {
 // set train.xe_weight and train.feature_dropout, whose validation names what
 // each combines with (checked before any data is read).
 func TestTrainMixingFlagsReachTheConfiguration(t *testing.T) {
-	resetFlags(t, "train", "xe-weight", "feature-dropout", "out")
+	resetFlags(t, "train", "xe-weight", "feature-dropout", "out", "data", "arch", "objective", "finetune-blocks")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -422,11 +422,14 @@ func TestSelfCriticalHintsAndRunFolders(t *testing.T) {
 }
 
 // TestMissingFeaturesSayWhatToDo: an image of the dataset without features
-// in the store gets the extract command that adds it, and one whose photo
-// file is not there (which extract skips, run after run) is named as such,
-// in train and in eval. Both used to say "run captioner extract", which
-// cannot help the second.
+// in the store gets the extract command that adds it (with --grid: the
+// store keeps grids, whichever model reads it), and one whose photo is not
+// there or does not decode, which extract skips run after run, is named as
+// such, in train and in eval. Both used to say "run captioner extract",
+// which cannot help the second.
 func TestMissingFeaturesSayWhatToDo(t *testing.T) {
+	resetFlags(t, "train", "arch", "data", "features", "init", "resume", "out")
+	resetFlags(t, "eval", "from-images", "split", "model", "data", "features")
 	assets, data, feats, _ := sampleDataset(t, 7)
 	appendTo := func(file, text string) {
 		f, err := os.OpenFile(filepath.Join(data, file), os.O_APPEND|os.O_WRONLY, 0)
@@ -442,41 +445,47 @@ func TestMissingFeaturesSayWhatToDo(t *testing.T) {
 	if err := os.Symlink(photos[0], filepath.Join(data, "images", "new.jpg")); err != nil {
 		t.Fatal(err)
 	}
-	appendTo("Flickr8k.token.txt", "new.jpg#0\tA dog runs on the grass .\ngone.jpg#0\tA dog runs on the grass .\n")
+	bad := filepath.Join(data, "images", "bad.jpg")
+	if err := os.WriteFile(bad, []byte("not a photo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendTo("Flickr8k.token.txt", "new.jpg#0\tA dog runs on the grass .\ngone.jpg#0\tA dog runs on the grass .\nbad.jpg#0\tA dog runs .\n")
 	appendTo("Flickr_8k.trainImages.txt", "new.jpg\n")
 	stores, _ := filepath.Glob(filepath.Join(feats, "*"))
 	if len(stores) != 1 {
 		t.Fatalf("want the one store of the sample features in %s, found %v", feats, stores)
 	}
 	store := stores[0]
+	extract := "captioner extract --out " + feats + " --grid --data " + data
 	train := func() error {
 		_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", t.TempDir(), "--init", "", "--resume=false")
 		return err
 	}
-	want := "features: 1 of 8 images have no features in " + store + " (new.jpg): run `captioner extract --out " + feats + " --data " + data + "`"
+	want := "features: 1 of 8 images have no features in " + store + " (new.jpg): run `" + extract + "`"
 	if err := train(); err == nil || err.Error() != want {
 		t.Errorf("train, a photo not extracted:\n got %v\nwant %s", err, want)
 	}
 
-	appendTo("Flickr_8k.devImages.txt", "gone.jpg\n")
+	appendTo("Flickr_8k.devImages.txt", "gone.jpg\nbad.jpg\n")
 	gone := filepath.Join(data, "images", "gone.jpg")
-	wantDev := "features: 1 of 4 images have no features in " + store + " (gone.jpg); 1 of them have no photo file that can be read (" + gone + "), which extract skips: add those photos and run `captioner extract --out " + feats + " --data " + data + "`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)"
+	wantDev := "features: 2 of 5 images have no features in " + store + " (gone.jpg, bad.jpg); 2 of them are not there or cannot be read as photos (" + gone + ", " + bad + "), which extract skips: replace those files and run `" + extract + "`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)"
 	_, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--model", shippedModel, "--split", "dev")
-	if wantEval := strings.Replace(wantDev, " --data", " --grid --data", 1); err == nil || err.Error() != wantEval {
-		t.Errorf("eval, a listed photo that is not there:\n got %v\nwant %s", err, wantEval)
+	if err == nil || err.Error() != wantDev {
+		t.Errorf("eval, listed photos that are not there or do not decode:\n got %v\nwant %s", err, wantDev)
 	}
 	resetFlags(t, "extract", "split", "images") // as sampleDataset set them
-	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", data, "--out", feats, "--grid"); err == nil || !strings.HasPrefix(err.Error(), "1 of 12 images could not be read") {
-		t.Fatalf("extract with a photo missing: %v, want 1 of 12 images could not be read", err)
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", data, "--out", feats, "--grid"); err == nil || !strings.HasPrefix(err.Error(), "2 of 13 images could not be read") {
+		t.Fatalf("extract with a photo missing and one that does not decode: %v, want 2 of 13 images could not be read", err)
 	}
 	if err := train(); err == nil || err.Error() != wantDev {
-		t.Errorf("train, a listed photo that is not there:\n got %v\nwant %s", err, wantDev)
+		t.Errorf("train, listed photos that are not there or do not decode:\n got %v\nwant %s", err, wantDev)
 	}
 }
 
 // TestInterruptBeforeTheFirstEpoch: a run stopped before its first epoch
 // has no checkpoint, and says so, where it pointed to one and to --resume.
 func TestInterruptBeforeTheFirstEpoch(t *testing.T) {
+	resetFlags(t, "train", "arch", "data", "features", "init", "resume", "out")
 	assets, data, feats, _ := sampleDataset(t, 7)
 	out := filepath.Join(t.TempDir(), "run")
 	// The train command's own context: cobra hands the root's to a command
