@@ -73,12 +73,16 @@ func imagePaths(args []string, warn io.Writer) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		before := len(paths)
 		for _, f := range files {
 			if st, err := os.Stat(f.Path); err == nil && !st.Mode().IsRegular() {
 				fmt.Fprintf(warn, "warning: %s is %s, not a photo file: left out\n", f.Path, fileKind(st.Mode()))
 				continue
 			}
 			paths = append(paths, f.Path)
+		}
+		if len(paths) == before {
+			return nil, fmt.Errorf("no photo files in %s: none of the %d named as images is a regular file (see the warnings above)", a, len(files))
 		}
 	}
 	return paths, nil

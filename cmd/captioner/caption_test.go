@@ -253,6 +253,18 @@ func TestCaptionFolder(t *testing.T) {
 	if got, want := caption(sub), filepath.Join(sub, "c.jpg")+"\t"+alone+"\n"; got != want {
 		t.Errorf("caption of a folder of one photo printed %q, want %q", got, want)
 	}
+	// A folder whose only image name is the pipe: nothing to caption, said
+	// as such (it reached the encoder as a batch of 0).
+	pipes := filepath.Join(dir, "pipes")
+	os.Mkdir(pipes, 0o755)
+	if err := os.Rename(fifo, filepath.Join(pipes, "pipe.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	fifo = filepath.Join(pipes, "pipe.jpg")
+	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", pipes)
+	if want := "no photo files in " + pipes + ": none of the 1 named as images is a regular file (see the warnings above)"; err == nil || err.Error() != want {
+		t.Errorf("caption of a folder of a pipe: %v, want %q", err, want)
+	}
 	os.Mkdir(filepath.Join(dir, "empty"), 0o755)
 	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", filepath.Join(dir, "empty"))
 	if want := "no image files in " + filepath.Join(dir, "empty"); err == nil || err.Error() != want {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -181,8 +180,12 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("train.init: %w", err)
 		}
 		vocabFrom = "from " + tc.Init
-		if note := outsideVocab(text.Captions(trainImgs), vocab); note != "" {
-			fmt.Fprintf(log, "note: %s, which train as <unk>; a run from scratch (--init '') has a vocabulary of these captions' words\n", note)
+		if note := outsideVocab(text.Captions(trainImgs), vocab, tc.MinCount); note != "" {
+			fromScratch := "; a run from scratch (--init '') would learn them"
+			if tc.Objective == "cider" { // which needs a model to start from
+				fromScratch = ""
+			}
+			fmt.Fprintf(log, "note: %s: they train as <unk>%s\n", note, fromScratch)
 		}
 	} else if vocab.Size() == text.NumSpecial {
 		return emptyVocabError(trainImgs, tc.MinCount)
@@ -582,28 +585,35 @@ func distil(trn *train.Split, caps [][]string, vocab *text.Vocab) int {
 }
 
 // outsideVocab says which words of captions vocab lacks, the most frequent
-// first, and how often they occur ("" when it has them all): a run from a
-// model keeps its vocabulary, and a dataset of one's own may well use words
-// that the model never learned.
-func outsideVocab(captions [][]string, vocab *text.Vocab) string {
+// first, and how often they occur ("" when it has them all), of those that
+// appear at least minCount times, which a vocabulary of these captions would
+// have (train.min_count): a run from a model keeps its vocabulary, and a
+// dataset of one's own may well use words that the model never learned.
+func outsideVocab(captions [][]string, vocab *text.Vocab, minCount int) string {
 	counts := map[string]int{}
-	total, outside := 0, 0
+	total := 0
 	for _, c := range captions {
 		for _, w := range c {
 			total++
 			if vocab.ID(w) == text.UnkID {
 				counts[w]++
-				outside++
 			}
 		}
 	}
-	if outside == 0 {
+	var words []string
+	outside := 0
+	for w, n := range counts {
+		if n >= minCount {
+			words = append(words, w)
+			outside += n
+		}
+	}
+	if len(words) == 0 {
 		return ""
 	}
-	words := slices.Collect(maps.Keys(counts))
 	slices.SortFunc(words, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
-	return fmt.Sprintf("%d different words of the train captions are not in the vocabulary of train.init's model (%s), %d of their %d words",
-		len(words), listing.First(words, 5), outside, total)
+	return fmt.Sprintf("%d words that appear at least %d times in the train captions are not in the vocabulary of train.init's model (%s), %d of their %d words",
+		len(words), minCount, listing.First(words, 5), outside, total)
 }
 
 // wordIDs is caption c's word ids in vocab.

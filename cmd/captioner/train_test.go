@@ -507,15 +507,21 @@ func TestInterruptBeforeTheFirstEpoch(t *testing.T) {
 
 // TestOutsideVocab: the words of one's captions that a model to start from
 // lacks are counted and named, the most frequent first (they train as <unk>,
-// which the run did without a word).
+// which the run did without a word), of those frequent enough for a
+// vocabulary of these captions (train.min_count): rarer ones would be <unk>
+// anyway (on Flickr8k, thousands of them).
 func TestOutsideVocab(t *testing.T) {
 	vocab := text.BuildVocab([][]string{{"a", "dog", "runs"}}, 1)
 	captions := [][]string{{"a", "café", "dog"}, {"a", "mädchen", "café"}, {"zebra", "x", "y", "z", "w"}}
-	want := "7 different words of the train captions are not in the vocabulary of train.init's model (café, mädchen, w, x, y and 2 more), 8 of their 11 words"
-	if got := outsideVocab(captions, vocab); got != want {
+	want := "7 words that appear at least 1 times in the train captions are not in the vocabulary of train.init's model (café, mädchen, w, x, y and 2 more), 8 of their 11 words"
+	if got := outsideVocab(captions, vocab, 1); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
-	if got := outsideVocab([][]string{{"a", "dog"}}, vocab); got != "" {
-		t.Errorf("captions of the vocabulary's words alone: %q, want none", got)
+	want = "1 words that appear at least 2 times in the train captions are not in the vocabulary of train.init's model (café), 2 of their 11 words"
+	if got := outsideVocab(captions, vocab, 2); got != want {
+		t.Errorf("min count 2: got  %q\nwant %q", got, want)
+	}
+	if got := outsideVocab(captions, vocab, 3); got != "" {
+		t.Errorf("min count 3: %q, want none", got)
 	}
 }
