@@ -376,8 +376,28 @@ func (s *karpathySentence) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		return json.Unmarshal(b, &s.Raw)
 	}
-	type plain karpathySentence // without this method
-	return json.Unmarshal(b, (*plain)(s))
+	var obj struct {
+		Raw json.RawMessage `json:"raw"`
+	}
+	if err := json.Unmarshal(b, &obj); err == nil && len(obj.Raw) == 0 {
+		return nil // no "raw": the image's check names it
+	} else if err == nil && obj.Raw[0] == '"' {
+		return json.Unmarshal(obj.Raw, &s.Raw)
+	}
+	return &sentenceError{got: string(b)}
+}
+
+// sentenceError is a sentence that is neither {"raw": "..."} nor a string.
+// The loader names the image it is in: a position inside the sentence would
+// count from the sentence, not the file.
+type sentenceError struct{ got string }
+
+func (e *sentenceError) Error() string {
+	got := e.got
+	if len(got) > 40 {
+		got = got[:40] + "..."
+	}
+	return fmt.Sprintf(`a sentence must be {"raw": "..."} or a string, not %s`, got)
 }
 
 // karpathySplits maps Karpathy's split names onto ours: "restval" is the part of
@@ -461,6 +481,10 @@ func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 				if err := dec.Decode(&ki); err != nil {
 					// A type error's offset counts from the start of this value.
 					var te *json.UnmarshalTypeError
+					var se *sentenceError
+					if errors.As(err, &se) {
+						return nil, fail(start, "images[%d]: %v", i, err)
+					}
 					if errors.As(err, &te) {
 						return nil, fail(start+te.Offset, "images[%d]: wrong type: %v", i, err)
 					}

@@ -276,6 +276,8 @@ func TestLoadKarpathyJSONErrors(t *testing.T) {
 		{"type", `"filename": "c.jpg"`, `"filename": 3`, ":8: images[2]: wrong type"},
 		{"split", `"split": "test"`, `"split": "holdout"`, `:10: images[3]: d.jpg: split "holdout" is not one of train, restval, val, test`},
 		{"filename", `"filename": "b.jpg", `, ``, `:6: images[1]: no "filename"`},
+		{"raw type", `"raw": "A man on a bike"`, `"raw": 3`, `:8: images[2]: a sentence must be {"raw": "..."} or a string, not {"tokens": ["a", "man"], "raw": 3, "imgi...`},
+		{"sentence type", `[{"tokens": ["a", "man"], "raw": "A man on a bike", "imgid": 2, "sentid": 3}]`, `[5]`, `:8: images[2]: a sentence must be {"raw": "..."} or a string, not 5`},
 		{"coco", `"filename": "b.jpg", `, `"file_name": "b.jpg", "id": 2, `, `:6: images[1]: no "filename", but a "file_name": this looks like a COCO captions file`},
 		{"duplicate", `"filename": "c.jpg"`, `"filename": "a.jpg"`, ":8: images[2]: a.jpg is also images[0]"},
 		{"no sentences", `[{"tokens": ["a", "man"], "raw": "A man on a bike", "imgid": 2, "sentid": 3}]`, `[]`, ":8: images[2]: c.jpg has no sentences"},
