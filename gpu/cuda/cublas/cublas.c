@@ -27,12 +27,7 @@ static void failed(char *err, size_t errlen, const char *what) {
 
 cap_cublas *cap_cublas_open(const char *path, const char *dep, char *err, size_t errlen) {
 	dlerror(); // clear a stale message
-	// RTLD_NODELETE: a dlclose leaves the libraries mapped. cuBLAS links a CUDA
-	// runtime of its own, whose teardown at an unload (and its handlers run at
-	// exit after one) is a known way for CUDA programs to crash, and a process
-	// that opens a device again (the GPU check's tests, a reload) would load
-	// them afresh each time.
-	int flags = RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE;
+	int flags = RTLD_NOW | RTLD_LOCAL;
 	// A failure to load dep shows up below, when the library itself cannot load.
 	void *d = dep ? dlopen(dep, flags) : NULL;
 	void *lib = dlopen(path, flags);
@@ -64,11 +59,19 @@ cap_cublas *cap_cublas_open(const char *path, const char *dep, char *err, size_t
 		*syms[i].fn = dlsym(lib, syms[i].name);
 		if (!*syms[i].fn) {
 			failed(err, errlen, syms[i].name);
-			dlclose(lib);
+			dlclose(lib); // a library refused goes, and cannot answer a later search by name
 			free(l);
 			return NULL;
 		}
 	}
+	// The library taken stays mapped for good (RTLD_NODELETE, added to the
+	// loaded library by RTLD_NOLOAD), with what it needs: cuBLAS links a CUDA
+	// runtime of its own, whose teardown at an unload (and its handlers run at
+	// exit after one) is a known way for CUDA programs to crash, and a process
+	// that opens a device again (the GPU check's tests, a reload) finds it
+	// loaded.
+	void *pin = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD | RTLD_NODELETE);
+	if (pin) dlclose(pin);
 	return l;
 }
 

@@ -261,7 +261,8 @@ func open(path string) (*Library, error) {
 func (l *Library) Path() string { return l.path }
 
 // Close releases the library; handles must be destroyed first. The process
-// keeps it mapped (cublas.c says why), so a Load after it finds it loaded.
+// keeps it mapped (cublas.c says why), so a Load after it finds it loaded; a
+// library Load refused is unloaded at once.
 func (l *Library) Close() {
 	if l.l != nil {
 		C.cap_cublas_close(l.l)

@@ -183,8 +183,10 @@ func TestLoadByTheLoadersSearch(t *testing.T) {
 	}
 }
 
-// TestLoadByTheLoaderNamesTheFile: a cuBLAS the dynamic loader found (here the
-// toolkit's) names the file it came from, not only its soname.
+// TestLoadByTheLoaderNamesTheFile: a cuBLAS the dynamic loader found (the
+// toolkit's, or a stand-in an earlier test loaded, which stays loaded and is
+// found first by its soname, as a process's cuBLAS is) names the file it came
+// from, not only its soname.
 func TestLoadByTheLoaderNamesTheFile(t *testing.T) {
 	l, err := Load(Search{Sonames: Sonames, Loader: true})
 	if err != nil {
@@ -358,21 +360,36 @@ func fakeHandle(t *testing.T, soname string, version int) *Handle {
 
 // TestCloseKeepsTheLibraryMapped: cuBLAS's own CUDA runtime must not be torn
 // down by an unload while the process runs (cublas.c), so the library a
-// Library loaded is still in the process's memory map after Close.
+// Library loaded is still in the process's memory map after Close; one that
+// Load refused (here: it lacks the functions) is not, so that it cannot be
+// found again by name.
 func TestCloseKeepsTheLibraryMapped(t *testing.T) {
+	maps := func() string {
+		b, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skip(err)
+		}
+		return string(b)
+	}
 	dir := fakeCublas(t, map[string]int{"libcublas.so.13": 130002})
+	refused := filepath.Join(dir, "libcublas.so.12")
+	if err := fakedriver.CompileShared("-o", refused, "-Wl,-soname,libcublas.so.12", "-x", "c", os.DevNull); err != nil {
+		t.Fatal(err)
+	}
 	l, err := Load(only(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := l.Path()
 	l.Close()
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Skip(err)
-	}
-	if !strings.Contains(string(maps), path) {
+	if !strings.Contains(maps(), path) {
 		t.Errorf("%s is no longer mapped after Close: a dlclose unloaded it", path)
+	}
+	if _, err := Load(Search{Sonames: []string{"libcublas.so.12"}, Dirs: []string{dir}}); err == nil || !strings.Contains(err.Error(), refused+": ") {
+		t.Fatalf("Load of a library without cuBLAS's functions: %v, want its refusal", err)
+	}
+	if strings.Contains(maps(), refused) {
+		t.Errorf("%s, refused, is still mapped", refused)
 	}
 }
 
