@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 try:
     import torchvision
-except ImportError:  # PyTorch alone: the same network, built below
+except Exception:  # PyTorch alone, or a torchvision built for another torch ("operator torchvision::nms does not exist"): the same network, built below
     torchvision = None
 
 START, END = 1, 2

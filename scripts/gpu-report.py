@@ -138,6 +138,15 @@ def serve_table(title, sv, samples=()):
     return L + [""]
 
 
+def same_cell(x):
+    """yes, or what differs: the beam caption, else the greedy one, each device's with its score."""
+    if x["same_captions"]:
+        return "yes"
+    kind = "beam3" if x["beam3_cpu"] != x["beam3_gpu"] else "greedy"
+    return (f"NO: {kind} GPU \"{x[kind + '_gpu']}\" ({x.get(kind + '_score_gpu', float('nan')):.4f}), "
+            f"CPU \"{x[kind + '_cpu']}\" ({x.get(kind + '_score_cpu', float('nan')):.4f})")
+
+
 def parity_table(title, p):
     if not p:
         return []
@@ -147,8 +156,7 @@ def parity_table(title, p):
          f"worst feature difference {worst:.2g} (relative L2; tolerance {p['feature_tolerance']})", "",
          "| model | photo | rel L2 | beam-3 caption (GPU) | its score, GPU / CPU | same |", "| --- | --- | --- | --- | --- | --- |"]
     L += [f"| {x['model']} | {x['photo']} | {x['feature_rel_l2']:.2g} | {x['beam3_gpu']} | "
-          f"{x.get('beam3_score_gpu', float('nan')):.4f} / {x.get('beam3_score_cpu', float('nan')):.4f} | "
-          f"{'yes' if x['same_captions'] else 'NO (CPU: ' + x['beam3_cpu'] + ')'} |"
+          f"{x.get('beam3_score_gpu', float('nan')):.4f} / {x.get('beam3_score_cpu', float('nan')):.4f} | {same_cell(x)} |"
           for x in p["photos"]]
     return L + [""]
 

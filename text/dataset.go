@@ -148,8 +148,13 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 		return nil, notAFolderError(dir)
 	}
 	// Named after its folder: Flickr8k's is "flickr8k", a dataset of one's
-	// own in the layout its own (it was "flickr8k" too).
-	d := &Dataset{Name: filepath.Base(filepath.Clean(dir)), Source: dir, Splits: map[string][]Image{}}
+	// own in the layout its own (it was "flickr8k" too); "." is the working
+	// directory's name.
+	name := filepath.Clean(dir)
+	if abs, err := filepath.Abs(dir); err == nil {
+		name = abs
+	}
+	d := &Dataset{Name: filepath.Base(name), Source: dir, Splits: map[string][]Image{}}
 	imgs, order, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
 	if err != nil {
 		return nil, err

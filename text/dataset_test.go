@@ -27,6 +27,14 @@ func TestLoadFlickr8kFixture(t *testing.T) {
 	if mine.Name != filepath.Base(dir) {
 		t.Errorf("a folder of one's own is named %q, want its folder's, %q", mine.Name, filepath.Base(dir))
 	}
+	t.Chdir(dir)
+	here, err := LoadFlickr8k(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if here.Name != filepath.Base(dir) {
+		t.Errorf("the working directory is named %q, want %q", here.Name, filepath.Base(dir))
+	}
 	train, err := d.Split(SplitTrain)
 	if err != nil {
 		t.Fatal(err)

@@ -66,3 +66,26 @@ func TestSetupReportsDamagedAndMissingFiles(t *testing.T) {
 		t.Errorf("setup on a folder with a damaged and a missing file: %v (%q), want %q", err, out, want)
 	}
 }
+
+// TestNoFlickr8kSaysHowToGetIt: train without --data reads Flickr8k from the
+// assets; where it is not there, the error says how to get it (setup
+// --dataset into the cache; into a folder of one's own, by hand) or to give a
+// dataset of one's own, where it described the Flickr8k layout's files.
+func TestNoFlickr8kSaysHowToGetIt(t *testing.T) {
+	resetFlags(t, "train", "data", "features", "init", "out")
+	mine := t.TempDir()
+	_, err := run(t, "train", "--device", "cpu", "--assets", mine, "--data", "", "--init", "", "--out", t.TempDir())
+	want := "no Flickr8k in " + filepath.Join(mine, "data", "flickr8k") + ", an assets folder of your own (--assets, CAPTIONER_ASSETS, or a shared/ beside the working directory or repository), which captioner never downloads into: put Flickr8k there, or give a dataset of your own with --data"
+	if err == nil || err.Error() != want {
+		t.Errorf("a folder of one's own:\n got %v\nwant %s", err, want)
+	}
+	cache := t.TempDir()
+	t.Setenv("CAPTIONER_CACHE", cache)
+	t.Setenv("CAPTIONER_ASSETS", "")
+	t.Chdir(t.TempDir()) // no shared/ beside it
+	_, err = run(t, "train", "--device", "cpu", "--assets", "", "--data", "", "--init", "", "--out", t.TempDir())
+	want = "no Flickr8k in the assets cache (" + filepath.Join(cache, "assets", "data", "flickr8k") + ") yet: run `captioner setup --dataset` to download it, or give a dataset of your own with --data"
+	if err == nil || err.Error() != want {
+		t.Errorf("the cache:\n got %v\nwant %s", err, want)
+	}
+}

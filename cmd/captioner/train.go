@@ -313,7 +313,14 @@ func flickr8kDir(assetsDir, data string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir)), nil
+	dir := filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir))
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return dir, nil // there, or an error that reading it will name
+	}
+	if store.Managed {
+		return "", fmt.Errorf("no Flickr8k in the assets cache (%s) yet: run `captioner setup --dataset` to download it, or give a dataset of your own with --data", dir)
+	}
+	return "", fmt.Errorf("no Flickr8k in %s, an assets folder of your own (--assets, CAPTIONER_ASSETS, or a shared/ beside the working directory or repository), which captioner never downloads into: put Flickr8k there, or give a dataset of your own with --data", dir)
 }
 
 // openFeatures opens the feature store of the default encoder in cfg.Assets
