@@ -155,7 +155,7 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 		name = abs
 	}
 	d := &Dataset{Name: filepath.Base(name), Source: dir, Splits: map[string][]Image{}}
-	imgs, order, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
+	imgs, order, skipped, err := readFlickr8kTokens(filepath.Join(dir, Flickr8kTokens), d)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 		{SplitTest, Flickr8kTest, true},
 	} {
 		path := filepath.Join(dir, s.file)
-		names, err := readSplitList(path, imgs, inSplit)
+		names, err := readSplitList(path, imgs, skipped, inSplit)
 		if s.optional && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -216,11 +216,12 @@ func notAFolderError(path string) error {
 }
 
 // readFlickr8kTokens parses the token file into images by name, in order of
-// first appearance, with captions ordered by their #N.
-func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, error) {
+// first appearance, with captions ordered by their #N, and counts the lines
+// it skipped by name (not an image file name).
+func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, map[string]int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("flickr8k: %w (a dataset folder in the Flickr8k layout holds %s, one caption a line as NAME#N<TAB>caption; a dataset in one file is Karpathy's JSON layout, a .json file)", err, Flickr8kTokens)
+		return nil, nil, nil, fmt.Errorf("flickr8k: %w (a dataset folder in the Flickr8k layout holds %s, one caption a line as NAME#N<TAB>caption; a dataset in one file is Karpathy's JSON layout, a .json file)", err, Flickr8kTokens)
 	}
 	defer f.Close()
 	imgs := map[string]*Image{}
@@ -236,8 +237,10 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 		if !ok {
 			return fmt.Errorf("no tab: want NAME.jpg#N<TAB>caption")
 		}
-		name, num, ok := strings.Cut(key, "#")
-		if !ok || name == "" {
+		// The number follows the last '#': a file name may hold one.
+		hash := strings.LastIndexByte(key, '#')
+		name, num := key[:max(hash, 0)], key[hash+1:]
+		if hash < 0 || name == "" {
 			return fmt.Errorf("%q has no #N caption number: want NAME.jpg#N<TAB>caption", key)
 		}
 		i, err := strconv.Atoi(num)
@@ -270,7 +273,7 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var names []string
 	total := 0
@@ -286,13 +289,13 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, e
 	}
 	switch {
 	case len(imgs) == 0 && total > 0: // the warning would never be shown
-		return nil, nil, fmt.Errorf("%s: no captions of an image file: %s; a line is NAME.jpg#N<TAB>caption", path, warning)
+		return nil, nil, nil, fmt.Errorf("%s: no captions of an image file: %s; a line is NAME.jpg#N<TAB>caption", path, warning)
 	case len(imgs) == 0:
-		return nil, nil, fmt.Errorf("%s: no captions", path)
+		return nil, nil, nil, fmt.Errorf("%s: no captions", path)
 	case total > 0:
 		d.Warnings = append(d.Warnings, warning)
 	}
-	return imgs, order, nil
+	return imgs, order, skipped, nil
 }
 
 func insert[T any](s []T, i int, v T) []T {
@@ -303,8 +306,9 @@ func insert[T any](s []T, i int, v T) []T {
 }
 
 // readSplitList reads one image name per line and checks each against the
-// captioned images and the other splits (inSplit, updated).
-func readSplitList(path string, imgs map[string]*Image, inSplit map[string]string) ([]string, error) {
+// captioned images, those whose caption lines were skipped, and the other
+// splits (inSplit, updated).
+func readSplitList(path string, imgs map[string]*Image, skipped map[string]int, inSplit map[string]string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("flickr8k: %w (a dataset folder in the Flickr8k layout lists the photos of each split, one file name a line: %s and %s, and optionally %s)", err, Flickr8kTrain, Flickr8kDev, Flickr8kTest)
@@ -318,6 +322,10 @@ func readSplitList(path string, imgs map[string]*Image, inSplit map[string]strin
 		}
 		if prev, dup := inSplit[name]; dup {
 			return fmt.Errorf("%s is already listed at %s", name, prev)
+		}
+		if n := skipped[name]; n > 0 && imgs[name] == nil {
+			return fmt.Errorf("%s's %d lines in %s were skipped: %q is not an image file name (%s); give the file its format's extension, here and there",
+				name, n, Flickr8kTokens, filepath.Ext(name), strings.Join(imageExtensions, " "))
 		}
 		if imgs[name] == nil {
 			return fmt.Errorf("%s has no captions in %s", name, Flickr8kTokens)

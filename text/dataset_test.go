@@ -99,6 +99,36 @@ func writeFlickr8k(t *testing.T, file, content string, remove bool) string {
 	return dir
 }
 
+// TestLoadFlickr8kFileNames: a '#' in a file name is part of the name (the
+// caption number follows the last one: it was read as the number, "0.jpg#0"),
+// and a photo in a split list whose caption lines were skipped for its name
+// (not an image file name) says so, where it said it had no captions.
+func TestLoadFlickr8kFileNames(t *testing.T) {
+	dir := writeFlickr8k(t, "", "", false)
+	appendTo := func(file, text string) {
+		b, _ := os.ReadFile(filepath.Join(dir, file))
+		if err := os.WriteFile(filepath.Join(dir, file), append(b, text...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo(Flickr8kTokens, "Day #2.jpg#0\tA dog runs .\nDay #2.jpg#1\tA cat sleeps .\n9000.HEIC#0\tA dog .\n9000.HEIC#1\tA cat .\n")
+	appendTo(Flickr8kDev, "Day #2.jpg\n")
+	d, err := LoadFlickr8k(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _ := d.Split(SplitDev)
+	if last := dev[len(dev)-1]; last.Name != "Day #2.jpg" || !slices.Equal(last.Raw, []string{"A dog runs .", "A cat sleeps ."}) {
+		t.Errorf("the last dev image is %q with %q, want Day #2.jpg with its two captions", last.Name, last.Raw)
+	}
+	appendTo(Flickr8kDev, "9000.HEIC\n")
+	_, err = LoadFlickr8k(dir)
+	want := `Flickr_8k.devImages.txt:3: 9000.HEIC's 2 lines in Flickr8k.token.txt were skipped: ".HEIC" is not an image file name (.jpg .jpeg .png .gif .bmp .webp); give the file its format's extension, here and there`
+	if err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("a listed photo whose lines were skipped: %v, want %q", err, want)
+	}
+}
+
 func TestLoadFlickr8kErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, content string
