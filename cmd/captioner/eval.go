@@ -155,7 +155,10 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	}
 	bleu := scores.BLEU
 	s := map[string]float64{"bleu1": bleu[0], "bleu2": bleu[1], "bleu3": bleu[2], "bleu4": bleu[3], "cider_d": scores.CIDErD,
-		"rouge_l": scores.ROUGEL, "distinct": float64(scores.Distinct), "words": float64(scores.Words), "beam": float64(cfg.Decode.Beam)}
+		"rouge_l": scores.ROUGEL, "distinct": float64(scores.Distinct), "words": float64(scores.Words), "beam": float64(cfg.Decode.Beam),
+		// How many images were scored: a small dev split's scores are not
+		// comparable with those of Flickr8k's 1,000 (GET /v1/models lists both).
+		"images": float64(len(imgs))}
 	b, err = json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err

@@ -280,6 +280,9 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 	if len(fromFeats) == 0 || len(fromImages) != len(fromFeats) {
 		t.Fatalf("saved scores from images %v, from features %v", fromImages, fromFeats)
 	}
+	if n := fromFeats["images"]; n != 9 { // the sample dataset's dev split
+		t.Errorf("saved scores of %v images, want the 9 of the dev split", n)
+	}
 	for k, v := range fromFeats { // the tolerance of TestEvalFromFeaturesMatchesFromImages' float32 case
 		if math.Abs(fromImages[k]-v) > 1e-4 {
 			t.Errorf("%s: %v saved from the photos with precision auto, %v from the float32 features", k, fromImages[k], v)
