@@ -557,12 +557,12 @@ func (st *state) record(stats EpochStats, patience int) bool {
 	return false
 }
 
-// matchedFourGrams says whether any 4-gram of the epoch's dev captions matched
+// MatchedFourGrams says whether any 4-gram of the epoch's dev captions matched
 // a reference. Without the count (a checkpoint from before it), by its BLEU-4:
 // the smoothing leaves values like 1e-23 or 1e-5 there, and one matched 4-gram
 // in a small dev set scores about 0.05; the cut at 1e-6 missed values near
 // 1e-5, which ranked a small dataset's epochs by noise.
-func (e EpochStats) matchedFourGrams() bool {
+func (e EpochStats) MatchedFourGrams() bool {
 	if e.DevFourGrams != nil {
 		return *e.DevFourGrams > 0
 	}
@@ -573,7 +573,7 @@ func (e EpochStats) matchedFourGrams() bool {
 // with no 4-gram matched (a small dataset's dev split, early epochs) loses to
 // one with some, and two such are ranked by dev loss.
 func better(a, b EpochStats) bool {
-	am, bm := a.matchedFourGrams(), b.matchedFourGrams()
+	am, bm := a.MatchedFourGrams(), b.MatchedFourGrams()
 	switch {
 	case am != bm:
 		return am
@@ -586,7 +586,7 @@ func better(a, b EpochStats) bool {
 // bestByLoss says whether dev loss chose the best epoch (better): no dev
 // 4-gram matched in it, nor in any epoch so far.
 func (st *state) bestByLoss() bool {
-	return st.BestEpoch > 0 && !st.History[st.BestEpoch-1].matchedFourGrams()
+	return st.BestEpoch > 0 && !st.History[st.BestEpoch-1].MatchedFourGrams()
 }
 
 // report writes the epoch's log line and the curves so far.

@@ -78,7 +78,7 @@ type EpochStats struct {
 	// DevFourGrams is how many of the dev captions' 4-grams matched a
 	// reference (clipped, as BLEU counts them): with none, BLEU-4 is the
 	// smoothing's value alone, and dev loss ranks the epoch. Nil in
-	// checkpoints from before it, whose BLEU-4 tells (matchedFourGrams).
+	// checkpoints from before it, whose BLEU-4 tells (MatchedFourGrams).
 	DevFourGrams *int    `json:"dev_4grams_matched,omitempty"`
 	TokensPerSec float64 `json:"tokens_per_s"`
 	// TrainReward is the mean CIDEr-D of the captions sampled for training

@@ -244,6 +244,14 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return extracted(err, devImgs)
 	}
+	if photos != nil {
+		if note := samePhotos(photos, trainImgs, devImgs); note != "" {
+			fmt.Fprintf(log, "warning: %s\n", note)
+		}
+	}
+	if note := longCaptions(trainImgs, tc.MaxLen); note != "" {
+		fmt.Fprintf(log, "note: %s\n", note)
+	}
 	if tc.Teacher != "" {
 		caps, err := teacherCaptions(ctx, cfg, dev, trainImgs)
 		if err != nil {
@@ -272,8 +280,12 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	b := res.Best
-	fmt.Fprintf(cmd.OutOrStdout(), "stopped by %s after %d epochs (%.0fs); best epoch %d: dev BLEU-1..4 %.4f %.4f %.4f %.4f, dev loss %.4f; model in %s\n",
-		res.StoppedBy, len(res.History), res.Seconds, b.Epoch, b.BLEU[0], b.BLEU[1], b.BLEU[2], b.BLEU[3], b.DevLoss, res.ModelDir)
+	chosen := ""
+	if !b.MatchedFourGrams() {
+		chosen = " (by dev loss: no dev 4-gram matched)"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "stopped by %s after %d epochs (%.0fs); best epoch %d%s: dev BLEU-1..4 %.4f %.4f %.4f %.4f, dev loss %.4f; model in %s\n",
+		res.StoppedBy, len(res.History), res.Seconds, b.Epoch, chosen, b.BLEU[0], b.BLEU[1], b.BLEU[2], b.BLEU[3], b.DevLoss, res.ModelDir)
 	return nil
 }
 
@@ -621,6 +633,46 @@ func outsideVocab(captions [][]string, vocab *text.Vocab, minCount int) string {
 	slices.SortFunc(words, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
 	return fmt.Sprintf("%d words that appear at least %d times in the train captions are not in the vocabulary of train.init's model (%s), %d of their %d words",
 		len(words), minCount, listing.First(words, 5), outside, total)
+}
+
+// samePhotos names the dev photos whose content (the hash extract recorded in
+// store) is a train photo's ("" when none is): the model has seen them with
+// their captions, so the dev scores, and the epoch they choose, flatter it.
+func samePhotos(store *features.Store, trainImgs, devImgs []text.Image) string {
+	trainOf := map[string]string{} // content hash -> a train photo's name
+	for _, im := range trainImgs {
+		if h, ok := store.Hash(im.Name); ok {
+			trainOf[h] = im.Name
+		}
+	}
+	var pairs []string
+	for _, im := range devImgs {
+		if h, ok := store.Hash(im.Name); ok && trainOf[h] != "" {
+			pairs = append(pairs, im.Name+" = "+trainOf[h])
+		}
+	}
+	if len(pairs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d dev photos are the same as train photos (%s): the dev scores of photos the model trains on flatter it; take each out of one split",
+		len(pairs), listing.First(pairs, 3))
+}
+
+// longCaptions says how many captions of imgs have more words than train.max_len
+// ("" when none has): training cuts them there.
+func longCaptions(imgs []text.Image, maxLen int) string {
+	n, total, longest := 0, 0, 0
+	for _, c := range text.Captions(imgs) {
+		total++
+		if len(c) > maxLen {
+			n++
+			longest = max(longest, len(c))
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of the %d train captions have more than train.max_len (%d) words, up to %d: training reads their first %d", n, total, maxLen, longest, maxLen)
 }
 
 // wordIDs is caption c's word ids in vocab.

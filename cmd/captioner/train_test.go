@@ -525,3 +525,46 @@ func TestOutsideVocab(t *testing.T) {
 		t.Errorf("min count 3: %q, want none", got)
 	}
 }
+
+// TestTrainWarnsOfDataQuirks: a dev photo that is a train photo (the same
+// content under another name, as extract's hashes show) is warned of, since
+// the dev scores then flatter the model, and captions longer than
+// train.max_len are said to be cut; both went without a word.
+func TestTrainWarnsOfDataQuirks(t *testing.T) {
+	resetFlags(t, "train", "arch", "data", "features", "init", "resume", "out", "epochs")
+	assets, data, feats, _ := sampleDataset(t, 7)
+	trainList, _ := os.ReadFile(filepath.Join(data, "Flickr_8k.trainImages.txt"))
+	first := strings.Fields(string(trainList))[0]
+	if err := os.Symlink(filepath.Join(data, "images", first), filepath.Join(data, "images", "copy.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	for file, line := range map[string]string{"Flickr8k.token.txt": "copy.jpg#0\tA dog runs on the grass .\n", "Flickr_8k.devImages.txt": "copy.jpg\n"} {
+		f, err := os.OpenFile(filepath.Join(data, file), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(line)
+		f.Close()
+	}
+	resetFlags(t, "extract", "split", "images") // as sampleDataset set them
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", data, "--out", feats, "--grid"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAPTIONER_TRAIN_MAX_LEN", "5")
+	out, log, err := runStderr(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", t.TempDir(), "--init", "", "--resume=false", "--epochs", "1")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	// One epoch of 7 photos matches no dev 4-gram: the last line says dev loss chose.
+	if want := "; best epoch 1 (by dev loss: no dev 4-gram matched): dev BLEU-1..4 "; !strings.Contains(out, want) {
+		t.Errorf("train printed %q, want it to say %q", out, want)
+	}
+	for _, want := range []string{
+		"warning: 1 dev photos are the same as train photos (copy.jpg = " + first + "): the dev scores of photos the model trains on flatter it; take each out of one split",
+		"note: 10 of the 14 train captions have more than train.max_len (5) words, up to 6: training reads their first 5",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
