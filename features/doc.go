@@ -18,6 +18,11 @@
 //	grid.f16       record r at byte r*49*1280*2: the (7, 7, 1280) grid, IEEE
 //	               float16, little-endian (only when the store keeps grids)
 //	index.tsv      one line per image: "<record>\t<sha256 of the file>\t<name>\n"
+//	stamps.tsv     "<size>\t<modification time, Unix ns>\t<name>\n": each photo's
+//	               file as extract last read it, appended when it changes (the
+//	               last line of a name holds), so that train and eval tell a
+//	               photo replaced since (stamps.go; advisory, absent in stores
+//	               made before it)
 //	mirrored/      optional (extract --mirror): a store of the same layout, its
 //	               manifest "mirrored": true, holding the features of each photo
 //	               flipped left to right, keyed by the original file's hash

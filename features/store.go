@@ -87,6 +87,7 @@ type Item struct {
 	Hash   string    // hex SHA-256 of the image file's bytes
 	Pooled []float32 // (Dim)
 	Grid   []float32 // (G, G, F); ignored when the store keeps no grids
+	Stamp  Stamp     // the photo file's size and time when read; zero: none recorded
 }
 
 // Store is a feature store. Its reading methods may be called concurrently;
@@ -103,10 +104,11 @@ type Store struct {
 	byName  map[string]int
 	names   []string // in index order, each once
 	grid    *os.File // nil without grids
+	stamps  map[string]Stamp
 
 	// Open for writing (Create) only:
-	pooledW, indexW *os.File
-	lock            *os.File // lockDir's
+	pooledW, indexW, stampsW *os.File
+	lock                     *os.File // lockDir's
 }
 
 // DefaultRoot is where captioner extract puts the feature stores of dataset
@@ -282,8 +284,16 @@ func load(dir string, write bool) (*Store, error) {
 		}
 		s.pooled[i] = v
 	}
+	stampsLen, err := s.readStamps()
+	if err != nil {
+		return nil, err
+	}
 	if write {
-		if err := s.openWriters(complete, int64(n)); err != nil {
+		err := s.openWriters(complete, int64(n))
+		if err == nil {
+			err = s.openStampsWriter(stampsLen)
+		}
+		if err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -616,6 +626,9 @@ func (s *Store) Add(items []Item) error {
 	if err := writeSync(s.indexW, index); err != nil {
 		return err
 	}
+	if err := s.addStamps(items); err != nil {
+		return err
+	}
 	// Only now are the new records part of the store.
 	s.hashMu.Lock()
 	defer s.hashMu.Unlock()
@@ -645,11 +658,11 @@ func writeSync(f *os.File, b []byte) error {
 // Close closes the store's files.
 func (s *Store) Close() error {
 	var errs []error
-	for _, f := range []*os.File{s.grid, s.pooledW, s.indexW, s.lock} {
+	for _, f := range []*os.File{s.grid, s.pooledW, s.indexW, s.stampsW, s.lock} {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}
 	}
-	s.grid, s.pooledW, s.indexW, s.lock = nil, nil, nil, nil
+	s.grid, s.pooledW, s.indexW, s.stampsW, s.lock = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

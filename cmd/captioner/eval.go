@@ -118,7 +118,7 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		res, info, err = evalFromImages(cmd.Context(), cfg, imgs)
 		precisionNote = "encoder " + info.Precision + ", decoder " + info.DecoderPrecision
 	} else {
-		res, err = evalFromFeatures(cmd.Context(), cfg, imgs)
+		res, err = evalFromFeatures(cmd.Context(), cfg, imgs, cmd.ErrOrStderr())
 	}
 	if err != nil {
 		return err
@@ -225,8 +225,9 @@ func printCalibration(w io.Writer, bs []bucket) {
 }
 
 // evalFromFeatures decodes cached features of imgs with the model, tagging
-// them with the encoder's classifier.
-func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image) ([]pipeline.Result, error) {
+// them with the encoder's classifier; photos changed since extract read them
+// are warned of on warn.
+func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image, warn io.Writer) ([]pipeline.Result, error) {
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
 		return nil, err
@@ -261,6 +262,9 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 	plan, err := pipeline.NewDecoding(cfg.Decode, config.MaxBeam).Plan(pipeline.Options{})
 	if err != nil {
 		return nil, err
+	}
+	if note := changedPhotos(store, imgs, cfg.Train.Data); note != "" {
+		fmt.Fprintf(warn, "warning: %s\n", note)
 	}
 	res, err := captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, imageNames(imgs), plan)
 	return res, missingFeatures(err, imgs, store, cfg.Train.Data, pipeline.ImageLimits(cfg.Image))

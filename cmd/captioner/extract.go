@@ -304,7 +304,7 @@ func prepareImage(dst []float32, f imageFile, pre pipeline.Preprocessor, store *
 		return features.Item{}, false, err
 	}
 	sum := sha256.Sum256(data)
-	it := features.Item{Name: f.Name, Hash: hex.EncodeToString(sum[:])}
+	it := features.Item{Name: f.Name, Hash: hex.EncodeToString(sum[:]), Stamp: features.StampOf(st)}
 	if store.Has(it.Hash) {
 		return it, false, nil
 	}

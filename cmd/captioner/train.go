@@ -248,6 +248,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		if note := samePhotos(photos, trainImgs, devImgs); note != "" {
 			fmt.Fprintf(log, "warning: %s\n", note)
 		}
+		if note := changedPhotos(photos, append(slices.Clone(trainImgs), devImgs...), tc.Data); note != "" {
+			fmt.Fprintf(log, "warning: %s\n", note)
+		}
 	}
 	if note := longCaptions(trainImgs, tc.MaxLen); note != "" {
 		fmt.Fprintf(log, "note: %s\n", note)
@@ -656,6 +659,28 @@ func samePhotos(store *features.Store, trainImgs, devImgs []text.Image) string {
 	}
 	return fmt.Sprintf("%d dev photos are the same as train photos (%s): the dev scores of photos the model trains on flatter it; take each out of one split",
 		len(pairs), listing.First(pairs, 3))
+}
+
+// changedPhotos names the photos of imgs whose file is not as extract last
+// read it (its size or time differ from the stamp in store), "" when none is:
+// features are looked up by name, so those of a photo replaced since are the
+// old photo's. Stores without stamps (made before them) tell nothing.
+func changedPhotos(store *features.Store, imgs []text.Image, data string) string {
+	var changed []string
+	for _, im := range imgs {
+		stamp, ok := store.Stamp(im.Name)
+		if !ok {
+			continue
+		}
+		if st, err := os.Stat(im.Path); err == nil && features.StampOf(st) != stamp {
+			changed = append(changed, im.Name)
+		}
+	}
+	if len(changed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d photos changed since extract read them (%s): their features are the old photos'; run `%s` to update them",
+		len(changed), listing.First(changed, 3), extractCommand(filepath.Dir(store.Path()), len(store.Manifest().Grid) > 0, data))
 }
 
 // longCaptions says how many captions of imgs have more words than train.max_len

@@ -528,10 +528,13 @@ func TestOutsideVocab(t *testing.T) {
 
 // TestTrainWarnsOfDataQuirks: a dev photo that is a train photo (the same
 // content under another name, as extract's hashes show) is warned of, since
-// the dev scores then flatter the model, and captions longer than
-// train.max_len are said to be cut; both went without a word.
+// the dev scores then flatter the model; so is a photo replaced under its
+// name since extract read it (its features are the old photo's), in train and
+// eval; and captions longer than train.max_len are said to be cut. All went
+// without a word.
 func TestTrainWarnsOfDataQuirks(t *testing.T) {
 	resetFlags(t, "train", "arch", "data", "features", "init", "resume", "out", "epochs")
+	resetFlags(t, "eval", "from-images", "split", "model", "data", "features", "captions")
 	assets, data, feats, _ := sampleDataset(t, 7)
 	trainList, _ := os.ReadFile(filepath.Join(data, "Flickr_8k.trainImages.txt"))
 	first := strings.Fields(string(trainList))[0]
@@ -550,6 +553,24 @@ func TestTrainWarnsOfDataQuirks(t *testing.T) {
 	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", data, "--out", feats, "--grid"); err != nil {
 		t.Fatal(err)
 	}
+	// The second train photo replaced by another under its name.
+	second := strings.Fields(string(trainList))[1]
+	other, _ := filepath.Glob(filepath.Join(assets, "samples", "flickr8k_fullres", "*.jpg"))
+	replacement := other[len(other)-1]
+	if filepath.Base(replacement) == second {
+		replacement = other[len(other)-2]
+	}
+	if err := os.Remove(filepath.Join(data, "images", second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(replacement, filepath.Join(data, "images", second)); err != nil {
+		t.Fatal(err)
+	}
+	changed := "warning: 1 photos changed since extract read them (" + second + "): their features are the old photos'; run `captioner extract --out " + feats + " --grid --data " + data + "` to update them"
+	_, evalLog, err := runStderr(t, "eval", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--model", shippedModel, "--split", "train", "--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
+	if err != nil || !strings.Contains(evalLog, changed) {
+		t.Errorf("eval: %v; its log lacks %q:\n%s", err, changed, evalLog)
+	}
 	t.Setenv("CAPTIONER_TRAIN_MAX_LEN", "5")
 	out, log, err := runStderr(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--out", t.TempDir(), "--init", "", "--resume=false", "--epochs", "1")
 	if err != nil {
@@ -562,6 +583,7 @@ func TestTrainWarnsOfDataQuirks(t *testing.T) {
 	for _, want := range []string{
 		"warning: 1 dev photos are the same as train photos (copy.jpg = " + first + "): the dev scores of photos the model trains on flatter it; take each out of one split",
 		"note: 10 of the 14 train captions have more than train.max_len (5) words, up to 6: training reads their first 5",
+		changed,
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
