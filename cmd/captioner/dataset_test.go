@@ -402,3 +402,25 @@ func extractedStore(t *testing.T, root string) *features.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// TestExtractComputesAPhotoOnce: two files of the same content in one batch
+// are computed once (both were, and the summary's counts did not add up with
+// its records).
+func TestExtractComputesAPhotoOnce(t *testing.T) {
+	assets := testassets.Dir(t, "extract needs the encoder weights")
+	photos := t.TempDir()
+	src := filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg")
+	for _, name := range []string{"a.jpg", "b copy.jpg"} {
+		if err := os.Symlink(src, filepath.Join(photos, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resetFlags(t, "extract", "split", "images", "out", "grid")
+	out, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--split", "all", "--images", photos, "--out", t.TempDir(), "--grid=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "2 images (1 computed at ") || !strings.Contains(out, ", 1 already cached), 1 records") {
+		t.Errorf("extract printed %q; want 2 images, 1 computed, 1 already cached, 1 record", out)
+	}
+}

@@ -263,14 +263,18 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, files []image
 		}
 		close(next)
 		wg.Wait()
-		// Compact: the images to compute come first in tensors, in order.
+		// Compact: the images to compute come first in tensors, in order;
+		// one whose content an earlier image of the group has is not computed
+		// again (the store gives both names that image's record).
+		computing := map[string]bool{}
 		for i := range group {
 			if errs[i] != nil {
 				b.errs = append(b.errs, errs[i])
 				continue
 			}
 			b.items = append(b.items, items[i])
-			if need[i] {
+			if need[i] && !computing[items[i].Hash] {
+				computing[items[i].Hash] = true
 				if b.n != i {
 					copy(b.tensors[b.n*imageLen:(b.n+1)*imageLen], b.tensors[i*imageLen:(i+1)*imageLen])
 				}
