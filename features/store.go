@@ -626,18 +626,19 @@ func (s *Store) Add(items []Item) error {
 	if err := writeSync(s.indexW, index); err != nil {
 		return err
 	}
-	if err := s.addStamps(items); err != nil {
-		return err
-	}
 	// Only now are the new records part of the store.
 	s.hashMu.Lock()
-	defer s.hashMu.Unlock()
 	for _, it := range items {
 		if r, ok := newRec[it.Hash]; ok && r == len(s.hashes) {
 			s.hashes = append(s.hashes, it.Hash)
 			s.byHash[it.Hash] = r
 			s.pooled = append(s.pooled, it.Pooled...)
 		}
+	}
+	s.hashMu.Unlock()
+	// The stamps last: the records are whole without them.
+	if err := s.addStamps(items); err != nil {
+		return fmt.Errorf("%w (the features are stored, the photos' stamps not: run it again)", err)
 	}
 	return nil
 }

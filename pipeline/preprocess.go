@@ -20,12 +20,7 @@ type Preprocessor struct {
 // side) and refuses images whose header announces more than img.MaxPixels or
 // more than img.MaxDecodedBytes once decoded.
 func NewPreprocessor(enc encoder.Config, img config.Image) Preprocessor {
-	return Preprocessor{side: enc.Input, limits: ImageLimits(img)}
-}
-
-// ImageLimits are the bounds of the image settings img on one image's decoding.
-func ImageLimits(img config.Image) imgproc.Limits {
-	return imgproc.Limits{MaxPixels: img.MaxPixels, MaxBytes: img.MaxDecodedBytes}
+	return Preprocessor{side: enc.Input, limits: imgproc.Limits{MaxPixels: img.MaxPixels, MaxBytes: img.MaxDecodedBytes}}
 }
 
 // Limits are the decoding budgets images are held to.

@@ -323,9 +323,13 @@ func readSplitList(path string, imgs map[string]*Image, skipped map[string]int, 
 		if prev, dup := inSplit[name]; dup {
 			return fmt.Errorf("%s is already listed at %s", name, prev)
 		}
-		if n := skipped[name]; n > 0 && imgs[name] == nil {
-			return fmt.Errorf("%s's %d lines in %s were skipped: %q is not an image file name (%s); give the file its format's extension, here and there",
-				name, n, Flickr8kTokens, filepath.Ext(name), strings.Join(imageExtensions, " "))
+		if n := skipped[name]; n > 0 { // not an image file name, so not in imgs
+			why := "it has no extension"
+			if ext := filepath.Ext(name); ext != "" {
+				why = fmt.Sprintf("%s is no image format's extension", ext)
+			}
+			return fmt.Errorf("%s's %d lines in %s were skipped: %s (%s); give the file its format's extension, here and there",
+				name, n, Flickr8kTokens, why, strings.Join(imageExtensions, " "))
 		}
 		if imgs[name] == nil {
 			return fmt.Errorf("%s has no captions in %s", name, Flickr8kTokens)
@@ -407,8 +411,8 @@ type sentenceError struct{ got string }
 
 func (e *sentenceError) Error() string {
 	got := e.got
-	if len(got) > 40 {
-		got = got[:40] + "..."
+	if r := []rune(got); len(r) > 40 {
+		got = string(r[:40]) + "..."
 	}
 	return fmt.Sprintf(`a sentence must be {"raw": "..."} or a string, not %s`, got)
 }

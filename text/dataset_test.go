@@ -123,7 +123,7 @@ func TestLoadFlickr8kFileNames(t *testing.T) {
 	}
 	appendTo(Flickr8kDev, "9000.HEIC\n")
 	_, err = LoadFlickr8k(dir)
-	want := `Flickr_8k.devImages.txt:3: 9000.HEIC's 2 lines in Flickr8k.token.txt were skipped: ".HEIC" is not an image file name (.jpg .jpeg .png .gif .bmp .webp); give the file its format's extension, here and there`
+	want := `Flickr_8k.devImages.txt:3: 9000.HEIC's 2 lines in Flickr8k.token.txt were skipped: .HEIC is no image format's extension (.jpg .jpeg .png .gif .bmp .webp); give the file its format's extension, here and there`
 	if err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("a listed photo whose lines were skipped: %v, want %q", err, want)
 	}

@@ -403,9 +403,9 @@ func extractedStore(t *testing.T, root string) *features.Store {
 	return st
 }
 
-// TestExtractComputesAPhotoOnce: two files of the same content in one batch
-// are computed once (both were, and the summary's counts did not add up with
-// its records).
+// TestExtractComputesAPhotoOnce: two files of the same content are computed
+// once, in one batch or in two (both were, and the summary's counts did not
+// add up with its records).
 func TestExtractComputesAPhotoOnce(t *testing.T) {
 	assets := testassets.Dir(t, "extract needs the encoder weights")
 	photos := t.TempDir()
@@ -415,12 +415,14 @@ func TestExtractComputesAPhotoOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resetFlags(t, "extract", "split", "images", "out", "grid")
-	out, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--split", "all", "--images", photos, "--out", t.TempDir(), "--grid=false")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "2 images (1 computed at ") || !strings.Contains(out, ", 1 already cached), 1 records") {
-		t.Errorf("extract printed %q; want 2 images, 1 computed, 1 already cached, 1 record", out)
+	resetFlags(t, "extract", "split", "images", "out", "grid", "batch")
+	for _, batch := range []string{"32", "1"} {
+		out, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--split", "all", "--images", photos, "--out", t.TempDir(), "--grid=false", "--batch", batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "2 images (1 computed at ") || !strings.Contains(out, ", 1 already cached), 1 records") {
+			t.Errorf("batch %s: extract printed %q; want 2 images, 1 computed, 1 already cached, 1 record", batch, out)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -241,6 +242,7 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, files []image
 	defer close(out)
 	workers := runtime.GOMAXPROCS(0)
 	imageLen := pre.TensorLen()
+	computing := map[string]bool{} // content hashes of the images sent to compute
 	for lo := 0; lo < len(files); lo += size {
 		group := files[lo:min(lo+size, len(files))]
 		b := &extractBatch{total: len(group), tensors: make([]float32, len(group)*imageLen)}
@@ -264,9 +266,9 @@ func prepareBatches(ctx context.Context, out chan<- *extractBatch, files []image
 		close(next)
 		wg.Wait()
 		// Compact: the images to compute come first in tensors, in order;
-		// one whose content an earlier image of the group has is not computed
-		// again (the store gives both names that image's record).
-		computing := map[string]bool{}
+		// one whose content an earlier image has (of this group or an earlier
+		// one, which fillStore adds first) is not computed again: the store
+		// gives both names that image's record.
 		for i := range group {
 			if errs[i] != nil {
 				b.errs = append(b.errs, errs[i])
@@ -307,8 +309,8 @@ func prepareImage(dst []float32, f imageFile, pre pipeline.Preprocessor, store *
 	if err != nil {
 		return features.Item{}, false, err
 	}
-	sum := sha256.Sum256(data)
-	it := features.Item{Name: f.Name, Hash: hex.EncodeToString(sum[:]), Stamp: features.StampOf(st)}
+	it := features.Item{Name: f.Name, Stamp: features.StampOf(st)}
+	it.Hash, _ = contentHash(bytes.NewReader(data)) // a bytes.Reader reads without errors
 	if store.Has(it.Hash) {
 		return it, false, nil
 	}
@@ -319,6 +321,16 @@ func prepareImage(dst []float32, f imageFile, pre pipeline.Preprocessor, store *
 	}
 	copy(dst, im.Tensor)
 	return it, true, nil
+}
+
+// contentHash is the key of a photo's features in a store: the hex SHA-256 of
+// its file's bytes, read from r.
+func contentHash(r io.Reader) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // fileKind names what a file that is not a regular one is, for errors.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/features"
@@ -82,15 +83,44 @@ func TestExtractMirrorIsTheMirroredPhoto(t *testing.T) {
 }
 
 // TestTrainMirrorNeedsMirroredFeatures: train --mirror without extract
-// --mirror says what to run.
+// --mirror says what to run, the command whole; so does a photo replaced
+// since its mirrored features were made, whose features (the old photo's,
+// flipped) were trained on without a word.
 func TestTrainMirrorNeedsMirroredFeatures(t *testing.T) {
 	assets, data, feats, _ := sampleDataset(t, 6)
-	resetFlags(t, "train", "mirror", "arch", "epochs", "out", "features", "data")
-	_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--arch", "attention",
-		"--epochs", "1", "--out", t.TempDir(), "--mirror")
+	resetFlags(t, "train", "mirror", "arch", "epochs", "out", "features", "data", "init", "resume")
+	train := func() error {
+		_, err := run(t, "train", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--arch", "attention",
+			"--epochs", "1", "--out", t.TempDir(), "--mirror", "--init", "", "--resume=false")
+		return err
+	}
+	err := train()
 	st := extractedStore(t, feats)
-	want := "train.mirror: no features of the mirrored photos in " + features.MirroredDir(st.Path()) + ": run `captioner extract --mirror --split train --out " + feats + "` (with --grid for the attention decoder, and --data as for these features) first"
+	extract := "captioner extract --out " + feats + " --grid --data " + data + " --mirror --split train"
+	want := "train.mirror: no features of the mirrored photos in " + features.MirroredDir(st.Path()) + ": run `" + extract + "` first"
 	if err == nil || err.Error() != want {
-		t.Errorf("train --mirror without mirrored features: %v", err)
+		t.Errorf("train --mirror without mirrored features: %v\nwant %s", err, want)
+	}
+
+	resetFlags(t, "extract", "split", "images", "mirror", "grid") // as sampleDataset set them
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", data, "--out", feats, "--grid", "--mirror", "--split", "train"); err != nil {
+		t.Fatal(err)
+	}
+	trainList, _ := os.ReadFile(filepath.Join(data, "Flickr_8k.trainImages.txt"))
+	first := strings.Fields(string(trainList))[0]
+	devList, _ := os.ReadFile(filepath.Join(data, "Flickr_8k.devImages.txt"))
+	other := filepath.Join(data, "images", strings.Fields(string(devList))[0])
+	if err := os.Remove(filepath.Join(data, "images", first)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other, filepath.Join(data, "images", first)); err != nil { // a dev photo's content under its name
+		t.Fatal(err)
+	}
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", data, "--out", feats, "--grid", "--mirror=false", "--split", "train"); err != nil {
+		t.Fatal(err)
+	}
+	want = "train.mirror: 1 photos were replaced since their mirrored features were made (" + first + "): run `" + extract + "`"
+	if err := train(); err == nil || err.Error() != want {
+		t.Errorf("train --mirror, a photo replaced since extract --mirror: %v\nwant %s", err, want)
 	}
 }

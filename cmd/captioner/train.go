@@ -227,7 +227,14 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	extracted := func(err error, imgs []text.Image) error { return err }
 	if photos != nil {
 		extracted = func(err error, imgs []text.Image) error {
-			return missingFeatures(err, imgs, photos, tc.Data, pipeline.ImageLimits(cfg.Image))
+			if !errors.As(err, new(*features.MissingError)) {
+				return err
+			}
+			w, werr := encoder.LoadDefault(cfg.Assets) // the store's encoder: its input size
+			if werr != nil {
+				return err
+			}
+			return missingFeatures(err, imgs, photos, tc.Data, pipeline.NewPreprocessor(w.Config, cfg.Image))
 		}
 	}
 	trn, err := split(load, trainImgs, vocab)
@@ -235,7 +242,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 		return extracted(err, trainImgs)
 	}
 	if tc.Mirror { // config validation keeps it from train.finetune_blocks: photos is open
-		if trn.Mirrored, err = mirroredInputs(photos.Path(), imageNames(trainImgs), tc.Arch); err != nil {
+		if trn.Mirrored, err = mirroredInputs(photos, imageNames(trainImgs), tc.Arch, tc.Data); err != nil {
 			return err
 		}
 		trn.MirrorWords = vocab.MirrorWords()
@@ -435,7 +442,7 @@ func extractCommand(root string, grids bool, data string) string {
 // store (with --grid when it keeps grids, and --data for dataset data). It
 // decodes at most missingChecked of the photos: many missing ones are a split
 // never extracted. Other errors, and nil, pass through.
-func missingFeatures(err error, imgs []text.Image, store *features.Store, data string, lim imgproc.Limits) error {
+func missingFeatures(err error, imgs []text.Image, store *features.Store, data string, pre pipeline.Preprocessor) error {
 	var me *features.MissingError
 	if !errors.As(err, &me) {
 		return err
@@ -448,7 +455,7 @@ func missingFeatures(err error, imgs []text.Image, store *features.Store, data s
 	checked := me.Missing[:min(len(me.Missing), missingChecked)]
 	var unreadable []string
 	for _, name := range checked {
-		if !decodable(paths[name], lim) {
+		if !decodable(paths[name], pre) {
 			unreadable = append(unreadable, paths[name])
 		}
 	}
@@ -466,14 +473,13 @@ func missingFeatures(err error, imgs []text.Image, store *features.Store, data s
 // missingChecked is how many images without features missingFeatures decodes.
 const missingChecked = 100
 
-// decodable says whether path is a regular file that decodes as an image
-// within lim, as extract needs it to be (a named pipe is not opened: it would
-// wait for a writer).
-func decodable(path string, lim imgproc.Limits) bool {
+// decodable says whether path is a regular file that pre reads, as extract
+// needs it to be (a named pipe is not opened: it would wait for a writer).
+func decodable(path string, pre pipeline.Preprocessor) bool {
 	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
 		return false
 	}
-	_, err := imgproc.DecodeFile(path, lim)
+	_, err := pre.File(path)
 	return err == nil
 }
 
@@ -481,9 +487,12 @@ func (missingStoreError) Unwrap() error { return fs.ErrNotExist }
 
 // mirroredInputs reads what a decoder of arch takes for the mirrored photos of
 // names, from the mirrored store (extract --mirror) that belongs to the
-// feature store in dir.
-func mirroredInputs(dir string, names []string, arch string) ([]float32, error) {
-	remedy := fmt.Sprintf("run `captioner extract --mirror --split train --out %s` (with --grid for the attention decoder, and --data as for these features)", filepath.Dir(dir))
+// feature store photos of dataset data. A mirrored photo is keyed by its
+// original's hash, so one of a photo replaced since (photos has the new one's)
+// is refused: its features are the old photo's, flipped.
+func mirroredInputs(photos *features.Store, names []string, arch, data string) ([]float32, error) {
+	dir := photos.Path()
+	remedy := fmt.Sprintf("run `%s --mirror --split train`", extractCommand(filepath.Dir(dir), len(photos.Manifest().Grid) > 0, data))
 	store, err := features.Open(features.MirroredDir(dir))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -495,7 +504,20 @@ func mirroredInputs(dir string, names []string, arch string) ([]float32, error) 
 	if !store.Manifest().Mirrored {
 		return nil, fmt.Errorf("train.mirror: %s holds features of photos that are not mirrored (its manifest lacks \"mirrored\": true); delete it and %s", store.Path(), remedy)
 	}
+	var stale []string
+	for _, n := range names {
+		then, ok := store.Hash(n)
+		if now, _ := photos.Hash(n); ok && then != now {
+			stale = append(stale, n)
+		}
+	}
+	if len(stale) > 0 {
+		return nil, fmt.Errorf("train.mirror: %d photos were replaced since their mirrored features were made (%s): %s", len(stale), listing.First(stale, 3), remedy)
+	}
 	feats, err := decoderInputs(store, names, arch)
+	if errors.As(err, new(*features.MissingError)) {
+		return nil, fmt.Errorf("train.mirror: %w: %s", err, remedy)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("train.mirror: %w; the mirrored photos' store is %s: delete it and %s", err, store.Path(), remedy)
 	}
@@ -661,26 +683,58 @@ func samePhotos(store *features.Store, trainImgs, devImgs []text.Image) string {
 		len(pairs), listing.First(pairs, 3))
 }
 
-// changedPhotos names the photos of imgs whose file is not as extract last
-// read it (its size or time differ from the stamp in store), "" when none is:
-// features are looked up by name, so those of a photo replaced since are the
-// old photo's. Stores without stamps (made before them) tell nothing.
+// changedPhotos names the photos of imgs replaced since extract read them,
+// "" when none was: features are looked up by name, so those of a photo
+// replaced since are the old photo's. A photo is read again only where its
+// file's size or time differ from its stamp in store, and counts as replaced
+// where its content's hash differs too (a copy, a touch or extract from
+// another folder, --images, changes the time alone); at most changedChecked
+// are read. Stores without stamps (made before them) tell nothing.
 func changedPhotos(store *features.Store, imgs []text.Image, data string) string {
 	var changed []string
+	checked := 0
 	for _, im := range imgs {
 		stamp, ok := store.Stamp(im.Name)
 		if !ok {
 			continue
 		}
-		if st, err := os.Stat(im.Path); err == nil && features.StampOf(st) != stamp {
+		st, err := os.Stat(im.Path)
+		if err != nil || !st.Mode().IsRegular() || features.StampOf(st) == stamp {
+			continue
+		}
+		if checked == changedChecked {
+			break
+		}
+		checked++
+		if replaced(im.Path, store, im.Name) {
 			changed = append(changed, im.Name)
 		}
 	}
 	if len(changed) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d photos changed since extract read them (%s): their features are the old photos'; run `%s` to update them",
-		len(changed), listing.First(changed, 3), extractCommand(filepath.Dir(store.Path()), len(store.Manifest().Grid) > 0, data))
+	of := ""
+	if checked == changedChecked {
+		of = fmt.Sprintf(" (of the first %d whose file's size or time differ)", changedChecked)
+	}
+	return fmt.Sprintf("%d photos%s were replaced since extract read them (%s): their features are the old photos'; run `%s` to update them",
+		len(changed), of, listing.First(changed, 3), extractCommand(filepath.Dir(store.Path()), len(store.Manifest().Grid) > 0, data))
+}
+
+// changedChecked is how many photos changedPhotos reads at most.
+const changedChecked = 200
+
+// replaced says whether the file at path holds other content than the one
+// store keeps features of for name (false where it cannot tell).
+func replaced(path string, store *features.Store, name string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	now, err := contentHash(f)
+	then, ok := store.Hash(name)
+	return err == nil && ok && now != then
 }
 
 // longCaptions says how many captions of imgs have more words than train.max_len

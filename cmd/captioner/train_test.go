@@ -566,7 +566,20 @@ func TestTrainWarnsOfDataQuirks(t *testing.T) {
 	if err := os.Symlink(replacement, filepath.Join(data, "images", second)); err != nil {
 		t.Fatal(err)
 	}
-	changed := "warning: 1 photos changed since extract read them (" + second + "): their features are the old photos'; run `captioner extract --out " + feats + " --grid --data " + data + "` to update them"
+	// The third copied in place: a new file's time, the same content, which
+	// is no replacement.
+	third := filepath.Join(data, "images", strings.Fields(string(trainList))[2])
+	same, err := os.ReadFile(third)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(third); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(third, same, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed := "warning: 1 photos were replaced since extract read them (" + second + "): their features are the old photos'; run `captioner extract --out " + feats + " --grid --data " + data + "` to update them"
 	_, evalLog, err := runStderr(t, "eval", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--model", shippedModel, "--split", "train", "--from-images=false", "--captions", filepath.Join(t.TempDir(), "captions.json"))
 	if err != nil || !strings.Contains(evalLog, changed) {
 		t.Errorf("eval: %v; its log lacks %q:\n%s", err, changed, evalLog)
