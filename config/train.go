@@ -15,12 +15,14 @@ import (
 type Train struct {
 	// Seed makes a run reproducible: the same seed gives the same run.
 	Seed int64 `mapstructure:"seed"`
-	// Dataset is the caption file format: flickr8k (token file + split lists) or
-	// karpathy (dataset_*.json, for Flickr30k and COCO). A train.data ending in
-	// .json is read as karpathy whatever this says: flickr8k's is a folder.
+	// Dataset is the caption file format: flickr8k (token file + split lists),
+	// karpathy (dataset_*.json, for Flickr30k and COCO) or csv (a spreadsheet's
+	// rows of photo and caption, text.LoadCSV). A train.data ending in .json is
+	// read as karpathy, and one in .csv or .tsv as csv, whatever this says:
+	// flickr8k's is a folder.
 	Dataset string `mapstructure:"dataset"`
-	// Data is the dataset folder (flickr8k) or JSON file (karpathy); empty means
-	// <assets>/data/flickr8k.
+	// Data is the dataset folder (flickr8k), JSON file (karpathy) or CSV file
+	// (csv); empty means <assets>/data/flickr8k.
 	Data string `mapstructure:"data"`
 	// Features is the folder of cached image features from `captioner extract`;
 	// empty means <out>/features.
@@ -186,17 +188,21 @@ func (c Train) conflicts(archOpen bool) []error {
 	return errs
 }
 
-// inferDataset sets Dataset to karpathy when Data names a JSON file, the only
-// thing that format reads, so that --data my.json needs no --dataset.
+// inferDataset sets Dataset to karpathy when Data names a JSON file, and to
+// csv when it names a CSV or TSV one, the only things those formats read, so
+// that --data my.json needs no --dataset.
 func (c *Train) inferDataset() {
-	if strings.EqualFold(filepath.Ext(c.Data), ".json") {
+	switch strings.ToLower(filepath.Ext(c.Data)) {
+	case ".json":
 		c.Dataset = "karpathy"
+	case ".csv", ".tsv":
+		c.Dataset = "csv"
 	}
 }
 
 func (c Train) validate() []error {
 	var errs []error
-	if err := oneOf("train.dataset", c.Dataset, "flickr8k", "karpathy"); err != nil {
+	if err := oneOf("train.dataset", c.Dataset, "flickr8k", "karpathy", "csv"); err != nil {
 		errs = append(errs, err)
 	}
 	if err := oneOf("train.objective", c.Objective, "xe", "cider"); err != nil {

@@ -207,7 +207,7 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 // goes (a CSV, a JSON-lines file, the token file itself), saying which two
 // layouts there are.
 func notAFolderError(path string) error {
-	hint := "a dataset in one file is Karpathy's JSON layout, in a file ending in .json"
+	hint := "a dataset in one file is a CSV file (.csv, .tsv: a row of photo and caption each) or Karpathy's JSON layout (.json)"
 	if filepath.Base(path) == Flickr8kTokens {
 		hint = "give the folder that holds it, " + filepath.Dir(path)
 	}
@@ -221,7 +221,7 @@ func notAFolderError(path string) error {
 func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, map[string]int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("flickr8k: %w (a dataset folder in the Flickr8k layout holds %s, one caption a line as NAME#N<TAB>caption; a dataset in one file is Karpathy's JSON layout, a .json file)", err, Flickr8kTokens)
+		return nil, nil, nil, fmt.Errorf("flickr8k: %w (a dataset folder in the Flickr8k layout holds %s, one caption a line as NAME#N<TAB>caption; a dataset in one file is a CSV file (.csv, .tsv) or Karpathy's JSON layout (.json))", err, Flickr8kTokens)
 	}
 	defer f.Close()
 	imgs := map[string]*Image{}

@@ -150,7 +150,7 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 			"Flickr8k.token.txt: no captions of an image file: Flickr8k.token.txt: skipped 5 lines naming a , b , c  and 1 more: not an image file name (.jpg .jpeg .png .gif .bmp .webp); a line is NAME.jpg#N<TAB>caption"},
 		{"long line", Flickr8kTokens, "1000_aaaa.jpg#0\tA dog .\n1000_aaaa.jpg#1\t" + strings.Repeat("dog ", 300_000) + "\n", false,
 			"Flickr8k.token.txt:2: the line is longer than 1 MiB; a line holds one caption or image name (is this the right file?)"},
-		{"missing tokens", Flickr8kTokens, "", true, "Flickr8k.token.txt: no such file or directory (a dataset folder in the Flickr8k layout holds Flickr8k.token.txt, one caption a line as NAME#N<TAB>caption; a dataset in one file is Karpathy's JSON layout, a .json file)"},
+		{"missing tokens", Flickr8kTokens, "", true, "Flickr8k.token.txt: no such file or directory (a dataset folder in the Flickr8k layout holds Flickr8k.token.txt, one caption a line as NAME#N<TAB>caption; a dataset in one file is a CSV file (.csv, .tsv) or Karpathy's JSON layout (.json))"},
 		{"uncaptioned", Flickr8kTrain, "1000_aaaa.jpg\n9999_zzzz.jpg\n", false,
 			"Flickr_8k.trainImages.txt:2: 9999_zzzz.jpg has no captions in Flickr8k.token.txt"},
 		{"twice", Flickr8kDev, "\n2000_bbbb.jpg\n3000_cccc.jpg\n", false,
@@ -166,7 +166,7 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 	// A file where the folder goes: a CSV of one's own, or the token file.
 	dir := writeFlickr8k(t, "", "", false)
 	for path, hint := range map[string]string{
-		filepath.Join(dir, "captions.csv"): "a dataset in one file is Karpathy's JSON layout, in a file ending in .json",
+		filepath.Join(dir, "captions.csv"): "a dataset in one file is a CSV file (.csv, .tsv: a row of photo and caption each) or Karpathy's JSON layout (.json)",
 		filepath.Join(dir, Flickr8kTokens): "give the folder that holds it, " + dir,
 	} {
 		os.WriteFile(path, []byte("image,caption\na.jpg,A dog.\n"), 0o644)

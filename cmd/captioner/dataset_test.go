@@ -426,3 +426,45 @@ func TestExtractComputesAPhotoOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVDataset: a spreadsheet's CSV of photo and caption (no split column:
+// a tenth of the photos, by name, are dev) is a dataset that extract, train
+// and eval take by its file name alone.
+func TestCSVDataset(t *testing.T) {
+	resetFlags(t, "train", "arch", "data", "dataset", "features", "init", "resume", "out", "epochs")
+	resetFlags(t, "eval", "from-images", "split", "model", "data", "features", "captions")
+	assets, data, _, _ := sampleDataset(t, 7)
+	resetFlags(t, "extract", "split", "images", "data", "dataset", "out", "grid") // as sampleDataset set them
+	photos, _ := filepath.Glob(filepath.Join(data, "images", "*.jpg"))
+	var rows strings.Builder
+	rows.WriteString("Image;Caption\n")
+	for i, p := range photos {
+		fmt.Fprintf(&rows, "images/%s;\"A dog runs; on the grass.\"\nimages/%s;Photo %d of the set.\n", filepath.Base(p), filepath.Base(p), i)
+	}
+	csvPath := filepath.Join(data, "mine.csv")
+	if err := os.WriteFile(csvPath, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	feats := t.TempDir()
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", csvPath, "--out", feats, "--grid"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "1")
+	out := t.TempDir()
+	_, log, err := runStderr(t, "train", "--device", "cpu", "--assets", assets, "--data", csvPath, "--features", feats, "--out", out, "--init", "", "--resume=false", "--epochs", "1")
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, log)
+	}
+	d, err := text.LoadCSV(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nTrain, nDev := len(d.Splits[text.SplitTrain]), len(d.Splits[text.SplitDev])
+	if want := fmt.Sprintf("mine: %d train images, %d dev images,", nTrain, nDev); nTrain+nDev != len(photos) || nDev == 0 || !strings.Contains(log, want) {
+		t.Errorf("train's log lacks %q (of %d photos):\n%s", want, len(photos), log)
+	}
+	if _, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", csvPath, "--features", feats, "--model", filepath.Join(out, "model"),
+		"--split", "dev", "--captions", filepath.Join(t.TempDir(), "captions.json")); err != nil {
+		t.Errorf("eval: %v", err)
+	}
+}

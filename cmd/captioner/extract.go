@@ -49,8 +49,8 @@ Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
 	f := cmd.Flags()
 	f.String("split", "all", "which images: all (every image file in the images folder, or in the dataset when --data names one), or the dataset's train, dev or test split")
 	f.String("images", "", "images folder (default: the dataset's: --data's photos, else the assets folder's data/flickr8k/images)")
-	f.String("data", "", "dataset folder (flickr8k layout) or JSON file (karpathy); default <assets>/data/flickr8k")
-	f.String("dataset", "", "dataset format: flickr8k or karpathy (default train.dataset; a .json --data is karpathy)")
+	f.String("data", "", "dataset folder (flickr8k layout), JSON file (karpathy) or CSV file (csv); default <assets>/data/flickr8k")
+	f.String("dataset", "", "dataset format: flickr8k, karpathy or csv (default train.dataset; a .json --data is karpathy, a .csv or .tsv csv)")
 	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k, or features/NAME-HASH for --data's dataset)")
 	f.Bool("grid", false, "also store the 7x7x1280 grid (float16, 125 KB per image)")
 	f.Bool("mirror", false, "store the features of the photos flipped left to right (for train --mirror)")
@@ -160,7 +160,7 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 		// none of them in the folder is a wrong folder or dataset.
 		return fmt.Errorf("none of the %d images could be read (the first listed above): is %s the folder of the dataset's photos? For a folder of photos of your own, pass --split all (every photo in it), or --data with their dataset", len(files), imagesDir)
 	case failed > 0:
-		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored; replace those files, or take their images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON): train and eval refuse images that never had features, use the features stored earlier for a name whose file has changed since, and extract reports them again on every run", failed, len(files))
+		return fmt.Errorf("%d of %d images could not be read (the first listed above); the others are stored; replace those files, or take their images out of the dataset (their lines in the token file and split lists, their rows in the CSV, or their entries in the JSON): train and eval refuse images that never had features, use the features stored earlier for a name whose file has changed since, and extract reports them again on every run", failed, len(files))
 	}
 	return nil
 }
@@ -390,9 +390,9 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 	if imagesDir != "" {
 		for i, img := range imgs {
 			// The photo's path below the dataset's image root: a Karpathy
-			// file's filepath/filename, a Flickr8k folder's name.
+			// or CSV file's path from its folder, a Flickr8k folder's name.
 			rel := img.Name
-			if cfg.Train.Dataset == "karpathy" {
+			if cfg.Train.Dataset != "flickr8k" {
 				if rel, err = filepath.Rel(filepath.Dir(cfg.Train.Data), img.Path); err != nil {
 					return nil, "", err
 				}

@@ -104,8 +104,8 @@ factorize, whose factors it trains):
 	}
 	f := cmd.Flags()
 	f.String("out", "", "output folder: checkpoint, curves, model/, last/ (default train.out)")
-	f.String("data", "", "dataset folder (flickr8k) or JSON file (karpathy); default <assets>/data/flickr8k")
-	f.String("dataset", "", "dataset format: flickr8k or karpathy (default train.dataset)")
+	f.String("data", "", "dataset folder (flickr8k), JSON file (karpathy) or CSV file (csv); default <assets>/data/flickr8k")
+	f.String("dataset", "", "dataset format: flickr8k, karpathy or csv (default train.dataset; a .json --data is karpathy, a .csv or .tsv csv)")
 	f.String("features", "", "feature cache root of captioner extract (default: extract's)")
 	f.Bool("resume", false, "continue from <out>/checkpoint.safetensors")
 	intFlag(f, "epochs", 30, "maximum epochs")
@@ -301,17 +301,23 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 
 // loadDataset reads the configured caption dataset (train.dataset, train.data)
 // and writes its loader's warnings (lines it skipped) to warn. A Karpathy-style
-// file's image paths are relative to the file's folder.
+// or CSV file's image paths are relative to the file's folder.
 func loadDataset(cfg *config.Config, warn io.Writer) (*text.Dataset, error) {
 	path := cfg.Train.Data
 	var ds *text.Dataset
 	var err error
-	if cfg.Train.Dataset == "karpathy" {
+	switch cfg.Train.Dataset {
+	case "karpathy":
 		if path == "" {
 			return nil, fmt.Errorf("train.dataset karpathy needs train.data (--data) naming the dataset_*.json file")
 		}
 		ds, err = text.LoadKarpathyJSON(path, filepath.Dir(path))
-	} else {
+	case "csv":
+		if path == "" {
+			return nil, fmt.Errorf("train.dataset csv needs train.data (--data) naming the CSV file")
+		}
+		ds, err = text.LoadCSV(path)
+	default:
 		if path, err = flickr8kDir(cfg.Assets, path); err != nil {
 			return nil, err
 		}
@@ -466,7 +472,7 @@ func missingFeatures(err error, imgs []text.Image, store *features.Store, data s
 	if len(checked) < len(me.Missing) {
 		of = fmt.Sprintf("of the first %d", len(checked))
 	}
-	return fmt.Errorf("%w; %d %s are not there or cannot be read as photos (%s), which extract skips: replace those files and run `%s`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)",
+	return fmt.Errorf("%w; %d %s are not there or cannot be read as photos (%s), which extract skips: replace those files and run `%s`, or take the images out of the dataset (their lines in the token file and split lists, their rows in the CSV, or their entries in the JSON)",
 		err, len(unreadable), of, listing.First(unreadable, 3), extract)
 }
 
@@ -825,8 +831,8 @@ func checkFrozenInit(init string) error {
 // weights and the cut, so it is computed once per weights and cut.
 func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev gpu.Device, imgs []text.Image) (*features.Store, *encoder.Weights, error) {
 	tc := cfg.Train
-	if tc.Dataset == "karpathy" {
-		return nil, nil, fmt.Errorf("train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset karpathy names none)")
+	if tc.Dataset != "flickr8k" {
+		return nil, nil, fmt.Errorf("train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset %s names none)", tc.Dataset)
 	}
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {

@@ -468,7 +468,7 @@ func TestMissingFeaturesSayWhatToDo(t *testing.T) {
 
 	appendTo("Flickr_8k.devImages.txt", "gone.jpg\nbad.jpg\n")
 	gone := filepath.Join(data, "images", "gone.jpg")
-	wantDev := "features: 2 of 5 images have no features in " + store + " (gone.jpg, bad.jpg); 2 of them are not there or cannot be read as photos (" + gone + ", " + bad + "), which extract skips: replace those files and run `" + extract + "`, or take the images out of the dataset (their captions and split-list lines, or their entries in the Karpathy JSON)"
+	wantDev := "features: 2 of 5 images have no features in " + store + " (gone.jpg, bad.jpg); 2 of them are not there or cannot be read as photos (" + gone + ", " + bad + "), which extract skips: replace those files and run `" + extract + "`, or take the images out of the dataset (their lines in the token file and split lists, their rows in the CSV, or their entries in the JSON)"
 	_, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--model", shippedModel, "--split", "dev")
 	if err == nil || err.Error() != wantDev {
 		t.Errorf("eval, listed photos that are not there or do not decode:\n got %v\nwant %s", err, wantDev)

@@ -1,0 +1,116 @@
+package text
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func writeCSV(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "captions.csv")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestLoadCSVAsASpreadsheetExportsIt: a byte order mark, CRLF lines, ';' as
+// the separator, a quoted caption holding the separator, quotes and a line
+// break, a column order of its own with an extra column, upper case in the
+// header, a photo in a subfolder and one named with spaces: the images in
+// file order, their captions in row order, where the split column puts them.
+func TestLoadCSVAsASpreadsheetExportsIt(t *testing.T) {
+	path := writeCSV(t, "\ufeffNotes;Caption;Split;File Name\r\n"+
+		"x;\"Two friends; one \"\"café\"\".\";train;photos/a.JPG\r\n"+
+		";A dog runs.;val;Team Day #0.jpg\r\n"+
+		";\"A long\r\ncaption.\";train;photos/a.JPG\r\n"+
+		";The sea.;test;c.png\r\n"+
+		"\r\n"+
+		";Notes on the day;train;notes.txt\r\n")
+	d, err := LoadCSV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(path)
+	train, dev, test := d.Splits[SplitTrain], d.Splits[SplitDev], d.Splits[SplitTest]
+	if len(train) != 1 || train[0].Name != "photos/a.JPG" || train[0].Path != filepath.Join(dir, "photos", "a.JPG") ||
+		!slices.Equal(train[0].Raw, []string{`Two friends; one "café".`, "A long\ncaption."}) {
+		t.Errorf("train %+v", train)
+	}
+	if len(dev) != 1 || dev[0].Name != "Team Day #0.jpg" || !slices.Equal(dev[0].Captions[0], []string{"dog", "runs"}) {
+		t.Errorf("dev %+v", dev)
+	}
+	if len(test) != 1 || test[0].Name != "c.png" {
+		t.Errorf("test %+v", test)
+	}
+	if d.Name != "captions" || len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], "captions.csv: skipped 1 rows naming notes.txt: not an image file name") {
+		t.Errorf("name %q, warnings %q", d.Name, d.Warnings)
+	}
+}
+
+// TestLoadCSVSplitsWithoutASplitColumn: without a split column a tenth of the
+// photos, by a hash of the name, are dev, the same ones however the file is
+// ordered or grows; a file of a few photos still gets one.
+func TestLoadCSVSplitsWithoutASplitColumn(t *testing.T) {
+	var rows strings.Builder
+	rows.WriteString("image,caption\n")
+	for i := range 200 {
+		rows.WriteString(filepath.Join("p", strings.Repeat("x", i%7)) + string(rune('a'+i%26)) + strings.Repeat("y", i/26) + ".jpg,A photo.\n")
+	}
+	d, err := LoadCSV(writeCSV(t, rows.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(d.Splits[SplitTrain]) + len(d.Splits[SplitDev])
+	if dev := len(d.Splits[SplitDev]); n != 200 || dev < 10 || dev > 30 {
+		t.Errorf("%d photos, %d of them dev; want 200, about 20", n, dev)
+	}
+	devNames := func(d *Dataset) []string {
+		var names []string
+		for _, im := range d.Splits[SplitDev] {
+			names = append(names, im.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+	lines := strings.Split(strings.TrimSuffix(rows.String(), "\n"), "\n")
+	slices.Reverse(lines[1:])
+	more := strings.Join(lines, "\n") + "\nq/new.jpg,A new photo.\n"
+	d2, err := LoadCSV(writeCSV(t, more))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := devNames(d), slices.DeleteFunc(devNames(d2), func(n string) bool { return n == "q/new.jpg" }); !slices.Equal(a, b) {
+		t.Errorf("dev photos moved when the file was reordered and grew:\n%q\n%q", a, b)
+	}
+	few, err := LoadCSV(writeCSV(t, "image,caption\na.jpg,A dog.\nb.jpg,A cat.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(few.Splits[SplitDev]) != 1 || len(few.Splits[SplitTrain]) != 1 {
+		t.Errorf("two photos: train %d, dev %d; want one each", len(few.Splits[SplitTrain]), len(few.Splits[SplitDev]))
+	}
+}
+
+func TestLoadCSVErrors(t *testing.T) {
+	for _, c := range []struct{ name, content, want string }{
+		{"no columns", "name,words\na.jpg,A dog.\n", `:1: the first row names the columns ["name" "words"]; want one of image, file, filename, file_name, path, photo for the photo and one of caption, text, sentence, description for the caption (and split, optionally)`},
+		{"empty", "", ": empty: want a first row naming the columns (image,caption[,split])"},
+		{"short row", "image,caption,split\na.jpg,A dog.,train\nb.jpg\n", ":3: 1 fields, and the header's columns need 3"},
+		{"no photo", "image,caption\na.jpg,A dog.\n ,A cat.\n", ":3: no photo in the image column"},
+		{"empty caption", "image,caption\na.jpg,  \n", ":2: a.jpg has an empty caption"},
+		{"bad split", "image,caption,split\na.jpg,A dog.,holdout\n", `:2: split "holdout" of a.jpg is not one of train, dev (or val), test`},
+		{"two splits", "image,caption,split\na.jpg,A dog.,train\nb.jpg,A cat.,dev\na.jpg,A dog runs.,test\n", ":4: a.jpg is in split test here and in train on an earlier row"},
+		{"bad quote", "image,caption\na.jpg,\"A dog.\nb.jpg,A cat.\n", `:2: extraneous or missing " in quoted-field`},
+		{"no image names", "image,caption\nnotes.txt,Notes.\n", ": no captions of an image file (1 rows skipped)"},
+	} {
+		path := writeCSV(t, c.content)
+		_, err := LoadCSV(path)
+		if err == nil || err.Error() != path+c.want {
+			t.Errorf("%s: %v\nwant %s%s", c.name, err, path, c.want)
+		}
+	}
+}
