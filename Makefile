@@ -174,6 +174,7 @@ fuzz-short: ## a short coverage-guided fuzz of every untrusted-input parser (see
 	$(GO) test -run '^$$' -fuzz '^FuzzReadHeader$$' -fuzztime $(FUZZ_PARSER_EXECS) ./imgproc
 	$(GO) test -run '^$$' -fuzz '^FuzzRawUpload$$' -fuzztime $(FUZZ_UPLOAD_EXECS) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzMultipartUpload$$' -fuzztime $(FUZZ_UPLOAD_EXECS) ./server
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadCSV$$' -fuzztime $(FUZZ_PARSER_EXECS) ./text
 
 ROUNDS ?= 3
 bench: deps-bench ## one table: encoder, decoder and training against the PyTorch reference at its best, ROUNDS rounds of back-to-back pairs, ranges and ratios

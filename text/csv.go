@@ -52,6 +52,11 @@ func LoadCSV(path string) (*Dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("csv: %w", err)
 	}
+	return readCSV(raw, path)
+}
+
+// readCSV is LoadCSV of the file at path that holds raw.
+func readCSV(raw []byte, path string) (*Dataset, error) {
 	raw = bytes.TrimPrefix(raw, []byte("\ufeff"))
 	header, _, _ := bytes.Cut(raw, []byte("\n"))
 	r := csv.NewReader(bytes.NewReader(raw))

@@ -114,3 +114,32 @@ func TestLoadCSVErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadCSV: whatever the file holds, LoadCSV returns an error or a dataset
+// whose every photo is in one split, once, with a caption.
+func FuzzLoadCSV(f *testing.F) {
+	f.Add("image,caption\na.jpg,A dog.\n")
+	f.Add("\ufeffFile Name;Caption;Split\r\n\"b c.jpg\";\"A \"\"cat\"\";\nsleeps.\";val\r\n")
+	f.Add("photo\ttext\n/abs/x.png\tThe sea.\n../up.gif\tA hill.\n")
+	f.Fuzz(func(t *testing.T, content string) {
+		d, err := readCSV([]byte(content), "/data/f.csv")
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for split, imgs := range d.Splits {
+			if split != SplitTrain && split != SplitDev && split != SplitTest {
+				t.Fatalf("split %q", split)
+			}
+			for _, im := range imgs {
+				if seen[im.Name] || len(im.Raw) == 0 || len(im.Raw) != len(im.Captions) || !IsImageName(im.Name) {
+					t.Fatalf("image %+v (seen before: %v)", im, seen[im.Name])
+				}
+				seen[im.Name] = true
+			}
+		}
+		if len(seen) == 0 {
+			t.Fatal("a dataset without photos")
+		}
+	})
+}
