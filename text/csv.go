@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/captioner/captioner/internal/listing"
 )
@@ -19,7 +20,7 @@ import (
 var (
 	csvImageColumns   = []string{"image", "file", "filename", "file_name", "path", "photo"}
 	csvCaptionColumns = []string{"caption", "text", "sentence", "description"}
-	csvSplitColumns   = []string{"split"}
+	csvSplitColumns   = []string{"split", "subset", "set", "partition"}
 )
 
 // csvSplits maps a split column's values onto the split names.
@@ -36,17 +37,21 @@ const csvDevEvery = 10
 //	photos/cafe.jpg,"Two friends share coffee, at a café.",train
 //
 // The first row names the columns, in any case, with spaces or hyphens for
-// underscores: the photo (image, file, filename, file_name, path or photo: its path from the CSV file's folder, or an
-// absolute one, which is also its name in the dataset), the caption (caption, text, sentence or
-// description) and, optionally, the split (train, dev or val, test); other
-// columns are left alone. The separator is the first of tab, ';' and ','
-// that the header row holds (a spreadsheet in a language that writes 0,5
-// exports ';'); fields may be quoted, across lines too. A photo's rows are its
-// captions, in file order. Without a split column every tenth photo, by a
-// hash of its name (so a photo stays where it is as the file grows), is dev,
-// and at least one is. Rows naming something that is not an image file
-// (IsImageName) are skipped with a warning; any other malformed row is an
-// error naming the file and line.
+// underscores: the photo (image, file, filename, file_name, path or photo:
+// its path from the CSV file's folder, or an absolute one, '\' read as '/',
+// which is also its name in the dataset), the caption (caption, text,
+// sentence or description; every such column is a caption of the row's
+// photo) and, optionally, the split (split, subset, set or partition: train,
+// dev or val, test; a photo's rows may leave it empty but one); other columns
+// are left alone. The separator is whichever of tab, ';' and ',' makes a
+// header with those columns. The text must be UTF-8; fields may be quoted,
+// across lines too; rows of empty fields (a spreadsheet's blank rows) are
+// passed over. A photo's rows are its captions, in file order. Without a
+// split column every tenth photo, by a hash of its name as written (so a
+// photo stays where it is as the file grows), is dev, and, in a file of a few
+// photos where none hashes so, the last. Rows naming something that is not an
+// image file (IsImageName) are skipped with a warning; any other malformed
+// row is an error naming the file and line.
 func LoadCSV(path string) (*Dataset, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -55,42 +60,34 @@ func LoadCSV(path string) (*Dataset, error) {
 	return readCSV(raw, path)
 }
 
+// csvColumns are the columns LoadCSV reads, by index; split is -1 when
+// there is none.
+type csvColumns struct {
+	image    int
+	captions []int
+	split    int
+}
+
 // readCSV is LoadCSV of the file at path that holds raw.
 func readCSV(raw []byte, path string) (*Dataset, error) {
+	if err := csvEncoding(raw, path); err != nil {
+		return nil, err
+	}
 	raw = bytes.TrimPrefix(raw, []byte("\ufeff"))
-	header, _, _ := bytes.Cut(raw, []byte("\n"))
-	r := csv.NewReader(bytes.NewReader(raw))
-	r.Comma = ','
-	for _, sep := range []rune{'\t', ';'} {
-		if bytes.ContainsRune(header, sep) {
-			r.Comma = sep
-			break
-		}
+	if !bytes.ContainsRune(raw, '\n') { // an old Mac's line ends, CR alone
+		raw = bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
 	}
-	r.FieldsPerRecord = -1 // checked below, naming the line
-	names, err := r.Read()
+	r, names, cols, err := csvHeader(raw, path)
 	if err != nil {
-		return nil, csvError(path, err)
-	}
-	col := func(accepted []string) int {
-		for i, n := range names { // "File Name" and "file-name" are file_name
-			n = strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(strings.TrimSpace(n)))
-			if slices.Contains(accepted, n) {
-				return i
-			}
-		}
-		return -1
-	}
-	imageCol, captionCol, splitCol := col(csvImageColumns), col(csvCaptionColumns), col(csvSplitColumns)
-	if imageCol < 0 || captionCol < 0 {
-		return nil, fmt.Errorf("%s:1: the first row names the columns %q; want one of %s for the photo and one of %s for the caption (and %s, optionally)",
-			path, names, strings.Join(csvImageColumns, ", "), strings.Join(csvCaptionColumns, ", "), csvSplitColumns[0])
+		return nil, err
 	}
 	dir := filepath.Dir(path)
 	d := &Dataset{Name: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)), Source: path, Splits: map[string][]Image{}}
 	imgs := map[string]*Image{}
-	splitOf := map[string]string{} // name -> its split, and the line that said it
+	splitOf := map[string]string{} // name -> its split
+	firstLine := map[string]int{}  // name -> the line of its first row
 	var order, skipped []string
+	last := max(cols.image, cols.split, slices.Max(cols.captions))
 	for {
 		row, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -103,35 +100,44 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 		at := func(format string, args ...any) error {
 			return fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...))
 		}
-		if len(row) == 1 && strings.TrimSpace(row[0]) == "" {
-			continue // an empty line
+		if !slices.ContainsFunc(row, func(f string) bool { return strings.TrimSpace(f) != "" }) {
+			continue // an empty line, or a spreadsheet's blank row (",,,")
 		}
-		if len(row) <= max(imageCol, captionCol, splitCol) {
-			return nil, at("%d fields, and the header's columns need %d", len(row), max(imageCol, captionCol, splitCol)+1)
+		if len(row) <= last {
+			return nil, at("%d fields, and the header's columns need %d", len(row), last+1)
 		}
-		photo := strings.TrimSpace(row[imageCol])
-		if photo == "" {
-			return nil, at("no photo in the %s column", names[imageCol])
+		photo := strings.TrimSpace(row[cols.image])
+		switch lower := strings.ToLower(photo); {
+		case photo == "":
+			return nil, at("no photo in the %s column", names[cols.image])
+		case strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://"):
+			return nil, at("%s is a web address: captioner reads photo files; download them and give their paths", photo)
 		}
-		name := filepath.ToSlash(filepath.Clean(photo))
-		caption := strings.TrimSpace(row[captionCol])
-		switch {
-		case !IsImageName(name):
-			skipped = append(skipped, name)
+		name := filepath.ToSlash(filepath.Clean(strings.ReplaceAll(photo, `\`, "/")))
+		if !IsImageName(name) {
+			skipped = append(skipped, fmt.Sprintf("%s (line %d)", name, line))
 			continue
-		case caption == "":
+		}
+		var captions []string
+		for _, c := range cols.captions {
+			if caption := strings.TrimSpace(row[c]); caption != "" {
+				captions = append(captions, caption)
+			}
+		}
+		if len(captions) == 0 {
 			return nil, at("%s has an empty caption", name)
 		}
-		split := ""
-		if splitCol >= 0 {
-			v := strings.ToLower(strings.TrimSpace(row[splitCol]))
-			if split = csvSplits[v]; split == "" {
-				return nil, at("split %q of %s is not one of train, dev (or val), test", row[splitCol], name)
+		if cols.split >= 0 {
+			if v := strings.TrimSpace(row[cols.split]); v != "" {
+				split := csvSplits[strings.ToLower(v)]
+				if split == "" {
+					return nil, at("split %q of %s is not one of train, dev (or val, validation), test", v, name)
+				}
+				if prev, ok := splitOf[name]; ok && prev != split {
+					return nil, at("%s is in split %s here and in %s on an earlier row", name, split, prev)
+				}
+				splitOf[name] = split
 			}
-			if prev, ok := splitOf[name]; ok && prev != split {
-				return nil, at("%s is in split %s here and in %s on an earlier row", name, split, prev)
-			}
-			splitOf[name] = split
 		}
 		img := imgs[name]
 		if img == nil {
@@ -140,10 +146,13 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 				img.Path = filepath.Join(dir, img.Path)
 			}
 			imgs[name] = img
+			firstLine[name] = line
 			order = append(order, name)
 		}
-		img.Raw = append(img.Raw, caption)
-		img.Captions = append(img.Captions, CleaningSeed.Clean(caption))
+		for _, caption := range captions {
+			img.Raw = append(img.Raw, caption)
+			img.Captions = append(img.Captions, CleaningSeed.Clean(caption))
+		}
 	}
 	if len(order) == 0 {
 		return nil, fmt.Errorf("%s: no captions of an image file (%d rows skipped)", path, len(skipped))
@@ -152,13 +161,96 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: skipped %d rows naming %s: not an image file name (%s)",
 			filepath.Base(path), len(skipped), listing.First(skipped, 3), strings.Join(imageExtensions, " ")))
 	}
-	if splitCol < 0 {
+	if cols.split < 0 {
 		splitByHash(order, splitOf)
 	}
 	for _, name := range order {
-		d.Splits[splitOf[name]] = append(d.Splits[splitOf[name]], *imgs[name])
+		split, ok := splitOf[name]
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: %s has no split: its rows leave the %s column empty; give one of them its split", path, firstLine[name], name, names[cols.split])
+		}
+		d.Splits[split] = append(d.Splits[split], *imgs[name])
 	}
 	return d, nil
+}
+
+// csvEncoding refuses text that is not UTF-8, saying what to save it as:
+// read as UTF-8, a Latin-1 "é" would be dropped from its word unseen.
+func csvEncoding(raw []byte, path string) error {
+	if bytes.HasPrefix(raw, []byte{0xff, 0xfe}) || bytes.HasPrefix(raw, []byte{0xfe, 0xff}) {
+		return fmt.Errorf("%s: the text is UTF-16 (a spreadsheet's \"Unicode Text\"): save it as \"CSV UTF-8\"", path)
+	}
+	if utf8.Valid(raw) {
+		return nil
+	}
+	line := 1
+	for len(raw) > 0 {
+		r, n := utf8.DecodeRune(raw)
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		if r == '\n' {
+			line++
+		}
+		raw = raw[n:]
+	}
+	return fmt.Errorf("%s:%d: the text is not UTF-8 (Latin-1 or Windows-1252?): save it as \"CSV UTF-8\"", path, line)
+}
+
+// csvHeader reads the header row with each separator (tab, ';', ',') until
+// one gives the photo and caption columns, and returns the reader positioned
+// after it: a ';' in a column's name does not make a comma file ';'-separated.
+func csvHeader(raw []byte, path string) (*csv.Reader, []string, csvColumns, error) {
+	var widest []string // the header as the separator that splits it most reads it
+	var parseErr error
+	for _, sep := range []rune{'\t', ';', ','} {
+		r := csv.NewReader(bytes.NewReader(raw))
+		r.Comma = sep
+		r.FieldsPerRecord = -1 // checked by the caller, naming the line
+		names, err := r.Read()
+		if err != nil {
+			parseErr = err // another separator may read it
+			continue
+		}
+		cols, found, err := csvColumnsOf(names, path)
+		switch {
+		case err != nil:
+			return nil, nil, cols, err
+		case found:
+			return r, names, cols, nil
+		case len(names) > len(widest):
+			widest = names
+		}
+	}
+	if widest == nil {
+		return nil, nil, csvColumns{}, csvError(path, parseErr)
+	}
+	return nil, nil, csvColumns{}, fmt.Errorf("%s:1: the first row names the columns %q; want one of %s for the photo and one of %s for the caption (and one of %s, optionally)",
+		path, widest, strings.Join(csvImageColumns, ", "), strings.Join(csvCaptionColumns, ", "), strings.Join(csvSplitColumns, ", "))
+}
+
+// csvColumnsOf finds the columns LoadCSV reads among names, and whether
+// there are a photo column and a caption column; two photo or two split
+// columns are an error.
+func csvColumnsOf(names []string, path string) (cols csvColumns, found bool, err error) {
+	cols = csvColumns{image: -1, split: -1}
+	norm := strings.NewReplacer(" ", "_", "-", "_") // "File Name" and "file-name" are file_name
+	for i, n := range names {
+		n = norm.Replace(strings.ToLower(strings.TrimSpace(n)))
+		switch {
+		case slices.Contains(csvImageColumns, n) && cols.image >= 0:
+			return cols, false, fmt.Errorf("%s:1: two photo columns, %q and %q: keep one", path, names[cols.image], names[i])
+		case slices.Contains(csvImageColumns, n):
+			cols.image = i
+		case slices.Contains(csvCaptionColumns, n):
+			cols.captions = append(cols.captions, i)
+		case slices.Contains(csvSplitColumns, n) && cols.split >= 0:
+			return cols, false, fmt.Errorf("%s:1: two split columns, %q and %q: keep one", path, names[cols.split], names[i])
+		case slices.Contains(csvSplitColumns, n):
+			cols.split = i
+		}
+	}
+	return cols, cols.image >= 0 && len(cols.captions) > 0, nil
 }
 
 // splitByHash puts every csvDevEvery-th name, by its FNV hash, in dev and the

@@ -46,8 +46,38 @@ func TestLoadCSVAsASpreadsheetExportsIt(t *testing.T) {
 	if len(test) != 1 || test[0].Name != "c.png" {
 		t.Errorf("test %+v", test)
 	}
-	if d.Name != "captions" || len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], "captions.csv: skipped 1 rows naming notes.txt: not an image file name") {
+	if d.Name != "captions" || len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], "captions.csv: skipped 1 rows naming notes.txt (line 8): not an image file name") {
 		t.Errorf("name %q, warnings %q", d.Name, d.Warnings)
+	}
+}
+
+// TestLoadCSVAsOtherToolsExportIt: a sheet's blank rows (",,,", ";;"), an
+// old Mac's CR line ends, Windows paths, a comma file with a ';' in a column's
+// name, two caption columns (both captions of the row's photo) and a split
+// column called subset, given on a photo's first row alone.
+func TestLoadCSVAsOtherToolsExportIt(t *testing.T) {
+	d, err := readCSV([]byte("image,caption,caption,notes; misc,subset\r"+
+		`photos\a.jpg,A dog.,A dog runs.,x,Test`+"\r"+
+		`photos\a.jpg,A brown dog.,,,`+"\r"+
+		",,,,\r"+
+		"b.jpg,A cat.,,,train\r,,,,\r"), "/data/f.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, train := d.Splits[SplitTest], d.Splits[SplitTrain]
+	if len(test) != 1 || test[0].Name != "photos/a.jpg" || test[0].Path != "/data/photos/a.jpg" ||
+		!slices.Equal(test[0].Raw, []string{"A dog.", "A dog runs.", "A brown dog."}) {
+		t.Errorf("test %+v", test)
+	}
+	if len(train) != 1 || train[0].Name != "b.jpg" || len(d.Splits) != 2 {
+		t.Errorf("splits %+v", d.Splits)
+	}
+	if _, err := readCSV([]byte("image;caption\n;;\na.jpg;A dog.\nnotes.txt;N.\n"), "/data/g.csv"); err != nil {
+		t.Error(err)
+	}
+	d, _ = readCSV([]byte("image;caption\na.jpg;A dog.\nnotes.txt;N.\n"), "/data/g.csv")
+	if want := "g.csv: skipped 1 rows naming notes.txt (line 3): not an image file name"; len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], want) {
+		t.Errorf("warnings %q, want %q...", d.Warnings, want)
 	}
 }
 
@@ -97,12 +127,17 @@ func TestLoadCSVSplitsWithoutASplitColumn(t *testing.T) {
 
 func TestLoadCSVErrors(t *testing.T) {
 	for _, c := range []struct{ name, content, want string }{
-		{"no columns", "name,words\na.jpg,A dog.\n", `:1: the first row names the columns ["name" "words"]; want one of image, file, filename, file_name, path, photo for the photo and one of caption, text, sentence, description for the caption (and split, optionally)`},
+		{"no columns", "name,words\na.jpg,A dog.\n", `:1: the first row names the columns ["name" "words"]; want one of image, file, filename, file_name, path, photo for the photo and one of caption, text, sentence, description for the caption (and one of split, subset, set, partition, optionally)`},
 		{"empty", "", ": empty: want a first row naming the columns (image,caption[,split])"},
 		{"short row", "image,caption,split\na.jpg,A dog.,train\nb.jpg\n", ":3: 1 fields, and the header's columns need 3"},
 		{"no photo", "image,caption\na.jpg,A dog.\n ,A cat.\n", ":3: no photo in the image column"},
 		{"empty caption", "image,caption\na.jpg,  \n", ":2: a.jpg has an empty caption"},
-		{"bad split", "image,caption,split\na.jpg,A dog.,holdout\n", `:2: split "holdout" of a.jpg is not one of train, dev (or val), test`},
+		{"bad split", "image,caption,split\na.jpg,A dog.,holdout\n", `:2: split "holdout" of a.jpg is not one of train, dev (or val, validation), test`},
+		{"split nowhere", "image,caption,split\na.jpg,A dog.,train\nb.jpg,A cat.,\nb.jpg,A cat sleeps.,\n", ":3: b.jpg has no split: its rows leave the split column empty; give one of them its split"},
+		{"two photo columns", "image,caption,file\na.jpg,A dog.,b.jpg\n", `:1: two photo columns, "image" and "file": keep one`},
+		{"web address", "image,caption\nhttps://example.com/a.jpg,A dog.\n", ":2: https://example.com/a.jpg is a web address: captioner reads photo files; download them and give their paths"},
+		{"latin-1", "image,caption\na.jpg,A dog.\nb.jpg,Un caf\xe9.\n", `:3: the text is not UTF-8 (Latin-1 or Windows-1252?): save it as "CSV UTF-8"`},
+		{"utf-16", "\xff\xfei\x00m\x00", `: the text is UTF-16 (a spreadsheet's "Unicode Text"): save it as "CSV UTF-8"`},
 		{"two splits", "image,caption,split\na.jpg,A dog.,train\nb.jpg,A cat.,dev\na.jpg,A dog runs.,test\n", ":4: a.jpg is in split test here and in train on an earlier row"},
 		{"bad quote", "image,caption\na.jpg,\"A dog.\nb.jpg,A cat.\n", `:2: extraneous or missing " in quoted-field`},
 		{"no image names", "image,caption\nnotes.txt,Notes.\n", ": no captions of an image file (1 rows skipped)"},

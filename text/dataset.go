@@ -207,7 +207,7 @@ func LoadFlickr8k(dir string) (*Dataset, error) {
 // goes (a CSV, a JSON-lines file, the token file itself), saying which two
 // layouts there are.
 func notAFolderError(path string) error {
-	hint := "a dataset in one file is a CSV file (.csv, .tsv: a row of photo and caption each) or Karpathy's JSON layout (.json)"
+	hint := "a dataset in one file is a CSV file (.csv, .tsv: a row of photo and caption each; another name: --dataset csv) or Karpathy's JSON layout (.json)"
 	if filepath.Base(path) == Flickr8kTokens {
 		hint = "give the folder that holds it, " + filepath.Dir(path)
 	}

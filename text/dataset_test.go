@@ -166,7 +166,7 @@ func TestLoadFlickr8kErrors(t *testing.T) {
 	// A file where the folder goes: a CSV of one's own, or the token file.
 	dir := writeFlickr8k(t, "", "", false)
 	for path, hint := range map[string]string{
-		filepath.Join(dir, "captions.csv"): "a dataset in one file is a CSV file (.csv, .tsv: a row of photo and caption each) or Karpathy's JSON layout (.json)",
+		filepath.Join(dir, "captions.csv"): "a dataset in one file is a CSV file (.csv, .tsv: a row of photo and caption each; another name: --dataset csv) or Karpathy's JSON layout (.json)",
 		filepath.Join(dir, Flickr8kTokens): "give the folder that holds it, " + dir,
 	} {
 		os.WriteFile(path, []byte("image,caption\na.jpg,A dog.\n"), 0o644)

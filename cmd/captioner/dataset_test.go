@@ -432,7 +432,7 @@ func TestExtractComputesAPhotoOnce(t *testing.T) {
 // and eval take by its file name alone.
 func TestCSVDataset(t *testing.T) {
 	resetFlags(t, "train", "arch", "data", "dataset", "features", "init", "resume", "out", "epochs")
-	resetFlags(t, "eval", "from-images", "split", "model", "data", "features", "captions")
+	resetFlags(t, "eval", "from-images", "split", "model", "data", "dataset", "features", "captions")
 	assets, data, _, _ := sampleDataset(t, 7)
 	resetFlags(t, "extract", "split", "images", "data", "dataset", "out", "grid") // as sampleDataset set them
 	photos, _ := filepath.Glob(filepath.Join(data, "images", "*.jpg"))
@@ -466,5 +466,14 @@ func TestCSVDataset(t *testing.T) {
 	if _, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", csvPath, "--features", feats, "--model", filepath.Join(out, "model"),
 		"--split", "dev", "--captions", filepath.Join(t.TempDir(), "captions.json")); err != nil {
 		t.Errorf("eval: %v", err)
+	}
+	// A spreadsheet's tab-separated text export: another extension, --dataset csv.
+	txt := filepath.Join(data, "mine.txt")
+	if err := os.WriteFile(txt, []byte(strings.ReplaceAll(rows.String(), ";", "\t")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", txt, "--dataset", "csv", "--features", feats, "--model", filepath.Join(out, "model"),
+		"--split", "dev", "--captions", filepath.Join(t.TempDir(), "captions.json")); err != nil {
+		t.Errorf("eval --dataset csv of a .txt: %v", err)
 	}
 }

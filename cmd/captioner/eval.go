@@ -56,9 +56,10 @@ from the photos, as --from-images.`,
 	f.String("references", string(text.CleaningStandard), "how the references are tokenised: standard (coco-caption: every word kept, \"a\" too; comparable across models) or seed (the seed notebook's cleaning, the old protocol)")
 	intFlag(f, "beam", 3, "beam width (1: greedy)")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
-	f.String("data", "", "dataset folder or JSON (default: train.data)")
+	f.String("data", "", "dataset folder (flickr8k), JSON file (karpathy) or CSV file (csv) (default: train.data)")
+	f.String("dataset", "", "dataset format: flickr8k, karpathy or csv (default train.dataset; a .json --data is karpathy, a .csv or .tsv csv)")
 	f.String("features", "", "feature cache root (default: train.features, else extract's)")
-	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "guide": "decode.guide", "data": "train.data", "features": "train.features"})
+	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "guide": "decode.guide", "data": "train.data", "dataset": "train.dataset", "features": "train.features"})
 	rootCmd.AddCommand(cmd)
 }
 
