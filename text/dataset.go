@@ -26,6 +26,14 @@ const (
 	SplitTest  = "test"
 )
 
+// splitMarks says how each layout puts a photo in a split, for the error of
+// a dataset without it.
+var splitMarks = map[string]string{
+	SplitTrain: "a CSV's split column, " + Flickr8kTrain + ", or a Karpathy file's \"train\" or \"restval\"",
+	SplitDev:   "a CSV's split column (dev or val), " + Flickr8kDev + ", or a Karpathy file's \"val\"",
+	SplitTest:  "a CSV's split column, " + Flickr8kTest + ", or a Karpathy file's \"test\"",
+}
+
 // Image is one photo with its captions.
 type Image struct {
 	Name     string     // file name, e.g. "1000268201_693b08cb0e.jpg"; unique within a dataset
@@ -52,7 +60,7 @@ func (d *Dataset) Split(name string) ([]Image, error) {
 		have = append(have, s)
 	}
 	sort.Strings(have)
-	return nil, fmt.Errorf("dataset %s (%s) has no %q split; it has: %s", d.Name, d.Source, name, strings.Join(have, ", "))
+	return nil, fmt.Errorf("dataset %s (%s) has no %q split; it has: %s (a photo goes in %s by %s)", d.Name, d.Source, name, strings.Join(have, ", "), name, splitMarks[name])
 }
 
 // Reclean re-tokenises every image's captions from Raw with c: loaders clean

@@ -164,7 +164,7 @@ func TestExtractImagesSources(t *testing.T) {
 	if _, _, err := extractImages(cfgFor(""), "all", other, &bytes.Buffer{}); err == nil || err.Error() != "no image files in "+other {
 		t.Errorf("a folder without images: %v", err)
 	}
-	if _, _, err := extractImages(cfgFor(kjson), "test", "", &bytes.Buffer{}); err == nil || err.Error() != `dataset mine (`+kjson+`) has no "test" split; it has: dev, train` {
+	if _, _, err := extractImages(cfgFor(kjson), "test", "", &bytes.Buffer{}); err == nil || err.Error() != `dataset mine (`+kjson+`) has no "test" split; it has: dev, train (a photo goes in test by a CSV's split column, Flickr_8k.testImages.txt, or a Karpathy file's "test")` {
 		t.Errorf("a split the dataset lacks: %v", err)
 	}
 	if _, _, err := extractImages(cfgFor(data), "val", "", &bytes.Buffer{}); err == nil || err.Error() != `--split "val": want all, train, dev or test` {
