@@ -47,9 +47,9 @@ const csvDevEvery = 10
 // header with those columns. The text must be UTF-8; fields may be quoted,
 // across lines too; rows of empty fields (a spreadsheet's blank rows) are
 // passed over. A photo's rows are its captions, in file order. Without a
-// split column every tenth photo, by a hash of its name as written (so a
-// photo stays where it is as the file grows), is dev, and, in a file of a few
-// photos where none hashes so, the last. Rows naming something that is not an
+// split column every tenth photo, by a hash of its name (so a photo stays
+// where it is as the file grows), is dev, and, in a file of a few photos
+// where none hashes so, the last. Rows naming something that is not an
 // image file (IsImageName) are skipped with a warning; any other malformed
 // row is an error naming the file and line.
 func LoadCSV(path string) (*Dataset, error) {
@@ -70,14 +70,19 @@ type csvColumns struct {
 
 // readCSV is LoadCSV of the file at path that holds raw.
 func readCSV(raw []byte, path string) (*Dataset, error) {
+	// Line ends as LF alone: an old Mac's CR (and Excel's LF in a cell among
+	// them) or Windows' CRLF.
+	raw = bytes.ReplaceAll(bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
 	if err := csvEncoding(raw, path); err != nil {
 		return nil, err
 	}
 	raw = bytes.TrimPrefix(raw, []byte("\ufeff"))
-	if !bytes.ContainsRune(raw, '\n') { // an old Mac's line ends, CR alone
-		raw = bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
+	seps := []rune{'\t', ';', ','}
+	lineOffset := 0
+	if first, rest, ok := bytes.Cut(raw, []byte("\n")); ok && len(first) == 5 && bytes.HasPrefix(first, []byte("sep=")) {
+		seps, raw, lineOffset = []rune{rune(first[4])}, rest, 1 // Excel's "sep=;" line names the separator
 	}
-	r, names, cols, err := csvHeader(raw, path)
+	r, names, cols, err := csvHeader(raw, path, seps, lineOffset)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +92,7 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 	splitOf := map[string]string{} // name -> its split
 	firstLine := map[string]int{}  // name -> the line of its first row
 	var order, skipped []string
-	last := max(cols.image, cols.split, slices.Max(cols.captions))
+	need := max(cols.image, slices.Max(cols.captions)) + 1 // the split may be left off the end
 	for {
 		row, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -97,20 +102,21 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 			return nil, csvError(path, err)
 		}
 		line, _ := r.FieldPos(0)
+		line += lineOffset
 		at := func(format string, args ...any) error {
 			return fmt.Errorf("%s:%d: %s", path, line, fmt.Sprintf(format, args...))
 		}
 		if !slices.ContainsFunc(row, func(f string) bool { return strings.TrimSpace(f) != "" }) {
 			continue // an empty line, or a spreadsheet's blank row (",,,")
 		}
-		if len(row) <= last {
-			return nil, at("%d fields, and the header's columns need %d", len(row), last+1)
+		if len(row) < need {
+			return nil, at("%d fields, and the header's columns need %d", len(row), need)
 		}
 		photo := strings.TrimSpace(row[cols.image])
-		switch lower := strings.ToLower(photo); {
+		switch {
 		case photo == "":
 			return nil, at("no photo in the %s column", names[cols.image])
-		case strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://"):
+		case strings.Contains(photo, "://"):
 			return nil, at("%s is a web address: captioner reads photo files; download them and give their paths", photo)
 		}
 		name := filepath.ToSlash(filepath.Clean(strings.ReplaceAll(photo, `\`, "/")))
@@ -127,7 +133,7 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 		if len(captions) == 0 {
 			return nil, at("%s has an empty caption", name)
 		}
-		if cols.split >= 0 {
+		if cols.split >= 0 && cols.split < len(row) {
 			if v := strings.TrimSpace(row[cols.split]); v != "" {
 				split := csvSplits[strings.ToLower(v)]
 				if split == "" {
@@ -177,8 +183,8 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 // csvEncoding refuses text that is not UTF-8, saying what to save it as:
 // read as UTF-8, a Latin-1 "é" would be dropped from its word unseen.
 func csvEncoding(raw []byte, path string) error {
-	if bytes.HasPrefix(raw, []byte{0xff, 0xfe}) || bytes.HasPrefix(raw, []byte{0xfe, 0xff}) {
-		return fmt.Errorf("%s: the text is UTF-16 (a spreadsheet's \"Unicode Text\"): save it as \"CSV UTF-8\"", path)
+	if bytes.HasPrefix(raw, []byte{0xff, 0xfe}) || bytes.HasPrefix(raw, []byte{0xfe, 0xff}) || bytes.IndexByte(raw, 0) >= 0 {
+		return fmt.Errorf("%s: the text is UTF-16 (a spreadsheet's \"Unicode Text\"; it holds NUL bytes): save it as \"CSV UTF-8\"", path)
 	}
 	if utf8.Valid(raw) {
 		return nil
@@ -197,13 +203,14 @@ func csvEncoding(raw []byte, path string) error {
 	return fmt.Errorf("%s:%d: the text is not UTF-8 (Latin-1 or Windows-1252?): save it as \"CSV UTF-8\"", path, line)
 }
 
-// csvHeader reads the header row with each separator (tab, ';', ',') until
-// one gives the photo and caption columns, and returns the reader positioned
-// after it: a ';' in a column's name does not make a comma file ';'-separated.
-func csvHeader(raw []byte, path string) (*csv.Reader, []string, csvColumns, error) {
+// csvHeader reads the header row (line 1+lineOffset) with each separator of
+// seps until one gives the photo and caption columns, and returns the reader
+// positioned after it: a ';' in a column's name does not make a comma file
+// ';'-separated.
+func csvHeader(raw []byte, path string, seps []rune, lineOffset int) (*csv.Reader, []string, csvColumns, error) {
 	var widest []string // the header as the separator that splits it most reads it
-	var parseErr error
-	for _, sep := range []rune{'\t', ';', ','} {
+	var parseErr, columnsErr error
+	for _, sep := range seps {
 		r := csv.NewReader(bytes.NewReader(raw))
 		r.Comma = sep
 		r.FieldsPerRecord = -1 // checked by the caller, naming the line
@@ -212,40 +219,43 @@ func csvHeader(raw []byte, path string) (*csv.Reader, []string, csvColumns, erro
 			parseErr = err // another separator may read it
 			continue
 		}
-		cols, found, err := csvColumnsOf(names, path)
+		cols, found, err := csvColumnsOf(names, path, 1+lineOffset)
 		switch {
 		case err != nil:
-			return nil, nil, cols, err
+			columnsErr = err // unless another separator reads the columns
 		case found:
 			return r, names, cols, nil
 		case len(names) > len(widest):
 			widest = names
 		}
 	}
-	if widest == nil {
+	switch {
+	case columnsErr != nil:
+		return nil, nil, csvColumns{}, columnsErr
+	case widest == nil:
 		return nil, nil, csvColumns{}, csvError(path, parseErr)
 	}
-	return nil, nil, csvColumns{}, fmt.Errorf("%s:1: the first row names the columns %q; want one of %s for the photo and one of %s for the caption (and one of %s, optionally)",
-		path, widest, strings.Join(csvImageColumns, ", "), strings.Join(csvCaptionColumns, ", "), strings.Join(csvSplitColumns, ", "))
+	return nil, nil, csvColumns{}, fmt.Errorf("%s:%d: the first row names the columns %q; want one of %s for the photo and one of %s for the caption (and one of %s, optionally)",
+		path, 1+lineOffset, widest, strings.Join(csvImageColumns, ", "), strings.Join(csvCaptionColumns, ", "), strings.Join(csvSplitColumns, ", "))
 }
 
-// csvColumnsOf finds the columns LoadCSV reads among names, and whether
-// there are a photo column and a caption column; two photo or two split
-// columns are an error.
-func csvColumnsOf(names []string, path string) (cols csvColumns, found bool, err error) {
+// csvColumnsOf finds the columns LoadCSV reads among names (of line line),
+// and whether there are a photo column and a caption column; two photo or
+// two split columns are an error.
+func csvColumnsOf(names []string, path string, line int) (cols csvColumns, found bool, err error) {
 	cols = csvColumns{image: -1, split: -1}
 	norm := strings.NewReplacer(" ", "_", "-", "_") // "File Name" and "file-name" are file_name
 	for i, n := range names {
 		n = norm.Replace(strings.ToLower(strings.TrimSpace(n)))
 		switch {
 		case slices.Contains(csvImageColumns, n) && cols.image >= 0:
-			return cols, false, fmt.Errorf("%s:1: two photo columns, %q and %q: keep one", path, names[cols.image], names[i])
+			return cols, false, fmt.Errorf("%s:%d: two photo columns, %q and %q: keep one", path, line, names[cols.image], names[i])
 		case slices.Contains(csvImageColumns, n):
 			cols.image = i
 		case slices.Contains(csvCaptionColumns, n):
 			cols.captions = append(cols.captions, i)
 		case slices.Contains(csvSplitColumns, n) && cols.split >= 0:
-			return cols, false, fmt.Errorf("%s:1: two split columns, %q and %q: keep one", path, names[cols.split], names[i])
+			return cols, false, fmt.Errorf("%s:%d: two split columns, %q and %q: keep one", path, line, names[cols.split], names[i])
 		case slices.Contains(csvSplitColumns, n):
 			cols.split = i
 		}

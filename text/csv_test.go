@@ -75,6 +75,24 @@ func TestLoadCSVAsOtherToolsExportIt(t *testing.T) {
 	if _, err := readCSV([]byte("image;caption\n;;\na.jpg;A dog.\nnotes.txt;N.\n"), "/data/g.csv"); err != nil {
 		t.Error(err)
 	}
+	// An old Mac's CR rows with Excel's LF in a cell; Excel's "sep=" line; a
+	// comma file whose column name holds ';' and what would be two photo
+	// columns read with ';'; a row leaving its split off the end.
+	for _, c := range []struct{ name, content string }{
+		{"CR rows, LF in a cell", "image,caption\ra.jpg,\"l1\nl2\"\rb.jpg,x\r"},
+		{"sep line", "sep=,\nimage,caption\na.jpg,A dog; a cat.\nb.jpg,x\n"},
+		{"';' in a comma header", "image,caption,x;file;photo\na.jpg,A dog,z\nb.jpg,x,z\n"},
+		{"split left off", "image,caption,split\na.jpg,A dog.,dev\nb.jpg,x\nb.jpg,y,train\n"},
+	} {
+		d, err := readCSV([]byte(c.content), "/data/h.csv")
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if n := len(d.Splits[SplitTrain]) + len(d.Splits[SplitDev]); n != 2 {
+			t.Errorf("%s: %d photos, want 2: %+v", c.name, n, d.Splits)
+		}
+	}
 	d, _ = readCSV([]byte("image;caption\na.jpg;A dog.\nnotes.txt;N.\n"), "/data/g.csv")
 	if want := "g.csv: skipped 1 rows naming notes.txt (line 3): not an image file name"; len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], want) {
 		t.Errorf("warnings %q, want %q...", d.Warnings, want)
@@ -129,7 +147,7 @@ func TestLoadCSVErrors(t *testing.T) {
 	for _, c := range []struct{ name, content, want string }{
 		{"no columns", "name,words\na.jpg,A dog.\n", `:1: the first row names the columns ["name" "words"]; want one of image, file, filename, file_name, path, photo for the photo and one of caption, text, sentence, description for the caption (and one of split, subset, set, partition, optionally)`},
 		{"empty", "", ": empty: want a first row naming the columns (image,caption[,split])"},
-		{"short row", "image,caption,split\na.jpg,A dog.,train\nb.jpg\n", ":3: 1 fields, and the header's columns need 3"},
+		{"short row", "image,caption,split\na.jpg,A dog.,train\nb.jpg\n", ":3: 1 fields, and the header's columns need 2"},
 		{"no photo", "image,caption\na.jpg,A dog.\n ,A cat.\n", ":3: no photo in the image column"},
 		{"empty caption", "image,caption\na.jpg,  \n", ":2: a.jpg has an empty caption"},
 		{"bad split", "image,caption,split\na.jpg,A dog.,holdout\n", `:2: split "holdout" of a.jpg is not one of train, dev (or val, validation), test`},
@@ -137,7 +155,11 @@ func TestLoadCSVErrors(t *testing.T) {
 		{"two photo columns", "image,caption,file\na.jpg,A dog.,b.jpg\n", `:1: two photo columns, "image" and "file": keep one`},
 		{"web address", "image,caption\nhttps://example.com/a.jpg,A dog.\n", ":2: https://example.com/a.jpg is a web address: captioner reads photo files; download them and give their paths"},
 		{"latin-1", "image,caption\na.jpg,A dog.\nb.jpg,Un caf\xe9.\n", `:3: the text is not UTF-8 (Latin-1 or Windows-1252?): save it as "CSV UTF-8"`},
-		{"utf-16", "\xff\xfei\x00m\x00", `: the text is UTF-16 (a spreadsheet's "Unicode Text"): save it as "CSV UTF-8"`},
+		{"utf-16", "\xff\xfei\x00m\x00", `: the text is UTF-16 (a spreadsheet's "Unicode Text"; it holds NUL bytes): save it as "CSV UTF-8"`},
+		{"utf-16 without a mark", "i\x00m\x00", `: the text is UTF-16 (a spreadsheet's "Unicode Text"; it holds NUL bytes): save it as "CSV UTF-8"`},
+		{"latin-1, CR lines", "image,caption\ra.jpg,A dog.\rb.jpg,Un caf\xe9.\r", `:3: the text is not UTF-8 (Latin-1 or Windows-1252?): save it as "CSV UTF-8"`},
+		{"s3 address", "image,caption\ns3://bucket/a.jpg,A dog.\n", ":2: s3://bucket/a.jpg is a web address: captioner reads photo files; download them and give their paths"},
+		{"sep line", "sep=;\nimage;caption\n;\na.jpg\n", ":4: 1 fields, and the header's columns need 2"},
 		{"two splits", "image,caption,split\na.jpg,A dog.,train\nb.jpg,A cat.,dev\na.jpg,A dog runs.,test\n", ":4: a.jpg is in split test here and in train on an earlier row"},
 		{"bad quote", "image,caption\na.jpg,\"A dog.\nb.jpg,A cat.\n", `:2: extraneous or missing " in quoted-field`},
 		{"no image names", "image,caption\nnotes.txt,Notes.\n", ": no captions of an image file (1 rows skipped)"},

@@ -467,6 +467,14 @@ func TestCSVDataset(t *testing.T) {
 		"--split", "dev", "--captions", filepath.Join(t.TempDir(), "captions.json")); err != nil {
 		t.Errorf("eval: %v", err)
 	}
+	// The photos elsewhere (--images): the CSV's paths below that folder.
+	elsewhere := t.TempDir()
+	if err := os.Symlink(filepath.Join(data, "images"), filepath.Join(elsewhere, "images")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--data", csvPath, "--images", elsewhere, "--split", "train", "--out", t.TempDir(), "--grid=false"); err != nil || !strings.Contains(out, fmt.Sprintf("\n%d images (", nTrain)) {
+		t.Errorf("extract --images: %v\n%s", err, out)
+	}
 	// A spreadsheet's tab-separated text export: another extension, --dataset csv.
 	txt := filepath.Join(data, "mine.txt")
 	if err := os.WriteFile(txt, []byte(strings.ReplaceAll(rows.String(), ";", "\t")), 0o644); err != nil {

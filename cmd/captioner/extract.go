@@ -390,11 +390,17 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 	if imagesDir != "" {
 		for i, img := range imgs {
 			// The photo's path below the dataset's image root: a Karpathy
-			// or CSV file's path from its folder, a Flickr8k folder's name.
-			rel := img.Name
-			if cfg.Train.Dataset != "flickr8k" {
+			// file's path from its folder, a CSV's or a Flickr8k folder's
+			// name (a CSV's absolute path stays as it is).
+			rel := filepath.FromSlash(img.Name)
+			switch cfg.Train.Dataset {
+			case "karpathy":
 				if rel, err = filepath.Rel(filepath.Dir(cfg.Train.Data), img.Path); err != nil {
 					return nil, "", err
+				}
+			case "csv":
+				if filepath.IsAbs(rel) {
+					continue
 				}
 			}
 			files[i].Path = filepath.Join(imagesDir, rel)
