@@ -270,6 +270,10 @@ func TestServeSeveralModels(t *testing.T) {
 func TestServeRefusesADefaultBeamAboveMaxBeam(t *testing.T) {
 	t.Setenv("CAPTIONER_DECODE_BEAM", "12")
 	resetFlags(t, "serve", "addr")
+	// decode.beam stays bound to the --beam of the last caption or eval run
+	// in this process: one an earlier test set would outvote the variable.
+	resetFlags(t, "caption", "beam")
+	resetFlags(t, "eval", "beam")
 	// An address in use: serve that let the beam through fails there, not serves on.
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

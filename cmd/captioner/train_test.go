@@ -219,8 +219,9 @@ func TestTrainFinetuneBlocks(t *testing.T) {
 	// the ImageNet layers, are the shipped model's for the same photo.
 	photo := filepath.Join(assets, "samples", "flickr8k_fullres", "1019077836_6fc9b15408.jpg")
 	var tagsOf [2][]tags.Tag
+	resetFlags(t, "caption", "json", "precision")
 	for i, model := range []string{train.ModelDir(out), shippedModel} {
-		js, err := run(t, "caption", "--json", "--device", "cpu", "--assets", assets, "--model", model, photo)
+		js, err := run(t, "caption", "--json", "--precision", "float32", "--device", "cpu", "--assets", assets, "--model", model, photo)
 		var recs []captionRecord
 		if err != nil || json.Unmarshal([]byte(js), &recs) != nil || len(recs) != 1 || recs[0].Caption == "" {
 			t.Fatalf("caption --model %s: %v\n%s", model, err, js)
@@ -429,7 +430,7 @@ func TestSelfCriticalHintsAndRunFolders(t *testing.T) {
 // which cannot help the second.
 func TestMissingFeaturesSayWhatToDo(t *testing.T) {
 	resetFlags(t, "train", "arch", "data", "features", "init", "resume", "out")
-	resetFlags(t, "eval", "from-images", "split", "model", "data", "features")
+	resetFlags(t, "eval", "from-images", "split", "model", "data", "features", "captions")
 	assets, data, feats, _ := sampleDataset(t, 7)
 	appendTo := func(file, text string) {
 		f, err := os.OpenFile(filepath.Join(data, file), os.O_APPEND|os.O_WRONLY, 0)
@@ -469,7 +470,8 @@ func TestMissingFeaturesSayWhatToDo(t *testing.T) {
 	appendTo("Flickr_8k.devImages.txt", "gone.jpg\nbad.jpg\n")
 	gone := filepath.Join(data, "images", "gone.jpg")
 	wantDev := "features: 2 of 5 images have no features in " + store + " (gone.jpg, bad.jpg); 2 of them are not there or cannot be read as photos (" + gone + ", " + bad + "), which extract skips: replace those files and run `" + extract + "`, or take the images out of the dataset (their lines in the token file and split lists, their rows in the CSV, or their entries in the JSON)"
-	_, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--model", shippedModel, "--split", "dev")
+	_, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", data, "--features", feats, "--model", shippedModel, "--split", "dev",
+		"--captions", filepath.Join(t.TempDir(), "captions.json"))
 	if err == nil || err.Error() != wantDev {
 		t.Errorf("eval, listed photos that are not there or do not decode:\n got %v\nwant %s", err, wantDev)
 	}
