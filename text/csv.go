@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/captioner/captioner/internal/listing"
 )
 
 // CSV column names LoadCSV accepts, lowercase, the usual first.
@@ -164,8 +162,7 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 		return nil, fmt.Errorf("%s: no captions of an image file (%d rows skipped)", path, len(skipped))
 	}
 	if len(skipped) > 0 {
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: skipped %d rows naming %s: not an image file name (%s)",
-			filepath.Base(path), len(skipped), listing.First(skipped, 3), strings.Join(imageExtensions, " ")))
+		d.Warnings = append(d.Warnings, notImageNames(filepath.Base(path), len(skipped), "rows", skipped))
 	}
 	if cols.split < 0 {
 		splitByHash(order, splitOf)

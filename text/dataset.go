@@ -292,8 +292,7 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, m
 	warning := ""
 	if total > 0 {
 		sort.Strings(names)
-		warning = fmt.Sprintf("%s: skipped %d lines naming %s: not an image file name (%s)",
-			Flickr8kTokens, total, listing.First(names, 3), strings.Join(imageExtensions, " "))
+		warning = notImageNames(Flickr8kTokens, total, "lines", names)
 	}
 	switch {
 	case len(imgs) == 0 && total > 0: // the warning would never be shown
@@ -304,6 +303,13 @@ func readFlickr8kTokens(path string, d *Dataset) (map[string]*Image, []string, m
 		d.Warnings = append(d.Warnings, warning)
 	}
 	return imgs, order, skipped, nil
+}
+
+// notImageNames is the warning of a dataset file whose n lines or rows
+// (unit) named what is not an image file (IsImageName), names.
+func notImageNames(file string, n int, unit string, names []string) string {
+	return fmt.Sprintf("%s: skipped %d %s naming %s: not an image file name (%s)",
+		file, n, unit, listing.First(names, 3), strings.Join(imageExtensions, " "))
 }
 
 func insert[T any](s []T, i int, v T) []T {
