@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,7 +32,7 @@ func (s *Store) Stamp(name string) (Stamp, bool) {
 }
 
 // readStamps reads the complete lines of the stamps file, returning their
-// length: a partial last line is an interrupted write.
+// length: a partial last line is an interrupted write, which openWriters cuts.
 func (s *Store) readStamps() (int, error) {
 	b, err := readOrEmpty(filepath.Join(s.dir, stampsFile))
 	if err != nil {
@@ -53,22 +52,6 @@ func (s *Store) readStamps() (int, error) {
 		}
 	}
 	return complete, nil
-}
-
-// openStampsWriter opens the stamps file for appending after its complete
-// lines (length complete).
-func (s *Store) openStampsWriter(complete int) error {
-	var err error
-	if s.stampsW, err = os.OpenFile(filepath.Join(s.dir, stampsFile), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return fmt.Errorf("features: %w", err)
-	}
-	if err := s.stampsW.Truncate(int64(complete)); err != nil {
-		return fmt.Errorf("features: %w", err)
-	}
-	if _, err := s.stampsW.Seek(int64(complete), 0); err != nil {
-		return fmt.Errorf("features: %w", err)
-	}
-	return nil
 }
 
 // addStamps appends the stamps of items that have one (extract's) and whose

@@ -289,11 +289,7 @@ func load(dir string, write bool) (*Store, error) {
 		return nil, err
 	}
 	if write {
-		err := s.openWriters(complete, int64(n))
-		if err == nil {
-			err = s.openStampsWriter(stampsLen)
-		}
-		if err != nil {
+		if err := s.openWriters(complete, int64(n), stampsLen); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -381,24 +377,24 @@ func isHash(h string) bool {
 	return err == nil && len(b) == 32
 }
 
-// openWriters opens pooled.f32 and index.tsv for appending, cutting both back to
-// the indexed records first.
-func (s *Store) openWriters(indexLen int, records int64) error {
-	var err error
-	if s.indexW, err = os.OpenFile(filepath.Join(s.dir, indexFile), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return fmt.Errorf("features: %w", err)
-	}
-	if s.pooledW, err = os.OpenFile(filepath.Join(s.dir, pooledFile), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return fmt.Errorf("features: %w", err)
-	}
+// openWriters opens pooled.f32, index.tsv and stamps.tsv for appending,
+// cutting the first two back to the indexed records and the stamps to their
+// complete lines (stampsLen) first.
+func (s *Store) openWriters(indexLen int, records int64, stampsLen int) error {
 	for _, t := range []struct {
-		f   *os.File
-		len int64
-	}{{s.indexW, int64(indexLen)}, {s.pooledW, records * int64(s.man.Dim) * 4}} {
-		if err := t.f.Truncate(t.len); err != nil {
+		f    **os.File
+		name string
+		len  int64
+	}{{&s.indexW, indexFile, int64(indexLen)}, {&s.pooledW, pooledFile, records * int64(s.man.Dim) * 4}, {&s.stampsW, stampsFile, int64(stampsLen)}} {
+		f, err := os.OpenFile(filepath.Join(s.dir, t.name), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
 			return fmt.Errorf("features: %w", err)
 		}
-		if _, err := t.f.Seek(t.len, 0); err != nil {
+		*t.f = f
+		if err := f.Truncate(t.len); err != nil {
+			return fmt.Errorf("features: %w", err)
+		}
+		if _, err := f.Seek(t.len, 0); err != nil {
 			return fmt.Errorf("features: %w", err)
 		}
 	}
