@@ -60,7 +60,8 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				ns, lp, alpha := step(b.s, prev)
 				for w, v := range lp {
 					if seq := append(slices.Clone(b.toks), int32(w)); int32(w) != o.End &&
-						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && coordinatesItself(seq, o.Coordination) || slices.Contains(avoid, int32(w))) {
+						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && (coordinatesItself(seq, o.Coordination) || placesItself(seq, o.Placement, o.Coordination.And)) ||
+							slices.Contains(avoid, int32(w))) {
 						continue
 					}
 					if int32(w) == o.End && len(b.toks) == 0 {
@@ -115,6 +116,36 @@ func coordinatesItself(seq []int32, c Coordination) bool {
 		return true
 	}
 	return n >= 4 && seq[n-3] == c.And && seq[n-2] != 0 && slices.Contains(c.Articles[:], seq[n-2]) && seq[n-4] == seq[n-1]
+}
+
+// placesItself says whether seq's last word is one p forbids: a word p does
+// not mark reusable that seq also says before one of p's places, where that
+// place is among the three words before the last with no and after it, and
+// not only as its subject (seq's first word p does not mark reusable).
+func placesItself(seq []int32, p Placement, and int32) bool {
+	n := len(seq)
+	w := seq[n-1]
+	reusable := func(x int32) bool { return int(x) < len(p.Reusable) && p.Reusable[x] }
+	if reusable(w) {
+		return false
+	}
+	subject := slices.IndexFunc(seq, func(x int32) bool { return !reusable(x) })
+	place := -1
+	for i := n - 2; i >= 0 && i >= n-4; i-- {
+		if seq[i] == and {
+			return false
+		}
+		if slices.Contains(p.Places, seq[i]) {
+			place = i
+			break
+		}
+	}
+	for j := 0; j < place; j++ {
+		if seq[j] == w && j != subject {
+			return true
+		}
+	}
+	return false
 }
 
 // repeatsAnNGram says whether seq ends with an n-gram it has already said,

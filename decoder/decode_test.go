@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -591,24 +592,41 @@ func sameAlone(t *testing.T, m *Model, feats []float32, o DecodeOptions, batched
 	}
 }
 
-// TestNoRepeatKeepsXAndXOut: with the vocabulary's "and" and articles in
-// Coordination, no caption says "X and X" or "X and A X", and the searches
-// still find the naive reference's captions under that ban. Without them the
-// test model says such things (the premise), as the shipped models did.
-func TestNoRepeatKeepsXAndXOut(t *testing.T) { bothArchs(t, testNoRepeatKeepsXAndXOut) }
+// TestNoRepeatKeepsThingsOutOfThemselves: with Placement's place words and
+// reusable words, no caption says a word again after a place word that it
+// said before it ("riding a bike on a dirt bike"), bar reusable words and
+// the subject, and the searches still find the naive reference's captions
+// under that ban. Without it the test model says such things (the premise).
+func TestNoRepeatKeepsThingsOutOfThemselves(t *testing.T) {
+	bothArchs(t, func(t *testing.T, c Config) {
+		place := Placement{Places: []int32{4, 5}, Reusable: []bool{6: true}}
+		and := int32(8)
+		c.Vocab = 9
+		checkBan(t, c, 5, "placing a word in itself",
+			func(o *DecodeOptions, on bool) {
+				o.Coordination.And = and
+				if on {
+					o.Placement = place
+				}
+			},
+			func(seq []int32) bool { return placesItself(seq, place, and) })
+	})
+}
 
-func testNoRepeatKeepsXAndXOut(t *testing.T, c Config) {
-	c.Vocab = 8
-	m, ref, feats := smallVocabModel(t, c, 3)
+// checkBan decodes the small-vocabulary model's images greedily and with a
+// beam of 3, with a ban off and on (set sets the options for each), checks
+// every hypothesis against the naive reference's, and counts the captions
+// with a prefix that banned says the ban forbids: some with the ban off (the
+// premise), none with it on.
+func checkBan(t *testing.T, c Config, seed uint64, what string, set func(o *DecodeOptions, on bool), banned func(seq []int32) bool) {
+	t.Helper()
+	m, ref, feats := smallVocabModel(t, c, seed)
 	F := c.InputDim()
-	coord := Coordination{And: 4, Articles: [3]int32{5, 6, 0}}
-	says := map[bool]int{} // by whether the ban is on: captions coordinating a word with itself
+	says := map[bool]int{} // by whether the ban is on
 	for _, on := range []bool{false, true} {
 		for _, k := range []int{1, 3} {
 			o := DecodeOptions{Start: 1, End: 2, MaxLen: 12, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: 2}
-			if on {
-				o.Coordination = coord
-			}
+			set(&o, on)
 			got := generate(t, m, feats, o)
 			for b := range got {
 				want := ref.beam(feats[b*F:(b+1)*F], o)
@@ -617,7 +635,7 @@ func testNoRepeatKeepsXAndXOut(t *testing.T, c Config) {
 						t.Fatalf("ban %v K=%d image %d hypothesis %d: got %v, reference %v", on, k, b, i, h, want)
 					}
 					for j := range h.Tokens {
-						if coordinatesItself(h.Tokens[:j+1], coord) {
+						if banned(h.Tokens[:j+1]) {
 							says[on]++
 							break
 						}
@@ -627,6 +645,66 @@ func testNoRepeatKeepsXAndXOut(t *testing.T, c Config) {
 		}
 	}
 	if says[false] == 0 || says[true] != 0 {
-		t.Errorf("captions saying X and X, without and with the ban: %d, %d; want some, then none", says[false], says[true])
+		t.Errorf("captions %s, without and with the ban: %d, %d; want some, then none", what, says[false], says[true])
 	}
+}
+
+// TestPlacementBansByExample: Placement.placed on hand-made sentences.
+func TestPlacementBansByExample(t *testing.T) {
+	words := strings.Fields("<pad> <start> <end> <unk> a man riding bike on dirt dog jumps small in red shirt and wrestling match")
+	id := func(s string) []int32 {
+		var out []int32
+		for _, w := range strings.Fields(s) {
+			out = append(out, int32(slices.Index(words, w)))
+		}
+		return out
+	}
+	reusable := make([]bool, len(words))
+	for _, w := range id("a on in small red and wrestling") {
+		reusable[w] = true
+	}
+	p := Placement{Places: id("on in"), Reusable: reusable}
+	and := id("and")[0]
+	for _, tc := range []struct{ said, banned string }{
+		{"a man riding a bike on a dirt", "riding bike"}, // the subject may come again, not the bike
+		{"a man riding a bike on", "riding bike"},
+		{"a man riding a bike", ""},                          // no place word
+		{"a man riding a bike on a small red", ""},           // the place word four words back
+		{"a man riding a bike on a red and", ""},             // and after the place word
+		{"a dog jumps on a small", "jumps"},                  // the subject dog may be said again
+		{"a man in a red shirt riding on a", "shirt riding"}, // red is reusable
+		{"a man wrestling in a", ""},                         // an action is reusable
+		{"man man bike in", "man bike"},                      // the subject said twice: the second is no subject
+	} {
+		got := p.placed(id(tc.said), and)
+		if want := id(tc.banned); !slices.Equal(got, want) {
+			t.Errorf("after %q: banned %q, want %q", tc.said, wordsOf(words, got), tc.banned)
+		}
+	}
+}
+
+func wordsOf(words []string, ids []int32) string {
+	var out []string
+	for _, i := range ids {
+		out = append(out, words[i])
+	}
+	return strings.Join(out, " ")
+}
+
+// TestNoRepeatKeepsXAndXOut: with the vocabulary's "and" and articles in
+// Coordination, no caption says "X and X" or "X and A X", and the searches
+// still find the naive reference's captions under that ban. Without them the
+// test model says such things (the premise), as the shipped models did.
+func TestNoRepeatKeepsXAndXOut(t *testing.T) { bothArchs(t, testNoRepeatKeepsXAndXOut) }
+
+func testNoRepeatKeepsXAndXOut(t *testing.T, c Config) {
+	coord := Coordination{And: 4, Articles: [3]int32{5, 6, 0}}
+	c.Vocab = 8
+	checkBan(t, c, 3, "saying X and X",
+		func(o *DecodeOptions, on bool) {
+			if on {
+				o.Coordination = coord
+			}
+		},
+		func(seq []int32) bool { return coordinatesItself(seq, coord) })
 }

@@ -62,6 +62,7 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // the n-best alternatives may still name it.
 func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
 	p.Coordination = coordination(d.Vocab)
+	p.Placement = placement(d.Vocab, d.Model.Cfg.Vocab)
 	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
 	if err != nil {
 		return nil, err
@@ -172,6 +173,49 @@ func coordination(v Vocab) decoder.Coordination {
 	}
 	return decoder.Coordination{And: id("and"), Articles: [3]int32{id("a"), id("an"), id("the")}}
 }
+
+// placement is v's ids (v has n words) of decoder.Placement's place
+// prepositions and of the words it lets a caption say again inside a place
+// phrase: function words, numbers, colours, sizes and the -ing words that
+// are actions ("wrestling in a wrestling match"), not things ("a building").
+func placement(v Vocab, n int) decoder.Placement {
+	var p decoder.Placement
+	for _, w := range strings.Fields("on in into onto") {
+		if i := v.ID(w); i != text.UnkID {
+			p.Places = append(p.Places, int32(i))
+		}
+	}
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	p.Reusable = make([]bool, n)
+	for i, w := range v.Words(ids) {
+		p.Reusable[i] = reusableInPlace[w] || strings.HasSuffix(w, "ing") && !thingsInIng[w]
+	}
+	return p
+}
+
+// reusableInPlace is placement's list of English function words, numbers,
+// colours and sizes.
+var reusableInPlace = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`a an the this that these those his her their its my your our some each other another
+		of in on at into onto with by for from to near under over behind through across along around down up out off
+		and or but while as than is are was were be has have it he she they there who which what
+		one two three four five six several many all both
+		white black brown red blue green yellow pink orange purple grey gray dark light colorful striped
+		big small little large young old tall`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// thingsInIng is the -ing words of captions that name things, which
+// placement does not take for actions.
+var thingsInIng = map[string]bool{"awning": true, "building": true, "ceiling": true, "clothing": true, "drawing": true,
+	"outcropping": true, "painting": true, "railing": true, "ring": true, "sling": true, "something": true, "string": true,
+	"swing": true, "wedding": true}
 
 // above is the prefix of ts (most probable first) at least threshold probable.
 func above(ts []tags.Tag, threshold float32) []tags.Tag {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/captioner/captioner/config"
@@ -37,7 +38,7 @@ func TestDecodingDefaults(t *testing.T) {
 		plan, err := d.Plan(tc.in)
 		want := Plan{DecodeOptions: decoder.DecodeOptions{Start: text.StartID, End: text.EndID, Beam: tc.want.Beam, MaxLen: tc.want.MaxLen,
 			NBest: tc.want.Alternatives, Alpha: 0.7, NoRepeat: max(tc.want.NoRepeat, 0)}, Tags: 4, TagThreshold: 0.25, Guide: tc.want.Guide == GuideOn, GuideThreshold: 0.5}
-		if err != nil || plan != want {
+		if err != nil || !reflect.DeepEqual(plan, want) {
 			t.Errorf("%s: Plan(%+v) = %+v, %v; want %+v", tc.name, tc.in, plan, err, want)
 		}
 	}

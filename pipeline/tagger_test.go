@@ -385,6 +385,26 @@ func TestCoordinationFromVocab(t *testing.T) {
 	}
 }
 
+// placement finds the vocabulary's place words and marks reusable its
+// function words, colours and actions, not its things: "building" is one
+// though it ends in -ing, and "on" is reusable as well as a place word.
+func TestPlacementFromVocab(t *testing.T) {
+	v := text.BuildVocab([][]string{{"a", "dog", "on", "in", "red", "running", "building", "bike", "two"}}, 1)
+	got := placement(v, v.Size())
+	var places, reusable []string
+	places = v.Words(got.Places)
+	for id, ok := range got.Reusable {
+		if ok {
+			reusable = append(reusable, v.Words([]int32{int32(id)})[0])
+		}
+	}
+	slices.Sort(reusable)
+	if !slices.Equal(places, []string{"on", "in"}) || !slices.Equal(reusable, []string{"a", "in", "on", "red", "running", "two"}) ||
+		len(got.Reusable) != v.Size() {
+		t.Errorf("placement: places %q, reusable %q of %d ids; want on, in and a, in, on, red, running, two of %d", places, reusable, len(got.Reusable), v.Size())
+	}
+}
+
 // ruledOut keeps an animal the plain caption names out of the guided caption
 // when the classifier gives it less than ruleOutBelow and guidance insists on
 // another animal; never for a non-animal tag (a sled takes the probability of
