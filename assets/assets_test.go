@@ -281,21 +281,24 @@ func TestSilentProxyFails(t *testing.T) {
 	}
 }
 
-// The wait for headers is counted afresh at each redirect: six hops that each
-// answer within the stall may take longer than three stalls in all.
+// The wait for headers is counted afresh at each redirect: nine answers (eight
+// redirects; net/http stops at ten) that each come within the stall may take
+// longer than the three stalls a request is given in all. Each takes under
+// two fifths of the stall, so a busy machine (CI runs packages' tests side by
+// side on two cores) does not push one past it.
 func TestRedirectsEachGetTheirWait(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(120 * time.Millisecond) // under the 200 ms stall
-		if hop, _ := strconv.Atoi(r.URL.Query().Get("hop")); hop < 6 {
+		time.Sleep(150 * time.Millisecond) // under the 400 ms stall
+		if hop, _ := strconv.Atoi(r.URL.Query().Get("hop")); hop < 8 {
 			http.Redirect(w, r, fmt.Sprintf("/w?hop=%d", hop+1), http.StatusFound)
 			return
 		}
 		w.Write([]byte("weights"))
 	}))
 	t.Cleanup(srv.Close)
-	body, err := newHTTPGet(200*time.Millisecond, http.ProxyFromEnvironment)(srv.URL + "/w?hop=0")
+	body, err := newHTTPGet(400*time.Millisecond, http.ProxyFromEnvironment)(srv.URL + "/w?hop=0")
 	if err != nil {
-		t.Fatalf("six redirects of 120 ms each (840 ms, over three 200 ms stalls): %v", err)
+		t.Fatalf("nine answers of 150 ms each (1.35 s, over three 400 ms stalls): %v", err)
 	}
 	defer body.Close()
 	if b, _ := io.ReadAll(body); string(b) != "weights" {

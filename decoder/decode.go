@@ -426,8 +426,10 @@ func greedy(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o Decod
 // forbidden lists the tokens a hypothesis of tokens may not say next: <end>
 // before its first word, since a caption without words tells the user nothing
 // (a model trained on little data ranks <end> first for some photos), and the
-// words DecodeOptions.NoRepeat forbids (repeated, coordinated). With
-// NoEarlyStop, <end> is an ordinary word.
+// words DecodeOptions.NoRepeat forbids (repeated, coordinated, placed). With
+// NoEarlyStop, <end> is an ordinary word. Every word it lists is one tokens
+// says, so it lists at most MaxLen tokens: greedy and constrainedBeam size
+// their top-k buffers by that.
 func (o DecodeOptions) forbidden(tokens []int32) []int32 {
 	if len(tokens) == 0 && !o.NoEarlyStop {
 		return []int32{o.End}
