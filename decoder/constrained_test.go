@@ -118,30 +118,39 @@ func coordinatesItself(seq []int32, c Coordination) bool {
 	return n >= 4 && seq[n-3] == c.And && seq[n-2] != 0 && slices.Contains(c.Articles[:], seq[n-2]) && seq[n-4] == seq[n-1]
 }
 
-// placesItself says whether seq's last word is one p forbids: a word p does
-// not mark reusable that seq also says before one of p's places, where that
-// place is among the three words before the last with no and after it, and
-// not only as its subject (seq's first word p does not mark reusable).
+// placesItself says whether seq's last word is one p forbids: a thing (a word
+// neither of p's places nor reusable) that seq says before its last place
+// word, other than as its first thing (the subject) or right before another
+// thing (a modifier), while that place word's phrase is open: at most two
+// things between it and the last word, and none of them followed by and.
 func placesItself(seq []int32, p Placement, and int32) bool {
 	n := len(seq)
-	w := seq[n-1]
-	reusable := func(x int32) bool { return int(x) < len(p.Reusable) && p.Reusable[x] }
-	if reusable(w) {
+	isPlace := func(x int32) bool { return slices.Contains(p.Places, x) }
+	thing := func(x int32) bool { return !isPlace(x) && (int(x) >= len(p.Reusable) || !p.Reusable[x]) }
+	place := -1
+	for i := range n - 1 {
+		if isPlace(seq[i]) {
+			place = i
+		}
+	}
+	if place < 0 || !thing(seq[n-1]) {
 		return false
 	}
-	subject := slices.IndexFunc(seq, func(x int32) bool { return !reusable(x) })
-	place := -1
-	for i := n - 2; i >= 0 && i >= n-4; i-- {
-		if seq[i] == and {
+	things := 0
+	for i := place + 1; i < n-1; i++ {
+		if thing(seq[i]) {
+			things++
+		}
+		if seq[i] == and && thing(seq[i-1]) {
 			return false
 		}
-		if slices.Contains(p.Places, seq[i]) {
-			place = i
-			break
-		}
 	}
+	if things > 2 {
+		return false
+	}
+	subject := slices.IndexFunc(seq, thing)
 	for j := 0; j < place; j++ {
-		if seq[j] == w && j != subject {
+		if seq[j] == seq[n-1] && j != subject && !thing(seq[j+1]) {
 			return true
 		}
 	}
@@ -220,16 +229,35 @@ func testConstrained(t *testing.T, c Config) {
 		{{5, 6}, {6, 7}}, // 6 meets both, or the second after 5
 	}
 	avoid := [][]int32{{4}, {5}, {3}, nil, {7, 8}, nil, nil}
+	// NoRepeat's bans that read the vocabulary, with made-up words: 8 is
+	// "and" and 5 an article, 4 a place word and 6 a reusable word.
+	bans := []func(o *DecodeOptions){
+		func(o *DecodeOptions) {},
+		func(o *DecodeOptions) { o.Coordination = Coordination{And: 8, Articles: [3]int32{5}} },
+		func(o *DecodeOptions) { o.Placement = Placement{Places: []int32{4}, Reusable: []bool{6: true}} },
+	}
 	changed, same, all, avoided := 0, 0, 0, 0
-	for _, kr := range [][3]int{{1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {2, 2, 0}, {3, 2, 0}, {3, 3, 0}, {1, 0, 1}, {3, 2, 1}} {
+	bannedBy := make([]int, len(bans)) // captions each ban changed
+	// Beam width, NoRepeat, whether to avoid tokens, and the ban.
+	for _, kr := range [][4]int{{1, 0, 0, 0}, {2, 0, 0, 0}, {3, 0, 0, 0}, {2, 2, 0, 0}, {3, 2, 0, 0}, {3, 3, 0, 0}, {1, 0, 1, 0}, {3, 2, 1, 0},
+		{1, 2, 0, 1}, {3, 2, 0, 1}, {1, 2, 0, 2}, {3, 2, 0, 2}} {
 		k := kr[0]
 		o := DecodeOptions{Start: 1, End: 2, MaxLen: 7, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: kr[1]}
+		unbanned := o
+		bans[kr[3]](&o)
 		plain := generate(t, m, feats, o)
 		var av [][]int32
 		if kr[2] == 1 {
 			av = avoid
 		}
 		got := generateConstrained(t, m, feats, images, o, cons, av)
+		if kr[3] != 0 {
+			for b, hs := range generateConstrained(t, m, feats, images, unbanned, cons, av) {
+				if len(hs) > 0 && len(got[b]) > 0 && !slices.Equal(hs[0].Tokens, got[b][0].Tokens) {
+					bannedBy[kr[3]]++
+				}
+			}
+		}
 		withoutAvoid := got
 		if av != nil {
 			withoutAvoid = generateConstrained(t, m, feats, images, o, cons, nil)
@@ -284,6 +312,9 @@ func testConstrained(t *testing.T, c Config) {
 	}
 	if same < all*9/10 {
 		t.Errorf("only %d of %d hypotheses are the reference's token for token", same, all)
+	}
+	if bannedBy[1] == 0 || bannedBy[2] == 0 {
+		t.Errorf("guided captions changed by the X-and-X ban: %d, by the ban on placing a thing in itself: %d; want some of each (the test bans nothing the model says)", bannedBy[1], bannedBy[2])
 	}
 }
 

@@ -45,16 +45,19 @@ type DecodeOptions struct {
 }
 
 // Placement is what NoRepeat's ban on placing a thing in or on itself reads:
-// right after one of Places, or after it and at most two more words none of
-// which is Coordination's "and", a caption may not say again a word it said
-// before that preposition, unless Reusable marks the word (function words,
-// colours, actions: "a man in a red shirt on a red bike", "wrestling in a
-// wrestling match") or it is the caption's first word Reusable does not mark
-// (its subject: "a dog jumps on a small dog"). So no caption says "a man
-// riding a bike on a dirt bike" or "a woman in a pink dress sitting on a
-// dress", which the shipped attention model did 12 times on the dev split,
-// every time wrongly; the references repeat words so mostly for two people
-// dressed alike, which the model hardly ever describes.
+// inside a place phrase (after one of Places, while at most two words follow
+// it that are things, neither Places nor Reusable, and no thing is followed by
+// Coordination's "and"), a caption may not say again a thing it said before
+// the preposition, unless it said it there only as its subject (its first
+// thing: "a dog jumps on a small dog") or as the modifier of the next thing
+// ("air" in "a hot air balloon in the air"). Reusable marks the words that are no things:
+// function words, colours, sizes, actions ("a man in a red shirt on a red
+// bike", "wrestling in a wrestling match"). So no caption says "a man riding
+// a bike on a dirt bike" or "a woman in a pink dress sitting on a dress",
+// which the shipped attention model did 12 times on the dev split, every time
+// wrongly; the references repeat things so mostly for two people dressed
+// alike ("a man in a black jacket next to a man in a red jacket"), which the
+// model hardly ever describes.
 type Placement struct {
 	Places   []int32
 	Reusable []bool // by token id; ids past its end are not reusable
@@ -449,16 +452,21 @@ func (o DecodeOptions) forbidden(tokens []int32) []int32 {
 }
 
 // placed lists the words that may not follow tokens by Placement's ban: those
-// said before a place preposition among tokens' last three (with no and
-// after it), bar reusable ones and the subject.
+// said before the last place preposition, bar free words, the subject and
+// modifiers; none when more than two things follow the preposition or a thing
+// and "and" do (the place phrase has ended).
 func (p Placement) placed(tokens []int32, and int32) []int32 {
-	at := -1
-	for i := len(tokens) - 1; i >= max(0, len(tokens)-3) && at < 0; i-- {
-		if tokens[i] == and {
-			return nil
-		}
-		if slices.Contains(p.Places, tokens[i]) {
+	at, things := -1, 0
+	for i := len(tokens) - 1; i >= 0 && at < 0; i-- {
+		switch w := tokens[i]; {
+		case slices.Contains(p.Places, w):
 			at = i
+		case w == and && i > 0 && !p.free(tokens[i-1]):
+			return nil
+		case !p.free(w):
+			if things++; things > 2 {
+				return nil
+			}
 		}
 	}
 	if at < 0 {
@@ -466,16 +474,22 @@ func (p Placement) placed(tokens []int32, and int32) []int32 {
 	}
 	var out []int32
 	subject := true
-	for _, w := range tokens[:at] {
+	for j, w := range tokens[:at] {
 		switch {
-		case int(w) < len(p.Reusable) && p.Reusable[w]:
+		case p.free(w):
 		case subject:
 			subject = false
+		case !p.free(tokens[j+1]): // a modifier: "dirt" in "dirt bike"
 		case !slices.Contains(out, w):
 			out = append(out, w)
 		}
 	}
 	return out
+}
+
+// free says whether w is a place word or a reusable one: no thing.
+func (p Placement) free(w int32) bool {
+	return int(w) < len(p.Reusable) && p.Reusable[w] || slices.Contains(p.Places, w)
 }
 
 // joined is the word that tokens' trailing "X and" or "X and a" may not be

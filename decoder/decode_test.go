@@ -602,7 +602,7 @@ func TestNoRepeatKeepsThingsOutOfThemselves(t *testing.T) {
 		place := Placement{Places: []int32{4, 5}, Reusable: []bool{6: true}}
 		and := int32(8)
 		c.Vocab = 9
-		checkBan(t, c, 5, "placing a word in itself",
+		checkBan(t, c, 2, "placing a word in itself",
 			func(o *DecodeOptions, on bool) {
 				o.Coordination.And = and
 				if on {
@@ -614,29 +614,35 @@ func TestNoRepeatKeepsThingsOutOfThemselves(t *testing.T) {
 }
 
 // checkBan decodes the small-vocabulary model's images greedily and with a
-// beam of 3, with a ban off and on (set sets the options for each), checks
-// every hypothesis against the naive reference's, and counts the captions
-// with a prefix that banned says the ban forbids: some with the ban off (the
-// premise), none with it on.
+// beam of 3 in three states: the ban's options unset (set's on false), set
+// but NoRepeat 0, and set with NoRepeat 2. It checks every hypothesis against
+// the naive reference's and counts the captions with a prefix that banned says
+// the ban forbids: some in the first two states (the premise, and NoRepeat 0
+// lifting every ban), none in the last. (TestConstrainedMatchesNaiveReference
+// checks the bans in guided search, on a model without this one's ties.)
 func checkBan(t *testing.T, c Config, seed uint64, what string, set func(o *DecodeOptions, on bool), banned func(seq []int32) bool) {
 	t.Helper()
 	m, ref, feats := smallVocabModel(t, c, seed)
 	F := c.InputDim()
-	says := map[bool]int{} // by whether the ban is on
-	for _, on := range []bool{false, true} {
+	says := map[string]int{}
+	states := []string{"unset", "no_repeat 0", "on"}
+	for _, state := range states {
 		for _, k := range []int{1, 3} {
 			o := DecodeOptions{Start: 1, End: 2, MaxLen: 12, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: 2}
-			set(&o, on)
+			set(&o, state != "unset")
+			if state == "no_repeat 0" {
+				o.NoRepeat = 0
+			}
 			got := generate(t, m, feats, o)
 			for b := range got {
 				want := ref.beam(feats[b*F:(b+1)*F], o)
 				for i, h := range got[b] {
 					if i >= len(want) || !sameHyp(h, want[i]) {
-						t.Fatalf("ban %v K=%d image %d hypothesis %d: got %v, reference %v", on, k, b, i, h, want)
+						t.Fatalf("%s K=%d image %d hypothesis %d: got %v, reference %v", state, k, b, i, h, want)
 					}
 					for j := range h.Tokens {
 						if banned(h.Tokens[:j+1]) {
-							says[on]++
+							says[state]++
 							break
 						}
 					}
@@ -644,14 +650,14 @@ func checkBan(t *testing.T, c Config, seed uint64, what string, set func(o *Deco
 			}
 		}
 	}
-	if says[false] == 0 || says[true] != 0 {
-		t.Errorf("captions %s, without and with the ban: %d, %d; want some, then none", what, says[false], says[true])
+	if says["unset"] == 0 || says["no_repeat 0"] == 0 || says["on"] != 0 {
+		t.Errorf("captions %s with the ban %s: %d, %d, %d; want some, some, then none", what, strings.Join(states, ", "), says["unset"], says["no_repeat 0"], says["on"])
 	}
 }
 
 // TestPlacementBansByExample: Placement.placed on hand-made sentences.
 func TestPlacementBansByExample(t *testing.T) {
-	words := strings.Fields("<pad> <start> <end> <unk> a man riding bike on dirt dog jumps small in red shirt and wrestling match")
+	words := strings.Fields("<pad> <start> <end> <unk> a man riding bike on dirt road track dog jumps small in red shirt and wrestling")
 	id := func(s string) []int32 {
 		var out []int32
 		for _, w := range strings.Fields(s) {
@@ -660,7 +666,7 @@ func TestPlacementBansByExample(t *testing.T) {
 		return out
 	}
 	reusable := make([]bool, len(words))
-	for _, w := range id("a on in small red and wrestling") {
+	for _, w := range id("a small red and wrestling") {
 		reusable[w] = true
 	}
 	p := Placement{Places: id("on in"), Reusable: reusable}
@@ -668,17 +674,26 @@ func TestPlacementBansByExample(t *testing.T) {
 	for _, tc := range []struct{ said, banned string }{
 		{"a man riding a bike on a dirt", "riding bike"}, // the subject may come again, not the bike
 		{"a man riding a bike on", "riding bike"},
-		{"a man riding a bike", ""},                          // no place word
-		{"a man riding a bike on a small red", ""},           // the place word four words back
-		{"a man riding a bike on a red and", ""},             // and after the place word
-		{"a dog jumps on a small", "jumps"},                  // the subject dog may be said again
-		{"a man in a red shirt riding on a", "shirt riding"}, // red is reusable
-		{"a man wrestling in a", ""},                         // an action is reusable
-		{"man man bike in", "man bike"},                      // the subject said twice: the second is no subject
+		{"a man riding a bike", ""},                           // no place word
+		{"a man riding a bike on a small red", "riding bike"}, // reusable words do not close the phrase
+		{"a man riding a bike on a dirt road", "riding bike"}, // two things after the place word
+		{"a man riding a bike on a dirt road track", ""},      // three: the phrase is over
+		{"a man riding a bike on a dirt and", ""},             // a thing and "and": another thing comes
+		{"a man riding a bike on a red and", "riding bike"},   // "red and white": the same thing
+		{"a man riding a dirt bike on a", "riding bike"},      // dirt, a modifier, may come again
+		{"a dog jumps on a small", "jumps"},                   // the subject dog may be said again
+		{"a man in a red shirt on a", "shirt"},                // red is reusable
+		{"a man wrestling in a", ""},                          // an action is reusable
+		{"man bike man in", "man"},                            // the subject's second time is no subject
 	} {
 		got := p.placed(id(tc.said), and)
 		if want := id(tc.banned); !slices.Equal(got, want) {
 			t.Errorf("after %q: banned %q, want %q", tc.said, wordsOf(words, got), tc.banned)
+		}
+		for _, w := range id("riding bike dirt road man jumps shirt") {
+			if ref := placesItself(append(id(tc.said), w), p, and); ref != slices.Contains(got, w) {
+				t.Errorf("after %q: placed says %q is banned: %v; the test's reference: %v", tc.said, words[w], !ref, ref)
+			}
 		}
 	}
 }

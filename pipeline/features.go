@@ -200,12 +200,14 @@ func placement(v Vocab, n int) decoder.Placement {
 // colours and sizes.
 var reusableInPlace = func() map[string]bool {
 	m := map[string]bool{}
-	for _, w := range strings.Fields(`a an the this that these those his her their its my your our some each other another
+	for _, w := range strings.Fields(`a an the this that these those his her their its my your our some each other another s
 		of in on at into onto with by for from to near under over behind through across along around down up out off
-		and or but while as than is are was were be has have it he she they there who which what
+		next beside toward towards against together front top side back middle bottom edge
+		and or but while as than is are was were be has have it he she they him them there who which what
 		one two three four five six several many all both
-		white black brown red blue green yellow pink orange purple grey gray dark light colorful striped
-		big small little large young old tall`) {
+		white black brown red blue green yellow pink orange purple grey gray tan silver golden blonde blond
+		dark light bright colorful striped big small little large long short tall young old older elderly
+		wet hot shirtless`) {
 		m[w] = true
 	}
 	return m

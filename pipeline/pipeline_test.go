@@ -529,6 +529,70 @@ func TestInt8Encoder(t *testing.T) {
 
 // TestModelName: a model is named after its folder, and a trained run's model
 // and last epoch after the run.
+// Captioning applies decoding's bans that read the vocabulary: the shipped
+// model says "A man is riding a bike on a dirt bike." and "A woman in a pink
+// dress is sitting on a dress." of these Flickr8k dev photos when repeats are
+// allowed (no_repeat 0, the premise), and never places a thing in itself with
+// the default no_repeat. placesItself is a looser reading of the ban (any
+// earlier word, within three words after on or in) that these captions meet.
+func TestCaptionsPlaceNoThingInItself(t *testing.T) {
+	cfg := testConfig(t, filepath.Join("..", filepath.FromSlash(config.DefaultModel)), 8)
+	cfg.Precision = "float32"
+	// The default decoding (configs/default.yaml).
+	cfg.Decode.MaxLen, cfg.Decode.NoRepeat, cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.GuideThreshold = 20, 2, 5, 0.05, 0.8
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	var paths []string
+	for _, name := range []string{"2943334864_6bab479a3e", "2703155733_19ac6f97a8", "3356748019_2251399314", "3330102093_1d6e35e78d"} {
+		paths = append(paths, filepath.Join(cfg.Assets, "data", "flickr8k", "images", name+".jpg"))
+	}
+	imgs, err := p.Preprocessor().Files(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	placing := func(o Options) (n int, captions []string) {
+		res, err := p.CaptionImages(context.Background(), imgs, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			captions = append(captions, r.Caption)
+			if placesItself(r.Caption) {
+				n++
+			}
+		}
+		return n, captions
+	}
+	if n, captions := placing(Options{NoRepeat: NoRepeatOff, Guide: GuideOff}); n == 0 {
+		t.Errorf("with repeats allowed no caption places a thing in itself, against the premise: %q", captions)
+	}
+	for _, guide := range []Guide{GuideOff, GuideOn} {
+		if n, captions := placing(Options{Guide: guide}); n != 0 {
+			t.Errorf("guide=%d: %d captions place a thing in itself: %q", guide-GuideOff, n, captions)
+		}
+	}
+}
+
+// placesItself says whether caption says a word again within three words
+// after "on" or "in" that it said before them ("a bike on a dirt bike").
+func placesItself(caption string) bool {
+	words := strings.Fields(strings.ToLower(strings.Trim(caption, ".")))
+	for i, w := range words {
+		if w != "on" && w != "in" {
+			continue
+		}
+		for _, later := range words[i+1 : min(i+4, len(words))] {
+			if !slices.Contains([]string{"a", "an", "the"}, later) && slices.Contains(words[:i], later) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func TestModelName(t *testing.T) {
 	for dir, want := range map[string]string{
 		"models/flickr8k-attention": "flickr8k-attention",
