@@ -49,7 +49,8 @@ type DecodeOptions struct {
 // it that are things, neither Places nor Reusable, and no thing is followed by
 // Coordination's "and"), a caption may not say again a thing it said before
 // the preposition, unless it said it there only as its subject (its first
-// thing: "a dog jumps on a small dog") or as the modifier of the next thing
+// thing: "a dog jumps on a small dog"; not a run of things, since "two skiers
+// lift on a ski lift" is no better) or as the modifier of the next thing
 // ("air" in "a hot air balloon in the air"). Reusable marks the words that are no things:
 // function words, colours, sizes, actions ("a man in a red shirt on a red
 // bike", "wrestling in a wrestling match"). So no caption says "a man riding
@@ -453,7 +454,8 @@ func (o DecodeOptions) forbidden(tokens []int32) []int32 {
 
 // placed lists the words that may not follow tokens by Placement's ban: those
 // said before the last place preposition, bar free words, the subject and
-// modifiers; none when more than two things follow the preposition or a thing
+// modifiers (there: a thing said after the preposition, "soccer" in "playing
+// soccer on a soccer field", cannot be told from a thing yet); none when more than two things follow the preposition or a thing
 // and "and" do (the place phrase has ended).
 func (p Placement) placed(tokens []int32, and int32) []int32 {
 	at, things := -1, 0

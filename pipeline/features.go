@@ -197,7 +197,8 @@ func placement(v Vocab, n int) decoder.Placement {
 }
 
 // reusableInPlace is placement's list of English function words, numbers,
-// colours and sizes.
+// colours, sizes and the actions of captions that do not end in -ing
+// ("sits", "ride"; not those as often things: "waves", "skis", "steps").
 var reusableInPlace = func() map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(`a an the this that these those his her their its my your our some each other another s
@@ -207,7 +208,18 @@ var reusableInPlace = func() map[string]bool {
 		one two three four five six several many all both
 		white black brown red blue green yellow pink orange purple grey gray tan silver golden blonde blond
 		dark light bright colorful striped big small little large long short tall young old older elderly
-		wet hot shirtless`) {
+		wet hot shirtless fluffy shaggy furry curly spotted muddy wooden snowy grassy sandy rocky busy crowded empty
+		jumps runs stands sits walks plays looks rides holds watches leaps climbs smiles takes carries poses catches
+		wears gets makes swims chases flies performs tries slides goes drinks splashes throws kicks hangs prepares
+		attempts lays dances talks leans hits points pushes drives eats reads waits lies raises enjoys falls blows
+		shakes shows surfs follows gives laughs pulls puts says uses crouches kneels reaches balances grinds paddles
+		bites rests chews flips leads licks passes rolls crosses dribbles helps moves touches kisses stares begins
+		crawls turns digs dives floats comes speaks hikes sniffs spins pours retrieves sings barks emerges hugs jogs
+		relaxes sleeps stretches wades bends grabs picks shoots approaches descends lifts opens peeks travels bounces
+		fetches juggles observes overlooks shovels sprays soars writes casts checks cheers squirts steers tackles
+		trots wrestles sells
+		play run jump sit stand walk ride swim climb look watch hold wait pose smile stare dance talk sleep eat drink
+		read lie lay hang kneel lean sing push pull kick throw catch chase carry wear get go do make take`) {
 		m[w] = true
 	}
 	return m
@@ -215,9 +227,10 @@ var reusableInPlace = func() map[string]bool {
 
 // thingsInIng is the -ing words of captions that name things, which
 // placement does not take for actions.
-var thingsInIng = map[string]bool{"awning": true, "building": true, "ceiling": true, "clothing": true, "drawing": true,
-	"outcropping": true, "painting": true, "railing": true, "ring": true, "sling": true, "something": true, "string": true,
-	"swing": true, "wedding": true}
+var thingsInIng = map[string]bool{"awning": true, "building": true, "ceiling": true, "clearing": true, "clothing": true,
+	"crossing": true, "drawing": true, "fencing": true, "landing": true, "meeting": true, "opening": true, "outcropping": true,
+	"painting": true, "railing": true, "ring": true, "seating": true, "setting": true, "sling": true, "something": true,
+	"string": true, "swing": true, "wedding": true}
 
 // above is the prefix of ts (most probable first) at least threshold probable.
 func above(ts []tags.Tag, threshold float32) []tags.Tag {
