@@ -278,12 +278,13 @@ func (d Decoder) words(ids []int32, names []naming) (words []string, from []int)
 				guided = nm.noun
 			}
 		}
-		// Guidance forced the noun after whatever article the beam had
-		// written, for the donor when there is one ("a bird", which the noun
-		// writes "an owl"), or for another word ("a atm", "a chickens"): the
-		// article decides the noun's number, and the noun the article.
-		if n := len(words); guided != "" && n > 0 && (words[n-1] == "a" || words[n-1] == "an") {
-			if w == tags.Plural(guided) {
+		// The article agrees with the word after it: the decoder writes "a
+		// orange", and guidance forces its noun after whatever article the
+		// beam had written, for the donor when there is one ("a bird", which
+		// the noun writes "an owl"), or for another word ("a atm", "a
+		// chickens"): there the article also decides the noun's number.
+		if n := len(words); n > 0 && (words[n-1] == "a" || words[n-1] == "an") {
+			if guided != "" && w == tags.Plural(guided) {
 				w = guided
 			}
 			words[n-1] = article(w)

@@ -236,6 +236,7 @@ func TestNaming(t *testing.T) {
 	}
 	// A guided noun in the vocabulary after the beam's article: "a atm"
 	// becomes "an atm", and "a chickens" "a chicken" (the article says one).
+	// Unguided words get the article they ask for too ("a orange shirt").
 	id := func(w string) int32 { return int32(v.ID(w)) }
 	atm := naming{noun: "atm", tokens: []int32{id("atm")}}
 	chicken := naming{noun: "chicken", tokens: []int32{id("chicken"), id("chickens")}}
@@ -248,9 +249,11 @@ func TestNaming(t *testing.T) {
 		{[]int32{id("a"), id("chickens"), id("is"), id("running")}, chicken, []string{"a", "chicken", "is", "running"}},
 		{[]int32{id("two"), id("chickens")}, chicken, []string{"two", "chickens"}},
 		{[]int32{id("an"), id("chickens")}, chicken, []string{"a", "chicken"}}, // "an" before a consonant
+		{[]int32{id("a"), id("orange"), id("shirt")}, naming{}, []string{"an", "orange", "shirt"}},
+		{[]int32{id("an"), id("dog"), id("and"), id("a"), id("umbrella")}, naming{}, []string{"a", "dog", "and", "an", "umbrella"}},
 	} {
 		if got, _ := d.words(tc.caption, []naming{tc.nm}); !slices.Equal(got, tc.want) {
-			t.Errorf("guided %s: %q, want %q", tc.nm.noun, got, tc.want)
+			t.Errorf("guided %q: %q, want %q", tc.nm.noun, got, tc.want)
 		}
 	}
 	// The decoder's own "fire" before the truck that stands for "fire truck"

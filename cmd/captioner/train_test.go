@@ -91,7 +91,9 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	if err := rootCmd.Execute(); err != nil {
 		t.Fatalf("train --teacher: %v\n%s", err, log.String())
 	}
-	if want := "teacher " + first + ": its captions of the 7 train images are training targets too (0 of their words outside the vocabulary, trained as <unk>)"; !strings.Contains(log.String(), want) {
+	// One word outside: the teacher's sentences write "an" before a word
+	// that starts with a vowel, and these references never say "an".
+	if want := "teacher " + first + ": its captions of the 7 train images are training targets too (1 of their words outside the vocabulary, trained as <unk>)"; !strings.Contains(log.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, log.String())
 	}
 	checkTeacherCaptions(t, assets, data, feats, first)
