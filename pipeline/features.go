@@ -176,8 +176,9 @@ func coordination(v Vocab) decoder.Coordination {
 
 // placement is v's ids (v has n words) of decoder.Placement's place
 // prepositions and of the words it lets a caption say again inside a place
-// phrase: function words, numbers, colours, sizes and the -ing words that
-// are actions ("wrestling in a wrestling match"), not things ("a building").
+// phrase: reusableInPlace's function words, numbers, colours, sizes and
+// actions, and every -ing word but those that are things ("wrestling in a
+// wrestling match", but "a building").
 func placement(v Vocab, n int) decoder.Placement {
 	var p decoder.Placement
 	for _, w := range strings.Fields("on in into onto") {
