@@ -20,11 +20,31 @@ type Vocab interface {
 
 // Decoder is a caption model with its vocabulary and, optionally, the Tagger
 // that gives each Result its tags and guided decoding; without one, Results
-// have neither (the trainer's dev evaluation).
+// have neither (the trainer's dev evaluation). NewDecoder makes one.
 type Decoder struct {
 	Model  *decoder.Model
 	Vocab  Vocab
 	Tagger *Tagger
+	// bans is the vocabulary's ids that decoding's bans read, which NewDecoder
+	// finds once (placement reads every word); a Decoder built without it
+	// finds them at every batch.
+	bans *banWords
+}
+
+// NewDecoder is model m with its vocabulary v and tagger t (nil: none).
+func NewDecoder(m *decoder.Model, v Vocab, t *Tagger) Decoder {
+	return Decoder{Model: m, Vocab: v, Tagger: t, bans: newBanWords(v, m.Cfg.Vocab)}
+}
+
+// banWords is the ids of the words that decoding's vocabulary bans read.
+type banWords struct {
+	coordination decoder.Coordination
+	placement    decoder.Placement
+}
+
+// newBanWords finds the ban words of v, which has n words.
+func newBanWords(v Vocab, n int) *banWords {
+	return &banWords{coordination: coordination(v), placement: placement(v, n)}
 }
 
 // featureBatch is how many images CaptionFeatures decodes at once: features
@@ -61,8 +81,11 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // searched for once more without it; only the best caption is checked, so
 // the n-best alternatives may still name it.
 func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
-	p.Coordination = coordination(d.Vocab)
-	p.Placement = placement(d.Vocab, d.Model.Cfg.Vocab)
+	bans := d.bans
+	if bans == nil {
+		bans = newBanWords(d.Vocab, d.Model.Cfg.Vocab)
+	}
+	p.Coordination, p.Placement = bans.coordination, bans.placement
 	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
 	if err != nil {
 		return nil, err

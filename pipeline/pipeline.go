@@ -376,7 +376,7 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if err != nil {
 		return served{}, err
 	}
-	m := served{dec: Decoder{Model: dec, Vocab: vocab, Tagger: p.tagger}, info: Info{Model: modelName(dir),
+	m := served{dec: NewDecoder(dec, vocab, p.tagger), info: Info{Model: modelName(dir),
 		Encoder: wc.ID(), Device: p.dev.Name(), Precision: string(p.enc.Precision()),
 		PrecisionWhy: p.precisionWhy, Vocab: vocab.Size(), Arch: dec.Cfg.Arch}}
 	fail := func(err error) (served, error) {

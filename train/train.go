@@ -171,7 +171,7 @@ func evalLoss(ctx context.Context, ts *decoder.TrainState, feats, batchFeats gpu
 func evalBLEU(ctx context.Context, m *decoder.Model, feats gpu.Buf, dv *Split, o Options) (bleu [4]float64, matched [4]int, err error) {
 	d := o.Decode
 	d.Beam = o.EvalBeam
-	res, err := pipeline.CaptionFeatures(ctx, pipeline.Decoder{Model: m, Vocab: o.Vocab}, feats, dv.Images(), pipeline.Plan{DecodeOptions: d})
+	res, err := pipeline.CaptionFeatures(ctx, pipeline.NewDecoder(m, o.Vocab, nil), feats, dv.Images(), pipeline.Plan{DecodeOptions: d})
 	if err != nil {
 		return bleu, matched, err
 	}

@@ -267,7 +267,7 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 	if note := changedPhotos(store, imgs, cfg.Train.Data); note != "" {
 		fmt.Fprintf(warn, "warning: %s\n", note)
 	}
-	res, err := captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab, Tagger: tagger}, imageNames(imgs), plan)
+	res, err := captionCached(ctx, store, pipeline.NewDecoder(m, vocab, tagger), imageNames(imgs), plan)
 	return res, missingFeatures(err, imgs, store, cfg.Train.Data, pipeline.NewPreprocessor(w.Config, cfg.Image))
 }
 

@@ -606,7 +606,7 @@ func teacherCaptions(ctx context.Context, cfg *config.Config, dev gpu.Device, im
 	if err != nil {
 		return nil, err
 	}
-	res, err := captionCached(ctx, store, pipeline.Decoder{Model: m, Vocab: vocab}, imageNames(imgs), plan)
+	res, err := captionCached(ctx, store, pipeline.NewDecoder(m, vocab, nil), imageNames(imgs), plan)
 	if err != nil {
 		return nil, fmt.Errorf("train.teacher: %w", err)
 	}
