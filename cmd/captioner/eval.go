@@ -268,7 +268,9 @@ func evalFromFeatures(ctx context.Context, cfg *config.Config, imgs []text.Image
 		fmt.Fprintf(warn, "warning: %s\n", note)
 	}
 	res, err := captionCached(ctx, store, pipeline.NewDecoder(m, vocab, tagger), imageNames(imgs), plan)
-	return res, missingFeatures(err, imgs, store, cfg.Train.Data, pipeline.NewPreprocessor(w.Config, cfg.Image))
+	return res, missingFeatures(err, imgs, store, cfg.Train.Data, func() (pipeline.Preprocessor, error) {
+		return pipeline.NewPreprocessor(w.Config, cfg.Image), nil
+	})
 }
 
 // cachedChunk is how many images' cached features captionCached has on the

@@ -227,14 +227,13 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	extracted := func(err error, imgs []text.Image) error { return err }
 	if photos != nil {
 		extracted = func(err error, imgs []text.Image) error {
-			if !errors.As(err, new(*features.MissingError)) {
-				return err
-			}
-			w, werr := encoder.LoadDefault(cfg.Assets) // the store's encoder: its input size
-			if werr != nil {
-				return err
-			}
-			return missingFeatures(err, imgs, photos, tc.Data, pipeline.NewPreprocessor(w.Config, cfg.Image))
+			return missingFeatures(err, imgs, photos, tc.Data, func() (pipeline.Preprocessor, error) {
+				w, err := encoder.LoadDefault(cfg.Assets) // the store's encoder: its input size
+				if err != nil {
+					return pipeline.Preprocessor{}, err
+				}
+				return pipeline.NewPreprocessor(w.Config, cfg.Image), nil
+			})
 		}
 	}
 	trn, err := split(load, trainImgs, vocab)
@@ -441,19 +440,31 @@ func extractCommand(root string, grids bool, data string) string {
 	return cmd
 }
 
+// extractInto is the extract command that completes store, an existing
+// feature store of dataset data's photos (extractCommand).
+func extractInto(store *features.Store, data string) string {
+	return extractCommand(filepath.Dir(store.Path()), len(store.Manifest().Grid) > 0, data)
+}
+
 // missingFeatures explains a load from store that found no features of some
 // of imgs (features.MissingError). extract skips a photo that is not there or
 // that it cannot decode, on every run, so those need the file replaced or the
 // image taken out of the dataset; for the others extract has to run, into
 // store (with --grid when it keeps grids, and --data for dataset data). It
-// decodes at most missingChecked of the photos: many missing ones are a split
-// never extracted. Other errors, and nil, pass through.
-func missingFeatures(err error, imgs []text.Image, store *features.Store, data string, pre pipeline.Preprocessor) error {
+// decodes at most missingChecked of the photos (many missing ones are a split
+// never extracted), with the Preprocessor that preprocessor makes only then;
+// err passes through as it is when that fails. Other errors, and nil, pass
+// through.
+func missingFeatures(err error, imgs []text.Image, store *features.Store, data string, preprocessor func() (pipeline.Preprocessor, error)) error {
 	var me *features.MissingError
 	if !errors.As(err, &me) {
 		return err
 	}
-	extract := extractCommand(filepath.Dir(store.Path()), len(store.Manifest().Grid) > 0, data)
+	pre, perr := preprocessor()
+	if perr != nil {
+		return err
+	}
+	extract := extractInto(store, data)
 	paths := make(map[string]string, len(imgs))
 	for _, im := range imgs {
 		paths[im.Name] = im.Path
@@ -498,7 +509,7 @@ func (missingStoreError) Unwrap() error { return fs.ErrNotExist }
 // is refused: its features are the old photo's, flipped.
 func mirroredInputs(photos *features.Store, names []string, arch, data string) ([]float32, error) {
 	dir := photos.Path()
-	remedy := fmt.Sprintf("run `%s --mirror --split train`", extractCommand(filepath.Dir(dir), len(photos.Manifest().Grid) > 0, data))
+	remedy := fmt.Sprintf("run `%s --mirror --split train`", extractInto(photos, data))
 	store, err := features.Open(features.MirroredDir(dir))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -724,7 +735,7 @@ func changedPhotos(store *features.Store, imgs []text.Image, data string) string
 		of = fmt.Sprintf(" (of the first %d whose file's size or time differ)", changedChecked)
 	}
 	return fmt.Sprintf("%d photos%s were replaced since extract read them (%s): their features are the old photos'; run `%s` to update them",
-		len(changed), of, listing.First(changed, 3), extractCommand(filepath.Dir(store.Path()), len(store.Manifest().Grid) > 0, data))
+		len(changed), of, listing.First(changed, 3), extractInto(store, data))
 }
 
 // changedChecked is how many photos changedPhotos reads at most.
