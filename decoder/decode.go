@@ -51,14 +51,14 @@ type DecodeOptions struct {
 // the preposition, unless it said it there only as its subject (its first
 // thing: "a dog jumps on a small dog"; not a run of things, since "two skiers
 // lift on a ski lift" is no better) or as the modifier of the next thing
-// ("air" in "a hot air balloon in the air"). Reusable marks the words that are no things:
-// function words, colours, sizes, actions ("a man in a red shirt on a red
-// bike", "wrestling in a wrestling match"). So no caption says "a man riding
-// a bike on a dirt bike" or "a woman in a pink dress sitting on a dress",
-// which the shipped attention model did 12 times on the dev split, every time
-// wrongly; the references repeat things so mostly for two people dressed
-// alike ("a man in a black jacket next to a man in a red jacket"), which the
-// model hardly ever describes.
+// ("air" in "a hot air balloon in the air"). Reusable marks the words that
+// are no things: function words, colours, sizes, actions ("a man in a red
+// shirt on a red bike", "wrestling in a wrestling match"). So no caption says
+// "a man riding a bike on a dirt bike" or "a woman in a pink dress sitting on
+// a dress", which the shipped attention model did 12 times on the dev split,
+// every time wrongly; the references repeat things so mostly for two people
+// dressed alike ("a man in a black jacket next to a man in a red jacket"),
+// which the model hardly ever describes.
 type Placement struct {
 	Places   []int32
 	Reusable []bool // by token id; ids past its end are not reusable
@@ -454,9 +454,10 @@ func (o DecodeOptions) forbidden(tokens []int32) []int32 {
 
 // placed lists the words that may not follow tokens by Placement's ban: those
 // said before the last place preposition, bar free words, the subject and
-// modifiers (there: a thing said after the preposition, "soccer" in "playing
-// soccer on a soccer field", cannot be told from a thing yet); none when more than two things follow the preposition or a thing
-// and "and" do (the place phrase has ended).
+// modifiers (there only: a modifier said after the preposition, "soccer" in
+// "playing soccer on a soccer field", cannot be told from a thing yet); none
+// when more than two things follow the preposition, or a thing and "and" do
+// (the place phrase has ended).
 func (p Placement) placed(tokens []int32, and int32) []int32 {
 	at, things := -1, 0
 	for i := len(tokens) - 1; i >= 0 && at < 0; i-- {
