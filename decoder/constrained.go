@@ -1,6 +1,7 @@
 package decoder
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -167,12 +168,12 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	// Per row, 2K candidates that keep its state after leaving out the
 	// constraint tokens among them, as beam has after K finish, and the
 	// tokens it may not say next (bans: DecodeOptions.forbidden, at most
-	// MaxLen of them, and the image's tokens to avoid).
+	// MaxLen of them, the image's tokens to avoid and Heads.Worn).
 	maxAvoid := 0
 	for _, ts := range avoid {
 		maxAvoid = max(maxAvoid, len(ts))
 	}
-	most := min(2*K+maxTok+o.MaxLen+maxAvoid, V)
+	most := min(2*K+maxTok+o.MaxLen+maxAvoid+len(o.Heads.Worn), V)
 	idx, val := make([]int32, R*most), make([]float32, R*most)
 	bans := make([][]int32, R)
 	src := make([]int32, R)
@@ -189,7 +190,18 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	gIdx := make([]int32, 0, R*maxTok)
 	gRef := make([]candidate, 0, R*maxTok)
 	gVal := make([]float32, R*maxTok)
-	per := 1 // device rows per image: one, the start, until the first step spreads it over SK
+	// guided[b] says whether a token meets one of image b's constraints, for
+	// Heads' rules.
+	guided := make([]func(int32) bool, B)
+	for b := range guided {
+		guided[b] = func(w int32) bool { return bitsOf(b, w) != 0 }
+	}
+	// A hypothesis that ends in a guided animal may say no thing next
+	// (Heads); the words it ranks first are mostly things ("a monkey toy"),
+	// so its candidates come from its whole row of log-probabilities, on the
+	// host, rather than from TopK's few.
+	var whole []float32 // one row of log-probabilities
+	per := 1            // device rows per image: one, the start, until the first step spreads it over SK
 	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -202,6 +214,9 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				bans[r] = o.forbidden(rows[r].tokens)
 				if avoid != nil {
 					bans[r] = append(bans[r], avoid[b]...)
+				}
+				if o.aboutAnimal(rows[r].tokens, guided[b]) {
+					bans[r] = append(bans[r], o.Heads.Worn...)
 				}
 				banned = max(banned, len(bans[r]))
 			}
@@ -222,8 +237,18 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				if math.IsInf(rows[r].logProb, -1) {
 					continue
 				}
+				if o.afterHead(rows[r].tokens, guided[b]) {
+					if whole == nil {
+						whole = make([]float32, V)
+					}
+					dr := i*per + k
+					if err := dev.Download(whole, logp.Slice(dr*V, V)); err != nil {
+						return nil, err
+					}
+					topNoThings(idx[dr*kk:(dr+1)*kk], val[dr*kk:(dr+1)*kk], whole, o.thing)
+				}
 				for _, tb := range meets[b] {
-					if tb.bits&^st != 0 { // never banned: the hypothesis has not said it
+					if tb.bits&^st != 0 && o.meets(rows[r].tokens, tb.tok, guided[b]) {
 						gIdx = append(gIdx, int32((i*per+k)*V)+tb.tok)
 						gRef = append(gRef, candidate{src: r, tok: tb.tok})
 					}
@@ -340,4 +365,24 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 		out[b] = hs[:min(len(hs), max(o.NBest, 1))]
 	}
 	return out, nil
+}
+
+// topNoThings writes into idx and val the len(idx) most probable words of
+// logp, one row of log-probabilities, that are no things, best first (ties:
+// the lower id first), and unspeakable words after them when too few are.
+func topNoThings(idx []int32, val, logp []float32, thing func(int32) bool) {
+	var words []int32
+	for w := range logp {
+		if !thing(int32(w)) {
+			words = append(words, int32(w))
+		}
+	}
+	slices.SortStableFunc(words, func(a, b int32) int { return cmp.Compare(logp[b], logp[a]) })
+	for j := range idx {
+		if j < len(words) {
+			idx[j], val[j] = words[j], logp[words[j]]
+		} else {
+			idx[j], val[j] = 0, neverEmitted
+		}
+	}
 }

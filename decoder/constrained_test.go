@@ -59,15 +59,15 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				}
 				ns, lp, alpha := step(b.s, prev)
 				for w, v := range lp {
+					to, forced := st|bitsOf(int32(w)), b.forced
 					if seq := append(slices.Clone(b.toks), int32(w)); int32(w) != o.End &&
 						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && (coordinatesItself(seq, o.Coordination) || placesItself(seq, o.Placement, o.Coordination.And)) ||
-							slices.Contains(avoid, int32(w))) {
+							slices.Contains(avoid, int32(w)) || misplacesAnimal(seq, to != st, cons, o)) {
 						continue
 					}
 					if int32(w) == o.End && len(b.toks) == 0 {
 						continue // a caption has a word
 					}
-					to, forced := st|bitsOf(int32(w)), b.forced
 					if to != st {
 						forced += v
 					}
@@ -125,27 +125,9 @@ func coordinatesItself(seq []int32, c Coordination) bool {
 // things between it and the last word, and none of them followed by and.
 func placesItself(seq []int32, p Placement, and int32) bool {
 	n := len(seq)
-	isPlace := func(x int32) bool { return slices.Contains(p.Places, x) }
-	thing := func(x int32) bool { return !isPlace(x) && (int(x) >= len(p.Reusable) || !p.Reusable[x]) }
-	place := -1
-	for i := range n - 1 {
-		if isPlace(seq[i]) {
-			place = i
-		}
-	}
+	thing := refThing(p)
+	place := openPlace(seq[:n-1], p, and)
 	if place < 0 || !thing(seq[n-1]) {
-		return false
-	}
-	things := 0
-	for i := place + 1; i < n-1; i++ {
-		if thing(seq[i]) {
-			things++
-		}
-		if seq[i] == and && thing(seq[i-1]) {
-			return false
-		}
-	}
-	if things > 2 {
 		return false
 	}
 	subject := slices.IndexFunc(seq, thing)
@@ -155,6 +137,70 @@ func placesItself(seq []int32, p Placement, and int32) bool {
 		}
 	}
 	return false
+}
+
+// refThing says whether a word is a thing by p: neither a place nor reusable.
+func refThing(p Placement) func(int32) bool {
+	return func(x int32) bool {
+		return !slices.Contains(p.Places, x) && (int(x) >= len(p.Reusable) || !p.Reusable[x])
+	}
+}
+
+// openPlace is the position of seq's last place word while its phrase is open
+// (at most two things after it, none of them followed by and), else -1.
+func openPlace(seq []int32, p Placement, and int32) int {
+	thing := refThing(p)
+	place := -1
+	for i, x := range seq {
+		if slices.Contains(p.Places, x) {
+			place = i
+		}
+	}
+	if place < 0 {
+		return -1
+	}
+	things := 0
+	for i := place + 1; i < len(seq); i++ {
+		if thing(seq[i]) {
+			things++
+		}
+		if seq[i] == and && thing(seq[i-1]) {
+			return -1
+		}
+	}
+	if things > 2 {
+		return -1
+	}
+	return place
+}
+
+// misplacesAnimal says whether seq's last word, not <end>, breaks o.Heads'
+// rules; meets says whether it meets one of cons. A guided animal is a word
+// of cons that Heads calls an animal. Such a word may not be followed by a
+// thing; if the first thing is one, no worn word may come; and it may meet
+// its constraint only first or after a lead word, and outside an open place
+// phrase (after one of Heads.Places) unless it is a mount.
+func misplacesAnimal(seq []int32, meets bool, cons []Constraint, o DecodeOptions) bool {
+	h := o.Heads
+	marks := func(tab []bool, x int32) bool { return int(x) < len(tab) && tab[x] }
+	thing := refThing(o.Placement)
+	animal := func(x int32) bool {
+		return marks(h.Animals, x) && slices.ContainsFunc(cons, func(c Constraint) bool { return slices.Contains(c, x) })
+	}
+	n, w := len(seq), seq[len(seq)-1]
+	if n >= 2 && animal(seq[n-2]) && thing(w) {
+		return true
+	}
+	if i := slices.IndexFunc(seq[:n-1], thing); i >= 0 && animal(seq[i]) && slices.Contains(h.Worn, w) {
+		return true
+	}
+	if !meets || !animal(w) {
+		return false
+	}
+	if n >= 2 && !marks(h.Leads, seq[n-2]) {
+		return true
+	}
+	return !marks(h.Mounts, w) && openPlace(seq[:n-1], Placement{Places: h.Places, Reusable: o.Placement.Reusable}, o.Coordination.And) >= 0
 }
 
 // repeatsAnNGram says whether seq ends with an n-gram it has already said,

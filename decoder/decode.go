@@ -42,6 +42,10 @@ type DecodeOptions struct {
 	// words for NoRepeat's last ban, on a thing placed in or on itself
 	// (Placement). The zero value turns the ban off.
 	Placement Placement
+	// Heads keeps constrained beam search from writing a guided animal
+	// where no caption would put it (Heads); it reads Placement's tables to
+	// tell things. The zero value turns it off.
+	Heads Heads
 }
 
 // Placement is what NoRepeat's ban on placing a thing in or on itself reads:
@@ -459,19 +463,7 @@ func (o DecodeOptions) forbidden(tokens []int32) []int32 {
 // when more than two things follow the preposition, or a thing and "and" do
 // (the place phrase has ended).
 func (p Placement) placed(tokens []int32, and int32) []int32 {
-	at, things := -1, 0
-	for i := len(tokens) - 1; i >= 0 && at < 0; i-- {
-		switch w := tokens[i]; {
-		case slices.Contains(p.Places, w):
-			at = i
-		case w == and && i > 0 && !p.free(tokens[i-1]):
-			return nil
-		case !p.free(w):
-			if things++; things > 2 {
-				return nil
-			}
-		}
-	}
+	at := p.phrase(tokens, and)
 	if at < 0 {
 		return nil
 	}
@@ -490,9 +482,29 @@ func (p Placement) placed(tokens []int32, and int32) []int32 {
 	return out
 }
 
+// phrase is the position in tokens of the preposition that starts the place
+// phrase tokens end in, or -1 when they end in none: no place preposition, or
+// more than two things after the last one, or a thing and "and" after it.
+func (p Placement) phrase(tokens []int32, and int32) int {
+	things := 0
+	for i := len(tokens) - 1; i >= 0; i-- {
+		switch w := tokens[i]; {
+		case slices.Contains(p.Places, w):
+			return i
+		case w == and && i > 0 && !p.free(tokens[i-1]):
+			return -1
+		case !p.free(w):
+			if things++; things > 2 {
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
 // free says whether w is a place word or a reusable one: no thing.
 func (p Placement) free(w int32) bool {
-	return int(w) < len(p.Reusable) && p.Reusable[w] || slices.Contains(p.Places, w)
+	return has(p.Reusable, w) || slices.Contains(p.Places, w)
 }
 
 // joined is the word that tokens' trailing "X and" or "X and a" may not be

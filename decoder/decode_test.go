@@ -658,13 +658,7 @@ func checkBan(t *testing.T, c Config, seed uint64, what string, set func(o *Deco
 // TestPlacementBansByExample: Placement.placed on hand-made sentences.
 func TestPlacementBansByExample(t *testing.T) {
 	words := strings.Fields("<pad> <start> <end> <unk> a man riding bike on dirt road track dog jumps small in red shirt and wrestling")
-	id := func(s string) []int32 {
-		var out []int32
-		for _, w := range strings.Fields(s) {
-			out = append(out, int32(slices.Index(words, w)))
-		}
-		return out
-	}
+	id := wordIDs(words)
 	reusable := make([]bool, len(words))
 	for _, w := range id("a small red and wrestling riding jumps") {
 		reusable[w] = true
@@ -695,6 +689,18 @@ func TestPlacementBansByExample(t *testing.T) {
 				t.Errorf("after %q: placed says %q is banned: %v; the test's reference: %v", tc.said, words[w], !ref, ref)
 			}
 		}
+	}
+}
+
+// wordIDs turns a sentence into the ids of its words in words, a made-up
+// vocabulary.
+func wordIDs(words []string) func(sentence string) []int32 {
+	return func(sentence string) []int32 {
+		var out []int32
+		for _, w := range strings.Fields(sentence) {
+			out = append(out, int32(slices.Index(words, w)))
+		}
+		return out
 	}
 }
 

@@ -25,9 +25,9 @@ type Decoder struct {
 	Model  *decoder.Model
 	Vocab  Vocab
 	Tagger *Tagger
-	// bans is the vocabulary's ids that decoding's bans read, which NewDecoder
-	// finds once (placement reads every word); a Decoder built without it
-	// finds them at every batch.
+	// bans is the vocabulary's ids that decoding's bans and Heads read, which
+	// NewDecoder finds once (placement and heads read every word); a Decoder
+	// built without it finds them at every batch.
 	bans *banWords
 }
 
@@ -36,15 +36,17 @@ func NewDecoder(m *decoder.Model, v Vocab, t *Tagger) Decoder {
 	return Decoder{Model: m, Vocab: v, Tagger: t, bans: newBanWords(v, m.Cfg.Vocab)}
 }
 
-// banWords is the ids of the words that decoding's vocabulary bans read.
+// banWords is the ids of the words that decoding's vocabulary bans and
+// guided decoding's rule on where an animal goes (decoder.Heads) read.
 type banWords struct {
 	coordination decoder.Coordination
 	placement    decoder.Placement
+	heads        decoder.Heads
 }
 
 // newBanWords finds the ban words of v, which has n words.
 func newBanWords(v Vocab, n int) *banWords {
-	return &banWords{coordination: coordination(v), placement: placement(v, n)}
+	return &banWords{coordination: coordination(v), placement: placement(v, n), heads: heads(v, n)}
 }
 
 // featureBatch is how many images CaptionFeatures decodes at once: features
@@ -85,7 +87,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	if bans == nil {
 		bans = newBanWords(d.Vocab, d.Model.Cfg.Vocab)
 	}
-	p.Coordination, p.Placement = bans.coordination, bans.placement
+	p.Coordination, p.Placement, p.Heads = bans.coordination, bans.placement, bans.heads
 	hyps, err := d.Model.Generate(ctx, feats, n, p.DecodeOptions)
 	if err != nil {
 		return nil, err
@@ -209,30 +211,29 @@ func placement(v Vocab, n int) decoder.Placement {
 			p.Places = append(p.Places, int32(i))
 		}
 	}
-	ids := make([]int32, n)
-	for i := range ids {
-		ids[i] = int32(i)
-	}
 	p.Reusable = make([]bool, n)
-	for i, w := range v.Words(ids) {
+	for i, w := range allWords(v, n) {
 		p.Reusable[i] = reusableInPlace[w] || strings.HasSuffix(w, "ing") && !thingsInIng[w]
 	}
 	return p
 }
 
+// allWords is the words of v, which has n, by id.
+func allWords(v Vocab, n int) []string {
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	return v.Words(ids)
+}
+
 // reusableInPlace is placement's list of English function words, numbers,
 // colours, sizes and the actions of captions that do not end in -ing
 // ("sits", "ride"; not those as often things: "waves", "skis", "steps").
-var reusableInPlace = func() map[string]bool {
-	m := map[string]bool{}
-	for _, w := range strings.Fields(`a an the this that these those his her their its my your our some each other another s
+var reusableInPlace = wordSet(determiners, adjectives, `s
 		of in on at into onto with by for from to near under over behind through across along around down up out off
 		next beside toward towards against together front top side back middle bottom edge
 		and or but while as than is are was were be has have it he she they him them there who which what
-		one two three four five six several many all both
-		white black brown red blue green yellow pink orange purple grey gray tan silver golden blonde blond
-		dark light bright colorful striped big small little large long short tall young old older elderly
-		wet hot shirtless fluffy shaggy furry curly spotted muddy wooden snowy grassy sandy rocky busy crowded empty
 		jumps runs stands sits walks plays looks rides holds watches leaps climbs smiles takes carries poses catches
 		wears gets makes swims chases flies performs tries slides goes drinks splashes throws kicks hangs prepares
 		attempts lays dances talks leans hits points pushes drives eats reads waits lies raises enjoys falls blows
@@ -243,11 +244,69 @@ var reusableInPlace = func() map[string]bool {
 		fetches juggles observes overlooks shovels sprays soars writes casts checks cheers squirts steers tackles
 		trots wrestles sells
 		play run jump sit stand walk ride swim climb look watch hold wait pose smile stare dance talk sleep eat drink
-		read lie lay hang kneel lean sing push pull kick throw catch chase carry wear get go do make take`) {
-		m[w] = true
+		read lie lay hang kneel lean sing push pull kick throw catch chase carry wear get go do make take`)
+
+// determiners and adjectives are English words that come before a noun in a
+// noun phrase: the words of reusableInPlace that a guided animal may follow
+// (heads), with "with", "and" and "of".
+const (
+	determiners = `a an the this that these those his her their its my your our some each other another
+		one two three four five six several many all both`
+	adjectives = `white black brown red blue green yellow pink orange purple grey gray tan silver golden blonde blond
+		dark light bright colorful striped big small little large long short tall young old older elderly
+		wet hot shirtless fluffy shaggy furry curly spotted muddy wooden snowy grassy sandy rocky busy crowded empty`
+)
+
+// wordSet is the set of the words of lists, each a whitespace-separated list.
+func wordSet(lists ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range lists {
+		for _, w := range strings.Fields(l) {
+			m[w] = true
+		}
 	}
 	return m
-}()
+}
+
+// heads is v's tables (v has n words) for decoder.Heads: its words that name
+// animals (the forms of the classifier's animal nouns), those of them people
+// ride (mounts), the words a guided animal may follow (determiners,
+// adjectives, "with", "and" and "of"), worn words and animalPlaces.
+func heads(v Vocab, n int) decoder.Heads {
+	h := decoder.Heads{Animals: make([]bool, n), Mounts: make([]bool, n), Leads: make([]bool, n)}
+	for i, w := range allWords(v, n) {
+		noun, ok := tags.NounOf(w)
+		h.Animals[i] = ok && tags.AnimalNoun(noun)
+		h.Mounts[i] = h.Animals[i] && mounts[noun]
+		h.Leads[i] = leads[w]
+		if worn[w] {
+			h.Worn = append(h.Worn, int32(i))
+		}
+		if animalPlaces[w] {
+			h.Places = append(h.Places, int32(i))
+		}
+	}
+	return h
+}
+
+// worn is the words for what people wear, which a caption about a guided
+// animal does not say (decoder.Heads).
+var worn = wordSet(`shirt shirts tshirt jacket jackets coat coats dress dresses hat hats helmet helmets cap caps
+	uniform uniforms shorts pants jeans trousers sweater sweatshirt hoodie costume costumes outfit outfits suit suits
+	swimsuit bikini vest scarf glasses sunglasses goggles boots shoes sneakers skirt gloves wetsuit jersey jerseys
+	clothes clothing apron tie headband bandana backpack wearing wears dressed`)
+
+// animalPlaces is the prepositions of place and of way after which no guided
+// animal goes (unless it is a mount): "sitting on a panda", "running through
+// the gorilla", "jumps over a kangaroo".
+var animalPlaces = wordSet("on in into onto at through across over under along around behind near down up")
+
+// leads is the words a guided animal may follow (heads).
+var leads = wordSet(determiners, adjectives, "with and of")
+
+// mounts is the animals people ride or sit on, which a caption may place
+// ("a boy sitting on a camel", "a cowboy on a bull").
+var mounts = wordSet("horse pony camel elephant donkey mule ox bull cow")
 
 // thingsInIng is the -ing words of captions that name things, which
 // placement does not take for actions.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/config"
@@ -408,6 +409,43 @@ func TestPlacementFromVocab(t *testing.T) {
 	}
 }
 
+// heads marks the vocabulary's animals (the forms of the classifier's animal
+// nouns: "puppies" is a dog's, "man" is none), the mounts among them, the
+// words a guided animal may follow, the worn words and the places, each table
+// one entry per id.
+func TestHeadsFromVocab(t *testing.T) {
+	v := text.BuildVocab([][]string{{"a", "puppies", "horse", "man", "bike", "with", "red", "on", "shirt", "hat", "is", "through"}}, 1)
+	got := heads(v, v.Size())
+	marked := func(tab []bool) []string {
+		var out []string
+		for id, ok := range tab {
+			if ok {
+				out = append(out, v.Words([]int32{int32(id)})[0])
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	worn, places := v.Words(got.Worn), v.Words(got.Places)
+	slices.Sort(worn)
+	slices.Sort(places)
+	for _, tc := range []struct {
+		what      string
+		got, want []string
+		n         int
+	}{
+		{"animals", marked(got.Animals), []string{"horse", "puppies"}, len(got.Animals)},
+		{"mounts", marked(got.Mounts), []string{"horse"}, len(got.Mounts)},
+		{"leads", marked(got.Leads), []string{"a", "red", "with"}, len(got.Leads)},
+		{"worn", worn, []string{"hat", "shirt"}, v.Size()},
+		{"places", places, []string{"on", "through"}, v.Size()},
+	} {
+		if !slices.Equal(tc.got, tc.want) || tc.n != v.Size() {
+			t.Errorf("heads: %s %q of %d ids, want %q of %d", tc.what, tc.got, tc.n, tc.want, v.Size())
+		}
+	}
+}
+
 // ruledOut keeps an animal the plain caption names out of the guided caption
 // when the classifier gives it less than ruleOutBelow and guidance insists on
 // another animal; never for a non-animal tag (a sled takes the probability of
@@ -499,6 +537,78 @@ func TestGuidedDecodingRulesOutMisnamedAnimals(t *testing.T) {
 			t.Errorf("guided caption %q, want %q", guided[i].Caption, want)
 		}
 	}
+}
+
+// TestGuidedAnimalsAreNamedAsAnimals: the shipped model, guided to the
+// animals of these out-of-domain photos, wrote them where no animal goes
+// without decoder.Heads (the premise: "A man is sitting on a panda.", "a rock
+// lizard", "a monkey toy"), and with it (the default) names each as the head
+// of a noun phrase, outside any place phrase, never dressed.
+func TestGuidedAnimalsAreNamedAsAnimals(t *testing.T) {
+	cfg := testConfig(t, shippedModel, 6)
+	cfg.Precision = "float32"
+	cfg.Decode.MaxLen, cfg.Decode.NoRepeat = 20, 2
+	cfg.Decode.Guide, cfg.Decode.GuideThreshold = true, 0.8
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var paths []string
+	for _, name := range []string{"world_panda", "world_lemur", "world_dragon", "erase_red_panda", "world_scarlet_macaw", "erase_macaque"} {
+		paths = append(paths, "../testdata/ood/"+name+".jpg")
+	}
+	imgs, err := p.Preprocessor().Files(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	misplacing := func() (n int, captions []string) {
+		res, err := p.CaptionImages(context.Background(), imgs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if len(r.Guided) != 1 || !tags.AnimalNoun(r.Guided[0]) {
+				t.Fatalf("%s: guided to %v; the test needs one animal", paths[i], r.Guided)
+			}
+			captions = append(captions, r.Caption)
+			if misplacesAnimal(r.Caption, r.Guided[0]) {
+				n++
+			}
+		}
+		return n, captions
+	}
+	heads := p.models[0].dec.bans.heads
+	p.models[0].dec.bans.heads = decoder.Heads{}
+	if n, captions := misplacing(); n < 3 {
+		t.Errorf("without decoder.Heads, %d captions misplace their animal, want at least 3 (the premise): %q", n, captions)
+	}
+	p.models[0].dec.bans.heads = heads
+	if n, captions := misplacing(); n != 0 {
+		t.Errorf("%d captions misplace their animal: %q", n, captions)
+	}
+}
+
+// misplacesAnimal says whether caption names noun where no animal goes, a
+// looser reading of decoder.Heads' rules: after a word that leads no noun
+// phrase ("a rock lizard", "sitting on lemur"), within three words after on,
+// in, into or onto, before a word that is no reusableInPlace one ("a monkey
+// toy", "the gorilla of"), or at the start with a worn word later ("a parrot
+// in a red shirt"). It does not name the noun: the test's premise.
+func misplacesAnimal(caption, noun string) bool {
+	words := strings.Fields(strings.ToLower(strings.Trim(caption, ".")))
+	at := slices.IndexFunc(words, func(w string) bool { return tags.Mentions(w, noun) })
+	switch {
+	case at < 0:
+		return true
+	case at > 0 && !leads[words[at-1]]:
+		return true
+	case slices.ContainsFunc(words[max(at-3, 0):at], func(w string) bool { return slices.Contains([]string{"on", "in", "into", "onto"}, w) }):
+		return true
+	case at+1 < len(words) && !reusableInPlace[words[at+1]]:
+		return true
+	}
+	return at <= 2 && slices.ContainsFunc(words[at:], func(w string) bool { return worn[w] })
 }
 
 // plainAndGuided captions the photos at paths twice: with guided decoding off,
