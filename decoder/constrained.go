@@ -215,7 +215,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				if avoid != nil {
 					bans[r] = append(bans[r], avoid[b]...)
 				}
-				if o.aboutAnimal(rows[r].tokens, guided[b]) {
+				if o.undressed(rows[r].tokens, guided[b]) {
 					bans[r] = append(bans[r], o.Heads.Worn...)
 				}
 				banned = max(banned, len(bans[r]))
@@ -237,7 +237,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				if math.IsInf(rows[r].logProb, -1) {
 					continue
 				}
-				if o.afterHead(rows[r].tokens, guided[b]) {
+				if o.endsInGuidedAnimal(rows[r].tokens, guided[b]) {
 					if whole == nil {
 						whole = make([]float32, V)
 					}
@@ -248,7 +248,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 					topNoThings(idx[dr*kk:(dr+1)*kk], val[dr*kk:(dr+1)*kk], whole, o.thing)
 				}
 				for _, tb := range meets[b] {
-					if tb.bits&^st != 0 && o.meets(rows[r].tokens, tb.tok, guided[b]) {
+					if tb.bits&^st != 0 && o.mayMeet(rows[r].tokens, tb.tok, guided[b]) {
 						gIdx = append(gIdx, int32((i*per+k)*V)+tb.tok)
 						gRef = append(gRef, candidate{src: r, tok: tb.tok})
 					}

@@ -62,7 +62,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 					to, forced := st|bitsOf(int32(w)), b.forced
 					if seq := append(slices.Clone(b.toks), int32(w)); int32(w) != o.End &&
 						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && (coordinatesItself(seq, o.Coordination) || placesItself(seq, o.Placement, o.Coordination.And)) ||
-							slices.Contains(avoid, int32(w)) || misplacesAnimal(seq, to != st, cons, o)) {
+							slices.Contains(avoid, int32(w)) || misplacesAnimal(seq, to != st, cons, o) != "") {
 						continue
 					}
 					if int32(w) == o.End && len(b.toks) == 0 {
@@ -174,33 +174,45 @@ func openPlace(seq []int32, p Placement, and int32) int {
 	return place
 }
 
-// misplacesAnimal says whether seq's last word, not <end>, breaks o.Heads'
-// rules; meets says whether it meets one of cons. A guided animal is a word
-// of cons that Heads calls an animal. Such a word may not be followed by a
-// thing; if the first thing is one, no worn word may come; and it may meet
-// its constraint only first or after a lead word, and outside an open place
-// phrase (after one of Heads.Places) unless it is a mount.
-func misplacesAnimal(seq []int32, meets bool, cons []Constraint, o DecodeOptions) bool {
+// misplacesAnimal names the rule of o.Heads that seq's last word, not <end>,
+// breaks ("" for none); meets says whether it meets one of cons. A guided
+// animal is a word of cons that Heads calls an animal, a thing a word that is
+// neither a place nor reusable by o.Placement, nor <end>. No thing may follow a guided
+// animal; no worn word may come while a guided animal is the only thing
+// said; and a guided animal may meet its constraint only first or after a
+// lead word, and then, unless it is a mount, outside an open place phrase
+// (after one of Heads.Places).
+func misplacesAnimal(seq []int32, meets bool, cons []Constraint, o DecodeOptions) string {
 	h := o.Heads
 	marks := func(tab []bool, x int32) bool { return int(x) < len(tab) && tab[x] }
-	thing := refThing(o.Placement)
+	isThing := refThing(o.Placement)
+	thing := func(x int32) bool { return x != o.End && isThing(x) }
 	animal := func(x int32) bool {
 		return marks(h.Animals, x) && slices.ContainsFunc(cons, func(c Constraint) bool { return slices.Contains(c, x) })
 	}
 	n, w := len(seq), seq[len(seq)-1]
 	if n >= 2 && animal(seq[n-2]) && thing(w) {
-		return true
+		return "a thing after a guided animal"
 	}
-	if i := slices.IndexFunc(seq[:n-1], thing); i >= 0 && animal(seq[i]) && slices.Contains(h.Worn, w) {
-		return true
+	var things []int32
+	for _, x := range seq[:n-1] {
+		if thing(x) && !slices.Contains(things, x) {
+			things = append(things, x)
+		}
+	}
+	if len(things) == 1 && animal(things[0]) && slices.Contains(h.Worn, w) {
+		return "a worn word about a guided animal"
 	}
 	if !meets || !animal(w) {
-		return false
+		return ""
 	}
 	if n >= 2 && !marks(h.Leads, seq[n-2]) {
-		return true
+		return "a guided animal after no lead word"
 	}
-	return !marks(h.Mounts, w) && openPlace(seq[:n-1], Placement{Places: h.Places, Reusable: o.Placement.Reusable}, o.Coordination.And) >= 0
+	if !marks(h.Mounts, w) && openPlace(seq[:n-1], Placement{Places: h.Places, Reusable: o.Placement.Reusable}, o.Coordination.And) >= 0 {
+		return "a guided animal as a place"
+	}
+	return ""
 }
 
 // repeatsAnNGram says whether seq ends with an n-gram it has already said,
@@ -410,6 +422,12 @@ func TestConstrainedErrors(t *testing.T) {
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v, %v, %v: got error %v, want %q", images, tc.cons, tc.avoid, err, tc.want)
 		}
+	}
+	worn := o
+	worn.Heads.Worn = []int32{5, 2}
+	if _, err := m.GenerateConstrained(context.Background(), buf, allImages(5), worn, make([][]Constraint, 5), nil); err == nil ||
+		err.Error() != "decoder: Heads.Worn holds <end> (token 2), which would keep a caption about a guided animal from ending; list only words" {
+		t.Errorf("<end> among the worn words: got error %v", err)
 	}
 	short := buf.Slice(0, buf.Len()-1)
 	want := fmt.Sprintf("decoder: %d feature values are not a whole number of images of %d features", short.Len(), m.Cfg.InputDim())

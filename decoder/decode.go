@@ -44,7 +44,7 @@ type DecodeOptions struct {
 	Placement Placement
 	// Heads keeps constrained beam search from writing a guided animal
 	// where no caption would put it (Heads); it reads Placement's tables to
-	// tell things. The zero value turns it off.
+	// tell things. The zero value turns it off; Worn may not hold End.
 	Heads Heads
 }
 
@@ -321,6 +321,9 @@ func (o DecodeOptions) check(c Config) error {
 		if id < 0 || int(id) >= c.Vocab {
 			return fmt.Errorf("decoder: special token id %d is outside the vocabulary (0..%d)", id, c.Vocab-1)
 		}
+	}
+	if slices.Contains(o.Heads.Worn, o.End) {
+		return fmt.Errorf("decoder: Heads.Worn holds <end> (token %d), which would keep a caption about a guided animal from ending; list only words", o.End)
 	}
 	return nil
 }

@@ -202,8 +202,9 @@ func coordination(v Vocab) decoder.Coordination {
 // placement is v's ids (v has n words) of decoder.Placement's place
 // prepositions and of the words it lets a caption say again inside a place
 // phrase: reusableInPlace's function words, numbers, colours, sizes and
-// actions, and every -ing word but those that are things ("wrestling in a
-// wrestling match", but "a building").
+// actions, and every -ing and -ed word but those that are things ("wrestling
+// in a wrestling match", "a striped shirt on a striped towel", but "a
+// building", "a sled").
 func placement(v Vocab, n int) decoder.Placement {
 	var p decoder.Placement
 	for _, w := range strings.Fields("on in into onto") {
@@ -213,7 +214,7 @@ func placement(v Vocab, n int) decoder.Placement {
 	}
 	p.Reusable = make([]bool, n)
 	for i, w := range allWords(v, n) {
-		p.Reusable[i] = reusableInPlace[w] || strings.HasSuffix(w, "ing") && !thingsInIng[w]
+		p.Reusable[i] = reusableInPlace[w] || action(w) || participle(w)
 	}
 	return p
 }
@@ -244,7 +245,8 @@ var reusableInPlace = wordSet(determiners, adjectives, `s
 		fetches juggles observes overlooks shovels sprays soars writes casts checks cheers squirts steers tackles
 		trots wrestles sells
 		play run jump sit stand walk ride swim climb look watch hold wait pose smile stare dance talk sleep eat drink
-		read lie lay hang kneel lean sing push pull kick throw catch chase carry wear get go do make take`)
+		read lie lay hang kneel lean sing push pull kick throw catch chase carry wear get go do make take fly land rest
+		lands perches grazes`)
 
 // determiners and adjectives are English words that come before a noun in a
 // noun phrase: the words of reusableInPlace that a guided animal may follow
@@ -270,8 +272,8 @@ func wordSet(lists ...string) map[string]bool {
 
 // heads is v's tables (v has n words) for decoder.Heads: its words that name
 // animals (the forms of the classifier's animal nouns), those of them people
-// ride (mounts), the words a guided animal may follow (determiners,
-// adjectives, "with", "and" and "of"), worn words and animalPlaces.
+// ride (mounts), the words a guided animal may follow (leads), worn words and
+// animalPlaces.
 func heads(v Vocab, n int) decoder.Heads {
 	h := decoder.Heads{Animals: make([]bool, n), Mounts: make([]bool, n), Leads: make([]bool, n)}
 	for i, w := range allWords(v, n) {
@@ -296,17 +298,32 @@ var worn = wordSet(`shirt shirts tshirt jacket jackets coat coats dress dresses 
 	swimsuit bikini vest scarf glasses sunglasses goggles boots shoes sneakers skirt gloves wetsuit jersey jerseys
 	clothes clothing apron tie headband bandana backpack wearing wears dressed`)
 
-// animalPlaces is the prepositions of place and of way after which no guided
-// animal goes (unless it is a mount): "sitting on a panda", "running through
-// the gorilla", "jumps over a kangaroo".
-var animalPlaces = wordSet("on in into onto at through across over under along around behind near down up")
+// animalPlaces is the prepositions of place and of way whose object no
+// guided animal is (unless it is a mount): "sitting on a panda", "running
+// through the gorilla", "jumps over a kangaroo"; not "at", "near" or "behind"
+// ("looking at a lizard").
+var animalPlaces = wordSet("on in into onto through across over")
 
-// leads is the words a guided animal may follow (heads).
-var leads = wordSet(determiners, adjectives, "with and of")
+// leads is the words a guided animal may follow (heads). Not actions: they
+// gave "a group of people are playing crab".
+var leads = wordSet(determiners, adjectives, "with and of baby giant wild few seven eight nine ten s")
 
-// mounts is the animals people ride or sit on, which a caption may place
-// ("a boy sitting on a camel", "a cowboy on a bull").
-var mounts = wordSet("horse pony camel elephant donkey mule ox bull cow")
+// mounts is the animal nouns (tags') people ride or sit on, which a caption
+// may place ("a boy sitting on a camel", "a cowboy on a bull": tags names a
+// bull or an ox a cow, a pony a horse). A noun said through its donor is
+// the donor's: a zebra, said as "horse", is a mount.
+var mounts = wordSet("horse camel elephant cow")
+
+// action says whether w is an -ing word that is no thing: "running", not
+// "building".
+func action(w string) bool { return strings.HasSuffix(w, "ing") && !thingsInIng[w] }
+
+// participle says whether w is an -ed word that is no thing: "covered",
+// "perched", not "sled".
+func participle(w string) bool { return strings.HasSuffix(w, "ed") && !thingsInEd[w] }
+
+// thingsInEd is the -ed words of captions that name things.
+var thingsInEd = wordSet("bed shed sled speed breed")
 
 // thingsInIng is the -ing words of captions that name things, which
 // placement does not take for actions.
