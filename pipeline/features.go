@@ -214,7 +214,7 @@ func placement(v Vocab, n int) decoder.Placement {
 	}
 	p.Reusable = make([]bool, n)
 	for i, w := range allWords(v, n) {
-		p.Reusable[i] = reusableInPlace[w] || action(w) || participle(w)
+		p.Reusable[i] = !isThing(w)
 	}
 	return p
 }
@@ -314,6 +314,9 @@ var leads = wordSet(determiners, adjectives, "with and of baby giant wild few se
 // the donor's: a zebra, said as "horse", is a mount.
 var mounts = wordSet("horse camel elephant cow")
 
+// isThing says whether w is a thing by placement's word lists.
+func isThing(w string) bool { return !reusableInPlace[w] && !action(w) && !participle(w) }
+
 // action says whether w is an -ing word that is no thing: "running", not
 // "building".
 func action(w string) bool { return strings.HasSuffix(w, "ing") && !thingsInIng[w] }
@@ -378,15 +381,27 @@ func (d Decoder) words(ids []int32, names []naming) (words []string, from []int)
 				guided = nm.noun
 			}
 		}
-		// The article agrees with the word after it: the decoder writes "a
-		// orange", and guidance forces its noun after whatever article the
-		// beam had written, for the donor when there is one ("a bird", which
-		// the noun writes "an owl"), or for another word ("a atm", "a
-		// chickens"): there the article also decides the noun's number.
-		if n := len(words); n > 0 && (words[n-1] == "a" || words[n-1] == "an") {
-			if guided != "" && w == tags.Plural(guided) {
-				w = guided
+		// Guidance forces its noun after whatever the beam had written, for
+		// the donor when there is one, so the words before it decide its
+		// number: "a chickens" and "a white geese" are singular, and "a group
+		// of crab are" plural (the vocabulary lacks many plurals: "frogs",
+		// crab's donor's).
+		if guided != "" {
+			switch count(words) {
+			case 1:
+				if w == tags.Plural(guided) {
+					w = guided
+				}
+			case 2: // unless it modifies the next word: "two sled dogs"
+				if w == guided && (k+1 == len(ids) || !isThing(vocab[k+1])) {
+					w = tags.Plural(guided)
+				}
 			}
+		}
+		// The article agrees with the word after it: the decoder writes "a
+		// orange", a guided noun comes after the donor's article ("a bird",
+		// which the noun writes "an owl") or another word's ("a atm").
+		if n := len(words); n > 0 && (words[n-1] == "a" || words[n-1] == "an") {
 			words[n-1] = article(w)
 		}
 		fields := strings.Fields(w)
@@ -404,6 +419,31 @@ func (d Decoder) words(ids []int32, names []naming) (words []string, from []int)
 	}
 	return words, from
 }
+
+// count is how many things words end in counting, adjectives after the
+// count aside: 1 after "a", "an" or "one" ("a small"), 2 for more than one
+// ("two", "several small", "a group of", "a herd of brown"), 0 when they end
+// in no count.
+func count(words []string) int {
+	n := len(words)
+	for n > 0 && adjectiveSet[words[n-1]] {
+		n--
+	}
+	switch {
+	case n > 0 && (words[n-1] == "a" || words[n-1] == "an" || words[n-1] == "one"):
+		return 1
+	case n > 0 && manyWords[words[n-1]], n > 1 && words[n-1] == "of" && collectives[words[n-2]]:
+		return 2
+	}
+	return 0
+}
+
+// manyWords, collectives and adjectiveSet are count's words.
+var (
+	manyWords    = wordSet("two three four five six seven eight nine ten several many few both")
+	collectives  = wordSet("group groups herd herds flock flocks pack packs pair couple school bunch family crowd lot lots line team swarm")
+	adjectiveSet = wordSet(adjectives)
+)
 
 // article is the indefinite article before word: "an" before a vowel sound,
 // told from its spelling ("an owl", "an hourglass", but "a unicycle").

@@ -241,6 +241,7 @@ func TestNaming(t *testing.T) {
 	id := func(w string) int32 { return int32(v.ID(w)) }
 	atm := naming{noun: "atm", tokens: []int32{id("atm")}}
 	chicken := naming{noun: "chicken", tokens: []int32{id("chicken"), id("chickens")}}
+	cheetah, _ := tg.naming(v, "cheetah")
 	for _, tc := range []struct {
 		caption []int32
 		nm      naming
@@ -252,6 +253,15 @@ func TestNaming(t *testing.T) {
 		{[]int32{id("an"), id("chickens")}, chicken, []string{"a", "chicken"}}, // "an" before a consonant
 		{[]int32{id("a"), id("orange"), id("shirt")}, naming{}, []string{"an", "orange", "shirt"}},
 		{[]int32{id("an"), id("dog"), id("and"), id("a"), id("umbrella")}, naming{}, []string{"a", "dog", "and", "an", "umbrella"}},
+		// After a count, a guided noun is plural, whether the vocabulary
+		// lacks the plural (the donor tiger has no "tigers") or not.
+		{[]int32{id("a"), id("group"), id("of"), id("tiger"), id("are")}, cheetah, []string{"a", "group", "of", "cheetahs", "are"}},
+		{[]int32{id("two"), id("small"), id("tiger")}, cheetah, []string{"two", "small", "cheetahs"}},
+		{[]int32{id("two"), id("tiger"), id("dogs")}, cheetah, []string{"two", "cheetah", "dogs"}}, // a modifier
+		{[]int32{id("a"), id("small"), id("tiger")}, cheetah, []string{"a", "small", "cheetah"}},
+		{[]int32{id("two"), id("sheep")}, naming{noun: "sheep", tokens: []int32{id("sheep")}}, []string{"two", "sheep"}},
+		{[]int32{id("two"), id("dog")}, naming{}, []string{"two", "dog"}}, // the decoder's own words stay as they are
+		{[]int32{id("a"), id("white"), id("geese")}, naming{noun: "goose", tokens: []int32{id("geese")}}, []string{"a", "white", "goose"}},
 	} {
 		if got, _ := d.words(tc.caption, []naming{tc.nm}); !slices.Equal(got, tc.want) {
 			t.Errorf("guided %q: %q, want %q", tc.nm.noun, got, tc.want)
@@ -605,7 +615,7 @@ func misplacesAnimal(caption, noun string) bool {
 		return true
 	case slices.ContainsFunc(words[max(at-3, 0):at], func(w string) bool { return slices.Contains([]string{"on", "in", "into", "onto"}, w) }):
 		return true
-	case at+1 < len(words) && !reusableInPlace[words[at+1]] && !action(words[at+1]) && !participle(words[at+1]):
+	case at+1 < len(words) && isThing(words[at+1]):
 		return true
 	}
 	return at <= 2 && slices.ContainsFunc(words[at:], func(w string) bool { return worn[w] })

@@ -78,6 +78,7 @@ func TestPlural(t *testing.T) {
 	for w, want := range map[string]string{
 		"dog": "dogs", "bus": "buses", "fox": "foxes", "peach": "peaches", "brush": "brushes",
 		"puppy": "puppies", "toy": "toys", "guy": "guys", "y": "ys", "hot dog": "hot dogs",
+		"sheep": "sheep", "goose": "geese", "wolf": "wolves", "sea wolf": "sea wolves", "woman": "women",
 	} {
 		if got := Plural(w); got != want {
 			t.Errorf("Plural(%q) = %q, want %q", w, got, want)

@@ -265,9 +265,17 @@ var vocabulary = [][]string{
 	{"tent"},
 }
 
-// Plural returns the regular English plural of word (of its last word, for
-// a phrase); irregular plurals are listed in the vocabulary itself.
+// Plural returns the English plural of word (of its last word, for a
+// phrase): irregularPlurals' or the regular one. The vocabulary lists the
+// irregular plurals of its nouns too, as their forms.
 func Plural(word string) string {
+	head, last := "", word
+	if i := strings.LastIndexByte(word, ' '); i >= 0 {
+		head, last = word[:i+1], word[i+1:]
+	}
+	if p, ok := irregularPlurals[last]; ok {
+		return head + p
+	}
 	switch {
 	case strings.HasSuffix(word, "s"), strings.HasSuffix(word, "x"), strings.HasSuffix(word, "ch"), strings.HasSuffix(word, "sh"):
 		return word + "es"
@@ -276,6 +284,14 @@ func Plural(word string) string {
 	}
 	return word + "s"
 }
+
+// irregularPlurals is the plurals of captions' nouns that Plural's rule
+// would get wrong ("sheeps", "gooses", "wolfs").
+var irregularPlurals = map[string]string{"sheep": "sheep", "deer": "deer", "fish": "fish", "moose": "moose",
+	"bison": "bison", "goose": "geese", "mouse": "mice", "ox": "oxen", "wolf": "wolves", "calf": "calves",
+	"knife": "knives", "leaf": "leaves", "shelf": "shelves", "loaf": "loaves", "scarf": "scarves", "man": "men",
+	"woman": "women", "child": "children", "person": "people", "foot": "feet", "tooth": "teeth",
+	"tomato": "tomatoes", "potato": "potatoes"}
 
 // forms maps each vocabulary noun to every word and phrase that names it,
 // plurals included, sorted.
