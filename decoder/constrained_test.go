@@ -62,7 +62,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 					to, forced := st|bitsOf(int32(w)), b.forced
 					if seq := append(slices.Clone(b.toks), int32(w)); int32(w) != o.End &&
 						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && (coordinatesItself(seq, o.Coordination) || placesItself(seq, o.Placement, o.Coordination.And)) ||
-							slices.Contains(avoid, int32(w)) || misplacesAnimal(seq, to != st, cons, o) != "") {
+							slices.Contains(avoid, int32(w)) || breaksHeads(seq, to != st, cons, o) != "") {
 						continue
 					}
 					if int32(w) == o.End && len(b.toks) == 0 {
@@ -174,15 +174,16 @@ func openPlace(seq []int32, p Placement, and int32) int {
 	return place
 }
 
-// misplacesAnimal names the rule of o.Heads that seq's last word, not <end>,
+// breaksHeads names the rule of o.Heads that seq's last word, not <end>,
 // breaks ("" for none); meets says whether it meets one of cons. A guided
 // animal is a word of cons that Heads calls an animal, a thing a word that is
 // neither a place nor reusable by o.Placement, nor <end>. No thing may follow a guided
 // animal; no worn word may come while a guided animal is the only thing
 // said; and a guided animal may meet its constraint only first or after a
 // lead word, and then, unless it is a mount, outside an open place phrase
-// (after one of Heads.Places).
-func misplacesAnimal(seq []int32, meets bool, cons []Constraint, o DecodeOptions) string {
+// (after one of Heads.Places); and no word meets a constraint right after a
+// copula.
+func breaksHeads(seq []int32, meets bool, cons []Constraint, o DecodeOptions) string {
 	h := o.Heads
 	marks := func(tab []bool, x int32) bool { return int(x) < len(tab) && tab[x] }
 	isThing := refThing(o.Placement)
@@ -202,6 +203,9 @@ func misplacesAnimal(seq []int32, meets bool, cons []Constraint, o DecodeOptions
 	}
 	if len(things) == 1 && animal(things[0]) && slices.Contains(h.Worn, w) {
 		return "a worn word about a guided animal"
+	}
+	if meets && n >= 2 && slices.Contains(h.Copulas, seq[n-2]) {
+		return "a guided noun after a copula"
 	}
 	if !meets || !animal(w) {
 		return ""

@@ -272,8 +272,8 @@ func wordSet(lists ...string) map[string]bool {
 
 // heads is v's tables (v has n words) for decoder.Heads: its words that name
 // animals (the forms of the classifier's animal nouns), those of them people
-// ride (mounts), the words a guided animal may follow (leads), worn words and
-// animalPlaces.
+// ride (mounts), the words a guided animal may follow (leads), worn words,
+// animalPlaces and copulas.
 func heads(v Vocab, n int) decoder.Heads {
 	h := decoder.Heads{Animals: make([]bool, n), Mounts: make([]bool, n), Leads: make([]bool, n)}
 	for i, w := range allWords(v, n) {
@@ -286,6 +286,9 @@ func heads(v Vocab, n int) decoder.Heads {
 		}
 		if animalPlaces[w] {
 			h.Places = append(h.Places, int32(i))
+		}
+		if copulas[w] {
+			h.Copulas = append(h.Copulas, int32(i))
 		}
 	}
 	return h
@@ -303,6 +306,10 @@ var worn = wordSet(`shirt shirts tshirt jacket jackets coat coats dress dresses 
 // through the gorilla", "jumps over a kangaroo"; not "at", "near" or "behind"
 // ("looking at a lizard").
 var animalPlaces = wordSet("on in into onto through across over")
+
+// copulas is the forms of "be", which no guided noun follows directly ("a
+// boy is tricycle").
+var copulas = wordSet("is are was were be")
 
 // leads is the words a guided animal may follow (heads). Not actions: they
 // gave "a group of people are playing crab".

@@ -421,8 +421,8 @@ func TestPlacementFromVocab(t *testing.T) {
 
 // heads marks the vocabulary's animals (the forms of the classifier's animal
 // nouns: "puppies" is a dog's, "man" is none), the mounts among them, the
-// words a guided animal may follow, the worn words and the places, each table
-// one entry per id.
+// words a guided animal may follow, the worn words, the places and the
+// copulas, each table one entry per id.
 func TestHeadsFromVocab(t *testing.T) {
 	v := text.BuildVocab([][]string{{"a", "puppies", "horse", "man", "bike", "with", "red", "on", "shirt", "hat", "is", "through"}}, 1)
 	got := heads(v, v.Size())
@@ -436,7 +436,7 @@ func TestHeadsFromVocab(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	worn, places := v.Words(got.Worn), v.Words(got.Places)
+	worn, places, copulas := v.Words(got.Worn), v.Words(got.Places), v.Words(got.Copulas)
 	slices.Sort(worn)
 	slices.Sort(places)
 	for _, tc := range []struct {
@@ -449,6 +449,7 @@ func TestHeadsFromVocab(t *testing.T) {
 		{"leads", marked(got.Leads), []string{"a", "red", "with"}, len(got.Leads)},
 		{"worn", worn, []string{"hat", "shirt"}, v.Size()},
 		{"places", places, []string{"on", "through"}, v.Size()},
+		{"copulas", copulas, []string{"is"}, v.Size()},
 	} {
 		if !slices.Equal(tc.got, tc.want) || tc.n != v.Size() {
 			t.Errorf("heads: %s %q of %d ids, want %q of %d", tc.what, tc.got, tc.n, tc.want, v.Size())
