@@ -42,9 +42,9 @@ type DecodeOptions struct {
 	// words for NoRepeat's last ban, on a thing placed in or on itself
 	// (Placement). The zero value turns the ban off.
 	Placement Placement
-	// Heads keeps constrained beam search from writing a guided animal
-	// where no caption would put it (Heads); it reads Placement's tables to
-	// tell things. The zero value turns it off; Worn may not hold End.
+	// Heads keeps constrained beam search from writing a guided noun, an
+	// animal above all, where no caption would put it (Heads); it reads
+	// Placement's tables to tell things. The zero value turns it off; Worn may not hold End.
 	Heads Heads
 }
 

@@ -2,8 +2,9 @@ package decoder
 
 import "slices"
 
-// Heads is where constrained beam search may write a guided animal: a token
-// that names an animal (Animals) and one of the image's constraints. The
+// Heads is where constrained beam search may write a guided noun (a token of
+// one of the image's constraints), a guided animal (one that Animals marks)
+// above all. The
 // search puts a constraint's token wherever it costs least, and for an animal
 // the decoder hardly knows (a panda, said as its donor "bear") that was often
 // a place or a modifier: "a man is sitting on a panda", "a black dog is
@@ -27,8 +28,9 @@ import "slices"
 //     Flickr8k's dog captions dress the dog) are lost with it when guided.
 //
 // And no guided noun, an animal or not, comes right after one of Copulas
-// ("is", "are"): "a boy is tricycle on a sidewalk", "three dogs are sled in
-// the snow" (8 of the 616 guided captions of the Flickr8k train split).
+// (forms of "be"): "a boy is tricycle on a sidewalk", "three dogs are sled in
+// the snow" (8 of the 616 guided captions of the Flickr8k train split said
+// so; the rule changed 16, the search taking other paths).
 //
 // With Heads' zero value, guided nouns go anywhere.
 type Heads struct {
@@ -72,8 +74,8 @@ func (o DecodeOptions) undressed(tokens []int32, guided func(int32) bool) bool {
 	return subject >= 0 && o.guidedAnimal(subject, guided)
 }
 
-// mayMeet says whether a hypothesis of tokens may meet an unmet constraint
-// with its token w, guided by definition, by Heads' rules (NoRepeat's bans never forbid such a word:
+// mayMeet says whether Heads' rules let a hypothesis of tokens meet an unmet
+// constraint with its token w (NoRepeat's bans never forbid such a word:
 // the hypothesis has not said it).
 func (o DecodeOptions) mayMeet(tokens []int32, w int32, guided func(int32) bool) bool {
 	h := o.Heads

@@ -141,7 +141,7 @@ func TestHeadsByExample(t *testing.T) {
 		{"a man sitting on", "camel", false},                         // a mount too needs a lead word
 		{"a man and a", "panda", true},
 		{"a rock", "panda", false},                      // a modifier before it: "a rock panda"
-		{"a man is", "panda", false},                    // no lead word: "a man is panda"
+		{"a man sitting", "panda", false},               // no lead word: "a man sitting panda"
 		{"a panda", "rock", false},                      // no thing after a guided animal
 		{"a panda", "camel", false},                     // nor another guided one
 		{"a panda", "red", true},                        // an adjective is no thing

@@ -233,6 +233,7 @@ func allWords(v Vocab, n int) []string {
 // ("sits", "ride"; not those as often things: "waves", "skis", "steps").
 var reusableInPlace = wordSet(determiners, adjectives, `s
 		of in on at into onto with by for from to near under over behind through across along around down up out off
+		inside outside between beneath below above underneath atop within among upon beyond
 		next beside toward towards against together front top side back middle bottom edge
 		and or but while as than is are was were be has have it he she they him them there who which what
 		jumps runs stands sits walks plays looks rides holds watches leaps climbs smiles takes carries poses catches
@@ -245,15 +246,16 @@ var reusableInPlace = wordSet(determiners, adjectives, `s
 		fetches juggles observes overlooks shovels sprays soars writes casts checks cheers squirts steers tackles
 		trots wrestles sells
 		play run jump sit stand walk ride swim climb look watch hold wait pose smile stare dance talk sleep eat drink
-		read lie lay hang kneel lean sing push pull kick throw catch chase carry wear get go do make take fly land rest
+		read lie lay hang kneel lean sing push pull kick throw catch chase carry wear get go do make take land rest
 		lands perches grazes`)
 
 // determiners and adjectives are English words that come before a noun in a
 // noun phrase: the words of reusableInPlace that a guided animal may follow
 // (heads), with "with", "and" and "of".
 const (
-	determiners = `a an the this that these those his her their its my your our some each other another
-		one two three four five six several many all both`
+	determiners = `a an the this that these those his her their its my your our some each other another one all ` + counts
+	// counts is the words that count more than one thing.
+	counts     = `two three four five six seven eight nine ten several many few both`
 	adjectives = `white black brown red blue green yellow pink orange purple grey gray tan silver golden blonde blond
 		dark light bright colorful striped big small little large long short tall young old older elderly
 		wet hot shirtless fluffy shaggy furry curly spotted muddy wooden snowy grassy sandy rocky busy crowded empty`
@@ -313,7 +315,7 @@ var copulas = wordSet("is are was were be")
 
 // leads is the words a guided animal may follow (heads). Not actions: they
 // gave "a group of people are playing crab".
-var leads = wordSet(determiners, adjectives, "with and of baby giant wild few seven eight nine ten s")
+var leads = wordSet(determiners, adjectives, "with and of baby giant wild s")
 
 // mounts is the animal nouns (tags') people ride or sit on, which a caption
 // may place ("a boy sitting on a camel", "a cowboy on a bull": tags names a
@@ -388,38 +390,41 @@ func (d Decoder) words(ids []int32, names []naming) (words []string, from []int)
 				guided = nm.noun
 			}
 		}
+		// A phrase noun standing in for its own last word ("fire truck" for
+		// truck) after the decoder's first words of it: "fire fire truck".
+		fields, said := strings.Fields(w), 0
+		for p := len(fields) - 1; p > 0; p-- {
+			if n := len(words); n >= p && slices.Equal(words[n-p:], fields[:p]) {
+				said = p
+				break
+			}
+		}
+		before := words[:len(words)-said]
 		// Guidance forces its noun after whatever the beam had written, for
 		// the donor when there is one, so the words before it decide its
 		// number: "a chickens" and "a white geese" are singular, and "a group
 		// of crab are" plural (the vocabulary lacks many plurals: "frogs",
 		// crab's donor's).
 		if guided != "" {
-			switch count(words) {
-			case 1:
+			switch numberAt(before) {
+			case singular:
 				if w == tags.Plural(guided) {
 					w = guided
 				}
-			case 2: // unless it modifies the next word: "two sled dogs"
-				if w == guided && (k+1 == len(ids) || !isThing(vocab[k+1])) {
+			case plural: // unless it modifies the next word: "two sled dogs"
+				if w == guided && !uncountable[guided] && (k+1 == len(ids) || !isThing(vocab[k+1])) {
 					w = tags.Plural(guided)
 				}
 			}
+			fields = strings.Fields(w)
 		}
 		// The article agrees with the word after it: the decoder writes "a
 		// orange", a guided noun comes after the donor's article ("a bird",
 		// which the noun writes "an owl") or another word's ("a atm").
-		if n := len(words); n > 0 && (words[n-1] == "a" || words[n-1] == "an") {
+		if n := len(before); said == 0 && n > 0 && (before[n-1] == "a" || before[n-1] == "an") {
 			words[n-1] = article(w)
 		}
-		fields := strings.Fields(w)
-		// A phrase noun standing in for its own last word ("fire truck" for
-		// truck) after the decoder's first words of it: "fire fire truck".
-		for p := len(fields) - 1; p > 0; p-- {
-			if n := len(words); n >= p && slices.Equal(words[n-p:], fields[:p]) {
-				fields = fields[p:]
-				break
-			}
-		}
+		fields = fields[said:]
 		for _, f := range fields {
 			words, from = append(words, f), append(from, k)
 		}
@@ -427,29 +432,40 @@ func (d Decoder) words(ids []int32, names []naming) (words []string, from []int)
 	return words, from
 }
 
-// count is how many things words end in counting, adjectives after the
-// count aside: 1 after "a", "an" or "one" ("a small"), 2 for more than one
-// ("two", "several small", "a group of", "a herd of brown"), 0 when they end
-// in no count.
-func count(words []string) int {
+// number is how many things words count.
+type number int
+
+const (
+	uncounted number = iota
+	singular
+	plural
+)
+
+// numberAt is the number words end in counting, adjectives after the count
+// aside: singular after "a", "an" or "one" ("a small", "a black and white"),
+// plural after more than one ("two", "several small", "a group of", "a herd
+// of brown").
+func numberAt(words []string) number {
 	n := len(words)
-	for n > 0 && adjectiveSet[words[n-1]] {
+	for n > 0 && (adjectiveSet[words[n-1]] || n > 1 && words[n-1] == "and" && adjectiveSet[words[n-2]]) {
 		n--
 	}
 	switch {
 	case n > 0 && (words[n-1] == "a" || words[n-1] == "an" || words[n-1] == "one"):
-		return 1
+		return singular
 	case n > 0 && manyWords[words[n-1]], n > 1 && words[n-1] == "of" && collectives[words[n-2]]:
-		return 2
+		return plural
 	}
-	return 0
+	return uncounted
 }
 
-// manyWords, collectives and adjectiveSet are count's words.
+// manyWords, collectives and adjectiveSet are numberAt's words; uncountable
+// is the guided nouns that stay singular after a count ("a lot of food").
 var (
-	manyWords    = wordSet("two three four five six seven eight nine ten several many few both")
+	manyWords    = wordSet(counts)
 	collectives  = wordSet("group groups herd herds flock flocks pack packs pair couple school bunch family crowd lot lots line team swarm")
 	adjectiveSet = wordSet(adjectives)
+	uncountable  = wordSet("food fruit corn broccoli rice bread meat popcorn cheese water snow sand grass hay")
 )
 
 // article is the indefinite article before word: "an" before a vowel sound,

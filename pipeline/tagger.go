@@ -184,6 +184,11 @@ func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
 	}
 	n := naming{noun: noun, donor: best, renamed: map[int32]string{}}
 	for _, f := range []struct{ donor, word string }{{best, noun}, {tags.Plural(best), tags.Plural(noun)}} {
+		// A donor whose plural is itself ("fish") is renamed singular;
+		// Decoder.words gives the noun the number its words ask for.
+		if _, ok := n.renamed[int32(v.ID(f.donor))]; ok {
+			continue
+		}
 		if id := v.ID(f.donor); id != text.UnkID {
 			n.tokens = append(n.tokens, int32(id))
 			n.renamed[int32(id)] = f.word

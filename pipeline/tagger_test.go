@@ -203,6 +203,9 @@ func TestNaming(t *testing.T) {
 		{"llama", "camel", ids("camel", "camels"), map[string]string{"camel": "llama", "camels": "llamas"}},
 		{"cheetah", "tiger", ids("tiger"), map[string]string{"tiger": "cheetah"}},
 		{"fire truck", "truck", ids("truck", "trucks"), map[string]string{"truck": "fire truck", "trucks": "fire trucks"}},
+		// A donor whose plural is itself is renamed singular: the words
+		// before it decide (Decoder.words).
+		{"shark", "fish", ids("fish"), map[string]string{"fish": "shark"}},
 	} {
 		n, ok := tg.naming(v, tc.noun)
 		got := slices.Clone(n.tokens)
@@ -242,6 +245,7 @@ func TestNaming(t *testing.T) {
 	atm := naming{noun: "atm", tokens: []int32{id("atm")}}
 	chicken := naming{noun: "chicken", tokens: []int32{id("chicken"), id("chickens")}}
 	cheetah, _ := tg.naming(v, "cheetah")
+	shark, _ := tg.naming(v, "shark")
 	for _, tc := range []struct {
 		caption []int32
 		nm      naming
@@ -258,6 +262,11 @@ func TestNaming(t *testing.T) {
 		{[]int32{id("a"), id("group"), id("of"), id("tiger"), id("are")}, cheetah, []string{"a", "group", "of", "cheetahs", "are"}},
 		{[]int32{id("two"), id("small"), id("tiger")}, cheetah, []string{"two", "small", "cheetahs"}},
 		{[]int32{id("two"), id("tiger"), id("dogs")}, cheetah, []string{"two", "cheetah", "dogs"}}, // a modifier
+		{[]int32{id("two"), id("black"), id("and"), id("white"), id("tiger")}, cheetah, []string{"two", "black", "and", "white", "cheetahs"}},
+		{[]int32{id("the"), id("fish"), id("is")}, shark, []string{"the", "shark", "is"}},
+		{[]int32{id("two"), id("fish")}, shark, []string{"two", "sharks"}},
+		{[]int32{id("a"), id("lot"), id("of"), id("corn")}, naming{noun: "corn", tokens: []int32{id("corn")}}, []string{"a", "lot", "of", "corn"}},
+		{[]int32{id("two"), id("fire"), id("truck")}, fire, []string{"two", "fire", "trucks"}}, // the decoder's "fire" before the phrase
 		{[]int32{id("a"), id("small"), id("tiger")}, cheetah, []string{"a", "small", "cheetah"}},
 		{[]int32{id("two"), id("sheep")}, naming{noun: "sheep", tokens: []int32{id("sheep")}}, []string{"two", "sheep"}},
 		{[]int32{id("two"), id("dog")}, naming{}, []string{"two", "dog"}}, // the decoder's own words stay as they are
@@ -602,8 +611,8 @@ func TestGuidedAnimalsAreNamedAsAnimals(t *testing.T) {
 	}
 }
 
-// misplacesAnimal says whether caption names noun where no animal goes, by
-// decoder.Heads' rules read on the words: after a word that leads no noun
+// misplacesAnimal says whether caption names noun where no animal goes, a
+// looser reading of decoder.Heads' rules on the words: after a word that leads no noun
 // phrase ("a rock lizard", "sitting on lemur"), within three words after on,
 // in, into or onto ("sitting on a panda"), before a thing ("a monkey toy"),
 // or first with a worn word later ("a

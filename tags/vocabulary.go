@@ -9,7 +9,8 @@ import (
 // vocabulary lists the caption-level nouns the class map uses (the first word
 // of each row) with the other words a caption may use for the same thing
 // (synonyms, the young of an animal, common names). Plurals are added by
-// plural, so a row lists singular forms and only irregular plurals.
+// Plural, so a row lists singular forms and only plurals Plural does not
+// make ("fishes" beside its "fish").
 //
 // The generator (internal/gen) walks each ImageNet class up its WordNet
 // hypernyms and stops at the first synset that has one of these words as a
@@ -102,7 +103,7 @@ var vocabulary = [][]string{
 	{"heron", "egret"},
 
 	// Fish and other water animals.
-	{"fish", "goldfish"},
+	{"fish", "fishes", "goldfish"},
 	{"shark"},
 	{"stingray", "ray"},
 	{"eel"},
