@@ -37,6 +37,21 @@ func loadShipped(t *testing.T) (*Pipeline, *config.Config) {
 	return p, cfg
 }
 
+// loadDefaultDecoding loads the shipped model in float32 with decoding as
+// configs/default.yaml sets it, decoding batch images at once.
+func loadDefaultDecoding(t *testing.T, batch int) (*Pipeline, *config.Config) {
+	cfg := testConfig(t, shippedModel, batch)
+	cfg.Precision = "float32"
+	cfg.Decode.MaxLen, cfg.Decode.NoRepeat = 20, 2
+	cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.Guide, cfg.Decode.GuideThreshold = 5, 0.05, true, 0.8
+	p, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, cfg
+}
+
 // The tags are tags.Select of the encoder's own classifier, computed from the
 // pooled features on the decoder's device.
 func TestTagsAreTheEncodersClassifier(t *testing.T) {
@@ -535,15 +550,7 @@ func TestRuledOut(t *testing.T) {
 // not guided, so the guided photos' positions in the batch are not their
 // places among the guided ones.
 func TestGuidedDecodingRulesOutMisnamedAnimals(t *testing.T) {
-	cfg := testConfig(t, shippedModel, 4)
-	cfg.Precision = "float32"
-	cfg.Decode.MaxLen, cfg.Decode.NoRepeat = 20, 2
-	cfg.Decode.Tags, cfg.Decode.TagThreshold, cfg.Decode.Guide, cfg.Decode.GuideThreshold = 5, 0.05, true, 0.8
-	p, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, cfg := loadDefaultDecoding(t, 4)
 	plain, guided := plainAndGuided(t, p, "../testdata/ood/farm_horse.jpg", filepath.Join(cfg.Assets, "samples", "cat_720p.jpg"), "../testdata/ood/farm_sheep.jpg")
 	if guided[0].Caption != plain[0].Caption || len(guided[0].Guided) > 0 {
 		t.Errorf("the horse photo was guided to %q (%v) from %q; the test needs one that is not", guided[0].Caption, guided[0].Guided, plain[0].Caption)
@@ -565,15 +572,7 @@ func TestGuidedDecodingRulesOutMisnamedAnimals(t *testing.T) {
 // lizard", "a monkey toy"), and with it (the default) names each as the head
 // of a noun phrase, outside any place phrase, never dressed.
 func TestGuidedAnimalsAreNamedAsAnimals(t *testing.T) {
-	cfg := testConfig(t, shippedModel, 6)
-	cfg.Precision = "float32"
-	cfg.Decode.MaxLen, cfg.Decode.NoRepeat = 20, 2
-	cfg.Decode.Guide, cfg.Decode.GuideThreshold = true, 0.8
-	p, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, _ := loadDefaultDecoding(t, 6)
 	var paths []string
 	for _, name := range []string{"world_panda", "world_lemur", "world_dragon", "erase_red_panda", "world_scarlet_macaw", "erase_macaque"} {
 		paths = append(paths, "../testdata/ood/"+name+".jpg")
@@ -608,6 +607,49 @@ func TestGuidedAnimalsAreNamedAsAnimals(t *testing.T) {
 	p.models[0].dec.bans.heads = heads
 	if n, captions := misplacing(); n != 0 {
 		t.Errorf("%d captions misplace their animal: %q", n, captions)
+	}
+}
+
+// TestHeadsOnlyForConfidentAnimals: the classifier gives 0.82 to a stingray
+// for this Flickr8k photo of a boy in a pool; Heads' rules on animals, which
+// made it the subject ("A young stingray in a swimming pool.") with every
+// guided animal placed by them (the premise), leave it to the search below
+// headsAbove, so the boy stays the subject; the panda (1.0) of the other photo
+// is placed by them in both runs.
+func TestHeadsOnlyForConfidentAnimals(t *testing.T) {
+	p, cfg := loadDefaultDecoding(t, 2)
+	imgs, err := p.Preprocessor().Files([]string{filepath.Join(cfg.Assets, "data", "flickr8k", "images", "2646615552_3aeeb2473b.jpg"), "../testdata/ood/world_panda.jpg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	was := headsAbove
+	caption := func() []Result {
+		res, err := p.CaptionImages(context.Background(), imgs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res[0].Guided, []string{"stingray"}) || len(res[0].Tags) == 0 || res[0].Tags[0].Prob >= was || !slices.Equal(res[1].Guided, []string{"panda"}) {
+			t.Fatalf("guided to %v (%v) and %v; the test needs a stingray below headsAbove and a panda", res[0].Guided, res[0].Tags, res[1].Guided)
+		}
+		return res
+	}
+	// Whether the stingray leads the caption: among its first three words.
+	stingrayFirst := func(caption string) bool {
+		words := strings.Fields(strings.ToLower(caption))
+		return slices.ContainsFunc(words[:min(3, len(words))], func(w string) bool { return tags.Mentions(w, "stingray") })
+	}
+	headsAbove = 0
+	all := caption()
+	headsAbove = was
+	some := caption()
+	if !stingrayFirst(all[0].Caption) {
+		t.Errorf("with every guided animal placed by Heads, %q does not make the stingray its subject (the premise)", all[0].Caption)
+	}
+	if stingrayFirst(some[0].Caption) || !tags.Mentions(some[0].Caption, "stingray") {
+		t.Errorf("%q: want the stingray named, not as the subject", some[0].Caption)
+	}
+	if some[1].Caption != all[1].Caption || misplacesAnimal(some[1].Caption, "panda") {
+		t.Errorf("the panda's caption %q, with Heads for every animal %q: want the same, the panda placed by Heads", some[1].Caption, all[1].Caption)
 	}
 }
 

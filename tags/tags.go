@@ -59,13 +59,18 @@ func Mentions(caption, noun string) bool {
 }
 
 // madeFrom lists, per noun, caption words that name it without being a name
-// of it (Forms): who uses it or what is done with it, and games named after
-// their ball. An explicit list, since a rule would misread too many words
+// of it (Forms): who uses it or what is done with it, games named after
+// their ball, and the dog breeds captions name instead of "dog" ("a german
+// shepherd runs"). An explicit list, since a rule would misread too many words
 // ("pants" ends in ant, "flying" starts with fly); these are the ones
 // guidance wrongly insisted on in Flickr8k's dev captions.
 var madeFrom = map[string][]string{
 	"ski":  {"skier", "skiers", "skiing"},
 	"ball": {"basketball", "basketballs", "football", "footballs", "baseball", "baseballs", "volleyball", "volleyballs", "softball", "softballs"},
+	"dog": {"shepherd", "shepherds", "greyhound", "greyhounds", "collie", "collies", "poodle", "poodles", "terrier", "terriers",
+		"labrador", "labradors", "retriever", "retrievers", "dachshund", "dachshunds", "beagle", "beagles", "pug", "pugs",
+		"husky", "huskies", "bulldog", "bulldogs", "pitbull", "pitbulls", "sheepdog", "sheepdogs", "doberman", "dobermans",
+		"dalmatian", "dalmatians", "rottweiler", "rottweilers", "spaniel", "spaniels", "corgi", "corgis"},
 }
 
 // normalize lower-cases s and turns every run of non-letters and non-digits
