@@ -200,8 +200,9 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	// (Heads); the words it ranks first are mostly things ("a monkey toy"),
 	// so its candidates come from its whole row of log-probabilities, on the
 	// host, rather than from TopK's few.
-	var whole []float32 // one row of log-probabilities
-	per := 1            // device rows per image: one, the start, until the first step spreads it over SK
+	var whole []float32  // one row of log-probabilities
+	var noThings []int32 // topNoThings' scratch
+	per := 1             // device rows per image: one, the start, until the first step spreads it over SK
 	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -239,13 +240,13 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				}
 				if o.endsInGuidedAnimal(rows[r].tokens, guided[b]) {
 					if whole == nil {
-						whole = make([]float32, V)
+						whole, noThings = make([]float32, V), make([]int32, 0, V)
 					}
 					dr := i*per + k
 					if err := dev.Download(whole, logp.Slice(dr*V, V)); err != nil {
 						return nil, err
 					}
-					topNoThings(idx[dr*kk:(dr+1)*kk], val[dr*kk:(dr+1)*kk], whole, o.thing)
+					noThings = topNoThings(idx[dr*kk:(dr+1)*kk], val[dr*kk:(dr+1)*kk], whole, o.thing, noThings[:0])
 				}
 				for _, tb := range meets[b] {
 					if tb.bits&^st != 0 && o.mayMeet(rows[r].tokens, tb.tok, guided[b]) {
@@ -370,8 +371,8 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 // topNoThings writes into idx and val the len(idx) most probable words of
 // logp, one row of log-probabilities, that are no things, best first (ties:
 // the lower id first), and unspeakable words after them when too few are.
-func topNoThings(idx []int32, val, logp []float32, thing func(int32) bool) {
-	var words []int32
+// words is scratch space, returned for the next call.
+func topNoThings(idx []int32, val, logp []float32, thing func(int32) bool, words []int32) []int32 {
 	for w := range logp {
 		if !thing(int32(w)) {
 			words = append(words, int32(w))
@@ -385,4 +386,5 @@ func topNoThings(idx []int32, val, logp []float32, thing func(int32) bool) {
 			idx[j], val[j] = 0, neverEmitted
 		}
 	}
+	return words
 }

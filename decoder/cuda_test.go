@@ -41,6 +41,12 @@ func testCUDAMatchesCPU(t *testing.T, c Config) {
 			cons := make([][]Constraint, bt.B)
 			cons[0], cons[bt.B-1] = []Constraint{{5}}, []Constraint{{8, 7}, {4}}
 			res[i].hyps = append(res[i].hyps, generateConstrained(t, m, bt.feats, nil, o, cons, nil)...)
+			// Heads reads a row of log-probabilities after a guided animal
+			// (5 or 8) on the host.
+			ho := o
+			ho.Placement = Placement{Places: []int32{6}, Reusable: []bool{4: true, 7: true}}
+			ho.Heads = Heads{Animals: []bool{5: true, 8: true}, Leads: []bool{4: true}, Places: []int32{6}, Copulas: []int32{7}}
+			res[i].hyps = append(res[i].hyps, generateConstrained(t, m, bt.feats, nil, ho, cons, nil)...)
 		}
 	}
 	t.Logf("loss: CPU %.7f, CUDA kernels %.7f; %s", res[0].loss, res[1].loss, emu.Name())
