@@ -4,6 +4,7 @@ package decoder
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -31,6 +32,7 @@ func testCUDAMatchesCPU(t *testing.T, c Config) {
 		hyps  [][]Hypothesis
 	}
 	var res [2]result
+	afterAnimal := 0 // captions that go on after a guided animal
 	for i, dev := range []gpu.Device{cpuDev, emu} {
 		m, _ := randomModel(t, dev, c, 9, 0.9)
 		res[i].loss, _, res[i].grads = runDevice(t, dev, m, bt, true, 21)
@@ -46,8 +48,19 @@ func testCUDAMatchesCPU(t *testing.T, c Config) {
 			ho := o
 			ho.Placement = Placement{Places: []int32{6}, Reusable: []bool{4: true, 7: true}}
 			ho.Heads = Heads{Animals: []bool{5: true, 8: true}, Leads: []bool{4: true}, Places: []int32{6}, Copulas: []int32{7}}
-			res[i].hyps = append(res[i].hyps, generateConstrained(t, m, bt.feats, nil, ho, cons, nil)...)
+			headed := generateConstrained(t, m, bt.feats, nil, ho, cons, nil)
+			res[i].hyps = append(res[i].hyps, headed...)
+			for _, hs := range headed {
+				for _, h := range hs {
+					if j := slices.IndexFunc(h.Tokens, func(w int32) bool { return w == 5 || w == 8 }); j >= 0 && j < len(h.Tokens)-1 {
+						afterAnimal++
+					}
+				}
+			}
 		}
+	}
+	if afterAnimal == 0 {
+		t.Error("no guided caption goes on after a guided animal: the test reads no row on the host")
 	}
 	t.Logf("loss: CPU %.7f, CUDA kernels %.7f; %s", res[0].loss, res[1].loss, emu.Name())
 	if d := math.Abs(res[0].loss - res[1].loss); d > 1e-5 {
@@ -63,6 +76,9 @@ func testCUDAMatchesCPU(t *testing.T, c Config) {
 		}
 	}
 	for b := range res[0].hyps {
+		if len(res[0].hyps[b]) != len(res[1].hyps[b]) {
+			t.Fatalf("search %d: %d hypotheses on the CPU, %d with the CUDA kernels", b, len(res[0].hyps[b]), len(res[1].hyps[b]))
+		}
 		for i := range res[0].hyps[b] {
 			if !sameHyp(res[0].hyps[b][i], res[1].hyps[b][i]) {
 				t.Errorf("decoding %d hypothesis %d: CPU %v, CUDA kernels %v", b, i, res[0].hyps[b][i], res[1].hyps[b][i])

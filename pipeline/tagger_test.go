@@ -623,13 +623,15 @@ func TestHeadsOnlyForConfidentAnimals(t *testing.T) {
 		t.Fatal(err)
 	}
 	was := headsAbove
+	t.Cleanup(func() { headsAbove = was })
 	caption := func() []Result {
 		res, err := p.CaptionImages(context.Background(), imgs, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(res[0].Guided, []string{"stingray"}) || len(res[0].Tags) == 0 || res[0].Tags[0].Prob >= was || !slices.Equal(res[1].Guided, []string{"panda"}) {
-			t.Fatalf("guided to %v (%v) and %v; the test needs a stingray below headsAbove and a panda", res[0].Guided, res[0].Tags, res[1].Guided)
+		if !slices.Equal(res[0].Guided, []string{"stingray"}) || len(res[0].Tags) == 0 || res[0].Tags[0].Noun != "stingray" || res[0].Tags[0].Prob >= was ||
+			!slices.Equal(res[1].Guided, []string{"panda"}) || len(res[1].Tags) == 0 || res[1].Tags[0].Noun != "panda" || res[1].Tags[0].Prob < was {
+			t.Fatalf("guided to %v (%v) and %v (%v); the test needs a stingray below headsAbove and a panda above it", res[0].Guided, res[0].Tags, res[1].Guided, res[1].Tags)
 		}
 		return res
 	}
