@@ -66,6 +66,10 @@ type Batcher struct {
 
 	// places counts reserved places: images being prepared plus images queued.
 	places atomic.Int64
+	// released wakes a scheduler waiting for reserved images (Run's fill)
+	// when Release gives places back: the images it waited for will not come,
+	// and without the wake it waited out MaxDelay for them.
+	released chan struct{}
 
 	// batchTime is the last batch's duration in nanoseconds, for Retry-After.
 	batchTime atomic.Int64
@@ -101,12 +105,13 @@ func NewBatcher(cfg BatcherConfig, m Model) *Batcher {
 		panic(fmt.Sprintf("server: bad batcher config %+v: MaxBatch, QueueSize and MaxDelay must be positive", cfg))
 	}
 	b := &Batcher{
-		cfg:     cfg,
-		queue:   make(chan *job, cfg.QueueSize),
-		swapCh:  make(chan swapReq),
-		now:     time.Now,
-		after:   time.After,
-		stopped: make(chan struct{}),
+		cfg:      cfg,
+		queue:    make(chan *job, cfg.QueueSize),
+		swapCh:   make(chan swapReq),
+		now:      time.Now,
+		after:    time.After,
+		stopped:  make(chan struct{}),
+		released: make(chan struct{}, 1),
 	}
 	b.model.Store(&modelBox{m})
 	return b
@@ -150,8 +155,15 @@ func (b *Batcher) Reserve(n int) error {
 	}
 }
 
-// Release gives back n reserved places that will not be submitted.
-func (b *Batcher) Release(n int) { b.places.Add(-int64(n)) }
+// Release gives back n reserved places that will not be submitted, and wakes
+// the scheduler if it waits for them.
+func (b *Batcher) Release(n int) {
+	b.places.Add(-int64(n))
+	select {
+	case b.released <- struct{}{}:
+	default: // a wake is pending already
+	}
+}
 
 // Submit queues one image into a place held with Reserve and returns the
 // channel its reply arrives on. When ctx ends before the job reaches a batch,
@@ -282,6 +294,7 @@ func (b *Batcher) Run(ctx context.Context) {
 			select {
 			case j := <-b.queue:
 				batch = append(batch, b.take(j))
+			case <-b.released: // look at the places again
 			case <-timer:
 				break fill
 			case <-ctx.Done():

@@ -719,6 +719,28 @@ func TestFailedImageGivesBackItsPlace(t *testing.T) {
 	}
 }
 
+// A place given back (Release) wakes a scheduler that waits for reserved
+// images: the batch goes without them at once, not when MaxDelay (here an
+// hour, on a clock that never moves) is over. The scheduler is waiting when
+// it has asked for its timer.
+func TestReleaseWakesTheWaitingBatch(t *testing.T) {
+	b, clk := startBatcher(t, BatcherConfig{MaxBatch: 4, MaxDelay: time.Hour, QueueSize: 8}, newStepModel("m"))
+	reserve(t, b, 2)
+	r0 := submitReserved(t, b, context.Background(), 0, greedy)
+	if tm := <-clk.timers; tm.d != time.Hour {
+		t.Fatalf("the batch waits %v for the reserved image, want MaxDelay", tm.d)
+	}
+	b.Release(1)
+	select {
+	case r := <-r0:
+		if r.err != nil || r.res.Caption != "image 0 beam 1" {
+			t.Errorf("reply %+v, want image 0's caption", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply: the batch still waits for the place given back")
+	}
+}
+
 // failingDecode fails every Decode of beam 3: with an error, or, short, by
 // returning one result too few.
 type failingDecode struct {
