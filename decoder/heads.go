@@ -38,6 +38,9 @@ type Heads struct {
 	Worn, Places, Copulas  []int32
 }
 
+// Animal says whether h names w an animal (Animals).
+func (h Heads) Animal(w int32) bool { return has(h.Animals, w) }
+
 // has says whether tab, a table by token id, marks w.
 func has(tab []bool, w int32) bool { return int(w) < len(tab) && tab[w] }
 
@@ -48,7 +51,7 @@ func (o DecodeOptions) thing(w int32) bool { return w != o.End && !o.Placement.f
 // guidedAnimal says whether w names an animal and, by guided, meets one of the
 // image's constraints.
 func (o DecodeOptions) guidedAnimal(w int32, guided func(int32) bool) bool {
-	return has(o.Heads.Animals, w) && guided(w)
+	return o.Heads.Animal(w) && guided(w)
 }
 
 // endsInGuidedAnimal says whether tokens end in a guided animal, which no

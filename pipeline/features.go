@@ -47,7 +47,7 @@ type banWords struct {
 // animal says whether one of nm's tokens is an animal by Heads' table: a
 // token Heads' rules on animals would place.
 func (b *banWords) animal(nm naming) bool {
-	return slices.ContainsFunc(nm.tokens, func(t int32) bool { return int(t) < len(b.heads.Animals) && b.heads.Animals[t] })
+	return slices.ContainsFunc(nm.tokens, b.heads.Animal)
 }
 
 // newBanWords finds the ban words of v, which has n words.

@@ -186,13 +186,12 @@ func (t *Tagger) naming(v Vocab, noun string) (naming, bool) {
 	for _, f := range []struct{ donor, word string }{{best, noun}, {tags.Plural(best), tags.Plural(noun)}} {
 		// A donor whose plural is itself ("fish") is renamed singular;
 		// Decoder.words gives the noun the number its words ask for.
-		if _, ok := n.renamed[int32(v.ID(f.donor))]; ok {
+		id := int32(v.ID(f.donor))
+		if _, renamed := n.renamed[id]; id == text.UnkID || renamed {
 			continue
 		}
-		if id := v.ID(f.donor); id != text.UnkID {
-			n.tokens = append(n.tokens, int32(id))
-			n.renamed[int32(id)] = f.word
-		}
+		n.tokens = append(n.tokens, id)
+		n.renamed[id] = f.word
 	}
 	return n, true
 }
