@@ -1,7 +1,6 @@
 package decoder
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -200,9 +199,8 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	// (Heads); the words it ranks first are mostly things ("a monkey toy"),
 	// so its candidates come from its whole row of log-probabilities, on the
 	// host, rather than from TopK's few.
-	var whole []float32  // one row of log-probabilities
-	var noThings []int32 // topNoThings' scratch
-	per := 1             // device rows per image: one, the start, until the first step spreads it over SK
+	var whole []float32 // one row of log-probabilities
+	per := 1            // device rows per image: one, the start, until the first step spreads it over SK
 	for t := 0; t < o.MaxLen && len(order) > 0; t++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -240,13 +238,13 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 				}
 				if o.endsInGuidedAnimal(rows[r].tokens, guided[b]) {
 					if whole == nil {
-						whole, noThings = make([]float32, V), make([]int32, 0, V)
+						whole = make([]float32, V)
 					}
 					dr := i*per + k
 					if err := dev.Download(whole, logp.Slice(dr*V, V)); err != nil {
 						return nil, err
 					}
-					noThings = topNoThings(idx[dr*kk:(dr+1)*kk], val[dr*kk:(dr+1)*kk], whole, o.thing, noThings[:0])
+					topNoThings(idx[dr*kk:(dr+1)*kk], val[dr*kk:(dr+1)*kk], whole, o.thing)
 				}
 				for _, tb := range meets[b] {
 					if tb.bits&^st != 0 && o.mayMeet(rows[r].tokens, tb.tok, guided[b]) {
@@ -371,20 +369,22 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 // topNoThings writes into idx and val the len(idx) most probable words of
 // logp, one row of log-probabilities, that are no things, best first (ties:
 // the lower id first), and unspeakable words after them when too few are.
-// words is scratch space, returned for the next call.
-func topNoThings(idx []int32, val, logp []float32, thing func(int32) bool, words []int32) []int32 {
-	for w := range logp {
-		if !thing(int32(w)) {
-			words = append(words, int32(w))
+// It keeps them sorted as it reads the row, once: len(idx) is a few dozen,
+// the row thousands.
+func topNoThings(idx []int32, val, logp []float32, thing func(int32) bool) {
+	n := 0 // filled
+	for w, lp := range logp {
+		if n == len(idx) && lp <= val[n-1] || thing(int32(w)) {
+			continue
 		}
-	}
-	slices.SortStableFunc(words, func(a, b int32) int { return cmp.Compare(logp[b], logp[a]) })
-	for j := range idx {
-		if j < len(words) {
-			idx[j], val[j] = words[j], logp[words[j]]
-		} else {
-			idx[j], val[j] = 0, neverEmitted
+		j := min(n, len(idx)-1) // the new word's place, the last one's when full
+		for ; j > 0 && val[j-1] < lp; j-- {
+			idx[j], val[j] = idx[j-1], val[j-1]
 		}
+		idx[j], val[j] = int32(w), lp
+		n = min(n+1, len(idx))
 	}
-	return words
+	for j := n; j < len(idx); j++ {
+		idx[j], val[j] = 0, neverEmitted
+	}
 }

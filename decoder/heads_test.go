@@ -1,6 +1,7 @@
 package decoder
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -161,6 +162,40 @@ func TestHeadsByExample(t *testing.T) {
 		}
 		if rule := breaksHeads(append(slices.Clone(said), w), true, cons, o); (rule == "") != tc.may {
 			t.Errorf("after %q, %q: the test's reference says %q, want a rule broken: %v", tc.said, tc.word, rule, !tc.may)
+		}
+	}
+}
+
+// TestTopNoThings against a naive reference: every word that is no thing,
+// sorted by log-probability (ties: the lower id first), then unspeakable
+// words; rows with many ties, and lists longer than the words there are.
+func TestTopNoThings(t *testing.T) {
+	const V = 300
+	logp := make([]float32, V)
+	for w := range logp {
+		logp[w] = -float32((w * 7919) % 13) // 13 values: many ties
+	}
+	for _, every := range []int{2, 3, 50, V + 1} { // every every-th word is no thing
+		thing := func(w int32) bool { return int(w)%every != 0 }
+		var want []int32
+		for w := range int32(V) {
+			if !thing(w) {
+				want = append(want, w)
+			}
+		}
+		slices.SortStableFunc(want, func(a, b int32) int { return cmp.Compare(logp[b], logp[a]) })
+		for _, n := range []int{1, 2, 9, 40} {
+			idx, val := make([]int32, n), make([]float32, n)
+			topNoThings(idx, val, logp, thing)
+			for j := range n {
+				w, v := int32(0), float32(neverEmitted)
+				if j < len(want) {
+					w, v = want[j], logp[want[j]]
+				}
+				if idx[j] != w || val[j] != v {
+					t.Fatalf("every %d, %d words: word %d is %d (%g), want %d (%g)", every, n, j, idx[j], val[j], w, v)
+				}
+			}
 		}
 	}
 }

@@ -161,15 +161,7 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if err := checkTeacher(tc); err != nil { // before the features load, not after
 		return err
 	}
-	ds.Reclean(text.Cleaning(tc.Cleaning))
-	if note := ds.DropWordless(); note != "" {
-		fmt.Fprintf(log, "warning: %s\n", note)
-	}
-	trainImgs, err := ds.Split(text.SplitTrain)
-	if err != nil {
-		return err
-	}
-	devImgs, err := ds.Split(text.SplitDev)
+	trainImgs, devImgs, err := cleanSplits(ds, text.Cleaning(tc.Cleaning), log)
 	if err != nil {
 		return err
 	}
@@ -557,6 +549,21 @@ func imageNames(imgs []text.Image) []string {
 		names[i] = im.Name
 	}
 	return names
+}
+
+// cleanSplits cleans ds's captions with c, leaves out those that have no
+// words (saying so on log) and returns its train and dev splits: what train
+// learns from, its vocabulary included.
+func cleanSplits(ds *text.Dataset, c text.Cleaning, log io.Writer) (trainImgs, devImgs []text.Image, err error) {
+	ds.Reclean(c)
+	if note := ds.DropWordless(); note != "" {
+		fmt.Fprintf(log, "warning: %s\n", note)
+	}
+	if trainImgs, err = ds.Split(text.SplitTrain); err != nil {
+		return nil, nil, err
+	}
+	devImgs, err = ds.Split(text.SplitDev)
+	return trainImgs, devImgs, err
 }
 
 // split turns dataset images into training examples with the features load
