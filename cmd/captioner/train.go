@@ -849,9 +849,6 @@ func checkFrozenInit(init string) error {
 // weights and the cut, so it is computed once per weights and cut.
 func cutActivations(ctx context.Context, log io.Writer, cfg *config.Config, dev gpu.Device, imgs []text.Image) (*features.Store, *encoder.Weights, error) {
 	tc := cfg.Train
-	if tc.Dataset != "flickr8k" {
-		return nil, nil, fmt.Errorf("train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset %s names none)", tc.Dataset)
-	}
 	w, err := encoder.LoadDefault(cfg.Assets)
 	if err != nil {
 		return nil, nil, err

@@ -19,7 +19,6 @@ import (
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/gpu/cpu"
-	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/pipeline"
 	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/text"
@@ -271,19 +270,36 @@ func mustLoadDefault(t *testing.T, assets string) *encoder.Weights {
 	return w
 }
 
-// TestFinetuneRefusesKarpathyBeforeCreatingAStore checks that fine-tuning on
-// train.dataset karpathy, which names no images, is refused before the
-// activation store's folder is made.
-func TestFinetuneRefusesKarpathyBeforeCreatingAStore(t *testing.T) {
-	root := t.TempDir()
-	// With the encoder weights, a late refusal would have made the store first.
-	cfg := &config.Config{Assets: testassets.Dir(t, "the store is keyed by the encoder weights"), Train: config.Train{Dataset: "karpathy", FinetuneBlocks: 2, Features: root}}
-	_, _, err := cutActivations(context.Background(), io.Discard, cfg, nil, nil)
-	if want := "train.finetune_blocks: needs the images of a flickr8k dataset folder (train.dataset karpathy names none)"; err == nil || err.Error() != want {
-		t.Errorf("got %v, want %q", err, want)
+// TestFinetuneOnACSVDataset fine-tunes on a CSV dataset, whose rows name
+// their photos by path: every format names its images, which fine-tuning
+// reads (it refused all but a Flickr8k folder until 2026-12-07).
+func TestFinetuneOnACSVDataset(t *testing.T) {
+	assets, data, _, _ := sampleDataset(t, 7)
+	t.Setenv("CAPTIONER_TRAIN_MIN_COUNT", "1")
+	var rows strings.Builder
+	rows.WriteString("image,caption,split\n")
+	photos, _ := filepath.Glob(filepath.Join(data, "images", "*.jpg"))
+	for i, p := range photos {
+		split := "train"
+		if i >= 7 {
+			split = "dev"
+		}
+		fmt.Fprintf(&rows, "images/%s,A dog runs on the grass.,%s\nimages/%s,Two people are sitting outside.,%s\n", filepath.Base(p), split, filepath.Base(p), split)
 	}
-	if left, _ := os.ReadDir(root); len(left) != 0 {
-		t.Errorf("the refusal left %d entries in the features folder", len(left))
+	csv := filepath.Join(data, "captions.csv")
+	if err := os.WriteFile(csv, []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	feats, out := t.TempDir(), t.TempDir()
+	common := []string{"--device", "cpu", "--assets", assets, "--data", csv}
+	resetFlags(t, "train", "finetune-blocks", "out", "data", "arch", "init", "objective", "features")
+	_, log, err := runStderr(t, append([]string{"train", "--out", out, "--features", feats, "--arch", "merge", "--epochs", "1", "--batch-size", "10", "--hidden", "16",
+		"--finetune-blocks", "1", "--objective", "xe", "--init", ""}, common...)...)
+	if err != nil || !strings.Contains(log, "10 computed, 0 cached, 0 failed") {
+		t.Fatalf("train --finetune-blocks 1 on a CSV dataset: %v, want the 10 photos' activations computed:\n%s", err, log)
+	}
+	if _, err := os.Stat(filepath.Join(train.ModelDir(out), encoder.TunedFile)); err != nil {
+		t.Error(err)
 	}
 }
 
