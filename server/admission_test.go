@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -360,6 +361,37 @@ func takeSlots(sem chan struct{}) (release func()) {
 			<-sem
 		}
 	}
+}
+
+// A client that half-closes its connection once it has sent the request
+// (HTTP/1.0 clients may) cannot be told from one that left: the connection is
+// dropped, with no answer, where net/http had answered 200 with no body.
+func TestHalfClosedClientGetsNoEmptyAnswer(t *testing.T) {
+	ts := stepServer(t, nil)
+	release := takeSlots(ts.prepSlots) // the request waits for a decode slot
+	defer release()
+	photo := photoPNG(4, 3)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/captions HTTP/1.0\r\nHost: %s\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n%s",
+		strings.TrimPrefix(ts.url, "http://"), len(photo), photo)
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(conn)
+	if len(answer) != 0 {
+		t.Errorf("answered %q, want the connection dropped", answer)
+	}
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("reading the answer: %v, want EOF or a reset", err)
+	}
+	waitFor(t, "the request to be counted as 499", func() bool {
+		return gaugeValue(ts.metrics.requests.WithLabelValues("/v1/captions", "POST", "499")) == 1
+	})
 }
 
 // The wait for a decode slot ends with the request: its deadline is answered

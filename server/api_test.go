@@ -293,6 +293,8 @@ func TestNotReadyAnswers503(t *testing.T) {
 	for _, p := range []struct{ method, path string }{{"GET", "/readyz"}, {"GET", "/v1/models"}, {"POST", "/v1/captions"}} {
 		if w := get(p.method, p.path); w.Code != 503 || !strings.Contains(w.Body.String(), "loading") {
 			t.Errorf("%s %s while loading: %d %s, want 503 saying the model is loading", p.method, p.path, w.Code, w.Body)
+		} else if p.path != "/readyz" && w.Header().Get("Retry-After") != "1" {
+			t.Errorf("%s %s while loading: Retry-After %q, want 1", p.method, p.path, w.Header().Get("Retry-After"))
 		}
 	}
 	if w := get("GET", "/healthz"); w.Code != 200 {

@@ -227,8 +227,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 	var he *httpError
 	if errors.As(err, &he) {
 		if he.status == statusClientGone {
-			c.Abort()
-			return
+			// The client closed its side: it may have gone, or only
+			// half-closed and still be reading, which net/http cannot tell
+			// apart. Dropping the connection answers both; returning would
+			// have sent the half-closed one 200 with no body.
+			panic(http.ErrAbortHandler)
 		}
 		if he.retryAfter > 0 {
 			c.Header("Retry-After", strconv.Itoa(int(he.retryAfter/time.Second)))

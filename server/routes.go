@@ -147,14 +147,27 @@ func (s *Server) requestLog(c *gin.Context) {
 	c.Header("X-Request-Id", id)
 	log := s.log.With("request_id", id)
 	c.Set(logKey, log)
+	defer func() {
+		// A handler that drops the connection (the client closed its side)
+		// panics with http.ErrAbortHandler, which net/http handles.
+		p := recover()
+		s.logRequest(c, log, start, p == http.ErrAbortHandler)
+		if p != nil {
+			panic(p)
+		}
+	}()
 	c.Next()
+}
 
+// logRequest logs and counts a request that has ended; dropped says that its
+// handler dropped the connection, answering nothing.
+func (s *Server) logRequest(c *gin.Context, log *slog.Logger, start time.Time, dropped bool) {
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
 	}
 	status := c.Writer.Status()
-	if c.IsAborted() && !c.Writer.Written() {
+	if dropped {
 		status = statusClientGone
 	}
 	d := time.Since(start)
@@ -198,8 +211,9 @@ func shortMethod(m string) string {
 	return fmt.Sprintf("%.32q", m)
 }
 
-// statusClientGone is nginx's 499: the client closed the connection before the
-// answer; nothing is written, but logs and metrics record it.
+// statusClientGone is nginx's 499: the client closed its side of the
+// connection before the answer; the connection is dropped, and logs and
+// metrics record it.
 const statusClientGone = 499
 
 const logKey = "log"
@@ -382,6 +396,7 @@ func modelJSON(i Info, isDefault bool) gin.H {
 func (s *Server) readyBatcher(c *gin.Context) *Batcher {
 	b := s.batcher.Load()
 	if b == nil {
+		c.Header("Retry-After", "1") // as the answers at capacity say when
 		apiError(c, http.StatusServiceUnavailable, "the model is still loading; retry in a few seconds (GET /readyz answers 200 once it is ready)")
 	}
 	return b

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,6 +64,9 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 // given (a pipe named on purpose is read); the reader reports what is wrong
 // with it.
 func imagePaths(args []string, warn io.Writer) ([]string, error) {
+	if n := slices.Index(args, "-"); n >= 0 && slices.Contains(args[n+1:], "-") {
+		return nil, fmt.Errorf("- (standard input) is given more than once, and holds one photo: give it once")
+	}
 	var paths []string
 	for _, a := range args {
 		if st, err := os.Stat(a); a == "-" || err != nil || !st.IsDir() {

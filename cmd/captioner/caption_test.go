@@ -195,6 +195,11 @@ func TestCaptionReadsStandardInput(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "-\t") || lines[1] != dog+"\t"+strings.TrimPrefix(lines[0], "-\t") {
 		t.Errorf("caption - %s printed %q; want the same caption for standard input (-) and the file", dog, out)
 	}
+	// Standard input holds one photo: a second - is refused before any is read.
+	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "-", dog, "-")
+	if want := "- (standard input) is given more than once, and holds one photo: give it once"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("caption - %s -: %v, want %q", dog, err, want)
+	}
 }
 
 // TestCaptionFolder: a folder stands for its image files, in name order and
