@@ -413,7 +413,7 @@ func (s *Server) readMultipart(r *http.Request, fields map[string]string, req *r
 			if err != nil {
 				return s.multipartError(body, err)
 			}
-			req.images = append(req.images, &upload{name: boundedFilename(p.FileName()), field: p.FileName() == "", data: data})
+			req.images = append(req.images, &upload{name: cleanFilename(p.FileName()), field: p.FileName() == "", data: data})
 		case isOption(name):
 			v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
 			if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -10,10 +11,18 @@ import (
 // systems allow, so a 9 MB "name" costs nothing to echo or broadcast.
 const maxFilenameBytes = 255
 
-// boundedFilename is name as valid UTF-8 cut to at most maxFilenameBytes bytes,
-// on a character boundary.
-func boundedFilename(name string) string {
-	name = strings.ToValidUTF8(name, "\uFFFD")
+// cleanFilename is name as valid UTF-8 with no control or bidirectional
+// formatting character, each of those replaced by U+FFFD, cut to at most
+// maxFilenameBytes bytes on a character boundary. The server shows the name
+// (the answer, the live page, logs), where a line break or a right-to-left
+// override ("\u202egpj.exe" shows as "exe.jpg") would disguise it.
+func cleanFilename(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(name, "\uFFFD"))
 	if len(name) <= maxFilenameBytes {
 		return name
 	}

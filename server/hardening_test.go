@@ -408,7 +408,7 @@ func TestIdleKeepAliveIsClosed(t *testing.T) {
 	waitFor(t, "the idle connection's slot to return", func() bool { return gaugeValue(ts.metrics.connsOpen) == 0 })
 }
 
-func TestBoundedFilename(t *testing.T) {
+func TestCleanFilename(t *testing.T) {
 	long := strings.Repeat("a", 300)
 	wide := strings.Repeat("é", 200) // 2 bytes each: 400 bytes
 	for _, tc := range []struct{ in, want string }{
@@ -417,10 +417,15 @@ func TestBoundedFilename(t *testing.T) {
 		{long, long[:255]},
 		{wide, wide[:254]}, // 127 whole characters, not 255 bytes ending in half of one
 		{"a\xffb.jpg", "a\uFFFDb.jpg"},
+		{"a\r\nb.jpg", "a\uFFFD\uFFFDb.jpg"}, // no line break in a log or on /live
+		{"\x00.jpg", "\uFFFD.jpg"},
+		{"\u202egpj.exe", "\uFFFDgpj.exe"}, // a right-to-left override showed it as "exe.jpg"
+		{"a\u2066b\u200fc\x7f.jpg", "a\uFFFDb\uFFFDc\uFFFD.jpg"},
+		{"日本語 photo.jpg", "日本語 photo.jpg"},
 	} {
-		got := boundedFilename(tc.in)
+		got := cleanFilename(tc.in)
 		if got != tc.want || len(got) > maxFilenameBytes || !utf8.ValidString(got) {
-			t.Errorf("boundedFilename(%.20q... %d bytes) = %d bytes %.20q, want %d bytes", tc.in, len(tc.in), len(got), got, len(tc.want))
+			t.Errorf("cleanFilename(%.20q... %d bytes) = %d bytes %.20q, want %d bytes", tc.in, len(tc.in), len(got), got, len(tc.want))
 		}
 	}
 }
@@ -581,15 +586,7 @@ func TestLoopbackServerChecksHost(t *testing.T) {
 	get := func(host string) response {
 		req, _ := http.NewRequest("GET", ts.url+"/v1/models", nil)
 		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		r := response{status: resp.StatusCode}
-		r.body, _ = io.ReadAll(resp.Body)
-		json.Unmarshal(r.body, &r.json)
-		return r
+		return send(t, req)
 	}
 	for _, host := range []string{"localhost", "LOCALHOST:8080", "127.0.0.1:8080", "127.3.4.5", "[::1]:8080", "Captions.Example.com:443"} {
 		if r := get(host); r.status != 200 {
@@ -598,6 +595,37 @@ func TestLoopbackServerChecksHost(t *testing.T) {
 	}
 	for _, host := range []string{"evil.example", "evil.example:8080", "10.0.0.1", "localhost.evil.example"} {
 		get(host).wantError(t, http.StatusForbidden, "is not this server's: it listens on loopback (server.addr) and answers localhost and loopback addresses")
+	}
+}
+
+// TestLoopbackServerRefusesOtherSites: a loopback server refuses requests
+// whose Origin is another site's, a cross-site form's post of a photo above
+// all, before anything is read or queued; its own origin, an allowed host's,
+// and no Origin (curl) are served.
+func TestLoopbackServerRefusesOtherSites(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) { c.Server.AllowedHosts = []string{"captions.example.com"} })
+	post := func(origin string) response {
+		body, ct := multipartBody(t, part{"image", "a.png", photoPNG(4, 3)})
+		req, _ := http.NewRequest("POST", ts.url+"/v1/captions", body)
+		req.Header.Set("Content-Type", ct)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		return send(t, req)
+	}
+	for _, origin := range []string{"http://evil.example", "http://evil.example:" + strings.Split(ts.url, ":")[2], "null", "http://localhost.evil.example", "not a url"} {
+		post(origin).wantError(t, http.StatusForbidden, "is another site's: this server listens on loopback (server.addr) and answers its own pages")
+	}
+	select {
+	case <-ts.queued:
+		t.Fatal("a refused request's photo was queued")
+	default:
+	}
+	for _, origin := range []string{"", ts.url, "https://captions.example.com"} {
+		if r := post(origin); r.status != 200 {
+			t.Errorf("Origin %q: %d %s, want 200", origin, r.status, r.body)
+		}
+		<-ts.queued
 	}
 }
 

@@ -210,8 +210,10 @@ func TestAdminNeedsLoopbackOrToken(t *testing.T) {
 		{"public, token right", publicTok, "127.0.0.6:5000", bearer, 200, ok},
 		{"public, token missing", publicTok, "127.0.0.1:5000", nil, 401, needBearer},
 		// What a cross-site page can send is refused, token or not.
-		{"origin", open, "127.0.0.1:5000", map[string]string{"Origin": "http://evil.example"}, 403, origin},
-		{"origin with token", tok, "127.0.0.1:5000", map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer s3cret"}, 403, origin},
+		// (A loopback server refuses another site's Origin before admin sees
+		// it; admin refuses even the server's own.)
+		{"origin", open, "127.0.0.1:5000", map[string]string{"Origin": "http://example.com"}, 403, origin},
+		{"origin with token", publicTok, "10.1.2.3:5000", map[string]string{"Origin": "http://evil.example", "Authorization": "Bearer s3cret"}, 403, origin},
 		{"urlencoded form", open, "127.0.0.1:5000", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, form("application/x-www-form-urlencoded")},
 		{"multipart form", tok, "127.0.0.1:5000", map[string]string{"Content-Type": "multipart/form-data; boundary=x", "Authorization": "Bearer s3cret"}, 415, form(`multipart/form-data; boundary=x`)},
 		{"text/plain", open, "127.0.0.1:5000", map[string]string{"Content-Type": "Text/Plain;charset=UTF-8"}, 415, form("Text/Plain;charset=UTF-8")},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -36,7 +37,7 @@ func (s *Server) routes() *gin.Engine {
 	}
 	r.Use(s.requestLog, noSniff, s.recover)
 	if s.loopback {
-		r.Use(s.loopbackHost)
+		r.Use(s.loopbackHost, s.loopbackOrigin)
 	}
 	r.NoRoute(func(c *gin.Context) {
 		apiError(c, http.StatusNotFound, fmt.Sprintf("no route %s %.64s; the API is described at GET /openapi.json", shortMethod(c.Request.Method), c.Request.URL.Path))
@@ -113,12 +114,34 @@ func (s *Server) loopbackHost(c *gin.Context) {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if host == "" || config.LoopbackHost(host) ||
-		slices.ContainsFunc(s.cfg.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) }) {
+	if host == "" || config.LoopbackHost(host) || s.allowedHost(host) {
 		return
 	}
 	apiError(c, http.StatusForbidden, fmt.Sprintf("Host %.64q is not this server's: it listens on loopback (server.addr) and answers localhost and loopback addresses; "+
 		"if a reverse proxy on this machine forwards its clients' Host, add %.64q to server.allowed_hosts (CAPTIONER_SERVER_ALLOWED_HOSTS)", host, host))
+}
+
+// allowedHost says whether host is one of server.allowed_hosts.
+func (s *Server) allowedHost(host string) bool {
+	return slices.ContainsFunc(s.cfg.AllowedHosts, func(a string) bool { return strings.EqualFold(a, host) })
+}
+
+// loopbackOrigin refuses what a web page of another site sends a loopback
+// server: a request whose Origin is not the server's own (the request's Host)
+// nor one of server.allowed_hosts. A cross-site HTML form needs no CORS
+// preflight, so any page its user opened could post photos to the server,
+// each costing its CPU and shown on /live. Its own pages send its own origin;
+// curl and scripts send none.
+func (s *Server) loopbackOrigin(c *gin.Context) {
+	origin := c.GetHeader("Origin")
+	if origin == "" {
+		return
+	}
+	if u, err := url.Parse(origin); err == nil && u.Host != "" && (strings.EqualFold(u.Host, c.Request.Host) || s.allowedHost(u.Hostname())) {
+		return
+	}
+	apiError(c, http.StatusForbidden, fmt.Sprintf("Origin %.64q is another site's: this server listens on loopback (server.addr) and answers its own pages and clients that are no web page (curl, scripts); "+
+		"if a reverse proxy on this machine serves it under another name, add that name to server.allowed_hosts (CAPTIONER_SERVER_ALLOWED_HOSTS)", origin))
 }
 
 // noSniff keeps browsers from reading any answer (an uploaded image echoed in

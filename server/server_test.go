@@ -155,6 +155,13 @@ func do(t testing.TB, method, url, contentType string, body io.Reader) response 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return send(t, req)
+}
+
+// send sends req and reads its answer (do, for a request with more headers).
+func send(t testing.TB, req *http.Request) response {
+	t.Helper()
+	method, url := req.Method, req.URL
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		// Errorf, not Fatalf: do runs in goroutines, where Fatalf would leave the
