@@ -1,7 +1,9 @@
 package encoder
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -30,7 +32,9 @@ func CachePath(cacheDir, sha string) string {
 const formatTag = "f3"
 
 // Cached returns the weights of the TFLite file at path, importing it into
-// cacheDir on first use and loading the imported file afterwards.
+// cacheDir on first use and loading the imported file afterwards. When
+// cacheDir cannot be written, it returns the imported weights with a
+// *NotCachedError.
 func Cached(path, cacheDir string) (w *Weights, imported bool, err error) {
 	sha, err := assets.FileSHA256(path)
 	if err != nil {
@@ -46,13 +50,26 @@ func Cached(path, cacheDir string) (w *Weights, imported bool, err error) {
 		return nil, false, err
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return nil, false, fmt.Errorf("encoder: %w", err)
+		return w, true, &NotCachedError{cacheDir, err}
 	}
 	if err := w.Save(out); err != nil {
-		return nil, false, err
+		return w, true, &NotCachedError{cacheDir, err}
 	}
 	return w, true, nil
 }
+
+// NotCachedError says that imported weights, good in themselves, could not be
+// written into the cache folder Dir.
+type NotCachedError struct {
+	Dir string
+	Err error
+}
+
+func (e *NotCachedError) Error() string {
+	return fmt.Sprintf("encoder: the imported weights cannot be kept in the cache folder %s (%v); set CAPTIONER_CACHE (or XDG_CACHE_HOME) to a folder this user can write", e.Dir, e.Err)
+}
+
+func (e *NotCachedError) Unwrap() error { return e.Err }
 
 // LoadDefault returns the weights of the default encoder: the uint8 MobileNetV2
 // TFLite file of the assets folder (assetsDir, else CAPTIONER_ASSETS, else the
@@ -71,5 +88,11 @@ func LoadDefault(assetsDir string) (*Weights, error) {
 		return nil, err
 	}
 	w, _, err := Cached(path, dir)
+	if nc := (*NotCachedError)(nil); errors.As(err, &nc) {
+		// A read-only home or container: the weights work, imported anew at
+		// every start (well under a second).
+		slog.Warn(nc.Error() + "; imported in memory for this run")
+		return w, nil
+	}
 	return w, err
 }

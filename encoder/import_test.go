@@ -1,6 +1,7 @@
 package encoder
 
 import (
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -196,5 +197,30 @@ func TestWeightsSaveLoadAndCache(t *testing.T) {
 	bad := filepath.Join(dir, "bad.safetensors")
 	if err := w.Save(bad); err == nil || !strings.Contains(err.Error(), "head.bias") {
 		t.Fatalf("saving a short tensor: %v", err)
+	}
+}
+
+// TestUnwritableCacheStillLoads: a cache folder that cannot be made (here
+// below a file; a read-only home in a container) gives the imported weights
+// all the same, with a *NotCachedError naming the folder and what to set, and
+// LoadDefault, which caption and serve call, goes on with them.
+func TestUnwritableCacheStillLoads(t *testing.T) {
+	src := modelFile(t, quantModel)
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(file, "models")
+	w, imported, err := Cached(src, dir)
+	var nc *NotCachedError
+	if !errors.As(err, &nc) || nc.Dir != dir || w == nil || !imported || len(w.Tensors["head.bias"]) != 1280 {
+		t.Fatalf("Cached into %s: weights %v, imported %v, %v; want the weights and a *NotCachedError", dir, w != nil, imported, err)
+	}
+	if want := "encoder: the imported weights cannot be kept in the cache folder " + dir + " (mkdir " + file + ": not a directory); set CAPTIONER_CACHE (or XDG_CACHE_HOME) to a folder this user can write"; err.Error() != want {
+		t.Errorf("error %q\nwant     %q", err, want)
+	}
+	t.Setenv("CAPTIONER_CACHE", file)
+	if w, err := LoadDefault(assetsDir(t)); err != nil || w == nil {
+		t.Errorf("LoadDefault with CAPTIONER_CACHE a file: %v", err)
 	}
 }
