@@ -232,9 +232,15 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 	for _, k := range keys {
 		known[k] = true
 	}
+	sections := map[string]string{} // section -> its first key
+	for _, k := range keys {
+		if s, _, ok := strings.Cut(k, "."); ok && sections[s] == "" {
+			sections[s] = k
+		}
+	}
 	var unknown []string
 	for _, k := range v.AllKeys() {
-		if !known[k] {
+		if !known[k] && !(sections[k] != "" && !v.InConfig(k)) { // "cuda:" with every key commented out: the defaults
 			unknown = append(unknown, k)
 		}
 	}
@@ -242,12 +248,6 @@ func checkKnownKeys(v *viper.Viper, file string) error {
 		return nil
 	}
 	sort.Strings(unknown)
-	sections := map[string]string{} // section -> its first key
-	for _, k := range keys {
-		if s, _, ok := strings.Cut(k, "."); ok && sections[s] == "" {
-			sections[s] = k
-		}
-	}
 	for i, k := range unknown {
 		if first, ok := sections[k]; ok { // "decode: 5"
 			unknown[i] += " (a section, not a value: write its keys under it, e.g. " + first + ")"
@@ -382,6 +382,11 @@ func kindErrors(from origins) error {
 			errs = append(errs, fmt.Errorf("config: %s: %v is not a whole number%s", st.key, f, from.of(st.key)))
 			continue
 		}
+		if list, ok := raw.([]any); ok && st.typ.Kind() != reflect.Slice {
+			// The decoder's own error named neither the file nor the fix.
+			errs = append(errs, fmt.Errorf("config: %s: %.64s is a list, where %s goes%s", st.key, fmt.Sprint(list), kindWanted(st.typ), from.of(st.key)))
+			continue
+		}
 		val, ok := raw.(string)
 		if !ok {
 			continue // typed already: a default, a flag, or a YAML value of the right kind
@@ -391,23 +396,19 @@ func kindErrors(from origins) error {
 		// refused here, except whole numbers in other bases than decimal
 		// (decimal.go), which it takes and nobody means.
 		var err error
-		var want string
+		want := kindWanted(st.typ)
 		switch {
 		case st.typ == durationType:
 			_, err = time.ParseDuration(val)
-			want = "a duration such as 500ms, 30s or 2m"
 		case val == "":
 		case st.typ.Kind() == reflect.Float64:
 			_, err = strconv.ParseFloat(val, 64)
-			want = "a number"
 		case st.typ.Kind() == reflect.Int || st.typ.Kind() == reflect.Int64:
-			want = "a whole number"
 			if _, err = strconv.ParseInt(val, 0, 64); err == nil && !IsDecimal(val) {
 				err, want = errors.New(DecimalHint), "a whole number in decimal ("+DecimalHint+")"
 			}
 		case st.typ.Kind() == reflect.Bool:
 			_, err = strconv.ParseBool(val)
-			want = "true or false"
 		}
 		if err == nil {
 			continue
@@ -415,6 +416,21 @@ func kindErrors(from origins) error {
 		errs = append(errs, fmt.Errorf("config: %s: %.64q is not %s%s", st.key, val, want, from.of(st.key)))
 	}
 	return errors.Join(errs...)
+}
+
+// kindWanted says what a setting of type typ takes, for errors.
+func kindWanted(typ reflect.Type) string {
+	switch {
+	case typ == durationType:
+		return "a duration such as 500ms, 30s or 2m"
+	case typ.Kind() == reflect.Float64:
+		return "a number"
+	case typ.Kind() == reflect.Int || typ.Kind() == reflect.Int64:
+		return "a whole number"
+	case typ.Kind() == reflect.Bool:
+		return "true or false"
+	}
+	return "a string"
 }
 
 // origins are where settings' values come from: the flags the user set

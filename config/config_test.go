@@ -103,6 +103,10 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  xe_weight: 0.2\n", "config: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0 $FILE"},
 		{"decode:\n  batch_size: 100000\n", "config: decode.batch_size: 100000 is outside 1..256 (images through the device at once; the encoder holds a whole batch's activations) $FILE"},
 		{"decode:\n  beam: 1.9\n", "config: decode.beam: 1.9 is not a whole number $FILE"}, // the decoder cut it to 1
+		// A list where one value goes: the decoder's own error named no file.
+		{"server:\n  addr: [1]\n", "config: server.addr: [1] is a list, where a string goes $FILE"},
+		{"decode:\n  beam: [1, 2]\n", "config: decode.beam: [1 2] is a list, where a whole number goes $FILE"},
+		{"server:\n  read_timeout: [1s]\n", "config: server.read_timeout: [1s] is a list, where a duration such as 500ms, 30s or 2m goes $FILE"},
 		{"server:\n  max_batch: 100000\n", "config: server.max_batch: 100000 is above 256: the pipeline holds a whole batch's activations, sized for it at start $FILE"},
 		{"train:\n  lr: .nan\n", "config: train.lr: NaN is not a finite number $FILE"},
 		{"decode:\n  alpha: .nan\n", "config: decode.alpha: NaN is not a finite number $FILE"},
@@ -448,6 +452,18 @@ func TestSectionGivenAValue(t *testing.T) {
 	want := "config: " + file + ": unknown key(s) decode (a section, not a value: write its keys under it, e.g. decode.beam); `captioner config --config \"\"` prints every key (configs/default.yaml in the repository lists them with their defaults)"
 	if err == nil || err.Error() != want {
 		t.Errorf("decode: 5: %v\nwant %s", err, want)
+	}
+}
+
+// A section whose keys are all commented out ("cuda:" alone, as a copy of
+// configs/default.yaml trimmed down leaves it) is no error: its defaults.
+func TestEmptySectionIsItsDefaults(t *testing.T) {
+	c, err := load(t, writeYAML(t, "cuda:\ndecode:\n# beam: 5\nserver:\n  max_images: 7\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Decode.Beam != 3 || c.Server.MaxImages != 7 || c.Decode.GuideThreshold != 0.8 {
+		t.Errorf("decode.beam %d, server.max_images %d, decode.guide_threshold %g; want the defaults 3 and 0.8 beside the 7 set", c.Decode.Beam, c.Server.MaxImages, c.Decode.GuideThreshold)
 	}
 }
 
