@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -347,8 +348,23 @@ func TestBadImagesReportedEachInItsPlace(t *testing.T) {
 
 	// When none is good, the first one's status, with every image's reason.
 	body, ct = multipartBody(t, part{"image", "notes.txt", []byte("hello, this is not a photo\n")}, part{"image", "cut.png", trunc})
-	do(t, "POST", ts.url+"/v1/captions", ct, body).wantError(t, 415,
+	r = do(t, "POST", ts.url+"/v1/captions", ct, body)
+	r.wantError(t, 415,
 		`none of the 2 images could be captioned: index 0 ("notes.txt"): unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP; index 1 ("cut.png"): `+strings.TrimPrefix(truncErr.Error(), "imgproc: "))
+	// And each image's entry, as a 200 would have it.
+	entries, _ := r.json["captions"].([]any)
+	wantEntries := []map[string]any{
+		{"index": 0.0, "filename": "notes.txt", "status": 415.0, "error": "unsupported image format: text, not an image; accepted formats are JPEG, PNG, GIF, BMP and WebP"},
+		{"index": 1.0, "filename": "cut.png", "status": 400.0, "error": strings.TrimPrefix(truncErr.Error(), "imgproc: ")},
+	}
+	if len(entries) != len(wantEntries) {
+		t.Fatalf("the error's captions: %v, want %d entries", r.json["captions"], len(wantEntries))
+	}
+	for i, e := range entries {
+		if !reflect.DeepEqual(e, any(wantEntries[i])) {
+			t.Errorf("the error's entry %d: %v, want %v", i, e, wantEntries[i])
+		}
+	}
 }
 
 // takeSlots takes every slot of sem until the test releases them.

@@ -33,6 +33,10 @@ type httpError struct {
 	status     int
 	msg        string
 	retryAfter time.Duration // sent as Retry-After when positive (429)
+	// images is, for a request none of whose images could be captioned,
+	// each image's entry (imageErrorJSON), sent as "captions" beside "error":
+	// a client reads why each failed as it would in a 200.
+	images []gin.H
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -162,16 +166,20 @@ func (s *Server) postCaptions(c *gin.Context) {
 }
 
 // allFailed is the answer to a request none of whose images could be
-// captioned: the first image's status, with every image's reason.
+// captioned: the first image's status, with every image's reason in the
+// message and each image's entry beside it.
 func allFailed(images []*upload) error {
-	if len(images) == 1 {
-		return images[0].err
-	}
+	entries := make([]gin.H, len(images))
 	reasons := make([]string, len(images))
 	for i, u := range images {
+		entries[i] = imageErrorJSON(i, u)
 		reasons[i] = fmt.Sprintf("index %d%s: %s", i, nameSuffix(u.name), u.err.msg) // as each answer's "index"
 	}
-	return errorf(images[0].err.status, "none of the %d images could be captioned: %s", len(images), strings.Join(reasons, "; "))
+	msg := images[0].err.msg
+	if len(images) > 1 {
+		msg = fmt.Sprintf("none of the %d images could be captioned: %s", len(images), strings.Join(reasons, "; "))
+	}
+	return &httpError{status: images[0].err.status, msg: msg, images: entries}
 }
 
 // imageErrorJSON is the entry of an image that has no caption, in its place
@@ -235,6 +243,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 		}
 		if he.retryAfter > 0 {
 			c.Header("Retry-After", strconv.Itoa(int(he.retryAfter/time.Second)))
+		}
+		if he.images != nil {
+			c.AbortWithStatusJSON(he.status, gin.H{"error": he.msg, "captions": he.images})
+			return
 		}
 		apiError(c, he.status, he.msg)
 		return

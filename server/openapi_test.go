@@ -254,6 +254,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	two, ct2 := multipartBody(t, part{"image", "a.png", img}, part{"image", "b.png", img})
 	oneBad, ctBad := multipartBody(t, part{"image", "a.png", img}, part{"image", "b.png", img[:40]})
 	three, ct3 := multipartBody(t, part{"image", "a", img}, part{"image", "b", img}, part{"image", "c", img})
+	allBad, ctAllBad := multipartBody(t, part{"image", "a.png", img[:40]}, part{"image", "b.png", []byte("not a png")})
 	for _, tc := range []struct {
 		method, path, ct string
 		body             []byte
@@ -268,6 +269,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"post", "/v1/captions", ct3, readAll(three), 413},
 		{"post", "/v1/captions", "image/png", []byte("not a png"), 415},
 		{"post", "/v1/captions", "image/png", img[:40], 400},
+		{"post", "/v1/captions", ctAllBad, readAll(allBad), 400},
 		{"post", "/admin/reload", "", nil, 200},
 		{"post", "/admin/reload", "text/plain", []byte("reload"), 415},
 	} {
