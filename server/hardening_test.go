@@ -73,6 +73,7 @@ func TestLiveModes(t *testing.T) {
 	const (
 		off      = `{"error":"the live stream is off on this server (server.live is off, the default when server.addr is not loopback): set server.live to public or token to turn it on"}`
 		needTok  = `{"error":"the live stream needs the viewer token (server.live is token): open /live?token=\u003cserver.live_token\u003e, or send Authorization: Bearer \u003cserver.live_token\u003e"}`
+		wrongTok = `{"error":"the token is not server.live_token: ask whoever runs the server for the viewer token"}`
 		streamOK = "retry: 2000"
 		proxied  = `{"error":"the live stream answers only requests made on the server's machine (server.live auto on a loopback server.addr), and this one came through a proxy or from another address: set server.live to token (or public) to show it through a proxy"}`
 	)
@@ -99,9 +100,10 @@ func TestLiveModes(t *testing.T) {
 		{"off", func(c *config.Config) { c.Server.Live = "off" }, "", nil, 403, off},
 		{"public beyond loopback", func(c *config.Config) { c.Server.Addr = ":8080"; c.Server.Live = "public" }, "", nil, 200, streamOK},
 		{"token missing", liveToken, "", nil, 401, needTok},
-		{"token wrong", liveToken, "?token=guess", nil, 401, needTok},
+		{"token wrong", liveToken, "?token=guess", nil, 401, wrongTok},
+		{"token empty", liveToken, "?token=", nil, 401, wrongTok},
 		{"admin token is not a viewer token", func(c *config.Config) { liveToken(c); c.Server.AdminToken = "adm" }, "",
-			map[string]string{"Authorization": "Bearer adm"}, 401, needTok},
+			map[string]string{"Authorization": "Bearer adm"}, 401, wrongTok},
 		{"token in the query", liveToken, "?token=v13w", nil, 200, streamOK},
 		{"token as bearer", liveToken, "", map[string]string{"Authorization": "Bearer v13w"}, 200, streamOK},
 	} {

@@ -177,10 +177,13 @@ func (s *Server) liveGate(c *gin.Context) {
 	case "token":
 		got, ok := bearer(c)
 		if !ok {
-			got = c.Query("token")
+			got, ok = c.GetQuery("token")
 		}
-		if !sameToken(got, s.cfg.LiveToken) {
+		switch {
+		case !ok:
 			unauthorized(c, "the live stream needs the viewer token (server.live is token): open /live?token=<server.live_token>, or send Authorization: Bearer <server.live_token>")
+		case !sameToken(got, s.cfg.LiveToken):
+			unauthorized(c, "the token is not server.live_token: ask whoever runs the server for the viewer token")
 		}
 	default:
 		apiError(c, http.StatusForbidden, "the live stream is off on this server (server.live is off, the default when server.addr is not loopback): set server.live to public or token to turn it on")
