@@ -179,6 +179,9 @@ func describe(b []byte) string {
 		return "ICO icon"
 	}
 	if looksLikeText(b) {
+		if head := bytes.ToLower(b[:min(len(b), 1024)]); bytes.Contains(head, []byte("<svg")) {
+			return "SVG drawing (text; render it to PNG or JPEG first)"
+		}
 		return "text, not an image"
 	}
 	n := min(len(b), 8)

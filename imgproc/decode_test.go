@@ -327,6 +327,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty", nil, "empty", "empty input"},
 		{"text", []byte("hello, this is not an image\n"), "unsupported", "text, not an image"},
 		{"html", []byte("<!DOCTYPE html><html><body>404</body></html>"), "unsupported", "text, not an image"},
+		{"svg", []byte("<?xml version=\"1.0\"?>\n<SVG xmlns=\"http://www.w3.org/2000/svg\" width=\"10\"/>"), "unsupported", "SVG drawing (text; render it to PNG or JPEG first)"},
 		{"tiff", []byte("II*\x00\x08\x00\x00\x00\x00\x00"), "unsupported", "TIFF image"},
 		{"heic", append([]byte("\x00\x00\x00\x18ftypheic"), make([]byte, 20)...), "unsupported", "HEIC"},
 		{"binary junk", []byte{0x00, 0x13, 0x37, 0xfe, 0x01}, "unsupported", "unrecognised data starting 00 13 37 fe 01"},
