@@ -40,3 +40,10 @@ func intFlag(f *pflag.FlagSet, name string, value int, usage string) {
 func int64Flag(f *pflag.FlagSet, name string, value int64, usage string) {
 	f.Var(&decimalInt{v: value, bits: 64, typ: "int64"}, name, usage)
 }
+
+// datasetFlags defines --data and --dataset, which extract, train and eval
+// take alike (train.data and train.dataset).
+func datasetFlags(f *pflag.FlagSet) {
+	f.String("data", "", "dataset folder (flickr8k layout), JSON file (karpathy) or CSV file (csv) (default train.data, else <assets>/data/flickr8k)")
+	f.String("dataset", "", "dataset format: flickr8k, karpathy or csv (default train.dataset; a .json --data is karpathy, a .csv or .tsv csv)")
+}

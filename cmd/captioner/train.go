@@ -104,8 +104,7 @@ factorize, whose factors it trains):
 	}
 	f := cmd.Flags()
 	f.String("out", "", "output folder: checkpoint, curves, model/, last/ (default train.out)")
-	f.String("data", "", "dataset folder (flickr8k), JSON file (karpathy) or CSV file (csv); default <assets>/data/flickr8k")
-	f.String("dataset", "", "dataset format: flickr8k, karpathy or csv (default train.dataset; a .json --data is karpathy, a .csv or .tsv csv)")
+	datasetFlags(f)
 	f.String("features", "", "feature cache root of captioner extract (default: extract's)")
 	f.Bool("resume", false, "continue from <out>/checkpoint.safetensors")
 	intFlag(f, "epochs", 30, "maximum epochs")
