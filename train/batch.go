@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"sort"
+	"strings"
 )
 
 // Example is one training pair: an image and one of its captions.
@@ -29,6 +30,21 @@ func examplesDigest(examples []Example) string {
 			binary.LittleEndian.PutUint32(b[:], uint32(w))
 			h.Write(b[:])
 		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// devDigest is a digest of the dev split's captions: as word ids (the dev
+// loss's) and as words (the references of its BLEU, which keep words outside
+// the vocabulary).
+func devDigest(dv *Split) string {
+	h := sha256.New()
+	h.Write([]byte(examplesDigest(dv.Examples)))
+	for _, refs := range dv.Refs {
+		for _, ref := range refs {
+			h.Write([]byte(strings.Join(ref, " ") + "\n"))
+		}
+		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

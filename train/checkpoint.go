@@ -29,6 +29,9 @@ type state struct {
 	// checkpoints from before it): the dataset, its cleaning and a teacher's
 	// captions (train.teacher) must be the same to resume.
 	Examples string `json:"examples,omitempty"`
+	// DevCaptions is devDigest of the dev split (empty in checkpoints from
+	// before it): the best epoch so far was judged on it.
+	DevCaptions string `json:"dev_captions,omitempty"`
 	// Settings and Rates are the run's other settings (nil in checkpoints
 	// from before them): a resumed run keeps the Settings; its Rates may
 	// change, and resume logs how.

@@ -41,6 +41,17 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	if err := saveVocab(o); err != nil {
 		return nil, err
 	}
+	if r.st.Epoch > 0 {
+		// Resumed: the checkpoint is what the run goes on from, and a run
+		// killed after writing it may not have written the model folders and
+		// curves of its epoch.
+		if err := r.saveModels(r.st.BestEpoch == r.st.Epoch); err != nil {
+			return nil, err
+		}
+		if err := writeCurves(o.Out, r.st.History, r.sampled); err != nil {
+			return nil, err
+		}
+	}
 	for !r.st.Stopped && r.st.Epoch < o.Epochs {
 		start := time.Now()
 		stats, err := r.epoch(ctx)
@@ -54,17 +65,18 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 			return nil, fmt.Errorf("train: dev loss %v after epoch %d: the weights diverged; nothing of the epoch was saved, and %s", stats.DevLoss, stats.Epoch, divergedAdvice(r.st.Epoch))
 		}
 		stats.Seconds = time.Since(start).Seconds()
-		note, err := r.selectModel(stats)
-		if err != nil {
+		note, best := r.judge(stats)
+		// The checkpoint first: the epoch is done once it is written. The
+		// model folders and curves come after, so that a run killed between
+		// them never leaves model/ ahead of its checkpoint, which resume would
+		// not know (resume writes them again).
+		if err := r.checkpoint(); err != nil {
 			return nil, err
 		}
-		if err := r.saveEvaluated(LastDir(o.Out)); err != nil {
+		if err := r.saveModels(best); err != nil {
 			return nil, err
 		}
 		if err := r.report(stats, note); err != nil {
-			return nil, err
-		}
-		if err := r.checkpoint(); err != nil {
 			return nil, err
 		}
 	}
@@ -159,7 +171,7 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 	}
 	r := &run{o: o, dev: dev, cfg: cfg, featDim: featDim, ckpt: filepath.Join(o.Out, CheckpointFile),
 		st: &state{Config: cfg, Seed: o.Seed, Objective: objectiveName(o.Objective), FinetuneBlocks: o.FinetuneBlocks, Mirror: o.Mirror,
-			Examples: examplesDigest(trn.Examples), Settings: settingsOf(o, trn, dv), Rates: ratesOf(o)},
+			Examples: examplesDigest(trn.Examples), DevCaptions: devDigest(dv), Settings: settingsOf(o, trn, dv), Rates: ratesOf(o)},
 		sampled: o.Objective == "cider", dv: dv, devEx: truncate(dv.Examples, o.MaxLen)}
 	ok := false
 	defer func() {
@@ -265,33 +277,36 @@ func claimOut(o Options) (*os.File, error) {
 	return lock, nil
 }
 
-// outIsFree checks, under the lock, that o.Out may take the run. A new run
-// (no --resume, no checkpoint; a checkpoint without --resume is resume's to
-// refuse) needs the folder empty but for what a run stopped before its first
-// checkpoint wrote (scaffolding), so that a run folder whose checkpoint was
-// deleted, or a model folder, is not overwritten. The temporaries of files a
-// killed run was writing (atomicfile's, 18 MB for a checkpoint) are removed.
+// outIsFree checks, under the lock, that o.Out may take the run. A run that
+// finds no checkpoint there, new or --resume, starts afresh, so it needs the
+// folder empty but for what a run stopped before its first checkpoint wrote
+// (scaffolding): a run folder whose checkpoint was deleted, or a model
+// folder, is not overwritten (--resume into the shipped model's folder had
+// rewritten its curves and filled it with a run). The temporaries of files
+// a killed run was writing (atomicfile's, 18 MB for a checkpoint) are removed
+// first.
 func outIsFree(o Options) error {
-	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); !o.Resume && errors.Is(err, fs.ErrNotExist) {
-		entries, err := os.ReadDir(o.Out)
-		if err != nil {
-			return fmt.Errorf("train: %w", err)
-		}
-		var names []string
-		for _, e := range entries {
-			if e.Name() != dirlock.File && !scaffolding(o.Out, e) {
-				names = append(names, e.Name())
-			}
-		}
-		if len(names) > 0 {
-			return fmt.Errorf("train: %s holds %s but no checkpoint, and a new run would overwrite what is there; choose an empty or new --out (a run stopped before its first checkpoint starts afresh with --resume)",
-				o.Out, strings.Join(names[:min(len(names), 5)], ", "))
-		}
-	}
 	for _, dir := range []string{o.Out, ModelDir(o.Out), LastDir(o.Out)} {
 		if err := atomicfile.RemoveStale(dir); err != nil {
 			return fmt.Errorf("train: removing a killed run's temporary files: %w", err)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); !errors.Is(err, fs.ErrNotExist) {
+		return nil // resume's to continue, or to refuse without --resume
+	}
+	entries, err := os.ReadDir(o.Out)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Name() != dirlock.File && !scaffolding(o.Out, e) {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("train: %s holds %s but no checkpoint, and a new run would overwrite what is there; choose an empty or new --out (a run stopped before its first checkpoint starts afresh with --resume)",
+			o.Out, strings.Join(names[:min(len(names), 5)], ", "))
 	}
 	return nil
 }
@@ -333,6 +348,9 @@ func (r *run) resume() error {
 	}
 	if saved.Examples != "" && saved.Examples != r.st.Examples {
 		return fmt.Errorf("train: checkpoint %s was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out", r.ckpt)
+	}
+	if saved.DevCaptions != "" && saved.DevCaptions != r.st.DevCaptions {
+		return fmt.Errorf("train: checkpoint %s was made with other dev captions than this run's, and its best epoch was judged on those; use the same dev split, or another --out", r.ckpt)
 	}
 	if saved.Settings != nil {
 		if changed := changes(saved.Settings, r.st.Settings); len(changed) > 0 {
@@ -493,24 +511,31 @@ func (r *run) evaluate(ctx context.Context, stats *EpochStats) error {
 	return nil
 }
 
-// selectModel records an evaluated epoch in the state (state.record) and, when
-// it is the best so far, saves the weights that evaluate scored as the model. It
-// returns the note for the epoch's log line.
-func (r *run) selectModel(stats EpochStats) (string, error) {
-	if !r.st.record(stats, r.o.Patience) {
-		if r.st.Stopped {
-			what := "dev BLEU-4"
-			if r.st.bestByLoss() {
-				what = "dev loss (no dev 4-gram has matched)"
-			}
-			return fmt.Sprintf(" (no better %s for %d epochs: stopping)", what, r.o.Patience), nil
+// judge records an evaluated epoch in the state (state.record) and says
+// whether it is the best so far, and the note for its log line.
+func (r *run) judge(stats EpochStats) (note string, best bool) {
+	if r.st.record(stats, r.o.Patience) {
+		return " (best, saved)", true
+	}
+	if r.st.Stopped {
+		what := "dev BLEU-4"
+		if r.st.bestByLoss() {
+			what = "dev loss (no dev 4-gram has matched)"
 		}
-		return "", nil
+		return fmt.Sprintf(" (no better %s for %d epochs: stopping)", what, r.o.Patience), false
 	}
-	if err := r.saveEvaluated(ModelDir(r.o.Out)); err != nil {
-		return "", err
+	return "", false
+}
+
+// saveModels writes the weights evaluate scores as the model when best, and
+// always as last/.
+func (r *run) saveModels(best bool) error {
+	if best {
+		if err := r.saveEvaluated(ModelDir(r.o.Out)); err != nil {
+			return err
+		}
 	}
-	return " (best, saved)", nil
+	return r.saveEvaluated(LastDir(r.o.Out))
 }
 
 // saveEvaluated writes the weights evaluate scores (the average when

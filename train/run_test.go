@@ -52,10 +52,11 @@ func trainEpoch(t *testing.T, r *run) EpochStats {
 	if err := r.evaluate(context.Background(), &stats); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.selectModel(stats); err != nil {
+	_, best := r.judge(stats)
+	if err := r.checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.checkpoint(); err != nil {
+	if err := r.saveModels(best); err != nil {
 		t.Fatal(err)
 	}
 	return stats
@@ -173,10 +174,10 @@ func TestSelectWithoutFourGrams(t *testing.T) {
 	}
 }
 
-// TestSelectModelSavesTheAverage: a best epoch writes the weights evaluate scored
-// (the average), a worse one leaves the saved model alone, and the trained
-// parameters stay in place.
-func TestSelectModelSavesTheAverage(t *testing.T) {
+// TestSaveModelsSavesTheAverage: a best epoch writes the weights evaluate
+// scored (the average), a worse one leaves the saved model alone, and the
+// trained parameters stay in place.
+func TestSaveModelsSavesTheAverage(t *testing.T) {
 	dev := cpu.New(1)
 	defer dev.Close()
 	r := newTestRun(t, dev, synthOptions(t.TempDir(), 3))
@@ -203,7 +204,12 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 		}
 		return flat
 	}
-	note, err := r.selectModel(EpochStats{Epoch: 1, BLEU: [4]float64{0, 0, 0, 0.5}})
+	// As Run does, but for the checkpoint.
+	selectModel := func(stats EpochStats) (string, error) {
+		note, best := r.judge(stats)
+		return note, r.saveModels(best)
+	}
+	note, err := selectModel(EpochStats{Epoch: 1, BLEU: [4]float64{0, 0, 0, 0.5}})
 	if err != nil || note != " (best, saved)" {
 		t.Fatalf("best epoch: note %q, %v", note, err)
 	}
@@ -221,7 +227,7 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 		t.Error("selection left the average in the model")
 	}
 	r.avg.set(trained)
-	note, err = r.selectModel(EpochStats{Epoch: 2, BLEU: [4]float64{0, 0, 0, 0.4}})
+	note, err = selectModel(EpochStats{Epoch: 2, BLEU: [4]float64{0, 0, 0, 0.4}})
 	if err != nil || note != "" {
 		t.Fatalf("worse epoch: note %q, %v", note, err)
 	}
@@ -229,12 +235,12 @@ func TestSelectModelSavesTheAverage(t *testing.T) {
 		t.Error("a worse epoch overwrote the saved model")
 	}
 	r.o.Patience = 2
-	if note, _ := r.selectModel(EpochStats{Epoch: 3, BLEU: [4]float64{0, 0, 0, 0.4}}); note != " (no better dev BLEU-4 for 2 epochs: stopping)" {
+	if note, _ := selectModel(EpochStats{Epoch: 3, BLEU: [4]float64{0, 0, 0, 0.4}}); note != " (no better dev BLEU-4 for 2 epochs: stopping)" {
 		t.Errorf("second worse epoch with patience 2: note %q", note)
 	}
 	// train.half_weights: the next best epoch is saved as the average's float16.
 	r.o.Train.HalfWeights = true
-	if _, err := r.selectModel(EpochStats{Epoch: 4, BLEU: [4]float64{0, 0, 0, 0.6}}); err != nil {
+	if _, err := selectModel(EpochStats{Epoch: 4, BLEU: [4]float64{0, 0, 0, 0.6}}); err != nil {
 		t.Fatal(err)
 	}
 	got := saved(ModelDir(r.o.Out))

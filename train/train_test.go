@@ -424,6 +424,21 @@ func TestResumeKeepsTheRunsSettings(t *testing.T) {
 	if _, err := Run(context.Background(), dev, o, synthSplit(24, 3, o.Vocab.(synthVocab)), dv); err == nil || !strings.Contains(err.Error(), "the features (train.features") {
 		t.Errorf("resume on other features: %v, want it refused", err)
 	}
+	// Other dev captions, the photos the same: by a word the vocabulary has
+	// (the dev loss's ids), and by one it lacks (BLEU's references alone).
+	for _, edit := range []func(*Split){
+		func(d *Split) { d.Examples[0].Words = append(slices.Clone(d.Examples[0].Words), 5) },
+		func(d *Split) { d.Refs[0][0] = append(slices.Clone(d.Refs[0][0]), "zebra") },
+	} {
+		other := *dv
+		other.Examples, other.Refs = slices.Clone(dv.Examples), slices.Clone(dv.Refs)
+		other.Refs[0] = slices.Clone(dv.Refs[0])
+		edit(&other)
+		want := "train: checkpoint " + filepath.Join(o.Out, CheckpointFile) + " was made with other dev captions than this run's, and its best epoch was judged on those; use the same dev split, or another --out"
+		if _, err := Run(context.Background(), dev, o, trn, &other); err == nil || err.Error() != want {
+			t.Errorf("resume with other dev captions: %v, want %q", err, want)
+		}
+	}
 	var log bytes.Buffer
 	o.Log, o.LR = &log, 0.005
 	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
@@ -434,18 +449,15 @@ func TestResumeKeepsTheRunsSettings(t *testing.T) {
 	}
 }
 
-// TestFrozenRunRemovesStaleTunedEncoder: a fresh run without fine-tuning
-// into a folder whose model has an earlier run's tuned encoder layers (its
-// checkpoint deleted to start over, which takes --resume: see
-// TestNewRunNeedsAnEmptyOut) removes them, or its decoder would caption
-// through layers it was not trained on.
+// TestFrozenRunRemovesStaleTunedEncoder: a run without fine-tuning whose
+// model folders hold tuned encoder layers (copied in, or a run's before its
+// checkpoint was replaced) removes them when it writes them, here on resuming
+// (which writes last/ again), or its decoder would caption through layers it
+// was not trained on.
 func TestFrozenRunRemovesStaleTunedEncoder(t *testing.T) {
 	dev, o, trn, dv := finishedRun(t, 24)
-	stale := filepath.Join(ModelDir(o.Out), encoder.TunedFile)
+	stale := filepath.Join(LastDir(o.Out), encoder.TunedFile)
 	if err := os.WriteFile(stale, []byte("an earlier run's layers"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(o.Out, CheckpointFile)); err != nil {
 		t.Fatal(err)
 	}
 	o.Resume = true
@@ -457,9 +469,9 @@ func TestFrozenRunRemovesStaleTunedEncoder(t *testing.T) {
 	}
 }
 
-// TestNewRunNeedsAnEmptyOut: a new run (no --resume) refuses a folder that
-// holds files but no checkpoint (a run whose checkpoint was deleted, a model
-// folder), and a folder another run is writing; the temporaries of a run
+// TestNewRunNeedsAnEmptyOut: a new run, or --resume finding no checkpoint,
+// refuses a folder that holds files but no checkpoint (a run whose checkpoint
+// was deleted, a model folder), and a folder another run is writing; the temporaries of a run
 // killed while writing its checkpoint are removed.
 func TestNewRunNeedsAnEmptyOut(t *testing.T) {
 	dev, o, trn, dv := finishedRun(t, 24)
@@ -471,6 +483,13 @@ func TestNewRunNeedsAnEmptyOut(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("a new run into a used folder: %v, want %q", err, want)
 	}
+	// --resume finds no checkpoint to continue: the same refusal, where it
+	// had started a new run over the folder.
+	o.Resume = true
+	if _, err := Run(context.Background(), dev, o, trn, dv); err == nil || err.Error() != want {
+		t.Errorf("--resume into a used folder without a checkpoint: %v, want %q", err, want)
+	}
+	o.Resume = false
 	// The refused run let go of the folder's lock.
 	if l, err := dirlock.Lock(o.Out); err != nil {
 		t.Errorf("after a refused run: %v", err)
@@ -584,6 +603,58 @@ func TestRunKeepsTheBestEpochsModel(t *testing.T) {
 	}
 	if weights(LastDir(o.Out)) == best {
 		t.Error("last/ still holds epoch 1's weights after epoch 3")
+	}
+}
+
+// TestResumeWritesWhatAKilledRunHadNot: an epoch ends with its checkpoint,
+// then model/, last/ and the curves; a run killed between them (here, model/
+// and last/ put back to the epoch before, the curves removed) gets them from
+// the checkpoint on resuming, even with no epoch left to run. Before, model/
+// was written first, and a kill before the checkpoint left model/ an epoch
+// ahead of it.
+func TestResumeWritesWhatAKilledRunHadNot(t *testing.T) {
+	dev, o, trn, dv := finishedRun(t, 24)
+	weights := func(dir string) string {
+		f, err := safetensors.ReadFile(filepath.Join(dir, decoder.WeightsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return safetensors.Checksum(f.Tensors, nil)
+	}
+	before := t.TempDir()
+	for _, dir := range []string{ModelDir(o.Out), LastDir(o.Out)} {
+		if err := os.CopyFS(filepath.Join(before, filepath.Base(dir)), os.DirFS(dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.Resume, o.Epochs = true, 2
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil { // epoch 2, the best (the synthetic data is learnt)
+		t.Fatal(err)
+	}
+	want := weights(ModelDir(o.Out))
+	if want != weights(LastDir(o.Out)) || want == weights(filepath.Join(before, "model")) {
+		t.Fatal("epoch 2 is not the best epoch, or changed nothing: the test needs it to be")
+	}
+	// The kill: epoch 2's checkpoint is written, its model folders and curves not.
+	for _, dir := range []string{ModelDir(o.Out), LastDir(o.Out)} {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(dir, os.DirFS(filepath.Join(before, filepath.Base(dir)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(o.Out, "curves.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
+		t.Fatal(err)
+	}
+	if weights(ModelDir(o.Out)) != want || weights(LastDir(o.Out)) != want {
+		t.Error("after resuming, model/ and last/ are not epoch 2's, which the checkpoint says was trained and best")
+	}
+	if b, err := os.ReadFile(filepath.Join(o.Out, "curves.csv")); err != nil || strings.Count(string(b), "\n") != 3 {
+		t.Errorf("curves.csv after resuming: %v\n%s; want a header and 2 epochs", err, b)
 	}
 }
 
