@@ -199,8 +199,12 @@ func (te *tunedEncoder) save(dir string) error {
 // written before the checkpoint and the previous one removed after it, so the
 // checkpoint's own is there whenever a run stops.
 func encoderCheckpoint(out string, epoch int) string {
-	return filepath.Join(out, fmt.Sprintf("encoder-checkpoint-%d.safetensors", epoch))
+	return filepath.Join(out, fmt.Sprintf(encoderCheckpointName, epoch))
 }
+
+// encoderCheckpointName is the name of an epoch's encoder checkpoint file
+// (%d: the epoch).
+const encoderCheckpointName = "encoder-checkpoint-%d.safetensors"
 
 func (te *tunedEncoder) saveCheckpoint(path string, epoch int) error {
 	flat, m1, m2, steps, err := te.top.State()

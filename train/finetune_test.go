@@ -139,9 +139,17 @@ func TestFineTuningResumes(t *testing.T) {
 	}
 	a := newTuned(o)
 	trainEpoch(t, a)
+	// A run killed between a checkpoint and the removal of the epoch
+	// before's encoder checkpoint had left that one for good.
+	orphan := encoderCheckpoint(o.Out, 0)
+	if err := os.WriteFile(orphan, []byte("a killed run's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	trainEpoch(t, a)
-	if _, err := os.Stat(encoderCheckpoint(o.Out, 1)); !os.IsNotExist(err) {
-		t.Errorf("epoch 1's encoder checkpoint is still there (%v)", err)
+	for _, epoch := range []int{0, 1} {
+		if _, err := os.Stat(encoderCheckpoint(o.Out, epoch)); !os.IsNotExist(err) {
+			t.Errorf("epoch %d's encoder checkpoint is still there (%v)", epoch, err)
+		}
 	}
 	o.Resume = true
 	b := newTuned(o)

@@ -651,8 +651,18 @@ func (r *run) checkpoint() error {
 	if err := saveCheckpoint(r.ckpt, r.st, groups); err != nil {
 		return err
 	}
-	if err := os.Remove(encoderCheckpoint(r.o.Out, r.st.Epoch-1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// Every earlier epoch's, not only the one before: a run killed right
+	// after its checkpoint had left that one behind for good.
+	earlier, err := filepath.Glob(filepath.Join(r.o.Out, strings.Replace(encoderCheckpointName, "%d", "*", 1)))
+	if err != nil {
 		return fmt.Errorf("train: %w", err)
+	}
+	for _, path := range earlier {
+		if path != encoderCheckpoint(r.o.Out, r.st.Epoch) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("train: %w", err)
+			}
+		}
 	}
 	return nil
 }
