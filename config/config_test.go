@@ -101,6 +101,7 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  arch: attention\n  objective: cider\n  init: runs/a/model\n  feature_dropout: 0.3\n", "config: train.feature_dropout: 0.3 with train.arch attention, train.objective cider, train.finetune_blocks 0; it drops the cached regions' features of attention's cross-entropy training only (train.dropout drops merge's features and cider's): set it to 0 $FILE"},
 		{"train:\n  xe_weight: -0.1\n", "config: train.xe_weight: -0.1 is negative; 0 trains on the rewards alone $FILE"},
 		{"train:\n  xe_weight: 0.2\n", "config: train.xe_weight: 0.2 with train.objective xe; it mixes cross-entropy into the cider objective: set train.objective cider, or train.xe_weight 0 $FILE"},
+		{"train:\n  batch_size: 1025\n", "config: train.batch_size: 1025 is above 1024: the training buffers hold every caption of a batch, word by word (1024 captions of 30 words take 5.3 GB for the shipped attention decoder's sizes, 64 take 0.4 GB); 32-256 suits captioning $FILE"},
 		{"decode:\n  batch_size: 100000\n", "config: decode.batch_size: 100000 is outside 1..256 (images through the device at once; the encoder holds a whole batch's activations) $FILE"},
 		{"decode:\n  beam: 1.9\n", "config: decode.beam: 1.9 is not a whole number $FILE"}, // the decoder cut it to 1
 		// A list where one value goes: the decoder's own error named no file.
@@ -164,7 +165,7 @@ func TestLimitsAreInclusive(t *testing.T) {
 		"server:\n  max_batch: 256\n  queue_size: 16\n  max_images: 16\n  thumb_size: 512\n  max_body_bytes: 1024\n",
 		"server:\n  thumb_size: 16\n  request_timeout: 2m\n  max_request_timeout: 2m\n  write_timeout: 2m\n",
 		"train:\n  objective: cider\n  init: runs/a/model\n  batch_size: 64\n  samples: 64\n",
-		"train:\n  lr: 1\n  lr_decay: 1\n  finetune_lr: 1\n  ema: 0\n  dropout: 0\n  finetune_blocks: 0\n",
+		"train:\n  lr: 1\n  lr_decay: 1\n  finetune_lr: 1\n  ema: 0\n  dropout: 0\n  finetune_blocks: 0\n  batch_size: 1024\n",
 	} {
 		if _, err := load(t, writeYAML(t, yaml)); err != nil {
 			t.Errorf("%q: %v, want it accepted", yaml, err)

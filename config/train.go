@@ -10,6 +10,10 @@ import (
 	"github.com/captioner/captioner/text"
 )
 
+// MaxTrainBatch caps train.batch_size: a batch of 20,000 captions ran the
+// process out of memory, and the runtime dies of that without a word.
+const MaxTrainBatch = 1024
+
 // Train holds the training hyperparameters (captioner train). The trainer owns
 // this file: add fields with a one-line reason each.
 type Train struct {
@@ -253,6 +257,9 @@ func (c Train) validate() []error {
 		if err := positive(p.key, p.v); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.BatchSize > MaxTrainBatch {
+		errs = append(errs, fmt.Errorf("train.batch_size: %d is above %d: the training buffers hold every caption of a batch, word by word (%d captions of 30 words take 5.3 GB for the shipped attention decoder's sizes, 64 take 0.4 GB); 32-256 suits captioning", c.BatchSize, MaxTrainBatch, MaxTrainBatch))
 	}
 	if c.LR <= 0 || c.LR > 1 {
 		errs = append(errs, fmt.Errorf("train.lr: %g is outside (0, 1]; Adam usually wants 1e-4..3e-3", c.LR))

@@ -83,6 +83,17 @@ func Run(ctx context.Context, dev gpu.Device, o Options, trn, dv *Split) (*Resul
 	return r.result(), nil
 }
 
+// longestCaption is the most words a caption of trn or dv has.
+func longestCaption(trn, dv *Split) int {
+	n := 0
+	for _, s := range []*Split{trn, dv} {
+		for _, e := range s.Examples {
+			n = max(n, len(e.Words))
+		}
+	}
+	return n
+}
+
 // saveVocab writes the vocabulary into the model folders, once the run is
 // sure to go on: a run that resume refuses leaves a finished run's model as
 // it was.
@@ -188,7 +199,10 @@ func newRun(dev gpu.Device, o Options, trn, dv *Split) (*run, error) {
 			return nil, err
 		}
 	}
-	r.ts = r.m.NewTrainState(o.BatchSize+extraRows(o), max(o.MaxLen, o.Decode.MaxLen)+1)
+	// Steps as long as the longest caption, cut at train.max_len, or a
+	// sampled one: buffers sized by train.max_len alone ran out of memory at
+	// 5000 for captions of 30 words.
+	r.ts = r.m.NewTrainState(o.BatchSize+extraRows(o), max(min(o.MaxLen, longestCaption(trn, dv)), o.Decode.MaxLen)+1)
 	if o.EMA > 0 {
 		r.avg = newAverage(dev, o.EMA, r.m.Flat())
 	}

@@ -658,6 +658,20 @@ func TestResumeWritesWhatAKilledRunHadNot(t *testing.T) {
 	}
 }
 
+// TestBuffersFitTheCaptions: the training buffers are as long as the longest
+// caption, not train.max_len: at 5000 they ran a 2-core machine out of memory
+// for captions of 30 words (here 2^40 would not fit any).
+func TestBuffersFitTheCaptions(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(t.TempDir(), 1)
+	o.Log, o.MaxLen = &bytes.Buffer{}, 1<<40
+	v := o.Vocab.(synthVocab)
+	if _, err := Run(context.Background(), dev, o, synthSplit(24, 1, v), synthSplit(6, 2, v)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestNewRunRefusesAFolderWithOneEntry: one file or folder that is not a
 // run's scaffolding (here the model folder of a run whose other files were
 // deleted) is enough for a new run to refuse the folder.
