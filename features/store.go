@@ -46,11 +46,12 @@ func (m Manifest) Regions() int {
 	return m.Grid[0] * m.Grid[1]
 }
 
-// Bounds on a manifest's sizes, far beyond any encoder's (1280 features, a
-// 7x7 grid) and low enough that a damaged manifest is an error, not a record
-// length that overflows or exhausts memory.
+// Bounds on a manifest's sizes, beyond any encoder's (1280 features, a 7x7
+// grid; fine-tuning's activations below block 0, 112x112x32 = 401,408 a
+// photo, which 1 << 16 refused) and low enough that a damaged manifest is an
+// error, not a record length that overflows or exhausts memory.
 const (
-	maxDim      = 1 << 16
+	maxDim      = 1 << 20
 	maxGridSide = 1 << 10
 )
 
