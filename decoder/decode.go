@@ -306,7 +306,7 @@ func (o DecodeOptions) check(c Config) error {
 		return fmt.Errorf("decoder: max length %d must be at least 1", o.MaxLen)
 	}
 	if o.Beam < 1 || o.Beam > c.Vocab/2 {
-		return fmt.Errorf("decoder: beam width %d is outside 1..%d", o.Beam, c.Vocab/2)
+		return fmt.Errorf("decoder: beam width %d is outside 1..%d (half the model's vocabulary of %d ids, special tokens included); use a narrower beam", o.Beam, c.Vocab/2, c.Vocab)
 	}
 	if o.NBest > o.Beam {
 		return fmt.Errorf("decoder: %d alternatives asked for with beam width %d; use a beam at least as wide", o.NBest, o.Beam)

@@ -393,7 +393,7 @@ func TestDecodeOptionErrors(t *testing.T) {
 		want string
 	}{
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 0, Beam: 1}, "decoder: max length 0 must be at least 1"},
-		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 5}, "decoder: beam width 5 is outside 1..4"},
+		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 5}, "decoder: beam width 5 is outside 1..4 (half the model's vocabulary of 9 ids, special tokens included); use a narrower beam"},
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2, NBest: 3}, "decoder: 3 alternatives asked for with beam width 2; use a beam at least as wide"},
 		{DecodeOptions{Start: 1, End: 9, MaxLen: 5, Beam: 1}, "decoder: special token id 9 is outside the vocabulary (0..8)"},
 		{DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 1, Attention: true}, ErrNoAttention.Error()},

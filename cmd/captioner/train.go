@@ -181,6 +181,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	} else if vocab.Size() == text.NumSpecial {
 		return emptyVocabError(trainImgs, tc.MinCount)
 	}
+	if err := vocabTooSmall(vocab, tc.EvalBeam, vocabFrom); err != nil {
+		return err
+	}
 	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (%s)\n",
 		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), vocabFrom)
 
@@ -797,6 +800,18 @@ func emptyVocabError(imgs []text.Image, minCount int) error {
 	}
 	return fmt.Errorf("train.min_count: %d keeps no word of the train captions, whose most frequent, %q, appears %d times: lower train.min_count (in the configuration file, or CAPTIONER_TRAIN_MIN_COUNT)",
 		minCount, all.Word(text.NumSpecial), all.Count(text.NumSpecial))
+}
+
+// vocabTooSmall refuses a vocabulary too small for the dev evaluation's beam
+// (from says where the vocabulary came from): a beam may be at most half the
+// vocabulary, and the run failed after its first epoch with the decoder's
+// "beam width 3 is outside 1..2", naming no setting.
+func vocabTooSmall(vocab *text.Vocab, evalBeam int, from string) error {
+	if vocab.Size()/2 >= evalBeam {
+		return nil
+	}
+	return fmt.Errorf("train: the vocabulary has %d words (%s), too few for train.eval_beam %d or to caption with: lower train.min_count, or train on more captions",
+		vocab.Size()-text.NumSpecial, from, evalBeam)
 }
 
 // inheritNetwork gives tc the network of the model a run starts from, ic:

@@ -43,3 +43,16 @@ func TestShippedVocabIsTrains(t *testing.T) {
 		}
 	}
 }
+
+// TestVocabTooSmall: a vocabulary of one word (5 ids) holds a beam of 2 at
+// most, and is refused for train.eval_beam 3 naming the settings to change.
+func TestVocabTooSmall(t *testing.T) {
+	v := text.BuildVocab([][]string{{"dog", "runs"}, {"dog"}}, 2) // "dog" alone
+	want := "train: the vocabulary has 1 words (min count 2), too few for train.eval_beam 3 or to caption with: lower train.min_count, or train on more captions"
+	if err := vocabTooSmall(v, 3, "min count 2"); err == nil || err.Error() != want {
+		t.Errorf("eval beam 3: %v, want %q", err, want)
+	}
+	if err := vocabTooSmall(v, 2, "min count 2"); err != nil {
+		t.Errorf("eval beam 2: %v, want none", err)
+	}
+}
