@@ -181,11 +181,11 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	} else if vocab.Size() == text.NumSpecial {
 		return emptyVocabError(trainImgs, tc.MinCount)
 	}
+	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (%s)\n",
+		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), vocabFrom)
 	if err := vocabTooSmall(vocab, tc.EvalBeam, vocabFrom); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "%s: %d train images, %d dev images, vocabulary %d words (%s)\n",
-		ds.Name, len(trainImgs), len(devImgs), vocab.Size(), vocabFrom)
 
 	dev, err := pipeline.OpenDevice(cfg)
 	if err != nil {
@@ -810,8 +810,8 @@ func vocabTooSmall(vocab *text.Vocab, evalBeam int, from string) error {
 	if vocab.Size()/2 >= evalBeam {
 		return nil
 	}
-	return fmt.Errorf("train: the vocabulary has %d words (%s), too few for train.eval_beam %d or to caption with: lower train.min_count, or train on more captions",
-		vocab.Size()-text.NumSpecial, from, evalBeam)
+	return fmt.Errorf("train: a vocabulary of %d words (%s, the %d special tokens included) is too small for train.eval_beam %d, or to caption with: a beam may be at most half of it; lower train.min_count, or train on more captions",
+		vocab.Size(), from, text.NumSpecial, evalBeam)
 }
 
 // inheritNetwork gives tc the network of the model a run starts from, ic:

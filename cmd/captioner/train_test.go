@@ -382,7 +382,7 @@ func TestEmptyVocabularySaysWhy(t *testing.T) {
 // TestTrainCaptionsWithoutWords: captions that clean to no words are left out
 // with a warning (training learned them as a caption ending at once), a split
 // left with none says so, and a min count above every word names the most
-// frequent word's count. Each run fails after that on the missing features.
+// frequent word's count. Each run fails after that (a vocabulary too small, the missing features).
 func TestTrainCaptionsWithoutWords(t *testing.T) {
 	assets := sharedAssets(t)
 	data := ownFlickr8k(t, assets)

@@ -48,7 +48,7 @@ func TestShippedVocabIsTrains(t *testing.T) {
 // most, and is refused for train.eval_beam 3 naming the settings to change.
 func TestVocabTooSmall(t *testing.T) {
 	v := text.BuildVocab([][]string{{"dog", "runs"}, {"dog"}}, 2) // "dog" alone
-	want := "train: the vocabulary has 1 words (min count 2), too few for train.eval_beam 3 or to caption with: lower train.min_count, or train on more captions"
+	want := "train: a vocabulary of 5 words (min count 2, the 4 special tokens included) is too small for train.eval_beam 3, or to caption with: a beam may be at most half of it; lower train.min_count, or train on more captions"
 	if err := vocabTooSmall(v, 3, "min count 2"); err == nil || err.Error() != want {
 		t.Errorf("eval beam 3: %v, want %q", err, want)
 	}
