@@ -101,6 +101,11 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		fromImages = true
 		fmt.Fprintf(cmd.ErrOrStderr(), "model %s has a fine-tuned encoder (%s): encoding the photos\n", cfg.Model, encoder.TunedFile)
 	}
+	if saveScores {
+		if err := sameScoredImages(cfg.Model, len(imgs)); err != nil {
+			return err
+		}
+	}
 	if saveScores && fromImages {
 		// scores.json holds what /v1/models and the model card report beside any
 		// precision: the float32 encoder's scores, as from cached features.
@@ -168,6 +173,22 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "scores written to %s\n", scoresPath)
+	return nil
+}
+
+// sameScoredImages refuses to replace a model's scores.json with the scores
+// of another number of images than it holds: another dataset or split (the
+// shipped model's Flickr8k scores were replaced by those of a 4-photo CSV's
+// dev split, which serve then reported).
+func sameScoredImages(model string, n int) error {
+	old, err := pipeline.ReadScores(model)
+	if err != nil {
+		return err
+	}
+	if was, ok := old["images"]; ok && int(was) != n {
+		return fmt.Errorf("--save-scores: %s holds the scores of %d images, and this evaluation scores %d: another dataset or split's would replace them; drop --save-scores, or delete that file first",
+			filepath.Join(model, pipeline.ScoresFile), int(was), n)
+	}
 	return nil
 }
 

@@ -230,7 +230,8 @@ func TestCalibrationBuckets(t *testing.T) {
 // TestEvalSaveScoresIsFloat32: scores.json holds the float32 encoder's scores,
 // which /v1/models reports whatever precision serves. From the photos, precision
 // auto (bfloat16 where it is fast) computes in float32 and saves what the cached
-// features give; an explicit other precision is refused, with nothing written.
+// features give; an explicit other precision is refused, with nothing written,
+// and so are another split's scores.
 func TestEvalSaveScoresIsFloat32(t *testing.T) {
 	resetFlags(t, "eval", "beam", "guide", "split", "references", "save-scores", "from-images", "data", "features", "captions")
 	assets, data, feats, _ := sampleDataset(t, 1)
@@ -282,6 +283,15 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 	}
 	if n := fromFeats["images"]; n != 9 { // the sample dataset's dev split
 		t.Errorf("saved scores of %v images, want the 9 of the dev split", n)
+	}
+	// Another split's scores do not replace them.
+	out, err = run(t, "eval", "--save-scores", "--split", "train", "--data", data, "--features", feats,
+		"--captions", filepath.Join(t.TempDir(), "captions.json"), "--device", "cpu", "--assets", assets, "--model", model)
+	if want := "--save-scores: " + filepath.Join(model, pipeline.ScoresFile) + " holds the scores of 9 images, and this evaluation scores 1: another dataset or split's would replace them; drop --save-scores, or delete that file first"; err == nil || err.Error() != want {
+		t.Errorf("eval --save-scores of the train split: %v, want %q", err, want)
+	}
+	if again, _ := pipeline.ReadScores(model); again["images"] != 9 {
+		t.Errorf("the refused eval left scores of %v images", again["images"])
 	}
 	for k, v := range fromFeats { // the tolerance of TestEvalFromFeaturesMatchesFromImages' float32 case
 		if math.Abs(fromImages[k]-v) > 1e-4 {
