@@ -145,6 +145,8 @@ func TestExtractImagesSources(t *testing.T) {
 		{"own split, photos elsewhere", data, "dev", other, []imageFile{{"park.jpeg", filepath.Join(other, "park.jpeg")}}},
 		{"all of own dataset", data, "all", "", []imageFile{{"cafe.jpg", filepath.Join(data, "images", "cafe.jpg")}, {"dog.PNG", filepath.Join(data, "images", "dog.PNG")}, {"park.jpeg", filepath.Join(data, "images", "park.jpeg")}}},
 		{"a folder's image files", "", "all", filepath.Join(data, "images"), []imageFile{{"cafe.jpg", filepath.Join(data, "images", "cafe.jpg")}, {"dog.PNG", filepath.Join(data, "images", "dog.PNG")}, {"park.jpeg", filepath.Join(data, "images", "park.jpeg")}}},
+		// --data and --images: the dataset's photos, there (not the folder's files).
+		{"all of karpathy, photos elsewhere", kjson, "all", other, []imageFile{{"a.png", filepath.Join(other, "photos", "a.png")}, {"b.jpg", filepath.Join(other, "b.jpg")}}},
 		{"karpathy train", kjson, "train", "", []imageFile{{"a.png", filepath.Join(kdir, "photos", "a.png")}}},
 		{"karpathy dev", kjson, "dev", "", []imageFile{{"b.jpg", filepath.Join(kdir, "b.jpg")}}},
 		{"karpathy, photos elsewhere", kjson, "train", other, []imageFile{{"a.png", filepath.Join(other, "photos", "a.png")}}},

@@ -348,13 +348,15 @@ func fileKind(m fs.FileMode) string {
 }
 
 // extractImages lists the photos extract computes and says where they come
-// from. Split all is every image file in a folder: --images, else the photos
-// of the dataset train.data names (every split's), else the assets folder's
-// Flickr8k photos. A split name is that split of the configured dataset
-// (train.dataset, train.data; the assets' Flickr8k when train.data is empty),
-// its photos read from --images when given.
+// from. Split all is every photo of the dataset train.data names (every
+// split's), or without one every image file in a folder: --images, else the
+// assets folder's Flickr8k photos. A split name is that split of the
+// configured dataset (train.dataset, train.data; the assets' Flickr8k when
+// train.data is empty). A dataset's photos are read from --images when given
+// (with --data and --images, split all had listed the folder's files by bare
+// name, which the dataset's names, "photos/a.jpg", did not match).
 func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) ([]imageFile, string, error) {
-	if split == "all" && (imagesDir != "" || cfg.Train.Data == "") {
+	if split == "all" && cfg.Train.Data == "" {
 		if imagesDir == "" {
 			store, err := assets.Open(cfg.Assets)
 			if err != nil {
