@@ -63,8 +63,9 @@ func sampleDataset(t *testing.T, nTrain int) (assets, data, feats string, devRef
 	os.WriteFile(filepath.Join(data, "Flickr_8k.trainImages.txt"), []byte(trainNames.String()), 0o644)
 	os.WriteFile(filepath.Join(data, "Flickr_8k.devImages.txt"), []byte(devNames.String()), 0o644)
 
-	feats = t.TempDir()                         // with grids: the default model attends over them
-	resetFlags(t, "extract", "data", "dataset") // split all is then every photo of --images
+	feats = t.TempDir() // with grids: the default model attends over them
+	// Split all is then every photo of --images, whatever an earlier test set.
+	resetFlags(t, "extract", "data", "dataset")
 	if _, err := run(t, "extract", "--grid", "--split", "all", "--images", filepath.Join(data, "images"), "--out", feats,
 		"--device", "cpu", "--assets", assets, "--model", shippedModel); err != nil {
 		t.Fatal(err)
