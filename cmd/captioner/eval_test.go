@@ -320,4 +320,26 @@ func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions in a missing folder: %v, want %q", err, want)
 	}
+	// And a file that is no captions file: a model's weights, say. An empty
+	// file or an earlier captions file may be overwritten.
+	weights := filepath.Join(dir, "decoder.safetensors")
+	if err := os.WriteFile(weights, []byte("\x08\x00\x00\x00\x00\x00\x00\x00{}      "), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(t, "eval", "--captions", weights)
+	want = "--captions " + weights + " exists and is no captions file (a JSON array, as eval writes): it would be overwritten; name another file"
+	if err == nil || err.Error() != want {
+		t.Errorf("eval --captions WEIGHTS: %v, want %q", err, want)
+	}
+	if err := notCaptionsFile(filepath.Join(dir, "ok.json")); err != nil {
+		t.Errorf("no file: %v", err)
+	}
+	for _, ok := range []string{"", "\n  [{\"image\": \"a.jpg\"}]\n"} {
+		if err := os.WriteFile(filepath.Join(dir, "ok.json"), []byte(ok), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := notCaptionsFile(filepath.Join(dir, "ok.json")); err != nil {
+			t.Errorf("a file holding %q: %v", ok, err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,11 @@ no setting chooses another.`,
 				}
 				out = encoder.CachePath(dir, w.Config.SourceSHA)
 			} else {
+				if in, err := os.Stat(path); err == nil {
+					if o, err := os.Stat(out); err == nil && os.SameFile(in, o) {
+						return fmt.Errorf("--out %s is the TFLite file being imported: it would be overwritten; name another file (a .safetensors)", out)
+					}
+				}
 				if w, err = encoder.ImportFile(path); err != nil {
 					return err
 				}

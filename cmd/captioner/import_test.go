@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/internal/testassets"
+)
+
+// TestImportWritesAnotherFile: import writes the weights as safetensors to
+// --out, and refuses an --out that is the TFLite file it reads, which it had
+// overwritten.
+func TestImportWritesAnotherFile(t *testing.T) {
+	assets := testassets.Dir(t, "the test imports the MobileNetV2 TFLite file")
+	tflite, err := os.ReadFile(filepath.Join(assets, "models", "mobilenet_v2", "mobilenet_v2_1.0_224_quant.tflite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	q := filepath.Join(dir, "q.tflite")
+	if err := os.WriteFile(q, tflite, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resetFlags(t, "import", "out")
+	_, err = run(t, "import", "--assets", assets, q, "--out", filepath.Join(dir, ".", "q.tflite"))
+	if want := "--out " + filepath.Join(dir, "q.tflite") + " is the TFLite file being imported: it would be overwritten; name another file (a .safetensors)"; err == nil || err.Error() != want {
+		t.Errorf("import --out its input: %v, want %q", err, want)
+	}
+	if after, _ := os.ReadFile(q); !bytes.Equal(after, tflite) {
+		t.Error("the refused import changed the TFLite file")
+	}
+	out, err := run(t, "import", "--assets", assets, q, "--out", filepath.Join(dir, "w.safetensors"))
+	if err != nil || !strings.Contains(out, "wrote "+filepath.Join(dir, "w.safetensors")) {
+		t.Errorf("import --out w.safetensors: %v\n%s", err, out)
+	}
+}
