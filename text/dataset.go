@@ -447,7 +447,8 @@ var karpathySplits = map[string]string{
 //	  "split": "restval", "sentences": [{"raw": "A man ...", "tokens": [...]}, ...]}, ...]}
 //
 // Splits: train and restval -> SplitTrain, val -> SplitDev, test -> SplitTest.
-// Image.Path is imageDir/filepath/filename (relative when imageDir is "").
+// Image.Path is imageDir/filepath/filename (relative when imageDir is ""), or
+// filepath/filename when filepath is absolute.
 // Captions are cleaned from raw, not the file's tokens, so every dataset gets the
 // same cleaning (the seed notebook's, until Dataset.Reclean). Errors name the file and the line.
 func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
@@ -567,7 +568,11 @@ func (ki *karpathyImage) image(imageDir string) (Image, string, error) {
 	if len(ki.Sentences) == 0 {
 		return Image{}, "", fmt.Errorf("%s has no sentences", ki.Filename)
 	}
-	img := Image{Name: ki.Filename, Path: filepath.Join(imageDir, ki.Filepath, ki.Filename)}
+	path := filepath.Join(filepath.FromSlash(ki.Filepath), ki.Filename)
+	if !filepath.IsAbs(path) { // an absolute filepath had been put under imageDir
+		path = filepath.Join(imageDir, path)
+	}
+	img := Image{Name: ki.Filename, Path: path}
 	for j, s := range ki.Sentences {
 		raw := strings.TrimSpace(s.Raw)
 		if raw == "" {

@@ -300,6 +300,15 @@ func TestLoadKarpathyJSON(t *testing.T) {
 	if dev, _ := d.Split(SplitDev); d.Name != "flickr30k" || dev[0].Path != "x.jpg" || !slices.Equal(dev[0].Raw, []string{"A dog .", "A cat sleeps ."}) {
 		t.Errorf("name %q, dev %+v", d.Name, dev)
 	}
+	// An absolute filepath is where the photo is, not a folder below the
+	// image folder.
+	os.WriteFile(path, []byte(`{"images": [{"filepath": "/srv/photos", "filename": "x.jpg", "split": "val", "sentences": ["A dog ."]}]}`), 0o644)
+	if d, err = LoadKarpathyJSON(path, "/data"); err != nil {
+		t.Fatal(err)
+	}
+	if dev, _ := d.Split(SplitDev); dev[0].Path != filepath.FromSlash("/srv/photos/x.jpg") {
+		t.Errorf("an absolute filepath: path %q, want /srv/photos/x.jpg", dev[0].Path)
+	}
 }
 
 func TestLoadKarpathyJSONErrors(t *testing.T) {
