@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -199,7 +200,7 @@ func TestBrowserUploadAndLive(t *testing.T) {
 		const check = () => {
 			const c = document.querySelector("#results .caption"), e = document.getElementById("error");
 			if (c) { done(c.textContent); return true; }
-			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
 		};
 		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
 	if caption == "" || strings.HasPrefix(caption, "ERROR") {
@@ -298,7 +299,7 @@ func TestBrowserShowsEachBadFile(t *testing.T) {
 	got := w.await(`const done = arguments[arguments.length - 1];
 		const results = document.getElementById("results"), e = document.getElementById("error");
 		const check = () => {
-			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
 			if (results.children.length < 2) return false;
 			done([...results.children].map((c) =>
 				c.classList.contains("failed") ? "failed: " + c.querySelector(".image-error").textContent
@@ -344,9 +345,9 @@ func readUpload(w *webdriver) string {
 	return w.await(`const done = arguments[arguments.length - 1];
 		const e = document.getElementById("error"), s = document.getElementById("status");
 		const check = () => {
-			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
 			if (!s.textContent.startsWith("done")) return false;
-			done([...document.getElementById("results").children].map((c) => c.querySelector("img").alt + ": " +
+			done([...document.getElementById("results").children].map((c) => c.querySelector(".filename").textContent + ": " +
 				(c.classList.contains("failed") ? c.querySelector(".image-error").textContent : c.querySelector(".caption").textContent)).join("\n") +
 				"\n" + s.textContent.replace(/[0-9]+ ms/, "N ms"));
 			return true;
@@ -397,15 +398,16 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 	// The option fields are bounded by what the server accepts.
 	bounds := w.await(`const done = arguments[arguments.length - 1];
 		models.then(() => done(["beam", "alternatives", "max_len"].map((id) => document.getElementById(id).max).join(" ")));`)
-	if want := fmt.Sprintf("5 5 %d", config.MaxCaptionLen); bounds != want {
-		t.Errorf("beam, alternatives and max_len fields' max %q, want %q (server.max_beam 5)", bounds, want)
+	if want := fmt.Sprintf("5 3 %d", config.MaxCaptionLen); bounds != want { // alternatives: at most the beam field's 3
+		t.Errorf("beam, alternatives and max_len fields' max %q, want %q (server.max_beam 5, beam 3)", bounds, want)
 	}
 	chooseFiles(w, paths...)
 	got := readUpload(w)
 	want := "a.png: image 0 beam 3\nb.png: image 0 beam 3\nc.png: image 0 beam 3\n" +
-		fmt.Sprintf("big.png: request body is larger than the limit of %d bytes (server.max_body_bytes): send smaller images or fewer per request\n", limit) +
+		// big.png is not sent: the page knows the limit.
+		fmt.Sprintf("big.png: big.png is %.0f KB; this server takes at most %.0f KB a photo\n", math.Round(float64(len(photo["big.png"]))/1024), math.Round(float64(limit-4096-512)/1024)) +
 		"d.png: image 0 beam 3\n" +
-		"done in N ms · 4 requests · 1 of 5 could not be captioned"
+		"done in N ms · 3 requests · 1 of 5 could not be captioned"
 	if got != want {
 		t.Errorf("upload page shows\n%s\nwant\n%s", got, want)
 	}
@@ -425,6 +427,27 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 	w.checkConsole("status of 413") // big.png's request, and the refused groups
 }
 
+// TestBrowserSplitsSlowUploads: on an uplink too slow for a request of all
+// the photos to arrive within server.read_timeout (408), the page sends
+// halves, as it does for 413, where it had given up on the whole upload.
+func TestBrowserSplitsSlowUploads(t *testing.T) {
+	dir := t.TempDir()
+	paths := writeFiles(t, dir, []string{"a.png", "b.png", "c.png", "d.png"}, func(n string) []byte { return noisePNG(122, 122, uint64(n[0])) })
+	ts := stepServer(t, func(c *config.Config) { c.Server.ReadTimeout = 2 * time.Second })
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	// 60 KB a photo at 80 KB/s: the four take 3 s, past the 2 s the server
+	// gives a body; two take 1.5 s.
+	w.call("POST", "/chromium/network_conditions", map[string]any{"network_conditions": map[string]any{
+		"offline": false, "latency": 0, "download_throughput": 10 << 20, "upload_throughput": 80 << 10}})
+	chooseFiles(w, paths...)
+	got := readUpload(w)
+	if want := "a.png: image 0 beam 3\nb.png: image 0 beam 3\nc.png: image 0 beam 3\nd.png: image 0 beam 3\ndone in N ms · 3 requests"; got != want {
+		t.Errorf("upload on a slow uplink shows\n%s\nwant\n%s", got, want)
+	}
+	w.checkConsole("status of 408") // the request of all four
+}
+
 // A busy server (429) is asked again after its Retry-After: three tries, then
 // the page says why it stopped; while the queue has room again, the retry
 // captions the photo.
@@ -440,18 +463,19 @@ func TestBrowserRetriesWhenBusy(t *testing.T) {
 	// Busy throughout: three tries a second apart, then the error.
 	chooseFiles(w, photo)
 	got := readUpload(w)
-	if want := "ERROR: the server is at capacity (its queue of 1 images is full); retry after the number of seconds in the Retry-After header (retry in 1 s)"; got != want {
+	if want := "ERROR: the server is at capacity (its queue of 1 images is full); retry after the number of seconds in the Retry-After header (the server asks to wait 1 s before trying again)"; got != want {
 		t.Fatalf("upload to a server busy throughout shows %q, want %q", got, want)
 	}
 	if metrics := string(do(t, "GET", ts.url+"/metrics", "", nil).body); !strings.Contains(metrics, "captioner_queue_rejected_total 3\n") {
 		t.Errorf("the page asked a busy server other than three times:\n%s", regexp.MustCompile(`(?m)^captioner_queue_rejected_total.*$`).FindString(metrics))
 	}
 
-	// Busy at first, then room: the page waits, says so, and asks again.
-	chooseFiles(w, photo)
+	// Try again, busy at first, then room: the page waits, says so, and
+	// asks again. The photo need not be chosen again.
+	w.call("POST", "/element/"+w.find("#retry")+"/click", map[string]any{})
 	busy := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status"), e = document.getElementById("error");
 		const check = () => {
-			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
 			if (s.textContent.includes("busy")) { done(s.textContent); return true; }
 		};
 		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, characterData: true, subtree: true, attributes: true});`)
@@ -465,6 +489,39 @@ func TestBrowserRetriesWhenBusy(t *testing.T) {
 		t.Errorf("after the retry the page shows %q, want %q", got, want)
 	}
 	w.checkConsole("status of 429") // the refused tries
+}
+
+// An option the server would refuse (a beam wider than server.max_beam)
+// keeps the chosen photos: the page says which field and how to go on, and
+// Try again sends them once it is fixed. Alternatives follow the beam down.
+func TestBrowserKeepsPhotosOnABadOption(t *testing.T) {
+	photo := filepath.Join(t.TempDir(), "p.png")
+	if err := os.WriteFile(photo, photoPNG(40, 30), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := stepServer(t, func(c *config.Config) { c.Server.MaxBeam = 5 })
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	w.await(`models.then(() => { document.getElementById("beam").value = "9"; arguments[0]("set"); })`)
+	chooseFiles(w, photo)
+	got := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
+		const check = () => { if (!e.hidden) { done(e.firstChild.textContent + " | retry shown: " + !document.getElementById("retry").hidden); return true; } };
+		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	if !regexp.MustCompile(`^Beam width: .+ Fix it, then try again\. \| retry shown: true$`).MatchString(got) {
+		t.Fatalf("a beam past server.max_beam: the page says %q", got)
+	}
+	// Beam 1: alternatives (3) come down to 1, or the server would refuse them.
+	alts := w.await(`const b = document.getElementById("beam");
+		b.value = "1"; b.dispatchEvent(new Event("input"));
+		arguments[0](document.getElementById("alternatives").value)`)
+	if alts != "1" {
+		t.Errorf("alternatives after beam 1: %s, want 1", alts)
+	}
+	w.call("POST", "/element/"+w.find("#retry")+"/click", map[string]any{})
+	if got, want := readUpload(w), "p.png: image -1 beam 1\ndone in N ms"; got != want {
+		t.Errorf("after fixing the beam, Try again shows %q, want %q", got, want)
+	}
+	w.checkConsole()
 }
 
 // A second upload while the first is still sending replaces it: the first's
@@ -530,7 +587,7 @@ func TestBrowserPicksAModel(t *testing.T) {
 	got := w.await(`const done = arguments[arguments.length - 1];
 		const check = () => {
 			const c = document.querySelector("#results .result"), e = document.getElementById("error");
-			if (!e.hidden) { done("ERROR: " + e.textContent); return true; }
+			if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
 			if (!c) return false;
 			const meta = c.querySelectorAll(".muted");
 			done(document.getElementById("model").textContent.split(" · ")[0] + " | " +
@@ -550,6 +607,16 @@ func TestBrowserPicksAModel(t *testing.T) {
 		arguments[0](on + " " + canvas.classList.contains("on"))`)
 	if focus != "true false" {
 		t.Errorf("a focused word shows its map, a blurred one hides it: got %q, want \"true false\"", focus)
+	}
+	// The caption is one Tab stop; the arrow keys go from word to word. The
+	// photo's text alternative is the caption.
+	keys := w.await(`const words = [...document.querySelectorAll("#results .caption .word")], img = document.querySelector("#results img");
+		words[0].focus();
+		words[0].dispatchEvent(new KeyboardEvent("keydown", {key: "ArrowRight", bubbles: true}));
+		arguments[0](words.filter((w) => w.tabIndex === 0).length + " " + (document.activeElement === words[1]) + " " +
+			(img.alt === document.querySelector("#results .caption").textContent))`)
+	if keys != "1 true true" {
+		t.Errorf("Tab stops among the words, ArrowRight to the second, alt text the caption: got %q, want \"1 true true\"", keys)
 	}
 	w.screenshot("upload-model-choice.png")
 

@@ -4,6 +4,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const drop = $("drop"), fileInput = $("file"), results = $("results"), errorBox = $("error"), status = $("status");
+const retryButton = $("retry"), progress = $("progress"), progressBar = $("progress-bar"), announce = $("announce");
 let served = []; // the models the server holds, the default first
 // What one request may carry (GET /v1/models; these are the server's defaults).
 let limits = { max_images: 16, max_body_bytes: 32 << 20, max_beam: 8, max_len: 100 };
@@ -27,13 +28,20 @@ const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).catch(() 
 
 // boundFields makes the option fields hold what the server accepts (a value
 // above is brought down to the bound): send asks the browser to say which
-// field is off before a request would be refused with 400.
+// field is off before a request would be refused with 400. Alternatives are
+// at most the beam width too: beam 1 with 3 alternatives was refused.
 function boundFields() {
   for (const [id, limit] of Object.entries(options)) {
     $(id).max = limits[limit];
     if (+$(id).value > limits[limit]) $(id).value = limits[limit];
   }
+  const beam = +$("beam").value;
+  if (beam >= 1) {
+    $("alternatives").max = Math.min(limits.max_beam, beam);
+    if (+$("alternatives").value > beam) $("alternatives").value = beam;
+  }
 }
+$("beam").addEventListener("input", boundFields);
 
 // chosen is the model the next upload asks for.
 function chosen() {
@@ -46,7 +54,11 @@ function showModel() {
 }
 
 drop.addEventListener("click", () => fileInput.click());
-drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") fileInput.click(); });
+drop.addEventListener("keydown", (e) => {
+  if (e.key !== "Enter" && e.key !== " ") return;
+  e.preventDefault(); // Space would scroll the page too
+  fileInput.click();
+});
 fileInput.addEventListener("change", () => {
   send([...fileInput.files]);
   fileInput.value = ""; // choosing the same photo again (say, at another beam width) sends it again
@@ -63,21 +75,32 @@ document.addEventListener("paste", (e) => {
   if (files.length) send(files);
 });
 
-function showError(msg) {
-  errorBox.textContent = msg;
+// showError says why an upload stopped; with files, a button sends them
+// again (the user need not pick them again).
+function showError(msg, files) {
+  $("error-text").textContent = msg;
+  retryButton.hidden = !files;
+  retryButton.onclick = files ? () => send(files) : null;
   errorBox.hidden = false;
 }
 
+// megabytes is n bytes as a person reads it.
+const megabytes = (n) => n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+
+// room is how many bytes of photos one request may carry: max_body_bytes less
+// room for each part's headers and the other fields.
+const room = () => limits.max_body_bytes - 4096;
+const partBytes = (f) => f.size + 512;
+
 // batches splits files into requests the server takes: at most max_images
-// each, their sizes under max_body_bytes less room for each part's headers and
-// the other fields. A file too large alone goes alone, and the server says why
-// it refuses it.
+// each, their sizes within room. A file too large alone goes alone (send
+// says so on its card, and does not send it).
 function batches(files) {
-  const room = limits.max_body_bytes - 4096, out = [];
+  const out = [];
   let cur = [], bytes = 0;
   for (const f of files) {
-    const size = f.size + 512;
-    if (cur.length && (cur.length >= limits.max_images || bytes + size > room)) {
+    const size = partBytes(f);
+    if (cur.length && (cur.length >= limits.max_images || bytes + size > room())) {
       out.push(cur);
       cur = [];
       bytes = 0;
@@ -107,8 +130,9 @@ function fieldsFor(model) {
   return fields;
 }
 
-// post sends one request of files, waiting out a busy server (429) up to
-// twice as its Retry-After says, and returns the response and its JSON.
+// post sends one request of files, waiting out a busy server (429, or 503
+// while it loads or at its connection limit) up to twice as its Retry-After
+// says, and returns the response and its JSON.
 async function post(files, fields, progress, signal) {
   for (let attempt = 1; ; attempt++) {
     const form = new FormData();
@@ -119,13 +143,17 @@ async function post(files, fields, progress, signal) {
     const body = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
     signal.throwIfAborted(); // replaced while the answer was read: it must not reach the page
     const retry = Number(resp.headers.get("Retry-After"));
-    if (resp.status !== 429 || attempt === 3 || !(retry > 0 && retry <= 30)) return { resp, body };
+    if ((resp.status !== 429 && resp.status !== 503) || attempt === 3 || !(retry > 0 && retry <= 30)) return { resp, body };
     status.textContent = `the server is busy; trying again in ${retry} s…`;
     await sleep(retry * 1000, signal);
   }
 }
 
 let uploading = null; // the AbortController of the upload still sending, if any
+$("cancel").addEventListener("click", () => uploading && uploading.abort(new DOMException("cancelled", "AbortError")));
+
+// invalidField is the first option field the server would refuse, or none.
+const invalidField = () => Object.keys(options).map($).find((f) => !f.checkValidity());
 
 async function send(files) {
   files = files.filter((f) => f);
@@ -136,55 +164,89 @@ async function send(files) {
   const ctl = uploading = new AbortController();
   await models; // which model, its limits, and whether to ask for attention weights
   if (ctl.signal.aborted) return;
-  if (!Object.keys(options).every((id) => $(id).reportValidity())) return;
+  const bad = invalidField();
+  if (bad) { // the photos wait for the fix, not dropped
+    bad.reportValidity();
+    showError(`${bad.labels[0].firstChild.textContent.trim()}: ${bad.validationMessage} Fix it, then try again.`, files);
+    uploading = null;
+    return;
+  }
   errorBox.hidden = true;
-  results.replaceChildren();
+  // The last upload's cards stay, dimmed, until this one's first answer.
+  results.classList.add("stale");
+  let cleared = false;
+  const show = (...cards) => {
+    if (!cleared) { results.replaceChildren(); results.classList.remove("stale"); cleared = true; }
+    results.append(...cards);
+  };
   const model = chosen(), fields = fieldsFor(model);
   const queue = batches(files);
   let sent = 0, failed = 0, requests = 0;
   const stop = (msg) => {
-    showError(msg);
+    showError(msg, files);
     status.className = "status";
     status.textContent = sent ? `${sent} of ${files.length} images answered before this` : "";
   };
   status.className = "status wait";
+  progress.hidden = false;
+  progressBar.value = 0;
   const t0 = performance.now();
   try {
     while (queue.length) {
       const group = queue.shift();
-      const progress = queue.length === 0 && sent === 0
+      if (partBytes(group[0]) > room()) { // larger than a request may carry: not sent
+        const f = group[0];
+        show(failedCard({ error: `${f.name || "the photo"} is ${megabytes(f.size)}; this server takes at most ${megabytes(room() - 512)} a photo`, filename: f.name }, URL.createObjectURL(f)));
+        failed++;
+        sent++;
+        continue;
+      }
+      const doing = queue.length === 0 && sent === 0
         ? `captioning ${files.length} image${files.length > 1 ? "s" : ""}…`
         : group.length === 1 ? `captioning image ${sent + 1} of ${files.length}…`
         : `captioning images ${sent + 1}–${sent + group.length} of ${files.length}…`;
-      const { resp, body } = await post(group, fields, progress, ctl.signal);
+      const { resp, body } = await post(group, fields, doing, ctl.signal);
       requests++;
-      if (resp.status === 413 && group.length > 1) {
+      if ((resp.status === 413 || resp.status === 408) && group.length > 1) {
         // Too large together by a limit the page cannot see (the images'
-        // decoded size, a proxy's body limit): halves, down to single files.
+        // decoded size, a proxy's body limit), or too slow to arrive within
+        // the server's time for a body (a slow uplink): halves, down to
+        // single files.
         const mid = Math.ceil(group.length / 2);
         queue.unshift(group.slice(0, mid), group.slice(mid));
         continue;
       }
       const previews = group.map((f) => URL.createObjectURL(f));
-      if (resp.status === 413) { // one file too large alone: it says why, the others go on
-        results.append(failedCard({ error: body.error, filename: group[0].name }, previews[0]));
+      if (resp.status === 413 || resp.status === 408) { // one file alone: it says why, the others go on
+        show(failedCard({ error: body.error, filename: group[0].name }, previews[0]));
         failed++;
+      } else if (!resp.ok && body.captions) { // none of the group could be captioned: each says why
+        show(...body.captions.map((c, i) => failedCard(c, previews[i])));
+        failed += group.length;
       } else if (!resp.ok) {
         const retry = resp.headers.get("Retry-After");
-        stop(body.error + (retry ? ` (retry in ${retry} s)` : ""));
+        stop(body.error + (retry ? ` (the server asks to wait ${retry} s before trying again)` : ""));
         return;
       } else {
         // An image the server could not caption has an error entry in its place.
-        body.captions.forEach((c, i) => results.append(c.error ? failedCard(c, previews[i]) : withAttention(card(c, previews[i]), c)));
+        show(...body.captions.map((c, i) => c.error ? failedCard(c, previews[i]) : withAttention(card(c, previews[i]), c)));
         failed += body.captions.filter((c) => c.error).length;
       }
       sent += group.length;
+      progressBar.value = sent / files.length;
     }
   } catch (e) {
-    if (!ctl.signal.aborted) stop(`the server did not answer: ${e.message}`);
+    if (ctl.signal.reason instanceof DOMException && ctl.signal.reason.message === "cancelled") {
+      stop("cancelled");
+    } else if (!ctl.signal.aborted) {
+      stop(`the server did not answer (${e.message}): check the connection, then try again`);
+    }
     return;
   } finally {
-    if (uploading === ctl) uploading = null;
+    if (uploading === ctl) {
+      uploading = null;
+      progress.hidden = true;
+    }
   }
   status.className = failed ? "status wait" : "status ok";
   status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
@@ -207,13 +269,21 @@ function tagLine(tags) {
 function failedCard(c, preview) {
   // The browser may show what the server refused (a photo too large, say); a
   // file it cannot show either gets a plain box.
-  const img = el("img", { src: preview, alt: c.filename || "uploaded file" });
+  const img = el("img", { src: preview, alt: "" });
   img.addEventListener("error", () => img.replaceWith(el("div", { className: "no-preview" }, "no preview")));
+  say(`${c.filename || "upload"}: not captioned`);
   return el("section", { className: "card result failed" },
     img,
     el("div", {},
-      el("p", { className: "image-error" }, c.error),
-      el("div", { className: "muted" }, c.filename || "upload")));
+      el("h2", { className: "filename" }, c.filename || "upload"),
+      el("p", { className: "image-error" }, c.error)));
+}
+
+// say tells a screen reader what arrived: each card's file and caption.
+function say(line) {
+  announce.textContent = announce.textContent ? announce.textContent + "\n" + line : line;
+  clearTimeout(say.reset);
+  say.reset = setTimeout(() => { announce.textContent = ""; }, 2000);
 }
 
 function card(c, preview) {
@@ -225,9 +295,11 @@ function card(c, preview) {
     ["decode (batch)", t.decode], ["total", t.total]];
   const timings = el("table", { className: "timings" },
     ...rows.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", { className: "v" }, `${v.toFixed(1)} ms`))));
+  say(`${c.filename || "upload"}: ${c.caption}`);
   return el("section", { className: "card result" },
-    el("img", { src: preview, alt: c.filename || "uploaded photo" }),
+    el("img", { src: preview, alt: c.caption }), // what the photo shows, as the model says
     el("div", {},
+      el("h2", { className: "filename" }, c.filename || "upload"),
       el("p", { className: "caption" }, c.caption),
       el("p", { className: "confidence muted" }, `confidence ${Math.round(c.confidence * 100)}%${guided}`),
       el("p", { className: "tags" }, c.tags.length ? "Recognised: " + tagLine(c.tags) : "Recognised: nothing above the tag threshold"),
@@ -239,10 +311,12 @@ function card(c, preview) {
 }
 
 // withAttention makes each word of an attention caption's card show, while the
-// pointer is over it or it has the keyboard's focus (Tab; a tap focuses it
-// too), where the decoder looked when it chose the word: the photo dimmed but
-// for the word's regions (its 7x7 weights, scaled up smoothly by the browser).
-// A caption without weights (a merge model's) says why it has no maps.
+// pointer is over it or it has the keyboard's focus (Tab to the caption, then
+// the arrow keys; a tap focuses it too), where the decoder looked when it
+// chose the word: the photo dimmed but for the word's regions (its 7x7
+// weights, scaled up smoothly by the browser). A caption is one stop of the
+// Tab key, not one a word. A caption without weights (a merge model's) says
+// why it has no maps.
 function withAttention(card, c) {
   const words = c.caption.split(/\s+/).filter((w) => w);
   if (!c.attention || c.attention.length !== words.length) {
@@ -263,11 +337,21 @@ function withAttention(card, c) {
     ctx.putImageData(px, 0, 0);
     canvas.classList.add("on");
   };
-  text.replaceChildren(...words.flatMap((word, i) => {
-    const span = el("span", { className: "word", tabIndex: 0, title: "where the decoder looked for this word" }, word);
+  const spans = words.map((word, i) => {
+    const span = el("span", { className: "word", tabIndex: i ? -1 : 0 }, word);
     for (const ev of ["mouseenter", "focus"]) span.addEventListener(ev, () => show(c.attention[i]));
     for (const ev of ["mouseleave", "blur"]) span.addEventListener(ev, () => canvas.classList.remove("on"));
-    return i ? [" ", span] : [span];
-  }));
+    span.addEventListener("keydown", (e) => {
+      const to = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: words.length - 1 }[e.key];
+      if (to === undefined || to < 0 || to >= words.length) return;
+      e.preventDefault();
+      span.tabIndex = -1;
+      spans[to].tabIndex = 0;
+      spans[to].focus();
+    });
+    return span;
+  });
+  text.replaceChildren(...spans.flatMap((span, i) => i ? [" ", span] : [span]));
+  card.querySelector(".confidence").after(el("p", { className: "muted word-hint" }, "Point at a word, or Tab to the caption and use the arrow keys, to see where the decoder looked for it."));
   return card;
 }
