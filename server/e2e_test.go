@@ -373,8 +373,8 @@ func writeFiles(t *testing.T, dir string, names []string, data func(name string)
 // cards in the order chosen. The body limit here lets three photos through by
 // their sizes alone but not with each part's headers and the other fields,
 // which the page allows for: it sends two a request. A file larger than a
-// request may be alone gets the server's reason on its card, and the others
-// are captioned. Then a limit the page cannot see (the images' decoded size)
+// request may be is not sent: its card says why in sizes, and the others are
+// captioned. Then a limit the page cannot see (the images' decoded size)
 // refuses a request of three; the page halves it until each goes alone.
 func TestBrowserSplitsLargeUploads(t *testing.T) {
 	dir := t.TempDir()
@@ -424,7 +424,7 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 	if want := "e.png: image 0 beam 2\nf.png: image 0 beam 2\ng.png: image 0 beam 2\ndone in N ms · 3 requests"; got != want {
 		t.Errorf("upload past the decoded-size limit shows\n%s\nwant\n%s", got, want)
 	}
-	w.checkConsole("status of 413") // big.png's request, and the refused groups
+	w.checkConsole("status of 413") // the refused groups of the second upload
 }
 
 // TestBrowserSplitsSlowUploads: on an uplink too slow for a request of all
