@@ -466,6 +466,10 @@ func TestBrowserRetriesWhenBusy(t *testing.T) {
 	if want := "ERROR: the server is at capacity (its queue of 1 images is full); retry after the number of seconds in the Retry-After header (the server asks to wait 1 s before trying again)"; got != want {
 		t.Fatalf("upload to a server busy throughout shows %q, want %q", got, want)
 	}
+	// Nothing came: the cards there were are not left dimmed as if an answer were on its way.
+	if stale := w.await(`arguments[0](String(document.getElementById("results").classList.contains("stale")))`); stale != "false" {
+		t.Errorf("after the upload stopped, the results are still marked stale")
+	}
 	if metrics := string(do(t, "GET", ts.url+"/metrics", "", nil).body); !strings.Contains(metrics, "captioner_queue_rejected_total 3\n") {
 		t.Errorf("the page asked a busy server other than three times:\n%s", regexp.MustCompile(`(?m)^captioner_queue_rejected_total.*$`).FindString(metrics))
 	}

@@ -183,6 +183,7 @@ async function send(files) {
   const queue = batches(files);
   let sent = 0, failed = 0, requests = 0;
   const stop = (msg) => {
+    results.classList.remove("stale"); // nothing new came: the last cards are what there is
     showError(msg, files);
     status.className = "status";
     status.textContent = sent ? `${sent} of ${files.length} images answered before this` : "";
