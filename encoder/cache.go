@@ -3,6 +3,7 @@ package encoder
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -53,7 +54,12 @@ func Cached(path, cacheDir string) (w *Weights, imported bool, err error) {
 		return w, true, &NotCachedError{cacheDir, err}
 	}
 	if err := w.Save(out); err != nil {
-		return w, true, &NotCachedError{cacheDir, err}
+		// The file system's refusal; any other error (the weights' own) is no
+		// cache's.
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			return w, true, &NotCachedError{cacheDir, err}
+		}
+		return nil, false, err
 	}
 	return w, true, nil
 }

@@ -76,11 +76,11 @@ func TestOpenRejectsOtherFormat(t *testing.T) {
 	for _, c := range []struct{ sizes, why string }{
 		{`"dim": 0`, "dim 0 is outside 1..1048576"},
 		{`"dim": 4611686018427387904`, "dim 4611686018427387904 is outside 1..1048576"},
-		{`"dim": 2, "grid": [7, 7, -1280]`, "grid [7 7 -1280]: rows and columns must be in 1..1024, channels in 1..1048576"},
-		{`"dim": 2, "grid": [4611686018427387904, 1, 2]`, "grid [4611686018427387904 1 2]: rows and columns must be in 1..1024, channels in 1..1048576"},
+		{`"dim": 2, "grid": [7, 7, -1280]`, "grid [7 7 -1280]: rows and columns must be in 1..1024, channels in 1..65536"},
+		{`"dim": 2, "grid": [4611686018427387904, 1, 2]`, "grid [4611686018427387904 1 2]: rows and columns must be in 1..1024, channels in 1..65536"},
 		{`"dim": 2, "grid": [7, 7]`, "grid [7 7] is not [rows, columns, channels]"},
-		{`"dim": 2, "grid": [7, -1, 1280]`, "grid [7 -1 1280]: rows and columns must be in 1..1024, channels in 1..1048576"},
-		{`"dim": 2, "grid": [7, 1025, 2]`, "grid [7 1025 2]: rows and columns must be in 1..1024, channels in 1..1048576"},
+		{`"dim": 2, "grid": [7, -1, 1280]`, "grid [7 -1 1280]: rows and columns must be in 1..1024, channels in 1..65536"},
+		{`"dim": 2, "grid": [7, 1025, 2]`, "grid [7 1025 2]: rows and columns must be in 1..1024, channels in 1..65536"},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, manifestFile), []byte(`{"format": "captioner-features/1", "encoder": "e", `+c.sizes+`}`), 0o644); err != nil {
 			t.Fatal(err)

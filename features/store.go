@@ -52,6 +52,7 @@ func (m Manifest) Regions() int {
 // error, not a record length that overflows or exhausts memory.
 const (
 	maxDim      = 1 << 20
+	maxChannels = 1 << 16 // a grid's: 1024x1024 cells of them would already be 2^36 values
 	maxGridSide = 1 << 10
 )
 
@@ -65,8 +66,8 @@ func (m Manifest) check() error {
 		return nil
 	case len(m.Grid) != 3:
 		return fmt.Errorf("grid %v is not [rows, columns, channels]", m.Grid)
-	case m.Grid[0] < 1 || m.Grid[0] > maxGridSide || m.Grid[1] < 1 || m.Grid[1] > maxGridSide || m.Grid[2] < 1 || m.Grid[2] > maxDim:
-		return fmt.Errorf("grid %v: rows and columns must be in 1..%d, channels in 1..%d", m.Grid, maxGridSide, maxDim)
+	case m.Grid[0] < 1 || m.Grid[0] > maxGridSide || m.Grid[1] < 1 || m.Grid[1] > maxGridSide || m.Grid[2] < 1 || m.Grid[2] > maxChannels:
+		return fmt.Errorf("grid %v: rows and columns must be in 1..%d, channels in 1..%d", m.Grid, maxGridSide, maxChannels)
 	}
 	return nil
 }

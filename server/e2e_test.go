@@ -432,12 +432,12 @@ func TestBrowserSplitsLargeUploads(t *testing.T) {
 // halves, as it does for 413, where it had given up on the whole upload.
 func TestBrowserSplitsSlowUploads(t *testing.T) {
 	dir := t.TempDir()
-	paths := writeFiles(t, dir, []string{"a.png", "b.png", "c.png", "d.png"}, func(n string) []byte { return noisePNG(122, 122, uint64(n[0])) })
-	ts := stepServer(t, func(c *config.Config) { c.Server.ReadTimeout = 2 * time.Second })
+	paths := writeFiles(t, dir, []string{"a.png", "b.png", "c.png", "d.png"}, func(n string) []byte { return noisePNG(140, 140, uint64(n[0])) })
+	ts := stepServer(t, func(c *config.Config) { c.Server.ReadTimeout = 3 * time.Second })
 	w := startChromium(t)
 	w.navigate(ts.url + "/")
-	// 60 KB a photo at 80 KB/s: the four take 3 s, past the 2 s the server
-	// gives a body; two take 1.5 s.
+	// 78 KB a photo at 80 KB/s: the four take 3.9 s, 30% past the 3 s the
+	// server gives a body; two take 1.95 s, 35% within.
 	w.call("POST", "/chromium/network_conditions", map[string]any{"network_conditions": map[string]any{
 		"offline": false, "latency": 0, "download_throughput": 10 << 20, "upload_throughput": 80 << 10}})
 	chooseFiles(w, paths...)
@@ -551,6 +551,48 @@ func TestBrowserSecondUploadReplacesFirst(t *testing.T) {
 	case ids := <-m.entered:
 		t.Errorf("the first upload kept sending after the second replaced it (a batch of %v)", ids)
 	case <-time.After(300 * time.Millisecond):
+	}
+	w.checkConsole()
+}
+
+// A second upload with an option the server would refuse does not stop the
+// first, which was valid: the first's captions come, and the second's photos
+// wait behind Try again. (It had aborted the first and left the page with a
+// progress bar and dimmed cards for ever.)
+func TestBrowserBadSecondUploadLeavesTheFirst(t *testing.T) {
+	dir := t.TempDir()
+	first := writeFiles(t, dir, []string{"a.png"}, func(string) []byte { return photoPNG(40, 30) })
+	second := writeFiles(t, dir, []string{"b.png"}, func(string) []byte { return photoPNG(30, 40) })
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxBeam = 5 })
+	w := startChromium(t)
+	w.call("POST", "/timeouts", map[string]int{"script": 15000}) // a page that never gets there fails, not hangs
+	w.navigate(ts.url + "/")
+	chooseFiles(w, first...)
+	<-m.entered // a is on the model
+	w.await(`document.getElementById("beam").value = "9"; arguments[0]("set")`)
+	chooseFiles(w, second...)
+	w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
+		const check = () => { if (!e.hidden) { done("shown"); return true; } };
+		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	select {
+	case m.release <- struct{}{}:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first upload's batch waits for nothing: was the upload aborted?")
+	}
+	// The error stays for the second: wait for the first's status.
+	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+		const check = () => {
+			if (!s.textContent.startsWith("done")) return false;
+			done([...document.getElementById("results").children].map((c) => c.querySelector(".filename").textContent + ": " +
+				c.querySelector(".caption").textContent).join("\n") + "\n" + s.textContent.replace(/[0-9]+ ms/, "N ms"));
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
+	if want := "a.png: image -1 beam 3\ndone in N ms"; got != want {
+		t.Errorf("the first upload, after a refused second: %q, want %q", got, want)
+	}
+	if got := w.await(`arguments[0](document.getElementById("progress").hidden + " " + document.getElementById("results").classList.contains("stale"))`); got != "true false" {
+		t.Errorf("progress hidden, results dimmed: %q, want \"true false\"", got)
 	}
 	w.checkConsole()
 }

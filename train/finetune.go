@@ -206,6 +206,13 @@ func encoderCheckpoint(out string, epoch int) string {
 // (%d: the epoch).
 const encoderCheckpointName = "encoder-checkpoint-%d.safetensors"
 
+// isEncoderCheckpoint says whether name is an epoch's encoder checkpoint's.
+func isEncoderCheckpoint(name string) bool {
+	var epoch int
+	n, err := fmt.Sscanf(name, encoderCheckpointName, &epoch)
+	return err == nil && n == 1 && name == fmt.Sprintf(encoderCheckpointName, epoch)
+}
+
 func (te *tunedEncoder) saveCheckpoint(path string, epoch int) error {
 	flat, m1, m2, steps, err := te.top.State()
 	if err != nil {

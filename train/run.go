@@ -308,6 +308,11 @@ func outIsFree(o Options) error {
 	if _, err := os.Stat(filepath.Join(o.Out, CheckpointFile)); !errors.Is(err, fs.ErrNotExist) {
 		return nil // resume's to continue, or to refuse without --resume
 	}
+	// A fine-tuning run killed between its first encoder checkpoint and its
+	// checkpoint left the first: no run's, it would keep every run out.
+	if err := removeEncoderCheckpoints(o.Out, 0); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(o.Out)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
@@ -402,7 +407,9 @@ func (r *run) resume() error {
 			fmt.Fprintf(o.Log, "resuming with %s (the checkpoint's run had the first)\n", c)
 		}
 	}
-	saved.Settings, saved.Rates = r.st.Settings, r.st.Rates
+	// This run's, which the checks above found the same or the checkpoint
+	// lacked (one from before they were kept): later checkpoints guard them.
+	saved.Settings, saved.Rates, saved.Examples, saved.DevCaptions = r.st.Settings, r.st.Rates, r.st.Examples, r.st.DevCaptions
 	r.st = saved
 	best := fmt.Sprintf("dev BLEU-4 %.4f", saved.BestBLEU4)
 	if saved.bestByLoss() {
@@ -667,13 +674,20 @@ func (r *run) checkpoint() error {
 	}
 	// Every earlier epoch's, not only the one before: a run killed right
 	// after its checkpoint had left that one behind for good.
-	earlier, err := filepath.Glob(filepath.Join(r.o.Out, strings.Replace(encoderCheckpointName, "%d", "*", 1)))
+	return removeEncoderCheckpoints(r.o.Out, r.st.Epoch)
+}
+
+// removeEncoderCheckpoints removes the encoder checkpoints in out but
+// keep's (none when keep is 0). The folder is listed, not globbed: a
+// --out with [ or * in it was read as a pattern, and matched another run's.
+func removeEncoderCheckpoints(out string, keep int) error {
+	entries, err := os.ReadDir(out)
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	for _, path := range earlier {
-		if path != encoderCheckpoint(r.o.Out, r.st.Epoch) {
-			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for _, e := range entries {
+		if isEncoderCheckpoint(e.Name()) && e.Name() != filepath.Base(encoderCheckpoint(out, keep)) {
+			if err := os.Remove(filepath.Join(out, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("train: %w", err)
 			}
 		}

@@ -513,3 +513,58 @@ func TestRunAveragesWithTheStepsRamp(t *testing.T) {
 		prev = got
 	}
 }
+
+// TestEncoderCheckpointsByName: the encoder checkpoints a run removes are its
+// own folder's, by exact name, even where --out has characters a glob reads
+// as a pattern ("exp[1]" matched a folder "exp1", another run's).
+func TestEncoderCheckpointsByName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"encoder-checkpoint-3.safetensors": true, "encoder-checkpoint-12.safetensors": true,
+		"encoder-checkpoint-03.safetensors": false, "encoder-checkpoint-3.safetensors.tmp1": false,
+		"encoder-checkpoint-.safetensors": false, "checkpoint.safetensors": false, "encoder.safetensors": false,
+	} {
+		if got := isEncoderCheckpoint(name); got != want {
+			t.Errorf("isEncoderCheckpoint(%q) = %v, want %v", name, got, want)
+		}
+	}
+	root := t.TempDir()
+	mine, other := filepath.Join(root, "exp[1]"), filepath.Join(root, "exp1")
+	for _, f := range []string{filepath.Join(mine, "encoder-checkpoint-1.safetensors"), filepath.Join(mine, "encoder-checkpoint-2.safetensors"),
+		filepath.Join(mine, "notes.txt"), filepath.Join(other, "encoder-checkpoint-1.safetensors")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := removeEncoderCheckpoints(mine, 2); err != nil {
+		t.Fatal(err)
+	}
+	for f, kept := range map[string]bool{filepath.Join(mine, "encoder-checkpoint-1.safetensors"): false, filepath.Join(mine, "encoder-checkpoint-2.safetensors"): true,
+		filepath.Join(mine, "notes.txt"): true, filepath.Join(other, "encoder-checkpoint-1.safetensors"): true} {
+		if _, err := os.Stat(f); (err == nil) != kept {
+			t.Errorf("%s: kept %v, want %v", f, err == nil, kept)
+		}
+	}
+}
+
+// TestResumeGuardsWhatAnOlderCheckpointLacked: a checkpoint from before the
+// dev captions' digest was kept resumes, and the run's next checkpoint has
+// it, so a later resume with other dev captions is refused.
+func TestResumeGuardsWhatAnOlderCheckpointLacked(t *testing.T) {
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := synthOptions(t.TempDir(), 3)
+	a := newTestRun(t, dev, o)
+	a.st.DevCaptions = "" // as saved before it was kept
+	trainEpoch(t, a)
+	o.Resume = true
+	b := newTestRun(t, dev, o)
+	if err := b.resume(); err != nil {
+		t.Fatal(err)
+	}
+	if b.st.DevCaptions == "" || b.st.DevCaptions != devDigest(b.dv) {
+		t.Errorf("resumed state's dev captions digest %q, want this run's", b.st.DevCaptions)
+	}
+}

@@ -531,8 +531,17 @@ func TestNewRunNeedsAnEmptyOut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A fine-tuning run killed between its first encoder checkpoint and its
+	// checkpoint left the former too: no run's.
+	orphan := encoderCheckpoint(o.Out, 1)
+	if err := os.WriteFile(orphan, []byte("half a run's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
 		t.Errorf("a new run into a folder of a run stopped before its first checkpoint: %v", err)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is still there (%v)", orphan, err)
 	}
 }
 

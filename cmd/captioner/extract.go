@@ -47,7 +47,7 @@ Interrupt it at any time (Ctrl-C): the next run resumes where it stopped.`,
 		RunE: runExtract,
 	}
 	f := cmd.Flags()
-	f.String("split", "all", "which images: all (every image file in the images folder, or in the dataset when --data names one), or the dataset's train, dev or test split")
+	f.String("split", "all", "which images: all (every photo of the dataset when --data or train.data names one, else every image file in the images folder), or the dataset's train, dev or test split")
 	f.String("images", "", "images folder (default: the dataset's: --data's photos, else the assets folder's data/flickr8k/images)")
 	datasetFlags(f)
 	f.String("out", "", "feature cache root (default: $XDG_CACHE_HOME/captioner/features/flickr8k, or features/NAME-HASH for --data's dataset)")

@@ -24,9 +24,14 @@ func TestImportWritesAnotherFile(t *testing.T) {
 	if err := os.WriteFile(q, tflite, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The same file by another name: a link to it.
+	link := filepath.Join(dir, "link.tflite")
+	if err := os.Symlink(q, link); err != nil {
+		t.Fatal(err)
+	}
 	resetFlags(t, "import", "out")
-	_, err = run(t, "import", "--assets", assets, q, "--out", filepath.Join(dir, ".", "q.tflite"))
-	if want := "--out " + filepath.Join(dir, "q.tflite") + " is the TFLite file being imported: it would be overwritten; name another file (a .safetensors)"; err == nil || err.Error() != want {
+	_, err = run(t, "import", "--assets", assets, q, "--out", link)
+	if want := "--out " + link + " is the TFLite file being imported: it would be overwritten; name another file (a .safetensors)"; err == nil || err.Error() != want {
 		t.Errorf("import --out its input: %v, want %q", err, want)
 	}
 	if after, _ := os.ReadFile(q); !bytes.Equal(after, tflite) {

@@ -158,19 +158,17 @@ const invalidField = () => Object.keys(options).map($).find((f) => !f.checkValid
 async function send(files) {
   files = files.filter((f) => f);
   if (!files.length) return;
+  await models; // which model, its limits, and whether to ask for attention weights
+  const bad = invalidField();
+  if (bad) { // the photos wait for the fix, not dropped; an upload sending goes on
+    bad.reportValidity();
+    showError(`${bad.labels[0].firstChild.textContent.trim()}: ${bad.validationMessage} Fix it, then try again.`, files);
+    return;
+  }
   // A new upload replaces one still sending: its remaining requests are
   // cancelled and its results cleared, so the two never mix.
   if (uploading) uploading.abort();
   const ctl = uploading = new AbortController();
-  await models; // which model, its limits, and whether to ask for attention weights
-  if (ctl.signal.aborted) return;
-  const bad = invalidField();
-  if (bad) { // the photos wait for the fix, not dropped
-    bad.reportValidity();
-    showError(`${bad.labels[0].firstChild.textContent.trim()}: ${bad.validationMessage} Fix it, then try again.`, files);
-    uploading = null;
-    return;
-  }
   errorBox.hidden = true;
   // The last upload's cards stay, dimmed, until this one's first answer.
   results.classList.add("stale");
@@ -200,6 +198,7 @@ async function send(files) {
         show(failedCard({ error: `${f.name || "the photo"} is ${megabytes(f.size)}; this server takes at most ${megabytes(room() - 512)} a photo`, filename: f.name }, URL.createObjectURL(f)));
         failed++;
         sent++;
+        progressBar.value = sent / files.length;
         continue;
       }
       const doing = queue.length === 0 && sent === 0
@@ -208,11 +207,11 @@ async function send(files) {
         : `captioning images ${sent + 1}–${sent + group.length} of ${files.length}…`;
       const { resp, body } = await post(group, fields, doing, ctl.signal);
       requests++;
-      if ((resp.status === 413 || resp.status === 408) && group.length > 1) {
+      if ((resp.status === 413 || resp.status === 408) && group.length > 1 && !body.captions) {
         // Too large together by a limit the page cannot see (the images'
         // decoded size, a proxy's body limit), or too slow to arrive within
         // the server's time for a body (a slow uplink): halves, down to
-        // single files.
+        // single files. (An answer with each image's reason is final.)
         const mid = Math.ceil(group.length / 2);
         queue.unshift(group.slice(0, mid), group.slice(mid));
         continue;
