@@ -30,7 +30,7 @@ the output is one array
   "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],
   "guided": [NOUN, ...], "alternatives": [{"caption", "score", "confidence"}, ...]}, ...]:
 score is the caption's length-normalised log-probability; confidence, in [0, 1],
-the geometric mean of the probabilities of its words (README: what it means);
+the geometric mean of the probabilities of its words (docs/captions.md: what it means);
 tags the encoder's ImageNet nouns (decode.tags, decode.tag_threshold); guided the
 nouns of confident tags that guided decoding (--guide, decode.guide) made the
 caption name; alternatives the beam's captions, best first (the caption is the
