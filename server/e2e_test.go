@@ -597,6 +597,37 @@ func TestBrowserBadSecondUploadLeavesTheFirst(t *testing.T) {
 	w.checkConsole()
 }
 
+// An upload stopped half-way (here by Cancel) keeps the cards it got, and Try
+// again sends only the photos not yet answered, whose cards follow.
+func TestBrowserTryAgainSendsTheRest(t *testing.T) {
+	paths := writeFiles(t, t.TempDir(), []string{"a.png", "b.png", "c.png"}, func(string) []byte { return photoPNG(40, 30) })
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxImages = 1 })
+	w := startChromium(t)
+	w.call("POST", "/timeouts", map[string]int{"script": 15000})
+	w.navigate(ts.url + "/")
+	chooseFiles(w, paths...)
+	<-m.entered // a
+	m.release <- struct{}{}
+	<-m.entered // b, when Cancel is pressed
+	w.call("POST", "/element/"+w.find("#cancel")+"/click", map[string]any{})
+	stopped := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
+		const check = () => { if (!e.hidden) { done(e.firstChild.textContent + " | " + document.getElementById("status").textContent); return true; } };
+		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	if stopped != "cancelled | 1 of 3 images answered before this" {
+		t.Errorf("after Cancel the page says %q", stopped)
+	}
+	m.release <- struct{}{} // b's batch; its answer goes nowhere
+	w.call("POST", "/element/"+w.find("#retry")+"/click", map[string]any{})
+	for range 2 { // b and c, again and at last
+		<-m.entered
+		m.release <- struct{}{}
+	}
+	if got, want := readUpload(w), "a.png: image -1 beam 3\nb.png: image -1 beam 3\nc.png: image -1 beam 3\ndone in N ms · 2 requests"; got != want {
+		t.Errorf("after Try again the page shows %q, want %q", got, want)
+	}
+	w.checkConsole()
+}
+
 // With several models served, the upload page offers them, the default first
 // and chosen; the one picked captions the upload (its name on the card and,
 // for an attention model, words that show where they looked), and /live

@@ -76,11 +76,12 @@ document.addEventListener("paste", (e) => {
 });
 
 // showError says why an upload stopped; with files, a button sends them
-// again (the user need not pick them again).
-function showError(msg, files) {
+// again (the user need not pick them again), as the rest of the upload whose
+// cards are shown when more is set.
+function showError(msg, files, more = false) {
   $("error-text").textContent = msg;
   retryButton.hidden = !files;
-  retryButton.onclick = files ? () => send(files) : null;
+  retryButton.onclick = files ? () => send(files, more) : null;
   errorBox.hidden = false;
 }
 
@@ -155,7 +156,9 @@ $("cancel").addEventListener("click", () => uploading && uploading.abort(new DOM
 // invalidField is the first option field the server would refuse, or none.
 const invalidField = () => Object.keys(options).map($).find((f) => !f.checkValidity());
 
-async function send(files) {
+// send captions files: a new upload, or with more the rest of one that
+// stopped, whose cards stay.
+async function send(files, more = false) {
   files = files.filter((f) => f);
   if (!files.length) return;
   await models; // which model, its limits, and whether to ask for attention weights
@@ -170,9 +173,10 @@ async function send(files) {
   if (uploading) uploading.abort();
   const ctl = uploading = new AbortController();
   errorBox.hidden = true;
-  // The last upload's cards stay, dimmed, until this one's first answer.
-  results.classList.add("stale");
-  let cleared = false;
+  // The last upload's cards stay, dimmed, until this one's first answer
+  // (and for good when this is its rest).
+  if (!more) results.classList.add("stale");
+  let cleared = more;
   const show = (...cards) => {
     if (!cleared) { results.replaceChildren(); results.classList.remove("stale"); cleared = true; }
     results.append(...cards);
@@ -182,7 +186,9 @@ async function send(files) {
   let sent = 0, failed = 0, requests = 0;
   const stop = (msg) => {
     results.classList.remove("stale"); // nothing new came: the last cards are what there is
-    showError(msg, files);
+    // Try again sends the photos not yet answered, in order: the shown cards
+    // stay. Before any answer, that is the whole upload, as it was.
+    showError(msg, files.slice(sent), cleared && sent > 0 || more);
     status.className = "status";
     status.textContent = sent ? `${sent} of ${files.length} images answered before this` : "";
   };
