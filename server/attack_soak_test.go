@@ -104,6 +104,21 @@ func post(ctx context.Context, client *http.Client, url, ct string, body []byte)
 	return resp.StatusCode
 }
 
+// The attackers connect from loopback addresses of their own, as from other
+// machines: the server's per-client limits (a client address holds at most a
+// quarter of server.max_upload_bytes) told them from the ordinary clients by
+// nothing else, and answered those 503 when the soak shared 127.0.0.1 with the
+// attack.
+var (
+	slowClientAddr = net.IPv4(127, 0, 0, 2)
+	bombClientAddr = net.IPv4(127, 0, 0, 3)
+)
+
+// attackerDialer dials from ip.
+func attackerDialer(ip net.IP) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+}
+
 // slowClients keep n connections sending a request body at one byte a second,
 // opening a new one whenever the server ends one, until ctx ends.
 func slowClients(ctx context.Context, addr string, n int, answers *tally) *sync.WaitGroup {
@@ -119,7 +134,7 @@ func slowClients(ctx context.Context, addr string, n int, answers *tally) *sync.
 }
 
 func slowRequest(ctx context.Context, addr string, answers *tally) {
-	conn, err := net.Dial("tcp", addr)
+	conn, err := attackerDialer(slowClientAddr).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		answers.add(-1)
 		return
@@ -159,7 +174,7 @@ func bombClients(ctx context.Context, t *testing.T, url string, n int, answers *
 		part{"image", "scans.jpg", hostile.ProgressiveJPEG(1600, 1600, 500)}) // 500 passes over 2.6 MP
 	img := readAll(body)
 	var wg sync.WaitGroup
-	client := &http.Client{Transport: &http.Transport{}}
+	client := &http.Client{Transport: &http.Transport{DialContext: attackerDialer(bombClientAddr).DialContext}}
 	for range n {
 		wg.Go(func() {
 			for ctx.Err() == nil {
