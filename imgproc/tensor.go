@@ -396,6 +396,33 @@ func newRowReader(img image.Image) func(dst [3][]float32, y int) {
 				g[x], bl[x] = r[x], r[x]
 			}
 		}
+	// 16-bit PNGs, as over reads them but without a color.Color a pixel: At
+	// boxed each one (a 5790x5790 image: 33 M allocations, 2.3 times the time).
+	case *image.NRGBA64:
+		return func(dst [3][]float32, y int) {
+			p := m.Pix[m.PixOffset(b.Min.X, y):][:8*w]
+			for x := range w {
+				px := p[8*x : 8*x+8]
+				a := be16(px[6:])
+				setOver16(dst, x, be16(px[0:])*a/0xffff, be16(px[2:])*a/0xffff, be16(px[4:])*a/0xffff, a) // color.NRGBA64's premultiplication
+			}
+		}
+	case *image.RGBA64:
+		return func(dst [3][]float32, y int) {
+			p := m.Pix[m.PixOffset(b.Min.X, y):][:8*w]
+			for x := range w {
+				px := p[8*x : 8*x+8]
+				setOver16(dst, x, be16(px[0:]), be16(px[2:]), be16(px[4:]), be16(px[6:]))
+			}
+		}
+	case *image.Gray16:
+		return func(dst [3][]float32, y int) {
+			p := m.Pix[m.PixOffset(b.Min.X, y):][:2*w]
+			for x := range w {
+				v := be16(p[2*x:])
+				setOver16(dst, x, v, v, v, 0xffff)
+			}
+		}
 	case *image.Paletted:
 		var lut [256][3]float32
 		for i, c := range m.Palette[:min(len(m.Palette), 256)] {
@@ -416,6 +443,16 @@ func newRowReader(img image.Image) func(dst [3][]float32, y int) {
 			dst[0][x], dst[1][x], dst[2][x] = c[0], c[1], c[2]
 		}
 	}
+}
+
+// be16 is the big-endian 16-bit value at the start of p.
+func be16(p []uint8) uint32 { return uint32(p[0])<<8 | uint32(p[1]) }
+
+// setOver16 writes into column x of dst what over gives for the premultiplied
+// 16-bit colour (r, g, b, a).
+func setOver16(dst [3][]float32, x int, r, g, b, a uint32) {
+	bg := 0xffff - a
+	dst[0][x], dst[1][x], dst[2][x] = float32(r+bg)/257, float32(g+bg)/257, float32(b+bg)/257
 }
 
 // over composites c onto white and returns RGB in 0..255.

@@ -66,6 +66,24 @@ func randomImages(r *rand.Rand, w, h int) map[string]image.Image {
 	cmyk := image.NewCMYK(rect)
 	fill(cmyk.Pix)
 	imgs["cmyk"] = cmyk
+	nrgba64 := image.NewNRGBA64(rect)
+	fill(nrgba64.Pix)
+	imgs["nrgba64"] = nrgba64
+	rgba64 := image.NewRGBA64(rect)
+	for i := 0; i < len(rgba64.Pix); i += 8 { // premultiplied: colour <= alpha
+		a := uint16(r.IntN(1 << 16))
+		for c := 0; c < 4; c++ {
+			v := a
+			if c < 3 {
+				v = uint16(r.IntN(int(a) + 1))
+			}
+			rgba64.Pix[i+2*c], rgba64.Pix[i+2*c+1] = uint8(v>>8), uint8(v)
+		}
+	}
+	imgs["rgba64"] = rgba64
+	gray16 := image.NewGray16(rect)
+	fill(gray16.Pix)
+	imgs["gray16"] = gray16
 	return imgs
 }
 
@@ -88,8 +106,11 @@ func TestToTensorFastPaths(t *testing.T) {
 				// for YCbCr the fast path keeps the JFIF conversion in float while At
 				// uses integer coefficients: within one grey level.
 				tol := 1e-4
-				if strings.HasPrefix(name, "ycbcr") {
+				switch {
+				case strings.HasPrefix(name, "ycbcr"):
 					tol = 1.0 / 127.5
+				case name == "nrgba64" || name == "rgba64" || name == "gray16":
+					tol = 0 // the same integer arithmetic as At's
 				}
 				if d := maxDiff(fast, slow); d > tol {
 					t.Errorf("%s %v -> %d: fast path differs from At by %g (tolerance %g)", name, view.Bounds(), size, d, tol)
