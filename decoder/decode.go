@@ -301,12 +301,15 @@ func (s *lstmRows) keep(dev gpu.Device, images []int32, k, H int) {
 	s.h2, s.c2 = s.h2.Slice(0, n), s.c2.Slice(0, n)
 }
 
+// MaxBeam is the widest beam a model of vocab ids decodes with: half of them.
+func MaxBeam(vocab int) int { return vocab / 2 }
+
 func (o DecodeOptions) check(c Config) error {
 	if o.MaxLen < 1 {
 		return fmt.Errorf("decoder: max length %d must be at least 1", o.MaxLen)
 	}
-	if o.Beam < 1 || o.Beam > c.Vocab/2 {
-		return fmt.Errorf("decoder: beam width %d is outside 1..%d (half the model's vocabulary of %d ids, special tokens included); use a narrower beam", o.Beam, c.Vocab/2, c.Vocab)
+	if o.Beam < 1 || o.Beam > MaxBeam(c.Vocab) {
+		return fmt.Errorf("decoder: beam width %d is outside 1..%d (half the model's vocabulary of %d ids, special tokens included); use a narrower beam", o.Beam, MaxBeam(c.Vocab), c.Vocab)
 	}
 	if o.NBest > o.Beam {
 		return fmt.Errorf("decoder: %d alternatives asked for with beam width %d; use a beam at least as wide", o.NBest, o.Beam)

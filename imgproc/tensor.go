@@ -451,13 +451,16 @@ func be16(p []uint8) uint32 { return uint32(p[0])<<8 | uint32(p[1]) }
 // setOver16 writes into column x of dst what over gives for the premultiplied
 // 16-bit colour (r, g, b, a).
 func setOver16(dst [3][]float32, x int, r, g, b, a uint32) {
-	bg := 0xffff - a
-	dst[0][x], dst[1][x], dst[2][x] = float32(r+bg)/257, float32(g+bg)/257, float32(b+bg)/257
+	c := over16(r, g, b, a)
+	dst[0][x], dst[1][x], dst[2][x] = c[0], c[1], c[2]
 }
 
 // over composites c onto white and returns RGB in 0..255.
-func over(c color.Color) [3]float32 {
-	r, g, b, a := c.RGBA() // premultiplied, 0..0xffff
+func over(c color.Color) [3]float32 { return over16(c.RGBA()) }
+
+// over16 composites the premultiplied 16-bit colour (r, g, b, a), as
+// color.Color's RGBA gives it, onto white: RGB in 0..255.
+func over16(r, g, b, a uint32) [3]float32 {
 	bg := 0xffff - a
 	return [3]float32{float32(r+bg) / 257, float32(g+bg) / 257, float32(b+bg) / 257}
 }

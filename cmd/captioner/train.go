@@ -807,7 +807,7 @@ func emptyVocabError(imgs []text.Image, minCount int) error {
 // vocabulary, and the run failed after its first epoch with the decoder's
 // "beam width 3 is outside 1..2", naming no setting.
 func vocabTooSmall(vocab *text.Vocab, evalBeam int, from string) error {
-	if vocab.Size()/2 >= evalBeam {
+	if decoder.MaxBeam(vocab.Size()) >= evalBeam {
 		return nil
 	}
 	return fmt.Errorf("train: a vocabulary of %d words (%s, the %d special tokens included) is too small for train.eval_beam %d, or to caption with: a beam may be at most half of it; lower train.min_count, or train on more captions",
