@@ -363,6 +363,18 @@ func positiveDuration(key string, d time.Duration) error {
 	return nil
 }
 
+// beyondInt64 says whether a YAML number v is past int64's range: YAML reads
+// a whole number that int64 cannot hold as uint64 or float64.
+func beyondInt64(v any) bool {
+	switch n := v.(type) {
+	case uint64:
+		return n > math.MaxInt64
+	case float64:
+		return n >= math.MaxInt64 || n < math.MinInt64 // float64(MaxInt64) is 2^63, out of range
+	}
+	return false
+}
+
 // kindErrors names each setting whose value, from the environment or file,
 // cannot be read as its default's kind, with what it accepts and where the
 // value came from. The decoder's own message ("decoding failed due to the
@@ -380,6 +392,12 @@ func kindErrors(from origins) error {
 		if f, ok := raw.(float64); ok && (st.typ.Kind() == reflect.Int || st.typ.Kind() == reflect.Int64) && f != math.Trunc(f) {
 			// The decoder would cut a YAML 1.9 to 1 without a word.
 			errs = append(errs, fmt.Errorf("config: %s: %v is not a whole number%s", st.key, f, from.of(st.key)))
+			continue
+		}
+		if isInt := st.typ.Kind() == reflect.Int || st.typ.Kind() == reflect.Int64; isInt && beyondInt64(raw) {
+			// The decoder would wrap a YAML 99999999999999999999 round to
+			// -9223372036854775808 without a word.
+			errs = append(errs, fmt.Errorf("config: %s: %v is out of range: a whole number from %d to %d%s", st.key, raw, math.MinInt64, math.MaxInt64, from.of(st.key)))
 			continue
 		}
 		if list, ok := raw.([]any); ok && st.typ.Kind() != reflect.Slice {

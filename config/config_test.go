@@ -104,6 +104,10 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"train:\n  batch_size: 1025\n", "config: train.batch_size: 1025 is above 1024: the training buffers hold every caption of a batch, word by word (1024 captions of 30 words take 5.3 GB for the shipped attention decoder's sizes, 64 take 0.4 GB); 32-256 suits captioning $FILE"},
 		{"decode:\n  batch_size: 100000\n", "config: decode.batch_size: 100000 is outside 1..256 (images through the device at once; the encoder holds a whole batch's activations) $FILE"},
 		{"decode:\n  beam: 1.9\n", "config: decode.beam: 1.9 is not a whole number $FILE"}, // the decoder cut it to 1
+		// Past int64, read by YAML as float64 or uint64: the decoder wrapped them round to negative numbers.
+		{"train:\n  seed: 99999999999999999999\n", "config: train.seed: 1e+20 is out of range: a whole number from -9223372036854775808 to 9223372036854775807 $FILE"},
+		{"train:\n  seed: 9223372036854775808\n", "config: train.seed: 9223372036854775808 is out of range: a whole number from -9223372036854775808 to 9223372036854775807 $FILE"},
+		{"threads: -99999999999999999999\n", "config: threads: -1e+20 is out of range: a whole number from -9223372036854775808 to 9223372036854775807 $FILE"},
 		// A list where one value goes: the decoder's own error named no file.
 		{"server:\n  addr: [1]\n", "config: server.addr: [1] is a list, where a string goes $FILE"},
 		{"decode:\n  beam: [1, 2]\n", "config: decode.beam: [1 2] is a list, where a whole number goes $FILE"},

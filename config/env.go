@@ -21,16 +21,35 @@ func EnvName(key string) string {
 // close to one that does, with that one: most likely a misspelt setting,
 // which viper would ignore in silence. Close is within a quarter of the
 // name's length after the prefix in edits, three at most, so that short
-// names (CAPTIONER_HOME) are not taken for CAPTIONER_MODEL. Names further
+// names (CAPTIONER_HOME) are not taken for CAPTIONER_MODEL; a name that
+// leaves out a key's section (CAPTIONER_BEAM) is close to the keys it ends
+// ("CAPTIONER_DECODE_BEAM", or "A or B" when several do). Names further
 // from every setting are left alone: another tool's, or a test's.
 func Misspelt(names []string) (misspelt, meant []string) {
 	known := knownEnv()
 	for _, name := range unknownIn(names, known) {
-		if best := closest(name, min(3, len(strings.TrimPrefix(name, EnvPrefix+"_"))/4), known); best != "" {
+		best := closest(name, min(3, len(strings.TrimPrefix(name, EnvPrefix+"_"))/4), known)
+		if best == "" {
+			best = strings.Join(withSection(name, known), " or ")
+		}
+		if best != "" {
 			misspelt, meant = append(misspelt, name), append(meant, best)
 		}
 	}
 	return misspelt, meant
+}
+
+// withSection lists the names among known that are name with a section
+// put in after the prefix: CAPTIONER_DECODE_BEAM for CAPTIONER_BEAM.
+func withSection(name string, known []string) []string {
+	var out []string
+	key := "_" + strings.TrimPrefix(name, EnvPrefix+"_")
+	for _, k := range known {
+		if section, ok := strings.CutSuffix(strings.TrimPrefix(k, EnvPrefix), key); ok && strings.HasPrefix(section, "_") && !strings.Contains(section[1:], "_") {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // closest is the name among known nearest to name, at most edits edits away;

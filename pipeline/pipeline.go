@@ -389,8 +389,10 @@ func (p *Pipeline) loadModel(dir string, wc encoder.Config) (served, error) {
 	if m.info.Version, err = modelVersion(dir); err != nil {
 		return fail(err)
 	}
+	// scores.json is what /v1/models reports, not what captions: a damaged or
+	// hand-edited one costs the report, not the model.
 	if m.info.Scores, err = ReadScores(dir); err != nil {
-		return fail(err)
+		slog.Warn("pipeline: the model's scores are left out of its description; repair or delete the file (eval --save-scores writes it again)", "error", err)
 	}
 	// Packed last: a model the checks above refuse costs no packing.
 	if dp := decoderPrecision(p.precision, p.enc.Precision(), p.dev); dp != gpu.Float32 {

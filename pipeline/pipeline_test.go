@@ -252,6 +252,28 @@ func TestPipelineErrors(t *testing.T) {
 	if _, err := Load(&cfg4); err == nil || err.Error() != "pipeline: "+cfg4.Model+" is not a caption model folder: it has no decoder.safetensors nor vocab.json; give a folder that holds a model's config.json, decoder.safetensors and vocab.json, as train writes them (OUT/model)" {
 		t.Errorf("a folder with a config.json alone: got %v", err)
 	}
+	// A damaged scores.json, which only describes the model, costs the
+	// description its scores, with a warning, not the model.
+	scored := testmodel.Copy(t, cfg.Model, "scored")
+	if err := os.WriteFile(filepath.Join(scored, ScoresFile), []byte(`{"bleu4": 0.2, "note": "mine"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	cfg5 := *cfg
+	cfg5.Model = scored
+	if p5, err := Load(&cfg5); err != nil {
+		t.Errorf("a model with a damaged scores.json: %v", err)
+	} else {
+		if s := p5.Info().Scores; s != nil {
+			t.Errorf("scores %v from a damaged scores.json", s)
+		}
+		p5.Close()
+	}
+	if want := `level=WARN msg="pipeline: the model's scores are left out of its description; repair or delete the file (eval --save-scores writes it again)" error="pipeline: ` + filepath.Join(scored, ScoresFile) + `: json: cannot unmarshal string into Go value of type float64"`; !strings.Contains(logged.String(), want) {
+		t.Errorf("log %q lacks %q", logged.String(), want)
+	}
 	// An encoder that cannot be made is its error, not a panic in Close.
 	cfg3 := *cfg
 	cfg3.Precision = "float16"

@@ -177,11 +177,33 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 	return d, nil
 }
 
+// looksUTF16 says whether raw is UTF-16 text: it starts with a byte order
+// mark, or, without one, its first KiB has NUL bytes in one half of every
+// pair (the high bytes of ASCII letters) and hardly any in the other; a
+// binary file has them in both.
+func looksUTF16(raw []byte) bool {
+	if bytes.HasPrefix(raw, []byte{0xff, 0xfe}) || bytes.HasPrefix(raw, []byte{0xfe, 0xff}) {
+		return true
+	}
+	head := raw[:min(len(raw), 1024)]
+	var nuls [2]int
+	for i, b := range head {
+		if b == 0 {
+			nuls[i%2]++
+		}
+	}
+	many, few := max(nuls[0], nuls[1]), min(nuls[0], nuls[1])
+	return many > 0 && many >= len(head)/4 && few <= many/16
+}
+
 // csvEncoding refuses text that is not UTF-8, saying what to save it as:
 // read as UTF-8, a Latin-1 "é" would be dropped from its word unseen.
 func csvEncoding(raw []byte, path string) error {
-	if bytes.HasPrefix(raw, []byte{0xff, 0xfe}) || bytes.HasPrefix(raw, []byte{0xfe, 0xff}) || bytes.IndexByte(raw, 0) >= 0 {
+	if looksUTF16(raw) {
 		return fmt.Errorf("%s: the text is UTF-16 (a spreadsheet's \"Unicode Text\"; it holds NUL bytes): save it as \"CSV UTF-8\"", path)
+	}
+	if i := bytes.IndexByte(raw, 0); i >= 0 {
+		return fmt.Errorf("%s: byte %d is NUL, which no text holds: this is not a CSV file (a photo or an archive?); give the captions file, saved as \"CSV UTF-8\"", path, i)
 	}
 	if utf8.Valid(raw) {
 		return nil

@@ -157,6 +157,9 @@ func TestLoadCSVErrors(t *testing.T) {
 		{"latin-1", "image,caption\na.jpg,A dog.\nb.jpg,Un caf\xe9.\n", `:3: the text is not UTF-8 (Latin-1 or Windows-1252?): save it as "CSV UTF-8"`},
 		{"utf-16", "\xff\xfei\x00m\x00", `: the text is UTF-16 (a spreadsheet's "Unicode Text"; it holds NUL bytes): save it as "CSV UTF-8"`},
 		{"utf-16 without a mark", "i\x00m\x00", `: the text is UTF-16 (a spreadsheet's "Unicode Text"; it holds NUL bytes): save it as "CSV UTF-8"`},
+		// A photo, say, is no UTF-16 (it had been called so).
+		{"binary", "\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xdb", `: byte 4 is NUL, which no text holds: this is not a CSV file (a photo or an archive?); give the captions file, saved as "CSV UTF-8"`},
+		{"big-endian utf-16 without a mark", "\x00i\x00m\x00a\x00g\x00e", `: the text is UTF-16 (a spreadsheet's "Unicode Text"; it holds NUL bytes): save it as "CSV UTF-8"`},
 		{"latin-1, CR lines", "image,caption\ra.jpg,A dog.\rb.jpg,Un caf\xe9.\r", `:3: the text is not UTF-8 (Latin-1 or Windows-1252?): save it as "CSV UTF-8"`},
 		{"s3 address", "image,caption\ns3://bucket/a.jpg,A dog.\n", ":2: s3://bucket/a.jpg is a web address: captioner reads photo files; download them and give their paths"},
 		{"sep line", "sep=;\nimage;caption\n;\na.jpg\n", ":4: 1 fields, and the header's columns need 2"},

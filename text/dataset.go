@@ -60,7 +60,12 @@ func (d *Dataset) Split(name string) ([]Image, error) {
 		have = append(have, s)
 	}
 	sort.Strings(have)
-	return nil, fmt.Errorf("dataset %s (%s) has no %q split; it has: %s (a photo goes in %s by %s)", d.Name, d.Source, name, strings.Join(have, ", "), name, splitMarks[name])
+	mark, known := splitMarks[name]
+	if !known {
+		return nil, fmt.Errorf("there is no split %q: name %s, %s or %s (a CSV's or a Karpathy file's \"val\" is %s); dataset %s (%s) has: %s",
+			name, SplitTrain, SplitDev, SplitTest, SplitDev, d.Name, d.Source, strings.Join(have, ", "))
+	}
+	return nil, fmt.Errorf("dataset %s (%s) has no %q split; it has: %s (a photo goes in %s by %s)", d.Name, d.Source, name, strings.Join(have, ", "), name, mark)
 }
 
 // Reclean re-tokenises every image's captions from Raw with c: loaders clean

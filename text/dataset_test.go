@@ -65,6 +65,10 @@ func TestLoadFlickr8kFixture(t *testing.T) {
 	if _, err := d.Split(SplitTest); err == nil || !strings.Contains(err.Error(), `no "test" split; it has: dev, train`) {
 		t.Errorf("missing test split: %v", err)
 	}
+	// A name that is no split's says which are (it had read "a photo goes in val by ").
+	if _, err := d.Split("val"); err == nil || err.Error() != `there is no split "val": name train, dev or test (a CSV's or a Karpathy file's "val" is dev); dataset `+d.Name+` (`+d.Source+`) has: dev, train` {
+		t.Errorf("Split(val): %v", err)
+	}
 	wantWarnings := []string{
 		"Flickr8k.token.txt: skipped 2 lines naming 2258277193_586949ec62.jpg.1: not an image file name (.jpg .jpeg .png .gif .bmp .webp)",
 		"Flickr8k.token.txt: 1 captioned images in no split list were left out: 4000_dddd.jpg",

@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"image/png"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/captioner/captioner/attnmap"
+	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/pipeline"
 )
 
@@ -27,7 +34,8 @@ func newAttentionMaps(dir string) (*attentionMaps, error) {
 }
 
 // write draws the strip of r, the caption of the image file path, into
-// DIR/NAME.png; a second image of the same NAME gets NAME-2.png, and so on.
+// DIR/NAME.png; a second image of the same NAME gets NAME-2.png, and so on,
+// as does one whose NAME.png is a file other than a map (taken).
 // A caption without words or without weights has no maps: a note on log says so.
 func (a *attentionMaps) write(log io.Writer, pre pipeline.Preprocessor, path string, r pipeline.Result) error {
 	words := strings.Fields(r.Caption)
@@ -53,20 +61,52 @@ func (a *attentionMaps) write(log io.Writer, pre pipeline.Preprocessor, path str
 	}
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	name := base + ".png"
-	for n := 2; a.used[name]; n++ {
+	var why string
+	switch {
+	case a.used[name]:
+		why = "an image named like it came first"
+	case a.taken(name):
+		why = name + " there is not an attention map, and stays"
+	}
+	for n := 2; a.used[name] || a.taken(name); n++ {
 		name = fmt.Sprintf("%s-%d.png", base, n)
 	}
 	a.used[name] = true
-	if name != base+".png" {
-		fmt.Fprintf(log, "caption --attention: %s: its maps are %s (an image named like it came first)\n", path, filepath.Join(a.dir, name))
+	if why != "" {
+		fmt.Fprintf(log, "caption --attention: %s: its maps are %s (%s)\n", path, filepath.Join(a.dir, name), why)
 	}
-	f, err := os.Create(filepath.Join(a.dir, name))
-	if err != nil {
-		return fmt.Errorf("caption --attention: %w", err)
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, strip); err != nil {
+		return fmt.Errorf("caption --attention: %s: %w", path, err)
 	}
-	if err := png.Encode(f, strip); err != nil {
-		f.Close()
-		return fmt.Errorf("caption --attention: %s: %w", f.Name(), err)
-	}
-	return f.Close()
+	b := buf.Bytes()
+	marked := slices.Concat(b[:pngHeaderLen], mapMarker, b[pngHeaderLen:])
+	return atomicfile.WriteFile(filepath.Join(a.dir, name), marked)
 }
+
+// taken says whether DIR/name is a file other than an attention map, which
+// a map must not replace: --attention naming the photos' folder had drawn
+// maps over the photos named NAME.png. An earlier run's map is replaced.
+func (a *attentionMaps) taken(name string) bool {
+	f, err := os.Open(filepath.Join(a.dir, name))
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	defer f.Close()
+	head := make([]byte, pngHeaderLen+len(mapMarker))
+	_, err = io.ReadFull(f, head)
+	return err != nil || !bytes.Equal(head[pngHeaderLen:], mapMarker)
+}
+
+// pngHeaderLen is the PNG signature and the IHDR chunk (length, type, 13
+// bytes, CRC), after which a map carries mapMarker.
+const pngHeaderLen = 8 + 4 + 4 + 13 + 4
+
+// mapMarker is the tEXt chunk that tells an attention map from any other
+// PNG: Software, "captioner attention map".
+var mapMarker = func() []byte {
+	data := []byte("tEXtSoftware\x00captioner attention map")
+	c := binary.BigEndian.AppendUint32(nil, uint32(len(data)-4))
+	c = append(c, data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(data))
+}()

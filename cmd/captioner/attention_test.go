@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -139,6 +140,29 @@ func TestAttentionTrainAndEval(t *testing.T) {
 	if _, err := os.Stat(second); err != nil {
 		t.Errorf("an image named twice: %v", err)
 	}
+	// A map replaces no other file: --attention naming the photos' folder had
+	// drawn maps over the photos named NAME.png. A map of an earlier run is
+	// replaced.
+	photoDir := t.TempDir()
+	photo := filepath.Join(photoDir, "holiday.png")
+	writePNG(t, photos[0], photo)
+	kept, _ := os.ReadFile(photo)
+	for range 2 {
+		_, log, err := runStderr(t, append(append([]string{"caption", "--attention", photoDir, "--model", model}, common...), photo)...)
+		mapFile := filepath.Join(photoDir, "holiday-2.png")
+		if want := "caption --attention: " + photo + ": its maps are " + mapFile + " (holiday.png there is not an attention map, and stays)\n"; err != nil || !strings.Contains(log, want) {
+			t.Errorf("maps beside the photo: %v, log lacks %q:\n%s", err, want, log)
+		}
+		if after, _ := os.ReadFile(photo); !bytes.Equal(after, kept) {
+			t.Fatal("caption --attention drew over the photo")
+		}
+		if _, err := os.Stat(mapFile); err != nil {
+			t.Error(err)
+		}
+		if ents, _ := os.ReadDir(photoDir); len(ents) != 2 {
+			t.Errorf("a second run should replace its map: %v", ents)
+		}
+	}
 	none := filepath.Join(t.TempDir(), "none")
 	_, err = run(t, append(append([]string{"caption", "--attention", none, "--model", mergeModel}, common...), photos[0])...)
 	want := "--attention draws where an attention model looked, but " + mergeModel + " is a merge model, which has no attention weights: leave out --attention, or pass --model models/flickr8k-attention"
@@ -163,5 +187,26 @@ func TestAttentionTrainAndEval(t *testing.T) {
 	}
 	if m := loadDecoder(t, train.LastDir(tuned)); m.Cfg.CtxRank != 2 {
 		t.Errorf("the trained model has ctx_rank %d, want its initial model's 2", m.Cfg.CtxRank)
+	}
+}
+
+// writePNG writes the photo at src, decoded, as a PNG file dst.
+func writePNG(t *testing.T, src, dst string) {
+	t.Helper()
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	im, _, err := image.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, im); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -335,6 +336,52 @@ func TestDescribePrintsShapesAndParameterCount(t *testing.T) {
 	}
 }
 
+// TestDescribeKeepsOtherFiles: describe --png and --svg replace no file that
+// is not such a picture (--png naming the model's weights had replaced them
+// with the drawing), refused before anything is written; they write, and
+// then replace, their own.
+func TestDescribeKeepsOtherFiles(t *testing.T) {
+	resetFlags(t, "describe", "png", "svg")
+	model := t.TempDir()
+	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile, pipeline.VocabFile} {
+		b, err := os.ReadFile(filepath.Join(mergeModel, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(model, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	weights := filepath.Join(model, decoder.WeightsFile)
+	before, _ := os.ReadFile(weights)
+	for _, flag := range []string{"--png", "--svg"} {
+		other := map[string]string{"--png": "--svg", "--svg": "--png"}[flag]
+		_, err := run(t, "describe", "--model", model, flag, weights, other, "")
+		what := map[string]string{"--png": "a PNG image", "--svg": "an SVG image"}[flag]
+		if want := flag + " " + weights + " exists and is not " + what + ": it would be overwritten; name another file"; err == nil || err.Error() != want {
+			t.Errorf("describe %s WEIGHTS: %v, want %q", flag, err, want)
+		}
+	}
+	if after, _ := os.ReadFile(weights); !bytes.Equal(after, before) {
+		t.Fatal("a refused describe changed the weights")
+	}
+	if _, err := exec.LookPath("dot"); err != nil {
+		t.Skip("Graphviz's dot is not installed (scripts/install-deps.sh test installs it)")
+	}
+	png, svg := filepath.Join(model, "d.png"), filepath.Join(model, "d.svg")
+	for range 2 {
+		if _, err := run(t, "describe", "--model", model, "--png", png, "--svg", svg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(png); !pngOutput.is(b) {
+		t.Errorf("%s is no PNG: % x", png, b[:min(len(b), 8)])
+	}
+	if b, _ := os.ReadFile(svg); !svgOutput.is(b[:min(len(b), 512)]) {
+		t.Errorf("%s is no SVG: %.80q", svg, b)
+	}
+}
+
 // TestBadFlagValueNamesTheFlag: a value out of range that a flag set is
 // refused with the flag's name, as one from the environment names its variable.
 func TestBadFlagValueNamesTheFlag(t *testing.T) {
@@ -412,17 +459,21 @@ func TestTooFewArgumentsShowHowToCall(t *testing.T) {
 	}
 }
 
-// failingWriter is an output that cannot be written, as a full disk is.
-type failingWriter struct{}
+// failingWriter is an output that cannot be written, as a full disk is; it
+// counts the writes tried.
+type failingWriter struct{ calls int }
 
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+func (w *failingWriter) Write([]byte) (int, error) {
+	w.calls++
+	return 0, errors.New("no space left on device")
+}
 
 // TestCaptionReportsWriteErrors: captions that cannot be written fail the
 // command, where they used to be lost with exit status 0.
 func TestCaptionReportsWriteErrors(t *testing.T) {
 	assets := testassets.Dir(t, "captioning needs the encoder weights")
 	resetFlags(t, "caption", "json")
-	rootCmd.SetOut(failingWriter{})
+	rootCmd.SetOut(&failingWriter{})
 	rootCmd.SetErr(&bytes.Buffer{})
 	rootCmd.SetArgs([]string{"caption", "--json=false", "--device", "cpu", "--assets", assets, "--model", shippedModel,
 		filepath.Join(assets, "samples", "grace_hopper.bmp")})

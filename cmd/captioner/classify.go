@@ -2,9 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +18,8 @@ func init() {
 		Use:   "classify [--top N] [--json] IMAGE...",
 		Short: "Print the ImageNet top-N labels and probabilities of images (the encoder's own classifier)",
 		Long: `classify runs the encoder (MobileNetV2) with its ImageNet classifier: 1001 classes,
-index 0 = background. With --json it prints one JSON array, an element per image
+index 0 = background. An IMAGE of - is read from standard input, and an IMAGE
+that is a folder stands for its image files, as with caption. With --json it prints one JSON array, an element per image
 in order: [{"image": PATH, "labels": [{"label": "...", "index": N, "prob": P}, ...]},
 ..., or {"image": PATH, "error": "..."} for an image that could not be read].
 
@@ -51,6 +52,9 @@ type classResult struct {
 func runClassify(cmd *cobra.Command, paths []string) error {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
+		return err
+	}
+	if paths, err = imagePaths(paths, cmd.ErrOrStderr()); err != nil {
 		return err
 	}
 	top, _ := cmd.Flags().GetInt("top")
@@ -142,18 +146,17 @@ func printClassify(w io.Writer, records []any, asJSON bool) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	var errs []error
+	var b strings.Builder
 	for _, rec := range records {
 		r, ok := rec.(classResult)
 		if !ok {
 			continue
 		}
-		_, err := fmt.Fprintln(w, r.Image)
-		errs = append(errs, err)
+		fmt.Fprintln(&b, r.Image)
 		for _, l := range r.Labels {
-			_, err := fmt.Fprintf(w, "  %6.4f  %s (%d)\n", l.Prob, l.Label, l.Index)
-			errs = append(errs, err)
+			fmt.Fprintf(&b, "  %6.4f  %s (%d)\n", l.Prob, l.Label, l.Index)
 		}
 	}
-	return errors.Join(errs...)
+	_, err := io.WriteString(w, b.String()) // one write, one error: a full disk had been reported per line
+	return err
 }

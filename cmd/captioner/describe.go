@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/internal/atomicfile"
 )
 
 func init() {
@@ -34,6 +34,14 @@ With --png or --svg it also renders the picture through Graphviz's dot program
 			mc, err := decoder.ReadConfig(filepath.Join(dir, decoder.ConfigFile))
 			if err != nil {
 				return fmt.Errorf("%w; point --model at a trained model folder", err)
+			}
+			kinds := map[string]outputKind{"png": pngOutput, "svg": svgOutput}
+			for _, f := range []string{"png", "svg"} {
+				if path, _ := cmd.Flags().GetString(f); path != "" {
+					if err := checkOutput("--"+f, path, kinds[f]); err != nil {
+						return err
+					}
+				}
 			}
 			dot := mc.DOT()
 			if _, err := cmd.OutOrStdout().Write([]byte(dot)); err != nil {
@@ -69,5 +77,5 @@ func renderDOT(src, format, path string) error {
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("dot -T%s failed: %v: %s", format, err, stderr.String())
 	}
-	return os.WriteFile(path, out.Bytes(), 0o644)
+	return atomicfile.WriteFile(path, out.Bytes())
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -74,14 +72,13 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	fromImages, _ := fl.GetBool("from-images")
 	saveScores, _ := fl.GetBool("save-scores")
 	// Found before the evaluation, not after it.
-	if st, err := os.Stat(capPath); err == nil && st.IsDir() {
-		return fmt.Errorf("--captions %s is a folder: name the file to write the captions to, e.g. %s", capPath, filepath.Join(capPath, "captions.json"))
-	}
-	if st, err := os.Stat(filepath.Dir(capPath)); err != nil || !st.IsDir() {
-		return fmt.Errorf("--captions %s: its folder %s does not exist; create it, or name a file in a folder that does", capPath, filepath.Dir(capPath))
-	}
-	if err := notCaptionsFile(capPath); err != nil {
+	if err := checkOutput("--captions", capPath, captionsOutput); err != nil {
 		return err
+	}
+	if saveScores {
+		if err := atomicfile.CanWrite(filepath.Join(cfg.Model, pipeline.ScoresFile)); err != nil {
+			return fmt.Errorf("--save-scores writes into the model folder %s: %w; drop --save-scores, or copy the model somewhere writable", cfg.Model, err)
+		}
 	}
 	ds, err := loadDataset(cfg, cmd.ErrOrStderr())
 	if err != nil {
@@ -177,26 +174,6 @@ func runEval(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "scores written to %s\n", scoresPath)
-	return nil
-}
-
-// notCaptionsFile refuses to overwrite a file that is no captions file, as
-// eval writes them (a JSON array): --captions naming a model's weights had
-// replaced them with JSON.
-func notCaptionsFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("--captions: %w", err)
-	}
-	defer f.Close()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	if trimmed := bytes.TrimLeft(head[:n], " \t\r\n"); n > 0 && (len(trimmed) == 0 || trimmed[0] != '[') {
-		return fmt.Errorf("--captions %s exists and is no captions file (a JSON array, as eval writes): it would be overwritten; name another file", path)
-	}
 	return nil
 }
 

@@ -303,13 +303,14 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 }
 
 // TestEvalCaptionsFolderIsRefusedFirst: a folder named as the captions file,
-// or a file in a folder that does not exist, is refused before the
-// evaluation, not after it.
+// a file in a folder that does not exist, an empty name, a file that is no
+// captions file and a read-only one are refused before the evaluation, not
+// after it.
 func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 	resetFlags(t, "eval", "captions")
 	dir := t.TempDir()
 	_, err := run(t, "eval", "--captions", dir)
-	want := "--captions " + dir + " is a folder: name the file to write the captions to, e.g. " + filepath.Join(dir, "captions.json")
+	want := "--captions " + dir + " is a folder: name the file to write a captions file (a JSON array, as eval writes) to, e.g. " + filepath.Join(dir, "captions.json")
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions DIR: %v, want %q", err, want)
 	}
@@ -320,6 +321,13 @@ func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions in a missing folder: %v, want %q", err, want)
 	}
+	// An empty name had run the whole evaluation, then failed to rename
+	// its temporary file over ".".
+	_, err = run(t, "eval", "--captions", "")
+	want = "--captions is empty: name the file to write a captions file (a JSON array, as eval writes) to, e.g. captions.json"
+	if err == nil || err.Error() != want {
+		t.Errorf("eval --captions '': %v, want %q", err, want)
+	}
 	// And a file that is no captions file: a model's weights, say. An empty
 	// file or an earlier captions file may be overwritten.
 	weights := filepath.Join(dir, "decoder.safetensors")
@@ -327,19 +335,29 @@ func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = run(t, "eval", "--captions", weights)
-	want = "--captions " + weights + " exists and is no captions file (a JSON array, as eval writes): it would be overwritten; name another file"
+	want = "--captions " + weights + " exists and is not a captions file (a JSON array, as eval writes): it would be overwritten; name another file"
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions WEIGHTS: %v, want %q", err, want)
 	}
-	if err := notCaptionsFile(filepath.Join(dir, "ok.json")); err != nil {
+	readOnly := filepath.Join(dir, "kept.json")
+	if err := os.WriteFile(readOnly, []byte("[]"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(t, "eval", "--captions", readOnly)
+	want = "--captions: " + readOnly + " is read-only (mode -r--r--r--): make it writable (chmod u+w) to replace it, or name another file"
+	if err == nil || err.Error() != want {
+		t.Errorf("eval --captions READ-ONLY: %v, want %q", err, want)
+	}
+	ok := filepath.Join(dir, "ok.json")
+	if err := checkOutput("--captions", ok, captionsOutput); err != nil {
 		t.Errorf("no file: %v", err)
 	}
-	for _, ok := range []string{"", "\n  [{\"image\": \"a.jpg\"}]\n"} {
-		if err := os.WriteFile(filepath.Join(dir, "ok.json"), []byte(ok), 0o644); err != nil {
+	for _, held := range []string{"", "\n  [{\"image\": \"a.jpg\"}]\n"} {
+		if err := os.WriteFile(ok, []byte(held), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := notCaptionsFile(filepath.Join(dir, "ok.json")); err != nil {
-			t.Errorf("a file holding %q: %v", ok, err)
+		if err := checkOutput("--captions", ok, captionsOutput); err != nil {
+			t.Errorf("a file holding %q: %v", held, err)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -55,10 +54,8 @@ no setting chooses another.`,
 				}
 				out = encoder.CachePath(dir, w.Config.SourceSHA)
 			} else {
-				if in, err := os.Stat(path); err == nil {
-					if o, err := os.Stat(out); err == nil && os.SameFile(in, o) {
-						return fmt.Errorf("--out %s is the TFLite file being imported: it would be overwritten; name another file (a .safetensors)", out)
-					}
+				if err := checkOutput("--out", out, safetensorsOutput); err != nil {
+					return err
 				}
 				if w, err = encoder.ImportFile(path); err != nil {
 					return err

@@ -6,6 +6,7 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -18,14 +19,14 @@ import (
 // over it would put a file in its place (as root, over /dev/null for the
 // whole system), and through a link to a file the file is replaced, the link
 // kept.
+//
+// A read-only file (no write permission for anyone) is refused: renaming over
+// it would replace what its owner protected (import --out naming one did).
 func WriteFile(path string, b []byte) error {
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+	if isDevice(path) {
 		return writeThrough(path, b)
 	}
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tmpSuffix+"*")
+	tmp, path, err := tempBeside(path)
 	if err != nil {
 		return err
 	}
@@ -39,6 +40,41 @@ func WriteFile(path string, b []byte) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// isDevice says whether path names a device or a pipe, which WriteFile
+// writes through.
+func isDevice(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.Mode().IsRegular() && !st.IsDir()
+}
+
+// tempBeside creates a temporary file beside the file that WriteFile(path)
+// replaces, path or the file its link names, and returns it with that file's
+// path. A read-only file is refused.
+func tempBeside(path string) (*os.File, string, error) {
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o222 == 0 {
+		return nil, "", fmt.Errorf("%s is read-only (mode %v): make it writable (chmod u+w) to replace it, or name another file", path, st.Mode().Perm())
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tmpSuffix+"*")
+	return tmp, path, err
+}
+
+// CanWrite says whether WriteFile could write path now, trying a temporary
+// file beside it: a command checks its output before long work whose result
+// a refused write at the end would lose. A device or a pipe passes as it is.
+func CanWrite(path string) error {
+	if isDevice(path) {
+		return nil
+	}
+	tmp, _, err := tempBeside(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(tmp.Close(), os.Remove(tmp.Name()))
 }
 
 // writeThrough writes b into the device or pipe at path.

@@ -200,3 +200,45 @@ func TestWriteThroughFailureIsReturned(t *testing.T) {
 		t.Errorf("writing 1 MiB to a pipe whose reader left after a byte: %v, want EPIPE", err)
 	}
 }
+
+// A read-only file is not replaced, through a link neither: renaming over it
+// needs only the folder's permission, and import --out had replaced one.
+// CanWrite finds it, and a folder that takes no new file, before the work.
+func TestReadOnlyFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	file, link := filepath.Join(dir, "notes.txt"), filepath.Join(dir, "link")
+	if err := os.WriteFile(file, []byte("precious"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("notes.txt", link); err != nil {
+		t.Fatal(err)
+	}
+	want := file + " is read-only (mode -r--r--r--): make it writable (chmod u+w) to replace it, or name another file"
+	for _, p := range []string{file, link} {
+		if err := WriteFile(p, []byte("weights")); err == nil || err.Error() != want {
+			t.Errorf("WriteFile(%s): %v, want %q", p, err, want)
+		}
+		if err := CanWrite(p); err == nil || err.Error() != want {
+			t.Errorf("CanWrite(%s): %v, want %q", p, err, want)
+		}
+	}
+	if b, _ := os.ReadFile(file); string(b) != "precious" {
+		t.Errorf("the read-only file holds %q", b)
+	}
+	if err := CanWrite(filepath.Join(dir, "new.json")); err != nil {
+		t.Errorf("CanWrite of a new file in a writable folder: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("CanWrite left files behind: %v", ents)
+	}
+	if os.Geteuid() == 0 {
+		t.Skip("root writes into any folder: the rest needs an ordinary user")
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if err := CanWrite(filepath.Join(dir, "new.json")); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("CanWrite in a read-only folder: %v, want permission denied", err)
+	}
+}
