@@ -15,7 +15,7 @@ ASSETS_REF = $(if $(filter file,$(origin CAPTIONER_ASSETS)),../shared,$(CAPTIONE
 # make caption's default: the sample photos of the shared assets folder.
 IMAGES ?= $(if $(ASSETS_REF),$(wildcard $(ASSETS_REF)/samples/*.jpg $(ASSETS_REF)/samples/*.bmp))
 
-.PHONY: help c-fallback-check deps-build deps-test deps-bench build setup caption build-cuda test test-go test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-attention bench-server soak soak-reload fuzz-short vet fmt-check images image-local
+.PHONY: help c-fallback-check deps-build deps-test deps-bench build setup caption build-cuda test test-go test-race test-purego test-cuda-build test-deploy gpu-bundle gpu-bundle-check bench bench-attention bench-server soak soak-reload fuzz-short vet fmt-check images image-local
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -59,7 +59,7 @@ caption: build ## caption IMAGES (default: the sample photos) with the shipped m
 build-cuda: ## the CUDA binary bin/captioner-cuda
 	CGO_LDFLAGS="-L$(CUDA_STUBS)" $(GO) build -tags cuda -o $(BIN)/captioner-cuda ./cmd/captioner
 
-test: deps-test fmt-check vet c-fallback-check test-go test-purego test-cuda-build test-deploy gpu-bundle-check ptx-check fuzz-short ## everything CI runs
+test: deps-test fmt-check vet c-fallback-check test-go test-race test-purego test-cuda-build test-deploy gpu-bundle-check ptx-check fuzz-short ## everything CI runs
 
 fmt-check: ## fail, listing them, if any Go files are not gofmt'd
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "not gofmt'd (run gofmt -w):"; echo "$$files"; exit 1; fi
@@ -81,6 +81,9 @@ test-go: ## unit, integration and golden tests
 	@$(ASSETS_NOTE)
 	$(GO) test -count=1 ./...
 	@$(ASSETS_NOTE)
+
+test-race: ## the race detector over the concurrent parts: the server and its batching queue, the pipeline, progress
+	$(GO) test -race -count=1 ./server/... ./pipeline/... ./progress/...
 
 test-purego: ## the pure-Go fallback (no cgo, or the purecpu tag: gonum GEMM, image/jpeg; purecpu,staticjpeg: libjpeg-turbo linked statically, as in the GPU bundle) builds and passes the kernel and image suites
 	CGO_ENABLED=0 $(GO) build ./...

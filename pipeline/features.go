@@ -430,8 +430,14 @@ func (d Decoder) result(hs []decoder.Hypothesis, p Plan, names []naming) Result 
 	if p.Beam > 1 { // as many as asked for, one included; greedy decoding keeps one caption and has none
 		for _, h := range hs {
 			words, _ := d.words(h.Tokens, names)
-			r.Alternatives = append(r.Alternatives, Alternative{Caption: text.Sentence(words),
-				Score: h.Score, Confidence: confidence(h, p.MaxLen, names)})
+			caption := text.Sentence(words)
+			// Hypotheses that differ in a donor's token or an article
+			// can read alike once written ("a bird", "an bird": "an
+			// owl"): a reader is offered each sentence once, at its best.
+			if slices.ContainsFunc(r.Alternatives, func(a Alternative) bool { return a.Caption == caption }) {
+				continue
+			}
+			r.Alternatives = append(r.Alternatives, Alternative{Caption: caption, Score: h.Score, Confidence: confidence(h, p.MaxLen, names)})
 		}
 	}
 	return r

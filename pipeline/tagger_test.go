@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -310,9 +311,11 @@ func TestNaming(t *testing.T) {
 }
 
 // TestResultAlternatives: a beam search returns the alternatives asked for,
-// a single one too (the caption itself); greedy decoding returns none.
+// a single one too (the caption itself); greedy decoding returns none. A
+// sentence is offered once: hypotheses that read alike once written (a
+// donor renamed, an article agreed) had been listed twice.
 func TestResultAlternatives(t *testing.T) {
-	v := text.BuildVocab([][]string{{"dog", "cat"}}, 1)
+	v := text.BuildVocab([][]string{{"dog", "cat", "a", "an", "bird"}}, 1)
 	d := Decoder{Vocab: v}
 	hs := []decoder.Hypothesis{{Tokens: []int32{int32(v.ID("dog"))}, Score: -1}, {Tokens: []int32{int32(v.ID("cat"))}, Score: -2}}
 	for _, tc := range []struct{ beam, nBest, want int }{{3, 2, 2}, {3, 1, 1}, {1, 1, 0}} {
@@ -325,6 +328,17 @@ func TestResultAlternatives(t *testing.T) {
 				t.Errorf("beam %d, %d asked for: alternative %d scores %g, its hypothesis %g", tc.beam, tc.nBest, i, a.Score, hs[i].Score)
 			}
 		}
+	}
+	id := func(w string) int32 { return int32(v.ID(w)) }
+	owl := naming{noun: "owl", donor: "bird", tokens: []int32{id("bird")}, renamed: map[int32]string{id("bird"): "owl"}}
+	alike := []decoder.Hypothesis{{Tokens: []int32{id("a"), id("bird")}, Score: -1}, {Tokens: []int32{id("an"), id("bird")}, Score: -2}, {Tokens: []int32{id("a"), id("dog")}, Score: -3}}
+	r := d.result(alike, Plan{DecodeOptions: decoder.DecodeOptions{Beam: 3, NBest: 3, MaxLen: 20}}, []naming{owl})
+	var got []string
+	for _, a := range r.Alternatives {
+		got = append(got, fmt.Sprintf("%s %g", a.Caption, a.Score))
+	}
+	if want := []string{"An owl. -1", "A dog. -3"}; !slices.Equal(got, want) {
+		t.Errorf("alternatives that read alike: %q, want %q", got, want)
 	}
 }
 

@@ -272,6 +272,11 @@ func TestCaptionErrors(t *testing.T) {
 	}
 	do(t, "GET", ts.url+"/v1/captions", "", nil).wantError(t, 405, "GET is not allowed on /v1/captions")
 	do(t, "GET", ts.url+"/v2/nothing", "", nil).wantError(t, 404, "no route GET /v2/nothing")
+	// A trailing slash is no route either: gin redirected it, before any
+	// middleware (no Host check, no nosniff), with an HTML body.
+	do(t, "GET", ts.url+"/healthz/", "", nil).wantError(t, 404, "no route GET /healthz/")
+	ct, body := raw("image/jpeg", cat)()
+	do(t, "POST", ts.url+"/v1/captions/", ct, bytes.NewReader(body)).wantError(t, 404, "no route POST /v1/captions/")
 }
 
 func TestNotReadyAnswers503(t *testing.T) {

@@ -1,12 +1,12 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -24,7 +24,7 @@ type connLimiter struct {
 	slots   chan struct{} // one per open connection
 	refusal chan struct{} // bounds the goroutines answering refused connections
 	metrics *metrics
-	ready   func() bool // whether /readyz would answer 200
+	probes  http.Handler // answers /healthz and /readyz over the cap: the server's routes
 
 	mu      sync.Mutex
 	waiting map[*limitedConn]waiting // connections without a request: since when, and in which state
@@ -51,60 +51,59 @@ var refusalResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 	"Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
 	"Content-Length: " + strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + refusalBody)
 
-// okResponse is a 200 with body, closing the connection; head leaves the body out.
-func okResponse(body string, head bool) []byte {
-	r := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n" +
-		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
-	if head {
-		return r
-	}
-	return append(r, body...)
-}
-
 // answerOverCap is the answer to a connection over the cap that sent the
-// request line line (as far as it came): a probe's (GET or HEAD /healthz, and
-// /readyz while ready says the model serves), else the 503. A server at its
-// cap is busy, not dead nor unready: an orchestrator failing its probes
-// restarted it, or moved its traffic to the others and overloaded them.
-func answerOverCap(line []byte, ready func() bool) []byte {
-	method, rest, _ := strings.Cut(string(line), " ")
-	target, _, _ := strings.Cut(rest, " ")
-	path, _, _ := strings.Cut(target, "?")
-	if method != http.MethodGet && method != http.MethodHead {
+// request r holds (as far as it came, up to maxProbeRequest bytes) from
+// the address remote: a probe's
+// (GET or HEAD of /healthz or /readyz) as the server's own routes, probes,
+// answer it, Host check and body alike, else the 503. A server at its cap is
+// busy, not dead nor unready: an orchestrator failing its probes restarted
+// it, or moved its traffic to the others and overloaded them.
+func answerOverCap(r io.Reader, remote string, probes http.Handler) []byte {
+	req, err := http.ReadRequest(bufio.NewReaderSize(io.LimitReader(r, maxProbeRequest), maxProbeRequest))
+	if err != nil || req.Method != http.MethodGet && req.Method != http.MethodHead || req.URL.Path != "/healthz" && req.URL.Path != "/readyz" {
 		return refusalResponse
 	}
-	switch {
-	case path == "/healthz":
-		return okResponse(`{"status":"ok"}`+"\n", method == http.MethodHead)
-	case path == "/readyz" && ready():
-		return okResponse(`{"status":"ready"}`+"\n", method == http.MethodHead)
+	req.RemoteAddr = remote // for the request log, as net/http sets it
+	w := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+	probes.ServeHTTP(w, req)
+	res := &http.Response{StatusCode: w.status, ProtoMajor: 1, ProtoMinor: 1, Header: w.header, Request: req, Close: true,
+		Body: io.NopCloser(&w.body), ContentLength: int64(w.body.Len())}
+	var out bytes.Buffer
+	if err := res.Write(&out); err != nil {
+		return refusalResponse
 	}
-	return refusalResponse
+	return out.Bytes()
 }
 
-// maxRequestLine bounds what a refused connection's request line is read for.
-const maxRequestLine = 256
+// maxProbeRequest bounds what a refused connection's request is read for:
+// a probe's line and headers.
+const maxProbeRequest = 4 << 10
 
-// requestLine reads c's request line, up to maxRequestLine bytes, until the
-// connection's deadline.
-func requestLine(c net.Conn) []byte {
-	buf := make([]byte, 0, maxRequestLine)
-	for len(buf) < maxRequestLine {
-		n, err := c.Read(buf[len(buf):maxRequestLine])
-		buf = buf[:len(buf)+n]
-		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
-			return bytes.TrimRight(buf[:i], "\r")
-		}
-		if err != nil {
-			break
-		}
-	}
-	return buf
+// bufferedResponse is an http.ResponseWriter that keeps the answer for
+// answerOverCap to write.
+type bufferedResponse struct {
+	header      http.Header
+	status      int
+	wroteHeader bool
+	body        bytes.Buffer
 }
 
-func newConnLimiter(max int, m *metrics, ready func() bool) *connLimiter {
+func (w *bufferedResponse) Header() http.Header { return w.header }
+
+func (w *bufferedResponse) WriteHeader(status int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = status, true
+	}
+}
+
+func (w *bufferedResponse) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(b)
+}
+
+func newConnLimiter(max int, m *metrics, probes http.Handler) *connLimiter {
 	return &connLimiter{slots: make(chan struct{}, max), refusal: make(chan struct{}, maxRefusing), metrics: m,
-		ready: ready, waiting: map[*limitedConn]waiting{}}
+		probes: probes, waiting: map[*limitedConn]waiting{}}
 }
 
 // listen wraps ln so that its connections count against the cap.
@@ -179,13 +178,13 @@ func (l *connLimiter) refuse(c net.Conn) {
 	go func() {
 		defer func() { <-l.refusal }()
 		defer c.Close()
-		// One second for all of it, of which the request line gets a quarter:
-		// a probe sends its line at once, and a slot held longer by silent
+		// One second for all of it, of which the request gets a quarter:
+		// a probe sends it at once, and a slot held longer by silent
 		// clients leaves none for it.
 		deadline := time.Now().Add(refusalTimeout)
 		c.SetDeadline(deadline)
 		c.SetReadDeadline(time.Now().Add(refusalTimeout / 4))
-		answer := answerOverCap(requestLine(c), l.ready)
+		answer := answerOverCap(c, c.RemoteAddr().String(), l.probes)
 		c.SetReadDeadline(deadline)
 		if _, err := c.Write(answer); err != nil {
 			return

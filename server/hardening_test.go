@@ -138,7 +138,11 @@ func TestLiveCapPerClient(t *testing.T) {
 	_, closeA := openLive(t, ts.url, "")
 	_, closeB := openLive(t, ts.url, "")
 	defer closeB()
-	get(t, ts.url+"/v1/live", nil).wantExact(t, "third stream", 429, full)
+	third := get(t, ts.url+"/v1/live", nil)
+	third.wantExact(t, "third stream", 429, full)
+	if ra := third.header.Get("Retry-After"); ra != "5" {
+		t.Errorf("third stream: Retry-After %q, want 5 (every 429 has one)", ra)
+	}
 	// X-Forwarded-For from a peer that is no trusted proxy names nobody.
 	get(t, ts.url+"/v1/live", map[string]string{"X-Forwarded-For": "10.9.9.9"}).wantExact(t, "third stream, forwarded", 429, full)
 	closeA()
@@ -654,38 +658,46 @@ func TestHeavyDecodeGivesItsMemoryBack(t *testing.T) {
 	waitFor(t, "the decoded picture's memory to go back to the system", func() bool { return retained() < before+16<<20 })
 }
 
-// The answers over the cap by request line: /healthz's to a GET or HEAD of
-// it (HEAD without the body), /readyz's while the server is ready, the 503
-// to anything else, a line cut short included.
+// The answers over the cap by request: a GET or HEAD of /healthz or /readyz
+// is answered as the server's routes answer it (/readyz with the model and
+// its version: it had answered {"status":"ready"} alone, against the
+// Ready schema; a foreign Host refused: it had been answered), anything else
+// the 503, a request cut short included.
 func TestAnswerOverCap(t *testing.T) {
-	const (
-		alive     = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 16\r\n\r\n"
-		readyHead = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n"
-	)
+	ts := stepServer(t, nil)
+	ready := get(t, ts.url+"/readyz", nil)
+	if ready.status != 200 || !strings.Contains(string(ready.body), `"version"`) {
+		t.Fatalf("/readyz: %d %s", ready.status, ready.body)
+	}
 	refused := string(refusalResponse)
 	for _, c := range []struct {
-		line        string
-		ready, want string
+		request, status, body string // status "" is the refusal
 	}{
-		{"GET /healthz HTTP/1.1", alive + `{"status":"ok"}` + "\n", alive + `{"status":"ok"}` + "\n"},
-		{"GET /healthz?x=1 HTTP/1.1", alive + `{"status":"ok"}` + "\n", alive + `{"status":"ok"}` + "\n"},
-		{"HEAD /healthz HTTP/1.1", alive, alive},
-		{"GET /readyz HTTP/1.1", readyHead + `{"status":"ready"}` + "\n", refused},
-		{"HEAD /readyz HTTP/1.1", readyHead, refused},
-		{"POST /healthz HTTP/1.1", refused, refused},
-		{"GET /healthzz HTTP/1.1", refused, refused},
-		{"GET /heal", refused, refused},
-		{"", refused, refused},
-		{"GET /v1/models HTTP/1.1", refused, refused},
+		{"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK", `{"status":"ok"}`},
+		{"GET /healthz?x=1 HTTP/1.1\r\nHost: localhost:8080\r\n\r\n", "200 OK", `{"status":"ok"}`},
+		{"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK", ""},
+		{"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK", string(ready.body)},
+		{"HEAD /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "200 OK", ""},
+		{"GET /readyz HTTP/1.1\r\nHost: evil.example\r\n\r\n", "403 Forbidden", ""},
+		{"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "", ""},
+		{"GET /healthzz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "", ""},
+		{"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "", ""},
+		{"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", "", ""}, // headers cut short
+		{"GET /heal", "", ""},
+		{"", "", ""},
 	} {
-		for _, ready := range []bool{true, false} {
-			want := c.want
-			if ready {
-				want = c.ready
+		got := string(answerOverCap(strings.NewReader(c.request), "127.0.0.1:4000", ts.router))
+		if c.status == "" {
+			if got != refused {
+				t.Errorf("%q: %q, want the refusal", c.request, got)
 			}
-			if got := string(answerOverCap([]byte(c.line), func() bool { return ready })); got != want {
-				t.Errorf("%q, ready %v: %q, want %q", c.line, ready, got, want)
-			}
+			continue
+		}
+		head, body, _ := strings.Cut(got, "\r\n\r\n")
+		if !strings.HasPrefix(head, "HTTP/1.1 "+c.status+"\r\n") || !strings.Contains(head, "\r\nConnection: close") || !strings.Contains(head, "\r\nX-Content-Type-Options: nosniff") ||
+			strings.HasPrefix(c.request, "HEAD") && (body != "" || !strings.Contains(head, "\r\nContent-Length: ")) ||
+			c.body != "" && strings.TrimSpace(body) != strings.TrimSpace(c.body) {
+			t.Errorf("%q: %q, want %s with %q", c.request, got, c.status, c.body)
 		}
 	}
 }
@@ -741,15 +753,13 @@ func TestOverTheCapReadsTheRequestLine(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		return string(b), time.Since(t0)
 	}
-	aliveHead := string(okResponse(`{"status":"ok"}`+"\n", true))
-	alive := aliveHead + `{"status":"ok"}` + "\n"
-	if got, _ := answer("GET /hea", "lthz HTTP/1.1\r\nHost: x\r\n\r\n"); got != alive {
-		t.Errorf("a probe's request line in two writes: %q, want the /healthz answer", got)
+	if got, _ := answer("GET /hea", "lthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, `{"status":"ok"}`) {
+		t.Errorf("a probe's request in two writes: %q, want the /healthz answer", got)
 	}
-	if got, _ := answer("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); got != aliveHead {
+	if got, _ := answer("HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\n") {
 		t.Errorf("a HEAD probe: %q, want the /healthz header", got)
 	}
-	if got, _ := answer("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK") || !strings.HasSuffix(got, `{"status":"ready"}`+"\n") {
+	if got, _ := answer("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK") || !strings.Contains(got, `"status":"ready"`) || !strings.Contains(got, `"model":"blocked"`) {
 		t.Errorf("a readiness probe of a busy, loaded server: %q, want 200 ready", got)
 	}
 	for _, sent := range []string{"", "GET /heal"} {

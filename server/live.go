@@ -56,12 +56,18 @@ func newHub(buf, maxViewers, maxPerClient int, m *metrics) *hub {
 // hold them exactly.
 func firstID(now time.Time) uint64 { return uint64(now.UnixMilli()) << 10 }
 
-// errHubClosed, errTooManyViewers and errClientViewers are the reasons join refuses.
+// errHubClosed, errTooManyViewers and errClientViewers are the reasons join
+// refuses, each with a Retry-After as every 429 and 503 has: a viewer's
+// slot frees when a stream closes, which no one can time, so a few seconds.
 var (
-	errHubClosed      = errorf(http.StatusServiceUnavailable, "the server is shutting down")
-	errTooManyViewers = errorf(http.StatusServiceUnavailable, "too many live viewers (server.live_max_viewers); retry later")
-	errClientViewers  = errorf(http.StatusTooManyRequests, "this address already has as many live streams open as one client may (server.live_max_per_client); close one first")
+	errHubClosed      = &httpError{status: http.StatusServiceUnavailable, retryAfter: time.Second, msg: "the server is shutting down"}
+	errTooManyViewers = &httpError{status: http.StatusServiceUnavailable, retryAfter: liveRetry, msg: "too many live viewers (server.live_max_viewers); retry later"}
+	errClientViewers  = &httpError{status: http.StatusTooManyRequests, retryAfter: liveRetry,
+		msg: "this address already has as many live streams open as one client may (server.live_max_per_client); close one first"}
 )
+
+// liveRetry is the Retry-After of a live stream refused for want of a slot.
+const liveRetry = 5 * time.Second
 
 // join registers a viewer from client (its address) and returns it with the
 // recent frames after event lastID (the browser's Last-Event-ID when it

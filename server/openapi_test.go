@@ -321,3 +321,59 @@ func readAll(r interface{ Read([]byte) (int, error) }) []byte {
 	b.ReadFrom(r)
 	return b.Bytes()
 }
+
+// openAPI30Schema is every field of an OpenAPI 3.0 Schema Object: the
+// document says 3.0.3, and generators refuse one that uses a keyword of a
+// later JSON Schema ("const" had kept it from validating).
+var openAPI30Schema = strings.Fields(`title multipleOf maximum exclusiveMaximum minimum exclusiveMinimum
+	maxLength minLength pattern maxItems minItems uniqueItems maxProperties minProperties required enum
+	type allOf oneOf anyOf not items properties additionalProperties description format default
+	nullable discriminator readOnly writeOnly xml externalDocs example deprecated $ref`)
+
+// TestOpenAPISchemasAre30: every schema in the document, however deep, uses
+// OpenAPI 3.0's fields alone (or x- extensions).
+func TestOpenAPISchemasAre30(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal(openAPISpec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	var walk func(v any, path string, isSchema bool)
+	walk = func(v any, path string, isSchema bool) {
+		switch v := v.(type) {
+		case []any:
+			for i, e := range v {
+				walk(e, fmt.Sprintf("%s[%d]", path, i), isSchema)
+			}
+		case map[string]any:
+			if isSchema {
+				checked++
+				for k := range v {
+					if !slices.Contains(openAPI30Schema, k) && !strings.HasPrefix(k, "x-") {
+						t.Errorf("%s: %q is no OpenAPI 3.0 schema field", path, k)
+					}
+				}
+			}
+			for k, e := range v {
+				switch {
+				case isSchema && (k == "properties"):
+					for name, p := range e.(map[string]any) {
+						walk(p, path+".properties."+name, true)
+					}
+				case isSchema && (k == "items" || k == "not" || k == "allOf" || k == "oneOf" || k == "anyOf" || k == "additionalProperties"):
+					walk(e, path+"."+k, true)
+				case !isSchema && k == "schema":
+					walk(e, path+".schema", true)
+				case !isSchema && path == "$.components.schemas":
+					walk(e, path+"."+k, true)
+				case !isSchema:
+					walk(e, path+"."+k, false)
+				}
+			}
+		}
+	}
+	walk(doc, "$", false)
+	if checked < 50 {
+		t.Errorf("checked %d schemas: the walk misses most of the document", checked)
+	}
+}

@@ -30,6 +30,10 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func (s *Server) routes() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// A path with a slash too many is no route: gin's redirect to the path
+	// without it came before the middleware (no Host check, no nosniff) and
+	// answered HTML, where every answer is JSON.
+	r.RedirectTrailingSlash = false
 	// Only the configured proxies may name the client (X-Forwarded-For), in logs
 	// and per-client limits; config has checked the list.
 	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {

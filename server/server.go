@@ -98,7 +98,7 @@ func New(cfg *config.Config, load Loader, log *slog.Logger) *Server {
 	s.metrics = newMetrics(s)
 	s.live = newHub(cfg.Server.LiveBuffer, cfg.Server.LiveMaxViewers, cfg.Server.LiveMaxPerClient, s.metrics)
 	s.router = s.routes()
-	s.conns = newConnLimiter(cfg.Server.MaxConnections, s.metrics, s.ready)
+	s.conns = newConnLimiter(cfg.Server.MaxConnections, s.metrics, s.router)
 	s.httpSrv = &http.Server{
 		ConnState:         s.conns.connState,
 		Handler:           s.router,

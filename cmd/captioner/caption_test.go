@@ -224,12 +224,12 @@ func TestCaptionFolder(t *testing.T) {
 	// Were the pipe read, caption would wait for a writer: this one writes no
 	// image and goes, so that a regression fails rather than hangs. Cleanup
 	// opens the reading end, which lets it go.
-	go func() {
+	go func(fifo string) { // its own copy: the test moves the pipe below
 		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
 			f.WriteString("not an image")
 			f.Close()
 		}
-	}()
+	}(fifo)
 	t.Cleanup(func() {
 		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
 			f.Close()
