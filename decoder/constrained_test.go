@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/gpu/cpu"
 	"github.com/captioner/captioner/text"
 )
 
@@ -531,5 +532,68 @@ func testConstrainedKeepsItsBuffers(t *testing.T, c Config) {
 	m.Close()
 	if dev.allocs != dev.frees {
 		t.Errorf("%d buffers allocated, %d freed after Close", dev.allocs, dev.frees)
+	}
+}
+
+// markovStepper is a model whose next word depends on the word fed alone
+// (row logp[w] after w), so that a test puts the search's candidates where it
+// wants them; its state is the word, so advance, spread and keep have
+// nothing to do.
+type markovStepper struct {
+	dev  gpu.Device
+	logp [][]float32
+	buf  gpu.Buf
+}
+
+func (s *markovStepper) step(toks []int32) gpu.Buf {
+	host := make([]float32, 0, len(toks)*len(s.logp))
+	for _, w := range toks {
+		host = append(host, s.logp[w]...)
+	}
+	out := gpu.Grow(s.dev, &s.buf, len(host)).Slice(0, len(host))
+	s.dev.Upload(out, host)
+	return out
+}
+func (*markovStepper) advance([]int32) {}
+func (*markovStepper) spread(int)      {}
+func (*markovStepper) keep([]int32)    {}
+
+// A constraint with more tokens than the beam, all of them ranked first:
+// each row's candidates must reach past them to the words that keep state
+// 0's beams (its top-k holds 2K + the constraint tokens + the bans). With
+// top 2K + bans alone, "8" was never a candidate, and the search missed
+// "8 10" (log-prob -3.02) for "4" (-3.69).
+func TestConstrainedReachesPastConstraintTokens(t *testing.T) {
+	const V = 12
+	logp := make([][]float32, V)
+	uniform := func(p float64) []float32 {
+		row := make([]float32, V)
+		for i := range row {
+			row[i] = float32(math.Log(p))
+		}
+		return row
+	}
+	for w := range logp {
+		logp[w] = uniform(1.0 / V)
+	}
+	// After <start>: the constraint's tokens 4, 5, 6 first, then <end>, 7 and 8.
+	logp[1] = uniform(0.04 / 6)
+	for w, p := range map[int]float64{4: .3, 5: .25, 6: .2, 2: .1, 7: .06, 8: .05} {
+		logp[1][w] = float32(math.Log(p))
+	}
+	logp[8] = uniform(0.01 / 11) // 8 is followed by 10, the constraint's fourth token
+	logp[8][10] = float32(math.Log(.99))
+	logp[10] = uniform(0.01 / 11) // and 10 by <end>
+	logp[10][2] = float32(math.Log(.99))
+	dev := cpu.New(1)
+	defer dev.Close()
+	var gathered gpu.Buf
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 4, Beam: 2, NBest: 1}
+	hyps, err := constrainedBeam(context.Background(), dev, &markovStepper{dev: dev, logp: logp}, 1, V, 0, o, [][]Constraint{{{4, 5, 6, 10}}}, nil, 2, &gathered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hyps[0]) == 0 || !slices.Equal(hyps[0][0].Tokens, []int32{8, 10}) || math.Abs(hyps[0][0].LogProb-math.Log(.05*.99*.99)) > 1e-5 {
+		t.Errorf("best caption %v, want 8 10 at log-prob %.4f", hyps[0], math.Log(.05*.99*.99))
 	}
 }

@@ -370,6 +370,25 @@ func testCaptionsHaveAWord(t *testing.T, c Config) {
 			}
 		}
 	}
+	// A caption of one word at most still has its word: greedy's top-k
+	// holds the banned <end> and the word after it.
+	for _, k := range []int{1, 3} {
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 1, Beam: k, Alpha: 0.7, NBest: 1, NoRepeat: 2}
+		for b, hs := range generate(t, m, feats, o) {
+			if len(hs) == 0 || len(hs[0].Tokens) != 1 || hs[0].Tokens[0] == 2 {
+				t.Errorf("K=%d MaxLen 1 image %d: %v, want one word", k, b, hs)
+			}
+		}
+	}
+	// With NoEarlyStop <end> is an ordinary word, the first one too.
+	for _, k := range []int{1, 3} {
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 3, Beam: k, NBest: 1, NoEarlyStop: true}
+		for b, hs := range generate(t, m, feats, o) {
+			if len(hs) == 0 || len(hs[0].Tokens) == 0 || hs[0].Tokens[0] != 2 {
+				t.Errorf("K=%d NoEarlyStop image %d: %v, want <end> first, the model's likeliest", k, b, hs)
+			}
+		}
+	}
 }
 
 func TestNoEarlyStopDecodesMaxLen(t *testing.T) {

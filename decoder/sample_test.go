@@ -111,6 +111,8 @@ func TestDrawNeverPicksAnImpossibleWord(t *testing.T) {
 		{[]float32{half, justUnder, inf}, 0.5, 1},
 		{[]float32{half, justUnder, inf}, 0.99995, 1}, // past the total 0.9999
 		{[]float32{inf, half, inf, justUnder, inf}, 0.99995, 3},
+		// Exactly on a boundary: the word whose share u has passed, the next.
+		{[]float32{half, half}, math.Exp(float64(half)), 1},
 	} {
 		if got := draw(tc.logp, tc.u); got != tc.want {
 			t.Errorf("draw(%v, %g) = %d, want %d", tc.logp, tc.u, got, tc.want)

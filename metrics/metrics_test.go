@@ -56,18 +56,29 @@ func TestBLEUCorpusBrevity(t *testing.T) {
 	// Corpus: matches = guesses = [5 3 1 0]; C = 3+2 = 5, R = 2+5 = 7.
 	// p1 = p2 = p3 = 1, p4 = 1e-15/1e-9 = 1e-6; BP = exp(1 - 7/5) = exp(-0.4) = 0.67032.
 	// (Taking the longer tied reference would give R = 9 and BP = exp(-0.8) = 0.4493.)
-	cands := [][]string{toks("a b c"), toks("x y")}
-	refs := refsOf([]string{"a b c d", "a b"}, []string{"x y z w v"})
-	got, matched := BLEUMatches(cands, refs)
-	if matched != [4]int{5, 3, 1, 0} {
-		t.Errorf("matched n-grams %v, want [5 3 1 0]", matched)
-	}
-	bp := math.Exp(-0.4)
-	want := [4]float64{bp, bp, bp, math.Pow(1e-6, 0.25) * bp} // 0.67032 x3, 0.021197
-	for k := range want {
-		if !near(got[k], want[k], 1e-9) {
-			t.Errorf("BLEU-%d = %.10g, want %.10g", k+1, got[k], want[k])
+	// The tied references in both orders: the shorter wins wherever it is.
+	for _, tied := range [][]string{{"a b c d", "a b"}, {"a b", "a b c d"}} {
+		cands := [][]string{toks("a b c"), toks("x y")}
+		refs := refsOf(tied, []string{"x y z w v"})
+		got, matched := BLEUMatches(cands, refs)
+		if matched != [4]int{5, 3, 1, 0} {
+			t.Errorf("references %q: matched n-grams %v, want [5 3 1 0]", tied, matched)
 		}
+		bp := math.Exp(-0.4)
+		want := [4]float64{bp, bp, bp, math.Pow(1e-6, 0.25) * bp} // 0.67032 x3, 0.021197
+		for k := range want {
+			if !near(got[k], want[k], 1e-9) {
+				t.Errorf("references %q: BLEU-%d = %.10g, want %.10g", tied, k+1, got[k], want[k])
+			}
+		}
+	}
+}
+
+// An n-gram is its words, not their letters: "ab c" shares no bigram with
+// "a bc", though both spell "abc".
+func TestNGramsKeepWordBoundaries(t *testing.T) {
+	if _, matched := BLEUMatches([][]string{{"ab", "c"}}, [][][]string{{{"a", "bc"}}}); matched != [4]int{0, 0, 0, 0} {
+		t.Errorf("matched n-grams %v of \"ab c\" against \"a bc\", want none", matched)
 	}
 }
 
@@ -295,5 +306,13 @@ func TestDiversity(t *testing.T) {
 	s, _ := Evaluate([][]string{toks("a dog runs"), toks("a dog runs"), toks("a cat sits")}, refsOf([]string{"x"}, []string{"x"}, []string{"x"}))
 	if s.Distinct != 2 || s.Words != 5 {
 		t.Errorf("distinct %d words %d, want 2 and 5", s.Distinct, s.Words)
+	}
+}
+
+// Captions are told apart by their words: "a b" and "ab" are two.
+func TestDiversityKeepsWordBoundaries(t *testing.T) {
+	s, _ := Evaluate([][]string{{"a", "b"}, {"ab"}}, refsOf([]string{"x"}, []string{"x"}))
+	if s.Distinct != 2 || s.Words != 3 {
+		t.Errorf("distinct %d words %d, want 2 and 3", s.Distinct, s.Words)
 	}
 }

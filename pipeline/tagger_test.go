@@ -541,6 +541,10 @@ func TestRuledOut(t *testing.T) {
 	}{
 		{"dog ruled out for a sheep", 0.001, []naming{sheep}, words, ids("dog", "dogs")},
 		{"dog probable", 0.05, []naming{sheep}, words, nil},
+		// The bound: below 0.02 ruled out, at it not.
+		{"dog just below the bound", 0.0199, []naming{sheep}, words, ids("dog", "dogs")},
+		{"dog at the bound", 0.02, []naming{sheep}, words, nil},
+		{"dog just above the bound", 0.0201, []naming{sheep}, words, nil},
 		{"tag no animal", 0.001, []naming{sled}, words, nil},
 		{"no animal named", 0.001, []naming{sheep}, []string{"a", "man", "running"}, nil},
 		{"dog tokens are the donor's", 0.001, []naming{wolfViaDog}, words, nil},

@@ -41,6 +41,7 @@ func TestMentions(t *testing.T) {
 		{"A man in black pants", "ant", false},
 		{"A bird is flying", "fly", false},
 		{"A boy in front of a corner store", "corn", false},
+		{"a cat5 cable on the desk", "cat", false}, // digits are part of a word
 	} {
 		if got := Mentions(tc.caption, tc.noun); got != tc.want {
 			t.Errorf("Mentions(%q, %q) = %v, want %v", tc.caption, tc.noun, got, tc.want)
@@ -164,6 +165,8 @@ func TestSelectThresholdAndK(t *testing.T) {
 		{5, 0.6, nil},
 		{5, 0.5, []string{"coffee"}},        // at the threshold counts: coffee is espresso alone, 0.5
 		{5, 0.3, []string{"coffee", "cup"}}, // cup's other classes' spread mass puts it just above
+		{5, 1, nil},                         // the bounds are thresholds too
+		{2, 0, []string{"coffee", "cup"}},
 	} {
 		got, err := Select(probs, tc.k, tc.threshold)
 		if err != nil {

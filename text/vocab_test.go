@@ -131,6 +131,10 @@ func TestLoadVocabErrors(t *testing.T) {
 		{"space in word", `"cat"]`, `"hot dog"]`, `word 5 ("hot dog") is empty, contains whitespace`},
 		{"special twice", `"cat"]`, `"<unk>"]`, `word "<unk>" appears twice`},
 		{"negative count", `9, 7]`, `9, -7]`, `word "cat" has a negative count -7`},
+		// The first word after the specials is checked too, and -1 is negative.
+		{"first word empty", `"dog", "cat"`, `"", "cat"`, `word 4 ("") is empty`},
+		{"first word spaced", `"dog", "cat"`, `"a b", "cat"`, `word 4 ("a b") is empty, contains whitespace`},
+		{"count -1", `9, 7]`, `-1, 7]`, `word "dog" has a negative count -1`},
 		{"min count", `"min_count": 5`, `"min_count": 0`, "min_count 0 is less than 1"},
 	} {
 		path := filepath.Join(t.TempDir(), "vocab.json")
