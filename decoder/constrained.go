@@ -31,13 +31,15 @@ const MaxConstraints = 3
 //
 // avoid, when not nil, lists per image tokens its captions never say (guided
 // decoding's nouns the classifier rules out), whatever their probability.
+// loose, when not nil, marks per image those whose guided animals go
+// anywhere: o.Heads' rules on animals skip them, its rule on Copulas holds.
 // Errors name an image by its position in feats.
 //
 // It returns, per entry of images, up to NBest hypotheses that meet all of
 // the image's constraints, best first; none when no such caption fits in
 // MaxLen words. An image without constraints or tokens to avoid gets exactly
 // Generate's beam search.
-func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images []int32, o DecodeOptions, cons [][]Constraint, avoid [][]int32) ([][]Hypothesis, error) {
+func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images []int32, o DecodeOptions, cons [][]Constraint, avoid [][]int32, loose []bool) ([][]Hypothesis, error) {
 	if err := o.check(m.Cfg); err != nil {
 		return nil, err
 	}
@@ -56,6 +58,9 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images [
 	}
 	if avoid != nil && len(avoid) != B {
 		return nil, fmt.Errorf("decoder: tokens to avoid for %d images, want %d (or none: nil)", len(avoid), B)
+	}
+	if loose != nil && len(loose) != B {
+		return nil, fmt.Errorf("decoder: loose flags for %d images, want %d (or none: nil)", len(loose), B)
 	}
 	for b, ts := range avoid {
 		for _, t := range ts {
@@ -89,7 +94,7 @@ func (m *Model) GenerateConstrained(ctx context.Context, feats gpu.Buf, images [
 	S := 1 << C
 	sub := gpu.Grow(m.dev, &m.guided.feats, B*F)
 	m.dev.EmbeddingForward(sub, feats, images, F)
-	return constrainedBeam(ctx, m.dev, m.stepper(sub, B, S*o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o, cons, avoid, S, &m.guided.logp)
+	return constrainedBeam(ctx, m.dev, m.stepper(sub, B, S*o.Beam), B, m.Cfg.Vocab, m.Cfg.Regions, o, cons, avoid, loose, S, &m.guided.logp)
 }
 
 // guidedScratch is GenerateConstrained's device memory, kept between calls
@@ -110,10 +115,11 @@ type tokenBits struct {
 // row each at the first step. With S = 1
 // and no constraints it is plain beam search (beam). L is the regions attended
 // over, for the weights DecodeOptions.Attention asks for; avoid (nil, or per
-// image) the tokens an image's captions never say. gathered is the caller's
+// image) the tokens an image's captions never say; loose (nil, or per image)
+// the images Heads' rules on animals skip. gathered is the caller's
 // buffer for the constraint tokens' log-probabilities (gpu.Grow), nil when
 // cons holds none.
-func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, avoid [][]int32, S int, gathered *gpu.Buf) ([][]Hypothesis, error) {
+func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions, cons [][]Constraint, avoid [][]int32, loose []bool, S int, gathered *gpu.Buf) ([][]Hypothesis, error) {
 	K := o.Beam
 	SK := S * K
 	R := B * SK
@@ -190,10 +196,10 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	gRef := make([]candidate, 0, R*maxTok)
 	gVal := make([]float32, R*maxTok)
 	// guided[b] says whether a token meets one of image b's constraints, for
-	// Heads' rules.
+	// Heads' rules on animals: none does for a loose image.
 	guided := make([]func(int32) bool, B)
 	for b := range guided {
-		guided[b] = func(w int32) bool { return bitsOf(b, w) != 0 }
+		guided[b] = func(w int32) bool { return (loose == nil || !loose[b]) && bitsOf(b, w) != 0 }
 	}
 	// A hypothesis that ends in a guided animal may say no thing next
 	// (Heads); the words it ranks first are mostly things ("a monkey toy"),

@@ -252,7 +252,7 @@ func generateConstrained(t *testing.T, m *Model, feats []float32, images []int32
 	if images == nil {
 		images = allImages(len(feats) / m.Cfg.InputDim())
 	}
-	hyps, err := m.GenerateConstrained(context.Background(), buf, images, o, cons, avoid)
+	hyps, err := m.GenerateConstrained(context.Background(), buf, images, o, cons, avoid, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,20 +423,24 @@ func TestConstrainedErrors(t *testing.T) {
 		if images == nil {
 			images = allImages(5)
 		}
-		_, err := m.GenerateConstrained(context.Background(), buf, images, o, tc.cons, tc.avoid)
+		_, err := m.GenerateConstrained(context.Background(), buf, images, o, tc.cons, tc.avoid, nil)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v, %v, %v: got error %v, want %q", images, tc.cons, tc.avoid, err, tc.want)
 		}
 	}
 	worn := o
 	worn.Heads.Worn = []int32{5, 2}
-	if _, err := m.GenerateConstrained(context.Background(), buf, allImages(5), worn, make([][]Constraint, 5), nil); err == nil ||
+	if _, err := m.GenerateConstrained(context.Background(), buf, allImages(5), worn, make([][]Constraint, 5), nil, nil); err == nil ||
 		err.Error() != "decoder: Heads.Worn holds <end> (token 2), which would keep a caption about a guided animal from ending; list only words" {
 		t.Errorf("<end> among the worn words: got error %v", err)
 	}
+	if _, err := m.GenerateConstrained(context.Background(), buf, allImages(5), o, make([][]Constraint, 5), nil, make([]bool, 4)); err == nil ||
+		err.Error() != "decoder: loose flags for 4 images, want 5 (or none: nil)" {
+		t.Errorf("4 loose flags for 5 images: got error %v", err)
+	}
 	short := buf.Slice(0, buf.Len()-1)
 	want := fmt.Sprintf("decoder: %d feature values are not a whole number of images of %d features", short.Len(), m.Cfg.InputDim())
-	if _, err := m.GenerateConstrained(context.Background(), short, []int32{0}, o, make([][]Constraint, 1), nil); err == nil || err.Error() != want {
+	if _, err := m.GenerateConstrained(context.Background(), short, []int32{0}, o, make([][]Constraint, 1), nil, nil); err == nil || err.Error() != want {
 		t.Errorf("features one value short: got error %v, want %q", err, want)
 	}
 }
@@ -509,7 +513,7 @@ func testConstrainedKeepsItsBuffers(t *testing.T, c Config) {
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 5, Beam: 2}
 	search := func(images []int32, cons [][]Constraint) int {
 		before := dev.allocs
-		if _, err := m.GenerateConstrained(context.Background(), buf, images, o, cons, nil); err != nil {
+		if _, err := m.GenerateConstrained(context.Background(), buf, images, o, cons, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		return dev.allocs - before
@@ -589,7 +593,7 @@ func TestConstrainedReachesPastConstraintTokens(t *testing.T) {
 	defer dev.Close()
 	var gathered gpu.Buf
 	o := DecodeOptions{Start: 1, End: 2, MaxLen: 4, Beam: 2, NBest: 1}
-	hyps, err := constrainedBeam(context.Background(), dev, &markovStepper{dev: dev, logp: logp}, 1, V, 0, o, [][]Constraint{{{4, 5, 6, 10}}}, nil, 2, &gathered)
+	hyps, err := constrainedBeam(context.Background(), dev, &markovStepper{dev: dev, logp: logp}, 1, V, 0, o, [][]Constraint{{{4, 5, 6, 10}}}, nil, nil, 2, &gathered)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -568,5 +568,5 @@ type candidate struct {
 // image), one device batch: constrained beam search without constraints,
 // whose one state's beam is the plain search's. L is the regions attended over (DecodeOptions.Attention).
 func beam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int, o DecodeOptions) ([][]Hypothesis, error) {
-	return constrainedBeam(ctx, dev, s, B, V, L, o, make([][]Constraint, B), nil, 1, nil)
+	return constrainedBeam(ctx, dev, s, B, V, L, o, make([][]Constraint, B), nil, nil, 1, nil)
 }

@@ -2,6 +2,7 @@ package decoder
 
 import (
 	"cmp"
+	"context"
 	"math"
 	"slices"
 	"strings"
@@ -91,6 +92,42 @@ func testGuidedAnimalsHeadNounPhrases(t *testing.T, c Config) {
 					t.Errorf("seed %d heads %v K=%d: only %d of %d hypotheses are the reference's token for token", seed, on, k, same, all)
 				}
 			}
+		}
+	}
+	// Loose images, in the same batch as headed ones, are searched as with
+	// Heads' rule on copulas alone: exactly what each gets in a batch of its kind.
+	m, _, feats := smallVocabModel(t, c, 4)
+	var copulas DecodeOptions
+	copulas.Heads.Copulas = headed.Heads.Copulas
+	loose := make([]bool, n)
+	for b := range loose {
+		loose[b] = b%2 == 1
+	}
+	for _, k := range []int{1, 3} {
+		o := DecodeOptions{Start: 1, End: 2, MaxLen: 10, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: 2}
+		set(&o)
+		copulasOnly := o
+		copulasOnly.Heads = copulas.Heads
+		buf := m.Device().Alloc(len(feats))
+		m.Device().Upload(buf, feats)
+		mixed, err := m.GenerateConstrained(context.Background(), buf, allImages(n), o, cons, nil, loose)
+		m.Device().Free(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone := map[bool][][]Hypothesis{false: generateConstrained(t, m, feats, nil, o, cons, nil), true: generateConstrained(t, m, feats, nil, copulasOnly, cons, nil)}
+		differ := 0
+		for b := range mixed {
+			want := alone[loose[b]][b]
+			if !slices.EqualFunc(mixed[b], want, sameHyp) {
+				t.Errorf("K=%d image %d (loose %v): %v in a mixed batch, %v alone", k, b, loose[b], mixed[b], want)
+			}
+			if !slices.EqualFunc(alone[true][b], alone[false][b], sameHyp) {
+				differ++
+			}
+		}
+		if differ == 0 {
+			t.Errorf("K=%d: the rules on animals change no image's captions: the comparison shows nothing", k)
 		}
 	}
 	for _, rule := range []string{"a thing after a guided animal", "a worn word about a guided animal", "a guided animal after no lead word", "a guided animal as a place",

@@ -113,7 +113,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	var cons [][]decoder.Constraint
 	var avoid [][]int32
 	var names [][]naming
-	var headed []bool
+	var loose []bool // images whose guided animals go anywhere (headsAbove)
 	// One Select serves both lists: the tags shown and the nouns guidance
 	// insists on are each a prefix of the most probable nouns.
 	k, threshold := p.Tags, p.TagThreshold
@@ -145,14 +145,14 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		}
 		if missing {
 			guided, cons, names = append(guided, int32(i)), append(cons, cs), append(names, ns)
-			headed = append(headed, !slices.ContainsFunc(ns, func(nm naming) bool { return nm.prob < headsAbove && bans.animal(nm) }))
+			loose = append(loose, slices.ContainsFunc(ns, func(nm naming) bool { return nm.prob < headsAbove && bans.animal(nm) }))
 			avoid = append(avoid, ruledOut(d.Vocab, probs[i*tags.NumClasses:(i+1)*tags.NumClasses], out[i].Tokens, ns))
 		}
 	}
 	if len(guided) == 0 {
 		return out, nil
 	}
-	ghyps, err := d.constrained(ctx, feats, p.DecodeOptions, guided, cons, nil, headed)
+	ghyps, err := d.Model.GenerateConstrained(ctx, feats, guided, p.DecodeOptions, cons, nil, loose)
 	if err != nil {
 		return nil, err
 	}
@@ -164,15 +164,15 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	var again, at []int32
 	var againCons [][]decoder.Constraint
 	var againAvoid [][]int32
-	var againHeaded []bool
+	var againLoose []bool
 	for j, i := range guided {
 		if len(ghyps[j]) > 0 && slices.ContainsFunc(ghyps[j][0].Tokens, func(t int32) bool { return slices.Contains(avoid[j], t) }) {
 			again, at = append(again, i), append(at, int32(j))
-			againCons, againAvoid, againHeaded = append(againCons, cons[j]), append(againAvoid, avoid[j]), append(againHeaded, headed[j])
+			againCons, againAvoid, againLoose = append(againCons, cons[j]), append(againAvoid, avoid[j]), append(againLoose, loose[j])
 		}
 	}
 	if len(again) > 0 {
-		hyps, err := d.constrained(ctx, feats, p.DecodeOptions, again, againCons, againAvoid, againHeaded)
+		hyps, err := d.Model.GenerateConstrained(ctx, feats, again, p.DecodeOptions, againCons, againAvoid, againLoose)
 		if err != nil {
 			return nil, err
 		}
@@ -207,48 +207,6 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 // (testdata/ood/judgements-session33.tsv). A variable only so that a test can
 // move it.
 var headsAbove float32 = 0.95
-
-// constrained runs the decoder's constrained beam search for the images at
-// positions imgs of feats, with Heads' rules on animals only for those whose
-// headed entry is set (headsAbove); the rest keep the rule on copulas. The
-// search is per image, so two calls find what one would.
-func (d Decoder) constrained(ctx context.Context, feats gpu.Buf, o decoder.DecodeOptions, imgs []int32, cons [][]decoder.Constraint, avoid [][]int32, headed []bool) ([][]decoder.Hypothesis, error) {
-	out := make([][]decoder.Hypothesis, len(imgs))
-	for _, on := range []bool{true, false} {
-		var part []int
-		for j := range imgs {
-			if headed[j] == on {
-				part = append(part, j)
-			}
-		}
-		if len(part) == 0 {
-			continue
-		}
-		po := o
-		if !on {
-			po.Heads = decoder.Heads{Copulas: o.Heads.Copulas}
-		}
-		pImgs, pCons := make([]int32, len(part)), make([][]decoder.Constraint, len(part))
-		var pAvoid [][]int32
-		if avoid != nil {
-			pAvoid = make([][]int32, len(part))
-		}
-		for k, j := range part {
-			pImgs[k], pCons[k] = imgs[j], cons[j]
-			if avoid != nil {
-				pAvoid[k] = avoid[j]
-			}
-		}
-		hyps, err := d.Model.GenerateConstrained(ctx, feats, pImgs, po, pCons, pAvoid)
-		if err != nil {
-			return nil, err
-		}
-		for k, j := range part {
-			out[j] = hyps[k]
-		}
-	}
-	return out, nil
-}
 
 // coordination is v's ids of the words decoder.Coordination names, 0 for
 // those v lacks.
