@@ -110,6 +110,13 @@ func readCSV(raw []byte, path string) (*Dataset, error) {
 		if len(row) < need {
 			return nil, at("%d fields, and the header's columns need %d", len(row), need)
 		}
+		// Text past the header's columns is a caption cut at an unquoted
+		// separator ("A man on a bike , riding down a street ."): read
+		// as it is, the rest of the caption was lost without a word.
+		if i := slices.IndexFunc(row[min(len(row), len(names)):], func(f string) bool { return strings.TrimSpace(f) != "" }); i >= 0 {
+			return nil, at("%d fields, where the header has %d columns: %.40q is past them; a caption that holds the separator %q goes in double quotes (\"A dog%c running.\")",
+				len(row), len(names), row[len(names)+i], r.Comma, r.Comma)
+		}
 		photo := strings.TrimSpace(row[cols.image])
 		switch {
 		case photo == "":
@@ -271,7 +278,7 @@ func csvColumnsOf(names []string, path string, line int) (cols csvColumns, found
 			return cols, false, fmt.Errorf("%s:%d: two photo columns, %q and %q: keep one", path, line, names[cols.image], names[i])
 		case slices.Contains(csvImageColumns, n):
 			cols.image = i
-		case slices.Contains(csvCaptionColumns, n):
+		case slices.Contains(csvCaptionColumns, captionColumn(n)):
 			cols.captions = append(cols.captions, i)
 		case slices.Contains(csvSplitColumns, n) && cols.split >= 0:
 			return cols, false, fmt.Errorf("%s:%d: two split columns, %q and %q: keep one", path, line, names[cols.split], names[i])
@@ -280,6 +287,15 @@ func csvColumnsOf(names []string, path string, line int) (cols csvColumns, found
 		}
 	}
 	return cols, cols.image >= 0 && len(cols.captions) > 0, nil
+}
+
+// captionColumn is a normalized column name without what numbers a
+// spreadsheet's several caption columns: "caption_1", "captions", "caption2"
+// are "caption".
+func captionColumn(n string) string {
+	n = strings.TrimRight(n, "0123456789")
+	n = strings.TrimSuffix(n, "_")
+	return strings.TrimSuffix(n, "s")
 }
 
 // splitByHash puts every csvDevEvery-th name, by its FNV hash, in dev and the

@@ -85,6 +85,8 @@ func TestLoadCSVAsOtherToolsExportIt(t *testing.T) {
 		{"split left off", "image,caption,split\na.jpg,A dog.,dev\nb.jpg,x\nb.jpg,y,train\n"},
 		{"a byte order mark before the photo column", "\ufeffimage,caption\na.jpg,A dog.\nb.jpg,x\n"},
 		{"a hyphen in a column name", "File-Name,caption\na.jpg,A dog.\nb.jpg,x\n"},
+		// A spreadsheet numbers its caption columns (it had been refused).
+		{"numbered caption columns", "Photo,Caption 1,Caption 2,captions3\na.jpg,A dog.,A dog runs.,x\nb.jpg,x,,\n"},
 	} {
 		d, err := readCSV([]byte(c.content), "/data/h.csv")
 		if err != nil {
@@ -182,6 +184,8 @@ func TestLoadCSVErrors(t *testing.T) {
 		{"two splits", "image,caption,split\na.jpg,A dog.,train\nb.jpg,A cat.,dev\na.jpg,A dog runs.,test\n", ":4: a.jpg is in split test here and in train on an earlier row"},
 		{"bad quote", "image,caption\na.jpg,\"A dog.\nb.jpg,A cat.\n", `:2: extraneous or missing " in quoted-field`},
 		{"no image names", "image,caption\nnotes.txt,Notes.\n", ": no captions of an image file (1 rows skipped)"},
+		// A caption cut at an unquoted comma lost its rest without a word.
+		{"unquoted comma", "image,caption\na.jpg,A dog.\nb.jpg,A man on a bike , riding down a street .\n", `:3: 3 fields, where the header has 2 columns: " riding down a street ." is past them; a caption that holds the separator ',' goes in double quotes ("A dog, running.")`},
 	} {
 		path := writeCSV(t, c.content)
 		_, err := LoadCSV(path)

@@ -491,10 +491,19 @@ func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 	if tok, err := dec.Token(); err != nil {
 		return nil, jsonErr(err)
 	} else if tok != json.Delim('{') {
-		return nil, fail(0, "want a JSON object with \"images\" and \"dataset\"")
+		return nil, fail(0, "want a JSON object with \"images\" (and, optionally, \"dataset\")")
 	}
 	seenImages := false
-	names := map[string]int{} // file name -> index in images
+	// A photo is named by its file name, or, when file names repeat across
+	// folders (a camera's IMG_0001.jpg on two trips), by filepath/filename.
+	byName, byPath := map[string]int{}, map[string]int{} // -> index in images
+	type placed struct {
+		split     string
+		at        int    // in d.Splits[split]
+		qualified string // filepath/filename
+	}
+	var all []placed
+	repeated := ""
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -531,10 +540,15 @@ func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 				if err != nil {
 					return nil, fail(start, "images[%d]: %v", i, err)
 				}
-				if prev, dup := names[img.Name]; dup {
-					return nil, fail(start, "images[%d]: %s is also images[%d]", i, img.Name, prev)
+				q := filepath.ToSlash(filepath.Join(filepath.FromSlash(ki.Filepath), ki.Filename))
+				if prev, dup := byPath[q]; dup {
+					return nil, fail(start, "images[%d]: %s is also images[%d]", i, q, prev)
 				}
-				names[img.Name] = i
+				if prev, dup := byName[img.Name]; dup && repeated == "" {
+					repeated = fmt.Sprintf("%s is images[%d] and images[%d]", img.Name, prev, i)
+				}
+				byPath[q], byName[img.Name] = i, i
+				all = append(all, placed{split, len(d.Splits[split]), q})
 				d.Splits[split] = append(d.Splits[split], img)
 			}
 			if _, err := dec.Token(); err != nil { // ]
@@ -550,8 +564,14 @@ func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 	if !seenImages {
 		return nil, fail(0, "no \"images\" array: not a Karpathy-style dataset file")
 	}
-	if len(names) == 0 {
+	if len(byPath) == 0 {
 		return nil, fail(0, "\"images\" is empty")
+	}
+	if repeated != "" {
+		for _, p := range all {
+			d.Splits[p.split][p.at].Name = p.qualified
+		}
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: file names repeat across folders (%s): photos are named filepath/filename", filepath.Base(path), repeated))
 	}
 	if d.Name == "" {
 		d.Name = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "dataset_"), ".json")

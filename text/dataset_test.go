@@ -315,6 +315,34 @@ func TestLoadKarpathyJSON(t *testing.T) {
 	}
 }
 
+// The same file name in two folders (a camera's IMG_0001.jpg on two trips)
+// names every photo filepath/filename, with a warning; it had been refused
+// as a duplicate.
+func TestLoadKarpathyJSONNamesRepeatedFileNamesByFolder(t *testing.T) {
+	valid, err := os.ReadFile("testdata/dataset_small.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "trips.json")
+	os.WriteFile(path, []byte(strings.Replace(string(valid), `"filename": "c.jpg"`, `"filename": "a.jpg"`, 1)), 0o644)
+	d, err := LoadKarpathyJSON(path, "/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range []string{SplitTrain, SplitDev, SplitTest} {
+		for _, im := range d.Splits[s] {
+			names = append(names, im.Name)
+		}
+	}
+	if want := []string{"train2014/a.jpg", "val2014/b.jpg", "val2014/a.jpg", "val2014/d.jpg"}; !slices.Equal(names, want) {
+		t.Errorf("names %q, want %q", names, want)
+	}
+	if want := []string{"trips.json: file names repeat across folders (a.jpg is images[0] and images[2]): photos are named filepath/filename"}; !slices.Equal(d.Warnings, want) {
+		t.Errorf("warnings %q, want %q", d.Warnings, want)
+	}
+}
+
 func TestLoadKarpathyJSONErrors(t *testing.T) {
 	valid, err := os.ReadFile("testdata/dataset_small.json")
 	if err != nil {
@@ -330,7 +358,7 @@ func TestLoadKarpathyJSONErrors(t *testing.T) {
 		{"raw type", `"raw": "A man on a bike"`, `"raw": 3`, `:8: images[2]: a sentence must be {"raw": "..."} or a string, not {"tokens": ["a", "man"], "raw": 3, "imgi...`},
 		{"sentence type", `[{"tokens": ["a", "man"], "raw": "A man on a bike", "imgid": 2, "sentid": 3}]`, `[5]`, `:8: images[2]: a sentence must be {"raw": "..."} or a string, not 5`},
 		{"coco", `"filename": "b.jpg", `, `"file_name": "b.jpg", "id": 2, `, `:6: images[1]: no "filename", but a "file_name": this looks like a COCO captions file`},
-		{"duplicate", `"filename": "c.jpg"`, `"filename": "a.jpg"`, ":8: images[2]: a.jpg is also images[0]"},
+		{"duplicate", `"filename": "c.jpg"`, `"filename": "b.jpg"`, ":8: images[2]: val2014/b.jpg is also images[1]"},
 		{"no sentences", `[{"tokens": ["a", "man"], "raw": "A man on a bike", "imgid": 2, "sentid": 3}]`, `[]`, ":8: images[2]: c.jpg has no sentences"},
 		{"empty raw", `"raw": "The sea at night ."`, `"raw": " "`, `:10: images[3]: d.jpg: sentences[0] has an empty "raw"`},
 		{"truncated", string(valid), string(valid[:300]), "the JSON ends early (truncated file?)"},

@@ -560,8 +560,14 @@ func (r *run) saveModels(best bool) error {
 }
 
 // saveEvaluated writes the weights evaluate scores (the average when
-// train.ema is on), and the tuned encoder layers, into dir.
+// train.ema is on), and the tuned encoder layers, into dir. The scores eval
+// --save-scores wrote there are of the weights replaced: they go first, so
+// that no moment has them beside the new ones (serve had reported an
+// earlier epoch's scores for a resumed run's model).
 func (r *run) saveEvaluated(dir string) error {
+	if err := os.Remove(filepath.Join(dir, pipeline.ScoresFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("train: %w", err)
+	}
 	if r.avg != nil {
 		r.avg.swapIn(r.m)
 		defer r.avg.swapOut(r.m)

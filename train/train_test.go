@@ -453,19 +453,24 @@ func TestResumeKeepsTheRunsSettings(t *testing.T) {
 // model folders hold tuned encoder layers (copied in, or a run's before its
 // checkpoint was replaced) removes them when it writes them, here on resuming
 // (which writes last/ again), or its decoder would caption through layers it
-// was not trained on.
+// was not trained on. So goes the scores.json of the weights replaced (eval
+// --save-scores wrote it), which serve reported for the new weights.
 func TestFrozenRunRemovesStaleTunedEncoder(t *testing.T) {
 	dev, o, trn, dv := finishedRun(t, 24)
-	stale := filepath.Join(LastDir(o.Out), encoder.TunedFile)
-	if err := os.WriteFile(stale, []byte("an earlier run's layers"), 0o644); err != nil {
-		t.Fatal(err)
+	stale := []string{filepath.Join(LastDir(o.Out), encoder.TunedFile), filepath.Join(LastDir(o.Out), pipeline.ScoresFile)}
+	for _, f := range stale {
+		if err := os.WriteFile(f, []byte("an earlier run's"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	o.Resume = true
 	if _, err := Run(context.Background(), dev, o, trn, dv); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s is still there after a frozen run (%v)", stale, err)
+	for _, f := range stale {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there after the run wrote its folder again (%v)", f, err)
+		}
 	}
 }
 

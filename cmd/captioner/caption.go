@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -73,9 +74,12 @@ func imagePaths(args []string, warn io.Writer) ([]string, error) {
 			paths = append(paths, a)
 			continue
 		}
-		files, err := folderImages(a)
+		files, subfolders, err := folderImages(a)
 		if err != nil {
 			return nil, err
+		}
+		if subfolders > 0 {
+			fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: name them too to caption their photos, e.g. %s\n", a, subfolders, filepath.Join(a, "*")+string(filepath.Separator))
 		}
 		before := len(paths)
 		for _, f := range files {

@@ -255,6 +255,10 @@ func TestCaptionFolder(t *testing.T) {
 	if want := "warning: " + filepath.Join(dir, "pipe.jpg") + " is a named pipe, not a photo file: left out\n"; !strings.Contains(stderr, want) {
 		t.Errorf("caption %s: stderr %q lacks %q", dir, stderr, want)
 	}
+	// Its subfolder is said to be left out (its photos had been, silently).
+	if want := "warning: " + dir + " has 1 subfolders, not searched: name them too to caption their photos, e.g. " + dir + "/*/\n"; !strings.Contains(stderr, want) {
+		t.Errorf("caption %s: stderr %q lacks %q", dir, stderr, want)
+	}
 	sub := filepath.Join(dir, "sub")
 	if got, want := caption(sub), filepath.Join(sub, "c.jpg")+"\t"+alone+"\n"; got != want {
 		t.Errorf("caption of a folder of one photo printed %q, want %q", got, want)
@@ -275,6 +279,12 @@ func TestCaptionFolder(t *testing.T) {
 	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", filepath.Join(dir, "empty"))
 	if want := "no image files in " + filepath.Join(dir, "empty"); err == nil || err.Error() != want {
 		t.Errorf("caption of an empty folder: %v, want %q", err, want)
+	}
+	trips := filepath.Join(dir, "empty")
+	os.Mkdir(filepath.Join(trips, "trip1"), 0o755)
+	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", trips)
+	if want := "no image files in " + trips + ", whose 1 subfolders are not searched: name them, e.g. " + trips + "/*/"; err == nil || err.Error() != want {
+		t.Errorf("caption of a folder of a subfolder: %v, want %q", err, want)
 	}
 }
 

@@ -185,7 +185,7 @@ func TestMissingFeatureStoreSaysHowToMakeIt(t *testing.T) {
 	cfg := &config.Config{Train: config.Train{Features: root}}
 	id := featuresID(cfg, &w.Config)
 	_, err = openFeaturesOf(cfg, &w.Config, false)
-	want := "features: no feature store in " + features.Dir(root, id) + ": run `captioner extract --out " + root + "` first"
+	want := "features: no feature store in " + features.Dir(root, id) + ": run `captioner extract --out " + root + "` first (that is Flickr8k's photos, the dataset without --data; for your own, give this command --data)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
@@ -419,12 +419,17 @@ func TestExtractComputesAPhotoOnce(t *testing.T) {
 	}
 	resetFlags(t, "extract", "split", "images", "out", "grid", "batch")
 	for _, batch := range []string{"32", "1"} {
-		out, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--split", "all", "--images", photos, "--out", t.TempDir(), "--grid=false", "--batch", batch)
+		out := t.TempDir()
+		printed, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--split", "all", "--images", photos, "--out", out, "--grid=false", "--batch", batch)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out, "2 images (1 computed at ") || !strings.Contains(out, ", 1 already cached), 1 records") {
-			t.Errorf("batch %s: extract printed %q; want 2 images, 1 computed, 1 already cached, 1 record", batch, out)
+		if !strings.Contains(printed, "2 images (1 computed at ") || !strings.Contains(printed, ", 1 already cached), 1 records") {
+			t.Errorf("batch %s: extract printed %q; want 2 images, 1 computed, 1 already cached, 1 record", batch, printed)
+		}
+		// Again: all cached, said so (not "0 computed at 0.0 img/s").
+		if printed, err = run(t, "extract", "--device", "cpu", "--assets", assets, "--split", "all", "--images", photos, "--out", out, "--grid=false", "--batch", batch); err != nil || !strings.Contains(printed, "2 images (none computed, 2 already cached), 1 records") {
+			t.Errorf("batch %s, again: %v, extract printed %q", batch, err, printed)
 		}
 	}
 }

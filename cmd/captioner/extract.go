@@ -150,9 +150,12 @@ func runExtract(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	rate := float64(computed) / time.Since(start).Seconds()
-	fmt.Fprintf(cmd.OutOrStdout(), "features: %s\n%d images (%d computed at %.1f img/s on %s, %d already cached), %d records\n",
-		store.Path(), len(files)-failed, computed, rate, dev.Name(), len(files)-failed-computed, store.Len())
+	done := "none computed" // all cached: a rate of 0.0 img/s read as a fault
+	if computed > 0 {
+		done = fmt.Sprintf("%d computed at %.1f img/s on %s", computed, float64(computed)/time.Since(start).Seconds(), dev.Name())
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "features: %s\n%d images (%s, %d already cached), %d records\n",
+		store.Path(), len(files)-failed, done, len(files)-failed-computed, store.Len())
 	switch {
 	case failed == len(files) && imagesDir != "":
 		// A split names the dataset's photos (Flickr8k's without --data):
@@ -364,7 +367,7 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 			}
 			imagesDir = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), "images")
 		}
-		files, err := folderImages(imagesDir)
+		files, _, err := folderImages(imagesDir)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
 		}
@@ -430,20 +433,26 @@ func imageFiles(imgs []text.Image) []imageFile {
 }
 
 // folderImages lists the image files of dir (by extension, text.IsImageName),
-// sorted by name.
-func folderImages(dir string) ([]imageFile, error) {
+// sorted by name, and how many subfolders it has, whose files it leaves out
+// (a user who keeps photos by trip names them: DIR/*/).
+func folderImages(dir string) (files []imageFile, subfolders int, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var files []imageFile
 	for _, e := range entries {
-		if !e.IsDir() && text.IsImageName(e.Name()) {
+		switch {
+		case e.IsDir():
+			subfolders++
+		case text.IsImageName(e.Name()):
 			files = append(files, imageFile{Name: e.Name(), Path: filepath.Join(dir, e.Name())})
 		}
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no image files in %s", dir)
+		if subfolders > 0 {
+			return nil, subfolders, fmt.Errorf("no image files in %s, whose %d subfolders are not searched: name them, e.g. %s", dir, subfolders, filepath.Join(dir, "*")+string(filepath.Separator))
+		}
+		return nil, 0, fmt.Errorf("no image files in %s", dir)
 	}
-	return files, nil
+	return files, subfolders, nil
 }

@@ -255,6 +255,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	if note := longCaptions(trainImgs, tc.MaxLen); note != "" {
 		fmt.Fprintf(log, "note: %s\n", note)
 	}
+	if note := smallDev(len(devImgs), tc.Patience); note != "" {
+		fmt.Fprintf(log, "warning: %s\n", note)
+	}
 	if tc.Teacher != "" {
 		caps, err := teacherCaptions(ctx, cfg, dev, trainImgs)
 		if err != nil {
@@ -417,7 +420,13 @@ type missingStoreError struct {
 }
 
 func (e missingStoreError) Error() string {
-	return fmt.Sprintf("features: no feature store in %s: run `%s` first", e.dir, extractCommand(e.root, e.grids, e.data))
+	msg := fmt.Sprintf("features: no feature store in %s: run `%s` first", e.dir, extractCommand(e.root, e.grids, e.data))
+	if e.data == "" {
+		// A user who left out --data had been told to extract Flickr8k's
+		// photos into the folder meant for their own.
+		msg += " (that is Flickr8k's photos, the dataset without --data; for your own, give this command --data)"
+	}
+	return msg
 }
 
 // extractCommand is the extract command that makes, or completes, the feature
@@ -551,6 +560,22 @@ func imageNames(imgs []text.Image) []string {
 		names[i] = im.Name
 	}
 	return names
+}
+
+// fewDevPhotos is how many dev photos the choice of the best epoch wants at
+// least: Flickr8k's 1,000 match hundreds of 4-grams an epoch.
+const fewDevPhotos = 100
+
+// smallDev says, for a dev split of n photos, why the epoch it keeps may be
+// chance's: on 10 photos one matched 4-gram made an epoch the best, the next
+// four matched none, and patience stopped the run with later epochs better on
+// every measure.
+func smallDev(n, patience int) string {
+	if n >= fewDevPhotos {
+		return ""
+	}
+	return fmt.Sprintf("the dev split has %d photos: the best epoch is the one whose dev captions score the best BLEU-4, and on so few photos a chance 4-gram decides it (and stops the run after train.patience %d epochs without a better one); give dev %d photos or more, or raise train.patience and compare the epochs' curves (curves.csv)",
+		n, patience, fewDevPhotos)
 }
 
 // cleanSplits cleans ds's captions with c, leaves out those that have no
