@@ -2,6 +2,7 @@ package features
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -293,5 +294,61 @@ func TestMissingGridFileIsDamage(t *testing.T) {
 	_, err := Open(dir)
 	if want := "features: " + dir + " has no grid.f16, though its manifest keeps grids: the store is damaged; delete the folder and run captioner extract again"; err == nil || err.Error() != want || errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Open: %v, want %q (not fs.ErrNotExist)", err, want)
+	}
+}
+
+// The pooled file short by one value, not a whole record, is damage (a
+// check off by a value had let Open read past its end and panic).
+func TestPooledFileShortByAValue(t *testing.T) {
+	dir := t.TempDir()
+	filled(t, dir, Manifest{Encoder: "e", Dim: 2}, item("a.jpg", "A", 2, 0), item("b.jpg", "BB", 2, 0)).Close()
+	if err := os.Truncate(filepath.Join(dir, pooledFile), 2*2*4-4); err != nil {
+		t.Fatal(err)
+	}
+	want := "features: pooled.f32 has 12 bytes, but its index lists 2 records of 8 bytes; the store is damaged: delete " + dir + " and re-run captioner extract"
+	if _, err := Open(dir); err == nil || err.Error() != want {
+		t.Errorf("Open: %v, want %q", err, want)
+	}
+}
+
+// A name added again with other content (its photo replaced) points at the
+// new record, and is listed once, before and after reopening.
+func TestRepointedNameIsListedOnce(t *testing.T) {
+	dir := t.TempDir()
+	m := Manifest{Encoder: "e", Dim: 2}
+	s := filled(t, dir, m, item("a.jpg", "A", 2, 0))
+	if err := s.Add([]Item{item("a.jpg", "BB", 2, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !slices.Equal(r.Names(), []string{"a.jpg"}) || r.Len() != 2 {
+		t.Errorf("names %q of %d records, want a.jpg once of 2", r.Names(), r.Len())
+	}
+	if got, err := r.Pooled("a.jpg"); err != nil || got[0] != 2 {
+		t.Errorf("a.jpg loads %v (%v), want the new content's features (2, ...)", got, err)
+	}
+}
+
+// The manifest's bounds, each at its limit and one past it.
+func TestManifestBounds(t *testing.T) {
+	for _, c := range []struct {
+		m    Manifest
+		want string // "" accepted
+	}{
+		{Manifest{Dim: maxDim}, ""},
+		{Manifest{Dim: maxDim + 1}, "dim 1048577 is outside 1..1048576"},
+		{Manifest{Dim: 1, Grid: []int{maxGridSide, 1, maxChannels}}, ""},
+		{Manifest{Dim: 1, Grid: []int{1, 1, maxChannels + 1}}, "grid [1 1 65537]: rows and columns must be in 1..1024, channels in 1..65536"},
+		{Manifest{Dim: 1, Grid: []int{1, maxGridSide + 1, 1}}, "grid [1 1025 1]: rows and columns must be in 1..1024, channels in 1..65536"},
+	} {
+		err := c.m.check()
+		if got := fmt.Sprint(err); c.want == "" && err != nil || c.want != "" && got != c.want {
+			t.Errorf("%+v: %v, want %q", c.m, err, c.want)
+		}
 	}
 }

@@ -7,6 +7,10 @@ import (
 	"errors"
 	"hash/crc32"
 	"image"
+	"image/color/palette"
+	"image/gif"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -82,11 +86,28 @@ func TestSixteenBitPNGBombRefused(t *testing.T) {
 // Header.Bytes is what the decoder allocates: at the byte limit an image
 // decodes, one byte under it is refused.
 func TestByteLimitIsExact(t *testing.T) {
+	var gifData bytes.Buffer
+	if err := gif.Encode(&gifData, image.NewPaletted(image.Rect(0, 0, 40, 30), palette.Plan9), nil); err != nil {
+		t.Fatal(err)
+	}
+	fixture := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	for _, tc := range []struct {
 		name  string
 		data  []byte
 		bytes int64
 	}{
+		// A byte a pixel, and an NRGBA canvas for a frame smaller than the screen.
+		{"gif", gifData.Bytes(), 40 * 30 * 5},
+		// A byte a sample (4 a pixel), and image.CMYK's 4 bytes a pixel.
+		{"cmyk jpeg", fixture("blocks.cmyk.jpg"), 48*32*4 + 4*48*32},
+		// Its Y and K planes full, Cb and Cr at half size both ways.
+		{"ycck jpeg", fixture("blocks.ycck.jpg"), 2*48*32 + 2*24*16 + 4*48*32},
 		{"png rgb16", hostile.ZeroPNG(40, 30, 16, 2), 40 * 30 * 8},
 		{"png rgba8", hostile.ZeroPNG(40, 30, 8, 6), 40 * 30 * 4},
 		{"png grey8", hostile.ZeroPNG(40, 30, 8, 0), 40 * 30},
@@ -99,10 +120,10 @@ func TestByteLimitIsExact(t *testing.T) {
 			if err != nil || h.Bytes != tc.bytes || h.Cost(fullSize) != tc.bytes {
 				t.Fatalf("ReadHeader = %+v, %v; want Bytes = Cost(0) = %d", h, err, tc.bytes)
 			}
-			if _, err := DecodeBytes(tc.data, Limits{MaxPixels: 1200, MaxBytes: tc.bytes}); err != nil {
+			if _, err := DecodeBytes(tc.data, Limits{MaxPixels: 1536, MaxBytes: tc.bytes}); err != nil {
 				t.Errorf("at the limit: %v", err)
 			}
-			_, err = DecodeBytes(tc.data, Limits{MaxPixels: 1200, MaxBytes: tc.bytes - 1})
+			_, err = DecodeBytes(tc.data, Limits{MaxPixels: 1536, MaxBytes: tc.bytes - 1})
 			var tl *TooLargeError
 			if !errors.As(err, &tl) || tl.Bytes != tc.bytes || tl.MaxBytes != tc.bytes-1 {
 				t.Errorf("one byte under: err = %v, want a *TooLargeError of %d bytes", err, tc.bytes)
@@ -311,5 +332,35 @@ func TestCostAtDCTScale(t *testing.T) {
 				t.Errorf("one byte under: err = %v, want a *TooLargeError of %d bytes", err, want)
 			}
 		})
+	}
+}
+
+// A JPEG that libjpeg-turbo hands back to image/jpeg (here for two stray
+// bytes after its start marker, which turbo's warning stops on and image/jpeg
+// skips; without turbo, every JPEG) is decoded at full size, and checked
+// against the limit at full size again: its scaled cost passed, its full one
+// may not.
+func TestJPEGLeftToGoIsCheckedAtFullSize(t *testing.T) {
+	src := image.NewRGBA(image.Rect(0, 0, 400, 400))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(i * 7)
+	}
+	jpg := encodeJPEG(t, src)
+	stray := append([]byte{0xff, 0xd8, 0x12, 0x34}, jpg[2:]...)
+	h, err := ReadHeader(stray)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaled := h.Cost(8)
+	if scaled == h.Bytes {
+		t.Skip("this build decodes every JPEG at full size (no libjpeg-turbo): its first check is the full one")
+	}
+	_, _, err = DecodeBytesAtLeast(stray, Limits{MaxPixels: 1 << 20, MaxBytes: scaled}, 8)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || tl.Bytes != h.Bytes {
+		t.Errorf("within the scaled cost, over the full one: %v, want a *TooLargeError of %d bytes", err, h.Bytes)
+	}
+	if _, _, err := DecodeBytesAtLeast(stray, Limits{MaxPixels: 1 << 20, MaxBytes: h.Bytes}, 8); err != nil {
+		t.Errorf("within the full cost: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -327,6 +328,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty", nil, "empty", "empty input"},
 		{"text", []byte("hello, this is not an image\n"), "unsupported", "text, not an image"},
 		{"html", []byte("<!DOCTYPE html><html><body>404</body></html>"), "unsupported", "text, not an image"},
+		{"tab-separated text", []byte("\tname\tcaption\n"), "unsupported", "text, not an image"},
 		{"svg", []byte("<?xml version=\"1.0\"?>\n<SVG xmlns=\"http://www.w3.org/2000/svg\" width=\"10\"/>"), "unsupported", "SVG drawing (text; render it to PNG or JPEG first)"},
 		{"tiff", []byte("II*\x00\x08\x00\x00\x00\x00\x00"), "unsupported", "TIFF image"},
 		{"heic", append([]byte("\x00\x00\x00\x18ftypheic"), make([]byte, 20)...), "unsupported", "HEIC"},
@@ -559,5 +561,21 @@ func TestUnsupportedBMPSaysWhatItReads(t *testing.T) {
 	want := "imgproc: unsupported image format: a kind of BMP this decoder does not read (it reads uncompressed BMPs with a standard header: palettes of 1 to 8 bits, 24 or 32 bits a pixel): save the image as PNG or JPEG; accepted formats are JPEG, PNG, GIF, BMP and WebP"
 	if err == nil || err.Error() != want || !errors.Is(err, ErrUnsupported) {
 		t.Errorf("16-bit BMP: %v\nwant %s", err, want)
+	}
+}
+
+// fromVideoRange maps BT.601's video range exactly: Y 16 is black, 235
+// white, 126 the grey between (an offset off by one had moved every pixel of a
+// lossy WebP by one level, within TestDecodeFormats' tolerance).
+func TestFromVideoRangeIsExact(t *testing.T) {
+	ycc := image.NewYCbCr(image.Rect(0, 0, 4, 1), image.YCbCrSubsampleRatio444)
+	copy(ycc.Y, []uint8{16, 235, 126, 81})
+	copy(ycc.Cb, []uint8{128, 128, 128, 90})
+	copy(ycc.Cr, []uint8{128, 128, 128, 240})
+	got := fromVideoRange(ycc).(*image.NRGBA)
+	// BT.601 red is Y 81, Cb 90, Cr 240, rounded: back to 254, 0, 0.
+	want := []uint8{0, 0, 0, 255, 255, 255, 255, 255, 128, 128, 128, 255, 254, 0, 0, 255}
+	if !slices.Equal(got.Pix, want) {
+		t.Errorf("pixels %v, want %v", got.Pix, want)
 	}
 }

@@ -128,6 +128,8 @@ func TestJPEGOrientationMalformed(t *testing.T) {
 		{"IFD offset past end", mutate(func(s []byte) []byte { s[17] = 200; return s }), 1},
 		{"Make entry only", mutate(func(s []byte) []byte { s[19] = 1; return s }), 1},
 		{"fill bytes before marker", withSegments(jpg, []byte{0xff, 0xff}, good), 6},
+		// EXIF lives in APP1 alone: a comment holding its bytes is a comment.
+		{"exif in a COM segment", mutate(func(s []byte) []byte { s[1] = 0xfe; return s }), 1},
 		{"segment length past end", mutate(func(s []byte) []byte { s[2] = 0xff; return s })[:len(good)+2], 1},
 		{"segment length 1", mutate(func(s []byte) []byte { s[2], s[3] = 0, 1; return s }), 1},
 		{"only SOI", []byte{0xff, 0xd8}, 1},
@@ -190,6 +192,25 @@ func TestDecodePNGOrientation(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkBlocks(t, img, 0, "ABC", "DEF")
+	}
+	// An eXIf chunk after IEND is past the image: not read.
+	png := encodePNG(t, blocksImage("ABC", "DEF"))
+	late := append(append([]byte{}, png...), pngChunk("eXIf", exifSegment(binary.BigEndian, 6)[10:])...)
+	if got := pngOrientation(late); got != 1 {
+		t.Errorf("eXIf after IEND: orientation %d, want 1", got)
+	}
+}
+
+// An IFD offset below 8 points into the TIFF header: no orientation, though
+// entries read from there would hold one (little-endian, the count reads as
+// 4 and the second entry is an Orientation of 6).
+func TestEXIFOffsetIntoTheHeader(t *testing.T) {
+	tiff := []byte{'I', 'I', 42, 0, 4, 0, 0, 0}
+	tiff = append(tiff, make([]byte, 10)...) // the first "entry", 6..17, is no Orientation
+	tiff = append(tiff, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0)
+	tiff = append(tiff, make([]byte, 24)...)
+	if got := exifOrientation(tiff); got != 0 {
+		t.Errorf("IFD at offset 4: orientation %d, want 0 (none)", got)
 	}
 }
 

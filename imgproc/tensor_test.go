@@ -55,7 +55,7 @@ func randomImages(r *rand.Rand, w, h int) map[string]image.Image {
 	fill(gray.Pix)
 	imgs["gray"] = gray
 	pal := color.Palette{color.NRGBA{0, 0, 0, 0}, color.NRGBA{255, 0, 0, 128}}
-	for len(pal) < 200 {
+	for len(pal) < 256 { // a full palette: index 255 is read too
 		pal = append(pal, color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255})
 	}
 	paletted := image.NewPaletted(rect, pal)

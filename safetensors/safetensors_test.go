@@ -132,6 +132,7 @@ func TestBadFiles(t *testing.T) {
 		{"trailing", file(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, make([]byte, 8)), "4 trailing bytes"},
 		{"negative dim", file(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`, make([]byte, 4)), "bad dimension -1"},
 		{"bad metadata", file(`{"__metadata__":{"a":1}}`, nil), "__metadata__ must map strings to strings"},
+		{"negative offset", file(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[-4,0]}}`, make([]byte, 4)), "outside the 4 data bytes"},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.b)
@@ -151,5 +152,13 @@ func TestMarshalRejects(t *testing.T) {
 	}
 	if _, err := Marshal([]Tensor{{Name: "x", DType: F32, Shape: []int{2}, Data: make([]byte, 4)}}, nil); err == nil || !strings.Contains(err.Error(), "needs 8 bytes") {
 		t.Errorf("size: %v", err)
+	}
+	if _, err := Marshal([]Tensor{FromFloat32("", []int{1}, []float32{1})}, nil); err == nil || err.Error() != `safetensors: invalid tensor name ""` {
+		t.Errorf("empty name: %v", err)
+	}
+	// A scalar's shape is [], not null, which other readers refuse.
+	b, err := Marshal([]Tensor{{Name: "s", DType: F32, Data: make([]byte, 4)}}, nil)
+	if err != nil || !strings.Contains(string(b), `"shape":[]`) {
+		t.Errorf("scalar: %v, header %.80q", err, b)
 	}
 }

@@ -133,13 +133,19 @@ func TestRejectsBadStructure(t *testing.T) {
 	}{
 		{"version 4", func(m *tflitebuild.Model) { m.Version = 4 }, "tflite: schema version 4, this reader knows version 3"},
 		{"graph output one past the end", func(m *tflitebuild.Model) { m.Outputs = []int32{4} }, "tflite: subgraph 0: graph input/output tensor 4 out of range [0, 4)"},
+		{"graph input below 0", func(m *tflitebuild.Model) { m.Inputs = []int32{-1} }, "tflite: subgraph 0: graph input/output tensor -1 out of range [0, 4)"},
 		{"buffer one past the end", func(m *tflitebuild.Model) { m.Tensors[3].Buffer = 3 }, `tflite: subgraph 0: tensor 3 "out": buffer 3 out of range [0, 3)`},
 		{"buffer larger than its tensor", func(m *tflitebuild.Model) { m.Buffers[1].Data = tflitebuild.Float32s(1, 2) }, `tflite: subgraph 0: tensor 1 "w": FLOAT32 shape [1 1 1 1] needs 4 bytes, its buffer 1 holds 8`},
 		{"scales without zero points", func(m *tflitebuild.Model) {
 			m.Tensors[1].Quant = &tflitebuild.Quant{Scale: []float32{0.5, 0.25}, Zero: []int64{0}}
 		}, `tflite: subgraph 0: tensor 1 "w": 2 quantization scales but 1 zero points`},
+		{"zero points without scales", func(m *tflitebuild.Model) {
+			m.Tensors[1].Quant = &tflitebuild.Quant{Scale: []float32{0.5}, Zero: []int64{0, 0}}
+		}, `tflite: subgraph 0: tensor 1 "w": 1 quantization scales but 2 zero points`},
 		{"opcode one past the end", func(m *tflitebuild.Model) { m.Ops[0].Code = 1 }, "tflite: subgraph 0: operator 0: opcode index 1 out of range [0, 1)"},
 		{"operator tensor one past the end", func(m *tflitebuild.Model) { m.Ops[0].Out = []int32{4} }, "tflite: subgraph 0: operator 0 (CONV_2D): tensor index 4 out of range [0, 4)"},
+		// -1 is an optional input left out; -2 is no tensor.
+		{"operator tensor -2", func(m *tflitebuild.Model) { m.Ops[0].In[0] = -2 }, "tflite: subgraph 0: operator 0 (CONV_2D): tensor index -2 out of range [0, 4)"},
 		{"external buffer beyond the file", func(m *tflitebuild.Model) { m.Buffers[1] = tflitebuild.Buffer{Offset: 16, Size: 1 << 20} }, "tflite: buffer 1: [16, 1048592) lies beyond the"},
 	}
 	for _, c := range cases {
