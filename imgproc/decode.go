@@ -84,12 +84,12 @@ type TooLargeError struct {
 func (e *TooLargeError) Error() string {
 	switch {
 	case e.MaxFileBytes > 0:
-		size := fmt.Sprintf("the data goes on past %d MiB", mib(e.MaxFileBytes))
+		size := "the data goes on past " + Limit(e.MaxFileBytes)
 		if e.FileBytes > 0 {
-			size = fmt.Sprintf("the file holds %d MiB", mib(e.FileBytes))
+			size = "the file holds " + Size(e.FileBytes)
 		}
-		return fmt.Sprintf("imgproc: %s; an image may decode to at most %d MiB (image.max_decoded_bytes), and no image format stores more than it decodes to, bar metadata: send a smaller file or raise image.max_decoded_bytes",
-			size, mib(e.MaxFileBytes))
+		return fmt.Sprintf("imgproc: %s; an image may decode to at most %s (image.max_decoded_bytes), and no image format stores more than it decodes to, bar metadata: send a smaller file or raise image.max_decoded_bytes",
+			size, Limit(e.MaxFileBytes))
 	case e.MaxScanSamples > 0:
 		return fmt.Sprintf("imgproc: progressive JPEG of %dx%d has %d scans over %d samples in all, more than the limit of %d (%d passes over image.max_pixels); re-save it as a baseline JPEG",
 			e.Width, e.Height, e.Scans, e.ScanSamples, e.MaxScanSamples, MaxScanPasses)
@@ -97,15 +97,26 @@ func (e *TooLargeError) Error() string {
 		return fmt.Sprintf("imgproc: progressive JPEG has %d scans, more than the limit of %d (each scan is a pass over the whole image); re-save it as a baseline JPEG",
 			e.Scans, e.MaxScans)
 	case e.MaxBytes > 0:
-		return fmt.Sprintf("imgproc: %dx%d image decodes to %d MiB, more than the limit of %d MiB; send a smaller or 8-bit image or raise image.max_decoded_bytes",
-			e.Width, e.Height, mib(e.Bytes), mib(e.MaxBytes))
+		return fmt.Sprintf("imgproc: %dx%d image decodes to %s, more than the limit of %s; send a smaller or 8-bit image or raise image.max_decoded_bytes",
+			e.Width, e.Height, Size(e.Bytes), Limit(e.MaxBytes))
 	}
 	return fmt.Sprintf("imgproc: image is %dx%d = %d pixels, more than the limit of %d; send a smaller image or raise image.max_pixels",
 		e.Width, e.Height, int64(e.Width)*int64(e.Height), e.Max)
 }
 
-// mib rounds n bytes up to whole MiB, so that a refused size never reads as the limit.
-func mib(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
+// Size writes n bytes rounded up to whole MiB, for a size over a limit: it
+// never reads as the limit or below it.
+func Size(n int64) string { return fmt.Sprintf("%d MiB", (n+1<<20-1)>>20) }
+
+// Limit writes a limit of n bytes as whole MiB, or, when it is none, in
+// bytes: rounded, 1 MiB + 1 byte read as "2 MiB", and a size of 2 MiB was
+// "more than the limit of 2 MiB".
+func Limit(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // CorruptError is returned when the data is in a supported format but cannot be
 // decoded: truncated, damaged, or with an impossible header.

@@ -307,6 +307,23 @@ func TestRequestDecodeBudget(t *testing.T) {
 	// One of them alone is within the budget, and gets decoded (and found truncated).
 	_, err := testPreprocessor(50_000_000).Bytes(big)
 	do(t, "POST", ts.url+"/v1/captions", "image/png", bytes.NewReader(big)).wantError(t, 400, strings.TrimPrefix(err.Error(), "imgproc: "))
+	// The limit is exact: both at a limit of their 128 MiB pass the budget
+	// (and are decoded); a byte less refuses them, said in bytes.
+	for limit, want := range map[int64]string{
+		128 << 20:   "", // decoded: each answered on its own
+		128<<20 - 1: "the images of this request decode to 128 MiB together, more than the limit of 134217727 bytes per request",
+	} {
+		tl := stepServer(t, func(c *config.Config) { c.Image.MaxRequestDecodedBytes = limit })
+		body, ct := multipartBody(t, part{"image", "a.png", big}, part{"image", "b.png", big})
+		r := do(t, "POST", tl.url+"/v1/captions", ct, body)
+		if want == "" {
+			if r.status == 413 {
+				t.Errorf("limit %d, exactly the images' cost: %d %s", limit, r.status, r.body)
+			}
+			continue
+		}
+		r.wantError(t, 413, want)
+	}
 }
 
 // Several images: each bad one is reported in its place, the others are captioned.

@@ -511,13 +511,11 @@ func (s *Server) budget(pre pipeline.Preprocessor, images []*upload) error {
 	}
 	if total > s.maxRequestDecoded {
 		return errorf(http.StatusRequestEntityTooLarge,
-			"the images of this request decode to %d MiB together, more than the limit of %d MiB per request (image.max_request_decoded_bytes): send them in several requests, or smaller images",
-			mib(total), mib(s.maxRequestDecoded))
+			"the images of this request decode to %s together, more than the limit of %s per request (image.max_request_decoded_bytes): send them in several requests, or smaller images",
+			imgproc.Size(total), imgproc.Limit(s.maxRequestDecoded))
 	}
 	return nil
 }
-
-func mib(n int64) int64 { return (n + 1<<20 - 1) >> 20 }
 
 // fail records why u has no caption.
 func (u *upload) fail(err error) {

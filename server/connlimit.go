@@ -60,7 +60,9 @@ var refusalResponse = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 // it, or moved its traffic to the others and overloaded them.
 func answerOverCap(r io.Reader, remote string, probes http.Handler) []byte {
 	req, err := http.ReadRequest(bufio.NewReaderSize(io.LimitReader(r, maxProbeRequest), maxProbeRequest))
-	if err != nil || req.Method != http.MethodGet && req.Method != http.MethodHead || req.URL.Path != "/healthz" && req.URL.Path != "/readyz" {
+	probe := err == nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) && (req.URL.Path == "/healthz" || req.URL.Path == "/readyz")
+	// HTTP/1.1 requires Host; net/http refuses a request without it, so does this.
+	if !probe || req.ProtoAtLeast(1, 1) && req.Host == "" {
 		return refusalResponse
 	}
 	req.RemoteAddr = remote // for the request log, as net/http sets it

@@ -683,6 +683,7 @@ func TestAnswerOverCap(t *testing.T) {
 		{"GET /healthzz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "", ""},
 		{"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "", ""},
 		{"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", "", ""}, // headers cut short
+		{"GET /healthz HTTP/1.1\r\n\r\n", "", ""},                // no Host, which HTTP/1.1 requires
 		{"GET /heal", "", ""},
 		{"", "", ""},
 	} {
@@ -699,6 +700,16 @@ func TestAnswerOverCap(t *testing.T) {
 			c.body != "" && strings.TrimSpace(body) != strings.TrimSpace(c.body) {
 			t.Errorf("%q: %q, want %s with %q", c.request, got, c.status, c.body)
 		}
+	}
+	// A server still loading: /readyz's own 503, with Retry-After as every
+	// 503 has; /healthz is alive.
+	loading := New(testConfig(t, nil), captionLoader(t), discardLog())
+	got := string(answerOverCap(strings.NewReader("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), "127.0.0.1:4000", loading.router))
+	if !strings.HasPrefix(got, "HTTP/1.1 503 Service Unavailable\r\n") || !strings.Contains(got, "\r\nRetry-After: 1\r\n") || !strings.Contains(got, "the model is loading") {
+		t.Errorf("/readyz of a loading server over the cap: %q", got)
+	}
+	if got := string(answerOverCap(strings.NewReader("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), "127.0.0.1:4000", loading.router)); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") {
+		t.Errorf("/healthz of a loading server over the cap: %q", got)
 	}
 }
 
@@ -775,8 +786,8 @@ func TestLoaded503sLogAtError(t *testing.T) {
 	ts := stepServer(t, func(c *config.Config) { c.Server.LiveMaxViewers = 1 })
 	_, closeLive := openLive(t, ts.url, "")
 	defer closeLive()
-	if r := get(t, ts.url+"/v1/live", nil); r.status != 503 {
-		t.Fatalf("a second viewer of one allowed: %d %s, want 503", r.status, r.body)
+	if r := get(t, ts.url+"/v1/live", nil); r.status != 503 || r.header.Get("Retry-After") != "5" {
+		t.Fatalf("a second viewer of one allowed: %d %s (Retry-After %q), want 503 with Retry-After 5", r.status, r.body, r.header.Get("Retry-After"))
 	}
 	waitFor(t, "the 503's log line", func() bool { return strings.Contains(ts.logs.String(), `"status":503`) })
 	if line := grepLines(ts.logs.String(), `"status":503`); !strings.Contains(line, `"level":"ERROR"`) || !strings.Contains(line, `"route":"/v1/live"`) {

@@ -365,6 +365,7 @@ func (s *Server) postReload(c *gin.Context) {
 func (s *Server) getReady(c *gin.Context) {
 	b, why := s.serving()
 	if b == nil {
+		c.Header("Retry-After", "1") // as every 503 says when
 		apiError(c, http.StatusServiceUnavailable, why)
 		return
 	}

@@ -36,7 +36,7 @@ var splitMarks = map[string]string{
 
 // Image is one photo with its captions.
 type Image struct {
-	Name     string     // file name, e.g. "1000268201_693b08cb0e.jpg"; unique within a dataset
+	Name     string     // unique within a dataset: the file name ("1000268201_693b08cb0e.jpg"), a CSV's path, or a Karpathy file's filepath/filename when its file names repeat
 	Path     string     // where the photo is: see the loaders for what it is relative to
 	Raw      []string   // the captions as written
 	Captions [][]string // Raw[i] cleaned: CleaningSeed after loading, see Dataset.Reclean
@@ -571,7 +571,7 @@ func LoadKarpathyJSON(path, imageDir string) (*Dataset, error) {
 		for _, p := range all {
 			d.Splits[p.split][p.at].Name = p.qualified
 		}
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: file names repeat across folders (%s): photos are named filepath/filename", filepath.Base(path), repeated))
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: file names repeat across folders (%s): photos are named filepath/filename, and features extracted under their file names alone are extracted again", filepath.Base(path), repeated))
 	}
 	if d.Name == "" {
 		d.Name = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "dataset_"), ".json")

@@ -338,7 +338,7 @@ func TestLoadKarpathyJSONNamesRepeatedFileNamesByFolder(t *testing.T) {
 	if want := []string{"train2014/a.jpg", "val2014/b.jpg", "val2014/a.jpg", "val2014/d.jpg"}; !slices.Equal(names, want) {
 		t.Errorf("names %q, want %q", names, want)
 	}
-	if want := []string{"trips.json: file names repeat across folders (a.jpg is images[0] and images[2]): photos are named filepath/filename"}; !slices.Equal(d.Warnings, want) {
+	if want := []string{"trips.json: file names repeat across folders (a.jpg is images[0] and images[2]): photos are named filepath/filename, and features extracted under their file names alone are extracted again"}; !slices.Equal(d.Warnings, want) {
 		t.Errorf("warnings %q, want %q", d.Warnings, want)
 	}
 }

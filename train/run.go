@@ -565,6 +565,16 @@ func (r *run) saveModels(best bool) error {
 // that no moment has them beside the new ones (serve had reported an
 // earlier epoch's scores for a resumed run's model).
 func (r *run) saveEvaluated(dir string) error {
+	// But only once the weights can be written: a refused save had left
+	// the old weights without their scores.
+	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile} {
+		if _, err := os.Stat(dir); err != nil {
+			break // a folder the save makes
+		}
+		if err := atomicfile.CanWrite(filepath.Join(dir, f)); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	}
 	if err := os.Remove(filepath.Join(dir, pipeline.ScoresFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("train: %w", err)
 	}

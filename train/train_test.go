@@ -472,6 +472,20 @@ func TestFrozenRunRemovesStaleTunedEncoder(t *testing.T) {
 			t.Errorf("%s is still there after the run wrote its folder again (%v)", f, err)
 		}
 	}
+	// Weights that cannot be replaced keep their scores: the run stops
+	// before it removes them.
+	scores, weights := stale[1], filepath.Join(LastDir(o.Out), decoder.WeightsFile)
+	os.WriteFile(scores, []byte(`{"bleu4": 0.1}`), 0o644)
+	if err := os.Chmod(weights, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	o.Epochs++
+	if _, err := Run(context.Background(), dev, o, trn, dv); err == nil || !strings.Contains(err.Error(), "is read-only") {
+		t.Errorf("a run whose weights are read-only: %v", err)
+	}
+	if _, err := os.Stat(scores); err != nil {
+		t.Errorf("the refused save removed the weights' scores: %v", err)
+	}
 }
 
 // TestNewRunNeedsAnEmptyOut: a new run, or --resume finding no checkpoint,

@@ -2,17 +2,14 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"image/png"
 	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/captioner/captioner/attnmap"
@@ -66,7 +63,7 @@ func (a *attentionMaps) write(log io.Writer, pre pipeline.Preprocessor, path str
 	case a.used[name]:
 		why = "an image named like it came first"
 	case a.taken(name):
-		why = name + " there is not an attention map, and stays"
+		why = name + " there is not a map this version of captioner drew, and stays"
 	}
 	for n := 2; a.used[name] || a.taken(name); n++ {
 		name = fmt.Sprintf("%s-%d.png", base, n)
@@ -79,34 +76,17 @@ func (a *attentionMaps) write(log io.Writer, pre pipeline.Preprocessor, path str
 	if err := png.Encode(&buf, strip); err != nil {
 		return fmt.Errorf("caption --attention: %s: %w", path, err)
 	}
-	b := buf.Bytes()
-	marked := slices.Concat(b[:pngHeaderLen], mapMarker, b[pngHeaderLen:])
-	return atomicfile.WriteFile(filepath.Join(a.dir, name), marked)
+	return atomicfile.WriteFile(filepath.Join(a.dir, name), markPNG(buf.Bytes(), attentionMark))
 }
 
-// taken says whether DIR/name is a file other than an attention map, which
-// a map must not replace: --attention naming the photos' folder had drawn
-// maps over the photos named NAME.png. An earlier run's map is replaced.
+// taken says whether DIR/name is something other than an attention map
+// (ownFile), which a map must not replace: --attention naming the photos'
+// folder had drawn maps over the photos named NAME.png. An earlier run's map
+// is replaced; a map from before maps carried their mark is kept too.
 func (a *attentionMaps) taken(name string) bool {
-	f, err := os.Open(filepath.Join(a.dir, name))
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist)
+	path := filepath.Join(a.dir, name)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return false
 	}
-	defer f.Close()
-	head := make([]byte, pngHeaderLen+len(mapMarker))
-	_, err = io.ReadFull(f, head)
-	return err != nil || !bytes.Equal(head[pngHeaderLen:], mapMarker)
+	return !ownFile(path, attentionMap)
 }
-
-// pngHeaderLen is the PNG signature and the IHDR chunk (length, type, 13
-// bytes, CRC), after which a map carries mapMarker.
-const pngHeaderLen = 8 + 4 + 4 + 13 + 4
-
-// mapMarker is the tEXt chunk that tells an attention map from any other
-// PNG: Software, "captioner attention map".
-var mapMarker = func() []byte {
-	data := []byte("tEXtSoftware\x00captioner attention map")
-	c := binary.BigEndian.AppendUint32(nil, uint32(len(data)-4))
-	c = append(c, data...)
-	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(data))
-}()

@@ -52,7 +52,7 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 	intFlag(f, "max-len", 20, "maximum words per caption")
 	f.Bool("json", false, "print a JSON array instead of one caption per line")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
-	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder, DIR/NAME.png for NAME.jpg (NAME-2.png for a second NAME; attention models only)")
+	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder, DIR/NAME.png for NAME.jpg (NAME-2.png for a second NAME, or when NAME.png there is not a map captioner drew: a photo, say; attention models only)")
 	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "max-len": "decode.max_len", "guide": "decode.guide"})
 	rootCmd.AddCommand(cmd)
 }
@@ -74,12 +74,13 @@ func imagePaths(args []string, warn io.Writer) ([]string, error) {
 			paths = append(paths, a)
 			continue
 		}
-		files, subfolders, err := folderImages(a)
+		how := "name them too, e.g. " + filepath.Join(a, "*") + string(filepath.Separator)
+		files, subfolders, err := folderImages(a, how)
 		if err != nil {
 			return nil, err
 		}
 		if subfolders > 0 {
-			fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: name them too to caption their photos, e.g. %s\n", a, subfolders, filepath.Join(a, "*")+string(filepath.Separator))
+			fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: %s\n", a, subfolders, how)
 		}
 		before := len(paths)
 		for _, f := range files {

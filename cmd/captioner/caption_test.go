@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	imgpng "image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,7 +258,7 @@ func TestCaptionFolder(t *testing.T) {
 		t.Errorf("caption %s: stderr %q lacks %q", dir, stderr, want)
 	}
 	// Its subfolder is said to be left out (its photos had been, silently).
-	if want := "warning: " + dir + " has 1 subfolders, not searched: name them too to caption their photos, e.g. " + dir + "/*/\n"; !strings.Contains(stderr, want) {
+	if want := "warning: " + dir + " has 1 subfolders, not searched: name them too, e.g. " + dir + "/*/\n"; !strings.Contains(stderr, want) {
 		t.Errorf("caption %s: stderr %q lacks %q", dir, stderr, want)
 	}
 	sub := filepath.Join(dir, "sub")
@@ -283,7 +285,7 @@ func TestCaptionFolder(t *testing.T) {
 	trips := filepath.Join(dir, "empty")
 	os.Mkdir(filepath.Join(trips, "trip1"), 0o755)
 	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", trips)
-	if want := "no image files in " + trips + ", whose 1 subfolders are not searched: name them, e.g. " + trips + "/*/"; err == nil || err.Error() != want {
+	if want := "no image files in " + trips + ", whose 1 subfolders are not searched: name them too, e.g. " + trips + "/*/"; err == nil || err.Error() != want {
 		t.Errorf("caption of a folder of a subfolder: %v, want %q", err, want)
 	}
 }
@@ -367,7 +369,7 @@ func TestDescribeKeepsOtherFiles(t *testing.T) {
 	for _, flag := range []string{"--png", "--svg"} {
 		other := map[string]string{"--png": "--svg", "--svg": "--png"}[flag]
 		_, err := run(t, "describe", "--model", model, flag, weights, other, "")
-		what := map[string]string{"--png": "a PNG image", "--svg": "an SVG image"}[flag]
+		what := map[string]string{"--png": "a PNG that describe drew", "--svg": "an SVG that describe drew"}[flag]
 		if want := flag + " " + weights + " exists and is not " + what + ": it would be overwritten; name another file"; err == nil || err.Error() != want {
 			t.Errorf("describe %s WEIGHTS: %v, want %q", flag, err, want)
 		}
@@ -384,11 +386,30 @@ func TestDescribeKeepsOtherFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if b, _ := os.ReadFile(png); !pngOutput.is(b) {
-		t.Errorf("%s is no PNG: % x", png, b[:min(len(b), 8)])
+	// They are marked as describe's own, and still what they say they are.
+	if !ownFile(png, describePNG) || !ownFile(svg, describeSVG) {
+		t.Errorf("%s and %s are not marked as describe's", png, svg)
 	}
-	if b, _ := os.ReadFile(svg); !svgOutput.is(b[:min(len(b), 512)]) {
-		t.Errorf("%s is no SVG: %.80q", svg, b)
+	if f, err := os.Open(png); err != nil {
+		t.Error(err)
+	} else if _, err := imgpng.Decode(f); err != nil {
+		t.Errorf("%s: %v", png, err)
+	}
+	var doc struct {
+		XMLName xml.Name
+	}
+	if b, err := os.ReadFile(svg); err != nil || xml.Unmarshal(b, &doc) != nil || doc.XMLName.Local != "svg" {
+		t.Errorf("%s is no SVG document: %v %.120q", svg, err, b)
+	}
+	// A PNG or SVG of someone else's, even one in a model's folder, is kept.
+	for flag, name := range map[string]string{"--png": "curves.png", "--svg": "curves.svg"} {
+		theirs := filepath.Join(model, name)
+		b, _ := os.ReadFile(filepath.Join(shippedModel, name))
+		os.WriteFile(theirs, b, 0o644)
+		other := map[string]string{"--png": "--svg", "--svg": "--png"}[flag]
+		if _, err := run(t, "describe", "--model", model, flag, theirs, other, ""); err == nil || !strings.Contains(err.Error(), "exists and is not") {
+			t.Errorf("describe %s %s: %v, want a refusal", flag, name, err)
+		}
 	}
 }
 

@@ -89,3 +89,91 @@ func TestClassifySamplePhotos(t *testing.T) {
 		t.Errorf("printing to a full disk: %d writes, error %v", w.calls, err)
 	}
 }
+
+func TestExtractIsResumableAndKeyedByContent(t *testing.T) {
+	assets := sharedAssets(t)
+	imgs, root := t.TempDir(), t.TempDir()
+	src := filepath.Join(assets, "data", "flickr8k", "images")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries[:3] {
+		b, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		os.WriteFile(filepath.Join(imgs, e.Name()), b, 0o644)
+		names = append(names, e.Name())
+	}
+	args := []string{"extract", "--device", "cpu", "--assets", assets, "--images", imgs, "--out", root, "--batch", "2", "--split", "all", "--grid=false"}
+	out, err := run(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "3 images (3 computed") {
+		t.Errorf("first run: %s", out)
+	}
+	// Replace one image's content: only it is recomputed.
+	b, _ := os.ReadFile(filepath.Join(src, entries[5].Name()))
+	os.WriteFile(filepath.Join(imgs, names[1]), b, 0o644)
+	if out, err = run(t, args...); err != nil || !strings.Contains(out, "3 images (1 computed") {
+		t.Errorf("second run: %v\n%s", err, out)
+	}
+	st := extractedStore(t, root)
+	if st.Len() != 4 || len(st.Names()) != 3 {
+		t.Errorf("%d records, names %v; want 4 records (one replaced image) and 3 names", st.Len(), st.Names())
+	}
+	feats, err := st.LoadPooled(names)
+	if err != nil || len(feats) != 3*1280 {
+		t.Fatalf("LoadPooled: %d values, %v", len(feats), err)
+	}
+	var sum float32
+	for _, v := range feats {
+		if v < 0 || v > 6 {
+			t.Fatalf("pooled feature %g outside ReLU6's [0, 6]", v)
+		}
+		sum += v
+	}
+	if sum == 0 {
+		t.Error("all-zero features")
+	}
+}
+
+func TestExtractGridAveragesToPooled(t *testing.T) {
+	assets := sharedAssets(t)
+	root := t.TempDir()
+	photo := filepath.Join(assets, "samples", "flickr8k_fullres")
+	entries, err := os.ReadDir(photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs := t.TempDir()
+	name := entries[0].Name()
+	b, _ := os.ReadFile(filepath.Join(photo, name))
+	os.WriteFile(filepath.Join(imgs, name), b, 0o644)
+	if _, err := run(t, "extract", "--device", "cpu", "--assets", assets, "--images", imgs, "--out", root, "--batch", "1", "--split", "all", "--grid"); err != nil {
+		t.Fatal(err)
+	}
+	st := extractedStore(t, root)
+	if g := st.Manifest().Grid; len(g) != 3 || g[0] != 7 || g[2] != 1280 {
+		t.Fatalf("manifest grid %v", g)
+	}
+	grid := make([]float32, 7*7*1280)
+	if err := st.Grid(grid, name); err != nil {
+		t.Fatal(err)
+	}
+	pooled, err := st.Pooled(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pooled vector is the mean of the grid over its 49 positions; the grid is
+	// stored as float16, so the means agree to float16 precision.
+	for c := 0; c < 1280; c++ {
+		var s float32
+		for p := 0; p < 49; p++ {
+			s += grid[p*1280+c]
+		}
+		if d := s/49 - pooled[c]; d > 2e-3 || d < -2e-3 {
+			t.Fatalf("channel %d: grid mean %g, pooled %g", c, s/49, pooled[c])
+		}
+	}
+}

@@ -166,6 +166,20 @@ func TestExtractImagesSources(t *testing.T) {
 	if _, _, err := extractImages(cfgFor(""), "all", other, &bytes.Buffer{}); err == nil || err.Error() != "no image files in "+other {
 		t.Errorf("a folder without images: %v", err)
 	}
+	// Subfolders are not searched: --images takes one folder, and a dataset
+	// lists photos anywhere.
+	if err := os.Mkdir(filepath.Join(other, "trip"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	how := "give --images one of them, or --data a dataset that lists the photos in them"
+	if _, _, err := extractImages(cfgFor(""), "all", other, &bytes.Buffer{}); err == nil || err.Error() != "no image files in "+other+", whose 1 subfolders are not searched: "+how {
+		t.Errorf("a folder of a subfolder: %v", err)
+	}
+	os.Symlink(filepath.Join(assets, "samples", "cat_720p.jpg"), filepath.Join(other, "cat.jpg"))
+	var warned bytes.Buffer
+	if files, _, err := extractImages(cfgFor(""), "all", other, &warned); err != nil || len(files) != 1 || warned.String() != "warning: "+other+" has 1 subfolders, not searched: "+how+"\n" {
+		t.Errorf("a photo beside a subfolder: %v, %v, warned %q", files, err, warned.String())
+	}
 	if _, _, err := extractImages(cfgFor(kjson), "test", "", &bytes.Buffer{}); err == nil || err.Error() != `dataset mine (`+kjson+`) has no "test" split; it has: dev, train (a photo goes in test by a CSV's split column, Flickr_8k.testImages.txt, or a Karpathy file's "test")` {
 		t.Errorf("a split the dataset lacks: %v", err)
 	}

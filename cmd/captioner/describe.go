@@ -35,7 +35,7 @@ With --png or --svg it also renders the picture through Graphviz's dot program
 			if err != nil {
 				return fmt.Errorf("%w; point --model at a trained model folder", err)
 			}
-			kinds := map[string]outputKind{"png": pngOutput, "svg": svgOutput}
+			kinds := map[string]outputKind{"png": describePNG, "svg": describeSVG}
 			for _, f := range []string{"png", "svg"} {
 				if path, _ := cmd.Flags().GetString(f); path != "" {
 					if err := checkOutput("--"+f, path, kinds[f]); err != nil {
@@ -77,5 +77,14 @@ func renderDOT(src, format, path string) error {
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("dot -T%s failed: %v: %s", format, err, stderr.String())
 	}
-	return atomicfile.WriteFile(path, out.Bytes())
+	// Marked, so that a later describe replaces its own drawing and nothing
+	// else (checkOutput).
+	drawing := markSVG(out.Bytes())
+	if format == "png" {
+		if !bytes.HasPrefix(out.Bytes(), []byte("\x89PNG\r\n\x1a\n")) || out.Len() < pngHeaderLen {
+			return fmt.Errorf("dot -Tpng wrote no PNG (%d bytes): %.40q", out.Len(), out.Bytes())
+		}
+		drawing = markPNG(out.Bytes(), describeMark)
+	}
+	return atomicfile.WriteFile(path, drawing)
 }

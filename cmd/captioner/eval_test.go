@@ -300,6 +300,21 @@ func TestEvalSaveScoresIsFloat32(t *testing.T) {
 			t.Errorf("%s: %v saved from the photos with precision auto, %v from the float32 features", k, fromImages[k], v)
 		}
 	}
+	// scores.json that cannot be written is found before the evaluation:
+	// the captions file is not written either.
+	scores := filepath.Join(model, pipeline.ScoresFile)
+	if err := os.Chmod(scores, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	captions := filepath.Join(t.TempDir(), "captions.json")
+	_, err = run(t, "eval", "--save-scores", "--split", "dev", "--data", data, "--features", feats,
+		"--captions", captions, "--device", "cpu", "--assets", assets, "--model", model)
+	if want := "--save-scores writes into the model folder " + model + ": " + scores + " is read-only (mode -r--r--r--): make it writable (chmod u+w) to replace it; drop --save-scores, or copy the model somewhere writable"; err == nil || err.Error() != want {
+		t.Errorf("eval --save-scores with a read-only scores.json: %v, want %q", err, want)
+	}
+	if _, err := os.Stat(captions); !os.IsNotExist(err) {
+		t.Errorf("the refused eval wrote its captions (stat: %v)", err)
+	}
 }
 
 // TestEvalCaptionsFolderIsRefusedFirst: a folder named as the captions file,
@@ -310,7 +325,7 @@ func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 	resetFlags(t, "eval", "captions")
 	dir := t.TempDir()
 	_, err := run(t, "eval", "--captions", dir)
-	want := "--captions " + dir + " is a folder: name the file to write a captions file (a JSON array, as eval writes) to, e.g. " + filepath.Join(dir, "captions.json")
+	want := "--captions " + dir + " is a folder: name the file to write a captions file (a JSON array of {\"image\": ...}, as eval writes) to, e.g. " + filepath.Join(dir, "captions.json")
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions DIR: %v, want %q", err, want)
 	}
@@ -324,7 +339,7 @@ func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 	// An empty name had run the whole evaluation, then failed to rename
 	// its temporary file over ".".
 	_, err = run(t, "eval", "--captions", "")
-	want = "--captions is empty: name the file to write a captions file (a JSON array, as eval writes) to, e.g. captions.json"
+	want = "--captions is empty: name the file to write a captions file (a JSON array of {\"image\": ...}, as eval writes) to, e.g. captions.json"
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions '': %v, want %q", err, want)
 	}
@@ -335,16 +350,22 @@ func TestEvalCaptionsFolderIsRefusedFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = run(t, "eval", "--captions", weights)
-	want = "--captions " + weights + " exists and is not a captions file (a JSON array, as eval writes): it would be overwritten; name another file"
+	want = "--captions " + weights + " exists and is not a captions file (a JSON array of {\"image\": ...}, as eval writes): it would be overwritten; name another file"
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions WEIGHTS: %v, want %q", err, want)
 	}
+	// A JSON array of something else is no captions file either.
+	numbers := filepath.Join(dir, "numbers.json")
+	os.WriteFile(numbers, []byte("[1, 2, 3]\n"), 0o644)
+	if _, err = run(t, "eval", "--captions", numbers); err == nil || !strings.Contains(err.Error(), "exists and is not a captions file") {
+		t.Errorf("eval --captions NUMBERS: %v", err)
+	}
 	readOnly := filepath.Join(dir, "kept.json")
-	if err := os.WriteFile(readOnly, []byte("[]"), 0o444); err != nil {
+	if err := os.WriteFile(readOnly, []byte(`[{"image": "a.jpg"}]`), 0o444); err != nil {
 		t.Fatal(err)
 	}
 	_, err = run(t, "eval", "--captions", readOnly)
-	want = "--captions: " + readOnly + " is read-only (mode -r--r--r--): make it writable (chmod u+w) to replace it, or name another file"
+	want = "--captions: " + readOnly + " is read-only (mode -r--r--r--): make it writable (chmod u+w) to replace it; or name another file"
 	if err == nil || err.Error() != want {
 		t.Errorf("eval --captions READ-ONLY: %v, want %q", err, want)
 	}

@@ -367,9 +367,13 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 			}
 			imagesDir = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), "images")
 		}
-		files, _, err := folderImages(imagesDir)
+		how := "give --images one of them, or --data a dataset that lists the photos in them"
+		files, subfolders, err := folderImages(imagesDir, how)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
+		}
+		if err == nil && subfolders > 0 {
+			fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: %s\n", imagesDir, subfolders, how)
 		}
 		return files, "every image file in " + imagesDir, err
 	}
@@ -433,9 +437,10 @@ func imageFiles(imgs []text.Image) []imageFile {
 }
 
 // folderImages lists the image files of dir (by extension, text.IsImageName),
-// sorted by name, and how many subfolders it has, whose files it leaves out
-// (a user who keeps photos by trip names them: DIR/*/).
-func folderImages(dir string) (files []imageFile, subfolders int, err error) {
+// sorted by name, and how many subfolders it has, whose files it leaves out;
+// each caller says how to reach those (howSubfolders), and none is an error:
+// "no image files in DIR", with that advice when it has subfolders.
+func folderImages(dir, howSubfolders string) (files []imageFile, subfolders int, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, 0, err
@@ -448,10 +453,10 @@ func folderImages(dir string) (files []imageFile, subfolders int, err error) {
 			files = append(files, imageFile{Name: e.Name(), Path: filepath.Join(dir, e.Name())})
 		}
 	}
-	if len(files) == 0 {
-		if subfolders > 0 {
-			return nil, subfolders, fmt.Errorf("no image files in %s, whose %d subfolders are not searched: name them, e.g. %s", dir, subfolders, filepath.Join(dir, "*")+string(filepath.Separator))
-		}
+	switch {
+	case len(files) == 0 && subfolders > 0:
+		return nil, subfolders, fmt.Errorf("no image files in %s, whose %d subfolders are not searched: %s", dir, subfolders, howSubfolders)
+	case len(files) == 0:
 		return nil, 0, fmt.Errorf("no image files in %s", dir)
 	}
 	return files, subfolders, nil

@@ -54,7 +54,7 @@ no setting chooses another.`,
 				}
 				out = encoder.CachePath(dir, w.Config.SourceSHA)
 			} else {
-				if err := checkOutput("--out", out, safetensorsOutput); err != nil {
+				if err := checkOutput("--out", out, importWeights); err != nil {
 					return err
 				}
 				if w, err = encoder.ImportFile(path); err != nil {

@@ -31,11 +31,24 @@ func TestImportWritesAnotherFile(t *testing.T) {
 	}
 	resetFlags(t, "import", "out")
 	_, err = run(t, "import", "--assets", assets, q, "--out", link)
-	if want := "--out " + link + " exists and is not a safetensors file: it would be overwritten; name another file"; err == nil || err.Error() != want {
+	if want := "--out " + link + " exists and is not encoder weights that import wrote: it would be overwritten; name another file"; err == nil || err.Error() != want {
 		t.Errorf("import --out its input: %v, want %q", err, want)
 	}
 	if after, _ := os.ReadFile(q); !bytes.Equal(after, tflite) {
 		t.Error("the refused import changed the TFLite file")
+	}
+	// Nor a safetensors file that import did not write: a model's decoder.
+	decoderFile := filepath.Join(dir, "decoder.safetensors")
+	weights, err := os.ReadFile(filepath.Join(shippedModel, "decoder.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(decoderFile, weights, 0o644)
+	if _, err := run(t, "import", "--assets", assets, q, "--out", decoderFile); err == nil || !strings.Contains(err.Error(), "exists and is not encoder weights that import wrote") {
+		t.Errorf("import --out a model's decoder: %v", err)
+	}
+	if after, _ := os.ReadFile(decoderFile); !bytes.Equal(after, weights) {
+		t.Error("the refused import changed the decoder's weights")
 	}
 	for range 2 { // the second replaces the first
 		out, err := run(t, "import", "--assets", assets, q, "--out", filepath.Join(dir, "w.safetensors"))

@@ -7,6 +7,7 @@ package atomicfile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -57,7 +58,7 @@ func tempBeside(path string) (*os.File, string, error) {
 		path = target
 	}
 	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o222 == 0 {
-		return nil, "", fmt.Errorf("%s is read-only (mode %v): make it writable (chmod u+w) to replace it, or name another file", path, st.Mode().Perm())
+		return nil, "", fmt.Errorf("%s is read-only (mode %v): make it writable (chmod u+w) to replace it", path, st.Mode().Perm())
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tmpSuffix+"*")
 	return tmp, path, err
@@ -70,7 +71,12 @@ func CanWrite(path string) error {
 	if isDevice(path) {
 		return nil
 	}
-	tmp, _, err := tempBeside(path)
+	tmp, target, err := tempBeside(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == "open" {
+		// Said of the folder: the temporary's name is no one's business.
+		return fmt.Errorf("%s cannot be written: its folder %s takes no new file (%w)", target, filepath.Dir(target), pe.Err)
+	}
 	if err != nil {
 		return err
 	}

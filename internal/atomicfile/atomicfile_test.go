@@ -213,7 +213,7 @@ func TestReadOnlyFileIsRefused(t *testing.T) {
 	if err := os.Symlink("notes.txt", link); err != nil {
 		t.Fatal(err)
 	}
-	want := file + " is read-only (mode -r--r--r--): make it writable (chmod u+w) to replace it, or name another file"
+	want := file + " is read-only (mode -r--r--r--): make it writable (chmod u+w) to replace it"
 	for _, p := range []string{file, link} {
 		if err := WriteFile(p, []byte("weights")); err == nil || err.Error() != want {
 			t.Errorf("WriteFile(%s): %v, want %q", p, err, want)
@@ -227,6 +227,11 @@ func TestReadOnlyFileIsRefused(t *testing.T) {
 	}
 	if err := CanWrite(filepath.Join(dir, "new.json")); err != nil {
 		t.Errorf("CanWrite of a new file in a writable folder: %v", err)
+	}
+	// A folder that is not there is said of the folder, not of a temporary.
+	gone := filepath.Join(dir, "gone", "scores.json")
+	if err := CanWrite(gone); err == nil || err.Error() != gone+" cannot be written: its folder "+filepath.Dir(gone)+" takes no new file (no such file or directory)" {
+		t.Errorf("CanWrite in a missing folder: %v", err)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
 		t.Errorf("CanWrite left files behind: %v", ents)
