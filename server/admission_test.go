@@ -523,3 +523,40 @@ func TestEndedRequestTakesNoSlot(t *testing.T) {
 		}
 	}
 }
+
+// A chunked body, which declares no length, holds the upload budget for
+// every byte read, its last read's too (a hold one read behind had let
+// chunked uploads pass server.max_upload_bytes).
+func TestChunkedUploadHoldsWhatItSent(t *testing.T) {
+	ts := stepServer(t, func(c *config.Config) {
+		c.Server.ReadTimeout = time.Minute
+		c.Server.ReadHeaderTimeout = 20 * time.Second
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", 10_000)
+	conn.Write(make([]byte, 10_000))
+	conn.Write([]byte("\r\n"))
+	waitFor(t, "the 10,000 bytes sent to be held", func() bool { return ts.uploads.used.Load() == 10_000 })
+	conn.Close()
+	waitFor(t, "the body's bytes to leave the budget", func() bool { return ts.uploads.used.Load() == 0 })
+}
+
+// An option's form field holds at most 64 bytes; one longer is refused by
+// name, not cut to a value the client never sent.
+func TestLongOptionFieldIsRefused(t *testing.T) {
+	ts := stepServer(t, nil)
+	for _, n := range []int{65, 70} {
+		body, ct := multipartBody(t, part{"image", "a.png", photoPNG(4, 3)}, part{"model", "", []byte(strings.Repeat("m", n))})
+		do(t, "POST", ts.url+"/v1/captions", ct, body).wantError(t, 400, `form field "model" is longer than 64 bytes`)
+	}
+	// 64 bytes is a value: here a model that is not served.
+	body, ct := multipartBody(t, part{"image", "a.png", photoPNG(4, 3)}, part{"model", "", []byte(strings.Repeat("m", 64))})
+	r := do(t, "POST", ts.url+"/v1/captions", ct, body)
+	if msg, _ := r.json["error"].(string); r.status != 400 || strings.Contains(msg, "longer than") || !strings.Contains(msg, strings.Repeat("m", 64)) {
+		t.Errorf("a 64-byte model name: %d %s", r.status, r.body)
+	}
+}

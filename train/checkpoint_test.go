@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/decoder"
@@ -120,7 +121,11 @@ func TestCheckpointBeforeStateChecksumResumes(t *testing.T) {
 		ts = append(ts, st.Config.SafeTensors(p, groups[p])...)
 	}
 	js := `{"config":{"feat_dim":4,"embed":3,"hidden":2,"mid":2,"vocab":6,"dropout":0.25},"seed":7,"epoch":3,"step":42,"best_epoch":2,"best_bleu4":0.1202}`
-	if err := safetensors.WriteFile(path, ts, map[string]string{"state": js, safetensors.ChecksumKey: tensorChecksum(ts)}); err != nil {
+	// The digest as the old code recorded it, written out: computed here by
+	// tensorChecksum, a change to it would pass unseen and refuse every
+	// real old checkpoint as corrupt.
+	const oldDigest = "9b4e698d6a23d992e4ccdddaa37703ca7d034c953dec5d691568091df1c0456e"
+	if err := safetensors.WriteFile(path, ts, map[string]string{"state": js, safetensors.ChecksumKey: oldDigest}); err != nil {
 		t.Fatal(err)
 	}
 	got, gotGroups, err := loadCheckpoint(path)
@@ -129,5 +134,22 @@ func TestCheckpointBeforeStateChecksumResumes(t *testing.T) {
 	}
 	if got.Epoch != 3 || got.Step != 42 || got.BestBLEU4 != 0.1202 || got.Objective != "" || !reflect.DeepEqual(gotGroups, groups) {
 		t.Errorf("old checkpoint loaded as %+v with %d groups", got, len(gotGroups))
+	}
+}
+
+// A checkpoint without the optimiser's moments is refused by name: resumed,
+// the run would go on with Adam's state at zero without a word. Only the
+// weight average (EMA) may be missing, from a run without it.
+func TestCheckpointWithoutMomentsIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), CheckpointFile)
+	st := testState()
+	groups := testGroups(st, false)
+	ts := st.Config.SafeTensors(groupParams, groups[groupParams])
+	js := `{"config":{"feat_dim":4,"embed":3,"hidden":2,"mid":2,"vocab":6,"dropout":0.25},"seed":7,"epoch":3,"step":42,"best_epoch":2,"best_bleu4":0.1202}`
+	if err := safetensors.WriteFile(path, ts, map[string]string{"state": js, safetensors.ChecksumKey: tensorChecksum(ts)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadCheckpoint(path); err == nil || !strings.Contains(err.Error(), "no tensor "+groupAdamM) {
+		t.Errorf("a checkpoint of parameters alone: %v, want it refused for want of %s*", err, groupAdamM)
 	}
 }

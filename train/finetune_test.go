@@ -94,6 +94,12 @@ func TestFineTuningTrainsTheEncoderTop(t *testing.T) {
 	}
 	out, tuned := run(0.03)
 	_, frozen := run(1e-9)
+	// The encoder layers' rate decays each epoch as the decoder's does.
+	for i, e := range tuned.History {
+		if want := 0.03 * math.Pow(tunedOptions("", 16, w).LRDecay, float64(i)); math.Abs(e.EncoderLR-want) > 1e-12*want || e.LR <= 0 {
+			t.Errorf("epoch %d: encoder learning rate %g, want %g", e.Epoch, e.EncoderLR, want)
+		}
+	}
 	tb, fb := tuned.Best, frozen.Best
 	t.Logf("best dev loss %.3f, exact match %.2f; with the top frozen %.3f, %.2f", tb.DevLoss, tb.BLEU[3], fb.DevLoss, fb.BLEU[3])
 	if tb.DevLoss > 0.85*fb.DevLoss || tb.BLEU[3] < fb.BLEU[3]+0.2 {

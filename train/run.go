@@ -447,7 +447,12 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 	o, ts := r.o, r.ts
 	start := time.Now()
 	epoch := r.st.Epoch + 1
-	lr := o.LR * math.Pow(o.LRDecay, float64(r.st.Epoch))
+	decay := math.Pow(o.LRDecay, float64(r.st.Epoch))
+	lr := o.LR * decay
+	var encLR float64 // the tuned encoder layers'
+	if r.tuned != nil {
+		encLR = o.FinetuneLR * decay
+	}
 	adam := decoder.Adam{LR: float32(lr), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: float32(o.WeightDecay)}
 	bar := progress.New(o.Log, fmt.Sprintf("epoch %d/%d", epoch, o.Epochs), r.obj.units(), r.obj.unit())
 	var lossSum, rewardSum float64
@@ -463,8 +468,7 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 		}
 		var err error
 		if r.tuned != nil {
-			encLR := float32(o.FinetuneLR * math.Pow(o.LRDecay, float64(r.st.Epoch)))
-			err = r.tuned.step(ts, o.Clip, adam, encLR, forward)
+			err = r.tuned.step(ts, o.Clip, adam, float32(encLR), forward)
 		} else {
 			err = ts.Step(o.Clip, adam, forward)
 		}
@@ -499,7 +503,7 @@ func (r *run) epoch(ctx context.Context) (EpochStats, error) {
 	if math.IsNaN(lossSum) || math.IsInf(lossSum, 0) {
 		return EpochStats{}, fmt.Errorf("train: loss diverged (%v) in epoch %d; %s", lossSum, epoch, divergedAdvice(r.st.Epoch))
 	}
-	stats := EpochStats{Epoch: epoch, LR: lr, TrainLoss: lossSum / float64(lossTok), TokensPerSec: tokRate}
+	stats := EpochStats{Epoch: epoch, LR: lr, EncoderLR: encLR, TrainLoss: lossSum / float64(lossTok), TokensPerSec: tokRate}
 	if r.sampled {
 		stats.TrainReward = rewardSum / float64(captions)
 	}

@@ -2,8 +2,10 @@ package train
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -566,5 +568,50 @@ func TestResumeGuardsWhatAnOlderCheckpointLacked(t *testing.T) {
 	}
 	if b.st.DevCaptions == "" || b.st.DevCaptions != devDigest(b.dv) {
 		t.Errorf("resumed state's dev captions digest %q, want this run's", b.st.DevCaptions)
+	}
+}
+
+// epochOrder sorts by length within chunks of bucketChunk batches of the
+// epoch's permutation, not across the whole epoch: each batch's captions come
+// from one chunk, and a chunk's batches, put back in order, ascend in length.
+func TestEpochOrderBucketsWithinChunks(t *testing.T) {
+	const batch, n = 2, 4 * 2 * bucketChunk
+	r := rand.New(rand.NewPCG(3, 4))
+	examples := make([]Example, n)
+	for i := range examples {
+		examples[i].Words = make([]int32, 1+r.IntN(30))
+	}
+	const seed, epoch = 5, 2
+	// The epoch's permutation, as epochOrder draws it first.
+	perm := rand.New(rand.NewPCG(seed, epoch+1)).Perm(n)
+	chunkOf := make([]int, n)
+	for at, i := range perm {
+		chunkOf[i] = at / (batch * bucketChunk)
+	}
+	byChunk := map[int][][]int{}
+	for _, b := range epochOrder(examples, batch, seed, epoch) {
+		c := chunkOf[b[0]]
+		for _, i := range b {
+			if chunkOf[i] != c {
+				t.Fatalf("batch %v mixes chunks %d and %d", b, c, chunkOf[i])
+			}
+		}
+		byChunk[c] = append(byChunk[c], b)
+	}
+	if len(byChunk) != 4 {
+		t.Fatalf("%d chunks, want 4", len(byChunk))
+	}
+	for c, bs := range byChunk {
+		length := func(b []int, k int) int { return len(examples[b[min(k, len(b)-1)]].Words) }
+		slices.SortFunc(bs, func(a, b []int) int { return cmp.Or(length(a, 0)-length(b, 0), length(a, 1)-length(b, 1)) })
+		var lens []int
+		for _, b := range bs {
+			for _, i := range b {
+				lens = append(lens, len(examples[i].Words))
+			}
+		}
+		if !slices.IsSorted(lens) {
+			t.Errorf("chunk %d: its batches' lengths %v do not ascend", c, lens)
+		}
 	}
 }

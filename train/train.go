@@ -70,8 +70,11 @@ type Options struct {
 
 // EpochStats is one row of the training curves.
 type EpochStats struct {
-	Epoch     int        `json:"epoch"` // 1-based
-	LR        float64    `json:"lr"`
+	Epoch int     `json:"epoch"` // 1-based
+	LR    float64 `json:"lr"`
+	// EncoderLR is the fine-tuned encoder layers' learning rate (train.finetune_lr,
+	// decayed as LR is); 0 with a frozen encoder.
+	EncoderLR float64    `json:"encoder_lr,omitempty"`
 	TrainLoss float64    `json:"train_loss"`
 	DevLoss   float64    `json:"dev_loss"`
 	BLEU      [4]float64 `json:"bleu"`
