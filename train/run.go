@@ -2,9 +2,11 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -593,6 +595,9 @@ func (r *run) saveEvaluated(dir string) error {
 	if err := save(dir); err != nil {
 		return err
 	}
+	if err := r.writeTraining(dir); err != nil {
+		return err
+	}
 	if r.tuned != nil {
 		r.tuned.swapIn()
 		defer r.tuned.swapOut()
@@ -604,6 +609,22 @@ func (r *run) saveEvaluated(dir string) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	return nil
+}
+
+// TrainingFile is what a saved model records of the run that made it.
+const TrainingFile = "training.json"
+
+// writeTraining writes dir's TrainingFile: when, the epoch saved with its
+// figures, and Options.Provenance (the run's settings and data), so that a
+// model copied out of its run still says what made it.
+func (r *run) writeTraining(dir string) error {
+	rec := map[string]any{"saved": time.Now().UTC().Format(time.RFC3339), "epoch": r.st.History[len(r.st.History)-1]}
+	maps.Copy(rec, r.o.Provenance)
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", TrainingFile, err)
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, TrainingFile), append(b, '\n'))
 }
 
 // record appends an epoch to the history and judges it: the first epoch, and

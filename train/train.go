@@ -66,6 +66,9 @@ type Options struct {
 	// run fine-tunes from their weights here (the splits' Feats are then the
 	// activations at their input).
 	Encoder *encoder.Weights
+	// Provenance is what the caller knows of the run (its settings, the
+	// dataset), written beside each saved model in TrainingFile.
+	Provenance map[string]any
 }
 
 // EpochStats is one row of the training curves.

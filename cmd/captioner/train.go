@@ -194,7 +194,9 @@ func runTrain(cmd *cobra.Command, _ []string) error {
 	defer dev.Close()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEUMatches}
+	o := train.Options{Train: tc, Vocab: vocab, Log: log, BLEU: metrics.BLEUMatches,
+		Provenance: map[string]any{"train": cfg.Map()["train"], "dataset": ds.Name, "source": ds.Source,
+			"train_images": len(trainImgs), "dev_images": len(devImgs), "vocab": vocab.Size()}}
 	var load func(names []string) ([]float32, error)
 	var photos *features.Store // extract's store, without train.finetune_blocks
 	if tc.FinetuneBlocks > 0 {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/viper"
 
@@ -38,6 +39,22 @@ func TestTrainThenSelfCritical(t *testing.T) {
 		t.Fatalf("train: %v\n%s", err, out)
 	}
 	first := train.ModelDir(xe)
+	// The model says what made it: its epoch and figures, the settings, the data.
+	var made struct {
+		Saved   string           `json:"saved"`
+		Epoch   train.EpochStats `json:"epoch"`
+		Train   map[string]any   `json:"train"`
+		Dataset string           `json:"dataset"`
+		Source  string           `json:"source"`
+	}
+	b, err := os.ReadFile(filepath.Join(first, train.TrainingFile))
+	if err != nil || json.Unmarshal(b, &made) != nil {
+		t.Fatalf("%s: %v\n%s", train.TrainingFile, err, b)
+	}
+	if _, err := time.Parse(time.RFC3339, made.Saved); err != nil || made.Epoch.Epoch < 1 || made.Epoch.Epoch > 2 || made.Train["hidden"] != 16.0 ||
+		made.Train["seed"] != 4.0 || made.Dataset != filepath.Base(data) || made.Source != data || !strings.Contains(string(b), `"train_images": 7`) {
+		t.Errorf("%s of the first run:\n%s", train.TrainingFile, b)
+	}
 
 	// The init's vocabulary (4 special tokens + 15 words, "a" among them with
 	// the standard cleaning) wins even when this
@@ -70,7 +87,7 @@ func TestTrainThenSelfCritical(t *testing.T) {
 		}
 	}
 	a, _ := os.ReadFile(filepath.Join(first, pipeline.VocabFile))
-	b, _ := os.ReadFile(filepath.Join(train.ModelDir(sc), pipeline.VocabFile))
+	b, _ = os.ReadFile(filepath.Join(train.ModelDir(sc), pipeline.VocabFile))
 	if len(a) == 0 || !bytes.Equal(a, b) {
 		t.Errorf("the fine-tuned model's vocabulary differs from its init's")
 	}
@@ -98,7 +115,7 @@ func TestTrainThenSelfCritical(t *testing.T) {
 	checkTeacherCaptions(t, assets, data, feats, first)
 	// Its checkpoint records the captions it trained on: resuming it without
 	// the teacher would train on others.
-	_, err := run(t, append([]string{"train", "--out", kd, "--resume", "--teacher", "", "--epochs", "3", "--init", "", "--objective", "xe"}, common...)...)
+	_, err = run(t, append([]string{"train", "--out", kd, "--resume", "--teacher", "", "--epochs", "3", "--init", "", "--objective", "xe"}, common...)...)
 	if want := "train: checkpoint " + filepath.Join(kd, train.CheckpointFile) + " was made on other training captions than this run's (another dataset, cleaning or train.teacher, or a teacher decoding with other decode settings); use the same ones or another --out"; err == nil || err.Error() != want {
 		t.Errorf("resume without the teacher: got %v, want %q", err, want)
 	}
