@@ -25,7 +25,8 @@ flickr8k-attention; flickr8k-merge-lstm is the smaller, faster one). Images go t
 so captioning many photos in one call is fast. Captions are sentences, one line
 per image: the caption alone for one IMAGE, PATH<tab>caption for several; an
 IMAGE of - is read from standard input, and an IMAGE that is a folder stands
-for its image files (by extension, in name order; not its subfolders). With --json
+for its image files (by extension, in name order; its subfolders' too with
+--recursive). With --json
 the output is one array
 [{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,
   "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],
@@ -51,6 +52,7 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 	intFlag(f, "beam", 3, "beam width (1: greedy)")
 	intFlag(f, "max-len", 20, "maximum words per caption")
 	f.Bool("json", false, "print a JSON array instead of one caption per line")
+	f.BoolP("recursive", "r", false, "an IMAGE that is a folder stands for the image files of its subfolders too")
 	f.Bool("guide", true, "guided decoding: captions name the nouns of confident tags (decode.guide)")
 	f.String("attention", "", "write each caption's attention maps as a PNG strip into this folder, DIR/NAME.png for NAME.jpg (NAME-2.png for a second NAME, or when NAME.png there is not a map captioner drew: a photo, say; attention models only)")
 	bindOnRun(cmd, map[string]string{"beam": "decode.beam", "max-len": "decode.max_len", "guide": "decode.guide"})
@@ -58,13 +60,14 @@ per word, the photo lit where the decoder looked when it chose the word.`,
 }
 
 // imagePaths expands caption's IMAGE arguments: a folder stands for its image
-// files (folderImages), so that `caption photos/` captions them, and a glob
+// files (folderImages; with recursive, those of its subfolders too,
+// treeImages), so that `caption photos/` captions them, and a glob
 // that matches a subfolder does not fail on it ("is a directory"). Of a
 // folder, only regular files are read: a named pipe would wait for a writer
 // forever; those left out are warned of on warn. Anything else stays as
 // given (a pipe named on purpose is read); the reader reports what is wrong
 // with it.
-func imagePaths(args []string, warn io.Writer) ([]string, error) {
+func imagePaths(args []string, warn io.Writer, recursive bool) ([]string, error) {
 	if n := slices.Index(args, "-"); n >= 0 && slices.Contains(args[n+1:], "-") {
 		return nil, fmt.Errorf("- (standard input) is given more than once, and holds one photo: give it once")
 	}
@@ -74,13 +77,20 @@ func imagePaths(args []string, warn io.Writer) ([]string, error) {
 			paths = append(paths, a)
 			continue
 		}
-		how := "name them too, e.g. " + filepath.Join(a, "*") + string(filepath.Separator)
-		files, subfolders, err := folderImages(a, how)
+		var files []imageFile
+		var err error
+		if recursive {
+			files, err = treeImages(a)
+		} else {
+			how := "pass --recursive, or name them too, e.g. " + filepath.Join(a, "*") + string(filepath.Separator)
+			var subfolders int
+			files, subfolders, err = folderImages(a, how)
+			if err == nil && subfolders > 0 {
+				fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: %s\n", a, subfolders, how)
+			}
+		}
 		if err != nil {
 			return nil, err
-		}
-		if subfolders > 0 {
-			fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: %s\n", a, subfolders, how)
 		}
 		before := len(paths)
 		for _, f := range files {
@@ -121,7 +131,8 @@ func runCaption(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	paths, err := imagePaths(args, cmd.ErrOrStderr())
+	recursive, _ := cmd.Flags().GetBool("recursive")
+	paths, err := imagePaths(args, cmd.ErrOrStderr(), recursive)
 	if err != nil {
 		return err
 	}

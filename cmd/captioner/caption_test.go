@@ -258,9 +258,16 @@ func TestCaptionFolder(t *testing.T) {
 		t.Errorf("caption %s: stderr %q lacks %q", dir, stderr, want)
 	}
 	// Its subfolder is said to be left out (its photos had been, silently).
-	if want := "warning: " + dir + " has 1 subfolders, not searched: name them too, e.g. " + dir + "/*/\n"; !strings.Contains(stderr, want) {
+	if want := "warning: " + dir + " has 1 subfolders, not searched: pass --recursive, or name them too, e.g. " + dir + "/*/\n"; !strings.Contains(stderr, want) {
 		t.Errorf("caption %s: stderr %q lacks %q", dir, stderr, want)
 	}
+	// With --recursive its subfolder's photo is captioned too, after the
+	// folder's own (by path).
+	got, stderr, err = runStderr(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", "--recursive", dir)
+	if want := want + filepath.Join(dir, "sub", "c.jpg") + "\t" + alone + "\n"; err != nil || got != want || strings.Contains(stderr, "subfolders") {
+		t.Errorf("caption --recursive %s printed\n%s(%v, %q)\nwant\n%s", dir, got, err, stderr, want)
+	}
+	resetFlags(t, "caption", "recursive")
 	sub := filepath.Join(dir, "sub")
 	if got, want := caption(sub), filepath.Join(sub, "c.jpg")+"\t"+alone+"\n"; got != want {
 		t.Errorf("caption of a folder of one photo printed %q, want %q", got, want)
@@ -285,7 +292,7 @@ func TestCaptionFolder(t *testing.T) {
 	trips := filepath.Join(dir, "empty")
 	os.Mkdir(filepath.Join(trips, "trip1"), 0o755)
 	_, err = run(t, "caption", "--device", "cpu", "--assets", assets, "--model", shippedModel, "--beam", "1", "--json=false", trips)
-	if want := "no image files in " + trips + ", whose 1 subfolders are not searched: name them too, e.g. " + trips + "/*/"; err == nil || err.Error() != want {
+	if want := "no image files in " + trips + ", whose 1 subfolders are not searched: pass --recursive, or name them too, e.g. " + trips + "/*/"; err == nil || err.Error() != want {
 		t.Errorf("caption of a folder of a subfolder: %v, want %q", err, want)
 	}
 }

@@ -34,6 +34,7 @@ classified; the exit status is then 1.`,
 	}
 	intFlag(cmd.Flags(), "top", 5, "labels per image")
 	cmd.Flags().Bool("json", false, "print JSON instead of text")
+	cmd.Flags().BoolP("recursive", "r", false, "an IMAGE that is a folder stands for the image files of its subfolders too")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -54,7 +55,8 @@ func runClassify(cmd *cobra.Command, paths []string) error {
 	if err != nil {
 		return err
 	}
-	if paths, err = imagePaths(paths, cmd.ErrOrStderr()); err != nil {
+	recursive, _ := cmd.Flags().GetBool("recursive")
+	if paths, err = imagePaths(paths, cmd.ErrOrStderr(), recursive); err != nil {
 		return err
 	}
 	top, _ := cmd.Flags().GetInt("top")

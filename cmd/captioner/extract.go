@@ -436,6 +436,26 @@ func imageFiles(imgs []text.Image) []imageFile {
 	return files
 }
 
+// treeImages lists the image files of dir and of its subfolders, in
+// filepath.WalkDir's order (by path). Links to folders are not followed, so
+// a loop of them ends.
+func treeImages(dir string) ([]imageFile, error) {
+	var files []imageFile
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && text.IsImageName(d.Name()) {
+			files = append(files, imageFile{Name: d.Name(), Path: path})
+		}
+		return nil
+	})
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("no image files in %s nor its subfolders", dir)
+	}
+	return files, err
+}
+
 // folderImages lists the image files of dir (by extension, text.IsImageName),
 // sorted by name, and how many subfolders it has, whose files it leaves out;
 // each caller says how to reach those (howSubfolders), and none is an error:
