@@ -173,12 +173,13 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	// Per row, 2K candidates that keep its state after leaving out the
 	// constraint tokens among them, as beam has after K finish, and the
 	// tokens it may not say next (bans: DecodeOptions.forbidden, at most
-	// MaxLen of them, the image's tokens to avoid and Heads.Worn).
+	// MaxLen of them and Placement.kindWords, the image's tokens to avoid
+	// and Heads.Worn).
 	maxAvoid := 0
 	for _, ts := range avoid {
 		maxAvoid = max(maxAvoid, len(ts))
 	}
-	most := min(2*K+maxTok+o.MaxLen+maxAvoid+len(o.Heads.Worn), V)
+	most := min(2*K+maxTok+o.MaxLen+o.Placement.kindWords()+maxAvoid+len(o.Heads.Worn), V)
 	idx, val := make([]int32, R*most), make([]float32, R*most)
 	bans := make([][]int32, R)
 	src := make([]int32, R)
@@ -253,7 +254,7 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 					topNoThings(idx[dr*kk:(dr+1)*kk], val[dr*kk:(dr+1)*kk], whole, o.thing)
 				}
 				for _, tb := range meets[b] {
-					if tb.bits&^st != 0 && o.mayMeet(rows[r].tokens, tb.tok, guided[b]) {
+					if tb.bits&^st != 0 && o.mayMeet(rows[r].tokens, tb.tok, guided[b]) && !slices.Contains(bans[r], tb.tok) {
 						gIdx = append(gIdx, int32((i*per+k)*V)+tb.tok)
 						gRef = append(gRef, candidate{src: r, tok: tb.tok})
 					}

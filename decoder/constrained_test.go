@@ -120,10 +120,11 @@ func coordinatesItself(seq []int32, c Coordination) bool {
 }
 
 // placesItself says whether seq's last word is one p forbids: a thing (a word
-// neither of p's places nor reusable) that seq says before its last place
-// word, other than as its first thing (the subject) or right before another
-// thing (a modifier), while that place word's phrase is open: at most two
-// things between it and the last word, and none of them followed by and.
+// neither of p's places nor reusable) that seq says, or one of whose kind
+// (p.Kinds) it says, before its last place word, other than as its first
+// thing (the subject) or right before another thing (a modifier), while that
+// place word's phrase is open: at most two things between it and the last
+// word, and none of them followed by and.
 func placesItself(seq []int32, p Placement, and int32) bool {
 	n := len(seq)
 	thing := refThing(p)
@@ -132,8 +133,11 @@ func placesItself(seq []int32, p Placement, and int32) bool {
 		return false
 	}
 	subject := slices.IndexFunc(seq, thing)
+	kin := func(a, b int32) bool {
+		return a == b || slices.ContainsFunc(p.Kinds, func(k []int32) bool { return slices.Contains(k, a) && slices.Contains(k, b) })
+	}
 	for j := 0; j < place; j++ {
-		if seq[j] == seq[n-1] && j != subject && !thing(seq[j+1]) {
+		if kin(seq[j], seq[n-1]) && j != subject && !thing(seq[j+1]) {
 			return true
 		}
 	}
@@ -599,5 +603,49 @@ func TestConstrainedReachesPastConstraintTokens(t *testing.T) {
 	}
 	if len(hyps[0]) == 0 || !slices.Equal(hyps[0][0].Tokens, []int32{8, 10}) || math.Abs(hyps[0][0].LogProb-math.Log(.05*.99*.99)) > 1e-5 {
 		t.Errorf("best caption %v, want 8 10 at log-prob %.4f", hyps[0], math.Log(.05*.99*.99))
+	}
+}
+
+// A constraint's word is held to NoRepeat's bans as any word: with
+// Placement.Kinds, one the hypothesis never said can be banned ("a man
+// riding a bike on a unicycle", the unicycle guided), and the search had met
+// the constraint with it there anyway.
+func TestConstrainedWordsKeepTheKindBan(t *testing.T) {
+	const V, on, bike, unicycle, man = 9, 4, 5, 6, 7
+	logp := make([][]float32, V)
+	for w := range logp {
+		logp[w] = make([]float32, V)
+		for i := range logp[w] {
+			logp[w][i] = float32(math.Log(0.1 / (V - 1)))
+		}
+		// No caption ends (the search runs to MaxLen, and answers the
+		// all-met state's live beams), and the unicycle comes after "on"
+		// alone.
+		logp[w][2], logp[w][unicycle] = float32(math.Log(1e-9)), float32(math.Log(1e-9))
+	}
+	// start -> man -> bike -> on -> unicycle, each at 0.9.
+	for from, to := range map[int]int{1: man, man: bike, bike: on, on: unicycle} {
+		logp[from][to] = float32(math.Log(0.9))
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	var gathered gpu.Buf
+	p := Placement{Places: []int32{on}, Reusable: make([]bool, V), Kinds: [][]int32{{bike, unicycle}}}
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 4, Beam: 2, NBest: 1, NoRepeat: 2, Placement: p}
+	hyps, err := constrainedBeam(context.Background(), dev, &markovStepper{dev: dev, logp: logp}, 1, V, 0, o, [][]Constraint{{{unicycle}}}, nil, nil, 2, &gathered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hyps[0]) == 0 {
+		t.Fatal("no caption meets the constraint")
+	}
+	seq := hyps[0][0].Tokens
+	if !slices.Contains(seq, unicycle) {
+		t.Errorf("caption %v does not meet the constraint", seq)
+	}
+	for i := range seq {
+		if placesItself(seq[:i+1], p, 0) {
+			t.Errorf("caption %v places word %d in its kind", seq, seq[i])
+		}
 	}
 }

@@ -614,22 +614,33 @@ func sameAlone(t *testing.T, m *Model, feats []float32, o DecodeOptions, batched
 // TestNoRepeatKeepsThingsOutOfThemselves: with Placement's place words and
 // reusable words, no caption says a word again after a place word that it
 // said before it ("riding a bike on a dirt bike"), bar reusable words, the
-// subject and modifiers, and the searches still find the naive reference's captions
-// under that ban. Without it the test model says such things (the premise).
+// subject and modifiers, nor, with Kinds, a word of its kind ("riding a
+// bicycle on a bike"), and the searches still find the naive reference's
+// captions under that ban. Without it the test model says such things (the
+// premise).
 func TestNoRepeatKeepsThingsOutOfThemselves(t *testing.T) {
-	bothArchs(t, func(t *testing.T, c Config) {
-		place := Placement{Places: []int32{4, 5}, Reusable: []bool{6: true}}
-		and := int32(8)
-		c.Vocab = 9
-		checkBan(t, c, 2, "placing a word in itself",
-			func(o *DecodeOptions, on bool) {
-				o.Coordination.And = and
-				if on {
-					o.Placement = place
-				}
-			},
-			func(seq []int32) bool { return placesItself(seq, place, and) })
-	})
+	for _, tc := range []struct {
+		what  string
+		kinds [][]int32
+		vocab int // one whose captions, with and without NoRepeat, show the premise
+	}{
+		{"placing a word in itself", nil, 9},
+		{"placing a word in its kind", [][]int32{{7, 9}}, 10},
+	} {
+		bothArchs(t, func(t *testing.T, c Config) {
+			place := Placement{Places: []int32{4, 5}, Reusable: []bool{6: true}, Kinds: tc.kinds}
+			and := int32(8)
+			c.Vocab = tc.vocab
+			checkBan(t, c, 2, tc.what,
+				func(o *DecodeOptions, on bool) {
+					o.Coordination.And = and
+					if on {
+						o.Placement = place
+					}
+				},
+				func(seq []int32) bool { return placesItself(seq, place, and) })
+		})
+	}
 }
 
 // checkBan decodes the small-vocabulary model's images greedily and with a
@@ -707,6 +718,21 @@ func TestPlacementBansByExample(t *testing.T) {
 			if ref := placesItself(append(id(tc.said), w), p, and); ref != slices.Contains(got, w) {
 				t.Errorf("after %q: placed says %q is banned: %v; the test's reference: %v", tc.said, words[w], !ref, ref)
 			}
+		}
+	}
+	// With kinds, a thing's whole kind is banned with it; a subject's kind
+	// is not, nor anything once the phrase is over.
+	p.Kinds = [][]int32{id("bike road"), id("dog shirt")}
+	for _, tc := range []struct{ said, banned string }{
+		{"a man riding a bike on a", "bike road"},
+		{"a man riding a road on a", "road bike"},
+		{"a man riding a dirt bike on a", "bike road"},
+		{"a bike riding on a", ""},
+		{"a man riding a bike on a dirt road track", ""},
+		{"a man in a red shirt on a", "shirt dog"},
+	} {
+		if got := p.placed(id(tc.said), and); !slices.Equal(got, id(tc.banned)) {
+			t.Errorf("with kinds, after %q: banned %q, want %q", tc.said, wordsOf(words, got), tc.banned)
 		}
 	}
 }

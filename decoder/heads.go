@@ -78,8 +78,9 @@ func (o DecodeOptions) undressed(tokens []int32, guided func(int32) bool) bool {
 }
 
 // mayMeet says whether Heads' rules let a hypothesis of tokens meet an unmet
-// constraint with its token w (NoRepeat's bans never forbid such a word:
-// the hypothesis has not said it).
+// constraint with its token w (NoRepeat's bans, which can forbid such a word
+// though the hypothesis has not said it, by Placement.Kinds, are checked
+// beside it).
 func (o DecodeOptions) mayMeet(tokens []int32, w int32, guided func(int32) bool) bool {
 	h := o.Heads
 	switch {

@@ -237,7 +237,28 @@ func placement(v Vocab, n int) decoder.Placement {
 	for i, w := range allWords(v, n) {
 		p.Reusable[i] = !isThing(w)
 	}
+	for _, kind := range thingKinds {
+		var ids []int32
+		for _, w := range strings.Fields(kind) {
+			if i := v.ID(w); i != text.UnkID {
+				ids = append(ids, int32(i))
+			}
+		}
+		if len(ids) > 1 {
+			p.Kinds = append(p.Kinds, ids)
+		}
+	}
 	return p
+}
+
+// thingKinds are the words that placement's ban takes for one thing: what a
+// person rides on wheels or a board, what floats, what drives. Captions put
+// one on another only by mistake ("a man is riding a bicycle on a bike",
+// "a man kayaks on a boat", "a man is driving a jeep stuck on a car").
+var thingKinds = []string{
+	"bike bikes bicycle bicycles unicycle tricycle tricycles motorcycle motorcycles motorbike motorbikes scooter scooters skateboard skateboards atv",
+	"boat boats kayak kayaks canoe canoes raft rafts",
+	"car cars truck trucks jeep jeeps van bus suv",
 }
 
 // allWords is the words of v, which has n, by id.
