@@ -228,7 +228,7 @@ func coordination(v Vocab) decoder.Coordination {
 // building", "a sled").
 func placement(v Vocab, n int) decoder.Placement {
 	var p decoder.Placement
-	for _, w := range strings.Fields("on in into onto") {
+	for _, w := range strings.Fields("on in into onto down") {
 		if i := v.ID(w); i != text.UnkID {
 			p.Places = append(p.Places, int32(i))
 		}
