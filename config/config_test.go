@@ -113,6 +113,12 @@ func TestBadValuesNameKeyAndAcceptedValues(t *testing.T) {
 		{"decode:\n  beam: [1, 2]\n", "config: decode.beam: [1 2] is a list, where a whole number goes $FILE"},
 		{"server:\n  read_timeout: [1s]\n", "config: server.read_timeout: [1s] is a list, where a duration such as 500ms, 30s or 2m goes $FILE"},
 		{"server:\n  max_batch: 100000\n", "config: server.max_batch: 100000 is above 256: the pipeline holds a whole batch's activations, sized for it at start $FILE"},
+		// The first value past each bound, where the bound's own is accepted (TestLimitsAreInclusive).
+		{"server:\n  max_batch: 257\n", "config: server.max_batch: 257 is above 256: the pipeline holds a whole batch's activations, sized for it at start $FILE"},
+		{"server:\n  max_beam: 33\n", "config: server.max_beam: 33 is outside 1..32 $FILE"},
+		{"server:\n  thumb_size: 15\n", "config: server.thumb_size: 15 is outside 16..512 pixels $FILE"},
+		{"server:\n  queue_size: 8\n  max_images: 9\n", "config: server.max_images: 9 is above server.queue_size 8, so a request of more images than the queue holds would be refused as busy (429) however often it is retried; lower it or raise server.queue_size $FILE"},
+		{"train:\n  objective: cider\n  init: runs/a/model\n  samples: 65\n", "config: train.samples: 65 is outside 2..train.batch_size (64); each sample's baseline is the mean of the others $FILE"},
 		{"train:\n  lr: .nan\n", "config: train.lr: NaN is not a finite number $FILE"},
 		{"decode:\n  alpha: .nan\n", "config: decode.alpha: NaN is not a finite number $FILE"},
 		// One error a mistake: a NaN is not also outside its range, and two empty names are one error.

@@ -4,6 +4,7 @@ package encoder
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -128,6 +129,13 @@ func TestChainErrors(t *testing.T) {
 	if _, err := New(dev, &float, 1, "int8"); err == nil || err.Error() != "encoder: precision int8 needs the activation range of every layer, which only weights imported from a quantized TFLite file carry (not a float file's, nor fine-tuned layers'); these weights have none for input, stem, blocks.0.dw and 50 more; use precision float32 or bfloat16" {
 		t.Errorf("int8 without ranges: %v", err)
 	}
+	// One layer without its range is enough to refuse int8.
+	one := *w
+	one.Quant = maps.Clone(w.Quant)
+	delete(one.Quant, "blocks.3.dw")
+	if _, err := New(dev, &one, 1, "int8"); err == nil || !strings.Contains(err.Error(), "these weights have none for blocks.3.dw;") {
+		t.Errorf("int8 with one layer's range missing: %v", err)
+	}
 	bad := slices.Clone(layers[:2])
 	bad[0].OutMax = 0
 	if _, err := dev.PlanConvChain(bad, 1, gpu.Int8); err == nil || err.Error() != "gpu/cpu: planning 2 convolutions in int8: layer 0 has no output range (out_max 0); an int8 chain needs one on every layer but the last" {
@@ -161,5 +169,38 @@ func TestChainErrors(t *testing.T) {
 	in, out := dev.Alloc(2*p.H*p.W*p.C), dev.Alloc(2*7*7*1280)
 	if err := chain.Run(out, in, 2); err == nil || err.Error() != "gpu/cpu: batch of 2 images; this chain takes 1 to 1" {
 		t.Errorf("batch of 2: %v", err)
+	}
+}
+
+// fastness is a CPU device that says whether bfloat16 is fast as told.
+type fastness struct {
+	*cpu.Device
+	fast bool
+}
+
+func (d fastness) FastBFloat16() bool { return d.fast }
+
+// Precision auto is bfloat16 on a device that computes it fast, float32
+// elsewhere.
+func TestAutoPrecisionFollowsTheDevice(t *testing.T) {
+	w, err := ImportFile(modelFile(t, quantModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	for _, fast := range []bool{false, true} {
+		if fast && !gpu.NativeBFloat16(dev) {
+			t.Log("this CPU has neither AMX nor AVX512-BF16: bfloat16 is not planned here")
+			continue
+		}
+		e, err := New(fastness{dev, fast}, w, 1, PrecisionAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]gpu.Precision{false: gpu.Float32, true: gpu.BFloat16}[fast]; e.Precision() != want {
+			t.Errorf("auto on a device fast at bfloat16 %v: %s, want %s", fast, e.Precision(), want)
+		}
+		e.Close()
 	}
 }

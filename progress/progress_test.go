@@ -37,6 +37,17 @@ func TestBarLogLinesShowRateAndETA(t *testing.T) {
 	}
 }
 
+// With nothing done there is no rate to tell an ETA by: none is shown (it
+// had read "ETA 0:00").
+func TestBarWithNothingDoneShowsNoETA(t *testing.T) {
+	b, buf, clk := newTestBar(10)
+	clk.t = clk.t.Add(10 * time.Second)
+	b.Add(0)
+	if want := "extract   0% |                        | 0/10 [0:10, 0.0 img/s]\n"; buf.String() != want {
+		t.Fatalf("got %q\nwant %q", buf.String(), want)
+	}
+}
+
 func TestBarThrottlesRedraws(t *testing.T) {
 	b, buf, clk := newTestBar(10)
 	clk.t = clk.t.Add(LogInterval / 2)

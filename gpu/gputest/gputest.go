@@ -27,6 +27,7 @@ func Run(t *testing.T, dev gpu.Device) {
 		{"Memory", testMemory},
 		{"Panics", testPanics},
 		{"Gemm", testGemm},
+		{"GemmNoInner", testGemmNoInner},
 		{"GemmStridedBatched", testGemmStridedBatched},
 		{"PackWeight", testPackWeight},
 		{"Conv2D", testConv2D},

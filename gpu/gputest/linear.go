@@ -73,6 +73,12 @@ func testPanics(t *testing.T, dev gpu.Device) {
 	})
 	mustPanic(t, "EmbeddingForward with an id past the vocabulary", func() { dev.EmbeddingForward(a.Slice(0, 2), a, []int32{3}, 2) })
 	mustPanic(t, "CrossEntropy with a target past the classes", func() { dev.CrossEntropy(a.Slice(0, 2), nil, a, []int32{0, 3}, 2, 3, 1) })
+	idx, val := make([]int32, 8), make([]float32, 8)
+	mustPanic(t, "TopK of 4 of 3 columns", func() { dev.TopK(idx, val, a, 2, 3, 4) })
+	mustPanic(t, "TopK of 0", func() { dev.TopK(idx, val, a, 2, 3, 0) })
+	mustPanic(t, "Dropout with p 1", func() { dev.Dropout(a, a, a, 1, 7) })
+	mustPanic(t, "Dropout with p -0.1", func() { dev.Dropout(a, a, a, -0.1, 7) })
+	mustPanic(t, "AdamW at step 0", func() { dev.AdamW(a, a, a, a, 0.1, 0.9, 0.999, 1e-8, 0, 0) })
 }
 
 type gemmSize struct{ m, n, k int }
@@ -87,6 +93,25 @@ var gemmSizes = []gemmSize{
 	// 4-row tiles, k a multiple of its 16-wide vectors or not, up to its 64 rows
 	{6, 530, 83}, {13, 67, 40}, {3, 530, 83}, {7, 67, 40}, {3, 600, 64}, {6, 67, 256}, {47, 600, 32},
 	{1, 530, 83}, {1, 600, 256},
+}
+
+// testGemmNoInner: with k = 0, C = beta C, whatever beta: 0 (C not read:
+// NaN in it does not spread), 1, or another.
+func testGemmNoInner(t *testing.T, dev gpu.Device) {
+	for _, beta := range []float32{0, 1, 0.75, 2} {
+		h := newHarness(t, dev, 5)
+		c := h.uniform(15, -1, 1)
+		want := make([]float64, len(c))
+		for i, v := range c {
+			want[i] = float64(beta) * float64(v)
+		}
+		if beta == 0 {
+			c = nans(len(c))
+		}
+		cb := h.buf(c)
+		dev.Gemm(false, false, 3, 5, 0, 1, h.in([]float32{0}), 1, h.in([]float32{0}), 5, beta, cb, 5)
+		near(t, name("C, beta %v", beta), h.get(cb), want, tolerance(want, 0, 1e-7))
+	}
 }
 
 func testGemm(t *testing.T, dev gpu.Device) {

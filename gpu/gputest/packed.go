@@ -109,6 +109,7 @@ func testPackWeight(t *testing.T, dev gpu.Device) {
 		}
 	})
 	t.Run("int8_nonfinite_rows", func(t *testing.T) { checkInt8NonFinite(t, dev) })
+	t.Run("int8_tiny_rows", func(t *testing.T) { checkInt8TinyRows(t, dev) })
 	t.Run("int8_k_refused", func(t *testing.T) {
 		// Past 65,536 inputs the int32 sums of 255*127 terms could overflow.
 		const k = 65537
@@ -156,6 +157,31 @@ func checkPackWeight(t *testing.T, dev gpu.Device, p gpu.Precision, s gemmSize, 
 	}
 	pw.Update()
 	check("C after W changed and Update", w2)
+}
+
+// checkInt8TinyRows checks that a weight row of magnitude 1e-20 and an
+// activation row spanning 2e-4 are quantized on their own scales, as any
+// row, not taken for zero rows.
+func checkInt8TinyRows(t *testing.T, dev gpu.Device) {
+	const m, n, k = 2, 16, 32
+	h := newHarness(t, dev, 17)
+	w := h.uniform(n*k, -1, 1)
+	for j := range k {
+		w[j] *= 1e-20
+	}
+	pw, err := gpu.PackWeight(dev, h.buf(w), n, k, k, gpu.Int8)
+	if err != nil {
+		t.Skipf("%s cannot pack in int8: %v", dev.Name(), err)
+	}
+	defer pw.Free()
+	a := h.uniform(m*k, -1, 1)
+	for j := range k {
+		a[k+j] *= 1e-4
+	}
+	cb := h.buf(make([]float32, m*n))
+	pw.MulT(m, h.in(a), k, 0, cb, n)
+	want, mag := refGemm(false, true, m, n, k, 1, int8Activations(a, m, k, k), k, int8Weights(w, n, k, k), k, 0, make([]float32, m*n), n)
+	near(t, "C", h.get(cb), want, tolerance(mag, 0, 1e-5))
 }
 
 // checkInt8NonFinite checks that a NaN or an infinity in a row of A makes that

@@ -406,7 +406,8 @@ func testTopK(t *testing.T, dev gpu.Device) {
 // are rows: row 0 full of ties, row 1 ascending (every element enters the top
 // k), row 2 random, row 3 with NaN at every 5th column from the first and -Inf
 // at every 7th from the second (a NaN taken before k are held must not block
-// the numbers after it), row 4 all NaN.
+// the numbers after it), row 4 all NaN, row 5 NaN in its first 16 columns (a
+// block of them at rank k must not keep the numbers of later blocks out).
 func rankingRows(h *harness, rows, cols int) []float32 {
 	x := h.uniform(rows*cols, -1, 1)
 	nan, negInf := float32(math.NaN()), float32(math.Inf(-1))
@@ -425,6 +426,9 @@ func rankingRows(h *harness, rows, cols int) []float32 {
 		}
 		if rows > 4 {
 			x[4*cols+j] = nan
+		}
+		if rows > 5 && j < 16 {
+			x[5*cols+j] = nan
 		}
 	}
 	return x
