@@ -262,9 +262,14 @@ func TestBatchDecodesEachModelApart(t *testing.T) {
 	b, _ := startBatcher(t, BatcherConfig{MaxBatch: 3, MaxDelay: time.Hour, QueueSize: 8}, m)
 	forA, forB := greedy, greedy
 	forA.Model, forB.Model = "a", "b"
-	r0 := submit(t, b, context.Background(), 0, forA)
-	r1 := submit(t, b, context.Background(), 1, forB)
-	r2 := submit(t, b, context.Background(), 2, forA)
+	// The three places held first: the batcher waits for the jobs of places
+	// held, so they make one batch however slowly they arrive (submitting
+	// one at a time, a slow run, under the race detector, had encoded the
+	// first alone).
+	reserve(t, b, 3)
+	r0 := submitReserved(t, b, context.Background(), 0, forA)
+	r1 := submitReserved(t, b, context.Background(), 1, forB)
+	r2 := submitReserved(t, b, context.Background(), 2, forA)
 	if got := <-m.entered; !equalIDs(got, []int{0, 1, 2}) {
 		t.Fatalf("encoded %v, want one batch [0 1 2]", got)
 	}
