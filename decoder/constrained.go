@@ -173,13 +173,13 @@ func constrainedBeam(ctx context.Context, dev gpu.Device, s stepper, B, V, L int
 	// Per row, 2K candidates that keep its state after leaving out the
 	// constraint tokens among them, as beam has after K finish, and the
 	// tokens it may not say next (bans: DecodeOptions.forbidden, at most
-	// MaxLen of them and Placement.kindWords, the image's tokens to avoid
+	// MaxLen of them and Placement.extraBans, the image's tokens to avoid
 	// and Heads.Worn).
 	maxAvoid := 0
 	for _, ts := range avoid {
 		maxAvoid = max(maxAvoid, len(ts))
 	}
-	most := min(2*K+maxTok+o.MaxLen+o.Placement.kindWords()+maxAvoid+len(o.Heads.Worn), V)
+	most := min(2*K+maxTok+o.MaxLen+o.Placement.extraBans()+maxAvoid+len(o.Heads.Worn), V)
 	idx, val := make([]int32, R*most), make([]float32, R*most)
 	bans := make([][]int32, R)
 	src := make([]int32, R)

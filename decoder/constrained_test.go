@@ -128,6 +128,17 @@ func coordinatesItself(seq []int32, c Coordination) bool {
 func placesItself(seq []int32, p Placement, and int32) bool {
 	n := len(seq)
 	thing := refThing(p)
+	// Or an unperchable thing after a posture, a rest and free words.
+	if slices.Contains(p.Unperchable, seq[n-1]) {
+		for i := n - 2; i >= 1 && !thing(seq[i]); i-- {
+			if slices.Contains(p.Places, seq[i]) {
+				if slices.Contains(p.Rests, seq[i]) && slices.Contains(p.Postures, seq[i-1]) {
+					return true
+				}
+				break
+			}
+		}
+	}
 	place := openPlace(seq[:n-1], p, and)
 	if place < 0 || !thing(seq[n-1]) {
 		return false

@@ -621,14 +621,16 @@ func sameAlone(t *testing.T, m *Model, feats []float32, o DecodeOptions, batched
 func TestNoRepeatKeepsThingsOutOfThemselves(t *testing.T) {
 	for _, tc := range []struct {
 		what  string
-		kinds [][]int32
-		vocab int // one whose captions, with and without NoRepeat, show the premise
+		place Placement // Places 4 and 5, Reusable 6, and these
+		vocab int       // one whose captions, with and without NoRepeat, show the premise
 	}{
-		{"placing a word in itself", nil, 9},
-		{"placing a word in its kind", [][]int32{{7, 9}}, 10},
+		{"placing a word in itself", Placement{}, 9},
+		{"placing a word in its kind", Placement{Kinds: [][]int32{{7, 9}}}, 10},
+		{"sitting on the unperchable", Placement{Postures: []int32{6}, Rests: []int32{4}, Unperchable: []int32{7}}, 9},
 	} {
 		bothArchs(t, func(t *testing.T, c Config) {
-			place := Placement{Places: []int32{4, 5}, Reusable: []bool{6: true}, Kinds: tc.kinds}
+			place := tc.place
+			place.Places, place.Reusable = []int32{4, 5}, []bool{6: true}
 			and := int32(8)
 			c.Vocab = tc.vocab
 			checkBan(t, c, 2, tc.what,
@@ -687,10 +689,10 @@ func checkBan(t *testing.T, c Config, seed uint64, what string, set func(o *Deco
 
 // TestPlacementBansByExample: Placement.placed on hand-made sentences.
 func TestPlacementBansByExample(t *testing.T) {
-	words := strings.Fields("<pad> <start> <end> <unk> a man riding bike on dirt road track dog jumps small in red shirt and wrestling")
+	words := strings.Fields("<pad> <start> <end> <unk> a man riding bike on dirt road track dog jumps small in red shirt and wrestling sitting cellphone bench")
 	id := wordIDs(words)
 	reusable := make([]bool, len(words))
-	for _, w := range id("a small red and wrestling riding jumps") {
+	for _, w := range id("a small red and wrestling riding jumps sitting") {
 		reusable[w] = true
 	}
 	p := Placement{Places: id("on in"), Reusable: reusable}
@@ -733,6 +735,27 @@ func TestPlacementBansByExample(t *testing.T) {
 	} {
 		if got := p.placed(id(tc.said), and); !slices.Equal(got, id(tc.banned)) {
 			t.Errorf("with kinds, after %q: banned %q, want %q", tc.said, wordsOf(words, got), tc.banned)
+		}
+	}
+	// With postures, what no one sits on is banned right after one and its
+	// place word, free words between; not once a thing has come, nor after
+	// another word.
+	p.Kinds, p.Postures, p.Rests, p.Unperchable = nil, id("sitting"), id("on"), id("cellphone")
+	for _, tc := range []struct{ said, banned string }{
+		{"a man sitting on a", "cellphone"},
+		{"a man sitting on a small red", "cellphone"},
+		{"a man sitting on a bench", ""},
+		{"a man riding on a", ""},
+		{"a man sitting in", ""}, // in is no rest ("standing in front of a sign")
+		{"a man sitting", ""},
+		{"a man sitting on a bench on a", "bench"}, // the bench's own ban
+	} {
+		got := p.placed(id(tc.said), and)
+		if want := id(tc.banned); !slices.Equal(got, want) {
+			t.Errorf("with postures, after %q: banned %q, want %q", tc.said, wordsOf(words, got), tc.banned)
+		}
+		if ref := placesItself(append(id(tc.said), id("cellphone")...), p, and); ref != slices.Contains(got, id("cellphone")[0]) {
+			t.Errorf("with postures, after %q: placed bans cellphone: %v; the test's reference: %v", tc.said, !ref, ref)
 		}
 	}
 }

@@ -228,27 +228,38 @@ func coordination(v Vocab) decoder.Coordination {
 // building", "a sled").
 func placement(v Vocab, n int) decoder.Placement {
 	var p decoder.Placement
-	for _, w := range strings.Fields("on in into onto down") {
-		if i := v.ID(w); i != text.UnkID {
-			p.Places = append(p.Places, int32(i))
-		}
-	}
+	p.Places = ids(v, "on in into onto down")
 	p.Reusable = make([]bool, n)
 	for i, w := range allWords(v, n) {
 		p.Reusable[i] = !isThing(w)
 	}
 	for _, kind := range thingKinds {
-		var ids []int32
-		for _, w := range strings.Fields(kind) {
-			if i := v.ID(w); i != text.UnkID {
-				ids = append(ids, int32(i))
-			}
-		}
-		if len(ids) > 1 {
-			p.Kinds = append(p.Kinds, ids)
+		if words := ids(v, kind); len(words) > 1 {
+			p.Kinds = append(p.Kinds, words)
 		}
 	}
+	p.Postures, p.Rests, p.Unperchable = ids(v, postures), ids(v, "on onto"), ids(v, unperchable)
 	return p
+}
+
+// postures and unperchable are placement's: no one sits or stands on a
+// cellphone, which captions said after "sitting on a" ("A man in a blue shirt
+// is sitting on a cellphone.", while talking on it).
+const (
+	postures    = "sitting sits sit standing stands stand laying lays lying lies kneeling kneels seated perched"
+	unperchable = `cellphone cellphones phone camera cameras book microphone guitar guitars drink drinks cup cups
+		bottle bottles video picture pictures paper newspaper magazine cigarette`
+)
+
+// ids is v's ids of the words of list that it has.
+func ids(v Vocab, list string) []int32 {
+	var out []int32
+	for _, w := range strings.Fields(list) {
+		if i := v.ID(w); i != text.UnkID {
+			out = append(out, int32(i))
+		}
+	}
+	return out
 }
 
 // thingKinds are the words that placement's ban takes for one thing: what a

@@ -442,7 +442,7 @@ func TestCoordinationFromVocab(t *testing.T) {
 // though it ends in -ing, and "on" is reusable as well as a place word. Its
 // kinds are thingKinds' words the vocabulary has, a kind of one word none.
 func TestPlacementFromVocab(t *testing.T) {
-	v := text.BuildVocab([][]string{{"a", "dog", "on", "in", "into", "onto", "down", "at", "red", "tan", "running", "building", "bike", "two", "s", "striped", "sled", "bicycle", "kayak"}}, 1)
+	v := text.BuildVocab([][]string{{"a", "dog", "on", "in", "into", "onto", "down", "at", "red", "tan", "running", "building", "bike", "two", "s", "striped", "sled", "bicycle", "kayak", "sitting", "cellphone"}}, 1)
 	got := placement(v, v.Size())
 	var reusable []string
 	for id, ok := range got.Reusable {
@@ -452,12 +452,15 @@ func TestPlacementFromVocab(t *testing.T) {
 	}
 	slices.Sort(reusable)
 	places := v.Words(got.Places)
-	want := []string{"a", "at", "down", "in", "into", "on", "onto", "red", "running", "s", "striped", "tan", "two"}
+	want := []string{"a", "at", "down", "in", "into", "on", "onto", "red", "running", "s", "sitting", "striped", "tan", "two"}
 	if !slices.Equal(places, []string{"on", "in", "into", "onto", "down"}) || !slices.Equal(reusable, want) || len(got.Reusable) != v.Size() {
 		t.Errorf("placement: places %q, reusable %q of %d ids; want on, in, into, onto, down and %q of %d", places, reusable, len(got.Reusable), want, v.Size())
 	}
 	if len(got.Kinds) != 1 || !slices.Equal(v.Words(got.Kinds[0]), []string{"bike", "bicycle"}) {
 		t.Errorf("placement: kinds %v, want bike and bicycle alone (one kayak is no kind)", got.Kinds)
+	}
+	if !slices.Equal(v.Words(got.Postures), []string{"sitting"}) || !slices.Equal(v.Words(got.Rests), []string{"on", "onto"}) || !slices.Equal(v.Words(got.Unperchable), []string{"cellphone"}) {
+		t.Errorf("placement: postures %q, rests %q, unperchable %q; want sitting, on and onto, cellphone", v.Words(got.Postures), v.Words(got.Rests), v.Words(got.Unperchable))
 	}
 }
 
