@@ -660,3 +660,46 @@ func TestConstrainedWordsKeepTheKindBan(t *testing.T) {
 		}
 	}
 }
+
+// A kind's ban lists more words than a caption has said: greedy's and beam
+// search's top-k buffers make room for them (a buffer of 1 + MaxLen had
+// been sliced past its end).
+func TestKindBansFitTheBuffers(t *testing.T) {
+	const V, on, man, bike = 20, 4, 7, 8
+	logp := make([][]float32, V)
+	for w := range logp {
+		logp[w] = make([]float32, V)
+		for i := range logp[w] {
+			logp[w][i] = float32(math.Log(0.1 / (V - 1)))
+		}
+	}
+	for from, to := range map[int]int{1: man, man: bike, bike: on} {
+		logp[from][to] = float32(math.Log(0.9))
+	}
+	kind := make([]int32, 0, 10)
+	for w := int32(bike); w < bike+10; w++ {
+		kind = append(kind, w)
+	}
+	dev := cpu.New(1)
+	defer dev.Close()
+	o := DecodeOptions{Start: 1, End: 2, MaxLen: 4, NBest: 1, NoRepeat: 2,
+		Placement: Placement{Places: []int32{on}, Reusable: make([]bool, V), Kinds: [][]int32{kind}}}
+	for _, k := range []int{1, 2} {
+		o.Beam = k
+		s := &markovStepper{dev: dev, logp: logp}
+		var hyps [][]Hypothesis
+		var err error
+		if k == 1 {
+			hyps, err = greedy(context.Background(), dev, s, 1, V, 0, o)
+		} else {
+			var gathered gpu.Buf
+			hyps, err = constrainedBeam(context.Background(), dev, s, 1, V, 0, o, [][]Constraint{nil}, nil, nil, 1, &gathered)
+		}
+		if err != nil || len(hyps[0]) == 0 {
+			t.Fatalf("beam %d: %v, %v", k, hyps, err)
+		}
+		if seq := hyps[0][0].Tokens; len(seq) == 4 && slices.Contains(kind, seq[3]) {
+			t.Errorf("beam %d: %v places a bike's kind on it", k, seq)
+		}
+	}
+}

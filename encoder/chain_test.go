@@ -190,17 +190,18 @@ func TestAutoPrecisionFollowsTheDevice(t *testing.T) {
 	dev := cpu.New(1)
 	defer dev.Close()
 	for _, fast := range []bool{false, true} {
-		if fast && !gpu.NativeBFloat16(dev) {
-			t.Log("this CPU has neither AMX nor AVX512-BF16: bfloat16 is not planned here")
-			continue
-		}
-		e, err := New(fastness{dev, fast}, w, 1, PrecisionAuto)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := map[bool]gpu.Precision{false: gpu.Float32, true: gpu.BFloat16}[fast]; e.Precision() != want {
-			t.Errorf("auto on a device fast at bfloat16 %v: %s, want %s", fast, e.Precision(), want)
-		}
-		e.Close()
+		t.Run(fmt.Sprintf("fast=%v", fast), func(t *testing.T) {
+			if fast && !gpu.NativeBFloat16(dev) {
+				t.Skip("this CPU has neither AMX nor AVX512-BF16: bfloat16 is not planned here")
+			}
+			e, err := New(fastness{dev, fast}, w, 1, PrecisionAuto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			if want := map[bool]gpu.Precision{false: gpu.Float32, true: gpu.BFloat16}[fast]; e.Precision() != want {
+				t.Errorf("auto on a device fast at bfloat16 %v: %s, want %s", fast, e.Precision(), want)
+			}
+		})
 	}
 }

@@ -573,7 +573,7 @@ func (r *run) saveModels(best bool) error {
 func (r *run) saveEvaluated(dir string) error {
 	// But only once the weights can be written: a refused save had left
 	// the old weights without their scores.
-	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile} {
+	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile, TrainingFile} {
 		if _, err := os.Stat(dir); err != nil {
 			break // a folder the save makes
 		}
@@ -581,8 +581,13 @@ func (r *run) saveEvaluated(dir string) error {
 			return fmt.Errorf("train: %w", err)
 		}
 	}
-	if err := os.Remove(filepath.Join(dir, pipeline.ScoresFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("train: %w", err)
+	// The record of the weights replaced goes with their scores: a run
+	// killed between the weights and the new record leaves none, not a
+	// wrong one.
+	for _, f := range []string{pipeline.ScoresFile, TrainingFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("train: %w", err)
+		}
 	}
 	if r.avg != nil {
 		r.avg.swapIn(r.m)

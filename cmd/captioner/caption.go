@@ -80,7 +80,7 @@ func imagePaths(args []string, warn io.Writer, recursive bool) ([]string, error)
 		var files []imageFile
 		var err error
 		if recursive {
-			files, err = treeImages(a)
+			files, err = treeImages(a, warn)
 		} else {
 			how := "pass --recursive, or name them too, e.g. " + filepath.Join(a, "*") + string(filepath.Separator)
 			var subfolders int

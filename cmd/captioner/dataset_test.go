@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -504,5 +505,45 @@ func TestCSVDataset(t *testing.T) {
 	if _, err := run(t, "eval", "--device", "cpu", "--assets", assets, "--data", txt, "--dataset", "csv", "--features", feats, "--model", filepath.Join(out, "model"),
 		"--split", "dev", "--captions", filepath.Join(t.TempDir(), "captions.json")); err != nil {
 		t.Errorf("eval --dataset csv of a .txt: %v", err)
+	}
+}
+
+// treeImages walks a folder given as a link too, leaves hidden folders out
+// (".thumbnails", "@eaDir": copies) and goes on past a subfolder it cannot
+// read, saying so.
+func TestTreeImages(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	for _, f := range []string{"a.jpg", "trip/b.jpg", ".thumbnails/a.jpg", "@eaDir/a.jpg", "locked/c.jpg"} {
+		p := filepath.Join(real, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("x"), 0o644)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	locked := filepath.Join(real, "locked")
+	want := []string{"a.jpg", "locked/c.jpg", "trip/b.jpg"}
+	if os.Geteuid() != 0 { // root reads any folder
+		os.Chmod(locked, 0)
+		t.Cleanup(func() { os.Chmod(locked, 0o755) })
+		want = []string{"a.jpg", "trip/b.jpg"}
+	}
+	var warned bytes.Buffer
+	files, err := treeImages(link, &warned)
+	var got []string
+	for _, f := range files {
+		rel, _ := filepath.Rel(link, f.Path)
+		got = append(got, filepath.ToSlash(rel))
+	}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("treeImages(link): %q, %v; want %q", got, err, want)
+	}
+	if os.Geteuid() != 0 && !strings.Contains(warned.String(), "locked: permission denied: left out") {
+		t.Errorf("an unreadable subfolder: warned %q", warned.String())
+	}
+	if _, err := treeImages(filepath.Join(real, "@eaDir"), &warned); err != nil {
+		t.Errorf("a hidden folder named itself is walked: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -437,21 +438,32 @@ func imageFiles(imgs []text.Image) []imageFile {
 }
 
 // treeImages lists the image files of dir and of its subfolders, in
-// filepath.WalkDir's order (by path). Links to folders are not followed, so
-// a loop of them ends.
-func treeImages(dir string) ([]imageFile, error) {
+// filepath.WalkDir's order (by path). dir itself may be a link to a folder;
+// links below it are not followed, so a loop of them ends. Hidden folders
+// (".thumbnails", a NAS's "@eaDir") hold copies, not photos: left out. A
+// subfolder it cannot read is warned of on warn and left out.
+func treeImages(dir string, warn io.Writer) ([]imageFile, error) {
 	var files []imageFile
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
+	root := dir + string(filepath.Separator) // followed when a link
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil && path != root:
+			fmt.Fprintf(warn, "warning: %v: left out\n", err)
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		case err != nil:
 			return err
-		}
-		if !d.IsDir() && text.IsImageName(d.Name()) {
+		case d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || strings.HasPrefix(d.Name(), "@")):
+			return fs.SkipDir
+		case !d.IsDir() && text.IsImageName(d.Name()):
 			files = append(files, imageFile{Name: d.Name(), Path: path})
 		}
 		return nil
 	})
 	if err == nil && len(files) == 0 {
-		err = fmt.Errorf("no image files in %s nor its subfolders", dir)
+		err = fmt.Errorf("no image files in %s nor its subfolders (hidden ones left out)", dir)
 	}
 	return files, err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/captioner/captioner/encoder"
 	"github.com/captioner/captioner/internal/atomicfile"
 	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/train"
 )
 
 func init() {
@@ -52,12 +53,13 @@ func runFactorize(cmd *cobra.Command, args []string) error {
 	if err := isModelFolder(dir); err != nil {
 		return err
 	}
-	// The vocabulary, and fine-tuned encoder layers when the model has them,
-	// go with the decoder unchanged: read before anything is written.
+	// The vocabulary, and fine-tuned encoder layers and the record of the
+	// run that trained it when the model has them, go with the decoder
+	// unchanged: read before anything is written.
 	carry := map[string][]byte{}
-	for _, name := range []string{pipeline.VocabFile, encoder.TunedFile} {
+	for _, name := range []string{pipeline.VocabFile, encoder.TunedFile, train.TrainingFile} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
-		if os.IsNotExist(err) && name == encoder.TunedFile {
+		if os.IsNotExist(err) && name != pipeline.VocabFile {
 			continue
 		}
 		if err != nil {

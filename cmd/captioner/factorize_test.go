@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/captioner/captioner/pipeline"
+	"github.com/captioner/captioner/train"
 )
 
 // TestFactorizeWritesAModel runs the command on a small attention model: the
@@ -13,6 +14,11 @@ import (
 // vocabulary, and bad requests fail before anything is written.
 func TestFactorizeWritesAModel(t *testing.T) {
 	dir, _ := tinyModel(t, 1, "a", "dog", "runs")
+	// The record of the run that trained it goes with it.
+	record := []byte(`{"epoch": {"epoch": 3}}` + "\n")
+	if err := os.WriteFile(filepath.Join(dir, train.TrainingFile), record, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "low")
 	got, err := run(t, "factorize", "--device", "cpu", "--rank", "2", "--half=false", "--out", out, dir)
 	if err != nil {
@@ -28,6 +34,9 @@ func TestFactorizeWritesAModel(t *testing.T) {
 	b, errB := os.ReadFile(filepath.Join(out, pipeline.VocabFile))
 	if errA != nil || errB != nil || string(a) != string(b) {
 		t.Errorf("vocabulary not copied: %v %v", errA, errB)
+	}
+	if got, err := os.ReadFile(filepath.Join(out, train.TrainingFile)); err != nil || string(got) != string(record) {
+		t.Errorf("%s not copied: %v %q", train.TrainingFile, err, got)
 	}
 
 	for _, tc := range []struct {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -218,11 +219,19 @@ func near(t *testing.T, what string, got []float32, want, tol []float64) {
 }
 
 // mustPanic fails t unless fn panics.
-func mustPanic(t *testing.T, what string, fn func()) {
+func mustPanic(t *testing.T, what string, fn func()) { mustPanicWith(t, what, "", fn) }
+
+// mustPanicWith fails t unless fn panics with a value that says want: a
+// guard's own panic, not another check's that happens to come first.
+func mustPanicWith(t *testing.T, what, want string, fn func()) {
 	t.Helper()
 	defer func() {
-		if recover() == nil {
+		r := recover()
+		switch {
+		case r == nil:
 			t.Errorf("%s did not panic", what)
+		case !strings.Contains(fmt.Sprint(r), want):
+			t.Errorf("%s panicked with %q, which does not say %q", what, fmt.Sprint(r), want)
 		}
 	}()
 	fn()
