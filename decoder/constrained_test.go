@@ -62,7 +62,7 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 				for w, v := range lp {
 					to, forced := st|bitsOf(int32(w)), b.forced
 					if seq := append(slices.Clone(b.toks), int32(w)); int32(w) != o.End &&
-						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && (coordinatesItself(seq, o.Coordination) || placesItself(seq, o.Placement, o.Coordination.And)) ||
+						(repeatsAnNGram(seq, o.NoRepeat) || o.NoRepeat >= 2 && (coordinatesItself(seq, o.Coordination, o.Placement) || placesItself(seq, o.Placement, o.Coordination.And)) ||
 							slices.Contains(avoid, int32(w)) || breaksHeads(seq, to != st, cons, o) != "") {
 						continue
 					}
@@ -107,8 +107,9 @@ func (r *refDecoder) constrained(feat []float32, o DecodeOptions, cons []Constra
 }
 
 // coordinatesItself says whether seq ends "X and X" or "X and A X", A one of
-// c's articles.
-func coordinatesItself(seq []int32, c Coordination) bool {
+// c's articles, or "X and A M... X" with X a thing by p and the Ms words p
+// reuses (p's zero value: none).
+func coordinatesItself(seq []int32, c Coordination, p Placement) bool {
 	n := len(seq)
 	if c.And == 0 {
 		return false
@@ -116,7 +117,23 @@ func coordinatesItself(seq []int32, c Coordination) bool {
 	if n >= 3 && seq[n-2] == c.And && seq[n-3] == seq[n-1] {
 		return true
 	}
-	return n >= 4 && seq[n-3] == c.And && seq[n-2] != 0 && slices.Contains(c.Articles[:], seq[n-2]) && seq[n-4] == seq[n-1]
+	article := func(w int32) bool { return w != 0 && slices.Contains(c.Articles[:], w) }
+	if n >= 4 && seq[n-3] == c.And && article(seq[n-2]) && seq[n-4] == seq[n-1] {
+		return true
+	}
+	thing := refThing(p)
+	for a := n - 2; a >= 1; a-- { // a: the position of "and"
+		if seq[a] == c.And {
+			x := seq[a-1]
+			between := seq[a+1 : n-1]
+			return x == seq[n-1] && thing(x) && !article(x) && len(between) > 0 &&
+				!slices.ContainsFunc(between, func(w int32) bool { return !article(w) && thing(w) })
+		}
+		if !article(seq[a]) && thing(seq[a]) {
+			return false
+		}
+	}
+	return false
 }
 
 // placesItself says whether seq's last word is one p forbids: a thing (a word

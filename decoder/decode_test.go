@@ -795,5 +795,54 @@ func testNoRepeatKeepsXAndXOut(t *testing.T, c Config) {
 				o.Coordination = coord
 			}
 		},
-		func(seq []int32) bool { return coordinatesItself(seq, coord) })
+		func(seq []int32) bool { return coordinatesItself(seq, coord, Placement{}) })
+	// With Placement's reusable words, a thing does not come back after
+	// "and", an article and reusable words either ("a red shirt and a
+	// black shirt").
+	place := Placement{Reusable: []bool{7: true}}
+	c.Vocab = coordVocab
+	checkBan(t, c, 3, "saying X and a M X",
+		func(o *DecodeOptions, on bool) {
+			o.Placement = place
+			if on {
+				o.Coordination = coord
+			}
+		},
+		func(seq []int32) bool { return coordinatesItself(seq, coord, place) })
+}
+
+// coordVocab is a vocabulary size whose test-model captions show "X and a M
+// X" without the ban (the premise of testNoRepeatKeepsXAndXOut's second part).
+const coordVocab = 9
+
+// TestJoinedByExample: Coordination.joined on hand-made sentences.
+func TestJoinedByExample(t *testing.T) {
+	words := strings.Fields("<pad> <start> <end> <unk> a man in red shirt and black woman young the")
+	id := wordIDs(words)
+	reusable := make([]bool, len(words))
+	for _, w := range id("a red black young the in") {
+		reusable[w] = true
+	}
+	free := func(w int32) bool { return reusable[w] }
+	c := Coordination{And: id("and")[0], Articles: [3]int32{id("a")[0], 0, id("the")[0]}}
+	for _, tc := range []struct{ said, banned string }{
+		{"a man in a red shirt and", "shirt"},
+		{"a man in a red shirt and a", "shirt"},
+		{"a man in a red shirt and a black", "shirt"},
+		{"a man in a red shirt and the black", "shirt"},
+		{"a man in a red shirt and a woman", ""},
+		{"a red and", "red"},
+		{"a red and black", ""}, // a colour is no thing: "red and black" goes on
+		{"a man and a young", "man"},
+		{"a man in a red shirt", ""},
+	} {
+		w, ok := c.joined(id(tc.said), free)
+		got := ""
+		if ok {
+			got = words[w]
+		}
+		if got != tc.banned {
+			t.Errorf("after %q: banned %q, want %q", tc.said, got, tc.banned)
+		}
+	}
 }
