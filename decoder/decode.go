@@ -482,13 +482,19 @@ func (o DecodeOptions) forbidden(tokens []int32) []int32 {
 	}
 	out := repeated(tokens, o.NoRepeat)
 	if o.NoRepeat >= 2 {
-		if w, ok := o.Coordination.joined(tokens, o.Placement.free); ok && !slices.Contains(out, w) {
-			out = append(out, w)
+		if w, ok := o.Coordination.joined(tokens, o.Placement.free); ok {
+			out = appendNew(out, w)
 		}
-		for _, w := range o.Placement.placed(tokens, o.Coordination.And) {
-			if !slices.Contains(out, w) {
-				out = append(out, w)
-			}
+		out = appendNew(out, o.Placement.placed(tokens, o.Coordination.And)...)
+	}
+	return out
+}
+
+// appendNew appends to out the words of ws it does not hold yet.
+func appendNew(out []int32, ws ...int32) []int32 {
+	for _, w := range ws {
+		if !slices.Contains(out, w) {
+			out = append(out, w)
 		}
 	}
 	return out
@@ -520,19 +526,11 @@ func (p Placement) placed(tokens []int32, and int32) []int32 {
 	}
 	for _, kind := range p.Kinds {
 		if slices.ContainsFunc(kind, func(w int32) bool { return slices.Contains(out, w) }) {
-			for _, w := range kind {
-				if !slices.Contains(out, w) {
-					out = append(out, w)
-				}
-			}
+			out = appendNew(out, kind...)
 		}
 	}
 	if at > 0 && slices.Contains(p.Rests, tokens[at]) && slices.Contains(p.Postures, tokens[at-1]) && !slices.ContainsFunc(tokens[at+1:], func(w int32) bool { return !p.free(w) }) {
-		for _, w := range p.Unperchable {
-			if !slices.Contains(out, w) {
-				out = append(out, w)
-			}
-		}
+		out = appendNew(out, p.Unperchable...)
 	}
 	return out
 }

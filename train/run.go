@@ -573,12 +573,11 @@ func (r *run) saveModels(best bool) error {
 func (r *run) saveEvaluated(dir string) error {
 	// But only once the weights can be written: a refused save had left
 	// the old weights without their scores.
-	for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile, TrainingFile} {
-		if _, err := os.Stat(dir); err != nil {
-			break // a folder the save makes
-		}
-		if err := atomicfile.CanWrite(filepath.Join(dir, f)); err != nil {
-			return fmt.Errorf("train: %w", err)
+	if _, err := os.Stat(dir); err == nil { // else a folder the save makes
+		for _, f := range []string{decoder.ConfigFile, decoder.WeightsFile, TrainingFile} {
+			if err := atomicfile.CanWrite(filepath.Join(dir, f)); err != nil {
+				return fmt.Errorf("train: %w", err)
+			}
 		}
 	}
 	// The record of the weights replaced goes with their scores: a run

@@ -82,12 +82,7 @@ func imagePaths(args []string, warn io.Writer, recursive bool) ([]string, error)
 		if recursive {
 			files, err = treeImages(a, warn)
 		} else {
-			how := "pass --recursive, or name them too, e.g. " + filepath.Join(a, "*") + string(filepath.Separator)
-			var subfolders int
-			files, subfolders, err = folderImages(a, how)
-			if err == nil && subfolders > 0 {
-				fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: %s\n", a, subfolders, how)
-			}
+			files, err = folderImages(a, "pass --recursive, or name them too, e.g. "+filepath.Join(a, "*")+string(filepath.Separator), warn)
 		}
 		if err != nil {
 			return nil, err

@@ -76,9 +76,12 @@ func runEval(cmd *cobra.Command, _ []string) error {
 	if err := checkOutput("--captions", capPath, captionsOutput); err != nil {
 		return err
 	}
-	if st, err := os.Stat(cfg.Model); saveScores && err == nil && st.IsDir() { // a model that is not there is the model's error
-		if err := atomicfile.CanWrite(filepath.Join(cfg.Model, pipeline.ScoresFile)); err != nil {
-			return fmt.Errorf("--save-scores writes into the model folder %s: %w; drop --save-scores, or copy the model somewhere writable", cfg.Model, err)
+	if saveScores {
+		// A model that is not there is the model's error, said when it loads.
+		if st, err := os.Stat(cfg.Model); err == nil && st.IsDir() {
+			if err := atomicfile.CanWrite(filepath.Join(cfg.Model, pipeline.ScoresFile)); err != nil {
+				return fmt.Errorf("--save-scores writes into the model folder %s: %w; drop --save-scores, or copy the model somewhere writable", cfg.Model, err)
+			}
 		}
 	}
 	ds, err := loadDataset(cfg, cmd.ErrOrStderr())

@@ -368,13 +368,9 @@ func extractImages(cfg *config.Config, split, imagesDir string, warn io.Writer) 
 			}
 			imagesDir = filepath.Join(store.Dir, filepath.FromSlash(assets.Flickr8kDir), "images")
 		}
-		how := "give --images one of them, or --data a dataset that lists the photos in them"
-		files, subfolders, err := folderImages(imagesDir, how)
+		files, err := folderImages(imagesDir, "give --images one of them, or --data a dataset that lists the photos in them", warn)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("images folder: %w (run `captioner setup --dataset`, or pass --images)", err)
-		}
-		if err == nil && subfolders > 0 {
-			fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: %s\n", imagesDir, subfolders, how)
 		}
 		return files, "every image file in " + imagesDir, err
 	}
@@ -469,14 +465,16 @@ func treeImages(dir string, warn io.Writer) ([]imageFile, error) {
 }
 
 // folderImages lists the image files of dir (by extension, text.IsImageName),
-// sorted by name, and how many subfolders it has, whose files it leaves out;
-// each caller says how to reach those (howSubfolders), and none is an error:
-// "no image files in DIR", with that advice when it has subfolders.
-func folderImages(dir, howSubfolders string) (files []imageFile, subfolders int, err error) {
+// sorted by name. It leaves out dir's subfolders, and says so on warn with
+// howSubfolders, each caller's advice on reaching them; no image file is an
+// error, "no image files in DIR", with that advice when it has subfolders.
+func folderImages(dir, howSubfolders string, warn io.Writer) ([]imageFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
+	var files []imageFile
+	subfolders := 0
 	for _, e := range entries {
 		switch {
 		case e.IsDir():
@@ -487,9 +485,11 @@ func folderImages(dir, howSubfolders string) (files []imageFile, subfolders int,
 	}
 	switch {
 	case len(files) == 0 && subfolders > 0:
-		return nil, subfolders, fmt.Errorf("no image files in %s, whose %d subfolders are not searched: %s", dir, subfolders, howSubfolders)
+		return nil, fmt.Errorf("no image files in %s, whose %d subfolders are not searched: %s", dir, subfolders, howSubfolders)
 	case len(files) == 0:
-		return nil, 0, fmt.Errorf("no image files in %s", dir)
+		return nil, fmt.Errorf("no image files in %s", dir)
+	case subfolders > 0:
+		fmt.Fprintf(warn, "warning: %s has %d subfolders, not searched: %s\n", dir, subfolders, howSubfolders)
 	}
-	return files, subfolders, nil
+	return files, nil
 }
