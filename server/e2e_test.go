@@ -449,7 +449,8 @@ func TestBrowserSplitsSlowUploads(t *testing.T) {
 }
 
 // A busy server (429) is asked again after its Retry-After: three tries, then
-// the page says why it stopped; while the queue has room again, the retry
+// the page says why it stopped, in words for people (the API's error names
+// the Retry-After header); while the queue has room again, the retry
 // captions the photo.
 func TestBrowserRetriesWhenBusy(t *testing.T) {
 	photo := filepath.Join(t.TempDir(), "p.png")
@@ -463,7 +464,7 @@ func TestBrowserRetriesWhenBusy(t *testing.T) {
 	// Busy throughout: three tries a second apart, then the error.
 	chooseFiles(w, photo)
 	got := readUpload(w)
-	if want := "ERROR: the server is at capacity (its queue of 1 images is full); retry after the number of seconds in the Retry-After header (the server asks to wait 1 s before trying again)"; got != want {
+	if want := "ERROR: the server is busy captioning other photos: try again in a few seconds"; got != want {
 		t.Fatalf("upload to a server busy throughout shows %q, want %q", got, want)
 	}
 	// Nothing came: the cards there were are not left dimmed as if an answer were on its way.

@@ -12,11 +12,36 @@ const modelSelect = $("model-select");
 // The option fields every request sends, and the limit that bounds each.
 const options = { beam: "max_beam", max_len: "max_len", alternatives: "max_beam" };
 
+// fetchModels asks GET /v1/models until the server answers it. While the
+// server loads and warms up its model it answers 503 with a Retry-After (1 s);
+// the page waits that long or, as the tries go on, longer (1, 2, 4, then 5 s
+// between tries), so that a page left open on a server slow to start does not
+// ask each second; a Retry-After past a minute counts as a minute. A page
+// that had given up on the first 503 never learnt the models: no selector,
+// and no attention maps asked for.
+async function fetchModels() {
+  for (let backoff = 1; ; backoff = Math.min(2 * backoff, 5)) {
+    let wait = backoff;
+    try {
+      const r = await fetch("/v1/models");
+      if (r.ok) return await r.json();
+      wait = Math.max(backoff, Math.min(Number(r.headers.get("Retry-After")) || 0, 60));
+    } catch {
+      // No answer (the server restarting, the network down): as a refusal.
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
+}
+
 // Where the server holds several models, the page lets the user pick one.
-const models = fetch("/v1/models").then((r) => r.ok ? r.json() : null).catch(() => null).then((j) => {
-  if (j) limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
+// models settles once the server has said which models it holds and its
+// limits; every upload waits for it (modelsKnown says whether it has).
+let modelsKnown = false;
+const models = fetchModels().then((j) => {
+  modelsKnown = true;
+  limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
   boundFields();
-  if (!j || !j.models.length) return;
+  if (!j.models.length) return;
   served = j.models;
   if (served.length > 1) {
     modelSelect.replaceChildren(...served.map((m) => el("option", { value: m.name }, m.name + (m.default ? " (default)" : ""))));
@@ -53,6 +78,16 @@ function showModel() {
   $("model").textContent = `${m.name} ${m.version} · ${m.device}`;
 }
 
+// With server.live: token, /live needs the viewer token: the nav's Live link
+// carries the one this tab's live page was opened with (live.js keeps it), or
+// it would answer 401.
+try {
+  const token = sessionStorage.getItem("captioner-live-token");
+  if (token) $("live-link").href = "/live?token=" + encodeURIComponent(token);
+} catch {
+  // Site storage blocked: the link stays /live.
+}
+
 drop.addEventListener("click", () => fileInput.click());
 drop.addEventListener("keydown", (e) => {
   if (e.key !== "Enter" && e.key !== " ") return;
@@ -69,7 +104,35 @@ for (const ev of ["dragenter", "dragover"]) {
 for (const ev of ["dragleave", "drop"]) {
   drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); });
 }
-drop.addEventListener("drop", (e) => send([...e.dataTransfer.files]));
+// dropped splits the items of a drop into files and the names of the folders
+// among them. A folder is not sent: Chromium refuses to read one into a
+// request (net::ERR_ACCESS_DENIED), which failed the whole upload with
+// "Failed to fetch", and the page does not read the photos inside.
+function dropped(items) {
+  const files = [], folders = [];
+  for (const item of items) {
+    if (item.kind !== "file") continue; // text or a link dragged from another page
+    const entry = item.webkitGetAsEntry();
+    if (entry && entry.isDirectory) folders.push(entry.name);
+    else files.push(item.getAsFile());
+  }
+  return { files, folders };
+}
+
+// skippedNote says which dropped folders were not sent, and what to do instead.
+function skippedNote(folders) {
+  const names = folders.map((n) => `“${n}”`).join(", ");
+  return folders.length > 1 ? `skipped the folders ${names}: open them and drop the photos inside instead`
+    : `skipped the folder ${names}: open it and drop the photos inside instead`;
+}
+
+drop.addEventListener("drop", (e) => {
+  // Read now: the browser empties e.dataTransfer once the event is over.
+  const { files, folders } = dropped([...e.dataTransfer.items]);
+  const note = folders.length ? skippedNote(folders) : "";
+  if (files.length) send(files, false, note);
+  else if (note) showError(note);
+});
 document.addEventListener("paste", (e) => {
   const files = [...e.clipboardData.items].filter((i) => i.kind === "file").map((i) => i.getAsFile());
   if (files.length) send(files);
@@ -80,9 +143,30 @@ document.addEventListener("paste", (e) => {
 // cards are shown when more is set.
 function showError(msg, files, more = false) {
   $("error-text").textContent = msg;
-  retryButton.hidden = !files;
+  if (files) retryButton.hidden = false;
+  else hide(retryButton);
   retryButton.onclick = files ? () => send(files, more) : null;
   errorBox.hidden = false;
+}
+
+// hide hides el. Where el holds the keyboard's focus (Cancel, Try again), the
+// focus moves to the drop zone first: a hidden element loses it to the page's
+// body, and a keyboard user would start again from the top of the page.
+function hide(el) {
+  if (el.contains(document.activeElement)) drop.focus();
+  el.hidden = true;
+}
+
+// refusal is what the page says when the server refused a request as a whole.
+// A 429's error speaks to programs (it names the Retry-After header): people
+// read a sentence of their own. (The page has already waited and asked again;
+// a wait of a few seconds is over by the time it is read.)
+function refusal(resp, body) {
+  const retry = Number(resp.headers.get("Retry-After"));
+  if (resp.status === 429) {
+    return `the server is busy captioning other photos: try again in ${retry > 5 ? `${retry} s` : "a few seconds"}`;
+  }
+  return body.error + (retry ? ` (the server asks to wait ${retry} s before trying again)` : "");
 }
 
 // megabytes is n bytes as a person reads it.
@@ -157,11 +241,20 @@ $("cancel").addEventListener("click", () => uploading && uploading.abort(new DOM
 const invalidField = () => Object.keys(options).map($).find((f) => !f.checkValidity());
 
 // send captions files: a new upload, or with more the rest of one that
-// stopped, whose cards stay.
-async function send(files, more = false) {
+// stopped, whose cards stay. note, when set, ends the upload's last status
+// line (the folders a drop skipped).
+async function send(files, more = false, note = "") {
   files = files.filter((f) => f);
   if (!files.length) return;
-  await models; // which model, its limits, and whether to ask for attention weights
+  // Which model, its limits, and whether to ask for attention weights: a page
+  // opened while the server warms up waits for them.
+  if (!modelsKnown) {
+    status.className = "status wait";
+    status.textContent = "the server is loading its model; the photos go once it is ready…";
+    await models;
+    status.className = "status";
+    status.textContent = "";
+  }
   const bad = invalidField();
   if (bad) { // the photos wait for the fix, not dropped; an upload sending goes on
     bad.reportValidity();
@@ -172,7 +265,7 @@ async function send(files, more = false) {
   // cancelled and its results cleared, so the two never mix.
   if (uploading) uploading.abort();
   const ctl = uploading = new AbortController();
-  errorBox.hidden = true;
+  hide(errorBox);
   // The last upload's cards stay, dimmed, until this one's first answer
   // (and for good when this is its rest).
   if (!more) results.classList.add("stale");
@@ -190,7 +283,7 @@ async function send(files, more = false) {
     // stay. Before any answer, that is the whole upload, as it was.
     showError(msg, files.slice(sent), cleared && sent > 0 || more);
     status.className = "status";
-    status.textContent = sent ? `${sent} of ${files.length} images answered before this` : "";
+    status.textContent = [sent ? `${sent} of ${files.length} images answered before this` : "", note].filter(Boolean).join(" · ");
   };
   status.className = "status wait";
   progress.hidden = false;
@@ -230,8 +323,7 @@ async function send(files, more = false) {
         show(...body.captions.map((c, i) => failedCard(c, previews[i])));
         failed += group.length;
       } else if (!resp.ok) {
-        const retry = resp.headers.get("Retry-After");
-        stop(body.error + (retry ? ` (the server asks to wait ${retry} s before trying again)` : ""));
+        stop(refusal(resp, body));
         return;
       } else {
         // An image the server could not caption has an error entry in its place.
@@ -251,13 +343,14 @@ async function send(files, more = false) {
   } finally {
     if (uploading === ctl) {
       uploading = null;
-      progress.hidden = true;
+      hide(progress);
     }
   }
   status.className = failed ? "status wait" : "status ok";
   status.textContent = `done in ${Math.round(performance.now() - t0)} ms` +
     (requests > 1 ? ` · ${requests} requests` : "") +
-    (failed ? ` · ${failed} of ${files.length} could not be captioned` : "");
+    (failed ? ` · ${failed} of ${files.length} could not be captioned` : "") +
+    (note ? ` · ${note}` : "");
 }
 
 function el(tag, props = {}, ...kids) {

@@ -8,6 +8,18 @@ const feed = document.getElementById("feed"), status = document.getElementById("
 const empty = document.getElementById("empty");
 const maxItems = 100;
 const seen = new Set();
+const token = new URLSearchParams(location.search).get("token");
+
+// The tab keeps the token for its other pages: their nav's Live link carries
+// it (app.js), as this page's does, or /live would answer them 401.
+if (token) {
+  document.getElementById("live-link").href = "/live?token=" + encodeURIComponent(token);
+  try {
+    sessionStorage.setItem("captioner-live-token", token);
+  } catch {
+    // Site storage blocked: the upload page's Live link stays /live.
+  }
+}
 
 // retryAfter is how long the page waits to reconnect after the server refused
 // the stream (too many streams from this address or in all, a bad token):
@@ -15,7 +27,6 @@ const seen = new Set();
 const retryAfter = 10000;
 
 function connect() {
-  const token = new URLSearchParams(location.search).get("token");
   const es = new EventSource(token ? "/v1/live?token=" + encodeURIComponent(token) : "/v1/live");
   es.onopen = () => { status.className = "status ok"; status.textContent = "live"; };
   es.onerror = () => {

@@ -1,0 +1,270 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/captioner/captioner/config"
+	"github.com/captioner/captioner/decoder"
+)
+
+// The browser tests of the pages' behaviour around the upload: a server
+// still warming up, dropped folders, the live token across pages, where the
+// keyboard's focus goes, and what the pages name things for screen readers.
+
+// warmingServer is a server on a loopback listener whose model loads only when
+// the test calls the returned release: until then it warms up, and answers
+// /v1/models and /v1/captions 503 with a Retry-After. Its logs (JSON, level
+// INFO) hold a line a request.
+func warmingServer(t *testing.T, m Model) (*testServer, func()) {
+	t.Helper()
+	load := make(chan struct{})
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	s := New(testConfig(t, nil), func(ctx context.Context) (Model, error) {
+		select {
+		case <-load:
+			return m, nil
+		case <-ctx.Done(): // the test ended before it released the load
+			return nil, ctx.Err()
+		}
+	}, slog.New(slog.NewJSONHandler(logs, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, started := make(chan error, 1), make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	go func() { started <- s.Start(context.Background()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	release := func() {
+		t.Helper()
+		close(load)
+		if err := <-started; err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	}
+	return &testServer{Server: s, url: "http://" + ln.Addr().String(), logs: logs}, release
+}
+
+// attendingModel is a step model serving two models, the default an attention
+// model whose captions have a map for each word when asked (attention=1).
+type attendingModel struct{ *stepModel }
+
+func (m attendingModel) Models() []Info {
+	return []Info{{Model: "att", Version: "v-att", Device: "test", Arch: decoder.ArchAttention}, {Model: "merge", Version: "v-merge", Device: "test", Arch: decoder.ArchMerge}}
+}
+
+func (m attendingModel) Decode(ctx context.Context, f [][]float32, o Options) ([]Result, error) {
+	out, err := m.stepModel.Decode(ctx, f, o)
+	if o.Attention {
+		for i := range out {
+			words := strings.Fields(out[i].Caption)
+			out[i].Attention = make([][]float32, len(words))
+			for k := range words {
+				out[i].Attention[k] = make([]float32, 49) // the 7x7 grid
+				out[i].Attention[k][k] = 1
+			}
+		}
+	}
+	return out, err
+}
+
+// A page opened while the server warms up (GET /v1/models answers 503) asks
+// again until it has the models: the selector and the model's name appear,
+// and a photo chosen meanwhile waits for them, so that it is sent asking the
+// attention model for its maps. The page had taken the first 503 for good:
+// no selector, and every card said the attention model had no maps.
+func TestBrowserWaitsForWarmUp(t *testing.T) {
+	photo := filepath.Join(t.TempDir(), "p.png")
+	if err := os.WriteFile(photo, photoPNG(40, 30), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := newStepModel("att")
+	m.entered = nil
+	ts, release := warmingServer(t, attendingModel{m})
+	w := startChromium(t)
+	w.call("POST", "/timeouts", map[string]int{"script": 15000}) // a page that never gets there fails, not hangs
+	w.navigate(ts.url + "/")
+	waitFor(t, "the page's GET /v1/models, answered 503", func() bool {
+		return strings.Contains(grepLines(ts.logs.String(), `"route":"/v1/models"`), `"status":503`)
+	})
+	chooseFiles(w, photo)
+	waiting := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+		const check = () => { if (s.textContent) { done(s.textContent); return true; } };
+		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
+	if want := "the server is loading its model; the photos go once it is ready…"; waiting != want {
+		t.Errorf("status of a photo chosen while the server warms up: %q, want %q", waiting, want)
+	}
+	release()
+	got := w.await(`const done = arguments[arguments.length - 1];
+		const check = () => {
+			const c = document.querySelector("#results .result"), e = document.getElementById("error");
+			if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
+			if (!c) return false;
+			done([document.getElementById("model-choice").hidden ? "no selector" : [...document.getElementById("model-select").options].map((o) => o.textContent).join(", "),
+				document.getElementById("model").textContent, c.querySelectorAll(".caption .word").length + " words",
+				...[...c.querySelectorAll(".muted")].map((p) => p.textContent).filter((t) => t.includes("not an attention model"))].join(" | "));
+			return true;
+		};
+		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
+	if want := "att (default), merge | att v-att · test | 4 words"; got != want {
+		t.Errorf("after the warm-up the page shows %q, want %q (selector, model, the caption's words with maps)", got, want)
+	}
+	w.checkConsole("status of 503") // the warm-up's answers to /v1/models
+}
+
+// dropFiles drops paths (files or folders) on the element css matches, as a
+// user dragging them from a file manager.
+func dropFiles(w *webdriver, css string, paths ...string) {
+	w.t.Helper()
+	var r struct{ X, Y, Width, Height float64 }
+	json.Unmarshal(w.call("GET", "/element/"+w.find(css)+"/rect", nil), &r)
+	data := map[string]any{"items": []any{}, "files": paths, "dragOperationsMask": 1} // copy
+	for _, typ := range []string{"dragEnter", "dragOver", "drop"} {
+		w.call("POST", "/goog/cdp/execute", map[string]any{"cmd": "Input.dispatchDragEvent", "params": map[string]any{
+			"type": typ, "x": r.X + r.Width/2, "y": r.Y + r.Height/2, "data": data}})
+	}
+}
+
+// A folder dropped with photos is skipped, and the photos are captioned; the
+// page says which folder it skipped and what to do. A folder dropped alone
+// only says so. (Chromium refuses to read a folder into a request: the page
+// had sent it with the photos, and the whole upload failed with "Failed to
+// fetch".)
+func TestBrowserDropSkipsFolders(t *testing.T) {
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "holiday")
+	if err := os.Mkdir(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	paths := writeFiles(t, dir, []string{"p.png", filepath.Join("holiday", "q.png")}, func(string) []byte { return photoPNG(40, 30) })
+	ts := stepServer(t, nil)
+	w := startChromium(t)
+	w.call("POST", "/timeouts", map[string]int{"script": 15000})
+	w.navigate(ts.url + "/")
+	dropFiles(w, "#drop", folder, paths[0])
+	if got, want := readUpload(w), "p.png: image -1 beam 3\ndone in N ms · skipped the folder “holiday”: open it and drop the photos inside instead"; got != want {
+		t.Errorf("after dropping a folder and a photo the page shows\n%s\nwant\n%s", got, want)
+	}
+	dropFiles(w, "#drop", folder)
+	got := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
+		const check = () => { if (!e.hidden) { done(e.firstChild.textContent + " | retry shown: " + !document.getElementById("retry").hidden); return true; } };
+		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	if want := "skipped the folder “holiday”: open it and drop the photos inside instead | retry shown: false"; got != want {
+		t.Errorf("after dropping a folder alone the page says %q, want %q", got, want)
+	}
+	w.checkConsole()
+}
+
+// With server.live: token, a user who opened /live?token= and went to the
+// upload page gets back to a working live page through the nav's Live link;
+// the link was /live, which answered 401 in JSON.
+func TestBrowserLiveLinkKeepsToken(t *testing.T) {
+	ts := stepServer(t, liveToken)
+	w := startChromium(t)
+	w.call("POST", "/timeouts", map[string]int{"script": 15000})
+	w.navigate(ts.url + "/live?token=v13w")
+	if got := w.await(awaitLiveStatus); got != "live" {
+		t.Fatalf("live page status %q", got)
+	}
+	w.call("POST", "/element/"+w.find(`nav a[href="/"]`)+"/click", map[string]any{})
+	w.call("POST", "/element/"+w.find("#live-link")+"/click", map[string]any{})
+	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+		if (!s) { done(location.pathname + location.search + ": " + document.body.textContent.slice(0, 80)); return; }
+		const check = () => { if (s.textContent === "live") { done(location.pathname + location.search + ": live"); return true; } };
+		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
+	if want := "/live?token=v13w: live"; got != want {
+		t.Errorf("live page reached from the upload page's nav: %q, want %q", got, want)
+	}
+	w.checkConsole()
+}
+
+// pressEnter gives the element css matches the keyboard's focus and presses
+// Enter on it, as a keyboard user does.
+func pressEnter(w *webdriver, css string) {
+	w.t.Helper()
+	w.await(`document.querySelector(arguments[0]).focus(); arguments[1]("focused")`, css)
+	w.call("POST", "/actions", map[string]any{"actions": []any{map[string]any{"type": "key", "id": "keyboard", "actions": []any{
+		map[string]string{"type": "keyDown", "value": "\uE007"}, map[string]string{"type": "keyUp", "value": "\uE007"}}}}})
+	w.call("DELETE", "/actions", nil)
+}
+
+// Cancel and Try again hide themselves when pressed: the keyboard's focus
+// moves to the drop zone, where it had fallen to the page's body (a keyboard
+// user started again from the top of the page).
+func TestBrowserKeepsFocus(t *testing.T) {
+	paths := writeFiles(t, t.TempDir(), []string{"a.png", "b.png"}, func(string) []byte { return photoPNG(40, 30) })
+	ts, m := blockedServer(t, func(c *config.Config) { c.Server.MaxImages = 1 })
+	w := startChromium(t)
+	w.call("POST", "/timeouts", map[string]int{"script": 15000})
+	w.navigate(ts.url + "/")
+	chooseFiles(w, paths...)
+	<-m.entered // a
+	pressEnter(w, "#cancel")
+	got := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
+		const check = () => { if (!e.hidden) { done(e.firstChild.textContent + " | focus on " + (document.activeElement.id || document.activeElement.tagName)); return true; } };
+		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	if want := "cancelled | focus on drop"; got != want {
+		t.Errorf("after Cancel: %q, want %q", got, want)
+	}
+	m.release <- struct{}{} // a's batch; its answer goes nowhere
+	pressEnter(w, "#retry")
+	got = w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
+		const check = () => { if (e.hidden) { done("focus on " + (document.activeElement.id || document.activeElement.tagName)); return true; } };
+		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	if want := "focus on drop"; got != want {
+		t.Errorf("after Try again: %q, want %q", got, want)
+	}
+	for range 2 { // a and b, again
+		<-m.entered
+		m.release <- struct{}{}
+	}
+	if got, want := readUpload(w), "a.png: image -1 beam 3\nb.png: image -1 beam 3\ndone in N ms · 2 requests"; got != want {
+		t.Errorf("after Try again the page shows %q, want %q", got, want)
+	}
+	w.checkConsole()
+}
+
+// The drop zone's accessible name is its visible text (WCAG 2.5.3, Label in
+// Name: a voice user says what they see), and the formats describe it; the
+// results are a region named Captions (an aria-label on a plain div names
+// nothing). Chromium computes both as a screen reader gets them.
+func TestBrowserNamesForScreenReaders(t *testing.T) {
+	ts := stepServer(t, nil)
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	computed := func(css, what string) string {
+		var s string
+		json.Unmarshal(w.call("GET", "/element/"+w.find(css)+"/"+what, nil), &s)
+		return s
+	}
+	visible := w.await(`arguments[0](document.querySelector("#drop .pointer-only").textContent)`)
+	if got := computed("#drop", "computedlabel"); got != visible {
+		t.Errorf("drop zone's accessible name %q, want its visible text %q", got, visible)
+	}
+	if got, want := w.await(`arguments[0](document.getElementById(document.getElementById("drop").getAttribute("aria-describedby")).textContent)`),
+		"JPEG, PNG, GIF, BMP or WebP"; got != want {
+		t.Errorf("drop zone's description %q, want %q", got, want)
+	}
+	if got := computed("#results", "computedrole") + " " + computed("#results", "computedlabel"); got != "region Captions" {
+		t.Errorf("results: role and name %q, want \"region Captions\"", got)
+	}
+	w.checkConsole()
+}
