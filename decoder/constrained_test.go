@@ -237,6 +237,11 @@ func breaksHeads(seq []int32, meets bool, cons []Constraint, o DecodeOptions) st
 	if len(things) == 1 && animal(things[0]) && slices.Contains(h.Worn, w) {
 		return "a worn word about a guided animal"
 	}
+	if meets && int(w) < len(h.Uses) && h.Uses[w] != UseAnywhere {
+		if rule := breaksUse(seq[:n-1], w, o); rule != "" {
+			return rule
+		}
+	}
 	if meets && n >= 2 && slices.Contains(h.Copulas, seq[n-2]) {
 		return "a guided noun after a copula"
 	}
@@ -248,6 +253,59 @@ func breaksHeads(seq []int32, meets bool, cons []Constraint, o DecodeOptions) st
 	}
 	if !marks(h.Mounts, w) && openPlace(seq[:n-1], Placement{Places: h.Places, Reusable: o.Placement.Reusable}, o.Coordination.And) >= 0 {
 		return "a guided animal as a place"
+	}
+	return ""
+}
+
+// breaksUse names the rule of o.Heads.Uses that guided noun w breaks after
+// said, or "". It reads said forwards: w's noun phrase starts after the last
+// word that is neither a modifier nor a thing nor right after a modifier.
+func breaksUse(said []int32, w int32, o DecodeOptions) string {
+	h := o.Heads
+	marks := func(tab []bool, x int32) bool { return int(x) < len(tab) && tab[x] }
+	isThing := refThing(o.Placement)
+	thing := func(x int32) bool { return x != o.End && isThing(x) }
+	start := 0
+	for i, x := range said {
+		if !marks(h.Modifiers, x) && !thing(x) && (i == 0 || !marks(h.Modifiers, said[i-1])) {
+			start = i + 1
+		}
+	}
+	if start == 0 {
+		return "a held or worn noun as a subject"
+	}
+	p, phrase := said[start-1], said[start:]
+	var before int32 = -1
+	if start >= 2 {
+		before = said[start-2]
+	}
+	if !marks(h.Plural, w) && !slices.ContainsFunc(phrase, func(x int32) bool { return marks(h.Modifiers, x) }) &&
+		!(marks(h.Played, w) && slices.Contains(h.Bare, p)) {
+		return "a bare singular noun"
+	}
+	holder := before >= 0 && thing(before) && openPlace(said[:start-1], o.Placement, o.Coordination.And) < 0
+	switch h.Uses[w] {
+	case UseWorn:
+		ok := slices.Contains(h.Wearing, p)
+		if p == h.In {
+			ok = holder || slices.Contains(h.Wearing, before)
+		} else if p == o.Coordination.And {
+			ok = slices.Contains(h.Worn, before)
+		}
+		if !ok {
+			return "a worn noun out of place"
+		}
+		return ""
+	case UseContainer:
+		if p == h.In || p == h.Into {
+			if !holder && !slices.Contains(o.Placement.Postures, before) {
+				return "a container out of place"
+			}
+			return ""
+		}
+	}
+	if takes := slices.Contains(h.Takes, p) && !slices.Contains(h.Bare, p) || slices.Contains(h.Bare, p) && marks(h.Played, w); !takes {
+		return "a held noun out of place"
 	}
 	return ""
 }

@@ -32,11 +32,51 @@ import "slices"
 // the snow" (8 of the 616 guided captions of the Flickr8k train split said
 // so; the rule changed 16, the search taking other paths).
 //
+// A guided noun that is no animal goes where its Use lets it (Heads.fits):
+// the search had put a guided ball, racket or puck where a caption has a
+// shirt or a place ("a soccer player in a red ball", "a woman in a white
+// shirt is running on a tennis racket", "two hockey players in the puck"),
+// a gun or a harmonica where people sit ("a man is sitting on a gun"), and a
+// wig or swimsuit where they are ("two girls are smiling in the swimsuit");
+// barred from those, it made them subjects ("a soccer ball in a red
+// uniform", "two bikinis are playing in the mud"), verbs ("two men balls on
+// a green ball") and objects of any verb ("a young girl is running balls").
+// So none is a subject, and each comes only after the words that take it:
+// what is worn after Wearing or after a thing and "in", what is held after
+// Takes. Where no caption fits so, the plain caption stands. (Held things
+// as subjects, alone in their phrase and wearing nothing, named the object
+// of a photo of it alone, "a yellow screwdriver is flying through the
+// water", but on Flickr8k's photos gave "a ball in a red leotard is jumping
+// in the air" and "two umbrellas are walking through the street".)
+//
 // With Heads' zero value, guided nouns go anywhere.
 type Heads struct {
-	Animals, Mounts, Leads []bool // by token id; ids past a table's end are false
-	Worn, Places, Copulas  []int32
+	Animals, Mounts, Leads, Modifiers, Plural, Played []bool // by token id; ids past a table's end are false
+	Worn, Places, Copulas                             []int32
+	// Uses is, by token id, where a guided noun that is no animal may go;
+	// ids past its end go anywhere. Uses read In and Into, the vocabulary's
+	// "in" and "into" (0 if it lacks them); Wearing, the words a worn noun
+	// follows ("wearing"; it also follows "and" after one of Worn); Takes,
+	// those a held thing follows (verbs that take one, "holding", "throws",
+	// and "with"); and Bare, those that take only Played nouns, which may
+	// be singular without a modifier ("playing ball").
+	Uses                 []Use
+	In, Into             int32
+	Wearing, Takes, Bare []int32
 }
+
+// Use is where a guided noun of one kind of thing may go: which place
+// prepositions (Places and Placement.Places) it may be the object of, and
+// whether it may be a subject. Its place is read past Modifiers and things
+// ("sitting on a table harmonica").
+type Use uint8
+
+const (
+	UseAnywhere  Use = iota // what people are on or in, and animals, which Heads' other rules place
+	UseWorn                 // after "in" after a thing, or Wearing: "a woman in a pink wig", not "sitting in a wig"
+	UseContainer            // after Takes, "in" or "into": "a puppy in a basket", not "sitting on a bucket"
+	UseHeld                 // after Takes: held, played, used or eaten things
+)
 
 // Animal says whether h names w an animal (Animals).
 func (h Heads) Animal(w int32) bool { return has(h.Animals, w) }
@@ -77,6 +117,55 @@ func (o DecodeOptions) undressed(tokens []int32, guided func(int32) bool) bool {
 	return subject >= 0 && o.guidedAnimal(subject, guided)
 }
 
+// fits says whether w, a guided noun, may come after tokens by its Use. It
+// reads back over w's noun phrase so far, Modifiers, things and any word
+// right after a modifier ("a swimming cap", "a red and white ball"), to the
+// word the phrase follows: none (w would be part of the subject), a place
+// preposition, or another word (an action, "with", "and"). A singular noun
+// (not Plural) needs a modifier in its phrase, but a Played one after one
+// of Bare ("playing ball"): the search wrote "a soccer player is running
+// ball" and "a group of children are playing book". Bare take nothing but
+// Played nouns ("two children play shovels in the snow").
+func (o DecodeOptions) fits(tokens []int32, w int32) bool {
+	h := o.Heads
+	if int(w) >= len(h.Uses) || h.Uses[w] == UseAnywhere {
+		return true
+	}
+	use := h.Uses[w]
+	at, modified := len(tokens)-1, false
+	for ; at >= 0; at-- {
+		mod := has(h.Modifiers, tokens[at])
+		if !mod && !o.thing(tokens[at]) && (at == 0 || !has(h.Modifiers, tokens[at-1])) {
+			break
+		}
+		modified = modified || mod
+	}
+	if at < 0 {
+		return false // the subject
+	}
+	p := tokens[at]
+	if !modified && !has(h.Plural, w) && !(has(h.Played, w) && slices.Contains(h.Bare, p)) {
+		return false
+	}
+	// holder: the word before p is a thing that is not itself in a place
+	// phrase ("a woman in a hat", "a puppy in a basket"; not "two boys
+	// playing in the mud in a swimsuit").
+	holder := at > 0 && o.thing(tokens[at-1]) && o.Placement.phrase(tokens[:at], o.Coordination.And) < 0
+	switch {
+	case use == UseWorn && p == h.In:
+		return holder || at > 0 && slices.Contains(h.Wearing, tokens[at-1])
+	case use == UseWorn && p == o.Coordination.And:
+		return at > 0 && slices.Contains(h.Worn, tokens[at-1]) // "a black jacket and tie"
+	case use == UseWorn:
+		return slices.Contains(h.Wearing, p)
+	case use == UseContainer && (p == h.In || p == h.Into):
+		return holder || at > 0 && slices.Contains(o.Placement.Postures, tokens[at-1]) // "sitting in a basket", not "running in the cup"
+	case slices.Contains(h.Bare, p):
+		return has(h.Played, w) // "playing guitars", not "playing shovels": "playing with a shovel"
+	}
+	return slices.Contains(h.Takes, p)
+}
+
 // mayMeet says whether Heads' rules let a hypothesis of tokens meet an unmet
 // constraint with its token w (NoRepeat's bans, which can forbid such a word
 // though the hypothesis has not said it, by Placement.Kinds, are checked
@@ -89,6 +178,8 @@ func (o DecodeOptions) mayMeet(tokens []int32, w int32, guided func(int32) bool)
 	case o.undressed(tokens, guided) && slices.Contains(h.Worn, w):
 		return false
 	case len(tokens) > 0 && slices.Contains(h.Copulas, tokens[len(tokens)-1]):
+		return false
+	case !o.fits(tokens, w):
 		return false
 	case !o.guidedAnimal(w, guided):
 		return true

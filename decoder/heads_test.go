@@ -30,11 +30,18 @@ func testGuidedAnimalsHeadNounPhrases(t *testing.T, c Config) {
 		}
 		return tab
 	}
+	// 15 is held (and played), 16 worn, 17 a container, 18 held, all but
+	// 15 plurals;
+	// 37 takes what is held and worn.
+	uses := make([]Use, c.Vocab)
+	uses[15], uses[16], uses[17], uses[18] = UseHeld, UseWorn, UseContainer, UseHeld
 	set := func(o *DecodeOptions) {
 		o.Coordination = Coordination{And: 8}
 		o.Placement = Placement{Places: []int32{4}, Reusable: marks(5, 6, 7, 8, 9, 22, 37, 38)}
 		o.Heads = Heads{Animals: marks(10, 11, 12, 13, 14), Mounts: marks(13), Leads: marks(5, 6, 8, 37),
-			Worn: []int32{20, 25, 27}, Places: []int32{4, 9, 22}, Copulas: []int32{7, 38}}
+			Worn: []int32{20, 25, 27}, Places: []int32{4, 9, 22}, Copulas: []int32{7, 38},
+			Modifiers: marks(5, 6), Plural: marks(16, 17, 18), Played: marks(15), Uses: uses,
+			In: 4, Into: 9, Wearing: []int32{37}, Takes: []int32{37}, Bare: []int32{37}}
 	}
 	// Every image is guided to an animal (a mount for some),
 	// some to a second noun that is no animal (15..18).
@@ -95,10 +102,9 @@ func testGuidedAnimalsHeadNounPhrases(t *testing.T, c Config) {
 		}
 	}
 	// Loose images, in the same batch as headed ones, are searched as with
-	// Heads' rule on copulas alone: exactly what each gets in a batch of its kind.
+	// Heads' rules but those on animals (as if no word were one), the rule
+	// on copulas and Uses: exactly what each gets in a batch of its kind.
 	m, _, feats := smallVocabModel(t, c, 4)
-	var copulas DecodeOptions
-	copulas.Heads.Copulas = headed.Heads.Copulas
 	loose := make([]bool, n)
 	for b := range loose {
 		loose[b] = b%2 == 1
@@ -106,8 +112,8 @@ func testGuidedAnimalsHeadNounPhrases(t *testing.T, c Config) {
 	for _, k := range []int{1, 3} {
 		o := DecodeOptions{Start: 1, End: 2, MaxLen: 10, Beam: k, Alpha: 0.7, NBest: k, NoRepeat: 2}
 		set(&o)
-		copulasOnly := o
-		copulasOnly.Heads = copulas.Heads
+		noAnimals := o
+		noAnimals.Heads.Animals = nil
 		buf := m.Device().Alloc(len(feats))
 		m.Device().Upload(buf, feats)
 		mixed, err := m.GenerateConstrained(context.Background(), buf, allImages(n), o, cons, nil, loose)
@@ -115,7 +121,7 @@ func testGuidedAnimalsHeadNounPhrases(t *testing.T, c Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		alone := map[bool][][]Hypothesis{false: generateConstrained(t, m, feats, nil, o, cons, nil), true: generateConstrained(t, m, feats, nil, copulasOnly, cons, nil)}
+		alone := map[bool][][]Hypothesis{false: generateConstrained(t, m, feats, nil, o, cons, nil), true: generateConstrained(t, m, feats, nil, noAnimals, cons, nil)}
 		differ := 0
 		for b := range mixed {
 			want := alone[loose[b]][b]
@@ -131,7 +137,7 @@ func testGuidedAnimalsHeadNounPhrases(t *testing.T, c Config) {
 		}
 	}
 	for _, rule := range []string{"a thing after a guided animal", "a worn word about a guided animal", "a guided animal after no lead word", "a guided animal as a place",
-		"a guided noun after a copula"} {
+		"a guided noun after a copula", "a held or worn noun as a subject", "a bare singular noun", "a worn noun out of place", "a held noun out of place"} {
 		if breaks[false][rule] == 0 {
 			t.Errorf("without Heads no caption has %s: the test shows nothing of that rule (%v)", rule, breaks[false])
 		}
@@ -159,13 +165,7 @@ func TestHeadsByExample(t *testing.T) {
 		Heads: Heads{Animals: marks("panda camel"), Mounts: marks("camel"), Leads: marks("a red and with of"), Worn: id("shirt"),
 			Places: id("on in through"), Copulas: id("is")}}
 	cons := []Constraint{id("panda"), id("camel"), id("tree")}
-	guided := func(w int32) bool {
-		return slices.ContainsFunc(cons, func(c Constraint) bool { return slices.Contains(c, w) })
-	}
-	for _, tc := range []struct {
-		said, word string
-		may        bool
-	}{
+	checkMayMeet(t, o, id, cons, []mayMeetCase{
 		{"a", "panda", true},                                         // after an article
 		{"", "panda", true},                                          // first
 		{"a red", "panda", true},                                     // after an adjective
@@ -191,16 +191,7 @@ func TestHeadsByExample(t *testing.T) {
 		{"a man is", "tree", false},             // no guided noun after a copula
 		{"a man is sitting on a", "tree", true}, // a guided noun that is no animal may be a place
 		{"a man", "tree", true},                 // or follow a thing
-	} {
-		said := id(tc.said)
-		w := id(tc.word)[0]
-		if got := o.mayMeet(said, w, guided); got != tc.may {
-			t.Errorf("after %q, %q meets its constraint: %v, want %v", tc.said, tc.word, got, tc.may)
-		}
-		if rule := breaksHeads(append(slices.Clone(said), w), true, cons, o); (rule == "") != tc.may {
-			t.Errorf("after %q, %q: the test's reference says %q, want a rule broken: %v", tc.said, tc.word, rule, !tc.may)
-		}
-	}
+	})
 }
 
 // TestTopNoThings against a naive reference: every word that is no thing,
@@ -233,6 +224,91 @@ func TestTopNoThings(t *testing.T) {
 					t.Fatalf("every %d, %d words: word %d is %d (%g), want %d (%g)", every, n, j, idx[j], val[j], w, v)
 				}
 			}
+		}
+	}
+}
+
+// TestUsesByExample: DecodeOptions.mayMeet on hand-made sentences for guided
+// nouns that are no animals, checked against the test's reference,
+// breaksUse.
+func TestUsesByExample(t *testing.T) {
+	words := strings.Fields(`<pad> <start> <end> <unk> a the red white man in into on sitting running holding with wearing and
+		ball balls basket shirt hat playing of mud two boys jacket tie swimming rock book`)
+	id := wordIDs(words)
+	marks := func(s string) []bool {
+		tab := make([]bool, len(words))
+		for _, w := range id(s) {
+			tab[w] = true
+		}
+		return tab
+	}
+	uses := make([]Use, len(words))
+	for _, u := range []struct {
+		words string
+		use   Use
+	}{{"ball balls book", UseHeld}, {"shirt hat jacket tie", UseWorn}, {"basket", UseContainer}} {
+		for _, w := range id(u.words) {
+			uses[w] = u.use
+		}
+	}
+	o := DecodeOptions{End: 2, Coordination: Coordination{And: id("and")[0]},
+		Placement: Placement{Places: id("on in into"), Reusable: marks("a the red white sitting running holding with wearing and playing of two swimming"), Postures: id("sitting")},
+		Heads: Heads{Modifiers: marks("a the red white two"), Plural: marks("balls"), Played: marks("ball balls"), Worn: id("shirt hat jacket tie"),
+			Uses: uses, In: id("in")[0], Into: id("into")[0], Wearing: id("wearing"), Takes: id("holding with"), Bare: id("playing")}}
+	cons := []Constraint{id("ball balls"), id("hat"), id("basket"), id("book"), id("shirt"), id("tie")}
+	checkMayMeet(t, o, id, cons, []mayMeetCase{
+		{"", "ball", false},                          // a subject
+		{"a red", "ball", false},                     // still the subject's phrase
+		{"a man holding a", "ball", true},            // after a word that takes it
+		{"a man with a red and white", "ball", true}, // "a red and white" is one phrase
+		{"a man holding", "ball", false},             // singular, no modifier
+		{"a man holding", "balls", true},             // a plural needs none
+		{"a man playing", "ball", true},              // "playing ball"
+		{"a man playing", "book", false},             // a book is not played
+		{"a man running", "balls", false},            // running takes nothing
+		{"a man in a red", "ball", false},            // where a shirt goes
+		{"a man sitting on a", "ball", false},        // where a seat goes
+		{"a man sitting on a rock", "ball", false},   // read past a thing: "a rock ball"
+		{"a man sitting on a red and white", "ball", false},
+		{"a man in a red", "shirt", true},                  // worn after a thing and "in"
+		{"a man in a swimming", "hat", true},               // "swimming" after a modifier is in the phrase
+		{"a man sitting in a", "hat", false},               // not after an action
+		{"a man wearing a", "hat", true},                   // after Wearing
+		{"two boys playing in the mud in a", "hat", false}, // "mud" is in a place phrase
+		{"a man in a red jacket and a", "tie", true},       // "and" after something worn
+		{"a man in a red jacket and", "tie", false},        // singular: it needs a modifier too
+		{"a man and a", "hat", false},                      // not after anything else
+		{"a man with a", "hat", false},                     // "with" is no Wearing
+		{"a man in a", "basket", true},                     // a container after a thing and "in"
+		{"a man sitting in a", "basket", true},             // or after a posture
+		{"a man running into a", "basket", false},          // not after an action
+		{"a man sitting on a", "basket", false},            // nor after "on"
+		{"a man holding a", "basket", true},                // held like the rest
+	})
+}
+
+// mayMeetCase is a hand-made sentence for mayMeet: whether word may meet
+// its constraint after said.
+type mayMeetCase struct {
+	said, word string
+	may        bool
+}
+
+// checkMayMeet checks o.mayMeet on each case, every word of cons guided, and
+// the test's reference, breaksHeads, beside it.
+func checkMayMeet(t *testing.T, o DecodeOptions, id func(string) []int32, cons []Constraint, cases []mayMeetCase) {
+	t.Helper()
+	guided := func(w int32) bool {
+		return slices.ContainsFunc(cons, func(c Constraint) bool { return slices.Contains(c, w) })
+	}
+	for _, tc := range cases {
+		said := id(tc.said)
+		w := id(tc.word)[0]
+		if got := o.mayMeet(said, w, guided); got != tc.may {
+			t.Errorf("after %q, %q meets its constraint: %v, want %v", tc.said, tc.word, got, tc.may)
+		}
+		if rule := breaksHeads(append(slices.Clone(said), w), true, cons, o); (rule == "") != tc.may {
+			t.Errorf("after %q, %q: the test's reference says %q, want a rule broken: %v", tc.said, tc.word, rule, !tc.may)
 		}
 	}
 }

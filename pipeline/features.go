@@ -211,13 +211,15 @@ var headsAbove float32 = 0.95
 // coordination is v's ids of the words decoder.Coordination names, 0 for
 // those v lacks.
 func coordination(v Vocab) decoder.Coordination {
-	id := func(w string) int32 {
-		if i := v.ID(w); i != text.UnkID {
-			return int32(i)
-		}
-		return 0
+	return decoder.Coordination{And: wordID(v, "and"), Articles: [3]int32{wordID(v, "a"), wordID(v, "an"), wordID(v, "the")}}
+}
+
+// wordID is v's id of w, 0 when v lacks it.
+func wordID(v Vocab, w string) int32 {
+	if i := v.ID(w); i != text.UnkID {
+		return int32(i)
 	}
-	return decoder.Coordination{And: id("and"), Articles: [3]int32{id("a"), id("an"), id("the")}}
+	return 0
 }
 
 // placement is v's ids (v has n words) of decoder.Placement's place
@@ -327,15 +329,22 @@ func wordSet(lists ...string) map[string]bool {
 
 // heads is v's tables (v has n words) for decoder.Heads: its words that name
 // animals (the forms of the classifier's animal nouns), those of them people
-// ride (mounts), the words a guided animal may follow (leads), worn words,
-// animalPlaces and copulas.
+// ride (mounts), the words a guided animal may follow (leads), modifiers,
+// worn words, animalPlaces, copulas, the Use of each word that names a class
+// noun (uses) and "in" and "into".
 func heads(v Vocab, n int) decoder.Heads {
-	h := decoder.Heads{Animals: make([]bool, n), Mounts: make([]bool, n), Leads: make([]bool, n)}
+	h := decoder.Heads{Animals: make([]bool, n), Mounts: make([]bool, n), Leads: make([]bool, n), Modifiers: make([]bool, n), Plural: make([]bool, n), Played: make([]bool, n), Uses: make([]decoder.Use, n)}
+	h.In, h.Into = wordID(v, "in"), wordID(v, "into")
+	h.Wearing, h.Takes, h.Bare = ids(v, "wearing wears wear dressed"), ids(v, takes), ids(v, "playing play plays")
 	for i, w := range allWords(v, n) {
 		noun, ok := tags.NounOf(w)
 		h.Animals[i] = ok && tags.AnimalNoun(noun)
 		h.Mounts[i] = h.Animals[i] && mounts[noun]
 		h.Leads[i] = leads[w]
+		h.Modifiers[i], h.Played[i] = modifiers[w], played[w]
+		if noun, ok := tags.ClassNoun(w); ok {
+			h.Uses[i], h.Plural[i] = uses[tags.NounRole(noun)], pluralWord(w, noun)
+		}
 		if worn[w] {
 			h.Worn = append(h.Worn, int32(i))
 		}
@@ -369,6 +378,45 @@ var copulas = wordSet("is are was were be")
 // leads is the words a guided animal may follow (heads). Not actions: they
 // gave "a group of people are playing crab".
 var leads = wordSet(determiners, adjectives, "with and of baby giant wild s")
+
+// modifiers is the words decoder.Heads reads past, with things, to find the
+// preposition whose object a guided noun would be.
+var modifiers = wordSet(determiners, adjectives)
+
+// takes is the words after which a guided thing that is held may come
+// (decoder.Heads.Takes): "with" and the verbs of captions that take
+// something held. Not "at" ("a man is jumping into the water at the
+// paddle"), nor eating and drinking, which take only food ("a group of
+// people are eating candles").
+const takes = `with holding holds hold carrying carries carry throwing throws throw
+	catching catches catch kicking kicks kick hitting hits hit swinging swings swing using uses use
+	reading reads read pushing pushes push pulling pulls pull blowing blows blow chasing chases
+	chase fetching fetches fetch retrieving retrieves retrieve grabbing grabs grab biting bites bite shaking shakes shake
+	lifting lifts lift waving waves wave balancing balances balance juggling juggles juggle dribbling dribbles dribble
+	tossing tosses toss bouncing bounces bounce shooting shoots shoot opening opens open`
+
+// played is the words for things people play, the only ones "playing"
+// takes, bare or not ("playing ball", "playing guitar"; decoder.Heads.Bare).
+var played = wordSet(`ball football soccer basketball baseball volleyball tennis guitar drum drums violin piano
+	flute saxophone trumpet horn harmonica accordion banjo cello xylophone`)
+
+// pluralWord says whether w, a word for noun, is a plural: it ends in "s" and
+// so does noun ("jeans"), or it is a word for noun with "s" or "es" added.
+func pluralWord(w, noun string) bool {
+	if !strings.HasSuffix(w, "s") {
+		return false
+	}
+	for _, stem := range []string{strings.TrimSuffix(w, "s"), strings.TrimSuffix(w, "es")} {
+		if n, ok := tags.ClassNoun(stem); ok && n == noun {
+			return true
+		}
+	}
+	return strings.HasSuffix(noun, "s")
+}
+
+// uses is the decoder.Use of each tags.Role but an animal's, which Heads'
+// rules on animals place.
+var uses = map[tags.Role]decoder.Use{tags.Worn: decoder.UseWorn, tags.Container: decoder.UseContainer, tags.Held: decoder.UseHeld}
 
 // mounts is the animal nouns (tags') people ride or sit on, which a caption
 // may place ("a boy sitting on a camel", "a cowboy on a bull": tags names a

@@ -466,10 +466,14 @@ func TestPlacementFromVocab(t *testing.T) {
 
 // heads marks the vocabulary's animals (the forms of the classifier's animal
 // nouns: "puppies" is a dog's, "man" is none), the mounts among them, the
-// words a guided animal may follow, the worn words, the places and the
-// copulas, each table one entry per id.
+// words a guided animal may follow, the modifiers, the plurals and played
+// words among the class nouns' forms, the worn words, the places, the
+// copulas, and the words Uses read; each table one entry per id. Uses
+// follow the nouns' roles: a wig and a cap (a hat's) are worn, a ball held,
+// a bucket a container, a bike and an animal go anywhere.
 func TestHeadsFromVocab(t *testing.T) {
-	v := text.BuildVocab([][]string{{"a", "puppies", "horse", "man", "bike", "with", "red", "on", "shirt", "hat", "is", "through"}}, 1)
+	v := text.BuildVocab([][]string{{"a", "puppies", "horse", "man", "bike", "with", "red", "on", "shirt", "hat", "is", "through",
+		"in", "into", "wearing", "holding", "playing", "ball", "balls", "jeans", "cap", "wig", "bucket"}}, 1)
 	got := heads(v, v.Size())
 	marked := func(tab []bool) []string {
 		var out []string
@@ -492,13 +496,39 @@ func TestHeadsFromVocab(t *testing.T) {
 		{"animals", marked(got.Animals), []string{"horse", "puppies"}, len(got.Animals)},
 		{"mounts", marked(got.Mounts), []string{"horse"}, len(got.Mounts)},
 		{"leads", marked(got.Leads), []string{"a", "red", "with"}, len(got.Leads)},
-		{"worn", worn, []string{"hat", "shirt"}, v.Size()},
-		{"places", places, []string{"on", "through"}, v.Size()},
+		{"modifiers", marked(got.Modifiers), []string{"a", "red"}, len(got.Modifiers)},
+		{"plurals", marked(got.Plural), []string{"balls", "jeans"}, len(got.Plural)}, // not "puppies": an animal's, which Uses leave alone
+		{"played", marked(got.Played), []string{"ball"}, len(got.Played)},
+		{"wearing", v.Words(got.Wearing), []string{"wearing"}, v.Size()},
+		{"takes", v.Words(got.Takes), []string{"with", "holding"}, v.Size()},
+		{"bare", v.Words(got.Bare), []string{"playing"}, v.Size()},
+		{"in, into", v.Words([]int32{got.In, got.Into}), []string{"in", "into"}, v.Size()},
+		{"worn", worn, []string{"cap", "hat", "jeans", "shirt", "wearing"}, v.Size()},
+		{"places", places, []string{"in", "into", "on", "through"}, v.Size()},
 		{"copulas", copulas, []string{"is"}, v.Size()},
 	} {
 		if !slices.Equal(tc.got, tc.want) || tc.n != v.Size() {
 			t.Errorf("heads: %s %q of %d ids, want %q of %d", tc.what, tc.got, tc.n, tc.want, v.Size())
 		}
+	}
+	if len(got.Uses) != v.Size() {
+		t.Fatalf("heads: Uses has %d ids, want %d", len(got.Uses), v.Size())
+	}
+	for w, want := range map[string]decoder.Use{"wig": decoder.UseWorn, "cap": decoder.UseWorn, "shirt": decoder.UseWorn, "jeans": decoder.UseWorn,
+		"ball": decoder.UseHeld, "balls": decoder.UseHeld, "bucket": decoder.UseContainer, "bike": decoder.UseAnywhere, "horse": decoder.UseAnywhere,
+		"man": decoder.UseAnywhere, "red": decoder.UseAnywhere} {
+		if u := got.Uses[v.ID(w)]; u != want {
+			t.Errorf("heads: %q has Use %d, want %d", w, u, want)
+		}
+	}
+}
+
+// A vocabulary without "in" or "into" (a model trained on other captions)
+// gets 0 for them, which no caption says, rather than a panic.
+func TestHeadsWithoutIn(t *testing.T) {
+	v := text.BuildVocab([][]string{{"a", "ball", "holding"}}, 1)
+	if h := heads(v, v.Size()); h.In != 0 || h.Into != 0 {
+		t.Errorf("heads: In %d, Into %d; want 0 and 0", h.In, h.Into)
 	}
 }
 

@@ -108,9 +108,11 @@ func TestDogBreedsAreDogs(t *testing.T) {
 
 func TestParseClassesErrors(t *testing.T) {
 	for _, tc := range []struct{ tsv, want string }{
-		{"0\t-\t-\t-\tbackground\n2\tn1\tx\tvia\tl\n", `line 2 is class "2", want 1`},
-		{"0\t-\t-\tbackground\n", "line 1 has 4 fields, want 5"},
-		{"# header\n0\t-\t-\t-\tbackground\n", "1 classes, want 1001"},
+		{"0\t-\t-\t-\t-\tbackground\n2\tn1\tx\theld\tvia\tl\n", `line 2 is class "2", want 1`},
+		{"0\t-\t-\t-\tbackground\n", "line 1 has 5 fields, want 6"},
+		{"# header\n0\t-\t-\t-\t-\tbackground\n", "1 classes, want 1001"},
+		{"0\t-\t-\t-\t-\tbackground\n1\tn1\tfish\tpet\tvia\ttench\n", `line 2: class 1 has role "pet", not one of animal, worn, thing, container, held`},
+		{"0\t-\t-\t-\t-\tbackground\n1\tn1\tfish\theld\tvia\ttench\n", "line 2: class 1 has role held, but classes 1-398 and only they are animals"},
 	} {
 		if _, err := parseClasses(tc.tsv); err == nil || err.Error() != tc.want {
 			t.Errorf("parseClasses(%q) = %v, want %q", tc.tsv, err, tc.want)
@@ -163,6 +165,53 @@ func TestNounProbAndAnimalNoun(t *testing.T) {
 	for noun, want := range map[string]bool{"dog": true, "sheep": true, "ball": false, "person": false, "no such noun": false} {
 		if AnimalNoun(noun) != want {
 			t.Errorf("AnimalNoun(%s) = %v, want %v", noun, !want, want)
+		}
+	}
+}
+
+// Each noun has one role, WordNet's unless internal/gen's roleOverrides
+// correct it; these are the rules of guided decoding that read it.
+func TestNounRoles(t *testing.T) {
+	for _, tc := range []struct {
+		noun string
+		want Role
+	}{
+		{"cat", Animal}, {"dog", Animal},
+		{"wig", Worn}, {"swimsuit", Worn}, {"helmet", Worn}, // helmet: a hat's and armour's classes
+		{"cliff", Thing}, {"unicycle", Thing}, {"bench", Thing}, {"stage", Thing}, {"quilt", Thing}, {"phone", Thing},
+		{"bucket", Container}, {"cup", Container}, {"basket", Container},
+		{"ball", Held}, {"racket", Held}, {"gun", Held}, {"lemon", Held}, {"ladle", Held}, {"puck", Held},
+		{"shirtless", ""}, // a word of no class
+	} {
+		if got := NounRole(tc.noun); got != tc.want {
+			t.Errorf("NounRole(%q) = %q, want %q", tc.noun, got, tc.want)
+		}
+	}
+	for _, c := range Classes()[1:] {
+		if c.Role != NounRole(c.Noun) {
+			t.Errorf("class %d (%s) is %s, its noun %q %s: a noun's classes share a role", c.Index, c.Label, c.Role, c.Noun, NounRole(c.Noun))
+		}
+	}
+}
+
+// ClassNoun knows the vocabulary's words, as NounOf does, and also the forms
+// of class nouns outside it, a class's own name: "wig", "wigs".
+func TestClassNoun(t *testing.T) {
+	for _, tc := range []struct {
+		word, noun string
+		ok         bool
+	}{
+		{"kitten", "cat", true}, // NounOf's
+		{"wig", "wig", true},    // a class's own name
+		{"Wigs", "wig", true},
+		{"abacuses", "abacus", true},
+		{"shirtless", "", false},
+	} {
+		if _, known := NounOf(tc.word); tc.word == "wig" && known {
+			t.Fatal(`NounOf knows "wig": the case shows nothing of ClassNoun`)
+		}
+		if n, ok := ClassNoun(tc.word); n != tc.noun || ok != tc.ok {
+			t.Errorf("ClassNoun(%q) = %q, %v; want %q, %v", tc.word, n, ok, tc.noun, tc.ok)
 		}
 	}
 }

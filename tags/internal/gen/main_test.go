@@ -64,3 +64,62 @@ func TestReadSynsets(t *testing.T) {
 		t.Error("readSynsets(missing file) succeeded")
 	}
 }
+
+func TestRoles(t *testing.T) {
+	// A tiny WordNet: clothing <- hairpiece <- wig; structure <- tower;
+	// container <- bucket; and a ball and a tank under neither. The tank is
+	// also a container, which structure's role comes before.
+	s := map[string]synset{
+		"03051540": {lemmas: []string{"clothing"}},
+		"00000001": {lemmas: []string{"hairpiece"}, hypernyms: []string{"03051540"}},
+		"00000002": {lemmas: []string{"wig"}, hypernyms: []string{"00000001"}},
+		"04341686": {lemmas: []string{"structure"}},
+		"03094503": {lemmas: []string{"container"}},
+		"00000003": {lemmas: []string{"tank"}, hypernyms: []string{"03094503", "04341686"}},
+		"00000004": {lemmas: []string{"bucket"}, hypernyms: []string{"03094503"}},
+		"00000005": {lemmas: []string{"ball"}},
+	}
+	for _, tc := range []struct {
+		index int
+		id    string
+		want  string
+	}{
+		{1, "n00000005", roleAnimal}, // the ILSVRC animal subtree goes by index
+		{398, "n00000005", roleAnimal},
+		{399, "n00000002", roleWorn},
+		{400, "n00000003", roleThing},
+		{401, "n00000004", roleContainer},
+		{402, "n00000005", roleHeld},
+	} {
+		if got := classRole(tc.index, tc.id, s); got != tc.want {
+			t.Errorf("classRole(%d, %s) = %s, want %s", tc.index, tc.id, got, tc.want)
+		}
+	}
+
+	// Class 1 (wnids[0]) is an animal's, 400 and 401 are a bucket and a wig.
+	wnids := make([]string, 401)
+	wnids[0], wnids[399], wnids[400] = "n00000005", "n00000004", "n00000002"
+	defer func(saved map[string]struct{ role, why string }) { roleOverrides = saved }(roleOverrides)
+	roleOverrides = map[string]struct{ role, why string }{}
+	if r, err := nounRole("pail", []int{399}, wnids, s); r != roleContainer || err != nil {
+		t.Errorf("nounRole(pail) = %q, %v; want container", r, err)
+	}
+	if _, err := nounRole("pail", []int{399, 400}, wnids, s); err == nil || err.Error() != `the classes of "pail" take roles [container worn] from WordNet: give it one in roleOverrides` {
+		t.Errorf("nounRole of classes of two roles: %v", err)
+	}
+	if r, err := nounRole("fish", []int{0, 399}, wnids, s); r != roleAnimal || err != nil {
+		t.Errorf("nounRole(fish) = %q, %v; want animal: a noun with an animal's class is one", r, err)
+	}
+	roleOverrides["pail"] = struct{ role, why string }{roleThing, "people stand on it"}
+	if r, err := nounRole("pail", []int{399, 400}, wnids, s); r != roleThing || err != nil {
+		t.Errorf("nounRole(pail) overridden = %q, %v; want thing", r, err)
+	}
+	roleOverrides["pail"] = struct{ role, why string }{roleContainer, "it holds water"}
+	if _, err := nounRole("pail", []int{399}, wnids, s); err == nil || err.Error() != `role override for "pail" gives container, as WordNet does: remove it` {
+		t.Errorf("nounRole with an override WordNet agrees with: %v", err)
+	}
+	roleOverrides["fish"] = struct{ role, why string }{roleHeld, "caught"}
+	if _, err := nounRole("fish", []int{0}, wnids, s); err == nil || err.Error() != `role override for "fish", an animal's noun: remove it` {
+		t.Errorf("nounRole with an override of an animal's noun: %v", err)
+	}
+}
