@@ -167,6 +167,51 @@ func TestFetchArchiveExtractsAndChecks(t *testing.T) {
 	}
 }
 
+// The downloaded archive is removed once extracted: the dataset's 1 GB zip
+// is not kept beside the photos taken from it.
+func TestFetchArchiveRemovesTheArchive(t *testing.T) {
+	srv := server(t, map[string][]byte{"/a.zip": zipped(t, map[string]string{"Flicker8k_Dataset/1.jpg": "jpeg"})})
+	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: httpGet}
+	if err := s.FetchArchive(Archive{URL: srv.URL + "/a.zip", Extract: Flickr8k[0].Extract}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	ents, _ := os.ReadDir(s.Dir)
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != "data" {
+		t.Errorf("the folder holds %q, want [data] alone", names)
+	}
+}
+
+// A zip's folder entries are skipped, not extracted as files: an Extract that
+// keeps members' paths gets sub/a.txt from "sub/" then "sub/a.txt" (a file
+// named sub had stood in its folder's way).
+func TestFetchArchiveSkipsFolderEntries(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	if _, err := zw.Create("sub/"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := zw.Create("sub/a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("x"))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv := server(t, map[string][]byte{"/a.zip": buf.Bytes()})
+	s := &Store{Dir: t.TempDir(), Managed: true, Fetch: httpGet}
+	if err := s.FetchArchive(Archive{URL: srv.URL + "/a.zip", Extract: func(m string) string { return m }}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Dir, "sub", "a.txt")); err != nil || string(b) != "x" {
+		t.Errorf("sub/a.txt: %q, %v; want x", b, err)
+	}
+}
+
 // A member whose bytes do not match its CRC-32 (a damaged download) fails the
 // archive and leaves no file.
 func TestFetchArchiveRefusesADamagedMember(t *testing.T) {
@@ -306,6 +351,27 @@ func TestRedirectsEachGetTheirWait(t *testing.T) {
 	}
 }
 
+// A download follows nine redirects and stops at the tenth (net/http's own
+// limit), though the request after it would have had the file: a server
+// that redirects on and on does not hold it for ever.
+func TestTooManyRedirectsFail(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hop, _ := strconv.Atoi(r.URL.Query().Get("hop")); hop < 10 {
+			http.Redirect(w, r, fmt.Sprintf("/w?hop=%d", hop+1), http.StatusFound)
+			return
+		}
+		w.Write([]byte("weights"))
+	}))
+	t.Cleanup(srv.Close)
+	body, err := newHTTPGet(5*time.Second, http.ProxyFromEnvironment)(srv.URL + "/w?hop=0")
+	if err == nil {
+		body.Close()
+	}
+	if want := `Get "/w?hop=10": stopped after 10 redirects`; err == nil || err.Error() != want {
+		t.Errorf("ten redirects: %v, want %q", err, want)
+	}
+}
+
 // A server that never answers fails the same way, while waiting for headers.
 func TestSilentServerFails(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -357,18 +423,71 @@ func TestOpenChoosesTheFolder(t *testing.T) {
 	if d, err := CacheDir(); err != nil || d != cache {
 		t.Errorf("CacheDir() = %q, %v; want CAPTIONER_CACHE, %q", d, err, cache)
 	}
+	// A download into the cache (on first use by caption, classify or serve)
+	// shows its progress on stderr; a user folder downloads nothing.
 	for _, c := range []struct {
 		env     string
 		dir     string
 		managed bool
+		log     io.Writer
 	}{
-		{"", filepath.Join(cache, "assets"), true},
-		{user, user, false},
+		{"", filepath.Join(cache, "assets"), true, os.Stderr},
+		{user, user, false, nil},
 	} {
 		t.Setenv("CAPTIONER_ASSETS", c.env)
-		if s, err := Open(""); err != nil || s.Dir != c.dir || s.Managed != c.managed {
-			t.Errorf("CAPTIONER_ASSETS=%q: Open(\"\") = %+v, %v; want Dir %s, Managed %v", c.env, s, err, c.dir, c.managed)
+		if s, err := Open(""); err != nil || s.Dir != c.dir || s.Managed != c.managed || s.Log != c.log {
+			t.Errorf("CAPTIONER_ASSETS=%q: Open(\"\") = %+v, %v; want Dir %s, Managed %v, Log %v", c.env, s, err, c.dir, c.managed, c.log)
 		}
+	}
+}
+
+// Without CAPTIONER_CACHE the cache is captioner's folder in the user's
+// cache folder ($XDG_CACHE_HOME), not that folder itself, which other
+// programs share.
+func TestCacheDirUnderXDGCache(t *testing.T) {
+	xdg := t.TempDir()
+	t.Setenv("CAPTIONER_CACHE", "")
+	t.Setenv("XDG_CACHE_HOME", xdg)
+	if d, err := CacheDir(); err != nil || d != filepath.Join(xdg, "captioner") {
+		t.Errorf("CacheDir() = %q, %v; want %q", d, err, filepath.Join(xdg, "captioner"))
+	}
+}
+
+// A folder named relative to the working directory is kept as an absolute
+// path (Store.Dir says it is one): a later change of directory, or a path
+// shown to the user, still names that folder.
+func TestOpenMakesTheFolderAbsolute(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	if s, err := Open("a"); err != nil || s.Dir != filepath.Join(root, "a") {
+		t.Errorf("Open(\"a\") in %s = %+v, %v; want Dir %s", root, s, err, filepath.Join(root, "a"))
+	}
+}
+
+// A folder that cannot be looked at (a path through a file) is an error that
+// says why, not a crash nor "does not exist"; so is a file of the folder
+// behind one (models a file), not "not found".
+func TestFoldersThroughAFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(filepath.Join(file, "sub"))
+	want := "assets: stat " + filepath.Join(file, "sub") + ": not a directory; pass --assets (or set CAPTIONER_ASSETS) with a folder laid out like shared/, or set neither and run `captioner setup` to download into the cache"
+	if err == nil || err.Error() != want {
+		t.Errorf("Open(file/sub): %v, want %q", err, want)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "models"), []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Store{Dir: dir, Fetch: func(string) (io.ReadCloser, error) { t.Fatal("fetched into a user folder"); return nil, nil }}
+	_, err = s.Path("models/x.tflite")
+	if want := "assets: stat " + filepath.Join(dir, "models", "x.tflite") + ": not a directory"; err == nil || err.Error() != want {
+		t.Errorf("Path(models/x.tflite) with models a file: %v, want %q", err, want)
 	}
 }
 

@@ -175,9 +175,55 @@ func TestStripErrors(t *testing.T) {
 		{[]string{"a"}, [][]float32{w[:48]}, grey(10, 10, 1), `attnmap: word 0 ("a") has 48 attention weights, want 49 for a 7x7 grid`},
 		{[]string{"a"}, [][]float32{append(w, 0)}, grey(10, 10, 1), `attnmap: word 0 ("a") has 50 attention weights, want 49 for a 7x7 grid`},
 		{[]string{"a"}, [][]float32{w}, image.NewRGBA(image.Rect(0, 0, 0, 5)), "attnmap: the photo is empty (0x5)"},
+		{[]string{"a"}, [][]float32{w}, image.NewRGBA(image.Rect(0, 0, 5, 0)), "attnmap: the photo is empty (5x0)"},
 	} {
 		if _, err := Strip(tc.photo, tc.words, tc.weights, 7); err == nil || err.Error() != tc.want {
 			t.Errorf("got error %v, want %q", err, tc.want)
+		}
+	}
+}
+
+// TestStripDrawsASubImagesOwnRegion: a photo whose bounds do not start at 0,0
+// (a SubImage, a crop) is drawn from those bounds: the right half of a photo
+// black on the left and 200 on the right is 200 throughout, at the full
+// brightness of uniform weights.
+func TestStripDrawsASubImagesOwnRegion(t *testing.T) {
+	photo := image.NewGray(image.Rect(0, 0, 448, 224))
+	for y := range 224 {
+		for x := 224; x < 448; x++ {
+			photo.SetGray(x, y, color.Gray{200})
+		}
+	}
+	right := photo.SubImage(image.Rect(224, 0, 448, 224))
+	uniform := make([]float32, 49)
+	for i := range uniform {
+		uniform[i] = 1.0 / 49
+	}
+	out, err := Strip(right, []string{"wall"}, [][]float32{uniform}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := image.Rect(0, 0, 224, labelHeight+PanelHeight); out.Bounds() != want {
+		t.Fatalf("strip is %v, want %v", out.Bounds(), want)
+	}
+	for _, p := range []image.Point{{0, 0}, {111, 111}, {223, 223}} {
+		if got := out.RGBAAt(p.X, labelHeight+p.Y).G; got != 200 {
+			t.Errorf("panel pixel %v is %d, want the right half's 200", p, got)
+		}
+	}
+}
+
+// TestStripIsOpaque: a transparent photo (a PNG's alpha) still gives an
+// opaque strip, black where the photo has no colour: a strip that kept the
+// alpha would show a viewer's own background through its panels.
+func TestStripIsOpaque(t *testing.T) {
+	out, err := Strip(image.NewRGBA(image.Rect(0, 0, 10, 10)), []string{"a"}, [][]float32{peaked(7, 3, 3)}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []image.Point{{0, 0}, {111, 111}, {223, 223}} {
+		if got := out.RGBAAt(p.X, labelHeight+p.Y); got != (color.RGBA{0, 0, 0, 255}) {
+			t.Errorf("panel pixel %v of a transparent photo is %v, want opaque black", p, got)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,32 @@ func TestBarFinishAndUnknownTotal(t *testing.T) {
 	want := "extract 7450 [1:02:05, 2.0 img/s]\n"
 	if buf.String() != want {
 		t.Fatalf("got %q want %q", buf.String(), want)
+	}
+}
+
+// A character device is a terminal to New: the line is redrawn every
+// Interval, not every LogInterval as in a log.
+func TestNewOnATerminalRedrawsEveryInterval(t *testing.T) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if b := New(f, "x", 1, "img"); !b.tty || b.every != Interval {
+		t.Errorf("%s: tty %v, every %s; want a redraw every %s", os.DevNull, b.tty, b.every, Interval)
+	}
+}
+
+// New starts the clock: a bar finished at once took 0:00, at a finite rate
+// (counted from the zero time, it would have taken millions of hours). The
+// rate is what the few nanoseconds between New and Finish give: any number,
+// 0.0 where the clock did not move.
+func TestNewStartsTheClock(t *testing.T) {
+	var buf bytes.Buffer
+	b := New(&buf, "x", 0, "img")
+	b.done = 3
+	b.Finish()
+	if ok, _ := regexp.MatchString(`^x 3 \[0:00, [0-9]+\.[0-9] img/s\]\n$`, buf.String()); !ok {
+		t.Errorf("finished at once: %q, want elapsed 0:00 and a finite rate", buf.String())
 	}
 }

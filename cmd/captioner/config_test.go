@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -91,5 +92,25 @@ func TestConfigHidesTokens(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(out), &got); err != nil || got.Server.AdminToken != shown(tc.admin) || got.Server.LiveToken != shown(tc.live) || strings.Contains(out, "s3cret") {
 			t.Errorf("tokens %q and %q: config printed admin_token %q, live_token %q (%v); want a set one hidden, an unset one empty", tc.admin, tc.live, got.Server.AdminToken, got.Server.LiveToken, err)
 		}
+	}
+}
+
+// `captioner config` that cannot print fails: a full disk or a closed pipe
+// is the command's error, not exit status 0 with nothing written.
+func TestConfigReportsWriteErrors(t *testing.T) {
+	rootCmd.SetOut(&failingWriter{})
+	rootCmd.SetErr(&bytes.Buffer{})
+	rootCmd.SetArgs([]string{"config"})
+	if err := rootCmd.Execute(); err == nil || err.Error() != "no space left on device" {
+		t.Errorf("config into a full disk: %v, want no space left on device", err)
+	}
+}
+
+// `captioner config` takes no arguments: a word after it (a key the user
+// hoped to see alone) is refused, not ignored.
+func TestConfigTakesNoArguments(t *testing.T) {
+	_, err := run(t, "config", "extra")
+	if want := `unknown command "extra" for "captioner config"`; err == nil || err.Error() != want {
+		t.Errorf("config extra: %v, want %q", err, want)
 	}
 }

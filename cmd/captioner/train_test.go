@@ -341,6 +341,29 @@ func TestTrainMixingFlagsReachTheConfiguration(t *testing.T) {
 	}
 }
 
+// TestSeedIsAnInt64Flag: train's --seed is an int64 flag, as viper and
+// GetInt64 read it (a seed takes 64 bits), in plain decimal.
+func TestSeedIsAnInt64Flag(t *testing.T) {
+	resetFlags(t, "train", "seed")
+	cmd, _, err := rootCmd.Find([]string{"train"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := cmd.Flags().Lookup("seed")
+	if f == nil {
+		t.Fatal("train has no --seed")
+	}
+	if f.Value.Type() != "int64" {
+		t.Errorf("--seed is of type %q, want int64", f.Value.Type())
+	}
+	if err := cmd.Flags().Set("seed", "5000000000"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cmd.Flags().GetInt64("seed"); err != nil || got != 5000000000 {
+		t.Errorf("GetInt64(seed) = %d, %v; want 5000000000", got, err)
+	}
+}
+
 // TestInitGivesTheNetworkNotSet: train --init takes the model's architecture
 // and sizes where the run left them at their defaults (an attention model's
 // self-critical stage failed with "arch attention -> merge" unless --arch and

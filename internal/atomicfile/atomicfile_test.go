@@ -2,6 +2,7 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -245,5 +246,98 @@ func TestReadOnlyFileIsRefused(t *testing.T) {
 	t.Cleanup(func() { os.Chmod(dir, 0o755) })
 	if err := CanWrite(filepath.Join(dir, "new.json")); !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("CanWrite in a read-only folder: %v, want permission denied", err)
+	}
+}
+
+// Only a file with no write permission for anyone is refused: one its owner
+// may not write but its group may (0464) is replaced like any other. A check
+// of the owner's bit alone had refused it.
+func TestWriteFileReplacesAGroupWritableFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "curves.csv")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o464); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("new")); err != nil {
+		t.Fatalf("WriteFile over a file of mode 0464: %v", err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "new" {
+		t.Errorf("read %q, %v; want new", b, err)
+	}
+}
+
+// The temporaries WriteFile makes are named as RemoveStale looks for them:
+// one left behind (its process killed before the rename) is removed.
+func TestRemoveStaleFindsWriteFilesTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	tmp, _, err := tempBeside(filepath.Join(dir, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	if err := RemoveStale(dir); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("RemoveStale left %v, the temporary %s", ents, filepath.Base(tmp.Name()))
+	}
+}
+
+// One temporary it cannot remove fails RemoveStale even when one after it is
+// removed: the error is not lost to the later success.
+func TestRemoveStaleKeepsTheFirstError(t *testing.T) {
+	dir := t.TempDir()
+	// Glob sorts: a.json.tmp1, which cannot be removed, comes first.
+	if err := os.MkdirAll(filepath.Join(dir, "a.json.tmp1", "child"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.json.tmp2"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := RemoveStale(dir)
+	if want := "remove " + filepath.Join(dir, "a.json.tmp1") + ": directory not empty"; err == nil || err.Error() != want {
+		t.Errorf("RemoveStale: %v, want %q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.json.tmp2")); !os.IsNotExist(err) {
+		t.Errorf("a.json.tmp2 was not removed (stat: %v)", err)
+	}
+}
+
+// CanWrite passes a pipe or a device as it is, without a temporary beside it:
+// the folder that holds one may take no new file. /dev/stdout piped into
+// another program is /proc/self/fd/1, a pipe in a folder where no one, root
+// included, creates a file; a pipe in a read-only folder is the same for an
+// ordinary user.
+func TestCanWritePassesPipesInFoldersThatTakeNoFile(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	stdout := fmt.Sprintf("/proc/self/fd/%d", w.Fd())
+	if _, err := os.Stat(stdout); err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if err := CanWrite(stdout); err != nil {
+		t.Errorf("CanWrite(%s), a pipe: %v", stdout, err)
+	}
+
+	if os.Geteuid() == 0 {
+		t.Skip("root writes into any folder: a pipe in a read-only one needs an ordinary user")
+	}
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if err := CanWrite(pipe); err != nil {
+		t.Errorf("CanWrite of a pipe in a read-only folder: %v", err)
 	}
 }

@@ -121,3 +121,60 @@ func TestSharedSearchOrder(t *testing.T) {
 		}
 	}
 }
+
+// A file where an installed copy of the shipped model would be is not that
+// copy: the search goes on to the next place. Only the folder the user named
+// is an error when it is a file.
+func TestModelSkipsAnInstalledFile(t *testing.T) {
+	root := t.TempDir()
+	wd, exe, share := filepath.Join(root, "wd"), filepath.Join(root, "prefix", "bin"), filepath.Join(root, "usr-share")
+	file := filepath.Join(root, "prefix", "share", "captioner", shipped)
+	mkdirs(t, wd, exe, filepath.Dir(file), filepath.Join(share, shipped))
+	if err := os.WriteFile(file, []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd)
+	if got, err := model(shipped, shipped, exe, share); err != nil || got != filepath.Join(share, shipped) {
+		t.Errorf("got %q, %v; want %q, past the file %s", got, err, filepath.Join(share, shipped), file)
+	}
+}
+
+// A folder that cannot be looked in is said, not passed over as missing:
+// ./models a file makes models/flickr8k-merge-lstm "not a directory".
+func TestModelReportsStatErrors(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	if err := os.WriteFile("models", []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := model(shipped, shipped, "", filepath.Join(root, "share"))
+	if want := "model folder models/flickr8k-merge-lstm: stat models/flickr8k-merge-lstm: not a directory"; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
+// A file named like the encoder's folder does not make the shared folder.
+func TestSharedNeedsTheEncoderFolder(t *testing.T) {
+	root := t.TempDir()
+	wd := filepath.Join(root, "wd")
+	mkdirs(t, wd, filepath.Join(wd, "shared", "models"))
+	if err := os.WriteFile(filepath.Join(wd, "shared", encoderDir), []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := shared(wd, ""); ok {
+		t.Errorf("chose %q, whose %s is a file", got, encoderDir)
+	}
+}
+
+// Folders named config.json and decoder.safetensors do not make a model: the
+// not-found message lists only folders holding those files.
+func TestShippedModelsHoldFiles(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	share := filepath.Join(root, "share")
+	mkdirs(t, filepath.Join(share, "models", "fake", "config.json"), filepath.Join(share, "models", "fake", "decoder.safetensors"))
+	_, err := model("nosuchmodel", shipped, "", share)
+	if want := "model folder nosuchmodel not found: give the folder of a trained model, or install the shipped one with `make install`"; err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
