@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/gpu"
@@ -214,8 +216,8 @@ func openPlace(seq []int32, p Placement, and int32) int {
 // animal; no worn word may come while a guided animal is the only thing
 // said; and a guided animal may meet its constraint only first or after a
 // lead word, and then, unless it is a mount, outside an open place phrase
-// (after one of Heads.Places); and no word meets a constraint right after a
-// copula.
+// (after one of Heads.Places); no word meets a constraint right after a
+// copula; and a guided noun with a Use goes where it lets it (breaksUse).
 func breaksHeads(seq []int32, meets bool, cons []Constraint, o DecodeOptions) string {
 	h := o.Heads
 	marks := func(tab []bool, x int32) bool { return int(x) < len(tab) && tab[x] }
@@ -258,56 +260,72 @@ func breaksHeads(seq []int32, meets bool, cons []Constraint, o DecodeOptions) st
 }
 
 // breaksUse names the rule of o.Heads.Uses that guided noun w breaks after
-// said, or "". It reads said forwards: w's noun phrase starts after the last
-// word that is neither a modifier nor a thing nor right after a modifier.
+// said, or "". It spells said as a string of word classes, one letter a
+// word, and finds w's noun phrase so far with a regular expression: the
+// longest end of said made of modifiers (m), each perhaps followed by one
+// free word (f), and things (t); a word that takes a noun (k), unless an
+// article makes it one, ends it.
 func breaksUse(said []int32, w int32, o DecodeOptions) string {
 	h := o.Heads
 	marks := func(tab []bool, x int32) bool { return int(x) < len(tab) && tab[x] }
 	isThing := refThing(o.Placement)
-	thing := func(x int32) bool { return x != o.End && isThing(x) }
-	start := 0
+	in := func(list []int32, x int32) bool { return slices.Contains(list, x) }
+	var classes strings.Builder
 	for i, x := range said {
-		if !marks(h.Modifiers, x) && !thing(x) && (i == 0 || !marks(h.Modifiers, said[i-1])) {
-			start = i + 1
+		afterArticle := i > 0 && in(o.Coordination.Articles[:], said[i-1])
+		switch {
+		case (in(h.Takes, x) || in(h.Wearing, x) || in(h.Eats, x) || in(h.Plays, x)) && !afterArticle:
+			classes.WriteByte('k')
+		case marks(h.Modifiers, x):
+			classes.WriteByte('m')
+		case x != o.End && isThing(x):
+			classes.WriteByte('t')
+		default:
+			classes.WriteByte('f')
 		}
 	}
+	loc := regexp.MustCompile(`(?:mf?|t)*$`).FindStringIndex(classes.String())
+	start := loc[0]
 	if start == 0 {
 		return "a held or worn noun as a subject"
 	}
-	p, phrase := said[start-1], said[start:]
+	p, phrase := said[start-1], classes.String()[start:]
 	var before int32 = -1
 	if start >= 2 {
 		before = said[start-2]
 	}
-	if !marks(h.Plural, w) && !slices.ContainsFunc(phrase, func(x int32) bool { return marks(h.Modifiers, x) }) &&
-		!(marks(h.Played, w) && slices.Contains(h.Bare, p)) {
+	if !strings.Contains(phrase, "m") && !marks(h.Bare, w) && !(marks(h.Played, w) && in(h.Plays, p)) {
 		return "a bare singular noun"
 	}
-	holder := before >= 0 && thing(before) && openPlace(said[:start-1], o.Placement, o.Coordination.And) < 0
-	switch h.Uses[w] {
-	case UseWorn:
-		ok := slices.Contains(h.Wearing, p)
-		if p == h.In {
-			ok = holder || slices.Contains(h.Wearing, before)
-		} else if p == o.Coordination.And {
-			ok = slices.Contains(h.Worn, before)
+	holder := before >= 0 && before != o.End && isThing(before) && openPlace(said[:start-1], o.Placement, o.Coordination.And) < 0
+	use := h.Uses[w]
+	var ok bool
+	switch {
+	case use == UseWorn:
+		switch p {
+		case h.In:
+			ok = holder || in(h.Wearing, before)
+		case o.Coordination.And:
+			ok = in(h.Worn, before) || before >= 0 && int(before) < len(h.Uses) && h.Uses[before] == UseWorn
+		default:
+			ok = in(h.Wearing, p)
 		}
-		if !ok {
-			return "a worn noun out of place"
-		}
+	case in(h.Plays, p):
+		ok = marks(h.Played, w)
+	case use == UseContainer && (p == h.In || p == h.Into):
+		ok = holder || in(o.Placement.Postures, before)
+	default:
+		ok = in(h.Takes, p) || use == UseFood && in(h.Eats, p)
+	}
+	switch {
+	case ok:
 		return ""
-	case UseContainer:
-		if p == h.In || p == h.Into {
-			if !holder && !slices.Contains(o.Placement.Postures, before) {
-				return "a container out of place"
-			}
-			return ""
-		}
+	case use == UseWorn:
+		return "a worn noun out of place"
+	case use == UseContainer:
+		return "a container out of place"
 	}
-	if takes := slices.Contains(h.Takes, p) && !slices.Contains(h.Bare, p) || slices.Contains(h.Bare, p) && marks(h.Played, w); !takes {
-		return "a held noun out of place"
-	}
-	return ""
+	return "a held noun out of place"
 }
 
 // repeatsAnNGram says whether seq ends with an n-gram it has already said,

@@ -51,31 +51,34 @@ import "slices"
 //
 // With Heads' zero value, guided nouns go anywhere.
 type Heads struct {
-	Animals, Mounts, Leads, Modifiers, Plural, Played []bool // by token id; ids past a table's end are false
-	Worn, Places, Copulas                             []int32
+	Animals, Mounts, Leads, Modifiers []bool // by token id; ids past a table's end are false
+	Worn, Places, Copulas             []int32
 	// Uses is, by token id, where a guided noun that is no animal may go;
 	// ids past its end go anywhere. Uses read In and Into, the vocabulary's
-	// "in" and "into" (0 if it lacks them); Wearing, the words a worn noun
-	// follows ("wearing"; it also follows "and" after one of Worn); Takes,
-	// those a held thing follows (verbs that take one, "holding", "throws",
-	// and "with"); and Bare, those that take only Played nouns, which may
-	// be singular without a modifier ("playing ball").
-	Uses                 []Use
-	In, Into             int32
-	Wearing, Takes, Bare []int32
+	// "in" and "into" (0 if it lacks them); by token id, the nouns that
+	// stand Bare, without a modifier (plurals, "jeans", "coffee"), and those
+	// Played; and these lists of words: Wearing, those a worn noun follows
+	// ("wearing"; it also follows "and" after one of Worn or a worn noun);
+	// Takes, those a held thing follows (verbs that take one, "holding",
+	// "throws", and "with"); Eats, those food also follows ("eating", "of");
+	// and Plays, those that take only Played nouns ("playing ball").
+	Uses                        []Use
+	Bare, Played                []bool
+	In, Into                    int32
+	Wearing, Takes, Eats, Plays []int32
 }
 
-// Use is where a guided noun of one kind of thing may go: which place
-// prepositions (Places and Placement.Places) it may be the object of, and
-// whether it may be a subject. Its place is read past Modifiers and things
-// ("sitting on a table harmonica").
+// Use is where a guided noun of one kind of thing may go: what word its
+// noun phrase may follow, read back past Modifiers and things ("sitting on
+// a table harmonica" follows "on"); none of them goes first, as a subject.
 type Use uint8
 
 const (
 	UseAnywhere  Use = iota // what people are on or in, and animals, which Heads' other rules place
 	UseWorn                 // after "in" after a thing, or Wearing: "a woman in a pink wig", not "sitting in a wig"
-	UseContainer            // after Takes, "in" or "into": "a puppy in a basket", not "sitting on a bucket"
-	UseHeld                 // after Takes: held, played, used or eaten things
+	UseContainer            // after Takes, or "in" or "into" after a thing or a posture: "a puppy in a basket", not "sitting on a bucket"
+	UseHeld                 // after Takes: held, played or used things
+	UseFood                 // after Takes or Eats: "eating a pizza", "a cup of coffee"
 )
 
 // Animal says whether h names w an animal (Animals).
@@ -121,21 +124,33 @@ func (o DecodeOptions) undressed(tokens []int32, guided func(int32) bool) bool {
 // reads back over w's noun phrase so far, Modifiers, things and any word
 // right after a modifier ("a swimming cap", "a red and white ball"), to the
 // word the phrase follows: none (w would be part of the subject), a place
-// preposition, or another word (an action, "with", "and"). A singular noun
-// (not Plural) needs a modifier in its phrase, but a Played one after one
-// of Bare ("playing ball"): the search wrote "a soccer player is running
-// ball" and "a group of children are playing book". Bare take nothing but
-// Played nouns ("two children play shovels in the snow").
+// preposition, or another word (an action, "with", "and"). The words that
+// take a noun (Wearing, Takes, Eats, Plays) end the phrase but after an
+// article, though captions' "swings" and "hits" are things and "holding" may
+// follow a colour ("a man in red holding a ball"); after an article they are
+// nouns ("riding a wave"). A noun not Bare needs a modifier in its
+// phrase, but a Played one after one of Plays ("playing ball"): the search
+// wrote "a soccer player is running ball" and "a group of children are
+// playing book". Plays take nothing but Played nouns ("two children play
+// shovels in the snow").
 func (o DecodeOptions) fits(tokens []int32, w int32) bool {
 	h := o.Heads
 	if int(w) >= len(h.Uses) || h.Uses[w] == UseAnywhere {
 		return true
 	}
 	use := h.Uses[w]
+	// takes says whether tokens[i] is a word that takes a noun: one of the
+	// lists, and not a noun itself, as after an article ("riding a wave").
+	takes := func(i int) bool {
+		x := tokens[i]
+		verb := slices.Contains(h.Takes, x) || slices.Contains(h.Wearing, x) || slices.Contains(h.Eats, x) || slices.Contains(h.Plays, x)
+		return verb && (i == 0 || !slices.Contains(o.Coordination.Articles[:], tokens[i-1]))
+	}
 	at, modified := len(tokens)-1, false
 	for ; at >= 0; at-- {
-		mod := has(h.Modifiers, tokens[at])
-		if !mod && !o.thing(tokens[at]) && (at == 0 || !has(h.Modifiers, tokens[at-1])) {
+		x := tokens[at]
+		mod := has(h.Modifiers, x)
+		if takes(at) || !mod && !o.thing(x) && (at == 0 || !has(h.Modifiers, tokens[at-1])) {
 			break
 		}
 		modified = modified || mod
@@ -144,7 +159,7 @@ func (o DecodeOptions) fits(tokens []int32, w int32) bool {
 		return false // the subject
 	}
 	p := tokens[at]
-	if !modified && !has(h.Plural, w) && !(has(h.Played, w) && slices.Contains(h.Bare, p)) {
+	if !modified && !has(h.Bare, w) && !(has(h.Played, w) && slices.Contains(h.Plays, p)) {
 		return false
 	}
 	// holder: the word before p is a thing that is not itself in a place
@@ -154,14 +169,16 @@ func (o DecodeOptions) fits(tokens []int32, w int32) bool {
 	switch {
 	case use == UseWorn && p == h.In:
 		return holder || at > 0 && slices.Contains(h.Wearing, tokens[at-1])
-	case use == UseWorn && p == o.Coordination.And:
-		return at > 0 && slices.Contains(h.Worn, tokens[at-1]) // "a black jacket and tie"
+	case use == UseWorn && p == o.Coordination.And: // "a black jacket and tie"
+		return at > 0 && (slices.Contains(h.Worn, tokens[at-1]) || int(tokens[at-1]) < len(h.Uses) && h.Uses[tokens[at-1]] == UseWorn)
 	case use == UseWorn:
 		return slices.Contains(h.Wearing, p)
 	case use == UseContainer && (p == h.In || p == h.Into):
 		return holder || at > 0 && slices.Contains(o.Placement.Postures, tokens[at-1]) // "sitting in a basket", not "running in the cup"
-	case slices.Contains(h.Bare, p):
+	case slices.Contains(h.Plays, p):
 		return has(h.Played, w) // "playing guitars", not "playing shovels": "playing with a shovel"
+	case use == UseFood && slices.Contains(h.Eats, p):
+		return true
 	}
 	return slices.Contains(h.Takes, p)
 }

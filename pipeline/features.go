@@ -330,20 +330,22 @@ func wordSet(lists ...string) map[string]bool {
 // heads is v's tables (v has n words) for decoder.Heads: its words that name
 // animals (the forms of the classifier's animal nouns), those of them people
 // ride (mounts), the words a guided animal may follow (leads), modifiers,
-// worn words, animalPlaces, copulas, the Use of each word that names a class
-// noun (uses) and "in" and "into".
+// worn words, animalPlaces, copulas; and for Uses, the Use of each word that
+// names a class noun (uses), which of them stand bare (bareWord) and which
+// are played, "in", "into" and the words that take a noun (takes, eats).
 func heads(v Vocab, n int) decoder.Heads {
-	h := decoder.Heads{Animals: make([]bool, n), Mounts: make([]bool, n), Leads: make([]bool, n), Modifiers: make([]bool, n), Plural: make([]bool, n), Played: make([]bool, n), Uses: make([]decoder.Use, n)}
+	h := decoder.Heads{Animals: make([]bool, n), Mounts: make([]bool, n), Leads: make([]bool, n), Modifiers: make([]bool, n),
+		Uses: make([]decoder.Use, n), Bare: make([]bool, n), Played: make([]bool, n)}
 	h.In, h.Into = wordID(v, "in"), wordID(v, "into")
-	h.Wearing, h.Takes, h.Bare = ids(v, "wearing wears wear dressed"), ids(v, takes), ids(v, "playing play plays")
+	h.Wearing, h.Takes, h.Eats, h.Plays = ids(v, "wearing wears wear dressed"), ids(v, takes), ids(v, eats), ids(v, "playing play plays")
 	for i, w := range allWords(v, n) {
 		noun, ok := tags.NounOf(w)
 		h.Animals[i] = ok && tags.AnimalNoun(noun)
 		h.Mounts[i] = h.Animals[i] && mounts[noun]
 		h.Leads[i] = leads[w]
-		h.Modifiers[i], h.Played[i] = modifiers[w], played[w]
+		h.Modifiers[i] = modifiers[w]
 		if noun, ok := tags.ClassNoun(w); ok {
-			h.Uses[i], h.Plural[i] = uses[tags.NounRole(noun)], pluralWord(w, noun)
+			h.Uses[i], h.Bare[i], h.Played[i] = uses[tags.NounRole(noun)], bareWord(w, noun), played[noun]
 		}
 		if worn[w] {
 			h.Worn = append(h.Worn, int32(i))
@@ -386,7 +388,7 @@ var modifiers = wordSet(determiners, adjectives)
 // takes is the words after which a guided thing that is held may come
 // (decoder.Heads.Takes): "with" and the verbs of captions that take
 // something held. Not "at" ("a man is jumping into the water at the
-// paddle"), nor eating and drinking, which take only food ("a group of
+// paddle"), nor eating and drinking, which take only food (eats: "a group of
 // people are eating candles").
 const takes = `with holding holds hold carrying carries carry throwing throws throw
 	catching catches catch kicking kicks kick hitting hits hit swinging swings swing using uses use
@@ -395,28 +397,35 @@ const takes = `with holding holds hold carrying carries carry throwing throws th
 	lifting lifts lift waving waves wave balancing balances balance juggling juggles juggle dribbling dribbles dribble
 	tossing tosses toss bouncing bounces bounce shooting shoots shoot opening opens open`
 
-// played is the words for things people play, the only ones "playing"
-// takes, bare or not ("playing ball", "playing guitar"; decoder.Heads.Bare).
-var played = wordSet(`ball football soccer basketball baseball volleyball tennis guitar drum drums violin piano
-	flute saxophone trumpet horn harmonica accordion banjo cello xylophone`)
+// eats is the words after which guided food may also come
+// (decoder.Heads.Eats): "eating a pizza". Not "of", which also gave
+// "standing in front of a lemon".
+const eats = "eating eats eat drinking drinks drink"
 
-// pluralWord says whether w, a word for noun, is a plural: it ends in "s" and
-// so does noun ("jeans"), or it is a word for noun with "s" or "es" added.
-func pluralWord(w, noun string) bool {
-	if !strings.HasSuffix(w, "s") {
-		return false
+// played is the class nouns of the things people play, the only ones
+// "playing" takes, bare or not ("playing ball", "playing guitars";
+// decoder.Heads.Plays).
+var played = wordSet(`ball guitar drum violin cello banjo flute saxophone horn trombone harmonica accordion xylophone
+	oboe bassoon harp panpipe ocarina maraca gong`)
+
+// bareWord says whether w, a word for noun, stands without an article: a
+// plural (the plural of one of noun's forms), a noun always plural
+// ("jeans"), or a mass noun ("coffee").
+func bareWord(w, noun string) bool {
+	if alwaysBare[noun] {
+		return true
 	}
-	for _, stem := range []string{strings.TrimSuffix(w, "s"), strings.TrimSuffix(w, "es")} {
-		if n, ok := tags.ClassNoun(stem); ok && n == noun {
-			return true
-		}
-	}
-	return strings.HasSuffix(noun, "s")
+	return slices.ContainsFunc(tags.Forms(noun), func(f string) bool { return f != w && tags.Plural(f) == w })
 }
+
+// alwaysBare is the class nouns that take no article: those always plural
+// and mass nouns.
+var alwaysBare = wordSet(`jeans pajamas binoculars sunglasses food coffee wine soup pasta chocolate
+	makeup bread dessert hay lotion sunscreen perfume yarn velvet`)
 
 // uses is the decoder.Use of each tags.Role but an animal's, which Heads'
 // rules on animals place.
-var uses = map[tags.Role]decoder.Use{tags.Worn: decoder.UseWorn, tags.Container: decoder.UseContainer, tags.Held: decoder.UseHeld}
+var uses = map[tags.Role]decoder.Use{tags.Worn: decoder.UseWorn, tags.Container: decoder.UseContainer, tags.Held: decoder.UseHeld, tags.Food: decoder.UseFood}
 
 // mounts is the animal nouns (tags') people ride or sit on, which a caption
 // may place ("a boy sitting on a camel", "a cowboy on a bull": tags names a

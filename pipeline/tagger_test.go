@@ -466,14 +466,17 @@ func TestPlacementFromVocab(t *testing.T) {
 
 // heads marks the vocabulary's animals (the forms of the classifier's animal
 // nouns: "puppies" is a dog's, "man" is none), the mounts among them, the
-// words a guided animal may follow, the modifiers, the plurals and played
-// words among the class nouns' forms, the worn words, the places, the
+// words a guided animal may follow, the modifiers, the bare and played words
+// among the class nouns' forms (plurals, "scarves" too, and mass nouns; not
+// "dress" or "glass", singulars in -s), the worn words, the places, the
 // copulas, and the words Uses read; each table one entry per id. Uses
 // follow the nouns' roles: a wig and a cap (a hat's) are worn, a ball held,
-// a bucket a container, a bike and an animal go anywhere.
+// a bucket a container, pizza and coffee food, a bike and an animal go
+// anywhere.
 func TestHeadsFromVocab(t *testing.T) {
 	v := text.BuildVocab([][]string{{"a", "puppies", "horse", "man", "bike", "with", "red", "on", "shirt", "hat", "is", "through",
-		"in", "into", "wearing", "holding", "playing", "ball", "balls", "jeans", "cap", "wig", "bucket"}}, 1)
+		"in", "into", "wearing", "holding", "playing", "eating", "of", "ball", "balls", "jeans", "cap", "wig", "bucket", "pizza",
+		"coffee", "dress", "glass", "scarves", "guitars"}}, 1)
 	got := heads(v, v.Size())
 	marked := func(tab []bool) []string {
 		var out []string
@@ -495,15 +498,17 @@ func TestHeadsFromVocab(t *testing.T) {
 	}{
 		{"animals", marked(got.Animals), []string{"horse", "puppies"}, len(got.Animals)},
 		{"mounts", marked(got.Mounts), []string{"horse"}, len(got.Mounts)},
-		{"leads", marked(got.Leads), []string{"a", "red", "with"}, len(got.Leads)},
+		{"leads", marked(got.Leads), []string{"a", "of", "red", "with"}, len(got.Leads)},
 		{"modifiers", marked(got.Modifiers), []string{"a", "red"}, len(got.Modifiers)},
-		{"plurals", marked(got.Plural), []string{"balls", "jeans"}, len(got.Plural)}, // not "puppies": an animal's, which Uses leave alone
-		{"played", marked(got.Played), []string{"ball"}, len(got.Played)},
+		// plurals, "jeans" and "coffee"; not "dress" or "glass"
+		{"bare", marked(got.Bare), []string{"balls", "coffee", "guitars", "jeans", "puppies", "scarves"}, len(got.Bare)},
+		{"played", marked(got.Played), []string{"ball", "balls", "guitars"}, len(got.Played)},
 		{"wearing", v.Words(got.Wearing), []string{"wearing"}, v.Size()},
 		{"takes", v.Words(got.Takes), []string{"with", "holding"}, v.Size()},
-		{"bare", v.Words(got.Bare), []string{"playing"}, v.Size()},
+		{"eats", v.Words(got.Eats), []string{"eating"}, v.Size()},
+		{"plays", v.Words(got.Plays), []string{"playing"}, v.Size()},
 		{"in, into", v.Words([]int32{got.In, got.Into}), []string{"in", "into"}, v.Size()},
-		{"worn", worn, []string{"cap", "hat", "jeans", "shirt", "wearing"}, v.Size()},
+		{"worn", worn, []string{"cap", "dress", "hat", "jeans", "shirt", "wearing"}, v.Size()},
 		{"places", places, []string{"in", "into", "on", "through"}, v.Size()},
 		{"copulas", copulas, []string{"is"}, v.Size()},
 	} {
@@ -515,7 +520,8 @@ func TestHeadsFromVocab(t *testing.T) {
 		t.Fatalf("heads: Uses has %d ids, want %d", len(got.Uses), v.Size())
 	}
 	for w, want := range map[string]decoder.Use{"wig": decoder.UseWorn, "cap": decoder.UseWorn, "shirt": decoder.UseWorn, "jeans": decoder.UseWorn,
-		"ball": decoder.UseHeld, "balls": decoder.UseHeld, "bucket": decoder.UseContainer, "bike": decoder.UseAnywhere, "horse": decoder.UseAnywhere,
+		"ball": decoder.UseHeld, "balls": decoder.UseHeld, "bucket": decoder.UseContainer, "pizza": decoder.UseFood, "coffee": decoder.UseFood,
+		"bike": decoder.UseAnywhere, "horse": decoder.UseAnywhere,
 		"man": decoder.UseAnywhere, "red": decoder.UseAnywhere} {
 		if u := got.Uses[v.ID(w)]; u != want {
 			t.Errorf("heads: %q has Use %d, want %d", w, u, want)

@@ -33,7 +33,8 @@ const (
 	Worn      Role = "worn"      // clothing: "a woman in a pink wig"
 	Thing     Role = "thing"     // what people are on or in: a structure, a vehicle, furniture, a place
 	Container Role = "container" // what things are in: "a puppy in a basket"
-	Held      Role = "held"      // the rest, held, played, used or eaten: never after "on" or "in"
+	Food      Role = "food"      // what is eaten or drunk: "eating a pizza"
+	Held      Role = "held"      // the rest, held, played or used: never after "on" or "in"
 )
 
 //go:embed imagenet_nouns.tsv
@@ -141,8 +142,8 @@ func parseClasses(tsv string) ([]Class, error) {
 		switch {
 		case c.WNID == "-":
 			c.WNID, c.Noun, c.Role = "", "", ""
-		case !slices.Contains([]Role{Animal, Worn, Thing, Container, Held}, c.Role):
-			return nil, fmt.Errorf("line %d: class %d has role %q, not one of animal, worn, thing, container, held", n+1, i, f[3])
+		case !slices.Contains([]Role{Animal, Worn, Thing, Container, Food, Held}, c.Role):
+			return nil, fmt.Errorf("line %d: class %d has role %q, not one of animal, worn, thing, container, food, held", n+1, i, f[3])
 		case (c.Role == Animal) != c.Animal():
 			return nil, fmt.Errorf("line %d: class %d has role %s, but classes 1-398 and only they are animals", n+1, i, c.Role)
 		}

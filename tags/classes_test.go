@@ -111,7 +111,7 @@ func TestParseClassesErrors(t *testing.T) {
 		{"0\t-\t-\t-\t-\tbackground\n2\tn1\tx\theld\tvia\tl\n", `line 2 is class "2", want 1`},
 		{"0\t-\t-\t-\tbackground\n", "line 1 has 5 fields, want 6"},
 		{"# header\n0\t-\t-\t-\t-\tbackground\n", "1 classes, want 1001"},
-		{"0\t-\t-\t-\t-\tbackground\n1\tn1\tfish\tpet\tvia\ttench\n", `line 2: class 1 has role "pet", not one of animal, worn, thing, container, held`},
+		{"0\t-\t-\t-\t-\tbackground\n1\tn1\tfish\tpet\tvia\ttench\n", `line 2: class 1 has role "pet", not one of animal, worn, thing, container, food, held`},
 		{"0\t-\t-\t-\t-\tbackground\n1\tn1\tfish\theld\tvia\ttench\n", "line 2: class 1 has role held, but classes 1-398 and only they are animals"},
 	} {
 		if _, err := parseClasses(tc.tsv); err == nil || err.Error() != tc.want {
@@ -180,7 +180,8 @@ func TestNounRoles(t *testing.T) {
 		{"wig", Worn}, {"swimsuit", Worn}, {"helmet", Worn}, // helmet: a hat's and armour's classes
 		{"cliff", Thing}, {"unicycle", Thing}, {"bench", Thing}, {"stage", Thing}, {"quilt", Thing}, {"phone", Thing},
 		{"bucket", Container}, {"cup", Container}, {"basket", Container},
-		{"ball", Held}, {"racket", Held}, {"gun", Held}, {"lemon", Held}, {"ladle", Held}, {"puck", Held},
+		{"ball", Held}, {"racket", Held}, {"gun", Held}, {"ladle", Held}, {"puck", Held},
+		{"lemon", Food}, {"pizza", Food}, {"coffee", Food},
 		{"shirtless", ""}, // a word of no class
 	} {
 		if got := NounRole(tc.noun); got != tc.want {

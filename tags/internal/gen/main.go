@@ -16,10 +16,10 @@
 // clothing: "a woman in a pink wig", not "sitting in a wig"); a thing people
 // are on or in (a structure, area, vehicle, piece of furniture, geological
 // formation, natural object, location or gymnastic apparatus: "sitting on a
-// cliff"); a container ("a puppy in a basket"); and the rest, things held,
-// played, used or eaten, which captions never put after "on" or "in" ("a
-// soccer player in a red ball", "sitting on a gun"). roleOverrides correct
-// it by noun, so that a noun's classes share one role.
+// cliff"); a container ("a puppy in a basket"); food ("eating a pizza"); and
+// the rest, things held, played or used, which captions never put after "on"
+// or "in" ("a soccer player in a red ball", "sitting on a gun").
+// roleOverrides correct it by noun, so that a noun's classes share one role.
 //
 // Usage (from tags/, needs Debian's wordnet-base and the labels asset):
 //
@@ -293,6 +293,7 @@ const (
 	roleWorn      = "worn"
 	roleThing     = "thing"
 	roleContainer = "container"
+	roleFood      = "food"
 	roleHeld      = "held"
 )
 
@@ -316,6 +317,11 @@ var roleRoots = []struct {
 		"03472232", // gymnastic apparatus
 	}},
 	{roleContainer, []string{"03094503"}}, // container
+	{roleFood, []string{
+		"00021265", // food
+		"13134947", // fruit
+		"07707451", // vegetable
+	}},
 }
 
 // roleOverrides correct the roles WordNet gives, by noun (a noun's role is
@@ -336,6 +342,8 @@ var roleOverrides = roleGroups([]roleGroup{
 		necklace, neck brace, bandage, muzzle, makeup`},
 	{roleContainer, "every class of it holds things", "cup, bottle, pot"},
 	{roleHeld, "held by its handle: nothing is in a ladle in a caption", "ladle, spoon"},
+	{roleFood, "a mushroom is eaten; one class of it is a fungus (WordNet: organism)", "mushroom"},
+	{roleHeld, "held or read, not eaten: ImageNet's plate is a plate of food, a menu a list of dishes", "plate, menu"},
 })
 
 // roleGroup is roleOverrides' entries for nouns, comma-separated, that one
