@@ -12,22 +12,26 @@ const modelSelect = $("model-select");
 // The option fields every request sends, and the limit that bounds each.
 const options = { beam: "max_beam", max_len: "max_len", alternatives: "max_beam" };
 
-// fetchModels asks GET /v1/models until the server answers it. While the
-// server loads and warms up its model it answers 503 with a Retry-After (1 s);
-// the page waits that long or, as the tries go on, longer (1, 2, 4, then 5 s
+// fetchModels asks GET /v1/models which models the server holds and its
+// limits. While the server loads and warms up its model it answers 503 with a
+// Retry-After (1 s), and while it restarts it does not answer at all: the page
+// asks again, after that long or, as the tries go on, longer (1, 2, 4, then 5 s
 // between tries), so that a page left open on a server slow to start does not
 // ask each second; a Retry-After past a minute counts as a minute. A page
 // that had given up on the first 503 never learnt the models: no selector,
-// and no attention maps asked for.
+// and no attention maps asked for. Any other answer is final: where it is not
+// the list (a proxy that does not route /v1/models, a server error, a page
+// that is not JSON), fetchModels returns null, and the page keeps its default
+// limits and offers no models.
 async function fetchModels() {
   for (let backoff = 1; ; backoff = Math.min(2 * backoff, 5)) {
     let wait = backoff;
     try {
       const r = await fetch("/v1/models");
-      if (r.ok) return await r.json();
+      if (r.status !== 503) return r.ok ? await r.json().catch(() => null) : null;
       wait = Math.max(backoff, Math.min(Number(r.headers.get("Retry-After")) || 0, 60));
     } catch {
-      // No answer (the server restarting, the network down): as a refusal.
+      // No answer (the server restarting, the network down): asked again.
     }
     await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
@@ -35,13 +39,13 @@ async function fetchModels() {
 
 // Where the server holds several models, the page lets the user pick one.
 // models settles once the server has said which models it holds and its
-// limits; every upload waits for it (modelsKnown says whether it has).
+// limits, or that it will not say (modelsKnown says whether it has settled).
 let modelsKnown = false;
 const models = fetchModels().then((j) => {
   modelsKnown = true;
-  limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
+  if (j) limits = { ...limits, ...j.limits }; // a server before limits keeps the defaults
   boundFields();
-  if (!j.models.length) return;
+  if (!j || !j.models.length) return;
   served = j.models;
   if (served.length > 1) {
     modelSelect.replaceChildren(...served.map((m) => el("option", { value: m.name }, m.name + (m.default ? " (default)" : ""))));
@@ -50,6 +54,14 @@ const models = fetchModels().then((j) => {
   }
   showModel();
 }).catch(() => {});
+
+// An upload waits for models, but no longer than two minutes from the page's
+// opening, well past a server's load and warm-up: a server that never gets
+// there (its model failed to load and it exited) would keep the photos
+// waiting for ever. Past that, they go with what the page knows (at worst
+// the default limits and the default model), and the upload's own request
+// gets the server's answer, or none, to show. fetchModels asks on.
+const modelsOrTimeout = Promise.race([models, new Promise((resolve) => setTimeout(resolve, 2 * 60 * 1000))]);
 
 // boundFields makes the option fields hold what the server accepts (a value
 // above is brought down to the bound): send asks the browser to say which
@@ -81,12 +93,18 @@ function showModel() {
 // With server.live: token, /live needs the viewer token: the nav's Live link
 // carries the one this tab's live page was opened with (live.js keeps it), or
 // it would answer 401.
-try {
-  const token = sessionStorage.getItem("captioner-live-token");
-  if (token) $("live-link").href = "/live?token=" + encodeURIComponent(token);
-} catch {
-  // Site storage blocked: the link stays /live.
+function liveLink() {
+  try {
+    const token = sessionStorage.getItem("captioner-live-token");
+    if (token) $("live-link").href = "/live?token=" + encodeURIComponent(token);
+  } catch {
+    // Site storage blocked: the link stays /live.
+  }
 }
+liveLink();
+// A page the back/forward cache restores runs no script anew, and the tab may
+// have opened /live?token= since (then Back): the link reads the token again.
+addEventListener("pageshow", (e) => { if (e.persisted) liveLink(); });
 
 drop.addEventListener("click", () => fileInput.click());
 drop.addEventListener("keydown", (e) => {
@@ -126,26 +144,32 @@ function skippedNote(folders) {
     : `skipped the folder ${names}: open it and drop the photos inside instead`;
 }
 
+// showNote says in the status line what the page left out (the folders a drop
+// skipped). The error box is left as it is: an upload's error and its Try
+// again stay.
+function showNote(note) {
+  status.className = "status wait";
+  status.textContent = note;
+}
+
 drop.addEventListener("drop", (e) => {
   // Read now: the browser empties e.dataTransfer once the event is over.
   const { files, folders } = dropped([...e.dataTransfer.items]);
   const note = folders.length ? skippedNote(folders) : "";
   if (files.length) send(files, false, note);
-  else if (note) showError(note);
+  else if (note) showNote(note);
 });
 document.addEventListener("paste", (e) => {
   const files = [...e.clipboardData.items].filter((i) => i.kind === "file").map((i) => i.getAsFile());
   if (files.length) send(files);
 });
 
-// showError says why an upload stopped; with files, a button sends them
-// again (the user need not pick them again), as the rest of the upload whose
-// cards are shown when more is set.
+// showError says why an upload stopped; its Try again sends files again (the
+// user need not pick them again), as the rest of the upload whose cards are
+// shown when more is set.
 function showError(msg, files, more = false) {
   $("error-text").textContent = msg;
-  if (files) retryButton.hidden = false;
-  else hide(retryButton);
-  retryButton.onclick = files ? () => send(files, more) : null;
+  retryButton.onclick = () => send(files, more);
   errorBox.hidden = false;
 }
 
@@ -159,8 +183,10 @@ function hide(el) {
 
 // refusal is what the page says when the server refused a request as a whole.
 // A 429's error speaks to programs (it names the Retry-After header): people
-// read a sentence of their own. (The page has already waited and asked again;
-// a wait of a few seconds is over by the time it is read.)
+// read a sentence of their own, with the server's wait where it is over 5 s,
+// else (or where the server named none) "a few seconds". post has waited and
+// asked again only where the Retry-After was 1 to 30 s; a 429 without one, or
+// with a longer one, comes here from the first try.
 function refusal(resp, body) {
   const retry = Number(resp.headers.get("Retry-After"));
   if (resp.status === 429) {
@@ -247,11 +273,11 @@ async function send(files, more = false, note = "") {
   files = files.filter((f) => f);
   if (!files.length) return;
   // Which model, its limits, and whether to ask for attention weights: a page
-  // opened while the server warms up waits for them.
+  // opened while the server warms up waits for them (within modelsOrTimeout).
   if (!modelsKnown) {
     status.className = "status wait";
     status.textContent = "the server is loading its model; the photos go once it is ready…";
-    await models;
+    await modelsOrTimeout;
     status.className = "status";
     status.textContent = "";
   }
@@ -259,6 +285,7 @@ async function send(files, more = false, note = "") {
   if (bad) { // the photos wait for the fix, not dropped; an upload sending goes on
     bad.reportValidity();
     showError(`${bad.labels[0].firstChild.textContent.trim()}: ${bad.validationMessage} Fix it, then try again.`, files);
+    if (note) showNote(note);
     return;
   }
   // A new upload replaces one still sending: its remaining requests are
