@@ -60,7 +60,7 @@ type Heads struct {
 	// Played; and these lists of words: Wearing, those a worn noun follows
 	// ("wearing"; it also follows "and" after one of Worn or a worn noun);
 	// Takes, those a held thing follows (verbs that take one, "holding",
-	// "throws", and "with"); Eats, those food also follows ("eating", "of");
+	// "throws", and "with"); Eats, those food also follows ("eating", "drinking");
 	// and Plays, those that take only Played nouns ("playing ball").
 	Uses                        []Use
 	Bare, Played                []bool
@@ -78,7 +78,7 @@ const (
 	UseWorn                 // after "in" after a thing, or Wearing: "a woman in a pink wig", not "sitting in a wig"
 	UseContainer            // after Takes, or "in" or "into" after a thing or a posture: "a puppy in a basket", not "sitting on a bucket"
 	UseHeld                 // after Takes: held, played or used things
-	UseFood                 // after Takes or Eats: "eating a pizza", "a cup of coffee"
+	UseFood                 // after Takes or Eats: "eating a pizza", "drinking coffee"
 )
 
 // Animal says whether h names w an animal (Animals).
