@@ -246,7 +246,7 @@ func TestTopNoThings(t *testing.T) {
 func TestUsesByExample(t *testing.T) {
 	words := strings.Fields(`<pad> <start> <end> <unk> a the red white black man in into on sitting running holding with wearing and
 		ball balls basket shirt hat playing of mud two boys jacket tie swimming rock book swings racket eating pizza cup
-		coffee mask wig riding wave`)
+		coffee mask wig riding wave dancing beach baby city street corner shorts`)
 	id := wordIDs(words)
 	marks := func(s string) []bool {
 		tab := make([]bool, len(words))
@@ -265,11 +265,13 @@ func TestUsesByExample(t *testing.T) {
 		}
 	}
 	// "swings" and "wave" are things by Placement's tables, as "swings",
-	// "hits" and "wave" are in the shipped vocabulary; Worn, the ban list on
-	// guided animals, lacks "mask".
+	// "hits" and "wave" are in the shipped vocabulary, and so are "baby",
+	// "beach", "city", "street" and "corner"; "riding" and "dancing" are
+	// not. Worn, the ban list on guided animals, lacks "mask" and has
+	// "shorts", which has no Use.
 	o := DecodeOptions{End: 2, Coordination: Coordination{And: id("and")[0], Articles: [3]int32{id("a")[0], id("the")[0]}},
-		Placement: Placement{Places: id("on in into"), Reusable: marks("a the red white black sitting running holding with wearing and playing of two swimming eating"), Postures: id("sitting")},
-		Heads: Heads{Modifiers: marks("a the red white black two"), Bare: marks("balls coffee"), Played: marks("ball balls"), Worn: id("shirt hat jacket tie"),
+		Placement: Placement{Places: id("on in into"), Reusable: marks("a the red white black sitting running holding with wearing and playing of two swimming eating riding dancing"), Postures: id("sitting")},
+		Heads: Heads{Modifiers: marks("a the red white black two"), Bare: marks("balls coffee"), Played: marks("ball balls"), Worn: id("shirt hat jacket tie shorts"),
 			Uses: uses, In: id("in")[0], Into: id("into")[0], Wearing: id("wearing"), Takes: id("holding with swings wave"), Eats: id("eating"), Plays: id("playing")}}
 	cons := []Constraint{id("ball balls"), id("hat"), id("basket"), id("book"), id("shirt"), id("tie"), id("racket"), id("pizza"), id("coffee"), id("wig")}
 	checkMayMeet(t, o, id, cons, []mayMeetCase{
@@ -309,8 +311,25 @@ func TestUsesByExample(t *testing.T) {
 		{"a man riding a wave", "balls", false},            // "wave" after an article is a noun: "riding" takes nothing
 		{"a man wave", "balls", true},                      // else a word that takes a held thing
 		{"a man in a", "pizza", false},
-		{"a man in a black mask and a red", "wig", true},  // "and" after a worn noun Worn lacks
-		{"a man in a black rock and a red", "wig", false}, // not after a rock
+		{"a man in a black mask and a red", "wig", true},           // "and" after a worn noun Worn lacks
+		{"a man in a black rock and a red", "wig", false},          // not after a rock
+		{"a man in red playing", "ball", true},                     // "playing" after a colour ends the phrase too
+		{"a man dancing in black wearing a", "hat", true},          // and "wearing": not "in" after an action
+		{"a man riding the wave", "balls", false},                  // "the" is an article as "a" is
+		{"a man holding baby white", "ball", true},                 // a modifier before a thing counts
+		{"on a beach a man in a", "hat", false},                    // "man" is in the place phrase that opens the caption
+		{"a man on a city street corner in a red", "jacket", true}, // three things close the place phrase
+		{"a man in black shorts and a red", "hat", true},           // "and" after a word of Worn with no Use
+		{"shorts and a red", "hat", true},                          // the first word too
+	})
+	// A Uses table shorter than the vocabulary: the ids past its end, "ball"
+	// the first of them, go anywhere.
+	short := o
+	short.Heads.Uses = uses[:id("ball")[0]]
+	checkMayMeet(t, short, id, cons, []mayMeetCase{
+		{"", "ball", true},
+		{"a man sitting on a", "ball", true},
+		{"a man in a red", "hat", true},
 	})
 }
 

@@ -476,7 +476,11 @@ func TestPlacementFromVocab(t *testing.T) {
 func TestHeadsFromVocab(t *testing.T) {
 	v := text.BuildVocab([][]string{{"a", "puppies", "horse", "man", "bike", "with", "red", "on", "shirt", "hat", "is", "through",
 		"in", "into", "wearing", "holding", "playing", "eating", "of", "ball", "balls", "jeans", "cap", "wig", "bucket", "pizza",
-		"coffee", "dress", "glass", "scarves", "guitars"}}, 1)
+		"coffee", "dress", "glass", "scarves", "guitars", "dressed", "wears", "play", "hits", "drinking", "sunglasses", "bread",
+		"drums", "cake"}}, 1)
+	if n, _ := tags.ClassNoun("cake"); n != "dessert" {
+		t.Fatalf(`ClassNoun("cake") = %q, want "dessert": the case shows nothing of mass nouns by their noun`, n)
+	}
 	got := heads(v, v.Size())
 	marked := func(tab []bool) []string {
 		var out []string
@@ -500,15 +504,16 @@ func TestHeadsFromVocab(t *testing.T) {
 		{"mounts", marked(got.Mounts), []string{"horse"}, len(got.Mounts)},
 		{"leads", marked(got.Leads), []string{"a", "of", "red", "with"}, len(got.Leads)},
 		{"modifiers", marked(got.Modifiers), []string{"a", "red"}, len(got.Modifiers)},
-		// plurals, "jeans" and "coffee"; not "dress" or "glass"
-		{"bare", marked(got.Bare), []string{"balls", "coffee", "guitars", "jeans", "puppies", "scarves"}, len(got.Bare)},
-		{"played", marked(got.Played), []string{"ball", "balls", "guitars"}, len(got.Played)},
-		{"wearing", v.Words(got.Wearing), []string{"wearing"}, v.Size()},
-		{"takes", v.Words(got.Takes), []string{"with", "holding"}, v.Size()},
-		{"eats", v.Words(got.Eats), []string{"eating"}, v.Size()},
-		{"plays", v.Words(got.Plays), []string{"playing"}, v.Size()},
+		// plurals, "jeans", "sunglasses" and "coffee", "bread", "cake" (its
+		// noun is "dessert", a mass noun); not "dress" or "glass"
+		{"bare", marked(got.Bare), []string{"balls", "bread", "cake", "coffee", "drums", "guitars", "jeans", "puppies", "scarves", "sunglasses"}, len(got.Bare)},
+		{"played", marked(got.Played), []string{"ball", "balls", "drums", "guitars"}, len(got.Played)},
+		{"wearing", v.Words(got.Wearing), []string{"wearing", "wears", "dressed"}, v.Size()},
+		{"takes", v.Words(got.Takes), []string{"with", "holding", "hits"}, v.Size()},
+		{"eats", v.Words(got.Eats), []string{"eating", "drinking"}, v.Size()},
+		{"plays", v.Words(got.Plays), []string{"playing", "play"}, v.Size()},
 		{"in, into", v.Words([]int32{got.In, got.Into}), []string{"in", "into"}, v.Size()},
-		{"worn", worn, []string{"cap", "dress", "hat", "jeans", "shirt", "wearing"}, v.Size()},
+		{"worn", worn, []string{"cap", "dress", "dressed", "hat", "jeans", "shirt", "sunglasses", "wearing", "wears"}, v.Size()},
 		{"places", places, []string{"in", "into", "on", "through"}, v.Size()},
 		{"copulas", copulas, []string{"is"}, v.Size()},
 	} {
@@ -522,7 +527,8 @@ func TestHeadsFromVocab(t *testing.T) {
 	for w, want := range map[string]decoder.Use{"wig": decoder.UseWorn, "cap": decoder.UseWorn, "shirt": decoder.UseWorn, "jeans": decoder.UseWorn,
 		"ball": decoder.UseHeld, "balls": decoder.UseHeld, "bucket": decoder.UseContainer, "pizza": decoder.UseFood, "coffee": decoder.UseFood,
 		"bike": decoder.UseAnywhere, "horse": decoder.UseAnywhere,
-		"man": decoder.UseAnywhere, "red": decoder.UseAnywhere} {
+		"man": decoder.UseAnywhere, "red": decoder.UseAnywhere,
+		"sunglasses": decoder.UseWorn, "bread": decoder.UseFood, "cake": decoder.UseFood, "drums": decoder.UseHeld} {
 		if u := got.Uses[v.ID(w)]; u != want {
 			t.Errorf("heads: %q has Use %d, want %d", w, u, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -14,8 +15,8 @@ func TestEveryClassHasANoun(t *testing.T) {
 	if len(cs) != NumClasses {
 		t.Fatalf("%d classes, want %d", len(cs), NumClasses)
 	}
-	if c := cs[0]; c.Label != "background" || c.Noun != "" || c.WNID != "" {
-		t.Errorf("class 0 = %+v, want background with no noun", c)
+	if c := cs[0]; c.Label != "background" || c.Noun != "" || c.WNID != "" || c.Role != "" {
+		t.Errorf("class 0 = %+v, want background with no noun and no role", c)
 	}
 	wnid := regexp.MustCompile(`^n[0-9]{8}$`)
 	for _, c := range cs[1:] {
@@ -116,6 +117,32 @@ func TestParseClassesErrors(t *testing.T) {
 	} {
 		if _, err := parseClasses(tc.tsv); err == nil || err.Error() != tc.want {
 			t.Errorf("parseClasses(%q) = %v, want %q", tc.tsv, err, tc.want)
+		}
+	}
+	// The whole committed table (two comment lines, then class i on line
+	// i+3) with one class's role changed.
+	withRole := func(index int, role string) string {
+		lines := strings.Split(nounsTSV, "\n")
+		f := strings.Split(lines[index+2], "\t")
+		if f[0] != strconv.Itoa(index) || len(f) != 6 {
+			t.Fatalf("line %d of imagenet_nouns.tsv is %q, want class %d", index+3, lines[index+2], index)
+		}
+		f[3] = role
+		lines[index+2] = strings.Join(f, "\t")
+		return strings.Join(lines, "\n")
+	}
+	if _, err := parseClasses(withRole(500, "held")); err != nil {
+		t.Fatalf("the committed table, class 500 held as it is: %v", err)
+	}
+	for _, tc := range []struct {
+		index      int
+		role, want string
+	}{
+		{399, "animal", "line 402: class 399 has role animal, but classes 1-398 and only they are animals"}, // the abacus
+		{500, "", `line 503: class 500 has role "", not one of animal, worn, thing, container, food, held`}, // background's alone
+	} {
+		if _, err := parseClasses(withRole(tc.index, tc.role)); err == nil || err.Error() != tc.want {
+			t.Errorf("parseClasses(the table with class %d's role %q) = %v, want %q", tc.index, tc.role, err, tc.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,10 +10,11 @@ import (
 	"github.com/captioner/captioner/assets"
 )
 
-// The committed map is what the generator makes from WordNet today: run
-// `go generate` in tags/ after changing the vocabulary or the overrides.
-func TestCommittedMapIsUpToDate(t *testing.T) {
-	const wordnet = "/usr/share/wordnet"
+// inputs is the generator's WordNet folder and labels file; the test is
+// skipped where either is missing.
+func inputs(t *testing.T) (wordnet, labels string) {
+	t.Helper()
+	wordnet = "/usr/share/wordnet"
 	if _, err := os.Stat(filepath.Join(wordnet, "data.noun")); err != nil {
 		t.Skip("WordNet is not installed (Debian: apt-get install wordnet-base)")
 	}
@@ -20,8 +22,15 @@ func TestCommittedMapIsUpToDate(t *testing.T) {
 	if dir == "" {
 		t.Skip("CAPTIONER_ASSETS is not set")
 	}
+	return wordnet, filepath.Join(dir, assets.ImageNetLabels)
+}
+
+// The committed map is what the generator makes from WordNet today: run
+// `go generate` in tags/ after changing the vocabulary or the overrides.
+func TestCommittedMapIsUpToDate(t *testing.T) {
+	wordnet, labels := inputs(t)
 	out := filepath.Join(t.TempDir(), "nouns.tsv")
-	if err := run(wordnet, filepath.Join(dir, assets.ImageNetLabels), out); err != nil {
+	if err := run(wordnet, labels, out); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(out)
@@ -34,6 +43,23 @@ func TestCommittedMapIsUpToDate(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Error("tags/imagenet_nouns.tsv is stale: run `go generate` in tags/")
+	}
+}
+
+// An override of a noun that no class has (a typo, or a class's noun since
+// changed) is an error, and no table is written.
+func TestRunRejectsAnOverrideOfNoClass(t *testing.T) {
+	wordnet, labels := inputs(t)
+	defer func(saved map[string]struct{ role, why string }) { roleOverrides = saved }(roleOverrides)
+	roleOverrides = maps.Clone(roleOverrides)
+	roleOverrides["unicorn"] = struct{ role, why string }{roleHeld, "a toy"}
+	out := filepath.Join(t.TempDir(), "nouns.tsv")
+	err := run(wordnet, labels, out)
+	if want := `role override for "unicorn", which names no class`; err == nil || err.Error() != want {
+		t.Errorf("run with an override for \"unicorn\": %v, want %q", err, want)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("run with an override for \"unicorn\" wrote %s (%v)", out, err)
 	}
 }
 
