@@ -151,13 +151,16 @@ var (
 	codecWebP = codec{"webp", webp.DecodeConfig, webp.Decode}
 )
 
+// PNGSignature is the eight bytes every PNG file starts with.
+const PNGSignature = "\x89PNG\r\n\x1a\n"
+
 // sniff picks the codec from the magic bytes. It returns an *UnsupportedError
 // naming what the data looks like when no codec fits.
 func sniff(b []byte) (codec, error) {
 	switch {
 	case bytes.HasPrefix(b, []byte{0xff, 0xd8}):
 		return codecJPEG, nil
-	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+	case bytes.HasPrefix(b, []byte(PNGSignature)):
 		return codecPNG, nil
 	case bytes.HasPrefix(b, []byte("GIF87a")), bytes.HasPrefix(b, []byte("GIF89a")):
 		return codecGIF, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/captioner/captioner/decoder"
+	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/internal/atomicfile"
 )
 
@@ -81,7 +82,7 @@ func renderDOT(src, format, path string) error {
 	// else (checkOutput).
 	drawing := markSVG(out.Bytes())
 	if format == "png" {
-		if !bytes.HasPrefix(out.Bytes(), []byte("\x89PNG\r\n\x1a\n")) || out.Len() < pngHeaderLen {
+		if !bytes.HasPrefix(out.Bytes(), []byte(imgproc.PNGSignature)) || out.Len() < pngHeaderLen {
 			return fmt.Errorf("dot -Tpng wrote no PNG (%d bytes): %.40q", out.Len(), out.Bytes())
 		}
 		drawing = markPNG(out.Bytes(), describeMark)
