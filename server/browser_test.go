@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/captioner/captioner/config"
 	"github.com/captioner/captioner/decoder"
@@ -43,23 +41,9 @@ func warmingServer(t *testing.T, m Model) (*testServer, func()) {
 			return nil, ctx.Err()
 		}
 	}, slog.New(slog.NewJSONHandler(logs, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served, started := make(chan error, 1), make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
+	url := serveOnLoopback(t, s)
+	started := make(chan error, 1)
 	go func() { started <- s.Start(context.Background()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
 	release := func() {
 		t.Helper()
 		close(load)
@@ -67,7 +51,7 @@ func warmingServer(t *testing.T, m Model) (*testServer, func()) {
 			t.Fatalf("Start: %v", err)
 		}
 	}
-	return &testServer{Server: s, url: "http://" + ln.Addr().String(), logs: logs}, release
+	return &testServer{Server: s, url: url, logs: logs}, release
 }
 
 // attendingModel is a step model serving two models, the default an attention
@@ -198,9 +182,7 @@ func TestBrowserFolderNoteKeepsTryAgain(t *testing.T) {
 	// A beam past server.max_beam (8): the upload stops, Try again shows.
 	w.await(`models.then(() => { document.getElementById("beam").value = "9"; arguments[0]("set"); })`)
 	chooseFiles(w, photo)
-	stopped := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
-		const check = () => { if (!e.hidden) { done(e.firstChild.textContent); return true; } };
-		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	stopped := awaitError(w, true, `e.firstChild.textContent`)
 	dropFiles(w, "#drop", folder)
 	if got, want := w.await(pageState), stopped+" | retry shown: true | status: "+note; got != want {
 		t.Fatalf("after dropping a folder alone on a stopped upload the page shows\n%s\nwant\n%s", got, want)
@@ -269,17 +251,13 @@ func TestBrowserKeepsFocus(t *testing.T) {
 	chooseFiles(w, paths...)
 	<-m.entered // a
 	pressEnter(w, "#cancel")
-	got := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
-		const check = () => { if (!e.hidden) { done(e.firstChild.textContent + " | focus on " + (document.activeElement.id || document.activeElement.tagName)); return true; } };
-		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	got := awaitError(w, true, `e.firstChild.textContent + " | focus on " + (document.activeElement.id || document.activeElement.tagName)`)
 	if want := "cancelled | focus on drop"; got != want {
 		t.Errorf("after Cancel: %q, want %q", got, want)
 	}
 	m.release <- struct{}{} // a's batch; its answer goes nowhere
 	pressEnter(w, "#retry")
-	got = w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
-		const check = () => { if (e.hidden) { done("focus on " + (document.activeElement.id || document.activeElement.tagName)); return true; } };
-		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	got = awaitError(w, false, `"focus on " + (document.activeElement.id || document.activeElement.tagName)`)
 	if want := "focus on drop"; got != want {
 		t.Errorf("after Try again: %q, want %q", got, want)
 	}

@@ -108,6 +108,15 @@ func (w *webdriver) screenshot(name string) {
 // checkConsole fails the test on anything the pages logged at SEVERE level, such
 // as a Content-Security-Policy violation or a script error, except messages
 // that contain one of expected (Chromium logs every refused request).
+// awaitError waits until the page's error box is shown (with shown false,
+// hidden) and gives the value then of report, a JavaScript expression that
+// may read the box as e.
+func awaitError(w *webdriver, shown bool, report string) string {
+	return w.await(fmt.Sprintf(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
+		const check = () => { if (e.hidden !== %v) { done(%s); return true; } };
+		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`, shown, report))
+}
+
 func (w *webdriver) checkConsole(expected ...string) {
 	w.t.Helper()
 	var entries []struct {
@@ -509,9 +518,7 @@ func TestBrowserKeepsPhotosOnABadOption(t *testing.T) {
 	w.navigate(ts.url + "/")
 	w.await(`models.then(() => { document.getElementById("beam").value = "9"; arguments[0]("set"); })`)
 	chooseFiles(w, photo)
-	got := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
-		const check = () => { if (!e.hidden) { done(e.firstChild.textContent + " | retry shown: " + !document.getElementById("retry").hidden); return true; } };
-		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	got := awaitError(w, true, `e.firstChild.textContent + " | retry shown: " + !document.getElementById("retry").hidden`)
 	if !regexp.MustCompile(`^Beam width: .+ Fix it, then try again\. \| retry shown: true$`).MatchString(got) {
 		t.Fatalf("a beam past server.max_beam: the page says %q", got)
 	}
@@ -572,9 +579,7 @@ func TestBrowserBadSecondUploadLeavesTheFirst(t *testing.T) {
 	<-m.entered // a is on the model
 	w.await(`document.getElementById("beam").value = "9"; arguments[0]("set")`)
 	chooseFiles(w, second...)
-	w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
-		const check = () => { if (!e.hidden) { done("shown"); return true; } };
-		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	awaitError(w, true, `"shown"`)
 	select {
 	case m.release <- struct{}{}:
 	case <-time.After(10 * time.Second):
@@ -611,9 +616,7 @@ func TestBrowserTryAgainSendsTheRest(t *testing.T) {
 	m.release <- struct{}{}
 	<-m.entered // b, when Cancel is pressed
 	w.call("POST", "/element/"+w.find("#cancel")+"/click", map[string]any{})
-	stopped := w.await(`const done = arguments[arguments.length - 1], e = document.getElementById("error");
-		const check = () => { if (!e.hidden) { done(e.firstChild.textContent + " | " + document.getElementById("status").textContent); return true; } };
-		if (!check()) new MutationObserver(check).observe(e, {attributes: true});`)
+	stopped := awaitError(w, true, `e.firstChild.textContent + " | " + document.getElementById("status").textContent`)
 	if stopped != "cancelled | 1 of 3 images answered before this" {
 		t.Errorf("after Cancel the page says %q", stopped)
 	}

@@ -72,15 +72,23 @@ func startServer(t testing.TB, cfg *config.Config, load Loader) *testServer {
 		default:
 		}
 	}
+	url := serveOnLoopback(t, s)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	return &testServer{Server: s, url: url, logs: logs, queued: queued, batches: batches}
+}
+
+// serveOnLoopback serves s on a 127.0.0.1 listener and returns its URL; when
+// the test ends it shuts s down, and Shutdown and Serve must both succeed.
+func serveOnLoopback(t testing.TB, s *Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -91,7 +99,7 @@ func startServer(t testing.TB, cfg *config.Config, load Loader) *testServer {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &testServer{Server: s, url: "http://" + ln.Addr().String(), logs: logs, queued: queued, batches: batches}
+	return "http://" + ln.Addr().String()
 }
 
 func modelLoader(m Model) Loader {
