@@ -162,19 +162,21 @@ func (o DecodeOptions) fits(tokens []int32, w int32) bool {
 	if !modified && !has(h.Bare, w) && !(has(h.Played, w) && slices.Contains(h.Plays, p)) {
 		return false
 	}
-	// holder: the word before p is a thing that is not itself in a place
-	// phrase ("a woman in a hat", "a puppy in a basket"; not "two boys
-	// playing in the mud in a swimsuit").
-	holder := at > 0 && o.thing(tokens[at-1]) && o.Placement.phrase(tokens[:at], o.Coordination.And) < 0
+	// holder says whether the word before p is a thing that is not itself in
+	// a place phrase ("a woman in a hat", "a puppy in a basket"; not "two boys
+	// playing in the mud in a swimsuit"); only "in" and "into" ask.
+	holder := func() bool {
+		return at > 0 && o.thing(tokens[at-1]) && o.Placement.phrase(tokens[:at], o.Coordination.And) < 0
+	}
 	switch {
 	case use == UseWorn && p == h.In:
-		return holder || at > 0 && slices.Contains(h.Wearing, tokens[at-1])
+		return holder() || at > 0 && slices.Contains(h.Wearing, tokens[at-1])
 	case use == UseWorn && p == o.Coordination.And: // "a black jacket and tie"
 		return at > 0 && (slices.Contains(h.Worn, tokens[at-1]) || int(tokens[at-1]) < len(h.Uses) && h.Uses[tokens[at-1]] == UseWorn)
 	case use == UseWorn:
 		return slices.Contains(h.Wearing, p)
 	case use == UseContainer && (p == h.In || p == h.Into):
-		return holder || at > 0 && slices.Contains(o.Placement.Postures, tokens[at-1]) // "sitting in a basket", not "running in the cup"
+		return holder() || at > 0 && slices.Contains(o.Placement.Postures, tokens[at-1]) // "sitting in a basket", not "running in the cup"
 	case slices.Contains(h.Plays, p):
 		return has(h.Played, w) // "playing guitars", not "playing shovels": "playing with a shovel"
 	case use == UseFood && slices.Contains(h.Eats, p):

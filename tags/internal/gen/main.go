@@ -287,14 +287,14 @@ func run(wordnet, labelsPath, out string) error {
 	return os.WriteFile(out, []byte(b.String()), 0o644)
 }
 
-// The roles of the table's role column.
+// The roles of the table's role column, as tags reads them.
 const (
-	roleAnimal    = "animal"
-	roleWorn      = "worn"
-	roleThing     = "thing"
-	roleContainer = "container"
-	roleFood      = "food"
-	roleHeld      = "held"
+	roleAnimal    = string(tags.Animal)
+	roleWorn      = string(tags.Worn)
+	roleThing     = string(tags.Thing)
+	roleContainer = string(tags.Container)
+	roleFood      = string(tags.Food)
+	roleHeld      = string(tags.Held)
 )
 
 // roleRoots are the WordNet synsets (offsets) whose hyponyms take a role,
