@@ -8,6 +8,7 @@ import (
 
 	"github.com/captioner/captioner/decoder"
 	"github.com/captioner/captioner/gpu"
+	"github.com/captioner/captioner/palette"
 	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/text"
 )
@@ -70,7 +71,7 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 	for lo := 0; lo < n; lo += featureBatch {
 		b := min(featureBatch, n-lo)
 		f := feats.Slice(lo*F, b*F)
-		res, err := d.generate(ctx, f, f, b, p)
+		res, err := d.generate(ctx, f, f, b, p, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +89,13 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // animal of the plain caption the classifier rules out (ruledOut) is
 // searched for once more without it; only the best caption is checked, so
 // the n-best alternatives may still name it.
-func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan) ([]Result, error) {
+//
+// A photo of things alone (its LoneProbe probability at least LoneAbove, and
+// no person or animal the classifier's top tag), with guidance on and no
+// attention weights asked for, gets objectCaption's caption instead, from its
+// look: looks are the images' palette.Summary, nil where the features come
+// without them (CaptionFeatures), which leaves every caption the decoder's.
+func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan, looks []palette.Summary) ([]Result, error) {
 	bans := d.bans
 	if bans == nil {
 		bans = newBanWords(d.Vocab, d.Model.Cfg.Vocab)
@@ -105,7 +112,7 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	if d.Tagger == nil || (p.Tags == 0 && !p.Guide) {
 		return out, nil
 	}
-	probs, err := d.Tagger.probs(tagFeats, n)
+	probs, alone, err := d.Tagger.probs(tagFeats, n)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +137,17 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		}
 		if !p.Guide {
 			continue
+		}
+		if looks != nil && alone != nil && alone[i] >= LoneAbove && !p.Attention {
+			// The most probable noun, however improbable: its probability is the caption's confidence.
+			top, err := tags.Select(probs[i*tags.NumClasses:(i+1)*tags.NumClasses], 1, 0)
+			if err != nil {
+				return nil, err
+			}
+			if !livingNoun(top[0].Noun) {
+				out[i] = objectCaption(top[0], float32(p.GuideThreshold), alone[i], looks[i]).instead(out[i])
+				continue
+			}
 		}
 		missing := false
 		var ns []naming

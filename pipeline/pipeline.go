@@ -25,6 +25,7 @@ import (
 	"github.com/captioner/captioner/gpu"
 	"github.com/captioner/captioner/gpu/selector"
 	"github.com/captioner/captioner/internal/locate"
+	"github.com/captioner/captioner/palette"
 	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/text"
 )
@@ -60,7 +61,12 @@ type Result struct {
 	Tags []tags.Tag `json:"tags"`
 	// Guided are the nouns guided decoding made the caption name; empty when
 	// the caption is the plain beam search's.
-	Guided       []string      `json:"guided,omitempty"`
+	Guided []string `json:"guided,omitempty"`
+	// LoneObject is, where the caption describes a photo of things alone
+	// (objectCaption), how probable the lone-object probe found that: the
+	// decoder's caption, which would have put a person or a dog into it, is
+	// then among Alternatives.
+	LoneObject   float64       `json:"lone_object,omitempty"`
 	Alternatives []Alternative `json:"alternatives,omitempty"`
 	// Attention is, when Options.Attention asks, each word's weights over the
 	// image regions (words, regions: 49 for the 7x7 grid, row-major from the
@@ -102,7 +108,7 @@ type Pipeline struct {
 	// model is loaded (or a model with fine-tuned encoder layers, whose tags
 	// read it), then the grid (R*F) when an attention model is, then each
 	// fine-tuned model's own input: each model reads its own part, exactly
-	// what it would read loaded alone.
+	// what it would read loaded alone; last, the image's palette.Summary.
 	pooled, grid bool
 	maxBatch     int
 	feats        gpu.Buf   // (maxBatch, the widest model input) host features uploaded by Decode
@@ -566,9 +572,10 @@ func (p *Pipeline) featureParts() []encoderOutput {
 	return parts
 }
 
-// featureLen is the length of an image's features.
+// featureLen is the length of an image's features: the encoder's parts, then
+// its palette.Summary.
 func (p *Pipeline) featureLen() int {
-	L := 0
+	L := palette.Len
 	for _, part := range p.featureParts() {
 		L += part.per
 	}
@@ -583,9 +590,11 @@ type encoderOutput struct {
 
 // Encode returns the features of preprocessed images: each image's pooled
 // vector when a merge model is loaded, followed by its grid when an attention
-// model is (a single model's input, InputDim, when one is loaded). Both come
-// from the device as the encoder computed them, so a model reads the same
-// features whatever models are loaded beside it.
+// model is (a single model's input, InputDim, when one is loaded), then its
+// palette.Summary, measured on the host from the tensor, which a caption of
+// things alone names colours from (objectCaption). The encoder's parts come
+// from the device as it computed them, so a model reads the same features
+// whatever models are loaded beside it.
 func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32, error) {
 	parts, L := p.featureParts(), p.featureLen()
 	out := make([][]float32, 0, len(tensors))
@@ -605,25 +614,20 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 		}
 		n := len(batch)
 		host := make([]float32, n*L)
-		if len(parts) == 1 {
-			if err := p.encDev.Download(host, parts[0].buf()); err != nil {
+		// (n, per) per part -> each image's parts side by side, (n, L).
+		off := 0
+		for _, part := range parts {
+			all := make([]float32, n*part.per)
+			if err := p.encDev.Download(all, part.buf()); err != nil {
 				return nil, err
 			}
-		} else {
-			// (n, per) per part -> each image's parts side by side, (n, L).
-			off := 0
-			for _, part := range parts {
-				all := make([]float32, n*part.per)
-				if err := p.encDev.Download(all, part.buf()); err != nil {
-					return nil, err
-				}
-				for i := range n {
-					copy(host[i*L+off:], all[i*part.per:(i+1)*part.per])
-				}
-				off += part.per
+			for i := range n {
+				copy(host[i*L+off:], all[i*part.per:(i+1)*part.per])
 			}
+			off += part.per
 		}
-		for i := range n {
+		for i, x := range batch {
+			copy(host[i*L+off:], palette.Measure(x, p.enc.Config().Input))
 			out = append(out, host[i*L:(i+1)*L:(i+1)*L])
 		}
 	}
@@ -657,7 +661,11 @@ func (p *Pipeline) Decode(ctx context.Context, feats [][]float32, o Options) ([]
 		if m.tuned >= 0 { // the original pooled features lead each image's
 			tags = p.upload(p.tagFeats, batch, 0, p.enc.FeatureDim())
 		}
-		res, err := m.dec.generate(ctx, buf, tags, len(batch), plan)
+		looks := make([]palette.Summary, len(batch))
+		for i, f := range batch {
+			looks[i] = f[L-palette.Len:]
+		}
+		res, err := m.dec.generate(ctx, buf, tags, len(batch), plan, looks)
 		if err != nil {
 			return nil, err
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/captioner/captioner/internal/numdiff"
 	"github.com/captioner/captioner/internal/testassets"
 	"github.com/captioner/captioner/internal/testmodel"
+	"github.com/captioner/captioner/palette"
 	"github.com/captioner/captioner/text"
 )
 
@@ -112,8 +113,12 @@ func TestCaptionImagesBatchesAndAgreesWithEncodeDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Features already on the device (eval, the trainer) caption the same.
-	flat := slices.Concat(feats...)
+	// Features already on the device (eval, the trainer) caption the same:
+	// the encoder's part of each image's features, without its palette.
+	var flat []float32
+	for _, f := range feats {
+		flat = append(flat, f[:len(f)-palette.Len]...)
+	}
 	onDevice := p.Device().Alloc(len(flat))
 	defer p.Device().Free(onDevice)
 	p.Device().Upload(onDevice, flat)
@@ -226,13 +231,14 @@ func TestPipelineErrors(t *testing.T) {
 	if want := "pipeline: image 0 has 10 values, want 150528 (224x224x3 from Preprocessor)"; err == nil || err.Error() != want {
 		t.Errorf("short tensor: got %v, want %q", err, want)
 	}
-	_, err = p.Decode(context.Background(), [][]float32{make([]float32, 1280)}, Options{Beam: 2, Alternatives: 3})
+	features := make([]float32, 1280+palette.Len)
+	_, err = p.Decode(context.Background(), [][]float32{features}, Options{Beam: 2, Alternatives: 3})
 	if want := "pipeline: alternatives=3 is more than beam=2: beam search keeps only beam candidates; raise beam or ask for fewer alternatives"; err == nil || err.Error() != want {
 		t.Errorf("alternatives > beam: got %v, want %q", err, want)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := p.Decode(ctx, [][]float32{make([]float32, 1280)}, Options{}); err != context.Canceled {
+	if _, err := p.Decode(ctx, [][]float32{features}, Options{}); err != context.Canceled {
 		t.Errorf("cancelled context: got %v", err)
 	}
 	// A folder whose vocabulary does not match the decoder is refused by name.
@@ -324,11 +330,15 @@ func TestModelsShareTheEncoder(t *testing.T) {
 	}
 	pooled, grids, feats := encode(mergeOnly), encode(attOnly), encode(both)
 	for i := range imgs {
-		if len(pooled[i]) != 1280 || len(grids[i]) != 49*1280 {
-			t.Fatalf("image %d: %d pooled and %d grid values, want 1280 and %d", i, len(pooled[i]), len(grids[i]), 49*1280)
+		look := palette.Measure(imgs[i], 224)
+		if len(pooled[i]) != 1280+palette.Len || len(grids[i]) != 49*1280+palette.Len {
+			t.Fatalf("image %d: %d pooled and %d grid values, want 1280 and %d, each and its palette's %d", i, len(pooled[i]), len(grids[i]), 49*1280, palette.Len)
 		}
-		if !slices.Equal(feats[i], slices.Concat(pooled[i], grids[i])) {
-			t.Fatalf("image %d: features of both models are not the pooled vector then the grid of the single-model pipelines", i)
+		if !slices.Equal(pooled[i][1280:], look) || !slices.Equal(grids[i][49*1280:], look) {
+			t.Fatalf("image %d: features end in %v and %v, not the photo's palette %v", i, pooled[i][1280:], grids[i][49*1280:], look)
+		}
+		if !slices.Equal(feats[i], slices.Concat(pooled[i][:1280], grids[i])) {
+			t.Fatalf("image %d: features of both models are not the pooled vector, the grid and the palette of the single-model pipelines", i)
 		}
 	}
 
@@ -374,7 +384,7 @@ func TestModelsShareTheEncoder(t *testing.T) {
 		err.Error() != `pipeline: no model named "flickr8k-attention" is loaded; the models are flickr8k-merge-lstm, attention-test` {
 		t.Errorf("unknown model: %v", err)
 	}
-	if _, err := mergeOnly.Decode(ctx, feats, opts); err == nil || err.Error() != fmt.Sprintf("pipeline: feature vector 0 has %d values, want 1280", 50*1280) {
+	if _, err := mergeOnly.Decode(ctx, feats, opts); err == nil || err.Error() != fmt.Sprintf("pipeline: feature vector 0 has %d values, want %d", 50*1280+palette.Len, 1280+palette.Len) {
 		t.Errorf("features of another pipeline: %v", err)
 	}
 	// Two folders of one name could not be told apart by a request.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -17,9 +18,10 @@ import (
 // turned into caption nouns by tags.Select. It also finds, for guided
 // decoding, the words that name a noun in the decoder's vocabulary.
 type Tagger struct {
-	dev  gpu.Device
-	cls  *encoder.Classifier
-	vecs map[string][]float32 // per class noun: the mean of its classes' unit classifier rows, at unit length
+	dev   gpu.Device
+	cls   *encoder.Classifier
+	vecs  map[string][]float32 // per class noun: the mean of its classes' unit classifier rows, at unit length
+	alone *LoneProbe           // nil where the shipped probe does not read this encoder's features
 
 	// probs' device buffers, grown to the largest batch seen: made per batch,
 	// they would make a GPU wait on every cuMemFree.
@@ -36,7 +38,11 @@ func NewTagger(dev gpu.Device, w *encoder.Weights) (*Tagger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tagger{dev: dev, cls: cls, vecs: nounVectors(w.Tensors["classifier.weight"], w.Config.Head)}, nil
+	alone, err := loadLoneProbe(w.Config.ID(), w.Config.Head)
+	if err != nil {
+		slog.Warn("pipeline: photos of things alone get the decoder's captions, which put a person or an animal into them", "why", err)
+	}
+	return &Tagger{dev: dev, cls: cls, vecs: nounVectors(w.Tensors["classifier.weight"], w.Config.Head), alone: alone}, nil
 }
 
 // ruleOutBelow is how improbable an animal the plain caption names must be
@@ -84,8 +90,10 @@ func (t *Tagger) Close() {
 // probs returns, on the host, the class probabilities (n, NumClasses) of n
 // images whose features are on the device: pooled vectors (n, F), or the
 // encoder's grids (n, R, F) that an attention decoder reads, which are pooled
-// here first as the encoder pools them (the mean of the R regions).
-func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
+// here first as the encoder pools them (the mean of the R regions). With them,
+// each image's probability of showing things alone (LoneProbe), or nil
+// without a probe: F multiply-adds an image, on the host.
+func (t *Tagger) probs(feats gpu.Buf, n int) (classes []float32, alone []float64, err error) {
 	F := t.cls.Features()
 	if R := feats.Len() / (n * F); R > 1 {
 		pooled := gpu.Grow(t.dev, &t.pooled, n*F)
@@ -94,11 +102,22 @@ func (t *Tagger) probs(feats gpu.Buf, n int) ([]float32, error) {
 	}
 	out := gpu.Grow(t.dev, &t.out, n*tags.NumClasses)
 	t.cls.Probs(out, feats, n)
-	host := make([]float32, n*tags.NumClasses)
-	if err := t.dev.Download(host, out); err != nil {
-		return nil, err
+	classes = make([]float32, n*tags.NumClasses)
+	if err := t.dev.Download(classes, out); err != nil {
+		return nil, nil, err
 	}
-	return host, nil
+	if t.alone == nil {
+		return classes, nil, nil
+	}
+	pooled := make([]float32, n*F)
+	if err := t.dev.Download(pooled, feats.Slice(0, n*F)); err != nil {
+		return nil, nil, err
+	}
+	alone = make([]float64, n)
+	for i := range alone {
+		alone[i] = t.alone.Prob(pooled[i*F : (i+1)*F])
+	}
+	return classes, alone, nil
 }
 
 // nounVectors gives each class noun a direction in feature space: the mean of

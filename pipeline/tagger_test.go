@@ -103,13 +103,13 @@ func TestTagsAreTheEncodersClassifier(t *testing.T) {
 	}
 }
 
-// Guided decoding names a confident tag's noun: in the vocabulary ("violin")
+// Guided decoding names a confident tag's noun: in the vocabulary ("sheep")
 // with its own word, outside it ("llama") through its donor, written as the
 // noun. The n-best list is guided too, and a request can turn guidance off.
 func TestGuidedDecodingNamesConfidentTags(t *testing.T) {
 	p, _ := loadShipped(t)
-	plain, guided := plainAndGuided(t, p, "../testdata/ood/erase_alpaca.jpg", "../testdata/ood/tuxpaint_violin.jpg")
-	for i, noun := range []string{"llama", "violin"} {
+	plain, guided := plainAndGuided(t, p, "../testdata/ood/erase_alpaca.jpg", "../testdata/ood/farm_sheep.jpg")
+	for i, noun := range []string{"llama", "sheep"} {
 		g := guided[i]
 		if tags.Mentions(plain[i].Caption, noun) || len(plain[i].Guided) != 0 {
 			t.Errorf("plain caption %q (guided %q) already names %s: the test shows nothing", plain[i].Caption, plain[i].Guided, noun)
@@ -140,9 +140,9 @@ func TestGuidedDecodingNamesConfidentTags(t *testing.T) {
 // shown and with a tag threshold above its own, and keeps the plain caption
 // when no caption naming its nouns fits in max_len words (llama and sheep,
 // both above a 0.1 threshold, in one word), or when the plain caption names
-// them already (the violin at 20 words).
+// them already (the spoonbills' bird at 20 words).
 func TestGuidanceSettings(t *testing.T) {
-	const alpaca, violin = "../testdata/ood/erase_alpaca.jpg", "../testdata/ood/tuxpaint_violin.jpg"
+	const alpaca, spoonbills = "../testdata/ood/erase_alpaca.jpg", "../testdata/ood/erase_spoonbills.jpg"
 	for _, tc := range []struct {
 		name                    string
 		photo                   string
@@ -153,7 +153,7 @@ func TestGuidanceSettings(t *testing.T) {
 		{"no tags shown", alpaca, 0, 8, 0.05, 0.6, []string{"llama"}},
 		{"tag threshold above guidance's", alpaca, 5, 8, 0.99, 0.6, []string{"llama"}},
 		{"no caption fits", alpaca, 5, 1, 0.05, 0.1, nil},
-		{"named already", violin, 5, 20, 0.05, 0.6, nil},
+		{"named already", spoonbills, 5, 20, 0.05, 0.6, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t, shippedModel, 4)
@@ -375,7 +375,9 @@ func TestConfidence(t *testing.T) {
 }
 
 // An attention decoder reads the encoder's grid: the tagger pools it as the
-// encoder does and gives the probabilities of the pooled features.
+// encoder does and gives the probabilities of the pooled features, the
+// lone-object probe's among them: the violin alone on white is things alone,
+// the cat on a blanket is not.
 func TestTaggerPoolsGrids(t *testing.T) {
 	cfg := testConfig(t, "", 1)
 	w, err := encoder.LoadDefault(cfg.Assets)
@@ -401,16 +403,16 @@ func TestTaggerPoolsGrids(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	fromPooled, err := tg.probs(enc.Pooled(), 2)
+	fromPooled, alonePooled, err := tg.probs(enc.Pooled(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The first image alone, then both: the tagger's buffers grow from one image to two.
-	first, err := tg.probs(enc.Grid().Slice(0, enc.GridLen()), 1)
+	first, _, err := tg.probs(enc.Grid().Slice(0, enc.GridLen()), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromGrid, err := tg.probs(enc.Grid(), 2)
+	fromGrid, aloneGrid, err := tg.probs(enc.Grid(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,6 +425,12 @@ func TestTaggerPoolsGrids(t *testing.T) {
 		if math.Abs(float64(p-fromGrid[i])) > 1e-6 {
 			t.Fatalf("class %d of the first image: %g alone, %g in the batch of two", i, p, fromGrid[i])
 		}
+	}
+	if len(alonePooled) != 2 || len(aloneGrid) != 2 || math.Abs(alonePooled[0]-aloneGrid[0]) > 1e-4 || math.Abs(alonePooled[1]-aloneGrid[1]) > 1e-4 {
+		t.Fatalf("lone-object probabilities %v from the pooled features, %v from the grid", alonePooled, aloneGrid)
+	}
+	if cat, violin := alonePooled[0], alonePooled[1]; cat > 0.1 || violin < LoneAbove {
+		t.Errorf("lone-object probability %.3f for the cat, %.3f for the violin on white: want under 0.1 and at least %.2f", cat, violin, LoneAbove)
 	}
 }
 

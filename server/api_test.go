@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -104,6 +105,31 @@ func TestCaptionTagsConfidenceAndGuide(t *testing.T) {
 	}
 	if r := do(t, "POST", ts.url+"/v1/captions?guide=2", "image/jpeg", bytes.NewReader(cat)); r.status != http.StatusBadRequest || r.json["error"] != "guide=2 is outside 0..1" {
 		t.Errorf("guide=2: %d %s", r.status, r.body)
+	}
+}
+
+// A photo of a thing alone is captioned as the thing, with lone_object;
+// guide=0 gives the decoder's caption without it, and a photo of a cat never
+// has it.
+func TestLoneObjectThroughTheAPI(t *testing.T) {
+	screwdriver, err := os.ReadFile("../testdata/ood/tool_screwdriver1.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+	c := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", "image/jpeg", bytes.NewReader(screwdriver)))
+	alts := c["alternatives"].([]any)
+	if lone, ok := c["lone_object"].(float64); !ok || lone < 0.6 || !strings.HasSuffix(c["caption"].(string), " screwdriver on a gray background.") ||
+		len(alts) < 2 || alts[0].(map[string]any)["caption"] != c["caption"] {
+		t.Errorf("the screwdriver: %q, lone_object %v, alternatives %v; want it named on its backdrop, at least 0.6 sure, first of the alternatives", c["caption"], c["lone_object"], alts)
+	}
+	plain := firstCaption(t, do(t, "POST", ts.url+"/v1/captions?guide=0", "image/jpeg", bytes.NewReader(screwdriver)))
+	if _, ok := plain["lone_object"]; ok || strings.Contains(plain["caption"].(string), "background") {
+		t.Errorf("guide=0: %q, lone_object %v; want the decoder's caption", plain["caption"], plain["lone_object"])
+	}
+	cat := firstCaption(t, do(t, "POST", ts.url+"/v1/captions", "image/jpeg", bytes.NewReader(photo(t, catPhoto))))
+	if _, ok := cat["lone_object"]; ok {
+		t.Errorf("the cat: lone_object %v", cat["lone_object"])
 	}
 }
 

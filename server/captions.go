@@ -190,7 +190,8 @@ func imageErrorJSON(i int, u *upload) gin.H {
 
 // resultJSON is a caption as the API and the live page show it: the
 // sentence, its tokens, score and confidence, the n-best list, the tags and
-// the nouns guided decoding made it name, and the model that made it.
+// the nouns guided decoding made it name, the model that made it, and for a
+// photo of things alone how sure the lone-object probe is.
 func resultJSON(r Captioned) gin.H {
 	alts := make([]gin.H, len(r.Alternatives))
 	for k, a := range r.Alternatives {
@@ -211,6 +212,9 @@ func resultJSON(r Captioned) gin.H {
 	}
 	if r.Attention != nil {
 		h["attention"] = r.Attention
+	}
+	if r.LoneObject > 0 {
+		h["lone_object"] = r.LoneObject
 	}
 	return h
 }

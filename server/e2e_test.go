@@ -205,13 +205,7 @@ func TestBrowserUploadAndLive(t *testing.T) {
 	// server would refuse (400) under any other field name.
 	w.await(`document.getElementById("guide").value = "1"; arguments[0]("set")`)
 	chooseFiles(w, photoPath)
-	caption := w.await(`const done = arguments[arguments.length - 1];
-		const check = () => {
-			const c = document.querySelector("#results .caption"), e = document.getElementById("error");
-			if (c) { done(c.textContent); return true; }
-			if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
-		};
-		if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`)
+	caption := w.await(awaitCaption)
 	if caption == "" || strings.HasPrefix(caption, "ERROR") {
 		t.Fatalf("upload page shows %q", caption)
 	}
@@ -254,6 +248,39 @@ func TestBrowserUploadAndLive(t *testing.T) {
 	w.screenshot("live.png")
 	w.checkConsole()
 	t.Logf("caption %q seen on / and on /live", caption)
+}
+
+// awaitCaption waits for the upload page's first caption, or its error box,
+// and gives the caption, or the error after "ERROR: ".
+const awaitCaption = `const done = arguments[arguments.length - 1];
+	const check = () => {
+		const c = document.querySelector("#results .caption"), e = document.getElementById("error");
+		if (c) { done(c.textContent); return true; }
+		if (!e.hidden) { done("ERROR: " + e.firstChild.textContent); return true; }
+	};
+	if (!check()) new MutationObserver(check).observe(document.body, {childList: true, subtree: true, attributes: true});`
+
+// A photo of a thing alone is captioned as the thing, and its card says why
+// the caption is no sentence of the decoder's: those are the alternatives.
+func TestBrowserShowsALoneObject(t *testing.T) {
+	ts := startServer(t, testConfig(t, nil), captionLoader(t))
+	w := startChromium(t)
+	w.navigate(ts.url + "/")
+	photo, err := filepath.Abs("../testdata/ood/tool_screwdriver1.jpg") // the file picker takes absolute paths
+	if err != nil {
+		t.Fatal(err)
+	}
+	chooseFiles(w, photo)
+	caption := w.await(awaitCaption)
+	if !strings.HasSuffix(caption, " screwdriver on a gray background.") {
+		t.Fatalf("upload page shows %q, want the screwdriver on its backdrop", caption)
+	}
+	note := w.await(`arguments[0](document.querySelector("#results .confidence").textContent + "|" +
+		document.querySelector("#results .alts li").firstChild.textContent.trim())`)
+	if !regexp.MustCompile(`^confidence [0-9]{1,3}% · a photo of things alone \([0-9]{2,3}% sure\): the decoder's captions are among the alternatives\|` + regexp.QuoteMeta(caption) + `$`).MatchString(note) {
+		t.Errorf("the card says %q, want the lone-object note and the caption first among the alternatives", note)
+	}
+	w.checkConsole()
 }
 
 // awaitLiveStatus waits for the live page's status to read "live".

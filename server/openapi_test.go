@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -255,6 +256,10 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	oneBad, ctBad := multipartBody(t, part{"image", "a.png", img}, part{"image", "b.png", img[:40]})
 	three, ct3 := multipartBody(t, part{"image", "a", img}, part{"image", "b", img}, part{"image", "c", img})
 	allBad, ctAllBad := multipartBody(t, part{"image", "a.png", img[:40]}, part{"image", "b.png", []byte("not a png")})
+	lone, err := os.ReadFile("../testdata/ood/tool_screwdriver1.jpg") // a caption with lone_object
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		method, path, ct string
 		body             []byte
@@ -264,6 +269,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"get", "/readyz", "", nil, 200},
 		{"get", "/v1/models", "", nil, 200},
 		{"post", "/v1/captions", "image/png", img, 200},
+		{"post", "/v1/captions", "image/jpeg", lone, 200},
 		{"post", "/v1/captions", ct2, readAll(two), 200},
 		{"post", "/v1/captions", ctBad, readAll(oneBad), 200},
 		{"post", "/v1/captions", ct3, readAll(three), 413},

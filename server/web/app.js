@@ -416,6 +416,8 @@ function card(c, preview) {
   const alts = el("ol", { className: "alts" },
     ...c.alternatives.map((a) => el("li", {}, a.caption + " ", el("span", { className: "score" }, a.score.toFixed(3)))));
   const guided = c.guided.length ? ` · guided to name ${c.guided.join(", ")}` : "";
+  // A photo of things alone is captioned as the object, not by the decoder.
+  const lone = c.lone_object ? ` · a photo of things alone (${Math.round(c.lone_object * 100)}% sure): the decoder's captions are among the alternatives` : "";
   const t = c.timings_ms;
   const rows = [["preprocess", t.preprocess], ["queue wait", t.queue], ["encode (batch)", t.encode],
     ["decode (batch)", t.decode], ["total", t.total]];
@@ -427,7 +429,7 @@ function card(c, preview) {
     el("div", {},
       el("h2", { className: "filename" }, c.filename || "upload"),
       el("p", { className: "caption" }, c.caption),
-      el("p", { className: "confidence muted" }, `confidence ${Math.round(c.confidence * 100)}%${guided}`),
+      el("p", { className: "confidence muted" }, `confidence ${Math.round(c.confidence * 100)}%${guided}${lone}`),
       el("p", { className: "tags" }, c.tags.length ? "Recognised: " + tagLine(c.tags) : "Recognised: nothing above the tag threshold"),
       el("div", { className: "muted" }, "Alternatives (length-normalised log-probability)"),
       alts,

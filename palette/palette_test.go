@@ -1,0 +1,162 @@
+package palette
+
+import (
+	"fmt"
+	"math/rand"
+	"slices"
+	"testing"
+)
+
+// rgb is a colour in 0..255, as a photo's pixels are written.
+type rgb [3]int
+
+// tensor is a side x side photo, as imgproc.ToTensor writes it ([-1, 1]),
+// painted by paint for each pixel.
+func tensor(side int, paint func(x, y int) rgb) []float32 {
+	t := make([]float32, side*side*3)
+	for y := range side {
+		for x := range side {
+			c := paint(x, y)
+			for k := range 3 {
+				t[(y*side+x)*3+k] = float32(c[k])/127.5 - 1
+			}
+		}
+	}
+	return t
+}
+
+// square paints inner inside the centre half of the photo and outer around it.
+func square(side int, outer, inner rgb) func(x, y int) rgb {
+	return func(x, y int) rgb {
+		if x >= side/4 && x < side*3/4 && y >= side/4 && y < side*3/4 {
+			return inner
+		}
+		return outer
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, tc := range []struct {
+		px   rgb
+		want string
+	}{
+		{rgb{0, 0, 0}, "black"},
+		{rgb{40, 20, 30}, "black"}, // dark whatever its hue: v < 0.22
+		{rgb{255, 255, 255}, "white"},
+		{rgb{235, 235, 228}, "white"},
+		{rgb{128, 128, 128}, "gray"},
+		{rgb{180, 180, 190}, "gray"}, // silver
+		{rgb{230, 20, 20}, "red"},
+		{rgb{200, 20, 60}, "red"}, // crimson, hue 342: a red car's
+		{rgb{240, 150, 160}, "pink"},
+		{rgb{230, 60, 180}, "pink"}, // magenta
+		{rgb{250, 140, 20}, "orange"},
+		{rgb{240, 200, 40}, "yellow"}, // corn, hue 46
+		{rgb{120, 70, 30}, "brown"},
+		{rgb{40, 180, 60}, "green"},
+		{rgb{30, 90, 220}, "blue"},
+		{rgb{120, 40, 200}, "purple"},
+	} {
+		u := [3]float64{float64(tc.px[0]) / 255, float64(tc.px[1]) / 255, float64(tc.px[2]) / 255}
+		if got := Names[name(u)]; got != tc.want {
+			t.Errorf("name(%v) = %s, want %s", tc.px, got, tc.want)
+		}
+	}
+}
+
+// A square on a plain backdrop: the backdrop is named, and the square's colour,
+// whatever the backdrop's.
+func TestMeasurePlainBackdrop(t *testing.T) {
+	for _, tc := range []struct {
+		backdrop, subject rgb
+		bg, colours       string
+	}{
+		{rgb{255, 255, 255}, rgb{230, 20, 20}, "white", "red"},
+		{rgb{60, 62, 66}, rgb{240, 200, 40}, "gray", "yellow"},
+		{rgb{10, 10, 12}, rgb{128, 128, 128}, "black", "gray"},
+		{rgb{30, 90, 220}, rgb{255, 255, 255}, "blue", "white"},
+	} {
+		s := Measure(tensor(64, square(64, tc.backdrop, tc.subject)), 64)
+		if len(s) != Len || s[0] != 1 {
+			t.Fatalf("%v on %v: %d numbers, plainness %g; want %d and 1", tc.subject, tc.backdrop, len(s), s[0], Len)
+		}
+		if bg, ok := s.Backdrop(); !ok || bg != tc.bg {
+			t.Errorf("%v on %v: backdrop %q, %v; want %s", tc.subject, tc.backdrop, bg, ok, tc.bg)
+		}
+		if got := s.Colours(); got != tc.colours {
+			t.Errorf("%v on %v: colours %q, want %q", tc.subject, tc.backdrop, got, tc.colours)
+		}
+	}
+}
+
+// JPEG's noise on a backdrop stays backdrop, and out of the subject's colours.
+func TestMeasureNoisyBackdrop(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	paint := square(64, rgb{}, rgb{30, 90, 220})
+	noisy := func(x, y int) rgb {
+		c := paint(x, y)
+		if c == (rgb{30, 90, 220}) {
+			return c
+		}
+		v := 235 + rng.Intn(21) - 10 // within 10 of 235
+		return rgb{v, v, v}
+	}
+	s := Measure(tensor(64, noisy), 64)
+	if bg, ok := s.Backdrop(); !ok || bg != "white" || s.Colours() != "blue" {
+		t.Errorf("blue on noisy white: backdrop %q %v (plainness %g), colours %q; want white and blue", bg, ok, s[0], s.Colours())
+	}
+}
+
+// Where the border is a scene (here stripes of four colours), no backdrop is
+// named and the colours are the centre quarter's.
+func TestMeasureScene(t *testing.T) {
+	stripes := []rgb{{230, 20, 20}, {40, 180, 60}, {30, 90, 220}, {255, 255, 255}}
+	s := Measure(tensor(64, func(x, y int) rgb {
+		if x >= 16 && x < 48 && y >= 16 && y < 48 {
+			return rgb{240, 200, 40}
+		}
+		return stripes[(x/4)%4]
+	}), 64)
+	if bg, ok := s.Backdrop(); ok || s[0] >= plainAbove {
+		t.Errorf("striped border: backdrop %q (plainness %g), want none", bg, s[0])
+	}
+	if got := s.Colours(); got != "yellow" {
+		t.Errorf("striped border, yellow centre: colours %q, want yellow", got)
+	}
+}
+
+func TestColours(t *testing.T) {
+	shares := func(kv map[string]float32) Summary {
+		s := make(Summary, Len)
+		for k, v := range kv {
+			s[4+slices.Index(Names, k)] = v
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		shares map[string]float32
+		want   string
+	}{
+		{map[string]float32{"yellow": 0.55, "gray": 0.45}, "yellow"},
+		{map[string]float32{"white": 0.4, "red": 0.35, "blue": 0.25}, "red and white"}, // a colour before white
+		{map[string]float32{"white": 0.5, "black": 0.3, "red": 0.2}, "black and white"},
+		{map[string]float32{"black": 0.45, "orange": 0.3, "gray": 0.25}, "orange and black"},
+		{map[string]float32{"red": 0.5, "blue": 0.19, "green": 0.31}, "red and green"},
+		{map[string]float32{"red": 0.4, "blue": 0.25, "green": 0.2, "white": 0.15}, ""},   // two make 0.65 < 0.7
+		{map[string]float32{"red": 0.52, "blue": 0.18, "green": 0.18, "white": 0.12}, ""}, // the second under 0.2
+		{map[string]float32{}, ""}, // no subject
+	} {
+		if got := shares(tc.shares).Colours(); got != tc.want {
+			t.Errorf("Colours of %v = %q, want %q", tc.shares, got, tc.want)
+		}
+	}
+}
+
+func TestMeasurePanicsOnAShortTensor(t *testing.T) {
+	defer func() {
+		if r := recover(); fmt.Sprint(r) != "palette: Measure of 10 values as a 64x64x3 tensor" {
+			t.Errorf("panic %v", r)
+		}
+	}()
+	Measure(make([]float32, 10), 64)
+}

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/captioner/captioner/models"
+	"github.com/captioner/captioner/palette"
+	"github.com/captioner/captioner/tags"
+	"github.com/captioner/captioner/text"
+)
+
+// LoneProbe tells a photo of things alone, with no person or animal in it (a
+// product shot, a cut-out on white), from Flickr8k's photos of people and
+// animals: a logistic regression on the encoder's pooled features, trained by
+// internal/loneprobe (models/lone-object/MODEL.md). The decoder, which learned
+// from Flickr8k alone, puts a dog or a child into every photo ("A black and
+// white dog is running through the water with a pot in its mouth." for a frying
+// pan on a counter); such a photo gets a caption of the object instead
+// (objectCaption).
+type LoneProbe struct {
+	Encoder string    `json:"encoder"` // the encoder ID whose features it reads
+	Weight  []float32 `json:"weight"`  // (F)
+	Bias    float32   `json:"bias"`
+}
+
+// LoneAbove is how probable a lone object must be for its caption to replace
+// the decoder's. On Flickr8k's dev split the probe gives at most 0.55 (a
+// roller coaster far away, its riders specks), on the photos of people and
+// animals of testdata/ood at most 0.40 (a bee on a flower).
+const LoneAbove = 0.6
+
+// Prob is the probability that the photo of pooled features x shows things
+// alone.
+func (p *LoneProbe) Prob(x []float32) float64 {
+	z := float64(p.Bias)
+	for i, v := range x {
+		z += float64(p.Weight[i]) * float64(v)
+	}
+	return 1 / (1 + math.Exp(-z))
+}
+
+// loadLoneProbe reads the shipped probe (models.LoneObjectProbe) for an encoder
+// of ID id with F pooled features, or says why it does not read them.
+func loadLoneProbe(id string, F int) (*LoneProbe, error) {
+	var p LoneProbe
+	if err := json.Unmarshal(models.LoneObjectProbe, &p); err != nil {
+		return nil, fmt.Errorf("pipeline: the lone-object probe: %w", err)
+	}
+	if len(p.Weight) != F {
+		return nil, fmt.Errorf("pipeline: the lone-object probe has %d weights for the encoder's %d features", len(p.Weight), F)
+	}
+	// A build's suffixes (-gojpeg, -tf32) move features by rounding only.
+	if !strings.HasPrefix(id, p.Encoder) {
+		return nil, fmt.Errorf("pipeline: the lone-object probe was trained on the features of encoder %s, not %s; retrain it (models/lone-object/MODEL.md)", p.Encoder, id)
+	}
+	return &p, nil
+}
+
+// objectCaption is the caption of a photo of things alone, probable at alone:
+// its colours and its noun, and the plain backdrop it stands on
+// where there is one ("A yellow screwdriver on a gray background."). The noun
+// is the classifier's most probable, top, when it is at least nounAbove
+// probable (guided decoding's threshold, which trusts a noun enough to force
+// it into a caption), else "object": a vague word rather than a wrong one.
+func objectCaption(top tags.Tag, nounAbove float32, alone float64, look palette.Summary) Result {
+	noun := "object"
+	if top.Prob >= nounAbove {
+		noun = top.Noun
+	}
+	var words []string
+	if colours := look.Colours(); colours != "" {
+		words = strings.Fields(colours)
+	}
+	words = append(words, strings.Fields(noun)...)
+	if !alwaysBare[noun] {
+		words = append([]string{article(words[0])}, words...)
+	}
+	if backdrop, ok := look.Backdrop(); ok {
+		words = append(words, "on", article(backdrop), backdrop, "background")
+	}
+	// The choices that made it: that the photo is of things alone, and what
+	// they are, which "object" leaves as unsure as the classifier is.
+	c := math.Sqrt(alone * float64(top.Prob))
+	return Result{Caption: text.Sentence(words), Tokens: words, Score: math.Log(c), Confidence: c, LoneObject: alone}
+}
+
+// instead is r in the place of the decoder's result plain: its tags kept, and
+// where plain has alternatives, r first among them, plain's after it, as many
+// as plain had.
+func (r Result) instead(plain Result) Result {
+	r.Tags = plain.Tags
+	if n := len(plain.Alternatives); n > 0 {
+		r.Alternatives = append([]Alternative{{Caption: r.Caption, Score: r.Score, Confidence: r.Confidence}}, plain.Alternatives[:n-1]...)
+	}
+	return r
+}
+
+// livingNoun says whether a tag's noun is a person or an animal, which a
+// photo of things alone cannot show: where the classifier's top tag says one
+// is there, the decoder's caption stands.
+func livingNoun(noun string) bool {
+	return tags.AnimalNoun(noun) || tags.Mentions(noun, "person")
+}

@@ -1,0 +1,128 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/palette"
+	"github.com/captioner/captioner/tags"
+	"github.com/captioner/captioner/text"
+)
+
+// look is a palette.Summary: plainness, the backdrop's colour (0..1) and the
+// subject's colour shares.
+func look(plain float32, bg [3]float32, shares map[string]float32) palette.Summary {
+	s := make(palette.Summary, palette.Len)
+	s[0], s[1], s[2], s[3] = plain, bg[0], bg[1], bg[2]
+	for k, v := range shares {
+		s[4+slices.Index(palette.Names, k)] = v
+	}
+	return s
+}
+
+func TestObjectCaption(t *testing.T) {
+	white, gray := [3]float32{1, 1, 1}, [3]float32{0.5, 0.5, 0.5}
+	for _, tc := range []struct {
+		top   tags.Tag
+		alone float64
+		look  palette.Summary
+		want  string
+	}{
+		{tags.Tag{Noun: "screwdriver", Prob: 0.9}, 0.81, look(0.95, gray, map[string]float32{"yellow": 0.5, "gray": 0.4}), "A yellow and gray screwdriver on a gray background."},
+		// Under guidance's threshold the noun is too unsure to write.
+		{tags.Tag{Noun: "violin", Prob: 0.71}, 0.98, look(0.9, white, map[string]float32{"orange": 0.7}), "An orange object on a white background."},
+		// A noun that takes no article; no colour dominates; no plain backdrop.
+		{tags.Tag{Noun: "binoculars", Prob: 0.95}, 0.9, look(0.3, white, map[string]float32{"red": 0.3, "blue": 0.3, "green": 0.3}), "Binoculars."},
+		{tags.Tag{Noun: "fire truck", Prob: 0.99}, 0.9, look(0.8, white, map[string]float32{"red": 0.8}), "A red fire truck on a white background."},
+		{tags.Tag{Noun: "modem", Prob: 0.21}, 0.99, look(0.5, white, map[string]float32{"blue": 0.76}), "A blue object."},
+		{tags.Tag{Noun: "orange", Prob: 0.03}, 0.7, look(0.1, white, nil), "An object."},
+	} {
+		r := objectCaption(tc.top, 0.8, tc.alone, tc.look)
+		if r.Caption != tc.want || r.Caption != text.Sentence(r.Tokens) || r.LoneObject != tc.alone {
+			t.Errorf("%+v: %q (tokens %q, lone %g), want %q", tc.top, r.Caption, r.Tokens, r.LoneObject, tc.want)
+		}
+		c := math.Sqrt(tc.alone * float64(tc.top.Prob))
+		if math.Abs(r.Confidence-c) > 1e-12 || math.Abs(r.Score-math.Log(c)) > 1e-12 {
+			t.Errorf("%+v: confidence %g, score %g; want %g and its log", tc.top, r.Confidence, r.Score, c)
+		}
+	}
+}
+
+// The object's caption takes the decoder's place: its tags kept, and first
+// among as many alternatives as the decoder had.
+func TestObjectCaptionInstead(t *testing.T) {
+	obj := Result{Caption: "A red car.", Score: -0.1, Confidence: 0.9, LoneObject: 0.9}
+	tg := []tags.Tag{{Noun: "car", Prob: 0.9}}
+	plain := Result{Caption: "A dog.", Tags: tg, Alternatives: []Alternative{{"A dog.", -1, 0.3}, {"A cat.", -2, 0.2}}}
+	got := obj.instead(plain)
+	want := []Alternative{{"A red car.", -0.1, 0.9}, {"A dog.", -1, 0.3}}
+	if got.Caption != obj.Caption || !slices.Equal(got.Tags, tg) || !slices.Equal(got.Alternatives, want) {
+		t.Errorf("instead: %+v, want the car first of %v with tags %v", got, want, tg)
+	}
+	if got := obj.instead(Result{Caption: "A dog."}); got.Alternatives != nil { // greedy decoding has none
+		t.Errorf("instead of a caption without alternatives: %v", got.Alternatives)
+	}
+}
+
+func TestLoadLoneProbe(t *testing.T) {
+	cfg := testConfig(t, "", 1)
+	w, err := encoder.LoadDefault(cfg.Assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadLoneProbe(w.Config.ID()+"-gojpeg", w.Config.Head)
+	if err != nil || len(p.Weight) != 1280 {
+		t.Fatalf("the shipped probe for %s: %v", w.Config.ID(), err)
+	}
+	if _, err := loadLoneProbe("mobilenet_v2-0123456789abcdef-v2", 1280); err == nil || err.Error() !=
+		"pipeline: the lone-object probe was trained on the features of encoder "+p.Encoder+", not mobilenet_v2-0123456789abcdef-v2; retrain it (models/lone-object/MODEL.md)" {
+		t.Errorf("another encoder: %v", err)
+	}
+	if _, err := loadLoneProbe(p.Encoder, 1024); err == nil || err.Error() != "pipeline: the lone-object probe has 1280 weights for the encoder's 1024 features" {
+		t.Errorf("another width: %v", err)
+	}
+}
+
+// Photos of things alone get the object's caption, with the decoder's among
+// the alternatives; a photo of a cat keeps the decoder's; and so does every
+// photo with guidance off or attention weights asked for.
+func TestLoneObjectCaptions(t *testing.T) {
+	p, cfg := loadDefaultDecoding(t, 4)
+	paths := []string{"../testdata/ood/tool_screwdriver1.jpg", "../testdata/ood/tuxpaint_violin.jpg", cfg.Assets + "/samples/cat_720p.jpg"}
+	imgs, err := p.Preprocessor().Files(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	got, err := p.CaptionImages(ctx, imgs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := p.CaptionImages(ctx, imgs, Options{Guide: GuideOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withMaps, err := p.CaptionImages(ctx, imgs, Options{Attention: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"A yellow and gray screwdriver on a gray background.", "An orange and brown object on a white background."} {
+		g := got[i]
+		if g.Caption != want || g.LoneObject < LoneAbove || len(g.Alternatives) < 2 || g.Alternatives[0].Caption != want {
+			t.Errorf("%s: %q (lone %.3f, alternatives %v), want %q", paths[i], g.Caption, g.LoneObject, g.Alternatives, want)
+		}
+		if !slices.Equal(g.Tags, plain[i].Tags) || g.Alternatives[1].Caption == want {
+			t.Errorf("%s: tags %v, alternatives %v; want the plain caption's tags and the decoder's captions after the object's", paths[i], g.Tags, g.Alternatives)
+		}
+		if plain[i].LoneObject != 0 || strings.Contains(plain[i].Caption, "background") || withMaps[i].LoneObject != 0 || len(withMaps[i].Attention) == 0 {
+			t.Errorf("%s: guide=0 gave %q (lone %g), attention %q (lone %g): want the decoder's", paths[i], plain[i].Caption, plain[i].LoneObject, withMaps[i].Caption, withMaps[i].LoneObject)
+		}
+	}
+	if cat := got[2]; cat.LoneObject != 0 || !tags.Mentions(cat.Caption, "cat") {
+		t.Errorf("the cat: %q (lone %g), want the decoder's caption of a cat", cat.Caption, cat.LoneObject)
+	}
+}
