@@ -160,3 +160,20 @@ func TestMeasurePanicsOnAShortTensor(t *testing.T) {
 	}()
 	Measure(make([]float32, 10), 64)
 }
+
+// A coloured backdrop in shades (a cloth darker towards a corner) is still
+// plain, and its darker blue is no colour of the thing on it.
+func TestMeasureShadedBackdrop(t *testing.T) {
+	s := Measure(tensor(64, func(x, y int) rgb {
+		switch {
+		case x >= 16 && x < 48 && y >= 24 && y < 40:
+			return rgb{120, 70, 30} // a brown handle
+		case x+y < 40:
+			return rgb{15, 50, 140} // the shaded corner
+		}
+		return rgb{30, 90, 220}
+	}), 64)
+	if bg, ok := s.Backdrop(); !ok || bg != "blue" || s.Colours() != "brown" {
+		t.Errorf("brown on a shaded blue cloth: backdrop %q %v (plainness %g), colours %q; want blue and brown", bg, ok, s[0], s.Colours())
+	}
+}

@@ -38,7 +38,7 @@ func TestObjectCaption(t *testing.T) {
 		// A noun that takes no article; no colour dominates; no plain backdrop.
 		{tags.Tag{Noun: "binoculars", Prob: 0.95}, 0.9, look(0.3, white, map[string]float32{"red": 0.3, "blue": 0.3, "green": 0.3}), "Binoculars."},
 		{tags.Tag{Noun: "fire truck", Prob: 0.99}, 0.9, look(0.8, white, map[string]float32{"red": 0.8}), "A red fire truck on a white background."},
-		{tags.Tag{Noun: "modem", Prob: 0.21}, 0.99, look(0.5, white, map[string]float32{"blue": 0.76}), "A blue object."},
+		{tags.Tag{Noun: "modem", Prob: 0.21}, 0.99, look(0.45, white, map[string]float32{"blue": 0.76}), "A blue object."},
 		{tags.Tag{Noun: "orange", Prob: 0.03}, 0.7, look(0.1, white, nil), "An object."},
 	} {
 		r := objectCaption(tc.top, 0.8, tc.alone, tc.look)
