@@ -10,7 +10,6 @@ package palette
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 )
@@ -19,6 +18,21 @@ import (
 // colour terms (Berlin and Kay) that Flickr8k's captions use, gray for the
 // silvers and greys alike.
 var Names = []string{"black", "white", "gray", "brown", "red", "orange", "yellow", "green", "blue", "purple", "pink"}
+
+// The indices in Names.
+const (
+	black = iota
+	white
+	gray
+	brown
+	red
+	orange
+	yellow
+	green
+	blue
+	purple
+	pink
+)
 
 // Len is the length of a Summary's numbers: the backdrop's plainness and its
 // colour (r, g, b in [0, 1]), then each of Names' share of the subject.
@@ -53,9 +67,13 @@ func Measure(t []float32, side int) Summary {
 		panic(fmt.Sprintf("palette: Measure of %d values as a %dx%dx3 tensor", len(t), side, side))
 	}
 	ring := max(2, side/32) // 7 pixels at 224
+	// Every other pixel of every other row: shares of colour are statistics,
+	// and a quarter of the pixels take a quarter of the time: 0.44 ms an image
+	// at 224 on one core of a Xeon, beside the encoder's 4-7 ms (BenchmarkMeasure).
+	step := max(1, side/112)
 	var border [3][]float32
-	for y := range side {
-		for x := range side {
+	for y := 0; y < side; y += step {
+		for x := 0; x < side; x += step {
 			if x >= ring && x < side-ring && y >= ring && y < side-ring {
 				continue
 			}
@@ -86,19 +104,19 @@ func Measure(t []float32, side int) Summary {
 	slices.Sort(spread)
 	beyond := max(subjectAbove, spread[len(spread)*9/10])
 	bgName := name(unit(bg))
-	shaded := Names[bgName] != "white" && Names[bgName] != "gray" && Names[bgName] != "black"
+	shaded := bgName != white && bgName != gray && bgName != black
 	counts := make([]int, len(Names))
 	total := 0
-	for y := range side {
-		for x := range side {
+	for y := 0; y < side; y += step {
+		for x := 0; x < side; x += step {
 			i := (y*side + x) * 3
 			px := [3]float32{t[i], t[i+1], t[i+2]}
+			onBackdrop := plain >= plainAbove
+			if onBackdrop && distance(px, bg) < beyond || !onBackdrop && (x < side/4 || x >= side-side/4 || y < side/4 || y >= side-side/4) {
+				continue
+			}
 			k := name(unit(px))
-			if plain >= plainAbove {
-				if distance(px, bg) < beyond || shaded && k == bgName {
-					continue
-				}
-			} else if x < side/4 || x >= side-side/4 || y < side/4 || y >= side-side/4 {
+			if onBackdrop && shaded && k == bgName {
 				continue
 			}
 			counts[k]++
@@ -185,39 +203,35 @@ func name(px [3]float64) int {
 	if v > 0 {
 		s = c / v
 	}
-	var k string
 	switch {
 	case v < 0.22:
-		k = "black"
+		return black
 	case s < 0.18 || c < 0.08:
-		k = "gray"
 		if v > 0.78 {
-			k = "white"
+			return white
 		}
-	default:
-		h := hue(r, g, b, v, c)
-		switch {
-		case h >= 10 && h < 50 && v < 0.65:
-			k = "brown"
-		case (h < 15 || h >= 335) && s < 0.45 && v > 0.7:
-			k = "pink"
-		case h < 15 || h >= 335:
-			k = "red"
-		case h < 36:
-			k = "orange"
-		case h < 70:
-			k = "yellow"
-		case h < 165:
-			k = "green"
-		case h < 255:
-			k = "blue"
-		case h < 290:
-			k = "purple"
-		default:
-			k = "pink"
-		}
+		return gray
 	}
-	return slices.Index(Names, k)
+	h := hue(r, g, b, v, c)
+	switch {
+	case h >= 10 && h < 50 && v < 0.65:
+		return brown
+	case (h < 15 || h >= 335) && s < 0.45 && v > 0.7:
+		return pink
+	case h < 15 || h >= 335:
+		return red
+	case h < 36:
+		return orange
+	case h < 70:
+		return yellow
+	case h < 165:
+		return green
+	case h < 255:
+		return blue
+	case h < 290:
+		return purple
+	}
+	return pink
 }
 
 // hue is the hue in degrees [0, 360) of r, g, b whose maximum is v and range c > 0.
@@ -225,7 +239,7 @@ func hue(r, g, b, v, c float64) float64 {
 	var h float64
 	switch v {
 	case r:
-		h = math.Mod((g-b)/c, 6)
+		h = (g - b) / c // in (-1, 1]: red's side of the circle
 	case g:
 		h = (b-r)/c + 2
 	default:

@@ -177,3 +177,11 @@ func TestMeasureShadedBackdrop(t *testing.T) {
 		t.Errorf("brown on a shaded blue cloth: backdrop %q %v (plainness %g), colours %q; want blue and brown", bg, ok, s[0], s.Colours())
 	}
 }
+
+// BenchmarkMeasure is the host's cost per image, beside the encoder's.
+func BenchmarkMeasure(b *testing.B) {
+	t := tensor(224, square(224, rgb{255, 255, 255}, rgb{230, 20, 20}))
+	for b.Loop() {
+		Measure(t, 224)
+	}
+}
