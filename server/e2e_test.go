@@ -312,9 +312,33 @@ func TestBrowserLiveRefusedSaysSo(t *testing.T) {
 	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
 		const check = () => { if (s.textContent.startsWith("refused")) { done(s.textContent); return true; } };
 		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
-	if want := "refused by the server (too many live streams open, or a wrong token); retrying in 10 s"; got != want {
+	if want := "refused by the server: this address already has as many live streams open as one client may (server.live_max_per_client); close one first (retrying in 10 s)"; got != want {
 		t.Errorf("live page refused: status %q, want %q", got, want)
 	}
+}
+
+// A token the server stops taking (its live_token changed while the page was
+// open; here a proxy swaps the stream's token) is refused with the server's
+// own reason, and the tab forgets it, so that the upload page's Live link no
+// longer carries it. The page said only "too many live streams open, or a
+// wrong token", and kept the token for every page of the tab.
+func TestBrowserLiveTokenRefusedLater(t *testing.T) {
+	ts := stepServer(t, liveToken)
+	front := behind(t, ts, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/v1/live" {
+			r.URL.RawQuery = "token=stale"
+		}
+		return false
+	})
+	w := startChromium(t)
+	w.navigate(front + "/live?token=v13w")
+	got := w.await(`const done = arguments[arguments.length - 1], s = document.getElementById("status");
+		const check = () => { if (s.textContent.startsWith("refused")) { done(s.textContent + "|" + sessionStorage.getItem("captioner-live-token")); return true; } };
+		if (!check()) new MutationObserver(check).observe(s, {childList: true, characterData: true, subtree: true});`)
+	if want := "refused by the server: the token is not server.live_token: ask whoever runs the server for the viewer token (retrying in 10 s)|null"; got != want {
+		t.Errorf("live page with a stale token: %q, want %q", got, want)
+	}
+	w.checkConsole("status of 401")
 }
 
 // The upload page shows each file the server could not caption beside the

@@ -26,16 +26,46 @@ if (token) {
 // EventSource gives up for good on any answer but 200.
 const retryAfter = 10000;
 
+const streamURL = token ? "/v1/live?token=" + encodeURIComponent(token) : "/v1/live";
+
+// refusal asks the stream's URL once more, with fetch, for what EventSource
+// does not tell: the status and the server's error message of a refusal. It
+// hangs up at once on a stream that opens this time. null when it learns
+// nothing (the network is down, the answer is no JSON).
+async function refusal() {
+  const hangUp = new AbortController();
+  try {
+    const r = await fetch(streamURL, { signal: hangUp.signal, headers: { Accept: "text/event-stream" } });
+    if (r.ok) return null;
+    const body = await r.json();
+    return typeof body.error === "string" ? { status: r.status, error: body.error } : null;
+  } catch {
+    return null;
+  } finally {
+    hangUp.abort();
+  }
+}
+
 function connect() {
-  const es = new EventSource(token ? "/v1/live?token=" + encodeURIComponent(token) : "/v1/live");
+  const es = new EventSource(streamURL);
   es.onopen = () => { status.className = "status ok"; status.textContent = "live"; };
-  es.onerror = () => {
+  es.onerror = async () => {
     status.className = "status wait";
     if (es.readyState !== EventSource.CLOSED) {
       status.textContent = "reconnecting…";
       return;
     }
-    status.textContent = `refused by the server (too many live streams open, or a wrong token); retrying in ${retryAfter / 1000} s`;
+    const why = await refusal();
+    // A token the server no longer takes stays off the other pages' Live link.
+    if (why && why.status === 401 && token) {
+      try {
+        if (sessionStorage.getItem("captioner-live-token") === token) sessionStorage.removeItem("captioner-live-token");
+      } catch {
+        // Site storage blocked: nothing was kept.
+      }
+    }
+    const reason = why ? why.error : "too many live streams open, or a wrong token";
+    status.textContent = `refused by the server: ${reason} (retrying in ${retryAfter / 1000} s)`;
     setTimeout(connect, retryAfter);
   };
   es.addEventListener("caption", (e) => {
