@@ -4,7 +4,7 @@
 // animals. models/lone-object/MODEL.md has the data, the commands and the
 // scores.
 //
-//	go run ./internal/loneprobe composite --stamps DIR --exclude testdata/ood --out DIR
+//	go run ./internal/loneprobe composite --stamps DIR --exclude testdata/ood --flickr8k DIR --out DIR
 //	go run ./internal/loneprobe train --composites FEATURES --list DIR/list.tsv \
 //	    --flickr8k FEATURES [--dev FEATURES] [--ood FEATURES] --out models/lone-object/probe.json
 //
@@ -14,7 +14,9 @@
 // size and place. Objects (food, household things, instruments, vehicles,
 // plants, ...) are the positives, animals negatives beside Flickr8k's training
 // photos, so that neither a plain backdrop nor a cut-out look can stand for
-// "no one there". Stamps whose photos are in testdata/ood are left out.
+// "no one there"; with --flickr8k, Flickr8k train photos framed on the same
+// backdrops are negatives too (frame). Stamps whose photos are in
+// testdata/ood are left out.
 package main
 
 import (
@@ -27,6 +29,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"io/fs"
 	"math"
 	"math/rand"
@@ -78,6 +81,8 @@ func composite(args []string) error {
 	stamps := fl.String("stamps", "/usr/share/tuxpaint/stamps", "Tux Paint's stamps folder")
 	exclude := fl.String("exclude", "testdata/ood", "folder whose tuxpaint_NAME.jpg photos name the stamps to leave out")
 	out := fl.String("out", "", "output folder: img/ and list.tsv")
+	flickr := fl.String("flickr8k", "", "Flickr8k folder (images/, Flickr_8k.trainImages.txt): frame --framed of its train photos too")
+	framed := fl.Int("framed", 1500, "how many Flickr8k train photos to frame on backdrops")
 	fl.Parse(args)
 	if *out == "" {
 		return errors.New("composite: --out is required")
@@ -124,8 +129,71 @@ func composite(args []string) error {
 		}
 		return nil
 	})
+	if err == nil && *flickr != "" {
+		var m int
+		m, err = frame(*flickr, *framed, *out, list)
+		n += m
+	}
 	fmt.Printf("composite: %d images in %s\n", n, *out)
 	return err
+}
+
+// frame puts the first n of Flickr8k's train photos (in the split file's
+// order), whole, on the plain backdrops the stamps get, as kind "photo": a
+// photo with margins (a print, a screenshot, a letterboxed frame) still
+// shows its people. Without them the probe took a margin for a backdrop: 70
+// of 450 dev photos framed (in white, in gray, letterboxed in black) reached
+// LoneAbove, "An object on a white background."; with them, 2. A third fill
+// the canvas's width or height (letterboxed, pillarboxed).
+func frame(dir string, n int, out string, list io.Writer) (int, error) {
+	names, err := readLines(filepath.Join(dir, "Flickr_8k.trainImages.txt"))
+	if err != nil {
+		return 0, err
+	}
+	rng := rand.New(rand.NewSource(2)) // its own: the stamps' composites stay as they were
+	for i, name := range names[:min(n, len(names))] {
+		src, err := readJPEG(filepath.Join(dir, "images", name))
+		if err != nil {
+			return i, err
+		}
+		bg := backdrop(rng, i%4)
+		img := place(src, bg, rng)
+		if rng.Intn(3) == 0 {
+			img = letterbox(src, bg, rng.Intn(2) == 0)
+		}
+		file := fmt.Sprintf("photo_%s", name)
+		if err := writeJPEG(filepath.Join(out, "img", file), img); err != nil {
+			return i, err
+		}
+		fmt.Fprintf(list, "%s\tphoto\t%s\n", file, name)
+	}
+	return min(n, len(names)), nil
+}
+
+// letterbox draws src across the whole width of a 400x300 canvas of bg (wide)
+// or the whole height of a 300x400 one, keeping its aspect ratio.
+func letterbox(src image.Image, bg color.RGBA, wide bool) image.Image {
+	W, H := 300, 400
+	if wide {
+		W, H = 400, 300
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, W, H))
+	draw.Draw(dst, dst.Bounds(), &image.Uniform{bg}, image.Point{}, draw.Src)
+	b := src.Bounds()
+	s := min(float64(W)/float64(b.Dx()), float64(H)/float64(b.Dy()))
+	w, h := int(float64(b.Dx())*s), int(float64(b.Dy())*s)
+	x0, y0 := (W-w)/2, (H-h)/2
+	draw.CatmullRom.Scale(dst, image.Rect(x0, y0, x0+w, y0+h), src, b, draw.Over, nil)
+	return dst
+}
+
+func readJPEG(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return jpeg.Decode(f)
 }
 
 // backdrop is the k-th of a stamp's four backdrops: white, light gray, dark

@@ -110,3 +110,59 @@ func TestCompositeKindsAndExclusions(t *testing.T) {
 		t.Errorf("list.tsv:\n%s\nwant %s", list, want)
 	}
 }
+
+// frame puts the first n train photos on backdrops as kind "photo", in the
+// split file's order.
+func TestFrameListsPhotos(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(out, "img"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"b.jpg", "a.jpg", "c.jpg"} {
+		if err := writeJPEG(filepath.Join(dir, "images", name), image.NewRGBA(image.Rect(0, 0, 224, 224))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Flickr_8k.trainImages.txt"), []byte("b.jpg\na.jpg\nc.jpg\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var list strings.Builder
+	n, err := frame(dir, 2, out, &list)
+	if err != nil || n != 2 || list.String() != "photo_b.jpg\tphoto\tb.jpg\nphoto_a.jpg\tphoto\ta.jpg\n" {
+		t.Fatalf("frame: %d, %v, list %q", n, err, list.String())
+	}
+	for _, f := range []string{"photo_b.jpg", "photo_a.jpg"} {
+		if _, err := os.Stat(filepath.Join(out, "img", f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// letterbox spans the canvas's width (or height) and keeps the aspect ratio.
+func TestLetterbox(t *testing.T) {
+	red := image.NewRGBA(image.Rect(0, 0, 200, 100))
+	for i := range red.Pix {
+		red.Pix[i] = []uint8{255, 0, 0, 255}[i%4]
+	}
+	bg := color.RGBA{0, 0, 0, 255}
+	for _, tc := range []struct {
+		wide       bool
+		size, want image.Point // the canvas, the red part
+	}{{true, image.Pt(400, 300), image.Pt(400, 200)}, {false, image.Pt(300, 400), image.Pt(300, 150)}} {
+		img := letterbox(red, bg, tc.wide)
+		reds := 0
+		for y := range img.Bounds().Dy() {
+			for x := range img.Bounds().Dx() {
+				if r, _, _, _ := img.At(x, y).RGBA(); r>>8 > 128 {
+					reds++
+				}
+			}
+		}
+		if img.Bounds().Size() != tc.size || reds < tc.want.X*tc.want.Y-2*tc.want.X || reds > tc.want.X*tc.want.Y+2*tc.want.X {
+			t.Errorf("wide %v: a %v canvas with %d red pixels, want %v and about %d", tc.wide, img.Bounds().Size(), reds, tc.size, tc.want.X*tc.want.Y)
+		}
+	}
+}
