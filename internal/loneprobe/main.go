@@ -177,14 +177,7 @@ func letterbox(src image.Image, bg color.RGBA, wide bool) image.Image {
 	if wide {
 		W, H = 400, 300
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, W, H))
-	draw.Draw(dst, dst.Bounds(), &image.Uniform{bg}, image.Point{}, draw.Src)
-	b := src.Bounds()
-	s := min(float64(W)/float64(b.Dx()), float64(H)/float64(b.Dy()))
-	w, h := int(float64(b.Dx())*s), int(float64(b.Dy())*s)
-	x0, y0 := (W-w)/2, (H-h)/2
-	draw.CatmullRom.Scale(dst, image.Rect(x0, y0, x0+w, y0+h), src, b, draw.Over, nil)
-	return dst
+	return onCanvas(src, bg, W, H, 1, func(room int) int { return room / 2 })
 }
 
 func readJPEG(path string) (image.Image, error) {
@@ -222,14 +215,19 @@ func place(src image.Image, bg color.RGBA, rng *rand.Rand) image.Image {
 	case 1:
 		W, H = 360, 360
 	}
+	return onCanvas(src, bg, W, H, 0.55+0.4*rng.Float64(), func(room int) int { return rng.Intn(room+1)/2 + room/4 })
+}
+
+// onCanvas draws src over a W x H canvas of bg, scaled to fill the fraction
+// fill of the canvas's width or height, whichever it meets first, keeping its
+// aspect ratio; at places it along each axis given the room left there.
+func onCanvas(src image.Image, bg color.RGBA, W, H int, fill float64, at func(room int) int) image.Image {
 	dst := image.NewRGBA(image.Rect(0, 0, W, H))
 	draw.Draw(dst, dst.Bounds(), &image.Uniform{bg}, image.Point{}, draw.Src)
 	b := src.Bounds()
-	frac := 0.55 + 0.4*rng.Float64()
-	s := min(float64(W)*frac/float64(b.Dx()), float64(H)*frac/float64(b.Dy()))
+	s := min(float64(W)*fill/float64(b.Dx()), float64(H)*fill/float64(b.Dy()))
 	w, h := int(float64(b.Dx())*s), int(float64(b.Dy())*s)
-	x0 := rng.Intn(W-w+1)/2 + (W-w)/4
-	y0 := rng.Intn(H-h+1)/2 + (H-h)/4
+	x0, y0 := at(W-w), at(H-h)
 	draw.CatmullRom.Scale(dst, image.Rect(x0, y0, x0+w, y0+h), src, b, draw.Over, nil)
 	return dst
 }
