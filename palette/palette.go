@@ -17,7 +17,7 @@ import (
 // Names are the colour words, in the order of a Summary's shares: the basic
 // colour terms (Berlin and Kay) that Flickr8k's captions use, gray for the
 // silvers and greys alike.
-var Names = []string{"black", "white", "gray", "brown", "red", "orange", "yellow", "green", "blue", "purple", "pink"}
+var Names = [...]string{"black", "white", "gray", "brown", "red", "orange", "yellow", "green", "blue", "purple", "pink"}
 
 // The indices in Names.
 const (
@@ -36,7 +36,7 @@ const (
 
 // Len is the length of a Summary's numbers: the backdrop's plainness and its
 // colour (r, g, b in [0, 1]), then each of Names' share of the subject.
-var Len = 4 + len(Names)
+const Len = 4 + len(Names)
 
 // Summary is what Measure finds in a photo, as Len numbers (see Len).
 type Summary []float32
@@ -69,7 +69,8 @@ func Measure(t []float32, side int) Summary {
 	ring := max(2, side/32) // 7 pixels at 224
 	// Every other pixel of every other row: shares of colour are statistics,
 	// and a quarter of the pixels take a quarter of the time: 0.44 ms an image
-	// at 224 on one core of a Xeon, beside the encoder's 4-7 ms (BenchmarkMeasure).
+	// at 224 on one core of a Xeon (BenchmarkMeasure), which Pipeline.Encode
+	// spends while the encoder runs.
 	step := max(1, side/112)
 	var border [3][]float32
 	for y := 0; y < side; y += step {
@@ -87,32 +88,40 @@ func Measure(t []float32, side int) Summary {
 	for c := range 3 {
 		bg[c] = median(border[c])
 	}
+	// A backdrop in shades (a cloth, a lit wall) reaches further than
+	// subjectAbove: its subject is what lies beyond nine tenths of the border
+	// pixels of its colour (a subject that touches the border is of another
+	// colour, and no shade of the backdrop), and on a coloured backdrop is not
+	// of its colour (a blue cloth darker in a corner is still the cloth;
+	// white, gray and black things do stand on white, gray and black).
+	bgName := name(unit(bg))
+	shaded := bgName != white && bgName != gray && bgName != black
 	near := 0
-	spread := make([]float32, len(border[0])) // each border pixel's distance from the backdrop's colour
+	var spread []float32 // the distance from the backdrop's colour of each border pixel of its colour
 	for i := range border[0] {
-		spread[i] = distance([3]float32{border[0][i], border[1][i], border[2][i]}, bg)
-		if spread[i] < backdropTolerance {
+		px := [3]float32{border[0][i], border[1][i], border[2][i]}
+		d := distance(px, bg)
+		if d < backdropTolerance {
 			near++
+		}
+		if name(unit(px)) == bgName {
+			spread = append(spread, d)
 		}
 	}
 	plain := float32(near) / float32(len(border[0]))
-	// A backdrop in shades (a cloth, a lit wall) reaches further than
-	// subjectAbove: its subject is what lies beyond nine tenths of its border,
-	// and on a coloured backdrop is not of its colour (a blue cloth darker in
-	// a corner is still the cloth; white, gray and black things do stand on
-	// white, gray and black).
-	slices.Sort(spread)
-	beyond := max(subjectAbove, spread[len(spread)*9/10])
-	bgName := name(unit(bg))
-	shaded := bgName != white && bgName != gray && bgName != black
+	beyond := float32(subjectAbove)
+	if len(spread) > 0 {
+		slices.Sort(spread)
+		beyond = max(beyond, spread[len(spread)*9/10])
+	}
+	onBackdrop := plain >= plainAbove
 	counts := make([]int, len(Names))
 	total := 0
 	for y := 0; y < side; y += step {
 		for x := 0; x < side; x += step {
 			i := (y*side + x) * 3
 			px := [3]float32{t[i], t[i+1], t[i+2]}
-			onBackdrop := plain >= plainAbove
-			if onBackdrop && distance(px, bg) < beyond || !onBackdrop && (x < side/4 || x >= side-side/4 || y < side/4 || y >= side-side/4) {
+			if onBackdrop && distance(px, bg) <= beyond || !onBackdrop && (x < side/4 || x >= side-side/4 || y < side/4 || y >= side-side/4) {
 				continue
 			}
 			k := name(unit(px))

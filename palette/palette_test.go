@@ -44,6 +44,7 @@ func TestNames(t *testing.T) {
 		{rgb{40, 20, 30}, "black"}, // dark whatever its hue: v < 0.22
 		{rgb{255, 255, 255}, "white"},
 		{rgb{235, 235, 228}, "white"},
+		{rgb{205, 205, 205}, "white"}, // v 0.80: white down to 0.78
 		{rgb{128, 128, 128}, "gray"},
 		{rgb{180, 180, 190}, "gray"}, // silver
 		{rgb{230, 20, 20}, "red"},
@@ -52,7 +53,9 @@ func TestNames(t *testing.T) {
 		{rgb{230, 60, 180}, "pink"}, // magenta
 		{rgb{250, 140, 20}, "orange"},
 		{rgb{240, 200, 40}, "yellow"}, // corn, hue 46
+		{rgb{200, 220, 40}, "yellow"}, // hue 67: yellow up to 70
 		{rgb{120, 70, 30}, "brown"},
+		{rgb{140, 110, 30}, "brown"}, // hue 44, dark: brown up to hue 50
 		{rgb{40, 180, 60}, "green"},
 		{rgb{30, 90, 220}, "blue"},
 		{rgb{120, 40, 200}, "purple"},
@@ -129,7 +132,7 @@ func TestColours(t *testing.T) {
 	shares := func(kv map[string]float32) Summary {
 		s := make(Summary, Len)
 		for k, v := range kv {
-			s[4+slices.Index(Names, k)] = v
+			s[4+slices.Index(Names[:], k)] = v
 		}
 		return s
 	}
@@ -142,8 +145,11 @@ func TestColours(t *testing.T) {
 		{map[string]float32{"white": 0.5, "black": 0.3, "red": 0.2}, "black and white"},
 		{map[string]float32{"black": 0.45, "orange": 0.3, "gray": 0.25}, "orange and black"},
 		{map[string]float32{"red": 0.5, "blue": 0.19, "green": 0.31}, "red and green"},
-		{map[string]float32{"red": 0.4, "blue": 0.25, "green": 0.2, "white": 0.15}, ""},   // two make 0.65 < 0.7
-		{map[string]float32{"red": 0.52, "blue": 0.18, "green": 0.18, "white": 0.12}, ""}, // the second under 0.2
+		{map[string]float32{"red": 0.45, "white": 0.25, "blue": 0.15, "green": 0.15}, "red and white"},  // two make 0.7
+		{map[string]float32{"black": 0.5, "white": 0.22, "red": 0.14, "blue": 0.14}, "black and white"}, // the second at 0.22
+		{map[string]float32{"gray": 0.4, "red": 0.35, "blue": 0.25}, "red and gray"},                    // gray after a colour
+		{map[string]float32{"red": 0.4, "blue": 0.25, "green": 0.2, "white": 0.15}, ""},                 // two make 0.65 < 0.7
+		{map[string]float32{"red": 0.52, "blue": 0.18, "green": 0.18, "white": 0.12}, ""},               // the second under 0.2
 		{map[string]float32{}, ""}, // no subject
 	} {
 		if got := shares(tc.shares).Colours(); got != tc.want {
@@ -152,13 +158,23 @@ func TestColours(t *testing.T) {
 	}
 }
 
-func TestMeasurePanicsOnAShortTensor(t *testing.T) {
-	defer func() {
-		if r := recover(); fmt.Sprint(r) != "palette: Measure of 10 values as a 64x64x3 tensor" {
-			t.Errorf("panic %v", r)
-		}
-	}()
-	Measure(make([]float32, 10), 64)
+func TestMeasurePanicsOnABadTensor(t *testing.T) {
+	for _, tc := range []struct {
+		values, side int
+		want         string
+	}{
+		{10, 64, "palette: Measure of 10 values as a 64x64x3 tensor"},
+		{48, 4, "palette: Measure of 48 values as a 4x4x3 tensor"}, // too small to have a border and a centre
+	} {
+		func() {
+			defer func() {
+				if r := recover(); fmt.Sprint(r) != tc.want {
+					t.Errorf("Measure(%d values, %d): panic %v, want %q", tc.values, tc.side, r, tc.want)
+				}
+			}()
+			Measure(make([]float32, tc.values), tc.side)
+		}()
+	}
 }
 
 // A coloured backdrop in shades (a cloth darker towards a corner) is still
@@ -183,5 +199,88 @@ func BenchmarkMeasure(b *testing.B) {
 	t := tensor(224, square(224, rgb{255, 255, 255}, rgb{230, 20, 20}))
 	for b.Loop() {
 		Measure(t, 224)
+	}
+}
+
+// A subject that touches the border, at the encoder's 224 (where Measure
+// reads every other pixel): a black band across the photo, a yellow box on
+// it. The band's pixels on the border are no shade of the white backdrop, and
+// do not raise how far the subject must be from it: the yellow is counted.
+// It was not, and the caption said "black".
+func TestMeasureSubjectTouchingTheBorder(t *testing.T) {
+	s := Measure(tensor(224, func(x, y int) rgb {
+		switch {
+		case x >= 20 && x < 204 && y >= 84 && y < 140:
+			return rgb{240, 200, 40}
+		case y >= 80 && y < 144:
+			return rgb{0, 0, 0}
+		}
+		return rgb{255, 255, 255}
+	}), 224)
+	if bg, ok := s.Backdrop(); !ok || bg != "white" || s.Colours() != "yellow" {
+		t.Errorf("a yellow box on a black band across white: backdrop %q %v, colours %q (shares %v); want white and yellow", bg, ok, s.Colours(), s[4:])
+	}
+}
+
+// How plain a border is: a border whose pixels are mostly within 15/255 of
+// its median colour is a backdrop from half of it (a hammer's cloth measured
+// 0.56); a textured one, most of its pixels 20/255 away, is none.
+func TestMeasurePlainness(t *testing.T) {
+	subject := rgb{230, 20, 20}
+	for _, tc := range []struct {
+		name   string
+		border func(x, y int) rgb
+		plain  bool
+	}{
+		{"55% plain", func(x, y int) rgb {
+			if x+y < 58 { // the top left corner's 45% of the border, another colour
+				return rgb{40, 180, 60}
+			}
+			return rgb{255, 255, 255}
+		}, true},
+		{"textured", func(x, y int) rgb {
+			if (x+y)%5 < 2 {
+				return rgb{200, 200, 200}
+			}
+			v := 180 + 40*((x+y)%2) // 20/255 each side of the median
+			return rgb{v, v, v}
+		}, false},
+	} {
+		s := Measure(tensor(64, func(x, y int) rgb {
+			if x >= 16 && x < 48 && y >= 16 && y < 48 {
+				return subject
+			}
+			return tc.border(x, y)
+		}), 64)
+		if _, ok := s.Backdrop(); ok != tc.plain {
+			t.Errorf("%s: plainness %g, backdrop %v; want %v", tc.name, s[0], ok, tc.plain)
+		}
+	}
+}
+
+// A subject near the backdrop's colour, 37/255 from it, is the subject: a
+// blue-gray box on gray.
+func TestMeasureSubjectNearTheBackdrop(t *testing.T) {
+	s := Measure(tensor(64, square(64, rgb{128, 128, 128}, rgb{110, 125, 165})), 64)
+	if got := s.Colours(); got != "blue" {
+		t.Errorf("blue-gray on gray: colours %q (shares %v), want blue", got, s[4:])
+	}
+}
+
+// A white backdrop lit unevenly, light gray in a corner (55/255 from white,
+// and still named white): the corner is backdrop, beyond which the subject
+// lies, not a white part of the subject.
+func TestMeasureUnevenWhiteBackdrop(t *testing.T) {
+	s := Measure(tensor(64, func(x, y int) rgb {
+		switch {
+		case x >= 24 && x < 40 && y >= 24 && y < 40:
+			return rgb{230, 20, 20}
+		case x+y < 40:
+			return rgb{200, 200, 200}
+		}
+		return rgb{255, 255, 255}
+	}), 64)
+	if bg, ok := s.Backdrop(); !ok || bg != "white" || s.Colours() != "red" {
+		t.Errorf("red on white shaded gray in a corner: backdrop %q %v, colours %q (shares %v); want white and red", bg, ok, s.Colours(), s[4:])
 	}
 }

@@ -112,7 +112,8 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	if d.Tagger == nil || (p.Tags == 0 && !p.Guide) {
 		return out, nil
 	}
-	probs, alone, err := d.Tagger.probs(tagFeats, n)
+	// The probe answers only where its caption may replace the decoder's.
+	probs, alone, err := d.Tagger.probs(tagFeats, n, looks != nil && p.Guide && !p.Attention)
 	if err != nil {
 		return nil, err
 	}
@@ -121,14 +122,16 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	var avoid [][]int32
 	var names [][]naming
 	var loose []bool // images whose guided animals go anywhere (headsAbove)
-	// One Select serves both lists: the tags shown and the nouns guidance
-	// insists on are each a prefix of the most probable nouns.
-	k, threshold := p.Tags, p.TagThreshold
+	// One Select serves every list: the tags shown and the nouns guidance
+	// insists on are each a prefix of the most probable nouns, cut at its own
+	// threshold (above), and the most probable, however improbable, names a
+	// lone object (its probability is the caption's confidence).
+	k := p.Tags
 	if p.Guide {
-		k, threshold = max(k, decoder.MaxConstraints), min(threshold, p.GuideThreshold)
+		k = max(k, decoder.MaxConstraints)
 	}
 	for i := range out {
-		all, err := tags.Select(probs[i*tags.NumClasses:(i+1)*tags.NumClasses], k, threshold)
+		all, err := tags.Select(probs[i*tags.NumClasses:(i+1)*tags.NumClasses], k, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -138,16 +141,9 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		if !p.Guide {
 			continue
 		}
-		if looks != nil && alone != nil && alone[i] >= LoneAbove && !p.Attention {
-			// The most probable noun, however improbable: its probability is the caption's confidence.
-			top, err := tags.Select(probs[i*tags.NumClasses:(i+1)*tags.NumClasses], 1, 0)
-			if err != nil {
-				return nil, err
-			}
-			if !livingNoun(top[0].Noun) {
-				out[i] = objectCaption(top[0], float32(p.GuideThreshold), alone[i], looks[i]).instead(out[i])
-				continue
-			}
+		if alone != nil && alone[i] >= LoneAbove && !livingNoun(all[0].Noun) {
+			out[i] = objectCaption(all[0], float32(p.GuideThreshold), alone[i], looks[i]).instead(out[i])
+			continue
 		}
 		missing := false
 		var ns []naming

@@ -51,7 +51,7 @@ func loadLoneProbe(id string, F int) (*LoneProbe, error) {
 		return nil, fmt.Errorf("pipeline: the lone-object probe: %w", err)
 	}
 	if len(p.Weight) != F {
-		return nil, fmt.Errorf("pipeline: the lone-object probe has %d weights for the encoder's %d features", len(p.Weight), F)
+		return nil, fmt.Errorf("pipeline: the lone-object probe has %d weights for the encoder's %d features; retrain it for this encoder (models/lone-object/MODEL.md)", len(p.Weight), F)
 	}
 	// A build's suffixes (-gojpeg, -tf32) move features by rounding only.
 	if !strings.HasPrefix(id, p.Encoder) {
@@ -88,14 +88,17 @@ func objectCaption(top tags.Tag, nounAbove float32, alone float64, look palette.
 	return Result{Caption: text.Sentence(words), Tokens: words, Score: math.Log(c), Confidence: c, LoneObject: alone}
 }
 
-// instead is r in the place of the decoder's result plain: its tags kept, and
-// where plain has alternatives, r first among them, plain's after it, as many
-// as plain had.
+// instead is r in the place of the decoder's result plain: its tags kept,
+// and r first among the alternatives, then plain's, or plain's caption where
+// it has none (greedy decoding), so that the decoder's captions are always at
+// hand: one more alternative than asked for.
 func (r Result) instead(plain Result) Result {
 	r.Tags = plain.Tags
-	if n := len(plain.Alternatives); n > 0 {
-		r.Alternatives = append([]Alternative{{Caption: r.Caption, Score: r.Score, Confidence: r.Confidence}}, plain.Alternatives[:n-1]...)
+	decoder := plain.Alternatives
+	if len(decoder) == 0 {
+		decoder = []Alternative{{Caption: plain.Caption, Score: plain.Score, Confidence: plain.Confidence}}
 	}
+	r.Alternatives = append([]Alternative{{Caption: r.Caption, Score: r.Score, Confidence: r.Confidence}}, decoder...)
 	return r
 }
 
@@ -103,5 +106,5 @@ func (r Result) instead(plain Result) Result {
 // photo of things alone cannot show: where the classifier's top tag says one
 // is there, the decoder's caption stands.
 func livingNoun(noun string) bool {
-	return tags.AnimalNoun(noun) || tags.Mentions(noun, "person")
+	return tags.AnimalNoun(noun) || noun == "person" // tags' noun of the groom, the ballplayer and the scuba diver
 }

@@ -19,7 +19,7 @@ func look(plain float32, bg [3]float32, shares map[string]float32) palette.Summa
 	s := make(palette.Summary, palette.Len)
 	s[0], s[1], s[2], s[3] = plain, bg[0], bg[1], bg[2]
 	for k, v := range shares {
-		s[4+slices.Index(palette.Names, k)] = v
+		s[4+slices.Index(palette.Names[:], k)] = v
 	}
 	return s
 }
@@ -53,18 +53,28 @@ func TestObjectCaption(t *testing.T) {
 }
 
 // The object's caption takes the decoder's place: its tags kept, and first
-// among as many alternatives as the decoder had.
+// among the alternatives, the decoder's after it.
 func TestObjectCaptionInstead(t *testing.T) {
 	obj := Result{Caption: "A red car.", Score: -0.1, Confidence: 0.9, LoneObject: 0.9}
 	tg := []tags.Tag{{Noun: "car", Prob: 0.9}}
 	plain := Result{Caption: "A dog.", Tags: tg, Alternatives: []Alternative{{"A dog.", -1, 0.3}, {"A cat.", -2, 0.2}}}
 	got := obj.instead(plain)
-	want := []Alternative{{"A red car.", -0.1, 0.9}, {"A dog.", -1, 0.3}}
+	want := []Alternative{{"A red car.", -0.1, 0.9}, {"A dog.", -1, 0.3}, {"A cat.", -2, 0.2}}
 	if got.Caption != obj.Caption || !slices.Equal(got.Tags, tg) || !slices.Equal(got.Alternatives, want) {
 		t.Errorf("instead: %+v, want the car first of %v with tags %v", got, want, tg)
 	}
-	if got := obj.instead(Result{Caption: "A dog."}); got.Alternatives != nil { // greedy decoding has none
-		t.Errorf("instead of a caption without alternatives: %v", got.Alternatives)
+	// Greedy decoding has no alternatives: the decoder's caption becomes one.
+	greedy := obj.instead(Result{Caption: "A dog.", Score: -1, Confidence: 0.3})
+	if want := []Alternative{{"A red car.", -0.1, 0.9}, {"A dog.", -1, 0.3}}; !slices.Equal(greedy.Alternatives, want) {
+		t.Errorf("instead of a greedy caption: %v, want %v", greedy.Alternatives, want)
+	}
+}
+
+func TestLivingNoun(t *testing.T) {
+	for noun, want := range map[string]bool{"person": true, "dog": true, "bee": true, "screwdriver": false, "car": false, "object": false} {
+		if livingNoun(noun) != want {
+			t.Errorf("livingNoun(%q) = %v", noun, !want)
+		}
 	}
 }
 
@@ -78,11 +88,15 @@ func TestLoadLoneProbe(t *testing.T) {
 	if err != nil || len(p.Weight) != 1280 {
 		t.Fatalf("the shipped probe for %s: %v", w.Config.ID(), err)
 	}
+	// No features: the bias alone.
+	if got, want := p.Prob(make([]float32, 1280)), 1/(1+math.Exp(-float64(p.Bias))); got != want || p.Bias == 0 {
+		t.Errorf("Prob of zeros %g, want sigmoid(bias %g) = %g", got, p.Bias, want)
+	}
 	if _, err := loadLoneProbe("mobilenet_v2-0123456789abcdef-v2", 1280); err == nil || err.Error() !=
 		"pipeline: the lone-object probe was trained on the features of encoder "+p.Encoder+", not mobilenet_v2-0123456789abcdef-v2; retrain it (models/lone-object/MODEL.md)" {
 		t.Errorf("another encoder: %v", err)
 	}
-	if _, err := loadLoneProbe(p.Encoder, 1024); err == nil || err.Error() != "pipeline: the lone-object probe has 1280 weights for the encoder's 1024 features" {
+	if _, err := loadLoneProbe(p.Encoder, 1024); err == nil || err.Error() != "pipeline: the lone-object probe has 1280 weights for the encoder's 1024 features; retrain it for this encoder (models/lone-object/MODEL.md)" {
 		t.Errorf("another width: %v", err)
 	}
 }
@@ -92,7 +106,7 @@ func TestLoadLoneProbe(t *testing.T) {
 // photo with guidance off or attention weights asked for.
 func TestLoneObjectCaptions(t *testing.T) {
 	p, cfg := loadDefaultDecoding(t, 4)
-	paths := []string{"../testdata/ood/tool_screwdriver1.jpg", "../testdata/ood/tuxpaint_violin.jpg", cfg.Assets + "/samples/cat_720p.jpg"}
+	paths := []string{"../testdata/ood/tool_screwdriver1.jpg", "../testdata/ood/tuxpaint_violin.jpg", cfg.Assets + "/samples/cat_720p.jpg", "../testdata/ood/erase_bee.jpg"}
 	imgs, err := p.Preprocessor().Files(paths)
 	if err != nil {
 		t.Fatal(err)
@@ -125,4 +139,42 @@ func TestLoneObjectCaptions(t *testing.T) {
 	if cat := got[2]; cat.LoneObject != 0 || !tags.Mentions(cat.Caption, "cat") {
 		t.Errorf("the cat: %q (lone %g), want the decoder's caption of a cat", cat.Caption, cat.LoneObject)
 	}
+	// The bee on a flower: the probe takes it for things alone, its top tag,
+	// an animal, says otherwise, and the decoder captions it.
+	feats, err := p.Encode(ctx, imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bee := got[3]; bee.LoneObject != 0 || strings.Contains(bee.Caption, "background") || len(bee.Tags) == 0 || bee.Tags[0].Noun != "bee" ||
+		p.tagger.alone.Prob(meanRegion(feats[3][:len(feats[3])-palette.Len], 1280)) < LoneAbove {
+		t.Errorf("the bee: %q (lone %g, tags %v), want the decoder's caption of a photo the probe takes for things alone", bee.Caption, bee.LoneObject, bee.Tags)
+	}
+	// Features without their palette (eval, the trainer) keep the decoder's captions.
+	F := len(feats[0]) - palette.Len
+	onDevice := p.Device().Alloc(F)
+	defer p.Device().Free(onDevice)
+	p.Device().Upload(onDevice, feats[0][:F])
+	plan, err := p.decoding.Plan(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, err := CaptionFeatures(ctx, p.models[0].dec, onDevice, 1, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cached[0]; c.LoneObject != 0 || strings.Contains(c.Caption, "background") || !tags.Mentions(c.Caption, "screwdriver") {
+		t.Errorf("the screwdriver from cached features: %q (lone %g), want the decoder's guided caption", c.Caption, c.LoneObject)
+	}
+}
+
+// meanRegion pools a grid (R, F) into its mean region (F), as the encoder does.
+func meanRegion(grid []float32, F int) []float32 {
+	out := make([]float32, F)
+	R := len(grid) / F
+	for r := range R {
+		for i := range F {
+			out[i] += grid[r*F+i] / float32(R)
+		}
+	}
+	return out
 }

@@ -609,7 +609,18 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 				return nil, fmt.Errorf("pipeline: image %d has %d values, want %d (%dx%dx3 from Preprocessor)", lo+i, len(x), p.enc.ImageLen(), in, in)
 			}
 		}
-		if err := p.enc.EncodeEach(batch); err != nil {
+		// The palettes are measured on the host while the encoder runs.
+		looks := make([]palette.Summary, len(batch))
+		measured := make(chan struct{})
+		go func() {
+			defer close(measured)
+			for i, x := range batch {
+				looks[i] = palette.Measure(x, p.enc.Config().Input)
+			}
+		}()
+		err := p.enc.EncodeEach(batch)
+		<-measured
+		if err != nil {
 			return nil, err
 		}
 		n := len(batch)
@@ -626,8 +637,8 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 			}
 			off += part.per
 		}
-		for i, x := range batch {
-			copy(host[i*L+off:], palette.Measure(x, p.enc.Config().Input))
+		for i, look := range looks {
+			copy(host[i*L+off:], look)
 			out = append(out, host[i*L:(i+1)*L:(i+1)*L])
 		}
 	}

@@ -90,10 +90,11 @@ func (t *Tagger) Close() {
 // probs returns, on the host, the class probabilities (n, NumClasses) of n
 // images whose features are on the device: pooled vectors (n, F), or the
 // encoder's grids (n, R, F) that an attention decoder reads, which are pooled
-// here first as the encoder pools them (the mean of the R regions). With them,
-// each image's probability of showing things alone (LoneProbe), or nil
-// without a probe: F multiply-adds an image, on the host.
-func (t *Tagger) probs(feats gpu.Buf, n int) (classes []float32, alone []float64, err error) {
+// here first as the encoder pools them (the mean of the R regions). With
+// them, where withAlone asks, each image's probability of showing things
+// alone (LoneProbe; F multiply-adds an image, on the host); else, or without
+// a probe, nil.
+func (t *Tagger) probs(feats gpu.Buf, n int, withAlone bool) (classes []float32, alone []float64, err error) {
 	F := t.cls.Features()
 	if R := feats.Len() / (n * F); R > 1 {
 		pooled := gpu.Grow(t.dev, &t.pooled, n*F)
@@ -106,7 +107,7 @@ func (t *Tagger) probs(feats gpu.Buf, n int) (classes []float32, alone []float64
 	if err := t.dev.Download(classes, out); err != nil {
 		return nil, nil, err
 	}
-	if t.alone == nil {
+	if !withAlone || t.alone == nil {
 		return classes, nil, nil
 	}
 	pooled := make([]float32, n*F)

@@ -403,16 +403,16 @@ func TestTaggerPoolsGrids(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tg.Close()
-	fromPooled, alonePooled, err := tg.probs(enc.Pooled(), 2)
+	fromPooled, alonePooled, err := tg.probs(enc.Pooled(), 2, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The first image alone, then both: the tagger's buffers grow from one image to two.
-	first, _, err := tg.probs(enc.Grid().Slice(0, enc.GridLen()), 1)
-	if err != nil {
-		t.Fatal(err)
+	first, unasked, err := tg.probs(enc.Grid().Slice(0, enc.GridLen()), 1, false)
+	if err != nil || unasked != nil {
+		t.Fatalf("probs without the lone-object probe's: %v, lone-object probabilities %v", err, unasked)
 	}
-	fromGrid, aloneGrid, err := tg.probs(enc.Grid(), 2)
+	fromGrid, aloneGrid, err := tg.probs(enc.Grid(), 2, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -122,6 +123,17 @@ func TestLoneObjectThroughTheAPI(t *testing.T) {
 	if lone, ok := c["lone_object"].(float64); !ok || lone < 0.6 || !strings.HasSuffix(c["caption"].(string), " screwdriver on a gray background.") ||
 		len(alts) < 2 || alts[0].(map[string]any)["caption"] != c["caption"] {
 		t.Errorf("the screwdriver: %q, lone_object %v, alternatives %v; want it named on its backdrop, at least 0.6 sure, first of the alternatives", c["caption"], c["lone_object"], alts)
+	}
+	// Its confidence is the geometric mean of lone_object and its noun's tag.
+	tag := c["tags"].([]any)[0].(map[string]any)
+	if conf, lone := c["confidence"].(float64), c["lone_object"].(float64); math.Abs(conf*conf/lone-tag["prob"].(float64)) > 1e-6 {
+		t.Errorf("the screwdriver: confidence %g, lone_object %g, tag %v: want confidence² = lone_object × the tag's prob", conf, lone, tag)
+	}
+	// Greedy decoding has no alternatives of its own: the decoder's caption follows the object's.
+	greedy := firstCaption(t, do(t, "POST", ts.url+"/v1/captions?beam=1", "image/jpeg", bytes.NewReader(screwdriver)))
+	if alts := greedy["alternatives"].([]any); len(alts) != 2 || alts[0].(map[string]any)["caption"] != greedy["caption"] ||
+		strings.Contains(alts[1].(map[string]any)["caption"].(string), "background") {
+		t.Errorf("beam=1: %q, alternatives %v; want the object's caption, then the decoder's", greedy["caption"], alts)
 	}
 	plain := firstCaption(t, do(t, "POST", ts.url+"/v1/captions?guide=0", "image/jpeg", bytes.NewReader(screwdriver)))
 	if _, ok := plain["lone_object"]; ok || strings.Contains(plain["caption"].(string), "background") {

@@ -30,13 +30,16 @@ for its image files (by extension, in name order; its subfolders' too with
 the output is one array
 [{"image": PATH, "caption": "Dog runs.", "tokens": ["dog", "runs"], "score": S,
   "confidence": C, "tags": [{"noun", "prob", "label", "label_prob"}, ...],
-  "guided": [NOUN, ...], "alternatives": [{"caption", "score", "confidence"}, ...]}, ...]:
+  "guided": [NOUN, ...], "lone_object": P, "alternatives": [{"caption", "score", "confidence"}, ...]}, ...]:
 score is the caption's length-normalised log-probability; confidence, in [0, 1],
 the geometric mean of the probabilities of its words (docs/captions.md: what it means);
 tags the encoder's ImageNet nouns (decode.tags, decode.tag_threshold); guided the
 nouns of confident tags that guided decoding (--guide, decode.guide) made the
-caption name; alternatives the beam's captions, best first (the caption is the
-first), when it keeps more than one.
+caption name; lone_object, only on the caption of a photo of things alone, with
+no person or animal, which then names the object, its colours and its plain
+backdrop instead of the decoder's sentence, the probability that it is one
+(docs/captions.md); alternatives the beam's captions, best first (the caption is the
+first), when it keeps more than one, after the object's caption for a lone object.
 
 An image that cannot be read is reported on its own (on stderr, or with --json
 as {"image": PATH, "error": "..."} in its place in the array) and the others

@@ -102,7 +102,6 @@ func composite(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer list.Close()
 	rng := rand.New(rand.NewSource(1))
 	n := 0
 	err = filepath.WalkDir(*stamps, func(p string, d fs.DirEntry, err error) error {
@@ -124,7 +123,9 @@ func composite(args []string) error {
 			if err := writeJPEG(filepath.Join(*out, "img", name), place(src, backdrop(rng, k), rng)); err != nil {
 				return err
 			}
-			fmt.Fprintf(list, "%s\t%s\t%s\n", name, kind, rel)
+			if _, err := fmt.Fprintf(list, "%s\t%s\t%s\n", name, kind, rel); err != nil {
+				return err
+			}
 			n++
 		}
 		return nil
@@ -133,6 +134,9 @@ func composite(args []string) error {
 		var m int
 		m, err = frame(*flickr, *framed, *out, list)
 		n += m
+	}
+	if cerr := list.Close(); err == nil {
+		err = cerr // a list cut short would leave images unlabelled
 	}
 	fmt.Printf("composite: %d images in %s\n", n, *out)
 	return err
@@ -165,7 +169,9 @@ func frame(dir string, n int, out string, list io.Writer) (int, error) {
 		if err := writeJPEG(filepath.Join(out, "img", file), img); err != nil {
 			return i, err
 		}
-		fmt.Fprintf(list, "%s\tphoto\t%s\n", file, name)
+		if _, err := fmt.Fprintf(list, "%s\tphoto\t%s\n", file, name); err != nil {
+			return i, err
+		}
 	}
 	return min(n, len(names)), nil
 }
@@ -297,6 +303,9 @@ func train(args []string) error {
 	if err != nil {
 		return err
 	}
+	if a, b := cs.Manifest(), flickrStore.Manifest(); a.Encoder != b.Encoder || a.Dim != b.Dim {
+		return fmt.Errorf("train: the composites' features are encoder %s's (%d values), Flickr8k's %s's (%d): extract both with the same captioner build and encoder weights", a.Encoder, a.Dim, b.Encoder, b.Dim)
+	}
 	trainNames, err := readLines(filepath.Join(*splits, "Flickr_8k.trainImages.txt"))
 	if err != nil {
 		return err
@@ -308,16 +317,7 @@ func train(args []string) error {
 		}
 		data = append(data, example{x: x})
 	}
-	pos := 0
-	for _, e := range data {
-		pos += int(e.y)
-	}
-	for i := range data {
-		data[i].w = 0.5 / float64(len(data)-pos)
-		if data[i].y == 1 {
-			data[i].w = 0.5 / float64(pos)
-		}
-	}
+	pos := balance(data)
 	fmt.Printf("train: %d photos of things alone, %d of people or animals (%d Flickr8k)\n", pos, len(data)-pos, len(trainNames))
 	p := fit(data, cs.Manifest().Dim)
 	p.Encoder = cs.Manifest().Encoder
@@ -336,6 +336,22 @@ func train(args []string) error {
 		return err
 	}
 	return os.WriteFile(*out, append(b, '\n'), 0o644)
+}
+
+// balance weighs data's examples so that each class weighs half of the loss,
+// and returns the number of positives.
+func balance(data []example) int {
+	pos := 0
+	for _, e := range data {
+		pos += int(e.y)
+	}
+	for i := range data {
+		data[i].w = 0.5 / float64(len(data)-pos)
+		if data[i].y == 1 {
+			data[i].w = 0.5 / float64(pos)
+		}
+	}
+	return pos
 }
 
 // Training: full-batch Adam on the class-balanced logistic loss with an L2

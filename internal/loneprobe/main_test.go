@@ -9,26 +9,93 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/captioner/captioner/features"
 )
 
-// fit learns two classes apart: positives lean on feature 0, negatives on 1.
-func TestFitSeparates(t *testing.T) {
+// fit learns two classes apart that only a bias separates (all features of
+// the positives in (1, 2), of the negatives in (0, 1)), and weighs the classes
+// alike: on overlapping classes, one in ten positive, it still finds most
+// positives.
+func TestFit(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	var data []example
-	for i := range 200 {
+	sample := func(pos bool, n int, draw func(pos bool) []float32) []example {
+		var out []example
+		for range n {
+			out = append(out, example{x: draw(pos), y: b2f(pos)})
+		}
+		return out
+	}
+	apart := func(pos bool) []float32 {
+		x := make([]float32, 8)
+		for k := range x {
+			x[k] = rng.Float32() + float32(b2f(pos))
+		}
+		return x
+	}
+	overlapping := func(pos bool) []float32 {
 		x := make([]float32, 8)
 		for k := range x {
 			x[k] = rng.Float32()
 		}
-		y := float64(i % 2)
-		x[1-i%2] += 2
-		data = append(data, example{x: x, y: y, w: 1.0 / 200})
+		x[0] = float32(rng.NormFloat64()*0.5 + b2f(pos))
+		return x
 	}
+	data := append(sample(true, 100, apart), sample(false, 100, apart)...)
+	balance(data)
 	p := fit(data, 8)
 	for i, e := range data {
-		if got := p.Prob(e.x); (e.y == 1) != (got > 0.9) || (e.y == 0) != (got < 0.1) {
-			t.Fatalf("example %d (class %g): probability %.3f", i, e.y, got)
+		if got := p.Prob(e.x); (e.y == 1) != (got > 0.5) {
+			t.Fatalf("separable example %d (class %g): probability %.3f", i, e.y, got)
 		}
+	}
+	data = append(sample(true, 40, overlapping), sample(false, 360, overlapping)...)
+	balance(data)
+	p = fit(data, 8)
+	found := 0
+	for _, e := range data[:40] {
+		if p.Prob(e.x) > 0.5 {
+			found++
+		}
+	}
+	if found < 28 { // balanced, the boundary is midway: about 84% of the positives
+		t.Errorf("overlapping classes, one in ten positive: %d of 40 positives found, want at least 28", found)
+	}
+}
+
+func TestReadList(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.tsv"), filepath.Join(dir, "bad.tsv")
+	os.WriteFile(good, []byte("object_pear_0.jpg\tobject\tfood/fruit/pear.png\nphoto_a.jpg\tphoto\ta.jpg\n"), 0o644)
+	os.WriteFile(bad, []byte("object_pear_0.jpg\tobject\n"), 0o644)
+	if got, err := readList(good); err != nil || len(got) != 2 || got["object_pear_0.jpg"] != "object" || got["photo_a.jpg"] != "photo" {
+		t.Errorf("readList: %v, %v", got, err)
+	}
+	if _, err := readList(bad); err == nil || err.Error() != bad+`: "object_pear_0.jpg\tobject" is not NAME<TAB>KIND<TAB>STAMP` {
+		t.Errorf("readList of a short line: %v", err)
+	}
+}
+
+// The four backdrops: white, a light gray, a dark gray (a little blue), any colour.
+func TestBackdrop(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for range 20 {
+		if c := backdrop(rng, 0); c != (color.RGBA{255, 255, 255, 255}) {
+			t.Fatalf("backdrop 0: %v, want white", c)
+		}
+		if c := backdrop(rng, 1); c.R != c.G || c.R < 150 || c.R >= 250 || c.B > c.R || c.R-c.B >= 10 || c.A != 255 {
+			t.Fatalf("backdrop 1: %v, want a light gray", c)
+		}
+		if c := backdrop(rng, 2); c.R != c.G || c.R >= 70 || c.B < c.R || c.B-c.R >= 20 || c.A != 255 {
+			t.Fatalf("backdrop 2: %v, want a dark gray", c)
+		}
+	}
+	seen := map[color.RGBA]bool{}
+	for range 20 {
+		seen[backdrop(rng, 3)] = true
+	}
+	if len(seen) < 15 {
+		t.Errorf("backdrop 3: %d colours in 20, want them random", len(seen))
 	}
 }
 
@@ -40,6 +107,7 @@ func TestPlaceKeepsTheStamp(t *testing.T) {
 	}
 	bg := color.RGBA{10, 200, 10, 255}
 	rng := rand.New(rand.NewSource(1))
+	shapes := map[image.Point]bool{}
 	for range 20 {
 		img := place(red, bg, rng)
 		b := img.Bounds()
@@ -52,13 +120,17 @@ func TestPlaceKeepsTheStamp(t *testing.T) {
 				}
 			}
 		}
+		shapes[b.Size()] = true
 		w, h := hi.X-lo.X+1, hi.Y-lo.Y+1
 		if lo.X == 0 || lo.Y == 0 || hi.X == b.Max.X-1 || hi.Y == b.Max.Y-1 {
 			t.Fatalf("%v canvas: the stamp spans %v-%v, touching the edge", b, lo, hi)
 		}
-		if frac := float64(max(w*b.Dy(), h*b.Dx())) / float64(b.Dx()*b.Dy()); frac < 0.5 || frac > 0.96 || w < 2*h-4 || w > 2*h+4 {
+		if frac := float64(max(w*b.Dy(), h*b.Dx())) / float64(b.Dx()*b.Dy()); frac < 0.54 || frac > 0.96 || w < 2*h-4 || w > 2*h+4 {
 			t.Fatalf("%v canvas: the stamp is %dx%d, want 2:1 filling 55-95%% of a side", b, w, h)
 		}
+	}
+	if len(shapes) != 3 || !shapes[image.Pt(400, 300)] || !shapes[image.Pt(300, 400)] || !shapes[image.Pt(360, 360)] {
+		t.Errorf("canvases %v, want landscape, portrait and square", shapes)
 	}
 }
 
@@ -71,6 +143,18 @@ func TestCompositeKindsAndExclusions(t *testing.T) {
 		for x := 30; x < 90; x++ {
 			stamp.Set(x, y, color.NRGBA{200, 150, 0, 255})
 		}
+	}
+	if err := os.MkdirAll(filepath.Join(stamps, "food/fruit"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Under 100 px each way a stamp is a thumbnail, left out; 100 one way will do.
+	for name, size := range map[string]image.Point{"fig": image.Pt(99, 60), "banana": image.Pt(150, 60)} {
+		f, err := os.Create(filepath.Join(stamps, "food/fruit", name+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		png.Encode(f, image.NewNRGBA(image.Rectangle{Max: size}))
+		f.Close()
 	}
 	for _, rel := range []string{"animals/mammals/cow.png", "food/fruit/lemon.png", "food/fruit/pear.png", "symbols/money/coin.png", "town/cartoon/house.png"} {
 		path := filepath.Join(stamps, rel)
@@ -105,6 +189,7 @@ func TestCompositeKindsAndExclusions(t *testing.T) {
 		}
 	}
 	want := "animal_cow_0.jpg animal|animal_cow_1.jpg animal|animal_cow_2.jpg animal|animal_cow_3.jpg animal|" +
+		"object_banana_0.jpg object|object_banana_1.jpg object|object_banana_2.jpg object|object_banana_3.jpg object|" +
 		"object_pear_0.jpg object|object_pear_1.jpg object|object_pear_2.jpg object|object_pear_3.jpg object"
 	if strings.Join(got, "|") != want {
 		t.Errorf("list.tsv:\n%s\nwant %s", list, want)
@@ -164,5 +249,23 @@ func TestLetterbox(t *testing.T) {
 		if img.Bounds().Size() != tc.size || reds < tc.want.X*tc.want.Y-2*tc.want.X || reds > tc.want.X*tc.want.Y+2*tc.want.X {
 			t.Errorf("wide %v: a %v canvas with %d red pixels, want %v and about %d", tc.wide, img.Bounds().Size(), reds, tc.size, tc.want.X*tc.want.Y)
 		}
+	}
+}
+
+// train refuses features of two encoders, naming both.
+func TestTrainRefusesMixedEncoders(t *testing.T) {
+	dir := t.TempDir()
+	for _, id := range []string{"enc-a", "enc-b"} {
+		st, err := features.Create(filepath.Join(dir, id), features.Manifest{Encoder: id, Dim: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+	}
+	list := filepath.Join(dir, "list.tsv")
+	os.WriteFile(list, nil, 0o644)
+	err := train([]string{"--composites", filepath.Join(dir, "enc-a"), "--list", list, "--flickr8k", filepath.Join(dir, "enc-b"), "--splits", dir})
+	if want := "train: the composites' features are encoder enc-a's (4 values), Flickr8k's enc-b's (4): extract both with the same captioner build and encoder weights"; err == nil || err.Error() != want {
+		t.Errorf("train on two encoders' features: %v, want %q", err, want)
 	}
 }
