@@ -35,8 +35,17 @@ const (
 )
 
 // Len is the length of a Summary's numbers: the backdrop's plainness and its
-// colour (r, g, b in [0, 1]), then each of Names' share of the subject.
-const Len = 4 + len(Names)
+// colour (r, g, b in [0, 1]), the subject's share of the photo, then each of
+// Names' share of the subject.
+const Len = shares + len(Names)
+
+// Where a Summary's numbers are.
+const (
+	plainness = 0
+	backdrop  = 1 // r, g, b
+	subject   = 4
+	shares    = 5
+)
 
 // Summary is what Measure finds in a photo, as Len numbers (see Len).
 type Summary []float32
@@ -116,9 +125,10 @@ func Measure(t []float32, side int) Summary {
 	}
 	onBackdrop := plain >= plainAbove
 	counts := make([]int, len(Names))
-	total := 0
+	total, sampled := 0, 0
 	for y := 0; y < side; y += step {
 		for x := 0; x < side; x += step {
+			sampled++
 			i := (y*side + x) * 3
 			px := [3]float32{t[i], t[i+1], t[i+2]}
 			if onBackdrop && distance(px, bg) <= beyond || !onBackdrop && (x < side/4 || x >= side-side/4 || y < side/4 || y >= side-side/4) {
@@ -133,13 +143,14 @@ func Measure(t []float32, side int) Summary {
 		}
 	}
 	s := make(Summary, Len)
-	s[0] = plain
+	s[plainness] = plain
 	for c, v := range unit(bg) {
-		s[1+c] = float32(v)
+		s[backdrop+c] = float32(v)
 	}
+	s[subject] = float32(total) / float32(sampled)
 	for k, n := range counts {
 		if total > 0 {
-			s[4+k] = float32(n) / float32(total)
+			s[shares+k] = float32(n) / float32(total)
 		}
 	}
 	return s
@@ -148,11 +159,28 @@ func Measure(t []float32, side int) Summary {
 // Backdrop is the colour name of the plain backdrop the photo stands on, or
 // false where its border is not plain.
 func (s Summary) Backdrop() (string, bool) {
-	if s[0] < plainAbove {
+	if s[plainness] < plainAbove {
 		return "", false
 	}
-	return Names[name([3]float64{float64(s[1]), float64(s[2]), float64(s[3])})], true
+	return Names[name([3]float64{float64(s[backdrop]), float64(s[backdrop+1]), float64(s[backdrop+2])})], true
 }
+
+// Blank is the colour name of a photo of one colour with nothing on it (a
+// lens cap's black frame, an empty white page): its border wholly plain and
+// at most one pixel in 10,000 of it apart from the backdrop; or false.
+func (s Summary) Blank() (string, bool) {
+	if s[plainness] < blankPlain || s[subject] > blankSubject {
+		return "", false
+	}
+	return s.Backdrop()
+}
+
+// A blank photo's border is plain to 99%, and its subject at most 1e-4 of it
+// (a speck of dust; a dot 3 pixels across in a 300x200 picture is more).
+const (
+	blankPlain   = 0.99
+	blankSubject = 1e-4
+)
 
 // soleAbove is the share of the subject's pixels one colour needs to name it
 // alone ("a yellow lemon"); pairAbove what two need together, each at least
@@ -172,12 +200,12 @@ func (s Summary) Colours() string {
 		name string
 		f    float32
 	}
-	var shares []share
+	var ranked []share
 	for k, n := range Names {
-		shares = append(shares, share{n, s[4+k]})
+		ranked = append(ranked, share{n, s[shares+k]})
 	}
-	sort.SliceStable(shares, func(i, j int) bool { return shares[i].f > shares[j].f })
-	first, second := shares[0], shares[1]
+	sort.SliceStable(ranked, func(i, j int) bool { return ranked[i].f > ranked[j].f })
+	first, second := ranked[0], ranked[1]
 	switch {
 	case first.f >= soleAbove:
 		return first.name

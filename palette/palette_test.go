@@ -132,7 +132,7 @@ func TestColours(t *testing.T) {
 	shares := func(kv map[string]float32) Summary {
 		s := make(Summary, Len)
 		for k, v := range kv {
-			s[4+slices.Index(Names[:], k)] = v
+			s[shares+slices.Index(Names[:], k)] = v
 		}
 		return s
 	}
@@ -218,7 +218,7 @@ func TestMeasureSubjectTouchingTheBorder(t *testing.T) {
 		return rgb{255, 255, 255}
 	}), 224)
 	if bg, ok := s.Backdrop(); !ok || bg != "white" || s.Colours() != "yellow" {
-		t.Errorf("a yellow box on a black band across white: backdrop %q %v, colours %q (shares %v); want white and yellow", bg, ok, s.Colours(), s[4:])
+		t.Errorf("a yellow box on a black band across white: backdrop %q %v, colours %q (shares %v); want white and yellow", bg, ok, s.Colours(), s[shares:])
 	}
 }
 
@@ -263,7 +263,7 @@ func TestMeasurePlainness(t *testing.T) {
 func TestMeasureSubjectNearTheBackdrop(t *testing.T) {
 	s := Measure(tensor(64, square(64, rgb{128, 128, 128}, rgb{110, 125, 165})), 64)
 	if got := s.Colours(); got != "blue" {
-		t.Errorf("blue-gray on gray: colours %q (shares %v), want blue", got, s[4:])
+		t.Errorf("blue-gray on gray: colours %q (shares %v), want blue", got, s[shares:])
 	}
 }
 
@@ -281,6 +281,42 @@ func TestMeasureUnevenWhiteBackdrop(t *testing.T) {
 		return rgb{255, 255, 255}
 	}), 64)
 	if bg, ok := s.Backdrop(); !ok || bg != "white" || s.Colours() != "red" {
-		t.Errorf("red on white shaded gray in a corner: backdrop %q %v, colours %q (shares %v); want white and red", bg, ok, s.Colours(), s[4:])
+		t.Errorf("red on white shaded gray in a corner: backdrop %q %v, colours %q (shares %v); want white and red", bg, ok, s.Colours(), s[shares:])
+	}
+}
+
+// A photo of one colour, noisy as JPEG leaves it, is blank; a box on it, a
+// spot 4 pixels across, or a scene inside a plain border, is not.
+func TestBlank(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	noisy := func(x, y int) rgb {
+		v := 20 + rng.Intn(11) - 5
+		return rgb{v, v, v + 3}
+	}
+	for _, tc := range []struct {
+		name  string
+		paint func(x, y int) rgb
+		want  string // "" for no blank
+	}{
+		{"white", func(x, y int) rgb { return rgb{255, 255, 255} }, "white"},
+		{"noisy black", noisy, "black"},
+		{"a box", square(224, rgb{255, 255, 255}, rgb{230, 20, 20}), ""},
+		{"a spot 4 pixels across", func(x, y int) rgb {
+			if x >= 100 && x < 104 && y >= 100 && y < 104 {
+				return rgb{0, 0, 0}
+			}
+			return rgb{255, 255, 255}
+		}, ""},
+		{"a plain border, a scene inside", func(x, y int) rgb {
+			if x < 8 || x >= 216 || y < 8 || y >= 216 {
+				return rgb{255, 255, 255}
+			}
+			return rgb{(x * 7) % 256, (y * 5) % 256, 90}
+		}, ""},
+	} {
+		colour, ok := Measure(tensor(224, tc.paint), 224).Blank()
+		if ok != (tc.want != "") || colour != tc.want {
+			t.Errorf("%s: Blank() = %q, %v; want %q", tc.name, colour, ok, tc.want)
+		}
 	}
 }

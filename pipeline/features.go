@@ -90,11 +90,12 @@ func CaptionFeatures(ctx context.Context, d Decoder, feats gpu.Buf, n int, p Pla
 // searched for once more without it; only the best caption is checked, so
 // the n-best alternatives may still name it.
 //
-// A photo of things alone (its LoneProbe probability at least LoneAbove, and
-// no person or animal the classifier's top tag), with guidance on and no
-// attention weights asked for, gets objectCaption's caption instead, from its
-// look: looks are the images' palette.Summary, nil where the features come
-// without them (CaptionFeatures), which leaves every caption the decoder's.
+// With guidance on and no attention weights asked for, a blank photo gets
+// blankCaption's caption, and a photo of things alone (its LoneProbe
+// probability at least LoneAbove, and no person or animal the classifier's
+// top tag) objectCaption's, from its look: looks are the images'
+// palette.Summary, nil where the features come without them
+// (CaptionFeatures), which leaves every caption the decoder's.
 func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p Plan, looks []palette.Summary) ([]Result, error) {
 	bans := d.bans
 	if bans == nil {
@@ -112,8 +113,11 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	if d.Tagger == nil || (p.Tags == 0 && !p.Guide) {
 		return out, nil
 	}
-	// The probe answers only where its caption may replace the decoder's.
-	probs, alone, err := d.Tagger.probs(tagFeats, n, looks != nil && p.Guide && !p.Attention)
+	// A blank photo's or a lone object's caption may replace the decoder's
+	// only with guidance on and no attention asked for; the probe answers
+	// only then.
+	objects := looks != nil && p.Guide && !p.Attention
+	probs, alone, err := d.Tagger.probs(tagFeats, n, objects)
 	if err != nil {
 		return nil, err
 	}
@@ -141,9 +145,16 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		if !p.Guide {
 			continue
 		}
-		if alone != nil && alone[i] >= LoneAbove && !livingNoun(all[0].Noun) {
-			out[i] = objectCaption(all[0], float32(p.GuideThreshold), alone[i], looks[i]).instead(out[i])
-			continue
+		if objects {
+			if colour, ok := looks[i].Blank(); ok {
+				out[i] = blankCaption(colour).instead(out[i])
+				continue
+			}
+			if alone != nil && alone[i] >= LoneAbove && !livingNoun(all[0].Noun) {
+				backdrop, _ := looks[i].Backdrop()
+				out[i] = objectCaption(all[0], float32(p.GuideThreshold), alone[i], looks[i].Colours(), backdrop).instead(out[i])
+				continue
+			}
 		}
 		missing := false
 		var ns []naming

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/captioner/captioner/models"
-	"github.com/captioner/captioner/palette"
 	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/text"
 )
@@ -61,31 +60,37 @@ func loadLoneProbe(id string, F int) (*LoneProbe, error) {
 }
 
 // objectCaption is the caption of a photo of things alone, probable at alone:
-// its colours and its noun, and the plain backdrop it stands on
-// where there is one ("A yellow screwdriver on a gray background."). The noun
-// is the classifier's most probable, top, when it is at least nounAbove
-// probable (guided decoding's threshold, which trusts a noun enough to force
-// it into a caption), else "object": a vague word rather than a wrong one.
-func objectCaption(top tags.Tag, nounAbove float32, alone float64, look palette.Summary) Result {
+// its colours (palette.Summary.Colours, "" for none) and its noun, and the
+// plain backdrop it stands on where there is one (its colour, "" for none):
+// "A yellow screwdriver on a gray background.". The noun is the classifier's
+// most probable, top, when it is at least nounAbove probable (guided
+// decoding's threshold, which trusts a noun enough to force it into a
+// caption), else "object": a vague word rather than a wrong one.
+func objectCaption(top tags.Tag, nounAbove float32, alone float64, colours, backdrop string) Result {
 	noun := "object"
 	if top.Prob >= nounAbove {
 		noun = top.Noun
 	}
-	var words []string
-	if colours := look.Colours(); colours != "" {
-		words = strings.Fields(colours)
-	}
-	words = append(words, strings.Fields(noun)...)
+	words := append(strings.Fields(colours), strings.Fields(noun)...)
 	if !alwaysBare[noun] {
 		words = append([]string{article(words[0])}, words...)
 	}
-	if backdrop, ok := look.Backdrop(); ok {
+	if backdrop != "" {
 		words = append(words, "on", article(backdrop), backdrop, "background")
 	}
 	// The choices that made it: that the photo is of things alone, and what
 	// they are, which "object" leaves as unsure as the classifier is.
 	c := math.Sqrt(alone * float64(top.Prob))
 	return Result{Caption: text.Sentence(words), Tokens: words, Score: math.Log(c), Confidence: c, LoneObject: alone}
+}
+
+// blankCaption is the caption of a photo of one colour with nothing on it
+// (palette.Summary.Blank): "A plain black image.", where the decoder, which
+// has seen no such photo, wrote "A black and white dog is running in the
+// snow." for an empty white page. It is sure of it: the pixels say so.
+func blankCaption(colour string) Result {
+	words := []string{"a", "plain", colour, "image"}
+	return Result{Caption: text.Sentence(words), Tokens: words, Score: 0, Confidence: 1}
 }
 
 // instead is r in the place of the decoder's result plain: its tags kept,

@@ -2,46 +2,37 @@ package pipeline
 
 import (
 	"context"
+	"image"
+	"image/color"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/captioner/captioner/encoder"
+	"github.com/captioner/captioner/imgproc"
 	"github.com/captioner/captioner/palette"
 	"github.com/captioner/captioner/tags"
 	"github.com/captioner/captioner/text"
 )
 
-// look is a palette.Summary: plainness, the backdrop's colour (0..1) and the
-// subject's colour shares.
-func look(plain float32, bg [3]float32, shares map[string]float32) palette.Summary {
-	s := make(palette.Summary, palette.Len)
-	s[0], s[1], s[2], s[3] = plain, bg[0], bg[1], bg[2]
-	for k, v := range shares {
-		s[4+slices.Index(palette.Names[:], k)] = v
-	}
-	return s
-}
-
 func TestObjectCaption(t *testing.T) {
-	white, gray := [3]float32{1, 1, 1}, [3]float32{0.5, 0.5, 0.5}
 	for _, tc := range []struct {
-		top   tags.Tag
-		alone float64
-		look  palette.Summary
-		want  string
+		top               tags.Tag
+		alone             float64
+		colours, backdrop string
+		want              string
 	}{
-		{tags.Tag{Noun: "screwdriver", Prob: 0.9}, 0.81, look(0.95, gray, map[string]float32{"yellow": 0.5, "gray": 0.4}), "A yellow and gray screwdriver on a gray background."},
+		{tags.Tag{Noun: "screwdriver", Prob: 0.9}, 0.81, "yellow and gray", "gray", "A yellow and gray screwdriver on a gray background."},
 		// Under guidance's threshold the noun is too unsure to write.
-		{tags.Tag{Noun: "violin", Prob: 0.71}, 0.98, look(0.9, white, map[string]float32{"orange": 0.7}), "An orange object on a white background."},
-		// A noun that takes no article; no colour dominates; no plain backdrop.
-		{tags.Tag{Noun: "binoculars", Prob: 0.95}, 0.9, look(0.3, white, map[string]float32{"red": 0.3, "blue": 0.3, "green": 0.3}), "Binoculars."},
-		{tags.Tag{Noun: "fire truck", Prob: 0.99}, 0.9, look(0.8, white, map[string]float32{"red": 0.8}), "A red fire truck on a white background."},
-		{tags.Tag{Noun: "modem", Prob: 0.21}, 0.99, look(0.45, white, map[string]float32{"blue": 0.76}), "A blue object."},
-		{tags.Tag{Noun: "orange", Prob: 0.03}, 0.7, look(0.1, white, nil), "An object."},
+		{tags.Tag{Noun: "violin", Prob: 0.71}, 0.98, "orange", "white", "An orange object on a white background."},
+		// A noun that takes no article; no colour; no plain backdrop.
+		{tags.Tag{Noun: "binoculars", Prob: 0.95}, 0.9, "", "", "Binoculars."},
+		{tags.Tag{Noun: "fire truck", Prob: 0.99}, 0.9, "red", "orange", "A red fire truck on an orange background."},
+		{tags.Tag{Noun: "modem", Prob: 0.21}, 0.99, "blue", "", "A blue object."},
+		{tags.Tag{Noun: "orange", Prob: 0.03}, 0.7, "", "", "An object."},
 	} {
-		r := objectCaption(tc.top, 0.8, tc.alone, tc.look)
+		r := objectCaption(tc.top, 0.8, tc.alone, tc.colours, tc.backdrop)
 		if r.Caption != tc.want || r.Caption != text.Sentence(r.Tokens) || r.LoneObject != tc.alone {
 			t.Errorf("%+v: %q (tokens %q, lone %g), want %q", tc.top, r.Caption, r.Tokens, r.LoneObject, tc.want)
 		}
@@ -49,6 +40,13 @@ func TestObjectCaption(t *testing.T) {
 		if math.Abs(r.Confidence-c) > 1e-12 || math.Abs(r.Score-math.Log(c)) > 1e-12 {
 			t.Errorf("%+v: confidence %g, score %g; want %g and its log", tc.top, r.Confidence, r.Score, c)
 		}
+	}
+}
+
+func TestBlankCaption(t *testing.T) {
+	r := blankCaption("orange")
+	if r.Caption != "A plain orange image." || r.Caption != text.Sentence(r.Tokens) || r.Confidence != 1 || r.Score != 0 || r.LoneObject != 0 {
+		t.Errorf("blankCaption: %+v", r)
 	}
 }
 
@@ -177,4 +175,48 @@ func meanRegion(grid []float32, F int) []float32 {
 		}
 	}
 	return out
+}
+
+// A photo of one colour with nothing on it is "A plain COLOUR image.", the
+// decoder's caption after it; a dot on it is something, whatever the probe
+// makes of it; guide=0 keeps the decoder's.
+func TestBlankPhotos(t *testing.T) {
+	p, _ := loadDefaultDecoding(t, 4)
+	fill := func(c color.RGBA, dot bool) []float32 {
+		img := image.NewRGBA(image.Rect(0, 0, 300, 200))
+		for i := 0; i < len(img.Pix); i += 4 {
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, 255
+		}
+		if dot {
+			for y := 95; y < 105; y++ {
+				for x := 145; x < 155; x++ {
+					img.Set(x, y, color.RGBA{230, 20, 20, 255})
+				}
+			}
+		}
+		x := make([]float32, p.Preprocessor().TensorLen())
+		imgproc.ToTensor(x, img, 224)
+		return x
+	}
+	imgs := [][]float32{fill(color.RGBA{255, 255, 255, 255}, false), fill(color.RGBA{0, 0, 0, 255}, false), fill(color.RGBA{128, 128, 128, 255}, false), fill(color.RGBA{255, 255, 255, 255}, true)}
+	ctx := context.Background()
+	got, err := p.CaptionImages(ctx, imgs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := p.CaptionImages(ctx, imgs, Options{Guide: GuideOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"A plain white image.", "A plain black image.", "A plain gray image."} {
+		if g := got[i]; g.Caption != want || len(g.Alternatives) < 2 || g.Alternatives[0].Caption != want || g.Alternatives[1].Caption == want {
+			t.Errorf("blank %d: %q, alternatives %v; want %q, then the decoder's", i, g.Caption, g.Alternatives, want)
+		}
+		if plain[i].Caption == want {
+			t.Errorf("blank %d with guide=0: %q, want the decoder's", i, plain[i].Caption)
+		}
+	}
+	if dot := got[3].Caption; strings.HasPrefix(dot, "A plain") {
+		t.Errorf("a red dot on white: %q, want no blank", dot)
+	}
 }
