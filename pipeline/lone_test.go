@@ -110,14 +110,7 @@ func TestLoneObjectCaptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	got, err := p.CaptionImages(ctx, imgs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := p.CaptionImages(ctx, imgs, Options{Guide: GuideOff})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, got := plainAndGuidedImages(t, p, imgs)
 	withMaps, err := p.CaptionImages(ctx, imgs, Options{Attention: true})
 	if err != nil {
 		t.Fatal(err)
@@ -199,15 +192,7 @@ func TestBlankPhotos(t *testing.T) {
 		return x
 	}
 	imgs := [][]float32{fill(color.RGBA{255, 255, 255, 255}, false), fill(color.RGBA{0, 0, 0, 255}, false), fill(color.RGBA{128, 128, 128, 255}, false), fill(color.RGBA{255, 255, 255, 255}, true)}
-	ctx := context.Background()
-	got, err := p.CaptionImages(ctx, imgs, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := p.CaptionImages(ctx, imgs, Options{Guide: GuideOff})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, got := plainAndGuidedImages(t, p, imgs)
 	for i, want := range []string{"A plain white image.", "A plain black image.", "A plain gray image."} {
 		if g := got[i]; g.Caption != want || len(g.Alternatives) < 2 || g.Alternatives[0].Caption != want || g.Alternatives[1].Caption == want {
 			t.Errorf("blank %d: %q, alternatives %v; want %q, then the decoder's", i, g.Caption, g.Alternatives, want)

@@ -758,7 +758,14 @@ func plainAndGuided(t *testing.T, p *Pipeline, paths ...string) (plain, guided [
 	if err != nil {
 		t.Fatal(err)
 	}
+	return plainAndGuidedImages(t, p, imgs)
+}
+
+// plainAndGuidedImages is plainAndGuided of preprocessed images.
+func plainAndGuidedImages(t *testing.T, p *Pipeline, imgs [][]float32) (plain, guided []Result) {
+	t.Helper()
 	ctx := context.Background()
+	var err error
 	if plain, err = p.CaptionImages(ctx, imgs, Options{Guide: GuideOff}); err != nil {
 		t.Fatal(err)
 	}
