@@ -231,7 +231,7 @@ func saidLater(name string) int {
 
 // name is the index in Names of the colour of px (r, g, b in [0, 1]), by hue,
 // saturation and value: dark is black, unsaturated white or gray, dark orange
-// brown, pale red pink, else the hue's colour.
+// brown (but gray below saturation 0.35), pale red pink, else the hue's colour.
 func name(px [3]float64) int {
 	r, g, b := px[0], px[1], px[2]
 	v := max(r, g, b)
@@ -251,6 +251,8 @@ func name(px [3]float64) int {
 	}
 	h := hue(r, g, b, v, c)
 	switch {
+	case h >= 10 && h < 50 && v < 0.65 && s < 0.35:
+		return gray // steel that reflects a warm room: a kettle is no brown
 	case h >= 10 && h < 50 && v < 0.65:
 		return brown
 	case (h < 15 || h >= 335) && s < 0.45 && v > 0.7:

@@ -56,6 +56,7 @@ func TestNames(t *testing.T) {
 		{rgb{200, 220, 40}, "yellow"}, // hue 67: yellow up to 70
 		{rgb{120, 70, 30}, "brown"},
 		{rgb{140, 110, 30}, "brown"}, // hue 44, dark: brown up to hue 50
+		{rgb{120, 110, 95}, "gray"},  // warm steel, saturation 0.21: no brown
 		{rgb{40, 180, 60}, "green"},
 		{rgb{30, 90, 220}, "blue"},
 		{rgb{120, 40, 200}, "purple"},

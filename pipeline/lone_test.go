@@ -115,7 +115,7 @@ func TestLoneObjectCaptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []string{"A yellow and gray screwdriver on a gray background.", "An orange and brown object on a white background."} {
+	for i, want := range []string{"A yellow and gray screwdriver on a gray background.", "An object on a white background."} {
 		g := got[i]
 		if g.Caption != want || g.LoneObject < LoneAbove || len(g.Alternatives) < 2 || g.Alternatives[0].Caption != want {
 			t.Errorf("%s: %q (lone %.3f, alternatives %v), want %q", paths[i], g.Caption, g.LoneObject, g.Alternatives, want)
