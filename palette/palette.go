@@ -35,7 +35,9 @@ const (
 )
 
 // Len is the length of a Summary's numbers: the backdrop's plainness and its
-// colour (r, g, b in [0, 1]), the subject's share of the photo, then each of
+// colour (r, g, b in [0, 1]); the share of the photo's pixels more than
+// subjectAbove from that colour, and the farthest any other pixel is from it
+// (both whether the backdrop is plain or not: what Blank reads); then each of
 // Names' share of the subject.
 const Len = shares + len(Names)
 
@@ -43,8 +45,9 @@ const Len = shares + len(Names)
 const (
 	plainness = 0
 	backdrop  = 1 // r, g, b
-	subject   = 4
-	shares    = 5
+	apart     = 4
+	nearest   = 5 // the farthest of the pixels within subjectAbove
+	shares    = 6
 )
 
 // Summary is what Measure finds in a photo, as Len numbers (see Len).
@@ -68,9 +71,11 @@ const backdropTolerance = 0.12
 const subjectAbove = 0.2
 
 // Measure summarises the tensor t, (side, side, 3) in [-1, 1]: how plain its
-// border is and its median colour, and the share of each colour name among the
-// subject's pixels: those that differ from a plain backdrop, or, where the
-// backdrop is not plain, the centre quarter of the photo.
+// border is and its median colour, how much of the photo lies apart from that
+// colour and how far the rest strays from it (Blank), and the share of each
+// colour name among the subject's pixels: those that differ from a plain
+// backdrop, or, where the backdrop is not plain, the centre quarter of the
+// photo.
 func Measure(t []float32, side int) Summary {
 	if side < 8 || len(t) < side*side*3 {
 		panic(fmt.Sprintf("palette: Measure of %d values as a %dx%dx3 tensor", len(t), side, side))
@@ -125,12 +130,18 @@ func Measure(t []float32, side int) Summary {
 	}
 	onBackdrop := plain >= plainAbove
 	counts := make([]int, len(Names))
-	total, sampled := 0, 0
+	total, sampled, away := 0, 0, 0
+	var within float32 // the farthest from the backdrop's colour of the pixels within subjectAbove
 	for y := 0; y < side; y += step {
 		for x := 0; x < side; x += step {
 			sampled++
 			i := (y*side + x) * 3
 			px := [3]float32{t[i], t[i+1], t[i+2]}
+			if d := distance(px, bg); d > subjectAbove {
+				away++
+			} else {
+				within = max(within, d)
+			}
 			if onBackdrop && distance(px, bg) <= beyond || !onBackdrop && (x < side/4 || x >= side-side/4 || y < side/4 || y >= side-side/4) {
 				continue
 			}
@@ -147,7 +158,7 @@ func Measure(t []float32, side int) Summary {
 	for c, v := range unit(bg) {
 		s[backdrop+c] = float32(v)
 	}
-	s[subject] = float32(total) / float32(sampled)
+	s[apart], s[nearest] = float32(away)/float32(sampled), within
 	for k, n := range counts {
 		if total > 0 {
 			s[shares+k] = float32(n) / float32(total)
@@ -166,20 +177,26 @@ func (s Summary) Backdrop() (string, bool) {
 }
 
 // Blank is the colour name of a photo of one colour with nothing on it (a
-// lens cap's black frame, an empty white page): its border wholly plain and
-// at most one pixel in 10,000 of it apart from the backdrop; or false.
-func (s Summary) Blank() (string, bool) {
-	if s[plainness] < blankPlain || s[subject] > blankSubject {
-		return "", false
+// lens cap's black frame, an empty white page), and how sure that is: its
+// border at least 99% plain, and at most one sampled pixel in 10,000 more
+// than subjectAbove from the backdrop's colour, whatever its own colour (a
+// navy box on light blue is something). sure falls from 1, every pixel the
+// backdrop's colour exactly, towards 0 as the other pixels come near
+// subjectAbove (an underexposed photo, a figure 16/255 above black: 0.37).
+func (s Summary) Blank() (colour string, sure float64, ok bool) {
+	if s[plainness] < blankPlain || s[apart] > blankApart {
+		return "", 0, false
 	}
-	return s.Backdrop()
+	colour, ok = s.Backdrop()
+	return colour, float64(1 - s[nearest]/subjectAbove), ok
 }
 
-// A blank photo's border is plain to 99%, and its subject at most 1e-4 of it
-// (a speck of dust; a dot 3 pixels across in a 300x200 picture is more).
+// A blank photo's border is plain to 99%, and at most 1e-4 of its sampled
+// pixels are apart from the backdrop (a speck of dust; a dot 3 pixels across
+// in a 300x200 picture is more).
 const (
-	blankPlain   = 0.99
-	blankSubject = 1e-4
+	blankPlain = 0.99
+	blankApart = 1e-4
 )
 
 // soleAbove is the share of the subject's pixels one colour needs to name it

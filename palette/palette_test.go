@@ -130,7 +130,7 @@ func TestMeasureScene(t *testing.T) {
 }
 
 func TestColours(t *testing.T) {
-	shares := func(kv map[string]float32) Summary {
+	summaryOf := func(kv map[string]float32) Summary {
 		s := make(Summary, Len)
 		for k, v := range kv {
 			s[shares+slices.Index(Names[:], k)] = v
@@ -153,7 +153,7 @@ func TestColours(t *testing.T) {
 		{map[string]float32{"red": 0.52, "blue": 0.18, "green": 0.18, "white": 0.12}, ""},               // the second under 0.2
 		{map[string]float32{}, ""}, // no subject
 	} {
-		if got := shares(tc.shares).Colours(); got != tc.want {
+		if got := summaryOf(tc.shares).Colours(); got != tc.want {
 			t.Errorf("Colours of %v = %q, want %q", tc.shares, got, tc.want)
 		}
 	}
@@ -227,7 +227,7 @@ func TestMeasureSubjectTouchingTheBorder(t *testing.T) {
 // its median colour is a backdrop from half of it (a hammer's cloth measured
 // 0.56); a textured one, most of its pixels 20/255 away, is none.
 func TestMeasurePlainness(t *testing.T) {
-	subject := rgb{230, 20, 20}
+	red := rgb{230, 20, 20}
 	for _, tc := range []struct {
 		name   string
 		border func(x, y int) rgb
@@ -249,12 +249,12 @@ func TestMeasurePlainness(t *testing.T) {
 	} {
 		s := Measure(tensor(64, func(x, y int) rgb {
 			if x >= 16 && x < 48 && y >= 16 && y < 48 {
-				return subject
+				return red
 			}
 			return tc.border(x, y)
 		}), 64)
 		if _, ok := s.Backdrop(); ok != tc.plain {
-			t.Errorf("%s: plainness %g, backdrop %v; want %v", tc.name, s[0], ok, tc.plain)
+			t.Errorf("%s: plainness %g, backdrop %v; want %v", tc.name, s[plainness], ok, tc.plain)
 		}
 	}
 }
@@ -286,8 +286,9 @@ func TestMeasureUnevenWhiteBackdrop(t *testing.T) {
 	}
 }
 
-// A photo of one colour, noisy as JPEG leaves it, is blank; a box on it, a
-// spot 4 pixels across, or a scene inside a plain border, is not.
+// A photo of one colour, noisy as JPEG leaves it, is blank, the less surely
+// the farther its pixels stray; a box on it (even of the backdrop's colour
+// name), a spot 4 pixels across, or a scene inside a plain border, is not.
 func TestBlank(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	noisy := func(x, y int) rgb {
@@ -298,26 +299,29 @@ func TestBlank(t *testing.T) {
 		name  string
 		paint func(x, y int) rgb
 		want  string // "" for no blank
+		sure  float64
 	}{
-		{"white", func(x, y int) rgb { return rgb{255, 255, 255} }, "white"},
-		{"noisy black", noisy, "black"},
-		{"a box", square(224, rgb{255, 255, 255}, rgb{230, 20, 20}), ""},
+		{"white", func(x, y int) rgb { return rgb{255, 255, 255} }, "white", 1},
+		{"noisy black", noisy, "black", 1 - 5.0/127.5/subjectAbove}, // at most 5/255 from the median
+		{"a figure 16/255 above black", square(224, rgb{0, 0, 0}, rgb{16, 16, 16}), "black", 1 - 16.0/127.5/subjectAbove},
+		{"a box", square(224, rgb{255, 255, 255}, rgb{230, 20, 20}), "", 0},
+		{"a navy box on light blue, both blue", square(224, rgb{150, 190, 240}, rgb{25, 38, 127}), "", 0},
 		{"a spot 4 pixels across", func(x, y int) rgb {
 			if x >= 100 && x < 104 && y >= 100 && y < 104 {
 				return rgb{0, 0, 0}
 			}
 			return rgb{255, 255, 255}
-		}, ""},
+		}, "", 0},
 		{"a plain border, a scene inside", func(x, y int) rgb {
 			if x < 8 || x >= 216 || y < 8 || y >= 216 {
 				return rgb{255, 255, 255}
 			}
 			return rgb{(x * 7) % 256, (y * 5) % 256, 90}
-		}, ""},
+		}, "", 0},
 	} {
-		colour, ok := Measure(tensor(224, tc.paint), 224).Blank()
-		if ok != (tc.want != "") || colour != tc.want {
-			t.Errorf("%s: Blank() = %q, %v; want %q", tc.name, colour, ok, tc.want)
+		colour, sure, ok := Measure(tensor(224, tc.paint), 224).Blank()
+		if ok != (tc.want != "") || colour != tc.want || ok && (sure < tc.sure-0.01 || sure > tc.sure+0.01) {
+			t.Errorf("%s: Blank() = %q, %.3f, %v; want %q, %.2f", tc.name, colour, sure, ok, tc.want, tc.sure)
 		}
 	}
 }

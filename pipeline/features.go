@@ -116,8 +116,8 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 	// A blank photo's or a lone object's caption may replace the decoder's
 	// only with guidance on and no attention asked for; the probe answers
 	// only then.
-	objects := looks != nil && p.Guide && !p.Attention
-	probs, alone, err := d.Tagger.probs(tagFeats, n, objects)
+	ownCaptions := looks != nil && p.Guide && !p.Attention
+	probs, alone, err := d.Tagger.probs(tagFeats, n, ownCaptions)
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +145,9 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		if !p.Guide {
 			continue
 		}
-		if objects {
-			if colour, ok := looks[i].Blank(); ok {
-				out[i] = blankCaption(colour).instead(out[i])
+		if ownCaptions {
+			if colour, sure, ok := looks[i].Blank(); ok {
+				out[i] = blankCaption(colour, sure).instead(out[i])
 				continue
 			}
 			if alone != nil && alone[i] >= LoneAbove && !livingNoun(all[0].Noun) {

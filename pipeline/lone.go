@@ -85,12 +85,13 @@ func objectCaption(top tags.Tag, nounAbove float32, alone float64, colours, back
 }
 
 // blankCaption is the caption of a photo of one colour with nothing on it
-// (palette.Summary.Blank): "A plain black image.", where the decoder, which
-// has seen no such photo, wrote "A black and white dog is running in the
-// snow." for an empty white page. It is sure of it: the pixels say so.
-func blankCaption(colour string) Result {
+// (palette.Summary.Blank), as sure as Blank is: "A plain black image.", where
+// the decoder, which has seen no such photo, wrote "A black and white dog is
+// running in the snow." for an empty white page.
+func blankCaption(colour string, sure float64) Result {
 	words := []string{"a", "plain", colour, "image"}
-	return Result{Caption: text.Sentence(words), Tokens: words, Score: 0, Confidence: 1}
+	c := max(sure, 1e-3) // its log, the score, stays finite
+	return Result{Caption: text.Sentence(words), Tokens: words, Score: math.Log(c), Confidence: c}
 }
 
 // instead is r in the place of the decoder's result plain: its tags kept,

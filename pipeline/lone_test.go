@@ -44,9 +44,12 @@ func TestObjectCaption(t *testing.T) {
 }
 
 func TestBlankCaption(t *testing.T) {
-	r := blankCaption("orange")
-	if r.Caption != "A plain orange image." || r.Caption != text.Sentence(r.Tokens) || r.Confidence != 1 || r.Score != 0 || r.LoneObject != 0 {
-		t.Errorf("blankCaption: %+v", r)
+	for _, sure := range []float64{1, 0.37, 0} {
+		r := blankCaption("orange", sure)
+		c := max(sure, 1e-3)
+		if r.Caption != "A plain orange image." || r.Caption != text.Sentence(r.Tokens) || r.Confidence != c || r.Score != math.Log(c) || r.LoneObject != 0 {
+			t.Errorf("blankCaption(orange, %g): %+v", sure, r)
+		}
 	}
 }
 
@@ -191,17 +194,25 @@ func TestBlankPhotos(t *testing.T) {
 		imgproc.ToTensor(x, img, 224)
 		return x
 	}
-	imgs := [][]float32{fill(color.RGBA{255, 255, 255, 255}, false), fill(color.RGBA{0, 0, 0, 255}, false), fill(color.RGBA{128, 128, 128, 255}, false), fill(color.RGBA{255, 255, 255, 255}, true)}
+	navy := fill(color.RGBA{150, 190, 240, 255}, false) // a navy box on light blue: no blank
+	for i := 0; i < len(navy); i += 3 {
+		if x, y := (i/3)%224, (i/3)/224; x >= 80 && x < 144 && y >= 80 && y < 144 {
+			navy[i], navy[i+1], navy[i+2] = -0.8, -0.7, 0
+		}
+	}
+	imgs := [][]float32{fill(color.RGBA{255, 255, 255, 255}, false), fill(color.RGBA{0, 0, 0, 255}, false), fill(color.RGBA{128, 128, 128, 255}, false), fill(color.RGBA{255, 255, 255, 255}, true), navy}
 	plain, got := plainAndGuidedImages(t, p, imgs)
 	for i, want := range []string{"A plain white image.", "A plain black image.", "A plain gray image."} {
 		if g := got[i]; g.Caption != want || len(g.Alternatives) < 2 || g.Alternatives[0].Caption != want || g.Alternatives[1].Caption == want {
 			t.Errorf("blank %d: %q, alternatives %v; want %q, then the decoder's", i, g.Caption, g.Alternatives, want)
 		}
-		if plain[i].Caption == want {
-			t.Errorf("blank %d with guide=0: %q, want the decoder's", i, plain[i].Caption)
+		if g := got[i]; g.Alternatives[1].Caption != plain[i].Caption || g.Confidence < 0.999 {
+			t.Errorf("blank %d: alternatives %v, confidence %g; want the decoder's caption with guide=0, %q, after the blank's, which is sure", i, g.Alternatives, g.Confidence, plain[i].Caption)
 		}
 	}
-	if dot := got[3].Caption; strings.HasPrefix(dot, "A plain") {
-		t.Errorf("a red dot on white: %q, want no blank", dot)
+	for i, what := range map[int]string{3: "a red dot on white", 4: "a navy box on light blue"} {
+		if c := got[i].Caption; strings.HasPrefix(c, "A plain") {
+			t.Errorf("%s: %q, want no blank", what, c)
+		}
 	}
 }
