@@ -40,6 +40,7 @@ import (
 	"strings"
 
 	"golang.org/x/image/draw"
+	"golang.org/x/image/math/f64"
 
 	"github.com/captioner/captioner/features"
 	"github.com/captioner/captioner/pipeline"
@@ -82,7 +83,7 @@ func composite(args []string) error {
 	exclude := fl.String("exclude", "testdata/ood", "folder whose tuxpaint_NAME.jpg photos name the stamps to leave out")
 	out := fl.String("out", "", "output folder: img/ and list.tsv")
 	flickr := fl.String("flickr8k", "", "Flickr8k folder (images/, Flickr_8k.trainImages.txt): frame --framed of its train photos too")
-	framed := fl.Int("framed", 1500, "how many Flickr8k train photos to frame on backdrops")
+	framed := fl.Int("framed", 1500, "how many Flickr8k train photos to frame on backdrops (and as many more small, half of them under- or overexposed)")
 	fl.Parse(args)
 	if *out == "" {
 		return errors.New("composite: --out is required")
@@ -103,6 +104,7 @@ func composite(args []string) error {
 		return err
 	}
 	rng := rand.New(rand.NewSource(1))
+	aug := rand.New(rand.NewSource(3)) // the variants' own: the first four stay as they were
 	n := 0
 	err = filepath.WalkDir(*stamps, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".png") {
@@ -118,9 +120,14 @@ func composite(args []string) error {
 		if err != nil || src.Bounds().Dx() < 100 && src.Bounds().Dy() < 100 {
 			return nil // a broken or thumbnail-sized stamp
 		}
+		imgs := map[string]image.Image{}
 		for k := range 4 {
-			name := fmt.Sprintf("%s_%s_%d.jpg", kind, base, k)
-			if err := writeJPEG(filepath.Join(*out, "img", name), place(src, backdrop(rng, k), rng)); err != nil {
+			imgs[fmt.Sprint(k)] = place(src, backdrop(rng, k), rng)
+		}
+		imgs["small"], imgs["turned"] = small(src, aug), turned(src, aug)
+		for _, v := range []string{"0", "1", "2", "3", "small", "turned"} {
+			name := fmt.Sprintf("%s_%s_%s.jpg", kind, base, v)
+			if err := writeJPEG(filepath.Join(*out, "img", name), imgs[v]); err != nil {
 				return err
 			}
 			if _, err := fmt.Fprintf(list, "%s\t%s\t%s\n", name, kind, rel); err != nil {
@@ -165,15 +172,37 @@ func frame(dir string, n int, out string, list io.Writer) (int, error) {
 		if rng.Intn(3) == 0 {
 			img = letterbox(src, bg, rng.Intn(2) == 0)
 		}
-		file := fmt.Sprintf("photo_%s", name)
-		if err := writeJPEG(filepath.Join(out, "img", file), img); err != nil {
-			return i, err
-		}
-		if _, err := fmt.Fprintf(list, "%s\tphoto\t%s\n", file, name); err != nil {
+		if err := framed(out, "photo_"+name, name, img, list); err != nil {
 			return i, err
 		}
 	}
-	return min(n, len(names)), nil
+	// The next n, small anywhere on a backdrop, every other one under- or
+	// overexposed (an overexposed portrait on white had been things alone).
+	aug := rand.New(rand.NewSource(4))
+	more := names[min(n, len(names)):min(2*n, len(names))]
+	for i, name := range more {
+		src, err := readJPEG(filepath.Join(dir, "images", name))
+		if err != nil {
+			return min(n, len(names)) + i, err
+		}
+		img, file := small(src, aug), "small_"+name
+		if i%2 == 1 {
+			img, file = exposed(img, aug), "exposed_"+name
+		}
+		if err := framed(out, file, name, img, list); err != nil {
+			return min(n, len(names)) + i, err
+		}
+	}
+	return min(n, len(names)) + len(more), nil
+}
+
+// framed writes a framed photo as file and lists it as kind "photo".
+func framed(out, file, name string, img image.Image, list io.Writer) error {
+	if err := writeJPEG(filepath.Join(out, "img", file), img); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(list, "%s\tphoto\t%s\n", file, name)
+	return err
 }
 
 // letterbox draws src across the whole width of a 400x300 canvas of bg (wide)
@@ -214,14 +243,73 @@ func backdrop(rng *rand.Rand, k int) color.RGBA {
 // place draws src over bg on a landscape, portrait or square canvas, filling
 // 55-95% of it, near the middle.
 func place(src image.Image, bg color.RGBA, rng *rand.Rand) image.Image {
-	W, H := 400, 300
+	W, H := shape(rng)
+	return onCanvas(src, bg, W, H, 0.55+0.4*rng.Float64(), func(room int) int { return rng.Intn(room+1)/2 + room/4 })
+}
+
+// shape is a canvas's size: landscape, portrait or square.
+func shape(rng *rand.Rand) (W, H int) {
 	switch rng.Intn(3) {
 	case 0:
-		W, H = 300, 400
+		return 300, 400
 	case 1:
-		W, H = 360, 360
+		return 360, 360
 	}
-	return onCanvas(src, bg, W, H, 0.55+0.4*rng.Float64(), func(room int) int { return rng.Intn(room+1)/2 + room/4 })
+	return 400, 300
+}
+
+// small draws src anywhere on one of the backdrops, filling 12-45% of the
+// canvas: a thing photographed from afar, or a photo shrunk onto a page.
+// Without them the probe took two dogs 80 px wide on an 800 px page for a
+// switch alone.
+func small(src image.Image, rng *rand.Rand) image.Image {
+	W, H := shape(rng)
+	return onCanvas(src, backdrop(rng, rng.Intn(4)), W, H, 0.12+0.33*rng.Float64(), func(room int) int { return rng.Intn(room + 1) })
+}
+
+// turned draws src turned by 15-40 degrees either way, in the middle of one
+// of the backdrops, filling 45-75% of it: a screwdriver lying aslant was a
+// dog to the probe trained on upright stamps alone.
+func turned(src image.Image, rng *rand.Rand) image.Image {
+	W, H := shape(rng)
+	dst := image.NewRGBA(image.Rect(0, 0, W, H))
+	draw.Draw(dst, dst.Bounds(), &image.Uniform{backdrop(rng, rng.Intn(4))}, image.Point{}, draw.Src)
+	b := src.Bounds()
+	fill := 0.45 + 0.3*rng.Float64()
+	s := min(float64(W)*fill/float64(b.Dx()), float64(H)*fill/float64(b.Dy()))
+	angle := (15 + 25*rng.Float64()) * math.Pi / 180
+	if rng.Intn(2) == 0 {
+		angle = -angle
+	}
+	sin, cos := math.Sincos(angle)
+	// dst = centre + R·s·(p - src's centre)
+	cx, cy := float64(W)/2, float64(H)/2
+	sx, sy := float64(b.Min.X+b.Max.X)/2, float64(b.Min.Y+b.Max.Y)/2
+	m := f64.Aff3{s * cos, -s * sin, cx - s*(cos*sx-sin*sy), s * sin, s * cos, cy - s*(sin*sx+cos*sy)}
+	draw.CatmullRom.Transform(dst, m, src, b, draw.Over, nil)
+	return dst
+}
+
+// exposed is img (an *image.RGBA) under- or overexposed, as a camera leaves it:
+// every channel scaled by 0.15-0.5, or taken 60-90% of the way to white.
+func exposed(img image.Image, rng *rand.Rand) image.Image {
+	out := img.(*image.RGBA)
+	dark := rng.Intn(2) == 0
+	k := 0.15 + 0.35*rng.Float64()
+	if !dark {
+		k = 0.6 + 0.3*rng.Float64()
+	}
+	for i, v := range out.Pix {
+		if i%4 == 3 {
+			continue
+		}
+		if dark {
+			out.Pix[i] = uint8(float64(v) * k)
+		} else {
+			out.Pix[i] = uint8(float64(v) + (255-float64(v))*k)
+		}
+	}
+	return out
 }
 
 // onCanvas draws src over a W x H canvas of bg, scaled to fill the fraction

@@ -3,6 +3,7 @@ package main
 import (
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math/rand"
 	"os"
@@ -188,16 +189,45 @@ func TestCompositeKindsAndExclusions(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	want := "animal_cow_0.jpg animal|animal_cow_1.jpg animal|animal_cow_2.jpg animal|animal_cow_3.jpg animal|" +
-		"object_banana_0.jpg object|object_banana_1.jpg object|object_banana_2.jpg object|object_banana_3.jpg object|" +
-		"object_pear_0.jpg object|object_pear_1.jpg object|object_pear_2.jpg object|object_pear_3.jpg object"
-	if strings.Join(got, "|") != want {
+	var want []string
+	for _, stamp := range []string{"animal_cow", "object_banana", "object_pear"} {
+		for _, v := range []string{"0", "1", "2", "3", "small", "turned"} {
+			want = append(want, stamp+"_"+v+".jpg "+strings.Split(stamp, "_")[0])
+		}
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("list.tsv:\n%s\nwant %s", list, want)
+	}
+	// The small variant shows the stamp smaller than any of the four placed ones.
+	stampShare := func(file string) float64 {
+		f, err := os.Open(filepath.Join(out, "img", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := jpeg.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, b := 0, img.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if r, g, bl, _ := img.At(x, y).RGBA(); r>>8 > 170 && r>>8 < 230 && g>>8 > 120 && g>>8 < 180 && bl>>8 < 40 {
+					n++
+				}
+			}
+		}
+		return float64(n) / float64(b.Dx()*b.Dy())
+	}
+	for _, v := range []string{"0", "1", "2", "3"} {
+		if placed, tiny := stampShare("object_pear_"+v+".jpg"), stampShare("object_pear_small.jpg"); tiny >= placed || tiny == 0 {
+			t.Errorf("the pear covers %.3f of its small variant and %.3f of variant %s: want the small one smaller", tiny, placed, v)
+		}
 	}
 }
 
 // frame puts the first n train photos on backdrops as kind "photo", in the
-// split file's order.
+// split file's order, and the next n small, every other one exposed.
 func TestFrameListsPhotos(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
@@ -206,20 +236,20 @@ func TestFrameListsPhotos(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(out, "img"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"b.jpg", "a.jpg", "c.jpg"} {
+	for _, name := range []string{"b.jpg", "a.jpg", "c.jpg", "d.jpg", "e.jpg"} {
 		if err := writeJPEG(filepath.Join(dir, "images", name), image.NewRGBA(image.Rect(0, 0, 224, 224))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Flickr_8k.trainImages.txt"), []byte("b.jpg\na.jpg\nc.jpg\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "Flickr_8k.trainImages.txt"), []byte("b.jpg\na.jpg\nc.jpg\nd.jpg\ne.jpg\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var list strings.Builder
 	n, err := frame(dir, 2, out, &list)
-	if err != nil || n != 2 || list.String() != "photo_b.jpg\tphoto\tb.jpg\nphoto_a.jpg\tphoto\ta.jpg\n" {
+	if err != nil || n != 4 || list.String() != "photo_b.jpg\tphoto\tb.jpg\nphoto_a.jpg\tphoto\ta.jpg\nsmall_c.jpg\tphoto\tc.jpg\nexposed_d.jpg\tphoto\td.jpg\n" {
 		t.Fatalf("frame: %d, %v, list %q", n, err, list.String())
 	}
-	for _, f := range []string{"photo_b.jpg", "photo_a.jpg"} {
+	for _, f := range []string{"photo_b.jpg", "photo_a.jpg", "small_c.jpg", "exposed_d.jpg"} {
 		if _, err := os.Stat(filepath.Join(out, "img", f)); err != nil {
 			t.Error(err)
 		}
@@ -267,5 +297,60 @@ func TestTrainRefusesMixedEncoders(t *testing.T) {
 	err := train([]string{"--composites", filepath.Join(dir, "enc-a"), "--list", list, "--flickr8k", filepath.Join(dir, "enc-b"), "--splits", dir})
 	if want := "train: the composites' features are encoder enc-a's (4 values), Flickr8k's enc-b's (4): extract both with the same captioner build and encoder weights"; err == nil || err.Error() != want {
 		t.Errorf("train on two encoders' features: %v, want %q", err, want)
+	}
+}
+
+// small puts the whole stamp inside the canvas at 12-45% of it; turned turns
+// it 15-40 degrees; exposed darkens or brightens every channel alike.
+func TestVariants(t *testing.T) {
+	red := image.NewRGBA(image.Rect(0, 0, 100, 100))
+	for i := range red.Pix {
+		red.Pix[i] = []uint8{255, 0, 0, 255}[i%4]
+	}
+	rng := rand.New(rand.NewSource(1))
+	for range 20 {
+		img := small(red, rng)
+		b := img.Bounds()
+		reds := 0
+		for y := range b.Dy() {
+			for x := range b.Dx() {
+				if img.At(x, y) == (color.RGBA{255, 0, 0, 255}) { // the stamp, not a reddish backdrop
+					reds++
+				}
+			}
+		}
+		side := min(b.Dx(), b.Dy())
+		if lo, hi := int(0.11*float64(side))*int(0.11*float64(side)), int(0.46*float64(side))*int(0.46*float64(side)); reds < lo || reds > hi {
+			t.Fatalf("small: %d red pixels on a %v canvas, want %d-%d", reds, b.Size(), lo, hi)
+		}
+	}
+	// A thin bar, turned, spans more rows than it is thick.
+	bar := image.NewRGBA(image.Rect(0, 0, 200, 10))
+	for i := range bar.Pix {
+		bar.Pix[i] = []uint8{255, 0, 0, 255}[i%4]
+	}
+	for range 10 {
+		img := turned(bar, rng)
+		rows := 0
+		for y := range img.Bounds().Dy() {
+			for x := range img.Bounds().Dx() {
+				if img.At(x, y) == (color.RGBA{255, 0, 0, 255}) { // the stamp, not a reddish backdrop
+					rows++
+					break
+				}
+			}
+		}
+		if w := img.Bounds().Dx(); rows < w/8 {
+			t.Fatalf("turned: the bar spans %d rows of a %v canvas, want it aslant", rows, img.Bounds().Size())
+		}
+	}
+	for range 10 {
+		gray := image.NewRGBA(image.Rect(0, 0, 2, 1))
+		copy(gray.Pix, []uint8{100, 100, 100, 255, 200, 200, 200, 255})
+		out := exposed(gray, rng).(*image.RGBA).Pix
+		dark := out[0] < 100
+		if dark && !(out[0] >= 15 && out[0] <= 50 && out[4] >= 30 && out[4] <= 100) || !dark && !(out[0] >= 193 && out[0] <= 240) || out[3] != 255 || out[0] != out[1] {
+			t.Fatalf("exposed: %v from 100 and 200", out)
+		}
 	}
 }
