@@ -36,9 +36,9 @@ const (
 
 // Len is the length of a Summary's numbers: the backdrop's plainness and its
 // colour (r, g, b in [0, 1]); the share of the photo's pixels more than
-// subjectAbove from that colour, and the farthest any other pixel is from it
-// (both whether the backdrop is plain or not: what Blank reads); then each of
-// Names' share of the subject.
+// backdropTolerance from that colour, and the farthest any other pixel is from
+// it (both whether the backdrop is plain or not: what Blank reads); then each
+// of Names' share of the subject.
 const Len = shares + len(Names)
 
 // Where a Summary's numbers are.
@@ -46,7 +46,7 @@ const (
 	plainness = 0
 	backdrop  = 1 // r, g, b
 	apart     = 4
-	nearest   = 5 // the farthest of the pixels within subjectAbove
+	nearest   = 5 // the farthest of the pixels within backdropTolerance
 	shares    = 6
 )
 
@@ -131,13 +131,13 @@ func Measure(t []float32, side int) Summary {
 	onBackdrop := plain >= plainAbove
 	counts := make([]int, len(Names))
 	total, sampled, away := 0, 0, 0
-	var within float32 // the farthest from the backdrop's colour of the pixels within subjectAbove
+	var within float32 // the farthest from the backdrop's colour of the pixels within backdropTolerance
 	for y := 0; y < side; y += step {
 		for x := 0; x < side; x += step {
 			sampled++
 			i := (y*side + x) * 3
 			px := [3]float32{t[i], t[i+1], t[i+2]}
-			if d := distance(px, bg); d > subjectAbove {
+			if d := distance(px, bg); d > backdropTolerance {
 				away++
 			} else {
 				within = max(within, d)
@@ -179,16 +179,17 @@ func (s Summary) Backdrop() (string, bool) {
 // Blank is the colour name of a photo of one colour with nothing on it (a
 // lens cap's black frame, an empty white page), and how sure that is: its
 // border at least 99% plain, and at most one sampled pixel in 10,000 more
-// than subjectAbove from the backdrop's colour, whatever its own colour (a
-// navy box on light blue is something). sure falls from 1, every pixel the
-// backdrop's colour exactly, towards 0 as the other pixels come near
-// subjectAbove (an underexposed photo, a figure 16/255 above black: 0.37).
+// than backdropTolerance (15/255) from the backdrop's colour, whatever its
+// own colour (a navy box on light blue is something; so is a person in a
+// photo underexposed to 7%, whose face reaches 18/255). sure falls from 1,
+// every pixel the backdrop's colour exactly, towards 0 as the other pixels
+// come near backdropTolerance (a figure 8/255 above black: 0.47).
 func (s Summary) Blank() (colour string, sure float64, ok bool) {
 	if s[plainness] < blankPlain || s[apart] > blankApart {
 		return "", 0, false
 	}
 	colour, ok = s.Backdrop()
-	return colour, float64(1 - s[nearest]/subjectAbove), ok
+	return colour, float64(1 - s[nearest]/backdropTolerance), ok
 }
 
 // A blank photo's border is plain to 99%, and at most 1e-4 of its sampled

@@ -302,8 +302,9 @@ func TestBlank(t *testing.T) {
 		sure  float64
 	}{
 		{"white", func(x, y int) rgb { return rgb{255, 255, 255} }, "white", 1},
-		{"noisy black", noisy, "black", 1 - 5.0/127.5/subjectAbove}, // at most 5/255 from the median
-		{"a figure 16/255 above black", square(224, rgb{0, 0, 0}, rgb{16, 16, 16}), "black", 1 - 16.0/127.5/subjectAbove},
+		{"noisy black", noisy, "black", 1 - 5.0/127.5/backdropTolerance}, // at most 5/255 from the median
+		{"a figure 8/255 above black", square(224, rgb{0, 0, 0}, rgb{8, 8, 8}), "black", 1 - 8.0/127.5/backdropTolerance},
+		{"a figure 18/255 above black (an underexposed portrait)", square(224, rgb{0, 0, 0}, rgb{18, 18, 18}), "", 0},
 		{"a box", square(224, rgb{255, 255, 255}, rgb{230, 20, 20}), "", 0},
 		{"a navy box on light blue, both blue", square(224, rgb{150, 190, 240}, rgb{25, 38, 127}), "", 0},
 		{"a spot 4 pixels across", func(x, y int) rgb {
