@@ -114,6 +114,7 @@ type Pipeline struct {
 	feats        gpu.Buf   // (maxBatch, the widest model input) host features uploaded by Decode
 	tagFeats     gpu.Buf   // (maxBatch, F) the original pooled features, for a fine-tuned model's tags
 	staging      []float32 // Decode's host side of an upload, kept between batches
+	parted       []float32 // Encode's download of one part of a batch's features, kept between batches
 	decoding     Decoding
 	pre          Preprocessor
 	precision    string // the precision setting: encoder.PrecisionAuto or a gpu.Precision
@@ -628,7 +629,10 @@ func (p *Pipeline) Encode(ctx context.Context, tensors [][]float32) ([][]float32
 		// (n, per) per part -> each image's parts side by side, (n, L).
 		off := 0
 		for _, part := range parts {
-			all := make([]float32, n*part.per)
+			if cap(p.parted) < n*part.per {
+				p.parted = make([]float32, n*part.per)
+			}
+			all := p.parted[:n*part.per]
 			if err := p.encDev.Download(all, part.buf()); err != nil {
 				return nil, err
 			}
