@@ -147,12 +147,12 @@ func (d Decoder) generate(ctx context.Context, feats, tagFeats gpu.Buf, n int, p
 		}
 		if ownCaptions {
 			if colour, sure, ok := looks[i].Blank(); ok {
-				out[i] = blankCaption(colour, sure).instead(out[i])
+				out[i] = blankCaption(colour, sure, p.MaxLen).instead(out[i])
 				continue
 			}
 			if alone != nil && alone[i] >= LoneAbove && !livingNoun(all[0].Noun) {
 				backdrop, _ := looks[i].Backdrop()
-				out[i] = objectCaption(all[0], float32(p.GuideThreshold), alone[i], looks[i].Colours(), backdrop).instead(out[i])
+				out[i] = objectCaption(all[0], float32(p.GuideThreshold), alone[i], looks[i].Colours(), backdrop, p.MaxLen).instead(out[i])
 				continue
 			}
 		}

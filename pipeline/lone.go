@@ -62,22 +62,28 @@ func loadLoneProbe(id string, F int) (*LoneProbe, error) {
 // objectCaption is the caption of a photo of things alone, probable at alone:
 // its colours (palette.Summary.Colours, "" for none) and its noun, and the
 // plain backdrop it stands on where there is one (its colour, "" for none):
-// "A yellow screwdriver on a gray background.". The noun is the classifier's
-// most probable, top, when it is at least nounAbove probable (guided
-// decoding's threshold, which trusts a noun enough to force it into a
+// "A yellow screwdriver on a gray background.", in at most maxLen words (the
+// backdrop goes first, then the colours, then the article). The noun is the
+// classifier's most probable, top, when it is at least nounAbove probable
+// (guided decoding's threshold, which trusts a noun enough to force it into a
 // caption), else "object": a vague word rather than a wrong one.
-func objectCaption(top tags.Tag, nounAbove float32, alone float64, colours, backdrop string) Result {
+func objectCaption(top tags.Tag, nounAbove float32, alone float64, colours, backdrop string, maxLen int) Result {
 	noun := "object"
 	if top.Prob >= nounAbove {
 		noun = top.Noun
 	}
-	words := append(strings.Fields(colours), strings.Fields(noun)...)
-	if !alwaysBare[noun] {
-		words = append([]string{article(words[0])}, words...)
+	named := func(colours string) []string {
+		words := append(strings.Fields(colours), strings.Fields(noun)...)
+		if alwaysBare[noun] {
+			return words
+		}
+		return append([]string{article(words[0])}, words...)
 	}
+	full := named(colours)
 	if backdrop != "" {
-		words = append(words, "on", article(backdrop), backdrop, "background")
+		full = append(full, "on", article(backdrop), backdrop, "background")
 	}
+	words := firstWithin(maxLen, full, named(colours), named(""), strings.Fields(noun))
 	// The choices that made it: that the photo is of things alone, and what
 	// they are, which "object" leaves as unsure as the classifier is.
 	c := math.Sqrt(alone * float64(top.Prob))
@@ -85,13 +91,25 @@ func objectCaption(top tags.Tag, nounAbove float32, alone float64, colours, back
 }
 
 // blankCaption is the caption of a photo of one colour with nothing on it
-// (palette.Summary.Blank), as sure as Blank is: "A plain black image.", where
-// the decoder, which has seen no such photo, wrote "A black and white dog is
-// running in the snow." for an empty white page.
-func blankCaption(colour string, sure float64) Result {
-	words := []string{"a", "plain", colour, "image"}
+// (palette.Summary.Blank), as sure as Blank is, in at most maxLen words: "A
+// plain black image.", where the decoder, which has seen no such photo, wrote
+// "A black and white dog is running in the snow." for an empty white page.
+func blankCaption(colour string, sure float64, maxLen int) Result {
+	words := firstWithin(maxLen, []string{"a", "plain", colour, "image"}, []string{"a", colour, "image"}, []string{colour, "image"})
 	c := max(sure, 1e-3) // its log, the score, stays finite
 	return Result{Caption: text.Sentence(words), Tokens: words, Score: math.Log(c), Confidence: c}
+}
+
+// firstWithin is the first of the ways to say a caption, longest first, that
+// has at most maxLen words, as max_len asks of every caption; else the last
+// cut to maxLen.
+func firstWithin(maxLen int, ways ...[]string) []string {
+	for _, w := range ways {
+		if len(w) <= maxLen {
+			return w
+		}
+	}
+	return ways[len(ways)-1][:maxLen]
 }
 
 // instead is r in the place of the decoder's result plain: its tags kept,

@@ -32,7 +32,7 @@ func TestObjectCaption(t *testing.T) {
 		{tags.Tag{Noun: "modem", Prob: 0.21}, 0.99, "blue", "", "A blue object."},
 		{tags.Tag{Noun: "orange", Prob: 0.03}, 0.7, "", "", "An object."},
 	} {
-		r := objectCaption(tc.top, 0.8, tc.alone, tc.colours, tc.backdrop)
+		r := objectCaption(tc.top, 0.8, tc.alone, tc.colours, tc.backdrop, 20)
 		if r.Caption != tc.want || r.Caption != text.Sentence(r.Tokens) || r.LoneObject != tc.alone {
 			t.Errorf("%+v: %q (tokens %q, lone %g), want %q", tc.top, r.Caption, r.Tokens, r.LoneObject, tc.want)
 		}
@@ -43,9 +43,34 @@ func TestObjectCaption(t *testing.T) {
 	}
 }
 
+// Object and blank captions keep to max_len, dropping the backdrop, then the
+// colours, then the article.
+func TestShortCaptions(t *testing.T) {
+	screwdriver := tags.Tag{Noun: "screwdriver", Prob: 0.9}
+	for maxLen, want := range map[int]string{
+		9: "A yellow and gray screwdriver on a gray background.",
+		8: "A yellow and gray screwdriver.",
+		5: "A yellow and gray screwdriver.",
+		3: "A screwdriver.",
+		1: "Screwdriver.",
+	} {
+		if got := objectCaption(screwdriver, 0.8, 0.9, "yellow and gray", "gray", maxLen).Caption; got != want {
+			t.Errorf("max_len %d: %q, want %q", maxLen, got, want)
+		}
+	}
+	if got := objectCaption(tags.Tag{Noun: "fire truck", Prob: 0.9}, 0.8, 0.9, "red", "", 1).Tokens; !slices.Equal(got, []string{"fire"}) {
+		t.Errorf("a two-word noun at max_len 1: %q, want its first word", got)
+	}
+	for maxLen, want := range map[int]string{4: "A plain black image.", 3: "A black image.", 2: "Black image.", 1: "Black."} {
+		if got := blankCaption("black", 1, maxLen).Caption; got != want {
+			t.Errorf("blank at max_len %d: %q, want %q", maxLen, got, want)
+		}
+	}
+}
+
 func TestBlankCaption(t *testing.T) {
 	for _, sure := range []float64{1, 0.37, 0} {
-		r := blankCaption("orange", sure)
+		r := blankCaption("orange", sure, 20)
 		c := max(sure, 1e-3)
 		if r.Caption != "A plain orange image." || r.Caption != text.Sentence(r.Tokens) || r.Confidence != c || r.Score != math.Log(c) || r.LoneObject != 0 {
 			t.Errorf("blankCaption(orange, %g): %+v", sure, r)
