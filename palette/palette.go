@@ -37,8 +37,8 @@ const (
 // Len is the length of a Summary's numbers: the backdrop's plainness and its
 // colour (r, g, b in [0, 1]); the share of the photo's pixels more than
 // backdropTolerance from that colour, and the farthest any other pixel is from
-// it (both whether the backdrop is plain or not: what Blank reads); then each
-// of Names' share of the subject.
+// it (what Blank reads: of the sampled pixels, or of all where the samples of a
+// plain photo find at most two apart); then each of Names' share of the subject.
 const Len = shares + len(Names)
 
 // Where a Summary's numbers are.
@@ -87,9 +87,10 @@ func Measure(t []float32, side int) Summary {
 	// the encoder runs: the server's throughput felt even 0.44 ms (every
 	// other pixel), at 16 clients on 2 cores.
 	step := max(1, side/56)
+	first := (side - 1) % step / 2 // the grid centred, so that each side of the border weighs alike
 	var border [3][]float32
-	for y := 0; y < side; y += step {
-		for x := 0; x < side; x += step {
+	for y := first; y < side; y += step {
+		for x := first; x < side; x += step {
 			if x >= ring && x < side-ring && y >= ring && y < side-ring {
 				continue
 			}
@@ -133,8 +134,8 @@ func Measure(t []float32, side int) Summary {
 	counts := make([]int, len(Names))
 	total, sampled, away := 0, 0, 0
 	var within float32 // the farthest from the backdrop's colour of the pixels within backdropTolerance
-	for y := 0; y < side; y += step {
-		for x := 0; x < side; x += step {
+	for y := first; y < side; y += step {
+		for x := first; x < side; x += step {
 			sampled++
 			i := (y*side + x) * 3
 			px := [3]float32{t[i], t[i+1], t[i+2]}
@@ -160,12 +161,33 @@ func Measure(t []float32, side int) Summary {
 		s[backdrop+c] = float32(v)
 	}
 	s[apart], s[nearest] = float32(away)/float32(sampled), within
+	if away <= 2 && plain >= blankPlain {
+		// Next to nothing apart among the samples of a plain photo: a blank
+		// one, with an odd pixel or two the grid happened on, or a thing
+		// thinner than the grid (a line 2 pixels wide, a dot 3 across). Blank
+		// decides on every pixel.
+		s[apart], s[nearest] = apartAll(t, side, bg)
+	}
 	for k, n := range counts {
 		if total > 0 {
 			s[shares+k] = float32(n) / float32(total)
 		}
 	}
 	return s
+}
+
+// apartAll is the share of all the pixels of t more than backdropTolerance
+// from bg, and the farthest from it of the others.
+func apartAll(t []float32, side int, bg [3]float32) (share, within float32) {
+	away := 0
+	for i := 0; i < side*side*3; i += 3 {
+		if d := distance([3]float32{t[i], t[i+1], t[i+2]}, bg); d > backdropTolerance {
+			away++
+		} else {
+			within = max(within, d)
+		}
+	}
+	return float32(away) / float32(side*side), within
 }
 
 // Backdrop is the colour name of the plain backdrop the photo stands on, or
@@ -179,8 +201,8 @@ func (s Summary) Backdrop() (string, bool) {
 
 // Blank is the colour name of a photo of one colour with nothing on it (a
 // lens cap's black frame, an empty white page), and how sure that is: its
-// border at least 99% plain, and no sampled pixel (at most 1 in 10,000) more
-// than backdropTolerance (15/255) from the backdrop's colour, whatever its
+// border at least 99% plain, and at most 1 in 10,000 of its pixels (5 at
+// 224) more than backdropTolerance (15/255) from the backdrop's colour, whatever its
 // own colour (a navy box on light blue is something; so is a person in a
 // photo underexposed to 7%, whose face reaches 18/255). sure falls from 1,
 // every pixel the backdrop's colour exactly, towards 0 as the other pixels
@@ -193,9 +215,9 @@ func (s Summary) Blank() (colour string, sure float64, ok bool) {
 	return colour, float64(1 - s[nearest]/backdropTolerance), ok
 }
 
-// A blank photo's border is plain to 99%, and at most 1e-4 of its sampled
-// pixels are apart from the backdrop (a speck of dust; a dot 3 pixels across
-// in a 300x200 picture is more).
+// A blank photo's border is plain to 99%, and at most 1e-4 of its pixels are
+// apart from the backdrop (specks of dust, JPEG's odd pixel; a dot 3 pixels
+// across is 9 of 50,176 at 224, more).
 const (
 	blankPlain = 0.99
 	blankApart = 1e-4

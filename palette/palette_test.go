@@ -204,7 +204,7 @@ func BenchmarkMeasure(b *testing.B) {
 }
 
 // A subject that touches the border, at the encoder's 224 (where Measure
-// reads every other pixel): a black band across the photo, a yellow box on
+// samples every fourth pixel): a black band across the photo, a yellow box on
 // it. The band's pixels on the border are no shade of the white backdrop, and
 // do not raise how far the subject must be from it: the yellow is counted.
 // It was not, and the caption said "black".
@@ -307,8 +307,20 @@ func TestBlank(t *testing.T) {
 		{"a figure 18/255 above black (an underexposed portrait)", square(224, rgb{0, 0, 0}, rgb{18, 18, 18}), "", 0},
 		{"a box", square(224, rgb{255, 255, 255}, rgb{230, 20, 20}), "", 0},
 		{"a navy box on light blue, both blue", square(224, rgb{150, 190, 240}, rgb{25, 38, 127}), "", 0},
-		{"a spot 4 pixels across", func(x, y int) rgb {
-			if x >= 100 && x < 104 && y >= 100 && y < 104 {
+		{"a line 2 pixels wide, between the samples", func(x, y int) rgb {
+			if y == 102 || y == 103 {
+				return rgb{0, 0, 0}
+			}
+			return rgb{255, 255, 255}
+		}, "", 0},
+		{"a few odd pixels, as JPEG leaves on a lens cap's frame", func(x, y int) rgb {
+			if x == 49 && y == 61 || x == 170 && y == 133 { // the first on the sampling grid
+				return rgb{40, 40, 40}
+			}
+			return rgb{0, 0, 0}
+		}, "black", 1},
+		{"a spot 3 pixels across, between the samples", func(x, y int) rgb {
+			if x >= 102 && x < 105 && y >= 102 && y < 105 {
 				return rgb{0, 0, 0}
 			}
 			return rgb{255, 255, 255}

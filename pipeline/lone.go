@@ -83,7 +83,8 @@ func objectCaption(top tags.Tag, nounAbove float32, alone float64, colours, back
 	if backdrop != "" {
 		full = append(full, "on", article(backdrop), backdrop, "background")
 	}
-	words := firstWithin(maxLen, full, named(colours), named(""), strings.Fields(noun))
+	// A noun longer than max_len ("fire truck" at 1) becomes "object", not "fire".
+	words := firstWithin(maxLen, full, named(colours), named(""), strings.Fields(noun), []string{"object"})
 	// The choices that made it: that the photo is of things alone, and what
 	// they are, which "object" leaves as unsure as the classifier is.
 	c := math.Sqrt(alone * float64(top.Prob))
@@ -101,9 +102,10 @@ func blankCaption(colour string, sure float64, maxLen int) Result {
 }
 
 // firstWithin is the first of the ways to say a caption, longest first, that
-// has at most maxLen words, as max_len asks of every caption; else the last
-// cut to maxLen.
+// has at most maxLen (at least 1) words, as max_len asks of every caption;
+// else the last cut to maxLen.
 func firstWithin(maxLen int, ways ...[]string) []string {
+	maxLen = max(maxLen, 1)
 	for _, w := range ways {
 		if len(w) <= maxLen {
 			return w

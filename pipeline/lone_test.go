@@ -58,8 +58,11 @@ func TestShortCaptions(t *testing.T) {
 			t.Errorf("max_len %d: %q, want %q", maxLen, got, want)
 		}
 	}
-	if got := objectCaption(tags.Tag{Noun: "fire truck", Prob: 0.9}, 0.8, 0.9, "red", "", 1).Tokens; !slices.Equal(got, []string{"fire"}) {
-		t.Errorf("a two-word noun at max_len 1: %q, want its first word", got)
+	if got := objectCaption(tags.Tag{Noun: "fire truck", Prob: 0.9}, 0.8, 0.9, "red", "", 1).Tokens; !slices.Equal(got, []string{"object"}) {
+		t.Errorf("a two-word noun at max_len 1: %q, want object rather than its first word", got)
+	}
+	if got := blankCaption("black", 1, 0).Tokens; !slices.Equal(got, []string{"black"}) {
+		t.Errorf("blank at max_len 0: %q, want one word", got)
 	}
 	for maxLen, want := range map[int]string{4: "A plain black image.", 3: "A black image.", 2: "Black image.", 1: "Black."} {
 		if got := blankCaption("black", 1, maxLen).Caption; got != want {
