@@ -93,10 +93,17 @@ func objectCaption(top tags.Tag, nounAbove float32, alone float64, colours, back
 
 // blankCaption is the caption of a photo of one colour with nothing on it
 // (palette.Summary.Blank), as sure as Blank is, in at most maxLen words: "A
-// plain black image.", where the decoder, which has seen no such photo, wrote
-// "A black and white dog is running in the snow." for an empty white page.
+// plain white image.", where the decoder, which has seen no such photo, wrote
+// "A black and white dog is running in the snow." for an empty white page. A
+// black one is "A very dark image.": a lens cap's frame, or a photo so
+// underexposed that nothing in it reaches 15/255, which a reader should know
+// may hold something after all.
 func blankCaption(colour string, sure float64, maxLen int) Result {
-	words := firstWithin(maxLen, []string{"a", "plain", colour, "image"}, []string{"a", colour, "image"}, []string{colour, "image"})
+	ways := [][]string{{"a", "plain", colour, "image"}, {"a", colour, "image"}, {colour, "image"}}
+	if colour == "black" {
+		ways = [][]string{{"a", "very", "dark", "image"}, {"a", "dark", "image"}, {"dark", "image"}, {"dark"}}
+	}
+	words := firstWithin(maxLen, ways...)
 	c := max(sure, 1e-3) // its log, the score, stays finite
 	return Result{Caption: text.Sentence(words), Tokens: words, Score: math.Log(c), Confidence: c}
 }

@@ -61,12 +61,17 @@ func TestShortCaptions(t *testing.T) {
 	if got := objectCaption(tags.Tag{Noun: "fire truck", Prob: 0.9}, 0.8, 0.9, "red", "", 1).Tokens; !slices.Equal(got, []string{"object"}) {
 		t.Errorf("a two-word noun at max_len 1: %q, want object rather than its first word", got)
 	}
-	if got := blankCaption("black", 1, 0).Tokens; !slices.Equal(got, []string{"black"}) {
+	if got := blankCaption("gray", 1, 0).Tokens; !slices.Equal(got, []string{"gray"}) {
 		t.Errorf("blank at max_len 0: %q, want one word", got)
 	}
-	for maxLen, want := range map[int]string{4: "A plain black image.", 3: "A black image.", 2: "Black image.", 1: "Black."} {
+	for maxLen, want := range map[int]string{4: "A plain white image.", 3: "A white image.", 2: "White image.", 1: "White."} {
+		if got := blankCaption("white", 1, maxLen).Caption; got != want {
+			t.Errorf("white blank at max_len %d: %q, want %q", maxLen, got, want)
+		}
+	}
+	for maxLen, want := range map[int]string{4: "A very dark image.", 3: "A dark image.", 2: "Dark image.", 1: "Dark."} {
 		if got := blankCaption("black", 1, maxLen).Caption; got != want {
-			t.Errorf("blank at max_len %d: %q, want %q", maxLen, got, want)
+			t.Errorf("black blank at max_len %d: %q, want %q", maxLen, got, want)
 		}
 	}
 }
@@ -230,7 +235,7 @@ func TestBlankPhotos(t *testing.T) {
 	}
 	imgs := [][]float32{fill(color.RGBA{255, 255, 255, 255}, false), fill(color.RGBA{0, 0, 0, 255}, false), fill(color.RGBA{128, 128, 128, 255}, false), fill(color.RGBA{255, 255, 255, 255}, true), navy}
 	plain, got := plainAndGuidedImages(t, p, imgs)
-	for i, want := range []string{"A plain white image.", "A plain black image.", "A plain gray image."} {
+	for i, want := range []string{"A plain white image.", "A very dark image.", "A plain gray image."} {
 		if g := got[i]; g.Caption != want || len(g.Alternatives) < 2 || g.Alternatives[0].Caption != want || g.Alternatives[1].Caption == want {
 			t.Errorf("blank %d: %q, alternatives %v; want %q, then the decoder's", i, g.Caption, g.Alternatives, want)
 		}

@@ -39,7 +39,7 @@ caption name; lone_object, only on the caption of a photo of things alone, with
 no person or animal, which then names the object, its colours and its plain
 backdrop instead of the decoder's sentence, the probability that it is one
 (docs/captions.md), and a blank photo (one colour, nothing on it) is "A plain
-black image."; alternatives the beam's captions, best first (the caption is the
+white image." ("A very dark image." if black); alternatives the beam's captions, best first (the caption is the
 first), when it keeps more than one, after the object's or the blank's caption.
 
 An image that cannot be read is reported on its own (on stderr, or with --json
