@@ -26,10 +26,10 @@ type LoneProbe struct {
 }
 
 // LoneAbove is how probable a lone object must be for its caption to replace
-// the decoder's. On Flickr8k's dev split the probe gives at most 0.47, and 2
-// of 450 dev photos framed by margins and 3 of 400 shrunk onto a page reach
-// it; of testdata/ood's 58 photos of animals, only a bee on a flower does
-// (0.84), whose top tag, an animal, keeps the decoder's caption.
+// the decoder's. On Flickr8k's dev split the probe gives at most 0.53, and 2
+// of 450 dev photos framed by margins, 1 of 400 shrunk onto a page and 2 of
+// 100 shrunk to 60 px on an 800 px page reach it; none of testdata/ood's 58
+// photos of animals does (a bee on a flower 0.52).
 const LoneAbove = 0.6
 
 // Prob is the probability that the photo of pooled features x shows things

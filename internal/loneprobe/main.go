@@ -258,13 +258,14 @@ func shape(rng *rand.Rand) (W, H int) {
 	return 400, 300
 }
 
-// small draws src anywhere on one of the backdrops, filling 12-45% of the
+// small draws src anywhere on one of the backdrops, filling 6-45% of the
 // canvas: a thing photographed from afar, or a photo shrunk onto a page.
 // Without them the probe took two dogs 80 px wide on an 800 px page for a
-// switch alone.
+// switch alone; from 12% only, a quarter of people 60 px wide on 800 for
+// objects.
 func small(src image.Image, rng *rand.Rand) image.Image {
 	W, H := shape(rng)
-	return onCanvas(src, backdrop(rng, rng.Intn(4)), W, H, 0.12+0.33*rng.Float64(), func(room int) int { return rng.Intn(room + 1) })
+	return onCanvas(src, backdrop(rng, rng.Intn(4)), W, H, 0.06+0.39*rng.Float64(), func(room int) int { return rng.Intn(room + 1) })
 }
 
 // turned draws src turned by 15-40 degrees either way, in the middle of one
