@@ -132,18 +132,11 @@ func Measure(t []float32, side int) Summary {
 	}
 	onBackdrop := plain >= plainAbove
 	counts := make([]int, len(Names))
-	total, sampled, away := 0, 0, 0
-	var within float32 // the farthest from the backdrop's colour of the pixels within backdropTolerance
+	total := 0
 	for y := first; y < side; y += step {
 		for x := first; x < side; x += step {
-			sampled++
 			i := (y*side + x) * 3
 			px := [3]float32{t[i], t[i+1], t[i+2]}
-			if d := distance(px, bg); d > backdropTolerance {
-				away++
-			} else {
-				within = max(within, d)
-			}
 			if onBackdrop && distance(px, bg) <= beyond || !onBackdrop && (x < side/4 || x >= side-side/4 || y < side/4 || y >= side-side/4) {
 				continue
 			}
@@ -160,14 +153,15 @@ func Measure(t []float32, side int) Summary {
 	for c, v := range unit(bg) {
 		s[backdrop+c] = float32(v)
 	}
-	s[apart], s[nearest] = float32(away)/float32(sampled), within
+	away, read, within := apartFrom(t, side, first, step, bg)
 	if away <= 2 && plain >= blankPlain {
 		// Next to nothing apart among the samples of a plain photo: a blank
 		// one, with an odd pixel or two the grid happened on, or a thing
 		// thinner than the grid (a line 2 pixels wide, a dot 3 across). Blank
 		// decides on every pixel.
-		s[apart], s[nearest] = apartAll(t, side, bg)
+		away, read, within = apartFrom(t, side, 0, 1, bg)
 	}
+	s[apart], s[nearest] = float32(away)/float32(read), within
 	for k, n := range counts {
 		if total > 0 {
 			s[shares+k] = float32(n) / float32(total)
@@ -176,18 +170,22 @@ func Measure(t []float32, side int) Summary {
 	return s
 }
 
-// apartAll is the share of all the pixels of t more than backdropTolerance
-// from bg, and the farthest from it of the others.
-func apartAll(t []float32, side int, bg [3]float32) (share, within float32) {
-	away := 0
-	for i := 0; i < side*side*3; i += 3 {
-		if d := distance([3]float32{t[i], t[i+1], t[i+2]}, bg); d > backdropTolerance {
-			away++
-		} else {
-			within = max(within, d)
+// apartFrom reads every step-th pixel of every step-th row of t from first
+// and counts those more than backdropTolerance from bg (away) among the read
+// ones, with the farthest from bg of the others (within).
+func apartFrom(t []float32, side, first, step int, bg [3]float32) (away, read int, within float32) {
+	for y := first; y < side; y += step {
+		for x := first; x < side; x += step {
+			i := (y*side + x) * 3
+			if d := distance([3]float32{t[i], t[i+1], t[i+2]}, bg); d > backdropTolerance {
+				away++
+			} else {
+				within = max(within, d)
+			}
+			read++
 		}
 	}
-	return float32(away) / float32(side*side), within
+	return away, read, within
 }
 
 // Backdrop is the colour name of the plain backdrop the photo stands on, or

@@ -28,7 +28,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"image/png"
+	_ "image/png" // readImage's stamps
 	"io"
 	"io/fs"
 	"math"
@@ -116,7 +116,7 @@ func composite(args []string) error {
 		if kind == "" || leftOut[base] || slices.ContainsFunc(skipped, func(s string) bool { return strings.Contains(rel, s) }) {
 			return nil
 		}
-		src, err := readPNG(p)
+		src, err := readImage(p)
 		if err != nil || src.Bounds().Dx() < 100 && src.Bounds().Dy() < 100 {
 			return nil // a broken or thumbnail-sized stamp
 		}
@@ -163,7 +163,7 @@ func frame(dir string, n int, out string, list io.Writer) (int, error) {
 	}
 	rng := rand.New(rand.NewSource(2)) // its own: the stamps' composites stay as they were
 	for i, name := range names[:min(n, len(names))] {
-		src, err := readJPEG(filepath.Join(dir, "images", name))
+		src, err := readImage(filepath.Join(dir, "images", name))
 		if err != nil {
 			return i, err
 		}
@@ -181,7 +181,7 @@ func frame(dir string, n int, out string, list io.Writer) (int, error) {
 	aug := rand.New(rand.NewSource(4))
 	more := names[min(n, len(names)):min(2*n, len(names))]
 	for i, name := range more {
-		src, err := readJPEG(filepath.Join(dir, "images", name))
+		src, err := readImage(filepath.Join(dir, "images", name))
 		if err != nil {
 			return min(n, len(names)) + i, err
 		}
@@ -213,15 +213,6 @@ func letterbox(src image.Image, bg color.RGBA, wide bool) image.Image {
 		W, H = 400, 300
 	}
 	return onCanvas(src, bg, W, H, 1, func(room int) int { return room / 2 })
-}
-
-func readJPEG(path string) (image.Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return jpeg.Decode(f)
 }
 
 // backdrop is the k-th of a stamp's four backdrops: white, light gray, dark
@@ -327,13 +318,15 @@ func onCanvas(src image.Image, bg color.RGBA, W, H int, fill float64, at func(ro
 	return dst
 }
 
-func readPNG(path string) (image.Image, error) {
+// readImage decodes the PNG (a stamp, its alpha kept) or JPEG (a photo) at path.
+func readImage(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return png.Decode(f)
+	img, _, err := image.Decode(f)
+	return img, err
 }
 
 func writeJPEG(path string, img image.Image) error {

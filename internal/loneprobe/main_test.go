@@ -3,7 +3,6 @@ package main
 import (
 	"image"
 	"image/color"
-	"image/jpeg"
 	"image/png"
 	"math/rand"
 	"os"
@@ -200,12 +199,7 @@ func TestCompositeKindsAndExclusions(t *testing.T) {
 	}
 	// The small variant shows the stamp smaller than any of the four placed ones.
 	stampShare := func(file string) float64 {
-		f, err := os.Open(filepath.Join(out, "img", file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		img, err := jpeg.Decode(f)
+		img, err := readImage(filepath.Join(out, "img", file))
 		if err != nil {
 			t.Fatal(err)
 		}
