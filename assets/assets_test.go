@@ -332,15 +332,7 @@ func TestSilentProxyFails(t *testing.T) {
 // two fifths of the stall, so a busy machine (CI runs packages' tests side by
 // side on two cores) does not push one past it.
 func TestRedirectsEachGetTheirWait(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(150 * time.Millisecond) // under the 400 ms stall
-		if hop, _ := strconv.Atoi(r.URL.Query().Get("hop")); hop < 8 {
-			http.Redirect(w, r, fmt.Sprintf("/w?hop=%d", hop+1), http.StatusFound)
-			return
-		}
-		w.Write([]byte("weights"))
-	}))
-	t.Cleanup(srv.Close)
+	srv := redirecting(t, 8, 150*time.Millisecond) // each under the 400 ms stall
 	body, err := newHTTPGet(400*time.Millisecond, http.ProxyFromEnvironment)(srv.URL + "/w?hop=0")
 	if err != nil {
 		t.Fatalf("nine answers of 150 ms each (1.35 s, over three 400 ms stalls): %v", err)
@@ -351,18 +343,26 @@ func TestRedirectsEachGetTheirWait(t *testing.T) {
 	}
 }
 
-// A download follows nine redirects and stops at the tenth (net/http's own
-// limit), though the request after it would have had the file: a server
-// that redirects on and on does not hold it for ever.
-func TestTooManyRedirectsFail(t *testing.T) {
+// redirecting is a server that answers /w?hop=N, after wait, with a redirect
+// to hop N+1 while N < hops, and then with the file ("weights").
+func redirecting(t *testing.T, hops int, wait time.Duration) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hop, _ := strconv.Atoi(r.URL.Query().Get("hop")); hop < 10 {
+		time.Sleep(wait)
+		if hop, _ := strconv.Atoi(r.URL.Query().Get("hop")); hop < hops {
 			http.Redirect(w, r, fmt.Sprintf("/w?hop=%d", hop+1), http.StatusFound)
 			return
 		}
 		w.Write([]byte("weights"))
 	}))
 	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A download follows nine redirects and stops at the tenth (net/http's own
+// limit), though the request after it would have had the file: a server
+// that redirects on and on does not hold it for ever.
+func TestTooManyRedirectsFail(t *testing.T) {
+	srv := redirecting(t, 10, 0)
 	body, err := newHTTPGet(5*time.Second, http.ProxyFromEnvironment)(srv.URL + "/w?hop=0")
 	if err == nil {
 		body.Close()

@@ -772,6 +772,15 @@ func wordIDs(words []string) func(sentence string) []int32 {
 	}
 }
 
+// marked is a table of n words with ids marked.
+func marked(n int, ids ...int32) []bool {
+	tab := make([]bool, n)
+	for _, w := range ids {
+		tab[w] = true
+	}
+	return tab
+}
+
 func wordsOf(words []string, ids []int32) string {
 	var out []string
 	for _, i := range ids {

@@ -23,13 +23,7 @@ func testGuidedAnimalsHeadNounPhrases(t *testing.T, c Config) {
 	// 4 is a place, 9 and 22 Heads' places, 5, 6, 8 and 37 leads, 20, 25 and
 	// 27 worn, 7 and 38 copulas (the test model says 7, 22, 25, 27, 37 and 38
 	// often).
-	marks := func(ws ...int32) []bool {
-		tab := make([]bool, c.Vocab)
-		for _, w := range ws {
-			tab[w] = true
-		}
-		return tab
-	}
+	marks := func(ws ...int32) []bool { return marked(c.Vocab, ws...) }
 	// 15 is held (and played), 16 worn, 17 a container, 18 food, all but
 	// 15 bare (plurals); 37 is Wearing and Plays, 25 (a thing) Takes, 27
 	// (a thing) Eats.
@@ -165,13 +159,7 @@ func TestHeadsByExample(t *testing.T) {
 	words := strings.Fields(`<pad> <start> <end> <unk> a man sitting on in panda camel rock red and is shirt with tree
 		running through of front holding`)
 	id := wordIDs(words)
-	marks := func(s string) []bool {
-		tab := make([]bool, len(words))
-		for _, w := range id(s) {
-			tab[w] = true
-		}
-		return tab
-	}
+	marks := func(s string) []bool { return marked(len(words), id(s)...) }
 	o := DecodeOptions{End: 2, Coordination: Coordination{And: id("and")[0]},
 		Placement: Placement{Places: id("on in"), Reusable: marks("a sitting red and is with running through of front holding")},
 		Heads: Heads{Animals: marks("panda camel"), Mounts: marks("camel"), Leads: marks("a red and with of"), Worn: id("shirt"),
@@ -248,13 +236,7 @@ func TestUsesByExample(t *testing.T) {
 		ball balls basket shirt hat playing of mud two boys jacket tie swimming rock book swings racket eating pizza cup
 		coffee mask wig riding wave dancing beach baby city street corner shorts`)
 	id := wordIDs(words)
-	marks := func(s string) []bool {
-		tab := make([]bool, len(words))
-		for _, w := range id(s) {
-			tab[w] = true
-		}
-		return tab
-	}
+	marks := func(s string) []bool { return marked(len(words), id(s)...) }
 	uses := make([]Use, len(words))
 	for _, u := range []struct {
 		words string

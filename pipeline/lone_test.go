@@ -5,9 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	"image/jpeg"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -262,15 +260,11 @@ func TestBlankPhotos(t *testing.T) {
 // white page side px square, as the encoder's input.
 func onPage(t *testing.T, p *Pipeline, path string, width, side int) []float32 {
 	t.Helper()
-	f, err := os.Open(path)
+	im, err := p.Preprocessor().File(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	src, err := jpeg.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := im.Decoded
 	page := image.NewRGBA(image.Rect(0, 0, side, side))
 	draw.Draw(page, page.Bounds(), image.White, image.Point{}, draw.Src)
 	b := src.Bounds()
